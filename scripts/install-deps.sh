@@ -1,0 +1,45 @@
+#!/bin/bash
+# Installs the Debian 12 packages pcpd needs to build, run its demo and run its tests.
+# Idempotent and quiet when everything is already there. Needs root (or sudo) only when
+# something is missing.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    meson ninja-build pkg-config gcc clang libclang-rt-14-dev gettext
+    libsystemd-dev libglib2.0-dev libnm-dev libcmocka-dev
+    # bus and data tests
+    dbus-daemon python3-dbusmock libxml2-utils
+    # integration lab: namespaces, NAT, a real PCP router and a NAT-PMP client
+    iproute2 nftables miniupnpd-nftables natpmpc
+    # memory checks
+    valgrind
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+    SUDO=sudo
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+# miniupnpd's postinst must not start a router on the host: policy-rc.d forbids it
+# for the duration of the install (only if no policy is present already).
+policy=/usr/sbin/policy-rc.d
+own_policy=no
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    own_policy=yes
+fi
+trap '[ "$own_policy" = yes ] && $SUDO rm -f "$policy"' EXIT
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done" >&2

@@ -1,0 +1,70 @@
+#!/bin/bash
+# The whole test suite, as CI runs it (README's second Quick start command):
+#   1. install what is needed (scripts/install-deps.sh)
+#   2. build with gcc and run every meson test (unit, bus, integration)
+#   3. build again with ASan+UBSan and run the tests again
+#   4. build the libFuzzer targets with clang and run each for a bounded time
+# Ends with one line "tests: N passed, M failed". Exit status 0 only if all passed.
+#
+# Environment: PCPD_FUZZ_SECONDS (per target, default 20), PCPD_SKIP_ASAN=1 and
+# PCPD_SKIP_FUZZ=1 for quick local runs (refused when CI=true).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+./scripts/install-deps.sh || exit 1
+
+if [ "${CI:-}" = true ] && { [ -n "${PCPD_SKIP_ASAN:-}" ] || [ -n "${PCPD_SKIP_FUZZ:-}" ]; }; then
+    echo "test.sh: PCPD_SKIP_* is not allowed in CI" >&2
+    exit 1
+fi
+
+passed=0
+failed=0
+status=0
+
+# count the results of one meson test run from its JSON log
+count_results() {
+    local log=$1
+    [ -f "$log" ] || return 0
+    local p f
+    p=$(grep -c '"result": "OK"' "$log" || true)
+    f=$(grep -Ec '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+run_suite() { # run_suite BUILDDIR [meson setup args...]
+    local dir=$1
+    shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; status=1; failed=$((failed + 1)); return; }
+    fi
+    if ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
+        cat "$dir.build.log"
+        status=1; failed=$((failed + 1)); return
+    fi
+    meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
+    count_results "$dir/meson-logs/testlog.json"
+}
+
+echo "== build and test (gcc)"
+run_suite build
+
+if [ -z "${PCPD_SKIP_ASAN:-}" ]; then
+    echo "== build and test under ASan+UBSan"
+    run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
+fi
+
+if [ -z "${PCPD_SKIP_FUZZ:-}" ]; then
+    echo "== fuzz (clang, libFuzzer + ASan + UBSan)"
+    if ./scripts/fuzz.sh "${PCPD_FUZZ_SECONDS:-20}"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1)); status=1
+    fi
+fi
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] || status=1
+exit $status
