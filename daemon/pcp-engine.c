@@ -1,0 +1,1593 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "pcp-engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define SEC 1000ULL
+#define MIN_RENEW_GAP (4 * SEC)  /* RFC 6887 §11.2.1: renewals never less than 4 s apart */
+#define MIN_ERROR_RETRY (4 * SEC)
+#define NATPMP_IRT 250ULL        /* RFC 6886 §3.1 */
+#define DEFAULT_MAX_MAPPINGS (131070 * 2)
+
+#define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
+
+/* ---- timers: one binary min-heap for the whole engine ---- */
+
+typedef enum timer_kind { TIMER_MAPPING, TIMER_SERVER } timer_kind;
+
+typedef struct pcp_timer {
+        uint64_t when;
+        size_t idx; /* position in the heap, SIZE_MAX when not armed */
+        timer_kind kind;
+} pcp_timer;
+
+/* ---- intrusive hash table ---- */
+
+typedef struct hnode {
+        struct hnode *next;
+        uint64_t key;
+} hnode;
+
+typedef struct htable {
+        hnode **buckets;
+        size_t mask, n;
+} htable;
+
+typedef struct pcp_server pcp_server;
+
+typedef struct pcp_mapping {
+        pcp_mapping_info info;
+        hnode by_id, by_nonce;
+        pcp_timer timer;
+        pcp_server *server;
+        struct pcp_mapping *srv_prev, *srv_next;
+
+        /* the request as asked */
+        struct in6_addr suggested_external_addr;
+        bool has_third_party, prefer_failure, has_port_set;
+        struct in6_addr third_party;
+        pcp_port_set port_set;
+        uint8_t n_filters;
+        pcp_filter *filters;
+        char *description;
+
+        /* protocol state */
+        uint64_t rt;           /* current retransmission timeout; 0 = next send is a first one */
+        uint64_t last_sent;
+        uint64_t granted_at;
+        uint32_t renew_step;   /* 1, 2, 3...: which renewal window is next */
+        uint32_t delete_sent;
+        bool awaiting;         /* a request is outstanding */
+        bool recreating;       /* asking again after a (possible) server state loss */
+} pcp_mapping;
+
+struct pcp_server {
+        pcp_server_info info;
+        pcp_timer timer;
+        pcp_mapping *mappings; /* list head */
+        uint64_t epoch_client_ms;
+        bool addr_unreachable[PCP_SERVER_MAX_ADDRS];
+        bool sticky;           /* an address answered: keep using it */
+        /* server-level actions, each PCP_NEVER when not wanted */
+        uint64_t probe_at, probe_rt;
+        uint64_t natpmp_addr_at, natpmp_addr_rt;
+        uint64_t reprobe_at;
+        bool probing;
+        struct pcp_server *next;
+};
+
+struct pcp_engine {
+        pcp_engine_config cfg;
+        pcp_engine_ops ops;
+        void *userdata;
+        pcp_timer **heap;
+        size_t heap_n, heap_cap;
+        htable by_id, by_nonce;
+        pcp_server *servers;
+        uint32_t next_server_id;
+        uint64_t next_mapping_id;
+        size_t n_mappings;
+        pcp_engine_stats stats;
+};
+
+/* ---- small helpers ---- */
+
+static void random_bytes(pcp_engine *e, void *buf, size_t len) {
+        if (e->ops.random != NULL) {
+                e->ops.random(e->userdata, buf, len);
+                return;
+        }
+        uint8_t *p = buf;
+        while (len > 0) {
+                ssize_t r = getrandom(p, len, 0);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        abort(); /* no entropy at all: nothing sane is left to do */
+                }
+                p += r;
+                len -= (size_t) r;
+        }
+}
+
+/* uniform in [0, 1) */
+static double random_unit(pcp_engine *e) {
+        uint32_t v;
+        random_bytes(e, &v, sizeof(v));
+        return (double) v / 4294967296.0;
+}
+
+/* uniform in [lo, hi] milliseconds */
+static uint64_t random_between(pcp_engine *e, uint64_t lo, uint64_t hi) {
+        if (hi <= lo)
+                return lo;
+        return lo + (uint64_t) (random_unit(e) * (double) (hi - lo + 1));
+}
+
+/* RFC 6887 §8.1.1: (1 + RAND) * x with RAND uniform in [-0.1, +0.1] */
+static uint64_t jitter(pcp_engine *e, uint64_t x) {
+        double r = (random_unit(e) * 0.2) - 0.1;
+        return (uint64_t) ((double) x * (1.0 + r));
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b) {
+        return a < b ? a : b;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b) {
+        return a > b ? a : b;
+}
+
+static bool same_endpoint(const struct sockaddr_in6 *a, const struct sockaddr_in6 *b) {
+        return a->sin6_port == b->sin6_port && memcmp(&a->sin6_addr, &b->sin6_addr, 16) == 0;
+}
+
+/* ---- heap ---- */
+
+static bool heap_less(const pcp_timer *a, const pcp_timer *b) {
+        return a->when < b->when;
+}
+
+static void heap_swap(pcp_engine *e, size_t i, size_t j) {
+        pcp_timer *t = e->heap[i];
+        e->heap[i] = e->heap[j];
+        e->heap[j] = t;
+        e->heap[i]->idx = i;
+        e->heap[j]->idx = j;
+}
+
+static void heap_up(pcp_engine *e, size_t i) {
+        while (i > 0) {
+                size_t parent = (i - 1) / 2;
+                if (!heap_less(e->heap[i], e->heap[parent]))
+                        break;
+                heap_swap(e, i, parent);
+                i = parent;
+        }
+}
+
+static void heap_down(pcp_engine *e, size_t i) {
+        for (;;) {
+                size_t l = 2 * i + 1, r = l + 1, m = i;
+                if (l < e->heap_n && heap_less(e->heap[l], e->heap[m]))
+                        m = l;
+                if (r < e->heap_n && heap_less(e->heap[r], e->heap[m]))
+                        m = r;
+                if (m == i)
+                        break;
+                heap_swap(e, i, m);
+                i = m;
+        }
+}
+
+static void timer_clear(pcp_engine *e, pcp_timer *t) {
+        size_t i = t->idx;
+
+        if (i == SIZE_MAX)
+                return;
+        e->heap_n--;
+        if (i != e->heap_n) {
+                e->heap[i] = e->heap[e->heap_n];
+                e->heap[i]->idx = i;
+                heap_down(e, i);
+                heap_up(e, i);
+        }
+        t->idx = SIZE_MAX;
+}
+
+static int timer_set(pcp_engine *e, pcp_timer *t, uint64_t when) {
+        if (when == PCP_NEVER) {
+                timer_clear(e, t);
+                return 0;
+        }
+        if (t->idx != SIZE_MAX) {
+                t->when = when;
+                heap_down(e, t->idx);
+                heap_up(e, t->idx);
+                return 0;
+        }
+        if (e->heap_n == e->heap_cap) {
+                size_t cap = e->heap_cap ? e->heap_cap * 2 : 64;
+                pcp_timer **h = realloc(e->heap, cap * sizeof(*h));
+                if (h == NULL)
+                        return -ENOMEM;
+                e->heap = h;
+                e->heap_cap = cap;
+        }
+        t->when = when;
+        t->idx = e->heap_n;
+        e->heap[e->heap_n++] = t;
+        heap_up(e, t->idx);
+        return 0;
+}
+
+/* ---- hash tables ---- */
+
+static int htable_init(htable *h, size_t n) {
+        h->buckets = calloc(n, sizeof(*h->buckets));
+        if (h->buckets == NULL)
+                return -ENOMEM;
+        h->mask = n - 1;
+        h->n = 0;
+        return 0;
+}
+
+static uint64_t mix64(uint64_t x) {
+        x ^= x >> 33;
+        x *= 0xff51afd7ed558ccdULL;
+        x ^= x >> 33;
+        x *= 0xc4ceb9fe1a85ec53ULL;
+        x ^= x >> 33;
+        return x;
+}
+
+static void htable_grow(htable *h) {
+        size_t n = (h->mask + 1) * 2;
+        hnode **nb = calloc(n, sizeof(*nb));
+
+        if (nb == NULL)
+                return; /* keep working with longer chains */
+        for (size_t i = 0; i <= h->mask; i++) {
+                hnode *x = h->buckets[i];
+                while (x != NULL) {
+                        hnode *next = x->next;
+                        size_t b = mix64(x->key) & (n - 1);
+                        x->next = nb[b];
+                        nb[b] = x;
+                        x = next;
+                }
+        }
+        free(h->buckets);
+        h->buckets = nb;
+        h->mask = n - 1;
+}
+
+static void htable_add(htable *h, hnode *x) {
+        size_t b;
+
+        if (h->n >= h->mask + 1)
+                htable_grow(h);
+        b = mix64(x->key) & h->mask;
+        x->next = h->buckets[b];
+        h->buckets[b] = x;
+        h->n++;
+}
+
+static void htable_remove(htable *h, hnode *x) {
+        hnode **pp = &h->buckets[mix64(x->key) & h->mask];
+
+        for (; *pp != NULL; pp = &(*pp)->next)
+                if (*pp == x) {
+                        *pp = x->next;
+                        h->n--;
+                        return;
+                }
+}
+
+static uint64_t nonce_key(const uint8_t nonce[PCP_NONCE_LEN]) {
+        uint64_t a;
+        uint32_t b;
+        memcpy(&a, nonce, 8);
+        memcpy(&b, nonce + 8, 4);
+        return a ^ ((uint64_t) b << 17);
+}
+
+static pcp_mapping *find_by_id(pcp_engine *e, uint64_t id) {
+        for (hnode *x = e->by_id.buckets[mix64(id) & e->by_id.mask]; x != NULL; x = x->next)
+                if (x->key == id)
+                        return container_of(x, pcp_mapping, by_id);
+        return NULL;
+}
+
+static pcp_mapping *find_by_nonce(pcp_engine *e, const uint8_t nonce[PCP_NONCE_LEN]) {
+        uint64_t k = nonce_key(nonce);
+        for (hnode *x = e->by_nonce.buckets[mix64(k) & e->by_nonce.mask]; x != NULL; x = x->next)
+                if (x->key == k) {
+                        pcp_mapping *m = container_of(x, pcp_mapping, by_nonce);
+                        if (memcmp(m->info.nonce, nonce, PCP_NONCE_LEN) == 0)
+                                return m;
+                }
+        return NULL;
+}
+
+static pcp_server *find_server(pcp_engine *e, uint32_t id) {
+        for (pcp_server *s = e->servers; s != NULL; s = s->next)
+                if (s->info.id == id)
+                        return s;
+        return NULL;
+}
+
+/* ---- names ---- */
+
+const char *pcp_server_state_to_string(pcp_server_state s) {
+        static const char *const names[_PCP_SERVER_STATE_MAX] = {
+                [PCP_SERVER_UNKNOWN] = "unknown",         [PCP_SERVER_PCP] = "pcp",
+                [PCP_SERVER_NATPMP] = "nat-pmp",          [PCP_SERVER_DISABLED] = "disabled",
+                [PCP_SERVER_UNREACHABLE] = "unreachable", [PCP_SERVER_UNSUPPORTED] = "unsupported",
+        };
+        return (unsigned) s < _PCP_SERVER_STATE_MAX ? names[s] : "invalid";
+}
+
+const char *pcp_mapping_state_to_string(pcp_mapping_state s) {
+        static const char *const names[_PCP_MAPPING_STATE_MAX] = {
+                [PCP_MAPPING_PENDING] = "pending", [PCP_MAPPING_ACTIVE] = "active",
+                [PCP_MAPPING_RENEWING] = "renewing", [PCP_MAPPING_FAILED] = "failed",
+                [PCP_MAPPING_DELETING] = "deleting",
+        };
+        return (unsigned) s < _PCP_MAPPING_STATE_MAX ? names[s] : "invalid";
+}
+
+const char *pcp_drop_reason_to_string(pcp_drop_reason r) {
+        static const char *const names[_PCP_DROP_MAX] = {
+                [PCP_DROP_MALFORMED] = "malformed",
+                [PCP_DROP_WRONG_SOURCE] = "wrong-source",
+                [PCP_DROP_WRONG_VERSION] = "wrong-version",
+                [PCP_DROP_WRONG_OPCODE] = "wrong-opcode",
+                [PCP_DROP_UNKNOWN_NONCE] = "unknown-nonce",
+                [PCP_DROP_MISMATCH] = "mismatch",
+                [PCP_DROP_UNSOLICITED] = "unsolicited",
+                [PCP_DROP_UNKNOWN_SERVER] = "unknown-server",
+        };
+        return (unsigned) r < _PCP_DROP_MAX ? names[r] : "invalid";
+}
+
+const char *pcp_mapping_error_name(const pcp_mapping_info *m) {
+        switch (m->error) {
+        case PCP_MAPPING_ERROR_NONE:
+                return "";
+        case PCP_MAPPING_ERROR_RESULT: {
+                const char *s = pcp_result_to_string(m->result);
+                return s != NULL ? s : "UNKNOWN";
+        }
+        case PCP_MAPPING_ERROR_UNREACHABLE:
+                return "UNREACHABLE";
+        case PCP_MAPPING_ERROR_EXPIRED:
+                return "EXPIRED";
+        case PCP_MAPPING_ERROR_DISABLED:
+                return "DISABLED";
+        case PCP_MAPPING_ERROR_UNSUPPORTED:
+                return "UNSUPPORTED";
+        default:
+                return "UNKNOWN";
+        }
+}
+
+/* ---- epoch (RFC 6887 §8.5, RFC 6886 §3.6) ---- */
+
+bool pcp_epoch_valid(uint32_t prev_epoch, uint64_t prev_ms, uint32_t cur_epoch, uint64_t cur_ms) {
+        int64_t client_delta, server_delta;
+
+        /* went back by more than one second */
+        if ((uint64_t) cur_epoch + 1 < prev_epoch)
+                return false;
+        client_delta = (int64_t) (cur_ms - prev_ms);
+        server_delta = ((int64_t) cur_epoch - (int64_t) prev_epoch) * 1000;
+        if (client_delta + 2000 < server_delta - server_delta / 16)
+                return false;
+        if (server_delta + 2000 < client_delta - client_delta / 16)
+                return false;
+        return true;
+}
+
+bool natpmp_epoch_valid(uint32_t prev_epoch, uint64_t prev_ms, uint32_t cur_epoch, uint64_t cur_ms) {
+        int64_t elapsed = (int64_t) (cur_ms - prev_ms);
+        int64_t expected = (int64_t) prev_epoch * 1000 + elapsed * 7 / 8;
+
+        return (int64_t) cur_epoch * 1000 >= expected - 2000;
+}
+
+/* ---- events ---- */
+
+static void emit_mapping(pcp_engine *e, pcp_mapping *m) {
+        pcp_event ev = {
+                .type = PCP_EVENT_MAPPING,
+                .mapping_id = m->info.id,
+                .mapping = &m->info,
+                .server_id = m->info.server_id,
+                .server = m->server != NULL ? &m->server->info : NULL,
+        };
+        if (e->ops.event != NULL)
+                e->ops.event(e->userdata, &ev);
+}
+
+static void emit_server(pcp_engine *e, pcp_server *s, pcp_event_type type, bool from_announce) {
+        pcp_event ev = {
+                .type = type,
+                .server_id = s->info.id,
+                .server = &s->info,
+                .from_announce = from_announce,
+        };
+        if (e->ops.event != NULL)
+                e->ops.event(e->userdata, &ev);
+}
+
+/* ---- sending ---- */
+
+static size_t server_addr_index(const pcp_server *s) {
+        return s->info.current_addr;
+}
+
+static const struct in6_addr *server_local(const pcp_server *s) {
+        return &s->info.addrs[server_addr_index(s)].local;
+}
+
+static void send_raw(pcp_engine *e, pcp_server *s, const uint8_t *buf, size_t len) {
+        e->stats.sent++;
+        if (e->ops.send != NULL)
+                e->ops.send(e->userdata, s->info.id, server_addr_index(s), buf, len);
+}
+
+static bool mapping_uses_natpmp(const pcp_mapping *m) {
+        return m->server->info.state == PCP_SERVER_NATPMP;
+}
+
+static bool natpmp_can(const pcp_mapping *m) {
+        return m->info.opcode == PCP_OPCODE_MAP &&
+               (m->info.protocol == IPPROTO_TCP || m->info.protocol == IPPROTO_UDP) &&
+               pcp_addr_is_ipv4(&m->info.internal_addr) && !m->has_third_party;
+}
+
+static void zero_addr_for(const struct in6_addr *like, struct in6_addr *ret) {
+        memset(ret, 0, sizeof(*ret));
+        if (pcp_addr_is_ipv4(like)) {
+                ret->s6_addr[10] = 0xff;
+                ret->s6_addr[11] = 0xff;
+        }
+}
+
+static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now, bool delete) {
+        uint8_t buf[PCP_MAX_MSG_LEN];
+        size_t len = 0;
+
+        m->info.natpmp = mapping_uses_natpmp(m);
+        if (m->info.natpmp) {
+                natpmp_msg n = {
+                        .opcode = m->info.protocol == IPPROTO_UDP ? NATPMP_OPCODE_MAP_UDP : NATPMP_OPCODE_MAP_TCP,
+                        .internal_port = m->info.internal_port,
+                        .external_port = delete ? 0
+                                         : m->info.has_external ? m->info.external_port
+                                                                : m->info.suggested_external_port,
+                        .lifetime = delete ? 0 : m->info.lifetime_requested,
+                };
+                if (natpmp_encode(&n, buf, sizeof(buf), &len) != PCP_WIRE_OK)
+                        return;
+        } else {
+                pcp_msg msg;
+
+                pcp_msg_init(&msg, false, m->info.opcode);
+                msg.lifetime = delete ? 0 : m->info.lifetime_requested;
+                msg.client_addr = *server_local(m->server);
+                memcpy(msg.nonce, m->info.nonce, PCP_NONCE_LEN);
+                msg.protocol = m->info.protocol;
+                msg.internal_port = m->info.internal_port;
+                if (delete) {
+                        /* RFC 6887 §15: zero suggestion on delete */
+                        zero_addr_for(&m->info.internal_addr, &msg.external_addr);
+                        msg.external_port = 0;
+                } else if (m->info.has_external) {
+                        /* renewals and recreations ask for what we had */
+                        msg.external_addr = m->info.external_addr;
+                        msg.external_port = m->info.external_port;
+                } else {
+                        msg.external_addr = m->suggested_external_addr;
+                        msg.external_port = m->info.suggested_external_port;
+                }
+                if (m->info.opcode == PCP_OPCODE_PEER) {
+                        msg.remote_port = m->info.remote_port;
+                        msg.remote_addr = m->info.remote_addr;
+                }
+                if (m->has_third_party) {
+                        msg.options |= PCP_HAS_THIRD_PARTY;
+                        msg.third_party = m->third_party;
+                }
+                if (m->has_port_set && m->info.opcode == PCP_OPCODE_MAP) {
+                        msg.options |= PCP_HAS_PORT_SET;
+                        msg.port_set = m->port_set;
+                }
+                if (!delete) {
+                        /* PREFER_FAILURE needs a suggested port, FILTER a lifetime (§13) */
+                        if (m->prefer_failure && msg.external_port != 0 && m->info.opcode == PCP_OPCODE_MAP)
+                                msg.options |= PCP_HAS_PREFER_FAILURE;
+                        if (m->info.opcode == PCP_OPCODE_MAP && m->n_filters > 0) {
+                                msg.n_filters = m->n_filters;
+                                memcpy(msg.filters, m->filters, m->n_filters * sizeof(pcp_filter));
+                        }
+                        if (m->description != NULL) {
+                                msg.options |= PCP_HAS_DESCRIPTION;
+                                msg.description = m->description;
+                                msg.description_len = (uint16_t) strlen(m->description);
+                        }
+                }
+                if (pcp_encode(&msg, buf, sizeof(buf), &len) != PCP_WIRE_OK)
+                        return;
+        }
+        m->last_sent = now;
+        m->awaiting = true;
+        send_raw(e, m->server, buf, len);
+}
+
+static void send_announce_probe(pcp_engine *e, pcp_server *s) {
+        uint8_t buf[PCP_HEADER_LEN];
+        size_t len;
+        pcp_msg msg;
+
+        pcp_msg_init(&msg, false, PCP_OPCODE_ANNOUNCE);
+        msg.client_addr = *server_local(s);
+        if (pcp_encode(&msg, buf, sizeof(buf), &len) == PCP_WIRE_OK)
+                send_raw(e, s, buf, len);
+}
+
+static void send_natpmp_addr_request(pcp_engine *e, pcp_server *s) {
+        uint8_t buf[2];
+        size_t len;
+        natpmp_msg n = { .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS };
+
+        if (natpmp_encode(&n, buf, sizeof(buf), &len) == PCP_WIRE_OK)
+                send_raw(e, s, buf, len);
+}
+
+/* ---- scheduling ---- */
+
+static uint64_t mapping_irt(pcp_engine *e, pcp_mapping *m) {
+        return mapping_uses_natpmp(m) ? NATPMP_IRT : e->cfg.irt;
+}
+
+/* the next retransmission timeout: first (1+RAND)*IRT, then (1+RAND)*min(2*RTprev, MRT) */
+static uint64_t next_rt(pcp_engine *e, pcp_mapping *m) {
+        if (m->rt == 0)
+                m->rt = jitter(e, mapping_irt(e, m));
+        else
+                m->rt = jitter(e, min_u64(2 * m->rt, e->cfg.mrt));
+        return m->rt;
+}
+
+static void mapping_timer(pcp_engine *e, pcp_mapping *m, uint64_t when) {
+        m->info.next_send = when;
+        (void) timer_set(e, &m->timer, when);
+}
+
+/* send the current request now and arm its retransmission */
+static void mapping_transmit(pcp_engine *e, pcp_mapping *m, uint64_t now) {
+        bool retransmission = m->rt != 0;
+
+        if (retransmission) {
+                e->stats.retransmissions++;
+                m->info.retransmissions++;
+        }
+        send_mapping_request(e, m, now, false);
+        mapping_timer(e, m, now + next_rt(e, m));
+}
+
+/* start a fresh request (create or recreate) at time `at` */
+static void mapping_restart(pcp_engine *e, pcp_mapping *m, uint64_t at) {
+        m->rt = 0;
+        m->info.retransmissions = 0;
+        m->awaiting = false;
+        mapping_timer(e, m, at);
+}
+
+/* RFC 6887 §11.2.1: renew in [1/2, 5/8] of the lifetime, then [3/4, 3/4 + 1/16], ...
+ * never less than 4 s apart; NAT-PMP renews at half the lifetime and retransmits on
+ * its own schedule. At the expiry, the mapping is lost. */
+static void schedule_renewal(pcp_engine *e, pcp_mapping *m) {
+        uint64_t L = (uint64_t) m->info.lifetime_granted * SEC, t;
+        uint32_t k = m->renew_step;
+
+        if (k >= 63) {
+                mapping_timer(e, m, m->info.expires_at);
+                return;
+        }
+        if (mapping_uses_natpmp(m) && k == 1)
+                t = m->granted_at + L / 2;
+        else {
+                uint64_t start = m->granted_at + L - (L >> k);
+                uint64_t width = L >> (k + 2);
+                t = random_between(e, start, start + width);
+        }
+        if (m->last_sent != 0 && t < m->last_sent + MIN_RENEW_GAP)
+                t = m->last_sent + MIN_RENEW_GAP;
+        if (t >= m->info.expires_at)
+                t = m->info.expires_at;
+        mapping_timer(e, m, t);
+}
+
+/* ---- state changes ---- */
+
+static void server_set_state(pcp_engine *e, pcp_server *s, pcp_server_state st) {
+        if (s->info.state == st)
+                return;
+        s->info.state = st;
+        emit_server(e, s, PCP_EVENT_SERVER, false);
+}
+
+static void mapping_fail(pcp_engine *e, pcp_mapping *m, pcp_mapping_error err, uint8_t result, uint64_t retry_at) {
+        m->info.state = PCP_MAPPING_FAILED;
+        m->info.error = err;
+        m->info.result = result;
+        m->awaiting = false;
+        m->recreating = false;
+        m->rt = 0;
+        m->info.retransmissions = 0;
+        mapping_timer(e, m, retry_at);
+        emit_mapping(e, m);
+}
+
+static void mapping_free(pcp_engine *e, pcp_mapping *m) {
+        pcp_server *s = m->server;
+
+        timer_clear(e, &m->timer);
+        htable_remove(&e->by_id, &m->by_id);
+        htable_remove(&e->by_nonce, &m->by_nonce);
+        if (s != NULL) {
+                if (m->srv_prev != NULL)
+                        m->srv_prev->srv_next = m->srv_next;
+                else
+                        s->mappings = m->srv_next;
+                if (m->srv_next != NULL)
+                        m->srv_next->srv_prev = m->srv_prev;
+                s->info.n_mappings--;
+        }
+        e->n_mappings--;
+        free(m->filters);
+        free(m->description);
+        free(m);
+}
+
+static void mapping_deleted(pcp_engine *e, pcp_mapping *m, bool upstream) {
+        pcp_event ev = {
+                .type = PCP_EVENT_MAPPING_DELETED,
+                .mapping_id = m->info.id,
+                .mapping = &m->info,
+                .deleted_upstream = upstream,
+                .server_id = m->info.server_id,
+                .server = m->server != NULL ? &m->server->info : NULL,
+        };
+        if (e->ops.event != NULL)
+                e->ops.event(e->userdata, &ev);
+        mapping_free(e, m);
+}
+
+/* A server lost its state (or may have): ask for every mapping again, suggesting what it
+ * had, after `spread` ms of random delay each (0 = now). */
+static void server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t spread, pcp_mapping *except) {
+        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
+                if (m == except || m->info.state == PCP_MAPPING_DELETING)
+                        continue;
+                if (m->info.state == PCP_MAPPING_ACTIVE || m->info.state == PCP_MAPPING_RENEWING)
+                        m->info.state = PCP_MAPPING_RENEWING;
+                m->recreating = true;
+                mapping_restart(e, m, now + (spread > 0 ? random_between(e, 0, spread) : 0));
+                emit_mapping(e, m);
+        }
+}
+
+static void check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint32_t epoch, bool natpmp,
+                        bool from_announce, pcp_mapping *answered) {
+        bool valid = true;
+
+        if (s->info.epoch_known)
+                valid = natpmp ? natpmp_epoch_valid(s->info.epoch, s->epoch_client_ms, epoch, now)
+                               : pcp_epoch_valid(s->info.epoch, s->epoch_client_ms, epoch, now);
+        s->info.epoch = epoch;
+        s->info.epoch_known = true;
+        s->epoch_client_ms = now;
+        if (valid)
+                return;
+        e->stats.epoch_resets++;
+        emit_server(e, s, PCP_EVENT_EPOCH_RESET, from_announce);
+        /* after an ANNOUNCE everybody hears it at once: spread the recreations */
+        server_recreate_all(e, s, now, from_announce ? e->cfg.announce_delay_max : 0, answered);
+}
+
+static void server_timer_update(pcp_engine *e, pcp_server *s) {
+        uint64_t when = min_u64(s->probe_at, min_u64(s->natpmp_addr_at, s->reprobe_at));
+        if (s->info.state == PCP_SERVER_DISABLED)
+                when = min_u64(when, s->info.disabled_until);
+        (void) timer_set(e, &s->timer, when);
+}
+
+static void server_start_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
+        s->probing = true;
+        s->probe_rt = 0;
+        s->probe_at = now;
+        server_timer_update(e, s);
+}
+
+static void server_answered(pcp_engine *e, pcp_server *s, size_t addr_index) {
+        if (!s->sticky || s->info.current_addr != addr_index) {
+                s->info.current_addr = addr_index;
+                s->sticky = true;
+        }
+        memset(s->addr_unreachable, 0, sizeof(s->addr_unreachable));
+}
+
+/* the server speaks NAT-PMP only: drive its mappings with NAT-PMP and ask for the address */
+static void server_switch_natpmp(pcp_engine *e, pcp_server *s, uint64_t now) {
+        bool was = s->info.state == PCP_SERVER_NATPMP;
+
+        server_set_state(e, s, PCP_SERVER_NATPMP);
+        s->probing = false;
+        s->probe_at = PCP_NEVER;
+        s->reprobe_at = now + e->cfg.pcp_reprobe; /* PCP may be switched on later */
+        if (!was) {
+                s->natpmp_addr_rt = 0;
+                s->natpmp_addr_at = now;
+                s->info.epoch_known = false;
+        }
+        server_timer_update(e, s);
+        if (was)
+                return;
+        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
+                if (m->info.state == PCP_MAPPING_DELETING)
+                        continue;
+                if (!natpmp_can(m)) {
+                        mapping_fail(e, m, PCP_MAPPING_ERROR_UNSUPPORTED, PCP_RESULT_UNSUPP_VERSION, s->reprobe_at);
+                        continue;
+                }
+                mapping_restart(e, m, now);
+        }
+}
+
+static void server_disable(pcp_engine *e, pcp_server *s, uint64_t now, uint32_t lifetime) {
+        uint64_t until = now + max_u64((uint64_t) lifetime * SEC, e->cfg.disabled_floor);
+
+        s->info.disabled_until = until;
+        s->info.last_result = PCP_RESULT_NOT_AUTHORIZED;
+        server_set_state(e, s, PCP_SERVER_DISABLED);
+        server_timer_update(e, s);
+        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
+                if (m->info.state == PCP_MAPPING_DELETING)
+                        continue;
+                mapping_fail(e, m, PCP_MAPPING_ERROR_DISABLED, PCP_RESULT_NOT_AUTHORIZED,
+                             until + random_between(e, 0, e->cfg.announce_delay_max));
+        }
+}
+
+/* ---- mapping results ---- */
+
+static void mapping_granted(pcp_engine *e, pcp_mapping *m, uint64_t now, const struct in6_addr *ext_addr,
+                            uint16_t ext_port, uint32_t lifetime) {
+        pcp_server *s = m->server;
+
+        m->info.state = PCP_MAPPING_ACTIVE;
+        m->info.error = PCP_MAPPING_ERROR_NONE;
+        m->info.result = PCP_RESULT_SUCCESS;
+        m->info.has_external = true;
+        m->info.external_addr = *ext_addr;
+        m->info.external_port = ext_port;
+        m->info.lifetime_granted = lifetime;
+        m->granted_at = now;
+        m->info.expires_at = now + (uint64_t) lifetime * SEC;
+        m->awaiting = false;
+        m->recreating = false;
+        m->rt = 0;
+        m->info.retransmissions = 0;
+        m->renew_step = 1;
+        m->last_sent = 0;
+        if (lifetime == 0)
+                /* granted for no time: ask again, but not in a tight loop */
+                mapping_timer(e, m, now + MIN_ERROR_RETRY);
+        else
+                schedule_renewal(e, m);
+        if (!s->info.has_external_addr || memcmp(&s->info.external_addr, ext_addr, 16) != 0) {
+                if (!pcp_addr_is_unspecified(ext_addr) && pcp_addr_is_ipv4(ext_addr) ==
+                                                                  pcp_addr_is_ipv4(&m->info.internal_addr)) {
+                        s->info.has_external_addr = true;
+                        s->info.external_addr = *ext_addr;
+                        emit_server(e, s, PCP_EVENT_SERVER, false);
+                }
+        }
+        emit_mapping(e, m);
+}
+
+static void mapping_error(pcp_engine *e, pcp_mapping *m, uint64_t now, uint8_t result, uint32_t lifetime) {
+        pcp_server *s = m->server;
+        uint64_t delay;
+
+        s->info.last_result = result;
+        if (result == PCP_RESULT_NOT_AUTHORIZED && !m->has_third_party) {
+                /* PCP implemented but switched off: remember, tell once, don't hammer */
+                server_disable(e, s, now, lifetime);
+                return;
+        }
+        if (result == PCP_RESULT_ADDRESS_MISMATCH && !s->info.address_mismatch) {
+                s->info.address_mismatch = true;
+                emit_server(e, s, PCP_EVENT_SERVER, false);
+        }
+        if (pcp_result_classify(result) == PCP_RESULT_CLASS_SHORT_ERROR)
+                delay = lifetime > 0 ? (uint64_t) lifetime * SEC : e->cfg.short_error_floor;
+        else
+                delay = lifetime > 0 ? (uint64_t) lifetime * SEC : e->cfg.long_error_floor;
+        delay = max_u64(delay, MIN_ERROR_RETRY);
+        mapping_fail(e, m, PCP_MAPPING_ERROR_RESULT, result, now + delay);
+}
+
+/* ---- public: lifecycle ---- */
+
+int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, void *userdata,
+                   pcp_engine **ret) {
+        pcp_engine *e;
+
+        if (ops == NULL || ret == NULL)
+                return -EINVAL;
+        e = calloc(1, sizeof(*e));
+        if (e == NULL)
+                return -ENOMEM;
+        if (config != NULL)
+                e->cfg = *config;
+        if (e->cfg.irt == 0)
+                e->cfg.irt = 3 * SEC;
+        if (e->cfg.mrt == 0)
+                e->cfg.mrt = 1024 * SEC;
+        if (e->cfg.short_error_floor == 0)
+                e->cfg.short_error_floor = 30 * SEC;
+        if (e->cfg.long_error_floor == 0)
+                e->cfg.long_error_floor = 30 * 60 * SEC;
+        if (e->cfg.disabled_floor == 0)
+                e->cfg.disabled_floor = 30 * 60 * SEC;
+        if (e->cfg.announce_delay_max == 0)
+                e->cfg.announce_delay_max = 5 * SEC;
+        if (e->cfg.pcp_reprobe == 0)
+                e->cfg.pcp_reprobe = 30 * 60 * SEC;
+        if (e->cfg.delete_attempts == 0)
+                e->cfg.delete_attempts = 3;
+        if (e->cfg.max_mappings == 0)
+                e->cfg.max_mappings = DEFAULT_MAX_MAPPINGS;
+        e->ops = *ops;
+        e->userdata = userdata;
+        e->next_server_id = 1;
+        e->next_mapping_id = 1;
+        if (htable_init(&e->by_id, 64) < 0 || htable_init(&e->by_nonce, 64) < 0) {
+                pcp_engine_free(e);
+                return -ENOMEM;
+        }
+        *ret = e;
+        return 0;
+}
+
+pcp_engine *pcp_engine_free(pcp_engine *e) {
+        if (e == NULL)
+                return NULL;
+        while (e->servers != NULL) {
+                pcp_server *s = e->servers;
+                while (s->mappings != NULL)
+                        mapping_free(e, s->mappings);
+                e->servers = s->next;
+                free(s);
+        }
+        free(e->heap);
+        free(e->by_id.buckets);
+        free(e->by_nonce.buckets);
+        free(e);
+        return NULL;
+}
+
+int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *addrs, size_t n_addrs,
+                          uint32_t *ret_id) {
+        pcp_server *s;
+
+        if (e == NULL || addrs == NULL || n_addrs == 0 || n_addrs > PCP_SERVER_MAX_ADDRS)
+                return -EINVAL;
+        s = calloc(1, sizeof(*s));
+        if (s == NULL)
+                return -ENOMEM;
+        s->info.id = e->next_server_id++;
+        s->info.state = PCP_SERVER_UNKNOWN;
+        s->info.n_addrs = n_addrs;
+        for (size_t i = 0; i < n_addrs; i++) {
+                s->info.addrs[i] = addrs[i];
+                s->info.addrs[i].remote.sin6_family = AF_INET6;
+                if (s->info.addrs[i].remote.sin6_port == 0)
+                        s->info.addrs[i].remote.sin6_port = htons(PCP_SERVER_PORT);
+        }
+        s->timer.idx = SIZE_MAX;
+        s->timer.kind = TIMER_SERVER;
+        s->probe_at = s->natpmp_addr_at = s->reprobe_at = PCP_NEVER;
+        s->next = e->servers;
+        e->servers = s;
+        server_start_probe(e, s, now);
+        if (ret_id != NULL)
+                *ret_id = s->info.id;
+        return 0;
+}
+
+int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id) {
+        pcp_server **pp, *s = NULL;
+
+        for (pp = &e->servers; *pp != NULL; pp = &(*pp)->next)
+                if ((*pp)->info.id == server_id) {
+                        s = *pp;
+                        *pp = s->next;
+                        break;
+                }
+        if (s == NULL)
+                return -ENOENT;
+        timer_clear(e, &s->timer);
+        while (s->mappings != NULL)
+                mapping_deleted(e, s->mappings, false);
+        free(s);
+        return 0;
+}
+
+const pcp_server_info *pcp_engine_server_get(pcp_engine *e, uint32_t server_id) {
+        pcp_server *s = find_server(e, server_id);
+        return s != NULL ? &s->info : NULL;
+}
+
+void pcp_engine_foreach_server(pcp_engine *e, void (*fn)(void *ud, const pcp_server_info *s), void *ud) {
+        for (pcp_server *s = e->servers; s != NULL; s = s->next)
+                fn(ud, &s->info);
+}
+
+static bool params_valid(const pcp_mapping_params *p) {
+        if (p->opcode != PCP_OPCODE_MAP && p->opcode != PCP_OPCODE_PEER)
+                return false;
+        if (p->lifetime == 0)
+                return false;
+        if (p->protocol != 0 && p->internal_port == 0)
+                return false;
+        if (p->protocol == 0 && (p->internal_port != 0 || p->opcode == PCP_OPCODE_PEER))
+                return false;
+        if (p->n_filters > PCP_MAX_FILTERS)
+                return false;
+        if (p->opcode == PCP_OPCODE_PEER && (p->remote_port == 0 || pcp_addr_is_unspecified(&p->remote_addr)))
+                return false;
+        if (p->description != NULL && strnlen(p->description, PCP_MAX_DESCRIPTION_LEN + 1) > PCP_MAX_DESCRIPTION_LEN)
+                return false;
+        if (p->has_port_set && p->port_set.size == 0)
+                return false;
+        return true;
+}
+
+int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params *p, uint64_t *ret_id) {
+        pcp_server *s;
+        pcp_mapping *m;
+
+        if (e == NULL || p == NULL)
+                return -EINVAL;
+        s = find_server(e, p->server_id);
+        if (s == NULL)
+                return -ENOENT;
+        if (!params_valid(p))
+                return -EINVAL;
+        if (e->n_mappings >= e->cfg.max_mappings)
+                return -ENOSPC;
+        if (p->has_nonce && find_by_nonce(e, p->nonce) != NULL)
+                return -EEXIST;
+
+        m = calloc(1, sizeof(*m));
+        if (m == NULL)
+                return -ENOMEM;
+        if (p->description != NULL) {
+                m->description = strdup(p->description);
+                if (m->description == NULL) {
+                        free(m);
+                        return -ENOMEM;
+                }
+        }
+        if (p->n_filters > 0) {
+                m->filters = malloc(p->n_filters * sizeof(pcp_filter));
+                if (m->filters == NULL) {
+                        free(m->description);
+                        free(m);
+                        return -ENOMEM;
+                }
+                memcpy(m->filters, p->filters, p->n_filters * sizeof(pcp_filter));
+                m->n_filters = p->n_filters;
+        }
+
+        m->info.id = e->next_mapping_id++;
+        m->info.server_id = s->info.id;
+        m->info.state = PCP_MAPPING_PENDING;
+        m->info.opcode = p->opcode;
+        m->info.protocol = p->protocol;
+        m->info.internal_addr = p->has_third_party ? p->third_party : *server_local(s);
+        m->info.internal_port = p->internal_port;
+        m->info.suggested_external_port = p->suggested_external_port;
+        m->info.remote_port = p->remote_port;
+        m->info.remote_addr = p->remote_addr;
+        m->info.lifetime_requested = p->lifetime;
+        m->info.next_send = PCP_NEVER;
+        if (pcp_addr_is_unspecified(&p->suggested_external_addr))
+                zero_addr_for(&m->info.internal_addr, &m->suggested_external_addr);
+        else
+                m->suggested_external_addr = p->suggested_external_addr;
+        m->has_third_party = p->has_third_party;
+        m->third_party = p->third_party;
+        m->prefer_failure = p->prefer_failure;
+        m->has_port_set = p->has_port_set;
+        m->port_set = p->port_set;
+        if (p->has_nonce)
+                memcpy(m->info.nonce, p->nonce, PCP_NONCE_LEN);
+        else
+                do
+                        random_bytes(e, m->info.nonce, PCP_NONCE_LEN);
+                while (find_by_nonce(e, m->info.nonce) != NULL);
+
+        m->timer.idx = SIZE_MAX;
+        m->timer.kind = TIMER_MAPPING;
+        m->server = s;
+        m->srv_next = s->mappings;
+        if (s->mappings != NULL)
+                s->mappings->srv_prev = m;
+        s->mappings = m;
+        s->info.n_mappings++;
+        m->by_id.key = m->info.id;
+        htable_add(&e->by_id, &m->by_id);
+        m->by_nonce.key = nonce_key(m->info.nonce);
+        htable_add(&e->by_nonce, &m->by_nonce);
+        e->n_mappings++;
+
+        switch (s->info.state) {
+        case PCP_SERVER_DISABLED:
+                mapping_fail(e, m, PCP_MAPPING_ERROR_DISABLED, PCP_RESULT_NOT_AUTHORIZED, s->info.disabled_until);
+                break;
+        case PCP_SERVER_UNSUPPORTED:
+                mapping_fail(e, m, PCP_MAPPING_ERROR_UNSUPPORTED, PCP_RESULT_UNSUPP_VERSION, s->reprobe_at);
+                break;
+        case PCP_SERVER_NATPMP:
+                if (!natpmp_can(m)) {
+                        mapping_fail(e, m, PCP_MAPPING_ERROR_UNSUPPORTED, PCP_RESULT_UNSUPP_VERSION, s->reprobe_at);
+                        break;
+                }
+                mapping_transmit(e, m, now);
+                break;
+        default:
+                mapping_transmit(e, m, now);
+        }
+        if (ret_id != NULL)
+                *ret_id = m->info.id;
+        return 0;
+}
+
+static void mapping_send_delete(pcp_engine *e, pcp_mapping *m, uint64_t now) {
+        m->delete_sent++;
+        send_mapping_request(e, m, now, true);
+        if (m->rt == 0)
+                m->rt = jitter(e, mapping_irt(e, m));
+        else
+                m->rt = jitter(e, min_u64(2 * m->rt, e->cfg.mrt));
+        mapping_timer(e, m, now + m->rt);
+}
+
+int pcp_engine_remove_mapping(pcp_engine *e, uint64_t now, uint64_t id) {
+        pcp_mapping *m = find_by_id(e, id);
+        pcp_server_state st;
+
+        if (m == NULL)
+                return -ENOENT;
+        if (m->info.state == PCP_MAPPING_DELETING)
+                return 0;
+        st = m->server->info.state;
+        /* nobody to tell: the server never spoke, or refuses, or speaks another version */
+        if (st == PCP_SERVER_DISABLED || st == PCP_SERVER_UNSUPPORTED ||
+            (st == PCP_SERVER_NATPMP && !natpmp_can(m))) {
+                mapping_deleted(e, m, false);
+                return 0;
+        }
+        m->info.state = PCP_MAPPING_DELETING;
+        m->rt = 0;
+        m->delete_sent = 0;
+        mapping_send_delete(e, m, now);
+        emit_mapping(e, m);
+        return 0;
+}
+
+int pcp_engine_forget_mapping(pcp_engine *e, uint64_t id) {
+        pcp_mapping *m = find_by_id(e, id);
+
+        if (m == NULL)
+                return -ENOENT;
+        mapping_free(e, m);
+        return 0;
+}
+
+const pcp_mapping_info *pcp_engine_mapping_get(pcp_engine *e, uint64_t id) {
+        pcp_mapping *m = find_by_id(e, id);
+        return m != NULL ? &m->info : NULL;
+}
+
+size_t pcp_engine_mapping_count(pcp_engine *e) {
+        return e->n_mappings;
+}
+
+const pcp_engine_stats *pcp_engine_get_stats(pcp_engine *e) {
+        return &e->stats;
+}
+
+/* ---- input ---- */
+
+static void drop(pcp_engine *e, pcp_drop_reason r) {
+        e->stats.dropped[r]++;
+}
+
+static void learn_prefix64(pcp_engine *e, pcp_server *s, const pcp_msg *msg) {
+        size_t n = msg->n_prefix64 < 2 ? msg->n_prefix64 : 2;
+        bool changed = n != s->info.n_prefix64;
+
+        if (n == 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                pcp_prefix64 p;
+
+                /* field by field: no padding bytes in the comparison; the IPv4 list
+                 * points into the datagram and is not kept */
+                memset(&p, 0, sizeof(p));
+                p.prefix_len = msg->prefix64[i].prefix_len;
+                p.prefix = msg->prefix64[i].prefix;
+                p.suffix_len = msg->prefix64[i].suffix_len;
+                memcpy(p.suffix, msg->prefix64[i].suffix, sizeof(p.suffix));
+                if (!changed && memcmp(&p, &s->info.prefix64[i], sizeof(p)) != 0)
+                        changed = true;
+                s->info.prefix64[i] = p;
+        }
+        s->info.n_prefix64 = (uint8_t) n;
+        if (changed)
+                emit_server(e, s, PCP_EVENT_SERVER, false);
+}
+
+static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now, const pcp_msg *msg) {
+        pcp_mapping *m;
+
+        if (msg->version != PCP_VERSION) {
+                /* UNSUPP_VERSION offering a version we don't speak (we only do 2 and NAT-PMP) */
+                server_answered(e, s, addr_index);
+                s->probing = false;
+                s->probe_at = PCP_NEVER;
+                s->reprobe_at = now + e->cfg.pcp_reprobe;
+                server_set_state(e, s, PCP_SERVER_UNSUPPORTED);
+                server_timer_update(e, s);
+                for (m = s->mappings; m != NULL; m = m->srv_next)
+                        if (m->info.state != PCP_MAPPING_DELETING)
+                                mapping_fail(e, m, PCP_MAPPING_ERROR_UNSUPPORTED, PCP_RESULT_UNSUPP_VERSION,
+                                             s->reprobe_at);
+                return;
+        }
+
+        if (msg->opcode == PCP_OPCODE_ANNOUNCE) {
+                if (!s->probing && s->info.state == PCP_SERVER_PCP) {
+                        drop(e, PCP_DROP_UNSOLICITED);
+                        return;
+                }
+                server_answered(e, s, addr_index);
+                s->probing = false;
+                s->probe_at = PCP_NEVER;
+                s->reprobe_at = PCP_NEVER;
+                check_epoch(e, s, now, msg->epoch, false, false, NULL);
+                learn_prefix64(e, s, msg);
+                if (msg->result == PCP_RESULT_NOT_AUTHORIZED) {
+                        server_disable(e, s, now, msg->lifetime);
+                        return;
+                }
+                if (s->info.state == PCP_SERVER_NATPMP || s->info.state == PCP_SERVER_UNSUPPORTED) {
+                        /* PCP came back (or came up): move every mapping to it */
+                        server_set_state(e, s, PCP_SERVER_PCP);
+                        s->natpmp_addr_at = PCP_NEVER;
+                        for (m = s->mappings; m != NULL; m = m->srv_next)
+                                if (m->info.state != PCP_MAPPING_DELETING)
+                                        mapping_restart(e, m, now);
+                } else
+                        server_set_state(e, s, PCP_SERVER_PCP);
+                server_timer_update(e, s);
+                return;
+        }
+
+        m = find_by_nonce(e, msg->nonce);
+        if (m == NULL) {
+                drop(e, PCP_DROP_UNKNOWN_NONCE);
+                return;
+        }
+        if (m->server != s) {
+                drop(e, PCP_DROP_WRONG_SOURCE);
+                return;
+        }
+        if (m->info.opcode != msg->opcode) {
+                drop(e, PCP_DROP_WRONG_OPCODE);
+                return;
+        }
+        if (m->info.protocol != msg->protocol || m->info.internal_port != msg->internal_port) {
+                drop(e, PCP_DROP_MISMATCH);
+                return;
+        }
+
+        server_answered(e, s, addr_index);
+        if (s->info.state != PCP_SERVER_PCP && s->info.state != PCP_SERVER_DISABLED) {
+                s->probing = false;
+                s->probe_at = PCP_NEVER;
+                server_set_state(e, s, PCP_SERVER_PCP);
+                server_timer_update(e, s);
+        }
+        learn_prefix64(e, s, msg);
+
+        if (m->info.state == PCP_MAPPING_DELETING) {
+                /* SUCCESS with lifetime 0: gone. NO_RESOURCES: miniupnpd's "no such mapping".
+                 * SUCCESS with a lifetime: the server keeps it (another owner); either way
+                 * we are done asking. */
+                bool upstream = msg->result == PCP_RESULT_SUCCESS ? msg->lifetime == 0
+                                                                 : msg->result == PCP_RESULT_NO_RESOURCES;
+                check_epoch(e, s, now, msg->epoch, false, false, m);
+                mapping_deleted(e, m, upstream);
+                return;
+        }
+
+        if (!m->awaiting) {
+                /* RFC 6887 §14.2: an unsolicited update of a mapping we hold */
+                if (msg->result != PCP_RESULT_SUCCESS || m->info.state == PCP_MAPPING_FAILED) {
+                        drop(e, PCP_DROP_UNSOLICITED);
+                        return;
+                }
+        }
+
+        check_epoch(e, s, now, msg->epoch, false, false, m);
+        if (msg->result == PCP_RESULT_SUCCESS) {
+                if (m->info.state == PCP_MAPPING_RENEWING && m->awaiting)
+                        e->stats.renewals++;
+                mapping_granted(e, m, now, &msg->external_addr, msg->external_port, msg->lifetime);
+        } else
+                mapping_error(e, m, now, msg->result, msg->lifetime);
+}
+
+static pcp_mapping *find_natpmp_mapping(pcp_server *s, uint8_t protocol, uint16_t internal_port) {
+        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
+                if (m->info.natpmp && m->info.protocol == protocol && m->info.internal_port == internal_port)
+                        return m;
+        return NULL;
+}
+
+static void natpmp_set_external(pcp_engine *e, pcp_server *s, const struct in_addr *a) {
+        struct in6_addr ext;
+
+        pcp_addr_from_ipv4(a, &ext);
+        if (s->info.has_external_addr && memcmp(&s->info.external_addr, &ext, 16) == 0)
+                return;
+        s->info.has_external_addr = true;
+        s->info.external_addr = ext;
+        emit_server(e, s, PCP_EVENT_SERVER, false);
+        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
+                if (m->info.natpmp && m->info.has_external) {
+                        m->info.external_addr = ext;
+                        emit_mapping(e, m);
+                }
+}
+
+static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now,
+                                   const natpmp_msg *n, size_t len) {
+        pcp_mapping *m;
+        uint8_t protocol;
+
+        /* the 8-octet "unsupported version": a NAT-PMP server answering our PCP request */
+        if (len == 8 && n->result == NATPMP_RESULT_UNSUPP_VERSION) {
+                if (s->info.state == PCP_SERVER_NATPMP && !s->probing) {
+                        drop(e, PCP_DROP_UNSOLICITED);
+                        return;
+                }
+                server_answered(e, s, addr_index);
+                server_switch_natpmp(e, s, now);
+                return;
+        }
+        if (s->info.state != PCP_SERVER_NATPMP) {
+                drop(e, PCP_DROP_WRONG_VERSION);
+                return;
+        }
+        server_answered(e, s, addr_index);
+
+        if (n->opcode == NATPMP_OPCODE_EXTERNAL_ADDRESS) {
+                if (s->natpmp_addr_at == PCP_NEVER && s->natpmp_addr_rt == 0) {
+                        drop(e, PCP_DROP_UNSOLICITED);
+                        return;
+                }
+                s->natpmp_addr_at = PCP_NEVER;
+                s->natpmp_addr_rt = 0;
+                server_timer_update(e, s);
+                check_epoch(e, s, now, n->epoch, true, false, NULL);
+                if (n->result == NATPMP_RESULT_SUCCESS)
+                        natpmp_set_external(e, s, &n->external_addr);
+                else
+                        s->info.last_result = natpmp_result_to_pcp(n->result);
+                return;
+        }
+
+        protocol = n->opcode == NATPMP_OPCODE_MAP_UDP ? IPPROTO_UDP : IPPROTO_TCP;
+        m = find_natpmp_mapping(s, protocol, n->internal_port);
+        if (m == NULL) {
+                drop(e, PCP_DROP_UNKNOWN_NONCE);
+                return;
+        }
+        if (m->info.state == PCP_MAPPING_DELETING) {
+                check_epoch(e, s, now, n->epoch, true, false, m);
+                mapping_deleted(e, m, n->result == NATPMP_RESULT_SUCCESS);
+                return;
+        }
+        if (!m->awaiting) {
+                drop(e, PCP_DROP_UNSOLICITED);
+                return;
+        }
+        check_epoch(e, s, now, n->epoch, true, false, m);
+        if (n->result == NATPMP_RESULT_SUCCESS) {
+                struct in6_addr ext;
+                if (s->info.has_external_addr)
+                        ext = s->info.external_addr;
+                else
+                        zero_addr_for(&m->info.internal_addr, &ext);
+                if (m->info.state == PCP_MAPPING_RENEWING)
+                        e->stats.renewals++;
+                mapping_granted(e, m, now, &ext, n->external_port, n->lifetime);
+        } else {
+                uint8_t r = natpmp_result_to_pcp(n->result);
+                /* RFC 6886 has no error lifetimes: short errors wait the short floor */
+                mapping_error(e, m, now, r, 0);
+        }
+}
+
+void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index,
+                        const struct sockaddr_in6 *from, const uint8_t *buf, size_t len) {
+        pcp_server *s = find_server(e, server_id);
+
+        e->stats.received++;
+        if (s == NULL || addr_index >= s->info.n_addrs || from == NULL ||
+            !same_endpoint(from, &s->info.addrs[addr_index].remote)) {
+                drop(e, PCP_DROP_WRONG_SOURCE);
+                return;
+        }
+        if (len >= 1 && buf[0] == NATPMP_VERSION) {
+                natpmp_msg n;
+                if (natpmp_decode(buf, len, true, &n) != PCP_WIRE_OK) {
+                        drop(e, PCP_DROP_MALFORMED);
+                        return;
+                }
+                handle_natpmp_response(e, s, addr_index, now, &n, len);
+                return;
+        }
+
+        pcp_msg msg;
+        if (pcp_decode(buf, len, true, &msg) != PCP_WIRE_OK) {
+                drop(e, msg.version != PCP_VERSION && len >= 1 ? PCP_DROP_WRONG_VERSION : PCP_DROP_MALFORMED);
+                return;
+        }
+        handle_pcp_response(e, s, addr_index, now, &msg);
+}
+
+static pcp_server *find_server_by_remote(pcp_engine *e, const struct sockaddr_in6 *from) {
+        for (pcp_server *s = e->servers; s != NULL; s = s->next)
+                for (size_t i = 0; i < s->info.n_addrs; i++)
+                        if (memcmp(&s->info.addrs[i].remote.sin6_addr, &from->sin6_addr, 16) == 0)
+                                return s;
+        return NULL;
+}
+
+void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
+                                 const uint8_t *buf, size_t len) {
+        pcp_server *s;
+
+        e->stats.received++;
+        s = from != NULL ? find_server_by_remote(e, from) : NULL;
+        if (s == NULL) {
+                drop(e, PCP_DROP_UNKNOWN_SERVER);
+                return;
+        }
+
+        if (len >= 1 && buf[0] == NATPMP_VERSION) {
+                natpmp_msg n;
+                if (natpmp_decode(buf, len, true, &n) != PCP_WIRE_OK ||
+                    n.opcode != NATPMP_OPCODE_EXTERNAL_ADDRESS || n.result != NATPMP_RESULT_SUCCESS || len != 12) {
+                        drop(e, PCP_DROP_MALFORMED);
+                        return;
+                }
+                if (s->info.state == PCP_SERVER_NATPMP) {
+                        check_epoch(e, s, now, n.epoch, true, true, NULL);
+                        natpmp_set_external(e, s, &n.external_addr);
+                } else
+                        /* a PCP server's NAT-PMP side says the address changed: re-check all */
+                        server_recreate_all(e, s, now, e->cfg.announce_delay_max, NULL);
+                return;
+        }
+
+        pcp_msg msg;
+        if (pcp_decode(buf, len, true, &msg) != PCP_WIRE_OK || msg.version != PCP_VERSION) {
+                drop(e, PCP_DROP_MALFORMED);
+                return;
+        }
+        if (msg.opcode != PCP_OPCODE_ANNOUNCE || msg.result != PCP_RESULT_SUCCESS) {
+                drop(e, PCP_DROP_WRONG_OPCODE);
+                return;
+        }
+        {
+                uint64_t resets = e->stats.epoch_resets;
+
+                check_epoch(e, s, now, msg.epoch, false, true, NULL);
+                /* An ANNOUNCE means "something changed" even when the epoch looks
+                 * consistent (miniupnpd with system_uptime=yes restarts without an epoch
+                 * jump): renew everything after a random delay (RFC 6887 §14.1.3). */
+                if (e->stats.epoch_resets == resets)
+                        server_recreate_all(e, s, now, e->cfg.announce_delay_max, NULL);
+        }
+        if (s->info.state == PCP_SERVER_UNKNOWN || s->info.state == PCP_SERVER_UNREACHABLE) {
+                server_set_state(e, s, PCP_SERVER_PCP);
+                s->probing = false;
+                s->probe_at = PCP_NEVER;
+                server_timer_update(e, s);
+        }
+}
+
+void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index) {
+        pcp_server *s = find_server(e, server_id);
+        bool all = true;
+
+        if (s == NULL || addr_index >= s->info.n_addrs)
+                return;
+        s->addr_unreachable[addr_index] = true;
+        for (size_t i = 0; i < s->info.n_addrs; i++)
+                if (!s->addr_unreachable[i]) {
+                        all = false;
+                        /* RFC 7488: try the next address */
+                        if (addr_index == s->info.current_addr) {
+                                s->info.current_addr = i;
+                                s->sticky = false;
+                        }
+                        break;
+                }
+        if (!all) {
+                /* retry at once on the next address */
+                for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
+                        if (m->awaiting && m->info.state != PCP_MAPPING_DELETING)
+                                mapping_timer(e, m, now);
+                if (s->probing)
+                        s->probe_at = now;
+                server_timer_update(e, s);
+                return;
+        }
+
+        memset(s->addr_unreachable, 0, sizeof(s->addr_unreachable));
+        if (s->info.state == PCP_SERVER_UNREACHABLE)
+                return; /* already reported; retries continue on their schedule */
+        if (s->info.state == PCP_SERVER_DISABLED)
+                return;
+        server_set_state(e, s, PCP_SERVER_UNREACHABLE);
+        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
+                if (m->info.state == PCP_MAPPING_DELETING) {
+                        mapping_deleted(e, m, false);
+                        continue;
+                }
+                if (m->info.state == PCP_MAPPING_ACTIVE)
+                        continue; /* still granted until it expires */
+                m->info.state = PCP_MAPPING_FAILED;
+                m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
+                emit_mapping(e, m);
+        }
+}
+
+/* ---- timers ---- */
+
+static void mapping_timeout(pcp_engine *e, pcp_mapping *m, uint64_t now) {
+        switch (m->info.state) {
+        case PCP_MAPPING_DELETING:
+                if (m->delete_sent >= e->cfg.delete_attempts) {
+                        mapping_deleted(e, m, false);
+                        return;
+                }
+                mapping_send_delete(e, m, now);
+                return;
+
+        case PCP_MAPPING_ACTIVE:
+        case PCP_MAPPING_RENEWING:
+                if (m->info.expires_at != 0 && now >= m->info.expires_at) {
+                        /* lost: the server stopped answering; keep asking on the RFC schedule */
+                        m->info.state = PCP_MAPPING_PENDING;
+                        m->info.error = PCP_MAPPING_ERROR_EXPIRED;
+                        m->info.expires_at = 0;
+                        m->rt = 0;
+                        m->info.retransmissions = 0;
+                        mapping_transmit(e, m, now);
+                        emit_mapping(e, m);
+                        return;
+                }
+                if (m->recreating) {
+                        /* asking again after an epoch reset or ANNOUNCE: RFC schedule */
+                        mapping_transmit(e, m, now);
+                        return;
+                }
+                if (m->info.state == PCP_MAPPING_ACTIVE) {
+                        m->info.state = PCP_MAPPING_RENEWING;
+                        emit_mapping(e, m);
+                }
+                if (m->renew_step > 1)
+                        e->stats.retransmissions++;
+                send_mapping_request(e, m, now, false);
+                m->renew_step++;
+                if (mapping_uses_natpmp(m))
+                        /* RFC 6886: from half the lifetime, its own retransmission schedule */
+                        mapping_timer(e, m, min_u64(now + next_rt(e, m), m->info.expires_at));
+                else
+                        schedule_renewal(e, m);
+                return;
+
+        case PCP_MAPPING_PENDING:
+        case PCP_MAPPING_FAILED:
+        default:
+                if (m->server->info.state == PCP_SERVER_DISABLED || m->server->info.state == PCP_SERVER_UNSUPPORTED) {
+                        /* waits for the server to come back; its timer restarts us */
+                        mapping_timer(e, m, PCP_NEVER);
+                        return;
+                }
+                if (m->server->info.state == PCP_SERVER_NATPMP && !natpmp_can(m)) {
+                        mapping_timer(e, m, PCP_NEVER);
+                        return;
+                }
+                mapping_transmit(e, m, now);
+                return;
+        }
+}
+
+static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
+        if (s->info.state == PCP_SERVER_DISABLED && now >= s->info.disabled_until) {
+                /* try again: probe, and let the waiting mappings ask (spread out) */
+                s->info.disabled_until = 0;
+                server_set_state(e, s, PCP_SERVER_UNKNOWN);
+                for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
+                        if (m->info.state != PCP_MAPPING_DELETING && m->timer.idx == SIZE_MAX)
+                                mapping_restart(e, m, now + random_between(e, 0, e->cfg.announce_delay_max));
+                server_start_probe(e, s, now);
+        }
+        if (s->reprobe_at <= now) {
+                s->reprobe_at = PCP_NEVER;
+                if (s->info.state == PCP_SERVER_UNSUPPORTED) {
+                        server_set_state(e, s, PCP_SERVER_UNKNOWN);
+                        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
+                                if (m->info.state != PCP_MAPPING_DELETING)
+                                        mapping_restart(e, m, now + random_between(e, 0, e->cfg.announce_delay_max));
+                }
+                server_start_probe(e, s, now);
+        }
+        if (s->probe_at <= now) {
+                send_announce_probe(e, s);
+                s->probe_rt = s->probe_rt == 0 ? jitter(e, e->cfg.irt) : jitter(e, min_u64(2 * s->probe_rt, e->cfg.mrt));
+                s->probe_at = now + s->probe_rt;
+        }
+        if (s->natpmp_addr_at <= now) {
+                send_natpmp_addr_request(e, s);
+                s->natpmp_addr_rt = s->natpmp_addr_rt == 0 ? NATPMP_IRT : min_u64(2 * s->natpmp_addr_rt, e->cfg.mrt);
+                s->natpmp_addr_at = now + s->natpmp_addr_rt;
+        }
+        server_timer_update(e, s);
+}
+
+uint64_t pcp_engine_next_deadline(pcp_engine *e) {
+        return e->heap_n > 0 ? e->heap[0]->when : PCP_NEVER;
+}
+
+void pcp_engine_process_timers(pcp_engine *e, uint64_t now) {
+        /* bounded: every handler re-arms its timer strictly in the future or clears it */
+        while (e->heap_n > 0 && e->heap[0]->when <= now) {
+                pcp_timer *t = e->heap[0];
+
+                timer_clear(e, t);
+                if (t->kind == TIMER_MAPPING)
+                        mapping_timeout(e, container_of(t, pcp_mapping, timer), now);
+                else
+                        server_timeout(e, container_of(t, pcp_server, timer), now);
+        }
+}

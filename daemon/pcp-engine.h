@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * pcp-engine: the RFC 6887 client rules, sans-I/O.
+ *
+ * The engine owns servers and the upstream state of mappings. It has no sockets, no clock
+ * and no main loop: the caller feeds it the time (milliseconds on a monotonic clock) and
+ * every datagram received, and it answers through callbacks with datagrams to send and
+ * events to report. pcp_engine_next_deadline() is the single timer the caller must arm;
+ * when it fires, call pcp_engine_process_timers().
+ *
+ * Everything that happens inside a call happens before it returns; callbacks must not
+ * call back into the engine except the read-only accessors (pcp_engine_mapping_get(),
+ * pcp_engine_server_get()).
+ */
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pcp-wire.h"
+
+#define PCP_SERVER_MAX_ADDRS 8
+#define PCP_NEVER UINT64_MAX
+
+typedef struct pcp_engine pcp_engine;
+
+typedef enum pcp_server_state {
+        PCP_SERVER_UNKNOWN,     /* nothing heard yet */
+        PCP_SERVER_PCP,         /* answers PCP version 2 */
+        PCP_SERVER_NATPMP,      /* answered a PCP request in NAT-PMP (version 0) */
+        PCP_SERVER_DISABLED,    /* answered NOT_AUTHORIZED: PCP implemented but off */
+        PCP_SERVER_UNREACHABLE, /* ICMP unreachable from every address */
+        PCP_SERVER_UNSUPPORTED, /* offers only a PCP version we do not speak */
+        _PCP_SERVER_STATE_MAX,
+} pcp_server_state;
+
+typedef enum pcp_mapping_state {
+        PCP_MAPPING_PENDING,  /* requested, no answer yet (or being recreated) */
+        PCP_MAPPING_ACTIVE,   /* granted */
+        PCP_MAPPING_RENEWING, /* granted, renewal sent, no answer yet */
+        PCP_MAPPING_FAILED,   /* the server refused or is unreachable; retried later */
+        PCP_MAPPING_DELETING, /* delete (lifetime 0) sent */
+        _PCP_MAPPING_STATE_MAX,
+} pcp_mapping_state;
+
+/* Why a mapping is not (or no longer) active, beyond the server's result codes. */
+typedef enum pcp_mapping_error {
+        PCP_MAPPING_ERROR_NONE,
+        PCP_MAPPING_ERROR_RESULT,      /* see pcp_mapping_info.result */
+        PCP_MAPPING_ERROR_UNREACHABLE, /* ICMP unreachable */
+        PCP_MAPPING_ERROR_EXPIRED,     /* not renewed in time: the server stopped answering */
+        PCP_MAPPING_ERROR_DISABLED,    /* the server has PCP turned off (NOT_AUTHORIZED) */
+        PCP_MAPPING_ERROR_UNSUPPORTED, /* the server cannot do this (e.g. NAT-PMP and not TCP/UDP) */
+        _PCP_MAPPING_ERROR_MAX,
+} pcp_mapping_error;
+
+typedef enum pcp_drop_reason {
+        PCP_DROP_MALFORMED,      /* the codec refused it */
+        PCP_DROP_WRONG_SOURCE,   /* not from the server address and port the request went to */
+        PCP_DROP_WRONG_VERSION,  /* a version we did not send and cannot use */
+        PCP_DROP_WRONG_OPCODE,   /* nothing outstanding with this opcode */
+        PCP_DROP_UNKNOWN_NONCE,  /* no mapping with this nonce */
+        PCP_DROP_MISMATCH,       /* nonce known, protocol or internal port differ */
+        PCP_DROP_UNSOLICITED,    /* a response to nothing we asked and not a valid update */
+        PCP_DROP_UNKNOWN_SERVER, /* an ANNOUNCE from an address that is none of our servers */
+        _PCP_DROP_MAX,
+} pcp_drop_reason;
+
+typedef struct pcp_server_addr {
+        struct sockaddr_in6 remote; /* IPv4 as IPv4-mapped; port 0 means 5351 */
+        struct in6_addr local;      /* our address toward it: connect() + getsockname() */
+} pcp_server_addr;
+
+typedef struct pcp_server_info {
+        uint32_t id;
+        pcp_server_state state;
+        size_t n_addrs;
+        pcp_server_addr addrs[PCP_SERVER_MAX_ADDRS];
+        size_t current_addr; /* the one in use (RFC 7488: sticky once it answered) */
+        bool epoch_known;
+        uint32_t epoch;        /* last server epoch seen */
+        bool address_mismatch; /* the server saw another source address: double NAT? */
+        bool has_external_addr;
+        struct in6_addr external_addr; /* last external address seen (MAP or NAT-PMP) */
+        uint8_t last_result;
+        uint64_t disabled_until; /* engine time (ms), DISABLED only */
+        size_t n_mappings;
+        uint8_t n_prefix64;      /* RFC 7225, from the last response that carried any */
+        pcp_prefix64 prefix64[2]; /* ipv4_prefixes lists are not kept (always NULL) */
+} pcp_server_info;
+
+typedef struct pcp_mapping_params {
+        uint32_t server_id;
+        uint8_t opcode; /* PCP_OPCODE_MAP or PCP_OPCODE_PEER */
+        uint8_t protocol;
+        uint16_t internal_port;
+        uint16_t suggested_external_port;
+        struct in6_addr suggested_external_addr; /* :: or ::ffff:0.0.0.0 = none */
+        uint32_t lifetime;                       /* requested, seconds (> 0) */
+        /* PEER */
+        uint16_t remote_port;
+        struct in6_addr remote_addr;
+        /* options */
+        bool has_third_party;
+        struct in6_addr third_party;
+        bool prefer_failure;
+        uint8_t n_filters;
+        pcp_filter filters[PCP_MAX_FILTERS];
+        const char *description; /* copied; NULL = none; valid UTF-8, <= 1016 octets */
+        bool has_port_set;
+        pcp_port_set port_set;
+        /* restore after a daemon restart: reuse the nonce and ask for what we had */
+        bool has_nonce;
+        uint8_t nonce[PCP_NONCE_LEN];
+} pcp_mapping_params;
+
+typedef struct pcp_mapping_info {
+        uint64_t id;
+        uint32_t server_id;
+        pcp_mapping_state state;
+        pcp_mapping_error error;
+        uint8_t result;            /* last result code received (error == RESULT) */
+        bool natpmp;               /* driven with NAT-PMP */
+        uint8_t opcode, protocol;
+        struct in6_addr internal_addr;
+        uint16_t internal_port;
+        uint16_t suggested_external_port;
+        bool has_external;         /* granted at least once since (re)creation */
+        struct in6_addr external_addr;
+        uint16_t external_port;
+        uint16_t remote_port;
+        struct in6_addr remote_addr;
+        uint32_t lifetime_requested;
+        uint32_t lifetime_granted; /* seconds, from the last success */
+        uint64_t expires_at;       /* engine time (ms) the grant runs out; 0 = none */
+        uint64_t next_send;        /* engine time (ms) of the next request; PCP_NEVER = none */
+        uint32_t retransmissions;  /* since the current request began */
+        uint8_t nonce[PCP_NONCE_LEN];
+} pcp_mapping_info;
+
+typedef enum pcp_event_type {
+        PCP_EVENT_MAPPING,         /* a mapping's info changed (state, external, lifetime, error) */
+        PCP_EVENT_MAPPING_DELETED, /* a mapping is gone; its id is invalid after the callback */
+        PCP_EVENT_SERVER,          /* a server's state, epoch or external address changed */
+        PCP_EVENT_EPOCH_RESET,     /* a server lost its state; its mappings are being recreated */
+} pcp_event_type;
+
+typedef struct pcp_event {
+        pcp_event_type type;
+        uint64_t mapping_id;               /* MAPPING, MAPPING_DELETED */
+        const pcp_mapping_info *mapping;   /* MAPPING, MAPPING_DELETED */
+        bool deleted_upstream;             /* MAPPING_DELETED: the server confirmed */
+        uint32_t server_id;                /* SERVER, EPOCH_RESET (and MAPPING) */
+        const pcp_server_info *server;     /* SERVER, EPOCH_RESET */
+        bool from_announce;                /* EPOCH_RESET: revealed by an ANNOUNCE */
+} pcp_event;
+
+typedef struct pcp_engine_ops {
+        /* send buf to address addr_index of server server_id (from that address' socket) */
+        void (*send)(void *userdata, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len);
+        void (*event)(void *userdata, const pcp_event *ev);
+        /* fills buf with random bytes; NULL = getrandom() */
+        void (*random)(void *userdata, void *buf, size_t len);
+} pcp_engine_ops;
+
+typedef struct pcp_engine_config {
+        /* all in milliseconds; 0 = the RFC / PROTOCOL.md default */
+        uint64_t irt;                  /* initial retransmission time: 3 s */
+        uint64_t mrt;                  /* maximum retransmission time: 1024 s */
+        uint64_t short_error_floor;    /* short error with lifetime 0: 30 s */
+        uint64_t long_error_floor;     /* long error with lifetime 0: 30 min */
+        uint64_t disabled_floor;       /* NOT_AUTHORIZED cache: 30 min */
+        uint64_t announce_delay_max;   /* random delay before recreating after ANNOUNCE: 5 s */
+        uint64_t pcp_reprobe;          /* NAT-PMP / unsupported server: PCP probed again after 30 min */
+        uint32_t delete_attempts;      /* delete requests sent without answer before giving up: 3 */
+        size_t max_mappings;           /* 0 = 131070 * 2 */
+} pcp_engine_config;
+
+typedef struct pcp_engine_stats {
+        uint64_t sent, received, retransmissions, renewals;
+        uint64_t dropped[_PCP_DROP_MAX];
+        uint64_t epoch_resets;
+} pcp_engine_stats;
+
+int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, void *userdata,
+                   pcp_engine **ret);
+pcp_engine *pcp_engine_free(pcp_engine *e);
+
+/* Servers. Adding one sends an ANNOUNCE probe at once to learn whether and how it speaks. */
+int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *addrs, size_t n_addrs,
+                          uint32_t *ret_id);
+/* Forgets a server; its mappings are dropped without packets (the network is gone) and
+ * reported as PCP_EVENT_MAPPING_DELETED with deleted_upstream false. */
+int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id);
+const pcp_server_info *pcp_engine_server_get(pcp_engine *e, uint32_t server_id);
+/* Calls fn for every server. */
+void pcp_engine_foreach_server(pcp_engine *e, void (*fn)(void *ud, const pcp_server_info *s), void *ud);
+
+/* Mappings. Adding one sends its request at once. */
+int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params *params, uint64_t *ret_id);
+/* Deletes upstream (lifetime 0, same nonce); the mapping stays until the server confirms
+ * or the attempts run out, then PCP_EVENT_MAPPING_DELETED. */
+int pcp_engine_remove_mapping(pcp_engine *e, uint64_t now, uint64_t mapping_id);
+/* Forgets a mapping without telling the server (no event). */
+int pcp_engine_forget_mapping(pcp_engine *e, uint64_t mapping_id);
+const pcp_mapping_info *pcp_engine_mapping_get(pcp_engine *e, uint64_t mapping_id);
+size_t pcp_engine_mapping_count(pcp_engine *e);
+
+/* Input. */
+void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index,
+                        const struct sockaddr_in6 *from, const uint8_t *buf, size_t len);
+/* A datagram on the ANNOUNCE port (5350, unicast or multicast): PCP ANNOUNCE or a NAT-PMP
+ * external address notification. */
+void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
+                                 const uint8_t *buf, size_t len);
+/* ICMP port/host unreachable (ECONNREFUSED, EHOSTUNREACH...) on that address' socket. */
+void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index);
+
+/* Time. */
+uint64_t pcp_engine_next_deadline(pcp_engine *e);
+void pcp_engine_process_timers(pcp_engine *e, uint64_t now);
+
+const pcp_engine_stats *pcp_engine_get_stats(pcp_engine *e);
+
+/* RFC 6887 §8.5: is a server epoch of cur_epoch at client time cur_ms consistent with the
+ * previous one (prev_epoch at prev_ms)? Times in milliseconds, epochs in seconds. */
+bool pcp_epoch_valid(uint32_t prev_epoch, uint64_t prev_ms, uint32_t cur_epoch, uint64_t cur_ms);
+/* RFC 6886 §3.6: the NAT-PMP variant (the server's seconds must advance at least 7/8 as fast). */
+bool natpmp_epoch_valid(uint32_t prev_epoch, uint64_t prev_ms, uint32_t cur_epoch, uint64_t cur_ms);
+
+const char *pcp_server_state_to_string(pcp_server_state s);   /* "unknown", "pcp", "nat-pmp", ... */
+const char *pcp_mapping_state_to_string(pcp_mapping_state s); /* "pending", "active", ... */
+const char *pcp_drop_reason_to_string(pcp_drop_reason r);
+/* "" for NONE, the RFC result name for RESULT, else "UNREACHABLE", "EXPIRED", "DISABLED", "UNSUPPORTED" */
+const char *pcp_mapping_error_name(const pcp_mapping_info *m);
