@@ -123,12 +123,14 @@ pcp_result_class pcp_result_classify(uint8_t result) {
         switch (result) {
         case PCP_RESULT_SUCCESS:
                 return PCP_RESULT_CLASS_SUCCESS;
-        /* RFC 6887 §7.4: the transient ones, the server's lifetime says when to retry */
+        /* RFC 6887 §7.4 names exactly three short lifetime errors. CANNOT_PROVIDE_EXTERNAL
+         * is neither ("the error lifetime depends on the reason for the failure"): it is
+         * usually a port that is taken right now, so it counts as short and the server's
+         * lifetime says when to retry. EXCESSIVE_REMOTE_PEERS is a long lifetime error. */
         case PCP_RESULT_NETWORK_FAILURE:
         case PCP_RESULT_NO_RESOURCES:
         case PCP_RESULT_USER_EX_QUOTA:
         case PCP_RESULT_CANNOT_PROVIDE_EXTERNAL:
-        case PCP_RESULT_EXCESSIVE_REMOTE_PEERS:
                 return PCP_RESULT_CLASS_SHORT_ERROR;
         default:
                 return PCP_RESULT_CLASS_LONG_ERROR;
@@ -874,8 +876,9 @@ pcp_wire_error natpmp_decode(const uint8_t *buf, size_t len, bool want_response,
                 msg->lifetime = rd32(buf + 12);
                 return PCP_WIRE_OK;
         default:
-                /* UNSUPP_OPCODE answers to opcodes we do not know are the short form */
-                return len == 8 ? PCP_WIRE_OK : PCP_WIRE_ERR_OPCODE;
+                /* answers to opcodes we do not know can only be errors (UNSUPP_OPCODE), in
+                 * the short form accepted above; a success for one has no defined format */
+                return PCP_WIRE_ERR_OPCODE;
         }
 }
 
