@@ -1467,12 +1467,13 @@ void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, siz
         if (s->info.state == PCP_SERVER_DISABLED)
                 return;
         server_set_state(e, s, PCP_SERVER_UNREACHABLE);
-        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
+        for (pcp_mapping *m = s->mappings, *next; m != NULL; m = next) {
+                next = m->srv_next; /* m may be freed */
                 if (m->info.state == PCP_MAPPING_DELETING) {
                         mapping_deleted(e, m, false);
                         continue;
                 }
-                if (m->info.state == PCP_MAPPING_ACTIVE)
+                if (m->info.state == PCP_MAPPING_ACTIVE || m->info.state == PCP_MAPPING_RENEWING)
                         continue; /* still granted until it expires */
                 m->info.state = PCP_MAPPING_FAILED;
                 m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;

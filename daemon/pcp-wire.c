@@ -285,15 +285,29 @@ static size_t body_len(uint8_t opcode) {
         }
 }
 
+/* True if all 8 octets at p are in 0x01-0x7f: a zero octet borrows and sets its top bit,
+ * an octet >= 0x80 has it set already. */
+static inline bool ascii8(const uint8_t *p) {
+        uint64_t w;
+
+        memcpy(&w, p, 8);
+        return (((w - UINT64_C(0x0101010101010101)) | w) & UINT64_C(0x8080808080808080)) == 0;
+}
+
 /* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF) without NUL. */
 static bool utf8_valid(const uint8_t *s, size_t n) {
         size_t i = 0;
 
         while (i < n) {
-                uint8_t c = s[i];
+                uint8_t c;
                 size_t k;
                 uint32_t cp;
 
+                if (n - i >= 8 && ascii8(s + i)) {
+                        i += 8;
+                        continue;
+                }
+                c = s[i];
                 if (c == 0)
                         return false;
                 if (c < 0x80) {
@@ -863,7 +877,10 @@ pcp_wire_error natpmp_decode(const uint8_t *buf, size_t len, bool want_response,
                         return PCP_WIRE_ERR_SHORT;
                 if (len > 12)
                         return PCP_WIRE_ERR_LONG;
-                memcpy(&msg->external_addr.s_addr, buf + 8, 4);
+                /* RFC 6886 §3.2: with a non-zero result the address is undefined and
+                 * MUST be ignored on reception */
+                if (msg->result == NATPMP_RESULT_SUCCESS)
+                        memcpy(&msg->external_addr.s_addr, buf + 8, 4);
                 return PCP_WIRE_OK;
         case NATPMP_OPCODE_MAP_UDP:
         case NATPMP_OPCODE_MAP_TCP:
@@ -871,6 +888,10 @@ pcp_wire_error natpmp_decode(const uint8_t *buf, size_t len, bool want_response,
                         return PCP_WIRE_ERR_SHORT;
                 if (len > 16)
                         return PCP_WIRE_ERR_LONG;
+                /* the server did not understand the request: nothing after the header
+                 * means anything (and natpmp_encode() writes these in the short form) */
+                if (msg->result == NATPMP_RESULT_UNSUPP_VERSION || msg->result == NATPMP_RESULT_UNSUPP_OPCODE)
+                        return PCP_WIRE_OK;
                 msg->internal_port = rd16(buf + 8);
                 msg->external_port = rd16(buf + 10);
                 msg->lifetime = rd32(buf + 12);
@@ -929,8 +950,13 @@ pcp_wire_error natpmp_encode(const natpmp_msg *msg, uint8_t *buf, size_t cap, si
         buf[1] = (uint8_t) (NATPMP_RESPONSE_BIT | msg->opcode);
         wr16(buf + 2, msg->result);
         wr32(buf + 4, msg->epoch);
-        if (n == 12)
-                memcpy(buf + 8, &msg->external_addr.s_addr, 4);
+        if (n == 12) {
+                /* RFC 6886 §3.2: zero on transmission unless the result is SUCCESS */
+                if (msg->result == NATPMP_RESULT_SUCCESS)
+                        memcpy(buf + 8, &msg->external_addr.s_addr, 4);
+                else
+                        memset(buf + 8, 0, 4);
+        }
         else if (n == 16) {
                 wr16(buf + 8, msg->internal_port);
                 wr16(buf + 10, msg->external_port);

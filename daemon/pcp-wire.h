@@ -233,7 +233,9 @@ typedef struct natpmp_msg {
  * (version, opcode, result, epoch), which is also what a NAT-PMP-only server sends back
  * to a PCP request: 00 80 00 01 + epoch (RFC 6886 erratum 3618). Servers that send it
  * with opcode 0 and no response bit (the mistake the erratum names) are accepted as an
- * UNSUPP_VERSION response too. */
+ * UNSUPP_VERSION response too. With a non-zero result the external address of an opcode 0
+ * response is not read (RFC 6886 §3.2: undefined, zero on transmission), and neither is the
+ * body of an UNSUPP_VERSION or UNSUPP_OPCODE answer to a mapping request. */
 pcp_wire_error natpmp_decode(const uint8_t *buf, size_t len, bool want_response, natpmp_msg *msg);
 pcp_wire_error natpmp_encode(const natpmp_msg *msg, uint8_t *buf, size_t cap, size_t *ret_len);
 

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <glib.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "pcpd-manager.h"
+#include "pcpd-sdbus-glib.h"
+
+static gboolean on_signal(gpointer data) {
+        g_message("Shutting down");
+        g_main_loop_quit(data);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean on_bus_lost(gpointer data) {
+        g_warning("Lost the connection to the system bus");
+        g_main_loop_quit(data);
+        return G_SOURCE_REMOVE;
+}
+
+static int run(int argc, char **argv) {
+        g_autofree char *config_path = NULL, *state_dir = NULL;
+        gboolean version = FALSE, verbose = FALSE;
+        GOptionEntry entries[] = {
+                { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+                  "Configuration file (default " SYSCONFDIR "/pcpd/pcpd.conf)", "FILE" },
+                { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
+                  "Where mappings and their nonces are kept (default $STATE_DIRECTORY or " LOCALSTATEDIR "/lib/pcpd)",
+                  "DIR" },
+                { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL },
+                { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Show the version and exit", NULL },
+                { NULL },
+        };
+        g_autoptr(GOptionContext) ctx = g_option_context_new("- Port Control Protocol client daemon");
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GMainLoop) loop = NULL;
+        g_autoptr(pcpd_manager) m = NULL;
+        sd_bus *bus = NULL;
+        pcpd_config config;
+        int r;
+
+        setlocale(LC_ALL, "");
+        g_option_context_add_main_entries(ctx, entries, NULL);
+        if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+                fprintf(stderr, "pcpd: %s (try --help)\n", error->message);
+                return 2;
+        }
+        if (argc > 1) {
+                fprintf(stderr, "pcpd: unexpected argument '%s' (try --help)\n", argv[1]);
+                return 2;
+        }
+        if (version) {
+                printf("pcpd %s\n", PACKAGE_VERSION);
+                return 0;
+        }
+        if (verbose)
+                g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
+
+        pcpd_config_init(&config);
+        if (!pcpd_config_load(&config, config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", config_path == NULL, &error)) {
+                fprintf(stderr, "pcpd: bad configuration: %s\n", error->message);
+                pcpd_config_clear(&config);
+                return 1;
+        }
+        if (state_dir == NULL) {
+                const char *e = g_getenv("STATE_DIRECTORY"); /* systemd's StateDirectory= */
+                state_dir = g_strdup(e != NULL && *e ? e : LOCALSTATEDIR "/lib/pcpd");
+                /* several directories may be listed: ours is the first */
+                char *colon = strchr(state_dir, ':');
+                if (colon != NULL)
+                        *colon = '\0';
+        }
+        if (g_mkdir_with_parents(state_dir, 0700) < 0) {
+                fprintf(stderr, "pcpd: cannot create the state directory %s: %s\n", state_dir, g_strerror(errno));
+                pcpd_config_clear(&config);
+                return 1;
+        }
+
+        loop = g_main_loop_new(NULL, FALSE);
+        r = pcpd_manager_new(&config, state_dir, loop, &m);
+        pcpd_config_clear(&config);
+        if (r < 0) {
+                g_critical("Cannot set up: %s", g_strerror(-r));
+                return 1;
+        }
+
+        r = sd_bus_open_system(&bus);
+        if (r < 0) {
+                g_critical("Cannot connect to the system bus: %s", g_strerror(-r));
+                return 1;
+        }
+        r = pcpd_manager_start(m, bus);
+        if (r >= 0)
+                r = sd_bus_request_name(bus, PCPD_BUS_NAME, 0);
+        if (r < 0) {
+                g_critical("Cannot publish %s on the system bus: %s (is another pcpd running? does the bus "
+                           "policy allow this user to own the name?)",
+                           PCPD_BUS_NAME, g_strerror(-r));
+                sd_bus_unref(bus);
+                return 1;
+        }
+        pcpd_sd_bus_attach_glib(bus, NULL, on_bus_lost, loop);
+        sd_bus_unref(bus); /* the manager and the source hold it */
+
+        g_unix_signal_add(SIGTERM, on_signal, loop);
+        g_unix_signal_add(SIGINT, on_signal, loop);
+        sd_notify(false, "READY=1");
+        g_message("pcpd %s ready (state in %s)", PACKAGE_VERSION, state_dir);
+        g_main_loop_run(loop);
+        sd_notify(false, "STOPPING=1");
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        return run(argc, argv);
+}

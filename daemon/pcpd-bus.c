@@ -1,0 +1,1024 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The D-Bus face of the manager and its mappings: argument checks, caller identity,
+ * authorisation (polkit, asynchronous: nothing changes before its answer), replies and
+ * signals. Behaviour lives in pcpd-manager.c.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "pcpd-manager.h"
+#include "pcpd-netlink.h"
+
+#define POLKIT_MAP "org.freedesktop.PCP1.map"
+#define POLKIT_MAP_PRIVILEGED "org.freedesktop.PCP1.map-privileged"
+#define POLKIT_REVOKE "org.freedesktop.PCP1.revoke"
+#define POLKIT_CONFIGURE "org.freedesktop.PCP1.configure"
+
+#define MAX_PENDING 256 /* authorisations in flight, all callers together */
+
+typedef enum call_kind {
+        CALL_ADD,
+        CALL_REMOVE,
+        CALL_REVOKE,
+        CALL_SET_ENABLED,
+} call_kind;
+
+/* One method call waiting for the caller's credentials and then polkit. */
+typedef struct pending_call {
+        pcpd_manager *manager;
+        sd_bus_message *msg;
+        sd_bus_slot *slot;
+        call_kind kind;
+        pcpd_mapping_request req;
+        char *description, *interface, *app_id;
+        bool port_proven; /* AddMappingForSocket: the socket itself is the proof */
+        bool need_privileged;
+        char *target_path; /* RemoveMapping */
+        bool enabled;      /* SetEnabled */
+        uid_t uid;
+        pid_t pid;
+        char *app_id_detected;
+        const char *app_id_source;
+        bool port_owned;
+} pending_call;
+
+static unsigned n_pending;
+
+static pending_call *pending_free(pending_call *p) {
+        if (p == NULL)
+                return NULL;
+        sd_bus_slot_unref(p->slot);
+        sd_bus_message_unref(p->msg);
+        g_free(p->description);
+        g_free(p->interface);
+        g_free(p->app_id);
+        g_free(p->target_path);
+        g_free(p->app_id_detected);
+        g_free(p);
+        n_pending--;
+        return NULL;
+}
+
+static void reply_error(pending_call *p, const sd_bus_error *e) {
+        sd_bus_reply_method_error(p->msg, e);
+}
+
+/* ---- argument parsing ---- */
+
+static int parse_protocol(const char *s, uint8_t *ret, sd_bus_error *error) {
+        int v = pcp_protocol_from_string(s);
+
+        if (v < 0 || v == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid protocol '%s': use tcp, udp, sctp, dccp or an IANA protocol "
+                                         "number 1-255.",
+                                         s);
+        *ret = (uint8_t) v;
+        return 0;
+}
+
+static bool utf8_ok(const char *s, size_t max) {
+        return g_utf8_validate(s, -1, NULL) && strlen(s) <= max;
+}
+
+static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *error) {
+        pcpd_mapping_request *r = &p->req;
+        int k;
+
+        k = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (k < 0)
+                return k;
+        while ((k = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                const char *name, *contents;
+                char type;
+
+                k = sd_bus_message_read(msg, "s", &name);
+                if (k < 0)
+                        return k;
+                k = sd_bus_message_peek_type(msg, &type, &contents);
+                if (k < 0)
+                        return k;
+
+#define WANT(sig)                                                                                               \
+        do {                                                                                                    \
+                if (strcmp(contents, sig) != 0)                                                                 \
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,                              \
+                                                 "Option '%s' must be of type '%s', not '%s'.", name, sig,    \
+                                                 contents);                                                     \
+        } while (0)
+
+                if (strcmp(name, "lifetime") == 0) {
+                        WANT("u");
+                        k = sd_bus_message_read(msg, "v", "u", &r->lifetime);
+                } else if (strcmp(name, "description") == 0) {
+                        const char *s;
+                        WANT("s");
+                        k = sd_bus_message_read(msg, "v", "s", &s);
+                        if (k >= 0 && !utf8_ok(s, PCPD_MAX_DESCRIPTION))
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option 'description' is longer than %d bytes.",
+                                                         PCPD_MAX_DESCRIPTION);
+                        if (k >= 0)
+                                p->description = g_strdup(s);
+                } else if (strcmp(name, "family") == 0) {
+                        const char *s;
+                        WANT("s");
+                        k = sd_bus_message_read(msg, "v", "s", &s);
+                        if (k >= 0) {
+                                if (strcmp(s, "ipv4") == 0)
+                                        r->family = AF_INET;
+                                else if (strcmp(s, "ipv6") == 0)
+                                        r->family = AF_INET6;
+                                else
+                                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                                 "Invalid family '%s': use ipv4 or ipv6.", s);
+                        }
+                } else if (strcmp(name, "interface") == 0) {
+                        const char *s;
+                        WANT("s");
+                        k = sd_bus_message_read(msg, "v", "s", &s);
+                        if (k >= 0 && (strlen(s) == 0 || strlen(s) >= 16 || strchr(s, '/') != NULL))
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Invalid interface name '%s'.", s);
+                        if (k >= 0)
+                                p->interface = g_strdup(s);
+                } else if (strcmp(name, "external-address") == 0) {
+                        const char *s;
+                        WANT("s");
+                        k = sd_bus_message_read(msg, "v", "s", &s);
+                        if (k >= 0 && !pcp_addr_from_string(s, &r->external_address))
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Invalid external-address '%s'.", s);
+                        r->has_external_address = true;
+                        p->need_privileged = true;
+                } else if (strcmp(name, "prefer-failure") == 0) {
+                        int b;
+                        WANT("b");
+                        k = sd_bus_message_read(msg, "v", "b", &b);
+                        r->prefer_failure = b;
+                } else if (strcmp(name, "filters") == 0) {
+                        WANT("a(sq)");
+                        k = sd_bus_message_enter_container(msg, 'v', "a(sq)");
+                        if (k < 0)
+                                return k;
+                        k = sd_bus_message_enter_container(msg, 'a', "(sq)");
+                        if (k < 0)
+                                return k;
+                        for (;;) {
+                                const char *prefix;
+                                uint16_t port;
+                                g_autofree char *addr = NULL;
+                                const char *slash;
+                                pcp_filter *f;
+                                unsigned len;
+
+                                k = sd_bus_message_read(msg, "(sq)", &prefix, &port);
+                                if (k < 0)
+                                        return k;
+                                if (k == 0)
+                                        break;
+                                if (r->n_filters >= 8)
+                                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                                "At most 8 filters are allowed.");
+                                f = &r->filters[r->n_filters];
+                                slash = strchr(prefix, '/');
+                                addr = slash ? g_strndup(prefix, (gsize) (slash - prefix)) : g_strdup(prefix);
+                                if (!pcp_addr_from_string(addr, &f->remote_addr))
+                                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                                 "Invalid filter address '%s'.", prefix);
+                                len = pcp_addr_is_ipv4(&f->remote_addr) ? 32 : 128;
+                                if (slash != NULL) {
+                                        char *end;
+                                        unsigned long v = strtoul(slash + 1, &end, 10);
+                                        if (*end != '\0' || slash[1] == '\0' || v > len || v == 0)
+                                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                                         "Invalid filter prefix length in '%s'.",
+                                                                         prefix);
+                                        len = (unsigned) v;
+                                }
+                                f->prefix_len = (uint8_t) (pcp_addr_is_ipv4(&f->remote_addr) ? 96 + len : len);
+                                f->remote_port = port;
+                                r->n_filters++;
+                        }
+                        k = sd_bus_message_exit_container(msg);
+                        if (k >= 0)
+                                k = sd_bus_message_exit_container(msg);
+                } else if (strcmp(name, "third-party") == 0) {
+                        const char *s;
+                        WANT("s");
+                        k = sd_bus_message_read(msg, "v", "s", &s);
+                        if (k >= 0 && (!pcp_addr_from_string(s, &r->third_party) ||
+                                       pcp_addr_is_unspecified(&r->third_party)))
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Invalid third-party address '%s'.", s);
+                        r->has_third_party = true;
+                        p->need_privileged = true;
+                } else if (strcmp(name, "persistent") == 0) {
+                        int b;
+                        WANT("b");
+                        k = sd_bus_message_read(msg, "v", "b", &b);
+                        r->persistent = b;
+                        if (b)
+                                p->need_privileged = true;
+                } else if (strcmp(name, "app-id") == 0) {
+                        const char *s;
+                        WANT("s");
+                        k = sd_bus_message_read(msg, "v", "s", &s);
+                        if (k >= 0 && (!utf8_ok(s, PCPD_MAX_APP_ID) || *s == '\0'))
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Invalid app-id: it must be 1-%d bytes of UTF-8.",
+                                                         PCPD_MAX_APP_ID);
+                        if (k >= 0)
+                                p->app_id = g_strdup(s);
+                } else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Unknown option '%s'. Known: lifetime, description, family, "
+                                                 "interface, external-address, prefer-failure, filters, "
+                                                 "third-party, persistent, app-id.",
+                                                 name);
+#undef WANT
+                if (k < 0)
+                        return k;
+                k = sd_bus_message_exit_container(msg);
+                if (k < 0)
+                        return k;
+        }
+        if (k < 0)
+                return k;
+        k = sd_bus_message_exit_container(msg);
+        if (k < 0)
+                return k;
+        if (r->prefer_failure && r->suggested_port == 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "Option 'prefer-failure' needs a suggested external port.");
+        if (r->lifetime > 0 && r->lifetime < 120)
+                r->lifetime = 120; /* servers clamp to at least 2 minutes anyway */
+        return 0;
+}
+
+/* ---- identity ---- */
+
+/* The app behind a process, from its cgroup: flatpak and snap scopes, or a systemd unit. */
+static void detect_app_id(pid_t pid, char **ret_id, const char **ret_source) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/cgroup", (int) pid);
+        g_autofree char *data = NULL;
+        g_auto(GStrv) parts = NULL;
+        const char *unit = NULL;
+
+        *ret_id = NULL;
+        *ret_source = "none";
+        if (pid <= 0 || !g_file_get_contents(path, &data, NULL, NULL))
+                return;
+        /* "0::/user.slice/.../app-flatpak-org.example.App-1234.scope" */
+        parts = g_strsplit(g_strstrip(data), "/", -1);
+        for (size_t i = 0; parts[i] != NULL; i++)
+                if (g_str_has_suffix(parts[i], ".service") || g_str_has_suffix(parts[i], ".scope"))
+                        unit = parts[i];
+        if (unit == NULL)
+                return;
+        if (g_str_has_prefix(unit, "app-flatpak-") && g_str_has_suffix(unit, ".scope")) {
+                const char *s = unit + strlen("app-flatpak-");
+                const char *dash = strrchr(s, '-');
+                if (dash != NULL && dash > s) {
+                        *ret_id = g_strndup(s, (gsize) (dash - s));
+                        *ret_source = "flatpak";
+                        return;
+                }
+        }
+        if (g_str_has_prefix(unit, "snap.")) {
+                const char *s = unit + strlen("snap.");
+                const char *dot = strchr(s, '.');
+                if (dot != NULL && dot > s) {
+                        *ret_id = g_strndup(s, (gsize) (dot - s));
+                        *ret_source = "snap";
+                        return;
+                }
+        }
+        if (g_str_has_prefix(unit, "session-") || g_str_has_prefix(unit, "init.scope"))
+                return; /* a login shell is not an app */
+        *ret_id = g_strdup(unit);
+        *ret_source = "systemd-unit";
+}
+
+/* ---- authorisation ---- */
+
+static void pending_act(pending_call *p);
+
+static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        pending_call *p = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int authorized = 0, challenge = 0, r;
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+
+        if (e != NULL) {
+                g_warning("Authorisation check failed: %s", e->message ?: e->name);
+                sd_bus_error_setf(&err, PCPD_ERROR("NotAuthorized"),
+                                  "Could not check authorisation with polkit: %s", e->message ?: e->name);
+                reply_error(p, &err);
+                return pending_free(p), 0;
+        }
+        r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+        if (r < 0) {
+                sd_bus_error_setf(&err, PCPD_ERROR("NotAuthorized"), "polkit gave an unreadable answer.");
+                reply_error(p, &err);
+                return pending_free(p), 0;
+        }
+        if (!authorized) {
+                if (p->kind == CALL_ADD && !p->port_owned && !p->port_proven)
+                        sd_bus_error_setf(&err, PCPD_ERROR("PortNotOwned"),
+                                          "None of your sockets is bound to %s port %u: open and bind the socket "
+                                          "first, or use AddMappingForSocket().",
+                                          pcp_protocol_to_string(p->req.protocol) ?: "this protocol",
+                                          p->req.internal_port);
+                else
+                        sd_bus_error_setf(&err, PCPD_ERROR("NotAuthorized"), "%s",
+                                          challenge ? "Authentication is required; call again allowing "
+                                                      "interactive authorisation."
+                                                    : "You are not allowed to do this (polkit said no).");
+                reply_error(p, &err);
+                return pending_free(p), 0;
+        }
+        pending_act(p);
+        return 0;
+}
+
+static void pending_check_polkit(pending_call *p, const char *action) {
+        pcpd_manager *m = p->manager;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        const char *sender = sd_bus_message_get_sender(p->msg);
+        uint32_t flags = sd_bus_message_get_allow_interactive_authorization(p->msg) > 0 ? 1 : 0;
+        int r;
+
+        r = sd_bus_message_new_method_call(m->bus, &call, "org.freedesktop.PolicyKit1",
+                                           "/org/freedesktop/PolicyKit1/Authority",
+                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
+                                          action, 0, flags, "");
+        if (r >= 0)
+                /* interactive authentication can take a human a while */
+                r = sd_bus_call_async(m->bus, &p->slot, call, on_polkit_reply, p, flags ? 5 * 60 * 1000000ULL : 0);
+        if (r < 0) {
+                sd_bus_error_setf(&err, PCPD_ERROR("NotAuthorized"), "Could not ask polkit: %s", g_strerror(-r));
+                reply_error(p, &err);
+                pending_free(p);
+        }
+}
+
+static void pending_authorise(pending_call *p) {
+        const char *action;
+
+        switch (p->kind) {
+        case CALL_ADD:
+                /* proof of ownership: one of the caller's own sockets is bound to the port */
+                if (!p->port_proven && p->uid != 0) {
+                        int r = pcpd_sock_diag_port_owned(p->req.protocol, p->req.internal_port, p->uid);
+                        if (r < 0 && r != -EPROTONOSUPPORT)
+                                g_warning("Cannot check socket ownership (sock_diag): %s", g_strerror(-r));
+                        p->port_owned = r > 0;
+                }
+                if (p->req.internal_port < 1024 || p->req.protocol == 0 ||
+                    (!p->port_owned && !p->port_proven))
+                        p->need_privileged = true;
+                action = p->need_privileged ? POLKIT_MAP_PRIVILEGED : POLKIT_MAP;
+                break;
+        case CALL_REMOVE: {
+                pcpd_mapping *mp = pcpd_manager_find_path(p->manager, p->target_path);
+                if (mp != NULL && mp->uid == p->uid) {
+                        pending_act(p);
+                        return;
+                }
+                action = POLKIT_REVOKE;
+                break;
+        }
+        case CALL_REVOKE:
+                action = POLKIT_REVOKE;
+                break;
+        case CALL_SET_ENABLED:
+        default:
+                action = POLKIT_CONFIGURE;
+                break;
+        }
+        if (p->uid == 0) {
+                pending_act(p);
+                return;
+        }
+        pending_check_polkit(p, action);
+}
+
+static int on_creds_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        pending_call *p = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        bool have_uid = false;
+        int r;
+
+        p->slot = sd_bus_slot_unref(p->slot);
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                sd_bus_error_setf(&err, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller: %s",
+                                  sd_bus_message_get_error(reply)->message ?: "unknown error");
+                reply_error(p, &err);
+                return pending_free(p), 0;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key;
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        break;
+                if (strcmp(key, "UnixUserID") == 0) {
+                        uint32_t u;
+                        r = sd_bus_message_read(reply, "v", "u", &u);
+                        p->uid = u;
+                        have_uid = r >= 0;
+                } else if (strcmp(key, "ProcessID") == 0) {
+                        uint32_t pid;
+                        r = sd_bus_message_read(reply, "v", "u", &pid);
+                        p->pid = (pid_t) pid;
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r < 0 || !have_uid) {
+                sd_bus_error_set(&err, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller's user.");
+                reply_error(p, &err);
+                return pending_free(p), 0;
+        }
+        detect_app_id(p->pid, &p->app_id_detected, &p->app_id_source);
+        pending_authorise(p);
+        return 0;
+}
+
+/* Takes over msg: asks the bus who the caller is, then polkit, then acts and replies. */
+static int pending_start(pending_call *p, sd_bus_error *error) {
+        pcpd_manager *m = p->manager;
+        int r;
+
+        if (n_pending >= MAX_PENDING) {
+                pending_free(p);
+                return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                        "Too many requests are waiting for authorisation; try again shortly.");
+        }
+        r = sd_bus_call_method_async(m->bus, &p->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionCredentials", on_creds_reply, p, "s",
+                                     sd_bus_message_get_sender(p->msg));
+        if (r < 0) {
+                pending_free(p);
+                return r;
+        }
+        return 1;
+}
+
+static pending_call *pending_new(pcpd_manager *m, sd_bus_message *msg, call_kind kind) {
+        pending_call *p = g_new0(pending_call, 1);
+        p->manager = m;
+        p->msg = sd_bus_message_ref(msg);
+        p->kind = kind;
+        n_pending++;
+        return p;
+}
+
+/* ---- acting (after authorisation) ---- */
+
+static void pending_act(pending_call *p) {
+        pcpd_manager *m = p->manager;
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        pcpd_mapping *mp;
+        int r;
+
+        switch (p->kind) {
+        case CALL_ADD:
+                if (!p->req.persistent && p->uid != 0 && m->config.max_mappings_per_user > 0 &&
+                    pcpd_manager_count_for_uid(m, p->uid) >= m->config.max_mappings_per_user) {
+                        sd_bus_error_setf(&err, PCPD_ERROR("QuotaExceeded"),
+                                          "You already hold %u mappings, the most one user may hold; release one "
+                                          "first.",
+                                          m->config.max_mappings_per_user);
+                        break;
+                }
+                p->req.uid = p->uid;
+                p->req.pid = p->pid;
+                p->req.description = p->description;
+                p->req.interface = p->interface;
+                p->req.owner = sd_bus_message_get_sender(p->msg);
+                if (p->app_id_detected != NULL) {
+                        p->req.app_id = p->app_id_detected;
+                        p->req.app_id_source = p->app_id_source;
+                } else if (p->app_id != NULL) {
+                        p->req.app_id = p->app_id;
+                        p->req.app_id_source = "declared";
+                } else {
+                        p->req.app_id = "";
+                        p->req.app_id_source = "none";
+                }
+                r = pcpd_manager_add_mapping(m, &p->req, &mp, &err);
+                if (r < 0)
+                        break;
+                sd_bus_reply_method_return(p->msg, "o", mp->path);
+                pending_free(p);
+                return;
+
+        case CALL_REMOVE:
+                mp = pcpd_manager_find_path(m, p->target_path);
+                if (mp == NULL) {
+                        sd_bus_error_setf(&err, PCPD_ERROR("NotFound"), "Mapping %s does not exist (any more).",
+                                          p->target_path);
+                        break;
+                }
+                pcpd_manager_release(m, mp, mp->uid == p->uid ? sd_bus_message_get_sender(p->msg) : NULL,
+                                     mp->uid == p->uid ? PCPD_REMOVED_RELEASED : PCPD_REMOVED_REVOKED);
+                sd_bus_reply_method_return(p->msg, NULL);
+                pending_free(p);
+                return;
+
+        case CALL_REVOKE: {
+                g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+                unsigned n = 0;
+                for (guint i = 0; i < all->len; i++) {
+                        mp = all->pdata[i];
+                        if (g_strcmp0(mp->app_id, p->app_id) == 0) {
+                                pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_REVOKED);
+                                n++;
+                        }
+                }
+                if (n == 0) {
+                        sd_bus_error_setf(&err, PCPD_ERROR("NotFound"), "No mapping belongs to app '%s'.",
+                                          p->app_id);
+                        break;
+                }
+                sd_bus_reply_method_return(p->msg, NULL);
+                pending_free(p);
+                return;
+        }
+
+        case CALL_SET_ENABLED:
+                pcpd_manager_set_enabled(m, p->enabled);
+                sd_bus_reply_method_return(p->msg, NULL);
+                pending_free(p);
+                return;
+        }
+        reply_error(p, &err);
+        pending_free(p);
+}
+
+/* ---- Manager methods ---- */
+
+static int method_add_mapping(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        pending_call *p = pending_new(m, msg, CALL_ADD);
+        const char *proto;
+        int r;
+
+        p->req.opcode = PCP_OPCODE_MAP;
+        r = sd_bus_message_read(msg, "sqq", &proto, &p->req.internal_port, &p->req.suggested_port);
+        if (r >= 0)
+                r = parse_protocol(proto, &p->req.protocol, error);
+        if (r >= 0 && p->req.internal_port == 0)
+                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid internal port 0: use 1-65535.");
+        if (r >= 0)
+                r = parse_options(msg, p, error);
+        if (r < 0) {
+                pending_free(p);
+                return r;
+        }
+        return pending_start(p, error);
+}
+
+static int method_add_peer(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        pending_call *p = pending_new(m, msg, CALL_ADD);
+        const char *proto, *remote;
+        int r;
+
+        p->req.opcode = PCP_OPCODE_PEER;
+        r = sd_bus_message_read(msg, "sqsq", &proto, &p->req.internal_port, &remote, &p->req.remote_port);
+        if (r >= 0)
+                r = parse_protocol(proto, &p->req.protocol, error);
+        if (r >= 0 && p->req.internal_port == 0)
+                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid internal port 0: use 1-65535.");
+        if (r >= 0 && (!pcp_addr_from_string(remote, &p->req.remote_address) ||
+                       pcp_addr_is_unspecified(&p->req.remote_address)))
+                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid remote address '%s'.", remote);
+        if (r >= 0 && p->req.remote_port == 0)
+                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid remote port 0: use 1-65535.");
+        if (r >= 0)
+                r = parse_options(msg, p, error);
+        if (r >= 0 && p->req.family == 0)
+                p->req.family = pcp_addr_is_ipv4(&p->req.remote_address) ? AF_INET : AF_INET6;
+        if (r < 0) {
+                pending_free(p);
+                return r;
+        }
+        return pending_start(p, error);
+}
+
+static int method_add_mapping_for_socket(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        pending_call *p = pending_new(m, msg, CALL_ADD);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd, type = 0, proto = 0, r;
+        socklen_t ol = sizeof(int);
+
+        p->req.opcode = PCP_OPCODE_MAP;
+        r = sd_bus_message_read(msg, "h", &fd);
+        if (r >= 0 && (getsockname(fd, (struct sockaddr *) &ss, &sl) < 0 ||
+                       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ol) < 0 ||
+                       getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &ol) < 0))
+                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The file descriptor is not a socket.");
+        if (r >= 0 && ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The socket is not an IPv4 or IPv6 socket.");
+        if (r >= 0) {
+                uint16_t port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *) &ss)->sin_port)
+                                                        : ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
+                if (port == 0)
+                        r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The socket is not bound to a port.");
+                else if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP &&
+                         proto != IPPROTO_DCCP)
+                        r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                             "The socket is not TCP, UDP, SCTP or DCCP.");
+                p->req.internal_port = port;
+                p->req.protocol = (uint8_t) proto;
+                p->port_proven = true;
+                if (ss.ss_family == AF_INET)
+                        p->req.family = AF_INET;
+        }
+        if (r >= 0)
+                r = parse_options(msg, p, error);
+        if (r < 0) {
+                pending_free(p);
+                return r;
+        }
+        return pending_start(p, error);
+}
+
+static int method_remove_mapping(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        const char *path;
+        pending_call *p;
+        int r;
+
+        r = sd_bus_message_read(msg, "o", &path);
+        if (r < 0)
+                return r;
+        if (pcpd_manager_find_path(m, path) == NULL)
+                return sd_bus_error_setf(error, PCPD_ERROR("NotFound"), "Mapping %s does not exist (any more).",
+                                         path);
+        p = pending_new(m, msg, CALL_REMOVE);
+        p->target_path = g_strdup(path);
+        return pending_start(p, error);
+}
+
+static int method_revoke_app(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        const char *app;
+        pending_call *p;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &app);
+        if (r < 0)
+                return r;
+        if (*app == '\0' || !utf8_ok(app, PCPD_MAX_APP_ID))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid app id: it must not be empty.");
+        p = pending_new(m, msg, CALL_REVOKE);
+        p->app_id = g_strdup(app);
+        return pending_start(p, error);
+}
+
+static int method_set_enabled(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        pending_call *p;
+        int b, r;
+
+        r = sd_bus_message_read(msg, "b", &b);
+        if (r < 0)
+                return r;
+        p = pending_new(m, msg, CALL_SET_ENABLED);
+        p->enabled = b;
+        return pending_start(p, error);
+}
+
+static int method_get_external_address(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        g_autofree char *addr = NULL, *server = NULL;
+        const char *family;
+        int f, r;
+
+        r = sd_bus_message_read(msg, "s", &family);
+        if (r < 0)
+                return r;
+        if (strcmp(family, "ipv4") == 0 || *family == '\0')
+                f = AF_INET;
+        else if (strcmp(family, "ipv6") == 0)
+                f = AF_INET6;
+        else
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid family '%s': use ipv4 or ipv6.",
+                                         family);
+        if (!pcpd_manager_external_address(m, f, &addr, &server))
+                return sd_bus_error_setf(error, PCPD_ERROR("NoServer"),
+                                         "No %s server has told its external address yet.",
+                                         f == AF_INET ? "IPv4" : "IPv6");
+        return sd_bus_reply_method_return(msg, "ss", addr, server);
+}
+
+/* ---- Manager properties ---- */
+
+static int manager_get(sd_bus *bus, const char *path, const char *iface, const char *property,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        int r;
+
+        if (strcmp(property, "Version") == 0)
+                return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+        if (strcmp(property, "Enabled") == 0)
+                return sd_bus_message_append(reply, "b", m->enabled);
+        if (strcmp(property, "State") == 0)
+                return sd_bus_message_append(reply, "s", pcpd_manager_state(m));
+        if (strcmp(property, "DefaultLifetime") == 0)
+                return sd_bus_message_append(reply, "u", m->config.default_lifetime);
+        if (strcmp(property, "MaxMappingsPerUser") == 0)
+                return sd_bus_message_append(reply, "u", m->config.max_mappings_per_user);
+        if (strcmp(property, "MappingCount") == 0)
+                return sd_bus_message_append(reply, "u", g_hash_table_size(m->mappings));
+        if (strcmp(property, "Servers") == 0) {
+                r = sd_bus_message_open_container(reply, 'a', "(ssssu)");
+                for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
+                        pcpd_server *s = m->servers->pdata[i];
+                        const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                        const char *proto = "none";
+                        if (si != NULL && si->state == PCP_SERVER_PCP)
+                                proto = "pcp";
+                        else if (si != NULL && si->state == PCP_SERVER_NATPMP)
+                                proto = "nat-pmp";
+                        r = sd_bus_message_append(reply, "(ssssu)", s->ifname, s->text, s->source, proto,
+                                                  si != NULL ? si->epoch : 0);
+                }
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                return r;
+        }
+        if (strcmp(property, "ExternalAddresses") == 0) {
+                g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func(g_free);
+                r = sd_bus_message_open_container(reply, 'a', "s");
+                for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
+                        pcpd_server *s = m->servers->pdata[i];
+                        const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                        char buf[PCP_ADDR_STRLEN];
+                        bool dup = false;
+                        if (si == NULL || !si->has_external_addr)
+                                continue;
+                        pcp_addr_to_string(&si->external_addr, buf);
+                        for (guint j = 0; j < seen->len; j++)
+                                dup = dup || strcmp(seen->pdata[j], buf) == 0;
+                        if (dup)
+                                continue;
+                        g_ptr_array_add(seen, g_strdup(buf));
+                        r = sd_bus_message_append(reply, "s", buf);
+                }
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                return r;
+        }
+        if (strcmp(property, "Prefix64") == 0) {
+                r = sd_bus_message_open_container(reply, 'a', "s");
+                for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
+                        pcpd_server *s = m->servers->pdata[i];
+                        const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                        for (size_t j = 0; r >= 0 && si != NULL && j < si->n_prefix64; j++) {
+                                char buf[PCP_ADDR_STRLEN];
+                                g_autofree char *t = NULL;
+                                inet_ntop(AF_INET6, &si->prefix64[j].prefix, buf, sizeof(buf));
+                                t = g_strdup_printf("%s/%u", buf, si->prefix64[j].prefix_len);
+                                r = sd_bus_message_append(reply, "s", t);
+                        }
+                }
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                return r;
+        }
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+}
+
+#define MPROP(name, sig, flags) SD_BUS_PROPERTY(name, sig, manager_get, 0, flags)
+#define CHANGE SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("AddMapping",
+                                SD_BUS_ARGS("s", protocol, "q", internal_port, "q", suggested_external_port,
+                                            "a{sv}", options),
+                                SD_BUS_RESULT("o", mapping), method_add_mapping, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddMappingForSocket", SD_BUS_ARGS("h", fd, "a{sv}", options),
+                                SD_BUS_RESULT("o", mapping), method_add_mapping_for_socket,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddPeer",
+                                SD_BUS_ARGS("s", protocol, "q", internal_port, "s", remote_address, "q",
+                                            remote_port, "a{sv}", options),
+                                SD_BUS_RESULT("o", mapping), method_add_peer, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveMapping", SD_BUS_ARGS("o", mapping), SD_BUS_NO_RESULT,
+                                method_remove_mapping, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RevokeApp", SD_BUS_ARGS("s", app_id), SD_BUS_NO_RESULT, method_revoke_app,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetEnabled", SD_BUS_ARGS("b", enabled), SD_BUS_NO_RESULT, method_set_enabled,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetExternalAddress", SD_BUS_ARGS("s", family),
+                                SD_BUS_RESULT("s", address, "s", server), method_get_external_address,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("MappingRemoved", SD_BUS_ARGS("o", mapping, "s", reason), 0),
+        MPROP("Version", "s", SD_BUS_VTABLE_PROPERTY_CONST),
+        MPROP("Enabled", "b", CHANGE),
+        MPROP("State", "s", CHANGE),
+        MPROP("Servers", "a(ssssu)", CHANGE),
+        MPROP("ExternalAddresses", "as", CHANGE),
+        MPROP("Prefix64", "as", CHANGE),
+        MPROP("DefaultLifetime", "u", SD_BUS_VTABLE_PROPERTY_CONST),
+        MPROP("MaxMappingsPerUser", "u", SD_BUS_VTABLE_PROPERTY_CONST),
+        MPROP("MappingCount", "u", CHANGE),
+        SD_BUS_VTABLE_END,
+};
+
+/* ---- Mapping objects ---- */
+
+static int mapping_get(sd_bus *bus, const char *path, const char *iface, const char *property,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        pcpd_mapping *mp = userdata;
+
+#define S(name, v)                                                   \
+        if (strcmp(property, name) == 0)                             \
+                return sd_bus_message_append(reply, "s", (v) ?: "");
+        S("Opcode", pcp_opcode_to_string(mp->opcode));
+        S("Family", mp->family == AF_INET ? "ipv4" : "ipv6");
+        S("InternalAddress", mp->internal_address);
+        S("ExternalAddress", mp->external_address);
+        S("RemoteAddress", mp->remote_address);
+        S("State", mp->state);
+        S("Error", mp->error);
+        S("Server", mp->server_text);
+        S("Description", mp->description);
+        S("Owner", mp->owner);
+        S("AppId", mp->app_id);
+        S("AppIdSource", mp->app_id_source);
+#undef S
+        if (strcmp(property, "Protocol") == 0) {
+                char num[4];
+                const char *n = pcp_protocol_to_string(mp->protocol);
+                if (n == NULL) {
+                        g_snprintf(num, sizeof(num), "%u", mp->protocol);
+                        n = num;
+                }
+                return sd_bus_message_append(reply, "s", n);
+        }
+        if (strcmp(property, "ProtocolNumber") == 0)
+                return sd_bus_message_append(reply, "y", mp->protocol);
+        if (strcmp(property, "InternalPort") == 0)
+                return sd_bus_message_append(reply, "q", mp->internal_port);
+        if (strcmp(property, "SuggestedExternalPort") == 0)
+                return sd_bus_message_append(reply, "q", mp->suggested_port);
+        if (strcmp(property, "ExternalPort") == 0)
+                return sd_bus_message_append(reply, "q", mp->external_port);
+        if (strcmp(property, "RemotePort") == 0)
+                return sd_bus_message_append(reply, "q", mp->remote_port);
+        if (strcmp(property, "Lifetime") == 0)
+                return sd_bus_message_append(reply, "u", mp->granted);
+        if (strcmp(property, "ExpiresAt") == 0)
+                return sd_bus_message_append(reply, "t", mp->expires_at);
+        if (strcmp(property, "Persistent") == 0)
+                return sd_bus_message_append(reply, "b", mp->persistent);
+        if (strcmp(property, "UID") == 0)
+                return sd_bus_message_append(reply, "u", (uint32_t) mp->uid);
+        if (strcmp(property, "PID") == 0)
+                return sd_bus_message_append(reply, "u", (uint32_t) mp->pid);
+        if (strcmp(property, "Created") == 0)
+                return sd_bus_message_append(reply, "t", mp->created);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+}
+
+static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pcpd_mapping *mp = userdata;
+        pending_call *p = pending_new(mp->manager, msg, CALL_REMOVE);
+
+        p->target_path = g_strdup(mp->path);
+        return pending_start(p, error);
+}
+
+#define PROP(name, sig, flags) SD_BUS_PROPERTY(name, sig, mapping_get, 0, flags)
+#define CONST SD_BUS_VTABLE_PROPERTY_CONST
+
+static const sd_bus_vtable mapping_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_release,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        PROP("Opcode", "s", CONST),
+        PROP("Family", "s", CONST),
+        PROP("Protocol", "s", CONST),
+        PROP("ProtocolNumber", "y", CONST),
+        PROP("InternalAddress", "s", CHANGE),
+        PROP("InternalPort", "q", CONST),
+        PROP("SuggestedExternalPort", "q", CONST),
+        PROP("ExternalAddress", "s", CHANGE),
+        PROP("ExternalPort", "q", CHANGE),
+        PROP("RemoteAddress", "s", CONST),
+        PROP("RemotePort", "q", CONST),
+        PROP("Lifetime", "u", CHANGE),
+        PROP("ExpiresAt", "t", CHANGE),
+        PROP("State", "s", CHANGE),
+        PROP("Error", "s", CHANGE),
+        PROP("Server", "s", CONST),
+        PROP("Description", "s", CONST),
+        PROP("Persistent", "b", CHANGE),
+        PROP("Owner", "s", CHANGE),
+        PROP("UID", "u", CONST),
+        PROP("PID", "u", CHANGE),
+        PROP("AppId", "s", CONST),
+        PROP("AppIdSource", "s", CONST),
+        PROP("Created", "t", CONST),
+        SD_BUS_VTABLE_END,
+};
+
+static int mapping_find(sd_bus *bus, const char *path, const char *iface, void *userdata, void **found,
+                        sd_bus_error *error) {
+        pcpd_mapping *mp = pcpd_manager_find_path(userdata, path);
+
+        if (mp == NULL)
+                return 0;
+        *found = mp;
+        return 1;
+}
+
+static int mapping_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        GHashTableIter it;
+        gpointer v;
+        char **l = g_new0(char *, g_hash_table_size(m->mappings) + 1);
+        size_t n = 0;
+
+        g_hash_table_iter_init(&it, m->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                l[n++] = strdup(((pcpd_mapping *) v)->path);
+        /* sd-bus frees the list with free(): hand it a malloc()ed copy */
+        {
+                char **out = calloc(n + 1, sizeof(char *));
+                if (out == NULL) {
+                        for (size_t i = 0; i < n; i++)
+                                free(l[i]);
+                        g_free(l);
+                        return -ENOMEM;
+                }
+                memcpy(out, l, n * sizeof(char *));
+                g_free(l);
+                *nodes = out;
+        }
+        return 1;
+}
+
+/* ---- signals ---- */
+
+void pcpd_bus_mapping_added(pcpd_manager *m, pcpd_mapping *mp) {
+        if (m->bus != NULL)
+                sd_bus_emit_object_added(m->bus, mp->path);
+}
+
+void pcpd_bus_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
+        if (m->bus == NULL)
+                return;
+        sd_bus_emit_object_removed(m->bus, mp->path);
+        sd_bus_emit_signal(m->bus, PCPD_MANAGER_PATH, PCPD_MANAGER_IFACE, "MappingRemoved", "os", mp->path,
+                           pcpd_remove_reason_to_string(reason));
+}
+
+void pcpd_bus_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, const char *const *props) {
+        if (m->bus != NULL)
+                sd_bus_emit_properties_changed_strv(m->bus, mp->path, PCPD_MAPPING_IFACE, (char **) props);
+}
+
+void pcpd_bus_manager_changed(pcpd_manager *m, const char *const *props) {
+        if (m->bus != NULL)
+                sd_bus_emit_properties_changed_strv(m->bus, PCPD_MANAGER_PATH, PCPD_MANAGER_IFACE, (char **) props);
+}
+
+int pcpd_bus_register(pcpd_manager *m) {
+        int r;
+
+        r = sd_bus_add_object_vtable(m->bus, NULL, PCPD_MANAGER_PATH, PCPD_MANAGER_IFACE, manager_vtable, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, PCPD_MAPPING_PREFIX, PCPD_MAPPING_IFACE, mapping_vtable,
+                                       mapping_find, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(m->bus, NULL, PCPD_MAPPING_PREFIX, mapping_enumerate, m);
+        if (r < 0)
+                return r;
+        return sd_bus_add_object_manager(m->bus, NULL, PCPD_MANAGER_PATH);
+}

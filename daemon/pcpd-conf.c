@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "pcpd-conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pcp-wire.h"
+
+void pcpd_config_init(pcpd_config *c) {
+        memset(c, 0, sizeof(*c));
+        c->enabled = true;
+        c->default_lifetime = PCPD_DEFAULT_LIFETIME;
+        c->max_lifetime = 86400;
+        c->max_mappings_per_user = PCPD_DEFAULT_QUOTA;
+        c->max_mappings = PCPD_DEFAULT_MAX_MAPPINGS;
+        c->grace_seconds = PCPD_DEFAULT_GRACE;
+        c->use_default_routers = true;
+        c->announce_port = PCP_CLIENT_PORT;
+}
+
+void pcpd_config_clear(pcpd_config *c) {
+        for (size_t i = 0; i < c->n_servers; i++)
+                g_free(c->servers[i].text);
+        c->n_servers = 0;
+}
+
+bool pcpd_parse_endpoint(const char *s, guint16 default_port, struct sockaddr_in6 *ret) {
+        g_autofree char *host = NULL;
+        const char *port_str = NULL;
+        struct in6_addr a;
+        unsigned long port = default_port;
+        char *pct;
+        unsigned scope = 0;
+
+        if (s == NULL || *s == '\0' || strlen(s) > 128)
+                return false;
+        if (s[0] == '[') {
+                const char *end = strchr(s, ']');
+                if (end == NULL)
+                        return false;
+                host = g_strndup(s + 1, (gsize) (end - s - 1));
+                if (end[1] == ':')
+                        port_str = end + 2;
+                else if (end[1] != '\0')
+                        return false;
+        } else if (strchr(s, ':') != NULL && strchr(s, ':') == strrchr(s, ':') && strchr(s, '.') != NULL) {
+                /* a.b.c.d:port */
+                const char *colon = strchr(s, ':');
+                host = g_strndup(s, (gsize) (colon - s));
+                port_str = colon + 1;
+        } else
+                host = g_strdup(s);
+
+        pct = strchr(host, '%');
+        if (pct != NULL) {
+                *pct = '\0';
+                scope = if_nametoindex(pct + 1);
+                if (scope == 0) {
+                        char *end;
+                        errno = 0;
+                        unsigned long v = strtoul(pct + 1, &end, 10);
+                        if (errno != 0 || *end != '\0' || v == 0 || v > UINT32_MAX)
+                                return false;
+                        scope = (unsigned) v;
+                }
+        }
+        if (!pcp_addr_from_string(host, &a) || pcp_addr_is_unspecified(&a))
+                return false;
+        if (port_str != NULL) {
+                char *end;
+                errno = 0;
+                port = strtoul(port_str, &end, 10);
+                if (errno != 0 || *end != '\0' || port == 0 || port > 65535)
+                        return false;
+        }
+        memset(ret, 0, sizeof(*ret));
+        ret->sin6_family = AF_INET6;
+        ret->sin6_addr = a;
+        ret->sin6_port = htons((uint16_t) port);
+        ret->sin6_scope_id = scope;
+        return true;
+}
+
+static bool get_u32(GKeyFile *kf, const char *file, const char *group, const char *key, guint32 min, guint32 max,
+                    guint32 *ret, GError **error) {
+        g_autofree char *v = g_key_file_get_value(kf, group, key, NULL);
+        char *end;
+        unsigned long long n;
+
+        if (v == NULL)
+                return true;
+        g_strstrip(v);
+        errno = 0;
+        n = strtoull(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || n < min || n > max) {
+                g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                            "%s: [%s] %s=%s is not a number between %u and %u", file, group, key, v, min, max);
+                return false;
+        }
+        *ret = (guint32) n;
+        return true;
+}
+
+static bool get_bool(GKeyFile *kf, const char *file, const char *group, const char *key, bool *ret, GError **error) {
+        g_autofree char *v = g_key_file_get_value(kf, group, key, NULL);
+
+        if (v == NULL)
+                return true;
+        g_strstrip(v);
+        if (g_ascii_strcasecmp(v, "true") == 0 || g_ascii_strcasecmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+                *ret = true;
+        else if (g_ascii_strcasecmp(v, "false") == 0 || g_ascii_strcasecmp(v, "no") == 0 || strcmp(v, "0") == 0)
+                *ret = false;
+        else {
+                g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                            "%s: [%s] %s=%s is not a boolean (true/false)", file, group, key, v);
+                return false;
+        }
+        return true;
+}
+
+static const char *const known_keys[][2] = {
+        { "Daemon", "Enabled" },          { "Daemon", "DefaultLifetime" },  { "Daemon", "MaxLifetime" },
+        { "Daemon", "MaxMappingsPerUser" }, { "Daemon", "MaxMappings" },  { "Daemon", "GraceSeconds" },
+        { "Servers", "Servers" },         { "Servers", "UseDefaultRouters" }, { "Servers", "AnnouncePort" },
+};
+
+static bool load_one(pcpd_config *c, const char *path, GError **error) {
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_auto(GStrv) groups = NULL;
+        g_autofree char *servers = NULL;
+        guint32 port = c->announce_port;
+
+        if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error)) {
+                g_prefix_error(error, "%s: ", path);
+                return false;
+        }
+        /* unknown groups and keys are mistakes an admin wants to hear about */
+        groups = g_key_file_get_groups(kf, NULL);
+        for (size_t i = 0; groups[i] != NULL; i++) {
+                g_auto(GStrv) keys = g_key_file_get_keys(kf, groups[i], NULL, NULL);
+                for (size_t j = 0; keys != NULL && keys[j] != NULL; j++) {
+                        bool ok = false;
+                        for (size_t k = 0; k < G_N_ELEMENTS(known_keys); k++)
+                                if (strcmp(known_keys[k][0], groups[i]) == 0 && strcmp(known_keys[k][1], keys[j]) == 0)
+                                        ok = true;
+                        if (!ok) {
+                                g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
+                                            "%s: unknown setting [%s] %s", path, groups[i], keys[j]);
+                                return false;
+                        }
+                }
+        }
+
+        if (!get_bool(kf, path, "Daemon", "Enabled", &c->enabled, error) ||
+            !get_u32(kf, path, "Daemon", "DefaultLifetime", 120, 86400 * 7, &c->default_lifetime, error) ||
+            !get_u32(kf, path, "Daemon", "MaxLifetime", 120, 86400 * 7, &c->max_lifetime, error) ||
+            !get_u32(kf, path, "Daemon", "MaxMappingsPerUser", 0, 65536, &c->max_mappings_per_user, error) ||
+            !get_u32(kf, path, "Daemon", "MaxMappings", 1, 131070, &c->max_mappings, error) ||
+            !get_u32(kf, path, "Daemon", "GraceSeconds", 0, 3600, &c->grace_seconds, error) ||
+            !get_bool(kf, path, "Servers", "UseDefaultRouters", &c->use_default_routers, error) ||
+            !get_u32(kf, path, "Servers", "AnnouncePort", 1, 65535, &port, error))
+                return false;
+        c->announce_port = (guint16) port;
+
+        servers = g_key_file_get_value(kf, "Servers", "Servers", NULL);
+        if (servers != NULL) {
+                g_auto(GStrv) parts = g_strsplit_set(servers, " ;,\t", -1);
+                pcpd_config_clear(c); /* a later file replaces the list */
+                for (size_t i = 0; parts[i] != NULL; i++) {
+                        if (parts[i][0] == '\0')
+                                continue;
+                        if (c->n_servers >= PCPD_MAX_CONFIG_SERVERS) {
+                                g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                                            "%s: [Servers] Servers= lists more than %d servers", path,
+                                            PCPD_MAX_CONFIG_SERVERS);
+                                return false;
+                        }
+                        if (!pcpd_parse_endpoint(parts[i], PCP_SERVER_PORT, &c->servers[c->n_servers].addr)) {
+                                g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                                            "%s: [Servers] Servers=: '%s' is not an address (a.b.c.d, a:b::c, "
+                                            "with an optional :port or [v6]:port)",
+                                            path, parts[i]);
+                                return false;
+                        }
+                        c->servers[c->n_servers++].text = g_strdup(parts[i]);
+                }
+        }
+        return true;
+}
+
+static gint compare_strings(gconstpointer a, gconstpointer b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+bool pcpd_config_load(pcpd_config *c, const char *path, bool allow_missing, GError **error) {
+        g_autofree char *dropin = g_strconcat(path, ".d", NULL);
+        g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GDir) dir = NULL;
+        const char *name;
+
+        if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+                if (!load_one(c, path, error))
+                        return false;
+        } else if (!allow_missing) {
+                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "%s: no such file", path);
+                return false;
+        }
+
+        dir = g_dir_open(dropin, 0, NULL);
+        if (dir == NULL)
+                return true;
+        while ((name = g_dir_read_name(dir)) != NULL)
+                if (g_str_has_suffix(name, ".conf"))
+                        g_ptr_array_add(files, g_build_filename(dropin, name, NULL));
+        g_ptr_array_sort(files, compare_strings);
+        for (guint i = 0; i < files->len; i++)
+                if (!load_one(c, files->pdata[i], error))
+                        return false;
+        return true;
+}

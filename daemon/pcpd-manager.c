@@ -1,0 +1,1198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "pcpd-manager.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "pcpd-netlink.h"
+
+#define STATE_FILE "mappings.state"
+
+static void manager_kick(pcpd_manager *m);
+static void manager_schedule_save(pcpd_manager *m);
+static void manager_update_state(pcpd_manager *m);
+
+uint64_t pcpd_now_ms(void) {
+        return (uint64_t) g_get_monotonic_time() / 1000;
+}
+
+static uint64_t realtime_us(void) {
+        return (uint64_t) g_get_real_time();
+}
+
+/* engine time (monotonic ms) -> CLOCK_REALTIME µs, for ExpiresAt */
+static uint64_t to_realtime(uint64_t engine_ms) {
+        int64_t delta_ms = (int64_t) engine_ms - (int64_t) pcpd_now_ms();
+        return (uint64_t) ((int64_t) realtime_us() + delta_ms * 1000);
+}
+
+const char *pcpd_remove_reason_to_string(pcpd_remove_reason r) {
+        switch (r) {
+        case PCPD_REMOVED_RELEASED:
+                return "released";
+        case PCPD_REMOVED_OWNER_VANISHED:
+                return "owner-vanished";
+        case PCPD_REMOVED_REVOKED:
+                return "revoked";
+        case PCPD_REMOVED_DISABLED:
+                return "disabled";
+        case PCPD_REMOVED_EXPIRED:
+                return "expired";
+        case PCPD_REMOVED_NETWORK_LOST:
+                return "network-lost";
+        case PCPD_REMOVED_SERVER_REFUSED:
+                return "server-refused";
+        default:
+                return "released";
+        }
+}
+
+/* ---- servers and their sockets ---- */
+
+static pcpd_server *server_by_engine_id(pcpd_manager *m, uint32_t id) {
+        for (guint i = 0; i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                if (s->engine_id == id)
+                        return s;
+        }
+        return NULL;
+}
+
+static socklen_t to_native(const struct sockaddr_in6 *in, struct sockaddr_storage *out) {
+        struct in_addr v4;
+
+        memset(out, 0, sizeof(*out));
+        if (pcp_addr_to_ipv4(&in->sin6_addr, &v4)) {
+                struct sockaddr_in *sin = (struct sockaddr_in *) out;
+                sin->sin_family = AF_INET;
+                sin->sin_port = in->sin6_port;
+                sin->sin_addr = v4;
+                return sizeof(*sin);
+        }
+        memcpy(out, in, sizeof(*in));
+        return sizeof(*in);
+}
+
+static void from_native(const struct sockaddr_storage *in, struct sockaddr_in6 *out) {
+        memset(out, 0, sizeof(*out));
+        out->sin6_family = AF_INET6;
+        if (in->ss_family == AF_INET) {
+                const struct sockaddr_in *sin = (const struct sockaddr_in *) in;
+                pcp_addr_from_ipv4(&sin->sin_addr, &out->sin6_addr);
+                out->sin6_port = sin->sin_port;
+        } else if (in->ss_family == AF_INET6)
+                memcpy(out, in, sizeof(*out));
+}
+
+static char *endpoint_text(const struct sockaddr_in6 *a) {
+        char buf[PCP_ADDR_STRLEN];
+
+        pcp_addr_to_string(&a->sin6_addr, buf);
+        if (ntohs(a->sin6_port) == PCP_SERVER_PORT)
+                return g_strdup(buf);
+        if (pcp_addr_is_ipv4(&a->sin6_addr))
+                return g_strdup_printf("%s:%u", buf, ntohs(a->sin6_port));
+        return g_strdup_printf("[%s]:%u", buf, ntohs(a->sin6_port));
+}
+
+static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
+        pcpd_server *s = data;
+        pcpd_manager *m = s->manager;
+        size_t idx = 0;
+
+        for (size_t i = 0; i < s->n_addrs; i++)
+                if (s->fds[i] == fd)
+                        idx = i;
+        /* bounded per wake-up so one chatty server cannot starve the loop */
+        for (int n = 0; n < 64; n++) {
+                uint8_t buf[PCP_MAX_MSG_LEN + 4];
+                struct sockaddr_storage from;
+                socklen_t fl = sizeof(from);
+                struct sockaddr_in6 from6;
+                ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fl);
+
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
+                            errno == EHOSTDOWN) {
+                                g_debug("server %s: %s", s->text, g_strerror(errno));
+                                pcp_engine_unreachable(m->engine, pcpd_now_ms(), s->engine_id, idx);
+                                continue;
+                        }
+                        break;
+                }
+                from_native(&from, &from6);
+                pcp_engine_receive(m->engine, pcpd_now_ms(), s->engine_id, idx, &from6, buf, (size_t) r);
+        }
+        manager_kick(m);
+        return G_SOURCE_CONTINUE;
+}
+
+static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr *ret_local) {
+        struct sockaddr_storage ss, local;
+        socklen_t len = to_native(remote, &ss), ll = sizeof(local);
+        struct sockaddr_in6 l6;
+        int fd;
+
+        fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
+        if (fd < 0)
+                return -errno;
+        /* connect() picks the source address the server will see: the PCP client IP must be
+         * exactly that (RFC 6887 §8.1), or real servers answer ADDRESS_MISMATCH */
+        if (connect(fd, (struct sockaddr *) &ss, len) < 0 || getsockname(fd, (struct sockaddr *) &local, &ll) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        from_native(&local, &l6);
+        *ret_local = l6.sin6_addr;
+        return fd;
+}
+
+static void server_free(pcpd_server *s) {
+        if (s == NULL)
+                return;
+        for (size_t i = 0; i < s->n_addrs; i++) {
+                if (s->watches[i] != 0)
+                        g_source_remove(s->watches[i]);
+                if (s->fds[i] >= 0)
+                        close(s->fds[i]);
+        }
+        g_free(s->source);
+        g_free(s->ifname);
+        g_free(s->text);
+        g_free(s);
+}
+
+static pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_in6 *a) {
+        for (guint i = 0; i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                for (size_t j = 0; j < s->n_addrs; j++)
+                        if (memcmp(&s->addrs[j].sin6_addr, &a->sin6_addr, 16) == 0 &&
+                            s->addrs[j].sin6_port == a->sin6_port)
+                                return s;
+        }
+        return NULL;
+}
+
+static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
+                              const char *ifname, pcpd_server **ret) {
+        g_autofree pcp_server_addr *ea = g_new0(pcp_server_addr, n);
+        pcpd_server *s;
+        int r;
+
+        if (m->servers->len >= PCPD_MAX_SERVERS)
+                return -ENOSPC;
+        s = g_new0(pcpd_server, 1);
+        s->manager = m;
+        s->source = g_strdup(source);
+        s->ifname = g_strdup(ifname != NULL ? ifname : "");
+        s->n_addrs = n;
+        s->family = pcp_addr_is_ipv4(&addrs[0].sin6_addr) ? AF_INET : AF_INET6;
+        s->text = endpoint_text(&addrs[0]);
+        for (size_t i = 0; i < n; i++) {
+                s->addrs[i] = addrs[i];
+                s->fds[i] = open_server_socket(&addrs[i], &ea[i].local);
+                if (s->fds[i] < 0) {
+                        r = s->fds[i];
+                        g_warning("PCP server %s: cannot open a socket toward it: %s", s->text, g_strerror(-r));
+                        server_free(s);
+                        return r;
+                }
+                ea[i].remote = addrs[i];
+                s->watches[i] = g_unix_fd_add(s->fds[i], G_IO_IN | G_IO_ERR, on_server_socket, s);
+        }
+        r = pcp_engine_add_server(m->engine, pcpd_now_ms(), ea, n, &s->engine_id);
+        if (r < 0) {
+                server_free(s);
+                return r;
+        }
+        g_ptr_array_add(m->servers, s);
+        g_message("PCP server %s (%s%s%s) added", s->text, source, s->ifname[0] ? ", " : "", s->ifname);
+        if (ret != NULL)
+                *ret = s;
+        return 0;
+}
+
+static void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
+        g_message("PCP server %s (%s) is gone", s->text, s->source);
+        /* its mappings are lost with the network: the engine reports each as deleted */
+        pcp_engine_remove_server(m->engine, pcpd_now_ms(), s->engine_id);
+        g_ptr_array_remove(m->servers, s);
+        server_free(s);
+}
+
+/* ---- discovery: config + default routers ---- */
+
+static void manager_discover(pcpd_manager *m) {
+        pcpd_router routers[PCPD_MAX_ROUTERS];
+        int n = 0;
+        bool changed = false;
+
+        for (guint i = 0; i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                s->seen = strcmp(s->source, "config") == 0;
+        }
+        if (m->config.use_default_routers) {
+                n = pcpd_netlink_default_routers(routers, G_N_ELEMENTS(routers));
+                if (n < 0) {
+                        g_warning("Cannot read the default routes: %s", g_strerror(-n));
+                        n = 0;
+                }
+        }
+        for (int i = 0; i < n; i++) {
+                pcpd_server *s = manager_find_server(m, &routers[i].addr);
+                if (s != NULL) {
+                        s->seen = true;
+                        continue;
+                }
+                if (manager_add_server(m, &routers[i].addr, 1, "gateway", routers[i].ifname, &s) == 0) {
+                        s->seen = true;
+                        changed = true;
+                }
+        }
+        for (guint i = m->servers->len; i > 0; i--) {
+                pcpd_server *s = m->servers->pdata[i - 1];
+                if (!s->seen) {
+                        manager_remove_server(m, s);
+                        changed = true;
+                }
+        }
+        if (changed) {
+                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+                manager_update_state(m);
+        }
+        manager_kick(m);
+}
+
+static gboolean on_rediscover(gpointer data) {
+        pcpd_manager *m = data;
+        m->rediscover_source = 0;
+        manager_discover(m);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean on_route_change(gint fd, GIOCondition cond, gpointer data) {
+        pcpd_manager *m = data;
+
+        if (pcpd_netlink_route_monitor_drain(fd) && m->rediscover_source == 0)
+                /* settle: a link change comes with a burst of route messages */
+                m->rediscover_source = g_timeout_add(500, on_rediscover, m);
+        return G_SOURCE_CONTINUE;
+}
+
+/* ---- ANNOUNCE listener (5350) ---- */
+
+static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
+        pcpd_manager *m = data;
+
+        for (int n = 0; n < 64; n++) {
+                uint8_t buf[PCP_MAX_MSG_LEN + 4];
+                struct sockaddr_storage from;
+                socklen_t fl = sizeof(from);
+                struct sockaddr_in6 from6;
+                ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fl);
+
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                from_native(&from, &from6);
+                pcp_engine_receive_announce(m->engine, pcpd_now_ms(), &from6, buf, (size_t) r);
+        }
+        manager_kick(m);
+        return G_SOURCE_CONTINUE;
+}
+
+static int open_announce_socket(int family, uint16_t port) {
+        int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
+        int one = 1;
+
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (family == AF_INET) {
+                struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+                struct ip_mreqn mr = { .imr_multiaddr.s_addr = htonl(0xe0000001) }; /* 224.0.0.1 */
+                if (bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0)
+                        goto fail;
+                /* all-hosts is joined by the kernel on every interface; asking again is harmless */
+                (void) setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr));
+        } else {
+                struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+                struct ipv6_mreq mr = { .ipv6mr_interface = 0 };
+                inet_pton(AF_INET6, "ff02::1", &mr.ipv6mr_multiaddr);
+                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+                if (bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0)
+                        goto fail;
+                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof(mr));
+        }
+        return fd;
+fail:;
+        int r = -errno;
+        close(fd);
+        return r;
+}
+
+/* ---- the engine's clock ---- */
+
+static gboolean on_engine_timer(gpointer data) {
+        pcpd_manager *m = data;
+        pcp_engine_process_timers(m->engine, pcpd_now_ms());
+        manager_kick(m);
+        return G_SOURCE_CONTINUE;
+}
+
+static gboolean timer_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
+        g_source_set_ready_time(source, -1);
+        return cb(data);
+}
+
+static GSourceFuncs timer_funcs = { .dispatch = timer_dispatch };
+
+/* after anything that may have changed the engine's next deadline */
+static void manager_kick(pcpd_manager *m) {
+        uint64_t d = pcp_engine_next_deadline(m->engine);
+
+        if (m->timer == NULL)
+                return;
+        if (d == PCP_NEVER)
+                g_source_set_ready_time(m->timer, -1);
+        else
+                g_source_set_ready_time(m->timer, (gint64) d * 1000);
+}
+
+/* ---- engine events ---- */
+
+static const char *bus_state(const pcp_mapping_info *i) {
+        switch (i->state) {
+        case PCP_MAPPING_ACTIVE:
+        case PCP_MAPPING_RENEWING:
+                return "active";
+        case PCP_MAPPING_FAILED:
+                return "failed";
+        case PCP_MAPPING_PENDING:
+                return i->has_external ? "renewing" : "pending";
+        default:
+                return "pending";
+        }
+}
+
+static bool set_str(char **field, const char *v) {
+        if (g_strcmp0(*field, v) == 0)
+                return false;
+        g_free(*field);
+        *field = g_strdup(v);
+        return true;
+}
+
+static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
+        const char *props[9];
+        size_t n = 0;
+        char buf[PCP_ADDR_STRLEN];
+        uint64_t expires = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0;
+        uint16_t port = i->has_external ? i->external_port : 0;
+        bool persist = false;
+
+        if (i->state == PCP_MAPPING_DELETING)
+                return;
+        if (set_str(&mp->state, bus_state(i))) {
+                props[n++] = "State";
+                persist = true;
+        }
+        if (set_str(&mp->error, pcp_mapping_error_name(i)))
+                props[n++] = "Error";
+        if (set_str(&mp->external_address, i->has_external ? pcp_addr_to_string(&i->external_addr, buf) : "")) {
+                props[n++] = "ExternalAddress";
+                persist = true;
+        }
+        if (mp->external_port != port) {
+                mp->external_port = port;
+                props[n++] = "ExternalPort";
+                persist = true;
+        }
+        if (mp->granted != i->lifetime_granted) {
+                mp->granted = i->lifetime_granted;
+                props[n++] = "Lifetime";
+        }
+        /* ExpiresAt moves by clock noise on every renewal: publish real changes only */
+        if ((expires == 0) != (mp->expires_at == 0) ||
+            (expires > mp->expires_at ? expires - mp->expires_at : mp->expires_at - expires) > 1000000) {
+                mp->expires_at = expires;
+                props[n++] = "ExpiresAt";
+        }
+        if (set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf)))
+                props[n++] = "InternalAddress";
+        props[n] = NULL;
+        if (n > 0)
+                pcpd_bus_mapping_changed(m, mp, props);
+        if (persist)
+                manager_schedule_save(m);
+}
+
+static void on_engine_event(void *userdata, const pcp_event *ev) {
+        pcpd_manager *m = userdata;
+        pcpd_mapping *mp;
+        pcpd_server *s;
+
+        switch (ev->type) {
+        case PCP_EVENT_MAPPING:
+                mp = g_hash_table_lookup(m->by_engine_id, &ev->mapping_id);
+                if (mp != NULL)
+                        mapping_sync(m, mp, ev->mapping);
+                return;
+
+        case PCP_EVENT_MAPPING_DELETED:
+                mp = g_hash_table_lookup(m->by_engine_id, &ev->mapping_id);
+                if (mp == NULL) {
+                        g_debug("mapping %" G_GUINT64_FORMAT " deleted upstream: %s", ev->mapping_id,
+                                ev->deleted_upstream ? "confirmed" : "not confirmed");
+                        return;
+                }
+                /* the engine dropped it under us: its server went away */
+                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
+                mp->engine_id = 0;
+                pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_NETWORK_LOST);
+                return;
+
+        case PCP_EVENT_SERVER:
+                s = server_by_engine_id(m, ev->server_id);
+                if (s != NULL && ev->server != NULL) {
+                        /* logged once per change: the engine reports transitions only */
+                        if (ev->server->state == PCP_SERVER_DISABLED)
+                                g_warning("PCP server %s refuses requests (NOT_AUTHORIZED): PCP is switched off "
+                                          "there; asking again in %" G_GUINT64_FORMAT " s",
+                                          s->text, (ev->server->disabled_until - pcpd_now_ms()) / 1000);
+                        else if (ev->server->address_mismatch)
+                                g_warning("PCP server %s saw another source address than ours "
+                                          "(ADDRESS_MISMATCH): a NAT between us and it?", s->text);
+                        else
+                                g_message("PCP server %s: %s", s->text, pcp_server_state_to_string(ev->server->state));
+                }
+                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", "Prefix64", NULL });
+                manager_update_state(m);
+                return;
+
+        case PCP_EVENT_EPOCH_RESET:
+                s = server_by_engine_id(m, ev->server_id);
+                g_message("PCP server %s lost its mappings (epoch reset%s): recreating them",
+                          s != NULL ? s->text : "?", ev->from_announce ? ", ANNOUNCE" : "");
+                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", NULL });
+                return;
+        }
+}
+
+static void on_engine_send(void *userdata, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len) {
+        pcpd_manager *m = userdata;
+        pcpd_server *s = server_by_engine_id(m, server_id);
+
+        if (s == NULL || addr_index >= s->n_addrs)
+                return;
+        if (send(s->fds[addr_index], buf, len, MSG_DONTWAIT) < 0) {
+                if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
+                        /* an earlier ICMP error surfaces here: let the engine know, later */
+                        g_debug("send to %s: %s", s->text, g_strerror(errno));
+                else
+                        g_debug("send to %s failed: %s", s->text, g_strerror(errno));
+        }
+}
+
+/* ---- manager state ---- */
+
+const char *pcpd_manager_state(pcpd_manager *m) {
+        bool any_known = false, any_usable = false;
+
+        if (!m->enabled)
+                return "disabled";
+        if (m->servers->len == 0)
+                return "no-network";
+        for (guint i = 0; i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                if (si == NULL)
+                        continue;
+                if (si->state == PCP_SERVER_PCP || si->state == PCP_SERVER_NATPMP)
+                        any_usable = true;
+                if (si->state != PCP_SERVER_UNKNOWN)
+                        any_known = true;
+        }
+        if (any_usable)
+                return "ready";
+        return any_known ? "unsupported" : "discovering";
+}
+
+static void manager_update_state(pcpd_manager *m) {
+        const char *st = pcpd_manager_state(m);
+        g_autofree char *status = NULL;
+
+        if (g_strcmp0(st, m->last_state) != 0) {
+                set_str(&m->last_state, st);
+                pcpd_bus_manager_changed(m, (const char *[]) { "State", NULL });
+        }
+        status = g_strdup_printf("%s, %u server(s), %u mapping(s)", st, m->servers->len,
+                                 g_hash_table_size(m->mappings));
+        if (g_strcmp0(status, m->status_text) != 0) {
+                set_str(&m->status_text, status);
+                sd_notifyf(false, "STATUS=%s", status);
+        }
+}
+
+bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_address, char **ret_server) {
+        for (guint i = 0; i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                char buf[PCP_ADDR_STRLEN];
+
+                if (s->family != family || si == NULL || !si->has_external_addr)
+                        continue;
+                *ret_address = g_strdup(pcp_addr_to_string(&si->external_addr, buf));
+                *ret_server = g_strdup(s->text);
+                return true;
+        }
+        return false;
+}
+
+/* ---- persistence ---- */
+
+static char *hex(const uint8_t *b, size_t n) {
+        GString *s = g_string_sized_new(n * 2);
+        for (size_t i = 0; i < n; i++)
+                g_string_append_printf(s, "%02x", b[i]);
+        return g_string_free(s, FALSE);
+}
+
+static bool unhex(const char *s, uint8_t *out, size_t n) {
+        if (s == NULL || strlen(s) != n * 2)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                int hi = g_ascii_xdigit_value(s[2 * i]), lo = g_ascii_xdigit_value(s[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                        return false;
+                out[i] = (uint8_t) (hi << 4 | lo);
+        }
+        return true;
+}
+
+static bool manager_save(pcpd_manager *m) {
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_autofree char *path = g_build_filename(m->state_dir, STATE_FILE, NULL);
+        g_autofree char *data = NULL;
+        g_autoptr(GError) error = NULL;
+        GHashTableIter it;
+        gpointer v;
+        gsize len;
+
+        g_hash_table_iter_init(&it, m->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                pcpd_mapping *mp = v;
+                const pcp_mapping_info *i = mp->engine_id ? pcp_engine_mapping_get(m->engine, mp->engine_id) : NULL;
+                g_autofree char *group = g_strdup_printf("Mapping %" G_GUINT64_FORMAT, mp->id);
+                g_autofree char *nonce = NULL;
+
+                if (i == NULL)
+                        continue;
+                nonce = hex(i->nonce, PCP_NONCE_LEN);
+                g_key_file_set_string(kf, group, "Nonce", nonce);
+                g_key_file_set_string(kf, group, "Server", mp->server_text);
+                g_key_file_set_integer(kf, group, "Opcode", mp->opcode);
+                g_key_file_set_integer(kf, group, "Protocol", mp->protocol);
+                g_key_file_set_integer(kf, group, "InternalPort", mp->internal_port);
+                g_key_file_set_integer(kf, group, "SuggestedExternalPort", mp->suggested_port);
+                g_key_file_set_string(kf, group, "Family", mp->family == AF_INET ? "ipv4" : "ipv6");
+                g_key_file_set_uint64(kf, group, "Lifetime", mp->lifetime);
+                g_key_file_set_string(kf, group, "ExternalAddress", mp->external_address ? mp->external_address : "");
+                g_key_file_set_integer(kf, group, "ExternalPort", mp->external_port);
+                if (mp->remote_address != NULL) {
+                        g_key_file_set_string(kf, group, "RemoteAddress", mp->remote_address);
+                        g_key_file_set_integer(kf, group, "RemotePort", mp->remote_port);
+                }
+                g_key_file_set_boolean(kf, group, "Persistent", mp->persistent);
+                g_key_file_set_uint64(kf, group, "UID", mp->uid);
+                g_key_file_set_string(kf, group, "AppId", mp->app_id);
+                g_key_file_set_string(kf, group, "AppIdSource", mp->app_id_source);
+                g_key_file_set_string(kf, group, "Description", mp->description);
+                g_key_file_set_uint64(kf, group, "Created", mp->created);
+        }
+        data = g_key_file_to_data(kf, &len, NULL);
+        /* atomic: written to a temporary file and renamed over the old one */
+        if (!g_file_set_contents_full(path, data, (gssize) len, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error)) {
+                g_warning("Cannot save the mappings to %s: %s (they will be lost on restart)", path, error->message);
+                return false;
+        }
+        return true;
+}
+
+static gboolean on_save(gpointer data) {
+        pcpd_manager *m = data;
+        m->save_source = 0;
+        manager_save(m);
+        return G_SOURCE_REMOVE;
+}
+
+static void manager_schedule_save(pcpd_manager *m) {
+        if (m->save_source == 0)
+                /* coalesce bursts (a router restart touches every mapping at once) */
+                m->save_source = g_timeout_add(200, on_save, m);
+}
+
+/* ---- mappings ---- */
+
+static void mapping_free(pcpd_mapping *mp) {
+        if (mp == NULL)
+                return;
+        if (mp->grace_source != 0)
+                g_source_remove(mp->grace_source);
+        sd_bus_track_unref(mp->track);
+        g_free(mp->path);
+        g_free(mp->server_text);
+        g_free(mp->app_id);
+        g_free(mp->owner);
+        g_free(mp->remote_address);
+        g_free(mp->description);
+        g_free(mp->key);
+        g_free(mp->state);
+        g_free(mp->error);
+        g_free(mp->external_address);
+        g_free(mp->internal_address);
+        g_free(mp);
+}
+
+static char *mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
+                         uint16_t remote_port) {
+        char buf[PCP_ADDR_STRLEN];
+        if (opcode == PCP_OPCODE_PEER)
+                return g_strdup_printf("%d/peer/%u/%u/%s/%u", family, protocol, port, pcp_addr_to_string(remote, buf),
+                                       remote_port);
+        return g_strdup_printf("%d/map/%u/%u", family, protocol, port);
+}
+
+unsigned pcpd_manager_count_for_uid(pcpd_manager *m, uid_t uid) {
+        GHashTableIter it;
+        gpointer v;
+        unsigned n = 0;
+
+        g_hash_table_iter_init(&it, m->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (((pcpd_mapping *) v)->uid == uid)
+                        n++;
+        return n;
+}
+
+GPtrArray *pcpd_manager_list_mappings(pcpd_manager *m) {
+        GPtrArray *a = g_ptr_array_sized_new(g_hash_table_size(m->mappings));
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, m->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                g_ptr_array_add(a, v);
+        return a;
+}
+
+pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
+        const char *p;
+        guint64 id;
+        char *end;
+
+        if (path == NULL || !g_str_has_prefix(path, PCPD_MAPPING_PREFIX "/"))
+                return NULL;
+        p = path + strlen(PCPD_MAPPING_PREFIX "/");
+        if (*p < '0' || *p > '9')
+                return NULL;
+        id = g_ascii_strtoull(p, &end, 10);
+        if (*end != '\0')
+                return NULL;
+        return g_hash_table_lookup(m->mappings, &id);
+}
+
+static int on_track_empty(sd_bus_track *t, void *userdata) {
+        pcpd_mapping *mp = userdata;
+        pcpd_manager *m = mp->manager;
+
+        if (mp->persistent)
+                return 0;
+        g_message("Mapping %s: its owner left the bus; deleting it upstream", mp->path);
+        pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_OWNER_VANISHED);
+        return 0;
+}
+
+static pcpd_server *choose_server(pcpd_manager *m, int family, const char *interface) {
+        for (guint i = 0; i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                if (family != 0 && s->family != family)
+                        continue;
+                if (interface != NULL && *interface != '\0' && strcmp(interface, s->ifname) != 0)
+                        continue;
+                return s;
+        }
+        return NULL;
+}
+
+static int manager_track(pcpd_manager *m, pcpd_mapping *mp, const char *owner) {
+        int r;
+
+        if (owner == NULL)
+                return 0;
+        if (mp->track == NULL) {
+                r = sd_bus_track_new(m->bus, &mp->track, on_track_empty, mp);
+                if (r < 0)
+                        return r;
+                sd_bus_track_set_recursive(mp->track, true);
+        }
+        return sd_bus_track_add_name(mp->track, owner);
+}
+
+int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
+                             sd_bus_error *error) {
+        pcp_mapping_params p = { 0 };
+        pcpd_mapping *mp;
+        pcpd_server *s;
+        int family = req->family, r;
+        g_autofree char *key = NULL;
+        uint64_t eid;
+
+        if (!m->enabled)
+                return sd_bus_error_set(error, PCPD_ERROR("Disabled"),
+                                        "Port mapping is switched off on this host (pcpctl enable turns it on).");
+
+        if (family == 0)
+                family = choose_server(m, AF_INET, req->interface) != NULL ? AF_INET : AF_INET6;
+        s = choose_server(m, family, req->interface);
+        if (s == NULL) {
+                if (req->interface != NULL && *req->interface != '\0')
+                        return sd_bus_error_setf(error, PCPD_ERROR("NoServer"),
+                                                 "No %s port mapping server is known on interface %s.",
+                                                 family == AF_INET ? "IPv4" : "IPv6", req->interface);
+                return sd_bus_error_setf(error, PCPD_ERROR("NoServer"),
+                                         "No %s port mapping server (router) is known: is the network up?",
+                                         family == AF_INET ? "IPv4" : "IPv6");
+        }
+
+        key = mapping_key(family, req->opcode, req->protocol, req->internal_port, &req->remote_address,
+                          req->remote_port);
+        mp = g_hash_table_lookup(m->by_key, key);
+        if (mp != NULL) {
+                if (mp->uid != req->uid)
+                        return sd_bus_error_setf(error, PCPD_ERROR("Conflict"),
+                                                 "%s port %u is already mapped for another user.",
+                                                 pcp_protocol_to_string(req->protocol) ?: "this protocol",
+                                                 req->internal_port);
+                /* the same user again (another app, or the same one after a restart):
+                 * share the one upstream mapping */
+                r = manager_track(m, mp, req->owner);
+                if (r < 0)
+                        return sd_bus_error_set_errnof(error, -r, "Cannot watch the caller: %s", g_strerror(-r));
+                if (mp->unclaimed) {
+                        mp->unclaimed = false;
+                        if (mp->grace_source != 0) {
+                                g_source_remove(mp->grace_source);
+                                mp->grace_source = 0;
+                        }
+                        set_str(&mp->owner, req->owner ?: "");
+                        mp->pid = req->pid;
+                        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Owner", "PID", NULL });
+                        g_message("Mapping %s reclaimed by %s (uid %u)", mp->path, req->owner ?: "?", req->uid);
+                }
+                if (req->persistent && !mp->persistent) {
+                        mp->persistent = true;
+                        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Persistent", NULL });
+                        manager_schedule_save(m);
+                }
+                *ret = mp;
+                return 0;
+        }
+
+        if (g_hash_table_size(m->mappings) >= m->config.max_mappings)
+                return sd_bus_error_setf(error, PCPD_ERROR("QuotaExceeded"),
+                                         "This host already holds %u mappings, the configured maximum.",
+                                         m->config.max_mappings);
+
+        p.server_id = s->engine_id;
+        p.opcode = req->opcode;
+        p.protocol = req->protocol;
+        p.internal_port = req->internal_port;
+        p.suggested_external_port = req->suggested_port;
+        if (req->has_external_address)
+                p.suggested_external_addr = req->external_address;
+        p.lifetime = MIN(req->lifetime ? req->lifetime : m->config.default_lifetime, m->config.max_lifetime);
+        p.remote_port = req->remote_port;
+        p.remote_addr = req->remote_address;
+        p.has_third_party = req->has_third_party;
+        p.third_party = req->third_party;
+        p.prefer_failure = req->prefer_failure;
+        p.n_filters = req->n_filters;
+        memcpy(p.filters, req->filters, req->n_filters * sizeof(pcp_filter));
+        p.description = req->description != NULL && *req->description ? req->description : NULL;
+
+        r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid);
+        if (r < 0) {
+                manager_kick(m);
+                if (r == -ENOSPC)
+                        return sd_bus_error_set(error, PCPD_ERROR("QuotaExceeded"),
+                                                "The daemon holds as many mappings as it can.");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The mapping request was refused: %s",
+                                         g_strerror(-r));
+        }
+
+        mp = g_new0(pcpd_mapping, 1);
+        mp->manager = m;
+        mp->id = m->next_mapping_id++;
+        mp->path = g_strdup_printf(PCPD_MAPPING_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
+        mp->engine_id = eid;
+        mp->server = s;
+        mp->server_text = g_strdup(s->text);
+        mp->uid = req->uid;
+        mp->pid = req->pid;
+        mp->app_id = g_strdup(req->app_id ?: "");
+        mp->app_id_source = req->app_id_source ?: "none";
+        mp->owner = g_strdup(req->persistent ? "" : (req->owner ?: ""));
+        mp->persistent = req->persistent;
+        mp->opcode = req->opcode;
+        mp->protocol = req->protocol;
+        mp->family = family;
+        mp->internal_port = req->internal_port;
+        mp->suggested_port = req->suggested_port;
+        if (req->opcode == PCP_OPCODE_PEER) {
+                char buf[PCP_ADDR_STRLEN];
+                mp->remote_address = g_strdup(pcp_addr_to_string(&req->remote_address, buf));
+                mp->remote_port = req->remote_port;
+        }
+        mp->lifetime = p.lifetime;
+        mp->description = g_strdup(req->description ?: "");
+        mp->created = realtime_us();
+        mp->key = g_steal_pointer(&key);
+        mp->state = g_strdup("pending");
+        mp->error = g_strdup("");
+        mp->external_address = g_strdup("");
+
+        r = manager_track(m, mp, req->persistent ? NULL : req->owner);
+        if (r < 0) {
+                pcp_engine_forget_mapping(m->engine, eid);
+                mapping_free(mp);
+                return sd_bus_error_set_errnof(error, -r, "Cannot watch the caller: %s", g_strerror(-r));
+        }
+
+        g_hash_table_insert(m->mappings, &mp->id, mp);
+        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
+        g_hash_table_insert(m->by_key, mp->key, mp);
+        {
+                const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, eid);
+                char buf[PCP_ADDR_STRLEN];
+                if (i != NULL)
+                        mp->internal_address = g_strdup(pcp_addr_to_string(&i->internal_addr, buf));
+        }
+        pcpd_bus_mapping_added(m, mp);
+        pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
+        manager_update_state(m);
+        manager_schedule_save(m);
+        manager_kick(m);
+        g_message("Mapping %s: %s %s port %u for uid %u%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
+                  pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
+                  mp->app_id[0] ? " (" : "", mp->app_id, mp->app_id[0] ? ")" : "");
+        *ret = mp;
+        return 1;
+}
+
+void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
+        if (mp->engine_id != 0) {
+                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
+                /* lifetime 0 with the same nonce; the engine retries a few times on its own */
+                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+        }
+        g_hash_table_remove(m->by_key, mp->key);
+        pcpd_bus_mapping_removed(m, mp, reason);
+        g_message("Mapping %s removed (%s)", mp->path, pcpd_remove_reason_to_string(reason));
+        g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
+        pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
+        manager_update_state(m);
+        manager_schedule_save(m);
+        manager_kick(m);
+}
+
+void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason) {
+        if (holder != NULL && mp->track != NULL && sd_bus_track_count_name(mp->track, holder) > 0) {
+                sd_bus_track_remove_name(mp->track, holder);
+                if (sd_bus_track_count(mp->track) > 0)
+                        return; /* others still hold it */
+        }
+        pcpd_manager_remove_mapping(m, mp, reason);
+}
+
+int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled) {
+        if (m->enabled == enabled)
+                return 0;
+        m->enabled = enabled;
+        if (!enabled) {
+                g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+                for (guint i = 0; i < all->len; i++)
+                        pcpd_manager_remove_mapping(m, all->pdata[i], PCPD_REMOVED_DISABLED);
+        }
+        g_message("Port mapping %s", enabled ? "enabled" : "disabled: every mapping was deleted upstream");
+        pcpd_bus_manager_changed(m, (const char *[]) { "Enabled", NULL });
+        manager_update_state(m);
+        return 1;
+}
+
+/* ---- restore after a restart ---- */
+
+static gboolean on_grace_over(gpointer data) {
+        pcpd_mapping *mp = data;
+
+        mp->grace_source = 0;
+        if (mp->unclaimed) {
+                g_message("Mapping %s was not reclaimed after the restart; deleting it upstream", mp->path);
+                pcpd_manager_remove_mapping(mp->manager, mp, PCPD_REMOVED_OWNER_VANISHED);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+static void manager_restore(pcpd_manager *m) {
+        g_autofree char *path = g_build_filename(m->state_dir, STATE_FILE, NULL);
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_autoptr(GError) error = NULL;
+        g_auto(GStrv) groups = NULL;
+        unsigned restored = 0;
+
+        if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &error)) {
+                if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+                        g_warning("Cannot read saved mappings from %s: %s", path, error->message);
+                return;
+        }
+        groups = g_key_file_get_groups(kf, NULL);
+        for (size_t gi = 0; groups[gi] != NULL; gi++) {
+                const char *g = groups[gi];
+                g_autofree char *nonce_s = g_key_file_get_string(kf, g, "Nonce", NULL);
+                g_autofree char *server_s = g_key_file_get_string(kf, g, "Server", NULL);
+                g_autofree char *family_s = g_key_file_get_string(kf, g, "Family", NULL);
+                g_autofree char *ext_s = g_key_file_get_string(kf, g, "ExternalAddress", NULL);
+                g_autofree char *remote_s = g_key_file_get_string(kf, g, "RemoteAddress", NULL);
+                g_autofree char *app_id = g_key_file_get_string(kf, g, "AppId", NULL);
+                g_autofree char *app_src = g_key_file_get_string(kf, g, "AppIdSource", NULL);
+                g_autofree char *descr = g_key_file_get_string(kf, g, "Description", NULL);
+                struct sockaddr_in6 sa;
+                pcp_mapping_params p = { 0 };
+                pcpd_server *s;
+                pcpd_mapping *mp;
+                gint64 proto = g_key_file_get_integer(kf, g, "Protocol", NULL);
+                gint64 port = g_key_file_get_integer(kf, g, "InternalPort", NULL);
+                gint64 opcode = g_key_file_get_integer(kf, g, "Opcode", NULL);
+                uint64_t eid;
+                int family;
+
+                if (!unhex(nonce_s, p.nonce, PCP_NONCE_LEN) || server_s == NULL ||
+                    !pcpd_parse_endpoint(server_s, PCP_SERVER_PORT, &sa) || proto < 0 || proto > 255 || port < 0 ||
+                    port > 65535 || (opcode != PCP_OPCODE_MAP && opcode != PCP_OPCODE_PEER)) {
+                        g_warning("%s: [%s] is damaged; skipped", path, g);
+                        continue;
+                }
+                s = manager_find_server(m, &sa);
+                if (s == NULL) {
+                        g_warning("Saved mapping %s %s port %" G_GINT64_FORMAT " was made through %s, which is not "
+                                  "a server now: it cannot be renewed or deleted and will expire upstream",
+                                  pcp_opcode_to_string((uint8_t) opcode), pcp_protocol_to_string((uint8_t) proto) ?: "?",
+                                  port, server_s);
+                        continue;
+                }
+                family = g_strcmp0(family_s, "ipv6") == 0 ? AF_INET6 : AF_INET;
+                p.has_nonce = true;
+                p.server_id = s->engine_id;
+                p.opcode = (uint8_t) opcode;
+                p.protocol = (uint8_t) proto;
+                p.internal_port = (uint16_t) port;
+                p.suggested_external_port = (uint16_t) g_key_file_get_integer(kf, g, "ExternalPort", NULL);
+                if (ext_s != NULL && *ext_s)
+                        pcp_addr_from_string(ext_s, &p.suggested_external_addr);
+                p.lifetime = (uint32_t) MIN(g_key_file_get_uint64(kf, g, "Lifetime", NULL), m->config.max_lifetime);
+                if (p.lifetime == 0)
+                        p.lifetime = m->config.default_lifetime;
+                if (remote_s != NULL) {
+                        pcp_addr_from_string(remote_s, &p.remote_addr);
+                        p.remote_port = (uint16_t) g_key_file_get_integer(kf, g, "RemotePort", NULL);
+                }
+                p.description = descr != NULL && *descr ? descr : NULL;
+                if (pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid) < 0) {
+                        g_warning("%s: [%s] could not be restored", path, g);
+                        continue;
+                }
+                mp = g_new0(pcpd_mapping, 1);
+                mp->manager = m;
+                mp->id = m->next_mapping_id++;
+                mp->path = g_strdup_printf(PCPD_MAPPING_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
+                mp->engine_id = eid;
+                mp->server = s;
+                mp->server_text = g_strdup(s->text);
+                mp->uid = (uid_t) g_key_file_get_uint64(kf, g, "UID", NULL);
+                mp->app_id = g_strdup(app_id ?: "");
+                mp->app_id_source = g_strcmp0(app_src, "flatpak") == 0        ? "flatpak"
+                                    : g_strcmp0(app_src, "snap") == 0         ? "snap"
+                                    : g_strcmp0(app_src, "systemd-unit") == 0 ? "systemd-unit"
+                                    : g_strcmp0(app_src, "declared") == 0     ? "declared"
+                                                                              : "none";
+                mp->owner = g_strdup("");
+                mp->persistent = g_key_file_get_boolean(kf, g, "Persistent", NULL);
+                mp->unclaimed = !mp->persistent;
+                mp->opcode = p.opcode;
+                mp->protocol = p.protocol;
+                mp->family = family;
+                mp->internal_port = p.internal_port;
+                mp->suggested_port = p.suggested_external_port;
+                if (remote_s != NULL) {
+                        mp->remote_address = g_strdup(remote_s);
+                        mp->remote_port = p.remote_port;
+                }
+                mp->lifetime = p.lifetime;
+                mp->description = g_strdup(descr ?: "");
+                mp->created = g_key_file_get_uint64(kf, g, "Created", NULL);
+                mp->key = mapping_key(family, p.opcode, p.protocol, p.internal_port, &p.remote_addr, p.remote_port);
+                mp->state = g_strdup("pending");
+                mp->error = g_strdup("");
+                mp->external_address = g_strdup("");
+                if (g_hash_table_contains(m->by_key, mp->key)) {
+                        pcp_engine_forget_mapping(m->engine, eid);
+                        mapping_free(mp);
+                        continue;
+                }
+                g_hash_table_insert(m->mappings, &mp->id, mp);
+                g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
+                g_hash_table_insert(m->by_key, mp->key, mp);
+                if (mp->unclaimed)
+                        mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
+                pcpd_bus_mapping_added(m, mp);
+                restored++;
+        }
+        if (restored > 0) {
+                g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored, path,
+                          m->config.grace_seconds);
+                pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
+        }
+        manager_kick(m);
+}
+
+/* ---- lifecycle ---- */
+
+int pcpd_manager_new(const pcpd_config *config, const char *state_dir, GMainLoop *loop, pcpd_manager **ret) {
+        g_autoptr(pcpd_manager) m = g_new0(pcpd_manager, 1);
+        pcp_engine_config ec = { .max_mappings = config->max_mappings };
+        pcp_engine_ops ops = { .send = on_engine_send, .event = on_engine_event };
+        int r;
+
+        m->config = *config;
+        /* the server texts belong to the caller's config: copy them */
+        for (size_t i = 0; i < config->n_servers; i++)
+                m->config.servers[i].text = g_strdup(config->servers[i].text);
+        m->state_dir = g_strdup(state_dir);
+        m->loop = g_main_loop_ref(loop);
+        m->enabled = config->enabled;
+        m->servers = g_ptr_array_new();
+        m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) mapping_free);
+        m->by_engine_id = g_hash_table_new(g_int64_hash, g_int64_equal);
+        m->by_key = g_hash_table_new(g_str_hash, g_str_equal);
+        m->next_mapping_id = 1;
+        m->announce_fds[0] = m->announce_fds[1] = -1;
+        m->route_fd = -1;
+        r = pcp_engine_new(&ec, &ops, m, &m->engine);
+        if (r < 0)
+                return r;
+        *ret = g_steal_pointer(&m);
+        return 0;
+}
+
+pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
+        if (m == NULL)
+                return NULL;
+        if (m->save_source != 0) {
+                g_source_remove(m->save_source);
+                manager_save(m);
+        }
+        if (m->rediscover_source != 0)
+                g_source_remove(m->rediscover_source);
+        if (m->route_watch != 0)
+                g_source_remove(m->route_watch);
+        if (m->route_fd >= 0)
+                close(m->route_fd);
+        for (int i = 0; i < 2; i++) {
+                if (m->announce_watches[i] != 0)
+                        g_source_remove(m->announce_watches[i]);
+                if (m->announce_fds[i] >= 0)
+                        close(m->announce_fds[i]);
+        }
+        if (m->mappings != NULL)
+                g_hash_table_destroy(m->mappings);
+        if (m->by_engine_id != NULL)
+                g_hash_table_destroy(m->by_engine_id);
+        if (m->by_key != NULL)
+                g_hash_table_destroy(m->by_key);
+        pcp_engine_free(m->engine);
+        if (m->servers != NULL) {
+                for (guint i = 0; i < m->servers->len; i++)
+                        server_free(m->servers->pdata[i]);
+                g_ptr_array_free(m->servers, TRUE);
+        }
+        if (m->timer != NULL) {
+                g_source_destroy(m->timer);
+                g_source_unref(m->timer);
+        }
+        pcpd_config_clear(&m->config);
+        sd_bus_flush_close_unref(m->bus);
+        if (m->loop != NULL)
+                g_main_loop_unref(m->loop);
+        g_free(m->state_dir);
+        g_free(m->last_state);
+        g_free(m->status_text);
+        g_free(m);
+        return NULL;
+}
+
+int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
+        int r;
+
+        m->bus = sd_bus_ref(bus);
+        m->timer = g_source_new(&timer_funcs, sizeof(GSource));
+        g_source_set_callback(m->timer, on_engine_timer, m, NULL);
+        g_source_set_name(m->timer, "pcp-engine");
+        g_source_attach(m->timer, NULL);
+
+        r = pcpd_bus_register(m);
+        if (r < 0)
+                return r;
+
+        for (int i = 0; i < 2; i++) {
+                int fd = open_announce_socket(i == 0 ? AF_INET : AF_INET6, m->config.announce_port);
+                if (fd < 0) {
+                        g_warning("Cannot listen for %s ANNOUNCE on port %u: %s; router restarts are then noticed "
+                                  "at the next renewal only",
+                                  i == 0 ? "IPv4" : "IPv6", m->config.announce_port, g_strerror(-fd));
+                        continue;
+                }
+                m->announce_fds[i] = fd;
+                m->announce_watches[i] = g_unix_fd_add(fd, G_IO_IN, on_announce, m);
+        }
+
+        for (size_t i = 0; i < m->config.n_servers; i++)
+                (void) manager_add_server(m, &m->config.servers[i].addr, 1, "config", NULL, NULL);
+        if (m->config.use_default_routers) {
+                m->route_fd = pcpd_netlink_route_monitor_open();
+                if (m->route_fd < 0)
+                        g_warning("Cannot watch route changes: %s; servers are found at start only",
+                                  g_strerror(-m->route_fd));
+                else
+                        m->route_watch = g_unix_fd_add(m->route_fd, G_IO_IN, on_route_change, m);
+        }
+        manager_discover(m);
+        manager_restore(m);
+        manager_update_state(m);
+        manager_kick(m);
+        return 0;
+}

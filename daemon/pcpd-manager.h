@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+
+#include "pcp-engine.h"
+#include "pcpd-conf.h"
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+
+#define PCPD_BUS_NAME "org.freedesktop.PCP1"
+#define PCPD_MANAGER_PATH "/org/freedesktop/PCP1"
+#define PCPD_MAPPING_PREFIX "/org/freedesktop/PCP1/mapping"
+#define PCPD_MANAGER_IFACE "org.freedesktop.PCP1.Manager"
+#define PCPD_MAPPING_IFACE "org.freedesktop.PCP1.Mapping"
+#define PCPD_ERROR(name) "org.freedesktop.PCP1.Error." name
+
+#define PCPD_MAX_DESCRIPTION 256
+#define PCPD_MAX_APP_ID 255
+#define PCPD_MAX_SERVERS 16
+
+typedef struct pcpd_manager pcpd_manager;
+typedef struct pcpd_server pcpd_server;
+
+typedef struct pcpd_server {
+        pcpd_manager *manager;
+        uint32_t engine_id;
+        char *source;  /* "config", "gateway", "dhcpv4", "dhcpv6" */
+        char *ifname;  /* "" when unknown */
+        char *text;    /* the address in use, for Servers and logs */
+        int family;    /* AF_INET or AF_INET6 */
+        size_t n_addrs;
+        struct sockaddr_in6 addrs[PCP_SERVER_MAX_ADDRS];
+        int fds[PCP_SERVER_MAX_ADDRS];
+        guint watches[PCP_SERVER_MAX_ADDRS];
+        bool seen; /* discovery bookkeeping */
+} pcpd_server;
+
+typedef struct pcpd_mapping {
+        pcpd_manager *manager;
+        uint64_t id;
+        char *path;
+        uint64_t engine_id; /* 0 when the engine has none (server gone) */
+        pcpd_server *server;
+        char *server_text;
+
+        /* who */
+        uid_t uid;
+        pid_t pid;
+        char *app_id;
+        const char *app_id_source;
+        char *owner;         /* first holder's unique name; "" when persistent or unclaimed */
+        sd_bus_track *track; /* every holder (recursive: one count per AddMapping) */
+        bool persistent;
+        bool unclaimed;      /* restored after a daemon restart, waiting for its app */
+        guint grace_source;
+
+        /* what */
+        uint8_t opcode, protocol;
+        int family;
+        uint16_t internal_port, suggested_port;
+        char *remote_address;
+        uint16_t remote_port;
+        uint32_t lifetime;
+        char *description;
+        uint64_t created; /* CLOCK_REALTIME µs */
+        char *key;        /* sharing key: family/opcode/protocol/port[/remote] */
+
+        /* as last published on the bus */
+        char *state, *error, *external_address, *internal_address;
+        uint16_t external_port;
+        uint32_t granted;
+        uint64_t expires_at; /* CLOCK_REALTIME µs, 0 = none */
+} pcpd_mapping;
+
+struct pcpd_manager {
+        pcpd_config config;
+        char *state_dir;
+        GMainLoop *loop;
+        sd_bus *bus;
+        pcp_engine *engine;
+        GSource *timer;
+        bool enabled;
+
+        GPtrArray *servers;        /* pcpd_server* */
+        GHashTable *mappings;      /* id (uint64*) -> pcpd_mapping* (owned) */
+        GHashTable *by_engine_id;  /* engine id (uint64*) -> pcpd_mapping* */
+        GHashTable *by_key;        /* key -> pcpd_mapping* */
+        uint64_t next_mapping_id;
+
+        int announce_fds[2];
+        guint announce_watches[2];
+        int route_fd;
+        guint route_watch, rediscover_source;
+
+        guint save_source;
+        char *last_state;  /* Manager.State as last published */
+        char *status_text; /* sd_notify STATUS */
+};
+
+typedef enum pcpd_remove_reason {
+        PCPD_REMOVED_RELEASED,
+        PCPD_REMOVED_OWNER_VANISHED,
+        PCPD_REMOVED_REVOKED,
+        PCPD_REMOVED_DISABLED,
+        PCPD_REMOVED_EXPIRED,
+        PCPD_REMOVED_NETWORK_LOST,
+        PCPD_REMOVED_SERVER_REFUSED,
+} pcpd_remove_reason;
+
+typedef struct pcpd_mapping_request {
+        uint8_t opcode, protocol;
+        int family; /* 0 = choose */
+        uint16_t internal_port, suggested_port;
+        uint32_t lifetime;
+        const char *description;
+        const char *interface;
+        bool has_external_address;
+        struct in6_addr external_address;
+        bool prefer_failure;
+        uint8_t n_filters;
+        pcp_filter filters[PCP_MAX_FILTERS];
+        bool has_third_party;
+        struct in6_addr third_party;
+        bool persistent;
+        struct in6_addr remote_address;
+        uint16_t remote_port;
+        /* identity */
+        uid_t uid;
+        pid_t pid;
+        const char *app_id;
+        const char *app_id_source;
+        const char *owner; /* unique bus name, NULL for persistent */
+} pcpd_mapping_request;
+
+int pcpd_manager_new(const pcpd_config *config, const char *state_dir, GMainLoop *loop, pcpd_manager **ret);
+pcpd_manager *pcpd_manager_free(pcpd_manager *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_manager, pcpd_manager_free)
+
+/* Connects the bus objects, discovers servers, restores saved mappings. */
+int pcpd_manager_start(pcpd_manager *m, sd_bus *bus);
+
+uint64_t pcpd_now_ms(void);
+
+/* Creates (or joins) a mapping. On failure returns a negative errno and sets error
+ * (an sd_bus_error with one of the contract's names and a sentence). */
+int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
+                             sd_bus_error *error);
+/* Drops one hold of `holder` (or every hold when holder is NULL); the mapping goes when
+ * nobody holds it. */
+void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason);
+void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
+int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled);
+unsigned pcpd_manager_count_for_uid(pcpd_manager *m, uid_t uid);
+pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path);
+/* A snapshot of every mapping (safe to remove them while walking it). */
+GPtrArray *pcpd_manager_list_mappings(pcpd_manager *m);
+const char *pcpd_manager_state(pcpd_manager *m);
+/* The external address the first usable server of the family reports. */
+bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_address, char **ret_server);
+
+/* pcpd-bus.c */
+int pcpd_bus_register(pcpd_manager *m);
+void pcpd_bus_mapping_added(pcpd_manager *m, pcpd_mapping *mp);
+void pcpd_bus_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
+void pcpd_bus_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, const char *const *props);
+void pcpd_bus_manager_changed(pcpd_manager *m, const char *const *props);
+const char *pcpd_remove_reason_to_string(pcpd_remove_reason r);

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "pcpd-netlink.h"
+
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pcp-wire.h"
+
+#define NL_BUF 32768
+
+static int nl_open(int protocol) {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+        struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* Sends a dump request and calls fn on every message until NLMSG_DONE. */
+static int nl_dump(int fd, void *req, size_t req_len, int (*fn)(struct nlmsghdr *h, void *ud), void *ud) {
+        struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+        uint8_t *buf;
+        int r = 0;
+
+        if (sendto(fd, req, req_len, 0, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        buf = malloc(NL_BUF);
+        if (buf == NULL)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = recv(fd, buf, NL_BUF, 0);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                for (struct nlmsghdr *h = (struct nlmsghdr *) buf; NLMSG_OK(h, (size_t) n); h = NLMSG_NEXT(h, n)) {
+                        if (h->nlmsg_type == NLMSG_DONE)
+                                goto out;
+                        if (h->nlmsg_type == NLMSG_ERROR) {
+                                struct nlmsgerr *e = NLMSG_DATA(h);
+                                r = e->error < 0 ? e->error : -EIO;
+                                goto out;
+                        }
+                        r = fn(h, ud);
+                        if (r < 0)
+                                goto out;
+                }
+        }
+out:
+        free(buf);
+        return r;
+}
+
+typedef struct route_ctx {
+        pcpd_router *out;
+        size_t max, n;
+} route_ctx;
+
+static int route_cb(struct nlmsghdr *h, void *ud) {
+        route_ctx *c = ud;
+        struct rtmsg *rt = NLMSG_DATA(h);
+        int len = (int) RTM_PAYLOAD(h);
+        pcpd_router r = { 0 };
+        bool have_gw = false;
+
+        if (h->nlmsg_type != RTM_NEWROUTE || rt->rtm_dst_len != 0 || rt->rtm_type != RTN_UNICAST ||
+            (rt->rtm_table != RT_TABLE_MAIN && rt->rtm_table != RT_TABLE_UNSPEC))
+                return 0;
+        r.family = rt->rtm_family;
+        r.addr.sin6_family = AF_INET6;
+        r.addr.sin6_port = htons(PCP_SERVER_PORT);
+        for (struct rtattr *a = RTM_RTA(rt); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+                switch (a->rta_type) {
+                case RTA_GATEWAY:
+                        if (rt->rtm_family == AF_INET && RTA_PAYLOAD(a) == 4) {
+                                pcp_addr_from_ipv4((struct in_addr *) RTA_DATA(a), &r.addr.sin6_addr);
+                                have_gw = true;
+                        } else if (rt->rtm_family == AF_INET6 && RTA_PAYLOAD(a) == 16) {
+                                memcpy(&r.addr.sin6_addr, RTA_DATA(a), 16);
+                                have_gw = true;
+                        }
+                        break;
+                case RTA_OIF:
+                        if (RTA_PAYLOAD(a) == 4)
+                                memcpy(&r.ifindex, RTA_DATA(a), 4);
+                        break;
+                case RTA_PRIORITY:
+                        if (RTA_PAYLOAD(a) == 4)
+                                memcpy(&r.metric, RTA_DATA(a), 4);
+                        break;
+                default:
+                        break;
+                }
+        }
+        if (!have_gw || c->n >= c->max)
+                return 0;
+        if (IN6_IS_ADDR_LINKLOCAL(&r.addr.sin6_addr))
+                r.addr.sin6_scope_id = r.ifindex;
+        if (r.ifindex == 0 || if_indextoname(r.ifindex, r.ifname) == NULL)
+                r.ifname[0] = '\0';
+        /* the same router twice (several default routes): keep the first */
+        for (size_t i = 0; i < c->n; i++)
+                if (memcmp(&c->out[i].addr.sin6_addr, &r.addr.sin6_addr, 16) == 0 && c->out[i].ifindex == r.ifindex)
+                        return 0;
+        c->out[c->n++] = r;
+        return 0;
+}
+
+static int compare_metric(const void *a, const void *b) {
+        const pcpd_router *x = a, *y = b;
+        if (x->family != y->family)
+                return x->family == AF_INET ? -1 : 1;
+        return x->metric < y->metric ? -1 : x->metric > y->metric;
+}
+
+int pcpd_netlink_default_routers(pcpd_router *ret, size_t max) {
+        route_ctx c = { .out = ret, .max = max };
+        int fd = nl_open(NETLINK_ROUTE), r = 0;
+        const int families[] = { AF_INET, AF_INET6 };
+
+        if (fd < 0)
+                return fd;
+        for (size_t i = 0; i < 2 && r >= 0; i++) {
+                struct {
+                        struct nlmsghdr h;
+                        struct rtmsg rt;
+                } req = {
+                        .h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETROUTE,
+                               .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = (uint32_t) i + 1 },
+                        .rt = { .rtm_family = (unsigned char) families[i] },
+                };
+                r = nl_dump(fd, &req, sizeof(req), route_cb, &c);
+        }
+        close(fd);
+        if (r < 0)
+                return r;
+        qsort(ret, c.n, sizeof(*ret), compare_metric);
+        return (int) c.n;
+}
+
+int pcpd_netlink_route_monitor_open(void) {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+        struct sockaddr_nl sa = {
+                .nl_family = AF_NETLINK,
+                .nl_groups = RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE | RTMGRP_LINK,
+        };
+
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+bool pcpd_netlink_route_monitor_drain(int fd) {
+        uint8_t buf[8192];
+        bool any = false;
+
+        for (;;) {
+                ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n > 0) {
+                        any = true;
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == ENOBUFS) {
+                        any = true; /* we lost some: assume a change */
+                        continue;
+                }
+                return any;
+        }
+}
+
+typedef struct diag_ctx {
+        uint16_t port;
+        uid_t uid;
+        bool found;
+} diag_ctx;
+
+static int diag_cb(struct nlmsghdr *h, void *ud) {
+        diag_ctx *c = ud;
+        struct inet_diag_msg *m = NLMSG_DATA(h);
+
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+                return 0;
+        if (ntohs(m->id.idiag_sport) == c->port && m->idiag_uid == c->uid)
+                c->found = true;
+        return 0;
+}
+
+int pcpd_sock_diag_port_owned(uint8_t protocol, uint16_t port, uid_t uid) {
+        diag_ctx c = { .port = port, .uid = uid };
+        int fd, r = 0;
+        const int families[] = { AF_INET, AF_INET6 };
+
+        if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
+                return -EPROTONOSUPPORT;
+        fd = nl_open(NETLINK_SOCK_DIAG);
+        if (fd < 0)
+                return fd;
+        for (size_t i = 0; i < 2 && r >= 0 && !c.found; i++) {
+                struct {
+                        struct nlmsghdr h;
+                        struct inet_diag_req_v2 req;
+                } req = {
+                        .h = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+                               .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = (uint32_t) i + 1 },
+                        .req = { .sdiag_family = (uint8_t) families[i], .sdiag_protocol = protocol,
+                                 .idiag_states = ~0u },
+                };
+                req.req.id.idiag_sport = htons(port);
+                r = nl_dump(fd, &req, sizeof(req), diag_cb, &c);
+        }
+        close(fd);
+        if (r < 0)
+                return r;
+        return c.found ? 1 : 0;
+}
