@@ -11,12 +11,23 @@ if [ ! -f "$dir/build.ninja" ]; then
     CC=clang meson setup "$dir" -Dfuzzing=true -Ddaemon=false \
         -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 fi
-ninja -C "$dir" >/dev/null
+# only the fuzz targets (and what they link): the script's job is fuzzing, not checking
+# that the whole tree builds with clang. Show the compiler's output if that fails.
+targets=$(ninja -C "$dir" -t targets all | sed -n 's|^\(tests/fuzz/fuzz-[^:/]*\): .*|\1|p' | sort -u)
+if [ -z "$targets" ]; then
+    echo "fuzz: no fuzz targets in $dir" >&2
+    exit 1
+fi
+# shellcheck disable=SC2086
+if ! out=$(ninja -C "$dir" $targets 2>&1); then
+    echo "$out" >&2
+    exit 1
+fi
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 rc=0
 for bin in "$dir"/tests/fuzz/fuzz-*; do
-    [ -x "$bin" ] || continue
+    [ -f "$bin" ] && [ -x "$bin" ] || continue
     name=$(basename "$bin")
     work=$(mktemp -d)
     cp -r "tests/fuzz/corpus/$name/." "$work/" 2>/dev/null || true

@@ -874,6 +874,57 @@ static void test_description_length(void **state) {
         assert_int_equal(pcp_decode(buf, n, true, &m), PCP_WIRE_ERR_OPTION_LENGTH);
 }
 
+/* The UTF-8 check has a word-at-a-time path for ASCII: put each kind of octet at every
+ * position of descriptions longer than a word, and compare with what it must say. */
+static void test_description_utf8_positions(void **state) {
+        static const struct {
+                const char *seq;
+                bool ok;
+        } seqs[] = {
+                { "\x00", false },         { "\x7f", true },          { "\x80", false },
+                { "\xff", false },         { "\xc3\xa9", true },      { "\xc3", false },
+                { "\xe2\x82\xac", true }, { "\xed\xa0\x80", false }, { "\xf0\x9f\x98\x80", true },
+                { "\xf4\x90\x80\x80", false }, { "\x01", true },
+        };
+
+        for (size_t k = 0; k < ELEMENTSOF(seqs); k++) {
+                size_t sl = seqs[k].seq[0] == '\0' ? 1 : strlen(seqs[k].seq); /* "\x00" is one octet */
+
+                for (size_t total = 8; total <= 24; total += 8)
+                        for (size_t pos = 0; pos + sl <= total; pos++) {
+                                char text[32];
+                                uint8_t buf[BUF_MAX];
+                                size_t len = 0;
+                                pcp_msg m, d;
+
+                                memset(text, 'a', total);
+                                memcpy(text + pos, seqs[k].seq, sl);
+                                map_request(&m);
+                                m.options |= PCP_HAS_DESCRIPTION;
+                                m.description = text;
+                                m.description_len = (uint16_t) total;
+                                if (!seqs[k].ok) {
+                                        assert_int_equal(pcp_encode(&m, buf, sizeof(buf), &len),
+                                                         PCP_WIRE_ERR_OPTION_VALUE);
+                                        m.options = 0;
+                                        assert_int_equal(pcp_encode(&m, buf, sizeof(buf), &len), PCP_WIRE_OK);
+                                        buf[len] = PCP_OPTION_DESCRIPTION;
+                                        buf[len + 1] = 0;
+                                        buf[len + 2] = 0;
+                                        buf[len + 3] = (uint8_t) total;
+                                        memcpy(buf + len + 4, text, total);
+                                        if (pcp_decode(buf, len + 4 + total, false, &d) != PCP_WIRE_ERR_OPTION_VALUE)
+                                                fail_msg("sequence %zu at %zu of %zu accepted", k, pos, total);
+                                        continue;
+                                }
+                                if (pcp_encode(&m, buf, sizeof(buf), &len) != PCP_WIRE_OK)
+                                        fail_msg("sequence %zu at %zu of %zu refused", k, pos, total);
+                                assert_int_equal(pcp_decode(buf, len, false, &d), PCP_WIRE_OK);
+                                assert_int_equal(d.description_len, total);
+                        }
+        }
+}
+
 static void test_option_limits(void **state) {
         uint8_t buf[BUF_MAX];
         size_t n, base;
@@ -1523,6 +1574,43 @@ static void test_natpmp_decode_variants(void **state) {
         n = unhex("00 80 0002 00000009", buf, sizeof(buf));
         assert_int_equal(natpmp_decode(buf, n, true, &m), PCP_WIRE_OK);
         assert_int_equal(m.result, NATPMP_RESULT_NOT_AUTHORIZED);
+
+        /* RFC 6886 §3.2: the address of an error response is ignored on reception... */
+        n = unhex("00 80 0003 00000009 cb007107", buf, sizeof(buf));
+        assert_int_equal(natpmp_decode(buf, n, true, &m), PCP_WIRE_OK);
+        assert_int_equal(m.result, NATPMP_RESULT_NETWORK_FAILURE);
+        assert_int_equal(m.external_addr.s_addr, 0);
+        n = unhex("00 80 0001 00000009 cb007107", buf, sizeof(buf));
+        assert_int_equal(natpmp_decode(buf, n, true, &m), PCP_WIRE_OK);
+        assert_int_equal(m.result, NATPMP_RESULT_UNSUPP_VERSION);
+        assert_int_equal(m.external_addr.s_addr, 0);
+        /* ...and zero on transmission */
+        m = (natpmp_msg) { .response = true, .opcode = 0, .result = NATPMP_RESULT_NOT_AUTHORIZED, .epoch = 9 };
+        m.external_addr.s_addr = htonl(0xcb007107);
+        {
+                uint8_t out[16], want[16];
+                size_t len = 0;
+
+                assert_int_equal(natpmp_encode(&m, out, sizeof(out), &len), PCP_WIRE_OK);
+                assert_int_equal(len, 12);
+                assert_memory_equal(out, want, unhex("00 80 0002 00000009 00000000", want, sizeof(want)));
+        }
+
+        /* a full-length UNSUPP_VERSION / UNSUPP_OPCODE answer to a map request: header only */
+        n = unhex("00 81 0001 00000009 14e9 14ea 00001c20", buf, sizeof(buf));
+        assert_int_equal(natpmp_decode(buf, n, true, &m), PCP_WIRE_OK);
+        assert_int_equal(m.result, NATPMP_RESULT_UNSUPP_VERSION);
+        assert_int_equal(m.internal_port, 0);
+        assert_int_equal(m.lifetime, 0);
+        n = unhex("00 82 0005 00000009 14e9 14ea 00001c20", buf, sizeof(buf));
+        assert_int_equal(natpmp_decode(buf, n, true, &m), PCP_WIRE_OK);
+        assert_int_equal(m.internal_port, 0);
+        /* other errors keep the ports (they say which mapping failed) */
+        n = unhex("00 82 0002 00000009 14e9 14ea 00001c20", buf, sizeof(buf));
+        assert_int_equal(natpmp_decode(buf, n, true, &m), PCP_WIRE_OK);
+        assert_int_equal(m.internal_port, 5353);
+        assert_int_equal(m.external_port, 5354);
+        assert_int_equal(m.lifetime, 7200);
 }
 
 static void test_natpmp_malformed(void **state) {
@@ -1809,6 +1897,7 @@ int main(void) {
                 cmocka_unit_test(test_header_reported_on_error),
                 cmocka_unit_test(test_long_message),
                 cmocka_unit_test(test_description_length),
+                cmocka_unit_test(test_description_utf8_positions),
                 cmocka_unit_test(test_option_limits),
                 cmocka_unit_test(test_filter_prefix_values),
                 cmocka_unit_test(test_encode_errors),

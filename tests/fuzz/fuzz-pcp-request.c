@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libFuzzer target: PCP request decoder (pcp_decode with want_response = false) + round trip. */
+
+#include "fuzz-common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        fuzz_pcp_one(data, size, false);
+        return 0;
+}
