@@ -1329,13 +1329,53 @@ typedef struct Holder {
         bool have_info;
         bool waiting;  /* --wait: not active yet */
         bool gone;     /* removed by pcpd, or pcpd went away */
+        bool releasing; /* Release() is on its way */
+        sd_bus_slot *release_slot;
         char *last_line;
         int status;
+        int final_status; /* once released */
 } Holder;
 
 static void holder_exit(Holder *h, int status) {
         h->status = status;
         (void) sd_event_exit(h->event, 0);
+}
+
+static int on_release_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Holder *h = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+
+        if (e != NULL && !sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_OBJECT, "org.freedesktop.PCP1.Error.NotFound")) {
+                log_error(_("Failed to release %s: %s"), h->path, bus_error_message(e, -EIO));
+                h->final_status = EXIT_FAILURE;
+        }
+        h->gone = true;
+        holder_exit(h, h->final_status);
+        return 0;
+}
+
+/* Ends the hold with status: releases the mapping first unless it is persistent or
+ * gone. The release must happen inside the loop: leaving the loop closes the bus. */
+static void holder_finish(Holder *h, int status) {
+        int r;
+
+        if (h->releasing) { /* asked twice: stop waiting for the answer */
+                holder_exit(h, EXIT_FAILURE);
+                return;
+        }
+        if (h->gone || arg_persistent) {
+                holder_exit(h, status);
+                return;
+        }
+        h->final_status = status;
+        r = sd_bus_call_method_async(h->bus, &h->release_slot, PCP_BUS_NAME, h->path, PCP_MAPPING_IFACE, "Release",
+                                     on_release_reply, h, NULL);
+        if (r < 0) {
+                log_error(_("Failed to release %s: %s"), h->path, strerror(-r));
+                holder_exit(h, EXIT_FAILURE);
+                return;
+        }
+        h->releasing = true;
 }
 
 /* Prints what changed; handles --wait. */
@@ -1352,7 +1392,8 @@ static void holder_update(Holder *h) {
 
                 log_error(_("Failed to %s: the mapping failed: %s"), h->verb,
                           isempty(e) ? _("unknown error") : e);
-                holder_exit(h, EXIT_FAILURE);
+                h->waiting = false;
+                holder_finish(h, EXIT_FAILURE);
                 return;
         }
         if (h->waiting && !streq(state, "active"))
@@ -1401,8 +1442,9 @@ static int on_mapping_removed(sd_bus_message *m, void *userdata, sd_bus_error *r
 
         if (sd_bus_message_read(m, "os", &path, &reason) < 0 || h->path == NULL || !streq(path, h->path))
                 return 0;
-        /* our own Release() comes after the loop: this one is someone else's doing */
         h->gone = true;
+        if (h->releasing) /* our own Release() */
+                return 0;
         _cleanup_free_ char *r = text_sanitize(reason);
         log_error(_("The mapping was removed: %s"), r ? r : "?");
         holder_exit(h, EXIT_FAILURE);
@@ -1444,7 +1486,7 @@ static int on_initial_properties(sd_bus_message *m, void *userdata, sd_bus_error
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        holder_exit(userdata, EXIT_SUCCESS);
+        holder_finish(userdata, EXIT_SUCCESS);
         return 0;
 }
 
@@ -1608,17 +1650,8 @@ static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
         if (r < 0)
                 goto fail;
 
-        if (!h.gone && !arg_persistent) {
-                sd_bus_error_free(&error);
-                r = sd_bus_call_method(bus, PCP_BUS_NAME, h.path, PCP_MAPPING_IFACE, "Release", &error, NULL, NULL);
-                if (r < 0 && !sd_bus_error_has_names(&error, SD_BUS_ERROR_UNKNOWN_OBJECT,
-                                                     "org.freedesktop.PCP1.Error.NotFound")) {
-                        log_error(_("Failed to release %s: %s"), h.path, bus_error_message(&error, r));
-                        h.status = EXIT_FAILURE;
-                }
-        }
-
         (void) sd_bus_detach_event(bus);
+        sd_bus_slot_unref(h.release_slot);
         free(h.path);
         free(h.last_line);
         mapping_info_done(&h.info);
@@ -1627,6 +1660,7 @@ static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
 fail:
         log_error(_("Failed to %s: %s"), verb, strerror(-r));
         (void) sd_bus_detach_event(bus);
+        sd_bus_slot_unref(h.release_slot);
         free(h.path);
         free(h.last_line);
         mapping_info_done(&h.info);

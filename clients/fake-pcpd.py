@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A small fake of org.freedesktop.PCP1 for client tests (not the daemon's behaviour, only
+its D-Bus contract). Runs on the bus at the address given, prints "ready" once it owns the
+name, and appends one line per removal ("<reason> <path>") to the log file.
+
+  fake-pcpd.py BUS_ADDRESS LOG_FILE
+
+Scripted behaviour: internal port 9999 fails with NO_RESOURCES, port 1000 is refused with
+NotAuthorized; everything else becomes active 50 ms after it is requested, on
+198.51.100.1. GetExternalAddress("ipv6") fails with NoServer.
+"""
+
+import sys
+import time
+
+import dbus
+import dbus.mainloop.glib
+import dbus.service
+from gi.repository import GLib
+
+NAME = 'org.freedesktop.PCP1'
+MANAGER_PATH = '/org/freedesktop/PCP1'
+MANAGER = 'org.freedesktop.PCP1.Manager'
+MAPPING = 'org.freedesktop.PCP1.Mapping'
+PROPERTIES = 'org.freedesktop.DBus.Properties'
+OBJECT_MANAGER = 'org.freedesktop.DBus.ObjectManager'
+EXTERNAL = '198.51.100.1'
+
+
+class Error(dbus.DBusException):
+    def __init__(self, name, message):
+        super().__init__(message, name=f'org.freedesktop.PCP1.Error.{name}')
+
+
+def now_usec():
+    return int(time.time() * 1000000)
+
+
+class Mapping(dbus.service.Object):
+    def __init__(self, manager, mid, owner, props):
+        self.path = f'{MANAGER_PATH}/mapping/{mid}'
+        super().__init__(manager.bus, self.path)
+        self.manager = manager
+        self.owner = owner
+        self.props = props
+
+    @dbus.service.method(PROPERTIES, in_signature='s', out_signature='a{sv}')
+    def GetAll(self, interface):
+        if interface != MAPPING:
+            raise dbus.DBusException('no such interface', name='org.freedesktop.DBus.Error.UnknownInterface')
+        return self.props
+
+    @dbus.service.method(PROPERTIES, in_signature='ss', out_signature='v')
+    def Get(self, interface, name):
+        return self.GetAll(interface)[name]
+
+    @dbus.service.signal(PROPERTIES, signature='sa{sv}as')
+    def PropertiesChanged(self, interface, changed, invalidated):
+        pass
+
+    @dbus.service.method(MAPPING, in_signature='', out_signature='')
+    def Release(self):
+        self.manager.remove(self, 'released')
+
+    def update(self, **changed):
+        values = {}
+        for k, v in changed.items():
+            self.props[k] = type(self.props[k])(v)
+            values[k] = self.props[k]
+        self.PropertiesChanged(MAPPING, dbus.Dictionary(values, signature='sv'), dbus.Array([], signature='s'))
+
+
+class Manager(dbus.service.Object):
+    def __init__(self, bus, log):
+        super().__init__(bus, MANAGER_PATH)
+        self.bus = bus
+        self.log = log
+        self.mappings = {}
+        self.next_id = 1
+        self.props = {
+            'Version': dbus.String('0.1.0-fake'),
+            'Enabled': dbus.Boolean(True),
+            'State': dbus.String('ready'),
+            'Servers': dbus.Array([dbus.Struct(('eth0', '192.168.1.1', 'dhcpv4', 'pcp', dbus.UInt32(1234)),
+                                               signature='ssssu')], signature='(ssssu)'),
+            'ExternalAddresses': dbus.Array([EXTERNAL], signature='s'),
+            'Prefix64': dbus.Array([], signature='s'),
+            'DefaultLifetime': dbus.UInt32(3600),
+            'MaxMappingsPerUser': dbus.UInt32(64),
+            'MappingCount': dbus.UInt32(0),
+        }
+
+    # Properties
+    @dbus.service.method(PROPERTIES, in_signature='s', out_signature='a{sv}')
+    def GetAll(self, interface):
+        return self.props
+
+    @dbus.service.method(PROPERTIES, in_signature='ss', out_signature='v')
+    def Get(self, interface, name):
+        return self.props[name]
+
+    @dbus.service.signal(PROPERTIES, signature='sa{sv}as')
+    def PropertiesChanged(self, interface, changed, invalidated):
+        pass
+
+    # ObjectManager
+    @dbus.service.method(OBJECT_MANAGER, in_signature='', out_signature='a{oa{sa{sv}}}')
+    def GetManagedObjects(self):
+        return {m.path: {MAPPING: m.props} for m in self.mappings.values()}
+
+    @dbus.service.signal(OBJECT_MANAGER, signature='oa{sa{sv}}')
+    def InterfacesAdded(self, path, interfaces):
+        pass
+
+    @dbus.service.signal(OBJECT_MANAGER, signature='oas')
+    def InterfacesRemoved(self, path, interfaces):
+        pass
+
+    # Manager
+    @dbus.service.signal(MANAGER, signature='os')
+    def MappingRemoved(self, path, reason):
+        pass
+
+    def set_prop(self, name, value):
+        self.props[name] = type(self.props[name])(value)
+        self.PropertiesChanged(MANAGER, dbus.Dictionary({name: self.props[name]}, signature='sv'),
+                               dbus.Array([], signature='s'))
+
+    def add(self, opcode, protocol, port, suggested, remote_address, remote_port, options, sender):
+        if not self.props['Enabled']:
+            raise Error('Disabled', 'Port mappings are switched off.')
+        if port == 1000:
+            raise Error('NotAuthorized', 'Not authorized to map port 1000.')
+        for key in options:
+            if key not in ('lifetime', 'description', 'family', 'interface', 'prefer-failure', 'persistent'):
+                raise dbus.DBusException(f"Unknown option '{key}'.",
+                                         name='org.freedesktop.DBus.Error.InvalidArgs')
+        persistent = bool(options.get('persistent', False))
+        mid = self.next_id
+        self.next_id += 1
+        props = {
+            'Opcode': dbus.String(opcode),
+            'Family': dbus.String(options.get('family', 'ipv4')),
+            'Protocol': dbus.String(protocol),
+            'ProtocolNumber': dbus.Byte({'tcp': 6, 'udp': 17}.get(protocol, 0)),
+            'InternalAddress': dbus.String('192.168.1.20'),
+            'InternalPort': dbus.UInt16(port),
+            'SuggestedExternalPort': dbus.UInt16(suggested),
+            'ExternalAddress': dbus.String(''),
+            'ExternalPort': dbus.UInt16(0),
+            'RemoteAddress': dbus.String(remote_address),
+            'RemotePort': dbus.UInt16(remote_port),
+            'Lifetime': dbus.UInt32(0),
+            'ExpiresAt': dbus.UInt64(0),
+            'State': dbus.String('pending'),
+            'Error': dbus.String(''),
+            'Server': dbus.String('192.168.1.1'),
+            'Description': dbus.String(options.get('description', '')),
+            'Persistent': dbus.Boolean(persistent),
+            'Owner': dbus.String('' if persistent else sender),
+            'UID': dbus.UInt32(0),
+            'PID': dbus.UInt32(0),
+            'AppId': dbus.String('org.example.Test'),
+            'AppIdSource': dbus.String('declared'),
+            'Created': dbus.UInt64(now_usec()),
+        }
+        m = Mapping(self, mid, None if persistent else sender, props)
+        self.mappings[m.path] = m
+        self.InterfacesAdded(m.path, {MAPPING: dbus.Dictionary(props, signature='sv')})
+        self.set_prop('MappingCount', len(self.mappings))
+        lifetime = int(options.get('lifetime', 0)) or int(self.props['DefaultLifetime'])
+
+        def settle():
+            if m.path not in self.mappings:
+                return False
+            if port == 9999:
+                m.update(State='failed', Error='NO_RESOURCES')
+            else:
+                m.update(State='active', ExternalAddress=EXTERNAL,
+                         ExternalPort=suggested or port, Lifetime=lifetime,
+                         ExpiresAt=now_usec() + lifetime * 1000000)
+            return False
+        GLib.timeout_add(50, settle)
+
+        if not persistent:
+            def vanished(owner):
+                if owner == '' and m.path in self.mappings:
+                    self.remove(m, 'owner-vanished')
+            m.watch = self.bus.watch_name_owner(sender, vanished)
+        return m.path
+
+    def remove(self, m, reason):
+        del self.mappings[m.path]
+        m.remove_from_connection()
+        self.InterfacesRemoved(m.path, [MAPPING])
+        self.MappingRemoved(m.path, reason)
+        self.set_prop('MappingCount', len(self.mappings))
+        with open(self.log, 'a', encoding='utf-8') as f:
+            f.write(f'{reason} {m.path}\n')
+
+    @dbus.service.method(MANAGER, in_signature='sqqa{sv}', out_signature='o', sender_keyword='sender')
+    def AddMapping(self, protocol, port, suggested, options, sender=None):
+        return self.add('map', protocol, int(port), int(suggested), '', 0, options, sender)
+
+    @dbus.service.method(MANAGER, in_signature='sqsqa{sv}', out_signature='o', sender_keyword='sender')
+    def AddPeer(self, protocol, port, remote_address, remote_port, options, sender=None):
+        return self.add('peer', protocol, int(port), 0, str(remote_address), int(remote_port), options, sender)
+
+    @dbus.service.method(MANAGER, in_signature='o', out_signature='')
+    def RemoveMapping(self, path):
+        if path not in self.mappings:
+            raise Error('NotFound', f'No mapping {path}.')
+        self.remove(self.mappings[path], 'revoked')
+
+    @dbus.service.method(MANAGER, in_signature='s', out_signature='')
+    def RevokeApp(self, app_id):
+        victims = [m for m in self.mappings.values() if m.props['AppId'] == app_id]
+        if not victims:
+            raise Error('NotFound', f"No mapping belongs to '{app_id}'.")
+        for m in victims:
+            self.remove(m, 'revoked')
+
+    @dbus.service.method(MANAGER, in_signature='b', out_signature='')
+    def SetEnabled(self, enabled):
+        self.set_prop('Enabled', enabled)
+
+    @dbus.service.method(MANAGER, in_signature='s', out_signature='ss')
+    def GetExternalAddress(self, family):
+        if family == 'ipv4':
+            return (EXTERNAL, '192.168.1.1')
+        raise Error('NoServer', f'No PCP server is known for {family}.')
+
+
+def main():
+    dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+    bus = dbus.bus.BusConnection(sys.argv[1])
+    Manager(bus, sys.argv[2])
+    _name = dbus.service.BusName(NAME, bus, do_not_queue=True)  # noqa: F841 (kept alive)
+    print('ready', flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == '__main__':
+    main()
