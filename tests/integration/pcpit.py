@@ -1,0 +1,424 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""pcpit - helpers for pcpd's integration tests (run under `lab.sh run`).
+
+A test script does:
+    t = pcpit.Test("scenario 1: ...")          # checks the lab, binaries, tools
+    t.start_bus(); t.start_pcpd()              # private bus + mock polkit + pcpd in client ns
+    app = t.app()                              # a stand-in application (app.py)
+    ...  t.check(cond, "expected ..., saw ...")
+    t.done()
+Every process is started inside the lab's namespaces (so the lab's teardown ends it even
+if the test dies) and is also stopped by Test.cleanup(). Exit status: 0 pass, 1 fail,
+77 skip (never in CI: with CI=true a missing prerequisite is a failure).
+"""
+import atexit
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PY = "/usr/bin/python3"
+SKIP = 77
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Failed(Exception):
+    pass
+
+
+def default_bin(var, rel):
+    v = os.environ.get(var)
+    if v:
+        return v
+    build = os.environ.get("PCPIT_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
+    return os.path.normpath(os.path.join(build, rel))
+
+
+class Test:
+    def __init__(self, name, need=("pcpd",)):
+        self.name = name
+        self.procs = []
+        self.failures = []
+        log(f"=== {name}")
+        self.lab_dir = os.environ.get("PCPIT_LAB")
+        if not self.lab_dir:
+            self.missing("not running inside a lab (run me with: lab.sh run -- %s)" % sys.argv[0])
+        self.lab_sh = os.environ["PCPIT_LAB_SH"]
+        self.nsc, self.nsr, self.nsw = os.environ["NS_C"], os.environ["NS_R"], os.environ["NS_W"]
+        self.pcpd_bin = default_bin("PCPD_BIN", "daemon/pcpd")
+        self.pcpctl_bin = default_bin("PCPCTL_BIN", "clients/pcpctl")
+        self.refserver_bin = default_bin("REFSERVER_BIN", "tests/refserver/pcp-refserver")
+        for n in need:
+            path = {"pcpd": self.pcpd_bin, "pcpctl": self.pcpctl_bin,
+                    "refserver": self.refserver_bin}[n]
+            if not os.access(path, os.X_OK):
+                self.missing(f"{n} binary {path} is missing (build it, or set "
+                             f"{ {'pcpd': 'PCPD_BIN', 'pcpctl': 'PCPCTL_BIN', 'refserver': 'REFSERVER_BIN'}[n] })")
+        if "pcpd" in need:
+            try:
+                import dbus  # noqa: F401
+                import gi    # noqa: F401
+            except ImportError as e:
+                self.missing(f"python3-dbus / python3-gi missing: {e}")
+            for tool in ("/usr/bin/dbus-daemon",):
+                if not os.access(tool, os.X_OK):
+                    self.missing(f"{tool} missing")
+        atexit.register(self.cleanup)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    # ---------------------------------------------------------------- outcome
+    def missing(self, what):
+        if os.environ.get("CI") == "true":
+            print(f"FAIL: {self.name}: prerequisite missing in CI: {what}", flush=True)
+            sys.exit(1)
+        print(f"SKIP: {self.name}: {what}", flush=True)
+        sys.exit(SKIP)
+
+    def check(self, cond, msg):
+        """Soft assertion: record and go on."""
+        if cond:
+            log(f"ok: {msg.split(', saw')[0]}")
+        else:
+            log(f"FAIL: {msg}")
+            self.failures.append(msg)
+        return cond
+
+    def require(self, cond, msg):
+        """Hard assertion: stop the test."""
+        if not self.check(cond, msg):
+            self.done()
+
+    def done(self):
+        self.cleanup()
+        if self.failures:
+            print(f"\n{self.name}: {len(self.failures)} check(s) failed:", flush=True)
+            for f in self.failures:
+                print(f"  - {f}", flush=True)
+            self.dump_logs()
+            os._exit(1)
+        print(f"\n{self.name}: PASS", flush=True)
+        os._exit(0)
+
+    def dump_logs(self):
+        for f in ("pcpd.log", "pcpd.1.log", "miniupnpd.log", "refserver.log", "polkit.log"):
+            p = os.path.join(self.lab_dir, f)
+            if os.path.exists(p):
+                with open(p, errors="replace") as fh:
+                    lines = fh.readlines()[-40:]
+                print(f"---- last lines of {f}:\n" + "".join(lines), flush=True)
+
+    def cleanup(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    p.terminate()
+                    p.wait(3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                except OSError:
+                    pass
+        self.procs = []
+
+    # ------------------------------------------------------------------ lab
+    def lab(self, *args, check=True, timeout=60):
+        r = subprocess.run([self.lab_sh, *args], capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise Failed(f"lab.sh {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
+        return r.stdout
+
+    def wan_addr(self):
+        with open(os.path.join(self.lab_dir, "wan_addr")) as f:
+            return f.read().strip().split("=", 1)[1]
+
+    def dnat(self):
+        """set of (proto, ext_port, int_addr, int_port) DNAT rules at the router"""
+        out = self.lab("dnat")
+        return {(p, int(e), a, int(i)) for p, e, a, i in (l.split() for l in out.splitlines() if l.strip())}
+
+    def pinholes(self):
+        out = self.lab("pinholes")
+        return {(p, int(port), a) for p, port, a in (l.split() for l in out.splitlines() if l.strip())}
+
+    def netns_cmd(self, ns, argv):
+        return ["ip", "netns", "exec", ns, *argv]
+
+    def spawn(self, ns, argv, log_name=None, **kw):
+        out = open(os.path.join(self.lab_dir, log_name), "ab") if log_name else subprocess.DEVNULL
+        p = subprocess.Popen(self.netns_cmd(ns, argv), stdout=kw.pop("stdout", out),
+                             stderr=kw.pop("stderr", out), stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
+        self.procs.append(p)
+        return p
+
+    def reach(self, proto, addr, port, app, listen_port, timeout=4):
+        """send a token from the wan ns to addr:port; True if app's listener got it"""
+        token = f"tok{os.getpid()}x{time.monotonic_ns()}"
+        subprocess.run(self.netns_cmd(self.nsw, [PY, os.path.join(HERE, "netcheck.py"), "send",
+                                                 proto, addr, str(port), token]),
+                       capture_output=True, timeout=15)
+        ev = app.wait(lambda e: e["ev"] == "conn" and e["data"] == token and e["port"] == listen_port,
+                      timeout)
+        return ev is not None
+
+    # ------------------------------------------------------------ bus + pcpd
+    def start_bus(self):
+        d = os.path.join(self.lab_dir, "bus")
+        os.makedirs(d, exist_ok=True)
+        sock = os.path.join(d, "system_bus_socket")
+        policy = os.path.join(HERE, "..", "..", "dbus", "org.freedesktop.PCP1.conf")
+        policy = os.environ.get("PCPIT_BUS_POLICY", os.path.normpath(policy))
+        conf = os.path.join(d, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={sock}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_type="method_return"/>
+    <allow send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="signal"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+""")
+        self.bus_addr = f"unix:path={sock}"
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus_addr
+        self.spawn(self.nsc, ["/usr/bin/dbus-daemon", "--config-file", conf, "--nofork", "--nopidfile"],
+                   log_name="dbus.log")
+        self.wait_until(lambda: os.path.exists(sock), 10, "private dbus-daemon socket")
+        self.spawn(self.nsc, ["env", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}", PY, "-m", "dbusmock",
+                              "--system", "--template", "polkitd"], log_name="polkit.log")
+        self.wait_until(lambda: self.name_has_owner("org.freedesktop.PolicyKit1"), 15, "mock polkitd on the bus")
+
+    def name_has_owner(self, name):
+        r = subprocess.run(["busctl", f"--address={self.bus_addr}", "call", "org.freedesktop.DBus",
+                            "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", name],
+                           capture_output=True, text=True)
+        return r.returncode == 0 and "true" in r.stdout
+
+    def write_config(self, **over):
+        conf = {"Enabled": "true", "DefaultLifetime": "3600", "MaxMappingsPerUser": "64",
+                "Servers": "", "UseDefaultRouters": "true", "AnnouncePort": "5350"}
+        conf.update({k: str(v) for k, v in over.items()})
+        daemon_keys = [k for k in conf if k not in ("Servers", "UseDefaultRouters", "AnnouncePort")]
+        text = "[Daemon]\n" + "".join(f"{k}={conf[k]}\n" for k in daemon_keys)
+        text += "[Servers]\n" + "".join(f"{k}={conf[k]}\n" for k in ("Servers", "UseDefaultRouters", "AnnouncePort"))
+        path = os.path.join(self.lab_dir, "pcpd.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start_pcpd(self, log_name="pcpd.log", timeout=15, **conf):
+        if not hasattr(self, "bus_addr"):
+            self.start_bus()
+        cfg = self.write_config(**conf)
+        state = os.path.join(self.lab_dir, "pcpd-state")
+        os.makedirs(state, exist_ok=True)
+        argv = ["env", "-u", "NOTIFY_SOCKET", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}",
+                "G_MESSAGES_DEBUG=all", self.pcpd_bin, "--config", cfg, "--state-dir", state]
+        t0 = time.monotonic()
+        self.pcpd = self.spawn(self.nsc, argv, log_name=log_name)
+        ok = self.wait_until(lambda: self.name_has_owner("org.freedesktop.PCP1") or self.pcpd.poll() is not None,
+                             timeout, "pcpd owning org.freedesktop.PCP1", fatal=False)
+        if not ok or self.pcpd.poll() is not None:
+            self.require(False, f"pcpd did not come up: expected it to own org.freedesktop.PCP1 on the private "
+                                f"bus within {timeout} s (exit status {self.pcpd.poll()}); see {log_name}")
+        log(f"pcpd up in {time.monotonic() - t0:.1f} s (pid {self.pcpd.pid})")
+        return self.pcpd
+
+    def kill_pcpd(self):
+        self.pcpd.send_signal(signal.SIGKILL)
+        self.pcpd.wait(5)
+        self.wait_until(lambda: not self.name_has_owner("org.freedesktop.PCP1"), 5, "bus name released")
+
+    def pcpctl(self, *args, timeout=20):
+        return subprocess.run(self.netns_cmd(self.nsc, ["env", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}",
+                                                        self.pcpctl_bin, *args]),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def app(self, name="app"):
+        return App(self, name)
+
+    # ------------------------------------------------------------- waiting
+    def wait_until(self, fn, timeout, what, fatal=True, interval=0.1):
+        end = time.monotonic() + timeout
+        while True:
+            v = fn()
+            if v:
+                return v
+            if time.monotonic() >= end:
+                if fatal:
+                    self.require(False, f"timed out after {timeout} s waiting for {what}")
+                return None
+            time.sleep(interval)
+
+    def capture(self, iface="lan0", seconds=120, ns=None):
+        return Capture(self, ns or self.nsr, iface, seconds)
+
+
+class App:
+    """app.py in the client ns; events in self.events (list), waiters by predicate."""
+
+    def __init__(self, t, name):
+        self.t = t
+        self.name = name
+        self.events = []
+        self.cv = threading.Condition()
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=t.bus_addr)
+        self.p = t.spawn(t.nsc, [PY, os.path.join(HERE, "app.py")], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=open(os.path.join(t.lab_dir, f"{name}.log"), "ab"),
+                         env=env)
+        threading.Thread(target=self._reader, daemon=True).start()
+        ev = self.wait(lambda e: e["ev"] == "ready", 15)
+        t.require(ev is not None, f"{name}: expected app.py to start and connect to the bus within 15 s, saw nothing (see {name}.log)")
+        self.unique_name = ev["unique_name"]
+
+    def _reader(self):
+        for line in self.p.stdout:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            with self.cv:
+                self.events.append(e)
+                self.cv.notify_all()
+
+    def send(self, line):
+        self.p.stdin.write((line + "\n").encode())
+        self.p.stdin.flush()
+
+    def wait(self, pred, timeout, since=0):
+        """first event (index >= since) matching pred, or None after timeout"""
+        end = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for e in self.events[since:]:
+                    if pred(e):
+                        return e
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cv.wait(min(left, 0.2))
+
+    def mark(self):
+        with self.cv:
+            return len(self.events)
+
+    def add(self, key, proto, port, suggested=0, family="ipv4", timeout=30):
+        m = self.mark()
+        self.send(f"add {key} {proto} {port} {suggested} {family}")
+        ev = self.wait(lambda e: e.get("key") == key and e["ev"] in ("props-all", "error"), timeout, since=m)
+        if ev is None:
+            self.t.require(False, f"AddMapping({proto}, {port}, {suggested}, family={family}): no reply in {timeout} s")
+        if ev["ev"] == "error":
+            self.t.require(False, f"AddMapping({proto}, {port}, {suggested}, family={family}): expected an object "
+                                  f"path, got error {ev['name']}: {ev['msg']}")
+        return ev
+
+    def props(self, key, timeout=10):
+        m = self.mark()
+        self.send(f"get {key}")
+        ev = self.wait(lambda e: e.get("key") == key and e["ev"] in ("props-all", "error"), timeout, since=m)
+        if ev is None or ev["ev"] == "error":
+            return None
+        return ev["props"]
+
+    def manager(self, timeout=10):
+        m = self.mark()
+        self.send("manager")
+        ev = self.wait(lambda e: e["ev"] in ("manager",) or (e["ev"] == "error" and e.get("op") == "manager"),
+                       timeout, since=m)
+        return ev["props"] if ev and ev["ev"] == "manager" else None
+
+    def state(self, key):
+        """latest known values of a mapping's properties from props-all + PropertiesChanged"""
+        cur = {}
+        with self.cv:
+            for e in self.events:
+                if e.get("key") != key:
+                    continue
+                if e["ev"] == "props-all":
+                    cur.update(e["props"])
+                elif e["ev"] == "props":
+                    cur.update(e["changed"])
+        return cur
+
+    def wait_state(self, key, pred, timeout, poll=True):
+        """wait until pred(props) holds for the mapping, watching signals and polling Get"""
+        end = time.monotonic() + timeout
+        while True:
+            s = self.state(key)
+            if pred(s):
+                return s
+            if poll and time.monotonic() + 0.5 < end:
+                p = self.props(key, timeout=2)
+                if p is not None and pred(p):
+                    return p
+            if time.monotonic() >= end:
+                return None
+            self.wait(lambda e: e.get("key") == key and e["ev"] == "props", min(1.0, max(0.0, end - time.monotonic())),
+                      since=self.mark())
+
+    def release(self, key, timeout=10):
+        m = self.mark()
+        self.send(f"release {key}")
+        ev = self.wait(lambda e: e.get("key") == key and e["ev"] in ("released", "error"), timeout, since=m)
+        return ev
+
+    def kill9(self):
+        self.p.send_signal(signal.SIGKILL)
+        self.p.wait(5)
+
+
+def active(s):
+    return s.get("State") == "active" and s.get("ExternalPort", 0) != 0
+
+
+def describe(s):
+    keys = ("State", "Error", "ExternalAddress", "ExternalPort", "InternalAddress", "InternalPort", "Server")
+    return "{" + ", ".join(f"{k}={s.get(k)!r}" for k in keys if k in s) + "}"
+
+
+class Capture:
+    """pcp-probe.py capture in a namespace; packets() returns the decoded list so far"""
+
+    def __init__(self, t, ns, iface, seconds):
+        self.out = os.path.join(t.lab_dir, f"capture-{iface}-{time.monotonic_ns()}.json")
+        self.f = open(self.out, "wb")
+        self.p = t.spawn(ns, [PY, os.path.join(HERE, "pcp-probe.py"), "capture", "--iface", iface,
+                              "--seconds", str(seconds)], stdout=self.f, stderr=subprocess.DEVNULL)
+        t.wait_until(lambda: os.path.getsize(self.out) > 0, 10, f"capture on {iface} to start")
+
+    def packets(self):
+        with open(self.out) as f:
+            res = []
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                if "capture" not in d:
+                    res.append(d)
+            return res
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            self.p.wait(5)
+        return self.packets()
