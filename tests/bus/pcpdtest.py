@@ -1,0 +1,464 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Harness for pcpd's bus tests: a private system-type dbus-daemon that includes the
+project's policy, the reference PCP server on a unique loopback address, pcpd itself, the
+polkitd mock, and client processes (agent.py) that may run as another uid.
+
+Paths come from the environment (set by tests/bus/meson.build):
+  PCPD, PCP_REFSERVER, PCPCTL, PCPD_SOURCE_ROOT
+Every process started here is killed in Env.close() (also on failure: use Env as a
+context manager or from unittest's addCleanup).
+"""
+
+import json
+import os
+import pwd
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from gi.repository import Gio, GLib
+
+PYTHON = '/usr/bin/python3'
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.environ.get('PCPD_SOURCE_ROOT', os.path.dirname(os.path.dirname(HERE)))
+BUILD = os.environ.get('PCPD_BUILD_ROOT', os.path.join(SRC, 'build'))
+PCPD = os.environ.get('PCPD', os.path.join(BUILD, 'daemon', 'pcpd'))
+REFSERVER = os.environ.get('PCP_REFSERVER', os.path.join(BUILD, 'tests', 'refserver', 'pcp-refserver'))
+PCPCTL = os.environ.get('PCPCTL', os.path.join(BUILD, 'clients', 'pcpctl'))
+POLICY = os.path.join(SRC, 'dbus', 'org.freedesktop.PCP1.conf')
+
+BUS_NAME = 'org.freedesktop.PCP1'
+PATH = '/org/freedesktop/PCP1'
+MANAGER = 'org.freedesktop.PCP1.Manager'
+MAPPING = 'org.freedesktop.PCP1.Mapping'
+PROPS = 'org.freedesktop.DBus.Properties'
+OM = 'org.freedesktop.DBus.ObjectManager'
+ERR = 'org.freedesktop.PCP1.Error.'
+INVALID_ARGS = 'org.freedesktop.DBus.Error.InvalidArgs'
+EXTERNAL = '198.51.100.7'
+NOBODY = 65534
+
+BUS_CONFIG = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <limit name="max_connections_per_user">4096</limit>
+  <limit name="max_completed_connections">4096</limit>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
+  </policy>
+  <!-- the mock polkit (run as root) and its control interface -->
+  <policy user="root">
+    <allow own="org.freedesktop.PolicyKit1"/>
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+'''
+
+
+def unique_address():
+    """127.a.b.c unique enough per test process (pid-derived) and never 127.0.0.x."""
+    pid = os.getpid()
+    return '127.%d.%d.%d' % (100 + (pid >> 16) % 100, (pid >> 8) & 0xff, 2 + (pid & 0xff) % 250)
+
+
+def free_udp_port():
+    """A UDP port nobody uses on any address right now (for the ANNOUNCE listener)."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(('0.0.0.0', 0))
+        port = s.getsockname()[1]
+        s.close()
+        s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        try:
+            s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s6.bind(('::', port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s6.close()
+    raise RuntimeError('no free UDP port')
+
+
+def wait_until(cond, timeout=10.0, what='condition', step=0.02):
+    ctx = GLib.MainContext.default()
+    end = time.monotonic() + timeout
+    while True:
+        while ctx.pending():
+            ctx.iteration(False)
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f'timed out after {timeout}s waiting for {what}')
+        time.sleep(step)
+
+
+def pump(seconds):
+    ctx = GLib.MainContext.default()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        while ctx.pending():
+            ctx.iteration(False)
+        time.sleep(0.01)
+
+
+class DBusCallError(Exception):
+    def __init__(self, name, msg):
+        super().__init__(f'{name}: {msg}')
+        self.name = name
+        self.msg = msg
+
+
+class Agent:
+    """A client process (agent.py), possibly as another uid."""
+
+    def __init__(self, env, uid=None):
+        args = [PYTHON, os.path.join(HERE, 'agent.py'), env.address]
+        if uid is not None:
+            args.append(str(uid))
+        with open(os.path.join(env.tmp, 'agent.log'), 'a') as err:
+            self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                         stderr=err)
+        env.procs.append(self.proc)
+        first = json.loads(self.proc.stdout.readline() or '{"error":"agent died"}')
+        if first.get('ok') != 'ready':
+            raise RuntimeError(f'agent did not start: {first}')
+        self.name = first['name']
+        self.pid = first['pid']
+
+    def req(self, **kw):
+        self.proc.stdin.write(json.dumps(kw) + '\n')
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError('agent died')
+        return json.loads(line)
+
+    def call(self, method, sig='', args='()', **kw):
+        return self.req(op='call', method=method, sig=sig, args=args, **kw)
+
+    def add_mapping(self, proto, port, ext=0, options='@a{sv} {}', conn=0):
+        return self.call('AddMapping', 'sqqa{sv}', f"('{proto}', uint16 {port}, uint16 {ext}, {options})",
+                         conn=conn)
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait()
+
+
+class Env:
+    def __init__(self, config=None, refserver_args=(), polkit=False, start=True):
+        self.tmp = tempfile.mkdtemp(prefix='pcpd-bus-test-')
+        os.chmod(self.tmp, 0o755)
+        self.procs = []
+        self.pcpd = None
+        self.refserver = None
+        self.polkit = None
+        self.bus = None
+        self.conn = None
+        self.signals = []
+        self.ip = unique_address()
+        self.port = 15351
+        self.announce_port = free_udp_port()
+        self.ctl_path = os.path.join(self.tmp, 'ref.ctl')
+        self.reflog = os.path.join(self.tmp, 'ref.log')
+        self.state = os.path.join(self.tmp, 'state')
+        self.config = {'DefaultLifetime': 600}
+        self.config.update(config or {})
+        self.refserver_args = list(refserver_args)
+        try:
+            self.start_bus()
+            if polkit:
+                self.start_polkit()
+            self.start_refserver()
+            if start:
+                self.start_pcpd()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- processes ----
+
+    def start_bus(self):
+        sock = os.path.join(self.tmp, 'bus.sock')
+        conf = os.path.join(self.tmp, 'bus.conf')
+        with open(conf, 'w') as f:
+            f.write(BUS_CONFIG.format(socket=sock, policy=POLICY))
+        self.bus = subprocess.Popen(['dbus-daemon', f'--config-file={conf}', '--nofork', '--print-address'],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(self.bus)
+        self.address = self.bus.stdout.readline().strip()
+        if not self.address:
+            raise RuntimeError('dbus-daemon did not start: ' + self.bus.stderr.read())
+        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
+        self.env.pop('DBUS_SESSION_BUS_ADDRESS', None)
+        self.conn = Gio.DBusConnection.new_for_address_sync(
+            self.address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+            None, None)
+        self.conn.signal_subscribe(BUS_NAME, None, None, None, None, Gio.DBusSignalFlags.NONE,
+                                   self._on_signal)
+
+    def _on_signal(self, conn, sender, path, iface, member, params):
+        self.signals.append((path, iface, member, params.unpack()))
+
+    def start_polkit(self):
+        with open(os.path.join(self.tmp, 'polkit.log'), 'w') as log:
+            self.polkit = subprocess.Popen([PYTHON, '-m', 'dbusmock', '--system', '--template', 'polkitd'],
+                                           env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(self.polkit)
+        wait_until(lambda: self.name_has_owner('org.freedesktop.PolicyKit1') or self.polkit.poll() is not None,
+                   15, 'the polkit mock')
+        if self.polkit.poll() is not None:
+            raise RuntimeError('polkit mock died: ' + open(os.path.join(self.tmp, 'polkit.log')).read())
+
+    def polkit_call(self, method, sig, value):
+        self.conn.call_sync('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
+                            'org.freedesktop.DBus.Mock', method, GLib.Variant('(' + sig + ')', (value,)),
+                            None, Gio.DBusCallFlags.NONE, 10000, None)
+
+    def start_refserver(self, extra=()):
+        args = [REFSERVER, '--listen', self.ip, '--port', str(self.port), '--announce-port',
+                str(self.announce_port), '--external', EXTERNAL, '--control', self.ctl_path,
+                '--log', self.reflog] + self.refserver_args + list(extra)
+        with open(os.path.join(self.tmp, 'ref.out'), 'w') as out:
+            self.refserver = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append(self.refserver)
+        wait_until(lambda: os.path.exists(self.ctl_path) or self.refserver.poll() is not None, 10,
+                   'the refserver control socket')
+        if self.refserver.poll() is not None:
+            raise RuntimeError('refserver died: ' + open(os.path.join(self.tmp, 'ref.out')).read())
+
+    def write_config(self):
+        path = os.path.join(self.tmp, 'pcpd.conf')
+        daemon = '\n'.join(f'{k}={v}' for k, v in self.config.items())
+        with open(path, 'w') as f:
+            f.write(f'[Daemon]\n{daemon}\n[Servers]\nServers={self.ip}:{self.port}\n'
+                    f'UseDefaultRouters=false\nAnnouncePort={self.announce_port}\n')
+        return path
+
+    def start_pcpd(self, wait_ready=True):
+        conf = self.write_config()
+        self.pcpd_log = os.path.join(self.tmp, 'pcpd.log')
+        with open(self.pcpd_log, 'a') as out:
+            self.pcpd = subprocess.Popen([PCPD, '--config', conf, '--state-dir', self.state, '-v'],
+                                         env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append(self.pcpd)
+        wait_until(lambda: self.name_has_owner(BUS_NAME) or self.pcpd.poll() is not None, 10, 'pcpd on the bus')
+        if self.pcpd.poll() is not None:
+            raise RuntimeError('pcpd died: ' + self.log())
+        if wait_ready:
+            wait_until(lambda: self.get(PATH, MANAGER, 'State') == 'ready', 10, 'manager State "ready"')
+
+    def kill_pcpd(self, sig=signal.SIGKILL):
+        self.pcpd.send_signal(sig)
+        self.pcpd.wait()
+        wait_until(lambda: not self.name_has_owner(BUS_NAME), 5, 'pcpd off the bus')
+
+    def log(self):
+        try:
+            return open(self.pcpd_log).read()
+        except OSError:
+            return ''
+
+    def assert_alive(self):
+        if self.pcpd.poll() is not None:
+            raise AssertionError(f'pcpd died (status {self.pcpd.returncode}):\n{self.log()[-3000:]}')
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close_sync(None)
+            except GLib.Error:
+                pass
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if os.environ.get('PCPD_TEST_KEEP'):
+            print('kept', self.tmp, file=sys.stderr)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ---- refserver ----
+
+    def ctl(self, *cmd):
+        r = subprocess.run([REFSERVER, 'ctl', self.ctl_path] + list(cmd), capture_output=True, text=True,
+                           timeout=10)
+        out = r.stdout + r.stderr
+        if not out.startswith('ok'):
+            raise AssertionError(f'refserver ctl {cmd}: {out}')
+        return out
+
+    def dump(self):
+        """Mappings held by the refserver: a list of dicts."""
+        out = self.ctl('dump').splitlines()
+        res = []
+        pat = re.compile(r'(\w+) (\S+) (\S+):(\d+) -> (\S+):(\d+)(?: remote (\S+):(\d+))? lifetime (\d+) '
+                         r'remaining (\d+) nonce ([0-9a-f]+)')
+        for line in out[1:]:
+            m = pat.match(line)
+            if m is None:
+                raise AssertionError('unparsable dump line: ' + line)
+            res.append(dict(kind=m[1], proto=m[2], internal=m[3], internal_port=int(m[4]), external=m[5],
+                            external_port=int(m[6]), lifetime=int(m[9]), nonce=m[11]))
+        return res
+
+    def reflog_requests(self):
+        res = []
+        with open(self.reflog) as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                if d.get('event') == 'request':
+                    res.append(d)
+        return res
+
+    # ---- bus helpers (root, in-process) ----
+
+    def name_has_owner(self, name):
+        r = self.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                                'NameHasOwner', GLib.Variant('(s)', (name,)), None, Gio.DBusCallFlags.NONE,
+                                5000, None)
+        return r.unpack()[0]
+
+    def call(self, path, iface, method, sig='', args=(), conn=None, timeout=20000, fds=None, flags=0):
+        conn = conn or self.conn
+        params = GLib.Variant('(' + sig + ')', tuple(args)) if sig else None
+        try:
+            if fds is not None:
+                fdl = Gio.UnixFDList.new()
+                for fd in fds:
+                    fdl.append(fd)
+                r, _ = conn.call_with_unix_fd_list_sync(BUS_NAME, path, iface, method, params, None, flags,
+                                                        timeout, fdl, None)
+            else:
+                r = conn.call_sync(BUS_NAME, path, iface, method, params, None, flags, timeout, None)
+        except GLib.Error as e:
+            if Gio.DBusError.is_remote_error(e):
+                name = Gio.DBusError.get_remote_error(e)
+                raise DBusCallError(name, e.message) from None
+            raise
+        return r.unpack()
+
+    def manager(self, method, sig='', args=(), **kw):
+        return self.call(PATH, MANAGER, method, sig, args, **kw)
+
+    def get(self, path, iface, prop):
+        return self.call(path, PROPS, 'Get', 'ss', (iface, prop))[0]
+
+    def get_all(self, path, iface=MAPPING):
+        return self.call(path, PROPS, 'GetAll', 's', (iface,))[0]
+
+    def get_raw(self, path, iface, prop):
+        """The property's GVariant (to check its type)."""
+        r = self.conn.call_sync(BUS_NAME, path, PROPS, 'Get', GLib.Variant('(ss)', (iface, prop)), None, 0,
+                                5000, None)
+        return r.get_child_value(0).get_variant()
+
+    def add_mapping(self, proto, port, ext=0, options=None, conn=None):
+        return self.manager('AddMapping', 'sqqa{sv}', (proto, port, ext, options or {}), conn=conn)[0]
+
+    def new_conn(self):
+        return Gio.DBusConnection.new_for_address_sync(
+            self.address,
+            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+            None, None)
+
+    def wait_state(self, path, state, timeout=10):
+        return wait_until(lambda: self.get(path, MAPPING, 'State') == state, timeout, f'{path} State {state}')
+
+    def signals_of(self, member, path=None):
+        return [s for s in self.signals if s[2] == member and (path is None or s[0] == path)]
+
+    def removed_reason(self, path):
+        for p, iface, member, args in self.signals:
+            if member == 'MappingRemoved' and args[0] == path:
+                return args[1]
+        return None
+
+
+def V(sig, value):
+    return GLib.Variant(sig, value)
+
+
+class BusTestCase(unittest.TestCase):
+    """One Env per test method (the daemon's state never leaks between tests)."""
+
+    env_kwargs = {}
+
+    def make_env(self, **kw):
+        args = dict(self.env_kwargs)
+        args.update(kw)
+        env = Env(**args)
+        self.addCleanup(env.close)
+        return env
+
+    def assertDBusError(self, name, fn, *args, contains=None, **kw):
+        with self.assertRaises(DBusCallError) as cm:
+            fn(*args, **kw)
+        self.assertEqual(cm.exception.name, name, cm.exception.msg)
+        if contains is not None:
+            self.assertIn(contains, cm.exception.msg)
+        return cm.exception
+
+    def assertAgentError(self, name, ans, contains=None):
+        self.assertIn('error', ans, f'expected {name}, got {ans}')
+        self.assertEqual(ans['error'], name, ans.get('msg'))
+        if contains is not None:
+            self.assertIn(contains, ans['msg'])
+
+
+def preflight():
+    """Exit 77 (skip) outside root or without the tools; never silently in CI."""
+    missing = []
+    if os.getuid() != 0:
+        missing.append('root')
+    for tool in ('dbus-daemon',):
+        if shutil.which(tool) is None:
+            missing.append(tool)
+    for p in (PCPD, REFSERVER):
+        if not os.access(p, os.X_OK):
+            missing.append(p)
+    if missing:
+        msg = 'bus tests need ' + ', '.join(missing)
+        if os.environ.get('CI') == 'true':
+            print('FAIL (CI must not skip): ' + msg)
+            sys.exit(1)
+        print('SKIP: ' + msg)
+        sys.exit(77)
+
+
+def main():
+    preflight()
+    unittest.main(verbosity=2)
