@@ -59,13 +59,17 @@ const char *pcpd_remove_reason_to_string(pcpd_remove_reason r) {
 
 /* ---- servers and their sockets ---- */
 
+/* the server being added: pcp_engine_add_server() sends its first probe before it
+ * returns the server's id, so that datagram must find its socket through this */
+static pcpd_server *server_being_added;
+
 static pcpd_server *server_by_engine_id(pcpd_manager *m, uint32_t id) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
                 if (s->engine_id == id)
                         return s;
         }
-        return NULL;
+        return server_being_added;
 }
 
 static socklen_t to_native(const struct sockaddr_in6 *in, struct sockaddr_storage *out) {
@@ -213,7 +217,9 @@ static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs,
                 ea[i].remote = addrs[i];
                 s->watches[i] = g_unix_fd_add(s->fds[i], G_IO_IN | G_IO_ERR, on_server_socket, s);
         }
+        server_being_added = s;
         r = pcp_engine_add_server(m->engine, pcpd_now_ms(), ea, n, &s->engine_id);
+        server_being_added = NULL;
         if (r < 0) {
                 server_free(s);
                 return r;
