@@ -1314,7 +1314,8 @@ static int verb_list(int argc, char **argv, sd_bus *bus) {
         }
         (void) table_print(t, stdout, arg_legend);
         if (arg_legend)
-                printf(_("\n%zu mappings listed.\n"), table_n_rows(t));
+                printf(ngettext("\n%zu mapping listed.\n", "\n%zu mappings listed.\n", table_n_rows(t)),
+                       table_n_rows(t));
         return EXIT_SUCCESS;
 }
 
