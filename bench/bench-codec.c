@@ -167,7 +167,8 @@ static void make_map_response(pcp_msg *m) {
         m->external_port = 40022;
         m->external_addr = addr("203.0.113.7");
         m->n_filters = 1;
-        m->filters[0] = (pcp_filter) { .prefix_len = 96 + 24, .remote_port = 0, .remote_addr = addr("198.51.100.0") };
+        m->filters[0] =
+                (pcp_filter){.prefix_len = 96 + 24, .remote_port = 0, .remote_addr = addr("198.51.100.0")};
         m->options |= PCP_HAS_DESCRIPTION;
         m->description = descr;
         m->description_len = sizeof(descr) - 1;
@@ -188,7 +189,7 @@ static void make_peer_request(pcp_msg *m) {
 }
 
 static void make_natpmp_response(natpmp_msg *m) {
-        *m = (natpmp_msg) {
+        *m = (natpmp_msg){
                 .response = true,
                 .opcode = NATPMP_OPCODE_MAP_UDP,
                 .epoch = 123456,
@@ -227,16 +228,29 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
         static bench_case cases[] = {
-                { .name = "map-rsp-decode", .what = "PCP MAP response + FILTER + DESCRIPTION", .kind = KIND_PCP,
-                  .response = true },
-                { .name = "map-rsp-encode", .what = "PCP MAP response + FILTER + DESCRIPTION", .kind = KIND_PCP,
-                  .response = true, .encode = true },
-                { .name = "peer-req-decode", .what = "PCP PEER request (IPv6)", .kind = KIND_PCP },
-                { .name = "peer-req-encode", .what = "PCP PEER request (IPv6)", .kind = KIND_PCP, .encode = true },
-                { .name = "natpmp-rsp-decode", .what = "NAT-PMP UDP map response", .kind = KIND_NATPMP,
-                  .response = true },
-                { .name = "natpmp-rsp-encode", .what = "NAT-PMP UDP map response", .kind = KIND_NATPMP,
-                  .response = true, .encode = true },
+                {.name = "map-rsp-decode",
+                 .what = "PCP MAP response + FILTER + DESCRIPTION",
+                 .kind = KIND_PCP,
+                 .response = true},
+                {.name = "map-rsp-encode",
+                 .what = "PCP MAP response + FILTER + DESCRIPTION",
+                 .kind = KIND_PCP,
+                 .response = true,
+                 .encode = true},
+                {.name = "peer-req-decode", .what = "PCP PEER request (IPv6)", .kind = KIND_PCP},
+                {.name = "peer-req-encode",
+                 .what = "PCP PEER request (IPv6)",
+                 .kind = KIND_PCP,
+                 .encode = true},
+                {.name = "natpmp-rsp-decode",
+                 .what = "NAT-PMP UDP map response",
+                 .kind = KIND_NATPMP,
+                 .response = true},
+                {.name = "natpmp-rsp-encode",
+                 .what = "NAT-PMP UDP map response",
+                 .kind = KIND_NATPMP,
+                 .response = true,
+                 .encode = true},
         };
         const char *only = NULL;
         uint64_t fixed = 0;
@@ -279,8 +293,8 @@ int main(int argc, char **argv) {
                         continue;
                 found = true;
                 ns = measure(c, fixed, &n);
-                printf("%-18s %-40s %6zu %12llu %10.1f %14.0f\n", c->name, c->what, c->len, (unsigned long long) n,
-                       ns, 1e9 / ns);
+                printf("%-18s %-40s %6zu %12llu %10.1f %14.0f\n", c->name, c->what, c->len,
+                       (unsigned long long) n, ns, 1e9 / ns);
                 fflush(stdout);
         }
         if (!found) {

@@ -10,14 +10,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define fuzz_check(cond, ...)                                           \
-        do {                                                            \
-                if (!(cond)) {                                          \
-                        fprintf(stderr, "fuzz check failed: %s: ", #cond); \
-                        fprintf(stderr, __VA_ARGS__);                   \
-                        fputc('\n', stderr);                            \
-                        abort();                                        \
-                }                                                       \
+#define fuzz_check(cond, ...)                                                                               \
+        do {                                                                                                \
+                if (!(cond)) {                                                                              \
+                        fprintf(stderr, "fuzz check failed: %s: ", #cond);                                  \
+                        fprintf(stderr, __VA_ARGS__);                                                       \
+                        fputc('\n', stderr);                                                                \
+                        abort();                                                                            \
+                }                                                                                           \
         } while (0)
 
 /* Decodes a PCP message; if it decodes, re-encodes it and checks the result decodes to

@@ -124,12 +124,12 @@ static void check_round_trip_hex(const char *hex, bool want_response, bool canon
 /* ---- shared vector pieces ---- */
 
 #define ZERO12 "000000000000000000000000"
-#define CLIENT4 "00000000000000000000ffff c0000221"    /* 192.0.2.33 */
-#define CLIENT6 "20010db8 00000000 00000000 00000002"  /* 2001:db8::2 */
-#define ANY4 "00000000000000000000ffff 00000000"       /* ::ffff:0.0.0.0 */
-#define EXT4 "00000000000000000000ffff cb007107"       /* 203.0.113.7 */
-#define REMOTE4 "00000000000000000000ffff c6336409"    /* 198.51.100.9 */
-#define TP4 "00000000000000000000ffff c0000242"        /* 192.0.2.66 */
+#define CLIENT4 "00000000000000000000ffff c0000221" /* 192.0.2.33 */
+#define CLIENT6 "20010db8 00000000 00000000 00000002" /* 2001:db8::2 */
+#define ANY4 "00000000000000000000ffff 00000000" /* ::ffff:0.0.0.0 */
+#define EXT4 "00000000000000000000ffff cb007107" /* 203.0.113.7 */
+#define REMOTE4 "00000000000000000000ffff c6336409" /* 198.51.100.9 */
+#define TP4 "00000000000000000000ffff c0000242" /* 192.0.2.66 */
 #define NONCE_A "a1a2a3a4a5a6a7a8a9aaabac"
 #define NONCE_B "b1b2b3b4b5b6b7b8b9babbbc"
 
@@ -160,7 +160,7 @@ static void check_round_trip_hex(const char *hex, bool want_response, bool canon
 /* reserved, prefix length, remote port, remote address */
 #define OPT_FILTER4 " 03 00 0014 00 78 0000 00000000000000000000ffff c6336400" /* 198.51.100.0/24 */
 #define OPT_FILTER6 " 03 00 0014 00 30 01bb 20010db8 00010000 00000000 00000000" /* 2001:db8:1::/48 :443 */
-#define OPT_DESCRIPTION " 80 00 0005 636166c3a9 000000"                          /* "café" */
+#define OPT_DESCRIPTION " 80 00 0005 636166c3a9 000000" /* "café" */
 /* prefix64 length (octets), prefix64, suffix, [IPv4 prefix count, (length, address)...] */
 #define OPT_PREFIX64_REQ " 81 00 000e 000c 000000000000000000000000 0000"
 #define OPT_PREFIX64_RSP " 81 00 0016 000c 0064ff9b0000000000000000 0001 0018 c6336400 0000"
@@ -446,20 +446,20 @@ static void test_option_prefix64(void **state) {
         uint8_t buf[BUF_MAX];
         size_t n;
         pcp_msg m, d;
-        static const uint8_t v4list[] = { 0x00, 0x18, 0xc6, 0x33, 0x64, 0x00 };
+        static const uint8_t v4list[] = {0x00, 0x18, 0xc6, 0x33, 0x64, 0x00};
         struct in_addr v4;
         uint8_t plen;
 
         /* request: ::/96, no IPv4 list */
         map_request(&m);
         m.n_prefix64 = 1;
-        m.prefix64[0] = (pcp_prefix64) { .prefix_len = 96, .suffix_len = 0 };
+        m.prefix64[0] = (pcp_prefix64){.prefix_len = 96, .suffix_len = 0};
         check_vector(&m, MAP_REQ OPT_PREFIX64_REQ);
 
         /* response: 64:ff9b::/96 for 198.51.100.0/24, plus a /40 without list */
         announce_response(&m);
         m.n_prefix64 = 2;
-        m.prefix64[0] = (pcp_prefix64) {
+        m.prefix64[0] = (pcp_prefix64){
                 .prefix_len = 96,
                 .prefix = addr("64:ff9b::"),
                 .suffix_len = 0,
@@ -467,7 +467,7 @@ static void test_option_prefix64(void **state) {
                 .ipv4_prefix_count = 1,
                 .ipv4_prefixes = v4list,
         };
-        m.prefix64[1] = (pcp_prefix64) { .prefix_len = 40, .prefix = addr("2001:db8:100::"), .suffix_len = 7 };
+        m.prefix64[1] = (pcp_prefix64){.prefix_len = 40, .prefix = addr("2001:db8:100::"), .suffix_len = 7};
         check_vector(&m, ANN_RSP OPT_PREFIX64_RSP OPT_PREFIX64_40);
 
         n = unhex(ANN_RSP OPT_PREFIX64_RSP OPT_PREFIX64_40, buf, sizeof(buf));
@@ -491,7 +491,7 @@ static void test_option_prefix64(void **state) {
         /* an explicit empty IPv4 list (count 0) is kept as such */
         announce_response(&m);
         m.n_prefix64 = 1;
-        m.prefix64[0] = (pcp_prefix64) { .prefix_len = 96, .prefix = addr("64:ff9b::"), .has_ipv4_list = true };
+        m.prefix64[0] = (pcp_prefix64){.prefix_len = 96, .prefix = addr("64:ff9b::"), .has_ipv4_list = true};
         check_vector(&m, ANN_RSP " 81 00 0010 000c 0064ff9b0000000000000000 0000");
 }
 
@@ -502,7 +502,7 @@ static void test_option_port_set(void **state) {
 
         map_request(&m);
         m.options |= PCP_HAS_PORT_SET;
-        m.port_set = (pcp_port_set) { .size = 16, .first_internal_port = 8080, .parity = true };
+        m.port_set = (pcp_port_set){.size = 16, .first_internal_port = 8080, .parity = true};
         check_vector(&m, MAP_REQ OPT_PORT_SET);
         n = unhex(MAP_REQ OPT_PORT_SET, buf, sizeof(buf));
         assert_int_equal(pcp_decode(buf, n, false, &d), PCP_WIRE_OK);
@@ -513,7 +513,7 @@ static void test_option_port_set(void **state) {
 
         map_response(&m);
         m.options |= PCP_HAS_PORT_SET;
-        m.port_set = (pcp_port_set) { .size = 0xffff, .first_internal_port = 1, .parity = false };
+        m.port_set = (pcp_port_set){.size = 0xffff, .first_internal_port = 1, .parity = false};
         check_vector(&m, MAP_RSP " 82 00 0005 ffff 0001 00 000000");
 
         /* only the low bit of the fifth octet is the parity bit */
@@ -526,12 +526,12 @@ static void test_option_unknown(void **state) {
         uint8_t buf[BUF_MAX];
         size_t n;
         pcp_msg m, d;
-        static const uint8_t data[] = { 0xab, 0xcd, 0xef };
+        static const uint8_t data[] = {0xab, 0xcd, 0xef};
 
         /* optional (128-255) unknown options are kept in requests... */
         map_request(&m);
         m.n_unknown = 1;
-        m.unknown[0] = (pcp_raw_option) { .code = 200, .len = 3, .data = data };
+        m.unknown[0] = (pcp_raw_option){.code = 200, .len = 3, .data = data};
         check_vector(&m, MAP_REQ " c8 00 0003 abcdef 00");
         n = unhex(MAP_REQ " c8 00 0003 abcdef 00", buf, sizeof(buf));
         assert_int_equal(pcp_decode(buf, n, false, &d), PCP_WIRE_OK);
@@ -543,8 +543,8 @@ static void test_option_unknown(void **state) {
         /* ...and mandatory ones (0-127) in responses (RFC 6887 §7.3: client ignores) */
         map_response(&m);
         m.n_unknown = 2;
-        m.unknown[0] = (pcp_raw_option) { .code = 99, .len = 0 };
-        m.unknown[1] = (pcp_raw_option) { .code = 0, .len = 3, .data = data };
+        m.unknown[0] = (pcp_raw_option){.code = 99, .len = 0};
+        m.unknown[1] = (pcp_raw_option){.code = 0, .len = 3, .data = data};
         check_vector(&m, MAP_RSP " 63 00 0000 00 00 0003 abcdef 00");
         n = unhex(MAP_RSP " 63 00 0000 00 00 0003 abcdef 00", buf, sizeof(buf));
         assert_int_equal(pcp_decode(buf, n, true, &d), PCP_WIRE_OK);
@@ -562,10 +562,10 @@ static void test_option_unknown(void **state) {
 }
 
 static void test_all_options(void **state) {
-#define ALL_MAP_REQ                                                                                    \
+#define ALL_MAP_REQ                                                                                         \
         MAP_REQ OPT_THIRD_PARTY OPT_PREFER_FAILURE OPT_FILTER4 OPT_FILTER6 OPT_DESCRIPTION OPT_PREFIX64_REQ \
                 OPT_PORT_SET " c8 00 0003 abcdef 00"
-        static const uint8_t data[] = { 0xab, 0xcd, 0xef };
+        static const uint8_t data[] = {0xab, 0xcd, 0xef};
         uint8_t buf[BUF_MAX];
         pcp_msg m;
         size_t n;
@@ -578,10 +578,10 @@ static void test_all_options(void **state) {
         m.description = cafe;
         m.description_len = 5;
         m.n_prefix64 = 1;
-        m.prefix64[0] = (pcp_prefix64) { .prefix_len = 96 };
-        m.port_set = (pcp_port_set) { .size = 16, .first_internal_port = 8080, .parity = true };
+        m.prefix64[0] = (pcp_prefix64){.prefix_len = 96};
+        m.port_set = (pcp_port_set){.size = 16, .first_internal_port = 8080, .parity = true};
         m.n_unknown = 1;
-        m.unknown[0] = (pcp_raw_option) { .code = 200, .len = 3, .data = data };
+        m.unknown[0] = (pcp_raw_option){.code = 200, .len = 3, .data = data};
         check_vector(&m, ALL_MAP_REQ);
         n = unhex(ALL_MAP_REQ, buf, sizeof(buf));
         assert_int_equal(n, 60 + 20 + 4 + 24 + 24 + 12 + 20 + 12 + 8);
@@ -596,19 +596,19 @@ static void test_round_trips(void **state) {
                 const char *hex;
                 bool response;
         } canonical[] = {
-                { ANN_REQ, false },
-                { ANN_RSP, true },
-                { MAP_REQ, false },
-                { MAP_RSP, true },
-                { PEER_REQ, false },
-                { PEER_RSP, true },
-                { MAP_REQ OPT_THIRD_PARTY OPT_PREFER_FAILURE OPT_FILTER4, false },
-                { MAP_RSP OPT_PREFER_FAILURE OPT_FILTER4 OPT_FILTER6 OPT_DESCRIPTION OPT_PORT_SET, true },
-                { PEER_REQ OPT_THIRD_PARTY OPT_DESCRIPTION, false },
-                { ANN_RSP OPT_PREFIX64_RSP OPT_PREFIX64_40, true },
-                { MAP_RSP OPT_PREFIX64_RSP " 05 00 0001 ff000000 fe 00 0000", true },
+                {ANN_REQ, false},
+                {ANN_RSP, true},
+                {MAP_REQ, false},
+                {MAP_RSP, true},
+                {PEER_REQ, false},
+                {PEER_RSP, true},
+                {MAP_REQ OPT_THIRD_PARTY OPT_PREFER_FAILURE OPT_FILTER4, false},
+                {MAP_RSP OPT_PREFER_FAILURE OPT_FILTER4 OPT_FILTER6 OPT_DESCRIPTION OPT_PORT_SET, true},
+                {PEER_REQ OPT_THIRD_PARTY OPT_DESCRIPTION, false},
+                {ANN_RSP OPT_PREFIX64_RSP OPT_PREFIX64_40, true},
+                {MAP_RSP OPT_PREFIX64_RSP " 05 00 0001 ff000000 fe 00 0000", true},
                 /* another version's UNSUPP_VERSION: the header alone */
-                { "01 81 00 01 00000000 00000007 " ZERO12, true },
+                {"01 81 00 01 00000000 00000007 " ZERO12, true},
         };
         /* decodable, but not what the encoder writes: reserved bits set, options out of
          * canonical order, another version's header with a body */
@@ -616,12 +616,12 @@ static void test_round_trips(void **state) {
                 const char *hex;
                 bool response;
         } other[] = {
-                { "02 01 ffff 00001c20 " CLIENT4 " " NONCE_A " 06 ffffff 1f90 0000 " ANY4, false },
-                { "02 81 ff 00 00001c20 0000abcd ffffffffffffffffffffffff " MAP_RSP_BODY, true },
-                { MAP_REQ OPT_PORT_SET OPT_DESCRIPTION OPT_FILTER4 OPT_THIRD_PARTY, false },
-                { MAP_REQ " 03 ff 0014 ff 78 0000 00000000000000000000ffff c6336400", false },
-                { MAP_REQ " 80 00 0001 41 ffffff", false },
-                { "03 81 00 01 00000000 00000007 " ZERO12 " " MAP_RSP_BODY, true },
+                {"02 01 ffff 00001c20 " CLIENT4 " " NONCE_A " 06 ffffff 1f90 0000 " ANY4, false},
+                {"02 81 ff 00 00001c20 0000abcd ffffffffffffffffffffffff " MAP_RSP_BODY, true},
+                {MAP_REQ OPT_PORT_SET OPT_DESCRIPTION OPT_FILTER4 OPT_THIRD_PARTY, false},
+                {MAP_REQ " 03 ff 0014 ff 78 0000 00000000000000000000ffff c6336400", false},
+                {MAP_REQ " 80 00 0001 41 ffffff", false},
+                {"03 81 00 01 00000000 00000007 " ZERO12 " " MAP_RSP_BODY, true},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(canonical); i++)
@@ -641,118 +641,126 @@ typedef struct bad_case {
 
 static const bad_case bad_cases[] = {
         /* length */
-        { "empty", "", false, PCP_WIRE_ERR_SHORT },
-        { "1 octet", "02", false, PCP_WIRE_ERR_SHORT },
-        { "3 octets", "02 00 00", false, PCP_WIRE_ERR_SHORT },
-        { "20 octets", "02 00 0000 00000000 00000000000000000000ffff", false, PCP_WIRE_ERR_SHORT },
-        { "response 20 octets", "02 80 00 00 00000000 0000002a 0000000000000000", true, PCP_WIRE_ERR_SHORT },
-        { "MAP header only", MAP_REQ_HDR, false, PCP_WIRE_ERR_SHORT },
-        { "MAP body cut", MAP_REQ_HDR " " NONCE_A " 06 000000 1f90 0000 00000000000000000000ffff", false,
-          PCP_WIRE_ERR_SHORT },
-        { "PEER with a MAP body", "02 02 0000 0000012c " CLIENT4 " " MAP_REQ_BODY, false, PCP_WIRE_ERR_SHORT },
-        { "PEER response with a MAP body", "02 82 00 00 0000012c 00010000 " ZERO12 " " MAP_RSP_BODY, true,
-          PCP_WIRE_ERR_SHORT },
-        { "25 octets", ANN_REQ " 00", false, PCP_WIRE_ERR_ALIGN },
-        { "26 octets", ANN_RSP " 0000", true, PCP_WIRE_ERR_ALIGN },
-        { "63 octets", MAP_REQ " 020000", false, PCP_WIRE_ERR_ALIGN },
+        {"empty", "", false, PCP_WIRE_ERR_SHORT},
+        {"1 octet", "02", false, PCP_WIRE_ERR_SHORT},
+        {"3 octets", "02 00 00", false, PCP_WIRE_ERR_SHORT},
+        {"20 octets", "02 00 0000 00000000 00000000000000000000ffff", false, PCP_WIRE_ERR_SHORT},
+        {"response 20 octets", "02 80 00 00 00000000 0000002a 0000000000000000", true, PCP_WIRE_ERR_SHORT},
+        {"MAP header only", MAP_REQ_HDR, false, PCP_WIRE_ERR_SHORT},
+        {"MAP body cut", MAP_REQ_HDR " " NONCE_A " 06 000000 1f90 0000 00000000000000000000ffff", false,
+         PCP_WIRE_ERR_SHORT},
+        {"PEER with a MAP body", "02 02 0000 0000012c " CLIENT4 " " MAP_REQ_BODY, false, PCP_WIRE_ERR_SHORT},
+        {"PEER response with a MAP body", "02 82 00 00 0000012c 00010000 " ZERO12 " " MAP_RSP_BODY, true,
+         PCP_WIRE_ERR_SHORT},
+        {"25 octets", ANN_REQ " 00", false, PCP_WIRE_ERR_ALIGN},
+        {"26 octets", ANN_RSP " 0000", true, PCP_WIRE_ERR_ALIGN},
+        {"63 octets", MAP_REQ " 020000", false, PCP_WIRE_ERR_ALIGN},
         /* version, direction, opcode, result */
-        { "version 1 request", "01 01 0000 00001c20 " CLIENT4 " " MAP_REQ_BODY, false, PCP_WIRE_ERR_VERSION },
-        { "version 0 request", "00 00 0000 00000000 " CLIENT4, false, PCP_WIRE_ERR_VERSION },
-        { "version 3 success", "03 81 00 00 00001c20 0000abcd " ZERO12 " " MAP_RSP_BODY, true,
-          PCP_WIRE_ERR_VERSION },
-        { "version 0 UNSUPP_VERSION", "00 80 00 01 00000000 00000007 " ZERO12, true, PCP_WIRE_ERR_VERSION },
-        { "response as request", MAP_RSP, false, PCP_WIRE_ERR_DIRECTION },
-        { "request as response", MAP_REQ, true, PCP_WIRE_ERR_DIRECTION },
-        { "short request as response", "02 01 00 00", true, PCP_WIRE_ERR_DIRECTION },
-        { "opcode 3", "02 03 0000 00000000 " CLIENT4, false, PCP_WIRE_ERR_OPCODE },
-        { "opcode 127 response", "02 ff 00 04 00000000 00000007 " ZERO12, true, PCP_WIRE_ERR_OPCODE },
-        { "result 14", "02 80 00 0e 00000000 0000002a " ZERO12, true, PCP_WIRE_ERR_RESULT },
-        { "result 255", "02 81 00 ff 00000000 0000002a " ZERO12 " " MAP_RSP_BODY, true, PCP_WIRE_ERR_RESULT },
+        {"version 1 request", "01 01 0000 00001c20 " CLIENT4 " " MAP_REQ_BODY, false, PCP_WIRE_ERR_VERSION},
+        {"version 0 request", "00 00 0000 00000000 " CLIENT4, false, PCP_WIRE_ERR_VERSION},
+        {"version 3 success", "03 81 00 00 00001c20 0000abcd " ZERO12 " " MAP_RSP_BODY, true,
+         PCP_WIRE_ERR_VERSION},
+        {"version 0 UNSUPP_VERSION", "00 80 00 01 00000000 00000007 " ZERO12, true, PCP_WIRE_ERR_VERSION},
+        {"response as request", MAP_RSP, false, PCP_WIRE_ERR_DIRECTION},
+        {"request as response", MAP_REQ, true, PCP_WIRE_ERR_DIRECTION},
+        {"short request as response", "02 01 00 00", true, PCP_WIRE_ERR_DIRECTION},
+        {"opcode 3", "02 03 0000 00000000 " CLIENT4, false, PCP_WIRE_ERR_OPCODE},
+        {"opcode 127 response", "02 ff 00 04 00000000 00000007 " ZERO12, true, PCP_WIRE_ERR_OPCODE},
+        {"result 14", "02 80 00 0e 00000000 0000002a " ZERO12, true, PCP_WIRE_ERR_RESULT},
+        {"result 255", "02 81 00 ff 00000000 0000002a " ZERO12 " " MAP_RSP_BODY, true, PCP_WIRE_ERR_RESULT},
         /* option framing */
-        { "option data cut", MAP_REQ " 01 00 0014 " TP4, false, PCP_WIRE_ERR_OPTION_TRUNCATED },
-        { "option padding cut", MAP_REQ " 80 00 0005 61626364", false, PCP_WIRE_ERR_OPTION_TRUNCATED },
-        { "option length 65535", MAP_RSP " c8 00 ffff 00000000", true, PCP_WIRE_ERR_OPTION_TRUNCATED },
-        { "second option cut", MAP_REQ OPT_PREFER_FAILURE " 02 00 0004", false, PCP_WIRE_ERR_OPTION_TRUNCATED },
+        {"option data cut", MAP_REQ " 01 00 0014 " TP4, false, PCP_WIRE_ERR_OPTION_TRUNCATED},
+        {"option padding cut", MAP_REQ " 80 00 0005 61626364", false, PCP_WIRE_ERR_OPTION_TRUNCATED},
+        {"option length 65535", MAP_RSP " c8 00 ffff 00000000", true, PCP_WIRE_ERR_OPTION_TRUNCATED},
+        {"second option cut", MAP_REQ OPT_PREFER_FAILURE " 02 00 0004", false,
+         PCP_WIRE_ERR_OPTION_TRUNCATED},
         /* known options with the wrong length */
-        { "THIRD_PARTY 0", MAP_REQ " 01 00 0000", false, PCP_WIRE_ERR_OPTION_LENGTH },
-        { "THIRD_PARTY 12", MAP_REQ " 01 00 000c 00000000000000000000ffff", false, PCP_WIRE_ERR_OPTION_LENGTH },
-        { "THIRD_PARTY 20", MAP_REQ " 01 00 0014 " TP4 " 00000000", false, PCP_WIRE_ERR_OPTION_LENGTH },
-        { "PREFER_FAILURE 4", MAP_REQ " 02 00 0004 00000000", false, PCP_WIRE_ERR_OPTION_LENGTH },
-        { "PREFER_FAILURE 1", MAP_RSP " 02 00 0001 00000000", true, PCP_WIRE_ERR_OPTION_LENGTH },
-        { "FILTER 16", MAP_REQ " 03 00 0010 00 78 0000 00000000000000000000ffff", false,
-          PCP_WIRE_ERR_OPTION_LENGTH },
-        { "FILTER 24", MAP_REQ " 03 00 0018 00 78 0000 00000000000000000000ffff c6336400 00000000", false,
-          PCP_WIRE_ERR_OPTION_LENGTH },
-        { "PREFIX64 0", MAP_REQ " 81 00 0000", false, PCP_WIRE_ERR_OPTION_LENGTH },
-        { "PREFIX64 1", MAP_REQ " 81 00 0001 00000000", false, PCP_WIRE_ERR_OPTION_LENGTH },
-        { "PREFIX64 13", MAP_REQ " 81 00 000d 000c 0000000000000000000000 000000", false,
-          PCP_WIRE_ERR_OPTION_LENGTH },
-        { "PREFIX64 15", MAP_REQ " 81 00 000f 000c 000000000000000000000000 00 00", false,
-          PCP_WIRE_ERR_OPTION_LENGTH },
-        { "PREFIX64 count 2 with 1 entry", ANN_RSP " 81 00 0016 000c 0064ff9b0000000000000000 0002 0018 c6336400 0000",
-          true, PCP_WIRE_ERR_OPTION_LENGTH },
-        { "PREFIX64 count 0 with 1 entry", ANN_RSP " 81 00 0016 000c 0064ff9b0000000000000000 0000 0018 c6336400 0000",
-          true, PCP_WIRE_ERR_OPTION_LENGTH },
-        { "PORT_SET 4", MAP_REQ " 82 00 0004 0010 1f90", false, PCP_WIRE_ERR_OPTION_LENGTH },
-        { "PORT_SET 8", MAP_REQ " 82 00 0008 0010 1f90 01 000000", false, PCP_WIRE_ERR_OPTION_LENGTH },
+        {"THIRD_PARTY 0", MAP_REQ " 01 00 0000", false, PCP_WIRE_ERR_OPTION_LENGTH},
+        {"THIRD_PARTY 12", MAP_REQ " 01 00 000c 00000000000000000000ffff", false,
+         PCP_WIRE_ERR_OPTION_LENGTH},
+        {"THIRD_PARTY 20", MAP_REQ " 01 00 0014 " TP4 " 00000000", false, PCP_WIRE_ERR_OPTION_LENGTH},
+        {"PREFER_FAILURE 4", MAP_REQ " 02 00 0004 00000000", false, PCP_WIRE_ERR_OPTION_LENGTH},
+        {"PREFER_FAILURE 1", MAP_RSP " 02 00 0001 00000000", true, PCP_WIRE_ERR_OPTION_LENGTH},
+        {"FILTER 16", MAP_REQ " 03 00 0010 00 78 0000 00000000000000000000ffff", false,
+         PCP_WIRE_ERR_OPTION_LENGTH},
+        {"FILTER 24", MAP_REQ " 03 00 0018 00 78 0000 00000000000000000000ffff c6336400 00000000", false,
+         PCP_WIRE_ERR_OPTION_LENGTH},
+        {"PREFIX64 0", MAP_REQ " 81 00 0000", false, PCP_WIRE_ERR_OPTION_LENGTH},
+        {"PREFIX64 1", MAP_REQ " 81 00 0001 00000000", false, PCP_WIRE_ERR_OPTION_LENGTH},
+        {"PREFIX64 13", MAP_REQ " 81 00 000d 000c 0000000000000000000000 000000", false,
+         PCP_WIRE_ERR_OPTION_LENGTH},
+        {"PREFIX64 15", MAP_REQ " 81 00 000f 000c 000000000000000000000000 00 00", false,
+         PCP_WIRE_ERR_OPTION_LENGTH},
+        {"PREFIX64 count 2 with 1 entry",
+         ANN_RSP " 81 00 0016 000c 0064ff9b0000000000000000 0002 0018 c6336400 0000", true,
+         PCP_WIRE_ERR_OPTION_LENGTH},
+        {"PREFIX64 count 0 with 1 entry",
+         ANN_RSP " 81 00 0016 000c 0064ff9b0000000000000000 0000 0018 c6336400 0000", true,
+         PCP_WIRE_ERR_OPTION_LENGTH},
+        {"PORT_SET 4", MAP_REQ " 82 00 0004 0010 1f90", false, PCP_WIRE_ERR_OPTION_LENGTH},
+        {"PORT_SET 8", MAP_REQ " 82 00 0008 0010 1f90 01 000000", false, PCP_WIRE_ERR_OPTION_LENGTH},
         /* options in the wrong opcode */
-        { "PREFER_FAILURE in PEER", PEER_REQ OPT_PREFER_FAILURE, false, PCP_WIRE_ERR_OPTION_OPCODE },
-        { "FILTER in PEER", PEER_REQ OPT_FILTER4, false, PCP_WIRE_ERR_OPTION_OPCODE },
-        { "PORT_SET in PEER", PEER_RSP OPT_PORT_SET, true, PCP_WIRE_ERR_OPTION_OPCODE },
-        { "PREFIX64 in PEER", PEER_REQ OPT_PREFIX64_REQ, false, PCP_WIRE_ERR_OPTION_OPCODE },
-        { "THIRD_PARTY in ANNOUNCE", ANN_REQ OPT_THIRD_PARTY, false, PCP_WIRE_ERR_OPTION_OPCODE },
-        { "DESCRIPTION in ANNOUNCE", ANN_RSP OPT_DESCRIPTION, true, PCP_WIRE_ERR_OPTION_OPCODE },
-        { "FILTER in ANNOUNCE", ANN_RSP OPT_FILTER4, true, PCP_WIRE_ERR_OPTION_OPCODE },
-        { "PREFER_FAILURE in ANNOUNCE", ANN_REQ OPT_PREFER_FAILURE, false, PCP_WIRE_ERR_OPTION_OPCODE },
-        { "PORT_SET in ANNOUNCE", ANN_REQ OPT_PORT_SET, false, PCP_WIRE_ERR_OPTION_OPCODE },
+        {"PREFER_FAILURE in PEER", PEER_REQ OPT_PREFER_FAILURE, false, PCP_WIRE_ERR_OPTION_OPCODE},
+        {"FILTER in PEER", PEER_REQ OPT_FILTER4, false, PCP_WIRE_ERR_OPTION_OPCODE},
+        {"PORT_SET in PEER", PEER_RSP OPT_PORT_SET, true, PCP_WIRE_ERR_OPTION_OPCODE},
+        {"PREFIX64 in PEER", PEER_REQ OPT_PREFIX64_REQ, false, PCP_WIRE_ERR_OPTION_OPCODE},
+        {"THIRD_PARTY in ANNOUNCE", ANN_REQ OPT_THIRD_PARTY, false, PCP_WIRE_ERR_OPTION_OPCODE},
+        {"DESCRIPTION in ANNOUNCE", ANN_RSP OPT_DESCRIPTION, true, PCP_WIRE_ERR_OPTION_OPCODE},
+        {"FILTER in ANNOUNCE", ANN_RSP OPT_FILTER4, true, PCP_WIRE_ERR_OPTION_OPCODE},
+        {"PREFER_FAILURE in ANNOUNCE", ANN_REQ OPT_PREFER_FAILURE, false, PCP_WIRE_ERR_OPTION_OPCODE},
+        {"PORT_SET in ANNOUNCE", ANN_REQ OPT_PORT_SET, false, PCP_WIRE_ERR_OPTION_OPCODE},
         /* non-repeatable options repeated */
-        { "THIRD_PARTY twice", MAP_REQ OPT_THIRD_PARTY OPT_THIRD_PARTY, false, PCP_WIRE_ERR_OPTION_DUPLICATE },
-        { "PREFER_FAILURE twice", MAP_RSP OPT_PREFER_FAILURE OPT_FILTER4 OPT_PREFER_FAILURE, true,
-          PCP_WIRE_ERR_OPTION_DUPLICATE },
-        { "DESCRIPTION twice", PEER_REQ OPT_DESCRIPTION OPT_DESCRIPTION, false, PCP_WIRE_ERR_OPTION_DUPLICATE },
-        { "PORT_SET twice", MAP_REQ OPT_PORT_SET OPT_PORT_SET, false, PCP_WIRE_ERR_OPTION_DUPLICATE },
+        {"THIRD_PARTY twice", MAP_REQ OPT_THIRD_PARTY OPT_THIRD_PARTY, false, PCP_WIRE_ERR_OPTION_DUPLICATE},
+        {"PREFER_FAILURE twice", MAP_RSP OPT_PREFER_FAILURE OPT_FILTER4 OPT_PREFER_FAILURE, true,
+         PCP_WIRE_ERR_OPTION_DUPLICATE},
+        {"DESCRIPTION twice", PEER_REQ OPT_DESCRIPTION OPT_DESCRIPTION, false,
+         PCP_WIRE_ERR_OPTION_DUPLICATE},
+        {"PORT_SET twice", MAP_REQ OPT_PORT_SET OPT_PORT_SET, false, PCP_WIRE_ERR_OPTION_DUPLICATE},
         /* invalid values */
-        { "FILTER prefix 129", MAP_REQ " 03 00 0014 00 81 0000 20010db8000100000000000000000000", false,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "FILTER prefix 255", MAP_RSP " 03 00 0014 00 ff 0000 20010db8000100000000000000000000", true,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "FILTER IPv4 prefix 1", MAP_REQ " 03 00 0014 00 01 0000 00000000000000000000ffff c6336400", false,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "FILTER IPv4 prefix 95", MAP_REQ " 03 00 0014 00 5f 0000 00000000000000000000ffff c6336400", false,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "FILTER IPv4 prefix 129", MAP_REQ " 03 00 0014 00 81 0000 00000000000000000000ffff c6336400", false,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "PORT_SET size 0", MAP_REQ " 82 00 0005 0000 1f90 01 000000", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "PREFIX64 length 0", MAP_REQ " 81 00 000e 0000 000000000000000000000000 0000", false,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "PREFIX64 length 3", MAP_REQ " 81 00 000e 0003 000000000000000000000000 0000", false,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "PREFIX64 length 9", MAP_REQ " 81 00 000e 0009 000000000000000000000000 0000", false,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "PREFIX64 length 13", MAP_REQ " 81 00 000e 000d 000000000000000000000000 0000", false,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "PREFIX64 length 16", MAP_REQ " 81 00 0012 0010 00000000000000000000000000000000 0000", false,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "PREFIX64 length 0x010c", MAP_REQ " 81 00 000e 010c 000000000000000000000000 0000", false,
-          PCP_WIRE_ERR_OPTION_VALUE },
-        { "PREFIX64 IPv4 prefix /33", ANN_RSP " 81 00 0016 000c 0064ff9b0000000000000000 0001 0021 c6336400 0000",
-          true, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION 0xff", MAP_REQ " 80 00 0001 ff000000", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION lone continuation", MAP_REQ " 80 00 0002 4180 0000", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION overlong NUL", MAP_REQ " 80 00 0002 c080 0000", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION overlong 3", MAP_REQ " 80 00 0003 e08080 00", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION overlong 4", MAP_REQ " 80 00 0004 f08fbfbf", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION surrogate", MAP_REQ " 80 00 0003 eda080 00", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION above U+10FFFF", MAP_REQ " 80 00 0004 f4908080", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION 5-octet form", MAP_REQ " 80 00 0005 f888808080 000000", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION cut sequence", MAP_REQ " 80 00 0002 e282 0000", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION bad continuation", MAP_REQ " 80 00 0003 e22841 00", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION NUL", MAP_REQ " 80 00 0003 610062 00", false, PCP_WIRE_ERR_OPTION_VALUE },
-        { "DESCRIPTION invalid in response", MAP_RSP " 80 00 0001 ff000000", true, PCP_WIRE_ERR_OPTION_VALUE },
+        {"FILTER prefix 129", MAP_REQ " 03 00 0014 00 81 0000 20010db8000100000000000000000000", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"FILTER prefix 255", MAP_RSP " 03 00 0014 00 ff 0000 20010db8000100000000000000000000", true,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"FILTER IPv4 prefix 1", MAP_REQ " 03 00 0014 00 01 0000 00000000000000000000ffff c6336400", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"FILTER IPv4 prefix 95", MAP_REQ " 03 00 0014 00 5f 0000 00000000000000000000ffff c6336400", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"FILTER IPv4 prefix 129", MAP_REQ " 03 00 0014 00 81 0000 00000000000000000000ffff c6336400", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"PORT_SET size 0", MAP_REQ " 82 00 0005 0000 1f90 01 000000", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"PREFIX64 length 0", MAP_REQ " 81 00 000e 0000 000000000000000000000000 0000", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"PREFIX64 length 3", MAP_REQ " 81 00 000e 0003 000000000000000000000000 0000", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"PREFIX64 length 9", MAP_REQ " 81 00 000e 0009 000000000000000000000000 0000", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"PREFIX64 length 13", MAP_REQ " 81 00 000e 000d 000000000000000000000000 0000", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"PREFIX64 length 16", MAP_REQ " 81 00 0012 0010 00000000000000000000000000000000 0000", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"PREFIX64 length 0x010c", MAP_REQ " 81 00 000e 010c 000000000000000000000000 0000", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"PREFIX64 IPv4 prefix /33",
+         ANN_RSP " 81 00 0016 000c 0064ff9b0000000000000000 0001 0021 c6336400 0000", true,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION 0xff", MAP_REQ " 80 00 0001 ff000000", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION lone continuation", MAP_REQ " 80 00 0002 4180 0000", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION overlong NUL", MAP_REQ " 80 00 0002 c080 0000", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION overlong 3", MAP_REQ " 80 00 0003 e08080 00", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION overlong 4", MAP_REQ " 80 00 0004 f08fbfbf", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION surrogate", MAP_REQ " 80 00 0003 eda080 00", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION above U+10FFFF", MAP_REQ " 80 00 0004 f4908080", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION 5-octet form", MAP_REQ " 80 00 0005 f888808080 000000", false,
+         PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION cut sequence", MAP_REQ " 80 00 0002 e282 0000", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION bad continuation", MAP_REQ " 80 00 0003 e22841 00", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION NUL", MAP_REQ " 80 00 0003 610062 00", false, PCP_WIRE_ERR_OPTION_VALUE},
+        {"DESCRIPTION invalid in response", MAP_RSP " 80 00 0001 ff000000", true, PCP_WIRE_ERR_OPTION_VALUE},
         /* unknown mandatory in a request */
-        { "unknown mandatory 99", MAP_REQ " 63 00 0004 00000000", false, PCP_WIRE_ERR_OPTION_UNKNOWN_MANDATORY },
-        { "unknown mandatory 4", MAP_REQ OPT_THIRD_PARTY " 04 00 0000", false,
-          PCP_WIRE_ERR_OPTION_UNKNOWN_MANDATORY },
+        {"unknown mandatory 99", MAP_REQ " 63 00 0004 00000000", false,
+         PCP_WIRE_ERR_OPTION_UNKNOWN_MANDATORY},
+        {"unknown mandatory 4", MAP_REQ OPT_THIRD_PARTY " 04 00 0000", false,
+         PCP_WIRE_ERR_OPTION_UNKNOWN_MANDATORY},
 };
 
 static void test_malformed(void **state) {
@@ -763,8 +771,8 @@ static void test_malformed(void **state) {
                 pcp_wire_error r = pcp_decode(buf, n, bad_cases[i].response, &m);
 
                 if (r != bad_cases[i].error)
-                        fail_msg("%s: got \"%s\", want \"%s\"", bad_cases[i].name, pcp_wire_error_to_string(r),
-                                 pcp_wire_error_to_string(bad_cases[i].error));
+                        fail_msg("%s: got \"%s\", want \"%s\"", bad_cases[i].name,
+                                 pcp_wire_error_to_string(r), pcp_wire_error_to_string(bad_cases[i].error));
                 /* the same bytes padded out with a valid option must not rescue a bad
                  * header: checked implicitly by the cases above that carry options */
         }
@@ -812,6 +820,15 @@ static void test_header_reported_on_error(void **state) {
         assert_int_equal(pcp_decode(buf, n, false, &m), PCP_WIRE_ERR_DIRECTION);
         assert_true(m.response);
         assert_int_equal(m.opcode, PCP_OPCODE_MAP);
+
+        /* a NAT-PMP-only server's answer to a PCP request (RFC 6886 erratum 3618): too
+         * short for PCP, but version 0 and the result are there for the client to see
+         * before it hands the datagram to natpmp_decode() */
+        n = unhex("00 80 00 01 00000007", buf, sizeof(buf));
+        assert_int_equal(pcp_decode(buf, n, true, &m), PCP_WIRE_ERR_SHORT);
+        assert_int_equal(m.version, 0);
+        assert_true(m.response);
+        assert_int_equal(m.result, PCP_RESULT_UNSUPP_VERSION);
 
         /* shorter than a header but more than the version: still reported */
         n = unhex("01 01", buf, sizeof(buf));
@@ -881,10 +898,17 @@ static void test_description_utf8_positions(void **state) {
                 const char *seq;
                 bool ok;
         } seqs[] = {
-                { "\x00", false },         { "\x7f", true },          { "\x80", false },
-                { "\xff", false },         { "\xc3\xa9", true },      { "\xc3", false },
-                { "\xe2\x82\xac", true }, { "\xed\xa0\x80", false }, { "\xf0\x9f\x98\x80", true },
-                { "\xf4\x90\x80\x80", false }, { "\x01", true },
+                {"\x00", false},
+                {"\x7f", true},
+                {"\x80", false},
+                {"\xff", false},
+                {"\xc3\xa9", true},
+                {"\xc3", false},
+                {"\xe2\x82\xac", true},
+                {"\xed\xa0\x80", false},
+                {"\xf0\x9f\x98\x80", true},
+                {"\xf4\x90\x80\x80", false},
+                {"\x01", true},
         };
 
         for (size_t k = 0; k < ELEMENTSOF(seqs); k++) {
@@ -907,14 +931,17 @@ static void test_description_utf8_positions(void **state) {
                                         assert_int_equal(pcp_encode(&m, buf, sizeof(buf), &len),
                                                          PCP_WIRE_ERR_OPTION_VALUE);
                                         m.options = 0;
-                                        assert_int_equal(pcp_encode(&m, buf, sizeof(buf), &len), PCP_WIRE_OK);
+                                        assert_int_equal(pcp_encode(&m, buf, sizeof(buf), &len),
+                                                         PCP_WIRE_OK);
                                         buf[len] = PCP_OPTION_DESCRIPTION;
                                         buf[len + 1] = 0;
                                         buf[len + 2] = 0;
                                         buf[len + 3] = (uint8_t) total;
                                         memcpy(buf + len + 4, text, total);
-                                        if (pcp_decode(buf, len + 4 + total, false, &d) != PCP_WIRE_ERR_OPTION_VALUE)
-                                                fail_msg("sequence %zu at %zu of %zu accepted", k, pos, total);
+                                        if (pcp_decode(buf, len + 4 + total, false, &d) !=
+                                            PCP_WIRE_ERR_OPTION_VALUE)
+                                                fail_msg("sequence %zu at %zu of %zu accepted", k, pos,
+                                                         total);
                                         continue;
                                 }
                                 if (pcp_encode(&m, buf, sizeof(buf), &len) != PCP_WIRE_OK)
@@ -970,10 +997,10 @@ static void test_filter_prefix_values(void **state) {
                 uint8_t len;
                 bool ok;
         } cases[] = {
-                { "198.51.100.0", 0, true },    { "198.51.100.0", 1, false },  { "198.51.100.0", 95, false },
-                { "198.51.100.0", 96, true },   { "198.51.100.9", 128, true }, { "198.51.100.9", 129, false },
-                { "2001:db8::", 0, true },      { "2001:db8::", 1, true },     { "2001:db8::", 95, true },
-                { "2001:db8::1", 128, true },   { "2001:db8::1", 129, false },
+                {"198.51.100.0", 0, true},  {"198.51.100.0", 1, false},  {"198.51.100.0", 95, false},
+                {"198.51.100.0", 96, true}, {"198.51.100.9", 128, true}, {"198.51.100.9", 129, false},
+                {"2001:db8::", 0, true},    {"2001:db8::", 1, true},     {"2001:db8::", 95, true},
+                {"2001:db8::1", 128, true}, {"2001:db8::1", 129, false},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -1013,7 +1040,7 @@ static void expect_encode_error(const pcp_msg *m, pcp_wire_error want) {
 }
 
 static void test_encode_errors(void **state) {
-        static const uint8_t bad_v4[] = { 0x00, 0x21, 1, 2, 3, 4 };
+        static const uint8_t bad_v4[] = {0x00, 0x21, 1, 2, 3, 4};
         uint8_t buf[BUF_MAX];
         size_t len, need;
         pcp_msg m;
@@ -1021,12 +1048,25 @@ static void test_encode_errors(void **state) {
         /* buffer too small, for every shape of message */
         for (int k = 0; k < 6; k++) {
                 switch (k) {
-                case 0: announce_request(&m); break;
-                case 1: announce_response(&m); break;
-                case 2: map_request(&m); break;
-                case 3: map_response(&m); add_filter(&m, "2001:db8::", 32, 0); break;
-                case 4: peer_request(&m); break;
-                default: peer_response(&m); break;
+                case 0:
+                        announce_request(&m);
+                        break;
+                case 1:
+                        announce_response(&m);
+                        break;
+                case 2:
+                        map_request(&m);
+                        break;
+                case 3:
+                        map_response(&m);
+                        add_filter(&m, "2001:db8::", 32, 0);
+                        break;
+                case 4:
+                        peer_request(&m);
+                        break;
+                default:
+                        peer_response(&m);
+                        break;
                 }
                 need = pcp_encoded_len(&m);
                 assert_true(need >= PCP_HEADER_LEN);
@@ -1076,9 +1116,9 @@ static void test_encode_errors(void **state) {
         /* known codes belong in their typed fields */
         map_request(&m);
         m.n_unknown = 1;
-        m.unknown[0] = (pcp_raw_option) { .code = PCP_OPTION_PORT_SET, .len = 0 };
+        m.unknown[0] = (pcp_raw_option){.code = PCP_OPTION_PORT_SET, .len = 0};
         expect_encode_error(&m, PCP_WIRE_ERR_INVALID);
-        m.unknown[0] = (pcp_raw_option) { .code = 200, .len = 4, .data = NULL };
+        m.unknown[0] = (pcp_raw_option){.code = 200, .len = 4, .data = NULL};
         expect_encode_error(&m, PCP_WIRE_ERR_INVALID);
 
         map_request(&m);
@@ -1126,19 +1166,19 @@ static void test_encode_errors(void **state) {
         expect_encode_error(&m, PCP_WIRE_ERR_OPTION_OPCODE);
         peer_response(&m);
         m.n_prefix64 = 1;
-        m.prefix64[0] = (pcp_prefix64) { .prefix_len = 96 };
+        m.prefix64[0] = (pcp_prefix64){.prefix_len = 96};
         expect_encode_error(&m, PCP_WIRE_ERR_OPTION_OPCODE);
 
         /* PREFIX64 field checks */
         map_request(&m);
         m.n_prefix64 = 1;
-        m.prefix64[0] = (pcp_prefix64) { .prefix_len = 33, .suffix_len = 8 };
+        m.prefix64[0] = (pcp_prefix64){.prefix_len = 33, .suffix_len = 8};
         expect_encode_error(&m, PCP_WIRE_ERR_OPTION_VALUE);
-        m.prefix64[0] = (pcp_prefix64) { .prefix_len = 72, .suffix_len = 3 };
+        m.prefix64[0] = (pcp_prefix64){.prefix_len = 72, .suffix_len = 3};
         expect_encode_error(&m, PCP_WIRE_ERR_OPTION_VALUE);
-        m.prefix64[0] = (pcp_prefix64) { .prefix_len = 64, .suffix_len = 3 };
+        m.prefix64[0] = (pcp_prefix64){.prefix_len = 64, .suffix_len = 3};
         expect_encode_error(&m, PCP_WIRE_ERR_OPTION_VALUE);
-        m.prefix64[0] = (pcp_prefix64) { .prefix_len = 96, .ipv4_prefix_count = 1, .ipv4_prefixes = bad_v4 };
+        m.prefix64[0] = (pcp_prefix64){.prefix_len = 96, .ipv4_prefix_count = 1, .ipv4_prefixes = bad_v4};
         expect_encode_error(&m, PCP_WIRE_ERR_OPTION_VALUE); /* count without the list flag */
         m.prefix64[0].has_ipv4_list = true;
         expect_encode_error(&m, PCP_WIRE_ERR_OPTION_VALUE); /* /33 */
@@ -1150,8 +1190,8 @@ static void test_encode_errors(void **state) {
         m.n_unknown = 2;
         {
                 static uint8_t junk[600];
-                m.unknown[0] = (pcp_raw_option) { .code = 200, .len = sizeof(junk), .data = junk };
-                m.unknown[1] = (pcp_raw_option) { .code = 201, .len = sizeof(junk), .data = junk };
+                m.unknown[0] = (pcp_raw_option){.code = 200, .len = sizeof(junk), .data = junk};
+                m.unknown[1] = (pcp_raw_option){.code = 201, .len = sizeof(junk), .data = junk};
         }
         assert_int_equal(pcp_encoded_len(&m), 0);
         assert_int_equal(pcp_encode(&m, buf, sizeof(buf), &len), PCP_WIRE_ERR_LONG);
@@ -1193,81 +1233,81 @@ static void test_encode_unsupp_version(void **state) {
 #define CAP_ANNOUNCE_RSP "028000000000000000000004000000000000000000000000"
 /* map --proto tcp --internal-port 4242 --external-port 4242 --lifetime 600
  *     --nonce 0102030405060708090a0b0c */
-#define CAP_MAP_REQ                                                                    \
-        "020100000000025800000000000000000000ffffc0a84d020102030405060708090a0b0c06000000" \
+#define CAP_MAP_REQ                                                                                         \
+        "020100000000025800000000000000000000ffffc0a84d020102030405060708090a0b0c06000000"                  \
         "1092109200000000000000000000ffff00000000"
-#define CAP_MAP_RSP                                                                    \
-        "0281000000000258000000040000000000000000000000000102030405060708090a0b0c06000000" \
+#define CAP_MAP_RSP                                                                                         \
+        "0281000000000258000000040000000000000000000000000102030405060708090a0b0c06000000"                  \
         "1092109200000000000000000000ffffc6144d01"
 /* the same with --lifetime 0 --nonce ffffffffffffffffffffffff: wrong nonce */
-#define CAP_DELETE_BADNONCE_RSP                                                        \
-        "028100020000000000000005000000000000000000000000ffffffffffffffffffffffff06000000" \
+#define CAP_DELETE_BADNONCE_RSP                                                                             \
+        "028100020000000000000005000000000000000000000000ffffffffffffffffffffffff06000000"                  \
         "1092000000000000000000000000ffffc6144d01"
 /* --lifetime 0 with the right nonce: deleted */
-#define CAP_DELETE_REQ                                                                 \
-        "020100000000000000000000000000000000ffffc0a84d020102030405060708090a0b0c06000000" \
+#define CAP_DELETE_REQ                                                                                      \
+        "020100000000000000000000000000000000ffffc0a84d020102030405060708090a0b0c06000000"                  \
         "1092000000000000000000000000ffff00000000"
-#define CAP_DELETE_RSP                                                                 \
-        "0281000000000000000000050000000000000000000000000102030405060708090a0b0c06000000" \
+#define CAP_DELETE_RSP                                                                                      \
+        "0281000000000000000000050000000000000000000000000102030405060708090a0b0c06000000"                  \
         "1092000000000000000000000000ffffc6144d01"
 /* and again: the mapping is gone, NO_RESOURCES with lifetime 30 */
-#define CAP_DELETE_AGAIN_RSP                                                           \
-        "028100080000001e000000060000000000000000000000000102030405060708090a0b0c06000000" \
+#define CAP_DELETE_AGAIN_RSP                                                                                \
+        "028100080000001e000000060000000000000000000000000102030405060708090a0b0c06000000"                  \
         "1092000000000000000000000000ffffc6144d01"
 /* --version 3 map --proto tcp --internal-port 4242: answered in version 2 */
-#define CAP_V3_REQ                                                                     \
-        "0301000000000e1000000000000000000000ffffc0a84d020102030405060708090a0b0c06000000" \
+#define CAP_V3_REQ                                                                                          \
+        "0301000000000e1000000000000000000000ffffc0a84d020102030405060708090a0b0c06000000"                  \
         "1092000000000000000000000000ffff00000000"
-#define CAP_V3_RSP                                                                     \
-        "0281000100000000000000060000000000000000000000000102030405060708090a0b0c06000000" \
+#define CAP_V3_RSP                                                                                          \
+        "0281000100000000000000060000000000000000000000000102030405060708090a0b0c06000000"                  \
         "0000000000000000000000000000ffff00000000"
 /* peer --proto tcp --internal-port 4000 --remote-ip 198.20.77.2 --remote-port 5000
  *      --nonce 2122232425262728292a2b2c */
-#define CAP_PEER_REQ                                                                   \
-        "0202000000000e1000000000000000000000ffffc0a84d022122232425262728292a2b2c06000000" \
+#define CAP_PEER_REQ                                                                                        \
+        "0202000000000e1000000000000000000000ffffc0a84d022122232425262728292a2b2c06000000"                  \
         "0fa0000000000000000000000000ffff000000001388000000000000000000000000ffffc6144d02"
-#define CAP_PEER_RSP                                                                   \
-        "0282000000000e10000000060000000000000000000000002122232425262728292a2b2c06000000" \
+#define CAP_PEER_RSP                                                                                        \
+        "0282000000000e10000000060000000000000000000000002122232425262728292a2b2c06000000"                  \
         "0fa00fa000000000000000000000ffffc6144d011388000000000000000000000000ffffc6144d02"
 /* map --internal-port 4243 --raw-option 99:00000000: UNSUPP_OPTION, option echoed */
-#define CAP_UNSUPP_OPTION_RSP                                                          \
-        "0281000500000000000000070000000000000000000000000102030405060708090a0b0c06000000" \
+#define CAP_UNSUPP_OPTION_RSP                                                                               \
+        "0281000500000000000000070000000000000000000000000102030405060708090a0b0c06000000"                  \
         "1093000000000000000000000000ffff000000006300000400000000"
 /* map --internal-port 4244 --third-party 192.168.77.50: refused */
-#define CAP_THIRD_PARTY_RSP                                                            \
-        "0281000500000000000000070000000000000000000000000102030405060708090a0b0c06000000" \
+#define CAP_THIRD_PARTY_RSP                                                                                 \
+        "0281000500000000000000070000000000000000000000000102030405060708090a0b0c06000000"                  \
         "1094000000000000000000000000ffff000000000100001000000000000000000000ffffc0a84d32"
 /* map --internal-port 4245 --filter 198.20.77.2/32:0 */
-#define CAP_FILTER_REQ                                                                 \
-        "0201000000000e1000000000000000000000ffffc0a84d020102030405060708090a0b0c06000000" \
-        "1095000000000000000000000000ffff00000000030000140080000000000000000000000000ffff" \
+#define CAP_FILTER_REQ                                                                                      \
+        "0201000000000e1000000000000000000000ffffc0a84d020102030405060708090a0b0c06000000"                  \
+        "1095000000000000000000000000ffff00000000030000140080000000000000000000000000ffff"                  \
         "c6144d02"
-#define CAP_FILTER_RSP                                                                 \
-        "0281000000000e10000000070000000000000000000000000102030405060708090a0b0c06000000" \
-        "1095109500000000000000000000ffffc6144d01030000140080000000000000000000000000ffff" \
+#define CAP_FILTER_RSP                                                                                      \
+        "0281000000000e10000000070000000000000000000000000102030405060708090a0b0c06000000"                  \
+        "1095109500000000000000000000ffffc6144d01030000140080000000000000000000000000ffff"                  \
         "c6144d02"
 /* --opcode 5 announce: UNSUPP_OPCODE */
 #define CAP_OPCODE5_RSP "028500040000000000000008000000000000000000000000"
 /* map --proto udp --internal-port 5353 --lifetime 600 --prefer-failure
  *     --raw-option 128:706370642d74657374 ("pcpd-test"): MALFORMED_OPTION, both echoed */
-#define CAP_MALFORMED_OPTION_RSP                                                       \
-        "0281000600000000000000050000000000000000000000001112131415161718191a1b1c11000000" \
+#define CAP_MALFORMED_OPTION_RSP                                                                            \
+        "0281000600000000000000050000000000000000000000001112131415161718191a1b1c11000000"                  \
         "14e9000000000000000000000000ffff000000000200000080000009706370642d74657374000000"
 /* map --proto udp --internal-port 5354 --raw-option 128:70637064 ("pcpd") */
-#define CAP_DESCRIPTION_RSP                                                            \
-        "02810000000002580000000e0000000000000000000000001112131415161718191a1b1c11000000" \
+#define CAP_DESCRIPTION_RSP                                                                                 \
+        "02810000000002580000000e0000000000000000000000001112131415161718191a1b1c11000000"                  \
         "14ea14ea00000000000000000000ffffc6144d018000000470637064"
 /* map --proto udp --internal-port 5355 --raw-option 200:deadbeef: ignored and echoed */
-#define CAP_OPTIONAL_RSP                                                               \
-        "02810000000002580000000f0000000000000000000000001112131415161718191a1b1c11000000" \
+#define CAP_OPTIONAL_RSP                                                                                    \
+        "02810000000002580000000f0000000000000000000000001112131415161718191a1b1c11000000"                  \
         "14eb14eb00000000000000000000ffffc6144d01c8000004deadbeef"
 /* map --internal-port 5356 --external-port 5356 --external-ip 198.20.77.9 --prefer-failure */
-#define CAP_CANNOT_PROVIDE_RSP                                                         \
-        "0281000b000000000000000f0000000000000000000000001112131415161718191a1b1c06000000" \
+#define CAP_CANNOT_PROVIDE_RSP                                                                              \
+        "0281000b000000000000000f0000000000000000000000001112131415161718191a1b1c06000000"                  \
         "14ec14ec00000000000000000000ffffc6144d0902000000"
 /* map --internal-port 5357 --client-ip 192.168.77.9 */
-#define CAP_ADDRESS_MISMATCH_RSP                                                       \
-        "0281000c000000000000000f0000000000000000000000001112131415161718191a1b1c06000000" \
+#define CAP_ADDRESS_MISMATCH_RSP                                                                            \
+        "0281000c000000000000000f0000000000000000000000001112131415161718191a1b1c06000000"                  \
         "14ed000000000000000000000000ffff00000000"
 /* NAT-PMP, request -> response */
 #define CAP_NATPMP_ADDR_REQ "0000"
@@ -1515,21 +1555,27 @@ static void natpmp_vector(const natpmp_msg *m, const char *hex) {
 static void test_natpmp_vectors(void **state) {
         natpmp_msg m;
 
-        m = (natpmp_msg) { .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS };
+        m = (natpmp_msg){.opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS};
         natpmp_vector(&m, "00 00");
 
-        m = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS, .epoch = 0x01020304 };
+        m = (natpmp_msg){.response = true, .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS, .epoch = 0x01020304};
         m.external_addr.s_addr = htonl(0xcb007107);
         natpmp_vector(&m, "00 80 0000 01020304 cb007107");
 
-        m = (natpmp_msg) { .opcode = NATPMP_OPCODE_MAP_UDP, .internal_port = 5353, .external_port = 5354,
-                           .lifetime = 7200 };
+        m = (natpmp_msg){.opcode = NATPMP_OPCODE_MAP_UDP,
+                         .internal_port = 5353,
+                         .external_port = 5354,
+                         .lifetime = 7200};
         natpmp_vector(&m, "00 01 0000 14e9 14ea 00001c20");
         m.opcode = NATPMP_OPCODE_MAP_TCP;
         natpmp_vector(&m, "00 02 0000 14e9 14ea 00001c20");
 
-        m = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_MAP_UDP, .epoch = 77, .internal_port = 5353,
-                           .external_port = 40000, .lifetime = 3600 };
+        m = (natpmp_msg){.response = true,
+                         .opcode = NATPMP_OPCODE_MAP_UDP,
+                         .epoch = 77,
+                         .internal_port = 5353,
+                         .external_port = 40000,
+                         .lifetime = 3600};
         natpmp_vector(&m, "00 81 0000 0000004d 14e9 9c40 00000e10");
         m.opcode = NATPMP_OPCODE_MAP_TCP;
         natpmp_vector(&m, "00 82 0000 0000004d 14e9 9c40 00000e10");
@@ -1540,10 +1586,11 @@ static void test_natpmp_vectors(void **state) {
         natpmp_vector(&m, "00 82 0004 0000004d 14e9 0000 00000000");
 
         /* the short error form */
-        m = (natpmp_msg) { .response = true, .opcode = 9, .result = NATPMP_RESULT_UNSUPP_OPCODE, .epoch = 5 };
+        m = (natpmp_msg){.response = true, .opcode = 9, .result = NATPMP_RESULT_UNSUPP_OPCODE, .epoch = 5};
         natpmp_vector(&m, "00 89 0005 00000005");
         /* what a NAT-PMP-only server says to a PCP request (RFC 6886 erratum 3618) */
-        m = (natpmp_msg) { .response = true, .opcode = 0, .result = NATPMP_RESULT_UNSUPP_VERSION, .epoch = 1234 };
+        m = (natpmp_msg){
+                .response = true, .opcode = 0, .result = NATPMP_RESULT_UNSUPP_VERSION, .epoch = 1234};
         natpmp_vector(&m, "00 80 0001 000004d2");
 }
 
@@ -1585,7 +1632,7 @@ static void test_natpmp_decode_variants(void **state) {
         assert_int_equal(m.result, NATPMP_RESULT_UNSUPP_VERSION);
         assert_int_equal(m.external_addr.s_addr, 0);
         /* ...and zero on transmission */
-        m = (natpmp_msg) { .response = true, .opcode = 0, .result = NATPMP_RESULT_NOT_AUTHORIZED, .epoch = 9 };
+        m = (natpmp_msg){.response = true, .opcode = 0, .result = NATPMP_RESULT_NOT_AUTHORIZED, .epoch = 9};
         m.external_addr.s_addr = htonl(0xcb007107);
         {
                 uint8_t out[16], want[16];
@@ -1620,30 +1667,30 @@ static void test_natpmp_malformed(void **state) {
                 bool response;
                 pcp_wire_error error;
         } cases[] = {
-                { "empty", "", false, PCP_WIRE_ERR_SHORT },
-                { "1 octet", "00", true, PCP_WIRE_ERR_SHORT },
-                { "PCP request", "02 00", false, PCP_WIRE_ERR_NOT_NATPMP },
-                { "PCP response", "02 80 00 00 00000000 0000002a " ZERO12, true, PCP_WIRE_ERR_NOT_NATPMP },
-                { "version 1", "01 80 0001 00000001", true, PCP_WIRE_ERR_NOT_NATPMP },
-                { "response as request", "00 80", false, PCP_WIRE_ERR_DIRECTION },
-                { "request as response", "00 01 0000 14e9 14ea 00001c20", true, PCP_WIRE_ERR_DIRECTION },
-                { "address request 4", "00 00 0000", false, PCP_WIRE_ERR_LONG },
-                { "map request 11", "00 01 0000 14e9 14ea 00001c", false, PCP_WIRE_ERR_SHORT },
-                { "map request 13", "00 02 0000 14e9 14ea 00001c20 00", false, PCP_WIRE_ERR_LONG },
-                { "map request 2", "00 01", false, PCP_WIRE_ERR_SHORT },
-                { "opcode 3 request", "00 03", false, PCP_WIRE_ERR_OPCODE },
-                { "opcode 127 request", "00 7f 0000 14e9 14ea 00001c20", false, PCP_WIRE_ERR_OPCODE },
-                { "response 7", "00 80 0000 000000", true, PCP_WIRE_ERR_SHORT },
-                { "result 6", "00 80 0006 00000001 cb007107", true, PCP_WIRE_ERR_RESULT },
-                { "result 256", "00 80 0100 00000001", true, PCP_WIRE_ERR_RESULT },
-                { "address success 8", "00 80 0000 00000001", true, PCP_WIRE_ERR_SHORT },
-                { "address response 11", "00 80 0000 00000001 cb0071", true, PCP_WIRE_ERR_SHORT },
-                { "address response 13", "00 80 0000 00000001 cb007107 00", true, PCP_WIRE_ERR_LONG },
-                { "map success 8", "00 81 0000 00000001", true, PCP_WIRE_ERR_SHORT },
-                { "map response 15", "00 82 0000 00000001 14e9 9c40 00000e", true, PCP_WIRE_ERR_SHORT },
-                { "map response 17", "00 82 0000 00000001 14e9 9c40 00000e10 00", true, PCP_WIRE_ERR_LONG },
-                { "unknown opcode success", "00 85 0000 00000001", true, PCP_WIRE_ERR_OPCODE },
-                { "unknown opcode long", "00 85 0005 00000001 00000000", true, PCP_WIRE_ERR_OPCODE },
+                {"empty", "", false, PCP_WIRE_ERR_SHORT},
+                {"1 octet", "00", true, PCP_WIRE_ERR_SHORT},
+                {"PCP request", "02 00", false, PCP_WIRE_ERR_NOT_NATPMP},
+                {"PCP response", "02 80 00 00 00000000 0000002a " ZERO12, true, PCP_WIRE_ERR_NOT_NATPMP},
+                {"version 1", "01 80 0001 00000001", true, PCP_WIRE_ERR_NOT_NATPMP},
+                {"response as request", "00 80", false, PCP_WIRE_ERR_DIRECTION},
+                {"request as response", "00 01 0000 14e9 14ea 00001c20", true, PCP_WIRE_ERR_DIRECTION},
+                {"address request 4", "00 00 0000", false, PCP_WIRE_ERR_LONG},
+                {"map request 11", "00 01 0000 14e9 14ea 00001c", false, PCP_WIRE_ERR_SHORT},
+                {"map request 13", "00 02 0000 14e9 14ea 00001c20 00", false, PCP_WIRE_ERR_LONG},
+                {"map request 2", "00 01", false, PCP_WIRE_ERR_SHORT},
+                {"opcode 3 request", "00 03", false, PCP_WIRE_ERR_OPCODE},
+                {"opcode 127 request", "00 7f 0000 14e9 14ea 00001c20", false, PCP_WIRE_ERR_OPCODE},
+                {"response 7", "00 80 0000 000000", true, PCP_WIRE_ERR_SHORT},
+                {"result 6", "00 80 0006 00000001 cb007107", true, PCP_WIRE_ERR_RESULT},
+                {"result 256", "00 80 0100 00000001", true, PCP_WIRE_ERR_RESULT},
+                {"address success 8", "00 80 0000 00000001", true, PCP_WIRE_ERR_SHORT},
+                {"address response 11", "00 80 0000 00000001 cb0071", true, PCP_WIRE_ERR_SHORT},
+                {"address response 13", "00 80 0000 00000001 cb007107 00", true, PCP_WIRE_ERR_LONG},
+                {"map success 8", "00 81 0000 00000001", true, PCP_WIRE_ERR_SHORT},
+                {"map response 15", "00 82 0000 00000001 14e9 9c40 00000e", true, PCP_WIRE_ERR_SHORT},
+                {"map response 17", "00 82 0000 00000001 14e9 9c40 00000e10 00", true, PCP_WIRE_ERR_LONG},
+                {"unknown opcode success", "00 85 0000 00000001", true, PCP_WIRE_ERR_OPCODE},
+                {"unknown opcode long", "00 85 0005 00000001 00000000", true, PCP_WIRE_ERR_OPCODE},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -1663,21 +1710,21 @@ static void test_natpmp_encode_errors(void **state) {
         size_t len = 0;
         natpmp_msg m;
 
-        m = (natpmp_msg) { .opcode = 3 };
+        m = (natpmp_msg){.opcode = 3};
         assert_int_equal(natpmp_encode(&m, buf, sizeof(buf), &len), PCP_WIRE_ERR_INVALID);
-        m = (natpmp_msg) { .opcode = 0x81 };
+        m = (natpmp_msg){.opcode = 0x81};
         assert_int_equal(natpmp_encode(&m, buf, sizeof(buf), &len), PCP_WIRE_ERR_INVALID);
-        m = (natpmp_msg) { .response = true, .opcode = 1, .result = 6 };
+        m = (natpmp_msg){.response = true, .opcode = 1, .result = 6};
         assert_int_equal(natpmp_encode(&m, buf, sizeof(buf), &len), PCP_WIRE_ERR_INVALID);
-        m = (natpmp_msg) { .response = true, .opcode = 5, .result = 0 };
+        m = (natpmp_msg){.response = true, .opcode = 5, .result = 0};
         assert_int_equal(natpmp_encode(&m, buf, sizeof(buf), &len), PCP_WIRE_ERR_INVALID);
-        m = (natpmp_msg) { .opcode = 0 };
+        m = (natpmp_msg){.opcode = 0};
         assert_int_equal(natpmp_encode(&m, buf, 1, &len), PCP_WIRE_ERR_BUFFER);
-        m = (natpmp_msg) { .opcode = 1 };
+        m = (natpmp_msg){.opcode = 1};
         assert_int_equal(natpmp_encode(&m, buf, 11, &len), PCP_WIRE_ERR_BUFFER);
-        m = (natpmp_msg) { .response = true, .opcode = 2 };
+        m = (natpmp_msg){.response = true, .opcode = 2};
         assert_int_equal(natpmp_encode(&m, buf, 15, &len), PCP_WIRE_ERR_BUFFER);
-        m = (natpmp_msg) { .response = true, .opcode = 0, .result = NATPMP_RESULT_UNSUPP_VERSION };
+        m = (natpmp_msg){.response = true, .opcode = 0, .result = NATPMP_RESULT_UNSUPP_VERSION};
         assert_int_equal(natpmp_encode(&m, buf, 7, &len), PCP_WIRE_ERR_BUFFER);
         assert_int_equal(natpmp_encode(&m, buf, 8, &len), PCP_WIRE_OK);
         assert_int_equal(len, 8);
@@ -1687,9 +1734,9 @@ static void test_natpmp_encode_errors(void **state) {
 
 static void test_result_names(void **state) {
         static const char *const names[] = {
-                "SUCCESS",         "UNSUPP_VERSION",   "NOT_AUTHORIZED", "MALFORMED_REQUEST",
-                "UNSUPP_OPCODE",   "UNSUPP_OPTION",    "MALFORMED_OPTION", "NETWORK_FAILURE",
-                "NO_RESOURCES",    "UNSUPP_PROTOCOL",  "USER_EX_QUOTA",  "CANNOT_PROVIDE_EXTERNAL",
+                "SUCCESS",          "UNSUPP_VERSION",         "NOT_AUTHORIZED",   "MALFORMED_REQUEST",
+                "UNSUPP_OPCODE",    "UNSUPP_OPTION",          "MALFORMED_OPTION", "NETWORK_FAILURE",
+                "NO_RESOURCES",     "UNSUPP_PROTOCOL",        "USER_EX_QUOTA",    "CANNOT_PROVIDE_EXTERNAL",
                 "ADDRESS_MISMATCH", "EXCESSIVE_REMOTE_PEERS",
         };
 
@@ -1714,7 +1761,8 @@ static void test_result_classify(void **state) {
         assert_int_equal(pcp_result_classify(PCP_RESULT_NETWORK_FAILURE), PCP_RESULT_CLASS_SHORT_ERROR);
         assert_int_equal(pcp_result_classify(PCP_RESULT_NO_RESOURCES), PCP_RESULT_CLASS_SHORT_ERROR);
         assert_int_equal(pcp_result_classify(PCP_RESULT_USER_EX_QUOTA), PCP_RESULT_CLASS_SHORT_ERROR);
-        assert_int_equal(pcp_result_classify(PCP_RESULT_CANNOT_PROVIDE_EXTERNAL), PCP_RESULT_CLASS_SHORT_ERROR);
+        assert_int_equal(pcp_result_classify(PCP_RESULT_CANNOT_PROVIDE_EXTERNAL),
+                         PCP_RESULT_CLASS_SHORT_ERROR);
         assert_int_equal(pcp_result_classify(PCP_RESULT_UNSUPP_VERSION), PCP_RESULT_CLASS_LONG_ERROR);
         assert_int_equal(pcp_result_classify(PCP_RESULT_NOT_AUTHORIZED), PCP_RESULT_CLASS_LONG_ERROR);
         assert_int_equal(pcp_result_classify(PCP_RESULT_MALFORMED_REQUEST), PCP_RESULT_CLASS_LONG_ERROR);
@@ -1723,14 +1771,16 @@ static void test_result_classify(void **state) {
         assert_int_equal(pcp_result_classify(PCP_RESULT_MALFORMED_OPTION), PCP_RESULT_CLASS_LONG_ERROR);
         assert_int_equal(pcp_result_classify(PCP_RESULT_UNSUPP_PROTOCOL), PCP_RESULT_CLASS_LONG_ERROR);
         assert_int_equal(pcp_result_classify(PCP_RESULT_ADDRESS_MISMATCH), PCP_RESULT_CLASS_LONG_ERROR);
-        assert_int_equal(pcp_result_classify(PCP_RESULT_EXCESSIVE_REMOTE_PEERS), PCP_RESULT_CLASS_LONG_ERROR);
+        assert_int_equal(pcp_result_classify(PCP_RESULT_EXCESSIVE_REMOTE_PEERS),
+                         PCP_RESULT_CLASS_LONG_ERROR);
         assert_int_equal(pcp_result_classify(14), PCP_RESULT_CLASS_LONG_ERROR);
         assert_int_equal(pcp_result_classify(255), PCP_RESULT_CLASS_LONG_ERROR);
 }
 
 static void test_natpmp_result_helpers(void **state) {
         static const char *const names[] = {
-                "SUCCESS", "UNSUPP_VERSION", "NOT_AUTHORIZED", "NETWORK_FAILURE", "OUT_OF_RESOURCES", "UNSUPP_OPCODE",
+                "SUCCESS",         "UNSUPP_VERSION",   "NOT_AUTHORIZED",
+                "NETWORK_FAILURE", "OUT_OF_RESOURCES", "UNSUPP_OPCODE",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
@@ -1780,8 +1830,8 @@ static void test_protocol_names(void **state) {
                 const char *name;
                 int number;
         } known[] = {
-                { "all", 0 }, { "icmp", 1 }, { "tcp", 6 }, { "udp", 17 }, { "dccp", 33 }, { "icmpv6", 58 },
-                { "sctp", 132 }, { "udplite", 136 },
+                {"all", 0},   {"icmp", 1},    {"tcp", 6},    {"udp", 17},
+                {"dccp", 33}, {"icmpv6", 58}, {"sctp", 132}, {"udplite", 136},
         };
         static const char *const bad[] = {
                 "", "256", "-1", "+6", " 6", "6 ", "6x", "0x6", "tcpp", "t", "99999999999999999999",
@@ -1815,10 +1865,18 @@ static void test_addresses(void **state) {
         char buf[PCP_ADDR_STRLEN];
         struct in6_addr a;
         struct in_addr v4;
-        static const uint8_t mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1 };
+        static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1};
         static const char *const bad[] = {
-                "", "300.1.1.1", "1.2.3", "1.2.3.4.5", "192.0.2.1/24", "2001:db8::1::2", "fe80::1%eth0",
-                "::ffff:1.2.3", "example.org", " 192.0.2.1",
+                "",
+                "300.1.1.1",
+                "1.2.3",
+                "1.2.3.4.5",
+                "192.0.2.1/24",
+                "2001:db8::1::2",
+                "fe80::1%eth0",
+                "::ffff:1.2.3",
+                "example.org",
+                " 192.0.2.1",
         };
 
         /* IPv4 text -> IPv4-mapped */
