@@ -74,6 +74,11 @@ WAN6=2001:db8:77:ff
 
 log() { echo "lab: $*" >&2; }
 die() { echo "lab: error: $*" >&2; exit 1; }
+# a missing prerequisite: exit 77 (meson's "skipped"), but a failure in CI
+missing() {
+    if [ "${CI:-}" = true ]; then echo "lab: FAIL: prerequisite missing in CI: $*" >&2; exit 1; fi
+    echo "lab: SKIP: $*" >&2; exit 77
+}
 ns() { local n=$1; shift; ip netns exec "$n" "$@"; }
 have_ns() { [ -e "/run/netns/$1" ]; }
 
@@ -81,7 +86,9 @@ have_ns() { [ -e "/run/netns/$1" ]; }
 pid_start() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null || true; }
 owner_alive() { # owner_alive PID START
     [ "$1" = manual ] && return 0
-    [ -d "/proc/$1" ] && [ "$(pid_start "$1")" = "$2" ]
+    [ -d "/proc/$1" ] && [ "$(pid_start "$1")" = "$2" ] || return 1
+    # a killed owner whose parent has not reaped it yet is a zombie: dead
+    [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 
 # ---------------------------------------------------------------- lab state
@@ -425,7 +432,12 @@ cmd_run() {
         shift "$KNOB_ARGS"
     done
     [ $# -gt 0 ] || die "run: no command"
-    [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
+    [ "$(id -u)" = 0 ] || missing "the lab needs root (network namespaces)"
+    local tool
+    for tool in ip nft tc "$PY"; do command -v "$tool" >/dev/null || missing "$tool not installed"; done
+    if [ "$START_UPNPD" = yes ]; then
+        [ -x "$MINIUPNPD" ] || missing "$MINIUPNPD not installed (scripts/install-deps.sh)"
+    fi
     OWNER_PID=$$; OWNER_START=$(pid_start $$)
     local rc=0 child=""
     finish() {

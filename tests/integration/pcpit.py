@@ -204,7 +204,7 @@ class Test:
         self.wait_until(lambda: os.path.exists(sock), 10, "private dbus-daemon socket")
         self.spawn(self.nsc, ["env", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}", PY, "-m", "dbusmock",
                               "--system", "--template", "polkitd"], log_name="polkit.log")
-        self.wait_until(lambda: self.name_has_owner("org.freedesktop.PolicyKit1"), 15, "mock polkitd on the bus")
+        self.wait_until(lambda: self.name_has_owner("org.freedesktop.PolicyKit1"), 30, "mock polkitd (python3 -m dbusmock --template polkitd) on the bus; see polkit.log")
 
     def name_has_owner(self, name):
         r = subprocess.run(["busctl", f"--address={self.bus_addr}", "call", "org.freedesktop.DBus",

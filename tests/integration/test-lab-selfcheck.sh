@@ -1,0 +1,45 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The lab's own checks, from outside any lab:
+#  1. selfcheck inside a lab: miniupnpd answers a raw PCP MAP (pcp-probe.py), the DNAT
+#     rule exists, traffic from the wan reaches the client through it;
+#  2. the host's network namespace is untouched: same links, routes and nft ruleset
+#     before and after, no lab namespace left;
+#  3. a lab whose owner is killed -9 (as a test runner's timeout does) is torn down by its
+#     watchdog within 10 s.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+LAB_SH=$HERE/lab.sh
+fails=0
+check() { if [ "$2" = 0 ]; then echo "ok: $1"; else echo "FAIL: $1; saw: ${3:-}"; fails=$((fails + 1)); fi; }
+host_state() { ip -o link show | awk '{print $2}' | sort; ip route show; ip -6 route show; nft list ruleset 2>/dev/null; }
+
+before=$(host_state)
+set +e
+out=$("$LAB_SH" run -- "$LAB_SH" selfcheck 2>&1)
+check "selfcheck: PCP MAP, DNAT rule and wan->client traffic" $? "$out"
+echo "$out" | grep -E '^(probe|reached|selfcheck|FAIL)' | sed 's/^/    /'
+id=$(echo "$out" | sed -nE 's|.*/run/pcpit/(pcpit-[0-9]+-[0-9a-f]+)/.*|\1|p' | head -1)
+after=$(host_state)
+[ "$before" = "$after" ]
+check "host namespace unchanged (links, routes, nft ruleset)" $? "$(diff <(echo "$before") <(echo "$after"))"
+[ -n "$id" ] && ! ip netns list | grep -q "^$id-"
+check "no namespace of lab $id left" $? "$(ip netns list | grep "$id" || echo "(no lab id found)")"
+
+# owner killed -9: the watchdog tears down
+"$LAB_SH" run -- bash -c "echo \$\$ >/tmp/pcpit-selfcheck-child.$$; exec sleep 300" >/tmp/pcpit-selfcheck.$$ 2>&1 &
+owner=$!
+for _ in $(seq 1 100); do ip netns list | grep -q "^pcpit-$owner-" && break; sleep 0.1; done
+ip netns list | grep -q "^pcpit-$owner-"
+check "lab of owner $owner is up" $? "$(cat /tmp/pcpit-selfcheck.$$)"
+kill -KILL "$owner"
+for _ in $(seq 1 100); do ip netns list | grep -q "^pcpit-$owner-" || break; sleep 0.1; done
+! ip netns list | grep -q "^pcpit-$owner-"
+check "watchdog removed the lab of the killed owner within 10 s" $? "$(ip netns list | grep "pcpit-$owner-")"
+wait "$owner" 2>/dev/null
+# the lab's command ran in the host namespace (as tests do): end it by its recorded pid
+[ -s /tmp/pcpit-selfcheck-child.$$ ] && kill -KILL "$(cat /tmp/pcpit-selfcheck-child.$$)" 2>/dev/null
+rm -f /tmp/pcpit-selfcheck.$$ /tmp/pcpit-selfcheck-child.$$
+set -e
+[ "$fails" = 0 ] && { echo "lab selfcheck: PASS"; exit 0; }
+echo "lab selfcheck: $fails check(s) failed"; exit 1
