@@ -122,10 +122,10 @@ const char *format_timespan(char *buf, size_t size, uint64_t usec) {
                 const char *suffix;
                 uint64_t usec;
         } units[] = {
-                { "d", UINT64_C(86400000000) },
-                { "h", UINT64_C(3600000000) },
-                { "min", UINT64_C(60000000) },
-                { "s", UINT64_C(1000000) },
+                {"d", UINT64_C(86400000000)},
+                {"h", UINT64_C(3600000000)},
+                {"min", UINT64_C(60000000)},
+                {"s", UINT64_C(1000000)},
         };
         size_t used = 0;
         unsigned shown = 0;
@@ -248,7 +248,7 @@ int table_print(const Table *t, FILE *f, bool legend) {
 }
 
 void json_init(Json *j, FILE *f, JsonMode mode) {
-        *j = (Json) {
+        *j = (Json){
                 .f = f,
                 .mode = mode,
         };

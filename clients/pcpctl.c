@@ -201,7 +201,7 @@ static int parse_port(const char *s, const char *what, uint16_t *ret) {
 /* "tcp", "udp", "sctp", "dccp" (any case) or a protocol number 0-255; returns the form
  * sent to the daemon. */
 static int parse_protocol(const char *s, const char **ret) {
-        static const char *const names[] = { "tcp", "udp", "sctp", "dccp" };
+        static const char *const names[] = {"tcp", "udp", "sctp", "dccp"};
         uint64_t v;
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
@@ -336,7 +336,7 @@ static void polkit_agent_open(void) {
 
         close(pipefd[1]);
         /* wait (a bounded time) until it is registered or gone */
-        struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
+        struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
         (void) poll(&p, 1, 5000);
         close(pipefd[0]);
         polkit_agent_pid = pid;
@@ -532,7 +532,7 @@ static void manager_info_done(ManagerInfo *i) {
         servers_free(i->servers.items, i->servers.n);
         strv_free(i->external_addresses);
         strv_free(i->prefix64);
-        *i = (ManagerInfo) { 0 };
+        *i = (ManagerInfo){0};
 }
 
 static int read_servers(sd_bus_message *m, void *field) {
@@ -564,7 +564,7 @@ static int read_servers(sd_bus_message *m, void *field) {
                         goto fail;
                 }
                 servers = s;
-                servers[n] = (ServerInfo) {
+                servers[n] = (ServerInfo){
                         .interface = strdup(interface),
                         .address = strdup(address),
                         .source = strdup(source),
@@ -593,16 +593,16 @@ fail:
 }
 
 static const PropMap manager_map[] = {
-        { "Version", "s", read_string, offsetof(ManagerInfo, version) },
-        { "Enabled", "b", read_bool, offsetof(ManagerInfo, enabled) },
-        { "State", "s", read_string, offsetof(ManagerInfo, state) },
-        { "Servers", "a(ssssu)", read_servers, offsetof(ManagerInfo, servers) },
-        { "ExternalAddresses", "as", read_strv, offsetof(ManagerInfo, external_addresses) },
-        { "Prefix64", "as", read_strv, offsetof(ManagerInfo, prefix64) },
-        { "DefaultLifetime", "u", read_u32, offsetof(ManagerInfo, default_lifetime) },
-        { "MaxMappingsPerUser", "u", read_u32, offsetof(ManagerInfo, max_mappings_per_user) },
-        { "MappingCount", "u", read_u32, offsetof(ManagerInfo, mapping_count) },
-        { NULL, NULL, NULL, 0 },
+        {"Version", "s", read_string, offsetof(ManagerInfo, version)},
+        {"Enabled", "b", read_bool, offsetof(ManagerInfo, enabled)},
+        {"State", "s", read_string, offsetof(ManagerInfo, state)},
+        {"Servers", "a(ssssu)", read_servers, offsetof(ManagerInfo, servers)},
+        {"ExternalAddresses", "as", read_strv, offsetof(ManagerInfo, external_addresses)},
+        {"Prefix64", "as", read_strv, offsetof(ManagerInfo, prefix64)},
+        {"DefaultLifetime", "u", read_u32, offsetof(ManagerInfo, default_lifetime)},
+        {"MaxMappingsPerUser", "u", read_u32, offsetof(ManagerInfo, max_mappings_per_user)},
+        {"MappingCount", "u", read_u32, offsetof(ManagerInfo, mapping_count)},
+        {NULL, NULL, NULL, 0},
 };
 
 typedef struct MappingInfo {
@@ -634,31 +634,31 @@ typedef struct MappingInfo {
 } MappingInfo;
 
 static const PropMap mapping_map[] = {
-        { "Opcode", "s", read_string, offsetof(MappingInfo, opcode) },
-        { "Family", "s", read_string, offsetof(MappingInfo, family) },
-        { "Protocol", "s", read_string, offsetof(MappingInfo, protocol) },
-        { "ProtocolNumber", "y", read_u8, offsetof(MappingInfo, protocol_number) },
-        { "InternalAddress", "s", read_string, offsetof(MappingInfo, internal_address) },
-        { "InternalPort", "q", read_u16, offsetof(MappingInfo, internal_port) },
-        { "SuggestedExternalPort", "q", read_u16, offsetof(MappingInfo, suggested_external_port) },
-        { "ExternalAddress", "s", read_string, offsetof(MappingInfo, external_address) },
-        { "ExternalPort", "q", read_u16, offsetof(MappingInfo, external_port) },
-        { "RemoteAddress", "s", read_string, offsetof(MappingInfo, remote_address) },
-        { "RemotePort", "q", read_u16, offsetof(MappingInfo, remote_port) },
-        { "Lifetime", "u", read_u32, offsetof(MappingInfo, lifetime) },
-        { "ExpiresAt", "t", read_u64, offsetof(MappingInfo, expires_at) },
-        { "State", "s", read_string, offsetof(MappingInfo, state) },
-        { "Error", "s", read_string, offsetof(MappingInfo, error) },
-        { "Server", "s", read_string, offsetof(MappingInfo, server) },
-        { "Description", "s", read_string, offsetof(MappingInfo, description) },
-        { "Persistent", "b", read_bool, offsetof(MappingInfo, persistent) },
-        { "Owner", "s", read_string, offsetof(MappingInfo, owner) },
-        { "UID", "u", read_u32, offsetof(MappingInfo, uid) },
-        { "PID", "u", read_u32, offsetof(MappingInfo, pid) },
-        { "AppId", "s", read_string, offsetof(MappingInfo, app_id) },
-        { "AppIdSource", "s", read_string, offsetof(MappingInfo, app_id_source) },
-        { "Created", "t", read_u64, offsetof(MappingInfo, created) },
-        { NULL, NULL, NULL, 0 },
+        {"Opcode", "s", read_string, offsetof(MappingInfo, opcode)},
+        {"Family", "s", read_string, offsetof(MappingInfo, family)},
+        {"Protocol", "s", read_string, offsetof(MappingInfo, protocol)},
+        {"ProtocolNumber", "y", read_u8, offsetof(MappingInfo, protocol_number)},
+        {"InternalAddress", "s", read_string, offsetof(MappingInfo, internal_address)},
+        {"InternalPort", "q", read_u16, offsetof(MappingInfo, internal_port)},
+        {"SuggestedExternalPort", "q", read_u16, offsetof(MappingInfo, suggested_external_port)},
+        {"ExternalAddress", "s", read_string, offsetof(MappingInfo, external_address)},
+        {"ExternalPort", "q", read_u16, offsetof(MappingInfo, external_port)},
+        {"RemoteAddress", "s", read_string, offsetof(MappingInfo, remote_address)},
+        {"RemotePort", "q", read_u16, offsetof(MappingInfo, remote_port)},
+        {"Lifetime", "u", read_u32, offsetof(MappingInfo, lifetime)},
+        {"ExpiresAt", "t", read_u64, offsetof(MappingInfo, expires_at)},
+        {"State", "s", read_string, offsetof(MappingInfo, state)},
+        {"Error", "s", read_string, offsetof(MappingInfo, error)},
+        {"Server", "s", read_string, offsetof(MappingInfo, server)},
+        {"Description", "s", read_string, offsetof(MappingInfo, description)},
+        {"Persistent", "b", read_bool, offsetof(MappingInfo, persistent)},
+        {"Owner", "s", read_string, offsetof(MappingInfo, owner)},
+        {"UID", "u", read_u32, offsetof(MappingInfo, uid)},
+        {"PID", "u", read_u32, offsetof(MappingInfo, pid)},
+        {"AppId", "s", read_string, offsetof(MappingInfo, app_id)},
+        {"AppIdSource", "s", read_string, offsetof(MappingInfo, app_id_source)},
+        {"Created", "t", read_u64, offsetof(MappingInfo, created)},
+        {NULL, NULL, NULL, 0},
 };
 
 static void mapping_info_done(MappingInfo *i) {
@@ -676,13 +676,13 @@ static void mapping_info_done(MappingInfo *i) {
         free(i->owner);
         free(i->app_id);
         free(i->app_id_source);
-        *i = (MappingInfo) { 0 };
+        *i = (MappingInfo){0};
 }
 
 static int get_all_properties(sd_bus *bus, const char *path, const char *interface, sd_bus_error *error,
                               sd_bus_message **reply) {
-        return sd_bus_call_method(bus, PCP_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", error,
-                                  reply, "s", interface);
+        return sd_bus_call_method(bus, PCP_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
+                                  error, reply, "s", interface);
 }
 
 /* ---- generic D-Bus value to JSON or text (monitor, --json) ---- */
@@ -920,8 +920,9 @@ static char *describe_mapping(const MappingInfo *i) {
                                      i->internal_port, external, remote, i->lifetime,
                                      streq(state, "renewing") ? _(", renewing") : "");
                 } else
-                        r = asprintf(&s, _("%s %u -> %s (lifetime %" PRIu32 " s)%s"), proto, i->internal_port,
-                                     external, i->lifetime, streq(state, "renewing") ? _(", renewing") : "");
+                        r = asprintf(&s, _("%s %u -> %s (lifetime %" PRIu32 " s)%s"), proto,
+                                     i->internal_port, external, i->lifetime,
+                                     streq(state, "renewing") ? _(", renewing") : "");
         } else if (streq(state, "failed"))
                 r = asprintf(&s, _("%s %u: failed (%s), retrying"), proto, i->internal_port,
                              isempty(error) ? _("unknown error") : error);
@@ -943,7 +944,7 @@ static int verb_status(int argc, char **argv, sd_bus *bus) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(table_freep) Table *servers = NULL;
-        ManagerInfo info = { 0 };
+        ManagerInfo info = {0};
         char span[64];
         int r;
 
@@ -979,14 +980,14 @@ static int verb_status(int argc, char **argv, sd_bus *bus) {
                 const char *label;
                 char *value;
         } lines[] = {
-                { _("Version"), text_sanitize(info.version) },
-                { _("Enabled"), strdup(info.enabled ? _("yes") : _("no")) },
-                { _("State"), text_sanitize(info.state) },
-                { _("External addresses"), NULL },
-                { _("NAT64 prefixes"), NULL },
-                { _("Default lifetime"), NULL },
-                { _("Max mappings per user"), NULL },
-                { _("Mappings"), NULL },
+                {_("Version"), text_sanitize(info.version)},
+                {_("Enabled"), strdup(info.enabled ? _("yes") : _("no"))},
+                {_("State"), text_sanitize(info.state)},
+                {_("External addresses"), NULL},
+                {_("NAT64 prefixes"), NULL},
+                {_("Default lifetime"), NULL},
+                {_("Max mappings per user"), NULL},
+                {_("Mappings"), NULL},
         };
         size_t width = 0;
         char *joined = NULL;
@@ -1041,8 +1042,8 @@ static int verb_status(int argc, char **argv, sd_bus *bus) {
         }
 
         printf("\n");
-        servers = table_new(5, (const char *const[]) { _("INTERFACE"), _("SERVER"), _("SOURCE"), _("PROTOCOL"),
-                                                       _("EPOCH") });
+        servers = table_new(5, (const char *const[]){_("INTERFACE"), _("SERVER"), _("SOURCE"), _("PROTOCOL"),
+                                                     _("EPOCH")});
         if (servers == NULL) {
                 manager_info_done(&info);
                 return log_oom(), EXIT_FAILURE;
@@ -1051,10 +1052,10 @@ static int verb_status(int argc, char **argv, sd_bus *bus) {
                 char epoch[32];
 
                 snprintf(epoch, sizeof(epoch), "%" PRIu32, info.servers.items[k].epoch);
-                r = table_add_row(servers, (const char *const[]) { info.servers.items[k].interface,
-                                                                   info.servers.items[k].address,
-                                                                   info.servers.items[k].source,
-                                                                   info.servers.items[k].protocol, epoch });
+                r = table_add_row(servers, (const char *const[]){info.servers.items[k].interface,
+                                                                 info.servers.items[k].address,
+                                                                 info.servers.items[k].source,
+                                                                 info.servers.items[k].protocol, epoch});
                 if (r < 0) {
                         manager_info_done(&info);
                         return log_oom(), EXIT_FAILURE;
@@ -1197,7 +1198,7 @@ static int list_read(sd_bus_message *reply, MappingInfo **ret, size_t *ret_n) {
                                         goto fail;
                                 }
                                 mappings = a;
-                                mappings[n] = (MappingInfo) { .path = strdup(path) };
+                                mappings[n] = (MappingInfo){.path = strdup(path)};
                                 n++;
                                 if (mappings[n - 1].path == NULL) {
                                         r = -ENOMEM;
@@ -1267,8 +1268,8 @@ static int verb_list(int argc, char **argv, sd_bus *bus) {
                 return EXIT_FAILURE;
         }
 
-        t = table_new(9, (const char *const[]) { _("ID"), _("PROTO"), _("INTERNAL"), _("EXTERNAL"), _("STATE"),
-                                                 _("EXPIRES"), _("UID"), _("APP"), _("DESCRIPTION") });
+        t = table_new(9, (const char *const[]){_("ID"), _("PROTO"), _("INTERNAL"), _("EXTERNAL"), _("STATE"),
+                                               _("EXPIRES"), _("UID"), _("APP"), _("DESCRIPTION")});
         if (t == NULL) {
                 mappings_free(mappings, n);
                 return log_oom(), EXIT_FAILURE;
@@ -1299,8 +1300,9 @@ static int verb_list(int argc, char **argv, sd_bus *bus) {
                 snprintf(uid, sizeof(uid), "%" PRIu32, m->uid);
 
                 if (internal == NULL || external == NULL || proto == NULL || state == NULL ||
-                    table_add_row(t, (const char *const[]) { mapping_id(m->path), proto, internal, external, state,
-                                                             expires, uid, m->app_id, m->description }) < 0) {
+                    table_add_row(t, (const char *const[]){mapping_id(m->path), proto, internal, external,
+                                                           state, expires, uid, m->app_id, m->description}) <
+                            0) {
                         mappings_free(mappings, n);
                         return log_oom(), EXIT_FAILURE;
                 }
@@ -1328,8 +1330,8 @@ typedef struct Holder {
         char *path;
         MappingInfo info;
         bool have_info;
-        bool waiting;  /* --wait: not active yet */
-        bool gone;     /* removed by pcpd, or pcpd went away */
+        bool waiting; /* --wait: not active yet */
+        bool gone; /* removed by pcpd, or pcpd went away */
         bool releasing; /* Release() is on its way */
         sd_bus_slot *release_slot;
         char *last_line;
@@ -1346,7 +1348,8 @@ static int on_release_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret
         Holder *h = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(m);
 
-        if (e != NULL && !sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_OBJECT, "org.freedesktop.PCP1.Error.NotFound")) {
+        if (e != NULL &&
+            !sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_OBJECT, "org.freedesktop.PCP1.Error.NotFound")) {
                 log_error(_("Failed to release %s: %s"), h->path, bus_error_message(e, -EIO));
                 h->final_status = EXIT_FAILURE;
         }
@@ -1369,8 +1372,8 @@ static void holder_finish(Holder *h, int status) {
                 return;
         }
         h->final_status = status;
-        r = sd_bus_call_method_async(h->bus, &h->release_slot, PCP_BUS_NAME, h->path, PCP_MAPPING_IFACE, "Release",
-                                     on_release_reply, h, NULL);
+        r = sd_bus_call_method_async(h->bus, &h->release_slot, PCP_BUS_NAME, h->path, PCP_MAPPING_IFACE,
+                                     "Release", on_release_reply, h, NULL);
         if (r < 0) {
                 log_error(_("Failed to release %s: %s"), h->path, strerror(-r));
                 holder_exit(h, EXIT_FAILURE);
@@ -1477,7 +1480,8 @@ static int on_initial_properties(sd_bus_message *m, void *userdata, sd_bus_error
         }
         r = map_properties(m, mapping_map, &h->info);
         if (r < 0) {
-                log_error(_("Failed to %s: cannot parse the mapping's properties: %s"), h->verb, strerror(-r));
+                log_error(_("Failed to %s: cannot parse the mapping's properties: %s"), h->verb,
+                          strerror(-r));
                 holder_exit(h, EXIT_FAILURE);
                 return 0;
         }
@@ -1503,11 +1507,12 @@ static int on_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 static const char match_properties[] =
         "type='signal',sender='" PCP_BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
         "member='PropertiesChanged',path_namespace='" PCP_MANAGER_PATH "'";
-static const char match_removed[] =
-        "type='signal',sender='" PCP_BUS_NAME "',path='" PCP_MANAGER_PATH "',interface='" PCP_MANAGER_IFACE "',"
-        "member='MappingRemoved'";
-static const char match_owner[] = "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                                  "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" PCP_BUS_NAME "'";
+static const char match_removed[] = "type='signal',sender='" PCP_BUS_NAME "',path='" PCP_MANAGER_PATH
+                                    "',interface='" PCP_MANAGER_IFACE "',"
+                                    "member='MappingRemoved'";
+static const char match_owner[] =
+        "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+        "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" PCP_BUS_NAME "'";
 static const char match_disconnected[] = "type='signal',sender='org.freedesktop.DBus.Local',"
                                          "path='/org/freedesktop/DBus/Local',"
                                          "interface='org.freedesktop.DBus.Local',member='Disconnected'";
@@ -1570,13 +1575,14 @@ static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
         const char *verb = is_map ? "map" : "peer";
         const char *protocol, *path;
         uint16_t port, remote_port = 0;
-        Holder h = { .bus = bus, .verb = verb, .status = EXIT_SUCCESS };
+        Holder h = {.bus = bus, .verb = verb, .status = EXIT_SUCCESS};
         sigset_t mask;
         int r;
 
         if (parse_protocol(argv[1], &protocol) < 0 || parse_port(argv[2], _("port"), &port) < 0)
                 return EXIT_USAGE;
-        if (!is_map && (parse_address(argv[3]) < 0 || parse_port(argv[4], _("remote port"), &remote_port) < 0))
+        if (!is_map &&
+            (parse_address(argv[3]) < 0 || parse_port(argv[4], _("remote port"), &remote_port) < 0))
                 return EXIT_USAGE;
 
         bool hold = !arg_persistent || arg_wait;
@@ -1642,8 +1648,9 @@ static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
                 r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         /* asynchronously, so that changes queued before the answer are applied before it */
         if (r >= 0)
-                r = sd_bus_call_method_async(bus, &s5, PCP_BUS_NAME, h.path, "org.freedesktop.DBus.Properties",
-                                             "GetAll", on_initial_properties, &h, "s", PCP_MAPPING_IFACE);
+                r = sd_bus_call_method_async(bus, &s5, PCP_BUS_NAME, h.path,
+                                             "org.freedesktop.DBus.Properties", "GetAll",
+                                             on_initial_properties, &h, "s", PCP_MAPPING_IFACE);
         if (r < 0)
                 goto fail;
 
@@ -1718,15 +1725,16 @@ static int verb_release(int argc, char **argv, sd_bus *bus) {
 static int verb_enable(int argc, char **argv, sd_bus *bus) {
         bool enable = streq(argv[0], "enable");
 
-        return simple_call(bus, enable ? "enable" : "disable", PCP_MANAGER_PATH, PCP_MANAGER_IFACE, "SetEnabled",
-                           "b", (int) enable);
+        return simple_call(bus, enable ? "enable" : "disable", PCP_MANAGER_PATH, PCP_MANAGER_IFACE,
+                           "SetEnabled", "b", (int) enable);
 }
 
 static int check_revoke(int argc, char **argv) {
         if (isempty(argv[1]) || strlen(argv[1]) > APP_ID_MAX || !text_is_valid_utf8(argv[1])) {
                 _cleanup_free_ char *s = text_sanitize(argv[1]);
 
-                return usage_error(_("Invalid app id '%s': must be 1-%u bytes of UTF-8."), s ? s : "?", APP_ID_MAX);
+                return usage_error(_("Invalid app id '%s': must be 1-%u bytes of UTF-8."), s ? s : "?",
+                                   APP_ID_MAX);
         }
         return 0;
 }
@@ -1765,7 +1773,7 @@ static int check_external_address(int argc, char **argv) {
 }
 
 static int verb_external_address(int argc, char **argv, sd_bus *bus) {
-        static const char *const families[] = { "ipv4", "ipv6" };
+        static const char *const families[] = {"ipv4", "ipv6"};
         bool one = argc > 1, any = false;
         const char *first_error = NULL;
         char *first_error_copy = NULL;
@@ -1870,7 +1878,7 @@ static void monitor_json_event(sd_bus_message *m, const char *event, const char 
 }
 
 static int on_monitor_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        MappingInfo info = { 0 };
+        MappingInfo info = {0};
         const char *path, *interface;
         int r;
 
@@ -2010,9 +2018,10 @@ static int verb_monitor(int argc, char **argv, sd_bus *bus) {
         static const char match_added[] = "type='signal',sender='" PCP_BUS_NAME "',path='" PCP_MANAGER_PATH
                                           "',interface='org.freedesktop.DBus.ObjectManager',"
                                           "member='InterfacesAdded'";
-        static const char match_iremoved[] = "type='signal',sender='" PCP_BUS_NAME "',path='" PCP_MANAGER_PATH
-                                             "',interface='org.freedesktop.DBus.ObjectManager',"
-                                             "member='InterfacesRemoved'";
+        static const char match_iremoved[] =
+                "type='signal',sender='" PCP_BUS_NAME "',path='" PCP_MANAGER_PATH
+                "',interface='org.freedesktop.DBus.ObjectManager',"
+                "member='InterfacesRemoved'";
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL, *s5 = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         sigset_t mask;
@@ -2128,20 +2137,20 @@ enum {
 /* 0 to go on, EXIT_SUCCESS+1 when done (help, version), EXIT_USAGE on errors. */
 static int parse_argv(int argc, char **argv, bool *ret_done) {
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "json", optional_argument, NULL, ARG_JSON },
-                { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
-                { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
-                { "external-port", required_argument, NULL, ARG_EXTERNAL_PORT },
-                { "lifetime", required_argument, NULL, ARG_LIFETIME },
-                { "description", required_argument, NULL, ARG_DESCRIPTION },
-                { "family", required_argument, NULL, ARG_FAMILY },
-                { "interface", required_argument, NULL, ARG_INTERFACE },
-                { "prefer-failure", no_argument, NULL, ARG_PREFER_FAILURE },
-                { "persistent", no_argument, NULL, ARG_PERSISTENT },
-                { "wait", no_argument, NULL, ARG_WAIT },
-                { NULL, 0, NULL, 0 },
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {"json", optional_argument, NULL, ARG_JSON},
+                {"no-legend", no_argument, NULL, ARG_NO_LEGEND},
+                {"no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD},
+                {"external-port", required_argument, NULL, ARG_EXTERNAL_PORT},
+                {"lifetime", required_argument, NULL, ARG_LIFETIME},
+                {"description", required_argument, NULL, ARG_DESCRIPTION},
+                {"family", required_argument, NULL, ARG_FAMILY},
+                {"interface", required_argument, NULL, ARG_INTERFACE},
+                {"prefer-failure", no_argument, NULL, ARG_PREFER_FAILURE},
+                {"persistent", no_argument, NULL, ARG_PERSISTENT},
+                {"wait", no_argument, NULL, ARG_WAIT},
+                {NULL, 0, NULL, 0},
         };
         int c;
 
@@ -2166,8 +2175,9 @@ static int parse_argv(int argc, char **argv, bool *ret_done) {
                                 arg_json = false;
                                 break;
                         } else
-                                return usage_error(_("Invalid --json mode '%s': must be short, pretty or off."),
-                                                   optarg);
+                                return usage_error(
+                                        _("Invalid --json mode '%s': must be short, pretty or off."),
+                                        optarg);
                         arg_json = true;
                         break;
                 case ARG_NO_LEGEND:
@@ -2180,8 +2190,9 @@ static int parse_argv(int argc, char **argv, bool *ret_done) {
                         uint64_t v;
 
                         if (parse_uint(optarg, 65535, &v) < 0)
-                                return usage_error(_("Invalid external port '%s': must be 0-65535 (0 for any)."),
-                                                   optarg);
+                                return usage_error(
+                                        _("Invalid external port '%s': must be 0-65535 (0 for any)."),
+                                        optarg);
                         arg_external_port = (uint16_t) v;
                         arg_seen |= OPT_SEEN_EXTERNAL_PORT;
                         break;
@@ -2190,8 +2201,9 @@ static int parse_argv(int argc, char **argv, bool *ret_done) {
                         uint64_t v;
 
                         if (parse_uint(optarg, UINT32_MAX, &v) < 0 || v == 0)
-                                return usage_error(_("Invalid lifetime '%s': must be 1-%" PRIu32 " seconds."),
-                                                   optarg, UINT32_MAX);
+                                return usage_error(
+                                        _("Invalid lifetime '%s': must be 1-%" PRIu32 " seconds."), optarg,
+                                        UINT32_MAX);
                         arg_lifetime = (uint32_t) v;
                         arg_lifetime_set = true;
                         arg_seen |= OPT_SEEN_LIFETIME;
@@ -2199,8 +2211,9 @@ static int parse_argv(int argc, char **argv, bool *ret_done) {
                 }
                 case ARG_DESCRIPTION:
                         if (strlen(optarg) > DESCRIPTION_MAX || !text_is_valid_utf8(optarg))
-                                return usage_error(_("Invalid description: must be at most %u bytes of UTF-8."),
-                                                   DESCRIPTION_MAX);
+                                return usage_error(
+                                        _("Invalid description: must be at most %u bytes of UTF-8."),
+                                        DESCRIPTION_MAX);
                         arg_description = optarg;
                         arg_seen |= OPT_SEEN_DESCRIPTION;
                         break;
@@ -2244,34 +2257,35 @@ typedef struct Verb {
         const char *name;
         int min_args; /* including the verb */
         int max_args;
-        bool json;                /* --json applies */
+        bool json; /* --json applies */
         unsigned mapping_options; /* which map options apply */
         int (*check)(int argc, char **argv); /* arguments, before the bus: 0 or EXIT_USAGE */
         int (*run)(int argc, char **argv, sd_bus *bus);
 } Verb;
 
-#define MAP_OPTIONS                                                                                            \
-        (OPT_SEEN_EXTERNAL_PORT | OPT_SEEN_LIFETIME | OPT_SEEN_DESCRIPTION | OPT_SEEN_FAMILY | OPT_SEEN_INTERFACE | \
-         OPT_SEEN_PREFER_FAILURE | OPT_SEEN_PERSISTENT | OPT_SEEN_WAIT)
-#define PEER_OPTIONS (OPT_SEEN_LIFETIME | OPT_SEEN_DESCRIPTION | OPT_SEEN_FAMILY | OPT_SEEN_INTERFACE | OPT_SEEN_WAIT)
+#define MAP_OPTIONS                                                                                         \
+        (OPT_SEEN_EXTERNAL_PORT | OPT_SEEN_LIFETIME | OPT_SEEN_DESCRIPTION | OPT_SEEN_FAMILY |              \
+         OPT_SEEN_INTERFACE | OPT_SEEN_PREFER_FAILURE | OPT_SEEN_PERSISTENT | OPT_SEEN_WAIT)
+#define PEER_OPTIONS                                                                                        \
+        (OPT_SEEN_LIFETIME | OPT_SEEN_DESCRIPTION | OPT_SEEN_FAMILY | OPT_SEEN_INTERFACE | OPT_SEEN_WAIT)
 
 static const Verb verbs[] = {
-        { "status", 1, 1, true, 0, NULL, verb_status },
-        { "list", 1, 1, true, 0, NULL, verb_list },
-        { "map", 3, 3, false, MAP_OPTIONS, check_mapping_args, verb_map },
-        { "peer", 5, 5, false, PEER_OPTIONS, check_mapping_args, verb_peer },
-        { "release", 2, 2, false, 0, check_release, verb_release },
-        { "monitor", 1, 1, true, 0, NULL, verb_monitor },
-        { "enable", 1, 1, false, 0, NULL, verb_enable },
-        { "disable", 1, 1, false, 0, NULL, verb_enable },
-        { "external-address", 1, 2, true, 0, check_external_address, verb_external_address },
-        { "revoke", 2, 2, false, 0, check_revoke, verb_revoke },
+        {"status", 1, 1, true, 0, NULL, verb_status},
+        {"list", 1, 1, true, 0, NULL, verb_list},
+        {"map", 3, 3, false, MAP_OPTIONS, check_mapping_args, verb_map},
+        {"peer", 5, 5, false, PEER_OPTIONS, check_mapping_args, verb_peer},
+        {"release", 2, 2, false, 0, check_release, verb_release},
+        {"monitor", 1, 1, true, 0, NULL, verb_monitor},
+        {"enable", 1, 1, false, 0, NULL, verb_enable},
+        {"disable", 1, 1, false, 0, NULL, verb_enable},
+        {"external-address", 1, 2, true, 0, check_external_address, verb_external_address},
+        {"revoke", 2, 2, false, 0, check_revoke, verb_revoke},
 };
 
 static int dispatch_verb(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const Verb *verb = NULL;
-        char *default_argv[] = { (char *) "status", NULL };
+        char *default_argv[] = {(char *) "status", NULL};
         unsigned extra;
 
         if (argc <= 0) {
@@ -2294,7 +2308,8 @@ static int dispatch_verb(int argc, char **argv) {
         extra = arg_seen & ~verb->mapping_options;
         for (size_t i = 0; extra != 0 && i < ELEMENTSOF(seen_names); i++)
                 if (extra & (1u << i))
-                        return usage_error(_("Option %s is not supported by '%s'."), seen_names[i], verb->name);
+                        return usage_error(_("Option %s is not supported by '%s'."), seen_names[i],
+                                           verb->name);
 
         if (verb->check != NULL && verb->check(argc, argv) != 0)
                 return EXIT_USAGE;
