@@ -334,7 +334,7 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 return pending_free(p), 0;
         }
         if (!authorized) {
-                if (p->kind == CALL_ADD && !p->port_owned && !p->port_proven)
+                if (p->kind == CALL_ADD && !p->port_owned && !p->port_proven && p->req.internal_port >= 1024)
                         sd_bus_error_setf(&err, PCPD_ERROR("PortNotOwned"),
                                           "None of your sockets is bound to %s port %u: open and bind the socket "
                                           "first, or use AddMappingForSocket().",
@@ -499,14 +499,7 @@ static void pending_act(pending_call *p) {
 
         switch (p->kind) {
         case CALL_ADD:
-                if (!p->req.persistent && p->uid != 0 && m->config.max_mappings_per_user > 0 &&
-                    pcpd_manager_count_for_uid(m, p->uid) >= m->config.max_mappings_per_user) {
-                        sd_bus_error_setf(&err, PCPD_ERROR("QuotaExceeded"),
-                                          "You already hold %u mappings, the most one user may hold; release one "
-                                          "first.",
-                                          m->config.max_mappings_per_user);
-                        break;
-                }
+                /* the per-user quota is checked by the manager: sharing a held mapping is no new one */
                 p->req.uid = p->uid;
                 p->req.pid = p->pid;
                 p->req.description = p->description;

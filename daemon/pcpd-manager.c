@@ -820,6 +820,13 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 return 0;
         }
 
+        if (!req->persistent && req->uid != 0 && m->config.max_mappings_per_user > 0 &&
+            pcpd_manager_count_for_uid(m, req->uid) >= m->config.max_mappings_per_user)
+                return sd_bus_error_setf(error, PCPD_ERROR("QuotaExceeded"),
+                                         "You already hold %u mappings, the most one user may hold; release one "
+                                         "first.",
+                                         m->config.max_mappings_per_user);
+
         if (g_hash_table_size(m->mappings) >= m->config.max_mappings)
                 return sd_bus_error_setf(error, PCPD_ERROR("QuotaExceeded"),
                                          "This host already holds %u mappings, the configured maximum.",
