@@ -94,6 +94,8 @@ struct pcp_engine {
         pcp_engine_stats stats;
 };
 
+static void run_due(pcp_engine *e, uint64_t now);
+
 /* ---- small helpers ---- */
 
 static void random_bytes(pcp_engine *e, void *buf, size_t len) {
@@ -558,6 +560,12 @@ static uint64_t mapping_irt(pcp_engine *e, pcp_mapping *m) {
 
 /* the next retransmission timeout: first (1+RAND)*IRT, then (1+RAND)*min(2*RTprev, MRT) */
 static uint64_t next_rt(pcp_engine *e, pcp_mapping *m) {
+        if (mapping_uses_natpmp(m)) {
+                /* RFC 6886 §3.1: 250 ms, doubling; no jitter (kept going at the PCP cap
+                 * rather than given up after nine tries: someone still wants it) */
+                m->rt = m->rt == 0 ? NATPMP_IRT : min_u64(2 * m->rt, e->cfg.mrt);
+                return m->rt;
+        }
         if (m->rt == 0)
                 m->rt = jitter(e, mapping_irt(e, m));
         else
@@ -912,6 +920,8 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
         server_start_probe(e, s, now);
         if (ret_id != NULL)
                 *ret_id = s->info.id;
+        /* "sends an ANNOUNCE probe at once": not at the caller's next timer */
+        run_due(e, now);
         return 0;
 }
 
@@ -1067,11 +1077,7 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
 static void mapping_send_delete(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         m->delete_sent++;
         send_mapping_request(e, m, now, true);
-        if (m->rt == 0)
-                m->rt = jitter(e, mapping_irt(e, m));
-        else
-                m->rt = jitter(e, min_u64(2 * m->rt, e->cfg.mrt));
-        mapping_timer(e, m, now + m->rt);
+        mapping_timer(e, m, now + next_rt(e, m));
 }
 
 int pcp_engine_remove_mapping(pcp_engine *e, uint64_t now, uint64_t id) {
@@ -1360,6 +1366,9 @@ void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
                         return;
                 }
                 handle_natpmp_response(e, s, addr_index, now, &n, len);
+                /* what the answer started (recreations, a switch to NAT-PMP, another
+                 * address) goes out now, before we return */
+                run_due(e, now);
                 return;
         }
 
@@ -1369,6 +1378,7 @@ void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
                 return;
         }
         handle_pcp_response(e, s, addr_index, now, &msg);
+        run_due(e, now);
 }
 
 static pcp_server *find_server_by_remote(pcp_engine *e, const struct sockaddr_in6 *from) {
@@ -1379,8 +1389,8 @@ static pcp_server *find_server_by_remote(pcp_engine *e, const struct sockaddr_in
         return NULL;
 }
 
-void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
-                                 const uint8_t *buf, size_t len) {
+static void receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
+                             const uint8_t *buf, size_t len) {
         pcp_server *s;
 
         e->stats.received++;
@@ -1433,37 +1443,50 @@ void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct socka
         }
 }
 
-void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index) {
+void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
+                                 const uint8_t *buf, size_t len) {
+        receive_announce(e, now, from, buf, len);
+        run_due(e, now);
+}
+
+static void unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index) {
         pcp_server *s = find_server(e, server_id);
-        bool all = true;
+        size_t next_addr = SIZE_MAX;
 
         if (s == NULL || addr_index >= s->info.n_addrs)
                 return;
         s->addr_unreachable[addr_index] = true;
+        /* an ICMP error for something sent to an address we already left changes nothing:
+         * reacting to each of them would resend everything once per error (a storm) */
+        if (addr_index != s->info.current_addr)
+                return;
+        if (s->info.state == PCP_SERVER_UNREACHABLE) {
+                /* every address failed already: the next scheduled retry tries the next one */
+                s->info.current_addr = (addr_index + 1) % s->info.n_addrs;
+                return;
+        }
         for (size_t i = 0; i < s->info.n_addrs; i++)
                 if (!s->addr_unreachable[i]) {
-                        all = false;
-                        /* RFC 7488: try the next address */
-                        if (addr_index == s->info.current_addr) {
-                                s->info.current_addr = i;
-                                s->sticky = false;
-                        }
+                        next_addr = i;
                         break;
                 }
-        if (!all) {
-                /* retry at once on the next address */
+        if (next_addr != SIZE_MAX) {
+                /* RFC 7488: try the next address, at once; the same requests, the
+                 * retransmission schedule unchanged */
+                s->info.current_addr = next_addr;
+                s->sticky = false;
                 for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
-                        if (m->awaiting && m->info.state != PCP_MAPPING_DELETING)
-                                mapping_timer(e, m, now);
+                        if (m->awaiting)
+                                send_mapping_request(e, m, now, m->info.state == PCP_MAPPING_DELETING);
                 if (s->probing)
-                        s->probe_at = now;
-                server_timer_update(e, s);
+                        send_announce_probe(e, s);
+                if (s->natpmp_addr_at != PCP_NEVER)
+                        send_natpmp_addr_request(e, s);
                 return;
         }
 
-        memset(s->addr_unreachable, 0, sizeof(s->addr_unreachable));
-        if (s->info.state == PCP_SERVER_UNREACHABLE)
-                return; /* already reported; retries continue on their schedule */
+        /* nobody there: back to the first address for the retries */
+        s->info.current_addr = 0;
         if (s->info.state == PCP_SERVER_DISABLED)
                 return;
         server_set_state(e, s, PCP_SERVER_UNREACHABLE);
@@ -1479,6 +1502,12 @@ void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, siz
                 m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
                 emit_mapping(e, m);
         }
+}
+
+void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index) {
+        unreachable(e, now, server_id, addr_index);
+        /* RFC 7488: the next address is tried at once */
+        run_due(e, now);
 }
 
 /* ---- timers ---- */
@@ -1580,7 +1609,7 @@ uint64_t pcp_engine_next_deadline(pcp_engine *e) {
         return e->heap_n > 0 ? e->heap[0]->when : PCP_NEVER;
 }
 
-void pcp_engine_process_timers(pcp_engine *e, uint64_t now) {
+static void run_due(pcp_engine *e, uint64_t now) {
         /* bounded: every handler re-arms its timer strictly in the future or clears it */
         while (e->heap_n > 0 && e->heap[0]->when <= now) {
                 pcp_timer *t = e->heap[0];
@@ -1591,4 +1620,8 @@ void pcp_engine_process_timers(pcp_engine *e, uint64_t now) {
                 else
                         server_timeout(e, container_of(t, pcp_server, timer), now);
         }
+}
+
+void pcp_engine_process_timers(pcp_engine *e, uint64_t now) {
+        run_due(e, now);
 }

@@ -1,0 +1,1333 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The RFC 6887 client rules of pcp-engine, on a virtual clock. */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine-harness.h"
+
+#define SRV "192.168.1.1"
+#define LOCAL "192.168.1.10"
+#define EXT "198.51.100.7"
+#define IP(s) ((const struct in6_addr[]){ h_ip(s) })
+
+/* a server epoch that advances exactly with the virtual clock */
+static uint32_t ep(harness *h) {
+        return (uint32_t) (h->now / SEC);
+}
+
+/* a server that answered its ANNOUNCE probe: state PCP; sent/events cleared */
+static uint32_t pcp_server(harness *h) {
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        const h_sent *probe = h_find(h, PCP_OPCODE_ANNOUNCE, 0);
+
+        assert_non_null(probe);
+        h_reply_announce(h, probe, PCP_RESULT_SUCCESS, 0, ep(h));
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        h_clear(h);
+        return sid;
+}
+
+/* a mapping granted lifetime seconds with external EXT:ext_port */
+static uint64_t granted_map(harness *h, uint32_t sid, uint16_t port, uint32_t lifetime, uint16_t ext_port) {
+        uint64_t id = h_map(h, sid, IPPROTO_TCP, port, lifetime);
+        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, lifetime, ep(h), EXT, ext_port);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        return id;
+}
+
+static bool in_range(uint64_t v, uint64_t lo, uint64_t hi) {
+        return v >= lo && v <= hi;
+}
+
+#define assert_in(v, lo, hi)                                                                        \
+        do {                                                                                        \
+                uint64_t _v = (v), _lo = (lo), _hi = (hi);                                          \
+                if (!in_range(_v, _lo, _hi))                                                        \
+                        fail_msg("%s = %llu not in [%llu, %llu]", #v, (unsigned long long) _v,      \
+                                 (unsigned long long) _lo, (unsigned long long) _hi);               \
+        } while (0)
+
+/* ---- epoch formulas ---- */
+
+static void test_epoch_formula(void **state) {
+        /* back by exactly one second: fine; by two: lost state */
+        assert_true(pcp_epoch_valid(100, 5000, 99, 5000));
+        assert_false(pcp_epoch_valid(100, 5000, 98, 5000));
+        assert_true(pcp_epoch_valid(100, 5000, 100, 5000));
+        /* same speed */
+        assert_true(pcp_epoch_valid(100, 5000, 1100, 1005000));
+
+        /* client_delta = 1600 s: server_delta + 2 < 1600 - 100 is invalid */
+        assert_true(pcp_epoch_valid(1000, 0, 1000 + 1498, 1600 * SEC));
+        assert_false(pcp_epoch_valid(1000, 0, 1000 + 1497, 1600 * SEC));
+        /* server_delta = 1600 s: client_delta + 2 < 1600 - 100 is invalid */
+        assert_true(pcp_epoch_valid(1000, 0, 1000 + 1600, 1498 * SEC));
+        assert_false(pcp_epoch_valid(1000, 0, 1000 + 1600, 1498 * SEC - 1));
+        /* within 2 s either way for short intervals */
+        assert_true(pcp_epoch_valid(1000, 0, 1002, 0));
+        assert_false(pcp_epoch_valid(1000, 0, 1003, 0));
+        assert_true(pcp_epoch_valid(1000, 0, 1000, 2 * SEC));
+        /* the client side has its 1/16 slack too: 2133 - 133 = 2000 */
+        assert_true(pcp_epoch_valid(1000, 0, 1000, 2133));
+        assert_false(pcp_epoch_valid(1000, 0, 1000, 2134));
+        /* epoch restarted at 0 long after */
+        assert_false(pcp_epoch_valid(86400, 0, 3, 3600 * SEC));
+        /* extreme values do not overflow */
+        assert_true(pcp_epoch_valid(UINT32_MAX - 10, 0, UINT32_MAX, 10 * SEC));
+        assert_false(pcp_epoch_valid(UINT32_MAX, 0, 0, 1 * SEC));
+        assert_false(pcp_epoch_valid(0, 0, UINT32_MAX, 1 * SEC));
+        assert_true(pcp_epoch_valid(0, 0, 4000000, 4000000 * SEC));
+
+        /* NAT-PMP: at least 7/8 of the elapsed time, 2 s slack */
+        assert_true(natpmp_epoch_valid(1000, 0, 1000 + 700, 800 * SEC));
+        assert_true(natpmp_epoch_valid(1000, 0, 1000 + 698, 800 * SEC));
+        assert_false(natpmp_epoch_valid(1000, 0, 1000 + 697, 800 * SEC));
+        assert_true(natpmp_epoch_valid(1000, 0, 998, 0));
+        assert_false(natpmp_epoch_valid(1000, 0, 997, 0));
+        assert_true(natpmp_epoch_valid(1000, 0, 5000, 800 * SEC)); /* faster is fine */
+        assert_false(natpmp_epoch_valid(86400, 0, 5, 10 * SEC));
+}
+
+/* ---- retransmission ---- */
+
+static void test_retransmit_schedule(void **state) {
+        uint64_t min_first = UINT64_MAX, max_first = 0;
+        size_t capped_total = 0;
+
+        for (uint64_t seed = 1; seed <= 200; seed++) {
+                harness *h = h_new(seed, NULL);
+                uint32_t sid = h_server(h, SRV, LOCAL);
+                uint64_t id = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+                const h_sent *first = h_last_for(h, id);
+                uint64_t prev_t, prev_d = 0;
+                size_t n, capped = 0;
+                pcp_msg m;
+
+                assert_non_null(first);
+                assert_int_equal(first->t, h->now); /* sent at once */
+                h_decode(first, &m);
+                assert_int_equal(m.opcode, PCP_OPCODE_MAP);
+                assert_int_equal(m.lifetime, 3600);
+                assert_memory_equal(m.nonce, h_mapping(h, id)->nonce, PCP_NONCE_LEN);
+
+                h_advance(h, 6 * HOUR);
+                n = 0;
+                prev_t = 0;
+                for (size_t k = 0; k < h->n_sent; k++) {
+                        const h_sent *s = &h->sent[k];
+                        if (h_is_natpmp(s) || (s->buf[1] & 0x7f) != PCP_OPCODE_MAP)
+                                continue;
+                        /* same nonce, same bytes, every time */
+                        assert_int_equal(s->len, first->len);
+                        assert_memory_equal(s->buf, first->buf, s->len);
+                        if (n > 0) {
+                                uint64_t d = s->t - prev_t;
+                                if (n == 1) {
+                                        assert_in(d, 2700, 3300);
+                                        min_first = d < min_first ? d : min_first;
+                                        max_first = d > max_first ? d : max_first;
+                                } else {
+                                        uint64_t base = 2 * prev_d < 1024 * SEC ? 2 * prev_d : 1024 * SEC;
+                                        assert_in(d, base * 9 / 10 - 1, base * 11 / 10 + 1);
+                                        if (base == 1024 * SEC)
+                                                capped++;
+                                }
+                                prev_d = d;
+                        }
+                        prev_t = s->t;
+                        n++;
+                }
+                /* ~9 doublings to reach the cap, then held: 6 h has ~20 capped intervals */
+                assert_true(capped >= 15);
+                capped_total += capped;
+                assert_int_equal(h_mapping(h, id)->retransmissions, n - 1);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_PENDING);
+                assert_int_equal(pcp_engine_get_stats(h->e)->retransmissions >= n - 1, true);
+                /* next_send is the armed deadline */
+                assert_true(h_mapping(h, id)->next_send > h->now);
+                assert_true(h_mapping(h, id)->next_send <= h->now + 1127 * SEC);
+                h_free(h);
+        }
+        /* the jitter really is random over the whole range */
+        assert_true(min_first < 2760);
+        assert_true(max_first > 3240);
+        assert_true(capped_total > 200 * 15);
+}
+
+/* ---- renewal ---- */
+
+static void test_renewal_windows(void **state) {
+        const uint64_t L = 3200 * SEC;
+        uint64_t lo[3] = { UINT64_MAX, UINT64_MAX, UINT64_MAX }, hi[3] = { 0, 0, 0 };
+
+        for (uint64_t seed = 1; seed <= 200; seed++) {
+                harness *h = h_new(seed, NULL);
+                uint32_t sid = pcp_server(h);
+                uint64_t id = granted_map(h, sid, 8080, 3200, 40000);
+                uint64_t t0 = h->now, last = t0;
+                const uint64_t win[][2] = {
+                        { t0 + L / 2, t0 + L * 5 / 8 },
+                        { t0 + L * 3 / 4, t0 + L * 3 / 4 + L / 16 },
+                        { t0 + L * 7 / 8, t0 + L * 7 / 8 + L / 32 },
+                        { t0 + L * 15 / 16, t0 + L * 15 / 16 + L / 64 },
+                };
+                const h_event *ev;
+                pcp_msg m;
+                size_t n;
+
+                assert_int_equal(h_mapping(h, id)->expires_at, t0 + L);
+                h_clear(h);
+                h_advance_to(h, t0 + L - 1);
+                n = h_count_for(h, id);
+                assert_true(n >= 4);
+                for (size_t k = 0; k < n; k++) {
+                        const h_sent *s = NULL;
+                        size_t seen = 0;
+                        for (size_t j = 0; j < h->n_sent; j++)
+                                if (h->sent[j].len >= 60 &&
+                                    memcmp(h->sent[j].buf + 24, h_mapping(h, id)->nonce, 12) == 0 && seen++ == k) {
+                                        s = &h->sent[j];
+                                        break;
+                                }
+                        assert_non_null(s);
+                        if (k < 4) {
+                                assert_in(s->t, win[k][0], win[k][1]);
+                                if (k < 3) {
+                                        lo[k] = s->t - t0 < lo[k] ? s->t - t0 : lo[k];
+                                        hi[k] = s->t - t0 > hi[k] ? s->t - t0 : hi[k];
+                                }
+                        }
+                        assert_true(s->t >= last + (k == 0 ? 0 : 4 * SEC));
+                        assert_true(s->t < t0 + L);
+                        last = s->t;
+                        /* a renewal asks for what we have */
+                        h_decode(s, &m);
+                        assert_int_equal(m.lifetime, 3200);
+                        assert_memory_equal(&m.external_addr, &h_mapping(h, id)->external_addr, 16);
+                        assert_int_equal(m.external_port, 40000);
+                }
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_RENEWING);
+                assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, id), 1);
+
+                /* expiry: lost, pending, retried on the RFC schedule */
+                h_clear(h);
+                h_advance_to(h, t0 + L);
+                ev = h_last_event(h, PCP_EVENT_MAPPING, id);
+                assert_non_null(ev);
+                assert_int_equal(ev->mapping.state, PCP_MAPPING_PENDING);
+                assert_int_equal(ev->mapping.error, PCP_MAPPING_ERROR_EXPIRED);
+                assert_string_equal(pcp_mapping_error_name(&ev->mapping), "EXPIRED");
+                assert_int_equal(h_count_for(h, id), 1);
+                assert_int_equal(h_last_for(h, id)->t, t0 + L);
+                h_advance(h, 3300);
+                assert_int_equal(h_count_for(h, id), 2);
+                assert_in(h_last_for(h, id)->t - (t0 + L), 2700, 3300);
+                h_advance(h, 12 * HOUR);
+                assert_true(h_count_for(h, id) > 40);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_PENDING);
+                /* still asking for what it had */
+                h_decode(h_last_for(h, id), &m);
+                assert_int_equal(m.external_port, 40000);
+
+                /* an answer brings it back */
+                h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 3200, ep(h), EXT, 40000);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_NONE);
+                h_free(h);
+        }
+        /* spread over the windows */
+        assert_true(lo[0] < 1600 * SEC + 20 * SEC && hi[0] > 2000 * SEC - 20 * SEC);
+        assert_true(lo[1] < 2400 * SEC + 10 * SEC && hi[1] > 2600 * SEC - 10 * SEC);
+        assert_true(lo[2] < 2800 * SEC + 5 * SEC && hi[2] > 2900 * SEC - 5 * SEC);
+}
+
+static void test_renewal_answered(void **state) {
+        harness *h = h_new(7, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = granted_map(h, sid, 8080, 600, 40000);
+
+        for (int round = 0; round < 20; round++) {
+                uint64_t t0 = h->now;
+                h_clear(h);
+                assert_true(h_step(h));
+                assert_in(h->now - t0, 300 * SEC, 375 * SEC);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_RENEWING);
+                /* the server moves the mapping */
+                h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 600, ep(h), "198.51.100.8", 40001);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_mapping(h, id)->external_port, 40001);
+                assert_int_equal(h_mapping(h, id)->expires_at, h->now + 600 * SEC);
+                /* and the next renewal asks for the new values */
+                h_clear(h);
+                assert_true(h_step(h));
+                pcp_msg m;
+                h_decode(h_last_for(h, id), &m);
+                assert_int_equal(m.external_port, 40001);
+                assert_memory_equal(&m.external_addr, IP("198.51.100.8"), 16);
+                h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 600, ep(h), EXT, 40000);
+        }
+        assert_int_equal(pcp_engine_get_stats(h->e)->renewals, 40);
+        assert_true(in_range(h_srv(h, sid)->epoch, ep(h) - 1, ep(h)));
+        h_free(h);
+}
+
+static void test_renewal_short_lifetime(void **state) {
+        /* 10 s: windows closer than 4 s collapse onto the 4 s floor, never past expiry */
+        for (uint64_t seed = 1; seed <= 50; seed++) {
+                harness *h = h_new(seed, NULL);
+                uint32_t sid = pcp_server(h);
+                (void) granted_map(h, sid, 8080, 10, 40000);
+                uint64_t t0 = h->now, last = 0;
+                size_t n;
+
+                h_clear(h);
+                h_advance_to(h, t0 + 10 * SEC - 1);
+                n = h->n_sent;
+                assert_true(n >= 1 && n <= 3);
+                for (size_t k = 0; k < n; k++) {
+                        if (k == 0)
+                                assert_in(h->sent[k].t, t0 + 5 * SEC, t0 + 6250);
+                        else
+                                assert_true(h->sent[k].t >= last + 4 * SEC);
+                        last = h->sent[k].t;
+                }
+                h_free(h);
+        }
+}
+
+/* ---- delete ---- */
+
+static uint64_t mapping_with_options(harness *h, uint32_t sid) {
+        pcp_mapping_params p;
+        uint64_t id;
+
+        h_params(&p, sid, IPPROTO_UDP, 5000, 7200);
+        p.prefer_failure = true;
+        p.suggested_external_port = 5000;
+        p.n_filters = 1;
+        p.filters[0].prefix_len = 128;
+        p.filters[0].remote_port = 443;
+        p.filters[0].remote_addr = h_ip("203.0.113.9");
+        p.description = "game server";
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 7200, ep(h), EXT, 5000);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        return id;
+}
+
+static void check_delete_request(harness *h, uint64_t id, const h_sent *s) {
+        pcp_msg m;
+
+        h_decode(s, &m);
+        assert_int_equal(m.opcode, PCP_OPCODE_MAP);
+        assert_int_equal(m.lifetime, 0);
+        assert_memory_equal(m.nonce, h_mapping(h, id)->nonce, PCP_NONCE_LEN);
+        assert_int_equal(m.protocol, IPPROTO_UDP);
+        assert_int_equal(m.internal_port, 5000);
+        assert_int_equal(m.external_port, 0);
+        assert_true(pcp_addr_is_unspecified(&m.external_addr));
+        assert_int_equal(m.n_filters, 0);
+        assert_false(m.options & PCP_HAS_PREFER_FAILURE);
+        assert_memory_equal(&m.client_addr, IP(LOCAL), 16);
+}
+
+static void test_delete(void **state) {
+        static const struct {
+                uint8_t result;
+                uint32_t lifetime;
+                bool upstream;
+        } answers[] = {
+                { PCP_RESULT_SUCCESS, 0, true },
+                { PCP_RESULT_NO_RESOURCES, 30, true }, /* miniupnpd: no such mapping */
+                { PCP_RESULT_SUCCESS, 120, false },    /* still there for 120 s */
+                { PCP_RESULT_NOT_AUTHORIZED, 0, false },
+        };
+
+        for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+                harness *h = h_new(i + 1, NULL);
+                uint32_t sid = pcp_server(h);
+                uint64_t id = mapping_with_options(h, sid);
+                const h_event *ev;
+
+                h_clear(h);
+                assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, id), 0);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_DELETING);
+                assert_int_equal(h->n_sent, 1);
+                check_delete_request(h, id, h_last(h));
+                /* removing twice is harmless */
+                assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, id), 0);
+                assert_int_equal(h->n_sent, 1);
+                /* retransmitted with the same bytes */
+                h_advance(h, 3300);
+                assert_int_equal(h->n_sent, 2);
+                assert_memory_equal(h->sent[1].buf, h->sent[0].buf, h->sent[0].len);
+                h_reply(h, h_last(h), answers[i].result, answers[i].lifetime, ep(h), "0.0.0.0", 0);
+                ev = h_last_event(h, PCP_EVENT_MAPPING_DELETED, id);
+                assert_non_null(ev);
+                assert_int_equal(ev->deleted_upstream, answers[i].upstream);
+                assert_null(pcp_engine_mapping_get(h->e, id));
+                assert_int_equal(pcp_engine_mapping_count(h->e), 0);
+                assert_int_equal(h_srv(h, sid)->n_mappings, 0);
+                /* nothing more is sent for it, and a late answer is dropped */
+                h_clear_sent(h);
+                h_advance(h, HOUR);
+                assert_int_equal(h->n_sent, 0);
+                assert_int_equal(pcp_engine_next_deadline(h->e), PCP_NEVER);
+                h_free(h);
+        }
+}
+
+static void test_delete_gives_up(void **state) {
+        pcp_engine_config cfg = { .delete_attempts = 4 };
+        harness *h = h_new(3, &cfg);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = mapping_with_options(h, sid);
+        const h_event *ev;
+
+        h_clear(h);
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, id), 0);
+        h_advance(h, HOUR);
+        assert_int_equal(h->n_sent, 4);
+        for (size_t i = 1; i < 4; i++)
+                assert_memory_equal(h->sent[i].buf, h->sent[0].buf, h->sent[0].len);
+        ev = h_last_event(h, PCP_EVENT_MAPPING_DELETED, id);
+        assert_non_null(ev);
+        assert_false(ev->deleted_upstream);
+        assert_true(ev->t > h->sent[3].t); /* after the last one had its chance */
+        assert_null(pcp_engine_mapping_get(h->e, id));
+        h_free(h);
+}
+
+/* ---- error lifetimes ---- */
+
+static void test_error_lifetimes(void **state) {
+        static const struct {
+                uint8_t result;
+                uint32_t lifetime;
+                uint64_t retry; /* ms after the error */
+        } cases[] = {
+                { PCP_RESULT_NO_RESOURCES, 30, 30 * SEC },
+                { PCP_RESULT_NETWORK_FAILURE, 120, 120 * SEC },
+                { PCP_RESULT_USER_EX_QUOTA, 0, 30 * SEC },       /* floor */
+                { PCP_RESULT_NETWORK_FAILURE, 0, 30 * SEC },     /* floor */
+                { PCP_RESULT_UNSUPP_PROTOCOL, 0, 30 * MINUTE },  /* long floor */
+                { PCP_RESULT_MALFORMED_REQUEST, 0, 30 * MINUTE },
+                { PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, 0, 30 * SEC }, /* short, by the codec */
+                { PCP_RESULT_UNSUPP_OPTION, 7200, 7200 * SEC },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                harness *h = h_new(i + 10, NULL);
+                uint32_t sid = pcp_server(h);
+                uint64_t id = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+                uint64_t t_err = h->now, horizon = 24 * HOUR;
+                size_t n, limit;
+                const h_event *ev;
+
+                h_reply(h, h_last_for(h, id), cases[i].result, cases[i].lifetime, ep(h), "0.0.0.0", 0);
+                ev = h_last_event(h, PCP_EVENT_MAPPING, id);
+                assert_non_null(ev);
+                assert_int_equal(ev->mapping.state, PCP_MAPPING_FAILED);
+                assert_int_equal(ev->mapping.error, PCP_MAPPING_ERROR_RESULT);
+                assert_int_equal(ev->mapping.result, cases[i].result);
+                assert_string_equal(pcp_mapping_error_name(&ev->mapping), pcp_result_to_string(cases[i].result));
+                assert_int_equal(h_mapping(h, id)->next_send, t_err + cases[i].retry);
+                h_clear(h);
+                /* nothing before the retry time */
+                h_advance_to(h, t_err + cases[i].retry - 1);
+                assert_int_equal(h->n_sent, 0);
+                h_advance_to(h, t_err + cases[i].retry);
+                assert_int_equal(h->n_sent, 1);
+
+                /* a server that always answers the same error, at once: no tight loop */
+                for (uint64_t end = h->now + horizon; h->now < end;) {
+                        size_t before = h->n_sent;
+                        if (!h_step(h))
+                                break;
+                        if (h->n_sent > before)
+                                h_reply(h, h_last(h), cases[i].result, cases[i].lifetime, ep(h), "0.0.0.0", 0);
+                }
+                n = h->n_sent;
+                limit = (size_t) (horizon / cases[i].retry) + 2;
+                assert_true(n <= limit);
+                assert_true(n >= limit / 2);
+                h_free(h);
+        }
+}
+
+/* ---- NOT_AUTHORIZED, ADDRESS_MISMATCH ---- */
+
+static void test_not_authorized(void **state) {
+        static const uint32_t lifetimes[] = { 0, 600, 7200 };
+
+        for (size_t i = 0; i < 3; i++) {
+                harness *h = h_new(i + 20, NULL);
+                uint32_t sid = pcp_server(h);
+                uint64_t a = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+                uint64_t b = h_map(h, sid, IPPROTO_UDP, 8081, 3600);
+                uint64_t c = granted_map(h, sid, 8082, 3600, 8082);
+                uint64_t t0, until;
+                const h_event *ev;
+
+                pcp_msg ra, rb;
+                h_make_reply(h_last_for(h, a), &ra, PCP_RESULT_NOT_AUTHORIZED, lifetimes[i], ep(h), "0.0.0.0", 0);
+                h_make_reply(h_last_for(h, b), &rb, PCP_RESULT_NOT_AUTHORIZED, 0, ep(h), "0.0.0.0", 0);
+                h_clear(h);
+                t0 = h->now;
+                h_receive_msg(h, sid, 0, &ra);
+                until = t0 + (lifetimes[i] * SEC > 30 * MINUTE ? lifetimes[i] * SEC : 30 * MINUTE);
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_DISABLED);
+                assert_int_equal(h_srv(h, sid)->disabled_until, until);
+                assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+                ev = h_last_event(h, PCP_EVENT_SERVER, 0);
+                assert_int_equal(ev->server.state, PCP_SERVER_DISABLED);
+                for (uint64_t id = a; id <= c; id++) {
+                        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+                        assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_DISABLED);
+                        assert_string_equal(pcp_mapping_error_name(h_mapping(h, id)), "DISABLED");
+                        assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, id), 1);
+                }
+                /* a second NOT_AUTHORIZED (the other outstanding request): no new server event */
+                h_receive_msg(h, sid, 0, &rb);
+                assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+                assert_int_equal(h_srv(h, sid)->disabled_until, until);
+
+                /* a new mapping fails at once, without a packet */
+                h_clear_sent(h);
+                uint64_t d = h_map(h, sid, IPPROTO_TCP, 9000, 3600);
+                assert_int_equal(h_mapping(h, d)->error, PCP_MAPPING_ERROR_DISABLED);
+                assert_int_equal(h->n_sent, 0);
+
+                /* nothing until the cache runs out */
+                h_advance_to(h, until - 1);
+                assert_int_equal(h->n_sent, 0);
+                assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+                /* then the server is probed and every mapping asked again (spread over 5 s) */
+                h_advance_to(h, until + 5 * SEC);
+                assert_true(h_count(h, PCP_OPCODE_ANNOUNCE) >= 1);
+                for (uint64_t id = a; id <= d; id++) {
+                        assert_true(h_count_for(h, id) >= 1);
+                        assert_true(h_first_for(h, id)->t >= until);
+                }
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNKNOWN);
+                h_free(h);
+        }
+}
+
+static void test_address_mismatch(void **state) {
+        harness *h = h_new(5, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+
+        assert_false(h_srv(h, sid)->address_mismatch);
+        h_reply(h, h_last_for(h, id), PCP_RESULT_ADDRESS_MISMATCH, 0, ep(h), "0.0.0.0", 0);
+        assert_true(h_srv(h, sid)->address_mismatch);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_true(h_last_event(h, PCP_EVENT_SERVER, 0)->server.address_mismatch);
+        assert_int_equal(h_mapping(h, id)->result, PCP_RESULT_ADDRESS_MISMATCH);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+        /* a long error: waits the long floor */
+        assert_int_equal(h_mapping(h, id)->next_send, h->now + 30 * MINUTE);
+        h_free(h);
+}
+
+/* ---- epoch resets ---- */
+
+static void test_epoch_reset_response(void **state) {
+        harness *h = h_new(9, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t ids[5];
+        const h_event *ev;
+
+        for (int i = 0; i < 5; i++)
+                ids[i] = granted_map(h, sid, (uint16_t) (8000 + i), 3600, (uint16_t) (40000 + i));
+        /* a pending one and a failed one are recreated too */
+        uint64_t pend = h_map(h, sid, IPPROTO_UDP, 9000, 3600);
+        uint64_t failed = h_map(h, sid, IPPROTO_UDP, 9001, 3600);
+        h_reply(h, h_last_for(h, failed), PCP_RESULT_UNSUPP_PROTOCOL, 0, ep(h), "0.0.0.0", 0);
+        h_advance(h, 100 * SEC);
+
+        /* run until ids[0] renews; the server restarted meanwhile: epoch 3 */
+        while (h_mapping(h, ids[0])->state != PCP_MAPPING_RENEWING)
+                assert_true(h_step(h));
+        {
+                pcp_msg r;
+                h_make_reply(h_last_for(h, ids[0]), &r, PCP_RESULT_SUCCESS, 3600, 3, EXT, 40000);
+                h_clear(h);
+                h_receive_msg(h, sid, 0, &r);
+        }
+        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+        ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
+        assert_false(ev->from_announce);
+        assert_int_equal(ev->server_id, sid);
+        assert_int_equal(h_mapping(h, ids[0])->state, PCP_MAPPING_ACTIVE);
+        /* every other mapping asked again, at once, suggesting what it had */
+        assert_int_equal(h_count_for(h, ids[0]), 0);
+        for (int i = 1; i < 5; i++) {
+                const h_sent *s = h_last_for(h, ids[i]);
+                pcp_msg m;
+                assert_non_null(s);
+                assert_int_equal(s->t, h->now);
+                h_decode(s, &m);
+                assert_int_equal(m.external_port, 40000 + i);
+                assert_memory_equal(&m.external_addr, IP(EXT), 16);
+                assert_int_equal(m.lifetime, 3600);
+                h_reply(h, s, PCP_RESULT_SUCCESS, 3600, 3, EXT, (uint16_t) (40000 + i));
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+        }
+        assert_non_null(h_last_for(h, pend));
+        assert_int_equal(h_last_for(h, pend)->t, h->now);
+        assert_non_null(h_last_for(h, failed));
+        assert_int_equal(h_last_for(h, failed)->t, h->now);
+        assert_int_equal(h_srv(h, sid)->epoch, 3);
+        /* only one reset: the answers that follow carry a consistent epoch */
+        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
+        h_free(h);
+}
+
+static void test_announce(void **state) {
+        for (int invalid = 0; invalid <= 1; invalid++) {
+                harness *h = h_new(11 + invalid, NULL);
+                uint32_t sid = pcp_server(h);
+                uint64_t ids[200];
+                uint64_t t0, lo = UINT64_MAX, hi = 0;
+
+                for (int i = 0; i < 200; i++)
+                        ids[i] = granted_map(h, sid, (uint16_t) (10000 + i), 3600, (uint16_t) (20000 + i));
+                h_advance(h, 60 * SEC);
+                h_clear(h);
+                t0 = h->now;
+                h_announce(h, SRV, invalid ? 0 : ep(h));
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), (size_t) invalid);
+                if (invalid)
+                        assert_true(h_last_event(h, PCP_EVENT_EPOCH_RESET, 0)->from_announce);
+                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, (uint64_t) invalid);
+                h_advance_to(h, t0 + 5 * SEC);
+                for (int i = 0; i < 200; i++) {
+                        const h_sent *s = h_first_for(h, ids[i]);
+                        pcp_msg m;
+                        assert_non_null(s);
+                        assert_in(s->t, t0, t0 + 5 * SEC);
+                        lo = s->t - t0 < lo ? s->t - t0 : lo;
+                        hi = s->t - t0 > hi ? s->t - t0 : hi;
+                        h_decode(s, &m);
+                        assert_int_equal(m.external_port, 20000 + i);
+                }
+                /* spread over the whole window, not all at once */
+                assert_true(lo < 500);
+                assert_true(hi > 4500);
+                /* an ANNOUNCE from a stranger changes nothing */
+                h_clear(h);
+                h_announce(h, "10.9.9.9", 0);
+                assert_int_equal(pcp_engine_get_stats(h->e)->dropped[PCP_DROP_UNKNOWN_SERVER], 1);
+                assert_int_equal(h->n_ev, 0);
+                h_free(h);
+        }
+}
+
+/* ---- unsolicited responses ---- */
+
+static void test_unsolicited(void **state) {
+        harness *h = h_new(13, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = granted_map(h, sid, 8080, 3600, 40000);
+        pcp_mapping_info before;
+        const h_event *ev;
+        pcp_msg r;
+
+        h_advance(h, 100 * SEC);
+        h_clear_sent(h);
+        /* the external address changed (§14.2) */
+        pcp_msg_init(&r, true, PCP_OPCODE_MAP);
+        r.result = PCP_RESULT_SUCCESS;
+        r.lifetime = 3500;
+        r.epoch = ep(h);
+        memcpy(r.nonce, h_mapping(h, id)->nonce, PCP_NONCE_LEN);
+        r.protocol = IPPROTO_TCP;
+        r.internal_port = 8080;
+        r.external_port = 40123;
+        r.external_addr = h_ip("198.51.100.99");
+        h_clear(h);
+        h_receive_msg(h, sid, 0, &r);
+        ev = h_last_event(h, PCP_EVENT_MAPPING, id);
+        assert_non_null(ev);
+        assert_int_equal(ev->mapping.external_port, 40123);
+        assert_memory_equal(&ev->mapping.external_addr, IP("198.51.100.99"), 16);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        assert_int_equal(h_mapping(h, id)->expires_at, h->now + 3500 * SEC);
+        assert_memory_equal(&h_srv(h, sid)->external_addr, IP("198.51.100.99"), 16);
+        assert_int_equal(h->n_sent, 0);
+
+        /* unsolicited errors are dropped */
+        before = *h_mapping(h, id);
+        h_clear(h);
+        r.result = PCP_RESULT_NO_RESOURCES;
+        h_receive_msg(h, sid, 0, &r);
+        assert_int_equal(pcp_engine_get_stats(h->e)->dropped[PCP_DROP_UNSOLICITED], 1);
+        assert_memory_equal(&before, h_mapping(h, id), sizeof(before));
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h->n_sent, 0);
+        h_free(h);
+}
+
+/* ---- drops ---- */
+
+typedef struct snapshot {
+        pcp_mapping_info m[2];
+        pcp_server_info s;
+        uint64_t deadline;
+} snapshot;
+
+static void snap(harness *h, uint32_t sid, const uint64_t ids[2], snapshot *ret) {
+        memset(ret, 0, sizeof(*ret));
+        for (int i = 0; i < 2; i++)
+                ret->m[i] = *h_mapping(h, ids[i]);
+        ret->s = *h_srv(h, sid);
+        ret->deadline = pcp_engine_next_deadline(h->e);
+}
+
+static void test_drops(void **state) {
+        harness *h = h_new(17, NULL);
+        pcp_server_addr addrs[2];
+        uint32_t sid, other;
+        uint64_t ids[2], peer_id;
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        snapshot a, b;
+        pcp_msg r, tmpl;
+        uint8_t buf[PCP_MAX_MSG_LEN];
+        size_t len;
+        struct sockaddr_in6 from;
+        pcp_mapping_params pp;
+
+        h_addr(&addrs[0], SRV, LOCAL);
+        h_addr(&addrs[1], "192.168.1.2", LOCAL);
+        assert_int_equal(pcp_engine_add_server(h->e, h->now, addrs, 2, &sid), 0);
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 0), PCP_RESULT_SUCCESS, 0, ep(h));
+        other = h_server(h, "10.0.0.1", "10.0.0.5");
+        ids[0] = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        ids[1] = granted_map(h, sid, 8081, 3600, 8081);
+        h_params(&pp, sid, IPPROTO_TCP, 8082, 3600);
+        pp.opcode = PCP_OPCODE_PEER;
+        pp.remote_port = 80;
+        pp.remote_addr = h_ip("203.0.113.5");
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &pp, &peer_id), 0);
+        h_make_reply(h_last_for(h, ids[0]), &tmpl, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 1234);
+        h_clear(h);
+        snap(h, sid, ids, &a);
+
+        /* wrong source address and port */
+        assert_int_equal(pcp_encode(&tmpl, buf, sizeof(buf), &len), PCP_WIRE_OK);
+        from = h_srv(h, sid)->addrs[0].remote;
+        from.sin6_port = htons(5352);
+        pcp_engine_receive(h->e, h->now, sid, 0, &from, buf, len);
+        from = h_srv(h, sid)->addrs[0].remote;
+        from.sin6_addr = h_ip("192.168.1.66");
+        pcp_engine_receive(h->e, h->now, sid, 0, &from, buf, len);
+        from = h_srv(h, sid)->addrs[1].remote; /* the other address, on address 0's socket */
+        pcp_engine_receive(h->e, h->now, sid, 0, &from, buf, len);
+        pcp_engine_receive(h->e, h->now, sid, 7, &from, buf, len); /* no such address */
+        pcp_engine_receive(h->e, h->now, 999, 0, &from, buf, len); /* no such server */
+        pcp_engine_receive(h->e, h->now, sid, 0, NULL, buf, len);
+        assert_int_equal(st->dropped[PCP_DROP_WRONG_SOURCE], 6);
+        /* the answer to a mapping of server sid, arriving from another server */
+        h_receive(h, other, 0, buf, len);
+        assert_int_equal(st->dropped[PCP_DROP_WRONG_SOURCE], 7);
+
+        /* malformed: truncated, misaligned, request bit, bad result, empty */
+        h_receive(h, sid, 0, buf, len - 4);
+        h_receive(h, sid, 0, buf, len - 1);
+        h_receive(h, sid, 0, buf, 0);
+        buf[1] &= 0x7f;
+        h_receive(h, sid, 0, buf, len);
+        buf[1] |= 0x80;
+        buf[3] = 200;
+        h_receive(h, sid, 0, buf, len);
+        buf[3] = 0;
+        {
+                const uint8_t natpmp_junk[] = { 0, 0x82, 0, 0, 1, 2, 3 };
+                h_receive(h, sid, 0, natpmp_junk, sizeof(natpmp_junk));
+        }
+        assert_int_equal(st->dropped[PCP_DROP_MALFORMED], 6);
+
+        /* wrong version: v3 SUCCESS, and a NAT-PMP answer from a PCP server */
+        buf[0] = 3;
+        h_receive(h, sid, 0, buf, len);
+        buf[0] = 2;
+        {
+                natpmp_msg n = { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = 8080,
+                                 .external_port = 1, .lifetime = 10, .epoch = ep(h) };
+                h_receive_natpmp(h, sid, 0, &n);
+        }
+        assert_int_equal(st->dropped[PCP_DROP_WRONG_VERSION], 2);
+
+        /* wrong opcode: the nonce of a MAP in a PEER answer */
+        r = tmpl;
+        r.opcode = PCP_OPCODE_PEER;
+        r.remote_port = 80;
+        r.remote_addr = h_ip("203.0.113.5");
+        h_receive_msg(h, sid, 0, &r);
+        assert_int_equal(st->dropped[PCP_DROP_WRONG_OPCODE], 1);
+
+        /* unknown nonce */
+        r = tmpl;
+        r.nonce[0] ^= 0xff;
+        h_receive_msg(h, sid, 0, &r);
+        assert_int_equal(st->dropped[PCP_DROP_UNKNOWN_NONCE], 1);
+
+        /* known nonce, other protocol or internal port */
+        r = tmpl;
+        r.protocol = IPPROTO_UDP;
+        h_receive_msg(h, sid, 0, &r);
+        r = tmpl;
+        r.internal_port = 8081;
+        h_receive_msg(h, sid, 0, &r);
+        assert_int_equal(st->dropped[PCP_DROP_MISMATCH], 2);
+
+        /* an ANNOUNCE answer nobody asked for */
+        pcp_msg_init(&r, true, PCP_OPCODE_ANNOUNCE);
+        r.epoch = 1;
+        h_receive_msg(h, sid, 0, &r);
+        assert_int_equal(st->dropped[PCP_DROP_UNSOLICITED], 1);
+
+        /* nothing changed, nothing sent, nothing reported */
+        snap(h, sid, ids, &b);
+        assert_memory_equal(&a, &b, sizeof(a));
+        assert_int_equal(h->n_sent, 0);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(st->epoch_resets, 0);
+
+        /* ANNOUNCE port: unknown server, garbage */
+        {
+                struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(5351) };
+                const uint8_t junk[] = { 2, 0x80, 0, 0 };
+                sa.sin6_addr = h_ip("10.1.1.1");
+                pcp_engine_receive_announce(h->e, h->now, &sa, junk, sizeof(junk));
+                pcp_engine_receive_announce(h->e, h->now, NULL, junk, sizeof(junk));
+                assert_int_equal(st->dropped[PCP_DROP_UNKNOWN_SERVER], 2);
+                sa.sin6_addr = h_ip(SRV);
+                pcp_engine_receive_announce(h->e, h->now, &sa, junk, sizeof(junk));
+                assert_int_equal(st->dropped[PCP_DROP_MALFORMED], 7);
+        }
+        snap(h, sid, ids, &b);
+        assert_memory_equal(&a, &b, sizeof(a));
+        assert_int_equal(h->n_sent, 0);
+        assert_int_equal(h->n_ev, 0);
+
+        /* and the real answer still works */
+        h_receive_msg(h, sid, 0, &tmpl);
+        assert_int_equal(h_mapping(h, ids[0])->state, PCP_MAPPING_ACTIVE);
+        assert_int_equal(h_mapping(h, ids[0])->external_port, 1234);
+        for (int i = 0; i < _PCP_DROP_MAX; i++)
+                assert_string_not_equal(pcp_drop_reason_to_string(i), "invalid");
+        h_free(h);
+}
+
+/* ---- unreachable ---- */
+
+static void test_unreachable(void **state) {
+        harness *h = h_new(19, NULL);
+        pcp_server_addr addrs[2];
+        uint32_t sid;
+        uint64_t id, active, del;
+        const h_event *ev;
+
+        h_addr(&addrs[0], SRV, LOCAL);
+        h_addr(&addrs[1], "192.168.1.2", LOCAL);
+        assert_int_equal(pcp_engine_add_server(h->e, h->now, addrs, 2, &sid), 0);
+        /* server speaks on address 0 first, grants one mapping, then goes away */
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 0), PCP_RESULT_SUCCESS, 0, ep(h));
+        active = granted_map(h, sid, 7000, 3600, 7000);
+        del = granted_map(h, sid, 7001, 3600, 7001);
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, del), 0);
+        id = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        h_clear(h);
+
+        /* RFC 7488: ICMP from address 0 → the next address, at once */
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        assert_int_equal(h_srv(h, sid)->current_addr, 1);
+        assert_non_null(h_last_for(h, id));
+        assert_int_equal(h_last_for(h, id)->addr_index, 1);
+        assert_int_equal(h_last_for(h, id)->t, h->now);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+
+        /* every address unreachable */
+        pcp_engine_unreachable(h->e, h->now, sid, 1);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        ev = h_last_event(h, PCP_EVENT_MAPPING, id);
+        assert_non_null(ev);
+        assert_int_equal(ev->mapping.state, PCP_MAPPING_FAILED);
+        assert_int_equal(ev->mapping.error, PCP_MAPPING_ERROR_UNREACHABLE);
+        assert_string_equal(pcp_mapping_error_name(&ev->mapping), "UNREACHABLE");
+        /* granted mappings stay until they expire; a pending delete is given up */
+        assert_int_equal(h_mapping(h, active)->state, PCP_MAPPING_ACTIVE);
+        assert_null(pcp_engine_mapping_get(h->e, del));
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+
+        /* retries continue on the schedule, each one answered by ICMP: never tight */
+        h_clear(h);
+        for (uint64_t end = h->now + 6 * HOUR; h->now < end;) {
+                size_t before = h->n_sent;
+                if (!h_step(h))
+                        break;
+                for (size_t k = before; k < h->n_sent; k++)
+                        pcp_engine_unreachable(h->e, h->now, sid, h->sent[k].addr_index);
+        }
+        /* ~25 RFC retransmissions in 6 h for the mapping (and as many probes), x2 addresses */
+        assert_true(h->n_sent < 400);
+        assert_true(h_count_for(h, id) >= 20);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+        /* the granted one expired meanwhile */
+        assert_int_equal(h_mapping(h, active)->error, PCP_MAPPING_ERROR_EXPIRED);
+
+        /* the server is back */
+        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8080);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        h_free(h);
+}
+
+/* ---- nonce persistence ---- */
+
+static void test_nonce_persistence(void **state) {
+        harness *h = h_new(23, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = granted_map(h, sid, 8080, 3600, 40000);
+        uint8_t nonce[PCP_NONCE_LEN];
+        pcp_mapping_params p;
+        pcp_msg m;
+        const h_event *ev;
+
+        memcpy(nonce, h_mapping(h, id)->nonce, PCP_NONCE_LEN);
+        h_free(h);
+
+        /* "daemon restart" with another seed */
+        h = h_new(24, NULL);
+        sid = pcp_server(h);
+        h_params(&p, sid, IPPROTO_TCP, 8080, 3600);
+        p.has_nonce = true;
+        memcpy(p.nonce, nonce, PCP_NONCE_LEN);
+        p.suggested_external_port = 40000;
+        p.suggested_external_addr = h_ip(EXT);
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        assert_memory_equal(h_mapping(h, id)->nonce, nonce, PCP_NONCE_LEN);
+        h_decode(h_last(h), &m);
+        assert_memory_equal(m.nonce, nonce, PCP_NONCE_LEN);
+        assert_int_equal(m.external_port, 40000);
+        assert_memory_equal(&m.external_addr, IP(EXT), 16);
+        /* the same nonce twice is refused */
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, NULL), -EEXIST);
+        h_reply(h, h_last(h), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 40000);
+        /* delete with the persisted nonce */
+        h_clear(h);
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, id), 0);
+        h_decode(h_last(h), &m);
+        assert_int_equal(m.lifetime, 0);
+        assert_memory_equal(m.nonce, nonce, PCP_NONCE_LEN);
+        h_reply(h, h_last(h), PCP_RESULT_SUCCESS, 0, ep(h), "0.0.0.0", 0);
+        ev = h_last_event(h, PCP_EVENT_MAPPING_DELETED, id);
+        assert_non_null(ev);
+        assert_true(ev->deleted_upstream);
+        assert_memory_equal(ev->mapping.nonce, nonce, PCP_NONCE_LEN);
+        h_free(h);
+}
+
+/* ---- options ---- */
+
+static void test_options_and_prefix64(void **state) {
+        harness *h = h_new(29, NULL);
+        uint32_t sid = pcp_server(h);
+        pcp_mapping_params p;
+        uint64_t id, peer;
+        pcp_msg m, r;
+        const h_sent *s;
+
+        h_params(&p, sid, IPPROTO_TCP, 8080, 3600);
+        p.description = "wiki \xc3\xa9t\xc3\xa9";
+        p.n_filters = 2;
+        p.filters[0] = (pcp_filter) { .prefix_len = 120, .remote_port = 0, .remote_addr = h_ip("203.0.113.0") };
+        p.filters[1] = (pcp_filter) { .prefix_len = 128, .remote_port = 22, .remote_addr = h_ip("198.51.100.1") };
+        p.has_third_party = true;
+        p.third_party = h_ip("192.168.1.77");
+        p.has_port_set = true;
+        p.port_set = (pcp_port_set) { .size = 16, .first_internal_port = 8080, .parity = true };
+        p.prefer_failure = true;
+        p.suggested_external_port = 18080;
+        p.suggested_external_addr = h_ip("198.51.100.7");
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        s = h_last_for(h, id);
+        h_decode(s, &m);
+        assert_true(m.options & PCP_HAS_DESCRIPTION);
+        assert_int_equal(m.description_len, strlen(p.description));
+        assert_memory_equal(m.description, p.description, m.description_len);
+        assert_int_equal(m.n_filters, 2);
+        assert_int_equal(m.filters[0].prefix_len, 120);
+        assert_int_equal(m.filters[1].remote_port, 22);
+        assert_memory_equal(&m.filters[1].remote_addr, &p.filters[1].remote_addr, 16);
+        assert_true(m.options & PCP_HAS_THIRD_PARTY);
+        assert_memory_equal(&m.third_party, &p.third_party, 16);
+        assert_true(m.options & PCP_HAS_PORT_SET);
+        assert_int_equal(m.port_set.size, 16);
+        assert_int_equal(m.port_set.first_internal_port, 8080);
+        assert_true(m.port_set.parity);
+        assert_true(m.options & PCP_HAS_PREFER_FAILURE);
+        assert_int_equal(m.external_port, 18080);
+        assert_memory_equal(&m.external_addr, &p.suggested_external_addr, 16);
+        assert_memory_equal(&h_mapping(h, id)->internal_addr, &p.third_party, 16);
+        assert_memory_equal(&m.client_addr, IP(LOCAL), 16);
+
+        /* PREFIX64 in the answer lands on the server */
+        h_make_reply(s, &r, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 18080);
+        r.n_prefix64 = 1;
+        memset(&r.prefix64[0], 0, sizeof(r.prefix64[0]));
+        r.prefix64[0].prefix_len = 96;
+        r.prefix64[0].prefix = h_ip("64:ff9b::");
+        r.prefix64[0].suffix_len = 0;
+        h_clear(h);
+        h_receive_msg(h, sid, 0, &r);
+        assert_int_equal(h_srv(h, sid)->n_prefix64, 1);
+        assert_int_equal(h_srv(h, sid)->prefix64[0].prefix_len, 96);
+        assert_memory_equal(&h_srv(h, sid)->prefix64[0].prefix, IP("64:ff9b::"), 16);
+        assert_null(h_srv(h, sid)->prefix64[0].ipv4_prefixes);
+        assert_true(h_count_events(h, PCP_EVENT_SERVER, 0) >= 1);
+
+        /* PEER: remote peer on the wire, no MAP-only options */
+        h_params(&p, sid, IPPROTO_UDP, 9999, 600);
+        p.opcode = PCP_OPCODE_PEER;
+        p.remote_port = 3478;
+        p.remote_addr = h_ip("203.0.113.50");
+        p.description = "call";
+        p.has_port_set = true;
+        p.port_set.size = 2;
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &peer), 0);
+        h_decode(h_last_for(h, peer), &m);
+        assert_int_equal(m.opcode, PCP_OPCODE_PEER);
+        assert_int_equal(m.remote_port, 3478);
+        assert_memory_equal(&m.remote_addr, &p.remote_addr, 16);
+        assert_false(m.options & PCP_HAS_PORT_SET);
+        assert_true(m.options & PCP_HAS_DESCRIPTION);
+        h_reply(h, h_last_for(h, peer), PCP_RESULT_SUCCESS, 600, ep(h), EXT, 9999);
+        assert_int_equal(h_mapping(h, peer)->state, PCP_MAPPING_ACTIVE);
+
+        /* invalid parameters */
+        h_params(&p, sid, IPPROTO_TCP, 0, 3600);
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, NULL), -EINVAL);
+        h_params(&p, sid, IPPROTO_TCP, 1, 0);
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, NULL), -EINVAL);
+        h_params(&p, 4242, IPPROTO_TCP, 1, 10);
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, NULL), -ENOENT);
+        h_free(h);
+}
+
+/* ---- version negotiation, NAT-PMP ---- */
+
+static void natpmp_unsupp(harness *h, uint32_t sid, uint32_t epoch) {
+        uint8_t b[8] = { 0, 0x80, 0, 1 };
+        b[4] = (uint8_t) (epoch >> 24);
+        b[5] = (uint8_t) (epoch >> 16);
+        b[6] = (uint8_t) (epoch >> 8);
+        b[7] = (uint8_t) epoch;
+        h_receive(h, sid, 0, b, sizeof(b));
+}
+
+static void test_natpmp_fallback(void **state) {
+        harness *h = h_new(31, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        uint64_t tcp = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        uint64_t udp = h_map(h, sid, IPPROTO_UDP, 5353, 7200);
+        uint64_t sctp = h_map(h, sid, 132, 9, 3600);
+        uint64_t t_switch, t_grant;
+        natpmp_msg n;
+        const h_sent *addr_req = NULL;
+        size_t n_addr = 0;
+        uint64_t addr_times[8];
+
+        h_clear(h);
+        natpmp_unsupp(h, sid, 100);
+        t_switch = h->now;
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(h_mapping(h, sctp)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, sctp)->error, PCP_MAPPING_ERROR_UNSUPPORTED);
+        assert_string_equal(pcp_mapping_error_name(h_mapping(h, sctp)), "UNSUPPORTED");
+        /* at once: the address request and both mappings in NAT-PMP */
+        for (size_t k = 0; k < h->n_sent; k++) {
+                assert_true(h_is_natpmp(&h->sent[k]));
+                assert_int_equal(h->sent[k].t, t_switch);
+        }
+        assert_int_equal(h->n_sent, 3);
+        /* retransmissions: 250 ms, doubling */
+        h_advance(h, 250 * 63 - 1);
+        for (size_t k = 0; k < h->n_sent; k++) {
+                h_decode_natpmp(&h->sent[k], &n);
+                if (n.opcode == NATPMP_OPCODE_EXTERNAL_ADDRESS) {
+                        assert_true(n_addr < 8);
+                        addr_times[n_addr++] = h->sent[k].t - t_switch;
+                        addr_req = &h->sent[k];
+                }
+        }
+        assert_non_null(addr_req);
+        assert_int_equal(n_addr, 6);
+        for (size_t k = 0; k < n_addr; k++)
+                assert_int_equal(addr_times[k], k == 0 ? 0 : 250 * ((1u << k) - 1));
+        {
+                /* the mapping requests follow the same schedule */
+                size_t n_tcp = 0;
+                for (size_t k = 0; k < h->n_sent; k++) {
+                        h_decode_natpmp(&h->sent[k], &n);
+                        if (n.opcode != NATPMP_OPCODE_MAP_TCP)
+                                continue;
+                        assert_int_equal(n.internal_port, 8080);
+                        assert_int_equal(n.lifetime, 3600);
+                        assert_int_equal(h->sent[k].t - t_switch, n_tcp == 0 ? 0 : 250 * ((1u << n_tcp) - 1));
+                        n_tcp++;
+                }
+                assert_int_equal(n_tcp, 6);
+        }
+
+        /* address answer, then mapping answers */
+        n = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS, .epoch = 116 };
+        inet_pton(AF_INET, "198.51.100.40", &n.external_addr);
+        h_receive_natpmp(h, sid, 0, &n);
+        assert_true(h_srv(h, sid)->has_external_addr);
+        assert_memory_equal(&h_srv(h, sid)->external_addr, IP("198.51.100.40"), 16);
+        n = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = 8080,
+                           .external_port = 18080, .lifetime = 3600, .epoch = 116 };
+        h_receive_natpmp(h, sid, 0, &n);
+        n.opcode = NATPMP_OPCODE_MAP_UDP;
+        n.internal_port = 5353;
+        n.external_port = 15353;
+        n.lifetime = 7200;
+        h_receive_natpmp(h, sid, 0, &n);
+        t_grant = h->now;
+        assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+        assert_true(h_mapping(h, tcp)->natpmp);
+        assert_int_equal(h_mapping(h, tcp)->external_port, 18080);
+        assert_memory_equal(&h_mapping(h, tcp)->external_addr, IP("198.51.100.40"), 16);
+        assert_int_equal(h_mapping(h, udp)->state, PCP_MAPPING_ACTIVE);
+
+        /* renewal of the TCP one at exactly half the lifetime */
+        h_clear(h);
+        h_advance_to(h, t_grant + 1800 * SEC);
+        {
+                size_t found = 0;
+                for (size_t k = 0; k < h->n_sent; k++) {
+                        if (!h_is_natpmp(&h->sent[k]))
+                                continue;
+                        h_decode_natpmp(&h->sent[k], &n);
+                        if (n.opcode == NATPMP_OPCODE_MAP_TCP) {
+                                assert_int_equal(h->sent[k].t, t_grant + 1800 * SEC);
+                                assert_int_equal(n.external_port, 18080);
+                                found++;
+                        }
+                }
+                assert_int_equal(found, 1);
+        }
+        /* PCP probed again 30 min after the switch */
+        {
+                const h_sent *probe = h_find(h, PCP_OPCODE_ANNOUNCE, 0);
+                assert_non_null(probe);
+                assert_int_equal(probe->t, t_switch + 30 * MINUTE);
+                /* still NAT-PMP only */
+                natpmp_unsupp(h, sid, (uint32_t) (116 + (h->now - t_switch) / SEC));
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        }
+        /* delete: NAT-PMP lifetime 0, external port 0 */
+        h_clear(h);
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, udp), 0);
+        h_decode_natpmp(h_last(h), &n);
+        assert_int_equal(n.opcode, NATPMP_OPCODE_MAP_UDP);
+        assert_int_equal(n.lifetime, 0);
+        assert_int_equal(n.external_port, 0);
+        assert_int_equal(n.internal_port, 5353);
+        n = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_MAP_UDP, .internal_port = 5353,
+                           .epoch = (uint32_t) (116 + (h->now - t_switch) / SEC) };
+        h_receive_natpmp(h, sid, 0, &n);
+        assert_non_null(h_last_event(h, PCP_EVENT_MAPPING_DELETED, udp));
+        assert_true(h_last_event(h, PCP_EVENT_MAPPING_DELETED, udp)->deleted_upstream);
+        h_free(h);
+}
+
+static void test_natpmp_pcp_returns(void **state) {
+        harness *h = h_new(37, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        uint64_t tcp = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        uint64_t sctp = h_map(h, sid, 132, 9, 3600);
+        natpmp_msg n;
+
+        natpmp_unsupp(h, sid, 100);
+        n = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = 8080,
+                           .external_port = 8080, .lifetime = 3600, .epoch = 100 };
+        h_receive_natpmp(h, sid, 0, &n);
+        assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+        h_advance(h, 30 * MINUTE);
+        /* PCP was switched on meanwhile: the probe is answered in v2 */
+        h_clear(h);
+        {
+                const h_sent *probe = h_find(h, PCP_OPCODE_ANNOUNCE, 0);
+                if (probe == NULL) {
+                        h_advance(h, 10 * SEC);
+                        probe = h_find(h, PCP_OPCODE_ANNOUNCE, 0);
+                }
+                assert_non_null(probe);
+                h_reply_announce(h, probe, PCP_RESULT_SUCCESS, 0, 5);
+        }
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        h_advance(h, 0);
+        /* both mappings go to PCP at once; the active one is refreshed, not renewed late */
+        assert_non_null(h_last_for(h, tcp));
+        assert_non_null(h_last_for(h, sctp));
+        h_reply(h, h_last_for(h, tcp), PCP_RESULT_SUCCESS, 3600, 5, EXT, 8080);
+        h_reply(h, h_last_for(h, sctp), PCP_RESULT_SUCCESS, 3600, 5, EXT, 9);
+        assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+        assert_false(h_mapping(h, tcp)->natpmp);
+        assert_int_equal(h_mapping(h, sctp)->state, PCP_MAPPING_ACTIVE);
+        assert_int_equal(h_mapping(h, sctp)->error, PCP_MAPPING_ERROR_NONE);
+        h_free(h);
+}
+
+static void test_version1_unsupported(void **state) {
+        harness *h = h_new(41, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        uint64_t id = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        uint8_t b[PCP_HEADER_LEN] = { 1, 0x80 | PCP_OPCODE_MAP, 0, PCP_RESULT_UNSUPP_VERSION };
+
+        h_clear(h);
+        h_receive(h, sid, 0, b, sizeof(b));
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNSUPPORTED);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_UNSUPPORTED);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        /* quiet for 30 min, then probed again */
+        h_clear_sent(h);
+        h_advance(h, 30 * MINUTE - 1);
+        assert_int_equal(h->n_sent, 0);
+        h_advance(h, 6 * SEC);
+        assert_true(h_count(h, PCP_OPCODE_ANNOUNCE) >= 1);
+        assert_true(h_count_for(h, id) >= 1);
+        h_free(h);
+}
+
+static void test_probe(void **state) {
+        harness *h = h_new(43, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        pcp_msg m;
+
+        /* sent at once, by add_server itself */
+        assert_int_equal(h->n_sent, 1);
+        h_decode(h_last(h), &m);
+        assert_int_equal(m.opcode, PCP_OPCODE_ANNOUNCE);
+        assert_int_equal(m.lifetime, 0);
+        assert_memory_equal(&m.client_addr, IP(LOCAL), 16);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNKNOWN);
+        /* the probe follows the RFC schedule */
+        h_advance(h, HOUR);
+        assert_in(h->n_sent, 10, 14);
+        h_reply_announce(h, h_last(h), PCP_RESULT_SUCCESS, 0, 77);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_true(h_srv(h, sid)->epoch_known);
+        assert_int_equal(h_srv(h, sid)->epoch, 77);
+        h_clear(h);
+        h_advance(h, 24 * HOUR);
+        assert_int_equal(h->n_sent, 0);
+        assert_int_equal(pcp_engine_next_deadline(h->e), PCP_NEVER);
+        /* removing the server drops its mappings with an event each */
+        uint64_t id = h_map(h, sid, IPPROTO_TCP, 1, 60);
+        assert_int_equal(pcp_engine_remove_server(h->e, h->now, sid), 0);
+        assert_false(h_last_event(h, PCP_EVENT_MAPPING_DELETED, id)->deleted_upstream);
+        assert_null(pcp_engine_server_get(h->e, sid));
+        assert_int_equal(pcp_engine_remove_server(h->e, h->now, sid), -ENOENT);
+        assert_int_equal(pcp_engine_mapping_count(h->e), 0);
+        h_free(h);
+}
+
+/* ---- scale ---- */
+
+static void test_scale(void **state) {
+        pcp_engine_config cfg = { 0 };
+        harness *h = h_new(47, &cfg);
+        uint32_t sid = pcp_server(h);
+        const size_t N = 131070;
+        uint64_t t0, prev_deadline;
+        size_t renewals = 0;
+
+        h->record_events = false;
+        for (uint32_t i = 0; i < N; i++) {
+                uint16_t port = (uint16_t) (i / 2 + 1);
+                uint8_t proto = i % 2 ? IPPROTO_UDP : IPPROTO_TCP;
+                h_map(h, sid, proto, port, 3600);
+        }
+        assert_int_equal(pcp_engine_mapping_count(h->e), N);
+        assert_int_equal(h->n_sent, N);
+        /* answer them all */
+        for (size_t k = 0; k < N; k++)
+                h_reply(h, &h->sent[k], PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 0);
+        assert_int_equal(h->ev_count[PCP_EVENT_MAPPING], N);
+        h_clear(h);
+        t0 = h->now;
+
+        /* a full renewal period, answering each renewal as it goes */
+        prev_deadline = pcp_engine_next_deadline(h->e);
+        assert_in(prev_deadline, t0 + 1800 * SEC, t0 + 2250 * SEC);
+        while (pcp_engine_next_deadline(h->e) <= t0 + 2250 * SEC) {
+                uint64_t d = pcp_engine_next_deadline(h->e);
+                size_t before = h->n_sent;
+                assert_true(d >= prev_deadline);
+                prev_deadline = d;
+                h_step(h);
+                for (size_t k = before; k < h->n_sent; k++) {
+                        h_reply(h, &h->sent[k], PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 0);
+                        renewals++;
+                }
+                if (h->n_sent > 100000) {
+                        h_clear_sent(h);
+                }
+        }
+        assert_int_equal(renewals, N);
+        assert_int_equal(pcp_engine_get_stats(h->e)->renewals, N);
+        assert_int_equal(h->ev_count[PCP_EVENT_MAPPING], 2 * N); /* renewing, active */
+        assert_int_equal(pcp_engine_mapping_count(h->e), N);
+        assert_int_equal(h_srv(h, sid)->n_mappings, N);
+        /* next round starts at half the lifetime after the earliest renewal */
+        assert_true(pcp_engine_next_deadline(h->e) >= t0 + 1800 * SEC + 1800 * SEC);
+        h_free(h);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_epoch_formula),
+                cmocka_unit_test(test_probe),
+                cmocka_unit_test(test_retransmit_schedule),
+                cmocka_unit_test(test_renewal_windows),
+                cmocka_unit_test(test_renewal_answered),
+                cmocka_unit_test(test_renewal_short_lifetime),
+                cmocka_unit_test(test_delete),
+                cmocka_unit_test(test_delete_gives_up),
+                cmocka_unit_test(test_error_lifetimes),
+                cmocka_unit_test(test_not_authorized),
+                cmocka_unit_test(test_address_mismatch),
+                cmocka_unit_test(test_epoch_reset_response),
+                cmocka_unit_test(test_announce),
+                cmocka_unit_test(test_unsolicited),
+                cmocka_unit_test(test_drops),
+                cmocka_unit_test(test_unreachable),
+                cmocka_unit_test(test_nonce_persistence),
+                cmocka_unit_test(test_options_and_prefix64),
+                cmocka_unit_test(test_natpmp_fallback),
+                cmocka_unit_test(test_natpmp_pcp_returns),
+                cmocka_unit_test(test_version1_unsupported),
+                cmocka_unit_test(test_scale),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
