@@ -138,10 +138,12 @@ default_knobs() {
 # kill every process inside the lab's namespaces (all of them were started for the lab),
 # delete the namespaces, check that none is left.
 teardown_dir() {
-    local dir=$1 n pids left=() i
-    local NS_C="" NS_R="" NS_W="" WATCHDOG=""
-    # shellcheck disable=SC1091
-    [ -f "$dir/env" ] && . "$dir/env"
+    local dir=$1 n pids left=() i NS_C="" NS_R="" NS_W=""
+    # read only the names: sourcing another lab's env would overwrite our own variables
+    if [ -f "$dir/env" ]; then
+        NS_C=$(sed -n 's/^NS_C=//p' "$dir/env"); NS_R=$(sed -n 's/^NS_R=//p' "$dir/env")
+        NS_W=$(sed -n 's/^NS_W=//p' "$dir/env")
+    fi
     for i in 1 2 3; do
         pids=""
         for n in $NS_C $NS_R $NS_W; do
@@ -516,7 +518,9 @@ cmd_loss() {
     ns "$NS_R" tc qdisc del dev lan0 ingress 2>/dev/null || true
     ns "$NS_R" ip link del ifb-lan0 2>/dev/null || true
     ns "$NS_R" nft delete table netdev pcpit_loss 2>/dev/null || true
-    ns "$NS_R" nft delete table inet pcpit_loss 2>/dev/null || true
+    # (not in family inet: miniupnpd's rule cache reads that family and fails on them)
+    ns "$NS_R" nft delete table ip pcpit_loss 2>/dev/null || true
+    ns "$NS_R" nft delete table ip6 pcpit_loss 2>/dev/null || true
     if [ "$pct" = off ] || [ "$pct" = 0 ]; then log "loss off"; return 0; fi
     pct=${pct%\%}
     if ns "$NS_R" tc qdisc add dev lan0 root netem loss "$pct%" 2>/dev/null; then
@@ -541,7 +545,17 @@ table netdev pcpit_loss {
         meta l4proto udp numgen random mod 1000 < $lim drop
     }
 }
-table inet pcpit_loss {
+table ip pcpit_loss {
+    chain r2c_local {
+        type filter hook output priority -500; policy accept;
+        oifname "lan0" meta l4proto udp numgen random mod 1000 < $lim drop
+    }
+    chain r2c_forward {
+        type filter hook forward priority -500; policy accept;
+        oifname "lan0" meta l4proto udp numgen random mod 1000 < $lim drop
+    }
+}
+table ip6 pcpit_loss {
     chain r2c_local {
         type filter hook output priority -500; policy accept;
         oifname "lan0" meta l4proto udp numgen random mod 1000 < $lim drop
