@@ -884,6 +884,9 @@ pcp_engine *pcp_engine_free(pcp_engine *e) {
                 pcp_server *s = e->servers;
                 while (s->mappings != NULL)
                         mapping_free(e, s->mappings);
+                /* out of the heap before it goes: later timer_clear() calls compare
+                 * against every timer still in it */
+                timer_clear(e, &s->timer);
                 e->servers = s->next;
                 free(s);
         }
