@@ -8,6 +8,7 @@ typedef struct bus_source {
         GSource source;
         sd_bus *bus;
         gpointer tag;
+        int events; /* what the fd is polled for now */
 } bus_source;
 
 static gboolean bus_prepare(GSource *source, gint *timeout) {
@@ -15,8 +16,12 @@ static gboolean bus_prepare(GSource *source, gint *timeout) {
         int events = sd_bus_get_events(s->bus);
         uint64_t until;
 
-        if (events >= 0)
+        /* only on change: modifying the poll set wakes the main context up, and doing it on
+         * every iteration would spin the loop */
+        if (events >= 0 && events != s->events) {
                 g_source_modify_unix_fd(source, s->tag, (GIOCondition) events);
+                s->events = events;
+        }
         *timeout = -1;
         if (sd_bus_get_timeout(s->bus, &until) >= 0 && until != UINT64_MAX) {
                 gint64 now = g_get_monotonic_time();
@@ -76,6 +81,7 @@ guint pcpd_sd_bus_attach_glib(sd_bus *bus, GMainContext *context, GSourceFunc on
 
         s->bus = sd_bus_ref(bus);
         s->tag = g_source_add_unix_fd(source, sd_bus_get_fd(bus), G_IO_IN);
+        s->events = G_IO_IN;
         g_source_set_name(source, "sd-bus");
         if (on_error != NULL)
                 g_source_set_callback(source, on_error, data, NULL);
