@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* pcpd.conf parsing: good files load, every bad value is refused with a message naming it. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pcpd-conf.h"
+
+static char *write_conf(const char *text) {
+        char *path = NULL;
+        int fd = g_file_open_tmp("pcpd-conf-XXXXXX.conf", &path, NULL);
+
+        assert_true(fd >= 0);
+        close(fd);
+        assert_true(g_file_set_contents(path, text, -1, NULL));
+        return path;
+}
+
+static void test_endpoints(void **state) {
+        struct sockaddr_in6 a;
+        char buf[64];
+
+        assert_true(pcpd_parse_endpoint("192.0.2.1", 5351, &a));
+        assert_int_equal(ntohs(a.sin6_port), 5351);
+        assert_string_equal(inet_ntop(AF_INET6, &a.sin6_addr, buf, sizeof(buf)), "::ffff:192.0.2.1");
+        assert_true(pcpd_parse_endpoint("192.0.2.1:15351", 5351, &a));
+        assert_int_equal(ntohs(a.sin6_port), 15351);
+        assert_true(pcpd_parse_endpoint("fd00::1", 5351, &a));
+        assert_int_equal(ntohs(a.sin6_port), 5351);
+        assert_true(pcpd_parse_endpoint("[fd00::1]:99", 5351, &a));
+        assert_int_equal(ntohs(a.sin6_port), 99);
+        assert_true(pcpd_parse_endpoint("fe80::1%1", 5351, &a));
+        assert_int_equal(a.sin6_scope_id, 1);
+
+        const char *bad[] = { "", "x", "192.0.2.1:0", "192.0.2.1:65536", "192.0.2.1:abc", "[fd00::1",
+                              "[fd00::1]x", "0.0.0.0", "::", "fe80::1%", "300.1.1.1" };
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+                assert_false(pcpd_parse_endpoint(bad[i], 5351, &a));
+}
+
+static void test_good_file(void **state) {
+        g_autofree char *path = write_conf("[Daemon]\nEnabled=false\nDefaultLifetime=7200\nMaxMappingsPerUser=3\n"
+                                           "[Servers]\nServers=192.0.2.1 ; [fd00::1]:15351\nUseDefaultRouters=no\n"
+                                           "AnnouncePort=15350\n");
+        g_autoptr(GError) error = NULL;
+        pcpd_config c;
+
+        pcpd_config_init(&c);
+        assert_true(pcpd_config_load(&c, path, false, &error));
+        assert_null(error);
+        assert_false(c.enabled);
+        assert_int_equal(c.default_lifetime, 7200);
+        assert_int_equal(c.max_mappings_per_user, 3);
+        assert_false(c.use_default_routers);
+        assert_int_equal(c.announce_port, 15350);
+        assert_int_equal(c.n_servers, 2);
+        assert_string_equal(c.servers[1].text, "[fd00::1]:15351");
+        pcpd_config_clear(&c);
+        g_unlink(path);
+}
+
+static void test_dropins_override(void **state) {
+        g_autofree char *path = write_conf("[Daemon]\nDefaultLifetime=7200\n");
+        g_autofree char *dir = g_strconcat(path, ".d", NULL);
+        g_autofree char *d1 = g_build_filename(dir, "10-a.conf", NULL);
+        g_autofree char *d2 = g_build_filename(dir, "20-b.conf", NULL);
+        g_autoptr(GError) error = NULL;
+        pcpd_config c;
+
+        assert_int_equal(g_mkdir(dir, 0700), 0);
+        assert_true(g_file_set_contents(d2, "[Daemon]\nDefaultLifetime=900\n", -1, NULL));
+        assert_true(g_file_set_contents(d1, "[Daemon]\nDefaultLifetime=600\n", -1, NULL));
+        pcpd_config_init(&c);
+        assert_true(pcpd_config_load(&c, path, false, &error));
+        assert_int_equal(c.default_lifetime, 900); /* lexical order: 20-b last */
+        pcpd_config_clear(&c);
+        g_unlink(d1);
+        g_unlink(d2);
+        g_rmdir(dir);
+        g_unlink(path);
+}
+
+static void expect_error(const char *text, const char *needle) {
+        g_autofree char *path = write_conf(text);
+        g_autoptr(GError) error = NULL;
+        pcpd_config c;
+
+        pcpd_config_init(&c);
+        assert_false(pcpd_config_load(&c, path, false, &error));
+        assert_non_null(error);
+        if (strstr(error->message, needle) == NULL)
+                fail_msg("error '%s' does not mention '%s'", error->message, needle);
+        pcpd_config_clear(&c);
+        g_unlink(path);
+}
+
+static void test_bad_files(void **state) {
+        expect_error("[Daemon]\nDefaultLifetime=abc\n", "DefaultLifetime=abc");
+        expect_error("[Daemon]\nDefaultLifetime=10\n", "between 120");
+        expect_error("[Daemon]\nEnabled=maybe\n", "Enabled=maybe");
+        expect_error("[Daemon]\nColour=blue\n", "unknown setting [Daemon] Colour");
+        expect_error("[Servers]\nServers=192.0.2.1 nonsense\n", "'nonsense'");
+        expect_error("[Servers]\nAnnouncePort=70000\n", "AnnouncePort=70000");
+        expect_error("not a key file", "pcpd-conf-");
+}
+
+static void test_missing(void **state) {
+        g_autoptr(GError) error = NULL;
+        pcpd_config c;
+
+        pcpd_config_init(&c);
+        assert_true(pcpd_config_load(&c, "/nonexistent/pcpd.conf", true, &error));
+        assert_false(pcpd_config_load(&c, "/nonexistent/pcpd.conf", false, &error));
+        assert_non_null(strstr(error->message, "/nonexistent/pcpd.conf"));
+        assert_true(c.use_default_routers); /* defaults untouched */
+        assert_int_equal(c.default_lifetime, PCPD_DEFAULT_LIFETIME);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_endpoints),      cmocka_unit_test(test_good_file),
+                cmocka_unit_test(test_dropins_override), cmocka_unit_test(test_bad_files),
+                cmocka_unit_test(test_missing),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
