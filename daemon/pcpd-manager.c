@@ -8,6 +8,7 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -205,6 +206,7 @@ static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs,
         s->n_addrs = n;
         s->family = pcp_addr_is_ipv4(&addrs[0].sin6_addr) ? AF_INET : AF_INET6;
         s->text = endpoint_text(&addrs[0]);
+        s->logged_state = -1;
         for (size_t i = 0; i < n; i++) {
                 s->addrs[i] = addrs[i];
                 s->fds[i] = open_server_socket(&addrs[i], &ea[i].local);
@@ -475,8 +477,9 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
 
         case PCP_EVENT_SERVER:
                 s = server_by_engine_id(m, ev->server_id);
-                if (s != NULL && ev->server != NULL) {
-                        /* logged once per change: the engine reports transitions only */
+                if (s != NULL && ev->server != NULL && s->logged_state != (int) ev->server->state) {
+                        /* one line per state transition, however often the server is heard */
+                        s->logged_state = (int) ev->server->state;
                         if (ev->server->state == PCP_SERVER_DISABLED)
                                 g_warning("PCP server %s refuses requests (NOT_AUTHORIZED): PCP is switched off "
                                           "there; asking again in %" G_GUINT64_FORMAT " s",
@@ -497,6 +500,31 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
                           s != NULL ? s->text : "?", ev->from_announce ? ", ANNOUNCE" : "");
                 pcpd_bus_manager_changed(m, (const char *[]) { "Servers", NULL });
                 return;
+        }
+}
+
+static void on_engine_random(void *userdata, void *buf, size_t len) {
+        pcpd_manager *m = userdata;
+        uint8_t *out = buf;
+
+        while (len > 0) {
+                size_t n;
+                if (m->random_left == 0) {
+                        ssize_t r = getrandom(m->random_pool, sizeof(m->random_pool), 0);
+                        if (r < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                g_error("getrandom() failed: %s", g_strerror(errno)); /* aborts */
+                        }
+                        m->random_left = (size_t) r;
+                }
+                n = MIN(len, m->random_left);
+                /* take from the end and wipe what was used */
+                memcpy(out, m->random_pool + m->random_left - n, n);
+                memset(m->random_pool + m->random_left - n, 0, n);
+                m->random_left -= n;
+                out += n;
+                len -= n;
         }
 }
 
@@ -1098,7 +1126,7 @@ static void manager_restore(pcpd_manager *m) {
 int pcpd_manager_new(const pcpd_config *config, const char *state_dir, GMainLoop *loop, pcpd_manager **ret) {
         g_autoptr(pcpd_manager) m = g_new0(pcpd_manager, 1);
         pcp_engine_config ec = { .max_mappings = config->max_mappings };
-        pcp_engine_ops ops = { .send = on_engine_send, .event = on_engine_event };
+        pcp_engine_ops ops = { .send = on_engine_send, .event = on_engine_event, .random = on_engine_random };
         int r;
 
         m->config = *config;

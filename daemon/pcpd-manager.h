@@ -37,6 +37,7 @@ typedef struct pcpd_server {
         int fds[PCP_SERVER_MAX_ADDRS];
         guint watches[PCP_SERVER_MAX_ADDRS];
         bool seen; /* discovery bookkeeping */
+        int logged_state; /* the engine state last logged, -1 = none */
 } pcpd_server;
 
 typedef struct pcpd_mapping {
@@ -97,6 +98,8 @@ struct pcpd_manager {
         guint route_watch, rediscover_source;
 
         guint save_source;
+        uint8_t random_pool[512]; /* getrandom() in batches, not one syscall per draw */
+        size_t random_left;
         char *last_state;  /* Manager.State as last published */
         char *status_text; /* sd_notify STATUS */
 };
