@@ -53,8 +53,10 @@ if os.access(t.pcpctl_bin, os.X_OK):
     t.check(r.returncode == 0 and str(TCP_PORT) in r.stdout and str(ext_tcp) in r.stdout,
             f"pcpctl list: expected exit 0 and a line with {TCP_PORT} and {ext_tcp}, "
             f"saw exit {r.returncode}: {r.stdout.strip()!r} {r.stderr.strip()!r}")
+elif os.environ.get("CI") == "true":
+    t.check(False, f"pcpctl: expected {t.pcpctl_bin} to exist in CI, it does not")
 else:
-    t.check(os.environ.get("CI") != "true", f"pcpctl missing in CI ({t.pcpctl_bin})")
+    pcpit.log(f"note: pcpctl {t.pcpctl_bin} missing, 'pcpctl list' not checked")
 
 # Release(): the TCP rule goes away
 ev = app.release("tcp")
