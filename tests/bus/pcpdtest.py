@@ -53,6 +53,7 @@ BUS_CONFIG = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Config
   <auth>EXTERNAL</auth>
   <limit name="max_connections_per_user">4096</limit>
   <limit name="max_completed_connections">4096</limit>
+  {limits}
   <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
@@ -172,7 +173,8 @@ class Agent:
 
 
 class Env:
-    def __init__(self, config=None, refserver_args=(), polkit=False, start=True):
+    def __init__(self, config=None, refserver_args=(), polkit=False, start=True, bus_limits=None):
+        self.bus_limits = bus_limits or {}
         self.tmp = tempfile.mkdtemp(prefix='pcpd-bus-test-')
         os.chmod(self.tmp, 0o755)
         self.procs = []
@@ -208,13 +210,15 @@ class Env:
         sock = os.path.join(self.tmp, 'bus.sock')
         conf = os.path.join(self.tmp, 'bus.conf')
         with open(conf, 'w') as f:
-            f.write(BUS_CONFIG.format(socket=sock, policy=POLICY))
-        self.bus = subprocess.Popen(['dbus-daemon', f'--config-file={conf}', '--nofork', '--print-address'],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            limits = ''.join(f'<limit name="{k}">{v}</limit>' for k, v in self.bus_limits.items())
+            f.write(BUS_CONFIG.format(socket=sock, policy=POLICY, limits=limits))
+        with open(os.path.join(self.tmp, 'bus.log'), 'w') as err:
+            self.bus = subprocess.Popen(['dbus-daemon', f'--config-file={conf}', '--nofork', '--print-address'],
+                                        stdout=subprocess.PIPE, stderr=err, text=True)
         self.procs.append(self.bus)
         self.address = self.bus.stdout.readline().strip()
         if not self.address:
-            raise RuntimeError('dbus-daemon did not start: ' + self.bus.stderr.read())
+            raise RuntimeError('dbus-daemon did not start: ' + open(os.path.join(self.tmp, 'bus.log')).read())
         self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
         self.env.pop('DBUS_SESSION_BUS_ADDRESS', None)
         self.conn = Gio.DBusConnection.new_for_address_sync(
@@ -281,10 +285,7 @@ class Env:
         wait_until(lambda: not self.name_has_owner(BUS_NAME), 5, 'pcpd off the bus')
 
     def log(self):
-        try:
-            return open(self.pcpd_log).read()
-        except OSError:
-            return ''
+        return slurp(self.pcpd_log)
 
     def assert_alive(self):
         if self.pcpd.poll() is not None:
@@ -406,6 +407,14 @@ class Env:
             if member == 'MappingRemoved' and args[0] == path:
                 return args[1]
         return None
+
+
+def slurp(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ''
 
 
 def V(sig, value):

@@ -372,6 +372,29 @@ class ManagerTest(BusTestCase):
         env.wait_state(p, 'active')
         self.assertEqual([(m['proto'], m['internal_port']) for m in env.dump()], [('udp', port)])
 
+    def test_pcpctl_against_the_daemon(self):
+        import subprocess
+        from pcpdtest import PCPCTL
+        env = self.make_env()
+        run = dict(env=env.env, capture_output=True, text=True, timeout=20)
+        # `map` holds the mapping until interrupted
+        ctl = subprocess.Popen([PCPCTL, 'map', 'tcp', '8095', '--wait'], env=env.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        env.procs.append(ctl)
+        wait_until(lambda: [m['internal_port'] for m in env.dump()] == [8095], 10, 'pcpctl map upstream')
+        ctl.send_signal(2)  # SIGINT
+        out = ctl.communicate(timeout=10)[0]
+        self.assertIn(EXTERNAL, out)
+        wait_until(lambda: env.dump() == [], 5, 'the pcpctl mapping deleted when pcpctl stopped')
+        p = env.add_mapping('udp', 8096)
+        env.wait_state(p, 'active')
+        r = subprocess.run([PCPCTL, 'list'], **run)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('8096', r.stdout)
+        r = subprocess.run([PCPCTL, 'status'], **run)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f'{env.ip}:{env.port}', r.stdout)
+
 
 if __name__ == '__main__':
     main()
