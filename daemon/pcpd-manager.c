@@ -688,7 +688,8 @@ static void mapping_free(pcpd_mapping *mp) {
                 return;
         if (mp->grace_source != 0)
                 g_source_remove(mp->grace_source);
-        sd_bus_track_unref(mp->track);
+        if (mp->holders != NULL)
+                g_hash_table_destroy(mp->holders);
         g_free(mp->path);
         g_free(mp->server_text);
         g_free(mp->app_id);
@@ -751,17 +752,6 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
         return g_hash_table_lookup(m->mappings, &id);
 }
 
-static int on_track_empty(sd_bus_track *t, void *userdata) {
-        pcpd_mapping *mp = userdata;
-        pcpd_manager *m = mp->manager;
-
-        if (mp->persistent)
-                return 0;
-        g_message("Mapping %s: its owner left the bus; deleting it upstream", mp->path);
-        pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_OWNER_VANISHED);
-        return 0;
-}
-
 static pcpd_server *choose_server(pcpd_manager *m, int family, const char *interface) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
@@ -774,18 +764,125 @@ static pcpd_server *choose_server(pcpd_manager *m, int family, const char *inter
         return NULL;
 }
 
-static int manager_track(pcpd_manager *m, pcpd_mapping *mp, const char *owner) {
+/* ---- holders: a mapping lives while one of its holders' connections does ---- */
+
+static void holder_index_remove(pcpd_manager *m, const char *name, pcpd_mapping *mp) {
+        GHashTable *set = g_hash_table_lookup(m->holder_index, name);
+
+        if (set == NULL)
+                return;
+        g_hash_table_remove(set, mp);
+        if (g_hash_table_size(set) == 0)
+                g_hash_table_remove(m->holder_index, name);
+}
+
+/* forget every hold of mp (it is going away) */
+static void mapping_drop_holders(pcpd_manager *m, pcpd_mapping *mp) {
+        GHashTableIter it;
+        gpointer k;
+
+        if (mp->holders == NULL)
+                return;
+        g_hash_table_iter_init(&it, mp->holders);
+        while (g_hash_table_iter_next(&it, &k, NULL))
+                holder_index_remove(m, k, mp);
+        g_hash_table_remove_all(mp->holders);
+}
+
+/* A unique name left the bus: every mapping it held loses that holder. */
+static void holder_vanished(pcpd_manager *m, const char *name) {
+        GHashTable *set = g_hash_table_lookup(m->holder_index, name);
+        g_autoptr(GPtrArray) held = NULL;
+        GHashTableIter it;
+        gpointer k;
+
+        if (set == NULL)
+                return;
+        held = g_ptr_array_new();
+        g_hash_table_iter_init(&it, set);
+        while (g_hash_table_iter_next(&it, &k, NULL))
+                g_ptr_array_add(held, k);
+        g_hash_table_remove(m->holder_index, name);
+        for (guint i = 0; i < held->len; i++) {
+                pcpd_mapping *mp = held->pdata[i];
+                g_hash_table_remove(mp->holders, name);
+                if (g_hash_table_size(mp->holders) > 0 || mp->persistent)
+                        continue;
+                g_message("Mapping %s: its owner %s left the bus; deleting it upstream", mp->path, name);
+                pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_OWNER_VANISHED);
+        }
+}
+
+static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        if (name[0] == ':' && new_owner[0] == '\0')
+                holder_vanished(m, name);
+        return 0;
+}
+
+/* The name may have left between the call and now (polkit can take a while), before our
+ * NameOwnerChanged match could tell: ask once. */
+static int on_holder_check(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e != NULL && sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.NameHasNoOwner")) {
+                /* the error does not carry the name: it was kept as the slot's description */
+                const char *who = NULL;
+                sd_bus_slot *slot = sd_bus_get_current_slot(m->bus);
+                if (slot != NULL && sd_bus_slot_get_description(slot, &who) >= 0 && who != NULL)
+                        holder_vanished(m, who);
+        }
+        return 0;
+}
+
+static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner) {
+        GHashTable *set;
+        guint n;
+        sd_bus_slot *slot = NULL;
         int r;
 
         if (owner == NULL)
                 return 0;
-        if (mp->track == NULL) {
-                r = sd_bus_track_new(m->bus, &mp->track, on_track_empty, mp);
-                if (r < 0)
-                        return r;
-                sd_bus_track_set_recursive(mp->track, true);
+        if (mp->holders == NULL)
+                mp->holders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        n = GPOINTER_TO_UINT(g_hash_table_lookup(mp->holders, owner));
+        g_hash_table_replace(mp->holders, g_strdup(owner), GUINT_TO_POINTER(n + 1));
+        set = g_hash_table_lookup(m->holder_index, owner);
+        if (set == NULL) {
+                set = g_hash_table_new(g_direct_hash, g_direct_equal);
+                g_hash_table_insert(m->holder_index, g_strdup(owner), set);
         }
-        return sd_bus_track_add_name(mp->track, owner);
+        g_hash_table_add(set, mp);
+
+        r = sd_bus_call_method_async(m->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetNameOwner", on_holder_check, m, "s", owner);
+        if (r >= 0) {
+                (void) sd_bus_slot_set_description(slot, owner);
+                (void) sd_bus_slot_set_floating(slot, true);
+                sd_bus_slot_unref(slot);
+        }
+        return 0;
+}
+
+/* one hold less; true if nobody holds mp any more */
+static bool mapping_remove_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner) {
+        guint n;
+
+        if (mp->holders == NULL || owner == NULL)
+                return true;
+        n = GPOINTER_TO_UINT(g_hash_table_lookup(mp->holders, owner));
+        if (n > 1)
+                g_hash_table_replace(mp->holders, g_strdup(owner), GUINT_TO_POINTER(n - 1));
+        else if (n == 1) {
+                g_hash_table_remove(mp->holders, owner);
+                holder_index_remove(m, owner, mp);
+        }
+        return g_hash_table_size(mp->holders) == 0;
 }
 
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
@@ -825,9 +922,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                                  req->internal_port);
                 /* the same user again (another app, or the same one after a restart):
                  * share the one upstream mapping */
-                r = manager_track(m, mp, req->owner);
-                if (r < 0)
-                        return sd_bus_error_set_errnof(error, -r, "Cannot watch the caller: %s", g_strerror(-r));
+                mapping_add_holder(m, mp, req->owner);
                 if (mp->unclaimed) {
                         mp->unclaimed = false;
                         if (mp->grace_source != 0) {
@@ -918,16 +1013,12 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         mp->error = g_strdup("");
         mp->external_address = g_strdup("");
 
-        r = manager_track(m, mp, req->persistent ? NULL : req->owner);
-        if (r < 0) {
-                pcp_engine_forget_mapping(m->engine, eid);
-                mapping_free(mp);
-                return sd_bus_error_set_errnof(error, -r, "Cannot watch the caller: %s", g_strerror(-r));
-        }
 
         g_hash_table_insert(m->mappings, &mp->id, mp);
         g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
         g_hash_table_insert(m->by_key, mp->key, mp);
+        if (!req->persistent)
+                mapping_add_holder(m, mp, req->owner);
         {
                 const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, eid);
                 char buf[PCP_ADDR_STRLEN];
@@ -953,6 +1044,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
         }
         g_hash_table_remove(m->by_key, mp->key);
+        mapping_drop_holders(m, mp);
         pcpd_bus_mapping_removed(m, mp, reason);
         g_message("Mapping %s removed (%s)", mp->path, pcpd_remove_reason_to_string(reason));
         g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
@@ -963,11 +1055,9 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
 }
 
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason) {
-        if (holder != NULL && mp->track != NULL && sd_bus_track_count_name(mp->track, holder) > 0) {
-                sd_bus_track_remove_name(mp->track, holder);
-                if (sd_bus_track_count(mp->track) > 0)
-                        return; /* others still hold it */
-        }
+        if (holder != NULL && mp->holders != NULL && g_hash_table_contains(mp->holders, holder) &&
+            !mapping_remove_holder(m, mp, holder))
+                return; /* others still hold it */
         pcpd_manager_remove_mapping(m, mp, reason);
 }
 
@@ -1140,6 +1230,7 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, GMainLoop
         m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) mapping_free);
         m->by_engine_id = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->by_key = g_hash_table_new(g_str_hash, g_str_equal);
+        m->holder_index = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_destroy);
         m->next_mapping_id = 1;
         m->announce_fds[0] = m->announce_fds[1] = -1;
         m->route_fd = -1;
@@ -1169,8 +1260,11 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 if (m->announce_fds[i] >= 0)
                         close(m->announce_fds[i]);
         }
+        sd_bus_slot_unref(m->name_owner_slot);
         if (m->mappings != NULL)
                 g_hash_table_destroy(m->mappings);
+        if (m->holder_index != NULL)
+                g_hash_table_destroy(m->holder_index);
         if (m->by_engine_id != NULL)
                 g_hash_table_destroy(m->by_engine_id);
         if (m->by_key != NULL)
@@ -1206,6 +1300,10 @@ int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
         g_source_attach(m->timer, NULL);
 
         r = pcpd_bus_register(m);
+        if (r < 0)
+                return r;
+        r = sd_bus_match_signal(bus, &m->name_owner_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, m);
         if (r < 0)
                 return r;
 

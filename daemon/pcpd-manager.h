@@ -54,7 +54,7 @@ typedef struct pcpd_mapping {
         char *app_id;
         const char *app_id_source;
         char *owner;         /* first holder's unique name; "" when persistent or unclaimed */
-        sd_bus_track *track; /* every holder (recursive: one count per AddMapping) */
+        GHashTable *holders; /* unique bus name -> number of holds (one per AddMapping) */
         bool persistent;
         bool unclaimed;      /* restored after a daemon restart, waiting for its app */
         guint grace_source;
@@ -96,6 +96,12 @@ struct pcpd_manager {
         guint announce_watches[2];
         int route_fd;
         guint route_watch, rediscover_source;
+
+        /* unique bus name -> GHashTable of the mappings it holds (pcpd_mapping* set); one
+         * NameOwnerChanged match for all of them, not one match rule per holder (the bus
+         * allows only a few hundred per connection) */
+        GHashTable *holder_index;
+        sd_bus_slot *name_owner_slot;
 
         guint save_source;
         uint8_t random_pool[512]; /* getrandom() in batches, not one syscall per draw */
