@@ -178,7 +178,10 @@ cmd_reap() {
     mkdir -p "$BASE"
     for d in "$BASE"/*/; do
         [ -f "$d/env" ] || continue
-        owner=$(sed -n 's/^OWNER=//p' "$d/env"); start=$(sed -n 's/^OWNER_START=//p' "$d/env")
+        # a concurrent run may finish and remove its directory under our feet
+        owner=$(sed -n 's/^OWNER=//p' "$d/env" 2>/dev/null || true)
+        start=$(sed -n 's/^OWNER_START=//p' "$d/env" 2>/dev/null || true)
+        [ -n "$owner" ] || continue
         if ! owner_alive "$owner" "$start"; then
             log "reaping leftover lab $d (owner $owner gone)"
             teardown_dir "${d%/}" || true
@@ -422,7 +425,7 @@ dump_logs() {
     for f in "$LAB"/miniupnpd.log "$LAB"/refserver.log; do
         [ -e "$f" ] || continue
         echo "---- last lines of $(basename "$(readlink -f "$f")")" >&2
-        tail -n 30 "$f" >&2 || true
+        tail -n 10 "$f" >&2 || true
     done
 }
 

@@ -99,10 +99,11 @@ class Test:
     def done(self):
         self.cleanup()
         if self.failures:
+            # logs first, the summary last: meson shows only the end of a long log
+            self.dump_logs()
             print(f"\n{self.name}: {len(self.failures)} check(s) failed:", flush=True)
             for f in self.failures:
                 print(f"  - {f}", flush=True)
-            self.dump_logs()
             os._exit(1)
         print(f"\n{self.name}: PASS", flush=True)
         os._exit(0)
@@ -112,7 +113,7 @@ class Test:
             p = os.path.join(self.lab_dir, f)
             if os.path.exists(p):
                 with open(p, errors="replace") as fh:
-                    lines = fh.readlines()[-40:]
+                    lines = fh.readlines()[-12:]
                 print(f"---- last lines of {f}:\n" + "".join(lines), flush=True)
 
     def cleanup(self):
