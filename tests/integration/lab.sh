@@ -356,6 +356,8 @@ WAN_HOST=$WAN_PREFIX.2
 EOF
     echo "WAN_ADDR=$WAN_PREFIX.1" >"$LAB/wan_addr"
     save_knobs
+    # before anything is created: an owner killed in the middle of the build is covered too
+    [ "$OWNER_PID" = manual ] || start_watchdog
     for n in $NS_C $NS_R $NS_W; do
         ip netns add "$n"
         ns "$n" ip link set lo up
@@ -463,7 +465,6 @@ cmd_run() {
     trap 'rc=130; exit 130' INT
     trap 'rc=129; exit 129' HUP
     build
-    start_watchdog
     export_env
     set +e
     "$@" &
