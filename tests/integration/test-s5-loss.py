@@ -44,9 +44,14 @@ t.lab("loss", "off")
 t.wait_until(lambda: n_active() == N, max(1, t0 + ALL_ACTIVE_BY - time.monotonic()), "all mappings active",
              fatal=False, interval=0.5)
 k = n_active()
-t.check(k == N, f"expected all {N} mappings active within {ALL_ACTIVE_BY} s (loss removed after {LOSS_SECONDS} s), "
-                f"saw {k}; not active: {[BASE + i for i in range(N) if not active(app.state(f'm{i}'))]}")
 pkts = cap.stop()
+stuck = [BASE + i for i in range(N) if not active(app.state(f"m{i}"))]
+# what the router saw and said for the stuck ones (s since the first request, direction, result)
+seen = {port: [(round(p["t"] - t0, 1), p["dir"], p.get("result_name", "req")) for p in pkts
+               if p.get("iport") == port][-4:] for port in stuck[:4]}
+t.check(k == N, f"expected all {N} mappings active within {ALL_ACTIVE_BY} s (loss removed after {LOSS_SECONDS} s), "
+                f"saw {k}; not active: {stuck}; last packets at the router for them: {seen}; "
+                f"app state: {[pcpit.describe(app.state(f'm{p - BASE}')) for p in stuck[:2]]}")
 
 # MAP requests from the client (create/renew, lifetime > 0), by internal port
 sends = {}
