@@ -1452,6 +1452,25 @@ void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct socka
         run_due(e, now);
 }
 
+/* The server does not answer at any address: deletes are given up, waiting requests fail
+ * UNREACHABLE (once each; they keep being retried on their schedule). */
+static void mappings_unreachable(pcp_engine *e, pcp_server *s) {
+        for (pcp_mapping *m = s->mappings, *next; m != NULL; m = next) {
+                next = m->srv_next; /* m may be freed */
+                if (m->info.state == PCP_MAPPING_DELETING) {
+                        mapping_deleted(e, m, false);
+                        continue;
+                }
+                if (m->info.state == PCP_MAPPING_ACTIVE || m->info.state == PCP_MAPPING_RENEWING)
+                        continue; /* still granted until it expires */
+                if (m->info.state == PCP_MAPPING_FAILED && m->info.error == PCP_MAPPING_ERROR_UNREACHABLE)
+                        continue; /* told already */
+                m->info.state = PCP_MAPPING_FAILED;
+                m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
+                emit_mapping(e, m);
+        }
+}
+
 static void unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index) {
         pcp_server *s = find_server(e, server_id);
         size_t next_addr = SIZE_MAX;
@@ -1464,8 +1483,10 @@ static void unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
         if (addr_index != s->info.current_addr)
                 return;
         if (s->info.state == PCP_SERVER_UNREACHABLE) {
-                /* every address failed already: the next scheduled retry tries the next one */
+                /* every address failed already: the next scheduled retry tries the next one;
+                 * mappings added since then learn it now */
                 s->info.current_addr = (addr_index + 1) % s->info.n_addrs;
+                mappings_unreachable(e, s);
                 return;
         }
         for (size_t i = 0; i < s->info.n_addrs; i++)
@@ -1493,18 +1514,7 @@ static void unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
         if (s->info.state == PCP_SERVER_DISABLED)
                 return;
         server_set_state(e, s, PCP_SERVER_UNREACHABLE);
-        for (pcp_mapping *m = s->mappings, *next; m != NULL; m = next) {
-                next = m->srv_next; /* m may be freed */
-                if (m->info.state == PCP_MAPPING_DELETING) {
-                        mapping_deleted(e, m, false);
-                        continue;
-                }
-                if (m->info.state == PCP_MAPPING_ACTIVE || m->info.state == PCP_MAPPING_RENEWING)
-                        continue; /* still granted until it expires */
-                m->info.state = PCP_MAPPING_FAILED;
-                m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
-                emit_mapping(e, m);
-        }
+        mappings_unreachable(e, s);
 }
 
 void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index) {

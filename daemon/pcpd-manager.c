@@ -660,8 +660,9 @@ static bool manager_save(pcpd_manager *m) {
                 g_key_file_set_uint64(kf, group, "Created", mp->created);
         }
         data = g_key_file_to_data(kf, &len, NULL);
-        /* atomic: written to a temporary file and renamed over the old one */
-        if (!g_file_set_contents_full(path, data, (gssize) len, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error)) {
+        /* atomic: written to a temporary file and renamed over the old one; no fsync, so a
+         * burst of requests stays cheap (a killed daemon loses nothing: the page cache has it) */
+        if (!g_file_set_contents_full(path, data, (gssize) len, G_FILE_SET_CONTENTS_NONE, 0600, &error)) {
                 g_warning("Cannot save the mappings to %s: %s (they will be lost on restart)", path, error->message);
                 return false;
         }
@@ -673,6 +674,16 @@ static gboolean on_save(gpointer data) {
         m->save_source = 0;
         manager_save(m);
         return G_SOURCE_REMOVE;
+}
+
+/* at once: a new or removed mapping's nonce must be on disk before anything else can
+ * happen to the daemon, or a restart could neither renew nor delete it */
+static void manager_save_now(pcpd_manager *m) {
+        if (m->save_source != 0) {
+                g_source_remove(m->save_source);
+                m->save_source = 0;
+        }
+        manager_save(m);
 }
 
 static void manager_schedule_save(pcpd_manager *m) {
@@ -1025,10 +1036,10 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 if (i != NULL)
                         mp->internal_address = g_strdup(pcp_addr_to_string(&i->internal_addr, buf));
         }
+        manager_save_now(m);
         pcpd_bus_mapping_added(m, mp);
         pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         manager_update_state(m);
-        manager_schedule_save(m);
         manager_kick(m);
         g_message("Mapping %s: %s %s port %u for uid %u%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
                   pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
@@ -1048,9 +1059,9 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
         pcpd_bus_mapping_removed(m, mp, reason);
         g_message("Mapping %s removed (%s)", mp->path, pcpd_remove_reason_to_string(reason));
         g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
+        manager_save_now(m);
         pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         manager_update_state(m);
-        manager_schedule_save(m);
         manager_kick(m);
 }
 
