@@ -64,6 +64,9 @@ class RestartTest(BusTestCase):
         after = env.dump()[0]
         self.assertEqual(after['nonce'], before[8700]['nonce'], 'the reclaimed mapping kept its nonce')
         self.assertEqual(after['external_port'], ext_before)
+        # the upstream delete and the MappingRemoved signal race: wait for the signal
+        wait_until(lambda: [s[3] for s in env.signals_of('MappingRemoved') if s[3][0] != p], 5,
+                   'MappingRemoved for the unclaimed mapping')
         removed = [s[3] for s in env.signals_of('MappingRemoved')]
         self.assertEqual([r[1] for r in removed if r[0] != p], ['owner-vanished'])
         self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 1)
