@@ -567,20 +567,28 @@ static void pending_act(pending_call *p) {
 
 /* ---- Manager methods ---- */
 
-static int method_add_mapping(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        pcpd_manager *m = userdata;
-        pending_call *p = pending_new(m, msg, CALL_ADD);
-        const char *proto;
-        int r;
+/* The checks AddMapping and AddPeer share. */
+static int check_port(uint16_t port, const char *what, sd_bus_error *error) {
+        if (port == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid %s port 0: use 1-65535.", what);
+        return 0;
+}
 
-        p->req.opcode = PCP_OPCODE_MAP;
-        r = sd_bus_message_read(msg, "sqq", &proto, &p->req.internal_port, &p->req.suggested_port);
-        if (r >= 0)
-                r = parse_protocol(proto, &p->req.protocol, error);
-        if (r >= 0 && p->req.internal_port == 0)
-                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid internal port 0: use 1-65535.");
+static int check_protocol_and_port(pending_call *p, const char *protocol, sd_bus_error *error) {
+        int r = parse_protocol(protocol, &p->req.protocol, error);
+
+        if (r < 0)
+                return r;
+        return check_port(p->req.internal_port, "internal", error);
+}
+
+/* The end of every Add method: the options, then identity and authorisation. r is the
+ * result of the method's own argument checks; p is freed on every error. */
+static int add_start(sd_bus_message *msg, pending_call *p, int r, sd_bus_error *error) {
         if (r >= 0)
                 r = parse_options(msg, p, error);
+        if (r >= 0 && p->req.opcode == PCP_OPCODE_PEER && p->req.family == 0)
+                p->req.family = pcp_addr_is_ipv4(&p->req.remote_address) ? AF_INET : AF_INET6;
         if (r < 0) {
                 pending_free(p);
                 return r;
@@ -588,32 +596,33 @@ static int method_add_mapping(sd_bus_message *msg, void *userdata, sd_bus_error 
         return pending_start(p, error);
 }
 
+static int method_add_mapping(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pending_call *p = pending_new(userdata, msg, CALL_ADD);
+        const char *proto;
+        int r;
+
+        p->req.opcode = PCP_OPCODE_MAP;
+        r = sd_bus_message_read(msg, "sqq", &proto, &p->req.internal_port, &p->req.suggested_port);
+        if (r >= 0)
+                r = check_protocol_and_port(p, proto, error);
+        return add_start(msg, p, r, error);
+}
+
 static int method_add_peer(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        pcpd_manager *m = userdata;
-        pending_call *p = pending_new(m, msg, CALL_ADD);
+        pending_call *p = pending_new(userdata, msg, CALL_ADD);
         const char *proto, *remote;
         int r;
 
         p->req.opcode = PCP_OPCODE_PEER;
         r = sd_bus_message_read(msg, "sqsq", &proto, &p->req.internal_port, &remote, &p->req.remote_port);
         if (r >= 0)
-                r = parse_protocol(proto, &p->req.protocol, error);
-        if (r >= 0 && p->req.internal_port == 0)
-                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid internal port 0: use 1-65535.");
+                r = check_protocol_and_port(p, proto, error);
         if (r >= 0 && (!pcp_addr_from_string(remote, &p->req.remote_address) ||
                        pcp_addr_is_unspecified(&p->req.remote_address)))
                 r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid remote address '%s'.", remote);
-        if (r >= 0 && p->req.remote_port == 0)
-                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid remote port 0: use 1-65535.");
         if (r >= 0)
-                r = parse_options(msg, p, error);
-        if (r >= 0 && p->req.family == 0)
-                p->req.family = pcp_addr_is_ipv4(&p->req.remote_address) ? AF_INET : AF_INET6;
-        if (r < 0) {
-                pending_free(p);
-                return r;
-        }
-        return pending_start(p, error);
+                r = check_port(p->req.remote_port, "remote", error);
+        return add_start(msg, p, r, error);
 }
 
 static int method_add_mapping_for_socket(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -647,13 +656,7 @@ static int method_add_mapping_for_socket(sd_bus_message *msg, void *userdata, sd
                 if (ss.ss_family == AF_INET)
                         p->req.family = AF_INET;
         }
-        if (r >= 0)
-                r = parse_options(msg, p, error);
-        if (r < 0) {
-                pending_free(p);
-                return r;
-        }
-        return pending_start(p, error);
+        return add_start(msg, p, r, error);
 }
 
 static int method_remove_mapping(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
