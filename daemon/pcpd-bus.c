@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
@@ -89,6 +90,65 @@ static bool utf8_ok(const char *s, size_t max) {
         return g_utf8_validate(s, -1, NULL) && strlen(s) <= max;
 }
 
+/* The value of the variant the message is at, when it is of a basic type, for error messages;
+ * NULL otherwise. Leaves the message inside the variant: only for the way out. */
+static char *describe_variant(sd_bus_message *msg, const char *contents) {
+        union {
+                uint8_t y;
+                int b;
+                int16_t n;
+                uint16_t q;
+                int32_t i;
+                uint32_t u;
+                int64_t x;
+                uint64_t t;
+                double d;
+                const char *s;
+        } v;
+        char type = contents[0];
+
+        if (strlen(contents) != 1 || type == 'h' || !strchr("ybnqiuxtdsog", type) ||
+            sd_bus_message_enter_container(msg, 'v', contents) < 0 || sd_bus_message_read_basic(msg, type, &v) < 0)
+                return NULL;
+        switch (type) {
+        case 'y':
+                return g_strdup_printf("%u", v.y);
+        case 'b':
+                return g_strdup(v.b ? "true" : "false");
+        case 'n':
+                return g_strdup_printf("%d", v.n);
+        case 'q':
+                return g_strdup_printf("%u", v.q);
+        case 'i':
+                return g_strdup_printf("%" PRIi32, v.i);
+        case 'u':
+                return g_strdup_printf("%" PRIu32, v.u);
+        case 'x':
+                return g_strdup_printf("%" PRIi64, v.x);
+        case 't':
+                return g_strdup_printf("%" PRIu64, v.t);
+        case 'd':
+                return g_strdup_printf("%g", v.d);
+        default:
+                if (!g_utf8_validate(v.s, -1, NULL))
+                        return NULL;
+                if (g_utf8_strlen(v.s, -1) > 64) {
+                        g_autofree char *head = g_utf8_substring(v.s, 0, 64);
+                        return g_strdup_printf("'%s...'", head);
+                }
+                return g_strdup_printf("'%s'", v.s);
+        }
+}
+
+/* "Option 'lifetime' must be of type 'u', not 's' ('600')." */
+static int option_wrong_type(sd_bus_message *msg, const char *name, const char *want, const char *got,
+                             sd_bus_error *error) {
+        g_autofree char *value = describe_variant(msg, got);
+
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' must be of type '%s', not '%s'%s%s%s.",
+                                 name, want, got, value != NULL ? " (" : "", value ?: "", value != NULL ? ")" : "");
+}
+
 static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *error) {
         pcpd_mapping_request *r = &p->req;
         int k;
@@ -107,12 +167,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                 if (k < 0)
                         return k;
 
-#define WANT(sig)                                                                                               \
-        do {                                                                                                    \
-                if (strcmp(contents, sig) != 0)                                                                 \
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,                              \
-                                                 "Option '%s' must be of type '%s', not '%s'.", name, sig,    \
-                                                 contents);                                                     \
+#define WANT(sig)                                                                \
+        do {                                                                     \
+                if (strcmp(contents, sig) != 0)                                  \
+                        return option_wrong_type(msg, name, sig, contents, error); \
         } while (0)
 
                 if (strcmp(name, "lifetime") == 0) {
@@ -159,8 +217,20 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                                                          "Invalid external-address '%s'.", s);
                         r->has_external_address = true;
                         p->need_privileged = true;
+                } else if (strcmp(name, "suggested-external-port") == 0) {
+                        /* AddMapping has it as an argument, AddPeer has none (RFC 6887
+                         * PEER suggests only to keep what it had) */
+                        if (!p->port_proven)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option 'suggested-external-port' is for AddMappingForSocket() "
+                                                         "only; %s",
+                                                         p->req.opcode == PCP_OPCODE_PEER
+                                                                 ? "AddPeer() takes no suggested external port."
+                                                                 : "AddMapping() takes it as its third argument.");
+                        WANT("q");
+                        k = sd_bus_message_read(msg, "v", "q", &r->suggested_port);
                 } else if (strcmp(name, "prefer-failure") == 0) {
-                        int b;
+                        int b = 0;
                         WANT("b");
                         k = sd_bus_message_read(msg, "v", "b", &b);
                         r->prefer_failure = b;
@@ -222,7 +292,7 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                         r->has_third_party = true;
                         p->need_privileged = true;
                 } else if (strcmp(name, "persistent") == 0) {
-                        int b;
+                        int b = 0;
                         WANT("b");
                         k = sd_bus_message_read(msg, "v", "b", &b);
                         r->persistent = b;
@@ -242,7 +312,8 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Unknown option '%s'. Known: lifetime, description, family, "
                                                  "interface, external-address, prefer-failure, filters, "
-                                                 "third-party, persistent, app-id.",
+                                                 "third-party, persistent, app-id, suggested-external-port "
+                                                 "(AddMappingForSocket only).",
                                                  name);
 #undef WANT
                 if (k < 0)
