@@ -18,9 +18,11 @@
 #include "pcpd-netlink.h"
 
 #define STATE_FILE "mappings.state"
+#define JOURNAL_FILE "mappings.journal"
+#define JOURNAL_END "#end\n"
 
 static void manager_kick(pcpd_manager *m);
-static void manager_schedule_save(pcpd_manager *m);
+static void manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
 static void manager_update_state(pcpd_manager *m);
 
 uint64_t pcpd_now_ms(void) {
@@ -416,10 +418,8 @@ static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_in
 
         if (i->state == PCP_MAPPING_DELETING)
                 return;
-        if (set_str(&mp->state, bus_state(i))) {
+        if (set_str(&mp->state, bus_state(i)))
                 props[n++] = "State";
-                persist = true;
-        }
         if (set_str(&mp->error, pcp_mapping_error_name(i)))
                 props[n++] = "Error";
         if (set_str(&mp->external_address, i->has_external ? pcp_addr_to_string(&i->external_addr, buf) : "")) {
@@ -444,10 +444,12 @@ static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_in
         if (set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf)))
                 props[n++] = "InternalAddress";
         props[n] = NULL;
+        /* the external address and port are what a restarted pcpd asks for again: on disk
+         * before any app hears of them */
+        if (persist)
+                manager_persist_mapping(m, mp);
         if (n > 0)
                 pcpd_bus_mapping_changed(m, mp, props);
-        if (persist)
-                manager_schedule_save(m);
 }
 
 static void on_engine_event(void *userdata, const pcp_event *ev) {
@@ -619,6 +621,60 @@ static bool unhex(const char *s, uint8_t *out, size_t n) {
         return true;
 }
 
+/* One mapping as a key file group; false when the engine does not know it (nothing to
+ * renew or delete after a restart). */
+static bool mapping_to_keyfile(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf) {
+        const pcp_mapping_info *i = mp->engine_id ? pcp_engine_mapping_get(m->engine, mp->engine_id) : NULL;
+        g_autofree char *group = g_strdup_printf("Mapping %" G_GUINT64_FORMAT, mp->id);
+        g_autofree char *nonce = NULL;
+
+        if (i == NULL)
+                return false;
+        nonce = hex(i->nonce, PCP_NONCE_LEN);
+        g_key_file_set_string(kf, group, "Nonce", nonce);
+        g_key_file_set_string(kf, group, "Server", mp->server_text);
+        g_key_file_set_integer(kf, group, "Opcode", mp->opcode);
+        g_key_file_set_integer(kf, group, "Protocol", mp->protocol);
+        g_key_file_set_integer(kf, group, "InternalPort", mp->internal_port);
+        g_key_file_set_integer(kf, group, "SuggestedExternalPort", mp->suggested_port);
+        g_key_file_set_string(kf, group, "Family", mp->family == AF_INET ? "ipv4" : "ipv6");
+        g_key_file_set_uint64(kf, group, "Lifetime", mp->lifetime);
+        g_key_file_set_string(kf, group, "ExternalAddress", mp->external_address ? mp->external_address : "");
+        g_key_file_set_integer(kf, group, "ExternalPort", mp->external_port);
+        if (mp->remote_address != NULL) {
+                g_key_file_set_string(kf, group, "RemoteAddress", mp->remote_address);
+                g_key_file_set_integer(kf, group, "RemotePort", mp->remote_port);
+        }
+        g_key_file_set_boolean(kf, group, "Persistent", mp->persistent);
+        g_key_file_set_uint64(kf, group, "UID", mp->uid);
+        g_key_file_set_string(kf, group, "AppId", mp->app_id);
+        g_key_file_set_string(kf, group, "AppIdSource", mp->app_id_source);
+        g_key_file_set_string(kf, group, "Description", mp->description);
+        g_key_file_set_uint64(kf, group, "Created", mp->created);
+        return true;
+}
+
+/*
+ * Persistence is a snapshot plus a journal. mappings.state is the snapshot, rewritten
+ * atomically (temporary file + rename) at most every 200 ms. mappings.journal gets one
+ * record per change the moment it happens (a new mapping and its nonce, a grant's
+ * external address and port, a removal): a single O_APPEND write, O(1) per change
+ * however many mappings there are, so a daemon killed -9 right after a grant still knows
+ * the port to ask for again. Each snapshot empties the journal. A record is the mapping's
+ * whole key file group followed by the line "#end"; a removal is the group with
+ * Removed=true. No fsync: a killed daemon loses nothing (the page cache has it); a power
+ * cut may lose the last changes and leave a torn last record, which restore ignores.
+ */
+static int journal_fd(pcpd_manager *m) {
+        if (m->journal_fd < 0) {
+                g_autofree char *path = g_build_filename(m->state_dir, JOURNAL_FILE, NULL);
+                m->journal_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+                if (m->journal_fd < 0)
+                        g_warning("Cannot open the mapping journal %s: %m (saving whole snapshots instead)", path);
+        }
+        return m->journal_fd;
+}
+
 static bool manager_save(pcpd_manager *m) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autofree char *path = g_build_filename(m->state_dir, STATE_FILE, NULL);
@@ -629,43 +685,17 @@ static bool manager_save(pcpd_manager *m) {
         gsize len;
 
         g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-                pcpd_mapping *mp = v;
-                const pcp_mapping_info *i = mp->engine_id ? pcp_engine_mapping_get(m->engine, mp->engine_id) : NULL;
-                g_autofree char *group = g_strdup_printf("Mapping %" G_GUINT64_FORMAT, mp->id);
-                g_autofree char *nonce = NULL;
-
-                if (i == NULL)
-                        continue;
-                nonce = hex(i->nonce, PCP_NONCE_LEN);
-                g_key_file_set_string(kf, group, "Nonce", nonce);
-                g_key_file_set_string(kf, group, "Server", mp->server_text);
-                g_key_file_set_integer(kf, group, "Opcode", mp->opcode);
-                g_key_file_set_integer(kf, group, "Protocol", mp->protocol);
-                g_key_file_set_integer(kf, group, "InternalPort", mp->internal_port);
-                g_key_file_set_integer(kf, group, "SuggestedExternalPort", mp->suggested_port);
-                g_key_file_set_string(kf, group, "Family", mp->family == AF_INET ? "ipv4" : "ipv6");
-                g_key_file_set_uint64(kf, group, "Lifetime", mp->lifetime);
-                g_key_file_set_string(kf, group, "ExternalAddress", mp->external_address ? mp->external_address : "");
-                g_key_file_set_integer(kf, group, "ExternalPort", mp->external_port);
-                if (mp->remote_address != NULL) {
-                        g_key_file_set_string(kf, group, "RemoteAddress", mp->remote_address);
-                        g_key_file_set_integer(kf, group, "RemotePort", mp->remote_port);
-                }
-                g_key_file_set_boolean(kf, group, "Persistent", mp->persistent);
-                g_key_file_set_uint64(kf, group, "UID", mp->uid);
-                g_key_file_set_string(kf, group, "AppId", mp->app_id);
-                g_key_file_set_string(kf, group, "AppIdSource", mp->app_id_source);
-                g_key_file_set_string(kf, group, "Description", mp->description);
-                g_key_file_set_uint64(kf, group, "Created", mp->created);
-        }
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                mapping_to_keyfile(m, v, kf);
         data = g_key_file_to_data(kf, &len, NULL);
-        /* atomic: written to a temporary file and renamed over the old one; no fsync, so a
-         * burst of requests stays cheap (a killed daemon loses nothing: the page cache has it) */
         if (!g_file_set_contents_full(path, data, (gssize) len, G_FILE_SET_CONTENTS_NONE, 0600, &error)) {
                 g_warning("Cannot save the mappings to %s: %s (they will be lost on restart)", path, error->message);
                 return false;
         }
+        /* the snapshot has every change the journal had; a crash between the rename and
+         * this truncation only replays records the snapshot already holds */
+        if (journal_fd(m) >= 0 && ftruncate(m->journal_fd, 0) < 0)
+                g_warning("Cannot empty the mapping journal: %m");
         return true;
 }
 
@@ -676,8 +706,6 @@ static gboolean on_save(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
-/* at once: a new or removed mapping's nonce must be on disk before anything else can
- * happen to the daemon, or a restart could neither renew nor delete it */
 static void manager_save_now(pcpd_manager *m) {
         if (m->save_source != 0) {
                 g_source_remove(m->save_source);
@@ -690,6 +718,95 @@ static void manager_schedule_save(pcpd_manager *m) {
         if (m->save_source == 0)
                 /* coalesce bursts (a router restart touches every mapping at once) */
                 m->save_source = g_timeout_add(200, on_save, m);
+}
+
+static bool journal_append(pcpd_manager *m, GKeyFile *record) {
+        gsize len;
+        g_autofree char *data = g_key_file_to_data(record, &len, NULL);
+        g_autofree char *line = g_strconcat(data, JOURNAL_END, NULL);
+        size_t n = len + strlen(JOURNAL_END), off = 0;
+
+        if (journal_fd(m) < 0)
+                return false;
+        while (off < n) {
+                ssize_t w = write(m->journal_fd, line + off, n - off);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0) {
+                        g_warning("Cannot write the mapping journal: %m (saving a whole snapshot instead)");
+                        return false;
+                }
+                off += (size_t) w;
+        }
+        return true;
+}
+
+/* a mapping's saved state changed (new, granted, now persistent): on disk at once */
+static void manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp) {
+        g_autoptr(GKeyFile) rec = g_key_file_new();
+
+        if (!mapping_to_keyfile(m, mp, rec))
+                return;
+        if (!journal_append(m, rec))
+                manager_save_now(m);
+        else
+                manager_schedule_save(m);
+}
+
+static void manager_persist_removal(pcpd_manager *m, pcpd_mapping *mp) {
+        g_autoptr(GKeyFile) rec = g_key_file_new();
+        g_autofree char *group = g_strdup_printf("Mapping %" G_GUINT64_FORMAT, mp->id);
+
+        g_key_file_set_boolean(rec, group, "Removed", true);
+        if (!journal_append(m, rec))
+                manager_save_now(m);
+        else
+                manager_schedule_save(m);
+}
+
+/* Replays the journal's complete records over the snapshot in kf; returns how many. */
+static unsigned journal_replay(pcpd_manager *m, GKeyFile *kf) {
+        g_autofree char *path = g_build_filename(m->state_dir, JOURNAL_FILE, NULL);
+        g_autofree char *text = NULL;
+        g_autoptr(GError) error = NULL;
+        unsigned n = 0, bad = 0;
+        char *rec;
+        gsize len;
+
+        if (!g_file_get_contents(path, &text, &len, &error)) {
+                if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+                        g_warning("Cannot read the mapping journal %s: %s", path, error->message);
+                return 0;
+        }
+        rec = text;
+        for (;;) {
+                char *end = strstr(rec, "\n" JOURNAL_END);
+                g_autoptr(GKeyFile) r = g_key_file_new();
+                g_auto(GStrv) groups = NULL;
+
+                if (end == NULL)
+                        break; /* nothing more, or a torn last record */
+                end[1] = '\0';
+                if (!g_key_file_load_from_data(r, rec, (gsize) -1, G_KEY_FILE_NONE, NULL) ||
+                    (groups = g_key_file_get_groups(r, NULL)) == NULL || groups[0] == NULL || groups[1] != NULL) {
+                        bad++;
+                } else {
+                        g_auto(GStrv) keys = g_key_file_get_keys(r, groups[0], NULL, NULL);
+
+                        g_key_file_remove_group(kf, groups[0], NULL);
+                        if (!g_key_file_get_boolean(r, groups[0], "Removed", NULL))
+                                for (size_t k = 0; keys != NULL && keys[k] != NULL; k++) {
+                                        g_autofree char *v = g_key_file_get_value(r, groups[0], keys[k], NULL);
+                                        g_key_file_set_value(kf, groups[0], keys[k], v);
+                                }
+                        n++;
+                }
+                rec = end + 1 + strlen(JOURNAL_END);
+        }
+        if (bad > 0 || *rec != '\0')
+                g_warning("Mapping journal %s: %u damaged record(s) and %zu byte(s) of a torn last record ignored",
+                          path, bad, strlen(rec));
+        return n;
 }
 
 /* ---- mappings ---- */
@@ -948,7 +1065,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 if (req->persistent && !mp->persistent) {
                         mp->persistent = true;
                         pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Persistent", NULL });
-                        manager_schedule_save(m);
+                        manager_persist_mapping(m, mp);
                 }
                 *ret = mp;
                 return 0;
@@ -1036,7 +1153,9 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 if (i != NULL)
                         mp->internal_address = g_strdup(pcp_addr_to_string(&i->internal_addr, buf));
         }
-        manager_save_now(m);
+        /* its nonce must be on disk before anything else can happen to the daemon, or a
+         * restart could neither renew nor delete it */
+        manager_persist_mapping(m, mp);
         pcpd_bus_mapping_added(m, mp);
         pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         manager_update_state(m);
@@ -1058,8 +1177,8 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
         mapping_drop_holders(m, mp);
         pcpd_bus_mapping_removed(m, mp, reason);
         g_message("Mapping %s removed (%s)", mp->path, pcpd_remove_reason_to_string(reason));
+        manager_persist_removal(m, mp);
         g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
-        manager_save_now(m);
         pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         manager_update_state(m);
         manager_kick(m);
@@ -1105,13 +1224,22 @@ static void manager_restore(pcpd_manager *m) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autoptr(GError) error = NULL;
         g_auto(GStrv) groups = NULL;
-        unsigned restored = 0;
+        unsigned restored = 0, replayed;
 
         if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &error)) {
-                if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-                        g_warning("Cannot read saved mappings from %s: %s", path, error->message);
-                return;
+                if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+                        /* keep the damaged file for the admin; the journal alone is not enough */
+                        g_autofree char *aside = g_strconcat(path, ".damaged", NULL);
+                        g_warning("Cannot read saved mappings from %s: %s; moved aside to %s", path, error->message,
+                                  aside);
+                        if (g_rename(path, aside) < 0)
+                                g_warning("Cannot rename %s: %m", path);
+                }
+                g_clear_error(&error);
         }
+        replayed = journal_replay(m, kf);
+        if (replayed > 0)
+                g_message("Replayed %u change(s) from the mapping journal", replayed);
         groups = g_key_file_get_groups(kf, NULL);
         for (size_t gi = 0; groups[gi] != NULL; gi++) {
                 const char *g = groups[gi];
@@ -1219,6 +1347,8 @@ static void manager_restore(pcpd_manager *m) {
                           m->config.grace_seconds);
                 pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         }
+        /* a fresh snapshot under the new mapping ids, and an empty journal */
+        manager_save_now(m);
         manager_kick(m);
 }
 
@@ -1245,6 +1375,7 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, GMainLoop
         m->next_mapping_id = 1;
         m->announce_fds[0] = m->announce_fds[1] = -1;
         m->route_fd = -1;
+        m->journal_fd = -1;
         r = pcp_engine_new(&ec, &ops, m, &m->engine);
         if (r < 0)
                 return r;
@@ -1259,6 +1390,8 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_source_remove(m->save_source);
                 manager_save(m);
         }
+        if (m->journal_fd >= 0)
+                close(m->journal_fd);
         if (m->rediscover_source != 0)
                 g_source_remove(m->rediscover_source);
         if (m->route_watch != 0)

@@ -104,6 +104,7 @@ struct pcpd_manager {
         sd_bus_slot *name_owner_slot;
 
         guint save_source;
+        int journal_fd; /* mappings.journal, O_APPEND; -1 until first used */
         uint8_t random_pool[512]; /* getrandom() in batches, not one syscall per draw */
         size_t random_left;
         char *last_state;  /* Manager.State as last published */
