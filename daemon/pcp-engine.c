@@ -13,7 +13,18 @@
 #define NATPMP_IRT 250ULL        /* RFC 6886 §3.1 */
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
 
-#define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
+/* The object of type `type` whose member `member` ptr points to. ptr must really point
+ * into such an object (the member's type is checked at compile time), so the result is
+ * aligned for `type`: __builtin_assume_aligned() says so and yields a void *, and no cast
+ * from a less aligned pointer type is left (clang -Wcast-align). */
+#define container_of(ptr, type, member)                                                            \
+        __extension__({                                                                            \
+                _Static_assert(__builtin_types_compatible_p(__typeof__(*(ptr)),                    \
+                                                            __typeof__(((type *) NULL)->member)),  \
+                               "container_of: ptr does not point to " #type "." #member);          \
+                (type *) __builtin_assume_aligned((char *) (ptr) - offsetof(type, member),         \
+                                                  _Alignof(type));                                 \
+        })
 
 /* ---- timers: one binary min-heap for the whole engine ---- */
 
