@@ -1001,7 +1001,7 @@ static const sd_bus_vtable mapping_vtable[] = {
         PROP("ExpiresAt", "t", CHANGE),
         PROP("State", "s", CHANGE),
         PROP("Error", "s", CHANGE),
-        PROP("Server", "s", CONST),
+        PROP("Server", "s", CHANGE), /* a direct mapping moves to a server that appears */
         PROP("Description", "s", CONST),
         PROP("Persistent", "b", CHANGE),
         PROP("Owner", "s", CHANGE),

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -24,6 +26,9 @@
 static void manager_kick(pcpd_manager *m);
 static void manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
 static void manager_update_state(pcpd_manager *m);
+static bool direct_any(void);
+static void direct_forget(pcpd_mapping *mp);
+static void manager_check_direct(pcpd_manager *m);
 
 uint64_t pcpd_now_ms(void) {
         return (uint64_t) g_get_monotonic_time() / 1000;
@@ -290,6 +295,7 @@ static gboolean on_rediscover(gpointer data) {
         pcpd_manager *m = data;
         m->rediscover_source = 0;
         manager_discover(m);
+        manager_check_direct(m);
         return G_SOURCE_REMOVE;
 }
 
@@ -482,6 +488,11 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
                 if (s != NULL && ev->server != NULL && s->logged_state != (int) ev->server->state) {
                         /* one line per state transition, however often the server is heard */
                         s->logged_state = (int) ev->server->state;
+                        /* direct mappings move to a server that starts answering; not from
+                         * inside the engine: on the next turn of the loop */
+                        if ((ev->server->state == PCP_SERVER_PCP || ev->server->state == PCP_SERVER_NATPMP) &&
+                            direct_any() && m->rediscover_source == 0)
+                                m->rediscover_source = g_idle_add(on_rediscover, m);
                         if (ev->server->state == PCP_SERVER_DISABLED)
                                 g_warning("PCP server %s refuses requests (NOT_AUTHORIZED): PCP is switched off "
                                           "there; asking again in %" G_GUINT64_FORMAT " s",
@@ -814,6 +825,7 @@ static unsigned journal_replay(pcpd_manager *m, GKeyFile *kf) {
 static void mapping_free(pcpd_mapping *mp) {
         if (mp == NULL)
                 return;
+        direct_forget(mp);
         if (mp->grace_source != 0)
                 g_source_remove(mp->grace_source);
         if (mp->holders != NULL)
@@ -1013,6 +1025,356 @@ static bool mapping_remove_holder(pcpd_manager *m, pcpd_mapping *mp, const char 
         return g_hash_table_size(mp->holders) == 0;
 }
 
+/* ---- a host that is not behind a NAT ---- */
+
+/*
+ * A host with a global address of a family and no server there that could map (none is
+ * known, or each one is unreachable or speaks only a PCP version we do not) is not behind
+ * a NAT: a mapping of that family is "direct". It is active at once with the host's own
+ * address as external address and the internal port as external port, Server "", and
+ * nothing is sent anywhere (mDNSResponder does the same). When a server of the family
+ * starts answering (PCP or NAT-PMP) on the interface the address is on, or a configured
+ * server (its interface is unknown), the direct mapping moves to it, same object: State
+ * "pending", then what the server grants. When the address goes away the mapping takes
+ * another global address of the family, or is removed ("network-lost"). Both are checked
+ * when routes change and when a server starts answering. A mapping made on a server stays
+ * on it. Direct mappings are not saved: there is nothing upstream to renew or delete.
+ */
+
+#ifndef IPV6_PREFER_SRC_PUBLIC
+#define IPV6_PREFER_SRC_PUBLIC 0x0002 /* <linux/in6.h>, which clashes with <netinet/in.h> */
+#endif
+
+/* the IANA special-purpose registries' "not globally reachable" blocks (RFC 6890) */
+static const struct {
+        const char *prefix;
+        unsigned len; /* of the IPv4 address for IPv4 */
+} not_global[] = {
+        { "0.0.0.0", 8 },        /* "this network" */
+        { "10.0.0.0", 8 },       /* private */
+        { "100.64.0.0", 10 },    /* carrier-grade NAT: behind a NAT by definition */
+        { "127.0.0.0", 8 },      /* loopback */
+        { "169.254.0.0", 16 },   /* link-local */
+        { "172.16.0.0", 12 },    /* private */
+        { "192.0.0.0", 24 },     /* IETF protocol assignments (DS-Lite's 192.0.0.2 is behind a NAT) */
+        { "192.0.2.0", 24 },     /* documentation */
+        { "192.168.0.0", 16 },   /* private */
+        { "198.18.0.0", 15 },    /* benchmarking */
+        { "198.51.100.0", 24 },  /* documentation */
+        { "203.0.113.0", 24 },   /* documentation */
+        { "224.0.0.0", 3 },      /* multicast, reserved, broadcast */
+        { "::", 127 },           /* unspecified, loopback */
+        { "::ffff:0:0", 96 },    /* IPv4-mapped */
+        { "64:ff9b::", 96 },     /* NAT64 */
+        { "64:ff9b:1::", 48 },   /* NAT64, local use */
+        { "100::", 64 },         /* discard */
+        { "2001::", 23 },        /* IETF protocol assignments, Teredo among them */
+        { "2001:db8::", 32 },    /* documentation */
+        { "3fff::", 20 },        /* documentation */
+        { "fc00::", 7 },         /* unique local */
+        { "fe80::", 9 },         /* link-local, and the old site-local fec0::/10 */
+        { "ff00::", 8 },         /* multicast */
+};
+
+static bool prefix_match(const struct in6_addr *a, const struct in6_addr *p, unsigned len) {
+        for (unsigned i = 0; i < len; i += 8) {
+                unsigned bits = MIN(8u, len - i);
+                uint8_t mask = (uint8_t) (0xff00 >> bits);
+                if ((a->s6_addr[i / 8] ^ p->s6_addr[i / 8]) & mask)
+                        return false;
+        }
+        return true;
+}
+
+/* a is IPv4 as IPv4-mapped */
+static bool address_is_global(const struct in6_addr *a) {
+        bool v4 = pcp_addr_is_ipv4(a);
+
+        for (size_t i = 0; i < G_N_ELEMENTS(not_global); i++) {
+                struct in6_addr p;
+                bool p4 = strchr(not_global[i].prefix, '.') != NULL;
+
+                if (p4 != v4 || !pcp_addr_from_string(not_global[i].prefix, &p))
+                        continue;
+                if (prefix_match(a, &p, not_global[i].len + (p4 ? 96 : 0)))
+                        return false;
+        }
+        return true;
+}
+
+static bool ifaddr_to_in6(const struct ifaddrs *ifa, struct in6_addr *ret) {
+        if (ifa->ifa_addr == NULL || !(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & IFF_LOOPBACK))
+                return false;
+        if (ifa->ifa_addr->sa_family == AF_INET) {
+                pcp_addr_from_ipv4(&((const struct sockaddr_in *) (const void *) ifa->ifa_addr)->sin_addr, ret);
+                return true;
+        }
+        if (ifa->ifa_addr->sa_family == AF_INET6) {
+                *ret = ((const struct sockaddr_in6 *) (const void *) ifa->ifa_addr)->sin6_addr;
+                return true;
+        }
+        return false;
+}
+
+/* Is a one of the host's addresses (on an interface that is up)? ret_ifname: where. */
+static bool host_has_address(const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]) {
+        struct ifaddrs *list = NULL;
+        bool found = false;
+
+        if (getifaddrs(&list) < 0)
+                return false;
+        for (struct ifaddrs *ifa = list; ifa != NULL && !found; ifa = ifa->ifa_next) {
+                struct in6_addr x;
+                if (ifaddr_to_in6(ifa, &x) && memcmp(&x, a, sizeof(x)) == 0) {
+                        found = true;
+                        if (ret_ifname != NULL)
+                                g_strlcpy(ret_ifname, ifa->ifa_name, IF_NAMESIZE);
+                }
+        }
+        freeifaddrs(list);
+        return found;
+}
+
+/* The source address the kernel would use toward the Internet: connect() on a UDP socket
+ * picks a route and a source and sends nothing. The destination is a.root-servers.net,
+ * an address every default route leads to. IPv6: not a temporary (privacy) address. */
+static bool route_source(int family, struct in6_addr *ret) {
+        struct sockaddr_storage ss = { 0 }, local;
+        socklen_t len, ll = sizeof(local);
+        int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+        bool ok;
+
+        if (fd < 0)
+                return false;
+        if (family == AF_INET) {
+                struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
+                sin->sin_family = AF_INET;
+                sin->sin_port = htons(53);
+                inet_pton(AF_INET, "198.41.0.4", &sin->sin_addr);
+                len = sizeof(*sin);
+        } else {
+                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
+                int pref = IPV6_PREFER_SRC_PUBLIC;
+                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_ADDR_PREFERENCES, &pref, sizeof(pref));
+                sin6->sin6_family = AF_INET6;
+                sin6->sin6_port = htons(53);
+                inet_pton(AF_INET6, "2001:503:ba3e::2:30", &sin6->sin6_addr);
+                len = sizeof(*sin6);
+        }
+        ok = connect(fd, (struct sockaddr *) &ss, len) == 0 && getsockname(fd, (struct sockaddr *) &local, &ll) == 0;
+        close(fd);
+        if (ok) {
+                struct sockaddr_in6 l6;
+                from_native(&local, &l6);
+                *ret = l6.sin6_addr;
+        }
+        return ok;
+}
+
+/* A global address of the family (on interface ifname, unless NULL or ""): the one the
+ * kernel would use toward the Internet when it is one of them, else the first. */
+static bool host_global_address(int family, const char *ifname, struct in6_addr *ret) {
+        struct ifaddrs *list = NULL;
+        struct in6_addr first, routed;
+        bool have_first = false, have_routed, routed_ok = false;
+
+        if (getifaddrs(&list) < 0)
+                return false;
+        have_routed = route_source(family, &routed);
+        for (struct ifaddrs *ifa = list; ifa != NULL; ifa = ifa->ifa_next) {
+                struct in6_addr a;
+                if (!ifaddr_to_in6(ifa, &a) || ifa->ifa_addr->sa_family != family || !address_is_global(&a))
+                        continue;
+                if (ifname != NULL && *ifname != '\0' && strcmp(ifname, ifa->ifa_name) != 0)
+                        continue;
+                if (!have_first) {
+                        first = a;
+                        have_first = true;
+                }
+                if (have_routed && memcmp(&a, &routed, sizeof(a)) == 0)
+                        routed_ok = true;
+        }
+        freeifaddrs(list);
+        if (have_first && ret != NULL)
+                *ret = routed_ok ? routed : first;
+        return have_first;
+}
+
+/* Could any server of the family (on the interface, when one is asked for) map? Not when
+ * it is known to be unreachable or to speak only an unsupported version. */
+static bool servers_may_map(pcpd_manager *m, int family, const char *interface) {
+        for (guint i = 0; i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                if (s->family != family)
+                        continue;
+                if (interface != NULL && *interface != '\0' && strcmp(interface, s->ifname) != 0)
+                        continue;
+                if (si == NULL || (si->state != PCP_SERVER_UNREACHABLE && si->state != PCP_SERVER_UNSUPPORTED))
+                        return true;
+        }
+        return false;
+}
+
+/* A server of the family that answers, on interface ifname (NULL: any) or configured. */
+static pcpd_server *answering_server(pcpd_manager *m, int family, const char *ifname) {
+        for (guint i = 0; i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                if (s->family != family || si == NULL || (si->state != PCP_SERVER_PCP && si->state != PCP_SERVER_NATPMP))
+                        continue;
+                if (ifname != NULL && s->ifname[0] != '\0' && strcmp(ifname, s->ifname) != 0)
+                        continue;
+                return s;
+        }
+        return NULL;
+}
+
+/* What each direct mapping was asked with, to ask a server when one appears (the
+ * mapping objects have no room for filters and the like): pcpd_mapping* -> params.
+ * A mapping is direct exactly while it is in here. */
+static GHashTable *direct_params;
+
+static bool direct_any(void) {
+        return direct_params != NULL && g_hash_table_size(direct_params) > 0;
+}
+
+static bool mapping_is_direct(pcpd_mapping *mp) {
+        return direct_params != NULL && g_hash_table_contains(direct_params, mp);
+}
+
+static void direct_forget(pcpd_mapping *mp) {
+        if (direct_params != NULL)
+                g_hash_table_remove(direct_params, mp);
+}
+
+static void direct_remember(pcpd_mapping *mp, const pcp_mapping_params *p) {
+        pcp_mapping_params *copy = g_memdup2(p, sizeof(*p));
+
+        copy->description = NULL; /* the mapping's own copy is used */
+        if (direct_params == NULL)
+                direct_params = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+        g_hash_table_replace(direct_params, mp, copy);
+}
+
+/* The mapping object is published by the caller: this only fills in the direct state. */
+static void direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
+        char buf[PCP_ADDR_STRLEN];
+
+        pcp_addr_to_string(a, buf);
+        set_str(&mp->internal_address, buf);
+        set_str(&mp->external_address, buf);
+        mp->external_port = mp->internal_port;
+}
+
+/* A direct mapping moves to a server that answers: same object, a new upstream mapping. */
+static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
+        pcp_mapping_params p = *(pcp_mapping_params *) g_hash_table_lookup(direct_params, mp);
+        const pcp_mapping_info *i;
+        uint64_t eid;
+        int r;
+
+        p.server_id = s->engine_id;
+        p.description = mp->description[0] != '\0' ? mp->description : NULL;
+        r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid);
+        if (r < 0) {
+                g_warning("Mapping %s keeps the host's own address: PCP server %s answers now, but the mapping "
+                          "cannot be made there: %s",
+                          mp->path, s->text, g_strerror(-r));
+                return;
+        }
+        direct_forget(mp);
+        mp->engine_id = eid;
+        mp->server = s;
+        set_str(&mp->server_text, s->text);
+        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
+        g_message("Mapping %s moves to PCP server %s, which answers now (it had the host's own address %s)",
+                  mp->path, s->text, mp->external_address);
+        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Server", NULL });
+        /* State, addresses, port, lifetime: what the engine has now (pending, or already an
+         * answer); this also puts the nonce on disk */
+        i = pcp_engine_mapping_get(m->engine, eid);
+        if (i != NULL)
+                mapping_sync(m, mp, i);
+        manager_persist_mapping(m, mp);
+        manager_kick(m);
+}
+
+/* After route changes and when a server starts answering (never from an engine callback:
+ * this adds and removes mappings). */
+static void manager_check_direct(pcpd_manager *m) {
+        g_autoptr(GPtrArray) all = NULL;
+
+        if (!direct_any())
+                return;
+        all = pcpd_manager_list_mappings(m);
+        for (guint k = 0; k < all->len; k++) {
+                pcpd_mapping *mp = all->pdata[k];
+                char ifname[IF_NAMESIZE] = "";
+                struct in6_addr a;
+                bool here;
+                pcpd_server *s;
+
+                if (!mapping_is_direct(mp))
+                        continue;
+                here = pcp_addr_from_string(mp->internal_address, &a) && host_has_address(&a, ifname);
+                s = answering_server(m, mp->family, here ? ifname : NULL);
+                if (s != NULL) {
+                        direct_move(m, mp, s);
+                        continue;
+                }
+                if (here)
+                        continue;
+                if (host_global_address(mp->family, NULL, &a)) {
+                        char old[PCP_ADDR_STRLEN];
+                        g_strlcpy(old, mp->external_address, sizeof(old));
+                        direct_set_address(mp, &a);
+                        g_message("Mapping %s: the host's address %s is gone; it has its address %s now", mp->path,
+                                  old, mp->external_address);
+                        pcpd_bus_mapping_changed(m, mp,
+                                                 (const char *[]) { "ExternalAddress", "InternalAddress", NULL });
+                        continue;
+                }
+                g_message("Mapping %s: the host's address %s is gone and no other global %s address is left",
+                          mp->path, mp->external_address, mp->family == AF_INET ? "IPv4" : "IPv6");
+                pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_NETWORK_LOST);
+        }
+}
+
+/* The fields every new mapping has; the caller adds the server side (or the direct one). */
+static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *req, int family, uint32_t lifetime,
+                                 char *key) {
+        pcpd_mapping *mp = g_new0(pcpd_mapping, 1);
+
+        mp->manager = m;
+        mp->id = m->next_mapping_id++;
+        mp->path = g_strdup_printf(PCPD_MAPPING_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
+        mp->uid = req->uid;
+        mp->pid = req->pid;
+        mp->app_id = g_strdup(req->app_id ?: "");
+        mp->app_id_source = req->app_id_source ?: "none";
+        mp->owner = g_strdup(req->persistent ? "" : (req->owner ?: ""));
+        mp->persistent = req->persistent;
+        mp->opcode = req->opcode;
+        mp->protocol = req->protocol;
+        mp->family = family;
+        mp->internal_port = req->internal_port;
+        mp->suggested_port = req->suggested_port;
+        if (req->opcode == PCP_OPCODE_PEER) {
+                char buf[PCP_ADDR_STRLEN];
+                mp->remote_address = g_strdup(pcp_addr_to_string(&req->remote_address, buf));
+                mp->remote_port = req->remote_port;
+        }
+        mp->lifetime = lifetime;
+        mp->description = g_strdup(req->description ?: "");
+        mp->created = realtime_us();
+        mp->key = key;
+        mp->state = g_strdup("pending");
+        mp->error = g_strdup("");
+        mp->external_address = g_strdup("");
+        return mp;
+}
+
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
                              sd_bus_error *error) {
         pcp_mapping_params p = { 0 };
@@ -1020,16 +1382,32 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         pcpd_server *s;
         int family = req->family, r;
         g_autofree char *key = NULL;
-        uint64_t eid;
+        uint64_t eid = 0;
+        struct in6_addr own;
+        bool direct;
 
         if (!m->enabled)
                 return sd_bus_error_set(error, PCPD_ERROR("Disabled"),
                                         "Port mapping is switched off on this host (pcpctl enable turns it on).");
 
         if (family == 0)
-                family = choose_server(m, AF_INET, req->interface) != NULL ? AF_INET : AF_INET6;
+                family = choose_server(m, AF_INET, req->interface) != NULL ||
+                                         host_global_address(AF_INET, req->interface, NULL)
+                                 ? AF_INET
+                                 : AF_INET6;
         s = choose_server(m, family, req->interface);
-        if (s == NULL) {
+        /* not behind a NAT (see above); THIRD_PARTY is for another host: it needs a server */
+        direct = !req->has_third_party && !servers_may_map(m, family, req->interface) &&
+                 host_global_address(family, req->interface, &own);
+        if (direct && req->prefer_failure && req->suggested_port != req->internal_port) {
+                if (s == NULL)
+                        return sd_bus_error_setf(error, PCPD_ERROR("Unsupported"),
+                                                 "This host is not behind a NAT: its external port is its internal "
+                                                 "port %u, never %u (prefer-failure).",
+                                                 req->internal_port, req->suggested_port);
+                direct = false; /* the server might come back and grant it */
+        }
+        if (s == NULL && !direct) {
                 if (req->interface != NULL && *req->interface != '\0')
                         return sd_bus_error_setf(error, PCPD_ERROR("NoServer"),
                                                  "No %s port mapping server is known on interface %s.",
@@ -1083,7 +1461,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                          "This host already holds %u mappings, the configured maximum.",
                                          m->config.max_mappings);
 
-        p.server_id = s->engine_id;
+        p.server_id = direct ? 0 : s->engine_id;
         p.opcode = req->opcode;
         p.protocol = req->protocol;
         p.internal_port = req->internal_port;
@@ -1100,69 +1478,56 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         memcpy(p.filters, req->filters, req->n_filters * sizeof(pcp_filter));
         p.description = req->description != NULL && *req->description ? req->description : NULL;
 
-        r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid);
-        if (r < 0) {
-                manager_kick(m);
-                if (r == -ENOSPC)
-                        return sd_bus_error_set(error, PCPD_ERROR("QuotaExceeded"),
-                                                "The daemon holds as many mappings as it can.");
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The mapping request was refused: %s",
-                                         g_strerror(-r));
+        if (!direct) {
+                r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid);
+                if (r < 0) {
+                        manager_kick(m);
+                        if (r == -ENOSPC)
+                                return sd_bus_error_set(error, PCPD_ERROR("QuotaExceeded"),
+                                                        "The daemon holds as many mappings as it can.");
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "The mapping request was refused: %s", g_strerror(-r));
+                }
         }
 
-        mp = g_new0(pcpd_mapping, 1);
-        mp->manager = m;
-        mp->id = m->next_mapping_id++;
-        mp->path = g_strdup_printf(PCPD_MAPPING_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
-        mp->engine_id = eid;
-        mp->server = s;
-        mp->server_text = g_strdup(s->text);
-        mp->uid = req->uid;
-        mp->pid = req->pid;
-        mp->app_id = g_strdup(req->app_id ?: "");
-        mp->app_id_source = req->app_id_source ?: "none";
-        mp->owner = g_strdup(req->persistent ? "" : (req->owner ?: ""));
-        mp->persistent = req->persistent;
-        mp->opcode = req->opcode;
-        mp->protocol = req->protocol;
-        mp->family = family;
-        mp->internal_port = req->internal_port;
-        mp->suggested_port = req->suggested_port;
-        if (req->opcode == PCP_OPCODE_PEER) {
-                char buf[PCP_ADDR_STRLEN];
-                mp->remote_address = g_strdup(pcp_addr_to_string(&req->remote_address, buf));
-                mp->remote_port = req->remote_port;
+        mp = mapping_new(m, req, family, p.lifetime, g_steal_pointer(&key));
+        if (direct) {
+                /* active at once, for as long as its holders want it: no server, no expiry */
+                direct_remember(mp, &p);
+                mp->server_text = g_strdup("");
+                direct_set_address(mp, &own);
+                set_str(&mp->state, "active");
+                mp->granted = p.lifetime;
+        } else {
+                mp->engine_id = eid;
+                mp->server = s;
+                mp->server_text = g_strdup(s->text);
         }
-        mp->lifetime = p.lifetime;
-        mp->description = g_strdup(req->description ?: "");
-        mp->created = realtime_us();
-        mp->key = g_steal_pointer(&key);
-        mp->state = g_strdup("pending");
-        mp->error = g_strdup("");
-        mp->external_address = g_strdup("");
-
 
         g_hash_table_insert(m->mappings, &mp->id, mp);
-        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
+        if (!direct)
+                g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
                 mapping_add_holder(m, mp, req->owner);
-        {
+        if (!direct) {
                 const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, eid);
                 char buf[PCP_ADDR_STRLEN];
                 if (i != NULL)
                         mp->internal_address = g_strdup(pcp_addr_to_string(&i->internal_addr, buf));
+                /* its nonce must be on disk before anything else can happen to the daemon, or a
+                 * restart could neither renew nor delete it */
+                manager_persist_mapping(m, mp);
         }
-        /* its nonce must be on disk before anything else can happen to the daemon, or a
-         * restart could neither renew nor delete it */
-        manager_persist_mapping(m, mp);
         pcpd_bus_mapping_added(m, mp);
         pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         manager_update_state(m);
         manager_kick(m);
-        g_message("Mapping %s: %s %s port %u for uid %u%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
+        g_message("Mapping %s: %s %s port %u for uid %u%s%s%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
                   pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
-                  mp->app_id[0] ? " (" : "", mp->app_id, mp->app_id[0] ? ")" : "");
+                  mp->app_id[0] ? " (" : "", mp->app_id, mp->app_id[0] ? ")" : "",
+                  direct ? "; not behind a NAT: active with the host's own address " : "",
+                  direct ? mp->external_address : "");
         *ret = mp;
         return 1;
 }

@@ -173,8 +173,15 @@ class Agent:
 
 
 class Env:
-    def __init__(self, config=None, refserver_args=(), polkit=False, start=True, bus_limits=None):
+    def __init__(self, config=None, refserver_args=(), polkit=False, start=True, bus_limits=None, refserver=True,
+                 netns=None, use_default_routers=False):
+        """refserver=False: no configured server at all. netns: the name of a network
+        namespace (NetNS) to run pcpd in. use_default_routers: pcpd's discovery of the
+        default routers (and its route monitor) on."""
         self.bus_limits = bus_limits or {}
+        self.with_refserver = refserver
+        self.netns = netns
+        self.use_default_routers = use_default_routers
         self.tmp = tempfile.mkdtemp(prefix='pcpd-bus-test-')
         os.chmod(self.tmp, 0o755)
         self.procs = []
@@ -197,7 +204,8 @@ class Env:
             self.start_bus()
             if polkit:
                 self.start_polkit()
-            self.start_refserver()
+            if refserver:
+                self.start_refserver()
             if start:
                 self.start_pcpd()
         except BaseException:
@@ -246,8 +254,10 @@ class Env:
                             'org.freedesktop.DBus.Mock', method, GLib.Variant('(' + sig + ')', (value,)),
                             None, Gio.DBusCallFlags.NONE, 10000, None)
 
-    def start_refserver(self, extra=()):
-        args = [REFSERVER, '--listen', self.ip, '--port', str(self.port), '--announce-port',
+    def start_refserver(self, extra=(), netns=None):
+        """netns: run it in that network namespace (NetNS name) instead of the host's."""
+        prefix = ['ip', 'netns', 'exec', netns] if netns else []
+        args = prefix + [REFSERVER, '--listen', self.ip, '--port', str(self.port), '--announce-port',
                 str(self.announce_port), '--external', EXTERNAL, '--control', self.ctl_path,
                 '--log', self.reflog] + self.refserver_args + list(extra)
         with open(os.path.join(self.tmp, 'ref.out'), 'w') as out:
@@ -261,16 +271,19 @@ class Env:
     def write_config(self):
         path = os.path.join(self.tmp, 'pcpd.conf')
         daemon = '\n'.join(f'{k}={v}' for k, v in self.config.items())
+        servers = f'{self.ip}:{self.port}' if self.with_refserver else ''
+        routers = 'true' if self.use_default_routers else 'false'
         with open(path, 'w') as f:
-            f.write(f'[Daemon]\n{daemon}\n[Servers]\nServers={self.ip}:{self.port}\n'
-                    f'UseDefaultRouters=false\nAnnouncePort={self.announce_port}\n')
+            f.write(f'[Daemon]\n{daemon}\n[Servers]\nServers={servers}\n'
+                    f'UseDefaultRouters={routers}\nAnnouncePort={self.announce_port}\n')
         return path
 
     def start_pcpd(self, wait_ready=True):
         conf = self.write_config()
         self.pcpd_log = os.path.join(self.tmp, 'pcpd.log')
         with open(self.pcpd_log, 'a') as out:
-            self.pcpd = subprocess.Popen([PCPD, '--config', conf, '--state-dir', self.state, '-v'],
+            prefix = ['ip', 'netns', 'exec', self.netns] if self.netns else []
+            self.pcpd = subprocess.Popen(prefix + [PCPD, '--config', conf, '--state-dir', self.state, '-v'],
                                          env=self.env, stdout=out, stderr=subprocess.STDOUT)
         self.procs.append(self.pcpd)
         wait_until(lambda: self.name_has_owner(BUS_NAME) or self.pcpd.poll() is not None, 10, 'pcpd on the bus')
@@ -407,6 +420,46 @@ class Env:
             if member == 'MappingRemoved' and args[0] == path:
                 return args[1]
         return None
+
+
+class NetNS:
+    """A network namespace (ip netns) with lo up, deleted by close(). Its name is unique
+    per test process. Needs root."""
+
+    def __init__(self, tag):
+        self.name = f'pcpd-{tag}-{os.getpid()}'
+        subprocess.run(['ip', 'netns', 'del', self.name], capture_output=True)
+        self.ip('netns', 'add', self.name, netns=False)
+        self.ip('link', 'set', 'lo', 'up')
+
+    def ip(self, *args, netns=True):
+        cmd = ['ip'] + (['-n', self.name] if netns else []) + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise RuntimeError(f'{" ".join(cmd)}: {r.stderr.strip()}')
+        return r.stdout
+
+    def close(self):
+        subprocess.run(['ip', 'netns', 'del', self.name], capture_output=True)
+
+
+def netns_preflight():
+    """Exit 77 (skip) when network namespaces cannot be made here; never silently in CI."""
+    reason = None
+    if shutil.which('ip') is None:
+        reason = 'the ip command (iproute2)'
+    else:
+        try:
+            NetNS('probe').close()
+        except (RuntimeError, OSError) as e:
+            reason = f'network namespaces ({e})'
+    if reason is not None:
+        msg = 'this test needs ' + reason
+        if os.environ.get('CI') == 'true':
+            print('FAIL (CI must not skip): ' + msg)
+            sys.exit(1)
+        print('SKIP: ' + msg)
+        sys.exit(77)
 
 
 def slurp(path):

@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A host that is not behind a NAT: pcpd in a network namespace whose only addresses are
+global ones and that has no PCP server gets "active" mappings with its own address and
+the internal port (DBUS-API.md: success, not an error), moves them to a server that
+starts answering later, follows its address, and still answers NoServer where the host
+has only private, CGN or ULA addresses. Needs root and network namespaces (ip netns)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pcpdtest import (ERR, EXTERNAL, MANAGER, MAPPING, PATH, BusTestCase, NetNS, V, main,  # noqa: E402
+                      netns_preflight, preflight, wait_until)
+
+# Globally reachable as far as pcpd can tell (not in any special-purpose block); they only
+# ever exist inside the test's own namespaces.
+GLOBAL4 = '11.22.33.44'
+GLOBAL4_B = '11.22.34.55'
+GATEWAY4 = '11.22.33.1'
+GLOBAL6 = '2a00:1450:4001::44'
+
+
+class DirectTest(BusTestCase):
+
+    def netns(self, tag):
+        ns = NetNS(tag)
+        self.addCleanup(ns.close)
+        return ns
+
+    def dummy(self, ns, name, *addrs):
+        """An interface that is up with these addresses: a veth pair inside ns (the dummy
+        driver is not in every kernel)."""
+        ns.ip('link', 'add', name, 'type', 'veth', 'peer', 'name', name + 'p')
+        ns.ip('link', 'set', name + 'p', 'up')
+        ns.ip('link', 'set', name, 'up')
+        for a in addrs:
+            if ':' in a:
+                ns.ip('addr', 'add', a, 'dev', name, 'nodad')
+            else:
+                ns.ip('addr', 'add', a, 'dev', name)
+
+    def env_in(self, ns, **kw):
+        env = self.make_env(refserver=False, netns=ns.name, start=False, **kw)
+        env.start_pcpd(wait_ready=False)
+        return env
+
+    def assertDirect(self, env, path, address, port):
+        props = env.get_all(path)
+        self.assertEqual(props['State'], 'active', props)
+        self.assertEqual(props['Error'], '')
+        self.assertEqual(props['ExternalAddress'], address)
+        self.assertEqual(props['InternalAddress'], address)
+        self.assertEqual(props['ExternalPort'], port)
+        self.assertEqual(props['Server'], '')
+        self.assertEqual(props['ExpiresAt'], 0)
+        return props
+
+    def test_public_host_gets_its_own_address(self):
+        ns = self.netns('direct')
+        self.dummy(ns, 'pub0', GLOBAL4 + '/24', GLOBAL6 + '/64')
+        self.dummy(ns, 'priv0', '10.1.2.3/24', 'fd00:1::3/64')
+        env = self.env_in(ns)
+        self.assertEqual(env.get(PATH, MANAGER, 'Servers'), [])
+
+        # active right away: no server, nothing to wait for
+        path = env.add_mapping('tcp', 8080, 0, {'description': V('s', 'web')})
+        props = self.assertDirect(env, path, GLOBAL4, 8080)
+        self.assertEqual(props['Family'], 'ipv4')
+        self.assertEqual(props['Lifetime'], 600)  # what was asked (DefaultLifetime): no server shortens it
+        # a suggested port cannot change the host's own port; without prefer-failure it is only a wish
+        path2 = env.add_mapping('udp', 5000, 6000)
+        self.assertDirect(env, path2, GLOBAL4, 5000)
+
+        path6 = env.add_mapping('udp', 8080, 0, {'family': V('s', 'ipv6')})
+        self.assertDirect(env, path6, GLOBAL6, 8080)
+
+        peer = env.manager('AddPeer', 'sqsqa{sv}', ('tcp', 40000, '203.0.113.9', 443, {}))[0]
+        props = self.assertDirect(env, peer, GLOBAL4, 40000)
+        self.assertEqual(props['Opcode'], 'peer')
+        self.assertEqual(props['RemoteAddress'], '203.0.113.9')
+
+        # the same port again is the same mapping
+        self.assertEqual(env.add_mapping('tcp', 8080), path)
+        self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 4)
+
+        # an interface with only private addresses has nothing to offer
+        self.assertDBusError(ERR + 'NoServer', env.add_mapping, 'tcp', 8081, 0, {'interface': V('s', 'priv0')},
+                             contains='priv0')
+        # ...and one with a global address does
+        self.assertDirect(env, env.add_mapping('tcp', 8082, 0, {'interface': V('s', 'pub0')}), GLOBAL4, 8082)
+        # THIRD_PARTY maps for another host: only a server can do that
+        self.assertDBusError(ERR + 'NoServer', env.add_mapping, 'tcp', 8083, 0,
+                             {'third-party': V('s', '10.1.2.9')})
+        # exactly another port or fail: never possible without a NAT
+        self.assertDBusError(ERR + 'Unsupported', env.add_mapping, 'tcp', 8084, 9000,
+                             {'prefer-failure': V('b', True)}, contains='9000')
+        # ...but exactly the internal port is
+        self.assertDirect(env, env.add_mapping('tcp', 8085, 8085, {'prefer-failure': V('b', True)}), GLOBAL4, 8085)
+
+        env.call(path2, MAPPING, 'Release')
+        wait_until(lambda: env.removed_reason(path2) == 'released', 5, 'MappingRemoved released')
+        self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 5)
+        env.assert_alive()
+
+    def test_private_host_still_has_no_server(self):
+        ns = self.netns('private')
+        # RFC 1918, carrier-grade NAT, documentation and ULA addresses are all behind something
+        self.dummy(ns, 'priv0', '10.1.2.3/24', '100.64.1.2/10', '192.0.2.7/24', 'fd00:1::3/64',
+                   '2001:db8::3/64')
+        env = self.env_in(ns)
+        self.assertDBusError(ERR + 'NoServer', env.add_mapping, 'tcp', 8080, 0, contains='IPv6')
+        self.assertDBusError(ERR + 'NoServer', env.add_mapping, 'tcp', 8080, 0, {'family': V('s', 'ipv4')},
+                             contains='IPv4')
+        self.assertDBusError(ERR + 'NoServer', env.add_mapping, 'tcp', 8080, 0, {'family': V('s', 'ipv6')},
+                             contains='IPv6')
+        self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 0)
+
+    def test_moves_to_a_server_that_appears(self):
+        host = self.netns('host')
+        router = self.netns('router')
+        host.ip('link', 'add', 'wan0', 'type', 'veth', 'peer', 'name', 'lan0', 'netns', router.name)
+        host.ip('addr', 'add', GLOBAL4 + '/24', 'dev', 'wan0')
+        host.ip('link', 'set', 'wan0', 'up')
+        router.ip('addr', 'add', GATEWAY4 + '/24', 'dev', 'lan0')
+        router.ip('link', 'set', 'lan0', 'up')
+
+        env = self.env_in(host, use_default_routers=True)
+        # the router runs a PCP server, but the host has no default route through it yet
+        env.ip, env.port = GATEWAY4, 5351
+        env.start_refserver(netns=router.name)
+
+        path = env.add_mapping('tcp', 8080, 0, {'filters': V('a(sq)', [('198.18.0.0/15', 0)])})
+        self.assertDirect(env, path, GLOBAL4, 8080)
+        self.assertEqual(env.dump(), [])
+
+        host.ip('route', 'add', 'default', 'via', GATEWAY4)
+        wait_until(lambda: env.get(path, MAPPING, 'Server') == GATEWAY4, 15, 'the mapping on the new server')
+        env.wait_state(path, 'active')
+        props = env.get_all(path)
+        self.assertEqual(props['ExternalAddress'], EXTERNAL)
+        self.assertEqual(props['InternalAddress'], GLOBAL4)
+        self.assertGreater(props['ExpiresAt'], 0)
+        held = env.dump()
+        self.assertEqual(len(held), 1, held)
+        self.assertEqual((held[0]['internal'], held[0]['internal_port']), (GLOBAL4, 8080))
+        # the request carried what the app asked for at first: its FILTER option makes the
+        # MAP request 24 + 36 + 24 octets long instead of 60
+        reqs = [r for r in env.reflog_requests() if r['opcode'] == 1 and r['internal_port'] == 8080]
+        self.assertTrue(reqs, env.reflog_requests())
+        self.assertEqual(reqs[0]['len'], 84, reqs[0])
+        # clients heard of the move with values
+        changed = [s[3] for s in env.signals_of('PropertiesChanged', path)]
+        self.assertTrue(any(c[1].get('Server') == GATEWAY4 for c in changed), changed)
+        # same object, still one mapping
+        self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 1)
+
+        # new mappings go to the server now
+        p2 = env.add_mapping('udp', 9000)
+        self.assertEqual(env.get(p2, MAPPING, 'Server'), GATEWAY4)
+        env.wait_state(p2, 'active')
+        self.assertEqual([r['len'] for r in env.reflog_requests() if r['opcode'] == 1 and r['internal_port'] == 9000][0],
+                         60)
+
+        # releasing the moved mapping deletes it upstream
+        env.call(path, MAPPING, 'Release')
+        wait_until(lambda: len(env.dump()) == 1, 10, 'the upstream delete')
+        env.assert_alive()
+
+    def test_follows_the_address(self):
+        ns = self.netns('addr')
+        self.dummy(ns, 'pub0', GLOBAL4 + '/24')
+        self.dummy(ns, 'pub1', GLOBAL4_B + '/24')
+        # the route monitor (UseDefaultRouters=true) is how pcpd hears of address changes
+        env = self.env_in(ns, use_default_routers=True)
+        path = env.add_mapping('tcp', 8080, 0, {'interface': V('s', 'pub0')})
+        self.assertDirect(env, path, GLOBAL4, 8080)
+
+        ns.ip('addr', 'del', GLOBAL4 + '/24', 'dev', 'pub0')
+        wait_until(lambda: env.get(path, MAPPING, 'ExternalAddress') == GLOBAL4_B, 10, 'the other address')
+        self.assertDirect(env, path, GLOBAL4_B, 8080)
+
+        ns.ip('addr', 'del', GLOBAL4_B + '/24', 'dev', 'pub1')
+        wait_until(lambda: env.removed_reason(path) is not None, 10, 'MappingRemoved')
+        self.assertEqual(env.removed_reason(path), 'network-lost')
+        self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 0)
+        env.assert_alive()
+
+
+if __name__ == '__main__':
+    preflight()
+    netns_preflight()
+    main()
