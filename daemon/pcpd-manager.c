@@ -117,6 +117,48 @@ static char *endpoint_text(const struct sockaddr_in6 *a) {
         return g_strdup_printf("[%s]:%u", buf, ntohs(a->sin6_port));
 }
 
+/* ---- dropped datagrams: counted by the engine, told to the admin at most once a minute ---- */
+
+#define DROP_LOG_INTERVAL_USEC (60 * G_USEC_PER_SEC)
+
+static gboolean on_drop_log(gpointer data) {
+        pcpd_manager *m = data;
+        const pcp_engine_stats *st = pcp_engine_get_stats(m->engine);
+        g_autoptr(GString) why = g_string_new(NULL);
+        uint64_t total = 0;
+
+        m->drop_log_source = 0;
+        for (int r = 0; r < _PCP_DROP_MAX; r++) {
+                uint64_t d = st->dropped[r] - m->drops_logged[r];
+
+                if (d == 0)
+                        continue;
+                total += d;
+                g_string_append_printf(why, "%s%" G_GUINT64_FORMAT " %s", why->len > 0 ? ", " : "", d,
+                                       pcp_drop_reason_to_string((pcp_drop_reason) r));
+                m->drops_logged[r] = st->dropped[r];
+        }
+        if (total > 0) {
+                g_message("Dropped %" G_GUINT64_FORMAT " datagram(s) that were no valid answer to a request of "
+                          "ours (%s); a router sending these is buggy or someone is spoofing it",
+                          total, why->str);
+                m->drop_log_next = g_get_monotonic_time() + DROP_LOG_INTERVAL_USEC;
+        }
+        return G_SOURCE_REMOVE;
+}
+
+/* after input: a burst of drops becomes one line a second later, then at most one a minute */
+static void manager_note_drops(pcpd_manager *m) {
+        const pcp_engine_stats *st = pcp_engine_get_stats(m->engine);
+        gint64 now, wait_ms;
+
+        if (m->drop_log_source != 0 || memcmp(st->dropped, m->drops_logged, sizeof(m->drops_logged)) == 0)
+                return;
+        now = g_get_monotonic_time();
+        wait_ms = m->drop_log_next > now ? (m->drop_log_next - now) / 1000 : 0;
+        m->drop_log_source = g_timeout_add((guint) MAX(wait_ms, 1000), on_drop_log, m);
+}
+
 static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
         pcpd_server *s = data;
         pcpd_manager *m = s->manager;
@@ -147,6 +189,7 @@ static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
                 from_native(&from, &from6);
                 pcp_engine_receive(m->engine, pcpd_now_ms(), s->engine_id, idx, &from6, buf, (size_t) r);
         }
+        manager_note_drops(m);
         manager_kick(m);
         return G_SOURCE_CONTINUE;
 }
@@ -328,6 +371,7 @@ static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
                 from_native(&from, &from6);
                 pcp_engine_receive_announce(m->engine, pcpd_now_ms(), &from6, buf, (size_t) r);
         }
+        manager_note_drops(m);
         manager_kick(m);
         return G_SOURCE_CONTINUE;
 }
@@ -1757,6 +1801,19 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         }
         if (m->journal_fd >= 0)
                 close(m->journal_fd);
+        if (m->drop_log_source != 0)
+                g_source_remove(m->drop_log_source);
+        if (m->engine != NULL) {
+                const pcp_engine_stats *st = pcp_engine_get_stats(m->engine);
+                uint64_t dropped = 0;
+
+                for (int r = 0; r < _PCP_DROP_MAX; r++)
+                        dropped += st->dropped[r];
+                g_message("Datagrams sent %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " retransmissions, %"
+                          G_GUINT64_FORMAT " renewals), received %" G_GUINT64_FORMAT ", dropped %" G_GUINT64_FORMAT
+                          "; epoch resets %" G_GUINT64_FORMAT,
+                          st->sent, st->retransmissions, st->renewals, st->received, dropped, st->epoch_resets);
+        }
         if (m->rediscover_source != 0)
                 g_source_remove(m->rediscover_source);
         if (m->route_watch != 0)

@@ -105,6 +105,9 @@ struct pcpd_manager {
 
         guint save_source;
         int journal_fd; /* mappings.journal, O_APPEND; -1 until first used */
+        uint64_t drops_logged[_PCP_DROP_MAX]; /* engine drop counters as last logged */
+        gint64 drop_log_next;                 /* monotonic µs: no drop line before */
+        guint drop_log_source;
         uint8_t random_pool[512]; /* getrandom() in batches, not one syscall per draw */
         size_t random_left;
         char *last_state;  /* Manager.State as last published */

@@ -1,0 +1,60 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Malformed and spoofed replies are dropped, counted, and told to the admin: one log
+line per burst (a second after it), then at most one a minute, naming the reasons; the
+mapping is not disturbed; the totals are logged at shutdown."""
+
+import os
+import re
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pcpdtest import MAPPING, Agent, BusTestCase, main, wait_until  # noqa: E402
+
+LINE = re.compile(r'Dropped (\d+) datagram\(s\) that were no valid answer to a request of ours \(([^)]*)\)')
+
+
+class DropsTest(BusTestCase):
+
+    def test_malformed_replies_counted_and_logged(self):
+        env = self.make_env()
+        a = Agent(env)
+        p = a.add_mapping('tcp', 8740)['ok'][0]
+        env.wait_state(p, 'active')
+        ext = env.get(p, MAPPING, 'ExternalPort')
+
+        # the next responses are truncated / carry a wrong nonce, each followed by the valid
+        # one (the refserver has one fault slot: set them one after the other)
+        b = Agent(env)
+        env.ctl('malformed', 'truncated', '2', 'also-valid')
+        for port in (8741, 8742):
+            env.wait_state(b.add_mapping('udp', port)['ok'][0], 'active')
+        env.ctl('malformed', 'wrong-nonce', '1', 'also-valid')
+        env.wait_state(b.add_mapping('udp', 8743)['ok'][0], 'active')
+        lines = wait_until(lambda: LINE.findall(env.log()), 5, 'the drop line')
+        self.assertEqual(len(lines), 1, 'one line for the burst')
+        total, why = int(lines[0][0]), lines[0][1]
+        self.assertEqual(total, 3, why)
+        self.assertIn('2 malformed', why)
+        self.assertIn('1 unknown-nonce', why)
+        self.assertEqual(env.get(p, MAPPING, 'State'), 'active')
+        self.assertEqual(env.get(p, MAPPING, 'ExternalPort'), ext)
+
+        # more drops within the minute: no second line yet
+        env.ctl('malformed', 'truncated', '1', 'also-valid')
+        q = b.add_mapping('udp', 8744)['ok'][0]
+        env.wait_state(q, 'active')
+        time.sleep(1.5)  # an unlimited logger would have written its line a second after the drop
+        self.assertEqual(len(LINE.findall(env.log())), 1, 'rate limited to one line a minute')
+
+        env.kill_pcpd(signal.SIGTERM)
+        m = re.search(r'Datagrams sent (\d+) .* received (\d+), dropped (\d+)', env.log())
+        self.assertIsNotNone(m, env.log()[-2000:])
+        self.assertEqual(int(m[3]), 4)
+        self.assertGreaterEqual(int(m[2]), 5 + 4)
+
+
+if __name__ == '__main__':
+    main()
