@@ -30,6 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get('PCPD_SOURCE_ROOT', os.path.dirname(os.path.dirname(HERE)))
 BUILD = os.environ.get('PCPD_BUILD_ROOT', os.path.join(SRC, 'build'))
 PCPD = os.environ.get('PCPD', os.path.join(BUILD, 'daemon', 'pcpd'))
+# PCPD_VALGRIND=1: run pcpd under valgrind memcheck; a test fails when it reports errors
+VALGRIND = os.environ.get('PCPD_VALGRIND') == '1'
 REFSERVER = os.environ.get('PCP_REFSERVER', os.path.join(BUILD, 'tests', 'refserver', 'pcp-refserver'))
 PCPCTL = os.environ.get('PCPCTL', os.path.join(BUILD, 'clients', 'pcpctl'))
 POLICY = os.path.join(SRC, 'dbus', 'org.freedesktop.PCP1.conf')
@@ -283,6 +285,11 @@ class Env:
         self.pcpd_log = os.path.join(self.tmp, 'pcpd.log')
         with open(self.pcpd_log, 'a') as out:
             prefix = ['ip', 'netns', 'exec', self.netns] if self.netns else []
+            if VALGRIND:
+                # memcheck on the daemon itself; close() checks its verdict
+                prefix += ['valgrind', '--error-exitcode=99', '--leak-check=full',
+                           '--errors-for-leak-kinds=definite,indirect', '--show-leak-kinds=definite,indirect',
+                           '--quiet']
             self.pcpd = subprocess.Popen(prefix + [PCPD, '--config', conf, '--state-dir', self.state, '-v'],
                                          env=self.env, stdout=out, stderr=subprocess.STDOUT)
         self.procs.append(self.pcpd)
@@ -305,6 +312,15 @@ class Env:
             raise AssertionError(f'pcpd died (status {self.pcpd.returncode}):\n{self.log()[-3000:]}')
 
     def close(self):
+        verdict = None
+        if VALGRIND and self.pcpd is not None and self.pcpd.poll() is None:
+            # a clean shutdown, so memcheck can tell leaks; 99 = it found errors
+            self.pcpd.terminate()
+            try:
+                if self.pcpd.wait(timeout=60) == 99:
+                    verdict = 'valgrind found errors in pcpd:\n' + self.log()[-6000:]
+            except subprocess.TimeoutExpired:
+                verdict = 'pcpd under valgrind did not stop within 60 s of SIGTERM'
         if self.conn is not None:
             try:
                 self.conn.close_sync(None)
@@ -321,6 +337,8 @@ class Env:
             print('kept', self.tmp, file=sys.stderr)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if verdict is not None:
+            raise AssertionError(verdict)
 
     # ---- refserver ----
 

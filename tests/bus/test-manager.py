@@ -6,6 +6,7 @@ PropertiesChanged with values, epoch reset / ANNOUNCE, SetEnabled, malformed inp
 
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pcpdtest import (EXTERNAL, INVALID_ARGS, MANAGER, MAPPING, OM, PATH, PROPS, ERR, BusTestCase,  # noqa: E402
@@ -390,8 +391,19 @@ class ManagerTest(BusTestCase):
                                stderr=subprocess.STDOUT, text=True)
         env.procs.append(ctl)
         wait_until(lambda: [m['internal_port'] for m in env.dump()] == [8095], 10, 'pcpctl map upstream')
+        # the refserver granted it; wait until pcpctl has heard and printed it too (under
+        # load or valgrind that comes later), then interrupt it
+        import select
+        seen = ''
+        end = time.monotonic() + 20
+        while EXTERNAL not in seen and time.monotonic() < end:
+            if select.select([ctl.stdout], [], [], 0.5)[0]:
+                line = ctl.stdout.readline()
+                if not line:
+                    break
+                seen += line
         ctl.send_signal(2)  # SIGINT
-        out = ctl.communicate(timeout=10)[0]
+        out = seen + ctl.communicate(timeout=10)[0]
         self.assertIn(EXTERNAL, out)
         wait_until(lambda: env.dump() == [], 5, 'the pcpctl mapping deleted when pcpctl stopped')
         p = env.add_mapping('udp', 8096)
