@@ -691,29 +691,65 @@ static void mapping_deleted(pcp_engine *e, pcp_mapping *m, bool upstream) {
 }
 
 /* A server lost its state (or may have): ask for every mapping again, suggesting what it
- * had, after `spread` ms of random delay each (0 = now). */
+ * had, after `spread` ms of random delay each (0 = now).
+ *
+ * A mapping whose request is still in flight is asking already, with the same content (a
+ * renewal or a create suggesting what it had): sending it again now would only be a
+ * duplicate a few ms after the last one (scenario 5 saw exactly that under loss). Its
+ * request continues as a recreation on the RFC schedule instead: the next transmission
+ * comes one first retransmission timeout, (1 + RAND) * IRT, after the last one, or at
+ * its own retransmission if that is sooner; never before the spread delay. Mappings with
+ * nothing in flight (granted, failed, waiting for their first send) are asked again
+ * after the spread delay, as before. */
 static void server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t spread, pcp_mapping *except) {
         for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
+                uint64_t at;
+
                 if (m == except || m->info.state == PCP_MAPPING_DELETING)
                         continue;
+                at = now + (spread > 0 ? random_between(e, 0, spread) : 0);
                 if (m->info.state == PCP_MAPPING_ACTIVE || m->info.state == PCP_MAPPING_RENEWING)
                         m->info.state = PCP_MAPPING_RENEWING;
                 m->recreating = true;
-                mapping_restart(e, m, now + (spread > 0 ? random_between(e, 0, spread) : 0));
+                if (m->awaiting) {
+                        uint64_t rt_prev = m->rt, rt1, when;
+
+                        m->rt = 0;
+                        rt1 = next_rt(e, m);
+                        when = max_u64(at, m->last_sent + rt1);
+                        if (m->timer.idx != SIZE_MAX && m->timer.when <= when)
+                                m->rt = rt_prev; /* its own retransmission comes first: keep it */
+                        else {
+                                /* a recent request: this is its retransmission, and the
+                                 * doubling goes on from the interval it really waited; an
+                                 * old one (a renewal long unanswered, a long back-off):
+                                 * the schedule starts again from this send */
+                                uint64_t waited = when - m->last_sent;
+                                m->rt = waited < 2 * rt1 ? waited : 0;
+                                if (m->rt == 0)
+                                        m->info.retransmissions = 0;
+                                mapping_timer(e, m, when);
+                        }
+                } else
+                        mapping_restart(e, m, at);
                 emit_mapping(e, m);
         }
 }
 
-static void check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint32_t epoch, bool natpmp,
+/* rx: when the datagram carrying the epoch arrived (<= now). RFC 6887 §8.5 compares the
+ * client's and the server's clocks between two responses; a response read late (a busy
+ * event loop) would make a healthy server look as if it lost its state, and with a 2 s
+ * slack and 1 s epoch resolution a delay of ~1.1 s is enough. */
+static void check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx, uint32_t epoch, bool natpmp,
                         bool from_announce, pcp_mapping *answered) {
         bool valid = true;
 
         if (s->info.epoch_known)
-                valid = natpmp ? natpmp_epoch_valid(s->info.epoch, s->epoch_client_ms, epoch, now)
-                               : pcp_epoch_valid(s->info.epoch, s->epoch_client_ms, epoch, now);
+                valid = natpmp ? natpmp_epoch_valid(s->info.epoch, s->epoch_client_ms, epoch, rx)
+                               : pcp_epoch_valid(s->info.epoch, s->epoch_client_ms, epoch, rx);
         s->info.epoch = epoch;
         s->info.epoch_known = true;
-        s->epoch_client_ms = now;
+        s->epoch_client_ms = rx;
         if (valid)
                 return;
         e->stats.epoch_resets++;
@@ -1170,7 +1206,8 @@ static void learn_prefix64(pcp_engine *e, pcp_server *s, const pcp_msg *msg) {
                 emit_server(e, s, PCP_EVENT_SERVER, false);
 }
 
-static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now, const pcp_msg *msg) {
+static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now, uint64_t rx,
+                                const pcp_msg *msg) {
         pcp_mapping *m;
 
         if (msg->version != PCP_VERSION) {
@@ -1197,7 +1234,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 s->probing = false;
                 s->probe_at = PCP_NEVER;
                 s->reprobe_at = PCP_NEVER;
-                check_epoch(e, s, now, msg->epoch, false, false, NULL);
+                check_epoch(e, s, now, rx, msg->epoch, false, false, NULL);
                 learn_prefix64(e, s, msg);
                 if (msg->result == PCP_RESULT_NOT_AUTHORIZED) {
                         server_disable(e, s, now, msg->lifetime);
@@ -1249,7 +1286,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                  * we are done asking. */
                 bool upstream = msg->result == PCP_RESULT_SUCCESS ? msg->lifetime == 0
                                                                  : msg->result == PCP_RESULT_NO_RESOURCES;
-                check_epoch(e, s, now, msg->epoch, false, false, m);
+                check_epoch(e, s, now, rx, msg->epoch, false, false, m);
                 mapping_deleted(e, m, upstream);
                 return;
         }
@@ -1262,7 +1299,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 }
         }
 
-        check_epoch(e, s, now, msg->epoch, false, false, m);
+        check_epoch(e, s, now, rx, msg->epoch, false, false, m);
         if (msg->result == PCP_RESULT_SUCCESS) {
                 if (m->info.state == PCP_MAPPING_RENEWING && m->awaiting)
                         e->stats.renewals++;
@@ -1294,7 +1331,7 @@ static void natpmp_set_external(pcp_engine *e, pcp_server *s, const struct in_ad
                 }
 }
 
-static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now,
+static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now, uint64_t rx,
                                    const natpmp_msg *n, size_t len) {
         pcp_mapping *m;
         uint8_t protocol;
@@ -1323,7 +1360,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                 s->natpmp_addr_at = PCP_NEVER;
                 s->natpmp_addr_rt = 0;
                 server_timer_update(e, s);
-                check_epoch(e, s, now, n->epoch, true, false, NULL);
+                check_epoch(e, s, now, rx, n->epoch, true, false, NULL);
                 if (n->result == NATPMP_RESULT_SUCCESS)
                         natpmp_set_external(e, s, &n->external_addr);
                 else
@@ -1338,7 +1375,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                 return;
         }
         if (m->info.state == PCP_MAPPING_DELETING) {
-                check_epoch(e, s, now, n->epoch, true, false, m);
+                check_epoch(e, s, now, rx, n->epoch, true, false, m);
                 mapping_deleted(e, m, n->result == NATPMP_RESULT_SUCCESS);
                 return;
         }
@@ -1346,7 +1383,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                 drop(e, PCP_DROP_UNSOLICITED);
                 return;
         }
-        check_epoch(e, s, now, n->epoch, true, false, m);
+        check_epoch(e, s, now, rx, n->epoch, true, false, m);
         if (n->result == NATPMP_RESULT_SUCCESS) {
                 struct in6_addr ext;
                 if (s->info.has_external_addr)
@@ -1363,9 +1400,11 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
         }
 }
 
-void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index,
-                        const struct sockaddr_in6 *from, const uint8_t *buf, size_t len) {
+void pcp_engine_receive_at(pcp_engine *e, uint64_t now, uint64_t rx, uint32_t server_id, size_t addr_index,
+                           const struct sockaddr_in6 *from, const uint8_t *buf, size_t len) {
         pcp_server *s = find_server(e, server_id);
+
+        rx = min_u64(rx, now);
 
         e->stats.received++;
         if (s == NULL || addr_index >= s->info.n_addrs || from == NULL ||
@@ -1379,7 +1418,7 @@ void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
                         drop(e, PCP_DROP_MALFORMED);
                         return;
                 }
-                handle_natpmp_response(e, s, addr_index, now, &n, len);
+                handle_natpmp_response(e, s, addr_index, now, rx, &n, len);
                 /* what the answer started (recreations, a switch to NAT-PMP, another
                  * address) goes out now, before we return */
                 run_due(e, now);
@@ -1391,8 +1430,13 @@ void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
                 drop(e, msg.version != PCP_VERSION && len >= 1 ? PCP_DROP_WRONG_VERSION : PCP_DROP_MALFORMED);
                 return;
         }
-        handle_pcp_response(e, s, addr_index, now, &msg);
+        handle_pcp_response(e, s, addr_index, now, rx, &msg);
         run_due(e, now);
+}
+
+void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index,
+                        const struct sockaddr_in6 *from, const uint8_t *buf, size_t len) {
+        pcp_engine_receive_at(e, now, now, server_id, addr_index, from, buf, len);
 }
 
 static pcp_server *find_server_by_remote(pcp_engine *e, const struct sockaddr_in6 *from) {
@@ -1403,7 +1447,7 @@ static pcp_server *find_server_by_remote(pcp_engine *e, const struct sockaddr_in
         return NULL;
 }
 
-static void receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
+static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,
                              const uint8_t *buf, size_t len) {
         pcp_server *s;
 
@@ -1422,7 +1466,7 @@ static void receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_
                         return;
                 }
                 if (s->info.state == PCP_SERVER_NATPMP) {
-                        check_epoch(e, s, now, n.epoch, true, true, NULL);
+                        check_epoch(e, s, now, rx, n.epoch, true, true, NULL);
                         natpmp_set_external(e, s, &n.external_addr);
                 } else
                         /* a PCP server's NAT-PMP side says the address changed: re-check all */
@@ -1442,7 +1486,7 @@ static void receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_
         {
                 uint64_t resets = e->stats.epoch_resets;
 
-                check_epoch(e, s, now, msg.epoch, false, true, NULL);
+                check_epoch(e, s, now, rx, msg.epoch, false, true, NULL);
                 /* An ANNOUNCE means "something changed" even when the epoch looks
                  * consistent (miniupnpd with system_uptime=yes restarts without an epoch
                  * jump): renew everything after a random delay (RFC 6887 §14.1.3). */
@@ -1457,10 +1501,15 @@ static void receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_
         }
 }
 
+void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,
+                                    const uint8_t *buf, size_t len) {
+        receive_announce(e, now, min_u64(rx, now), from, buf, len);
+        run_due(e, now);
+}
+
 void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
                                  const uint8_t *buf, size_t len) {
-        receive_announce(e, now, from, buf, len);
-        run_due(e, now);
+        pcp_engine_receive_announce_at(e, now, now, from, buf, len);
 }
 
 /* The server does not answer at any address: deletes are given up, waiting requests fail

@@ -212,10 +212,18 @@ size_t pcp_engine_mapping_count(pcp_engine *e);
 /* Input. */
 void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index,
                         const struct sockaddr_in6 *from, const uint8_t *buf, size_t len);
+/* The same, for a datagram that arrived at rx (engine time, <= now; later values are taken
+ * as now), e.g. from the socket's SO_TIMESTAMP: the server's epoch is checked against the
+ * client time at arrival (RFC 6887 §8.5), so a datagram that waited in the socket while the
+ * caller was busy does not look like a server that lost its state. */
+void pcp_engine_receive_at(pcp_engine *e, uint64_t now, uint64_t rx, uint32_t server_id, size_t addr_index,
+                           const struct sockaddr_in6 *from, const uint8_t *buf, size_t len);
 /* A datagram on the ANNOUNCE port (5350, unicast or multicast): PCP ANNOUNCE or a NAT-PMP
  * external address notification. */
 void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
                                  const uint8_t *buf, size_t len);
+void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,
+                                    const uint8_t *buf, size_t len);
 /* ICMP port/host unreachable (ECONNREFUSED, EHOSTUNREACH...) on that address' socket. */
 void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index);
 

@@ -558,9 +558,36 @@ static void test_epoch_reset_response(void **state) {
         h_reply(h, h_last_for(h, failed), PCP_RESULT_UNSUPP_PROTOCOL, 0, ep(h), "0.0.0.0", 0);
         h_advance(h, 100 * SEC);
 
-        /* run until ids[0] renews; the server restarted meanwhile: epoch 3 */
-        while (h_mapping(h, ids[0])->state != PCP_MAPPING_RENEWING)
+        /* run until three of them sent their renewal (unanswered: in flight); the server
+         * restarted meanwhile and answers the third one with epoch 3 */
+        uint64_t carrier = 0;
+        for (;;) {
+                size_t n = 0;
                 assert_true(h_step(h));
+                for (int i = 0; i < 5; i++)
+                        n += h_mapping(h, ids[i])->state == PCP_MAPPING_RENEWING;
+                if (n >= 3)
+                        break;
+        }
+        /* the one that renewed last carries the answer */
+        for (int i = 0; i < 5; i++)
+                if (h_mapping(h, ids[i])->state == PCP_MAPPING_RENEWING &&
+                    h_last_for(h, ids[i])->t == h->now)
+                        carrier = ids[i];
+        /* put the carrier first */
+        for (int i = 1; i < 5; i++)
+                if (ids[i] == carrier) {
+                        ids[i] = ids[0];
+                        ids[0] = carrier;
+                }
+        bool inflight[5];
+        uint64_t last[5], t_reset = h->now;
+        size_t n_inflight = 0;
+        for (int i = 0; i < 5; i++) {
+                inflight[i] = h_mapping(h, ids[i])->state == PCP_MAPPING_RENEWING;
+                last[i] = h_last_for(h, ids[i])->t;
+                n_inflight += inflight[i];
+        }
         {
                 pcp_msg r;
                 h_make_reply(h_last_for(h, ids[0]), &r, PCP_RESULT_SUCCESS, 3600, 3, EXT, 40000);
@@ -573,28 +600,167 @@ static void test_epoch_reset_response(void **state) {
         assert_false(ev->from_announce);
         assert_int_equal(ev->server_id, sid);
         assert_int_equal(h_mapping(h, ids[0])->state, PCP_MAPPING_ACTIVE);
-        /* every other mapping asked again, at once, suggesting what it had */
+        /* both kinds: idle granted mappings and renewals in flight */
+        assert_int_equal(n_inflight, 3);
         assert_int_equal(h_count_for(h, ids[0]), 0);
+        for (int i = 1; i < 5; i++) {
+                const pcp_mapping_info *mi = h_mapping(h, ids[i]);
+                assert_int_equal(mi->state, PCP_MAPPING_RENEWING);
+                if (!inflight[i]) {
+                        /* idle: asked again at once */
+                        assert_int_equal(h_count_for(h, ids[i]), 1);
+                        assert_int_equal(h_last_for(h, ids[i])->t, h->now);
+                } else if (last[i] + 3300 <= h->now) {
+                        /* in flight for a while: asked again at once too */
+                        assert_int_equal(h_count_for(h, ids[i]), 1);
+                } else {
+                        /* in flight just now: no duplicate, one first RT after the renewal */
+                        assert_int_equal(h_count_for(h, ids[i]), 0);
+                        assert_in(mi->next_send, last[i] + 2700, last[i] + 3300);
+                }
+        }
+        /* every one of them asks (again) within one RT, suggesting what it had */
+        h_advance(h, 3300);
         for (int i = 1; i < 5; i++) {
                 const h_sent *s = h_last_for(h, ids[i]);
                 pcp_msg m;
                 assert_non_null(s);
-                assert_int_equal(s->t, h->now);
                 h_decode(s, &m);
-                assert_int_equal(m.external_port, 40000 + i);
+                assert_int_equal(m.external_port, h_mapping(h, ids[i])->external_port);
                 assert_memory_equal(&m.external_addr, IP(EXT), 16);
                 assert_int_equal(m.lifetime, 3600);
-                h_reply(h, s, PCP_RESULT_SUCCESS, 3600, 3, EXT, (uint16_t) (40000 + i));
+                h_reply(h, s, PCP_RESULT_SUCCESS, 3600, (uint32_t) (3 + (h->now - t_reset) / SEC), EXT,
+                        m.external_port);
                 assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
         }
+        /* the pending one (in back-off for 100 s) and the failed one: at once */
         assert_non_null(h_last_for(h, pend));
-        assert_int_equal(h_last_for(h, pend)->t, h->now);
+        assert_int_equal(h_first_for(h, pend)->t, t_reset);
         assert_non_null(h_last_for(h, failed));
-        assert_int_equal(h_last_for(h, failed)->t, h->now);
-        assert_int_equal(h_srv(h, sid)->epoch, 3);
+        assert_int_equal(h_first_for(h, failed)->t, t_reset);
+        assert_int_equal(h_srv(h, sid)->epoch, 3 + (h->now - t_reset) / SEC);
         /* only one reset: the answers that follow carry a consistent epoch */
         assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
         h_free(h);
+}
+
+/* the intervals between the MAP requests of one mapping since the last clear follow
+ * RFC 6887 §8.1.1: first (1 + RAND) * 3 s, then (1 + RAND) * 2 * previous; n = how many */
+static size_t check_rfc_schedule(harness *h, uint64_t id) {
+        uint64_t prev_t = 0, prev_d = 0;
+        size_t n = 0;
+
+        for (size_t k = 0; k < h->n_sent; k++) {
+                const h_sent *s = &h->sent[k];
+                if (h_is_natpmp(s) || s->len < 60 || memcmp(s->buf + 24, h_mapping(h, id)->nonce, PCP_NONCE_LEN) != 0)
+                        continue;
+                if (n == 1)
+                        assert_in(s->t - prev_t, 2700, 3300);
+                else if (n > 1)
+                        assert_in(s->t - prev_t, 2 * prev_d * 9 / 10 - 1, 2 * prev_d * 11 / 10 + 1);
+                if (n > 0)
+                        prev_d = s->t - prev_t;
+                prev_t = s->t;
+                n++;
+        }
+        return n;
+}
+
+/* Integration scenario 5 (30 % loss): requests sent twice within 1-160 ms. A server state
+ * loss detected while requests were in flight re-sent every one of them at once (epoch
+ * reset from a response) or within 0-5 s (ANNOUNCE) instead of letting them continue on
+ * their retransmission schedule. */
+static void test_epoch_reset_inflight(void **state) {
+        for (int announce = 0; announce <= 1; announce++)
+                for (uint64_t seed = 1; seed <= 40; seed++) {
+                        harness *h = h_new(100 + seed, NULL);
+                        uint32_t sid = pcp_server(h);
+                        uint64_t idle = granted_map(h, sid, 7000, 3600, 47000);
+                        uint64_t pend[10], t0;
+
+                        h_advance(h, 10 * SEC);
+                        h_clear(h);
+                        t0 = h->now;
+                        for (int i = 0; i < 10; i++)
+                                pend[i] = h_map(h, sid, IPPROTO_TCP, (uint16_t) (22000 + i), 3600);
+                        h_advance(h, 100);
+                        /* the server restarted: its epoch went back to 0 */
+                        if (announce)
+                                h_announce(h, SRV, 0);
+                        else
+                                h_reply(h, h_last_for(h, pend[0]), PCP_RESULT_SUCCESS, 3600, 0, EXT, 50000);
+                        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
+                        if (!announce) {
+                                /* the idle granted mapping is asked again at once */
+                                assert_int_equal(h_count_for(h, idle), 1);
+                                assert_int_equal(h_last_for(h, idle)->t, h->now);
+                        }
+                        /* no lost answers: 40 s of the retransmission schedule */
+                        h_advance_to(h, t0 + 40 * SEC);
+                        for (int i = announce ? 0 : 1; i < 10; i++) {
+                                size_t n = check_rfc_schedule(h, pend[i]);
+                                /* 0, ~3, ~9, ~21 s (and ~45 s, past the end) */
+                                assert_in(n, 4, 5);
+                                assert_int_equal(h_mapping(h, pend[i])->state, PCP_MAPPING_PENDING);
+                        }
+                        h_free(h);
+                }
+}
+
+/* The epoch is checked against the time the answer arrived, not the time the caller got
+ * round to reading it: a busy event loop is not a server restart. */
+static void test_epoch_late_read(void **state) {
+        for (int late = 0; late <= 1; late++) {
+                harness *h = h_new(7, NULL);
+                uint32_t sid = pcp_server(h);
+                uint64_t other, id, rx;
+                const h_sent *req;
+                pcp_msg r;
+                uint8_t buf[PCP_MAX_MSG_LEN];
+                size_t len;
+                struct sockaddr_in6 from = h_srv(h, sid)->addrs[0].remote;
+
+                /* the last epoch seen: at a whole second, so ep() is exact */
+                h_advance_to(h, (h->now / SEC + 10) * SEC);
+                other = granted_map(h, sid, 7000, 3600, 47000);
+                h_clear(h);
+                id = h_map(h, sid, IPPROTO_UDP, 9000, 3600);
+                req = h_last_for(h, id);
+                /* answered at once, read 2.5 s later: the server's clock says 0 s passed */
+                h_make_reply(req, &r, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 49000);
+                rx = h->now;
+                assert_int_equal(pcp_encode(&r, buf, sizeof(buf), &len), PCP_WIRE_OK);
+                h_advance(h, 2500);
+                h_clear(h);
+                if (late)
+                        /* what a caller without arrival times does: arrival = now */
+                        pcp_engine_receive(h->e, h->now, sid, 0, &from, buf, len);
+                else
+                        pcp_engine_receive_at(h->e, h->now, rx, sid, 0, &from, buf, len);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, (uint64_t) late);
+                assert_int_equal(h_count_for(h, other), (size_t) late);
+                h_free(h);
+        }
+        /* an arrival time after now is taken as now */
+        {
+                harness *h = h_new(8, NULL);
+                uint32_t sid = pcp_server(h);
+                uint64_t id = h_map(h, sid, IPPROTO_UDP, 9000, 3600);
+                struct sockaddr_in6 from = h_srv(h, sid)->addrs[0].remote;
+                pcp_msg r;
+                uint8_t buf[PCP_MAX_MSG_LEN];
+                size_t len;
+
+                h_make_reply(h_last_for(h, id), &r, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 49000);
+                assert_int_equal(pcp_encode(&r, buf, sizeof(buf), &len), PCP_WIRE_OK);
+                pcp_engine_receive_at(h->e, h->now, h->now + HOUR, sid, 0, &from, buf, len);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+                h_advance(h, 10 * SEC);
+                h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 49000);
+                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 0);
+                h_free(h);
+        }
 }
 
 static void test_announce(void **state) {
@@ -1321,6 +1487,8 @@ int main(void) {
                 cmocka_unit_test(test_not_authorized),
                 cmocka_unit_test(test_address_mismatch),
                 cmocka_unit_test(test_epoch_reset_response),
+                cmocka_unit_test(test_epoch_reset_inflight),
+                cmocka_unit_test(test_epoch_late_read),
                 cmocka_unit_test(test_announce),
                 cmocka_unit_test(test_unsolicited),
                 cmocka_unit_test(test_drops),
