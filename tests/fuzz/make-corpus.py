@@ -94,6 +94,36 @@ corpora = {
     },
 }
 
+
+
+# fuzz-engine: scripts of events (see tests/fuzz/fuzz-engine.c for the op codes)
+def _add(flags=0, v6=False):
+    # op 0: add a mapping (flags: bit0 PEER, bits1-2 protocol), internal port 8080,
+    # suggested 0, lifetime 3600
+    return bytes([0x80 if v6 else 0, flags, 0x1F, 0x90, 0, 0]) + (3600).to_bytes(4, "big")
+
+
+def _echo(op=5, result=0, lifetime=3600, epoch=100, v6=False):
+    # op 5: the last request as a response with this result, lifetime and epoch, an
+    # assigned external 198.51.100.7:20000, no options
+    return (bytes([op | (0x80 if v6 else 0), result]) + lifetime.to_bytes(4, "big") + epoch.to_bytes(4, "big")
+            + bytes([1, 0x4E, 0x20]) + bytes.fromhex(EXT4[:-8] + "c6336407") + bytes([0]))
+
+
+RUN_DUE, ICMP = bytes([3]), bytes([9, 0])
+ENGINE = {
+    "map-granted": _add() + _echo(),
+    "map-renew": _add() + _echo() + RUN_DUE + _echo(epoch=2000) + RUN_DUE * 2,
+    "map-error-then-ok": _add() + _echo(result=8, lifetime=30) + RUN_DUE + _echo(),
+    "epoch-reset": _add() + _echo(epoch=5000) + bytes([2, 0, 0, 0x27, 0x10]) + _echo(epoch=1),
+    "peer-v6": _add(1, v6=True) + bytes([9]) + _echo(v6=True),
+    "announce": _add() + _echo() + bytes([8, 0]) + bytes(8) + bytes([0, 0]),
+    "natpmp": _add() + bytes([4, 0, 0, 8]) + bytes.fromhex("0080000100000005") + RUN_DUE + _echo(),
+    "delete": _add() + _echo() + bytes([1, 0]) + _echo(lifetime=0),
+    "icmp": _add() + ICMP + RUN_DUE + bytes([9, 1]) + RUN_DUE * 2,
+}
+corpora["fuzz-engine"] = {k: v.hex() for k, v in ENGINE.items()}
+
 root = pathlib.Path(__file__).resolve().parent / "corpus"
 for target, seeds in corpora.items():
     d = root / target
