@@ -1138,8 +1138,13 @@ void refsrv_receive(refsrv *s, uint64_t now_ms, const struct sockaddr_in6 *src, 
                 return;
         }
         if (rng_chance(s, s->drop_requests)) {
+                pcp_msg lost;
+
                 c.rec->dropped = true;
                 c.rec->note = "dropped by fault";
+                /* what was lost, for the log (nonce, port, lifetime); decoded stays false */
+                if (buf[0] == PCP_VERSION && pcp_decode(buf, len, false, &lost) == PCP_WIRE_OK)
+                        record_from_pcp(c.rec, &lost);
                 s->stats.dropped_requests++;
                 return;
         }
