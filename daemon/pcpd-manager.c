@@ -159,6 +159,46 @@ static void manager_note_drops(pcpd_manager *m) {
         m->drop_log_source = g_timeout_add((guint) MAX(wait_ms, 1000), on_drop_log, m);
 }
 
+/* One datagram, with the engine time now and the engine time it arrived: the kernel's
+ * receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME) moved onto the monotonic clock. The
+ * engine checks the server's epoch against the arrival (RFC 6887 §8.5): a datagram that
+ * waited while the loop was busy for a second must not look like a router restart. No
+ * timestamp, or an implausible one (the wall clock was set): the arrival is now. */
+static ssize_t recv_timed(int fd, uint8_t *buf, size_t size, struct sockaddr_storage *from, uint64_t *ret_now,
+                          uint64_t *ret_rx) {
+        union {
+                struct cmsghdr align;
+                uint8_t buf[CMSG_SPACE(sizeof(struct timespec))];
+        } ctl;
+        struct iovec iov = { .iov_base = buf, .iov_len = size };
+        struct msghdr mh = {
+                .msg_name = from,
+                .msg_namelen = sizeof(*from),
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = ctl.buf,
+                .msg_controllen = sizeof(ctl.buf),
+        };
+        ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT);
+        uint64_t now = pcpd_now_ms();
+
+        *ret_now = *ret_rx = now;
+        if (r < 0)
+                return r;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+                    c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+                        struct timespec ts;
+                        int64_t age_ms;
+
+                        memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+                        age_ms = ((int64_t) realtime_us() - ((int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000)) / 1000;
+                        if (age_ms > 0 && age_ms < 60 * 1000 && (uint64_t) age_ms < now)
+                                *ret_rx = now - (uint64_t) age_ms;
+                }
+        return r;
+}
+
 static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
         pcpd_server *s = data;
         pcpd_manager *m = s->manager;
@@ -171,9 +211,9 @@ static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
         for (int n = 0; n < 64; n++) {
                 uint8_t buf[PCP_MAX_MSG_LEN + 4];
                 struct sockaddr_storage from;
-                socklen_t fl = sizeof(from);
                 struct sockaddr_in6 from6;
-                ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fl);
+                uint64_t now, rx;
+                ssize_t r = recv_timed(fd, buf, sizeof(buf), &from, &now, &rx);
 
                 if (r < 0) {
                         if (errno == EINTR)
@@ -181,13 +221,13 @@ static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
                         if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
                             errno == EHOSTDOWN) {
                                 g_debug("server %s: %s", s->text, g_strerror(errno));
-                                pcp_engine_unreachable(m->engine, pcpd_now_ms(), s->engine_id, idx);
+                                pcp_engine_unreachable(m->engine, now, s->engine_id, idx);
                                 continue;
                         }
                         break;
                 }
                 from_native(&from, &from6);
-                pcp_engine_receive(m->engine, pcpd_now_ms(), s->engine_id, idx, &from6, buf, (size_t) r);
+                pcp_engine_receive_at(m->engine, now, rx, s->engine_id, idx, &from6, buf, (size_t) r);
         }
         manager_note_drops(m);
         manager_kick(m);
@@ -212,6 +252,8 @@ static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr
         }
         from_native(&local, &l6);
         *ret_local = l6.sin6_addr;
+        /* arrival times for the engine's epoch check (recv_timed()) */
+        (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int) { 1 }, sizeof(int));
         return fd;
 }
 
@@ -359,9 +401,9 @@ static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
         for (int n = 0; n < 64; n++) {
                 uint8_t buf[PCP_MAX_MSG_LEN + 4];
                 struct sockaddr_storage from;
-                socklen_t fl = sizeof(from);
                 struct sockaddr_in6 from6;
-                ssize_t r = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fl);
+                uint64_t now, rx;
+                ssize_t r = recv_timed(fd, buf, sizeof(buf), &from, &now, &rx);
 
                 if (r < 0) {
                         if (errno == EINTR)
@@ -369,7 +411,7 @@ static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
                         break;
                 }
                 from_native(&from, &from6);
-                pcp_engine_receive_announce(m->engine, pcpd_now_ms(), &from6, buf, (size_t) r);
+                pcp_engine_receive_announce_at(m->engine, now, rx, &from6, buf, (size_t) r);
         }
         manager_note_drops(m);
         manager_kick(m);
@@ -383,6 +425,7 @@ static int open_announce_socket(int family, uint16_t port) {
         if (fd < 0)
                 return -errno;
         (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)); /* recv_timed() */
         if (family == AF_INET) {
                 struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
                 struct ip_mreqn mr = { .imr_multiaddr.s_addr = htonl(0xe0000001) }; /* 224.0.0.1 */
