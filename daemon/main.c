@@ -10,8 +10,50 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "pcpd-log.h"
 #include "pcpd-manager.h"
 #include "pcpd-sdbus-glib.h"
+
+/* One plain line per message: "12:34:56.789 warning: text". */
+static GLogWriterOutput write_line(GLogLevelFlags level, const char *message) {
+        static const char *const names[] = { "error", "critical", "warning", "message", "info", "debug" };
+        g_autoptr(GDateTime) now = g_date_time_new_now_local();
+        g_autofree char *hms = now != NULL ? g_date_time_format(now, "%H:%M:%S") : g_strdup("??:??:??");
+        const char *name = "debug";
+
+        for (unsigned i = 0; i < G_N_ELEMENTS(names); i++)
+                if (level & (G_LOG_LEVEL_ERROR << i)) {
+                        name = names[i];
+                        break;
+                }
+        if (fprintf(stderr, "%s.%03d %s: %s\n", hms, now != NULL ? g_date_time_get_microsecond(now) / 1000 : 0,
+                    name, message != NULL ? message : "(no message)") < 0)
+                return G_LOG_WRITER_UNHANDLED;
+        return G_LOG_WRITER_HANDLED;
+}
+
+/* The journal's native protocol, with every field, when stderr is the journal (a systemd
+ * service); else one readable line on stderr (a terminal, a file, a test). */
+static GLogWriterOutput log_writer(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer user_data) {
+        static int to_journal = -1;
+        const char *message = NULL, *domain = NULL;
+
+        for (gsize i = 0; i < n; i++) {
+                if (fields[i].length >= 0)
+                        continue; /* not a string */
+                if (strcmp(fields[i].key, "MESSAGE") == 0)
+                        message = fields[i].value;
+                else if (strcmp(fields[i].key, "GLIB_DOMAIN") == 0)
+                        domain = fields[i].value;
+        }
+        if (g_log_writer_default_would_drop(level, domain))
+                return G_LOG_WRITER_HANDLED;
+        if (to_journal < 0)
+                to_journal = g_log_writer_is_journald(fileno(stderr));
+        if (to_journal && g_log_writer_journald(level, fields, n, user_data) == G_LOG_WRITER_HANDLED)
+                return G_LOG_WRITER_HANDLED;
+        return write_line(level, message);
+}
 
 static gboolean on_signal(gpointer data) {
         g_message("Shutting down");
@@ -46,6 +88,7 @@ static int run(int argc, char **argv) {
         pcpd_config config;
         int r;
 
+        g_log_set_writer_func(log_writer, NULL, NULL);
         setlocale(LC_ALL, "");
         g_option_context_add_main_entries(ctx, entries, NULL);
         if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
@@ -65,7 +108,9 @@ static int run(int argc, char **argv) {
 
         pcpd_config_init(&config);
         if (!pcpd_config_load(&config, config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", config_path == NULL, &error)) {
-                fprintf(stderr, "pcpd: bad configuration: %s\n", error->message);
+                pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_CONFIG_ERROR,
+                               ((const char *const[]) { "PCPD_CONFIG", config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", NULL }),
+                               "Bad configuration, not starting: %s", error->message);
                 pcpd_config_clear(&config);
                 return 1;
         }
@@ -78,7 +123,8 @@ static int run(int argc, char **argv) {
                         *colon = '\0';
         }
         if (g_mkdir_with_parents(state_dir, 0700) < 0) {
-                fprintf(stderr, "pcpd: cannot create the state directory %s: %s\n", state_dir, g_strerror(errno));
+                pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL,
+                               "Cannot create the state directory %s: %s", state_dir, g_strerror(errno));
                 pcpd_config_clear(&config);
                 return 1;
         }
@@ -87,22 +133,24 @@ static int run(int argc, char **argv) {
         r = pcpd_manager_new(&config, state_dir, loop, &m);
         pcpd_config_clear(&config);
         if (r < 0) {
-                g_critical("Cannot set up: %s", g_strerror(-r));
+                pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL, "Cannot set up: %s", g_strerror(-r));
                 return 1;
         }
 
         r = sd_bus_open_system(&bus);
         if (r < 0) {
-                g_critical("Cannot connect to the system bus: %s", g_strerror(-r));
+                pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL,
+                               "Cannot connect to the system bus: %s", g_strerror(-r));
                 return 1;
         }
         r = pcpd_manager_start(m, bus);
         if (r >= 0)
                 r = sd_bus_request_name(bus, PCPD_BUS_NAME, 0);
         if (r < 0) {
-                g_critical("Cannot publish %s on the system bus: %s (is another pcpd running? does the bus "
-                           "policy allow this user to own the name?)",
-                           PCPD_BUS_NAME, g_strerror(-r));
+                pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL,
+                               "Cannot publish %s on the system bus: %s (is another pcpd running? does the bus "
+                               "policy allow this user to own the name?)",
+                               PCPD_BUS_NAME, g_strerror(-r));
                 sd_bus_unref(bus);
                 return 1;
         }
@@ -112,7 +160,8 @@ static int run(int argc, char **argv) {
         g_unix_signal_add(SIGTERM, on_signal, loop);
         g_unix_signal_add(SIGINT, on_signal, loop);
         sd_notify(false, "READY=1");
-        g_message("pcpd %s ready (state in %s)", PACKAGE_VERSION, state_dir);
+        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STARTED, NULL, "pcpd %s ready (state in %s)", PACKAGE_VERSION,
+                       state_dir);
         g_main_loop_run(loop);
         sd_notify(false, "STOPPING=1");
         return 0;

@@ -17,6 +17,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "pcpd-log.h"
 #include "pcpd-netlink.h"
 
 #define STATE_FILE "mappings.state"
@@ -319,14 +320,18 @@ static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs,
                 return r;
         }
         g_ptr_array_add(m->servers, s);
-        g_message("PCP server %s (%s%s%s) added", s->text, source, s->ifname[0] ? ", " : "", s->ifname);
+        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_ADDED,
+                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
+                       "PCP server %s (%s%s%s) added", s->text, source, s->ifname[0] ? ", " : "", s->ifname);
         if (ret != NULL)
                 *ret = s;
         return 0;
 }
 
 static void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
-        g_message("PCP server %s (%s) is gone", s->text, s->source);
+        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_REMOVED,
+                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
+                       "PCP server %s (%s) is gone", s->text, s->source);
         /* its mappings are lost with the network: the engine reports each as deleted */
         pcp_engine_remove_server(m->engine, pcpd_now_ms(), s->engine_id);
         g_ptr_array_remove(m->servers, s);
@@ -501,7 +506,31 @@ static bool set_str(char **field, const char *v) {
         return true;
 }
 
+/* Granted and failed, once per change: a renewal is no news. */
+static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const char *old_error,
+                               const char *old_external, uint16_t old_port) {
+        if (strcmp(mp->state, "active") == 0 &&
+            (strcmp(old_state, "active") != 0 || strcmp(old_external, mp->external_address) != 0 ||
+             old_port != mp->external_port)) {
+                bool changed = old_external[0] != '\0' &&
+                               (strcmp(old_external, mp->external_address) != 0 || old_port != mp->external_port);
+                pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_GRANTED, mp, NULL, NULL,
+                                 "Mapping %s %s by %s: %s port %u is reachable at %s%s%s:%u for %u s", mp->path,
+                                 changed ? "changed" : "granted", mp->server_text,
+                                 pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port,
+                                 strchr(mp->external_address, ':') ? "[" : "", mp->external_address,
+                                 strchr(mp->external_address, ':') ? "]" : "", mp->external_port, mp->granted);
+        } else if (strcmp(mp->state, "failed") == 0 &&
+                   (strcmp(old_state, "failed") != 0 || strcmp(old_error, mp->error) != 0))
+                pcpd_log_mapping(G_LOG_LEVEL_WARNING, PCPD_MSGID_MAPPING_FAILED, mp, mp->error, NULL,
+                                 "Mapping %s failed on %s: %s; retrying while it is held", mp->path,
+                                 mp->server_text, mp->error[0] ? mp->error : "unknown error");
+}
+
 static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
+        g_autofree char *old_state = g_strdup(mp->state ?: ""), *old_error = g_strdup(mp->error ?: "");
+        g_autofree char *old_external = g_strdup(mp->external_address ?: "");
+        uint16_t old_port = mp->external_port;
         const char *props[9];
         size_t n = 0;
         char buf[PCP_ADDR_STRLEN];
@@ -543,6 +572,7 @@ static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_in
                 manager_persist_mapping(m, mp);
         if (n > 0)
                 pcpd_bus_mapping_changed(m, mp, props);
+        mapping_log_change(mp, old_state, old_error, old_external, old_port);
 }
 
 static void on_engine_event(void *userdata, const pcp_event *ev) {
@@ -580,15 +610,26 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
                         if ((ev->server->state == PCP_SERVER_PCP || ev->server->state == PCP_SERVER_NATPMP) &&
                             direct_any() && m->rediscover_source == 0)
                                 m->rediscover_source = g_idle_add(on_rediscover, m);
+                        const char *st = pcp_server_state_to_string(ev->server->state);
                         if (ev->server->state == PCP_SERVER_DISABLED)
-                                g_warning("PCP server %s refuses requests (NOT_AUTHORIZED): PCP is switched off "
-                                          "there; asking again in %" G_GUINT64_FORMAT " s",
-                                          s->text, (ev->server->disabled_until - pcpd_now_ms()) / 1000);
+                                pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE,
+                                               ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE", st,
+                                                                        "PCP_RESULT", "NOT_AUTHORIZED", NULL }),
+                                               "PCP server %s refuses requests (NOT_AUTHORIZED): PCP is switched off "
+                                               "there; asking again in %" G_GUINT64_FORMAT " s",
+                                               s->text, (ev->server->disabled_until - pcpd_now_ms()) / 1000);
                         else if (ev->server->address_mismatch)
-                                g_warning("PCP server %s saw another source address than ours "
-                                          "(ADDRESS_MISMATCH): a NAT between us and it?", s->text);
+                                pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE,
+                                               ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE", st,
+                                                                        "PCP_RESULT", "ADDRESS_MISMATCH", NULL }),
+                                               "PCP server %s saw another source address than ours "
+                                               "(ADDRESS_MISMATCH): a NAT between us and it?",
+                                               s->text);
                         else
-                                g_message("PCP server %s: %s", s->text, pcp_server_state_to_string(ev->server->state));
+                                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_STATE,
+                                               ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE", st,
+                                                                        NULL }),
+                                               "PCP server %s: %s", s->text, st);
                 }
                 pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", "Prefix64", NULL });
                 manager_update_state(m);
@@ -596,8 +637,10 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
 
         case PCP_EVENT_EPOCH_RESET:
                 s = server_by_engine_id(m, ev->server_id);
-                g_message("PCP server %s lost its mappings (epoch reset%s): recreating them",
-                          s != NULL ? s->text : "?", ev->from_announce ? ", ANNOUNCE" : "");
+                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET,
+                               ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
+                               "PCP server %s lost its mappings (epoch reset%s): recreating them",
+                               s != NULL ? s->text : "?", ev->from_announce ? ", ANNOUNCE" : "");
                 pcpd_bus_manager_changed(m, (const char *[]) { "Servers", NULL });
                 return;
         }
@@ -1375,8 +1418,9 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         mp->server = s;
         set_str(&mp->server_text, s->text);
         g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
-        g_message("Mapping %s moves to PCP server %s, which answers now (it had the host's own address %s)",
-                  mp->path, s->text, mp->external_address);
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s moves to PCP server %s, which answers now (it had the host's own address %s)",
+                         mp->path, s->text, mp->external_address);
         pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Server", NULL });
         /* State, addresses, port, lifetime: what the engine has now (pending, or already an
          * answer); this also puts the nonce on disk */
@@ -1416,8 +1460,9 @@ static void manager_check_direct(pcpd_manager *m) {
                         char old[PCP_ADDR_STRLEN];
                         g_strlcpy(old, mp->external_address, sizeof(old));
                         direct_set_address(mp, &a);
-                        g_message("Mapping %s: the host's address %s is gone; it has its address %s now", mp->path,
-                                  old, mp->external_address);
+                        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                                         "Mapping %s: the host's address %s is gone; it has its address %s now",
+                                         mp->path, old, mp->external_address);
                         pcpd_bus_mapping_changed(m, mp,
                                                  (const char *[]) { "ExternalAddress", "InternalAddress", NULL });
                         continue;
@@ -1610,11 +1655,13 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         manager_update_state(m);
         manager_kick(m);
-        g_message("Mapping %s: %s %s port %u for uid %u%s%s%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
-                  pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
-                  mp->app_id[0] ? " (" : "", mp->app_id, mp->app_id[0] ? ")" : "",
-                  direct ? "; not behind a NAT: active with the host's own address " : "",
-                  direct ? mp->external_address : "");
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_ADDED, mp, NULL, NULL,
+                         "Mapping %s: %s %s port %u for uid %u%s%s%s%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
+                         pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
+                         mp->app_id[0] ? " (" : "", mp->app_id, mp->app_id[0] ? ")" : "",
+                         direct ? "; not behind a NAT: active with the host's own address " : " on ",
+                         direct ? mp->external_address : mp->server_text,
+                         mp->persistent ? ", persistent" : "");
         *ret = mp;
         return 1;
 }
@@ -1628,7 +1675,9 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
         g_hash_table_remove(m->by_key, mp->key);
         mapping_drop_holders(m, mp);
         pcpd_bus_mapping_removed(m, mp, reason);
-        g_message("Mapping %s removed (%s)", mp->path, pcpd_remove_reason_to_string(reason));
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_REMOVED, mp, NULL,
+                         pcpd_remove_reason_to_string(reason), "Mapping %s removed (%s)", mp->path,
+                         pcpd_remove_reason_to_string(reason));
         manager_persist_removal(m, mp);
         g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
         pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
@@ -1652,7 +1701,9 @@ int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled) {
                 for (guint i = 0; i < all->len; i++)
                         pcpd_manager_remove_mapping(m, all->pdata[i], PCPD_REMOVED_DISABLED);
         }
-        g_message("Port mapping %s", enabled ? "enabled" : "disabled: every mapping was deleted upstream");
+        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_ENABLED,
+                       ((const char *const[]) { "PCPD_ENABLED", enabled ? "true" : "false", NULL }), "Port mapping %s",
+                       enabled ? "enabled" : "disabled: every mapping was deleted upstream");
         pcpd_bus_manager_changed(m, (const char *[]) { "Enabled", NULL });
         manager_update_state(m);
         return 1;

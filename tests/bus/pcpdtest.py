@@ -176,10 +176,12 @@ class Agent:
 
 class Env:
     def __init__(self, config=None, refserver_args=(), polkit=False, start=True, bus_limits=None, refserver=True,
-                 netns=None, use_default_routers=False):
+                 netns=None, use_default_routers=False, wrapper=None):
         """refserver=False: no configured server at all. netns: the name of a network
         namespace (NetNS) to run pcpd in. use_default_routers: pcpd's discovery of the
-        default routers (and its route monitor) on."""
+        default routers (and its route monitor) on. wrapper: a command line pcpd's own
+        is appended to (e.g. fake-journald.py OUT --)."""
+        self.wrapper = list(wrapper or [])
         self.bus_limits = bus_limits or {}
         self.with_refserver = refserver
         self.netns = netns
@@ -284,7 +286,7 @@ class Env:
         conf = self.write_config()
         self.pcpd_log = os.path.join(self.tmp, 'pcpd.log')
         with open(self.pcpd_log, 'a') as out:
-            prefix = ['ip', 'netns', 'exec', self.netns] if self.netns else []
+            prefix = self.wrapper + (['ip', 'netns', 'exec', self.netns] if self.netns else [])
             if VALGRIND:
                 # memcheck on the daemon itself; close() checks its verdict
                 prefix += ['valgrind', '--error-exitcode=99', '--leak-check=full',
