@@ -53,6 +53,7 @@ typedef struct pcp_server pcp_server;
 typedef struct pcp_mapping {
         pcp_mapping_info info;
         hnode by_id, by_nonce;
+        hnode by_port; /* in its server's by_port: (protocol, internal port) */
         pcp_timer timer;
         pcp_server *server;
         struct pcp_mapping *srv_prev, *srv_next;
@@ -80,6 +81,7 @@ struct pcp_server {
         pcp_server_info info;
         pcp_timer timer;
         pcp_mapping *mappings; /* list head */
+        htable by_port;        /* its mappings by port_key(): NAT-PMP answers carry no nonce */
         uint64_t epoch_client_ms;
         bool addr_unreachable[PCP_SERVER_MAX_ADDRS];
         bool sticky;           /* an address answered: keep using it */
@@ -325,6 +327,11 @@ static pcp_mapping *find_by_nonce(pcp_engine *e, const uint8_t nonce[PCP_NONCE_L
                                 return m;
                 }
         return NULL;
+}
+
+/* NAT-PMP names a mapping by protocol and internal port only */
+static uint64_t port_key(uint8_t protocol, uint16_t internal_port) {
+        return (uint64_t) protocol << 16 | internal_port;
 }
 
 static pcp_server *find_server(pcp_engine *e, uint32_t id) {
@@ -668,6 +675,7 @@ static void mapping_free(pcp_engine *e, pcp_mapping *m) {
                         s->mappings = m->srv_next;
                 if (m->srv_next != NULL)
                         m->srv_next->srv_prev = m->srv_prev;
+                htable_remove(&s->by_port, &m->by_port);
                 s->info.n_mappings--;
         }
         e->n_mappings--;
@@ -935,6 +943,7 @@ pcp_engine *pcp_engine_free(pcp_engine *e) {
                  * against every timer still in it */
                 timer_clear(e, &s->timer);
                 e->servers = s->next;
+                free(s->by_port.buckets);
                 free(s);
         }
         free(e->heap);
@@ -953,6 +962,10 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
         s = calloc(1, sizeof(*s));
         if (s == NULL)
                 return -ENOMEM;
+        if (htable_init(&s->by_port, 16) < 0) {
+                free(s);
+                return -ENOMEM;
+        }
         s->info.id = e->next_server_id++;
         s->info.state = PCP_SERVER_UNKNOWN;
         s->info.n_addrs = n_addrs;
@@ -989,6 +1002,7 @@ int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id) {
         timer_clear(e, &s->timer);
         while (s->mappings != NULL)
                 mapping_deleted(e, s->mappings, false);
+        free(s->by_port.buckets);
         free(s);
         return 0;
 }
@@ -1100,6 +1114,8 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
         htable_add(&e->by_id, &m->by_id);
         m->by_nonce.key = nonce_key(m->info.nonce);
         htable_add(&e->by_nonce, &m->by_nonce);
+        m->by_port.key = port_key(m->info.protocol, m->info.internal_port);
+        htable_add(&s->by_port, &m->by_port);
         e->n_mappings++;
 
         switch (s->info.state) {
@@ -1308,10 +1324,16 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 mapping_error(e, m, now, msg->result, msg->lifetime);
 }
 
+/* O(1): the server's (protocol, internal port) index, not a walk over its mappings */
 static pcp_mapping *find_natpmp_mapping(pcp_server *s, uint8_t protocol, uint16_t internal_port) {
-        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
-                if (m->info.natpmp && m->info.protocol == protocol && m->info.internal_port == internal_port)
-                        return m;
+        uint64_t k = port_key(protocol, internal_port);
+
+        for (hnode *x = s->by_port.buckets[mix64(k) & s->by_port.mask]; x != NULL; x = x->next)
+                if (x->key == k) {
+                        pcp_mapping *m = container_of(x, pcp_mapping, by_port);
+                        if (m->info.natpmp)
+                                return m;
+                }
         return NULL;
 }
 

@@ -1328,6 +1328,66 @@ static void test_natpmp_fallback(void **state) {
         h_free(h);
 }
 
+/* NAT-PMP answers carry no nonce: they are matched by (protocol, internal port) through
+ * the server's index. 600 mappings (the same 300 ports for TCP and UDP) answered in a
+ * shuffled order each find their own mapping; forgotten and deleted ones leave the index. */
+static void test_natpmp_port_index(void **state) {
+        harness *h = h_new(43, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL), sid2 = h_server(h, "192.168.2.1", "192.168.2.10");
+        uint64_t ids[600], other;
+        size_t order[600];
+        natpmp_msg n;
+
+        for (size_t i = 0; i < 600; i++)
+                ids[i] = h_map(h, sid, i % 2 ? IPPROTO_UDP : IPPROTO_TCP, (uint16_t) (20000 + i / 2), 3600);
+        /* the same port on another server is another mapping */
+        other = h_map(h, sid2, IPPROTO_TCP, 20000, 3600);
+        natpmp_unsupp(h, sid, 100);
+        natpmp_unsupp(h, sid2, 100);
+        for (size_t i = 0; i < 600; i++)
+                order[i] = i;
+        for (size_t i = 599; i > 0; i--) {
+                size_t j = h_rand(h) % (i + 1), t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+        }
+        for (size_t k = 0; k < 600; k++) {
+                size_t i = order[k];
+                n = (natpmp_msg) { .response = true, .opcode = i % 2 ? NATPMP_OPCODE_MAP_UDP : NATPMP_OPCODE_MAP_TCP,
+                                   .internal_port = (uint16_t) (20000 + i / 2),
+                                   .external_port = (uint16_t) (30000 + i), .lifetime = 3600, .epoch = 100 };
+                h_receive_natpmp(h, sid, 0, &n);
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_mapping(h, ids[i])->external_port, 30000 + i);
+        }
+        assert_int_equal(h_mapping(h, other)->state, PCP_MAPPING_PENDING);
+        for (size_t i = 0; i < 600; i++)
+                assert_int_equal(h_mapping(h, ids[i])->external_port, 30000 + i);
+
+        /* forget the TCP ones: their answers find nothing, the UDP ones still match */
+        for (size_t i = 0; i < 600; i += 2)
+                assert_int_equal(pcp_engine_forget_mapping(h->e, ids[i]), 0);
+        n = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = 20007,
+                           .external_port = 1, .lifetime = 3600, .epoch = 101 };
+        h_receive_natpmp(h, sid, 0, &n);
+        assert_int_equal(pcp_engine_get_stats(h->e)->dropped[PCP_DROP_UNKNOWN_NONCE], 1);
+        /* a renewal answer for a UDP one (unsolicited here: not awaiting) is not misrouted */
+        n.opcode = NATPMP_OPCODE_MAP_UDP;
+        h_receive_natpmp(h, sid, 0, &n);
+        assert_int_equal(h_mapping(h, ids[15])->external_port, 30015);
+        /* delete a UDP one: the answer completes it, then the port is free in the index */
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, ids[15]), 0);
+        n = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_MAP_UDP, .internal_port = 20007, .epoch = 101 };
+        h_receive_natpmp(h, sid, 0, &n);
+        assert_null(pcp_engine_mapping_get(h->e, ids[15]));
+        h_receive_natpmp(h, sid, 0, &n);
+        assert_int_equal(pcp_engine_get_stats(h->e)->dropped[PCP_DROP_UNKNOWN_NONCE], 2);
+        /* removing the server frees its index with the mappings in it */
+        assert_int_equal(pcp_engine_remove_server(h->e, h->now, sid), 0);
+        assert_int_equal(pcp_engine_mapping_count(h->e), 1);
+        h_free(h);
+}
+
 static void test_natpmp_pcp_returns(void **state) {
         harness *h = h_new(37, NULL);
         uint32_t sid = h_server(h, SRV, LOCAL);
@@ -1497,6 +1557,7 @@ int main(void) {
                 cmocka_unit_test(test_options_and_prefix64),
                 cmocka_unit_test(test_natpmp_fallback),
                 cmocka_unit_test(test_natpmp_pcp_returns),
+                cmocka_unit_test(test_natpmp_port_index),
                 cmocka_unit_test(test_version1_unsupported),
                 cmocka_unit_test(test_scale),
         };
