@@ -64,9 +64,6 @@ static void strv_free(char **l) {
         free(l);
 }
 
-static inline void strv_freep(char ***l) {
-        strv_free(*l);
-}
 
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;

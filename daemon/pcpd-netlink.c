@@ -32,6 +32,23 @@ static int nl_open(int protocol) {
         return fd;
 }
 
+/* NLMSG_NEXT() and RTA_NEXT() cast a char pointer to the header type, which clang's
+ * -Wcast-align rejects; these step the same way. Netlink keeps every message and
+ * attribute aligned (NLMSG_ALIGNTO, RTA_ALIGNTO = 4) within a malloc()ed buffer. */
+static struct nlmsghdr *nl_next(struct nlmsghdr *h, ssize_t *len) {
+        size_t step = NLMSG_ALIGN(h->nlmsg_len);
+
+        *len -= (ssize_t) step;
+        return (struct nlmsghdr *) (void *) ((uint8_t *) h + step);
+}
+
+static struct rtattr *rta_next(struct rtattr *a, int *len) {
+        size_t step = RTA_ALIGN(a->rta_len);
+
+        *len -= (int) step;
+        return (struct rtattr *) (void *) ((uint8_t *) a + step);
+}
+
 /* Sends a dump request and calls fn on every message until NLMSG_DONE. */
 static int nl_dump(int fd, void *req, size_t req_len, int (*fn)(struct nlmsghdr *h, void *ud), void *ud) {
         struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
@@ -51,7 +68,9 @@ static int nl_dump(int fd, void *req, size_t req_len, int (*fn)(struct nlmsghdr 
                         r = -errno;
                         break;
                 }
-                for (struct nlmsghdr *h = (struct nlmsghdr *) buf; NLMSG_OK(h, (size_t) n); h = NLMSG_NEXT(h, n)) {
+                for (struct nlmsghdr *h = (struct nlmsghdr *) (void *) buf;
+                     n >= (ssize_t) sizeof(*h) && NLMSG_OK(h, (size_t) n);
+                     h = nl_next(h, &n)) {
                         if (h->nlmsg_type == NLMSG_DONE)
                                 goto out;
                         if (h->nlmsg_type == NLMSG_ERROR) {
@@ -87,7 +106,8 @@ static int route_cb(struct nlmsghdr *h, void *ud) {
         r.family = rt->rtm_family;
         r.addr.sin6_family = AF_INET6;
         r.addr.sin6_port = htons(PCP_SERVER_PORT);
-        for (struct rtattr *a = RTM_RTA(rt); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        for (struct rtattr *a = (struct rtattr *) (void *) ((uint8_t *) rt + NLMSG_ALIGN(sizeof(*rt))); RTA_OK(a, len);
+             a = rta_next(a, &len)) {
                 switch (a->rta_type) {
                 case RTA_GATEWAY:
                         if (rt->rtm_family == AF_INET && RTA_PAYLOAD(a) == 4) {

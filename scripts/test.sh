@@ -1,7 +1,7 @@
 #!/bin/bash
 # The whole test suite, as CI runs it (README's second Quick start command):
 #   1. install what is needed (scripts/install-deps.sh)
-#   2. build with gcc and run every meson test (unit, bus, integration)
+#   2. build with gcc and run every meson test (unit, bus, integration); build with clang
 #   3. the C unit tests again under valgrind (memcheck), and pcpd under memcheck in the
 #      bus tests
 #   4. build again with ASan+UBSan and run the tests again
@@ -52,6 +52,16 @@ run_suite() { # run_suite BUILDDIR [meson setup args...]
 
 echo "== build and test (gcc)"
 run_suite build
+
+# the whole tree with clang as well (warnings are errors there too); built, not tested
+echo "== build with clang"
+if { [ -f build-clang/build.ninja ] || CC=clang meson setup build-clang >build-clang.setup.log 2>&1; } &&
+    ninja -C build-clang >build-clang.build.log 2>&1; then
+    passed=$((passed + 1))
+else
+    cat build-clang.setup.log build-clang.build.log 2>/dev/null | tail -n 60
+    failed=$((failed + 1)); status=1
+fi
 
 if [ -z "${PCPD_SKIP_VALGRIND:-}" ]; then
     # the C unit tests again under memcheck: leaks and uninitialised reads that the
