@@ -1645,8 +1645,14 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         if (!direct) {
                 const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, eid);
                 char buf[PCP_ADDR_STRLEN];
-                if (i != NULL)
+                if (i != NULL) {
                         mp->internal_address = g_strdup(pcp_addr_to_string(&i->internal_addr, buf));
+                        /* the engine may have decided already inside pcp_engine_add_mapping()
+                         * (a server that is disabled or speaks no PCP we know: failed at once),
+                         * when this mapping was not in by_engine_id yet to hear it */
+                        set_str(&mp->state, bus_state(i));
+                        set_str(&mp->error, pcp_mapping_error_name(i));
+                }
                 /* its nonce must be on disk before anything else can happen to the daemon, or a
                  * restart could neither renew nor delete it */
                 manager_persist_mapping(m, mp);
@@ -1840,6 +1846,14 @@ static void manager_restore(pcpd_manager *m) {
                 g_hash_table_insert(m->mappings, &mp->id, mp);
                 g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
                 g_hash_table_insert(m->by_key, mp->key, mp);
+                {
+                        /* as in pcpd_manager_add_mapping(): what the engine decided at once */
+                        const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, eid);
+                        if (i != NULL) {
+                                set_str(&mp->state, bus_state(i));
+                                set_str(&mp->error, pcp_mapping_error_name(i));
+                        }
+                }
                 if (mp->unclaimed)
                         mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
                 pcpd_bus_mapping_added(m, mp);

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""pcpd (the daemon, over real sockets) against pcp-refserver in each of its fault modes,
+checked on the bus and in the refserver's request log: lost requests and lost responses
+(retransmitted after ~3 s with the same nonce), a slow server, spoofed replies, the
+error results (NO_RESOURCES, ADDRESS_MISMATCH, UNSUPP_OPCODE... reported
+in Error, no tight retry loop), a server that speaks only PCP version 1, and a NAT-PMP-only
+server. (Restart, external address change and malformed replies have their own tests in
+test-manager.py and test-drops.py.)"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pcpdtest import EXTERNAL, MANAGER, MAPPING, PATH, BusTestCase, main, wait_until  # noqa: E402
+
+IRT = 3.0  # RFC 6887 §8.1.1 initial retransmission time, ±10 %
+
+
+class FaultTest(BusTestCase):
+
+    def requests_for(self, env, port, since=0):
+        return [r for r in env.reflog_requests()[since:] if r.get('internal_port') == port]
+
+    def server_protocol(self, env):
+        servers = env.get(PATH, MANAGER, 'Servers')
+        self.assertEqual(len(servers), 1, servers)
+        return servers[0][3]
+
+    def assert_retransmitted(self, env, port, path):
+        """The mapping became active after a retransmission: the same nonce again, about
+        IRT after the first try (never within milliseconds)."""
+        env.wait_state(path, 'active', 15)
+        reqs = [r for r in self.requests_for(env, port) if r['lifetime'] > 0]
+        self.assertGreaterEqual(len(reqs), 2, reqs)
+        self.assertEqual({r['nonce'] for r in reqs}, {reqs[0]['nonce']}, 'one nonce for the retransmissions')
+        gap = (reqs[1]['time_ms'] - reqs[0]['time_ms']) / 1000
+        self.assertGreaterEqual(gap, IRT * 0.9 - 0.05, f'retransmitted after {gap:.3f} s')
+        self.assertLess(gap, IRT * 1.1 + 2.0, f'retransmitted after {gap:.3f} s')
+
+    def test_lost_request(self):
+        env = self.make_env()
+        env.ctl('drop-requests', '1')
+        p = env.add_mapping('tcp', 8801)
+        wait_until(lambda: self.requests_for(env, 8801), 5, 'the first request (dropped)')
+        env.ctl('drop-requests', '0')
+        self.assertEqual(env.get(p, MAPPING, 'State'), 'pending')
+        self.assert_retransmitted(env, 8801, p)
+        self.assertEqual(env.get(p, MAPPING, 'ExternalAddress'), EXTERNAL)
+
+    def test_lost_response(self):
+        env = self.make_env()
+        env.ctl('drop-responses', '1')
+        p = env.add_mapping('udp', 8802)
+        wait_until(lambda: self.requests_for(env, 8802), 5, 'the first request (its response dropped)')
+        env.ctl('drop-responses', '0')
+        self.assert_retransmitted(env, 8802, p)
+        # the server saw the same nonce twice: one mapping there, not two
+        self.assertEqual([m['internal_port'] for m in env.dump()], [8802])
+
+    def test_slow_server(self):
+        env = self.make_env()
+        env.ctl('delay', '1500')
+        p = env.add_mapping('tcp', 8803)
+        env.wait_state(p, 'active', 10)
+        env.ctl('delay', '0')
+        # answered within the first retransmission interval: exactly one request
+        self.assertEqual(len(self.requests_for(env, 8803)), 1)
+
+    def test_spoofed_replies(self):
+        env = self.make_env()
+        env.ctl('spoof', '1', 'also-valid')
+        p = env.add_mapping('tcp', 8804)
+        env.wait_state(p, 'active', 5)
+        self.assertEqual(env.get(p, MAPPING, 'ExternalAddress'), EXTERNAL)
+        # the refserver did send the spoofed reply (from another port) first; pcpd's socket
+        # is connect()ed to the server, so the kernel drops it before pcpd sees it
+        with open(env.reflog) as f:
+            sends = [json.loads(line) for line in f if '"event":"send"' in line]
+        self.assertTrue(any(d['alt_source'] for d in sends), sends)
+        self.assertEqual(len(self.requests_for(env, 8804)), 1, 'the valid reply was taken: no retransmission')
+
+    def error_case(self, env, result, port, want_error, want_state='failed'):
+        n0 = len(env.reflog_requests())
+        env.ctl('result', result, '0', '0')  # every response, lifetime 0 (as miniupnpd does)
+        p = env.add_mapping('tcp', port)
+        wait_until(lambda: env.get(p, MAPPING, 'State') == want_state, 10, f'{result}: State {want_state}')
+        self.assertEqual(env.get(p, MAPPING, 'Error'), want_error)
+        # no tight retry loop on a lifetime-0 error: nothing more within 2 s
+        time.sleep(2)
+        self.assertEqual(len(self.requests_for(env, port, n0)), 1, f'{result}: retried at once')
+        env.ctl('result', 'clear')
+        return p
+
+    def test_no_resources(self):
+        env = self.make_env()
+        self.error_case(env, 'NO_RESOURCES', 8805, 'NO_RESOURCES')
+
+    def test_address_mismatch(self):
+        env = self.make_env()
+        self.error_case(env, 'ADDRESS_MISMATCH', 8806, 'ADDRESS_MISMATCH')
+
+    def test_unsupp_opcode(self):
+        env = self.make_env()
+        self.error_case(env, 'UNSUPP_OPCODE', 8807, 'UNSUPP_OPCODE')
+
+    def test_pcp_version_1_only(self):
+        """A server that speaks only PCP version 1 answers UNSUPP_VERSION offering 1: pcpd
+        does not speak version 1, so the server is 'unsupported' and the mapping fails
+        with a clear Error, without a retry loop."""
+        env = self.make_env(start=False)
+        env.ctl('version', '1')
+        env.start_pcpd(wait_ready=False)
+        wait_until(lambda: env.get(PATH, MANAGER, 'State') == 'unsupported', 10, 'Manager State unsupported')
+        self.assertEqual(self.server_protocol(env), 'none')
+        p = env.add_mapping('tcp', 8809)
+        wait_until(lambda: env.get(p, MAPPING, 'State') == 'failed', 10, 'State failed')
+        self.assertEqual(env.get(p, MAPPING, 'Error'), 'UNSUPPORTED')
+        n = len(env.reflog_requests())
+        time.sleep(2)
+        self.assertLessEqual(len(env.reflog_requests()) - n, 1, 'no retry loop against a v1 server')
+
+    def test_natpmp_only(self):
+        env = self.make_env(start=False)
+        env.ctl('mode', 'natpmp')
+        env.start_pcpd(wait_ready=False)
+        wait_until(lambda: self.server_protocol(env) == 'nat-pmp', 10, 'server protocol nat-pmp')
+        p = env.add_mapping('udp', 8810)
+        env.wait_state(p, 'active', 10)
+        self.assertEqual(env.get(p, MAPPING, 'ExternalAddress'), EXTERNAL)
+        self.assertEqual([(m['kind'], m['internal_port']) for m in env.dump()], [('natpmp', 8810)])
+        env.call(p, MAPPING, 'Release')
+        wait_until(lambda: env.dump() == [], 5, 'deleted upstream over NAT-PMP')
+
+
+if __name__ == '__main__':
+    main()
