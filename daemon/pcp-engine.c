@@ -872,11 +872,13 @@ static void mapping_error(pcp_engine *e, pcp_mapping *m, uint64_t now, uint8_t r
         uint64_t delay;
 
         s->info.last_result = result;
-        if (result == PCP_RESULT_NOT_AUTHORIZED && !m->has_third_party) {
-                /* PCP implemented but switched off: remember, tell once, don't hammer */
-                server_disable(e, s, now, lifetime);
-                return;
-        }
+        /* NOT_AUTHORIZED to a MAP or PEER is a long error for that request (RFC 6887 §7.4):
+         * the port may be refused by policy or held by someone else (a NAT-PMP lease, another
+         * nonce), and the server's other mappings carry on. Whether PCP is switched off as a
+         * whole (the field case: then every request is refused) the ANNOUNCE probe tells:
+         * NOT_AUTHORIZED to it disables the server. */
+        if (result == PCP_RESULT_NOT_AUTHORIZED && !m->info.natpmp && !s->probing)
+                server_start_probe(e, s, now);
         if (result == PCP_RESULT_ADDRESS_MISMATCH && !s->info.address_mismatch) {
                 s->info.address_mismatch = true;
                 emit_server(e, s, PCP_EVENT_SERVER, false);

@@ -345,8 +345,9 @@ static void test_loop_natpmp(void **state) {
         check_all_agree(&l, ids, 10);
         /* PCP switched on: the re-probe (every 30 min) moves everything to PCP. The
          * server refuses PCP requests for ports its NAT-PMP leases still hold
-         * (NOT_AUTHORIZED, which the engine reads as "PCP disabled" for 30 min: a known
-         * weakness), so this only converges once those leases ran out. */
+         * (NOT_AUTHORIZED: a long error for each of those mappings, retried after the
+         * error lifetime), so this only converges once those leases ran out.
+         * test_loop_natpmp_to_pcp_refused_ports: other mappings are not held up. */
         assert_int_equal(refsrv_set_mode(l.srv, REFSRV_MODE_BOTH), 0);
         loop_run(&l, 4 * HOUR);
         assert_int_equal(h_srv(l.h, l.sid)->state, PCP_SERVER_PCP);
@@ -358,6 +359,55 @@ static void test_loop_natpmp(void **state) {
         loop_done(&l);
 }
 
+/* A NAT-PMP-only server turns PCP on: the engine moves to PCP at its re-probe, and the
+ * server refuses (NOT_AUTHORIZED) the ports its NAT-PMP leases still hold. That refusal is
+ * about those ports: mappings asked for meanwhile go through at once, the server is not
+ * taken for one with PCP switched off (it used to be, for 30 min, stalling everything). */
+static void test_loop_natpmp_to_pcp_refused_ports(void **state) {
+        refsrv_config cfg;
+        loop l;
+        uint64_t ids[10], fresh[4];
+
+        refsrv_config_init(&cfg);
+        cfg.mode = REFSRV_MODE_NATPMP_ONLY;
+        loop_init(&l, 52, &cfg);
+        add_mappings(&l, ids, 10, 3600);
+        loop_run(&l, 20 * SEC);
+        assert_int_equal(h_srv(l.h, l.sid)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(refsrv_set_mode(l.srv, REFSRV_MODE_BOTH), 0);
+        /* the re-probe comes 30 min after the switch to NAT-PMP */
+        while (h_srv(l.h, l.sid)->state != PCP_SERVER_PCP) {
+                assert_true(l.h->now < 40 * MINUTE + 1000 * SEC);
+                loop_run(&l, 1 * SEC);
+        }
+        loop_run(&l, 1 * SEC);
+        size_t refused = 0;
+        for (size_t i = 0; i < 10; i++)
+                if (h_mapping(l.h, ids[i])->result == PCP_RESULT_NOT_AUTHORIZED) {
+                        refused++;
+                        assert_int_equal(h_mapping(l.h, ids[i])->state, PCP_MAPPING_FAILED);
+                        assert_int_equal(h_mapping(l.h, ids[i])->error, PCP_MAPPING_ERROR_RESULT);
+                }
+        assert_true(refused >= 1);
+        assert_int_equal(h_srv(l.h, l.sid)->state, PCP_SERVER_PCP);
+        /* new mappings: granted over PCP within a second */
+        for (size_t i = 0; i < 4; i++)
+                fresh[i] = h_map(l.h, l.sid, IPPROTO_TCP, (uint16_t) (30000 + i), 3600);
+        loop_run(&l, 1 * SEC);
+        for (size_t i = 0; i < 4; i++) {
+                assert_int_equal(h_mapping(l.h, fresh[i])->state, PCP_MAPPING_ACTIVE);
+                assert_false(h_mapping(l.h, fresh[i])->natpmp);
+        }
+        assert_int_equal(h_srv(l.h, l.sid)->state, PCP_SERVER_PCP);
+        /* the refused ones get theirs once the leases ran out (retried every 30 min) */
+        loop_run(&l, 3 * HOUR);
+        for (size_t i = 0; i < 10; i++) {
+                assert_int_equal(h_mapping(l.h, ids[i])->state, PCP_MAPPING_ACTIVE);
+                assert_false(h_mapping(l.h, ids[i])->natpmp);
+        }
+        loop_done(&l);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_loop_basic),
@@ -366,6 +416,7 @@ int main(void) {
                 cmocka_unit_test(test_loop_lossy),
                 cmocka_unit_test(test_loop_faults),
                 cmocka_unit_test(test_loop_natpmp),
+                cmocka_unit_test(test_loop_natpmp_to_pcp_refused_ports),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

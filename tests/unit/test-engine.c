@@ -468,24 +468,98 @@ static void test_error_lifetimes(void **state) {
 
 /* ---- NOT_AUTHORIZED, ADDRESS_MISMATCH ---- */
 
+/* NOT_AUTHORIZED to a MAP is a long error for that mapping, not for the server: the others
+ * carry on, new ones are sent, and the ANNOUNCE probe asks whether PCP is off as a whole. */
 static void test_not_authorized(void **state) {
-        static const uint32_t lifetimes[] = { 0, 600, 7200 };
+        static const uint32_t lifetimes[] = { 0, 600 };
 
-        for (size_t i = 0; i < 3; i++) {
+        for (size_t i = 0; i < 2; i++) {
                 harness *h = h_new(i + 20, NULL);
                 uint32_t sid = pcp_server(h);
                 uint64_t a = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
                 uint64_t b = h_map(h, sid, IPPROTO_UDP, 8081, 3600);
                 uint64_t c = granted_map(h, sid, 8082, 3600, 8082);
-                uint64_t t0, until;
-                const h_event *ev;
+                uint64_t b_next = h_mapping(h, b)->next_send, c_next = h_mapping(h, c)->next_send;
+                uint64_t t0, retry, d;
+                const h_sent *probe;
 
                 pcp_msg ra, rb;
                 h_make_reply(h_last_for(h, a), &ra, PCP_RESULT_NOT_AUTHORIZED, lifetimes[i], ep(h), "0.0.0.0", 0);
-                h_make_reply(h_last_for(h, b), &rb, PCP_RESULT_NOT_AUTHORIZED, 0, ep(h), "0.0.0.0", 0);
+                h_make_reply(h_last_for(h, b), &rb, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8081);
                 h_clear(h);
                 t0 = h->now;
                 h_receive_msg(h, sid, 0, &ra);
+                retry = t0 + (lifetimes[i] > 0 ? lifetimes[i] * SEC : 30 * MINUTE);
+                assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_FAILED);
+                assert_int_equal(h_mapping(h, a)->error, PCP_MAPPING_ERROR_RESULT);
+                assert_int_equal(h_mapping(h, a)->result, PCP_RESULT_NOT_AUTHORIZED);
+                assert_string_equal(pcp_mapping_error_name(h_mapping(h, a)), "NOT_AUTHORIZED");
+                assert_int_equal(h_mapping(h, a)->next_send, retry);
+                /* the server and the other mappings are untouched */
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+                assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+                assert_int_equal(h_mapping(h, b)->state, PCP_MAPPING_PENDING);
+                assert_int_equal(h_mapping(h, b)->next_send, b_next);
+                assert_int_equal(h_mapping(h, c)->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_mapping(h, c)->next_send, c_next);
+                assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, b), 0);
+                assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, c), 0);
+                /* is PCP switched off? the ANNOUNCE probe goes out at once */
+                probe = h_find(h, PCP_OPCODE_ANNOUNCE, 0);
+                assert_non_null(probe);
+                assert_int_equal(probe->t, t0);
+                /* a new mapping is asked for at once */
+                d = h_map(h, sid, IPPROTO_TCP, 9000, 3600);
+                assert_int_equal(h_count_for(h, d), 1);
+                assert_int_equal(h_mapping(h, d)->state, PCP_MAPPING_PENDING);
+                /* the probe is answered: PCP is on; nothing else changes */
+                h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 0), PCP_RESULT_SUCCESS, 0, ep(h));
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+                assert_int_equal(h_mapping(h, a)->next_send, retry);
+                h_receive_msg(h, sid, 0, &rb);
+                h_reply(h, h_last_for(h, d), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 9000);
+                assert_int_equal(h_mapping(h, b)->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_mapping(h, d)->state, PCP_MAPPING_ACTIVE);
+                /* the refused one asks again after its error lifetime, not before */
+                h_clear(h);
+                h_advance_to(h, retry - 1);
+                assert_int_equal(h_count_for(h, a), 0);
+                h_advance_to(h, retry);
+                assert_int_equal(h_count_for(h, a), 1);
+                h_reply(h, h_last_for(h, a), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8080);
+                assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_mapping(h, a)->error, PCP_MAPPING_ERROR_NONE);
+                h_free(h);
+        }
+}
+
+/* NOT_AUTHORIZED to the ANNOUNCE probe: PCP is implemented but switched off there.
+ * Remember it for a while, tell once, send nothing. */
+static void test_not_authorized_probe(void **state) {
+        static const uint32_t lifetimes[] = { 0, 600, 7200 };
+
+        for (size_t i = 0; i < 3; i++) {
+                harness *h = h_new(i + 30, NULL);
+                uint32_t sid = pcp_server(h);
+                uint64_t a = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+                uint64_t b = h_map(h, sid, IPPROTO_UDP, 8081, 3600);
+                uint64_t c = granted_map(h, sid, 8082, 3600, 8082);
+                uint64_t t0, until, d;
+                const h_sent *probe;
+                const h_event *ev;
+                pcp_msg ra, rb;
+
+                h_make_reply(h_last_for(h, a), &ra, PCP_RESULT_NOT_AUTHORIZED, 0, ep(h), "0.0.0.0", 0);
+                h_make_reply(h_last_for(h, b), &rb, PCP_RESULT_NOT_AUTHORIZED, 0, ep(h), "0.0.0.0", 0);
+                h_clear(h);
+                /* a refused MAP starts the probe ... */
+                h_receive_msg(h, sid, 0, &ra);
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+                probe = h_find(h, PCP_OPCODE_ANNOUNCE, 0);
+                assert_non_null(probe);
+                /* ... which is refused too */
+                t0 = h->now;
+                h_reply_announce(h, probe, PCP_RESULT_NOT_AUTHORIZED, lifetimes[i], ep(h));
                 until = t0 + (lifetimes[i] * SEC > 30 * MINUTE ? lifetimes[i] * SEC : 30 * MINUTE);
                 assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_DISABLED);
                 assert_int_equal(h_srv(h, sid)->disabled_until, until);
@@ -496,16 +570,18 @@ static void test_not_authorized(void **state) {
                         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
                         assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_DISABLED);
                         assert_string_equal(pcp_mapping_error_name(h_mapping(h, id)), "DISABLED");
-                        assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, id), 1);
                 }
-                /* a second NOT_AUTHORIZED (the other outstanding request): no new server event */
+                assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, b), 1);
+                assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, c), 1);
+                /* a late NOT_AUTHORIZED to b's request: dropped, no new server event */
                 h_receive_msg(h, sid, 0, &rb);
                 assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
                 assert_int_equal(h_srv(h, sid)->disabled_until, until);
+                assert_int_equal(h_mapping(h, b)->error, PCP_MAPPING_ERROR_DISABLED);
 
                 /* a new mapping fails at once, without a packet */
                 h_clear_sent(h);
-                uint64_t d = h_map(h, sid, IPPROTO_TCP, 9000, 3600);
+                d = h_map(h, sid, IPPROTO_TCP, 9000, 3600);
                 assert_int_equal(h_mapping(h, d)->error, PCP_MAPPING_ERROR_DISABLED);
                 assert_int_equal(h->n_sent, 0);
 
@@ -1545,6 +1621,7 @@ int main(void) {
                 cmocka_unit_test(test_delete_gives_up),
                 cmocka_unit_test(test_error_lifetimes),
                 cmocka_unit_test(test_not_authorized),
+                cmocka_unit_test(test_not_authorized_probe),
                 cmocka_unit_test(test_address_mismatch),
                 cmocka_unit_test(test_epoch_reset_response),
                 cmocka_unit_test(test_epoch_reset_inflight),
