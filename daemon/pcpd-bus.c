@@ -836,23 +836,10 @@ static int manager_get(sd_bus *bus, const char *path, const char *iface, const c
                 return r;
         }
         if (strcmp(property, "ExternalAddresses") == 0) {
-                g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func(g_free);
+                g_autoptr(GPtrArray) all = pcpd_manager_external_addresses(m);
                 r = sd_bus_message_open_container(reply, 'a', "s");
-                for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
-                        pcpd_server *s = m->servers->pdata[i];
-                        const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
-                        char buf[PCP_ADDR_STRLEN];
-                        bool dup = false;
-                        if (si == NULL || !si->has_external_addr)
-                                continue;
-                        pcp_addr_to_string(&si->external_addr, buf);
-                        for (guint j = 0; j < seen->len; j++)
-                                dup = dup || strcmp(seen->pdata[j], buf) == 0;
-                        if (dup)
-                                continue;
-                        g_ptr_array_add(seen, g_strdup(buf));
-                        r = sd_bus_message_append(reply, "s", buf);
-                }
+                for (guint i = 0; r >= 0 && i < all->len; i++)
+                        r = sd_bus_message_append(reply, "s", (const char *) all->pdata[i]);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
                 return r;

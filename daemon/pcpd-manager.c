@@ -30,6 +30,7 @@ static void manager_update_state(pcpd_manager *m);
 static bool direct_any(void);
 static void direct_forget(pcpd_mapping *mp);
 static void manager_check_direct(pcpd_manager *m);
+static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
 
 uint64_t pcpd_now_ms(void) {
         return (uint64_t) g_get_monotonic_time() / 1000;
@@ -693,8 +694,6 @@ const char *pcpd_manager_state(pcpd_manager *m) {
 
         if (!m->enabled)
                 return "disabled";
-        if (m->servers->len == 0)
-                return "no-network";
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
                 const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
@@ -707,16 +706,39 @@ const char *pcpd_manager_state(pcpd_manager *m) {
         }
         if (any_usable)
                 return "ready";
+        /* not behind a NAT for a family: its mappings are active at once with the host's own
+         * address (DBUS-API.md: success), as a server that answers would make them */
+        if (host_is_direct(m, AF_INET, NULL, NULL) || host_is_direct(m, AF_INET6, NULL, NULL))
+                return "ready";
+        if (m->servers->len == 0)
+                return "no-network";
         return any_known ? "unsupported" : "discovering";
+}
+
+/* The host's own address for each family it is not behind a NAT for ("" for the others):
+ * part of ExternalAddresses, published when it changes. */
+static char *direct_addresses_text(pcpd_manager *m) {
+        char t[2][PCP_ADDR_STRLEN] = { "", "" };
+        struct in6_addr a;
+
+        if (host_is_direct(m, AF_INET, NULL, &a))
+                pcp_addr_to_string(&a, t[0]);
+        if (host_is_direct(m, AF_INET6, NULL, &a))
+                pcp_addr_to_string(&a, t[1]);
+        return g_strconcat(t[0], " ", t[1], NULL);
 }
 
 static void manager_update_state(pcpd_manager *m) {
         const char *st = pcpd_manager_state(m);
-        g_autofree char *status = NULL;
+        g_autofree char *status = NULL, *direct = direct_addresses_text(m);
 
         if (g_strcmp0(st, m->last_state) != 0) {
                 set_str(&m->last_state, st);
                 pcpd_bus_manager_changed(m, (const char *[]) { "State", NULL });
+        }
+        if (g_strcmp0(direct, m->last_direct) != 0) {
+                set_str(&m->last_direct, direct);
+                pcpd_bus_manager_changed(m, (const char *[]) { "ExternalAddresses", NULL });
         }
         status = g_strdup_printf("%s, %u server(s), %u mapping(s)", st, m->servers->len,
                                  g_hash_table_size(m->mappings));
@@ -726,11 +748,20 @@ static void manager_update_state(pcpd_manager *m) {
         }
 }
 
+/* A host that is not behind a NAT for the family has its own address as external address
+ * (server ""): what its mappings get. Else the first server of the family that told one. */
 bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_address, char **ret_server) {
+        char buf[PCP_ADDR_STRLEN];
+        struct in6_addr own;
+
+        if (host_is_direct(m, family, NULL, &own)) {
+                *ret_address = g_strdup(pcp_addr_to_string(&own, buf));
+                *ret_server = g_strdup("");
+                return true;
+        }
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
                 const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
-                char buf[PCP_ADDR_STRLEN];
 
                 if (s->family != family || si == NULL || !si->has_external_addr)
                         continue;
@@ -739,6 +770,34 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
                 return true;
         }
         return false;
+}
+
+GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
+        GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+        int families[] = { AF_INET, AF_INET6 };
+
+        for (guint i = 0; i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                char buf[PCP_ADDR_STRLEN];
+
+                if (si == NULL || !si->has_external_addr)
+                        continue;
+                pcp_addr_to_string(&si->external_addr, buf);
+                if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
+                        g_ptr_array_add(a, g_strdup(buf));
+        }
+        for (size_t f = 0; f < G_N_ELEMENTS(families); f++) {
+                char buf[PCP_ADDR_STRLEN];
+                struct in6_addr own;
+
+                if (!host_is_direct(m, families[f], NULL, &own))
+                        continue;
+                pcp_addr_to_string(&own, buf);
+                if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
+                        g_ptr_array_add(a, g_strdup(buf));
+        }
+        return a;
 }
 
 /* ---- persistence ---- */
@@ -1346,6 +1405,13 @@ static bool servers_may_map(pcpd_manager *m, int family, const char *interface) 
         return false;
 }
 
+/* Not behind a NAT for the family (on interface ifname, unless NULL or ""): a global
+ * address of the family and no server of the family that could map. ret: the address a
+ * direct mapping gets. */
+static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
+        return !servers_may_map(m, family, ifname) && host_global_address(family, ifname, ret);
+}
+
 /* A server of the family that answers, on interface ifname (NULL: any) or configured. */
 static pcpd_server *answering_server(pcpd_manager *m, int family, const char *ifname) {
         for (guint i = 0; i < m->servers->len; i++) {
@@ -1434,12 +1500,9 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
 /* After route changes and when a server starts answering (never from an engine callback:
  * this adds and removes mappings). */
 static void manager_check_direct(pcpd_manager *m) {
-        g_autoptr(GPtrArray) all = NULL;
+        g_autoptr(GPtrArray) all = direct_any() ? pcpd_manager_list_mappings(m) : NULL;
 
-        if (!direct_any())
-                return;
-        all = pcpd_manager_list_mappings(m);
-        for (guint k = 0; k < all->len; k++) {
+        for (guint k = 0; all != NULL && k < all->len; k++) {
                 pcpd_mapping *mp = all->pdata[k];
                 char ifname[IF_NAMESIZE] = "";
                 struct in6_addr a;
@@ -1471,6 +1534,8 @@ static void manager_check_direct(pcpd_manager *m) {
                           mp->path, mp->external_address, mp->family == AF_INET ? "IPv4" : "IPv6");
                 pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_NETWORK_LOST);
         }
+        /* the host's addresses may have changed: State and ExternalAddresses follow */
+        manager_update_state(m);
 }
 
 /* The fields every new mapping has; the caller adds the server side (or the direct one). */
@@ -1529,8 +1594,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                  : AF_INET6;
         s = choose_server(m, family, req->interface);
         /* not behind a NAT (see above); THIRD_PARTY is for another host: it needs a server */
-        direct = !req->has_third_party && !servers_may_map(m, family, req->interface) &&
-                 host_global_address(family, req->interface, &own);
+        direct = !req->has_third_party && host_is_direct(m, family, req->interface, &own);
         if (direct && req->prefer_failure && req->suggested_port != req->internal_port) {
                 if (s == NULL)
                         return sd_bus_error_setf(error, PCPD_ERROR("Unsupported"),
@@ -1959,6 +2023,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_main_loop_unref(m->loop);
         g_free(m->state_dir);
         g_free(m->last_state);
+        g_free(m->last_direct);
         g_free(m->status_text);
         g_free(m);
         return NULL;

@@ -111,6 +111,7 @@ struct pcpd_manager {
         uint8_t random_pool[512]; /* getrandom() in batches, not one syscall per draw */
         size_t random_left;
         char *last_state;  /* Manager.State as last published */
+        char *last_direct; /* the host's own addresses in ExternalAddresses, as last published */
         char *status_text; /* sd_notify STATUS */
 };
 
@@ -172,8 +173,12 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path);
 /* A snapshot of every mapping (safe to remove them while walking it). */
 GPtrArray *pcpd_manager_list_mappings(pcpd_manager *m);
 const char *pcpd_manager_state(pcpd_manager *m);
-/* The external address the first usable server of the family reports. */
+/* Manager.GetExternalAddress: the host's own address when it is not behind a NAT for the
+ * family (ret_server ""), else the external address the first server of the family reported. */
 bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_address, char **ret_server);
+/* Manager.ExternalAddresses: what the servers reported, then the host's own address for each
+ * family it is not behind a NAT for; no duplicates. Strings, owned by the array. */
+GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m);
 
 /* pcpd-bus.c */
 int pcpd_bus_register(pcpd_manager *m);

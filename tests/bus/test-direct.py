@@ -62,6 +62,12 @@ class DirectTest(BusTestCase):
         self.dummy(ns, 'priv0', '10.1.2.3/24', 'fd00:1::3/64')
         env = self.env_in(ns)
         self.assertEqual(env.get(PATH, MANAGER, 'Servers'), [])
+        # not behind a NAT is success: ready, and the host's own address is the external one
+        self.assertEqual(env.get(PATH, MANAGER, 'State'), 'ready')
+        self.assertEqual(env.manager('GetExternalAddress', 's', ('ipv4',)), (GLOBAL4, ''))
+        self.assertEqual(env.manager('GetExternalAddress', 's', ('',)), (GLOBAL4, ''))
+        self.assertEqual(env.manager('GetExternalAddress', 's', ('ipv6',)), (GLOBAL6, ''))
+        self.assertEqual(env.get(PATH, MANAGER, 'ExternalAddresses'), [GLOBAL4, GLOBAL6])
 
         # active right away: no server, nothing to wait for
         path = env.add_mapping('tcp', 8080, 0, {'description': V('s', 'web')})
@@ -115,6 +121,38 @@ class DirectTest(BusTestCase):
         self.assertDBusError(ERR + 'NoServer', env.add_mapping, 'tcp', 8080, 0, {'family': V('s', 'ipv6')},
                              contains='IPv6')
         self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 0)
+        # nothing is global: still no network to speak of, no external address
+        self.assertEqual(env.get(PATH, MANAGER, 'State'), 'no-network')
+        self.assertEqual(env.get(PATH, MANAGER, 'ExternalAddresses'), [])
+        for family in ('ipv4', 'ipv6'):
+            self.assertDBusError(ERR + 'NoServer', env.manager, 'GetExternalAddress', 's', (family,))
+
+    def unreachable_server_env(self, ns):
+        """pcpd in ns with one configured server that nobody listens on: ICMP port
+        unreachable makes it 'unreachable'."""
+        env = self.make_env(refserver=False, netns=ns.name, start=False)
+        env.with_refserver, env.ip, env.port = True, '127.0.0.1', 15351  # configured, never started
+        env.start_pcpd(wait_ready=False)
+        wait_until(lambda: env.get(PATH, MANAGER, 'State') != 'discovering', 10, 'the server found unreachable')
+        return env
+
+    def test_unreachable_server(self):
+        """A server that cannot be reached is no server: a public host is ready and direct,
+        a private one is still 'unsupported' (as before)."""
+        ns = self.netns('unreach')
+        self.dummy(ns, 'pub0', GLOBAL4 + '/24')
+        env = self.unreachable_server_env(ns)
+        self.assertEqual(env.get(PATH, MANAGER, 'Servers')[0][3], 'none')
+        self.assertEqual(env.get(PATH, MANAGER, 'State'), 'ready')
+        self.assertEqual(env.manager('GetExternalAddress', 's', ('ipv4',)), (GLOBAL4, ''))
+        self.assertDirect(env, env.add_mapping('tcp', 8080), GLOBAL4, 8080)
+
+        ns2 = self.netns('unreach-priv')
+        self.dummy(ns2, 'priv0', '10.1.2.3/24')
+        env2 = self.unreachable_server_env(ns2)
+        self.assertEqual(env2.get(PATH, MANAGER, 'State'), 'unsupported')
+        self.assertEqual(env2.get(PATH, MANAGER, 'ExternalAddresses'), [])
+        self.assertDBusError(ERR + 'NoServer', env2.manager, 'GetExternalAddress', 's', ('ipv4',))
 
     def test_moves_to_a_server_that_appears(self):
         host = self.netns('host')
@@ -133,10 +171,16 @@ class DirectTest(BusTestCase):
         path = env.add_mapping('tcp', 8080, 0, {'filters': V('a(sq)', [('198.18.0.0/15', 0)])})
         self.assertDirect(env, path, GLOBAL4, 8080)
         self.assertEqual(env.dump(), [])
+        self.assertEqual(env.get(PATH, MANAGER, 'State'), 'ready')
+        self.assertEqual(env.manager('GetExternalAddress', 's', ('ipv4',)), (GLOBAL4, ''))
 
         host.ip('route', 'add', 'default', 'via', GATEWAY4)
         wait_until(lambda: env.get(path, MAPPING, 'Server') == GATEWAY4, 15, 'the mapping on the new server')
         env.wait_state(path, 'active')
+        # behind the server's NAT now: its external address, and it says so
+        self.assertEqual(env.manager('GetExternalAddress', 's', ('ipv4',)), (EXTERNAL, GATEWAY4))
+        self.assertEqual(env.get(PATH, MANAGER, 'ExternalAddresses'), [EXTERNAL])
+        self.assertEqual(env.get(PATH, MANAGER, 'State'), 'ready')
         props = env.get_all(path)
         self.assertEqual(props['ExternalAddress'], EXTERNAL)
         self.assertEqual(props['InternalAddress'], GLOBAL4)
@@ -176,15 +220,33 @@ class DirectTest(BusTestCase):
         path = env.add_mapping('tcp', 8080, 0, {'interface': V('s', 'pub0')})
         self.assertDirect(env, path, GLOBAL4, 8080)
 
+        self.assertEqual(env.get(PATH, MANAGER, 'ExternalAddresses'), [GLOBAL4])
+
         ns.ip('addr', 'del', GLOBAL4 + '/24', 'dev', 'pub0')
         wait_until(lambda: env.get(path, MAPPING, 'ExternalAddress') == GLOBAL4_B, 10, 'the other address')
         self.assertDirect(env, path, GLOBAL4_B, 8080)
+        self.assertEqual(env.manager('GetExternalAddress', 's', ('ipv4',)), (GLOBAL4_B, ''))
+        # the manager's clients heard of it, with the value
+        wait_until(lambda: self.manager_changes(env, 'ExternalAddresses')[-1:] == [[GLOBAL4_B]], 5,
+                   'PropertiesChanged ExternalAddresses')
 
         ns.ip('addr', 'del', GLOBAL4_B + '/24', 'dev', 'pub1')
         wait_until(lambda: env.removed_reason(path) is not None, 10, 'MappingRemoved')
         self.assertEqual(env.removed_reason(path), 'network-lost')
         self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 0)
+        # no global address left: not ready any more, and told so
+        self.assertEqual(env.get(PATH, MANAGER, 'State'), 'no-network')
+        wait_until(lambda: self.manager_changes(env, 'State')[-1:] == ['no-network'], 5,
+                   'PropertiesChanged State')
+        wait_until(lambda: self.manager_changes(env, 'ExternalAddresses')[-1:] == [[]], 5,
+                   'PropertiesChanged ExternalAddresses []')
+        self.assertDBusError(ERR + 'NoServer', env.manager, 'GetExternalAddress', 's', ('ipv4',))
         env.assert_alive()
+
+    def manager_changes(self, env, prop):
+        """The values of prop in the manager's PropertiesChanged signals so far, in order."""
+        return [s[3][1][prop] for s in env.signals_of('PropertiesChanged', PATH)
+                if s[3][0] == MANAGER and prop in s[3][1]]
 
 
 if __name__ == '__main__':
