@@ -788,6 +788,17 @@ static void server_answered(pcp_engine *e, pcp_server *s, size_t addr_index) {
         memset(s->addr_unreachable, 0, sizeof(s->addr_unreachable));
 }
 
+/* A PCP request was answered SUCCESS: the server found the client address in it equal to
+ * the packet's source (RFC 6887 §8.3), so an earlier ADDRESS_MISMATCH (a NAT in between,
+ * or a source address that changed) no longer holds. Other error results do not tell:
+ * a server may refuse for other reasons before it compares the addresses. */
+static void server_address_matched(pcp_engine *e, pcp_server *s) {
+        if (!s->info.address_mismatch)
+                return;
+        s->info.address_mismatch = false;
+        emit_server(e, s, PCP_EVENT_SERVER, false);
+}
+
 /* the server speaks NAT-PMP only: drive its mappings with NAT-PMP and ask for the address */
 static void server_switch_natpmp(pcp_engine *e, pcp_server *s, uint64_t now) {
         bool was = s->info.state == PCP_SERVER_NATPMP;
@@ -1254,6 +1265,8 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 s->reprobe_at = PCP_NEVER;
                 check_epoch(e, s, now, rx, msg->epoch, false, false, NULL);
                 learn_prefix64(e, s, msg);
+                if (msg->result == PCP_RESULT_SUCCESS)
+                        server_address_matched(e, s);
                 if (msg->result == PCP_RESULT_NOT_AUTHORIZED) {
                         server_disable(e, s, now, msg->lifetime);
                         return;
@@ -1290,6 +1303,9 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
         }
 
         server_answered(e, s, addr_index);
+        /* an answer to a request of ours (not an unsolicited update, RFC 6887 §14.2) */
+        if (msg->result == PCP_RESULT_SUCCESS && (m->awaiting || m->info.state == PCP_MAPPING_DELETING))
+                server_address_matched(e, s);
         if (s->info.state != PCP_SERVER_PCP && s->info.state != PCP_SERVER_DISABLED) {
                 s->probing = false;
                 s->probe_at = PCP_NEVER;

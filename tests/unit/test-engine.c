@@ -604,10 +604,25 @@ static void test_not_authorized_probe(void **state) {
 static void test_address_mismatch(void **state) {
         harness *h = h_new(5, NULL);
         uint32_t sid = pcp_server(h);
+        uint64_t held = granted_map(h, sid, 7000, 3600, 47000);
+        const h_sent *held_req = h_last_for(h, held);
+        pcp_msg held_update;
         uint64_t id = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        uint64_t other = h_map(h, sid, IPPROTO_UDP, 8081, 3600);
+        uint64_t third = h_map(h, sid, IPPROTO_TCP, 8082, 3600);
+        uint64_t fourth = h_map(h, sid, IPPROTO_TCP, 8083, 3600);
+        pcp_msg r_other_err, r_third, r_fourth;
 
+        h_make_reply(held_req, &held_update, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 47000);
+        h_make_reply(h_last_for(h, other), &r_other_err, PCP_RESULT_NO_RESOURCES, 30, ep(h), "0.0.0.0", 0);
+        h_make_reply(h_last_for(h, third), &r_third, PCP_RESULT_ADDRESS_MISMATCH, 0, ep(h), "0.0.0.0", 0);
+        h_make_reply(h_last_for(h, fourth), &r_fourth, PCP_RESULT_NOT_AUTHORIZED, 0, ep(h), "0.0.0.0", 0);
+
+        pcp_msg r_id;
+        h_make_reply(h_last_for(h, id), &r_id, PCP_RESULT_ADDRESS_MISMATCH, 0, ep(h), "0.0.0.0", 0);
         assert_false(h_srv(h, sid)->address_mismatch);
-        h_reply(h, h_last_for(h, id), PCP_RESULT_ADDRESS_MISMATCH, 0, ep(h), "0.0.0.0", 0);
+        h_clear(h);
+        h_receive_msg(h, sid, 0, &r_id);
         assert_true(h_srv(h, sid)->address_mismatch);
         assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
         assert_true(h_last_event(h, PCP_EVENT_SERVER, 0)->server.address_mismatch);
@@ -615,6 +630,39 @@ static void test_address_mismatch(void **state) {
         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
         /* a long error: waits the long floor */
         assert_int_equal(h_mapping(h, id)->next_send, h->now + 30 * MINUTE);
+
+        /* another error does not say the addresses match now */
+        h_clear(h);
+        h_receive_msg(h, sid, 0, &r_other_err);
+        assert_int_equal(h_mapping(h, other)->result, PCP_RESULT_NO_RESOURCES);
+        assert_true(h_srv(h, sid)->address_mismatch);
+        /* nor does an unsolicited update of a mapping granted before (RFC 6887 §14.2) */
+        h_receive_msg(h, sid, 0, &held_update);
+        assert_int_equal(h_mapping(h, held)->state, PCP_MAPPING_ACTIVE);
+        assert_true(h_srv(h, sid)->address_mismatch);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+
+        /* a SUCCESS answer to a request of ours does: cleared, and told once */
+        h_advance(h, 30 * SEC); /* other's retry */
+        assert_non_null(h_last_for(h, other));
+        h_reply(h, h_last_for(h, other), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8081);
+        assert_false(h_srv(h, sid)->address_mismatch);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_false(h_last_event(h, PCP_EVENT_SERVER, 0)->server.address_mismatch);
+        h_reply(h, h_last_for(h, other), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8081);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+
+        /* mismatch again; then the ANNOUNCE probe (sent on a NOT_AUTHORIZED) answered
+         * SUCCESS clears it as well */
+        h_clear(h);
+        h_receive_msg(h, sid, 0, &r_third);
+        assert_true(h_srv(h, sid)->address_mismatch);
+        h_receive_msg(h, sid, 0, &r_fourth);
+        assert_non_null(h_find(h, PCP_OPCODE_ANNOUNCE, 0));
+        assert_true(h_srv(h, sid)->address_mismatch);
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 0), PCP_RESULT_SUCCESS, 0, ep(h));
+        assert_false(h_srv(h, sid)->address_mismatch);
+        assert_false(h_last_event(h, PCP_EVENT_SERVER, 0)->server.address_mismatch);
         h_free(h);
 }
 
