@@ -10,21 +10,95 @@ Under 30 % loss each way one exchange succeeds with p = 0.49, so after the 5 att
 the first ~45 s about 3.5 % of the mappings are still waiting; their next attempt comes
 at ~93 s. Requiring all 50 under loss would take minutes (P(all 50 by 189 s) = 0.64), so
 the loss is kept for 50 s (at least 42 of 50 must be active by then), then removed:
-all 50 must be active by 140 s, at their next scheduled retransmission."""
+all 50 must be active by 140 s, at their next scheduled retransmission.
+
+The intervals are measured on the kernel's receive timestamps (SO_TIMESTAMPNS on the
+AF_PACKET socket), not on the time the capture process got round to reading a packet: on a
+busy machine that process was seen reading a whole batch of retransmissions ~1.5 s late,
+which made correct 3 s intervals look like 4.5 s ones and the next ones 1.5 s too short.
+This file is its own capture process (`test-s5-loss.py --capture IFACE SECONDS`, run in the
+router namespace), with pcp-probe.py's decoders."""
+import importlib.util
+import json
 import os
+import select
+import signal
+import socket
 import statistics
+import struct
+import subprocess
 import sys
 import time
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+def kernel_time_capture(iface, seconds):
+    """pcp-probe.py capture, but each packet's t is its kernel receive time on the
+    monotonic clock (CLOCK_REALTIME timestamp minus the realtime-monotonic offset)."""
+    spec = importlib.util.spec_from_file_location("pcp_probe", os.path.join(HERE, "pcp-probe.py"))
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    s.bind((iface, 0))
+    so_timestampns = getattr(socket, "SO_TIMESTAMPNS", 35)
+    s.setsockopt(socket.SOL_SOCKET, so_timestampns, 1)
+    print(json.dumps({"capture": "started", "iface": iface, "t": time.monotonic()}), flush=True)
+    end = time.monotonic() + seconds
+    while not stop and time.monotonic() < end:
+        try:
+            r, _, _ = select.select([s], [], [], 0.2)
+        except InterruptedError:
+            continue
+        if not r:
+            continue
+        frame, anc, _, addr = s.recvmsg(65535, socket.CMSG_SPACE(16))
+        t = time.monotonic()
+        for level, typ, data in anc:
+            if level == socket.SOL_SOCKET and typ == so_timestampns and len(data) >= 16:
+                sec, nsec = struct.unpack("qq", data[:16])
+                lag = time.time() - (sec + nsec / 1e9)
+                if 0 <= lag < 60:
+                    t -= lag
+        u = probe.parse_frame(frame)
+        if not u:
+            continue
+        src, dst, sport, dport, payload = u
+        if not ({sport, dport} & {5350, 5351}):
+            continue
+        d = probe.parse_pcp(payload)
+        d.update(t=round(t, 4), dir="out" if addr[2] == socket.PACKET_OUTGOING else "in",
+                 src=src, dst=dst, sport=sport, dport=dport)
+        print(json.dumps(d, sort_keys=True), flush=True)
+    return 0
+
+
+if len(sys.argv) == 4 and sys.argv[1] == "--capture":
+    sys.exit(kernel_time_capture(sys.argv[2], float(sys.argv[3])))
+
 import pcpit  # noqa: E402
 from pcpit import active  # noqa: E402
+
+
+class KernelTimeCapture(pcpit.Capture):
+    """pcpit.Capture with this file as the capture process"""
+
+    def __init__(self, t, iface, seconds):
+        self.out = os.path.join(t.lab_dir, f"capture-{iface}-{time.monotonic_ns()}.json")
+        self.f = open(self.out, "wb")
+        self.p = t.spawn(t.nsr, [pcpit.PY, os.path.abspath(__file__), "--capture", iface, str(seconds)],
+                         stdout=self.f, stderr=subprocess.DEVNULL)
+        t.wait_until(lambda: os.path.getsize(self.out) > 0, 10, f"capture on {iface} to start")
 
 N, BASE = 50, 22000
 LOSS_SECONDS, ALL_ACTIVE_BY = 50, 140
 t = pcpit.Test("scenario 5: 30% loss both ways, 50 mappings, RFC retransmission schedule")
 t.start_pcpd()
 app = t.app()
-cap = t.capture("lan0", seconds=ALL_ACTIVE_BY + 30)
+cap = KernelTimeCapture(t, "lan0", ALL_ACTIVE_BY + 30)
 t.lab("loss", "30")
 t0 = time.monotonic()
 for i in range(N):
