@@ -9,7 +9,15 @@
 
 #define SEC 1000ULL
 #define MIN_RENEW_GAP (4 * SEC)  /* RFC 6887 §11.2.1: renewals never less than 4 s apart */
+/* Retry delays taken from a server's error lifetime are kept within [MIN_ERROR_RETRY,
+ * cfg.error_retry_max] (default ERROR_RETRY_MAX). The floor: never a tight loop, whatever
+ * the server says (miniupnpd answers every long error with lifetime 0, which gets the
+ * class's floor, 30 s or 30 min; a lifetime of 1 s gets 4 s). The cap: a lifetime is 32
+ * bits of seconds, and a server (or a forged answer that passed the nonce check) asking for
+ * days must not park a mapping, or disable a server, for longer than 30 min; the request
+ * is cheap, and the situation (policy, resources) may well have changed by then. */
 #define MIN_ERROR_RETRY (4 * SEC)
+#define ERROR_RETRY_MAX (30 * 60 * SEC)
 #define NATPMP_IRT 250ULL        /* RFC 6886 §3.1 */
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
 
@@ -826,8 +834,24 @@ static void server_switch_natpmp(pcp_engine *e, pcp_server *s, uint64_t now) {
         }
 }
 
+/* the retry delay for an error result with this lifetime (see MIN_ERROR_RETRY) */
+static uint64_t error_retry_delay(pcp_engine *e, uint8_t result, uint32_t lifetime) {
+        uint64_t d;
+
+        if (lifetime > 0)
+                d = (uint64_t) lifetime * SEC;
+        else if (pcp_result_classify(result) == PCP_RESULT_CLASS_SHORT_ERROR)
+                d = e->cfg.short_error_floor;
+        else
+                d = e->cfg.long_error_floor;
+        return min_u64(max_u64(d, MIN_ERROR_RETRY), e->cfg.error_retry_max);
+}
+
 static void server_disable(pcp_engine *e, pcp_server *s, uint64_t now, uint32_t lifetime) {
-        uint64_t until = now + max_u64((uint64_t) lifetime * SEC, e->cfg.disabled_floor);
+        /* the server's lifetime, at least the disabled floor, at most the cap (unless the
+         * floor was configured above it) */
+        uint64_t until = now + min_u64(max_u64((uint64_t) lifetime * SEC, e->cfg.disabled_floor),
+                                       max_u64(e->cfg.error_retry_max, e->cfg.disabled_floor));
 
         s->info.disabled_until = until;
         s->info.last_result = PCP_RESULT_NOT_AUTHORIZED;
@@ -880,7 +904,6 @@ static void mapping_granted(pcp_engine *e, pcp_mapping *m, uint64_t now, const s
 
 static void mapping_error(pcp_engine *e, pcp_mapping *m, uint64_t now, uint8_t result, uint32_t lifetime) {
         pcp_server *s = m->server;
-        uint64_t delay;
 
         s->info.last_result = result;
         /* NOT_AUTHORIZED to a MAP or PEER is a long error for that request (RFC 6887 §7.4):
@@ -894,12 +917,7 @@ static void mapping_error(pcp_engine *e, pcp_mapping *m, uint64_t now, uint8_t r
                 s->info.address_mismatch = true;
                 emit_server(e, s, PCP_EVENT_SERVER, false);
         }
-        if (pcp_result_classify(result) == PCP_RESULT_CLASS_SHORT_ERROR)
-                delay = lifetime > 0 ? (uint64_t) lifetime * SEC : e->cfg.short_error_floor;
-        else
-                delay = lifetime > 0 ? (uint64_t) lifetime * SEC : e->cfg.long_error_floor;
-        delay = max_u64(delay, MIN_ERROR_RETRY);
-        mapping_fail(e, m, PCP_MAPPING_ERROR_RESULT, result, now + delay);
+        mapping_fail(e, m, PCP_MAPPING_ERROR_RESULT, result, now + error_retry_delay(e, result, lifetime));
 }
 
 /* ---- public: lifecycle ---- */
@@ -925,6 +943,10 @@ int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, v
                 e->cfg.long_error_floor = 30 * 60 * SEC;
         if (e->cfg.disabled_floor == 0)
                 e->cfg.disabled_floor = 30 * 60 * SEC;
+        if (e->cfg.error_retry_max == 0)
+                e->cfg.error_retry_max = ERROR_RETRY_MAX;
+        /* a floor above the cap would make no sense: the cap wins for mapping errors */
+        e->cfg.error_retry_max = max_u64(e->cfg.error_retry_max, MIN_ERROR_RETRY);
         if (e->cfg.announce_delay_max == 0)
                 e->cfg.announce_delay_max = 5 * SEC;
         if (e->cfg.pcp_reprobe == 0)

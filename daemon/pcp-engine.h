@@ -173,6 +173,8 @@ typedef struct pcp_engine_config {
         uint64_t short_error_floor;    /* short error with lifetime 0: 30 s */
         uint64_t long_error_floor;     /* long error with lifetime 0: 30 min */
         uint64_t disabled_floor;       /* NOT_AUTHORIZED cache: 30 min */
+        uint64_t error_retry_max;      /* cap on any wait taken from a server's error lifetime
+                                        * (mapping retry, NOT_AUTHORIZED cache): 30 min */
         uint64_t announce_delay_max;   /* random delay before recreating after ANNOUNCE: 5 s */
         uint64_t pcp_reprobe;          /* NAT-PMP / unsupported server: PCP probed again after 30 min */
         uint32_t delete_attempts;      /* delete requests sent without answer before giving up: 3 */

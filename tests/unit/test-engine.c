@@ -416,19 +416,32 @@ static void test_error_lifetimes(void **state) {
                 uint8_t result;
                 uint32_t lifetime;
                 uint64_t retry; /* ms after the error */
+                uint64_t cap;   /* cfg.error_retry_max; 0 = default (30 min) */
         } cases[] = {
-                { PCP_RESULT_NO_RESOURCES, 30, 30 * SEC },
-                { PCP_RESULT_NETWORK_FAILURE, 120, 120 * SEC },
-                { PCP_RESULT_USER_EX_QUOTA, 0, 30 * SEC },       /* floor */
-                { PCP_RESULT_NETWORK_FAILURE, 0, 30 * SEC },     /* floor */
-                { PCP_RESULT_UNSUPP_PROTOCOL, 0, 30 * MINUTE },  /* long floor */
-                { PCP_RESULT_MALFORMED_REQUEST, 0, 30 * MINUTE },
-                { PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, 0, 30 * SEC }, /* short, by the codec */
-                { PCP_RESULT_UNSUPP_OPTION, 7200, 7200 * SEC },
+                { PCP_RESULT_NO_RESOURCES, 30, 30 * SEC, 0 },
+                { PCP_RESULT_NETWORK_FAILURE, 120, 120 * SEC, 0 },
+                { PCP_RESULT_USER_EX_QUOTA, 0, 30 * SEC, 0 },       /* floor */
+                { PCP_RESULT_NETWORK_FAILURE, 0, 30 * SEC, 0 },     /* floor */
+                { PCP_RESULT_UNSUPP_PROTOCOL, 0, 30 * MINUTE, 0 },  /* long floor (miniupnpd) */
+                { PCP_RESULT_MALFORMED_REQUEST, 0, 30 * MINUTE, 0 },
+                { PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, 0, 30 * SEC, 0 }, /* short, by the codec */
+                { PCP_RESULT_UNSUPP_OPTION, 1500, 1500 * SEC, 0 },
+                /* the cap: the server asks for longer, we ask again after 30 min */
+                { PCP_RESULT_UNSUPP_OPTION, 7200, 30 * MINUTE, 0 },
+                { PCP_RESULT_NO_RESOURCES, 86400, 30 * MINUTE, 0 },
+                { PCP_RESULT_UNSUPP_PROTOCOL, UINT32_MAX, 30 * MINUTE, 0 },
+                /* the floor for a lifetime that would be a tight loop */
+                { PCP_RESULT_NO_RESOURCES, 1, 4 * SEC, 0 },
+                { PCP_RESULT_UNSUPP_PROTOCOL, 2, 4 * SEC, 0 },
+                /* a configured cap applies to the floors too */
+                { PCP_RESULT_UNSUPP_OPTION, 7200, 10 * MINUTE, 10 * MINUTE },
+                { PCP_RESULT_UNSUPP_PROTOCOL, 0, 10 * MINUTE, 10 * MINUTE },
+                { PCP_RESULT_NO_RESOURCES, 0, 30 * SEC, 10 * MINUTE },
         };
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                harness *h = h_new(i + 10, NULL);
+                pcp_engine_config cfg = { .error_retry_max = cases[i].cap };
+                harness *h = h_new(i + 10, &cfg);
                 uint32_t sid = pcp_server(h);
                 uint64_t id = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
                 uint64_t t_err = h->now, horizon = 24 * HOUR;
@@ -459,7 +472,9 @@ static void test_error_lifetimes(void **state) {
                                 h_reply(h, h_last(h), cases[i].result, cases[i].lifetime, ep(h), "0.0.0.0", 0);
                 }
                 n = h->n_sent;
-                limit = (size_t) (horizon / cases[i].retry) + 2;
+                /* the first retry, then one per retry interval up to the horizon, plus the
+                 * one that crosses it */
+                limit = (size_t) ((horizon + cases[i].retry - 1) / cases[i].retry) + 2;
                 assert_true(n <= limit);
                 assert_true(n >= limit / 2);
                 h_free(h);
@@ -471,9 +486,9 @@ static void test_error_lifetimes(void **state) {
 /* NOT_AUTHORIZED to a MAP is a long error for that mapping, not for the server: the others
  * carry on, new ones are sent, and the ANNOUNCE probe asks whether PCP is off as a whole. */
 static void test_not_authorized(void **state) {
-        static const uint32_t lifetimes[] = { 0, 600 };
+        static const uint32_t lifetimes[] = { 0, 600, 7200, UINT32_MAX };
 
-        for (size_t i = 0; i < 2; i++) {
+        for (size_t i = 0; i < 4; i++) {
                 harness *h = h_new(i + 20, NULL);
                 uint32_t sid = pcp_server(h);
                 uint64_t a = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
@@ -489,7 +504,8 @@ static void test_not_authorized(void **state) {
                 h_clear(h);
                 t0 = h->now;
                 h_receive_msg(h, sid, 0, &ra);
-                retry = t0 + (lifetimes[i] > 0 ? lifetimes[i] * SEC : 30 * MINUTE);
+                /* lifetime 0: the long floor; more than 30 min: the cap */
+                retry = t0 + (lifetimes[i] > 0 && lifetimes[i] < 1800 ? lifetimes[i] * SEC : 30 * MINUTE);
                 assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_FAILED);
                 assert_int_equal(h_mapping(h, a)->error, PCP_MAPPING_ERROR_RESULT);
                 assert_int_equal(h_mapping(h, a)->result, PCP_RESULT_NOT_AUTHORIZED);
@@ -536,9 +552,9 @@ static void test_not_authorized(void **state) {
 /* NOT_AUTHORIZED to the ANNOUNCE probe: PCP is implemented but switched off there.
  * Remember it for a while, tell once, send nothing. */
 static void test_not_authorized_probe(void **state) {
-        static const uint32_t lifetimes[] = { 0, 600, 7200 };
+        static const uint32_t lifetimes[] = { 0, 600, 7200, UINT32_MAX };
 
-        for (size_t i = 0; i < 3; i++) {
+        for (size_t i = 0; i < 4; i++) {
                 harness *h = h_new(i + 30, NULL);
                 uint32_t sid = pcp_server(h);
                 uint64_t a = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
@@ -560,7 +576,8 @@ static void test_not_authorized_probe(void **state) {
                 /* ... which is refused too */
                 t0 = h->now;
                 h_reply_announce(h, probe, PCP_RESULT_NOT_AUTHORIZED, lifetimes[i], ep(h));
-                until = t0 + (lifetimes[i] * SEC > 30 * MINUTE ? lifetimes[i] * SEC : 30 * MINUTE);
+                /* the server's lifetime within [30 min floor, 30 min cap] */
+                until = t0 + 30 * MINUTE;
                 assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_DISABLED);
                 assert_int_equal(h_srv(h, sid)->disabled_until, until);
                 assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
