@@ -379,6 +379,7 @@ const char *pcp_drop_reason_to_string(pcp_drop_reason r) {
                 [PCP_DROP_MISMATCH] = "mismatch",
                 [PCP_DROP_UNSOLICITED] = "unsolicited",
                 [PCP_DROP_UNKNOWN_SERVER] = "unknown-server",
+                [PCP_DROP_AMBIGUOUS] = "ambiguous",
         };
         return (unsigned) r < _PCP_DROP_MAX ? names[r] : "invalid";
 }
@@ -1431,7 +1432,25 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
         }
 
         protocol = n->opcode == NATPMP_OPCODE_MAP_UDP ? IPPROTO_UDP : IPPROTO_TCP;
-        m = find_natpmp_mapping(s, protocol, n->internal_port);
+        if (len == 8) {
+                /* RFC 6886 §3.5: an error may come as the 8-octet header alone, without the
+                 * ports. It answers one of our requests of that opcode: if exactly one is
+                 * outstanding it is that one's; otherwise there is no telling (drop, count). */
+                pcp_mapping *only = NULL;
+                size_t n_out = 0;
+
+                for (pcp_mapping *x = s->mappings; x != NULL && n_out < 2; x = x->srv_next)
+                        if (x->info.natpmp && x->awaiting && x->info.protocol == protocol) {
+                                only = x;
+                                n_out++;
+                        }
+                if (n_out != 1) {
+                        drop(e, n_out == 0 ? PCP_DROP_UNSOLICITED : PCP_DROP_AMBIGUOUS);
+                        return;
+                }
+                m = only;
+        } else
+                m = find_natpmp_mapping(s, protocol, n->internal_port);
         if (m == NULL) {
                 drop(e, PCP_DROP_UNKNOWN_NONCE);
                 return;

@@ -66,6 +66,8 @@ typedef enum pcp_drop_reason {
         PCP_DROP_MISMATCH,       /* nonce known, protocol or internal port differ */
         PCP_DROP_UNSOLICITED,    /* a response to nothing we asked and not a valid update */
         PCP_DROP_UNKNOWN_SERVER, /* an ANNOUNCE from an address that is none of our servers */
+        PCP_DROP_AMBIGUOUS,      /* a NAT-PMP error in the 8-octet form (no port) while several
+                                  * requests of that opcode were outstanding */
         _PCP_DROP_MAX,
 } pcp_drop_reason;
 

@@ -1529,6 +1529,78 @@ static void test_natpmp_port_index(void **state) {
         h_free(h);
 }
 
+static void natpmp_short_error(harness *h, uint32_t sid, uint8_t opcode, uint16_t result, uint32_t epoch) {
+        uint8_t b[8] = { 0, (uint8_t) (0x80 | opcode), (uint8_t) (result >> 8), (uint8_t) result,
+                         (uint8_t) (epoch >> 24), (uint8_t) (epoch >> 16), (uint8_t) (epoch >> 8), (uint8_t) epoch };
+        h_receive(h, sid, 0, b, sizeof(b));
+}
+
+/* RFC 6886 §3.5: a NAT-PMP error may be the 8-octet header alone, without the ports. It is
+ * matched to the one outstanding request of its opcode, or dropped and counted. */
+static void test_natpmp_short_error(void **state) {
+        harness *h = h_new(47, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        uint64_t tcp1 = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        uint64_t udp1 = h_map(h, sid, IPPROTO_UDP, 5353, 3600);
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        uint64_t udp_next, tcp2, tcp3, t;
+
+        natpmp_unsupp(h, sid, 100);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        assert_true(h_mapping(h, tcp1)->natpmp);
+        udp_next = h_mapping(h, udp1)->next_send;
+
+        /* one TCP request outstanding: the error is its */
+        t = h->now;
+        natpmp_short_error(h, sid, NATPMP_OPCODE_MAP_TCP, NATPMP_RESULT_OUT_OF_RESOURCES, 100);
+        assert_int_equal(h_mapping(h, tcp1)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, tcp1)->result, PCP_RESULT_NO_RESOURCES);
+        assert_int_equal(h_mapping(h, tcp1)->next_send, t + 30 * SEC); /* short floor */
+        assert_int_equal(h_mapping(h, udp1)->state, PCP_MAPPING_PENDING);
+        assert_int_equal(h_mapping(h, udp1)->next_send, udp_next);
+
+        /* one UDP request outstanding: NOT_AUTHORIZED fails that mapping, the server stays */
+        natpmp_short_error(h, sid, NATPMP_OPCODE_MAP_UDP, NATPMP_RESULT_NOT_AUTHORIZED, 100);
+        assert_int_equal(h_mapping(h, udp1)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, udp1)->result, PCP_RESULT_NOT_AUTHORIZED);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+
+        /* no request of that opcode outstanding now: unsolicited */
+        natpmp_short_error(h, sid, NATPMP_OPCODE_MAP_TCP, NATPMP_RESULT_OUT_OF_RESOURCES, 100);
+        assert_int_equal(st->dropped[PCP_DROP_UNSOLICITED], 1);
+        assert_int_equal(h_mapping(h, tcp1)->next_send, t + 30 * SEC);
+
+        /* two TCP requests outstanding: no telling which; both untouched */
+        tcp2 = h_map(h, sid, IPPROTO_TCP, 8081, 3600);
+        tcp3 = h_map(h, sid, IPPROTO_TCP, 8082, 3600);
+        natpmp_short_error(h, sid, NATPMP_OPCODE_MAP_TCP, NATPMP_RESULT_NETWORK_FAILURE, 100);
+        assert_int_equal(st->dropped[PCP_DROP_AMBIGUOUS], 1);
+        assert_string_equal(pcp_drop_reason_to_string(PCP_DROP_AMBIGUOUS), "ambiguous");
+        assert_int_equal(h_mapping(h, tcp2)->state, PCP_MAPPING_PENDING);
+        assert_int_equal(h_mapping(h, tcp3)->state, PCP_MAPPING_PENDING);
+        assert_int_equal(h_mapping(h, tcp2)->result, PCP_RESULT_SUCCESS);
+
+        /* one of them answered: the next short error is the other one's */
+        {
+                natpmp_msg n = { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = 8081,
+                                 .external_port = 8081, .lifetime = 3600, .epoch = 100 };
+                h_receive_natpmp(h, sid, 0, &n);
+        }
+        assert_int_equal(h_mapping(h, tcp2)->state, PCP_MAPPING_ACTIVE);
+        natpmp_short_error(h, sid, NATPMP_OPCODE_MAP_TCP, NATPMP_RESULT_NETWORK_FAILURE, 100);
+        assert_int_equal(h_mapping(h, tcp3)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, tcp3)->result, PCP_RESULT_NETWORK_FAILURE);
+        assert_int_equal(h_mapping(h, tcp2)->state, PCP_MAPPING_ACTIVE);
+
+        /* a delete answered with a short error: done asking, not confirmed */
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, tcp2), 0);
+        natpmp_short_error(h, sid, NATPMP_OPCODE_MAP_TCP, NATPMP_RESULT_NOT_AUTHORIZED, 100);
+        assert_null(pcp_engine_mapping_get(h->e, tcp2));
+        assert_false(h_last_event(h, PCP_EVENT_MAPPING_DELETED, tcp2)->deleted_upstream);
+        assert_int_equal(st->dropped[PCP_DROP_AMBIGUOUS], 1);
+        h_free(h);
+}
+
 static void test_natpmp_pcp_returns(void **state) {
         harness *h = h_new(37, NULL);
         uint32_t sid = h_server(h, SRV, LOCAL);
@@ -1700,6 +1772,7 @@ int main(void) {
                 cmocka_unit_test(test_natpmp_fallback),
                 cmocka_unit_test(test_natpmp_pcp_returns),
                 cmocka_unit_test(test_natpmp_port_index),
+                cmocka_unit_test(test_natpmp_short_error),
                 cmocka_unit_test(test_version1_unsupported),
                 cmocka_unit_test(test_scale),
         };
