@@ -3,7 +3,7 @@
 """pcpd (the daemon, over real sockets) against pcp-refserver in each of its fault modes,
 checked on the bus and in the refserver's request log: lost requests and lost responses
 (retransmitted after ~3 s with the same nonce), a slow server, spoofed replies, the
-error results (NO_RESOURCES, ADDRESS_MISMATCH, UNSUPP_OPCODE... reported
+error results (NO_RESOURCES, NOT_AUTHORIZED, ADDRESS_MISMATCH, UNSUPP_OPCODE... reported
 in Error, no tight retry loop), a server that speaks only PCP version 1, and a NAT-PMP-only
 server. (Restart, external address change and malformed replies have their own tests in
 test-manager.py and test-drops.py.)"""
@@ -82,9 +82,9 @@ class FaultTest(BusTestCase):
         self.assertTrue(any(d['alt_source'] for d in sends), sends)
         self.assertEqual(len(self.requests_for(env, 8804)), 1, 'the valid reply was taken: no retransmission')
 
-    def error_case(self, env, result, port, want_error, want_state='failed'):
+    def error_case(self, env, result, port, want_error, want_state='failed', count='0'):
         n0 = len(env.reflog_requests())
-        env.ctl('result', result, '0', '0')  # every response, lifetime 0 (as miniupnpd does)
+        env.ctl('result', result, count, '0')  # COUNT responses (0: all), lifetime 0 (as miniupnpd does)
         p = env.add_mapping('tcp', port)
         wait_until(lambda: env.get(p, MAPPING, 'State') == want_state, 10, f'{result}: State {want_state}')
         self.assertEqual(env.get(p, MAPPING, 'Error'), want_error)
@@ -105,6 +105,21 @@ class FaultTest(BusTestCase):
     def test_unsupp_opcode(self):
         env = self.make_env()
         self.error_case(env, 'UNSUPP_OPCODE', 8807, 'UNSUPP_OPCODE')
+
+    def test_not_authorized(self):
+        """NOT_AUTHORIZED to one MAP fails that mapping (the server still maps others):
+        the server is not switched off for everything."""
+        env = self.make_env()
+        self.error_case(env, 'NOT_AUTHORIZED', 8808, 'NOT_AUTHORIZED', count='1')
+        q = env.add_mapping('udp', 8811)
+        env.wait_state(q, 'active', 5)
+        self.assertEqual(self.server_protocol(env), 'pcp')
+
+    def test_not_authorized_everything(self):
+        """NOT_AUTHORIZED to everything (the ANNOUNCE probe too): PCP is switched off at
+        that server; its mappings say DISABLED."""
+        env = self.make_env()
+        self.error_case(env, 'NOT_AUTHORIZED', 8812, 'DISABLED')
 
     def test_pcp_version_1_only(self):
         """A server that speaks only PCP version 1 answers UNSUPP_VERSION offering 1: pcpd
