@@ -27,8 +27,6 @@
 static void manager_kick(pcpd_manager *m);
 static void manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
 static void manager_update_state(pcpd_manager *m);
-static bool direct_any(void);
-static void direct_forget(pcpd_mapping *mp);
 static void manager_check_direct(pcpd_manager *m);
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
 
@@ -609,7 +607,7 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
                         /* direct mappings move to a server that starts answering; not from
                          * inside the engine: on the next turn of the loop */
                         if ((ev->server->state == PCP_SERVER_PCP || ev->server->state == PCP_SERVER_NATPMP) &&
-                            direct_any() && m->rediscover_source == 0)
+                            m->n_direct > 0 && m->rediscover_source == 0)
                                 m->rediscover_source = g_idle_add(on_rediscover, m);
                         const char *st = pcp_server_state_to_string(ev->server->state);
                         if (ev->server->state == PCP_SERVER_DISABLED)
@@ -1014,7 +1012,9 @@ static unsigned journal_replay(pcpd_manager *m, GKeyFile *kf) {
 static void mapping_free(pcpd_mapping *mp) {
         if (mp == NULL)
                 return;
-        direct_forget(mp);
+        if (mp->direct)
+                mp->manager->n_direct--;
+        g_free(mp->filters);
         if (mp->grace_source != 0)
                 g_source_remove(mp->grace_source);
         if (mp->holders != NULL)
@@ -1426,31 +1426,39 @@ static pcpd_server *answering_server(pcpd_manager *m, int family, const char *if
         return NULL;
 }
 
-/* What each direct mapping was asked with, to ask a server when one appears (the
- * mapping objects have no room for filters and the like): pcpd_mapping* -> params.
- * A mapping is direct exactly while it is in here. */
-static GHashTable *direct_params;
-
-static bool direct_any(void) {
-        return direct_params != NULL && g_hash_table_size(direct_params) > 0;
+static void mapping_set_direct(pcpd_mapping *mp, bool direct) {
+        if (mp->direct == direct)
+                return;
+        mp->direct = direct;
+        if (direct)
+                mp->manager->n_direct++;
+        else
+                mp->manager->n_direct--;
 }
 
-static bool mapping_is_direct(pcpd_mapping *mp) {
-        return direct_params != NULL && g_hash_table_contains(direct_params, mp);
-}
-
-static void direct_forget(pcpd_mapping *mp) {
-        if (direct_params != NULL)
-                g_hash_table_remove(direct_params, mp);
-}
-
-static void direct_remember(pcpd_mapping *mp, const pcp_mapping_params *p) {
-        pcp_mapping_params *copy = g_memdup2(p, sizeof(*p));
-
-        copy->description = NULL; /* the mapping's own copy is used */
-        if (direct_params == NULL)
-                direct_params = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
-        g_hash_table_replace(direct_params, mp, copy);
+/* The request for mp on server s, from what its caller asked for (a direct mapping moving
+ * to a server; a mapping restored after a restart adds its nonce and what it had). */
+static void mapping_params(const pcpd_mapping *mp, const pcpd_server *s, pcp_mapping_params *ret) {
+        *ret = (pcp_mapping_params) {
+                .server_id = s->engine_id,
+                .opcode = mp->opcode,
+                .protocol = mp->protocol,
+                .internal_port = mp->internal_port,
+                .suggested_external_port = mp->suggested_port,
+                .lifetime = mp->lifetime,
+                .remote_port = mp->remote_port,
+                .has_third_party = mp->has_third_party,
+                .third_party = mp->third_party,
+                .prefer_failure = mp->prefer_failure,
+                .n_filters = mp->n_filters,
+                .description = mp->description[0] != '\0' ? mp->description : NULL,
+        };
+        if (mp->has_suggested_address)
+                ret->suggested_external_addr = mp->suggested_address;
+        if (mp->remote_address != NULL)
+                pcp_addr_from_string(mp->remote_address, &ret->remote_addr);
+        if (mp->n_filters > 0)
+                memcpy(ret->filters, mp->filters, mp->n_filters * sizeof(pcp_filter));
 }
 
 /* The mapping object is published by the caller: this only fills in the direct state. */
@@ -1465,13 +1473,12 @@ static void direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
 
 /* A direct mapping moves to a server that answers: same object, a new upstream mapping. */
 static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
-        pcp_mapping_params p = *(pcp_mapping_params *) g_hash_table_lookup(direct_params, mp);
+        pcp_mapping_params p;
         const pcp_mapping_info *i;
         uint64_t eid;
         int r;
 
-        p.server_id = s->engine_id;
-        p.description = mp->description[0] != '\0' ? mp->description : NULL;
+        mapping_params(mp, s, &p);
         r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid);
         if (r < 0) {
                 g_warning("Mapping %s keeps the host's own address: PCP server %s answers now, but the mapping "
@@ -1479,7 +1486,7 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
                           mp->path, s->text, g_strerror(-r));
                 return;
         }
-        direct_forget(mp);
+        mapping_set_direct(mp, false);
         mp->engine_id = eid;
         mp->server = s;
         set_str(&mp->server_text, s->text);
@@ -1500,7 +1507,7 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
 /* After route changes and when a server starts answering (never from an engine callback:
  * this adds and removes mappings). */
 static void manager_check_direct(pcpd_manager *m) {
-        g_autoptr(GPtrArray) all = direct_any() ? pcpd_manager_list_mappings(m) : NULL;
+        g_autoptr(GPtrArray) all = m->n_direct > 0 ? pcpd_manager_list_mappings(m) : NULL;
 
         for (guint k = 0; all != NULL && k < all->len; k++) {
                 pcpd_mapping *mp = all->pdata[k];
@@ -1509,7 +1516,7 @@ static void manager_check_direct(pcpd_manager *m) {
                 bool here;
                 pcpd_server *s;
 
-                if (!mapping_is_direct(mp))
+                if (!mp->direct)
                         continue;
                 here = pcp_addr_from_string(mp->internal_address, &a) && host_has_address(&a, ifname);
                 s = answering_server(m, mp->family, here ? ifname : NULL);
@@ -1566,6 +1573,14 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
         mp->description = g_strdup(req->description ?: "");
         mp->created = realtime_us();
         mp->key = key;
+        mp->has_suggested_address = req->has_external_address;
+        mp->suggested_address = req->external_address;
+        mp->prefer_failure = req->prefer_failure;
+        mp->has_third_party = req->has_third_party;
+        mp->third_party = req->third_party;
+        mp->n_filters = req->n_filters;
+        if (req->n_filters > 0)
+                mp->filters = g_memdup2(req->filters, req->n_filters * sizeof(pcp_filter));
         mp->state = g_strdup("pending");
         mp->error = g_strdup("");
         mp->external_address = g_strdup("");
@@ -1689,7 +1704,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         mp = mapping_new(m, req, family, p.lifetime, g_steal_pointer(&key));
         if (direct) {
                 /* active at once, for as long as its holders want it: no server, no expiry */
-                direct_remember(mp, &p);
+                mapping_set_direct(mp, true);
                 mp->server_text = g_strdup("");
                 direct_set_address(mp, &own);
                 set_str(&mp->state, "active");

@@ -69,6 +69,19 @@ typedef struct pcpd_mapping {
         char *description;
         uint64_t created; /* CLOCK_REALTIME µs */
         char *key;        /* sharing key: family/opcode/protocol/port[/remote] */
+        /* the rest of what the caller asked for, to ask a server again: when a direct
+         * mapping moves to one, and after a daemon restart (mapping_params()) */
+        bool has_suggested_address;
+        struct in6_addr suggested_address; /* the option external-address */
+        bool prefer_failure;
+        bool has_third_party;
+        struct in6_addr third_party;
+        uint8_t n_filters;
+        pcp_filter *filters; /* n_filters of them; NULL when none */
+
+        /* not behind a NAT: no server (engine_id 0, server NULL, Server ""), active with the
+         * host's own address; moves to a server that starts answering */
+        bool direct;
 
         /* as last published on the bus */
         char *state, *error, *external_address, *internal_address;
@@ -90,6 +103,7 @@ struct pcpd_manager {
         GHashTable *mappings;      /* id (uint64*) -> pcpd_mapping* (owned) */
         GHashTable *by_engine_id;  /* engine id (uint64*) -> pcpd_mapping* */
         GHashTable *by_key;        /* key -> pcpd_mapping* */
+        unsigned n_direct;         /* mappings with direct set */
         uint64_t next_mapping_id;
 
         int announce_fds[2];
