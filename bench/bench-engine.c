@@ -14,7 +14,8 @@
  *
  * Phases, each on a fresh engine:
  *   burst   N mappings created at t = 0 (a daemon starting with a full configuration),
- *           then two lifetimes of holding and renewing.
+ *           then two lifetimes of holding and renewing, and BURST_LIFETIMES - 2 more of
+ *           which only the send histograms are kept (how fast the bunching dissolves).
  *   steady  N mappings created at evenly spread times over one lifetime, held for two
  *           more; the third lifetime is measured. Run twice: with the engine's default
  *           randomness (ops.random = NULL: one getrandom() per draw, as pcpd runs it)
@@ -40,6 +41,7 @@
 
 #define SEC ((uint64_t) 1000)
 #define N_BUCKETS 60
+#define BURST_LIFETIMES 8 /* lifetimes held after a burst creation (the 3rd.. are histograms only) */
 #define PKT_MAX 64 /* the largest datagram either side sends here (PCP MAP: 60) */
 
 typedef struct pkt {
@@ -466,6 +468,7 @@ typedef struct results {
         memsnap mem_before, mem_after;
         size_t burst_active;
         histogram burst_h1, burst_h2;
+        histogram burst_later[BURST_LIFETIMES - 2]; /* lifetimes 3..BURST_LIFETIMES */
         uint64_t burst_renewals2, burst_responses2;
         drive_stats burst_st2;
         /* steady, [0] getrandom, [1] PRNG */
@@ -528,6 +531,12 @@ static int phase_burst(results *R) {
         resp0 = b.responses;
         measured_window(&b, 2 * L, &R->burst_st2);
         R->burst_renewals2 = es->renewals - renew0;
+        /* how fast the bunching dissolves: send histograms of the later lifetimes */
+        for (int k = 0; k < BURST_LIFETIMES - 2; k++) {
+                hist_start(&R->burst_later[k], (uint64_t) (k + 2) * L, L);
+                b.hist = &R->burst_later[k];
+                run_until(&b, (uint64_t) (k + 3) * L, &st);
+        }
         R->burst_responses2 = b.responses - resp0;
         R->expired += b.expired_events;
         R->oversize += b.oversize;
@@ -661,6 +670,12 @@ static void report(const results *R) {
         printf("%-52s %8zu / %d\n", "  buckets with sends", hist_nonempty(&R->burst_h1), N_BUCKETS);
         printf("%-52s %14.3f\n", "histogram max/mean, 2nd lifetime", r_b2);
         printf("%-52s %8zu / %d\n", "  buckets with sends", hist_nonempty(&R->burst_h2), N_BUCKETS);
+        for (int k = 0; k < BURST_LIFETIMES - 2; k++) {
+                char label[64];
+                snprintf(label, sizeof(label), "histogram max/mean, lifetime %d", k + 3);
+                printf("%-52s %14.3f   (%zu / %d buckets)\n", label, hist_peak_ratio(&R->burst_later[k], NULL),
+                       hist_nonempty(&R->burst_later[k]), N_BUCKETS);
+        }
         printf("%-52s %11.2f us\n", "CPU per renewal, 2nd lifetime, loop total",
                per(R->burst_st2.cpu, (double) R->burst_renewals2) * 1e6);
         printf("%-52s %11.2f us\n", "wall per renewal, 2nd lifetime, loop total",

@@ -80,6 +80,7 @@ typedef struct pcp_mapping {
         uint64_t last_sent;
         uint64_t granted_at;
         uint32_t renew_step;   /* 1, 2, 3...: which renewal window is next */
+        uint32_t renew_phase;  /* where in its renewal windows it renews, / 2^32 (random) */
         uint32_t delete_sent;
         bool awaiting;         /* a request is outstanding */
         bool recreating;       /* asking again after a (possible) server state loss */
@@ -625,6 +626,25 @@ static void mapping_restart(pcp_engine *e, pcp_mapping *m, uint64_t at) {
         mapping_timer(e, m, at);
 }
 
+/* Where in a renewal window of `width` ms mapping m renews. RFC 6887 §11.2.1 asks for a
+ * uniformly random point of the window so that renewals do not synchronise. A fresh draw
+ * for every renewal does that for mappings created at different times, but mappings
+ * created together (a daemon starting, a router restart recreating everything) stay
+ * bunched for ~20 renewal periods: the spread of a sum of k uniform jitters grows as √k.
+ * So each mapping draws its point once (renew_phase, uniform) and keeps it, plus a small
+ * fresh jitter (±1/16 of the window, wrapped): every renewal is still at a uniformly
+ * distributed point of its window, and mappings created together drift apart linearly
+ * (k windows' worth after k renewals), flat within ~6 periods (bench/README.md). */
+static uint64_t renew_offset(pcp_engine *e, const pcp_mapping *m, uint64_t width) {
+        double u = (double) m->renew_phase / 4294967296.0 + (random_unit(e) - 0.5) / 8.0;
+
+        if (u < 0.0)
+                u += 1.0;
+        else if (u >= 1.0)
+                u -= 1.0;
+        return (uint64_t) (u * (double) width);
+}
+
 /* RFC 6887 §11.2.1: renew in [1/2, 5/8] of the lifetime, then [3/4, 3/4 + 1/16], ...
  * never less than 4 s apart; NAT-PMP renews at half the lifetime and retransmits on
  * its own schedule. At the expiry, the mapping is lost. */
@@ -641,7 +661,7 @@ static void schedule_renewal(pcp_engine *e, pcp_mapping *m) {
         else {
                 uint64_t start = m->granted_at + L - (L >> k);
                 uint64_t width = L >> (k + 2);
-                t = random_between(e, start, start + width);
+                t = start + renew_offset(e, m, width);
         }
         if (m->last_sent != 0 && t < m->last_sent + MIN_RENEW_GAP)
                 t = m->last_sent + MIN_RENEW_GAP;
@@ -1131,6 +1151,7 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
         m->prefer_failure = p->prefer_failure;
         m->has_port_set = p->has_port_set;
         m->port_set = p->port_set;
+        random_bytes(e, &m->renew_phase, sizeof(m->renew_phase));
         if (p->has_nonce)
                 memcpy(m->info.nonce, p->nonce, PCP_NONCE_LEN);
         else
