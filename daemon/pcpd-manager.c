@@ -819,17 +819,43 @@ static bool unhex(const char *s, uint8_t *out, size_t n) {
         return true;
 }
 
-/* One mapping as a key file group; false when the engine does not know it (nothing to
- * renew or delete after a restart). */
+/* A FILTER as "address/length port" (an IPv4 length as IPv4's), and back. */
+static char *filter_to_string(const pcp_filter *f) {
+        char buf[PCP_ADDR_STRLEN];
+        bool v4 = pcp_addr_is_ipv4(&f->remote_addr);
+
+        return g_strdup_printf("%s/%u %u", pcp_addr_to_string(&f->remote_addr, buf),
+                               v4 ? f->prefix_len - 96u : f->prefix_len, f->remote_port);
+}
+
+static bool filter_from_string(const char *s, pcp_filter *ret) {
+        g_auto(GStrv) parts = g_strsplit_set(s, "/ ", 0);
+        guint64 len, port;
+
+        if (g_strv_length(parts) != 3 || !pcp_addr_from_string(parts[0], &ret->remote_addr) ||
+            !g_ascii_string_to_unsigned(parts[1], 10, 0, pcp_addr_is_ipv4(&ret->remote_addr) ? 32 : 128, &len, NULL) ||
+            !g_ascii_string_to_unsigned(parts[2], 10, 0, 65535, &port, NULL))
+                return false;
+        ret->prefix_len = (uint8_t) (pcp_addr_is_ipv4(&ret->remote_addr) ? 96 + len : len);
+        ret->remote_port = (uint16_t) port;
+        return true;
+}
+
+/* One mapping as a key file group; false when there is nothing to save: the engine does
+ * not know it and it is not direct. A mapping on a server has its nonce, to renew or
+ * delete it after a restart; a direct one has Direct=true and no server. */
 static bool mapping_to_keyfile(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf) {
         const pcp_mapping_info *i = mp->engine_id ? pcp_engine_mapping_get(m->engine, mp->engine_id) : NULL;
         g_autofree char *group = g_strdup_printf("Mapping %" G_GUINT64_FORMAT, mp->id);
-        g_autofree char *nonce = NULL;
+        char buf[PCP_ADDR_STRLEN];
 
-        if (i == NULL)
+        if (mp->direct)
+                g_key_file_set_boolean(kf, group, "Direct", true);
+        else if (i != NULL) {
+                g_autofree char *nonce = hex(i->nonce, PCP_NONCE_LEN);
+                g_key_file_set_string(kf, group, "Nonce", nonce);
+        } else
                 return false;
-        nonce = hex(i->nonce, PCP_NONCE_LEN);
-        g_key_file_set_string(kf, group, "Nonce", nonce);
         g_key_file_set_string(kf, group, "Server", mp->server_text);
         g_key_file_set_integer(kf, group, "Opcode", mp->opcode);
         g_key_file_set_integer(kf, group, "Protocol", mp->protocol);
@@ -842,6 +868,20 @@ static bool mapping_to_keyfile(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf) 
         if (mp->remote_address != NULL) {
                 g_key_file_set_string(kf, group, "RemoteAddress", mp->remote_address);
                 g_key_file_set_integer(kf, group, "RemotePort", mp->remote_port);
+        }
+        /* the caller's options: a restored mapping asks with them again */
+        if (mp->has_suggested_address)
+                g_key_file_set_string(kf, group, "SuggestedExternalAddress",
+                                      pcp_addr_to_string(&mp->suggested_address, buf));
+        if (mp->prefer_failure)
+                g_key_file_set_boolean(kf, group, "PreferFailure", true);
+        if (mp->has_third_party)
+                g_key_file_set_string(kf, group, "ThirdParty", pcp_addr_to_string(&mp->third_party, buf));
+        if (mp->n_filters > 0) {
+                g_auto(GStrv) filters = g_new0(char *, mp->n_filters + 1u);
+                for (uint8_t k = 0; k < mp->n_filters; k++)
+                        filters[k] = filter_to_string(&mp->filters[k]);
+                g_key_file_set_string_list(kf, group, "Filters", (const char *const *) filters, mp->n_filters);
         }
         g_key_file_set_boolean(kf, group, "Persistent", mp->persistent);
         g_key_file_set_uint64(kf, group, "UID", mp->uid);
@@ -1227,7 +1267,10 @@ static bool mapping_remove_holder(pcpd_manager *m, pcpd_mapping *mp, const char 
  * "pending", then what the server grants. When the address goes away the mapping takes
  * another global address of the family, or is removed ("network-lost"). Both are checked
  * when routes change and when a server starts answering. A mapping made on a server stays
- * on it. Direct mappings are not saved: there is nothing upstream to renew or delete.
+ * on it. Direct mappings are saved like the others (Direct=true, no nonce): after a restart
+ * they are direct again while the host is still not behind a NAT, else made on a server
+ * (restore_direct()). The manager is "ready" and its external address is the host's own
+ * for a family the host is not behind a NAT for.
  */
 
 #ifndef IPV6_PREFER_SRC_PUBLIC
@@ -1533,6 +1576,7 @@ static void manager_check_direct(pcpd_manager *m) {
                         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                                          "Mapping %s: the host's address %s is gone; it has its address %s now",
                                          mp->path, old, mp->external_address);
+                        manager_persist_mapping(m, mp);
                         pcpd_bus_mapping_changed(m, mp,
                                                  (const char *[]) { "ExternalAddress", "InternalAddress", NULL });
                         continue;
@@ -1732,10 +1776,10 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                         set_str(&mp->state, bus_state(i));
                         set_str(&mp->error, pcp_mapping_error_name(i));
                 }
-                /* its nonce must be on disk before anything else can happen to the daemon, or a
-                 * restart could neither renew nor delete it */
-                manager_persist_mapping(m, mp);
         }
+        /* on disk before anything else can happen to the daemon: a server mapping's nonce, or
+         * a restart could neither renew nor delete it; a direct one, to be made again */
+        manager_persist_mapping(m, mp);
         pcpd_bus_mapping_added(m, mp);
         pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         manager_update_state(m);
@@ -1801,10 +1845,189 @@ static gboolean on_grace_over(gpointer data) {
 
         mp->grace_source = 0;
         if (mp->unclaimed) {
-                g_message("Mapping %s was not reclaimed after the restart; deleting it upstream", mp->path);
+                g_message("Mapping %s was not reclaimed after the restart; %s", mp->path,
+                          mp->direct ? "removing it" : "deleting it upstream");
                 pcpd_manager_remove_mapping(mp->manager, mp, PCPD_REMOVED_OWNER_VANISHED);
         }
         return G_SOURCE_REMOVE;
+}
+
+static const char *app_id_source_from_string(const char *s) {
+        static const char *const known[] = { "flatpak", "snap", "systemd-unit", "declared" };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(known); i++)
+                if (g_strcmp0(s, known[i]) == 0)
+                        return known[i];
+        return "none";
+}
+
+/* The mapping a saved group describes, with what its caller asked for, but no server side
+ * yet (pending, no engine mapping); NULL when the group is damaged. */
+static pcpd_mapping *mapping_from_keyfile(pcpd_manager *m, GKeyFile *kf, const char *g) {
+        g_autofree char *family_s = g_key_file_get_string(kf, g, "Family", NULL);
+        g_autofree char *remote_s = g_key_file_get_string(kf, g, "RemoteAddress", NULL);
+        g_autofree char *app_id = g_key_file_get_string(kf, g, "AppId", NULL);
+        g_autofree char *app_src = g_key_file_get_string(kf, g, "AppIdSource", NULL);
+        g_autofree char *descr = g_key_file_get_string(kf, g, "Description", NULL);
+        g_autofree char *suggested_s = g_key_file_get_string(kf, g, "SuggestedExternalAddress", NULL);
+        g_autofree char *third_s = g_key_file_get_string(kf, g, "ThirdParty", NULL);
+        gsize n_filters = 0;
+        g_auto(GStrv) filters = g_key_file_get_string_list(kf, g, "Filters", &n_filters, NULL);
+        gint64 proto = g_key_file_get_integer(kf, g, "Protocol", NULL);
+        gint64 port = g_key_file_get_integer(kf, g, "InternalPort", NULL);
+        gint64 opcode = g_key_file_get_integer(kf, g, "Opcode", NULL);
+        gint64 ext_port = g_key_file_get_integer(kf, g, "ExternalPort", NULL);
+        gint64 suggested_port = g_key_file_get_integer(kf, g, "SuggestedExternalPort", NULL);
+        bool direct = g_key_file_get_boolean(kf, g, "Direct", NULL);
+        pcp_filter f[PCP_MAX_FILTERS];
+        struct in6_addr remote = { 0 }, suggested, third;
+        pcpd_mapping *mp;
+
+        if (proto < 0 || proto > 255 || port < 0 || port > 65535 || ext_port < 0 || ext_port > 65535 ||
+            suggested_port < 0 || suggested_port > 65535 || (opcode != PCP_OPCODE_MAP && opcode != PCP_OPCODE_PEER) ||
+            (remote_s != NULL && !pcp_addr_from_string(remote_s, &remote)) ||
+            (suggested_s != NULL && !pcp_addr_from_string(suggested_s, &suggested)) ||
+            (third_s != NULL && !pcp_addr_from_string(third_s, &third)) || n_filters > PCP_MAX_FILTERS)
+                return NULL;
+        for (gsize k = 0; k < n_filters; k++)
+                if (!filter_from_string(filters[k], &f[k]))
+                        return NULL;
+
+        mp = g_new0(pcpd_mapping, 1);
+        mp->manager = m;
+        mp->id = m->next_mapping_id++;
+        mp->path = g_strdup_printf(PCPD_MAPPING_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
+        mp->uid = (uid_t) g_key_file_get_uint64(kf, g, "UID", NULL);
+        mp->app_id = g_strdup(app_id ?: "");
+        mp->app_id_source = app_id_source_from_string(app_src);
+        mp->owner = g_strdup("");
+        mp->persistent = g_key_file_get_boolean(kf, g, "Persistent", NULL);
+        mp->unclaimed = !mp->persistent;
+        mp->opcode = (uint8_t) opcode;
+        mp->protocol = (uint8_t) proto;
+        mp->family = g_strcmp0(family_s, "ipv6") == 0 ? AF_INET6 : AF_INET;
+        mp->internal_port = (uint16_t) port;
+        /* a server granted a port: ask for that one again (a direct mapping's external port
+         * is its internal one: a server gets the caller's wish) */
+        mp->suggested_port = (uint16_t) (ext_port != 0 && !direct ? ext_port : suggested_port);
+        if (remote_s != NULL) {
+                mp->remote_address = g_strdup(remote_s);
+                mp->remote_port = (uint16_t) g_key_file_get_integer(kf, g, "RemotePort", NULL);
+        }
+        mp->lifetime = (uint32_t) MIN(g_key_file_get_uint64(kf, g, "Lifetime", NULL), m->config.max_lifetime);
+        if (mp->lifetime == 0)
+                mp->lifetime = m->config.default_lifetime;
+        mp->description = g_strdup(descr ?: "");
+        mp->created = g_key_file_get_uint64(kf, g, "Created", NULL);
+        mp->key = mapping_key(mp->family, mp->opcode, mp->protocol, mp->internal_port, &remote, mp->remote_port);
+        mp->has_suggested_address = suggested_s != NULL;
+        if (suggested_s != NULL)
+                mp->suggested_address = suggested;
+        mp->prefer_failure = g_key_file_get_boolean(kf, g, "PreferFailure", NULL);
+        mp->has_third_party = third_s != NULL;
+        if (third_s != NULL)
+                mp->third_party = third;
+        mp->n_filters = (uint8_t) n_filters;
+        if (n_filters > 0)
+                mp->filters = g_memdup2(f, n_filters * sizeof(pcp_filter));
+        mp->state = g_strdup("pending");
+        mp->error = g_strdup("");
+        mp->external_address = g_strdup("");
+        return mp;
+}
+
+static bool mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p) {
+        uint64_t eid;
+
+        if (pcp_engine_add_mapping(m->engine, pcpd_now_ms(), p, &eid) < 0)
+                return false;
+        mp->engine_id = eid;
+        mp->server = s;
+        mp->server_text = g_strdup(s->text);
+        return true;
+}
+
+/* A saved mapping on a server: the same upstream mapping (its nonce) on the same server,
+ * asking for what it had. */
+static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf, const char *g, const char *path) {
+        g_autofree char *nonce_s = g_key_file_get_string(kf, g, "Nonce", NULL);
+        g_autofree char *server_s = g_key_file_get_string(kf, g, "Server", NULL);
+        g_autofree char *ext_s = g_key_file_get_string(kf, g, "ExternalAddress", NULL);
+        uint8_t nonce[PCP_NONCE_LEN];
+        struct sockaddr_in6 sa;
+        pcp_mapping_params p;
+        pcpd_server *s;
+
+        if (!unhex(nonce_s, nonce, PCP_NONCE_LEN) || server_s == NULL ||
+            !pcpd_parse_endpoint(server_s, PCP_SERVER_PORT, &sa)) {
+                g_warning("%s: [%s] is damaged; skipped", path, g);
+                return false;
+        }
+        s = manager_find_server(m, &sa);
+        if (s == NULL) {
+                g_warning("Saved mapping %s %s port %u was made through %s, which is not a server now: it cannot "
+                          "be renewed or deleted and will expire upstream",
+                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
+                          mp->internal_port, server_s);
+                return false;
+        }
+        mapping_params(mp, s, &p);
+        p.has_nonce = true;
+        memcpy(p.nonce, nonce, PCP_NONCE_LEN);
+        if (ext_s != NULL && *ext_s != '\0')
+                pcp_addr_from_string(ext_s, &p.suggested_external_addr);
+        if (!mapping_start_on_server(m, mp, s, &p)) {
+                g_warning("%s: [%s] could not be restored", path, g);
+                return false;
+        }
+        return true;
+}
+
+/* A saved direct mapping: direct again while the host has a global address of the family
+ * and no server of the family answers (the address it had when the host still has it).
+ * Servers found at start have not answered yet: one that starts answering takes the
+ * mapping over, as for any direct mapping. Else, behind a NAT now, it is made on a server
+ * of the family as a new upstream mapping with what its caller asked for. */
+static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf, const char *g) {
+        g_autofree char *ext_s = g_key_file_get_string(kf, g, "ExternalAddress", NULL);
+        const char *fam = mp->family == AF_INET ? "IPv4" : "IPv6";
+        pcp_mapping_params p;
+        struct in6_addr a;
+        pcpd_server *s;
+        bool global;
+
+        global = ext_s != NULL && pcp_addr_from_string(ext_s, &a) && pcp_addr_is_ipv4(&a) == (mp->family == AF_INET) &&
+                 address_is_global(&a) && host_has_address(&a, NULL);
+        if (!global)
+                global = host_global_address(mp->family, NULL, &a);
+        if (global && !mp->has_third_party && answering_server(m, mp->family, NULL) == NULL) {
+                mapping_set_direct(mp, true);
+                mp->server_text = g_strdup("");
+                direct_set_address(mp, &a);
+                set_str(&mp->state, "active");
+                mp->granted = mp->lifetime;
+                return true;
+        }
+        s = choose_server(m, mp->family, NULL);
+        if (s == NULL) {
+                g_warning("Saved mapping %s %s port %u had the host's own address %s, but the host has no global %s "
+                          "address now and no %s server is known: it is dropped",
+                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
+                          mp->internal_port, ext_s ?: "?", fam, fam);
+                return false;
+        }
+        mapping_params(mp, s, &p);
+        if (!mapping_start_on_server(m, mp, s, &p)) {
+                g_warning("Saved mapping %s %s port %u could not be made on PCP server %s",
+                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
+                          mp->internal_port, s->text);
+                return false;
+        }
+        g_message("Saved mapping %s %s port %u had the host's own address %s; the host is behind PCP server %s "
+                  "now: asking it",
+                  pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port,
+                  ext_s ?: "?", s->text);
+        return true;
 }
 
 static void manager_restore(pcpd_manager *m) {
@@ -1831,104 +2054,35 @@ static void manager_restore(pcpd_manager *m) {
         groups = g_key_file_get_groups(kf, NULL);
         for (size_t gi = 0; groups[gi] != NULL; gi++) {
                 const char *g = groups[gi];
-                g_autofree char *nonce_s = g_key_file_get_string(kf, g, "Nonce", NULL);
-                g_autofree char *server_s = g_key_file_get_string(kf, g, "Server", NULL);
-                g_autofree char *family_s = g_key_file_get_string(kf, g, "Family", NULL);
-                g_autofree char *ext_s = g_key_file_get_string(kf, g, "ExternalAddress", NULL);
-                g_autofree char *remote_s = g_key_file_get_string(kf, g, "RemoteAddress", NULL);
-                g_autofree char *app_id = g_key_file_get_string(kf, g, "AppId", NULL);
-                g_autofree char *app_src = g_key_file_get_string(kf, g, "AppIdSource", NULL);
-                g_autofree char *descr = g_key_file_get_string(kf, g, "Description", NULL);
-                struct sockaddr_in6 sa;
-                pcp_mapping_params p = { 0 };
-                pcpd_server *s;
-                pcpd_mapping *mp;
-                gint64 proto = g_key_file_get_integer(kf, g, "Protocol", NULL);
-                gint64 port = g_key_file_get_integer(kf, g, "InternalPort", NULL);
-                gint64 opcode = g_key_file_get_integer(kf, g, "Opcode", NULL);
-                uint64_t eid;
-                int family;
+                pcpd_mapping *mp = mapping_from_keyfile(m, kf, g);
+                bool ok;
 
-                if (!unhex(nonce_s, p.nonce, PCP_NONCE_LEN) || server_s == NULL ||
-                    !pcpd_parse_endpoint(server_s, PCP_SERVER_PORT, &sa) || proto < 0 || proto > 255 || port < 0 ||
-                    port > 65535 || (opcode != PCP_OPCODE_MAP && opcode != PCP_OPCODE_PEER)) {
+                if (mp == NULL) {
                         g_warning("%s: [%s] is damaged; skipped", path, g);
                         continue;
                 }
-                s = manager_find_server(m, &sa);
-                if (s == NULL) {
-                        g_warning("Saved mapping %s %s port %" G_GINT64_FORMAT " was made through %s, which is not "
-                                  "a server now: it cannot be renewed or deleted and will expire upstream",
-                                  pcp_opcode_to_string((uint8_t) opcode), pcp_protocol_to_string((uint8_t) proto) ?: "?",
-                                  port, server_s);
-                        continue;
-                }
-                family = g_strcmp0(family_s, "ipv6") == 0 ? AF_INET6 : AF_INET;
-                p.has_nonce = true;
-                p.server_id = s->engine_id;
-                p.opcode = (uint8_t) opcode;
-                p.protocol = (uint8_t) proto;
-                p.internal_port = (uint16_t) port;
-                p.suggested_external_port = (uint16_t) g_key_file_get_integer(kf, g, "ExternalPort", NULL);
-                if (ext_s != NULL && *ext_s)
-                        pcp_addr_from_string(ext_s, &p.suggested_external_addr);
-                p.lifetime = (uint32_t) MIN(g_key_file_get_uint64(kf, g, "Lifetime", NULL), m->config.max_lifetime);
-                if (p.lifetime == 0)
-                        p.lifetime = m->config.default_lifetime;
-                if (remote_s != NULL) {
-                        pcp_addr_from_string(remote_s, &p.remote_addr);
-                        p.remote_port = (uint16_t) g_key_file_get_integer(kf, g, "RemotePort", NULL);
-                }
-                p.description = descr != NULL && *descr ? descr : NULL;
-                if (pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid) < 0) {
-                        g_warning("%s: [%s] could not be restored", path, g);
-                        continue;
-                }
-                mp = g_new0(pcpd_mapping, 1);
-                mp->manager = m;
-                mp->id = m->next_mapping_id++;
-                mp->path = g_strdup_printf(PCPD_MAPPING_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
-                mp->engine_id = eid;
-                mp->server = s;
-                mp->server_text = g_strdup(s->text);
-                mp->uid = (uid_t) g_key_file_get_uint64(kf, g, "UID", NULL);
-                mp->app_id = g_strdup(app_id ?: "");
-                mp->app_id_source = g_strcmp0(app_src, "flatpak") == 0        ? "flatpak"
-                                    : g_strcmp0(app_src, "snap") == 0         ? "snap"
-                                    : g_strcmp0(app_src, "systemd-unit") == 0 ? "systemd-unit"
-                                    : g_strcmp0(app_src, "declared") == 0     ? "declared"
-                                                                              : "none";
-                mp->owner = g_strdup("");
-                mp->persistent = g_key_file_get_boolean(kf, g, "Persistent", NULL);
-                mp->unclaimed = !mp->persistent;
-                mp->opcode = p.opcode;
-                mp->protocol = p.protocol;
-                mp->family = family;
-                mp->internal_port = p.internal_port;
-                mp->suggested_port = p.suggested_external_port;
-                if (remote_s != NULL) {
-                        mp->remote_address = g_strdup(remote_s);
-                        mp->remote_port = p.remote_port;
-                }
-                mp->lifetime = p.lifetime;
-                mp->description = g_strdup(descr ?: "");
-                mp->created = g_key_file_get_uint64(kf, g, "Created", NULL);
-                mp->key = mapping_key(family, p.opcode, p.protocol, p.internal_port, &p.remote_addr, p.remote_port);
-                mp->state = g_strdup("pending");
-                mp->error = g_strdup("");
-                mp->external_address = g_strdup("");
                 if (g_hash_table_contains(m->by_key, mp->key)) {
-                        pcp_engine_forget_mapping(m->engine, eid);
+                        mapping_free(mp);
+                        continue;
+                }
+                if (g_key_file_get_boolean(kf, g, "Direct", NULL))
+                        ok = restore_direct(m, mp, kf, g);
+                else
+                        ok = restore_on_server(m, mp, kf, g, path);
+                if (!ok) {
                         mapping_free(mp);
                         continue;
                 }
                 g_hash_table_insert(m->mappings, &mp->id, mp);
-                g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
                 g_hash_table_insert(m->by_key, mp->key, mp);
-                {
+                if (mp->engine_id != 0) {
                         /* as in pcpd_manager_add_mapping(): what the engine decided at once */
-                        const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, eid);
+                        const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+                        char buf[PCP_ADDR_STRLEN];
+
+                        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
                         if (i != NULL) {
+                                set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf));
                                 set_str(&mp->state, bus_state(i));
                                 set_str(&mp->error, pcp_mapping_error_name(i));
                         }

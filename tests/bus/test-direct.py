@@ -10,8 +10,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pcpdtest import (ERR, EXTERNAL, MANAGER, MAPPING, PATH, BusTestCase, NetNS, V, main,  # noqa: E402
-                      netns_preflight, preflight, wait_until)
+from pcpdtest import (ERR, EXTERNAL, MANAGER, MAPPING, OM, PATH, Agent, BusTestCase, NetNS, V, main,  # noqa: E402
+                      netns_preflight, preflight, slurp, wait_until)
 
 # Globally reachable as far as pcpd can tell (not in any special-purpose block); they only
 # ever exist inside the test's own namespaces.
@@ -241,6 +241,178 @@ class DirectTest(BusTestCase):
         wait_until(lambda: self.manager_changes(env, 'ExternalAddresses')[-1:] == [[]], 5,
                    'PropertiesChanged ExternalAddresses []')
         self.assertDBusError(ERR + 'NoServer', env.manager, 'GetExternalAddress', 's', ('ipv4',))
+        env.assert_alive()
+
+    # ---- restarts: direct mappings are saved and made again ----
+
+    def restart(self, env):
+        env.kill_pcpd()
+        env.signals.clear()
+        env.start_pcpd(wait_ready=False)
+
+    def test_restart_keeps_direct_mappings(self):
+        """Killed and started again with the same state directory, a public host without a
+        server has its direct mappings back, direct: persistent ones for good, app ones for
+        the grace period (reclaimed: the same mapping; not: removed)."""
+        ns = self.netns('restart')
+        self.dummy(ns, 'pub0', GLOBAL4 + '/24', GLOBAL6 + '/64')
+        env = self.env_in(ns, config={'GraceSeconds': 3})
+        kept = env.add_mapping('tcp', 8080, 0, {'persistent': V('b', True), 'description': V('s', 'web'),
+                                                 'filters': V('a(sq)', [('198.18.0.0/15', 0), ('2a00::/16', 443)])})
+        kept6 = env.add_mapping('udp', 8080, 0, {'persistent': V('b', True), 'family': V('s', 'ipv6')})
+        a = Agent(env)
+        app = a.add_mapping('tcp', 8090, 0, "{'description': <'app'>}")['ok'][0]
+        lost = a.add_mapping('udp', 8091)['ok'][0]
+        for p, addr, port in ((kept, GLOBAL4, 8080), (kept6, GLOBAL6, 8080), (app, GLOBAL4, 8090),
+                              (lost, GLOBAL4, 8091)):
+            self.assertDirect(env, p, addr, port)
+        state_file = os.path.join(env.state, 'mappings.state')
+        wait_until(lambda: slurp(state_file).count('Direct=true') == 4, 5, 'the direct mappings saved')
+
+        self.restart(env)
+        a.kill()  # its mappings are now nobody's: only the grace period holds them
+        self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 4)
+        self.assertEqual(env.get(PATH, MANAGER, 'State'), 'ready')
+        objs = [o[MAPPING] for o in env.call(PATH, OM, 'GetManagedObjects')[0].values()]
+        by_key = {(o['Protocol'], o['InternalPort']): o for o in objs}
+        self.assertEqual(set(by_key), {('tcp', 8080), ('udp', 8080), ('tcp', 8090), ('udp', 8091)})
+        for (proto, port), o in by_key.items():
+            want = GLOBAL6 if (proto, port) == ('udp', 8080) else GLOBAL4
+            self.assertEqual((o['State'], o['Server'], o['ExternalAddress'], o['InternalAddress'], o['ExternalPort'],
+                              o['ExpiresAt']), ('active', '', want, want, port, 0), o)
+        self.assertTrue(by_key[('tcp', 8080)]['Persistent'])
+        self.assertEqual(by_key[('tcp', 8080)]['Description'], 'web')
+        self.assertEqual(by_key[('udp', 8080)]['Family'], 'ipv6')
+        self.assertEqual(by_key[('tcp', 8090)]['Owner'], '')  # waiting for its app
+        self.assertEqual(by_key[('tcp', 8090)]['Description'], 'app')
+
+        # the app comes back within the grace period: the same mapping
+        b = Agent(env)
+        ans = b.add_mapping('tcp', 8090, 0, "{'description': <'app'>}")
+        self.assertIn('ok', ans, ans)
+        self.assertEqual(env.get(ans['ok'][0], MAPPING, 'Owner'), b.name)
+        self.assertDirect(env, ans['ok'][0], GLOBAL4, 8090)
+        # the other app does not: gone after the grace period
+        lost_path = [p for p, o in env.call(PATH, OM, 'GetManagedObjects')[0].items()
+                     if o[MAPPING]['InternalPort'] == 8091][0]
+        wait_until(lambda: env.removed_reason(lost_path) is not None, 10, 'the unclaimed mapping removed')
+        self.assertEqual(env.removed_reason(lost_path), 'owner-vanished')
+        self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 3)
+
+        # its options were saved with it (test_restart_onto_a_server: they reach a server)
+        self.assertIn('Filters=198.18.0.0/15 0;2a00::/16 443;', slurp(state_file))
+
+        # killed right after AddMapping (before the snapshot): the journal has it
+        env.add_mapping('tcp', 8100, 0, {'persistent': V('b', True)})
+        # on disk when the call returns (the journal; the snapshot follows within 200 ms)
+        journal = os.path.join(env.state, 'mappings.journal')
+        self.assertIn('InternalPort=8100', slurp(journal) + slurp(state_file))
+        self.restart(env)
+        ports = sorted((o[MAPPING]['Protocol'], o[MAPPING]['InternalPort'])
+                       for o in env.call(PATH, OM, 'GetManagedObjects')[0].values())
+        # the reclaimed app mapping is unclaimed again after this restart; all four are there
+        self.assertEqual(ports, [('tcp', 8080), ('tcp', 8090), ('tcp', 8100), ('udp', 8080)])
+        b.kill()
+        env.assert_alive()
+
+    def test_restart_onto_a_server(self):
+        """A persistent direct mapping whose host is behind a PCP server by the time pcpd
+        starts again (its global address gone, a default route through the server) is made
+        on that server, with the options its caller asked for."""
+        host = self.netns('rs-host')
+        router = self.netns('rs-router')
+        host.ip('link', 'add', 'wan0', 'type', 'veth', 'peer', 'name', 'lan0', 'netns', router.name)
+        host.ip('addr', 'add', GLOBAL4 + '/24', 'dev', 'wan0')
+        host.ip('link', 'set', 'wan0', 'up')
+        router.ip('addr', 'add', '10.9.0.1/24', 'dev', 'lan0')
+        router.ip('link', 'set', 'lan0', 'up')
+        env = self.env_in(host, use_default_routers=True)
+        env.ip, env.port = '10.9.0.1', 5351
+        env.start_refserver(netns=router.name)
+
+        path = env.add_mapping('tcp', 8080, 0, {'persistent': V('b', True), 'description': V('s', 'web'),
+                                                'filters': V('a(sq)', [('198.18.0.0/15', 0)])})
+        self.assertDirect(env, path, GLOBAL4, 8080)
+        state_file = os.path.join(env.state, 'mappings.state')
+        wait_until(lambda: 'Direct=true' in slurp(state_file), 5, 'the direct mapping saved')
+        env.kill_pcpd()
+
+        # behind the router now
+        host.ip('addr', 'del', GLOBAL4 + '/24', 'dev', 'wan0')
+        host.ip('addr', 'add', '10.9.0.2/24', 'dev', 'wan0')
+        host.ip('route', 'add', 'default', 'via', '10.9.0.1')
+        env.signals.clear()
+        env.start_pcpd(wait_ready=False)
+        objs = env.call(PATH, OM, 'GetManagedObjects')[0]
+        self.assertEqual(len(objs), 1, objs)
+        path, props = next((p, o[MAPPING]) for p, o in objs.items())
+        self.assertEqual(props['Server'], '10.9.0.1')
+        self.assertTrue(props['Persistent'])
+        self.assertEqual(props['Description'], 'web')
+        env.wait_state(path, 'active')
+        props = env.get_all(path)
+        self.assertEqual((props['ExternalAddress'], props['InternalAddress'], props['Server']),
+                         (EXTERNAL, '10.9.0.2', '10.9.0.1'))
+        held = env.dump()
+        self.assertEqual([(m['internal'], m['internal_port']) for m in held], [('10.9.0.2', 8080)])
+        # it asked with its FILTER and DESCRIPTION: 24 + 36 + 24 + (4 + 4) octets
+        reqs = [r for r in env.reflog_requests() if r['opcode'] == 1 and r['internal_port'] == 8080]
+        self.assertEqual(reqs[0]['len'], 92, reqs[0])
+        # saved as a server mapping now, with its nonce
+        wait_until(lambda: held[0]['nonce'] in slurp(state_file), 5, 'the nonce saved')
+        self.assertNotIn('Direct=true', slurp(state_file))
+        env.assert_alive()
+
+    def test_restart_still_public_then_a_server_answers(self):
+        """Still public after the restart, with a default route toward a PCP server that has
+        not answered yet: direct again at once, then moved to the server when it answers."""
+        host = self.netns('rp-host')
+        router = self.netns('rp-router')
+        host.ip('link', 'add', 'wan0', 'type', 'veth', 'peer', 'name', 'lan0', 'netns', router.name)
+        host.ip('addr', 'add', GLOBAL4 + '/24', 'dev', 'wan0')
+        host.ip('link', 'set', 'wan0', 'up')
+        router.ip('addr', 'add', GATEWAY4 + '/24', 'dev', 'lan0')
+        router.ip('link', 'set', 'lan0', 'up')
+        env = self.env_in(host, use_default_routers=True)
+        path = env.add_mapping('udp', 7000, 0, {'persistent': V('b', True)})
+        self.assertDirect(env, path, GLOBAL4, 7000)
+        wait_until(lambda: 'Direct=true' in slurp(os.path.join(env.state, 'mappings.state')), 5, 'saved')
+        env.kill_pcpd()
+
+        host.ip('route', 'add', 'default', 'via', GATEWAY4)
+        env.ip, env.port = GATEWAY4, 5351
+        env.start_refserver(netns=router.name)
+        env.signals.clear()
+        env.start_pcpd(wait_ready=False)
+        objs = env.call(PATH, OM, 'GetManagedObjects')[0]
+        self.assertEqual(len(objs), 1, objs)
+        path = next(iter(objs))
+        wait_until(lambda: env.get(path, MAPPING, 'Server') == GATEWAY4, 15, 'the mapping on the server')
+        env.wait_state(path, 'active')
+        self.assertEqual(env.get(path, MAPPING, 'ExternalAddress'), EXTERNAL)
+        # it was direct (active, Server "") before it moved: the clients heard the move
+        changed = [s[3][1] for s in env.signals_of('PropertiesChanged', path)]
+        self.assertTrue(any(c.get('Server') == GATEWAY4 for c in changed), changed)
+        self.assertEqual([m['internal_port'] for m in env.dump()], [7000])
+        env.assert_alive()
+
+    def test_restart_keeps_the_options_on_a_server(self):
+        """Not only direct ones: a mapping on a server asks with its FILTER again after a
+        restart (the refresh with the old nonce), as it did before; it used to lose it, and
+        a refresh without FILTER removes the filters upstream (RFC 6887 §13.3)."""
+        env = self.make_env(config={'GraceSeconds': 5})
+        path = env.add_mapping('tcp', 8200, 0, {'persistent': V('b', True),
+                                                'filters': V('a(sq)', [('198.18.0.0/15', 0)])})
+        env.wait_state(path, 'active')
+        nonce = env.dump()[0]['nonce']
+        wait_until(lambda: nonce in slurp(os.path.join(env.state, 'mappings.state')), 5, 'saved')
+        first = [r for r in env.reflog_requests() if r['nonce'] == nonce]
+        self.assertEqual(first[0]['len'], 84, first[0])
+        n = len(env.reflog_requests())
+        env.kill_pcpd()
+        env.start_pcpd()
+        refresh = wait_until(lambda: [r for r in env.reflog_requests()[n:] if r['nonce'] == nonce], 5, 'the refresh')
+        self.assertEqual(refresh[0]['len'], 84, refresh[0])
         env.assert_alive()
 
     def manager_changes(self, env, prop):
