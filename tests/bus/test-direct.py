@@ -397,22 +397,38 @@ class DirectTest(BusTestCase):
         env.assert_alive()
 
     def test_restart_keeps_the_options_on_a_server(self):
-        """Not only direct ones: a mapping on a server asks with its FILTER again after a
-        restart (the refresh with the old nonce), as it did before; it used to lose it, and
-        a refresh without FILTER removes the filters upstream (RFC 6887 §13.3)."""
-        env = self.make_env(config={'GraceSeconds': 5})
+        """Not only direct ones: a mapping on a server asks with its options again after a
+        restart (the refresh with the old nonce), as it did before. It used to lose them: a
+        refresh without FILTER removes the filters upstream (RFC 6887 §13.3), one without
+        THIRD_PARTY is a mapping for this host instead."""
+        env = self.make_env(config={'GraceSeconds': 5}, refserver_args=['--allow-third-party'])
         path = env.add_mapping('tcp', 8200, 0, {'persistent': V('b', True),
                                                 'filters': V('a(sq)', [('198.18.0.0/15', 0)])})
+        third = env.add_mapping('udp', 8201, 0, {'persistent': V('b', True), 'third-party': V('s', '127.0.0.9')})
         env.wait_state(path, 'active')
-        nonce = env.dump()[0]['nonce']
-        wait_until(lambda: nonce in slurp(os.path.join(env.state, 'mappings.state')), 5, 'saved')
-        first = [r for r in env.reflog_requests() if r['nonce'] == nonce]
+        env.wait_state(third, 'active')
+        before = {m['internal_port']: m for m in env.dump()}
+        self.assertEqual(before[8201]['internal'], '127.0.0.9')
+        nonces = {port: m['nonce'] for port, m in before.items()}
+        wait_until(lambda: all(n in slurp(os.path.join(env.state, 'mappings.state')) for n in nonces.values()), 5,
+                   'saved')
+        first = [r for r in env.reflog_requests() if r['nonce'] == nonces[8200]]
         self.assertEqual(first[0]['len'], 84, first[0])
         n = len(env.reflog_requests())
         env.kill_pcpd()
         env.start_pcpd()
-        refresh = wait_until(lambda: [r for r in env.reflog_requests()[n:] if r['nonce'] == nonce], 5, 'the refresh')
-        self.assertEqual(refresh[0]['len'], 84, refresh[0])
+
+        def refreshes():
+            return {r['internal_port']: r for r in env.reflog_requests()[n:] if r['nonce'] in nonces.values()}
+        refresh = wait_until(lambda: refreshes().keys() >= {8200, 8201} and refreshes(), 5, 'the refreshes')
+        # MAP is 24 + 36 octets; FILTER 24 more, THIRD_PARTY 20
+        self.assertEqual((refresh[8200]['len'], refresh[8200]['result']), (84, 0), refresh[8200])
+        self.assertEqual((refresh[8201]['len'], refresh[8201]['result']), (80, 0), refresh[8201])
+        # still the one upstream mapping each, the third-party one for its host
+        after = {m['internal_port']: m for m in env.dump()}
+        self.assertEqual(sorted(after), [8200, 8201])
+        self.assertEqual(after[8201]['internal'], '127.0.0.9')
+        self.assertEqual(after[8201]['nonce'], nonces[8201])
         env.assert_alive()
 
     def manager_changes(self, env, prop):
