@@ -29,6 +29,8 @@ static void manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
 static void manager_update_state(pcpd_manager *m);
 static void manager_check_direct(pcpd_manager *m);
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
+static bool host_global_address(int family, const char *ifname, struct in6_addr *ret);
+static void server_watch_silence(pcpd_server *s, pcp_server_state st);
 
 uint64_t pcpd_now_ms(void) {
         return (uint64_t) g_get_monotonic_time() / 1000;
@@ -260,6 +262,8 @@ static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr
 static void server_free(pcpd_server *s) {
         if (s == NULL)
                 return;
+        if (s->silent_source != 0)
+                g_source_remove(s->silent_source);
         for (size_t i = 0; i < s->n_addrs; i++) {
                 if (s->watches[i] != 0)
                         g_source_remove(s->watches[i]);
@@ -319,6 +323,10 @@ static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs,
                 return r;
         }
         g_ptr_array_add(m->servers, s);
+        {
+                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                server_watch_silence(s, si != NULL ? si->state : PCP_SERVER_UNKNOWN); /* nothing heard yet */
+        }
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_ADDED,
                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
                        "PCP server %s (%s%s%s) added", s->text, source, s->ifname[0] ? ", " : "", s->ifname);
@@ -601,6 +609,8 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
 
         case PCP_EVENT_SERVER:
                 s = server_by_engine_id(m, ev->server_id);
+                if (s != NULL && ev->server != NULL && s != server_being_added)
+                        server_watch_silence(s, ev->server->state);
                 if (s != NULL && ev->server != NULL && s->logged_state != (int) ev->server->state) {
                         /* one line per state transition, however often the server is heard */
                         s->logged_state = (int) ev->server->state;
@@ -1432,8 +1442,46 @@ static bool host_global_address(int family, const char *ifname, struct in6_addr 
         return have_first;
 }
 
+/* A server that has answered nothing (engine state unknown) for PCPD_SILENT_SERVER_MS: a
+ * gateway that does not speak PCP and drops what it does not know instead of answering
+ * with ICMP. It keeps its mappings and may still answer (they then move to it, as direct
+ * ones do), but it does not keep a host with a global address from mapping directly. */
+static bool server_silent(const pcpd_server *s) {
+        return s->seen_state == PCP_SERVER_UNKNOWN && pcpd_now_ms() - s->unknown_since >= PCPD_SILENT_SERVER_MS;
+}
+
+static gboolean on_server_silent(gpointer data) {
+        pcpd_server *s = data;
+        pcpd_manager *m = s->manager;
+
+        s->silent_source = 0;
+        if (host_global_address(s->family, s->ifname, NULL))
+                g_message("PCP server %s has not answered for %u s: new %s mappings use the host's own global "
+                          "address until it does",
+                          s->text, PCPD_SILENT_SERVER_MS / 1000, s->family == AF_INET ? "IPv4" : "IPv6");
+        manager_update_state(m);
+        return G_SOURCE_REMOVE;
+}
+
+/* After each engine state the manager sees for s: time its silence from when it is
+ * unknown (again). Not for the server being added: it is not in the list yet. */
+static void server_watch_silence(pcpd_server *s, pcp_server_state st) {
+        if (st == s->seen_state && (st != PCP_SERVER_UNKNOWN || s->unknown_since != 0))
+                return;
+        s->seen_state = st;
+        if (s->silent_source != 0) {
+                g_source_remove(s->silent_source);
+                s->silent_source = 0;
+        }
+        if (st != PCP_SERVER_UNKNOWN)
+                return;
+        s->unknown_since = pcpd_now_ms();
+        s->silent_source = g_timeout_add(PCPD_SILENT_SERVER_MS, on_server_silent, s);
+}
+
 /* Could any server of the family (on the interface, when one is asked for) map? Not when
- * it is known to be unreachable or to speak only an unsupported version. */
+ * it is known to be unreachable or to speak only an unsupported version, or has been
+ * silent too long. */
 static bool servers_may_map(pcpd_manager *m, int family, const char *interface) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
@@ -1442,8 +1490,12 @@ static bool servers_may_map(pcpd_manager *m, int family, const char *interface) 
                         continue;
                 if (interface != NULL && *interface != '\0' && strcmp(interface, s->ifname) != 0)
                         continue;
-                if (si == NULL || (si->state != PCP_SERVER_UNREACHABLE && si->state != PCP_SERVER_UNSUPPORTED))
+                if (si == NULL)
                         return true;
+                if (si->state == PCP_SERVER_UNREACHABLE || si->state == PCP_SERVER_UNSUPPORTED ||
+                    (si->state == PCP_SERVER_UNKNOWN && server_silent(s)))
+                        continue;
+                return true;
         }
         return false;
 }

@@ -38,7 +38,16 @@ typedef struct pcpd_server {
         guint watches[PCP_SERVER_MAX_ADDRS];
         bool seen; /* discovery bookkeeping */
         int logged_state; /* the engine state last logged, -1 = none */
+        /* silence: a server that has not answered anything (engine state unknown) for
+         * PCPD_SILENT_SERVER_MS cannot keep a host with a global address from mapping directly */
+        pcp_server_state seen_state; /* the engine state last seen in an event */
+        uint64_t unknown_since;      /* pcpd_now_ms() when it was (again) unknown */
+        guint silent_source;         /* fires when it has been unknown for that long */
 } pcpd_server;
+
+/* The probe and its first two retransmissions unanswered (RFC 6887: 3 s, then doubling:
+ * sent at 0, 3 and 9 s) when the third goes out. */
+#define PCPD_SILENT_SERVER_MS 21000
 
 typedef struct pcpd_mapping {
         pcpd_manager *manager;

@@ -7,11 +7,13 @@ starts answering later, follows its address, and still answers NoServer where th
 has only private, CGN or ULA addresses. Needs root and network namespaces (ip netns)."""
 
 import os
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pcpdtest import (ERR, EXTERNAL, MANAGER, MAPPING, OM, PATH, Agent, BusTestCase, NetNS, V, main,  # noqa: E402
-                      netns_preflight, preflight, slurp, wait_until)
+from pcpdtest import (ERR, EXTERNAL, MANAGER, MAPPING, OM, PATH, PYTHON, Agent, BusTestCase, NetNS, V,  # noqa: E402
+                      main, netns_preflight, preflight, slurp, wait_until)
 
 # Globally reachable as far as pcpd can tell (not in any special-purpose block); they only
 # ever exist inside the test's own namespaces.
@@ -241,6 +243,51 @@ class DirectTest(BusTestCase):
         wait_until(lambda: self.manager_changes(env, 'ExternalAddresses')[-1:] == [[]], 5,
                    'PropertiesChanged ExternalAddresses []')
         self.assertDBusError(ERR + 'NoServer', env.manager, 'GetExternalAddress', 's', ('ipv4',))
+        env.assert_alive()
+
+    def test_silent_gateway(self):
+        """A gateway that never answers (no PCP server, and no ICMP either: something holds
+        the port and drops what it gets) keeps a public host from mapping directly only for
+        a while: once the probe and two retransmissions went unanswered (21 s), State is
+        'ready', the external address is the host's own and new mappings are direct."""
+        host = self.netns('silent-host')
+        router = self.netns('silent-router')
+        host.ip('link', 'add', 'wan0', 'type', 'veth', 'peer', 'name', 'lan0', 'netns', router.name)
+        host.ip('addr', 'add', GLOBAL4 + '/24', 'dev', 'wan0')
+        host.ip('link', 'set', 'wan0', 'up')
+        router.ip('addr', 'add', GATEWAY4 + '/24', 'dev', 'lan0')
+        router.ip('link', 'set', 'lan0', 'up')
+        host.ip('route', 'add', 'default', 'via', GATEWAY4)
+        sink = subprocess.Popen(['ip', 'netns', 'exec', router.name, PYTHON, '-c',
+                                 'import socket, time\n'
+                                 's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n'
+                                 f's.bind(("{GATEWAY4}", 5351))\n'
+                                 'print("bound", flush=True)\n'
+                                 'time.sleep(600)\n'], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(sink.wait)
+        self.addCleanup(sink.kill)
+        self.assertEqual(sink.stdout.readline().strip(), 'bound')
+
+        env = self.env_in(host, use_default_routers=True)
+        t0 = time.monotonic()
+        wait_until(lambda: env.get(PATH, MANAGER, 'Servers'), 5, 'the gateway as server')
+        self.assertEqual(env.get(PATH, MANAGER, 'State'), 'discovering')
+        # while it may still answer, requests go to it (as before)
+        early = env.add_mapping('tcp', 8080)
+        self.assertEqual((env.get(early, MAPPING, 'Server'), env.get(early, MAPPING, 'State')), (GATEWAY4, 'pending'))
+        self.assertDBusError(ERR + 'NoServer', env.manager, 'GetExternalAddress', 's', ('ipv4',))
+
+        wait_until(lambda: env.get(PATH, MANAGER, 'State') == 'ready', 40, 'State ready')
+        self.assertGreaterEqual(time.monotonic() - t0, 19, 'not before the probe went unanswered for 21 s')
+        self.assertEqual(env.get(PATH, MANAGER, 'Servers')[0][1:4], (GATEWAY4, 'gateway', 'none'))
+        self.assertEqual(env.manager('GetExternalAddress', 's', ('ipv4',)), (GLOBAL4, ''))
+        wait_until(lambda: self.manager_changes(env, 'ExternalAddresses')[-1:] == [[GLOBAL4]], 5,
+                   'PropertiesChanged ExternalAddresses')
+        self.assertIn('ready', self.manager_changes(env, 'State'))
+        self.assertDirect(env, env.add_mapping('tcp', 8081), GLOBAL4, 8081)
+        # a mapping made on the server stays there
+        self.assertEqual((env.get(early, MAPPING, 'Server'), env.get(early, MAPPING, 'State')), (GATEWAY4, 'pending'))
+        self.assertIn(f'PCP server {GATEWAY4} has not answered for 21 s', env.log())
         env.assert_alive()
 
     # ---- restarts: direct mappings are saved and made again ----
