@@ -226,14 +226,16 @@ class ManagerTest(BusTestCase):
         except DBusCallError as e:
             self.assertEqual(e.name, ERR + 'NoServer', e.msg)
             self.assertIn('IPv6', e.msg)
+            self.assertDBusError(ERR + 'NoServer', env.manager, 'GetExternalAddress', 's', ('ipv6',))
         else:
             # this machine has a global IPv6 address: not behind a NAT (test-direct.py tests
             # both cases in network namespaces, independent of the machine)
             self.assertEqual(env.get(path, MAPPING, 'Server'), '')
             self.assertEqual(env.get(path, MAPPING, 'State'), 'active')
+            self.assertEqual(env.manager('GetExternalAddress', 's', ('ipv6',)),
+                             (env.get(path, MAPPING, 'ExternalAddress'), ''))
         self.assertDBusError(ERR + 'NoServer', env.add_mapping, 'tcp', 8086, 0,
                              {'interface': V('s', 'nosuchif0')}, contains='nosuchif0')
-        self.assertDBusError(ERR + 'NoServer', env.manager, 'GetExternalAddress', 's', ('ipv6',))
 
     def test_get_external_address(self):
         env = self.make_env()
