@@ -168,6 +168,12 @@ def cmd_capture(args):
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     s.bind((args.iface, 0))
+    # each packet's t is its kernel receive time (SO_TIMESTAMPNS, CLOCK_REALTIME) moved onto
+    # the monotonic clock, not the time this process got round to reading it: on a busy
+    # machine a batch of packets was seen read ~1.5 s late, which made correct 3 s
+    # retransmission intervals look like 4.5 s ones
+    so_timestampns = getattr(socket, "SO_TIMESTAMPNS", 35)
+    s.setsockopt(socket.SOL_SOCKET, so_timestampns, 1)
     print(json.dumps({"capture": "started", "iface": args.iface, "t": time.monotonic()}), flush=True)
     end = time.monotonic() + args.seconds
     while not stop and time.monotonic() < end:
@@ -177,8 +183,14 @@ def cmd_capture(args):
             continue
         if not r:
             continue
-        frame, addr = s.recvfrom(65535)
+        frame, anc, _, addr = s.recvmsg(65535, socket.CMSG_SPACE(16))
         t = time.monotonic()
+        for level, typ, data in anc:
+            if level == socket.SOL_SOCKET and typ == so_timestampns and len(data) >= 16:
+                sec, nsec = struct.unpack("qq", data[:16])
+                lag = time.time() - (sec + nsec / 1e9)
+                if 0 <= lag < 60:
+                    t -= lag
         u = parse_frame(frame)
         if not u:
             continue
