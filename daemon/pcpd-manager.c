@@ -697,7 +697,19 @@ static void on_engine_send(void *userdata, uint32_t server_id, size_t addr_index
 
 /* ---- manager state ---- */
 
-const char *pcpd_manager_state(pcpd_manager *m) {
+/* For IPv4 and IPv6: is the host not behind a NAT, and its own address then. Looking
+ * costs a getifaddrs() and a socket when no server can map: done once per update. */
+typedef struct direct_hosts {
+        bool is[2];
+        struct in6_addr addr[2];
+} direct_hosts;
+
+static void host_direct_families(pcpd_manager *m, direct_hosts *d) {
+        d->is[0] = host_is_direct(m, AF_INET, NULL, &d->addr[0]);
+        d->is[1] = host_is_direct(m, AF_INET6, NULL, &d->addr[1]);
+}
+
+static const char *manager_state(pcpd_manager *m, const direct_hosts *d) {
         bool any_known = false, any_usable = false;
 
         if (!m->enabled)
@@ -716,29 +728,39 @@ const char *pcpd_manager_state(pcpd_manager *m) {
                 return "ready";
         /* not behind a NAT for a family: its mappings are active at once with the host's own
          * address (DBUS-API.md: success), as a server that answers would make them */
-        if (host_is_direct(m, AF_INET, NULL, NULL) || host_is_direct(m, AF_INET6, NULL, NULL))
+        if (d->is[0] || d->is[1])
                 return "ready";
         if (m->servers->len == 0)
                 return "no-network";
         return any_known ? "unsupported" : "discovering";
 }
 
+const char *pcpd_manager_state(pcpd_manager *m) {
+        direct_hosts d;
+
+        host_direct_families(m, &d);
+        return manager_state(m, &d);
+}
+
 /* The host's own address for each family it is not behind a NAT for ("" for the others):
  * part of ExternalAddresses, published when it changes. */
-static char *direct_addresses_text(pcpd_manager *m) {
+static char *direct_addresses_text(const direct_hosts *d) {
         char t[2][PCP_ADDR_STRLEN] = { "", "" };
-        struct in6_addr a;
 
-        if (host_is_direct(m, AF_INET, NULL, &a))
-                pcp_addr_to_string(&a, t[0]);
-        if (host_is_direct(m, AF_INET6, NULL, &a))
-                pcp_addr_to_string(&a, t[1]);
+        for (int f = 0; f < 2; f++)
+                if (d->is[f])
+                        pcp_addr_to_string(&d->addr[f], t[f]);
         return g_strconcat(t[0], " ", t[1], NULL);
 }
 
 static void manager_update_state(pcpd_manager *m) {
-        const char *st = pcpd_manager_state(m);
-        g_autofree char *status = NULL, *direct = direct_addresses_text(m);
+        direct_hosts d;
+        const char *st;
+        g_autofree char *status = NULL, *direct = NULL;
+
+        host_direct_families(m, &d);
+        st = manager_state(m, &d);
+        direct = direct_addresses_text(&d);
 
         if (g_strcmp0(st, m->last_state) != 0) {
                 set_str(&m->last_state, st);
@@ -782,7 +804,7 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
 
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
         GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
-        int families[] = { AF_INET, AF_INET6 };
+        direct_hosts d;
 
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
@@ -795,13 +817,13 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
                 if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
                         g_ptr_array_add(a, g_strdup(buf));
         }
-        for (size_t f = 0; f < G_N_ELEMENTS(families); f++) {
+        host_direct_families(m, &d);
+        for (int f = 0; f < 2; f++) {
                 char buf[PCP_ADDR_STRLEN];
-                struct in6_addr own;
 
-                if (!host_is_direct(m, families[f], NULL, &own))
+                if (!d.is[f])
                         continue;
-                pcp_addr_to_string(&own, buf);
+                pcp_addr_to_string(&d.addr[f], buf);
                 if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
                         g_ptr_array_add(a, g_strdup(buf));
         }
