@@ -1588,15 +1588,27 @@ static void direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
         mp->external_port = mp->internal_port;
 }
 
+/* The mapping's upstream mapping on server s: the engine sends its request at once. */
+static int mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p) {
+        uint64_t eid;
+        int r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), p, &eid);
+
+        if (r < 0)
+                return r;
+        mp->engine_id = eid;
+        mp->server = s;
+        set_str(&mp->server_text, s->text);
+        return 0;
+}
+
 /* A direct mapping moves to a server that answers: same object, a new upstream mapping. */
 static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         pcp_mapping_params p;
         const pcp_mapping_info *i;
-        uint64_t eid;
         int r;
 
         mapping_params(mp, s, &p);
-        r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid);
+        r = mapping_start_on_server(m, mp, s, &p);
         if (r < 0) {
                 g_warning("Mapping %s keeps the host's own address: PCP server %s answers now, but the mapping "
                           "cannot be made there: %s",
@@ -1604,9 +1616,6 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
                 return;
         }
         mapping_set_direct(mp, false);
-        mp->engine_id = eid;
-        mp->server = s;
-        set_str(&mp->server_text, s->text);
         g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s moves to PCP server %s, which answers now (it had the host's own address %s)",
@@ -1614,7 +1623,7 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Server", NULL });
         /* State, addresses, port, lifetime: what the engine has now (pending, or already an
          * answer); this also puts the nonce on disk */
-        i = pcp_engine_mapping_get(m->engine, eid);
+        i = pcp_engine_mapping_get(m->engine, mp->engine_id);
         if (i != NULL)
                 mapping_sync(m, mp, i);
         manager_persist_mapping(m, mp);
@@ -2010,16 +2019,6 @@ static pcpd_mapping *mapping_from_keyfile(pcpd_manager *m, GKeyFile *kf, const c
         return mp;
 }
 
-static bool mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p) {
-        uint64_t eid;
-
-        if (pcp_engine_add_mapping(m->engine, pcpd_now_ms(), p, &eid) < 0)
-                return false;
-        mp->engine_id = eid;
-        mp->server = s;
-        mp->server_text = g_strdup(s->text);
-        return true;
-}
 
 /* A saved mapping on a server: the same upstream mapping (its nonce) on the same server,
  * asking for what it had. */
@@ -2050,7 +2049,7 @@ static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf, c
         memcpy(p.nonce, nonce, PCP_NONCE_LEN);
         if (ext_s != NULL && *ext_s != '\0')
                 pcp_addr_from_string(ext_s, &p.suggested_external_addr);
-        if (!mapping_start_on_server(m, mp, s, &p)) {
+        if (mapping_start_on_server(m, mp, s, &p) < 0) {
                 g_warning("%s: [%s] could not be restored", path, g);
                 return false;
         }
@@ -2091,7 +2090,7 @@ static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf, cons
                 return false;
         }
         mapping_params(mp, s, &p);
-        if (!mapping_start_on_server(m, mp, s, &p)) {
+        if (mapping_start_on_server(m, mp, s, &p) < 0) {
                 g_warning("Saved mapping %s %s port %u could not be made on PCP server %s",
                           pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
                           mp->internal_port, s->text);
