@@ -1588,6 +1588,22 @@ static void direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
         mp->external_port = mp->internal_port;
 }
 
+/* A new mapping with an engine id, not yet published: its engine events reach it from now
+ * on, and it takes what the engine has already decided inside pcp_engine_add_mapping()
+ * (a server that is disabled or speaks no PCP we know fails it at once), which no event
+ * could tell it before it was in by_engine_id. */
+static void mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp) {
+        const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+        char buf[PCP_ADDR_STRLEN];
+
+        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
+        if (i == NULL)
+                return;
+        set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf));
+        set_str(&mp->state, bus_state(i));
+        set_str(&mp->error, pcp_mapping_error_name(i));
+}
+
 /* The mapping's upstream mapping on server s: the engine sends its request at once. */
 static int mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p) {
         uint64_t eid;
@@ -1844,22 +1860,10 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
 
         g_hash_table_insert(m->mappings, &mp->id, mp);
         if (!direct)
-                g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
+                mapping_track_engine(m, mp);
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
                 mapping_add_holder(m, mp, req->owner);
-        if (!direct) {
-                const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, eid);
-                char buf[PCP_ADDR_STRLEN];
-                if (i != NULL) {
-                        mp->internal_address = g_strdup(pcp_addr_to_string(&i->internal_addr, buf));
-                        /* the engine may have decided already inside pcp_engine_add_mapping()
-                         * (a server that is disabled or speaks no PCP we know: failed at once),
-                         * when this mapping was not in by_engine_id yet to hear it */
-                        set_str(&mp->state, bus_state(i));
-                        set_str(&mp->error, pcp_mapping_error_name(i));
-                }
-        }
         /* on disk before anything else can happen to the daemon: a server mapping's nonce, or
          * a restart could neither renew nor delete it; a direct one, to be made again */
         manager_persist_mapping(m, mp);
@@ -2148,18 +2152,8 @@ static void manager_restore(pcpd_manager *m) {
                 }
                 g_hash_table_insert(m->mappings, &mp->id, mp);
                 g_hash_table_insert(m->by_key, mp->key, mp);
-                if (mp->engine_id != 0) {
-                        /* as in pcpd_manager_add_mapping(): what the engine decided at once */
-                        const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, mp->engine_id);
-                        char buf[PCP_ADDR_STRLEN];
-
-                        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
-                        if (i != NULL) {
-                                set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf));
-                                set_str(&mp->state, bus_state(i));
-                                set_str(&mp->error, pcp_mapping_error_name(i));
-                        }
-                }
+                if (mp->engine_id != 0)
+                        mapping_track_engine(m, mp);
                 if (mp->unclaimed)
                         mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
                 pcpd_bus_mapping_added(m, mp);
