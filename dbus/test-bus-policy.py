@@ -21,30 +21,10 @@ import time
 
 BUS_NAME = 'org.freedesktop.PCP1'
 
-CONFIG = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-'''
+# the private bus of the bus tests (Debian's system.conf defaults + the policy)
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'data',
+                       'test-system-bus.conf.in')) as _f:
+    CONFIG = _f.read()
 
 # The service side, run as root in a child: owns the name and answers two methods, one on
 # an interface the policy opens to everyone and one on an interface it does not list.
@@ -98,7 +78,7 @@ def main():
     socket = os.path.join(tmp, 'bus')
     config = os.path.join(tmp, 'bus.conf')
     with open(config, 'w', encoding='utf-8') as f:
-        f.write(CONFIG.format(socket=socket, policy=policy))
+        f.write(CONFIG.format(socket=socket, policy=policy, limits=''))
 
     bus = subprocess.Popen([daemon, f'--config-file={config}', '--nofork', '--print-address'],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
