@@ -29,16 +29,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pcp1-contract.h"
 #include "pcpctl-output.h"
 
 #define _(s) gettext(s)
 #define N_(s) (s)
 
-#define PCP_BUS_NAME "org.freedesktop.PCP1"
-#define PCP_MANAGER_PATH "/org/freedesktop/PCP1"
-#define PCP_MANAGER_IFACE "org.freedesktop.PCP1.Manager"
-#define PCP_MAPPING_IFACE "org.freedesktop.PCP1.Mapping"
-#define PCP_MAPPING_PREFIX "/org/freedesktop/PCP1/mapping/"
+#define PCP_MAPPING_PREFIX PCP1_MAPPING_PATH_PREFIX "/"
 
 #define EXIT_USAGE 2
 
@@ -361,7 +358,7 @@ static int call_authorized(sd_bus *bus, sd_bus_message *m, sd_bus_error *error, 
 
 static int new_call(sd_bus *bus, const char *path, const char *interface, const char *member,
                     sd_bus_message **ret) {
-        return sd_bus_message_new_method_call(bus, ret, PCP_BUS_NAME, path, interface, member);
+        return sd_bus_message_new_method_call(bus, ret, PCP1_BUS_NAME, path, interface, member);
 }
 
 /* ---- properties into typed structs ---- */
@@ -678,7 +675,7 @@ static void mapping_info_done(MappingInfo *i) {
 
 static int get_all_properties(sd_bus *bus, const char *path, const char *interface, sd_bus_error *error,
                               sd_bus_message **reply) {
-        return sd_bus_call_method(bus, PCP_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
+        return sd_bus_call_method(bus, PCP1_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
                                   error, reply, "s", interface);
 }
 
@@ -945,7 +942,7 @@ static int verb_status(int argc, char **argv, sd_bus *bus) {
         char span[64];
         int r;
 
-        r = get_all_properties(bus, PCP_MANAGER_PATH, PCP_MANAGER_IFACE, &error, &reply);
+        r = get_all_properties(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, &error, &reply);
         if (r < 0) {
                 log_error(_("Failed to query status: %s"), bus_error_message(&error, r));
                 return EXIT_FAILURE;
@@ -1103,7 +1100,7 @@ static int list_json(sd_bus_message *reply) {
                         r = sd_bus_message_read_basic(reply, 's', &interface);
                         if (r < 0)
                                 return r;
-                        if (!streq(interface, PCP_MAPPING_IFACE)) {
+                        if (!streq(interface, PCP1_MAPPING_IFACE)) {
                                 r = sd_bus_message_skip(reply, "a{sv}");
                                 if (r < 0)
                                         return r;
@@ -1187,7 +1184,7 @@ static int list_read(sd_bus_message *reply, MappingInfo **ret, size_t *ret_n) {
                         r = sd_bus_message_read_basic(reply, 's', &interface);
                         if (r < 0)
                                 goto fail;
-                        if (streq(interface, PCP_MAPPING_IFACE) && !found) {
+                        if (streq(interface, PCP1_MAPPING_IFACE) && !found) {
                                 MappingInfo *a = realloc(mappings, (n + 1) * sizeof(MappingInfo));
 
                                 if (a == NULL) {
@@ -1243,7 +1240,7 @@ static int verb_list(int argc, char **argv, sd_bus *bus) {
         size_t n = 0;
         int r;
 
-        r = sd_bus_call_method(bus, PCP_BUS_NAME, PCP_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
+        r = sd_bus_call_method(bus, PCP1_BUS_NAME, PCP1_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
                                "GetManagedObjects", &error, &reply, NULL);
         if (r < 0) {
                 log_error(_("Failed to list mappings: %s"), bus_error_message(&error, r));
@@ -1346,7 +1343,7 @@ static int on_release_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret
         const sd_bus_error *e = sd_bus_message_get_error(m);
 
         if (e != NULL &&
-            !sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_OBJECT, "org.freedesktop.PCP1.Error.NotFound")) {
+            !sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_OBJECT, PCP1_ERROR_NOT_FOUND)) {
                 log_error(_("Failed to release %s: %s"), h->path, bus_error_message(e, -EIO));
                 h->final_status = EXIT_FAILURE;
         }
@@ -1369,7 +1366,7 @@ static void holder_finish(Holder *h, int status) {
                 return;
         }
         h->final_status = status;
-        r = sd_bus_call_method_async(h->bus, &h->release_slot, PCP_BUS_NAME, h->path, PCP_MAPPING_IFACE,
+        r = sd_bus_call_method_async(h->bus, &h->release_slot, PCP1_BUS_NAME, h->path, PCP1_MAPPING_IFACE,
                                      "Release", on_release_reply, h, NULL);
         if (r < 0) {
                 log_error(_("Failed to release %s: %s"), h->path, strerror(-r));
@@ -1426,7 +1423,7 @@ static int on_mapping_changed(sd_bus_message *m, void *userdata, sd_bus_error *r
         if (h->path == NULL || !streq(strempty(sd_bus_message_get_path(m)), h->path))
                 return 0;
         r = sd_bus_message_read_basic(m, 's', &interface);
-        if (r < 0 || !streq(interface, PCP_MAPPING_IFACE))
+        if (r < 0 || !streq(interface, PCP1_MAPPING_IFACE))
                 return 0;
         r = map_properties(m, mapping_map, &h->info);
         if (r < 0) {
@@ -1456,7 +1453,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
         Holder *h = userdata;
         const char *name, *old_owner, *new_owner;
 
-        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, PCP_BUS_NAME) ||
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, PCP1_BUS_NAME) ||
             !isempty(new_owner))
                 return 0;
         h->gone = true;
@@ -1502,14 +1499,14 @@ static int on_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 }
 
 static const char match_properties[] =
-        "type='signal',sender='" PCP_BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
-        "member='PropertiesChanged',path_namespace='" PCP_MANAGER_PATH "'";
-static const char match_removed[] = "type='signal',sender='" PCP_BUS_NAME "',path='" PCP_MANAGER_PATH
-                                    "',interface='" PCP_MANAGER_IFACE "',"
+        "type='signal',sender='" PCP1_BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
+        "member='PropertiesChanged',path_namespace='" PCP1_MANAGER_PATH "'";
+static const char match_removed[] = "type='signal',sender='" PCP1_BUS_NAME "',path='" PCP1_MANAGER_PATH
+                                    "',interface='" PCP1_MANAGER_IFACE "',"
                                     "member='MappingRemoved'";
 static const char match_owner[] =
         "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-        "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" PCP_BUS_NAME "'";
+        "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" PCP1_BUS_NAME "'";
 static const char match_disconnected[] = "type='signal',sender='org.freedesktop.DBus.Local',"
                                          "path='/org/freedesktop/DBus/Local',"
                                          "interface='org.freedesktop.DBus.Local',member='Disconnected'";
@@ -1595,7 +1592,7 @@ static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
                 }
         }
 
-        r = new_call(bus, PCP_MANAGER_PATH, PCP_MANAGER_IFACE, is_map ? "AddMapping" : "AddPeer", &m);
+        r = new_call(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, is_map ? "AddMapping" : "AddPeer", &m);
         if (r >= 0)
                 r = is_map ? sd_bus_message_append(m, "sqq", protocol, port, arg_external_port)
                            : sd_bus_message_append(m, "sqsq", protocol, port, argv[3], remote_port);
@@ -1645,9 +1642,9 @@ static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
                 r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         /* asynchronously, so that changes queued before the answer are applied before it */
         if (r >= 0)
-                r = sd_bus_call_method_async(bus, &s5, PCP_BUS_NAME, h.path,
+                r = sd_bus_call_method_async(bus, &s5, PCP1_BUS_NAME, h.path,
                                              "org.freedesktop.DBus.Properties", "GetAll",
-                                             on_initial_properties, &h, "s", PCP_MAPPING_IFACE);
+                                             on_initial_properties, &h, "s", PCP1_MAPPING_IFACE);
         if (r < 0)
                 goto fail;
 
@@ -1716,13 +1713,13 @@ static int verb_release(int argc, char **argv, sd_bus *bus) {
 
         if (parse_mapping(argv[1], &path) < 0)
                 return EXIT_USAGE;
-        return simple_call(bus, "release", PCP_MANAGER_PATH, PCP_MANAGER_IFACE, "RemoveMapping", "o", path);
+        return simple_call(bus, "release", PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "RemoveMapping", "o", path);
 }
 
 static int verb_enable(int argc, char **argv, sd_bus *bus) {
         bool enable = streq(argv[0], "enable");
 
-        return simple_call(bus, enable ? "enable" : "disable", PCP_MANAGER_PATH, PCP_MANAGER_IFACE,
+        return simple_call(bus, enable ? "enable" : "disable", PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE,
                            "SetEnabled", "b", (int) enable);
 }
 
@@ -1737,7 +1734,7 @@ static int check_revoke(int argc, char **argv) {
 }
 
 static int verb_revoke(int argc, char **argv, sd_bus *bus) {
-        return simple_call(bus, "revoke", PCP_MANAGER_PATH, PCP_MANAGER_IFACE, "RevokeApp", "s", argv[1]);
+        return simple_call(bus, "revoke", PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "RevokeApp", "s", argv[1]);
 }
 
 static int get_external_address(sd_bus *bus, const char *family, char **ret_address, char **ret_server,
@@ -1746,7 +1743,7 @@ static int get_external_address(sd_bus *bus, const char *family, char **ret_addr
         const char *address, *server;
         int r;
 
-        r = new_call(bus, PCP_MANAGER_PATH, PCP_MANAGER_IFACE, "GetExternalAddress", &m);
+        r = new_call(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "GetExternalAddress", &m);
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", family);
         if (r >= 0)
@@ -1842,7 +1839,7 @@ static void monitor_prefix(const char *path) {
 
         if (localtime_r(&t, &tm) != NULL)
                 strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-        if (path == NULL || streq(path, PCP_MANAGER_PATH))
+        if (path == NULL || streq(path, PCP1_MANAGER_PATH))
                 printf("%s %s:", stamp, _("manager"));
         else {
                 _cleanup_free_ char *id = text_sanitize(mapping_id(path));
@@ -1892,7 +1889,7 @@ static int on_monitor_added(sd_bus_message *m, void *userdata, sd_bus_error *ret
                 r = sd_bus_message_read_basic(m, 's', &interface);
                 if (r < 0)
                         break;
-                if (streq(interface, PCP_MAPPING_IFACE))
+                if (streq(interface, PCP1_MAPPING_IFACE))
                         r = map_properties(m, mapping_map, &info);
                 else
                         r = sd_bus_message_skip(m, "a{sv}");
@@ -1960,7 +1957,7 @@ static int on_monitor_changed(sd_bus_message *m, void *userdata, sd_bus_error *r
         }
         if (sd_bus_message_read_basic(m, 's', &interface) < 0)
                 return 0;
-        if (!streq(interface, PCP_MANAGER_IFACE) && !streq(interface, PCP_MAPPING_IFACE))
+        if (!streq(interface, PCP1_MANAGER_IFACE) && !streq(interface, PCP1_MAPPING_IFACE))
                 return 0;
 
         monitor_prefix(path);
@@ -1986,7 +1983,7 @@ static int on_monitor_changed(sd_bus_message *m, void *userdata, sd_bus_error *r
 static int on_monitor_owner(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         const char *name, *old_owner, *new_owner;
 
-        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, PCP_BUS_NAME))
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, PCP1_BUS_NAME))
                 return 0;
         if (arg_json) {
                 Json j;
@@ -2012,11 +2009,11 @@ static int on_monitor_signal(sd_event_source *s, const struct signalfd_siginfo *
 }
 
 static int verb_monitor(int argc, char **argv, sd_bus *bus) {
-        static const char match_added[] = "type='signal',sender='" PCP_BUS_NAME "',path='" PCP_MANAGER_PATH
+        static const char match_added[] = "type='signal',sender='" PCP1_BUS_NAME "',path='" PCP1_MANAGER_PATH
                                           "',interface='org.freedesktop.DBus.ObjectManager',"
                                           "member='InterfacesAdded'";
         static const char match_iremoved[] =
-                "type='signal',sender='" PCP_BUS_NAME "',path='" PCP_MANAGER_PATH
+                "type='signal',sender='" PCP1_BUS_NAME "',path='" PCP1_MANAGER_PATH
                 "',interface='org.freedesktop.DBus.ObjectManager',"
                 "member='InterfacesRemoved'";
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL, *s5 = NULL;

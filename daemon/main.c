@@ -145,12 +145,12 @@ static int run(int argc, char **argv) {
         }
         r = pcpd_manager_start(m, bus);
         if (r >= 0)
-                r = sd_bus_request_name(bus, PCPD_BUS_NAME, 0);
+                r = sd_bus_request_name(bus, PCP1_BUS_NAME, 0);
         if (r < 0) {
                 pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL,
                                "Cannot publish %s on the system bus: %s (is another pcpd running? does the bus "
                                "policy allow this user to own the name?)",
-                               PCPD_BUS_NAME, g_strerror(-r));
+                               PCP1_BUS_NAME, g_strerror(-r));
                 sd_bus_unref(bus);
                 return 1;
         }

@@ -18,11 +18,6 @@
 #include "pcpd-manager.h"
 #include "pcpd-netlink.h"
 
-#define POLKIT_MAP "org.freedesktop.PCP1.map"
-#define POLKIT_MAP_PRIVILEGED "org.freedesktop.PCP1.map-privileged"
-#define POLKIT_REVOKE "org.freedesktop.PCP1.revoke"
-#define POLKIT_CONFIGURE "org.freedesktop.PCP1.configure"
-
 #define MAX_PENDING 256 /* authorisations in flight, all callers together */
 
 typedef enum call_kind {
@@ -180,10 +175,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                         const char *s;
                         WANT("s");
                         k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && !utf8_ok(s, PCPD_MAX_DESCRIPTION))
+                        if (k >= 0 && !utf8_ok(s, PCP1_MAX_DESCRIPTION))
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Option 'description' is longer than %d bytes.",
-                                                         PCPD_MAX_DESCRIPTION);
+                                                         PCP1_MAX_DESCRIPTION);
                         if (k >= 0)
                                 p->description = g_strdup(s);
                 } else if (strcmp(name, "family") == 0) {
@@ -302,10 +297,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                         const char *s;
                         WANT("s");
                         k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && (!utf8_ok(s, PCPD_MAX_APP_ID) || *s == '\0'))
+                        if (k >= 0 && (!utf8_ok(s, PCP1_MAX_APP_ID) || *s == '\0'))
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Invalid app-id: it must be 1-%d bytes of UTF-8.",
-                                                         PCPD_MAX_APP_ID);
+                                                         PCP1_MAX_APP_ID);
                         if (k >= 0)
                                 p->app_id = g_strdup(s);
                 } else
@@ -391,7 +386,7 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
         if (e != NULL) {
                 g_warning("Authorisation check failed: %s", e->message ?: e->name);
-                sd_bus_error_setf(&err, PCPD_ERROR("NotAuthorized"),
+                sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED,
                                   "Could not check authorisation with polkit: %s", e->message ?: e->name);
                 reply_error(p, &err);
                 return pending_free(p), 0;
@@ -400,19 +395,19 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (r >= 0)
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
-                sd_bus_error_setf(&err, PCPD_ERROR("NotAuthorized"), "polkit gave an unreadable answer.");
+                sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "polkit gave an unreadable answer.");
                 reply_error(p, &err);
                 return pending_free(p), 0;
         }
         if (!authorized) {
                 if (p->kind == CALL_ADD && !p->port_owned && !p->port_proven && p->req.internal_port >= 1024)
-                        sd_bus_error_setf(&err, PCPD_ERROR("PortNotOwned"),
+                        sd_bus_error_setf(&err, PCP1_ERROR_PORT_NOT_OWNED,
                                           "None of your sockets is bound to %s port %u: open and bind the socket "
                                           "first, or use AddMappingForSocket().",
                                           pcp_protocol_to_string(p->req.protocol) ?: "this protocol",
                                           p->req.internal_port);
                 else
-                        sd_bus_error_setf(&err, PCPD_ERROR("NotAuthorized"), "%s",
+                        sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "%s",
                                           challenge ? "Authentication is required; call again allowing "
                                                       "interactive authorisation."
                                                     : "You are not allowed to do this (polkit said no).");
@@ -441,7 +436,7 @@ static void pending_check_polkit(pending_call *p, const char *action) {
                 /* interactive authentication can take a human a while */
                 r = sd_bus_call_async(m->bus, &p->slot, call, on_polkit_reply, p, flags ? 5 * 60 * 1000000ULL : 0);
         if (r < 0) {
-                sd_bus_error_setf(&err, PCPD_ERROR("NotAuthorized"), "Could not ask polkit: %s", g_strerror(-r));
+                sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "Could not ask polkit: %s", g_strerror(-r));
                 reply_error(p, &err);
                 pending_free(p);
         }
@@ -462,7 +457,7 @@ static void pending_authorise(pending_call *p) {
                 if (p->req.internal_port < 1024 || p->req.protocol == 0 ||
                     (!p->port_owned && !p->port_proven))
                         p->need_privileged = true;
-                action = p->need_privileged ? POLKIT_MAP_PRIVILEGED : POLKIT_MAP;
+                action = p->need_privileged ? PCP1_ACTION_MAP_PRIVILEGED : PCP1_ACTION_MAP;
                 break;
         case CALL_REMOVE: {
                 pcpd_mapping *mp = pcpd_manager_find_path(p->manager, p->target_path);
@@ -470,15 +465,15 @@ static void pending_authorise(pending_call *p) {
                         pending_act(p);
                         return;
                 }
-                action = POLKIT_REVOKE;
+                action = PCP1_ACTION_REVOKE;
                 break;
         }
         case CALL_REVOKE:
-                action = POLKIT_REVOKE;
+                action = PCP1_ACTION_REVOKE;
                 break;
         case CALL_SET_ENABLED:
         default:
-                action = POLKIT_CONFIGURE;
+                action = PCP1_ACTION_CONFIGURE;
                 break;
         }
         if (p->uid == 0) {
@@ -596,7 +591,7 @@ static void pending_act(pending_call *p) {
         case CALL_REMOVE:
                 mp = pcpd_manager_find_path(m, p->target_path);
                 if (mp == NULL) {
-                        sd_bus_error_setf(&err, PCPD_ERROR("NotFound"), "Mapping %s does not exist (any more).",
+                        sd_bus_error_setf(&err, PCP1_ERROR_NOT_FOUND, "Mapping %s does not exist (any more).",
                                           p->target_path);
                         break;
                 }
@@ -617,7 +612,7 @@ static void pending_act(pending_call *p) {
                         }
                 }
                 if (n == 0) {
-                        sd_bus_error_setf(&err, PCPD_ERROR("NotFound"), "No mapping belongs to app '%s'.",
+                        sd_bus_error_setf(&err, PCP1_ERROR_NOT_FOUND, "No mapping belongs to app '%s'.",
                                           p->app_id);
                         break;
                 }
@@ -740,7 +735,7 @@ static int method_remove_mapping(sd_bus_message *msg, void *userdata, sd_bus_err
         if (r < 0)
                 return r;
         if (pcpd_manager_find_path(m, path) == NULL)
-                return sd_bus_error_setf(error, PCPD_ERROR("NotFound"), "Mapping %s does not exist (any more).",
+                return sd_bus_error_setf(error, PCP1_ERROR_NOT_FOUND, "Mapping %s does not exist (any more).",
                                          path);
         p = pending_new(m, msg, CALL_REMOVE);
         p->target_path = g_strdup(path);
@@ -756,7 +751,7 @@ static int method_revoke_app(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = sd_bus_message_read(msg, "s", &app);
         if (r < 0)
                 return r;
-        if (*app == '\0' || !utf8_ok(app, PCPD_MAX_APP_ID))
+        if (*app == '\0' || !utf8_ok(app, PCP1_MAX_APP_ID))
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid app id: it must not be empty.");
         p = pending_new(m, msg, CALL_REVOKE);
         p->app_id = g_strdup(app);
@@ -793,7 +788,7 @@ static int method_get_external_address(sd_bus_message *msg, void *userdata, sd_b
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid family '%s': use ipv4 or ipv6.",
                                          family);
         if (!pcpd_manager_external_address(m, f, &addr, &server))
-                return sd_bus_error_setf(error, PCPD_ERROR("NoServer"),
+                return sd_bus_error_setf(error, PCP1_ERROR_NO_SERVER,
                                          "No %s server has told its external address yet.",
                                          f == AF_INET ? "IPv4" : "IPv6");
         return sd_bus_reply_method_return(msg, "ss", addr, server);
@@ -1047,32 +1042,32 @@ void pcpd_bus_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_rea
         if (m->bus == NULL)
                 return;
         sd_bus_emit_object_removed(m->bus, mp->path);
-        sd_bus_emit_signal(m->bus, PCPD_MANAGER_PATH, PCPD_MANAGER_IFACE, "MappingRemoved", "os", mp->path,
+        sd_bus_emit_signal(m->bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "MappingRemoved", "os", mp->path,
                            pcpd_remove_reason_to_string(reason));
 }
 
 void pcpd_bus_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, const char *const *props) {
         if (m->bus != NULL)
-                sd_bus_emit_properties_changed_strv(m->bus, mp->path, PCPD_MAPPING_IFACE, (char **) props);
+                sd_bus_emit_properties_changed_strv(m->bus, mp->path, PCP1_MAPPING_IFACE, (char **) props);
 }
 
 void pcpd_bus_manager_changed(pcpd_manager *m, const char *const *props) {
         if (m->bus != NULL)
-                sd_bus_emit_properties_changed_strv(m->bus, PCPD_MANAGER_PATH, PCPD_MANAGER_IFACE, (char **) props);
+                sd_bus_emit_properties_changed_strv(m->bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, (char **) props);
 }
 
 int pcpd_bus_register(pcpd_manager *m) {
         int r;
 
-        r = sd_bus_add_object_vtable(m->bus, NULL, PCPD_MANAGER_PATH, PCPD_MANAGER_IFACE, manager_vtable, m);
+        r = sd_bus_add_object_vtable(m->bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
         if (r < 0)
                 return r;
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, PCPD_MAPPING_PREFIX, PCPD_MAPPING_IFACE, mapping_vtable,
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, PCP1_MAPPING_PATH_PREFIX, PCP1_MAPPING_IFACE, mapping_vtable,
                                        mapping_find, m);
         if (r < 0)
                 return r;
-        r = sd_bus_add_node_enumerator(m->bus, NULL, PCPD_MAPPING_PREFIX, mapping_enumerate, m);
+        r = sd_bus_add_node_enumerator(m->bus, NULL, PCP1_MAPPING_PATH_PREFIX, mapping_enumerate, m);
         if (r < 0)
                 return r;
-        return sd_bus_add_object_manager(m->bus, NULL, PCPD_MANAGER_PATH);
+        return sd_bus_add_object_manager(m->bus, NULL, PCP1_MANAGER_PATH);
 }

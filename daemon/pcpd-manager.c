@@ -49,21 +49,21 @@ static uint64_t to_realtime(uint64_t engine_ms) {
 const char *pcpd_remove_reason_to_string(pcpd_remove_reason r) {
         switch (r) {
         case PCPD_REMOVED_RELEASED:
-                return "released";
+                return PCP1_REASON_RELEASED;
         case PCPD_REMOVED_OWNER_VANISHED:
-                return "owner-vanished";
+                return PCP1_REASON_OWNER_VANISHED;
         case PCPD_REMOVED_REVOKED:
-                return "revoked";
+                return PCP1_REASON_REVOKED;
         case PCPD_REMOVED_DISABLED:
-                return "disabled";
+                return PCP1_REASON_DISABLED;
         case PCPD_REMOVED_EXPIRED:
-                return "expired";
+                return PCP1_REASON_EXPIRED;
         case PCPD_REMOVED_NETWORK_LOST:
-                return "network-lost";
+                return PCP1_REASON_NETWORK_LOST;
         case PCPD_REMOVED_SERVER_REFUSED:
-                return "server-refused";
+                return PCP1_REASON_SERVER_REFUSED;
         default:
-                return "released";
+                return PCP1_REASON_RELEASED;
         }
 }
 
@@ -713,7 +713,7 @@ static const char *manager_state(pcpd_manager *m, const direct_hosts *d) {
         bool any_known = false, any_usable = false;
 
         if (!m->enabled)
-                return "disabled";
+                return PCP1_REASON_DISABLED;
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
                 const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
@@ -1142,9 +1142,9 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
         guint64 id;
         char *end;
 
-        if (path == NULL || !g_str_has_prefix(path, PCPD_MAPPING_PREFIX "/"))
+        if (path == NULL || !g_str_has_prefix(path, PCP1_MAPPING_PATH_PREFIX "/"))
                 return NULL;
-        p = path + strlen(PCPD_MAPPING_PREFIX "/");
+        p = path + strlen(PCP1_MAPPING_PATH_PREFIX "/");
         if (*p < '0' || *p > '9')
                 return NULL;
         id = g_ascii_strtoull(p, &end, 10);
@@ -1695,7 +1695,7 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
 
         mp->manager = m;
         mp->id = m->next_mapping_id++;
-        mp->path = g_strdup_printf(PCPD_MAPPING_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
+        mp->path = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
         mp->uid = req->uid;
         mp->pid = req->pid;
         mp->app_id = g_strdup(req->app_id ?: "");
@@ -1742,7 +1742,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         bool direct;
 
         if (!m->enabled)
-                return sd_bus_error_set(error, PCPD_ERROR("Disabled"),
+                return sd_bus_error_set(error, PCP1_ERROR_DISABLED,
                                         "Port mapping is switched off on this host (pcpctl enable turns it on).");
 
         if (family == 0)
@@ -1755,7 +1755,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         direct = !req->has_third_party && host_is_direct(m, family, req->interface, &own);
         if (direct && req->prefer_failure && req->suggested_port != req->internal_port) {
                 if (s == NULL)
-                        return sd_bus_error_setf(error, PCPD_ERROR("Unsupported"),
+                        return sd_bus_error_setf(error, PCP1_ERROR_UNSUPPORTED,
                                                  "This host is not behind a NAT: its external port is its internal "
                                                  "port %u, never %u (prefer-failure).",
                                                  req->internal_port, req->suggested_port);
@@ -1763,10 +1763,10 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         }
         if (s == NULL && !direct) {
                 if (req->interface != NULL && *req->interface != '\0')
-                        return sd_bus_error_setf(error, PCPD_ERROR("NoServer"),
+                        return sd_bus_error_setf(error, PCP1_ERROR_NO_SERVER,
                                                  "No %s port mapping server is known on interface %s.",
                                                  family == AF_INET ? "IPv4" : "IPv6", req->interface);
-                return sd_bus_error_setf(error, PCPD_ERROR("NoServer"),
+                return sd_bus_error_setf(error, PCP1_ERROR_NO_SERVER,
                                          "No %s port mapping server (router) is known: is the network up?",
                                          family == AF_INET ? "IPv4" : "IPv6");
         }
@@ -1776,7 +1776,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         mp = g_hash_table_lookup(m->by_key, key);
         if (mp != NULL) {
                 if (mp->uid != req->uid)
-                        return sd_bus_error_setf(error, PCPD_ERROR("Conflict"),
+                        return sd_bus_error_setf(error, PCP1_ERROR_CONFLICT,
                                                  "%s port %u is already mapped for another user.",
                                                  pcp_protocol_to_string(req->protocol) ?: "this protocol",
                                                  req->internal_port);
@@ -1805,13 +1805,13 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
 
         if (!req->persistent && req->uid != 0 && m->config.max_mappings_per_user > 0 &&
             pcpd_manager_count_for_uid(m, req->uid) >= m->config.max_mappings_per_user)
-                return sd_bus_error_setf(error, PCPD_ERROR("QuotaExceeded"),
+                return sd_bus_error_setf(error, PCP1_ERROR_QUOTA_EXCEEDED,
                                          "You already hold %u mappings, the most one user may hold; release one "
                                          "first.",
                                          m->config.max_mappings_per_user);
 
         if (g_hash_table_size(m->mappings) >= m->config.max_mappings)
-                return sd_bus_error_setf(error, PCPD_ERROR("QuotaExceeded"),
+                return sd_bus_error_setf(error, PCP1_ERROR_QUOTA_EXCEEDED,
                                          "This host already holds %u mappings, the configured maximum.",
                                          m->config.max_mappings);
 
@@ -1837,7 +1837,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 if (r < 0) {
                         manager_kick(m);
                         if (r == -ENOSPC)
-                                return sd_bus_error_set(error, PCPD_ERROR("QuotaExceeded"),
+                                return sd_bus_error_set(error, PCP1_ERROR_QUOTA_EXCEEDED,
                                                         "The daemon holds as many mappings as it can.");
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "The mapping request was refused: %s", g_strerror(-r));
@@ -1983,7 +1983,7 @@ static pcpd_mapping *mapping_from_keyfile(pcpd_manager *m, GKeyFile *kf, const c
         mp = g_new0(pcpd_mapping, 1);
         mp->manager = m;
         mp->id = m->next_mapping_id++;
-        mp->path = g_strdup_printf(PCPD_MAPPING_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
+        mp->path = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
         mp->uid = (uid_t) g_key_file_get_uint64(kf, g, "UID", NULL);
         mp->app_id = g_strdup(app_id ?: "");
         mp->app_id_source = app_id_source_from_string(app_src);

@@ -7,19 +7,11 @@
 #include <systemd/sd-bus.h>
 
 #include "pcp-engine.h"
+#include "pcp1-contract.h"
 #include "pcpd-conf.h"
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
-#define PCPD_BUS_NAME "org.freedesktop.PCP1"
-#define PCPD_MANAGER_PATH "/org/freedesktop/PCP1"
-#define PCPD_MAPPING_PREFIX "/org/freedesktop/PCP1/mapping"
-#define PCPD_MANAGER_IFACE "org.freedesktop.PCP1.Manager"
-#define PCPD_MAPPING_IFACE "org.freedesktop.PCP1.Mapping"
-#define PCPD_ERROR(name) "org.freedesktop.PCP1.Error." name
-
-#define PCPD_MAX_DESCRIPTION 256
-#define PCPD_MAX_APP_ID 255
 #define PCPD_MAX_SERVERS 16
 
 typedef struct pcpd_manager pcpd_manager;
