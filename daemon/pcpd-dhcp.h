@@ -144,7 +144,20 @@ pcpd_dhcp_error pcpd_dhcp_parse_options(int family, pcpd_dhcp_lookup_fn lookup, 
                                         pcpd_dhcp_servers *ret, const char **ret_key);
 
 /* Whether the option is asked for and given on an interface, from its DHCP config object of
- * that family (lookup NULL or n_options 0: none, or a new one not filled in yet). */
+ * that family (lookup NULL or n_options 0: none, or a new one not filled in yet).
+ *
+ * What `pcpctl status` is to say with it (the wiring step; pcpd exports it as an addition
+ * to the Manager interface, e.g. a property DhcpOptions a(sss): interface, "ipv4" or
+ * "ipv6", the state string), one line per interface NetworkManager has a lease on and
+ * family:
+ *   received       eth0: DHCPv4 option 158: 2 servers (192.168.77.5; 192.168.77.6)
+ *                  eth0: DHCPv4 option 158: refused: <pcpd_dhcp_error_to_string()>
+ *   not-offered    eth0: DHCPv6 option 86: asked for; the network's DHCP server does not send it
+ *   not-requested  wlan0: DHCPv4 option 158: not asked for (NetworkManager's DHCP client does
+ *                  not ask for it: see data/networkmanager/ and pcpd(8))
+ *   no-lease       (no line: static addresses, or no DHCP of that family)
+ * Without NetworkManager on the bus: "NetworkManager: not running; servers from the default
+ * routes only". Where each server came from is in the Servers lines (interface, source). */
 typedef enum pcpd_dhcp_request_state {
         PCPD_DHCP_NO_LEASE,      /* no DHCP lease of this family (static, off, or not yet) */
         PCPD_DHCP_NOT_REQUESTED, /* a lease, but the DHCP client did not ask for the option */
