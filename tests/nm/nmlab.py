@@ -164,8 +164,9 @@ def teardown_dir(run_dir, keep=False):
         st = {}
     # NetworkManager first, by PID: it stops its dhclients itself (else they are killed
     # below with the rest of the namespace)
-    for p in st.get("procs", {}).values():
-        kill_pid(p.get("pid"), p.get("start"), signal.SIGTERM, 5.0)
+    procs = st.get("procs", {})
+    for name in sorted(procs, key=lambda n: n != "nm"):
+        kill_pid(procs[name].get("pid"), procs[name].get("start"), signal.SIGTERM, 5.0)
     namespaces = [n for n in (st.get("ns_c"), st.get("ns_r")) if n]
     for attempt in range(3):
         pids = [p for n in namespaces if ns_exists(n) for p in ns_pids(n)]
