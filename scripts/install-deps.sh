@@ -14,6 +14,9 @@ PACKAGES=(
     iproute2 nftables miniupnpd-nftables natpmpc
     # memory checks
     valgrind
+    # NetworkManager discovery: a real NetworkManager (dhclient backend) leased by dnsmasq
+    # in a namespace (tests/nm), read through libnm from Python
+    network-manager isc-dhcp-client dnsmasq-base python3-gi gir1.2-nm-1.0
 )
 
 missing=()
@@ -42,4 +45,11 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ "$own_policy" = yes ] && $SUDO rm -f "$policy"' EXIT
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# network-manager's postinst enables its service: on a host booted with systemd that we
+# just gave NetworkManager to, it would take over the host's interfaces at the next boot.
+# The tests run their own NetworkManager in a namespace; the packaged one stays off.
+if printf '%s\n' "${missing[@]}" | grep -qx network-manager && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now NetworkManager.service NetworkManager-wait-online.service \
+        NetworkManager-dispatcher.service >/dev/null 2>&1 || true
+fi
 echo "install-deps: done" >&2
