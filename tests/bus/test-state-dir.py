@@ -66,7 +66,12 @@ class StateDirTest(BusTestCase):
 
     def test_full_disk(self):
         env = self.make_env(start=False, config={'GraceSeconds': 60})
-        ns = TmpfsNamespace(env.state, '16k')
+        try:
+            ns = TmpfsNamespace(env.state, '16k')
+        except (RuntimeError, OSError) as e:
+            if os.environ.get('CI') == 'true':
+                raise
+            self.skipTest(f'this test needs a private mount namespace with a tmpfs ({e})')
         self.addCleanup(ns.close)
         env.wrapper = ns.enter
         env.start_pcpd()
