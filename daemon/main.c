@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "pcpd-log.h"
 #include "pcpd-manager.h"
 #include "pcpd-sdbus-glib.h"
+#include "pcpd-state.h"
 
 /* One plain line per message: "12:34:56.789 warning: text". */
 static GLogWriterOutput write_line(GLogLevelFlags level, const char *message) {
@@ -68,7 +70,9 @@ static gboolean on_bus_lost(gpointer data) {
 }
 
 static int run(int argc, char **argv) {
-        g_autofree char *config_path = NULL, *state_dir = NULL;
+        g_autofree char *config_path = NULL, *state_dir = NULL, *why = NULL;
+        g_autoptr(pcpd_state) loaded = NULL;
+        int state_fd = -1;
         gboolean version = FALSE, verbose = FALSE;
         GOptionEntry entries[] = {
                 { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
@@ -128,9 +132,22 @@ static int run(int argc, char **argv) {
                 pcpd_config_clear(&config);
                 return 1;
         }
+        /* what pcpd restores decides what it asks routers for: a directory another account
+         * can change is refused, and no state file is followed through a symbolic link */
+        r = pcpd_state_dir_open(state_dir, &state_fd, &why);
+        if (r >= 0 && pcpd_state_load(state_fd, state_dir, &loaded, &error) < 0) {
+                why = g_strdup(error->message);
+                close(state_fd);
+                r = -1;
+        }
+        if (r < 0) {
+                pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL, "Not starting: %s", why);
+                pcpd_config_clear(&config);
+                return 1;
+        }
 
         loop = g_main_loop_new(NULL, FALSE);
-        r = pcpd_manager_new(&config, state_dir, loop, &m);
+        r = pcpd_manager_new(&config, state_dir, state_fd, g_steal_pointer(&loaded), loop, &m);
         pcpd_config_clear(&config);
         if (r < 0) {
                 pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL, "Cannot set up: %s", g_strerror(-r));

@@ -1093,6 +1093,8 @@ static bool params_valid(const pcp_mapping_params *p) {
         return true;
 }
 
+static void mapping_send_delete(pcp_engine *e, pcp_mapping *m, uint64_t now);
+
 int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params *p, uint64_t *ret_id) {
         pcp_server *s;
         pcp_mapping *m;
@@ -1108,6 +1110,8 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
                 return -ENOSPC;
         if (p->has_nonce && find_by_nonce(e, p->nonce) != NULL)
                 return -EEXIST;
+        if (p->delete_only && !p->has_nonce)
+                return -EINVAL;
 
         m = calloc(1, sizeof(*m));
         if (m == NULL)
@@ -1174,6 +1178,22 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
         m->by_port.key = port_key(m->info.protocol, m->info.internal_port);
         htable_add(&s->by_port, &m->by_port);
         e->n_mappings++;
+
+        if (p->delete_only) {
+                pcp_server_state st = s->info.state;
+
+                /* nobody to tell (as in pcp_engine_remove_mapping()): not made at all */
+                if (st == PCP_SERVER_DISABLED || st == PCP_SERVER_UNSUPPORTED ||
+                    (st == PCP_SERVER_NATPMP && !natpmp_can(m))) {
+                        mapping_free(e, m);
+                        return -ENOTCONN;
+                }
+                m->info.state = PCP_MAPPING_DELETING;
+                mapping_send_delete(e, m, now);
+                if (ret_id != NULL)
+                        *ret_id = m->info.id;
+                return 0;
+        }
 
         switch (s->info.state) {
         case PCP_SERVER_DISABLED:

@@ -117,6 +117,11 @@ typedef struct pcp_mapping_params {
         /* restore after a daemon restart: reuse the nonce and ask for what we had */
         bool has_nonce;
         uint8_t nonce[PCP_NONCE_LEN];
+        /* a mapping the caller removed before it restarted and whose delete the server
+         * never confirmed: only its delete (lifetime 0, this nonce) goes out, as after
+         * pcp_engine_remove_mapping(); needs has_nonce. -ENOTCONN when the server is known
+         * to hear nothing (disabled, unsupported): nothing is made then. */
+        bool delete_only;
 } pcp_mapping_params;
 
 typedef struct pcp_mapping_info {

@@ -813,6 +813,8 @@ static int manager_get(sd_bus *bus, const char *path, const char *iface, const c
                 return sd_bus_message_append(reply, "u", m->config.max_mappings_per_user);
         if (strcmp(property, "MappingCount") == 0)
                 return sd_bus_message_append(reply, "u", g_hash_table_size(m->mappings));
+        if (strcmp(property, "StateError") == 0)
+                return sd_bus_message_append(reply, "s", m->state_error ?: "");
         if (strcmp(property, "Servers") == 0) {
                 r = sd_bus_message_open_container(reply, 'a', "(ssssu)");
                 for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
@@ -894,6 +896,7 @@ static const sd_bus_vtable manager_vtable[] = {
         MPROP("DefaultLifetime", "u", SD_BUS_VTABLE_PROPERTY_CONST),
         MPROP("MaxMappingsPerUser", "u", SD_BUS_VTABLE_PROPERTY_CONST),
         MPROP("MappingCount", "u", CHANGE),
+        MPROP("StateError", "s", CHANGE),
         SD_BUS_VTABLE_END,
 };
 

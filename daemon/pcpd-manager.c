@@ -20,12 +20,12 @@
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
 
-#define STATE_FILE "mappings.state"
-#define JOURNAL_FILE "mappings.journal"
-#define JOURNAL_END "#end\n"
+
+typedef struct pcpd_deleting pcpd_deleting;
 
 static void manager_kick(pcpd_manager *m);
-static void manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
+static int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
+static void deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream);
 static void manager_update_state(pcpd_manager *m);
 static void manager_check_direct(pcpd_manager *m);
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
@@ -597,8 +597,12 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
         case PCP_EVENT_MAPPING_DELETED:
                 mp = g_hash_table_lookup(m->by_engine_id, &ev->mapping_id);
                 if (mp == NULL) {
+                        pcpd_deleting *d = g_hash_table_lookup(m->deleting_by_engine, &ev->mapping_id);
+
                         g_debug("mapping %" G_GUINT64_FORMAT " deleted upstream: %s", ev->mapping_id,
                                 ev->deleted_upstream ? "confirmed" : "not confirmed");
+                        if (d != NULL)
+                                deleting_engine_done(m, d, ev->deleted_upstream);
                         return;
                 }
                 /* the engine dropped it under us: its server went away */
@@ -832,140 +836,156 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
 
 /* ---- persistence ---- */
 
-static char *hex(const uint8_t *b, size_t n) {
-        GString *s = g_string_sized_new(n * 2);
-        for (size_t i = 0; i < n; i++)
-                g_string_append_printf(s, "%02x", b[i]);
-        return g_string_free(s, FALSE);
-}
-
-static bool unhex(const char *s, uint8_t *out, size_t n) {
-        if (s == NULL || strlen(s) != n * 2)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                int hi = g_ascii_xdigit_value(s[2 * i]), lo = g_ascii_xdigit_value(s[2 * i + 1]);
-                if (hi < 0 || lo < 0)
-                        return false;
-                out[i] = (uint8_t) (hi << 4 | lo);
-        }
-        return true;
-}
-
-/* A FILTER as "address/length port" (an IPv4 length as IPv4's), and back. */
-static char *filter_to_string(const pcp_filter *f) {
-        char buf[PCP_ADDR_STRLEN];
-        bool v4 = pcp_addr_is_ipv4(&f->remote_addr);
-
-        return g_strdup_printf("%s/%u %u", pcp_addr_to_string(&f->remote_addr, buf),
-                               v4 ? f->prefix_len - 96u : f->prefix_len, f->remote_port);
-}
-
-static bool filter_from_string(const char *s, pcp_filter *ret) {
-        g_auto(GStrv) parts = g_strsplit_set(s, "/ ", 0);
-        guint64 len, port;
-
-        if (g_strv_length(parts) != 3 || !pcp_addr_from_string(parts[0], &ret->remote_addr) ||
-            !g_ascii_string_to_unsigned(parts[1], 10, 0, pcp_addr_is_ipv4(&ret->remote_addr) ? 32 : 128, &len, NULL) ||
-            !g_ascii_string_to_unsigned(parts[2], 10, 0, 65535, &port, NULL))
-                return false;
-        ret->prefix_len = (uint8_t) (pcp_addr_is_ipv4(&ret->remote_addr) ? 96 + len : len);
-        ret->remote_port = (uint16_t) port;
-        return true;
-}
-
-/* One mapping as a key file group; false when there is nothing to save: the engine does
- * not know it and it is not direct. A mapping on a server has its nonce, to renew or
- * delete it after a restart; a direct one has Direct=true and no server. */
-static bool mapping_to_keyfile(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf) {
-        const pcp_mapping_info *i = mp->engine_id ? pcp_engine_mapping_get(m->engine, mp->engine_id) : NULL;
-        g_autofree char *group = g_strdup_printf("Mapping %" G_GUINT64_FORMAT, mp->id);
-        char buf[PCP_ADDR_STRLEN];
-
-        if (mp->direct)
-                g_key_file_set_boolean(kf, group, "Direct", true);
-        else if (i != NULL) {
-                g_autofree char *nonce = hex(i->nonce, PCP_NONCE_LEN);
-                g_key_file_set_string(kf, group, "Nonce", nonce);
-        } else
-                return false;
-        g_key_file_set_string(kf, group, "Server", mp->server_text);
-        g_key_file_set_integer(kf, group, "Opcode", mp->opcode);
-        g_key_file_set_integer(kf, group, "Protocol", mp->protocol);
-        g_key_file_set_integer(kf, group, "InternalPort", mp->internal_port);
-        g_key_file_set_integer(kf, group, "SuggestedExternalPort", mp->suggested_port);
-        g_key_file_set_string(kf, group, "Family", mp->family == AF_INET ? "ipv4" : "ipv6");
-        g_key_file_set_uint64(kf, group, "Lifetime", mp->lifetime);
-        g_key_file_set_string(kf, group, "ExternalAddress", mp->external_address ? mp->external_address : "");
-        g_key_file_set_integer(kf, group, "ExternalPort", mp->external_port);
-        if (mp->remote_address != NULL) {
-                g_key_file_set_string(kf, group, "RemoteAddress", mp->remote_address);
-                g_key_file_set_integer(kf, group, "RemotePort", mp->remote_port);
-        }
-        /* the caller's options: a restored mapping asks with them again */
-        if (mp->has_suggested_address)
-                g_key_file_set_string(kf, group, "SuggestedExternalAddress",
-                                      pcp_addr_to_string(&mp->suggested_address, buf));
-        if (mp->prefer_failure)
-                g_key_file_set_boolean(kf, group, "PreferFailure", true);
-        if (mp->has_third_party)
-                g_key_file_set_string(kf, group, "ThirdParty", pcp_addr_to_string(&mp->third_party, buf));
-        if (mp->n_filters > 0) {
-                g_auto(GStrv) filters = g_new0(char *, mp->n_filters + 1u);
-                for (uint8_t k = 0; k < mp->n_filters; k++)
-                        filters[k] = filter_to_string(&mp->filters[k]);
-                g_key_file_set_string_list(kf, group, "Filters", (const char *const *) filters, mp->n_filters);
-        }
-        g_key_file_set_boolean(kf, group, "Persistent", mp->persistent);
-        g_key_file_set_uint64(kf, group, "UID", mp->uid);
-        g_key_file_set_string(kf, group, "AppId", mp->app_id);
-        g_key_file_set_string(kf, group, "AppIdSource", mp->app_id_source);
-        g_key_file_set_string(kf, group, "Description", mp->description);
-        g_key_file_set_uint64(kf, group, "Created", mp->created);
-        return true;
-}
-
 /*
- * Persistence is a snapshot plus a journal. mappings.state is the snapshot, rewritten
- * atomically (temporary file + rename) at most every 200 ms. mappings.journal gets one
- * record per change the moment it happens (a new mapping and its nonce, a grant's
- * external address and port, a removal): a single O_APPEND write, O(1) per change
- * however many mappings there are, so a daemon killed -9 right after a grant still knows
- * the port to ask for again. Each snapshot empties the journal. A record is the mapping's
- * whole key file group followed by the line "#end"; a removal is the group with
- * Removed=true. No fsync: a killed daemon loses nothing (the page cache has it); a power
- * cut may lose the last changes and leave a torn last record, which restore ignores.
+ * Persistence is a snapshot plus a journal (pcpd-state.h). mappings.state is the snapshot,
+ * replaced atomically at most every 200 ms while mappings change. mappings.journal gets
+ * one record per change the moment it happens (a new mapping and its nonce, a grant's
+ * external address and port, a removal): a single O_APPEND write, O(1) per change however
+ * many mappings there are. Each snapshot empties the journal.
+ *
+ * What is on the router is on disk first: a new mapping's nonce is written before its
+ * request leaves (a mapping whose nonce cannot be written is refused), and a removed one
+ * stays as a "deleting" record until the server confirms the delete or the lifetime it
+ * may have left there has run out; a restarted pcpd deletes such mappings again. No
+ * fsync of the journal: a killed daemon loses nothing (the page cache has it); a power
+ * cut may lose the last changes and leave a torn last record, which loading skips.
+ *
+ * A failed write starts an episode: one warning, Manager.StateError set, a snapshot
+ * retried every few seconds; the first snapshot that succeeds ends it with one line.
  */
-static int journal_fd(pcpd_manager *m) {
-        if (m->journal_fd < 0) {
-                g_autofree char *path = g_build_filename(m->state_dir, JOURNAL_FILE, NULL);
-                m->journal_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-                if (m->journal_fd < 0)
-                        g_warning("Cannot open the mapping journal %s: %m (saving whole snapshots instead)", path);
+
+#define STATE_RETRY_SECONDS 5
+
+/* A removed mapping whose delete is not confirmed: kept, on disk too, so that a restarted
+ * pcpd deletes it again. */
+struct pcpd_deleting {
+        pcpd_manager *manager;
+        pcpd_state_mapping *rec; /* owned; deleting, delete_until */
+        uint64_t engine_id;      /* the engine is sending its delete; 0 = not (any more) */
+        guint expire_source;
+};
+
+/* mp as a saved record, its strings borrowed from mp; false when there is nothing to
+ * save: a mapping neither direct nor with a nonce on a server */
+static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
+        if (!mp->direct && !mp->has_nonce)
+                return false;
+        *rec = (pcpd_state_mapping) {
+                .id = mp->id,
+                .direct = mp->direct,
+                .has_nonce = !mp->direct,
+                .server = mp->direct ? (char *) "" : mp->server_text,
+                .opcode = mp->opcode,
+                .protocol = mp->protocol,
+                .family = mp->family,
+                .internal_port = mp->internal_port,
+                .suggested_port = mp->suggested_port,
+                .lifetime = mp->lifetime,
+                .external_address = mp->external_address,
+                .external_port = mp->external_port,
+                .remote_address = mp->remote_address,
+                .remote_port = mp->remote_port,
+                .has_suggested_address = mp->has_suggested_address,
+                .suggested_address = mp->suggested_address,
+                .prefer_failure = mp->prefer_failure,
+                .has_third_party = mp->has_third_party,
+                .third_party = mp->third_party,
+                .n_filters = mp->n_filters,
+                .persistent = mp->persistent,
+                .uid = mp->uid,
+                .app_id = mp->app_id,
+                .app_id_source = (char *) mp->app_id_source,
+                .description = mp->description,
+                .created = mp->created,
+        };
+        if (rec->has_nonce)
+                memcpy(rec->nonce, mp->nonce, PCP_NONCE_LEN);
+        if (mp->n_filters > 0)
+                memcpy(rec->filters, mp->filters, mp->n_filters * sizeof(pcp_filter));
+        return true;
+}
+
+static gboolean on_state_retry(gpointer data);
+
+/* A write to the state directory failed: one warning and StateError per episode. */
+static void state_failed(pcpd_manager *m, int r) {
+        if (m->state_retry_source == 0)
+                m->state_retry_source = g_timeout_add_seconds(STATE_RETRY_SECONDS, on_state_retry, m);
+        if (m->state_error != NULL)
+                return;
+        m->state_error = g_strdup_printf("cannot save state in %s: %s", m->state_dir, g_strerror(-r));
+        pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_STATE_ERROR,
+                       ((const char *const[]) { "PCPD_STATE_DIRECTORY", m->state_dir, NULL }),
+                       "Cannot save the mappings in %s: %s. New mappings are refused while their nonce cannot be "
+                       "written, and changes since may be lost if pcpd stops; free space there (retrying every %u s, "
+                       "logged again when it works)",
+                       m->state_dir, g_strerror(-r), STATE_RETRY_SECONDS);
+        pcpd_bus_manager_changed(m, (const char *[]) { "StateError", NULL });
+}
+
+/* A whole snapshot was written: everything in memory is on disk. */
+static void state_saved(pcpd_manager *m) {
+        if (m->state_retry_source != 0) {
+                g_source_remove(m->state_retry_source);
+                m->state_retry_source = 0;
         }
-        return m->journal_fd;
+        if (m->state_error == NULL)
+                return;
+        g_clear_pointer(&m->state_error, g_free);
+        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STATE_SAVED,
+                       ((const char *const[]) { "PCPD_STATE_DIRECTORY", m->state_dir, NULL }),
+                       "The mappings are saved in %s again", m->state_dir);
+        pcpd_bus_manager_changed(m, (const char *[]) { "StateError", NULL });
+}
+
+static int journal_open(pcpd_manager *m) {
+        if (m->journal_fd < 0) {
+                int fd = pcpd_state_journal_open(m->state_fd);
+                if (fd < 0)
+                        return fd;
+                m->journal_fd = fd;
+        }
+        return 0;
+}
+
+static int manager_write_snapshot(pcpd_manager *m) {
+        g_autoptr(GString) out = g_string_sized_new(
+                64 + 640 * (g_hash_table_size(m->mappings) + g_hash_table_size(m->deleting)));
+        GHashTableIter it;
+        gpointer v;
+        int r;
+
+        pcpd_state_format_header(out, m->next_mapping_id);
+        g_hash_table_iter_init(&it, m->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                pcpd_state_mapping rec;
+                if (mapping_to_record(v, &rec))
+                        pcpd_state_format_mapping(out, &rec);
+        }
+        g_hash_table_iter_init(&it, m->deleting);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                pcpd_state_format_mapping(out, ((pcpd_deleting *) v)->rec);
+        r = pcpd_state_write_atomic(m->state_fd, PCPD_STATE_FILE, out->str, out->len);
+        if (r < 0)
+                return r;
+        /* the snapshot has every change the journal had; a crash between the rename and
+         * this truncation only replays records whose last word the snapshot already has */
+        r = journal_open(m);
+        if (r >= 0 && ftruncate(m->journal_fd, 0) < 0)
+                r = -errno;
+        if (r < 0)
+                g_debug("Cannot empty the mapping journal: %s", g_strerror(-r));
+        return 0;
 }
 
 static bool manager_save(pcpd_manager *m) {
-        g_autoptr(GKeyFile) kf = g_key_file_new();
-        g_autofree char *path = g_build_filename(m->state_dir, STATE_FILE, NULL);
-        g_autofree char *data = NULL;
-        g_autoptr(GError) error = NULL;
-        GHashTableIter it;
-        gpointer v;
-        gsize len;
+        int r = manager_write_snapshot(m);
 
-        g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, NULL, &v))
-                mapping_to_keyfile(m, v, kf);
-        data = g_key_file_to_data(kf, &len, NULL);
-        if (!g_file_set_contents_full(path, data, (gssize) len, G_FILE_SET_CONTENTS_NONE, 0600, &error)) {
-                g_warning("Cannot save the mappings to %s: %s (they will be lost on restart)", path, error->message);
+        if (r < 0) {
+                state_failed(m, r);
                 return false;
         }
-        /* the snapshot has every change the journal had; a crash between the rename and
-         * this truncation only replays records the snapshot already holds */
-        if (journal_fd(m) >= 0 && ftruncate(m->journal_fd, 0) < 0)
-                g_warning("Cannot empty the mapping journal: %m");
+        state_saved(m);
         return true;
 }
 
@@ -973,6 +993,17 @@ static gboolean on_save(gpointer data) {
         pcpd_manager *m = data;
         m->save_source = 0;
         manager_save(m);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean on_state_retry(gpointer data) {
+        pcpd_manager *m = data;
+
+        m->state_retry_source = 0;
+        if (m->save_source == 0)
+                manager_save(m); /* re-arms on failure */
+        else if (m->state_error != NULL)
+                m->state_retry_source = g_timeout_add_seconds(STATE_RETRY_SECONDS, on_state_retry, m);
         return G_SOURCE_REMOVE;
 }
 
@@ -990,93 +1021,123 @@ static void manager_schedule_save(pcpd_manager *m) {
                 m->save_source = g_timeout_add(200, on_save, m);
 }
 
-static bool journal_append(pcpd_manager *m, GKeyFile *record) {
-        gsize len;
-        g_autofree char *data = g_key_file_to_data(record, &len, NULL);
-        g_autofree char *line = g_strconcat(data, JOURNAL_END, NULL);
-        size_t n = len + strlen(JOURNAL_END), off = 0;
+/* One journal record, written at once; a failure starts (or continues) an episode, and a
+ * snapshot is tried soon: it holds the change too. */
+static int manager_persist_text(pcpd_manager *m, const GString *rec) {
+        int r = journal_open(m);
 
-        if (journal_fd(m) < 0)
-                return false;
-        while (off < n) {
-                ssize_t w = write(m->journal_fd, line + off, n - off);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w <= 0) {
-                        g_warning("Cannot write the mapping journal: %m (saving a whole snapshot instead)");
-                        return false;
-                }
-                off += (size_t) w;
-        }
-        return true;
+        if (r >= 0)
+                r = pcpd_state_journal_append(m->journal_fd, rec->str, rec->len);
+        if (r < 0)
+                state_failed(m, r);
+        manager_schedule_save(m);
+        return r;
 }
 
-/* a mapping's saved state changed (new, granted, now persistent): on disk at once */
-static void manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp) {
-        g_autoptr(GKeyFile) rec = g_key_file_new();
+/* a mapping's saved state changed (new, granted, now persistent): on disk at once;
+ * -errno when it could not be written */
+static int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp) {
+        g_autoptr(GString) out = g_string_sized_new(640);
+        pcpd_state_mapping rec;
 
-        if (!mapping_to_keyfile(m, mp, rec))
-                return;
-        if (!journal_append(m, rec))
-                manager_save_now(m);
-        else
-                manager_schedule_save(m);
-}
-
-static void manager_persist_removal(pcpd_manager *m, pcpd_mapping *mp) {
-        g_autoptr(GKeyFile) rec = g_key_file_new();
-        g_autofree char *group = g_strdup_printf("Mapping %" G_GUINT64_FORMAT, mp->id);
-
-        g_key_file_set_boolean(rec, group, "Removed", true);
-        if (!journal_append(m, rec))
-                manager_save_now(m);
-        else
-                manager_schedule_save(m);
-}
-
-/* Replays the journal's complete records over the snapshot in kf; returns how many. */
-static unsigned journal_replay(pcpd_manager *m, GKeyFile *kf) {
-        g_autofree char *path = g_build_filename(m->state_dir, JOURNAL_FILE, NULL);
-        g_autofree char *text = NULL;
-        g_autoptr(GError) error = NULL;
-        unsigned n = 0, bad = 0;
-        char *rec;
-        gsize len;
-
-        if (!g_file_get_contents(path, &text, &len, &error)) {
-                if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-                        g_warning("Cannot read the mapping journal %s: %s", path, error->message);
+        if (!mapping_to_record(mp, &rec))
                 return 0;
-        }
-        rec = text;
-        for (;;) {
-                char *end = strstr(rec, "\n" JOURNAL_END);
-                g_autoptr(GKeyFile) r = g_key_file_new();
-                g_auto(GStrv) groups = NULL;
+        pcpd_state_format_record(out, &rec);
+        return manager_persist_text(m, out);
+}
 
-                if (end == NULL)
-                        break; /* nothing more, or a torn last record */
-                end[1] = '\0';
-                if (!g_key_file_load_from_data(r, rec, (gsize) -1, G_KEY_FILE_NONE, NULL) ||
-                    (groups = g_key_file_get_groups(r, NULL)) == NULL || groups[0] == NULL || groups[1] != NULL) {
-                        bad++;
-                } else {
-                        g_auto(GStrv) keys = g_key_file_get_keys(r, groups[0], NULL, NULL);
+static void manager_persist_removal(pcpd_manager *m, uint64_t id) {
+        g_autoptr(GString) out = g_string_sized_new(64);
 
-                        g_key_file_remove_group(kf, groups[0], NULL);
-                        if (!g_key_file_get_boolean(r, groups[0], "Removed", NULL))
-                                for (size_t k = 0; keys != NULL && keys[k] != NULL; k++) {
-                                        g_autofree char *v = g_key_file_get_value(r, groups[0], keys[k], NULL);
-                                        g_key_file_set_value(kf, groups[0], keys[k], v);
-                                }
-                        n++;
+        pcpd_state_format_removal(out, id);
+        (void) manager_persist_text(m, out);
+}
+
+/* ---- removed mappings whose delete is not confirmed ---- */
+
+static void deleting_free(pcpd_deleting *d) {
+        if (d == NULL)
+                return;
+        if (d->expire_source != 0)
+                g_source_remove(d->expire_source);
+        pcpd_state_mapping_free(d->rec);
+        g_free(d);
+}
+
+/* Forgets d for good (confirmed, expired, or evicted): on disk too. */
+static void deleting_forget(pcpd_manager *m, pcpd_deleting *d) {
+        uint64_t id = d->rec->id;
+
+        if (d->engine_id != 0)
+                g_hash_table_remove(m->deleting_by_engine, &d->engine_id);
+        g_hash_table_remove(m->deleting, &id); /* frees d */
+        manager_persist_removal(m, id);
+}
+
+static gboolean on_deleting_expired(gpointer data) {
+        pcpd_deleting *d = data;
+        pcpd_manager *m = d->manager;
+
+        d->expire_source = 0;
+        g_debug("Removed mapping %" G_GUINT64_FORMAT " (%s port %u) has expired upstream by now; forgetting it",
+                d->rec->id, pcp_protocol_to_string(d->rec->protocol) ?: "?", d->rec->internal_port);
+        if (d->engine_id != 0)
+                (void) pcp_engine_forget_mapping(m->engine, d->engine_id);
+        deleting_forget(m, d);
+        return G_SOURCE_REMOVE;
+}
+
+/* Keeps rec (taken over) until its delete is confirmed or until rec->delete_until. */
+static pcpd_deleting *deleting_add(pcpd_manager *m, pcpd_state_mapping *rec) {
+        pcpd_deleting *d = g_new0(pcpd_deleting, 1);
+        uint64_t now = realtime_us();
+        uint64_t left = rec->delete_until > now ? (rec->delete_until - now) / G_USEC_PER_SEC + 1 : 1;
+
+        /* a bound on what callers can leave behind: every add counts against a quota, but a
+         * removal makes room for the next add while its delete may stay unconfirmed (a
+         * silent server) for a whole lifetime */
+        if (g_hash_table_size(m->deleting) >= MAX(m->config.max_mappings, 1u)) {
+                GHashTableIter it;
+                gpointer v;
+                pcpd_deleting *oldest = NULL;
+                gint64 now_mono = g_get_monotonic_time();
+
+                g_hash_table_iter_init(&it, m->deleting);
+                while (g_hash_table_iter_next(&it, NULL, &v))
+                        if (oldest == NULL || ((pcpd_deleting *) v)->rec->delete_until < oldest->rec->delete_until)
+                                oldest = v;
+                if (m->deleting_evict_logged == 0 || now_mono - m->deleting_evict_logged > 60 * G_USEC_PER_SEC) {
+                        m->deleting_evict_logged = now_mono;
+                        g_warning("%u removed mappings wait for their server to confirm the delete, the most pcpd "
+                                  "keeps: the one that expires first is forgotten (it expires upstream on its own)",
+                                  g_hash_table_size(m->deleting));
                 }
-                rec = end + 1 + strlen(JOURNAL_END);
+                deleting_forget(m, oldest);
         }
-        if (bad > 0 || *rec != '\0')
-                g_warning("Mapping journal %s: %u damaged record(s) and %zu byte(s) of a torn last record ignored",
-                          path, bad, strlen(rec));
-        return n;
+        d->manager = m;
+        d->rec = rec;
+        d->expire_source = g_timeout_add_seconds((guint) MIN(left, (uint64_t) G_MAXUINT), on_deleting_expired, d);
+        g_hash_table_insert(m->deleting, &d->rec->id, d);
+        return d;
+}
+
+/* The engine sends d's delete from now on. */
+static void deleting_track_engine(pcpd_manager *m, pcpd_deleting *d, uint64_t engine_id) {
+        d->engine_id = engine_id;
+        g_hash_table_insert(m->deleting_by_engine, &d->engine_id, d);
+}
+
+/* The engine is done with d's delete: confirmed upstream, it is forgotten; else (no
+ * answer, or the server keeps it for another owner) it stays until it expires. */
+static void deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream) {
+        g_hash_table_remove(m->deleting_by_engine, &d->engine_id);
+        d->engine_id = 0;
+        if (deleted_upstream)
+                deleting_forget(m, d);
+        else
+                g_debug("The delete of removed mapping %" G_GUINT64_FORMAT " was not confirmed; kept until it "
+                        "expires upstream",
+                        d->rec->id);
 }
 
 /* ---- mappings ---- */
@@ -1617,32 +1678,73 @@ static int mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_serve
         return 0;
 }
 
+/* mp's upstream mapping on server s, asked for with p (a fresh nonce unless p has one):
+ * mp's record, with that nonce and s, is on disk before the request leaves, so that a
+ * daemon killed the moment it has left renews or deletes it after its restart. On failure
+ * mp is as it was and nothing was sent; ret_state: the state directory failed (else the
+ * engine refused). */
+static int mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, pcp_mapping_params *p,
+                               bool *ret_state) {
+        bool was_direct = mp->direct, had_nonce = mp->has_nonce;
+        uint8_t old_nonce[PCP_NONCE_LEN];
+        g_autofree char *old_server = g_strdup(mp->server_text);
+        int r;
+
+        memcpy(old_nonce, mp->nonce, sizeof(old_nonce));
+        if (!p->has_nonce) {
+                on_engine_random(m, p->nonce, PCP_NONCE_LEN);
+                p->has_nonce = true;
+        }
+        memcpy(mp->nonce, p->nonce, PCP_NONCE_LEN);
+        mp->has_nonce = true;
+        mapping_set_direct(mp, false);
+        set_str(&mp->server_text, s->text);
+        r = manager_persist_mapping(m, mp);
+        *ret_state = r < 0;
+        if (r >= 0)
+                r = mapping_start_on_server(m, mp, s, p);
+        if (r >= 0)
+                return 0;
+        mp->has_nonce = had_nonce;
+        memcpy(mp->nonce, old_nonce, sizeof(old_nonce));
+        mapping_set_direct(mp, was_direct);
+        set_str(&mp->server_text, old_server);
+        if (!*ret_state) {
+                /* the record went out, the request did not: what was saved before */
+                pcpd_state_mapping rec;
+                if (mapping_to_record(mp, &rec))
+                        (void) manager_persist_mapping(m, mp);
+                else
+                        manager_persist_removal(m, mp->id);
+        }
+        return r;
+}
+
 /* A direct mapping moves to a server that answers: same object, a new upstream mapping. */
 static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         pcp_mapping_params p;
         const pcp_mapping_info *i;
+        bool state;
         int r;
 
         mapping_params(mp, s, &p);
-        r = mapping_start_on_server(m, mp, s, &p);
+        r = mapping_start_saved(m, mp, s, &p, &state);
         if (r < 0) {
                 g_warning("Mapping %s keeps the host's own address: PCP server %s answers now, but the mapping "
-                          "cannot be made there: %s",
-                          mp->path, s->text, g_strerror(-r));
+                          "cannot be made there: %s%s",
+                          mp->path, s->text, state ? "its nonce cannot be saved: " : "", g_strerror(-r));
                 return;
         }
-        mapping_set_direct(mp, false);
         g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s moves to PCP server %s, which answers now (it had the host's own address %s)",
                          mp->path, s->text, mp->external_address);
         pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Server", NULL });
         /* State, addresses, port, lifetime: what the engine has now (pending, or already an
-         * answer); this also puts the nonce on disk */
+         * answer) */
         i = pcp_engine_mapping_get(m->engine, mp->engine_id);
         if (i != NULL)
                 mapping_sync(m, mp, i);
-        manager_persist_mapping(m, mp);
         manager_kick(m);
 }
 
@@ -1730,6 +1832,14 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
         return mp;
 }
 
+/* A change the caller asked for could not be saved: refused, with what to do. */
+static int state_refused(pcpd_manager *m, int r, sd_bus_error *error) {
+        return sd_bus_error_setf(error, PCP1_ERROR_CANNOT_SAVE_STATE,
+                                 "pcpd cannot save its state in %s (%s). Without the mapping on disk a crash would "
+                                 "leave it on the router, so it is refused; free space there and try again.",
+                                 m->state_dir, g_strerror(-r));
+}
+
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
                              sd_bus_error *error) {
         pcp_mapping_params p = { 0 };
@@ -1737,9 +1847,8 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         pcpd_server *s;
         int family = req->family, r;
         g_autofree char *key = NULL;
-        uint64_t eid = 0;
         struct in6_addr own;
-        bool direct;
+        bool direct, state_failure = false;
 
         if (!m->enabled)
                 return sd_bus_error_set(error, PCP1_ERROR_DISABLED,
@@ -1782,6 +1891,16 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                                  req->internal_port);
                 /* the same user again (another app, or the same one after a restart):
                  * share the one upstream mapping */
+                if (req->persistent && !mp->persistent) {
+                        /* persistent from now on: on disk before anyone is told */
+                        mp->persistent = true;
+                        r = manager_persist_mapping(m, mp);
+                        if (r < 0) {
+                                mp->persistent = false;
+                                return state_refused(m, r, error);
+                        }
+                        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Persistent", NULL });
+                }
                 mapping_add_holder(m, mp, req->owner);
                 if (mp->unclaimed) {
                         mp->unclaimed = false;
@@ -1793,11 +1912,6 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                         mp->pid = req->pid;
                         pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Owner", "PID", NULL });
                         g_message("Mapping %s reclaimed by %s (uid %u)", mp->path, req->owner ?: "?", req->uid);
-                }
-                if (req->persistent && !mp->persistent) {
-                        mp->persistent = true;
-                        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Persistent", NULL });
-                        manager_persist_mapping(m, mp);
                 }
                 *ret = mp;
                 return 0;
@@ -1832,19 +1946,9 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         memcpy(p.filters, req->filters, req->n_filters * sizeof(pcp_filter));
         p.description = req->description != NULL && *req->description ? req->description : NULL;
 
-        if (!direct) {
-                r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid);
-                if (r < 0) {
-                        manager_kick(m);
-                        if (r == -ENOSPC)
-                                return sd_bus_error_set(error, PCP1_ERROR_QUOTA_EXCEEDED,
-                                                        "The daemon holds as many mappings as it can.");
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "The mapping request was refused: %s", g_strerror(-r));
-                }
-        }
-
         mp = mapping_new(m, req, family, p.lifetime, g_steal_pointer(&key));
+        /* on disk before anything leaves or anyone is told: a server mapping's nonce, or a
+         * restart could neither renew nor delete it; a direct one, to be made again */
         if (direct) {
                 /* active at once, for as long as its holders want it: no server, no expiry */
                 mapping_set_direct(mp, true);
@@ -1852,10 +1956,20 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 direct_set_address(mp, &own);
                 set_str(&mp->state, "active");
                 mp->granted = p.lifetime;
-        } else {
-                mp->engine_id = eid;
-                mp->server = s;
-                mp->server_text = g_strdup(s->text);
+                r = manager_persist_mapping(m, mp);
+                state_failure = r < 0;
+        } else
+                r = mapping_start_saved(m, mp, s, &p, &state_failure);
+        if (r < 0) {
+                mapping_free(mp);
+                manager_kick(m);
+                if (state_failure)
+                        return state_refused(m, r, error);
+                if (r == -ENOSPC)
+                        return sd_bus_error_set(error, PCP1_ERROR_QUOTA_EXCEEDED,
+                                                "The daemon holds as many mappings as it can.");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The mapping request was refused: %s",
+                                         g_strerror(-r));
         }
 
         g_hash_table_insert(m->mappings, &mp->id, mp);
@@ -1864,9 +1978,6 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
                 mapping_add_holder(m, mp, req->owner);
-        /* on disk before anything else can happen to the daemon: a server mapping's nonce, or
-         * a restart could neither renew nor delete it; a direct one, to be made again */
-        manager_persist_mapping(m, mp);
         pcpd_bus_mapping_added(m, mp);
         pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         manager_update_state(m);
@@ -1882,11 +1993,40 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         return 1;
 }
 
+/* Until when a removed mapping may still exist upstream: its grant, or a renewal or a
+ * request in flight that the server may still grant. */
+static uint64_t mapping_delete_until(const pcpd_mapping *mp, const pcp_mapping_info *i) {
+        uint64_t lifetime = MAX(i->lifetime_requested, i->lifetime_granted);
+
+        return MAX(mp->expires_at, realtime_us() + lifetime * G_USEC_PER_SEC);
+}
+
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
-        if (mp->engine_id != 0) {
+        const pcp_mapping_info *i = mp->engine_id != 0 ? pcp_engine_mapping_get(m->engine, mp->engine_id) : NULL;
+        pcpd_state_mapping rec;
+
+        if (i != NULL && mapping_to_record(mp, &rec)) {
+                /* kept, on disk, until the server confirms the delete: the record goes first,
+                 * so that a daemon killed before the answer deletes it again after a restart */
+                g_autoptr(GString) out = g_string_sized_new(640);
+                pcpd_deleting *d;
+
                 g_hash_table_remove(m->by_engine_id, &mp->engine_id);
-                /* lifetime 0 with the same nonce; the engine retries a few times on its own */
+                rec.deleting = true;
+                rec.delete_until = mapping_delete_until(mp, i);
+                d = deleting_add(m, pcpd_state_mapping_copy(&rec));
+                deleting_track_engine(m, d, mp->engine_id);
+                pcpd_state_format_record(out, d->rec);
+                (void) manager_persist_text(m, out);
+                /* lifetime 0 with the same nonce; the engine retries a few times on its own
+                 * (and may give up at once: deleting_engine_done()) */
                 pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+        } else {
+                if (mp->engine_id != 0) {
+                        g_hash_table_remove(m->by_engine_id, &mp->engine_id);
+                        pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                }
+                manager_persist_removal(m, mp->id);
         }
         g_hash_table_remove(m->by_key, mp->key);
         mapping_drop_holders(m, mp);
@@ -1894,7 +2034,6 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_REMOVED, mp, NULL,
                          pcpd_remove_reason_to_string(reason), "Mapping %s removed (%s)", mp->path,
                          pcpd_remove_reason_to_string(reason));
-        manager_persist_removal(m, mp);
         g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
         pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         manager_update_state(m);
@@ -1948,115 +2087,88 @@ static const char *app_id_source_from_string(const char *s) {
         return "none";
 }
 
-/* The mapping a saved group describes, with what its caller asked for, but no server side
- * yet (pending, no engine mapping); NULL when the group is damaged. */
-static pcpd_mapping *mapping_from_keyfile(pcpd_manager *m, GKeyFile *kf, const char *g) {
-        g_autofree char *family_s = g_key_file_get_string(kf, g, "Family", NULL);
-        g_autofree char *remote_s = g_key_file_get_string(kf, g, "RemoteAddress", NULL);
-        g_autofree char *app_id = g_key_file_get_string(kf, g, "AppId", NULL);
-        g_autofree char *app_src = g_key_file_get_string(kf, g, "AppIdSource", NULL);
-        g_autofree char *descr = g_key_file_get_string(kf, g, "Description", NULL);
-        g_autofree char *suggested_s = g_key_file_get_string(kf, g, "SuggestedExternalAddress", NULL);
-        g_autofree char *third_s = g_key_file_get_string(kf, g, "ThirdParty", NULL);
-        gsize n_filters = 0;
-        g_auto(GStrv) filters = g_key_file_get_string_list(kf, g, "Filters", &n_filters, NULL);
-        gint64 proto = g_key_file_get_integer(kf, g, "Protocol", NULL);
-        gint64 port = g_key_file_get_integer(kf, g, "InternalPort", NULL);
-        gint64 opcode = g_key_file_get_integer(kf, g, "Opcode", NULL);
-        gint64 ext_port = g_key_file_get_integer(kf, g, "ExternalPort", NULL);
-        gint64 suggested_port = g_key_file_get_integer(kf, g, "SuggestedExternalPort", NULL);
-        bool direct = g_key_file_get_boolean(kf, g, "Direct", NULL);
-        pcp_filter f[PCP_MAX_FILTERS];
-        struct in6_addr remote = { 0 }, suggested, third;
-        pcpd_mapping *mp;
+/* The mapping a saved record describes, under its old id (its object path is the one its
+ * app knew), with what its caller asked for, but no server side yet. */
+static pcpd_mapping *mapping_from_record(pcpd_manager *m, const pcpd_state_mapping *rec) {
+        pcpd_mapping *mp = g_new0(pcpd_mapping, 1);
+        struct in6_addr remote = { 0 };
 
-        if (proto < 0 || proto > 255 || port < 0 || port > 65535 || ext_port < 0 || ext_port > 65535 ||
-            suggested_port < 0 || suggested_port > 65535 || (opcode != PCP_OPCODE_MAP && opcode != PCP_OPCODE_PEER) ||
-            (remote_s != NULL && !pcp_addr_from_string(remote_s, &remote)) ||
-            (suggested_s != NULL && !pcp_addr_from_string(suggested_s, &suggested)) ||
-            (third_s != NULL && !pcp_addr_from_string(third_s, &third)) || n_filters > PCP_MAX_FILTERS)
-                return NULL;
-        for (gsize k = 0; k < n_filters; k++)
-                if (!filter_from_string(filters[k], &f[k]))
-                        return NULL;
-
-        mp = g_new0(pcpd_mapping, 1);
+        if (rec->remote_address != NULL)
+                pcp_addr_from_string(rec->remote_address, &remote);
         mp->manager = m;
-        mp->id = m->next_mapping_id++;
+        mp->id = rec->id;
         mp->path = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
-        mp->uid = (uid_t) g_key_file_get_uint64(kf, g, "UID", NULL);
-        mp->app_id = g_strdup(app_id ?: "");
-        mp->app_id_source = app_id_source_from_string(app_src);
+        mp->uid = rec->uid;
+        mp->app_id = g_strdup(rec->app_id);
+        mp->app_id_source = app_id_source_from_string(rec->app_id_source);
         mp->owner = g_strdup("");
-        mp->persistent = g_key_file_get_boolean(kf, g, "Persistent", NULL);
+        mp->persistent = rec->persistent;
         mp->unclaimed = !mp->persistent;
-        mp->opcode = (uint8_t) opcode;
-        mp->protocol = (uint8_t) proto;
-        mp->family = g_strcmp0(family_s, "ipv6") == 0 ? AF_INET6 : AF_INET;
-        mp->internal_port = (uint16_t) port;
+        mp->opcode = rec->opcode;
+        mp->protocol = rec->protocol;
+        mp->family = rec->family;
+        mp->internal_port = rec->internal_port;
         /* a server granted a port: ask for that one again (a direct mapping's external port
          * is its internal one: a server gets the caller's wish) */
-        mp->suggested_port = (uint16_t) (ext_port != 0 && !direct ? ext_port : suggested_port);
-        if (remote_s != NULL) {
-                mp->remote_address = g_strdup(remote_s);
-                mp->remote_port = (uint16_t) g_key_file_get_integer(kf, g, "RemotePort", NULL);
+        mp->suggested_port = rec->external_port != 0 && !rec->direct ? rec->external_port : rec->suggested_port;
+        if (rec->remote_address != NULL) {
+                mp->remote_address = g_strdup(rec->remote_address);
+                mp->remote_port = rec->remote_port;
         }
-        mp->lifetime = (uint32_t) MIN(g_key_file_get_uint64(kf, g, "Lifetime", NULL), m->config.max_lifetime);
+        mp->lifetime = MIN(rec->lifetime, m->config.max_lifetime);
         if (mp->lifetime == 0)
                 mp->lifetime = m->config.default_lifetime;
-        mp->description = g_strdup(descr ?: "");
-        mp->created = g_key_file_get_uint64(kf, g, "Created", NULL);
+        mp->description = g_strdup(rec->description);
+        mp->created = rec->created;
         mp->key = mapping_key(mp->family, mp->opcode, mp->protocol, mp->internal_port, &remote, mp->remote_port);
-        mp->has_suggested_address = suggested_s != NULL;
-        if (suggested_s != NULL)
-                mp->suggested_address = suggested;
-        mp->prefer_failure = g_key_file_get_boolean(kf, g, "PreferFailure", NULL);
-        mp->has_third_party = third_s != NULL;
-        if (third_s != NULL)
-                mp->third_party = third;
-        mp->n_filters = (uint8_t) n_filters;
-        if (n_filters > 0)
-                mp->filters = g_memdup2(f, n_filters * sizeof(pcp_filter));
+        mp->has_suggested_address = rec->has_suggested_address;
+        mp->suggested_address = rec->suggested_address;
+        mp->prefer_failure = rec->prefer_failure;
+        mp->has_third_party = rec->has_third_party;
+        mp->third_party = rec->third_party;
+        mp->n_filters = rec->n_filters;
+        if (rec->n_filters > 0)
+                mp->filters = g_memdup2(rec->filters, rec->n_filters * sizeof(pcp_filter));
         mp->state = g_strdup("pending");
         mp->error = g_strdup("");
         mp->external_address = g_strdup("");
         return mp;
 }
 
+static pcpd_server *server_from_text(pcpd_manager *m, const char *text) {
+        struct sockaddr_in6 sa;
+
+        if (text == NULL || !pcpd_parse_endpoint(text, PCP_SERVER_PORT, &sa))
+                return NULL;
+        return manager_find_server(m, &sa);
+}
 
 /* A saved mapping on a server: the same upstream mapping (its nonce) on the same server,
- * asking for what it had. */
-static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf, const char *g, const char *path) {
-        g_autofree char *nonce_s = g_key_file_get_string(kf, g, "Nonce", NULL);
-        g_autofree char *server_s = g_key_file_get_string(kf, g, "Server", NULL);
-        g_autofree char *ext_s = g_key_file_get_string(kf, g, "ExternalAddress", NULL);
-        uint8_t nonce[PCP_NONCE_LEN];
-        struct sockaddr_in6 sa;
+ * asking for what it had. Its nonce is on disk already. */
+static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_mapping *rec) {
         pcp_mapping_params p;
-        pcpd_server *s;
+        pcpd_server *s = server_from_text(m, rec->server);
 
-        if (!unhex(nonce_s, nonce, PCP_NONCE_LEN) || server_s == NULL ||
-            !pcpd_parse_endpoint(server_s, PCP_SERVER_PORT, &sa)) {
-                g_warning("%s: [%s] is damaged; skipped", path, g);
-                return false;
-        }
-        s = manager_find_server(m, &sa);
         if (s == NULL) {
                 g_warning("Saved mapping %s %s port %u was made through %s, which is not a server now: it cannot "
                           "be renewed or deleted and will expire upstream",
                           pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
-                          mp->internal_port, server_s);
+                          mp->internal_port, rec->server);
                 return false;
         }
         mapping_params(mp, s, &p);
         p.has_nonce = true;
-        memcpy(p.nonce, nonce, PCP_NONCE_LEN);
-        if (ext_s != NULL && *ext_s != '\0')
-                pcp_addr_from_string(ext_s, &p.suggested_external_addr);
+        memcpy(p.nonce, rec->nonce, PCP_NONCE_LEN);
+        if (rec->external_address[0] != '\0')
+                pcp_addr_from_string(rec->external_address, &p.suggested_external_addr);
         if (mapping_start_on_server(m, mp, s, &p) < 0) {
-                g_warning("%s: [%s] could not be restored", path, g);
+                g_warning("Saved mapping %s %s port %u could not be restored on PCP server %s",
+                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
+                          mp->internal_port, s->text);
                 return false;
         }
+        mp->has_nonce = true;
+        memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
         return true;
 }
 
@@ -2065,15 +2177,16 @@ static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf, c
  * Servers found at start have not answered yet: one that starts answering takes the
  * mapping over, as for any direct mapping. Else, behind a NAT now, it is made on a server
  * of the family as a new upstream mapping with what its caller asked for. */
-static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf, const char *g) {
-        g_autofree char *ext_s = g_key_file_get_string(kf, g, "ExternalAddress", NULL);
+static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_mapping *rec) {
+        const char *ext_s = rec->external_address;
         const char *fam = mp->family == AF_INET ? "IPv4" : "IPv6";
         pcp_mapping_params p;
         struct in6_addr a;
         pcpd_server *s;
-        bool global;
+        bool global, state;
+        int r;
 
-        global = ext_s != NULL && pcp_addr_from_string(ext_s, &a) && pcp_addr_is_ipv4(&a) == (mp->family == AF_INET) &&
+        global = pcp_addr_from_string(ext_s, &a) && pcp_addr_is_ipv4(&a) == (mp->family == AF_INET) &&
                  address_is_global(&a) && host_has_address(&a, NULL);
         if (!global)
                 global = host_global_address(mp->family, NULL, &a);
@@ -2090,62 +2203,118 @@ static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, GKeyFile *kf, cons
                 g_warning("Saved mapping %s %s port %u had the host's own address %s, but the host has no global %s "
                           "address now and no %s server is known: it is dropped",
                           pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
-                          mp->internal_port, ext_s ?: "?", fam, fam);
+                          mp->internal_port, ext_s[0] ? ext_s : "?", fam, fam);
                 return false;
         }
         mapping_params(mp, s, &p);
-        if (mapping_start_on_server(m, mp, s, &p) < 0) {
-                g_warning("Saved mapping %s %s port %u could not be made on PCP server %s",
+        r = mapping_start_saved(m, mp, s, &p, &state);
+        if (r < 0) {
+                g_warning("Saved mapping %s %s port %u could not be made on PCP server %s: %s%s",
                           pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
-                          mp->internal_port, s->text);
+                          mp->internal_port, s->text, state ? "its nonce cannot be saved: " : "", g_strerror(-r));
                 return false;
         }
         g_message("Saved mapping %s %s port %u had the host's own address %s; the host is behind PCP server %s "
                   "now: asking it",
                   pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port,
-                  ext_s ?: "?", s->text);
+                  ext_s[0] ? ext_s : "?", s->text);
+        return true;
+}
+
+/* A mapping removed before the restart whose delete was never confirmed (rec, taken over):
+ * its delete goes out again, unless it has expired upstream by now. */
+static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
+        pcp_mapping_params p = {
+                .opcode = rec->opcode,
+                .protocol = rec->protocol,
+                .internal_port = rec->internal_port,
+                .lifetime = MAX(rec->lifetime, 1u),
+                .remote_port = rec->remote_port,
+                .has_third_party = rec->has_third_party,
+                .third_party = rec->third_party,
+                .has_nonce = true,
+                .delete_only = true,
+        };
+        pcpd_server *s;
+        pcpd_deleting *d;
+        uint64_t eid;
+        int r;
+
+        if (rec->delete_until <= realtime_us()) {
+                pcpd_state_mapping_free(rec);
+                return false;
+        }
+        rec->deleting = true;
+        d = deleting_add(m, rec);
+        s = server_from_text(m, rec->server);
+        if (s == NULL) {
+                g_message("Removed mapping %s port %u was made through %s, which is not a server now: kept until "
+                          "it expires there (a restart with that server back deletes it)",
+                          pcp_protocol_to_string(rec->protocol) ?: "?", rec->internal_port, rec->server);
+                return true;
+        }
+        p.server_id = s->engine_id;
+        memcpy(p.nonce, rec->nonce, PCP_NONCE_LEN);
+        if (rec->remote_address != NULL)
+                pcp_addr_from_string(rec->remote_address, &p.remote_addr);
+        r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid);
+        if (r < 0) {
+                g_debug("Removed mapping %" G_GUINT64_FORMAT ": its delete cannot be sent now: %s", rec->id,
+                        g_strerror(-r));
+                return true;
+        }
+        deleting_track_engine(m, d, eid);
         return true;
 }
 
 static void manager_restore(pcpd_manager *m) {
-        g_autofree char *path = g_build_filename(m->state_dir, STATE_FILE, NULL);
-        g_autoptr(GKeyFile) kf = g_key_file_new();
-        g_autoptr(GError) error = NULL;
-        g_auto(GStrv) groups = NULL;
-        unsigned restored = 0, replayed;
+        g_autoptr(pcpd_state) st = g_steal_pointer(&m->loaded);
+        g_autoptr(GPtrArray) recs = NULL;
+        unsigned restored = 0, deleting = 0;
 
-        if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &error)) {
-                if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
-                        /* keep the damaged file for the admin; the journal alone is not enough */
-                        g_autofree char *aside = g_strconcat(path, ".damaged", NULL);
-                        g_warning("Cannot read saved mappings from %s: %s; moved aside to %s", path, error->message,
-                                  aside);
-                        if (g_rename(path, aside) < 0)
-                                g_warning("Cannot rename %s: %m", path);
-                }
-                g_clear_error(&error);
+        if (st == NULL)
+                st = pcpd_state_new();
+        /* ids are never given out twice, across restarts too: an old path names nothing
+         * or the same mapping */
+        m->next_mapping_id = MAX(m->next_mapping_id, st->next_id);
+        recs = pcpd_state_sorted(st);
+
+        /* the deletes first: a newer mapping of the same port may be among the others */
+        for (guint k = 0; k < recs->len; k++) {
+                pcpd_state_mapping *rec = recs->pdata[k];
+
+                if (!rec->deleting)
+                        continue;
+                g_hash_table_steal(st->mappings, &rec->id);
+                recs->pdata[k] = NULL; /* taken over, maybe freed */
+                if (restore_deleting(m, rec))
+                        deleting++;
         }
-        replayed = journal_replay(m, kf);
-        if (replayed > 0)
-                g_message("Replayed %u change(s) from the mapping journal", replayed);
-        groups = g_key_file_get_groups(kf, NULL);
-        for (size_t gi = 0; groups[gi] != NULL; gi++) {
-                const char *g = groups[gi];
-                pcpd_mapping *mp = mapping_from_keyfile(m, kf, g);
+        for (guint k = 0; k < recs->len; k++) {
+                pcpd_state_mapping *rec = recs->pdata[k];
+                pcpd_mapping *mp;
                 bool ok;
 
-                if (mp == NULL) {
-                        g_warning("%s: [%s] is damaged; skipped", path, g);
+                if (rec == NULL)
                         continue;
-                }
+                mp = mapping_from_record(m, rec);
                 if (g_hash_table_contains(m->by_key, mp->key)) {
+                        /* two mappings of one port: never made by one pcpd; the later one is
+                         * deleted upstream rather than forgotten there */
+                        g_warning("Saved mapping %s: %s port %u is saved twice; deleting the second one upstream",
+                                  mp->path, pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port);
                         mapping_free(mp);
+                        if (rec->has_nonce) {
+                                g_hash_table_steal(st->mappings, &rec->id);
+                                rec->delete_until = realtime_us() + (uint64_t) MAX(rec->lifetime, 1u) * G_USEC_PER_SEC;
+                                (void) restore_deleting(m, rec);
+                        }
                         continue;
                 }
-                if (g_key_file_get_boolean(kf, g, "Direct", NULL))
-                        ok = restore_direct(m, mp, kf, g);
+                if (rec->direct)
+                        ok = restore_direct(m, mp, rec);
                 else
-                        ok = restore_on_server(m, mp, kf, g, path);
+                        ok = restore_on_server(m, mp, rec);
                 if (!ok) {
                         mapping_free(mp);
                         continue;
@@ -2159,19 +2328,24 @@ static void manager_restore(pcpd_manager *m) {
                 pcpd_bus_mapping_added(m, mp);
                 restored++;
         }
+        if (deleting > 0)
+                g_message("%u mapping(s) were removed before the restart and their delete was never confirmed: "
+                          "deleting them again",
+                          deleting);
         if (restored > 0) {
-                g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored, path,
-                          m->config.grace_seconds);
+                g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored,
+                          m->state_dir, m->config.grace_seconds);
                 pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
         }
-        /* a fresh snapshot under the new mapping ids, and an empty journal */
+        /* a fresh snapshot, and an empty journal */
         manager_save_now(m);
         manager_kick(m);
 }
 
 /* ---- lifecycle ---- */
 
-int pcpd_manager_new(const pcpd_config *config, const char *state_dir, GMainLoop *loop, pcpd_manager **ret) {
+int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
+                     GMainLoop *loop, pcpd_manager **ret) {
         g_autoptr(pcpd_manager) m = g_new0(pcpd_manager, 1);
         pcp_engine_config ec = { .max_mappings = config->max_mappings };
         pcp_engine_ops ops = { .send = on_engine_send, .event = on_engine_event, .random = on_engine_random };
@@ -2182,6 +2356,8 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, GMainLoop
         for (size_t i = 0; i < config->n_servers; i++)
                 m->config.servers[i].text = g_strdup(config->servers[i].text);
         m->state_dir = g_strdup(state_dir);
+        m->state_fd = state_fd;
+        m->loaded = loaded;
         m->loop = g_main_loop_ref(loop);
         m->enabled = config->enabled;
         m->servers = g_ptr_array_new();
@@ -2189,6 +2365,8 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, GMainLoop
         m->by_engine_id = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->by_key = g_hash_table_new(g_str_hash, g_str_equal);
         m->holder_index = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_destroy);
+        m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) deleting_free);
+        m->deleting_by_engine = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->next_mapping_id = 1;
         m->announce_fds[0] = m->announce_fds[1] = -1;
         m->route_fd = -1;
@@ -2209,6 +2387,8 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         }
         if (m->journal_fd >= 0)
                 close(m->journal_fd);
+        if (m->state_retry_source != 0)
+                g_source_remove(m->state_retry_source);
         if (m->drop_log_source != 0)
                 g_source_remove(m->drop_log_source);
         if (m->engine != NULL) {
@@ -2243,6 +2423,10 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_hash_table_destroy(m->by_engine_id);
         if (m->by_key != NULL)
                 g_hash_table_destroy(m->by_key);
+        if (m->deleting_by_engine != NULL)
+                g_hash_table_destroy(m->deleting_by_engine);
+        if (m->deleting != NULL)
+                g_hash_table_destroy(m->deleting);
         pcp_engine_free(m->engine);
         if (m->servers != NULL) {
                 for (guint i = 0; i < m->servers->len; i++)
@@ -2258,6 +2442,10 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m->loop != NULL)
                 g_main_loop_unref(m->loop);
         g_free(m->state_dir);
+        if (m->state_fd >= 0)
+                close(m->state_fd);
+        pcpd_state_free(m->loaded);
+        g_free(m->state_error);
         g_free(m->last_state);
         g_free(m->last_direct);
         g_free(m->status_text);

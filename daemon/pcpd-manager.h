@@ -9,6 +9,7 @@
 #include "pcp-engine.h"
 #include "pcp1-contract.h"
 #include "pcpd-conf.h"
+#include "pcpd-state.h"
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
@@ -48,6 +49,8 @@ typedef struct pcpd_mapping {
         uint64_t engine_id; /* 0 when the engine has none (server gone) */
         pcpd_server *server;
         char *server_text;
+        bool has_nonce; /* on a server: its nonce, on disk before the request left */
+        uint8_t nonce[PCP_NONCE_LEN];
 
         /* who */
         uid_t uid;
@@ -93,7 +96,9 @@ typedef struct pcpd_mapping {
 
 struct pcpd_manager {
         pcpd_config config;
-        char *state_dir;
+        char *state_dir; /* for messages; everything goes through state_fd */
+        int state_fd;
+        pcpd_state *loaded; /* what was saved, until restored */
         GMainLoop *loop;
         sd_bus *bus;
         pcp_engine *engine;
@@ -120,6 +125,12 @@ struct pcpd_manager {
 
         guint save_source;
         int journal_fd; /* mappings.journal, O_APPEND; -1 until first used */
+        char *state_error;        /* Manager.StateError: NULL while state is being saved */
+        guint state_retry_source; /* while state_error is set */
+        /* removed mappings whose delete the server has not confirmed (pcpd_deleting *) */
+        GHashTable *deleting;           /* id (uint64_t *) -> owned */
+        GHashTable *deleting_by_engine; /* engine id (uint64_t *) -> while the engine sends */
+        gint64 deleting_evict_logged;   /* monotonic µs of the last "too many" warning */
         uint64_t drops_logged[_PCP_DROP_MAX]; /* engine drop counters as last logged */
         gint64 drop_log_next;                 /* monotonic µs: no drop line before */
         guint drop_log_source;
@@ -165,7 +176,10 @@ typedef struct pcpd_mapping_request {
         const char *owner; /* unique bus name, NULL for persistent */
 } pcpd_mapping_request;
 
-int pcpd_manager_new(const pcpd_config *config, const char *state_dir, GMainLoop *loop, pcpd_manager **ret);
+/* state_fd: the state directory (pcpd_state_dir_open()), loaded: what it holds
+ * (pcpd_state_load()); the manager takes both over, also on failure. */
+int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
+                     GMainLoop *loop, pcpd_manager **ret);
 pcpd_manager *pcpd_manager_free(pcpd_manager *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_manager, pcpd_manager_free)
 

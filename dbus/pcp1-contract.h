@@ -26,6 +26,7 @@
 #define PCP1_ERROR_UNSUPPORTED PCP1_ERROR_PREFIX "Unsupported"
 #define PCP1_ERROR_SERVER_REFUSED PCP1_ERROR_PREFIX "ServerRefused"
 #define PCP1_ERROR_NOT_FOUND PCP1_ERROR_PREFIX "NotFound"
+#define PCP1_ERROR_CANNOT_SAVE_STATE PCP1_ERROR_PREFIX "CannotSaveState"
 
 /* polkit actions */
 #define PCP1_ACTION_MAP "org.freedesktop.PCP1.map"

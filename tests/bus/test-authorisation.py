@@ -18,6 +18,7 @@ from pcpdtest import (ERR, MANAGER, MAPPING, NOBODY, PATH, Agent, BusTestCase, V
 
 MAP = 'org.freedesktop.PCP1.map'
 PRIV = 'org.freedesktop.PCP1.map-privileged'
+POLKIT_DELAY = 5.0  # s: a slow polkit (SetDelay) in test_slow_polkit_does_not_block_others
 
 
 class AuthorisationTest(BusTestCase):
@@ -152,20 +153,20 @@ class AuthorisationTest(BusTestCase):
         t.start()
         time.sleep(0.5)
         self.assertTrue(t.is_alive(), 'the call waits for polkit')
-        # meanwhile another caller is served
-        t0 = time.monotonic()
+        # meanwhile another caller is served (while the first still waits: no clock needed)
         p = env.add_mapping('udp', 30000)
         env.wait_state(p, 'active')
         self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 1)
         other = Agent(env, uid=NOBODY)
         self.assertEqual(other.call('GetExternalAddress', 's', "('ipv4',)")['ok'][0], '198.51.100.7')
-        self.assertLess(time.monotonic() - t0, 3)
         self.assertTrue(t.is_alive())
         # nothing changed for the waiting call before polkit's answer
         self.assertEqual(len(env.dump()), 1)
         # a slow (not hung) polkit: the waiting call completes, others are served meanwhile
+        # the delay is long enough for root's call and a property read to be answered meanwhile
+        # even under valgrind on a loaded machine: they finish while the slow call still waits
         env.polkit_call('SimulateHang', 'b', False)
-        env.polkit_call('SetDelay', 'd', 1.5)
+        env.polkit_call('SetDelay', 'd', POLKIT_DELAY)
         port2 = other.req(op='bind', proto='tcp', port=0)['ok']
         t2 = threading.Thread(target=lambda: result.setdefault('ans2', other.add_mapping('tcp', port2)))
         t0 = time.monotonic()
@@ -173,12 +174,11 @@ class AuthorisationTest(BusTestCase):
         time.sleep(0.2)
         q = env.add_mapping('udp', 30001)
         self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 2)
-        self.assertLess(time.monotonic() - t0, 1.0, 'root and property reads wait for nobody')
-        self.assertTrue(t2.is_alive())
-        t2.join(10)
+        self.assertTrue(t2.is_alive(), 'root and property reads wait for nobody')
+        t2.join(POLKIT_DELAY + 60)
         self.assertFalse(t2.is_alive())
         self.assertIn('ok', result['ans2'], result['ans2'])
-        self.assertGreaterEqual(time.monotonic() - t0, 1.4, 'the call did wait for polkit')
+        self.assertGreaterEqual(time.monotonic() - t0, POLKIT_DELAY - 0.1, 'the call did wait for polkit')
         env.wait_state(q, 'active')
         env.assert_alive()
 

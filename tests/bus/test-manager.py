@@ -23,6 +23,7 @@ MAPPING_TYPES = {
 MANAGER_TYPES = {
     'Version': 's', 'Enabled': 'b', 'State': 's', 'Servers': 'a(ssssu)', 'ExternalAddresses': 'as',
     'Prefix64': 'as', 'DefaultLifetime': 'u', 'MaxMappingsPerUser': 'u', 'MappingCount': 'u',
+    'StateError': 's',
 }
 
 
@@ -126,6 +127,7 @@ class ManagerTest(BusTestCase):
         for name, sig in MANAGER_TYPES.items():
             self.assertEqual(env.get_raw(PATH, MANAGER, name).get_type_string(), sig, name)
         self.assertEqual(mprops['MappingCount'], 1)
+        self.assertEqual(mprops['StateError'], '', 'state is being saved')
         self.assertEqual(mprops['Enabled'], True)
         self.assertEqual(mprops['State'], 'ready')
         self.assertEqual(mprops['DefaultLifetime'], 600)

@@ -29,12 +29,11 @@ class OwnershipTest(BusTestCase):
         # lives while the connection does
         time.sleep(0.5)
         self.assertEqual(len(env.dump()), 1)
-        t0 = time.monotonic()
         a.kill(signal.SIGKILL)
         wait_until(lambda: env.removed_reason(path), 5, 'MappingRemoved')
         self.assertEqual(env.removed_reason(path), 'owner-vanished')
+        # at once: by a delete (lifetime 0, below), not by the expiry DefaultLifetime (600 s) later
         wait_until(lambda: env.dump() == [], 5, 'deleted upstream')
-        self.assertLess(time.monotonic() - t0, 3, 'deleted at once')
         dels = [r for r in env.reflog_requests() if r['nonce'] == nonce and r['lifetime'] == 0]
         self.assertTrue(dels, 'a lifetime-0 request with the same nonce')
         self.assertEqual(dels[0]['internal_port'], 8500)

@@ -230,7 +230,7 @@ class Test:
             self.start_bus()
         cfg = self.write_config(**conf)
         state = os.path.join(self.lab_dir, "pcpd-state")
-        os.makedirs(state, exist_ok=True)
+        os.makedirs(state, mode=0o700, exist_ok=True)  # pcpd refuses a directory others can write
         argv = ["env", "-u", "NOTIFY_SOCKET", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}",
                 "G_MESSAGES_DEBUG=all", self.pcpd_bin, "--config", cfg, "--state-dir", state]
         t0 = time.monotonic()

@@ -1,0 +1,720 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "pcpd-state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STATE_GROUP "State"
+#define MAPPING_GROUP_PREFIX "Mapping "
+#define MAX_DAMAGED_NAMES 16
+
+void pcpd_state_mapping_free(pcpd_state_mapping *m) {
+        if (m == NULL)
+                return;
+        g_free(m->server);
+        g_free(m->external_address);
+        g_free(m->remote_address);
+        g_free(m->app_id);
+        g_free(m->app_id_source);
+        g_free(m->description);
+        g_free(m);
+}
+
+pcpd_state_mapping *pcpd_state_mapping_copy(const pcpd_state_mapping *m) {
+        pcpd_state_mapping *c = g_memdup2(m, sizeof(*m));
+
+        c->server = g_strdup(m->server ?: "");
+        c->external_address = g_strdup(m->external_address ?: "");
+        c->remote_address = g_strdup(m->remote_address);
+        c->app_id = g_strdup(m->app_id ?: "");
+        c->app_id_source = g_strdup(m->app_id_source ?: "none");
+        c->description = g_strdup(m->description ?: "");
+        return c;
+}
+
+pcpd_state *pcpd_state_new(void) {
+        pcpd_state *st = g_new0(pcpd_state, 1);
+
+        st->next_id = 1;
+        st->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
+                                             (GDestroyNotify) pcpd_state_mapping_free);
+        return st;
+}
+
+pcpd_state *pcpd_state_free(pcpd_state *st) {
+        if (st == NULL)
+                return NULL;
+        g_hash_table_destroy(st->mappings);
+        g_strfreev(st->damaged_names);
+        g_free(st);
+        return NULL;
+}
+
+/* ---- writing ---- */
+
+/* A value as GKeyFile reads it back: leading blanks, line breaks and backslashes escaped;
+ * in a list item also the separator. */
+static void append_value(GString *out, const char *s, bool list_item) {
+        bool leading = true;
+
+        for (const char *p = s != NULL ? s : ""; *p != '\0'; p++) {
+                switch (*p) {
+                case ' ':
+                        g_string_append(out, leading ? "\\s" : " ");
+                        continue;
+                case '\t':
+                        g_string_append(out, "\\t");
+                        continue;
+                case '\n':
+                        g_string_append(out, "\\n");
+                        break;
+                case '\r':
+                        g_string_append(out, "\\r");
+                        break;
+                case '\\':
+                        g_string_append(out, "\\\\");
+                        break;
+                case ';':
+                        g_string_append(out, list_item ? "\\;" : ";");
+                        break;
+                default:
+                        g_string_append_c(out, *p);
+                }
+                leading = false;
+        }
+}
+
+static void append_string(GString *out, const char *key, const char *value) {
+        g_string_append(out, key);
+        g_string_append_c(out, '=');
+        append_value(out, value, false);
+        g_string_append_c(out, '\n');
+}
+
+static void append_uint(GString *out, const char *key, uint64_t v) {
+        g_string_append_printf(out, "%s=%" G_GUINT64_FORMAT "\n", key, (guint64) v);
+}
+
+static void append_bool(GString *out, const char *key, bool v) {
+        g_string_append_printf(out, "%s=%s\n", key, v ? "true" : "false");
+}
+
+static void append_addr(GString *out, const char *key, const struct in6_addr *a) {
+        char buf[PCP_ADDR_STRLEN];
+        append_string(out, key, pcp_addr_to_string(a, buf));
+}
+
+/* A FILTER as "address/length port", an IPv4 length as IPv4's. */
+static void append_filter(GString *out, const pcp_filter *f) {
+        char buf[PCP_ADDR_STRLEN];
+        bool v4 = pcp_addr_is_ipv4(&f->remote_addr);
+        g_autofree char *item = g_strdup_printf("%s/%u %u", pcp_addr_to_string(&f->remote_addr, buf),
+                                                v4 ? f->prefix_len - 96u : f->prefix_len, f->remote_port);
+
+        append_value(out, item, true);
+        g_string_append_c(out, ';');
+}
+
+void pcpd_state_format_header(GString *out, uint64_t next_id) {
+        g_string_append(out, "[" STATE_GROUP "]\n");
+        append_uint(out, "NextMappingId", next_id);
+}
+
+void pcpd_state_format_mapping(GString *out, const pcpd_state_mapping *m) {
+        g_string_append_printf(out, "[" MAPPING_GROUP_PREFIX "%" G_GUINT64_FORMAT "]\n", (guint64) m->id);
+        if (m->direct)
+                append_bool(out, "Direct", true);
+        if (m->has_nonce) {
+                g_string_append(out, "Nonce=");
+                for (size_t i = 0; i < PCP_NONCE_LEN; i++)
+                        g_string_append_printf(out, "%02x", m->nonce[i]);
+                g_string_append_c(out, '\n');
+        }
+        if (m->deleting) {
+                append_bool(out, "Deleting", true);
+                append_uint(out, "DeleteUntil", m->delete_until);
+        }
+        append_string(out, "Server", m->server);
+        append_uint(out, "Opcode", m->opcode);
+        append_uint(out, "Protocol", m->protocol);
+        append_uint(out, "InternalPort", m->internal_port);
+        append_uint(out, "SuggestedExternalPort", m->suggested_port);
+        append_string(out, "Family", m->family == AF_INET6 ? "ipv6" : "ipv4");
+        append_uint(out, "Lifetime", m->lifetime);
+        append_string(out, "ExternalAddress", m->external_address);
+        append_uint(out, "ExternalPort", m->external_port);
+        if (m->remote_address != NULL) {
+                append_string(out, "RemoteAddress", m->remote_address);
+                append_uint(out, "RemotePort", m->remote_port);
+        }
+        if (m->has_suggested_address)
+                append_addr(out, "SuggestedExternalAddress", &m->suggested_address);
+        if (m->prefer_failure)
+                append_bool(out, "PreferFailure", true);
+        if (m->has_third_party)
+                append_addr(out, "ThirdParty", &m->third_party);
+        if (m->n_filters > 0) {
+                g_string_append(out, "Filters=");
+                for (uint8_t k = 0; k < m->n_filters; k++)
+                        append_filter(out, &m->filters[k]);
+                g_string_append_c(out, '\n');
+        }
+        append_bool(out, "Persistent", m->persistent);
+        append_uint(out, "UID", m->uid);
+        append_string(out, "AppId", m->app_id);
+        append_string(out, "AppIdSource", m->app_id_source);
+        append_string(out, "Description", m->description);
+        append_uint(out, "Created", m->created);
+}
+
+void pcpd_state_format_record(GString *out, const pcpd_state_mapping *m) {
+        pcpd_state_format_mapping(out, m);
+        g_string_append(out, PCPD_STATE_JOURNAL_END);
+}
+
+void pcpd_state_format_removal(GString *out, uint64_t id) {
+        g_string_append_printf(out, "[" MAPPING_GROUP_PREFIX "%" G_GUINT64_FORMAT "]\n", (guint64) id);
+        g_string_append(out, "Removed=true\n" PCPD_STATE_JOURNAL_END);
+}
+
+/* ---- reading ---- */
+
+static bool unhex(const char *s, uint8_t *out, size_t n) {
+        if (s == NULL || strlen(s) != n * 2)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                int hi = g_ascii_xdigit_value(s[2 * i]), lo = g_ascii_xdigit_value(s[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                        return false;
+                out[i] = (uint8_t) (hi << 4 | lo);
+        }
+        return true;
+}
+
+static bool filter_from_string(const char *s, pcp_filter *ret) {
+        g_auto(GStrv) parts = g_strsplit_set(s, "/ ", 0);
+        guint64 len, port;
+
+        if (g_strv_length(parts) != 3 || !pcp_addr_from_string(parts[0], &ret->remote_addr) ||
+            !g_ascii_string_to_unsigned(parts[1], 10, 0, pcp_addr_is_ipv4(&ret->remote_addr) ? 32 : 128, &len, NULL) ||
+            !g_ascii_string_to_unsigned(parts[2], 10, 0, 65535, &port, NULL))
+                return false;
+        ret->prefix_len = (uint8_t) (pcp_addr_is_ipv4(&ret->remote_addr) ? 96 + len : len);
+        ret->remote_port = (uint16_t) port;
+        return true;
+}
+
+/* "Mapping <id>" -> id (> 0) */
+static bool group_id(const char *group, uint64_t *ret) {
+        guint64 id;
+
+        if (!g_str_has_prefix(group, MAPPING_GROUP_PREFIX) ||
+            !g_ascii_string_to_unsigned(group + strlen(MAPPING_GROUP_PREFIX), 10, 1, G_MAXUINT64 - 1, &id, NULL))
+                return false;
+        *ret = id;
+        return true;
+}
+
+/* An unsigned key: absent is 0 (as the old files left some out), present must be a number
+ * no larger than max. */
+static bool get_uint(GKeyFile *kf, const char *g, const char *key, uint64_t max, uint64_t *ret) {
+        g_autofree char *v = g_key_file_get_value(kf, g, key, NULL);
+        guint64 x;
+
+        if (v == NULL) {
+                *ret = 0;
+                return true;
+        }
+        if (!g_ascii_string_to_unsigned(g_strstrip(v), 10, 0, max, &x, NULL))
+                return false;
+        *ret = x;
+        return true;
+}
+
+static bool get_bool(GKeyFile *kf, const char *g, const char *key, bool *ret) {
+        g_autoptr(GError) error = NULL;
+        gboolean b = g_key_file_get_boolean(kf, g, key, &error);
+
+        if (error != NULL && !g_error_matches(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND))
+                return false;
+        *ret = error == NULL && b;
+        return true;
+}
+
+/* A string key: absent is NULL; present must be valid (escapes, UTF-8). */
+static bool get_string(GKeyFile *kf, const char *g, const char *key, char **ret) {
+        g_autoptr(GError) error = NULL;
+
+        *ret = g_key_file_get_string(kf, g, key, &error);
+        return error == NULL || g_error_matches(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND);
+}
+
+static bool get_addr(GKeyFile *kf, const char *g, const char *key, bool *ret_has, struct in6_addr *ret) {
+        g_autofree char *s = NULL;
+
+        if (!get_string(kf, g, key, &s))
+                return false;
+        *ret_has = s != NULL;
+        return s == NULL || pcp_addr_from_string(s, ret);
+}
+
+/* Group g of kf as a mapping; NULL when it is none. */
+static pcpd_state_mapping *mapping_from_group(GKeyFile *kf, const char *g) {
+        g_autoptr(pcpd_state_mapping) m = g_new0(pcpd_state_mapping, 1);
+        g_autofree char *nonce = NULL, *family = NULL;
+        g_auto(GStrv) filters = NULL;
+        gsize n_filters = 0;
+        uint64_t opcode, protocol, port, suggested, lifetime, ext_port, remote_port, uid, until, created;
+
+        if (!group_id(g, &m->id))
+                return NULL;
+        if (!get_bool(kf, g, "Direct", &m->direct) || !get_bool(kf, g, "Deleting", &m->deleting) ||
+            !get_bool(kf, g, "PreferFailure", &m->prefer_failure) ||
+            !get_bool(kf, g, "Persistent", &m->persistent) || !get_string(kf, g, "Nonce", &nonce) ||
+            !get_string(kf, g, "Family", &family) || !get_string(kf, g, "Server", &m->server) ||
+            !get_string(kf, g, "ExternalAddress", &m->external_address) ||
+            !get_string(kf, g, "RemoteAddress", &m->remote_address) || !get_string(kf, g, "AppId", &m->app_id) ||
+            !get_string(kf, g, "AppIdSource", &m->app_id_source) ||
+            !get_string(kf, g, "Description", &m->description) ||
+            !get_uint(kf, g, "Opcode", 255, &opcode) || !get_uint(kf, g, "Protocol", 255, &protocol) ||
+            !get_uint(kf, g, "InternalPort", 65535, &port) ||
+            !get_uint(kf, g, "SuggestedExternalPort", 65535, &suggested) ||
+            !get_uint(kf, g, "Lifetime", UINT32_MAX, &lifetime) ||
+            !get_uint(kf, g, "ExternalPort", 65535, &ext_port) ||
+            !get_uint(kf, g, "RemotePort", 65535, &remote_port) || !get_uint(kf, g, "UID", UINT32_MAX - 1, &uid) ||
+            !get_uint(kf, g, "DeleteUntil", G_MAXUINT64, &until) ||
+            !get_uint(kf, g, "Created", G_MAXUINT64, &created) ||
+            !get_addr(kf, g, "SuggestedExternalAddress", &m->has_suggested_address, &m->suggested_address) ||
+            !get_addr(kf, g, "ThirdParty", &m->has_third_party, &m->third_party))
+                return NULL;
+
+        m->has_nonce = nonce != NULL;
+        if (m->has_nonce && !unhex(nonce, m->nonce, PCP_NONCE_LEN))
+                return NULL;
+        /* a mapping on a server has its nonce and its server (to renew or delete it); a
+         * direct one has neither and is never being deleted upstream */
+        if (m->direct ? m->has_nonce || m->deleting : !m->has_nonce || m->server == NULL || m->server[0] == '\0')
+                return NULL;
+        if (opcode != PCP_OPCODE_MAP && opcode != PCP_OPCODE_PEER)
+                return NULL;
+        if (family != NULL && strcmp(family, "ipv4") != 0 && strcmp(family, "ipv6") != 0)
+                return NULL;
+        if (opcode == PCP_OPCODE_PEER) {
+                struct in6_addr remote;
+                if (m->remote_address == NULL || !pcp_addr_from_string(m->remote_address, &remote))
+                        return NULL;
+        } else if (m->remote_address != NULL)
+                return NULL;
+        if (g_key_file_has_key(kf, g, "Filters", NULL)) {
+                filters = g_key_file_get_string_list(kf, g, "Filters", &n_filters, NULL);
+                if (filters == NULL || n_filters > PCP_MAX_FILTERS)
+                        return NULL;
+                for (gsize k = 0; k < n_filters; k++)
+                        if (!filter_from_string(filters[k], &m->filters[k]))
+                                return NULL;
+        }
+        m->n_filters = (uint8_t) n_filters;
+        m->opcode = (uint8_t) opcode;
+        m->protocol = (uint8_t) protocol;
+        m->family = g_strcmp0(family, "ipv6") == 0 ? AF_INET6 : AF_INET;
+        m->internal_port = (uint16_t) port;
+        m->suggested_port = (uint16_t) suggested;
+        m->lifetime = (uint32_t) lifetime;
+        m->external_port = (uint16_t) ext_port;
+        m->remote_port = (uint16_t) remote_port;
+        m->uid = (uid_t) uid;
+        m->delete_until = until;
+        m->created = created;
+        if (m->server == NULL)
+                m->server = g_strdup("");
+        if (m->external_address == NULL)
+                m->external_address = g_strdup("");
+        if (m->app_id == NULL)
+                m->app_id = g_strdup("");
+        if (m->app_id_source == NULL)
+                m->app_id_source = g_strdup("none");
+        if (m->description == NULL)
+                m->description = g_strdup("");
+        return g_steal_pointer(&m);
+}
+
+static void note_id(pcpd_state *st, uint64_t id) {
+        if (id >= st->next_id)
+                st->next_id = id + 1;
+}
+
+static void note_damaged(pcpd_state *st, const char *group) {
+        guint n = st->damaged_names != NULL ? g_strv_length(st->damaged_names) : 0;
+
+        st->damaged++;
+        if (n >= MAX_DAMAGED_NAMES)
+                return;
+        st->damaged_names = g_renew(char *, st->damaged_names, n + 2);
+        st->damaged_names[n] = g_strdup(group);
+        st->damaged_names[n + 1] = NULL;
+}
+
+int pcpd_state_parse_snapshot(pcpd_state *st, const char *data, size_t len) {
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_auto(GStrv) groups = NULL;
+
+        g_hash_table_remove_all(st->mappings);
+        st->next_id = 1;
+        if (!g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, NULL))
+                return -EBADMSG;
+        groups = g_key_file_get_groups(kf, NULL);
+        for (size_t i = 0; groups[i] != NULL; i++) {
+                pcpd_state_mapping *m;
+                uint64_t id;
+
+                if (strcmp(groups[i], STATE_GROUP) == 0) {
+                        uint64_t next;
+                        if (get_uint(kf, groups[i], "NextMappingId", G_MAXUINT64 - 1, &next) && next > st->next_id)
+                                st->next_id = next;
+                        continue;
+                }
+                /* an id that was used stays used, even when its group is damaged */
+                if (group_id(groups[i], &id))
+                        note_id(st, id);
+                m = mapping_from_group(kf, groups[i]);
+                if (m == NULL) {
+                        note_damaged(st, groups[i]);
+                        continue;
+                }
+                g_hash_table_replace(st->mappings, &m->id, m);
+        }
+        return 0;
+}
+
+/* One complete journal record (its text without the end line): true when valid. */
+static bool replay_record(pcpd_state *st, const char *text, size_t len) {
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_auto(GStrv) groups = NULL;
+        pcpd_state_mapping *m;
+        bool removed;
+        uint64_t id;
+
+        if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, NULL))
+                return false;
+        groups = g_key_file_get_groups(kf, NULL);
+        if (groups[0] == NULL || groups[1] != NULL || !group_id(groups[0], &id))
+                return false;
+        note_id(st, id);
+        if (!get_bool(kf, groups[0], "Removed", &removed))
+                return false;
+        if (removed) {
+                g_hash_table_remove(st->mappings, &id);
+                return true;
+        }
+        m = mapping_from_group(kf, groups[0]);
+        if (m == NULL)
+                return false;
+        g_hash_table_replace(st->mappings, &m->id, m);
+        return true;
+}
+
+void pcpd_state_replay_journal(pcpd_state *st, const char *data, size_t len) {
+        const char *p = data, *end = data + len;
+        static const char marker[] = "\n" PCPD_STATE_JOURNAL_END;
+
+        while (p < end) {
+                const char *rec_end = g_strstr_len(p, end - p, marker), *start = p;
+
+                if (rec_end == NULL) {
+                        st->journal_torn += (size_t) (end - p); /* the last record, cut short */
+                        break;
+                }
+                /* A write that failed half-way may have left a record without its end line
+                 * in front of this one: this record starts at the chunk's last group line
+                 * (no value starts a line with '[': line breaks in values are escaped). */
+                for (const char *line = p; line <= rec_end;) {
+                        const char *nl = memchr(line, '\n', (size_t) (rec_end - line) + 1);
+
+                        if (*line == '[')
+                                start = line;
+                        if (nl == NULL)
+                                break;
+                        line = nl + 1;
+                }
+                st->journal_torn += (size_t) (start - p);
+                if (replay_record(st, start, (size_t) (rec_end - start) + 1))
+                        st->journal_records++;
+                else
+                        st->journal_damaged++;
+                p = rec_end + strlen(marker);
+        }
+}
+
+static gint compare_id(gconstpointer a, gconstpointer b) {
+        const pcpd_state_mapping *x = *(pcpd_state_mapping *const *) a, *y = *(pcpd_state_mapping *const *) b;
+        return x->id < y->id ? -1 : x->id > y->id;
+}
+
+GPtrArray *pcpd_state_sorted(pcpd_state *st) {
+        GPtrArray *a = g_ptr_array_sized_new(g_hash_table_size(st->mappings));
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, st->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                g_ptr_array_add(a, v);
+        g_ptr_array_sort(a, compare_id);
+        return a;
+}
+
+/* ---- files ---- */
+
+int pcpd_state_dir_open(const char *path, int *ret_fd, char **ret_error) {
+        struct stat st;
+        int fd, r;
+
+        /* the directory named may be a symbolic link (StateDirectory= with DynamicUser=
+         * makes one); what is checked and used is what it leads to, through this fd */
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                *ret_error = g_strdup_printf("Cannot open the state directory %s: %s.", path, g_strerror(-r));
+                return r;
+        }
+        if (fstat(fd, &st) < 0) {
+                r = -errno;
+                close(fd);
+                *ret_error = g_strdup_printf("Cannot inspect the state directory %s: %s.", path, g_strerror(-r));
+                return r;
+        }
+        if (st.st_uid != geteuid()) {
+                close(fd);
+                *ret_error = g_strdup_printf("The state directory %s belongs to uid %u, not to uid %u that pcpd runs "
+                                             "as: another account could change the mappings pcpd restores. Make "
+                                             "it pcpd's (chown %u %s) or choose another one (--state-dir).",
+                                             path, (unsigned) st.st_uid, (unsigned) geteuid(), (unsigned) geteuid(),
+                                             path);
+                return -EPERM;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+                close(fd);
+                *ret_error = g_strdup_printf("The state directory %s can be written by %s (mode %04o): another "
+                                             "account could change the mappings pcpd restores. Take that away "
+                                             "(chmod go-w %s).",
+                                             path, (st.st_mode & S_IWOTH) ? "everyone" : "its group",
+                                             (unsigned) (st.st_mode & 07777), path);
+                return -EPERM;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+int pcpd_state_read_file(int dirfd, const char *name, char **ret_data, size_t *ret_len) {
+        g_autofree char *data = NULL;
+        struct stat st;
+        size_t len = 0;
+        int fd, r = 0;
+
+        /* O_NONBLOCK: a FIFO put here must not hang the start */
+        fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!S_ISREG(st.st_mode))
+                r = -EBADFD;
+        else if ((uint64_t) st.st_size > PCPD_STATE_MAX_FILE_SIZE)
+                r = -EFBIG;
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        data = g_malloc((size_t) st.st_size + 1);
+        while (len < (size_t) st.st_size) {
+                ssize_t n = read(fd, data + len, (size_t) st.st_size - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = -errno;
+                        close(fd);
+                        return r;
+                }
+                if (n == 0)
+                        break; /* it shrank meanwhile: what is there */
+                len += (size_t) n;
+        }
+        close(fd);
+        data[len] = '\0';
+        *ret_data = g_steal_pointer(&data);
+        *ret_len = len;
+        return 0;
+}
+
+static int write_all(int fd, const char *data, size_t len) {
+        while (len > 0) {
+                ssize_t n = write(fd, data, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EIO;
+                data += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+int pcpd_state_write_atomic(int dirfd, const char *name, const char *data, size_t len) {
+        g_autofree char *tmp = g_strconcat(name, ".tmp", NULL);
+        int fd, r;
+
+        /* a left-over from a daemon killed while writing (the directory is ours alone) */
+        (void) unlinkat(dirfd, tmp, 0);
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, data, len);
+        /* on disk before the name points at it: else a power cut could leave an empty file
+         * under the name, and the journal already emptied */
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r >= 0)
+                r = -errno;
+        if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlinkat(dirfd, tmp, 0);
+                return r;
+        }
+        /* the rename itself, before the caller empties the journal */
+        if (fsync(dirfd) < 0)
+                return -errno;
+        return 0;
+}
+
+/* A journal that does not end with a complete record (a power cut in the middle of a
+ * write) is cut back to its last complete one: a record appended after a torn one would
+ * start in the middle of its line. A record is a few hundred octets: the window holds one. */
+static int journal_cut_torn(int fd, off_t size) {
+        static const char marker[] = "\n" PCPD_STATE_JOURNAL_END;
+        char buf[16384];
+        size_t n = (size_t) MIN((off_t) sizeof(buf), size), keep;
+        ssize_t k;
+
+        if (size == 0)
+                return 0;
+        k = pread(fd, buf, n, size - (off_t) n);
+        if (k < 0)
+                return errno == EBADF ? 0 : -errno; /* opened write-only on an odd file system */
+        if ((size_t) k != n)
+                return 0;
+        keep = 0;
+        for (size_t i = n; i >= strlen(marker); i--)
+                if (memcmp(buf + i - strlen(marker), marker, strlen(marker)) == 0) {
+                        keep = i;
+                        break;
+                }
+        if (keep == n)
+                return 0; /* ends with a complete record */
+        if (keep == 0 && (off_t) n < size)
+                return 0; /* no record end in the window: leave it to the reader to count */
+        if (ftruncate(fd, size - (off_t) (n - keep)) < 0)
+                return -errno;
+        return 0;
+}
+
+int pcpd_state_journal_open(int dirfd) {
+        struct stat st;
+        int fd = openat(dirfd, PCPD_STATE_JOURNAL, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                        0600);
+        int r = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!S_ISREG(st.st_mode))
+                r = -EBADFD;
+        else if (st.st_nlink != 1)
+                r = -EMLINK; /* a hard link to a file elsewhere: never write through it */
+        else
+                r = journal_cut_torn(fd, st.st_size);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+int pcpd_state_journal_append(int fd, const char *data, size_t len) {
+        struct stat st;
+        int r;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        r = write_all(fd, data, len);
+        if (r < 0)
+                /* a record cut short must not glue itself to the next one */
+                (void) ftruncate(fd, st.st_size);
+        return r;
+}
+
+static int load_error(GError **error, int r, const char *path, const char *name) {
+        if (r == -ELOOP)
+                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_LOOP,
+                            "The state file %s/%s is a symbolic link; pcpd never follows one in its state directory. "
+                            "Remove it (the mappings it should hold are lost) and start pcpd again.",
+                            path, name);
+        else if (r == -EBADFD || r == -EMLINK)
+                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                            "The state file %s/%s is not a regular file of its own; pcpd does not use it. Remove it "
+                            "and start pcpd again.",
+                            path, name);
+        else
+                g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-r),
+                            "Cannot read the state file %s/%s: %s. pcpd does not start without the mappings it holds "
+                            "upstream; fix or remove the file.",
+                            path, name, g_strerror(-r));
+        return r;
+}
+
+int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **error) {
+        g_autoptr(pcpd_state) st = pcpd_state_new();
+        g_autofree char *snapshot = NULL, *journal = NULL;
+        size_t len = 0, jlen = 0;
+        int r;
+
+        r = pcpd_state_read_file(dirfd, PCPD_STATE_FILE, &snapshot, &len);
+        if (r < 0 && r != -ENOENT)
+                return load_error(error, r, path, PCPD_STATE_FILE);
+        /* the journal first too: a symbolic link there refuses the start before anything moves */
+        r = pcpd_state_read_file(dirfd, PCPD_STATE_JOURNAL, &journal, &jlen);
+        if (r < 0 && r != -ENOENT)
+                return load_error(error, r, path, PCPD_STATE_JOURNAL);
+
+        if (snapshot != NULL && pcpd_state_parse_snapshot(st, snapshot, len) < 0) {
+                /* keep it for the admin; the journal alone is what is left */
+                g_warning("Cannot read saved mappings from %s/%s: it is no key file; moved aside to %s/%s",
+                          path, PCPD_STATE_FILE, path, PCPD_STATE_DAMAGED);
+                if (renameat(dirfd, PCPD_STATE_FILE, dirfd, PCPD_STATE_DAMAGED) < 0)
+                        g_warning("Cannot rename %s/%s: %m", path, PCPD_STATE_FILE);
+        }
+        for (unsigned i = 0; st->damaged_names != NULL && st->damaged_names[i] != NULL; i++)
+                g_warning("%s/%s: [%s] is damaged; skipped", path, PCPD_STATE_FILE, st->damaged_names[i]);
+        if (st->damaged > MAX_DAMAGED_NAMES)
+                g_warning("%s/%s: %u more damaged groups skipped", path, PCPD_STATE_FILE,
+                          st->damaged - MAX_DAMAGED_NAMES);
+        if (journal != NULL) {
+                pcpd_state_replay_journal(st, journal, jlen);
+                if (st->journal_damaged > 0 || st->journal_torn > 0)
+                        g_warning("Mapping journal %s/%s: %u damaged record(s) and %zu byte(s) of a torn last record "
+                                  "ignored",
+                                  path, PCPD_STATE_JOURNAL, st->journal_damaged, st->journal_torn);
+                if (st->journal_records > 0)
+                        g_message("Replayed %u change(s) from the mapping journal", st->journal_records);
+        }
+        *ret = g_steal_pointer(&st);
+        return 0;
+}

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * pcpd-state: what pcpd keeps in its state directory, and how it is read and written.
+ *
+ * Two files. mappings.state is a snapshot: a [State] group (the next mapping id) and one
+ * [Mapping <id>] group per mapping, in key file syntax; it is only ever replaced whole
+ * (a temporary file in the same directory, fsync, rename, fsync of the directory), so a
+ * reader sees the old snapshot or the new one, never a mix. mappings.journal holds every
+ * change since that snapshot, one record each, appended the moment it happens: a
+ * mapping's whole group followed by the line "#end", or, when the mapping is gone for
+ * good, its group with only Removed=true. Loading replays the journal's complete records
+ * over the snapshot; a torn record (a power cut in the middle of a write) is skipped.
+ *
+ * A mapping that was removed but whose delete the server has not confirmed yet stays in
+ * the state as a "deleting" record (Deleting=true, with its nonce and what the delete
+ * needs), until the server answers or the lifetime it may still have upstream has run
+ * out (DeleteUntil): a restarted pcpd deletes it again.
+ *
+ * Every file is opened relative to the state directory's file descriptor and never
+ * through a symbolic link (O_NOFOLLOW); the directory itself must belong to the user pcpd
+ * runs as and must not be writable by group or others (pcpd_state_dir_open()).
+ *
+ * The codec (format, parse, replay) is pure: no I/O, no logging. Loading logs what it
+ * skipped.
+ */
+
+#include <glib.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pcp-wire.h"
+
+#define PCPD_STATE_FILE "mappings.state"
+#define PCPD_STATE_JOURNAL "mappings.journal"
+#define PCPD_STATE_DAMAGED "mappings.state.damaged"
+#define PCPD_STATE_JOURNAL_END "#end\n"
+/* a state file larger than this is not read: 4096 mappings take about 3 MiB */
+#define PCPD_STATE_MAX_FILE_SIZE (64u * 1024 * 1024)
+
+/* One mapping as saved. Strings are owned when the record comes from parsing (free with
+ * pcpd_state_mapping_free()); the daemon fills one with borrowed strings to format it. */
+typedef struct pcpd_state_mapping {
+        uint64_t id;
+        bool direct;         /* not behind a NAT: no server, no nonce */
+        bool has_nonce;
+        uint8_t nonce[PCP_NONCE_LEN];
+        bool deleting;         /* removed; the server has not confirmed the delete yet */
+        uint64_t delete_until; /* CLOCK_REALTIME µs: upstream it has expired by then */
+        char *server;          /* the server's endpoint as in Servers; "" when direct */
+        uint8_t opcode, protocol;
+        int family; /* AF_INET or AF_INET6 */
+        uint16_t internal_port, suggested_port;
+        uint32_t lifetime;
+        char *external_address; /* "" when none yet */
+        uint16_t external_port;
+        char *remote_address; /* PEER; NULL for MAP */
+        uint16_t remote_port;
+        bool has_suggested_address;
+        struct in6_addr suggested_address;
+        bool prefer_failure;
+        bool has_third_party;
+        struct in6_addr third_party;
+        uint8_t n_filters;
+        pcp_filter filters[PCP_MAX_FILTERS];
+        bool persistent;
+        uid_t uid;
+        char *app_id, *app_id_source, *description;
+        uint64_t created; /* CLOCK_REALTIME µs */
+} pcpd_state_mapping;
+
+/* What was loaded: the records by id, and the first id never used. */
+typedef struct pcpd_state {
+        uint64_t next_id;
+        GHashTable *mappings; /* id (uint64_t *) -> pcpd_state_mapping *, owned */
+        /* what loading skipped */
+        unsigned damaged;          /* snapshot groups that are no valid mapping */
+        char **damaged_names;      /* their names, NULL-terminated (up to 16) */
+        unsigned journal_records;  /* complete records replayed */
+        unsigned journal_damaged;  /* complete records that were no valid mapping */
+        size_t journal_torn;       /* bytes of torn records skipped */
+} pcpd_state;
+
+void pcpd_state_mapping_free(pcpd_state_mapping *m);
+/* A copy that owns its strings (of a record that may borrow them). */
+pcpd_state_mapping *pcpd_state_mapping_copy(const pcpd_state_mapping *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_state_mapping, pcpd_state_mapping_free)
+
+pcpd_state *pcpd_state_new(void);
+pcpd_state *pcpd_state_free(pcpd_state *st);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_state, pcpd_state_free)
+
+/* ---- the codec ---- */
+
+/* Appends the [State] group of a snapshot. */
+void pcpd_state_format_header(GString *out, uint64_t next_id);
+/* Appends m's group (a snapshot's part, or a journal record without its end line). */
+void pcpd_state_format_mapping(GString *out, const pcpd_state_mapping *m);
+/* Appends a whole journal record: m's group and the end line. */
+void pcpd_state_format_record(GString *out, const pcpd_state_mapping *m);
+/* Appends the journal record that forgets mapping id. */
+void pcpd_state_format_removal(GString *out, uint64_t id);
+
+/* Reads a snapshot into st (which it replaces): -EBADMSG when data is no key file at all
+ * (the caller keeps the file aside); a group that is no valid mapping is counted in
+ * st->damaged and skipped. */
+int pcpd_state_parse_snapshot(pcpd_state *st, const char *data, size_t len);
+/* Replays the journal's complete records over st, in order. A record that is no valid
+ * mapping is counted and skipped, as are torn ones (a record cut short by a failed or
+ * interrupted write, at the end or followed by later records). */
+void pcpd_state_replay_journal(pcpd_state *st, const char *data, size_t len);
+/* The records ordered by id (deleting ones too); the array does not own them. */
+GPtrArray *pcpd_state_sorted(pcpd_state *st);
+
+/* ---- files ---- */
+
+/* Opens the state directory and checks that it belongs to the effective uid and is not
+ * writable by group or others. On failure returns a negative errno and sets ret_error to
+ * a sentence that names the directory and says what to do. */
+int pcpd_state_dir_open(const char *path, int *ret_fd, char **ret_error);
+/* Reads the regular file name in dirfd (not through a symbolic link) whole: -ENOENT,
+ * -ELOOP (a symbolic link), -EBADFD (not a regular file), -EFBIG (too large). */
+int pcpd_state_read_file(int dirfd, const char *name, char **ret_data, size_t *ret_len);
+/* Replaces name in dirfd with data: name.tmp, write, fsync, rename, fsync dirfd. */
+int pcpd_state_write_atomic(int dirfd, const char *name, const char *data, size_t len);
+/* Opens the journal for appending (created 0600; a regular file with one link, not a
+ * symbolic link). A torn last record (a power cut mid-write) is cut off first, so that
+ * the next record starts on a line of its own. Returns the fd or a negative errno. */
+int pcpd_state_journal_open(int dirfd);
+/* Appends one record at once; on a failed or short write the journal is cut back to
+ * where it was, so no torn record stays in front of the next one. */
+int pcpd_state_journal_append(int fd, const char *data, size_t len);
+
+/* Loads snapshot and journal from dirfd (path is for messages). A snapshot that is no key
+ * file is moved aside to mappings.state.damaged with a warning; what the journal had that
+ * was damaged or torn is logged. Fails (with a sentence in error) when a state file is a
+ * symbolic link or not a regular file, or cannot be read: pcpd must not start then. */
+int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **error);

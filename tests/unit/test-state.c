@@ -1,0 +1,625 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The state codec and files (pcpd-state.c): records round-trip, the journal replays over
+ * the snapshot whatever was torn, a snapshot is replaced whole (a shrinking one leaves no
+ * tail), a failed append leaves no torn record, nothing is followed through a symbolic
+ * link, and a state directory others can write is refused. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pcpd-state.h"
+
+/* ---- helpers ---- */
+
+static const char NASTY[] = "  two leading blanks; a \\backslash, a\ttab,\na line break\r, [brackets] #hash "
+                            "=equals, unicode \xc3\xa9\xe2\x82\xac, trailing blank ";
+
+static void fill(pcpd_state_mapping *m, uint64_t id) {
+        memset(m, 0, sizeof(*m));
+        m->id = id;
+        m->has_nonce = true;
+        for (size_t i = 0; i < PCP_NONCE_LEN; i++)
+                m->nonce[i] = (uint8_t) (0xa0 + i + id);
+        m->server = (char *) "192.0.2.1:15351";
+        m->opcode = PCP_OPCODE_MAP;
+        m->protocol = 6;
+        m->family = AF_INET;
+        m->internal_port = (uint16_t) (8000 + id);
+        m->suggested_port = 9000;
+        m->lifetime = 3600;
+        m->external_address = (char *) "198.51.100.7";
+        m->external_port = 40000;
+        m->uid = 1000;
+        m->app_id = (char *) "org.example.App";
+        m->app_id_source = (char *) "flatpak";
+        m->description = (char *) "web";
+        m->created = 1700000000000000ull;
+}
+
+static void assert_same(const pcpd_state_mapping *a, const pcpd_state_mapping *b) {
+        assert_int_equal(a->id, b->id);
+        assert_int_equal(a->direct, b->direct);
+        assert_int_equal(a->has_nonce, b->has_nonce);
+        if (a->has_nonce)
+                assert_memory_equal(a->nonce, b->nonce, PCP_NONCE_LEN);
+        assert_int_equal(a->deleting, b->deleting);
+        assert_int_equal(a->delete_until, b->delete_until);
+        assert_string_equal(a->server, b->server);
+        assert_int_equal(a->opcode, b->opcode);
+        assert_int_equal(a->protocol, b->protocol);
+        assert_int_equal(a->family, b->family);
+        assert_int_equal(a->internal_port, b->internal_port);
+        assert_int_equal(a->suggested_port, b->suggested_port);
+        assert_int_equal(a->lifetime, b->lifetime);
+        assert_string_equal(a->external_address, b->external_address);
+        assert_int_equal(a->external_port, b->external_port);
+        if (a->remote_address == NULL)
+                assert_null(b->remote_address);
+        else
+                assert_string_equal(a->remote_address, b->remote_address);
+        assert_int_equal(a->remote_port, b->remote_port);
+        assert_int_equal(a->has_suggested_address, b->has_suggested_address);
+        if (a->has_suggested_address)
+                assert_memory_equal(&a->suggested_address, &b->suggested_address, sizeof(struct in6_addr));
+        assert_int_equal(a->prefer_failure, b->prefer_failure);
+        assert_int_equal(a->has_third_party, b->has_third_party);
+        if (a->has_third_party)
+                assert_memory_equal(&a->third_party, &b->third_party, sizeof(struct in6_addr));
+        assert_int_equal(a->n_filters, b->n_filters);
+        for (uint8_t k = 0; k < a->n_filters; k++) {
+                assert_int_equal(a->filters[k].prefix_len, b->filters[k].prefix_len);
+                assert_int_equal(a->filters[k].remote_port, b->filters[k].remote_port);
+                assert_memory_equal(&a->filters[k].remote_addr, &b->filters[k].remote_addr, sizeof(struct in6_addr));
+        }
+        assert_int_equal(a->persistent, b->persistent);
+        assert_int_equal(a->uid, b->uid);
+        assert_string_equal(a->app_id, b->app_id);
+        assert_string_equal(a->app_id_source, b->app_id_source);
+        assert_string_equal(a->description, b->description);
+        assert_int_equal(a->created, b->created);
+}
+
+static pcpd_state_mapping *get(pcpd_state *st, uint64_t id) {
+        return g_hash_table_lookup(st->mappings, &id);
+}
+
+static char *make_dir(void) {
+        char *d = g_dir_make_tmp("pcpd-test-state-XXXXXX", NULL);
+        assert_non_null(d);
+        assert_int_equal(chmod(d, 0700), 0);
+        return d;
+}
+
+static void remove_dir(char *d) {
+        g_autoptr(GDir) dir = g_dir_open(d, 0, NULL);
+        const char *name;
+
+        while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+                g_autofree char *p = g_build_filename(d, name, NULL);
+                assert_int_equal(g_unlink(p), 0);
+        }
+        assert_int_equal(g_rmdir(d), 0);
+        g_free(d);
+}
+
+static int open_dir(const char *d) {
+        int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        return fd;
+}
+
+static char *slurp(const char *dir, const char *name) {
+        g_autofree char *p = g_build_filename(dir, name, NULL);
+        char *text = NULL;
+
+        if (!g_file_get_contents(p, &text, NULL, NULL))
+                return NULL;
+        return text;
+}
+
+/* ---- the codec ---- */
+
+static void test_record_roundtrip(void **state) {
+        pcpd_state_mapping a, peer, direct;
+        g_autoptr(GString) snap = g_string_new(NULL), journal = g_string_new(NULL);
+        g_autoptr(pcpd_state) st = pcpd_state_new(), st2 = pcpd_state_new();
+
+        fill(&a, 7);
+        a.description = (char *) NASTY;
+        a.app_id = (char *) " lead;semi\\";
+        a.has_suggested_address = pcp_addr_from_string("198.51.100.9", &a.suggested_address);
+        a.prefer_failure = true;
+        a.has_third_party = pcp_addr_from_string("192.168.1.20", &a.third_party);
+        a.n_filters = 2;
+        assert_true(pcp_addr_from_string("203.0.113.0", &a.filters[0].remote_addr));
+        a.filters[0].prefix_len = 96 + 24;
+        a.filters[0].remote_port = 443;
+        assert_true(pcp_addr_from_string("2001:db8::", &a.filters[1].remote_addr));
+        a.filters[1].prefix_len = 32;
+        a.persistent = true;
+        a.deleting = true;
+        a.delete_until = 1800000000000000ull;
+
+        fill(&peer, 8);
+        peer.opcode = PCP_OPCODE_PEER;
+        peer.family = AF_INET6;
+        peer.server = (char *) "[fd00::1]:15351";
+        peer.remote_address = (char *) "2001:db8::5";
+        peer.remote_port = 3478;
+        peer.description = (char *) "";
+
+        fill(&direct, 9);
+        direct.direct = true;
+        direct.has_nonce = false;
+        direct.server = (char *) "";
+
+        /* a snapshot */
+        pcpd_state_format_header(snap, 42);
+        pcpd_state_format_mapping(snap, &a);
+        pcpd_state_format_mapping(snap, &peer);
+        pcpd_state_format_mapping(snap, &direct);
+        assert_int_equal(pcpd_state_parse_snapshot(st, snap->str, snap->len), 0);
+        assert_int_equal(st->damaged, 0);
+        assert_int_equal(st->next_id, 42);
+        assert_int_equal(g_hash_table_size(st->mappings), 3);
+        assert_same(&a, get(st, 7));
+        assert_same(&peer, get(st, 8));
+        assert_same(&direct, get(st, 9));
+
+        /* the same as journal records over nothing */
+        pcpd_state_format_record(journal, &a);
+        pcpd_state_format_record(journal, &peer);
+        pcpd_state_format_record(journal, &direct);
+        pcpd_state_replay_journal(st2, journal->str, journal->len);
+        assert_int_equal(st2->journal_records, 3);
+        assert_int_equal(st2->journal_damaged, 0);
+        assert_int_equal(st2->journal_torn, 0);
+        assert_int_equal(st2->next_id, 10);
+        assert_same(&a, get(st2, 7));
+        assert_same(&peer, get(st2, 8));
+        assert_same(&direct, get(st2, 9));
+
+        /* a copy owns what it holds */
+        g_autoptr(pcpd_state_mapping) c = pcpd_state_mapping_copy(&a);
+        assert_same(&a, c);
+        assert_ptr_not_equal(c->description, a.description);
+}
+
+/* what pcpd before the [State] group wrote (GKeyFile, no NextMappingId) still loads */
+static void test_old_snapshot(void **state) {
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_autoptr(pcpd_state) st = pcpd_state_new();
+        g_autofree char *data = NULL;
+        const char *filters[] = { "203.0.113.0/24 443", NULL };
+        gsize len;
+
+        g_key_file_set_string(kf, "Mapping 3", "Nonce", "0102030405060708090a0b0c");
+        g_key_file_set_string(kf, "Mapping 3", "Server", "192.0.2.1:15351");
+        g_key_file_set_integer(kf, "Mapping 3", "Opcode", 1);
+        g_key_file_set_integer(kf, "Mapping 3", "Protocol", 17);
+        g_key_file_set_integer(kf, "Mapping 3", "InternalPort", 5000);
+        g_key_file_set_integer(kf, "Mapping 3", "SuggestedExternalPort", 0);
+        g_key_file_set_string(kf, "Mapping 3", "Family", "ipv4");
+        g_key_file_set_uint64(kf, "Mapping 3", "Lifetime", 600);
+        g_key_file_set_string(kf, "Mapping 3", "ExternalAddress", "198.51.100.7");
+        g_key_file_set_integer(kf, "Mapping 3", "ExternalPort", 41000);
+        g_key_file_set_string_list(kf, "Mapping 3", "Filters", filters, 1);
+        g_key_file_set_boolean(kf, "Mapping 3", "Persistent", true);
+        g_key_file_set_uint64(kf, "Mapping 3", "UID", 0);
+        g_key_file_set_string(kf, "Mapping 3", "AppId", "");
+        g_key_file_set_string(kf, "Mapping 3", "AppIdSource", "none");
+        g_key_file_set_string(kf, "Mapping 3", "Description", " spaced ");
+        g_key_file_set_uint64(kf, "Mapping 3", "Created", 1);
+        g_key_file_set_boolean(kf, "Mapping 5", "Direct", true);
+        g_key_file_set_string(kf, "Mapping 5", "Server", "");
+        g_key_file_set_integer(kf, "Mapping 5", "Opcode", 1);
+        g_key_file_set_integer(kf, "Mapping 5", "Protocol", 6);
+        g_key_file_set_integer(kf, "Mapping 5", "InternalPort", 5001);
+        data = g_key_file_to_data(kf, &len, NULL);
+
+        assert_int_equal(pcpd_state_parse_snapshot(st, data, len), 0);
+        assert_int_equal(st->damaged, 0);
+        assert_int_equal(st->next_id, 6);
+        assert_int_equal(g_hash_table_size(st->mappings), 2);
+        assert_int_equal(get(st, 3)->external_port, 41000);
+        assert_int_equal(get(st, 3)->n_filters, 1);
+        assert_int_equal(get(st, 3)->filters[0].prefix_len, 96 + 24);
+        assert_string_equal(get(st, 3)->description, " spaced ");
+        assert_true(get(st, 3)->persistent);
+        assert_true(get(st, 5)->direct);
+        assert_false(get(st, 5)->has_nonce);
+}
+
+static void test_damaged_snapshot(void **state) {
+        g_autoptr(pcpd_state) st = pcpd_state_new();
+        g_autoptr(GString) s = g_string_new(NULL);
+        pcpd_state_mapping a;
+        static const char junk[] = "this is no key file\n[Mapping 1\n";
+        static const char bad_groups[] = "[Mapping 4]\nNonce=xyz\nServer=192.0.2.1\nOpcode=1\n"
+                                         "[Mapping 5]\nServer=192.0.2.1\nOpcode=1\n"   /* no nonce */
+                                         "[Mapping 6]\nNonce=0102030405060708090a0b0c\nServer=192.0.2.1\nOpcode=9\n"
+                                         "[Mapping 7]\nDirect=true\nNonce=0102030405060708090a0b0c\nOpcode=1\n"
+                                         "[Mapping 8]\nNonce=0102030405060708090a0b0c\nServer=192.0.2.1\nOpcode=1\n"
+                                         "InternalPort=70000\n"
+                                         "[Something]\nX=1\n";
+
+        assert_int_equal(pcpd_state_parse_snapshot(st, junk, strlen(junk)), -EBADMSG);
+
+        fill(&a, 2);
+        g_string_append(s, bad_groups);
+        pcpd_state_format_mapping(s, &a);
+        assert_int_equal(pcpd_state_parse_snapshot(st, s->str, s->len), 0);
+        assert_int_equal(st->damaged, 6);
+        assert_int_equal(g_hash_table_size(st->mappings), 1);
+        assert_same(&a, get(st, 2));
+        /* the ids of damaged groups stay used */
+        assert_int_equal(st->next_id, 9);
+        assert_string_equal(st->damaged_names[0], "Mapping 4");
+}
+
+static void test_journal_over_snapshot(void **state) {
+        g_autoptr(pcpd_state) st = pcpd_state_new();
+        g_autoptr(GString) snap = g_string_new(NULL), j = g_string_new(NULL);
+        pcpd_state_mapping m1, m2, m3, m2_deleting;
+
+        fill(&m1, 1);
+        fill(&m2, 2);
+        fill(&m3, 3);
+        pcpd_state_format_header(snap, 3);
+        pcpd_state_format_mapping(snap, &m1);
+        pcpd_state_format_mapping(snap, &m2);
+        assert_int_equal(pcpd_state_parse_snapshot(st, snap->str, snap->len), 0);
+
+        /* a grant, a new mapping, a removal being deleted, a removal for good, an id that
+         * came and went since the snapshot */
+        m1.external_port = 40404;
+        pcpd_state_format_record(j, &m1);
+        pcpd_state_format_record(j, &m3);
+        m2_deleting = m2;
+        m2_deleting.deleting = true;
+        m2_deleting.delete_until = 99;
+        pcpd_state_format_record(j, &m2_deleting);
+        pcpd_state_format_removal(j, 1);
+        pcpd_state_format_removal(j, 11);
+        pcpd_state_replay_journal(st, j->str, j->len);
+
+        assert_int_equal(st->journal_records, 5);
+        assert_int_equal(st->journal_damaged, 0);
+        assert_int_equal(st->journal_torn, 0);
+        assert_null(get(st, 1));
+        assert_same(&m2_deleting, get(st, 2));
+        assert_same(&m3, get(st, 3));
+        assert_int_equal(st->next_id, 12);
+
+        /* the records ordered by id */
+        g_autoptr(GPtrArray) sorted = pcpd_state_sorted(st);
+        assert_int_equal(sorted->len, 2);
+        assert_int_equal(((pcpd_state_mapping *) sorted->pdata[0])->id, 2);
+        assert_int_equal(((pcpd_state_mapping *) sorted->pdata[1])->id, 3);
+}
+
+static void test_torn_records(void **state) {
+        g_autoptr(GString) j = g_string_new(NULL), rec = g_string_new(NULL);
+        pcpd_state_mapping m1, m2, m3;
+
+        fill(&m1, 1);
+        fill(&m2, 2);
+        fill(&m3, 3);
+
+        /* a torn last record */
+        {
+                g_autoptr(pcpd_state) st = pcpd_state_new();
+                pcpd_state_format_record(j, &m1);
+                pcpd_state_format_record(rec, &m2);
+                g_string_append_len(j, rec->str, (gssize) rec->len / 2);
+                pcpd_state_replay_journal(st, j->str, j->len);
+                assert_int_equal(st->journal_records, 1);
+                assert_int_equal(st->journal_damaged, 0);
+                assert_int_equal(st->journal_torn, rec->len / 2);
+                assert_non_null(get(st, 1));
+                assert_null(get(st, 2));
+        }
+        /* a record cut short by a failed write at a line end, then a complete one: the
+         * later record counts, the fragment is skipped (journal_open() and a failed
+         * append cut such fragments, so one cut inside a line never gets a successor) */
+        for (size_t cut = 0; cut + 1 < rec->len - strlen(PCPD_STATE_JOURNAL_END); cut++) {
+                g_autoptr(pcpd_state) st = pcpd_state_new();
+
+                if (rec->str[cut] != '\n')
+                        continue;
+                g_string_truncate(j, 0);
+                pcpd_state_format_record(j, &m1);
+                g_string_append_len(j, rec->str, (gssize) cut + 1);
+                pcpd_state_format_record(j, &m3);
+                pcpd_state_replay_journal(st, j->str, j->len);
+                assert_same(&m1, get(st, 1));
+                assert_null(get(st, 2));
+                assert_same(&m3, get(st, 3));
+                assert_int_equal(st->journal_records, 2);
+                assert_int_equal(st->journal_damaged, 0);
+                assert_int_equal(st->journal_torn, cut + 1);
+        }
+        /* a damaged complete record among good ones */
+        {
+                g_autoptr(pcpd_state) st = pcpd_state_new();
+                g_string_truncate(j, 0);
+                pcpd_state_format_record(j, &m1);
+                g_string_append(j, "[Mapping 99]\nthis is not a key file line\n" PCPD_STATE_JOURNAL_END);
+                g_string_append(j, "[Mapping 98]\nNonce=00\nServer=x\nOpcode=1\n" PCPD_STATE_JOURNAL_END);
+                g_string_append(j, "[Mapping 97]\nRemoved=maybe\n" PCPD_STATE_JOURNAL_END);
+                pcpd_state_format_record(j, &m3);
+                pcpd_state_replay_journal(st, j->str, j->len);
+                assert_int_equal(st->journal_records, 2);
+                assert_int_equal(st->journal_damaged, 3);
+                assert_int_equal(st->journal_torn, 0);
+                assert_non_null(get(st, 1));
+                assert_non_null(get(st, 3));
+        }
+}
+
+/* ---- files ---- */
+
+/* the bug this replaced: a snapshot written over the old one in place kept the old tail */
+static void test_shrinking_snapshot(void **state) {
+        char *dir = make_dir();
+        int dfd = open_dir(dir);
+        g_autoptr(GString) big = g_string_new(NULL), small = g_string_new(NULL);
+        g_autoptr(pcpd_state) st = pcpd_state_new();
+        g_autofree char *text = NULL, *tmp = NULL;
+        size_t len;
+        pcpd_state_mapping m;
+
+        pcpd_state_format_header(big, 100);
+        for (uint64_t id = 1; id <= 50; id++) {
+                fill(&m, id);
+                pcpd_state_format_mapping(big, &m);
+        }
+        pcpd_state_format_header(small, 101);
+        fill(&m, 77);
+        pcpd_state_format_mapping(small, &m);
+
+        assert_int_equal(pcpd_state_write_atomic(dfd, PCPD_STATE_FILE, big->str, big->len), 0);
+        assert_int_equal(pcpd_state_write_atomic(dfd, PCPD_STATE_FILE, small->str, small->len), 0);
+        assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_FILE, &text, &len), 0);
+        assert_int_equal(len, small->len);
+        assert_string_equal(text, small->str);
+        assert_int_equal(pcpd_state_parse_snapshot(st, text, len), 0);
+        assert_int_equal(g_hash_table_size(st->mappings), 1);
+        assert_int_equal(st->damaged, 0);
+        /* nothing left over */
+        tmp = slurp(dir, PCPD_STATE_FILE ".tmp");
+        assert_null(tmp);
+        {
+                struct stat s;
+                assert_int_equal(fstatat(dfd, PCPD_STATE_FILE, &s, 0), 0);
+                assert_int_equal(s.st_mode & 07777, 0600);
+        }
+        close(dfd);
+        remove_dir(dir);
+}
+
+/* A full disk, simulated with RLIMIT_FSIZE: a write beyond it fails (EFBIG) after writing
+ * what fits. A failed append leaves the journal as it was; a failed snapshot leaves the old
+ * one whole and no temporary file. */
+static void test_failed_writes(void **state) {
+        char *dir = make_dir();
+        int dfd = open_dir(dir), jfd;
+        g_autoptr(GString) r1 = g_string_new(NULL), r2 = g_string_new(NULL), snap = g_string_new(NULL);
+        g_autoptr(GString) big = g_string_new(NULL);
+        g_autofree char *j = NULL, *s = NULL, *tmp = NULL;
+        struct rlimit old, lim;
+        pcpd_state_mapping m;
+        struct stat st;
+        size_t len;
+
+        fill(&m, 1);
+        pcpd_state_format_record(r1, &m);
+        fill(&m, 2);
+        pcpd_state_format_record(r2, &m);
+        pcpd_state_format_header(snap, 3);
+        pcpd_state_format_mapping(snap, &m);
+        pcpd_state_format_header(big, 3);
+        for (int k = 0; k < 10; k++)
+                pcpd_state_format_mapping(big, &m);
+
+        jfd = pcpd_state_journal_open(dfd);
+        assert_true(jfd >= 0);
+        assert_int_equal(pcpd_state_journal_append(jfd, r1->str, r1->len), 0);
+        assert_int_equal(pcpd_state_write_atomic(dfd, PCPD_STATE_FILE, snap->str, snap->len), 0);
+
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+        lim = old;
+        lim.rlim_cur = r1->len + r2->len / 2;
+        signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        assert_int_equal(pcpd_state_journal_append(jfd, r2->str, r2->len), -EFBIG);
+        assert_int_equal(pcpd_state_write_atomic(dfd, PCPD_STATE_FILE, big->str, big->len), -EFBIG);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+
+        assert_int_equal(fstat(jfd, &st), 0);
+        assert_int_equal(st.st_size, r1->len);
+        assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_FILE, &s, &len), 0);
+        assert_string_equal(s, snap->str);
+        tmp = slurp(dir, PCPD_STATE_FILE ".tmp");
+        assert_null(tmp);
+        /* and the next append is a record of its own */
+        assert_int_equal(pcpd_state_journal_append(jfd, r2->str, r2->len), 0);
+        assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_JOURNAL, &j, &len), 0);
+        {
+                g_autoptr(pcpd_state) ps = pcpd_state_new();
+                pcpd_state_replay_journal(ps, j, len);
+                assert_int_equal(ps->journal_records, 2);
+                assert_int_equal(ps->journal_torn, 0);
+        }
+        close(jfd);
+        close(dfd);
+        remove_dir(dir);
+}
+
+/* a journal torn by a power cut is cut back when opened, so the next record is whole */
+static void test_journal_open_cuts_torn_tail(void **state) {
+        char *dir = make_dir();
+        int dfd = open_dir(dir), jfd;
+        g_autoptr(GString) r1 = g_string_new(NULL), r2 = g_string_new(NULL), r3 = g_string_new(NULL);
+        g_autofree char *j = NULL;
+        g_autoptr(pcpd_state) st = pcpd_state_new();
+        pcpd_state_mapping m;
+        size_t len;
+
+        fill(&m, 1);
+        pcpd_state_format_record(r1, &m);
+        fill(&m, 2);
+        pcpd_state_format_record(r2, &m);
+        fill(&m, 3);
+        pcpd_state_format_record(r3, &m);
+
+        jfd = pcpd_state_journal_open(dfd);
+        assert_true(jfd >= 0);
+        assert_int_equal(pcpd_state_journal_append(jfd, r1->str, r1->len), 0);
+        assert_int_equal(write(jfd, r2->str, 31), 31); /* torn in the middle of a line */
+        close(jfd);
+
+        jfd = pcpd_state_journal_open(dfd);
+        assert_true(jfd >= 0);
+        assert_int_equal(pcpd_state_journal_append(jfd, r3->str, r3->len), 0);
+        close(jfd);
+        assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_JOURNAL, &j, &len), 0);
+        assert_int_equal(len, r1->len + r3->len);
+        pcpd_state_replay_journal(st, j, len);
+        assert_int_equal(st->journal_records, 2);
+        assert_int_equal(st->journal_torn, 0);
+        assert_non_null(get(st, 1));
+        assert_non_null(get(st, 3));
+
+        /* a journal of only a torn record is emptied */
+        jfd = pcpd_state_journal_open(dfd);
+        assert_int_equal(ftruncate(jfd, 0), 0);
+        assert_int_equal(write(jfd, r2->str, 40), 40);
+        close(jfd);
+        jfd = pcpd_state_journal_open(dfd);
+        assert_true(jfd >= 0);
+        {
+                struct stat s;
+                assert_int_equal(fstat(jfd, &s), 0);
+                assert_int_equal(s.st_size, 0);
+        }
+        close(jfd);
+        close(dfd);
+        remove_dir(dir);
+}
+
+static void test_no_symlinks(void **state) {
+        char *dir = make_dir(), *outside = make_dir();
+        g_autofree char *target = g_build_filename(outside, "precious", NULL);
+        g_autofree char *jlink = g_build_filename(dir, PCPD_STATE_JOURNAL, NULL);
+        g_autofree char *slink = g_build_filename(dir, PCPD_STATE_FILE, NULL);
+        g_autofree char *data = NULL, *after = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(pcpd_state) st = NULL;
+        int dfd = open_dir(dir);
+        size_t len;
+
+        assert_true(g_file_set_contents(target, "do not touch\n", -1, NULL));
+        assert_int_equal(symlink(target, jlink), 0);
+
+        assert_int_equal(pcpd_state_journal_open(dfd), -ELOOP);
+        assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_JOURNAL, &data, &len), -ELOOP);
+        assert_int_equal(pcpd_state_load(dfd, dir, &st, &error), -ELOOP);
+        assert_null(st);
+        assert_non_null(strstr(error->message, "symbolic link"));
+        assert_non_null(strstr(error->message, jlink));
+        g_clear_error(&error);
+
+        /* the snapshot too, also when written: the link is replaced, never followed */
+        assert_int_equal(g_unlink(jlink), 0);
+        assert_int_equal(symlink(target, slink), 0);
+        assert_int_equal(pcpd_state_load(dfd, dir, &st, &error), -ELOOP);
+        assert_int_equal(pcpd_state_write_atomic(dfd, PCPD_STATE_FILE, "[State]\n", 8), 0);
+        {
+                struct stat s;
+                assert_int_equal(lstat(slink, &s), 0);
+                assert_true(S_ISREG(s.st_mode));
+        }
+        after = slurp(outside, "precious");
+        assert_string_equal(after, "do not touch\n");
+
+        /* a FIFO or a directory is no state file */
+        assert_int_equal(g_unlink(slink), 0);
+        assert_int_equal(mkfifo(slink, 0600), 0);
+        assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_FILE, &data, &len), -EBADFD);
+        assert_int_equal(g_unlink(slink), 0);
+
+        /* a hard link to a file elsewhere is not written through */
+        if (link(target, jlink) == 0) {
+                assert_int_equal(pcpd_state_journal_open(dfd), -EMLINK);
+                g_autofree char *again = slurp(outside, "precious");
+                assert_string_equal(again, "do not touch\n");
+        }
+        close(dfd);
+        remove_dir(dir);
+        remove_dir(outside);
+}
+
+static void test_dir_checks(void **state) {
+        char *dir = make_dir();
+        g_autofree char *why = NULL;
+        int fd = -1;
+
+        assert_int_equal(pcpd_state_dir_open(dir, &fd, &why), 0);
+        assert_true(fd >= 0);
+        close(fd);
+
+        assert_int_equal(chmod(dir, 0777), 0);
+        assert_int_equal(pcpd_state_dir_open(dir, &fd, &why), -EPERM);
+        assert_non_null(strstr(why, dir));
+        assert_non_null(strstr(why, "everyone"));
+        assert_non_null(strstr(why, "chmod go-w"));
+        g_clear_pointer(&why, g_free);
+
+        assert_int_equal(chmod(dir, 0770), 0);
+        assert_int_equal(pcpd_state_dir_open(dir, &fd, &why), -EPERM);
+        assert_non_null(strstr(why, "its group"));
+        g_clear_pointer(&why, g_free);
+
+        assert_int_equal(chmod(dir, 0755), 0);
+        if (geteuid() == 0) {
+                assert_int_equal(chown(dir, 65534, 65534), 0);
+                assert_int_equal(pcpd_state_dir_open(dir, &fd, &why), -EPERM);
+                assert_non_null(strstr(why, "belongs to uid 65534"));
+                g_clear_pointer(&why, g_free);
+                assert_int_equal(chown(dir, 0, 0), 0);
+        }
+        assert_int_equal(pcpd_state_dir_open("/nonexistent/pcpd-state", &fd, &why), -ENOENT);
+        assert_non_null(strstr(why, "/nonexistent/pcpd-state"));
+        remove_dir(dir);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_record_roundtrip),
+                cmocka_unit_test(test_old_snapshot),
+                cmocka_unit_test(test_damaged_snapshot),
+                cmocka_unit_test(test_journal_over_snapshot),
+                cmocka_unit_test(test_torn_records),
+                cmocka_unit_test(test_shrinking_snapshot),
+                cmocka_unit_test(test_failed_writes),
+                cmocka_unit_test(test_journal_open_cuts_torn_tail),
+                cmocka_unit_test(test_no_symlinks),
+                cmocka_unit_test(test_dir_checks),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
