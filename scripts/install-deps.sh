@@ -14,6 +14,8 @@ PACKAGES=(
     iproute2 nftables miniupnpd-nftables natpmpc
     # memory checks
     valgrind
+    # install paths: where dbus-daemon and polkitd read their files (pkg-config)
+    libdbus-1-dev libpolkit-gobject-1-dev
 )
 
 missing=()
