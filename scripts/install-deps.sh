@@ -14,8 +14,9 @@ PACKAGES=(
     iproute2 nftables miniupnpd-nftables natpmpc
     # memory checks
     valgrind
-    # install paths: where dbus-daemon and polkitd read their files (pkg-config)
-    libdbus-1-dev libpolkit-gobject-1-dev
+    # install paths (pkg-config files of dbus and polkit) and the system tests: a
+    # container booting Debian's systemd, its root built once with mmdebstrap
+    libdbus-1-dev libpolkit-gobject-1-dev systemd-container mmdebstrap zstd
 )
 
 missing=()
