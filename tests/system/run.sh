@@ -379,6 +379,13 @@ start_holder bob bob 8081
 check "bob (no session, not in pcpd-users) is refused: NotAuthorized" \
     wait_for "$WORK/bob.out" '^error org\.freedesktop\.PCP1\.Error\.NotAuthorized' 30 "bob's refusal"
 is "no mapping upstream for bob" "$(ref_mapping 8081)" ""
+check "usermod -aG pcpd-users bob" cx usermod -aG pcpd-users bob
+start_holder bob2 bob 8081
+check "bob, now in pcpd-users, gets the mapping at his next request (nothing restarted)" \
+    wait_for "$WORK/bob2.out" "^state active $EXT_ADDR " 30 "bob's mapping"
+stop_holder bob2
+check "bob's service stopped: his mapping is deleted at the router" wait_cmd 30 "no mapping of 8081" \
+    eval '[ -z "$(ref_mapping 8081)" ]'
 
 # the journal, with pcpd's fields (pcpd.8, LOGGING)
 cx journalctl -u pcpd.service -o json --no-pager >"$WORK/journal.json"
