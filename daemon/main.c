@@ -63,6 +63,38 @@ static gboolean on_signal(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
+/* ExecReload= sends SIGHUP (whose default action would kill pcpd). Re-reading pcpd.conf
+ * is not implemented yet, so say that, honestly, and keep running. The re-read will go
+ * here: load the configuration into a new pcpd_config, hand it to the manager (servers,
+ * limits, lifetimes; no mapping dropped), and wrap it in RELOADING=1 ... READY=1. */
+static gboolean on_reload(gpointer data) {
+        g_warning("Reload requested (SIGHUP), but pcpd cannot re-read its configuration yet: nothing changed. "
+                  "Restart it to apply a change (systemctl restart pcpd; mappings are kept across a restart).");
+        return G_SOURCE_CONTINUE;
+}
+
+/* WatchdogSec= in pcpd.service: a keep-alive from the main loop itself at half the
+ * interval, so a loop that hangs gets pcpd killed and restarted (Restart=on-failure). */
+static gboolean on_watchdog(gpointer data) {
+        (void) sd_notify(false, "WATCHDOG=1");
+        return G_SOURCE_CONTINUE;
+}
+
+static void watchdog_start(void) {
+        uint64_t usec = 0;
+        guint ms;
+        int r;
+
+        r = sd_watchdog_enabled(false, &usec);
+        if (r < 0)
+                g_warning("Ignoring the service watchdog settings: %s", g_strerror(-r));
+        if (r <= 0)
+                return;
+        ms = (guint) CLAMP(usec / 2 / 1000, 1, G_MAXUINT);
+        g_timeout_add(ms, on_watchdog, NULL);
+        g_debug("Watchdog keep-alive every %u ms", ms);
+}
+
 static gboolean on_bus_lost(gpointer data) {
         g_warning("Lost the connection to the system bus");
         g_main_loop_quit(data);
@@ -176,6 +208,8 @@ static int run(int argc, char **argv) {
 
         g_unix_signal_add(SIGTERM, on_signal, loop);
         g_unix_signal_add(SIGINT, on_signal, loop);
+        g_unix_signal_add(SIGHUP, on_reload, NULL);
+        watchdog_start();
         sd_notify(false, "READY=1");
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STARTED, NULL, "pcpd %s ready (state in %s)", PACKAGE_VERSION,
                        state_dir);

@@ -17,6 +17,9 @@ PACKAGES=(
     # NetworkManager discovery: a real NetworkManager (dhclient backend) leased by dnsmasq
     # in a namespace (tests/nm), read through libnm from Python
     network-manager isc-dhcp-client dnsmasq-base python3-gi gir1.2-nm-1.0
+    # install paths (pkg-config files of dbus and polkit) and the system tests: a
+    # container booting Debian's systemd, its root built once with mmdebstrap
+    libdbus-1-dev libpolkit-gobject-1-dev systemd-container mmdebstrap zstd
 )
 
 missing=()

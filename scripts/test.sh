@@ -6,6 +6,7 @@
 #      bus tests
 #   4. build again with ASan+UBSan and run the tests again
 #   5. build the libFuzzer targets with clang and run each for a bounded time
+#   6. the system tests: pcpd installed into a container booting Debian's systemd
 # Ends with one line "tests: N passed, M failed". Exit status 0 only if all passed.
 #
 # Environment: PCPD_FUZZ_SECONDS (per target, default 20), PCPD_SKIP_ASAN=1,
@@ -94,6 +95,22 @@ if [ -z "${PCPD_SKIP_FUZZ:-}" ]; then
         failed=$((failed + 1)); status=1
     fi
 fi
+
+# pcpd installed as a system service into a container that boots Debian 12's systemd:
+# activation, polkit, the sandbox, restarts (tests/system/run.sh, TAP; needs root; the
+# container root is built once, ~30 s to 4 min, and cached in /var/cache)
+echo "== system tests (systemd-nspawn)"
+./tests/system/run.sh build-system >build-system.log 2>&1
+rc=$?
+cat build-system.log
+p=$(grep -c '^ok ' build-system.log || true)
+f=$(grep -c '^not ok ' build-system.log || true)
+passed=$((passed + p))
+failed=$((failed + f))
+if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ "$f" -eq 0 ]; then
+    failed=$((failed + 1)) # stopped before its checks (Bail out!)
+fi
+[ $rc -eq 0 ] || [ $rc -eq 77 ] || status=1
 
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || status=1
