@@ -14,6 +14,11 @@ PACKAGES=(
     iproute2 nftables miniupnpd-nftables natpmpc
     # memory checks
     valgrind
+    # the GNOME app (clients/gnome) and its headless GUI tests: Xvfb, fonts and icons for a
+    # bare image, the SVG loader, AT-SPI for the accessibility check, data validators
+    libgtk-4-dev libadwaita-1-dev libpolkit-gobject-1-dev
+    xvfb xauth fonts-dejavu-core adwaita-icon-theme librsvg2-common
+    at-spi2-core gir1.2-atspi-2.0 appstream desktop-file-utils
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #      bus tests
 #   4. build again with ASan+UBSan and run the tests again
 #   5. build the libFuzzer targets with clang and run each for a bounded time
+#   6. the GNOME app's GUI tests under Xvfb, in the gcc and the ASan+UBSan builds
 # Ends with one line "tests: N passed, M failed". Exit status 0 only if all passed.
 #
 # Environment: PCPD_FUZZ_SECONDS (per target, default 20), PCPD_SKIP_ASAN=1,
@@ -94,6 +95,23 @@ if [ -z "${PCPD_SKIP_FUZZ:-}" ]; then
         failed=$((failed + 1)); status=1
     fi
 fi
+
+# The GNOME app's GUI tests (clients/gnome/tests, suite "gui"): one Xvfb around the whole
+# run, in the gcc build and in the ASan+UBSan one. The default test setup leaves the suite
+# out of the runs above, which have no X server.
+echo "== GUI tests (Xvfb)"
+for dir in build build-asan; do
+    [ -f "$dir/build.ninja" ] || continue
+    if [ ! -x "$dir/clients/gnome/pcpd-port-forwarding" ]; then
+        echo "$dir: the GNOME app was not built (-Dgnome=disabled, or GTK 4/libadwaita missing)" >&2
+        if [ "${CI:-}" = true ]; then failed=$((failed + 1)); status=1; fi
+        continue
+    fi
+    xvfb-run -a -s "-screen 0 1280x1024x24 -nolisten tcp" \
+        meson test -C "$dir" --no-rebuild --setup gui --suite gui --print-errorlogs --logbase gui || status=1
+    count_results "$dir/meson-logs/gui.json"
+    ls "$dir"/clients/gnome/tests/gui-*.png 2>/dev/null | sed 's/^/screenshot: /'
+done
 
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || status=1
