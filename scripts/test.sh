@@ -108,8 +108,8 @@ for dir in build build-asan; do
         continue
     fi
     xvfb-run -a -s "-screen 0 1280x1024x24 -nolisten tcp" \
-        meson test -C "$dir" --no-rebuild --setup gui --suite gui --print-errorlogs --logbase gui || status=1
-    count_results "$dir/meson-logs/gui.json"
+        meson test -C "$dir" --no-rebuild --setup gui --suite gui --print-errorlogs || status=1
+    count_results "$dir/meson-logs/testlog-gui.json" # meson names the log after the setup
     ls "$dir"/clients/gnome/tests/gui-*.png 2>/dev/null | sed 's/^/screenshot: /'
 done
 

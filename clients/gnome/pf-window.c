@@ -489,6 +489,9 @@ static PfGroup *group_for(PfWindow *self, Pcp1Mapping *m) {
         icon = gtk_image_new_from_gicon(group->info->icon);
         gtk_image_set_icon_size(GTK_IMAGE(icon), GTK_ICON_SIZE_LARGE);
         gtk_widget_add_css_class(icon, "lowres-icon");
+        if (group->info->desktop_id == NULL)
+                /* the generic symbolic icon: quieter than the apps' own */
+                gtk_widget_add_css_class(icon, "dim-label");
         gtk_widget_set_name(icon, "app-icon");
         gtk_accessible_update_property(GTK_ACCESSIBLE(icon), GTK_ACCESSIBLE_PROPERTY_LABEL, group->info->name, -1);
         adw_expander_row_add_prefix(ADW_EXPANDER_ROW(group->row), icon);

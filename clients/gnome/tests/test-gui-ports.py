@@ -118,6 +118,14 @@ class PortsTest(GuiTestCase):
         self.assertEqual(sorted(set(c.split(' | ')[0] for c in controls) - set(chain)), [], chain)
         self.assertIn('row: Automatic Port Forwarding', chain)
 
+        # the overview (README and AppStream screenshot): one app open, the others closed
+        for name in ('File Sync', 'Game Server', 'python3'):
+            app.activate(name)
+        app.wait_lines('expander: Chat | 2 ports | expanded=1', 'expander: python3 | 1 port | expanded=0',
+                       f'expander: File Sync | 1 port · user {OTHER_USER} | expanded=0',
+                       'expander: Game Server | 2 ports · user root | expanded=0')
+        app.screenshot('overview')
+
         # the router refuses one: the row says why in words
         env.ctl('result', 'NO_RESOURCES', '0', '0')
         chat_more = bind(chat, 'tcp', 22002)
