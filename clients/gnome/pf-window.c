@@ -678,8 +678,9 @@ static void on_permission_ready(GObject *source, GAsyncResult *result, gpointer 
 }
 
 static void on_lock_failed(PfLockButton *button, const char *message, PfWindow *self) {
-        g_autofree char *text = g_strdup_printf("%s: %s", _("Could not unlock"), message);
-        show_toast(self, text);
+        /* polkit's own message names an action id: the log gets it, the user a sentence */
+        g_message("Unlocking failed: %s", message);
+        show_toast(self, _("Could not unlock: the password was not accepted, or no authentication agent is running."));
 }
 
 /* ---- the widget ---- */

@@ -146,6 +146,16 @@ class PortsTest(GuiTestCase):
         self.assertIn('expander: Chat | 2 ports | expanded=1', d)
         self.assertEqual(len([m for m in env.dump() if m['internal_port'] == chat_udp and m['proto'] == 'udp']), 0)
 
+        # removing another user's port when nobody can say yes to polkit (no agent): the
+        # row stays, and a toast says why
+        env.polkit_call('SetAgent', 's', 'none')
+        app.activate('Game Server')  # open again (closed for the overview)
+        app.activate('Stop forwarding UDP port 27015')
+        d = app.wait_dump(lambda d: 'toast: Could not stop forwarding the port: ' in d, 'the toast')
+        self.assertIn('button: Stop forwarding UDP port 27015', d)
+        self.assertNotIn('button: Stop forwarding UDP port 27015 [insensitive]', d)
+        env.polkit_call('SetAgent', 's', 'yes')
+
         # root's app, closed from the keyboard: Tab to its button, Return; pcpd asks polkit
         # with interaction allowed (the agent says yes), persistent port included
         target = 'button: Stop forwarding all ports of Game Server'
@@ -162,7 +172,14 @@ class PortsTest(GuiTestCase):
         wait_until(lambda: not any(m['internal_port'] in (27015, 27016) for m in env.dump()), 10,
                    'the app\'s ports deleted at the router')
 
-        # the lock: unlocked (the agent says yes), the switch turns pcpd off
+        # the lock: no agent to ask for the password, so it stays locked and says so
+        env.polkit_call('SetAgent', 's', 'none')
+        app.activate('Unlock…')
+        d = app.wait_dump(lambda d: 'toast: Could not unlock: the password was not accepted' in d, 'the toast')
+        self.assertIn('switch: Automatic Port Forwarding | on [insensitive]', d)
+        env.polkit_call('SetAgent', 's', 'yes')
+
+        # unlocked (the agent says yes), the switch turns pcpd off
         app.activate('Unlock…')
         d = app.wait_lines('button: Lock', 'switch: Automatic Port Forwarding | on')
         app.activate('Automatic Port Forwarding')
@@ -172,6 +189,14 @@ class PortsTest(GuiTestCase):
         self.assertIn(('org.freedesktop.PCP1.configure', True), env.polkit_calls())
         wait_until(lambda: env.dump() == [], 10, 'every port deleted at the router')
         app.screenshot('switched-off-by-user')
+
+        # and on again
+        app.activate('Automatic Port Forwarding')
+        app.wait_lines('switch: Automatic Port Forwarding | on', STATUS + 'Your router accepts port-forwarding requests',
+                       absent=[SWITCHED_OFF])
+        self.assertTrue(env.get(PATH, MANAGER, 'Enabled'))
+        app.activate('Automatic Port Forwarding')
+        app.wait_lines(SWITCHED_OFF, 'switch: Automatic Port Forwarding | off')
 
         # locked again: the switch cannot be used until the next unlock
         app.activate('Lock')

@@ -39,6 +39,13 @@ class StatesTest(GuiTestCase):
         self.assertIn('status-page: No Forwarded Ports | Switch on automatic port forwarding', d)
         app.screenshot('switched-off')
 
+        # the service goes away and comes back: the page follows both ways
+        env.kill_pcpd()
+        d = app.wait_lines(NOT_RUNNING, STATUS + 'Service not running')
+        self.assertNotIn('switch:', d)
+        env.start_pcpd(wait_ready=False)
+        app.wait_lines(SWITCHED_OFF, absent=[NOT_RUNNING], what='the service back')
+
     def test_no_router(self):
         netns_preflight()
         ns = NetNS('gui')
