@@ -16,6 +16,7 @@ typedef struct {
         GCancellable *cancellable;
         guint64 events;
         GPtrArray *screenshots; /* paths waiting for the next paint */
+        GdkFrameClock *clock;
         guint idle_id;
 } Control;
 
@@ -197,8 +198,11 @@ static gboolean on_idle_after_paint(gpointer user_data) {
         return G_SOURCE_REMOVE;
 }
 
-static void on_after_paint(GdkFrameClock *clock, Control *c) {
-        if (c->screenshots->len > 0 && c->idle_id == 0)
+static void on_after_paint_object(GdkFrameClock *clock, GtkWidget *window) {
+        /* disconnected with the window (g_signal_connect_object), so c is alive here */
+        Control *c = g_object_get_data(G_OBJECT(window), "pf-test-control");
+
+        if (c != NULL && c->screenshots->len > 0 && c->idle_id == 0)
                 c->idle_id = g_idle_add(on_idle_after_paint, c);
 }
 
@@ -324,7 +328,11 @@ static void on_changed(PfWindow *window, const char *what, gpointer user_data) {
 
 static void on_map(GtkWidget *w, Control *c) {
         GdkFrameClock *clock = gdk_surface_get_frame_clock(gtk_native_get_surface(GTK_NATIVE(w)));
-        g_signal_connect(clock, "after-paint", G_CALLBACK(on_after_paint), c);
+
+        if (c->clock == clock)
+                return; /* mapped again: hooked already */
+        c->clock = clock;
+        g_signal_connect_object(clock, "after-paint", G_CALLBACK(on_after_paint_object), w, 0);
         reply("EVENT %" G_GUINT64_FORMAT " mapped", ++c->events);
 }
 

@@ -65,6 +65,7 @@ struct _PfWindow {
         GtkWidget *status_row, *enabled_switch;
         GtkWidget *details, *addresses_row, *version_row;
         GPtrArray *server_rows;
+        GVariant *shown_servers;
         GtkWidget *ports_group, *empty_page;
 
         GHashTable *groups;    /* key → PfGroup */
@@ -167,6 +168,14 @@ static void update_servers(PfWindow *self, gboolean running) {
         GVariantIter iter;
         const char *ifname, *address, *source, *protocol;
 
+        /* rebuilt only when they changed: a row with the keyboard focus must not vanish */
+        if (servers == self->shown_servers ||
+            (servers != NULL && self->shown_servers != NULL && g_variant_equal(servers, self->shown_servers)))
+                return;
+        g_clear_pointer(&self->shown_servers, g_variant_unref);
+        if (servers != NULL)
+                self->shown_servers = g_variant_ref(servers);
+
         for (guint i = 0; i < self->server_rows->len; i++)
                 adw_expander_row_remove(ADW_EXPANDER_ROW(self->details), self->server_rows->pdata[i]);
         g_ptr_array_set_size(self->server_rows, 0);
@@ -213,10 +222,10 @@ static void update_status(PfWindow *self) {
 
         pf_banner_set_title(PF_BANNER(self->service_banner), banner);
         pf_banner_set_revealed(PF_BANNER(self->service_banner), banner != NULL);
-        /* polkit's permission without a service to use it on would only confuse */
         pf_banner_set_title(PF_BANNER(self->lock_banner),
                             allowed ? _("Settings are unlocked. Lock them again when you are done.")
                                     : _("Some settings must be unlocked to change them."));
+        /* polkit's permission without a service to use it on would only confuse */
         pf_banner_set_revealed(PF_BANNER(self->lock_banner), running && lock_useful);
 
         gtk_widget_set_visible(self->details, running);
@@ -709,6 +718,7 @@ static void pf_window_finalize(GObject *object) {
         g_clear_pointer(&self->groups, g_hash_table_unref);
         g_clear_pointer(&self->app_infos, g_hash_table_unref);
         g_clear_pointer(&self->server_rows, g_ptr_array_unref);
+        g_clear_pointer(&self->shown_servers, g_variant_unref);
         g_clear_object(&self->cancellable);
         g_free(self->last_toast);
         G_OBJECT_CLASS(pf_window_parent_class)->finalize(object);
