@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The app's page in each state of the service, against the real pcpd: not running (and not
-activatable), then started switched off; no router (pcpd in a network namespace with no
-server and no global address). PNGs of each state go to the build directory (paths
+activatable), then started switched off, killed and back; no router (pcpd in a network
+namespace with no server and no global address); directly reachable (a namespace with a
+global address and no server). PNGs of each state go to the build directory (paths
 printed)."""
 
 import os
@@ -10,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pfapp import GuiTestCase, main  # noqa: E402
-from pcpdtest import MANAGER, PATH, NetNS, netns_preflight, wait_until  # noqa: E402
+from pcpdtest import MANAGER, PATH, Agent, NetNS, netns_preflight, wait_until  # noqa: E402
 
 STATUS = 'row: Automatic Port Forwarding | '
 NOT_RUNNING = 'banner: The port forwarding service is not running and could not be started.'
@@ -59,6 +60,28 @@ class StatesTest(GuiTestCase):
         self.assertIn('expander: Details | No external address known | expanded=0', d)
         self.assertIn('status-page: No Forwarded Ports | Games, calls and file sharing', d)
         app.screenshot('no-router')
+
+    def test_directly_reachable(self):
+        netns_preflight()
+        ns = NetNS('guid')
+        self.addCleanup(ns.close)
+        # a global address (as far as pcpd can tell; it only exists in this namespace)
+        ns.ip('link', 'add', 'pub0', 'type', 'veth', 'peer', 'name', 'pub0p')
+        ns.ip('link', 'set', 'pub0p', 'up')
+        ns.ip('link', 'set', 'pub0', 'up')
+        ns.ip('addr', 'add', '11.22.33.44/24', 'dev', 'pub0')
+        env = self.make_env(refserver=False, netns=ns.name, start=False)
+        env.start_pcpd(wait_ready=False)
+        wait_until(lambda: env.get(PATH, MANAGER, 'State') == 'ready', 20, 'pcpd State "ready"')
+        app = self.make_app(env)
+        root = Agent(env)
+        self.assertIn('ok', root.add_mapping('tcp', 8080, options="{'app-id': <'org.example.Sync'>}"))
+        d = app.wait_lines(STATUS + 'This computer is directly reachable from the Internet',
+                           'row: TCP 8080 → 11.22.33.44:8080 | Active · reachable directly, no router needed · '
+                           'user root')
+        self.assertNotIn('banner: ', d.replace('banner: Some settings must be unlocked', ''))
+        self.assertIn('expander: Details | External address 11.22.33.44 | expanded=0', d)
+        app.screenshot('direct')
 
 
 if __name__ == '__main__':
