@@ -115,6 +115,7 @@ class Cgroups:
     def __init__(self):
         self.dirs = []
         self.base = None
+        self.top = None
         for top in ('/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/systemd'):
             if not os.path.exists(os.path.join(top, 'cgroup.procs')):
                 continue
@@ -123,7 +124,7 @@ class Cgroups:
                 os.mkdir(base)
             except OSError:
                 continue
-            self.base = base
+            self.base, self.top = base, top
             break
         if self.base is None:
             raise RuntimeError('no cgroup hierarchy here lets a test create a cgroup')
@@ -136,7 +137,21 @@ class Cgroups:
             f.write(str(pid))
 
     def close(self):
-        for d in reversed(self.dirs + [self.base]):
+        # processes still inside (the agents die later, with the Env) go back to the top
+        # first: a cgroup with members cannot be removed
+        for d in reversed(self.dirs):
+            try:
+                with open(os.path.join(d, 'cgroup.procs')) as f:
+                    pids = f.read().split()
+            except OSError:
+                pids = []
+            for pid in pids:
+                try:
+                    with open(os.path.join(self.top, 'cgroup.procs'), 'w') as f:
+                        f.write(pid)
+                except OSError:
+                    pass  # it exited meanwhile
+        for d in list(reversed(self.dirs)) + [self.base]:
             for _ in range(50):
                 try:
                     os.rmdir(d)
@@ -144,7 +159,7 @@ class Cgroups:
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.1)  # a killed member is still leaving
+                    time.sleep(0.1)  # a member that exited is still leaving
 
 
 def png_size(path):
