@@ -47,6 +47,11 @@
 #define PCP1_MAPPING_RENEWING "renewing"
 #define PCP1_MAPPING_FAILED "failed"
 
+/* Mapping.Error: "" or an RFC 6887 result name ("NO_RESOURCES", ...), or one of these */
+#define PCP1_MAPPING_ERROR_UNREACHABLE "UNREACHABLE"
+#define PCP1_MAPPING_ERROR_EXPIRED "EXPIRED"
+#define PCP1_MAPPING_ERROR_DISABLED "DISABLED"
+
 /* Mapping.Opcode, Mapping.Family */
 #define PCP1_OPCODE_MAP "map"
 #define PCP1_OPCODE_PEER "peer"

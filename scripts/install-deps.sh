@@ -20,6 +20,11 @@ PACKAGES=(
     # install paths (pkg-config files of dbus and polkit) and the system tests: a
     # container booting Debian's systemd, its root built once with mmdebstrap
     libdbus-1-dev libpolkit-gobject-1-dev systemd-container mmdebstrap zstd
+    # the GNOME app (clients/gnome) and its headless GUI tests: Xvfb, fonts and icons for a
+    # bare image, the SVG loader, AT-SPI for the accessibility check, data validators
+    libgtk-4-dev libadwaita-1-dev
+    xvfb xauth fonts-dejavu-core adwaita-icon-theme librsvg2-common
+    at-spi2-core gir1.2-atspi-2.0 appstream desktop-file-utils
 )
 
 missing=()

@@ -7,6 +7,7 @@
 #   4. build again with ASan+UBSan and run the tests again
 #   5. build the libFuzzer targets with clang and run each for a bounded time
 #   6. the system tests: pcpd installed into a container booting Debian's systemd
+#   7. the GNOME app's GUI tests under Xvfb, in the gcc and the ASan+UBSan builds
 # Ends with one line "tests: N passed, M failed". Exit status 0 only if all passed.
 #
 # Environment: PCPD_FUZZ_SECONDS (per target, default 20), PCPD_SKIP_ASAN=1,
@@ -111,6 +112,28 @@ if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ "$f" -eq 0 ]; then
     failed=$((failed + 1)) # stopped before its checks (Bail out!)
 fi
 [ $rc -eq 0 ] || [ $rc -eq 77 ] || status=1
+
+# The GNOME app's GUI tests (clients/gnome/tests, suite "gui"): one Xvfb around the whole
+# run, in the gcc build and in the ASan+UBSan one. The default test setup leaves the suite
+# out of the runs above, which have no X server.
+echo "== GUI tests (Xvfb)"
+gui_dirs=build
+[ -n "${PCPD_SKIP_ASAN:-}" ] || gui_dirs="build build-asan"
+for dir in $gui_dirs; do
+    [ -f "$dir/build.ninja" ] || continue
+    if [ ! -x "$dir/clients/gnome/pcpd-port-forwarding" ]; then
+        echo "$dir: the GNOME app was not built (-Dgnome=disabled, or GTK 4/libadwaita missing)" >&2
+        if [ "${CI:-}" = true ]; then failed=$((failed + 1)); status=1; fi
+        continue
+    fi
+    log="$dir/meson-logs/testlog-gui.json" # meson names the log after the setup
+    rm -f "$log"
+    xvfb-run -a -s "-screen 0 1280x1024x24 -nolisten tcp" \
+        meson test -C "$dir" --no-rebuild --setup gui --suite gui --print-errorlogs || status=1
+    [ -f "$log" ] || { echo "$dir: the GUI tests did not run (Xvfb?)" >&2; failed=$((failed + 1)); status=1; }
+    count_results "$log"
+    ls "$dir"/clients/gnome/tests/gui-*.png 2>/dev/null | sed 's/^/screenshot: /'
+done
 
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || status=1

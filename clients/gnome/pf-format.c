@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "config.h"
+
+#include "pf-format.h"
+
+#include <glib/gi18n.h>
+#include <string.h>
+
+#include "pcp1-contract.h"
+
+PfSituation pf_situation(gboolean running, const char *state, GVariant *servers) {
+        if (!running || state == NULL || *state == '\0')
+                return PF_SITUATION_NOT_RUNNING;
+        if (g_str_equal(state, PCP1_STATE_DISABLED))
+                return PF_SITUATION_DISABLED;
+        if (g_str_equal(state, PCP1_STATE_DISCOVERING))
+                return PF_SITUATION_DISCOVERING;
+        if (g_str_equal(state, PCP1_STATE_NO_NETWORK))
+                return PF_SITUATION_NO_ROUTER;
+        if (g_str_equal(state, PCP1_STATE_UNSUPPORTED))
+                return PF_SITUATION_UNSUPPORTED;
+        if (g_str_equal(state, PCP1_STATE_READY)) {
+                /* "ready" covers both a router that maps and a host with a public address:
+                 * the servers tell which (one that answers PCP or NAT-PMP means a router) */
+                if (servers != NULL && g_variant_is_of_type(servers, G_VARIANT_TYPE("a(ssssu)"))) {
+                        GVariantIter iter;
+                        const char *protocol;
+
+                        g_variant_iter_init(&iter, servers);
+                        while (g_variant_iter_next(&iter, "(&s&s&s&su)", NULL, NULL, NULL, &protocol, NULL))
+                                if (g_str_equal(protocol, PCP1_PROTOCOL_PCP) ||
+                                    g_str_equal(protocol, PCP1_PROTOCOL_NATPMP))
+                                        return PF_SITUATION_ROUTER;
+                }
+                return PF_SITUATION_DIRECT;
+        }
+        /* a state this version does not know yet: say what is certain */
+        return PF_SITUATION_DISCOVERING;
+}
+
+const char *pf_situation_sentence(PfSituation s) {
+        switch (s) {
+        case PF_SITUATION_NOT_RUNNING:
+                return _("Service not running");
+        case PF_SITUATION_DISABLED:
+                return _("Switched off: applications cannot open ports to the Internet");
+        case PF_SITUATION_DISCOVERING:
+                return _("Looking for a router that accepts port-forwarding requests…");
+        case PF_SITUATION_ROUTER:
+                return _("Your router accepts port-forwarding requests");
+        case PF_SITUATION_DIRECT:
+                return _("This computer is directly reachable from the Internet");
+        case PF_SITUATION_NO_ROUTER:
+                return _("No router found that could forward ports");
+        case PF_SITUATION_UNSUPPORTED:
+                return _("No router on this network supports automatic port forwarding");
+        }
+        return "";
+}
+
+const char *pf_situation_banner(PfSituation s) {
+        switch (s) {
+        case PF_SITUATION_NOT_RUNNING:
+                return _("The port forwarding service is not running and could not be started.");
+        case PF_SITUATION_DISABLED:
+                return _("Port forwarding is switched off. Applications cannot open ports to the Internet.");
+        case PF_SITUATION_NO_ROUTER:
+                return _("No router found on this network. Applications cannot open ports to the Internet.");
+        case PF_SITUATION_UNSUPPORTED:
+                return _("No router on this network supports automatic port forwarding.");
+        case PF_SITUATION_DISCOVERING:
+        case PF_SITUATION_ROUTER:
+        case PF_SITUATION_DIRECT:
+                break;
+        }
+        return NULL;
+}
+
+char *pf_format_protocol(const char *protocol) {
+        static const char *const known[] = { "tcp", "udp", "sctp", "dccp" };
+
+        if (protocol == NULL || *protocol == '\0')
+                return g_strdup("?");
+        for (size_t i = 0; i < G_N_ELEMENTS(known); i++)
+                if (g_str_equal(protocol, known[i]))
+                        return g_ascii_strup(protocol, -1);
+        /* TRANSLATORS: an IP protocol without a name, %s is its number */
+        return g_strdup_printf(_("Protocol %s"), protocol);
+}
+
+char *pf_format_endpoint(const char *address, guint port) {
+        if (address == NULL || *address == '\0')
+                return g_strdup_printf("%u", port);
+        if (strchr(address, ':') != NULL)
+                return g_strdup_printf("[%s]:%u", address, port);
+        return g_strdup_printf("%s:%u", address, port);
+}
+
+char *pf_format_duration(gint64 seconds) {
+        if (seconds < 60)
+                /* TRANSLATORS: a short duration in seconds */
+                return g_strdup_printf(ngettext("%u second", "%u seconds", (gulong) MAX(seconds, 0)),
+                                       (guint) MAX(seconds, 0));
+        if (seconds < 3600) {
+                guint min = (guint) ((seconds + 30) / 60);
+                if (min == 60)
+                        return g_strdup_printf(_("%u h"), 1u);
+                /* TRANSLATORS: a duration in minutes */
+                return g_strdup_printf(_("%u min"), min);
+        }
+        if (seconds < 2 * 86400) {
+                guint h = (guint) (seconds / 3600), min = (guint) ((seconds % 3600) / 60);
+                if (min == 0)
+                        /* TRANSLATORS: a duration in hours */
+                        return g_strdup_printf(_("%u h"), h);
+                /* TRANSLATORS: a duration in hours and minutes */
+                return g_strdup_printf(_("%u h %u min"), h, min);
+        }
+        return g_strdup_printf(ngettext("%u day", "%u days", (gulong) (seconds / 86400)),
+                               (guint) (seconds / 86400));
+}
+
+char *pf_format_failure(const char *error) {
+        static const struct {
+                const char *name;
+                const char *words;
+        } table[] = {
+                { "NO_RESOURCES", N_("the router has no room for more forwarded ports") },
+                { "NOT_AUTHORIZED", N_("the router does not allow this computer to forward ports") },
+                { "CANNOT_PROVIDE_EXTERNAL", N_("the router cannot give out this port") },
+                { "ADDRESS_MISMATCH", N_("the router sees this computer under another address") },
+                { "USER_EX_QUOTA", N_("this computer has reached the router's limit of forwarded ports") },
+                { "UNSUPP_PROTOCOL", N_("the router cannot forward this protocol") },
+                { "EXCESSIVE_REMOTE_PEERS", N_("the router keeps too many connections for this port") },
+                { "NETWORK_FAILURE", N_("the router has a network problem") },
+                { "UNSUPP_VERSION", N_("the router does not understand the request") },
+                { "UNSUPP_OPCODE", N_("the router does not understand the request") },
+                { "UNSUPP_OPTION", N_("the router does not understand the request") },
+                { "MALFORMED_REQUEST", N_("the router does not understand the request") },
+                { "MALFORMED_OPTION", N_("the router does not understand the request") },
+                { PCP1_MAPPING_ERROR_UNREACHABLE, N_("the router does not answer") },
+                { PCP1_MAPPING_ERROR_EXPIRED, N_("the port ran out before it could be renewed") },
+                { PCP1_MAPPING_ERROR_DISABLED, N_("port forwarding is switched off") },
+        };
+
+        if (error == NULL || *error == '\0')
+                return g_strdup(_("the reason is unknown"));
+        for (size_t i = 0; i < G_N_ELEMENTS(table); i++)
+                if (g_str_equal(error, table[i].name))
+                        return g_strdup(_(table[i].words));
+        /* TRANSLATORS: %s is a result code sent by the router, such as "NO_RESOURCES" */
+        return g_strdup_printf(_("the router refused (%s)"), error);
+}
+
+const char *pf_format_server_protocol(const char *protocol) {
+        if (g_strcmp0(protocol, PCP1_PROTOCOL_PCP) == 0)
+                return _("Port Control Protocol");
+        if (g_strcmp0(protocol, PCP1_PROTOCOL_NATPMP) == 0)
+                return _("NAT-PMP");
+        return _("Not answering");
+}
+
+char *pf_format_server_source(const char *source, const char *interface) {
+        gboolean have_if = interface != NULL && *interface != '\0';
+
+        if (g_strcmp0(source, PCP1_SOURCE_DHCPV4) == 0)
+                return have_if ? g_strdup_printf(_("announced by DHCP on %s"), interface)
+                               : g_strdup(_("announced by DHCP"));
+        if (g_strcmp0(source, PCP1_SOURCE_DHCPV6) == 0)
+                return have_if ? g_strdup_printf(_("announced by DHCPv6 on %s"), interface)
+                               : g_strdup(_("announced by DHCPv6"));
+        if (g_strcmp0(source, PCP1_SOURCE_GATEWAY) == 0)
+                return have_if ? g_strdup_printf(_("default router on %s"), interface)
+                               : g_strdup(_("default router"));
+        if (g_strcmp0(source, PCP1_SOURCE_CONFIG) == 0)
+                return g_strdup(_("configured by the administrator"));
+        return g_strdup(source != NULL ? source : "");
+}
+
+char *pf_format_mapping_title(const PfMappingText *m) {
+        g_autofree char *proto = pf_format_protocol(m->protocol);
+
+        if (m->external_address != NULL && *m->external_address != '\0' && m->external_port != 0) {
+                g_autofree char *ext = pf_format_endpoint(m->external_address, m->external_port);
+                /* TRANSLATORS: "TCP 22000 → 198.51.100.7:22000": a local port, where the Internet reaches it */
+                return g_strdup_printf(_("%s %u → %s"), proto, m->internal_port, ext);
+        }
+        /* TRANSLATORS: "TCP 22000": a local port not forwarded (yet) */
+        return g_strdup_printf(_("%s %u"), proto, m->internal_port);
+}
+
+char *pf_format_mapping_subtitle(const PfMappingText *m, gint64 now_us) {
+        g_autoptr(GPtrArray) parts = g_ptr_array_new_with_free_func(g_free);
+        gboolean direct = m->server == NULL || *m->server == '\0';
+
+        /* the application's own words first: it knows what the port is for */
+        if (m->description != NULL && *m->description != '\0')
+                g_ptr_array_add(parts, g_strdup(m->description));
+
+        if (g_strcmp0(m->opcode, PCP1_OPCODE_PEER) == 0) {
+                g_autofree char *peer = pf_format_endpoint(m->remote_address, m->remote_port);
+                /* TRANSLATORS: a PEER mapping: the remote end of an outgoing connection */
+                g_ptr_array_add(parts, g_strdup_printf(_("Connection with %s"), peer));
+        }
+
+        if (g_strcmp0(m->state, PCP1_MAPPING_FAILED) == 0) {
+                g_autofree char *why = pf_format_failure(m->error);
+                /* TRANSLATORS: %s says why, e.g. "the router does not answer" */
+                g_ptr_array_add(parts, g_strdup_printf(_("Failed: %s; trying again"), why));
+        } else if (g_strcmp0(m->state, PCP1_MAPPING_PENDING) == 0)
+                g_ptr_array_add(parts, g_strdup(direct ? _("Waiting") : _("Waiting for the router")));
+        else {
+                gboolean renewing = g_strcmp0(m->state, PCP1_MAPPING_RENEWING) == 0;
+                g_ptr_array_add(parts, g_strdup(renewing ? _("Renewing") : _("Active")));
+                if (m->expires_at_us > 0) {
+                        gint64 left = ((gint64) m->expires_at_us - now_us) / G_USEC_PER_SEC;
+                        if (left > 0) {
+                                g_autofree char *d = pf_format_duration(left);
+                                g_ptr_array_add(parts, renewing
+                                                ? g_strdup_printf(_("expires in %s"), d)
+                                                : g_strdup_printf(_("expires in %s, renewed automatically"), d));
+                        }
+                } else if (direct)
+                        g_ptr_array_add(parts, g_strdup(_("reachable directly, no router needed")));
+        }
+
+        if (m->persistent)
+                g_ptr_array_add(parts, g_strdup(_("kept when the application exits")));
+        if (m->other_user != NULL)
+                /* TRANSLATORS: the user a mapping belongs to */
+                g_ptr_array_add(parts, g_strdup_printf(_("user %s"), m->other_user));
+
+        g_ptr_array_add(parts, NULL);
+        return g_strjoinv(" · ", (char **) parts->pdata);
+}
