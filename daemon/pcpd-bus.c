@@ -35,7 +35,6 @@ typedef struct pending_call {
         call_kind kind;
         pcpd_mapping_request req;
         char *description, *interface, *app_id;
-        bool port_proven; /* AddMappingForSocket: the socket itself is the proof */
         bool need_privileged;
         char *target_path; /* RemoveMapping */
         bool enabled;      /* SetEnabled */
@@ -43,7 +42,14 @@ typedef struct pending_call {
         pid_t pid;
         char *app_id_detected;
         const char *app_id_source;
+        /* AddMappingForSocket: the caller's socket (owned by msg) and what it is */
+        bool have_socket;
+        int sock_fd;
+        pcpd_socket_info sock;
+        /* ownership: proven by a socket of the caller (then `map` is enough); why not */
         bool port_owned;
+        char *not_owned;
+        bool relied_on_proof; /* authorised as `map` thanks to it: checked again before acting */
 } pending_call;
 
 static unsigned n_pending;
@@ -58,6 +64,7 @@ static pending_call *pending_free(pending_call *p) {
         g_free(p->app_id);
         g_free(p->target_path);
         g_free(p->app_id_detected);
+        g_free(p->not_owned);
         g_free(p);
         n_pending--;
         return NULL;
@@ -215,7 +222,7 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                 } else if (strcmp(name, "suggested-external-port") == 0) {
                         /* AddMapping has it as an argument, AddPeer has none (RFC 6887
                          * PEER suggests only to keep what it had) */
-                        if (!p->port_proven)
+                        if (!p->have_socket)
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Option 'suggested-external-port' is for AddMappingForSocket() "
                                                          "only; %s",
@@ -374,6 +381,105 @@ static void detect_app_id(pid_t pid, char **ret_id, const char **ret_source) {
         *ret_source = "systemd-unit";
 }
 
+/* ---- ownership of the port ---- */
+
+static const char *addr_text(const struct in6_addr *a, char buf[static PCP_ADDR_STRLEN]) {
+        return pcp_addr_to_string(a, buf);
+}
+
+/* "10.0.0.2" or "10.0.0.2 or 10.0.0.3" */
+static char *addresses_text(const struct in6_addr *a, size_t n) {
+        GString *s = g_string_new(NULL);
+        char buf[PCP_ADDR_STRLEN];
+
+        for (size_t i = 0; i < n; i++)
+                g_string_append_printf(s, "%s%s", i == 0 ? "" : " or ", addr_text(&a[i], buf));
+        return g_string_free(s, FALSE);
+}
+
+/* Does the caller own the port the mapping of p->req would forward to? A socket of the
+ * caller (the passed one, or one sock_diag finds with the caller's uid) bound to the
+ * mapping's internal address or to the wildcard address, in pcpd's network namespace
+ * (sock_diag sees no other; a passed socket was checked when the call came); TCP
+ * listening for MAP. On false, *ret_why says why, for the caller. *ret_family: the
+ * family the proof holds for. */
+static bool ownership_proven(pending_call *p, int *ret_family, char **ret_why) {
+        struct in6_addr internal[PCP_SERVER_MAX_ADDRS];
+        g_autofree char *where = NULL;
+        const char *proto = pcp_protocol_to_string(p->req.protocol) ?: "this protocol";
+        bool must_listen = p->req.opcode == PCP_OPCODE_MAP;
+        pcpd_port_owners owners = { 0 };
+        size_t n;
+        int family, r;
+
+        *ret_why = NULL;
+        n = pcpd_manager_internal_addresses(p->manager, &p->req, &family, internal, G_N_ELEMENTS(internal));
+        *ret_family = family;
+        where = n > 0 ? addresses_text(internal, n) : g_strdup("this host's address toward the router");
+
+        if (p->have_socket) {
+                const pcpd_socket_info *si = &p->sock;
+                char buf[PCP_ADDR_STRLEN];
+                pcpd_bind_match match;
+
+                if (must_listen && si->type != SOCK_DGRAM && !si->listening) {
+                        *ret_why = g_strdup_printf("The socket is not listening: call listen() on it before asking "
+                                                   "for a mapping of %s port %u.",
+                                                   proto, p->req.internal_port);
+                        return false;
+                }
+                match = pcpd_bind_matches(si->family, &si->bound, si->v6only, family, internal, n);
+                if (match == PCPD_BIND_NONE) {
+                        *ret_why = g_strdup_printf(
+                                "The socket is bound to %s%s, but the mapping would forward %s port %u to %s: bind it "
+                                "to that address or to the wildcard address (0.0.0.0 or ::).",
+                                addr_text(&si->bound, buf),
+                                si->family == AF_INET6 && si->v6only && family == AF_INET ? " (IPv6 only)" : "",
+                                proto, p->req.internal_port, where);
+                        return false;
+                }
+                if (match == PCPD_BIND_EXACT || (p->req.protocol != IPPROTO_TCP && p->req.protocol != IPPROTO_UDP))
+                        return true;
+                /* the wildcard address: unless another user's socket is bound to the
+                 * internal address itself, which would get the traffic */
+        }
+        if (p->req.protocol != IPPROTO_TCP && p->req.protocol != IPPROTO_UDP) {
+                *ret_why = g_strdup_printf("pcpd cannot see who owns %s ports: use AddMappingForSocket() with the "
+                                           "socket bound to the port.",
+                                           proto);
+                return false;
+        }
+        r = pcpd_sock_diag_port_owners(&(pcpd_port_query) { .protocol = p->req.protocol,
+                                                            .port = p->req.internal_port,
+                                                            .uid = p->uid,
+                                                            .listening = must_listen,
+                                                            .family = family,
+                                                            .internal = internal,
+                                                            .n_internal = n },
+                                       &owners);
+        if (r < 0) {
+                g_warning("Cannot check socket ownership (sock_diag): %s", g_strerror(-r));
+                *ret_why = g_strdup_printf("pcpd could not check who owns %s port %u (%s).", proto,
+                                           p->req.internal_port, g_strerror(-r));
+                return false;
+        }
+        if (p->have_socket)
+                owners.caller_wildcard = true; /* the passed socket, whoever created it */
+        if (pcpd_port_owners_prove(&owners))
+                return true;
+        if (owners.caller_wildcard && owners.other_exact)
+                *ret_why = g_strdup_printf("Another user's socket is bound to %s %s port %u and gets what the mapping "
+                                           "would forward; your socket on the wildcard address does not.",
+                                           where, proto, p->req.internal_port);
+        else
+                *ret_why = g_strdup_printf("None of your sockets is %s %s port %u on %s or the wildcard address: "
+                                           "open and bind the socket first, or use AddMappingForSocket().",
+                                           must_listen && p->req.protocol == IPPROTO_TCP ? "listening on"
+                                                                                          : "bound to",
+                                           proto, p->req.internal_port, where);
+        return false;
+}
+
 /* ---- authorisation ---- */
 
 static void pending_act(pending_call *p);
@@ -400,12 +506,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 return pending_free(p), 0;
         }
         if (!authorized) {
-                if (p->kind == CALL_ADD && !p->port_owned && !p->port_proven && p->req.internal_port >= 1024)
-                        sd_bus_error_setf(&err, PCP1_ERROR_PORT_NOT_OWNED,
-                                          "None of your sockets is bound to %s port %u: open and bind the socket "
-                                          "first, or use AddMappingForSocket().",
-                                          pcp_protocol_to_string(p->req.protocol) ?: "this protocol",
-                                          p->req.internal_port);
+                if (p->kind == CALL_ADD && !p->port_owned && p->req.internal_port >= 1024 && p->not_owned != NULL)
+                        sd_bus_error_set(&err, PCP1_ERROR_PORT_NOT_OWNED, p->not_owned);
                 else
                         sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "%s",
                                           challenge ? "Authentication is required; call again allowing "
@@ -447,16 +549,15 @@ static void pending_authorise(pending_call *p) {
 
         switch (p->kind) {
         case CALL_ADD:
-                /* proof of ownership: one of the caller's own sockets is bound to the port */
-                if (!p->port_proven && p->uid != 0) {
-                        int r = pcpd_sock_diag_port_owned(p->req.protocol, p->req.internal_port, p->uid);
-                        if (r < 0 && r != -EPROTONOSUPPORT)
-                                g_warning("Cannot check socket ownership (sock_diag): %s", g_strerror(-r));
-                        p->port_owned = r > 0;
+                /* proof of ownership: one of the caller's own sockets is bound to the port;
+                 * root needs none */
+                if (p->uid != 0 && p->req.protocol != 0) {
+                        int family;
+                        p->port_owned = ownership_proven(p, &family, &p->not_owned);
                 }
-                if (p->req.internal_port < 1024 || p->req.protocol == 0 ||
-                    (!p->port_owned && !p->port_proven))
+                if (p->req.internal_port < 1024 || p->req.protocol == 0 || !p->port_owned)
                         p->need_privileged = true;
+                p->relied_on_proof = !p->need_privileged && p->uid != 0;
                 action = p->need_privileged ? PCP1_ACTION_MAP_PRIVILEGED : PCP1_ACTION_MAP;
                 break;
         case CALL_REMOVE: {
@@ -551,6 +652,7 @@ static pending_call *pending_new(pcpd_manager *m, sd_bus_message *msg, call_kind
         p->manager = m;
         p->msg = sd_bus_message_ref(msg);
         p->kind = kind;
+        p->sock_fd = -1;
         n_pending++;
         return p;
 }
@@ -565,6 +667,22 @@ static void pending_act(pending_call *p) {
 
         switch (p->kind) {
         case CALL_ADD:
+                /* polkit may have taken a while: what proved the port then must still prove
+                 * it, for the address the mapping gets now */
+                if (p->relied_on_proof) {
+                        g_autofree char *why = NULL;
+                        int family;
+                        if (p->have_socket && pcpd_socket_describe(p->sock_fd, &p->sock) < 0) {
+                                sd_bus_error_set(&err, PCP1_ERROR_PORT_NOT_OWNED,
+                                                 "The socket can no longer be inspected.");
+                                break;
+                        }
+                        if (!ownership_proven(p, &family, &why)) {
+                                sd_bus_error_set(&err, PCP1_ERROR_PORT_NOT_OWNED, why);
+                                break;
+                        }
+                        p->req.family = family;
+                }
                 /* the per-user quota is checked by the manager: sharing a held mapping is no new one */
                 p->req.uid = p->uid;
                 p->req.pid = p->pid;
@@ -694,35 +812,64 @@ static int method_add_peer(sd_bus_message *msg, void *userdata, sd_bus_error *er
 static int method_add_mapping_for_socket(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         pcpd_manager *m = userdata;
         pending_call *p = pending_new(m, msg, CALL_ADD);
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        int fd, type = 0, proto = 0, r;
-        socklen_t ol = sizeof(int);
+        pcpd_socket_info *si = &p->sock;
+        int fd, r;
 
         p->req.opcode = PCP_OPCODE_MAP;
         r = sd_bus_message_read(msg, "h", &fd);
-        if (r >= 0 && (getsockname(fd, (struct sockaddr *) &ss, &sl) < 0 ||
-                       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ol) < 0 ||
-                       getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &ol) < 0))
-                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The file descriptor is not a socket.");
-        if (r >= 0 && ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
-                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The socket is not an IPv4 or IPv6 socket.");
         if (r >= 0) {
-                uint16_t port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *) &ss)->sin_port)
-                                                        : ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
-                if (port == 0)
+                int k = pcpd_socket_describe(fd, si);
+                if (k == -EAFNOSUPPORT)
+                        r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                             "The socket is not an IPv4 or IPv6 socket.");
+                else if (k < 0)
+                        r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The file descriptor is not a socket.");
+        }
+        if (r >= 0) {
+                if (si->port == 0)
                         r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The socket is not bound to a port.");
-                else if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP &&
-                         proto != IPPROTO_DCCP)
+                else if (si->protocol != IPPROTO_TCP && si->protocol != IPPROTO_UDP && si->protocol != IPPROTO_SCTP &&
+                         si->protocol != IPPROTO_DCCP)
                         r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                              "The socket is not TCP, UDP, SCTP or DCCP.");
-                p->req.internal_port = port;
-                p->req.protocol = (uint8_t) proto;
-                p->port_proven = true;
-                if (ss.ss_family == AF_INET)
-                        p->req.family = AF_INET;
         }
-        return add_start(msg, p, r, error);
+        if (r >= 0) {
+                /* a socket of another network namespace (one an unprivileged user can make
+                 * with a user namespace) proves nothing about this host's ports, whoever
+                 * asks: refused before anything else */
+                int k = pcpd_socket_in_own_netns(fd);
+                if (k < 0)
+                        r = sd_bus_error_setf(error, PCP1_ERROR_PORT_NOT_OWNED,
+                                              "Cannot tell which network namespace the socket is in (%s); it is not "
+                                              "taken as proof.",
+                                              g_strerror(-k));
+                else if (k == 0)
+                        r = sd_bus_error_set(error, PCP1_ERROR_PORT_NOT_OWNED,
+                                             "The socket is in another network namespace than pcpd: it proves nothing "
+                                             "about this host's ports. Create it in the host's network namespace, or "
+                                             "use AddMapping().");
+        }
+        if (r >= 0) {
+                p->req.internal_port = si->port;
+                p->req.protocol = (uint8_t) si->protocol;
+                p->have_socket = true;
+                p->sock_fd = fd; /* owned by msg, which p holds */
+        }
+        if (r >= 0)
+                r = parse_options(msg, p, error);
+        /* the family the socket receives, unless the caller chose one: IPv4 for an IPv4
+         * socket or one bound to an IPv4-mapped address, IPv6 for a v6-only or specific one */
+        if (r >= 0 && p->req.family == 0) {
+                if (si->family == AF_INET || pcp_addr_is_ipv4(&si->bound))
+                        p->req.family = AF_INET;
+                else if (si->v6only || !pcp_addr_is_unspecified(&si->bound))
+                        p->req.family = AF_INET6;
+        }
+        if (r < 0) {
+                pending_free(p);
+                return r;
+        }
+        return pending_start(p, error);
 }
 
 static int method_remove_mapping(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

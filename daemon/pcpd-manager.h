@@ -174,6 +174,13 @@ int pcpd_manager_start(pcpd_manager *m, sd_bus *bus);
 
 uint64_t pcpd_now_ms(void);
 
+/* Where a new mapping for req would forward to: the host's address(es) toward the server
+ * it would be made on, or its own address when it is not behind a NAT (none for
+ * third-party, none when no server would take it). Sets *ret_family to the family req asks
+ * for or the one pcpd_manager_add_mapping() would choose. Returns the number written. */
+size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family,
+                                       struct in6_addr *ret, size_t max);
+
 /* Creates (or joins) a mapping. On failure returns a negative errno and sets error
  * (an sd_bus_error with one of the contract's names and a sentence). */
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
