@@ -17,8 +17,12 @@
 #include "config.h"
 #include "pcpd-manager.h"
 #include "pcpd-netlink.h"
+#include "pcpd-polkit.h"
 
-#define MAX_PENDING 256 /* authorisations in flight, all callers together */
+/* Calls waiting for the bus's answer about their caller are not limited here: the bus
+ * answers those itself at once, and bounds how many a caller can have outstanding
+ * (max_replies_per_connection, max_connections_per_user). Only calls waiting for polkit
+ * are, per user and in all (pcpd-polkit.h). */
 
 typedef enum call_kind {
         CALL_ADD,
@@ -26,6 +30,12 @@ typedef enum call_kind {
         CALL_REVOKE,
         CALL_SET_ENABLED,
 } call_kind;
+
+/* The bus face's own state, m->bus_face. */
+typedef struct pcpd_bus_face {
+        pcpd_polkit *polkit;
+        GHashTable *calls; /* pending_call*: every call being identified or authorised */
+} pcpd_bus_face;
 
 /* One method call waiting for the caller's credentials and then polkit. */
 typedef struct pending_call {
@@ -52,11 +62,11 @@ typedef struct pending_call {
         bool relied_on_proof; /* authorised as `map` thanks to it: checked again before acting */
 } pending_call;
 
-static unsigned n_pending;
-
 static pending_call *pending_free(pending_call *p) {
         if (p == NULL)
                 return NULL;
+        if (p->manager->bus_face != NULL)
+                g_hash_table_remove(p->manager->bus_face->calls, p);
         sd_bus_slot_unref(p->slot);
         sd_bus_message_unref(p->msg);
         g_free(p->description);
@@ -66,7 +76,6 @@ static pending_call *pending_free(pending_call *p) {
         g_free(p->app_id_detected);
         g_free(p->not_owned);
         g_free(p);
-        n_pending--;
         return NULL;
 }
 
@@ -484,68 +493,51 @@ static bool ownership_proven(pending_call *p, int *ret_family, char **ret_why) {
 
 static void pending_act(pending_call *p);
 
-static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+static void on_polkit_done(pcpd_polkit_result result, const char *detail, void *userdata) {
         pending_call *p = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-        int authorized = 0, challenge = 0, r;
         _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
 
-        if (e != NULL) {
-                g_warning("Authorisation check failed: %s", e->message ?: e->name);
+        switch (result) {
+        case PCPD_POLKIT_ALLOWED:
+                pending_act(p);
+                return;
+        case PCPD_POLKIT_VANISHED:
+        case PCPD_POLKIT_SHUTDOWN:
+                /* nobody to answer (the bus tells callers of a pcpd that stops) */
+                pending_free(p);
+                return;
+        case PCPD_POLKIT_FAILED:
+                sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "Could not check authorisation with polkit: %s",
+                                  detail ?: "unknown error");
+                break;
+        case PCPD_POLKIT_TIMED_OUT:
                 sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED,
-                                  "Could not check authorisation with polkit: %s", e->message ?: e->name);
-                reply_error(p, &err);
-                return pending_free(p), 0;
-        }
-        r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
-        if (r < 0) {
-                sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "polkit gave an unreadable answer.");
-                reply_error(p, &err);
-                return pending_free(p), 0;
-        }
-        if (!authorized) {
+                                  "polkit gave no answer within %u seconds; the request was cancelled.",
+                                  sd_bus_message_get_allow_interactive_authorization(p->msg) > 0
+                                          ? PCPD_POLKIT_INTERACTIVE_TIMEOUT_S
+                                          : PCPD_POLKIT_TIMEOUT_S);
+                break;
+        case PCPD_POLKIT_DENIED:
+        case PCPD_POLKIT_CHALLENGE:
+        default:
                 if (p->kind == CALL_ADD && !p->port_owned && p->req.internal_port >= 1024 && p->not_owned != NULL)
                         sd_bus_error_set(&err, PCP1_ERROR_PORT_NOT_OWNED, p->not_owned);
                 else
                         sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "%s",
-                                          challenge ? "Authentication is required; call again allowing "
-                                                      "interactive authorisation."
-                                                    : "You are not allowed to do this (polkit said no).");
-                reply_error(p, &err);
-                return pending_free(p), 0;
+                                          result == PCPD_POLKIT_CHALLENGE
+                                                  ? "Authentication is required; call again allowing "
+                                                    "interactive authorisation."
+                                                  : "You are not allowed to do this (polkit said no).");
+                break;
         }
-        pending_act(p);
-        return 0;
-}
-
-static void pending_check_polkit(pending_call *p, const char *action) {
-        pcpd_manager *m = p->manager;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
-        const char *sender = sd_bus_message_get_sender(p->msg);
-        uint32_t flags = sd_bus_message_get_allow_interactive_authorization(p->msg) > 0 ? 1 : 0;
-        int r;
-
-        r = sd_bus_message_new_method_call(m->bus, &call, "org.freedesktop.PolicyKit1",
-                                           "/org/freedesktop/PolicyKit1/Authority",
-                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
-        if (r >= 0)
-                r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
-                                          action, 0, flags, "");
-        if (r >= 0)
-                /* interactive authentication can take a human a while */
-                r = sd_bus_call_async(m->bus, &p->slot, call, on_polkit_reply, p, flags ? 5 * 60 * 1000000ULL : 0);
-        if (r < 0) {
-                sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "Could not ask polkit: %s", g_strerror(-r));
-                reply_error(p, &err);
-                pending_free(p);
-        }
+        reply_error(p, &err);
+        pending_free(p);
 }
 
 static void pending_authorise(pending_call *p) {
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
         const char *action;
+        int r;
 
         switch (p->kind) {
         case CALL_ADD:
@@ -581,7 +573,13 @@ static void pending_authorise(pending_call *p) {
                 pending_act(p);
                 return;
         }
-        pending_check_polkit(p, action);
+        r = pcpd_polkit_check(p->manager->bus_face->polkit, sd_bus_message_get_sender(p->msg), p->uid, action,
+                              sd_bus_message_get_allow_interactive_authorization(p->msg) > 0, on_polkit_done, p,
+                              &err);
+        if (r < 0) {
+                reply_error(p, &err);
+                pending_free(p);
+        }
 }
 
 static int on_creds_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -632,11 +630,6 @@ static int pending_start(pending_call *p, sd_bus_error *error) {
         pcpd_manager *m = p->manager;
         int r;
 
-        if (n_pending >= MAX_PENDING) {
-                pending_free(p);
-                return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                                        "Too many requests are waiting for authorisation; try again shortly.");
-        }
         r = sd_bus_call_method_async(m->bus, &p->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                      "org.freedesktop.DBus", "GetConnectionCredentials", on_creds_reply, p, "s",
                                      sd_bus_message_get_sender(p->msg));
@@ -653,7 +646,7 @@ static pending_call *pending_new(pcpd_manager *m, sd_bus_message *msg, call_kind
         p->msg = sd_bus_message_ref(msg);
         p->kind = kind;
         p->sock_fd = -1;
-        n_pending++;
+        g_hash_table_add(m->bus_face->calls, p);
         return p;
 }
 
@@ -1206,6 +1199,11 @@ void pcpd_bus_manager_changed(pcpd_manager *m, const char *const *props) {
 int pcpd_bus_register(pcpd_manager *m) {
         int r;
 
+        m->bus_face = g_new0(pcpd_bus_face, 1);
+        m->bus_face->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
+        r = pcpd_polkit_new(m->bus, &m->bus_face->polkit);
+        if (r < 0)
+                return r;
         r = sd_bus_add_object_vtable(m->bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
         if (r < 0)
                 return r;
@@ -1217,4 +1215,25 @@ int pcpd_bus_register(pcpd_manager *m) {
         if (r < 0)
                 return r;
         return sd_bus_add_object_manager(m->bus, NULL, PCP1_MANAGER_PATH);
+}
+
+void pcpd_bus_unregister(pcpd_manager *m) {
+        pcpd_bus_face *face = m->bus_face;
+
+        if (face == NULL)
+                return;
+        /* calls waiting for polkit are freed through their callbacks, then those still
+         * waiting for their credentials */
+        face->polkit = pcpd_polkit_free(face->polkit);
+        while (g_hash_table_size(face->calls) > 0) {
+                GHashTableIter it;
+                gpointer k;
+                g_hash_table_iter_init(&it, face->calls);
+                if (!g_hash_table_iter_next(&it, &k, NULL))
+                        break;
+                pending_free(k);
+        }
+        g_hash_table_destroy(face->calls);
+        g_free(face);
+        m->bus_face = NULL;
 }

@@ -2272,6 +2272,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 if (m->announce_fds[i] >= 0)
                         close(m->announce_fds[i]);
         }
+        pcpd_bus_unregister(m); /* before the bus goes: calls still being authorised */
         sd_bus_slot_unref(m->name_owner_slot);
         if (m->mappings != NULL)
                 g_hash_table_destroy(m->mappings);

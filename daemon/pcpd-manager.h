@@ -117,6 +117,7 @@ struct pcpd_manager {
          * allows only a few hundred per connection) */
         GHashTable *holder_index;
         sd_bus_slot *name_owner_slot;
+        struct pcpd_bus_face *bus_face; /* pcpd-bus.c: the calls it is authorising */
 
         guint save_source;
         int journal_fd; /* mappings.journal, O_APPEND; -1 until first used */
@@ -204,6 +205,7 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m);
 
 /* pcpd-bus.c */
 int pcpd_bus_register(pcpd_manager *m);
+void pcpd_bus_unregister(pcpd_manager *m);
 void pcpd_bus_mapping_added(pcpd_manager *m, pcpd_mapping *mp);
 void pcpd_bus_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
 void pcpd_bus_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, const char *const *props);
