@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pcpd-caller.h"
 #include "pcpd-manager.h"
 #include "pcpd-netlink.h"
 #include "pcpd-polkit.h"
@@ -48,8 +49,10 @@ typedef struct pending_call {
         bool need_privileged;
         char *target_path; /* RemoveMapping */
         bool enabled;      /* SetEnabled */
+        uint64_t received; /* CLOCK_BOOTTIME in clock ticks when the call came */
         uid_t uid;
         pid_t pid;
+        char *security_label; /* the connection's LinuxSecurityLabel, NULL when none */
         char *app_id_detected;
         const char *app_id_source;
         /* AddMappingForSocket: the caller's socket (owned by msg) and what it is */
@@ -73,6 +76,7 @@ static pending_call *pending_free(pending_call *p) {
         g_free(p->interface);
         g_free(p->app_id);
         g_free(p->target_path);
+        g_free(p->security_label);
         g_free(p->app_id_detected);
         g_free(p->not_owned);
         g_free(p);
@@ -346,50 +350,6 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
         return 0;
 }
 
-/* ---- identity ---- */
-
-/* The app behind a process, from its cgroup: flatpak and snap scopes, or a systemd unit. */
-static void detect_app_id(pid_t pid, char **ret_id, const char **ret_source) {
-        g_autofree char *path = g_strdup_printf("/proc/%d/cgroup", (int) pid);
-        g_autofree char *data = NULL;
-        g_auto(GStrv) parts = NULL;
-        const char *unit = NULL;
-
-        *ret_id = NULL;
-        *ret_source = "none";
-        if (pid <= 0 || !g_file_get_contents(path, &data, NULL, NULL))
-                return;
-        /* "0::/user.slice/.../app-flatpak-org.example.App-1234.scope" */
-        parts = g_strsplit(g_strstrip(data), "/", -1);
-        for (size_t i = 0; parts[i] != NULL; i++)
-                if (g_str_has_suffix(parts[i], ".service") || g_str_has_suffix(parts[i], ".scope"))
-                        unit = parts[i];
-        if (unit == NULL)
-                return;
-        if (g_str_has_prefix(unit, "app-flatpak-") && g_str_has_suffix(unit, ".scope")) {
-                const char *s = unit + strlen("app-flatpak-");
-                const char *dash = strrchr(s, '-');
-                if (dash != NULL && dash > s) {
-                        *ret_id = g_strndup(s, (gsize) (dash - s));
-                        *ret_source = "flatpak";
-                        return;
-                }
-        }
-        if (g_str_has_prefix(unit, "snap.")) {
-                const char *s = unit + strlen("snap.");
-                const char *dot = strchr(s, '.');
-                if (dot != NULL && dot > s) {
-                        *ret_id = g_strndup(s, (gsize) (dot - s));
-                        *ret_source = "snap";
-                        return;
-                }
-        }
-        if (g_str_has_prefix(unit, "session-") || g_str_has_prefix(unit, "init.scope"))
-                return; /* a login shell is not an app */
-        *ret_id = g_strdup(unit);
-        *ret_source = "systemd-unit";
-}
-
 /* ---- ownership of the port ---- */
 
 static const char *addr_text(const struct in6_addr *a, char buf[static PCP_ADDR_STRLEN]) {
@@ -610,6 +570,16 @@ static int on_creds_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                         uint32_t pid;
                         r = sd_bus_message_read(reply, "v", "u", &pid);
                         p->pid = (pid_t) pid;
+                } else if (strcmp(key, "LinuxSecurityLabel") == 0) {
+                        const void *label;
+                        size_t size;
+                        r = sd_bus_message_enter_container(reply, 'v', "ay");
+                        if (r >= 0)
+                                r = sd_bus_message_read_array(reply, 'y', &label, &size);
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(reply);
+                        if (r >= 0 && size > 0 && size <= 4096)
+                                p->security_label = g_strndup(label, size);
                 } else
                         r = sd_bus_message_skip(reply, "v");
                 if (r >= 0)
@@ -620,7 +590,10 @@ static int on_creds_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 reply_error(p, &err);
                 return pending_free(p), 0;
         }
-        detect_app_id(p->pid, &p->app_id_detected, &p->app_id_source);
+        /* only a new mapping keeps the app it is for */
+        if (p->kind == CALL_ADD)
+                pcpd_caller_detect_app(p->pid, p->uid, p->security_label, p->received, &p->app_id_detected,
+                                       &p->app_id_source);
         pending_authorise(p);
         return 0;
 }
@@ -645,6 +618,7 @@ static pending_call *pending_new(pcpd_manager *m, sd_bus_message *msg, call_kind
         p->manager = m;
         p->msg = sd_bus_message_ref(msg);
         p->kind = kind;
+        p->received = pcpd_boottime_ticks();
         p->sock_fd = -1;
         g_hash_table_add(m->bus_face->calls, p);
         return p;
