@@ -15,10 +15,15 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pcpd-caller.h"
 #include "pcpd-manager.h"
 #include "pcpd-netlink.h"
+#include "pcpd-polkit.h"
 
-#define MAX_PENDING 256 /* authorisations in flight, all callers together */
+/* Calls waiting for the bus's answer about their caller are not limited here: the bus
+ * answers those itself at once, and bounds how many a caller can have outstanding
+ * (max_replies_per_connection, max_connections_per_user). Only calls waiting for polkit
+ * are, per user and in all (pcpd-polkit.h). */
 
 typedef enum call_kind {
         CALL_ADD,
@@ -26,6 +31,12 @@ typedef enum call_kind {
         CALL_REVOKE,
         CALL_SET_ENABLED,
 } call_kind;
+
+/* The bus face's own state, m->bus_face. */
+typedef struct pcpd_bus_face {
+        pcpd_polkit *polkit;
+        GHashTable *calls; /* pending_call*: every call being identified or authorised */
+} pcpd_bus_face;
 
 /* One method call waiting for the caller's credentials and then polkit. */
 typedef struct pending_call {
@@ -35,31 +46,40 @@ typedef struct pending_call {
         call_kind kind;
         pcpd_mapping_request req;
         char *description, *interface, *app_id;
-        bool port_proven; /* AddMappingForSocket: the socket itself is the proof */
         bool need_privileged;
         char *target_path; /* RemoveMapping */
         bool enabled;      /* SetEnabled */
+        uint64_t received; /* CLOCK_BOOTTIME in clock ticks when the call came */
         uid_t uid;
         pid_t pid;
+        char *security_label; /* the connection's LinuxSecurityLabel, NULL when none */
         char *app_id_detected;
         const char *app_id_source;
+        /* AddMappingForSocket: the caller's socket (owned by msg) and what it is */
+        bool have_socket;
+        int sock_fd;
+        pcpd_socket_info sock;
+        /* ownership: proven by a socket of the caller (then `map` is enough); why not */
         bool port_owned;
+        char *not_owned;
+        bool relied_on_proof; /* authorised as `map` thanks to it: checked again before acting */
 } pending_call;
-
-static unsigned n_pending;
 
 static pending_call *pending_free(pending_call *p) {
         if (p == NULL)
                 return NULL;
+        if (p->manager->bus_face != NULL)
+                g_hash_table_remove(p->manager->bus_face->calls, p);
         sd_bus_slot_unref(p->slot);
         sd_bus_message_unref(p->msg);
         g_free(p->description);
         g_free(p->interface);
         g_free(p->app_id);
         g_free(p->target_path);
+        g_free(p->security_label);
         g_free(p->app_id_detected);
+        g_free(p->not_owned);
         g_free(p);
-        n_pending--;
         return NULL;
 }
 
@@ -215,7 +235,7 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                 } else if (strcmp(name, "suggested-external-port") == 0) {
                         /* AddMapping has it as an argument, AddPeer has none (RFC 6887
                          * PEER suggests only to keep what it had) */
-                        if (!p->port_proven)
+                        if (!p->have_socket)
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Option 'suggested-external-port' is for AddMappingForSocket() "
                                                          "only; %s",
@@ -330,133 +350,166 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
         return 0;
 }
 
-/* ---- identity ---- */
+/* ---- ownership of the port ---- */
 
-/* The app behind a process, from its cgroup: flatpak and snap scopes, or a systemd unit. */
-static void detect_app_id(pid_t pid, char **ret_id, const char **ret_source) {
-        g_autofree char *path = g_strdup_printf("/proc/%d/cgroup", (int) pid);
-        g_autofree char *data = NULL;
-        g_auto(GStrv) parts = NULL;
-        const char *unit = NULL;
+static const char *addr_text(const struct in6_addr *a, char buf[static PCP_ADDR_STRLEN]) {
+        return pcp_addr_to_string(a, buf);
+}
 
-        *ret_id = NULL;
-        *ret_source = "none";
-        if (pid <= 0 || !g_file_get_contents(path, &data, NULL, NULL))
-                return;
-        /* "0::/user.slice/.../app-flatpak-org.example.App-1234.scope" */
-        parts = g_strsplit(g_strstrip(data), "/", -1);
-        for (size_t i = 0; parts[i] != NULL; i++)
-                if (g_str_has_suffix(parts[i], ".service") || g_str_has_suffix(parts[i], ".scope"))
-                        unit = parts[i];
-        if (unit == NULL)
-                return;
-        if (g_str_has_prefix(unit, "app-flatpak-") && g_str_has_suffix(unit, ".scope")) {
-                const char *s = unit + strlen("app-flatpak-");
-                const char *dash = strrchr(s, '-');
-                if (dash != NULL && dash > s) {
-                        *ret_id = g_strndup(s, (gsize) (dash - s));
-                        *ret_source = "flatpak";
-                        return;
+/* "10.0.0.2" or "10.0.0.2 or 10.0.0.3" */
+static char *addresses_text(const struct in6_addr *a, size_t n) {
+        GString *s = g_string_new(NULL);
+        char buf[PCP_ADDR_STRLEN];
+
+        for (size_t i = 0; i < n; i++)
+                g_string_append_printf(s, "%s%s", i == 0 ? "" : " or ", addr_text(&a[i], buf));
+        return g_string_free(s, FALSE);
+}
+
+/* Does the caller own the port the mapping of p->req would forward to? A socket of the
+ * caller (the passed one, or one sock_diag finds with the caller's uid) bound to the
+ * mapping's internal address or to the wildcard address, in pcpd's network namespace
+ * (sock_diag sees no other; a passed socket was checked when the call came); TCP
+ * listening for MAP. On false, *ret_why says why, for the caller. *ret_family: the
+ * family the proof holds for. */
+static bool ownership_proven(pending_call *p, int *ret_family, char **ret_why) {
+        struct in6_addr internal[PCP_SERVER_MAX_ADDRS];
+        g_autofree char *where = NULL;
+        const char *proto = pcp_protocol_to_string(p->req.protocol) ?: "this protocol";
+        bool must_listen = p->req.opcode == PCP_OPCODE_MAP;
+        pcpd_port_owners owners = { 0 };
+        size_t n;
+        int family, r;
+
+        *ret_why = NULL;
+        n = pcpd_manager_internal_addresses(p->manager, &p->req, &family, internal, G_N_ELEMENTS(internal));
+        *ret_family = family;
+        where = n > 0 ? addresses_text(internal, n) : g_strdup("this host's address toward the router");
+
+        if (p->have_socket) {
+                const pcpd_socket_info *si = &p->sock;
+                char buf[PCP_ADDR_STRLEN];
+                pcpd_bind_match match;
+
+                if (must_listen && si->type != SOCK_DGRAM && !si->listening) {
+                        *ret_why = g_strdup_printf("The socket is not listening: call listen() on it before asking "
+                                                   "for a mapping of %s port %u.",
+                                                   proto, p->req.internal_port);
+                        return false;
                 }
-        }
-        if (g_str_has_prefix(unit, "snap.")) {
-                const char *s = unit + strlen("snap.");
-                const char *dot = strchr(s, '.');
-                if (dot != NULL && dot > s) {
-                        *ret_id = g_strndup(s, (gsize) (dot - s));
-                        *ret_source = "snap";
-                        return;
+                match = pcpd_bind_matches(si->family, &si->bound, si->v6only, family, internal, n);
+                if (match == PCPD_BIND_NONE) {
+                        *ret_why = g_strdup_printf(
+                                "The socket is bound to %s%s, but the mapping would forward %s port %u to %s: bind it "
+                                "to that address or to the wildcard address (0.0.0.0 or ::).",
+                                addr_text(&si->bound, buf),
+                                si->family == AF_INET6 && si->v6only && family == AF_INET ? " (IPv6 only)" : "",
+                                proto, p->req.internal_port, where);
+                        return false;
                 }
+                if (match == PCPD_BIND_EXACT || (p->req.protocol != IPPROTO_TCP && p->req.protocol != IPPROTO_UDP))
+                        return true;
+                /* the wildcard address: unless another user's socket is bound to the
+                 * internal address itself, which would get the traffic */
         }
-        if (g_str_has_prefix(unit, "session-") || g_str_has_prefix(unit, "init.scope"))
-                return; /* a login shell is not an app */
-        *ret_id = g_strdup(unit);
-        *ret_source = "systemd-unit";
+        if (p->req.protocol != IPPROTO_TCP && p->req.protocol != IPPROTO_UDP) {
+                *ret_why = g_strdup_printf("pcpd cannot see who owns %s ports: use AddMappingForSocket() with the "
+                                           "socket bound to the port.",
+                                           proto);
+                return false;
+        }
+        r = pcpd_sock_diag_port_owners(&(pcpd_port_query) { .protocol = p->req.protocol,
+                                                            .port = p->req.internal_port,
+                                                            .uid = p->uid,
+                                                            .listening = must_listen,
+                                                            .family = family,
+                                                            .internal = internal,
+                                                            .n_internal = n },
+                                       &owners);
+        if (r < 0) {
+                g_warning("Cannot check socket ownership (sock_diag): %s", g_strerror(-r));
+                *ret_why = g_strdup_printf("pcpd could not check who owns %s port %u (%s).", proto,
+                                           p->req.internal_port, g_strerror(-r));
+                return false;
+        }
+        if (p->have_socket)
+                owners.caller_wildcard = true; /* the passed socket, whoever created it */
+        if (pcpd_port_owners_prove(&owners))
+                return true;
+        if (owners.caller_wildcard && owners.other_exact)
+                *ret_why = g_strdup_printf("Another user's socket is bound to %s %s port %u and gets what the mapping "
+                                           "would forward; your socket on the wildcard address does not.",
+                                           where, proto, p->req.internal_port);
+        else
+                *ret_why = g_strdup_printf("None of your sockets is %s %s port %u on %s or the wildcard address: "
+                                           "open and bind the socket first, or use AddMappingForSocket().",
+                                           must_listen && p->req.protocol == IPPROTO_TCP ? "listening on"
+                                                                                          : "bound to",
+                                           proto, p->req.internal_port, where);
+        return false;
 }
 
 /* ---- authorisation ---- */
 
 static void pending_act(pending_call *p);
 
-static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+static void on_polkit_done(pcpd_polkit_result result, const char *detail, void *userdata) {
         pending_call *p = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-        int authorized = 0, challenge = 0, r;
         _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
 
-        if (e != NULL) {
-                g_warning("Authorisation check failed: %s", e->message ?: e->name);
+        switch (result) {
+        case PCPD_POLKIT_ALLOWED:
+                pending_act(p);
+                return;
+        case PCPD_POLKIT_VANISHED:
+        case PCPD_POLKIT_SHUTDOWN:
+                /* nobody to answer (the bus tells callers of a pcpd that stops) */
+                pending_free(p);
+                return;
+        case PCPD_POLKIT_FAILED:
+                sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "Could not check authorisation with polkit: %s",
+                                  detail ?: "unknown error");
+                break;
+        case PCPD_POLKIT_TIMED_OUT:
                 sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED,
-                                  "Could not check authorisation with polkit: %s", e->message ?: e->name);
-                reply_error(p, &err);
-                return pending_free(p), 0;
-        }
-        r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
-        if (r < 0) {
-                sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "polkit gave an unreadable answer.");
-                reply_error(p, &err);
-                return pending_free(p), 0;
-        }
-        if (!authorized) {
-                if (p->kind == CALL_ADD && !p->port_owned && !p->port_proven && p->req.internal_port >= 1024)
-                        sd_bus_error_setf(&err, PCP1_ERROR_PORT_NOT_OWNED,
-                                          "None of your sockets is bound to %s port %u: open and bind the socket "
-                                          "first, or use AddMappingForSocket().",
-                                          pcp_protocol_to_string(p->req.protocol) ?: "this protocol",
-                                          p->req.internal_port);
+                                  "polkit gave no answer within %u seconds; the request was cancelled.",
+                                  sd_bus_message_get_allow_interactive_authorization(p->msg) > 0
+                                          ? PCPD_POLKIT_INTERACTIVE_TIMEOUT_S
+                                          : PCPD_POLKIT_TIMEOUT_S);
+                break;
+        case PCPD_POLKIT_DENIED:
+        case PCPD_POLKIT_CHALLENGE:
+        default:
+                if (p->kind == CALL_ADD && !p->port_owned && p->req.internal_port >= 1024 && p->not_owned != NULL)
+                        sd_bus_error_set(&err, PCP1_ERROR_PORT_NOT_OWNED, p->not_owned);
                 else
                         sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "%s",
-                                          challenge ? "Authentication is required; call again allowing "
-                                                      "interactive authorisation."
-                                                    : "You are not allowed to do this (polkit said no).");
-                reply_error(p, &err);
-                return pending_free(p), 0;
+                                          result == PCPD_POLKIT_CHALLENGE
+                                                  ? "Authentication is required; call again allowing "
+                                                    "interactive authorisation."
+                                                  : "You are not allowed to do this (polkit said no).");
+                break;
         }
-        pending_act(p);
-        return 0;
-}
-
-static void pending_check_polkit(pending_call *p, const char *action) {
-        pcpd_manager *m = p->manager;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
-        const char *sender = sd_bus_message_get_sender(p->msg);
-        uint32_t flags = sd_bus_message_get_allow_interactive_authorization(p->msg) > 0 ? 1 : 0;
-        int r;
-
-        r = sd_bus_message_new_method_call(m->bus, &call, "org.freedesktop.PolicyKit1",
-                                           "/org/freedesktop/PolicyKit1/Authority",
-                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
-        if (r >= 0)
-                r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
-                                          action, 0, flags, "");
-        if (r >= 0)
-                /* interactive authentication can take a human a while */
-                r = sd_bus_call_async(m->bus, &p->slot, call, on_polkit_reply, p, flags ? 5 * 60 * 1000000ULL : 0);
-        if (r < 0) {
-                sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "Could not ask polkit: %s", g_strerror(-r));
-                reply_error(p, &err);
-                pending_free(p);
-        }
+        reply_error(p, &err);
+        pending_free(p);
 }
 
 static void pending_authorise(pending_call *p) {
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
         const char *action;
+        int r;
 
         switch (p->kind) {
         case CALL_ADD:
-                /* proof of ownership: one of the caller's own sockets is bound to the port */
-                if (!p->port_proven && p->uid != 0) {
-                        int r = pcpd_sock_diag_port_owned(p->req.protocol, p->req.internal_port, p->uid);
-                        if (r < 0 && r != -EPROTONOSUPPORT)
-                                g_warning("Cannot check socket ownership (sock_diag): %s", g_strerror(-r));
-                        p->port_owned = r > 0;
+                /* proof of ownership: one of the caller's own sockets is bound to the port;
+                 * root needs none */
+                if (p->uid != 0 && p->req.protocol != 0) {
+                        int family;
+                        p->port_owned = ownership_proven(p, &family, &p->not_owned);
                 }
-                if (p->req.internal_port < 1024 || p->req.protocol == 0 ||
-                    (!p->port_owned && !p->port_proven))
+                if (p->req.internal_port < 1024 || p->req.protocol == 0 || !p->port_owned)
                         p->need_privileged = true;
+                p->relied_on_proof = !p->need_privileged && p->uid != 0;
                 action = p->need_privileged ? PCP1_ACTION_MAP_PRIVILEGED : PCP1_ACTION_MAP;
                 break;
         case CALL_REMOVE: {
@@ -480,7 +533,13 @@ static void pending_authorise(pending_call *p) {
                 pending_act(p);
                 return;
         }
-        pending_check_polkit(p, action);
+        r = pcpd_polkit_check(p->manager->bus_face->polkit, sd_bus_message_get_sender(p->msg), p->uid, action,
+                              sd_bus_message_get_allow_interactive_authorization(p->msg) > 0, on_polkit_done, p,
+                              &err);
+        if (r < 0) {
+                reply_error(p, &err);
+                pending_free(p);
+        }
 }
 
 static int on_creds_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -511,6 +570,16 @@ static int on_creds_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                         uint32_t pid;
                         r = sd_bus_message_read(reply, "v", "u", &pid);
                         p->pid = (pid_t) pid;
+                } else if (strcmp(key, "LinuxSecurityLabel") == 0) {
+                        const void *label;
+                        size_t size;
+                        r = sd_bus_message_enter_container(reply, 'v', "ay");
+                        if (r >= 0)
+                                r = sd_bus_message_read_array(reply, 'y', &label, &size);
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(reply);
+                        if (r >= 0 && size > 0 && size <= 4096)
+                                p->security_label = g_strndup(label, size);
                 } else
                         r = sd_bus_message_skip(reply, "v");
                 if (r >= 0)
@@ -521,7 +590,10 @@ static int on_creds_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 reply_error(p, &err);
                 return pending_free(p), 0;
         }
-        detect_app_id(p->pid, &p->app_id_detected, &p->app_id_source);
+        /* only a new mapping keeps the app it is for */
+        if (p->kind == CALL_ADD)
+                pcpd_caller_detect_app(p->pid, p->uid, p->security_label, p->received, &p->app_id_detected,
+                                       &p->app_id_source);
         pending_authorise(p);
         return 0;
 }
@@ -531,11 +603,6 @@ static int pending_start(pending_call *p, sd_bus_error *error) {
         pcpd_manager *m = p->manager;
         int r;
 
-        if (n_pending >= MAX_PENDING) {
-                pending_free(p);
-                return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                                        "Too many requests are waiting for authorisation; try again shortly.");
-        }
         r = sd_bus_call_method_async(m->bus, &p->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                      "org.freedesktop.DBus", "GetConnectionCredentials", on_creds_reply, p, "s",
                                      sd_bus_message_get_sender(p->msg));
@@ -551,7 +618,9 @@ static pending_call *pending_new(pcpd_manager *m, sd_bus_message *msg, call_kind
         p->manager = m;
         p->msg = sd_bus_message_ref(msg);
         p->kind = kind;
-        n_pending++;
+        p->received = pcpd_boottime_ticks();
+        p->sock_fd = -1;
+        g_hash_table_add(m->bus_face->calls, p);
         return p;
 }
 
@@ -565,6 +634,22 @@ static void pending_act(pending_call *p) {
 
         switch (p->kind) {
         case CALL_ADD:
+                /* polkit may have taken a while: what proved the port then must still prove
+                 * it, for the address the mapping gets now */
+                if (p->relied_on_proof) {
+                        g_autofree char *why = NULL;
+                        int family;
+                        if (p->have_socket && pcpd_socket_describe(p->sock_fd, &p->sock) < 0) {
+                                sd_bus_error_set(&err, PCP1_ERROR_PORT_NOT_OWNED,
+                                                 "The socket can no longer be inspected.");
+                                break;
+                        }
+                        if (!ownership_proven(p, &family, &why)) {
+                                sd_bus_error_set(&err, PCP1_ERROR_PORT_NOT_OWNED, why);
+                                break;
+                        }
+                        p->req.family = family;
+                }
                 /* the per-user quota is checked by the manager: sharing a held mapping is no new one */
                 p->req.uid = p->uid;
                 p->req.pid = p->pid;
@@ -694,35 +779,64 @@ static int method_add_peer(sd_bus_message *msg, void *userdata, sd_bus_error *er
 static int method_add_mapping_for_socket(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         pcpd_manager *m = userdata;
         pending_call *p = pending_new(m, msg, CALL_ADD);
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        int fd, type = 0, proto = 0, r;
-        socklen_t ol = sizeof(int);
+        pcpd_socket_info *si = &p->sock;
+        int fd, r;
 
         p->req.opcode = PCP_OPCODE_MAP;
         r = sd_bus_message_read(msg, "h", &fd);
-        if (r >= 0 && (getsockname(fd, (struct sockaddr *) &ss, &sl) < 0 ||
-                       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ol) < 0 ||
-                       getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &ol) < 0))
-                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The file descriptor is not a socket.");
-        if (r >= 0 && ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
-                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The socket is not an IPv4 or IPv6 socket.");
         if (r >= 0) {
-                uint16_t port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *) &ss)->sin_port)
-                                                        : ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
-                if (port == 0)
+                int k = pcpd_socket_describe(fd, si);
+                if (k == -EAFNOSUPPORT)
+                        r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                             "The socket is not an IPv4 or IPv6 socket.");
+                else if (k < 0)
+                        r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The file descriptor is not a socket.");
+        }
+        if (r >= 0) {
+                if (si->port == 0)
                         r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The socket is not bound to a port.");
-                else if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP &&
-                         proto != IPPROTO_DCCP)
+                else if (si->protocol != IPPROTO_TCP && si->protocol != IPPROTO_UDP && si->protocol != IPPROTO_SCTP &&
+                         si->protocol != IPPROTO_DCCP)
                         r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                              "The socket is not TCP, UDP, SCTP or DCCP.");
-                p->req.internal_port = port;
-                p->req.protocol = (uint8_t) proto;
-                p->port_proven = true;
-                if (ss.ss_family == AF_INET)
-                        p->req.family = AF_INET;
         }
-        return add_start(msg, p, r, error);
+        if (r >= 0) {
+                /* a socket of another network namespace (one an unprivileged user can make
+                 * with a user namespace) proves nothing about this host's ports, whoever
+                 * asks: refused before anything else */
+                int k = pcpd_socket_in_own_netns(fd);
+                if (k < 0)
+                        r = sd_bus_error_setf(error, PCP1_ERROR_PORT_NOT_OWNED,
+                                              "Cannot tell which network namespace the socket is in (%s); it is not "
+                                              "taken as proof.",
+                                              g_strerror(-k));
+                else if (k == 0)
+                        r = sd_bus_error_set(error, PCP1_ERROR_PORT_NOT_OWNED,
+                                             "The socket is in another network namespace than pcpd: it proves nothing "
+                                             "about this host's ports. Create it in the host's network namespace, or "
+                                             "use AddMapping().");
+        }
+        if (r >= 0) {
+                p->req.internal_port = si->port;
+                p->req.protocol = (uint8_t) si->protocol;
+                p->have_socket = true;
+                p->sock_fd = fd; /* owned by msg, which p holds */
+        }
+        if (r >= 0)
+                r = parse_options(msg, p, error);
+        /* the family the socket receives, unless the caller chose one: IPv4 for an IPv4
+         * socket or one bound to an IPv4-mapped address, IPv6 for a v6-only or specific one */
+        if (r >= 0 && p->req.family == 0) {
+                if (si->family == AF_INET || pcp_addr_is_ipv4(&si->bound))
+                        p->req.family = AF_INET;
+                else if (si->v6only || !pcp_addr_is_unspecified(&si->bound))
+                        p->req.family = AF_INET6;
+        }
+        if (r < 0) {
+                pending_free(p);
+                return r;
+        }
+        return pending_start(p, error);
 }
 
 static int method_remove_mapping(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -1062,6 +1176,11 @@ void pcpd_bus_manager_changed(pcpd_manager *m, const char *const *props) {
 int pcpd_bus_register(pcpd_manager *m) {
         int r;
 
+        m->bus_face = g_new0(pcpd_bus_face, 1);
+        m->bus_face->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
+        r = pcpd_polkit_new(m->bus, &m->bus_face->polkit);
+        if (r < 0)
+                return r;
         r = sd_bus_add_object_vtable(m->bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
         if (r < 0)
                 return r;
@@ -1073,4 +1192,25 @@ int pcpd_bus_register(pcpd_manager *m) {
         if (r < 0)
                 return r;
         return sd_bus_add_object_manager(m->bus, NULL, PCP1_MANAGER_PATH);
+}
+
+void pcpd_bus_unregister(pcpd_manager *m) {
+        pcpd_bus_face *face = m->bus_face;
+
+        if (face == NULL)
+                return;
+        /* calls waiting for polkit are freed through their callbacks, then those still
+         * waiting for their credentials */
+        face->polkit = pcpd_polkit_free(face->polkit);
+        while (g_hash_table_size(face->calls) > 0) {
+                GHashTableIter it;
+                gpointer k;
+                g_hash_table_iter_init(&it, face->calls);
+                if (!g_hash_table_iter_next(&it, &k, NULL))
+                        break;
+                pending_free(k);
+        }
+        g_hash_table_destroy(face->calls);
+        g_free(face);
+        m->bus_face = NULL;
 }

@@ -1840,19 +1840,13 @@ static int state_refused(pcpd_manager *m, int r, sd_bus_error *error) {
                                  m->state_dir, g_strerror(-r));
 }
 
-int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
-                             sd_bus_error *error) {
-        pcp_mapping_params p = { 0 };
-        pcpd_mapping *mp;
+/* Where a new mapping for req would go: its family, the server (NULL: none), and whether
+ * it is direct (own: the host's address then). */
+static void mapping_plan(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family, pcpd_server **ret_server,
+                         bool *ret_direct, struct in6_addr *ret_own) {
+        int family = req->family;
         pcpd_server *s;
-        int family = req->family, r;
-        g_autofree char *key = NULL;
-        struct in6_addr own;
-        bool direct, state_failure = false;
-
-        if (!m->enabled)
-                return sd_bus_error_set(error, PCP1_ERROR_DISABLED,
-                                        "Port mapping is switched off on this host (pcpctl enable turns it on).");
+        bool direct;
 
         if (family == 0)
                 family = choose_server(m, AF_INET, req->interface) != NULL ||
@@ -1861,15 +1855,59 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                  : AF_INET6;
         s = choose_server(m, family, req->interface);
         /* not behind a NAT (see above); THIRD_PARTY is for another host: it needs a server */
-        direct = !req->has_third_party && host_is_direct(m, family, req->interface, &own);
-        if (direct && req->prefer_failure && req->suggested_port != req->internal_port) {
-                if (s == NULL)
-                        return sd_bus_error_setf(error, PCP1_ERROR_UNSUPPORTED,
-                                                 "This host is not behind a NAT: its external port is its internal "
-                                                 "port %u, never %u (prefer-failure).",
-                                                 req->internal_port, req->suggested_port);
-                direct = false; /* the server might come back and grant it */
+        direct = !req->has_third_party && host_is_direct(m, family, req->interface, ret_own);
+        /* exactly another port or fail: a server might come back and grant it */
+        if (direct && req->prefer_failure && req->suggested_port != req->internal_port && s != NULL)
+                direct = false;
+        *ret_family = family;
+        *ret_server = s;
+        *ret_direct = direct;
+}
+
+size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family,
+                                       struct in6_addr *ret, size_t max) {
+        const pcp_server_info *si;
+        pcpd_server *s;
+        struct in6_addr own;
+        bool direct;
+        size_t n = 0;
+
+        mapping_plan(m, req, ret_family, &s, &direct, &own);
+        if (req->has_third_party || max == 0)
+                return 0;
+        if (direct) {
+                ret[0] = own;
+                return 1;
         }
+        si = s != NULL ? pcp_engine_server_get(m->engine, s->engine_id) : NULL;
+        /* the engine sends from whichever of the server's addresses answers: each one's
+         * local end is where the mapping may point */
+        for (size_t i = 0; si != NULL && i < si->n_addrs && n < max; i++)
+                ret[n++] = si->addrs[i].local;
+        return n;
+}
+
+int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
+                             sd_bus_error *error) {
+        pcp_mapping_params p = { 0 };
+        pcpd_mapping *mp;
+        pcpd_server *s;
+        int family, r;
+        g_autofree char *key = NULL;
+        struct in6_addr own;
+        bool direct, state_failure = false;
+
+        if (!m->enabled)
+                return sd_bus_error_set(error, PCP1_ERROR_DISABLED,
+                                        "Port mapping is switched off on this host (pcpctl enable turns it on).");
+
+        mapping_plan(m, req, &family, &s, &direct, &own);
+        /* (with a server, mapping_plan() left such a request to it) */
+        if (direct && req->prefer_failure && req->suggested_port != req->internal_port)
+                return sd_bus_error_setf(error, PCP1_ERROR_UNSUPPORTED,
+                                         "This host is not behind a NAT: its external port is its internal "
+                                         "port %u, never %u (prefer-failure).",
+                                         req->internal_port, req->suggested_port);
         if (s == NULL && !direct) {
                 if (req->interface != NULL && *req->interface != '\0')
                         return sd_bus_error_setf(error, PCP1_ERROR_NO_SERVER,
@@ -2414,6 +2452,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 if (m->announce_fds[i] >= 0)
                         close(m->announce_fds[i]);
         }
+        pcpd_bus_unregister(m); /* before the bus goes: calls still being authorised */
         sd_bus_slot_unref(m->name_owner_slot);
         if (m->mappings != NULL)
                 g_hash_table_destroy(m->mappings);

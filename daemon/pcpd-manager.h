@@ -122,6 +122,7 @@ struct pcpd_manager {
          * allows only a few hundred per connection) */
         GHashTable *holder_index;
         sd_bus_slot *name_owner_slot;
+        struct pcpd_bus_face *bus_face; /* pcpd-bus.c: the calls it is authorising */
 
         guint save_source;
         int journal_fd; /* mappings.journal, O_APPEND; -1 until first used */
@@ -188,6 +189,13 @@ int pcpd_manager_start(pcpd_manager *m, sd_bus *bus);
 
 uint64_t pcpd_now_ms(void);
 
+/* Where a new mapping for req would forward to: the host's address(es) toward the server
+ * it would be made on, or its own address when it is not behind a NAT (none for
+ * third-party, none when no server would take it). Sets *ret_family to the family req asks
+ * for or the one pcpd_manager_add_mapping() would choose. Returns the number written. */
+size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family,
+                                       struct in6_addr *ret, size_t max);
+
 /* Creates (or joins) a mapping. On failure returns a negative errno and sets error
  * (an sd_bus_error with one of the contract's names and a sentence). */
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
@@ -211,6 +219,7 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m);
 
 /* pcpd-bus.c */
 int pcpd_bus_register(pcpd_manager *m);
+void pcpd_bus_unregister(pcpd_manager *m);
 void pcpd_bus_mapping_added(pcpd_manager *m, pcpd_mapping *mp);
 void pcpd_bus_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
 void pcpd_bus_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, const char *const *props);

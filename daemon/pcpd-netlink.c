@@ -7,6 +7,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
+#include <netinet/tcp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -213,48 +214,175 @@ bool pcpd_netlink_route_monitor_drain(int fd) {
         }
 }
 
+pcpd_bind_match pcpd_bind_matches(int sock_family, const struct in6_addr *bound, bool v6only, int family,
+                                  const struct in6_addr *internal, size_t n) {
+        bool v4 = family == AF_INET;
+
+        if (sock_family == AF_INET) {
+                /* an IPv4 socket receives IPv4 only */
+                if (!v4 || !pcp_addr_is_ipv4(bound))
+                        return PCPD_BIND_NONE;
+        } else if (sock_family == AF_INET6) {
+                if (v4) {
+                        /* IPv4 reaches an IPv6 socket as IPv4-mapped, unless it is v6-only */
+                        if (v6only)
+                                return PCPD_BIND_NONE;
+                        if (IN6_IS_ADDR_UNSPECIFIED(bound))
+                                return PCPD_BIND_WILDCARD;
+                } else if (pcp_addr_is_ipv4(bound))
+                        return PCPD_BIND_NONE;
+        } else
+                return PCPD_BIND_NONE;
+        if (pcp_addr_is_unspecified(bound))
+                return PCPD_BIND_WILDCARD;
+        for (size_t i = 0; i < n; i++)
+                if (memcmp(bound, &internal[i], sizeof(*bound)) == 0)
+                        return PCPD_BIND_EXACT;
+        return PCPD_BIND_NONE;
+}
+
 typedef struct diag_ctx {
-        uint16_t port;
-        uid_t uid;
-        bool found;
+        const pcpd_port_query *q;
+        pcpd_port_owners *owners;
 } diag_ctx;
 
 static int diag_cb(struct nlmsghdr *h, void *ud) {
         diag_ctx *c = ud;
         struct inet_diag_msg *m = NLMSG_DATA(h);
+        int len = (int) h->nlmsg_len - (int) NLMSG_LENGTH(sizeof(*m));
+        bool v6only = true; /* not said: assume it takes no IPv4 (fails closed) */
+        struct in6_addr bound;
+        pcpd_bind_match match;
 
-        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || len < 0)
                 return 0;
-        if (ntohs(m->id.idiag_sport) == c->port && m->idiag_uid == c->uid)
-                c->found = true;
+        if (ntohs(m->id.idiag_sport) != c->q->port)
+                return 0;
+        if (c->q->protocol == IPPROTO_TCP && c->q->listening && m->idiag_state != TCP_LISTEN)
+                return 0;
+        if (m->idiag_family == AF_INET)
+                pcp_addr_from_ipv4((const struct in_addr *) (const void *) m->id.idiag_src, &bound);
+        else if (m->idiag_family == AF_INET6) {
+                memcpy(&bound, m->id.idiag_src, sizeof(bound));
+                for (struct rtattr *a = (struct rtattr *) (void *) ((uint8_t *) m + NLMSG_ALIGN(sizeof(*m)));
+                     RTA_OK(a, len); a = rta_next(a, &len))
+                        if (a->rta_type == INET_DIAG_SKV6ONLY && RTA_PAYLOAD(a) >= 1)
+                                v6only = *(const uint8_t *) RTA_DATA(a) != 0;
+        } else
+                return 0;
+        match = pcpd_bind_matches(m->idiag_family, &bound, v6only, c->q->family, c->q->internal, c->q->n_internal);
+        if (m->idiag_uid == c->q->uid) {
+                if (match == PCPD_BIND_EXACT)
+                        c->owners->caller_exact = true;
+                else if (match == PCPD_BIND_WILDCARD)
+                        c->owners->caller_wildcard = true;
+        } else if (match == PCPD_BIND_EXACT)
+                c->owners->other_exact = true;
         return 0;
 }
 
-int pcpd_sock_diag_port_owned(uint8_t protocol, uint16_t port, uid_t uid) {
-        diag_ctx c = { .port = port, .uid = uid };
+int pcpd_sock_diag_port_owners(const pcpd_port_query *q, pcpd_port_owners *ret) {
+        pcpd_port_owners owners = { 0 };
+        diag_ctx c = { .q = q, .owners = &owners };
         int fd, r = 0;
         const int families[] = { AF_INET, AF_INET6 };
 
-        if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
+        if (q->protocol != IPPROTO_TCP && q->protocol != IPPROTO_UDP)
                 return -EPROTONOSUPPORT;
+        /* a netlink socket sees the sockets of its own network namespace only: pcpd's */
         fd = nl_open(NETLINK_SOCK_DIAG);
         if (fd < 0)
                 return fd;
-        for (size_t i = 0; i < 2 && r >= 0 && !c.found; i++) {
+        for (size_t i = 0; i < 2 && r >= 0; i++) {
                 struct {
                         struct nlmsghdr h;
                         struct inet_diag_req_v2 req;
                 } req = {
                         .h = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
                                .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = (uint32_t) i + 1 },
-                        .req = { .sdiag_family = (uint8_t) families[i], .sdiag_protocol = protocol,
-                                 .idiag_states = ~0u },
+                        .req = { .sdiag_family = (uint8_t) families[i], .sdiag_protocol = q->protocol,
+                                 .idiag_states = q->protocol == IPPROTO_TCP && q->listening ? 1u << TCP_LISTEN
+                                                                                             : ~0u },
                 };
-                req.req.id.idiag_sport = htons(port);
+                req.req.id.idiag_sport = htons(q->port);
                 r = nl_dump(fd, &req, sizeof(req), diag_cb, &c);
         }
         close(fd);
         if (r < 0)
                 return r;
-        return c.found ? 1 : 0;
+        *ret = owners;
+        return 0;
+}
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71 /* Linux 5.14 */
+#endif
+
+static int netns_cookie(int fd, uint64_t *ret) {
+        uint64_t cookie = 0;
+        socklen_t l = sizeof(cookie);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &l) < 0)
+                return -errno;
+        if (l != sizeof(cookie) || cookie == 0)
+                return -EIO;
+        *ret = cookie;
+        return 0;
+}
+
+int pcpd_socket_in_own_netns(int fd) {
+        static uint64_t own = 0; /* pcpd never changes its network namespace */
+        uint64_t theirs;
+        int r;
+
+        if (own == 0) {
+                int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                if (probe < 0)
+                        return -errno;
+                r = netns_cookie(probe, &own);
+                close(probe);
+                if (r < 0)
+                        return r;
+        }
+        r = netns_cookie(fd, &theirs);
+        if (r < 0)
+                return r;
+        return theirs == own;
+}
+
+int pcpd_socket_describe(int fd, pcpd_socket_info *ret) {
+        pcpd_socket_info info = { 0 };
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss), ol = sizeof(int);
+        int v = 0;
+
+        if (getsockname(fd, (struct sockaddr *) &ss, &sl) < 0)
+                return -errno;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &info.type, &ol) < 0)
+                return -errno;
+        ol = sizeof(int);
+        if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &info.protocol, &ol) < 0)
+                return -errno;
+        ol = sizeof(int);
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &ol) < 0)
+                return -errno;
+        info.listening = v != 0;
+        info.family = ss.ss_family;
+        if (ss.ss_family == AF_INET) {
+                const struct sockaddr_in *sin = (const struct sockaddr_in *) &ss;
+                pcp_addr_from_ipv4(&sin->sin_addr, &info.bound);
+                info.port = ntohs(sin->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *) &ss;
+                info.bound = sin6->sin6_addr;
+                info.port = ntohs(sin6->sin6_port);
+                v = 1;
+                ol = sizeof(int);
+                if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, &ol) < 0)
+                        return -errno;
+                info.v6only = v != 0;
+        } else
+                return -EAFNOSUPPORT;
+        *ret = info;
+        return 0;
 }

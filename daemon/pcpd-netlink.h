@@ -26,6 +26,68 @@ int pcpd_netlink_route_monitor_open(void);
 /* Drains it; returns true if anything arrived. */
 bool pcpd_netlink_route_monitor_drain(int fd);
 
-/* Is a socket owned by uid bound to this local port (protocol 6 or 17, both families)?
- * Returns 1 yes, 0 no, negative errno on failure. Uses NETLINK_SOCK_DIAG. */
-int pcpd_sock_diag_port_owned(uint8_t protocol, uint16_t port, uid_t uid);
+/*
+ * Proof that a caller owns a port: a socket bound to it that receives what the mapping
+ * forwards, i.e. bound to the mapping's internal address (the host's address toward the
+ * server, or its own address when it is not behind a NAT) or to the wildcard address, in
+ * pcpd's own network namespace; TCP listening (MAP). A socket bound to 127.0.0.1 or to
+ * another address of the host, or one in another network namespace, proves nothing about
+ * the service that receives the mapped traffic.
+ */
+
+typedef enum pcpd_bind_match {
+        PCPD_BIND_NONE,     /* receives nothing the mapping forwards */
+        PCPD_BIND_WILDCARD, /* bound to the wildcard address of a family that receives it */
+        PCPD_BIND_EXACT,    /* bound to one of the internal addresses */
+} pcpd_bind_match;
+
+/* How a socket of sock_family (AF_INET or AF_INET6; v6only: IPV6_V6ONLY) bound to
+ * address `bound` (IPv4 as IPv4-mapped) receives what a mapping of family `family`
+ * forwards to one of internal[0..n) (IPv4 as IPv4-mapped). Pure. */
+pcpd_bind_match pcpd_bind_matches(int sock_family, const struct in6_addr *bound, bool v6only, int family,
+                                  const struct in6_addr *internal, size_t n);
+
+typedef struct pcpd_port_query {
+        uint8_t protocol; /* IPPROTO_TCP or IPPROTO_UDP */
+        uint16_t port;
+        uid_t uid;        /* the caller's */
+        bool listening;   /* TCP: only listening sockets count (MAP) */
+        int family;       /* of the mapping */
+        const struct in6_addr *internal;
+        size_t n_internal;
+} pcpd_port_query;
+
+typedef struct pcpd_port_owners {
+        bool caller_exact;    /* a socket of the caller bound to an internal address */
+        bool caller_wildcard; /* a socket of the caller bound to the wildcard address */
+        bool other_exact;     /* a socket of another user bound to an internal address */
+} pcpd_port_owners;
+
+/* Every socket of the port in pcpd's network namespace (NETLINK_SOCK_DIAG sees only the
+ * namespace of the netlink socket, which is pcpd's), classified for the query. 0 or
+ * negative errno (-EPROTONOSUPPORT: neither TCP nor UDP). */
+int pcpd_sock_diag_port_owners(const pcpd_port_query *q, pcpd_port_owners *ret);
+
+/* The caller owns the port: its socket bound to an internal address, or to the
+ * wildcard address while no other user's socket is bound to an internal address (which
+ * would get the traffic: the more specific binding wins). */
+static inline bool pcpd_port_owners_prove(const pcpd_port_owners *o) {
+        return o->caller_exact || (o->caller_wildcard && !o->other_exact);
+}
+
+typedef struct pcpd_socket_info {
+        int family; /* AF_INET or AF_INET6 */
+        int type, protocol;
+        struct in6_addr bound; /* IPv4 as IPv4-mapped */
+        uint16_t port;
+        bool v6only;
+        bool listening; /* SO_ACCEPTCONN */
+} pcpd_socket_info;
+
+/* What a socket passed by a caller is. -ENOTSOCK (not a socket), -EAFNOSUPPORT (neither
+ * IPv4 nor IPv6), or another negative errno. */
+int pcpd_socket_describe(int fd, pcpd_socket_info *ret);
+
+/* Does the socket live in pcpd's own network namespace (SO_NETNS_COOKIE of both)? 1 yes,
+ * 0 no, negative errno when that cannot be told (the caller then refuses it). */
+int pcpd_socket_in_own_netns(int fd);

@@ -36,6 +36,9 @@ REFSERVER = os.environ.get('PCP_REFSERVER', os.path.join(BUILD, 'tests', 'refser
 PCPCTL = os.environ.get('PCPCTL', os.path.join(BUILD, 'clients', 'pcpctl'))
 POLICY = os.path.join(SRC, 'dbus', 'org.freedesktop.PCP1.conf')
 
+# the polkitd mock with what pcpd's polkit limits need (tests/bus/polkitd-mock.py)
+POLKIT_MOCK = os.path.join(HERE, 'polkitd-mock.py')
+
 BUS_NAME = 'org.freedesktop.PCP1'
 PATH = '/org/freedesktop/PCP1'
 MANAGER = 'org.freedesktop.PCP1.Manager'
@@ -117,8 +120,12 @@ class DBusCallError(Exception):
 class Agent:
     """A client process (agent.py), possibly as another uid."""
 
-    def __init__(self, env, uid=None):
-        args = [PYTHON, os.path.join(HERE, 'agent.py'), env.address]
+    def __init__(self, env, uid=None, netns=None, prefix=()):
+        """netns: run it in that network namespace (NetNS name); prefix: a command line the
+        agent's own is appended to (it must exec it)."""
+        args = list(prefix) + [PYTHON, os.path.join(HERE, 'agent.py'), env.address]
+        if netns is not None:
+            args = ['ip', 'netns', 'exec', netns] + args
         if uid is not None:
             args.append(str(uid))
         with open(os.path.join(env.tmp, 'agent.log'), 'a') as err:
@@ -154,12 +161,14 @@ class Agent:
 
 class Env:
     def __init__(self, config=None, refserver_args=(), polkit=False, start=True, bus_limits=None, refserver=True,
-                 netns=None, use_default_routers=False, wrapper=None):
+                 netns=None, use_default_routers=False, wrapper=None, polkit_template='polkitd'):
         """refserver=False: no configured server at all. netns: the name of a network
         namespace (NetNS) to run pcpd in. use_default_routers: pcpd's discovery of the
         default routers (and its route monitor) on. wrapper: a command line pcpd's own
-        is appended to (e.g. fake-journald.py OUT --)."""
+        is appended to (e.g. fake-journald.py OUT --). polkit_template: python-dbusmock's
+        template, or the path of one (POLKIT_MOCK: ours, with CancelCheckAuthorization)."""
         self.wrapper = list(wrapper or [])
+        self.polkit_template = polkit_template
         self.bus_limits = bus_limits or {}
         self.with_refserver = refserver
         self.netns = netns
@@ -223,7 +232,7 @@ class Env:
 
     def start_polkit(self):
         with open(os.path.join(self.tmp, 'polkit.log'), 'w') as log:
-            self.polkit = subprocess.Popen([PYTHON, '-m', 'dbusmock', '--system', '--template', 'polkitd'],
+            self.polkit = subprocess.Popen([PYTHON, '-m', 'dbusmock', '--system', '--template', self.polkit_template],
                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(self.polkit)
         wait_until(lambda: self.name_has_owner('org.freedesktop.PolicyKit1') or self.polkit.poll() is not None,
@@ -231,10 +240,13 @@ class Env:
         if self.polkit.poll() is not None:
             raise RuntimeError('polkit mock died: ' + open(os.path.join(self.tmp, 'polkit.log')).read())
 
-    def polkit_call(self, method, sig, value):
-        self.conn.call_sync('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
-                            'org.freedesktop.DBus.Mock', method, GLib.Variant('(' + sig + ')', (value,)),
-                            None, Gio.DBusCallFlags.NONE, 10000, None)
+    def polkit_call(self, method, sig='', value=None):
+        """A method of the mock's control interface; its answer, unpacked."""
+        r = self.conn.call_sync('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
+                                'org.freedesktop.DBus.Mock', method,
+                                GLib.Variant('(' + sig + ')', (value,)) if sig else None,
+                                None, Gio.DBusCallFlags.NONE, 10000, None)
+        return r.unpack() if r is not None else ()
 
     def start_refserver(self, extra=(), netns=None):
         """netns: run it in that network namespace (NetNS name) instead of the host's."""

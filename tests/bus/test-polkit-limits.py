@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Pending polkit checks are limited per user and in all, below the bus's own limit, so that
+one user cannot lock every other caller out: on a bus with dbus-daemon's default
+max_replies_per_connection (128, never timed out), a user whose interactive checks hang
+(an authentication agent that never answers) gets org.freedesktop.PCP1.Error.TooManyPending
+past 16 of them, while other users, root and calls that need no polkit are served; when the
+user leaves, pcpd cancels its checks (CancelCheckAuthorization), polkit answers them, and
+everything works as before. A check polkit does not answer in time is given up, answered
+NotAuthorized and cancelled. Uses tests/bus/polkitd-mock.py."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pcpdtest import (ERR, MANAGER, MAPPING, NOBODY, PATH, POLKIT_MOCK, Agent, BusTestCase, main,  # noqa: E402
+                      wait_until)
+
+MAP = 'org.freedesktop.PCP1.map'
+CONFIGURE = 'org.freedesktop.PCP1.configure'
+TOO_MANY = ERR + 'TooManyPending'
+PER_UID = 16  # PCPD_POLKIT_MAX_PER_UID
+ALL = 64      # PCPD_POLKIT_MAX
+# users other than nobody: daemon, bin, sys, sync (they exist on every Debian system)
+OTHERS = [1, 2, 3, 4]
+
+
+def add_args(first_port, n):
+    """AddMapping arguments for n ports nobody owns: map-privileged is asked for."""
+    return [f"('tcp', uint16 {first_port + i}, uint16 0, @a{{sv}} {{}})" for i in range(n)]
+
+
+class PolkitLimitsTest(BusTestCase):
+    # the private bus keeps dbus-daemon's defaults for max_replies_per_connection (128)
+    # and reply_timeout (none): see tests/data/test-system-bus.conf.in
+    env_kwargs = {'polkit': True, 'polkit_template': POLKIT_MOCK,
+                  'config': {'MaxMappingsPerUser': 64, 'MaxMappings': 4096},
+                  'refserver_args': ['--max-mappings', '4096']}
+
+    def setUp(self):
+        self.env = self.make_env()
+        self.env.polkit_call('SetAllowed', 'as', [MAP])
+        self.env.polkit_call('SimulateHangInteractive', 'b', True)
+
+    def hanging(self):
+        return self.env.polkit_call('CountHangingCalls')[0]
+
+    def flood(self, agent, tag, first_port, n, conns=1):
+        """n interactive AddMapping calls that wait for polkit, spread over conns connections
+        (a caller's own connection may wait for at most 128 replies, like pcpd's)."""
+        per = (n + conns - 1) // conns
+        for c in range(conns):
+            k = min(per, n - c * per)
+            agent.req(op='fire', tag=tag, conn=c, method='AddMapping', sig='sqqa{sv}',
+                      args=add_args(first_port + c * per, k), interactive=True, timeout=600)
+
+    def collect(self, agent, tag, n, timeout=60):
+        got = agent.req(op='collect', tag=tag, n=n, timeout=timeout)['ok']
+        self.assertGreaterEqual(len(got), n, f'waited {timeout}s for {n} answers to the calls fired as {tag!r}, '
+                                f'got {len(got)}: {got[:3]}')
+        return got
+
+    def own_mapping(self, agent, proto='tcp'):
+        """A mapping of a port the agent owns (listening, wildcard): polkit's map, answered."""
+        port = agent.req(op='bind', proto=proto, port=0)['ok']
+        ans = agent.add_mapping(proto, port)
+        self.assertIn('ok', ans, f'uid-{agent.pid} {proto} {port}: {ans}')
+        return ans['ok'][0]
+
+    def root_flood(self, n_conns=10, per_conn=100, first_port=20000):
+        # (below the ephemeral ports, which the other callers' sockets get)
+        """Calls that need no polkit answer: never refused for being many, here 1,000 in
+        flight at once (10 connections, 100 each: a connection may wait for 128)."""
+        root = Agent(self.env)
+        root.req(op='connect', n=n_conns - 1)
+        for c in range(n_conns):
+            args = [f"('udp', uint16 {first_port + c * per_conn + i}, uint16 0, @a{{sv}} {{}})"
+                    for i in range(per_conn)]
+            root.req(op='fire', tag='root', conn=c, method='AddMapping', sig='sqqa{sv}', args=args)
+        answers = self.collect(root, 'root', n_conns * per_conn, timeout=120)
+        failures = [r for r in answers if 'ok' not in r]
+        self.assertEqual(len(failures), 0, f'{len(failures)} of {n_conns * per_conn} calls of root refused, the '
+                         f'first: {failures[:1]}')
+        return root
+
+    def test_one_user_cannot_lock_out_the_others(self):
+        env = self.env
+        a = Agent(env, uid=NOBODY)
+        a.req(op='connect', n=1)
+        # 150 interactive calls that hang: more than the bus lets pcpd wait for
+        self.flood(a, 'flood', 30000, 150, conns=2)
+        refused = self.collect(a, 'flood', 150 - PER_UID)
+        self.assertEqual({r.get('error') for r in refused}, {TOO_MANY}, refused[:3])
+        self.assertIn(str(PER_UID), refused[0]['msg'])
+        self.assertIn('polkit', refused[0]['msg'])
+        # exactly the first 16 reached polkit and wait there
+        wait_until(lambda: self.hanging() == PER_UID, 20, f'{PER_UID} checks hanging in polkit')
+        self.assertEqual(env.polkit_call('CountChecks')[0], PER_UID)
+
+        # another user is served (polkit answers non-interactive checks)
+        b = Agent(env, uid=OTHERS[0])
+        paths = [self.own_mapping(b, proto) for proto in ('tcp', 'udp', 'tcp')]
+        for p in paths:
+            env.wait_state(p, 'active')
+            self.assertEqual(env.get(p, MAPPING, 'UID'), OTHERS[0])
+        # ... and so is root, many at once
+        self.root_flood()
+        # the other user's own mapping: released without polkit
+        self.assertEqual(b.call('Release', path=paths[0], iface=MAPPING), {'ok': []})
+        # still nothing of the flooding user's
+        self.assertEqual(self.hanging(), PER_UID)
+        self.assertEqual(len(a.req(op='collect', tag='flood', n=0)['ok']), 150 - PER_UID)
+
+        # the flooding user leaves: pcpd cancels its checks, polkit answers them
+        a.kill()
+        wait_until(lambda: len(env.polkit_call('GetCancelled')[0]) == PER_UID, 20,
+                   f'{PER_UID} CancelCheckAuthorization calls')
+        self.assertEqual(self.hanging(), 0)
+        # ... and that user has all 16 again: 16 more reach polkit, the 17th is refused
+        a2 = Agent(env, uid=NOBODY)
+        self.flood(a2, 'again', 31000, PER_UID + 1)
+        first = self.collect(a2, 'again', 1)
+        self.assertEqual(first[0].get('error'), TOO_MANY, first)
+        wait_until(lambda: self.hanging() == PER_UID, 20, f'{PER_UID} new checks hanging in polkit')
+        # polkit answers them (no: the ports are nobody's own and map-privileged is not allowed)
+        env.polkit_call('ReleaseHangingCalls')
+        answers = self.collect(a2, 'again', PER_UID + 1)
+        errors = sorted(r.get('error') for r in answers)
+        self.assertEqual(errors, [ERR + 'PortNotOwned'] * PER_UID + [TOO_MANY], answers)
+        # everything works as before
+        p = self.own_mapping(a2)
+        env.wait_state(p, 'active')
+        env.polkit_call('SimulateHangInteractive', 'b', False)
+        p = a2.req(op='bind', proto='udp', port=0)['ok']
+        ans = a2.req(op='call', method='AddMapping', sig='sqqa{sv}', args=f"('udp', uint16 {p}, uint16 0, "
+                     "@a{sv} {})", interactive=True)
+        self.assertIn('ok', ans, ans)
+        env.assert_alive()
+
+    def test_all_users_together(self):
+        """At most 64 checks wait for all users together: a fifth user is refused with the
+        same error then, but still served where no polkit answer is needed."""
+        env = self.env
+        e = Agent(env, uid=NOBODY)
+        held = self.own_mapping(e)
+        floods = []
+        for i, uid in enumerate(OTHERS):
+            ag = Agent(env, uid=uid)
+            self.flood(ag, 'fill', 32000 + 100 * i, PER_UID)
+            floods.append(ag)
+        wait_until(lambda: self.hanging() == ALL, 30, f'{ALL} checks hanging in polkit')
+        ans = e.add_mapping('tcp', 33000)
+        self.assertAgentError(TOO_MANY, ans, contains=str(ALL))
+        ans = e.req(op='add_for_socket', sock=e.req(op='bind', proto='udp', port=0)['ok'])
+        self.assertAgentError(TOO_MANY, ans)
+        # no polkit answer needed: the user's own mapping, root's calls
+        self.assertEqual(e.call('Release', path=held, iface=MAPPING), {'ok': []})
+        wait_until(lambda: env.removed_reason(held) == 'released', 10, 'the mapping released')
+        self.root_flood()
+        for ag in floods:
+            self.assertEqual(ag.req(op='collect', tag='fill', n=0)['ok'], [], 'none of them answered yet')
+        env.polkit_call('ReleaseHangingCalls')
+        for ag in floods:
+            self.collect(ag, 'fill', PER_UID)
+        wait_until(lambda: self.hanging() == 0, 10, 'no check hanging')
+        p = self.own_mapping(e)
+        env.wait_state(p, 'active')
+        env.assert_alive()
+
+    def test_many_calls_without_polkit(self):
+        """1,000 calls in flight that need no polkit answer: none refused."""
+        self.root_flood()
+        self.assertEqual(self.env.get(PATH, MANAGER, 'MappingCount'), 1000)
+        self.assertEqual(self.env.polkit_call('CountChecks')[0], 0)
+
+    def test_unanswered_check_is_cancelled(self):
+        """polkit not answering at all (not an interactive dialog): after 25 s pcpd gives up,
+        answers NotAuthorized and cancels the check, which frees its place."""
+        env = self.env
+        env.polkit_call('SimulateHangActions', 'as', [CONFIGURE])
+        n = Agent(env, uid=NOBODY)
+        n.req(op='fire', tag='hang', method='SetEnabled', sig='b', args=['(false,)'], timeout=600)
+        wait_until(lambda: self.hanging() == 1, 10, 'the check hanging in polkit')
+        ans = self.collect(n, 'hang', 1, timeout=120)[0]
+        self.assertAgentError(ERR + 'NotAuthorized', ans, contains='25 seconds')
+        wait_until(lambda: len(env.polkit_call('GetCancelled')[0]) == 1, 10, 'CancelCheckAuthorization')
+        self.assertEqual(self.hanging(), 0)
+        self.assertEqual(env.get(PATH, MANAGER, 'Enabled'), True)
+        env.assert_alive()
+
+
+if __name__ == '__main__':
+    main()
