@@ -54,6 +54,14 @@ typedef enum pcp_mapping_error {
         PCP_MAPPING_ERROR_EXPIRED,     /* not renewed in time: the server stopped answering */
         PCP_MAPPING_ERROR_DISABLED,    /* the server has PCP turned off (NOT_AUTHORIZED) */
         PCP_MAPPING_ERROR_UNSUPPORTED, /* the server cannot do this (e.g. NAT-PMP and not TCP/UDP) */
+        /* The server answered SUCCESS, but with nothing an application could hand to a peer
+         * (see grant_problem() in pcp-engine.c). The request stays outstanding: it is
+         * retransmitted on the RFC 6887 §8.1.1 schedule with the same nonce. */
+        PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS, /* :: or 0.0.0.0 (NAT-PMP: the gateway has none) */
+        PCP_MAPPING_ERROR_WRONG_FAMILY,        /* IPv6 for an IPv4 mapping or the reverse */
+        PCP_MAPPING_ERROR_UNUSABLE_ADDRESS,    /* loopback, link-local, multicast, broadcast... */
+        PCP_MAPPING_ERROR_NO_EXTERNAL_PORT,    /* port 0 for a mapping of one port */
+        PCP_MAPPING_ERROR_SHORT_LIFETIME,      /* granted for less than 4 s (0 included) */
         _PCP_MAPPING_ERROR_MAX,
 } pcp_mapping_error;
 
@@ -68,6 +76,10 @@ typedef enum pcp_drop_reason {
         PCP_DROP_UNKNOWN_SERVER, /* an ANNOUNCE from an address that is none of our servers */
         PCP_DROP_AMBIGUOUS,      /* a NAT-PMP error in the 8-octet form (no port) while several
                                   * requests of that opcode were outstanding */
+        PCP_DROP_UNUSABLE,       /* a SUCCESS nothing asked for that names no usable external
+                                  * address, port or lifetime: an unsolicited MAP/PEER update
+                                  * (the grant held stays) or a NAT-PMP external address of
+                                  * 0.0.0.0 (asked again on the retransmission schedule) */
         _PCP_DROP_MAX,
 } pcp_drop_reason;
 
@@ -246,5 +258,7 @@ bool natpmp_epoch_valid(uint32_t prev_epoch, uint64_t prev_ms, uint32_t cur_epoc
 const char *pcp_server_state_to_string(pcp_server_state s);   /* "unknown", "pcp", "nat-pmp", ... */
 const char *pcp_mapping_state_to_string(pcp_mapping_state s); /* "pending", "active", ... */
 const char *pcp_drop_reason_to_string(pcp_drop_reason r);
-/* "" for NONE, the RFC result name for RESULT, else "UNREACHABLE", "EXPIRED", "DISABLED", "UNSUPPORTED" */
+/* "" for NONE, the RFC result name for RESULT, else "UNREACHABLE", "EXPIRED", "DISABLED", "UNSUPPORTED",
+ * "NO_EXTERNAL_ADDRESS", "WRONG_ADDRESS_FAMILY", "UNUSABLE_EXTERNAL_ADDRESS", "NO_EXTERNAL_PORT",
+ * "SHORT_LIFETIME" */
 const char *pcp_mapping_error_name(const pcp_mapping_info *m);
