@@ -170,6 +170,8 @@ typedef struct pcp_event {
         uint32_t server_id;                /* SERVER, EPOCH_RESET (and MAPPING) */
         const pcp_server_info *server;     /* SERVER, EPOCH_RESET */
         bool from_announce;                /* EPOCH_RESET: revealed by an ANNOUNCE */
+        bool repeated;                     /* EPOCH_RESET: not the first of its episode (the
+                                            * server kept looking reset: see recreate_interval) */
 } pcp_event;
 
 typedef struct pcp_engine_ops {
@@ -190,6 +192,10 @@ typedef struct pcp_engine_config {
         uint64_t error_retry_max;      /* cap on any wait taken from a server's error lifetime
                                         * (mapping retry, NOT_AUTHORIZED cache): 30 min */
         uint64_t announce_delay_max;   /* random delay before recreating after ANNOUNCE: 5 s */
+        uint64_t recreate_interval;    /* at least this long between two recreations of one
+                                        * server's mappings, whatever it says: 5 s; doubled
+                                        * while its epoch keeps jumping, up to ... */
+        uint64_t recreate_interval_max; /* ... this: 320 s */
         uint64_t pcp_reprobe;          /* NAT-PMP / unsupported server: PCP probed again after 30 min */
         uint32_t delete_attempts;      /* delete requests sent without answer before giving up: 3 */
         size_t max_mappings;           /* 0 = 131070 * 2 */

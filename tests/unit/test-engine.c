@@ -2160,6 +2160,159 @@ static void test_peer_answer_remote_mismatch(void **state) {
         h_free(h);
 }
 
+/* ---- recreations are rate-limited (issue 8, item 7) ---- */
+
+static uint64_t restart_t;      /* when the test's server (re)started */
+static uint32_t restart_epoch;  /* and its epoch then */
+
+/* the epoch of a server that restarted at restart_t */
+static uint32_t ep_r(harness *h) {
+        return restart_epoch + (uint32_t) ((h->now - restart_t) / SEC);
+}
+
+/* the server restarts now: its epoch starts again from e0 */
+static void restart_now(harness *h, uint32_t e0) {
+        restart_t = h->now;
+        restart_epoch = e0;
+}
+
+/* answers every MAP request sent since index *from with the restarted server's epoch */
+static void answer_new(harness *h, size_t *from) {
+        for (; *from < h->n_sent; (*from)++)
+                if (!h_is_natpmp(&h->sent[*from]) && (h->sent[*from].buf[1] & 0x7f) == PCP_OPCODE_MAP)
+                        h_reply(h, &h->sent[*from], PCP_RESULT_SUCCESS, 3600, ep_r(h), EXT, 40000);
+}
+
+/* a new mapping, answered with the restarted server's epoch */
+static void reset_seen(harness *h, uint32_t sid, uint16_t port, size_t *from) {
+        uint64_t x = h_map(h, sid, IPPROTO_UDP, port, 3600);
+
+        /* what the answer makes the engine send comes after x's request */
+        *from = h->n_sent;
+        h_reply(h, h_last_for(h, x), PCP_RESULT_SUCCESS, 3600, ep_r(h), EXT, port);
+}
+
+static size_t requests_for_all(harness *h, const uint64_t *ids, size_t n) {
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++)
+                total += h_count_for(h, ids[i]);
+        return total;
+}
+
+/* A real reset is acted on at once; another one within 5 s when the 5 s are over (not
+ * lost, not at once); the interval doubles while the episode goes on; only the first
+ * EPOCH_RESET of an episode is not "repeated"; after a quiet minute a reset starts a new
+ * episode, acted on at once again. */
+static void test_epoch_recreate_limit(void **state) {
+        harness *h = h_new(120, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t ids[10], t0, t1;
+        size_t from = 0;
+        const h_event *ev;
+
+        for (int i = 0; i < 10; i++)
+                ids[i] = granted_map(h, sid, (uint16_t) (7100 + i), 3600, (uint16_t) (47100 + i));
+        h_advance(h, 100 * SEC);
+        h_clear(h);
+
+        /* reset 1 (epoch 3): at once */
+        t0 = h->now;
+        restart_now(h, 3);
+        reset_seen(h, sid, 7200, &from);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+        ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
+        assert_false(ev->repeated);
+        assert_int_equal(ev->t, t0);
+        for (int i = 0; i < 10; i++) {
+                assert_int_equal(h_count_for(h, ids[i]), 1);
+                assert_int_equal(h_last_for(h, ids[i])->t, t0);
+        }
+        answer_new(h, &from);
+
+        /* reset 2, 1 s later (epoch 0 again): not before t0 + 5 s */
+        h_advance(h, 1 * SEC);
+        restart_now(h, 0);
+        reset_seen(h, sid, 7201, &from);
+        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 2);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+        h_advance_to(h, t0 + 5 * SEC - 1);
+        assert_int_equal(requests_for_all(h, ids, 10), 10);
+        h_advance_to(h, t0 + 5 * SEC);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 2);
+        ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
+        assert_true(ev->repeated);
+        assert_int_equal(ev->t, t0 + 5 * SEC);
+        for (int i = 0; i < 10; i++) {
+                assert_int_equal(h_count_for(h, ids[i]), 2);
+                assert_int_equal(h_last_for(h, ids[i])->t, t0 + 5 * SEC);
+        }
+        answer_new(h, &from);
+
+        /* reset 3 at t0 + 6 s: the interval is 10 s now, so at t0 + 15 s */
+        h_advance(h, 1 * SEC);
+        restart_now(h, 0);
+        reset_seen(h, sid, 7202, &from);
+        h_advance_to(h, t0 + 15 * SEC - 1);
+        assert_int_equal(requests_for_all(h, ids, 10), 20);
+        h_advance_to(h, t0 + 15 * SEC);
+        assert_int_equal(requests_for_all(h, ids, 10), 30);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 3);
+        assert_true(h_last_event(h, PCP_EVENT_EPOCH_RESET, 0)->repeated);
+        answer_new(h, &from);
+
+        /* quiet: the hold (20 s, until t0 + 35 s) and a minute after it; then a reset is a
+         * new episode, acted on at once */
+        h_advance_to(h, t0 + 96 * SEC);
+        t1 = h->now;
+        assert_int_equal(requests_for_all(h, ids, 10), 30);
+        restart_now(h, 1);
+        reset_seen(h, sid, 7203, &from);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 4);
+        ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
+        assert_false(ev->repeated);
+        assert_int_equal(ev->t, t1);
+        assert_int_equal(requests_for_all(h, ids, 10), 40);
+        for (int i = 0; i < 10; i++)
+                assert_int_equal(h_last_for(h, ids[i])->t, t1);
+        answer_new(h, &from);
+        for (int i = 0; i < 10; i++)
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+        h_free(h);
+}
+
+/* ANNOUNCEs (consistent epochs) every 200 ms for 10 s: not a recreation each, but at most
+ * one per interval (5 s, then 10 s): each mapping asked at most three times in 20 s. */
+static void test_announce_flood_limit(void **state) {
+        harness *h = h_new(121, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t ids[20], t0;
+        size_t from = 0;
+
+        for (int i = 0; i < 20; i++)
+                ids[i] = granted_map(h, sid, (uint16_t) (7300 + i), 3600, (uint16_t) (47300 + i));
+        h_advance(h, 100 * SEC);
+        h_clear(h);
+        t0 = h->now;
+        restart_now(h, ep(h));
+        for (int k = 0; k < 50; k++) {
+                h_announce(h, SRV, ep_r(h));
+                h_advance(h, 200);
+                answer_new(h, &from);
+        }
+        while (h->now < t0 + 20 * SEC) {
+                h_advance(h, 100);
+                answer_new(h, &from);
+        }
+        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 0);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        for (int i = 0; i < 20; i++) {
+                size_t n = h_count_for(h, ids[i]);
+                assert_in(n, 2, 3);
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+        }
+        h_free(h);
+}
+
 static void test_version1_unsupported(void **state) {
         harness *h = h_new(41, NULL);
         uint32_t sid = h_server(h, SRV, LOCAL);
@@ -2303,6 +2456,8 @@ int main(void) {
                 cmocka_unit_test(test_grant_rule_lifetime),
                 cmocka_unit_test(test_grant_unsolicited_unusable),
                 cmocka_unit_test(test_peer_answer_remote_mismatch),
+                cmocka_unit_test(test_epoch_recreate_limit),
+                cmocka_unit_test(test_announce_flood_limit),
                 cmocka_unit_test(test_scale),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
