@@ -99,19 +99,17 @@ typedef struct pcp_mapping {
         /* protocol state */
         uint64_t rt;           /* current retransmission timeout; 0 = next send is a first one */
         uint64_t last_sent;
-        uint64_t granted_at;
+        uint64_t granted_at;   /* when granted; while a grant is held (held_port), when it runs out */
         uint32_t renew_step;   /* 1, 2, 3...: which renewal window is next */
         uint32_t renew_phase;  /* where in its renewal windows it renews, / 2^32 (random) */
         uint32_t delete_sent;
         bool awaiting;         /* a request is outstanding */
         bool recreating;       /* asking again after a (possible) server state loss */
-
-        /* NAT-PMP: granted (port, lifetime) while the server's external address is not
-         * known, or not usable: active once it is (natpmp_set_external()) */
-        bool held;
+        /* NAT-PMP: the port of a grant held while the server's external address is not
+         * known, or not usable (natpmp_hold()); 0 = none (a grant has a port). Active once
+         * the address is known (natpmp_set_external()). It fits in the padding after the
+         * bools: holding a grant makes no mapping bigger. */
         uint16_t held_port;
-        uint32_t held_lifetime;
-        uint64_t held_at;
 } pcp_mapping;
 
 struct pcp_server {
@@ -746,7 +744,7 @@ static void mapping_fail(pcp_engine *e, pcp_mapping *m, pcp_mapping_error err, u
         m->info.result = result;
         m->awaiting = false;
         m->recreating = false;
-        m->held = false; /* refused: whatever was granted before is not */
+        m->held_port = 0; /* refused: whatever was granted before is not */
         m->rt = 0;
         m->info.retransmissions = 0;
         mapping_timer(e, m, retry_at);
@@ -1006,18 +1004,27 @@ static void server_disable(pcp_engine *e, pcp_server *s, uint64_t now, uint32_t 
  * IPv6, the deprecated IPv4-compatible ::/96 (with :: and ::1). Private (RFC 1918), shared
  * (100.64.0.0/10), unique local and documentation addresses are usable: a NAT behind a
  * carrier-grade NAT or in a lab has exactly those outside, and its peers are there. */
+/* pcp_addr_is_ipv4() and pcp_addr_is_unspecified() inline: checked on every answer */
+static bool addr_v4(const struct in6_addr *a) {
+        return a->s6_addr32[0] == 0 && a->s6_addr32[1] == 0 && a->s6_addr32[2] == htonl(0xffff);
+}
+
+static bool addr_unspecified(const struct in6_addr *a) {
+        return a->s6_addr32[3] == 0 && a->s6_addr32[0] == 0 && a->s6_addr32[1] == 0 &&
+               (a->s6_addr32[2] == 0 || a->s6_addr32[2] == htonl(0xffff));
+}
+
 static bool addr_is_unusable(const struct in6_addr *a) {
-        static const uint8_t zero[12];
         const uint8_t *b = a->s6_addr;
 
-        if (pcp_addr_is_ipv4(a)) {
+        if (addr_v4(a)) {
                 const uint8_t *v = b + 12;
                 return v[0] == 0 || v[0] == 127 || (v[0] == 169 && v[1] == 254) || (v[0] >= 224 && v[0] <= 239) ||
-                       (v[0] == 255 && v[1] == 255 && v[2] == 255 && v[3] == 255);
+                       a->s6_addr32[3] == 0xffffffff;
         }
         return b[0] == 0xff ||                         /* ff00::/8 multicast */
                (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
-               memcmp(b, zero, sizeof(zero)) == 0;     /* ::/96 */
+               (a->s6_addr32[0] == 0 && a->s6_addr32[1] == 0 && a->s6_addr32[2] == 0); /* ::/96 */
 }
 
 /* The address rules. The family a mapping's external address must have is the one it
@@ -1025,9 +1032,9 @@ static bool addr_is_unusable(const struct in6_addr *a) {
  * family-specific all-zeros address when it has no preference), which is its internal
  * address's family unless the caller suggested an address of the other (NAT64). */
 static pcp_mapping_error address_problem(const pcp_mapping *m, const struct in6_addr *ext) {
-        if (pcp_addr_is_unspecified(ext))
+        if (addr_unspecified(ext))
                 return PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS;
-        if (pcp_addr_is_ipv4(ext) != pcp_addr_is_ipv4(&m->suggested_external_addr))
+        if (addr_v4(ext) != addr_v4(&m->suggested_external_addr))
                 return PCP_MAPPING_ERROR_WRONG_FAMILY;
         if (addr_is_unusable(ext))
                 return PCP_MAPPING_ERROR_UNUSABLE_ADDRESS;
@@ -1082,7 +1089,7 @@ static void mapping_unusable(pcp_engine *e, pcp_mapping *m, uint64_t now, pcp_ma
         m->info.error = err;
         m->info.result = PCP_RESULT_SUCCESS;
         m->recreating = false;
-        m->held = false;
+        m->held_port = 0;
         m->awaiting = true;
         if (changed)
                 emit_mapping(e, m);
@@ -1095,7 +1102,7 @@ static void mapping_granted(pcp_engine *e, pcp_mapping *m, uint64_t now, const s
         pcp_server *s = m->server;
 
         lifetime = effective_lifetime(m, lifetime);
-        m->held = false;
+        m->held_port = 0;
         m->info.state = PCP_MAPPING_ACTIVE;
         m->info.error = PCP_MAPPING_ERROR_NONE;
         m->info.result = PCP_RESULT_SUCCESS;
@@ -1629,7 +1636,7 @@ static bool natpmp_addr_usable(const struct in_addr *a) {
         struct in6_addr ext;
 
         pcp_addr_from_ipv4(a, &ext);
-        return !pcp_addr_is_unspecified(&ext) && !addr_is_unusable(&ext);
+        return !addr_unspecified(&ext) && !addr_is_unusable(&ext);
 }
 
 /* a usable external address (natpmp_addr_usable()) */
@@ -1651,11 +1658,11 @@ static void natpmp_set_external(pcp_engine *e, pcp_server *s, uint64_t now, cons
         /* the grants that waited for it (natpmp_hold()); one with a request in flight gets
          * the address with its answer */
         for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
-                uint64_t end;
+                uint64_t end = m->granted_at;
 
-                if (!m->held || m->awaiting || !m->info.natpmp || address_problem(m, &ext) != PCP_MAPPING_ERROR_NONE)
+                if (m->held_port == 0 || m->awaiting || !m->info.natpmp ||
+                    address_problem(m, &ext) != PCP_MAPPING_ERROR_NONE)
                         continue;
-                end = m->held_at + (uint64_t) m->held_lifetime * SEC;
                 if (end < now + MIN_GRANT_LIFETIME * SEC)
                         continue; /* about to run out: its renewal comes first */
                 mapping_granted(e, m, now, &ext, m->held_port, (uint32_t) ((end - now) / SEC));
@@ -1668,7 +1675,7 @@ static void natpmp_set_external(pcp_engine *e, pcp_server *s, uint64_t now, cons
 static void natpmp_no_address(pcp_engine *e, pcp_server *s) {
         s->natpmp_addr_unusable = true;
         for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
-                if (!m->held || (m->info.state == PCP_MAPPING_FAILED &&
+                if (m->held_port == 0 || (m->info.state == PCP_MAPPING_FAILED &&
                                  m->info.error == PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS))
                         continue;
                 m->info.state = PCP_MAPPING_FAILED;
@@ -1691,10 +1698,8 @@ static void natpmp_hold(pcp_engine *e, pcp_server *s, pcp_mapping *m, uint64_t n
         bool changed = m->info.state != st || m->info.error != err;
 
         lifetime = effective_lifetime(m, lifetime);
-        m->held = true;
         m->held_port = port;
-        m->held_lifetime = lifetime;
-        m->held_at = now;
+        m->granted_at = now + (uint64_t) lifetime * SEC; /* when the held grant runs out */
         m->awaiting = false;
         m->recreating = false;
         m->rt = 0;
