@@ -30,13 +30,15 @@
 #define MIN_GRANT_LIFETIME 4U
 #define MAX_GRANT_LIFETIME (24U * 3600U)
 /* Recreations of all of a server's mappings (its epoch says it lost them, or an
- * ANNOUNCE): the first of an episode at once (RFC 6887 §8.5: promptly), then at most one
- * per cfg.recreate_interval (5 s), the interval doubling with each recreation of the
- * episode up to cfg.recreate_interval_max (320 s). A reset seen within the interval is not
- * lost: it is acted on once, when the interval ends. An episode ends when nothing has
- * looked like a reset for EPISODE_QUIET after the interval; the next one starts afresh
- * (at once, 5 s). A server answering every request with a random epoch made 200 mappings
- * cost 1,928 requests/s without this; with it, 200 every 5 s at the very most, then fewer. */
+ * ANNOUNCE): at once (RFC 6887 §8.5: promptly), then none for cfg.recreate_interval
+ * (5 s). A reset seen within that interval is not lost: it is acted on once, when the
+ * interval ends, and as the server keeps claiming losses the interval doubles with each
+ * such deferred recreation, up to cfg.recreate_interval_max (320 s). One after the
+ * interval ran out (a router really restarted twice, 8 s apart) is acted on at once again,
+ * with the 5 s interval. An episode (one log line, pcp_event.repeated) ends when nothing
+ * has looked like a reset for EPISODE_QUIET after the interval. A server answering every
+ * request with a random epoch made 200 mappings cost 1,928 requests/s without this; with
+ * it, 200 at t, t + 5 s, + 15 s, + 35 s ... then every 320 s. */
 #define RECREATE_INTERVAL (5 * SEC)
 #define RECREATE_INTERVAL_MAX (320 * SEC)
 #define EPISODE_QUIET (60 * SEC)
@@ -835,17 +837,18 @@ static void server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, uint
 
 /* Recreate all of s's mappings now (see RECREATE_INTERVAL); reset: because its epoch
  * says it lost them (an EPOCH_RESET event, flagged repeated after the first of the
- * episode), else because of an ANNOUNCE. */
+ * episode), else because of an ANNOUNCE; deferred: held back by the interval. */
 static void server_recreate(pcp_engine *e, pcp_server *s, uint64_t now, bool reset, bool from_announce,
-                            pcp_mapping *answered) {
+                            bool deferred, pcp_mapping *answered) {
         if (reset) {
                 emit_epoch_reset(e, s, from_announce, s->episode_reported);
                 s->episode_reported = true;
         }
         /* after an ANNOUNCE everybody hears it at once: spread the recreations */
         server_recreate_all(e, s, now, from_announce ? e->cfg.announce_delay_max : 0, answered);
+        s->recreate_rt = deferred ? min_u64(2 * s->recreate_rt, e->cfg.recreate_interval_max)
+                                  : e->cfg.recreate_interval;
         s->hold_until = now + s->recreate_rt;
-        s->recreate_rt = min_u64(2 * s->recreate_rt, e->cfg.recreate_interval_max);
 }
 
 /* Something says s may have lost our mappings: recreate them at once, or, within the
@@ -859,7 +862,7 @@ static void server_lost_state(pcp_engine *e, pcp_server *s, uint64_t now, bool r
                 s->hold_until = now;
         }
         if (s->recreate_at == PCP_NEVER && now >= s->hold_until) {
-                server_recreate(e, s, now, reset, from_announce, answered);
+                server_recreate(e, s, now, reset, from_announce, false, answered);
                 return;
         }
         s->pending_reset |= reset;
@@ -2092,7 +2095,7 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
 
                 s->recreate_at = PCP_NEVER;
                 s->pending_reset = s->pending_announce = false;
-                server_recreate(e, s, now, reset, from_announce, NULL);
+                server_recreate(e, s, now, reset, from_announce, true, NULL);
         }
         if (s->probe_at <= now) {
                 send_announce_probe(e, s);

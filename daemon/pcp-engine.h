@@ -194,7 +194,7 @@ typedef struct pcp_engine_config {
         uint64_t announce_delay_max;   /* random delay before recreating after ANNOUNCE: 5 s */
         uint64_t recreate_interval;    /* at least this long between two recreations of one
                                         * server's mappings, whatever it says: 5 s; doubled
-                                        * while its epoch keeps jumping, up to ... */
+                                        * while it keeps claiming losses within it, up to ... */
         uint64_t recreate_interval_max; /* ... this: 320 s */
         uint64_t pcp_reprobe;          /* NAT-PMP / unsupported server: PCP probed again after 30 min */
         uint32_t delete_attempts;      /* delete requests sent without answer before giving up: 3 */

@@ -2200,9 +2200,9 @@ static size_t requests_for_all(harness *h, const uint64_t *ids, size_t n) {
 }
 
 /* A real reset is acted on at once; another one within 5 s when the 5 s are over (not
- * lost, not at once); the interval doubles while the episode goes on; only the first
- * EPOCH_RESET of an episode is not "repeated"; after a quiet minute a reset starts a new
- * episode, acted on at once again. */
+ * lost, not at once); the interval doubles while resets keep coming within it; one after
+ * the interval is acted on at once, the interval back at 5 s; only the first EPOCH_RESET
+ * of an episode is not "repeated"; after a quiet minute a reset starts a new episode. */
 static void test_epoch_recreate_limit(void **state) {
         harness *h = h_new(120, NULL);
         uint32_t sid = pcp_server(h);
@@ -2274,6 +2274,25 @@ static void test_epoch_recreate_limit(void **state) {
         assert_int_equal(requests_for_all(h, ids, 10), 40);
         for (int i = 0; i < 10; i++)
                 assert_int_equal(h_last_for(h, ids[i])->t, t1);
+        answer_new(h, &from);
+
+        /* a second real restart 7 s later, after the interval: at once too (the episode goes
+         * on: repeated), and the interval is 5 s again: a third, 2 s after it, waits until
+         * then, not 10 s */
+        h_advance_to(h, t1 + 7 * SEC);
+        restart_now(h, 2);
+        reset_seen(h, sid, 7204, &from);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 5);
+        assert_true(h_last_event(h, PCP_EVENT_EPOCH_RESET, 0)->repeated);
+        assert_int_equal(requests_for_all(h, ids, 10), 50);
+        answer_new(h, &from);
+        h_advance(h, 2 * SEC);
+        restart_now(h, 0);
+        reset_seen(h, sid, 7205, &from);
+        h_advance_to(h, t1 + 12 * SEC - 1);
+        assert_int_equal(requests_for_all(h, ids, 10), 50);
+        h_advance_to(h, t1 + 12 * SEC);
+        assert_int_equal(requests_for_all(h, ids, 10), 60);
         answer_new(h, &from);
         for (int i = 0; i < 10; i++)
                 assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
