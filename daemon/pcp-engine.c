@@ -1002,11 +1002,6 @@ static void server_disable(pcp_engine *e, pcp_server *s, uint64_t now, uint32_t 
  *    counted, and asked again on its retransmission schedule; mappings granted meanwhile
  *    wait for a usable address, "failed" with NO_EXTERNAL_ADDRESS (natpmp_hold()). */
 
-/* Whether a peer on the Internet could never send to this external address: loopback,
- * link-local, multicast, the IPv4 limited broadcast, "this network" (0.0.0.0/8) and, for
- * IPv6, the deprecated IPv4-compatible ::/96 (with :: and ::1). Private (RFC 1918), shared
- * (100.64.0.0/10), unique local and documentation addresses are usable: a NAT behind a
- * carrier-grade NAT or in a lab has exactly those outside, and its peers are there. */
 /* pcp_addr_is_ipv4() and pcp_addr_is_unspecified() inline: checked on every answer */
 static bool addr_v4(const struct in6_addr *a) {
         return a->s6_addr32[0] == 0 && a->s6_addr32[1] == 0 && a->s6_addr32[2] == htonl(0xffff);
@@ -1017,6 +1012,11 @@ static bool addr_unspecified(const struct in6_addr *a) {
                (a->s6_addr32[2] == 0 || a->s6_addr32[2] == htonl(0xffff));
 }
 
+/* Whether a peer on the Internet could never send to this external address: loopback,
+ * link-local, multicast, the IPv4 limited broadcast, "this network" (0.0.0.0/8) and, for
+ * IPv6, the deprecated IPv4-compatible ::/96 (with :: and ::1). Private (RFC 1918), shared
+ * (100.64.0.0/10), unique local and documentation addresses are usable: a NAT behind a
+ * carrier-grade NAT or in a lab has exactly those outside, and its peers are there. */
 static bool addr_is_unusable(const struct in6_addr *a) {
         const uint8_t *b = a->s6_addr;
 
