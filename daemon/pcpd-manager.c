@@ -650,10 +650,13 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
 
         case PCP_EVENT_EPOCH_RESET:
                 s = server_by_engine_id(m, ev->server_id);
-                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET,
-                               ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
-                               "PCP server %s lost its mappings (epoch reset%s): recreating them",
-                               s != NULL ? s->text : "?", ev->from_announce ? ", ANNOUNCE" : "");
+                /* one line per episode: a server whose epoch keeps jumping is recreated at
+                 * most every few seconds (the engine), and logged once */
+                if (!ev->repeated)
+                        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET,
+                                       ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
+                                       "PCP server %s lost its mappings (epoch reset%s): recreating them",
+                                       s != NULL ? s->text : "?", ev->from_announce ? ", ANNOUNCE" : "");
                 pcpd_bus_manager_changed(m, (const char *[]) { "Servers", NULL });
                 return;
         }
