@@ -44,12 +44,14 @@
  * that dies).
  */
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -60,11 +62,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 #include <time.h>
@@ -88,13 +89,14 @@ typedef enum measure {
         MEASURE_NONE,
         MEASURE_CALLGRIND,
         MEASURE_STRACE,
+        MEASURE_MASSIF, /* pcpd under valgrind's heap profiler; the profile is kept at the end */
 } measure;
 
 static struct {
         const char *build, *source, *out_dir;
         bool refserver;
         measure measure;
-        bool monitor, keep, verbose;
+        bool monitor, keep, verbose, trim_probe;
         unsigned n_seq, n_burst, n_all, n_hold, n_renew, n_pcpctl;
         unsigned conns, window;
         unsigned lifetime_cap, renew_seconds, idle_seconds;
@@ -206,7 +208,7 @@ typedef struct dist {
 } dist;
 
 static dist dist_of(uint64_t *v, size_t n) {
-        dist d = { .n = n };
+        dist d = {.n = n};
 
         if (n == 0)
                 return d;
@@ -281,7 +283,8 @@ static uint64_t proc_cpu_ns(pid_t pid) {
                 s = text != NULL ? strrchr(text, ')') : NULL;
                 /* after the command: state ppid pgrp session tty tpgid flags minflt cminflt
                  * majflt cmajflt utime stime */
-                if (s != NULL && sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+                if (s != NULL &&
+                    sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
                         total = (uint64_t) (ut + st) * (SEC / (uint64_t) sysconf(_SC_CLK_TCK));
                 free(text);
         }
@@ -432,8 +435,8 @@ static uint32_t responder_epoch(uint64_t start) {
         return (uint32_t) (1000 + (now_ns() - start) / SEC);
 }
 
-static size_t respond(uint64_t start, uint32_t lifetime_cap, const struct in6_addr *external, const uint8_t *req,
-                      size_t len, uint8_t *resp, size_t cap, responder_stats *st) {
+static size_t respond(uint64_t start, uint32_t lifetime_cap, const struct in6_addr *external,
+                      const uint8_t *req, size_t len, uint8_t *resp, size_t cap, responder_stats *st) {
         pcp_msg q, r;
         size_t n = 0;
 
@@ -465,18 +468,19 @@ static size_t respond(uint64_t start, uint32_t lifetime_cap, const struct in6_ad
 static void responder_run(int fd, uint32_t lifetime_cap, volatile responder_stats *shared) {
         uint64_t start = now_ns();
         struct in6_addr external;
-        responder_stats st = { 0 };
+        responder_stats st = {0};
 
         pcp_addr_from_string(EXTERNAL, &external);
         for (;;) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
+                struct pollfd p = {.fd = fd, .events = POLLIN};
                 if (poll(&p, 1, -1) < 0 && errno != EINTR)
                         _exit(1);
                 for (;;) {
                         uint8_t buf[PCP_MAX_MSG_LEN + 4], out[PCP_MAX_MSG_LEN];
                         struct sockaddr_storage from;
                         socklen_t fl = sizeof(from);
-                        ssize_t k = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fl);
+                        ssize_t k =
+                                recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fl);
                         size_t n;
                         if (k < 0)
                                 break;
@@ -535,8 +539,8 @@ static char *unique_address(void) {
 
 static uint16_t free_udp_port(void) {
         for (int i = 0; i < 100; i++) {
-                struct sockaddr_in a = { .sin_family = AF_INET };
-                struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+                struct sockaddr_in a = {.sin_family = AF_INET};
+                struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
                 socklen_t l = sizeof(a);
                 int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), s6, one = 1;
                 bool ok;
@@ -602,8 +606,8 @@ static int name_has_owner(sd_bus *b, const char *name) {
         sd_bus_message *reply = NULL;
         int has = 0;
 
-        if (sd_bus_call_method(b, BUS_DRIVER, "/org/freedesktop/DBus", BUS_DRIVER, "NameHasOwner", &e, &reply, "s",
-                               name) >= 0)
+        if (sd_bus_call_method(b, BUS_DRIVER, "/org/freedesktop/DBus", BUS_DRIVER, "NameHasOwner", &e,
+                               &reply, "s", name) >= 0)
                 (void) sd_bus_message_read(reply, "b", &has);
         sd_bus_error_free(&e);
         sd_bus_message_unref(reply);
@@ -653,7 +657,7 @@ static bool file_exists_cond(const char *path) {
 
 typedef struct env_config {
         uint32_t lifetime_cap; /* stateless responder: grant at most this (0: what is asked) */
-        bool callgrind;        /* pcpd under callgrind */
+        bool valgrind; /* pcpd under callgrind, or massif with --measure massif */
 } env_config;
 
 static env *env_start(const env_config *cfg) {
@@ -708,7 +712,7 @@ static env *env_start(const env_config *cfg) {
         {
                 char *cf = xasprintf("--config-file=%s", path);
                 char *pa = xasprintf("--print-address=%d", 3);
-                const char *argv[] = { "dbus-daemon", cf, "--nofork", pa, NULL };
+                const char *argv[] = {"dbus-daemon", cf, "--nofork", pa, NULL};
                 e->bus_pid = fork();
                 if (e->bus_pid < 0)
                         die("fork: %m");
@@ -745,9 +749,24 @@ static env *env_start(const env_config *cfg) {
                 char *ctl = xasprintf("%s/ref.ctl", e->tmp), *out = xasprintf("%s/ref.out", e->tmp);
                 char *exe = xasprintf("%s/tests/refserver/pcp-refserver", opt.build);
                 char *maxl = xasprintf("%u", cfg->lifetime_cap ? cfg->lifetime_cap : 86400);
-                const char *argv[] = { exe, "--listen", e->ip, "--port", port, "--announce-port", ap, "--external",
-                                       EXTERNAL, "--control", ctl, "--max-mappings", "4096", "--min-lifetime",
-                                       cfg->lifetime_cap ? maxl : "120", "--max-lifetime", maxl, NULL };
+                const char *argv[] = {exe,
+                                      "--listen",
+                                      e->ip,
+                                      "--port",
+                                      port,
+                                      "--announce-port",
+                                      ap,
+                                      "--external",
+                                      EXTERNAL,
+                                      "--control",
+                                      ctl,
+                                      "--max-mappings",
+                                      "4096",
+                                      "--min-lifetime",
+                                      cfg->lifetime_cap ? maxl : "120",
+                                      "--max-lifetime",
+                                      maxl,
+                                      NULL};
                 uint64_t end = now_ns() + 10 * SEC;
                 e->server_pid = spawn(argv, out, NULL);
                 while (!file_exists_cond(ctl)) {
@@ -762,7 +781,7 @@ static env *env_start(const env_config *cfg) {
                 free(exe);
                 free(maxl);
         } else {
-                struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(SERVER_PORT) };
+                struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(SERVER_PORT)};
                 int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), big = 16 << 20;
                 volatile responder_stats *shared;
 
@@ -773,8 +792,8 @@ static env *env_start(const env_config *cfg) {
                 if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0)
                         (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
                 (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
-                shared = mmap(NULL, sizeof(responder_stats), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-                              0);
+                shared = mmap(NULL, sizeof(responder_stats), PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
                 if (shared == MAP_FAILED)
                         die("mmap: %m");
                 e->rstats = shared;
@@ -799,11 +818,19 @@ static env *env_start(const env_config *cfg) {
         {
                 char *exe = xasprintf("%s/daemon/pcpd", opt.build), *state = xasprintf("%s/state", e->tmp);
                 char *cg_out = xasprintf("--callgrind-out-file=%s/callgrind.out.%%p", e->tmp);
-                const char *plain[] = { exe, "--config", path, "--state-dir", state, NULL };
-                const char *cg[] = { "valgrind", "--tool=callgrind", cg_out, "--dump-instr=no", "--quiet",
-                                     exe, "--config", path, "--state-dir", state, NULL };
-                const char *envv[] = { "DBUS_SYSTEM_BUS_ADDRESS", e->address, NULL };
-                e->pcpd_pid = spawn(cfg->callgrind ? cg : plain, e->pcpd_log, envv);
+                const char *plain[] = {exe, "--config", path, "--state-dir", state, NULL};
+                char *ms_out = xasprintf("--massif-out-file=%s/massif.out", e->tmp);
+                const char *cg[] = {"valgrind", "--tool=callgrind", cg_out, "--dump-instr=no", "--quiet",
+                                    exe,        "--config",         path,   "--state-dir",     state,
+                                    NULL};
+                const char *ms[] = {"valgrind", "--tool=massif", ms_out, "--quiet", exe, "--config",
+                                    path,       "--state-dir",   state,  NULL};
+                const char *envv[] = {"DBUS_SYSTEM_BUS_ADDRESS", e->address, NULL};
+                e->pcpd_pid = spawn(!cfg->valgrind                  ? plain
+                                    : opt.measure == MEASURE_MASSIF ? ms
+                                                                    : cg,
+                                    e->pcpd_log, envv);
+                free(ms_out);
                 free(exe);
                 free(state);
                 free(cg_out);
@@ -811,14 +838,14 @@ static env *env_start(const env_config *cfg) {
         free(path);
 
         e->watch = bus_connect(e->address, false);
-        wait_for(cond_pcpd_on_bus, e, cfg->callgrind ? 120 : 20, "pcpd on the bus");
-        wait_for(cond_pcpd_ready, e, cfg->callgrind ? 120 : 20, "pcpd's State \"ready\"");
+        wait_for(cond_pcpd_on_bus, e, cfg->valgrind ? 120 : 20, "pcpd on the bus");
+        wait_for(cond_pcpd_ready, e, cfg->valgrind ? 120 : 20, "pcpd's State \"ready\"");
         {
                 sd_bus_error err = SD_BUS_ERROR_NULL;
                 sd_bus_message *reply = NULL;
                 const char *u;
-                if (sd_bus_call_method(e->watch, BUS_DRIVER, "/org/freedesktop/DBus", BUS_DRIVER, "GetNameOwner", &err,
-                                       &reply, "s", PCP1_BUS_NAME) < 0 ||
+                if (sd_bus_call_method(e->watch, BUS_DRIVER, "/org/freedesktop/DBus", BUS_DRIVER,
+                                       "GetNameOwner", &err, &reply, "s", PCP1_BUS_NAME) < 0 ||
                     sd_bus_message_read(reply, "s", &u) < 0)
                         die("GetNameOwner: %s", err.message ?: "?");
                 e->pcpd_unique = strdup(u);
@@ -836,7 +863,11 @@ static env *env_start(const env_config *cfg) {
                 die("sd_bus_attach_event failed");
         note("environment: bus %s (pid %d), %s %s:%u (pid %d), pcpd pid %d%s, logs in %s", e->address,
              (int) e->bus_pid, opt.refserver ? "pcp-refserver" : "stateless responder", e->ip, SERVER_PORT,
-             (int) e->server_pid, (int) e->pcpd_pid, cfg->callgrind ? " (callgrind)" : "", e->tmp);
+             (int) e->server_pid, (int) e->pcpd_pid,
+             !cfg->valgrind                  ? ""
+             : opt.measure == MEASURE_MASSIF ? " (massif)"
+                                             : " (callgrind)",
+             e->tmp);
         return e;
 }
 
@@ -849,8 +880,9 @@ static void env_report_pcpd_log(env *e) {
         if (log == NULL)
                 return;
         if ((s = strstr(log, "Datagrams sent ")) != NULL &&
-            sscanf(s, "Datagrams sent %llu (%llu retransmissions, %llu renewals), received %llu, dropped %llu; "
-                      "epoch resets %llu",
+            sscanf(s,
+                   "Datagrams sent %llu (%llu retransmissions, %llu renewals), received %llu, dropped %llu; "
+                   "epoch resets %llu",
                    &sent, &retr, &ren, &recv, &dropped, &resets) == 6) {
                 result("pcpd_datagrams_sent", "%llu", sent);
                 result("pcpd_retransmissions", "%llu", retr);
@@ -875,6 +907,13 @@ static void env_stop(env *e) {
         /* pcpd first: closing our connections would make it delete every mapping */
         stop_process(&e->pcpd_pid, SIGTERM, 120000);
         env_report_pcpd_log(e);
+        if (opt.measure == MEASURE_MASSIF && opt.out_dir != NULL) {
+                char *cmd = xasprintf("cp -- '%s/massif.out' '%s/massif-%s.out'", e->tmp, opt.out_dir,
+                                      phase_name);
+                if (system(cmd) != 0)
+                        fprintf(stderr, "bench-daemon: %s failed\n", cmd);
+                free(cmd);
+        }
         for (unsigned i = 0; i < opt.conns; i++)
                 sd_bus_flush_close_unref(e->conn[i]);
         sd_bus_flush_close_unref(e->watch);
@@ -952,7 +991,8 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 const char *iface;
                 W.props_changed++;
                 if (strncmp(path, PCP1_MAPPING_PATH_PREFIX "/", strlen(PCP1_MAPPING_PATH_PREFIX) + 1) != 0 ||
-                    sd_bus_message_read(m, "s", &iface) < 0 || sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                    sd_bus_message_read(m, "s", &iface) < 0 ||
+                    sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
                         return 0;
                 while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
                         const char *key, *v;
@@ -1040,12 +1080,13 @@ static int on_monitor_io(sd_event_source *s, int fd, uint32_t revents, void *use
                         continue;
                 }
                 {
-                        const char *snd = sd_bus_message_get_sender(m), *dst = sd_bus_message_get_destination(m);
+                        const char *snd = sd_bus_message_get_sender(m),
+                                   *dst = sd_bus_message_get_destination(m);
                         const char *member = sd_bus_message_get_member(m);
                         uint8_t type = 0;
                         bool from_pcpd = snd != NULL && strcmp(snd, e->pcpd_unique) == 0;
-                        bool to_pcpd = dst != NULL && (strcmp(dst, e->pcpd_unique) == 0 ||
-                                                       strcmp(dst, PCP1_BUS_NAME) == 0);
+                        bool to_pcpd = dst != NULL &&
+                                       (strcmp(dst, e->pcpd_unique) == 0 || strcmp(dst, PCP1_BUS_NAME) == 0);
                         bool from_driver = snd != NULL && strcmp(snd, BUS_DRIVER) == 0;
                         bool to_driver = dst != NULL && strcmp(dst, BUS_DRIVER) == 0;
 
@@ -1108,7 +1149,7 @@ typedef struct window {
 } window;
 
 static responder_stats responder_now(env *e) {
-        responder_stats s = { 0 };
+        responder_stats s = {0};
         if (e->rstats != NULL) {
                 s.requests = e->rstats->requests;
                 s.map = e->rstats->map;
@@ -1120,7 +1161,7 @@ static responder_stats responder_now(env *e) {
 }
 
 static void callgrind_control(env *e, const char *what) {
-        char *cmd = xasprintf("callgrind_control %s %d >/dev/null", what, (int) e->pcpd_pid);
+        char *cmd = xasprintf("callgrind_control %s %d >/dev/null 2>&1", what, (int) e->pcpd_pid);
         if (system(cmd) != 0)
                 die("'%s' failed", cmd);
         free(cmd);
@@ -1132,10 +1173,11 @@ static void window_begin(env *e, window *w, const char *name) {
         if (opt.measure == MEASURE_CALLGRIND)
                 callgrind_control(e, "-z");
         if (opt.measure == MEASURE_STRACE) {
-                char *pid = xasprintf("%d", (int) e->pcpd_pid), *err = xasprintf("%s/strace-%s.err", e->tmp, name);
+                char *pid = xasprintf("%d", (int) e->pcpd_pid),
+                     *err = xasprintf("%s/strace-%s.err", e->tmp, name);
                 uint64_t end = now_ns() + 20 * SEC;
                 w->strace_file = xasprintf("%s/strace-%s.txt", e->tmp, name);
-                const char *argv[] = { "strace", "-c", "-f", "-p", pid, "-o", w->strace_file, NULL };
+                const char *argv[] = {"strace", "-c", "-f", "-p", pid, "-o", w->strace_file, NULL};
                 w->strace_pid = spawn(argv, err, NULL);
                 /* counting starts once strace says it is attached to every thread */
                 for (;;) {
@@ -1180,10 +1222,10 @@ static uint64_t window_end(env *e, window *w, double per_n, const char *per_what
         vol -= w->vol0;
         if (per_n <= 0)
                 per_n = 1;
-#define R(k, fmt, ...)                                                 \
-        do {                                                           \
-                snprintf(key, sizeof(key), "%s.%s", w->name, k);      \
-                result(key, fmt, __VA_ARGS__);                         \
+#define R(k, fmt, ...)                                                                                      \
+        do {                                                                                                \
+                snprintf(key, sizeof(key), "%s.%s", w->name, k);                                            \
+                result(key, fmt, __VA_ARGS__);                                                              \
         } while (0)
         R("wall_ms", "%.1f", ms(wall));
         R("pcpd_cpu_ms", "%.1f", ms(cpu));
@@ -1203,16 +1245,20 @@ static uint64_t window_end(env *e, window *w, double per_n, const char *per_what
                 double n = per_n;
                 R("bus_messages_per", "%.2f", (double) (M.total - w->m0.total) / n);
                 R("calls_to_pcpd_per", "%.2f", (double) (M.to_pcpd_calls - w->m0.to_pcpd_calls) / n);
-                R("replies_from_pcpd_per", "%.2f", (double) (M.from_pcpd_replies - w->m0.from_pcpd_replies) / n);
-                R("signals_from_pcpd_per", "%.2f", (double) (M.from_pcpd_signals - w->m0.from_pcpd_signals) / n);
-                R("pcpd_calls_to_bus_driver_per", "%.2f", (double) (M.pcpd_to_driver - w->m0.pcpd_to_driver) / n);
+                R("replies_from_pcpd_per", "%.2f",
+                  (double) (M.from_pcpd_replies - w->m0.from_pcpd_replies) / n);
+                R("signals_from_pcpd_per", "%.2f",
+                  (double) (M.from_pcpd_signals - w->m0.from_pcpd_signals) / n);
+                R("pcpd_calls_to_bus_driver_per", "%.2f",
+                  (double) (M.pcpd_to_driver - w->m0.pcpd_to_driver) / n);
                 R("bus_driver_replies_to_pcpd_per", "%.2f",
                   (double) (M.driver_to_pcpd - w->m0.driver_to_pcpd) / n);
                 R("bus_driver_signals_per", "%.2f", (double) (M.driver_signals - w->m0.driver_signals) / n);
                 for (int i = 0; i < 8 && M.pcpd_driver_member[i][0]; i++) {
                         char k2[96];
                         snprintf(k2, sizeof(k2), "pcpd_to_bus_driver.%s_per", M.pcpd_driver_member[i]);
-                        R(k2, "%.2f", (double) (M.pcpd_driver_member_n[i] - w->m0.pcpd_driver_member_n[i]) / n);
+                        R(k2, "%.2f",
+                          (double) (M.pcpd_driver_member_n[i] - w->m0.pcpd_driver_member_n[i]) / n);
                 }
         }
         if (opt.measure == MEASURE_CALLGRIND) {
@@ -1230,8 +1276,8 @@ static uint64_t window_end(env *e, window *w, double per_n, const char *per_what
                 R("pcpd_instructions", "%" PRIu64, counted);
                 R("pcpd_instructions_per", "%.0f", (double) counted / per_n);
                 if (opt.out_dir != NULL) {
-                        char *cmd = xasprintf("cp -- '%s' '%s/callgrind-%s-%s.out'", dump, opt.out_dir, phase_name,
-                                              w->name);
+                        char *cmd = xasprintf("cp -- '%s' '%s/callgrind-%s-%s.out'", dump, opt.out_dir,
+                                              phase_name, w->name);
                         if (system(cmd) != 0)
                                 fprintf(stderr, "bench-daemon: %s failed\n", cmd);
                         free(cmd);
@@ -1245,7 +1291,8 @@ static uint64_t window_end(env *e, window *w, double per_n, const char *per_what
                 text = read_file(w->strace_file);
                 if (text != NULL) {
                         char *line, *save = NULL;
-                        for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+                        for (line = strtok_r(text, "\n", &save); line != NULL;
+                             line = strtok_r(NULL, "\n", &save)) {
                                 double pct, secs;
                                 unsigned long usecs, calls;
                                 char name[64];
@@ -1269,8 +1316,8 @@ static uint64_t window_end(env *e, window *w, double per_n, const char *per_what
                 R("pcpd_syscalls", "%" PRIu64, counted);
                 R("pcpd_syscalls_per", "%.2f", (double) counted / per_n);
                 if (opt.out_dir != NULL) {
-                        char *cmd = xasprintf("cp -- '%s' '%s/strace-%s-%s.txt'", w->strace_file, opt.out_dir,
-                                              phase_name, w->name);
+                        char *cmd = xasprintf("cp -- '%s' '%s/strace-%s-%s.txt'", w->strace_file,
+                                              opt.out_dir, phase_name, w->name);
                         if (system(cmd) != 0)
                                 fprintf(stderr, "bench-daemon: %s failed\n", cmd);
                         free(cmd);
@@ -1278,16 +1325,18 @@ static uint64_t window_end(env *e, window *w, double per_n, const char *per_what
                 free(w->strace_file);
         }
 #undef R
-        note("window %s: %.0f ms wall, pcpd %.1f ms CPU (%.1f us per %s), dbus-daemon %.1f ms CPU%s", w->name,
-             ms(wall), ms(cpu), (double) cpu / 1e3 / per_n, per_what, ms(bus),
-             opt.measure == MEASURE_NONE ? "" : opt.measure == MEASURE_CALLGRIND ? ", instructions counted" :
-                                                                                   ", system calls counted");
+        note("window %s: %.0f ms wall, pcpd %.1f ms CPU (%.1f us per %s), dbus-daemon %.1f ms CPU%s",
+             w->name, ms(wall), ms(cpu), (double) cpu / 1e3 / per_n, per_what, ms(bus),
+             opt.measure == MEASURE_CALLGRIND ? ", instructions counted"
+             : opt.measure == MEASURE_STRACE  ? ", system calls counted"
+                                              : "");
         return counted;
 }
 
 /* ---- the event loop ---- */
 
-static void run_loop_until(env *e, bool (*done)(void *), void *userdata, double timeout_s, const char *what) {
+static void run_loop_until(env *e, bool (*done)(void *), void *userdata, double timeout_s,
+                           const char *what) {
         uint64_t end = now_ns() + (uint64_t) (timeout_s * 1e9);
 
         while (!done(userdata)) {
@@ -1459,7 +1508,7 @@ static void pipeline_run(env *e, pipeline *p, size_t first, size_t n, bool ping,
         for (size_t k = 0; k < n; k++) {
                 unsigned c = (unsigned) (k % opt.conns);
                 struct cq *q = &p->q[c];
-                p->jobs[k] = (pjob){ .i = (uint32_t) (first + k), .conn = (uint16_t) c };
+                p->jobs[k] = (pjob){.i = (uint32_t) (first + k), .conn = (uint16_t) c};
                 q->ring[(q->head + q->len) % q->cap] = (uint32_t) k;
                 q->len++;
         }
@@ -1527,7 +1576,8 @@ static void seq_ping(seq *s) {
         s->state = S_PING;
         s->replied = false;
         s->t_sent = now_ns();
-        send_async(s->e->conn[0], new_call(s->e->conn[0], PCP1_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping"),
+        send_async(s->e->conn[0],
+                   new_call(s->e->conn[0], PCP1_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping"),
                    on_seq_reply, s);
         run_loop_until(s->e, seq_step_done, s, 60, "a Ping reply");
 }
@@ -1546,7 +1596,8 @@ static uint64_t seq_mapping(seq *s, uint16_t port, uint64_t *ret_release, uint64
         s->state = S_RELEASE;
         s->replied = false;
         t0 = now_ns();
-        send_async(s->e->conn[0], new_call(s->e->conn[0], s->path, PCP1_MAPPING_IFACE, "Release"), on_seq_reply, s);
+        send_async(s->e->conn[0], new_call(s->e->conn[0], s->path, PCP1_MAPPING_IFACE, "Release"),
+                   on_seq_reply, s);
         run_loop_until(s->e, seq_step_done, s, 60, "MappingRemoved");
         *ret_release = rec_for(s->id)->t_removed - t0;
         return t1;
@@ -1562,14 +1613,14 @@ static void print_dist(const char *key, const char *what, uint64_t *v, size_t n)
         result(k, "%.3f", d.p90);
         snprintf(k, sizeof(k), "%s_max_ms", key);
         result(k, "%.3f", d.max);
-        note("%s: median %.3f ms, p90 %.3f ms, p99 %.3f ms, min %.3f, max %.3f (n = %zu)", what, d.median, d.p90,
-             d.p99, d.min, d.max, d.n);
+        note("%s: median %.3f ms, p90 %.3f ms, p99 %.3f ms, min %.3f, max %.3f (n = %zu)", what, d.median,
+             d.p90, d.p99, d.min, d.max, d.n);
 }
 
 static void phase_seq(void) {
-        env_config cfg = { .callgrind = opt.measure == MEASURE_CALLGRIND };
+        env_config cfg = {.valgrind = opt.measure == MEASURE_CALLGRIND || opt.measure == MEASURE_MASSIF};
         env *e = env_start(&cfg);
-        seq s = { .e = e };
+        seq s = {.e = e};
         unsigned n = opt.n_seq;
         uint64_t *ping = xcalloc(n, sizeof(uint64_t)), *act = xcalloc(n, sizeof(uint64_t));
         uint64_t *rel = xcalloc(n, sizeof(uint64_t)), *rep = xcalloc(n, sizeof(uint64_t));
@@ -1619,7 +1670,8 @@ static void phase_seq(void) {
                         result(k, "%.1f", per_map);
                         snprintf(k, sizeof(k), "%s_per_ping", what);
                         result(k, "%.1f", per_ping);
-                        note("pcpd %s per mapping (add, grant, release), idle subtracted: %.0f; per Ping: %.0f; "
+                        note("pcpd %s per mapping (add, grant, release), idle subtracted: %.0f; per Ping: "
+                             "%.0f; "
                              "ratio %.1f",
                              what, per_map, per_ping, per_ping > 0 ? per_map / per_ping : 0);
                 }
@@ -1644,7 +1696,8 @@ static void phase_seq(void) {
 /* ---- phases: burst and all ---- */
 
 static void report_mem(env *e, const char *key) {
-        unsigned long rss = proc_status_field(e->pcpd_pid, "VmRSS:"), hwm = proc_status_field(e->pcpd_pid, "VmHWM:");
+        unsigned long rss = proc_status_field(e->pcpd_pid, "VmRSS:"),
+                      hwm = proc_status_field(e->pcpd_pid, "VmHWM:");
         char k[64];
 
         snprintf(k, sizeof(k), "%s_rss_kib", key);
@@ -1655,7 +1708,7 @@ static void report_mem(env *e, const char *key) {
 }
 
 static void mass(size_t n, const char *label) {
-        env_config cfg = { .callgrind = opt.measure == MEASURE_CALLGRIND };
+        env_config cfg = {.valgrind = opt.measure == MEASURE_CALLGRIND || opt.measure == MEASURE_MASSIF};
         env *e = env_start(&cfg);
         pipeline pp, pm;
         window w;
@@ -1684,12 +1737,14 @@ static void mass(size_t n, const char *label) {
         result("active_over_pings", "%.2f", ms(ta) / ms(tp));
         result("refused_calls", "%zu", pm.refused);
         result("refused_first_attempt", "%zu", pm.refused_first);
-        note("%zu pipelined Peer.Ping over %u connections (%u in flight each): %.0f ms", n, opt.conns, opt.window,
-             ms(tp));
-        note("%zu AddMapping at once: every reply after %.0f ms, every mapping active after %.0f ms = %.1f x the "
+        note("%zu pipelined Peer.Ping over %u connections (%u in flight each): %.0f ms", n, opt.conns,
+             opt.window, ms(tp));
+        note("%zu AddMapping at once: every reply after %.0f ms, every mapping active after %.0f ms = %.1f "
+             "x the "
              "pings (target <= 5)",
              n, ms(tm), ms(ta), ms(ta) / ms(tp));
-        note("refused with LimitsExceeded: %zu calls (%zu of the %zu on their first attempt), re-sent until accepted",
+        note("refused with LimitsExceeded: %zu calls (%zu of the %zu on their first attempt), re-sent until "
+             "accepted",
              pm.refused, pm.refused_first, n);
         {
                 dist d = dist_of(pm.rtt, n);
@@ -1697,6 +1752,16 @@ static void mass(size_t n, const char *label) {
                 result("add_reply_max_ms", "%.1f", d.max);
         }
         report_mem(e, label);
+        if (opt.trim_probe) {
+                /* how much of the RSS is heap pcpd freed but malloc kept (the transient
+                 * snapshot key files): ask pcpd's malloc to give it back, from a debugger */
+                char *cmd = xasprintf("gdb -p %d -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1",
+                                      (int) e->pcpd_pid);
+                if (system(cmd) != 0)
+                        note("gdb could not call malloc_trim() in pcpd");
+                free(cmd);
+                report_mem(e, "after_malloc_trim");
+        }
         pipeline_free(&pp);
         pipeline_free(&pm);
         env_stop(e);
@@ -1790,11 +1855,11 @@ static bool change_removed(void *userdata) {
 }
 
 static void phase_stall(void) {
-        env_config cfg = { 0 };
+        env_config cfg = {0};
         env *e = env_start(&cfg);
         pipeline pm;
-        pinger pg = { .e = e, .conn = 1 };
-        one_change ch = { 0 };
+        pinger pg = {.e = e, .conn = 1};
+        one_change ch = {0};
         dist quiet, add, rel;
         size_t n = opt.n_hold;
 
@@ -1827,7 +1892,8 @@ static void phase_stall(void) {
         add = dist_of(pg.rtt, pg.n);
 
         ch.replied = false;
-        send_async(e->conn[0], new_call(e->conn[0], ch.path, PCP1_MAPPING_IFACE, "Release"), on_change_reply, &ch);
+        send_async(e->conn[0], new_call(e->conn[0], ch.path, PCP1_MAPPING_IFACE, "Release"), on_change_reply,
+                   &ch);
         ping_for(&pg, 2.5, change_removed, &ch);
         rel = dist_of(pg.rtt, pg.n);
 
@@ -1836,8 +1902,10 @@ static void phase_stall(void) {
         result("add_ping_max_ms", "%.1f", add.max);
         result("release_ping_max_ms", "%.1f", rel.max);
         result("stall_max_ms", "%.1f", add.max > rel.max ? add.max : rel.max);
-        note("pings one after another with %zu held: quiet 2 s max %.1f ms (median %.3f); while one is added "
-             "max %.1f ms (%zu pings); while it is released max %.1f ms (%zu pings) (target: no stall over 20 ms)",
+        note("pings one after another with %zu held: quiet 2 s max %.1f ms (median %.3f); while one is "
+             "added "
+             "max %.1f ms (%zu pings); while it is released max %.1f ms (%zu pings) (target: no stall over "
+             "20 ms)",
              n, quiet.max, quiet.median, add.max, add.n, rel.max, rel.n);
         report_mem(e, "held");
         free(pg.rtt);
@@ -1848,7 +1916,7 @@ static void phase_stall(void) {
 /* ---- phase: idle ---- */
 
 static void phase_idle(void) {
-        env_config cfg = { .callgrind = opt.measure == MEASURE_CALLGRIND };
+        env_config cfg = {.valgrind = opt.measure == MEASURE_CALLGRIND || opt.measure == MEASURE_MASSIF};
         env *e = env_start(&cfg);
         window w;
         uint64_t counted;
@@ -1858,14 +1926,17 @@ static void phase_idle(void) {
         run_loop_for(e, opt.idle_seconds);
         counted = window_end(e, &w, 1, "window");
         note("idle %u s with no mappings: %" PRIu64 " %s", opt.idle_seconds, counted,
-             opt.measure == MEASURE_STRACE ? "system calls" : opt.measure == MEASURE_CALLGRIND ? "instructions" : "");
+             opt.measure == MEASURE_STRACE      ? "system calls"
+             : opt.measure == MEASURE_CALLGRIND ? "instructions"
+                                                : "");
         env_stop(e);
 }
 
 /* ---- phase: renew ---- */
 
 static void phase_renew(void) {
-        env_config cfg = { .lifetime_cap = opt.lifetime_cap, .callgrind = opt.measure == MEASURE_CALLGRIND };
+        env_config cfg = {.lifetime_cap = opt.lifetime_cap,
+                          .valgrind = opt.measure == MEASURE_CALLGRIND || opt.measure == MEASURE_MASSIF};
         env *e;
         pipeline pm;
         window w;
@@ -1873,7 +1944,8 @@ static void phase_renew(void) {
         responder_stats r0, r1;
 
         if (opt.refserver)
-                die("the renew phase counts renewals at the stateless responder: leave out --server refserver");
+                die("the renew phase counts renewals at the stateless responder: leave out --server "
+                    "refserver");
         e = env_start(&cfg);
         watch_signals(e);
         pipeline_run(e, &pm, 0, opt.n_renew, false, 600);
@@ -1886,8 +1958,8 @@ static void phase_renew(void) {
         counted = window_end(e, &w, (double) (renewals ? renewals : 1), "renewal");
         result("renewals", "%" PRIu64, renewals);
         result("lifetime_s", "%u", opt.lifetime_cap);
-        note("%u mappings granted %u s each, %u s: %" PRIu64 " renewals (%.2f per mapping per lifetime)%s", opt.n_renew,
-             opt.lifetime_cap, opt.renew_seconds, renewals,
+        note("%u mappings granted %u s each, %u s: %" PRIu64 " renewals (%.2f per mapping per lifetime)%s",
+             opt.n_renew, opt.lifetime_cap, opt.renew_seconds, renewals,
              (double) renewals / opt.n_renew / ((double) opt.renew_seconds / opt.lifetime_cap),
              opt.measure == MEASURE_NONE ? "" : "");
         if (opt.measure != MEASURE_NONE && renewals > 0)
@@ -1899,85 +1971,155 @@ static void phase_renew(void) {
 
 /* ---- phase: pcpctl ---- */
 
+static uint64_t last_child_cpu; /* user + system CPU of the last run_timed() child, ns */
+
 static uint64_t run_timed(const char *const *argv, const char *address) {
-        const char *envv[] = { "DBUS_SYSTEM_BUS_ADDRESS", address, NULL };
-        uint64_t t0 = now_ns();
+        const char *envv[] = {"DBUS_SYSTEM_BUS_ADDRESS", address, NULL};
+        uint64_t t0 = now_ns(), t;
         pid_t pid = spawn(argv, "/dev/null", envv);
+        struct rusage ru;
         int status;
 
-        if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 die("%s exited with status %d", argv[0], WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-        return now_ns() - t0;
+        t = now_ns() - t0;
+        last_child_cpu = ((uint64_t) ru.ru_utime.tv_sec + (uint64_t) ru.ru_stime.tv_sec) * SEC +
+                         ((uint64_t) ru.ru_utime.tv_usec + (uint64_t) ru.ru_stime.tv_usec) * 1000;
+        return t;
 }
 
 static bool last_added_is(void *userdata) {
         return W.last_added >= *(uint64_t *) userdata;
 }
 
+static bool last_removed(void *userdata) {
+        return rec_for(*(uint64_t *) userdata)->t_removed != 0;
+}
+
+typedef enum cmd_kind {
+        CMD_MAP,
+        CMD_STATUS,
+        CMD_BUSCTL,
+        CMD_DBUS_SEND,
+        CMD_TRUE,
+        _CMD_MAX,
+} cmd_kind;
+
+static const char *const cmd_key[_CMD_MAX] = {"pcpctl_map", "pcpctl_status", "busctl_ping", "dbus_send_ping",
+                                              "true"};
+static const char *const cmd_what[_CMD_MAX] = {
+        "pcpctl map udp P --wait --persistent",
+        "pcpctl status",
+        "busctl call ... Peer.Ping",
+        "dbus-send --print-reply ... Peer.Ping",
+        "/bin/true (fork, exec, wait)",
+};
+
+/* One run of a command as a whole process; a mapping pcpctl made is released afterwards
+ * (untimed) and its removal awaited, so that every run starts from the same state. */
+static uint64_t pcpctl_run(env *e, cmd_kind k, unsigned i) {
+        char *pcpctl = xasprintf("%s/clients/pcpctl", opt.build), port[16];
+        const char *argv[12] = {NULL};
+        uint64_t want = W.last_added + 1, t;
+
+        snprintf(port, sizeof(port), "%u", 31000 + i % 30000);
+        switch (k) {
+        case CMD_MAP:
+                memcpy(argv, (const char *[]){pcpctl, "map", "udp", port, "--wait", "--persistent", NULL},
+                       7 * sizeof(char *));
+                break;
+        case CMD_STATUS:
+                memcpy(argv, (const char *[]){pcpctl, "status", NULL}, 3 * sizeof(char *));
+                break;
+        case CMD_BUSCTL:
+                memcpy(argv,
+                       (const char *[]){"busctl", "--address", e->address, "call", PCP1_BUS_NAME,
+                                        PCP1_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL},
+                       9 * sizeof(char *));
+                break;
+        case CMD_DBUS_SEND:
+                memcpy(argv,
+                       (const char *[]){"dbus-send", "--system", "--print-reply", "--dest=" PCP1_BUS_NAME,
+                                        PCP1_MANAGER_PATH, "org.freedesktop.DBus.Peer.Ping", NULL},
+                       7 * sizeof(char *));
+                break;
+        case CMD_TRUE:
+        default:
+                argv[0] = "/bin/true";
+                break;
+        }
+        t = run_timed(argv, e->address);
+        if (k == CMD_MAP) {
+                char *path;
+                sd_bus_error err = SD_BUS_ERROR_NULL;
+                uint64_t id;
+
+                run_loop_until(e, last_added_is, &want, 30, "the mapping pcpctl made (InterfacesAdded)");
+                id = W.last_added;
+                path = xasprintf(PCP1_MAPPING_PATH_PREFIX "/%" PRIu64, id);
+                if (sd_bus_call_method(e->watch, PCP1_BUS_NAME, path, PCP1_MAPPING_IFACE, "Release", &err,
+                                       NULL, "") < 0)
+                        die("Release %s: %s", path, err.message ?: "?");
+                sd_bus_error_free(&err);
+                free(path);
+                run_loop_until(e, last_removed, &id, 30, "MappingRemoved of pcpctl's mapping");
+        }
+        free(pcpctl);
+        return t;
+}
+
 static void phase_pcpctl(void) {
-        env_config cfg = { 0 };
+        env_config cfg = {0};
         env *e = env_start(&cfg);
-        unsigned n = opt.n_pcpctl;
-        uint64_t *map = xcalloc(n, sizeof(uint64_t)), *status = xcalloc(n, sizeof(uint64_t));
-        uint64_t *tru = xcalloc(n, sizeof(uint64_t)), *bctl = xcalloc(n, sizeof(uint64_t));
-        char *pcpctl = xasprintf("%s/clients/pcpctl", opt.build);
+        unsigned n = opt.n_pcpctl, run = 0;
+        uint64_t *v = xcalloc(n, sizeof(uint64_t)), *cpu = xcalloc(n, sizeof(uint64_t));
 
         watch_signals(e);
-        for (unsigned i = 0; i < n + 3; i++) {
-                char port[16];
-                uint64_t want = W.last_added + 1, t;
-                snprintf(port, sizeof(port), "%u", 31000 + i);
-                const char *argv[] = { pcpctl, "map", "udp", port, "--wait", "--persistent", NULL };
-                const char *st[] = { pcpctl, "status", NULL };
-                const char *tr[] = { "/bin/true", NULL };
-                const char *bc[] = { "busctl", "--address", e->address, "call", PCP1_BUS_NAME, PCP1_MANAGER_PATH,
-                                     "org.freedesktop.DBus.Peer", "Ping", NULL };
-
-                t = run_timed(argv, e->address);
-                if (i >= 3)
-                        map[i - 3] = t;
-                /* release it (untimed), so that every run starts from the same state */
-                run_loop_until(e, last_added_is, &want, 30, "the mapping pcpctl made (InterfacesAdded)");
-                {
-                        char *path = xasprintf(PCP1_MAPPING_PATH_PREFIX "/%" PRIu64, W.last_added);
-                        sd_bus_error err = SD_BUS_ERROR_NULL;
-                        if (sd_bus_call_method(e->watch, PCP1_BUS_NAME, path, PCP1_MAPPING_IFACE, "Release", &err, NULL,
-                                               "") < 0)
-                                die("Release %s: %s", path, err.message ?: "?");
-                        sd_bus_error_free(&err);
-                        free(path);
+        for (int k = 0; k < _CMD_MAX; k++) {
+                /* warm: back to back, like hyperfine (3 runs first, not counted); cold: each
+                 * run after 0.3 s of nothing, as when a person types it (caches, the VM's
+                 * idle CPU) */
+                for (int cold = 0; cold < 2; cold++) {
+                        char key[64], what[128];
+                        for (unsigned i = 0; i < n + 3; i++) {
+                                uint64_t t;
+                                if (cold)
+                                        run_loop_for(e, 0.3);
+                                t = pcpctl_run(e, (cmd_kind) k, run++);
+                                if (i >= 3) {
+                                        v[i - 3] = t;
+                                        cpu[i - 3] = last_child_cpu;
+                                }
+                        }
+                        snprintf(key, sizeof(key), "%s_%s", cmd_key[k], cold ? "cold" : "warm");
+                        snprintf(what, sizeof(what), "%s, %s", cmd_what[k],
+                                 cold ? "cold (after 0.3 s idle)" : "warm (back to back)");
+                        print_dist(key, what, v, n);
+                        snprintf(key, sizeof(key), "%s_%s_cpu", cmd_key[k], cold ? "cold" : "warm");
+                        snprintf(what, sizeof(what), "  its CPU (user + system)");
+                        print_dist(key, what, cpu, n);
                 }
-                run_loop_for(e, 0.3); /* the snapshot write after the change is not pcpctl's */
-                t = run_timed(st, e->address);
-                if (i >= 3)
-                        status[i - 3] = t;
-                t = run_timed(tr, e->address);
-                if (i >= 3)
-                        tru[i - 3] = t;
-                t = run_timed(bc, e->address);
-                if (i >= 3)
-                        bctl[i - 3] = t;
         }
-        print_dist("pcpctl_map", "pcpctl map udp P --wait --persistent (whole process)", map, n);
-        print_dist("pcpctl_status", "pcpctl status (whole process)", status, n);
-        print_dist("busctl_ping", "busctl call ... Peer.Ping (whole process)", bctl, n);
-        print_dist("true", "/bin/true (fork + exec + wait)", tru, n);
-        free(map);
-        free(status);
-        free(tru);
-        free(bctl);
-        free(pcpctl);
+        free(v);
+        free(cpu);
         env_stop(e);
 }
 
 /* ---- phase: exec ---- */
 
 static void phase_exec(void) {
-        env_config cfg = { .callgrind = opt.measure == MEASURE_CALLGRIND };
+        env_config cfg = {.valgrind = opt.measure == MEASURE_CALLGRIND || opt.measure == MEASURE_MASSIF};
         env *e = env_start(&cfg);
         char *pid = xasprintf("%d", (int) e->pcpd_pid), *bus = xasprintf("%d", (int) e->bus_pid);
-        const char *envv[] = { "DBUS_SYSTEM_BUS_ADDRESS", e->address, "PCPD_PID", pid, "BUS_PID", bus,
-                               "BENCH_TMP", e->tmp, NULL };
+        const char *envv[] = {"DBUS_SYSTEM_BUS_ADDRESS",
+                              e->address,
+                              "PCPD_PID",
+                              pid,
+                              "BUS_PID",
+                              bus,
+                              "BENCH_TMP",
+                              e->tmp,
+                              NULL};
         pid_t child;
         int status = 0;
 
@@ -1997,8 +2139,8 @@ static const struct {
         const char *name;
         void (*run)(void);
 } phases[] = {
-        { "seq", phase_seq },   { "burst", phase_burst },   { "all", phase_all },   { "stall", phase_stall },
-        { "idle", phase_idle }, { "renew", phase_renew },   { "pcpctl", phase_pcpctl }, { "exec", phase_exec },
+        {"seq", phase_seq},   {"burst", phase_burst}, {"all", phase_all},       {"stall", phase_stall},
+        {"idle", phase_idle}, {"renew", phase_renew}, {"pcpctl", phase_pcpctl}, {"exec", phase_exec},
 };
 
 static void usage(FILE *f) {
@@ -2007,13 +2149,15 @@ static void usage(FILE *f) {
               "  --build DIR          build directory (pcpd, pcpctl, pcp-refserver)\n"
               "  --source DIR         source tree (bus configuration, policy)\n"
               "  --server refserver|stateless   the PCP server (default stateless)\n"
-              "  --measure none|callgrind|strace  what is counted in pcpd per window\n"
+              "  --measure none|callgrind|strace|massif  what is counted in pcpd per window (massif:\n"
+              "                       a heap profile of the whole run, kept in --out-dir)\n"
               "  --monitor            count the bus's messages per window (a bus monitor)\n"
               "  --out-dir DIR        keep callgrind dumps and strace tables there\n"
               "  --seq N --burst N --all N --hold N --renew N --pcpctl N   sizes\n"
               "  --conns N --window N connections and calls in flight on each (20, 100)\n"
               "  --lifetime S --renew-seconds S --idle-seconds S\n"
-              "  --keep               keep the temporary directory\n",
+              "  --keep               keep the temporary directory\n"
+              "  --malloc-trim-probe  burst/all: RSS again after gdb calls malloc_trim(0) in pcpd\n",
               f);
 }
 
@@ -2028,29 +2172,48 @@ static unsigned parse_unsigned(const char *s, const char *what) {
 
 int main(int argc, char **argv) {
         enum {
-                O_BUILD = 256, O_SOURCE, O_SERVER, O_MEASURE, O_MONITOR, O_OUT, O_SEQ, O_BURST, O_ALL, O_HOLD,
-                O_RENEW, O_PCPCTL, O_CONNS, O_WINDOW, O_LIFETIME, O_RENEW_S, O_IDLE_S, O_KEEP, O_HELP,
+                O_BUILD = 256,
+                O_SOURCE,
+                O_SERVER,
+                O_MEASURE,
+                O_MONITOR,
+                O_OUT,
+                O_SEQ,
+                O_BURST,
+                O_ALL,
+                O_HOLD,
+                O_RENEW,
+                O_PCPCTL,
+                O_CONNS,
+                O_WINDOW,
+                O_LIFETIME,
+                O_RENEW_S,
+                O_IDLE_S,
+                O_KEEP,
+                O_TRIM,
+                O_HELP,
         };
         static const struct option longopts[] = {
-                { "build", required_argument, NULL, O_BUILD },
-                { "source", required_argument, NULL, O_SOURCE },
-                { "server", required_argument, NULL, O_SERVER },
-                { "measure", required_argument, NULL, O_MEASURE },
-                { "monitor", no_argument, NULL, O_MONITOR },
-                { "out-dir", required_argument, NULL, O_OUT },
-                { "seq", required_argument, NULL, O_SEQ },
-                { "burst", required_argument, NULL, O_BURST },
-                { "all", required_argument, NULL, O_ALL },
-                { "hold", required_argument, NULL, O_HOLD },
-                { "renew", required_argument, NULL, O_RENEW },
-                { "pcpctl", required_argument, NULL, O_PCPCTL },
-                { "conns", required_argument, NULL, O_CONNS },
-                { "window", required_argument, NULL, O_WINDOW },
-                { "lifetime", required_argument, NULL, O_LIFETIME },
-                { "renew-seconds", required_argument, NULL, O_RENEW_S },
-                { "idle-seconds", required_argument, NULL, O_IDLE_S },
-                { "keep", no_argument, NULL, O_KEEP },
-                { "help", no_argument, NULL, O_HELP },
+                {"build", required_argument, NULL, O_BUILD},
+                {"source", required_argument, NULL, O_SOURCE},
+                {"server", required_argument, NULL, O_SERVER},
+                {"measure", required_argument, NULL, O_MEASURE},
+                {"monitor", no_argument, NULL, O_MONITOR},
+                {"out-dir", required_argument, NULL, O_OUT},
+                {"seq", required_argument, NULL, O_SEQ},
+                {"burst", required_argument, NULL, O_BURST},
+                {"all", required_argument, NULL, O_ALL},
+                {"hold", required_argument, NULL, O_HOLD},
+                {"renew", required_argument, NULL, O_RENEW},
+                {"pcpctl", required_argument, NULL, O_PCPCTL},
+                {"conns", required_argument, NULL, O_CONNS},
+                {"window", required_argument, NULL, O_WINDOW},
+                {"lifetime", required_argument, NULL, O_LIFETIME},
+                {"renew-seconds", required_argument, NULL, O_RENEW_S},
+                {"idle-seconds", required_argument, NULL, O_IDLE_S},
+                {"keep", no_argument, NULL, O_KEEP},
+                {"malloc-trim-probe", no_argument, NULL, O_TRIM},
+                {"help", no_argument, NULL, O_HELP},
                 {},
         };
         int c;
@@ -2078,8 +2241,10 @@ int main(int argc, char **argv) {
                                 opt.measure = MEASURE_CALLGRIND;
                         else if (strcmp(optarg, "strace") == 0)
                                 opt.measure = MEASURE_STRACE;
+                        else if (strcmp(optarg, "massif") == 0)
+                                opt.measure = MEASURE_MASSIF;
                         else
-                                die("invalid --measure '%s': use none, callgrind or strace", optarg);
+                                die("invalid --measure '%s': use none, callgrind, strace or massif", optarg);
                         break;
                 case O_MONITOR:
                         opt.monitor = true;
@@ -2123,6 +2288,9 @@ int main(int argc, char **argv) {
                 case O_KEEP:
                         opt.keep = true;
                         break;
+                case O_TRIM:
+                        opt.trim_probe = true;
+                        break;
                 case O_HELP:
                         usage(stdout);
                         return 0;
@@ -2138,8 +2306,9 @@ int main(int argc, char **argv) {
                 die("invalid --conns %u: use 1-%d", opt.conns, MAX_CONNS);
         if (opt.window < 1)
                 die("invalid --window 0: use at least 1");
-        if (opt.n_seq < 1 || opt.n_burst < 1 || opt.n_burst > 131070 || opt.n_all < 1 || opt.n_all > 131070 ||
-            opt.n_hold < 1 || opt.n_hold >= 131070 || opt.n_renew < 1 || opt.n_renew > 131070 || opt.n_pcpctl < 1)
+        if (opt.n_seq < 1 || opt.n_burst < 1 || opt.n_burst > 131070 || opt.n_all < 1 ||
+            opt.n_all > 131070 || opt.n_hold < 1 || opt.n_hold >= 131070 || opt.n_renew < 1 ||
+            opt.n_renew > 131070 || opt.n_pcpctl < 1)
                 die("a size is out of range: mappings are 1-131070 (--hold at most 131069)");
         if (geteuid() != 0)
                 die("run me as root: pcpd then asks no polkit and any port may be mapped");
@@ -2165,8 +2334,12 @@ int main(int argc, char **argv) {
                 if (k == ELEMENTSOF(phases))
                         die("unknown phase '%s'; see --help", argv[i]);
                 phase_name = phases[k].name;
-                printf("== %s (server: %s, measure: %s%s)\n", phase_name, opt.refserver ? "pcp-refserver" : "stateless",
-                       opt.measure == MEASURE_NONE ? "none" : opt.measure == MEASURE_CALLGRIND ? "callgrind" : "strace",
+                printf("== %s (server: %s, measure: %s%s)\n", phase_name,
+                       opt.refserver ? "pcp-refserver" : "stateless",
+                       opt.measure == MEASURE_NONE        ? "none"
+                       : opt.measure == MEASURE_CALLGRIND ? "callgrind"
+                       : opt.measure == MEASURE_STRACE    ? "strace"
+                                                          : "massif",
                        opt.monitor ? ", bus monitor" : "");
                 fflush(stdout);
                 /* mapping ids start at 1 again with every pcpd */
