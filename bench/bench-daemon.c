@@ -62,6 +62,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -71,11 +72,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pcp-engine.h"
 #include "pcp-wire.h"
 #include "pcp1-contract.h"
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
-#define MSEC ((uint64_t) 1000000)
 #define SEC ((uint64_t) 1000000000)
 #define MAX_CONNS 64
 #define EXTERNAL "198.51.100.7"
@@ -505,6 +506,37 @@ static void responder_run(int fd, uint32_t lifetime_cap, volatile responder_stat
         }
 }
 
+/* Forks the stateless responder on ip:SERVER_PORT; its counters in *ret_stats. */
+static pid_t responder_start(const char *ip, uint32_t lifetime_cap, volatile responder_stats **ret_stats) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(SERVER_PORT)};
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), big = 16 << 20;
+        volatile responder_stats *shared;
+        pid_t pid;
+
+        inet_pton(AF_INET, ip, &a.sin_addr);
+        if (fd < 0 || bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0)
+                die("cannot bind the responder to %s:%u: %m", ip, SERVER_PORT);
+        /* never the bottleneck: a receive buffer for every request of a burst */
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+        (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+        shared = mmap(NULL, sizeof(responder_stats), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+                      0);
+        if (shared == MAP_FAILED)
+                die("mmap: %m");
+        pid = fork();
+        if (pid < 0)
+                die("fork: %m");
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                responder_run(fd, lifetime_cap, shared);
+                _exit(0);
+        }
+        close(fd);
+        *ret_stats = shared;
+        return pid;
+}
+
 /* ---- the environment: bus, server, pcpd ---- */
 
 typedef struct env {
@@ -780,33 +812,8 @@ static env *env_start(const env_config *cfg) {
                 free(out);
                 free(exe);
                 free(maxl);
-        } else {
-                struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(SERVER_PORT)};
-                int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), big = 16 << 20;
-                volatile responder_stats *shared;
-
-                inet_pton(AF_INET, e->ip, &a.sin_addr);
-                if (fd < 0 || bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0)
-                        die("cannot bind the responder to %s:%u: %m", e->ip, SERVER_PORT);
-                /* never the bottleneck: a receive buffer for every request of a burst */
-                if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0)
-                        (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-                (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
-                shared = mmap(NULL, sizeof(responder_stats), PROT_READ | PROT_WRITE,
-                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-                if (shared == MAP_FAILED)
-                        die("mmap: %m");
-                e->rstats = shared;
-                e->server_pid = fork();
-                if (e->server_pid < 0)
-                        die("fork: %m");
-                if (e->server_pid == 0) {
-                        prctl(PR_SET_PDEATHSIG, SIGKILL);
-                        responder_run(fd, cfg->lifetime_cap, shared);
-                        _exit(0);
-                }
-                close(fd);
-        }
+        } else
+                e->server_pid = responder_start(e->ip, cfg->lifetime_cap, &e->rstats);
 
         /* pcpd: limits raised so that one root client may hold every port */
         path = xasprintf("%s/pcpd.conf", e->tmp);
@@ -1535,7 +1542,7 @@ static void pipeline_free(pipeline *p) {
 
 typedef struct seq {
         env *e;
-        enum { S_IDLE, S_PING, S_ADD, S_RELEASE } state;
+        enum { S_PING, S_ADD, S_RELEASE } state;
         bool replied;
         uint64_t id, t_sent;
         unsigned done_n;
@@ -2105,6 +2112,301 @@ static void phase_pcpctl(void) {
         env_stop(e);
 }
 
+/* ---- phase: udp (the engine in-process over real UDP, against a bare UDP client) ---- */
+
+typedef struct udp_client {
+        int fd;
+        struct in6_addr local; /* IPv4-mapped, as the engine and the codec want it */
+        struct sockaddr_in6 server;
+        uint64_t done, send_errors;
+        uint32_t server_state;
+        uint8_t pool[256];
+        size_t pool_left;
+} udp_client;
+
+static uint64_t cpu_self_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return (uint64_t) ts.tv_sec * SEC + (uint64_t) ts.tv_nsec;
+}
+
+static uint64_t engine_now(void) {
+        return now_ns() / 1000000;
+}
+
+static void udp_open(udp_client *c, const char *ip) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(SERVER_PORT)}, l;
+        socklen_t ll = sizeof(l);
+        int buf = 4 << 20;
+
+        memset(c, 0, sizeof(*c));
+        inet_pton(AF_INET, ip, &a.sin_addr);
+        c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (c->fd < 0 || connect(c->fd, (struct sockaddr *) &a, sizeof(a)) < 0 ||
+            getsockname(c->fd, (struct sockaddr *) &l, &ll) < 0)
+                die("cannot open a UDP socket to %s:%u: %m", ip, SERVER_PORT);
+        /* the same buffers for both clients (pcpd's socket has the kernel's defaults) */
+        if (setsockopt(c->fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)) < 0)
+                (void) setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+        if (setsockopt(c->fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)) < 0)
+                (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+        pcp_addr_from_ipv4(&l.sin_addr, &c->local);
+        c->server.sin6_family = AF_INET6;
+        c->server.sin6_port = a.sin_port;
+        pcp_addr_from_ipv4(&a.sin_addr, &c->server.sin6_addr);
+}
+
+static uint8_t job_protocol(size_t i) {
+        const char *proto;
+        uint16_t port;
+
+        job_key(i, &proto, &port);
+        return strcmp(proto, "udp") == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+}
+
+static uint16_t job_port(size_t i) {
+        const char *proto;
+        uint16_t port;
+
+        job_key(i, &proto, &port);
+        return port;
+}
+
+typedef struct udp_result {
+        uint64_t wall, cpu, drops, lost;
+} udp_result;
+
+/* The floor: n MAP requests encoded beforehand, sent as fast as the socket takes them
+ * (reading answers every 64 sends), until every answer is in. No state, no timers. */
+static udp_result udp_bare(const char *ip, size_t n) {
+        udp_client c;
+        uint8_t(*req)[64] = xcalloc(n, 64);
+        size_t *len = xcalloc(n, sizeof(size_t)), sent = 0;
+        uint8_t *nonces = xcalloc(n, PCP_NONCE_LEN);
+        uint64_t t0, cpu0, drops0, last_progress;
+        udp_result res = {0};
+
+        udp_open(&c, ip);
+        for (size_t off = 0; off < n * PCP_NONCE_LEN;) {
+                ssize_t k = getrandom(nonces + off, n * PCP_NONCE_LEN - off, 0);
+                if (k <= 0)
+                        die("getrandom failed");
+                off += (size_t) k;
+        }
+        for (size_t i = 0; i < n; i++) {
+                pcp_msg m;
+                pcp_msg_init(&m, false, PCP_OPCODE_MAP);
+                m.lifetime = 3600;
+                m.client_addr = c.local;
+                memcpy(m.nonce, nonces + i * PCP_NONCE_LEN, PCP_NONCE_LEN);
+                m.protocol = job_protocol(i);
+                m.internal_port = job_port(i);
+                if (pcp_encode(&m, req[i], sizeof(req[i]), &len[i]) != PCP_WIRE_OK)
+                        die("cannot encode a MAP request");
+        }
+        drops0 = proc_udp_drops(getpid());
+        cpu0 = cpu_self_ns();
+        t0 = last_progress = now_ns();
+        while (c.done < n) {
+                for (size_t k = 0; sent < n && k < 64; k++, sent++)
+                        if (send(c.fd, req[sent], len[sent], 0) < 0) {
+                                if (errno != EAGAIN && errno != ENOBUFS)
+                                        die("send: %m");
+                                break;
+                        }
+                for (;;) {
+                        uint8_t buf[PCP_MAX_MSG_LEN];
+                        pcp_msg m;
+                        ssize_t k = recv(c.fd, buf, sizeof(buf), 0);
+                        if (k < 0)
+                                break;
+                        if (pcp_decode(buf, (size_t) k, true, &m) == PCP_WIRE_OK &&
+                            m.opcode == PCP_OPCODE_MAP && m.result == PCP_RESULT_SUCCESS) {
+                                c.done++;
+                                last_progress = now_ns();
+                        }
+                }
+                if (sent == n && c.done < n) {
+                        struct pollfd pf = {.fd = c.fd, .events = POLLIN};
+                        (void) poll(&pf, 1, 100);
+                        if (now_ns() - last_progress > 2 * SEC)
+                                break; /* the rest is lost: no retransmission here */
+                }
+        }
+        res.wall = now_ns() - t0;
+        res.cpu = cpu_self_ns() - cpu0;
+        res.drops = proc_udp_drops(getpid()) - drops0;
+        res.lost = n - c.done;
+        close(c.fd);
+        free(req);
+        free(len);
+        free(nonces);
+        return res;
+}
+
+static void on_udp_send(void *userdata, uint32_t server_id, size_t addr_index, const uint8_t *buf,
+                        size_t len) {
+        udp_client *c = userdata;
+
+        if (send(c->fd, buf, len, 0) < 0)
+                c->send_errors++;
+}
+
+static void on_udp_event(void *userdata, const pcp_event *ev) {
+        udp_client *c = userdata;
+
+        if (ev->type == PCP_EVENT_MAPPING && ev->mapping != NULL && ev->mapping->state == PCP_MAPPING_ACTIVE)
+                c->done++;
+        else if (ev->type == PCP_EVENT_SERVER && ev->server != NULL)
+                c->server_state = ev->server->state;
+}
+
+/* as pcpd draws randomness: 256 bytes per getrandom() */
+static void on_udp_random(void *userdata, void *buf, size_t len) {
+        udp_client *c = userdata;
+        uint8_t *out = buf;
+
+        while (len > 0) {
+                size_t k;
+                if (c->pool_left == 0) {
+                        if (getrandom(c->pool, sizeof(c->pool), 0) != (ssize_t) sizeof(c->pool))
+                                die("getrandom failed");
+                        c->pool_left = sizeof(c->pool);
+                }
+                k = len < c->pool_left ? len : c->pool_left;
+                memcpy(out, c->pool + c->pool_left - k, k);
+                c->pool_left -= k;
+                out += k;
+                len -= k;
+        }
+}
+
+static void udp_engine_drain(pcp_engine *e, udp_client *c, uint32_t sid) {
+        for (;;) {
+                uint8_t buf[PCP_MAX_MSG_LEN + 4];
+                ssize_t k = recv(c->fd, buf, sizeof(buf), 0);
+                if (k < 0)
+                        break;
+                pcp_engine_receive(e, engine_now(), sid, 0, &c->server, buf, (size_t) k);
+        }
+}
+
+/* The engine as pcpd drives it (its send callback, batched randomness, its timers), in
+ * this process over the same kind of socket: n mappings added at once (reading answers
+ * every 64 adds, as pcpd's loop would between bus messages), until every one is active. */
+static udp_result udp_engine(const char *ip, size_t n) {
+        udp_client c;
+        pcp_engine_config cfg = {.max_mappings = n};
+        pcp_engine_ops ops = {.send = on_udp_send, .event = on_udp_event, .random = on_udp_random};
+        pcp_server_addr a;
+        pcp_engine *e = NULL;
+        uint32_t sid;
+        uint64_t t0, cpu0, drops0, end;
+        udp_result res = {0};
+
+        udp_open(&c, ip);
+        if (pcp_engine_new(&cfg, &ops, &c, &e) < 0)
+                die("pcp_engine_new failed");
+        memset(&a, 0, sizeof(a));
+        a.remote = c.server;
+        a.local = c.local;
+        if (pcp_engine_add_server(e, engine_now(), &a, 1, &sid) < 0)
+                die("pcp_engine_add_server failed");
+        /* the server probe (ANNOUNCE) and its answer, before the clock starts */
+        end = now_ns() + 5 * SEC;
+        while (c.server_state != PCP_SERVER_PCP) {
+                struct pollfd pf = {.fd = c.fd, .events = POLLIN};
+                if (now_ns() > end)
+                        die("the responder did not answer the engine's probe");
+                (void) poll(&pf, 1, 50);
+                udp_engine_drain(e, &c, sid);
+                pcp_engine_process_timers(e, engine_now());
+        }
+        drops0 = proc_udp_drops(getpid());
+        cpu0 = cpu_self_ns();
+        t0 = now_ns();
+        for (size_t i = 0; i < n; i++) {
+                pcp_mapping_params p = {
+                        .server_id = sid,
+                        .opcode = PCP_OPCODE_MAP,
+                        .protocol = job_protocol(i),
+                        .internal_port = job_port(i),
+                        .lifetime = 3600,
+                };
+                uint64_t id;
+                if (pcp_engine_add_mapping(e, engine_now(), &p, &id) < 0)
+                        die("pcp_engine_add_mapping failed");
+                if (i % 64 == 63)
+                        udp_engine_drain(e, &c, sid);
+        }
+        end = now_ns() + 60 * SEC;
+        while (c.done < n && now_ns() < end) {
+                struct pollfd pf = {.fd = c.fd, .events = POLLIN};
+                uint64_t d = pcp_engine_next_deadline(e), nowm = engine_now();
+                int timeout = d == PCP_NEVER ? 100 : d <= nowm ? 0 : (int) (d - nowm < 100 ? d - nowm : 100);
+                (void) poll(&pf, 1, timeout);
+                udp_engine_drain(e, &c, sid);
+                pcp_engine_process_timers(e, engine_now());
+        }
+        res.wall = now_ns() - t0;
+        res.cpu = cpu_self_ns() - cpu0;
+        res.drops = proc_udp_drops(getpid()) - drops0;
+        res.lost = pcp_engine_get_stats(e)->retransmissions;
+        if (c.done < n)
+                die("the engine had %" PRIu64 " of %zu mappings active after 60 s", c.done, n);
+        pcp_engine_free(e);
+        close(c.fd);
+        return res;
+}
+
+static void phase_udp(void) {
+        char *ip = unique_address();
+        volatile responder_stats *rs = NULL;
+        pid_t responder = responder_start(ip, 0, &rs);
+        size_t n = opt.n_burst;
+        unsigned runs = 5;
+        uint64_t *bw = xcalloc(runs, sizeof(uint64_t)), *ew = xcalloc(runs, sizeof(uint64_t));
+        uint64_t *bc = xcalloc(runs, sizeof(uint64_t)), *ec = xcalloc(runs, sizeof(uint64_t));
+        uint64_t drops = 0, lost = 0, retr = 0;
+        dist db, de;
+
+        for (unsigned r = 0; r < runs; r++) {
+                udp_result b = udp_bare(ip, n), en = udp_engine(ip, n);
+                bw[r] = b.wall;
+                bc[r] = b.cpu;
+                ew[r] = en.wall;
+                ec[r] = en.cpu;
+                drops += b.drops + en.drops;
+                lost += b.lost;
+                retr += en.lost;
+        }
+        stop_process(&responder, SIGTERM, 2000);
+        munmap((void *) rs, sizeof(responder_stats));
+        free(ip);
+        de = dist_of(ew, runs);
+        db = dist_of(bw, runs);
+        result("n", "%zu", n);
+        result("bare_ms", "%.2f", db.median);
+        result("engine_ms", "%.2f", de.median);
+        result("engine_over_bare", "%.2f", db.median > 0 ? de.median / db.median : 0);
+        print_dist("bare", "bare UDP client, n requests until n answers (wall)", bw, runs);
+        print_dist("bare_cpu", "  its CPU", bc, runs);
+        print_dist("engine", "the engine over UDP, n mappings until n active (wall)", ew, runs);
+        print_dist("engine_cpu", "  its CPU", ec, runs);
+        result("udp_drops", "%" PRIu64, drops);
+        result("bare_lost", "%" PRIu64, lost);
+        result("engine_retransmissions", "%" PRIu64, retr);
+        note("%zu at once, %u runs each, alternating: the engine takes %.2f x the bare client (target <= "
+             "2); "
+             "drops %" PRIu64 ", bare answers lost %" PRIu64 ", engine retransmissions %" PRIu64,
+             n, runs, db.median > 0 ? de.median / db.median : 0, drops, lost, retr);
+        free(bw);
+        free(ew);
+        free(bc);
+        free(ec);
+}
+
 /* ---- phase: exec ---- */
 
 static void phase_exec(void) {
@@ -2139,12 +2441,13 @@ static const struct {
         const char *name;
         void (*run)(void);
 } phases[] = {
-        {"seq", phase_seq},   {"burst", phase_burst}, {"all", phase_all},       {"stall", phase_stall},
-        {"idle", phase_idle}, {"renew", phase_renew}, {"pcpctl", phase_pcpctl}, {"exec", phase_exec},
+        {"seq", phase_seq},     {"udp", phase_udp},       {"burst", phase_burst},
+        {"all", phase_all},     {"stall", phase_stall},   {"idle", phase_idle},
+        {"renew", phase_renew}, {"pcpctl", phase_pcpctl}, {"exec", phase_exec},
 };
 
 static void usage(FILE *f) {
-        fputs("bench-daemon [OPTIONS] PHASE...     (seq burst all stall idle renew pcpctl)\n"
+        fputs("bench-daemon [OPTIONS] PHASE...     (seq udp burst all stall idle renew pcpctl)\n"
               "bench-daemon [OPTIONS] exec -- COMMAND...\n\n"
               "  --build DIR          build directory (pcpd, pcpctl, pcp-refserver)\n"
               "  --source DIR         source tree (bus configuration, policy)\n"

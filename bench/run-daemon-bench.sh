@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --build) BUILD=$2; shift 2 ;;
         --table) TABLE=$2; shift 2 ;;
-        -h|--help) sed -n '3,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run-daemon-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -90,6 +90,10 @@ row "  pcpd CPU per mapping (us)" "$(v rep-burst- burst.map.pcpd_cpu_us_per)" ""
 row "  dbus-daemon CPU per mapping (us)" "$(v rep-burst- burst.map.bus_cpu_us_per)" "(was ~300)"
 row "  dbus-daemon CPU per Ping (us)" "$(v rep-burst- burst.ping.bus_cpu_us_per)" ""
 row "  bus messages per mapping (monitor)" "$(v burst-monitor burst.map.bus_messages_per)" ""
+row "engine in-process over UDP, $BURST at once (ms, median of 5)" "$(v udp udp.engine_ms)" ""
+row "  bare UDP client, the same requests (ms, median of 5)" "$(v udp udp.bare_ms)" ""
+row "  ratio engine / bare" "$(v udp udp.engine_over_bare)" "<= 2"
+row "  engine CPU / bare CPU (ms)" "$(v udp udp.engine_cpu_median_ms) / $(v udp udp.bare_cpu_median_ms)" ""
 row "RSS at $BURST mappings (KiB)" "$(v rep-burst- burst.held_rss_kib)" "<= 16,384"
 row "$HOLD held: longest Ping while one is added/released (ms)" "$(v stall stall.stall_max_ms)" "<= 20 (was 563)"
 row "  longest Ping, quiet (ms)" "$(v stall stall.quiet_ping_max_ms)" ""
@@ -186,6 +190,7 @@ for i in $(seq 1 "$REPEAT"); do
     run "rep-burst-$i" --burst "$BURST" burst
     run "rep-idle-$i" --idle-seconds "$IDLE_S" idle
 done
+run udp --burst "$BURST" udp
 run stall --hold "$HOLD" stall
 run pcpctl --pcpctl "$PCPCTL_N" pcpctl
 [ "$SKIP_ALL" = yes ] || run all --all "$ALL" all
