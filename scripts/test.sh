@@ -79,7 +79,8 @@ if [ -z "${PCPD_SKIP_VALGRIND:-}" ]; then
     echo "== bus tests with pcpd under valgrind"
     PCPD_VALGRIND=1 meson test -C build --no-rebuild --print-errorlogs --num-processes 2 -t 3 \
         --logbase valgrind-bus bus-manager bus-ownership bus-authorisation bus-restart bus-drops \
-        bus-socket-options bus-direct bus-introspection bus-crash bus-state-dir || status=1
+        bus-socket-options bus-direct bus-introspection bus-crash bus-state-dir \
+        bus-socket-proof bus-app-id || status=1
     count_results build/meson-logs/valgrind-bus.json
 fi
 
