@@ -23,15 +23,6 @@ char *format_endpoint(const char *address, uint16_t port) {
         return r < 0 ? NULL : s;
 }
 
-char *format_protocol(const MappingInfo *i) {
-        char *s;
-
-        if (asprintf(&s, "%s%s", isempty(i->protocol) ? "?" : i->protocol,
-                     streq_ptr(i->opcode, PCP1_OPCODE_PEER) ? "/peer" : "") < 0)
-                return NULL;
-        return s;
-}
-
 char *describe_mapping(const MappingInfo *i) {
         _cleanup_free_ char *external = NULL, *remote = NULL, *proto = NULL, *error = NULL, *st = NULL;
         const char *state = strempty(i->state);

@@ -11,9 +11,6 @@
 /* "198.51.100.7:8080", "[2001:db8::1]:8080", "*:8080" (no address), "-" (neither) */
 char *format_endpoint(const char *address, uint16_t port);
 
-/* "tcp" or "tcp/peer" */
-char *format_protocol(const MappingInfo *i);
-
 /* One line: "tcp 8080 -> 198.51.100.7:8080 (lifetime 3600 s)", "tcp 8080: pending",
  * "tcp 8080: failed (NO_RESOURCES), retrying"; sanitized. */
 char *describe_mapping(const MappingInfo *i);

@@ -390,6 +390,7 @@ struct Table {
         const char **colors;
         unsigned *weights;
         size_t *min_widths;
+        bool *hidden;
         size_t width;
         bool header;
 };
@@ -408,7 +409,8 @@ Table *table_new(size_t n_columns, const char *const *headers) {
         t->header = true;
         t->weights = calloc(n_columns, sizeof(unsigned));
         t->min_widths = calloc(n_columns, sizeof(size_t));
-        if (t->weights == NULL || t->min_widths == NULL || table_add_row(t, headers, NULL) < 0)
+        t->hidden = calloc(n_columns, sizeof(bool));
+        if (t->weights == NULL || t->min_widths == NULL || t->hidden == NULL || table_add_row(t, headers, NULL) < 0)
                 return table_free(t);
         return t;
 }
@@ -422,6 +424,7 @@ Table *table_free(Table *t) {
         free(t->colors);
         free(t->weights);
         free(t->min_widths);
+        free(t->hidden);
         free(t);
         return NULL;
 }
@@ -439,6 +442,19 @@ void table_set_width(Table *t, size_t width) {
 
 void table_set_header(Table *t, bool header) {
         t->header = header;
+}
+
+void table_hide_column(Table *t, size_t column) {
+        if (column < t->n_columns)
+                t->hidden[column] = true;
+}
+
+static size_t visible_columns(const Table *t) {
+        size_t n = 0;
+
+        for (size_t c = 0; c < t->n_columns; c++)
+                n += !t->hidden[c];
+        return n;
 }
 
 int table_add_row(Table *t, const char *const *cells, const char *const *colors) {
@@ -486,40 +502,37 @@ static const char *cell_text(const Table *t, size_t i) {
 
 /* Column widths that fit t->width (as well as the columns' minimums allow). */
 static void table_layout(const Table *t, size_t *widths) {
-        size_t first = t->header ? 0 : t->n_columns, total = 0, need, avail, extra;
+        size_t first = t->header ? 0 : t->n_columns, total = 0, need, avail, extra, gaps;
         size_t *mins = calloc(t->n_columns, sizeof(size_t));
 
         for (size_t i = first; i < t->n_cells; i++) {
                 size_t w = text_width(cell_text(t, i));
 
-                if (w > widths[i % t->n_columns])
+                if (!t->hidden[i % t->n_columns] && w > widths[i % t->n_columns])
                         widths[i % t->n_columns] = w;
         }
         for (size_t c = 0; c < t->n_columns; c++)
                 total += widths[c];
-        need = total + t->n_columns - 1;
+        gaps = visible_columns(t) > 0 ? visible_columns(t) - 1 : 0;
+        need = total + gaps;
         if (t->width == SIZE_MAX || need <= t->width || mins == NULL) {
                 free(mins);
                 return;
         }
 
-        /* every column that may shrink goes down to its minimum, then the room left is
-         * shared out in proportion to the weights, none getting more than it needs */
+        /* every column that may shrink goes down to its minimum, then the room left goes
+         * to them by weight, the heaviest first, none getting more than it needs: what
+         * matters most is whole before anything else gets a cell more */
         total = 0;
         for (size_t c = 0; c < t->n_columns; c++) {
                 size_t m = widths[c];
 
-                if (t->weights[c] > 0) {
-                        size_t h = text_width(t->cells[c]);
-
-                        m = t->min_widths[c] > h ? t->min_widths[c] : h;
-                        if (m > widths[c])
-                                m = widths[c];
-                }
+                if (t->weights[c] > 0 && t->min_widths[c] < m)
+                        m = t->min_widths[c];
                 mins[c] = m;
                 total += m;
         }
-        avail = t->width > t->n_columns - 1 ? t->width - (t->n_columns - 1) : 0;
+        avail = t->width > gaps ? t->width - gaps : 0;
         extra = avail > total ? avail - total : 0;
 
         for (size_t c = 0; c < t->n_columns; c++) {
@@ -529,33 +542,19 @@ static void table_layout(const Table *t, size_t *widths) {
                 mins[c] = natural; /* from here on: what each column would like */
         }
         while (extra > 0) {
-                uint64_t weights = 0;
-                size_t given = 0;
+                size_t best = t->n_columns, want;
 
                 for (size_t c = 0; c < t->n_columns; c++)
-                        if (t->weights[c] > 0 && widths[c] < mins[c])
-                                weights += t->weights[c];
-                if (weights == 0)
+                        if (t->weights[c] > 0 && !t->hidden[c] && widths[c] < mins[c] &&
+                            (best == t->n_columns || t->weights[c] > t->weights[best]))
+                                best = c;
+                if (best == t->n_columns)
                         break;
-                for (size_t c = 0; c < t->n_columns && given < extra; c++) {
-                        size_t share, want;
-
-                        if (t->weights[c] == 0 || widths[c] >= mins[c])
-                                continue;
-                        share = (size_t) ((uint64_t) extra * t->weights[c] / weights);
-                        if (share == 0)
-                                share = 1;
-                        want = mins[c] - widths[c];
-                        if (share > want)
-                                share = want;
-                        if (share > extra - given)
-                                share = extra - given;
-                        widths[c] += share;
-                        given += share;
-                }
-                if (given == 0)
-                        break;
-                extra -= given;
+                want = mins[best] - widths[best];
+                if (want > extra)
+                        want = extra;
+                widths[best] += want;
+                extra -= want;
         }
         free(mins);
 }
@@ -568,15 +567,23 @@ int table_print(Table *t, FILE *f) {
                 return -ENOMEM;
         table_layout(t, widths);
 
+        size_t last_column = 0;
+
+        for (size_t c = 0; c < t->n_columns; c++)
+                if (!t->hidden[c])
+                        last_column = c;
+
         for (size_t i = first; i < t->n_cells; i++) {
                 size_t column = i % t->n_columns, w;
-                bool header = i < t->n_columns, last = column + 1 == t->n_columns;
+                bool header = i < t->n_columns, last = column == last_column;
                 const char *text = cell_text(t, i);
                 const char *color = header ? ansi_underline()
                                    : t->cells[i][0] == '\0' ? ansi_grey()
                                                             : (t->colors[i] != NULL ? t->colors[i] : "");
                 char *cut = NULL;
 
+                if (t->hidden[column])
+                        continue;
                 if (text_width(text) > widths[column]) {
                         cut = text_ellipsize(text, widths[column]);
                         if (cut == NULL) {

@@ -75,13 +75,15 @@ static inline void table_freep(Table **t) {
 }
 
 /* How much a column gives up when the table is too wide for the terminal: 0 (the
- * default) never, else in proportion to its weight, never below min_width (or its
- * header). */
+ * default) never, else in proportion to its weight, never below min_width (its header
+ * is ellipsized like its cells). */
 void table_set_shrink(Table *t, size_t column, unsigned weight, size_t min_width);
 /* Total width to fit the table in; SIZE_MAX (the default) for no limit. */
 void table_set_width(Table *t, size_t width);
 /* Print the header line (default true). */
 void table_set_header(Table *t, bool header);
+/* Leave a column out of the output. */
+void table_hide_column(Table *t, size_t column);
 
 /* Adds a row of exactly n_columns cells (NULL or "" cells print as a grey "-"); cells
  * are sanitized and copied. colors is NULL or one escape sequence (or NULL) per cell.

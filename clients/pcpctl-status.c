@@ -212,15 +212,16 @@ int verb_list(int argc, char **argv, sd_bus *bus) {
         }
         table_set_header(t, arg_legend);
         table_set_width(t, output_width(arg_full));
-        /* on a narrow terminal the free text goes first, the addresses last */
-        table_set_shrink(t, C_DESCRIPTION, 100, 6);
-        table_set_shrink(t, C_APP, 60, 6);
-        table_set_shrink(t, C_REMOTE, 30, 8);
-        table_set_shrink(t, C_STATE, 20, 6);
-        table_set_shrink(t, C_EXPIRES, 20, 7);
-        table_set_shrink(t, C_INTERNAL, 10, 10);
-        table_set_shrink(t, C_EXTERNAL, 10, 10);
+        /* on a narrow terminal every column but the short ones gives way (ten columns do
+         * not fit 70 cells otherwise): the free text first, the external address last */
+        table_set_shrink(t, C_EXTERNAL, 60, 9);
+        table_set_shrink(t, C_INTERNAL, 50, 9);
+        table_set_shrink(t, C_REMOTE, 40, 4);
+        table_set_shrink(t, C_EXPIRES, 30, 4);
+        table_set_shrink(t, C_APP, 20, 3);
+        table_set_shrink(t, C_DESCRIPTION, 10, 3);
 
+        bool any_peer = false;
         for (size_t k = 0; k < n; k++) {
                 const MappingInfo *m = &mappings[k];
                 _cleanup_free_ char *internal = NULL, *external = NULL, *remote = NULL, *proto = NULL,
@@ -231,7 +232,8 @@ int verb_list(int argc, char **argv, sd_bus *bus) {
                 external = m->external_port > 0 ? format_endpoint(m->external_address, m->external_port)
                                                 : strdup("");
                 remote = isempty(m->remote_address) ? strdup("") : format_endpoint(m->remote_address, m->remote_port);
-                proto = format_protocol(m);
+                /* "tcp", the REMOTE column tells a PEER mapping */
+                proto = strdup(isempty(m->protocol) ? "?" : m->protocol);
                 if (asprintf(&state, isempty(m->error) ? "%s" : "%s (%s)", strempty(m->state), strempty(m->error)) <
                     0)
                         state = NULL;
@@ -243,6 +245,7 @@ int verb_list(int argc, char **argv, sd_bus *bus) {
                 else
                         format_relative(expires, sizeof(expires), m->expires_at, now);
                 snprintf(uid, sizeof(uid), "%" PRIu32, m->uid);
+                any_peer = any_peer || !isempty(m->remote_address);
 
                 if (internal == NULL || external == NULL || remote == NULL || proto == NULL || state == NULL ||
                     table_add_row(t,
@@ -256,6 +259,9 @@ int verb_list(int argc, char **argv, sd_bus *bus) {
                 }
         }
         mappings_free(mappings, n);
+        /* the remote end is a PEER mapping's only: no column of dashes for MAP mappings */
+        if (!any_peer)
+                table_hide_column(t, C_REMOTE);
 
         if (table_n_rows(t) == 0) {
                 if (arg_legend)

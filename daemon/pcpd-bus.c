@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
@@ -201,6 +202,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                         if (k >= 0 && (strlen(s) == 0 || strlen(s) >= 16 || strchr(s, '/') != NULL))
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Invalid interface name '%s'.", s);
+                        /* a typo, not a network without a server */
+                        if (k >= 0 && if_nametoindex(s) == 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "No such interface '%s'.", s);
                         if (k >= 0)
                                 p->interface = g_strdup(s);
                 } else if (strcmp(name, "external-address") == 0) {
@@ -402,8 +407,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (!authorized) {
                 if (p->kind == CALL_ADD && !p->port_owned && !p->port_proven && p->req.internal_port >= 1024)
                         sd_bus_error_setf(&err, PCP1_ERROR_PORT_NOT_OWNED,
-                                          "None of your sockets is bound to %s port %u: open and bind the socket "
-                                          "first, or use AddMappingForSocket().",
+                                          "None of your sockets is bound to %s port %u: only the program that "
+                                          "listens on a port may map it without an administrator.",
                                           pcp_protocol_to_string(p->req.protocol) ?: "this protocol",
                                           p->req.internal_port);
                 else
@@ -974,7 +979,7 @@ static const sd_bus_vtable mapping_vtable[] = {
         PROP("ProtocolNumber", "y", CONST),
         PROP("InternalAddress", "s", CHANGE),
         PROP("InternalPort", "q", CONST),
-        PROP("SuggestedExternalPort", "q", CONST),
+        PROP("SuggestedExternalPort", "q", CHANGE), /* follows the port last granted */
         PROP("ExternalAddress", "s", CHANGE),
         PROP("ExternalPort", "q", CHANGE),
         PROP("RemoteAddress", "s", CONST),
