@@ -65,9 +65,11 @@ class Test:
         return r
 
     def test_call(self, method, signature, *args):
-        r = subprocess.run(['busctl', f'--address={self.env["DBUS_SYSTEM_BUS_ADDRESS"]}', 'call',
-                            'org.freedesktop.PCP1', '/org/freedesktop/PCP1', 'org.freedesktop.PCP1.Test', method,
-                            signature] + [str(a) for a in args], capture_output=True, text=True, timeout=30)
+        types = {'s': 'string'}
+        r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
+                            '/org/freedesktop/PCP1', f'org.freedesktop.PCP1.Test.{method}']
+                           + [f'{types[t]}:{a}' for t, a in zip(signature, args)],
+                           capture_output=True, text=True, env=self.env, timeout=30)
         self.check(r.returncode == 0, f'fake: {method}{args}', r.stderr)
 
     def start(self, *args):

@@ -14,6 +14,9 @@ PACKAGES=(
     iproute2 nftables miniupnpd-nftables natpmpc
     # memory checks
     valgrind
+    # the demo's polkit (the real one, on its private bus); pcpctl's completion, run by
+    # bash and zsh in its test, and bash-completion.pc for where it is installed
+    polkitd zsh bash-completion
 )
 
 missing=()
