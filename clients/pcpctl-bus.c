@@ -395,6 +395,74 @@ void manager_info_done(ManagerInfo *i) {
         *i = (ManagerInfo){0};
 }
 
+static char **strv_copy(char *const *l, bool *oom) {
+        size_t n = strv_length(l);
+        char **c;
+
+        if (l == NULL)
+                return NULL;
+        c = calloc(n + 1, sizeof(char *));
+        if (c == NULL) {
+                *oom = true;
+                return NULL;
+        }
+        for (size_t k = 0; k < n; k++) {
+                c[k] = strdup(l[k]);
+                if (c[k] == NULL)
+                        *oom = true;
+        }
+        return c;
+}
+
+static char *str_copy(const char *s, bool *oom) {
+        char *c;
+
+        if (s == NULL)
+                return NULL;
+        c = strdup(s);
+        if (c == NULL)
+                *oom = true;
+        return c;
+}
+
+int manager_info_copy(const ManagerInfo *from, ManagerInfo *to) {
+        bool oom = false;
+
+        *to = (ManagerInfo){
+                .version = str_copy(from->version, &oom),
+                .enabled = from->enabled,
+                .state = str_copy(from->state, &oom),
+                .state_error = str_copy(from->state_error, &oom),
+                .has_state_error = from->has_state_error,
+                .external_addresses = strv_copy(from->external_addresses, &oom),
+                .prefix64 = strv_copy(from->prefix64, &oom),
+                .default_lifetime = from->default_lifetime,
+                .max_mappings_per_user = from->max_mappings_per_user,
+                .mapping_count = from->mapping_count,
+        };
+        if (from->servers.n > 0) {
+                to->servers.items = calloc(from->servers.n, sizeof(ServerInfo));
+                if (to->servers.items == NULL)
+                        oom = true;
+                else {
+                        to->servers.n = from->servers.n;
+                        for (size_t k = 0; k < from->servers.n; k++)
+                                to->servers.items[k] = (ServerInfo){
+                                        .interface = str_copy(from->servers.items[k].interface, &oom),
+                                        .address = str_copy(from->servers.items[k].address, &oom),
+                                        .source = str_copy(from->servers.items[k].source, &oom),
+                                        .protocol = str_copy(from->servers.items[k].protocol, &oom),
+                                        .epoch = from->servers.items[k].epoch,
+                                };
+                }
+        }
+        if (oom) {
+                manager_info_done(to);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 void mapping_info_done(MappingInfo *i) {
         free(i->path);
         free(i->opcode);

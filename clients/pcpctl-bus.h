@@ -155,6 +155,7 @@ const char *manager_property_name(unsigned p);
 const char *mapping_property_name(unsigned p);
 
 void manager_info_done(ManagerInfo *i);
+int manager_info_copy(const ManagerInfo *from, ManagerInfo *to);
 void mapping_info_done(MappingInfo *i);
 void mappings_free(MappingInfo *m, size_t n);
 

@@ -400,6 +400,10 @@ static void holder_detach(Holder *h) {
                         h->previous_external = e;
                 }
         }
+        /* a restarted pcpd numbers its objects anew: the old path may soon be another
+         * mapping's, whose signals must not be taken for ours */
+        free(h->path);
+        h->path = NULL;
         log_router_keeps(h, _("pcpd went away"));
         log_error(_("Waiting for pcpd to come back, to ask for the mapping again."));
         h->expiry = sd_event_source_disable_unref(h->expiry);

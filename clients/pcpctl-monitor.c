@@ -188,6 +188,45 @@ static void print_removed(const char *path, const char *reason) {
         printf("\n");
 }
 
+static bool strv_equal(char *const *a, char *const *b) {
+        size_t n = strv_length(a);
+
+        if (n != strv_length(b))
+                return false;
+        for (size_t k = 0; k < n; k++)
+                if (!streq(a[k], b[k]))
+                        return false;
+        return true;
+}
+
+static bool servers_equal(const ServerList *a, const ServerList *b) {
+        if (a->n != b->n)
+                return false;
+        for (size_t k = 0; k < a->n; k++)
+                if (!streq_ptr(a->items[k].address, b->items[k].address) ||
+                    !streq_ptr(a->items[k].protocol, b->items[k].protocol))
+                        return false;
+        return true;
+}
+
+/* What a signal carried without changing anything shown (a value published again, or
+ * one that monitor read at pcpd's start already): no line for it. */
+static PropMask manager_really_changed(const ManagerInfo *before, const ManagerInfo *after, PropMask carried) {
+        if (before->enabled == after->enabled)
+                carried &= ~PROP_BIT(MANAGER_ENABLED);
+        if (streq_ptr(before->state, after->state))
+                carried &= ~PROP_BIT(MANAGER_STATE);
+        if (streq_ptr(before->state_error, after->state_error))
+                carried &= ~PROP_BIT(MANAGER_STATE_ERROR);
+        if (strv_equal(before->external_addresses, after->external_addresses))
+                carried &= ~PROP_BIT(MANAGER_EXTERNAL_ADDRESSES);
+        if (strv_equal(before->prefix64, after->prefix64))
+                carried &= ~PROP_BIT(MANAGER_PREFIX64);
+        if (servers_equal(&before->servers, &after->servers))
+                carried &= ~PROP_BIT(MANAGER_SERVERS);
+        return carried;
+}
+
 static void print_manager_changed(const ManagerInfo *i, PropMask changed) {
         const char *sep = "";
         bool any = false;
@@ -361,8 +400,19 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 return 0;
 
         if (streq(interface, PCP1_MANAGER_IFACE) && streq(path, PCP1_MANAGER_PATH)) {
-                if (manager_info_read(m, &mon->manager, &changed) < 0)
+                ManagerInfo before = {0};
+                bool have_before = false;
+
+                /* what it was, to tell what really changed (the message is read into the cache) */
+                if (arg_json == JSON_OFF)
+                        have_before = manager_info_copy(&mon->manager, &before) >= 0;
+                if (manager_info_read(m, &mon->manager, &changed) < 0) {
+                        manager_info_done(&before);
                         return 0;
+                }
+                if (have_before)
+                        changed = manager_really_changed(&before, &mon->manager, changed);
+                manager_info_done(&before);
                 if (arg_json != JSON_OFF) {
                         json_event(&j, "manager-changed");
                         json_key(&j, "Changed");

@@ -221,7 +221,7 @@ int verb_list(int argc, char **argv, sd_bus *bus) {
         table_set_shrink(t, C_APP, 20, 3);
         table_set_shrink(t, C_DESCRIPTION, 10, 3);
 
-        bool any_peer = false;
+        bool any_peer = false, any_app = false;
         for (size_t k = 0; k < n; k++) {
                 const MappingInfo *m = &mappings[k];
                 _cleanup_free_ char *internal = NULL, *external = NULL, *remote = NULL, *proto = NULL,
@@ -246,6 +246,7 @@ int verb_list(int argc, char **argv, sd_bus *bus) {
                         format_relative(expires, sizeof(expires), m->expires_at, now);
                 snprintf(uid, sizeof(uid), "%" PRIu32, m->uid);
                 any_peer = any_peer || !isempty(m->remote_address);
+                any_app = any_app || !isempty(m->app_id);
 
                 if (internal == NULL || external == NULL || remote == NULL || proto == NULL || state == NULL ||
                     table_add_row(t,
@@ -259,9 +260,12 @@ int verb_list(int argc, char **argv, sd_bus *bus) {
                 }
         }
         mappings_free(mappings, n);
-        /* the remote end is a PEER mapping's only: no column of dashes for MAP mappings */
+        /* no column of dashes: the remote end is a PEER mapping's only, and an app id is
+         * known for Flatpak, snap and systemd units only */
         if (!any_peer)
                 table_hide_column(t, C_REMOTE);
+        if (!any_app)
+                table_hide_column(t, C_APP);
 
         if (table_n_rows(t) == 0) {
                 if (arg_legend)

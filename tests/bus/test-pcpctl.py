@@ -170,7 +170,8 @@ class VerbsTest(PcpctlTestCase):
         self.assertEqual(r.stdout, 'No mappings.\n')
         self.assertEqual(json.loads(self.pcpctl(env, 'list', '--json').stdout), [])
 
-        mp = env.add_mapping('tcp', 8202, 0, {'description': V('s', 'web')})
+        # an app id (declared, unless this process's cgroup names one): the APP column shows
+        mp = env.add_mapping('tcp', 8202, 0, {'description': V('s', 'web'), 'app-id': V('s', 'org.example.Web')})
         pe = env.manager('AddPeer', 'sqsqa{sv}', ('udp', 5202, '203.0.113.5', 443, {}))[0]
         env.wait_state(mp, 'active')
         env.wait_state(pe, 'active')
@@ -199,6 +200,15 @@ class VerbsTest(PcpctlTestCase):
                          (mp, 'tcp', 8202, EXTERNAL, 8202, 'active', 'web', 'map'))
         p = by_id[int(pid_)]
         self.assertEqual((p['Opcode'], p['RemoteAddress'], p['RemotePort']), ('peer', '203.0.113.5', 443))
+
+        # no PEER mapping, no app id: no column of dashes for either
+        env.manager('RemoveMapping', 'o', (pe,))
+        env.manager('RemoveMapping', 'o', (mp,))
+        env.wait_state(env.add_mapping('tcp', 8222), 'active')
+        header = self.pcpctl(env, 'list').stdout.splitlines()[0].split()
+        self.assertNotIn('REMOTE', header)
+        if not json.loads(self.pcpctl(env, 'list', '--json').stdout)[0]['AppId']:
+            self.assertEqual(header, ['ID', 'PROTO', 'INTERNAL', 'EXTERNAL', 'STATE', 'EXPIRES', 'UID', 'DESCRIPTION'])
 
     def test_map_text(self):
         env = self.make_env()
@@ -400,6 +410,55 @@ class RestartTest(PcpctlTestCase):
 
     def test_restart_sigkill(self):
         self.held_across(signal.SIGKILL)
+
+    def test_old_path_taken_by_another_mapping(self):
+        """A restarted pcpd numbers its objects anew: while pcpctl asks again, the path its
+        mapping had may be another mapping's, whose signals are not pcpctl's."""
+        env = self.make_env(polkit=True, config={'GraceSeconds': 30}, refserver_args=['--ports', '20000-20999'])
+        env.polkit_call('SetAllowed', 'as', ['org.freedesktop.PCP1.map'])
+        for i in range(5):  # ids that the restarted pcpd will not reuse for restored mappings
+            env.manager('RemoveMapping', 'o', (env.add_mapping('udp', 9300 + i),))
+        app = Agent(env, uid=NOBODY)  # nobody's program, listening on the port
+        self.assertEqual(app.req(op='bind', proto='tcp', port=8217, family=4).get('ok'), 8217)
+        p = subprocess.Popen(['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}', '--clear-groups', PCPCTL,
+                              '--no-ask-password', 'map', 'tcp', '8217', '--wait', '--json'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.base_env(env))
+        env.procs.append(p)
+        out, err = LineReader(p.stdout), LineReader(p.stderr)
+        first = json.loads(out.line(what='the active mapping'))
+        old_path, ext = first['Path'], first['ExternalPort']
+
+        env.kill_pcpd(signal.SIGTERM)
+        self.assertTrue(err.line().startswith('pcpd went away; the router keeps the mapping'))
+        err.line()
+        # pcpctl's next AddMapping waits in polkit until released
+        env.polkit_call('SimulateHangActions', 'as', ['org.freedesktop.PCP1.map'])
+        env.start_pcpd()
+        wait_until(lambda: env.conn.call_sync('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
+                                              'org.freedesktop.DBus.Mock', 'HaveHangingCalls', None, None, 0, 10000,
+                                              None).unpack()[0], 10, "pcpctl's AddMapping waiting in polkit")
+        # root's new mappings take the next ids, up to the old path: that mapping changes
+        # state and is removed, while pcpctl has not got its answer yet
+        for i in range(20):
+            path = env.add_mapping('udp', 9400 + i)
+            env.wait_state(path, 'active')
+            if path == old_path:
+                break
+        self.assertEqual(path, old_path, 'a mapping of root at the path pcpctl had')
+        env.manager('RemoveMapping', 'o', (old_path,))
+        wait_until(lambda: env.removed_reason(old_path) is not None, 10, 'MappingRemoved for the old path')
+        env.conn.call_sync('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
+                           'org.freedesktop.DBus.Mock', 'ReleaseHangingCalls', None, None, 0, 10000, None)
+
+        self.assertEqual(err.line(what='the re-attachment'), f'pcpd restarted; mapping re-established at '
+                                                             f'{EXTERNAL}:{ext}.')
+        self.assertIsNone(p.poll(), 'pcpctl holds on')
+        self.assertEqual(out.buf, b'', 'nothing of the other mapping printed')
+        held = [m for m in json.loads(self.pcpctl(env, 'list', '--json').stdout) if m['InternalPort'] == 8217]
+        self.assertEqual([(m['ExternalPort'], m['PID']) for m in held], [(ext, p.pid)])
+        status, rest, errs = stop(p)
+        self.assertEqual(status, 0, errs)
+        self.assertNotIn('"InternalPort":94', rest, 'no line of the other mapping')
 
 
 class TerminalTest(PcpctlTestCase):
