@@ -27,9 +27,18 @@ typedef struct Monitor {
         ManagerInfo manager;
         MappingInfo *mappings;
         size_t n_mappings;
+        /* pcpd started: what it holds is being read; the signals before the answers
+         * are in them, and are not printed one by one */
+        sd_bus_slot *seed_manager, *seed_mappings;
 } Monitor;
 
+static bool monitor_seeding(const Monitor *mon) {
+        return mon->seed_manager != NULL || mon->seed_mappings != NULL;
+}
+
 static void monitor_done(Monitor *mon) {
+        mon->seed_manager = sd_bus_slot_unref(mon->seed_manager);
+        mon->seed_mappings = sd_bus_slot_unref(mon->seed_mappings);
         manager_info_done(&mon->manager);
         mappings_free(mon->mappings, mon->n_mappings);
         mon->mappings = NULL;
@@ -338,6 +347,8 @@ static int on_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         MappingInfo info = {0}, *cached;
         int r;
 
+        if (monitor_seeding(mon))
+                return 0;
         r = mapping_info_read_added(m, &info);
         if (r <= 0)
                 return 0;
@@ -367,7 +378,7 @@ static int on_mapping_removed(sd_bus_message *m, void *userdata, sd_bus_error *r
         Monitor *mon = userdata;
         const char *path, *reason;
 
-        if (sd_bus_message_read(m, "os", &path, &reason) < 0)
+        if (monitor_seeding(mon) || sd_bus_message_read(m, "os", &path, &reason) < 0)
                 return 0;
         if (arg_json != JSON_OFF) {
                 const MappingInfo *last = monitor_find(mon, path);
@@ -396,7 +407,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         PropMask changed = 0;
         Json j;
 
-        if (path == NULL || sd_bus_message_read_basic(m, 's', &interface) < 0)
+        if (monitor_seeding(mon) || path == NULL || sd_bus_message_read_basic(m, 's', &interface) < 0)
                 return 0;
 
         if (streq(interface, PCP1_MANAGER_IFACE) && streq(path, PCP1_MANAGER_PATH)) {
@@ -442,10 +453,57 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
+static void print_started(Monitor *mon) {
+        Json j;
+
+        if (arg_json != JSON_OFF) {
+                json_event(&j, "pcpd-started");
+                json_key(&j, "Manager");
+                json_manager(&j, &mon->manager);
+                json_event_end(&j);
+        } else {
+                _cleanup_free_ char *v = text_sanitize(mon->manager.version), *s = text_sanitize(mon->manager.state);
+
+                print_prefix(_("pcpd started"));
+                printf(ngettext(" (version %s, %s, %zu mapping)\n", " (version %s, %s, %zu mappings)\n",
+                                mon->n_mappings),
+                       v != NULL ? v : "?", s != NULL ? s : "?", mon->n_mappings);
+        }
+        fflush(stdout);
+}
+
+static int on_seed_manager(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Monitor *mon = userdata;
+
+        mon->seed_manager = sd_bus_slot_unref(mon->seed_manager);
+        if (!sd_bus_message_is_method_error(m, NULL))
+                (void) manager_info_read(m, &mon->manager, NULL);
+        if (!monitor_seeding(mon))
+                print_started(mon);
+        return 0;
+}
+
+static int on_seed_mappings(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Monitor *mon = userdata;
+        MappingInfo *mappings = NULL;
+        size_t n = 0;
+
+        mon->seed_mappings = sd_bus_slot_unref(mon->seed_mappings);
+        if (!sd_bus_message_is_method_error(m, NULL) && mappings_read_managed(m, &mappings, &n) >= 0) {
+                mappings_free(mon->mappings, mon->n_mappings);
+                mon->mappings = mappings;
+                mon->n_mappings = n;
+        }
+        if (!monitor_seeding(mon))
+                print_started(mon);
+        return 0;
+}
+
 static int on_owner(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Monitor *mon = userdata;
         const char *name, *old_owner, *new_owner;
         Json j;
+        int r;
 
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, PCP1_BUS_NAME))
                 return 0;
@@ -458,25 +516,24 @@ static int on_owner(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
                         print_prefix(_("pcpd stopped"));
                         printf("\n");
                 }
+                fflush(stdout);
         }
         if (!isempty(new_owner)) {
-                monitor_seed(mon);
-                if (arg_json != JSON_OFF) {
-                        json_event(&j, "pcpd-started");
-                        json_key(&j, "Manager");
-                        json_manager(&j, &mon->manager);
-                        json_event_end(&j);
-                } else {
-                        _cleanup_free_ char *v = text_sanitize(mon->manager.version),
-                                            *s = text_sanitize(mon->manager.state);
-
-                        print_prefix(_("pcpd started"));
-                        printf(ngettext(" (version %s, %s, %zu mapping)\n", " (version %s, %s, %zu mappings)\n",
-                                        mon->n_mappings),
-                               v != NULL ? v : "?", s != NULL ? s : "?", mon->n_mappings);
+                /* asynchronously: the answers come after every signal pcpd sent before
+                 * them, which are in the answers and not printed one by one */
+                monitor_done(mon);
+                r = sd_bus_call_method_async(mon->bus, &mon->seed_manager, PCP1_BUS_NAME, PCP1_MANAGER_PATH,
+                                             PROPERTIES_IFACE, "GetAll", on_seed_manager, mon, "s",
+                                             PCP1_MANAGER_IFACE);
+                if (r >= 0)
+                        r = sd_bus_call_method_async(mon->bus, &mon->seed_mappings, PCP1_BUS_NAME, PCP1_MANAGER_PATH,
+                                                     OBJECT_MANAGER_IFACE, "GetManagedObjects", on_seed_mappings,
+                                                     mon, NULL);
+                if (r < 0) {
+                        monitor_done(mon);
+                        print_started(mon);
                 }
         }
-        fflush(stdout);
         return 0;
 }
 
