@@ -78,9 +78,10 @@ def main():
           'kill -9: pcpctl monitor shows the removal', out)
     check(f'MAP tcp {port} from 127.0.0.1: delete (lifetime 0) -> SUCCESS' in out,
           'kill -9: the router received the delete', out)
-    check(out.rstrip().endswith('a killed program\'s mapping was deleted at the router.') and
+    check(r.stdout.rstrip().endswith('a killed program\'s mapping was deleted at the router.') and
           '== What to try next' in out and './scripts/demo.sh --keep' in out,
           'it ends with what to try next', out)
+    check('Killed' not in out and 'Traceback' not in out, 'no noise from the shell or python', out)
     m = re.search(r'== The pieces \(all on this machine, in (/tmp/pcpd-demo\.\w+)\)', out)
     check(m is not None and not os.path.exists(m.group(1)), 'it cleans up after itself', out)
 

@@ -288,8 +288,8 @@ echo "\$ ${as_nobody[*]:+${as_nobody[*]} }pcpctl map tcp 9090 --wait"
 
 say "kill -9 the program: it releases nothing, yet pcpd deletes its mapping upstream"
 echo "\$ kill -9 $app_pid"
-kill -KILL $app_pid
-wait $app_pid 2>/dev/null || true
+# (bash reports a job killed by a signal when it reaps it: not part of the story)
+{ kill -KILL $app_pid && wait $app_pid; } 2>/dev/null || true
 wait_for 10 "pcpd to remove the program's mapping" grep -q "removed: owner-vanished" "$work/monitor.out"
 wait_for 10 "the delete at the router" $PY - "$work/ref.log" "$app_port" <<'EOF'
 import json, sys
