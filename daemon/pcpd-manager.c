@@ -538,7 +538,7 @@ static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_in
         g_autofree char *old_state = g_strdup(mp->state ?: ""), *old_error = g_strdup(mp->error ?: "");
         g_autofree char *old_external = g_strdup(mp->external_address ?: "");
         uint16_t old_port = mp->external_port;
-        const char *props[9];
+        const char *props[10];
         size_t n = 0;
         char buf[PCP_ADDR_STRLEN];
         uint64_t expires = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0;
@@ -558,6 +558,12 @@ static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_in
         if (mp->external_port != port) {
                 mp->external_port = port;
                 props[n++] = "ExternalPort";
+                persist = true;
+        }
+        /* what renewals, repairs and a restarted pcpd ask for: the port last granted */
+        if (port != 0 && mp->suggested_port != port) {
+                mp->suggested_port = port;
+                props[n++] = "SuggestedExternalPort";
                 persist = true;
         }
         if (mp->granted != i->lifetime_granted) {
