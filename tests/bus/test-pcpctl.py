@@ -411,12 +411,13 @@ class RestartTest(PcpctlTestCase):
     def test_restart_sigkill(self):
         self.held_across(signal.SIGKILL)
 
-    def test_old_path_taken_by_another_mapping(self):
-        """A restarted pcpd numbers its objects anew: while pcpctl asks again, the path its
-        mapping had may be another mapping's, whose signals are not pcpctl's."""
+    def test_old_path_never_another_mappings(self):
+        """A restarted pcpd keeps the ids of the mappings it restores and never gives an id
+        again: while pcpctl asks again, no other mapping can appear at the path it had, and
+        it re-attaches to that same mapping."""
         env = self.make_env(polkit=True, config={'GraceSeconds': 30}, refserver_args=['--ports', '20000-20999'])
         env.polkit_call('SetAllowed', 'as', ['org.freedesktop.PCP1.map'])
-        for i in range(5):  # ids that the restarted pcpd will not reuse for restored mappings
+        for i in range(5):  # ids given before: never given again after the restart
             env.manager('RemoveMapping', 'o', (env.add_mapping('udp', 9300 + i),))
         app = Agent(env, uid=NOBODY)  # nobody's program, listening on the port
         self.assertEqual(app.req(op='bind', proto='tcp', port=8217, family=4).get('ok'), 8217)
@@ -427,6 +428,7 @@ class RestartTest(PcpctlTestCase):
         out, err = LineReader(p.stdout), LineReader(p.stderr)
         first = json.loads(out.line(what='the active mapping'))
         old_path, ext = first['Path'], first['ExternalPort']
+        old_id = int(old_path.rsplit('/', 1)[1])
 
         env.kill_pcpd(signal.SIGTERM)
         self.assertTrue(err.line().startswith('pcpd went away; the router keeps the mapping'))
@@ -437,28 +439,25 @@ class RestartTest(PcpctlTestCase):
         wait_until(lambda: env.conn.call_sync('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
                                               'org.freedesktop.DBus.Mock', 'HaveHangingCalls', None, None, 0, 10000,
                                               None).unpack()[0], 10, "pcpctl's AddMapping waiting in polkit")
-        # root's new mappings take the next ids, up to the old path: that mapping changes
-        # state and is removed, while pcpctl has not got its answer yet
-        for i in range(20):
+        # root's new mappings take new ids: none of the ids given before the restart
+        for i in range(8):
             path = env.add_mapping('udp', 9400 + i)
             env.wait_state(path, 'active')
-            if path == old_path:
-                break
-        self.assertEqual(path, old_path, 'a mapping of root at the path pcpctl had')
-        env.manager('RemoveMapping', 'o', (old_path,))
-        wait_until(lambda: env.removed_reason(old_path) is not None, 10, 'MappingRemoved for the old path')
+            self.assertNotEqual(path, old_path, 'an id given again after a restart')
+            self.assertGreater(int(path.rsplit('/', 1)[1]), old_id, 'ids only grow across a restart')
+            env.manager('RemoveMapping', 'o', (path,))
         env.conn.call_sync('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
                            'org.freedesktop.DBus.Mock', 'ReleaseHangingCalls', None, None, 0, 10000, None)
 
         self.assertEqual(err.line(what='the re-attachment'), f'pcpd restarted; mapping re-established at '
                                                              f'{EXTERNAL}:{ext}.')
         self.assertIsNone(p.poll(), 'pcpctl holds on')
-        self.assertEqual(out.buf, b'', 'nothing of the other mapping printed')
+        self.assertEqual(out.buf, b'', 'nothing of the other mappings printed')
         held = [m for m in json.loads(self.pcpctl(env, 'list', '--json').stdout) if m['InternalPort'] == 8217]
-        self.assertEqual([(m['ExternalPort'], m['PID']) for m in held], [(ext, p.pid)])
+        self.assertEqual([(m['Path'], m['ExternalPort'], m['PID']) for m in held], [(old_path, ext, p.pid)])
         status, rest, errs = stop(p)
         self.assertEqual(status, 0, errs)
-        self.assertNotIn('"InternalPort":94', rest, 'no line of the other mapping')
+        self.assertNotIn('"InternalPort":94', rest, 'no line of the other mappings')
 
 
 class TerminalTest(PcpctlTestCase):
