@@ -11,6 +11,8 @@
  * thing a function does with a mapping (the callee may remove it).
  */
 
+#define G_LOG_DOMAIN "pcpd-upnp"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libgupnp/gupnp.h>
@@ -890,6 +892,15 @@ static void select_igd(pcpd_upnp *u) {
         emit_igd(u, &best->info);
 }
 
+/* "urn:...:WANIPConnection:1" and ":2" are the same service */
+static bool same_service(const char *a, const char *b) {
+        const char *ca = strrchr(a, ':'), *cb = strrchr(b, ':');
+
+        return ca && cb && ca - a == cb - b && strncmp(a, b, (size_t) (ca - a)) == 0;
+}
+
+static void igd_remove(pcpd_upnp *u, struct igd *g);
+
 /* the host of a URL from the description, which must be the LOCATION's host */
 static bool url_on_host(pcpd_upnp *u, const char *url, const struct in6_addr *host) {
         struct in6_addr a;
@@ -933,11 +944,26 @@ static void on_service_available(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy
                 u->stats.services_refused++;
                 return;
         }
+        for (unsigned i = 0; i < u->igds->len; i++) {
+                struct igd *old = g_ptr_array_index(u->igds, i);
+
+                if (old->proxy == proxy)
+                        return;
+                /* The same service (same UDN, or the same address) at a new LOCATION: the
+                 * IGD restarted (new HTTP port, maybe a new UUID). GUPnP does not always
+                 * say that the old one went away (it looks the old proxy up by the
+                 * byebye's service version, which may differ from the one it was found
+                 * with), so the new one replaces it here; the mappings are checked once
+                 * it answers. */
+                if ((g_str_equal(old->udn, udn) || memcmp(&old->info.addr, &host, sizeof(host)) == 0) &&
+                    same_service(old->service_type, type)) {
+                        g_debug("upnp: %s (%s) re-announced at %s", udn, type, location);
+                        igd_remove(u, old);
+                        break;
+                }
+        }
         if (u->igds->len >= PCPD_UPNP_MAX_IGDS)
                 return;
-        for (unsigned i = 0; i < u->igds->len; i++)
-                if (((struct igd *) g_ptr_array_index(u->igds, i))->proxy == proxy)
-                        return;
 
         g = g_new0(struct igd, 1);
         g->u = u;

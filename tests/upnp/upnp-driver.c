@@ -394,6 +394,8 @@ int main(int argc, char **argv) {
         guint sigs[2];
         int c, r;
 
+        /* stdout carries the JSON events: every log line goes to stderr */
+        g_log_writer_default_set_use_stderr(TRUE);
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'i': ifname = optarg; break;
