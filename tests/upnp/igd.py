@@ -34,6 +34,7 @@ import json
 import os
 import re
 import socket
+import socketserver
 import struct
 import sys
 import threading
@@ -45,6 +46,17 @@ SERVICE = "urn:schemas-upnp-org:service:WANIPConnection:1"
 SSDP_ADDR = ("239.255.255.250", 1900)
 ERRORS = {402: "InvalidArgs", 606: "ActionNotAuthorized", 714: "NoSuchEntryInArray",
           718: "ConflictInMappingEntry", 725: "OnlyPermanentLeasesSupported"}
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind() asks getfqdn(): a reverse DNS lookup that hangs in a
+        # namespace without DNS
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = self.server_address[0]
+        self.server_port = self.server_address[1]
 
 
 class State:
@@ -308,11 +320,11 @@ def main():
     st.conflict = {int(x) for x in a.conflict.split(",") if x}
 
     port_ref = [0]
-    srv = ThreadingHTTPServer((a.addr, 0), make_handler(st, port_ref))
+    srv = Server((a.addr, 0), make_handler(st, port_ref))
     port_ref[0] = srv.server_address[1]
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     for t in a.trap:
-        ts = ThreadingHTTPServer((t, port_ref[0]), make_handler(st, port_ref))
+        ts = Server((t, port_ref[0]), make_handler(st, port_ref))
         threading.Thread(target=ts.serve_forever, daemon=True).start()
     threading.Thread(target=ssdp, args=(st, port_ref[0]), daemon=True).start()
     st.log(ev="ready", port=port_ref[0], uuid=st.uuid)

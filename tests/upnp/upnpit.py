@@ -98,8 +98,13 @@ class Driver:
             self.cv.notify_all()
 
     def send(self, line):
-        self.p.stdin.write((line + "\n").encode())
-        self.p.stdin.flush()
+        try:
+            self.p.stdin.write((line + "\n").encode())
+            self.p.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.p.wait(10)
+            self.t.require(False, f"{self.name}: upnp-driver still running to take '{line}', saw it gone "
+                                  f"(exit status {self.p.returncode}); see {self.name}.log")
 
     def mark(self):
         with self.cv:
