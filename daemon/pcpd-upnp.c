@@ -1303,6 +1303,9 @@ pcpd_upnp *pcpd_upnp_free(pcpd_upnp *u) {
                 if (!g_main_context_iteration(u->context, FALSE))
                         g_usleep(1000);
         g_warn_if_fail(u->n_ops == 0);
+        /* and what GUPnP's disposal left on it (closing the event server's connections) */
+        for (unsigned i = 0; i < 1000 && g_main_context_iteration(u->context, FALSE); i++)
+                ;
         g_hash_table_unref(u->mappings);
         g_hash_table_unref(u->locations);
         g_hash_table_unref(u->hosts_6fc);

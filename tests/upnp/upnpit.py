@@ -76,6 +76,7 @@ class Driver:
                     "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
                     f"--suppressions={os.path.join(HERE, 'glib.supp')}", "--num-callers=30", *argv]
         env = dict(os.environ, G_DEBUG="fatal-criticals", G_SLICE="always-malloc",
+                   ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "fast_unwind_on_malloc=0"),
                    LSAN_OPTIONS=f"suppressions={os.path.join(HERE, 'lsan.supp')}:print_suppressions=0",
                    G_MESSAGES_DEBUG=os.environ.get("G_MESSAGES_DEBUG", "pcpd-upnp"))
         self.p = t.spawn(t.nsc, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
