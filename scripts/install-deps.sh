@@ -17,6 +17,8 @@ PACKAGES=(
     # NetworkManager discovery: a real NetworkManager (dhclient backend) leased by dnsmasq
     # in a namespace (tests/nm), read through libnm from Python
     network-manager isc-dhcp-client dnsmasq-base python3-gi gir1.2-nm-1.0
+    # UPnP-IGD backend (daemon/pcpd-upnp.c): GUPnP 1.6 with gssdp and libsoup 3
+    libgupnp-1.6-dev
 )
 
 missing=()
