@@ -441,14 +441,17 @@ static void add_done(struct op *op, const GError *error) {
         uint16_t port = m->candidate;
         int code = upnp_code(error);
 
+        if (m->removing) {
+                /* removed while this was in flight: now the IGD has it or not; check, delete */
+                mapping_delete_check(m);
+                return;
+        }
         if (!error) {
-                m->upstream_port = port;
                 mapping_granted(m, port);
                 return;
         }
         if (code == 0) {
-                /* the IGD may or may not have it: remember for a removal */
-                m->upstream_port = port;
+                /* the IGD may or may not have it: upstream_port stays for a removal */
                 mapping_fail(m, transport_error(error), 0);
                 return;
         }
@@ -501,6 +504,9 @@ static void mapping_add(struct mapping *m) {
 
         addr_to_string(&m->info.internal_addr, client, sizeof(client));
         m->step = STEP_ADD;
+        /* from now on the IGD may hold it (even if this request is cancelled): a removal
+         * checks this port, and deletes it only if it is ours */
+        m->upstream_port = m->candidate;
         action = gupnp_service_proxy_action_new("AddPortMapping",
                                                 "NewRemoteHost", G_TYPE_STRING, "",
                                                 "NewExternalPort", G_TYPE_UINT, (guint) m->candidate,
@@ -1379,10 +1385,15 @@ int pcpd_upnp_remove(pcpd_upnp *u, uint64_t id) {
                 return -ENOENT;
         if (m->removing)
                 return 0;
-        op_detach(&m->op);
         m->removing = true;
         m->info.deleting = true;
         m->remove_started = g_get_monotonic_time();
+        source_clear(&m->timer);
+        /* an AddPortMapping in flight may still create the mapping: let it finish (it is
+         * bounded by the time-out), then check and delete; anything else is cancelled */
+        if (m->op && m->step == STEP_ADD)
+                return 0;
+        op_detach(&m->op);
         mapping_schedule(m, 0);
         return 0;
 }

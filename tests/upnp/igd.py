@@ -25,7 +25,8 @@ the lab's router namespace.
   --trap ADDR              also listen on ADDR:<same port> and log every request there
 
 stdin commands: "forget" (drop every mapping, as a reboot would, without a word on SSDP),
-"slow N", "quit". Every request is logged as one JSON line in --log:
+"slow N", "slow-add N" (only AddPortMapping), "quit". A request is logged as "begin" when
+it arrives and again with its answer. Every request is logged as one JSON line in --log:
   {"ev":"http","host":ADDR,"method":"POST","action":"AddPortMapping","args":{...},
    "answer":200|500,"code":718}
 """
@@ -65,6 +66,7 @@ class State:
         self.lock = threading.Lock()
         self.mappings = {}   # (PROTO, ext) -> dict(client, iport, lease, desc)
         self.slow = a.slow
+        self.slow_add = 0
         self.log_lock = threading.Lock()
         self.logf = open(a.log, "a", buffering=1)
         self.uuid = a.uuid or str(uuidlib.uuid4())
@@ -188,8 +190,11 @@ def make_handler(st, port_ref):
             if self.host() != st.a.addr:
                 st.log(ev="http", host=self.host(), method="POST", action=action, args=args, answer=404)
                 return self.send(404, b"trap")
+            st.log(ev="begin", action=action, args=args)
             if st.slow:
                 time.sleep(st.slow)
+            if st.slow_add and action == "AddPortMapping":
+                time.sleep(st.slow_add)
             status, out, code = self.act(action, args)
             st.log(ev="http", host=self.host(), method="POST", action=action, args=args, answer=status, code=code)
             if st.a.oversized == "soap":
@@ -291,6 +296,9 @@ def stdin_loop(st):
         elif cmd[0] == "slow":
             st.slow = float(cmd[1])
             st.log(ev="slow", seconds=st.slow)
+        elif cmd[0] == "slow-add":
+            st.slow_add = float(cmd[1])
+            st.log(ev="slow-add", seconds=st.slow_add)
         elif cmd[0] == "quit":
             os._exit(0)
     os._exit(0)

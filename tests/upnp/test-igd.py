@@ -11,7 +11,8 @@ conflict    718 on a port: another port is chosen; with prefer-failure the mappi
 foreign     another host's mapping on the suggested port (the IGD would overwrite it): it is
             seen with GetSpecificPortMappingEntry and never overwritten
 timeout     answers slower than the action time-out: failed TIMEOUT, then active once the
-            IGD answers in time again
+            IGD answers in time again; a mapping removed while its AddPortMapping is in
+            flight is deleted at the IGD once that request has created it
 malformed   a GetSpecificPortMappingEntry answer with port 99999 and an AddPortMapping answer
             that is not XML: INVALID_RESPONSE, no AddPortMapping on a port in doubt
 bad-external  GetExternalIPAddress answers garbage: the IGD is not used (pending NO_IGD)
@@ -128,6 +129,20 @@ elif case == "timeout":
     a = d.wait_mapping("a", lambda e: e["state"] == "active", 30, what="active once the IGD answers in time")
     t.check(a["ext_port"] == 4800, f"active on 4800, saw {a['ext_port']}")
     upnpit.log(f"time-out to active: {time.monotonic() - t0:.1f} s")
+    # removed while its AddPortMapping is in flight: the IGD may still create it, so the
+    # removal checks that port and deletes it
+    igd.send("slow-add 1")  # within the 1.5 s time-out
+    igd.wait_log(lambda e: e["ev"] == "slow-add", 10, "the IGD to slow down its AddPortMapping")
+    d.add("c", "tcp", 4802)
+    igd.wait_log(lambda e: e["ev"] == "begin" and e["action"] == "AddPortMapping" and
+                 e["args"].get("NewInternalPort") == "4802", 20, "the AddPortMapping for c to arrive")
+    m = d.mark()
+    d.send("remove c")
+    ev = d.wait_deleted("c", 30, since=m)
+    dels = [r for r in igd.requests("DeletePortMapping") if r["args"].get("NewExternalPort") == "4802"]
+    t.check(ev["upstream"] and dels and dels[-1]["answer"] == 200,
+            f"the mapping created by the interrupted AddPortMapping is deleted (DeletePortMapping 4802 -> 200), "
+            f"saw {dels}")
 
 elif case == "malformed":
     igd = t.igd("--malformed-entry", "--malformed-soap", "--foreign", "TCP:6100:192.168.77.9:6100")
