@@ -24,6 +24,7 @@
 #define USEC_PER_SEC G_USEC_PER_SEC
 #define DELETE_ATTEMPTS 3
 #define DELETE_WAIT_NO_IGD_S 30 /* a removal waits this long for an IGD to appear */
+#define IGD_UNANSWERED_MAX 3     /* GetExternalIPAddress unanswered: the IGD is gone */
 
 /* gssdp's message types (gssdp-client-private.h) */
 enum { SSDP_DISCOVERY_REQUEST = 0, SSDP_DISCOVERY_RESPONSE = 1, SSDP_ANNOUNCEMENT = 2 };
@@ -43,7 +44,8 @@ struct igd {
         pcpd_upnp *u;
         GUPnPServiceProxy *proxy;
         pcpd_upnp_igd_info info;
-        char *udn, *service_type;
+        char *udn, *service_type, *location;
+        unsigned unanswered; /* GetExternalIPAddress without an answer in a row */
         bool usable;     /* answered GetExternalIPAddress with an address */
         bool notify;     /* ExternalIPAddress notify added */
         struct op *op;   /* GetExternalIPAddress in flight */
@@ -103,6 +105,7 @@ struct pcpd_upnp {
         GUPnPContext *gctx;
         GUPnPControlPoint *cps[N_TARGETS];
         GHashTable *locations;   /* LOCATION strings accepted (bounded) */
+        GQueue location_order;   /* the same, oldest first (not owned) */
         GHashTable *hosts_6fc;   /* "addr" strings with WANIPv6FirewallControl */
         GPtrArray *igds;         /* struct igd* */
         struct igd *active;
@@ -759,6 +762,7 @@ static void kick_all(pcpd_upnp *u) {
 /* ------------------------------------------------------------------ IGDs */
 
 static void igd_free(struct igd *g);
+static void igd_remove(pcpd_upnp *u, struct igd *g);
 static void select_igd(pcpd_upnp *u);
 
 static void igd_set_external(struct igd *g, const struct in6_addr *addr) {
@@ -810,10 +814,16 @@ static void ext_done(struct op *op, const GError *error) {
         igd_schedule_external(g, (uint64_t) g->u->config.external_check_interval_s * 1000);
         if (error) {
                 g_debug("upnp: GetExternalIPAddress at %s: %s", g->udn, error->message);
-                if (!g->usable)
-                        igd_schedule_external(g, (uint64_t) g->u->config.retry_min_s * 1000);
+                if (upnp_code(error) == 0 && ++g->unanswered >= IGD_UNANSWERED_MAX) {
+                        /* gone without a byebye (or GUPnP lost it, see on_service_available) */
+                        g_debug("upnp: %s stopped answering, dropping it", g->udn);
+                        igd_remove(g->u, g);
+                        return;
+                }
+                igd_schedule_external(g, (uint64_t) g->u->config.retry_min_s * 1000);
                 return;
         }
+        g->unanswered = 0;
         if (!gupnp_service_proxy_action_get_result(op->action, &e, "NewExternalIPAddress", G_TYPE_STRING, &ip,
                                                    NULL) ||
             pcpd_upnp_parse_ipv4(ip, &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr)) {
@@ -863,6 +873,7 @@ static void igd_free(struct igd *g) {
         g_clear_object(&g->proxy);
         g_free(g->udn);
         g_free(g->service_type);
+        g_free(g->location);
         g_free(g);
 }
 
@@ -904,8 +915,6 @@ static bool same_service(const char *a, const char *b) {
 
         return ca && cb && ca - a == cb - b && strncmp(a, b, (size_t) (ca - a)) == 0;
 }
-
-static void igd_remove(pcpd_upnp *u, struct igd *g);
 
 /* the host of a URL from the description, which must be the LOCATION's host */
 static bool url_on_host(pcpd_upnp *u, const char *url, const struct in6_addr *host) {
@@ -976,6 +985,7 @@ static void on_service_available(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy
         g->proxy = g_object_ref(proxy);
         g->udn = g_strndup(udn, PCPD_UPNP_MAX_FIELD);
         g->service_type = g_strndup(type, PCPD_UPNP_MAX_FIELD);
+        g->location = g_strdup(location);
         g->info.present = true;
         g->info.addr = host;
         g->info.port = port;
@@ -991,6 +1001,16 @@ static void on_service_available(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy
         }
         pop_ctx(u);
         g->op = op_start(u, proxy, gupnp_service_proxy_action_new("GetExternalIPAddress", NULL), NULL, g, ext_done);
+}
+
+static gboolean search_timer_cb(void *ud);
+
+/* no IGD left: search (M-SEARCH) now and every search_interval_s until one answers */
+static void search_again(pcpd_upnp *u) {
+        if (u->search_timer)
+                return;
+        search_timer_cb(u);
+        u->search_timer = timer_new(u, (uint64_t) u->config.search_interval_s * 1000, search_timer_cb, u);
 }
 
 static void igd_remove(pcpd_upnp *u, struct igd *g) {
@@ -1026,6 +1046,7 @@ static void igd_remove(pcpd_upnp *u, struct igd *g) {
                 igd_free(g);
                 select_igd(u);
                 if (!u->active) {
+                        search_again(u);
                         emit_igd(u, &gone);
                         kick_all(u);
                 }
@@ -1049,6 +1070,8 @@ static void on_service_unavailable(GUPnPControlPoint *cp, GUPnPServiceProxy *pro
 }
 
 /* ------------------------------------------------------------------ SSDP and HTTP checks */
+
+static bool location_admit(pcpd_upnp *u, const char *location);
 
 /* Runs before GSSDP's resource browser (connected first): a message whose LOCATION fails
  * the checks loses its LOCATION and AL headers, and the browser drops it. */
@@ -1075,18 +1098,44 @@ static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from
                 if (ok && u->has_gateway)
                         ok = memcmp(&sender, &u->gateway, sizeof(sender)) == 0;
         }
-        if (ok && !g_hash_table_contains(u->locations, location)) {
-                if (g_hash_table_size(u->locations) >= PCPD_UPNP_MAX_LOCATIONS)
-                        ok = false;
-                else
-                        g_hash_table_add(u->locations, g_strdup(location));
-        }
+        if (ok && !g_hash_table_contains(u->locations, location))
+                ok = location_admit(u, location);
         if (!ok) {
                 if (u->stats.ssdp_refused++ < 10)
                         g_debug("upnp: ignoring SSDP message from %s with LOCATION %.80s", from_ip ? from_ip : "?",
                                 location);
                 soup_message_headers_remove(headers, "Location");
         }
+}
+
+static bool location_in_use(pcpd_upnp *u, const char *location) {
+        for (unsigned i = 0; i < u->igds->len; i++)
+                if (g_str_equal(((struct igd *) g_ptr_array_index(u->igds, i))->location, location))
+                        return true;
+        return false;
+}
+
+/* A new LOCATION: at most PCPD_UPNP_MAX_LOCATIONS are known; when full, the oldest one no
+ * service uses any more makes room (an IGD restarted on a new port). Every admitted
+ * LOCATION costs one description fetch: this bounds them, with the SSDP check. */
+static bool location_admit(pcpd_upnp *u, const char *location) {
+        char *s;
+
+        if (g_hash_table_size(u->locations) >= PCPD_UPNP_MAX_LOCATIONS) {
+                GList *l;
+
+                for (l = u->location_order.head; l; l = l->next)
+                        if (!location_in_use(u, l->data))
+                                break;
+                if (!l)
+                        return false;
+                g_hash_table_remove(u->locations, l->data); /* frees the string */
+                g_queue_delete_link(&u->location_order, l);
+        }
+        s = g_strdup(location);
+        g_hash_table_add(u->locations, s);
+        g_queue_push_tail(&u->location_order, s);
+        return true;
 }
 
 static bool host_allowed(pcpd_upnp *u, GUri *uri) {
@@ -1183,6 +1232,7 @@ static void interface_clear(pcpd_upnp *u) {
                 g_object_set_data(G_OBJECT(u->gctx), "pcpd-upnp", NULL);
                 g_clear_object(&u->gctx);
         }
+        g_queue_clear(&u->location_order);
         g_hash_table_remove_all(u->locations);
         g_hash_table_remove_all(u->hosts_6fc);
         g_clear_pointer(&u->ifname, g_free);

@@ -23,6 +23,12 @@ bad-urls    a LOCATION naming another host (192.168.77.3, which would answer), a
             anywhere but the SSDP sender, no IGD is used
 forgets     the IGD drops its mappings silently (a reboot without SSDP): the check at
             renewal finds the mapping gone and creates it again (event "recreated")
+restarts    the IGD restarts 18 times (same UUID, a new HTTP port and an empty table each
+            time, more than the 16 LOCATIONs kept): found again every time, the mapping
+            recreated at the last one
+vanishes    the IGD dies without a byebye: reported gone after unanswered
+            GetExternalIPAddress, the mapping pending NO_IGD when its lease ran out; active
+            again when the IGD is back
 """
 import subprocess
 import sys
@@ -223,6 +229,49 @@ elif case == "forgets":
     t.check(len(adds(igd, 5300)) > n_adds, "a new AddPortMapping for 5300 after the IGD forgot")
     checks = [r for r in igd.requests("GetSpecificPortMappingEntry") if r.get("code") == 714]
     t.check(checks, "the loss was found by GetSpecificPortMappingEntry (714)")
+
+elif case == "restarts":
+    uuid = "5c3f7a10-0d2e-4b7c-8f11-0000000000aa"
+    igd = t.igd("--uuid", uuid)
+    d = t.driver()
+    found(d)
+    d.add("a", "tcp", 5400)
+    d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    n = upnpit.RESTARTS
+    for i in range(n):
+        m = d.mark()
+        igd.p.kill()
+        igd.p.wait(10)
+        igd = t.igd("--uuid", uuid, name=f"igd-{i}")  # a new HTTP port, an empty table
+        port = [e for e in igd.entries() if e["ev"] == "ready"][0]["port"]
+        ev = d.wait(lambda e: e["ev"] == "igd" and e["present"] and e["port"] == port, 30, since=m)
+        t.require(ev is not None, f"restart {i + 1}/{n}: the IGD found again on its new port {port} within 30 s")
+    t.check(True, f"the IGD found after each of {n} restarts (more than the {16} LOCATIONs kept)")
+    ok = igd.wait_log(lambda e: e.get("action") == "AddPortMapping" and e.get("answer") == 200 and
+                      e["args"].get("NewExternalPort") == "5400", 30, "the mapping recreated at the last IGD")
+    ev = d.wait_mapping("a", lambda e: e["state"] == "active" and e["recreated"], 30, since=m,
+                        what="recreated at the restarted IGD")
+    t.check(ev["ext_port"] == 5400, f"recreated on 5400, saw {ev['ext_port']}")
+
+elif case == "vanishes":
+    uuid = "5c3f7a10-0d2e-4b7c-8f11-0000000000bb"
+    igd = t.igd("--uuid", uuid)
+    d = t.driver("--external-interval", "2", "--retry-min", "1", "--retry-max", "2", "--search-interval", "2")
+    found(d)
+    d.add("a", "tcp", 5500, 0, 8)
+    d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    m = d.mark()
+    igd.p.kill()  # no byebye: gone without a word
+    igd.p.wait(10)
+    ev = d.wait_igd(30, since=m, present=False)
+    t.require(ev is not None, "the silent IGD reported gone (present false) within 30 s")
+    a = d.wait_mapping("a", lambda e: e["state"] == "pending", 30, since=m, what="pending once its lease ran out")
+    t.check(a["error"] == "NO_IGD", f"pending NO_IGD, saw {a['error']}")
+    m = d.mark()
+    igd = t.igd("--uuid", uuid, name="igd-back")
+    t.require(d.wait_igd(30, since=m) is not None, "the IGD found again when it is back (M-SEARCH) within 30 s")
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 30, since=m, what="active again at the IGD")
+    t.check(a["ext_port"] == 5500, f"active again on 5500, saw {a['ext_port']}")
 
 else:
     print(f"unknown case {case!r}; see the docstring", flush=True)

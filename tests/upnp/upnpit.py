@@ -24,6 +24,7 @@ import pcpit  # noqa: E402
 
 PY = "/usr/bin/python3"
 log = pcpit.log
+RESTARTS = 18
 
 
 class Test(pcpit.Test):
