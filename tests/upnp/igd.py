@@ -25,7 +25,8 @@ the lab's router namespace.
   --trap ADDR              also listen on ADDR:<same port> and log every request there
 
 stdin commands: "forget" (drop every mapping, as a reboot would, without a word on SSDP),
-"slow N", "slow-add N" (only AddPortMapping), "quit". A request is logged as "begin" when
+"slow N", "slow-add N" (only AddPortMapping), "external ADDR" (a new WAN address, without
+an event), "quit". A request is logged as "begin" when
 it arrives and again with its answer. Every request is logged as one JSON line in --log:
   {"ev":"http","host":ADDR,"method":"POST","action":"AddPortMapping","args":{...},
    "answer":200|500,"code":718}
@@ -296,6 +297,9 @@ def stdin_loop(st):
         elif cmd[0] == "slow":
             st.slow = float(cmd[1])
             st.log(ev="slow", seconds=st.slow)
+        elif cmd[0] == "external":
+            st.a.external = cmd[1]
+            st.log(ev="external", addr=cmd[1])
         elif cmd[0] == "slow-add":
             st.slow_add = float(cmd[1])
             st.log(ev="slow-add", seconds=st.slow_add)

@@ -26,6 +26,8 @@ forgets     the IGD drops its mappings silently (a reboot without SSDP): the che
 restarts    the IGD restarts 18 times (same UUID, a new HTTP port and an empty table each
             time, more than the 16 LOCATIONs kept): found again every time, the mapping
             recreated at the last one
+external-poll  the WAN address changes without an event: the periodic GetExternalIPAddress
+            (2 s here) brings it to the mapping
 vanishes    the IGD dies without a byebye: reported gone after unanswered
             GetExternalIPAddress, the mapping pending NO_IGD when its lease ran out; active
             again when the IGD is back
@@ -272,6 +274,21 @@ elif case == "vanishes":
     t.require(d.wait_igd(30, since=m) is not None, "the IGD found again when it is back (M-SEARCH) within 30 s")
     a = d.wait_mapping("a", lambda e: e["state"] == "active", 30, since=m, what="active again at the IGD")
     t.check(a["ext_port"] == 5500, f"active again on 5500, saw {a['ext_port']}")
+
+elif case == "external-poll":
+    igd = t.igd()
+    d = t.driver("--external-interval", "2")
+    found(d)
+    d.add("a", "tcp", 5600)
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    t.check(a["ext_addr"] == "198.20.77.1", f"external address 198.20.77.1, saw {a['ext_addr']}")
+    m = d.mark()
+    igd.send("external 198.20.77.99")  # no event: only GetExternalIPAddress tells
+    ev = d.wait_mapping("a", lambda e: e["ext_addr"] == "198.20.77.99", 20, since=m,
+                        what="with the new external address from the periodic GetExternalIPAddress")
+    t.check(ev["state"] == "active" and ev["ext_port"] == 5600, f"still active on 5600, saw {ev}")
+    t.check(bool(d.find(lambda e: e["ev"] == "igd" and e["external"] == "198.20.77.99", since=m)),
+            "an IGD event with the new external address")
 
 else:
     print(f"unknown case {case!r}; see the docstring", flush=True)
