@@ -55,6 +55,12 @@
  *     aborted; content decoding (gzip) is switched off so that bound is the real one;
  *   - every action has a time-out (config.action_timeout_ms, a GCancellable), libsoup's
  *     I/O time-out is the same; every failure is retried with a bounded back-off.
+ *   - IGDs come and go: the same service (same UDN or same address) at a new LOCATION
+ *     replaces the old one at once (a restart: miniupnpd takes a new HTTP port each time;
+ *     GUPnP 1.6 loses the byebye when its USN carries another service version than the
+ *     one the proxy was found with, e.g. ":2" vs ":1"), and an IGD that leaves
+ *     GetExternalIPAddress unanswered 3 times in a row is dropped and searched for again.
+ *     Old LOCATIONs no service uses make room for new ones.
  *
  * ---- Mappings --------------------------------------------------------------------------
  * add: GetSpecificPortMappingEntry(candidate) first — free (714) or ours (same internal
@@ -70,8 +76,13 @@
  * again, same port if free; another host's now → another port (an event says so).
  * external address: GetExternalIPAddress when the IGD appears and every
  * config.external_check_interval_s, plus the ExternalIPAddress event (GENA subscription).
- * remove: GetSpecificPortMappingEntry, then DeletePortMapping only if it is still ours;
+ * remove: an AddPortMapping in flight is let finish first (it may create the mapping);
+ * then GetSpecificPortMappingEntry, and DeletePortMapping only if it is still ours;
  * PCPD_UPNP_EVENT_MAPPING_DELETED says whether the IGD confirmed (deleted_upstream).
+ * Known gap: an AddPortMapping that timed out may still be applied by a slow IGD after
+ * the removal's check; a leased one then expires, a permanent one stays (the record is
+ * gone by then): the wiring step should keep the record of a permanent mapping until a
+ * later check (e.g. the next start) finds the port free.
  *
  * ---- What IGD cannot do ----------------------------------------------------------------
  * pcpd_upnp_refuse_reason(): PEER, FILTER, THIRD_PARTY for another host, protocols other
