@@ -28,6 +28,8 @@ PACKAGES=(
     # the demo's polkit (the real one, on its private bus); pcpctl's completion, run by
     # bash and zsh in its test, and bash-completion.pc for where it is installed
     polkitd zsh bash-completion
+    # UPnP-IGD backend (daemon/pcpd-upnp.c): GUPnP 1.6 with gssdp and libsoup 3
+    libgupnp-1.6-dev
 )
 
 missing=()

@@ -82,6 +82,11 @@ if [ -z "${PCPD_SKIP_VALGRIND:-}" ]; then
         bus-socket-options bus-direct bus-introspection bus-crash bus-state-dir \
         bus-socket-proof bus-app-id || status=1
     count_results build/meson-logs/valgrind-bus.json
+    # the UPnP-IGD backend under memcheck: upnp-driver in every tests/upnp test (~40 s)
+    echo "== upnp tests with pcpd-upnp under valgrind"
+    PCPD_UPNP_VALGRIND=1 meson test -C build --no-rebuild --suite upnp --print-errorlogs --num-processes 2 -t 3 \
+        --logbase valgrind-upnp || status=1
+    count_results build/meson-logs/valgrind-upnp.json
 fi
 
 if [ -z "${PCPD_SKIP_ASAN:-}" ]; then
