@@ -399,15 +399,6 @@ const char *pcp_server_state_to_string(pcp_server_state s) {
         return (unsigned) s < _PCP_SERVER_STATE_MAX ? names[s] : "invalid";
 }
 
-const char *pcp_mapping_state_to_string(pcp_mapping_state s) {
-        static const char *const names[_PCP_MAPPING_STATE_MAX] = {
-                [PCP_MAPPING_PENDING] = "pending", [PCP_MAPPING_ACTIVE] = "active",
-                [PCP_MAPPING_RENEWING] = "renewing", [PCP_MAPPING_FAILED] = "failed",
-                [PCP_MAPPING_DELETING] = "deleting",
-        };
-        return (unsigned) s < _PCP_MAPPING_STATE_MAX ? names[s] : "invalid";
-}
-
 const char *pcp_drop_reason_to_string(pcp_drop_reason r) {
         static const char *const names[_PCP_DROP_MAX] = {
                 [PCP_DROP_MALFORMED] = "malformed",
@@ -1282,11 +1273,6 @@ int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id) {
 const pcp_server_info *pcp_engine_server_get(pcp_engine *e, uint32_t server_id) {
         pcp_server *s = find_server(e, server_id);
         return s != NULL ? &s->info : NULL;
-}
-
-void pcp_engine_foreach_server(pcp_engine *e, void (*fn)(void *ud, const pcp_server_info *s), void *ud) {
-        for (pcp_server *s = e->servers; s != NULL; s = s->next)
-                fn(ud, &s->info);
 }
 
 static bool params_valid(const pcp_mapping_params *p) {

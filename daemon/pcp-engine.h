@@ -223,8 +223,6 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
  * reported as PCP_EVENT_MAPPING_DELETED with deleted_upstream false. */
 int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id);
 const pcp_server_info *pcp_engine_server_get(pcp_engine *e, uint32_t server_id);
-/* Calls fn for every server. */
-void pcp_engine_foreach_server(pcp_engine *e, void (*fn)(void *ud, const pcp_server_info *s), void *ud);
 
 /* Mappings. Adding one sends its request at once. */
 int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params *params, uint64_t *ret_id);
@@ -266,8 +264,7 @@ bool pcp_epoch_valid(uint32_t prev_epoch, uint64_t prev_ms, uint32_t cur_epoch, 
 /* RFC 6886 §3.6: the NAT-PMP variant (the server's seconds must advance at least 7/8 as fast). */
 bool natpmp_epoch_valid(uint32_t prev_epoch, uint64_t prev_ms, uint32_t cur_epoch, uint64_t cur_ms);
 
-const char *pcp_server_state_to_string(pcp_server_state s);   /* "unknown", "pcp", "nat-pmp", ... */
-const char *pcp_mapping_state_to_string(pcp_mapping_state s); /* "pending", "active", ... */
+const char *pcp_server_state_to_string(pcp_server_state s); /* "unknown", "pcp", "nat-pmp", ... */
 const char *pcp_drop_reason_to_string(pcp_drop_reason r);
 /* "" for NONE, the RFC result name for RESULT, else "UNREACHABLE", "EXPIRED", "DISABLED", "UNSUPPORTED",
  * "NO_EXTERNAL_ADDRESS", "WRONG_ADDRESS_FAMILY", "UNUSABLE_EXTERNAL_ADDRESS", "NO_EXTERNAL_PORT",
