@@ -90,10 +90,17 @@ typedef enum out_kind {
         OUT_SERVER_EPOCH_RESET,  /* PCP_EVENT_EPOCH_RESET */
 } out_kind;
 
+/* 16 octets, two in every mapping: the node's kind rides in the three low bits of its
+ * link to the previous node (nodes are 8-aligned; out_prev(), out_kind_of()). A separate
+ * field would make each node 24 octets with its padding. */
 typedef struct out_node {
-        struct out_node *prev, *next; /* prev == NULL: not queued */
-        out_kind kind;
+        uintptr_t prev_kind;
+        struct out_node *next; /* NULL: not queued */
 } out_node;
+
+#define OUT_KIND_MASK ((uintptr_t) 7)
+_Static_assert(_Alignof(out_node) > OUT_KIND_MASK, "out_node: no room for the kind in its links");
+_Static_assert(OUT_SERVER_EPOCH_RESET <= OUT_KIND_MASK, "out_kind: more kinds than bits");
 
 /* circular, with the queue head as sentinel */
 typedef struct out_queue {
@@ -114,6 +121,7 @@ typedef struct pcp_mapping {
         /* the request as asked */
         struct in6_addr suggested_external_addr;
         bool has_third_party, prefer_failure, has_port_set;
+        bool deleted_upstream; /* a zombie's PCP_EVENT_MAPPING_DELETED says so (in padding) */
         struct in6_addr third_party;
         pcp_port_set port_set;
         uint8_t n_filters;
@@ -129,7 +137,6 @@ typedef struct pcp_mapping {
         uint32_t delete_sent;
         bool awaiting;         /* a request is outstanding */
         bool recreating;       /* asking again after a (possible) server state loss */
-        bool deleted_upstream; /* a zombie's PCP_EVENT_MAPPING_DELETED says so */
         /* NAT-PMP: the port of a grant held while the server's external address is not
          * known, or not usable (natpmp_hold()); 0 = none (a grant has a port). Active once
          * the address is known (natpmp_set_external()). It fits in the padding after the
@@ -257,31 +264,50 @@ static bool same_endpoint(const struct sockaddr_in6 *a, const struct sockaddr_in
 
 /* ---- output queues ---- */
 
+static out_node *out_prev(const out_node *x) {
+        return (out_node *) (x->prev_kind & ~OUT_KIND_MASK);
+}
+
+static out_kind out_kind_of(const out_node *x) {
+        return (out_kind) (x->prev_kind & OUT_KIND_MASK);
+}
+
 static void out_init(out_queue *q) {
-        q->head.prev = q->head.next = &q->head;
+        q->head.prev_kind = (uintptr_t) &q->head; /* the head's kind bits stay 0 */
+        q->head.next = &q->head;
 }
 
 static bool out_queued(const out_node *x) {
-        return x->prev != NULL;
+        return x->next != NULL;
 }
 
-/* at the tail, unless it is queued already (it keeps its place) */
+/* at the tail, unless it is queued already (it keeps its place); its kind either way */
 static void out_push(out_queue *q, out_node *x, out_kind kind) {
-        x->kind = kind;
-        if (out_queued(x))
+        out_node *last;
+
+        if (out_queued(x)) {
+                x->prev_kind = (x->prev_kind & ~OUT_KIND_MASK) | (uintptr_t) kind;
                 return;
-        x->prev = q->head.prev;
+        }
+        last = (out_node *) q->head.prev_kind;
+        x->prev_kind = (uintptr_t) last | (uintptr_t) kind;
         x->next = &q->head;
-        q->head.prev->next = x;
-        q->head.prev = x;
+        last->next = x;
+        q->head.prev_kind = (uintptr_t) x;
 }
 
+/* out of its queue; it keeps its kind */
 static void out_remove(out_node *x) {
+        out_node *prev, *next;
+
         if (!out_queued(x))
                 return;
-        x->prev->next = x->next;
-        x->next->prev = x->prev;
-        x->prev = x->next = NULL;
+        prev = out_prev(x);
+        next = x->next;
+        prev->next = next;
+        next->prev_kind = (uintptr_t) prev | (next->prev_kind & OUT_KIND_MASK);
+        x->prev_kind &= OUT_KIND_MASK;
+        x->next = NULL;
 }
 
 static out_node *out_first(out_queue *q) {
@@ -1196,7 +1222,7 @@ pcp_engine *pcp_engine_free(pcp_engine *e) {
         while (out_pop(&e->datagrams) != NULL)
                 ;
         while ((x = out_pop(&e->events)) != NULL)
-                if (x->kind == OUT_MAPPING_DELETED)
+                if (out_kind_of(x) == OUT_MAPPING_DELETED)
                         zombie_free(e, container_of(x, pcp_mapping, out_event));
         while (e->servers != NULL) {
                 pcp_server *s = e->servers;
@@ -1493,7 +1519,7 @@ static __attribute__((noinline)) int next_datagram(pcp_engine *e, uint32_t *ret_
                 pcp_server *s;
                 int n;
 
-                switch (x->kind) {
+                switch (out_kind_of(x)) {
                 case OUT_MAPPING_REQUEST: {
                         pcp_mapping *m = container_of(x, pcp_mapping, out_send);
                         s = m->server;
@@ -1542,7 +1568,7 @@ static __attribute__((noinline)) int next_event(pcp_engine *e, pcp_event *ret) {
         x = out_pop(&e->events);
         if (x == NULL)
                 return 0;
-        switch (x->kind) {
+        switch (out_kind_of(x)) {
         case OUT_MAPPING_EVENT: {
                 pcp_mapping *m = container_of(x, pcp_mapping, out_event);
 

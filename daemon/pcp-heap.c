@@ -28,7 +28,7 @@ void pcp_heap_done(pcp_heap *h) {
 
 static void place(pcp_heap_entry *a, size_t i, pcp_heap_entry x) {
         a[i] = x;
-        x.item->idx = i;
+        x.item->idx = (uint32_t) i; /* < PCP_HEAP_NONE: pcp_heap_set() */
 }
 
 static size_t parent_of(size_t i) {
@@ -100,6 +100,8 @@ int pcp_heap_set(pcp_heap *h, pcp_heap_item *it, uint64_t key) {
                 settle(h, it->idx, x);
                 return 0;
         }
+        if (h->n >= PCP_HEAP_NONE)
+                return -ENOMEM;
         if (h->n == h->cap) {
                 size_t cap = h->cap > 0 ? h->cap * 2 : 64;
                 pcp_heap_entry *a = realloc(h->entries, cap * sizeof(*a));
@@ -116,7 +118,7 @@ int pcp_heap_set(pcp_heap *h, pcp_heap_item *it, uint64_t key) {
 void pcp_heap_remove(pcp_heap *h, pcp_heap_item *it) {
         size_t i = it->idx;
 
-        if (i == PCP_HEAP_NONE)
+        if (it->idx == PCP_HEAP_NONE)
                 return;
         it->idx = PCP_HEAP_NONE;
         if (i != --h->n)

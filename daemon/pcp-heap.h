@@ -16,10 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PCP_HEAP_NONE SIZE_MAX
+#define PCP_HEAP_NONE UINT32_MAX
 
+/* 32 bits: the item is in every timer-carrying object (every mapping), and the engine
+ * never holds 4 billion timers; pcp_heap_set() refuses the one that would not fit. */
 typedef struct pcp_heap_item {
-        size_t idx; /* position in the heap's array; PCP_HEAP_NONE when not in the heap */
+        uint32_t idx; /* position in the heap's array; PCP_HEAP_NONE when not in the heap */
 } pcp_heap_item;
 
 #define PCP_HEAP_ITEM_INIT ((pcp_heap_item) { .idx = PCP_HEAP_NONE })
@@ -40,7 +42,8 @@ void pcp_heap_init(pcp_heap *h);
 void pcp_heap_done(pcp_heap *h);
 
 /* Puts it in the heap with this key, or moves it there if it is in already. -ENOMEM (it is
- * then left where it was, or out) only when the array had to grow and could not. */
+ * then left where it was, or out) only when the array had to grow and could not, or held
+ * PCP_HEAP_NONE entries already. */
 int pcp_heap_set(pcp_heap *h, pcp_heap_item *it, uint64_t key);
 /* Takes it out; nothing if it is not in. */
 void pcp_heap_remove(pcp_heap *h, pcp_heap_item *it);
