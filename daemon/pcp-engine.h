@@ -6,13 +6,40 @@
  *
  * The engine owns servers and the upstream state of mappings. It has no sockets, no clock
  * and no main loop: the caller feeds it the time (milliseconds on a monotonic clock) and
- * every datagram received, and it answers through callbacks with datagrams to send and
- * events to report. pcp_engine_next_deadline() is the single timer the caller must arm;
- * when it fires, call pcp_engine_process_timers().
+ * every datagram received, and pulls out what it has to send and to report.
  *
- * Everything that happens inside a call happens before it returns; callbacks must not
- * call back into the engine except the read-only accessors (pcp_engine_mapping_get(),
- * pcp_engine_server_get()).
+ * Input: pcp_engine_add_server(), _remove_server(), _add_mapping(), _remove_mapping(),
+ * _forget_mapping(), _receive*(), _unreachable() and _process_timers(). None of them sends
+ * or reports anything itself, and no callback fires from inside them (the only callback,
+ * ops.random, is an input: it must not call the engine). So every server and mapping id a
+ * call returns is the caller's before a byte about it leaves.
+ *
+ * Output, after every input call (or after a batch of them):
+ *
+ *      while ((n = pcp_engine_next_datagram(e, &server_id, &addr_index, buf, sizeof(buf))) > 0)
+ *              send buf[0..n) from the socket of address addr_index of server server_id;
+ *      while (pcp_engine_next_event(e, &ev) > 0)
+ *              handle ev;
+ *      arm the timer for pcp_engine_next_deadline(e); when it fires, call
+ *      pcp_engine_process_timers(e, now) and drain again.
+ *
+ * A call does not queue buffers: it marks the mapping or server concerned, and the datagram
+ * or event is built from it when pulled (so both queues are bounded by the number of
+ * mappings and servers, and pulling costs no allocation). It follows that:
+ *  - a datagram is encoded as its mapping is when pulled, to the address its server uses
+ *    then; two requests for one mapping before a pull are one datagram (the later one);
+ *  - events come in the order the objects first changed since the last pull, one per
+ *    mapping or server however often it changed, saying how it is when pulled (a mapping
+ *    that went pending -> failed -> active before the pull is one PCP_EVENT_MAPPING, active);
+ *    a PCP_EVENT_MAPPING_DELETED replaces a PCP_EVENT_MAPPING still queued for that mapping;
+ *  - what was not pulled before pcp_engine_remove_server() is dropped for that server
+ *    (datagrams, its SERVER and EPOCH_RESET events); its mappings' MAPPING_DELETED stay.
+ * Interleaving pulls with input calls is allowed: nothing is lost, it is only coalesced.
+ *
+ * Handlers may call the engine (input or output calls) while draining: the event they got
+ * is then no longer valid (below), and what their calls cause is pulled by the same loop.
+ * The read-only accessors (pcp_engine_mapping_get(), _server_get(), _mapping_count(),
+ * _next_deadline(), _get_stats()) never invalidate anything.
  */
 
 #include <netinet/in.h>
@@ -162,30 +189,39 @@ typedef struct pcp_mapping_info {
 
 typedef enum pcp_event_type {
         PCP_EVENT_MAPPING,         /* a mapping's info changed (state, external, lifetime, error) */
-        PCP_EVENT_MAPPING_DELETED, /* a mapping is gone; its id is invalid after the callback */
+        PCP_EVENT_MAPPING_DELETED, /* a mapping is gone; its id is unknown from now on */
         PCP_EVENT_SERVER,          /* a server's state, epoch or external address changed */
         PCP_EVENT_EPOCH_RESET,     /* a server lost its state; its mappings are being recreated */
 } pcp_event_type;
 
+/* What pcp_engine_next_event() fills in. The pointers are the engine's: valid until the
+ * next call into the engine other than a read-only accessor (see the top). `mapping` of a
+ * MAPPING event is the mapping's live info (pcp_engine_mapping_get(mapping_id)); that of a
+ * MAPPING_DELETED event is its last info, kept for the event: the id is already unknown to
+ * pcp_engine_mapping_get(). */
 typedef struct pcp_event {
         pcp_event_type type;
         uint64_t mapping_id;               /* MAPPING, MAPPING_DELETED */
         const pcp_mapping_info *mapping;   /* MAPPING, MAPPING_DELETED */
         bool deleted_upstream;             /* MAPPING_DELETED: the server confirmed */
-        uint32_t server_id;                /* SERVER, EPOCH_RESET (and MAPPING) */
-        const pcp_server_info *server;     /* SERVER, EPOCH_RESET */
+        uint32_t server_id;                /* all */
+        const pcp_server_info *server;     /* SERVER, EPOCH_RESET, MAPPING; MAPPING_DELETED:
+                                            * NULL if the server was removed */
         bool from_announce;                /* EPOCH_RESET: revealed by an ANNOUNCE */
         bool repeated;                     /* EPOCH_RESET: not the first of its episode (the
                                             * server kept looking reset: see recreate_interval) */
 } pcp_event;
 
 typedef struct pcp_engine_ops {
-        /* send buf to address addr_index of server server_id (from that address' socket) */
-        void (*send)(void *userdata, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len);
-        void (*event)(void *userdata, const pcp_event *ev);
-        /* fills buf with random bytes; NULL = getrandom() */
+        /* Fills buf with random bytes (nonces, retransmission jitter, renewal times). An
+         * input, like the clock: it must not call the engine. NULL = the kernel's
+         * (getrandom(), drawn 256 octets at a time). Tests and benchmarks pass a seeded
+         * generator to replay a run. */
         void (*random)(void *userdata, void *buf, size_t len);
 } pcp_engine_ops;
+
+/* the largest datagram pcp_engine_next_datagram() produces */
+#define PCP_ENGINE_DATAGRAM_MAX PCP_MAX_MSG_LEN
 
 typedef struct pcp_engine_config {
         /* all in milliseconds; 0 = the RFC / PROTOCOL.md default */
@@ -212,26 +248,33 @@ typedef struct pcp_engine_stats {
         uint64_t epoch_resets;
 } pcp_engine_stats;
 
+/* config and ops may be NULL (defaults; the kernel's randomness). */
 int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, void *userdata,
                    pcp_engine **ret);
+/* Frees everything, what was not pulled included; NULL is fine. Returns NULL. */
 pcp_engine *pcp_engine_free(pcp_engine *e);
 
-/* Servers. Adding one sends an ANNOUNCE probe at once to learn whether and how it speaks. */
+/* Servers. Adding one queues an ANNOUNCE probe at once to learn whether and how it speaks. */
 int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *addrs, size_t n_addrs,
                           uint32_t *ret_id);
 /* Forgets a server; its mappings are dropped without packets (the network is gone) and
- * reported as PCP_EVENT_MAPPING_DELETED with deleted_upstream false. */
+ * reported as PCP_EVENT_MAPPING_DELETED with deleted_upstream false; whatever of the
+ * server's own was not pulled yet is dropped. */
 int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id);
 const pcp_server_info *pcp_engine_server_get(pcp_engine *e, uint32_t server_id);
-/* Calls fn for every server. */
-void pcp_engine_foreach_server(pcp_engine *e, void (*fn)(void *ud, const pcp_server_info *s), void *ud);
 
-/* Mappings. Adding one sends its request at once. */
+/* Mappings. Adding one queues its request at once (or fails it at once, with a
+ * PCP_EVENT_MAPPING, when its server is known to refuse it: disabled, unsupported, NAT-PMP
+ * and not TCP/UDP over IPv4); its info (pcp_engine_mapping_get()) is its state from the
+ * return on, events report its changes after that. -ENOSPC at config.max_mappings, deleted
+ * mappings whose MAPPING_DELETED event has not been pulled included. */
 int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params *params, uint64_t *ret_id);
 /* Deletes upstream (lifetime 0, same nonce); the mapping stays until the server confirms
- * or the attempts run out, then PCP_EVENT_MAPPING_DELETED. */
+ * or the attempts run out, then PCP_EVENT_MAPPING_DELETED (at once, without a packet, when
+ * its server is known to hear nothing). */
 int pcp_engine_remove_mapping(pcp_engine *e, uint64_t now, uint64_t mapping_id);
-/* Forgets a mapping without telling the server (no event). */
+/* Forgets a mapping without telling the server: no event, and its datagram and event not
+ * pulled yet are dropped. */
 int pcp_engine_forget_mapping(pcp_engine *e, uint64_t mapping_id);
 const pcp_mapping_info *pcp_engine_mapping_get(pcp_engine *e, uint64_t mapping_id);
 size_t pcp_engine_mapping_count(pcp_engine *e);
@@ -258,6 +301,15 @@ void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, siz
 uint64_t pcp_engine_next_deadline(pcp_engine *e);
 void pcp_engine_process_timers(pcp_engine *e, uint64_t now);
 
+/* Output (see the top). The oldest datagram waiting, encoded into buf; it goes to address
+ * *ret_addr_index of server *ret_server_id, from that address' socket. Returns its length,
+ * 0 when none is left, -ENOBUFS when it does not fit in size octets (it stays first; none
+ * is longer than PCP_ENGINE_DATAGRAM_MAX). Counted in pcp_engine_stats.sent. */
+int pcp_engine_next_datagram(pcp_engine *e, uint32_t *ret_server_id, size_t *ret_addr_index, uint8_t *buf,
+                             size_t size);
+/* The oldest event waiting into *ret: 1, 0 when none is left. */
+int pcp_engine_next_event(pcp_engine *e, pcp_event *ret);
+
 const pcp_engine_stats *pcp_engine_get_stats(pcp_engine *e);
 
 /* RFC 6887 §8.5: is a server epoch of cur_epoch at client time cur_ms consistent with the
@@ -266,8 +318,7 @@ bool pcp_epoch_valid(uint32_t prev_epoch, uint64_t prev_ms, uint32_t cur_epoch, 
 /* RFC 6886 §3.6: the NAT-PMP variant (the server's seconds must advance at least 7/8 as fast). */
 bool natpmp_epoch_valid(uint32_t prev_epoch, uint64_t prev_ms, uint32_t cur_epoch, uint64_t cur_ms);
 
-const char *pcp_server_state_to_string(pcp_server_state s);   /* "unknown", "pcp", "nat-pmp", ... */
-const char *pcp_mapping_state_to_string(pcp_mapping_state s); /* "pending", "active", ... */
+const char *pcp_server_state_to_string(pcp_server_state s); /* "unknown", "pcp", "nat-pmp", ... */
 const char *pcp_drop_reason_to_string(pcp_drop_reason r);
 /* "" for NONE, the RFC result name for RESULT, else "UNREACHABLE", "EXPIRED", "DISABLED", "UNSUPPORTED",
  * "NO_EXTERNAL_ADDRESS", "WRONG_ADDRESS_FAMILY", "UNUSABLE_EXTERNAL_ADDRESS", "NO_EXTERNAL_PORT",

@@ -24,6 +24,7 @@
 typedef struct pcpd_deleting pcpd_deleting;
 
 static void manager_kick(pcpd_manager *m);
+static void manager_engine_drain(pcpd_manager *m);
 static int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
 static void deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream);
 static void manager_update_state(pcpd_manager *m);
@@ -69,17 +70,13 @@ const char *pcpd_remove_reason_to_string(pcpd_remove_reason r) {
 
 /* ---- servers and their sockets ---- */
 
-/* the server being added: pcp_engine_add_server() sends its first probe before it
- * returns the server's id, so that datagram must find its socket through this */
-static pcpd_server *server_being_added;
-
 static pcpd_server *server_by_engine_id(pcpd_manager *m, uint32_t id) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
                 if (s->engine_id == id)
                         return s;
         }
-        return server_being_added;
+        return NULL;
 }
 
 static socklen_t to_native(const struct sockaddr_in6 *in, struct sockaddr_storage *out) {
@@ -224,12 +221,14 @@ static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
                             errno == EHOSTDOWN) {
                                 g_debug("server %s: %s", s->text, g_strerror(errno));
                                 pcp_engine_unreachable(m->engine, now, s->engine_id, idx);
+                                manager_engine_drain(m);
                                 continue;
                         }
                         break;
                 }
                 from_native(&from, &from6);
                 pcp_engine_receive_at(m->engine, now, rx, s->engine_id, idx, &from6, buf, (size_t) r);
+                manager_engine_drain(m);
         }
         manager_note_drops(m);
         manager_kick(m);
@@ -315,14 +314,13 @@ static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs,
                 ea[i].remote = addrs[i];
                 s->watches[i] = g_unix_fd_add(s->fds[i], G_IO_IN | G_IO_ERR, on_server_socket, s);
         }
-        server_being_added = s;
         r = pcp_engine_add_server(m->engine, pcpd_now_ms(), ea, n, &s->engine_id);
-        server_being_added = NULL;
         if (r < 0) {
                 server_free(s);
                 return r;
         }
         g_ptr_array_add(m->servers, s);
+        manager_engine_drain(m); /* its first probe, now that its socket can be found */
         {
                 const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
                 server_watch_silence(s, si != NULL ? si->state : PCP_SERVER_UNKNOWN); /* nothing heard yet */
@@ -341,6 +339,7 @@ static void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
                        "PCP server %s (%s) is gone", s->text, s->source);
         /* its mappings are lost with the network: the engine reports each as deleted */
         pcp_engine_remove_server(m->engine, pcpd_now_ms(), s->engine_id);
+        manager_engine_drain(m);
         g_ptr_array_remove(m->servers, s);
         server_free(s);
 }
@@ -424,6 +423,7 @@ static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
                 }
                 from_native(&from, &from6);
                 pcp_engine_receive_announce_at(m->engine, now, rx, &from6, buf, (size_t) r);
+                manager_engine_drain(m);
         }
         manager_note_drops(m);
         manager_kick(m);
@@ -466,6 +466,7 @@ fail:;
 static gboolean on_engine_timer(gpointer data) {
         pcpd_manager *m = data;
         pcp_engine_process_timers(m->engine, pcpd_now_ms());
+        manager_engine_drain(m);
         manager_kick(m);
         return G_SOURCE_CONTINUE;
 }
@@ -588,8 +589,7 @@ static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_in
         mapping_log_change(mp, old_state, old_error, old_external, old_port);
 }
 
-static void on_engine_event(void *userdata, const pcp_event *ev) {
-        pcpd_manager *m = userdata;
+static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
         pcpd_mapping *mp;
         pcpd_server *s;
 
@@ -619,13 +619,15 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
 
         case PCP_EVENT_SERVER:
                 s = server_by_engine_id(m, ev->server_id);
-                if (s != NULL && ev->server != NULL && s != server_being_added)
+                if (s != NULL && ev->server != NULL)
                         server_watch_silence(s, ev->server->state);
                 if (s != NULL && ev->server != NULL && s->logged_state != (int) ev->server->state) {
                         /* one line per state transition, however often the server is heard */
                         s->logged_state = (int) ev->server->state;
-                        /* direct mappings move to a server that starts answering; not from
-                         * inside the engine: on the next turn of the loop */
+                        /* direct mappings move to a server that starts answering; on the next
+                         * turn of the loop, not from here: the engine's output is drained
+                         * wherever the engine was called (inside AddMapping, or while a
+                         * server is being removed) and moving adds and removes mappings */
                         if ((ev->server->state == PCP_SERVER_PCP || ev->server->state == PCP_SERVER_NATPMP) &&
                             m->n_direct > 0 && m->rediscover_source == 0)
                                 m->rediscover_source = g_idle_add(on_rediscover, m);
@@ -693,8 +695,7 @@ static void on_engine_random(void *userdata, void *buf, size_t len) {
         }
 }
 
-static void on_engine_send(void *userdata, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len) {
-        pcpd_manager *m = userdata;
+static void on_engine_send(pcpd_manager *m, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len) {
         pcpd_server *s = server_by_engine_id(m, server_id);
 
         if (s == NULL || addr_index >= s->n_addrs)
@@ -705,6 +706,25 @@ static void on_engine_send(void *userdata, uint32_t server_id, size_t addr_index
                         g_debug("send to %s: %s", s->text, g_strerror(errno));
                 else
                         g_debug("send to %s failed: %s", s->text, g_strerror(errno));
+        }
+}
+
+/* What the engine has to send and to say after a call into it, pulled now that every id
+ * the call returned is known here: its datagrams go out on their server's socket, its
+ * events are handled. Called after every engine call. */
+static void manager_engine_drain(pcpd_manager *m) {
+        uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
+        uint32_t server_id;
+        size_t addr_index;
+        pcp_event ev;
+        int n;
+
+        for (;;) {
+                while ((n = pcp_engine_next_datagram(m->engine, &server_id, &addr_index, buf, sizeof(buf))) > 0)
+                        on_engine_send(m, server_id, addr_index, buf, (size_t) n);
+                if (pcp_engine_next_event(m->engine, &ev) <= 0)
+                        break;
+                on_engine_event(m, &ev);
         }
 }
 
@@ -1090,8 +1110,10 @@ static gboolean on_deleting_expired(gpointer data) {
         d->expire_source = 0;
         g_debug("Removed mapping %" G_GUINT64_FORMAT " (%s port %u) has expired upstream by now; forgetting it",
                 d->rec->id, pcp_protocol_to_string(d->rec->protocol) ?: "?", d->rec->internal_port);
-        if (d->engine_id != 0)
+        if (d->engine_id != 0) {
                 (void) pcp_engine_forget_mapping(m->engine, d->engine_id);
+                manager_engine_drain(m);
+        }
         deleting_forget(m, d);
         return G_SOURCE_REMOVE;
 }
@@ -1659,9 +1681,9 @@ static void direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
 }
 
 /* A new mapping with an engine id, not yet published: its engine events reach it from now
- * on, and it takes what the engine has already decided inside pcp_engine_add_mapping()
- * (a server that is disabled or speaks no PCP we know fails it at once), which no event
- * could tell it before it was in by_engine_id. */
+ * on (drained after this), and it is published as the engine has it: the internal address
+ * the engine chose, and failed already if the server is known to refuse it (disabled,
+ * speaks no PCP we know), which the event the engine queued then finds done. */
 static void mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp) {
         const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, mp->engine_id);
         char buf[PCP_ADDR_STRLEN];
@@ -1754,6 +1776,7 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         i = pcp_engine_mapping_get(m->engine, mp->engine_id);
         if (i != NULL)
                 mapping_sync(m, mp, i);
+        manager_engine_drain(m);
         manager_kick(m);
 }
 
@@ -2020,8 +2043,10 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         }
 
         g_hash_table_insert(m->mappings, &mp->id, mp);
-        if (!direct)
+        if (!direct) {
                 mapping_track_engine(m, mp);
+                manager_engine_drain(m);
+        }
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
                 mapping_add_holder(m, mp, req->owner);
@@ -2068,10 +2093,12 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 /* lifetime 0 with the same nonce; the engine retries a few times on its own
                  * (and may give up at once: deleting_engine_done()) */
                 pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                manager_engine_drain(m);
         } else {
                 if (mp->engine_id != 0) {
                         g_hash_table_remove(m->by_engine_id, &mp->engine_id);
                         pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                        manager_engine_drain(m);
                 }
                 manager_persist_removal(m, mp->id);
         }
@@ -2311,6 +2338,7 @@ static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
                 return true;
         }
         deleting_track_engine(m, d, eid);
+        manager_engine_drain(m);
         return true;
 }
 
@@ -2368,8 +2396,10 @@ static void manager_restore(pcpd_manager *m) {
                 }
                 g_hash_table_insert(m->mappings, &mp->id, mp);
                 g_hash_table_insert(m->by_key, mp->key, mp);
-                if (mp->engine_id != 0)
+                if (mp->engine_id != 0) {
                         mapping_track_engine(m, mp);
+                        manager_engine_drain(m);
+                }
                 if (mp->unclaimed)
                         mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
                 pcpd_bus_mapping_added(m, mp);
@@ -2395,7 +2425,7 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
                      GMainLoop *loop, pcpd_manager **ret) {
         g_autoptr(pcpd_manager) m = g_new0(pcpd_manager, 1);
         pcp_engine_config ec = { .max_mappings = config->max_mappings };
-        pcp_engine_ops ops = { .send = on_engine_send, .event = on_engine_event, .random = on_engine_random };
+        pcp_engine_ops ops = { .random = on_engine_random };
         int r;
 
         m->config = *config;

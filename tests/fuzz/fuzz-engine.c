@@ -7,8 +7,12 @@
  * the engine sent, turned into a response with fuzzer-chosen result, lifetime, epoch,
  * external address/port and trailing options, so the fuzzer gets past the nonce check.
  *
+ * The engine's output is pulled after every call (drain()), as pcpd does.
+ *
  * Checks, besides no crash / leak / sanitizer report: every datagram the engine sends is
- * a request our own decoder accepts (PCP or NAT-PMP) and fits 1100 octets; the next
+ * a request our own decoder accepts (PCP or NAT-PMP) and fits 1100 octets, to a server and
+ * address that exist; a MAPPING event shows the mapping's live info, a MAPPING_DELETED one
+ * the last info of an id the engine no longer knows; the next
  * deadline is never in the past after the timers ran; the stats add up; mapping counts
  * agree with what was added and deleted; a mapping reported active has a usable grant
  * (an external address that is not unspecified, loopback or multicast and of its own
@@ -31,16 +35,19 @@ typedef struct fuzz_state {
         uint64_t deleted; /* MAPPING_DELETED events */
         uint64_t now;     /* the engine time of the current call */
         uint64_t last_reset[2]; /* EPOCH_RESET per server; 0 = none yet */
+        bool exact;             /* the events drained come from the call just made: now is theirs */
 } fuzz_state;
 
 static uint32_t server_ids[2];
 
-static void on_send(void *ud, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len) {
-        fuzz_state *st = ud;
+static void on_send(fuzz_state *st, pcp_engine *e, uint32_t server_id, size_t addr_index, const uint8_t *buf,
+                    size_t len) {
         int k = server_id == server_ids[1];
+        const pcp_server_info *si = pcp_engine_server_get(e, server_id);
         pcp_msg m;
         natpmp_msg n;
 
+        fuzz_check(si != NULL && addr_index < si->n_addrs, "sent to server %u address %zu", server_id, addr_index);
         fuzz_check(len > 0 && len <= PCP_MAX_MSG_LEN, "sent %zu octets", len);
         if (buf[0] == NATPMP_VERSION)
                 fuzz_check(natpmp_decode(buf, len, false, &n) == PCP_WIRE_OK, "sent an undecodable NAT-PMP request");
@@ -51,11 +58,13 @@ static void on_send(void *ud, uint32_t server_id, size_t addr_index, const uint8
         st->last_addr[k] = addr_index;
 }
 
-static void on_event(void *ud, const pcp_event *ev) {
-        fuzz_state *st = ud;
-
-        if (ev->type == PCP_EVENT_MAPPING_DELETED)
+static void on_event(fuzz_state *st, pcp_engine *e, const pcp_event *ev) {
+        if (ev->type == PCP_EVENT_MAPPING_DELETED) {
                 st->deleted++;
+                fuzz_check(pcp_engine_mapping_get(e, ev->mapping_id) == NULL, "a deleted mapping is still there");
+        }
+        if (ev->type == PCP_EVENT_MAPPING)
+                fuzz_check(pcp_engine_mapping_get(e, ev->mapping_id) == ev->mapping, "a mapping event without its info");
         if (ev->type == PCP_EVENT_MAPPING || ev->type == PCP_EVENT_MAPPING_DELETED)
                 fuzz_check(ev->mapping != NULL && ev->mapping->id == ev->mapping_id, "mapping event without its info");
         if (ev->mapping != NULL)
@@ -77,10 +86,29 @@ static void on_event(void *ud, const pcp_event *ev) {
         }
         if (ev->type == PCP_EVENT_EPOCH_RESET) {
                 int k = ev->server_id == server_ids[1];
-                fuzz_check(st->last_reset[k] == 0 || st->now >= st->last_reset[k] + 5000,
-                           "two recreations %llu ms apart", (unsigned long long) (st->now - st->last_reset[k]));
-                st->last_reset[k] = st->now;
+                /* when the drain was put off, when the reset happened is not known here */
+                if (st->exact)
+                        fuzz_check(st->last_reset[k] == 0 || st->now >= st->last_reset[k] + 5000,
+                                   "two recreations %llu ms apart", (unsigned long long) (st->now - st->last_reset[k]));
+                st->last_reset[k] = st->exact ? st->now : 0;
         }
+}
+
+/* after every call: everything the engine has, pulled */
+static void drain(fuzz_state *st, pcp_engine *e) {
+        uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
+        uint32_t sid;
+        size_t ai;
+        pcp_event ev;
+        int n;
+
+        while ((n = pcp_engine_next_datagram(e, &sid, &ai, buf, sizeof(buf))) > 0)
+                on_send(st, e, sid, ai, buf, (size_t) n);
+        fuzz_check(n == 0, "next_datagram: %d", n);
+        while ((n = pcp_engine_next_event(e, &ev)) > 0)
+                on_event(st, e, &ev);
+        fuzz_check(n == 0, "next_event: %d", n);
+        st->exact = true;
 }
 
 static void on_random(void *ud, void *buf, size_t len) {
@@ -196,8 +224,8 @@ static size_t echo(fuzz_state *st, int k, reader *r, uint8_t *out) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static uint8_t buf[PCP_MAX_MSG_LEN + 8];
-        fuzz_state st = { .rnd = 42 };
-        pcp_engine_ops ops = { .send = on_send, .event = on_event, .random = on_random };
+        fuzz_state st = { .rnd = 42, .exact = true };
+        pcp_engine_ops ops = { .random = on_random };
         pcp_engine_config cfg = { .max_mappings = MAX_MAPPINGS };
         pcp_engine *e = NULL;
         pcp_server_addr a4[2], a6[1];
@@ -220,6 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fuzz_check(pcp_engine_new(&cfg, &ops, &st, &e) == 0, "engine");
         fuzz_check(pcp_engine_add_server(e, now, a4, 2, &server_ids[0]) == 0, "server 0");
         fuzz_check(pcp_engine_add_server(e, now, a6, 1, &server_ids[1]) == 0, "server 1");
+        drain(&st, e);
 
         while (r.left > 0) {
                 uint8_t op = rd8(&r);
@@ -308,6 +337,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 case 9: /* ICMP unreachable */
                         pcp_engine_unreachable(e, now, server_ids[k], k == 0 ? rd8(&r) % 2 : 0);
                         break;
+                case 11: /* the network changed: the server is removed (its mappings with it) and
+                          * found again, a new server to the engine */
+                        fuzz_check(pcp_engine_remove_server(e, now, server_ids[k]) == 0, "remove server %d", k);
+                        fuzz_check(pcp_engine_add_server(e, now, k == 0 ? a4 : a6, k == 0 ? 2 : 1, &server_ids[k]) == 0,
+                                   "add server %d again", k);
+                        st.last_len[k] = 0;
+                        st.last_reset[k] = 0;
+                        break;
                 case 10: /* a datagram that waited in the socket */
                         len = echo(&st, k, &r, buf);
                         ai = st.last_addr[k];
@@ -323,6 +360,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         }
                         break;
                 }
+                /* usually after every call, as pcpd does; sometimes not: what accumulates is
+                 * coalesced and must come out right later */
+                if (op & 0x40)
+                        st.exact = false;
+                else
+                        drain(&st, e);
                 for (size_t i = 0; i < n_ids; i++) {
                         const pcp_mapping_info *mi = pcp_engine_mapping_get(e, ids[i]);
                         if (mi == NULL) {

@@ -121,6 +121,10 @@ ENGINE = {
     "natpmp": _add() + bytes([4, 0, 0, 8]) + bytes.fromhex("0080000100000005") + RUN_DUE + _echo(),
     "delete": _add() + _echo() + bytes([1, 0]) + _echo(lifetime=0),
     "icmp": _add() + ICMP + RUN_DUE + bytes([9, 1]) + RUN_DUE * 2,
+    # op 11: the server removed (its mappings with it) and added again
+    "server-gone": _add() + _echo() + _add(v6=True) + bytes([11]) + RUN_DUE + _add() + RUN_DUE,
+    # bit 6 of an op: the output is not pulled after it, only after a later op
+    "late-drain": bytes([0x40]) + _add()[1:] + bytes([0x43]) + ICMP + bytes([0x49, 1]) + RUN_DUE + _echo(),
 }
 corpora["fuzz-engine"] = {k: v.hex() for k, v in ENGINE.items()}
 

@@ -36,8 +36,7 @@ static void cb_random(void *ud, void *buf, size_t len) {
         }
 }
 
-static void cb_send(void *ud, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len) {
-        harness *h = ud;
+static void record_sent(harness *h, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len) {
         h_sent *s;
 
         assert_true(len > 0 && len <= PCP_MAX_MSG_LEN);
@@ -56,15 +55,20 @@ static void cb_send(void *ud, uint32_t server_id, size_t addr_index, const uint8
         memcpy(s->buf, buf, len);
 }
 
-static void cb_event(void *ud, const pcp_event *ev) {
-        harness *h = ud;
+static void record_event(harness *h, const pcp_event *ev) {
         h_event *x;
 
         assert_true((unsigned) ev->type < 4);
         h->ev_count[ev->type]++;
-        /* the read-only accessors must work from a callback */
+        /* a MAPPING event shows the live info; a MAPPING_DELETED one the last info of an id
+         * that is gone */
         if (ev->type == PCP_EVENT_MAPPING)
                 assert_ptr_equal(pcp_engine_mapping_get(h->e, ev->mapping_id), ev->mapping);
+        if (ev->type == PCP_EVENT_MAPPING_DELETED) {
+                assert_null(pcp_engine_mapping_get(h->e, ev->mapping_id));
+                assert_non_null(ev->mapping);
+                assert_int_equal(ev->mapping->id, ev->mapping_id);
+        }
         if (!h->record_events)
                 return;
         if (h->n_ev == h->cap_ev) {
@@ -91,8 +95,23 @@ static void cb_event(void *ud, const pcp_event *ev) {
         x->repeated = ev->repeated;
 }
 
+void h_drain(harness *h) {
+        uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
+        uint32_t sid;
+        size_t ai;
+        pcp_event ev;
+        int n;
+
+        while ((n = pcp_engine_next_datagram(h->e, &sid, &ai, buf, sizeof(buf))) > 0)
+                record_sent(h, sid, ai, buf, (size_t) n);
+        assert_int_equal(n, 0);
+        while ((n = pcp_engine_next_event(h->e, &ev)) > 0)
+                record_event(h, &ev);
+        assert_int_equal(n, 0);
+}
+
 harness *h_new(uint64_t seed, const pcp_engine_config *cfg) {
-        static const pcp_engine_ops ops = { .send = cb_send, .event = cb_event, .random = cb_random };
+        static const pcp_engine_ops ops = { .random = cb_random };
         harness *h = calloc(1, sizeof(*h));
 
         assert_non_null(h);
@@ -144,6 +163,7 @@ uint32_t h_server(harness *h, const char *remote, const char *local) {
 
         h_addr(&a, remote, local);
         assert_int_equal(pcp_engine_add_server(h->e, h->now, &a, 1, &id), 0);
+        h_drain(h);
         assert_true(id != 0);
         return id;
 }
@@ -163,6 +183,7 @@ uint64_t h_map(harness *h, uint32_t server_id, uint8_t protocol, uint16_t port, 
 
         h_params(&p, server_id, protocol, port, lifetime);
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        h_drain(h);
         assert_true(id != 0);
         return id;
 }
@@ -176,6 +197,7 @@ bool h_step(harness *h) {
         assert_true(d >= h->now);
         h->now = d;
         pcp_engine_process_timers(h->e, d);
+        h_drain(h);
         /* everything due has been handled */
         assert_true(pcp_engine_next_deadline(h->e) > d);
         return true;
@@ -286,6 +308,7 @@ void h_receive(harness *h, uint32_t server_id, size_t addr_index, const uint8_t 
         assert_non_null(s);
         from = s->addrs[addr_index].remote;
         pcp_engine_receive(h->e, h->now, server_id, addr_index, &from, buf, len);
+        h_drain(h);
 }
 
 void h_receive_msg(harness *h, uint32_t server_id, size_t addr_index, const pcp_msg *m) {
@@ -358,6 +381,7 @@ void h_announce(harness *h, const char *from, uint32_t epoch) {
         r.epoch = epoch;
         assert_int_equal(pcp_encode(&r, buf, sizeof(buf), &len), PCP_WIRE_OK);
         pcp_engine_receive_announce(h->e, h->now, &sa, buf, len);
+        h_drain(h);
 }
 
 size_t h_count_events(harness *h, pcp_event_type type, uint64_t mapping_id) {

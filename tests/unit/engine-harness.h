@@ -6,6 +6,10 @@
  * the engine sends and every event it emits, feeds it crafted responses (built with
  * pcp-wire) and drives its timers. Randomness comes from a seeded PRNG, so every run is
  * the same.
+ *
+ * The engine's output is pulled: every h_* function that calls the engine drains it
+ * (h_drain()) before it returns, into sent[] and ev[], stamped with the harness's clock. A
+ * test that calls the engine itself calls h_drain() after it.
  */
 
 #include <stdbool.h>
@@ -51,10 +55,11 @@ typedef struct harness {
         size_t n_ev, cap_ev;
         bool record_events;             /* false: only count them (scale tests) */
         size_t ev_count[4];             /* by pcp_event_type, since the last h_clear() */
-        bool in_callback;
 } harness;
 
 harness *h_new(uint64_t seed, const pcp_engine_config *cfg);
+/* pulls every datagram and event the engine has into sent[] and ev[] */
+void h_drain(harness *h);
 void h_free(harness *h);
 uint64_t h_rand(harness *h);
 

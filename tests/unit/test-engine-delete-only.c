@@ -47,6 +47,7 @@ static void test_only_the_delete(void **state) {
                 h_clear(h);
                 delete_params(&p, sid, 4500);
                 assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+                h_drain(h);
                 assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_DELETING);
                 assert_int_equal(h->n_ev, 0); /* nothing reported from inside the call */
                 assert_int_equal(h_count(h, PCP_OPCODE_MAP), 1);
@@ -83,6 +84,7 @@ static void test_unanswered(void **state) {
         h_clear(h);
         delete_params(&p, sid, 4501);
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        h_drain(h);
         h_advance(h, HOUR);
         assert_int_equal(h_count(h, PCP_OPCODE_MAP), 3); /* the default delete_attempts */
         ev = h_last_event(h, PCP_EVENT_MAPPING_DELETED, id);
@@ -103,6 +105,7 @@ static void test_refused(void **state) {
         delete_params(&p, sid, 4502);
         p.has_nonce = false;
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), -EINVAL);
+        h_drain(h);
         /* a server with PCP switched off hears nothing: nothing is made, no event */
         assert_non_null(probe);
         h_reply_announce(h, probe, PCP_RESULT_NOT_AUTHORIZED, 600, 0);
@@ -110,6 +113,7 @@ static void test_refused(void **state) {
         h_clear(h);
         delete_params(&p, sid, 4502);
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), -ENOTCONN);
+        h_drain(h);
         assert_int_equal(pcp_engine_mapping_count(h->e), 0);
         assert_int_equal(h->n_sent, 0);
         assert_int_equal(h->n_ev, 0);

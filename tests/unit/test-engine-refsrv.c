@@ -91,10 +91,12 @@ static void loop_settle(loop *l) {
                         if (d.kind == REFSRV_DATAGRAM_ANNOUNCE) {
                                 l->announces++;
                                 pcp_engine_receive_announce(h->e, h->now, &from, d.data, d.len);
+                                h_drain(h);
                         } else {
                                 assert_int_equal(ntohs(d.dst.sin6_port), CLIENT_PORT);
                                 l->to_client++;
                                 pcp_engine_receive(h->e, h->now, l->sid, 0, &from, d.data, d.len);
+                                h_drain(h);
                         }
                         again = true;
                 }
@@ -122,6 +124,7 @@ static void loop_run_until(loop *l, uint64_t t) {
                 if (d > h->now)
                         h->now = d;
                 pcp_engine_process_timers(h->e, h->now);
+                h_drain(h);
         }
         loop_settle(l);
         h->now = t;
@@ -187,8 +190,10 @@ static void test_loop_basic(void **state) {
         assert_int_equal(st->retransmissions, 0);
 
         /* delete them all */
-        for (size_t i = 0; i < 40; i++)
+        for (size_t i = 0; i < 40; i++) {
                 assert_int_equal(pcp_engine_remove_mapping(l.h->e, l.h->now, ids[i]), 0);
+                h_drain(l.h);
+        }
         loop_run(&l, 1 * SEC);
         assert_int_equal(pcp_engine_mapping_count(l.h->e), 0);
         assert_int_equal(refsrv_n_mappings(l.srv), 0);
@@ -351,6 +356,7 @@ static void test_loop_natpmp(void **state) {
         assert_int_equal(h_srv(l.h, l.sid)->state, PCP_SERVER_NATPMP);
         assert_int_equal(h_mapping(l.h, sctp)->error, PCP_MAPPING_ERROR_UNSUPPORTED);
         assert_int_equal(pcp_engine_forget_mapping(l.h->e, sctp), 0);
+        h_drain(l.h);
         check_all_agree(&l, ids, 10);
         for (size_t i = 0; i < 10; i++)
                 assert_true(h_mapping(l.h, ids[i])->natpmp);

@@ -388,6 +388,7 @@ static uint64_t mapping_with_options(harness *h, uint32_t sid) {
         p.filters[0].remote_addr = h_ip("203.0.113.9");
         p.description = "game server";
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        h_drain(h);
         h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 7200, ep(h), EXT, 5000);
         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
         return id;
@@ -429,11 +430,13 @@ static void test_delete(void **state) {
 
                 h_clear(h);
                 assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, id), 0);
+                h_drain(h);
                 assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_DELETING);
                 assert_int_equal(h->n_sent, 1);
                 check_delete_request(h, id, h_last(h));
                 /* removing twice is harmless */
                 assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, id), 0);
+                h_drain(h);
                 assert_int_equal(h->n_sent, 1);
                 /* retransmitted with the same bytes */
                 h_advance(h, 3300);
@@ -464,6 +467,7 @@ static void test_delete_gives_up(void **state) {
 
         h_clear(h);
         assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, id), 0);
+        h_drain(h);
         h_advance(h, HOUR);
         assert_int_equal(h->n_sent, 4);
         for (size_t i = 1; i < 4; i++)
@@ -940,11 +944,14 @@ static void test_epoch_late_read(void **state) {
                 assert_int_equal(pcp_encode(&r, buf, sizeof(buf), &len), PCP_WIRE_OK);
                 h_advance(h, 2500);
                 h_clear(h);
-                if (late)
+                if (late) {
                         /* what a caller without arrival times does: arrival = now */
                         pcp_engine_receive(h->e, h->now, sid, 0, &from, buf, len);
-                else
+                        h_drain(h);
+                } else {
                         pcp_engine_receive_at(h->e, h->now, rx, sid, 0, &from, buf, len);
+                        h_drain(h);
+                }
                 assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
                 assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, (uint64_t) late);
                 assert_int_equal(h_count_for(h, other), (size_t) late);
@@ -963,6 +970,7 @@ static void test_epoch_late_read(void **state) {
                 h_make_reply(h_last_for(h, id), &r, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 49000);
                 assert_int_equal(pcp_encode(&r, buf, sizeof(buf), &len), PCP_WIRE_OK);
                 pcp_engine_receive_at(h->e, h->now, h->now + HOUR, sid, 0, &from, buf, len);
+                h_drain(h);
                 assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
                 h_advance(h, 10 * SEC);
                 h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 49000);
@@ -1088,6 +1096,7 @@ static void test_drops(void **state) {
         h_addr(&addrs[0], SRV, LOCAL);
         h_addr(&addrs[1], "192.168.1.2", LOCAL);
         assert_int_equal(pcp_engine_add_server(h->e, h->now, addrs, 2, &sid), 0);
+        h_drain(h);
         h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 0), PCP_RESULT_SUCCESS, 0, ep(h));
         other = h_server(h, "10.0.0.1", "10.0.0.5");
         ids[0] = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
@@ -1097,6 +1106,7 @@ static void test_drops(void **state) {
         pp.remote_port = 80;
         pp.remote_addr = h_ip("203.0.113.5");
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &pp, &peer_id), 0);
+        h_drain(h);
         h_make_reply(h_last_for(h, ids[0]), &tmpl, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 1234);
         h_clear(h);
         snap(h, sid, ids, &a);
@@ -1106,14 +1116,20 @@ static void test_drops(void **state) {
         from = h_srv(h, sid)->addrs[0].remote;
         from.sin6_port = htons(5352);
         pcp_engine_receive(h->e, h->now, sid, 0, &from, buf, len);
+        h_drain(h);
         from = h_srv(h, sid)->addrs[0].remote;
         from.sin6_addr = h_ip("192.168.1.66");
         pcp_engine_receive(h->e, h->now, sid, 0, &from, buf, len);
+        h_drain(h);
         from = h_srv(h, sid)->addrs[1].remote; /* the other address, on address 0's socket */
         pcp_engine_receive(h->e, h->now, sid, 0, &from, buf, len);
+        h_drain(h);
         pcp_engine_receive(h->e, h->now, sid, 7, &from, buf, len); /* no such address */
+        h_drain(h);
         pcp_engine_receive(h->e, h->now, 999, 0, &from, buf, len); /* no such server */
+        h_drain(h);
         pcp_engine_receive(h->e, h->now, sid, 0, NULL, buf, len);
+        h_drain(h);
         assert_int_equal(st->dropped[PCP_DROP_WRONG_SOURCE], 6);
         /* the answer to a mapping of server sid, arriving from another server */
         h_receive(h, other, 0, buf, len);
@@ -1188,10 +1204,13 @@ static void test_drops(void **state) {
                 const uint8_t junk[] = { 2, 0x80, 0, 0 };
                 sa.sin6_addr = h_ip("10.1.1.1");
                 pcp_engine_receive_announce(h->e, h->now, &sa, junk, sizeof(junk));
+                h_drain(h);
                 pcp_engine_receive_announce(h->e, h->now, NULL, junk, sizeof(junk));
+                h_drain(h);
                 assert_int_equal(st->dropped[PCP_DROP_UNKNOWN_SERVER], 2);
                 sa.sin6_addr = h_ip(SRV);
                 pcp_engine_receive_announce(h->e, h->now, &sa, junk, sizeof(junk));
+                h_drain(h);
                 assert_int_equal(st->dropped[PCP_DROP_MALFORMED], 7);
         }
         snap(h, sid, ids, &b);
@@ -1220,16 +1239,19 @@ static void test_unreachable(void **state) {
         h_addr(&addrs[0], SRV, LOCAL);
         h_addr(&addrs[1], "192.168.1.2", LOCAL);
         assert_int_equal(pcp_engine_add_server(h->e, h->now, addrs, 2, &sid), 0);
+        h_drain(h);
         /* server speaks on address 0 first, grants one mapping, then goes away */
         h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 0), PCP_RESULT_SUCCESS, 0, ep(h));
         active = granted_map(h, sid, 7000, 3600, 7000);
         del = granted_map(h, sid, 7001, 3600, 7001);
         assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, del), 0);
+        h_drain(h);
         id = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
         h_clear(h);
 
         /* RFC 7488: ICMP from address 0 → the next address, at once */
         pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
         assert_int_equal(h_srv(h, sid)->current_addr, 1);
         assert_non_null(h_last_for(h, id));
         assert_int_equal(h_last_for(h, id)->addr_index, 1);
@@ -1238,6 +1260,7 @@ static void test_unreachable(void **state) {
 
         /* every address unreachable */
         pcp_engine_unreachable(h->e, h->now, sid, 1);
+        h_drain(h);
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
         ev = h_last_event(h, PCP_EVENT_MAPPING, id);
         assert_non_null(ev);
@@ -1255,8 +1278,10 @@ static void test_unreachable(void **state) {
                 size_t before = h->n_sent;
                 if (!h_step(h))
                         break;
-                for (size_t k = before; k < h->n_sent; k++)
+                for (size_t k = before; k < h->n_sent; k++) {
                         pcp_engine_unreachable(h->e, h->now, sid, h->sent[k].addr_index);
+                        h_drain(h);
+                }
         }
         /* ~25 RFC retransmissions in 6 h for the mapping (and as many probes), x2 addresses */
         assert_true(h->n_sent < 400);
@@ -1299,6 +1324,7 @@ static void test_nonce_persistence(void **state) {
         p.suggested_external_port = 40000;
         p.suggested_external_addr = h_ip(EXT);
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        h_drain(h);
         assert_memory_equal(h_mapping(h, id)->nonce, nonce, PCP_NONCE_LEN);
         h_decode(h_last(h), &m);
         assert_memory_equal(m.nonce, nonce, PCP_NONCE_LEN);
@@ -1306,10 +1332,12 @@ static void test_nonce_persistence(void **state) {
         assert_memory_equal(&m.external_addr, IP(EXT), 16);
         /* the same nonce twice is refused */
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, NULL), -EEXIST);
+        h_drain(h);
         h_reply(h, h_last(h), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 40000);
         /* delete with the persisted nonce */
         h_clear(h);
         assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, id), 0);
+        h_drain(h);
         h_decode(h_last(h), &m);
         assert_int_equal(m.lifetime, 0);
         assert_memory_equal(m.nonce, nonce, PCP_NONCE_LEN);
@@ -1344,6 +1372,7 @@ static void test_options_and_prefix64(void **state) {
         p.suggested_external_port = 18080;
         p.suggested_external_addr = h_ip("198.51.100.7");
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        h_drain(h);
         s = h_last_for(h, id);
         h_decode(s, &m);
         assert_true(m.options & PCP_HAS_DESCRIPTION);
@@ -1389,6 +1418,7 @@ static void test_options_and_prefix64(void **state) {
         p.has_port_set = true;
         p.port_set.size = 2;
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &peer), 0);
+        h_drain(h);
         h_decode(h_last_for(h, peer), &m);
         assert_int_equal(m.opcode, PCP_OPCODE_PEER);
         assert_int_equal(m.remote_port, 3478);
@@ -1401,10 +1431,13 @@ static void test_options_and_prefix64(void **state) {
         /* invalid parameters */
         h_params(&p, sid, IPPROTO_TCP, 0, 3600);
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, NULL), -EINVAL);
+        h_drain(h);
         h_params(&p, sid, IPPROTO_TCP, 1, 0);
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, NULL), -EINVAL);
+        h_drain(h);
         h_params(&p, 4242, IPPROTO_TCP, 1, 10);
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, NULL), -ENOENT);
+        h_drain(h);
         h_free(h);
 }
 
@@ -1531,6 +1564,7 @@ static void test_natpmp_fallback(void **state) {
         /* delete: NAT-PMP lifetime 0, external port 0 */
         h_clear(h);
         assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, udp), 0);
+        h_drain(h);
         h_decode_natpmp(h_last(h), &n);
         assert_int_equal(n.opcode, NATPMP_OPCODE_MAP_UDP);
         assert_int_equal(n.lifetime, 0);
@@ -1582,8 +1616,10 @@ static void test_natpmp_port_index(void **state) {
                 assert_int_equal(h_mapping(h, ids[i])->external_port, 30000 + i);
 
         /* forget the TCP ones: their answers find nothing, the UDP ones still match */
-        for (size_t i = 0; i < 600; i += 2)
+        for (size_t i = 0; i < 600; i += 2) {
                 assert_int_equal(pcp_engine_forget_mapping(h->e, ids[i]), 0);
+                h_drain(h);
+        }
         n = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = 20007,
                            .external_port = 1, .lifetime = 3600, .epoch = 101 };
         h_receive_natpmp(h, sid, 0, &n);
@@ -1594,6 +1630,7 @@ static void test_natpmp_port_index(void **state) {
         assert_int_equal(h_mapping(h, ids[15])->external_port, 30015);
         /* delete a UDP one: the answer completes it, then the port is free in the index */
         assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, ids[15]), 0);
+        h_drain(h);
         n = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_MAP_UDP, .internal_port = 20007, .epoch = 101 };
         h_receive_natpmp(h, sid, 0, &n);
         assert_null(pcp_engine_mapping_get(h->e, ids[15]));
@@ -1601,6 +1638,7 @@ static void test_natpmp_port_index(void **state) {
         assert_int_equal(pcp_engine_get_stats(h->e)->dropped[PCP_DROP_UNKNOWN_NONCE], 2);
         /* removing the server frees its index with the mappings in it */
         assert_int_equal(pcp_engine_remove_server(h->e, h->now, sid), 0);
+        h_drain(h);
         assert_int_equal(pcp_engine_mapping_count(h->e), 1);
         h_free(h);
 }
@@ -1671,6 +1709,7 @@ static void test_natpmp_short_error(void **state) {
 
         /* a delete answered with a short error: done asking, not confirmed */
         assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, tcp2), 0);
+        h_drain(h);
         natpmp_short_error(h, sid, NATPMP_OPCODE_MAP_TCP, NATPMP_RESULT_NOT_AUTHORIZED, 100);
         assert_null(pcp_engine_mapping_get(h->e, tcp2));
         assert_false(h_last_event(h, PCP_EVENT_MAPPING_DELETED, tcp2)->deleted_upstream);
@@ -1740,6 +1779,7 @@ static uint64_t check_unusable_create(harness *h, const pcp_mapping_params *p, c
         pcp_msg r;
 
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, p, &id), 0);
+        h_drain(h);
         t0 = h_last_for(h, id)->t;
         first_len = h_last_for(h, id)->len;
         memcpy(first, h_last_for(h, id)->buf, first_len);
@@ -1799,6 +1839,7 @@ static void check_usable_create(harness *h, const pcp_mapping_params *p, const c
         uint64_t id;
 
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, p, &id), 0);
+        h_drain(h);
         h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, lifetime, ep(h), ext, ext_port);
         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
         assert_memory_equal(&h_mapping(h, id)->external_addr, IP(ext), 16);
@@ -1905,6 +1946,7 @@ static void test_grant_rule_no_external_address(void **state) {
                         struct sockaddr_in6 from = h_srv(hn, nsid)->addrs[0].remote;
                         uint8_t b[12] = { 0, 0x80, 0, 0, 0, 0, 0x10, 0 };
                         pcp_engine_receive_announce(hn->e, hn->now, &from, b, sizeof(b));
+                        h_drain(hn);
                 }
                 assert_int_equal(st->dropped[PCP_DROP_UNUSABLE], 2);
                 assert_int_equal(hn->n_ev, 0);
@@ -2074,6 +2116,7 @@ static void test_grant_rule_lifetime(void **state) {
         /* unless more was asked */
         h_params(&p, sid, IPPROTO_TCP, 6005, 7 * 86400);
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        h_drain(h);
         h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, UINT32_MAX, ep(h), EXT, 6005);
         assert_int_equal(h_mapping(h, id)->lifetime_granted, 7 * 86400);
         h_free(h);
@@ -2146,6 +2189,7 @@ static void test_peer_answer_remote_mismatch(void **state) {
         p.remote_port = 443;
         p.remote_addr = h_ip("203.0.113.50");
         assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        h_drain(h);
         h_make_reply(h_last_for(h, id), &r, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 48090);
         r.remote_port = 444;
         h_receive_msg(h, sid, 0, &r);
@@ -2380,9 +2424,11 @@ static void test_probe(void **state) {
         /* removing the server drops its mappings with an event each */
         uint64_t id = h_map(h, sid, IPPROTO_TCP, 1, 60);
         assert_int_equal(pcp_engine_remove_server(h->e, h->now, sid), 0);
+        h_drain(h);
         assert_false(h_last_event(h, PCP_EVENT_MAPPING_DELETED, id)->deleted_upstream);
         assert_null(pcp_engine_server_get(h->e, sid));
         assert_int_equal(pcp_engine_remove_server(h->e, h->now, sid), -ENOENT);
+        h_drain(h);
         assert_int_equal(pcp_engine_mapping_count(h->e), 0);
         h_free(h);
 }
