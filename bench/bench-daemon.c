@@ -2245,21 +2245,21 @@ static udp_result udp_bare(const char *ip, size_t n) {
         return res;
 }
 
-static void on_udp_send(void *userdata, uint32_t server_id, size_t addr_index, const uint8_t *buf,
-                        size_t len) {
-        udp_client *c = userdata;
+/* what pcpd does after every engine call: send the datagrams it has, read its events */
+static void udp_engine_pull(pcp_engine *e, udp_client *c) {
+        uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
+        pcp_event ev;
+        int n;
 
-        if (send(c->fd, buf, len, 0) < 0)
-                c->send_errors++;
-}
-
-static void on_udp_event(void *userdata, const pcp_event *ev) {
-        udp_client *c = userdata;
-
-        if (ev->type == PCP_EVENT_MAPPING && ev->mapping != NULL && ev->mapping->state == PCP_MAPPING_ACTIVE)
-                c->done++;
-        else if (ev->type == PCP_EVENT_SERVER && ev->server != NULL)
-                c->server_state = ev->server->state;
+        while ((n = pcp_engine_next_datagram(e, NULL, NULL, buf, sizeof(buf))) > 0)
+                if (send(c->fd, buf, (size_t) n, 0) < 0)
+                        c->send_errors++;
+        while (pcp_engine_next_event(e, &ev) > 0) {
+                if (ev.type == PCP_EVENT_MAPPING && ev.mapping != NULL && ev.mapping->state == PCP_MAPPING_ACTIVE)
+                        c->done++;
+                else if (ev.type == PCP_EVENT_SERVER && ev.server != NULL)
+                        c->server_state = ev.server->state;
+        }
 }
 
 /* as pcpd draws randomness: 256 bytes per getrandom() */
@@ -2289,6 +2289,7 @@ static void udp_engine_drain(pcp_engine *e, udp_client *c, uint32_t sid) {
                 if (k < 0)
                         break;
                 pcp_engine_receive(e, engine_now(), sid, 0, &c->server, buf, (size_t) k);
+                udp_engine_pull(e, c);
         }
 }
 
@@ -2298,7 +2299,7 @@ static void udp_engine_drain(pcp_engine *e, udp_client *c, uint32_t sid) {
 static udp_result udp_engine(const char *ip, size_t n) {
         udp_client c;
         pcp_engine_config cfg = {.max_mappings = n};
-        pcp_engine_ops ops = {.send = on_udp_send, .event = on_udp_event, .random = on_udp_random};
+        pcp_engine_ops ops = {.random = on_udp_random};
         pcp_server_addr a;
         pcp_engine *e = NULL;
         uint32_t sid;
@@ -2313,6 +2314,7 @@ static udp_result udp_engine(const char *ip, size_t n) {
         a.local = c.local;
         if (pcp_engine_add_server(e, engine_now(), &a, 1, &sid) < 0)
                 die("pcp_engine_add_server failed");
+        udp_engine_pull(e, &c);
         /* the server probe (ANNOUNCE) and its answer, before the clock starts */
         end = now_ns() + 5 * SEC;
         while (c.server_state != PCP_SERVER_PCP) {
@@ -2322,6 +2324,7 @@ static udp_result udp_engine(const char *ip, size_t n) {
                 (void) poll(&pf, 1, 50);
                 udp_engine_drain(e, &c, sid);
                 pcp_engine_process_timers(e, engine_now());
+                udp_engine_pull(e, &c);
         }
         drops0 = proc_udp_drops(getpid());
         cpu0 = cpu_self_ns();
@@ -2337,6 +2340,7 @@ static udp_result udp_engine(const char *ip, size_t n) {
                 uint64_t id;
                 if (pcp_engine_add_mapping(e, engine_now(), &p, &id) < 0)
                         die("pcp_engine_add_mapping failed");
+                udp_engine_pull(e, &c);
                 if (i % 64 == 63)
                         udp_engine_drain(e, &c, sid);
         }
@@ -2348,6 +2352,7 @@ static udp_result udp_engine(const char *ip, size_t n) {
                 (void) poll(&pf, 1, timeout);
                 udp_engine_drain(e, &c, sid);
                 pcp_engine_process_timers(e, engine_now());
+                udp_engine_pull(e, &c);
         }
         res.wall = now_ns() - t0;
         res.cpu = cpu_self_ns() - cpu0;
