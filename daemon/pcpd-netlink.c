@@ -54,6 +54,8 @@ static int nl_parse(const void *buf, size_t len, int (*fn)(const struct nlmsghdr
                         return 1;
                 if (h->nlmsg_type == NLMSG_ERROR) {
                         const struct nlmsgerr *e = NLMSG_DATA(h);
+                        if (h->nlmsg_len < NLMSG_LENGTH(sizeof(e->error)))
+                                return -EBADMSG; /* an error that does not say which */
                         return e->error < 0 ? e->error : -EIO;
                 }
                 r = fn(h, ud);
@@ -61,6 +63,18 @@ static int nl_parse(const void *buf, size_t len, int (*fn)(const struct nlmsghdr
                         return r;
         }
         return 0;
+}
+
+/* A router pcpd can send to: a unicast address of the route's family (an IPv6 route through
+ * an IPv4-mapped address would be an IPv4 router listed as an IPv6 one). */
+static bool gateway_usable(int family, const struct in6_addr *a) {
+        if (pcp_addr_is_unspecified(a))
+                return false;
+        if (family == AF_INET) {
+                const uint8_t *v4 = &a->s6_addr[12];
+                return (v4[0] & 0xf0) != 0xe0 && !(v4[0] == 255 && v4[1] == 255 && v4[2] == 255 && v4[3] == 255);
+        }
+        return !pcp_addr_is_ipv4(a) && !IN6_IS_ADDR_MULTICAST(a);
 }
 
 typedef struct route_ctx {
@@ -75,7 +89,10 @@ static int route_cb(const struct nlmsghdr *h, void *ud) {
         pcpd_router r = { 0 };
         bool have_gw = false;
 
-        if (h->nlmsg_type != RTM_NEWROUTE || rt->rtm_dst_len != 0 || rt->rtm_type != RTN_UNICAST ||
+        /* a message too short for its header is none (nothing past it is read) */
+        if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(*rt)))
+                return 0;
+        if (rt->rtm_dst_len != 0 || rt->rtm_type != RTN_UNICAST ||
             (rt->rtm_table != RT_TABLE_MAIN && rt->rtm_table != RT_TABLE_UNSPEC))
                 return 0;
         r.family = rt->rtm_family;
@@ -106,7 +123,7 @@ static int route_cb(const struct nlmsghdr *h, void *ud) {
                         break;
                 }
         }
-        if (!have_gw || *c->n >= c->max)
+        if (!have_gw || !gateway_usable(r.family, &r.addr.sin6_addr) || *c->n >= c->max)
                 return 0;
         if (IN6_IS_ADDR_LINKLOCAL(&r.addr.sin6_addr))
                 r.addr.sin6_scope_id = r.ifindex;
