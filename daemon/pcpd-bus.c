@@ -200,8 +200,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Option 'description' is longer than %d bytes.",
                                                          PCP1_MAX_DESCRIPTION);
-                        if (k >= 0)
+                        if (k >= 0) {
+                                g_free(p->description); /* given twice: the last one, the first not leaked */
                                 p->description = g_strdup(s);
+                        }
                 } else if (strcmp(name, "family") == 0) {
                         const char *s;
                         WANT("s");
@@ -222,8 +224,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                         if (k >= 0 && (strlen(s) == 0 || strlen(s) >= 16 || strchr(s, '/') != NULL))
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Invalid interface name '%s'.", s);
-                        if (k >= 0)
+                        if (k >= 0) {
+                                g_free(p->interface); /* given twice: the last one, the first not leaked */
                                 p->interface = g_strdup(s);
+                        }
                 } else if (strcmp(name, "external-address") == 0) {
                         const char *s;
                         WANT("s");
@@ -308,8 +312,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Invalid app-id: it must be 1-%d bytes of UTF-8.",
                                                          PCP1_MAX_APP_ID);
-                        if (k >= 0)
+                        if (k >= 0) {
+                                g_free(p->app_id); /* given twice: the last one, the first not leaked */
                                 p->app_id = g_strdup(s);
+                        }
                 } else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Unknown option '%s'. Known: lifetime, description, family, "
