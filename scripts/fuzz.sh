@@ -52,13 +52,14 @@ for bin in "$dir"/tests/fuzz/fuzz-*; do
     [ -f "$bin" ] && [ -x "$bin" ] || continue
     name=$(basename "$bin")
     work=$(mktemp -d)
+    scratch=$(mktemp -d) # the target's own files (fuzz-state writes journals), even if it crashes
     cp -r "tests/fuzz/corpus/$name/." "$work/" 2>/dev/null || true
     extra=()
     if [ -f "tests/fuzz/$name.dict" ]; then
         extra+=("-dict=tests/fuzz/$name.dict")
     fi
     echo "fuzz: $name for ${secs}s"
-    if ! "$bin" -max_total_time="$secs" -max_len="$(max_len "$name")" -print_final_stats=0 \
+    if ! TMPDIR="$scratch" "$bin" -max_total_time="$secs" -max_len="$(max_len "$name")" -print_final_stats=0 \
         -artifact_prefix="$dir/$name-" "${extra[@]}" "$work" >"$dir/$name.log" 2>&1; then
         echo "fuzz: $name FAILED; log $dir/$name.log:" >&2
         tail -n 60 "$dir/$name.log" >&2
@@ -66,6 +67,6 @@ for bin in "$dir"/tests/fuzz/fuzz-*; do
     else
         grep -E '^#[0-9]+.*DONE' "$dir/$name.log" | tail -n 1 || true
     fi
-    rm -rf "$work"
+    rm -rf "$work" "$scratch"
 done
 exit $rc

@@ -51,8 +51,11 @@ static void cleanup(void) {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-        /* a memory file system where there is one: the journal check writes a file per input */
-        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : g_get_tmp_dir();
+        /* the journal check writes a file per input: where TMPDIR says (scripts/fuzz.sh gives
+         * each run its own, removed after it even when the run crashed), else in memory */
+        const char *base = g_getenv("TMPDIR") != NULL         ? g_get_tmp_dir()
+                           : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                                            : g_get_tmp_dir();
 
         fuzz_alloc_init();
         dir_ = g_build_filename(base, "pcpd-fuzz-state-XXXXXX", NULL);
