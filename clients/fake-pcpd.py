@@ -8,7 +8,9 @@ name, and appends one line per removal ("<reason> <path>") to the log file.
 
 Scripted behaviour: internal port 9999 fails with NO_RESOURCES, port 1000 is refused with
 NotAuthorized; everything else becomes active 50 ms after it is requested, on
-198.51.100.1. GetExternalAddress("ipv6") fails with NoServer.
+198.51.100.1. GetExternalAddress("ipv6") fails with NoServer. The manager has no
+StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
+newer daemons have: clients must read it when present and do without it).
 """
 
 import sys
@@ -24,6 +26,7 @@ MANAGER_PATH = '/org/freedesktop/PCP1'
 MANAGER = 'org.freedesktop.PCP1.Manager'
 MAPPING = 'org.freedesktop.PCP1.Mapping'
 PROPERTIES = 'org.freedesktop.DBus.Properties'
+TEST = 'org.freedesktop.PCP1.Test'
 OBJECT_MANAGER = 'org.freedesktop.DBus.ObjectManager'
 EXTERNAL = '198.51.100.1'
 
@@ -220,6 +223,11 @@ class Manager(dbus.service.Object):
             raise Error('NotFound', f"No mapping belongs to '{app_id}'.")
         for m in victims:
             self.remove(m, 'revoked')
+
+    @dbus.service.method(TEST, in_signature='s', out_signature='')
+    def SetStateError(self, text):
+        self.props['StateError'] = dbus.String(text)
+        self.set_prop('StateError', text)
 
     @dbus.service.method(MANAGER, in_signature='b', out_signature='')
     def SetEnabled(self, enabled):

@@ -64,6 +64,14 @@ class Test:
                    f'got {r.returncode}, stdout={r.stdout!r}, stderr={r.stderr!r}')
         return r
 
+    def test_call(self, method, signature, *args):
+        types = {'s': 'string'}
+        r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
+                            '/org/freedesktop/PCP1', f'org.freedesktop.PCP1.Test.{method}']
+                           + [f'{types[t]}:{a}' for t, a in zip(signature, args)],
+                           capture_output=True, text=True, env=self.env, timeout=30)
+        self.check(r.returncode == 0, f'fake: {method}{args}', r.stderr)
+
     def start(self, *args):
         return subprocess.Popen([self.pcpctl, '--no-ask-password'] + list(args), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=self.env)
@@ -87,6 +95,29 @@ def read_line(p, timeout=10):
     return None
 
 
+_pending = {}
+
+
+def read_line_of(f, timeout=10):
+    """One line of a pipe, or None after timeout (reads the descriptor itself: a buffered
+    readline() would swallow the lines after the first one from select()'s view)."""
+    fd = f.fileno()
+    end = time.monotonic() + timeout
+    while b'\n' not in _pending.get(fd, b''):
+        left = end - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            data = os.read(fd, 4096)
+            if not data:
+                return None
+            _pending[fd] = _pending.get(fd, b'') + data
+    line, _, rest = _pending[fd].partition(b'\n')
+    _pending[fd] = rest
+    return line.decode()
+
+
 def wait_for(cond, timeout=10):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -107,36 +138,56 @@ def stop(p, sig=signal.SIGINT, timeout=10):
     return p.returncode, out, err
 
 
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def scenario(t):
     # status
     r = t.run('status', stdout='Version: 0.1.0-fake')
     t.check('eth0' in r.stdout and '192.168.1.1' in r.stdout and 'dhcpv4' in r.stdout,
             'status shows the servers table', r.stdout)
     t.check('External addresses: 198.51.100.1' in r.stdout, 'status shows the external address', r.stdout)
+    t.check('State error' not in r.stdout, 'no StateError property: no line for it', r.stdout)
     r = t.run(stdout='Enabled: yes')  # status is the default verb
     r = t.run('status', '--json')
     try:
         j = json.loads(r.stdout)
-        t.check(j['Version'] == '0.1.0-fake' and j['Servers'][0][0] == 'eth0' and j['MappingCount'] == 0,
-                'status --json', r.stdout)
-    except (ValueError, KeyError, IndexError) as e:
+        t.check(j['Version'] == '0.1.0-fake' and j['MappingCount'] == 0 and 'StateError' not in j
+                and j['Servers'] == [{'Interface': 'eth0', 'Address': '192.168.1.1', 'Source': 'dhcpv4',
+                                      'Protocol': 'pcp', 'Epoch': 1234}],
+                'status --json: servers are objects with named fields', r.stdout)
+    except (ValueError, KeyError, IndexError, TypeError) as e:
         t.check(False, 'status --json parses', f'{e}: {r.stdout!r}')
     r = t.run('status', '--json=pretty')
     t.check(r.stdout.count('\n') > 5 and json.loads(r.stdout)['Enabled'] is True, 'status --json=pretty',
             r.stdout)
+    r = t.run('-j', 'status')
+    t.check(r.stdout.count('\n') == 1 and json.loads(r.stdout)['State'] == 'ready',
+            '-j is --json=short when stdout is not a terminal', r.stdout)
+    r = t.run('status', '--json=off', stdout='Version: 0.1.0-fake')
     r = t.run('list', stdout='No mappings.')
 
-    # map --wait: prints the path, then the outcome, then holds until SIGINT, then releases
+    # a newer daemon's StateError: shown when present and not empty
+    t.test_call('SetStateError', 's', 'No server answers on eth0.')
+    r = t.run('status', stdout='State error: No server answers on eth0.')
+    r = t.run('status', '--json')
+    t.check(json.loads(r.stdout).get('StateError') == 'No server answers on eth0.', 'status --json has StateError',
+            r.stdout)
+    t.test_call('SetStateError', 's', '')
+    r = t.run('status')
+    t.check('State error' not in r.stdout, 'an empty StateError: no line', r.stdout)
+
+    # map --wait: nothing until active (no object path), then holds until SIGINT, then releases
     p = t.start('map', 'tcp', '8080', '--wait', '--lifetime', '60', '--description', 'web \x1b[31mred')
-    path = read_line(p)
-    t.check(path == PREFIX + '1', 'map prints the mapping path', repr(path))
     line = read_line(p)
-    t.check(line == 'tcp 8080 -> 198.51.100.1:8080 (lifetime 60 s)', 'map --wait prints the outcome',
+    t.check(line == 'tcp 8080 -> 198.51.100.1:8080 (lifetime 60 s)', 'map --wait prints only the outcome',
             repr(line))
     r = t.run('list')
     lines = r.stdout.splitlines()
-    t.check(len(lines) >= 2 and lines[0].split()[:5] == ['ID', 'PROTO', 'INTERNAL', 'EXTERNAL', 'STATE'],
-            'list has the header', r.stdout)
+    t.check(len(lines) >= 2 and lines[0].split() == ['ID', 'PROTO', 'INTERNAL', 'EXTERNAL', 'STATE', 'EXPIRES', 'UID',
+                                                      'APP', 'DESCRIPTION'],
+            'list has the header (no REMOTE column without a PEER mapping)', r.stdout)
     t.check(any(l.split()[:5] == ['1', 'tcp', '192.168.1.20:8080', '198.51.100.1:8080', 'active']
                 for l in lines), 'list shows the active mapping', r.stdout)
     t.check('\x1b' not in r.stdout and 'web \\x1b[31mred' in r.stdout, 'list escapes control characters',
@@ -147,9 +198,9 @@ def scenario(t):
     r = t.run('list', '--json')
     try:
         j = json.loads(r.stdout)
-        t.check(len(j) == 1 and j[0]['Id'] == '1' and j[0]['ExternalPort'] == 8080
+        t.check(len(j) == 1 and j[0]['Id'] == 1 and j[0]['ExternalPort'] == 8080
                 and j[0]['Description'] == 'web \x1b[31mred' and j[0]['State'] == 'active',
-                'list --json', r.stdout)
+                'list --json (Id a number)', r.stdout)
     except (ValueError, KeyError, IndexError) as e:
         t.check(False, 'list --json parses', f'{e}: {r.stdout!r}')
     status, out, err = stop(p)
@@ -159,14 +210,24 @@ def scenario(t):
 
     # map without --wait prints the state changes
     p = t.start('map', 'udp', '5000', '--external-port', '15000')
-    path = read_line(p)
     first = read_line(p)
     second = read_line(p) if first == 'udp 5000: pending' else first
     t.check(second == 'udp 5000 -> 198.51.100.1:15000 (lifetime 3600 s)', 'map prints state changes',
             f'{first!r} {second!r}')
     status, out, err = stop(p, signal.SIGTERM)
-    t.check(status == 0 and wait_for(lambda: f'released {path}' in t.removals()),
+    t.check(status == 0 and wait_for(lambda: f'released {PREFIX}2' in t.removals()),
             'map releases on SIGTERM', f'{status} {err!r} {t.removals()}')
+
+    # map --json: one object per change, with the external port as a number
+    p = t.start('map', 'tcp', '8081', '--wait', '--json')
+    line = read_line(p)
+    try:
+        j = json.loads(line)
+        t.check(j['ExternalPort'] == 8081 and j['State'] == 'active' and isinstance(j['Id'], int),
+                'map --wait --json prints the active mapping', line)
+    except (ValueError, KeyError, TypeError) as e:
+        t.check(False, 'map --json parses', f'{e}: {line!r}')
+    stop(p)
 
     # a mapping that fails
     r = t.run('map', 'tcp', '9999', '--wait', status=1, stderr='NO_RESOURCES')
@@ -174,82 +235,106 @@ def scenario(t):
     # refused by the daemon
     r = t.run('map', 'tcp', '1000', status=1, stderr='Failed to map: Not authorized to map port 1000.')
 
-    # persistent: returns at once, the mapping stays
-    r = t.run('map', 'tcp', '8443', '--persistent')
-    path = r.stdout.strip()
-    t.check(path.startswith(PREFIX), 'map --persistent prints the path', r.stdout)
-    time.sleep(0.2)
+    # persistent: returns at once, says how to remove it; the mapping stays
+    r = t.run('map', 'tcp', '8443', '--persistent', stdout='tcp 8443: pending')
+    m = re.search(r'remove it with: pcpctl release (\d+)', r.stdout)
+    t.check(m is not None, 'map --persistent says how to remove it', r.stdout)
+    mid = m.group(1) if m else '0'
     r = t.run('list', stdout='8443')
-    mid = path[len(PREFIX):]
-    t.run('release', mid)
-    t.check(f'revoked {path}' in t.removals(), 'release by id removes it', t.removals())
+    r = t.run('release', mid, '--json')
+    t.check(f'revoked {PREFIX}{mid}' in t.removals(), 'release by id removes it', t.removals())
+    try:
+        t.check(json.loads(r.stdout)['Id'] == int(mid), 'release --json prints the released mapping', r.stdout)
+    except (ValueError, KeyError) as e:
+        t.check(False, 'release --json parses', f'{e}: {r.stdout!r}')
     t.run('release', mid, status=1, stderr='Failed to release: No mapping')
-    r = t.run('map', 'tcp', '8444', '--persistent', '--wait',
-              stdout='tcp 8444 -> 198.51.100.1:8444 (lifetime 3600 s)')
-    t.run('release', r.stdout.splitlines()[0])
+    t.run('release', 'abc', status=2, stderr="Invalid mapping 'abc'")
+    r = t.run('map', 'tcp', '8444', '--persistent', '--wait', '--json')
+    try:
+        j = json.loads(r.stdout)
+        t.check(j['ExternalPort'] == 8444 and j['Persistent'] is True, 'map --persistent --wait --json', r.stdout)
+        t.run('release', str(j['Id']))
+    except (ValueError, KeyError) as e:
+        t.check(False, 'map --persistent --json parses', f'{e}: {r.stdout!r}')
 
     # peer
     p = t.start('peer', 'udp', '5001', '203.0.113.5', '443', '--wait')
-    read_line(p)
     line = read_line(p)
     t.check(line == 'udp 5001 -> 198.51.100.1:5001 (peer 203.0.113.5:443, lifetime 3600 s)', 'peer --wait',
             repr(line))
-    r = t.run('list', stdout='udp/peer')
+    r = t.run('list')
+    t.check(any(l.split()[1:5] == ['udp', '192.168.1.20:5001', '198.51.100.1:5001', '203.0.113.5:443']
+                for l in r.stdout.splitlines()), 'list shows the remote end of a PEER mapping', r.stdout)
     stop(p)
 
     # the holder goes away without releasing: the (fake) daemon notices
-    p = t.start('map', 'tcp', '7000')
-    path = read_line(p)
+    p = t.start('map', 'tcp', '7000', '--wait', '--json')
+    path = json.loads(read_line(p) or '{}').get('Path')
     p.kill()
     p.wait()
     t.check(wait_for(lambda: f'owner-vanished {path}' in t.removals()), 'a killed holder loses its mapping',
             t.removals())
 
     # removed by someone else while held
-    p = t.start('map', 'tcp', '7001', '--wait')
-    path = read_line(p)
-    read_line(p)
-    t.run('release', path)
+    p = t.start('map', 'tcp', '7001', '--wait', '--json')
+    path = json.loads(read_line(p) or '{}').get('Path')
+    t.run('release', path or '/x')
     status, out, err = stop(p, timeout=10)
-    t.check(status == 1 and 'The mapping was removed: revoked' in err, 'holder exits 1 when revoked',
-            f'{status} {err!r}')
+    t.check(status == 1 and 'The mapping was removed: revoked (by an administrator or another program).' in err,
+            'holder exits 1 when revoked', f'{status} {err!r}')
 
-    # monitor
+    # monitor: one readable line per event, one per removal
     m = t.start('monitor')
-    t.check(read_line(m) is not None, 'monitor starts')
+    t.check((read_line(m) or '').startswith('Monitoring pcpd (ready, 0 mappings)'), 'monitor starts')
     time.sleep(0.3)  # its matches are installed before it prints, this is for the bus
-    r = t.run('map', 'tcp', '8445', '--persistent', '--wait')
-    path = r.stdout.splitlines()[0]
+    r = t.run('map', 'tcp', '8445', '--persistent', '--wait', '--json')
+    mid = str(json.loads(r.stdout)['Id'])
     t.run('disable')
     t.run('enable')
-    t.run('release', path)
+    t.run('release', mid)
     time.sleep(0.3)
     status, out, err = stop(m)
     t.check(status == 0, 'monitor exits 0 on SIGINT', f'{status} {err!r}')
-    mid = path[len(PREFIX):]
-    t.check(f'mapping {mid}: added: tcp 8445: pending' in out, 'monitor shows the addition', out)
-    t.check(f'mapping {mid}: State=active' in out, 'monitor shows the change', out)
-    t.check(f'mapping {mid}: removed (revoked)' in out, 'monitor shows the removal', out)
-    t.check('manager: Enabled=false' in out and 'manager: Enabled=true' in out,
-            'monitor shows manager changes', out)
+    t.check(f'mapping {mid} added: tcp 8445: pending, uid 0, app org.example.Test' in out,
+            'monitor shows the addition', out)
+    t.check(re.search(rf'mapping {mid}: tcp 8445 -> 198\.51\.100\.1:8445 \(lifetime 3600 s\), expires in 59min', out)
+            is not None, 'monitor shows the change as a sentence with a relative time', out)
+    t.check(f'mapping {mid} removed: revoked' in out and len([l for l in out.splitlines() if 'removed' in l]) == 1,
+            'monitor shows one line per removal', out)
+    t.check('pcpd: disabled' in out and 'pcpd: enabled' in out, 'monitor shows manager changes', out)
+    t.check('ExpiresAt' not in out and 'State=' not in out, 'monitor prints no raw property names', out)
 
     m = t.start('monitor', '--json')
     time.sleep(0.3)
+    r = t.run('map', 'tcp', '8446', '--persistent', '--wait', '--json')
+    mid = json.loads(r.stdout)['Id']
     t.run('disable')
     t.run('enable')
+    t.run('release', str(mid))
     time.sleep(0.3)
     status, out, err = stop(m)
     try:
-        events = [json.loads(l) for l in out.splitlines()]
-        t.check(any(e['Event'] == 'changed' and e['Arguments'][1].get('Enabled') is False for e in events),
-                'monitor --json', out)
-    except (ValueError, KeyError, IndexError, AttributeError) as e:
+        events = json_lines(out)
+        names = [e['Event'] for e in events]
+        t.check(all(isinstance(e['Time'], int) for e in events) and 'mapping-added' in names
+                and 'mapping-changed' in names and 'mapping-removed' in names and 'manager-changed' in names,
+                'monitor --json: one object per event', out)
+        added = next(e for e in events if e['Event'] == 'mapping-added')
+        t.check(added['Id'] == mid and added['Mapping']['InternalPort'] == 8446, 'monitor --json mapping-added',
+                out)
+        t.check(any(e['Event'] == 'manager-changed' and e['Changed'] == ['Enabled']
+                    and e['Manager']['Enabled'] is False for e in events), 'monitor --json manager-changed', out)
+        removed = [e for e in events if e['Event'] == 'mapping-removed']
+        t.check(len(removed) == 1 and removed[0]['Reason'] == 'revoked' and removed[0]['Id'] == mid
+                and removed[0]['Mapping']['InternalPort'] == 8446,
+                'monitor --json: one mapping-removed', out)
+    except (ValueError, KeyError, IndexError, StopIteration, TypeError) as e:
         t.check(False, 'monitor --json parses', f'{e}: {out!r}')
 
     # enable/disable
     t.run('disable')
     t.run('status', stdout='Enabled: no')
-    t.run('map', 'tcp', '8446', status=1, stderr='Failed to map: Port mappings are switched off.')
+    t.run('map', 'tcp', '8447', status=1, stderr='Failed to map: Port mappings are switched off.')
     t.run('enable')
     t.run('status', stdout='Enabled: yes')
 
@@ -265,8 +350,8 @@ def scenario(t):
 
     # revoke
     t.run('revoke', 'org.example.Nothing', status=1, stderr="Failed to revoke: No mapping belongs to")
-    r = t.run('map', 'tcp', '8447', '--persistent')
-    path = r.stdout.strip()
+    r = t.run('map', 'tcp', '8448', '--persistent', '--json')
+    path = json.loads(r.stdout)['Path']
     t.run('revoke', 'org.example.Test')
     t.check(f'revoked {path}' in t.removals(), 'revoke removes the app\'s mappings', t.removals())
 
@@ -311,16 +396,31 @@ def main():
         t = Test(pcpctl, env, log)
         scenario(t)
 
-        # the daemon goes away while a mapping is held
+        # pcpd goes away while a mapping is held: pcpctl says the router keeps it, waits,
+        # and asks again when pcpd is back
         p = t.start('map', 'tcp', '7002', '--wait')
-        read_line(p)
         read_line(p)
         service.terminate()
         service.wait(timeout=10)
-        status, out, err = stop(p, timeout=10)
-        t.check(status == 1 and 'pcpd exited' in err, 'holder exits 1 when pcpd goes away',
-                f'{status} {err!r}')
+        err = read_line_of(p.stderr)
+        t.check(err is not None and re.match(r'pcpd went away; the router keeps the mapping until it expires at '
+                                             r'\d\d:\d\d:\d\d \(in 59min 5\ds\)\.$', err) is not None,
+                'holder says what the router keeps when pcpd goes away', repr(err))
+        t.check(read_line_of(p.stderr) == 'Waiting for pcpd to come back, to ask for the mapping again.',
+                'holder waits for pcpd', '')
+        t.check(p.poll() is None, 'holder keeps running while pcpd is away', p.poll())
         t.run('status', status=1, stderr='Failed to query status: pcpd is not running')
+        service = subprocess.Popen([sys.executable, fake, address, log], stdout=subprocess.PIPE, text=True)
+        t.check(service.stdout.readline().strip() == 'ready', 'the fake daemon is back')
+        err = read_line_of(p.stderr)
+        t.check(err == 'pcpd restarted; mapping re-established at 198.51.100.1:7002.',
+                'holder re-attaches and says so', repr(err))
+        r = t.run('list', '--json')
+        t.check([(m['InternalPort'], m['ExternalPort']) for m in json.loads(r.stdout)] == [(7002, 7002)],
+                'the mapping is held again', r.stdout)
+        status, out, err = stop(p)
+        t.check(status == 0 and wait_for(lambda: 'released /org/freedesktop/PCP1/mapping/1' in t.removals()),
+                'the re-attached holder releases on SIGINT', f'{status} {err!r} {t.removals()}')
 
         print(f'{t.passed} passed, {t.failed} failed')
         return 1 if t.failed else 0

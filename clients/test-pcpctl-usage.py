@@ -37,7 +37,7 @@ CASES = [
     (['map', 'tcp', '80', '--interface', 'x' * 16], USAGE, "Invalid interface name"),
     (['map', 'tcp', '80', '--external-port', '70000'], USAGE, "Invalid external port '70000'"),
     (['map', 'tcp', '80', '--description', 'x' * 1025], USAGE, 'Invalid description'),
-    (['map', 'tcp', '80', '--json'], USAGE, "--json is not supported by 'map'"),
+    (['map', 'tcp', '80', '--interface', 'nosuch0'], USAGE, "No such interface 'nosuch0'"),
     (['peer', 'tcp', '80', 'not-an-ip', '443'], USAGE, "Invalid remote address 'not-an-ip'"),
     (['peer', 'tcp', '80', '192.0.2.1', '0'], USAGE, "Invalid remote port '0'"),
     (['peer', 'tcp', '80', '192.0.2.1', '443', '--external-port=5'], USAGE,
@@ -49,6 +49,8 @@ CASES = [
     (['list', 'extra'], USAGE, "Too many arguments for 'list'"),
     (['release'], USAGE, "Too few arguments for 'release'"),
     (['release', 'a/b'], USAGE, "Invalid mapping 'a/b'"),
+    (['release', 'abc'], USAGE, "Invalid mapping 'abc': expected a mapping id (a number"),
+    (['release', '/org/freedesktop/PCP1/mapping/abc'], USAGE, "Invalid mapping"),
     (['release', '/org/freedesktop/PCP1/other/1'], USAGE, "Invalid mapping '/org/freedesktop/PCP1/other/1'"),
     (['release', '/org/freedesktop/PCP1/mapping/'], USAGE, 'Invalid mapping'),
     (['external-address', 'ipv5'], USAGE, "Invalid address family 'ipv5'"),
@@ -101,8 +103,16 @@ def main():
         else:
             print('ok   pcpctl --version')
 
+        r = run(pcpctl, ['--json=help'], env)
+        if r.returncode != 0 or r.stdout.split() != ['short', 'pretty', 'off']:
+            print(f'FAIL --json=help: {r.returncode} {r.stdout!r}')
+            failures += 1
+        else:
+            print('ok   pcpctl --json=help')
+
         # valid input, no bus: a failure (1) that says what failed
-        for args in (['status'], [], ['list'], ['map', 'tcp', '8080'], ['release', '7']):
+        for args in (['status'], [], ['list'], ['map', 'tcp', '8080'], ['release', '7'], ['--no-pager', '-l', 'list'],
+                     ['-j', 'status'], ['map', 'tcp', '8080', '--json', '--interface', 'lo'], ['--json', 'release', '7']):
             r = run(pcpctl, args, env)
             if r.returncode != 1 or 'Failed to' not in r.stderr:
                 print(f'FAIL pcpctl {" ".join(args)} without a bus: {r.returncode} {r.stderr!r}')
@@ -110,7 +120,7 @@ def main():
             else:
                 print(f'ok   pcpctl {" ".join(args)} without a bus -> 1: {r.stderr.strip()}')
 
-    print(f'{len(CASES) + 2 + 5 - failures} passed, {failures} failed')
+    print(f'{len(CASES) + 3 + 9 - failures} passed, {failures} failed')
     return 1 if failures else 0
 
 

@@ -19,6 +19,29 @@
 #define MIN_ERROR_RETRY (4 * SEC)
 #define ERROR_RETRY_MAX (30 * 60 * SEC)
 #define NATPMP_IRT 250ULL        /* RFC 6886 §3.1 */
+/* Granted lifetimes (see grant_problem()). The floor: a grant shorter than the 4 s the
+ * engine keeps between two requests of a mapping (MIN_RENEW_GAP, MIN_ERROR_RETRY) runs out
+ * before it could be renewed, and 0 means the server holds nothing (RFC 6887 §15: lifetime
+ * 0 is a delete); RFC 6887 §15 wants servers to grant at least 120 s. The cap: a server
+ * may grant more than asked, but a mapping renewed once in days (or, at 2^32 s, never)
+ * is one whose loss (a router restart without ANNOUNCE) nobody notices; renewals are
+ * cheap, so the engine renews as if the grant were at most max(asked, 24 h), the longest
+ * lifetime RFC 6887 §15 suggests servers grant. */
+#define MIN_GRANT_LIFETIME 4U
+#define MAX_GRANT_LIFETIME (24U * 3600U)
+/* Recreations of all of a server's mappings (its epoch says it lost them, or an
+ * ANNOUNCE): at once (RFC 6887 §8.5: promptly), then none for cfg.recreate_interval
+ * (5 s). A reset seen within that interval is not lost: it is acted on once, when the
+ * interval ends, and as the server keeps claiming losses the interval doubles with each
+ * such deferred recreation, up to cfg.recreate_interval_max (320 s). One after the
+ * interval ran out (a router really restarted twice, 8 s apart) is acted on at once again,
+ * with the 5 s interval. An episode (one log line, pcp_event.repeated) ends when nothing
+ * has looked like a reset for EPISODE_QUIET after the interval. A server answering every
+ * request with a random epoch made 200 mappings cost 1,928 requests/s without this; with
+ * it, 200 at t, t + 5 s, + 15 s, + 35 s ... then every 320 s. */
+#define RECREATE_INTERVAL (5 * SEC)
+#define RECREATE_INTERVAL_MAX (320 * SEC)
+#define EPISODE_QUIET (60 * SEC)
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
 
 /* The object of type `type` whose member `member` ptr points to. ptr must really point
@@ -78,12 +101,17 @@ typedef struct pcp_mapping {
         /* protocol state */
         uint64_t rt;           /* current retransmission timeout; 0 = next send is a first one */
         uint64_t last_sent;
-        uint64_t granted_at;
+        uint64_t granted_at;   /* when granted; while a grant is held (held_port), when it runs out */
         uint32_t renew_step;   /* 1, 2, 3...: which renewal window is next */
         uint32_t renew_phase;  /* where in its renewal windows it renews, / 2^32 (random) */
         uint32_t delete_sent;
         bool awaiting;         /* a request is outstanding */
         bool recreating;       /* asking again after a (possible) server state loss */
+        /* NAT-PMP: the port of a grant held while the server's external address is not
+         * known, or not usable (natpmp_hold()); 0 = none (a grant has a port). Active once
+         * the address is known (natpmp_set_external()). It fits in the padding after the
+         * bools: holding a grant makes no mapping bigger. */
+        uint16_t held_port;
 } pcp_mapping;
 
 struct pcp_server {
@@ -99,6 +127,15 @@ struct pcp_server {
         uint64_t natpmp_addr_at, natpmp_addr_rt;
         uint64_t reprobe_at;
         bool probing;
+        bool natpmp_addr_unusable; /* its last external address answer named none (0.0.0.0) */
+
+        /* recreations of all its mappings, rate-limited (RECREATE_INTERVAL) */
+        bool in_episode;           /* a reset or ANNOUNCE seen, the episode not over */
+        bool episode_reported;     /* an EPOCH_RESET event went out in this episode */
+        uint64_t hold_until;       /* no recreation before this time */
+        uint64_t recreate_rt;      /* the interval the next recreation holds for */
+        uint64_t recreate_at;      /* a recreation deferred to hold_until; PCP_NEVER = none */
+        bool pending_reset, pending_announce; /* what the deferred one is for */
         struct pcp_server *next;
 };
 
@@ -117,6 +154,7 @@ struct pcp_engine {
 };
 
 static void run_due(pcp_engine *e, uint64_t now);
+static void server_timer_update(pcp_engine *e, pcp_server *s);
 
 /* ---- small helpers ---- */
 
@@ -381,6 +419,7 @@ const char *pcp_drop_reason_to_string(pcp_drop_reason r) {
                 [PCP_DROP_UNSOLICITED] = "unsolicited",
                 [PCP_DROP_UNKNOWN_SERVER] = "unknown-server",
                 [PCP_DROP_AMBIGUOUS] = "ambiguous",
+                [PCP_DROP_UNUSABLE] = "unusable",
         };
         return (unsigned) r < _PCP_DROP_MAX ? names[r] : "invalid";
 }
@@ -401,6 +440,16 @@ const char *pcp_mapping_error_name(const pcp_mapping_info *m) {
                 return "DISABLED";
         case PCP_MAPPING_ERROR_UNSUPPORTED:
                 return "UNSUPPORTED";
+        case PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS:
+                return "NO_EXTERNAL_ADDRESS";
+        case PCP_MAPPING_ERROR_WRONG_FAMILY:
+                return "WRONG_ADDRESS_FAMILY";
+        case PCP_MAPPING_ERROR_UNUSABLE_ADDRESS:
+                return "UNUSABLE_EXTERNAL_ADDRESS";
+        case PCP_MAPPING_ERROR_NO_EXTERNAL_PORT:
+                return "NO_EXTERNAL_PORT";
+        case PCP_MAPPING_ERROR_SHORT_LIFETIME:
+                return "SHORT_LIFETIME";
         default:
                 return "UNKNOWN";
         }
@@ -450,6 +499,18 @@ static void emit_server(pcp_engine *e, pcp_server *s, pcp_event_type type, bool 
                 .server_id = s->info.id,
                 .server = &s->info,
                 .from_announce = from_announce,
+        };
+        if (e->ops.event != NULL)
+                e->ops.event(e->userdata, &ev);
+}
+
+static void emit_epoch_reset(pcp_engine *e, pcp_server *s, bool from_announce, bool repeated) {
+        pcp_event ev = {
+                .type = PCP_EVENT_EPOCH_RESET,
+                .server_id = s->info.id,
+                .server = &s->info,
+                .from_announce = from_announce,
+                .repeated = repeated,
         };
         if (e->ops.event != NULL)
                 e->ops.event(e->userdata, &ev);
@@ -685,6 +746,7 @@ static void mapping_fail(pcp_engine *e, pcp_mapping *m, pcp_mapping_error err, u
         m->info.result = result;
         m->awaiting = false;
         m->recreating = false;
+        m->held_port = 0; /* refused: whatever was granted before is not */
         m->rt = 0;
         m->info.retransmissions = 0;
         mapping_timer(e, m, retry_at);
@@ -773,11 +835,50 @@ static void server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, uint
         }
 }
 
+/* Recreate all of s's mappings now (see RECREATE_INTERVAL); reset: because its epoch
+ * says it lost them (an EPOCH_RESET event, flagged repeated after the first of the
+ * episode), else because of an ANNOUNCE; deferred: held back by the interval. */
+static void server_recreate(pcp_engine *e, pcp_server *s, uint64_t now, bool reset, bool from_announce,
+                            bool deferred, pcp_mapping *answered) {
+        if (reset) {
+                emit_epoch_reset(e, s, from_announce, s->episode_reported);
+                s->episode_reported = true;
+        }
+        /* after an ANNOUNCE everybody hears it at once: spread the recreations */
+        server_recreate_all(e, s, now, from_announce ? e->cfg.announce_delay_max : 0, answered);
+        s->recreate_rt = deferred ? min_u64(2 * s->recreate_rt, e->cfg.recreate_interval_max)
+                                  : e->cfg.recreate_interval;
+        s->hold_until = now + s->recreate_rt;
+}
+
+/* Something says s may have lost our mappings: recreate them at once, or, within the
+ * interval after the last recreation, once when it ends (RECREATE_INTERVAL). */
+static void server_lost_state(pcp_engine *e, pcp_server *s, uint64_t now, bool reset, bool from_announce,
+                              pcp_mapping *answered) {
+        if (!s->in_episode || (s->recreate_at == PCP_NEVER && now >= s->hold_until + EPISODE_QUIET)) {
+                s->in_episode = true;
+                s->episode_reported = false;
+                s->recreate_rt = e->cfg.recreate_interval;
+                s->hold_until = now;
+        }
+        if (s->recreate_at == PCP_NEVER && now >= s->hold_until) {
+                server_recreate(e, s, now, reset, from_announce, false, answered);
+                return;
+        }
+        s->pending_reset |= reset;
+        s->pending_announce |= from_announce;
+        if (s->recreate_at == PCP_NEVER) {
+                s->recreate_at = s->hold_until;
+                server_timer_update(e, s);
+        }
+}
+
 /* rx: when the datagram carrying the epoch arrived (<= now). RFC 6887 §8.5 compares the
  * client's and the server's clocks between two responses; a response read late (a busy
  * event loop) would make a healthy server look as if it lost its state, and with a 2 s
- * slack and 1 s epoch resolution a delay of ~1.1 s is enough. */
-static void check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx, uint32_t epoch, bool natpmp,
+ * slack and 1 s epoch resolution a delay of ~1.1 s is enough. Returns whether the epoch
+ * was consistent; if not, the server's mappings are (or will be) recreated. */
+static bool check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx, uint32_t epoch, bool natpmp,
                         bool from_announce, pcp_mapping *answered) {
         bool valid = true;
 
@@ -788,15 +889,14 @@ static void check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx,
         s->info.epoch_known = true;
         s->epoch_client_ms = rx;
         if (valid)
-                return;
+                return true;
         e->stats.epoch_resets++;
-        emit_server(e, s, PCP_EVENT_EPOCH_RESET, from_announce);
-        /* after an ANNOUNCE everybody hears it at once: spread the recreations */
-        server_recreate_all(e, s, now, from_announce ? e->cfg.announce_delay_max : 0, answered);
+        server_lost_state(e, s, now, true, from_announce, answered);
+        return false;
 }
 
 static void server_timer_update(pcp_engine *e, pcp_server *s) {
-        uint64_t when = min_u64(s->probe_at, min_u64(s->natpmp_addr_at, s->reprobe_at));
+        uint64_t when = min_u64(min_u64(s->probe_at, s->recreate_at), min_u64(s->natpmp_addr_at, s->reprobe_at));
         if (s->info.state == PCP_SERVER_DISABLED)
                 when = min_u64(when, s->info.disabled_until);
         (void) timer_set(e, &s->timer, when);
@@ -886,12 +986,126 @@ static void server_disable(pcp_engine *e, pcp_server *s, uint64_t now, uint32_t 
         }
 }
 
+/* ---- what a grant must say to be one ----
+ *
+ * A mapping is "active" only when an application can hand its external address and port
+ * to a peer. A SUCCESS that does not give one (a real server answered a MAP for tcp/18500
+ * with external [::]:0) is checked here, rule by rule; each failed rule has its own error
+ * name (pcp_mapping_error_name()). What then happens depends on where it came from:
+ *
+ *  - the answer to a request of ours (the nonce, protocol and port match): the mapping is
+ *    "failed" with that error, and the request stays outstanding and is retransmitted on
+ *    the RFC 6887 §8.1.1 schedule (mapping_unusable());
+ *  - an unsolicited update (RFC 6887 §14.2) of a mapping we hold: dropped and counted
+ *    (PCP_DROP_UNUSABLE); the grant the mapping has stays until its renewal asks again;
+ *  - a NAT-PMP external address (opcode 0) of 0.0.0.0 or another unusable one: dropped and
+ *    counted, and asked again on its retransmission schedule; mappings granted meanwhile
+ *    wait for a usable address, "failed" with NO_EXTERNAL_ADDRESS (natpmp_hold()). */
+
+/* pcp_addr_is_ipv4() and pcp_addr_is_unspecified() inline: checked on every answer */
+static bool addr_v4(const struct in6_addr *a) {
+        return a->s6_addr32[0] == 0 && a->s6_addr32[1] == 0 && a->s6_addr32[2] == htonl(0xffff);
+}
+
+static bool addr_unspecified(const struct in6_addr *a) {
+        return a->s6_addr32[3] == 0 && a->s6_addr32[0] == 0 && a->s6_addr32[1] == 0 &&
+               (a->s6_addr32[2] == 0 || a->s6_addr32[2] == htonl(0xffff));
+}
+
+/* Whether a peer on the Internet could never send to this external address: loopback,
+ * link-local, multicast, the IPv4 limited broadcast, "this network" (0.0.0.0/8) and, for
+ * IPv6, the deprecated IPv4-compatible ::/96 (with :: and ::1). Private (RFC 1918), shared
+ * (100.64.0.0/10), unique local and documentation addresses are usable: a NAT behind a
+ * carrier-grade NAT or in a lab has exactly those outside, and its peers are there. */
+static bool addr_is_unusable(const struct in6_addr *a) {
+        const uint8_t *b = a->s6_addr;
+
+        if (addr_v4(a)) {
+                const uint8_t *v = b + 12;
+                return v[0] == 0 || v[0] == 127 || (v[0] == 169 && v[1] == 254) || (v[0] >= 224 && v[0] <= 239) ||
+                       a->s6_addr32[3] == 0xffffffff;
+        }
+        return b[0] == 0xff ||                         /* ff00::/8 multicast */
+               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
+               (a->s6_addr32[0] == 0 && a->s6_addr32[1] == 0 && a->s6_addr32[2] == 0); /* ::/96 */
+}
+
+/* The address rules. The family a mapping's external address must have is the one it
+ * asked for: that of its suggested external address (RFC 6887 §11.1 and §5: the
+ * family-specific all-zeros address when it has no preference), which is its internal
+ * address's family unless the caller suggested an address of the other (NAT64). */
+static pcp_mapping_error address_problem(const pcp_mapping *m, const struct in6_addr *ext) {
+        if (addr_unspecified(ext))
+                return PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS;
+        if (addr_v4(ext) != addr_v4(&m->suggested_external_addr))
+                return PCP_MAPPING_ERROR_WRONG_FAMILY;
+        if (addr_is_unusable(ext))
+                return PCP_MAPPING_ERROR_UNUSABLE_ADDRESS;
+        return PCP_MAPPING_ERROR_NONE;
+}
+
+/* The port and lifetime rules. Internal port 0 is "all ports" (protocol 0: all protocols,
+ * RFC 6887 §11.1): such a mapping has no one external port, and port 0 is its answer. */
+static pcp_mapping_error port_lifetime_problem(const pcp_mapping *m, uint16_t port, uint32_t lifetime) {
+        if (m->info.internal_port != 0 && port == 0)
+                return PCP_MAPPING_ERROR_NO_EXTERNAL_PORT;
+        if (lifetime < MIN_GRANT_LIFETIME)
+                return PCP_MAPPING_ERROR_SHORT_LIFETIME;
+        return PCP_MAPPING_ERROR_NONE;
+}
+
+static pcp_mapping_error grant_problem(const pcp_mapping *m, const struct in6_addr *ext, uint16_t port,
+                                       uint32_t lifetime) {
+        pcp_mapping_error r = address_problem(m, ext);
+        return r != PCP_MAPPING_ERROR_NONE ? r : port_lifetime_problem(m, port, lifetime);
+}
+
+/* the lifetime the engine renews by (MAX_GRANT_LIFETIME) */
+static uint32_t effective_lifetime(const pcp_mapping *m, uint32_t lifetime) {
+        uint32_t cap = m->info.lifetime_requested > MAX_GRANT_LIFETIME ? m->info.lifetime_requested
+                                                                       : MAX_GRANT_LIFETIME;
+        return lifetime < cap ? lifetime : cap;
+}
+
+/* The server answered a request of ours SUCCESS, but with a grant no application can use
+ * (err says why). Not published as active: the mapping is "failed" with that error, so its
+ * application and the admin learn why, and the request stays outstanding, retransmitted
+ * on the RFC 6887 §8.1.1 schedule with the same nonce, as if the answer had been lost.
+ * Failed, not dropped: the answer is the server's own (its nonce matched) and will be the
+ * same next time, and "pending" for ever without a reason helps nobody. Retransmitted, not
+ * retried after an error lifetime: a server costs no more than a silent one, and one that
+ * was briefly without an address (its uplink still coming up) is asked again within
+ * seconds. A renewal answered so ends the grant it renews: the server says it has nothing
+ * usable any more. */
+static void mapping_unusable(pcp_engine *e, pcp_mapping *m, uint64_t now, pcp_mapping_error err) {
+        bool granted = m->info.state == PCP_MAPPING_ACTIVE || m->info.state == PCP_MAPPING_RENEWING;
+        bool changed = m->info.state != PCP_MAPPING_FAILED || m->info.error != err;
+
+        if (granted && !m->recreating) {
+                /* a renewal: its timer is the renewal schedule; now it is a request being
+                 * retransmitted (a recreation's timer is one already) */
+                m->rt = 0;
+                m->info.retransmissions = 0;
+                mapping_timer(e, m, now + next_rt(e, m));
+        }
+        m->info.state = PCP_MAPPING_FAILED;
+        m->info.error = err;
+        m->info.result = PCP_RESULT_SUCCESS;
+        m->recreating = false;
+        m->held_port = 0;
+        m->awaiting = true;
+        if (changed)
+                emit_mapping(e, m);
+}
+
 /* ---- mapping results ---- */
 
 static void mapping_granted(pcp_engine *e, pcp_mapping *m, uint64_t now, const struct in6_addr *ext_addr,
                             uint16_t ext_port, uint32_t lifetime) {
         pcp_server *s = m->server;
 
+        lifetime = effective_lifetime(m, lifetime);
+        m->held_port = 0;
         m->info.state = PCP_MAPPING_ACTIVE;
         m->info.error = PCP_MAPPING_ERROR_NONE;
         m->info.result = PCP_RESULT_SUCCESS;
@@ -907,11 +1121,8 @@ static void mapping_granted(pcp_engine *e, pcp_mapping *m, uint64_t now, const s
         m->info.retransmissions = 0;
         m->renew_step = 1;
         m->last_sent = 0;
-        if (lifetime == 0)
-                /* granted for no time: ask again, but not in a tight loop */
-                mapping_timer(e, m, now + MIN_ERROR_RETRY);
-        else
-                schedule_renewal(e, m);
+        /* lifetime >= MIN_GRANT_LIFETIME: grant_problem() refused shorter ones */
+        schedule_renewal(e, m);
         if (!s->info.has_external_addr || memcmp(&s->info.external_addr, ext_addr, 16) != 0) {
                 if (!pcp_addr_is_unspecified(ext_addr) && pcp_addr_is_ipv4(ext_addr) ==
                                                                   pcp_addr_is_ipv4(&m->info.internal_addr)) {
@@ -970,6 +1181,11 @@ int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, v
         e->cfg.error_retry_max = max_u64(e->cfg.error_retry_max, MIN_ERROR_RETRY);
         if (e->cfg.announce_delay_max == 0)
                 e->cfg.announce_delay_max = 5 * SEC;
+        if (e->cfg.recreate_interval == 0)
+                e->cfg.recreate_interval = RECREATE_INTERVAL;
+        if (e->cfg.recreate_interval_max == 0)
+                e->cfg.recreate_interval_max = RECREATE_INTERVAL_MAX;
+        e->cfg.recreate_interval_max = max_u64(e->cfg.recreate_interval_max, e->cfg.recreate_interval);
         if (e->cfg.pcp_reprobe == 0)
                 e->cfg.pcp_reprobe = 30 * 60 * SEC;
         if (e->cfg.delete_attempts == 0)
@@ -1033,7 +1249,7 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
         }
         s->timer.idx = SIZE_MAX;
         s->timer.kind = TIMER_SERVER;
-        s->probe_at = s->natpmp_addr_at = s->reprobe_at = PCP_NEVER;
+        s->probe_at = s->natpmp_addr_at = s->reprobe_at = s->recreate_at = PCP_NEVER;
         s->next = e->servers;
         e->servers = s;
         server_start_probe(e, s, now);
@@ -1301,6 +1517,7 @@ static void learn_prefix64(pcp_engine *e, pcp_server *s, const pcp_msg *msg) {
 
 static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now, uint64_t rx,
                                 const pcp_msg *msg) {
+        pcp_mapping_error bad = PCP_MAPPING_ERROR_NONE;
         pcp_mapping *m;
 
         if (msg->version != PCP_VERSION) {
@@ -1365,6 +1582,12 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 drop(e, PCP_DROP_MISMATCH);
                 return;
         }
+        /* RFC 6887 §12.4: a PEER answer is matched on the remote peer too */
+        if (m->info.opcode == PCP_OPCODE_PEER &&
+            (m->info.remote_port != msg->remote_port || memcmp(&m->info.remote_addr, &msg->remote_addr, 16) != 0)) {
+                drop(e, PCP_DROP_MISMATCH);
+                return;
+        }
 
         server_answered(e, s, addr_index);
         /* an answer to a request of ours (not an unsolicited update, RFC 6887 §14.2) */
@@ -1389,16 +1612,28 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 return;
         }
 
+        if (msg->result == PCP_RESULT_SUCCESS)
+                bad = grant_problem(m, &msg->external_addr, msg->external_port, msg->lifetime);
         if (!m->awaiting) {
                 /* RFC 6887 §14.2: an unsolicited update of a mapping we hold */
                 if (msg->result != PCP_RESULT_SUCCESS || m->info.state == PCP_MAPPING_FAILED) {
                         drop(e, PCP_DROP_UNSOLICITED);
                         return;
                 }
+                /* one that would leave the application without an address: the grant it
+                 * has stays, until its renewal asks the server again */
+                if (bad != PCP_MAPPING_ERROR_NONE) {
+                        drop(e, PCP_DROP_UNUSABLE);
+                        return;
+                }
         }
 
         check_epoch(e, s, now, rx, msg->epoch, false, false, m);
         if (msg->result == PCP_RESULT_SUCCESS) {
+                if (bad != PCP_MAPPING_ERROR_NONE) {
+                        mapping_unusable(e, m, now, bad);
+                        return;
+                }
                 if (m->info.state == PCP_MAPPING_RENEWING && m->awaiting)
                         e->stats.renewals++;
                 mapping_granted(e, m, now, &msg->external_addr, msg->external_port, msg->lifetime);
@@ -1419,20 +1654,91 @@ static pcp_mapping *find_natpmp_mapping(pcp_server *s, uint8_t protocol, uint16_
         return NULL;
 }
 
-static void natpmp_set_external(pcp_engine *e, pcp_server *s, const struct in_addr *a) {
+/* a NAT-PMP external address (opcode 0 answer or notice) that names one */
+static bool natpmp_addr_usable(const struct in_addr *a) {
         struct in6_addr ext;
 
         pcp_addr_from_ipv4(a, &ext);
-        if (s->info.has_external_addr && memcmp(&s->info.external_addr, &ext, 16) == 0)
-                return;
-        s->info.has_external_addr = true;
-        s->info.external_addr = ext;
-        emit_server(e, s, PCP_EVENT_SERVER, false);
-        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
-                if (m->info.natpmp && m->info.has_external) {
-                        m->info.external_addr = ext;
-                        emit_mapping(e, m);
-                }
+        return !addr_unspecified(&ext) && !addr_is_unusable(&ext);
+}
+
+/* a usable external address (natpmp_addr_usable()) */
+static void natpmp_set_external(pcp_engine *e, pcp_server *s, uint64_t now, const struct in_addr *a) {
+        struct in6_addr ext;
+
+        pcp_addr_from_ipv4(a, &ext);
+        s->natpmp_addr_unusable = false;
+        if (!s->info.has_external_addr || memcmp(&s->info.external_addr, &ext, 16) != 0) {
+                s->info.has_external_addr = true;
+                s->info.external_addr = ext;
+                emit_server(e, s, PCP_EVENT_SERVER, false);
+                for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
+                        if (m->info.natpmp && m->info.has_external) {
+                                m->info.external_addr = ext;
+                                emit_mapping(e, m);
+                        }
+        }
+        /* the grants that waited for it (natpmp_hold()); one with a request in flight gets
+         * the address with its answer */
+        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
+                uint64_t end = m->granted_at;
+
+                if (m->held_port == 0 || m->awaiting || !m->info.natpmp ||
+                    address_problem(m, &ext) != PCP_MAPPING_ERROR_NONE)
+                        continue;
+                if (end < now + MIN_GRANT_LIFETIME * SEC)
+                        continue; /* about to run out: its renewal comes first */
+                mapping_granted(e, m, now, &ext, m->held_port, (uint32_t) ((end - now) / SEC));
+        }
+}
+
+/* The gateway said it has no usable external address (0.0.0.0, an unusable one, or an
+ * error such as NETWORK_FAILURE, RFC 6886 §3.2: "no DHCP lease yet"): the grants that wait
+ * for one say so. */
+static void natpmp_no_address(pcp_engine *e, pcp_server *s) {
+        s->natpmp_addr_unusable = true;
+        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
+                if (m->held_port == 0 || (m->info.state == PCP_MAPPING_FAILED &&
+                                 m->info.error == PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS))
+                        continue;
+                m->info.state = PCP_MAPPING_FAILED;
+                m->info.error = PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS;
+                m->info.result = PCP_RESULT_SUCCESS;
+                emit_mapping(e, m);
+        }
+}
+
+/* RFC 6886 §3.3: a NAT-PMP mapping answer names the external port only; the address is
+ * the gateway's, from its external address answer (opcode 0). Without a usable one yet,
+ * the grant waits here and the mapping is not active: "pending" while the address is
+ * being asked for, "failed" with NO_EXTERNAL_ADDRESS once the gateway said it has none.
+ * natpmp_set_external() makes it active; until then it is asked for again (renewed) at
+ * half its lifetime, like any NAT-PMP mapping. */
+static void natpmp_hold(pcp_engine *e, pcp_server *s, pcp_mapping *m, uint64_t now, uint16_t port,
+                        uint32_t lifetime) {
+        pcp_mapping_state st = s->natpmp_addr_unusable ? PCP_MAPPING_FAILED : PCP_MAPPING_PENDING;
+        pcp_mapping_error err = s->natpmp_addr_unusable ? PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS : PCP_MAPPING_ERROR_NONE;
+        bool changed = m->info.state != st || m->info.error != err;
+
+        lifetime = effective_lifetime(m, lifetime);
+        m->held_port = port;
+        m->granted_at = now + (uint64_t) lifetime * SEC; /* when the held grant runs out */
+        m->awaiting = false;
+        m->recreating = false;
+        m->rt = 0;
+        m->info.retransmissions = 0;
+        m->info.state = st;
+        m->info.error = err;
+        m->info.result = PCP_RESULT_SUCCESS;
+        mapping_timer(e, m, now + (uint64_t) lifetime * SEC / 2);
+        if (s->natpmp_addr_at == PCP_NEVER) {
+                /* and make sure the address is being asked for */
+                s->natpmp_addr_rt = 0;
+                s->natpmp_addr_at = now;
+                server_timer_update(e, s);
+        }
+        if (changed)
+                emit_mapping(e, m);
 }
 
 static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now, uint64_t rx,
@@ -1461,14 +1767,25 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                         drop(e, PCP_DROP_UNSOLICITED);
                         return;
                 }
+                if (n->result == NATPMP_RESULT_SUCCESS && !natpmp_addr_usable(&n->external_addr)) {
+                        /* SUCCESS, but no address (0.0.0.0) or none a peer could reach:
+                         * nothing to learn; asked again on the schedule */
+                        drop(e, PCP_DROP_UNUSABLE);
+                        natpmp_no_address(e, s);
+                        return;
+                }
+                check_epoch(e, s, now, rx, n->epoch, true, false, NULL);
+                if (n->result != NATPMP_RESULT_SUCCESS) {
+                        /* no address (RFC 6886 §3.2: NETWORK_FAILURE until the gateway has
+                         * one): asked again on the schedule too */
+                        s->info.last_result = natpmp_result_to_pcp(n->result);
+                        natpmp_no_address(e, s);
+                        return;
+                }
                 s->natpmp_addr_at = PCP_NEVER;
                 s->natpmp_addr_rt = 0;
                 server_timer_update(e, s);
-                check_epoch(e, s, now, rx, n->epoch, true, false, NULL);
-                if (n->result == NATPMP_RESULT_SUCCESS)
-                        natpmp_set_external(e, s, &n->external_addr);
-                else
-                        s->info.last_result = natpmp_result_to_pcp(n->result);
+                natpmp_set_external(e, s, now, &n->external_addr);
                 return;
         }
 
@@ -1507,14 +1824,20 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
         }
         check_epoch(e, s, now, rx, n->epoch, true, false, m);
         if (n->result == NATPMP_RESULT_SUCCESS) {
-                struct in6_addr ext;
-                if (s->info.has_external_addr)
-                        ext = s->info.external_addr;
-                else
-                        zero_addr_for(&m->info.internal_addr, &ext);
+                pcp_mapping_error bad = port_lifetime_problem(m, n->external_port, n->lifetime);
+
+                if (bad != PCP_MAPPING_ERROR_NONE) {
+                        mapping_unusable(e, m, now, bad);
+                        return;
+                }
+                if (!s->info.has_external_addr ||
+                    address_problem(m, &s->info.external_addr) != PCP_MAPPING_ERROR_NONE) {
+                        natpmp_hold(e, s, m, now, n->external_port, n->lifetime);
+                        return;
+                }
                 if (m->info.state == PCP_MAPPING_RENEWING)
                         e->stats.renewals++;
-                mapping_granted(e, m, now, &ext, n->external_port, n->lifetime);
+                mapping_granted(e, m, now, &s->info.external_addr, n->external_port, n->lifetime);
         } else {
                 uint8_t r = natpmp_result_to_pcp(n->result);
                 /* RFC 6886 has no error lifetimes: short errors wait the short floor */
@@ -1588,11 +1911,15 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                         return;
                 }
                 if (s->info.state == PCP_SERVER_NATPMP) {
+                        if (!natpmp_addr_usable(&n.external_addr)) {
+                                drop(e, PCP_DROP_UNUSABLE);
+                                return;
+                        }
                         check_epoch(e, s, now, rx, n.epoch, true, true, NULL);
-                        natpmp_set_external(e, s, &n.external_addr);
+                        natpmp_set_external(e, s, now, &n.external_addr);
                 } else
                         /* a PCP server's NAT-PMP side says the address changed: re-check all */
-                        server_recreate_all(e, s, now, e->cfg.announce_delay_max, NULL);
+                        server_lost_state(e, s, now, false, true, NULL);
                 return;
         }
 
@@ -1605,16 +1932,12 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                 drop(e, PCP_DROP_WRONG_OPCODE);
                 return;
         }
-        {
-                uint64_t resets = e->stats.epoch_resets;
-
-                check_epoch(e, s, now, rx, msg.epoch, false, true, NULL);
-                /* An ANNOUNCE means "something changed" even when the epoch looks
-                 * consistent (miniupnpd with system_uptime=yes restarts without an epoch
-                 * jump): renew everything after a random delay (RFC 6887 §14.1.3). */
-                if (e->stats.epoch_resets == resets)
-                        server_recreate_all(e, s, now, e->cfg.announce_delay_max, NULL);
-        }
+        /* An ANNOUNCE means "something changed" even when the epoch looks consistent
+         * (miniupnpd with system_uptime=yes restarts without an epoch jump): renew
+         * everything after a random delay (RFC 6887 §14.1.3), as often as the recreation
+         * limit allows (server_lost_state()). */
+        if (check_epoch(e, s, now, rx, msg.epoch, false, true, NULL))
+                server_lost_state(e, s, now, false, true, NULL);
         if (s->info.state == PCP_SERVER_UNKNOWN || s->info.state == PCP_SERVER_UNREACHABLE) {
                 server_set_state(e, s, PCP_SERVER_PCP);
                 s->probing = false;
@@ -1786,6 +2109,13 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
                                         mapping_restart(e, m, now + random_between(e, 0, e->cfg.announce_delay_max));
                 }
                 server_start_probe(e, s, now);
+        }
+        if (s->recreate_at <= now) {
+                bool reset = s->pending_reset, from_announce = s->pending_announce;
+
+                s->recreate_at = PCP_NEVER;
+                s->pending_reset = s->pending_announce = false;
+                server_recreate(e, s, now, reset, from_announce, true, NULL);
         }
         if (s->probe_at <= now) {
                 send_announce_probe(e, s);

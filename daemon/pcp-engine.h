@@ -54,6 +54,14 @@ typedef enum pcp_mapping_error {
         PCP_MAPPING_ERROR_EXPIRED,     /* not renewed in time: the server stopped answering */
         PCP_MAPPING_ERROR_DISABLED,    /* the server has PCP turned off (NOT_AUTHORIZED) */
         PCP_MAPPING_ERROR_UNSUPPORTED, /* the server cannot do this (e.g. NAT-PMP and not TCP/UDP) */
+        /* The server answered SUCCESS, but with nothing an application could hand to a peer
+         * (see grant_problem() in pcp-engine.c). The request stays outstanding: it is
+         * retransmitted on the RFC 6887 §8.1.1 schedule with the same nonce. */
+        PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS, /* :: or 0.0.0.0 (NAT-PMP: the gateway has none) */
+        PCP_MAPPING_ERROR_WRONG_FAMILY,        /* IPv6 for an IPv4 mapping or the reverse */
+        PCP_MAPPING_ERROR_UNUSABLE_ADDRESS,    /* loopback, link-local, multicast, broadcast... */
+        PCP_MAPPING_ERROR_NO_EXTERNAL_PORT,    /* port 0 for a mapping of one port */
+        PCP_MAPPING_ERROR_SHORT_LIFETIME,      /* granted for less than 4 s (0 included) */
         _PCP_MAPPING_ERROR_MAX,
 } pcp_mapping_error;
 
@@ -68,6 +76,10 @@ typedef enum pcp_drop_reason {
         PCP_DROP_UNKNOWN_SERVER, /* an ANNOUNCE from an address that is none of our servers */
         PCP_DROP_AMBIGUOUS,      /* a NAT-PMP error in the 8-octet form (no port) while several
                                   * requests of that opcode were outstanding */
+        PCP_DROP_UNUSABLE,       /* a SUCCESS nothing asked for that names no usable external
+                                  * address, port or lifetime: an unsolicited MAP/PEER update
+                                  * (the grant held stays) or a NAT-PMP external address of
+                                  * 0.0.0.0 (asked again on the retransmission schedule) */
         _PCP_DROP_MAX,
 } pcp_drop_reason;
 
@@ -163,6 +175,8 @@ typedef struct pcp_event {
         uint32_t server_id;                /* SERVER, EPOCH_RESET (and MAPPING) */
         const pcp_server_info *server;     /* SERVER, EPOCH_RESET */
         bool from_announce;                /* EPOCH_RESET: revealed by an ANNOUNCE */
+        bool repeated;                     /* EPOCH_RESET: not the first of its episode (the
+                                            * server kept looking reset: see recreate_interval) */
 } pcp_event;
 
 typedef struct pcp_engine_ops {
@@ -183,6 +197,10 @@ typedef struct pcp_engine_config {
         uint64_t error_retry_max;      /* cap on any wait taken from a server's error lifetime
                                         * (mapping retry, NOT_AUTHORIZED cache): 30 min */
         uint64_t announce_delay_max;   /* random delay before recreating after ANNOUNCE: 5 s */
+        uint64_t recreate_interval;    /* at least this long between two recreations of one
+                                        * server's mappings, whatever it says: 5 s; doubled
+                                        * while it keeps claiming losses within it, up to ... */
+        uint64_t recreate_interval_max; /* ... this: 320 s */
         uint64_t pcp_reprobe;          /* NAT-PMP / unsupported server: PCP probed again after 30 min */
         uint32_t delete_attempts;      /* delete requests sent without answer before giving up: 3 */
         size_t max_mappings;           /* 0 = 131070 * 2 */
@@ -251,5 +269,7 @@ bool natpmp_epoch_valid(uint32_t prev_epoch, uint64_t prev_ms, uint32_t cur_epoc
 const char *pcp_server_state_to_string(pcp_server_state s);   /* "unknown", "pcp", "nat-pmp", ... */
 const char *pcp_mapping_state_to_string(pcp_mapping_state s); /* "pending", "active", ... */
 const char *pcp_drop_reason_to_string(pcp_drop_reason r);
-/* "" for NONE, the RFC result name for RESULT, else "UNREACHABLE", "EXPIRED", "DISABLED", "UNSUPPORTED" */
+/* "" for NONE, the RFC result name for RESULT, else "UNREACHABLE", "EXPIRED", "DISABLED", "UNSUPPORTED",
+ * "NO_EXTERNAL_ADDRESS", "WRONG_ADDRESS_FAMILY", "UNUSABLE_EXTERNAL_ADDRESS", "NO_EXTERNAL_PORT",
+ * "SHORT_LIFETIME" */
 const char *pcp_mapping_error_name(const pcp_mapping_info *m);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
@@ -224,6 +225,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                         if (k >= 0 && (strlen(s) == 0 || strlen(s) >= 16 || strchr(s, '/') != NULL))
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Invalid interface name '%s'.", s);
+                        /* a typo, not a network without a server */
+                        if (k >= 0 && if_nametoindex(s) == 0)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "No such interface '%s'.", s);
                         if (k >= 0) {
                                 g_free(p->interface); /* given twice: the last one, the first not leaked */
                                 p->interface = g_strdup(s);
@@ -406,8 +411,8 @@ static bool ownership_proven(pending_call *p, int *ret_family, char **ret_why) {
                  * internal address itself, which would get the traffic */
         }
         if (p->req.protocol != IPPROTO_TCP && p->req.protocol != IPPROTO_UDP) {
-                *ret_why = g_strdup_printf("pcpd cannot see who owns %s ports: use AddMappingForSocket() with the "
-                                           "socket bound to the port.",
+                *ret_why = g_strdup_printf("pcpd cannot see who owns %s ports: only the socket itself, handed to "
+                                           "pcpd by the program bound to the port, proves it.",
                                            proto);
                 return false;
         }
@@ -435,7 +440,7 @@ static bool ownership_proven(pending_call *p, int *ret_family, char **ret_why) {
                                            where, proto, p->req.internal_port);
         else
                 *ret_why = g_strdup_printf("None of your sockets is %s %s port %u on %s or the wildcard address: "
-                                           "open and bind the socket first, or use AddMappingForSocket().",
+                                           "only the program that listens on a port may map it without an administrator.",
                                            must_listen && p->req.protocol == IPPROTO_TCP ? "listening on"
                                                                                           : "bound to",
                                            proto, p->req.internal_port, where);
@@ -1084,7 +1089,7 @@ static const sd_bus_vtable mapping_vtable[] = {
         PROP("ProtocolNumber", "y", CONST),
         PROP("InternalAddress", "s", CHANGE),
         PROP("InternalPort", "q", CONST),
-        PROP("SuggestedExternalPort", "q", CONST),
+        PROP("SuggestedExternalPort", "q", CHANGE), /* follows the port last granted */
         PROP("ExternalAddress", "s", CHANGE),
         PROP("ExternalPort", "q", CHANGE),
         PROP("RemoteAddress", "s", CONST),

@@ -538,7 +538,7 @@ static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_in
         g_autofree char *old_state = g_strdup(mp->state ?: ""), *old_error = g_strdup(mp->error ?: "");
         g_autofree char *old_external = g_strdup(mp->external_address ?: "");
         uint16_t old_port = mp->external_port;
-        const char *props[9];
+        const char *props[10];
         size_t n = 0;
         char buf[PCP_ADDR_STRLEN];
         uint64_t expires = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0;
@@ -558,6 +558,12 @@ static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_in
         if (mp->external_port != port) {
                 mp->external_port = port;
                 props[n++] = "ExternalPort";
+                persist = true;
+        }
+        /* what renewals, repairs and a restarted pcpd ask for: the port last granted */
+        if (port != 0 && mp->suggested_port != port) {
+                mp->suggested_port = port;
+                props[n++] = "SuggestedExternalPort";
                 persist = true;
         }
         if (mp->granted != i->lifetime_granted) {
@@ -650,10 +656,13 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
 
         case PCP_EVENT_EPOCH_RESET:
                 s = server_by_engine_id(m, ev->server_id);
-                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET,
-                               ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
-                               "PCP server %s lost its mappings (epoch reset%s): recreating them",
-                               s != NULL ? s->text : "?", ev->from_announce ? ", ANNOUNCE" : "");
+                /* one line per episode: a server whose epoch keeps jumping is recreated at
+                 * most every few seconds (the engine), and logged once */
+                if (!ev->repeated)
+                        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET,
+                                       ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
+                                       "PCP server %s lost its mappings (epoch reset%s): recreating them",
+                                       s != NULL ? s->text : "?", ev->from_announce ? ", ANNOUNCE" : "");
                 pcpd_bus_manager_changed(m, (const char *[]) { "Servers", NULL });
                 return;
         }

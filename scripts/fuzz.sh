@@ -17,7 +17,9 @@ elif ! meson introspect "$dir" --buildoptions | grep -q '"name": "daemon", "valu
     meson configure "$dir" -Ddaemon=true >/dev/null # a build dir from before the daemon's targets
 fi
 # only the fuzz targets (and what they link): the script's job is fuzzing, not checking
-# that the whole tree builds with clang. Show the compiler's output if that fails.
+# that the whole tree builds with clang. Show the compiler's output if that fails. The
+# build files first, so that a target added since the last run is listed.
+ninja -C "$dir" build.ninja >/dev/null
 targets=$(ninja -C "$dir" -t targets all | sed -n 's|^\(tests/fuzz/fuzz-[^:/]*\): .*|\1|p' | sort -u)
 if [ -z "$targets" ]; then
     echo "fuzz: no fuzz targets in $dir" >&2

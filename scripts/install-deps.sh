@@ -25,6 +25,11 @@ PACKAGES=(
     libgtk-4-dev libadwaita-1-dev
     xvfb xauth fonts-dejavu-core adwaita-icon-theme librsvg2-common
     at-spi2-core gir1.2-atspi-2.0 appstream desktop-file-utils
+    # the demo's polkit (the real one, on its private bus); pcpctl's completion, run by
+    # bash and zsh in its test, and bash-completion.pc for where it is installed
+    polkitd zsh bash-completion
+    # UPnP-IGD backend (daemon/pcpd-upnp.c): GUPnP 1.6 with gssdp and libsoup 3
+    libgupnp-1.6-dev
 )
 
 missing=()

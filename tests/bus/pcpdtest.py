@@ -472,6 +472,36 @@ def netns_preflight():
         sys.exit(77)
 
 
+def systemd_cgroup_root():
+    """Where the cgroup hierarchy pcpd reads the caller's units from is mounted: systemd's
+    own v1 hierarchy when there is one (legacy and hybrid setups), else the unified one."""
+    with open('/proc/self/cgroup') as f:
+        named = any(':name=systemd:' in line for line in f)
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index('-')
+            fstype, options = fields[sep + 1], fields[sep + 3] if len(fields) > sep + 3 else ''
+            if named and fstype == 'cgroup' and 'name=systemd' in options.split(','):
+                return fields[4]
+            if not named and fstype == 'cgroup2':
+                return fields[4]
+    return None
+
+
+def fake_flatpak_prefix(env, info_text):
+    """A command-line prefix for Agent(prefix=...): the agent runs in a mount namespace whose
+    root is the host's with a /.flatpak-info of info_text added, as a Flatpak sandbox looks
+    from outside (pcpd reads /proc/PID/root/.flatpak-info). Needs root and unshare."""
+    info = os.path.join(env.tmp, f'flatpak-info-{len(os.listdir(env.tmp))}')
+    with open(info, 'w') as f:
+        f.write(info_text)
+    newroot = info + '.root'
+    os.mkdir(newroot)
+    return ['unshare', '--mount', '--propagation', 'private', '--', PYTHON,
+            os.path.join(HERE, 'fake-sandbox.py'), newroot, info, '--']
+
+
 def slurp(path):
     try:
         with open(path) as f:

@@ -11,31 +11,13 @@ Needs root (cgroups, mount namespaces)."""
 
 import os
 import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pcpdtest import HERE, MAPPING, NOBODY, PYTHON, Agent, BusTestCase, main  # noqa: E402
+from pcpdtest import NOBODY, Agent, BusTestCase, fake_flatpak_prefix, main, systemd_cgroup_root  # noqa: E402
 
 FAKE_SCOPE = 'app-flatpak-org.example.App-1.scope'
 SANDBOXED = 'org.example.Sandboxed'
-
-
-def systemd_cgroup_root():
-    """Where the cgroup hierarchy pcpd reads the caller's units from is mounted: systemd's
-    own v1 hierarchy when there is one (legacy and hybrid setups), else the unified one."""
-    with open('/proc/self/cgroup') as f:
-        named = any(':name=systemd:' in line for line in f)
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index('-')
-            fstype, options = fields[sep + 1], fields[sep + 3] if len(fields) > sep + 3 else ''
-            if named and fstype == 'cgroup' and 'name=systemd' in options.split(','):
-                return fields[4]
-            if not named and fstype == 'cgroup2':
-                return fields[4]
-    return None
 
 
 class AppIdTest(BusTestCase):
@@ -88,13 +70,7 @@ class AppIdTest(BusTestCase):
             if os.environ.get('CI') == 'true':
                 self.fail(msg)
             self.skipTest(msg)
-        info = os.path.join(self.env.tmp, f'flatpak-info-{len(os.listdir(self.env.tmp))}')
-        with open(info, 'w') as f:
-            f.write(info_text)
-        newroot = info + '.root'
-        os.mkdir(newroot)
-        prefix = ['unshare', '--mount', '--propagation', 'private', '--', PYTHON,
-                  os.path.join(HERE, 'fake-sandbox.py'), newroot, info, '--']
+        prefix = fake_flatpak_prefix(self.env, info_text)
         return Agent(self.env, uid=NOBODY, prefix=prefix)
 
     def test_flatpak_info_in_the_process_root(self):

@@ -105,7 +105,7 @@ class ManagerTest(BusTestCase):
         for name, sig in MAPPING_TYPES.items():
             self.assertEqual(env.get_raw(path, MAPPING, name).get_type_string(), sig, name)
         expect = {'Opcode': 'map', 'Family': 'ipv4', 'Protocol': 'tcp', 'ProtocolNumber': 6, 'InternalPort': 8080,
-                  'SuggestedExternalPort': 0, 'ExternalAddress': EXTERNAL, 'ExternalPort': 8080, 'Lifetime': 900,
+                  'SuggestedExternalPort': 8080, 'ExternalAddress': EXTERNAL, 'ExternalPort': 8080, 'Lifetime': 900,
                   'State': 'active', 'Error': '', 'Description': 'web', 'Persistent': False, 'UID': 0,
                   'AppId': 'org.example.Web', 'AppIdSource': 'declared', 'RemoteAddress': '', 'RemotePort': 0,
                   'Server': f'{env.ip}:{env.port}', 'Owner': env.conn.get_unique_name(), 'PID': os.getpid()}
@@ -236,8 +236,9 @@ class ManagerTest(BusTestCase):
             self.assertEqual(env.get(path, MAPPING, 'State'), 'active')
             self.assertEqual(env.manager('GetExternalAddress', 's', ('ipv6',)),
                              (env.get(path, MAPPING, 'ExternalAddress'), ''))
-        self.assertDBusError(ERR + 'NoServer', env.add_mapping, 'tcp', 8086, 0,
-                             {'interface': V('s', 'nosuchif0')}, contains='nosuchif0')
+        # an interface that does not exist is a bad argument, not a network without a server
+        self.assertDBusError(INVALID_ARGS, env.add_mapping, 'tcp', 8086, 0,
+                             {'interface': V('s', 'nosuchif0')}, contains="No such interface 'nosuchif0'")
 
     def test_get_external_address(self):
         env = self.make_env()

@@ -71,7 +71,7 @@ static const char *const other_types[] = { "u", "s", "q", "b", "a(sq)", "i", "y"
 static const char *const samples[] = {
         "192.0.2.1", "198.51.100.7", "2001:db8::1", "::", "0.0.0.0", "::ffff:192.0.2.9", "fe80::1",
         "192.0.2.0/24", "198.18.0.0/15", "2001:db8::/32", "2a00::/16", "10.0.0.0/0", "10.0.0.0/33", "::/129",
-        "ipv4", "ipv6", "IPv4", "", "eth0", "wlp3s0", "a/b", "0123456789abcdef", "org.example.App", "web",
+        "ipv4", "ipv6", "IPv4", "", "lo", "eth0", "wlp3s0", "a/b", "0123456789abcdef", "org.example.App", "web",
         "caf\xc3\xa9", "192.0.2.1/+8", "192.0.2.1/ 8",
 };
 

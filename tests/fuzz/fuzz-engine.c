@@ -10,7 +10,10 @@
  * Checks, besides no crash / leak / sanitizer report: every datagram the engine sends is
  * a request our own decoder accepts (PCP or NAT-PMP) and fits 1100 octets; the next
  * deadline is never in the past after the timers ran; the stats add up; mapping counts
- * agree with what was added and deleted.
+ * agree with what was added and deleted; a mapping reported active has a usable grant
+ * (an external address that is not unspecified, loopback or multicast and of its own
+ * family, a port unless it maps all ports, a lifetime of at least 4 s); two recreations
+ * of one server's mappings (EPOCH_RESET) are at least 5 s apart.
  */
 
 #include <string.h>
@@ -26,6 +29,8 @@ typedef struct fuzz_state {
         size_t last_addr[2];
         uint64_t rnd;
         uint64_t deleted; /* MAPPING_DELETED events */
+        uint64_t now;     /* the engine time of the current call */
+        uint64_t last_reset[2]; /* EPOCH_RESET per server; 0 = none yet */
 } fuzz_state;
 
 static uint32_t server_ids[2];
@@ -55,6 +60,27 @@ static void on_event(void *ud, const pcp_event *ev) {
                 fuzz_check(ev->mapping != NULL && ev->mapping->id == ev->mapping_id, "mapping event without its info");
         if (ev->mapping != NULL)
                 fuzz_check(pcp_mapping_error_name(ev->mapping) != NULL, "no error name");
+        if (ev->type == PCP_EVENT_MAPPING &&
+            (ev->mapping->state == PCP_MAPPING_ACTIVE || ev->mapping->state == PCP_MAPPING_RENEWING)) {
+                const pcp_mapping_info *m = ev->mapping;
+                const uint8_t *a = m->external_addr.s6_addr;
+                bool v4 = pcp_addr_is_ipv4(&m->external_addr);
+
+                fuzz_check(m->has_external, "active without an external address");
+                fuzz_check(!pcp_addr_is_unspecified(&m->external_addr), "active with an unspecified address");
+                fuzz_check(v4 == pcp_addr_is_ipv4(&m->internal_addr), "active with an address of the other family");
+                fuzz_check(v4 ? a[12] != 127 && (a[12] & 0xf0) != 0xe0
+                              : a[0] != 0xff && memcmp(&m->external_addr, &in6addr_loopback, 16) != 0,
+                           "active with a loopback or multicast address");
+                fuzz_check(m->internal_port == 0 || m->external_port != 0, "active with external port 0");
+                fuzz_check(m->lifetime_granted >= 4, "active for %u s", m->lifetime_granted);
+        }
+        if (ev->type == PCP_EVENT_EPOCH_RESET) {
+                int k = ev->server_id == server_ids[1];
+                fuzz_check(st->last_reset[k] == 0 || st->now >= st->last_reset[k] + 5000,
+                           "two recreations %llu ms apart", (unsigned long long) (st->now - st->last_reset[k]));
+                st->last_reset[k] = st->now;
+        }
 }
 
 static void on_random(void *ud, void *buf, size_t len) {
@@ -190,6 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         a6[0].local = a6[0].remote.sin6_addr;
         a6[0].local.s6_addr[15] = 100;
 
+        st.now = now;
         fuzz_check(pcp_engine_new(&cfg, &ops, &st, &e) == 0, "engine");
         fuzz_check(pcp_engine_add_server(e, now, a4, 2, &server_ids[0]) == 0, "server 0");
         fuzz_check(pcp_engine_add_server(e, now, a6, 1, &server_ids[1]) == 0, "server 1");
@@ -236,6 +263,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         break;
                 case 2: /* time passes */
                         now += (uint64_t) rd32(&r) % (3600 * 1000);
+                        st.now = now;
                         pcp_engine_process_timers(e, now);
                         break;
                 case 3: /* run what is due */
@@ -243,6 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 uint64_t d = pcp_engine_next_deadline(e);
                                 if (d > now)
                                         now = d;
+                                st.now = now;
                                 pcp_engine_process_timers(e, now);
                                 fuzz_check(pcp_engine_next_deadline(e) > now, "a deadline left in the past");
                         }

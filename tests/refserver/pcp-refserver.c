@@ -338,8 +338,9 @@ static void __attribute__((format(printf, 2, 3))) reply_add(reply *r, const char
 static const char *ctl_help =
         "commands: drop-requests FRACTION | drop-responses FRACTION | delay MS | restart [keep-state] [silent] |\n"
         "  external ADDR | mode pcp|natpmp|both | version 1|2 | result NAME|clear [COUNT] [LIFETIME] |\n"
-        "  malformed KIND|clear [COUNT] [also-valid] | spoof [COUNT] [also-valid] | announce | dump | stats |\n"
-        "  help | quit";
+        "  malformed KIND|clear [COUNT] [also-valid] | spoof [COUNT] [also-valid] |\n"
+        "  grant zero|zero-address|zero-port|wrong-family|loopback|zero-lifetime|clear [COUNT] |\n"
+        "  epoch random|normal | announce | dump | stats | help | quit";
 
 static void dump_mappings(server *srv, reply *r) {
         uint64_t t = now_ms(srv);
@@ -543,6 +544,35 @@ static void run_command(server *srv, char *line, reply *r) {
                 (void) refsrv_set_fault(srv->core, (refsrv_fault) kind, count, also_valid);
                 reply_add(r, "ok next %u%s responses %s%s\n", count, count == 0 ? " (unlimited)" : "",
                           refsrv_fault_to_string((refsrv_fault) kind), also_valid ? ", then the valid one" : "");
+        } else if (strcmp(argv[0], "grant") == 0) {
+                /* SUCCESS answers that are no usable grant (refsrv_set_grant_fault()) */
+                int kind;
+                NEED_ARGS(1, 2);
+                kind = strcmp(argv[1], "clear") == 0 ? REFSRV_GRANT_OK : refsrv_grant_fault_from_string(argv[1]);
+                if (kind < 0 || (kind == REFSRV_GRANT_OK && strcmp(argv[1], "clear") != 0)) {
+                        reply_add(r, "error: unknown grant fault '%s' (zero, zero-address, zero-port, wrong-family, "
+                                     "loopback, zero-lifetime, clear).\n", argv[1]);
+                        return;
+                }
+                v = 0;
+                if (argc > 2 && parse_uint(argv[2], UINT_MAX, &v) < 0) {
+                        reply_add(r, "error: '%s' is not a count (0 means until cleared).\n", argv[2]);
+                        return;
+                }
+                (void) refsrv_set_grant_fault(srv->core, (refsrv_grant_fault) kind, (unsigned) v);
+                if (kind == REFSRV_GRANT_OK)
+                        reply_add(r, "ok grant fault cleared\n");
+                else
+                        reply_add(r, "ok next %" PRIu64 "%s grants %s\n", v, v == 0 ? " (unlimited)" : "",
+                                  refsrv_grant_fault_to_string((refsrv_grant_fault) kind));
+        } else if (strcmp(argv[0], "epoch") == 0) {
+                NEED_ARGS(1, 1);
+                if (strcmp(argv[1], "random") != 0 && strcmp(argv[1], "normal") != 0) {
+                        reply_add(r, "error: epoch takes 'random' or 'normal', not '%s'.\n", argv[1]);
+                        return;
+                }
+                refsrv_set_random_epoch(srv->core, strcmp(argv[1], "random") == 0);
+                reply_add(r, "ok epoch %s\n", argv[1]);
         } else if (strcmp(argv[0], "announce") == 0) {
                 NEED_ARGS(0, 0);
                 refsrv_announce(srv->core, t);

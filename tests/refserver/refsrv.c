@@ -47,6 +47,10 @@ struct refsrv {
         unsigned fault_left; /* 0 with a fault set: unlimited */
         bool fault_also_valid;
 
+        refsrv_grant_fault grant_fault;
+        unsigned grant_fault_left; /* 0 with a fault set: unlimited */
+        bool random_epoch;
+
         refsrv_stats stats;
 };
 
@@ -192,6 +196,30 @@ const refsrv_config *refsrv_get_config(const refsrv *s) {
 uint32_t refsrv_epoch(const refsrv *s, uint64_t now_ms) {
         uint64_t e = now_ms > s->epoch_start_ms ? (now_ms - s->epoch_start_ms) / MS_PER_SEC : 0;
         return e > UINT32_MAX ? UINT32_MAX : (uint32_t) e;
+}
+
+/* the epoch a datagram sent now carries (refsrv_set_random_epoch()) */
+static uint32_t epoch_out(refsrv *s, uint64_t now_ms) {
+        return s->random_epoch ? (uint32_t) rng_next(s) : refsrv_epoch(s, now_ms);
+}
+
+static const char *const grant_fault_names[_REFSRV_GRANT_MAX] = {
+        [REFSRV_GRANT_OK] = "ok",
+        [REFSRV_GRANT_ZERO] = "zero",
+        [REFSRV_GRANT_ZERO_ADDRESS] = "zero-address",
+        [REFSRV_GRANT_ZERO_PORT] = "zero-port",
+        [REFSRV_GRANT_WRONG_FAMILY] = "wrong-family",
+        [REFSRV_GRANT_LOOPBACK] = "loopback",
+        [REFSRV_GRANT_ZERO_LIFETIME] = "zero-lifetime",
+};
+
+/* The grant fault for the answer being built, counted; REFSRV_GRANT_OK when none. */
+static refsrv_grant_fault take_grant_fault(refsrv *s) {
+        refsrv_grant_fault f = s->grant_fault;
+
+        if (f != REFSRV_GRANT_OK && s->grant_fault_left > 0 && --s->grant_fault_left == 0)
+                s->grant_fault = REFSRV_GRANT_OK;
+        return f;
 }
 
 /* ---- records ---- */
@@ -596,7 +624,7 @@ static void pcp_send(refsrv *s, const request_ctx *c, const pcp_msg *req, uint8_
         resp.response = true;
         resp.result = result;
         resp.lifetime = lifetime;
-        resp.epoch = refsrv_epoch(s, c->now_ms);
+        resp.epoch = epoch_out(s, c->now_ms);
         memset(&resp.client_addr, 0, sizeof(resp.client_addr));
         response_options(s, &resp, keep_options);
         if (resp.version == PCP_VERSION && resp.opcode > PCP_OPCODE_PEER)
@@ -673,6 +701,43 @@ static void delete_all(refsrv *s, const struct in6_addr *internal, uint8_t proto
                 else
                         i++;
         }
+}
+
+/* A MAP/PEER SUCCESS about to be sent with a grant fault (refsrv_set_grant_fault()). */
+static void spoil_grant(refsrv *s, const request_ctx *c, pcp_msg *resp, uint32_t *lifetime) {
+        refsrv_grant_fault f = take_grant_fault(s);
+        bool v4 = pcp_addr_is_ipv4(&resp->external_addr);
+
+        switch (f) {
+        case REFSRV_GRANT_OK:
+        case _REFSRV_GRANT_MAX:
+                return;
+        case REFSRV_GRANT_ZERO:
+                memset(&resp->external_addr, 0, sizeof(resp->external_addr));
+                resp->external_port = 0;
+                break;
+        case REFSRV_GRANT_ZERO_ADDRESS:
+                memset(&resp->external_addr, 0, sizeof(resp->external_addr));
+                if (v4)
+                        resp->external_addr.s6_addr[10] = resp->external_addr.s6_addr[11] = 0xff;
+                break;
+        case REFSRV_GRANT_ZERO_PORT:
+                resp->external_port = 0;
+                break;
+        case REFSRV_GRANT_WRONG_FAMILY:
+                if (v4)
+                        (void) pcp_addr_from_string("2001:db8::1", &resp->external_addr);
+                else
+                        resp->external_addr = s->cfg.external_addr;
+                break;
+        case REFSRV_GRANT_LOOPBACK:
+                (void) pcp_addr_from_string(v4 ? "127.0.0.1" : "::1", &resp->external_addr);
+                break;
+        case REFSRV_GRANT_ZERO_LIFETIME:
+                *lifetime = 0;
+                break;
+        }
+        c->rec->note = grant_fault_names[f];
 }
 
 static void handle_map_peer(refsrv *s, const request_ctx *c, pcp_msg *req) {
@@ -816,6 +881,7 @@ static void handle_map_peer(refsrv *s, const request_ctx *c, pcp_msg *req) {
         store_description(m, req);
 
         fill_mapping_response(req, m);
+        spoil_grant(s, c, req, &lifetime);
         pcp_send(s, c, req, PCP_RESULT_SUCCESS, lifetime, true);
 }
 
@@ -849,7 +915,7 @@ static void handle_pcp(refsrv *s, const request_ctx *c, const uint8_t *buf, size
                         .response = true,
                         .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS,
                         .result = NATPMP_RESULT_UNSUPP_VERSION,
-                        .epoch = refsrv_epoch(s, c->now_ms),
+                        .epoch = epoch_out(s, c->now_ms),
                 };
                 uint8_t out[16];
                 size_t n;
@@ -954,7 +1020,7 @@ static void natpmp_send(refsrv *s, const request_ctx *c, natpmp_msg *m) {
         size_t n;
 
         m->response = true;
-        m->epoch = refsrv_epoch(s, c->now_ms);
+        m->epoch = epoch_out(s, c->now_ms);
         if (natpmp_encode(m, out, sizeof(out), &n) != PCP_WIRE_OK) {
                 c->rec->note = "response could not be encoded";
                 return;
@@ -1025,7 +1091,14 @@ static void handle_natpmp(refsrv *s, const request_ctx *c, const uint8_t *buf, s
         }
 
         if (req.opcode == NATPMP_OPCODE_EXTERNAL_ADDRESS) {
+                refsrv_grant_fault f = s->grant_fault;
+
                 (void) pcp_addr_to_ipv4(&s->cfg.external_addr, &resp.external_addr);
+                if (f == REFSRV_GRANT_ZERO || f == REFSRV_GRANT_ZERO_ADDRESS || f == REFSRV_GRANT_LOOPBACK) {
+                        (void) take_grant_fault(s);
+                        resp.external_addr.s_addr = f == REFSRV_GRANT_LOOPBACK ? htonl(0x7f000001) : 0;
+                        c->rec->note = grant_fault_names[f];
+                }
                 natpmp_send(s, c, &resp);
                 return;
         }
@@ -1112,6 +1185,16 @@ static void handle_natpmp(refsrv *s, const request_ctx *c, const uint8_t *buf, s
 
         resp.external_port = m->external_port;
         resp.lifetime = lifetime;
+        if (s->grant_fault == REFSRV_GRANT_ZERO || s->grant_fault == REFSRV_GRANT_ZERO_PORT ||
+            s->grant_fault == REFSRV_GRANT_ZERO_LIFETIME) {
+                refsrv_grant_fault f = take_grant_fault(s);
+
+                if (f == REFSRV_GRANT_ZERO_LIFETIME)
+                        resp.lifetime = 0;
+                else
+                        resp.external_port = 0;
+                c->rec->note = grant_fault_names[f];
+        }
         natpmp_send(s, c, &resp);
 }
 
@@ -1188,7 +1271,7 @@ static void send_announces(refsrv *s, uint64_t now_ms) {
                         pcp_msg m;
 
                         pcp_msg_init(&m, true, PCP_OPCODE_ANNOUNCE);
-                        m.epoch = refsrv_epoch(s, now_ms);
+                        m.epoch = epoch_out(s, now_ms);
                         if (pcp_encode(&m, out, sizeof(out), &n) == PCP_WIRE_OK)
                                 send_datagram(s, now_ms, &dst, &cl->local_addr, REFSRV_DATAGRAM_ANNOUNCE, out, n);
                 }
@@ -1196,7 +1279,7 @@ static void send_announces(refsrv *s, uint64_t now_ms) {
                         natpmp_msg m = {
                                 .response = true,
                                 .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS,
-                                .epoch = refsrv_epoch(s, now_ms),
+                                .epoch = epoch_out(s, now_ms),
                         };
 
                         (void) pcp_addr_to_ipv4(&s->cfg.external_addr, &m.external_addr);
@@ -1243,7 +1326,7 @@ int refsrv_set_external(refsrv *s, uint64_t now_ms, const struct in6_addr *addr)
                 pcp_msg_init(&r, true, m->peer ? PCP_OPCODE_PEER : PCP_OPCODE_MAP);
                 r.result = PCP_RESULT_SUCCESS;
                 r.lifetime = remaining_s(m, now_ms);
-                r.epoch = refsrv_epoch(s, now_ms);
+                r.epoch = epoch_out(s, now_ms);
                 memcpy(r.nonce, m->nonce, PCP_NONCE_LEN);
                 r.protocol = m->protocol;
                 r.internal_port = m->internal_port;
@@ -1348,4 +1431,29 @@ void refsrv_clear_fault(refsrv *s) {
         s->fault = REFSRV_FAULT_NONE;
         s->fault_left = 0;
         s->fault_also_valid = false;
+}
+
+int refsrv_set_grant_fault(refsrv *s, refsrv_grant_fault fault, unsigned count) {
+        if ((unsigned) fault >= _REFSRV_GRANT_MAX)
+                return -EINVAL;
+        s->grant_fault = fault;
+        s->grant_fault_left = fault == REFSRV_GRANT_OK ? 0 : count;
+        return 0;
+}
+
+const char *refsrv_grant_fault_to_string(refsrv_grant_fault f) {
+        return (unsigned) f < _REFSRV_GRANT_MAX ? grant_fault_names[f] : NULL;
+}
+
+int refsrv_grant_fault_from_string(const char *s) {
+        if (s == NULL)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(grant_fault_names); i++)
+                if (strcmp(grant_fault_names[i], s) == 0)
+                        return (int) i;
+        return -EINVAL;
+}
+
+void refsrv_set_random_epoch(refsrv *s, bool on) {
+        s->random_epoch = on;
 }

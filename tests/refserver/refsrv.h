@@ -221,3 +221,35 @@ int refsrv_mode_from_string(const char *s);        /* also accepts "natpmp-only"
  * the correct response follows the broken one. -EINVAL for a bad kind. */
 int refsrv_set_fault(refsrv *s, refsrv_fault fault, unsigned count, bool also_valid);
 void refsrv_clear_fault(refsrv *s);
+
+/* ---- well-formed answers that are no usable grant ----
+ *
+ * MAP/PEER SUCCESS answers to requests with a lifetime (creates and renewals; not deletes)
+ * and NAT-PMP mapping / external address answers are sent with these fields replaced. The
+ * server's own state is what it would be without the fault (the mapping exists, with its
+ * real external address and port): it only says something no client can use, like the
+ * PCP server that answered a MAP for tcp/18500 with external [::]:0. */
+typedef enum refsrv_grant_fault {
+        REFSRV_GRANT_OK,
+        REFSRV_GRANT_ZERO,          /* external :: and port 0, whatever the family (NAT-PMP:
+                                     * port 0, and 0.0.0.0 as the external address) */
+        REFSRV_GRANT_ZERO_ADDRESS,  /* the family's all-zeros address (::ffff:0.0.0.0 or ::),
+                                     * the real port (NAT-PMP: opcode 0 answers 0.0.0.0) */
+        REFSRV_GRANT_ZERO_PORT,     /* the real address, port 0 (NAT-PMP too) */
+        REFSRV_GRANT_WRONG_FAMILY,  /* an IPv4 mapping gets 2001:db8::1, an IPv6 one the
+                                     * configured IPv4 external address (PCP only) */
+        REFSRV_GRANT_LOOPBACK,      /* 127.0.0.1 or ::1 (NAT-PMP: opcode 0 answers 127.0.0.1) */
+        REFSRV_GRANT_ZERO_LIFETIME, /* lifetime 0 (NAT-PMP too) */
+        _REFSRV_GRANT_MAX,
+} refsrv_grant_fault;
+
+/* The next count such answers (0: until cleared) carry this fault; REFSRV_GRANT_OK clears
+ * it. -EINVAL for a bad kind. */
+int refsrv_set_grant_fault(refsrv *s, refsrv_grant_fault fault, unsigned count);
+const char *refsrv_grant_fault_to_string(refsrv_grant_fault f); /* "ok", "zero", "zero-address", ... */
+int refsrv_grant_fault_from_string(const char *s);              /* -EINVAL if unknown */
+
+/* Every datagram the server sends (answers, ANNOUNCEs, unsolicited updates, PCP and
+ * NAT-PMP alike) carries a random epoch instead of its real one: a server whose epoch
+ * claims a state loss with every answer. The state itself is untouched. */
+void refsrv_set_random_epoch(refsrv *s, bool on);

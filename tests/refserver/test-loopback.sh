@@ -70,7 +70,7 @@ start() {
         return 1
 }
 
-echo "1..28"
+echo "1..35"
 echo "# server address $ADDR"
 
 # ---- bad flags are refused with a message ----
@@ -128,6 +128,28 @@ else not_ok "forced NOT_AUTHORIZED reaches natpmpc" "rc=$rc" "$out"; fi
 out=$(natpmpc -g "$ADDR" 2>&1)
 if [[ $out == *"Public IP address : 198.51.100.78"* ]]; then ok "forced result used up after 1"
 else not_ok "forced result used up after 1" "$out"; fi
+
+# ---- answers that are no usable grant, and a random epoch ----
+check "grant fault zero-address" ctl grant zero-address 1
+out=$(natpmpc -g "$ADDR" 2>&1)
+if [[ $out == *"Public IP address : 0.0.0.0"* ]]; then ok "zero-address: natpmpc reads 0.0.0.0"
+else not_ok "zero-address: natpmpc reads 0.0.0.0" "$out"; fi
+check "grant fault zero-port" ctl grant zero-port 1
+out=$(natpmpc -g "$ADDR" -a 4100 4100 udp 600 2>&1)
+if [[ $out == *"Mapped public port 0 protocol UDP to local port 4100"* ]] &&
+   [[ $(ctl dump) == *"natpmp udp 127.0.0.1:4100 -> 198.51.100.78:4100 "* ]]; then
+        ok "zero-port: answers port 0, holds the real mapping"
+else not_ok "zero-port: answers port 0, holds the real mapping" "$out" "$(ctl dump)"; fi
+natpmpc -g "$ADDR" -a 0 4100 udp 0 >/dev/null 2>&1
+out=$(ctl grant bogus 2>&1); rc=$?
+if [ $rc = 1 ] && [[ $out == "error: unknown grant fault 'bogus'"* ]]; then ok "unknown grant fault refused"
+else not_ok "unknown grant fault refused" "rc=$rc" "$out"; fi
+check "epoch random" ctl epoch random
+e1=$(natpmpc -g "$ADDR" 2>&1 | sed -n 's/^epoch = //p'); e2=$(natpmpc -g "$ADDR" 2>&1 | sed -n 's/^epoch = //p')
+ctl epoch normal >/dev/null
+if [ -n "$e1" ] && [ -n "$e2" ] && [ "$e1" != "$e2" ] && [ "$e1" -gt 100000 -o "$e2" -gt 100000 ]; then
+        ok "random epochs ($e1, $e2)"
+else not_ok "random epochs" "epochs '$e1' '$e2'"; fi
 
 check "mode natpmp" ctl mode natpmp
 check "restart keep-state" ctl restart keep-state

@@ -994,6 +994,141 @@ static void test_natpmp_announce(void **state) {
         assert_no_output(s, 5000);
 }
 
+/* SUCCESS answers that are no usable grant: each kind says what it should, the mapping
+ * underneath is the real one, the count is honoured, deletes are not touched. */
+static void test_grant_faults(void **state) {
+        static const struct {
+                refsrv_grant_fault f;
+                const char *client, *ext;
+                uint16_t port;
+                uint32_t lifetime;
+        } cases[] = {
+                { REFSRV_GRANT_ZERO, CLIENT, "::", 0, 600 },
+                { REFSRV_GRANT_ZERO_ADDRESS, CLIENT, "0.0.0.0", 8080, 600 },
+                { REFSRV_GRANT_ZERO_ADDRESS, "2001:db8::10", "::", 8080, 600 },
+                { REFSRV_GRANT_ZERO_PORT, CLIENT, "203.0.113.1", 0, 600 },
+                { REFSRV_GRANT_WRONG_FAMILY, CLIENT, "2001:db8::1", 8080, 600 },
+                { REFSRV_GRANT_WRONG_FAMILY, "2001:db8::10", "203.0.113.1", 8080, 600 },
+                { REFSRV_GRANT_LOOPBACK, CLIENT, "127.0.0.1", 8080, 600 },
+                { REFSRV_GRANT_LOOPBACK, "2001:db8::10", "::1", 8080, 600 },
+                { REFSRV_GRANT_ZERO_LIFETIME, CLIENT, "203.0.113.1", 8080, 0 },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                _cleanup_refsrv_ refsrv *s = server_new(NULL);
+                refsrv_datagram d;
+                pcp_msg req, resp;
+                char a[PCP_ADDR_STRLEN];
+                const refsrv_mapping *m;
+
+                assert_string_equal(refsrv_grant_fault_to_string(cases[i].f),
+                                    refsrv_grant_fault_to_string(refsrv_grant_fault_from_string(
+                                            refsrv_grant_fault_to_string(cases[i].f))));
+                assert_int_equal(refsrv_set_grant_fault(s, cases[i].f, 1), 0);
+                map_req(&req, cases[i].client, 6, 8080, 600, 1);
+                if (strchr(cases[i].client, ':'))
+                        req.external_addr = A("::");
+                map(s, 1000, &req, &resp, &d);
+                assert_int_equal(resp.result, PCP_RESULT_SUCCESS);
+                assert_string_equal(pcp_addr_to_string(&resp.external_addr, a), cases[i].ext);
+                assert_int_equal(resp.external_port, cases[i].port);
+                assert_int_equal(resp.lifetime, cases[i].lifetime);
+                /* the server holds the real mapping */
+                m = refsrv_get_mapping(s, 0);
+                assert_non_null(m);
+                assert_int_equal(m->external_port, 8080);
+                assert_int_equal(m->lifetime, 600);
+                /* used up after one: the renewal is answered right */
+                map(s, 2000, &req, &resp, &d);
+                assert_int_equal(resp.external_port, 8080);
+                assert_int_equal(resp.lifetime, 600);
+                assert_false(pcp_addr_is_unspecified(&resp.external_addr));
+        }
+
+        /* until cleared; a delete is answered as always */
+        {
+                _cleanup_refsrv_ refsrv *s = server_new(NULL);
+                refsrv_datagram d;
+                pcp_msg req, resp;
+
+                assert_int_equal(refsrv_set_grant_fault(s, REFSRV_GRANT_ZERO, 0), 0);
+                map_req(&req, CLIENT, 17, 5000, 600, 2);
+                for (int k = 0; k < 3; k++) {
+                        map(s, 1000 + k, &req, &resp, &d);
+                        assert_int_equal(resp.external_port, 0);
+                }
+                req.lifetime = 0;
+                map(s, 1010, &req, &resp, &d);
+                assert_int_equal(resp.result, PCP_RESULT_SUCCESS);
+                assert_int_equal(resp.lifetime, 0);
+                assert_int_equal(refsrv_n_mappings(s), 0);
+                assert_int_equal(refsrv_set_grant_fault(s, REFSRV_GRANT_OK, 5), 0);
+                req.lifetime = 600;
+                map(s, 1020, &req, &resp, &d);
+                assert_int_equal(resp.external_port, 5000);
+                assert_int_equal(refsrv_set_grant_fault(s, _REFSRV_GRANT_MAX, 0), -EINVAL);
+                assert_int_equal(refsrv_grant_fault_from_string("bogus"), -EINVAL);
+        }
+
+        /* NAT-PMP: port 0, lifetime 0, and 0.0.0.0 from the address request */
+        {
+                _cleanup_refsrv_ refsrv *s = server_new(NULL);
+                natpmp_msg req = { .opcode = NATPMP_OPCODE_MAP_UDP, .internal_port = 53, .lifetime = 600 }, resp;
+                natpmp_msg areq = { .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS };
+
+                assert_int_equal(refsrv_set_grant_fault(s, REFSRV_GRANT_ZERO_PORT, 1), 0);
+                natpmp_send_req(s, 0, &req);
+                natpmp_pop(s, 0, &resp);
+                assert_int_equal(resp.result, NATPMP_RESULT_SUCCESS);
+                assert_int_equal(resp.external_port, 0);
+                assert_int_equal(resp.lifetime, 600);
+                assert_int_equal(refsrv_set_grant_fault(s, REFSRV_GRANT_ZERO_LIFETIME, 1), 0);
+                natpmp_send_req(s, 0, &req);
+                natpmp_pop(s, 0, &resp);
+                assert_int_not_equal(resp.external_port, 0);
+                assert_int_equal(resp.external_port, refsrv_get_mapping(s, 0)->external_port);
+                assert_int_equal(resp.lifetime, 0);
+                assert_int_equal(refsrv_set_grant_fault(s, REFSRV_GRANT_ZERO_ADDRESS, 1), 0);
+                natpmp_send_req(s, 0, &areq);
+                natpmp_pop(s, 0, &resp);
+                assert_int_equal(resp.result, NATPMP_RESULT_SUCCESS);
+                assert_int_equal(resp.external_addr.s_addr, 0);
+                natpmp_send_req(s, 0, &areq);
+                natpmp_pop(s, 0, &resp);
+                assert_int_equal(resp.external_addr.s_addr, htonl(0xcb007101));
+        }
+}
+
+/* A random epoch on everything sent; the real one when switched off. */
+static void test_random_epoch(void **state) {
+        _cleanup_refsrv_ refsrv *s = server_new(NULL);
+        refsrv_datagram d;
+        pcp_msg req, resp;
+        uint32_t seen[8];
+        size_t far = 0;
+
+        refsrv_set_random_epoch(s, true);
+        map_req(&req, CLIENT, 6, 8080, 600, 1);
+        for (int k = 0; k < 8; k++) {
+                map(s, 10000, &req, &resp, &d);
+                assert_int_equal(resp.result, PCP_RESULT_SUCCESS);
+                seen[k] = resp.epoch;
+                far += resp.epoch > 1000;
+                for (int j = 0; j < k; j++)
+                        assert_int_not_equal(seen[j], seen[k]);
+        }
+        assert_true(far >= 6);
+        /* ANNOUNCEs too */
+        refsrv_announce(s, 10000);
+        pop_pcp(s, 10000, &d, &resp);
+        assert_int_equal(d.kind, REFSRV_DATAGRAM_ANNOUNCE);
+        assert_int_not_equal(resp.epoch, 10);
+        refsrv_set_random_epoch(s, false);
+        map(s, 10000, &req, &resp, &d);
+        assert_int_equal(resp.epoch, 10);
+        assert_int_equal(refsrv_epoch(s, 10000), 10);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_config),
@@ -1019,6 +1154,8 @@ int main(void) {
                 cmocka_unit_test(test_pinhole),
                 cmocka_unit_test(test_options),
                 cmocka_unit_test(test_natpmp_announce),
+                cmocka_unit_test(test_grant_faults),
+                cmocka_unit_test(test_random_epoch),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -88,6 +88,7 @@ static void cb_event(void *ud, const pcp_event *ev) {
                 x->server = *ev->server;
         }
         x->from_announce = ev->from_announce;
+        x->repeated = ev->repeated;
 }
 
 harness *h_new(uint64_t seed, const pcp_engine_config *cfg) {

@@ -38,6 +38,7 @@ typedef struct h_event {
         bool has_server;
         pcp_server_info server;
         bool from_announce;
+        bool repeated;
 } h_event;
 
 typedef struct harness {

@@ -26,6 +26,10 @@ typedef struct loop {
         size_t delivered;
         struct in6_addr srv_addr;
         uint64_t to_server, to_client, announces;
+        /* requests per second of virtual time: the current second, its count, the most in
+         * any second; over limit_per_sec (0: no limit) the test fails at once (a storm
+         * would otherwise never leave one instant of virtual time) */
+        uint64_t sec, sec_n, max_per_sec, limit_per_sec;
 } loop;
 
 static void loop_init(loop *l, uint64_t seed, const refsrv_config *cfg_in) {
@@ -67,6 +71,15 @@ static void loop_settle(loop *l) {
                         src.sin6_addr = h_ip(LOCAL);
                         refsrv_receive(l->srv, h->now, &src, &l->srv_addr, s->buf, s->len);
                         l->to_server++;
+                        if (s->t / SEC != l->sec) {
+                                l->sec = s->t / SEC;
+                                l->sec_n = 0;
+                        }
+                        if (++l->sec_n > l->max_per_sec)
+                                l->max_per_sec = l->sec_n;
+                        if (l->limit_per_sec > 0 && l->sec_n > l->limit_per_sec)
+                                fail_msg("more than %llu requests within second %llu of virtual time",
+                                         (unsigned long long) l->limit_per_sec, (unsigned long long) l->sec);
                 }
                 refsrv_tick(l->srv, h->now);
                 while (refsrv_pop(l->srv, h->now, &d) == 1) {
@@ -408,6 +421,62 @@ static void test_loop_natpmp_to_pcp_refused_ports(void **state) {
         loop_done(&l);
 }
 
+/* A server answering everything with a random epoch (issue 8, item 7: 200 mappings made
+ * 1,928 requests/s and 38,539 log lines in 20 s): at most one recreation of the 200
+ * mappings per 5 s, the interval doubling, so at most 200 requests in any second (the
+ * creates, or one recreation) and a handful of recreations a minute; one episode, so one
+ * EPOCH_RESET not flagged repeated. Back to a sane epoch, a real restart a while later is
+ * a new episode and recreated at once. */
+static void test_loop_random_epoch(void **state) {
+        enum { N = 200 };
+        loop l;
+        uint64_t ids[N], t0, last_reset = 0;
+        size_t resets = 0, first = 0;
+
+        loop_init(&l, 61, NULL);
+        loop_run(&l, 1 * SEC);
+        refsrv_set_random_epoch(l.srv, true);
+        l.limit_per_sec = N + N / 10;
+        t0 = l.h->now;
+        l.to_server = 0;
+        add_mappings(&l, ids, N, 3600);
+        loop_run(&l, 60 * SEC);
+        /* a recreation at t0, t0 + 5, + 15, + 35 s (the interval 5, 10, 20, 40 s): 5 x N */
+        assert_true(l.max_per_sec <= N + N / 10);
+        if (l.to_server > 5 * N + N / 10)
+                fail_msg("%llu requests in 60 s", (unsigned long long) l.to_server);
+        for (size_t i = 0; i < l.h->n_ev; i++) {
+                const h_event *ev = &l.h->ev[i];
+                if (ev->type != PCP_EVENT_EPOCH_RESET)
+                        continue;
+                if (resets > 0 && ev->t - last_reset < 5 * SEC)
+                        fail_msg("recreations %llu ms apart", (unsigned long long) (ev->t - last_reset));
+                first += !ev->repeated;
+                last_reset = ev->t;
+                resets++;
+        }
+        if (resets < 2 || resets > 4)
+                fail_msg("%zu recreations in 60 s", resets);
+        assert_int_equal(first, 1);
+        /* every mapping is held all the same */
+        for (size_t i = 0; i < N; i++)
+                assert_int_equal(h_mapping(l.h, ids[i])->state, PCP_MAPPING_ACTIVE);
+
+        /* sane again; after the episode is over, a real restart is acted on at once */
+        refsrv_set_random_epoch(l.srv, false);
+        loop_run(&l, 20 * MINUTE);
+        check_all_agree(&l, ids, N);
+        h_clear(l.h);
+        l.delivered = 0;
+        refsrv_restart(l.srv, l.h->now, REFSRV_RESTART_ANNOUNCE);
+        loop_run(&l, 6 * SEC);
+        assert_int_equal(h_count_events(l.h, PCP_EVENT_EPOCH_RESET, 0), 1);
+        assert_false(h_last_event(l.h, PCP_EVENT_EPOCH_RESET, 0)->repeated);
+        check_all_agree(&l, ids, N);
+        (void) t0;
+        loop_done(&l);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_loop_basic),
@@ -417,6 +486,7 @@ int main(void) {
                 cmocka_unit_test(test_loop_faults),
                 cmocka_unit_test(test_loop_natpmp),
                 cmocka_unit_test(test_loop_natpmp_to_pcp_refused_ports),
+                cmocka_unit_test(test_loop_random_epoch),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

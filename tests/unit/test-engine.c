@@ -1419,6 +1419,14 @@ static void natpmp_unsupp(harness *h, uint32_t sid, uint32_t epoch) {
         h_receive(h, sid, 0, b, sizeof(b));
 }
 
+/* the answer to the external address request (opcode 0) a switch to NAT-PMP sent */
+static void natpmp_address(harness *h, uint32_t sid, const char *addr, uint32_t epoch) {
+        natpmp_msg n = { .response = true, .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS, .epoch = epoch };
+
+        assert_int_equal(inet_pton(AF_INET, addr, &n.external_addr), 1);
+        h_receive_natpmp(h, sid, 0, &n);
+}
+
 static void test_natpmp_fallback(void **state) {
         harness *h = h_new(31, NULL);
         uint32_t sid = h_server(h, SRV, LOCAL);
@@ -1552,6 +1560,7 @@ static void test_natpmp_port_index(void **state) {
         other = h_map(h, sid2, IPPROTO_TCP, 20000, 3600);
         natpmp_unsupp(h, sid, 100);
         natpmp_unsupp(h, sid2, 100);
+        natpmp_address(h, sid, EXT, 100);
         for (size_t i = 0; i < 600; i++)
                 order[i] = i;
         for (size_t i = 599; i > 0; i--) {
@@ -1613,6 +1622,7 @@ static void test_natpmp_short_error(void **state) {
         uint64_t udp_next, tcp2, tcp3, t;
 
         natpmp_unsupp(h, sid, 100);
+        natpmp_address(h, sid, EXT, 100);
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
         assert_true(h_mapping(h, tcp1)->natpmp);
         udp_next = h_mapping(h, udp1)->next_send;
@@ -1676,6 +1686,7 @@ static void test_natpmp_pcp_returns(void **state) {
         natpmp_msg n;
 
         natpmp_unsupp(h, sid, 100);
+        natpmp_address(h, sid, EXT, 100);
         n = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = 8080,
                            .external_port = 8080, .lifetime = 3600, .epoch = 100 };
         h_receive_natpmp(h, sid, 0, &n);
@@ -1703,6 +1714,621 @@ static void test_natpmp_pcp_returns(void **state) {
         assert_false(h_mapping(h, tcp)->natpmp);
         assert_int_equal(h_mapping(h, sctp)->state, PCP_MAPPING_ACTIVE);
         assert_int_equal(h_mapping(h, sctp)->error, PCP_MAPPING_ERROR_NONE);
+        h_free(h);
+}
+
+/* ---- what a grant must say (issue 15): one test per rule ---- */
+
+/* no MAPPING event since the last clear showed it active */
+static void assert_never_active(harness *h, uint64_t id) {
+        for (size_t i = 0; i < h->n_ev; i++)
+                if (h->ev[i].type == PCP_EVENT_MAPPING && h->ev[i].mapping_id == id)
+                        assert_true(h->ev[i].mapping.state != PCP_MAPPING_ACTIVE &&
+                                    h->ev[i].mapping.state != PCP_MAPPING_RENEWING);
+}
+
+/* A new mapping (p) answered SUCCESS with (ext, ext_port, lifetime): never active, "failed"
+ * with err, and its request retransmitted on the RFC schedule, same nonce, same request;
+ * the right answer to that retransmission makes it active. Returns the mapping. */
+static uint64_t check_unusable_create(harness *h, const pcp_mapping_params *p, const char *ext, uint16_t ext_port,
+                                      uint32_t lifetime, pcp_mapping_error err, const char *name) {
+        uint32_t sid = p->server_id;
+        const pcp_mapping_info *mi;
+        uint8_t first[PCP_MAX_MSG_LEN];
+        size_t first_len;
+        uint64_t id, t0, d1;
+        pcp_msg r;
+
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, p, &id), 0);
+        t0 = h_last_for(h, id)->t;
+        first_len = h_last_for(h, id)->len;
+        memcpy(first, h_last_for(h, id)->buf, first_len);
+        h_make_reply(h_last_for(h, id), &r, PCP_RESULT_SUCCESS, lifetime, ep(h), ext, ext_port);
+        h_clear(h);
+        h_advance(h, 100);
+        h_receive_msg(h, sid, 0, &r);
+        mi = h_mapping(h, id);
+        assert_int_equal(mi->state, PCP_MAPPING_FAILED);
+        assert_int_equal(mi->error, err);
+        assert_string_equal(pcp_mapping_error_name(mi), name);
+        assert_false(mi->has_external);
+        assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, id), 1);
+        assert_never_active(h, id);
+        /* an answer of the server's own, not a drop; nothing sent at once */
+        for (int i = 0; i < _PCP_DROP_MAX; i++)
+                assert_int_equal(pcp_engine_get_stats(h->e)->dropped[i], 0);
+        assert_int_equal(h_count_for(h, id), 0);
+        /* the retransmission: one first RT after the request, the same bytes */
+        assert_in(mi->next_send, t0 + 2700, t0 + 3300);
+        d1 = mi->next_send - t0;
+        h_advance_to(h, mi->next_send);
+        assert_int_equal(h_count_for(h, id), 1);
+        assert_int_equal(h_last_for(h, id)->len, first_len);
+        assert_memory_equal(h_last_for(h, id)->buf, first, first_len);
+        assert_int_equal(h_mapping(h, id)->retransmissions, 1);
+        /* the same answer again: still failed, no new event, the schedule doubles */
+        h_make_reply(h_last_for(h, id), &r, PCP_RESULT_SUCCESS, lifetime, ep(h), ext, ext_port);
+        h_clear(h);
+        h_receive_msg(h, sid, 0, &r);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h->n_ev, 0);
+        assert_in(h_mapping(h, id)->next_send, h->now + 2 * d1 * 9 / 10 - 1, h->now + 2 * d1 * 11 / 10 + 1);
+        h_advance_to(h, h_mapping(h, id)->next_send);
+        assert_int_equal(h_count_for(h, id), 1);
+        /* a usable answer */
+        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 3600, ep(h), pcp_addr_is_ipv4(&h_mapping(h, id)->internal_addr)
+                                                                      ? EXT : "2001:db8::99",
+                p->internal_port != 0 ? 40000 : 0);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_NONE);
+        assert_true(h_mapping(h, id)->has_external);
+        return id;
+}
+
+static void check_unusable_create_tcp(harness *h, uint32_t sid, uint16_t port, const char *ext, uint16_t ext_port,
+                                      uint32_t lifetime, pcp_mapping_error err, const char *name) {
+        pcp_mapping_params p;
+
+        h_params(&p, sid, IPPROTO_TCP, port, 3600);
+        (void) check_unusable_create(h, &p, ext, ext_port, lifetime, err, name);
+}
+
+/* a mapping that is granted with (ext, ext_port, lifetime): active with them */
+static void check_usable_create(harness *h, const pcp_mapping_params *p, const char *ext, uint16_t ext_port,
+                                uint32_t lifetime) {
+        uint64_t id;
+
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, p, &id), 0);
+        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, lifetime, ep(h), ext, ext_port);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        assert_memory_equal(&h_mapping(h, id)->external_addr, IP(ext), 16);
+        assert_int_equal(h_mapping(h, id)->external_port, ext_port);
+}
+
+/* a NAT-PMP server with its external address answered (or not: addr NULL) */
+static uint32_t natpmp_server(harness *h, uint64_t *tcp, const char *addr) {
+        uint32_t sid = h_server(h, SRV, LOCAL);
+
+        *tcp = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        natpmp_unsupp(h, sid, 100);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        if (addr != NULL)
+                natpmp_address(h, sid, addr, 100);
+        return sid;
+}
+
+static void natpmp_map_answer(harness *h, uint32_t sid, uint16_t port, uint16_t ext_port, uint32_t lifetime) {
+        natpmp_msg n = { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = port,
+                         .external_port = ext_port, .lifetime = lifetime, .epoch = 100 };
+        h_receive_natpmp(h, sid, 0, &n);
+}
+
+/* Rule 1: the external address is not the unspecified address (:: or ::ffff:0.0.0.0).
+ * Also for a renewal (the grant it renews ends), and for NAT-PMP (the external address
+ * request answered 0.0.0.0: dropped, asked again; the mapping waits for an address). */
+static void test_grant_rule_no_external_address(void **state) {
+        harness *h = h_new(101, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id, t;
+        pcp_msg m;
+
+        /* the issue's server: tcp/18500 answered [::]:0 */
+        check_unusable_create_tcp(h, sid, 18500, "::", 0, 3600, PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS,
+                                  "NO_EXTERNAL_ADDRESS");
+        check_unusable_create_tcp(h, sid, 18501, "0.0.0.0", 18501, 3600, PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS,
+                                  "NO_EXTERNAL_ADDRESS");
+        check_unusable_create_tcp(h, sid, 18502, "::", 18502, 3600, PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS,
+                                  "NO_EXTERNAL_ADDRESS");
+        /* a renewal answered so */
+        id = granted_map(h, sid, 18503, 600, 48503);
+        h_clear(h);
+        assert_true(h_step(h));
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_RENEWING);
+        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 600, ep(h), "0.0.0.0", 48503);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS);
+        t = h->now;
+        assert_in(h_mapping(h, id)->next_send, t + 2700, t + 3300);
+        h_clear_sent(h);
+        h_advance_to(h, h_mapping(h, id)->next_send);
+        assert_int_equal(h->n_sent, 1);
+        h_decode(h_last(h), &m);
+        /* asks for what it had */
+        assert_memory_equal(&m.external_addr, IP(EXT), 16);
+        assert_int_equal(m.external_port, 48503);
+        h_reply(h, h_last(h), PCP_RESULT_SUCCESS, 600, ep(h), EXT, 48503);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        h_free(h);
+
+        /* NAT-PMP: an address answer of 0.0.0.0 */
+        {
+                harness *hn = h_new(102, NULL);
+                const pcp_engine_stats *st = pcp_engine_get_stats(hn->e);
+                uint64_t tcp, t_switch = hn->now;
+                uint32_t nsid = natpmp_server(hn, &tcp, NULL);
+                size_t addr_reqs = 0;
+                natpmp_msg n;
+
+                natpmp_address(hn, nsid, "0.0.0.0", 100);
+                assert_int_equal(st->dropped[PCP_DROP_UNUSABLE], 1);
+                assert_string_equal(pcp_drop_reason_to_string(PCP_DROP_UNUSABLE), "unusable");
+                assert_false(h_srv(hn, nsid)->has_external_addr);
+                /* the mapping's answer: held, failed with NO_EXTERNAL_ADDRESS */
+                h_clear(hn);
+                natpmp_map_answer(hn, nsid, 8080, 18080, 3600);
+                assert_int_equal(h_mapping(hn, tcp)->state, PCP_MAPPING_FAILED);
+                assert_int_equal(h_mapping(hn, tcp)->error, PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS);
+                assert_false(h_mapping(hn, tcp)->has_external);
+                assert_never_active(hn, tcp);
+                /* the address is asked for again (250 ms, doubling), the mapping not */
+                h_advance(hn, 2 * SEC);
+                for (size_t k = 0; k < hn->n_sent; k++) {
+                        h_decode_natpmp(&hn->sent[k], &n);
+                        assert_int_equal(n.opcode, NATPMP_OPCODE_EXTERNAL_ADDRESS);
+                        addr_reqs++;
+                }
+                assert_true(addr_reqs >= 2);
+                /* a usable address: active at once with the port granted, the rest of its lifetime */
+                h_clear(hn);
+                natpmp_address(hn, nsid, "198.51.100.40", (uint32_t) (100 + (hn->now - t_switch) / SEC));
+                assert_int_equal(h_mapping(hn, tcp)->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_mapping(hn, tcp)->error, PCP_MAPPING_ERROR_NONE);
+                assert_int_equal(h_mapping(hn, tcp)->external_port, 18080);
+                assert_memory_equal(&h_mapping(hn, tcp)->external_addr, IP("198.51.100.40"), 16);
+                assert_in(h_mapping(hn, tcp)->expires_at, t_switch + 3597 * SEC, t_switch + 3600 * SEC);
+                /* and no more address requests */
+                h_clear(hn);
+                h_advance(hn, 60 * SEC);
+                assert_int_equal(hn->n_sent, 0);
+                /* a notice of 0.0.0.0 on the ANNOUNCE port changes nothing */
+                {
+                        struct sockaddr_in6 from = h_srv(hn, nsid)->addrs[0].remote;
+                        uint8_t b[12] = { 0, 0x80, 0, 0, 0, 0, 0x10, 0 };
+                        pcp_engine_receive_announce(hn->e, hn->now, &from, b, sizeof(b));
+                }
+                assert_int_equal(st->dropped[PCP_DROP_UNUSABLE], 2);
+                assert_int_equal(hn->n_ev, 0);
+                assert_memory_equal(&h_srv(hn, nsid)->external_addr, IP("198.51.100.40"), 16);
+                h_free(hn);
+        }
+        /* NAT-PMP: the mapping answered before the address: pending, then active */
+        {
+                harness *hn = h_new(103, NULL);
+                uint64_t tcp;
+                uint32_t nsid = natpmp_server(hn, &tcp, NULL);
+
+                h_clear(hn);
+                natpmp_map_answer(hn, nsid, 8080, 18080, 3600);
+                assert_int_equal(h_mapping(hn, tcp)->state, PCP_MAPPING_PENDING);
+                assert_int_equal(h_mapping(hn, tcp)->error, PCP_MAPPING_ERROR_NONE);
+                assert_false(h_mapping(hn, tcp)->has_external);
+                natpmp_address(hn, nsid, "198.51.100.41", 100);
+                assert_int_equal(h_mapping(hn, tcp)->state, PCP_MAPPING_ACTIVE);
+                assert_memory_equal(&h_mapping(hn, tcp)->external_addr, IP("198.51.100.41"), 16);
+                for (size_t i = 0; i < hn->n_ev; i++)
+                        if (hn->ev[i].type == PCP_EVENT_MAPPING && hn->ev[i].mapping.state == PCP_MAPPING_ACTIVE)
+                                assert_memory_equal(&hn->ev[i].mapping.external_addr, IP("198.51.100.41"), 16);
+                h_free(hn);
+        }
+}
+
+/* Rule 2: the external address is of the family asked for: IPv4 (IPv4-mapped) for an
+ * IPv4 mapping, a real IPv6 address for an IPv6 one; an IPv4 one for an IPv6 mapping that
+ * suggested an IPv4 address (NAT64, RFC 6887 §5) is fine. */
+static void test_grant_rule_wrong_family(void **state) {
+        harness *h = h_new(104, NULL);
+        uint32_t sid = pcp_server(h), sid6 = h_server(h, "2001:db8::1", "2001:db8::10");
+        pcp_mapping_params p;
+
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 0), PCP_RESULT_SUCCESS, 0, ep(h));
+        check_unusable_create_tcp(h, sid, 9000, "2001:db8::7", 9000, 3600, PCP_MAPPING_ERROR_WRONG_FAMILY,
+                                  "WRONG_ADDRESS_FAMILY");
+        h_params(&p, sid6, IPPROTO_UDP, 9001, 3600);
+        (void) check_unusable_create(h, &p, "203.0.113.7", 9001, 3600, PCP_MAPPING_ERROR_WRONG_FAMILY,
+                                     "WRONG_ADDRESS_FAMILY");
+        h_params(&p, sid6, IPPROTO_UDP, 9002, 3600);
+        (void) check_unusable_create(h, &p, "::ffff:203.0.113.7", 9002, 3600, PCP_MAPPING_ERROR_WRONG_FAMILY,
+                                     "WRONG_ADDRESS_FAMILY");
+        /* NAT64: an IPv6 host asking for an IPv4 external address gets one */
+        h_params(&p, sid6, IPPROTO_UDP, 9003, 3600);
+        p.suggested_external_addr = h_ip("203.0.113.7");
+        check_usable_create(h, &p, "203.0.113.7", 9003, 3600);
+        /* and the IPv6 pinhole */
+        h_params(&p, sid6, IPPROTO_UDP, 9004, 3600);
+        check_usable_create(h, &p, "2001:db8::10", 9004, 3600);
+        h_free(h);
+}
+
+/* Rule 3: the external address is one a peer could send to: not loopback, link-local,
+ * multicast, broadcast, 0.0.0.0/8, nor IPv4-compatible ::/96. Private, shared, unique local
+ * and documentation addresses are fine (double NAT, labs). NAT-PMP's address too. */
+static void test_grant_rule_unusable_address(void **state) {
+        static const char *const bad4[] = { "127.0.0.1", "127.1.2.3", "169.254.1.1", "224.0.0.1",
+                                            "239.255.255.250", "255.255.255.255", "0.1.2.3" };
+        static const char *const bad6[] = { "::1", "fe80::1", "febf::1", "ff02::1", "ff0e::1", "::1.2.3.4" };
+        static const char *const good4[] = { "10.0.0.1", "100.64.0.1", "172.16.0.1", "192.168.1.1", "192.0.2.1",
+                                             "240.0.0.1", "223.255.255.254", "1.0.0.0" };
+        static const char *const good6[] = { "fd00::1", "fec0::1", "2001:db8::5", "2a00:1450::1", "64:ff9b::1" };
+        harness *h = h_new(105, NULL);
+        uint32_t sid = pcp_server(h), sid6 = h_server(h, "2001:db8::1", "2001:db8::10");
+        pcp_mapping_params p;
+        uint16_t port = 10000;
+
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 0), PCP_RESULT_SUCCESS, 0, ep(h));
+        for (size_t i = 0; i < sizeof(bad4) / sizeof(bad4[0]); i++, port++)
+                check_unusable_create_tcp(h, sid, port, bad4[i], port, 3600, PCP_MAPPING_ERROR_UNUSABLE_ADDRESS,
+                                          "UNUSABLE_EXTERNAL_ADDRESS");
+        for (size_t i = 0; i < sizeof(bad6) / sizeof(bad6[0]); i++, port++) {
+                h_params(&p, sid6, IPPROTO_TCP, port, 3600);
+                (void) check_unusable_create(h, &p, bad6[i], port, 3600, PCP_MAPPING_ERROR_UNUSABLE_ADDRESS,
+                                             "UNUSABLE_EXTERNAL_ADDRESS");
+        }
+        for (size_t i = 0; i < sizeof(good4) / sizeof(good4[0]); i++, port++) {
+                h_params(&p, sid, IPPROTO_TCP, port, 3600);
+                check_usable_create(h, &p, good4[i], port, 3600);
+        }
+        for (size_t i = 0; i < sizeof(good6) / sizeof(good6[0]); i++, port++) {
+                h_params(&p, sid6, IPPROTO_TCP, port, 3600);
+                check_usable_create(h, &p, good6[i], port, 3600);
+        }
+        h_free(h);
+
+        /* NAT-PMP: a loopback external address is no address */
+        {
+                harness *hn = h_new(106, NULL);
+                uint64_t tcp;
+                uint32_t nsid = natpmp_server(hn, &tcp, "127.0.0.1");
+
+                assert_int_equal(pcp_engine_get_stats(hn->e)->dropped[PCP_DROP_UNUSABLE], 1);
+                natpmp_map_answer(hn, nsid, 8080, 18080, 3600);
+                assert_int_equal(h_mapping(hn, tcp)->state, PCP_MAPPING_FAILED);
+                assert_int_equal(h_mapping(hn, tcp)->error, PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS);
+                assert_never_active(hn, tcp);
+                h_free(hn);
+        }
+}
+
+/* Rule 4: a mapping of one port gets an external port that is not 0; a mapping of all
+ * ports (protocol 0, internal port 0) has none, and 0 is its answer. NAT-PMP too. */
+static void test_grant_rule_no_external_port(void **state) {
+        harness *h = h_new(107, NULL);
+        uint32_t sid = pcp_server(h);
+        pcp_mapping_params p;
+
+        check_unusable_create_tcp(h, sid, 7000, EXT, 0, 3600, PCP_MAPPING_ERROR_NO_EXTERNAL_PORT, "NO_EXTERNAL_PORT");
+        h_params(&p, sid, IPPROTO_UDP, 7001, 3600);
+        (void) check_unusable_create(h, &p, EXT, 0, 3600, PCP_MAPPING_ERROR_NO_EXTERNAL_PORT, "NO_EXTERNAL_PORT");
+        /* PEER too */
+        h_params(&p, sid, IPPROTO_TCP, 7002, 3600);
+        p.opcode = PCP_OPCODE_PEER;
+        p.remote_port = 443;
+        p.remote_addr = h_ip("203.0.113.50");
+        (void) check_unusable_create(h, &p, EXT, 0, 3600, PCP_MAPPING_ERROR_NO_EXTERNAL_PORT, "NO_EXTERNAL_PORT");
+        /* all protocols, all ports */
+        h_params(&p, sid, 0, 0, 3600);
+        check_usable_create(h, &p, EXT, 0, 3600);
+        h_free(h);
+
+        /* NAT-PMP: external port 0 to a mapping request */
+        {
+                harness *hn = h_new(108, NULL);
+                uint64_t tcp;
+                uint32_t nsid = natpmp_server(hn, &tcp, EXT);
+                uint64_t t = hn->now;
+
+                h_clear(hn);
+                natpmp_map_answer(hn, nsid, 8080, 0, 3600);
+                assert_int_equal(h_mapping(hn, tcp)->state, PCP_MAPPING_FAILED);
+                assert_int_equal(h_mapping(hn, tcp)->error, PCP_MAPPING_ERROR_NO_EXTERNAL_PORT);
+                assert_never_active(hn, tcp);
+                /* still asked, on NAT-PMP's schedule (the first request went at t: 250 ms) */
+                assert_int_equal(h_mapping(hn, tcp)->next_send, t + 250);
+                h_advance(hn, 250);
+                assert_int_equal(hn->n_sent, 1);
+                natpmp_map_answer(hn, nsid, 8080, 18080, 3600);
+                assert_int_equal(h_mapping(hn, tcp)->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_mapping(hn, tcp)->external_port, 18080);
+                h_free(hn);
+        }
+}
+
+/* Rule 5: the lifetime is at least 4 s (0 means the server holds nothing); one beyond
+ * max(asked, 24 h) is renewed as if it were that long. NAT-PMP too. */
+static void test_grant_rule_lifetime(void **state) {
+        harness *h = h_new(109, NULL);
+        uint32_t sid = pcp_server(h);
+        pcp_mapping_params p;
+        uint64_t id;
+
+        check_unusable_create_tcp(h, sid, 6000, EXT, 6000, 0, PCP_MAPPING_ERROR_SHORT_LIFETIME, "SHORT_LIFETIME");
+        check_unusable_create_tcp(h, sid, 6001, EXT, 6001, 1, PCP_MAPPING_ERROR_SHORT_LIFETIME, "SHORT_LIFETIME");
+        check_unusable_create_tcp(h, sid, 6002, EXT, 6002, 3, PCP_MAPPING_ERROR_SHORT_LIFETIME, "SHORT_LIFETIME");
+        h_params(&p, sid, IPPROTO_TCP, 6003, 3600);
+        check_usable_create(h, &p, EXT, 6003, 4);
+        /* 2^32 - 1 s: renewed within a day */
+        id = h_map(h, sid, IPPROTO_TCP, 6004, 3600);
+        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, UINT32_MAX, ep(h), EXT, 6004);
+        assert_int_equal(h_mapping(h, id)->lifetime_granted, 86400);
+        assert_int_equal(h_mapping(h, id)->expires_at, h->now + 86400 * SEC);
+        assert_in(h_mapping(h, id)->next_send, h->now + 43200 * SEC, h->now + 54000 * SEC);
+        /* unless more was asked */
+        h_params(&p, sid, IPPROTO_TCP, 6005, 7 * 86400);
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, UINT32_MAX, ep(h), EXT, 6005);
+        assert_int_equal(h_mapping(h, id)->lifetime_granted, 7 * 86400);
+        h_free(h);
+
+        /* NAT-PMP: lifetime 0 to a mapping request */
+        {
+                harness *hn = h_new(110, NULL);
+                uint64_t tcp;
+                uint32_t nsid = natpmp_server(hn, &tcp, EXT);
+
+                h_clear(hn);
+                natpmp_map_answer(hn, nsid, 8080, 18080, 0);
+                assert_int_equal(h_mapping(hn, tcp)->state, PCP_MAPPING_FAILED);
+                assert_int_equal(h_mapping(hn, tcp)->error, PCP_MAPPING_ERROR_SHORT_LIFETIME);
+                assert_never_active(hn, tcp);
+                h_free(hn);
+        }
+}
+
+/* An unsolicited update (RFC 6887 §14.2) that breaks a rule is dropped and counted: the
+ * grant the mapping has stays, nothing is sent, nobody is told. */
+static void test_grant_unsolicited_unusable(void **state) {
+        static const struct {
+                const char *ext;
+                uint16_t port;
+                uint32_t lifetime;
+        } bad[] = { { "::", 0, 3000 }, { "0.0.0.0", 40000, 3000 }, { "2001:db8::1", 40000, 3000 },
+                    { "127.0.0.1", 40000, 3000 }, { EXT, 0, 3000 }, { EXT, 40000, 0 } };
+        harness *h = h_new(111, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = granted_map(h, sid, 8080, 3600, 40000);
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        pcp_mapping_info before;
+
+        h_advance(h, 100 * SEC);
+        before = *h_mapping(h, id);
+        h_clear(h);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                pcp_msg r;
+
+                pcp_msg_init(&r, true, PCP_OPCODE_MAP);
+                r.result = PCP_RESULT_SUCCESS;
+                r.lifetime = bad[i].lifetime;
+                r.epoch = ep(h);
+                memcpy(r.nonce, before.nonce, PCP_NONCE_LEN);
+                r.protocol = IPPROTO_TCP;
+                r.internal_port = 8080;
+                r.external_port = bad[i].port;
+                r.external_addr = h_ip(bad[i].ext);
+                h_receive_msg(h, sid, 0, &r);
+                assert_int_equal(st->dropped[PCP_DROP_UNUSABLE], i + 1);
+        }
+        assert_memory_equal(&before, h_mapping(h, id), sizeof(before));
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h->n_sent, 0);
+        h_free(h);
+}
+
+/* RFC 6887 §12.4: a PEER answer is matched on the remote peer as well. */
+static void test_peer_answer_remote_mismatch(void **state) {
+        harness *h = h_new(112, NULL);
+        uint32_t sid = pcp_server(h);
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        pcp_mapping_params p;
+        uint64_t id;
+        pcp_msg r;
+
+        h_params(&p, sid, IPPROTO_TCP, 8090, 3600);
+        p.opcode = PCP_OPCODE_PEER;
+        p.remote_port = 443;
+        p.remote_addr = h_ip("203.0.113.50");
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        h_make_reply(h_last_for(h, id), &r, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 48090);
+        r.remote_port = 444;
+        h_receive_msg(h, sid, 0, &r);
+        r.remote_port = 443;
+        r.remote_addr = h_ip("203.0.113.51");
+        h_receive_msg(h, sid, 0, &r);
+        assert_int_equal(st->dropped[PCP_DROP_MISMATCH], 2);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_PENDING);
+        r.remote_addr = h_ip("203.0.113.50");
+        h_receive_msg(h, sid, 0, &r);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        h_free(h);
+}
+
+/* ---- recreations are rate-limited (issue 8, item 7) ---- */
+
+static uint64_t restart_t;      /* when the test's server (re)started */
+static uint32_t restart_epoch;  /* and its epoch then */
+
+/* the epoch of a server that restarted at restart_t */
+static uint32_t ep_r(harness *h) {
+        return restart_epoch + (uint32_t) ((h->now - restart_t) / SEC);
+}
+
+/* the server restarts now: its epoch starts again from e0 */
+static void restart_now(harness *h, uint32_t e0) {
+        restart_t = h->now;
+        restart_epoch = e0;
+}
+
+/* answers every MAP request sent since index *from with the restarted server's epoch */
+static void answer_new(harness *h, size_t *from) {
+        for (; *from < h->n_sent; (*from)++)
+                if (!h_is_natpmp(&h->sent[*from]) && (h->sent[*from].buf[1] & 0x7f) == PCP_OPCODE_MAP)
+                        h_reply(h, &h->sent[*from], PCP_RESULT_SUCCESS, 3600, ep_r(h), EXT, 40000);
+}
+
+/* a new mapping, answered with the restarted server's epoch */
+static void reset_seen(harness *h, uint32_t sid, uint16_t port, size_t *from) {
+        uint64_t x = h_map(h, sid, IPPROTO_UDP, port, 3600);
+
+        /* what the answer makes the engine send comes after x's request */
+        *from = h->n_sent;
+        h_reply(h, h_last_for(h, x), PCP_RESULT_SUCCESS, 3600, ep_r(h), EXT, port);
+}
+
+static size_t requests_for_all(harness *h, const uint64_t *ids, size_t n) {
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++)
+                total += h_count_for(h, ids[i]);
+        return total;
+}
+
+/* A real reset is acted on at once; another one within 5 s when the 5 s are over (not
+ * lost, not at once); the interval doubles while resets keep coming within it; one after
+ * the interval is acted on at once, the interval back at 5 s; only the first EPOCH_RESET
+ * of an episode is not "repeated"; after a quiet minute a reset starts a new episode. */
+static void test_epoch_recreate_limit(void **state) {
+        harness *h = h_new(120, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t ids[10], t0, t1;
+        size_t from = 0;
+        const h_event *ev;
+
+        for (int i = 0; i < 10; i++)
+                ids[i] = granted_map(h, sid, (uint16_t) (7100 + i), 3600, (uint16_t) (47100 + i));
+        h_advance(h, 100 * SEC);
+        h_clear(h);
+
+        /* reset 1 (epoch 3): at once */
+        t0 = h->now;
+        restart_now(h, 3);
+        reset_seen(h, sid, 7200, &from);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+        ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
+        assert_false(ev->repeated);
+        assert_int_equal(ev->t, t0);
+        for (int i = 0; i < 10; i++) {
+                assert_int_equal(h_count_for(h, ids[i]), 1);
+                assert_int_equal(h_last_for(h, ids[i])->t, t0);
+        }
+        answer_new(h, &from);
+
+        /* reset 2, 1 s later (epoch 0 again): not before t0 + 5 s */
+        h_advance(h, 1 * SEC);
+        restart_now(h, 0);
+        reset_seen(h, sid, 7201, &from);
+        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 2);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+        h_advance_to(h, t0 + 5 * SEC - 1);
+        assert_int_equal(requests_for_all(h, ids, 10), 10);
+        h_advance_to(h, t0 + 5 * SEC);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 2);
+        ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
+        assert_true(ev->repeated);
+        assert_int_equal(ev->t, t0 + 5 * SEC);
+        for (int i = 0; i < 10; i++) {
+                assert_int_equal(h_count_for(h, ids[i]), 2);
+                assert_int_equal(h_last_for(h, ids[i])->t, t0 + 5 * SEC);
+        }
+        answer_new(h, &from);
+
+        /* reset 3 at t0 + 6 s: the interval is 10 s now, so at t0 + 15 s */
+        h_advance(h, 1 * SEC);
+        restart_now(h, 0);
+        reset_seen(h, sid, 7202, &from);
+        h_advance_to(h, t0 + 15 * SEC - 1);
+        assert_int_equal(requests_for_all(h, ids, 10), 20);
+        h_advance_to(h, t0 + 15 * SEC);
+        assert_int_equal(requests_for_all(h, ids, 10), 30);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 3);
+        assert_true(h_last_event(h, PCP_EVENT_EPOCH_RESET, 0)->repeated);
+        answer_new(h, &from);
+
+        /* quiet: the hold (20 s, until t0 + 35 s) and a minute after it; then a reset is a
+         * new episode, acted on at once */
+        h_advance_to(h, t0 + 96 * SEC);
+        t1 = h->now;
+        assert_int_equal(requests_for_all(h, ids, 10), 30);
+        restart_now(h, 1);
+        reset_seen(h, sid, 7203, &from);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 4);
+        ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
+        assert_false(ev->repeated);
+        assert_int_equal(ev->t, t1);
+        assert_int_equal(requests_for_all(h, ids, 10), 40);
+        for (int i = 0; i < 10; i++)
+                assert_int_equal(h_last_for(h, ids[i])->t, t1);
+        answer_new(h, &from);
+
+        /* a second real restart 7 s later, after the interval: at once too (the episode goes
+         * on: repeated), and the interval is 5 s again: a third, 2 s after it, waits until
+         * then, not 10 s */
+        h_advance_to(h, t1 + 7 * SEC);
+        restart_now(h, 2);
+        reset_seen(h, sid, 7204, &from);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 5);
+        assert_true(h_last_event(h, PCP_EVENT_EPOCH_RESET, 0)->repeated);
+        assert_int_equal(requests_for_all(h, ids, 10), 50);
+        answer_new(h, &from);
+        h_advance(h, 2 * SEC);
+        restart_now(h, 0);
+        reset_seen(h, sid, 7205, &from);
+        h_advance_to(h, t1 + 12 * SEC - 1);
+        assert_int_equal(requests_for_all(h, ids, 10), 50);
+        h_advance_to(h, t1 + 12 * SEC);
+        assert_int_equal(requests_for_all(h, ids, 10), 60);
+        answer_new(h, &from);
+        for (int i = 0; i < 10; i++)
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+        h_free(h);
+}
+
+/* ANNOUNCEs (consistent epochs) every 200 ms for 10 s: not a recreation each, but at most
+ * one per interval (5 s, then 10 s): each mapping asked at most three times in 20 s. */
+static void test_announce_flood_limit(void **state) {
+        harness *h = h_new(121, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t ids[20], t0;
+        size_t from = 0;
+
+        for (int i = 0; i < 20; i++)
+                ids[i] = granted_map(h, sid, (uint16_t) (7300 + i), 3600, (uint16_t) (47300 + i));
+        h_advance(h, 100 * SEC);
+        h_clear(h);
+        t0 = h->now;
+        restart_now(h, ep(h));
+        for (int k = 0; k < 50; k++) {
+                h_announce(h, SRV, ep_r(h));
+                h_advance(h, 200);
+                answer_new(h, &from);
+        }
+        while (h->now < t0 + 20 * SEC) {
+                h_advance(h, 100);
+                answer_new(h, &from);
+        }
+        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 0);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        for (int i = 0; i < 20; i++) {
+                size_t n = h_count_for(h, ids[i]);
+                assert_in(n, 2, 3);
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+        }
         h_free(h);
 }
 
@@ -1781,7 +2407,7 @@ static void test_scale(void **state) {
         assert_int_equal(h->n_sent, N);
         /* answer them all */
         for (size_t k = 0; k < N; k++)
-                h_reply(h, &h->sent[k], PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 0);
+                h_reply(h, &h->sent[k], PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 40000);
         assert_int_equal(h->ev_count[PCP_EVENT_MAPPING], N);
         h_clear(h);
         t0 = h->now;
@@ -1796,7 +2422,7 @@ static void test_scale(void **state) {
                 prev_deadline = d;
                 h_step(h);
                 for (size_t k = before; k < h->n_sent; k++) {
-                        h_reply(h, &h->sent[k], PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 0);
+                        h_reply(h, &h->sent[k], PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 40000);
                         renewals++;
                 }
                 if (h->n_sent > 100000) {
@@ -1842,6 +2468,15 @@ int main(void) {
                 cmocka_unit_test(test_natpmp_port_index),
                 cmocka_unit_test(test_natpmp_short_error),
                 cmocka_unit_test(test_version1_unsupported),
+                cmocka_unit_test(test_grant_rule_no_external_address),
+                cmocka_unit_test(test_grant_rule_wrong_family),
+                cmocka_unit_test(test_grant_rule_unusable_address),
+                cmocka_unit_test(test_grant_rule_no_external_port),
+                cmocka_unit_test(test_grant_rule_lifetime),
+                cmocka_unit_test(test_grant_unsolicited_unusable),
+                cmocka_unit_test(test_peer_answer_remote_mismatch),
+                cmocka_unit_test(test_epoch_recreate_limit),
+                cmocka_unit_test(test_announce_flood_limit),
                 cmocka_unit_test(test_scale),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -116,16 +116,15 @@ class Cgroups:
         self.dirs = []
         self.base = None
         self.top = None
-        for top in ('/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/systemd'):
-            if not os.path.exists(os.path.join(top, 'cgroup.procs')):
-                continue
-            base = os.path.join(top, f'pcpd-gui-test-{os.getpid()}')
+        # the hierarchy pcpd reads a caller's unit from (systemd's own on hybrid setups)
+        top = pcpdtest.systemd_cgroup_root()
+        if top is not None and os.path.exists(os.path.join(top, 'cgroup.procs')):
+            base = os.path.join(top, f'pcpd-gui-test-{os.getpid()}.slice')
             try:
                 os.mkdir(base)
+                self.base, self.top = base, top
             except OSError:
-                continue
-            self.base, self.top = base, top
-            break
+                pass
         if self.base is None:
             raise RuntimeError('no cgroup hierarchy here lets a test create a cgroup')
 

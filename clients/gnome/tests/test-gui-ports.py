@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The "Forwarded Ports" page against the real pcpd: empty, then four programs holding
-ports (a Flatpak, an app a desktop launched as a systemd scope, an app that declares its
+ports (a Flatpak with its /.flatpak-info, an app a desktop launched as a systemd scope, an app that declares its
 id, a bare process; as the viewer, root and a third user), a mapping the router refuses, a
 program killed, a port closed with the mouse and an app's ports closed with the keyboard
 (polkit asked interactively), and the lock unlocked so that the switch turns pcpd off."""
@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pfapp import APP_UID, GuiTestCase, main  # noqa: E402
-from pcpdtest import EXTERNAL, MANAGER, PATH, Agent, wait_until  # noqa: E402
+from pcpdtest import EXTERNAL, MANAGER, PATH, Agent, fake_flatpak_prefix, wait_until  # noqa: E402
 
 STATUS = 'row: Automatic Port Forwarding | '
 SWITCHED_OFF = 'banner: Port forwarding is switched off. Applications cannot open ports to the Internet.'
@@ -53,9 +53,9 @@ class PortsTest(GuiTestCase):
         app.screenshot('empty')
         app.activate('Details')
 
-        # a Flatpak (the viewer's own), as pcpd sees it from its cgroup
-        chat = Agent(env, uid=APP_UID)
-        cg.place(chat.pid, 'app-flatpak-org.example.Chat-4242.scope')
+        # a Flatpak (the viewer's own), as pcpd sees it: a /.flatpak-info in its root
+        chat = Agent(env, uid=APP_UID, prefix=fake_flatpak_prefix(
+            env, '[Application]\nname=org.example.Chat\nruntime=runtime/org.gnome.Platform/x86_64/43\n'))
         # (agent.py keeps one socket a port number: the UDP one gets another number)
         chat_tcp, chat_udp = bind(chat, 'tcp', 22000), bind(chat, 'udp', 22020)
         ok(chat.add_mapping('tcp', chat_tcp, options="{'description': <'Voice and video calls'>}"))

@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * map and peer: ask pcpd for a mapping, then hold it until interrupted.
+ *
+ * A mapping belongs to the bus connection that asked for it, so pcpctl stays connected
+ * while it holds one. When pcpd restarts (an upgrade, systemctl restart), the router
+ * still has the mapping and pcpd has kept it on disk for a grace period: pcpctl asks
+ * again with the same arguments as soon as pcpd is back on the bus, which gives back the
+ * same mapping (old nonce, same external port), and says what really happened.
+ */
+
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <systemd/sd-event.h>
+
+#include "pcpctl-format.h"
+#include "pcpctl-output.h"
+#include "pcpctl-util.h"
+#include "pcpctl.h"
+
+typedef struct Holder {
+        sd_bus *bus;
+        sd_event *event;
+        bool is_map;
+        const char *verb;
+
+        /* what was asked for: asked again after a restart of pcpd */
+        const char *protocol;
+        uint16_t port;
+        const char *remote_address;
+        uint16_t remote_port;
+
+        char *path;
+        MappingInfo info; /* as pcpd last told */
+        bool have_info;
+        bool waiting;     /* --wait: not active yet */
+        bool gone;        /* removed by pcpd: nothing left to release */
+        bool detached;    /* pcpd is off the bus; the router may still hold the mapping */
+        bool reattaching; /* pcpd is back and was asked again */
+        char *previous_external;
+        bool releasing; /* Release() is on its way */
+
+        sd_bus_slot *release_slot, *add_slot, *properties_slot;
+        sd_event_source *expiry;
+        char *last_line;
+        int status;
+        int final_status; /* once released */
+} Holder;
+
+static void holder_done(Holder *h) {
+        sd_bus_slot_unref(h->release_slot);
+        sd_bus_slot_unref(h->add_slot);
+        sd_bus_slot_unref(h->properties_slot);
+        sd_event_source_disable_unref(h->expiry);
+        free(h->path);
+        free(h->previous_external);
+        free(h->last_line);
+        mapping_info_done(&h->info);
+}
+
+static void holder_exit(Holder *h, int status) {
+        h->status = status;
+        (void) sd_event_exit(h->event, 0);
+}
+
+static int append_options(sd_bus_message *m, bool is_map) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        if (arg_map.lifetime_set) {
+                r = sd_bus_message_append(m, "{sv}", "lifetime", "u", arg_map.lifetime);
+                if (r < 0)
+                        return r;
+        }
+        if (arg_map.description != NULL) {
+                r = sd_bus_message_append(m, "{sv}", "description", "s", arg_map.description);
+                if (r < 0)
+                        return r;
+        }
+        if (arg_map.family != NULL) {
+                r = sd_bus_message_append(m, "{sv}", "family", "s", arg_map.family);
+                if (r < 0)
+                        return r;
+        }
+        if (arg_map.interface != NULL) {
+                r = sd_bus_message_append(m, "{sv}", "interface", "s", arg_map.interface);
+                if (r < 0)
+                        return r;
+        }
+        if (is_map && arg_map.prefer_failure) {
+                r = sd_bus_message_append(m, "{sv}", "prefer-failure", "b", 1);
+                if (r < 0)
+                        return r;
+        }
+        if (is_map && arg_map.persistent) {
+                r = sd_bus_message_append(m, "{sv}", "persistent", "b", 1);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
+}
+
+/* AddMapping or AddPeer with what the user asked for: the same call the first time and
+ * after a restart of pcpd. */
+static int new_add_call(Holder *h, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = bus_new_call(h->bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, h->is_map ? "AddMapping" : "AddPeer", &m);
+        if (r < 0)
+                return r;
+        r = h->is_map ? sd_bus_message_append(m, "sqq", h->protocol, h->port, arg_map.external_port)
+                      : sd_bus_message_append(m, "sqsq", h->protocol, h->port, h->remote_address, h->remote_port);
+        if (r < 0)
+                return r;
+        r = append_options(m, h->is_map);
+        if (r < 0)
+                return r;
+        *ret = m;
+        m = NULL;
+        return 0;
+}
+
+/* The error of AddMapping as a user of pcpctl can act on it. */
+static const char *add_error_message(Holder *h, const sd_bus_error *error, int r, char *buf, size_t size) {
+        if (sd_bus_error_has_name(error, PCP1_ERROR_PORT_NOT_OWNED)) {
+                snprintf(buf, size,
+                         _("None of your sockets is bound to %s port %u. Start the program that listens on the "
+                           "port first: pcpd maps a port for the user who owns it, or for an administrator."),
+                         h->protocol, h->port);
+                return buf;
+        }
+        return bus_error_message(error, r);
+}
+
+/* "198.51.100.7:8080" of an active mapping, or NULL */
+static char *active_endpoint(const MappingInfo *i) {
+        if (!streq_ptr(i->state, PCP1_MAPPING_ACTIVE) && !streq_ptr(i->state, PCP1_MAPPING_RENEWING))
+                return NULL;
+        if (i->external_port == 0)
+                return NULL;
+        return format_endpoint(i->external_address, i->external_port);
+}
+
+static void print_mapping(Holder *h) {
+        if (arg_json != JSON_OFF) {
+                Json j;
+
+                json_init(&j, stdout, arg_json);
+                json_mapping(&j, &h->info);
+                (void) json_finish(&j);
+        } else
+                printf("%s\n", h->last_line);
+        fflush(stdout);
+}
+
+static void on_release_done(Holder *h, const sd_bus_error *e) {
+        if (e != NULL && !sd_bus_error_has_names(e, SD_BUS_ERROR_UNKNOWN_OBJECT, PCP1_ERROR_NOT_FOUND)) {
+                log_error(_("Failed to release mapping %s: %s"), mapping_id(h->path), bus_error_message(e, -EIO));
+                h->final_status = EXIT_FAILURE;
+        }
+        h->gone = true;
+        holder_exit(h, h->final_status);
+}
+
+static int on_release_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        on_release_done(userdata, sd_bus_message_get_error(m));
+        return 0;
+}
+
+/* The router keeps a mapping that pcpd did not delete until its lifetime runs out. */
+static void log_router_keeps(Holder *h, const char *prefix) {
+        uint64_t now = now_realtime_usec();
+        char when[80], rel[80];
+
+        if (h->have_info && h->info.expires_at > now)
+                log_error(_("%s; the router keeps the mapping until it expires at %s (%s)."), prefix,
+                          format_clock(when, sizeof(when), h->info.expires_at, now),
+                          format_relative(rel, sizeof(rel), h->info.expires_at, now));
+        else
+                log_error("%s.", prefix);
+}
+
+/* Ends the hold with status: releases the mapping first unless it is persistent or gone.
+ * The release must happen inside the loop: leaving the loop closes the bus. */
+static void holder_finish(Holder *h, int status) {
+        int r;
+
+        if (h->releasing) { /* asked twice: stop waiting for the answer */
+                holder_exit(h, EXIT_FAILURE);
+                return;
+        }
+        if (h->gone || arg_map.persistent) {
+                holder_exit(h, status);
+                return;
+        }
+        if (h->detached) {
+                log_router_keeps(h, _("Failed to release the mapping: pcpd is not running; it deletes the "
+                                      "mapping when it is back"));
+                holder_exit(h, EXIT_FAILURE);
+                return;
+        }
+        h->final_status = status;
+        r = sd_bus_call_method_async(h->bus, &h->release_slot, PCP1_BUS_NAME, h->path, PCP1_MAPPING_IFACE,
+                                     "Release", on_release_reply, h, NULL);
+        if (r < 0) {
+                log_error(_("Failed to release mapping %s: %s"), mapping_id(h->path), strerror(-r));
+                holder_exit(h, EXIT_FAILURE);
+                return;
+        }
+        h->releasing = true;
+}
+
+/* Prints what changed; handles --wait and the end of a re-attachment. */
+static void holder_update(Holder *h) {
+        _cleanup_free_ char *line = NULL;
+        const char *state;
+
+        if (!h->have_info)
+                return;
+        state = strempty(h->info.state);
+
+        if (h->waiting && streq(state, PCP1_MAPPING_FAILED)) {
+                _cleanup_free_ char *e = text_sanitize(h->info.error);
+
+                log_error(_("Failed to %s: the mapping failed: %s"), h->verb, isempty(e) ? _("unknown error") : e);
+                h->waiting = false;
+                holder_finish(h, EXIT_FAILURE);
+                return;
+        }
+
+        if (h->reattaching && (streq(state, PCP1_MAPPING_ACTIVE) || streq(state, PCP1_MAPPING_RENEWING))) {
+                _cleanup_free_ char *now = active_endpoint(&h->info);
+
+                h->reattaching = false;
+                if (now != NULL && (h->previous_external == NULL || streq(now, h->previous_external)))
+                        log_error(_("pcpd restarted; mapping re-established at %s."), now);
+                else if (now != NULL)
+                        log_error(_("pcpd restarted; the mapping is now at %s (it was at %s)."), now,
+                                  h->previous_external);
+        }
+
+        if (h->waiting && !streq(state, PCP1_MAPPING_ACTIVE))
+                return; /* --wait prints only the outcome */
+
+        line = describe_mapping(&h->info);
+        if (line == NULL)
+                return;
+        if (h->last_line == NULL || !streq(h->last_line, line)) {
+                free(h->last_line);
+                h->last_line = line;
+                line = NULL;
+                print_mapping(h);
+        }
+
+        if (h->waiting && streq(state, PCP1_MAPPING_ACTIVE)) {
+                h->waiting = false;
+                if (arg_map.persistent) /* nothing to hold: it outlives us */
+                        holder_exit(h, EXIT_SUCCESS);
+        }
+}
+
+static int on_mapping_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Holder *h = userdata;
+        const char *interface;
+        int r;
+
+        if (h->path == NULL || !h->have_info || !streq(strempty(sd_bus_message_get_path(m)), h->path))
+                return 0;
+        r = sd_bus_message_read_basic(m, 's', &interface);
+        if (r < 0 || !streq(interface, PCP1_MAPPING_IFACE))
+                return 0;
+        r = mapping_info_read(m, &h->info, NULL);
+        if (r < 0) {
+                log_error(_("Ignoring a malformed PropertiesChanged signal: %s"), strerror(-r));
+                return 0;
+        }
+        holder_update(h);
+        return 0;
+}
+
+static int on_mapping_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Holder *h = userdata;
+        const char *path, *reason, *text;
+
+        if (sd_bus_message_read(m, "os", &path, &reason) < 0 || h->path == NULL || !streq(path, h->path))
+                return 0;
+        h->gone = true;
+        if (h->releasing) /* our own Release() */
+                return 0;
+        _cleanup_free_ char *r = text_sanitize(reason);
+        text = removal_reason_explained(reason);
+        if (streq(reason, PCP1_REASON_RELEASED))
+                log_error(_("The mapping was released by another program of the same user."));
+        else if (text != NULL)
+                log_error(_("The mapping was removed: %s (%s)."), r != NULL ? r : "?", text);
+        else
+                log_error(_("The mapping was removed: %s."), r != NULL ? r : "?");
+        holder_exit(h, EXIT_FAILURE);
+        return 0;
+}
+
+static int on_initial_properties(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Holder *h = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        int r;
+
+        h->properties_slot = sd_bus_slot_unref(h->properties_slot);
+        if (e != NULL) {
+                if (h->detached) /* pcpd went away in between: the name watch says so */
+                        return 0;
+                log_error(_("Failed to %s: %s"), h->verb, bus_error_message(e, -EIO));
+                holder_exit(h, EXIT_FAILURE);
+                return 0;
+        }
+        r = mapping_info_read(m, &h->info, NULL);
+        if (r < 0) {
+                log_error(_("Failed to %s: cannot parse the mapping's properties: %s"), h->verb, strerror(-r));
+                holder_exit(h, EXIT_FAILURE);
+                return 0;
+        }
+        h->have_info = true;
+        holder_update(h);
+        return 0;
+}
+
+/* Follows the mapping at path: its properties now (asynchronously, so that changes queued
+ * before the answer are applied before it), then its signals. */
+static int holder_follow(Holder *h, const char *path) {
+        char *p = strdup(path);
+
+        if (p == NULL)
+                return -ENOMEM;
+        free(h->path);
+        h->path = p;
+        mapping_info_done(&h->info);
+        h->info.path = strdup(path);
+        if (h->info.path == NULL)
+                return -ENOMEM;
+        h->have_info = false;
+        h->properties_slot = sd_bus_slot_unref(h->properties_slot);
+        return sd_bus_call_method_async(h->bus, &h->properties_slot, PCP1_BUS_NAME, h->path, PROPERTIES_IFACE,
+                                        "GetAll", on_initial_properties, h, "s", PCP1_MAPPING_IFACE);
+}
+
+static int on_readd_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Holder *h = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *path;
+        char buf[512];
+        int r;
+
+        h->add_slot = sd_bus_slot_unref(h->add_slot);
+        if (e != NULL) {
+                if (h->detached) /* gone again already */
+                        return 0;
+                log_error(_("pcpd restarted, but refused the mapping: %s"), add_error_message(h, e, -EIO, buf, sizeof(buf)));
+                h->gone = true;
+                holder_exit(h, EXIT_FAILURE);
+                return 0;
+        }
+        r = sd_bus_message_read_basic(m, 'o', &path);
+        if (r >= 0)
+                r = holder_follow(h, path);
+        if (r < 0) {
+                log_error(_("Failed to %s: %s"), h->verb, strerror(-r));
+                holder_exit(h, EXIT_FAILURE);
+        }
+        return 0;
+}
+
+static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
+        Holder *h = userdata;
+        char when[80];
+
+        if (h->detached)
+                log_error(_("The mapping expired at the router at %s; pcpctl asks for it again when pcpd is "
+                            "back."),
+                          format_clock(when, sizeof(when), h->info.expires_at, now_realtime_usec()));
+        return 0;
+}
+
+static void holder_detach(Holder *h) {
+        if (h->detached)
+                return;
+        h->detached = true;
+        h->reattaching = false;
+        h->add_slot = sd_bus_slot_unref(h->add_slot);
+        h->properties_slot = sd_bus_slot_unref(h->properties_slot);
+        if (h->have_info) {
+                char *e = active_endpoint(&h->info);
+
+                if (e != NULL) {
+                        free(h->previous_external);
+                        h->previous_external = e;
+                }
+        }
+        /* a restarted pcpd numbers its objects anew: the old path may soon be another
+         * mapping's, whose signals must not be taken for ours */
+        free(h->path);
+        h->path = NULL;
+        log_router_keeps(h, _("pcpd went away"));
+        log_error(_("Waiting for pcpd to come back, to ask for the mapping again."));
+        h->expiry = sd_event_source_disable_unref(h->expiry);
+        if (h->have_info && h->info.expires_at > now_realtime_usec())
+                (void) sd_event_add_time(h->event, &h->expiry, CLOCK_REALTIME, h->info.expires_at, 0, on_expired, h);
+}
+
+static void holder_reattach(Holder *h) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        h->detached = false;
+        h->reattaching = true;
+        h->expiry = sd_event_source_disable_unref(h->expiry);
+        r = new_add_call(h, &m);
+        if (r >= 0)
+                r = sd_bus_call_async(h->bus, &h->add_slot, m, on_readd_reply, h, 0);
+        if (r < 0) {
+                log_error(_("Failed to %s: %s"), h->verb, strerror(-r));
+                holder_exit(h, EXIT_FAILURE);
+        }
+}
+
+static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Holder *h = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, PCP1_BUS_NAME))
+                return 0;
+        if (!isempty(old_owner)) {
+                if (h->releasing) { /* nobody to answer our Release() now */
+                        log_router_keeps(h, _("pcpd went away before it released the mapping"));
+                        h->gone = true;
+                        holder_exit(h, EXIT_FAILURE);
+                        return 0;
+                }
+                holder_detach(h);
+        }
+        if (!isempty(new_owner) && h->detached)
+                holder_reattach(h);
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        holder_finish(userdata, EXIT_SUCCESS);
+        return 0;
+}
+
+static int on_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Holder *h = userdata;
+
+        h->gone = true;
+        log_router_keeps(h, _("Lost the connection to the system bus"));
+        holder_exit(h, EXIT_FAILURE);
+        return 0;
+}
+
+int check_mapping_args(int argc, char **argv) {
+        const char *protocol;
+        uint16_t port;
+
+        if (parse_protocol(argv[1], &protocol) < 0 || parse_port(argv[2], _("port"), &port) < 0)
+                return EXIT_USAGE;
+        if (argc > 3 && (parse_address(argv[3]) < 0 || parse_port(argv[4], _("remote port"), &port) < 0))
+                return EXIT_USAGE;
+        return 0;
+}
+
+/* --persistent without --wait: the mapping outlives pcpctl, which says where it is. */
+static int print_persistent(Holder *h, const char *path) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = mapping_info_get(h->bus, path, &h->info, &error);
+        if (r < 0) {
+                log_error(_("Failed to %s: %s"), h->verb, bus_error_message(&error, r));
+                return EXIT_FAILURE;
+        }
+        h->last_line = describe_mapping(&h->info);
+        if (h->last_line == NULL)
+                return log_oom(), EXIT_FAILURE;
+        print_mapping(h);
+        if (arg_json == JSON_OFF && arg_legend)
+                printf(_("Mapping %s outlives pcpctl; remove it with: pcpctl release %s\n"), mapping_id(path),
+                       mapping_id(path));
+        return EXIT_SUCCESS;
+}
+
+static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL;
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        Holder h = {
+                .bus = bus,
+                .is_map = is_map,
+                .verb = is_map ? "map" : "peer",
+                .status = EXIT_SUCCESS,
+        };
+        const char *path;
+        char buf[512];
+        sigset_t mask;
+        int r;
+
+        if (parse_protocol(argv[1], &h.protocol) < 0 || parse_port(argv[2], _("port"), &h.port) < 0)
+                return EXIT_USAGE;
+        if (!is_map) {
+                if (parse_address(argv[3]) < 0 || parse_port(argv[4], _("remote port"), &h.remote_port) < 0)
+                        return EXIT_USAGE;
+                h.remote_address = argv[3];
+        }
+
+        bool hold = !arg_map.persistent || arg_map.wait;
+
+        /* subscribe before asking, so that no change can slip by */
+        if (hold && (sd_bus_add_match(bus, &s1, MATCH_PROPERTIES, on_mapping_changed, &h) < 0 ||
+                     sd_bus_add_match(bus, &s2, MATCH_MAPPING_REMOVED, on_mapping_removed, &h) < 0 ||
+                     sd_bus_add_match(bus, &s3, MATCH_NAME_OWNER, on_name_owner_changed, &h) < 0 ||
+                     sd_bus_add_match(bus, &s4, MATCH_DISCONNECTED, on_disconnect, &h) < 0)) {
+                log_error(_("Failed to %s: cannot subscribe to signals."), h.verb);
+                return EXIT_FAILURE;
+        }
+
+        r = new_add_call(&h, &m);
+        if (r < 0) {
+                log_error(_("Failed to %s: %s"), h.verb, strerror(-r));
+                return EXIT_FAILURE;
+        }
+        r = bus_call_authorized(bus, arg_ask_password, m, &error, &reply);
+        if (r < 0) {
+                log_error(_("Failed to %s: %s"), h.verb, add_error_message(&h, &error, r, buf, sizeof(buf)));
+                return EXIT_FAILURE;
+        }
+        r = sd_bus_message_read_basic(reply, 'o', &path);
+        if (r < 0) {
+                log_error(_("Failed to %s: cannot parse the reply: %s"), h.verb, strerror(-r));
+                return EXIT_FAILURE;
+        }
+
+        if (!hold) {
+                r = print_persistent(&h, path);
+                holder_done(&h);
+                return r;
+        }
+
+        h.waiting = arg_map.wait;
+        r = sd_event_default(&event);
+        if (r < 0)
+                goto fail;
+        h.event = event;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = sd_event_add_signal(event, NULL, SIGINT, on_signal, &h);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, &h);
+        if (r >= 0)
+                r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = holder_follow(&h, path);
+        if (r < 0)
+                goto fail;
+
+        r = sd_event_loop(event);
+        if (r < 0)
+                goto fail;
+
+        (void) sd_bus_detach_event(bus);
+        holder_done(&h);
+        return h.status;
+
+fail:
+        log_error(_("Failed to %s: %s"), h.verb, strerror(-r));
+        (void) sd_bus_detach_event(bus);
+        holder_done(&h);
+        return EXIT_FAILURE;
+}
+
+int verb_map(int argc, char **argv, sd_bus *bus) {
+        return hold_mapping(argc, argv, bus, true);
+}
+
+int verb_peer(int argc, char **argv, sd_bus *bus) {
+        return hold_mapping(argc, argv, bus, false);
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the command line decided, and the verbs. Each verb returns an exit status: 0
+ * success, 1 failure (the error is on stderr), 2 usage error. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "pcpctl-json.h"
+
+extern JsonFormat arg_json;
+extern bool arg_legend;
+extern bool arg_ask_password;
+extern bool arg_pager_disabled;
+extern bool arg_full;
+
+/* options of map and peer */
+typedef struct MapOptions {
+        uint16_t external_port;
+        bool lifetime_set;
+        uint32_t lifetime;
+        const char *description;
+        const char *family;
+        const char *interface;
+        bool prefer_failure;
+        bool persistent;
+        bool wait;
+} MapOptions;
+
+extern MapOptions arg_map;
+
+/* pcpctl-status.c */
+int verb_status(int argc, char **argv, sd_bus *bus);
+int verb_list(int argc, char **argv, sd_bus *bus);
+
+/* pcpctl-map.c */
+int check_mapping_args(int argc, char **argv);
+int verb_map(int argc, char **argv, sd_bus *bus);
+int verb_peer(int argc, char **argv, sd_bus *bus);
+
+/* pcpctl-monitor.c */
+int verb_monitor(int argc, char **argv, sd_bus *bus);

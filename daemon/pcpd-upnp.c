@@ -1,0 +1,1535 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * pcpd-upnp: the UPnP-IGD client (see pcpd-upnp.h for the design and why GUPnP is used
+ * the way it is).
+ *
+ * Structure: one GUPnPContext for the interface and a control point per service type;
+ * `struct igd` per usable service found; `struct mapping` per mapping, driven by one
+ * asynchronous action at a time (`struct op`) and one timer. Every action goes through
+ * op_start(): a GCancellable, a time-out, and a completion that is ignored once the owner
+ * is gone. Events are emitted from callbacks and timers only, and emitting is the last
+ * thing a function does with a mapping (the callee may remove it).
+ */
+
+#define G_LOG_DOMAIN "pcpd-upnp"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libgupnp/gupnp.h>
+#include <libsoup/soup.h>
+#include <string.h>
+
+#include "pcpd-upnp.h"
+
+#define USEC_PER_SEC G_USEC_PER_SEC
+#define DELETE_ATTEMPTS 3
+#define DELETE_WAIT_NO_IGD_S 30 /* a removal waits this long for an IGD to appear */
+#define IGD_UNANSWERED_MAX 3     /* GetExternalIPAddress unanswered: the IGD is gone */
+
+/* gssdp's message types (gssdp-client-private.h) */
+enum { SSDP_DISCOVERY_REQUEST = 0, SSDP_DISCOVERY_RESPONSE = 1, SSDP_ANNOUNCEMENT = 2 };
+
+static const char *const service_targets[] = {
+        "urn:schemas-upnp-org:service:WANIPConnection:1",
+        "urn:schemas-upnp-org:service:WANPPPConnection:1",
+        "urn:schemas-upnp-org:service:WANIPv6FirewallControl:1",
+};
+#define N_TARGETS G_N_ELEMENTS(service_targets)
+#define SERVICE_6FC_PREFIX "urn:schemas-upnp-org:service:WANIPv6FirewallControl:"
+#define SERVICE_IP_PREFIX "urn:schemas-upnp-org:service:WANIPConnection:"
+
+struct op;
+
+struct igd {
+        pcpd_upnp *u;
+        GUPnPServiceProxy *proxy;
+        pcpd_upnp_igd_info info;
+        char *udn, *service_type, *location;
+        unsigned unanswered; /* GetExternalIPAddress without an answer in a row */
+        bool usable;     /* answered GetExternalIPAddress with an address */
+        bool notify;     /* ExternalIPAddress notify added */
+        struct op *op;   /* GetExternalIPAddress in flight */
+        GSource *timer;  /* next GetExternalIPAddress */
+};
+
+typedef enum step {
+        STEP_IDLE,
+        STEP_CHECK,      /* GetSpecificPortMappingEntry before add / at renewal */
+        STEP_ADD,        /* AddPortMapping */
+        STEP_DEL_CHECK,  /* GetSpecificPortMappingEntry before delete */
+        STEP_DELETE,     /* DeletePortMapping */
+} step;
+
+struct mapping {
+        pcpd_upnp *u;
+        pcpd_upnp_info info;
+        char *description;
+        step step;
+        struct op *op;
+        GSource *timer;
+        uint16_t candidate;
+        unsigned tries;          /* candidates tried for this creation */
+        uint32_t lease_try;      /* lifetime asked in the current AddPortMapping */
+        unsigned failures;       /* consecutive, for the back-off */
+        bool check_is_renewal;   /* the current check is of an active mapping */
+        bool recreating;         /* found gone (or taken) at a check: created again */
+        uint16_t upstream_port;  /* an AddPortMapping for it may have succeeded */
+        bool removing;
+        unsigned delete_attempts;
+        int64_t remove_started;  /* monotonic µs */
+};
+
+struct op {
+        pcpd_upnp *u;
+        struct mapping *m;      /* owner (NULL: detached, or an IGD op) */
+        struct igd *igd;        /* owner of an IGD op */
+        GUPnPServiceProxy *proxy;
+        GUPnPServiceProxyAction *action;
+        GCancellable *cancel;
+        GSource *timeout;
+        bool timed_out;
+        void (*done)(struct op *op, const GError *error);
+};
+
+struct pcpd_upnp {
+        GMainContext *context;
+        pcpd_upnp_config config;
+        pcpd_upnp_ops ops;
+        void *userdata;
+
+        char *ifname;
+        int family;
+        bool has_gateway;
+        struct in6_addr gateway;
+
+        GUPnPContext *gctx;
+        GUPnPControlPoint *cps[N_TARGETS];
+        GHashTable *locations;   /* LOCATION strings accepted (bounded) */
+        GQueue location_order;   /* the same, oldest first (not owned) */
+        GHashTable *hosts_6fc;   /* "addr" strings with WANIPv6FirewallControl */
+        GPtrArray *igds;         /* struct igd* */
+        struct igd *active;
+        GSource *search_timer;
+
+        GHashTable *mappings;    /* id → struct mapping* */
+        uint64_t next_id;
+        size_t n_ops;
+        bool body_abort;         /* an HTTP answer broke the size bound (cleared per op) */
+        pcpd_upnp_stats stats;
+};
+
+/* ------------------------------------------------------------------ small helpers */
+
+static void push_ctx(pcpd_upnp *u) {
+        g_main_context_push_thread_default(u->context);
+}
+
+static void pop_ctx(pcpd_upnp *u) {
+        g_main_context_pop_thread_default(u->context);
+}
+
+static void source_clear(GSource **s) {
+        if (*s) {
+                g_source_destroy(*s);
+                g_source_unref(*s);
+                *s = NULL;
+        }
+}
+
+static GSource *timer_new(pcpd_upnp *u, uint64_t msec, GSourceFunc fn, void *ud) {
+        GSource *s = msec == 0 ? g_idle_source_new() : g_timeout_source_new((guint) MIN(msec, G_MAXUINT));
+
+        g_source_set_callback(s, fn, ud, NULL);
+        g_source_attach(s, u->context);
+        return s;
+}
+
+static void addr_to_string(const struct in6_addr *a, char *buf, size_t len) {
+        if (IN6_IS_ADDR_V4MAPPED(a))
+                inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t) len);
+        else
+                inet_ntop(AF_INET6, a, buf, (socklen_t) len);
+}
+
+static bool addr_from_string(const char *s, struct in6_addr *ret) {
+        struct in_addr v4;
+
+        if (inet_pton(AF_INET, s, &v4) == 1) {
+                memset(ret, 0, sizeof(*ret));
+                ret->s6_addr[10] = ret->s6_addr[11] = 0xff;
+                memcpy(&ret->s6_addr[12], &v4, 4);
+                return true;
+        }
+        return inet_pton(AF_INET6, s, ret) == 1;
+}
+
+static uint32_t random_u32(pcpd_upnp *u) {
+        return u->ops.random ? u->ops.random(u->userdata) : g_random_int();
+}
+
+static const char *proto_name(uint8_t p) {
+        return p == IPPROTO_TCP ? "TCP" : "UDP";
+}
+
+/* ------------------------------------------------------------------ names */
+
+const char *pcpd_upnp_state_to_string(pcpd_upnp_state s) {
+        static const char *const names[] = { "pending", "active", "failed" };
+
+        return (unsigned) s < G_N_ELEMENTS(names) ? names[s] : "unknown";
+}
+
+const char *pcpd_upnp_error_name(pcpd_upnp_error e) {
+        static const char *const names[] = {
+                [PCPD_UPNP_ERROR_NONE] = "",
+                [PCPD_UPNP_ERROR_NO_IGD] = "NO_IGD",
+                [PCPD_UPNP_ERROR_CONFLICT] = "CANNOT_PROVIDE_EXTERNAL",
+                [PCPD_UPNP_ERROR_NO_RESOURCES] = "NO_RESOURCES",
+                [PCPD_UPNP_ERROR_NOT_AUTHORIZED] = "NOT_AUTHORIZED",
+                [PCPD_UPNP_ERROR_REFUSED] = "UPNP_REFUSED",
+                [PCPD_UPNP_ERROR_TIMEOUT] = "TIMEOUT",
+                [PCPD_UPNP_ERROR_UNREACHABLE] = "UNREACHABLE",
+                [PCPD_UPNP_ERROR_INVALID_RESPONSE] = "INVALID_RESPONSE",
+                [PCPD_UPNP_ERROR_EXPIRED] = "EXPIRED",
+        };
+
+        return (unsigned) e < G_N_ELEMENTS(names) ? names[e] : "UNKNOWN";
+}
+
+/* ------------------------------------------------------------------ events */
+
+static void emit(pcpd_upnp *u, const pcpd_upnp_event *ev) {
+        if (u->ops.event)
+                u->ops.event(u->userdata, ev);
+}
+
+static void emit_mapping(struct mapping *m, bool recreated) {
+        pcpd_upnp_event ev = {
+                .type = PCPD_UPNP_EVENT_MAPPING,
+                .mapping_id = m->info.id,
+                .mapping = &m->info,
+                .recreated = recreated,
+        };
+
+        emit(m->u, &ev);
+}
+
+static void emit_igd(pcpd_upnp *u, const pcpd_upnp_igd_info *info) {
+        pcpd_upnp_event ev = { .type = PCPD_UPNP_EVENT_IGD, .igd = info };
+
+        emit(u, &ev);
+}
+
+/* ------------------------------------------------------------------ operations */
+
+static void op_free(struct op *op) {
+        source_clear(&op->timeout);
+        g_clear_object(&op->cancel);
+        g_clear_pointer(&op->action, gupnp_service_proxy_action_unref);
+        g_clear_object(&op->proxy);
+        op->u->n_ops--;
+        g_free(op);
+}
+
+/* the owner is going away: the completion will only free the op */
+static void op_detach(struct op **opp) {
+        struct op *op = *opp;
+
+        if (!op)
+                return;
+        op->m = NULL;
+        op->igd = NULL;
+        g_cancellable_cancel(op->cancel);
+        *opp = NULL;
+}
+
+static gboolean op_timeout_cb(void *ud) {
+        struct op *op = ud;
+
+        op->timed_out = true;
+        g_source_unref(op->timeout);
+        op->timeout = NULL;
+        g_cancellable_cancel(op->cancel);
+        return G_SOURCE_REMOVE;
+}
+
+static void op_finished(GObject *source, GAsyncResult *res, void *ud) {
+        struct op *op = ud;
+        g_autoptr(GError) error = NULL;
+        pcpd_upnp *u = op->u;
+
+        (void) gupnp_service_proxy_call_action_finish(GUPNP_SERVICE_PROXY(source), res, &error);
+        if (op->m || op->igd) {
+                if (error) {
+                        u->stats.action_errors++;
+                        if (op->timed_out) {
+                                u->stats.action_timeouts++;
+                                g_clear_error(&error);
+                                g_set_error_literal(&error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                                    "The IGD did not answer in time.");
+                        } else if (u->body_abort && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+                                g_clear_error(&error);
+                                g_set_error_literal(&error, GUPNP_SERVER_ERROR, GUPNP_SERVER_ERROR_INVALID_RESPONSE,
+                                                    "The IGD's answer was too long or had no Content-Length.");
+                        }
+                }
+                if (op->m)
+                        op->m->op = NULL;
+                else
+                        op->igd->op = NULL;
+                op->done(op, error);
+        }
+        op_free(op);
+}
+
+/* Starts action on proxy for the owner (m or igd); the action is consumed. */
+static struct op *op_start(pcpd_upnp *u, GUPnPServiceProxy *proxy, GUPnPServiceProxyAction *action,
+                           struct mapping *m, struct igd *igd, void (*done)(struct op *, const GError *)) {
+        struct op *op = g_new0(struct op, 1);
+
+        op->u = u;
+        op->m = m;
+        op->igd = igd;
+        op->proxy = g_object_ref(proxy);
+        op->action = action;
+        op->cancel = g_cancellable_new();
+        op->done = done;
+        op->timeout = timer_new(u, u->config.action_timeout_ms, op_timeout_cb, op);
+        u->n_ops++;
+        u->stats.actions++;
+        u->body_abort = false;
+
+        push_ctx(u);
+        gupnp_service_proxy_call_action_async(proxy, action, op->cancel, op_finished, op);
+        pop_ctx(u);
+        return op;
+}
+
+/* The UPnP errorCode of an action's error, or 0 for a transport error. */
+static int upnp_code(const GError *error) {
+        return error && error->domain == GUPNP_CONTROL_ERROR ? error->code : 0;
+}
+
+static pcpd_upnp_error transport_error(const GError *error) {
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+                return PCPD_UPNP_ERROR_TIMEOUT;
+        if (error->domain == GUPNP_SERVER_ERROR)
+                return PCPD_UPNP_ERROR_INVALID_RESPONSE;
+        return PCPD_UPNP_ERROR_UNREACHABLE;
+}
+
+/* get_result with string out-arguments; the values must be g_free()d */
+static bool result_strings(struct op *op, GError **error, const char *n1, char **v1, const char *n2, char **v2,
+                           const char *n3, char **v3, const char *n4, char **v4, const char *n5, char **v5) {
+        return gupnp_service_proxy_action_get_result(op->action, error, n1, G_TYPE_STRING, v1, n2, G_TYPE_STRING,
+                                                     v2, n3, G_TYPE_STRING, v3, n4, G_TYPE_STRING, v4, n5,
+                                                     G_TYPE_STRING, v5, NULL);
+}
+
+/* ------------------------------------------------------------------ mappings */
+
+static void mapping_run(struct mapping *m);
+static void mapping_check(struct mapping *m, uint16_t port, bool renewal);
+static void mapping_delete_check(struct mapping *m);
+static void mapping_add(struct mapping *m);
+
+static void mapping_free(struct mapping *m) {
+        if (!m)
+                return;
+        op_detach(&m->op);
+        source_clear(&m->timer);
+        g_free(m->description);
+        g_free(m);
+}
+
+static gboolean mapping_timer_cb(void *ud) {
+        struct mapping *m = ud;
+
+        g_source_unref(m->timer);
+        m->timer = NULL;
+        mapping_run(m);
+        return G_SOURCE_REMOVE;
+}
+
+static void mapping_schedule(struct mapping *m, uint64_t msec) {
+        source_clear(&m->timer);
+        m->timer = timer_new(m->u, msec, mapping_timer_cb, m);
+}
+
+static uint64_t backoff_ms(struct mapping *m) {
+        pcpd_upnp_config *c = &m->u->config;
+        uint64_t s = c->retry_min_s;
+
+        for (unsigned i = 1; i < m->failures && s < c->retry_max_s; i++)
+                s *= 2;
+        return MIN(s, (uint64_t) c->retry_max_s) * 1000;
+}
+
+static void mapping_deleted(struct mapping *m, bool upstream) {
+        pcpd_upnp *u = m->u;
+        pcpd_upnp_event ev = {
+                .type = PCPD_UPNP_EVENT_MAPPING_DELETED,
+                .mapping_id = m->info.id,
+                .mapping = &m->info,
+                .deleted_upstream = upstream,
+        };
+
+        g_hash_table_steal(u->mappings, &m->info.id);
+        op_detach(&m->op);
+        source_clear(&m->timer);
+        emit(u, &ev);
+        mapping_free(m);
+}
+
+/* a failure: state and retry. Transient ones leave an unexpired active mapping active. */
+static void mapping_fail(struct mapping *m, pcpd_upnp_error err, int code) {
+        int64_t now = g_get_monotonic_time();
+        bool transient = err == PCPD_UPNP_ERROR_TIMEOUT || err == PCPD_UPNP_ERROR_UNREACHABLE ||
+                         err == PCPD_UPNP_ERROR_INVALID_RESPONSE;
+        uint64_t wait;
+
+        m->failures++;
+        m->step = STEP_IDLE;
+        wait = backoff_ms(m);
+        if (m->info.state == PCPD_UPNP_ACTIVE && transient &&
+            (m->info.expires_at == 0 || (int64_t) m->info.expires_at > now)) {
+                /* keep it; try again before it runs out */
+                if (m->info.expires_at)
+                        wait = MIN(wait, ((uint64_t) ((int64_t) m->info.expires_at - now)) / 1000 + 1);
+                m->info.upnp_error = code;
+                mapping_schedule(m, wait);
+                return;
+        }
+        mapping_schedule(m, wait);
+        if (m->info.state == PCPD_UPNP_FAILED && m->info.error == err && m->info.upnp_error == code)
+                return;
+        m->info.state = PCPD_UPNP_FAILED;
+        m->info.error = err;
+        m->info.upnp_error = code;
+        emit_mapping(m, false);
+}
+
+static void mapping_granted(struct mapping *m, uint16_t port) {
+        pcpd_upnp *u = m->u;
+        bool recreated = m->recreating;
+        uint64_t next;
+
+        if (recreated) {
+                m->info.recreations++;
+                u->stats.recreations++;
+        }
+        m->recreating = false;
+        m->step = STEP_IDLE;
+        m->failures = 0;
+        m->tries = 0;
+        m->info.state = PCPD_UPNP_ACTIVE;
+        m->info.error = PCPD_UPNP_ERROR_NONE;
+        m->info.upnp_error = 0;
+        m->info.has_external = true;
+        m->info.external_port = port;
+        m->info.lease = m->lease_try;
+        m->info.permanent = m->lease_try == 0;
+        m->info.expires_at = m->lease_try ? (uint64_t) g_get_monotonic_time() + (uint64_t) m->lease_try * USEC_PER_SEC : 0;
+        if (u->active && u->active->info.has_external_addr)
+                m->info.external_addr = u->active->info.external_addr;
+        next = m->lease_try ? (uint64_t) m->lease_try * 1000 / 2 : (uint64_t) u->config.check_interval_s * 1000;
+        if (m->lease_try && u->config.check_interval_s)
+                next = MIN(next, (uint64_t) u->config.check_interval_s * 1000);
+        mapping_schedule(m, MAX(next, 1000));
+        emit_mapping(m, recreated);
+}
+
+static void add_done(struct op *op, const GError *error) {
+        struct mapping *m = op->m;
+        uint16_t port = m->candidate;
+        int code = upnp_code(error);
+
+        if (m->removing) {
+                /* removed while this was in flight: now the IGD has it or not; check, delete */
+                mapping_delete_check(m);
+                return;
+        }
+        if (!error) {
+                mapping_granted(m, port);
+                return;
+        }
+        if (code == 0) {
+                /* the IGD may or may not have it: upstream_port stays for a removal */
+                mapping_fail(m, transport_error(error), 0);
+                return;
+        }
+        g_debug("upnp: AddPortMapping %s %u: %d %s", proto_name(m->info.protocol), port, code, error->message);
+        switch (pcpd_upnp_add_verdict(code)) {
+        case PCPD_UPNP_VERDICT_RETRY_PERMANENT:
+                if (m->lease_try != 0) {
+                        m->lease_try = 0;
+                        mapping_add(m);
+                        return;
+                }
+                mapping_fail(m, PCPD_UPNP_ERROR_REFUSED, code);
+                return;
+        case PCPD_UPNP_VERDICT_CONFLICT:
+                break;
+        case PCPD_UPNP_VERDICT_SAME_PORT:
+                if (port != m->info.internal_port &&
+                    !(m->info.prefer_failure && m->info.suggested_external_port &&
+                      m->info.suggested_external_port != m->info.internal_port)) {
+                        mapping_check(m, m->info.internal_port, m->check_is_renewal);
+                        return;
+                }
+                mapping_fail(m, PCPD_UPNP_ERROR_CONFLICT, code);
+                return;
+        case PCPD_UPNP_VERDICT_NO_RESOURCES:
+                mapping_fail(m, PCPD_UPNP_ERROR_NO_RESOURCES, code);
+                return;
+        case PCPD_UPNP_VERDICT_NOT_AUTHORIZED:
+                mapping_fail(m, PCPD_UPNP_ERROR_NOT_AUTHORIZED, code);
+                return;
+        case PCPD_UPNP_VERDICT_FAILED:
+        default:
+                mapping_fail(m, PCPD_UPNP_ERROR_REFUSED, code);
+                return;
+        }
+
+        /* conflict: another port, unless the caller wants this one or nothing */
+        m->info.upnp_error = code;
+        if (m->info.prefer_failure || ++m->tries >= PCPD_UPNP_MAX_PORT_TRIES) {
+                mapping_fail(m, PCPD_UPNP_ERROR_CONFLICT, code);
+                return;
+        }
+        mapping_check(m, pcpd_upnp_candidate_port(random_u32(m->u), port), m->check_is_renewal);
+}
+
+static void mapping_add(struct mapping *m) {
+        pcpd_upnp *u = m->u;
+        char client[INET6_ADDRSTRLEN];
+        GUPnPServiceProxyAction *action;
+
+        addr_to_string(&m->info.internal_addr, client, sizeof(client));
+        m->step = STEP_ADD;
+        /* from now on the IGD may hold it (even if this request is cancelled): a removal
+         * checks this port, and deletes it only if it is ours */
+        m->upstream_port = m->candidate;
+        action = gupnp_service_proxy_action_new("AddPortMapping",
+                                                "NewRemoteHost", G_TYPE_STRING, "",
+                                                "NewExternalPort", G_TYPE_UINT, (guint) m->candidate,
+                                                "NewProtocol", G_TYPE_STRING, proto_name(m->info.protocol),
+                                                "NewInternalPort", G_TYPE_UINT, (guint) m->info.internal_port,
+                                                "NewInternalClient", G_TYPE_STRING, client,
+                                                "NewEnabled", G_TYPE_BOOLEAN, TRUE,
+                                                "NewPortMappingDescription", G_TYPE_STRING, m->description,
+                                                "NewLeaseDuration", G_TYPE_UINT, (guint) m->lease_try,
+                                                NULL);
+        m->op = op_start(u, u->active->proxy, action, m, NULL, add_done);
+}
+
+typedef enum entry_kind {
+        ENTRY_OURS,      /* mapped to our internal client and port */
+        ENTRY_FREE,      /* 714 NoSuchEntryInArray */
+        ENTRY_OTHER,     /* another host's (or another port of ours) */
+        ENTRY_UNKNOWN,   /* another UPnP error: the IGD would not say */
+        ENTRY_MALFORMED, /* an answer that does not parse */
+        ENTRY_TRANSPORT, /* no answer */
+} entry_kind;
+
+/* what GetSpecificPortMappingEntry said; no side effects */
+static entry_kind entry_classify(struct mapping *m, struct op *op, const GError *error) {
+        g_autofree char *iport = NULL, *client = NULL, *enabled = NULL, *desc = NULL, *lease = NULL;
+        g_autoptr(GError) e = NULL;
+        pcpd_upnp_entry entry;
+        int code = upnp_code(error);
+
+        if (error) {
+                if (code == PCPD_UPNP_ERR_NO_SUCH_ENTRY)
+                        return ENTRY_FREE;
+                return code == 0 ? ENTRY_TRANSPORT : ENTRY_UNKNOWN;
+        }
+        if (!result_strings(op, &e, "NewInternalPort", &iport, "NewInternalClient", &client, "NewEnabled", &enabled,
+                            "NewPortMappingDescription", &desc, "NewLeaseDuration", &lease))
+                return ENTRY_MALFORMED;
+        if (pcpd_upnp_parse_entry(&(pcpd_upnp_entry_strings) {
+                                          .internal_port = iport,
+                                          .internal_client = client,
+                                          .enabled = enabled,
+                                          .description = desc,
+                                          .lease_duration = lease,
+                                  },
+                                  &entry) < 0)
+                return ENTRY_MALFORMED;
+        return pcpd_upnp_entry_is_ours(&entry, &m->info.internal_addr, m->info.internal_port) ? ENTRY_OURS
+                                                                                              : ENTRY_OTHER;
+}
+
+static void check_done(struct op *op, const GError *error) {
+        struct mapping *m = op->m;
+        bool holding = m->check_is_renewal && m->info.state == PCPD_UPNP_ACTIVE &&
+                       m->candidate == m->info.external_port;
+
+        switch (entry_classify(m, op, error)) {
+        case ENTRY_TRANSPORT:
+                mapping_fail(m, transport_error(error), 0);
+                return;
+        case ENTRY_MALFORMED:
+                g_debug("upnp: malformed GetSpecificPortMappingEntry answer");
+                mapping_fail(m, PCPD_UPNP_ERROR_INVALID_RESPONSE, 0);
+                return;
+        case ENTRY_OURS:
+                if (holding && m->info.permanent) {
+                        /* a permanent mapping still there: nothing to renew */
+                        m->step = STEP_IDLE;
+                        m->failures = 0;
+                        mapping_schedule(m, (uint64_t) m->u->config.check_interval_s * 1000);
+                        return;
+                }
+                mapping_add(m); /* a renewal, or ours from before a restart */
+                return;
+        case ENTRY_FREE:
+                if (holding) {
+                        /* gone although we hold it: the IGD restarted and forgot (no epoch in UPnP) */
+                        m->recreating = true;
+                        g_debug("upnp: %s %u vanished from the IGD, creating it again",
+                                proto_name(m->info.protocol), m->candidate);
+                }
+                mapping_add(m);
+                return;
+        case ENTRY_UNKNOWN:
+                /* 402 for an unknown port on some IGDs, 606...: AddPortMapping will say 718
+                 * if it is someone else's */
+                mapping_add(m);
+                return;
+        case ENTRY_OTHER:
+                break;
+        }
+
+        /* another host holds this external port: never overwrite it */
+        if (holding)
+                m->recreating = true; /* it will come back on another port (an event says so) */
+        m->info.upnp_error = 0;
+        if (m->info.prefer_failure || ++m->tries >= PCPD_UPNP_MAX_PORT_TRIES) {
+                mapping_fail(m, PCPD_UPNP_ERROR_CONFLICT, 0);
+                return;
+        }
+        mapping_check(m, pcpd_upnp_candidate_port(random_u32(m->u), m->candidate), m->check_is_renewal);
+}
+
+static GUPnPServiceProxyAction *get_entry_action(uint8_t protocol, uint16_t port) {
+        return gupnp_service_proxy_action_new("GetSpecificPortMappingEntry",
+                                              "NewRemoteHost", G_TYPE_STRING, "",
+                                              "NewExternalPort", G_TYPE_UINT, (guint) port,
+                                              "NewProtocol", G_TYPE_STRING, proto_name(protocol),
+                                              NULL);
+}
+
+static void mapping_check(struct mapping *m, uint16_t port, bool renewal) {
+        pcpd_upnp *u = m->u;
+
+        m->step = STEP_CHECK;
+        m->candidate = port;
+        m->check_is_renewal = renewal;
+        m->op = op_start(u, u->active->proxy, get_entry_action(m->info.protocol, port), m, NULL, check_done);
+}
+
+static void delete_done(struct op *op, const GError *error) {
+        struct mapping *m = op->m;
+        int code = upnp_code(error);
+
+        if (error && code == 0) {
+                m->delete_attempts++;
+                if (m->delete_attempts < DELETE_ATTEMPTS) {
+                        mapping_schedule(m, 1000ull << m->delete_attempts);
+                        return;
+                }
+                mapping_deleted(m, false);
+                return;
+        }
+        /* done, or 714: gone already */
+        mapping_deleted(m, true);
+}
+
+static void delete_check_done(struct op *op, const GError *error) {
+        struct mapping *m = op->m;
+        pcpd_upnp *u = m->u;
+
+        switch (entry_classify(m, op, error)) {
+        case ENTRY_TRANSPORT:
+                m->delete_attempts++;
+                if (m->delete_attempts < DELETE_ATTEMPTS) {
+                        mapping_schedule(m, 1000ull << m->delete_attempts);
+                        return;
+                }
+                mapping_deleted(m, false);
+                return;
+        case ENTRY_FREE:
+        case ENTRY_OTHER:
+                /* not there, or another host's now: nothing of ours to delete */
+                mapping_deleted(m, true);
+                return;
+        case ENTRY_OURS:
+        case ENTRY_UNKNOWN:
+        case ENTRY_MALFORMED:
+                /* ours, or the IGD would not say: delete (714 then means gone already) */
+                break;
+        }
+        m->step = STEP_DELETE;
+        m->op = op_start(u, u->active->proxy,
+                         gupnp_service_proxy_action_new("DeletePortMapping",
+                                                        "NewRemoteHost", G_TYPE_STRING, "",
+                                                        "NewExternalPort", G_TYPE_UINT, (guint) m->upstream_port,
+                                                        "NewProtocol", G_TYPE_STRING, proto_name(m->info.protocol),
+                                                        NULL),
+                         m, NULL, delete_done);
+}
+
+static void mapping_delete_check(struct mapping *m) {
+        pcpd_upnp *u = m->u;
+
+        if (m->upstream_port == 0) {
+                mapping_deleted(m, true);
+                return;
+        }
+        if (!u->active) {
+                if (g_get_monotonic_time() - m->remove_started >= (int64_t) DELETE_WAIT_NO_IGD_S * USEC_PER_SEC) {
+                        mapping_deleted(m, false);
+                        return;
+                }
+                mapping_schedule(m, 1000);
+                return;
+        }
+        m->step = STEP_DEL_CHECK;
+        m->op = op_start(u, u->active->proxy, get_entry_action(m->info.protocol, m->upstream_port), m, NULL,
+                         delete_check_done);
+}
+
+/* what a mapping does next, from its timer or when the IGD changes */
+static void mapping_run(struct mapping *m) {
+        pcpd_upnp *u = m->u;
+        int64_t now = g_get_monotonic_time();
+
+        if (m->op)
+                return; /* the completion will decide */
+        if (m->removing) {
+                mapping_delete_check(m);
+                return;
+        }
+        if (m->info.state == PCPD_UPNP_ACTIVE && m->info.expires_at && (int64_t) m->info.expires_at <= now) {
+                m->info.state = PCPD_UPNP_PENDING;
+                m->info.error = u->active ? PCPD_UPNP_ERROR_EXPIRED : PCPD_UPNP_ERROR_NO_IGD;
+                m->info.expires_at = 0;
+                if (u->active)
+                        mapping_schedule(m, 0);
+                emit_mapping(m, false);
+                return;
+        }
+        if (!u->active) {
+                if (m->info.state == PCPD_UPNP_ACTIVE) {
+                        if (m->info.expires_at)
+                                mapping_schedule(m, ((uint64_t) ((int64_t) m->info.expires_at - now)) / 1000 + 1);
+                        return;
+                }
+                if (m->info.state == PCPD_UPNP_PENDING && m->info.error == PCPD_UPNP_ERROR_NO_IGD)
+                        return;
+                m->info.state = PCPD_UPNP_PENDING;
+                m->info.error = PCPD_UPNP_ERROR_NO_IGD;
+                emit_mapping(m, false);
+                return;
+        }
+        if (m->info.state == PCPD_UPNP_ACTIVE || (m->info.has_external && m->upstream_port)) {
+                /* renewal / check of what we hold; lease as granted last time */
+                m->lease_try = m->info.has_external && m->info.permanent ? 0 : m->info.lifetime_requested;
+                m->tries = 0;
+                mapping_check(m, m->info.external_port, m->info.state == PCPD_UPNP_ACTIVE);
+                return;
+        }
+        m->lease_try = m->lease_try == 0 && m->info.permanent ? 0 : m->info.lifetime_requested;
+        m->tries = 0;
+        mapping_check(m, m->info.suggested_external_port ? m->info.suggested_external_port : m->info.internal_port,
+                      false);
+}
+
+static void kick_all(pcpd_upnp *u) {
+        GHashTableIter it;
+        void *v;
+
+        g_hash_table_iter_init(&it, u->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                struct mapping *m = v;
+
+                if (!m->op)
+                        mapping_schedule(m, 0);
+        }
+}
+
+/* ------------------------------------------------------------------ IGDs */
+
+static void igd_free(struct igd *g);
+static void igd_remove(pcpd_upnp *u, struct igd *g);
+static void select_igd(pcpd_upnp *u);
+
+static void igd_set_external(struct igd *g, const struct in6_addr *addr) {
+        pcpd_upnp *u = g->u;
+        bool changed = !g->info.has_external_addr || memcmp(&g->info.external_addr, addr, sizeof(*addr)) != 0;
+        bool first = !g->usable;
+
+        g->info.has_external_addr = true;
+        g->info.external_addr = *addr;
+        g->usable = true;
+        if (first) {
+                select_igd(u);
+                return;
+        }
+        if (!changed || u->active != g)
+                return;
+
+        /* the external address changed: every active mapping has the new one */
+        GHashTableIter it;
+        void *v;
+        g_autoptr(GArray) ids = g_array_new(false, false, sizeof(uint64_t));
+
+        g_hash_table_iter_init(&it, u->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                struct mapping *m = v;
+
+                if (m->info.state == PCPD_UPNP_ACTIVE)
+                        g_array_append_val(ids, m->info.id);
+        }
+        emit_igd(u, &g->info);
+        for (unsigned i = 0; i < ids->len; i++) {
+                struct mapping *m = g_hash_table_lookup(u->mappings, &g_array_index(ids, uint64_t, i));
+
+                if (!m || m->info.state != PCPD_UPNP_ACTIVE)
+                        continue;
+                m->info.external_addr = *addr;
+                emit_mapping(m, false);
+        }
+}
+
+static void igd_schedule_external(struct igd *g, uint64_t msec);
+
+static void ext_done(struct op *op, const GError *error) {
+        struct igd *g = op->igd;
+        g_autofree char *ip = NULL;
+        g_autoptr(GError) e = NULL;
+        struct in6_addr addr;
+
+        igd_schedule_external(g, (uint64_t) g->u->config.external_check_interval_s * 1000);
+        if (error) {
+                g_debug("upnp: GetExternalIPAddress at %s: %s", g->udn, error->message);
+                if (upnp_code(error) == 0 && ++g->unanswered >= IGD_UNANSWERED_MAX) {
+                        /* gone without a byebye (or GUPnP lost it, see on_service_available) */
+                        g_debug("upnp: %s stopped answering, dropping it", g->udn);
+                        igd_remove(g->u, g);
+                        return;
+                }
+                igd_schedule_external(g, (uint64_t) g->u->config.retry_min_s * 1000);
+                return;
+        }
+        g->unanswered = 0;
+        if (!gupnp_service_proxy_action_get_result(op->action, &e, "NewExternalIPAddress", G_TYPE_STRING, &ip,
+                                                   NULL) ||
+            pcpd_upnp_parse_ipv4(ip, &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr)) {
+                /* an IGD without a WAN address (not connected yet) is not usable */
+                g_debug("upnp: %s has no usable external address (%s)", g->udn, ip ? ip : "none");
+                if (!g->usable)
+                        igd_schedule_external(g, (uint64_t) g->u->config.retry_min_s * 1000);
+                return;
+        }
+        igd_set_external(g, &addr);
+}
+
+static gboolean igd_timer_cb(void *ud) {
+        struct igd *g = ud;
+
+        g_source_unref(g->timer);
+        g->timer = NULL;
+        if (!g->op)
+                g->op = op_start(g->u, g->proxy, gupnp_service_proxy_action_new("GetExternalIPAddress", NULL), NULL,
+                                 g, ext_done);
+        return G_SOURCE_REMOVE;
+}
+
+static void igd_schedule_external(struct igd *g, uint64_t msec) {
+        source_clear(&g->timer);
+        g->timer = timer_new(g->u, msec, igd_timer_cb, g);
+}
+
+static void on_external_ip_notify(GUPnPServiceProxy *proxy, const char *variable, GValue *value, void *ud) {
+        struct igd *g = ud;
+        struct in6_addr addr;
+
+        if (!G_VALUE_HOLDS_STRING(value))
+                return;
+        if (pcpd_upnp_parse_ipv4(g_value_get_string(value), &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr))
+                return;
+        igd_set_external(g, &addr);
+}
+
+static void igd_free(struct igd *g) {
+        if (!g)
+                return;
+        op_detach(&g->op);
+        source_clear(&g->timer);
+        if (g->notify)
+                gupnp_service_proxy_remove_notify(g->proxy, "ExternalIPAddress", on_external_ip_notify, g);
+        g_clear_object(&g->proxy);
+        g_free(g->udn);
+        g_free(g->service_type);
+        g_free(g->location);
+        g_free(g);
+}
+
+static bool igd_has_6fc(pcpd_upnp *u, const struct in6_addr *addr) {
+        char s[INET6_ADDRSTRLEN];
+
+        addr_to_string(addr, s, sizeof(s));
+        return g_hash_table_contains(u->hosts_6fc, s);
+}
+
+static void select_igd(pcpd_upnp *u) {
+        struct igd *best = NULL;
+
+        if (u->active && u->active->usable)
+                return;
+        for (unsigned i = 0; i < u->igds->len; i++) {
+                struct igd *g = g_ptr_array_index(u->igds, i);
+
+                if (!g->usable)
+                        continue;
+                /* WANIPConnection before WANPPPConnection */
+                if (!best || (g_str_has_prefix(g->service_type, SERVICE_IP_PREFIX) &&
+                              !g_str_has_prefix(best->service_type, SERVICE_IP_PREFIX)))
+                        best = g;
+        }
+        if (!best)
+                return;
+        u->active = best;
+        best->info.has_ipv6_firewall = igd_has_6fc(u, &best->info.addr);
+        source_clear(&u->search_timer);
+        g_debug("upnp: using %s (%s) on %s", best->udn, best->service_type, u->ifname);
+        kick_all(u);
+        emit_igd(u, &best->info);
+}
+
+/* "urn:...:WANIPConnection:1" and ":2" are the same service */
+static bool same_service(const char *a, const char *b) {
+        const char *ca = strrchr(a, ':'), *cb = strrchr(b, ':');
+
+        return ca && cb && ca - a == cb - b && strncmp(a, b, (size_t) (ca - a)) == 0;
+}
+
+/* the host of a URL from the description, which must be the LOCATION's host */
+static bool url_on_host(pcpd_upnp *u, const char *url, const struct in6_addr *host) {
+        struct in6_addr a;
+
+        return pcpd_upnp_parse_url(url, u->family, &a, NULL) == 0 && memcmp(&a, host, sizeof(a)) == 0;
+}
+
+static void on_service_available(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy, void *ud) {
+        pcpd_upnp *u = ud;
+        GUPnPServiceInfo *info = GUPNP_SERVICE_INFO(proxy);
+        const char *location = gupnp_service_info_get_location(info);
+        const char *type = gupnp_service_info_get_service_type(info);
+        const char *udn = gupnp_service_info_get_udn(info);
+        g_autofree char *control = gupnp_service_info_get_control_url(info);
+        g_autofree char *events = gupnp_service_info_get_event_subscription_url(info);
+        struct in6_addr host;
+        uint16_t port;
+        struct igd *g;
+
+        if (!location || !type || !udn || pcpd_upnp_parse_url(location, u->family, &host, &port) < 0 ||
+            !g_hash_table_contains(u->locations, location)) {
+                u->stats.services_refused++;
+                return;
+        }
+        if (g_str_has_prefix(type, SERVICE_6FC_PREFIX)) {
+                char s[INET6_ADDRSTRLEN];
+
+                addr_to_string(&host, s, sizeof(s));
+                if (g_hash_table_size(u->hosts_6fc) < PCPD_UPNP_MAX_LOCATIONS)
+                        g_hash_table_add(u->hosts_6fc, g_strdup(s));
+                if (u->active && memcmp(&u->active->info.addr, &host, sizeof(host)) == 0 &&
+                    !u->active->info.has_ipv6_firewall) {
+                        u->active->info.has_ipv6_firewall = true;
+                        emit_igd(u, &u->active->info);
+                }
+                return;
+        }
+        /* control and event URLs on the LOCATION's host, nowhere else */
+        if (!control || !url_on_host(u, control, &host) || (events && !url_on_host(u, events, &host))) {
+                g_debug("upnp: ignoring %s at %s: its control or event URL is on another host", type, location);
+                u->stats.services_refused++;
+                return;
+        }
+        for (unsigned i = 0; i < u->igds->len; i++) {
+                struct igd *old = g_ptr_array_index(u->igds, i);
+
+                if (old->proxy == proxy)
+                        return;
+                /* The same service (same UDN, or the same address) at a new LOCATION: the
+                 * IGD restarted (new HTTP port, maybe a new UUID). GUPnP does not always
+                 * say that the old one went away (it looks the old proxy up by the
+                 * byebye's service version, which may differ from the one it was found
+                 * with), so the new one replaces it here; the mappings are checked once
+                 * it answers. */
+                if ((g_str_equal(old->udn, udn) || memcmp(&old->info.addr, &host, sizeof(host)) == 0) &&
+                    same_service(old->service_type, type)) {
+                        g_debug("upnp: %s (%s) re-announced at %s", udn, type, location);
+                        igd_remove(u, old);
+                        break;
+                }
+        }
+        if (u->igds->len >= PCPD_UPNP_MAX_IGDS)
+                return;
+
+        g = g_new0(struct igd, 1);
+        g->u = u;
+        g->proxy = g_object_ref(proxy);
+        g->udn = g_strndup(udn, PCPD_UPNP_MAX_FIELD);
+        g->service_type = g_strndup(type, PCPD_UPNP_MAX_FIELD);
+        g->location = g_strdup(location);
+        g->info.present = true;
+        g->info.addr = host;
+        g->info.port = port;
+        g->info.udn = g->udn;
+        g->info.service_type = g->service_type;
+        g_ptr_array_add(u->igds, g);
+
+        push_ctx(u);
+        if (events) {
+                gupnp_service_proxy_add_notify(proxy, "ExternalIPAddress", G_TYPE_STRING, on_external_ip_notify, g);
+                g->notify = true;
+                gupnp_service_proxy_set_subscribed(proxy, TRUE);
+        }
+        pop_ctx(u);
+        g->op = op_start(u, proxy, gupnp_service_proxy_action_new("GetExternalIPAddress", NULL), NULL, g, ext_done);
+}
+
+static gboolean search_timer_cb(void *ud);
+
+/* no IGD left: search (M-SEARCH) now and every search_interval_s until one answers */
+static void search_again(pcpd_upnp *u) {
+        if (u->search_timer)
+                return;
+        search_timer_cb(u);
+        u->search_timer = timer_new(u, (uint64_t) u->config.search_interval_s * 1000, search_timer_cb, u);
+}
+
+static void igd_remove(pcpd_upnp *u, struct igd *g) {
+        bool was_active = u->active == g;
+        pcpd_upnp_igd_info gone;
+
+        g_ptr_array_remove_fast(u->igds, g);
+        if (was_active) {
+                GHashTableIter it;
+                void *v;
+
+                u->active = NULL;
+                /* requests in flight on it are lost: the mappings try again on the next IGD */
+                g_hash_table_iter_init(&it, u->mappings);
+                while (g_hash_table_iter_next(&it, NULL, &v)) {
+                        struct mapping *m = v;
+
+                        if (m->op) {
+                                op_detach(&m->op);
+                                mapping_schedule(m, 0);
+                        }
+                }
+        }
+        gone = g->info;
+        gone.present = false;
+        gone.udn = NULL;
+        gone.service_type = NULL;
+        if (was_active) {
+                g_autofree char *udn = g_strdup(g->udn), *type = g_strdup(g->service_type);
+
+                gone.udn = udn;
+                gone.service_type = type;
+                igd_free(g);
+                select_igd(u);
+                if (!u->active) {
+                        search_again(u);
+                        emit_igd(u, &gone);
+                        kick_all(u);
+                }
+                return;
+        }
+        igd_free(g);
+}
+
+static void on_service_unavailable(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy, void *ud) {
+        pcpd_upnp *u = ud;
+
+        for (unsigned i = 0; i < u->igds->len; i++) {
+                struct igd *g = g_ptr_array_index(u->igds, i);
+
+                if (g->proxy == proxy) {
+                        g_debug("upnp: %s (%s) went away", g->udn, g->service_type);
+                        igd_remove(u, g);
+                        return;
+                }
+        }
+}
+
+/* ------------------------------------------------------------------ SSDP and HTTP checks */
+
+static bool location_admit(pcpd_upnp *u, const char *location);
+
+/* Runs before GSSDP's resource browser (connected first): a message whose LOCATION fails
+ * the checks loses its LOCATION and AL headers, and the browser drops it. */
+static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from_port, int type,
+                            SoupMessageHeaders *headers, void *ud) {
+        pcpd_upnp *u = ud;
+        const char *location;
+        struct in6_addr sender;
+        bool ok = false;
+
+        if (type == SSDP_DISCOVERY_REQUEST || !headers)
+                return;
+        soup_message_headers_remove(headers, "AL"); /* alternative locations: never used */
+        location = soup_message_headers_get_one(headers, "Location");
+        if (!location)
+                return; /* byebye */
+
+        if (from_ip && addr_from_string(from_ip, &sender) &&
+            pcpd_upnp_check_location(location, u->family, &sender) == 0) {
+                g_autoptr(GInetAddress) ia = g_inet_address_new_from_string(from_ip);
+                g_autoptr(GSocketAddress) sa = ia ? g_inet_socket_address_new(ia, (guint16) from_port) : NULL;
+
+                ok = sa && gssdp_client_can_reach(client, G_INET_SOCKET_ADDRESS(sa));
+                if (ok && u->has_gateway)
+                        ok = memcmp(&sender, &u->gateway, sizeof(sender)) == 0;
+        }
+        if (ok && !g_hash_table_contains(u->locations, location))
+                ok = location_admit(u, location);
+        if (!ok) {
+                if (u->stats.ssdp_refused++ < 10)
+                        g_debug("upnp: ignoring SSDP message from %s with LOCATION %.80s", from_ip ? from_ip : "?",
+                                location);
+                soup_message_headers_remove(headers, "Location");
+        }
+}
+
+static bool location_in_use(pcpd_upnp *u, const char *location) {
+        for (unsigned i = 0; i < u->igds->len; i++)
+                if (g_str_equal(((struct igd *) g_ptr_array_index(u->igds, i))->location, location))
+                        return true;
+        return false;
+}
+
+/* A new LOCATION: at most PCPD_UPNP_MAX_LOCATIONS are known; when full, the oldest one no
+ * service uses any more makes room (an IGD restarted on a new port). Every admitted
+ * LOCATION costs one description fetch: this bounds them, with the SSDP check. */
+static bool location_admit(pcpd_upnp *u, const char *location) {
+        char *s;
+
+        if (g_hash_table_size(u->locations) >= PCPD_UPNP_MAX_LOCATIONS) {
+                GList *l;
+
+                for (l = u->location_order.head; l; l = l->next)
+                        if (!location_in_use(u, l->data))
+                                break;
+                if (!l)
+                        return false;
+                g_hash_table_remove(u->locations, l->data); /* frees the string */
+                g_queue_delete_link(&u->location_order, l);
+        }
+        s = g_strdup(location);
+        g_hash_table_add(u->locations, s);
+        g_queue_push_tail(&u->location_order, s);
+        return true;
+}
+
+static bool host_allowed(pcpd_upnp *u, GUri *uri) {
+        GHashTableIter it;
+        void *k;
+        struct in6_addr a;
+        const char *host = uri ? g_uri_get_host(uri) : NULL;
+
+        if (!host || !addr_from_string(host, &a))
+                return false;
+        g_hash_table_iter_init(&it, u->locations);
+        while (g_hash_table_iter_next(&it, &k, NULL)) {
+                struct in6_addr l;
+
+                if (pcpd_upnp_parse_url(k, u->family, &l, NULL) == 0 && memcmp(&l, &a, sizeof(a)) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static void abort_session(pcpd_upnp *u, SoupSession *session) {
+        if (u) {
+                u->stats.bodies_refused++;
+                u->body_abort = true;
+        }
+        soup_session_abort(session);
+}
+
+static void on_got_headers(SoupMessage *msg, void *ud) {
+        GUPnPContext *gctx = ud;
+        pcpd_upnp *u = g_object_get_data(G_OBJECT(gctx), "pcpd-upnp");
+        const char *method = soup_message_get_method(msg);
+        SoupMessageHeaders *h = soup_message_get_response_headers(msg);
+        SoupEncoding enc;
+
+        if (!g_str_equal(method, "GET") && !g_str_equal(method, "POST") && !g_str_equal(method, "M-POST"))
+                return; /* GENA SUBSCRIBE/UNSUBSCRIBE: no body expected */
+        enc = soup_message_headers_get_encoding(h);
+        if (enc == SOUP_ENCODING_NONE ||
+            (enc == SOUP_ENCODING_CONTENT_LENGTH && soup_message_headers_get_content_length(h) <= PCPD_UPNP_MAX_BODY))
+                return;
+        g_debug("upnp: refusing an answer from %s: %s", g_uri_get_host(soup_message_get_uri(msg)),
+                enc == SOUP_ENCODING_CONTENT_LENGTH ? "longer than the bound" : "no Content-Length");
+        abort_session(u, gupnp_context_get_session(gctx));
+}
+
+static void on_request_queued(SoupSession *session, SoupMessage *msg, void *ud) {
+        GUPnPContext *gctx = ud;
+        pcpd_upnp *u = g_object_get_data(G_OBJECT(gctx), "pcpd-upnp");
+
+        g_signal_connect_object(msg, "got-headers", G_CALLBACK(on_got_headers), gctx, 0);
+        /* belt and braces: every URL was checked before it got here */
+        if (u && !host_allowed(u, soup_message_get_uri(msg))) {
+                g_warning("upnp: refusing a request to %s, not an IGD address", g_uri_get_host(soup_message_get_uri(msg)));
+                abort_session(u, session);
+        }
+}
+
+/* ------------------------------------------------------------------ interface */
+
+static gboolean search_timer_cb(void *ud) {
+        pcpd_upnp *u = ud;
+
+        for (size_t i = 0; i < N_TARGETS; i++)
+                if (u->cps[i])
+                        gssdp_resource_browser_rescan(GSSDP_RESOURCE_BROWSER(u->cps[i]));
+        return G_SOURCE_CONTINUE;
+}
+
+static void interface_clear(pcpd_upnp *u) {
+        bool had_active = u->active != NULL;
+        pcpd_upnp_igd_info gone = {};
+
+        if (had_active) {
+                gone = u->active->info;
+                gone.present = false;
+                gone.udn = NULL;
+                gone.service_type = NULL;
+        }
+        u->active = NULL;
+        while (u->igds->len > 0) {
+                struct igd *g = g_ptr_array_steal_index_fast(u->igds, u->igds->len - 1);
+                igd_free(g);
+        }
+        source_clear(&u->search_timer);
+        for (size_t i = 0; i < N_TARGETS; i++) {
+                if (!u->cps[i])
+                        continue;
+                g_signal_handlers_disconnect_by_data(u->cps[i], u);
+                g_clear_object(&u->cps[i]);
+        }
+        if (u->gctx) {
+                g_signal_handlers_disconnect_by_data(u->gctx, u);
+                g_object_set_data(G_OBJECT(u->gctx), "pcpd-upnp", NULL);
+                g_clear_object(&u->gctx);
+        }
+        g_queue_clear(&u->location_order);
+        g_hash_table_remove_all(u->locations);
+        g_hash_table_remove_all(u->hosts_6fc);
+        g_clear_pointer(&u->ifname, g_free);
+        if (had_active)
+                emit_igd(u, &gone);
+}
+
+int pcpd_upnp_set_interface(pcpd_upnp *u, const char *ifname, int family, const struct in6_addr *gateway) {
+        g_autoptr(GError) error = NULL;
+        GHashTableIter it;
+        void *v;
+        SoupSession *session;
+
+        g_return_val_if_fail(u, -EINVAL);
+        if (!ifname || !*ifname || strlen(ifname) >= 16)
+                return -EINVAL;
+        if (family != AF_INET)
+                return -EAFNOSUPPORT;
+        {
+                /* the SSDP check needs gssdp's (private) "message-received" signal */
+                void *klass = g_type_class_ref(GSSDP_TYPE_CLIENT);
+                guint sig = g_signal_lookup("message-received", GSSDP_TYPE_CLIENT);
+                GSignalQuery q = {};
+
+                if (sig)
+                        g_signal_query(sig, &q);
+                g_type_class_unref(klass);
+                if (sig == 0 || q.n_params != 4 || q.return_type != G_TYPE_NONE)
+                        return -ENOTSUP;
+        }
+
+        interface_clear(u);
+        /* requests in flight went to the old IGD */
+        g_hash_table_iter_init(&it, u->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                struct mapping *m = v;
+                op_detach(&m->op);
+        }
+
+        u->family = family;
+        u->has_gateway = gateway != NULL;
+        if (gateway)
+                u->gateway = *gateway;
+
+        push_ctx(u);
+        u->gctx = gupnp_context_new_full(ifname, NULL, 0, GSSDP_UDA_VERSION_1_0, &error);
+        if (!u->gctx) {
+                pop_ctx(u);
+                g_debug("upnp: no UPnP context on %s: %s", ifname, error->message);
+                return -ENODEV;
+        }
+        u->ifname = g_strdup(ifname);
+        g_object_set_data(G_OBJECT(u->gctx), "pcpd-upnp", u);
+        session = gupnp_context_get_session(u->gctx);
+        g_object_set(session, "timeout", (guint) MAX(1u, (u->config.action_timeout_ms + 999) / 1000), NULL);
+        /* no gzip: the Content-Length bound is then the real size */
+        soup_session_remove_feature_by_type(session, SOUP_TYPE_CONTENT_DECODER);
+        g_signal_connect_object(session, "request-queued", G_CALLBACK(on_request_queued), u->gctx, 0);
+        /* before the control points: this handler must run before their browsers' */
+        g_signal_connect(u->gctx, "message-received", G_CALLBACK(on_ssdp_message), u);
+
+        for (size_t i = 0; i < N_TARGETS; i++) {
+                u->cps[i] = gupnp_control_point_new(u->gctx, service_targets[i]);
+                g_signal_connect(u->cps[i], "service-proxy-available", G_CALLBACK(on_service_available), u);
+                g_signal_connect(u->cps[i], "service-proxy-unavailable", G_CALLBACK(on_service_unavailable), u);
+                gssdp_resource_browser_set_active(GSSDP_RESOURCE_BROWSER(u->cps[i]), TRUE);
+        }
+        pop_ctx(u);
+
+        if (u->config.search_interval_s)
+                u->search_timer = timer_new(u, (uint64_t) u->config.search_interval_s * 1000, search_timer_cb, u);
+        kick_all(u);
+        return 0;
+}
+
+/* ------------------------------------------------------------------ API */
+
+int pcpd_upnp_new(GMainContext *context, const pcpd_upnp_config *config, const pcpd_upnp_ops *ops, void *userdata,
+                  pcpd_upnp **ret) {
+        pcpd_upnp *u;
+
+        g_return_val_if_fail(ret, -EINVAL);
+        u = g_new0(pcpd_upnp, 1);
+        u->context = g_main_context_ref(context ? context : g_main_context_default());
+        if (config)
+                u->config = *config;
+        if (!u->config.action_timeout_ms)
+                u->config.action_timeout_ms = 10000;
+        if (!u->config.check_interval_s)
+                u->config.check_interval_s = 300;
+        if (!u->config.external_check_interval_s)
+                u->config.external_check_interval_s = 300;
+        if (!u->config.retry_min_s)
+                u->config.retry_min_s = 5;
+        if (!u->config.retry_max_s)
+                u->config.retry_max_s = 600;
+        if (!u->config.search_interval_s)
+                u->config.search_interval_s = 30;
+        u->config.retry_max_s = MAX(u->config.retry_max_s, u->config.retry_min_s);
+        if (ops)
+                u->ops = *ops;
+        u->userdata = userdata;
+        u->family = AF_INET;
+        u->next_id = 1;
+        u->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) mapping_free);
+        u->locations = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        u->hosts_6fc = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        u->igds = g_ptr_array_new();
+        *ret = u;
+        return 0;
+}
+
+pcpd_upnp *pcpd_upnp_free(pcpd_upnp *u) {
+        int64_t deadline;
+
+        if (!u)
+                return NULL;
+        u->ops.event = NULL;
+        g_hash_table_remove_all(u->mappings);
+        interface_clear(u);
+        /* the cancelled requests complete on the context: wait for them (they point at u) */
+        deadline = g_get_monotonic_time() + 5 * USEC_PER_SEC;
+        while (u->n_ops > 0 && g_get_monotonic_time() < deadline)
+                if (!g_main_context_iteration(u->context, FALSE))
+                        g_usleep(1000);
+        g_warn_if_fail(u->n_ops == 0);
+        /* and what GUPnP's disposal left on it (closing the event server's connections) */
+        for (unsigned i = 0; i < 1000 && g_main_context_iteration(u->context, FALSE); i++)
+                ;
+        g_hash_table_unref(u->mappings);
+        g_hash_table_unref(u->locations);
+        g_hash_table_unref(u->hosts_6fc);
+        g_ptr_array_unref(u->igds);
+        g_main_context_unref(u->context);
+        g_free(u);
+        return NULL;
+}
+
+const char *pcpd_upnp_refuse_reason(pcpd_upnp *u, const pcpd_upnp_request *req) {
+        if (!req)
+                return "No request.";
+        if (req->peer)
+                return "The router speaks only UPnP-IGD, which cannot create PEER mappings.";
+        if (req->n_filters > 0)
+                return "The router speaks only UPnP-IGD, which cannot restrict a mapping to remote peers (FILTER).";
+        if (req->third_party)
+                return "The router speaks only UPnP-IGD, which pcpd uses only for this host's own addresses "
+                       "(no THIRD_PARTY mappings).";
+        if (req->protocol != IPPROTO_TCP && req->protocol != IPPROTO_UDP)
+                return "The router speaks only UPnP-IGD, which maps only TCP and UDP ports.";
+        if (req->internal_port == 0)
+                return "The router speaks only UPnP-IGD, which cannot map all ports of a protocol at once.";
+        if (!IN6_IS_ADDR_V4MAPPED(&req->internal_addr)) {
+                if (u && u->active && u->active->info.has_ipv6_firewall)
+                        return "The router offers IPv6 pinholes through UPnP-IGD (WANIPv6FirewallControl), "
+                               "which pcpd does not support yet.";
+                if (u && u->active)
+                        return "The router speaks only UPnP-IGD and offers no IPv6 firewall control "
+                               "(WANIPv6FirewallControl): IPv6 mappings are not possible through it.";
+                return "IPv6 mappings through UPnP-IGD are not supported.";
+        }
+        return NULL;
+}
+
+int pcpd_upnp_add(pcpd_upnp *u, const pcpd_upnp_request *req, uint64_t *ret_id) {
+        struct mapping *m;
+
+        g_return_val_if_fail(u && req, -EINVAL);
+        if (pcpd_upnp_refuse_reason(u, req))
+                return -EOPNOTSUPP;
+        if (req->lifetime == 0 || !pcpd_upnp_description_ok(req->description) ||
+            !pcpd_upnp_addr_is_unicast(&req->internal_addr))
+                return -EINVAL;
+        if (g_hash_table_size(u->mappings) >= PCPD_UPNP_MAX_MAPPINGS)
+                return -E2BIG;
+
+        m = g_new0(struct mapping, 1);
+        m->u = u;
+        m->info.id = u->next_id++;
+        m->info.state = PCPD_UPNP_PENDING;
+        m->info.protocol = req->protocol;
+        m->info.internal_addr = req->internal_addr;
+        m->info.internal_port = req->internal_port;
+        m->info.suggested_external_port = req->suggested_external_port;
+        m->info.prefer_failure = req->prefer_failure;
+        m->info.lifetime_requested = req->lifetime;
+        m->lease_try = req->lifetime;
+        m->description = g_strdup(req->description ? req->description : "pcpd");
+        g_hash_table_insert(u->mappings, &m->info.id, m);
+        mapping_schedule(m, 0); /* events only from the loop */
+        if (ret_id)
+                *ret_id = m->info.id;
+        return 0;
+}
+
+int pcpd_upnp_remove(pcpd_upnp *u, uint64_t id) {
+        struct mapping *m = g_hash_table_lookup(u->mappings, &id);
+
+        if (!m)
+                return -ENOENT;
+        if (m->removing)
+                return 0;
+        m->removing = true;
+        m->info.deleting = true;
+        m->remove_started = g_get_monotonic_time();
+        source_clear(&m->timer);
+        /* an AddPortMapping in flight may still create the mapping: let it finish (it is
+         * bounded by the time-out), then check and delete; anything else is cancelled */
+        if (m->op && m->step == STEP_ADD)
+                return 0;
+        op_detach(&m->op);
+        mapping_schedule(m, 0);
+        return 0;
+}
+
+int pcpd_upnp_remove_record(pcpd_upnp *u, const pcpd_upnp_record *rec, uint64_t *ret_id) {
+        struct mapping *m;
+
+        g_return_val_if_fail(u && rec, -EINVAL);
+        if ((rec->protocol != IPPROTO_TCP && rec->protocol != IPPROTO_UDP) || rec->external_port == 0 ||
+            rec->internal_port == 0 || !IN6_IS_ADDR_V4MAPPED(&rec->internal_addr))
+                return -EINVAL;
+        if (g_hash_table_size(u->mappings) >= PCPD_UPNP_MAX_MAPPINGS)
+                return -E2BIG;
+        m = g_new0(struct mapping, 1);
+        m->u = u;
+        m->info.id = u->next_id++;
+        m->info.state = PCPD_UPNP_PENDING;
+        m->info.protocol = rec->protocol;
+        m->info.internal_addr = rec->internal_addr;
+        m->info.internal_port = rec->internal_port;
+        m->info.external_port = rec->external_port;
+        m->info.permanent = rec->permanent;
+        m->info.deleting = true;
+        m->upstream_port = rec->external_port;
+        m->removing = true;
+        m->remove_started = g_get_monotonic_time();
+        m->description = g_strdup("");
+        g_hash_table_insert(u->mappings, &m->info.id, m);
+        mapping_schedule(m, 0);
+        if (ret_id)
+                *ret_id = m->info.id;
+        return 0;
+}
+
+int pcpd_upnp_forget(pcpd_upnp *u, uint64_t id) {
+        return g_hash_table_remove(u->mappings, &id) ? 0 : -ENOENT;
+}
+
+const pcpd_upnp_info *pcpd_upnp_get(pcpd_upnp *u, uint64_t id) {
+        struct mapping *m = g_hash_table_lookup(u->mappings, &id);
+
+        return m ? &m->info : NULL;
+}
+
+int pcpd_upnp_get_record(pcpd_upnp *u, uint64_t id, pcpd_upnp_record *ret) {
+        struct mapping *m = g_hash_table_lookup(u->mappings, &id);
+
+        if (!m)
+                return -ENOENT;
+        if (!m->info.has_external)
+                return -EAGAIN;
+        *ret = (pcpd_upnp_record) {
+                .protocol = m->info.protocol,
+                .external_port = m->info.external_port,
+                .internal_addr = m->info.internal_addr,
+                .internal_port = m->info.internal_port,
+                .permanent = m->info.permanent,
+        };
+        if (u->active)
+                ret->igd_addr = u->active->info.addr;
+        return 0;
+}
+
+const pcpd_upnp_igd_info *pcpd_upnp_get_igd(pcpd_upnp *u) {
+        return u->active ? &u->active->info : NULL;
+}
+
+size_t pcpd_upnp_count(pcpd_upnp *u) {
+        return g_hash_table_size(u->mappings);
+}
+
+size_t pcpd_upnp_n_busy(pcpd_upnp *u) {
+        GHashTableIter it;
+        void *v;
+        size_t n = 0;
+
+        g_hash_table_iter_init(&it, u->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                struct mapping *m = v;
+
+                if (m->op || m->removing)
+                        n++;
+        }
+        return n;
+}
+
+const pcpd_upnp_stats *pcpd_upnp_get_stats(pcpd_upnp *u) {
+        return &u->stats;
+}

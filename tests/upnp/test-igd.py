@@ -1,0 +1,297 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""upnp-igd-*: pcpd-upnp against the scripted IGD (igd.py) for what miniupnpd does not do.
+Run under `lab.sh run --no-upnpd -- test-igd.py CASE`; CASE is one of:
+
+permanent   the IGD takes only lease 0 (725): the mapping becomes permanent (lease 0 asked
+            after 725), the record says so; Remove sends DeletePortMapping; after a crash,
+            remove-record deletes it
+conflict    718 on a port: another port is chosen; with prefer-failure the mapping fails
+            CANNOT_PROVIDE_EXTERNAL after one AddPortMapping
+foreign     another host's mapping on the suggested port (the IGD would overwrite it): it is
+            seen with GetSpecificPortMappingEntry and never overwritten
+timeout     answers slower than the action time-out: failed TIMEOUT, then active once the
+            IGD answers in time again; a mapping removed while its AddPortMapping is in
+            flight is deleted at the IGD once that request has created it
+malformed   a GetSpecificPortMappingEntry answer with port 99999 and an AddPortMapping answer
+            that is not XML: INVALID_RESPONSE, no AddPortMapping on a port in doubt
+bad-external  GetExternalIPAddress answers garbage: the IGD is not used (pending NO_IGD)
+oversized   a 1 MiB description: refused at its headers, the IGD is never used
+chunked     SOAP answers without Content-Length: refused, the IGD is never used
+bad-urls    a LOCATION naming another host (192.168.77.3, which would answer), a LOCATION
+            with a host name, a controlURL on another host: nothing is fetched from
+            anywhere but the SSDP sender, no IGD is used
+forgets     the IGD drops its mappings silently (a reboot without SSDP): the check at
+            renewal finds the mapping gone and creates it again (event "recreated")
+restarts    the IGD restarts 18 times (same UUID, a new HTTP port and an empty table each
+            time, more than the 16 LOCATIONs kept): found again every time, the mapping
+            recreated at the last one
+external-poll  the WAN address changes without an event: the periodic GetExternalIPAddress
+            (2 s here) brings it to the mapping
+vanishes    the IGD dies without a byebye: reported gone after unanswered
+            GetExternalIPAddress, the mapping pending NO_IGD when its lease ran out; active
+            again when the IGD is back
+"""
+import subprocess
+import sys
+import time
+
+import upnpit
+
+case = sys.argv[1] if len(sys.argv) > 1 else ""
+t = upnpit.Test(f"upnp: scripted IGD: {case}")
+C = t.client4
+
+
+def adds(igd, port=None, lease=None):
+    return [r for r in igd.requests("AddPortMapping")
+            if (port is None or r["args"].get("NewExternalPort") == str(port)) and
+            (lease is None or r["args"].get("NewLeaseDuration") == str(lease))]
+
+
+def found(d, timeout=30):
+    t.require(d.wait_igd(timeout) is not None, f"the scripted IGD found within {timeout} s")
+
+
+if case == "permanent":
+    igd = t.igd("--permanent-only")
+    d = t.driver()
+    found(d)
+    d.add("a", "tcp", 4500, 0, 3600)
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    t.check(a["permanent"] and a["lease"] == 0 and a["ext_port"] == 4500,
+            f"active, permanent, lease 0, port 4500, saw {a['permanent']} {a['lease']} {a['ext_port']}")
+    t.check([r["code"] for r in adds(igd, 4500)] == [725, 0],
+            f"AddPortMapping with lease 3600 (725) then lease 0 (granted), saw "
+            f"{[(r['args'].get('NewLeaseDuration'), r['code']) for r in adds(igd, 4500)]}")
+    rec = d.query("record a", "record")
+    t.check(rec and rec.get("permanent") is True and rec.get("ext_port") == 4500,
+            f"the record to persist says permanent, tcp 4500, saw {rec}")
+    m = d.mark()
+    d.send("remove a")
+    ev = d.wait_deleted("a", 20, since=m)
+    dels = igd.requests("DeletePortMapping")
+    t.check(ev["upstream"] and any(r["args"].get("NewExternalPort") == "4500" and r["answer"] == 200 for r in dels),
+            f"Remove deletes the permanent mapping at the IGD (DeletePortMapping 4500 answered 200), saw {dels}")
+    # a crash: the record is all that is left
+    d.add("b", "udp", 4501, 0, 3600)
+    d.wait_mapping("b", lambda e: e["state"] == "active" and e["permanent"], 20, what="active and permanent")
+    d.kill9()
+    d2 = t.driver(name="driver-after-crash")
+    found(d2)
+    m = d2.mark()
+    d2.send(f"remove-record b udp 4501 {C} 4501 permanent")
+    ev = d2.wait_deleted("b", 20, since=m)
+    dels = [r for r in igd.requests("DeletePortMapping") if r["args"].get("NewExternalPort") == "4501"]
+    t.check(ev["upstream"] and dels and dels[-1]["answer"] == 200,
+            f"after the crash the recorded permanent mapping is deleted (DeletePortMapping 4501 -> 200), saw {dels}")
+
+elif case == "conflict":
+    igd = t.igd("--conflict", "4600,4601")
+    d = t.driver()
+    found(d)
+    d.add("a", "tcp", 4600)
+    a = d.wait_mapping("a", lambda e: e["state"] != "pending", 20, what="active")
+    t.check(a["state"] == "active" and a["ext_port"] not in (0, 4600),
+            f"718 on 4600: active on another port, saw {a['state']} {a['ext_port']}")
+    t.check(adds(igd, 4600) and adds(igd, 4600)[0]["code"] == 718, "the IGD answered 718 for 4600")
+    d.add("b", "tcp", 4601, 4601, 3600, "prefer-failure")
+    b = d.wait_mapping("b", lambda e: e["state"] != "pending", 20, what="failed")
+    t.check(b["state"] == "failed" and b["error"] == "CANNOT_PROVIDE_EXTERNAL" and b["upnp_error"] == 718,
+            f"prefer-failure: failed CANNOT_PROVIDE_EXTERNAL (718), saw {b['state']} {b['error']} {b['upnp_error']}")
+    tried = [r for r in igd.requests("AddPortMapping") if r["args"].get("NewInternalPort") == "4601"]
+    t.check(len(tried) == 1, f"prefer-failure: exactly one AddPortMapping for it, saw {len(tried)}")
+
+elif case == "foreign":
+    igd = t.igd("--foreign", "TCP:6000:192.168.77.9:6000")
+    d = t.driver()
+    found(d)
+    d.add("a", "tcp", 4700, 6000)
+    a = d.wait_mapping("a", lambda e: e["state"] != "pending", 20, what="active")
+    t.check(a["state"] == "active" and a["ext_port"] not in (0, 6000),
+            f"port 6000 held by 192.168.77.9: active on another port, saw {a['state']} {a['ext_port']}")
+    d.add("b", "tcp", 4701, 6000, 3600, "prefer-failure")
+    b = d.wait_mapping("b", lambda e: e["state"] != "pending", 20, what="failed")
+    t.check(b["state"] == "failed" and b["error"] == "CANNOT_PROVIDE_EXTERNAL",
+            f"prefer-failure on the other host's port: failed CANNOT_PROVIDE_EXTERNAL, saw {b['state']} {b['error']}")
+    t.check(not adds(igd, 6000), f"no AddPortMapping ever sent for port 6000, saw {adds(igd, 6000)}")
+    t.check(not [e for e in igd.entries() if e["ev"] == "overwrote"], "the other host's mapping was never overwritten")
+    m = d.mark()
+    d.send("remove b")
+    d.wait_deleted("b", 20, since=m)
+    t.check(not igd.requests("DeletePortMapping"), "removing the failed mapping deleted nothing at the IGD")
+
+elif case == "timeout":
+    igd = t.igd()
+    d = t.driver("--action-timeout-ms", "1500", "--retry-min", "1", "--retry-max", "2")
+    found(d)
+    igd.send("slow 4")
+    igd.wait_log(lambda e: e["ev"] == "slow", 10, "the IGD to slow down")
+    t0 = time.monotonic()
+    d.add("a", "tcp", 4800)
+    a = d.wait_mapping("a", lambda e: e["state"] != "pending", 30, what="failed")
+    t.check(a["state"] == "failed" and a["error"] == "TIMEOUT", f"failed TIMEOUT, saw {a['state']} {a['error']}")
+    st = d.stats()
+    t.check(st["action_timeouts"] >= 1, f"the time-out was counted, saw {st}")
+    igd.send("slow 0")
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 30, what="active once the IGD answers in time")
+    t.check(a["ext_port"] == 4800, f"active on 4800, saw {a['ext_port']}")
+    upnpit.log(f"time-out to active: {time.monotonic() - t0:.1f} s")
+    # removed while its AddPortMapping is in flight: the IGD may still create it, so the
+    # removal checks that port and deletes it
+    igd.send("slow-add 1")  # within the 1.5 s time-out
+    igd.wait_log(lambda e: e["ev"] == "slow-add", 10, "the IGD to slow down its AddPortMapping")
+    d.add("c", "tcp", 4802)
+    igd.wait_log(lambda e: e["ev"] == "begin" and e["action"] == "AddPortMapping" and
+                 e["args"].get("NewInternalPort") == "4802", 20, "the AddPortMapping for c to arrive")
+    m = d.mark()
+    d.send("remove c")
+    ev = d.wait_deleted("c", 30, since=m)
+    dels = [r for r in igd.requests("DeletePortMapping") if r["args"].get("NewExternalPort") == "4802"]
+    t.check(ev["upstream"] and dels and dels[-1]["answer"] == 200,
+            f"the mapping created by the interrupted AddPortMapping is deleted (DeletePortMapping 4802 -> 200), "
+            f"saw {dels}")
+
+elif case == "malformed":
+    igd = t.igd("--malformed-entry", "--malformed-soap", "--foreign", "TCP:6100:192.168.77.9:6100")
+    d = t.driver("--retry-min", "60")
+    found(d)
+    d.add("a", "tcp", 4900, 6100)
+    a = d.wait_mapping("a", lambda e: e["state"] != "pending", 20, what="failed")
+    t.check(a["state"] == "failed" and a["error"] == "INVALID_RESPONSE",
+            f"GetSpecificPortMappingEntry with NewInternalPort 99999: failed INVALID_RESPONSE, saw {a['state']} {a['error']}")
+    t.check(not adds(igd, 6100), "no AddPortMapping on a port whose owner is in doubt")
+    d.add("b", "tcp", 4901)
+    b = d.wait_mapping("b", lambda e: e["state"] != "pending", 20, what="failed")
+    t.check(b["state"] == "failed" and b["error"] == "INVALID_RESPONSE",
+            f"AddPortMapping answered with non-XML: failed INVALID_RESPONSE, saw {b['state']} {b['error']}")
+    t.check(d.stats() is not None, "the driver is still alive and answering")
+
+elif case == "bad-external":
+    igd = t.igd("--bad-external", "198.20.77.1.5<x>")
+    d = t.driver("--retry-min", "1")
+    igd.wait_log(lambda e: e.get("action") == "GetExternalIPAddress", 30, "a GetExternalIPAddress")
+    d.add("a", "tcp", 5000)
+    a = d.wait_mapping("a", lambda e: True, 20, what="reported")
+    t.check(a["state"] == "pending" and a["error"] == "NO_IGD",
+            f"an IGD without a valid external address is not used: pending NO_IGD, saw {a['state']} {a['error']}")
+    igd.wait_log(lambda e: e.get("action") == "GetExternalIPAddress" and e.get("ev") == "http" and
+                 len(igd.requests("GetExternalIPAddress")) >= 2, 20, "GetExternalIPAddress asked again")
+    t.check(not d.find(lambda e: e["ev"] == "igd"), "no IGD event")
+    t.check(not adds(igd), "no AddPortMapping sent to it")
+
+elif case in ("oversized", "chunked"):
+    igd = t.igd("--oversized", "description" if case == "oversized" else "chunked")
+    d = t.driver()
+    what = "GET" if case == "oversized" else "GetExternalIPAddress"
+    igd.wait_log(lambda e: e.get("method") == what or e.get("action") == what, 30, f"the driver's {what}")
+    ok = t.wait_until(lambda: (d.stats() or {}).get("bodies_refused", 0) >= 1, 20, "bodies_refused >= 1", fatal=False)
+    t.check(ok, f"the {case} answer was refused at its headers (bodies_refused), saw {d.stats()}")
+    d.add("a", "tcp", 5100)
+    a = d.wait_mapping("a", lambda e: True, 20, what="reported")
+    t.check(a["state"] == "pending" and a["error"] == "NO_IGD", f"no IGD used: pending NO_IGD, saw {a['state']} {a['error']}")
+    t.check(not d.find(lambda e: e["ev"] == "igd"), "no IGD event")
+    t.check(not adds(igd), "no AddPortMapping sent")
+
+elif case == "bad-urls":
+    subprocess.run(["ip", "netns", "exec", t.nsr, "ip", "addr", "add", "192.168.77.3/24", "dev", "lan0"], check=True)
+    i1 = t.igd("--location-host", "192.168.77.3", "--trap", "192.168.77.3", name="igd-elsewhere")
+    i2 = t.igd("--location-host", "router.invalid", name="igd-name")
+    i3 = t.igd("--control-host", "192.168.77.3", "--trap", "192.168.77.3", name="igd-control")
+    d = t.driver(gateway=False)
+    # i3 is fetched (its LOCATION is fine) and then refused for its controlURL
+    ok = t.wait_until(lambda: (d.stats() or {}).get("services_refused", 0) >= 1, 30,
+                      "the service with a controlURL elsewhere refused", fatal=False)
+    t.check(ok, f"the service whose controlURL is on 192.168.77.3 is refused, saw {d.stats()}")
+    ok = t.wait_until(lambda: (d.stats() or {}).get("ssdp_refused", 0) >= 2, 30, "two SSDP messages refused",
+                      fatal=False)
+    t.check(ok, f"the SSDP messages with a LOCATION elsewhere / with a name are refused, saw {d.stats()}")
+    for igd in (i1, i2):
+        t.check(any(e["ev"] == "msearch" for e in igd.entries()), f"{igd.name} saw the driver's M-SEARCH (and answered)")
+        t.check(not igd.requests(), f"nothing fetched from {igd.name}'s LOCATION, saw {igd.requests()}")
+    t.check(not [r for r in i3.requests() if r.get("method") == "POST"], f"no action sent to {i3.name}")
+    t.check(not [r for r in i1.requests() + i3.requests() if r["host"] == "192.168.77.3"],
+            "no request ever reached 192.168.77.3")
+    d.add("a", "tcp", 5200)
+    a = d.wait_mapping("a", lambda e: True, 20, what="reported")
+    t.check(a["state"] == "pending" and a["error"] == "NO_IGD", f"no IGD used: pending NO_IGD, saw {a['state']} {a['error']}")
+
+elif case == "forgets":
+    igd = t.igd()
+    d = t.driver("--check-interval", "3")
+    found(d)
+    d.add("a", "tcp", 5300, 0, 3600)
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    n_adds = len(adds(igd, 5300))
+    m = d.mark()
+    igd.send("forget")
+    ev = d.wait_mapping("a", lambda e: e["recreated"], 30, since=m, what="recreated after the IGD forgot it")
+    t.check(ev["state"] == "active" and ev["ext_port"] == 5300 and ev["recreations"] == 1,
+            f"recreated on the same port, counted once, saw {ev['state']} {ev['ext_port']} {ev['recreations']}")
+    t.check(len(adds(igd, 5300)) > n_adds, "a new AddPortMapping for 5300 after the IGD forgot")
+    checks = [r for r in igd.requests("GetSpecificPortMappingEntry") if r.get("code") == 714]
+    t.check(checks, "the loss was found by GetSpecificPortMappingEntry (714)")
+
+elif case == "restarts":
+    uuid = "5c3f7a10-0d2e-4b7c-8f11-0000000000aa"
+    igd = t.igd("--uuid", uuid)
+    d = t.driver()
+    found(d)
+    d.add("a", "tcp", 5400)
+    d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    n = upnpit.RESTARTS
+    for i in range(n):
+        m = d.mark()
+        igd.p.kill()
+        igd.p.wait(10)
+        igd = t.igd("--uuid", uuid, name=f"igd-{i}")  # a new HTTP port, an empty table
+        port = [e for e in igd.entries() if e["ev"] == "ready"][0]["port"]
+        ev = d.wait(lambda e: e["ev"] == "igd" and e["present"] and e["port"] == port, 30, since=m)
+        t.require(ev is not None, f"restart {i + 1}/{n}: the IGD found again on its new port {port} within 30 s")
+    t.check(True, f"the IGD found after each of {n} restarts (more than the {16} LOCATIONs kept)")
+    ok = igd.wait_log(lambda e: e.get("action") == "AddPortMapping" and e.get("answer") == 200 and
+                      e["args"].get("NewExternalPort") == "5400", 30, "the mapping recreated at the last IGD")
+    ev = d.wait_mapping("a", lambda e: e["state"] == "active" and e["recreated"], 30, since=m,
+                        what="recreated at the restarted IGD")
+    t.check(ev["ext_port"] == 5400, f"recreated on 5400, saw {ev['ext_port']}")
+
+elif case == "vanishes":
+    uuid = "5c3f7a10-0d2e-4b7c-8f11-0000000000bb"
+    igd = t.igd("--uuid", uuid)
+    d = t.driver("--external-interval", "2", "--retry-min", "1", "--retry-max", "2", "--search-interval", "2")
+    found(d)
+    d.add("a", "tcp", 5500, 0, 8)
+    d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    m = d.mark()
+    igd.p.kill()  # no byebye: gone without a word
+    igd.p.wait(10)
+    ev = d.wait_igd(30, since=m, present=False)
+    t.require(ev is not None, "the silent IGD reported gone (present false) within 30 s")
+    a = d.wait_mapping("a", lambda e: e["state"] == "pending", 30, since=m, what="pending once its lease ran out")
+    t.check(a["error"] == "NO_IGD", f"pending NO_IGD, saw {a['error']}")
+    m = d.mark()
+    igd = t.igd("--uuid", uuid, name="igd-back")
+    t.require(d.wait_igd(30, since=m) is not None, "the IGD found again when it is back (M-SEARCH) within 30 s")
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 30, since=m, what="active again at the IGD")
+    t.check(a["ext_port"] == 5500, f"active again on 5500, saw {a['ext_port']}")
+
+elif case == "external-poll":
+    igd = t.igd()
+    d = t.driver("--external-interval", "2")
+    found(d)
+    d.add("a", "tcp", 5600)
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    t.check(a["ext_addr"] == "198.20.77.1", f"external address 198.20.77.1, saw {a['ext_addr']}")
+    m = d.mark()
+    igd.send("external 198.20.77.99")  # no event: only GetExternalIPAddress tells
+    ev = d.wait_mapping("a", lambda e: e["ext_addr"] == "198.20.77.99", 20, since=m,
+                        what="with the new external address from the periodic GetExternalIPAddress")
+    t.check(ev["state"] == "active" and ev["ext_port"] == 5600, f"still active on 5600, saw {ev}")
+    t.check(bool(d.find(lambda e: e["ev"] == "igd" and e["external"] == "198.20.77.99", since=m)),
+            "an IGD event with the new external address")
+
+else:
+    print(f"unknown case {case!r}; see the docstring", flush=True)
+    sys.exit(2)
+
+t.finish()

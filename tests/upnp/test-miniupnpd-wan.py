@@ -1,0 +1,28 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""upnp-miniupnpd-wan-change: the router's WAN address changes (lab.sh --upnp yes).
+
+The new address reaches the mapping through miniupnpd's ExternalIPAddress event (GENA):
+the periodic GetExternalIPAddress is set to 300 s here, so only the event can bring it in
+time (the periodic check is tested with the scripted IGD, case external-poll); traffic to
+the new address works.
+"""
+import upnpit
+
+t = upnpit.Test("upnp: miniupnpd WAN address change")
+old = t.wan_addr()
+new = "198.20.77.11"
+d = t.driver("--external-interval", "300")
+t.require(d.wait_igd(30) is not None, "the IGD (miniupnpd) found within 30 s")
+d.add("a", "tcp", 4400)
+a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+t.check(a["ext_addr"] == old, f"external address {old}, saw {a['ext_addr']}")
+m = d.mark()
+t.lab("set-wan", new)
+ev = d.wait_mapping("a", lambda e: e["ext_addr"] == new, 30, since=m, what=f"with external address {new}")
+t.check(ev["state"] == "active" and ev["ext_port"] == 4400, f"still active on 4400, saw {ev['state']} {ev['ext_port']}")
+igd = d.find(lambda e: e["ev"] == "igd" and e["external"] == new, since=m)
+t.check(bool(igd), f"an IGD event with the new external address {new}")
+r = t.lab("reach", "tcp", new, "4400", "4400", check=False)
+t.check(r.startswith("reached"), f"traffic to {new}:4400 reaches the client, saw: {r.strip()}")
+t.finish()
