@@ -158,13 +158,13 @@ static void test_bad_file_changes_nothing(void **state) {
  * or value that is not UTF-8 made the message one the journal keeps as a blob. */
 static void test_errors_are_utf8(void **state) {
         static const char *const bad[] = {
-                "[Daemon]\nCol\xff\xfeur=1\n",            /* an unknown key */
-                "[Da\xc3mon]\nx=1\n",                      /* an unknown group */
-                "[Daemon]\nDefaultLifetime=1\xe2\x82\n",  /* a bad number */
-                "[Daemon]\nEnabled=\xffyes\n",            /* a bad boolean */
-                "[Servers]\nServers=192.0.2.\x80\n",       /* a bad address */
-                "[Serv\xff" "ers\n",                        /* GKeyFile's own: a bad group line */
-                "\xfe\xff not a key file\n",               /* GKeyFile's own: a bad line */
+                "[Daemon]\nCol\xff\xfeur=1\n",               /* an unknown key */
+                "[Da\xc3mon]\nx=1\n",                        /* an unknown group */
+                "[Daemon]\nDefaultLifetime=1\xe2\x82\n",     /* a bad number */
+                "[Daemon]\nEnabled=\xffyes\n",               /* a bad boolean */
+                "[Servers]\nServers=192.0.2.\x80\n",         /* a bad address */
+                "[Serv\377ers\n",                            /* GKeyFile's own: a bad group line */
+                "\xfe\xff not a key file\n",                 /* GKeyFile's own: a bad line */
         };
 
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
