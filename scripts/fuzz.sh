@@ -13,8 +13,11 @@ dir=build-fuzz
 if [ ! -f "$dir/build.ninja" ]; then
     CC=clang meson setup "$dir" -Dfuzzing=true -Ddaemon=true \
         -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-elif ! meson introspect "$dir" --buildoptions | grep -q '"name": "daemon", "value": true'; then
-    meson configure "$dir" -Ddaemon=true >/dev/null # a build dir from before the daemon's targets
+else
+    opts=$(meson introspect "$dir" --buildoptions)
+    if [[ $opts != *'"name": "daemon", "value": true'* ]]; then
+        meson configure "$dir" -Ddaemon=true >/dev/null # a build dir from before the daemon's targets
+    fi
 fi
 # only the fuzz targets (and what they link): the script's job is fuzzing, not checking
 # that the whole tree builds with clang. Show the compiler's output if that fails. The
