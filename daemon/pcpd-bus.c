@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pcpd-addr.h"
 #include "pcpd-caller.h"
 #include "pcpd-manager.h"
 #include "pcpd-netlink.h"
@@ -200,8 +201,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Option 'description' is longer than %d bytes.",
                                                          PCP1_MAX_DESCRIPTION);
-                        if (k >= 0)
+                        if (k >= 0) {
+                                g_free(p->description); /* given twice: the last one, the first not leaked */
                                 p->description = g_strdup(s);
+                        }
                 } else if (strcmp(name, "family") == 0) {
                         const char *s;
                         WANT("s");
@@ -226,8 +229,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                         if (k >= 0 && if_nametoindex(s) == 0)
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "No such interface '%s'.", s);
-                        if (k >= 0)
+                        if (k >= 0) {
+                                g_free(p->interface); /* given twice: the last one, the first not leaked */
                                 p->interface = g_strdup(s);
+                        }
                 } else if (strcmp(name, "external-address") == 0) {
                         const char *s;
                         WANT("s");
@@ -265,10 +270,7 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                         for (;;) {
                                 const char *prefix;
                                 uint16_t port;
-                                g_autofree char *addr = NULL;
-                                const char *slash;
                                 pcp_filter *f;
-                                unsigned len;
 
                                 k = sd_bus_message_read(msg, "(sq)", &prefix, &port);
                                 if (k < 0)
@@ -279,22 +281,11 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                                         return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                                                 "At most 8 filters are allowed.");
                                 f = &r->filters[r->n_filters];
-                                slash = strchr(prefix, '/');
-                                addr = slash ? g_strndup(prefix, (gsize) (slash - prefix)) : g_strdup(prefix);
-                                if (!pcp_addr_from_string(addr, &f->remote_addr))
+                                if (pcpd_prefix_from_string(prefix, &f->remote_addr, &f->prefix_len) < 0)
                                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                                 "Invalid filter address '%s'.", prefix);
-                                len = pcp_addr_is_ipv4(&f->remote_addr) ? 32 : 128;
-                                if (slash != NULL) {
-                                        char *end;
-                                        unsigned long v = strtoul(slash + 1, &end, 10);
-                                        if (*end != '\0' || slash[1] == '\0' || v > len || v == 0)
-                                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                                         "Invalid filter prefix length in '%s'.",
-                                                                         prefix);
-                                        len = (unsigned) v;
-                                }
-                                f->prefix_len = (uint8_t) (pcp_addr_is_ipv4(&f->remote_addr) ? 96 + len : len);
+                                                                 "Invalid filter '%s': use an address with an "
+                                                                 "optional prefix length (192.0.2.0/24, 2001:db8::/32).",
+                                                                 prefix);
                                 f->remote_port = port;
                                 r->n_filters++;
                         }
@@ -326,8 +317,10 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Invalid app-id: it must be 1-%d bytes of UTF-8.",
                                                          PCP1_MAX_APP_ID);
-                        if (k >= 0)
+                        if (k >= 0) {
+                                g_free(p->app_id); /* given twice: the last one, the first not leaked */
                                 p->app_id = g_strdup(s);
+                        }
                 } else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Unknown option '%s'. Known: lifetime, description, family, "

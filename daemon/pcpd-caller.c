@@ -294,9 +294,10 @@ int pcpd_proc_stat_starttime(const char *data, size_t len, uint64_t *ret) {
                         uint64_t v = 0;
                         const char *start = p;
                         while (p < data + len && ascii_digit(*p)) {
-                                if (v > (UINT64_MAX - 9) / 10)
+                                uint64_t d = (uint64_t) (*p - '0');
+                                if (v > (UINT64_MAX - d) / 10) /* exactly: 2^64-1 fits */
                                         return -EBADMSG;
-                                v = v * 10 + (uint64_t) (*p - '0');
+                                v = v * 10 + d;
                                 p++;
                         }
                         if (p == start || (p < data + len && *p != ' ' && *p != '\n'))

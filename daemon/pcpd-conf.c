@@ -85,6 +85,8 @@ bool pcpd_parse_endpoint(const char *s, guint16 default_port, struct sockaddr_in
         return true;
 }
 
+/* Error messages show what the file says as UTF-8 (invalid bytes replaced): they go to the
+ * journal, which keeps anything else as an unreadable blob. */
 static bool get_u32(GKeyFile *kf, const char *file, const char *group, const char *key, guint32 min, guint32 max,
                     guint32 *ret, GError **error) {
         g_autofree char *v = g_key_file_get_value(kf, group, key, NULL);
@@ -97,8 +99,9 @@ static bool get_u32(GKeyFile *kf, const char *file, const char *group, const cha
         errno = 0;
         n = strtoull(v, &end, 10);
         if (errno != 0 || end == v || *end != '\0' || n < min || n > max) {
+                g_autofree char *shown = g_utf8_make_valid(v, -1);
                 g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
-                            "%s: [%s] %s=%s is not a number between %u and %u", file, group, key, v, min, max);
+                            "%s: [%s] %s=%s is not a number between %u and %u", file, group, key, shown, min, max);
                 return false;
         }
         *ret = (guint32) n;
@@ -116,8 +119,9 @@ static bool get_bool(GKeyFile *kf, const char *file, const char *group, const ch
         else if (g_ascii_strcasecmp(v, "false") == 0 || g_ascii_strcasecmp(v, "no") == 0 || strcmp(v, "0") == 0)
                 *ret = false;
         else {
+                g_autofree char *shown = g_utf8_make_valid(v, -1);
                 g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
-                            "%s: [%s] %s=%s is not a boolean (true/false)", file, group, key, v);
+                            "%s: [%s] %s=%s is not a boolean (true/false)", file, group, key, shown);
                 return false;
         }
         return true;
@@ -129,16 +133,20 @@ static const char *const known_keys[][2] = {
         { "Servers", "Servers" },         { "Servers", "UseDefaultRouters" }, { "Servers", "AnnouncePort" },
 };
 
-static bool load_one(pcpd_config *c, const char *path, GError **error) {
-        g_autoptr(GKeyFile) kf = g_key_file_new();
+/* A deep copy of c (the server texts are owned). */
+static void config_copy(pcpd_config *dst, const pcpd_config *src) {
+        *dst = *src;
+        for (size_t i = 0; i < src->n_servers; i++)
+                dst->servers[i].text = g_strdup(src->servers[i].text);
+}
+
+/* The settings of kf over c; c changes only when every one of them is valid. */
+static bool load_key_file(pcpd_config *c, const char *path, GKeyFile *kf, GError **error) {
         g_auto(GStrv) groups = NULL;
         g_autofree char *servers = NULL;
-        guint32 port = c->announce_port;
+        pcpd_config n;
+        guint32 port;
 
-        if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error)) {
-                g_prefix_error(error, "%s: ", path);
-                return false;
-        }
         /* unknown groups and keys are mistakes an admin wants to hear about */
         groups = g_key_file_get_groups(kf, NULL);
         for (size_t i = 0; groups[i] != NULL; i++) {
@@ -149,48 +157,87 @@ static bool load_one(pcpd_config *c, const char *path, GError **error) {
                                 if (strcmp(known_keys[k][0], groups[i]) == 0 && strcmp(known_keys[k][1], keys[j]) == 0)
                                         ok = true;
                         if (!ok) {
+                                g_autofree char *g = g_utf8_make_valid(groups[i], -1);
+                                g_autofree char *k = g_utf8_make_valid(keys[j], -1);
                                 g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
-                                            "%s: unknown setting [%s] %s", path, groups[i], keys[j]);
+                                            "%s: unknown setting [%s] %s", path, g, k);
                                 return false;
                         }
                 }
         }
 
-        if (!get_bool(kf, path, "Daemon", "Enabled", &c->enabled, error) ||
-            !get_u32(kf, path, "Daemon", "DefaultLifetime", 120, 86400 * 7, &c->default_lifetime, error) ||
-            !get_u32(kf, path, "Daemon", "MaxLifetime", 120, 86400 * 7, &c->max_lifetime, error) ||
-            !get_u32(kf, path, "Daemon", "MaxMappingsPerUser", 0, 65536, &c->max_mappings_per_user, error) ||
-            !get_u32(kf, path, "Daemon", "MaxMappings", 1, 131070, &c->max_mappings, error) ||
-            !get_u32(kf, path, "Daemon", "GraceSeconds", 0, 3600, &c->grace_seconds, error) ||
-            !get_bool(kf, path, "Servers", "UseDefaultRouters", &c->use_default_routers, error) ||
-            !get_u32(kf, path, "Servers", "AnnouncePort", 1, 65535, &port, error))
+        /* into a copy: a file with one bad setting changes nothing */
+        config_copy(&n, c);
+        port = n.announce_port;
+        if (!get_bool(kf, path, "Daemon", "Enabled", &n.enabled, error) ||
+            !get_u32(kf, path, "Daemon", "DefaultLifetime", 120, 86400 * 7, &n.default_lifetime, error) ||
+            !get_u32(kf, path, "Daemon", "MaxLifetime", 120, 86400 * 7, &n.max_lifetime, error) ||
+            !get_u32(kf, path, "Daemon", "MaxMappingsPerUser", 0, 65536, &n.max_mappings_per_user, error) ||
+            !get_u32(kf, path, "Daemon", "MaxMappings", 1, 131070, &n.max_mappings, error) ||
+            !get_u32(kf, path, "Daemon", "GraceSeconds", 0, 3600, &n.grace_seconds, error) ||
+            !get_bool(kf, path, "Servers", "UseDefaultRouters", &n.use_default_routers, error) ||
+            !get_u32(kf, path, "Servers", "AnnouncePort", 1, 65535, &port, error)) {
+                pcpd_config_clear(&n);
                 return false;
-        c->announce_port = (guint16) port;
+        }
+        n.announce_port = (guint16) port;
 
         servers = g_key_file_get_value(kf, "Servers", "Servers", NULL);
         if (servers != NULL) {
                 g_auto(GStrv) parts = g_strsplit_set(servers, " ;,\t", -1);
-                pcpd_config_clear(c); /* a later file replaces the list */
+                pcpd_config_clear(&n); /* a later file replaces the list */
                 for (size_t i = 0; parts[i] != NULL; i++) {
                         if (parts[i][0] == '\0')
                                 continue;
-                        if (c->n_servers >= PCPD_MAX_CONFIG_SERVERS) {
+                        if (n.n_servers >= PCPD_MAX_CONFIG_SERVERS) {
                                 g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
                                             "%s: [Servers] Servers= lists more than %d servers", path,
                                             PCPD_MAX_CONFIG_SERVERS);
+                                pcpd_config_clear(&n);
                                 return false;
                         }
-                        if (!pcpd_parse_endpoint(parts[i], PCP_SERVER_PORT, &c->servers[c->n_servers].addr)) {
+                        if (!pcpd_parse_endpoint(parts[i], PCP_SERVER_PORT, &n.servers[n.n_servers].addr)) {
+                                g_autofree char *shown = g_utf8_make_valid(parts[i], -1);
                                 g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
                                             "%s: [Servers] Servers=: '%s' is not an address (a.b.c.d, a:b::c, "
                                             "with an optional :port or [v6]:port)",
-                                            path, parts[i]);
+                                            path, shown);
+                                pcpd_config_clear(&n);
                                 return false;
                         }
-                        c->servers[c->n_servers++].text = g_strdup(parts[i]);
+                        n.servers[n.n_servers++].text = g_strdup(parts[i]);
                 }
         }
+        pcpd_config_clear(c);
+        *c = n;
         return true;
+}
+
+/* GKeyFile's own messages quote what the file says as it is: made UTF-8 like ours */
+static bool syntax_error(GError **error, const char *path) {
+        if (error != NULL && *error != NULL && !g_utf8_validate((*error)->message, -1, NULL)) {
+                char *m = g_utf8_make_valid((*error)->message, -1);
+                g_free((*error)->message);
+                (*error)->message = m;
+        }
+        g_prefix_error(error, "%s: ", path);
+        return false;
+}
+
+static bool load_one(pcpd_config *c, const char *path, GError **error) {
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+
+        if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error))
+                return syntax_error(error, path);
+        return load_key_file(c, path, kf, error);
+}
+
+bool pcpd_config_load_data(pcpd_config *c, const char *name, const char *data, size_t len, GError **error) {
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+
+        if (!g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, error))
+                return syntax_error(error, name);
+        return load_key_file(c, name, kf, error);
 }
 
 static gint compare_strings(gconstpointer a, gconstpointer b) {

@@ -32,7 +32,11 @@ typedef struct pcpd_config {
 void pcpd_config_init(pcpd_config *c);
 void pcpd_config_clear(pcpd_config *c);
 /* Loads path, then path.d/ *.conf in lexical order (later files override). A missing main
- * file is not an error when allow_missing. Errors name the file, key and value. */
+ * file is not an error when allow_missing. Errors name the file, key and value; a file
+ * with an error changes nothing in c (the files before it have). */
 bool pcpd_config_load(pcpd_config *c, const char *path, bool allow_missing, GError **error);
+/* The settings of one file's text over c, as pcpd_config_load() reads each file; name is
+ * for messages. On error c is unchanged. */
+bool pcpd_config_load_data(pcpd_config *c, const char *name, const char *data, size_t len, GError **error);
 /* "192.0.2.1", "192.0.2.1:15351", "fd00::1", "[fd00::1]:15351", "fe80::1%eth0" */
 bool pcpd_parse_endpoint(const char *s, guint16 default_port, struct sockaddr_in6 *ret);

@@ -17,8 +17,8 @@ typedef struct pcpd_router {
         uint32_t metric;
 } pcpd_router;
 
-/* The default routers of both families, lowest metric first. Returns the count (>= 0) or
- * a negative errno. */
+/* The default routers of both families, IPv4 first, lowest metric first. Returns the
+ * count (>= 0) or a negative errno. */
 int pcpd_netlink_default_routers(pcpd_router *ret, size_t max);
 
 /* A netlink socket that becomes readable when routes change; -errno on failure. */
@@ -91,3 +91,18 @@ int pcpd_socket_describe(int fd, pcpd_socket_info *ret);
 /* Does the socket live in pcpd's own network namespace (SO_NETNS_COOKIE of both)? 1 yes,
  * 0 no, negative errno when that cannot be told (the caller then refuses it). */
 int pcpd_socket_in_own_netns(int fd);
+
+/* ---- the kernel's replies, parsed ----
+ * Pure functions of one datagram of a netlink dump reply, as recv() returns it into a
+ * buffer aligned to 4 (any malloc()ed one): no I/O, no logging. Each returns 1 when the
+ * datagram ends the dump (NLMSG_DONE), 0 when more is to come, and a negative errno when
+ * the kernel answered with an error (NLMSG_ERROR). The functions above feed them. */
+
+/* Adds the default routers (RTM_NEWROUTE of the main table, no destination, a gateway) in
+ * buf to routers[0..*n), at most max, a router (address and interface) once; ifname is
+ * left empty (looking it up is I/O). */
+int pcpd_netlink_parse_routes(const void *buf, size_t len, pcpd_router *routers, size_t max, size_t *n);
+
+/* Adds what the sockets in buf (SOCK_DIAG_BY_FAMILY, inet_diag_msg) say about the port of
+ * query q to *owners (which it only ever sets, never clears). */
+int pcpd_sock_diag_parse_owners(const void *buf, size_t len, const pcpd_port_query *q, pcpd_port_owners *owners);

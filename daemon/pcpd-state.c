@@ -327,9 +327,11 @@ static pcpd_state_mapping *mapping_from_group(GKeyFile *kf, const char *g) {
         m->suggested_port = (uint16_t) suggested;
         m->lifetime = (uint32_t) lifetime;
         m->external_port = (uint16_t) ext_port;
-        m->remote_port = (uint16_t) remote_port;
+        /* what the writer leaves out where it means nothing is nothing here too, so that a
+         * record written again reads back the same */
+        m->remote_port = m->remote_address != NULL ? (uint16_t) remote_port : 0;
         m->uid = (uid_t) uid;
-        m->delete_until = until;
+        m->delete_until = m->deleting ? until : 0;
         m->created = created;
         if (m->server == NULL)
                 m->server = g_strdup("");
@@ -400,7 +402,8 @@ static bool replay_record(pcpd_state *st, const char *text, size_t len) {
         bool removed;
         uint64_t id;
 
-        if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, NULL))
+        /* GKeyFile would read a line only up to a NUL: such a record is damaged */
+        if (memchr(text, '\0', len) != NULL || !g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, NULL))
                 return false;
         groups = g_key_file_get_groups(kf, NULL);
         if (groups[0] == NULL || groups[1] != NULL || !group_id(groups[0], &id))
@@ -424,7 +427,9 @@ void pcpd_state_replay_journal(pcpd_state *st, const char *data, size_t len) {
         static const char marker[] = "\n" PCPD_STATE_JOURNAL_END;
 
         while (p < end) {
-                const char *rec_end = g_strstr_len(p, end - p, marker), *start = p;
+                /* memmem(), not a string search: a NUL (a block of zeros a crash left)
+                 * must not hide the records after it */
+                const char *rec_end = memmem(p, (size_t) (end - p), marker, strlen(marker)), *start = p;
 
                 if (rec_end == NULL) {
                         st->journal_torn += (size_t) (end - p); /* the last record, cut short */
@@ -595,32 +600,36 @@ int pcpd_state_write_atomic(int dirfd, const char *name, const char *data, size_
 }
 
 /* A journal that does not end with a complete record (a power cut in the middle of a
- * write) is cut back to its last complete one: a record appended after a torn one would
- * start in the middle of its line. A record is a few hundred octets: the window holds one. */
+ * write, or a run of zeros a crash left) is cut back to its last complete one: a record
+ * appended after a torn one would start in the middle of its line. The end line is looked
+ * for from the end backwards, however far back it is. */
 static int journal_cut_torn(int fd, off_t size) {
         static const char marker[] = "\n" PCPD_STATE_JOURNAL_END;
+        const size_t ml = strlen(marker);
         char buf[16384];
-        size_t n = (size_t) MIN((off_t) sizeof(buf), size), keep;
-        ssize_t k;
+        off_t end = size;
 
-        if (size == 0)
-                return 0;
-        k = pread(fd, buf, n, size - (off_t) n);
-        if (k < 0)
-                return errno == EBADF ? 0 : -errno; /* opened write-only on an odd file system */
-        if ((size_t) k != n)
-                return 0;
-        keep = 0;
-        for (size_t i = n; i >= strlen(marker); i--)
-                if (memcmp(buf + i - strlen(marker), marker, strlen(marker)) == 0) {
-                        keep = i;
+        while (end > 0) {
+                size_t n = (size_t) MIN((off_t) sizeof(buf), end);
+                off_t start = end - (off_t) n;
+                ssize_t k = pread(fd, buf, n, start);
+
+                if (k < 0)
+                        return errno == EBADF ? 0 : -errno; /* opened write-only on an odd file system */
+                if ((size_t) k != n)
+                        return 0; /* it changed under us: leave it to the reader */
+                for (size_t i = n; i >= ml; i--)
+                        if (memcmp(buf + i - ml, marker, ml) == 0) {
+                                if (start + (off_t) i == size)
+                                        return 0; /* ends with a complete record */
+                                return ftruncate(fd, start + (off_t) i) < 0 ? -errno : 0;
+                        }
+                if (start == 0)
                         break;
-                }
-        if (keep == n)
-                return 0; /* ends with a complete record */
-        if (keep == 0 && (off_t) n < size)
-                return 0; /* no record end in the window: leave it to the reader to count */
-        if (ftruncate(fd, size - (off_t) (n - keep)) < 0)
+                end = start + (off_t) ml - 1; /* an end line across the windows' border */
+        }
+        /* not one complete record */
+        if (size > 0 && ftruncate(fd, 0) < 0)
                 return -errno;
         return 0;
 }

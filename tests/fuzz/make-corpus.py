@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora in tests/fuzz/corpus/<target>/ (one small binary file per
-message). The cap-* seeds are the miniupnpd 2.3.1 captures also used in
+"""Writes the seed corpora of the wire and engine targets in tests/fuzz/corpus/<target>/
+(one small binary file per message; the other targets' seeds are captured or written by
+hand: see README.md). The cap-* seeds are the miniupnpd 2.3.1 captures also used in
 tests/unit/test-wire.c (see the comment there for how they were taken); the others are
 the hand-written vectors of that file. Run from anywhere; rewrites the directories."""
 import os

@@ -214,6 +214,16 @@ static void test_proc_stat(void **state) {
         assert_int_equal(pcpd_proc_stat_starttime(stat_line, strlen(stat_line), &t), 0);
         assert_int_equal(t, 987654);
         assert_int_equal(pcpd_proc_stat_starttime("1 (x) S 1", 9, &t), -EBADMSG);
+        /* found by tests/fuzz/fuzz-caller: the overflow check refused the last six values
+         * of the range; the largest value is read, one more is refused */
+        {
+                static const char max[] = "1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 18446744073709551615 20\n";
+                static const char over[] = "1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 18446744073709551616 20\n";
+
+                assert_int_equal(pcpd_proc_stat_starttime(max, strlen(max), &t), 0);
+                assert_true(t == UINT64_MAX);
+                assert_int_equal(pcpd_proc_stat_starttime(over, strlen(over), &t), -EBADMSG);
+        }
         assert_int_equal(pcpd_proc_stat_starttime("no parenthesis", 14, &t), -EBADMSG);
         assert_int_equal(pcpd_proc_stat_starttime("", 0, &t), -EBADMSG);
         /* this process: started after boot, not after now */

@@ -125,11 +125,86 @@ static void test_missing(void **state) {
         assert_int_equal(c.default_lifetime, PCPD_DEFAULT_LIFETIME);
 }
 
+/* Found by tests/fuzz/fuzz-conf: a file with a bad setting after good ones had already
+ * applied the good ones (a drop-in half read); it changes nothing now. */
+static void test_bad_file_changes_nothing(void **state) {
+        g_autofree char *path = write_conf("[Daemon]\nDefaultLifetime=7200\n[Servers]\nServers=192.0.2.1\n");
+        g_autofree char *dir = g_strconcat(path, ".d", NULL);
+        g_autofree char *d1 = g_build_filename(dir, "10-bad.conf", NULL);
+        g_autoptr(GError) error = NULL;
+        pcpd_config c;
+
+        assert_int_equal(g_mkdir(dir, 0700), 0);
+        assert_true(g_file_set_contents(d1,
+                                        "[Daemon]\nEnabled=false\nDefaultLifetime=900\n[Servers]\n"
+                                        "Servers=198.51.100.1\nUseDefaultRouters=false\nAnnouncePort=0\n",
+                                        -1, NULL));
+        pcpd_config_init(&c);
+        assert_false(pcpd_config_load(&c, path, false, &error));
+        assert_non_null(strstr(error->message, "AnnouncePort=0"));
+        /* what the main file said, nothing of the drop-in */
+        assert_true(c.enabled);
+        assert_int_equal(c.default_lifetime, 7200);
+        assert_true(c.use_default_routers);
+        assert_int_equal(c.n_servers, 1);
+        assert_string_equal(c.servers[0].text, "192.0.2.1");
+        pcpd_config_clear(&c);
+        g_unlink(d1);
+        g_rmdir(dir);
+        g_unlink(path);
+}
+
+/* Found by tests/fuzz/fuzz-conf: an error quoted the file's bytes as they were, so a name
+ * or value that is not UTF-8 made the message one the journal keeps as a blob. */
+static void test_errors_are_utf8(void **state) {
+        static const char *const bad[] = {
+                "[Daemon]\nCol\xff\xfeur=1\n",               /* an unknown key */
+                "[Da\xc3mon]\nx=1\n",                        /* an unknown group */
+                "[Daemon]\nDefaultLifetime=1\xe2\x82\n",     /* a bad number */
+                "[Daemon]\nEnabled=\xffyes\n",               /* a bad boolean */
+                "[Servers]\nServers=192.0.2.\x80\n",         /* a bad address */
+                "[Serv\377[ers]\n",                          /* GKeyFile's own: a bad group name */
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autofree char *path = write_conf(bad[i]);
+                g_autoptr(GError) error = NULL;
+                pcpd_config c;
+
+                pcpd_config_init(&c);
+                assert_false(pcpd_config_load(&c, path, false, &error));
+                if (!g_utf8_validate(error->message, -1, NULL))
+                        fail_msg("file %zu: the error is not UTF-8: %s", i, error->message);
+                assert_non_null(strstr(error->message, path));
+                pcpd_config_clear(&c);
+                g_unlink(path);
+        }
+}
+
+/* the text of a file reads as the file does */
+static void test_load_data(void **state) {
+        static const char text[] = "[Daemon]\nMaxMappings=10\n[Servers]\nServers=[fd00::1]:99\n";
+        g_autoptr(GError) error = NULL;
+        pcpd_config c;
+
+        pcpd_config_init(&c);
+        assert_true(pcpd_config_load_data(&c, "inline", text, strlen(text), &error));
+        assert_int_equal(c.max_mappings, 10);
+        assert_int_equal(c.n_servers, 1);
+        assert_false(pcpd_config_load_data(&c, "inline2", "[Daemon]\nMaxMappings=0\n", 23, &error));
+        assert_true(g_str_has_prefix(error->message, "inline2: "));
+        assert_int_equal(c.max_mappings, 10);
+        pcpd_config_clear(&c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_endpoints),      cmocka_unit_test(test_good_file),
                 cmocka_unit_test(test_dropins_override), cmocka_unit_test(test_bad_files),
                 cmocka_unit_test(test_missing),
+                cmocka_unit_test(test_bad_file_changes_nothing),
+                cmocka_unit_test(test_errors_are_utf8),
+                cmocka_unit_test(test_load_data),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -521,6 +521,102 @@ static void test_journal_open_cuts_torn_tail(void **state) {
         remove_dir(dir);
 }
 
+/* A torn tail longer than the window journal_open() looked at for the last record's end
+ * (16 KiB: a crash that left a long run of zeros, or a damaged file) was left in place, and
+ * the next record glued to it was lost when read back. */
+static void test_journal_open_long_torn_tail(void **state) {
+        char *dir = make_dir();
+        int dfd = open_dir(dir), jfd;
+        g_autoptr(GString) r1 = g_string_new(NULL), r3 = g_string_new(NULL);
+        g_autofree char *j = NULL, *zeros = g_malloc0(40000);
+        g_autoptr(pcpd_state) st = pcpd_state_new();
+        pcpd_state_mapping m;
+        size_t len;
+
+        fill(&m, 1);
+        pcpd_state_format_record(r1, &m);
+        fill(&m, 3);
+        pcpd_state_format_record(r3, &m);
+
+        jfd = pcpd_state_journal_open(dfd);
+        assert_true(jfd >= 0);
+        assert_int_equal(pcpd_state_journal_append(jfd, r1->str, r1->len), 0);
+        assert_int_equal(write(jfd, zeros, 40000), 40000);
+        close(jfd);
+
+        jfd = pcpd_state_journal_open(dfd);
+        assert_true(jfd >= 0);
+        assert_int_equal(pcpd_state_journal_append(jfd, r3->str, r3->len), 0);
+        close(jfd);
+        assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_JOURNAL, &j, &len), 0);
+        assert_int_equal(len, r1->len + r3->len);
+        pcpd_state_replay_journal(st, j, len);
+        assert_int_equal(st->journal_records, 2);
+        assert_non_null(get(st, 1));
+        assert_non_null(get(st, 3));
+
+        /* a journal of nothing but a long torn record is emptied */
+        jfd = pcpd_state_journal_open(dfd);
+        assert_int_equal(ftruncate(jfd, 0), 0);
+        assert_int_equal(write(jfd, zeros, 40000), 40000);
+        close(jfd);
+        jfd = pcpd_state_journal_open(dfd);
+        assert_true(jfd >= 0);
+        {
+                struct stat s;
+                assert_int_equal(fstat(jfd, &s), 0);
+                assert_int_equal(s.st_size, 0);
+        }
+        close(jfd);
+        close(dfd);
+        remove_dir(dir);
+}
+
+/* Found by tests/fuzz/fuzz-state: a NUL in the journal (a block of zeros a crash left on
+ * some file systems) hid every record after it, since the reader searched the end lines
+ * with a string function. The records around it count; the one holding the NUL is damaged. */
+static void test_journal_nul(void **state) {
+        g_autoptr(GString) j = g_string_new(NULL);
+        g_autoptr(pcpd_state) st = pcpd_state_new();
+        pcpd_state_mapping m1, m2, m3;
+
+        fill(&m1, 1);
+        fill(&m2, 2);
+        fill(&m3, 3);
+        pcpd_state_format_record(j, &m1);
+        g_string_append(j, "[Mapping 2]\nRemoved=tr");
+        g_string_append_len(j, "\0\0\0\0", 4);
+        g_string_append(j, "ue\n" PCPD_STATE_JOURNAL_END);
+        pcpd_state_format_record(j, &m3);
+        pcpd_state_replay_journal(st, j->str, j->len);
+        assert_int_equal(st->journal_records, 2);
+        assert_int_equal(st->journal_damaged, 1);
+        assert_int_equal(st->journal_torn, 0);
+        assert_same(&m1, get(st, 1));
+        assert_same(&m3, get(st, 3));
+}
+
+/* Found by tests/fuzz/fuzz-state: a record read back from a file had fields the writer
+ * leaves out (DeleteUntil of a mapping not being deleted, RemotePort of a MAP), so that
+ * written again it read back differently. They mean nothing there and read as 0. */
+static void test_meaningless_fields(void **state) {
+        static const char text[] = "[Mapping 4]\nNonce=a0a1a2a3a4a5a6a7a8a9aaab\nServer=192.0.2.1\nOpcode=1\n"
+                                   "Protocol=6\nInternalPort=80\nDeleteUntil=77\nRemotePort=99\n";
+        g_autoptr(pcpd_state) st = pcpd_state_new(), back = pcpd_state_new();
+        g_autoptr(GString) again = g_string_new(NULL);
+        pcpd_state_mapping *m;
+
+        assert_int_equal(pcpd_state_parse_snapshot(st, text, strlen(text)), 0);
+        m = get(st, 4);
+        assert_non_null(m);
+        assert_false(m->deleting);
+        assert_int_equal(m->delete_until, 0);
+        assert_int_equal(m->remote_port, 0);
+        pcpd_state_format_mapping(again, m);
+        assert_int_equal(pcpd_state_parse_snapshot(back, again->str, again->len), 0);
+        assert_same(m, get(back, 4));
+}
+
 static void test_no_symlinks(void **state) {
         char *dir = make_dir(), *outside = make_dir();
         g_autofree char *target = g_build_filename(outside, "precious", NULL);
@@ -617,6 +713,9 @@ int main(void) {
                 cmocka_unit_test(test_shrinking_snapshot),
                 cmocka_unit_test(test_failed_writes),
                 cmocka_unit_test(test_journal_open_cuts_torn_tail),
+                cmocka_unit_test(test_journal_open_long_torn_tail),
+                cmocka_unit_test(test_journal_nul),
+                cmocka_unit_test(test_meaningless_fields),
                 cmocka_unit_test(test_no_symlinks),
                 cmocka_unit_test(test_dir_checks),
         };
