@@ -685,7 +685,9 @@ static void schedule_renewal(pcp_engine *e, pcp_mapping *m) {
         uint64_t L = (uint64_t) m->info.lifetime_granted * SEC, t;
         uint32_t k = m->renew_step;
 
-        if (k >= 63) {
+        /* the window's width is L >> (k + 2): past 61 steps nothing is left to spread over
+         * (and a shift by 64 or more is undefined) */
+        if (k >= 62) {
                 mapping_timer(e, m, m->info.expires_at);
                 return;
         }
