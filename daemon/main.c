@@ -13,6 +13,7 @@
 #include "config.h"
 #include "pcpd-log.h"
 #include "pcpd-manager.h"
+#include "pcpd-reload.h"
 #include "pcpd-sdbus-glib.h"
 #include "pcpd-state.h"
 
@@ -63,13 +64,18 @@ static gboolean on_signal(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
-/* ExecReload= sends SIGHUP (whose default action would kill pcpd). Re-reading pcpd.conf
- * is not implemented yet, so say that, honestly, and keep running. The re-read will go
- * here: load the configuration into a new pcpd_config, hand it to the manager (servers,
- * limits, lifetimes; no mapping dropped), and wrap it in RELOADING=1 ... READY=1. */
+/* ExecReload= sends SIGHUP (whose default action would kill pcpd): re-read the
+ * configuration and apply what can change at run time (pcpd-reload.h). */
+typedef struct reload_ctx {
+        pcpd_manager *manager;
+        const char *config_path;
+        bool allow_missing;
+} reload_ctx;
+
 static gboolean on_reload(gpointer data) {
-        g_warning("Reload requested (SIGHUP), but pcpd cannot re-read its configuration yet: nothing changed. "
-                  "Restart it to apply a change (systemctl restart pcpd; mappings are kept across a restart).");
+        reload_ctx *r = data;
+
+        (void) pcpd_reload(r->manager, r->config_path, r->allow_missing);
         return G_SOURCE_CONTINUE;
 }
 
@@ -122,6 +128,7 @@ static int run(int argc, char **argv) {
         g_autoptr(pcpd_manager) m = NULL;
         sd_bus *bus = NULL;
         pcpd_config config;
+        reload_ctx reload;
         int r;
 
         g_log_set_writer_func(log_writer, NULL, NULL);
@@ -208,7 +215,8 @@ static int run(int argc, char **argv) {
 
         g_unix_signal_add(SIGTERM, on_signal, loop);
         g_unix_signal_add(SIGINT, on_signal, loop);
-        g_unix_signal_add(SIGHUP, on_reload, NULL);
+        reload = (reload_ctx) { m, config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", config_path == NULL };
+        g_unix_signal_add(SIGHUP, on_reload, &reload);
         watchdog_start();
         sd_notify(false, "READY=1");
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STARTED, NULL, "pcpd %s ready (state in %s)", PACKAGE_VERSION,

@@ -404,6 +404,35 @@ static gboolean on_route_change(gint fd, GIOCondition cond, gpointer data) {
         return G_SOURCE_CONTINUE;
 }
 
+/* A reload's configured servers (pcpd-reload.c): a server that stays keeps its mappings;
+ * one that goes takes its mappings with it, as a lost network would. */
+void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n) {
+        bool changed = false;
+
+        for (guint i = m->servers->len; i > 0; i--) {
+                pcpd_server *s = m->servers->pdata[i - 1];
+                bool keep = false;
+
+                if (strcmp(s->source, "config") != 0)
+                        continue;
+                for (size_t k = 0; k < n && !keep; k++)
+                        keep = manager_find_server(m, &servers[k].addr) == s;
+                if (!keep) {
+                        manager_remove_server(m, s);
+                        changed = true;
+                }
+        }
+        for (size_t k = 0; k < n; k++)
+                if (manager_find_server(m, &servers[k].addr) == NULL &&
+                    manager_add_server(m, &servers[k].addr, 1, "config", NULL, NULL) == 0)
+                        changed = true;
+        if (changed) {
+                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+                manager_update_state(m);
+        }
+        manager_kick(m);
+}
+
 /* ---- ANNOUNCE listener (5350) ---- */
 
 static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {

@@ -217,6 +217,9 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
  * family it is not behind a NAT for; no duplicates. Strings, owned by the array. */
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m);
 
+/* The configured servers become these (a reload): the ones that stay keep their mappings. */
+void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n);
+
 /* pcpd-bus.c */
 int pcpd_bus_register(pcpd_manager *m);
 void pcpd_bus_unregister(pcpd_manager *m);

@@ -418,12 +418,38 @@ print(e["MESSAGE"])
 # ---- 7. reload, restart, stop/start, a crash: alice keeps her port ---------------------------
 log_phase "reload"
 pid=$(main_pid)
-check "systemctl reload pcpd" cx systemctl reload pcpd.service
-check "journal: pcpd says the reload changed nothing yet" wait_cmd 20 "the SIGHUP message" \
-    journal_has 'Reload requested (SIGHUP)'
+journal_count() { cx journalctl -u pcpd.service -o cat --no-pager | grep -cF -- "$1"; }
+bus_u32() { cx busctl get-property org.freedesktop.PCP1 /org/freedesktop/PCP1 org.freedesktop.PCP1.Manager "$1"; }
+reloads=$(journal_count 'Configuration reloaded')
+mkdir -p "$ROOT/etc/pcpd/pcpd.conf.d"
+printf '[Daemon]\nDefaultLifetime=900\nMaxMappingsPerUser=5\n' >"$ROOT/etc/pcpd/pcpd.conf.d/50-test.conf"
+check "systemctl reload pcpd (a drop-in changes DefaultLifetime and MaxMappingsPerUser)" \
+    cx systemctl reload pcpd.service
+check "journal: pcpd re-read its configuration" wait_cmd 20 "the reload message" \
+    eval '[ "$(journal_count "Configuration reloaded")" -gt "$reloads" ]'
+is "the reload applied DefaultLifetime=900" "$(bus_u32 DefaultLifetime)" "u 900"
+is "the reload applied MaxMappingsPerUser=5" "$(bus_u32 MaxMappingsPerUser)" "u 5"
 is "reload does not kill pcpd (same MainPID, active)" "$(main_pid) $(cx systemctl is-active pcpd.service)" "$pid active"
 is "after the reload the refserver has alice's mapping, same nonce" "$(ref_mapping 8080)" "$EXT $NONCE"
 is "alice did not see pcpd go" "$(grep -c pcpd-gone "$WORK/alice.out")" 0
+check "after the reload: STATUS= is pcpd's state again" wait_cmd 20 "the status" \
+    eval '[[ "$(prop StatusText)" =~ ^ready,\ [0-9]+\ server ]]'
+
+# an invalid file: nothing changes, the journal and the status say why
+failures=$(journal_count 'Reload failed')
+printf '[Daemon]\nDefaultLifetime=5\n' >"$ROOT/etc/pcpd/pcpd.conf.d/60-bad.conf"
+check "systemctl reload pcpd with an invalid drop-in" cx systemctl reload pcpd.service
+check "journal: the reload failed, naming the file and the value" wait_cmd 20 "the failure message" \
+    eval '[ "$(journal_count "60-bad.conf: [Daemon] DefaultLifetime=5")" -gt "$failures" ]'
+is "systemctl status shows the failed reload" "$(prop StatusText)" 'Reload failed, old configuration kept: .*60-bad.conf.*'
+is "the invalid reload changed nothing (DefaultLifetime still 900)" "$(bus_u32 DefaultLifetime)" "u 900"
+is "pcpd still runs after the invalid reload (same MainPID)" "$(main_pid) $(cx systemctl is-active pcpd.service)" "$pid active"
+is "after the invalid reload the refserver has alice's mapping, same nonce" "$(ref_mapping 8080)" "$EXT $NONCE"
+rm -f "$ROOT/etc/pcpd/pcpd.conf.d/60-bad.conf"
+reloads=$(journal_count 'Configuration reloaded')
+check "systemctl reload pcpd once the file is fixed" cx systemctl reload pcpd.service
+check "journal: reloaded" wait_cmd 20 "the reload message" \
+    eval '[ "$(journal_count "Configuration reloaded")" -gt "$reloads" ]'
 
 log_phase "restart"
 requests_before=$(wc -l <"$WORK/ref.log")
