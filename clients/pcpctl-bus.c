@@ -305,6 +305,7 @@ static const PropMap mapping_map[_MAPPING_PROP_MAX] = {
         [MAPPING_APP_ID] = {"AppId", "s", read_string, offsetof(MappingInfo, app_id)},
         [MAPPING_APP_ID_SOURCE] = {"AppIdSource", "s", read_string, offsetof(MappingInfo, app_id_source)},
         [MAPPING_CREATED] = {"Created", "t", read_u64, offsetof(MappingInfo, created)},
+        [MAPPING_DECLARED] = {"Declared", "s", read_string, offsetof(MappingInfo, declared)},
 };
 
 const char *manager_property_name(unsigned p) {
@@ -478,6 +479,7 @@ void mapping_info_done(MappingInfo *i) {
         free(i->owner);
         free(i->app_id);
         free(i->app_id_source);
+        free(i->declared);
         *i = (MappingInfo){0};
 }
 

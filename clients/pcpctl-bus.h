@@ -101,6 +101,7 @@ typedef struct MappingInfo {
         char *app_id;
         char *app_id_source;
         uint64_t created;
+        char *declared; /* "" or absent (an older pcpd): not declared */
 } MappingInfo;
 
 /* Bits of the properties a signal or reply carried (see the PROP_* names). */
@@ -145,6 +146,7 @@ enum {
         MAPPING_APP_ID,
         MAPPING_APP_ID_SOURCE,
         MAPPING_CREATED,
+        MAPPING_DECLARED,
         _MAPPING_PROP_MAX,
 };
 

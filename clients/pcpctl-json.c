@@ -253,6 +253,10 @@ void json_mapping(Json *j, const MappingInfo *i) {
         json_string(j, i->app_id_source);
         json_key(j, "Created");
         json_uint(j, i->created);
+        if (i->declared != NULL) { /* absent from an older pcpd */
+                json_key(j, "Declared");
+                json_string(j, i->declared);
+        }
         json_end_object(j);
 }
 

@@ -246,12 +246,20 @@ int verb_list(int argc, char **argv, sd_bus *bus) {
                         format_relative(expires, sizeof(expires), m->expires_at, now);
                 snprintf(uid, sizeof(uid), "%" PRIu32, m->uid);
                 any_peer = any_peer || !isempty(m->remote_address);
-                any_app = any_app || !isempty(m->app_id);
+                any_app = any_app || !isempty(m->app_id) || !isempty(m->declared);
+                /* a declared mapping is the administrator's: its declaration's name stands for the app */
+                _cleanup_free_ char *app = NULL;
+                if (!isempty(m->declared)) {
+                        if (asprintf(&app, "declared:%s", m->declared) < 0)
+                                app = NULL;
+                } else
+                        app = strdup(strempty(m->app_id));
 
                 if (internal == NULL || external == NULL || remote == NULL || proto == NULL || state == NULL ||
+                    app == NULL ||
                     table_add_row(t,
                                   (const char *const[]){mapping_id(m->path), proto, internal, external, remote,
-                                                        state, expires, uid, m->app_id, m->description},
+                                                        state, expires, uid, app, m->description},
                                   (const char *const[]){NULL, NULL, NULL, NULL, NULL,
                                                         mapping_state_color(m->state), NULL, NULL, NULL, NULL}) <
                             0) {

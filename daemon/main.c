@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "pcpd-log.h"
+#include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
 #include "pcpd-reload.h"
 #include "pcpd-sdbus-glib.h"
@@ -110,6 +111,8 @@ static gboolean on_bus_lost(gpointer data) {
 static int run(int argc, char **argv) {
         g_autofree char *config_path = NULL, *state_dir = NULL, *why = NULL;
         g_autoptr(pcpd_state) loaded = NULL;
+        g_autoptr(GPtrArray) declared = NULL;
+        g_autofree char *declared_dir = NULL;
         int state_fd = -1;
         gboolean version = FALSE, verbose = FALSE;
         GOptionEntry entries[] = {
@@ -184,6 +187,16 @@ static int run(int argc, char **argv) {
                 pcpd_config_clear(&config);
                 return 1;
         }
+        /* the administrator's declared mappings are configuration: a bad one stops pcpd too */
+        declared_dir = pcpd_declared_etc_dir(config_path ?: SYSCONFDIR "/pcpd/pcpd.conf");
+        if (!pcpd_declared_load(declared_dir, state_fd, state_dir, &declared, &error)) {
+                pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_CONFIG_ERROR,
+                               ((const char *const[]) { "PCPD_CONFIG", declared_dir, NULL }),
+                               "Bad declared mapping, not starting: %s", error->message);
+                pcpd_config_clear(&config);
+                close(state_fd);
+                return 1;
+        }
 
         loop = g_main_loop_new(NULL, FALSE);
         r = pcpd_manager_new(&config, state_dir, state_fd, g_steal_pointer(&loaded), loop, &m);
@@ -210,6 +223,7 @@ static int run(int argc, char **argv) {
                 sd_bus_unref(bus);
                 return 1;
         }
+        pcpd_manager_set_declared(m, g_steal_pointer(&declared));
         pcpd_sd_bus_attach_glib(bus, NULL, on_bus_lost, loop);
         sd_bus_unref(bus); /* the manager and the source hold it */
 

@@ -17,6 +17,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "pcpd-declared-manager.h"
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
 
@@ -955,6 +956,7 @@ static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
                 .app_id_source = (char *) mp->app_id_source,
                 .description = mp->description,
                 .created = mp->created,
+                .declared = mp->declared,
         };
         if (rec->has_nonce)
                 memcpy(rec->nonce, mp->nonce, PCP_NONCE_LEN);
@@ -1218,6 +1220,7 @@ static void mapping_free(pcpd_mapping *mp) {
         g_free(mp->owner);
         g_free(mp->remote_address);
         g_free(mp->description);
+        g_free(mp->declared);
         g_free(mp->key);
         g_free(mp->state);
         g_free(mp->error);
@@ -1865,6 +1868,7 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
         mp->app_id_source = req->app_id_source ?: "none";
         mp->owner = g_strdup(req->persistent ? "" : (req->owner ?: ""));
         mp->persistent = req->persistent;
+        mp->declared = g_strdup(req->declared);
         mp->opcode = req->opcode;
         mp->protocol = req->protocol;
         mp->family = family;
@@ -2206,6 +2210,7 @@ static pcpd_mapping *mapping_from_record(pcpd_manager *m, const pcpd_state_mappi
         mp->app_id_source = app_id_source_from_string(rec->app_id_source);
         mp->owner = g_strdup("");
         mp->persistent = rec->persistent;
+        mp->declared = g_strdup(rec->declared);
         mp->unclaimed = !mp->persistent;
         mp->opcode = rec->opcode;
         mp->protocol = rec->protocol;
@@ -2520,6 +2525,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 if (m->announce_fds[i] >= 0)
                         close(m->announce_fds[i]);
         }
+        pcpd_manager_declared_free(m);
         pcpd_bus_unregister(m); /* before the bus goes: calls still being authorised */
         sd_bus_slot_unref(m->name_owner_slot);
         if (m->mappings != NULL)

@@ -6,6 +6,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "pcpd-declared-manager.h"
 #include "pcpd-log.h"
 
 static bool same_servers(const pcpd_config *a, const pcpd_config *b) {
@@ -92,12 +93,16 @@ static void notify_reloading(void) {
 
 bool pcpd_reload(pcpd_manager *m, const char *config_path, bool allow_missing) {
         g_autoptr(GError) error = NULL;
+        g_autoptr(GPtrArray) declared = NULL;
+        g_autofree char *etc_dir = pcpd_declared_etc_dir(config_path);
         pcpd_config c;
         unsigned n;
 
         notify_reloading();
         pcpd_config_init(&c);
-        if (!pcpd_config_load(&c, config_path, allow_missing, &error)) {
+        /* all of it read before anything is applied */
+        if (!pcpd_config_load(&c, config_path, allow_missing, &error) ||
+            !pcpd_declared_load(etc_dir, m->state_fd, m->state_dir, &declared, &error)) {
                 pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_RELOAD_FAILED,
                                ((const char *const[]) { "PCPD_CONFIG", config_path, NULL }),
                                "Reload failed, the old configuration stays in force: %s", error->message);
@@ -108,6 +113,7 @@ bool pcpd_reload(pcpd_manager *m, const char *config_path, bool allow_missing) {
         }
         n = pcpd_reload_apply_config(m, &c);
         pcpd_config_clear(&c);
+        pcpd_manager_set_declared(m, g_steal_pointer(&declared));
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_RELOADED,
                        ((const char *const[]) { "PCPD_CONFIG", config_path, NULL }),
                        "Configuration reloaded from %s: %u setting(s) changed, %u mapping(s) kept", config_path, n,
