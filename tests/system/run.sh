@@ -451,6 +451,33 @@ check "systemctl reload pcpd once the file is fixed" cx systemctl reload pcpd.se
 check "journal: reloaded" wait_cmd 20 "the reload message" \
     eval '[ "$(journal_count "Configuration reloaded")" -gt "$reloads" ]'
 
+log_phase "declared mappings"
+# the administrator's file, applied by a reload, kept across the restart and stop/start below
+mkdir -p "$ROOT/etc/pcpd/mappings.d"
+printf '[Mapping]\nProtocol=tcp\nPort=8554\nExternalPort=8554\nDescription=IP camera\n' \
+    >"$ROOT/etc/pcpd/mappings.d/camera.conf"
+reloads=$(journal_count 'Configuration reloaded')
+check "systemctl reload pcpd with a new /etc/pcpd/mappings.d/camera.conf" cx systemctl reload pcpd.service
+check "journal: reloaded" wait_cmd 20 "the reload message" \
+    eval '[ "$(journal_count "Configuration reloaded")" -gt "$reloads" ]'
+check "the declared mapping is made at the router" wait_cmd 30 "a mapping of 8554" eval '[ -n "$(ref_mapping 8554)" ]'
+read -r CAM_EXT CAM_NONCE <<<"$(ref_mapping 8554)"
+declared_active() { nsenter -t "$LEADER" -a pcpctl list --no-pager --full | grep -E ":8554 .* active .*declared:camera"; }
+check "pcpctl list shows it active and declared:camera" wait_cmd 30 "the declared mapping active" declared_active
+is "the declared mapping is persistent, of uid 0" "$(cx busctl get-property org.freedesktop.PCP1 \
+    "$(cx busctl get-property org.freedesktop.PCP1 /org/freedesktop/PCP1 org.freedesktop.PCP1.Manager DeclaredMappings \
+    | sed -n 's/.*"camera" "[^"]*" "\([^"]*\)".*/\1/p')" org.freedesktop.PCP1.Mapping Persistent)" "b true"
+is "alice's mapping untouched by that reload" "$(ref_mapping 8080)" "$EXT $NONCE"
+out=$(cx runuser -u alice -- pcpctl --no-ask-password declare mine tcp 9000 2>&1)
+is "alice (may map) may not declare: polkit's configure needs an administrator" "$out" \
+    'Failed to declare: .*(not allowed|Authentication is required).*'
+check "pcpctl declare as root" cx pcpctl declare web tcp 8443 --description=web
+check "it is saved in /var/lib/pcpd/mappings.d: pcpd, 0600" stat_is "$ROOT/var/lib/pcpd/mappings.d/web.conf" "$PCPD_UID 600"
+check "the router holds it" wait_cmd 30 "a mapping of 8443" eval '[ -n "$(ref_mapping 8443)" ]'
+check "pcpctl undeclare web" cx pcpctl undeclare web
+check "undeclared: deleted at the router" wait_cmd 30 "no mapping of 8443" eval '[ -z "$(ref_mapping 8443)" ]'
+check "undeclared: its file is gone" not_running_dir /var/lib/pcpd/mappings.d/web.conf
+
 log_phase "restart"
 requests_before=$(wc -l <"$WORK/ref.log")
 m=$(mark alice)
@@ -464,6 +491,8 @@ mine = [r for r in reqs if r.get("nonce") == sys.argv[3]]
 assert mine, "no request with the old nonce after the restart"
 assert all(r.get("lifetime", 1) > 0 for r in mine), mine
 ' "$WORK/ref.log" "$requests_before" "$NONCE"
+check "after the restart the declared mapping is active again" wait_cmd 30 "the declared mapping active" declared_active
+is "the declared mapping after the restart: same external port, old nonce" "$(ref_mapping 8554)" "$CAM_EXT $CAM_NONCE"
 
 log_phase "stop/start"
 check "systemctl stop pcpd" cx systemctl stop pcpd.service
@@ -474,6 +503,8 @@ check "RuntimeDirectory= /run/pcpd removed on stop" not_running_dir /run/pcpd
 m=$(mark alice)
 check "systemctl start pcpd" cx systemctl start pcpd.service
 check "alice is back on the same port after stop/start" wait_back alice "$m" "$EXT"
+check "the declared mapping from mappings.d is active after start" wait_cmd 30 "the declared mapping active" declared_active
+is "the declared mapping after stop/start: same external port, old nonce" "$(ref_mapping 8554)" "$CAM_EXT $CAM_NONCE"
 
 log_phase "crash"
 pid=$(main_pid)
@@ -678,6 +709,10 @@ log_phase "enable"
 check "systemctl enable --now pcpd" cx systemctl enable --now pcpd.service
 is "systemctl is-enabled pcpd" "$(cx systemctl is-enabled pcpd.service)" enabled
 check "wanted by multi-user.target" test -L "$ROOT/etc/systemd/system/multi-user.target.wants/pcpd.service"
+rm -f "$ROOT/etc/pcpd/mappings.d/camera.conf"
+check "systemctl reload pcpd after camera.conf was removed" cx systemctl reload pcpd.service
+check "the removed declaration's mapping is deleted at the router" wait_cmd 30 "no mapping of 8554" \
+    eval '[ -z "$(ref_mapping 8554)" ]'
 stop_holder alice
 stop_holder alice3
 check "when alice's services stop, their mappings are deleted at the router" \
