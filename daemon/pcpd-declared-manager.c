@@ -83,14 +83,18 @@ static gboolean on_declared_retry(gpointer data);
 
 /* Every declaration without a mapping is asked for; the retry runs while one is left. */
 static void declared_sync(pcpd_manager *m) {
-        bool added = false;
+        bool changed = false;
 
         for (guint i = 0; m->declared != NULL && i < m->declared->len; i++) {
                 pcpd_declared *d = m->declared->pdata[i];
-                if (pcpd_manager_declared_mapping(m, d->name) == NULL && declared_map(m, d))
-                        added = true;
+                bool before = pcpd_manager_declared_mapping(m, d->name) != NULL;
+                bool has = before || declared_map(m, d);
+
+                /* a new mapping (a new path), or one that went and could not be made again */
+                changed = changed || has != d->had_mapping || (has && !before);
+                d->had_mapping = has;
         }
-        if (added)
+        if (changed)
                 pcpd_bus_manager_changed(m, (const char *[]) { "DeclaredMappings", NULL });
         /* also when none is missing: a mapping that goes later (released, its server gone)
          * is asked for again */

@@ -48,6 +48,7 @@ typedef struct pcpd_declared {
         struct in6_addr third_party;
         /* the manager's bookkeeping, not part of the declaration */
         char *last_error; /* why it could not be mapped, as last logged */
+        bool had_mapping; /* it had one at the last check (DeclaredMappings as published) */
 } pcpd_declared;
 
 void pcpd_declared_free(pcpd_declared *d);

@@ -107,6 +107,30 @@ class DeclaredTest(BusTestCase):
         self.assertNotEqual(now['change'], paths['change'])
         self.assertEqual(env.get(now['change'], MAPPING, 'Description'), 'after')
 
+    def test_retried_until_mapped(self):
+        """One that cannot be made (switched off) is "/" in DeclaredMappings, said once, and
+        made when it can be (within the 10 s retry); one released comes back."""
+        env = self.make_env(start=False, config={'Enabled': 'false'})
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'later.conf'), '[Mapping]\nProtocol=udp\nPort=9060\n')
+        env.start_pcpd(wait_ready=False)
+        self.assertEqual(self.declared(env), {'later': '/'})
+        self.assertEqual(env.log().count('Declared mapping later'), 1, env.log())
+        self.assertIn('cannot map it now: Port mapping is switched off', env.log())
+        n_signals = len(env.signals)
+        env.manager('SetEnabled', 'b', (True,))
+        wait_until(lambda: self.declared(env)['later'] != '/', CAP, 'the declared mapping made after SetEnabled')
+        path = self.declared(env)['later']
+        env.wait_state(path, 'active')
+        wait_until(lambda: any(s[2] == 'PropertiesChanged' and 'DeclaredMappings' in s[3][1]
+                               for s in env.signals[n_signals:]), CAP, 'PropertiesChanged of DeclaredMappings')
+        # the reason was logged once, however many retries there were
+        self.assertEqual(env.log().count('cannot map it now'), 1)
+
+        env.manager('RemoveMapping', 'o', (path,))
+        wait_until(lambda: self.declared(env)['later'] not in ('/', path), CAP, 'the released one made again')
+        env.wait_state(self.declared(env)['later'], 'active')
+
     def test_bad_file_on_reload_changes_nothing(self):
         env = self.make_env(start=False)
         d = self.declare_dir(env)
