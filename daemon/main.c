@@ -65,18 +65,10 @@ static gboolean on_signal(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
-/* ExecReload= sends SIGHUP (whose default action would kill pcpd): re-read the
- * configuration and apply what can change at run time (pcpd-reload.h). */
-typedef struct reload_ctx {
-        pcpd_manager *manager;
-        const char *config_path;
-        bool allow_missing;
-} reload_ctx;
-
+/* SIGHUP (whose default action would kill pcpd): re-read the configuration and apply what
+ * can change at run time (pcpd-reload.h), as Manager.Reload (the unit's ExecReload=) does. */
 static gboolean on_reload(gpointer data) {
-        reload_ctx *r = data;
-
-        (void) pcpd_reload(r->manager, r->config_path, r->allow_missing);
+        (void) pcpd_reload(data, NULL);
         return G_SOURCE_CONTINUE;
 }
 
@@ -131,7 +123,6 @@ static int run(int argc, char **argv) {
         g_autoptr(pcpd_manager) m = NULL;
         sd_bus *bus = NULL;
         pcpd_config config;
-        reload_ctx reload;
         int r;
 
         g_log_set_writer_func(log_writer, NULL, NULL);
@@ -229,8 +220,8 @@ static int run(int argc, char **argv) {
 
         g_unix_signal_add(SIGTERM, on_signal, loop);
         g_unix_signal_add(SIGINT, on_signal, loop);
-        reload = (reload_ctx) { m, config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", config_path == NULL };
-        g_unix_signal_add(SIGHUP, on_reload, &reload);
+        pcpd_reload_set_source(config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", config_path == NULL);
+        g_unix_signal_add(SIGHUP, on_reload, m);
         watchdog_start();
         sd_notify(false, "READY=1");
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STARTED, NULL, "pcpd %s ready (state in %s)", PACKAGE_VERSION,

@@ -22,6 +22,7 @@
 #include "pcpd-manager.h"
 #include "pcpd-netlink.h"
 #include "pcpd-polkit.h"
+#include "pcpd-reload.h"
 
 /* Calls waiting for the bus's answer about their caller are not limited here: the bus
  * answers those itself at once, and bounds how many a caller can have outstanding
@@ -35,6 +36,7 @@ typedef enum call_kind {
         CALL_SET_ENABLED,
         CALL_DECLARE,   /* DeclareMapping: p->declared */
         CALL_UNDECLARE, /* RemoveDeclaredMapping: p->target_path is the name */
+        CALL_RELOAD,
 } call_kind;
 
 /* The bus face's own state, m->bus_face. */
@@ -730,6 +732,18 @@ static void pending_act(pending_call *p) {
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
+
+        case CALL_RELOAD: {
+                g_autofree char *why = NULL;
+                if (!pcpd_reload(m, &why)) {
+                        sd_bus_error_setf(&err, PCP1_ERROR_INVALID_CONFIGURATION,
+                                          "The configuration is invalid, nothing was changed: %s", why);
+                        break;
+                }
+                sd_bus_reply_method_return(p->msg, NULL);
+                pending_free(p);
+                return;
+        }
         }
         reply_error(p, &err);
         pending_free(p);
@@ -966,6 +980,10 @@ static int method_remove_declared_mapping(sd_bus_message *msg, void *userdata, s
         return pending_start(p, error);
 }
 
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return pending_start(pending_new(userdata, msg, CALL_RELOAD), error);
+}
+
 static int method_get_external_address(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         pcpd_manager *m = userdata;
         g_autofree char *addr = NULL, *server = NULL;
@@ -1096,6 +1114,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("o", mapping), method_declare_mapping, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemoveDeclaredMapping", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
                                 method_remove_declared_mapping, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetExternalAddress", SD_BUS_ARGS("s", family),
                                 SD_BUS_RESULT("s", address, "s", server), method_get_external_address,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

@@ -6,8 +6,19 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "config.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-log.h"
+
+/* The daemon has one configuration: where it is, as main.c found it. */
+static char *source_path;
+static bool source_allow_missing;
+
+void pcpd_reload_set_source(const char *config_path, bool allow_missing) {
+        g_free(source_path);
+        source_path = g_strdup(config_path);
+        source_allow_missing = allow_missing;
+}
 
 static bool same_servers(const pcpd_config *a, const pcpd_config *b) {
         if (a->n_servers != b->n_servers)
@@ -91,9 +102,11 @@ static void notify_reloading(void) {
                           (unsigned long long) ts.tv_sec * 1000000ULL + (unsigned long long) ts.tv_nsec / 1000);
 }
 
-bool pcpd_reload(pcpd_manager *m, const char *config_path, bool allow_missing) {
+bool pcpd_reload(pcpd_manager *m, char **ret_error) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GPtrArray) declared = NULL;
+        const char *config_path = source_path != NULL ? source_path : SYSCONFDIR "/pcpd/pcpd.conf";
+        bool allow_missing = source_path != NULL ? source_allow_missing : true;
         g_autofree char *etc_dir = pcpd_declared_etc_dir(config_path);
         pcpd_config c;
         unsigned n;
@@ -109,6 +122,8 @@ bool pcpd_reload(pcpd_manager *m, const char *config_path, bool allow_missing) {
                 pcpd_config_clear(&c);
                 (void) sd_notifyf(false, "READY=1\nSTATUS=Reload failed, old configuration kept: %s", error->message);
                 g_clear_pointer(&m->status_text, g_free); /* the next change of state says it again */
+                if (ret_error != NULL)
+                        *ret_error = g_strdup(error->message);
                 return false;
         }
         n = pcpd_reload_apply_config(m, &c);

@@ -24,7 +24,11 @@
  * one it cannot make is logged. Returns the number of settings changed. */
 unsigned pcpd_reload_apply_config(pcpd_manager *m, const pcpd_config *c);
 
-/* The whole reload: RELOADING=1, read config_path (allow_missing as at start) and the
- * declared mappings next to it, apply, READY=1 with a STATUS= that says how it went.
- * Returns false (and changes nothing) when the configuration is invalid. */
-bool pcpd_reload(pcpd_manager *m, const char *config_path, bool allow_missing);
+/* Where a reload reads the configuration: config_path (allow_missing as at start), and
+ * the declared mappings next to it. main.c sets it once, before the first reload. */
+void pcpd_reload_set_source(const char *config_path, bool allow_missing);
+
+/* The whole reload (SIGHUP, or Manager.Reload): RELOADING=1, read, apply, READY=1 with a
+ * STATUS= that says how it went. Returns false (and changes nothing) when the
+ * configuration is invalid; *ret_error (when not NULL) then says why. */
+bool pcpd_reload(pcpd_manager *m, char **ret_error);

@@ -131,6 +131,28 @@ class DeclaredTest(BusTestCase):
         wait_until(lambda: self.declared(env)['later'] not in ('/', path), CAP, 'the released one made again')
         env.wait_state(self.declared(env)['later'], 'active')
 
+    def test_change_on_the_same_port(self):
+        """A changed declaration of the same port: deleted upstream, then asked for again
+        with what it now says (a new nonce); one mapping of the port at the router."""
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'same.conf'), '[Mapping]\nProtocol=tcp\nPort=9070\nLifetime=600\n')
+        env.start_pcpd()
+        self.wait_upstream(env, {9070})
+        old_nonce = self.upstream(env)[9070]['nonce']
+        old_path = self.declared(env)['same']
+        write(os.path.join(d, 'same.conf'), '[Mapping]\nProtocol=tcp\nPort=9070\nLifetime=900\nDescription=new\n')
+        self.assertIn('Configuration reloaded', self.reload(env))
+        path = self.declared(env)['same']
+        self.assertNotEqual(path, old_path)
+        env.wait_state(path, 'active')
+        self.assertEqual(env.get(path, MAPPING, 'Description'), 'new')
+        wait_until(lambda: self.upstream(env)[9070]['nonce'] != old_nonce, CAP, 'the new request upstream')
+        up = env.dump()
+        self.assertEqual(len(up), 1, up)
+        self.assertEqual(up[0]['lifetime'], 900)
+        self.assertIn(old_nonce, {r['nonce'] for r in env.reflog_requests() if r['lifetime'] == 0})
+
     def test_bad_file_on_reload_changes_nothing(self):
         env = self.make_env(start=False)
         d = self.declare_dir(env)

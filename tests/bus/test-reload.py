@@ -11,7 +11,7 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pcpdtest import MANAGER, MAPPING, PATH, BusTestCase, main, wait_until  # noqa: E402
+from pcpdtest import ERR, MANAGER, MAPPING, NOBODY, PATH, Agent, BusTestCase, main, wait_until  # noqa: E402
 
 CAP = 60
 
@@ -148,6 +148,38 @@ class ReloadTest(BusTestCase):
         self.reload(env)
         self.assertFalse(env.get(PATH, MANAGER, 'Enabled'))
         wait_until(lambda: env.dump() == [], CAP, 'the mapping deleted upstream')
+
+    def test_reload_method(self):
+        """Manager.Reload (the unit's ExecReload=): returns once applied; an invalid file is
+        InvalidConfiguration naming it, and changes nothing; it needs `configure`."""
+        env = self.make_env(polkit=True, config={'DefaultLifetime': 600})
+        path = env.add_mapping('tcp', 8607, 0, {})
+        env.wait_state(path, 'active')
+        nonce = env.dump()[0]['nonce']
+        env.config['DefaultLifetime'] = 700
+        env.write_config()
+        env.manager('Reload')
+        # applied when the call returns: no waiting
+        self.assertEqual(env.get(PATH, MANAGER, 'DefaultLifetime'), 700)
+        self.assertIn('Configuration reloaded', env.log())
+
+        conf = env.write_config()
+        with open(conf, 'a') as f:
+            f.write('[Daemon]\nNoSuchSetting=1\n')
+        e = self.assertDBusError(ERR + 'InvalidConfiguration', env.manager, 'Reload')
+        self.assertIn(conf, e.msg)
+        self.assertIn('NoSuchSetting', e.msg)
+        self.assertEqual(env.get(PATH, MANAGER, 'DefaultLifetime'), 700)
+        self.assertEqual(env.get(path, MAPPING, 'State'), 'active')
+        self.assertEqual(env.dump()[0]['nonce'], nonce)
+
+        env.write_config()
+        nobody = Agent(env, uid=NOBODY)
+        env.polkit_call('SetAllowed', 'as', [])
+        self.assertAgentError(ERR + 'NotAuthorized', nobody.call('Reload'))
+        env.polkit_call('SetAllowed', 'as', ['org.freedesktop.PCP1.configure'])
+        self.assertEqual(nobody.call('Reload'), {'ok': []})
+        env.assert_alive()
 
 
 if __name__ == '__main__':

@@ -438,7 +438,12 @@ check "after the reload: STATUS= is pcpd's state again" wait_cmd 20 "the status"
 # an invalid file: nothing changes, the journal and the status say why
 failures=$(journal_count 'Reload failed')
 printf '[Daemon]\nDefaultLifetime=5\n' >"$ROOT/etc/pcpd/pcpd.conf.d/60-bad.conf"
-check "systemctl reload pcpd with an invalid drop-in" cx systemctl reload pcpd.service
+out=$(cx systemctl reload pcpd.service 2>&1)
+is "systemctl reload pcpd with an invalid drop-in fails (ExecReload= waits for pcpd's answer)" "$?:$out" \
+    '1:.*(failed|error).*'
+is "the failed reload left the unit active" "$(cx systemctl is-active pcpd.service)" active
+check "journal: the unit's ExecReload= (busctl) says why, naming the file" wait_cmd 20 "the busctl error" \
+    eval '[ "$(journal_count "The configuration is invalid, nothing was changed: /etc/pcpd/pcpd.conf.d/60-bad.conf")" -gt 0 ]'
 check "journal: the reload failed, naming the file and the value" wait_cmd 20 "the failure message" \
     eval '[ "$(journal_count "60-bad.conf: [Daemon] DefaultLifetime=5")" -gt "$failures" ]'
 is "systemctl status shows the failed reload" "$(prop StatusText)" 'Reload failed, old configuration kept: .*60-bad.conf.*'
@@ -717,7 +722,13 @@ stop_holder alice
 stop_holder alice3
 check "when alice's services stop, their mappings are deleted at the router" \
     wait_cmd 30 "no mapping at the refserver" ref_empty
-is "no error logged by pcpd" "$(cx journalctl _SYSTEMD_UNIT=pcpd.service -p err --no-pager -o cat)" ""
+# (its ExecReload= busctl logged the one invalid reload at err: pcpd itself must log none)
+is "pcpd's own messages are told by _EXE (its ready messages)" \
+    "$(cx journalctl _SYSTEMD_UNIT=pcpd.service _EXE=/usr/libexec/pcpd --no-pager -o cat | grep -c ' ready (state in ')" \
+    '[1-9][0-9]*'
+is "no error logged by pcpd" "$(cx journalctl _SYSTEMD_UNIT=pcpd.service _EXE=/usr/libexec/pcpd -p err --no-pager -o cat)" ""
+is "the one error in the unit is the invalid reload, by busctl" \
+    "$(cx journalctl _SYSTEMD_UNIT=pcpd.service -p err --no-pager -o cat | grep -vc "^Call failed: The configuration is invalid")" 0
 
 log_phase "done"
 echo "1..$n"
