@@ -6,6 +6,7 @@ with their nonce; bad files stop a start and change nothing on reload; DeclareMa
 RemoveDeclaredMapping (polkit `configure`) write and remove the state directory's files;
 pcpctl list shows them. Every wait is for an event with a generous cap."""
 
+import json
 import os
 import signal
 import subprocess
@@ -117,6 +118,9 @@ class DeclaredTest(BusTestCase):
         self.assertEqual(self.declared(env), {'later': '/'})
         self.assertEqual(env.log().count('Declared mapping later'), 1, env.log())
         self.assertIn('cannot map it now: Port mapping is switched off', env.log())
+        out = subprocess.run([PCPCTL, '--no-pager', 'status'], env=env.env, capture_output=True, text=True,
+                             timeout=CAP).stdout
+        self.assertRegex(out, r'Declared: later \(not mapped yet\)')
         n_signals = len(env.signals)
         env.manager('SetEnabled', 'b', (True,))
         wait_until(lambda: self.declared(env)['later'] != '/', CAP, 'the declared mapping made after SetEnabled')
@@ -249,6 +253,18 @@ class DeclaredTest(BusTestCase):
         ans = nobody.call('DeclareMapping', 'ssqqa{sv}', "('allowed', 'udp', uint16 9031, uint16 0, @a{sv} {})")
         self.assertIn('ok', ans, ans)
         self.assertIn('allowed', self.declared(env))
+
+        # pcpctl status lists the declarations, --json with their files
+        out = subprocess.run([PCPCTL, '--no-pager', 'status'], env=env.env, capture_output=True, text=True,
+                             timeout=CAP).stdout
+        ids = {n: p.rsplit('/', 1)[1] for n, p in self.declared(env).items()}
+        self.assertIn(f"Declared: allowed (mapping {ids['allowed']}), fixed (mapping {ids['fixed']}), "
+                      f"server (mapping {ids['server']})", out)
+        doc = json.loads(subprocess.run([PCPCTL, '--json=short', 'status'], env=env.env, capture_output=True,
+                                        text=True, timeout=CAP).stdout)
+        self.assertEqual([(x['Name'], x['File'], x['Mapping']) for x in doc['DeclaredMappings']],
+                         [tuple(x) for x in env.get(PATH, MANAGER, 'DeclaredMappings')])
+        self.assertEqual(doc['DeclaredMappings'][1]['File'], os.path.join(d, 'fixed.conf'))
 
         # pcpctl list shows which are declared
         out = subprocess.run([PCPCTL, 'list', '--no-pager'], env=env.env, capture_output=True, text=True,
