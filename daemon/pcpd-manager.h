@@ -142,7 +142,7 @@ struct pcpd_manager {
         char *last_direct; /* the host's own addresses in ExternalAddresses, as last published */
         char *status_text; /* sd_notify STATUS */
         GPtrArray *declared;   /* pcpd_declared* in force (pcpd-declared-manager.c) */
-        guint declared_retry;  /* while one of them has no mapping */
+        guint declared_retry;  /* the check every 10 s while any is declared */
 };
 
 typedef enum pcpd_remove_reason {
