@@ -609,7 +609,14 @@ is "SystemCallFilter=: seccomp filters on top of the container's" \
     "$([ "$(pv Seccomp)" = 2 ] && [ "$(pv Seccomp_filters)" -gt "$(cv Seccomp_filters)" ] && echo more)" more
 proven "SystemCallFilter=@system-service, SystemCallErrorNumber=EPERM: ptrace (@debug)" ptrace_traceme EPERM
 proven "SystemCallFilter=~@resources: setpriority" setpriority EPERM
-proven "SystemCallArchitectures=native: an i386 system call" i386_syscall "SIGSYS|failed"
+# an i386 call proves the filter only where the kernel runs i386 calls at all (IA32
+# emulation; some kernels are built or booted without it, and then the control fails too)
+if [ "$(cv i386_syscall)" = ok ]; then
+    proven "SystemCallArchitectures=native: an i386 system call" i386_syscall "SIGSYS|failed"
+else
+    n=$((n + 1))
+    echo "ok $n - SystemCallArchitectures=native: not provable on this kernel: an i386 system call fails without the filter too (control: $(cv i386_syscall), sandbox: $(pv i386_syscall)) # SKIP the kernel has no IA32 emulation"
+fi
 proven "ProtectSystem=strict: / read-only" mount_root ro
 proven "ProtectSystem=strict: writing under /etc" write_etc EROFS
 proven "ProtectSystem=strict: writing under /usr" write_usr EROFS
