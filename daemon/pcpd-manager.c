@@ -17,6 +17,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "pcpd-declared-manager.h"
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
 
@@ -402,6 +403,35 @@ static gboolean on_route_change(gint fd, GIOCondition cond, gpointer data) {
                 /* settle: a link change comes with a burst of route messages */
                 m->rediscover_source = g_timeout_add(500, on_rediscover, m);
         return G_SOURCE_CONTINUE;
+}
+
+/* A reload's configured servers (pcpd-reload.c): a server that stays keeps its mappings;
+ * one that goes takes its mappings with it, as a lost network would. */
+void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n) {
+        bool changed = false;
+
+        for (guint i = m->servers->len; i > 0; i--) {
+                pcpd_server *s = m->servers->pdata[i - 1];
+                bool keep = false;
+
+                if (strcmp(s->source, "config") != 0)
+                        continue;
+                for (size_t k = 0; k < n && !keep; k++)
+                        keep = manager_find_server(m, &servers[k].addr) == s;
+                if (!keep) {
+                        manager_remove_server(m, s);
+                        changed = true;
+                }
+        }
+        for (size_t k = 0; k < n; k++)
+                if (manager_find_server(m, &servers[k].addr) == NULL &&
+                    manager_add_server(m, &servers[k].addr, 1, "config", NULL, NULL) == 0)
+                        changed = true;
+        if (changed) {
+                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+                manager_update_state(m);
+        }
+        manager_kick(m);
 }
 
 /* ---- ANNOUNCE listener (5350) ---- */
@@ -926,6 +956,7 @@ static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
                 .app_id_source = (char *) mp->app_id_source,
                 .description = mp->description,
                 .created = mp->created,
+                .declared = mp->declared,
         };
         if (rec->has_nonce)
                 memcpy(rec->nonce, mp->nonce, PCP_NONCE_LEN);
@@ -1189,6 +1220,7 @@ static void mapping_free(pcpd_mapping *mp) {
         g_free(mp->owner);
         g_free(mp->remote_address);
         g_free(mp->description);
+        g_free(mp->declared);
         g_free(mp->key);
         g_free(mp->state);
         g_free(mp->error);
@@ -1836,6 +1868,7 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
         mp->app_id_source = req->app_id_source ?: "none";
         mp->owner = g_strdup(req->persistent ? "" : (req->owner ?: ""));
         mp->persistent = req->persistent;
+        mp->declared = g_strdup(req->declared);
         mp->opcode = req->opcode;
         mp->protocol = req->protocol;
         mp->family = family;
@@ -2177,6 +2210,7 @@ static pcpd_mapping *mapping_from_record(pcpd_manager *m, const pcpd_state_mappi
         mp->app_id_source = app_id_source_from_string(rec->app_id_source);
         mp->owner = g_strdup("");
         mp->persistent = rec->persistent;
+        mp->declared = g_strdup(rec->declared);
         mp->unclaimed = !mp->persistent;
         mp->opcode = rec->opcode;
         mp->protocol = rec->protocol;
@@ -2491,6 +2525,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 if (m->announce_fds[i] >= 0)
                         close(m->announce_fds[i]);
         }
+        pcpd_manager_declared_free(m);
         pcpd_bus_unregister(m); /* before the bus goes: calls still being authorised */
         sd_bus_slot_unref(m->name_owner_slot);
         if (m->mappings != NULL)
