@@ -263,8 +263,16 @@ sh -c 'for h in "$@"; do echo $$ > "$h/'"$NAME"'/cgroup.procs"; done
             --system-call-filter=bpf --console=read-only -M "'"$NAME"'"' sh "${CGROUP_DIRS[@]}" \
     >"$WORK/console.log" 2>&1 </dev/null &
 NSPAWN_PID=$!
-for i in $(seq 100); do
-    LEADER=$(cat "/proc/$NSPAWN_PID/task/$NSPAWN_PID/children" 2>/dev/null | awk '{print $1}')
+# the container's PID 1: the child of systemd-nspawn in another PID namespace. Its first
+# child for a while is the "outer child" (same PID namespace), which exits once the real
+# one is started: taking that one made every later nsenter fail on a loaded machine.
+host_pidns=$(readlink "/proc/$NSPAWN_PID/ns/pid")
+LEADER=
+for i in $(seq 600); do
+    for c in $(cat "/proc/$NSPAWN_PID/task/$NSPAWN_PID/children" 2>/dev/null); do
+        ns=$(readlink "/proc/$c/ns/pid" 2>/dev/null) || continue
+        [ "$ns" != "$host_pidns" ] && LEADER=$c
+    done
     [ -n "$LEADER" ] && break
     kill -0 "$NSPAWN_PID" 2>/dev/null || break
     sleep 0.1
