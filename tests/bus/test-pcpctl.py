@@ -121,6 +121,29 @@ class LineReader:
         return line.decode()
 
 
+def in_event_loop(pid):
+    """Whether pcpctl `pid` sleeps in its event loop (sd_event_loop(): epoll_wait). `pcpctl
+    monitor` subscribes to the signals (synchronous AddMatch calls) and reads the state
+    (more calls, which wait in ppoll) before it enters the loop, so this is the event a
+    monitor that prints no header can be waited for by."""
+    try:
+        with open(f'/proc/{pid}/wchan') as f:
+            return 'epoll_wait' in f.read()
+    except OSError:
+        return False
+
+
+def read_until(reader, pred, what, timeout=60):
+    """Lines from a LineReader until pred(line) holds; all of them, that one last."""
+    lines = []
+    end = time.monotonic() + timeout
+    while True:
+        lines.append(reader.line(timeout=max(0.1, end - time.monotonic()),
+                                 what=f'{what} (cap {timeout}s; lines so far: {lines!r})'))
+        if pred(lines[-1]):
+            return lines
+
+
 def stop(p, sig=signal.SIGINT, timeout=20):
     if p.poll() is None:
         p.send_signal(sig)
@@ -268,17 +291,26 @@ class VerbsTest(PcpctlTestCase):
         env = self.make_env()
         mon = self.start(env, 'monitor')
         monj = self.start(env, 'monitor', '--json')
-        reader = LineReader(mon.stdout)
-        self.assertEqual(reader.line(), 'Monitoring pcpd (ready, 0 mappings); press Ctrl+C to stop.')
-        time.sleep(0.5)  # the --json one prints no header: give it the same time to subscribe
+        reader, readerj = LineReader(mon.stdout), LineReader(monj.stdout)
+        # the text monitor says it is watching once it has subscribed and read the state
+        self.assertEqual(reader.line(timeout=60, what='the monitor\'s header (cap 60s)'),
+                         'Monitoring pcpd (ready, 0 mappings); press Ctrl+C to stop.')
+        # the --json one prints no header: wait until it has subscribed and sits in its loop
+        wait_until(lambda: in_event_loop(monj.pid) or monj.poll() is not None, 60,
+                   'pcpctl monitor --json to subscribe and wait in its event loop (/proc/PID/wchan)')
+        self.assertIsNone(monj.poll(), 'pcpctl monitor --json exited early')
         r = self.pcpctl(env, 'map', 'tcp', '8209', '--persistent', '--wait', '--json')
         mid = json.loads(r.stdout)['Id']
         self.pcpctl(env, 'release', str(mid))
         wait_until(lambda: env.removed_reason(f'{PATH}/mapping/{mid}') is not None, 10, 'MappingRemoved')
-        time.sleep(0.5)  # the monitors get the same signal; let them print
+        # the monitors get the same signal: wait until each has printed the removal
+        text = read_until(reader, lambda l: f'mapping {mid} removed' in l, f'the monitor to print mapping {mid} removed')
+        textj = read_until(readerj, lambda l: json.loads(l).get('Event') == 'mapping-removed' and
+                           json.loads(l).get('Id') == mid, f'the --json monitor to print mapping {mid} removed')
         _, out, _ = stop(mon)
-        out = reader.buf.decode() + out
+        out = '\n'.join(text) + '\n' + reader.buf.decode() + out
         _, outj, _ = stop(monj)
+        outj = '\n'.join(textj) + '\n' + readerj.buf.decode() + outj
 
         lines = [ANSI.sub('', l)[9:] for l in out.splitlines()]  # without "HH:MM:SS "
         self.assertIn(f'mapping {mid} added: tcp 8209: pending, uid 0', lines)

@@ -24,6 +24,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = "/usr/bin/python3"
 SKIP = 77
+# a cap on waiting for something that must happen: generous (memcheck, a loaded machine),
+# never a speed; a passing run does not wait for it
+CAP = 60
+# PCPD_VALGRIND=1: pcpd runs under valgrind memcheck (slow: the caps are generous for it);
+# a test fails when memcheck reports errors at pcpd's clean shutdown
+VALGRIND = os.environ.get("PCPD_VALGRIND") == "1"
 
 
 def log(msg):
@@ -97,6 +103,7 @@ class Test:
             self.done()
 
     def done(self):
+        self.check_valgrind()
         self.cleanup()
         if self.failures:
             # logs first, the summary last: meson shows only the end of a long log
@@ -115,6 +122,19 @@ class Test:
                 with open(p, errors="replace") as fh:
                     lines = fh.readlines()[-12:]
                 print(f"---- last lines of {f}:\n" + "".join(lines), flush=True)
+
+    def check_valgrind(self):
+        """under PCPD_VALGRIND=1: stop pcpd cleanly and fail on memcheck's verdict"""
+        p = getattr(self, "pcpd", None)
+        if not VALGRIND or p is None or p.poll() is not None:
+            return
+        p.terminate()
+        try:
+            rc = p.wait(CAP)
+        except subprocess.TimeoutExpired:
+            self.check(False, f"pcpd under valgrind: expected it to stop on SIGTERM (cap {CAP} s), it did not")
+            return
+        self.check(rc != 99, f"pcpd under valgrind: expected no memcheck errors, saw exit status 99 (see {self.pcpd_log})")
 
     def cleanup(self):
         for p in reversed(self.procs):
@@ -158,12 +178,12 @@ class Test:
         self.procs.append(p)
         return p
 
-    def reach(self, proto, addr, port, app, listen_port, timeout=4):
+    def reach(self, proto, addr, port, app, listen_port, timeout=CAP):
         """send a token from the wan ns to addr:port; True if app's listener got it"""
         token = f"tok{os.getpid()}x{time.monotonic_ns()}"
         subprocess.run(self.netns_cmd(self.nsw, [PY, os.path.join(HERE, "netcheck.py"), "send",
                                                  proto, addr, str(port), token]),
-                       capture_output=True, timeout=15)
+                       capture_output=True, timeout=CAP)
         ev = app.wait(lambda e: e["ev"] == "conn" and e["data"] == token and e["port"] == listen_port,
                       timeout)
         return ev is not None
@@ -202,10 +222,10 @@ class Test:
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus_addr
         self.spawn(self.nsc, ["/usr/bin/dbus-daemon", "--config-file", conf, "--nofork", "--nopidfile"],
                    log_name="dbus.log")
-        self.wait_until(lambda: os.path.exists(sock), 10, "private dbus-daemon socket")
+        self.wait_until(lambda: os.path.exists(sock), CAP, "private dbus-daemon socket")
         self.spawn(self.nsc, ["env", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}", PY, "-m", "dbusmock",
                               "--system", "--template", "polkitd"], log_name="polkit.log")
-        self.wait_until(lambda: self.name_has_owner("org.freedesktop.PolicyKit1"), 30, "mock polkitd (python3 -m dbusmock --template polkitd) on the bus; see polkit.log")
+        self.wait_until(lambda: self.name_has_owner("org.freedesktop.PolicyKit1"), CAP, "mock polkitd (python3 -m dbusmock --template polkitd) on the bus; see polkit.log")
 
     def name_has_owner(self, name):
         r = subprocess.run(["busctl", f"--address={self.bus_addr}", "call", "org.freedesktop.DBus",
@@ -225,30 +245,39 @@ class Test:
             f.write(text)
         return path
 
-    def start_pcpd(self, log_name="pcpd.log", timeout=15, **conf):
+    def start_pcpd(self, log_name="pcpd.log", timeout=CAP, nice=None, **conf):
+        """pcpd in the client ns; nice: its scheduling priority (a test that measures pcpd's
+        own timing raises it, so that other load on a shared machine does not starve its
+        timers)"""
         if not hasattr(self, "bus_addr"):
             self.start_bus()
         cfg = self.write_config(**conf)
         state = os.path.join(self.lab_dir, "pcpd-state")
         os.makedirs(state, mode=0o700, exist_ok=True)  # pcpd refuses a directory others can write
-        argv = ["env", "-u", "NOTIFY_SOCKET", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}",
-                "G_MESSAGES_DEBUG=all", self.pcpd_bin, "--config", cfg, "--state-dir", state]
+        argv = ["env", "-u", "NOTIFY_SOCKET", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}", "G_MESSAGES_DEBUG=all"]
+        if nice is not None:
+            argv = ["nice", "-n", str(nice)] + argv
+        if VALGRIND:
+            argv += ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+                     "--show-leak-kinds=definite,indirect", "--quiet"]
+        argv += [self.pcpd_bin, "--config", cfg, "--state-dir", state]
+        self.pcpd_log = log_name
         t0 = time.monotonic()
         self.pcpd = self.spawn(self.nsc, argv, log_name=log_name)
         ok = self.wait_until(lambda: self.name_has_owner("org.freedesktop.PCP1") or self.pcpd.poll() is not None,
                              timeout, "pcpd owning org.freedesktop.PCP1", fatal=False)
         if not ok or self.pcpd.poll() is not None:
             self.require(False, f"pcpd did not come up: expected it to own org.freedesktop.PCP1 on the private "
-                                f"bus within {timeout} s (exit status {self.pcpd.poll()}); see {log_name}")
+                                f"bus (cap {timeout} s) (exit status {self.pcpd.poll()}); see {log_name}")
         log(f"pcpd up in {time.monotonic() - t0:.1f} s (pid {self.pcpd.pid})")
         return self.pcpd
 
     def kill_pcpd(self):
         self.pcpd.send_signal(signal.SIGKILL)
-        self.pcpd.wait(5)
-        self.wait_until(lambda: not self.name_has_owner("org.freedesktop.PCP1"), 5, "bus name released")
+        self.pcpd.wait(CAP)
+        self.wait_until(lambda: not self.name_has_owner("org.freedesktop.PCP1"), CAP, "bus name released")
 
-    def pcpctl(self, *args, timeout=20):
+    def pcpctl(self, *args, timeout=CAP):
         return subprocess.run(self.netns_cmd(self.nsc, ["env", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}",
                                                         self.pcpctl_bin, *args]),
                               capture_output=True, text=True, timeout=timeout)
@@ -286,8 +315,9 @@ class App:
                          stdout=subprocess.PIPE, stderr=open(os.path.join(t.lab_dir, f"{name}.log"), "ab"),
                          env=env)
         threading.Thread(target=self._reader, daemon=True).start()
-        ev = self.wait(lambda e: e["ev"] == "ready", 15)
-        t.require(ev is not None, f"{name}: expected app.py to start and connect to the bus within 15 s, saw nothing (see {name}.log)")
+        ev = self.wait(lambda e: e["ev"] == "ready", CAP)
+        t.require(ev is not None, f"{name}: expected app.py to start and connect to the bus (cap {CAP} s), saw nothing "
+                                  f"(see {name}.log)")
         self.unique_name = ev["unique_name"]
 
     def _reader(self):
@@ -321,12 +351,12 @@ class App:
         with self.cv:
             return len(self.events)
 
-    def add(self, key, proto, port, suggested=0, family="ipv4", timeout=30):
+    def add(self, key, proto, port, suggested=0, family="ipv4", timeout=CAP):
         m = self.mark()
         self.send(f"add {key} {proto} {port} {suggested} {family}")
         ev = self.wait(lambda e: e.get("key") == key and e["ev"] in ("props-all", "error"), timeout, since=m)
         if ev is None:
-            self.t.require(False, f"AddMapping({proto}, {port}, {suggested}, family={family}): no reply in {timeout} s")
+            self.t.require(False, f"AddMapping({proto}, {port}, {suggested}, family={family}): no reply (cap {timeout} s)")
         if ev["ev"] == "error":
             self.t.require(False, f"AddMapping({proto}, {port}, {suggested}, family={family}): expected an object "
                                   f"path, got error {ev['name']}: {ev['msg']}")
@@ -340,7 +370,7 @@ class App:
             return None
         return ev["props"]
 
-    def manager(self, timeout=10):
+    def manager(self, timeout=CAP):
         m = self.mark()
         self.send("manager")
         ev = self.wait(lambda e: e["ev"] in ("manager",) or (e["ev"] == "error" and e.get("op") == "manager"),
@@ -376,7 +406,7 @@ class App:
             self.wait(lambda e: e.get("key") == key and e["ev"] == "props", min(1.0, max(0.0, end - time.monotonic())),
                       since=self.mark())
 
-    def release(self, key, timeout=10):
+    def release(self, key, timeout=CAP):
         m = self.mark()
         self.send(f"release {key}")
         ev = self.wait(lambda e: e.get("key") == key and e["ev"] in ("released", "error"), timeout, since=m)
@@ -384,7 +414,7 @@ class App:
 
     def kill9(self):
         self.p.send_signal(signal.SIGKILL)
-        self.p.wait(5)
+        self.p.wait(CAP)
 
 
 def active(s):
@@ -404,7 +434,7 @@ class Capture:
         self.f = open(self.out, "wb")
         self.p = t.spawn(ns, [PY, os.path.join(HERE, "pcp-probe.py"), "capture", "--iface", iface,
                               "--seconds", str(seconds)], stdout=self.f, stderr=subprocess.DEVNULL)
-        t.wait_until(lambda: os.path.getsize(self.out) > 0, 10, f"capture on {iface} to start")
+        t.wait_until(lambda: os.path.getsize(self.out) > 0, CAP, f"capture on {iface} to start")
 
     def packets(self):
         with open(self.out) as f:
@@ -421,5 +451,5 @@ class Capture:
     def stop(self):
         if self.p.poll() is None:
             self.p.terminate()
-            self.p.wait(5)
+            self.p.wait(CAP)
         return self.packets()

@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pcpit  # noqa: E402
 from pcpit import describe  # noqa: E402
 
-WINDOW = 60
+CAP = 60     # waiting for an event: generous (memcheck, a loaded machine); not a speed
+WINDOW = 60  # observed: an upper bound on requests in it (load only lowers the count)
 MAPS = {"tcp": ("tcp", 23001), "udp": ("udp", 23002)}
 t = pcpit.Test("scenario 6: reserved WAN range -> NO_RESOURCES, no tight retry loop")
 t.require(t.wan_addr().startswith("203.0.113."), f"lab: expected a 203.0.113.x WAN (run with --wan-prefix 203.0.113), "
@@ -24,9 +25,9 @@ t0 = time.monotonic()
 for key, (proto, port) in MAPS.items():
     app.add(key, proto, port)
 for key in MAPS:
-    s = app.wait_state(key, lambda s: s.get("Error") == "NO_RESOURCES", 15)
+    s = app.wait_state(key, lambda s: s.get("Error") == "NO_RESOURCES", CAP)
     t.check(s is not None and s.get("State") == "failed",
-            f"{key}: expected State 'failed' with Error 'NO_RESOURCES' within 15 s, saw {describe(app.state(key))}")
+            f"{key}: expected State 'failed' with Error 'NO_RESOURCES' (cap {CAP} s), saw {describe(app.state(key))}")
 time.sleep(max(0, t0 + WINDOW - time.monotonic()))
 for key in MAPS:
     s = app.state(key)

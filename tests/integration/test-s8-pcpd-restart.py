@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pcpit  # noqa: E402
 from pcpit import active, describe  # noqa: E402
 
+CAP = 60  # waiting for an event: generous (memcheck, a loaded machine); not a speed
 GRACE = 10
 A_PORT, A_EXT, B_PORT, B_EXT = 25001, 35001, 25002, 35002
 t = pcpit.Test("scenario 8: pcpd killed -9 and restarted: reclaimed keep ports, unclaimed deleted")
@@ -22,9 +23,9 @@ a, b = t.app("appA"), t.app("appB")
 a.add("a", "tcp", A_PORT, A_EXT)
 b.add("b", "tcp", B_PORT, B_EXT)
 for app, key, ext in ((a, "a", A_EXT), (b, "b", B_EXT)):
-    s = app.wait_state(key, active, 15)
+    s = app.wait_state(key, active, CAP)
     t.require(s is not None and s["ExternalPort"] == ext,
-              f"{key}: expected active with the suggested ExternalPort {ext} within 15 s, saw {describe(app.state(key))}")
+              f"{key}: expected active with the suggested ExternalPort {ext} (cap {CAP} s), saw {describe(app.state(key))}")
 t.kill_pcpd()
 b.kill9()
 t.check(("tcp", A_EXT, client, A_PORT) in t.dnat() and ("tcp", B_EXT, client, B_PORT) in t.dnat(),
@@ -32,14 +33,14 @@ t.check(("tcp", A_EXT, client, A_PORT) in t.dnat() and ("tcp", B_EXT, client, B_
 t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
 t_restart = time.monotonic()
 a.add("a2", "tcp", A_PORT, 0)
-s = a.wait_state("a2", active, 15)
+s = a.wait_state("a2", active, CAP)
 t.check(s is not None and s.get("ExternalPort") == A_EXT,
-        f"reclaimed mapping: expected active with its old ExternalPort {A_EXT} (AddMapping suggested 0) within 15 s, "
+        f"reclaimed mapping: expected active with its old ExternalPort {A_EXT} (AddMapping suggested 0) (cap {CAP} s), "
         f"saw {describe(a.state('a2'))}")
-gone = t.wait_until(lambda: not any(r[3] == B_PORT for r in t.dnat()), GRACE + 20, "unclaimed rule deletion",
+gone = t.wait_until(lambda: not any(r[3] == B_PORT for r in t.dnat()), GRACE + CAP, "unclaimed rule deletion",
                     fatal=False)
-t.check(gone, f"unclaimed mapping: expected its DNAT rule tcp {B_EXT} -> {client}:{B_PORT} deleted within "
-              f"{GRACE + 20} s of the restart (grace {GRACE} s), saw {sorted(t.dnat())}")
+t.check(gone, f"unclaimed mapping: expected its DNAT rule tcp {B_EXT} -> {client}:{B_PORT} deleted after "
+              f"the grace of {GRACE} s (cap {GRACE + CAP} s from the restart), saw {sorted(t.dnat())}")
 if gone:
     pcpit.log(f"unclaimed rule gone {time.monotonic() - t_restart:.1f} s after the restart")
 rules_a = [r for r in t.dnat() if r[3] == A_PORT]

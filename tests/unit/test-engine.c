@@ -1756,6 +1756,94 @@ static void test_natpmp_pcp_returns(void **state) {
         h_free(h);
 }
 
+/* A NAT-PMP mapping renews at half its lifetime and then retransmits on RFC 6886's
+ * schedule; each of those requests is a renewal step. When the server turns out to speak
+ * PCP again, the mapping's next request is a PCP renewal, and the one after it goes into
+ * renewal window k = renew_step (RFC 6887 §11.2.1: [1 - 2^-k, 1 - 2^-k + 2^-(k+2)] of the
+ * lifetime). After 60 unanswered NAT-PMP renewals that is k = 62, whose window width
+ * L >> (k + 2) was a shift by 64: undefined behaviour, caught by UBSan (fuzz-engine found
+ * it, corpus input regress-renew-shift-64; fixed in 07af834). Past the windows nothing is
+ * left to spread over: the renewal after that comes at the expiry. k = 61 and 63 are
+ * checked around it. Run under -Db_sanitize=undefined to see the shift. */
+static size_t natpmp_map_requests(harness *h) {
+        size_t n = 0;
+        for (size_t i = 0; i < h->n_sent; i++)
+                if (h_is_natpmp(&h->sent[i]) && h->sent[i].len >= 2 && h->sent[i].buf[1] == NATPMP_OPCODE_MAP_TCP)
+                        n++;
+        return n;
+}
+
+static void test_renewal_step_past_windows(void **state) {
+        const uint32_t L = 7 * 86400; /* asked for and granted: not capped at 24 h */
+
+        for (size_t n = 59; n <= 61; n++) {
+                harness *h = h_new(300 + n, NULL);
+                uint32_t sid = h_server(h, SRV, LOCAL);
+                pcp_mapping_params p;
+                natpmp_msg a;
+                uint64_t id, t_epoch, expires;
+                const h_sent *s;
+                pcp_msg m;
+
+                h_params(&p, sid, IPPROTO_TCP, 8080, L);
+                assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+                h_drain(h);
+                natpmp_unsupp(h, sid, 100);
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+                natpmp_address(h, sid, EXT, 100);
+                t_epoch = h->now;
+                a = (natpmp_msg) { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = 8080,
+                                   .external_port = 8080, .lifetime = L, .epoch = 100 };
+                h_receive_natpmp(h, sid, 0, &a);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+                assert_true(h_mapping(h, id)->natpmp);
+                assert_int_equal(h_mapping(h, id)->lifetime_granted, L);
+                expires = h_mapping(h, id)->expires_at;
+
+                /* n renewals, none answered (the server's ANNOUNCE probes neither) */
+                h_clear(h);
+                while (natpmp_map_requests(h) < n)
+                        assert_true(h_step(h));
+                assert_int_equal(natpmp_map_requests(h), n);
+                assert_true(h->now < expires);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_RENEWING);
+
+                /* PCP is back (an ANNOUNCE answered in v2, the epoch consistent with the
+                 * NAT-PMP one): the mapping renews over PCP at once ... */
+                h_clear(h);
+                {
+                        h_sent any = { .server_id = sid, .addr_index = 0 };
+                        h_reply_announce(h, &any, PCP_RESULT_SUCCESS, 0, 100 + (uint32_t) ((h->now - t_epoch) / SEC));
+                }
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+                h_advance(h, 0);
+                assert_int_equal(h_count_for(h, id), 1);
+                s = h_last_for(h, id);
+                h_decode(s, &m);
+                assert_int_equal(m.opcode, PCP_OPCODE_MAP);
+                assert_int_equal(m.external_port, 8080);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_RENEWING);
+                assert_int_equal(h_mapping(h, id)->expires_at, expires);
+                /* ... and, that one unanswered too, next at the expiry (window n + 2 is
+                 * empty), with nothing in between */
+                assert_int_equal(h_mapping(h, id)->next_send, expires);
+                h_advance_to(h, expires - 1);
+                assert_int_equal(h_count_for(h, id), 1);
+                h_advance_to(h, expires);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_PENDING);
+                assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_EXPIRED);
+                assert_int_equal(h_count_for(h, id), 2);
+
+                /* an answer brings it back, on the first window again */
+                h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, L, 100 + (uint32_t) ((h->now - t_epoch) / SEC),
+                        EXT, 8080);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+                assert_in(h_mapping(h, id)->next_send, h->now + (uint64_t) L * SEC / 2,
+                          h->now + (uint64_t) L * SEC * 5 / 8);
+                h_free(h);
+        }
+}
+
 /* ---- what a grant must say (issue 15): one test per rule ---- */
 
 /* no MAPPING event since the last clear showed it active */
@@ -2511,6 +2599,7 @@ int main(void) {
                 cmocka_unit_test(test_options_and_prefix64),
                 cmocka_unit_test(test_natpmp_fallback),
                 cmocka_unit_test(test_natpmp_pcp_returns),
+                cmocka_unit_test(test_renewal_step_past_windows),
                 cmocka_unit_test(test_natpmp_port_index),
                 cmocka_unit_test(test_natpmp_short_error),
                 cmocka_unit_test(test_version1_unsupported),
