@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -780,8 +781,9 @@ static void test_journal_keep_tail(void **state) {
 /* A write function that waits at a gate the test opens, then writes for real: the test
  * sees the write in progress for as long as it likes, without a clock. */
 typedef struct gate {
-        GMutex lock;
-        GCond cond;
+        /* pthread's, not GMutex: helgrind understands them (GLib's are futexes) */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
         bool entered, open;
         int fail;               /* returned instead of writing when not 0 */
         GThread *thread;        /* the one the write ran on */
@@ -797,42 +799,42 @@ typedef struct gate {
 
 static void gate_init(gate *g) {
         memset(g, 0, sizeof(*g));
-        g_mutex_init(&g->lock);
-        g_cond_init(&g->cond);
+        pthread_mutex_init(&g->lock, NULL);
+        pthread_cond_init(&g->cond, NULL);
 }
 
 static void gate_clear(gate *g) {
-        g_mutex_clear(&g->lock);
-        g_cond_clear(&g->cond);
+        pthread_mutex_destroy(&g->lock);
+        pthread_cond_destroy(&g->cond);
 }
 
 static int gated_write(int dirfd, const char *name, const char *data, size_t len, void *userdata) {
         gate *g = userdata;
 
-        g_mutex_lock(&g->lock);
+        pthread_mutex_lock(&g->lock);
         g->entered = true;
         g->thread = g_thread_self();
-        g_cond_broadcast(&g->cond);
+        pthread_cond_broadcast(&g->cond);
         while (!g->open)
-                g_cond_wait(&g->cond, &g->lock);
-        g_mutex_unlock(&g->lock);
+                pthread_cond_wait(&g->cond, &g->lock);
+        pthread_mutex_unlock(&g->lock);
         if (g->fail != 0)
                 return g->fail;
         return pcpd_state_write_atomic(dirfd, name, data, len);
 }
 
 static void gate_open(gate *g) {
-        g_mutex_lock(&g->lock);
+        pthread_mutex_lock(&g->lock);
         g->open = true;
-        g_cond_broadcast(&g->cond);
-        g_mutex_unlock(&g->lock);
+        pthread_cond_broadcast(&g->cond);
+        pthread_mutex_unlock(&g->lock);
 }
 
 static void gate_wait_entered(gate *g) {
-        g_mutex_lock(&g->lock);
+        pthread_mutex_lock(&g->lock);
         while (!g->entered)
-                g_cond_wait(&g->cond, &g->lock);
-        g_mutex_unlock(&g->lock);
+                pthread_cond_wait(&g->cond, &g->lock);
+        pthread_mutex_unlock(&g->lock);
 }
 
 static void on_done(int r, void *userdata) {
