@@ -19,6 +19,8 @@
 
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
+#include "pcpd-nm.h"
+#include "pcpd-servers.h"
 
 
 typedef struct pcpd_deleting pcpd_deleting;
@@ -286,7 +288,7 @@ static pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_i
         return NULL;
 }
 
-static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
+int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
                               const char *ifname, pcpd_server **ret) {
         g_autofree pcp_server_addr *ea = g_new0(pcp_server_addr, n);
         pcpd_server *s;
@@ -333,7 +335,7 @@ static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs,
         return 0;
 }
 
-static void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
+void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_REMOVED,
                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
                        "PCP server %s (%s) is gone", s->text, s->source);
@@ -346,15 +348,18 @@ static void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
 
 /* ---- discovery: config + default routers ---- */
 
+void manager_servers_changed(pcpd_manager *m) {
+        pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+        manager_update_state(m);
+        manager_kick(m);
+}
+
+/* the default routers (netlink) are one source of servers (pcpd-servers.c) */
 static void manager_discover(pcpd_manager *m) {
         pcpd_router routers[PCPD_MAX_ROUTERS];
+        pcpd_server_spec specs[PCPD_MAX_ROUTERS];
         int n = 0;
-        bool changed = false;
 
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                s->seen = strcmp(s->source, "config") == 0;
-        }
         if (m->config.use_default_routers) {
                 n = pcpd_netlink_default_routers(routers, G_N_ELEMENTS(routers));
                 if (n < 0) {
@@ -363,27 +368,10 @@ static void manager_discover(pcpd_manager *m) {
                 }
         }
         for (int i = 0; i < n; i++) {
-                pcpd_server *s = manager_find_server(m, &routers[i].addr);
-                if (s != NULL) {
-                        s->seen = true;
-                        continue;
-                }
-                if (manager_add_server(m, &routers[i].addr, 1, "gateway", routers[i].ifname, &s) == 0) {
-                        s->seen = true;
-                        changed = true;
-                }
+                specs[i] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { routers[i].addr } };
+                g_strlcpy(specs[i].ifname, routers[i].ifname, sizeof(specs[i].ifname));
         }
-        for (guint i = m->servers->len; i > 0; i--) {
-                pcpd_server *s = m->servers->pdata[i - 1];
-                if (!s->seen) {
-                        manager_remove_server(m, s);
-                        changed = true;
-                }
-        }
-        if (changed) {
-                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
-                manager_update_state(m);
-        }
+        (void) pcpd_manager_set_servers(m, PCPD_SOURCE_GATEWAY, NULL, specs, (size_t) n);
         manager_kick(m);
 }
 
@@ -1194,6 +1182,7 @@ static void mapping_free(pcpd_mapping *mp) {
         g_free(mp->error);
         g_free(mp->external_address);
         g_free(mp->internal_address);
+        g_free(mp->prev_server);
         g_free(mp);
 }
 
@@ -1246,15 +1235,7 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
 }
 
 static pcpd_server *choose_server(pcpd_manager *m, int family, const char *interface) {
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                if (family != 0 && s->family != family)
-                        continue;
-                if (interface != NULL && *interface != '\0' && strcmp(interface, s->ifname) != 0)
-                        continue;
-                return s;
-        }
-        return NULL;
+        return pcpd_servers_choose(m, family, interface); /* pcpd-servers.c: RFC 7488, the primary interface */
 }
 
 /* ---- holders: a mapping lives while one of its holders' connections does ---- */
@@ -1778,6 +1759,76 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
                 mapping_sync(m, mp, i);
         manager_engine_drain(m);
         manager_kick(m);
+}
+
+/* A mapping whose server went (pcpd-servers.c) is made on the server that serves it now:
+ * same object; the nonce it had when this is the server it was on (C1: the server sees a
+ * refresh and keeps the port), else a new one (C2). */
+void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
+        g_autofree char *from = g_strdup(mp->prev_server);
+        pcp_mapping_params p;
+        const pcp_mapping_info *i;
+        struct in6_addr ext;
+        bool state, same;
+        int r;
+
+        mapping_params(mp, s, &p);
+        same = mp->has_nonce && from != NULL && strcmp(from, s->text) == 0;
+        if (same) {
+                p.has_nonce = true;
+                memcpy(p.nonce, mp->nonce, PCP_NONCE_LEN);
+        }
+        if (!mp->has_suggested_address && mp->external_address != NULL && pcp_addr_from_string(mp->external_address, &ext))
+                p.suggested_external_addr = ext;
+        r = mapping_start_saved(m, mp, s, &p, &state);
+        if (r < 0) {
+                g_warning("Mapping %s cannot be made on PCP server %s: %s%s", mp->path, s->text,
+                          state ? "its nonce cannot be saved: " : "", g_strerror(-r));
+                manager_mapping_wait(m, mp);
+                return;
+        }
+        g_clear_pointer(&mp->prev_server, g_free);
+        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s %s PCP server %s%s%s", mp->path, same ? "is made again on" : "moves to",
+                         s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
+        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Server", NULL });
+        i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+        if (i != NULL)
+                mapping_sync(m, mp, i);
+        manager_engine_drain(m);
+        manager_kick(m);
+}
+
+/* No server for a mapping whose server went: it waits for one, failed with NO_SERVER. */
+void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
+        const char *props[6];
+        size_t n = 0;
+
+        if (mp->engine_id != 0) {
+                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
+                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                mp->engine_id = 0;
+                manager_engine_drain(m);
+        }
+        mp->server = NULL;
+        if (mp->server_text != NULL && mp->server_text[0] != '\0' && mp->prev_server == NULL)
+                mp->prev_server = g_strdup(mp->server_text);
+        if (set_str(&mp->server_text, ""))
+                props[n++] = "Server";
+        if (set_str(&mp->state, PCP1_MAPPING_FAILED))
+                props[n++] = "State";
+        if (set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER))
+                props[n++] = "Error";
+        if (set_str(&mp->external_address, ""))
+                props[n++] = "ExternalAddress";
+        props[n] = NULL;
+        if (n == 0)
+                return;
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s waits for a %s PCP server (it was on %s, which is gone)", mp->path,
+                         mp->family == AF_INET ? "IPv4" : "IPv6", mp->prev_server ?: "none");
+        pcpd_bus_mapping_changed(m, mp, props);
 }
 
 /* After route changes and when a server starts answering (never from an engine callback:
@@ -2491,6 +2542,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 if (m->announce_fds[i] >= 0)
                         close(m->announce_fds[i]);
         }
+        pcpd_nm_free(m->nm);
         pcpd_bus_unregister(m); /* before the bus goes: calls still being authorised */
         sd_bus_slot_unref(m->name_owner_slot);
         if (m->mappings != NULL)
@@ -2527,6 +2579,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         g_free(m->last_state);
         g_free(m->last_direct);
         g_free(m->status_text);
+        pcpd_server_sources_free(m->sources);
         g_free(m);
         return NULL;
 }
@@ -2560,8 +2613,12 @@ int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
                 m->announce_watches[i] = g_unix_fd_add(fd, G_IO_IN, on_announce, m);
         }
 
-        for (size_t i = 0; i < m->config.n_servers; i++)
-                (void) manager_add_server(m, &m->config.servers[i].addr, 1, "config", NULL, NULL);
+        {
+                g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, m->config.n_servers + 1);
+                for (size_t i = 0; i < m->config.n_servers; i++)
+                        cs[i] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { m->config.servers[i].addr } };
+                (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, m->config.n_servers);
+        }
         if (m->config.use_default_routers) {
                 m->route_fd = pcpd_netlink_route_monitor_open();
                 if (m->route_fd < 0)
@@ -2574,5 +2631,6 @@ int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
         manager_restore(m);
         manager_update_state(m);
         manager_kick(m);
+        m->nm = pcpd_nm_new(m); /* DHCP-announced servers, when NetworkManager is there */
         return 0;
 }
