@@ -1,0 +1,265 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""pcpd's NetworkManager discovery against the mock (nmmock.py) on pcpd's private bus:
+PCP servers from DHCP options through libnm, and every change the mock can show (a renewal
+that re-sends the option, an option that changes, a reconnect whose config objects are "/"
+then empty, link down and up, NetworkManager leaving and coming back, appearing after pcpd,
+a DHCPv6 lease that runs out, a VPN as primary connection).
+
+pcpd runs in a network namespace of its own where the announced servers (pcp-refserver)
+listen on 10.77.0.5 and 10.77.0.6 (RFC 7291 drops loopback addresses, so the bus tests'
+127.x servers cannot be announced). Needs root and network namespaces; a skip only
+outside CI."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'bus'))
+import pcpdtest  # noqa: E402
+from pcpdtest import (ERR, MANAGER, MAPPING, PATH, REFSERVER, BusTestCase, NetNS, netns_preflight,  # noqa: E402
+                      preflight, slurp, wait_until)
+
+try:
+    import nmmock  # noqa: E402
+except ImportError as e:  # python3-dbus missing
+    nmmock = None
+    NMMOCK_ERROR = str(e)
+
+# the mock NetworkManager needs its name and its Mock interface on pcpd's test bus
+pcpdtest.BUS_CONFIG = pcpdtest.BUS_CONFIG.replace(
+    '<allow own="org.freedesktop.PolicyKit1"/>',
+    '<allow own="org.freedesktop.PolicyKit1"/>\n    <allow own="org.freedesktop.NetworkManager"/>\n'
+    '    <allow send_destination="org.freedesktop.NetworkManager"/>')
+
+S1, S2 = '10.77.0.5', '10.77.0.6'
+OPT1 = {'pcp_server': '4 10 77 0 5', 'requested_pcp_server': '1'}
+OPT2 = {'pcp_server': '4 10 77 0 6', 'requested_pcp_server': '1'}
+CAP = 20  # seconds: generous caps, for events
+
+
+def dump(ctl):
+    r = subprocess.run([REFSERVER, 'ctl', ctl, 'dump'], capture_output=True, text=True, timeout=10)
+    out = r.stdout + r.stderr
+    if not out.startswith('ok'):
+        raise AssertionError(f'refserver ctl dump: {out}')
+    res = []
+    for line in out.splitlines()[1:]:
+        m = re.search(r' (\S+):(\d+) -> (\S+):(\d+).* nonce ([0-9a-f]+)', line)
+        if m is None:
+            raise AssertionError('unparsable dump line: ' + line)
+        res.append(dict(internal_port=int(m[2]), external_port=int(m[4]), nonce=m[5]))
+    return res
+
+
+class NMMockTest(BusTestCase):
+
+    def setUp(self):
+        self.ns = NetNS('nmmock')
+        self.addCleanup(self.ns.close)
+        # a veth pair, up, with the servers' addresses (the dummy driver is not everywhere)
+        for name in ('eth0', 'eth1'):
+            self.ns.ip('link', 'add', name, 'type', 'veth', 'peer', 'name', name + 'p')
+            self.ns.ip('link', 'set', name + 'p', 'up')
+            self.ns.ip('link', 'set', name, 'up')
+        for a in ('10.77.0.2/24', S1 + '/24', S2 + '/24'):
+            self.ns.ip('addr', 'add', a, 'dev', 'eth0')
+        self.env = self.make_env(refserver=False, netns=self.ns.name, start=False)
+        self.ctl = {}
+        for ip in (S1, S2):
+            ctl = os.path.join(self.env.tmp, f'ref-{ip}.ctl')
+            with open(os.path.join(self.env.tmp, f'ref-{ip}.out'), 'w') as out:
+                p = subprocess.Popen(['ip', 'netns', 'exec', self.ns.name, REFSERVER, '--listen', ip, '--port',
+                                      '5351', '--external', '198.51.100.7', '--control', ctl], stdout=out,
+                                     stderr=subprocess.STDOUT)
+            self.env.procs.append(p)
+            wait_until(lambda: os.path.exists(ctl) or p.poll() is not None, 10, f'refserver on {ip}')
+            self.assertIsNone(p.poll(), f'refserver on {ip} died')
+            self.ctl[ip] = ctl
+        self.nm = nmmock.NMMock(bus_address=self.env.address)
+        self.addCleanup(self.nm.down)
+        self.nm.up()
+
+    # ---- helpers ----
+    def tearDown(self):
+        # libnm or GLib complaining in pcpd is a bug even when the behaviour looked right
+        log = slurp(self.env.pcpd_log) if getattr(self.env, 'pcpd_log', None) else ''
+        for bad in ('CRITICAL', 'GLib-GObject-WARNING', 'libnm-WARNING'):
+            self.assertNotIn(bad, log)
+        if self.env.pcpd is not None:
+            self.env.assert_alive()
+
+    def servers(self):
+        return [(s[0], s[1], s[2]) for s in self.env.get(PATH, MANAGER, 'Servers')]
+
+    def wait_servers(self, want, what):
+        wait_until(lambda: sorted(self.servers()) == sorted(want), CAP,
+                   f'Servers == {want} ({what}); have {self.servers()}')
+
+    def applied_mark(self):
+        return len(slurp(self.env.pcpd_log))
+
+    def wait_applied(self, mark):
+        """A pass over NetworkManager's state that saw every change made before: the mock's
+        barrier (Connectivity) is in a pass logged after mark."""
+        value = self.nm.barrier()
+
+        def seen():
+            log = slurp(self.env.pcpd_log)[mark:]
+            return f'connectivity {value})' in log
+        wait_until(seen, CAP, f'a pass with connectivity {value}')
+
+    def mapping(self, port):
+        path = self.env.add_mapping('tcp', port)
+        self.env.wait_state(path, 'active', CAP)
+        return path
+
+    def changed_props(self, path, since):
+        """Names of the mapping's properties in PropertiesChanged signals after index since."""
+        names = []
+        for p, iface, member, args in self.env.signals[since:]:
+            if p == path and member == 'PropertiesChanged' and args[0] == MAPPING:
+                names += list(args[1].keys())
+        return names
+
+    # ---- tests ----
+    def test_follow_changes(self):
+        self.nm.add_device('eth0', dhcp4=dict(OPT1, expiry=str(int(time.time()) + 3600)))
+        self.env.start_pcpd(wait_ready=False)
+        self.wait_servers([('eth0', S1, 'dhcpv4')], 'from the DHCPv4 option')
+        wait_until(lambda: self.env.get(PATH, MANAGER, 'State') == 'ready', CAP, 'State ready')
+        path = self.mapping(4242)
+        props = self.env.get_all(path)
+        self.assertEqual(props['Server'], S1)
+        first = dump(self.ctl[S1])
+        self.assertEqual([m['internal_port'] for m in first], [4242])
+
+        # a renewal re-sends every option: nothing changes
+        mark, sig = self.applied_mark(), len(self.env.signals)
+        self.nm.renew('eth0', 4)
+        self.wait_applied(mark)
+        self.assertEqual(self.servers(), [('eth0', S1, 'dhcpv4')])
+        self.assertNotIn('Server', self.changed_props(path, sig))
+        self.assertEqual(dump(self.ctl[S1]), first)
+
+        # the option changes: the mapping moves to the new server, apps are told
+        sig = len(self.env.signals)
+        self.nm.set_dhcp('eth0', 4, dict(OPT2, expiry=str(int(time.time()) + 3600)))
+        self.wait_servers([('eth0', S2, 'dhcpv4')], 'after the option changed')
+        wait_until(lambda: self.env.get(path, MAPPING, 'Server') == S2, CAP, 'the mapping on the new server')
+        self.env.wait_state(path, 'active', CAP)
+        self.assertIn('Server', self.changed_props(path, sig))
+        on2 = dump(self.ctl[S2])
+        self.assertEqual([m['internal_port'] for m in on2], [4242])
+
+        # a reconnect: config objects "/" then new empty ones; the lease stays known
+        mark, sig = self.applied_mark(), len(self.env.signals)
+        self.nm.reconnect('eth0', fill=False)
+        self.wait_applied(mark)
+        self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')])
+        mark = self.applied_mark()
+        self.nm.fill('eth0')
+        self.wait_applied(mark)
+        self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')])
+        self.assertNotIn('Server', self.changed_props(path, sig))
+        self.assertEqual(self.env.get(path, MAPPING, 'State'), 'active')
+
+        # link down: no server; the mapping waits and says why
+        self.nm.link_down('eth0')
+        self.wait_servers([], 'link down')
+        wait_until(lambda: self.env.get(path, MAPPING, 'Error') == 'NO_SERVER', CAP, 'Error NO_SERVER')
+        props = self.env.get_all(path)
+        self.assertEqual(props['State'], 'failed')
+        self.assertEqual(props['Server'], '')
+        self.assertDBusError(ERR + 'NoServer', self.env.add_mapping, 'tcp', 4343)
+
+        # link up: the same server again, the same upstream mapping (its nonce)
+        self.nm.link_up('eth0')
+        self.wait_servers([('eth0', S2, 'dhcpv4')], 'link up')
+        wait_until(lambda: self.env.get(path, MAPPING, 'Server') == S2, CAP, 'the mapping back on its server')
+        self.env.wait_state(path, 'active', CAP)
+        self.assertEqual(self.env.get(path, MAPPING, 'Error'), '')
+        again = dump(self.ctl[S2])
+        self.assertEqual(len(again), 1, again)
+        self.assertEqual(again[0]['nonce'], on2[0]['nonce'])
+        self.assertEqual(again[0]['external_port'], on2[0]['external_port'])
+
+        # NetworkManager leaves the bus and comes back: nothing moves
+        sig = len(self.env.signals)
+        self.nm.stop()
+        wait_until(lambda: 'NetworkManager is not running' in slurp(self.env.pcpd_log), CAP, 'pcpd sees NM gone')
+        self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')])
+        mark = self.applied_mark()
+        self.nm.start()
+        self.wait_applied(mark)
+        self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')])
+        self.assertNotIn('Server', self.changed_props(path, sig))
+        self.assertEqual(dump(self.ctl[S2])[0]['nonce'], on2[0]['nonce'])
+        self.env.assert_alive()
+
+    def test_nm_appears_later_and_lease_runs_out(self):
+        # the mock's model first (it can only be built on a running mock), then it goes
+        self.nm.add_device('eth0', dhcp6={'dhcp6_pcp_server': '::ffff:' + S1, 'life_starts': str(int(time.time())),
+                                          'max_life': '6'})
+        self.nm.stop()
+        # without NetworkManager pcpd starts as it always did: no server here
+        self.env.start_pcpd(wait_ready=False)
+        wait_until(lambda: 'NetworkManager is not running' in slurp(self.env.pcpd_log), CAP, 'pcpd sees no NM')
+        self.assertEqual(self.servers(), [])
+        self.assertEqual(self.env.get(PATH, MANAGER, 'State'), 'no-network')
+        # it appears: its DHCPv6 server (IPv4-mapped: an IPv4 server from DHCPv6) is used,
+        # until the lease runs out without a renewal (NM 1.42's stale DHCP6Config)
+        self.nm.start()
+        self.wait_servers([('eth0', S1, 'dhcpv6')], 'NetworkManager appeared')
+        path = self.mapping(5151)
+        self.assertEqual(self.env.get(path, MAPPING, 'Server'), S1)
+        self.wait_servers([], 'the DHCPv6 lease ran out')
+        wait_until(lambda: self.env.get(path, MAPPING, 'Error') == 'NO_SERVER', CAP, 'Error NO_SERVER')
+
+    def test_primary_connection(self):
+        self.nm.add_device('eth0', dhcp4=OPT1)
+        self.nm.add_device('eth1', dhcp4=OPT2, primary=False)
+        self.env.start_pcpd(wait_ready=False)
+        self.wait_servers([('eth0', S1, 'dhcpv4'), ('eth1', S2, 'dhcpv4')], 'two interfaces')
+        self.assertEqual(self.env.get(self.mapping(6001), MAPPING, 'Server'), S1)
+        # the caller's interface wins over the primary one
+        p = self.env.add_mapping('tcp', 6002, options={'interface': pcpdtest.V('s', 'eth1')})
+        wait_until(lambda: self.env.get(p, MAPPING, 'Server') == S2, CAP, 'the mapping on eth1')
+        # the primary connection moves: new mappings go there
+        mark = self.applied_mark()
+        self.nm.set_primary('eth1')
+        self.wait_applied(mark)
+        wait_until(lambda: 'Primary connection\'s interface: eth1' in slurp(self.env.pcpd_log), CAP, 'primary eth1')
+        self.assertEqual(self.env.get(self.mapping(6003), MAPPING, 'Server'), S2)
+        # a full-tunnel VPN without a PCP server: no server for a mapping without interface
+        mark = self.applied_mark()
+        self.nm.vpn_up('tun0')
+        self.wait_applied(mark)
+        wait_until(lambda: 'Primary connection\'s interface: tun0' in slurp(self.env.pcpd_log), CAP, 'primary tun0')
+        self.assertDBusError(ERR + 'NoServer', self.env.add_mapping, 'tcp', 6004)
+        self.nm.vpn_down('tun0')
+        wait_until(lambda: 'Primary connection\'s interface: eth1' in slurp(self.env.pcpd_log)
+                   .rsplit('tun0', 1)[-1], CAP, 'primary back on eth1')
+        self.assertEqual(self.env.get(self.mapping(6005), MAPPING, 'Server'), S2)
+
+
+def main():
+    preflight()
+    netns_preflight()
+    if nmmock is None:
+        msg = f'this test needs python3-dbus ({NMMOCK_ERROR})'
+        if os.environ.get('CI') == 'true':
+            print('FAIL (CI must not skip): ' + msg)
+            sys.exit(1)
+        print('SKIP: ' + msg)
+        sys.exit(77)
+    unittest.main(verbosity=2)
+
+
+if __name__ == '__main__':
+    main()
