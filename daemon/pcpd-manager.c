@@ -891,7 +891,11 @@ static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
                 .id = mp->id,
                 .direct = mp->direct,
                 .has_nonce = !mp->direct,
-                .server = mp->direct ? (char *) "" : mp->server_text,
+                /* a mapping waiting for a server: the one it was on (its nonce is for it) */
+                .server = mp->direct                                          ? (char *) ""
+                          : mp->server_text != NULL && mp->server_text[0] != '\0' ? mp->server_text
+                          : mp->prev_server != NULL                               ? mp->prev_server
+                                                                                  : (char *) "",
                 .opcode = mp->opcode,
                 .protocol = mp->protocol,
                 .family = mp->family,
@@ -2275,11 +2279,20 @@ static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_stat
         pcpd_server *s = server_from_text(m, rec->server);
 
         if (s == NULL) {
-                g_warning("Saved mapping %s %s port %u was made through %s, which is not a server now: it cannot "
-                          "be renewed or deleted and will expire upstream",
+                /* not a server now, or not yet (NetworkManager's arrive after the restore):
+                 * it waits, with its nonce, and is made there again when that server comes
+                 * (pcpd-servers.c), or on the one that serves it then */
+                g_message("Saved mapping %s %s port %u was made through %s, which is not a server now: it waits "
+                          "for a server",
                           pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
                           mp->internal_port, rec->server);
-                return false;
+                mp->has_nonce = true;
+                memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
+                mp->prev_server = g_strdup(rec->server);
+                set_str(&mp->server_text, "");
+                set_str(&mp->state, PCP1_MAPPING_FAILED);
+                set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);
+                return true;
         }
         mapping_params(mp, s, &p);
         p.has_nonce = true;

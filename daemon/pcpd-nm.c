@@ -232,6 +232,8 @@ static void apply(pcpd_nm *nm) {
                                                        : "is not running: PCP servers from the default routes only");
         }
         if (!running) {
+                /* nothing from NetworkManager to wait for: restored mappings go where they can */
+                pcpd_servers_replan(nm->m);
                 if (nm->grace_source == 0 &&
                     (g_hash_table_size(nm->leases[0]) > 0 || g_hash_table_size(nm->leases[1]) > 0))
                         nm->grace_source = g_timeout_add_seconds(PCPD_NM_GRACE_S, on_grace, nm);

@@ -198,6 +198,10 @@ static bool servers_apply(pcpd_manager *m) {
         return changed;
 }
 
+void pcpd_servers_replan(pcpd_manager *m) {
+        (void) servers_apply(m);
+}
+
 bool pcpd_manager_set_servers(pcpd_manager *m, pcpd_source source, const char *ifname, const pcpd_server_spec *servers,
                               size_t n) {
         pcpd_server_sources *src = sources_get(m);

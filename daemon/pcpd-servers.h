@@ -43,6 +43,8 @@ void pcpd_manager_set_primary(pcpd_manager *m, const char *ifname);
 const char *pcpd_manager_get_primary(pcpd_manager *m);
 /* S1-S3: the server a new mapping of the family goes to (interface NULL or "": none asked). */
 pcpd_server *pcpd_servers_choose(pcpd_manager *m, int family, const char *interface);
+/* Waiting mappings (restored, or whose server went) to the servers that serve them now. */
+void pcpd_servers_replan(pcpd_manager *m);
 void pcpd_server_sources_free(pcpd_server_sources *s);
 
 /* ---- manager internals the registry uses (pcpd-manager.c) ---- */

@@ -221,6 +221,28 @@ class NMMockTest(BusTestCase):
         self.wait_servers([], 'the DHCPv6 lease ran out')
         wait_until(lambda: self.env.get(path, MAPPING, 'Error') == 'NO_SERVER', CAP, 'Error NO_SERVER')
 
+    def test_restart_waits_for_its_server(self):
+        """A mapping saved on a DHCP-announced server: after a restart of pcpd it waits for
+        NetworkManager's servers (they come after the saved state is read) and is made on
+        its server again with its nonce, not dropped nor made anew."""
+        self.nm.add_device('eth0', dhcp4=OPT1)
+        self.env.start_pcpd(wait_ready=False)
+        self.wait_servers([('eth0', S1, 'dhcpv4')], 'from the DHCPv4 option')
+        path = self.mapping(7070)
+        before = dump(self.ctl[S1])
+        self.assertEqual(len(before), 1)
+        self.env.kill_pcpd()
+        self.env.start_pcpd(wait_ready=False)
+        wait_until(lambda: 'which is not a server now: it waits' in slurp(self.env.pcpd_log), CAP,
+                   'the restored mapping waiting')
+        self.wait_servers([('eth0', S1, 'dhcpv4')], 'after the restart')
+        wait_until(lambda: self.env.get(path, MAPPING, 'Server') == S1, CAP, 'the mapping on its server again')
+        self.env.wait_state(path, 'active', CAP)
+        after = dump(self.ctl[S1])
+        self.assertEqual(len(after), 1, after)
+        self.assertEqual(after[0]['nonce'], before[0]['nonce'])
+        self.assertEqual(after[0]['external_port'], before[0]['external_port'])
+
     def test_primary_connection(self):
         self.nm.add_device('eth0', dhcp4=OPT1)
         self.nm.add_device('eth1', dhcp4=OPT2, primary=False)
