@@ -33,6 +33,7 @@ struct pcpd_nm {
         GDBusConnection *conn;
         NMClient *client;
         bool running;
+        bool failed; /* libnm could not be set up */
         guint settle_source, grace_source, expiry_source;
         GArray *hooks;       /* hook */
         GHashTable *leases[2]; /* ifname -> lease*: [0] DHCPv4, [1] DHCPv6 */
@@ -95,6 +96,7 @@ static void state_add(pcpd_nm *nm, const char *ifname, int family, pcpd_dhcp_req
         if (st == PCPD_DHCP_NO_LEASE || nm->n_states >= PCPD_NM_MAX_STATES)
                 return;
         o = &nm->states[nm->n_states++];
+        memset(o, 0, sizeof(*o));
         g_strlcpy(o->ifname, ifname, sizeof(o->ifname));
         o->family = family;
         o->state = pcpd_dhcp_request_state_to_string(st);
@@ -196,7 +198,6 @@ static gboolean on_expiry(gpointer data) {
 static void forget_all(pcpd_nm *nm) {
         for (int f = 0; f < 2; f++)
                 g_hash_table_remove_all(nm->leases[f]);
-        nm->n_states = 0;
         push(nm);
         pcpd_manager_set_primary(nm->m, NULL);
 }
@@ -221,13 +222,33 @@ static void primary_update(pcpd_nm *nm) {
         pcpd_manager_set_primary(nm->m, ifname);
 }
 
+static void states_publish(pcpd_nm *nm, size_t old_n, const pcpd_nm_option_state *old) {
+        size_t new_n = nm->running ? nm->n_states : 0;
+
+        if (old_n == new_n && memcmp(old, nm->states, new_n * sizeof(*old)) == 0)
+                return;
+        pcpd_bus_manager_changed(nm->m, (const char *[]) { "DhcpOptions", NULL });
+}
+
+static void apply_states(pcpd_nm *nm);
+
 static void apply(pcpd_nm *nm) {
+        pcpd_nm_option_state old[PCPD_NM_MAX_STATES];
+        size_t old_n = nm->running ? nm->n_states : 0;
+
+        memcpy(old, nm->states, sizeof(old));
+        apply_states(nm);
+        states_publish(nm, old_n, old);
+}
+
+static void apply_states(pcpd_nm *nm) {
         const GPtrArray *devices;
         bool running = nm_client_get_nm_running(nm->client);
 
         hooks_clear(nm);
         if (running != nm->running) {
                 nm->running = running;
+                pcpd_bus_manager_changed(nm->m, (const char *[]) { "NetworkManager", NULL });
                 g_message("NetworkManager %s", running ? "is running: PCP servers from DHCP are used"
                                                        : "is not running: PCP servers from the default routes only");
         }
@@ -303,9 +324,11 @@ static void on_client(GObject *src, GAsyncResult *res, gpointer data) {
         pcpd_nm *nm;
 
         if (client == NULL) {
-                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
                         g_warning("Cannot follow NetworkManager (libnm): %s; PCP servers from the default routes only",
                                   error->message);
+                        ((pcpd_nm *) data)->failed = true;
+                }
                 return;
         }
         nm = data;
@@ -327,10 +350,12 @@ static void on_connection(GObject *src, GAsyncResult *res, gpointer data) {
         pcpd_nm *nm;
 
         if (conn == NULL) {
-                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
                         g_warning("Cannot connect to the system bus for NetworkManager: %s; PCP servers from the "
                                   "default routes only",
                                   error->message);
+                        ((pcpd_nm *) data)->failed = true;
+                }
                 return;
         }
         nm = data;
@@ -399,4 +424,10 @@ size_t pcpd_nm_option_states(pcpd_nm *nm, pcpd_nm_option_state *out, size_t cap)
 
 bool pcpd_nm_running(pcpd_nm *nm) {
         return nm != NULL && nm->running;
+}
+
+const char *pcpd_nm_status(pcpd_nm *nm) {
+        if (nm == NULL || nm->failed)
+                return "unavailable";
+        return nm->running ? "running" : "not-running";
 }

@@ -43,3 +43,6 @@ typedef struct pcpd_nm_option_state {
 size_t pcpd_nm_option_states(pcpd_nm *nm, pcpd_nm_option_state *out, size_t cap);
 /* whether NetworkManager is on the bus */
 bool pcpd_nm_running(pcpd_nm *nm);
+/* Manager.NetworkManager: "running", "not-running" (not on the bus, or not known yet),
+ * "unavailable" (libnm could not be set up: servers from the default routes only) */
+const char *pcpd_nm_status(pcpd_nm *nm);

@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, '..', 'bus'))
 import pcpdtest  # noqa: E402
-from pcpdtest import (ERR, MANAGER, MAPPING, PATH, REFSERVER, BusTestCase, NetNS, netns_preflight,  # noqa: E402
+from pcpdtest import (ERR, MANAGER, MAPPING, PATH, PCPCTL, REFSERVER, BusTestCase, NetNS, netns_preflight,  # noqa: E402
                       preflight, slurp, wait_until)
 
 try:
@@ -113,6 +113,12 @@ class NMMockTest(BusTestCase):
             log = slurp(self.env.pcpd_log)[mark:]
             return f'connectivity {value})' in log
         wait_until(seen, CAP, f'a pass with connectivity {value}')
+
+    def pcpctl(self, *args):
+        r = subprocess.run([PCPCTL, '--no-pager'] + list(args), env=self.env.env, capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
 
     def mapping(self, port):
         path = self.env.add_mapping('tcp', port)
@@ -220,6 +226,36 @@ class NMMockTest(BusTestCase):
         self.assertEqual(self.env.get(path, MAPPING, 'Server'), S1)
         self.wait_servers([], 'the DHCPv6 lease ran out')
         wait_until(lambda: self.env.get(path, MAPPING, 'Error') == 'NO_SERVER', CAP, 'Error NO_SERVER')
+
+    def test_status(self):
+        """Where servers came from and whether the DHCP options are asked for, per
+        interface: Manager.DhcpOptions, Manager.NetworkManager and pcpctl status."""
+        self.nm.add_device('eth0', dhcp4=dict(OPT1, expiry=str(int(time.time()) + 3600)),
+                           dhcp6={'requested_dhcp6_pcp_server': '1', 'dhcp6_name_servers': 'fd77::1'})
+        # NetworkManager's internal client: a lease, no option asked for
+        self.nm.add_device('eth1', dhcp4={'ip_address': '10.77.1.2', 'routers': '10.77.1.1'}, primary=False)
+        self.env.start_pcpd(wait_ready=False)
+        self.wait_servers([('eth0', S1, 'dhcpv4')], 'from the DHCPv4 option')
+        want = [('eth0', 'ipv4', 'received'), ('eth0', 'ipv6', 'not-offered'), ('eth1', 'ipv4', 'not-requested')]
+        wait_until(lambda: sorted(self.env.get(PATH, MANAGER, 'DhcpOptions')) == want, CAP,
+                   f'DhcpOptions == {want}')
+        self.assertEqual(self.env.get(PATH, MANAGER, 'NetworkManager'), 'running')
+        out = self.pcpctl('status')
+        self.assertRegex(out, rf'(?m)^eth0 +{re.escape(S1)} +dhcpv4 +pcp +\d+$')
+        self.assertIn('NetworkManager: running', out)
+        self.assertIn('eth0: DHCPv4 option 158: received', out)
+        self.assertIn('eth0: DHCPv6 option 86: asked for, not sent by the network', out)
+        self.assertIn('eth1: DHCPv4 option 158: not asked for', out)
+        # NetworkManager leaves: said so, and the options are not known any more
+        sig = len(self.env.signals)
+        self.nm.stop()
+        wait_until(lambda: self.env.get(PATH, MANAGER, 'NetworkManager') == 'not-running', CAP, 'not-running')
+        self.assertEqual(self.env.get(PATH, MANAGER, 'DhcpOptions'), [])
+        changed = [k for p, i, m, a in self.env.signals[sig:] if m == 'PropertiesChanged' and a[0] == MANAGER
+                   for k in a[1]]
+        self.assertIn('NetworkManager', changed)
+        self.assertIn('DhcpOptions', changed)
+        self.assertIn('NetworkManager: not running', self.pcpctl('status'))
 
     def test_restart_waits_for_its_server(self):
         """A mapping saved on a DHCP-announced server: after a restart of pcpd it waits for
