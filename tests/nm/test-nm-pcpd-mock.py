@@ -211,19 +211,24 @@ class NMMockTest(BusTestCase):
     def test_nm_appears_later_and_lease_runs_out(self):
         # the mock's model first (it can only be built on a running mock), then it goes
         self.nm.add_device('eth0', dhcp6={'dhcp6_pcp_server': '::ffff:' + S1, 'life_starts': str(int(time.time())),
-                                          'max_life': '6'})
+                                          'max_life': '3600'})
         self.nm.stop()
         # without NetworkManager pcpd starts as it always did: no server here
         self.env.start_pcpd(wait_ready=False)
         wait_until(lambda: 'NetworkManager is not running' in slurp(self.env.pcpd_log), CAP, 'pcpd sees no NM')
         self.assertEqual(self.servers(), [])
         self.assertEqual(self.env.get(PATH, MANAGER, 'State'), 'no-network')
-        # it appears: its DHCPv6 server (IPv4-mapped: an IPv4 server from DHCPv6) is used,
-        # until the lease runs out without a renewal (NM 1.42's stale DHCP6Config)
+        self.assertEqual(self.env.get(PATH, MANAGER, 'NetworkManager'), 'not-running')
+        # it appears: its DHCPv6 server (IPv4-mapped: an IPv4 server from DHCPv6) is used
         self.nm.start()
         self.wait_servers([('eth0', S1, 'dhcpv6')], 'NetworkManager appeared')
         path = self.mapping(5151)
         self.assertEqual(self.env.get(path, MAPPING, 'Server'), S1)
+        # a lease that ends in 5 s and is never renewed (NM 1.42's stale DHCP6Config after
+        # a reapply: the object stays, nothing is emitted): its server goes when it ends
+        self.nm.set_dhcp('eth0', 6, {'dhcp6_pcp_server': '::ffff:' + S1, 'life_starts': str(int(time.time()) - 3595),
+                                     'max_life': '3600'})
+        self.nm.reapply_ipv6('eth0')
         self.wait_servers([], 'the DHCPv6 lease ran out')
         wait_until(lambda: self.env.get(path, MAPPING, 'Error') == 'NO_SERVER', CAP, 'Error NO_SERVER')
 
