@@ -1187,6 +1187,7 @@ static void mapping_free(pcpd_mapping *mp) {
         g_free(mp->external_address);
         g_free(mp->internal_address);
         g_free(mp->prev_server);
+        g_free(mp->interface);
         g_free(mp);
 }
 
@@ -1804,6 +1805,23 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         manager_kick(m);
 }
 
+/* mp leaves its server, which is still there (the primary connection moved): deleted
+ * there at once (lifetime 0, its nonce: C4), so that one external port does not forward
+ * to the host twice; then moved or set waiting by the caller. */
+void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp) {
+        if (mp->engine_id != 0) {
+                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
+                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                mp->engine_id = 0;
+                manager_engine_drain(m);
+        }
+        mp->server = NULL;
+        if (mp->server_text != NULL && mp->server_text[0] != '\0') {
+                g_free(mp->prev_server);
+                mp->prev_server = g_strdup(mp->server_text);
+        }
+}
+
 /* No server for a mapping whose server went: it waits for one, failed with NO_SERVER. */
 void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
         const char *props[6];
@@ -1903,6 +1921,7 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
         }
         mp->lifetime = lifetime;
         mp->description = g_strdup(req->description ?: "");
+        mp->interface = req->interface != NULL && *req->interface != '\0' ? g_strdup(req->interface) : NULL;
         mp->created = realtime_us();
         mp->key = key;
         mp->has_suggested_address = req->has_external_address;

@@ -50,6 +50,7 @@ typedef struct pcpd_mapping {
         pcpd_server *server;
         char *server_text;
         char *prev_server; /* the server it was on before it had to wait for one (NULL: none) */
+        char *interface;   /* the interface its caller named (NULL: none: it follows the primary) */
         bool has_nonce; /* on a server: its nonce, on disk before the request left */
         uint8_t nonce[PCP_NONCE_LEN];
 

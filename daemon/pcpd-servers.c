@@ -137,7 +137,34 @@ static void mappings_replan(pcpd_manager *m) {
 
                 if (!mapping_waiting(mp))
                         continue;
+                s = pcpd_servers_choose(m, mp->family, mp->interface);
+                if (s != NULL)
+                        manager_mapping_move(m, mp, s);
+                else
+                        manager_mapping_wait(m, mp);
+        }
+}
+
+/* N7: while the primary connection is known (NetworkManager), a mapping that named no
+ * interface belongs on the primary connection's servers: when the primary moves (another
+ * network, a full-tunnel VPN), it leaves its server (deleted there: C4) for the one that
+ * serves it now, or waits. Without a known primary nothing moves (today's behaviour). */
+static void mappings_follow_primary(pcpd_manager *m) {
+        g_autoptr(GPtrArray) all = NULL;
+
+        if (pcpd_manager_get_primary(m) == NULL)
+                return;
+        all = pcpd_manager_list_mappings(m);
+        for (guint i = 0; i < all->len; i++) {
+                pcpd_mapping *mp = all->pdata[i];
+                pcpd_server *s;
+
+                if (mp->direct || mp->server == NULL || mp->interface != NULL)
+                        continue;
                 s = pcpd_servers_choose(m, mp->family, NULL);
+                if (s == mp->server)
+                        continue;
+                manager_mapping_leave(m, mp);
                 if (s != NULL)
                         manager_mapping_move(m, mp, s);
                 else
@@ -193,6 +220,7 @@ static bool servers_apply(pcpd_manager *m) {
         }
         if (changed || any_waiting)
                 mappings_replan(m);
+        mappings_follow_primary(m);
         if (changed)
                 manager_servers_changed(m);
         return changed;

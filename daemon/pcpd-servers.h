@@ -54,6 +54,8 @@ void manager_remove_server(pcpd_manager *m, pcpd_server *s);
 /* mp (on no server) goes to server s: a new upstream mapping, with mp's nonce when s is
  * the server it was last on. */
 void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s);
+/* mp leaves its server, still there: deleted upstream there (lifetime 0); the caller moves it */
+void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp);
 /* mp leaves its server (gone) and waits for another: State "failed", Error "NO_SERVER". */
 void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp);
 void manager_servers_changed(pcpd_manager *m);

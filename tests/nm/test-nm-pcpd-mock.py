@@ -18,6 +18,8 @@ import sys
 import time
 import unittest
 
+from gi.repository import GLib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, '..', 'bus'))
@@ -125,8 +127,17 @@ class NMMockTest(BusTestCase):
         self.env.wait_state(path, 'active', CAP)
         return path
 
+    def flush(self):
+        """Every signal pcpd sent before now is in env.signals: a call's reply comes after
+        them on the connection, and their handlers are queued before it returns."""
+        self.env.get(PATH, MANAGER, 'State')
+        ctx = GLib.MainContext.default()
+        while ctx.pending():
+            ctx.iteration(False)
+
     def changed_props(self, path, since):
         """Names of the mapping's properties in PropertiesChanged signals after index since."""
+        self.flush()
         names = []
         for p, iface, member, args in self.env.signals[since:]:
             if p == path and member == 'PropertiesChanged' and args[0] == MAPPING:
@@ -256,10 +267,12 @@ class NMMockTest(BusTestCase):
         self.nm.stop()
         wait_until(lambda: self.env.get(PATH, MANAGER, 'NetworkManager') == 'not-running', CAP, 'not-running')
         self.assertEqual(self.env.get(PATH, MANAGER, 'DhcpOptions'), [])
-        changed = [k for p, i, m, a in self.env.signals[sig:] if m == 'PropertiesChanged' and a[0] == MANAGER
-                   for k in a[1]]
-        self.assertIn('NetworkManager', changed)
-        self.assertIn('DhcpOptions', changed)
+
+        def changed():
+            return {k for p, i, m, a in self.env.signals[sig:] if m == 'PropertiesChanged' and a[0] == MANAGER
+                    for k in a[1]}
+        wait_until(lambda: {'NetworkManager', 'DhcpOptions'} <= changed(), CAP,
+                   'PropertiesChanged for NetworkManager and DhcpOptions')
         self.assertIn('NetworkManager: not running', self.pcpctl('status'))
 
     def test_restart_waits_for_its_server(self):
@@ -285,29 +298,49 @@ class NMMockTest(BusTestCase):
         self.assertEqual(after[0]['external_port'], before[0]['external_port'])
 
     def test_primary_connection(self):
+        """Mappings that name no interface follow the primary connection (deleted on the
+        server they leave); one that names an interface stays there; a full-tunnel VPN
+        without a PCP server makes them wait, and they come back when it goes."""
         self.nm.add_device('eth0', dhcp4=OPT1)
         self.nm.add_device('eth1', dhcp4=OPT2, primary=False)
         self.env.start_pcpd(wait_ready=False)
         self.wait_servers([('eth0', S1, 'dhcpv4'), ('eth1', S2, 'dhcpv4')], 'two interfaces')
-        self.assertEqual(self.env.get(self.mapping(6001), MAPPING, 'Server'), S1)
+        wait_until(lambda: 'Primary connection\'s interface: eth0' in slurp(self.env.pcpd_log), CAP, 'primary eth0')
+        free = self.mapping(6001)
+        self.assertEqual(self.env.get(free, MAPPING, 'Server'), S1)
         # the caller's interface wins over the primary one
-        p = self.env.add_mapping('tcp', 6002, options={'interface': pcpdtest.V('s', 'eth1')})
-        wait_until(lambda: self.env.get(p, MAPPING, 'Server') == S2, CAP, 'the mapping on eth1')
-        # the primary connection moves: new mappings go there
-        mark = self.applied_mark()
+        pinned = self.env.add_mapping('tcp', 6002, options={'interface': pcpdtest.V('s', 'eth1')})
+        wait_until(lambda: self.env.get(pinned, MAPPING, 'Server') == S2, CAP, 'the mapping on eth1')
+        self.env.wait_state(pinned, 'active', CAP)
+        pinned_nonce = dump(self.ctl[S2])[0]['nonce']
+
+        # the primary connection moves to eth1: the free mapping follows, and is deleted
+        # on the server it left (one external port must not forward to the host twice)
+        sig = len(self.env.signals)
         self.nm.set_primary('eth1')
-        self.wait_applied(mark)
-        wait_until(lambda: 'Primary connection\'s interface: eth1' in slurp(self.env.pcpd_log), CAP, 'primary eth1')
+        wait_until(lambda: self.env.get(free, MAPPING, 'Server') == S2, CAP, 'the free mapping on eth1')
+        self.env.wait_state(free, 'active', CAP)
+        self.assertIn('Server', self.changed_props(free, sig))
+        wait_until(lambda: dump(self.ctl[S1]) == [], CAP, f'the mapping deleted on {S1}')
+        on2 = {m['internal_port']: m for m in dump(self.ctl[S2])}
+        self.assertEqual(sorted(on2), [6001, 6002])
+        self.assertEqual(on2[6002]['nonce'], pinned_nonce, 'the pinned mapping did not move')
         self.assertEqual(self.env.get(self.mapping(6003), MAPPING, 'Server'), S2)
-        # a full-tunnel VPN without a PCP server: no server for a mapping without interface
-        mark = self.applied_mark()
+
+        # a full-tunnel VPN without a PCP server: mappings without interface wait
         self.nm.vpn_up('tun0')
-        self.wait_applied(mark)
-        wait_until(lambda: 'Primary connection\'s interface: tun0' in slurp(self.env.pcpd_log), CAP, 'primary tun0')
+        wait_until(lambda: self.env.get(free, MAPPING, 'Error') == 'NO_SERVER', CAP, 'the free mapping waits')
+        self.assertEqual(self.env.get(free, MAPPING, 'Server'), '')
+        self.assertEqual(self.env.get(free, MAPPING, 'State'), 'failed')
+        self.assertEqual(self.env.get(pinned, MAPPING, 'Server'), S2)
         self.assertDBusError(ERR + 'NoServer', self.env.add_mapping, 'tcp', 6004)
+        # the VPN goes: back on eth1's server, with the nonce it had there
         self.nm.vpn_down('tun0')
-        wait_until(lambda: 'Primary connection\'s interface: eth1' in slurp(self.env.pcpd_log)
-                   .rsplit('tun0', 1)[-1], CAP, 'primary back on eth1')
+        wait_until(lambda: self.env.get(free, MAPPING, 'Server') == S2, CAP, 'the free mapping back on eth1')
+        self.env.wait_state(free, 'active', CAP)
+        back = {m['internal_port']: m for m in dump(self.ctl[S2])}
+        self.assertEqual(back[6001]['nonce'], on2[6001]['nonce'])
+        self.assertEqual(back[6001]['external_port'], on2[6001]['external_port'])
         self.assertEqual(self.env.get(self.mapping(6005), MAPPING, 'Server'), S2)
 
 
