@@ -1767,8 +1767,8 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
 }
 
 /* A mapping whose server went (pcpd-servers.c) is made on the server that serves it now:
- * same object; the nonce it had when this is the server it was on (C1: the server sees a
- * refresh and keeps the port), else a new one (C2). */
+ * same object, same nonce (C1: on a server it was on, the server sees a refresh and keeps
+ * the port; C2: on another server it is a new mapping). */
 void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         g_autofree char *from = g_strdup(mp->prev_server);
         pcp_mapping_params p;
@@ -1778,14 +1778,22 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         int r;
 
         mapping_params(mp, s, &p);
-        same = mp->has_nonce && from != NULL && strcmp(from, s->text) == 0;
-        if (same) {
+        same = from != NULL && strcmp(from, s->text) == 0;
+        /* always its nonce: a server it was on before (maybe not the last one: A, then B,
+         * then A again) still holds it under that nonce and would refuse another one
+         * (NOT_AUTHORIZED) until it expires; on a new server it does no harm */
+        if (mp->has_nonce) {
                 p.has_nonce = true;
                 memcpy(p.nonce, mp->nonce, PCP_NONCE_LEN);
         }
         if (!mp->has_suggested_address && mp->external_address != NULL && pcp_addr_from_string(mp->external_address, &ext))
                 p.suggested_external_addr = ext;
         r = mapping_start_saved(m, mp, s, &p, &state);
+        if (r == -EEXIST && p.has_nonce) {
+                /* its delete on the server it left is still on its way under that nonce */
+                p.has_nonce = false;
+                r = mapping_start_saved(m, mp, s, &p, &state);
+        }
         if (r < 0) {
                 g_warning("Mapping %s cannot be made on PCP server %s: %s%s", mp->path, s->text,
                           state ? "its nonce cannot be saved: " : "", g_strerror(-r));

@@ -20,6 +20,7 @@ typedef struct lease {
         unsigned ifindex;
         int64_t ends; /* CLOCK_REALTIME seconds, 0 = unknown (no end) */
         bool active;  /* seen on an active device in the last pass */
+        gint64 gone_at; /* g_get_monotonic_time() when its device vanished; 0: it is there */
 } lease;
 
 typedef struct hook {
@@ -34,7 +35,7 @@ struct pcpd_nm {
         NMClient *client;
         bool running;
         bool failed; /* libnm could not be set up */
-        guint settle_source, grace_source, expiry_source;
+        guint settle_source, grace_source, expiry_source, gone_source;
         GArray *hooks;       /* hook */
         GHashTable *leases[2]; /* ifname -> lease*: [0] DHCPv4, [1] DHCPv6 */
         GHashTable *refused;   /* "ifname/family" -> the option text last refused (logged once) */
@@ -116,8 +117,10 @@ static void read_config(pcpd_nm *nm, NMDevice *dev, const char *ifname, int fami
         l = g_hash_table_lookup(leases, ifname);
         if (opts == NULL || g_hash_table_size(opts) == 0) {
                 /* "/" or a new object not filled yet: what was known stays */
-                if (l != NULL)
+                if (l != NULL) {
                         l->active = true;
+                        l->gone_at = 0;
+                }
                 return;
         }
         state_add(nm, ifname, family,
@@ -142,6 +145,7 @@ static void read_config(pcpd_nm *nm, NMDevice *dev, const char *ifname, int fami
         l->ifindex = if_nametoindex(ifname); /* the scope of link-local servers */
         l->ends = lease_end(opts, family);
         l->active = true;
+        l->gone_at = 0;
 }
 
 /* Hands the kept leases of one family to the manager (N2, N5). Returns the earliest end
@@ -241,7 +245,16 @@ static void apply(pcpd_nm *nm) {
         states_publish(nm, old_n, old);
 }
 
+static gboolean on_gone(gpointer data) {
+        pcpd_nm *nm = data;
+
+        nm->gone_source = 0;
+        nm_schedule(nm);
+        return G_SOURCE_REMOVE;
+}
+
 static void apply_states(pcpd_nm *nm) {
+        gint64 now = g_get_monotonic_time();
         const GPtrArray *devices;
         bool running = nm_client_get_nm_running(nm->client);
 
@@ -284,15 +297,38 @@ static void apply_states(pcpd_nm *nm) {
                 read_config(nm, dev, ifname, AF_INET, nm_device_get_dhcp4_config(dev));
                 read_config(nm, dev, ifname, AF_INET6, nm_device_get_dhcp6_config(dev));
         }
-        /* a device without an active connection (down, gone): its leases go */
+        /* A device without an active connection (link down, disconnected): its leases go.
+         * A device that vanished from NetworkManager's objects: its leases stay for
+         * PCPD_NM_GRACE_S. NetworkManager unexports every device while it shuts down, a
+         * second before it leaves the bus, and leaves the interfaces configured: that is
+         * not the network going away (measured with nmlab). */
         for (int f = 0; f < 2; f++) {
                 GHashTableIter it;
-                gpointer v;
+                gpointer k, v;
 
                 g_hash_table_iter_init(&it, nm->leases[f]);
-                while (g_hash_table_iter_next(&it, NULL, &v))
-                        if (!((lease *) v)->active)
+                while (g_hash_table_iter_next(&it, &k, &v)) {
+                        lease *l = v;
+                        bool present = false;
+
+                        if (l->active)
+                                continue;
+                        for (guint i = 0; devices != NULL && i < devices->len && !present; i++) {
+                                NMDevice *dev = devices->pdata[i];
+                                present = g_strcmp0(nm_device_get_ip_iface(dev) ?: nm_device_get_iface(dev), k) == 0;
+                        }
+                        if (present || (l->gone_at != 0 && now - l->gone_at >= PCPD_NM_GRACE_S * G_USEC_PER_SEC)) {
                                 g_hash_table_iter_remove(&it);
+                                continue;
+                        }
+                        if (l->gone_at == 0) {
+                                l->gone_at = now;
+                                g_message("%s: gone from NetworkManager; its DHCP-announced PCP servers stay for %d s",
+                                          (const char *) k, PCPD_NM_GRACE_S);
+                        }
+                        if (nm->gone_source == 0)
+                                nm->gone_source = g_timeout_add_seconds(PCPD_NM_GRACE_S + 1, on_gone, nm);
+                }
         }
         push(nm);
         primary_update(nm);
@@ -408,6 +444,8 @@ void pcpd_nm_free(pcpd_nm *nm) {
                 g_source_remove(nm->grace_source);
         if (nm->expiry_source != 0)
                 g_source_remove(nm->expiry_source);
+        if (nm->gone_source != 0)
+                g_source_remove(nm->gone_source);
         for (int f = 0; f < 2; f++)
                 g_hash_table_destroy(nm->leases[f]);
         g_hash_table_destroy(nm->refused);

@@ -5,6 +5,8 @@ by DHCPv4 option 158 and DHCPv6 option 86 that is NOT the default gateway; pcpd,
 client namespace on the lab's bus, finds it through NetworkManager (libnm), leaves the
 gateway aside (RFC 7488 S3), maps through it (pcp-refserver on the router side), and when
 the option changes to a second server (a renewal) follows it: the mapping is made there.
+Then a reconnect and a restart of NetworkManager leave the mapping where it is (same
+server, same nonce).
 
 Root, network namespaces, NetworkManager, dhclient and dnsmasq; a missing one is a skip
 locally and a failure with CI=true."""
@@ -142,11 +144,42 @@ def main():
             wait(lambda: get(path, mp, 'State') == 'active', f'{path} active on server 2')
             on2 = refserver_dump(ctl[nmlab.PCP2_V4])
             check(len(on2) == 1 and ':4242 ' in on2[0], f'server 2 holds it: {on2}')
+            nonce2 = on2[0].split(' nonce ')[-1] if on2 else None
+
+            # 4. a reconnect (new DHCP4Config/DHCP6Config objects, "/" in between): the
+            # mapping ends up on the same server with the same upstream mapping (its nonce)
+            mark = len(log())
+            lab.reconnect()
+            lab.wait_option(4, '4 192 168 77 6')
+            wait(lambda: 'NetworkManager: state applied' in log()[mark:] and
+                 ('c0', nmlab.PCP2_V4, 'dhcpv4') in servers() and get(path, mp, 'State') == 'active',
+                 f'the mapping active on {nmlab.PCP2_V4} after a reconnect (have {servers()})')
+            after = refserver_dump(ctl[nmlab.PCP2_V4])
+            check(len(after) == 1 and after[0].endswith(' nonce ' + nonce2),
+                  f'after a reconnect the same mapping on server 2: {after}')
+
+            # 5. NetworkManager stops and starts again: nothing moves
+            mark = len(log())
+            lab.stop_nm()
+            wait(lambda: 'NetworkManager is not running' in log()[mark:], 'pcpd to see NetworkManager gone')
+            check(('c0', nmlab.PCP2_V4, 'dhcpv4') in servers(), 'its servers stay while it is away')
+            lab.start_nm()
+            wait(lambda: 'NetworkManager is running' in log()[mark:], 'pcpd to see NetworkManager back')
+            wait(lambda: ('c0', nmlab.PCP2_V4, 'dhcpv4') in servers() and get(path, mp, 'State') == 'active',
+                 f'the server and the mapping after NetworkManager came back (have {servers()})')
+            after = refserver_dump(ctl[nmlab.PCP2_V4])
+            check(get(path, mp, 'Server') == nmlab.PCP2_V4 and len(after) == 1 and
+                  after[0].endswith(' nonce ' + nonce2), f'after a restart of NetworkManager the same mapping: {after}')
             check(pcpd.poll() is None, 'pcpd is running')
             check('CRITICAL' not in log(), 'no CRITICAL in pcpd\'s log')
         except AssertionError as e:
             check(False, str(e))
         finally:
+            # what pcpd saw of NetworkManager, for the record
+            print('---- pcpd: servers and mappings ----', flush=True)
+            for line in log().splitlines():
+                if any(w in line for w in ('NetworkManager', 'PCP server', 'Mapping', 'Primary')):
+                    print('  ' + line, flush=True)
             if failures:
                 print('---- pcpd log ----\n' + log()[-6000:], flush=True)
                 lab.dump_logs()

@@ -206,8 +206,14 @@ class NMMockTest(BusTestCase):
         self.assertEqual(again[0]['nonce'], on2[0]['nonce'])
         self.assertEqual(again[0]['external_port'], on2[0]['external_port'])
 
-        # NetworkManager leaves the bus and comes back: nothing moves
+        # NetworkManager leaves the bus and comes back: nothing moves. As the real one, it
+        # first unexports its devices while still on the bus.
         sig = len(self.env.signals)
+        mark = self.applied_mark()
+        self.nm.unexport_devices()
+        self.wait_applied(mark)
+        self.assertIn('eth0: gone from NetworkManager', slurp(self.env.pcpd_log)[mark:])
+        self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')])
         self.nm.stop()
         wait_until(lambda: 'NetworkManager is not running' in slurp(self.env.pcpd_log), CAP, 'pcpd sees NM gone')
         self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')])
