@@ -36,6 +36,7 @@ struct pcpd_nm {
         bool running;
         bool failed; /* libnm could not be set up */
         guint settle_source, grace_source, expiry_source, gone_source;
+        guint sleep_subscription; /* logind's PrepareForSleep on conn */
         GArray *hooks;       /* hook */
         GHashTable *leases[2]; /* ifname -> lease*: [0] DHCPv4, [1] DHCPv6 */
         GHashTable *refused;   /* "ifname/family" -> the option text last refused (logged once) */
@@ -380,6 +381,27 @@ static void on_client(GObject *src, GAsyncResult *res, gpointer data) {
         nm_schedule(nm);
 }
 
+/* N8: logind's PrepareForSleep(false): the host resumed. Its network may be another one
+ * (NetworkManager reconnects, which pcpd follows), and while it slept CLOCK_MONOTONIC
+ * stopped while the servers' epochs and the mappings' lifetimes went on: every server is
+ * set up again and every mapping asked again, with its nonce. */
+static void on_prepare_for_sleep(GDBusConnection *conn, const char *sender, const char *path, const char *iface,
+                                 const char *signal, GVariant *params, gpointer data) {
+        pcpd_nm *nm = data;
+        gboolean start;
+
+        if (!g_variant_is_of_type(params, G_VARIANT_TYPE("(b)")))
+                return;
+        g_variant_get(params, "(b)", &start);
+        if (start) {
+                g_message("The host is going to sleep");
+                return;
+        }
+        g_message("The host resumed from sleep: asking every PCP server again for every mapping");
+        pcpd_servers_renew_all(nm->m);
+        nm_schedule(nm);
+}
+
 static void on_connection(GObject *src, GAsyncResult *res, gpointer data) {
         g_autoptr(GError) error = NULL;
         GDBusConnection *conn = g_dbus_connection_new_for_address_finish(res, &error);
@@ -398,6 +420,9 @@ static void on_connection(GObject *src, GAsyncResult *res, gpointer data) {
         nm->conn = conn;
         /* GLib's default would raise SIGTERM in pcpd when the bus goes (N1) */
         g_dbus_connection_set_exit_on_close(conn, FALSE);
+        nm->sleep_subscription = g_dbus_connection_signal_subscribe(
+                conn, "org.freedesktop.login1", "org.freedesktop.login1.Manager", "PrepareForSleep",
+                "/org/freedesktop/login1", NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_prepare_for_sleep, nm, NULL);
         g_async_initable_new_async(NM_TYPE_CLIENT, G_PRIORITY_DEFAULT, nm->cancel, on_client, nm,
                                    NM_CLIENT_DBUS_CONNECTION, conn, NULL);
 }
@@ -436,8 +461,11 @@ void pcpd_nm_free(pcpd_nm *nm) {
                 g_signal_handlers_disconnect_by_data(nm->client, nm);
                 g_object_unref(nm->client);
         }
-        if (nm->conn != NULL)
+        if (nm->conn != NULL) {
+                if (nm->sleep_subscription != 0)
+                        g_dbus_connection_signal_unsubscribe(nm->conn, nm->sleep_subscription);
                 g_object_unref(nm->conn);
+        }
         if (nm->settle_source != 0)
                 g_source_remove(nm->settle_source);
         if (nm->grace_source != 0)

@@ -19,8 +19,9 @@
  *       passed counts no more (NetworkManager 1.42's stale DHCP6Config, a dead dhclient);
  *   N6  NetworkManager gone from the bus: its servers stay for PCPD_NM_GRACE_S (or until
  *       their lease ends), then go; when it is back, its state is read again.
- * Not done here: N7 (mappings follow a change of the primary connection: only new
- * mappings go to the primary interface) and N8 (logind's PrepareForSleep).
+ *   N8  logind's PrepareForSleep(false) (resume): every server set up again and every
+ *       mapping asked again with its nonce (pcpd_servers_renew_all()).
+ * N7 (mappings follow the primary connection) is in pcpd-servers.c.
  */
 
 #include "pcpd-manager.h"

@@ -226,6 +226,22 @@ static bool servers_apply(pcpd_manager *m) {
         return changed;
 }
 
+void pcpd_servers_renew_all(pcpd_manager *m) {
+        g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+
+        /* every server goes (its state in the engine with it: epoch baselines, address
+         * choice) and comes back from the sources' lists; its mappings wait in between
+         * and are asked again with their nonces (a refresh for the server) */
+        for (guint k = 0; k < all->len; k++) {
+                pcpd_mapping *mp = all->pdata[k];
+                if (mp->server != NULL)
+                        mapping_detach(m, mp);
+        }
+        while (m->servers->len > 0)
+                manager_remove_server(m, m->servers->pdata[m->servers->len - 1]);
+        (void) servers_apply(m);
+}
+
 void pcpd_servers_replan(pcpd_manager *m) {
         (void) servers_apply(m);
 }

@@ -43,6 +43,9 @@ void pcpd_manager_set_primary(pcpd_manager *m, const char *ifname);
 const char *pcpd_manager_get_primary(pcpd_manager *m);
 /* S1-S3: the server a new mapping of the family goes to (interface NULL or "": none asked). */
 pcpd_server *pcpd_servers_choose(pcpd_manager *m, int family, const char *interface);
+/* N8: the host resumed from suspend: every server is set up again (new epoch baselines;
+ * CLOCK_MONOTONIC stopped while suspended) and every mapping asked again with its nonce. */
+void pcpd_servers_renew_all(pcpd_manager *m);
 /* Waiting mappings (restored, or whose server went) to the servers that serve them now. */
 void pcpd_servers_replan(pcpd_manager *m);
 void pcpd_server_sources_free(pcpd_server_sources *s);

@@ -37,7 +37,8 @@ except ImportError as e:  # python3-dbus missing
 pcpdtest.BUS_CONFIG = pcpdtest.BUS_CONFIG.replace(
     '<allow own="org.freedesktop.PolicyKit1"/>',
     '<allow own="org.freedesktop.PolicyKit1"/>\n    <allow own="org.freedesktop.NetworkManager"/>\n'
-    '    <allow send_destination="org.freedesktop.NetworkManager"/>')
+    '    <allow send_destination="org.freedesktop.NetworkManager"/>\n'
+    '    <allow own="org.freedesktop.login1"/>')
 
 S1, S2 = '10.77.0.5', '10.77.0.6'
 OPT1 = {'pcp_server': '4 10 77 0 5', 'requested_pcp_server': '1'}
@@ -302,6 +303,35 @@ class NMMockTest(BusTestCase):
         self.assertEqual(len(after), 1, after)
         self.assertEqual(after[0]['nonce'], before[0]['nonce'])
         self.assertEqual(after[0]['external_port'], before[0]['external_port'])
+
+    def test_resume_from_sleep(self):
+        """logind's PrepareForSleep(false): every mapping is asked again, with its nonce
+        (the server sees a refresh and keeps the port)."""
+        self.nm.add_device('eth0', dhcp4=OPT1)
+        self.env.start_pcpd(wait_ready=False)
+        self.wait_servers([('eth0', S1, 'dhcpv4')], 'from the DHCPv4 option')
+        path = self.mapping(8080)
+        before = dump(self.ctl[S1])
+        # this test stands in for logind: its name, then the signal from it
+        r = self.env.conn.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                                    'RequestName', GLib.Variant('(su)', ('org.freedesktop.login1', 4)), None, 0,
+                                    5000, None)
+        self.assertEqual(r.unpack()[0], 1, 'owner of org.freedesktop.login1')
+        mark = len(slurp(self.env.pcpd_log))
+        for start in (True, False):
+            self.env.conn.emit_signal(None, '/org/freedesktop/login1', 'org.freedesktop.login1.Manager',
+                                      'PrepareForSleep', GLib.Variant('(b)', (start,)))
+        self.env.conn.flush_sync(None)
+        wait_until(lambda: 'resumed from sleep' in slurp(self.env.pcpd_log)[mark:], CAP, 'pcpd to see the resume')
+        wait_until(lambda: f'{path} is made again on PCP server {S1}' in slurp(self.env.pcpd_log)[mark:], CAP,
+                   'the mapping asked again')
+        self.env.wait_state(path, 'active', CAP)
+        self.assertEqual(self.env.get(path, MAPPING, 'Server'), S1)
+        after = dump(self.ctl[S1])
+        self.assertEqual(len(after), 1, after)
+        self.assertEqual(after[0]['nonce'], before[0]['nonce'])
+        self.assertEqual(after[0]['external_port'], before[0]['external_port'])
+        self.assertEqual(self.servers(), [('eth0', S1, 'dhcpv4')])
 
     def test_primary_connection(self):
         """Mappings that name no interface follow the primary connection (deleted on the
