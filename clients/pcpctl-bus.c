@@ -16,6 +16,7 @@
 #include "pcpctl-util.h"
 
 #define SERVERS_MAX 1024u
+#define DECLARED_MAX 1024u
 #define STRV_MAX 4096u
 #define MAPPINGS_MAX (1024u * 1024u)
 /* room for a person to answer a polkit password prompt */
@@ -264,6 +265,59 @@ fail:
 }
 
 /* in the order of the MANAGER_* and MAPPING_* numbers */
+static void declared_free(DeclaredList *l) {
+        strv_free(l->names);
+        strv_free(l->files);
+        strv_free(l->mappings);
+        *l = (DeclaredList){0};
+}
+
+/* appends s to *l (NULL-terminated, n items) */
+static int strv_push(char ***l, size_t n, const char *s) {
+        char **c = realloc(*l, (n + 2) * sizeof(char *));
+
+        if (c == NULL)
+                return -ENOMEM;
+        *l = c;
+        c[n] = strdup(s);
+        c[n + 1] = NULL;
+        return c[n] != NULL ? 0 : -ENOMEM;
+}
+
+static int read_declared(sd_bus_message *m, void *field) {
+        DeclaredList *list = field, l = {.present = true};
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "(sso)");
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *name, *file, *mapping;
+
+                r = sd_bus_message_read(m, "(sso)", &name, &file, &mapping);
+                if (r <= 0)
+                        break;
+                if (n >= DECLARED_MAX) {
+                        r = -E2BIG;
+                        break;
+                }
+                if ((r = strv_push(&l.names, n, name)) < 0 || (r = strv_push(&l.files, n, file)) < 0 ||
+                    (r = strv_push(&l.mappings, n, mapping)) < 0)
+                        break;
+                n++;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        if (r < 0) {
+                declared_free(&l);
+                return r;
+        }
+        declared_free(list);
+        *list = l;
+        return 0;
+}
+
 static const PropMap manager_map[_MANAGER_PROP_MAX] = {
         [MANAGER_VERSION] = {"Version", "s", read_string, offsetof(ManagerInfo, version)},
         [MANAGER_ENABLED] = {"Enabled", "b", read_bool, offsetof(ManagerInfo, enabled)},
@@ -277,6 +331,8 @@ static const PropMap manager_map[_MANAGER_PROP_MAX] = {
         [MANAGER_MAX_MAPPINGS_PER_USER] = {"MaxMappingsPerUser", "u", read_u32,
                                            offsetof(ManagerInfo, max_mappings_per_user)},
         [MANAGER_MAPPING_COUNT] = {"MappingCount", "u", read_u32, offsetof(ManagerInfo, mapping_count)},
+        [MANAGER_DECLARED_MAPPINGS] = {"DeclaredMappings", "a(sso)", read_declared,
+                                       offsetof(ManagerInfo, declared)},
 };
 
 static const PropMap mapping_map[_MAPPING_PROP_MAX] = {
@@ -305,6 +361,7 @@ static const PropMap mapping_map[_MAPPING_PROP_MAX] = {
         [MAPPING_APP_ID] = {"AppId", "s", read_string, offsetof(MappingInfo, app_id)},
         [MAPPING_APP_ID_SOURCE] = {"AppIdSource", "s", read_string, offsetof(MappingInfo, app_id_source)},
         [MAPPING_CREATED] = {"Created", "t", read_u64, offsetof(MappingInfo, created)},
+        [MAPPING_DECLARED] = {"Declared", "s", read_string, offsetof(MappingInfo, declared)},
 };
 
 const char *manager_property_name(unsigned p) {
@@ -392,6 +449,7 @@ void manager_info_done(ManagerInfo *i) {
         servers_free(i->servers.items, i->servers.n);
         strv_free(i->external_addresses);
         strv_free(i->prefix64);
+        declared_free(&i->declared);
         *i = (ManagerInfo){0};
 }
 
@@ -439,6 +497,12 @@ int manager_info_copy(const ManagerInfo *from, ManagerInfo *to) {
                 .default_lifetime = from->default_lifetime,
                 .max_mappings_per_user = from->max_mappings_per_user,
                 .mapping_count = from->mapping_count,
+                .declared = {
+                        .present = from->declared.present,
+                        .names = strv_copy(from->declared.names, &oom),
+                        .files = strv_copy(from->declared.files, &oom),
+                        .mappings = strv_copy(from->declared.mappings, &oom),
+                },
         };
         if (from->servers.n > 0) {
                 to->servers.items = calloc(from->servers.n, sizeof(ServerInfo));
@@ -478,6 +542,7 @@ void mapping_info_done(MappingInfo *i) {
         free(i->owner);
         free(i->app_id);
         free(i->app_id_source);
+        free(i->declared);
         *i = (MappingInfo){0};
 }
 

@@ -61,6 +61,14 @@ typedef struct ServerList {
         size_t n;
 } ServerList;
 
+/* DeclaredMappings: (name, file, mapping path or "/") each, as three parallel lists */
+typedef struct DeclaredList {
+        bool present; /* a newer pcpd: the property was there */
+        char **names;
+        char **files;
+        char **mappings;
+} DeclaredList;
+
 typedef struct ManagerInfo {
         char *version;
         bool enabled;
@@ -73,6 +81,7 @@ typedef struct ManagerInfo {
         uint32_t default_lifetime;
         uint32_t max_mappings_per_user;
         uint32_t mapping_count;
+        DeclaredList declared;
 } ManagerInfo;
 
 typedef struct MappingInfo {
@@ -101,6 +110,7 @@ typedef struct MappingInfo {
         char *app_id;
         char *app_id_source;
         uint64_t created;
+        char *declared; /* "" or absent (an older pcpd): not declared */
 } MappingInfo;
 
 /* Bits of the properties a signal or reply carried (see the PROP_* names). */
@@ -117,6 +127,7 @@ enum {
         MANAGER_DEFAULT_LIFETIME,
         MANAGER_MAX_MAPPINGS_PER_USER,
         MANAGER_MAPPING_COUNT,
+        MANAGER_DECLARED_MAPPINGS,
         _MANAGER_PROP_MAX,
 };
 
@@ -145,6 +156,7 @@ enum {
         MAPPING_APP_ID,
         MAPPING_APP_ID_SOURCE,
         MAPPING_CREATED,
+        MAPPING_DECLARED,
         _MAPPING_PROP_MAX,
 };
 

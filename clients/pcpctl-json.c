@@ -191,6 +191,21 @@ void json_manager(Json *j, const ManagerInfo *i) {
         json_uint(j, i->max_mappings_per_user);
         json_key(j, "MappingCount");
         json_uint(j, i->mapping_count);
+        if (i->declared.present) { /* absent from an older pcpd */
+                json_key(j, "DeclaredMappings");
+                json_begin_array(j);
+                for (size_t k = 0; k < strv_length(i->declared.names); k++) {
+                        json_begin_object(j);
+                        json_key(j, "Name");
+                        json_string(j, i->declared.names[k]);
+                        json_key(j, "File");
+                        json_string(j, i->declared.files[k]);
+                        json_key(j, "Mapping");
+                        json_string(j, i->declared.mappings[k]);
+                        json_end_object(j);
+                }
+                json_end_array(j);
+        }
         json_end_object(j);
 }
 
@@ -253,6 +268,10 @@ void json_mapping(Json *j, const MappingInfo *i) {
         json_string(j, i->app_id_source);
         json_key(j, "Created");
         json_uint(j, i->created);
+        if (i->declared != NULL) { /* absent from an older pcpd */
+                json_key(j, "Declared");
+                json_string(j, i->declared);
+        }
         json_end_object(j);
 }
 

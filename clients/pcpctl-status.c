@@ -24,6 +24,33 @@ static void write_manager(Json *j, const void *data) {
         json_manager(j, data);
 }
 
+/* "camera (mapping 7), web (not mapped yet)"; NULL when none is declared */
+static char *declared_text(const DeclaredList *d) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        if (d->names == NULL || d->names[0] == NULL)
+                return NULL;
+        f = open_memstream(&buf, &size);
+        if (f == NULL)
+                return NULL;
+        for (size_t k = 0; d->names[k] != NULL; k++) {
+                _cleanup_free_ char *t = text_sanitize(d->names[k]);
+
+                fprintf(f, "%s%s ", k > 0 ? ", " : "", t != NULL ? t : "?");
+                if (d->mappings == NULL || d->mappings[k] == NULL || streq(d->mappings[k], "/"))
+                        fputs(_("(not mapped yet)"), f);
+                else
+                        fprintf(f, _("(mapping %s)"), mapping_id(d->mappings[k]));
+        }
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
 /* "a, b, c"; NULL when the list is empty */
 static char *join_sanitized(char *const *l) {
         char *buf = NULL;
@@ -151,7 +178,12 @@ int verb_status(int argc, char **argv, sd_bus *bus) {
                 {_("Default lifetime"), NULL, NULL},
                 {_("Max mappings per user"), NULL, NULL},
                 {_("Mappings"), NULL, NULL},
+                /* newer pcpd, and only when something is declared */
+                {NULL, NULL, NULL},
         };
+        lines[9].value = declared_text(&info.declared);
+        if (lines[9].value != NULL)
+                lines[9].label = _("Declared");
         if (lines[4].value == NULL && streq_ptr(info.state, PCP1_STATE_READY)) {
                 /* PCP has no question for the external address alone: a server tells it in
                  * its answer to the first mapping */
@@ -290,12 +322,20 @@ int verb_list(int argc, char **argv, sd_bus *bus) {
                         format_relative(expires, sizeof(expires), m->expires_at, now);
                 snprintf(uid, sizeof(uid), "%" PRIu32, m->uid);
                 any_peer = any_peer || !isempty(m->remote_address);
-                any_app = any_app || !isempty(m->app_id);
+                any_app = any_app || !isempty(m->app_id) || !isempty(m->declared);
+                /* a declared mapping is the administrator's: its declaration's name stands for the app */
+                _cleanup_free_ char *app = NULL;
+                if (!isempty(m->declared)) {
+                        if (asprintf(&app, "declared:%s", m->declared) < 0)
+                                app = NULL;
+                } else
+                        app = strdup(strempty(m->app_id));
 
                 if (internal == NULL || external == NULL || remote == NULL || proto == NULL || state == NULL ||
+                    app == NULL ||
                     table_add_row(t,
                                   (const char *const[]){mapping_id(m->path), proto, internal, external, remote,
-                                                        state, expires, uid, m->app_id, m->description},
+                                                        state, expires, uid, app, m->description},
                                   (const char *const[]){NULL, NULL, NULL, NULL, NULL,
                                                         mapping_state_color(m->state), NULL, NULL, NULL, NULL}) <
                             0) {

@@ -40,12 +40,14 @@ enum {
         OPT_SEEN_PREFER_FAILURE = 1 << 5,
         OPT_SEEN_PERSISTENT = 1 << 6,
         OPT_SEEN_WAIT = 1 << 7,
+        OPT_SEEN_THIRD_PARTY = 1 << 8,
 };
 static unsigned arg_seen = 0;
 
 static const char *const seen_names[] = {
         "--external-port", "--lifetime",       "--description", "--family",
         "--interface",     "--prefer-failure", "--persistent",  "--wait",
+        "--third-party",
 };
 
 /* ---- verbs that are one call ---- */
@@ -240,6 +242,9 @@ static void help(void) {
                  "  external-address [ipv4|ipv6]\n"
                  "                          Show the router's external address\n"
                  "  revoke APP_ID           Remove every mapping of an application\n"
+                 "  declare NAME PROTO PORT Declare a mapping pcpd keeps for good (saved, made\n"
+                 "                          again after restarts)\n"
+                 "  undeclare NAME          Remove a declared mapping\n"
                  "\n"
                  "%sOptions:%s\n"
                  "  -h --help               Show this help\n"
@@ -261,11 +266,14 @@ static void help(void) {
                  "     --external-port=PORT Suggested external port\n"
                  "     --prefer-failure     Fail unless exactly the suggested port is mapped\n"
                  "     --persistent         Keep the mapping after pcpctl exits\n"
+                 "%sOptions of declare:%s\n"
+                 "     --external-port, --lifetime, --description, --family as for map, and\n"
+                 "     --third-party=ADDR   Map a port of another host of this network\n"
                  "\n"
                  "See the pcpctl(1) manual page for details.\n"),
                program_invocation_short_name, ansi_highlight(), ansi_normal(), ansi_underline(), ansi_normal(),
                ansi_underline(), ansi_normal(), ansi_underline(), ansi_normal(), ansi_underline(),
-               ansi_normal());
+               ansi_normal(), ansi_underline(), ansi_normal());
 }
 
 enum {
@@ -282,6 +290,7 @@ enum {
         ARG_PREFER_FAILURE,
         ARG_PERSISTENT,
         ARG_WAIT,
+        ARG_THIRD_PARTY,
 };
 
 /* 0 to go on (*ret_done: help or version printed), EXIT_USAGE on errors. */
@@ -298,6 +307,7 @@ static int parse_argv(int argc, char **argv, bool *ret_done) {
                 {"lifetime", required_argument, NULL, ARG_LIFETIME},
                 {"description", required_argument, NULL, ARG_DESCRIPTION},
                 {"family", required_argument, NULL, ARG_FAMILY},
+                {"third-party", required_argument, NULL, ARG_THIRD_PARTY},
                 {"interface", required_argument, NULL, ARG_INTERFACE},
                 {"prefer-failure", no_argument, NULL, ARG_PREFER_FAILURE},
                 {"persistent", no_argument, NULL, ARG_PERSISTENT},
@@ -401,6 +411,10 @@ static int parse_argv(int argc, char **argv, bool *ret_done) {
                         arg_map.wait = true;
                         arg_seen |= OPT_SEEN_WAIT;
                         break;
+                case ARG_THIRD_PARTY: /* checked by the verb (check_declare()) */
+                        arg_map.third_party = optarg;
+                        arg_seen |= OPT_SEEN_THIRD_PARTY;
+                        break;
                 case ':':
                         return usage_error(_("Option '%s' needs an argument."), argv[optind - 1]);
                 case '?':
@@ -432,6 +446,10 @@ typedef struct Verb {
 #define PEER_OPTIONS                                                                                        \
         (OPT_SEEN_LIFETIME | OPT_SEEN_DESCRIPTION | OPT_SEEN_FAMILY | OPT_SEEN_INTERFACE | OPT_SEEN_WAIT)
 
+#define DECLARE_OPTIONS                                                                                     \
+        (OPT_SEEN_EXTERNAL_PORT | OPT_SEEN_LIFETIME | OPT_SEEN_DESCRIPTION | OPT_SEEN_FAMILY |              \
+         OPT_SEEN_THIRD_PARTY)
+
 static const Verb verbs[] = {
         {"status", 1, 1, 0, NULL, verb_status},
         {"list", 1, 1, 0, NULL, verb_list},
@@ -443,6 +461,8 @@ static const Verb verbs[] = {
         {"disable", 1, 1, 0, NULL, verb_enable},
         {"external-address", 1, 2, 0, check_external_address, verb_external_address},
         {"revoke", 2, 2, 0, check_revoke, verb_revoke},
+        {"declare", 4, 4, DECLARE_OPTIONS, check_declare, verb_declare},
+        {"undeclare", 2, 2, 0, check_undeclare, verb_undeclare},
 };
 
 static int dispatch_verb(int argc, char **argv) {

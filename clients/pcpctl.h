@@ -27,6 +27,7 @@ typedef struct MapOptions {
         bool prefer_failure;
         bool persistent;
         bool wait;
+        const char *third_party; /* declare */
 } MapOptions;
 
 extern MapOptions arg_map;
@@ -39,6 +40,12 @@ int verb_list(int argc, char **argv, sd_bus *bus);
 int check_mapping_args(int argc, char **argv);
 int verb_map(int argc, char **argv, sd_bus *bus);
 int verb_peer(int argc, char **argv, sd_bus *bus);
+
+/* pcpctl-declare.c */
+int check_declare(int argc, char **argv);
+int verb_declare(int argc, char **argv, sd_bus *bus);
+int check_undeclare(int argc, char **argv);
+int verb_undeclare(int argc, char **argv, sd_bus *bus);
 
 /* pcpctl-monitor.c */
 int verb_monitor(int argc, char **argv, sd_bus *bus);

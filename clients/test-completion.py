@@ -34,7 +34,8 @@ CONFIG = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configurat
 </busconfig>
 '''
 
-VERBS = ['disable', 'enable', 'external-address', 'list', 'map', 'monitor', 'peer', 'release', 'revoke', 'status']
+VERBS = ['declare', 'disable', 'enable', 'external-address', 'list', 'map', 'monitor', 'peer', 'release', 'revoke',
+         'status', 'undeclare']
 ANSI = re.compile(r'\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\x07|\r')
 
 passed = failed = 0
@@ -195,6 +196,10 @@ def main():
             ('pcpctl', '--lifetime', '60', 'm'): ['map', 'monitor'],
             ('pcpctl', '--no-pager', 'release', ''): sorted(ids),
             ('pcpctl', 'release', ids[0], ''): [],
+            ('pcpctl', 'de'): ['declare'],
+            ('pcpctl', 'declare', 'cam', ''): ['dccp', 'sctp', 'tcp', 'udp'],
+            ('pcpctl', 'declare', 'cam', 'tcp', '80', '--t'): ['--third-party='],
+            ('pcpctl', 'map', 'tcp', '80', '--t'): [],
         }
         got = bash_completions(script, env, [list(k) for k in cases])
         for words, want in cases.items():
@@ -208,7 +213,7 @@ def main():
         os.mkdir(home)
         zsh = Zsh(os.path.join(src, 'shell-completion', 'zsh'), env, home)
         try:
-            out = zsh.complete('pcpctl ', 'status')
+            out = zsh.complete('pcpctl ', max(VERBS))  # the last one zsh lists (sorted)
             check(set(VERBS) <= listed(out), 'zsh: pcpctl <Tab> lists the verbs', out)
             out = zsh.complete('pcpctl map ', 'udp')
             check({'tcp', 'udp', 'sctp', 'dccp'} <= listed(out), 'zsh: pcpctl map <Tab> lists protocols', out)

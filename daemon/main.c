@@ -12,7 +12,9 @@
 
 #include "config.h"
 #include "pcpd-log.h"
+#include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
+#include "pcpd-reload.h"
 #include "pcpd-sdbus-glib.h"
 #include "pcpd-state.h"
 
@@ -63,13 +65,10 @@ static gboolean on_signal(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
-/* ExecReload= sends SIGHUP (whose default action would kill pcpd). Re-reading pcpd.conf
- * is not implemented yet, so say that, honestly, and keep running. The re-read will go
- * here: load the configuration into a new pcpd_config, hand it to the manager (servers,
- * limits, lifetimes; no mapping dropped), and wrap it in RELOADING=1 ... READY=1. */
+/* SIGHUP (whose default action would kill pcpd): re-read the configuration and apply what
+ * can change at run time (pcpd-reload.h), as Manager.Reload (the unit's ExecReload=) does. */
 static gboolean on_reload(gpointer data) {
-        g_warning("Reload requested (SIGHUP), but pcpd cannot re-read its configuration yet: nothing changed. "
-                  "Restart it to apply a change (systemctl restart pcpd; mappings are kept across a restart).");
+        (void) pcpd_reload(data, NULL);
         return G_SOURCE_CONTINUE;
 }
 
@@ -104,6 +103,8 @@ static gboolean on_bus_lost(gpointer data) {
 static int run(int argc, char **argv) {
         g_autofree char *config_path = NULL, *state_dir = NULL, *why = NULL;
         g_autoptr(pcpd_state) loaded = NULL;
+        g_autoptr(GPtrArray) declared = NULL;
+        g_autofree char *declared_dir = NULL;
         int state_fd = -1;
         gboolean version = FALSE, verbose = FALSE;
         GOptionEntry entries[] = {
@@ -177,6 +178,16 @@ static int run(int argc, char **argv) {
                 pcpd_config_clear(&config);
                 return 1;
         }
+        /* the administrator's declared mappings are configuration: a bad one stops pcpd too */
+        declared_dir = pcpd_declared_etc_dir(config_path ?: SYSCONFDIR "/pcpd/pcpd.conf");
+        if (!pcpd_declared_load(declared_dir, state_fd, state_dir, &declared, &error)) {
+                pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_CONFIG_ERROR,
+                               ((const char *const[]) { "PCPD_CONFIG", declared_dir, NULL }),
+                               "Bad declared mapping, not starting: %s", error->message);
+                pcpd_config_clear(&config);
+                close(state_fd);
+                return 1;
+        }
 
         loop = g_main_loop_new(NULL, FALSE);
         r = pcpd_manager_new(&config, state_dir, state_fd, g_steal_pointer(&loaded), loop, &m);
@@ -203,12 +214,14 @@ static int run(int argc, char **argv) {
                 sd_bus_unref(bus);
                 return 1;
         }
+        pcpd_manager_set_declared(m, g_steal_pointer(&declared));
         pcpd_sd_bus_attach_glib(bus, NULL, on_bus_lost, loop);
         sd_bus_unref(bus); /* the manager and the source hold it */
 
         g_unix_signal_add(SIGTERM, on_signal, loop);
         g_unix_signal_add(SIGINT, on_signal, loop);
-        g_unix_signal_add(SIGHUP, on_reload, NULL);
+        pcpd_reload_set_source(config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", config_path == NULL);
+        g_unix_signal_add(SIGHUP, on_reload, m);
         watchdog_start();
         sd_notify(false, "READY=1");
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STARTED, NULL, "pcpd %s ready (state in %s)", PACKAGE_VERSION,

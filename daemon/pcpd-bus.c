@@ -18,10 +18,12 @@
 #include "config.h"
 #include "pcpd-addr.h"
 #include "pcpd-caller.h"
+#include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
 #include "pcpd-polkit.h"
+#include "pcpd-reload.h"
 
 /* Calls waiting for the bus's answer about their caller are not limited here: the bus
  * answers those itself at once, and bounds how many a caller can have outstanding
@@ -33,6 +35,9 @@ typedef enum call_kind {
         CALL_REMOVE,
         CALL_REVOKE,
         CALL_SET_ENABLED,
+        CALL_DECLARE,   /* DeclareMapping: p->declared */
+        CALL_UNDECLARE, /* RemoveDeclaredMapping: p->target_path is the name */
+        CALL_RELOAD,
 } call_kind;
 
 /* The bus face's own state, m->bus_face. */
@@ -52,6 +57,7 @@ typedef struct pending_call {
         bool need_privileged;
         char *target_path; /* RemoveMapping */
         bool enabled;      /* SetEnabled */
+        pcpd_declared *declared; /* DeclareMapping */
         uint64_t received; /* CLOCK_BOOTTIME in clock ticks when the call came */
         uid_t uid;
         pid_t pid;
@@ -82,6 +88,7 @@ static pending_call *pending_free(pending_call *p) {
         g_free(p->security_label);
         g_free(p->app_id_detected);
         g_free(p->not_owned);
+        pcpd_declared_free(p->declared);
         g_free(p);
         return NULL;
 }
@@ -710,6 +717,34 @@ static void pending_act(pending_call *p) {
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
+
+        case CALL_DECLARE: {
+                g_autofree char *path = NULL;
+                if (pcpd_manager_declare(m, p->declared, &path, &err) < 0)
+                        break;
+                sd_bus_reply_method_return(p->msg, "o", path);
+                pending_free(p);
+                return;
+        }
+
+        case CALL_UNDECLARE:
+                if (pcpd_manager_undeclare(m, p->target_path, &err) < 0)
+                        break;
+                sd_bus_reply_method_return(p->msg, NULL);
+                pending_free(p);
+                return;
+
+        case CALL_RELOAD: {
+                g_autofree char *why = NULL;
+                if (!pcpd_reload(m, &why)) {
+                        sd_bus_error_setf(&err, PCP1_ERROR_INVALID_CONFIGURATION,
+                                          "The configuration is invalid, nothing was changed: %s", why);
+                        break;
+                }
+                sd_bus_reply_method_return(p->msg, NULL);
+                pending_free(p);
+                return;
+        }
         }
         reply_error(p, &err);
         pending_free(p);
@@ -884,6 +919,72 @@ static int method_set_enabled(sd_bus_message *msg, void *userdata, sd_bus_error 
         return pending_start(p, error);
 }
 
+/* DeclareMapping: AddMapping's arguments and the options a declaration file has. */
+static int method_declare_mapping(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pending_call *p = pending_new(userdata, msg, CALL_DECLARE);
+        pcpd_mapping_request *q = &p->req;
+        const char *name, *proto;
+        int r;
+
+        p->req.opcode = PCP_OPCODE_MAP;
+        r = sd_bus_message_read(msg, "ssqq", &name, &proto, &q->internal_port, &q->suggested_port);
+        if (r >= 0 && !pcpd_declared_name_valid(name))
+                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                      "Invalid name '%s': 1-%d of A-Z a-z 0-9 _ . -, not starting with a dot.", name,
+                                      PCPD_DECLARED_NAME_MAX);
+        if (r >= 0)
+                r = check_protocol_and_port(p, proto, error);
+        if (r >= 0)
+                r = parse_options(msg, p, error);
+        if (r >= 0 && (p->interface != NULL || p->app_id != NULL || q->has_external_address || q->prefer_failure ||
+                       q->n_filters > 0 || q->persistent))
+                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                     "A declared mapping takes only the options lifetime, description, third-party "
+                                     "and family (it is persistent by nature).");
+        if (r >= 0 && q->lifetime != 0 && (q->lifetime < 120 || q->lifetime > 86400 * 7))
+                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                      "Invalid lifetime %u for a declared mapping: 120-604800 seconds.", q->lifetime);
+        if (r >= 0 && q->has_third_party && q->family != 0 &&
+            q->family != (pcp_addr_is_ipv4(&q->third_party) ? AF_INET : AF_INET6))
+                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The family is not the third party's.");
+        if (r < 0) {
+                pending_free(p);
+                return r;
+        }
+        p->declared = g_new0(pcpd_declared, 1);
+        p->declared->name = g_strdup(name);
+        p->declared->path = g_strdup("");
+        p->declared->protocol = q->protocol;
+        p->declared->port = q->internal_port;
+        p->declared->external_port = q->suggested_port;
+        p->declared->lifetime = q->lifetime;
+        p->declared->description = g_strdup(p->description ?: "");
+        p->declared->has_third_party = q->has_third_party;
+        p->declared->third_party = q->third_party;
+        p->declared->family = q->has_third_party ? (pcp_addr_is_ipv4(&q->third_party) ? AF_INET : AF_INET6)
+                                                 : q->family;
+        return pending_start(p, error);
+}
+
+static int method_remove_declared_mapping(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        pending_call *p;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if (!pcpd_declared_name_valid(name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid name '%s'.", name);
+        p = pending_new(userdata, msg, CALL_UNDECLARE);
+        p->target_path = g_strdup(name);
+        return pending_start(p, error);
+}
+
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return pending_start(pending_new(userdata, msg, CALL_RELOAD), error);
+}
+
 static int method_get_external_address(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         pcpd_manager *m = userdata;
         g_autofree char *addr = NULL, *server = NULL;
@@ -922,6 +1023,18 @@ static int manager_get(sd_bus *bus, const char *path, const char *iface, const c
                 return sd_bus_message_append(reply, "s", pcpd_manager_state(m));
         if (strcmp(property, "DefaultLifetime") == 0)
                 return sd_bus_message_append(reply, "u", m->config.default_lifetime);
+        if (strcmp(property, "DeclaredMappings") == 0) {
+                GPtrArray *set = pcpd_manager_get_declared(m);
+                r = sd_bus_message_open_container(reply, 'a', "(sso)");
+                for (guint i = 0; r >= 0 && set != NULL && i < set->len; i++) {
+                        pcpd_declared *d = set->pdata[i];
+                        pcpd_mapping *mp = pcpd_manager_declared_mapping(m, d->name);
+                        r = sd_bus_message_append(reply, "(sso)", d->name, d->path, mp != NULL ? mp->path : "/");
+                }
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                return r;
+        }
         if (strcmp(property, "MaxMappingsPerUser") == 0)
                 return sd_bus_message_append(reply, "u", m->config.max_mappings_per_user);
         if (strcmp(property, "MappingCount") == 0)
@@ -1010,6 +1123,14 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetEnabled", SD_BUS_ARGS("b", enabled), SD_BUS_NO_RESULT, method_set_enabled,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DeclareMapping",
+                                SD_BUS_ARGS("s", name, "s", protocol, "q", internal_port, "q",
+                                            suggested_external_port, "a{sv}", options),
+                                SD_BUS_RESULT("o", mapping), method_declare_mapping, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveDeclaredMapping", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
+                                method_remove_declared_mapping, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetExternalAddress", SD_BUS_ARGS("s", family),
                                 SD_BUS_RESULT("s", address, "s", server), method_get_external_address,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
@@ -1020,12 +1141,13 @@ static const sd_bus_vtable manager_vtable[] = {
         MPROP("Servers", "a(ssssu)", CHANGE),
         MPROP("ExternalAddresses", "as", CHANGE),
         MPROP("Prefix64", "as", CHANGE),
-        MPROP("DefaultLifetime", "u", SD_BUS_VTABLE_PROPERTY_CONST),
-        MPROP("MaxMappingsPerUser", "u", SD_BUS_VTABLE_PROPERTY_CONST),
+        MPROP("DefaultLifetime", "u", CHANGE),
+        MPROP("MaxMappingsPerUser", "u", CHANGE),
         MPROP("MappingCount", "u", CHANGE),
         MPROP("StateError", "s", CHANGE),
         MPROP("DhcpOptions", "a(sss)", CHANGE),  /* pcpd-nm.c */
         MPROP("NetworkManager", "s", CHANGE),   /* pcpd-nm.c */
+        MPROP("DeclaredMappings", "a(sso)", CHANGE),
         SD_BUS_VTABLE_END,
 };
 
@@ -1076,6 +1198,8 @@ static int mapping_get(sd_bus *bus, const char *path, const char *iface, const c
                 return sd_bus_message_append(reply, "t", mp->expires_at);
         if (strcmp(property, "Persistent") == 0)
                 return sd_bus_message_append(reply, "b", mp->persistent);
+        if (strcmp(property, "Declared") == 0)
+                return sd_bus_message_append(reply, "s", mp->declared ?: "");
         if (strcmp(property, "UID") == 0)
                 return sd_bus_message_append(reply, "u", (uint32_t) mp->uid);
         if (strcmp(property, "PID") == 0)
@@ -1118,6 +1242,7 @@ static const sd_bus_vtable mapping_vtable[] = {
         PROP("Server", "s", CHANGE), /* a direct mapping moves to a server that appears */
         PROP("Description", "s", CONST),
         PROP("Persistent", "b", CHANGE),
+        PROP("Declared", "s", CHANGE),
         PROP("Owner", "s", CHANGE),
         PROP("UID", "u", CONST),
         PROP("PID", "u", CHANGE),

@@ -37,6 +37,8 @@
 #define PCPD_MSGID_STARTED "c3bddf41639f40bd9a4fc118999031fd"         /* ready on the bus */
 #define PCPD_MSGID_CONFIG_ERROR "6d3c4396ddeb4f919a55c99df905a178"    /* bad configuration: not started */
 #define PCPD_MSGID_START_FAILED "166d0f16375c40ad9287b5300ed0569a"    /* cannot start (state, bus, name) */
+#define PCPD_MSGID_RELOADED "ed92d865a1a14099a4111c928a7c077e"       /* SIGHUP: configuration re-read and applied */
+#define PCPD_MSGID_RELOAD_FAILED "b1a80cb83020463db2532cdc31685eb7"  /* SIGHUP: invalid; the old one stays */
 #define PCPD_MSGID_ENABLED "95766c859a944f98bae815f8e470bb0b"         /* SetEnabled: switched on or off */
 #define PCPD_MSGID_MAPPING_ADDED "b90c2e973a064e4dab2ec99139d2a369"   /* a new mapping was requested */
 #define PCPD_MSGID_MAPPING_GRANTED "90bbefd3de5d435d8969b1af5d8a0a42" /* active, or a new external address/port */

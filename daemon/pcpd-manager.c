@@ -17,6 +17,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "pcpd-declared-manager.h"
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
@@ -390,6 +391,18 @@ static gboolean on_route_change(gint fd, GIOCondition cond, gpointer data) {
                 /* settle: a link change comes with a burst of route messages */
                 m->rediscover_source = g_timeout_add(500, on_rediscover, m);
         return G_SOURCE_CONTINUE;
+}
+
+/* A reload's configured servers (pcpd-reload.c), through the server registry
+ * (pcpd-servers.c): a server that stays keeps its mappings; the mappings of one that goes
+ * move to the server that serves them now, or wait for one. */
+void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n) {
+        g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, n + 1);
+
+        for (size_t k = 0; k < n; k++)
+                cs[k] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { servers[k].addr } };
+        (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, n);
+        manager_kick(m);
 }
 
 /* ---- ANNOUNCE listener (5350) ---- */
@@ -918,6 +931,7 @@ static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
                 .app_id_source = (char *) mp->app_id_source,
                 .description = mp->description,
                 .created = mp->created,
+                .declared = mp->declared,
         };
         if (rec->has_nonce)
                 memcpy(rec->nonce, mp->nonce, PCP_NONCE_LEN);
@@ -1181,6 +1195,7 @@ static void mapping_free(pcpd_mapping *mp) {
         g_free(mp->owner);
         g_free(mp->remote_address);
         g_free(mp->description);
+        g_free(mp->declared);
         g_free(mp->key);
         g_free(mp->state);
         g_free(mp->error);
@@ -1917,6 +1932,7 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
         mp->app_id_source = req->app_id_source ?: "none";
         mp->owner = g_strdup(req->persistent ? "" : (req->owner ?: ""));
         mp->persistent = req->persistent;
+        mp->declared = g_strdup(req->declared);
         mp->opcode = req->opcode;
         mp->protocol = req->protocol;
         mp->family = family;
@@ -2259,6 +2275,7 @@ static pcpd_mapping *mapping_from_record(pcpd_manager *m, const pcpd_state_mappi
         mp->app_id_source = app_id_source_from_string(rec->app_id_source);
         mp->owner = g_strdup("");
         mp->persistent = rec->persistent;
+        mp->declared = g_strdup(rec->declared);
         mp->unclaimed = !mp->persistent;
         mp->opcode = rec->opcode;
         mp->protocol = rec->protocol;
@@ -2583,6 +2600,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                         close(m->announce_fds[i]);
         }
         pcpd_nm_free(m->nm);
+        pcpd_manager_declared_free(m);
         pcpd_bus_unregister(m); /* before the bus goes: calls still being authorised */
         sd_bus_slot_unref(m->name_owner_slot);
         if (m->mappings != NULL)

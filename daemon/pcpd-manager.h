@@ -62,6 +62,7 @@ typedef struct pcpd_mapping {
         char *owner;         /* first holder's unique name; "" when persistent or unclaimed */
         GHashTable *holders; /* unique bus name -> number of holds (one per AddMapping) */
         bool persistent;
+        char *declared;      /* the declaration it is for (pcpd-declared.h), NULL when none */
         bool unclaimed;      /* restored after a daemon restart, waiting for its app */
         guint grace_source;
 
@@ -144,6 +145,8 @@ struct pcpd_manager {
         char *last_state;  /* Manager.State as last published */
         char *last_direct; /* the host's own addresses in ExternalAddresses, as last published */
         char *status_text; /* sd_notify STATUS */
+        GPtrArray *declared;   /* pcpd_declared* in force (pcpd-declared-manager.c) */
+        guint declared_retry;  /* the check every 10 s while any is declared */
 };
 
 typedef enum pcpd_remove_reason {
@@ -179,6 +182,7 @@ typedef struct pcpd_mapping_request {
         const char *app_id;
         const char *app_id_source;
         const char *owner; /* unique bus name, NULL for persistent */
+        const char *declared; /* the declaration it is for, NULL when none */
 } pcpd_mapping_request;
 
 /* state_fd: the state directory (pcpd_state_dir_open()), loaded: what it holds
@@ -220,6 +224,9 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
 /* Manager.ExternalAddresses: what the servers reported, then the host's own address for each
  * family it is not behind a NAT for; no duplicates. Strings, owned by the array. */
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m);
+
+/* The configured servers become these (a reload): the ones that stay keep their mappings. */
+void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n);
 
 /* pcpd-bus.c */
 int pcpd_bus_register(pcpd_manager *m);

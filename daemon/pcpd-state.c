@@ -23,6 +23,7 @@ void pcpd_state_mapping_free(pcpd_state_mapping *m) {
         g_free(m->app_id);
         g_free(m->app_id_source);
         g_free(m->description);
+        g_free(m->declared);
         g_free(m);
 }
 
@@ -35,6 +36,7 @@ pcpd_state_mapping *pcpd_state_mapping_copy(const pcpd_state_mapping *m) {
         c->app_id = g_strdup(m->app_id ?: "");
         c->app_id_source = g_strdup(m->app_id_source ?: "none");
         c->description = g_strdup(m->description ?: "");
+        c->declared = g_strdup(m->declared);
         return c;
 }
 
@@ -121,6 +123,10 @@ static void append_filter(GString *out, const pcp_filter *f) {
         g_string_append_c(out, ';');
 }
 
+void pcpd_state_format_string(GString *out, const char *key, const char *value) {
+        append_string(out, key, value);
+}
+
 void pcpd_state_format_header(GString *out, uint64_t next_id) {
         g_string_append(out, "[" STATE_GROUP "]\n");
         append_uint(out, "NextMappingId", next_id);
@@ -171,6 +177,8 @@ void pcpd_state_format_mapping(GString *out, const pcpd_state_mapping *m) {
         append_string(out, "AppIdSource", m->app_id_source);
         append_string(out, "Description", m->description);
         append_uint(out, "Created", m->created);
+        if (m->declared != NULL && m->declared[0] != '\0')
+                append_string(out, "Declared", m->declared);
 }
 
 void pcpd_state_format_record(GString *out, const pcpd_state_mapping *m) {
@@ -281,7 +289,7 @@ static pcpd_state_mapping *mapping_from_group(GKeyFile *kf, const char *g) {
             !get_string(kf, g, "ExternalAddress", &m->external_address) ||
             !get_string(kf, g, "RemoteAddress", &m->remote_address) || !get_string(kf, g, "AppId", &m->app_id) ||
             !get_string(kf, g, "AppIdSource", &m->app_id_source) ||
-            !get_string(kf, g, "Description", &m->description) ||
+            !get_string(kf, g, "Description", &m->description) || !get_string(kf, g, "Declared", &m->declared) ||
             !get_uint(kf, g, "Opcode", 255, &opcode) || !get_uint(kf, g, "Protocol", 255, &protocol) ||
             !get_uint(kf, g, "InternalPort", 65535, &port) ||
             !get_uint(kf, g, "SuggestedExternalPort", 65535, &suggested) ||
@@ -343,6 +351,8 @@ static pcpd_state_mapping *mapping_from_group(GKeyFile *kf, const char *g) {
                 m->app_id_source = g_strdup("none");
         if (m->description == NULL)
                 m->description = g_strdup("");
+        if (m->declared != NULL && m->declared[0] == '\0')
+                g_clear_pointer(&m->declared, g_free);
         return g_steal_pointer(&m);
 }
 

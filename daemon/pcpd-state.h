@@ -70,6 +70,7 @@ typedef struct pcpd_state_mapping {
         uid_t uid;
         char *app_id, *app_id_source, *description;
         uint64_t created; /* CLOCK_REALTIME µs */
+        char *declared; /* the declaration it is for (pcpd-declared.h); NULL or "" when none */
 } pcpd_state_mapping;
 
 /* What was loaded: the records by id, and the first id never used. */
@@ -95,6 +96,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_state, pcpd_state_free)
 
 /* ---- the codec ---- */
 
+/* Appends "key=value" and a line end, value escaped as GKeyFile reads it back (also for
+ * the files of pcpd-declared.h). */
+void pcpd_state_format_string(GString *out, const char *key, const char *value);
 /* Appends the [State] group of a snapshot. */
 void pcpd_state_format_header(GString *out, uint64_t next_id);
 /* Appends m's group (a snapshot's part, or a journal record without its end line). */

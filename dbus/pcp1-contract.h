@@ -27,6 +27,8 @@
 #define PCP1_ERROR_SERVER_REFUSED PCP1_ERROR_PREFIX "ServerRefused"
 #define PCP1_ERROR_NOT_FOUND PCP1_ERROR_PREFIX "NotFound"
 #define PCP1_ERROR_CANNOT_SAVE_STATE PCP1_ERROR_PREFIX "CannotSaveState"
+/* Reload: a file of the configuration is invalid; nothing was changed */
+#define PCP1_ERROR_INVALID_CONFIGURATION PCP1_ERROR_PREFIX "InvalidConfiguration"
 /* too many of the caller's (or of all callers') requests wait for polkit already */
 #define PCP1_ERROR_TOO_MANY_PENDING PCP1_ERROR_PREFIX "TooManyPending"
 

@@ -42,6 +42,7 @@ max_len() {
     case "$1" in
     fuzz-state) echo 32768 ;;
     fuzz-conf) echo 4096 ;;
+    fuzz-declared) echo 5000 ;;
     fuzz-caller) echo 4096 ;;
     fuzz-netlink) echo 16384 ;;
     fuzz-addr) echo 512 ;;

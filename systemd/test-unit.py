@@ -43,7 +43,7 @@ REQUIRED = {
     'RestrictRealtime': 'yes',
     'RestrictSUIDSGID': 'yes',
     'SystemCallArchitectures': 'native',
-    'ExecReload': 'kill -HUP $MAINPID',
+    'ExecReload': '+busctl call org.freedesktop.PCP1 /org/freedesktop/PCP1 org.freedesktop.PCP1.Manager Reload',
     'Restart': 'on-failure',
 }
 FORBIDDEN = ('DynamicUser', 'PrivateUsers', 'PrivateNetwork', 'AmbientCapabilities=CAP', 'Wants=network',

@@ -18,12 +18,12 @@ MAPPING_TYPES = {
     'InternalPort': 'q', 'SuggestedExternalPort': 'q', 'ExternalAddress': 's', 'ExternalPort': 'q',
     'RemoteAddress': 's', 'RemotePort': 'q', 'Lifetime': 'u', 'ExpiresAt': 't', 'State': 's', 'Error': 's',
     'Server': 's', 'Description': 's', 'Persistent': 'b', 'Owner': 's', 'UID': 'u', 'PID': 'u', 'AppId': 's',
-    'AppIdSource': 's', 'Created': 't',
+    'AppIdSource': 's', 'Created': 't', 'Declared': 's',
 }
 MANAGER_TYPES = {
     'Version': 's', 'Enabled': 'b', 'State': 's', 'Servers': 'a(ssssu)', 'ExternalAddresses': 'as',
     'Prefix64': 'as', 'DefaultLifetime': 'u', 'MaxMappingsPerUser': 'u', 'MappingCount': 'u',
-    'StateError': 's',
+    'StateError': 's', 'DeclaredMappings': 'a(sso)',
     'DhcpOptions': 'a(sss)', 'NetworkManager': 's',  # NetworkManager discovery (issue 10)
 }
 

@@ -418,12 +418,70 @@ print(e["MESSAGE"])
 # ---- 7. reload, restart, stop/start, a crash: alice keeps her port ---------------------------
 log_phase "reload"
 pid=$(main_pid)
-check "systemctl reload pcpd" cx systemctl reload pcpd.service
-check "journal: pcpd says the reload changed nothing yet" wait_cmd 20 "the SIGHUP message" \
-    journal_has 'Reload requested (SIGHUP)'
+journal_count() { cx journalctl -u pcpd.service -o cat --no-pager | grep -cF -- "$1"; }
+bus_u32() { cx busctl get-property org.freedesktop.PCP1 /org/freedesktop/PCP1 org.freedesktop.PCP1.Manager "$1"; }
+reloads=$(journal_count 'Configuration reloaded')
+mkdir -p "$ROOT/etc/pcpd/pcpd.conf.d"
+printf '[Daemon]\nDefaultLifetime=900\nMaxMappingsPerUser=5\n' >"$ROOT/etc/pcpd/pcpd.conf.d/50-test.conf"
+check "systemctl reload pcpd (a drop-in changes DefaultLifetime and MaxMappingsPerUser)" \
+    cx systemctl reload pcpd.service
+check "journal: pcpd re-read its configuration" wait_cmd 20 "the reload message" \
+    eval '[ "$(journal_count "Configuration reloaded")" -gt "$reloads" ]'
+is "the reload applied DefaultLifetime=900" "$(bus_u32 DefaultLifetime)" "u 900"
+is "the reload applied MaxMappingsPerUser=5" "$(bus_u32 MaxMappingsPerUser)" "u 5"
 is "reload does not kill pcpd (same MainPID, active)" "$(main_pid) $(cx systemctl is-active pcpd.service)" "$pid active"
 is "after the reload the refserver has alice's mapping, same nonce" "$(ref_mapping 8080)" "$EXT $NONCE"
 is "alice did not see pcpd go" "$(grep -c pcpd-gone "$WORK/alice.out")" 0
+check "after the reload: STATUS= is pcpd's state again" wait_cmd 20 "the status" \
+    eval '[[ "$(prop StatusText)" =~ ^ready,\ [0-9]+\ server ]]'
+
+# an invalid file: nothing changes, the journal and the status say why
+failures=$(journal_count 'Reload failed')
+printf '[Daemon]\nDefaultLifetime=5\n' >"$ROOT/etc/pcpd/pcpd.conf.d/60-bad.conf"
+out=$(cx systemctl reload pcpd.service 2>&1)
+is "systemctl reload pcpd with an invalid drop-in fails (ExecReload= waits for pcpd's answer)" "$?:$out" \
+    '1:.*(failed|error).*'
+is "the failed reload left the unit active" "$(cx systemctl is-active pcpd.service)" active
+check "journal: the unit's ExecReload= (busctl) says why, naming the file" wait_cmd 20 "the busctl error" \
+    eval '[ "$(journal_count "The configuration is invalid, nothing was changed: /etc/pcpd/pcpd.conf.d/60-bad.conf")" -gt 0 ]'
+check "journal: the reload failed, naming the file and the value" wait_cmd 20 "the failure message" \
+    eval '[ "$(journal_count "60-bad.conf: [Daemon] DefaultLifetime=5")" -gt "$failures" ]'
+is "systemctl status shows the failed reload" "$(prop StatusText)" 'Reload failed, old configuration kept: .*60-bad.conf.*'
+is "the invalid reload changed nothing (DefaultLifetime still 900)" "$(bus_u32 DefaultLifetime)" "u 900"
+is "pcpd still runs after the invalid reload (same MainPID)" "$(main_pid) $(cx systemctl is-active pcpd.service)" "$pid active"
+is "after the invalid reload the refserver has alice's mapping, same nonce" "$(ref_mapping 8080)" "$EXT $NONCE"
+rm -f "$ROOT/etc/pcpd/pcpd.conf.d/60-bad.conf"
+reloads=$(journal_count 'Configuration reloaded')
+check "systemctl reload pcpd once the file is fixed" cx systemctl reload pcpd.service
+check "journal: reloaded" wait_cmd 20 "the reload message" \
+    eval '[ "$(journal_count "Configuration reloaded")" -gt "$reloads" ]'
+
+log_phase "declared mappings"
+# the administrator's file, applied by a reload, kept across the restart and stop/start below
+mkdir -p "$ROOT/etc/pcpd/mappings.d"
+printf '[Mapping]\nProtocol=tcp\nPort=8554\nExternalPort=8554\nDescription=IP camera\n' \
+    >"$ROOT/etc/pcpd/mappings.d/camera.conf"
+reloads=$(journal_count 'Configuration reloaded')
+check "systemctl reload pcpd with a new /etc/pcpd/mappings.d/camera.conf" cx systemctl reload pcpd.service
+check "journal: reloaded" wait_cmd 20 "the reload message" \
+    eval '[ "$(journal_count "Configuration reloaded")" -gt "$reloads" ]'
+check "the declared mapping is made at the router" wait_cmd 30 "a mapping of 8554" eval '[ -n "$(ref_mapping 8554)" ]'
+read -r CAM_EXT CAM_NONCE <<<"$(ref_mapping 8554)"
+declared_active() { nsenter -t "$LEADER" -a pcpctl list --no-pager --full | grep -E ":8554 .* active .*declared:camera"; }
+check "pcpctl list shows it active and declared:camera" wait_cmd 30 "the declared mapping active" declared_active
+is "the declared mapping is persistent, of uid 0" "$(cx busctl get-property org.freedesktop.PCP1 \
+    "$(cx busctl get-property org.freedesktop.PCP1 /org/freedesktop/PCP1 org.freedesktop.PCP1.Manager DeclaredMappings \
+    | sed -n 's/.*"camera" "[^"]*" "\([^"]*\)".*/\1/p')" org.freedesktop.PCP1.Mapping Persistent)" "b true"
+is "alice's mapping untouched by that reload" "$(ref_mapping 8080)" "$EXT $NONCE"
+out=$(cx runuser -u alice -- pcpctl --no-ask-password declare mine tcp 9000 2>&1)
+is "alice (may map) may not declare: polkit's configure needs an administrator" "$out" \
+    'Failed to declare: .*(not allowed|Authentication is required).*'
+check "pcpctl declare as root" cx pcpctl declare web tcp 8443 --description=web
+check "it is saved in /var/lib/pcpd/mappings.d: pcpd, 0600" stat_is "$ROOT/var/lib/pcpd/mappings.d/web.conf" "$PCPD_UID 600"
+check "the router holds it" wait_cmd 30 "a mapping of 8443" eval '[ -n "$(ref_mapping 8443)" ]'
+check "pcpctl undeclare web" cx pcpctl undeclare web
+check "undeclared: deleted at the router" wait_cmd 30 "no mapping of 8443" eval '[ -z "$(ref_mapping 8443)" ]'
+check "undeclared: its file is gone" not_running_dir /var/lib/pcpd/mappings.d/web.conf
 
 log_phase "restart"
 requests_before=$(wc -l <"$WORK/ref.log")
@@ -438,6 +496,8 @@ mine = [r for r in reqs if r.get("nonce") == sys.argv[3]]
 assert mine, "no request with the old nonce after the restart"
 assert all(r.get("lifetime", 1) > 0 for r in mine), mine
 ' "$WORK/ref.log" "$requests_before" "$NONCE"
+check "after the restart the declared mapping is active again" wait_cmd 30 "the declared mapping active" declared_active
+is "the declared mapping after the restart: same external port, old nonce" "$(ref_mapping 8554)" "$CAM_EXT $CAM_NONCE"
 
 log_phase "stop/start"
 check "systemctl stop pcpd" cx systemctl stop pcpd.service
@@ -448,6 +508,8 @@ check "RuntimeDirectory= /run/pcpd removed on stop" not_running_dir /run/pcpd
 m=$(mark alice)
 check "systemctl start pcpd" cx systemctl start pcpd.service
 check "alice is back on the same port after stop/start" wait_back alice "$m" "$EXT"
+check "the declared mapping from mappings.d is active after start" wait_cmd 30 "the declared mapping active" declared_active
+is "the declared mapping after stop/start: same external port, old nonce" "$(ref_mapping 8554)" "$CAM_EXT $CAM_NONCE"
 
 log_phase "crash"
 pid=$(main_pid)
@@ -547,7 +609,14 @@ is "SystemCallFilter=: seccomp filters on top of the container's" \
     "$([ "$(pv Seccomp)" = 2 ] && [ "$(pv Seccomp_filters)" -gt "$(cv Seccomp_filters)" ] && echo more)" more
 proven "SystemCallFilter=@system-service, SystemCallErrorNumber=EPERM: ptrace (@debug)" ptrace_traceme EPERM
 proven "SystemCallFilter=~@resources: setpriority" setpriority EPERM
-proven "SystemCallArchitectures=native: an i386 system call" i386_syscall "SIGSYS|failed"
+# an i386 call proves the filter only where the kernel runs i386 calls at all (IA32
+# emulation; some kernels are built or booted without it, and then the control fails too)
+if [ "$(cv i386_syscall)" = ok ]; then
+    proven "SystemCallArchitectures=native: an i386 system call" i386_syscall "SIGSYS|failed"
+else
+    n=$((n + 1))
+    echo "ok $n - SystemCallArchitectures=native: not provable on this kernel: an i386 system call fails without the filter too (control: $(cv i386_syscall), sandbox: $(pv i386_syscall)) # SKIP the kernel has no IA32 emulation"
+fi
 proven "ProtectSystem=strict: / read-only" mount_root ro
 proven "ProtectSystem=strict: writing under /etc" write_etc EROFS
 proven "ProtectSystem=strict: writing under /usr" write_usr EROFS
@@ -652,11 +721,21 @@ log_phase "enable"
 check "systemctl enable --now pcpd" cx systemctl enable --now pcpd.service
 is "systemctl is-enabled pcpd" "$(cx systemctl is-enabled pcpd.service)" enabled
 check "wanted by multi-user.target" test -L "$ROOT/etc/systemd/system/multi-user.target.wants/pcpd.service"
+rm -f "$ROOT/etc/pcpd/mappings.d/camera.conf"
+check "systemctl reload pcpd after camera.conf was removed" cx systemctl reload pcpd.service
+check "the removed declaration's mapping is deleted at the router" wait_cmd 30 "no mapping of 8554" \
+    eval '[ -z "$(ref_mapping 8554)" ]'
 stop_holder alice
 stop_holder alice3
 check "when alice's services stop, their mappings are deleted at the router" \
     wait_cmd 30 "no mapping at the refserver" ref_empty
-is "no error logged by pcpd" "$(cx journalctl _SYSTEMD_UNIT=pcpd.service -p err --no-pager -o cat)" ""
+# (its ExecReload= busctl logged the one invalid reload at err: pcpd itself must log none)
+is "pcpd's own messages are told by _EXE (its ready messages)" \
+    "$(cx journalctl _SYSTEMD_UNIT=pcpd.service _EXE=/usr/libexec/pcpd --no-pager -o cat | grep -c ' ready (state in ')" \
+    '[1-9][0-9]*'
+is "no error logged by pcpd" "$(cx journalctl _SYSTEMD_UNIT=pcpd.service _EXE=/usr/libexec/pcpd -p err --no-pager -o cat)" ""
+is "the one error in the unit is the invalid reload, by busctl" \
+    "$(cx journalctl _SYSTEMD_UNIT=pcpd.service -p err --no-pager -o cat | grep -vc "^Call failed: The configuration is invalid")" 0
 
 log_phase "done"
 echo "1..$n"

@@ -90,6 +90,8 @@ static void assert_same(const pcpd_state_mapping *a, const pcpd_state_mapping *b
         assert_string_equal(a->app_id_source, b->app_id_source);
         assert_string_equal(a->description, b->description);
         assert_int_equal(a->created, b->created);
+        /* absent and "" are the same: no declaration */
+        assert_string_equal(a->declared != NULL ? a->declared : "", b->declared != NULL ? b->declared : "");
 }
 
 static pcpd_state_mapping *get(pcpd_state *st, uint64_t id) {
@@ -150,6 +152,7 @@ static void test_record_roundtrip(void **state) {
         assert_true(pcp_addr_from_string("2001:db8::", &a.filters[1].remote_addr));
         a.filters[1].prefix_len = 32;
         a.persistent = true;
+        a.declared = (char *) "camera-1.front_door";
         a.deleting = true;
         a.delete_until = 1800000000000000ull;
 
@@ -196,6 +199,11 @@ static void test_record_roundtrip(void **state) {
         g_autoptr(pcpd_state_mapping) c = pcpd_state_mapping_copy(&a);
         assert_same(&a, c);
         assert_ptr_not_equal(c->description, a.description);
+        assert_ptr_not_equal(c->declared, a.declared);
+        /* a record that is no declaration has no Declared= line, and reads back without one */
+        assert_null(strstr(snap->str, "Declared=\n"));
+        assert_non_null(strstr(snap->str, "Declared=camera-1.front_door\n"));
+        assert_null(get(st, 8)->declared);
 }
 
 /* what pcpd before the [State] group wrote (GKeyFile, no NextMappingId) still loads */

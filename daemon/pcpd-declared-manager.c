@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "pcpd-declared-manager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pcpd-log.h"
+#include "pcpd-state.h"
+
+GPtrArray *pcpd_manager_get_declared(pcpd_manager *m) {
+        return m->declared;
+}
+
+pcpd_mapping *pcpd_manager_declared_mapping(pcpd_manager *m, const char *name) {
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, m->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                pcpd_mapping *mp = v;
+                if (mp->declared != NULL && strcmp(mp->declared, name) == 0)
+                        return mp;
+        }
+        return NULL;
+}
+
+/* Restored after a restart (no old declaration to compare with): does the mapping still
+ * say what d says? (Not the external port: a server's grant replaced the suggestion.) */
+static bool mapping_says(pcpd_manager *m, const pcpd_mapping *mp, const pcpd_declared *d) {
+        uint32_t lifetime = MIN(d->lifetime ? d->lifetime : m->config.default_lifetime, m->config.max_lifetime);
+
+        return mp->opcode == PCP_OPCODE_MAP && mp->protocol == d->protocol && mp->internal_port == d->port &&
+               (d->family == 0 || mp->family == d->family) && mp->lifetime == lifetime &&
+               g_strcmp0(mp->description, d->description) == 0 && mp->has_third_party == d->has_third_party &&
+               (!d->has_third_party || memcmp(&mp->third_party, &d->third_party, sizeof(d->third_party)) == 0);
+}
+
+/* Asks for d's mapping; false (logged once per distinct reason) when it cannot be made now. */
+static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        pcpd_mapping_request req = {
+                .opcode = PCP_OPCODE_MAP,
+                .protocol = d->protocol,
+                .family = d->family,
+                .internal_port = d->port,
+                .suggested_port = d->external_port,
+                .lifetime = d->lifetime,
+                .description = d->description,
+                .has_third_party = d->has_third_party,
+                .third_party = d->third_party,
+                .persistent = true,
+                .uid = 0,
+                .app_id = "",
+                .app_id_source = "none",
+                .declared = d->name,
+        };
+        pcpd_mapping *mp;
+
+        if (pcpd_manager_add_mapping(m, &req, &mp, &err) < 0) {
+                const char *why = err.message ?: "unknown error";
+                if (g_strcmp0(d->last_error, why) != 0) {
+                        g_warning("Declared mapping %s (%s): cannot map it now: %s; trying again every %u s", d->name,
+                                  d->path, why, PCPD_DECLARED_RETRY_S);
+                        g_free(d->last_error);
+                        d->last_error = g_strdup(why);
+                }
+                return false;
+        }
+        if (mp->declared == NULL) { /* joined root's own mapping of the port: it is this one now */
+                mp->declared = g_strdup(d->name);
+                pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Declared", NULL });
+        }
+        g_clear_pointer(&d->last_error, g_free);
+        g_message("Declared mapping %s (%s): %s", d->name, d->path, mp->path);
+        return true;
+}
+
+static gboolean on_declared_retry(gpointer data);
+
+/* Every declaration without a mapping is asked for; the retry runs while one is left. */
+static void declared_sync(pcpd_manager *m) {
+        bool changed = false;
+
+        for (guint i = 0; m->declared != NULL && i < m->declared->len; i++) {
+                pcpd_declared *d = m->declared->pdata[i];
+                bool before = pcpd_manager_declared_mapping(m, d->name) != NULL;
+                bool has = before || declared_map(m, d);
+
+                /* a new mapping (a new path), or one that went and could not be made again */
+                changed = changed || has != d->had_mapping || (has && !before);
+                d->had_mapping = has;
+        }
+        if (changed)
+                pcpd_bus_manager_changed(m, (const char *[]) { "DeclaredMappings", NULL });
+        /* also when none is missing: a mapping that goes later (released, its server gone)
+         * is asked for again */
+        if (m->declared != NULL && m->declared->len > 0) {
+                if (m->declared_retry == 0)
+                        m->declared_retry = g_timeout_add_seconds(PCPD_DECLARED_RETRY_S, on_declared_retry, m);
+        } else if (m->declared_retry != 0) {
+                g_source_remove(m->declared_retry);
+                m->declared_retry = 0;
+        }
+}
+
+static gboolean on_declared_retry(gpointer data) {
+        pcpd_manager *m = data;
+
+        m->declared_retry = 0;
+        declared_sync(m);
+        return G_SOURCE_REMOVE;
+}
+
+void pcpd_manager_set_declared(pcpd_manager *m, GPtrArray *set) {
+        g_autoptr(GPtrArray) old = m->declared;
+        g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+        unsigned removed = 0, changed = 0;
+
+        m->declared = set;
+        for (guint i = 0; i < all->len; i++) {
+                pcpd_mapping *mp = all->pdata[i];
+                pcpd_declared *d, *was;
+
+                if (mp->declared == NULL)
+                        continue;
+                d = pcpd_declared_find(set, mp->declared);
+                was = pcpd_declared_find(old, mp->declared);
+                if (d == NULL) {
+                        g_message("Declared mapping %s is no longer declared: removing %s", mp->declared, mp->path);
+                        pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_RELEASED);
+                        removed++;
+                } else if (was != NULL ? !pcpd_declared_equal(was, d) : !mapping_says(m, mp, d)) {
+                        g_message("Declared mapping %s changed (%s): asking for it again", d->name, d->path);
+                        pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_RELEASED);
+                        changed++;
+                } else if (was != NULL && was->last_error != NULL)
+                        d->last_error = g_strdup(was->last_error);
+        }
+        for (guint i = 0; old != NULL && i < old->len; i++) {
+                pcpd_declared *was = old->pdata[i], *d = pcpd_declared_find(set, was->name);
+                /* a declaration that could not be mapped: its reason was logged already */
+                if (d != NULL && d->last_error == NULL && was->last_error != NULL && pcpd_declared_equal(was, d))
+                        d->last_error = g_strdup(was->last_error);
+        }
+        declared_sync(m);
+        if (set->len > 0 || removed > 0)
+                g_message("%u declared mapping(s) in force (%u removed, %u changed)", set->len, removed, changed);
+        pcpd_bus_manager_changed(m, (const char *[]) { "DeclaredMappings", NULL });
+}
+
+/* The state directory's mappings.d, created when missing. */
+static int runtime_dir(pcpd_manager *m) {
+        int fd;
+
+        if (mkdirat(m->state_fd, PCPD_DECLARED_DIR, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        fd = openat(m->state_fd, PCPD_DECLARED_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+static GPtrArray *set_copy_without(GPtrArray *set, const char *name) {
+        GPtrArray *n = g_ptr_array_new_with_free_func((GDestroyNotify) pcpd_declared_free);
+
+        for (guint i = 0; set != NULL && i < set->len; i++) {
+                pcpd_declared *d = set->pdata[i];
+                if (strcmp(d->name, name) != 0)
+                        g_ptr_array_add(n, pcpd_declared_copy(d));
+        }
+        return n;
+}
+
+static gint compare_names(gconstpointer a, gconstpointer b) {
+        return strcmp((*(pcpd_declared *const *) a)->name, (*(pcpd_declared *const *) b)->name);
+}
+
+int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_path, sd_bus_error *error) {
+        pcpd_declared *cur = pcpd_declared_find(m->declared, d->name);
+        g_autoptr(GString) text = g_string_new(NULL);
+        g_autofree char *file = g_strconcat(d->name, ".conf", NULL);
+        pcpd_declared *n;
+        GPtrArray *set;
+        pcpd_mapping *mp;
+        int fd, r;
+
+        if (cur != NULL && !cur->runtime)
+                return sd_bus_error_setf(error, PCP1_ERROR_CONFLICT,
+                                         "'%s' is declared in %s, which pcpd does not change: edit that file and run "
+                                         "systemctl reload pcpd.",
+                                         d->name, cur->path);
+        if (cur == NULL && m->declared != NULL && m->declared->len >= PCPD_DECLARED_MAX)
+                return sd_bus_error_setf(error, PCP1_ERROR_QUOTA_EXCEEDED,
+                                         "There are %d declared mappings already, the most pcpd keeps.",
+                                         PCPD_DECLARED_MAX);
+        pcpd_declared_format(text, d);
+        fd = runtime_dir(m);
+        r = fd < 0 ? fd : pcpd_state_write_atomic(fd, file, text->str, text->len);
+        if (fd >= 0)
+                close(fd);
+        if (r < 0)
+                return sd_bus_error_setf(error, PCP1_ERROR_CANNOT_SAVE_STATE,
+                                         "Cannot save the declaration in %s/" PCPD_DECLARED_DIR ": %s", m->state_dir,
+                                         g_strerror(-r));
+
+        n = pcpd_declared_copy(d);
+        n->runtime = true;
+        g_free(n->path);
+        n->path = g_strdup_printf("%s/" PCPD_DECLARED_DIR "/%s", m->state_dir, file);
+        g_clear_pointer(&n->last_error, g_free);
+        set = set_copy_without(m->declared, d->name);
+        g_ptr_array_add(set, n);
+        g_ptr_array_sort(set, compare_names);
+        g_message("Declared mapping %s %s by a D-Bus call, saved in %s", d->name, cur != NULL ? "replaced" : "added",
+                  n->path);
+        pcpd_manager_set_declared(m, set);
+        mp = pcpd_manager_declared_mapping(m, d->name);
+        *ret_path = g_strdup(mp != NULL ? mp->path : "/");
+        return 0;
+}
+
+int pcpd_manager_undeclare(pcpd_manager *m, const char *name, sd_bus_error *error) {
+        pcpd_declared *cur = pcpd_declared_find(m->declared, name);
+        g_autofree char *file = g_strconcat(name, ".conf", NULL);
+        int fd, r = 0;
+
+        if (cur == NULL)
+                return sd_bus_error_setf(error, PCP1_ERROR_NOT_FOUND, "No mapping is declared as '%s'.", name);
+        if (!cur->runtime)
+                return sd_bus_error_setf(error, PCP1_ERROR_CONFLICT,
+                                         "'%s' is declared in %s, which pcpd does not change: remove that file and run "
+                                         "systemctl reload pcpd.",
+                                         name, cur->path);
+        fd = runtime_dir(m);
+        if (fd < 0)
+                r = fd;
+        else if (unlinkat(fd, file, 0) < 0 && errno != ENOENT)
+                r = -errno;
+        else if (fsync(fd) < 0)
+                r = -errno;
+        if (fd >= 0)
+                close(fd);
+        if (r < 0)
+                return sd_bus_error_setf(error, PCP1_ERROR_CANNOT_SAVE_STATE,
+                                         "Cannot remove %s: %s; the mapping stays declared.", cur->path,
+                                         g_strerror(-r));
+        g_message("Declared mapping %s removed by a D-Bus call", name);
+        pcpd_manager_set_declared(m, set_copy_without(m->declared, name));
+        return 0;
+}
+
+void pcpd_manager_declared_free(pcpd_manager *m) {
+        if (m->declared_retry != 0)
+                g_source_remove(m->declared_retry);
+        m->declared_retry = 0;
+        g_clear_pointer(&m->declared, g_ptr_array_unref);
+}

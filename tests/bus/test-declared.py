@@ -1,0 +1,296 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Declared mappings (pcpd(8), DECLARED MAPPINGS): files in mappings.d next to pcpd.conf
+are mapped at start, followed on reload (added, removed, changed), kept across a restart
+with their nonce; bad files stop a start and change nothing on reload; DeclareMapping and
+RemoveDeclaredMapping (polkit `configure`) write and remove the state directory's files;
+pcpctl list shows them. Every wait is for an event with a generous cap."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pcpdtest import (ERR, INVALID_ARGS, MANAGER, MAPPING, NOBODY, PATH, PCPCTL, PCPD, Agent,  # noqa: E402
+                      BusTestCase, V, main, wait_until)
+
+CAP = 60
+CONFIGURE = 'org.freedesktop.PCP1.configure'
+
+
+def write(path, text):
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+class DeclaredTest(BusTestCase):
+
+    def declare_dir(self, env):
+        d = os.path.join(env.tmp, 'mappings.d')
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def reload(self, env):
+        done = env.log().count('Configuration reloaded') + env.log().count('Reload failed')
+        env.pcpd.send_signal(signal.SIGHUP)
+        wait_until(lambda: env.log().count('Configuration reloaded') + env.log().count('Reload failed') > done,
+                   CAP, 'the reload to finish')
+        env.assert_alive()
+        return [ln for ln in env.log().splitlines() if 'Configuration reloaded' in ln or 'Reload failed' in ln][-1]
+
+    def declared(self, env):
+        """name -> mapping path, from DeclaredMappings"""
+        return {n: p for n, _f, p in env.get(PATH, MANAGER, 'DeclaredMappings')}
+
+    def upstream(self, env):
+        return {m['internal_port']: m for m in env.dump()}
+
+    def wait_upstream(self, env, ports):
+        wait_until(lambda: set(self.upstream(env)) == set(ports), CAP, f'the refserver to hold {sorted(ports)}')
+
+    def test_declared_at_start_and_restart(self):
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'camera.conf'),
+              '[Mapping]\nProtocol=tcp\nPort=8554\nExternalPort=18554\nLifetime=1800\nDescription=Camera\n')
+        env.start_pcpd()
+        decl = self.declared(env)
+        self.assertEqual(list(decl), ['camera'])
+        path = decl['camera']
+        self.assertNotEqual(path, '/')
+        env.wait_state(path, 'active')
+        props = env.get_all(path)
+        self.assertEqual(props['Declared'], 'camera')
+        self.assertTrue(props['Persistent'])
+        self.assertEqual(props['UID'], 0)
+        self.assertEqual(props['Description'], 'Camera')
+        self.assertEqual(props['Owner'], '')
+        up = self.upstream(env)[8554]
+        self.assertEqual(up['lifetime'], 1800)
+        self.assertEqual(up['external_port'], 18554)
+
+        # a restart keeps it: same object, same nonce, never deleted upstream
+        env.kill_pcpd(signal.SIGTERM)
+        env.start_pcpd()
+        self.assertEqual(self.declared(env), {'camera': path})
+        env.wait_state(path, 'active')
+        self.assertEqual(self.upstream(env)[8554]['nonce'], up['nonce'])
+        self.assertFalse(any(r['lifetime'] == 0 and r['nonce'] == up['nonce'] for r in env.reflog_requests()))
+
+    def test_reload_adds_removes_changes(self):
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'keep.conf'), '[Mapping]\nProtocol=udp\nPort=9001\n')
+        write(os.path.join(d, 'gone.conf'), '[Mapping]\nProtocol=tcp\nPort=9002\n')
+        write(os.path.join(d, 'change.conf'), '[Mapping]\nProtocol=tcp\nPort=9003\nDescription=before\n')
+        env.start_pcpd()
+        self.wait_upstream(env, {9001, 9002, 9003})
+        before = self.upstream(env)
+        paths = self.declared(env)
+
+        os.unlink(os.path.join(d, 'gone.conf'))
+        write(os.path.join(d, 'change.conf'), '[Mapping]\nProtocol=tcp\nPort=9004\nDescription=after\n')
+        write(os.path.join(d, 'new.conf'), '[Mapping]\nProtocol=udp\nPort=9005\n')
+        self.assertIn('Configuration reloaded', self.reload(env))
+        self.wait_upstream(env, {9001, 9004, 9005})
+        after = self.upstream(env)
+        now = self.declared(env)
+        self.assertEqual(sorted(now), ['change', 'keep', 'new'])
+        # unchanged: the same mapping, the same nonce
+        self.assertEqual(now['keep'], paths['keep'])
+        self.assertEqual(after[9001]['nonce'], before[9001]['nonce'])
+        # removed and changed: deleted upstream with their nonces
+        deletes = {r['nonce'] for r in env.reflog_requests() if r['lifetime'] == 0}
+        self.assertIn(before[9002]['nonce'], deletes)
+        self.assertIn(before[9003]['nonce'], deletes)
+        self.assertNotEqual(now['change'], paths['change'])
+        self.assertEqual(env.get(now['change'], MAPPING, 'Description'), 'after')
+
+    def test_retried_until_mapped(self):
+        """One that cannot be made (switched off) is "/" in DeclaredMappings, said once, and
+        made when it can be (within the 10 s retry); one released comes back."""
+        env = self.make_env(start=False, config={'Enabled': 'false'})
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'later.conf'), '[Mapping]\nProtocol=udp\nPort=9060\n')
+        env.start_pcpd(wait_ready=False)
+        self.assertEqual(self.declared(env), {'later': '/'})
+        self.assertEqual(env.log().count('Declared mapping later'), 1, env.log())
+        self.assertIn('cannot map it now: Port mapping is switched off', env.log())
+        out = subprocess.run([PCPCTL, '--no-pager', 'status'], env=env.env, capture_output=True, text=True,
+                             timeout=CAP).stdout
+        self.assertRegex(out, r'Declared: later \(not mapped yet\)')
+        n_signals = len(env.signals)
+        env.manager('SetEnabled', 'b', (True,))
+        wait_until(lambda: self.declared(env)['later'] != '/', CAP, 'the declared mapping made after SetEnabled')
+        path = self.declared(env)['later']
+        env.wait_state(path, 'active')
+        wait_until(lambda: any(s[2] == 'PropertiesChanged' and 'DeclaredMappings' in s[3][1]
+                               for s in env.signals[n_signals:]), CAP, 'PropertiesChanged of DeclaredMappings')
+        # the reason was logged once, however many retries there were
+        self.assertEqual(env.log().count('cannot map it now'), 1)
+
+        env.manager('RemoveMapping', 'o', (path,))
+        wait_until(lambda: self.declared(env)['later'] not in ('/', path), CAP, 'the released one made again')
+        env.wait_state(self.declared(env)['later'], 'active')
+
+    def test_change_on_the_same_port(self):
+        """A changed declaration of the same port: deleted upstream, then asked for again
+        with what it now says (a new nonce); one mapping of the port at the router."""
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'same.conf'), '[Mapping]\nProtocol=tcp\nPort=9070\nLifetime=600\n')
+        env.start_pcpd()
+        self.wait_upstream(env, {9070})
+        old_nonce = self.upstream(env)[9070]['nonce']
+        old_path = self.declared(env)['same']
+        write(os.path.join(d, 'same.conf'), '[Mapping]\nProtocol=tcp\nPort=9070\nLifetime=900\nDescription=new\n')
+        self.assertIn('Configuration reloaded', self.reload(env))
+        path = self.declared(env)['same']
+        self.assertNotEqual(path, old_path)
+        env.wait_state(path, 'active')
+        self.assertEqual(env.get(path, MAPPING, 'Description'), 'new')
+        wait_until(lambda: self.upstream(env)[9070]['nonce'] != old_nonce, CAP, 'the new request upstream')
+        up = env.dump()
+        self.assertEqual(len(up), 1, up)
+        self.assertEqual(up[0]['lifetime'], 900)
+        self.assertIn(old_nonce, {r['nonce'] for r in env.reflog_requests() if r['lifetime'] == 0})
+
+    def test_bad_file_on_reload_changes_nothing(self):
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'a.conf'), '[Mapping]\nProtocol=tcp\nPort=9010\n')
+        env.start_pcpd()
+        self.wait_upstream(env, {9010})
+        paths = self.declared(env)
+        bad = [
+            ('b.conf', '[Mapping]\nProtocol=tcp\nPort=70000\n', 'Port=70000'),
+            ('b.conf', '[Mapping]\nProtocol=bogus\nPort=1\n', 'Protocol=bogus'),
+            ('b.conf', '[Mapping]\nPort=1\n', 'Protocol= is missing'),
+            ('b.conf', '[Mapping]\nProtocol=tcp\nPort=1\nColour=blue\n', 'unknown setting [Mapping] Colour'),
+            ('b.conf', '[Mapping]\nProtocol=tcp\nPort=1\nLifetime=5\n', 'Lifetime=5'),
+            ('b.conf', '[Mapping]\nProtocol=tcp\nPort=1\nThirdParty=nowhere\n', 'ThirdParty=nowhere'),
+            ('b.conf', '[Mapping]\nProtocol=tcp\nPort=1\nDescription=' + 'x' * 300 + '\n', 'longer than'),
+            ('b.conf', '[Other]\nProtocol=tcp\n', 'unknown section [Other]'),
+            ('b.conf', '[Mapping]\nProtocol=tcp\nPort=1\n#' + 'x' * 5000 + '\n', 'larger than 4096'),
+            ('b c.conf', '[Mapping]\nProtocol=tcp\nPort=1\n', 'no valid name'),
+        ]
+        for name, text, needle in bad:
+            with self.subTest(needle=needle):
+                # a valid change beside it must not be applied either
+                write(os.path.join(d, 'a.conf'), '[Mapping]\nProtocol=tcp\nPort=9010\nDescription=changed\n')
+                write(os.path.join(d, name), text)
+                line = self.reload(env)
+                self.assertIn('Reload failed', line)
+                self.assertIn(name, line)
+                self.assertIn(needle, line)
+                self.assertEqual(self.declared(env), paths)
+                self.assertEqual(env.get(paths['a'], MAPPING, 'Description'), '')
+                os.unlink(os.path.join(d, name))
+        self.assertEqual(set(self.upstream(env)), {9010})
+
+    def test_too_many_files(self):
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        for i in range(65):
+            write(os.path.join(d, f'm{i:02}.conf'), f'[Mapping]\nProtocol=udp\nPort={20000 + i}\n')
+        r = subprocess.run([PCPD, '--config', env.write_config(), '--state-dir', env.state], env=env.env,
+                           capture_output=True, text=True, timeout=CAP)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn('more than 64 declared mappings', r.stderr)
+        self.assertIn('Bad declared mapping, not starting', r.stderr)
+
+    def test_bad_file_at_start(self):
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'x.conf'), '[Mapping]\nProtocol=tcp\n')
+        r = subprocess.run([PCPD, '--config', env.write_config(), '--state-dir', env.state], env=env.env,
+                           capture_output=True, text=True, timeout=CAP)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn('x.conf: [Mapping] Port= is missing', r.stderr)
+
+    def test_declare_over_dbus(self):
+        env = self.make_env(start=False, polkit=True)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'fixed.conf'), '[Mapping]\nProtocol=tcp\nPort=9020\n')
+        env.start_pcpd()
+        path = env.manager('DeclareMapping', 'ssqqa{sv}',
+                           ('server', 'tcp', 9021, 0, {'lifetime': V('u', 1200), 'description': V('s', ' home ;x')}))[0]
+        env.wait_state(path, 'active')
+        self.assertEqual(env.get(path, MAPPING, 'Declared'), 'server')
+        self.assertEqual(env.get(path, MAPPING, 'Description'), ' home ;x')
+        saved = os.path.join(env.state, 'mappings.d', 'server.conf')
+        self.assertTrue(os.path.exists(saved))
+        self.assertEqual(sorted(self.declared(env)), ['fixed', 'server'])
+        # the saved file is a declaration like the ones in /etc: a restart brings it back
+        env.kill_pcpd(signal.SIGTERM)
+        env.start_pcpd()
+        self.assertEqual(self.declared(env)['server'], path)
+        self.assertEqual(env.get(path, MAPPING, 'Description'), ' home ;x')
+
+        # the administrator's files are not pcpd's to change
+        self.assertDBusError(ERR + 'Conflict', env.manager, 'DeclareMapping', 'ssqqa{sv}',
+                             ('fixed', 'tcp', 9022, 0, {}), contains='fixed.conf')
+        self.assertDBusError(ERR + 'Conflict', env.manager, 'RemoveDeclaredMapping', 's', ('fixed',))
+        self.assertDBusError(ERR + 'NotFound', env.manager, 'RemoveDeclaredMapping', 's', ('nothing',))
+        for args, needle in [(('../x', 'tcp', 1, 0, {}), '../x'),
+                             (('ok', 'tcp', 0, 0, {}), 'port 0'),
+                             (('ok', 'tcp', 1, 0, {'persistent': V('b', True)}), 'only the options'),
+                             (('ok', 'tcp', 1, 0, {'lifetime': V('u', 700000)}), 'lifetime 700000')]:
+            with self.subTest(args=args):
+                self.assertDBusError(INVALID_ARGS, env.manager, 'DeclareMapping', 'ssqqa{sv}', args,
+                                     contains=needle)
+
+        # an unprivileged caller needs `configure`
+        nobody = Agent(env, uid=NOBODY)
+        env.polkit_call('SetAllowed', 'as', [])
+        self.assertAgentError(ERR + 'NotAuthorized', nobody.call(
+            'DeclareMapping', 'ssqqa{sv}', "('evil', 'tcp', uint16 9030, uint16 0, @a{sv} {})"))
+        self.assertAgentError(ERR + 'NotAuthorized', nobody.call('RemoveDeclaredMapping', 's', "('server',)"))
+        self.assertNotIn('evil', self.declared(env))
+        env.polkit_call('SetAllowed', 'as', [CONFIGURE])
+        ans = nobody.call('DeclareMapping', 'ssqqa{sv}', "('allowed', 'udp', uint16 9031, uint16 0, @a{sv} {})")
+        self.assertIn('ok', ans, ans)
+        self.assertIn('allowed', self.declared(env))
+
+        # pcpctl status lists the declarations, --json with their files
+        out = subprocess.run([PCPCTL, '--no-pager', 'status'], env=env.env, capture_output=True, text=True,
+                             timeout=CAP).stdout
+        ids = {n: p.rsplit('/', 1)[1] for n, p in self.declared(env).items()}
+        self.assertIn(f"Declared: allowed (mapping {ids['allowed']}), fixed (mapping {ids['fixed']}), "
+                      f"server (mapping {ids['server']})", out)
+        doc = json.loads(subprocess.run([PCPCTL, '--json=short', 'status'], env=env.env, capture_output=True,
+                                        text=True, timeout=CAP).stdout)
+        self.assertEqual([(x['Name'], x['File'], x['Mapping']) for x in doc['DeclaredMappings']],
+                         [tuple(x) for x in env.get(PATH, MANAGER, 'DeclaredMappings')])
+        self.assertEqual(doc['DeclaredMappings'][1]['File'], os.path.join(d, 'fixed.conf'))
+
+        # pcpctl list shows which are declared
+        out = subprocess.run([PCPCTL, 'list', '--no-pager'], env=env.env, capture_output=True, text=True,
+                             timeout=CAP).stdout
+        self.assertIn('declared:server', out)
+
+        # pcpctl declare / undeclare
+        r = subprocess.run([PCPCTL, 'declare', 'cli', 'udp', '9040', '--description=from pcpctl', '--lifetime=600'],
+                           env=env.env, capture_output=True, text=True, timeout=CAP)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        cli = self.declared(env)['cli']
+        self.assertIn(f'Declared cli: mapping {cli.rsplit("/", 1)[1]}.', r.stdout)
+        self.assertEqual(env.get(cli, MAPPING, 'Description'), 'from pcpctl')
+        self.assertIn('Description=from pcpctl', open(os.path.join(env.state, 'mappings.d', 'cli.conf')).read())
+        r = subprocess.run([PCPCTL, 'undeclare', 'fixed'], env=env.env, capture_output=True, text=True, timeout=CAP)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('fixed.conf', r.stderr)
+        r = subprocess.run([PCPCTL, 'undeclare', 'cli'], env=env.env, capture_output=True, text=True, timeout=CAP)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn('cli', self.declared(env))
+
+        env.manager('RemoveDeclaredMapping', 's', ('server',))
+        self.assertFalse(os.path.exists(saved))
+        self.assertNotIn('server', self.declared(env))
+        wait_until(lambda: 9021 not in self.upstream(env), CAP, 'the declared mapping deleted upstream')
+
+
+if __name__ == '__main__':
+    main()
