@@ -20,6 +20,8 @@
 #include "pcpd-declared-manager.h"
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
+#include "pcpd-nm.h"
+#include "pcpd-servers.h"
 
 
 typedef struct pcpd_deleting pcpd_deleting;
@@ -287,7 +289,7 @@ static pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_i
         return NULL;
 }
 
-static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
+int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
                               const char *ifname, pcpd_server **ret) {
         g_autofree pcp_server_addr *ea = g_new0(pcp_server_addr, n);
         pcpd_server *s;
@@ -334,7 +336,7 @@ static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs,
         return 0;
 }
 
-static void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
+void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_REMOVED,
                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
                        "PCP server %s (%s) is gone", s->text, s->source);
@@ -347,15 +349,18 @@ static void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
 
 /* ---- discovery: config + default routers ---- */
 
+void manager_servers_changed(pcpd_manager *m) {
+        pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+        manager_update_state(m);
+        manager_kick(m);
+}
+
+/* the default routers (netlink) are one source of servers (pcpd-servers.c) */
 static void manager_discover(pcpd_manager *m) {
         pcpd_router routers[PCPD_MAX_ROUTERS];
+        pcpd_server_spec specs[PCPD_MAX_ROUTERS];
         int n = 0;
-        bool changed = false;
 
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                s->seen = strcmp(s->source, "config") == 0;
-        }
         if (m->config.use_default_routers) {
                 n = pcpd_netlink_default_routers(routers, G_N_ELEMENTS(routers));
                 if (n < 0) {
@@ -364,27 +369,10 @@ static void manager_discover(pcpd_manager *m) {
                 }
         }
         for (int i = 0; i < n; i++) {
-                pcpd_server *s = manager_find_server(m, &routers[i].addr);
-                if (s != NULL) {
-                        s->seen = true;
-                        continue;
-                }
-                if (manager_add_server(m, &routers[i].addr, 1, "gateway", routers[i].ifname, &s) == 0) {
-                        s->seen = true;
-                        changed = true;
-                }
+                specs[i] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { routers[i].addr } };
+                g_strlcpy(specs[i].ifname, routers[i].ifname, sizeof(specs[i].ifname));
         }
-        for (guint i = m->servers->len; i > 0; i--) {
-                pcpd_server *s = m->servers->pdata[i - 1];
-                if (!s->seen) {
-                        manager_remove_server(m, s);
-                        changed = true;
-                }
-        }
-        if (changed) {
-                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
-                manager_update_state(m);
-        }
+        (void) pcpd_manager_set_servers(m, PCPD_SOURCE_GATEWAY, NULL, specs, (size_t) n);
         manager_kick(m);
 }
 
@@ -405,32 +393,15 @@ static gboolean on_route_change(gint fd, GIOCondition cond, gpointer data) {
         return G_SOURCE_CONTINUE;
 }
 
-/* A reload's configured servers (pcpd-reload.c): a server that stays keeps its mappings;
- * one that goes takes its mappings with it, as a lost network would. */
+/* A reload's configured servers (pcpd-reload.c), through the server registry
+ * (pcpd-servers.c): a server that stays keeps its mappings; the mappings of one that goes
+ * move to the server that serves them now, or wait for one. */
 void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n) {
-        bool changed = false;
+        g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, n + 1);
 
-        for (guint i = m->servers->len; i > 0; i--) {
-                pcpd_server *s = m->servers->pdata[i - 1];
-                bool keep = false;
-
-                if (strcmp(s->source, "config") != 0)
-                        continue;
-                for (size_t k = 0; k < n && !keep; k++)
-                        keep = manager_find_server(m, &servers[k].addr) == s;
-                if (!keep) {
-                        manager_remove_server(m, s);
-                        changed = true;
-                }
-        }
         for (size_t k = 0; k < n; k++)
-                if (manager_find_server(m, &servers[k].addr) == NULL &&
-                    manager_add_server(m, &servers[k].addr, 1, "config", NULL, NULL) == 0)
-                        changed = true;
-        if (changed) {
-                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
-                manager_update_state(m);
-        }
+                cs[k] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { servers[k].addr } };
+        (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, n);
         manager_kick(m);
 }
 
@@ -933,7 +904,11 @@ static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
                 .id = mp->id,
                 .direct = mp->direct,
                 .has_nonce = !mp->direct,
-                .server = mp->direct ? (char *) "" : mp->server_text,
+                /* a mapping waiting for a server: the one it was on (its nonce is for it) */
+                .server = mp->direct                                          ? (char *) ""
+                          : mp->server_text != NULL && mp->server_text[0] != '\0' ? mp->server_text
+                          : mp->prev_server != NULL                               ? mp->prev_server
+                                                                                  : (char *) "",
                 .opcode = mp->opcode,
                 .protocol = mp->protocol,
                 .family = mp->family,
@@ -1226,6 +1201,8 @@ static void mapping_free(pcpd_mapping *mp) {
         g_free(mp->error);
         g_free(mp->external_address);
         g_free(mp->internal_address);
+        g_free(mp->prev_server);
+        g_free(mp->interface);
         g_free(mp);
 }
 
@@ -1278,15 +1255,7 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
 }
 
 static pcpd_server *choose_server(pcpd_manager *m, int family, const char *interface) {
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                if (family != 0 && s->family != family)
-                        continue;
-                if (interface != NULL && *interface != '\0' && strcmp(interface, s->ifname) != 0)
-                        continue;
-                return s;
-        }
-        return NULL;
+        return pcpd_servers_choose(m, family, interface); /* pcpd-servers.c: RFC 7488, the primary interface */
 }
 
 /* ---- holders: a mapping lives while one of its holders' connections does ---- */
@@ -1812,6 +1781,101 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         manager_kick(m);
 }
 
+/* A mapping whose server went (pcpd-servers.c) is made on the server that serves it now:
+ * same object, same nonce (C1: on a server it was on, the server sees a refresh and keeps
+ * the port; C2: on another server it is a new mapping). */
+void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
+        g_autofree char *from = g_strdup(mp->prev_server);
+        pcp_mapping_params p;
+        const pcp_mapping_info *i;
+        struct in6_addr ext;
+        bool state, same;
+        int r;
+
+        mapping_params(mp, s, &p);
+        same = from != NULL && strcmp(from, s->text) == 0;
+        /* always its nonce: a server it was on before (maybe not the last one: A, then B,
+         * then A again) still holds it under that nonce and would refuse another one
+         * (NOT_AUTHORIZED) until it expires; on a new server it does no harm */
+        if (mp->has_nonce) {
+                p.has_nonce = true;
+                memcpy(p.nonce, mp->nonce, PCP_NONCE_LEN);
+        }
+        if (!mp->has_suggested_address && mp->external_address != NULL && pcp_addr_from_string(mp->external_address, &ext))
+                p.suggested_external_addr = ext;
+        r = mapping_start_saved(m, mp, s, &p, &state);
+        if (r == -EEXIST && p.has_nonce) {
+                /* its delete on the server it left is still on its way under that nonce */
+                p.has_nonce = false;
+                r = mapping_start_saved(m, mp, s, &p, &state);
+        }
+        if (r < 0) {
+                g_warning("Mapping %s cannot be made on PCP server %s: %s%s", mp->path, s->text,
+                          state ? "its nonce cannot be saved: " : "", g_strerror(-r));
+                manager_mapping_wait(m, mp);
+                return;
+        }
+        g_clear_pointer(&mp->prev_server, g_free);
+        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s %s PCP server %s%s%s", mp->path, same ? "is made again on" : "moves to",
+                         s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
+        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Server", NULL });
+        i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+        if (i != NULL)
+                mapping_sync(m, mp, i);
+        manager_engine_drain(m);
+        manager_kick(m);
+}
+
+/* mp leaves its server, which is still there (the primary connection moved): deleted
+ * there at once (lifetime 0, its nonce: C4), so that one external port does not forward
+ * to the host twice; then moved or set waiting by the caller. */
+void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp) {
+        if (mp->engine_id != 0) {
+                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
+                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                mp->engine_id = 0;
+                manager_engine_drain(m);
+        }
+        mp->server = NULL;
+        if (mp->server_text != NULL && mp->server_text[0] != '\0') {
+                g_free(mp->prev_server);
+                mp->prev_server = g_strdup(mp->server_text);
+        }
+}
+
+/* No server for a mapping whose server went: it waits for one, failed with NO_SERVER. */
+void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
+        const char *props[6];
+        size_t n = 0;
+
+        if (mp->engine_id != 0) {
+                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
+                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                mp->engine_id = 0;
+                manager_engine_drain(m);
+        }
+        mp->server = NULL;
+        if (mp->server_text != NULL && mp->server_text[0] != '\0' && mp->prev_server == NULL)
+                mp->prev_server = g_strdup(mp->server_text);
+        if (set_str(&mp->server_text, ""))
+                props[n++] = "Server";
+        if (set_str(&mp->state, PCP1_MAPPING_FAILED))
+                props[n++] = "State";
+        if (set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER))
+                props[n++] = "Error";
+        if (set_str(&mp->external_address, ""))
+                props[n++] = "ExternalAddress";
+        props[n] = NULL;
+        if (n == 0)
+                return;
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s waits for a %s PCP server (it was on %s, which is gone)", mp->path,
+                         mp->family == AF_INET ? "IPv4" : "IPv6", mp->prev_server ?: "none");
+        pcpd_bus_mapping_changed(m, mp, props);
+}
+
 /* After route changes and when a server starts answering (never from an engine callback:
  * this adds and removes mappings). */
 static void manager_check_direct(pcpd_manager *m) {
@@ -1881,6 +1945,7 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
         }
         mp->lifetime = lifetime;
         mp->description = g_strdup(req->description ?: "");
+        mp->interface = req->interface != NULL && *req->interface != '\0' ? g_strdup(req->interface) : NULL;
         mp->created = realtime_us();
         mp->key = key;
         mp->has_suggested_address = req->has_external_address;
@@ -2258,11 +2323,20 @@ static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_stat
         pcpd_server *s = server_from_text(m, rec->server);
 
         if (s == NULL) {
-                g_warning("Saved mapping %s %s port %u was made through %s, which is not a server now: it cannot "
-                          "be renewed or deleted and will expire upstream",
+                /* not a server now, or not yet (NetworkManager's arrive after the restore):
+                 * it waits, with its nonce, and is made there again when that server comes
+                 * (pcpd-servers.c), or on the one that serves it then */
+                g_message("Saved mapping %s %s port %u was made through %s, which is not a server now: it waits "
+                          "for a server",
                           pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
                           mp->internal_port, rec->server);
-                return false;
+                mp->has_nonce = true;
+                memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
+                mp->prev_server = g_strdup(rec->server);
+                set_str(&mp->server_text, "");
+                set_str(&mp->state, PCP1_MAPPING_FAILED);
+                set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);
+                return true;
         }
         mapping_params(mp, s, &p);
         p.has_nonce = true;
@@ -2525,6 +2599,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 if (m->announce_fds[i] >= 0)
                         close(m->announce_fds[i]);
         }
+        pcpd_nm_free(m->nm);
         pcpd_manager_declared_free(m);
         pcpd_bus_unregister(m); /* before the bus goes: calls still being authorised */
         sd_bus_slot_unref(m->name_owner_slot);
@@ -2562,6 +2637,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         g_free(m->last_state);
         g_free(m->last_direct);
         g_free(m->status_text);
+        pcpd_server_sources_free(m->sources);
         g_free(m);
         return NULL;
 }
@@ -2595,8 +2671,12 @@ int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
                 m->announce_watches[i] = g_unix_fd_add(fd, G_IO_IN, on_announce, m);
         }
 
-        for (size_t i = 0; i < m->config.n_servers; i++)
-                (void) manager_add_server(m, &m->config.servers[i].addr, 1, "config", NULL, NULL);
+        {
+                g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, m->config.n_servers + 1);
+                for (size_t i = 0; i < m->config.n_servers; i++)
+                        cs[i] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { m->config.servers[i].addr } };
+                (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, m->config.n_servers);
+        }
         if (m->config.use_default_routers) {
                 m->route_fd = pcpd_netlink_route_monitor_open();
                 if (m->route_fd < 0)
@@ -2609,5 +2689,6 @@ int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
         manager_restore(m);
         manager_update_state(m);
         manager_kick(m);
+        m->nm = pcpd_nm_new(m); /* DHCP-announced servers, when NetworkManager is there */
         return 0;
 }

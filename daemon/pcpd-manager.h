@@ -49,6 +49,8 @@ typedef struct pcpd_mapping {
         uint64_t engine_id; /* 0 when the engine has none (server gone) */
         pcpd_server *server;
         char *server_text;
+        char *prev_server; /* the server it was on before it had to wait for one (NULL: none) */
+        char *interface;   /* the interface its caller named (NULL: none: it follows the primary) */
         bool has_nonce; /* on a server: its nonce, on disk before the request left */
         uint8_t nonce[PCP_NONCE_LEN];
 
@@ -117,6 +119,8 @@ struct pcpd_manager {
         guint announce_watches[2];
         int route_fd;
         guint route_watch, rediscover_source;
+        struct pcpd_server_sources *sources; /* pcpd-servers.c: each source's servers */
+        struct pcpd_nm *nm;                  /* pcpd-nm.c: NULL without it */
 
         /* unique bus name -> GHashTable of the mappings it holds (pcpd_mapping* set); one
          * NameOwnerChanged match for all of them, not one match rule per holder (the bus

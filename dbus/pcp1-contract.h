@@ -55,6 +55,7 @@
 #define PCP1_MAPPING_ERROR_UNREACHABLE "UNREACHABLE"
 #define PCP1_MAPPING_ERROR_EXPIRED "EXPIRED"
 #define PCP1_MAPPING_ERROR_DISABLED "DISABLED"
+#define PCP1_MAPPING_ERROR_NO_SERVER "NO_SERVER" /* its server is gone and none serves it now: it waits */
 
 /* Mapping.Opcode, Mapping.Family */
 #define PCP1_OPCODE_MAP "map"
