@@ -10,9 +10,11 @@
  * always has its engine mapping on its server while the server is there. When that server
  * is known not to speak PCP nor NAT-PMP (unreachable, unsupported version, disabled, or
  * silent), the manager hands the mapping to the backend as well (add); the backend then
- * publishes the mapping's state through pcpd_manager_backend_sync(). Engine events for
- * such a mapping are ignored until the engine holds it (the router answers PCP after
- * all): then the backend lets go of it (remove) and the engine's state is published again.
+ * publishes the mapping's state through pcpd_manager_backend_sync() once it has found a
+ * router of its kind (until then the engine's state, failed with its reason, stays).
+ * Engine events for a mapping the backend shows are ignored until the engine holds it (the
+ * router answers PCP after all): then the backend lets go of it (remove) and the engine's
+ * state is published again.
  *
  * A backend keeps its own part of the mapping's saved record (fill_record; restore after a
  * restart), deletes what pcpd no longer holds, and keeps a removal that the router has not
@@ -59,7 +61,8 @@ typedef struct pcpd_backend_ops {
         /* mp goes (removed, or taken over by the engine): delete it upstream, keeping a
          * deleting record while that is not confirmed and must be. mp->backend is NULL after. */
         void (*remove)(pcpd_backend *b, pcpd_mapping *mp);
-        /* mp's state as the backend has it; false when it does not hold mp */
+        /* mp's state as the backend has it; false when it does not hold mp or has nothing
+         * to show yet (no router of its kind found): the engine's state is published then */
         bool (*info)(pcpd_backend *b, const pcpd_mapping *mp, pcpd_backend_info *ret);
         /* adds the backend's part to mp's saved record (strings borrowed from the backend) */
         void (*fill_record)(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *rec);

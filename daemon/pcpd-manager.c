@@ -623,10 +623,13 @@ static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
         case PCP_EVENT_MAPPING:
                 mp = g_hash_table_lookup(m->by_engine_id, &ev->mapping_id);
                 if (mp != NULL && mp->backend != NULL) {
-                        /* the backend publishes it until the engine holds it */
-                        if (ev->mapping->state != PCP_MAPPING_ACTIVE)
+                        pcpd_backend_info bi;
+                        /* the backend publishes it (once it has something to show) until
+                         * the engine holds it */
+                        if (ev->mapping->state != PCP_MAPPING_ACTIVE && m->upnp->ops->info(m->upnp, mp, &bi))
                                 return;
-                        backend_takeover(m, mp);
+                        if (ev->mapping->state == PCP_MAPPING_ACTIVE)
+                                backend_takeover(m, mp);
                 }
                 if (mp != NULL) {
                         mapping_sync(m, mp, ev->mapping);
