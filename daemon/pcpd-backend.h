@@ -71,6 +71,9 @@ typedef struct pcpd_backend_ops {
         /* after a restart: deletes what rec (a deleting record of the backend, kept by the
          * manager until pcpd_manager_backend_deleted()) says */
         void (*restore_deleting)(pcpd_backend *b, const pcpd_state_mapping *rec);
+        /* s (of its family, on its interface) speaks neither PCP nor NAT-PMP: look for a
+         * router of the backend's kind behind it, before any mapping needs one */
+        void (*watch)(pcpd_backend *b, pcpd_server *s);
         size_t (*servers)(pcpd_backend *b, pcpd_backend_server *ret, size_t max);
         /* pcpd stops: delete what would not expire by itself, wait a little for it */
         void (*shutdown)(pcpd_backend *b);

@@ -796,6 +796,11 @@ static const char *manager_state(pcpd_manager *m, const direct_hosts *d) {
                 if (si->state != PCP_SERVER_UNKNOWN)
                         any_known = true;
         }
+        if (!any_usable && m->upnp != NULL) {
+                /* a router that speaks UPnP-IGD (pcpd-backend.h) maps too */
+                pcpd_backend_server one;
+                any_usable = m->upnp->ops->servers(m->upnp, &one, 1) > 0;
+        }
         if (any_usable)
                 return "ready";
         /* not behind a NAT for a family: its mappings are active at once with the host's own
@@ -1709,6 +1714,9 @@ static gboolean on_backend_check(gpointer data) {
         g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
 
         m->backend_check_source = 0;
+        for (guint k = 0; k < m->servers->len; k++)
+                if (server_speaks_no_pcp(m, m->servers->pdata[k]))
+                        m->upnp->ops->watch(m->upnp, m->servers->pdata[k]);
         for (guint k = 0; k < all->len; k++) {
                 pcpd_mapping *mp = all->pdata[k];
                 const pcp_mapping_info *i;
@@ -1761,6 +1769,7 @@ void pcpd_manager_backend_deleted(pcpd_manager *m, uint64_t id, bool confirmed) 
 
 void pcpd_manager_backend_servers_changed(pcpd_manager *m) {
         pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+        manager_update_state(m);
 }
 
 pcpd_mapping *pcpd_manager_backend_find(pcpd_manager *m, uint64_t id) {

@@ -478,6 +478,13 @@ static void upnp_restore_deleting(pcpd_backend *base, const pcpd_state_mapping *
         g_hash_table_insert(ui->deleting, g_memdup2(&id, sizeof(id)), g_memdup2(&rec->id, sizeof(rec->id)));
 }
 
+static void upnp_watch(pcpd_backend *base, pcpd_server *s) {
+        upnp_backend *b = (upnp_backend *) base;
+
+        if (s->family == AF_INET && s->ifname != NULL && s->ifname[0] != '\0' && s->n_addrs > 0)
+                (void) iface_get(b, s->ifname, &s->addrs[0].sin6_addr);
+}
+
 static size_t upnp_servers(pcpd_backend *base, pcpd_backend_server *ret, size_t max) {
         upnp_backend *b = (upnp_backend *) base;
         GHashTableIter it;
@@ -493,8 +500,8 @@ static size_t upnp_servers(pcpd_backend *base, pcpd_backend_server *ret, size_t 
                 if (igd == NULL || !igd->present)
                         continue;
                 ret[n] = (pcpd_backend_server) {
-                        .source = "ssdp",
-                        .protocol = "upnp-igd",
+                        .source = PCP1_SOURCE_SSDP,
+                        .protocol = PCP1_PROTOCOL_UPNP_IGD,
                         .has_external = igd->has_external_addr,
                         .external_addr = igd->external_addr,
                 };
@@ -567,7 +574,7 @@ static void upnp_free(pcpd_backend *base) {
 }
 
 static const pcpd_backend_ops upnp_ops = {
-        .protocol = "upnp-igd",
+        .protocol = PCP1_PROTOCOL_UPNP_IGD,
         .refuse_reason = upnp_refuse_reason,
         .add = upnp_add,
         .remove = upnp_remove,
@@ -575,6 +582,7 @@ static const pcpd_backend_ops upnp_ops = {
         .fill_record = upnp_fill_record,
         .restore = upnp_restore,
         .restore_deleting = upnp_restore_deleting,
+        .watch = upnp_watch,
         .servers = upnp_servers,
         .shutdown = upnp_shutdown,
         .free = upnp_free,

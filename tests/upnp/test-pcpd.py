@@ -76,6 +76,7 @@ if case == "miniupnpd":
     t.check(any(x[1] == router and x[2] == "ssdp" for x in srv),
             f"Manager.Servers: expected ({router}, 'ssdp', 'upnp-igd'), saw {srv}")
     m = a.manager() or {}
+    t.check(m.get("State") == "ready", f"Manager.State: expected 'ready' (an IGD maps), saw {m.get('State')!r}")
     t.check(wan in m.get("ExternalAddresses", []),
             f"Manager.ExternalAddresses: expected the IGD's {wan}, saw {m.get('ExternalAddresses')}")
     t.check(("tcp", 36001, client, 26001) in t.dnat(),
