@@ -14,6 +14,10 @@ permanent   (lab --no-upnpd, the scripted IGD with --permanent-only: 725) the ma
             permanent (lease 0, no ExpiresAt); pcpd deletes it itself on Release, on the
             app's death, at shutdown (SIGTERM), and after pcpd was killed -9 (restart, not
             reclaimed: deleted after the grace period)
+router      (lab --upnp yes) miniupnpd restarts and forgets everything: the mapping is
+            created again on its port, one rule, traffic; then miniupnpd restarts speaking
+            PCP and no UPnP: the mapping moves to PCP (Servers "pcp", one rule, traffic),
+            Release deletes it there
 conflict    (lab --no-upnpd, the scripted IGD answering 718 on some ports) another external
             port; with prefer-failure the mapping fails CANNOT_PROVIDE_EXTERNAL
 """
@@ -129,6 +133,49 @@ if case == "miniupnpd":
     t.done()
 
 
+if case == "router":
+    t.start_pcpd(GraceSeconds=GRACE)
+    wan = t.wan_addr()
+    a = t.app("appA")
+    a.add("a", "tcp", 26101, 36101)
+    wait_active(a, "a", 60)
+    t.check(("tcp", 36101, client, 26101) in t.dnat(), f"router: expected the rule tcp 36101, saw {sorted(t.dnat())}")
+    # a reboot: its rules and leases gone, a new HTTP port, SSDP alive again
+    t.lab("upnpd-restart", "--drop-leases")
+    back = t.wait_until(lambda: [r for r in t.dnat() if r[3] == 26101], 60, "the rule back", fatal=False)
+    t.check(back == [("tcp", 36101, client, 26101)],
+            f"router restart (rules and leases lost): expected pcpd to create the mapping again on port 36101, "
+            f"one rule, within 60 s, saw {sorted(t.dnat())}")
+    s = wait_active(a, "a", 30, " after the router restart")
+    t.check(s.get("ExternalPort") == 36101, f"after the router restart: same port 36101, saw {describe(s)}")
+    t.check(t.reach("tcp", wan, 36101, a, 26101), f"traffic after the router restart: wan -> {wan}:36101")
+
+    # the router speaks PCP now (and UPnP no more): the mapping moves to PCP
+    t.lab("upnpd-restart", "--upnp", "no")
+
+    def on_pcp():
+        m = a.manager() or {}
+        return any(x[1] == router and x[3] == "pcp" for x in m.get("Servers", [])) and \
+            active(a.props("a") or {}) and [r for r in t.dnat() if r[3] == 26101]
+    ok = t.wait_until(on_pcp, 120, "the mapping on PCP", fatal=False)
+    t.check(ok, f"router now speaks PCP: expected Servers to list {router} as 'pcp' and the mapping active with a "
+                f"rule within 120 s, saw {describe(a.state('a'))}, {(a.manager() or {}).get('Servers')}, "
+                f"{sorted(t.dnat())}")
+    rules = [r for r in t.dnat() if r[3] == 26101]
+    t.check(len(rules) == 1, f"after the move to PCP: exactly one rule for 26101, saw {rules}")
+    s = a.props("a") or {}
+    t.check(rules and t.reach("tcp", wan, s.get("ExternalPort", 0), a, 26101),
+            f"traffic after the move to PCP: wan -> {wan}:{s.get('ExternalPort')}")
+    with open(os.path.join(t.lab_dir, "pcpd.log"), errors="replace") as f:
+        t.check("moves from UPnP-IGD" in f.read(), "pcpd logs the move from UPnP-IGD to PCP")
+    a.release("a")
+    gone = t.wait_until(lambda: not any(r[3] == 26101 for r in t.dnat()), 20, "rule deletion", fatal=False)
+    t.check(gone, f"Release after the move: the rule is deleted (over PCP), saw {sorted(t.dnat())}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+
 def deletes(igd, port):
     return [r for r in igd.requests("DeletePortMapping") if r["args"].get("NewExternalPort") == str(port)]
 
@@ -219,4 +266,4 @@ if case == "conflict":
             f"{[(r['args'].get('NewExternalPort'), r['code']) for r in igd.requests('AddPortMapping')]}")
     t.done()
 
-t.require(False, f"unknown case {case!r} (miniupnpd, permanent, conflict)")
+t.require(False, f"unknown case {case!r} (miniupnpd, router, permanent, conflict)")
