@@ -13,7 +13,8 @@ miniupnpd   (lab --upnp yes: Debian's miniupnpd, PCP/NAT-PMP off) TCP and UDP ma
 permanent   (lab --no-upnpd, the scripted IGD with --permanent-only: 725) the mapping is
             permanent (lease 0, no ExpiresAt); pcpd deletes it itself on Release, on the
             app's death, at shutdown (SIGTERM), and after pcpd was killed -9 (restart, not
-            reclaimed: deleted after the grace period)
+            reclaimed: deleted after the grace period); a Release the IGD cannot confirm
+            (it is gone) stays in the state directory and is done at the next start
 router      (lab --upnp yes) miniupnpd restarts and forgets everything: the mapping is
             created again on its port, one rule, traffic; then miniupnpd restarts speaking
             PCP and no UPnP: the mapping moves to PCP (Servers "pcp", one rule, traffic),
@@ -242,6 +243,36 @@ if case == "permanent":
                     e["args"].get("NewExternalPort") == "4703" and e.get("answer") == 200), default=-1)
     t.check(last_del > last_add, f"after the crash the last word on 4703 is its delete (no leak), saw add at "
                                  f"{last_add}, delete at {last_del}")
+
+    # a Release the IGD cannot confirm (it is gone): kept in the state directory, done at
+    # the next start
+    d = t.app("appD")
+    d.add("r", "tcp", 4704)
+    wait_active(d, "r", 30)
+    igd.p.kill()
+    igd.p.wait(10)
+    d.release("r")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM with an unconfirmed delete (status 0), saw {rc}")
+    state = os.path.join(t.lab_dir, "pcpd-state", "mappings.state")
+    with open(state) as f:
+        saved = f.read()
+    t.check("UpnpExternalPort=4704" in saved and "Deleting=true" in saved,
+            f"state: the unconfirmed delete of the permanent mapping 4704 is kept (Deleting, its UPnP part), "
+            f"saw:\n{saved}")
+    igd2 = upnpit.Igd(t, "igd2", ["--permanent-only"])
+    t.start_pcpd(log_name="pcpd.3.log", GraceSeconds=GRACE)
+    asked = t.wait_until(lambda: [r for r in igd2.requests() if r.get("args", {}).get("NewExternalPort") == "4704" and
+                                  r.get("action") in ("GetSpecificPortMappingEntry", "DeletePortMapping")],
+                         60, "the delete retried", fatal=False)
+    t.check(asked, f"next start: expected pcpd to delete 4704 at the IGD (check, then delete if still there), "
+                   f"saw {igd2.requests()}")
+
+    def forgotten():
+        with open(state) as f:
+            return "UpnpExternalPort=4704" not in f.read()
+    t.check(t.wait_until(forgotten, 20, "the record forgotten", fatal=False),
+            "state: the delete done, its record is forgotten")
     t.done()
 
 
