@@ -15,7 +15,8 @@ permanent   (lab --no-upnpd, the scripted IGD with --permanent-only: 725) the ma
             app's death, at shutdown (SIGTERM), and after pcpd was killed -9 (restart, not
             reclaimed: deleted after the grace period); a Release the IGD cannot confirm
             (it is gone) stays in the state directory and is done at the next start
-router      (lab --upnp yes) miniupnpd restarts and forgets everything: the mapping is
+router      (lab --upnp yes) the WAN address changes: the mapping follows (the IGD's
+            event), traffic to the new address; miniupnpd restarts and forgets everything: the mapping is
             created again on its port, one rule, traffic; then miniupnpd restarts speaking
             PCP and no UPnP: the mapping moves to PCP (Servers "pcp", one rule, traffic),
             Release deletes it there
@@ -141,6 +142,17 @@ if case == "router":
     a.add("a", "tcp", 26101, 36101)
     wait_active(a, "a", 60)
     t.check(("tcp", 36101, client, 26101) in t.dnat(), f"router: expected the rule tcp 36101, saw {sorted(t.dnat())}")
+    # the WAN address changes: the IGD's ExternalIPAddress event brings it to the mapping
+    new_wan = "198.20.77.11"
+    t.lab("set-wan", new_wan)
+    s = a.wait_state("a", lambda s: active(s) and s.get("ExternalAddress") == new_wan, 30)
+    t.check(s is not None, f"WAN address change: expected ExternalAddress {new_wan} within 30 s, saw "
+                           f"{describe(a.state('a'))}")
+    m = a.manager() or {}
+    t.check(new_wan in m.get("ExternalAddresses", []), f"ExternalAddresses: expected {new_wan}, saw "
+                                                       f"{m.get('ExternalAddresses')}")
+    t.check(t.reach("tcp", new_wan, 36101, a, 26101), f"traffic to the new address {new_wan}:36101")
+    wan = new_wan
     # a reboot: its rules and leases gone, a new HTTP port, SSDP alive again
     t.lab("upnpd-restart", "--drop-leases")
     back = t.wait_until(lambda: [r for r in t.dnat() if r[3] == 26101], 60, "the rule back", fatal=False)
