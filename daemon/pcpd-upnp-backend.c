@@ -57,6 +57,13 @@ static uint64_t realtime_us(void) {
         return (uint64_t) g_get_real_time();
 }
 
+static void sockaddr_ipv4(const struct sockaddr *sa, struct in6_addr *ret) {
+        struct sockaddr_in sin;
+
+        memcpy(&sin, sa, sizeof(sin)); /* not cast: sockaddr is less aligned */
+        pcp_addr_from_ipv4(&sin.sin_addr, ret);
+}
+
 /* The host's IPv4 address on ifname (IPv4-mapped). */
 static bool iface_ipv4(const char *ifname, struct in6_addr *ret) {
         struct ifaddrs *ifa_list, *ifa;
@@ -67,7 +74,7 @@ static bool iface_ipv4(const char *ifname, struct in6_addr *ret) {
         for (ifa = ifa_list; ifa != NULL && !found; ifa = ifa->ifa_next) {
                 if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != AF_INET || strcmp(ifa->ifa_name, ifname) != 0)
                         continue;
-                pcp_addr_from_ipv4(&((const struct sockaddr_in *) ifa->ifa_addr)->sin_addr, ret);
+                sockaddr_ipv4(ifa->ifa_addr, ret);
                 found = true;
         }
         freeifaddrs(ifa_list);
@@ -85,7 +92,7 @@ static bool host_owns(const struct in6_addr *a) {
                 struct in6_addr x;
                 if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != AF_INET)
                         continue;
-                pcp_addr_from_ipv4(&((const struct sockaddr_in *) ifa->ifa_addr)->sin_addr, &x);
+                sockaddr_ipv4(ifa->ifa_addr, &x);
                 found = memcmp(&x, a, sizeof(x)) == 0;
         }
         freeifaddrs(ifa_list);
