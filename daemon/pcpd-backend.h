@@ -61,6 +61,9 @@ typedef struct pcpd_backend_ops {
         /* mp goes (removed, or taken over by the engine): delete it upstream, keeping a
          * deleting record while that is not confirmed and must be. mp->backend is NULL after. */
         void (*remove)(pcpd_backend *b, pcpd_mapping *mp);
+        /* the engine holds mp now, on external_port of the same router: the backend lets go
+         * of it (deletes its own, unless it is that very entry of the router's table) */
+        void (*handover)(pcpd_backend *b, pcpd_mapping *mp, uint16_t external_port);
         /* mp's state as the backend has it; false when it does not hold mp or has nothing
          * to show yet (no router of its kind found): the engine's state is published then */
         bool (*info)(pcpd_backend *b, const pcpd_mapping *mp, pcpd_backend_info *ret);

@@ -609,10 +609,10 @@ static void manager_backend_check_soon(pcpd_manager *m);
 
 /* The engine holds mp now (its server answers PCP or NAT-PMP after all): the backend
  * lets go of it. */
-static void backend_takeover(pcpd_manager *m, pcpd_mapping *mp) {
+static void backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s moves from UPnP-IGD to %s, which answers now", mp->path, mp->server_text);
-        m->upnp->ops->remove(m->upnp, mp);
+        m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0);
 }
 
 static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
@@ -629,7 +629,7 @@ static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
                         if (ev->mapping->state != PCP_MAPPING_ACTIVE && m->upnp->ops->info(m->upnp, mp, &bi))
                                 return;
                         if (ev->mapping->state == PCP_MAPPING_ACTIVE)
-                                backend_takeover(m, mp);
+                                backend_takeover(m, mp, ev->mapping);
                 }
                 if (mp != NULL) {
                         mapping_sync(m, mp, ev->mapping);

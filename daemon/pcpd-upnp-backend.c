@@ -404,6 +404,28 @@ static void upnp_remove(pcpd_backend *base, pcpd_mapping *mp) {
         g_free(l);
 }
 
+static void upnp_handover(pcpd_backend *base, pcpd_mapping *mp, uint16_t external_port) {
+        struct pcpd_backend_mapping *l = mp->backend;
+
+        if (l == NULL)
+                return;
+        /* A router with one table for PCP and UPnP (miniupnpd) holds one entry per external
+         * port: deleting "ours" through UPnP would delete what PCP just granted (until its
+         * next renewal). But such a router may also keep the entry as UPnP's and refuse
+         * PCP's delete later: a leased entry then expires, a permanent one would stay for
+         * good. So a leased entry on the same port is let go of, anything else deleted. */
+        if (!l->has_record || l->rec.external_port != external_port || l->rec.permanent) {
+                upnp_remove(base, mp);
+                return;
+        }
+        g_debug("Mapping %s: PCP holds the IGD's entry (port %u) now; UPnP lets go of it without a delete", mp->path,
+                external_port);
+        (void) pcpd_upnp_forget(l->ui->u, l->id);
+        g_hash_table_remove(l->ui->held, &l->id);
+        mp->backend = NULL;
+        g_free(l);
+}
+
 static bool upnp_info(pcpd_backend *base, const pcpd_mapping *mp, pcpd_backend_info *ret) {
         const struct pcpd_backend_mapping *l = mp->backend;
         const pcpd_upnp_info *i = l != NULL ? pcpd_upnp_get(l->ui->u, l->id) : NULL;
@@ -585,6 +607,7 @@ static const pcpd_backend_ops upnp_ops = {
         .refuse_reason = upnp_refuse_reason,
         .add = upnp_add,
         .remove = upnp_remove,
+        .handover = upnp_handover,
         .info = upnp_info,
         .fill_record = upnp_fill_record,
         .restore = upnp_restore,

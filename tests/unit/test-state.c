@@ -286,7 +286,6 @@ static void test_upnp_part(void **state) {
 
         /* refused: a UPnP mapping not being deleted without a nonce; a direct one with a
          * UPnP part; an interface without its IGD; a name longer than an interface's */
-        g_autoptr(GString) bad = g_string_new(NULL);
         pcpd_state_mapping x = del;
         x.id = 20;
         x.deleting = false;
