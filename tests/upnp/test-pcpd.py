@@ -45,6 +45,16 @@ t.router4 = os.environ.get("ROUTER4", "192.168.77.1")
 client = os.environ.get("CLIENT4", "192.168.77.2")
 router = t.router4
 UNSUPPORTED = "org.freedesktop.PCP1.Error.Unsupported"
+if os.environ.get("PCPD_UPNP_VALGRIND"):
+    # pcpd itself under memcheck (scripts/test.sh's valgrind stage): an error or a definite
+    # leak makes its exit status, which the SIGTERM checks below look at
+    wrapper = os.path.join(t.lab_dir, "pcpd-valgrind.sh")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec valgrind --quiet --error-exitcode=99 --leak-check=full "
+                "--errors-for-leak-kinds=definite --show-leak-kinds=definite "
+                f"--suppressions={os.path.join(HERE, 'glib.supp')} --num-callers=30 {t.pcpd_bin} \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    t.pcpd_bin = wrapper
 
 
 def igd_servers(app):
@@ -309,6 +319,8 @@ if case == "conflict":
                                                r["args"].get("NewExternalPort") != "4801"],
             f"prefer-failure: one AddPortMapping on 4801 and no other port, saw "
             f"{[(r['args'].get('NewExternalPort'), r['code']) for r in igd.requests('AddPortMapping')]}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
 
 t.require(False, f"unknown case {case!r} (miniupnpd, router, permanent, conflict)")
