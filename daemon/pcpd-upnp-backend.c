@@ -126,10 +126,12 @@ static void info_from_upnp(const pcpd_upnp_info *i, pcpd_backend_info *ret) {
                                   ((gint64) i->expires_at > now ? (uint64_t) ((gint64) i->expires_at - now) : 0);
 }
 
-/* Nothing to show yet: no IGD found, never granted. The engine's state (failed, with why
- * PCP did not work) stays published meanwhile. */
-static bool nothing_to_show(const pcpd_upnp_info *i) {
-        return i->error == PCPD_UPNP_ERROR_NO_IGD && !i->has_external;
+/* Nothing to show yet: no IGD found (now), never granted. The engine's state (failed,
+ * with why PCP did not work) stays published meanwhile. */
+static bool nothing_to_show(pcpd_upnp *u, const pcpd_upnp_info *i) {
+        const pcpd_upnp_igd_info *igd = pcpd_upnp_get_igd(u);
+
+        return !i->has_external && (igd == NULL || !igd->present);
 }
 
 static bool request_for(const pcpd_mapping *mp, const upnp_iface *ui, const char *ifname, pcpd_upnp_request *req) {
@@ -258,7 +260,7 @@ static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
                                          "again",
                                          l->mp->path, ui->ifname);
                 link_take_record(l, m);
-                if (nothing_to_show(ev->mapping))
+                if (nothing_to_show(ui->u, ev->mapping))
                         return;
                 info_from_upnp(ev->mapping, &bi);
                 pcpd_manager_backend_sync(m, l->mp, &bi);
@@ -334,7 +336,7 @@ static void link_publish(upnp_backend *b, struct pcpd_backend_mapping *l) {
         const pcpd_upnp_info *i = pcpd_upnp_get(l->ui->u, l->id);
         pcpd_backend_info bi;
 
-        if (i == NULL || nothing_to_show(i))
+        if (i == NULL || nothing_to_show(l->ui->u, i))
                 return;
         info_from_upnp(i, &bi);
         pcpd_manager_backend_sync(b->base.manager, l->mp, &bi);
@@ -431,7 +433,7 @@ static bool upnp_info(pcpd_backend *base, const pcpd_mapping *mp, pcpd_backend_i
         const pcpd_upnp_info *i = l != NULL ? pcpd_upnp_get(l->ui->u, l->id) : NULL;
 
         (void) base;
-        if (i == NULL || nothing_to_show(i))
+        if (i == NULL || nothing_to_show(l->ui->u, i))
                 return false;
         info_from_upnp(i, ret);
         return true;

@@ -6,8 +6,8 @@ UPnP-IGD backend underneath. Run inside tests/integration/lab.sh; one case per a
 miniupnpd   (lab --upnp yes: Debian's miniupnpd, PCP/NAT-PMP off) TCP and UDP mappings
             become active through UPnP with the router's WAN address, Servers lists the IGD
             as "upnp-igd", traffic from the wan namespace reaches the app; Release and
-            kill -9 of the app delete the rule; what IGD cannot do (FILTER) is refused with
-            Unsupported; pcpd killed -9 and restarted: the mapping its app asks for again
+            kill -9 of the app delete the rule; what IGD cannot do (FILTER, THIRD_PARTY for
+            another host, IPv6) is refused with Unsupported; pcpd killed -9 and restarted: the mapping its app asks for again
             keeps its port with one rule, the one nobody reclaims is deleted after the grace
             period
 permanent   (lab --no-upnpd, the scripted IGD with --permanent-only: 725) the mapping is
@@ -111,6 +111,19 @@ if case == "miniupnpd":
     t.check(ev["ev"] == "error" and ev.get("name") == UNSUPPORTED and "FILTER" in ev.get("msg", ""),
             f"FILTER through UPnP-IGD: expected {UNSUPPORTED} saying FILTER, saw {ev}")
     t.check(not any(r[3] == 26005 for r in t.dnat()), f"the refused request left no rule, saw {sorted(t.dnat())}")
+    ev = a.add("tp", "tcp", 26006, opts={"third-party": "192.168.77.3"}, expect_error=True)
+    t.check(ev["ev"] == "error" and ev.get("name") == UNSUPPORTED and "THIRD_PARTY" in ev.get("msg", ""),
+            f"THIRD_PARTY for another host through UPnP-IGD: expected {UNSUPPORTED} saying THIRD_PARTY, saw {ev}")
+    # IPv6: the router's PCP is off for IPv6 too. A first request finds that out (failed,
+    # UNREACHABLE: not faked through IPv4's IGD); the next one is refused at once.
+    a.add("v6a", "tcp", 26007, family="ipv6")
+    s = a.wait_state("v6a", lambda s: s.get("State") == "failed", 30)
+    t.check(s is not None and s.get("Error") == "UNREACHABLE",
+            f"IPv6 with no PCP: expected failed UNREACHABLE within 30 s, saw {describe(a.state('v6a'))}")
+    ev = a.add("v6b", "tcp", 26008, family="ipv6", expect_error=True)
+    t.check(ev["ev"] == "error" and ev.get("name") == UNSUPPORTED and "IPv4" in ev.get("msg", ""),
+            f"IPv6 through UPnP-IGD: expected {UNSUPPORTED} saying IPv4 only, saw {ev}")
+    a.release("v6a")
 
     b.add("b", "tcp", 26003)
     wait_active(b, "b", 30)
