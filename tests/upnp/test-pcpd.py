@@ -20,6 +20,8 @@ router      (lab --upnp yes) the WAN address changes: the mapping follows (the I
             created again on its port, one rule, traffic; then miniupnpd restarts speaking
             PCP and no UPnP: the mapping moves to PCP (Servers "pcp", one rule, traffic),
             Release deletes it there
+silent      (lab --upnp yes, PCP dropped at the router without ICMP) after 21 s of silence
+            the mapping is made through UPnP-IGD: active, Servers, traffic
 conflict    (lab --no-upnpd, the scripted IGD answering 718 on some ports) another external
             port; with prefer-failure the mapping fails CANNOT_PROVIDE_EXTERNAL; IPv6 (no PCP
             there either): refused with Unsupported, never made through IPv4's IGD
@@ -205,6 +207,27 @@ if case == "router":
     t.done()
 
 
+if case == "silent":
+    # the router drops PCP without a word (no ICMP): silent for 21 s, then UPnP-IGD
+    for cmd in (["add", "table", "inet", "pcpit_silent"],
+                ["add", "chain", "inet", "pcpit_silent", "input", "{", "type", "filter", "hook", "input",
+                 "priority", "-10", ";", "}"],
+                ["add", "rule", "inet", "pcpit_silent", "input", "udp", "dport", "5351", "drop"]):
+        t.lab("exec", "router", "nft", *cmd)
+    t.start_pcpd(GraceSeconds=GRACE)
+    wan = t.wan_addr()
+    a = t.app("appA")
+    a.add("a", "udp", 26201)
+    s = wait_active(a, "a", 60, " (PCP dropped silently: UPnP-IGD after 21 s)")
+    t.check(s.get("ExternalAddress") == wan, f"a: expected {wan}, saw {describe(s)}")
+    t.check(any(x[1] == router for x in igd_servers(a)), f"Servers lists the IGD, saw {igd_servers(a)}")
+    t.check(t.reach("udp", wan, s["ExternalPort"], a, 26201),
+            f"traffic: wan -> {wan}:{s['ExternalPort']}/udp reaches the app")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+
 def deletes(igd, port):
     return [r for r in igd.requests("DeletePortMapping") if r["args"].get("NewExternalPort") == str(port)]
 
@@ -339,4 +362,4 @@ if case == "conflict":
     t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
 
-t.require(False, f"unknown case {case!r} (miniupnpd, router, permanent, conflict)")
+t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict)")
