@@ -20,6 +20,7 @@
 #include "pcpd-caller.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
+#include "pcpd-backend.h"
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
 #include "pcpd-polkit.h"
@@ -1053,6 +1054,14 @@ static int manager_get(sd_bus *bus, const char *path, const char *iface, const c
                                 proto = "nat-pmp";
                         r = sd_bus_message_append(reply, "(ssssu)", s->ifname, s->text, s->source, proto,
                                                   si != NULL ? si->epoch : 0);
+                }
+                if (m->upnp != NULL) {
+                        /* routers that speak UPnP-IGD (pcpd-backend.h), in use */
+                        pcpd_backend_server routers[PCPD_MAX_SERVERS];
+                        size_t n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
+                        for (size_t k = 0; r >= 0 && k < n; k++)
+                                r = sd_bus_message_append(reply, "(ssssu)", routers[k].ifname, routers[k].address,
+                                                          routers[k].source, routers[k].protocol, 0);
                 }
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "pcpd-manager.h"
+#include "pcpd-backend.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -536,22 +537,20 @@ static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const ch
                                  mp->server_text, mp->error[0] ? mp->error : "unknown error");
 }
 
-static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
+void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
         g_autofree char *old_state = g_strdup(mp->state ?: ""), *old_error = g_strdup(mp->error ?: "");
         g_autofree char *old_external = g_strdup(mp->external_address ?: "");
         uint16_t old_port = mp->external_port;
         const char *props[10];
         size_t n = 0;
         char buf[PCP_ADDR_STRLEN];
-        uint64_t expires = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0;
+        uint64_t expires = i->expires_at;
         uint16_t port = i->has_external ? i->external_port : 0;
         bool persist = false;
 
-        if (i->state == PCP_MAPPING_DELETING)
-                return;
-        if (set_str(&mp->state, bus_state(i)))
+        if (set_str(&mp->state, i->state))
                 props[n++] = "State";
-        if (set_str(&mp->error, pcp_mapping_error_name(i)))
+        if (set_str(&mp->error, i->error))
                 props[n++] = "Error";
         if (set_str(&mp->external_address, i->has_external ? pcp_addr_to_string(&i->external_addr, buf) : "")) {
                 props[n++] = "ExternalAddress";
@@ -590,6 +589,33 @@ static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_in
         mapping_log_change(mp, old_state, old_error, old_external, old_port);
 }
 
+static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
+        pcpd_backend_info bi = {
+                .state = bus_state(i),
+                .error = pcp_mapping_error_name(i),
+                .has_external = i->has_external,
+                .external_addr = i->external_addr,
+                .external_port = i->external_port,
+                .internal_addr = i->internal_addr,
+                .lifetime_granted = i->lifetime_granted,
+                .expires_at = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0,
+        };
+
+        if (i->state == PCP_MAPPING_DELETING)
+                return;
+        pcpd_manager_backend_sync(m, mp, &bi);
+}
+
+static void manager_backend_check_soon(pcpd_manager *m);
+
+/* The engine holds mp now (its server answers PCP or NAT-PMP after all): the backend
+ * lets go of it. */
+static void backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s moves from UPnP-IGD to %s, which answers now", mp->path, mp->server_text);
+        m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0);
+}
+
 static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
         pcpd_mapping *mp;
         pcpd_server *s;
@@ -597,8 +623,20 @@ static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
         switch (ev->type) {
         case PCP_EVENT_MAPPING:
                 mp = g_hash_table_lookup(m->by_engine_id, &ev->mapping_id);
-                if (mp != NULL)
+                if (mp != NULL && mp->backend != NULL) {
+                        pcpd_backend_info bi;
+                        /* the backend publishes it (once it has something to show) until
+                         * the engine holds it */
+                        if (ev->mapping->state != PCP_MAPPING_ACTIVE && m->upnp->ops->info(m->upnp, mp, &bi))
+                                return;
+                        if (ev->mapping->state == PCP_MAPPING_ACTIVE)
+                                backend_takeover(m, mp, ev->mapping);
+                }
+                if (mp != NULL) {
                         mapping_sync(m, mp, ev->mapping);
+                        if (ev->mapping->state == PCP_MAPPING_FAILED)
+                                manager_backend_check_soon(m);
+                }
                 return;
 
         case PCP_EVENT_MAPPING_DELETED:
@@ -625,6 +663,7 @@ static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
                 if (s != NULL && ev->server != NULL && s->logged_state != (int) ev->server->state) {
                         /* one line per state transition, however often the server is heard */
                         s->logged_state = (int) ev->server->state;
+                        manager_backend_check_soon(m); /* speaks no PCP: UPnP-IGD */
                         /* direct mappings move to a server that starts answering; on the next
                          * turn of the loop, not from here: the engine's output is drained
                          * wherever the engine was called (inside AddMapping, or while a
@@ -758,6 +797,11 @@ static const char *manager_state(pcpd_manager *m, const direct_hosts *d) {
                 if (si->state != PCP_SERVER_UNKNOWN)
                         any_known = true;
         }
+        if (!any_usable && m->upnp != NULL) {
+                /* a router that speaks UPnP-IGD (pcpd-backend.h) maps too */
+                pcpd_backend_server one;
+                any_usable = m->upnp->ops->servers(m->upnp, &one, 1) > 0;
+        }
         if (any_usable)
                 return "ready";
         /* not behind a NAT for a family: its mappings are active at once with the host's own
@@ -851,6 +895,18 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
                 if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
                         g_ptr_array_add(a, g_strdup(buf));
         }
+        if (m->upnp != NULL) {
+                pcpd_backend_server routers[8];
+                size_t n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
+                for (size_t k = 0; k < n; k++) {
+                        char buf[PCP_ADDR_STRLEN];
+                        if (!routers[k].has_external)
+                                continue;
+                        pcp_addr_to_string(&routers[k].external_addr, buf);
+                        if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
+                                g_ptr_array_add(a, g_strdup(buf));
+                }
+        }
         host_direct_families(m, &d);
         for (int f = 0; f < 2; f++) {
                 char buf[PCP_ADDR_STRLEN];
@@ -937,6 +993,8 @@ static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
                 memcpy(rec->nonce, mp->nonce, PCP_NONCE_LEN);
         if (mp->n_filters > 0)
                 memcpy(rec->filters, mp->filters, mp->n_filters * sizeof(pcp_filter));
+        if (mp->backend != NULL)
+                mp->manager->upnp->ops->fill_record(mp->manager->upnp, mp, rec);
         return true;
 }
 
@@ -1575,6 +1633,7 @@ static gboolean on_server_silent(gpointer data) {
                           "address until it does",
                           s->text, PCPD_SILENT_SERVER_MS / 1000, s->family == AF_INET ? "IPv4" : "IPv6");
         manager_update_state(m);
+        manager_backend_check_soon(m);
         return G_SOURCE_REMOVE;
 }
 
@@ -1634,6 +1693,120 @@ static pcpd_server *answering_server(pcpd_manager *m, int family, const char *if
                 return s;
         }
         return NULL;
+}
+
+/* ---- the backend seam (pcpd-backend.h) ---- */
+
+/* s is known not to speak PCP nor NAT-PMP: unreachable (ICMP), an unsupported version,
+ * switched off (NOT_AUTHORIZED), or silent for too long. */
+static bool server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s) {
+        const pcp_server_info *si = s != NULL ? pcp_engine_server_get(m->engine, s->engine_id) : NULL;
+
+        if (si == NULL)
+                return false;
+        return si->state == PCP_SERVER_UNREACHABLE || si->state == PCP_SERVER_UNSUPPORTED ||
+               si->state == PCP_SERVER_DISABLED || (si->state == PCP_SERVER_UNKNOWN && server_silent(s));
+}
+
+/* Hands every mapping whose server speaks no PCP and that the engine does not hold to the
+ * UPnP-IGD backend (what it refuses stays as the engine has it: failed, with its error). */
+static gboolean on_backend_check(gpointer data) {
+        pcpd_manager *m = data;
+        g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+
+        m->backend_check_source = 0;
+        for (guint k = 0; k < m->servers->len; k++)
+                if (server_speaks_no_pcp(m, m->servers->pdata[k]))
+                        m->upnp->ops->watch(m->upnp, m->servers->pdata[k]);
+        for (guint k = 0; k < all->len; k++) {
+                pcpd_mapping *mp = all->pdata[k];
+                const pcp_mapping_info *i;
+
+                if (mp->backend != NULL || mp->engine_id == 0 || !server_speaks_no_pcp(m, mp->server))
+                        continue;
+                i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+                if (i != NULL && (i->state == PCP_MAPPING_ACTIVE || i->state == PCP_MAPPING_RENEWING))
+                        continue;
+                if (m->upnp->ops->refuse_reason(m->upnp, mp, mp->server) != NULL)
+                        continue;
+                (void) m->upnp->ops->add(m->upnp, mp, mp->server);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+static void manager_backend_check_soon(pcpd_manager *m) {
+        if (m->upnp != NULL && m->backend_check_source == 0)
+                m->backend_check_source = g_idle_add(on_backend_check, m);
+}
+
+int pcpd_manager_backend_persist(pcpd_manager *m, pcpd_mapping *mp) {
+        return manager_persist_mapping(m, mp);
+}
+
+uint64_t pcpd_manager_backend_keep_deleting(pcpd_manager *m, const pcpd_state_mapping *rec) {
+        g_autoptr(GString) out = g_string_sized_new(640);
+        pcpd_state_mapping *c = pcpd_state_mapping_copy(rec);
+        pcpd_deleting *d;
+
+        c->id = m->next_mapping_id++;
+        c->deleting = true;
+        d = deleting_add(m, c);
+        pcpd_state_format_record(out, d->rec);
+        (void) manager_persist_text(m, out);
+        return d->rec->id;
+}
+
+void pcpd_manager_backend_deleted(pcpd_manager *m, uint64_t id, bool confirmed) {
+        pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
+
+        if (d == NULL)
+                return;
+        if (confirmed)
+                deleting_forget(m, d);
+        else
+                g_message("The UPnP-IGD did not confirm the delete of %s port %u: kept, tried again at the next start",
+                          pcp_protocol_to_string(d->rec->protocol) ?: "?", d->rec->upnp_external_port);
+}
+
+void pcpd_manager_backend_servers_changed(pcpd_manager *m) {
+        pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+        manager_update_state(m);
+}
+
+pcpd_mapping *pcpd_manager_backend_find(pcpd_manager *m, uint64_t id) {
+        return g_hash_table_lookup(m->mappings, &id);
+}
+
+/* A request the backend would get if the server takes no PCP, refused now, and clearly,
+ * when the backend's router is there and cannot do it. */
+static int backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
+                          sd_bus_error *error) {
+        pcpd_backend_server routers[8];
+        size_t n;
+        bool here = false;
+        const char *why;
+        pcpd_mapping probe = {
+                .manager = m,
+                .opcode = req->opcode,
+                .protocol = req->protocol,
+                .family = family,
+                .internal_port = req->internal_port,
+                .suggested_port = req->suggested_port,
+                .lifetime = 1,
+                .prefer_failure = req->prefer_failure,
+                .has_third_party = req->has_third_party,
+                .third_party = req->third_party,
+                .n_filters = req->n_filters,
+        };
+
+        if (m->upnp == NULL || s == NULL || !server_speaks_no_pcp(m, s))
+                return 0;
+        n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
+        for (size_t k = 0; k < n; k++)
+                here = here || strcmp(routers[k].ifname, s->ifname) == 0;
+        if (!here || (why = m->upnp->ops->refuse_reason(m->upnp, &probe, s)) == NULL)
+                return 0;
+        return sd_bus_error_set(error, PCP1_ERROR_UNSUPPORTED, why);
 }
 
 static void mapping_set_direct(pcpd_mapping *mp, bool direct) {
@@ -2038,6 +2211,8 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                          "This host is not behind a NAT: its external port is its internal "
                                          "port %u, never %u (prefer-failure).",
                                          req->internal_port, req->suggested_port);
+        if (!direct && (r = backend_refuse(m, req, family, s, error)) < 0)
+                return r;
         if (s == NULL && !direct) {
                 if (req->interface != NULL && *req->interface != '\0')
                         return sd_bus_error_setf(error, PCP1_ERROR_NO_SERVER,
@@ -2174,6 +2349,11 @@ static uint64_t mapping_delete_until(const pcpd_mapping *mp, const pcp_mapping_i
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
         const pcp_mapping_info *i = mp->engine_id != 0 ? pcp_engine_mapping_get(m->engine, mp->engine_id) : NULL;
         pcpd_state_mapping rec;
+
+        /* the backend's delete first (with its own record when it must be confirmed): the
+         * engine's record below is then the engine's part only */
+        if (mp->backend != NULL)
+                m->upnp->ops->remove(m->upnp, mp);
 
         if (i != NULL && mapping_to_record(mp, &rec)) {
                 /* kept, on disk, until the server confirms the delete: the record goes first,
@@ -2427,6 +2607,16 @@ static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
                 return false;
         }
         rec->deleting = true;
+        if (!rec->has_nonce && rec->upnp_interface != NULL) {
+                /* a UPnP mapping's delete (pcpd-backend.h) */
+                if (m->upnp == NULL) {
+                        pcpd_state_mapping_free(rec);
+                        return false;
+                }
+                d = deleting_add(m, rec);
+                m->upnp->ops->restore_deleting(m->upnp, d->rec);
+                return true;
+        }
         d = deleting_add(m, rec);
         s = server_from_text(m, rec->server);
         if (s == NULL) {
@@ -2500,6 +2690,13 @@ static void manager_restore(pcpd_manager *m) {
                         ok = restore_on_server(m, mp, rec);
                 if (!ok) {
                         mapping_free(mp);
+                        /* what UPnP holds for good is deleted, not forgotten there */
+                        if (rec->upnp_interface != NULL && rec->upnp_permanent && m->upnp != NULL) {
+                                uint64_t id = pcpd_manager_backend_keep_deleting(m, rec);
+                                pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
+                                if (d != NULL)
+                                        m->upnp->ops->restore_deleting(m->upnp, d->rec);
+                        }
                         continue;
                 }
                 g_hash_table_insert(m->mappings, &mp->id, mp);
@@ -2511,6 +2708,8 @@ static void manager_restore(pcpd_manager *m) {
                 if (mp->unclaimed)
                         mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
                 pcpd_bus_mapping_added(m, mp);
+                if (rec->upnp_interface != NULL && m->upnp != NULL && mp->engine_id != 0)
+                        (void) m->upnp->ops->restore(m->upnp, mp, rec);
                 restored++;
         }
         if (deleting > 0)
@@ -2559,6 +2758,9 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         r = pcp_engine_new(&ec, &ops, m, &m->engine);
         if (r < 0)
                 return r;
+        r = pcpd_upnp_backend_new(m, &m->upnp);
+        if (r < 0)
+                return r;
         *ret = g_steal_pointer(&m);
         return 0;
 }
@@ -2566,6 +2768,11 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
 pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m == NULL)
                 return NULL;
+        /* first, while everything still works: it runs the loop for a few seconds */
+        if (m->upnp != NULL)
+                m->upnp->ops->shutdown(m->upnp);
+        if (m->backend_check_source != 0)
+                g_source_remove(m->backend_check_source);
         if (m->save_source != 0) {
                 g_source_remove(m->save_source);
                 manager_save(m);
@@ -2603,6 +2810,8 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         pcpd_manager_declared_free(m);
         pcpd_bus_unregister(m); /* before the bus goes: calls still being authorised */
         sd_bus_slot_unref(m->name_owner_slot);
+        if (m->upnp != NULL)
+                m->upnp->ops->free(m->upnp); /* before the mappings: it points at them */
         if (m->mappings != NULL)
                 g_hash_table_destroy(m->mappings);
         if (m->holder_index != NULL)

@@ -89,6 +89,9 @@ typedef struct pcpd_mapping {
         /* not behind a NAT: no server (engine_id 0, server NULL, Server ""), active with the
          * host's own address; moves to a server that starts answering */
         bool direct;
+        /* held through a backend as well (pcpd-backend.h: the UPnP-IGD one) while its
+         * server speaks neither PCP nor NAT-PMP; NULL when not */
+        struct pcpd_backend_mapping *backend;
 
         /* as last published on the bus */
         char *state, *error, *external_address, *internal_address;
@@ -147,6 +150,8 @@ struct pcpd_manager {
         char *status_text; /* sd_notify STATUS */
         GPtrArray *declared;   /* pcpd_declared* in force (pcpd-declared-manager.c) */
         guint declared_retry;  /* the check every 10 s while any is declared */
+        struct pcpd_backend *upnp;  /* the UPnP-IGD backend (pcpd-backend.h) */
+        guint backend_check_source; /* mappings to hand to it, on the next turn of the loop */
 };
 
 typedef enum pcpd_remove_reason {

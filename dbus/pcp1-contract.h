@@ -80,6 +80,9 @@
 #define PCP1_PROTOCOL_PCP "pcp"
 #define PCP1_PROTOCOL_NATPMP "nat-pmp"
 #define PCP1_PROTOCOL_NONE "none"
+/* a router that speaks only UPnP-IGD, found by SSDP (pcpd's UPnP-IGD backend) */
+#define PCP1_SOURCE_SSDP "ssdp"
+#define PCP1_PROTOCOL_UPNP_IGD "upnp-igd"
 
 /* Mapping.AppIdSource */
 #define PCP1_APP_ID_FLATPAK "flatpak"
