@@ -99,6 +99,49 @@ static void print_status_lines(StatusLine *lines, size_t n) {
         }
 }
 
+/* Where DHCP-announced servers stand (pcpd with NetworkManager discovery; nothing from an
+ * older pcpd): whether NetworkManager is followed, and per interface and family whether
+ * the DHCP option is asked for and given. */
+static void print_dhcp_options(sd_bus *bus) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *nm = NULL;
+        const char *ifname, *family, *state;
+        int r;
+
+        r = sd_bus_get_property_string(bus, PCP1_BUS_NAME, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "NetworkManager",
+                                       &error, &nm);
+        if (r < 0)
+                return;
+        printf("\n");
+        /* short lines: a pager (less -FRX) only quits by itself on what fits the screen */
+        if (!streq_ptr(nm, "running")) {
+                printf(_("NetworkManager: %s.\nServers come from pcpd.conf and the default routes only.\n"),
+                       streq_ptr(nm, "unavailable") ? _("not followed (see the journal)") : _("not running"));
+                return;
+        }
+        r = sd_bus_get_property(bus, PCP1_BUS_NAME, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "DhcpOptions", &error,
+                                &reply, "a(sss)");
+        if (r < 0 || sd_bus_message_enter_container(reply, 'a', "(sss)") < 0)
+                return;
+        printf(_("NetworkManager: running. PCP server DHCP options (RFC 7291):\n"));
+        while (sd_bus_message_read(reply, "(sss)", &ifname, &family, &state) > 0) {
+                _cleanup_free_ char *i = text_sanitize(ifname);
+                const char *opt = streq_ptr(family, "ipv4") ? _("DHCPv4 option 158") : _("DHCPv6 option 86");
+                const char *what;
+
+                if (streq_ptr(state, "received"))
+                        what = _("received");
+                else if (streq_ptr(state, "not-offered"))
+                        what = _("asked for, not sent by the network");
+                else if (streq_ptr(state, "not-requested"))
+                        what = _("not asked for (see pcpd(8))");
+                else
+                        what = state;
+                printf("  %s: %s: %s\n", strempty(i), opt, what);
+        }
+}
+
 int verb_status(int argc, char **argv, sd_bus *bus) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(table_freep) Table *servers = NULL;
@@ -198,6 +241,7 @@ int verb_status(int argc, char **argv, sd_bus *bus) {
                 printf(_("No PCP or NAT-PMP server known.\n"));
         else
                 (void) table_print(servers, stdout);
+        print_dhcp_options(bus);
 
         manager_info_done(&info);
         return EXIT_SUCCESS;

@@ -20,7 +20,9 @@
 #include "pcpd-caller.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
+#include "pcpd-backend.h"
 #include "pcpd-netlink.h"
+#include "pcpd-nm.h"
 #include "pcpd-polkit.h"
 #include "pcpd-reload.h"
 
@@ -1053,10 +1055,32 @@ static int manager_get(sd_bus *bus, const char *path, const char *iface, const c
                         r = sd_bus_message_append(reply, "(ssssu)", s->ifname, s->text, s->source, proto,
                                                   si != NULL ? si->epoch : 0);
                 }
+                if (m->upnp != NULL) {
+                        /* routers that speak UPnP-IGD (pcpd-backend.h), in use */
+                        pcpd_backend_server routers[PCPD_MAX_SERVERS];
+                        size_t n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
+                        for (size_t k = 0; r >= 0 && k < n; k++)
+                                r = sd_bus_message_append(reply, "(ssssu)", routers[k].ifname, routers[k].address,
+                                                          routers[k].source, routers[k].protocol, 0);
+                }
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
                 return r;
         }
+        if (strcmp(property, "DhcpOptions") == 0) {
+                pcpd_nm_option_state st[32];
+                size_t n = pcpd_nm_option_states(m->nm, st, G_N_ELEMENTS(st));
+
+                r = sd_bus_message_open_container(reply, 'a', "(sss)");
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        r = sd_bus_message_append(reply, "(sss)", st[i].ifname,
+                                                  st[i].family == AF_INET ? "ipv4" : "ipv6", st[i].state);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                return r;
+        }
+        if (strcmp(property, "NetworkManager") == 0)
+                return sd_bus_message_append(reply, "s", pcpd_nm_status(m->nm));
         if (strcmp(property, "ExternalAddresses") == 0) {
                 g_autoptr(GPtrArray) all = pcpd_manager_external_addresses(m);
                 r = sd_bus_message_open_container(reply, 'a', "s");
@@ -1130,6 +1154,8 @@ static const sd_bus_vtable manager_vtable[] = {
         MPROP("MaxMappingsPerUser", "u", CHANGE),
         MPROP("MappingCount", "u", CHANGE),
         MPROP("StateError", "s", CHANGE),
+        MPROP("DhcpOptions", "a(sss)", CHANGE),  /* pcpd-nm.c */
+        MPROP("NetworkManager", "s", CHANGE),   /* pcpd-nm.c */
         MPROP("DeclaredMappings", "a(sso)", CHANGE),
         SD_BUS_VTABLE_END,
 };

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "pcpd-manager.h"
+#include "pcpd-backend.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +21,8 @@
 #include "pcpd-declared-manager.h"
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
+#include "pcpd-nm.h"
+#include "pcpd-servers.h"
 
 
 typedef struct pcpd_deleting pcpd_deleting;
@@ -287,7 +290,7 @@ static pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_i
         return NULL;
 }
 
-static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
+int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
                               const char *ifname, pcpd_server **ret) {
         g_autofree pcp_server_addr *ea = g_new0(pcp_server_addr, n);
         pcpd_server *s;
@@ -334,7 +337,7 @@ static int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs,
         return 0;
 }
 
-static void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
+void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_REMOVED,
                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
                        "PCP server %s (%s) is gone", s->text, s->source);
@@ -347,15 +350,18 @@ static void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
 
 /* ---- discovery: config + default routers ---- */
 
+void manager_servers_changed(pcpd_manager *m) {
+        pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+        manager_update_state(m);
+        manager_kick(m);
+}
+
+/* the default routers (netlink) are one source of servers (pcpd-servers.c) */
 static void manager_discover(pcpd_manager *m) {
         pcpd_router routers[PCPD_MAX_ROUTERS];
+        pcpd_server_spec specs[PCPD_MAX_ROUTERS];
         int n = 0;
-        bool changed = false;
 
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                s->seen = strcmp(s->source, "config") == 0;
-        }
         if (m->config.use_default_routers) {
                 n = pcpd_netlink_default_routers(routers, G_N_ELEMENTS(routers));
                 if (n < 0) {
@@ -364,27 +370,10 @@ static void manager_discover(pcpd_manager *m) {
                 }
         }
         for (int i = 0; i < n; i++) {
-                pcpd_server *s = manager_find_server(m, &routers[i].addr);
-                if (s != NULL) {
-                        s->seen = true;
-                        continue;
-                }
-                if (manager_add_server(m, &routers[i].addr, 1, "gateway", routers[i].ifname, &s) == 0) {
-                        s->seen = true;
-                        changed = true;
-                }
+                specs[i] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { routers[i].addr } };
+                g_strlcpy(specs[i].ifname, routers[i].ifname, sizeof(specs[i].ifname));
         }
-        for (guint i = m->servers->len; i > 0; i--) {
-                pcpd_server *s = m->servers->pdata[i - 1];
-                if (!s->seen) {
-                        manager_remove_server(m, s);
-                        changed = true;
-                }
-        }
-        if (changed) {
-                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
-                manager_update_state(m);
-        }
+        (void) pcpd_manager_set_servers(m, PCPD_SOURCE_GATEWAY, NULL, specs, (size_t) n);
         manager_kick(m);
 }
 
@@ -405,32 +394,15 @@ static gboolean on_route_change(gint fd, GIOCondition cond, gpointer data) {
         return G_SOURCE_CONTINUE;
 }
 
-/* A reload's configured servers (pcpd-reload.c): a server that stays keeps its mappings;
- * one that goes takes its mappings with it, as a lost network would. */
+/* A reload's configured servers (pcpd-reload.c), through the server registry
+ * (pcpd-servers.c): a server that stays keeps its mappings; the mappings of one that goes
+ * move to the server that serves them now, or wait for one. */
 void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n) {
-        bool changed = false;
+        g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, n + 1);
 
-        for (guint i = m->servers->len; i > 0; i--) {
-                pcpd_server *s = m->servers->pdata[i - 1];
-                bool keep = false;
-
-                if (strcmp(s->source, "config") != 0)
-                        continue;
-                for (size_t k = 0; k < n && !keep; k++)
-                        keep = manager_find_server(m, &servers[k].addr) == s;
-                if (!keep) {
-                        manager_remove_server(m, s);
-                        changed = true;
-                }
-        }
         for (size_t k = 0; k < n; k++)
-                if (manager_find_server(m, &servers[k].addr) == NULL &&
-                    manager_add_server(m, &servers[k].addr, 1, "config", NULL, NULL) == 0)
-                        changed = true;
-        if (changed) {
-                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
-                manager_update_state(m);
-        }
+                cs[k] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { servers[k].addr } };
+        (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, n);
         manager_kick(m);
 }
 
@@ -565,22 +537,20 @@ static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const ch
                                  mp->server_text, mp->error[0] ? mp->error : "unknown error");
 }
 
-static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
+void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
         g_autofree char *old_state = g_strdup(mp->state ?: ""), *old_error = g_strdup(mp->error ?: "");
         g_autofree char *old_external = g_strdup(mp->external_address ?: "");
         uint16_t old_port = mp->external_port;
         const char *props[10];
         size_t n = 0;
         char buf[PCP_ADDR_STRLEN];
-        uint64_t expires = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0;
+        uint64_t expires = i->expires_at;
         uint16_t port = i->has_external ? i->external_port : 0;
         bool persist = false;
 
-        if (i->state == PCP_MAPPING_DELETING)
-                return;
-        if (set_str(&mp->state, bus_state(i)))
+        if (set_str(&mp->state, i->state))
                 props[n++] = "State";
-        if (set_str(&mp->error, pcp_mapping_error_name(i)))
+        if (set_str(&mp->error, i->error))
                 props[n++] = "Error";
         if (set_str(&mp->external_address, i->has_external ? pcp_addr_to_string(&i->external_addr, buf) : "")) {
                 props[n++] = "ExternalAddress";
@@ -619,6 +589,33 @@ static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_in
         mapping_log_change(mp, old_state, old_error, old_external, old_port);
 }
 
+static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
+        pcpd_backend_info bi = {
+                .state = bus_state(i),
+                .error = pcp_mapping_error_name(i),
+                .has_external = i->has_external,
+                .external_addr = i->external_addr,
+                .external_port = i->external_port,
+                .internal_addr = i->internal_addr,
+                .lifetime_granted = i->lifetime_granted,
+                .expires_at = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0,
+        };
+
+        if (i->state == PCP_MAPPING_DELETING)
+                return;
+        pcpd_manager_backend_sync(m, mp, &bi);
+}
+
+static void manager_backend_check_soon(pcpd_manager *m);
+
+/* The engine holds mp now (its server answers PCP or NAT-PMP after all): the backend
+ * lets go of it. */
+static void backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s moves from UPnP-IGD to %s, which answers now", mp->path, mp->server_text);
+        m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0);
+}
+
 static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
         pcpd_mapping *mp;
         pcpd_server *s;
@@ -626,8 +623,20 @@ static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
         switch (ev->type) {
         case PCP_EVENT_MAPPING:
                 mp = g_hash_table_lookup(m->by_engine_id, &ev->mapping_id);
-                if (mp != NULL)
+                if (mp != NULL && mp->backend != NULL) {
+                        pcpd_backend_info bi;
+                        /* the backend publishes it (once it has something to show) until
+                         * the engine holds it */
+                        if (ev->mapping->state != PCP_MAPPING_ACTIVE && m->upnp->ops->info(m->upnp, mp, &bi))
+                                return;
+                        if (ev->mapping->state == PCP_MAPPING_ACTIVE)
+                                backend_takeover(m, mp, ev->mapping);
+                }
+                if (mp != NULL) {
                         mapping_sync(m, mp, ev->mapping);
+                        if (ev->mapping->state == PCP_MAPPING_FAILED)
+                                manager_backend_check_soon(m);
+                }
                 return;
 
         case PCP_EVENT_MAPPING_DELETED:
@@ -654,6 +663,7 @@ static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
                 if (s != NULL && ev->server != NULL && s->logged_state != (int) ev->server->state) {
                         /* one line per state transition, however often the server is heard */
                         s->logged_state = (int) ev->server->state;
+                        manager_backend_check_soon(m); /* speaks no PCP: UPnP-IGD */
                         /* direct mappings move to a server that starts answering; on the next
                          * turn of the loop, not from here: the engine's output is drained
                          * wherever the engine was called (inside AddMapping, or while a
@@ -787,6 +797,11 @@ static const char *manager_state(pcpd_manager *m, const direct_hosts *d) {
                 if (si->state != PCP_SERVER_UNKNOWN)
                         any_known = true;
         }
+        if (!any_usable && m->upnp != NULL) {
+                /* a router that speaks UPnP-IGD (pcpd-backend.h) maps too */
+                pcpd_backend_server one;
+                any_usable = m->upnp->ops->servers(m->upnp, &one, 1) > 0;
+        }
         if (any_usable)
                 return "ready";
         /* not behind a NAT for a family: its mappings are active at once with the host's own
@@ -880,6 +895,18 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
                 if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
                         g_ptr_array_add(a, g_strdup(buf));
         }
+        if (m->upnp != NULL) {
+                pcpd_backend_server routers[8];
+                size_t n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
+                for (size_t k = 0; k < n; k++) {
+                        char buf[PCP_ADDR_STRLEN];
+                        if (!routers[k].has_external)
+                                continue;
+                        pcp_addr_to_string(&routers[k].external_addr, buf);
+                        if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
+                                g_ptr_array_add(a, g_strdup(buf));
+                }
+        }
         host_direct_families(m, &d);
         for (int f = 0; f < 2; f++) {
                 char buf[PCP_ADDR_STRLEN];
@@ -937,7 +964,11 @@ static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
                 .id = mp->id,
                 .direct = mp->direct,
                 .has_nonce = !mp->direct,
-                .server = mp->direct ? (char *) "" : mp->server_text,
+                /* a mapping waiting for a server: the one it was on (its nonce is for it) */
+                .server = mp->direct                                          ? (char *) ""
+                          : mp->server_text != NULL && mp->server_text[0] != '\0' ? mp->server_text
+                          : mp->prev_server != NULL                               ? mp->prev_server
+                                                                                  : (char *) "",
                 .opcode = mp->opcode,
                 .protocol = mp->protocol,
                 .family = mp->family,
@@ -966,6 +997,8 @@ static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
                 memcpy(rec->nonce, mp->nonce, PCP_NONCE_LEN);
         if (mp->n_filters > 0)
                 memcpy(rec->filters, mp->filters, mp->n_filters * sizeof(pcp_filter));
+        if (mp->backend != NULL)
+                mp->manager->upnp->ops->fill_record(mp->manager->upnp, mp, rec);
         return true;
 }
 
@@ -1330,6 +1363,8 @@ static void mapping_free(pcpd_mapping *mp) {
         g_free(mp->error);
         g_free(mp->external_address);
         g_free(mp->internal_address);
+        g_free(mp->prev_server);
+        g_free(mp->interface);
         g_free(mp);
 }
 
@@ -1382,15 +1417,7 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
 }
 
 static pcpd_server *choose_server(pcpd_manager *m, int family, const char *interface) {
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                if (family != 0 && s->family != family)
-                        continue;
-                if (interface != NULL && *interface != '\0' && strcmp(interface, s->ifname) != 0)
-                        continue;
-                return s;
-        }
-        return NULL;
+        return pcpd_servers_choose(m, family, interface); /* pcpd-servers.c: RFC 7488, the primary interface */
 }
 
 /* ---- holders: a mapping lives while one of its holders' connections does ---- */
@@ -1710,6 +1737,7 @@ static gboolean on_server_silent(gpointer data) {
                           "address until it does",
                           s->text, PCPD_SILENT_SERVER_MS / 1000, s->family == AF_INET ? "IPv4" : "IPv6");
         manager_update_state(m);
+        manager_backend_check_soon(m);
         return G_SOURCE_REMOVE;
 }
 
@@ -1769,6 +1797,120 @@ static pcpd_server *answering_server(pcpd_manager *m, int family, const char *if
                 return s;
         }
         return NULL;
+}
+
+/* ---- the backend seam (pcpd-backend.h) ---- */
+
+/* s is known not to speak PCP nor NAT-PMP: unreachable (ICMP), an unsupported version,
+ * switched off (NOT_AUTHORIZED), or silent for too long. */
+static bool server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s) {
+        const pcp_server_info *si = s != NULL ? pcp_engine_server_get(m->engine, s->engine_id) : NULL;
+
+        if (si == NULL)
+                return false;
+        return si->state == PCP_SERVER_UNREACHABLE || si->state == PCP_SERVER_UNSUPPORTED ||
+               si->state == PCP_SERVER_DISABLED || (si->state == PCP_SERVER_UNKNOWN && server_silent(s));
+}
+
+/* Hands every mapping whose server speaks no PCP and that the engine does not hold to the
+ * UPnP-IGD backend (what it refuses stays as the engine has it: failed, with its error). */
+static gboolean on_backend_check(gpointer data) {
+        pcpd_manager *m = data;
+        g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+
+        m->backend_check_source = 0;
+        for (guint k = 0; k < m->servers->len; k++)
+                if (server_speaks_no_pcp(m, m->servers->pdata[k]))
+                        m->upnp->ops->watch(m->upnp, m->servers->pdata[k]);
+        for (guint k = 0; k < all->len; k++) {
+                pcpd_mapping *mp = all->pdata[k];
+                const pcp_mapping_info *i;
+
+                if (mp->backend != NULL || mp->engine_id == 0 || !server_speaks_no_pcp(m, mp->server))
+                        continue;
+                i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+                if (i != NULL && (i->state == PCP_MAPPING_ACTIVE || i->state == PCP_MAPPING_RENEWING))
+                        continue;
+                if (m->upnp->ops->refuse_reason(m->upnp, mp, mp->server) != NULL)
+                        continue;
+                (void) m->upnp->ops->add(m->upnp, mp, mp->server);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+static void manager_backend_check_soon(pcpd_manager *m) {
+        if (m->upnp != NULL && m->backend_check_source == 0)
+                m->backend_check_source = g_idle_add(on_backend_check, m);
+}
+
+int pcpd_manager_backend_persist(pcpd_manager *m, pcpd_mapping *mp) {
+        return manager_persist_mapping(m, mp);
+}
+
+uint64_t pcpd_manager_backend_keep_deleting(pcpd_manager *m, const pcpd_state_mapping *rec) {
+        g_autoptr(GString) out = g_string_sized_new(640);
+        pcpd_state_mapping *c = pcpd_state_mapping_copy(rec);
+        pcpd_deleting *d;
+
+        c->id = m->next_mapping_id++;
+        c->deleting = true;
+        d = deleting_add(m, c);
+        pcpd_state_format_record(out, d->rec);
+        (void) manager_persist_text(m, out);
+        return d->rec->id;
+}
+
+void pcpd_manager_backend_deleted(pcpd_manager *m, uint64_t id, bool confirmed) {
+        pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
+
+        if (d == NULL)
+                return;
+        if (confirmed)
+                deleting_forget(m, d);
+        else
+                g_message("The UPnP-IGD did not confirm the delete of %s port %u: kept, tried again at the next start",
+                          pcp_protocol_to_string(d->rec->protocol) ?: "?", d->rec->upnp_external_port);
+}
+
+void pcpd_manager_backend_servers_changed(pcpd_manager *m) {
+        pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+        manager_update_state(m);
+}
+
+pcpd_mapping *pcpd_manager_backend_find(pcpd_manager *m, uint64_t id) {
+        return g_hash_table_lookup(m->mappings, &id);
+}
+
+/* A request the backend would get if the server takes no PCP, refused now, and clearly,
+ * when the backend's router is there and cannot do it. */
+static int backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
+                          sd_bus_error *error) {
+        pcpd_backend_server routers[8];
+        size_t n;
+        bool here = false;
+        const char *why;
+        pcpd_mapping probe = {
+                .manager = m,
+                .opcode = req->opcode,
+                .protocol = req->protocol,
+                .family = family,
+                .internal_port = req->internal_port,
+                .suggested_port = req->suggested_port,
+                .lifetime = 1,
+                .prefer_failure = req->prefer_failure,
+                .has_third_party = req->has_third_party,
+                .third_party = req->third_party,
+                .n_filters = req->n_filters,
+        };
+
+        if (m->upnp == NULL || s == NULL || !server_speaks_no_pcp(m, s))
+                return 0;
+        n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
+        for (size_t k = 0; k < n; k++)
+                here = here || strcmp(routers[k].ifname, s->ifname) == 0;
+        if (!here || (why = m->upnp->ops->refuse_reason(m->upnp, &probe, s)) == NULL)
+                return 0;
+        return sd_bus_error_set(error, PCP1_ERROR_UNSUPPORTED, why);
 }
 
 static void mapping_set_direct(pcpd_mapping *mp, bool direct) {
@@ -1916,6 +2058,101 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         manager_kick(m);
 }
 
+/* A mapping whose server went (pcpd-servers.c) is made on the server that serves it now:
+ * same object, same nonce (C1: on a server it was on, the server sees a refresh and keeps
+ * the port; C2: on another server it is a new mapping). */
+void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
+        g_autofree char *from = g_strdup(mp->prev_server);
+        pcp_mapping_params p;
+        const pcp_mapping_info *i;
+        struct in6_addr ext;
+        bool state, same;
+        int r;
+
+        mapping_params(mp, s, &p);
+        same = from != NULL && strcmp(from, s->text) == 0;
+        /* always its nonce: a server it was on before (maybe not the last one: A, then B,
+         * then A again) still holds it under that nonce and would refuse another one
+         * (NOT_AUTHORIZED) until it expires; on a new server it does no harm */
+        if (mp->has_nonce) {
+                p.has_nonce = true;
+                memcpy(p.nonce, mp->nonce, PCP_NONCE_LEN);
+        }
+        if (!mp->has_suggested_address && mp->external_address != NULL && pcp_addr_from_string(mp->external_address, &ext))
+                p.suggested_external_addr = ext;
+        r = mapping_start_saved(m, mp, s, &p, &state);
+        if (r == -EEXIST && p.has_nonce) {
+                /* its delete on the server it left is still on its way under that nonce */
+                p.has_nonce = false;
+                r = mapping_start_saved(m, mp, s, &p, &state);
+        }
+        if (r < 0) {
+                g_warning("Mapping %s cannot be made on PCP server %s: %s%s", mp->path, s->text,
+                          state ? "its nonce cannot be saved: " : "", g_strerror(-r));
+                manager_mapping_wait(m, mp);
+                return;
+        }
+        g_clear_pointer(&mp->prev_server, g_free);
+        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s %s PCP server %s%s%s", mp->path, same ? "is made again on" : "moves to",
+                         s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
+        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Server", NULL });
+        i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+        if (i != NULL)
+                mapping_sync(m, mp, i);
+        manager_engine_drain(m);
+        manager_kick(m);
+}
+
+/* mp leaves its server, which is still there (the primary connection moved): deleted
+ * there at once (lifetime 0, its nonce: C4), so that one external port does not forward
+ * to the host twice; then moved or set waiting by the caller. */
+void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp) {
+        if (mp->engine_id != 0) {
+                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
+                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                mp->engine_id = 0;
+                manager_engine_drain(m);
+        }
+        mp->server = NULL;
+        if (mp->server_text != NULL && mp->server_text[0] != '\0') {
+                g_free(mp->prev_server);
+                mp->prev_server = g_strdup(mp->server_text);
+        }
+}
+
+/* No server for a mapping whose server went: it waits for one, failed with NO_SERVER. */
+void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
+        const char *props[6];
+        size_t n = 0;
+
+        if (mp->engine_id != 0) {
+                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
+                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                mp->engine_id = 0;
+                manager_engine_drain(m);
+        }
+        mp->server = NULL;
+        if (mp->server_text != NULL && mp->server_text[0] != '\0' && mp->prev_server == NULL)
+                mp->prev_server = g_strdup(mp->server_text);
+        if (set_str(&mp->server_text, ""))
+                props[n++] = "Server";
+        if (set_str(&mp->state, PCP1_MAPPING_FAILED))
+                props[n++] = "State";
+        if (set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER))
+                props[n++] = "Error";
+        if (set_str(&mp->external_address, ""))
+                props[n++] = "ExternalAddress";
+        props[n] = NULL;
+        if (n == 0)
+                return;
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s waits for a %s PCP server (it was on %s, which is gone)", mp->path,
+                         mp->family == AF_INET ? "IPv4" : "IPv6", mp->prev_server ?: "none");
+        pcpd_bus_mapping_changed(m, mp, props);
+}
+
 /* After route changes and when a server starts answering (never from an engine callback:
  * this adds and removes mappings). */
 static void manager_check_direct(pcpd_manager *m) {
@@ -1985,6 +2222,7 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
         }
         mp->lifetime = lifetime;
         mp->description = g_strdup(req->description ?: "");
+        mp->interface = req->interface != NULL && *req->interface != '\0' ? g_strdup(req->interface) : NULL;
         mp->created = realtime_us();
         mp->key = key;
         mp->has_suggested_address = req->has_external_address;
@@ -2077,6 +2315,8 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                          "This host is not behind a NAT: its external port is its internal "
                                          "port %u, never %u (prefer-failure).",
                                          req->internal_port, req->suggested_port);
+        if (!direct && (r = backend_refuse(m, req, family, s, error)) < 0)
+                return r;
         if (s == NULL && !direct) {
                 if (req->interface != NULL && *req->interface != '\0')
                         return sd_bus_error_setf(error, PCP1_ERROR_NO_SERVER,
@@ -2213,6 +2453,11 @@ static uint64_t mapping_delete_until(const pcpd_mapping *mp, const pcp_mapping_i
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
         const pcp_mapping_info *i = mp->engine_id != 0 ? pcp_engine_mapping_get(m->engine, mp->engine_id) : NULL;
         pcpd_state_mapping rec;
+
+        /* the backend's delete first (with its own record when it must be confirmed): the
+         * engine's record below is then the engine's part only */
+        if (mp->backend != NULL)
+                m->upnp->ops->remove(m->upnp, mp);
 
         if (i != NULL && mapping_to_record(mp, &rec)) {
                 /* kept, on disk, until the server confirms the delete: the record goes first,
@@ -2362,11 +2607,20 @@ static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_stat
         pcpd_server *s = server_from_text(m, rec->server);
 
         if (s == NULL) {
-                g_warning("Saved mapping %s %s port %u was made through %s, which is not a server now: it cannot "
-                          "be renewed or deleted and will expire upstream",
+                /* not a server now, or not yet (NetworkManager's arrive after the restore):
+                 * it waits, with its nonce, and is made there again when that server comes
+                 * (pcpd-servers.c), or on the one that serves it then */
+                g_message("Saved mapping %s %s port %u was made through %s, which is not a server now: it waits "
+                          "for a server",
                           pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
                           mp->internal_port, rec->server);
-                return false;
+                mp->has_nonce = true;
+                memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
+                mp->prev_server = g_strdup(rec->server);
+                set_str(&mp->server_text, "");
+                set_str(&mp->state, PCP1_MAPPING_FAILED);
+                set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);
+                return true;
         }
         mapping_params(mp, s, &p);
         p.has_nonce = true;
@@ -2457,6 +2711,16 @@ static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
                 return false;
         }
         rec->deleting = true;
+        if (!rec->has_nonce && rec->upnp_interface != NULL) {
+                /* a UPnP mapping's delete (pcpd-backend.h) */
+                if (m->upnp == NULL) {
+                        pcpd_state_mapping_free(rec);
+                        return false;
+                }
+                d = deleting_add(m, rec);
+                m->upnp->ops->restore_deleting(m->upnp, d->rec);
+                return true;
+        }
         d = deleting_add(m, rec);
         s = server_from_text(m, rec->server);
         if (s == NULL) {
@@ -2530,6 +2794,13 @@ static void manager_restore(pcpd_manager *m) {
                         ok = restore_on_server(m, mp, rec);
                 if (!ok) {
                         mapping_free(mp);
+                        /* what UPnP holds for good is deleted, not forgotten there */
+                        if (rec->upnp_interface != NULL && rec->upnp_permanent && m->upnp != NULL) {
+                                uint64_t id = pcpd_manager_backend_keep_deleting(m, rec);
+                                pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
+                                if (d != NULL)
+                                        m->upnp->ops->restore_deleting(m->upnp, d->rec);
+                        }
                         continue;
                 }
                 g_hash_table_insert(m->mappings, &mp->id, mp);
@@ -2541,6 +2812,8 @@ static void manager_restore(pcpd_manager *m) {
                 if (mp->unclaimed)
                         mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
                 pcpd_bus_mapping_added(m, mp);
+                if (rec->upnp_interface != NULL && m->upnp != NULL && mp->engine_id != 0)
+                        (void) m->upnp->ops->restore(m->upnp, mp, rec);
                 restored++;
         }
         if (deleting > 0)
@@ -2589,6 +2862,9 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         r = pcp_engine_new(&ec, &ops, m, &m->engine);
         if (r < 0)
                 return r;
+        r = pcpd_upnp_backend_new(m, &m->upnp);
+        if (r < 0)
+                return r;
         *ret = g_steal_pointer(&m);
         return 0;
 }
@@ -2596,6 +2872,11 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
 pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m == NULL)
                 return NULL;
+        /* first, while everything still works: it runs the loop for a few seconds */
+        if (m->upnp != NULL)
+                m->upnp->ops->shutdown(m->upnp);
+        if (m->backend_check_source != 0)
+                g_source_remove(m->backend_check_source);
         /* the snapshot in flight first (its thread uses state_fd, its end the journal); one
          * it leaves due is written here */
         manager_save_wait(m);
@@ -2631,9 +2912,12 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 if (m->announce_fds[i] >= 0)
                         close(m->announce_fds[i]);
         }
+        pcpd_nm_free(m->nm);
         pcpd_manager_declared_free(m);
         pcpd_bus_unregister(m); /* before the bus goes: calls still being authorised */
         sd_bus_slot_unref(m->name_owner_slot);
+        if (m->upnp != NULL)
+                m->upnp->ops->free(m->upnp); /* before the mappings: it points at them */
         if (m->mappings != NULL)
                 g_hash_table_destroy(m->mappings);
         if (m->holder_index != NULL)
@@ -2668,6 +2952,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         g_free(m->last_state);
         g_free(m->last_direct);
         g_free(m->status_text);
+        pcpd_server_sources_free(m->sources);
         g_free(m);
         return NULL;
 }
@@ -2701,8 +2986,12 @@ int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
                 m->announce_watches[i] = g_unix_fd_add(fd, G_IO_IN, on_announce, m);
         }
 
-        for (size_t i = 0; i < m->config.n_servers; i++)
-                (void) manager_add_server(m, &m->config.servers[i].addr, 1, "config", NULL, NULL);
+        {
+                g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, m->config.n_servers + 1);
+                for (size_t i = 0; i < m->config.n_servers; i++)
+                        cs[i] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { m->config.servers[i].addr } };
+                (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, m->config.n_servers);
+        }
         if (m->config.use_default_routers) {
                 m->route_fd = pcpd_netlink_route_monitor_open();
                 if (m->route_fd < 0)
@@ -2715,5 +3004,6 @@ int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
         manager_restore(m);
         manager_update_state(m);
         manager_kick(m);
+        m->nm = pcpd_nm_new(m); /* DHCP-announced servers, when NetworkManager is there */
         return 0;
 }

@@ -49,6 +49,8 @@ typedef struct pcpd_mapping {
         uint64_t engine_id; /* 0 when the engine has none (server gone) */
         pcpd_server *server;
         char *server_text;
+        char *prev_server; /* the server it was on before it had to wait for one (NULL: none) */
+        char *interface;   /* the interface its caller named (NULL: none: it follows the primary) */
         bool has_nonce; /* on a server: its nonce, on disk before the request left */
         uint8_t nonce[PCP_NONCE_LEN];
 
@@ -87,6 +89,9 @@ typedef struct pcpd_mapping {
         /* not behind a NAT: no server (engine_id 0, server NULL, Server ""), active with the
          * host's own address; moves to a server that starts answering */
         bool direct;
+        /* held through a backend as well (pcpd-backend.h: the UPnP-IGD one) while its
+         * server speaks neither PCP nor NAT-PMP; NULL when not */
+        struct pcpd_backend_mapping *backend;
 
         /* as last published on the bus */
         char *state, *error, *external_address, *internal_address;
@@ -117,6 +122,8 @@ struct pcpd_manager {
         guint announce_watches[2];
         int route_fd;
         guint route_watch, rediscover_source;
+        struct pcpd_server_sources *sources; /* pcpd-servers.c: each source's servers */
+        struct pcpd_nm *nm;                  /* pcpd-nm.c: NULL without it */
 
         /* unique bus name -> GHashTable of the mappings it holds (pcpd_mapping* set); one
          * NameOwnerChanged match for all of them, not one match rule per holder (the bus
@@ -146,6 +153,8 @@ struct pcpd_manager {
         char *status_text; /* sd_notify STATUS */
         GPtrArray *declared;   /* pcpd_declared* in force (pcpd-declared-manager.c) */
         guint declared_retry;  /* the check every 10 s while any is declared */
+        struct pcpd_backend *upnp;  /* the UPnP-IGD backend (pcpd-backend.h) */
+        guint backend_check_source; /* mappings to hand to it, on the next turn of the loop */
 };
 
 typedef enum pcpd_remove_reason {

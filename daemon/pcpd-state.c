@@ -27,6 +27,7 @@ void pcpd_state_mapping_free(pcpd_state_mapping *m) {
         g_free(m->app_id_source);
         g_free(m->description);
         g_free(m->declared);
+        g_free(m->upnp_interface);
         g_free(m);
 }
 
@@ -40,6 +41,7 @@ pcpd_state_mapping *pcpd_state_mapping_copy(const pcpd_state_mapping *m) {
         c->app_id_source = g_strdup(m->app_id_source ?: "none");
         c->description = g_strdup(m->description ?: "");
         c->declared = g_strdup(m->declared);
+        c->upnp_interface = g_strdup(m->upnp_interface);
         return c;
 }
 
@@ -182,6 +184,13 @@ void pcpd_state_format_mapping(GString *out, const pcpd_state_mapping *m) {
         append_uint(out, "Created", m->created);
         if (m->declared != NULL && m->declared[0] != '\0')
                 append_string(out, "Declared", m->declared);
+        if (m->upnp_interface != NULL) {
+                append_string(out, "UpnpInterface", m->upnp_interface);
+                append_addr(out, "UpnpIgd", &m->upnp_igd);
+                append_uint(out, "UpnpExternalPort", m->upnp_external_port);
+                if (m->upnp_permanent)
+                        append_bool(out, "UpnpPermanent", true);
+        }
 }
 
 void pcpd_state_format_record(GString *out, const pcpd_state_mapping *m) {
@@ -281,7 +290,8 @@ static pcpd_state_mapping *mapping_from_group(GKeyFile *kf, const char *g) {
         g_autofree char *nonce = NULL, *family = NULL;
         g_auto(GStrv) filters = NULL;
         gsize n_filters = 0;
-        uint64_t opcode, protocol, port, suggested, lifetime, ext_port, remote_port, uid, until, created;
+        uint64_t opcode, protocol, port, suggested, lifetime, ext_port, remote_port, uid, until, created, upnp_port;
+        bool has_igd = false;
 
         if (!group_id(g, &m->id))
                 return NULL;
@@ -302,15 +312,27 @@ static pcpd_state_mapping *mapping_from_group(GKeyFile *kf, const char *g) {
             !get_uint(kf, g, "DeleteUntil", G_MAXUINT64, &until) ||
             !get_uint(kf, g, "Created", G_MAXUINT64, &created) ||
             !get_addr(kf, g, "SuggestedExternalAddress", &m->has_suggested_address, &m->suggested_address) ||
-            !get_addr(kf, g, "ThirdParty", &m->has_third_party, &m->third_party))
+            !get_addr(kf, g, "ThirdParty", &m->has_third_party, &m->third_party) ||
+            !get_string(kf, g, "UpnpInterface", &m->upnp_interface) ||
+            !get_addr(kf, g, "UpnpIgd", &has_igd, &m->upnp_igd) ||
+            !get_uint(kf, g, "UpnpExternalPort", 65535, &upnp_port) ||
+            !get_bool(kf, g, "UpnpPermanent", &m->upnp_permanent))
                 return NULL;
+        /* a UPnP part names its interface and its IGD, both or neither */
+        if ((m->upnp_interface != NULL) != has_igd ||
+            (m->upnp_interface != NULL && (m->upnp_interface[0] == '\0' || strlen(m->upnp_interface) >= 16)))
+                return NULL;
+        m->upnp_external_port = (uint16_t) upnp_port;
 
         m->has_nonce = nonce != NULL;
         if (m->has_nonce && !unhex(nonce, m->nonce, PCP_NONCE_LEN))
                 return NULL;
         /* a mapping on a server has its nonce and its server (to renew or delete it); a
-         * direct one has neither and is never being deleted upstream */
-        if (m->direct ? m->has_nonce || m->deleting : !m->has_nonce || m->server == NULL || m->server[0] == '\0')
+         * direct one has neither and is never being deleted upstream; a UPnP mapping being
+         * deleted has its UPnP part and no nonce */
+        if (m->direct ? m->has_nonce || m->deleting || m->upnp_interface != NULL
+                      : (!m->has_nonce && !(m->deleting && m->upnp_interface != NULL)) || m->server == NULL ||
+                                m->server[0] == '\0')
                 return NULL;
         if (opcode != PCP_OPCODE_MAP && opcode != PCP_OPCODE_PEER)
                 return NULL;

@@ -13,6 +13,9 @@
  * good, its group with only Removed=true. Loading replays the journal's complete records
  * over the snapshot; a torn record (a power cut in the middle of a write) is skipped.
  *
+ * Keys added later (the UPnP-IGD backend's Upnp*) are optional: files written before them
+ * load unchanged.
+ *
  * A mapping that was removed but whose delete the server has not confirmed yet stays in
  * the state as a "deleting" record (Deleting=true, with its nonce and what the delete
  * needs), until the server answers or the lifetime it may still have upstream has run
@@ -71,6 +74,14 @@ typedef struct pcpd_state_mapping {
         char *app_id, *app_id_source, *description;
         uint64_t created; /* CLOCK_REALTIME µs */
         char *declared; /* the declaration it is for (pcpd-declared.h); NULL or "" when none */
+        /* held through the UPnP-IGD backend (pcpd-backend.h) while its server speaks neither
+         * PCP nor NAT-PMP: the interface (NULL when not), the IGD's address, the external
+         * port it granted, and whether it took only a permanent lease (pcpd deletes it).
+         * A record with these and no nonce is a UPnP mapping being deleted (Deleting). */
+        char *upnp_interface;
+        struct in6_addr upnp_igd;
+        uint16_t upnp_external_port;
+        bool upnp_permanent;
 } pcpd_state_mapping;
 
 /* What was loaded: the records by id, and the first id never used. */

@@ -6,7 +6,7 @@
  * GLib main context. It maps TCP and UDP ports through the IGD's WANIPConnection (v1 or
  * v2) or WANPPPConnection service, keeps them (renewal, check, recreation), and reports
  * every change through one callback. It is the third way pcpd holds a mapping, after PCP /
- * NAT-PMP and "direct"; the manager puts it behind the backend seam (see "Wiring" below).
+ * NAT-PMP and "direct", behind the manager's backend seam (see "Wiring" below).
  *
  * ---- Why GUPnP directly, and not GUPnPSimpleIgd --------------------------------------
  * Debian 12's gupnp-igd 1.2.0 (built on gupnp 1.6, gssdp 1.6, libsoup 3 — the brief said
@@ -81,38 +81,39 @@
  * PCPD_UPNP_EVENT_MAPPING_DELETED says whether the IGD confirmed (deleted_upstream).
  * Known gap: an AddPortMapping that timed out may still be applied by a slow IGD after
  * the removal's check; a leased one then expires, a permanent one stays (the record is
- * gone by then): the wiring step should keep the record of a permanent mapping until a
- * later check (e.g. the next start) finds the port free.
+ * gone by then). The wiring keeps a deleting record only for a mapping known to be
+ * permanent (granted with lease 0 at least once): a mapping removed before its first
+ * grant on an IGD that turns out to take only permanent leases is still this gap.
  *
  * ---- What IGD cannot do ----------------------------------------------------------------
  * pcpd_upnp_refuse_reason(): PEER, FILTER, THIRD_PARTY for another host, protocols other
  * than TCP/UDP, "all ports", and IPv6: WANIPv6FirewallControl pinholes are not
  * implemented in this step (the sentence says whether the IGD has the service).
  *
- * ---- Wiring (the next step, issue 14 after issue 9's backend seam) ------------------------
- *   - one pcpd_upnp per (interface, family AF_INET) that has a default router which does
- *     not answer PCP nor NAT-PMP (server state unreachable / unsupported / disabled):
- *     selection is PCP, then NAT-PMP, then UPnP-IGD; pcpd_upnp_set_interface() with the
- *     default router as gateway, so only the IGD we route through is used;
- *   - backend ops map 1:1: add → pcpd_upnp_add (after pcpd_upnp_refuse_reason: its sentence
- *     becomes the D-Bus error's message), remove → pcpd_upnp_remove, info →
- *     pcpd_upnp_get; events → the manager's backend-neutral events: MAPPING (state,
- *     ExternalAddress/Port, ExpiresAt = expires_at, or none when permanent), MAPPING_DELETED
- *     (Release / owner death completed), IGD (Servers entry with protocol "upnp-igd", its
- *     address, its external address — a contract addition to the XML in dbus/ and the docs);
- *   - a router that starts answering PCP later (the engine's server state turns "pcp"):
- *     the manager's move operation creates the mapping on PCP (suggesting the external
- *     port held through UPnP), then pcpd_upnp_remove() on the UPnP one;
- *   - persistence: for every UPnP mapping the state snapshot keeps pcpd_upnp_record
- *     (protocol, external port, internal client and port, permanent flag, IGD address)
- *     next to the mapping's own fields. After a restart a reclaimed mapping is added again
+ * ---- Wiring (pcpd-upnp-backend.c, behind the seam of pcpd-backend.h) -------------------
+ *   - one pcpd_upnp per interface whose IPv4 router does not answer PCP nor NAT-PMP (the
+ *     engine's server state unreachable / unsupported / disabled, or silent for 21 s):
+ *     selection is PCP, then NAT-PMP, then UPnP-IGD; pcpd_upnp_set_interface() with that
+ *     router as gateway, so only the IGD we route through is used;
+ *   - a mapping keeps its engine mapping (PCP keeps being asked) and is added here too
+ *     (after pcpd_upnp_refuse_reason: its sentence is the D-Bus error's message when
+ *     AddMapping meets such a router); MAPPING events are published as the mapping's
+ *     state once an IGD was found (ExpiresAt 0 when permanent), IGD events as a Servers
+ *     entry (source "ssdp", protocol "upnp-igd") and ExternalAddresses;
+ *   - a router that starts answering PCP later: the engine's mapping turns active, the
+ *     backend lets go of its own (pcpd_upnp_remove(); pcpd_upnp_forget() when PCP was
+ *     granted the very same leased entry of a one-table router);
+ *   - persistence: the mapping's saved record has the interface, the IGD's address, the
+ *     external port and the permanent flag. After a restart the mapping is added again
  *     with the recorded external port as suggestion (the GetSpecificPortMappingEntry check
  *     finds it ours and refreshes it: no duplicate); one not reclaimed within the grace
- *     period is deleted with pcpd_upnp_remove_record(). A permanent mapping whose removal
- *     ended with deleted_upstream false stays recorded and is retried at the next start;
- *     at shutdown the manager calls pcpd_upnp_remove() for permanent mappings (they do not
- *     expire by themselves) and iterates the loop until pcpd_upnp_n_busy() is 0 or a few
- *     seconds passed. Leased ones are left to expire or be reclaimed, as with PCP.
+ *     period is removed (pcpd_upnp_remove()). A permanent mapping's removal is kept as a
+ *     deleting record until deleted_upstream; one left unconfirmed is retried at the next
+ *     start with pcpd_upnp_remove_record(). At shutdown pcpd_upnp_remove() is called for
+ *     permanent mappings (they do not expire by themselves; their mapping records stay, so
+ *     that a restart takes them back or deletes them) and the loop runs until
+ *     pcpd_upnp_n_busy() is 0 or 5 s passed. Leased ones are left to expire or be
+ *     reclaimed, as with PCP.
  */
 
 #include <glib.h>

@@ -55,6 +55,7 @@
 #define PCP1_MAPPING_ERROR_UNREACHABLE "UNREACHABLE"
 #define PCP1_MAPPING_ERROR_EXPIRED "EXPIRED"
 #define PCP1_MAPPING_ERROR_DISABLED "DISABLED"
+#define PCP1_MAPPING_ERROR_NO_SERVER "NO_SERVER" /* its server is gone and none serves it now: it waits */
 
 /* Mapping.Opcode, Mapping.Family */
 #define PCP1_OPCODE_MAP "map"
@@ -79,6 +80,9 @@
 #define PCP1_PROTOCOL_PCP "pcp"
 #define PCP1_PROTOCOL_NATPMP "nat-pmp"
 #define PCP1_PROTOCOL_NONE "none"
+/* a router that speaks only UPnP-IGD, found by SSDP (pcpd's UPnP-IGD backend) */
+#define PCP1_SOURCE_SSDP "ssdp"
+#define PCP1_PROTOCOL_UPNP_IGD "upnp-igd"
 
 /* Mapping.AppIdSource */
 #define PCP1_APP_ID_FLATPAK "flatpak"

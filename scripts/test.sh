@@ -73,14 +73,15 @@ if [ -z "${PCPD_SKIP_VALGRIND:-}" ]; then
         --logbase valgrind --wrapper "valgrind --error-exitcode=1 --leak-check=full \
 --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --quiet" || status=1
     count_results build/meson-logs/valgrind.json
-    # and the daemon itself under memcheck through the bus tests (pcpdtest.py fails a test
+    # and the daemon itself under memcheck through the bus tests and the NetworkManager
+    # mock's (pcpdtest.py fails a test
     # when valgrind reports an error at pcpd's clean shutdown); bus-scale is left out: it is
     # about load, and memcheck would make it the slowest test of the run
     echo "== bus tests with pcpd under valgrind"
     PCPD_VALGRIND=1 meson test -C build --no-rebuild --print-errorlogs --num-processes 2 -t 3 \
         --logbase valgrind-bus bus-manager bus-ownership bus-authorisation bus-restart bus-drops \
         bus-socket-options bus-direct bus-introspection bus-crash bus-state-dir \
-        bus-socket-proof bus-app-id bus-reload bus-declared || status=1
+        bus-socket-proof bus-app-id bus-reload bus-declared nm-pcpd-mock || status=1
     count_results build/meson-logs/valgrind-bus.json
     # the UPnP-IGD backend under memcheck: upnp-driver in every tests/upnp test (~40 s)
     echo "== upnp tests with pcpd-upnp under valgrind"

@@ -131,6 +131,12 @@ def main():
         errors += fail(f'WatchdogSec= must be a positive time (have {watchdog!r})')
     if 'network.target' not in ' '.join(settings.get(('Unit', 'After'), [])):
         errors += fail('After=network.target missing')
+    # NetworkManager: ordered after it, never pulled in nor required (pcpd works without it)
+    if 'NetworkManager.service' not in ' '.join(settings.get(('Unit', 'After'), [])):
+        errors += fail('After=NetworkManager.service missing')
+    for dep in ('Requires', 'Wants', 'BindsTo', 'Requisite', 'PartOf'):
+        if 'NetworkManager' in ' '.join(settings.get(('Unit', dep), [])):
+            errors += fail(f'{dep}= must not name NetworkManager: pcpd runs without it')
 
     docs = ' '.join(settings.get(('Unit', 'Documentation'), [])).split()
     pages = sorted(f for f in os.listdir(man_dir) if re.fullmatch(r'.+\.[1-8]', f))

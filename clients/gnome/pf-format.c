@@ -30,7 +30,8 @@ PfSituation pf_situation(gboolean running, const char *state, GVariant *servers)
                         g_variant_iter_init(&iter, servers);
                         while (g_variant_iter_next(&iter, "(&s&s&s&su)", NULL, NULL, NULL, &protocol, NULL))
                                 if (g_str_equal(protocol, PCP1_PROTOCOL_PCP) ||
-                                    g_str_equal(protocol, PCP1_PROTOCOL_NATPMP))
+                                    g_str_equal(protocol, PCP1_PROTOCOL_NATPMP) ||
+                                    g_str_equal(protocol, PCP1_PROTOCOL_UPNP_IGD))
                                         return PF_SITUATION_ROUTER;
                 }
                 return PF_SITUATION_DIRECT;
@@ -158,6 +159,8 @@ const char *pf_format_server_protocol(const char *protocol) {
                 return _("Port Control Protocol");
         if (g_strcmp0(protocol, PCP1_PROTOCOL_NATPMP) == 0)
                 return _("NAT-PMP");
+        if (g_strcmp0(protocol, PCP1_PROTOCOL_UPNP_IGD) == 0)
+                return _("UPnP-IGD");
         return _("Not answering");
 }
 
@@ -175,6 +178,8 @@ char *pf_format_server_source(const char *source, const char *interface) {
                                : g_strdup(_("default router"));
         if (g_strcmp0(source, PCP1_SOURCE_CONFIG) == 0)
                 return g_strdup(_("configured by the administrator"));
+        if (g_strcmp0(source, PCP1_SOURCE_SSDP) == 0)
+                return have_if ? g_strdup_printf(_("found by UPnP on %s"), interface) : g_strdup(_("found by UPnP"));
         return g_strdup(source != NULL ? source : "");
 }
 

@@ -24,6 +24,7 @@ MANAGER_TYPES = {
     'Version': 's', 'Enabled': 'b', 'State': 's', 'Servers': 'a(ssssu)', 'ExternalAddresses': 'as',
     'Prefix64': 'as', 'DefaultLifetime': 'u', 'MaxMappingsPerUser': 'u', 'MappingCount': 'u',
     'StateError': 's', 'DeclaredMappings': 'a(sso)',
+    'DhcpOptions': 'a(sss)', 'NetworkManager': 's',  # NetworkManager discovery (issue 10)
 }
 
 

@@ -132,6 +132,15 @@ class App:
             family = words[5] if len(words) > 5 else "ipv4"
             self.listen(proto, port, family)
             opts = dbus.Dictionary({"family": dbus.String(family)}, signature="sv")
+            # more options as JSON: booleans, strings, filters [["addr/len", port], ...]
+            for k, v in (json.loads(words[6]) if len(words) > 6 else {}).items():
+                if isinstance(v, bool):
+                    opts[k] = dbus.Boolean(v)
+                elif isinstance(v, list):
+                    opts[k] = dbus.Array([dbus.Struct((dbus.String(a), dbus.UInt16(p))) for a, p in v],
+                                         signature="(sq)")
+                else:
+                    opts[k] = dbus.String(v)
             mgr = dbus.Interface(self.bus.get_object(BUS, MGR_PATH), MGR_IFACE)
 
             def ok(path):

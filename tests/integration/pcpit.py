@@ -351,12 +351,14 @@ class App:
         with self.cv:
             return len(self.events)
 
-    def add(self, key, proto, port, suggested=0, family="ipv4", timeout=CAP):
+    def add(self, key, proto, port, suggested=0, family="ipv4", timeout=CAP, opts=None, expect_error=False):
         m = self.mark()
-        self.send(f"add {key} {proto} {port} {suggested} {family}")
+        self.send(f"add {key} {proto} {port} {suggested} {family}" + (f" {json.dumps(opts, separators=(',', ':'))}" if opts else ""))
         ev = self.wait(lambda e: e.get("key") == key and e["ev"] in ("props-all", "error"), timeout, since=m)
         if ev is None:
             self.t.require(False, f"AddMapping({proto}, {port}, {suggested}, family={family}): no reply (cap {timeout} s)")
+        if expect_error:
+            return ev
         if ev["ev"] == "error":
             self.t.require(False, f"AddMapping({proto}, {port}, {suggested}, family={family}): expected an object "
                                   f"path, got error {ev['name']}: {ev['msg']}")

@@ -265,13 +265,16 @@ def dnsmasq_opts(v4, v6):
 
 class NMLab:
     def __init__(self, v4=((PCP1_V4,),), v6=((PCP1_V6,),), ipv6_method="auto", define_options=True,
-                 force158=False, backend="dhclient", t1=10, lease="2m", log_level="DEBUG", dhcp6="dnsmasq"):
+                 force158=False, backend="dhclient", t1=10, lease="2m", log_level="DEBUG", dhcp6="dnsmasq",
+                 bus_policy=None):
         """v4, v6: the PCP servers served, each a list of addresses. dhcp6: "dnsmasq", or
         "mini" (tests/nm/dhcp6-server.py: one option 86 per server, which dnsmasq cannot
         send; no RAs, so the connection uses ipv6.method=dhcp)."""
         self.v4 = [list(s) for s in v4] if v4 else []
         self.v6 = [list(s) for s in v6] if v6 else []
         self.dhcp6 = dhcp6
+        # a bus policy file to include (pcpd's, from the source tree: not installed)
+        self.bus_policy = bus_policy
         self.ipv6_method = "dhcp" if dhcp6 == "mini" and ipv6_method != "disabled" else ipv6_method
         self.define_options = define_options
         self.force158 = force158
@@ -359,6 +362,7 @@ class NMLab:
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
   </policy>
   <includedir>/usr/share/dbus-1/system.d</includedir>
+  {f"<include>{self.bus_policy}</include>" if self.bus_policy else ""}
 </busconfig>
 """)
         # nothing that touches the host: no DNS, no hostname, only c0 managed;

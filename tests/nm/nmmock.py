@@ -15,7 +15,8 @@ PrimaryConnection), plus helpers that reproduce what the real NetworkManager 1.4
                     last options and never changes again (only its lease times tell)
     set_primary(), vpn_up(), vpn_down(), link_down(), link_up()
     stop(), start() NetworkManager leaves the bus and comes back (the same devices and
-                    leases, new object paths)
+                    leases, new object paths); unexport_devices() before stop() is what
+                    the real one does while it shuts down
     barrier()       a change the client will see after every change made before it: lets a
                     test say "nothing else happened" without waiting for wall-clock time
 
@@ -347,6 +348,16 @@ class NMMock:
         """The VPN goes away: the primary connection goes back to what it was."""
         self.link_down(iface)
         self.set_primary(getattr(self, "previous_primary", None))
+
+    def unexport_devices(self):
+        """What NetworkManager does while it shuts down, a second before it leaves the bus
+        (measured with nmlab): every device object goes (InterfacesRemoved, Devices []),
+        the interfaces stay configured. Call stop() next."""
+        self._set(NM_PATH, NM_IFACE, "Devices", dbus.Array([], signature="o"))
+        for iface in self.order:
+            dev = self.paths[iface]["dev"]
+            self._iface("/org/freedesktop", MOCK_IFACE).EmitSignal(
+                OM_IFACE, "InterfacesRemoved", "oas", [dbus.ObjectPath(dev), [DEVICE_IFACE]])
 
     def barrier(self):
         """Changes the manager's Connectivity: a client that sees it has seen every change

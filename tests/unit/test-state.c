@@ -93,6 +93,14 @@ static void assert_same(const pcpd_state_mapping *a, const pcpd_state_mapping *b
         assert_int_equal(a->created, b->created);
         /* absent and "" are the same: no declaration */
         assert_string_equal(a->declared != NULL ? a->declared : "", b->declared != NULL ? b->declared : "");
+        if (a->upnp_interface == NULL)
+                assert_null(b->upnp_interface);
+        else {
+                assert_string_equal(a->upnp_interface, b->upnp_interface);
+                assert_memory_equal(&a->upnp_igd, &b->upnp_igd, sizeof(struct in6_addr));
+                assert_int_equal(a->upnp_external_port, b->upnp_external_port);
+                assert_int_equal(a->upnp_permanent, b->upnp_permanent);
+        }
 }
 
 static pcpd_state_mapping *get(pcpd_state *st, uint64_t id) {
@@ -250,6 +258,64 @@ static void test_old_snapshot(void **state) {
         assert_true(get(st, 3)->persistent);
         assert_true(get(st, 5)->direct);
         assert_false(get(st, 5)->has_nonce);
+        assert_null(get(st, 3)->upnp_interface);
+}
+
+/* The UPnP-IGD backend's part of a record: round-trips, a UPnP deletion needs no nonce,
+ * and what makes no sense is refused (the old files have no such part: test_old_snapshot). */
+static void test_upnp_part(void **state) {
+        pcpd_state_mapping held, del, direct;
+        g_autoptr(GString) snap = g_string_new(NULL), journal = g_string_new(NULL);
+        g_autoptr(pcpd_state) st = pcpd_state_new(), st2 = pcpd_state_new();
+
+        fill(&held, 11);
+        held.upnp_interface = (char *) "eth0";
+        assert_true(pcp_addr_from_string("192.168.1.1", &held.upnp_igd));
+        held.upnp_external_port = 40011;
+
+        fill(&del, 12);
+        del.has_nonce = false;
+        del.deleting = true;
+        del.delete_until = 1800000000000000ull;
+        del.upnp_interface = (char *) "wlan0";
+        assert_true(pcp_addr_from_string("10.0.0.1", &del.upnp_igd));
+        del.upnp_external_port = 50012;
+        del.upnp_permanent = true;
+
+        pcpd_state_format_header(snap, 13);
+        pcpd_state_format_mapping(snap, &held);
+        pcpd_state_format_mapping(snap, &del);
+        assert_int_equal(pcpd_state_parse_snapshot(st, snap->str, snap->len), 0);
+        assert_int_equal(st->damaged, 0);
+        assert_same(&held, get(st, 11));
+        assert_same(&del, get(st, 12));
+        g_autoptr(pcpd_state_mapping) c = pcpd_state_mapping_copy(&del);
+        assert_same(&del, c);
+        assert_ptr_not_equal(c->upnp_interface, del.upnp_interface);
+
+        /* refused: a UPnP mapping not being deleted without a nonce; a direct one with a
+         * UPnP part; an interface without its IGD; a name longer than an interface's */
+        pcpd_state_mapping x = del;
+        x.id = 20;
+        x.deleting = false;
+        pcpd_state_format_record(journal, &x);
+        fill(&direct, 21);
+        direct.direct = true;
+        direct.has_nonce = false;
+        direct.server = (char *) "";
+        direct.upnp_interface = (char *) "eth0";
+        pcpd_state_format_record(journal, &direct);
+        x = held;
+        x.id = 22;
+        x.upnp_interface = (char *) "a-name-too-long-for-an-interface";
+        pcpd_state_format_record(journal, &x);
+        g_string_append(journal, "[Mapping 23]\nNonce=0102030405060708090a0b0c\nServer=192.0.2.1\nOpcode=1\n"
+                                 "Protocol=6\nInternalPort=80\nUpnpInterface=eth0\n#end\n");
+        pcpd_state_format_record(journal, &held);
+        pcpd_state_replay_journal(st2, journal->str, journal->len);
+        assert_int_equal(st2->journal_damaged, 4);
+        assert_int_equal(g_hash_table_size(st2->mappings), 1);
+        assert_same(&held, get(st2, 11));
 }
 
 static void test_damaged_snapshot(void **state) {
@@ -1009,6 +1075,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_record_roundtrip),
                 cmocka_unit_test(test_old_snapshot),
+                cmocka_unit_test(test_upnp_part),
                 cmocka_unit_test(test_damaged_snapshot),
                 cmocka_unit_test(test_journal_over_snapshot),
                 cmocka_unit_test(test_torn_records),

@@ -132,12 +132,15 @@ static void test_words(void **state) {
         g_autoptr(GVariant) silent = g_variant_ref_sink(
                 g_variant_new_parsed("[('eth0', '192.0.2.1', 'gateway', 'none', uint32 0)]"));
         g_autoptr(GVariant) wrong = g_variant_ref_sink(g_variant_new_parsed("[('a', 'b')]"));
+        g_autoptr(GVariant) igd = g_variant_ref_sink(g_variant_new_parsed(
+                "[('eth0', '192.0.2.1', 'gateway', 'none', uint32 0), ('eth0', '192.0.2.1', 'ssdp', 'upnp-igd', 0)]"));
         char *s;
 
         assert_int_equal(pf_situation(FALSE, "ready", pcp), PF_SITUATION_NOT_RUNNING);
         assert_int_equal(pf_situation(TRUE, NULL, NULL), PF_SITUATION_NOT_RUNNING);
         assert_int_equal(pf_situation(TRUE, "ready", pcp), PF_SITUATION_ROUTER);
         assert_int_equal(pf_situation(TRUE, "ready", silent), PF_SITUATION_DIRECT);
+        assert_int_equal(pf_situation(TRUE, "ready", igd), PF_SITUATION_ROUTER);
         assert_int_equal(pf_situation(TRUE, "ready", NULL), PF_SITUATION_DIRECT);
         assert_int_equal(pf_situation(TRUE, "ready", wrong), PF_SITUATION_DIRECT);
         assert_int_equal(pf_situation(TRUE, "disabled", pcp), PF_SITUATION_DISABLED);
@@ -178,6 +181,10 @@ static void test_words(void **state) {
         g_free(s);
         assert_string_equal(pf_format_server_protocol("nat-pmp"), "NAT-PMP");
         assert_string_equal(pf_format_server_protocol("none"), "Not answering");
+        assert_string_equal(pf_format_server_protocol("upnp-igd"), "UPnP-IGD");
+        s = pf_format_server_source("ssdp", "eth0");
+        assert_string_equal(s, "found by UPnP on eth0");
+        g_free(s);
 }
 
 static void test_mapping_text(void **state) {

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <string.h>
+
+#include <glib.h>
+
+#include "pcpd-servers.h"
+
+struct pcpd_server_sources {
+        GArray *lists[_PCPD_SOURCE_MAX]; /* pcpd_server_spec, as each source last gave them */
+        char *primary;                   /* the primary connection's interface; NULL: unknown */
+};
+
+/* one server as the manager is to have it: one source, one interface, one family */
+typedef struct wanted {
+        pcpd_source source;
+        int family;
+        pcpd_server_spec spec;
+        bool present;
+} wanted;
+
+static pcpd_server_sources *sources_get(pcpd_manager *m) {
+        if (m->sources == NULL) {
+                m->sources = g_new0(pcpd_server_sources, 1);
+                for (int i = 0; i < _PCPD_SOURCE_MAX; i++)
+                        m->sources->lists[i] = g_array_new(FALSE, TRUE, sizeof(pcpd_server_spec));
+        }
+        return m->sources;
+}
+
+void pcpd_server_sources_free(pcpd_server_sources *s) {
+        if (s == NULL)
+                return;
+        for (int i = 0; i < _PCPD_SOURCE_MAX; i++)
+                g_array_free(s->lists[i], TRUE);
+        g_free(s->primary);
+        g_free(s);
+}
+
+static bool endpoint_equal(const struct sockaddr_in6 *a, const struct sockaddr_in6 *b) {
+        return memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0 && a->sin6_port == b->sin6_port &&
+               a->sin6_scope_id == b->sin6_scope_id;
+}
+
+static int endpoint_family(const struct sockaddr_in6 *a) {
+        return pcp_addr_is_ipv4(&a->sin6_addr) ? AF_INET : AF_INET6;
+}
+
+static bool wanted_has_endpoint(const GArray *w, const struct sockaddr_in6 *a) {
+        for (guint i = 0; i < w->len; i++) {
+                const wanted *x = &g_array_index(w, wanted, i);
+                for (size_t j = 0; j < x->spec.n_addrs; j++)
+                        if (endpoint_equal(&x->spec.addrs[j], a))
+                                return true;
+        }
+        return false;
+}
+
+static bool wanted_has_dhcp(const GArray *w, const char *ifname, int family) {
+        for (guint i = 0; i < w->len; i++) {
+                const wanted *x = &g_array_index(w, wanted, i);
+                if ((x->source == PCPD_SOURCE_DHCPV4 || x->source == PCPD_SOURCE_DHCPV6) && x->family == family &&
+                    strcmp(x->spec.ifname, ifname) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* What the manager's servers are to be: every source's, in the order of preference, one
+ * per family, each address once, no default router where DHCP announced a server (S3). */
+static GArray *wanted_build(pcpd_server_sources *src) {
+        static const pcpd_source order[] = { PCPD_SOURCE_CONFIG, PCPD_SOURCE_DHCPV4, PCPD_SOURCE_DHCPV6,
+                                             PCPD_SOURCE_GATEWAY };
+        GArray *w = g_array_new(FALSE, TRUE, sizeof(wanted));
+
+        for (size_t o = 0; o < G_N_ELEMENTS(order); o++) {
+                const GArray *list = src->lists[order[o]];
+
+                for (guint i = 0; i < list->len; i++) {
+                        const pcpd_server_spec *sp = &g_array_index(list, pcpd_server_spec, i);
+
+                        for (int f = 0; f < 2; f++) {
+                                wanted x = { .source = order[o], .family = f == 0 ? AF_INET : AF_INET6 };
+
+                                g_strlcpy(x.spec.ifname, sp->ifname, sizeof(x.spec.ifname));
+                                for (size_t j = 0; j < sp->n_addrs && j < PCP_SERVER_MAX_ADDRS; j++)
+                                        if (endpoint_family(&sp->addrs[j]) == x.family &&
+                                            !wanted_has_endpoint(w, &sp->addrs[j]))
+                                                x.spec.addrs[x.spec.n_addrs++] = sp->addrs[j];
+                                if (x.spec.n_addrs == 0)
+                                        continue;
+                                if (x.source == PCPD_SOURCE_GATEWAY && wanted_has_dhcp(w, x.spec.ifname, x.family))
+                                        continue;
+                                g_array_append_val(w, x);
+                        }
+                }
+        }
+        return w;
+}
+
+static bool server_is(const pcpd_server *s, const wanted *x) {
+        if (strcmp(s->source, pcpd_source_to_string(x->source)) != 0 || strcmp(s->ifname, x->spec.ifname) != 0 ||
+            s->n_addrs != x->spec.n_addrs)
+                return false;
+        for (size_t i = 0; i < s->n_addrs; i++)
+                if (!endpoint_equal(&s->addrs[i], &x->spec.addrs[i]))
+                        return false;
+        return true;
+}
+
+/* mp leaves s (about to go) without a word on the bus: it is moved or set waiting next.
+ * Its upstream mapping goes with the server in the engine, not deleted on the server. */
+static void mapping_detach(pcpd_manager *m, pcpd_mapping *mp) {
+        if (mp->engine_id != 0) {
+                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
+                mp->engine_id = 0;
+        }
+        mp->server = NULL;
+        if (mp->server_text != NULL && mp->server_text[0] != '\0') {
+                g_free(mp->prev_server);
+                mp->prev_server = g_strdup(mp->server_text);
+        }
+}
+
+static bool mapping_waiting(const pcpd_mapping *mp) {
+        return !mp->direct && mp->server == NULL && mp->engine_id == 0;
+}
+
+/* Every mapping on no server (just detached, or waiting) goes to the server that serves it
+ * now, or waits. */
+static void mappings_replan(pcpd_manager *m) {
+        g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+
+        for (guint i = 0; i < all->len; i++) {
+                pcpd_mapping *mp = all->pdata[i];
+                pcpd_server *s;
+
+                if (!mapping_waiting(mp))
+                        continue;
+                s = pcpd_servers_choose(m, mp->family, mp->interface);
+                if (s != NULL)
+                        manager_mapping_move(m, mp, s);
+                else
+                        manager_mapping_wait(m, mp);
+        }
+}
+
+/* N7: while the primary connection is known (NetworkManager), a mapping that named no
+ * interface belongs on the primary connection's servers: when the primary moves (another
+ * network, a full-tunnel VPN), it leaves its server (deleted there: C4) for the one that
+ * serves it now, or waits. Without a known primary nothing moves (today's behaviour). */
+static void mappings_follow_primary(pcpd_manager *m) {
+        g_autoptr(GPtrArray) all = NULL;
+
+        if (pcpd_manager_get_primary(m) == NULL)
+                return;
+        all = pcpd_manager_list_mappings(m);
+        for (guint i = 0; i < all->len; i++) {
+                pcpd_mapping *mp = all->pdata[i];
+                pcpd_server *s;
+
+                if (mp->direct || mp->server == NULL || mp->interface != NULL)
+                        continue;
+                s = pcpd_servers_choose(m, mp->family, NULL);
+                if (s == mp->server)
+                        continue;
+                manager_mapping_leave(m, mp);
+                if (s != NULL)
+                        manager_mapping_move(m, mp, s);
+                else
+                        manager_mapping_wait(m, mp);
+        }
+}
+
+static bool servers_apply(pcpd_manager *m) {
+        g_autoptr(GArray) w = wanted_build(sources_get(m));
+        bool changed = false, any_waiting = false;
+
+        for (guint i = m->servers->len; i > 0; i--) {
+                pcpd_server *s = m->servers->pdata[i - 1];
+                bool keep = false;
+
+                for (guint j = 0; j < w->len && !keep; j++) {
+                        wanted *x = &g_array_index(w, wanted, j);
+                        if (!x->present && server_is(s, x))
+                                keep = x->present = true;
+                }
+                if (keep)
+                        continue;
+                /* its mappings go elsewhere (below), not away with it */
+                {
+                        g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+                        for (guint k = 0; k < all->len; k++) {
+                                pcpd_mapping *mp = all->pdata[k];
+                                if (mp->server == s)
+                                        mapping_detach(m, mp);
+                        }
+                }
+                manager_remove_server(m, s);
+                changed = true;
+        }
+        for (guint j = 0; j < w->len; j++) {
+                wanted *x = &g_array_index(w, wanted, j);
+                int r;
+
+                if (x->present)
+                        continue;
+                r = manager_add_server(m, x->spec.addrs, x->spec.n_addrs, pcpd_source_to_string(x->source),
+                                       x->spec.ifname, NULL);
+                if (r < 0)
+                        g_warning("PCP server from %s%s%s not used: %s", pcpd_source_to_string(x->source),
+                                  x->spec.ifname[0] ? " on " : "", x->spec.ifname, g_strerror(-r));
+                else
+                        changed = true;
+        }
+        {
+                g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+                for (guint k = 0; k < all->len && !any_waiting; k++)
+                        any_waiting = mapping_waiting(all->pdata[k]);
+        }
+        if (changed || any_waiting)
+                mappings_replan(m);
+        mappings_follow_primary(m);
+        if (changed)
+                manager_servers_changed(m);
+        return changed;
+}
+
+void pcpd_servers_renew_all(pcpd_manager *m) {
+        g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+
+        /* every server goes (its state in the engine with it: epoch baselines, address
+         * choice) and comes back from the sources' lists; its mappings wait in between
+         * and are asked again with their nonces (a refresh for the server) */
+        for (guint k = 0; k < all->len; k++) {
+                pcpd_mapping *mp = all->pdata[k];
+                if (mp->server != NULL)
+                        mapping_detach(m, mp);
+        }
+        while (m->servers->len > 0)
+                manager_remove_server(m, m->servers->pdata[m->servers->len - 1]);
+        (void) servers_apply(m);
+}
+
+void pcpd_servers_replan(pcpd_manager *m) {
+        (void) servers_apply(m);
+}
+
+bool pcpd_manager_set_servers(pcpd_manager *m, pcpd_source source, const char *ifname, const pcpd_server_spec *servers,
+                              size_t n) {
+        pcpd_server_sources *src = sources_get(m);
+        GArray *list;
+
+        g_return_val_if_fail((unsigned) source < _PCPD_SOURCE_MAX, false);
+        list = src->lists[source];
+        for (guint i = list->len; i > 0; i--)
+                if (ifname == NULL || strcmp(g_array_index(list, pcpd_server_spec, i - 1).ifname, ifname) == 0)
+                        g_array_remove_index(list, i - 1);
+        for (size_t i = 0; i < n; i++) {
+                pcpd_server_spec sp = servers[i];
+
+                if (sp.n_addrs == 0 || sp.n_addrs > PCP_SERVER_MAX_ADDRS)
+                        continue;
+                if (ifname != NULL)
+                        g_strlcpy(sp.ifname, ifname, sizeof(sp.ifname));
+                g_array_append_val(list, sp);
+        }
+        return servers_apply(m);
+}
+
+void pcpd_manager_set_primary(pcpd_manager *m, const char *ifname) {
+        pcpd_server_sources *src = sources_get(m);
+        const char *v = ifname != NULL && *ifname != '\0' ? ifname : NULL;
+
+        if (g_strcmp0(src->primary, v) == 0)
+                return;
+        g_message("Primary connection's interface: %s", v ?: "(none known)");
+        g_free(src->primary);
+        src->primary = g_strdup(v);
+        /* waiting mappings may have a server now */
+        servers_apply(m);
+}
+
+const char *pcpd_manager_get_primary(pcpd_manager *m) {
+        return m->sources != NULL ? m->sources->primary : NULL;
+}
+
+pcpd_server *pcpd_servers_choose(pcpd_manager *m, int family, const char *interface) {
+        pcpd_select_server sel[PCPD_MAX_SERVERS];
+        struct in6_addr addrs[PCPD_MAX_SERVERS][PCP_SERVER_MAX_ADDRS];
+        size_t out[PCPD_MAX_SERVERS], n = MIN(m->servers->len, (guint) PCPD_MAX_SERVERS), k;
+
+        if (family == 0) {
+                pcpd_server *s = pcpd_servers_choose(m, AF_INET, interface);
+                return s != NULL ? s : pcpd_servers_choose(m, AF_INET6, interface);
+        }
+        for (size_t i = 0; i < n; i++) {
+                const pcpd_server *s = m->servers->pdata[i];
+
+                for (size_t j = 0; j < s->n_addrs; j++)
+                        addrs[i][j] = s->addrs[j].sin6_addr;
+                sel[i] = (pcpd_select_server) {
+                        .source = pcpd_source_from_string(s->source),
+                        .ifname = s->ifname,
+                        .n_addrs = s->n_addrs,
+                        .addrs = addrs[i],
+                };
+        }
+        k = pcpd_select_servers(sel, n, family, interface, pcpd_manager_get_primary(m), out, G_N_ELEMENTS(out));
+        return k > 0 ? m->servers->pdata[out[0]] : NULL;
+}

@@ -1,0 +1,631 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The UPnP-IGD backend (pcpd-backend.h) on pcpd-upnp.[ch]: one pcpd_upnp client per
+ * interface whose IPv4 router speaks neither PCP nor NAT-PMP, restricted to that router's
+ * address (the gateway), created the first time a mapping falls back to it.
+ *
+ * What pcpd must remember of a UPnP mapping is in its saved record (fill_record): the
+ * interface, the IGD, the external port, whether the IGD took only a permanent lease (725).
+ * A permanent mapping is deleted by pcpd itself: on release and owner death (remove: a
+ * deleting record of its own until the IGD confirms), at shutdown (its mapping record
+ * stays, so that a restarted pcpd takes it back for its app or deletes it after the grace
+ * period), and after a crash (the same restore path). A leased one expires by itself.
+ */
+
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "pcp-wire.h"
+#include "pcpd-backend.h"
+#include "pcpd-log.h"
+#include "pcpd-upnp.h"
+
+#define SHUTDOWN_WAIT_MS 5000
+#define PERMANENT_DELETE_KEEP_S (30u * 24 * 3600) /* a deleting record of a permanent mapping */
+
+typedef struct upnp_backend upnp_backend;
+
+typedef struct upnp_iface {
+        upnp_backend *b;
+        char ifname[IF_NAMESIZE];
+        struct in6_addr gateway;
+        pcpd_upnp *u;
+        GHashTable *held;     /* upnp id (uint64_t *) -> struct pcpd_backend_mapping * */
+        GHashTable *deleting; /* upnp id (uint64_t *) -> uint64_t * deleting record id (0: none kept) */
+        bool igd_present;
+} upnp_iface;
+
+struct pcpd_backend_mapping {
+        upnp_iface *ui;
+        uint64_t id; /* in ui->u */
+        pcpd_mapping *mp;
+        bool has_record;
+        pcpd_upnp_record rec;
+        bool logged_permanent;
+};
+
+struct upnp_backend {
+        pcpd_backend base;
+        GHashTable *ifaces; /* ifname -> upnp_iface * (owned) */
+        bool shutting_down;
+};
+
+static uint64_t realtime_us(void) {
+        return (uint64_t) g_get_real_time();
+}
+
+static void sockaddr_ipv4(const struct sockaddr *sa, struct in6_addr *ret) {
+        struct sockaddr_in sin;
+
+        memcpy(&sin, sa, sizeof(sin)); /* not cast: sockaddr is less aligned */
+        pcp_addr_from_ipv4(&sin.sin_addr, ret);
+}
+
+/* The host's IPv4 address on ifname (IPv4-mapped). */
+static bool iface_ipv4(const char *ifname, struct in6_addr *ret) {
+        struct ifaddrs *ifa_list, *ifa;
+        bool found = false;
+
+        if (getifaddrs(&ifa_list) < 0)
+                return false;
+        for (ifa = ifa_list; ifa != NULL && !found; ifa = ifa->ifa_next) {
+                if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != AF_INET || strcmp(ifa->ifa_name, ifname) != 0)
+                        continue;
+                sockaddr_ipv4(ifa->ifa_addr, ret);
+                found = true;
+        }
+        freeifaddrs(ifa_list);
+        return found;
+}
+
+/* Is a (IPv4-mapped) one of this host's addresses? */
+static bool host_owns(const struct in6_addr *a) {
+        struct ifaddrs *ifa_list, *ifa;
+        bool found = false;
+
+        if (getifaddrs(&ifa_list) < 0)
+                return false;
+        for (ifa = ifa_list; ifa != NULL && !found; ifa = ifa->ifa_next) {
+                struct in6_addr x;
+                if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != AF_INET)
+                        continue;
+                sockaddr_ipv4(ifa->ifa_addr, &x);
+                found = memcmp(&x, a, sizeof(x)) == 0;
+        }
+        freeifaddrs(ifa_list);
+        return found;
+}
+
+static void info_from_upnp(const pcpd_upnp_info *i, pcpd_backend_info *ret) {
+        gint64 now = g_get_monotonic_time();
+
+        *ret = (pcpd_backend_info) {
+                .error = pcpd_upnp_error_name(i->error),
+                .has_external = i->has_external,
+                .external_addr = i->external_addr,
+                .external_port = i->has_external ? i->external_port : 0,
+                .internal_addr = i->internal_addr,
+                .lifetime_granted = i->has_external ? i->lease : 0,
+        };
+        switch (i->state) {
+        case PCPD_UPNP_ACTIVE:
+                ret->state = "active";
+                break;
+        case PCPD_UPNP_FAILED:
+                ret->state = "failed";
+                break;
+        default:
+                ret->state = i->has_external ? "renewing" : "pending";
+                break;
+        }
+        if (i->has_external && !i->permanent && i->expires_at != 0)
+                ret->expires_at = realtime_us() +
+                                  ((gint64) i->expires_at > now ? (uint64_t) ((gint64) i->expires_at - now) : 0);
+}
+
+/* Nothing to show yet: no IGD found (now), never granted. The engine's state (failed,
+ * with why PCP did not work) stays published meanwhile. */
+static bool nothing_to_show(pcpd_upnp *u, const pcpd_upnp_info *i) {
+        const pcpd_upnp_igd_info *igd = pcpd_upnp_get_igd(u);
+
+        return !i->has_external && (igd == NULL || !igd->present);
+}
+
+static bool request_for(const pcpd_mapping *mp, const upnp_iface *ui, const char *ifname, pcpd_upnp_request *req) {
+        *req = (pcpd_upnp_request) {
+                .protocol = mp->protocol,
+                .internal_port = mp->internal_port,
+                .suggested_external_port = mp->suggested_port,
+                .lifetime = mp->lifetime,
+                .description = mp->description != NULL && mp->description[0] != '\0' ? mp->description : NULL,
+                .prefer_failure = mp->prefer_failure,
+                .peer = mp->opcode == PCP_OPCODE_PEER,
+                .n_filters = mp->n_filters,
+        };
+        (void) ui;
+        /* what the IGD cannot take (too long, control characters): its default */
+        if (!pcpd_upnp_description_ok(req->description))
+                req->description = NULL;
+        if (mp->family != AF_INET) {
+                /* refused by pcpd_upnp_refuse_reason() for what it is */
+                req->internal_addr = in6addr_loopback;
+                return true;
+        }
+        if (mp->has_third_party) {
+                req->internal_addr = mp->third_party;
+                req->third_party = !host_owns(&mp->third_party);
+                return true;
+        }
+        return iface_ipv4(ifname, &req->internal_addr);
+}
+
+static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev);
+
+static void iface_free(upnp_iface *ui) {
+        GHashTableIter it;
+        gpointer v;
+
+        if (ui == NULL)
+                return;
+        g_hash_table_iter_init(&it, ui->held);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                struct pcpd_backend_mapping *l = v;
+                if (l->mp != NULL)
+                        l->mp->backend = NULL;
+                g_free(l);
+        }
+        g_hash_table_destroy(ui->held);
+        g_hash_table_destroy(ui->deleting);
+        pcpd_upnp_free(ui->u);
+        g_free(ui);
+}
+
+/* The client for ifname, restricted to gateway (created, or moved to a new gateway). */
+static upnp_iface *iface_get(upnp_backend *b, const char *ifname, const struct in6_addr *gateway) {
+        upnp_iface *ui = g_hash_table_lookup(b->ifaces, ifname);
+        pcpd_upnp_ops ops = { .event = on_upnp_event };
+        char buf[PCP_ADDR_STRLEN];
+        int r;
+
+        if (ifname == NULL || ifname[0] == '\0' || strlen(ifname) >= IF_NAMESIZE)
+                return NULL;
+        if (ui != NULL) {
+                if (memcmp(&ui->gateway, gateway, sizeof(*gateway)) != 0) {
+                        r = pcpd_upnp_set_interface(ui->u, ifname, AF_INET, gateway);
+                        if (r < 0)
+                                g_warning("UPnP-IGD on %s: cannot follow the router to %s: %s", ifname,
+                                          pcp_addr_to_string(gateway, buf), g_strerror(-r));
+                        else
+                                ui->gateway = *gateway;
+                }
+                return ui;
+        }
+        ui = g_new0(upnp_iface, 1);
+        ui->b = b;
+        g_strlcpy(ui->ifname, ifname, sizeof(ui->ifname));
+        ui->gateway = *gateway;
+        ui->held = g_hash_table_new(g_int64_hash, g_int64_equal);
+        ui->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        r = pcpd_upnp_new(NULL, NULL, &ops, ui, &ui->u);
+        if (r >= 0)
+                r = pcpd_upnp_set_interface(ui->u, ifname, AF_INET, gateway);
+        if (r < 0) {
+                g_warning("UPnP-IGD on %s cannot be used: %s", ifname, g_strerror(-r));
+                iface_free(ui);
+                return NULL;
+        }
+        g_message("Searching for a UPnP-IGD at %s on %s: the router speaks neither PCP nor NAT-PMP",
+                  pcp_addr_to_string(gateway, buf), ifname);
+        g_hash_table_insert(b->ifaces, ui->ifname, ui);
+        return ui;
+}
+
+static void link_take_record(struct pcpd_backend_mapping *l, pcpd_manager *m) {
+        pcpd_upnp_record rec;
+
+        if (pcpd_upnp_get_record(l->ui->u, l->id, &rec) < 0)
+                return;
+        if (l->has_record && memcmp(&rec, &l->rec, sizeof(rec)) == 0)
+                return;
+        l->rec = rec;
+        l->has_record = true;
+        if (rec.permanent && !l->logged_permanent) {
+                l->logged_permanent = true;
+                pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_GRANTED, l->mp, NULL, NULL,
+                                 "Mapping %s: the UPnP-IGD on %s takes only permanent mappings (error 725): pcpd "
+                                 "deletes it itself when it is released",
+                                 l->mp->path, l->ui->ifname);
+        }
+        (void) pcpd_manager_backend_persist(m, l->mp);
+}
+
+static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
+        upnp_iface *ui = userdata;
+        pcpd_manager *m = ui->b->base.manager;
+        struct pcpd_backend_mapping *l;
+        uint64_t *rid;
+        pcpd_backend_info bi;
+
+        switch (ev->type) {
+        case PCPD_UPNP_EVENT_MAPPING:
+                l = g_hash_table_lookup(ui->held, &ev->mapping_id);
+                if (l == NULL || l->mp == NULL || ui->b->shutting_down)
+                        return;
+                if (ev->recreated)
+                        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET, l->mp, NULL, NULL,
+                                         "Mapping %s was gone from the UPnP-IGD on %s (a router restart?): created "
+                                         "again",
+                                         l->mp->path, ui->ifname);
+                link_take_record(l, m);
+                if (nothing_to_show(ui->u, ev->mapping))
+                        return;
+                info_from_upnp(ev->mapping, &bi);
+                pcpd_manager_backend_sync(m, l->mp, &bi);
+                return;
+
+        case PCPD_UPNP_EVENT_MAPPING_DELETED:
+                rid = g_hash_table_lookup(ui->deleting, &ev->mapping_id);
+                if (rid == NULL)
+                        return;
+                g_debug("UPnP mapping %" G_GUINT64_FORMAT " on %s deleted: %s", ev->mapping_id, ui->ifname,
+                        ev->deleted_upstream ? "confirmed" : "not confirmed");
+                if (*rid != 0 && !ui->b->shutting_down)
+                        pcpd_manager_backend_deleted(m, *rid, ev->deleted_upstream);
+                g_hash_table_remove(ui->deleting, &ev->mapping_id);
+                return;
+
+        case PCPD_UPNP_EVENT_IGD:
+                if (ev->igd != NULL && ev->igd->present != ui->igd_present) {
+                        char buf[PCP_ADDR_STRLEN];
+                        ui->igd_present = ev->igd->present;
+                        g_message("UPnP-IGD %s on %s: %s", pcp_addr_to_string(&ev->igd->addr, buf), ui->ifname,
+                                  ev->igd->present ? ev->igd->service_type : "gone");
+                }
+                if (!ui->b->shutting_down)
+                        pcpd_manager_backend_servers_changed(m);
+                return;
+        }
+}
+
+static const char *upnp_refuse_reason(pcpd_backend *base, const pcpd_mapping *mp, const pcpd_server *s) {
+        upnp_backend *b = (upnp_backend *) base;
+        upnp_iface *ui;
+        pcpd_upnp_request req;
+
+        if (s == NULL || s->ifname == NULL || s->ifname[0] == '\0')
+                return "The router speaks neither PCP nor NAT-PMP, and UPnP-IGD is used only for a router found "
+                       "on an interface (not for a configured server).";
+        if (s->family != AF_INET)
+                return "The router speaks neither PCP nor NAT-PMP, and pcpd uses UPnP-IGD for IPv4 only.";
+        ui = g_hash_table_lookup(b->ifaces, s->ifname);
+        if (!request_for(mp, ui, s->ifname, &req))
+                return "The router speaks neither PCP nor NAT-PMP, and this host has no IPv4 address on its "
+                       "interface for UPnP-IGD.";
+        return pcpd_upnp_refuse_reason(ui != NULL ? ui->u : NULL, &req);
+}
+
+static struct pcpd_backend_mapping *link_start(upnp_iface *ui, pcpd_mapping *mp, uint16_t suggested) {
+        struct pcpd_backend_mapping *l;
+        pcpd_upnp_request req;
+        uint64_t id;
+        int r;
+
+        if (!request_for(mp, ui, ui->ifname, &req))
+                return NULL;
+        if (suggested != 0)
+                req.suggested_external_port = suggested;
+        r = pcpd_upnp_add(ui->u, &req, &id);
+        if (r < 0) {
+                g_warning("Mapping %s cannot be made through UPnP-IGD on %s: %s", mp->path, ui->ifname,
+                          r == -EOPNOTSUPP ? pcpd_upnp_refuse_reason(ui->u, &req) : g_strerror(-r));
+                return NULL;
+        }
+        l = g_new0(struct pcpd_backend_mapping, 1);
+        l->ui = ui;
+        l->id = id;
+        l->mp = mp;
+        g_hash_table_insert(ui->held, &l->id, l);
+        mp->backend = l;
+        return l;
+}
+
+static void link_publish(upnp_backend *b, struct pcpd_backend_mapping *l) {
+        const pcpd_upnp_info *i = pcpd_upnp_get(l->ui->u, l->id);
+        pcpd_backend_info bi;
+
+        if (i == NULL || nothing_to_show(l->ui->u, i))
+                return;
+        info_from_upnp(i, &bi);
+        pcpd_manager_backend_sync(b->base.manager, l->mp, &bi);
+}
+
+static int upnp_add(pcpd_backend *base, pcpd_mapping *mp, pcpd_server *s) {
+        upnp_backend *b = (upnp_backend *) base;
+        struct pcpd_backend_mapping *l;
+        upnp_iface *ui;
+
+        if (mp->backend != NULL)
+                return 0;
+        if (upnp_refuse_reason(base, mp, s) != NULL || s->n_addrs == 0)
+                return -EOPNOTSUPP;
+        ui = iface_get(b, s->ifname, &s->addrs[0].sin6_addr);
+        if (ui == NULL)
+                return -ENODEV;
+        l = link_start(ui, mp, 0);
+        if (l == NULL)
+                return -EINVAL;
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s: the router %s speaks neither PCP nor NAT-PMP; asking its UPnP-IGD on %s",
+                         mp->path, s->text, s->ifname);
+        link_publish(b, l);
+        return 0;
+}
+
+static void upnp_remove(pcpd_backend *base, pcpd_mapping *mp) {
+        upnp_backend *b = (upnp_backend *) base;
+        struct pcpd_backend_mapping *l = mp->backend;
+        uint64_t record_id = 0;
+
+        if (l == NULL)
+                return;
+        if (l->has_record && l->rec.permanent && !b->shutting_down) {
+                /* it does not expire: kept on disk until the IGD confirms the delete */
+                pcpd_state_mapping rec = {
+                        .deleting = true,
+                        .delete_until = realtime_us() + (uint64_t) PERMANENT_DELETE_KEEP_S * G_USEC_PER_SEC,
+                        .server = mp->server_text != NULL && mp->server_text[0] ? mp->server_text : (char *) "upnp",
+                        .opcode = mp->opcode,
+                        .protocol = mp->protocol,
+                        .family = mp->family,
+                        .internal_port = mp->internal_port,
+                        .lifetime = mp->lifetime,
+                        .external_address = (char *) "",
+                        .external_port = l->rec.external_port,
+                        .uid = mp->uid,
+                        .app_id = mp->app_id,
+                        .app_id_source = (char *) mp->app_id_source,
+                        .description = mp->description,
+                        .created = mp->created,
+                        .upnp_interface = l->ui->ifname,
+                        .upnp_igd = l->rec.igd_addr,
+                        .upnp_external_port = l->rec.external_port,
+                        .upnp_permanent = true,
+                };
+                record_id = pcpd_manager_backend_keep_deleting(b->base.manager, &rec);
+        }
+        if (pcpd_upnp_remove(l->ui->u, l->id) == 0)
+                g_hash_table_insert(l->ui->deleting, g_memdup2(&l->id, sizeof(l->id)),
+                                    g_memdup2(&record_id, sizeof(record_id)));
+        else if (record_id != 0)
+                pcpd_manager_backend_deleted(b->base.manager, record_id, false);
+        g_hash_table_remove(l->ui->held, &l->id);
+        mp->backend = NULL;
+        g_free(l);
+}
+
+static void upnp_handover(pcpd_backend *base, pcpd_mapping *mp, uint16_t external_port) {
+        struct pcpd_backend_mapping *l = mp->backend;
+
+        if (l == NULL)
+                return;
+        /* A router with one table for PCP and UPnP (miniupnpd) holds one entry per external
+         * port: deleting "ours" through UPnP would delete what PCP just granted (until its
+         * next renewal). But such a router may also keep the entry as UPnP's and refuse
+         * PCP's delete later: a leased entry then expires, a permanent one would stay for
+         * good. So a leased entry on the same port is let go of, anything else deleted. */
+        if (!l->has_record || l->rec.external_port != external_port || l->rec.permanent) {
+                upnp_remove(base, mp);
+                return;
+        }
+        g_debug("Mapping %s: PCP holds the IGD's entry (port %u) now; UPnP lets go of it without a delete", mp->path,
+                external_port);
+        (void) pcpd_upnp_forget(l->ui->u, l->id);
+        g_hash_table_remove(l->ui->held, &l->id);
+        mp->backend = NULL;
+        g_free(l);
+}
+
+static bool upnp_info(pcpd_backend *base, const pcpd_mapping *mp, pcpd_backend_info *ret) {
+        const struct pcpd_backend_mapping *l = mp->backend;
+        const pcpd_upnp_info *i = l != NULL ? pcpd_upnp_get(l->ui->u, l->id) : NULL;
+
+        (void) base;
+        if (i == NULL || nothing_to_show(l->ui->u, i))
+                return false;
+        info_from_upnp(i, ret);
+        return true;
+}
+
+static void upnp_fill_record(pcpd_backend *base, const pcpd_mapping *mp, pcpd_state_mapping *rec) {
+        const struct pcpd_backend_mapping *l = mp->backend;
+
+        (void) base;
+        if (l == NULL)
+                return;
+        rec->upnp_interface = (char *) l->ui->ifname;
+        rec->upnp_igd = l->has_record ? l->rec.igd_addr : l->ui->gateway;
+        rec->upnp_external_port = l->has_record ? l->rec.external_port : 0;
+        rec->upnp_permanent = l->has_record && l->rec.permanent;
+}
+
+static bool upnp_restore(pcpd_backend *base, pcpd_mapping *mp, const pcpd_state_mapping *rec) {
+        upnp_backend *b = (upnp_backend *) base;
+        struct pcpd_backend_mapping *l;
+        upnp_iface *ui;
+
+        if (rec->upnp_interface == NULL || mp->backend != NULL)
+                return false;
+        ui = iface_get(b, rec->upnp_interface, &rec->upnp_igd);
+        if (ui == NULL)
+                return false;
+        /* the port it had: the IGD's entry is found ours and refreshed, not duplicated */
+        l = link_start(ui, mp, rec->upnp_external_port);
+        if (l == NULL)
+                return false;
+        if (rec->upnp_external_port != 0) {
+                l->has_record = true;
+                l->rec = (pcpd_upnp_record) {
+                        .protocol = mp->protocol,
+                        .external_port = rec->upnp_external_port,
+                        .internal_port = mp->internal_port,
+                        .permanent = rec->upnp_permanent,
+                        .igd_addr = rec->upnp_igd,
+                };
+                (void) iface_ipv4(ui->ifname, &l->rec.internal_addr);
+                l->logged_permanent = rec->upnp_permanent;
+        }
+        g_message("Saved mapping %s %s port %u was held through the UPnP-IGD on %s (external port %u): asking it "
+                  "again",
+                  mp->path, pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, ui->ifname,
+                  rec->upnp_external_port);
+        link_publish(b, l);
+        return true;
+}
+
+static void upnp_restore_deleting(pcpd_backend *base, const pcpd_state_mapping *rec) {
+        upnp_backend *b = (upnp_backend *) base;
+        pcpd_upnp_record r = {
+                .protocol = rec->protocol,
+                .external_port = rec->upnp_external_port,
+                .internal_port = rec->internal_port,
+                .permanent = rec->upnp_permanent,
+                .igd_addr = rec->upnp_igd,
+        };
+        upnp_iface *ui = iface_get(b, rec->upnp_interface, &rec->upnp_igd);
+        uint64_t id;
+
+        if (ui == NULL || !iface_ipv4(ui->ifname, &r.internal_addr) || pcpd_upnp_remove_record(ui->u, &r, &id) < 0) {
+                g_message("Removed UPnP mapping %s port %u on %s cannot be deleted now; kept for the next start",
+                          pcp_protocol_to_string(rec->protocol) ?: "?", rec->upnp_external_port,
+                          rec->upnp_interface);
+                return;
+        }
+        g_message("Removed UPnP mapping %s port %u (permanent) was not confirmed deleted before the restart: "
+                  "deleting it at the UPnP-IGD on %s",
+                  pcp_protocol_to_string(rec->protocol) ?: "?", rec->upnp_external_port, ui->ifname);
+        g_hash_table_insert(ui->deleting, g_memdup2(&id, sizeof(id)), g_memdup2(&rec->id, sizeof(rec->id)));
+}
+
+static void upnp_watch(pcpd_backend *base, pcpd_server *s) {
+        upnp_backend *b = (upnp_backend *) base;
+
+        if (s->family == AF_INET && s->ifname != NULL && s->ifname[0] != '\0' && s->n_addrs > 0)
+                (void) iface_get(b, s->ifname, &s->addrs[0].sin6_addr);
+}
+
+static size_t upnp_servers(pcpd_backend *base, pcpd_backend_server *ret, size_t max) {
+        upnp_backend *b = (upnp_backend *) base;
+        GHashTableIter it;
+        gpointer v;
+        size_t n = 0;
+
+        g_hash_table_iter_init(&it, b->ifaces);
+        while (n < max && g_hash_table_iter_next(&it, NULL, &v)) {
+                upnp_iface *ui = v;
+                const pcpd_upnp_igd_info *igd = pcpd_upnp_get_igd(ui->u);
+                char buf[PCP_ADDR_STRLEN];
+
+                if (igd == NULL || !igd->present)
+                        continue;
+                ret[n] = (pcpd_backend_server) {
+                        .source = PCP1_SOURCE_SSDP,
+                        .protocol = PCP1_PROTOCOL_UPNP_IGD,
+                        .has_external = igd->has_external_addr,
+                        .external_addr = igd->external_addr,
+                };
+                g_strlcpy(ret[n].ifname, ui->ifname, sizeof(ret[n].ifname));
+                g_strlcpy(ret[n].address, pcp_addr_to_string(&igd->addr, buf), sizeof(ret[n].address));
+                n++;
+        }
+        return n;
+}
+
+static gboolean on_shutdown_timeout(gpointer data) {
+        *(bool *) data = true;
+        return G_SOURCE_REMOVE;
+}
+
+static size_t busy(upnp_backend *b) {
+        GHashTableIter it;
+        gpointer v;
+        size_t n = 0;
+
+        g_hash_table_iter_init(&it, b->ifaces);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                n += pcpd_upnp_n_busy(((upnp_iface *) v)->u);
+        return n;
+}
+
+static void upnp_shutdown(pcpd_backend *base) {
+        upnp_backend *b = (upnp_backend *) base;
+        GHashTableIter it, it2;
+        gpointer v, w;
+        bool timed_out = false;
+        unsigned n = 0;
+        guint timeout;
+
+        b->shutting_down = true;
+        g_hash_table_iter_init(&it, b->ifaces);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                upnp_iface *ui = v;
+                g_hash_table_iter_init(&it2, ui->held);
+                while (g_hash_table_iter_next(&it2, NULL, &w)) {
+                        struct pcpd_backend_mapping *l = w;
+                        /* a leased one expires, or is taken back after the restart */
+                        if (l->has_record && l->rec.permanent && pcpd_upnp_remove(ui->u, l->id) == 0)
+                                n++;
+                }
+        }
+        if (n == 0 && busy(b) == 0)
+                return;
+        if (n > 0)
+                g_message("Deleting %u permanent UPnP mapping(s) before stopping", n);
+        timeout = g_timeout_add(SHUTDOWN_WAIT_MS, on_shutdown_timeout, &timed_out);
+        while (!timed_out && busy(b) > 0)
+                g_main_context_iteration(NULL, TRUE);
+        if (timed_out)
+                g_warning("The UPnP-IGD did not confirm every delete within %u s: the mappings stay saved, a "
+                          "restarted pcpd deletes them",
+                          SHUTDOWN_WAIT_MS / 1000);
+        else
+                g_source_remove(timeout);
+}
+
+static void upnp_free(pcpd_backend *base) {
+        upnp_backend *b = (upnp_backend *) base;
+
+        if (b == NULL)
+                return;
+        b->shutting_down = true;
+        g_hash_table_destroy(b->ifaces);
+        g_free(b);
+}
+
+static const pcpd_backend_ops upnp_ops = {
+        .protocol = PCP1_PROTOCOL_UPNP_IGD,
+        .refuse_reason = upnp_refuse_reason,
+        .add = upnp_add,
+        .remove = upnp_remove,
+        .handover = upnp_handover,
+        .info = upnp_info,
+        .fill_record = upnp_fill_record,
+        .restore = upnp_restore,
+        .restore_deleting = upnp_restore_deleting,
+        .watch = upnp_watch,
+        .servers = upnp_servers,
+        .shutdown = upnp_shutdown,
+        .free = upnp_free,
+};
+
+int pcpd_upnp_backend_new(pcpd_manager *m, pcpd_backend **ret) {
+        upnp_backend *b = g_new0(upnp_backend, 1);
+
+        b->base.ops = &upnp_ops;
+        b->base.manager = m;
+        b->ifaces = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) iface_free);
+        *ret = &b->base;
+        return 0;
+}

@@ -1,0 +1,365 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""pcpd behind a router that speaks only UPnP-IGD (issue 14): apps on the bus, pcpd's
+UPnP-IGD backend underneath. Run inside tests/integration/lab.sh; one case per argument:
+
+miniupnpd   (lab --upnp yes: Debian's miniupnpd, PCP/NAT-PMP off) TCP and UDP mappings
+            become active through UPnP with the router's WAN address, Servers lists the IGD
+            as "upnp-igd", traffic from the wan namespace reaches the app; Release and
+            kill -9 of the app delete the rule; what IGD cannot do (FILTER, THIRD_PARTY for
+            another host) is refused with Unsupported; pcpd killed -9 and restarted: the mapping its app asks for again
+            keeps its port with one rule, the one nobody reclaims is deleted after the grace
+            period
+permanent   (lab --no-upnpd, the scripted IGD with --permanent-only: 725) the mapping is
+            permanent (lease 0, no ExpiresAt); pcpd deletes it itself on Release, on the
+            app's death, at shutdown (SIGTERM), and after pcpd was killed -9 (restart, not
+            reclaimed: deleted after the grace period); a Release the IGD cannot confirm
+            (it is gone) stays in the state directory and is done at the next start
+router      (lab --upnp yes) the WAN address changes: the mapping follows (the IGD's
+            event), traffic to the new address; miniupnpd restarts and forgets everything: the mapping is
+            created again on its port, one rule, traffic; then miniupnpd restarts speaking
+            PCP and no UPnP: the mapping moves to PCP (Servers "pcp", one rule, traffic),
+            Release deletes it there
+silent      (lab --upnp yes, PCP dropped at the router without ICMP) after 21 s of silence
+            the mapping is made through UPnP-IGD: active, Servers, traffic
+conflict    (lab --no-upnpd, the scripted IGD answering 718 on some ports) another external
+            port; with prefer-failure the mapping fails CANNOT_PROVIDE_EXTERNAL; IPv6 (no PCP
+            there either): refused with Unsupported, never made through IPv4's IGD
+"""
+import os
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, HERE)
+import pcpit  # noqa: E402
+import upnpit  # noqa: E402
+from pcpit import active, describe  # noqa: E402
+
+# pcpd under ASan (the build-asan run): the two library leaks of gssdp/libsoup that
+# lsan.supp documents are not pcpd's; anything else fails the SIGTERM exit status checks
+os.environ["LSAN_OPTIONS"] = f"suppressions={os.path.join(HERE, 'lsan.supp')}:print_suppressions=0"
+GRACE = 10
+case = sys.argv[1] if len(sys.argv) > 1 else ""
+t = pcpit.Test(f"upnp: pcpd through UPnP-IGD: {case}", need=("pcpd",))
+t.router4 = os.environ.get("ROUTER4", "192.168.77.1")
+client = os.environ.get("CLIENT4", "192.168.77.2")
+router = t.router4
+UNSUPPORTED = "org.freedesktop.PCP1.Error.Unsupported"
+if os.environ.get("PCPD_UPNP_VALGRIND"):
+    # pcpd itself under memcheck (scripts/test.sh's valgrind stage): an error or a definite
+    # leak makes its exit status, which the SIGTERM checks below look at
+    wrapper = os.path.join(t.lab_dir, "pcpd-valgrind.sh")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec valgrind --quiet --error-exitcode=99 --leak-check=full "
+                "--errors-for-leak-kinds=definite --show-leak-kinds=definite "
+                f"--suppressions={os.path.join(HERE, 'glib.supp')} --num-callers=30 {t.pcpd_bin} \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    t.pcpd_bin = wrapper
+
+
+def igd_servers(app):
+    m = app.manager() or {}
+    return [tuple(x) for x in m.get("Servers", []) if x[3] == "upnp-igd"]
+
+
+def wait_active(app, key, timeout, what=""):
+    s = app.wait_state(key, active, timeout)
+    t.require(s is not None, f"{key}: expected active through UPnP-IGD within {timeout} s{what}, "
+                             f"saw {describe(app.state(key))}")
+    return s
+
+
+def stop_pcpd():
+    """SIGTERM, and its exit status"""
+    t.pcpd.send_signal(signal.SIGTERM)
+    try:
+        return t.pcpd.wait(30)
+    except Exception:
+        return None
+
+
+if case == "miniupnpd":
+    t.start_pcpd(GraceSeconds=GRACE)
+    wan = t.wan_addr()
+    a, b = t.app("appA"), t.app("appB")
+    a.add("a", "tcp", 26001, 36001)
+    # ICMP port unreachable on 5351 first (no PCP), then SSDP and the SOAP calls
+    s = wait_active(a, "a", 60, " (the router answers PCP with ICMP port unreachable)")
+    t.check(s.get("ExternalAddress") == wan and s.get("ExternalPort") == 36001,
+            f"a: expected the router's WAN address {wan} and the suggested port 36001, saw {describe(s)}")
+    t.check(s.get("Server") == router, f"a: expected Server {router} (the router), saw {s.get('Server')!r}")
+    srv = igd_servers(a)
+    t.check(any(x[1] == router and x[2] == "ssdp" for x in srv),
+            f"Manager.Servers: expected ({router}, 'ssdp', 'upnp-igd'), saw {srv}")
+    m = a.manager() or {}
+    t.check(m.get("State") == "ready", f"Manager.State: expected 'ready' (an IGD maps), saw {m.get('State')!r}")
+    t.check(wan in m.get("ExternalAddresses", []),
+            f"Manager.ExternalAddresses: expected the IGD's {wan}, saw {m.get('ExternalAddresses')}")
+    t.check(("tcp", 36001, client, 26001) in t.dnat(),
+            f"router: expected the DNAT rule tcp 36001 -> {client}:26001, saw {sorted(t.dnat())}")
+    t.check(t.reach("tcp", wan, 36001, a, 26001), f"traffic: expected wan -> {wan}:36001 to reach app A on 26001")
+
+    a.add("u", "udp", 26002)
+    s = wait_active(a, "u", 30)
+    t.check(t.reach("udp", wan, s["ExternalPort"], a, 26002),
+            f"traffic: expected wan -> {wan}:{s['ExternalPort']}/udp to reach app A on 26002")
+    a.release("u")
+    gone = t.wait_until(lambda: not any(r[3] == 26002 for r in t.dnat()), 20, "udp rule deletion", fatal=False)
+    t.check(gone, f"Release: expected the rule for udp 26002 deleted within 20 s, saw {sorted(t.dnat())}")
+
+    ev = a.add("f", "tcp", 26005, opts={"filters": [["203.0.113.0/24", 0]]}, expect_error=True)
+    t.check(ev["ev"] == "error" and ev.get("name") == UNSUPPORTED and "FILTER" in ev.get("msg", ""),
+            f"FILTER through UPnP-IGD: expected {UNSUPPORTED} saying FILTER, saw {ev}")
+    t.check(not any(r[3] == 26005 for r in t.dnat()), f"the refused request left no rule, saw {sorted(t.dnat())}")
+    ev = a.add("tp", "tcp", 26006, opts={"third-party": "192.168.77.3"}, expect_error=True)
+    t.check(ev["ev"] == "error" and ev.get("name") == UNSUPPORTED and "THIRD_PARTY" in ev.get("msg", ""),
+            f"THIRD_PARTY for another host through UPnP-IGD: expected {UNSUPPORTED} saying THIRD_PARTY, saw {ev}")
+
+    b.add("b", "tcp", 26003)
+    wait_active(b, "b", 30)
+    b.kill9()
+    gone = t.wait_until(lambda: not any(r[3] == 26003 for r in t.dnat()), 20, "rule deletion", fatal=False)
+    t.check(gone, f"owner death: expected the rule for tcp 26003 deleted within 20 s of kill -9, saw "
+                  f"{sorted(t.dnat())}")
+
+    # pcpd killed -9: A asks again, C's app died meanwhile
+    c = t.app("appC")
+    c.add("c", "tcp", 26004, 36004)
+    wait_active(c, "c", 30)
+    t.kill_pcpd()
+    c.kill9()
+    t.check(("tcp", 36001, client, 26001) in t.dnat() and ("tcp", 36004, client, 26004) in t.dnat(),
+            f"router: expected both rules to survive pcpd's death, saw {sorted(t.dnat())}")
+    t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
+    a.add("a2", "tcp", 26001, 0)
+    s = wait_active(a, "a2", 60, " after the restart")
+    t.check(s.get("ExternalPort") == 36001,
+            f"reclaimed after the restart: expected its old ExternalPort 36001, saw {describe(s)}")
+    gone = t.wait_until(lambda: not any(r[3] == 26004 for r in t.dnat()), GRACE + 40, "unclaimed rule deletion",
+                        fatal=False)
+    t.check(gone, f"unclaimed after the restart: expected the rule tcp 36004 -> {client}:26004 deleted within "
+                  f"{GRACE + 40} s (grace {GRACE} s), saw {sorted(t.dnat())}")
+    rules = [r for r in t.dnat() if r[3] == 26001]
+    t.check(rules == [("tcp", 36001, client, 26001)], f"reclaimed: expected exactly one rule, saw {rules}")
+    t.check(t.reach("tcp", wan, 36001, a, 26001), f"traffic after the restart: expected wan -> {wan}:36001 to "
+                                                  f"reach app A")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+
+if case == "router":
+    t.start_pcpd(GraceSeconds=GRACE)
+    wan = t.wan_addr()
+    a = t.app("appA")
+    a.add("a", "tcp", 26101, 36101)
+    wait_active(a, "a", 60)
+    t.check(("tcp", 36101, client, 26101) in t.dnat(), f"router: expected the rule tcp 36101, saw {sorted(t.dnat())}")
+    # the WAN address changes: the IGD's ExternalIPAddress event brings it to the mapping
+    new_wan = "198.20.77.11"
+    t.lab("set-wan", new_wan)
+    s = a.wait_state("a", lambda s: active(s) and s.get("ExternalAddress") == new_wan, 30)
+    t.check(s is not None, f"WAN address change: expected ExternalAddress {new_wan} within 30 s, saw "
+                           f"{describe(a.state('a'))}")
+    m = a.manager() or {}
+    t.check(new_wan in m.get("ExternalAddresses", []), f"ExternalAddresses: expected {new_wan}, saw "
+                                                       f"{m.get('ExternalAddresses')}")
+    t.check(t.reach("tcp", new_wan, 36101, a, 26101), f"traffic to the new address {new_wan}:36101")
+    wan = new_wan
+    # a reboot: its rules and leases gone, a new HTTP port, SSDP alive again
+    t.lab("upnpd-restart", "--drop-leases")
+    back = t.wait_until(lambda: [r for r in t.dnat() if r[3] == 26101], 60, "the rule back", fatal=False)
+    t.check(back == [("tcp", 36101, client, 26101)],
+            f"router restart (rules and leases lost): expected pcpd to create the mapping again on port 36101, "
+            f"one rule, within 60 s, saw {sorted(t.dnat())}")
+    s = wait_active(a, "a", 30, " after the router restart")
+    t.check(s.get("ExternalPort") == 36101, f"after the router restart: same port 36101, saw {describe(s)}")
+    t.check(t.reach("tcp", wan, 36101, a, 26101), f"traffic after the router restart: wan -> {wan}:36101")
+
+    # the router speaks PCP now (and UPnP no more): the mapping moves to PCP
+    # (a new configuration, a reboot: no leases kept; with them miniupnpd would restore the
+    # UPnP entry, which its PCP then refuses to delete)
+    t.lab("upnpd-restart", "--drop-leases", "--upnp", "no")
+
+    def on_pcp():
+        m = a.manager() or {}
+        return any(x[1] == router and x[3] == "pcp" for x in m.get("Servers", [])) and \
+            active(a.props("a") or {}) and [r for r in t.dnat() if r[3] == 26101]
+    ok = t.wait_until(on_pcp, 120, "the mapping on PCP", fatal=False)
+    t.check(ok, f"router now speaks PCP: expected Servers to list {router} as 'pcp' and the mapping active with a "
+                f"rule within 120 s, saw {describe(a.state('a'))}, {(a.manager() or {}).get('Servers')}, "
+                f"{sorted(t.dnat())}")
+    rules = [r for r in t.dnat() if r[3] == 26101]
+    t.check(len(rules) == 1, f"after the move to PCP: exactly one rule for 26101, saw {rules}")
+    s = a.props("a") or {}
+    t.check(rules and t.reach("tcp", wan, s.get("ExternalPort", 0), a, 26101),
+            f"traffic after the move to PCP: wan -> {wan}:{s.get('ExternalPort')}")
+    with open(os.path.join(t.lab_dir, "pcpd.log"), errors="replace") as f:
+        t.check("moves from UPnP-IGD" in f.read(), "pcpd logs the move from UPnP-IGD to PCP")
+    a.release("a")
+    gone = t.wait_until(lambda: not any(r[3] == 26101 for r in t.dnat()), 20, "rule deletion", fatal=False)
+    t.check(gone, f"Release after the move: the rule is deleted (over PCP), saw {sorted(t.dnat())}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+
+if case == "silent":
+    # the router drops PCP without a word (no ICMP): silent for 21 s, then UPnP-IGD
+    for cmd in (["add", "table", "inet", "pcpit_silent"],
+                ["add", "chain", "inet", "pcpit_silent", "input", "{", "type", "filter", "hook", "input",
+                 "priority", "-10", ";", "}"],
+                ["add", "rule", "inet", "pcpit_silent", "input", "udp", "dport", "5351", "drop"]):
+        t.lab("exec", "router", "nft", *cmd)
+    t.start_pcpd(GraceSeconds=GRACE)
+    wan = t.wan_addr()
+    a = t.app("appA")
+    a.add("a", "udp", 26201)
+    s = wait_active(a, "a", 60, " (PCP dropped silently: UPnP-IGD after 21 s)")
+    t.check(s.get("ExternalAddress") == wan, f"a: expected {wan}, saw {describe(s)}")
+    t.check(any(x[1] == router for x in igd_servers(a)), f"Servers lists the IGD, saw {igd_servers(a)}")
+    t.check(t.reach("udp", wan, s["ExternalPort"], a, 26201),
+            f"traffic: wan -> {wan}:{s['ExternalPort']}/udp reaches the app")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+
+def deletes(igd, port):
+    return [r for r in igd.requests("DeletePortMapping") if r["args"].get("NewExternalPort") == str(port)]
+
+
+def adds(igd, port):
+    return [r for r in igd.requests("AddPortMapping") if r["args"].get("NewExternalPort") == str(port)]
+
+
+def deleted_after(igd, port, n_before, timeout, what):
+    ok = t.wait_until(lambda: any(r.get("answer") == 200 for r in deletes(igd, port)[n_before:]), timeout,
+                      what, fatal=False)
+    t.check(ok, f"{what}: expected DeletePortMapping {port} answered 200 within {timeout} s, saw "
+                f"{deletes(igd, port)[n_before:]}")
+
+
+if case == "permanent":
+    igd = upnpit.Igd(t, "igd", ["--permanent-only"])
+    t.start_pcpd(GraceSeconds=GRACE)
+    a, b = t.app("appA"), t.app("appB")
+    a.add("p", "tcp", 4700)
+    s = wait_active(a, "p", 60)
+    t.check(s.get("ExternalPort") == 4700 and s.get("ExpiresAt", 1) == 0,
+            f"p: expected port 4700, permanent (ExpiresAt 0), saw {describe(s)} ExpiresAt={s.get('ExpiresAt')}")
+    t.check([r["code"] for r in adds(igd, 4700)][:2] == [725, 0],
+            f"AddPortMapping with a lease (725), then lease 0, saw {[(r['args'].get('NewLeaseDuration'), r['code']) for r in adds(igd, 4700)]}")
+    a.release("p")
+    deleted_after(igd, 4700, 0, 20, "Release of a permanent mapping")
+
+    b.add("k", "tcp", 4701)
+    wait_active(b, "k", 30)
+    b.kill9()
+    deleted_after(igd, 4701, 0, 20, "the app of a permanent mapping killed -9")
+
+    a.add("s", "udp", 4702)
+    wait_active(a, "s", 30)
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.check(any(r.get("answer") == 200 for r in deletes(igd, 4702)),
+            f"shutdown: expected pcpd to delete the permanent mapping 4702 before it exits, saw {deletes(igd, 4702)}")
+    with open(os.path.join(t.lab_dir, "pcpd-state", "mappings.state")) as f:
+        saved = f.read()
+    t.check("UpnpExternalPort=4702" in saved and "UpnpPermanent=true" in saved and
+            "UpnpExternalPort=4700" not in saved and "UpnpExternalPort=4701" not in saved,
+            f"state: the held permanent mapping 4702 saved with its UPnP part, nothing left of the deleted "
+            f"4700 and 4701, saw:\n{saved}")
+
+    # after the clean stop the record is kept: the restarted pcpd takes it back for its app
+    # or, as here (nobody asks), deletes it after the grace period
+    n_del = len(deletes(igd, 4702))
+    t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
+    deleted_after(igd, 4702, n_del, GRACE + 40, "restart after a clean stop, not reclaimed")
+
+    a.add("c", "tcp", 4703)
+    wait_active(a, "c", 30)
+    t.kill_pcpd()
+    a.kill9()
+    n_del = len(deletes(igd, 4703))
+    t.check(n_del == 0, f"pcpd killed -9: nothing deleted 4703 yet, saw {deletes(igd, 4703)}")
+    t.start_pcpd(log_name="pcpd.2.log", GraceSeconds=GRACE)
+    deleted_after(igd, 4703, n_del, GRACE + 40, "after a crash, not reclaimed")
+    last_add = max((i for i, e in enumerate(igd.entries()) if e.get("action") == "AddPortMapping" and
+                    e["args"].get("NewExternalPort") == "4703"), default=-1)
+    last_del = max((i for i, e in enumerate(igd.entries()) if e.get("action") == "DeletePortMapping" and
+                    e["args"].get("NewExternalPort") == "4703" and e.get("answer") == 200), default=-1)
+    t.check(last_del > last_add, f"after the crash the last word on 4703 is its delete (no leak), saw add at "
+                                 f"{last_add}, delete at {last_del}")
+
+    # a Release the IGD cannot confirm (it is gone): kept in the state directory, done at
+    # the next start
+    d = t.app("appD")
+    d.add("r", "tcp", 4704)
+    wait_active(d, "r", 30)
+    igd.p.kill()
+    igd.p.wait(10)
+    d.release("r")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM with an unconfirmed delete (status 0), saw {rc}")
+    state = os.path.join(t.lab_dir, "pcpd-state", "mappings.state")
+    with open(state) as f:
+        saved = f.read()
+    t.check("UpnpExternalPort=4704" in saved and "Deleting=true" in saved,
+            f"state: the unconfirmed delete of the permanent mapping 4704 is kept (Deleting, its UPnP part), "
+            f"saw:\n{saved}")
+    igd2 = upnpit.Igd(t, "igd2", ["--permanent-only"])
+    t.start_pcpd(log_name="pcpd.3.log", GraceSeconds=GRACE)
+    asked = t.wait_until(lambda: [r for r in igd2.requests() if r.get("args", {}).get("NewExternalPort") == "4704" and
+                                  r.get("action") in ("GetSpecificPortMappingEntry", "DeletePortMapping")],
+                         60, "the delete retried", fatal=False)
+    t.check(asked, f"next start: expected pcpd to delete 4704 at the IGD (check, then delete if still there), "
+                   f"saw {igd2.requests()}")
+
+    def forgotten():
+        with open(state) as f:
+            return "UpnpExternalPort=4704" not in f.read()
+    t.check(t.wait_until(forgotten, 20, "the record forgotten", fatal=False),
+            "state: the delete done, its record is forgotten")
+    t.done()
+
+
+if case == "conflict":
+    igd = upnpit.Igd(t, "igd", ["--conflict", "4800,4801"])
+    t.start_pcpd(GraceSeconds=GRACE)
+    a = t.app("appA")
+    a.add("x", "tcp", 4800)
+    s = wait_active(a, "x", 60)
+    t.check(s.get("ExternalPort") not in (0, 4800),
+            f"718 on 4800: expected another external port, saw {describe(s)}")
+    t.check(adds(igd, 4800) and adds(igd, 4800)[0]["code"] == 718, f"the IGD answered 718 for 4800, saw "
+                                                                 f"{[r['code'] for r in adds(igd, 4800)]}")
+    a.add("y", "tcp", 4802, 4801, opts={"prefer-failure": True})
+    s = a.wait_state("y", lambda s: s.get("State") == "failed" and s.get("Error") == "CANNOT_PROVIDE_EXTERNAL", 30)
+    t.check(s is not None, f"prefer-failure on a port the IGD refuses (718): expected failed "
+                           f"CANNOT_PROVIDE_EXTERNAL, saw {describe(a.state('y'))}")
+    t.check(len(adds(igd, 4801)) == 1 and not [r for r in igd.requests("AddPortMapping")
+                                               if r["args"].get("NewInternalPort") == "4802" and
+                                               r["args"].get("NewExternalPort") != "4801"],
+            f"prefer-failure: one AddPortMapping on 4801 and no other port, saw "
+            f"{[(r['args'].get('NewExternalPort'), r['code']) for r in igd.requests('AddPortMapping')]}")
+    # IPv6: nothing answers PCP for IPv6 either. Once pcpd knows that (the server is
+    # probed at start; else a first request finds out: failed, UNREACHABLE, never made
+    # through IPv4's IGD), a request is refused at once.
+    ev = a.add("v6a", "tcp", 26007, family="ipv6", expect_error=True)
+    if ev["ev"] != "error":
+        s = a.wait_state("v6a", lambda s: s.get("State") == "failed", 30)
+        t.check(s is not None and s.get("Error") == "UNREACHABLE",
+                f"IPv6 with no PCP: expected failed UNREACHABLE within 30 s, saw {describe(a.state('v6a'))}")
+        a.release("v6a")
+        ev = a.add("v6b", "tcp", 26008, family="ipv6", expect_error=True)
+    t.check(ev["ev"] == "error" and ev.get("name") == UNSUPPORTED and "IPv4" in ev.get("msg", ""),
+            f"IPv6 through UPnP-IGD: expected {UNSUPPORTED} saying IPv4 only, saw {ev}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict)")
