@@ -927,7 +927,11 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
  * replaced atomically at most every 200 ms while mappings change. mappings.journal gets
  * one record per change the moment it happens (a new mapping and its nonce, a grant's
  * external address and port, a removal): a single O_APPEND write, O(1) per change however
- * many mappings there are. Each snapshot empties the journal.
+ * many mappings there are. A snapshot is formatted on the main thread and written (fsync,
+ * rename, fsync of the directory) on a thread of its own (pcpd_state_writer), one at a
+ * time: the loop never waits for the disk, except at start and at shutdown. A snapshot
+ * empties the journal but for the records appended while it was being written
+ * (journal_after_snapshot()).
  *
  * What is on the router is on disk first: a new mapping's nonce is written before its
  * request leaves (a mapping whose nonce cannot be written is refused), and a removed one
@@ -1041,12 +1045,12 @@ static int journal_open(pcpd_manager *m) {
         return 0;
 }
 
-static int manager_write_snapshot(pcpd_manager *m) {
-        g_autoptr(GString) out = g_string_sized_new(
-                64 + 640 * (g_hash_table_size(m->mappings) + g_hash_table_size(m->deleting)));
+/* The snapshot of everything in memory, formatted (on the main thread: it reads the
+ * mappings) */
+static GString *manager_format_snapshot(pcpd_manager *m) {
+        GString *out = g_string_sized_new(64 + 640 * (g_hash_table_size(m->mappings) + g_hash_table_size(m->deleting)));
         GHashTableIter it;
         gpointer v;
-        int r;
 
         pcpd_state_format_header(out, m->next_mapping_id);
         g_hash_table_iter_init(&it, m->mappings);
@@ -1058,34 +1062,138 @@ static int manager_write_snapshot(pcpd_manager *m) {
         g_hash_table_iter_init(&it, m->deleting);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 pcpd_state_format_mapping(out, ((pcpd_deleting *) v)->rec);
+        return out;
+}
+
+/* The journal's size now: -1 when it cannot be told (then it is not emptied). */
+static off_t journal_size(pcpd_manager *m) {
+        struct stat st;
+
+        if (journal_open(m) < 0 || fstat(m->journal_fd, &st) < 0)
+                return -1;
+        return st.st_size;
+}
+
+/*
+ * A snapshot is in place. It has every change the journal had when it was formatted:
+ * those records go. When nothing was appended since, the journal is emptied (a crash
+ * between the rename and this truncation only replays records whose last word the
+ * snapshot already has). Records appended while the snapshot was being written on its
+ * thread are newer than it and must stay: the journal is replaced by a copy of just those
+ * (pcpd_state_journal_keep_tail(); a few records, no fsync, like the appends), so it
+ * never grows beyond what changed during one write. Should that fail, the journal is
+ * left whole: replaying the older records in front of the newer ones over this snapshot
+ * is harmless for the same reason (the loader replays in order, the last record of a
+ * mapping wins), and the next snapshot tries again. Only the main thread appends, so the
+ * journal cannot change under this.
+ */
+static void journal_after_snapshot(pcpd_manager *m, off_t size_at_format) {
+        off_t now = journal_size(m);
+        int r = 0;
+
+        if (size_at_format < 0 || now < size_at_format)
+                return; /* unknown: left whole */
+        if (now == size_at_format) {
+                if (now > 0 && ftruncate(m->journal_fd, 0) < 0)
+                        r = -errno;
+        } else {
+                r = pcpd_state_journal_keep_tail(m->state_fd, m->journal_fd, size_at_format);
+                if (r >= 0) {
+                        close(m->journal_fd);
+                        m->journal_fd = r;
+                }
+        }
+        if (r < 0)
+                g_debug("Cannot empty the mapping journal: %s", g_strerror(-r));
+}
+
+/* Everything on disk before this returns, on the main thread (at start and at shutdown):
+ * nothing can be appended in between, so the journal is emptied. */
+static int manager_write_snapshot(pcpd_manager *m) {
+        g_autoptr(GString) out = manager_format_snapshot(m);
+        off_t size = journal_size(m);
+        int r;
+
         r = pcpd_state_write_atomic(m->state_fd, PCPD_STATE_FILE, out->str, out->len);
         if (r < 0)
                 return r;
-        /* the snapshot has every change the journal had; a crash between the rename and
-         * this truncation only replays records whose last word the snapshot already has */
-        r = journal_open(m);
-        if (r >= 0 && ftruncate(m->journal_fd, 0) < 0)
-                r = -errno;
-        if (r < 0)
-                g_debug("Cannot empty the mapping journal: %s", g_strerror(-r));
+        journal_after_snapshot(m, size);
         return 0;
 }
 
-static bool manager_save(pcpd_manager *m) {
-        int r = manager_write_snapshot(m);
-
-        if (r < 0) {
+static void manager_save_done(pcpd_manager *m, int r) {
+        if (r < 0)
                 state_failed(m, r);
-                return false;
+        else
+                state_saved(m);
+}
+
+static void manager_schedule_save(pcpd_manager *m);
+
+/* The writer's thread has written (or failed to write) the snapshot in flight. */
+static void on_snapshot_written(int r, void *userdata) {
+        pcpd_manager *m = userdata;
+
+        if (r >= 0)
+                journal_after_snapshot(m, m->snapshot_journal_size);
+        manager_save_done(m, r);
+        if (m->save_pending) {
+                m->save_pending = false;
+                manager_schedule_save(m);
         }
-        state_saved(m);
-        return true;
+}
+
+/* A snapshot, written off the main loop: the fsyncs of a busy disk take seconds, and PCP
+ * retransmissions must leave on time meanwhile. At most one write is in flight; the saves
+ * asked for meanwhile are one save, scheduled when it is written. */
+static void manager_save_async(pcpd_manager *m) {
+        int r;
+
+        if (m->state_writer == NULL) {
+                r = pcpd_state_writer_new(m->state_fd, PCPD_STATE_FILE, NULL, NULL, on_snapshot_written, m,
+                                          &m->state_writer);
+                if (r < 0) {
+                        manager_save_done(m, manager_write_snapshot(m));
+                        return;
+                }
+        }
+        if (pcpd_state_writer_busy(m->state_writer)) {
+                m->save_pending = true;
+                return;
+        }
+        m->snapshot_journal_size = journal_size(m);
+        r = pcpd_state_writer_start(m->state_writer, manager_format_snapshot(m));
+        if (r < 0) /* no thread: written here then */
+                manager_save_done(m, manager_write_snapshot(m));
+}
+
+/* Waits for the snapshot in flight (and handles its end) before anything that must not
+ * overlap it: a snapshot written on the main thread, shutdown. */
+static void manager_save_wait(pcpd_manager *m) {
+        if (m->state_writer != NULL)
+                (void) pcpd_state_writer_wait(m->state_writer);
+}
+
+/* Synchronous: the snapshot is on disk (or has failed) when this returns; it replaces any
+ * save scheduled. */
+static bool manager_save(pcpd_manager *m) {
+        int r;
+
+        manager_save_wait(m);
+        m->save_pending = false;
+        if (m->save_source != 0) {
+                g_source_remove(m->save_source);
+                m->save_source = 0;
+        }
+        r = manager_write_snapshot(m);
+        manager_save_done(m, r);
+        return r >= 0;
 }
 
 static gboolean on_save(gpointer data) {
         pcpd_manager *m = data;
         m->save_source = 0;
-        manager_save(m);
+        manager_save_async(m);
         return G_SOURCE_REMOVE;
 }
 
@@ -1094,18 +1202,14 @@ static gboolean on_state_retry(gpointer data) {
 
         m->state_retry_source = 0;
         if (m->save_source == 0)
-                manager_save(m); /* re-arms on failure */
+                manager_save_async(m); /* re-arms on failure */
         else if (m->state_error != NULL)
                 m->state_retry_source = g_timeout_add_seconds(STATE_RETRY_SECONDS, on_state_retry, m);
         return G_SOURCE_REMOVE;
 }
 
 static void manager_save_now(pcpd_manager *m) {
-        if (m->save_source != 0) {
-                g_source_remove(m->save_source);
-                m->save_source = 0;
-        }
-        manager_save(m);
+        (void) manager_save(m);
 }
 
 static void manager_schedule_save(pcpd_manager *m) {
@@ -2773,10 +2877,12 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 m->upnp->ops->shutdown(m->upnp);
         if (m->backend_check_source != 0)
                 g_source_remove(m->backend_check_source);
-        if (m->save_source != 0) {
-                g_source_remove(m->save_source);
+        /* the snapshot in flight first (its thread uses state_fd, its end the journal); one
+         * it leaves due is written here */
+        manager_save_wait(m);
+        if (m->save_source != 0)
                 manager_save(m);
-        }
+        m->state_writer = pcpd_state_writer_free(m->state_writer);
         if (m->journal_fd >= 0)
                 close(m->journal_fd);
         if (m->state_retry_source != 0)

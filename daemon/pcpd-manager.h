@@ -133,6 +133,9 @@ struct pcpd_manager {
         struct pcpd_bus_face *bus_face; /* pcpd-bus.c: the calls it is authorising */
 
         guint save_source;
+        pcpd_state_writer *state_writer; /* writes snapshots off the main loop; NULL until first used */
+        bool save_pending;                /* a snapshot is due once the one in flight is written */
+        off_t snapshot_journal_size;      /* the journal's size when the one in flight was formatted */
         int journal_fd; /* mappings.journal, O_APPEND; -1 until first used */
         char *state_error;        /* Manager.StateError: NULL while state is being saved */
         guint state_retry_source; /* while state_error is set */

@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <glib-unix.h>
 
 #define STATE_GROUP "State"
 #define MAPPING_GROUP_PREFIX "Mapping "
@@ -689,6 +692,45 @@ int pcpd_state_journal_open(int dirfd) {
         return fd;
 }
 
+int pcpd_state_journal_keep_tail(int dirfd, int fd, off_t from) {
+        g_autofree char *tail = NULL;
+        struct stat st;
+        size_t len, done = 0;
+        int nfd, r;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (from < 0 || from > st.st_size)
+                return -EINVAL;
+        len = (size_t) (st.st_size - from);
+        tail = g_malloc(len + 1);
+        while (done < len) {
+                ssize_t k = pread(fd, tail + done, len - done, from + (off_t) done);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EIO; /* shorter than fstat said: nobody else writes it */
+                done += (size_t) k;
+        }
+        /* a left-over from a daemon killed while doing this */
+        (void) unlinkat(dirfd, PCPD_STATE_JOURNAL ".tmp", 0);
+        nfd = openat(dirfd, PCPD_STATE_JOURNAL ".tmp",
+                     O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (nfd < 0)
+                return -errno;
+        r = write_all(nfd, tail, len);
+        if (r >= 0 && renameat(dirfd, PCPD_STATE_JOURNAL ".tmp", dirfd, PCPD_STATE_JOURNAL) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlinkat(dirfd, PCPD_STATE_JOURNAL ".tmp", 0);
+                close(nfd);
+                return r;
+        }
+        return nfd;
+}
+
 int pcpd_state_journal_append(int fd, const char *data, size_t len) {
         struct stat st;
         int r;
@@ -758,4 +800,133 @@ int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **erro
         }
         *ret = g_steal_pointer(&st);
         return 0;
+}
+
+/* ---- the snapshot writer ---- */
+
+struct pcpd_state_writer {
+        int dirfd;
+        char *name;
+        pcpd_state_write_func write;
+        void *write_data;
+        pcpd_state_written_func done;
+        void *userdata;
+        int event_fd;  /* the thread's "done": readable on the main context */
+        GSource *watch; /* on the thread-default main context of pcpd_state_writer_new() */
+        /* while a write is in flight the thread owns buffer and result; the main thread
+         * reads them again only after g_thread_join() */
+        GThread *thread;
+        GString *buffer;
+        int result;
+};
+
+static int write_atomic(int dirfd, const char *name, const char *data, size_t len, void *userdata) {
+        (void) userdata;
+        return pcpd_state_write_atomic(dirfd, name, data, len);
+}
+
+static gpointer writer_thread(gpointer data) {
+        pcpd_state_writer *w = data;
+        uint64_t one = 1;
+        ssize_t k;
+
+        w->result = w->write(w->dirfd, w->name, w->buffer->str, w->buffer->len, w->write_data);
+        /* an eventfd counter cannot overflow from one write per job; the main loop wakes */
+        k = write(w->event_fd, &one, sizeof(one));
+        (void) k;
+        return NULL;
+}
+
+/* The thread has ended or is about to: joins it and tells the caller. */
+static void writer_finish(pcpd_state_writer *w, bool tell) {
+        uint64_t n;
+        ssize_t k;
+        int r;
+
+        g_thread_join(w->thread);
+        w->thread = NULL;
+        k = read(w->event_fd, &n, sizeof(n)); /* nonblocking: no stale wakeup left behind */
+        (void) k;
+        g_string_free(w->buffer, TRUE);
+        w->buffer = NULL;
+        r = w->result;
+        if (tell)
+                w->done(r, w->userdata);
+}
+
+static gboolean on_writer_event(int fd, GIOCondition cond, gpointer data) {
+        pcpd_state_writer *w = data;
+        uint64_t n;
+        ssize_t k;
+
+        (void) cond;
+        if (w->thread != NULL)
+                writer_finish(w, true);
+        else {
+                k = read(fd, &n, sizeof(n));
+                (void) k;
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+int pcpd_state_writer_new(int dirfd, const char *name, pcpd_state_write_func write, void *write_data,
+                          pcpd_state_written_func done, void *userdata, pcpd_state_writer **ret) {
+        pcpd_state_writer *w;
+        int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+        if (efd < 0)
+                return -errno;
+        w = g_new0(pcpd_state_writer, 1);
+        w->dirfd = dirfd;
+        w->name = g_strdup(name);
+        w->write = write != NULL ? write : write_atomic;
+        w->write_data = write_data;
+        w->done = done;
+        w->userdata = userdata;
+        w->event_fd = efd;
+        w->watch = g_unix_fd_source_new(efd, G_IO_IN);
+        g_source_set_callback(w->watch, G_SOURCE_FUNC(on_writer_event), w, NULL);
+        g_source_set_name(w->watch, "pcpd-save");
+        g_source_attach(w->watch, g_main_context_get_thread_default());
+        *ret = w;
+        return 0;
+}
+
+bool pcpd_state_writer_busy(const pcpd_state_writer *w) {
+        return w->thread != NULL;
+}
+
+int pcpd_state_writer_start(pcpd_state_writer *w, GString *data) {
+        if (w->thread != NULL) {
+                g_string_free(data, TRUE);
+                return -EBUSY;
+        }
+        w->buffer = data;
+        w->result = 0;
+        w->thread = g_thread_try_new("pcpd-save", writer_thread, w, NULL);
+        if (w->thread == NULL) {
+                g_string_free(g_steal_pointer(&w->buffer), TRUE);
+                return -EAGAIN;
+        }
+        return 0;
+}
+
+bool pcpd_state_writer_wait(pcpd_state_writer *w) {
+        if (w->thread == NULL)
+                return false;
+        writer_finish(w, true);
+        return true;
+}
+
+pcpd_state_writer *pcpd_state_writer_free(pcpd_state_writer *w) {
+        if (w == NULL)
+                return NULL;
+        if (w->thread != NULL)
+                writer_finish(w, false);
+        g_source_destroy(w->watch);
+        g_source_unref(w->watch);
+        close(w->event_fd);
+        g_free(w->name);
+        g_free(w);
+        return NULL;
 }

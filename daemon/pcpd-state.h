@@ -145,6 +145,12 @@ int pcpd_state_write_atomic(int dirfd, const char *name, const char *data, size_
  * symbolic link). A torn last record (a power cut mid-write) is cut off first, so that
  * the next record starts on a line of its own. Returns the fd or a negative errno. */
 int pcpd_state_journal_open(int dirfd);
+/* Replaces the journal open as fd with its records from offset from on (those appended
+ * after a snapshot was formatted, which that snapshot does not have): written to
+ * mappings.journal.tmp and renamed over it, without fsync, like every append. Returns the
+ * new journal's fd (fd stays open and now refers to the old file) or a negative errno,
+ * and then the journal is as it was. */
+int pcpd_state_journal_keep_tail(int dirfd, int fd, off_t from);
 /* Appends one record at once; on a failed or short write the journal is cut back to
  * where it was, so no torn record stays in front of the next one. */
 int pcpd_state_journal_append(int fd, const char *data, size_t len);
@@ -154,3 +160,37 @@ int pcpd_state_journal_append(int fd, const char *data, size_t len);
  * was damaged or torn is logged. Fails (with a sentence in error) when a state file is a
  * symbolic link or not a regular file, or cannot be read: pcpd must not start then. */
 int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **error);
+
+/* ---- the snapshot writer ---- */
+
+/*
+ * Writes snapshots on a thread of its own, so that the fsync()s of
+ * pcpd_state_write_atomic() (seconds on a busy disk) never stall the caller's main loop.
+ * One write at a time: the caller formats the snapshot, hands the buffer over, and is
+ * told on its main context when the file is in place (or why not). The thread touches
+ * only that buffer, the directory fd and the file name; it is joined before the result is
+ * read, so nothing else is shared.
+ */
+typedef struct pcpd_state_writer pcpd_state_writer;
+/* How a snapshot is written (pcpd_state_write_atomic() unless a test says otherwise): 0 or
+ * a negative errno. Runs on the writer's thread. */
+typedef int (*pcpd_state_write_func)(int dirfd, const char *name, const char *data, size_t len, void *userdata);
+/* A write ended: r as the write function returned it. Runs on the main context the writer
+ * was made on (or inside pcpd_state_writer_wait()); it may start the next write. */
+typedef void (*pcpd_state_written_func)(int r, void *userdata);
+
+/* A writer of name in dirfd (both must outlive it), watched from the thread-default main
+ * context. write NULL: pcpd_state_write_atomic(). */
+int pcpd_state_writer_new(int dirfd, const char *name, pcpd_state_write_func write, void *write_data,
+                          pcpd_state_written_func done, void *userdata, pcpd_state_writer **ret);
+/* A write is in flight. */
+bool pcpd_state_writer_busy(const pcpd_state_writer *w);
+/* Starts writing data (taken over, also on failure): -EBUSY while a write is in flight,
+ * -EAGAIN when no thread could be started. done is called later, on the main context. */
+int pcpd_state_writer_start(pcpd_state_writer *w, GString *data);
+/* Blocks until the write in flight (if any) ends, and calls done for it before returning.
+ * False when there was none. */
+bool pcpd_state_writer_wait(pcpd_state_writer *w);
+/* Waits for a write in flight, without calling done, and frees w. */
+pcpd_state_writer *pcpd_state_writer_free(pcpd_state_writer *w);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_state_writer, pcpd_state_writer_free)

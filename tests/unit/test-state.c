@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -777,6 +778,299 @@ static void test_dir_checks(void **state) {
         remove_dir(dir);
 }
 
+/* the journal after a snapshot written while records were appended: just those stay */
+static void test_journal_keep_tail(void **state) {
+        char *dir = make_dir();
+        int dfd = open_dir(dir), jfd, nfd;
+        g_autoptr(GString) r1 = g_string_new(NULL), r2 = g_string_new(NULL), r3 = g_string_new(NULL);
+        g_autoptr(GString) both = g_string_new(NULL);
+        g_autofree char *j = NULL, *tmp = NULL;
+        pcpd_state_mapping m;
+        struct stat st;
+        off_t at_format;
+
+        (void) state;
+        fill(&m, 1);
+        pcpd_state_format_record(r1, &m);
+        fill(&m, 2);
+        pcpd_state_format_record(r2, &m);
+        pcpd_state_format_removal(r3, 1);
+
+        jfd = pcpd_state_journal_open(dfd);
+        assert_true(jfd >= 0);
+        assert_int_equal(pcpd_state_journal_append(jfd, r1->str, r1->len), 0);
+        assert_int_equal(fstat(jfd, &st), 0);
+        at_format = st.st_size; /* a snapshot with record 1 is formatted here */
+        assert_int_equal(pcpd_state_journal_append(jfd, r2->str, r2->len), 0);
+
+        /* out of range: refused, the journal as it was */
+        assert_int_equal(pcpd_state_journal_keep_tail(dfd, jfd, st.st_size + (off_t) r2->len + 1), -EINVAL);
+        j = slurp(dir, PCPD_STATE_JOURNAL);
+        g_string_append_len(both, r1->str, (gssize) r1->len);
+        g_string_append_len(both, r2->str, (gssize) r2->len);
+        assert_string_equal(j, both->str);
+        g_clear_pointer(&j, g_free);
+
+        nfd = pcpd_state_journal_keep_tail(dfd, jfd, at_format);
+        assert_true(nfd >= 0);
+        close(jfd);
+        j = slurp(dir, PCPD_STATE_JOURNAL);
+        assert_string_equal(j, r2->str);
+        g_clear_pointer(&j, g_free);
+        tmp = slurp(dir, PCPD_STATE_JOURNAL ".tmp");
+        assert_null(tmp);
+        /* the new fd appends to the new journal, which replays as the tail and what follows */
+        assert_int_equal(pcpd_state_journal_append(nfd, r3->str, r3->len), 0);
+        j = slurp(dir, PCPD_STATE_JOURNAL);
+        {
+                g_autoptr(pcpd_state) ps = pcpd_state_new();
+                pcpd_state_replay_journal(ps, j, strlen(j));
+                assert_int_equal(ps->journal_records, 2);
+                assert_int_equal(ps->journal_torn, 0);
+                assert_int_equal(ps->journal_damaged, 0);
+                assert_int_equal(g_hash_table_size(ps->mappings), 1);
+        }
+        /* it is the journal the loader opens (one link, a regular file) */
+        assert_int_equal(fstat(nfd, &st), 0);
+        assert_int_equal(st.st_nlink, 1);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        close(nfd);
+        jfd = pcpd_state_journal_open(dfd);
+        assert_true(jfd >= 0);
+        close(jfd);
+        close(dfd);
+        remove_dir(dir);
+}
+
+/* ---- the snapshot writer ---- */
+
+/* A write function that waits at a gate the test opens, then writes for real: the test
+ * sees the write in progress for as long as it likes, without a clock. */
+typedef struct gate {
+        /* pthread's, not GMutex: helgrind understands them (GLib's are futexes) */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool entered, open;
+        int fail;               /* returned instead of writing when not 0 */
+        GThread *thread;        /* the one the write ran on */
+        /* what the done callback saw */
+        unsigned done_calls;
+        int done_r;
+        bool busy_in_done;
+        GMainLoop *loop;
+        pcpd_state_writer *w;
+        /* the main loop's own work while the write waits */
+        bool ticked_while_writing;
+} gate;
+
+static void gate_init(gate *g) {
+        memset(g, 0, sizeof(*g));
+        pthread_mutex_init(&g->lock, NULL);
+        pthread_cond_init(&g->cond, NULL);
+}
+
+static void gate_clear(gate *g) {
+        pthread_mutex_destroy(&g->lock);
+        pthread_cond_destroy(&g->cond);
+}
+
+static int gated_write(int dirfd, const char *name, const char *data, size_t len, void *userdata) {
+        gate *g = userdata;
+
+        pthread_mutex_lock(&g->lock);
+        g->entered = true;
+        g->thread = g_thread_self();
+        pthread_cond_broadcast(&g->cond);
+        while (!g->open)
+                pthread_cond_wait(&g->cond, &g->lock);
+        pthread_mutex_unlock(&g->lock);
+        if (g->fail != 0)
+                return g->fail;
+        return pcpd_state_write_atomic(dirfd, name, data, len);
+}
+
+static void gate_open(gate *g) {
+        pthread_mutex_lock(&g->lock);
+        g->open = true;
+        pthread_cond_broadcast(&g->cond);
+        pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_wait_entered(gate *g) {
+        pthread_mutex_lock(&g->lock);
+        while (!g->entered)
+                pthread_cond_wait(&g->cond, &g->lock);
+        pthread_mutex_unlock(&g->lock);
+}
+
+static void on_done(int r, void *userdata) {
+        gate *g = userdata;
+
+        g->done_calls++;
+        g->done_r = r;
+        g->busy_in_done = pcpd_state_writer_busy(g->w);
+        if (g->loop != NULL)
+                g_main_loop_quit(g->loop);
+}
+
+/* the main loop's work while the write is held at the gate: it runs (the write is not on
+ * this thread), and then lets the write finish */
+static gboolean on_tick(gpointer data) {
+        gate *g = data;
+
+        gate_wait_entered(g);
+        g->ticked_while_writing = pcpd_state_writer_busy(g->w) && g->done_calls == 0;
+        gate_open(g);
+        return G_SOURCE_REMOVE;
+}
+
+static GString *snapshot_text(uint64_t next_id) {
+        GString *out = g_string_new(NULL);
+        pcpd_state_mapping m;
+
+        fill(&m, 1);
+        pcpd_state_format_header(out, next_id);
+        pcpd_state_format_mapping(out, &m);
+        return out;
+}
+
+/* the loop runs on while a snapshot is written; the file is in place when done is told */
+static void test_writer_does_not_block_the_loop(void **state) {
+        char *dir = make_dir();
+        int dfd = open_dir(dir);
+        g_autoptr(GMainContext) ctx = g_main_context_new();
+        g_autoptr(GString) expect = snapshot_text(7);
+        g_autofree char *s = NULL;
+        GSource *tick;
+        gate g;
+
+        (void) state;
+        gate_init(&g);
+        g_main_context_push_thread_default(ctx);
+        g.loop = g_main_loop_new(ctx, FALSE);
+        assert_int_equal(pcpd_state_writer_new(dfd, PCPD_STATE_FILE, gated_write, &g, on_done, &g, &g.w), 0);
+        assert_false(pcpd_state_writer_busy(g.w));
+        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(7)), 0);
+        assert_true(pcpd_state_writer_busy(g.w));
+        /* a second one while the first is in flight is refused (and its buffer freed) */
+        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(8)), -EBUSY);
+
+        tick = g_idle_source_new();
+        g_source_set_callback(tick, on_tick, &g, NULL);
+        g_source_attach(tick, ctx);
+        g_source_unref(tick);
+        g_main_loop_run(g.loop); /* until done */
+
+        assert_true(g.ticked_while_writing);
+        assert_true(g.thread != NULL && g.thread != g_thread_self());
+        assert_int_equal(g.done_calls, 1);
+        assert_int_equal(g.done_r, 0);
+        assert_false(g.busy_in_done);
+        s = slurp(dir, PCPD_STATE_FILE);
+        assert_non_null(s);
+        assert_string_equal(s, expect->str);
+        g_clear_pointer(&s, g_free);
+        s = slurp(dir, PCPD_STATE_FILE ".tmp");
+        assert_null(s);
+        /* nothing more to tell: the loop has no stale wakeup to deliver twice */
+        while (g_main_context_iteration(ctx, FALSE))
+                ;
+        assert_int_equal(g.done_calls, 1);
+
+        pcpd_state_writer_free(g.w);
+        g_main_loop_unref(g.loop);
+        g_main_context_pop_thread_default(ctx);
+        gate_clear(&g);
+        close(dfd);
+        remove_dir(dir);
+}
+
+static gpointer open_gate_later(gpointer data) {
+        gate *g = data;
+
+        gate_wait_entered(g);
+        gate_open(g);
+        return NULL;
+}
+
+/* wait() blocks until the write ends and tells its result (a failure too) at once */
+static void test_writer_wait(void **state) {
+        char *dir = make_dir();
+        int dfd = open_dir(dir);
+        g_autoptr(GMainContext) ctx = g_main_context_new();
+        g_autofree char *s = NULL;
+        GThread *opener;
+        gate g;
+
+        (void) state;
+        gate_init(&g);
+        g.fail = -ENOSPC;
+        g_main_context_push_thread_default(ctx);
+        assert_int_equal(pcpd_state_writer_new(dfd, PCPD_STATE_FILE, gated_write, &g, on_done, &g, &g.w), 0);
+        assert_false(pcpd_state_writer_wait(g.w));
+        assert_int_equal(g.done_calls, 0);
+
+        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(3)), 0);
+        opener = g_thread_new("opener", open_gate_later, &g);
+        assert_true(pcpd_state_writer_wait(g.w));
+        g_thread_join(opener);
+        assert_int_equal(g.done_calls, 1);
+        assert_int_equal(g.done_r, -ENOSPC);
+        assert_false(pcpd_state_writer_busy(g.w));
+        s = slurp(dir, PCPD_STATE_FILE);
+        assert_null(s);
+        while (g_main_context_iteration(ctx, FALSE))
+                ;
+        assert_int_equal(g.done_calls, 1);
+
+        /* the default write function writes for real */
+        pcpd_state_writer_free(g.w);
+        assert_int_equal(pcpd_state_writer_new(dfd, PCPD_STATE_FILE, NULL, NULL, on_done, &g, &g.w), 0);
+        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(4)), 0);
+        assert_true(pcpd_state_writer_wait(g.w));
+        assert_int_equal(g.done_calls, 2);
+        assert_int_equal(g.done_r, 0);
+        s = slurp(dir, PCPD_STATE_FILE);
+        assert_non_null(s);
+        assert_non_null(strstr(s, "=4\n"));
+
+        pcpd_state_writer_free(g.w);
+        g_main_context_pop_thread_default(ctx);
+        gate_clear(&g);
+        close(dfd);
+        remove_dir(dir);
+}
+
+/* freed with a write in flight: waits for it, tells nothing, leaks nothing */
+static void test_writer_free_in_flight(void **state) {
+        char *dir = make_dir();
+        int dfd = open_dir(dir);
+        g_autoptr(GMainContext) ctx = g_main_context_new();
+        g_autofree char *s = NULL;
+        GThread *opener;
+        gate g;
+
+        (void) state;
+        gate_init(&g);
+        g_main_context_push_thread_default(ctx);
+        assert_int_equal(pcpd_state_writer_new(dfd, PCPD_STATE_FILE, gated_write, &g, on_done, &g, &g.w), 0);
+        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(5)), 0);
+        opener = g_thread_new("opener", open_gate_later, &g);
+        g.w = pcpd_state_writer_free(g.w);
+        g_thread_join(opener);
+        assert_null(g.w);
+        assert_int_equal(g.done_calls, 0);
+        s = slurp(dir, PCPD_STATE_FILE);
+        assert_non_null(s);
+        while (g_main_context_iteration(ctx, FALSE))
+                ;
+        assert_int_equal(g.done_calls, 0);
+        g_main_context_pop_thread_default(ctx);
+        gate_clear(&g);
+        close(dfd);
+        remove_dir(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_record_roundtrip),
@@ -793,6 +1087,10 @@ int main(void) {
                 cmocka_unit_test(test_meaningless_fields),
                 cmocka_unit_test(test_no_symlinks),
                 cmocka_unit_test(test_dir_checks),
+                cmocka_unit_test(test_journal_keep_tail),
+                cmocka_unit_test(test_writer_does_not_block_the_loop),
+                cmocka_unit_test(test_writer_wait),
+                cmocka_unit_test(test_writer_free_in_flight),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
