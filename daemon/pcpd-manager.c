@@ -1497,17 +1497,26 @@ static bool prefix_match(const struct in6_addr *a, const struct in6_addr *p, uns
         return true;
 }
 
-/* a is IPv4 as IPv4-mapped */
+/* a is IPv4 as IPv4-mapped. The table's text is parsed once, not per address (it was
+ * most of what reading the host's addresses cost once they were cached). */
 static bool address_is_global(const struct in6_addr *a) {
+        static struct in6_addr prefix[G_N_ELEMENTS(not_global)];
+        static unsigned len[G_N_ELEMENTS(not_global)]; /* of the 128 bits; 0: unusable entry */
+        static gsize parsed = 0;
         bool v4 = pcp_addr_is_ipv4(a);
 
+        if (g_once_init_enter(&parsed)) {
+                for (size_t i = 0; i < G_N_ELEMENTS(not_global); i++) {
+                        bool p4 = strchr(not_global[i].prefix, '.') != NULL;
+                        if (pcp_addr_from_string(not_global[i].prefix, &prefix[i]) && pcp_addr_is_ipv4(&prefix[i]) == p4)
+                                len[i] = not_global[i].len + (p4 ? 96 : 0);
+                }
+                g_once_init_leave(&parsed, 1);
+        }
         for (size_t i = 0; i < G_N_ELEMENTS(not_global); i++) {
-                struct in6_addr p;
-                bool p4 = strchr(not_global[i].prefix, '.') != NULL;
-
-                if (p4 != v4 || !pcp_addr_from_string(not_global[i].prefix, &p))
+                if (len[i] == 0 || pcp_addr_is_ipv4(&prefix[i]) != v4)
                         continue;
-                if (prefix_match(a, &p, not_global[i].len + (p4 ? 96 : 0)))
+                if (prefix_match(a, &prefix[i], len[i]))
                         return false;
         }
         return true;
