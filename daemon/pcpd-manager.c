@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <string.h>
 #include <sys/random.h>
@@ -19,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "pcpd-declared-manager.h"
+#include "pcpd-host.h"
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
@@ -34,7 +34,7 @@ static void deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted
 static void manager_update_state(pcpd_manager *m);
 static void manager_check_direct(pcpd_manager *m);
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
-static bool host_global_address(int family, const char *ifname, struct in6_addr *ret);
+static bool host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
 static void server_watch_silence(pcpd_server *s, pcp_server_state st);
 
 uint64_t pcpd_now_ms(void) {
@@ -770,8 +770,8 @@ static void manager_engine_drain(pcpd_manager *m) {
 
 /* ---- manager state ---- */
 
-/* For IPv4 and IPv6: is the host not behind a NAT, and its own address then. Looking
- * costs a getifaddrs() and a socket when no server can map: done once per update. */
+/* For IPv4 and IPv6: is the host not behind a NAT, and its own address then (from the
+ * cached host snapshot, pcpd-host.h: no system call once it is known). */
 typedef struct direct_hosts {
         bool is[2];
         struct in6_addr addr[2];
@@ -1560,10 +1560,6 @@ static bool mapping_remove_holder(pcpd_manager *m, pcpd_mapping *mp, const char 
  * for a family the host is not behind a NAT for.
  */
 
-#ifndef IPV6_PREFER_SRC_PUBLIC
-#define IPV6_PREFER_SRC_PUBLIC 0x0002 /* <linux/in6.h>, which clashes with <netinet/in.h> */
-#endif
-
 /* the IANA special-purpose registries' "not globally reachable" blocks (RFC 6890) */
 static const struct {
         const char *prefix;
@@ -1605,115 +1601,83 @@ static bool prefix_match(const struct in6_addr *a, const struct in6_addr *p, uns
         return true;
 }
 
-/* a is IPv4 as IPv4-mapped */
+/* a is IPv4 as IPv4-mapped. The table's text is parsed once, not per address (it was
+ * most of what reading the host's addresses cost once they were cached). */
 static bool address_is_global(const struct in6_addr *a) {
+        static struct in6_addr prefix[G_N_ELEMENTS(not_global)];
+        static unsigned len[G_N_ELEMENTS(not_global)]; /* of the 128 bits; 0: unusable entry */
+        static gsize parsed = 0;
         bool v4 = pcp_addr_is_ipv4(a);
 
+        if (g_once_init_enter(&parsed)) {
+                for (size_t i = 0; i < G_N_ELEMENTS(not_global); i++) {
+                        bool p4 = strchr(not_global[i].prefix, '.') != NULL;
+                        if (pcp_addr_from_string(not_global[i].prefix, &prefix[i]) && pcp_addr_is_ipv4(&prefix[i]) == p4)
+                                len[i] = not_global[i].len + (p4 ? 96 : 0);
+                }
+                g_once_init_leave(&parsed, 1);
+        }
         for (size_t i = 0; i < G_N_ELEMENTS(not_global); i++) {
-                struct in6_addr p;
-                bool p4 = strchr(not_global[i].prefix, '.') != NULL;
-
-                if (p4 != v4 || !pcp_addr_from_string(not_global[i].prefix, &p))
+                if (len[i] == 0 || pcp_addr_is_ipv4(&prefix[i]) != v4)
                         continue;
-                if (prefix_match(a, &p, not_global[i].len + (p4 ? 96 : 0)))
+                if (prefix_match(a, &prefix[i], len[i]))
                         return false;
         }
         return true;
 }
 
-static bool ifaddr_to_in6(const struct ifaddrs *ifa, struct in6_addr *ret) {
-        if (ifa->ifa_addr == NULL || !(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & IFF_LOOPBACK))
-                return false;
-        if (ifa->ifa_addr->sa_family == AF_INET) {
-                pcp_addr_from_ipv4(&((const struct sockaddr_in *) (const void *) ifa->ifa_addr)->sin_addr, ret);
-                return true;
+/* The host's addresses (pcpd-host.h): a snapshot kept by the kernel's address, link and
+ * route events, read without a system call. Its event socket is read at a priority above
+ * the bus's, so a call that arrives after an address changed sees the change. */
+static gboolean on_host_event(gint fd, GIOCondition cond, gpointer data) {
+        pcpd_host_sync(data);
+        return G_SOURCE_CONTINUE;
+}
+
+static pcpd_host *manager_host(pcpd_manager *m) {
+        if (m->host == NULL) {
+                m->host = pcpd_host_new();
+                if (pcpd_host_fd(m->host) >= 0) {
+                        GSource *src = g_unix_fd_source_new(pcpd_host_fd(m->host), G_IO_IN);
+                        g_source_set_priority(src, G_PRIORITY_HIGH);
+                        g_source_set_callback(src, G_SOURCE_FUNC(on_host_event), m->host, NULL);
+                        g_source_set_name(src, "pcpd-host");
+                        m->host_watch = g_source_attach(src, NULL);
+                        g_source_unref(src);
+                } else
+                        g_warning("Cannot watch the host's addresses: they are read again for every request");
         }
-        if (ifa->ifa_addr->sa_family == AF_INET6) {
-                *ret = ((const struct sockaddr_in6 *) (const void *) ifa->ifa_addr)->sin6_addr;
-                return true;
-        }
-        return false;
+        return m->host;
 }
 
 /* Is a one of the host's addresses (on an interface that is up)? ret_ifname: where. */
-static bool host_has_address(const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]) {
-        struct ifaddrs *list = NULL;
-        bool found = false;
-
-        if (getifaddrs(&list) < 0)
-                return false;
-        for (struct ifaddrs *ifa = list; ifa != NULL && !found; ifa = ifa->ifa_next) {
-                struct in6_addr x;
-                if (ifaddr_to_in6(ifa, &x) && memcmp(&x, a, sizeof(x)) == 0) {
-                        found = true;
-                        if (ret_ifname != NULL)
-                                g_strlcpy(ret_ifname, ifa->ifa_name, IF_NAMESIZE);
-                }
-        }
-        freeifaddrs(list);
-        return found;
-}
-
-/* The source address the kernel would use toward the Internet: connect() on a UDP socket
- * picks a route and a source and sends nothing. The destination is a.root-servers.net,
- * an address every default route leads to. IPv6: not a temporary (privacy) address. */
-static bool route_source(int family, struct in6_addr *ret) {
-        struct sockaddr_storage ss = { 0 }, local;
-        socklen_t len, ll = sizeof(local);
-        int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
-        bool ok;
-
-        if (fd < 0)
-                return false;
-        if (family == AF_INET) {
-                struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
-                sin->sin_family = AF_INET;
-                sin->sin_port = htons(53);
-                inet_pton(AF_INET, "198.41.0.4", &sin->sin_addr);
-                len = sizeof(*sin);
-        } else {
-                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
-                int pref = IPV6_PREFER_SRC_PUBLIC;
-                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_ADDR_PREFERENCES, &pref, sizeof(pref));
-                sin6->sin6_family = AF_INET6;
-                sin6->sin6_port = htons(53);
-                inet_pton(AF_INET6, "2001:503:ba3e::2:30", &sin6->sin6_addr);
-                len = sizeof(*sin6);
-        }
-        ok = connect(fd, (struct sockaddr *) &ss, len) == 0 && getsockname(fd, (struct sockaddr *) &local, &ll) == 0;
-        close(fd);
-        if (ok) {
-                struct sockaddr_in6 l6;
-                from_native(&local, &l6);
-                *ret = l6.sin6_addr;
-        }
-        return ok;
+static bool host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]) {
+        return pcpd_host_snapshot_has_address(pcpd_host_get(manager_host(m)), a, ret_ifname);
 }
 
 /* A global address of the family (on interface ifname, unless NULL or ""): the one the
  * kernel would use toward the Internet when it is one of them, else the first. */
-static bool host_global_address(int family, const char *ifname, struct in6_addr *ret) {
-        struct ifaddrs *list = NULL;
+static bool host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
+        pcpd_host *h = manager_host(m);
+        const pcpd_host_snapshot *snap = pcpd_host_get(h);
         struct in6_addr first, routed;
-        bool have_first = false, have_routed, routed_ok = false;
+        bool have_first = false, have_routed = false, routed_ok = false;
+        pcpd_host_addr x;
+        char name[IF_NAMESIZE];
 
-        if (getifaddrs(&list) < 0)
-                return false;
-        have_routed = route_source(family, &routed);
-        for (struct ifaddrs *ifa = list; ifa != NULL; ifa = ifa->ifa_next) {
-                struct in6_addr a;
-                if (!ifaddr_to_in6(ifa, &a) || ifa->ifa_addr->sa_family != family || !address_is_global(&a))
+        for (size_t i = 0; pcpd_host_snapshot_next(snap, &i, &x, name);) {
+                if (x.family != family || !address_is_global(&x.addr))
                         continue;
-                if (ifname != NULL && *ifname != '\0' && strcmp(ifname, ifa->ifa_name) != 0)
+                if (ifname != NULL && *ifname != '\0' && strcmp(ifname, name) != 0)
                         continue;
                 if (!have_first) {
-                        first = a;
+                        first = x.addr;
                         have_first = true;
+                        have_routed = pcpd_host_route_source(h, family, &routed);
                 }
-                if (have_routed && memcmp(&a, &routed, sizeof(a)) == 0)
+                if (have_routed && memcmp(&x.addr, &routed, sizeof(x.addr)) == 0)
                         routed_ok = true;
         }
-        freeifaddrs(list);
         if (have_first && ret != NULL)
                 *ret = routed_ok ? routed : first;
         return have_first;
@@ -1732,7 +1696,7 @@ static gboolean on_server_silent(gpointer data) {
         pcpd_manager *m = s->manager;
 
         s->silent_source = 0;
-        if (host_global_address(s->family, s->ifname, NULL))
+        if (host_global_address(m, s->family, s->ifname, NULL))
                 g_message("PCP server %s has not answered for %u s: new %s mappings use the host's own global "
                           "address until it does",
                           s->text, PCPD_SILENT_SERVER_MS / 1000, s->family == AF_INET ? "IPv4" : "IPv6");
@@ -1782,7 +1746,7 @@ static bool servers_may_map(pcpd_manager *m, int family, const char *interface) 
  * address of the family and no server of the family that could map. ret: the address a
  * direct mapping gets. */
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
-        return !servers_may_map(m, family, ifname) && host_global_address(family, ifname, ret);
+        return !servers_may_map(m, family, ifname) && host_global_address(m, family, ifname, ret);
 }
 
 /* A server of the family that answers, on interface ifname (NULL: any) or configured. */
@@ -2167,7 +2131,7 @@ static void manager_check_direct(pcpd_manager *m) {
 
                 if (!mp->direct)
                         continue;
-                here = pcp_addr_from_string(mp->internal_address, &a) && host_has_address(&a, ifname);
+                here = pcp_addr_from_string(mp->internal_address, &a) && host_has_address(m, &a, ifname);
                 s = answering_server(m, mp->family, here ? ifname : NULL);
                 if (s != NULL) {
                         direct_move(m, mp, s);
@@ -2175,7 +2139,7 @@ static void manager_check_direct(pcpd_manager *m) {
                 }
                 if (here)
                         continue;
-                if (host_global_address(mp->family, NULL, &a)) {
+                if (host_global_address(m, mp->family, NULL, &a)) {
                         char old[PCP_ADDR_STRLEN];
                         g_strlcpy(old, mp->external_address, sizeof(old));
                         direct_set_address(mp, &a);
@@ -2257,7 +2221,7 @@ static void mapping_plan(pcpd_manager *m, const pcpd_mapping_request *req, int *
 
         if (family == 0)
                 family = choose_server(m, AF_INET, req->interface) != NULL ||
-                                         host_global_address(AF_INET, req->interface, NULL)
+                                         host_global_address(m, AF_INET, req->interface, NULL)
                                  ? AF_INET
                                  : AF_INET6;
         s = choose_server(m, family, req->interface);
@@ -2653,9 +2617,9 @@ static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_m
         int r;
 
         global = pcp_addr_from_string(ext_s, &a) && pcp_addr_is_ipv4(&a) == (mp->family == AF_INET) &&
-                 address_is_global(&a) && host_has_address(&a, NULL);
+                 address_is_global(&a) && host_has_address(m, &a, NULL);
         if (!global)
-                global = host_global_address(mp->family, NULL, &a);
+                global = host_global_address(m, mp->family, NULL, &a);
         if (global && !mp->has_third_party && answering_server(m, mp->family, NULL) == NULL) {
                 mapping_set_direct(mp, true);
                 mp->server_text = g_strdup("");
@@ -2906,6 +2870,9 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_source_remove(m->route_watch);
         if (m->route_fd >= 0)
                 close(m->route_fd);
+        if (m->host_watch != 0)
+                g_source_remove(m->host_watch);
+        pcpd_host_free(m->host);
         for (int i = 0; i < 2; i++) {
                 if (m->announce_watches[i] != 0)
                         g_source_remove(m->announce_watches[i]);

@@ -122,6 +122,8 @@ struct pcpd_manager {
         guint announce_watches[2];
         int route_fd;
         guint route_watch, rediscover_source;
+        struct pcpd_host *host; /* pcpd-host.h: the host's addresses, NULL until first asked */
+        guint host_watch;
         struct pcpd_server_sources *sources; /* pcpd-servers.c: each source's servers */
         struct pcpd_nm *nm;                  /* pcpd-nm.c: NULL without it */
 

@@ -5,7 +5,9 @@
  * of its port ownership proof (pcpd_sock_diag_parse_owners()), and the classification of
  * a bound socket (pcpd_bind_matches()).
  *
- * Input: octet 0 even: routes; octet 1 is how many routers may be kept (modulo 9).
+ * Input: octet 0 0x44: the host snapshot (pcpd_host_snapshot_apply(), daemon/pcpd-host.c):
+ *        datagrams only, applied in order and then all again.
+ *        octet 0 even (not 0x42, 0x44): routes; octet 1 is how many routers may be kept (modulo 9).
  *        octet 0 odd: sockets; octet 1 the query's flags (bit 0 TCP, else UDP; bit 1
  *        listening only; bit 2 an IPv6 mapping, else IPv4), then its port (2 octets, big
  *        endian), uid (4), the number of internal addresses (1, modulo 5) and those
@@ -37,6 +39,7 @@
 #include <sys/socket.h>
 
 #include "fuzz-common.h"
+#include "pcpd-host.h"
 #include "pcpd-netlink.h"
 
 typedef struct reader {
@@ -384,6 +387,139 @@ static void fuzz_bind(reader *in) {
                    family, v6only, m);
 }
 
+/* ---- the host snapshot (pcpd-host.c) ---- */
+
+static int addr_cmp(const void *a, const void *b) {
+        return memcmp(a, b, sizeof(pcpd_host_addr));
+}
+
+static int link_cmp(const void *a, const void *b) {
+        const pcpd_host_link *x = a, *y = b;
+        return x->ifindex < y->ifindex ? -1 : x->ifindex > y->ifindex;
+}
+
+static void check_snapshot(const pcpd_host_snapshot *s) {
+        fuzz_check(s->n_links <= PCPD_HOST_MAX_LINKS && s->n_addrs <= PCPD_HOST_MAX_ADDRS, "%zu links, %zu addresses",
+                   s->n_links, s->n_addrs);
+        for (size_t i = 0; i < s->n_links; i++) {
+                fuzz_check(s->links[i].ifindex > 0, "link %zu: ifindex 0", i);
+                fuzz_check(memchr(s->links[i].name, '\0', sizeof(s->links[i].name)) != NULL, "link %zu: name not ended", i);
+                for (size_t j = 0; j < i; j++)
+                        fuzz_check(s->links[i].ifindex != s->links[j].ifindex, "links %zu and %zu: one ifindex", i, j);
+        }
+        for (size_t i = 0; i < s->n_addrs; i++) {
+                const pcpd_host_addr *x = &s->addrs[i];
+                fuzz_check(x->family == AF_INET || x->family == AF_INET6, "address %zu: family %d", i, x->family);
+                fuzz_check(x->ifindex > 0, "address %zu: ifindex 0", i);
+                if (x->family == AF_INET)
+                        fuzz_check(pcp_addr_is_ipv4(&x->addr), "address %zu: IPv4 not IPv4-mapped", i);
+                fuzz_check(i == 0 || s->addrs[i - 1].ifindex <= x->ifindex, "address %zu out of ifindex order", i);
+                for (size_t j = 0; j < i; j++)
+                        fuzz_check(s->addrs[j].ifindex != x->ifindex || !pcp_addr_eq(&s->addrs[j].addr, &x->addr),
+                                   "addresses %zu and %zu: the same", j, i);
+        }
+        /* what the iteration gives: addresses of known links that are up and not the loopback */
+        {
+                pcpd_host_addr x;
+                char name[IF_NAMESIZE];
+                size_t n = 0;
+                for (size_t i = 0; pcpd_host_snapshot_next(s, &i, &x, name); n++) {
+                        fuzz_check(n < s->n_addrs, "more usable addresses than addresses");
+                        fuzz_check(pcpd_host_snapshot_has_address(s, &x.addr, NULL), "a usable address not had");
+                }
+        }
+}
+
+/* the snapshot as sorted sets, to compare two */
+static bool snapshot_eq(const pcpd_host_snapshot *a, const pcpd_host_snapshot *b) {
+        bool eq = a->n_links == b->n_links && a->n_addrs == b->n_addrs;
+        pcpd_host_link *la, *lb;
+        pcpd_host_addr *aa, *ab;
+
+        if (!eq)
+                return false;
+        la = malloc(sizeof(*la) * (a->n_links + 1));
+        lb = malloc(sizeof(*lb) * (a->n_links + 1));
+        aa = malloc(sizeof(*aa) * (a->n_addrs + 1));
+        ab = malloc(sizeof(*ab) * (a->n_addrs + 1));
+        fuzz_check(la != NULL && lb != NULL && aa != NULL && ab != NULL, "malloc");
+        if (a->n_links > 0) {
+                memcpy(la, a->links, sizeof(*la) * a->n_links);
+                memcpy(lb, b->links, sizeof(*lb) * a->n_links);
+        }
+        if (a->n_addrs > 0) {
+                memcpy(aa, a->addrs, sizeof(*aa) * a->n_addrs);
+                memcpy(ab, b->addrs, sizeof(*ab) * a->n_addrs);
+        }
+        qsort(la, a->n_links, sizeof(*la), link_cmp);
+        qsort(lb, a->n_links, sizeof(*lb), link_cmp);
+        qsort(aa, a->n_addrs, sizeof(*aa), addr_cmp);
+        qsort(ab, a->n_addrs, sizeof(*ab), addr_cmp);
+        for (size_t i = 0; i < a->n_links && eq; i++)
+                eq = la[i].ifindex == lb[i].ifindex && la[i].flags == lb[i].flags &&
+                     strcmp(la[i].name, lb[i].name) == 0;
+        eq = eq && (a->n_addrs == 0 || memcmp(aa, ab, sizeof(*aa) * a->n_addrs) == 0);
+        free(la);
+        free(lb);
+        free(aa);
+        free(ab);
+        return eq;
+}
+
+static void snapshot_copy(pcpd_host_snapshot *to, const pcpd_host_snapshot *from) {
+        *to = (pcpd_host_snapshot) { .n_links = from->n_links, .n_addrs = from->n_addrs };
+        to->cap_links = to->n_links;
+        to->cap_addrs = to->n_addrs;
+        to->links = malloc(sizeof(*to->links) * (to->n_links + 1));
+        to->addrs = malloc(sizeof(*to->addrs) * (to->n_addrs + 1));
+        fuzz_check(to->links != NULL && to->addrs != NULL, "malloc");
+        if (from->n_links > 0)
+                memcpy(to->links, from->links, sizeof(*to->links) * from->n_links);
+        if (from->n_addrs > 0)
+                memcpy(to->addrs, from->addrs, sizeof(*to->addrs) * from->n_addrs);
+}
+
+/* Datagrams applied one after another (a dump, then events). Each: the snapshot stays
+ * well-formed, and a change of its links or addresses is reported. Then all of them
+ * again: every message sets or removes what it names, so the second pass ends where the
+ * first did (unless a limit dropped something). */
+static void fuzz_host(reader *in) {
+        pcpd_host_snapshot s = { 0 }, before, once;
+        uint8_t *dgs[64];
+        size_t lens[64], n = 0;
+        uint8_t *d;
+        size_t len;
+
+        while (n < 64 && (d = next_datagram(in, &len)) != NULL) {
+                dgs[n] = d;
+                lens[n++] = len;
+        }
+        for (int pass = 0; pass < 2; pass++) {
+                for (size_t i = 0; i < n; i++) {
+                        unsigned changed = 0;
+                        int r;
+
+                        snapshot_copy(&before, &s);
+                        r = pcpd_host_snapshot_apply(&s, dgs[i], lens[i], &changed);
+                        fuzz_check(r <= 1, "r %d", r);
+                        fuzz_check((changed & ~(unsigned) (PCPD_HOST_CHANGED_ADDRESSES | PCPD_HOST_CHANGED_ROUTES)) == 0,
+                                   "changed %#x", changed);
+                        check_snapshot(&s);
+                        if (!(changed & PCPD_HOST_CHANGED_ADDRESSES))
+                                fuzz_check(snapshot_eq(&before, &s), "datagram %zu changed the snapshot unreported", i);
+                        pcpd_host_snapshot_clear(&before);
+                }
+                if (pass == 0)
+                        snapshot_copy(&once, &s);
+        }
+        if (s.dropped == 0)
+                fuzz_check(snapshot_eq(&once, &s), "the same datagrams twice end elsewhere");
+        pcpd_host_snapshot_clear(&once);
+        pcpd_host_snapshot_clear(&s);
+        for (size_t i = 0; i < n; i++)
+                free(dgs[i]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         reader in = { data, size };
         uint8_t mode;
@@ -393,6 +529,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         mode = rd8(&in);
         if (mode == 0x42)
                 fuzz_bind(&in);
+        else if (mode == 0x44)
+                fuzz_host(&in);
         else if (mode % 2 == 0)
                 fuzz_routes(&in);
         else
