@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pcpd-bus.h"
 #include "pcpd-log.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
@@ -190,7 +191,8 @@ static int run(int argc, char **argv) {
         }
 
         loop = g_main_loop_new(NULL, FALSE);
-        r = pcpd_manager_new(&config, state_dir, state_fd, g_steal_pointer(&loaded), loop, &m);
+        r = pcpd_manager_new(&config, state_dir, state_fd, g_steal_pointer(&loaded), loop, &pcpd_bus_listener, NULL,
+                             &m);
         pcpd_config_clear(&config);
         if (r < 0) {
                 pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL, "Cannot set up: %s", g_strerror(-r));
@@ -203,7 +205,10 @@ static int run(int argc, char **argv) {
                                "Cannot connect to the system bus: %s", g_strerror(-r));
                 return 1;
         }
-        r = pcpd_manager_start(m, bus);
+        /* the objects first: restored mappings are published as they come back */
+        r = pcpd_bus_register(m, bus);
+        if (r >= 0)
+                r = pcpd_manager_start(m, bus);
         if (r >= 0)
                 r = sd_bus_request_name(bus, PCP1_BUS_NAME, 0);
         if (r < 0) {

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "pcpd-addr.h"
+#include "pcpd-bus.h"
 #include "pcpd-caller.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
@@ -1299,12 +1300,74 @@ static int mapping_enumerate(sd_bus *bus, const char *path, void *userdata, char
 
 /* ---- signals ---- */
 
-void pcpd_bus_mapping_added(pcpd_manager *m, pcpd_mapping *mp) {
+/* what changed -> the properties PropertiesChanged lists, in this order */
+static const struct {
+        pcpd_mapping_changed bit;
+        const char *name;
+} mapping_properties[] = {
+        { PCPD_MAPPING_CHANGED_SERVER, "Server" },
+        { PCPD_MAPPING_CHANGED_STATE, "State" },
+        { PCPD_MAPPING_CHANGED_ERROR, "Error" },
+        { PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS, "ExternalAddress" },
+        { PCPD_MAPPING_CHANGED_EXTERNAL_PORT, "ExternalPort" },
+        { PCPD_MAPPING_CHANGED_SUGGESTED_PORT, "SuggestedExternalPort" },
+        { PCPD_MAPPING_CHANGED_LIFETIME, "Lifetime" },
+        { PCPD_MAPPING_CHANGED_EXPIRES_AT, "ExpiresAt" },
+        { PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS, "InternalAddress" },
+        { PCPD_MAPPING_CHANGED_PERSISTENT, "Persistent" },
+        { PCPD_MAPPING_CHANGED_DECLARED, "Declared" },
+        { PCPD_MAPPING_CHANGED_OWNER, "Owner" },
+        { PCPD_MAPPING_CHANGED_PID, "PID" },
+};
+
+static const struct {
+        pcpd_manager_changed bit;
+        const char *name;
+} manager_properties[] = {
+        { PCPD_MANAGER_CHANGED_SERVERS, "Servers" },
+        { PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES, "ExternalAddresses" },
+        { PCPD_MANAGER_CHANGED_PREFIX64, "Prefix64" },
+        { PCPD_MANAGER_CHANGED_STATE, "State" },
+        { PCPD_MANAGER_CHANGED_STATE_ERROR, "StateError" },
+        { PCPD_MANAGER_CHANGED_MAPPING_COUNT, "MappingCount" },
+        { PCPD_MANAGER_CHANGED_ENABLED, "Enabled" },
+        { PCPD_MANAGER_CHANGED_DECLARED_MAPPINGS, "DeclaredMappings" },
+        { PCPD_MANAGER_CHANGED_DHCP_OPTIONS, "DhcpOptions" },
+        { PCPD_MANAGER_CHANGED_NETWORK_MANAGER, "NetworkManager" },
+        { PCPD_MANAGER_CHANGED_DEFAULT_LIFETIME, "DefaultLifetime" },
+        { PCPD_MANAGER_CHANGED_MAX_MAPPINGS_PER_USER, "MaxMappingsPerUser" },
+};
+
+size_t pcpd_bus_mapping_property_names(pcpd_mapping_changed what, const char **ret, size_t max) {
+        size_t n = 0;
+
+        if (max == 0)
+                return 0;
+        for (size_t i = 0; i < G_N_ELEMENTS(mapping_properties) && n + 1 < max; i++)
+                if (what & mapping_properties[i].bit)
+                        ret[n++] = mapping_properties[i].name;
+        ret[n] = NULL;
+        return n;
+}
+
+size_t pcpd_bus_manager_property_names(pcpd_manager_changed what, const char **ret, size_t max) {
+        size_t n = 0;
+
+        if (max == 0)
+                return 0;
+        for (size_t i = 0; i < G_N_ELEMENTS(manager_properties) && n + 1 < max; i++)
+                if (what & manager_properties[i].bit)
+                        ret[n++] = manager_properties[i].name;
+        ret[n] = NULL;
+        return n;
+}
+
+static void on_mapping_added(pcpd_manager *m, pcpd_mapping *mp, void *userdata) {
         if (m->bus != NULL)
                 sd_bus_emit_object_added(m->bus, mp->path);
 }
 
-void pcpd_bus_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
+static void on_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata) {
         if (m->bus == NULL)
                 return;
         sd_bus_emit_object_removed(m->bus, mp->path);
@@ -1312,35 +1375,52 @@ void pcpd_bus_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_rea
                            pcpd_remove_reason_to_string(reason));
 }
 
-void pcpd_bus_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, const char *const *props) {
-        if (m->bus != NULL)
-                sd_bus_emit_properties_changed_strv(m->bus, mp->path, PCP1_MAPPING_IFACE, (char **) props);
+static void on_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what, void *userdata) {
+        const char *names[G_N_ELEMENTS(mapping_properties) + 1];
+
+        if (m->bus != NULL && pcpd_bus_mapping_property_names(what, names, G_N_ELEMENTS(names)) > 0)
+                sd_bus_emit_properties_changed_strv(m->bus, mp->path, PCP1_MAPPING_IFACE, (char **) names);
 }
 
-void pcpd_bus_manager_changed(pcpd_manager *m, const char *const *props) {
-        if (m->bus != NULL)
-                sd_bus_emit_properties_changed_strv(m->bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, (char **) props);
+static void on_manager_changed(pcpd_manager *m, pcpd_manager_changed what, void *userdata) {
+        const char *names[G_N_ELEMENTS(manager_properties) + 1];
+
+        if (m->bus != NULL && pcpd_bus_manager_property_names(what, names, G_N_ELEMENTS(names)) > 0)
+                sd_bus_emit_properties_changed_strv(m->bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, (char **) names);
 }
 
-int pcpd_bus_register(pcpd_manager *m) {
+/* the calls still being authorised go before the manager does */
+static void on_manager_freeing(pcpd_manager *m, void *userdata) {
+        pcpd_bus_unregister(m);
+}
+
+const pcpd_manager_listener pcpd_bus_listener = {
+        .mapping_added = on_mapping_added,
+        .mapping_changed = on_mapping_changed,
+        .mapping_removed = on_mapping_removed,
+        .manager_changed = on_manager_changed,
+        .manager_freeing = on_manager_freeing,
+};
+
+int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
         int r;
 
         m->bus_face = g_new0(pcpd_bus_face, 1);
         m->bus_face->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
-        r = pcpd_polkit_new(m->bus, &m->bus_face->polkit);
+        r = pcpd_polkit_new(bus, &m->bus_face->polkit);
         if (r < 0)
                 return r;
-        r = sd_bus_add_object_vtable(m->bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
+        r = sd_bus_add_object_vtable(bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
         if (r < 0)
                 return r;
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, PCP1_MAPPING_PATH_PREFIX, PCP1_MAPPING_IFACE, mapping_vtable,
+        r = sd_bus_add_fallback_vtable(bus, NULL, PCP1_MAPPING_PATH_PREFIX, PCP1_MAPPING_IFACE, mapping_vtable,
                                        mapping_find, m);
         if (r < 0)
                 return r;
-        r = sd_bus_add_node_enumerator(m->bus, NULL, PCP1_MAPPING_PATH_PREFIX, mapping_enumerate, m);
+        r = sd_bus_add_node_enumerator(bus, NULL, PCP1_MAPPING_PATH_PREFIX, mapping_enumerate, m);
         if (r < 0)
                 return r;
-        return sd_bus_add_object_manager(m->bus, NULL, PCP1_MANAGER_PATH);
+        return sd_bus_add_object_manager(bus, NULL, PCP1_MANAGER_PATH);
 }
 
 void pcpd_bus_unregister(pcpd_manager *m) {
