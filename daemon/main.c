@@ -121,6 +121,7 @@ static int run(int argc, char **argv) {
         g_autoptr(GOptionContext) ctx = g_option_context_new("- Port Control Protocol client daemon");
         g_autoptr(GError) error = NULL;
         g_autoptr(GMainLoop) loop = NULL;
+        g_autoptr(pcpd_bus_face) face = NULL; /* before m: freed after it */
         g_autoptr(pcpd_manager) m = NULL;
         sd_bus *bus = NULL;
         pcpd_config config;
@@ -191,7 +192,8 @@ static int run(int argc, char **argv) {
         }
 
         loop = g_main_loop_new(NULL, FALSE);
-        r = pcpd_manager_new(&config, state_dir, state_fd, g_steal_pointer(&loaded), loop, &pcpd_bus_listener, NULL,
+        face = pcpd_bus_face_new();
+        r = pcpd_manager_new(&config, state_dir, state_fd, g_steal_pointer(&loaded), loop, &pcpd_bus_listener, face,
                              &m);
         pcpd_config_clear(&config);
         if (r < 0) {

@@ -42,11 +42,17 @@ typedef enum call_kind {
         CALL_RELOAD,
 } call_kind;
 
-/* The bus face's own state, m->bus_face. */
-typedef struct pcpd_bus_face {
-        pcpd_polkit *polkit;
-        GHashTable *calls; /* pending_call*: every call being identified or authorised */
-} pcpd_bus_face;
+/* The bus face's own state: the userdata of pcpd_bus_listener (face_of()). */
+struct pcpd_bus_face {
+        pcpd_polkit *polkit; /* NULL when not registered */
+        GHashTable *calls;   /* pending_call*: every call being identified or authorised */
+};
+
+static pcpd_bus_face *face_of(pcpd_manager *m) {
+        /* the manager was given this file's listener (main.c), whose userdata is the face */
+        g_assert(m->listener == &pcpd_bus_listener && m->listener_data != NULL);
+        return m->listener_data;
+}
 
 /* One method call waiting for the caller's credentials and then polkit. */
 typedef struct pending_call {
@@ -79,8 +85,7 @@ typedef struct pending_call {
 static pending_call *pending_free(pending_call *p) {
         if (p == NULL)
                 return NULL;
-        if (p->manager->bus_face != NULL)
-                g_hash_table_remove(p->manager->bus_face->calls, p);
+        g_hash_table_remove(face_of(p->manager)->calls, p);
         sd_bus_slot_unref(p->slot);
         sd_bus_message_unref(p->msg);
         g_free(p->description);
@@ -541,7 +546,7 @@ static void pending_authorise(pending_call *p) {
                 pending_act(p);
                 return;
         }
-        r = pcpd_polkit_check(p->manager->bus_face->polkit, sd_bus_message_get_sender(p->msg), p->uid, action,
+        r = pcpd_polkit_check(face_of(p->manager)->polkit, sd_bus_message_get_sender(p->msg), p->uid, action,
                               sd_bus_message_get_allow_interactive_authorization(p->msg) > 0, on_polkit_done, p,
                               &err);
         if (r < 0) {
@@ -628,7 +633,7 @@ static pending_call *pending_new(pcpd_manager *m, sd_bus_message *msg, call_kind
         p->kind = kind;
         p->received = pcpd_boottime_ticks();
         p->sock_fd = -1;
-        g_hash_table_add(m->bus_face->calls, p);
+        g_hash_table_add(face_of(m)->calls, p);
         return p;
 }
 
@@ -1402,12 +1407,43 @@ const pcpd_manager_listener pcpd_bus_listener = {
         .manager_freeing = on_manager_freeing,
 };
 
+pcpd_bus_face *pcpd_bus_face_new(void) {
+        pcpd_bus_face *face = g_new0(pcpd_bus_face, 1);
+
+        face->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
+        return face;
+}
+
+/* calls waiting for polkit are freed through their callbacks, then those still waiting
+ * for their credentials */
+static void face_end_calls(pcpd_bus_face *face) {
+        face->polkit = pcpd_polkit_free(face->polkit);
+        while (g_hash_table_size(face->calls) > 0) {
+                GHashTableIter it;
+                gpointer k;
+                g_hash_table_iter_init(&it, face->calls);
+                if (!g_hash_table_iter_next(&it, &k, NULL))
+                        break;
+                pending_free(k);
+        }
+}
+
+pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face) {
+        if (face == NULL)
+                return NULL;
+        /* its calls ended with the manager (on_manager_freeing()) */
+        g_warn_if_fail(g_hash_table_size(face->calls) == 0);
+        pcpd_polkit_free(face->polkit);
+        g_hash_table_destroy(face->calls);
+        g_free(face);
+        return NULL;
+}
+
 int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
+        pcpd_bus_face *face = face_of(m);
         int r;
 
-        m->bus_face = g_new0(pcpd_bus_face, 1);
-        m->bus_face->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
-        r = pcpd_polkit_new(bus, &m->bus_face->polkit);
+        r = pcpd_polkit_new(bus, &face->polkit);
         if (r < 0)
                 return r;
         r = sd_bus_add_object_vtable(bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
@@ -1424,22 +1460,5 @@ int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
 }
 
 void pcpd_bus_unregister(pcpd_manager *m) {
-        pcpd_bus_face *face = m->bus_face;
-
-        if (face == NULL)
-                return;
-        /* calls waiting for polkit are freed through their callbacks, then those still
-         * waiting for their credentials */
-        face->polkit = pcpd_polkit_free(face->polkit);
-        while (g_hash_table_size(face->calls) > 0) {
-                GHashTableIter it;
-                gpointer k;
-                g_hash_table_iter_init(&it, face->calls);
-                if (!g_hash_table_iter_next(&it, &k, NULL))
-                        break;
-                pending_free(k);
-        }
-        g_hash_table_destroy(face->calls);
-        g_free(face);
-        m->bus_face = NULL;
+        face_end_calls(face_of(m));
 }

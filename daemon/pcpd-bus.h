@@ -4,13 +4,21 @@
 /* The manager's face on the D-Bus: its objects and methods, and its news as signals. The
  * only place that knows the D-Bus property names of what changed. */
 
+#include <glib.h>
 #include <stddef.h>
 #include <systemd/sd-bus.h>
 
 #include "pcpd-manager.h"
 
-/* Give this to pcpd_manager_new() (userdata unused: NULL). Signals go out on the bus the
- * manager was started with, none before pcpd_manager_start(). */
+/* The bus face's own state (the calls it is authorising, polkit): the userdata of
+ * pcpd_bus_listener. Freed after the manager it was given to. */
+typedef struct pcpd_bus_face pcpd_bus_face;
+pcpd_bus_face *pcpd_bus_face_new(void);
+pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_bus_face, pcpd_bus_face_free)
+
+/* Give this to pcpd_manager_new() with a pcpd_bus_face as userdata. Signals go out on the
+ * bus the manager was started with, none before pcpd_manager_start(). */
 extern const pcpd_manager_listener pcpd_bus_listener;
 
 /* The Manager and Mapping objects on bus; before pcpd_manager_start(m, bus). Undone by

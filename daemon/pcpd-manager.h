@@ -130,7 +130,6 @@ struct pcpd_manager {
          * allows only a few hundred per connection) */
         GHashTable *holder_index;
         sd_bus_slot *name_owner_slot;
-        struct pcpd_bus_face *bus_face; /* pcpd-bus.c: the calls it is authorising */
         const struct pcpd_manager_listener *listener; /* its news goes there (never NULL) */
         void *listener_data;
 

@@ -344,6 +344,20 @@ static void test_no_listener(void **state) {
         assert_int_equal(f->rec.manager_masks->len, mark); /* not the fixture's */
 }
 
+/* pcpd-bus.c's listener on a manager that was never started: no bus, no signals, and its
+ * face outlives the manager (as in main.c) */
+static void test_bus_listener_unstarted(void **state) {
+        fixture *f = *state;
+        pcpd_bus_face *face = pcpd_bus_face_new();
+        pcpd_manager *m = manager_new(f, &pcpd_bus_listener, face);
+
+        assert_null(m->bus);
+        assert_int_equal(pcpd_manager_set_enabled(m, false), 1);
+        assert_int_equal(pcpd_manager_set_enabled(m, true), 1);
+        pcpd_manager_free(m);
+        assert_null(pcpd_bus_face_free(face));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_mapping_names),
@@ -352,6 +366,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_reload_settings, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_freeing_told_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_listener, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bus_listener_unstarted, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
