@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pcpd-bus.h"
 #include "pcpd-log.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
@@ -129,6 +130,7 @@ static int run(int argc, char **argv) {
         g_autoptr(GOptionContext) ctx = g_option_context_new("- Port Control Protocol client daemon");
         g_autoptr(GError) error = NULL;
         g_autoptr(GMainLoop) loop = NULL;
+        g_autoptr(pcpd_bus_face) face = NULL; /* before m: freed after it */
         g_autoptr(pcpd_manager) m = NULL;
         sd_bus *bus = NULL;
         pcpd_config config;
@@ -200,7 +202,9 @@ static int run(int argc, char **argv) {
         }
 
         loop = g_main_loop_new(NULL, FALSE);
-        r = pcpd_manager_new(&config, state_dir, state_fd, g_steal_pointer(&loaded), loop, &m);
+        face = pcpd_bus_face_new();
+        r = pcpd_manager_new(&config, state_dir, state_fd, g_steal_pointer(&loaded), loop, &pcpd_bus_listener, face,
+                             &m);
         pcpd_config_clear(&config);
         if (r < 0) {
                 pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL, "Cannot set up: %s", g_strerror(-r));
@@ -213,7 +217,10 @@ static int run(int argc, char **argv) {
                                "Cannot connect to the system bus: %s", g_strerror(-r));
                 return 1;
         }
-        r = pcpd_manager_start(m, bus);
+        /* the objects first: restored mappings are published as they come back */
+        r = pcpd_bus_register(m, bus);
+        if (r >= 0)
+                r = pcpd_manager_start(m, bus);
         if (r >= 0)
                 r = sd_bus_request_name(bus, PCP1_BUS_NAME, 0);
         if (r < 0) {

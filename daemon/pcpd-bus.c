@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "pcpd-addr.h"
+#include "pcpd-bus.h"
 #include "pcpd-caller.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
@@ -41,11 +42,17 @@ typedef enum call_kind {
         CALL_RELOAD,
 } call_kind;
 
-/* The bus face's own state, m->bus_face. */
-typedef struct pcpd_bus_face {
-        pcpd_polkit *polkit;
-        GHashTable *calls; /* pending_call*: every call being identified or authorised */
-} pcpd_bus_face;
+/* The bus face's own state: the userdata of pcpd_bus_listener (face_of()). */
+struct pcpd_bus_face {
+        pcpd_polkit *polkit; /* NULL when not registered */
+        GHashTable *calls;   /* pending_call*: every call being identified or authorised */
+};
+
+static pcpd_bus_face *face_of(pcpd_manager *m) {
+        /* the manager was given this file's listener (main.c), whose userdata is the face */
+        g_assert(m->listener == &pcpd_bus_listener && m->listener_data != NULL);
+        return m->listener_data;
+}
 
 /* One method call waiting for the caller's credentials and then polkit. */
 typedef struct pending_call {
@@ -78,8 +85,7 @@ typedef struct pending_call {
 static pending_call *pending_free(pending_call *p) {
         if (p == NULL)
                 return NULL;
-        if (p->manager->bus_face != NULL)
-                g_hash_table_remove(p->manager->bus_face->calls, p);
+        g_hash_table_remove(face_of(p->manager)->calls, p);
         sd_bus_slot_unref(p->slot);
         sd_bus_message_unref(p->msg);
         g_free(p->description);
@@ -540,7 +546,7 @@ static void pending_authorise(pending_call *p) {
                 pending_act(p);
                 return;
         }
-        r = pcpd_polkit_check(p->manager->bus_face->polkit, sd_bus_message_get_sender(p->msg), p->uid, action,
+        r = pcpd_polkit_check(face_of(p->manager)->polkit, sd_bus_message_get_sender(p->msg), p->uid, action,
                               sd_bus_message_get_allow_interactive_authorization(p->msg) > 0, on_polkit_done, p,
                               &err);
         if (r < 0) {
@@ -627,7 +633,7 @@ static pending_call *pending_new(pcpd_manager *m, sd_bus_message *msg, call_kind
         p->kind = kind;
         p->received = pcpd_boottime_ticks();
         p->sock_fd = -1;
-        g_hash_table_add(m->bus_face->calls, p);
+        g_hash_table_add(face_of(m)->calls, p);
         return p;
 }
 
@@ -1299,12 +1305,74 @@ static int mapping_enumerate(sd_bus *bus, const char *path, void *userdata, char
 
 /* ---- signals ---- */
 
-void pcpd_bus_mapping_added(pcpd_manager *m, pcpd_mapping *mp) {
+/* what changed -> the properties PropertiesChanged lists, in this order */
+static const struct {
+        pcpd_mapping_changed bit;
+        const char *name;
+} mapping_properties[] = {
+        { PCPD_MAPPING_CHANGED_SERVER, "Server" },
+        { PCPD_MAPPING_CHANGED_STATE, "State" },
+        { PCPD_MAPPING_CHANGED_ERROR, "Error" },
+        { PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS, "ExternalAddress" },
+        { PCPD_MAPPING_CHANGED_EXTERNAL_PORT, "ExternalPort" },
+        { PCPD_MAPPING_CHANGED_SUGGESTED_PORT, "SuggestedExternalPort" },
+        { PCPD_MAPPING_CHANGED_LIFETIME, "Lifetime" },
+        { PCPD_MAPPING_CHANGED_EXPIRES_AT, "ExpiresAt" },
+        { PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS, "InternalAddress" },
+        { PCPD_MAPPING_CHANGED_PERSISTENT, "Persistent" },
+        { PCPD_MAPPING_CHANGED_DECLARED, "Declared" },
+        { PCPD_MAPPING_CHANGED_OWNER, "Owner" },
+        { PCPD_MAPPING_CHANGED_PID, "PID" },
+};
+
+static const struct {
+        pcpd_manager_changed bit;
+        const char *name;
+} manager_properties[] = {
+        { PCPD_MANAGER_CHANGED_SERVERS, "Servers" },
+        { PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES, "ExternalAddresses" },
+        { PCPD_MANAGER_CHANGED_PREFIX64, "Prefix64" },
+        { PCPD_MANAGER_CHANGED_STATE, "State" },
+        { PCPD_MANAGER_CHANGED_STATE_ERROR, "StateError" },
+        { PCPD_MANAGER_CHANGED_MAPPING_COUNT, "MappingCount" },
+        { PCPD_MANAGER_CHANGED_ENABLED, "Enabled" },
+        { PCPD_MANAGER_CHANGED_DECLARED_MAPPINGS, "DeclaredMappings" },
+        { PCPD_MANAGER_CHANGED_DHCP_OPTIONS, "DhcpOptions" },
+        { PCPD_MANAGER_CHANGED_NETWORK_MANAGER, "NetworkManager" },
+        { PCPD_MANAGER_CHANGED_DEFAULT_LIFETIME, "DefaultLifetime" },
+        { PCPD_MANAGER_CHANGED_MAX_MAPPINGS_PER_USER, "MaxMappingsPerUser" },
+};
+
+size_t pcpd_bus_mapping_property_names(pcpd_mapping_changed what, const char **ret, size_t max) {
+        size_t n = 0;
+
+        if (max == 0)
+                return 0;
+        for (size_t i = 0; i < G_N_ELEMENTS(mapping_properties) && n + 1 < max; i++)
+                if (what & mapping_properties[i].bit)
+                        ret[n++] = mapping_properties[i].name;
+        ret[n] = NULL;
+        return n;
+}
+
+size_t pcpd_bus_manager_property_names(pcpd_manager_changed what, const char **ret, size_t max) {
+        size_t n = 0;
+
+        if (max == 0)
+                return 0;
+        for (size_t i = 0; i < G_N_ELEMENTS(manager_properties) && n + 1 < max; i++)
+                if (what & manager_properties[i].bit)
+                        ret[n++] = manager_properties[i].name;
+        ret[n] = NULL;
+        return n;
+}
+
+static void on_mapping_added(pcpd_manager *m, pcpd_mapping *mp, void *userdata) {
         if (m->bus != NULL)
                 sd_bus_emit_object_added(m->bus, mp->path);
 }
 
-void pcpd_bus_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
+static void on_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata) {
         if (m->bus == NULL)
                 return;
         sd_bus_emit_object_removed(m->bus, mp->path);
@@ -1312,44 +1380,43 @@ void pcpd_bus_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_rea
                            pcpd_remove_reason_to_string(reason));
 }
 
-void pcpd_bus_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, const char *const *props) {
-        if (m->bus != NULL)
-                sd_bus_emit_properties_changed_strv(m->bus, mp->path, PCP1_MAPPING_IFACE, (char **) props);
+static void on_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what, void *userdata) {
+        const char *names[G_N_ELEMENTS(mapping_properties) + 1];
+
+        if (m->bus != NULL && pcpd_bus_mapping_property_names(what, names, G_N_ELEMENTS(names)) > 0)
+                sd_bus_emit_properties_changed_strv(m->bus, mp->path, PCP1_MAPPING_IFACE, (char **) names);
 }
 
-void pcpd_bus_manager_changed(pcpd_manager *m, const char *const *props) {
-        if (m->bus != NULL)
-                sd_bus_emit_properties_changed_strv(m->bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, (char **) props);
+static void on_manager_changed(pcpd_manager *m, pcpd_manager_changed what, void *userdata) {
+        const char *names[G_N_ELEMENTS(manager_properties) + 1];
+
+        if (m->bus != NULL && pcpd_bus_manager_property_names(what, names, G_N_ELEMENTS(names)) > 0)
+                sd_bus_emit_properties_changed_strv(m->bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, (char **) names);
 }
 
-int pcpd_bus_register(pcpd_manager *m) {
-        int r;
-
-        m->bus_face = g_new0(pcpd_bus_face, 1);
-        m->bus_face->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
-        r = pcpd_polkit_new(m->bus, &m->bus_face->polkit);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_object_vtable(m->bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, PCP1_MAPPING_PATH_PREFIX, PCP1_MAPPING_IFACE, mapping_vtable,
-                                       mapping_find, m);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_node_enumerator(m->bus, NULL, PCP1_MAPPING_PATH_PREFIX, mapping_enumerate, m);
-        if (r < 0)
-                return r;
-        return sd_bus_add_object_manager(m->bus, NULL, PCP1_MANAGER_PATH);
+/* the calls still being authorised go before the manager does */
+static void on_manager_freeing(pcpd_manager *m, void *userdata) {
+        pcpd_bus_unregister(m);
 }
 
-void pcpd_bus_unregister(pcpd_manager *m) {
-        pcpd_bus_face *face = m->bus_face;
+const pcpd_manager_listener pcpd_bus_listener = {
+        .mapping_added = on_mapping_added,
+        .mapping_changed = on_mapping_changed,
+        .mapping_removed = on_mapping_removed,
+        .manager_changed = on_manager_changed,
+        .manager_freeing = on_manager_freeing,
+};
 
-        if (face == NULL)
-                return;
-        /* calls waiting for polkit are freed through their callbacks, then those still
-         * waiting for their credentials */
+pcpd_bus_face *pcpd_bus_face_new(void) {
+        pcpd_bus_face *face = g_new0(pcpd_bus_face, 1);
+
+        face->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
+        return face;
+}
+
+/* calls waiting for polkit are freed through their callbacks, then those still waiting
+ * for their credentials */
+static void face_end_calls(pcpd_bus_face *face) {
         face->polkit = pcpd_polkit_free(face->polkit);
         while (g_hash_table_size(face->calls) > 0) {
                 GHashTableIter it;
@@ -1359,7 +1426,39 @@ void pcpd_bus_unregister(pcpd_manager *m) {
                         break;
                 pending_free(k);
         }
+}
+
+pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face) {
+        if (face == NULL)
+                return NULL;
+        /* its calls ended with the manager (on_manager_freeing()) */
+        g_warn_if_fail(g_hash_table_size(face->calls) == 0);
+        pcpd_polkit_free(face->polkit);
         g_hash_table_destroy(face->calls);
         g_free(face);
-        m->bus_face = NULL;
+        return NULL;
+}
+
+int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
+        pcpd_bus_face *face = face_of(m);
+        int r;
+
+        r = pcpd_polkit_new(bus, &face->polkit);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object_vtable(bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_fallback_vtable(bus, NULL, PCP1_MAPPING_PATH_PREFIX, PCP1_MAPPING_IFACE, mapping_vtable,
+                                       mapping_find, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(bus, NULL, PCP1_MAPPING_PATH_PREFIX, mapping_enumerate, m);
+        if (r < 0)
+                return r;
+        return sd_bus_add_object_manager(bus, NULL, PCP1_MANAGER_PATH);
+}
+
+void pcpd_bus_unregister(pcpd_manager *m) {
+        face_end_calls(face_of(m));
 }

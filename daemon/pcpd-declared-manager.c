@@ -72,7 +72,7 @@ static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
         }
         if (mp->declared == NULL) { /* joined root's own mapping of the port: it is this one now */
                 mp->declared = g_strdup(d->name);
-                pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Declared", NULL });
+                pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_DECLARED);
         }
         g_clear_pointer(&d->last_error, g_free);
         g_message("Declared mapping %s (%s): %s", d->name, d->path, mp->path);
@@ -95,7 +95,7 @@ static void declared_sync(pcpd_manager *m) {
                 d->had_mapping = has;
         }
         if (changed)
-                pcpd_bus_manager_changed(m, (const char *[]) { "DeclaredMappings", NULL });
+                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_DECLARED_MAPPINGS);
         /* also when none is missing: a mapping that goes later (released, its server gone)
          * is asked for again */
         if (m->declared != NULL && m->declared->len > 0) {
@@ -149,7 +149,7 @@ void pcpd_manager_set_declared(pcpd_manager *m, GPtrArray *set) {
         declared_sync(m);
         if (set->len > 0 || removed > 0)
                 g_message("%u declared mapping(s) in force (%u removed, %u changed)", set->len, removed, changed);
-        pcpd_bus_manager_changed(m, (const char *[]) { "DeclaredMappings", NULL });
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_DECLARED_MAPPINGS);
 }
 
 /* The state directory's mappings.d, created when missing. */

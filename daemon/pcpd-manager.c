@@ -72,6 +72,30 @@ const char *pcpd_remove_reason_to_string(pcpd_remove_reason r) {
         }
 }
 
+/* ---- news, up to the listener ---- */
+
+static const pcpd_manager_listener no_listener = { 0 };
+
+static void emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp) {
+        if (m->listener->mapping_added != NULL)
+                m->listener->mapping_added(m, mp, m->listener_data);
+}
+
+static void emit_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
+        if (m->listener->mapping_removed != NULL)
+                m->listener->mapping_removed(m, mp, reason, m->listener_data);
+}
+
+void pcpd_manager_emit_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what) {
+        if (what != 0 && m->listener->mapping_changed != NULL)
+                m->listener->mapping_changed(m, mp, what, m->listener_data);
+}
+
+void pcpd_manager_emit_changed(pcpd_manager *m, pcpd_manager_changed what) {
+        if (what != 0 && m->listener->manager_changed != NULL)
+                m->listener->manager_changed(m, what, m->listener_data);
+}
+
 /* ---- servers and their sockets ---- */
 
 static pcpd_server *server_by_engine_id(pcpd_manager *m, uint32_t id) {
@@ -351,7 +375,7 @@ void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
 /* ---- discovery: config + default routers ---- */
 
 void manager_servers_changed(pcpd_manager *m) {
-        pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
         manager_update_state(m);
         manager_kick(m);
 }
@@ -541,51 +565,49 @@ void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_bac
         g_autofree char *old_state = g_strdup(mp->state ?: ""), *old_error = g_strdup(mp->error ?: "");
         g_autofree char *old_external = g_strdup(mp->external_address ?: "");
         uint16_t old_port = mp->external_port;
-        const char *props[10];
-        size_t n = 0;
+        pcpd_mapping_changed what = 0;
         char buf[PCP_ADDR_STRLEN];
         uint64_t expires = i->expires_at;
         uint16_t port = i->has_external ? i->external_port : 0;
         bool persist = false;
 
         if (set_str(&mp->state, i->state))
-                props[n++] = "State";
+                what |= PCPD_MAPPING_CHANGED_STATE;
         if (set_str(&mp->error, i->error))
-                props[n++] = "Error";
+                what |= PCPD_MAPPING_CHANGED_ERROR;
         if (set_str(&mp->external_address, i->has_external ? pcp_addr_to_string(&i->external_addr, buf) : "")) {
-                props[n++] = "ExternalAddress";
+                what |= PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS;
                 persist = true;
         }
         if (mp->external_port != port) {
                 mp->external_port = port;
-                props[n++] = "ExternalPort";
+                what |= PCPD_MAPPING_CHANGED_EXTERNAL_PORT;
                 persist = true;
         }
         /* what renewals, repairs and a restarted pcpd ask for: the port last granted */
         if (port != 0 && mp->suggested_port != port) {
                 mp->suggested_port = port;
-                props[n++] = "SuggestedExternalPort";
+                what |= PCPD_MAPPING_CHANGED_SUGGESTED_PORT;
                 persist = true;
         }
         if (mp->granted != i->lifetime_granted) {
                 mp->granted = i->lifetime_granted;
-                props[n++] = "Lifetime";
+                what |= PCPD_MAPPING_CHANGED_LIFETIME;
         }
         /* ExpiresAt moves by clock noise on every renewal: publish real changes only */
         if ((expires == 0) != (mp->expires_at == 0) ||
             (expires > mp->expires_at ? expires - mp->expires_at : mp->expires_at - expires) > 1000000) {
                 mp->expires_at = expires;
-                props[n++] = "ExpiresAt";
+                what |= PCPD_MAPPING_CHANGED_EXPIRES_AT;
         }
         if (set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf)))
-                props[n++] = "InternalAddress";
-        props[n] = NULL;
+                what |= PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS;
         /* the external address and port are what a restarted pcpd asks for again: on disk
          * before any app hears of them */
         if (persist)
                 manager_persist_mapping(m, mp);
-        if (n > 0)
-                pcpd_bus_mapping_changed(m, mp, props);
+        if (what != 0)
+                pcpd_manager_emit_mapping_changed(m, mp, what);
         mapping_log_change(mp, old_state, old_error, old_external, old_port);
 }
 
@@ -692,7 +714,7 @@ static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
                                                                         NULL }),
                                                "PCP server %s: %s", s->text, st);
                 }
-                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", "Prefix64", NULL });
+                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES | PCPD_MANAGER_CHANGED_PREFIX64);
                 manager_update_state(m);
                 return;
 
@@ -705,7 +727,7 @@ static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
                                        ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
                                        "PCP server %s lost its mappings (epoch reset%s): recreating them",
                                        s != NULL ? s->text : "?", ev->from_announce ? ", ANNOUNCE" : "");
-                pcpd_bus_manager_changed(m, (const char *[]) { "Servers", NULL });
+                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS);
                 return;
         }
 }
@@ -842,11 +864,11 @@ static void manager_update_state(pcpd_manager *m) {
 
         if (g_strcmp0(st, m->last_state) != 0) {
                 set_str(&m->last_state, st);
-                pcpd_bus_manager_changed(m, (const char *[]) { "State", NULL });
+                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_STATE);
         }
         if (g_strcmp0(direct, m->last_direct) != 0) {
                 set_str(&m->last_direct, direct);
-                pcpd_bus_manager_changed(m, (const char *[]) { "ExternalAddresses", NULL });
+                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
         }
         status = g_strdup_printf("%s, %u server(s), %u mapping(s)", st, m->servers->len,
                                  g_hash_table_size(m->mappings));
@@ -1017,7 +1039,7 @@ static void state_failed(pcpd_manager *m, int r) {
                        "written, and changes since may be lost if pcpd stops; free space there (retrying every %u s, "
                        "logged again when it works)",
                        m->state_dir, g_strerror(-r), STATE_RETRY_SECONDS);
-        pcpd_bus_manager_changed(m, (const char *[]) { "StateError", NULL });
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_STATE_ERROR);
 }
 
 /* A whole snapshot was written: everything in memory is on disk. */
@@ -1032,7 +1054,7 @@ static void state_saved(pcpd_manager *m) {
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STATE_SAVED,
                        ((const char *const[]) { "PCPD_STATE_DIRECTORY", m->state_dir, NULL }),
                        "The mappings are saved in %s again", m->state_dir);
-        pcpd_bus_manager_changed(m, (const char *[]) { "StateError", NULL });
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_STATE_ERROR);
 }
 
 static int journal_open(pcpd_manager *m) {
@@ -1837,7 +1859,7 @@ void pcpd_manager_backend_deleted(pcpd_manager *m, uint64_t id, bool confirmed) 
 }
 
 void pcpd_manager_backend_servers_changed(pcpd_manager *m) {
-        pcpd_bus_manager_changed(m, (const char *[]) { "Servers", "ExternalAddresses", NULL });
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
         manager_update_state(m);
 }
 
@@ -2012,7 +2034,7 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s moves to PCP server %s, which answers now (it had the host's own address %s)",
                          mp->path, s->text, mp->external_address);
-        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Server", NULL });
+        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
         /* State, addresses, port, lifetime: what the engine has now (pending, or already an
          * answer) */
         i = pcp_engine_mapping_get(m->engine, mp->engine_id);
@@ -2061,7 +2083,7 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s %s PCP server %s%s%s", mp->path, same ? "is made again on" : "moves to",
                          s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
-        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Server", NULL });
+        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
         i = pcp_engine_mapping_get(m->engine, mp->engine_id);
         if (i != NULL)
                 mapping_sync(m, mp, i);
@@ -2088,8 +2110,7 @@ void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp) {
 
 /* No server for a mapping whose server went: it waits for one, failed with NO_SERVER. */
 void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
-        const char *props[6];
-        size_t n = 0;
+        pcpd_mapping_changed what = 0;
 
         if (mp->engine_id != 0) {
                 g_hash_table_remove(m->by_engine_id, &mp->engine_id);
@@ -2101,20 +2122,19 @@ void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
         if (mp->server_text != NULL && mp->server_text[0] != '\0' && mp->prev_server == NULL)
                 mp->prev_server = g_strdup(mp->server_text);
         if (set_str(&mp->server_text, ""))
-                props[n++] = "Server";
+                what |= PCPD_MAPPING_CHANGED_SERVER;
         if (set_str(&mp->state, PCP1_MAPPING_FAILED))
-                props[n++] = "State";
+                what |= PCPD_MAPPING_CHANGED_STATE;
         if (set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER))
-                props[n++] = "Error";
+                what |= PCPD_MAPPING_CHANGED_ERROR;
         if (set_str(&mp->external_address, ""))
-                props[n++] = "ExternalAddress";
-        props[n] = NULL;
-        if (n == 0)
+                what |= PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS;
+        if (what == 0)
                 return;
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s waits for a %s PCP server (it was on %s, which is gone)", mp->path,
                          mp->family == AF_INET ? "IPv4" : "IPv6", mp->prev_server ?: "none");
-        pcpd_bus_mapping_changed(m, mp, props);
+        pcpd_manager_emit_mapping_changed(m, mp, what);
 }
 
 /* After route changes and when a server starts answering (never from an engine callback:
@@ -2147,8 +2167,7 @@ static void manager_check_direct(pcpd_manager *m) {
                                          "Mapping %s: the host's address %s is gone; it has its address %s now",
                                          mp->path, old, mp->external_address);
                         manager_persist_mapping(m, mp);
-                        pcpd_bus_mapping_changed(m, mp,
-                                                 (const char *[]) { "ExternalAddress", "InternalAddress", NULL });
+                        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS | PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS);
                         continue;
                 }
                 g_message("Mapping %s: the host's address %s is gone and no other global %s address is left",
@@ -2310,7 +2329,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                 mp->persistent = false;
                                 return state_refused(m, r, error);
                         }
-                        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Persistent", NULL });
+                        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_PERSISTENT);
                 }
                 mapping_add_holder(m, mp, req->owner);
                 if (mp->unclaimed) {
@@ -2321,7 +2340,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                         }
                         set_str(&mp->owner, req->owner ?: "");
                         mp->pid = req->pid;
-                        pcpd_bus_mapping_changed(m, mp, (const char *[]) { "Owner", "PID", NULL });
+                        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID);
                         g_message("Mapping %s reclaimed by %s (uid %u)", mp->path, req->owner ?: "?", req->uid);
                 }
                 *ret = mp;
@@ -2391,8 +2410,8 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
                 mapping_add_holder(m, mp, req->owner);
-        pcpd_bus_mapping_added(m, mp);
-        pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
+        emit_mapping_added(m, mp);
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);
         manager_kick(m);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_ADDED, mp, NULL, NULL,
@@ -2450,12 +2469,12 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
         }
         g_hash_table_remove(m->by_key, mp->key);
         mapping_drop_holders(m, mp);
-        pcpd_bus_mapping_removed(m, mp, reason);
+        emit_mapping_removed(m, mp, reason);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_REMOVED, mp, NULL,
                          pcpd_remove_reason_to_string(reason), "Mapping %s removed (%s)", mp->path,
                          pcpd_remove_reason_to_string(reason));
         g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
-        pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);
         manager_kick(m);
 }
@@ -2479,7 +2498,7 @@ int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled) {
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_ENABLED,
                        ((const char *const[]) { "PCPD_ENABLED", enabled ? "true" : "false", NULL }), "Port mapping %s",
                        enabled ? "enabled" : "disabled: every mapping was deleted upstream");
-        pcpd_bus_manager_changed(m, (const char *[]) { "Enabled", NULL });
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_ENABLED);
         manager_update_state(m);
         return 1;
 }
@@ -2775,7 +2794,7 @@ static void manager_restore(pcpd_manager *m) {
                 }
                 if (mp->unclaimed)
                         mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
-                pcpd_bus_mapping_added(m, mp);
+                emit_mapping_added(m, mp);
                 if (rec->upnp_interface != NULL && m->upnp != NULL && mp->engine_id != 0)
                         (void) m->upnp->ops->restore(m->upnp, mp, rec);
                 restored++;
@@ -2787,7 +2806,7 @@ static void manager_restore(pcpd_manager *m) {
         if (restored > 0) {
                 g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored,
                           m->state_dir, m->config.grace_seconds);
-                pcpd_bus_manager_changed(m, (const char *[]) { "MappingCount", NULL });
+                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         }
         /* a fresh snapshot, and an empty journal */
         manager_save_now(m);
@@ -2797,7 +2816,8 @@ static void manager_restore(pcpd_manager *m) {
 /* ---- lifecycle ---- */
 
 int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
-                     GMainLoop *loop, pcpd_manager **ret) {
+                     GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
+                     pcpd_manager **ret) {
         g_autoptr(pcpd_manager) m = g_new0(pcpd_manager, 1);
         pcp_engine_config ec = { .max_mappings = config->max_mappings };
         pcp_engine_ops ops = { .random = on_engine_random };
@@ -2811,6 +2831,8 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         m->state_fd = state_fd;
         m->loaded = loaded;
         m->loop = g_main_loop_ref(loop);
+        m->listener = listener ?: &no_listener;
+        m->listener_data = userdata;
         m->enabled = config->enabled;
         m->servers = g_ptr_array_new();
         m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) mapping_free);
@@ -2881,7 +2903,8 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         }
         pcpd_nm_free(m->nm);
         pcpd_manager_declared_free(m);
-        pcpd_bus_unregister(m); /* before the bus goes: calls still being authorised */
+        if (m->listener->manager_freeing != NULL)
+                m->listener->manager_freeing(m, m->listener_data);
         sd_bus_slot_unref(m->name_owner_slot);
         if (m->upnp != NULL)
                 m->upnp->ops->free(m->upnp); /* before the mappings: it points at them */
@@ -2933,9 +2956,6 @@ int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
         g_source_set_name(m->timer, "pcp-engine");
         g_source_attach(m->timer, NULL);
 
-        r = pcpd_bus_register(m);
-        if (r < 0)
-                return r;
         r = sd_bus_match_signal(bus, &m->name_owner_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                 "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, m);
         if (r < 0)

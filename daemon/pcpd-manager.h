@@ -132,7 +132,8 @@ struct pcpd_manager {
          * allows only a few hundred per connection) */
         GHashTable *holder_index;
         sd_bus_slot *name_owner_slot;
-        struct pcpd_bus_face *bus_face; /* pcpd-bus.c: the calls it is authorising */
+        const struct pcpd_manager_listener *listener; /* its news goes there (never NULL) */
+        void *listener_data;
 
         guint save_source;
         pcpd_state_writer *state_writer; /* writes snapshots off the main loop; NULL until first used */
@@ -169,6 +170,57 @@ typedef enum pcpd_remove_reason {
         PCPD_REMOVED_SERVER_REFUSED,
 } pcpd_remove_reason;
 
+/* ---- the manager's news, up (pcpd-bus.c turns it into signals) ---- */
+
+/* What of a mapping changed: one bit per thing a listener can read again from it. */
+typedef enum pcpd_mapping_changed {
+        PCPD_MAPPING_CHANGED_SERVER = 1u << 0,
+        PCPD_MAPPING_CHANGED_STATE = 1u << 1,
+        PCPD_MAPPING_CHANGED_ERROR = 1u << 2,
+        PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS = 1u << 3,
+        PCPD_MAPPING_CHANGED_EXTERNAL_PORT = 1u << 4,
+        PCPD_MAPPING_CHANGED_SUGGESTED_PORT = 1u << 5,
+        PCPD_MAPPING_CHANGED_LIFETIME = 1u << 6,
+        PCPD_MAPPING_CHANGED_EXPIRES_AT = 1u << 7,
+        PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS = 1u << 8,
+        PCPD_MAPPING_CHANGED_PERSISTENT = 1u << 9,
+        PCPD_MAPPING_CHANGED_DECLARED = 1u << 10,
+        PCPD_MAPPING_CHANGED_OWNER = 1u << 11,
+        PCPD_MAPPING_CHANGED_PID = 1u << 12,
+        _PCPD_MAPPING_CHANGED_ALL = (1u << 13) - 1,
+} pcpd_mapping_changed;
+
+/* What of the manager changed. */
+typedef enum pcpd_manager_changed {
+        PCPD_MANAGER_CHANGED_SERVERS = 1u << 0,
+        PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES = 1u << 1,
+        PCPD_MANAGER_CHANGED_PREFIX64 = 1u << 2,
+        PCPD_MANAGER_CHANGED_STATE = 1u << 3,
+        PCPD_MANAGER_CHANGED_STATE_ERROR = 1u << 4,
+        PCPD_MANAGER_CHANGED_MAPPING_COUNT = 1u << 5,
+        PCPD_MANAGER_CHANGED_ENABLED = 1u << 6,
+        PCPD_MANAGER_CHANGED_DECLARED_MAPPINGS = 1u << 7,
+        PCPD_MANAGER_CHANGED_DHCP_OPTIONS = 1u << 8,
+        PCPD_MANAGER_CHANGED_NETWORK_MANAGER = 1u << 9,
+        PCPD_MANAGER_CHANGED_DEFAULT_LIFETIME = 1u << 10,
+        PCPD_MANAGER_CHANGED_MAX_MAPPINGS_PER_USER = 1u << 11,
+        _PCPD_MANAGER_CHANGED_ALL = (1u << 12) - 1,
+} pcpd_manager_changed;
+
+/* Given at construction; called from inside the manager's own calls, after the change is
+ * made, also before pcpd_manager_start(). A callback may be NULL. A listener reads the manager and the mapping and must not
+ * change them from inside a callback. `removed` comes while mp is still readable, before
+ * it is freed. */
+typedef struct pcpd_manager_listener {
+        void (*mapping_added)(pcpd_manager *m, pcpd_mapping *mp, void *userdata);
+        void (*mapping_changed)(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what, void *userdata);
+        void (*mapping_removed)(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata);
+        void (*manager_changed)(pcpd_manager *m, pcpd_manager_changed what, void *userdata);
+        /* pcpd_manager_free() has shut its backends down and is about to drop its mappings
+         * and the bus: the last moment to let go of what refers to them */
+        void (*manager_freeing)(pcpd_manager *m, void *userdata);
+} pcpd_manager_listener;
+
 typedef struct pcpd_mapping_request {
         uint8_t opcode, protocol;
         int family; /* 0 = choose */
@@ -196,13 +248,15 @@ typedef struct pcpd_mapping_request {
 } pcpd_mapping_request;
 
 /* state_fd: the state directory (pcpd_state_dir_open()), loaded: what it holds
- * (pcpd_state_load()); the manager takes both over, also on failure. */
+ * (pcpd_state_load()); the manager takes both over, also on failure. listener (NULL:
+ * none) hears of every change, with userdata; it must outlive the manager. */
 int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
-                     GMainLoop *loop, pcpd_manager **ret);
+                     GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
+                     pcpd_manager **ret);
 pcpd_manager *pcpd_manager_free(pcpd_manager *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_manager, pcpd_manager_free)
 
-/* Connects the bus objects, discovers servers, restores saved mappings. */
+/* Watches the bus for holders that go, discovers servers, restores saved mappings. */
 int pcpd_manager_start(pcpd_manager *m, sd_bus *bus);
 
 uint64_t pcpd_now_ms(void);
@@ -238,11 +292,8 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m);
 /* The configured servers become these (a reload): the ones that stay keep their mappings. */
 void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n);
 
-/* pcpd-bus.c */
-int pcpd_bus_register(pcpd_manager *m);
-void pcpd_bus_unregister(pcpd_manager *m);
-void pcpd_bus_mapping_added(pcpd_manager *m, pcpd_mapping *mp);
-void pcpd_bus_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
-void pcpd_bus_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, const char *const *props);
-void pcpd_bus_manager_changed(pcpd_manager *m, const char *const *props);
+/* Tell the listener (for the manager's other files: pcpd-nm.c, pcpd-reload.c, ...) */
+void pcpd_manager_emit_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what);
+void pcpd_manager_emit_changed(pcpd_manager *m, pcpd_manager_changed what);
+
 const char *pcpd_remove_reason_to_string(pcpd_remove_reason r);

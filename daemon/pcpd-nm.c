@@ -232,7 +232,7 @@ static void states_publish(pcpd_nm *nm, size_t old_n, const pcpd_nm_option_state
 
         if (old_n == new_n && memcmp(old, nm->states, new_n * sizeof(*old)) == 0)
                 return;
-        pcpd_bus_manager_changed(nm->m, (const char *[]) { "DhcpOptions", NULL });
+        pcpd_manager_emit_changed(nm->m, PCPD_MANAGER_CHANGED_DHCP_OPTIONS);
 }
 
 static void apply_states(pcpd_nm *nm);
@@ -262,7 +262,7 @@ static void apply_states(pcpd_nm *nm) {
         hooks_clear(nm);
         if (running != nm->running) {
                 nm->running = running;
-                pcpd_bus_manager_changed(nm->m, (const char *[]) { "NetworkManager", NULL });
+                pcpd_manager_emit_changed(nm->m, PCPD_MANAGER_CHANGED_NETWORK_MANAGER);
                 g_message("NetworkManager %s", running ? "is running: PCP servers from DHCP are used"
                                                        : "is not running: PCP servers from the default routes only");
         }

@@ -62,9 +62,9 @@ unsigned pcpd_reload_apply_config(pcpd_manager *m, const pcpd_config *c) {
         set_u32(&cur->max_mappings_per_user, c->max_mappings_per_user, "MaxMappingsPerUser", &n);
         set_u32(&cur->grace_seconds, c->grace_seconds, "GraceSeconds", &n);
         if (cur->default_lifetime != old_default)
-                pcpd_bus_manager_changed(m, (const char *[]) { "DefaultLifetime", NULL });
+                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_DEFAULT_LIFETIME);
         if (cur->max_mappings_per_user != old_quota)
-                pcpd_bus_manager_changed(m, (const char *[]) { "MaxMappingsPerUser", NULL });
+                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAX_MAPPINGS_PER_USER);
 
         if (!same_servers(cur, c)) {
                 g_autoptr(GString) list = g_string_new(NULL);

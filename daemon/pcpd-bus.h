@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The manager's face on the D-Bus: its objects and methods, and its news as signals. The
+ * only place that knows the D-Bus property names of what changed. */
+
+#include <glib.h>
+#include <stddef.h>
+#include <systemd/sd-bus.h>
+
+#include "pcpd-manager.h"
+
+/* The bus face's own state (the calls it is authorising, polkit): the userdata of
+ * pcpd_bus_listener. Freed after the manager it was given to. */
+typedef struct pcpd_bus_face pcpd_bus_face;
+pcpd_bus_face *pcpd_bus_face_new(void);
+pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_bus_face, pcpd_bus_face_free)
+
+/* Give this to pcpd_manager_new() with a pcpd_bus_face as userdata. Signals go out on the
+ * bus the manager was started with, none before pcpd_manager_start(). */
+extern const pcpd_manager_listener pcpd_bus_listener;
+
+/* The Manager and Mapping objects on bus; before pcpd_manager_start(m, bus). Undone by
+ * pcpd_bus_unregister(), which pcpd_bus_listener calls when the manager is being freed
+ * (also after a failure here): it ends the calls still being authorised. */
+int pcpd_bus_register(pcpd_manager *m, sd_bus *bus);
+void pcpd_bus_unregister(pcpd_manager *m);
+
+/* The Mapping (Manager) properties in what, in the order PropertiesChanged lists them,
+ * into ret (up to max - 1 of them, then NULL). Returns how many. Bits without a property
+ * are ignored. */
+size_t pcpd_bus_mapping_property_names(pcpd_mapping_changed what, const char **ret, size_t max);
+size_t pcpd_bus_manager_property_names(pcpd_manager_changed what, const char **ret, size_t max);

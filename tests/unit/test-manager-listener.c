@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The manager's listener seam: the manager built without a bus tells a recording listener
+ * what changed (typed masks), and pcpd-bus.c's table turns the masks into the property
+ * names of the D-Bus contract (the XML in dbus/), in the order PropertiesChanged lists them. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <gio/gio.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pcpd-bus.h"
+#include "pcpd-manager.h"
+#include "pcpd-reload.h"
+
+#ifndef PCP1_DBUS_DIR
+#error "PCP1_DBUS_DIR: the directory of the D-Bus interface XML"
+#endif
+
+/* ---- the mask -> property names table ---- */
+
+static GDBusInterfaceInfo *load_interface(const char *file, const char *iface) {
+        g_autofree char *path = g_build_filename(PCP1_DBUS_DIR, file, NULL);
+        g_autofree char *xml = NULL;
+        g_autoptr(GError) error = NULL;
+        GDBusNodeInfo *node;
+        GDBusInterfaceInfo *info;
+
+        if (!g_file_get_contents(path, &xml, NULL, &error))
+                fail_msg("%s: %s", path, error->message);
+        node = g_dbus_node_info_new_for_xml(xml, &error);
+        if (node == NULL)
+                fail_msg("%s: %s", path, error->message);
+        info = g_dbus_node_info_lookup_interface(node, iface);
+        assert_non_null(info);
+        g_dbus_interface_info_ref(info);
+        g_dbus_node_info_unref(node);
+        return info;
+}
+
+static bool emits_changed(const GDBusPropertyInfo *p) {
+        const char *v = g_dbus_annotation_info_lookup(p->annotations, "org.freedesktop.DBus.Property.EmitsChangedSignal");
+        return v != NULL && strcmp(v, "true") == 0;
+}
+
+typedef size_t (*names_fn)(unsigned what, const char **ret, size_t max);
+
+static size_t mapping_names(unsigned what, const char **ret, size_t max) {
+        return pcpd_bus_mapping_property_names((pcpd_mapping_changed) what, ret, max);
+}
+
+static size_t manager_names(unsigned what, const char **ret, size_t max) {
+        return pcpd_bus_manager_property_names((pcpd_manager_changed) what, ret, max);
+}
+
+/* Every bit of all: exactly one property of the interface, no two bits the same one.
+ * Returns the names, bit by bit. */
+static GPtrArray *check_bits(names_fn fn, unsigned all, GDBusInterfaceInfo *info) {
+        GPtrArray *seen = g_ptr_array_new();
+
+        assert_int_not_equal(all, 0);
+        assert_int_equal(all & (all + 1), 0); /* the bits are 0 .. n-1, no gaps */
+        for (unsigned bit = 1; bit != 0 && bit <= all; bit <<= 1) {
+                const char *names[4] = { "x", "x", "x", "x" };
+
+                assert_int_equal(fn(bit, names, G_N_ELEMENTS(names)), 1);
+                assert_non_null(names[0]);
+                assert_null(names[1]);
+                if (g_dbus_interface_info_lookup_property(info, names[0]) == NULL)
+                        fail_msg("bit 0x%x: %s is no property of %s", bit, names[0], info->name);
+                for (guint i = 0; i < seen->len; i++)
+                        if (strcmp(seen->pdata[i], names[0]) == 0)
+                                fail_msg("bit 0x%x: %s named twice", bit, names[0]);
+                g_ptr_array_add(seen, (gpointer) names[0]);
+        }
+        return seen;
+}
+
+static void assert_names(names_fn fn, unsigned what, const char *const *want) {
+        const char *got[32];
+        size_t n = fn(what, got, G_N_ELEMENTS(got));
+        size_t i;
+
+        for (i = 0; want[i] != NULL; i++) {
+                if (i >= n)
+                        fail_msg("mask 0x%x: %zu name(s), expected %s next", what, n, want[i]);
+                assert_string_equal(got[i], want[i]);
+        }
+        assert_int_equal(n, i);
+        assert_null(got[n]);
+}
+
+static void test_mapping_names(void **state) {
+        GDBusInterfaceInfo *info = load_interface("org.freedesktop.PCP1.Mapping.xml", "org.freedesktop.PCP1.Mapping");
+        g_autoptr(GPtrArray) seen = check_bits(mapping_names, _PCPD_MAPPING_CHANGED_ALL, info);
+        const char *out[3] = { "x", "x", "x" };
+
+        assert_int_equal(seen->len, 13);
+        /* the order the manager listed them in before the masks: an answer from the engine
+         * (pcpd_manager_backend_sync()), a mapping that waits for a server, a direct one */
+        assert_names(mapping_names, _PCPD_MAPPING_CHANGED_ALL & ~(PCPD_MAPPING_CHANGED_SERVER | PCPD_MAPPING_CHANGED_PERSISTENT | PCPD_MAPPING_CHANGED_DECLARED | PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID),
+                     (const char *[]) { "State", "Error", "ExternalAddress", "ExternalPort", "SuggestedExternalPort",
+                                        "Lifetime", "ExpiresAt", "InternalAddress", NULL });
+        assert_names(mapping_names,
+                     PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS | PCPD_MAPPING_CHANGED_ERROR | PCPD_MAPPING_CHANGED_STATE |
+                             PCPD_MAPPING_CHANGED_SERVER,
+                     (const char *[]) { "Server", "State", "Error", "ExternalAddress", NULL });
+        assert_names(mapping_names, PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS | PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS,
+                     (const char *[]) { "ExternalAddress", "InternalAddress", NULL });
+        assert_names(mapping_names, PCPD_MAPPING_CHANGED_PID | PCPD_MAPPING_CHANGED_OWNER,
+                     (const char *[]) { "Owner", "PID", NULL });
+        /* nothing, or bits without a property: no names */
+        assert_names(mapping_names, 0, (const char *[]) { NULL });
+        assert_names(mapping_names, ~(unsigned) _PCPD_MAPPING_CHANGED_ALL, (const char *[]) { NULL });
+        /* a short array: as many as fit, still terminated; none at all for max 0 */
+        assert_int_equal(mapping_names(_PCPD_MAPPING_CHANGED_ALL, out, 3), 2);
+        assert_string_equal(out[0], "Server");
+        assert_string_equal(out[1], "State");
+        assert_null(out[2]);
+        out[0] = "x";
+        assert_int_equal(mapping_names(_PCPD_MAPPING_CHANGED_ALL, out, 0), 0);
+        assert_string_equal(out[0], "x");
+        g_dbus_interface_info_unref(info);
+}
+
+static void test_manager_names(void **state) {
+        GDBusInterfaceInfo *info = load_interface("org.freedesktop.PCP1.Manager.xml", "org.freedesktop.PCP1.Manager");
+        g_autoptr(GPtrArray) seen = check_bits(manager_names, _PCPD_MANAGER_CHANGED_ALL, info);
+        unsigned n_changing = 0;
+
+        /* exactly the properties the contract says emit PropertiesChanged */
+        for (GDBusPropertyInfo **p = info->properties; p != NULL && *p != NULL; p++) {
+                bool in_table = false;
+
+                for (guint i = 0; i < seen->len; i++)
+                        in_table = in_table || strcmp(seen->pdata[i], (*p)->name) == 0;
+                if (emits_changed(*p) != in_table)
+                        fail_msg("Manager.%s: EmitsChangedSignal %s, %s the table", (*p)->name,
+                                 emits_changed(*p) ? "true" : "not true", in_table ? "in" : "not in");
+                n_changing += emits_changed(*p);
+        }
+        assert_int_equal(n_changing, seen->len);
+        assert_names(manager_names,
+                     PCPD_MANAGER_CHANGED_PREFIX64 | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES | PCPD_MANAGER_CHANGED_SERVERS,
+                     (const char *[]) { "Servers", "ExternalAddresses", "Prefix64", NULL });
+        assert_names(manager_names, PCPD_MANAGER_CHANGED_MAPPING_COUNT, (const char *[]) { "MappingCount", NULL });
+        assert_names(manager_names, 0, (const char *[]) { NULL });
+        g_dbus_interface_info_unref(info);
+}
+
+/* ---- the manager, without a bus, and a recording listener ---- */
+
+typedef struct recorder {
+        GArray *manager_masks; /* unsigned, one per manager_changed */
+        unsigned mapping_events;
+        unsigned freeing;
+        pcpd_manager *expect_m;
+} recorder;
+
+static void rec_mapping_added(pcpd_manager *m, pcpd_mapping *mp, void *userdata) {
+        ((recorder *) userdata)->mapping_events++;
+}
+
+static void rec_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what, void *userdata) {
+        ((recorder *) userdata)->mapping_events++;
+}
+
+static void rec_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata) {
+        ((recorder *) userdata)->mapping_events++;
+}
+
+static void rec_manager_changed(pcpd_manager *m, pcpd_manager_changed what, void *userdata) {
+        recorder *r = userdata;
+        unsigned w = what;
+
+        assert_ptr_equal(m, r->expect_m);
+        assert_int_not_equal(w, 0);
+        assert_int_equal(w & ~(unsigned) _PCPD_MANAGER_CHANGED_ALL, 0);
+        g_array_append_val(r->manager_masks, w);
+}
+
+static void rec_freeing(pcpd_manager *m, void *userdata) {
+        recorder *r = userdata;
+
+        assert_ptr_equal(m, r->expect_m);
+        r->freeing++;
+}
+
+static const pcpd_manager_listener recording = {
+        .mapping_added = rec_mapping_added,
+        .mapping_changed = rec_mapping_changed,
+        .mapping_removed = rec_mapping_removed,
+        .manager_changed = rec_manager_changed,
+        .manager_freeing = rec_freeing,
+};
+
+typedef struct fixture {
+        char *dir;
+        GMainLoop *loop;
+        recorder rec;
+        pcpd_manager *m;
+} fixture;
+
+static pcpd_manager *manager_new(fixture *f, const pcpd_manager_listener *listener, void *userdata) {
+        pcpd_config config;
+        pcpd_state *loaded = NULL;
+        pcpd_manager *m = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *why = NULL;
+        int fd = -1;
+
+        pcpd_config_init(&config);
+        if (pcpd_state_dir_open(f->dir, &fd, &why) < 0)
+                fail_msg("state directory %s: %s", f->dir, why);
+        if (pcpd_state_load(fd, f->dir, &loaded, &error) < 0)
+                fail_msg("state in %s: %s", f->dir, error->message);
+        assert_int_equal(pcpd_manager_new(&config, f->dir, fd, loaded, f->loop, listener, userdata, &m), 0);
+        pcpd_config_clear(&config);
+        assert_non_null(m);
+        return m;
+}
+
+static int setup(void **state) {
+        fixture *f = g_new0(fixture, 1);
+        g_autoptr(GError) error = NULL;
+
+        f->dir = g_dir_make_tmp("pcpd-test-listener-XXXXXX", &error);
+        assert_non_null(f->dir);
+        assert_int_equal(g_chmod(f->dir, 0700), 0);
+        f->loop = g_main_loop_new(NULL, FALSE);
+        f->rec.manager_masks = g_array_new(FALSE, FALSE, sizeof(unsigned));
+        f->m = manager_new(f, &recording, &f->rec);
+        f->rec.expect_m = f->m;
+        *state = f;
+        return 0;
+}
+
+static void rm_own_dir(const char *dir) {
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *name;
+
+        /* only this test's directory, by its exact path: the files the manager wrote */
+        while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+                g_autofree char *p = g_build_filename(dir, name, NULL);
+                (void) g_unlink(p);
+        }
+        (void) g_rmdir(dir);
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+
+        pcpd_manager_free(f->m);
+        g_array_unref(f->rec.manager_masks);
+        g_main_loop_unref(f->loop);
+        rm_own_dir(f->dir);
+        g_free(f->dir);
+        g_free(f);
+        return 0;
+}
+
+/* how many manager_changed calls since `from` carry bit */
+static unsigned count_bit(const recorder *r, guint from, unsigned bit) {
+        unsigned n = 0;
+
+        for (guint i = from; i < r->manager_masks->len; i++)
+                n += (g_array_index(r->manager_masks, unsigned, i) & bit) != 0;
+        return n;
+}
+
+static void test_enabled(void **state) {
+        fixture *f = *state;
+        guint mark = f->rec.manager_masks->len;
+
+        assert_true(f->m->enabled); /* the default configuration */
+        assert_int_equal(pcpd_manager_set_enabled(f->m, false), 1);
+        assert_int_equal(count_bit(&f->rec, mark, PCPD_MANAGER_CHANGED_ENABLED), 1);
+        assert_string_equal(pcpd_manager_state(f->m), "disabled");
+        assert_int_equal(count_bit(&f->rec, mark, PCPD_MANAGER_CHANGED_STATE), 1);
+
+        /* no change, no news */
+        mark = f->rec.manager_masks->len;
+        assert_int_equal(pcpd_manager_set_enabled(f->m, false), 0);
+        assert_int_equal(f->rec.manager_masks->len, mark);
+
+        assert_int_equal(pcpd_manager_set_enabled(f->m, true), 1);
+        assert_int_equal(count_bit(&f->rec, mark, PCPD_MANAGER_CHANGED_ENABLED), 1);
+        assert_int_equal(count_bit(&f->rec, mark, PCPD_MANAGER_CHANGED_STATE), 1);
+        assert_int_equal(f->rec.mapping_events, 0); /* there were no mappings */
+}
+
+static void test_reload_settings(void **state) {
+        fixture *f = *state;
+        pcpd_config c;
+        guint mark = f->rec.manager_masks->len;
+
+        pcpd_config_init(&c);
+        c.default_lifetime = f->m->config.default_lifetime + 60;
+        assert_true(pcpd_reload_apply_config(f->m, &c) >= 1);
+        assert_int_equal(f->rec.manager_masks->len, mark + 1);
+        assert_int_equal(g_array_index(f->rec.manager_masks, unsigned, mark), PCPD_MANAGER_CHANGED_DEFAULT_LIFETIME);
+
+        mark = f->rec.manager_masks->len;
+        c.max_mappings_per_user = f->m->config.max_mappings_per_user + 1;
+        assert_true(pcpd_reload_apply_config(f->m, &c) >= 1);
+        assert_int_equal(f->rec.manager_masks->len, mark + 1);
+        assert_int_equal(g_array_index(f->rec.manager_masks, unsigned, mark),
+                         PCPD_MANAGER_CHANGED_MAX_MAPPINGS_PER_USER);
+
+        /* the same again: nothing changed, nothing told */
+        mark = f->rec.manager_masks->len;
+        assert_int_equal(pcpd_reload_apply_config(f->m, &c), 0);
+        assert_int_equal(f->rec.manager_masks->len, mark);
+        pcpd_config_clear(&c);
+}
+
+static void test_freeing_told_once(void **state) {
+        fixture *f = *state;
+        recorder r = { .manager_masks = g_array_new(FALSE, FALSE, sizeof(unsigned)) };
+        pcpd_manager *m = manager_new(f, &recording, &r);
+
+        r.expect_m = m;
+        assert_int_equal(r.freeing, 0);
+        pcpd_manager_free(m);
+        assert_int_equal(r.freeing, 1);
+        g_array_unref(r.manager_masks);
+}
+
+/* A manager without a listener (NULL) works and tells nobody. */
+static void test_no_listener(void **state) {
+        fixture *f = *state;
+        pcpd_manager *m = manager_new(f, NULL, NULL);
+        guint mark = f->rec.manager_masks->len;
+
+        assert_int_equal(pcpd_manager_set_enabled(m, false), 1);
+        assert_string_equal(pcpd_manager_state(m), "disabled");
+        pcpd_manager_free(m);
+        assert_int_equal(f->rec.manager_masks->len, mark); /* not the fixture's */
+}
+
+/* pcpd-bus.c's listener on a manager that was never started: no bus, no signals, and its
+ * face outlives the manager (as in main.c) */
+static void test_bus_listener_unstarted(void **state) {
+        fixture *f = *state;
+        pcpd_bus_face *face = pcpd_bus_face_new();
+        pcpd_manager *m = manager_new(f, &pcpd_bus_listener, face);
+
+        assert_null(m->bus);
+        assert_int_equal(pcpd_manager_set_enabled(m, false), 1);
+        assert_int_equal(pcpd_manager_set_enabled(m, true), 1);
+        pcpd_manager_free(m);
+        assert_null(pcpd_bus_face_free(face));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_mapping_names),
+                cmocka_unit_test(test_manager_names),
+                cmocka_unit_test_setup_teardown(test_enabled, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reload_settings, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_freeing_told_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_listener, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bus_listener_unstarted, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
