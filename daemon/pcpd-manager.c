@@ -2091,10 +2091,9 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         manager_kick(m);
 }
 
-/* mp leaves its server, which is still there (the primary connection moved): deleted
- * there at once (lifetime 0, its nonce: C4), so that one external port does not forward
- * to the host twice; then moved or set waiting by the caller. */
-void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp) {
+/* mp's request leaves the engine (a delete with its nonce while it had a grant) and its
+ * server: what leaving and waiting share */
+static void mapping_detach_server(pcpd_manager *m, pcpd_mapping *mp) {
         if (mp->engine_id != 0) {
                 g_hash_table_remove(m->by_engine_id, &mp->engine_id);
                 pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
@@ -2102,6 +2101,13 @@ void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp) {
                 manager_engine_drain(m);
         }
         mp->server = NULL;
+}
+
+/* mp leaves its server, which is still there (the primary connection moved): deleted
+ * there at once (lifetime 0, its nonce: C4), so that one external port does not forward
+ * to the host twice; then moved or set waiting by the caller. */
+void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp) {
+        mapping_detach_server(m, mp);
         if (mp->server_text != NULL && mp->server_text[0] != '\0') {
                 g_free(mp->prev_server);
                 mp->prev_server = g_strdup(mp->server_text);
@@ -2112,13 +2118,7 @@ void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp) {
 void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
         pcpd_mapping_changed what = 0;
 
-        if (mp->engine_id != 0) {
-                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
-                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
-                mp->engine_id = 0;
-                manager_engine_drain(m);
-        }
-        mp->server = NULL;
+        mapping_detach_server(m, mp);
         if (mp->server_text != NULL && mp->server_text[0] != '\0' && mp->prev_server == NULL)
                 mp->prev_server = g_strdup(mp->server_text);
         if (set_str(&mp->server_text, ""))
