@@ -87,8 +87,10 @@ CONTRACT = {
             'Created': 't',
         },
         'signals': {},
+        # Persistent, Owner and PID change (a persistent request of the same user; a
+        # mapping reclaimed after a restart) and are signalled: not const
         'const': {'Opcode', 'Family', 'Protocol', 'ProtocolNumber', 'InternalPort', 'Created',
-                  'UID', 'PID', 'AppId', 'AppIdSource', 'Persistent', 'Owner'},
+                  'UID', 'AppId', 'AppIdSource'},
     },
 }
 
