@@ -29,10 +29,10 @@ CACHE_DIR=${PCPD_TEST_CACHE_DIR:-/var/cache}
 
 # systemd as PID 1 and what pcpd's unit needs around it (dbus-daemon, polkitd and the
 # logind that polkitd depends on), pcpd's libraries (libnm0: discovery through
-# NetworkManager), and the tools the checks run inside (ip, ps, kill for ExecReload=).
+# NetworkManager; libgupnp-1.6-0: the UPnP-IGD backend), and the tools the checks run inside (ip, ps, kill for ExecReload=).
 PACKAGES=(
     systemd systemd-sysv dbus libpam-systemd polkitd
-    libglib2.0-0 libnm0
+    libglib2.0-0 libnm0 libgupnp-1.6-0
     iproute2 procps
 )
 SOURCES=(
