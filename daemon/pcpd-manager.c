@@ -2015,10 +2015,22 @@ static int mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s
         return r;
 }
 
+/* A mapping is on a new server: say so, and publish what the engine has for it now
+ * (pending, or already an answer: state, addresses, port, lifetime). */
+static void mapping_publish_move(pcpd_manager *m, pcpd_mapping *mp) {
+        const pcp_mapping_info *i;
+
+        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
+        i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+        if (i != NULL)
+                mapping_sync(m, mp, i);
+        manager_engine_drain(m);
+        manager_kick(m);
+}
+
 /* A direct mapping moves to a server that answers: same object, a new upstream mapping. */
 static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         pcp_mapping_params p;
-        const pcp_mapping_info *i;
         bool state;
         int r;
 
@@ -2034,14 +2046,7 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s moves to PCP server %s, which answers now (it had the host's own address %s)",
                          mp->path, s->text, mp->external_address);
-        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
-        /* State, addresses, port, lifetime: what the engine has now (pending, or already an
-         * answer) */
-        i = pcp_engine_mapping_get(m->engine, mp->engine_id);
-        if (i != NULL)
-                mapping_sync(m, mp, i);
-        manager_engine_drain(m);
-        manager_kick(m);
+        mapping_publish_move(m, mp);
 }
 
 /* A mapping whose server went (pcpd-servers.c) is made on the server that serves it now:
@@ -2050,7 +2055,6 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
 void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         g_autofree char *from = g_strdup(mp->prev_server);
         pcp_mapping_params p;
-        const pcp_mapping_info *i;
         struct in6_addr ext;
         bool state, same;
         int r;
@@ -2083,12 +2087,7 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s %s PCP server %s%s%s", mp->path, same ? "is made again on" : "moves to",
                          s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
-        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
-        i = pcp_engine_mapping_get(m->engine, mp->engine_id);
-        if (i != NULL)
-                mapping_sync(m, mp, i);
-        manager_engine_drain(m);
-        manager_kick(m);
+        mapping_publish_move(m, mp);
 }
 
 /* mp's request leaves the engine (a delete with its nonce while it had a grant) and its
