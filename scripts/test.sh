@@ -26,6 +26,7 @@ fi
 passed=0
 failed=0
 status=0
+failed_names=() # what failed, repeated at the end (a CI log shows its tail)
 
 # count the results of one meson test run from its JSON log
 count_results() {
@@ -36,17 +37,30 @@ count_results() {
     f=$(grep -Ec '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
     passed=$((passed + p))
     failed=$((failed + f))
+    local name
+    while IFS= read -r name; do
+        [ -n "$name" ] && failed_names+=("$log: $name")
+    done < <(/usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        t = json.loads(line)
+    except ValueError:
+        continue
+    if t.get("result") in ("FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS"):
+        print(t.get("name"), t.get("result"))
+' "$log")
 }
 
 run_suite() { # run_suite BUILDDIR [meson setup args...]
     local dir=$1
     shift
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; status=1; failed=$((failed + 1)); return; }
+        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; status=1; failed=$((failed + 1)); failed_names+=("$dir: meson setup"); return; }
     fi
     if ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
         cat "$dir.build.log"
-        status=1; failed=$((failed + 1)); return
+        status=1; failed=$((failed + 1)); failed_names+=("$dir: build"); return
     fi
     meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
     count_results "$dir/meson-logs/testlog.json"
@@ -62,7 +76,7 @@ if { [ -f build-clang/build.ninja ] || CC=clang meson setup build-clang >build-c
     passed=$((passed + 1))
 else
     cat build-clang.setup.log build-clang.build.log 2>/dev/null | tail -n 60
-    failed=$((failed + 1)); status=1
+    failed=$((failed + 1)); status=1; failed_names+=("build-clang: build")
 fi
 
 if [ -z "${PCPD_SKIP_VALGRIND:-}" ]; then
@@ -100,7 +114,7 @@ if [ -z "${PCPD_SKIP_FUZZ:-}" ]; then
     if ./scripts/fuzz.sh "${PCPD_FUZZ_SECONDS:-20}"; then
         passed=$((passed + 1))
     else
-        failed=$((failed + 1)); status=1
+        failed=$((failed + 1)); status=1; failed_names+=("fuzz: scripts/fuzz.sh")
     fi
 fi
 
@@ -115,8 +129,10 @@ p=$(grep -c '^ok ' build-system.log || true)
 f=$(grep -c '^not ok ' build-system.log || true)
 passed=$((passed + p))
 failed=$((failed + f))
+while IFS= read -r line; do failed_names+=("system: $line"); done < <(grep '^not ok ' build-system.log)
 if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ "$f" -eq 0 ]; then
     failed=$((failed + 1)) # stopped before its checks (Bail out!)
+    failed_names+=("system: stopped before its checks (rc $rc)")
 fi
 [ $rc -eq 0 ] || [ $rc -eq 77 ] || status=1
 
@@ -130,18 +146,19 @@ for dir in $gui_dirs; do
     [ -f "$dir/build.ninja" ] || continue
     if [ ! -x "$dir/clients/gnome/pcpd-port-forwarding" ]; then
         echo "$dir: the GNOME app was not built (-Dgnome=disabled, or GTK 4/libadwaita missing)" >&2
-        if [ "${CI:-}" = true ]; then failed=$((failed + 1)); status=1; fi
+        if [ "${CI:-}" = true ]; then failed=$((failed + 1)); status=1; failed_names+=("$dir: GUI app not built"); fi
         continue
     fi
     log="$dir/meson-logs/testlog-gui.json" # meson names the log after the setup
     rm -f "$log"
     xvfb-run -a -s "-screen 0 1280x1024x24 -nolisten tcp" \
         meson test -C "$dir" --no-rebuild --setup gui --suite gui --print-errorlogs || status=1
-    [ -f "$log" ] || { echo "$dir: the GUI tests did not run (Xvfb?)" >&2; failed=$((failed + 1)); status=1; }
+    [ -f "$log" ] || { echo "$dir: the GUI tests did not run (Xvfb?)" >&2; failed=$((failed + 1)); status=1; failed_names+=("$dir: GUI tests did not run"); }
     count_results "$log"
     ls "$dir"/clients/gnome/tests/gui-*.png 2>/dev/null | sed 's/^/screenshot: /'
 done
 
+for name in "${failed_names[@]}"; do echo "failed: $name"; done
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || status=1
 exit $status
