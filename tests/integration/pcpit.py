@@ -16,6 +16,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +31,19 @@ CAP = 60
 # PCPD_VALGRIND=1: pcpd runs under valgrind memcheck (slow: the caps are generous for it);
 # a test fails when memcheck reports errors at pcpd's clean shutdown
 VALGRIND = os.environ.get("PCPD_VALGRIND") == "1"
+
+
+def unix_socket_listening(path):
+    """True once the stream socket at path accepts connections: its file appears at
+    bind(), before listen(), and a client that connects in between is refused."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def log(msg):
@@ -222,7 +236,7 @@ class Test:
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus_addr
         self.spawn(self.nsc, ["/usr/bin/dbus-daemon", "--config-file", conf, "--nofork", "--nopidfile"],
                    log_name="dbus.log")
-        self.wait_until(lambda: os.path.exists(sock), CAP, "private dbus-daemon socket")
+        self.wait_until(lambda: unix_socket_listening(sock), CAP, "private dbus-daemon socket to accept connections")
         self.spawn(self.nsc, ["env", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}", PY, "-m", "dbusmock",
                               "--system", "--template", "polkitd"], log_name="polkit.log")
         self.wait_until(lambda: self.name_has_owner("org.freedesktop.PolicyKit1"), CAP, "mock polkitd (python3 -m dbusmock --template polkitd) on the bus; see polkit.log")

@@ -42,6 +42,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -63,6 +64,19 @@ CONN = "pcpnm-c0"
 CONN_UUID = "70636e6d-0000-4000-8000-000000000c00"
 NM_BIN = "/usr/sbin/NetworkManager"
 DHCLIENT = "/sbin/dhclient"
+
+
+def unix_socket_listening(path):
+    """True once the stream socket at path accepts connections: its file appears at
+    bind(), before listen(), and a client that connects in between is refused."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def log(msg):
@@ -551,7 +565,7 @@ exec {NM_BIN} --debug --config=$R/nm/NetworkManager.conf --config-dir=$R/nm/conf
         self._spawn("dbus", ["ip", "netns", "exec", self.ns_c, "dbus-daemon",
                              f"--config-file={self.run_dir}/dbus/system.conf", "--nofork", "--nopidfile",
                              "--nosyslog"], "dbus.log")
-        self._wait(lambda: os.path.exists(self.sock), 10, "the private bus socket")
+        self._wait(lambda: unix_socket_listening(self.sock), 60, "the private bus socket to accept connections")
         self.timings["bus"] = time.monotonic() - t0
         self._start_dnsmasq()
         if self.dhcp6 == "mini":

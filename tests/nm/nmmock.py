@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,19 @@ MOCK_IFACE = "org.freedesktop.DBus.Mock"
 # NMDeviceState, NMActiveConnectionState
 ACTIVATED, DISCONNECTED, UNAVAILABLE = 100, 30, 20
 AC_ACTIVATED = 2
+
+
+def unix_socket_listening(path):
+    """True once the stream socket at path accepts connections: its file appears at
+    bind(), before listen(), and a client that connects in between is refused."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def _opts(d):
@@ -105,7 +119,7 @@ class NMMock:
                                               "--nosyslog"], stdin=subprocess.DEVNULL,
                                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "bus.log"), "w"))
             self.bus_address = f"unix:path={sock}"
-            self._wait(lambda: os.path.exists(sock), 10, "the private bus socket")
+            self._wait(lambda: unix_socket_listening(sock), 60, "the private bus socket to accept connections")
         self.bus = dbus.bus.BusConnection(self.bus_address)
         self.start()
         return self

@@ -79,7 +79,7 @@ def main():
                                   '--external', '198.51.100.7', '--control', ctl[v4]],
                                  stdout=out, stderr=subprocess.STDOUT)
         for c in ctl.values():
-            wait(lambda: os.path.exists(c), 'the refservers control sockets', 15)
+            wait(lambda: nmlab.unix_socket_listening(c), 'the refservers control sockets to accept connections', 60)
 
         conf = os.path.join(tmp, 'pcpd.conf')
         with open(conf, 'w') as f:

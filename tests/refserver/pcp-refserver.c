@@ -683,13 +683,20 @@ static int ctl_listen(server *srv, const char *path) {
 
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, strlen(path) + 1);
+        /* bound under a temporary name and renamed once it listens: a test that waits for
+         * the path to appear can connect at once (between bind() and listen() a connect()
+         * is refused) */
+        bool tmp = strlen(path) + strlen(".tmp") < sizeof(sa.sun_path);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s%s", path, tmp ? ".tmp" : "");
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        (void) unlink(path);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, MAX_CTL_CONNS) < 0) {
+        (void) unlink(sa.sun_path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, MAX_CTL_CONNS) < 0 ||
+            (tmp && rename(sa.sun_path, path) < 0)) {
                 int r = -errno;
+                if (tmp)
+                        (void) unlink(sa.sun_path);
                 close(fd);
                 return r;
         }
