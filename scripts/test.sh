@@ -62,7 +62,9 @@ run_suite() { # run_suite BUILDDIR [meson setup args...]
         cat "$dir.build.log"
         status=1; failed=$((failed + 1)); failed_names+=("$dir: build"); return
     fi
-    meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
+    # -t 3: a meson time-out is a cap against hangs, not a speed; a loaded machine and the
+    # sanitizers make tests several times slower (pcpctl-usage took over 30 s so)
+    meson test -C "$dir" --print-errorlogs --num-processes 2 -t 3 || status=1
     count_results "$dir/meson-logs/testlog.json"
 }
 
