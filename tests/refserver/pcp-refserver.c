@@ -686,8 +686,10 @@ static int ctl_listen(server *srv, const char *path) {
         /* bound under a temporary name and renamed once it listens: a test that waits for
          * the path to appear can connect at once (between bind() and listen() a connect()
          * is refused) */
-        bool tmp = strlen(path) + strlen(".tmp") < sizeof(sa.sun_path);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s%s", path, tmp ? ".tmp" : "");
+        size_t n = strlen(path);
+        bool tmp = n + strlen(".tmp") < sizeof(sa.sun_path);
+        memcpy(sa.sun_path, path, n);
+        memcpy(sa.sun_path + n, tmp ? ".tmp" : "", tmp ? sizeof(".tmp") : 1);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
