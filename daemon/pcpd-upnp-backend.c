@@ -307,7 +307,10 @@ static const char *upnp_refuse_reason(pcpd_backend *base, const pcpd_mapping *mp
         return pcpd_upnp_refuse_reason(ui != NULL ? ui->u : NULL, &req);
 }
 
-static struct pcpd_backend_mapping *link_start(upnp_iface *ui, pcpd_mapping *mp, uint16_t suggested) {
+/* suggested: the external port to ask for; held: the one the IGD may hold for mp from
+ * before a restart (restore), which a removal must delete even if nothing was asked yet */
+static struct pcpd_backend_mapping *link_start(upnp_iface *ui, pcpd_mapping *mp, uint16_t suggested,
+                                               uint16_t held) {
         struct pcpd_backend_mapping *l;
         pcpd_upnp_request req;
         uint64_t id;
@@ -317,6 +320,7 @@ static struct pcpd_backend_mapping *link_start(upnp_iface *ui, pcpd_mapping *mp,
                 return NULL;
         if (suggested != 0)
                 req.suggested_external_port = suggested;
+        req.held_external_port = held;
         r = pcpd_upnp_add(ui->u, &req, &id);
         if (r < 0) {
                 g_warning("Mapping %s cannot be made through UPnP-IGD on %s: %s", mp->path, ui->ifname,
@@ -354,7 +358,7 @@ static int upnp_add(pcpd_backend *base, pcpd_mapping *mp, pcpd_server *s) {
         ui = iface_get(b, s->ifname, &s->addrs[0].sin6_addr);
         if (ui == NULL)
                 return -ENODEV;
-        l = link_start(ui, mp, 0);
+        l = link_start(ui, mp, 0, 0);
         if (l == NULL)
                 return -EINVAL;
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
@@ -462,7 +466,7 @@ static bool upnp_restore(pcpd_backend *base, pcpd_mapping *mp, const pcpd_state_
         if (ui == NULL)
                 return false;
         /* the port it had: the IGD's entry is found ours and refreshed, not duplicated */
-        l = link_start(ui, mp, rec->upnp_external_port);
+        l = link_start(ui, mp, rec->upnp_external_port, rec->upnp_external_port);
         if (l == NULL)
                 return false;
         if (rec->upnp_external_port != 0) {

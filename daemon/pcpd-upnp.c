@@ -1417,6 +1417,7 @@ int pcpd_upnp_add(pcpd_upnp *u, const pcpd_upnp_request *req, uint64_t *ret_id) 
         m->info.internal_addr = req->internal_addr;
         m->info.internal_port = req->internal_port;
         m->info.suggested_external_port = req->suggested_external_port;
+        m->upstream_port = req->held_external_port; /* may be held from before a restart */
         m->info.prefer_failure = req->prefer_failure;
         m->info.lifetime_requested = req->lifetime;
         m->lease_try = req->lifetime;

@@ -166,6 +166,10 @@ typedef struct pcpd_upnp_request {
         struct in6_addr internal_addr; /* IPv4-mapped: this host's address on the interface */
         uint16_t internal_port;        /* 1..65535 */
         uint16_t suggested_external_port; /* 0 = same as internal */
+        /* a mapping restored after a restart: the external port the IGD may still hold for
+         * it from before (0 = none). Removed before anything was asked in this run, that
+         * entry is still checked and deleted, not taken for one never made. */
+        uint16_t held_external_port;
         uint32_t lifetime;             /* seconds, > 0; the IGD may force 0 (725) */
         const char *description;       /* copied; NULL = "pcpd"; pcpd_upnp_description_ok() */
         bool prefer_failure;
