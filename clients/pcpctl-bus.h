@@ -23,6 +23,9 @@
 #define MATCH_INTERFACES_ADDED                                                                              \
         "type='signal',sender='" PCP1_BUS_NAME "',path='" PCP1_MANAGER_PATH "',interface='" OBJECT_MANAGER_IFACE \
         "',member='InterfacesAdded'"
+/* every signal of pcpd: of the manager and of the mappings */
+#define MATCH_PCPD_SIGNALS                                                                                  \
+        "type='signal',sender='" PCP1_BUS_NAME "',path_namespace='" PCP1_MANAGER_PATH "'"
 #define MATCH_NAME_OWNER                                                                                    \
         "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"                         \
         "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" PCP1_BUS_NAME "'"

@@ -57,7 +57,6 @@ typedef struct Holder {
         bool early_overflow; /* some were dropped: ask GetAll */
 
         sd_bus_slot *release_slot, *add_slot, *properties_slot;
-        sd_bus_slot *added_match; /* InterfacesAdded: needed only until the first reply */
         sd_event_source *expiry;
         char *last_line;
         int status;
@@ -75,7 +74,6 @@ static void holder_done(Holder *h) {
         sd_bus_slot_unref(h->release_slot);
         sd_bus_slot_unref(h->add_slot);
         sd_bus_slot_unref(h->properties_slot);
-        sd_bus_slot_unref(h->added_match);
         sd_event_source_disable_unref(h->expiry);
         free(h->path);
         free(h->previous_external);
@@ -332,6 +330,23 @@ static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *
         return h->adding ? holder_keep_early(h, m) : 0;
 }
 
+static int on_mapping_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+
+/* Every signal of pcpd, through one match rule (one AddMatch instead of three): the
+ * changes of the mappings, their removal, and InterfacesAdded, which pcpctl reads only
+ * while its first AddMapping is on its way. */
+static int on_pcpd_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        if (sd_bus_message_is_signal(m, PROPERTIES_IFACE, "PropertiesChanged"))
+                return on_mapping_changed(m, userdata, ret_error);
+        if (sd_bus_message_is_signal(m, PCP1_MANAGER_IFACE, "MappingRemoved") &&
+            streq(strempty(sd_bus_message_get_path(m)), PCP1_MANAGER_PATH))
+                return on_mapping_removed(m, userdata, ret_error);
+        if (sd_bus_message_is_signal(m, OBJECT_MANAGER_IFACE, "InterfacesAdded") &&
+            streq(strempty(sd_bus_message_get_path(m)), PCP1_MANAGER_PATH))
+                return on_interfaces_added(m, userdata, ret_error);
+        return 0;
+}
+
 static int on_mapping_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Holder *h = userdata;
         const char *path, *reason, *text;
@@ -463,11 +478,6 @@ static int on_add_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
                 holder_exit(h, EXIT_FAILURE);
                 return 0;
         }
-        /* other programs' new mappings are of no interest from now on (a --persistent
-         * --wait ends with the wait: it need not send RemoveMatch for that) */
-        if (!arg_map.persistent)
-                h->added_match = sd_bus_slot_unref(h->added_match);
-
         r = holder_set_path(h, path);
         if (r >= 0 && holder_replay_early(h)) {
                 h->have_info = true;
@@ -673,27 +683,21 @@ static int add_persistent(Holder *h) {
  * before it has the call. (sd-bus itself dispatches a match only after its AddMatch
  * reply, which for the same reason comes before anything AddMapping causes.) This saves
  * a round trip to the bus per match, and a failed one still ends pcpctl with an error. */
-static int holder_subscribe(Holder *h, sd_bus_slot **s1, sd_bus_slot **s2, sd_bus_slot **s3, sd_bus_slot **s4) {
+static int holder_subscribe(Holder *h, sd_bus_slot **s1, sd_bus_slot **s2, sd_bus_slot **s3) {
         int r;
 
-        r = sd_bus_add_match_async(h->bus, s1, MATCH_PROPERTIES, on_mapping_changed, on_match_installed, h);
+        r = sd_bus_add_match_async(h->bus, s1, MATCH_PCPD_SIGNALS, on_pcpd_signal, on_match_installed, h);
         if (r >= 0)
-                r = sd_bus_add_match_async(h->bus, s2, MATCH_MAPPING_REMOVED, on_mapping_removed, on_match_installed,
+                r = sd_bus_add_match_async(h->bus, s2, MATCH_NAME_OWNER, on_name_owner_changed, on_match_installed,
                                            h);
-        if (r >= 0)
-                r = sd_bus_add_match_async(h->bus, s3, MATCH_NAME_OWNER, on_name_owner_changed, on_match_installed,
-                                           h);
-        if (r >= 0)
-                r = sd_bus_add_match_async(h->bus, &h->added_match, MATCH_INTERFACES_ADDED, on_interfaces_added,
-                                           on_match_installed, h);
         if (r >= 0) /* a local match: no message */
-                r = sd_bus_add_match(h->bus, s4, MATCH_DISCONNECTED, on_disconnect, h);
+                r = sd_bus_add_match(h->bus, s3, MATCH_DISCONNECTED, on_disconnect, h);
         return r;
 }
 
 static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *s1 = NULL, *s2 = NULL, *s3 = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         Holder h = {
                 .bus = bus,
@@ -740,7 +744,7 @@ static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
                 goto fail;
 
         /* subscribe before asking, so that no change can slip by */
-        if (holder_subscribe(&h, &s1, &s2, &s3, &s4) < 0) {
+        if (holder_subscribe(&h, &s1, &s2, &s3) < 0) {
                 log_error(_("Failed to %s: cannot subscribe to signals."), h.verb);
                 (void) sd_bus_detach_event(bus);
                 holder_done(&h);
