@@ -55,6 +55,8 @@ typedef struct Holder {
         sd_bus_message *early[EARLY_SIGNALS_MAX];
         size_t n_early;
         bool early_overflow; /* some were dropped: ask GetAll */
+        bool finish_asked;   /* interrupted before the reply: release once it is in */
+        int finish_status;
 
         sd_bus_slot *release_slot, *add_slot, *properties_slot;
         sd_event_source *expiry;
@@ -225,9 +227,19 @@ static void holder_finish(Holder *h, int status) {
                 holder_exit(h, EXIT_FAILURE);
                 return;
         }
-        if (h->path == NULL) {
-                /* interrupted while AddMapping is on its way: leaving closes the connection,
-                 * and pcpd drops what it gives a connection that is gone */
+        if (h->adding) {
+                /* interrupted while the first AddMapping is on its way: release what it
+                 * gives once the reply is in; asked again, stop waiting (leaving closes
+                 * the connection, and pcpd drops what it gave a connection that is gone) */
+                if (h->finish_asked) {
+                        holder_exit(h, EXIT_FAILURE);
+                        return;
+                }
+                h->finish_asked = true;
+                h->finish_status = status;
+                return;
+        }
+        if (h->path == NULL) { /* asked again after a restart of pcpd: the same */
                 holder_exit(h, EXIT_FAILURE);
                 return;
         }
@@ -479,6 +491,11 @@ static int on_add_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
                 return 0;
         }
         r = holder_set_path(h, path);
+        if (r >= 0 && h->finish_asked) {
+                holder_drop_early(h);
+                holder_finish(h, h->finish_status);
+                return 0;
+        }
         if (r >= 0 && holder_replay_early(h)) {
                 h->have_info = true;
                 holder_update(h);

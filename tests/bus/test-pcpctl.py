@@ -430,6 +430,31 @@ class VerbsTest(PcpctlTestCase):
         self.assertNotIn('GetAll', members, 'the properties came with InterfacesAdded')
         self.assertEqual([(m['internal_port'], m['external_port']) for m in env.dump()], [(8230, 8230)])
 
+    def test_interrupted_before_the_reply(self):
+        """SIGINT while AddMapping waits in polkit: pcpctl (which asks in its event loop
+        now) waits for the reply and releases what it gives, as an interrupt later does:
+        exit status 0, nothing printed, the mapping removed as released."""
+        env = self.make_env(polkit=True)
+        env.polkit_call('SetAllowed', 'as', ['org.freedesktop.PCP1.map'])
+        app = Agent(env, uid=NOBODY)  # nobody's program, listening on the port
+        self.assertEqual(app.req(op='bind', proto='tcp', port=8231, family=4).get('ok'), 8231)
+        env.polkit_call('SimulateHangActions', 'as', ['org.freedesktop.PCP1.map'])
+        p = subprocess.Popen(['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}', '--clear-groups', PCPCTL,
+                              '--no-ask-password', 'map', 'tcp', '8231', '--wait'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.base_env(env))
+        env.procs.append(p)
+        wait_until(lambda: env.polkit_call('HaveHangingCalls')[0] or p.poll() is not None, 20,
+                   "pcpctl's AddMapping waiting in polkit")
+        self.assertIsNone(p.poll(), 'pcpctl ended before its AddMapping was answered')
+        p.send_signal(signal.SIGINT)
+        env.polkit_call('ReleaseHangingCalls')
+        out, err = p.communicate(timeout=60)
+        self.assertEqual((p.returncode, out, err), (0, b'', b''))
+        wait_until(lambda: any(s[2] == 'MappingRemoved' and s[3][1] == 'released' for s in env.signals), 20,
+                   'MappingRemoved (released) of the mapping pcpctl was given after SIGINT')
+        self.assertEqual([m for m in json.loads(self.pcpctl(env, 'list', '--json').stdout)
+                          if m['InternalPort'] == 8231], [])
+
     def test_map_json_release_json(self):
         env = self.make_env()
         p = self.start(env, 'map', 'tcp', '8206', '--wait', '--json')
