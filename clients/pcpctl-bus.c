@@ -126,6 +126,22 @@ int bus_call_authorized(sd_bus *bus, bool ask_password, sd_bus_message *m, sd_bu
         return r;
 }
 
+int bus_call_authorized_async(sd_bus *bus, bool ask_password, sd_bus_message *m, sd_bus_slot **slot,
+                              sd_bus_message_handler_t callback, void *userdata) {
+        int r;
+
+        if (ask_password)
+                polkit_agent_open();
+        r = sd_bus_call_async(bus, slot, m, callback, userdata, ask_password ? INTERACTIVE_CALL_TIMEOUT_USEC : 0);
+        if (r < 0)
+                polkit_agent_close();
+        return r;
+}
+
+void bus_call_authorized_end(void) {
+        polkit_agent_close();
+}
+
 /* ---- properties into typed structs ---- */
 
 typedef int (*PropReader)(sd_bus_message *m, void *field);

@@ -23,6 +23,9 @@
 #define MATCH_INTERFACES_ADDED                                                                              \
         "type='signal',sender='" PCP1_BUS_NAME "',path='" PCP1_MANAGER_PATH "',interface='" OBJECT_MANAGER_IFACE \
         "',member='InterfacesAdded'"
+/* every signal of pcpd: of the manager and of the mappings */
+#define MATCH_PCPD_SIGNALS                                                                                  \
+        "type='signal',sender='" PCP1_BUS_NAME "',path_namespace='" PCP1_MANAGER_PATH "'"
 #define MATCH_NAME_OWNER                                                                                    \
         "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"                         \
         "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" PCP1_BUS_NAME "'"
@@ -45,6 +48,11 @@ int bus_new_call(sd_bus *bus, const char *path, const char *interface, const cha
  * long timeout when polkit may ask the user. */
 int bus_call_authorized(sd_bus *bus, bool ask_password, sd_bus_message *m, sd_bus_error *error,
                         sd_bus_message **reply);
+/* The same, answered to callback in the event loop; bus_call_authorized_end() when the
+ * answer is in (or no longer awaited) stops the agent. */
+int bus_call_authorized_async(sd_bus *bus, bool ask_password, sd_bus_message *m, sd_bus_slot **slot,
+                              sd_bus_message_handler_t callback, void *userdata);
+void bus_call_authorized_end(void);
 
 /* ---- properties into typed structs ---- */
 

@@ -21,6 +21,10 @@
 #include "pcpctl-util.h"
 #include "pcpctl.h"
 
+/* signals kept while the first AddMapping is on its way: its own InterfacesAdded and
+ * PropertiesChanged, and those of other programs' mappings at the same moment */
+#define EARLY_SIGNALS_MAX 32
+
 typedef struct Holder {
         sd_bus *bus;
         sd_event *event;
@@ -43,6 +47,17 @@ typedef struct Holder {
         char *previous_external;
         bool releasing; /* Release() is on its way */
 
+        /* The first AddMapping is on its way: the signals about mappings that arrive before
+         * its reply are kept (in order, a bounded number) to be read once the path is
+         * known. pcpd announces a new mapping with InterfacesAdded, every property
+         * included, before it replies: that saves the GetAll. */
+        bool adding;
+        sd_bus_message *early[EARLY_SIGNALS_MAX];
+        size_t n_early;
+        bool early_overflow; /* some were dropped: ask GetAll */
+        bool finish_asked;   /* interrupted before the reply: release once it is in */
+        int finish_status;
+
         sd_bus_slot *release_slot, *add_slot, *properties_slot;
         sd_event_source *expiry;
         char *last_line;
@@ -50,7 +65,14 @@ typedef struct Holder {
         int final_status; /* once released */
 } Holder;
 
+static void holder_drop_early(Holder *h) {
+        for (size_t i = 0; i < h->n_early; i++)
+                sd_bus_message_unref(h->early[i]);
+        h->n_early = 0;
+}
+
 static void holder_done(Holder *h) {
+        holder_drop_early(h);
         sd_bus_slot_unref(h->release_slot);
         sd_bus_slot_unref(h->add_slot);
         sd_bus_slot_unref(h->properties_slot);
@@ -205,6 +227,22 @@ static void holder_finish(Holder *h, int status) {
                 holder_exit(h, EXIT_FAILURE);
                 return;
         }
+        if (h->adding) {
+                /* interrupted while the first AddMapping is on its way: release what it
+                 * gives once the reply is in; asked again, stop waiting (leaving closes
+                 * the connection, and pcpd drops what it gave a connection that is gone) */
+                if (h->finish_asked) {
+                        holder_exit(h, EXIT_FAILURE);
+                        return;
+                }
+                h->finish_asked = true;
+                h->finish_status = status;
+                return;
+        }
+        if (h->path == NULL) { /* asked again after a restart of pcpd: the same */
+                holder_exit(h, EXIT_FAILURE);
+                return;
+        }
         h->final_status = status;
         r = sd_bus_call_method_async(h->bus, &h->release_slot, PCP1_BUS_NAME, h->path, PCP1_MAPPING_IFACE,
                                      "Release", on_release_reply, h, NULL);
@@ -265,11 +303,23 @@ static void holder_update(Holder *h) {
         }
 }
 
+/* A signal that came before the first AddMapping's reply: kept for when the path is known. */
+static int holder_keep_early(Holder *h, sd_bus_message *m) {
+        if (h->n_early == EARLY_SIGNALS_MAX) {
+                h->early_overflow = true;
+                return 0;
+        }
+        h->early[h->n_early++] = sd_bus_message_ref(m);
+        return 0;
+}
+
 static int on_mapping_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Holder *h = userdata;
         const char *interface;
         int r;
 
+        if (h->adding)
+                return holder_keep_early(h, m);
         if (h->path == NULL || !h->have_info || !streq(strempty(sd_bus_message_get_path(m)), h->path))
                 return 0;
         r = sd_bus_message_read_basic(m, 's', &interface);
@@ -281,6 +331,31 @@ static int on_mapping_changed(sd_bus_message *m, void *userdata, sd_bus_error *r
                 return 0;
         }
         holder_update(h);
+        return 0;
+}
+
+static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Holder *h = userdata;
+
+        /* after the first reply: a mapping of another program, or ours again after a
+         * restart of pcpd, which pcpctl reads with GetAll */
+        return h->adding ? holder_keep_early(h, m) : 0;
+}
+
+static int on_mapping_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+
+/* Every signal of pcpd, through one match rule (one AddMatch instead of three): the
+ * changes of the mappings, their removal, and InterfacesAdded, which pcpctl reads only
+ * while its first AddMapping is on its way. */
+static int on_pcpd_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        if (sd_bus_message_is_signal(m, PROPERTIES_IFACE, "PropertiesChanged"))
+                return on_mapping_changed(m, userdata, ret_error);
+        if (sd_bus_message_is_signal(m, PCP1_MANAGER_IFACE, "MappingRemoved") &&
+            streq(strempty(sd_bus_message_get_path(m)), PCP1_MANAGER_PATH))
+                return on_mapping_removed(m, userdata, ret_error);
+        if (sd_bus_message_is_signal(m, OBJECT_MANAGER_IFACE, "InterfacesAdded") &&
+            streq(strempty(sd_bus_message_get_path(m)), PCP1_MANAGER_PATH))
+                return on_interfaces_added(m, userdata, ret_error);
         return 0;
 }
 
@@ -329,9 +404,8 @@ static int on_initial_properties(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
-/* Follows the mapping at path: its properties now (asynchronously, so that changes queued
- * before the answer are applied before it), then its signals. */
-static int holder_follow(Holder *h, const char *path) {
+/* The mapping pcpctl follows from now on: its signals count from here. */
+static int holder_set_path(Holder *h, const char *path) {
         char *p = strdup(path);
 
         if (p == NULL)
@@ -344,8 +418,106 @@ static int holder_follow(Holder *h, const char *path) {
                 return -ENOMEM;
         h->have_info = false;
         h->properties_slot = sd_bus_slot_unref(h->properties_slot);
+        return 0;
+}
+
+/* Follows the mapping at path: its properties now (asynchronously, so that changes queued
+ * before the answer are applied before it), then its signals. */
+static int holder_follow(Holder *h, const char *path) {
+        int r;
+
+        r = holder_set_path(h, path);
+        if (r < 0)
+                return r;
         return sd_bus_call_method_async(h->bus, &h->properties_slot, PCP1_BUS_NAME, h->path, PROPERTIES_IFACE,
                                         "GetAll", on_initial_properties, h, "s", PCP1_MAPPING_IFACE);
+}
+
+/* The signals that came before the first reply, in the order pcpd sent them: the
+ * mapping's InterfacesAdded has every property, a PropertiesChanged after it what changed
+ * since. True when they gave the mapping's state; false for a mapping that existed
+ * before the call (pcpd shares or reclaims one: no InterfacesAdded), or when some were
+ * dropped: then GetAll. */
+static bool holder_replay_early(Holder *h) {
+        bool known = false;
+
+        for (size_t i = 0; i < h->n_early && !h->early_overflow; i++) {
+                sd_bus_message *m = h->early[i];
+                const char *s;
+
+                if (sd_bus_message_rewind(m, true) < 0)
+                        continue;
+                if (sd_bus_message_is_signal(m, OBJECT_MANAGER_IFACE, "InterfacesAdded")) {
+                        MappingInfo info = {0};
+
+                        if (sd_bus_message_read_basic(m, 'o', &s) < 0 || !streq(s, h->path) ||
+                            sd_bus_message_rewind(m, true) < 0 || mapping_info_read_added(m, &info) <= 0)
+                                continue;
+                        mapping_info_done(&h->info);
+                        h->info = info;
+                        known = true;
+                } else if (known && streq(strempty(sd_bus_message_get_path(m)), h->path)) {
+                        if (sd_bus_message_read_basic(m, 's', &s) < 0 || !streq(s, PCP1_MAPPING_IFACE))
+                                continue;
+                        if (mapping_info_read(m, &h->info, NULL) < 0)
+                                known = false; /* malformed: ask */
+                }
+        }
+        holder_drop_early(h);
+        return known && !h->early_overflow;
+}
+
+static int on_add_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Holder *h = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *path;
+        char buf[512];
+        int r;
+
+        h->add_slot = sd_bus_slot_unref(h->add_slot);
+        h->adding = false;
+        bus_call_authorized_end();
+        if (e != NULL) {
+                holder_drop_early(h);
+                log_error(_("Failed to %s: %s"), h->verb, add_error_message(h, e, -EIO, buf, sizeof(buf)));
+                holder_exit(h, EXIT_FAILURE);
+                return 0;
+        }
+        r = sd_bus_message_read_basic(m, 'o', &path);
+        if (r < 0) {
+                holder_drop_early(h);
+                log_error(_("Failed to %s: cannot parse the reply: %s"), h->verb, strerror(-r));
+                holder_exit(h, EXIT_FAILURE);
+                return 0;
+        }
+        r = holder_set_path(h, path);
+        if (r >= 0 && h->finish_asked) {
+                holder_drop_early(h);
+                holder_finish(h, h->finish_status);
+                return 0;
+        }
+        if (r >= 0 && holder_replay_early(h)) {
+                h->have_info = true;
+                holder_update(h);
+                return 0;
+        }
+        if (r >= 0)
+                r = holder_follow(h, path);
+        if (r < 0) {
+                log_error(_("Failed to %s: %s"), h->verb, strerror(-r));
+                holder_exit(h, EXIT_FAILURE);
+        }
+        return 0;
+}
+
+static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Holder *h = userdata;
+
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                log_error(_("Failed to %s: cannot subscribe to signals."), h->verb);
+                holder_exit(h, EXIT_FAILURE);
+        }
+        return 0;
 }
 
 static int on_readd_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -433,6 +605,8 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, PCP1_BUS_NAME))
                 return 0;
+        if (h->adding) /* pcpd started for the call, or gone before its reply: the reply says */
+                return 0;
         if (!isempty(old_owner)) {
                 if (h->releasing) { /* nobody to answer our Release() now */
                         log_router_keeps(h, _("pcpd went away before it released the mapping"));
@@ -492,10 +666,55 @@ static int print_persistent(Holder *h, const char *path) {
         return EXIT_SUCCESS;
 }
 
-static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
+/* --persistent without --wait: one call and the mapping's properties, nothing to follow. */
+static int add_persistent(Holder *h) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL;
+        const char *path;
+        char buf[512];
+        int r;
+
+        r = new_add_call(h, &m);
+        if (r < 0) {
+                log_error(_("Failed to %s: %s"), h->verb, strerror(-r));
+                return EXIT_FAILURE;
+        }
+        r = bus_call_authorized(h->bus, arg_ask_password, m, &error, &reply);
+        if (r < 0) {
+                log_error(_("Failed to %s: %s"), h->verb, add_error_message(h, &error, r, buf, sizeof(buf)));
+                return EXIT_FAILURE;
+        }
+        r = sd_bus_message_read_basic(reply, 'o', &path);
+        if (r < 0) {
+                log_error(_("Failed to %s: cannot parse the reply: %s"), h->verb, strerror(-r));
+                return EXIT_FAILURE;
+        }
+        return print_persistent(h, path);
+}
+
+/* Subscribes to what pcpctl follows without waiting for the bus to confirm: AddMatch
+ * calls whose replies are not awaited, sent before AddMapping on the same connection.
+ * That is enough for no signal about the new mapping to slip by: dbus-daemon handles the
+ * messages of one connection in the order they were sent, so the rules are in place
+ * before it passes AddMapping on to pcpd, which can emit nothing about the mapping
+ * before it has the call. (sd-bus itself dispatches a match only after its AddMatch
+ * reply, which for the same reason comes before anything AddMapping causes.) This saves
+ * a round trip to the bus per match, and a failed one still ends pcpctl with an error. */
+static int holder_subscribe(Holder *h, sd_bus_slot **s1, sd_bus_slot **s2, sd_bus_slot **s3) {
+        int r;
+
+        r = sd_bus_add_match_async(h->bus, s1, MATCH_PCPD_SIGNALS, on_pcpd_signal, on_match_installed, h);
+        if (r >= 0)
+                r = sd_bus_add_match_async(h->bus, s2, MATCH_NAME_OWNER, on_name_owner_changed, on_match_installed,
+                                           h);
+        if (r >= 0) /* a local match: no message */
+                r = sd_bus_add_match(h->bus, s3, MATCH_DISCONNECTED, on_disconnect, h);
+        return r;
+}
+
+static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *s1 = NULL, *s2 = NULL, *s3 = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         Holder h = {
                 .bus = bus,
@@ -503,8 +722,6 @@ static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
                 .verb = is_map ? "map" : "peer",
                 .status = EXIT_SUCCESS,
         };
-        const char *path;
-        char buf[512];
         sigset_t mask;
         int r;
 
@@ -516,39 +733,13 @@ static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
                 h.remote_address = argv[3];
         }
 
-        bool hold = !arg_map.persistent || arg_map.wait;
-
-        /* subscribe before asking, so that no change can slip by */
-        if (hold && (sd_bus_add_match(bus, &s1, MATCH_PROPERTIES, on_mapping_changed, &h) < 0 ||
-                     sd_bus_add_match(bus, &s2, MATCH_MAPPING_REMOVED, on_mapping_removed, &h) < 0 ||
-                     sd_bus_add_match(bus, &s3, MATCH_NAME_OWNER, on_name_owner_changed, &h) < 0 ||
-                     sd_bus_add_match(bus, &s4, MATCH_DISCONNECTED, on_disconnect, &h) < 0)) {
-                log_error(_("Failed to %s: cannot subscribe to signals."), h.verb);
-                return EXIT_FAILURE;
-        }
-
-        r = new_add_call(&h, &m);
-        if (r < 0) {
-                log_error(_("Failed to %s: %s"), h.verb, strerror(-r));
-                return EXIT_FAILURE;
-        }
-        r = bus_call_authorized(bus, arg_ask_password, m, &error, &reply);
-        if (r < 0) {
-                log_error(_("Failed to %s: %s"), h.verb, add_error_message(&h, &error, r, buf, sizeof(buf)));
-                return EXIT_FAILURE;
-        }
-        r = sd_bus_message_read_basic(reply, 'o', &path);
-        if (r < 0) {
-                log_error(_("Failed to %s: cannot parse the reply: %s"), h.verb, strerror(-r));
-                return EXIT_FAILURE;
-        }
-
-        if (!hold) {
-                r = print_persistent(&h, path);
+        if (arg_map.persistent && !arg_map.wait) {
+                r = add_persistent(&h);
                 holder_done(&h);
                 return r;
         }
 
+        /* every answer is awaited in the loop, the first AddMapping's too */
         h.waiting = arg_map.wait;
         r = sd_event_default(&event);
         if (r < 0)
@@ -566,21 +757,35 @@ static int hold_mapping(int argc, char **argv, sd_bus *bus, bool is_map) {
                 r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, &h);
         if (r >= 0)
                 r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
-        if (r >= 0)
-                r = holder_follow(&h, path);
         if (r < 0)
                 goto fail;
+
+        /* subscribe before asking, so that no change can slip by */
+        if (holder_subscribe(&h, &s1, &s2, &s3) < 0) {
+                log_error(_("Failed to %s: cannot subscribe to signals."), h.verb);
+                (void) sd_bus_detach_event(bus);
+                holder_done(&h);
+                return EXIT_FAILURE;
+        }
+        r = new_add_call(&h, &m);
+        if (r >= 0)
+                r = bus_call_authorized_async(bus, arg_ask_password, m, &h.add_slot, on_add_reply, &h);
+        if (r < 0)
+                goto fail;
+        h.adding = true;
 
         r = sd_event_loop(event);
         if (r < 0)
                 goto fail;
 
+        bus_call_authorized_end();
         (void) sd_bus_detach_event(bus);
         holder_done(&h);
         return h.status;
 
 fail:
         log_error(_("Failed to %s: %s"), h.verb, strerror(-r));
+        bus_call_authorized_end();
         (void) sd_bus_detach_event(bus);
         holder_done(&h);
         return EXIT_FAILURE;

@@ -7,6 +7,9 @@
   secure mode, --no-pager, none when stdout is not a terminal), -j;
 - a held `pcpctl map` across a restart of pcpd (SIGTERM and SIGKILL): it re-attaches,
   keeps its external port and the old nonce, and says so;
+- `pcpctl map --wait` sends AddMapping before any of its AddMatch calls is answered (a
+  proxy between pcpctl and the bus holds the answers back), and reads the mapping from
+  its InterfacesAdded, without GetAll;
 - the daemon's side of it: SuggestedExternalPort follows the granted port with change
   signals, an unknown interface is named in InvalidArgs, PortNotOwned names no API call.
 """
@@ -18,11 +21,13 @@ import pty
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import termios
+import threading
 import time
 import unicodedata
 
@@ -151,6 +156,149 @@ def stop(p, sig=signal.SIGINT, timeout=20):
     return p.returncode, out.decode(), err.decode()
 
 
+def dbus_message_length(buf):
+    """Length of the D-Bus message at the start of buf, or None while its fixed header is
+    incomplete."""
+    if len(buf) < 16:
+        return None
+    e = '<' if buf[0:1] == b'l' else '>'
+    body, _, fields = struct.unpack(e + 'III', buf[4:16])
+    return ((16 + fields + 7) & ~7) + body
+
+
+def dbus_message_header(msg):
+    """(type, serial, member, reply_serial) of one whole D-Bus message."""
+    e = '<' if msg[0:1] == b'l' else '>'
+    kind = msg[1]
+    serial, fields = struct.unpack(e + 'II', msg[8:16])
+    member = reply_serial = None
+    pos, end = 16, 16 + fields
+    while pos < end:
+        pos = (pos + 7) & ~7
+        code, siglen = msg[pos], msg[pos + 1]
+        sig = msg[pos + 2:pos + 2 + siglen]
+        pos += 3 + siglen
+        if sig in (b's', b'o', b'u', b'h'):
+            pos = (pos + 3) & ~3
+            n = struct.unpack(e + 'I', msg[pos:pos + 4])[0]
+            if sig == b'u' or sig == b'h':
+                value, pos = n, pos + 4
+            else:
+                value, pos = msg[pos + 4:pos + 4 + n].decode(), pos + 5 + n
+        elif sig == b'g':
+            n = msg[pos]
+            value, pos = None, pos + 2 + n
+        else:
+            raise ValueError(f'unexpected header field signature {sig!r}')
+        if code == 3:
+            member = value
+        elif code == 5:
+            reply_serial = value
+    return kind, serial, member, reply_serial
+
+
+class HoldingProxy:
+    """A Unix socket between pcpctl and the bus that forwards the bytes both ways and
+    follows the D-Bus messages in them. From the first answer to one of pcpctl's AddMatch
+    calls on, it holds everything the bus sends pcpctl back until pcpctl has sent
+    AddMapping: a client that waited for a subscription to be confirmed before it asked
+    would wait for ever (and hit its timeout)."""
+
+    def __init__(self, tmp, bus_address):
+        m = re.match(r'unix:path=([^,]+)', bus_address)
+        self.bus_path = m.group(1)
+        self.path = os.path.join(tmp, f'proxy-{os.getpid()}.sock')
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        self.listener.listen(1)
+        self.calls = []       # (serial, member) of pcpctl's method calls, in the order sent
+        self.held_at = None   # len(calls) when the bus's first AddMatch answer was held back
+        self.released = threading.Event()
+        self.error = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self):
+        return f'unix:path={self.path}'
+
+    def run(self):
+        try:
+            self.forward()
+        except Exception as e:  # noqa: BLE001 (reported by the test)
+            self.error = repr(e)
+        finally:
+            self.released.set()
+
+    def forward(self):
+        self.listener.settimeout(60)
+        try:
+            client, _ = self.listener.accept()
+        finally:
+            self.listener.close()
+        bus = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        bus.connect(self.bus_path)
+        up, down = b'', b''           # bytes not yet parsed, client->bus and bus->client
+        up_binary = down_binary = False
+        held = b''                    # bus->client bytes held back
+        match_serials = set()
+        while True:
+            ready, _, _ = select.select([client, bus], [], [], 60)
+            if not ready:
+                raise AssertionError('no traffic for 60 s')
+            if client in ready:
+                data = client.recv(65536)
+                if not data:
+                    break
+                bus.sendall(data)
+                up += data
+                if not up_binary and b'BEGIN\r\n' in up:
+                    up, up_binary = up.split(b'BEGIN\r\n', 1)[1], True
+                while up_binary and dbus_message_length(up) is not None and len(up) >= dbus_message_length(up):
+                    n = dbus_message_length(up)
+                    kind, serial, member, _ = dbus_message_header(up[:n])
+                    up = up[n:]
+                    if kind == 1:
+                        self.calls.append((serial, member))
+                        if member == 'AddMatch':
+                            match_serials.add(serial)
+                        if member == 'AddMapping' and held:
+                            client.sendall(held)
+                            held = b''
+            if bus in ready:
+                data = bus.recv(65536)
+                if not data:
+                    break
+                down += data
+                out = b''
+                while True:
+                    if not down_binary:
+                        if down[:1] in (b'l', b'B'):
+                            down_binary = True
+                            continue
+                        if b'\r\n' not in down:
+                            break
+                        line, down = down.split(b'\r\n', 1)
+                        out += line + b'\r\n'
+                        continue
+                    n = dbus_message_length(down)
+                    if n is None or len(down) < n:
+                        break
+                    _, _, _, reply_serial = dbus_message_header(down[:n])
+                    if (self.held_at is None and reply_serial in match_serials and
+                            'AddMapping' not in [c[1] for c in self.calls]):
+                        self.held_at = len(self.calls)
+                    if self.held_at is not None and 'AddMapping' not in [c[1] for c in self.calls]:
+                        held += down[:n]
+                    else:
+                        out += down[:n]
+                    down = down[n:]
+                if out:
+                    client.sendall(out)
+        client.close()
+        bus.close()
+
+
 class VerbsTest(PcpctlTestCase):
     """Every verb, text and JSON, against the daemon."""
 
@@ -258,6 +406,54 @@ class VerbsTest(PcpctlTestCase):
         self.assertEqual(LineReader(p.stdout).line(),
                          f'tcp 8205 -> {EXTERNAL}:8205 (peer 203.0.113.9:80, lifetime 600 s)')
         self.assertEqual(stop(p)[0], 0)
+
+    def test_map_asks_before_the_subscriptions_are_confirmed(self):
+        """map --wait pipelines: the AddMatch calls go out before AddMapping and their
+        answers are not awaited; the mapping's properties come with its InterfacesAdded.
+        The proxy holds every answer back from the first AddMatch answer until AddMapping
+        is there: pcpctl must still finish, and have missed no signal."""
+        env = self.make_env()
+        proxy = HoldingProxy(env.tmp, env.address)
+        r = subprocess.run([PCPCTL, '--no-ask-password', 'map', 'udp', '8230', '--wait', '--persistent'],
+                           capture_output=True, text=True, timeout=60,
+                           env=self.base_env(env, DBUS_SYSTEM_BUS_ADDRESS=proxy.address))
+        proxy.thread.join(30)
+        self.assertIsNone(proxy.error)
+        members = [m for _, m in proxy.calls]
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, f'udp 8230 -> {EXTERNAL}:8230 (lifetime 600 s)\n', ''),
+                         f'calls {members}; the answers held back from call {proxy.held_at} on')
+        self.assertIn('AddMapping', members)
+        first = members.index('AddMapping')
+        self.assertEqual(members[:first].count('AddMatch'), members.count('AddMatch'),
+                         f'every AddMatch before AddMapping: {members}')
+        self.assertGreater(members.count('AddMatch'), 0, members)
+        self.assertNotIn('GetAll', members, 'the properties came with InterfacesAdded')
+        self.assertEqual([(m['internal_port'], m['external_port']) for m in env.dump()], [(8230, 8230)])
+
+    def test_interrupted_before_the_reply(self):
+        """SIGINT while AddMapping waits in polkit: pcpctl (which asks in its event loop
+        now) waits for the reply and releases what it gives, as an interrupt later does:
+        exit status 0, nothing printed, the mapping removed as released."""
+        env = self.make_env(polkit=True)
+        env.polkit_call('SetAllowed', 'as', ['org.freedesktop.PCP1.map'])
+        app = Agent(env, uid=NOBODY)  # nobody's program, listening on the port
+        self.assertEqual(app.req(op='bind', proto='tcp', port=8231, family=4).get('ok'), 8231)
+        env.polkit_call('SimulateHangActions', 'as', ['org.freedesktop.PCP1.map'])
+        p = subprocess.Popen(['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}', '--clear-groups', PCPCTL,
+                              '--no-ask-password', 'map', 'tcp', '8231', '--wait'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.base_env(env))
+        env.procs.append(p)
+        wait_until(lambda: env.polkit_call('HaveHangingCalls')[0] or p.poll() is not None, 20,
+                   "pcpctl's AddMapping waiting in polkit")
+        self.assertIsNone(p.poll(), 'pcpctl ended before its AddMapping was answered')
+        p.send_signal(signal.SIGINT)
+        env.polkit_call('ReleaseHangingCalls')
+        out, err = p.communicate(timeout=60)
+        self.assertEqual((p.returncode, out, err), (0, b'', b''))
+        wait_until(lambda: any(s[2] == 'MappingRemoved' and s[3][1] == 'released' for s in env.signals), 20,
+                   'MappingRemoved (released) of the mapping pcpctl was given after SIGINT')
+        self.assertEqual([m for m in json.loads(self.pcpctl(env, 'list', '--json').stdout)
+                          if m['InternalPort'] == 8231], [])
 
     def test_map_json_release_json(self):
         env = self.make_env()
