@@ -516,7 +516,8 @@ bool pcpd_state_compact_due(uint64_t snapshot_size, uint64_t journal_size) {
         /* nothing here can overflow: both are file sizes */
         if (snapshot_size + journal_size <= PCPD_STATE_COMPACT_SMALL)
                 return true;
-        return journal_size >= MAX(snapshot_size, (uint64_t) PCPD_STATE_COMPACT_SMALL);
+        return journal_size >= MIN(MAX(snapshot_size, (uint64_t) PCPD_STATE_COMPACT_SMALL),
+                                   (uint64_t) PCPD_STATE_COMPACT_MAX_JOURNAL);
 }
 
 struct pcpd_state_formatter {

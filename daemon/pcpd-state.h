@@ -140,9 +140,13 @@ GPtrArray *pcpd_state_sorted(pcpd_state *st);
  * O(N) in total however they came (a snapshot of the state now is at most the last snapshot
  * plus what the journal added). While snapshot and journal together are small (up to
  * PCPD_STATE_COMPACT_SMALL) a snapshot is cheap and is due after any change, as it always
- * was: the files stay short and tidy for the few mappings most hosts have.
+ * was: the files stay short and tidy for the few mappings most hosts have. Nor does the
+ * journal grow past PCPD_STATE_COMPACT_MAX_JOURNAL, however large the snapshot: a file past
+ * PCPD_STATE_MAX_FILE_SIZE is not read, and pcpd would not start. That costs at most 4
+ * snapshot bytes per journal byte, as a snapshot past the limit cannot be read either.
  */
 #define PCPD_STATE_COMPACT_SMALL (64u * 1024)
+#define PCPD_STATE_COMPACT_MAX_JOURNAL (PCPD_STATE_MAX_FILE_SIZE / 4)
 /* A new snapshot is due: the last one has snapshot_size bytes, and journal_size bytes of
  * records were appended after it. */
 bool pcpd_state_compact_due(uint64_t snapshot_size, uint64_t journal_size);

@@ -1074,7 +1074,7 @@ static void test_writer_free_in_flight(void **state) {
 /* ---- compaction ---- */
 
 static void test_compact_due(void **state) {
-        const uint64_t big = 30000 * 640; /* 30,000 mappings held */
+        const uint64_t big = 30000 * 300; /* 30,000 mappings held */
         uint64_t snapshot = 0, journal = 0, held = 0, written = 0, appended = 0;
         unsigned snapshots = 0;
 
@@ -1092,16 +1092,20 @@ static void test_compact_due(void **state) {
         assert_false(pcpd_state_compact_due(PCPD_STATE_COMPACT_SMALL / 2, PCPD_STATE_COMPACT_SMALL / 2 + 1));
         assert_true(pcpd_state_compact_due(PCPD_STATE_COMPACT_SMALL / 2, PCPD_STATE_COMPACT_SMALL));
         assert_true(pcpd_state_compact_due(0, PCPD_STATE_COMPACT_SMALL + 1));
+        /* the journal stays well below what loading reads, however large the snapshot */
+        assert_false(pcpd_state_compact_due(PCPD_STATE_MAX_FILE_SIZE, PCPD_STATE_COMPACT_MAX_JOURNAL - 1));
+        assert_true(pcpd_state_compact_due(PCPD_STATE_MAX_FILE_SIZE, PCPD_STATE_COMPACT_MAX_JOURNAL));
+        assert_true(PCPD_STATE_COMPACT_MAX_JOURNAL <= PCPD_STATE_MAX_FILE_SIZE / 2);
 
-        /* 131,070 mappings added one by one, the policy asked after each (the daemon asks
-         * less often: 200 ms coalesce): every snapshot written holds all of them so far.
-         * Amortised linear: the snapshots together are a small multiple of what the journal
-         * took, and few; one after every change would have written 131,070 of them,
-         * 5.5 TB in all. */
+        /* 131,070 mappings of 480 bytes (60 MiB, just below what loading reads) added one
+         * by one, the policy asked after each (the daemon asks less often: 200 ms
+         * coalesce): every snapshot written holds all of them so far. Amortised linear:
+         * the snapshots together are a small multiple of what the journal took, and few;
+         * one after every change would have written 131,070 of them, 4 TB in all. */
         for (unsigned i = 0; i < 131070; i++) {
-                held += 640;
-                journal += 640;
-                appended += 640;
+                held += 480;
+                journal += 480;
+                appended += 480;
                 if (pcpd_state_compact_due(snapshot, journal)) {
                         snapshots++;
                         written += held;
@@ -1109,8 +1113,9 @@ static void test_compact_due(void **state) {
                         journal = 0;
                 }
         }
-        assert_true(written <= 3 * appended);
-        assert_true(snapshots < PCPD_STATE_COMPACT_SMALL / 640 + 16);
+        assert_true(written <= 4 * appended);
+        assert_true(journal < PCPD_STATE_COMPACT_MAX_JOURNAL);
+        assert_true(snapshots < PCPD_STATE_COMPACT_SMALL / 480 + 16);
 }
 
 /* a pcpd_state_lookup_func over a pcpd_state */
