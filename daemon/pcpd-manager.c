@@ -945,15 +945,20 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
 /* ---- persistence ---- */
 
 /*
- * Persistence is a snapshot plus a journal (pcpd-state.h). mappings.state is the snapshot,
- * replaced atomically at most every 200 ms while mappings change. mappings.journal gets
- * one record per change the moment it happens (a new mapping and its nonce, a grant's
- * external address and port, a removal): a single O_APPEND write, O(1) per change however
- * many mappings there are. A snapshot is formatted on the main thread and written (fsync,
- * rename, fsync of the directory) on a thread of its own (pcpd_state_writer), one at a
- * time: the loop never waits for the disk, except at start and at shutdown. A snapshot
- * empties the journal but for the records appended while it was being written
- * (journal_after_snapshot()).
+ * Persistence is a snapshot plus a journal (pcpd-state.h). mappings.journal gets one record
+ * per change the moment it happens (a new mapping and its nonce, a grant's external address
+ * and port, a removal): a single O_APPEND write, O(1) per change however many mappings
+ * there are. The journal alone would do; mappings.state, the snapshot, only keeps it short.
+ * So a snapshot is not written after every change (that made N changes with N mappings held
+ * cost N²): it is written at start, at shutdown, soon after a record could not be appended
+ * (the snapshot then holds that change), and once the journal has grown as large as the last
+ * snapshot (pcpd_state_compact_due(); while both are small, 200 ms after a change as it
+ * always was). It is formatted on the main thread a chunk of records per turn of the loop
+ * (pcpd_state_formatter: no turn of the loop takes long however many mappings there are),
+ * then written (fsync, rename, fsync of the directory) on a thread of its own
+ * (pcpd_state_writer), one at a time: the loop never waits for the disk, except at start
+ * and at shutdown. A snapshot empties the journal but for the records appended after its
+ * formatting started (journal_after_snapshot()).
  *
  * What is on the router is on disk first: a new mapping's nonce is written before its
  * request leaves (a mapping whose nonce cannot be written is refused), and a removed one
@@ -967,6 +972,10 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
  */
 
 #define STATE_RETRY_SECONDS 5
+/* records of a snapshot formatted per turn of the main loop: about 3 µs of CPU each, so
+ * under a millisecond per turn (the one-shot format of 30,000 took 90 ms of CPU, and
+ * half a second on a loaded machine) */
+#define SNAPSHOT_CHUNK 256
 
 /* A removed mapping whose delete is not confirmed: kept, on disk too, so that a restarted
  * pcpd deletes it again. */
@@ -1059,32 +1068,58 @@ static void state_saved(pcpd_manager *m) {
 
 static int journal_open(pcpd_manager *m) {
         if (m->journal_fd < 0) {
+                struct stat st;
                 int fd = pcpd_state_journal_open(m->state_fd);
                 if (fd < 0)
                         return fd;
                 m->journal_fd = fd;
+                m->journal_bytes = fstat(fd, &st) >= 0 ? (uint64_t) st.st_size : 0;
         }
         return 0;
 }
 
-/* The snapshot of everything in memory, formatted (on the main thread: it reads the
- * mappings) */
-static GString *manager_format_snapshot(pcpd_manager *m) {
-        GString *out = g_string_sized_new(64 + 640 * (g_hash_table_size(m->mappings) + g_hash_table_size(m->deleting)));
-        GHashTableIter it;
-        gpointer v;
+/* id's record as it is now, for a snapshot (pcpd_state_lookup_func): a mapping, or one
+ * being deleted; false when it has none (gone, or nothing to save yet) */
+static bool snapshot_lookup(uint64_t id, pcpd_state_mapping *ret, void *userdata) {
+        pcpd_manager *m = userdata;
+        pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
+        pcpd_deleting *d;
 
-        pcpd_state_format_header(out, m->next_mapping_id);
+        if (mp != NULL && mapping_to_record(mp, ret))
+                return true;
+        d = g_hash_table_lookup(m->deleting, &id);
+        if (d == NULL)
+                return false;
+        *ret = *d->rec;
+        return true;
+}
+
+/* A snapshot of every mapping and every one being deleted, to be formatted. The ids are
+ * copied now (O(n), a few ms for 100,000): the tables change between two chunks, and a
+ * GHashTableIter does not survive that. Each id is looked up again when its turn comes. */
+static pcpd_state_formatter *snapshot_formatter_new(pcpd_manager *m) {
+        size_t n = g_hash_table_size(m->mappings) + g_hash_table_size(m->deleting), k = 0;
+        uint64_t *ids = g_new(uint64_t, MAX(n, (size_t) 1));
+        GHashTableIter it;
+        gpointer key;
+
         g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-                pcpd_state_mapping rec;
-                if (mapping_to_record(v, &rec))
-                        pcpd_state_format_mapping(out, &rec);
-        }
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                ids[k++] = *(const uint64_t *) key;
         g_hash_table_iter_init(&it, m->deleting);
-        while (g_hash_table_iter_next(&it, NULL, &v))
-                pcpd_state_format_mapping(out, ((pcpd_deleting *) v)->rec);
-        return out;
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                if (!g_hash_table_contains(m->mappings, key))
+                        ids[k++] = *(const uint64_t *) key;
+        return pcpd_state_formatter_new(m->next_mapping_id, ids, k, 64 + 640 * n);
+}
+
+/* The snapshot of everything in memory, formatted at once (at start and at shutdown, when
+ * nothing else has to run meanwhile) */
+static GString *manager_format_snapshot(pcpd_manager *m) {
+        pcpd_state_formatter *f = snapshot_formatter_new(m);
+
+        (void) pcpd_state_formatter_step(f, SIZE_MAX, snapshot_lookup, m);
+        return pcpd_state_formatter_finish(f);
 }
 
 /* The journal's size now: -1 when it cannot be told (then it is not emptied). */
@@ -1097,24 +1132,28 @@ static off_t journal_size(pcpd_manager *m) {
 }
 
 /*
- * A snapshot is in place. It has every change the journal had when it was formatted:
- * those records go. When nothing was appended since, the journal is emptied (a crash
- * between the rename and this truncation only replays records whose last word the
- * snapshot already has). Records appended while the snapshot was being written on its
- * thread are newer than it and must stay: the journal is replaced by a copy of just those
- * (pcpd_state_journal_keep_tail(); a few records, no fsync, like the appends), so it
- * never grows beyond what changed during one write. Should that fail, the journal is
- * left whole: replaying the older records in front of the newer ones over this snapshot
- * is harmless for the same reason (the loader replays in order, the last record of a
- * mapping wins), and the next snapshot tries again. Only the main thread appends, so the
- * journal cannot change under this.
+ * A snapshot is in place. It has every change the journal had when its formatting started
+ * (size_at_format): those records go. When nothing was appended since, the journal is
+ * emptied (a crash between the rename and this truncation only replays records whose last
+ * word the snapshot already has). Records appended while the snapshot was being formatted
+ * a chunk at a time or written on its thread may be newer than what it has of a mapping
+ * and must stay (pcpd_state_formatter, pcpd-state.h): the journal is replaced by a copy of
+ * just those (pcpd_state_journal_keep_tail(); the changes of one snapshot's formatting and
+ * write, no fsync, like the appends). Should that fail, the journal is left whole:
+ * replaying the older records in front of the newer ones over this snapshot is harmless
+ * for the same reason (the loader replays in order, the last record of a mapping wins),
+ * and the next snapshot tries again. Only the main thread appends, so the journal cannot
+ * change under this.
  */
 static void journal_after_snapshot(pcpd_manager *m, off_t size_at_format) {
         off_t now = journal_size(m);
         int r = 0;
 
         if (size_at_format < 0 || now < size_at_format)
-                return; /* unknown: left whole */
+                return; /* unknown: left whole, and counted whole */
+        /* what the snapshot lacks, whether or not the journal can be cut down to it (else
+         * a journal that cannot be cut would make every snapshot due again at once) */
+        m->journal_bytes = (uint64_t) (now - size_at_format);
         if (now == size_at_format) {
                 if (now > 0 && ftruncate(m->journal_fd, 0) < 0)
                         r = -errno;
@@ -1139,6 +1178,7 @@ static int manager_write_snapshot(pcpd_manager *m) {
         r = pcpd_state_write_atomic(m->state_fd, PCPD_STATE_FILE, out->str, out->len);
         if (r < 0)
                 return r;
+        m->snapshot_size = out->len;
         journal_after_snapshot(m, size);
         return 0;
 }
@@ -1152,22 +1192,64 @@ static void manager_save_done(pcpd_manager *m, int r) {
 
 static void manager_schedule_save(pcpd_manager *m);
 
+/* A snapshot is being formatted or written. */
+static bool snapshot_busy(pcpd_manager *m) {
+        return m->snapshot_formatter != NULL || (m->state_writer != NULL && pcpd_state_writer_busy(m->state_writer));
+}
+
+/* A snapshot ended (written or not): the next one is due if a save was asked for meanwhile
+ * (a failed append, a retry), or if the journal has grown enough by now. While writes fail,
+ * the retry timer alone tries again. */
+static void snapshot_ended(pcpd_manager *m) {
+        if (m->save_pending) {
+                m->save_pending = false;
+                manager_schedule_save(m);
+        } else if (m->state_error == NULL && pcpd_state_compact_due(m->snapshot_size, m->journal_bytes))
+                manager_schedule_save(m);
+}
+
 /* The writer's thread has written (or failed to write) the snapshot in flight. */
 static void on_snapshot_written(int r, void *userdata) {
         pcpd_manager *m = userdata;
 
-        if (r >= 0)
+        if (r >= 0) {
+                m->snapshot_size = m->snapshot_size_in_flight;
                 journal_after_snapshot(m, m->snapshot_journal_size);
-        manager_save_done(m, r);
-        if (m->save_pending) {
-                m->save_pending = false;
-                manager_schedule_save(m);
         }
+        manager_save_done(m, r);
+        snapshot_ended(m);
 }
 
-/* A snapshot, written off the main loop: the fsyncs of a busy disk take seconds, and PCP
- * retransmissions must leave on time meanwhile. At most one write is in flight; the saves
- * asked for meanwhile are one save, scheduled when it is written. */
+static void snapshot_format_cancel(pcpd_manager *m) {
+        if (m->snapshot_format_source != 0) {
+                g_source_remove(m->snapshot_format_source);
+                m->snapshot_format_source = 0;
+        }
+        m->snapshot_formatter = pcpd_state_formatter_free(m->snapshot_formatter);
+}
+
+/* One chunk of the snapshot being formatted; the last one hands it to the writer. */
+static gboolean on_snapshot_format(gpointer data) {
+        pcpd_manager *m = data;
+        GString *out;
+
+        if (!pcpd_state_formatter_step(m->snapshot_formatter, SNAPSHOT_CHUNK, snapshot_lookup, m))
+                return G_SOURCE_CONTINUE;
+        m->snapshot_format_source = 0;
+        out = pcpd_state_formatter_finish(g_steal_pointer(&m->snapshot_formatter));
+        m->snapshot_size_in_flight = out->len;
+        if (pcpd_state_writer_start(m->state_writer, out) < 0) {
+                /* no thread: written here then */
+                manager_save_done(m, manager_write_snapshot(m));
+                snapshot_ended(m);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+/* A snapshot, formatted a chunk per turn of the loop and written off it: formatting
+ * 100,000 mappings takes a fraction of a second, the fsyncs of a busy disk take seconds,
+ * and PCP retransmissions must leave on time meanwhile. At most one snapshot is under way;
+ * a save asked for meanwhile is one more, started when it is written. */
 static void manager_save_async(pcpd_manager *m) {
         int r;
 
@@ -1179,21 +1261,27 @@ static void manager_save_async(pcpd_manager *m) {
                         return;
                 }
         }
-        if (pcpd_state_writer_busy(m->state_writer)) {
+        if (snapshot_busy(m)) {
                 m->save_pending = true;
                 return;
         }
+        /* the records from here on are what the snapshot may lack: they stay */
         m->snapshot_journal_size = journal_size(m);
-        r = pcpd_state_writer_start(m->state_writer, manager_format_snapshot(m));
-        if (r < 0) /* no thread: written here then */
-                manager_save_done(m, manager_write_snapshot(m));
+        m->snapshot_formatter = snapshot_formatter_new(m);
+        /* at the default priority, not below it: a lower one would wait for as long as the
+         * bus keeps pcpd busy (a burst of requests), and the journal would grow meanwhile;
+         * here a chunk takes its turn with the other sources ready, and none waits long */
+        m->snapshot_format_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_snapshot_format, m, NULL);
+        g_source_set_name_by_id(m->snapshot_format_source, "pcpd-snapshot-format");
 }
 
-/* Waits for the snapshot in flight (and handles its end) before anything that must not
- * overlap it: a snapshot written on the main thread, shutdown. */
+/* Ends the snapshot under way (and handles its end) before anything that must not overlap
+ * it: a snapshot written on the main thread, shutdown. One being formatted is dropped: the
+ * caller writes a whole one. */
 static void manager_save_wait(pcpd_manager *m) {
         if (m->state_writer != NULL)
                 (void) pcpd_state_writer_wait(m->state_writer);
+        snapshot_format_cancel(m);
 }
 
 /* Synchronous: the snapshot is on disk (or has failed) when this returns; it replaces any
@@ -1240,17 +1328,27 @@ static void manager_schedule_save(pcpd_manager *m) {
                 m->save_source = g_timeout_add(200, on_save, m);
 }
 
-/* One journal record, written at once; a failure starts (or continues) an episode, and a
- * snapshot is tried soon: it holds the change too. */
+/* One journal record, written at once. A failure starts (or continues) an episode, and a
+ * snapshot is tried soon: it holds the change too. Otherwise a snapshot follows only when
+ * the journal has grown enough (pcpd_state_compact_due()) or one failed before; while one
+ * is under way, its end looks again. */
 static int manager_persist_text(pcpd_manager *m, const GString *rec) {
         int r = journal_open(m);
 
         if (r >= 0)
                 r = pcpd_state_journal_append(m->journal_fd, rec->str, rec->len);
-        if (r < 0)
+        if (r < 0) {
                 state_failed(m, r);
-        manager_schedule_save(m);
-        return r;
+                manager_schedule_save(m);
+                return r;
+        }
+        m->journal_bytes += rec->len;
+        /* in an episode (the last snapshot failed), every change tries again, as
+         * Manager.StateError promises */
+        if (m->state_error != NULL ||
+            (!snapshot_busy(m) && pcpd_state_compact_due(m->snapshot_size, m->journal_bytes)))
+                manager_schedule_save(m);
+        return 0;
 }
 
 /* a mapping's saved state changed (new, granted, now persistent): on disk at once;
@@ -2855,6 +2953,8 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
 }
 
 pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
+        bool formatting;
+
         if (m == NULL)
                 return NULL;
         /* first, while everything still works: it runs the loop for a few seconds */
@@ -2862,10 +2962,12 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 m->upnp->ops->shutdown(m->upnp);
         if (m->backend_check_source != 0)
                 g_source_remove(m->backend_check_source);
-        /* the snapshot in flight first (its thread uses state_fd, its end the journal); one
-         * it leaves due is written here */
+        /* the snapshot in flight first (its thread uses state_fd, its end the journal); then
+         * the last one, unless it would have nothing the last one lacks: the next start
+         * reads one file, and one being formatted or due is written here */
+        formatting = m->snapshot_formatter != NULL;
         manager_save_wait(m);
-        if (m->save_source != 0)
+        if (m->save_source != 0 || formatting || m->journal_bytes > 0 || m->state_error != NULL)
                 manager_save(m);
         m->state_writer = pcpd_state_writer_free(m->state_writer);
         if (m->journal_fd >= 0)

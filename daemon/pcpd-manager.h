@@ -137,8 +137,13 @@ struct pcpd_manager {
 
         guint save_source;
         pcpd_state_writer *state_writer; /* writes snapshots off the main loop; NULL until first used */
-        bool save_pending;                /* a snapshot is due once the one in flight is written */
-        off_t snapshot_journal_size;      /* the journal's size when the one in flight was formatted */
+        bool save_pending;                /* a snapshot is due once the one under way is written */
+        off_t snapshot_journal_size;      /* the journal's size when the one under way started */
+        pcpd_state_formatter *snapshot_formatter; /* the one being formatted, a chunk per turn */
+        guint snapshot_format_source;
+        size_t snapshot_size_in_flight;   /* the bytes of the one being written */
+        uint64_t snapshot_size;           /* the bytes of the last one written */
+        uint64_t journal_bytes;           /* the journal's bytes the last snapshot lacks */
         int journal_fd; /* mappings.journal, O_APPEND; -1 until first used */
         char *state_error;        /* Manager.StateError: NULL while state is being saved */
         guint state_retry_source; /* while state_error is set */

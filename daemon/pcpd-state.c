@@ -508,6 +508,63 @@ GPtrArray *pcpd_state_sorted(pcpd_state *st) {
         return a;
 }
 
+/* ---- compaction ---- */
+
+bool pcpd_state_compact_due(uint64_t snapshot_size, uint64_t journal_size) {
+        if (journal_size == 0)
+                return false;
+        /* nothing here can overflow: both are file sizes */
+        if (snapshot_size + journal_size <= PCPD_STATE_COMPACT_SMALL)
+                return true;
+        return journal_size >= MIN(MAX(snapshot_size, (uint64_t) PCPD_STATE_COMPACT_SMALL),
+                                   (uint64_t) PCPD_STATE_COMPACT_MAX_JOURNAL);
+}
+
+struct pcpd_state_formatter {
+        GString *out;
+        uint64_t *ids;
+        size_t n_ids, next;
+};
+
+pcpd_state_formatter *pcpd_state_formatter_new(uint64_t next_id, uint64_t *ids, size_t n_ids, size_t size_hint) {
+        pcpd_state_formatter *f = g_new0(pcpd_state_formatter, 1);
+
+        /* the whole size at once: a string doubling its way up to many MiB leaves the
+         * halves it outgrew behind in the heap */
+        f->out = g_string_sized_new(MAX(size_hint, (size_t) 64));
+        f->ids = ids;
+        f->n_ids = n_ids;
+        pcpd_state_format_header(f->out, next_id);
+        return f;
+}
+
+bool pcpd_state_formatter_step(pcpd_state_formatter *f, size_t max, pcpd_state_lookup_func lookup, void *userdata) {
+        for (size_t k = 0; k < max && f->next < f->n_ids; k++) {
+                pcpd_state_mapping rec;
+
+                if (lookup(f->ids[f->next++], &rec, userdata))
+                        pcpd_state_format_mapping(f->out, &rec);
+        }
+        return f->next >= f->n_ids;
+}
+
+GString *pcpd_state_formatter_finish(pcpd_state_formatter *f) {
+        GString *out = g_steal_pointer(&f->out);
+
+        pcpd_state_formatter_free(f);
+        return out;
+}
+
+pcpd_state_formatter *pcpd_state_formatter_free(pcpd_state_formatter *f) {
+        if (f == NULL)
+                return NULL;
+        if (f->out != NULL)
+                g_string_free(f->out, TRUE);
+        g_free(f->ids);
+        g_free(f);
+        return NULL;
+}
+
 /* ---- files ---- */
 
 int pcpd_state_dir_open(const char *path, int *ret_fd, char **ret_error) {

@@ -130,6 +130,56 @@ void pcpd_state_replay_journal(pcpd_state *st, const char *data, size_t len);
 /* The records ordered by id (deleting ones too); the array does not own them. */
 GPtrArray *pcpd_state_sorted(pcpd_state *st);
 
+/* ---- compaction ---- */
+
+/*
+ * When the journal is folded into a new snapshot. Writing a snapshot costs its whole size
+ * (formatting, write, fsync), so it is not done after every change but once the journal has
+ * grown as large as the last snapshot: then each byte of snapshot written is paid for by at
+ * least one byte of journal appended since the one before, and keeping N mappings costs
+ * O(N) in total however they came (a snapshot of the state now is at most the last snapshot
+ * plus what the journal added). While snapshot and journal together are small (up to
+ * PCPD_STATE_COMPACT_SMALL) a snapshot is cheap and is due after any change, as it always
+ * was: the files stay short and tidy for the few mappings most hosts have. Nor does the
+ * journal grow past PCPD_STATE_COMPACT_MAX_JOURNAL, however large the snapshot: a file past
+ * PCPD_STATE_MAX_FILE_SIZE is not read, and pcpd would not start. That costs at most 4
+ * snapshot bytes per journal byte, as a snapshot past the limit cannot be read either.
+ */
+#define PCPD_STATE_COMPACT_SMALL (64u * 1024)
+#define PCPD_STATE_COMPACT_MAX_JOURNAL (PCPD_STATE_MAX_FILE_SIZE / 4)
+/* A new snapshot is due: the last one has snapshot_size bytes, and journal_size bytes of
+ * records were appended after it. */
+bool pcpd_state_compact_due(uint64_t snapshot_size, uint64_t journal_size);
+
+/*
+ * A snapshot formatted a few records at a time, so that a large one never holds up the
+ * caller's main loop: the ids are taken when it starts, and each one is looked up only when
+ * its turn comes (lookup fills in its record, strings borrowed until the next call, or says
+ * it is gone: then it is left out). Ids that come later are not in it.
+ *
+ * Such a snapshot is a mix: records formatted early have a mapping as it was when the
+ * formatting started, later ones as it was later. That is consistent with the journal from
+ * the offset it had when the formatting started on: every change after that point is a
+ * whole record there (a mapping's full state, or its removal), and replaying them over the
+ * snapshot in order gives each changed mapping its last state whatever the snapshot had of
+ * it, a mapping removed meanwhile is removed again (or was left out), one added meanwhile
+ * comes from the journal alone; a mapping that did not change has the same record either
+ * way. The next id in the header is the one when it started; the loader raises it past
+ * every id the journal names.
+ */
+typedef struct pcpd_state_formatter pcpd_state_formatter;
+typedef bool (*pcpd_state_lookup_func)(uint64_t id, pcpd_state_mapping *ret, void *userdata);
+
+/* A snapshot of the records ids (taken over, g_free()d) will name, with next_id in its
+ * header; size_hint: the bytes it is expected to take (0: unknown). */
+pcpd_state_formatter *pcpd_state_formatter_new(uint64_t next_id, uint64_t *ids, size_t n_ids, size_t size_hint);
+/* Formats up to max more ids: true when every id has had its turn. */
+bool pcpd_state_formatter_step(pcpd_state_formatter *f, size_t max, pcpd_state_lookup_func lookup, void *userdata);
+/* The snapshot text (all of it once step returned true), and f freed. */
+GString *pcpd_state_formatter_finish(pcpd_state_formatter *f);
+pcpd_state_formatter *pcpd_state_formatter_free(pcpd_state_formatter *f);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_state_formatter, pcpd_state_formatter_free)
+
 /* ---- files ---- */
 
 /* Opens the state directory and checks that it belongs to the effective uid and is not

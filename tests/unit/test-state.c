@@ -1071,6 +1071,255 @@ static void test_writer_free_in_flight(void **state) {
         remove_dir(dir);
 }
 
+/* ---- compaction ---- */
+
+static void test_compact_due(void **state) {
+        const uint64_t big = 30000 * 300; /* 30,000 mappings held */
+        uint64_t snapshot = 0, journal = 0, held = 0, written = 0, appended = 0;
+        unsigned snapshots = 0;
+
+        /* nothing appended: nothing to fold */
+        assert_false(pcpd_state_compact_due(0, 0));
+        assert_false(pcpd_state_compact_due(big, 0));
+        /* small: after any change, as always */
+        assert_true(pcpd_state_compact_due(30, 1));
+        assert_true(pcpd_state_compact_due(PCPD_STATE_COMPACT_SMALL - 640, 640));
+        /* one change with many held: no snapshot of them all */
+        assert_false(pcpd_state_compact_due(big, 640));
+        assert_false(pcpd_state_compact_due(big, big - 1));
+        assert_true(pcpd_state_compact_due(big, big));
+        /* past small together, the journal not yet at the floor */
+        assert_false(pcpd_state_compact_due(PCPD_STATE_COMPACT_SMALL / 2, PCPD_STATE_COMPACT_SMALL / 2 + 1));
+        assert_true(pcpd_state_compact_due(PCPD_STATE_COMPACT_SMALL / 2, PCPD_STATE_COMPACT_SMALL));
+        assert_true(pcpd_state_compact_due(0, PCPD_STATE_COMPACT_SMALL + 1));
+        /* the journal stays well below what loading reads, however large the snapshot */
+        assert_false(pcpd_state_compact_due(PCPD_STATE_MAX_FILE_SIZE, PCPD_STATE_COMPACT_MAX_JOURNAL - 1));
+        assert_true(pcpd_state_compact_due(PCPD_STATE_MAX_FILE_SIZE, PCPD_STATE_COMPACT_MAX_JOURNAL));
+        assert_true(PCPD_STATE_COMPACT_MAX_JOURNAL <= PCPD_STATE_MAX_FILE_SIZE / 2);
+
+        /* 131,070 mappings of 480 bytes (60 MiB, just below what loading reads) added one
+         * by one, the policy asked after each (the daemon asks less often: 200 ms
+         * coalesce): every snapshot written holds all of them so far. Amortised linear:
+         * the snapshots together are a small multiple of what the journal took, and few;
+         * one after every change would have written 131,070 of them, 4 TB in all. */
+        for (unsigned i = 0; i < 131070; i++) {
+                held += 480;
+                journal += 480;
+                appended += 480;
+                if (pcpd_state_compact_due(snapshot, journal)) {
+                        snapshots++;
+                        written += held;
+                        snapshot = held;
+                        journal = 0;
+                }
+        }
+        assert_true(written <= 4 * appended);
+        assert_true(journal < PCPD_STATE_COMPACT_MAX_JOURNAL);
+        assert_true(snapshots < PCPD_STATE_COMPACT_SMALL / 480 + 16);
+}
+
+/* a pcpd_state_lookup_func over a pcpd_state */
+static bool lookup_in(uint64_t id, pcpd_state_mapping *ret, void *userdata) {
+        pcpd_state *st = userdata;
+        pcpd_state_mapping *m = g_hash_table_lookup(st->mappings, &id);
+
+        if (m == NULL)
+                return false;
+        *ret = *m;
+        return true;
+}
+
+/* st as one snapshot, formatted at once: the header and the records ordered by id */
+static GString *format_whole(pcpd_state *st) {
+        g_autoptr(GPtrArray) sorted = pcpd_state_sorted(st);
+        GString *out = g_string_new(NULL);
+
+        pcpd_state_format_header(out, st->next_id);
+        for (guint i = 0; i < sorted->len; i++)
+                pcpd_state_format_mapping(out, sorted->pdata[i]);
+        return out;
+}
+
+/* the ids of st ordered, for a formatter */
+static uint64_t *sorted_ids(pcpd_state *st, size_t *ret_n) {
+        g_autoptr(GPtrArray) sorted = pcpd_state_sorted(st);
+        uint64_t *ids = g_new(uint64_t, sorted->len + 1);
+
+        for (guint i = 0; i < sorted->len; i++)
+                ids[i] = ((pcpd_state_mapping *) sorted->pdata[i])->id;
+        *ret_n = sorted->len;
+        return ids;
+}
+
+static void put(pcpd_state *st, const pcpd_state_mapping *m) {
+        pcpd_state_mapping *c = pcpd_state_mapping_copy(m);
+        g_hash_table_replace(st->mappings, &c->id, c);
+}
+
+static pcpd_state *sample_state(unsigned n) {
+        pcpd_state *st = pcpd_state_new();
+
+        for (unsigned i = 1; i <= n; i++) {
+                pcpd_state_mapping m;
+
+                fill(&m, i);
+                if (i % 7 == 0)
+                        m.description = (char *) NASTY;
+                if (i % 5 == 0) {
+                        m.deleting = true;
+                        m.delete_until = 1700000000000000ull + i;
+                }
+                if (i % 11 == 0) {
+                        m.direct = true;
+                        m.has_nonce = false;
+                        m.server = (char *) "";
+                }
+                put(st, &m);
+        }
+        st->next_id = n + 1;
+        return st;
+}
+
+static void test_formatter_same_bytes(void **state) {
+        g_autoptr(pcpd_state) st = sample_state(1000);
+        g_autoptr(GString) whole = format_whole(st);
+        const size_t steps[] = { 1, 7, 512, SIZE_MAX };
+
+        for (size_t k = 0; k < G_N_ELEMENTS(steps); k++) {
+                pcpd_state_formatter *f;
+                g_autoptr(GString) out = NULL;
+                unsigned calls = 1;
+                size_t n;
+                uint64_t *ids = sorted_ids(st, &n);
+
+                f = pcpd_state_formatter_new(st->next_id, ids, n, k * 100000);
+                while (!pcpd_state_formatter_step(f, steps[k], lookup_in, st))
+                        calls++;
+                out = pcpd_state_formatter_finish(f);
+                assert_int_equal(calls, steps[k] == SIZE_MAX ? 1 : (1000 + steps[k] - 1) / steps[k]);
+                assert_int_equal(out->len, whole->len);
+                assert_memory_equal(out->str, whole->str, whole->len);
+        }
+
+        /* no ids: the header alone; an id gone by its turn is left out */
+        {
+                pcpd_state_formatter *f = pcpd_state_formatter_new(5, g_new(uint64_t, 1), 0, 0);
+                g_autoptr(GString) out = NULL, header = g_string_new(NULL);
+                uint64_t *gone = g_new(uint64_t, 1);
+
+                assert_true(pcpd_state_formatter_step(f, 1, lookup_in, st));
+                out = pcpd_state_formatter_finish(f);
+                pcpd_state_format_header(header, 5);
+                assert_string_equal(out->str, header->str);
+
+                gone[0] = 424242;
+                f = pcpd_state_formatter_new(5, gone, 1, 0);
+                assert_true(pcpd_state_formatter_step(f, 10, lookup_in, st));
+                g_string_free(out, TRUE);
+                out = pcpd_state_formatter_finish(f);
+                assert_string_equal(out->str, header->str);
+        }
+}
+
+/* A snapshot formatted a chunk at a time while mappings change: every change goes to the
+ * journal at once, as pcpd does. The snapshot and the journal from where it was when the
+ * formatting started give the state as it is at the end; the journal from where it was
+ * when the formatting ended would not (a change to a mapping already formatted is in
+ * neither). */
+static void test_formatter_mid_change(void **state) {
+        g_autoptr(pcpd_state) live = sample_state(50), loaded = pcpd_state_new(), wrong = pcpd_state_new();
+        g_autoptr(GString) journal = g_string_new(NULL), snapshot = NULL, want = NULL, got = NULL, bad = NULL;
+        pcpd_state_formatter *f;
+        pcpd_state_mapping m;
+        size_t n, start, end;
+        unsigned turn = 0;
+        uint64_t *ids = sorted_ids(live, &n);
+
+        /* what came before this snapshot's formatting (the last one has it) */
+        fill(&m, 1);
+        pcpd_state_format_record(journal, &m);
+        start = journal->len;
+
+        f = pcpd_state_formatter_new(live->next_id, ids, n, 0);
+        while (!pcpd_state_formatter_step(f, 10, lookup_in, live)) {
+                /* the formatter has had ids 1 .. 10 * turn */
+                switch (turn++) {
+                case 0:
+                        fill(&m, 5); /* formatted already: granted anew */
+                        m.external_port = 41005;
+                        put(live, &m);
+                        pcpd_state_format_record(journal, &m);
+                        fill(&m, 45); /* not yet */
+                        m.external_port = 41045;
+                        put(live, &m);
+                        pcpd_state_format_record(journal, &m);
+                        break;
+                case 1:
+                        g_hash_table_remove(live->mappings, &(uint64_t) { 3 });
+                        pcpd_state_format_removal(journal, 3);
+                        g_hash_table_remove(live->mappings, &(uint64_t) { 40 });
+                        pcpd_state_format_removal(journal, 40);
+                        break;
+                case 2:
+                        /* new ones; one of them gone again before the end */
+                        fill(&m, 51);
+                        put(live, &m);
+                        pcpd_state_format_record(journal, &m);
+                        fill(&m, 52);
+                        put(live, &m);
+                        pcpd_state_format_record(journal, &m);
+                        live->next_id = 53;
+                        g_hash_table_remove(live->mappings, &(uint64_t) { 51 });
+                        pcpd_state_format_removal(journal, 51);
+                        break;
+                case 3:
+                        /* removed, its delete unconfirmed: a deleting record, formatted or not */
+                        fill(&m, 12);
+                        m.deleting = true;
+                        m.delete_until = 77;
+                        put(live, &m);
+                        pcpd_state_format_record(journal, &m);
+                        fill(&m, 48);
+                        m.deleting = true;
+                        m.delete_until = 78;
+                        put(live, &m);
+                        pcpd_state_format_record(journal, &m);
+                        break;
+                default:
+                        break;
+                }
+        }
+        snapshot = pcpd_state_formatter_finish(f);
+        end = journal->len;
+        assert_int_equal(turn, 4);
+
+        /* the snapshot is a mix: id 5 as it was, id 45 as it is now, id 40 gone, 52 not yet */
+        assert_null(strstr(snapshot->str, "ExternalPort=41005"));
+        assert_non_null(strstr(snapshot->str, "ExternalPort=41045"));
+        assert_null(strstr(snapshot->str, "[Mapping 40]"));
+        assert_null(strstr(snapshot->str, "[Mapping 52]"));
+
+        assert_int_equal(pcpd_state_parse_snapshot(loaded, snapshot->str, snapshot->len), 0);
+        assert_int_equal(loaded->damaged, 0);
+        pcpd_state_replay_journal(loaded, journal->str + start, end - start);
+        assert_int_equal(loaded->journal_damaged, 0);
+        want = format_whole(live);
+        got = format_whole(loaded);
+        assert_string_equal(got->str, want->str);
+        /* replayed twice (a crash before the journal was cut): the same */
+        pcpd_state_replay_journal(loaded, journal->str + start, end - start);
+        g_string_free(got, TRUE);
+        got = format_whole(loaded);
+        assert_string_equal(got->str, want->str);
+
+        /* from where the formatting ended: id 3 and id 5's grant lost */
+        assert_int_equal(pcpd_state_parse_snapshot(wrong, snapshot->str, snapshot->len), 0);
+        pcpd_state_replay_journal(wrong, journal->str + end, journal->len - end);
+        bad = format_whole(wrong);
+        assert_string_not_equal(bad->str, want->str);
+        assert_non_null(g_hash_table_lookup(wrong->mappings, &(uint64_t) { 3 }));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_record_roundtrip),
@@ -1091,6 +1340,9 @@ int main(void) {
                 cmocka_unit_test(test_writer_does_not_block_the_loop),
                 cmocka_unit_test(test_writer_wait),
                 cmocka_unit_test(test_writer_free_in_flight),
+                cmocka_unit_test(test_compact_due),
+                cmocka_unit_test(test_formatter_same_bytes),
+                cmocka_unit_test(test_formatter_mid_change),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
