@@ -351,7 +351,7 @@ class DirectTest(BusTestCase):
 
         # killed right after AddMapping (before the snapshot): the journal has it
         env.add_mapping('tcp', 8100, 0, {'persistent': V('b', True)})
-        # on disk when the call returns (the journal; the snapshot follows within 200 ms)
+        # on disk when the call returns (the journal; a snapshot folds it in later, pcpd-state.h)
         journal = os.path.join(env.state, 'mappings.journal')
         self.assertIn('InternalPort=8100', slurp(journal) + slurp(state_file))
         self.restart(env)
