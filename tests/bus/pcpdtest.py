@@ -257,8 +257,11 @@ class Env:
         with open(os.path.join(self.tmp, 'ref.out'), 'w') as out:
             self.refserver = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         self.procs.append(self.refserver)
-        wait_until(lambda: os.path.exists(self.ctl_path) or self.refserver.poll() is not None, 10,
-                   'the refserver control socket')
+        # "ready" comes once the control socket listens and the log is open: the socket's
+        # file exists from bind() on (and may be a stale one from an earlier refserver)
+        out_path = os.path.join(self.tmp, 'ref.out')
+        wait_until(lambda: re.search(r'^ready$', slurp(out_path), re.M) or self.refserver.poll() is not None, 10,
+                   'the refserver to print "ready"')
         if self.refserver.poll() is not None:
             raise RuntimeError('refserver died: ' + open(os.path.join(self.tmp, 'ref.out')).read())
 
