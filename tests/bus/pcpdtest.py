@@ -257,8 +257,11 @@ class Env:
         with open(os.path.join(self.tmp, 'ref.out'), 'w') as out:
             self.refserver = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         self.procs.append(self.refserver)
-        wait_until(lambda: os.path.exists(self.ctl_path) or self.refserver.poll() is not None, 10,
-                   'the refserver control socket')
+        # "ready" comes once the control socket listens and the log is open: the socket's
+        # file exists from bind() on (and may be a stale one from an earlier refserver)
+        out_path = os.path.join(self.tmp, 'ref.out')
+        wait_until(lambda: re.search(r'^ready$', slurp(out_path), re.M) or self.refserver.poll() is not None, 10,
+                   'the refserver to print "ready"')
         if self.refserver.poll() is not None:
             raise RuntimeError('refserver died: ' + open(os.path.join(self.tmp, 'ref.out')).read())
 
@@ -421,6 +424,50 @@ class Env:
             self.address,
             Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
             None, None)
+
+    def barrier(self, conn=None):
+        """A round trip to pcpd on conn (default: the harness's own connection): when it
+        returns, pcpd has handled every message this connection sent it before, and every
+        message the bus queued for pcpd before it (a client's NameOwnerChanged once
+        NameHasOwner says the name is gone, the bus's answers to pcpd's own calls made
+        before the replies this process has seen); every signal pcpd sent before its answer
+        has been dispatched (self.signals). So an effect that has not shown by then never
+        will from those messages: a test asserts absence after this, not after a sleep.
+        Fails (with pcpd's log) when pcpd does not answer."""
+        try:
+            self.call(PATH, 'org.freedesktop.DBus.Peer', 'Ping', conn=conn, timeout=int(MIN_CAP * 1000))
+        except (DBusCallError, GLib.Error) as e:
+            if self.pcpd is not None:
+                try:
+                    self.pcpd.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+            raise AssertionError(f'pcpd did not answer a Peer.Ping ({e}):\n{self.log()[-3000:]}') from None
+        ctx = GLib.MainContext.default()
+        while ctx.pending():
+            ctx.iteration(False)
+
+    def requests_for(self, port, since=0):
+        """The refserver's logged requests (dropped ones too) for this internal port."""
+        return [r for r in self.reflog_requests()[since:] if r.get('internal_port') == port]
+
+    def clock_barrier(self, port, proto='udp'):
+        """Waits until at least IRT (RFC 6887: 3 s, -10 %) has passed on pcpd's clock with
+        its main loop running, by an event and not a sleep: a mapping of this port whose
+        first request the refserver drops; pcpd's retransmission of it reaching the
+        refserver is the event. Every timer pcpd armed before the first request and due
+        within 2.7 s has then fired, and every request pcpd sent the server meanwhile is in
+        the refserver's log (one socket per server, read in order). Only for a server pcpd
+        sends MAP requests to; the refserver drops every request until the first arrives.
+        Returns the mapping's path."""
+        self.ctl('drop-requests', '1')
+        try:
+            path = self.add_mapping(proto, port)
+            wait_until(lambda: self.requests_for(port), 10, f'the first request for {port} (dropped)')
+        finally:
+            self.ctl('drop-requests', '0')
+        wait_until(lambda: len(self.requests_for(port)) >= 2, 10, f'the retransmission for {port}')
+        return path
 
     def wait_state(self, path, state, timeout=10):
         return wait_until(lambda: self.get(path, MAPPING, 'State') == state, timeout, f'{path} State {state}')

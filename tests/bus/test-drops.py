@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pcpdtest import MAPPING, Agent, BusTestCase, main, wait_until  # noqa: E402
@@ -46,7 +45,10 @@ class DropsTest(BusTestCase):
         env.ctl('malformed', 'truncated', '1', 'also-valid')
         q = b.add_mapping('udp', 8744)['ok'][0]
         env.wait_state(q, 'active')
-        time.sleep(1.5)  # an unlimited logger would have written its line a second after the drop
+        # an unlimited logger would write its line a second after the drop (on pcpd's clock):
+        # wait until pcpd retransmitted a lost request (>= 2.7 s after that, on its clock,
+        # with its main loop running), not for a time on ours
+        env.clock_barrier(8745)
         self.assertEqual(len(LINE.findall(env.log())), 1, 'rate limited to one line a minute')
 
         env.kill_pcpd(signal.SIGTERM)

@@ -8,7 +8,6 @@ Conflict."""
 import os
 import signal
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pcpdtest import ERR, MANAGER, MAPPING, NOBODY, PATH, Agent, BusTestCase, main, wait_until  # noqa: E402
@@ -26,8 +25,14 @@ class OwnershipTest(BusTestCase):
         self.assertEqual(props['Owner'], a.name)
         self.assertEqual(props['PID'], a.pid)
         nonce = env.dump()[0]['nonce']
-        # lives while the connection does
-        time.sleep(0.5)
+        # lives while the connection does: pcpd has handled the agent's call and the bus's
+        # answer to its check that the owner is on the bus (on_holder_check) once it answers
+        # a Ping from the agent's connection and from ours; nothing removed it
+        self.assertEqual(a.call('Ping', path='/org/freedesktop/PCP1', iface='org.freedesktop.DBus.Peer'),
+                         {'ok': []})
+        env.barrier()
+        self.assertIsNone(env.removed_reason(path), 'removed while its owner is connected')
+        self.assertEqual(env.get(path, MAPPING, 'State'), 'active')
         self.assertEqual(len(env.dump()), 1)
         a.kill(signal.SIGKILL)
         wait_until(lambda: env.removed_reason(path), 5, 'MappingRemoved')
@@ -49,7 +54,9 @@ class OwnershipTest(BusTestCase):
         self.assertEqual(len(env.dump()), 1, 'one upstream mapping')
         self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 1)
         a.kill()
-        time.sleep(0.5)
+        # the bus saw the first holder go (and told pcpd), and pcpd handled that
+        wait_until(lambda: not env.name_has_owner(a.name), 5, f'{a.name} off the bus')
+        env.barrier()
         self.assertIsNone(env.removed_reason(pa), 'still held by the second connection')
         self.assertEqual(len(env.dump()), 1)
         self.assertEqual(env.get(pa, MAPPING, 'State'), 'active')
@@ -66,8 +73,11 @@ class OwnershipTest(BusTestCase):
         self.assertEqual(pa, pb)
         env.wait_state(pa, 'active')
         self.assertEqual(a.call('Release', path=pa, iface=MAPPING), {'ok': []})
-        time.sleep(0.3)
+        # Release was answered, and our Ping after it: any MappingRemoved pcpd sent for
+        # it has been dispatched here
+        env.barrier()
         self.assertIsNone(env.removed_reason(pa), 'a release by one holder leaves it to the other')
+        self.assertEqual(env.get(pa, MAPPING, 'State'), 'active')
         self.assertEqual(len(env.dump()), 1)
         self.assertEqual(b.call('Release', path=pa, iface=MAPPING), {'ok': []})
         wait_until(lambda: env.removed_reason(pa), 5, 'MappingRemoved')
@@ -95,6 +105,7 @@ class OwnershipTest(BusTestCase):
         env.polkit_call('AllowUnknown', 'b', False)
         self.assertAgentError(ERR + 'NotAuthorized', n.call('Release', path=pa, iface=MAPPING))
         self.assertAgentError(ERR + 'NotAuthorized', n.call('RemoveMapping', 'o', f"(objectpath '{pa}',)"))
+        env.barrier()  # a MappingRemoved for those refused calls would be here by now
         self.assertIsNone(env.removed_reason(pa))
         # revoke allows it
         env.polkit_call('SetAllowed', 'as', ['org.freedesktop.PCP1.revoke'])
@@ -111,6 +122,7 @@ class OwnershipTest(BusTestCase):
         env.wait_state(p1, 'active')
         a.req(op='close', conn=1)
         wait_until(lambda: env.removed_reason(p1), 5, 'MappingRemoved of the closed connection')
+        env.barrier()  # and one for the other connection's mapping would be here by now
         self.assertIsNone(env.removed_reason(p0))
         wait_until(lambda: [m['internal_port'] for m in env.dump()] == [8505], 5, 'one left upstream')
 
