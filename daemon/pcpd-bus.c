@@ -18,6 +18,7 @@
 #include "config.h"
 #include "pcpd-addr.h"
 #include "pcpd-bus.h"
+#include "pcpd-caller-cache.h"
 #include "pcpd-caller.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
@@ -30,7 +31,8 @@
 /* Calls waiting for the bus's answer about their caller are not limited here: the bus
  * answers those itself at once, and bounds how many a caller can have outstanding
  * (max_replies_per_connection, max_connections_per_user). Only calls waiting for polkit
- * are, per user and in all (pcpd-polkit.h). */
+ * are, per user and in all (pcpd-polkit.h). The bus is asked once per connection
+ * (pcpd-caller-cache.h): later calls of the same one go on at once. */
 
 typedef enum call_kind {
         CALL_ADD,
@@ -45,6 +47,7 @@ typedef enum call_kind {
 /* The bus face's own state: the userdata of pcpd_bus_listener (face_of()). */
 struct pcpd_bus_face {
         pcpd_polkit *polkit; /* NULL when not registered */
+        pcpd_caller_cache *callers; /* who each connection is; NULL when not registered */
         GHashTable *calls;   /* pending_call*: every call being identified or authorised */
 };
 
@@ -58,7 +61,6 @@ static pcpd_bus_face *face_of(pcpd_manager *m) {
 typedef struct pending_call {
         pcpd_manager *manager;
         sd_bus_message *msg;
-        sd_bus_slot *slot;
         call_kind kind;
         pcpd_mapping_request req;
         char *description, *interface, *app_id;
@@ -67,10 +69,11 @@ typedef struct pending_call {
         bool enabled;      /* SetEnabled */
         pcpd_declared *declared; /* DeclareMapping */
         uint64_t received; /* CLOCK_BOOTTIME in clock ticks when the call came */
+        pcpd_caller_wait *wait; /* while the bus is asked who the caller is */
+        pcpd_caller *caller;    /* then who it is (a reference); NULL for a holder's Release */
         uid_t uid;
         pid_t pid;
-        char *security_label; /* the connection's LinuxSecurityLabel, NULL when none */
-        char *app_id_detected;
+        const char *app_id_detected; /* CALL_ADD: the caller's (pcpd_caller_app()), or NULL */
         const char *app_id_source;
         /* AddMappingForSocket: the caller's socket (owned by msg) and what it is */
         bool have_socket;
@@ -86,14 +89,13 @@ static pending_call *pending_free(pending_call *p) {
         if (p == NULL)
                 return NULL;
         g_hash_table_remove(face_of(p->manager)->calls, p);
-        sd_bus_slot_unref(p->slot);
+        pcpd_caller_wait_cancel(p->wait);
+        pcpd_caller_unref(p->caller);
         sd_bus_message_unref(p->msg);
         g_free(p->description);
         g_free(p->interface);
         g_free(p->app_id);
         g_free(p->target_path);
-        g_free(p->security_label);
-        g_free(p->app_id_detected);
         g_free(p->not_owned);
         pcpd_declared_free(p->declared);
         g_free(p);
@@ -555,70 +557,56 @@ static void pending_authorise(pending_call *p) {
         }
 }
 
-static int on_creds_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        pending_call *p = userdata;
-        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
-        bool have_uid = false;
-        int r;
-
-        p->slot = sd_bus_slot_unref(p->slot);
-        if (sd_bus_message_is_method_error(reply, NULL)) {
-                sd_bus_error_setf(&err, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller: %s",
-                                  sd_bus_message_get_error(reply)->message ?: "unknown error");
-                reply_error(p, &err);
-                return pending_free(p), 0;
-        }
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                const char *key;
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r < 0)
-                        break;
-                if (strcmp(key, "UnixUserID") == 0) {
-                        uint32_t u;
-                        r = sd_bus_message_read(reply, "v", "u", &u);
-                        p->uid = u;
-                        have_uid = r >= 0;
-                } else if (strcmp(key, "ProcessID") == 0) {
-                        uint32_t pid;
-                        r = sd_bus_message_read(reply, "v", "u", &pid);
-                        p->pid = (pid_t) pid;
-                } else if (strcmp(key, "LinuxSecurityLabel") == 0) {
-                        const void *label;
-                        size_t size;
-                        r = sd_bus_message_enter_container(reply, 'v', "ay");
-                        if (r >= 0)
-                                r = sd_bus_message_read_array(reply, 'y', &label, &size);
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(reply);
-                        if (r >= 0 && size > 0 && size <= 4096)
-                                p->security_label = g_strndup(label, size);
-                } else
-                        r = sd_bus_message_skip(reply, "v");
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        if (r < 0 || !have_uid) {
-                sd_bus_error_set(&err, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller's user.");
-                reply_error(p, &err);
-                return pending_free(p), 0;
-        }
+/* Who the caller is is known: on to authorisation. */
+static void pending_identified(pending_call *p, pcpd_caller *c) {
+        p->caller = pcpd_caller_ref(c);
+        p->uid = c->uid;
+        p->pid = c->pid;
         /* only a new mapping keeps the app it is for */
         if (p->kind == CALL_ADD)
-                pcpd_caller_detect_app(p->pid, p->uid, p->security_label, p->received, &p->app_id_detected,
-                                       &p->app_id_source);
+                pcpd_caller_app(c, p->received, &p->app_id_detected, &p->app_id_source);
         pending_authorise(p);
-        return 0;
 }
 
-/* Takes over msg: asks the bus who the caller is, then polkit, then acts and replies. */
+static void on_caller(pcpd_caller *c, const sd_bus_error *error, void *userdata) {
+        pending_call *p = userdata;
+
+        p->wait = NULL; /* over with this call */
+        if (c == NULL) {
+                reply_error(p, error);
+                pending_free(p);
+                return;
+        }
+        pending_identified(p, c);
+}
+
+/* Takes over msg: finds out who the caller is (the bus is asked once per connection),
+ * then asks polkit when needed, then acts and replies. */
 static int pending_start(pending_call *p, sd_bus_error *error) {
-        pcpd_manager *m = p->manager;
+        pcpd_bus_face *face = face_of(p->manager);
+        const char *sender = sd_bus_message_get_sender(p->msg);
+        pcpd_caller *c;
         int r;
 
-        r = sd_bus_call_method_async(m->bus, &p->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                     "org.freedesktop.DBus", "GetConnectionCredentials", on_creds_reply, p, "s",
-                                     sd_bus_message_get_sender(p->msg));
+        if (p->kind == CALL_REMOVE) {
+                /* A holder releasing its own hold needs no name: a connection holds only
+                 * mappings of its own user (pcpd_manager_add_mapping() lets only the uid a
+                 * mapping belongs to share it), which is all Release would ask its
+                 * credentials for (pending_authorise(), pending_act()). */
+                pcpd_mapping *mp = pcpd_manager_find_path(p->manager, p->target_path);
+                if (mp != NULL && sender != NULL && mp->holders != NULL &&
+                    g_hash_table_contains(mp->holders, sender)) {
+                        p->uid = mp->uid;
+                        pending_act(p);
+                        return 1;
+                }
+        }
+        c = sender != NULL ? pcpd_caller_cache_get(face->callers, sender) : NULL;
+        if (c != NULL) {
+                pending_identified(p, c);
+                return 1;
+        }
+        r = sender != NULL ? pcpd_caller_cache_query(face->callers, sender, on_caller, p, &p->wait) : -ENXIO;
         if (r < 0) {
                 pending_free(p);
                 return r;
@@ -1426,6 +1414,8 @@ static void face_end_calls(pcpd_bus_face *face) {
                         break;
                 pending_free(k);
         }
+        /* nobody waits for it any more */
+        face->callers = pcpd_caller_cache_free(face->callers);
 }
 
 pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face) {
@@ -1434,6 +1424,7 @@ pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face) {
         /* its calls ended with the manager (on_manager_freeing()) */
         g_warn_if_fail(g_hash_table_size(face->calls) == 0);
         pcpd_polkit_free(face->polkit);
+        pcpd_caller_cache_free(face->callers);
         g_hash_table_destroy(face->calls);
         g_free(face);
         return NULL;
@@ -1444,6 +1435,9 @@ int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
         int r;
 
         r = pcpd_polkit_new(bus, &face->polkit);
+        if (r < 0)
+                return r;
+        r = pcpd_caller_cache_new(bus, &face->callers);
         if (r < 0)
                 return r;
         r = sd_bus_add_object_vtable(bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
