@@ -25,6 +25,7 @@
 #include "pcpd-backend.h"
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
+#include "pcpd-options.h"
 #include "pcpd-polkit.h"
 #include "pcpd-reload.h"
 
@@ -124,244 +125,40 @@ static bool utf8_ok(const char *s, size_t max) {
         return g_utf8_validate(s, -1, NULL) && strlen(s) <= max;
 }
 
-/* The value of the variant the message is at, when it is of a basic type, for error messages;
- * NULL otherwise. Leaves the message inside the variant: only for the way out. */
-static char *describe_variant(sd_bus_message *msg, const char *contents) {
-        union {
-                uint8_t y;
-                int b;
-                int16_t n;
-                uint16_t q;
-                int32_t i;
-                uint32_t u;
-                int64_t x;
-                uint64_t t;
-                double d;
-                const char *s;
-        } v;
-        char type = contents[0];
-
-        if (strlen(contents) != 1 || type == 'h' || !strchr("ybnqiuxtdsog", type) ||
-            sd_bus_message_enter_container(msg, 'v', contents) < 0 || sd_bus_message_read_basic(msg, type, &v) < 0)
-                return NULL;
-        switch (type) {
-        case 'y':
-                return g_strdup_printf("%u", v.y);
-        case 'b':
-                return g_strdup(v.b ? "true" : "false");
-        case 'n':
-                return g_strdup_printf("%d", v.n);
-        case 'q':
-                return g_strdup_printf("%u", v.q);
-        case 'i':
-                return g_strdup_printf("%" PRIi32, v.i);
-        case 'u':
-                return g_strdup_printf("%" PRIu32, v.u);
-        case 'x':
-                return g_strdup_printf("%" PRIi64, v.x);
-        case 't':
-                return g_strdup_printf("%" PRIu64, v.t);
-        case 'd':
-                return g_strdup_printf("%g", v.d);
-        default:
-                if (!g_utf8_validate(v.s, -1, NULL))
-                        return NULL;
-                if (g_utf8_strlen(v.s, -1) > 64) {
-                        g_autofree char *head = g_utf8_substring(v.s, 0, 64);
-                        return g_strdup_printf("'%s...'", head);
-                }
-                return g_strdup_printf("'%s'", v.s);
-        }
-}
-
-/* "Option 'lifetime' must be of type 'u', not 's' ('600')." */
-static int option_wrong_type(sd_bus_message *msg, const char *name, const char *want, const char *got,
-                             sd_bus_error *error) {
-        g_autofree char *value = describe_variant(msg, got);
-
-        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' must be of type '%s', not '%s'%s%s%s.",
-                                 name, want, got, value != NULL ? " (" : "", value ?: "", value != NULL ? ")" : "");
-}
-
+/* The options (pcpd-options.c) into p's request. */
 static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *error) {
         pcpd_mapping_request *r = &p->req;
-        int k;
+        pcpd_options o = {
+                .for_socket = p->have_socket,
+                .peer = r->opcode == PCP_OPCODE_PEER,
+                .suggested_port = r->suggested_port,
+        };
+        int k = pcpd_options_parse(msg, &o, error);
 
-        k = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (k < 0)
+        if (k < 0) {
+                pcpd_options_clear(&o);
                 return k;
-        while ((k = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *name, *contents;
-                char type;
-
-                k = sd_bus_message_read(msg, "s", &name);
-                if (k < 0)
-                        return k;
-                k = sd_bus_message_peek_type(msg, &type, &contents);
-                if (k < 0)
-                        return k;
-
-#define WANT(sig)                                                                \
-        do {                                                                     \
-                if (strcmp(contents, sig) != 0)                                  \
-                        return option_wrong_type(msg, name, sig, contents, error); \
-        } while (0)
-
-                if (strcmp(name, "lifetime") == 0) {
-                        WANT("u");
-                        k = sd_bus_message_read(msg, "v", "u", &r->lifetime);
-                } else if (strcmp(name, "description") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && !utf8_ok(s, PCP1_MAX_DESCRIPTION))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option 'description' is longer than %d bytes.",
-                                                         PCP1_MAX_DESCRIPTION);
-                        if (k >= 0) {
-                                g_free(p->description); /* given twice: the last one, the first not leaked */
-                                p->description = g_strdup(s);
-                        }
-                } else if (strcmp(name, "family") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0) {
-                                if (strcmp(s, "ipv4") == 0)
-                                        r->family = AF_INET;
-                                else if (strcmp(s, "ipv6") == 0)
-                                        r->family = AF_INET6;
-                                else
-                                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                                 "Invalid family '%s': use ipv4 or ipv6.", s);
-                        }
-                } else if (strcmp(name, "interface") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && (strlen(s) == 0 || strlen(s) >= 16 || strchr(s, '/') != NULL))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Invalid interface name '%s'.", s);
-                        /* a typo, not a network without a server */
-                        if (k >= 0 && if_nametoindex(s) == 0)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "No such interface '%s'.", s);
-                        if (k >= 0) {
-                                g_free(p->interface); /* given twice: the last one, the first not leaked */
-                                p->interface = g_strdup(s);
-                        }
-                } else if (strcmp(name, "external-address") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && !pcp_addr_from_string(s, &r->external_address))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Invalid external-address '%s'.", s);
-                        r->has_external_address = true;
-                        p->need_privileged = true;
-                } else if (strcmp(name, "suggested-external-port") == 0) {
-                        /* AddMapping has it as an argument, AddPeer has none (RFC 6887
-                         * PEER suggests only to keep what it had) */
-                        if (!p->have_socket)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option 'suggested-external-port' is for AddMappingForSocket() "
-                                                         "only; %s",
-                                                         p->req.opcode == PCP_OPCODE_PEER
-                                                                 ? "AddPeer() takes no suggested external port."
-                                                                 : "AddMapping() takes it as its third argument.");
-                        WANT("q");
-                        k = sd_bus_message_read(msg, "v", "q", &r->suggested_port);
-                } else if (strcmp(name, "prefer-failure") == 0) {
-                        int b = 0;
-                        WANT("b");
-                        k = sd_bus_message_read(msg, "v", "b", &b);
-                        r->prefer_failure = b;
-                } else if (strcmp(name, "filters") == 0) {
-                        WANT("a(sq)");
-                        k = sd_bus_message_enter_container(msg, 'v', "a(sq)");
-                        if (k < 0)
-                                return k;
-                        k = sd_bus_message_enter_container(msg, 'a', "(sq)");
-                        if (k < 0)
-                                return k;
-                        for (;;) {
-                                const char *prefix;
-                                uint16_t port;
-                                pcp_filter *f;
-
-                                k = sd_bus_message_read(msg, "(sq)", &prefix, &port);
-                                if (k < 0)
-                                        return k;
-                                if (k == 0)
-                                        break;
-                                if (r->n_filters >= 8)
-                                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                                "At most 8 filters are allowed.");
-                                f = &r->filters[r->n_filters];
-                                if (pcpd_prefix_from_string(prefix, &f->remote_addr, &f->prefix_len) < 0)
-                                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                                 "Invalid filter '%s': use an address with an "
-                                                                 "optional prefix length (192.0.2.0/24, 2001:db8::/32).",
-                                                                 prefix);
-                                f->remote_port = port;
-                                r->n_filters++;
-                        }
-                        k = sd_bus_message_exit_container(msg);
-                        if (k >= 0)
-                                k = sd_bus_message_exit_container(msg);
-                } else if (strcmp(name, "third-party") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && (!pcp_addr_from_string(s, &r->third_party) ||
-                                       pcp_addr_is_unspecified(&r->third_party)))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Invalid third-party address '%s'.", s);
-                        r->has_third_party = true;
-                        p->need_privileged = true;
-                } else if (strcmp(name, "persistent") == 0) {
-                        int b = 0;
-                        WANT("b");
-                        k = sd_bus_message_read(msg, "v", "b", &b);
-                        r->persistent = b;
-                        if (b)
-                                p->need_privileged = true;
-                } else if (strcmp(name, "app-id") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && (!utf8_ok(s, PCP1_MAX_APP_ID) || *s == '\0'))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Invalid app-id: it must be 1-%d bytes of UTF-8.",
-                                                         PCP1_MAX_APP_ID);
-                        if (k >= 0) {
-                                g_free(p->app_id); /* given twice: the last one, the first not leaked */
-                                p->app_id = g_strdup(s);
-                        }
-                } else
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown option '%s'. Known: lifetime, description, family, "
-                                                 "interface, external-address, prefer-failure, filters, "
-                                                 "third-party, persistent, app-id, suggested-external-port "
-                                                 "(AddMappingForSocket only).",
-                                                 name);
-#undef WANT
-                if (k < 0)
-                        return k;
-                k = sd_bus_message_exit_container(msg);
-                if (k < 0)
-                        return k;
         }
-        if (k < 0)
-                return k;
-        k = sd_bus_message_exit_container(msg);
-        if (k < 0)
-                return k;
-        if (r->prefer_failure && r->suggested_port == 0)
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-                                        "Option 'prefer-failure' needs a suggested external port.");
-        if (r->lifetime > 0 && r->lifetime < 120)
-                r->lifetime = 120; /* servers clamp to at least 2 minutes anyway */
+        r->lifetime = o.lifetime;
+        r->family = o.family;
+        r->suggested_port = o.suggested_port;
+        r->has_external_address = o.has_external_address;
+        r->external_address = o.external_address;
+        r->prefer_failure = o.prefer_failure;
+        G_STATIC_ASSERT(G_N_ELEMENTS(o.filters) <= G_N_ELEMENTS(r->filters));
+        r->n_filters = o.n_filters;
+        memcpy(r->filters, o.filters, sizeof(o.filters[0]) * o.n_filters);
+        r->has_third_party = o.has_third_party;
+        r->third_party = o.third_party;
+        r->persistent = o.persistent;
+        if (o.need_privileged)
+                p->need_privileged = true;
+        g_free(p->description);
+        p->description = g_steal_pointer(&o.description);
+        g_free(p->interface);
+        p->interface = g_steal_pointer(&o.interface);
+        g_free(p->app_id);
+        p->app_id = g_steal_pointer(&o.app_id);
         return 0;
 }
 
