@@ -18,19 +18,22 @@
 #include "config.h"
 #include "pcpd-addr.h"
 #include "pcpd-bus.h"
+#include "pcpd-caller-cache.h"
 #include "pcpd-caller.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
 #include "pcpd-backend.h"
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
+#include "pcpd-options.h"
 #include "pcpd-polkit.h"
 #include "pcpd-reload.h"
 
 /* Calls waiting for the bus's answer about their caller are not limited here: the bus
  * answers those itself at once, and bounds how many a caller can have outstanding
  * (max_replies_per_connection, max_connections_per_user). Only calls waiting for polkit
- * are, per user and in all (pcpd-polkit.h). */
+ * are, per user and in all (pcpd-polkit.h). The bus is asked once per connection
+ * (pcpd-caller-cache.h): later calls of the same one go on at once. */
 
 typedef enum call_kind {
         CALL_ADD,
@@ -45,6 +48,7 @@ typedef enum call_kind {
 /* The bus face's own state: the userdata of pcpd_bus_listener (face_of()). */
 struct pcpd_bus_face {
         pcpd_polkit *polkit; /* NULL when not registered */
+        pcpd_caller_cache *callers; /* who each connection is; NULL when not registered */
         GHashTable *calls;   /* pending_call*: every call being identified or authorised */
 };
 
@@ -58,7 +62,6 @@ static pcpd_bus_face *face_of(pcpd_manager *m) {
 typedef struct pending_call {
         pcpd_manager *manager;
         sd_bus_message *msg;
-        sd_bus_slot *slot;
         call_kind kind;
         pcpd_mapping_request req;
         char *description, *interface, *app_id;
@@ -67,10 +70,11 @@ typedef struct pending_call {
         bool enabled;      /* SetEnabled */
         pcpd_declared *declared; /* DeclareMapping */
         uint64_t received; /* CLOCK_BOOTTIME in clock ticks when the call came */
+        pcpd_caller_wait *wait; /* while the bus is asked who the caller is */
+        pcpd_caller *caller;    /* then who it is (a reference); NULL for a holder's Release */
         uid_t uid;
         pid_t pid;
-        char *security_label; /* the connection's LinuxSecurityLabel, NULL when none */
-        char *app_id_detected;
+        const char *app_id_detected; /* CALL_ADD: the caller's (pcpd_caller_app()), or NULL */
         const char *app_id_source;
         /* AddMappingForSocket: the caller's socket (owned by msg) and what it is */
         bool have_socket;
@@ -86,14 +90,13 @@ static pending_call *pending_free(pending_call *p) {
         if (p == NULL)
                 return NULL;
         g_hash_table_remove(face_of(p->manager)->calls, p);
-        sd_bus_slot_unref(p->slot);
+        pcpd_caller_wait_cancel(p->wait);
+        pcpd_caller_unref(p->caller);
         sd_bus_message_unref(p->msg);
         g_free(p->description);
         g_free(p->interface);
         g_free(p->app_id);
         g_free(p->target_path);
-        g_free(p->security_label);
-        g_free(p->app_id_detected);
         g_free(p->not_owned);
         pcpd_declared_free(p->declared);
         g_free(p);
@@ -122,244 +125,40 @@ static bool utf8_ok(const char *s, size_t max) {
         return g_utf8_validate(s, -1, NULL) && strlen(s) <= max;
 }
 
-/* The value of the variant the message is at, when it is of a basic type, for error messages;
- * NULL otherwise. Leaves the message inside the variant: only for the way out. */
-static char *describe_variant(sd_bus_message *msg, const char *contents) {
-        union {
-                uint8_t y;
-                int b;
-                int16_t n;
-                uint16_t q;
-                int32_t i;
-                uint32_t u;
-                int64_t x;
-                uint64_t t;
-                double d;
-                const char *s;
-        } v;
-        char type = contents[0];
-
-        if (strlen(contents) != 1 || type == 'h' || !strchr("ybnqiuxtdsog", type) ||
-            sd_bus_message_enter_container(msg, 'v', contents) < 0 || sd_bus_message_read_basic(msg, type, &v) < 0)
-                return NULL;
-        switch (type) {
-        case 'y':
-                return g_strdup_printf("%u", v.y);
-        case 'b':
-                return g_strdup(v.b ? "true" : "false");
-        case 'n':
-                return g_strdup_printf("%d", v.n);
-        case 'q':
-                return g_strdup_printf("%u", v.q);
-        case 'i':
-                return g_strdup_printf("%" PRIi32, v.i);
-        case 'u':
-                return g_strdup_printf("%" PRIu32, v.u);
-        case 'x':
-                return g_strdup_printf("%" PRIi64, v.x);
-        case 't':
-                return g_strdup_printf("%" PRIu64, v.t);
-        case 'd':
-                return g_strdup_printf("%g", v.d);
-        default:
-                if (!g_utf8_validate(v.s, -1, NULL))
-                        return NULL;
-                if (g_utf8_strlen(v.s, -1) > 64) {
-                        g_autofree char *head = g_utf8_substring(v.s, 0, 64);
-                        return g_strdup_printf("'%s...'", head);
-                }
-                return g_strdup_printf("'%s'", v.s);
-        }
-}
-
-/* "Option 'lifetime' must be of type 'u', not 's' ('600')." */
-static int option_wrong_type(sd_bus_message *msg, const char *name, const char *want, const char *got,
-                             sd_bus_error *error) {
-        g_autofree char *value = describe_variant(msg, got);
-
-        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' must be of type '%s', not '%s'%s%s%s.",
-                                 name, want, got, value != NULL ? " (" : "", value ?: "", value != NULL ? ")" : "");
-}
-
+/* The options (pcpd-options.c) into p's request. */
 static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *error) {
         pcpd_mapping_request *r = &p->req;
-        int k;
+        pcpd_options o = {
+                .for_socket = p->have_socket,
+                .peer = r->opcode == PCP_OPCODE_PEER,
+                .suggested_port = r->suggested_port,
+        };
+        int k = pcpd_options_parse(msg, &o, error);
 
-        k = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (k < 0)
+        if (k < 0) {
+                pcpd_options_clear(&o);
                 return k;
-        while ((k = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                const char *name, *contents;
-                char type;
-
-                k = sd_bus_message_read(msg, "s", &name);
-                if (k < 0)
-                        return k;
-                k = sd_bus_message_peek_type(msg, &type, &contents);
-                if (k < 0)
-                        return k;
-
-#define WANT(sig)                                                                \
-        do {                                                                     \
-                if (strcmp(contents, sig) != 0)                                  \
-                        return option_wrong_type(msg, name, sig, contents, error); \
-        } while (0)
-
-                if (strcmp(name, "lifetime") == 0) {
-                        WANT("u");
-                        k = sd_bus_message_read(msg, "v", "u", &r->lifetime);
-                } else if (strcmp(name, "description") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && !utf8_ok(s, PCP1_MAX_DESCRIPTION))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option 'description' is longer than %d bytes.",
-                                                         PCP1_MAX_DESCRIPTION);
-                        if (k >= 0) {
-                                g_free(p->description); /* given twice: the last one, the first not leaked */
-                                p->description = g_strdup(s);
-                        }
-                } else if (strcmp(name, "family") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0) {
-                                if (strcmp(s, "ipv4") == 0)
-                                        r->family = AF_INET;
-                                else if (strcmp(s, "ipv6") == 0)
-                                        r->family = AF_INET6;
-                                else
-                                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                                 "Invalid family '%s': use ipv4 or ipv6.", s);
-                        }
-                } else if (strcmp(name, "interface") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && (strlen(s) == 0 || strlen(s) >= 16 || strchr(s, '/') != NULL))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Invalid interface name '%s'.", s);
-                        /* a typo, not a network without a server */
-                        if (k >= 0 && if_nametoindex(s) == 0)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "No such interface '%s'.", s);
-                        if (k >= 0) {
-                                g_free(p->interface); /* given twice: the last one, the first not leaked */
-                                p->interface = g_strdup(s);
-                        }
-                } else if (strcmp(name, "external-address") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && !pcp_addr_from_string(s, &r->external_address))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Invalid external-address '%s'.", s);
-                        r->has_external_address = true;
-                        p->need_privileged = true;
-                } else if (strcmp(name, "suggested-external-port") == 0) {
-                        /* AddMapping has it as an argument, AddPeer has none (RFC 6887
-                         * PEER suggests only to keep what it had) */
-                        if (!p->have_socket)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option 'suggested-external-port' is for AddMappingForSocket() "
-                                                         "only; %s",
-                                                         p->req.opcode == PCP_OPCODE_PEER
-                                                                 ? "AddPeer() takes no suggested external port."
-                                                                 : "AddMapping() takes it as its third argument.");
-                        WANT("q");
-                        k = sd_bus_message_read(msg, "v", "q", &r->suggested_port);
-                } else if (strcmp(name, "prefer-failure") == 0) {
-                        int b = 0;
-                        WANT("b");
-                        k = sd_bus_message_read(msg, "v", "b", &b);
-                        r->prefer_failure = b;
-                } else if (strcmp(name, "filters") == 0) {
-                        WANT("a(sq)");
-                        k = sd_bus_message_enter_container(msg, 'v', "a(sq)");
-                        if (k < 0)
-                                return k;
-                        k = sd_bus_message_enter_container(msg, 'a', "(sq)");
-                        if (k < 0)
-                                return k;
-                        for (;;) {
-                                const char *prefix;
-                                uint16_t port;
-                                pcp_filter *f;
-
-                                k = sd_bus_message_read(msg, "(sq)", &prefix, &port);
-                                if (k < 0)
-                                        return k;
-                                if (k == 0)
-                                        break;
-                                if (r->n_filters >= 8)
-                                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                                "At most 8 filters are allowed.");
-                                f = &r->filters[r->n_filters];
-                                if (pcpd_prefix_from_string(prefix, &f->remote_addr, &f->prefix_len) < 0)
-                                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                                 "Invalid filter '%s': use an address with an "
-                                                                 "optional prefix length (192.0.2.0/24, 2001:db8::/32).",
-                                                                 prefix);
-                                f->remote_port = port;
-                                r->n_filters++;
-                        }
-                        k = sd_bus_message_exit_container(msg);
-                        if (k >= 0)
-                                k = sd_bus_message_exit_container(msg);
-                } else if (strcmp(name, "third-party") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && (!pcp_addr_from_string(s, &r->third_party) ||
-                                       pcp_addr_is_unspecified(&r->third_party)))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Invalid third-party address '%s'.", s);
-                        r->has_third_party = true;
-                        p->need_privileged = true;
-                } else if (strcmp(name, "persistent") == 0) {
-                        int b = 0;
-                        WANT("b");
-                        k = sd_bus_message_read(msg, "v", "b", &b);
-                        r->persistent = b;
-                        if (b)
-                                p->need_privileged = true;
-                } else if (strcmp(name, "app-id") == 0) {
-                        const char *s;
-                        WANT("s");
-                        k = sd_bus_message_read(msg, "v", "s", &s);
-                        if (k >= 0 && (!utf8_ok(s, PCP1_MAX_APP_ID) || *s == '\0'))
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Invalid app-id: it must be 1-%d bytes of UTF-8.",
-                                                         PCP1_MAX_APP_ID);
-                        if (k >= 0) {
-                                g_free(p->app_id); /* given twice: the last one, the first not leaked */
-                                p->app_id = g_strdup(s);
-                        }
-                } else
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Unknown option '%s'. Known: lifetime, description, family, "
-                                                 "interface, external-address, prefer-failure, filters, "
-                                                 "third-party, persistent, app-id, suggested-external-port "
-                                                 "(AddMappingForSocket only).",
-                                                 name);
-#undef WANT
-                if (k < 0)
-                        return k;
-                k = sd_bus_message_exit_container(msg);
-                if (k < 0)
-                        return k;
         }
-        if (k < 0)
-                return k;
-        k = sd_bus_message_exit_container(msg);
-        if (k < 0)
-                return k;
-        if (r->prefer_failure && r->suggested_port == 0)
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-                                        "Option 'prefer-failure' needs a suggested external port.");
-        if (r->lifetime > 0 && r->lifetime < 120)
-                r->lifetime = 120; /* servers clamp to at least 2 minutes anyway */
+        r->lifetime = o.lifetime;
+        r->family = o.family;
+        r->suggested_port = o.suggested_port;
+        r->has_external_address = o.has_external_address;
+        r->external_address = o.external_address;
+        r->prefer_failure = o.prefer_failure;
+        G_STATIC_ASSERT(G_N_ELEMENTS(o.filters) <= G_N_ELEMENTS(r->filters));
+        r->n_filters = o.n_filters;
+        memcpy(r->filters, o.filters, sizeof(o.filters[0]) * o.n_filters);
+        r->has_third_party = o.has_third_party;
+        r->third_party = o.third_party;
+        r->persistent = o.persistent;
+        if (o.need_privileged)
+                p->need_privileged = true;
+        g_free(p->description);
+        p->description = g_steal_pointer(&o.description);
+        g_free(p->interface);
+        p->interface = g_steal_pointer(&o.interface);
+        g_free(p->app_id);
+        p->app_id = g_steal_pointer(&o.app_id);
         return 0;
 }
 
@@ -555,70 +354,56 @@ static void pending_authorise(pending_call *p) {
         }
 }
 
-static int on_creds_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        pending_call *p = userdata;
-        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
-        bool have_uid = false;
-        int r;
-
-        p->slot = sd_bus_slot_unref(p->slot);
-        if (sd_bus_message_is_method_error(reply, NULL)) {
-                sd_bus_error_setf(&err, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller: %s",
-                                  sd_bus_message_get_error(reply)->message ?: "unknown error");
-                reply_error(p, &err);
-                return pending_free(p), 0;
-        }
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                const char *key;
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r < 0)
-                        break;
-                if (strcmp(key, "UnixUserID") == 0) {
-                        uint32_t u;
-                        r = sd_bus_message_read(reply, "v", "u", &u);
-                        p->uid = u;
-                        have_uid = r >= 0;
-                } else if (strcmp(key, "ProcessID") == 0) {
-                        uint32_t pid;
-                        r = sd_bus_message_read(reply, "v", "u", &pid);
-                        p->pid = (pid_t) pid;
-                } else if (strcmp(key, "LinuxSecurityLabel") == 0) {
-                        const void *label;
-                        size_t size;
-                        r = sd_bus_message_enter_container(reply, 'v', "ay");
-                        if (r >= 0)
-                                r = sd_bus_message_read_array(reply, 'y', &label, &size);
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(reply);
-                        if (r >= 0 && size > 0 && size <= 4096)
-                                p->security_label = g_strndup(label, size);
-                } else
-                        r = sd_bus_message_skip(reply, "v");
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        if (r < 0 || !have_uid) {
-                sd_bus_error_set(&err, SD_BUS_ERROR_ACCESS_DENIED, "Cannot identify the caller's user.");
-                reply_error(p, &err);
-                return pending_free(p), 0;
-        }
+/* Who the caller is is known: on to authorisation. */
+static void pending_identified(pending_call *p, pcpd_caller *c) {
+        p->caller = pcpd_caller_ref(c);
+        p->uid = c->uid;
+        p->pid = c->pid;
         /* only a new mapping keeps the app it is for */
         if (p->kind == CALL_ADD)
-                pcpd_caller_detect_app(p->pid, p->uid, p->security_label, p->received, &p->app_id_detected,
-                                       &p->app_id_source);
+                pcpd_caller_app(c, p->received, &p->app_id_detected, &p->app_id_source);
         pending_authorise(p);
-        return 0;
 }
 
-/* Takes over msg: asks the bus who the caller is, then polkit, then acts and replies. */
+static void on_caller(pcpd_caller *c, const sd_bus_error *error, void *userdata) {
+        pending_call *p = userdata;
+
+        p->wait = NULL; /* over with this call */
+        if (c == NULL) {
+                reply_error(p, error);
+                pending_free(p);
+                return;
+        }
+        pending_identified(p, c);
+}
+
+/* Takes over msg: finds out who the caller is (the bus is asked once per connection),
+ * then asks polkit when needed, then acts and replies. */
 static int pending_start(pending_call *p, sd_bus_error *error) {
-        pcpd_manager *m = p->manager;
+        pcpd_bus_face *face = face_of(p->manager);
+        const char *sender = sd_bus_message_get_sender(p->msg);
+        pcpd_caller *c;
         int r;
 
-        r = sd_bus_call_method_async(m->bus, &p->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                     "org.freedesktop.DBus", "GetConnectionCredentials", on_creds_reply, p, "s",
-                                     sd_bus_message_get_sender(p->msg));
+        if (p->kind == CALL_REMOVE) {
+                /* A holder releasing its own hold needs no name: a connection holds only
+                 * mappings of its own user (pcpd_manager_add_mapping() lets only the uid a
+                 * mapping belongs to share it), which is all Release would ask its
+                 * credentials for (pending_authorise(), pending_act()). */
+                pcpd_mapping *mp = pcpd_manager_find_path(p->manager, p->target_path);
+                if (mp != NULL && sender != NULL && mp->holders != NULL &&
+                    g_hash_table_contains(mp->holders, sender)) {
+                        p->uid = mp->uid;
+                        pending_act(p);
+                        return 1;
+                }
+        }
+        c = sender != NULL ? pcpd_caller_cache_get(face->callers, sender) : NULL;
+        if (c != NULL) {
+                pending_identified(p, c);
+                return 1;
+        }
+        r = sender != NULL ? pcpd_caller_cache_query(face->callers, sender, on_caller, p, &p->wait) : -ENXIO;
         if (r < 0) {
                 pending_free(p);
                 return r;
@@ -1426,6 +1211,8 @@ static void face_end_calls(pcpd_bus_face *face) {
                         break;
                 pending_free(k);
         }
+        /* nobody waits for it any more */
+        face->callers = pcpd_caller_cache_free(face->callers);
 }
 
 pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face) {
@@ -1434,6 +1221,7 @@ pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face) {
         /* its calls ended with the manager (on_manager_freeing()) */
         g_warn_if_fail(g_hash_table_size(face->calls) == 0);
         pcpd_polkit_free(face->polkit);
+        pcpd_caller_cache_free(face->callers);
         g_hash_table_destroy(face->calls);
         g_free(face);
         return NULL;
@@ -1444,6 +1232,9 @@ int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
         int r;
 
         r = pcpd_polkit_new(bus, &face->polkit);
+        if (r < 0)
+                return r;
+        r = pcpd_caller_cache_new(bus, &face->callers);
         if (r < 0)
                 return r;
         r = sd_bus_add_object_vtable(bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);

@@ -1,14 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libFuzzer target: the a{sv} options of AddMapping, AddPeer and AddMappingForSocket as
- * pcpd-bus.c reads them (parse_options()), driven through real sd-bus messages.
- *
- * parse_options() is static in pcpd-bus.c, which is not to be restructured here (it moves
- * into a table-driven pcpd-options.c): this file includes pcpd-bus.c itself, so that the
- * function is reached as it is, and links the rest of the daemon (pcpd-core), whose copy
- * of pcpd-bus.o is then never pulled in. Once the options have their own module with an
- * entry point, this target should call that entry point instead and keep the rest as it is
- * (see tests/fuzz/README.md).
+ * pcpd reads them (pcpd_options_parse(), daemon/pcpd-options.c, compiled into the target
+ * so that it is instrumented), driven through real sd-bus messages.
  *
  * Input: octet 0: bit 0 AddMappingForSocket (suggested-external-port allowed), bit 1 a
  * PEER request; then entries, each: a name (octet < 0xe0: one of the known names, else a
@@ -32,7 +26,17 @@
  *    persistent.
  */
 
-#include "../../daemon/pcpd-bus.c"
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include "pcp1-contract.h"
+#include "pcpd-addr.h"
+#include "pcpd-options.h"
 
 #include "fuzz-common.h"
 
@@ -253,15 +257,8 @@ static sd_bus_message *fz_build(fz_reader *r, fz_asked *asked) {
         return fz_seal(m);
 }
 
-static void fz_pending_clear(pending_call *p) {
-        g_free(p->description);
-        g_free(p->interface);
-        g_free(p->app_id);
-        p->description = p->interface = p->app_id = NULL;
-}
-
-static void check_request(const pending_call *p) {
-        const pcpd_mapping_request *r = &p->req;
+static void check_request(const pcpd_options *p) {
+        const pcpd_options *r = p;
 
         fuzz_check(r->lifetime == 0 || r->lifetime >= 120, "lifetime %u", r->lifetime);
         fuzz_check(r->n_filters <= 8, "%u filters", r->n_filters);
@@ -278,7 +275,7 @@ static void check_request(const pending_call *p) {
                 fuzz_check(pcp_encode(&msg, out, sizeof(out), &len) == PCP_WIRE_OK, "filters the wire refuses");
         }
         fuzz_check(!r->prefer_failure || r->suggested_port != 0, "prefer-failure without a port");
-        fuzz_check(p->have_socket || r->suggested_port == 0, "a suggested port option without a socket");
+        fuzz_check(p->for_socket || r->suggested_port == 0, "a suggested port option without a socket");
         fuzz_check(r->family == 0 || r->family == AF_INET || r->family == AF_INET6, "family %d", r->family);
         if (p->description != NULL)
                 fuzz_check(g_utf8_validate(p->description, -1, NULL) && strlen(p->description) <= PCP1_MAX_DESCRIPTION,
@@ -295,8 +292,8 @@ static void check_request(const pending_call *p) {
 }
 
 /* the request as canonical options */
-static sd_bus_message *fz_write_back(const pending_call *p) {
-        const pcpd_mapping_request *r = &p->req;
+static sd_bus_message *fz_write_back(const pcpd_options *p) {
+        const pcpd_options *r = p;
         sd_bus_message *m = fz_new_message();
         char buf[PCPD_PREFIX_STRLEN];
 
@@ -348,8 +345,8 @@ static sd_bus_message *fz_write_back(const pending_call *p) {
 }
 
 /* the first field in which a and b differ, NULL when none does */
-static const char *fz_diff(const pending_call *a, const pending_call *b) {
-        const pcpd_mapping_request *x = &a->req, *y = &b->req;
+static const char *fz_diff(const pcpd_options *a, const pcpd_options *b) {
+        const pcpd_options *x = a, *y = b;
 
         if (x->n_filters != y->n_filters)
                 return "n_filters";
@@ -401,21 +398,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t flags = fz_u8(&in);
         fz_asked asked = { 0 };
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        pending_call p = { .have_socket = flags & 1 }, again = { .have_socket = flags & 1 };
+        pcpd_options p = { .for_socket = flags & 1, .peer = flags & 2 }, again = { .for_socket = flags & 1, .peer = flags & 2 };
         sd_bus_message *m, *back;
         int r;
 
-        p.req.opcode = again.req.opcode = flags & 2 ? PCP_OPCODE_PEER : PCP_OPCODE_MAP;
         m = fz_build(&in, &asked);
         if (m == NULL)
                 return 0;
-        r = parse_options(m, &p, &error);
+        r = pcpd_options_parse(m, &p, &error);
         sd_bus_message_unref(m);
         if (r < 0) {
                 fuzz_check(sd_bus_error_is_set(&error), "refused with a bare errno: %s", strerror(-r));
                 fuzz_check(strcmp(error.name, SD_BUS_ERROR_INVALID_ARGS) == 0, "refused with %s", error.name);
                 fuzz_check(error.message != NULL && g_utf8_validate(error.message, -1, NULL), "the error is no UTF-8 sentence");
-                fz_pending_clear(&p);
+                pcpd_options_clear(&p);
                 sd_bus_error_free(&error);
                 return 0;
         }
@@ -424,21 +420,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                    asked.privileged ? "need it" : "do not");
 
         back = fz_write_back(&p);
-        r = parse_options(back, &again, &error);
+        r = pcpd_options_parse(back, &again, &error);
         sd_bus_message_unref(back);
         fuzz_check(r >= 0, "the request written back is refused: %s", error.message);
         fuzz_check(fz_diff(&p, &again) == NULL, "the request written back reads differently: %s", fz_diff(&p, &again));
         /* written once each, the privileged options are exactly what needs the privilege
          * (given twice, persistent=true then false still asks for it: fails closed) */
         {
-                bool privileged = p.req.has_external_address || p.req.has_third_party || p.req.persistent;
+                bool privileged = p.has_external_address || p.has_third_party || p.persistent;
 
                 fuzz_check(again.need_privileged == privileged, "need_privileged %d for a request that %s",
                            again.need_privileged, privileged ? "needs it" : "does not");
                 fuzz_check(!privileged || p.need_privileged, "a privileged request without need_privileged");
         }
-        fz_pending_clear(&p);
-        fz_pending_clear(&again);
+        pcpd_options_clear(&p);
+        pcpd_options_clear(&again);
         sd_bus_error_free(&error);
         return 0;
 }

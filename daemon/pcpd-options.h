@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The a{sv} options of AddMapping, AddPeer, AddMappingForSocket and DeclareMapping, read
+ * from a D-Bus message by one table (pcpd-options.c): a row per option with its name, its
+ * D-Bus type, its limits and what it sets. Nothing but the message is read, except that
+ * "interface" must name an interface of this host (if_nametoindex()).
+ *
+ * An option given twice: the last one counts (filters add up, to at most 8).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "pcp-wire.h"
+
+/* the API's limit (the wire would take more) */
+#define PCPD_OPTIONS_MAX_FILTERS 8
+
+typedef struct pcpd_options {
+        /* in: what the call is */
+        bool for_socket; /* AddMappingForSocket: suggested-external-port allowed */
+        bool peer;       /* AddPeer (for the message refusing suggested-external-port) */
+        /* in and out: the call's own argument (AddMapping), or the option */
+        uint16_t suggested_port;
+        /* out */
+        uint32_t lifetime; /* 0 = the default; else at least 120 */
+        char *description;
+        int family; /* 0, AF_INET or AF_INET6 */
+        char *interface;
+        bool has_external_address;
+        struct in6_addr external_address;
+        bool prefer_failure;
+        uint8_t n_filters;
+        pcp_filter filters[PCPD_OPTIONS_MAX_FILTERS];
+        bool has_third_party;
+        struct in6_addr third_party;
+        bool persistent;
+        char *app_id;
+        /* an option came that only the privileged action allows (external-address,
+         * third-party, persistent=true) */
+        bool need_privileged;
+} pcpd_options;
+
+/* Reads the a{sv} the message is at into o (whose inputs are set; the rest zero or from
+ * an earlier call). 0, or a negative errno with error set (InvalidArgs and a sentence)
+ * for bad options, or a negative errno alone for a message sd-bus cannot read. o's
+ * strings are to be freed with pcpd_options_clear() either way. */
+int pcpd_options_parse(sd_bus_message *msg, pcpd_options *o, sd_bus_error *error);
+
+void pcpd_options_clear(pcpd_options *o);
+
+/* "lifetime, description, ..., suggested-external-port (AddMappingForSocket only)": the
+ * known options, as the error for an unknown one lists them. */
+const char *pcpd_options_known(void);

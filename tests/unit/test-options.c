@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The a{sv} options of the Add methods (pcpd-options.c), read from real sd-bus messages:
+ * every option, its type, its limits, options given twice, unknown ones, and the errors
+ * callers see (the bus tests assert the same sentences through pcpd). */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include "pcp1-contract.h"
+#include "pcpd-options.h"
+
+static sd_bus *bus;
+
+static int setup(void **state) {
+        int fds[2];
+
+        /* messages need a started bus; this one is never used: one end of a socket pair */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
+                return -1;
+        if (sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, fds[0], fds[0]) < 0 || sd_bus_start(bus) < 0)
+                return -1;
+        close(fds[1]);
+        return 0;
+}
+
+static int teardown(void **state) {
+        bus = sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+static sd_bus_message *new_message(void) {
+        sd_bus_message *m = NULL;
+
+        assert_int_equal(sd_bus_message_new_method_call(bus, &m, PCP1_BUS_NAME, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE,
+                                                        "AddMapping"),
+                         0);
+        assert_true(sd_bus_message_open_container(m, 'a', "{sv}") >= 0);
+        return m;
+}
+
+/* closes the a{sv}, seals the message and reads it as pcpd does */
+static int parse(sd_bus_message *m, pcpd_options *o, sd_bus_error *error) {
+        static uint64_t cookie = 1;
+        int r;
+
+        assert_true(sd_bus_message_close_container(m) >= 0);
+        assert_true(sd_bus_message_seal(m, cookie++, 0) >= 0);
+        assert_true(sd_bus_message_rewind(m, true) >= 0);
+        r = pcpd_options_parse(m, o, error);
+        sd_bus_message_unref(m);
+        return r;
+}
+
+#define OPT(m, name, type, ...) assert_true(sd_bus_message_append(m, "{sv}", name, type, __VA_ARGS__) >= 0)
+
+static void append_filters(sd_bus_message *m, unsigned n, const char *prefix) {
+        assert_true(sd_bus_message_open_container(m, 'e', "sv") >= 0);
+        assert_true(sd_bus_message_append(m, "s", "filters") >= 0);
+        assert_true(sd_bus_message_open_container(m, 'v', "a(sq)") >= 0);
+        assert_true(sd_bus_message_open_container(m, 'a', "(sq)") >= 0);
+        for (unsigned i = 0; i < n; i++)
+                assert_true(sd_bus_message_append(m, "(sq)", prefix, (uint16_t) (1000 + i)) >= 0);
+        assert_true(sd_bus_message_close_container(m) >= 0);
+        assert_true(sd_bus_message_close_container(m) >= 0);
+        assert_true(sd_bus_message_close_container(m) >= 0);
+}
+
+/* refused with InvalidArgs and exactly this sentence, o as it was (no strings) */
+static void assert_refused(sd_bus_message *m, pcpd_options *o, const char *message) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = parse(m, o, &error);
+
+        assert_true(r < 0);
+        assert_true(sd_bus_error_is_set(&error));
+        assert_string_equal(error.name, SD_BUS_ERROR_INVALID_ARGS);
+        assert_string_equal(error.message, message);
+        sd_bus_error_free(&error);
+        pcpd_options_clear(o);
+}
+
+static void assert_parsed(sd_bus_message *m, pcpd_options *o) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = parse(m, o, &error);
+
+        if (r < 0)
+                fail_msg("refused: %s", error.message ?: strerror(-r));
+        assert_false(sd_bus_error_is_set(&error));
+}
+
+static void test_none(void **state) {
+        pcpd_options o = { 0 };
+
+        assert_parsed(new_message(), &o);
+        assert_int_equal(o.lifetime, 0);
+        assert_null(o.description);
+        assert_null(o.interface);
+        assert_null(o.app_id);
+        assert_int_equal(o.family, 0);
+        assert_int_equal(o.n_filters, 0);
+        assert_false(o.has_external_address || o.has_third_party || o.persistent || o.prefer_failure);
+        assert_false(o.need_privileged);
+}
+
+static void test_every_option(void **state) {
+        pcpd_options o = { .for_socket = true };
+        sd_bus_message *m = new_message();
+        struct in6_addr a;
+
+        OPT(m, "lifetime", "u", 600);
+        OPT(m, "description", "s", "web server");
+        OPT(m, "family", "s", "ipv6");
+        OPT(m, "interface", "s", "lo");
+        OPT(m, "external-address", "s", "198.51.100.7");
+        OPT(m, "suggested-external-port", "q", 8080);
+        OPT(m, "prefer-failure", "b", 1);
+        append_filters(m, 2, "192.0.2.0/24");
+        OPT(m, "third-party", "s", "2001:db8::9");
+        OPT(m, "persistent", "b", 0);
+        OPT(m, "app-id", "s", "org.example.App");
+        assert_parsed(m, &o);
+
+        assert_int_equal(o.lifetime, 600);
+        assert_string_equal(o.description, "web server");
+        assert_int_equal(o.family, AF_INET6);
+        assert_string_equal(o.interface, "lo");
+        assert_true(o.has_external_address);
+        assert_true(pcp_addr_from_string("198.51.100.7", &a));
+        assert_memory_equal(&o.external_address, &a, sizeof(a));
+        assert_int_equal(o.suggested_port, 8080);
+        assert_true(o.prefer_failure);
+        assert_int_equal(o.n_filters, 2);
+        assert_int_equal(o.filters[0].prefix_len, 96 + 24);
+        assert_int_equal(o.filters[0].remote_port, 1000);
+        assert_int_equal(o.filters[1].remote_port, 1001);
+        assert_true(pcp_addr_from_string("192.0.2.0", &a));
+        assert_memory_equal(&o.filters[1].remote_addr, &a, sizeof(a));
+        assert_true(o.has_third_party);
+        assert_true(pcp_addr_from_string("2001:db8::9", &a));
+        assert_memory_equal(&o.third_party, &a, sizeof(a));
+        assert_false(o.persistent);
+        assert_string_equal(o.app_id, "org.example.App");
+        assert_true(o.need_privileged); /* external-address, third-party */
+        pcpd_options_clear(&o);
+        assert_null(o.description);
+        assert_null(o.interface);
+        assert_null(o.app_id);
+}
+
+static void test_privileged(void **state) {
+        static const struct {
+                const char *name, *type;
+                const char *s;
+                int b;
+                bool privileged;
+        } cases[] = {
+                { "external-address", "s", "192.0.2.1", 0, true },
+                { "third-party", "s", "192.0.2.2", 0, true },
+                { "persistent", "b", NULL, 1, true },
+                { "persistent", "b", NULL, 0, false },
+                { "description", "s", "x", 0, false },
+                { "family", "s", "ipv4", 0, false },
+                { "app-id", "s", "org.example.App", 0, false },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                pcpd_options o = { 0 };
+                sd_bus_message *m = new_message();
+                if (cases[i].type[0] == 's')
+                        OPT(m, cases[i].name, "s", cases[i].s);
+                else
+                        OPT(m, cases[i].name, "b", cases[i].b);
+                assert_parsed(m, &o);
+                if (o.need_privileged != cases[i].privileged)
+                        fail_msg("%s: need_privileged %d", cases[i].name, o.need_privileged);
+                pcpd_options_clear(&o);
+        }
+}
+
+static void test_lifetime(void **state) {
+        static const struct {
+                uint32_t given, kept;
+        } cases[] = { { 0, 0 }, { 1, 120 }, { 119, 120 }, { 120, 120 }, { 121, 121 }, { UINT32_MAX, UINT32_MAX } };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                pcpd_options o = { 0 };
+                sd_bus_message *m = new_message();
+                OPT(m, "lifetime", "u", cases[i].given);
+                assert_parsed(m, &o);
+                assert_int_equal(o.lifetime, cases[i].kept);
+        }
+}
+
+static void test_wrong_types(void **state) {
+        pcpd_options o = { 0 };
+        sd_bus_message *m;
+
+        m = new_message();
+        OPT(m, "lifetime", "s", "600");
+        assert_refused(m, &o, "Option 'lifetime' must be of type 'u', not 's' ('600').");
+        m = new_message();
+        OPT(m, "description", "u", 7);
+        assert_refused(m, &o, "Option 'description' must be of type 's', not 'u' (7).");
+        m = new_message();
+        OPT(m, "persistent", "s", "true");
+        assert_refused(m, &o, "Option 'persistent' must be of type 'b', not 's' ('true').");
+        m = new_message();
+        OPT(m, "prefer-failure", "u", 1);
+        assert_refused(m, &o, "Option 'prefer-failure' must be of type 'b', not 'u' (1).");
+        m = new_message();
+        OPT(m, "filters", "as", 1, "192.0.2.0/24");
+        assert_refused(m, &o, "Option 'filters' must be of type 'a(sq)', not 'as'.");
+        m = new_message();
+        OPT(m, "family", "b", 1);
+        assert_refused(m, &o, "Option 'family' must be of type 's', not 'b' (true).");
+        /* a long string is cut in the message */
+        {
+                g_autofree char *big = g_strnfill(100, 'x');
+                g_autofree char *want = g_strdup_printf("Option 'lifetime' must be of type 'u', not 's' ('%.64s...').", big);
+                m = new_message();
+                OPT(m, "lifetime", "s", big);
+                assert_refused(m, &o, want);
+        }
+        /* a wrong type of an option given right before: nothing of it leaks */
+        m = new_message();
+        OPT(m, "description", "s", "first");
+        OPT(m, "app-id", "u", 3);
+        assert_refused(m, &o, "Option 'app-id' must be of type 's', not 'u' (3).");
+        assert_null(o.description);
+}
+
+static void test_unknown(void **state) {
+        pcpd_options o = { 0 };
+        sd_bus_message *m = new_message();
+        const char *known = "lifetime, description, family, interface, external-address, prefer-failure, filters, "
+                            "third-party, persistent, app-id, suggested-external-port (AddMappingForSocket only)";
+        g_autofree char *want = g_strdup_printf("Unknown option 'life-time'. Known: %s.", known);
+
+        assert_string_equal(pcpd_options_known(), known);
+        OPT(m, "life-time", "u", 600);
+        assert_refused(m, &o, want);
+        /* names are exact */
+        m = new_message();
+        OPT(m, "Lifetime", "u", 600);
+        g_free(want);
+        want = g_strdup_printf("Unknown option 'Lifetime'. Known: %s.", known);
+        assert_refused(m, &o, want);
+}
+
+static void test_twice(void **state) {
+        pcpd_options o = { 0 };
+        sd_bus_message *m = new_message();
+
+        OPT(m, "description", "s", "first");
+        OPT(m, "description", "s", "second");
+        OPT(m, "app-id", "s", "org.example.A");
+        OPT(m, "app-id", "s", "org.example.B");
+        OPT(m, "lifetime", "u", 600);
+        OPT(m, "lifetime", "u", 900);
+        OPT(m, "family", "s", "ipv6");
+        OPT(m, "family", "s", "ipv4");
+        append_filters(m, 3, "192.0.2.1");
+        append_filters(m, 5, "2001:db8::/32");
+        /* asked for the privilege once: keeps asking (fails closed) */
+        OPT(m, "persistent", "b", 1);
+        OPT(m, "persistent", "b", 0);
+        assert_parsed(m, &o);
+        assert_string_equal(o.description, "second");
+        assert_string_equal(o.app_id, "org.example.B");
+        assert_int_equal(o.lifetime, 900);
+        assert_int_equal(o.family, AF_INET);
+        assert_int_equal(o.n_filters, 8); /* they add up */
+        assert_int_equal(o.filters[2].prefix_len, 128);
+        assert_int_equal(o.filters[3].prefix_len, 32);
+        assert_false(o.persistent);
+        assert_true(o.need_privileged);
+        pcpd_options_clear(&o);
+
+        /* ... to at most 8 */
+        m = new_message();
+        append_filters(m, 5, "192.0.2.1");
+        append_filters(m, 4, "192.0.2.2");
+        assert_refused(m, &o, "At most 8 filters are allowed.");
+}
+
+static void test_limits(void **state) {
+        pcpd_options o = { 0 };
+        g_autofree char *desc_max = g_strnfill(PCP1_MAX_DESCRIPTION, 'd');
+        g_autofree char *desc_over = g_strnfill(PCP1_MAX_DESCRIPTION + 1, 'd');
+        g_autofree char *app_max = g_strnfill(PCP1_MAX_APP_ID, 'a');
+        g_autofree char *app_over = g_strnfill(PCP1_MAX_APP_ID + 1, 'a');
+        g_autofree char *desc_msg = g_strdup_printf("Option 'description' is longer than %d bytes.", PCP1_MAX_DESCRIPTION);
+        g_autofree char *app_msg = g_strdup_printf("Invalid app-id: it must be 1-%d bytes of UTF-8.", PCP1_MAX_APP_ID);
+        sd_bus_message *m;
+
+        m = new_message();
+        OPT(m, "description", "s", desc_max);
+        OPT(m, "app-id", "s", app_max);
+        append_filters(m, 8, "10.0.0.0/8");
+        assert_parsed(m, &o);
+        assert_int_equal(strlen(o.description), PCP1_MAX_DESCRIPTION);
+        assert_int_equal(strlen(o.app_id), PCP1_MAX_APP_ID);
+        assert_int_equal(o.n_filters, 8);
+        pcpd_options_clear(&o);
+
+        m = new_message();
+        OPT(m, "description", "s", desc_over);
+        assert_refused(m, &o, desc_msg);
+        m = new_message();
+        OPT(m, "app-id", "s", app_over);
+        assert_refused(m, &o, app_msg);
+        m = new_message();
+        OPT(m, "app-id", "s", "");
+        assert_refused(m, &o, app_msg);
+        m = new_message();
+        append_filters(m, 9, "10.0.0.0/8");
+        assert_refused(m, &o, "At most 8 filters are allowed.");
+        /* a multi-byte description is counted in bytes */
+        {
+                GString *s = g_string_new(NULL);
+                for (int i = 0; i < PCP1_MAX_DESCRIPTION / 2 + 1; i++)
+                        g_string_append(s, "\xc3\xa9"); /* é */
+                m = new_message();
+                OPT(m, "description", "s", s->str);
+                assert_refused(m, &o, desc_msg);
+                g_string_free(s, TRUE);
+        }
+}
+
+static void test_bad_values(void **state) {
+        static const struct {
+                const char *name, *value, *message;
+        } cases[] = {
+                { "family", "IPv4", "Invalid family 'IPv4': use ipv4 or ipv6." },
+                { "family", "", "Invalid family '': use ipv4 or ipv6." },
+                { "interface", "", "Invalid interface name ''." },
+                { "interface", "0123456789abcdef", "Invalid interface name '0123456789abcdef'." },
+                { "interface", "a/b", "Invalid interface name 'a/b'." },
+                { "interface", "nosuchif9x", "No such interface 'nosuchif9x'." },
+                { "external-address", "192.0.2", "Invalid external-address '192.0.2'." },
+                { "third-party", "::", "Invalid third-party address '::'." },
+                { "third-party", "0.0.0.0", "Invalid third-party address '0.0.0.0'." },
+                { "third-party", "host.example", "Invalid third-party address 'host.example'." },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                pcpd_options o = { 0 };
+                sd_bus_message *m = new_message();
+                OPT(m, cases[i].name, "s", cases[i].value);
+                assert_refused(m, &o, cases[i].message);
+                assert_false(o.need_privileged);
+        }
+        /* a bad filter */
+        {
+                pcpd_options o = { 0 };
+                sd_bus_message *m = new_message();
+                append_filters(m, 1, "192.0.2.0/0");
+                assert_refused(m, &o,
+                               "Invalid filter '192.0.2.0/0': use an address with an optional prefix length "
+                               "(192.0.2.0/24, 2001:db8::/32).");
+        }
+}
+
+static void test_suggested_port(void **state) {
+        pcpd_options o = { 0 };
+        sd_bus_message *m;
+
+        m = new_message();
+        OPT(m, "suggested-external-port", "q", 8080);
+        assert_refused(m, &o,
+                       "Option 'suggested-external-port' is for AddMappingForSocket() only; AddMapping() takes it as "
+                       "its third argument.");
+        o = (pcpd_options) { .peer = true };
+        m = new_message();
+        OPT(m, "suggested-external-port", "q", 8080);
+        assert_refused(m, &o,
+                       "Option 'suggested-external-port' is for AddMappingForSocket() only; AddPeer() takes no "
+                       "suggested external port.");
+        /* not for a socket, the option's type does not matter: refused all the same */
+        o = (pcpd_options) { 0 };
+        m = new_message();
+        OPT(m, "suggested-external-port", "s", "8080");
+        assert_refused(m, &o,
+                       "Option 'suggested-external-port' is for AddMappingForSocket() only; AddMapping() takes it as "
+                       "its third argument.");
+        /* for a socket */
+        o = (pcpd_options) { .for_socket = true };
+        m = new_message();
+        OPT(m, "suggested-external-port", "q", 8080);
+        assert_parsed(m, &o);
+        assert_int_equal(o.suggested_port, 8080);
+        o = (pcpd_options) { .for_socket = true };
+        m = new_message();
+        OPT(m, "suggested-external-port", "u", 8080);
+        assert_refused(m, &o, "Option 'suggested-external-port' must be of type 'q', not 'u' (8080).");
+
+        /* prefer-failure needs a port: the call's own argument, or the option */
+        o = (pcpd_options) { 0 };
+        m = new_message();
+        OPT(m, "prefer-failure", "b", 1);
+        assert_refused(m, &o, "Option 'prefer-failure' needs a suggested external port.");
+        o = (pcpd_options) { .suggested_port = 5000 };
+        m = new_message();
+        OPT(m, "prefer-failure", "b", 1);
+        assert_parsed(m, &o);
+        assert_true(o.prefer_failure);
+        assert_int_equal(o.suggested_port, 5000);
+        o = (pcpd_options) { 0 };
+        m = new_message();
+        OPT(m, "prefer-failure", "b", 0);
+        assert_parsed(m, &o);
+        assert_false(o.prefer_failure);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_none),        cmocka_unit_test(test_every_option), cmocka_unit_test(test_privileged),
+                cmocka_unit_test(test_lifetime),    cmocka_unit_test(test_wrong_types),  cmocka_unit_test(test_unknown),
+                cmocka_unit_test(test_twice),       cmocka_unit_test(test_limits),       cmocka_unit_test(test_bad_values),
+                cmocka_unit_test(test_suggested_port),
+        };
+
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
