@@ -18,6 +18,8 @@ struct pcpd_caller_cache {
         GHashTable *by_name;    /* unique name -> pcpd_caller* (a reference) */
         GHashTable *asking;     /* pcpd_caller* whose question is out (a reference each) */
         GQueue lru;             /* answered entries in by_name, least recently used first */
+        pcpd_caller_ask ask;    /* asks who c->name is in place of the bus (tests), or NULL */
+        void *ask_userdata;
 };
 
 struct pcpd_caller_wait {
@@ -122,8 +124,7 @@ static bool read_credentials(sd_bus_message *reply, pcpd_caller *c) {
         return r >= 0 && have_uid;
 }
 
-static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        pcpd_caller *c = userdata;
+void pcpd_caller_cache_answer(pcpd_caller *c, sd_bus_message *reply) {
         pcpd_caller_cache *cache = c->cache;
         _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
         bool kept = g_hash_table_lookup(cache->by_name, c->name) == c;
@@ -152,6 +153,10 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 give_answer(c, c, NULL);
         }
         pcpd_caller_unref(c);
+}
+
+static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        pcpd_caller_cache_answer(userdata, reply);
         return 0;
 }
 
@@ -181,9 +186,12 @@ int pcpd_caller_cache_query(pcpd_caller_cache *cache, const char *name, pcpd_cal
                 c->name = g_strdup(name);
                 c->cache = cache;
                 c->app_id_source = "none";
-                r = sd_bus_call_method_async(cache->bus, &c->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                             "org.freedesktop.DBus", "GetConnectionCredentials", on_credentials, c,
-                                             "s", name);
+                if (cache->ask != NULL)
+                        r = cache->ask(c, cache->ask_userdata);
+                else
+                        r = sd_bus_call_method_async(cache->bus, &c->slot, "org.freedesktop.DBus",
+                                                     "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                                     "GetConnectionCredentials", on_credentials, c, "s", name);
                 if (r < 0) {
                         pcpd_caller_unref(c);
                         return r;
@@ -216,22 +224,24 @@ unsigned pcpd_caller_cache_size(pcpd_caller_cache *cache) {
         return g_hash_table_size(cache->by_name);
 }
 
-static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        pcpd_caller_cache *cache = userdata;
-        const char *name, *old_owner, *new_owner;
-        pcpd_caller *c;
+void pcpd_caller_cache_name_left(pcpd_caller_cache *cache, const char *name) {
+        pcpd_caller *c = g_hash_table_lookup(cache->by_name, name);
 
-        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0)
-                return 0;
-        if (name[0] != ':' || new_owner[0] != '\0')
-                return 0;
-        c = g_hash_table_lookup(cache->by_name, name);
         if (c == NULL)
-                return 0;
+                return;
         /* a question still out is answered all the same, and not kept */
         cache_drop(cache, c);
         g_debug("Caller %s left the bus: its credentials are forgotten (%u connections known)", name,
                 g_hash_table_size(cache->by_name));
+}
+
+static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        if (name[0] == ':' && new_owner[0] == '\0')
+                pcpd_caller_cache_name_left(userdata, name);
         return 0;
 }
 
@@ -242,14 +252,20 @@ static void caller_forget(gpointer p) {
         pcpd_caller_unref(c);
 }
 
-int pcpd_caller_cache_new(sd_bus *bus, pcpd_caller_cache **ret) {
+static pcpd_caller_cache *cache_alloc(void) {
         pcpd_caller_cache *cache = g_new0(pcpd_caller_cache, 1);
-        int r;
 
-        cache->bus = sd_bus_ref(bus);
         cache->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, caller_forget);
         cache->asking = g_hash_table_new(g_direct_hash, g_direct_equal);
         g_queue_init(&cache->lru);
+        return cache;
+}
+
+int pcpd_caller_cache_new(sd_bus *bus, pcpd_caller_cache **ret) {
+        pcpd_caller_cache *cache = cache_alloc();
+        int r;
+
+        cache->bus = sd_bus_ref(bus);
         /* only unique names that left (arg2, the new owner, empty): the bus sends pcpd each
          * NameOwnerChanged once however many of its rules match it */
         r = sd_bus_add_match(bus, &cache->name_slot,
@@ -262,6 +278,15 @@ int pcpd_caller_cache_new(sd_bus *bus, pcpd_caller_cache **ret) {
         }
         *ret = cache;
         return 0;
+}
+
+pcpd_caller_cache *pcpd_caller_cache_new_unbound(pcpd_caller_ask ask, void *userdata) {
+        pcpd_caller_cache *cache = cache_alloc();
+
+        g_assert(ask != NULL);
+        cache->ask = ask;
+        cache->ask_userdata = userdata;
+        return cache;
 }
 
 pcpd_caller_cache *pcpd_caller_cache_free(pcpd_caller_cache *cache) {

@@ -76,3 +76,15 @@ void pcpd_caller_wait_cancel(pcpd_caller_wait *w);
 
 /* How many connections it knows (answered or asked about). */
 unsigned pcpd_caller_cache_size(pcpd_caller_cache *cache);
+
+/* Without a bus, for the unit tests (tests/unit/test-caller-cache.c) ----------------------
+ * ask is called where the bus would be asked who c->name is (c borrowed; 0 or a negative
+ * errno, which pcpd_caller_cache_query() returns); the answer is then given with
+ * pcpd_caller_cache_answer() (a GetConnectionCredentials reply or error, as the bus would
+ * send it), exactly once, unless the cache is freed first. A unique name leaving the bus
+ * (NameOwnerChanged with no new owner) is pcpd_caller_cache_name_left(). */
+typedef int (*pcpd_caller_ask)(pcpd_caller *c, void *userdata);
+pcpd_caller_cache *pcpd_caller_cache_new_unbound(pcpd_caller_ask ask, void *userdata);
+/* c may be freed by it: do not use c afterwards without a reference of one's own */
+void pcpd_caller_cache_answer(pcpd_caller *c, sd_bus_message *reply);
+void pcpd_caller_cache_name_left(pcpd_caller_cache *cache, const char *name);
