@@ -454,6 +454,11 @@ static void pending_act(pending_call *p) {
                 p->req.description = p->description;
                 p->req.interface = p->interface;
                 p->req.owner = sd_bus_message_get_sender(p->msg);
+                /* still in the caller cache: the bus answered who it is (after the manager
+                 * began to watch for names that leave) and has not said it left since; the
+                 * manager then needs no GetNameOwner to learn it is still there */
+                p->req.owner_known_alive = p->req.owner != NULL && face_of(m)->callers != NULL &&
+                                           pcpd_caller_cache_get(face_of(m)->callers, p->req.owner) != NULL;
                 if (p->app_id_detected != NULL) {
                         p->req.app_id = p->app_id_detected;
                         p->req.app_id_source = p->app_id_source;

@@ -1601,7 +1601,8 @@ static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_err
 }
 
 /* The name may have left between the call and now (polkit can take a while), before our
- * NameOwnerChanged match could tell: ask once. */
+ * NameOwnerChanged match could tell: ask once (unless the caller knows it has not, see
+ * mapping_add_holder()). */
 static int on_holder_check(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         pcpd_manager *m = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
@@ -1616,7 +1617,7 @@ static int on_holder_check(sd_bus_message *reply, void *userdata, sd_bus_error *
         return 0;
 }
 
-static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner) {
+static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
         GHashTable *set;
         guint n;
         sd_bus_slot *slot = NULL;
@@ -1635,6 +1636,12 @@ static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *own
         }
         g_hash_table_add(set, mp);
 
+        /* known alive: the name was on the bus after our match for names that leave was
+         * in place, and its leaving has not been dispatched yet (the caller's own match for
+         * NameOwnerChanged sees the same messages, in the same order, as ours): our match
+         * will see it go, after this hold is recorded */
+        if (known_alive)
+                return 0;
         r = sd_bus_call_method_async(m->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                      "org.freedesktop.DBus", "GetNameOwner", on_holder_check, m, "s", owner);
         if (r >= 0) {
@@ -2428,7 +2435,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                         }
                         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_PERSISTENT);
                 }
-                mapping_add_holder(m, mp, req->owner);
+                mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
                 if (mp->unclaimed) {
                         mp->unclaimed = false;
                         if (mp->grace_source != 0) {
@@ -2506,7 +2513,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         }
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
-                mapping_add_holder(m, mp, req->owner);
+                mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
         emit_mapping_added(m, mp);
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);

@@ -249,6 +249,11 @@ typedef struct pcpd_mapping_request {
         const char *app_id;
         const char *app_id_source;
         const char *owner; /* unique bus name, NULL for persistent */
+        /* the caller knows owner was on the bus after pcpd_manager_start() watched it for
+         * names that leave, and has not yet seen it leave (pcpd-bus.c: its caller cache
+         * still holds it): its leaving will reach the manager later, so the bus need not
+         * be asked whether it is still there */
+        bool owner_known_alive;
         const char *declared; /* the declaration it is for, NULL when none */
 } pcpd_mapping_request;
 
