@@ -9,6 +9,7 @@
 #include "pcp-engine.h"
 #include "pcp1-contract.h"
 #include "pcpd-conf.h"
+#include "pcpd-error.h"
 #include "pcpd-state.h"
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -278,10 +279,10 @@ uint64_t pcpd_now_ms(void);
 size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family,
                                        struct in6_addr *ret, size_t max);
 
-/* Creates (or joins) a mapping. On failure returns a negative errno and sets error
- * (an sd_bus_error with one of the contract's names and a sentence). */
+/* Creates (or joins) a mapping. On failure returns a negative errno and fills error
+ * (NULL: not told) with why, a pcpd_error and a sentence. */
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
-                             sd_bus_error *error);
+                             pcpd_failure *error);
 /* Drops one hold of `holder` (or every hold when holder is NULL); the mapping goes when
  * nobody holds it. */
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason);
