@@ -107,6 +107,34 @@ static void reply_error(pending_call *p, const sd_bus_error *e) {
         sd_bus_reply_method_error(p->msg, e);
 }
 
+/* ---- the core's refusals (pcpd-error.h) as the contract's error names ---- */
+
+static const char *const error_names[_PCPD_ERROR_MAX] = {
+        [PCPD_ERROR_INVALID_ARGS] = SD_BUS_ERROR_INVALID_ARGS,
+        [PCPD_ERROR_DISABLED] = PCP1_ERROR_DISABLED,
+        [PCPD_ERROR_CONFLICT] = PCP1_ERROR_CONFLICT,
+        [PCPD_ERROR_QUOTA_EXCEEDED] = PCP1_ERROR_QUOTA_EXCEEDED,
+        [PCPD_ERROR_NO_SERVER] = PCP1_ERROR_NO_SERVER,
+        [PCPD_ERROR_UNSUPPORTED] = PCP1_ERROR_UNSUPPORTED,
+        [PCPD_ERROR_NOT_FOUND] = PCP1_ERROR_NOT_FOUND,
+        [PCPD_ERROR_CANNOT_SAVE_STATE] = PCP1_ERROR_CANNOT_SAVE_STATE,
+};
+
+const char *pcpd_bus_error_name(pcpd_error error) {
+        return error > PCPD_ERROR_NONE && error < _PCPD_ERROR_MAX ? error_names[error] : NULL;
+}
+
+/* f (a failure of the core) into ret; r, its return value, says what went wrong when f
+ * was not filled in */
+static void failure_to_bus_error(const pcpd_failure *f, int r, sd_bus_error *ret) {
+        const char *name = pcpd_bus_error_name(f->error);
+
+        if (name == NULL || f->message == NULL)
+                sd_bus_error_set_errno(ret, r);
+        else
+                sd_bus_error_set(ret, name, f->message);
+}
+
 /* ---- argument parsing ---- */
 
 static int parse_protocol(const char *s, uint8_t *ret, sd_bus_error *error) {
@@ -427,6 +455,7 @@ static pending_call *pending_new(pcpd_manager *m, sd_bus_message *msg, call_kind
 static void pending_act(pending_call *p) {
         pcpd_manager *m = p->manager;
         _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        g_auto(pcpd_failure) failure = PCPD_FAILURE_NULL;
         pcpd_mapping *mp;
         int r;
 
@@ -454,6 +483,11 @@ static void pending_act(pending_call *p) {
                 p->req.description = p->description;
                 p->req.interface = p->interface;
                 p->req.owner = sd_bus_message_get_sender(p->msg);
+                /* still in the caller cache: the bus answered who it is (after the manager
+                 * began to watch for names that leave) and has not said it left since; the
+                 * manager then needs no GetNameOwner to learn it is still there */
+                p->req.owner_known_alive = p->req.owner != NULL && face_of(m)->callers != NULL &&
+                                           pcpd_caller_cache_get(face_of(m)->callers, p->req.owner) != NULL;
                 if (p->app_id_detected != NULL) {
                         p->req.app_id = p->app_id_detected;
                         p->req.app_id_source = p->app_id_source;
@@ -464,9 +498,11 @@ static void pending_act(pending_call *p) {
                         p->req.app_id = "";
                         p->req.app_id_source = "none";
                 }
-                r = pcpd_manager_add_mapping(m, &p->req, &mp, &err);
-                if (r < 0)
+                r = pcpd_manager_add_mapping(m, &p->req, &mp, &failure);
+                if (r < 0) {
+                        failure_to_bus_error(&failure, r, &err);
                         break;
+                }
                 sd_bus_reply_method_return(p->msg, "o", mp->path);
                 pending_free(p);
                 return;
@@ -512,16 +548,22 @@ static void pending_act(pending_call *p) {
 
         case CALL_DECLARE: {
                 g_autofree char *path = NULL;
-                if (pcpd_manager_declare(m, p->declared, &path, &err) < 0)
+                r = pcpd_manager_declare(m, p->declared, &path, &failure);
+                if (r < 0) {
+                        failure_to_bus_error(&failure, r, &err);
                         break;
+                }
                 sd_bus_reply_method_return(p->msg, "o", path);
                 pending_free(p);
                 return;
         }
 
         case CALL_UNDECLARE:
-                if (pcpd_manager_undeclare(m, p->target_path, &err) < 0)
+                r = pcpd_manager_undeclare(m, p->target_path, &failure);
+                if (r < 0) {
+                        failure_to_bus_error(&failure, r, &err);
                         break;
+                }
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;

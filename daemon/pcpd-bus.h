@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <systemd/sd-bus.h>
 
+#include "pcpd-error.h"
 #include "pcpd-manager.h"
 
 /* The bus face's own state (the calls it is authorising, polkit): the userdata of
@@ -32,3 +33,7 @@ void pcpd_bus_unregister(pcpd_manager *m);
  * are ignored. */
 size_t pcpd_bus_mapping_property_names(pcpd_mapping_changed what, const char **ret, size_t max);
 size_t pcpd_bus_manager_property_names(pcpd_manager_changed what, const char **ret, size_t max);
+
+/* The contract's error name of a refusal of the core (pcpd-error.h), NULL for
+ * PCPD_ERROR_NONE and values out of range: the one table of them. */
+const char *pcpd_bus_error_name(pcpd_error error);

@@ -41,7 +41,7 @@ static bool mapping_says(pcpd_manager *m, const pcpd_mapping *mp, const pcpd_dec
 
 /* Asks for d's mapping; false (logged once per distinct reason) when it cannot be made now. */
 static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
-        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        g_auto(pcpd_failure) err = PCPD_FAILURE_NULL;
         pcpd_mapping_request req = {
                 .opcode = PCP_OPCODE_MAP,
                 .protocol = d->protocol,
@@ -177,7 +177,7 @@ static gint compare_names(gconstpointer a, gconstpointer b) {
         return strcmp((*(pcpd_declared *const *) a)->name, (*(pcpd_declared *const *) b)->name);
 }
 
-int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_path, sd_bus_error *error) {
+int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_path, pcpd_failure *error) {
         pcpd_declared *cur = pcpd_declared_find(m->declared, d->name);
         g_autoptr(GString) text = g_string_new(NULL);
         g_autofree char *file = g_strconcat(d->name, ".conf", NULL);
@@ -187,23 +187,24 @@ int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_pat
         int fd, r;
 
         if (cur != NULL && !cur->runtime)
-                return sd_bus_error_setf(error, PCP1_ERROR_CONFLICT,
-                                         "'%s' is declared in %s, which pcpd does not change: edit that file and run "
-                                         "systemctl reload pcpd.",
-                                         d->name, cur->path);
+                return pcpd_fail(
+                        error, PCPD_ERROR_CONFLICT,
+                        "'%s' is declared in %s, which pcpd does not change: edit that file and run "
+                        "systemctl reload pcpd.",
+                        d->name, cur->path);
         if (cur == NULL && m->declared != NULL && m->declared->len >= PCPD_DECLARED_MAX)
-                return sd_bus_error_setf(error, PCP1_ERROR_QUOTA_EXCEEDED,
-                                         "There are %d declared mappings already, the most pcpd keeps.",
-                                         PCPD_DECLARED_MAX);
+                return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
+                                 "There are %d declared mappings already, the most pcpd keeps.",
+                                 PCPD_DECLARED_MAX);
         pcpd_declared_format(text, d);
         fd = runtime_dir(m);
         r = fd < 0 ? fd : pcpd_state_write_atomic(fd, file, text->str, text->len);
         if (fd >= 0)
                 close(fd);
         if (r < 0)
-                return sd_bus_error_setf(error, PCP1_ERROR_CANNOT_SAVE_STATE,
-                                         "Cannot save the declaration in %s/" PCPD_DECLARED_DIR ": %s", m->state_dir,
-                                         g_strerror(-r));
+                return pcpd_fail(error, PCPD_ERROR_CANNOT_SAVE_STATE,
+                                 "Cannot save the declaration in %s/" PCPD_DECLARED_DIR ": %s", m->state_dir,
+                                 g_strerror(-r));
 
         n = pcpd_declared_copy(d);
         n->runtime = true;
@@ -221,18 +222,19 @@ int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_pat
         return 0;
 }
 
-int pcpd_manager_undeclare(pcpd_manager *m, const char *name, sd_bus_error *error) {
+int pcpd_manager_undeclare(pcpd_manager *m, const char *name, pcpd_failure *error) {
         pcpd_declared *cur = pcpd_declared_find(m->declared, name);
         g_autofree char *file = g_strconcat(name, ".conf", NULL);
         int fd, r = 0;
 
         if (cur == NULL)
-                return sd_bus_error_setf(error, PCP1_ERROR_NOT_FOUND, "No mapping is declared as '%s'.", name);
+                return pcpd_fail(error, PCPD_ERROR_NOT_FOUND, "No mapping is declared as '%s'.", name);
         if (!cur->runtime)
-                return sd_bus_error_setf(error, PCP1_ERROR_CONFLICT,
-                                         "'%s' is declared in %s, which pcpd does not change: remove that file and run "
-                                         "systemctl reload pcpd.",
-                                         name, cur->path);
+                return pcpd_fail(
+                        error, PCPD_ERROR_CONFLICT,
+                        "'%s' is declared in %s, which pcpd does not change: remove that file and run "
+                        "systemctl reload pcpd.",
+                        name, cur->path);
         fd = runtime_dir(m);
         if (fd < 0)
                 r = fd;
@@ -243,9 +245,9 @@ int pcpd_manager_undeclare(pcpd_manager *m, const char *name, sd_bus_error *erro
         if (fd >= 0)
                 close(fd);
         if (r < 0)
-                return sd_bus_error_setf(error, PCP1_ERROR_CANNOT_SAVE_STATE,
-                                         "Cannot remove %s: %s; the mapping stays declared.", cur->path,
-                                         g_strerror(-r));
+                return pcpd_fail(error, PCPD_ERROR_CANNOT_SAVE_STATE,
+                                 "Cannot remove %s: %s; the mapping stays declared.", cur->path,
+                                 g_strerror(-r));
         g_message("Declared mapping %s removed by a D-Bus call", name);
         pcpd_manager_set_declared(m, set_copy_without(m->declared, name));
         return 0;

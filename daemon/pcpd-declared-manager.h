@@ -11,8 +11,6 @@
  * seconds, and so is one whose mapping went away (released, the network lost).
  */
 
-#include <systemd/sd-bus.h>
-
 #include "pcpd-declared.h"
 #include "pcpd-manager.h"
 
@@ -22,9 +20,9 @@
 void pcpd_manager_set_declared(pcpd_manager *m, GPtrArray *set);
 /* DeclareMapping: saves d in the state directory's mappings.d and applies it; *ret_path
  * is its mapping's object path, "/" when it could not be mapped yet. */
-int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_path, sd_bus_error *error);
+int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_path, pcpd_failure *error);
 /* RemoveDeclaredMapping: forgets name's file (only the state directory's) and mapping. */
-int pcpd_manager_undeclare(pcpd_manager *m, const char *name, sd_bus_error *error);
+int pcpd_manager_undeclare(pcpd_manager *m, const char *name, pcpd_failure *error);
 /* The set in force (may be NULL). */
 GPtrArray *pcpd_manager_get_declared(pcpd_manager *m);
 /* The mapping of the declaration called name, or NULL. */

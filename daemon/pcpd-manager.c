@@ -1601,7 +1601,8 @@ static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_err
 }
 
 /* The name may have left between the call and now (polkit can take a while), before our
- * NameOwnerChanged match could tell: ask once. */
+ * NameOwnerChanged match could tell: ask once (unless the caller knows it has not, see
+ * mapping_add_holder()). */
 static int on_holder_check(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         pcpd_manager *m = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
@@ -1616,7 +1617,7 @@ static int on_holder_check(sd_bus_message *reply, void *userdata, sd_bus_error *
         return 0;
 }
 
-static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner) {
+static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
         GHashTable *set;
         guint n;
         sd_bus_slot *slot = NULL;
@@ -1635,6 +1636,12 @@ static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *own
         }
         g_hash_table_add(set, mp);
 
+        /* known alive: the name was on the bus after our match for names that leave was
+         * in place, and its leaving has not been dispatched yet (the caller's own match for
+         * NameOwnerChanged sees the same messages, in the same order, as ours): our match
+         * will see it go, after this hold is recorded */
+        if (known_alive)
+                return 0;
         r = sd_bus_call_method_async(m->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                      "org.freedesktop.DBus", "GetNameOwner", on_holder_check, m, "s", owner);
         if (r >= 0) {
@@ -1968,7 +1975,7 @@ pcpd_mapping *pcpd_manager_backend_find(pcpd_manager *m, uint64_t id) {
 /* A request the backend would get if the server takes no PCP, refused now, and clearly,
  * when the backend's router is there and cannot do it. */
 static int backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
-                          sd_bus_error *error) {
+                          pcpd_failure *error) {
         pcpd_backend_server routers[8];
         size_t n;
         bool here = false;
@@ -1994,7 +2001,7 @@ static int backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int 
                 here = here || strcmp(routers[k].ifname, s->ifname) == 0;
         if (!here || (why = m->upnp->ops->refuse_reason(m->upnp, &probe, s)) == NULL)
                 return 0;
-        return sd_bus_error_set(error, PCP1_ERROR_UNSUPPORTED, why);
+        return pcpd_fail(error, PCPD_ERROR_UNSUPPORTED, "%s", why);
 }
 
 static void mapping_set_direct(pcpd_mapping *mp, bool direct) {
@@ -2320,11 +2327,11 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
 }
 
 /* A change the caller asked for could not be saved: refused, with what to do. */
-static int state_refused(pcpd_manager *m, int r, sd_bus_error *error) {
-        return sd_bus_error_setf(error, PCP1_ERROR_CANNOT_SAVE_STATE,
-                                 "pcpd cannot save its state in %s (%s). Without the mapping on disk a crash would "
-                                 "leave it on the router, so it is refused; free space there and try again.",
-                                 m->state_dir, g_strerror(-r));
+static int state_refused(pcpd_manager *m, int r, pcpd_failure *error) {
+        return pcpd_fail(error, PCPD_ERROR_CANNOT_SAVE_STATE,
+                         "pcpd cannot save its state in %s (%s). Without the mapping on disk a crash would "
+                         "leave it on the router, so it is refused; free space there and try again.",
+                         m->state_dir, g_strerror(-r));
 }
 
 /* Where a new mapping for req would go: its family, the server (NULL: none), and whether
@@ -2375,7 +2382,7 @@ size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_reque
 }
 
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
-                             sd_bus_error *error) {
+                             pcpd_failure *error) {
         pcp_mapping_params p = { 0 };
         pcpd_mapping *mp;
         pcpd_server *s;
@@ -2385,26 +2392,26 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         bool direct, state_failure = false;
 
         if (!m->enabled)
-                return sd_bus_error_set(error, PCP1_ERROR_DISABLED,
-                                        "Port mapping is switched off on this host (pcpctl enable turns it on).");
+                return pcpd_fail(error, PCPD_ERROR_DISABLED,
+                                 "Port mapping is switched off on this host (pcpctl enable turns it on).");
 
         mapping_plan(m, req, &family, &s, &direct, &own);
         /* (with a server, mapping_plan() left such a request to it) */
         if (direct && req->prefer_failure && req->suggested_port != req->internal_port)
-                return sd_bus_error_setf(error, PCP1_ERROR_UNSUPPORTED,
-                                         "This host is not behind a NAT: its external port is its internal "
-                                         "port %u, never %u (prefer-failure).",
-                                         req->internal_port, req->suggested_port);
+                return pcpd_fail(error, PCPD_ERROR_UNSUPPORTED,
+                                 "This host is not behind a NAT: its external port is its internal "
+                                 "port %u, never %u (prefer-failure).",
+                                 req->internal_port, req->suggested_port);
         if (!direct && (r = backend_refuse(m, req, family, s, error)) < 0)
                 return r;
         if (s == NULL && !direct) {
                 if (req->interface != NULL && *req->interface != '\0')
-                        return sd_bus_error_setf(error, PCP1_ERROR_NO_SERVER,
-                                                 "No %s port mapping server is known on interface %s.",
-                                                 family == AF_INET ? "IPv4" : "IPv6", req->interface);
-                return sd_bus_error_setf(error, PCP1_ERROR_NO_SERVER,
-                                         "No %s port mapping server (router) is known: is the network up?",
-                                         family == AF_INET ? "IPv4" : "IPv6");
+                        return pcpd_fail(error, PCPD_ERROR_NO_SERVER,
+                                         "No %s port mapping server is known on interface %s.",
+                                         family == AF_INET ? "IPv4" : "IPv6", req->interface);
+                return pcpd_fail(error, PCPD_ERROR_NO_SERVER,
+                                 "No %s port mapping server (router) is known: is the network up?",
+                                 family == AF_INET ? "IPv4" : "IPv6");
         }
 
         key = mapping_key(family, req->opcode, req->protocol, req->internal_port, &req->remote_address,
@@ -2412,10 +2419,10 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         mp = g_hash_table_lookup(m->by_key, key);
         if (mp != NULL) {
                 if (mp->uid != req->uid)
-                        return sd_bus_error_setf(error, PCP1_ERROR_CONFLICT,
-                                                 "%s port %u is already mapped for another user.",
-                                                 pcp_protocol_to_string(req->protocol) ?: "this protocol",
-                                                 req->internal_port);
+                        return pcpd_fail(error, PCPD_ERROR_CONFLICT,
+                                         "%s port %u is already mapped for another user.",
+                                         pcp_protocol_to_string(req->protocol) ?: "this protocol",
+                                         req->internal_port);
                 /* the same user again (another app, or the same one after a restart):
                  * share the one upstream mapping */
                 if (req->persistent && !mp->persistent) {
@@ -2428,7 +2435,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                         }
                         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_PERSISTENT);
                 }
-                mapping_add_holder(m, mp, req->owner);
+                mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
                 if (mp->unclaimed) {
                         mp->unclaimed = false;
                         if (mp->grace_source != 0) {
@@ -2446,15 +2453,15 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
 
         if (!req->persistent && req->uid != 0 && m->config.max_mappings_per_user > 0 &&
             pcpd_manager_count_for_uid(m, req->uid) >= m->config.max_mappings_per_user)
-                return sd_bus_error_setf(error, PCP1_ERROR_QUOTA_EXCEEDED,
-                                         "You already hold %u mappings, the most one user may hold; release one "
-                                         "first.",
-                                         m->config.max_mappings_per_user);
+                return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
+                                 "You already hold %u mappings, the most one user may hold; release one "
+                                 "first.",
+                                 m->config.max_mappings_per_user);
 
         if (g_hash_table_size(m->mappings) >= m->config.max_mappings)
-                return sd_bus_error_setf(error, PCP1_ERROR_QUOTA_EXCEEDED,
-                                         "This host already holds %u mappings, the configured maximum.",
-                                         m->config.max_mappings);
+                return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
+                                 "This host already holds %u mappings, the configured maximum.",
+                                 m->config.max_mappings);
 
         p.server_id = direct ? 0 : s->engine_id;
         p.opcode = req->opcode;
@@ -2493,10 +2500,10 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 if (state_failure)
                         return state_refused(m, r, error);
                 if (r == -ENOSPC)
-                        return sd_bus_error_set(error, PCP1_ERROR_QUOTA_EXCEEDED,
-                                                "The daemon holds as many mappings as it can.");
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The mapping request was refused: %s",
-                                         g_strerror(-r));
+                        return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
+                                         "The daemon holds as many mappings as it can.");
+                return pcpd_fail(error, PCPD_ERROR_INVALID_ARGS, "The mapping request was refused: %s",
+                                 g_strerror(-r));
         }
 
         g_hash_table_insert(m->mappings, &mp->id, mp);
@@ -2506,7 +2513,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         }
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
-                mapping_add_holder(m, mp, req->owner);
+                mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
         emit_mapping_added(m, mp);
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);

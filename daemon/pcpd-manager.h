@@ -9,6 +9,7 @@
 #include "pcp-engine.h"
 #include "pcp1-contract.h"
 #include "pcpd-conf.h"
+#include "pcpd-error.h"
 #include "pcpd-state.h"
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -249,6 +250,11 @@ typedef struct pcpd_mapping_request {
         const char *app_id;
         const char *app_id_source;
         const char *owner; /* unique bus name, NULL for persistent */
+        /* the caller knows owner was on the bus after pcpd_manager_start() watched it for
+         * names that leave, and has not yet seen it leave (pcpd-bus.c: its caller cache
+         * still holds it): its leaving will reach the manager later, so the bus need not
+         * be asked whether it is still there */
+        bool owner_known_alive;
         const char *declared; /* the declaration it is for, NULL when none */
 } pcpd_mapping_request;
 
@@ -273,10 +279,10 @@ uint64_t pcpd_now_ms(void);
 size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family,
                                        struct in6_addr *ret, size_t max);
 
-/* Creates (or joins) a mapping. On failure returns a negative errno and sets error
- * (an sd_bus_error with one of the contract's names and a sentence). */
+/* Creates (or joins) a mapping. On failure returns a negative errno and fills error
+ * (NULL: not told) with why, a pcpd_error and a sentence. */
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
-                             sd_bus_error *error);
+                             pcpd_failure *error);
 /* Drops one hold of `holder` (or every hold when holder is NULL); the mapping goes when
  * nobody holds it. */
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason);

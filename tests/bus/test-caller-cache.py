@@ -4,7 +4,8 @@
 calls of the same connection, and calls that come while the question is out, use that
 answer; another connection gets its own question and its own answer; once a connection
 leaves the bus, pcpd forgets it. A monitor connection (BecomeMonitor) counts the
-questions pcpd sends."""
+questions pcpd sends, and its GetNameOwner calls: a holder whose connection pcpd knows (and
+has not seen leave) is not asked about again when it adds a mapping."""
 
 import os
 import sys
@@ -32,12 +33,14 @@ class CredentialsMonitor:
     def __init__(self, env):
         self.env = env
         self.calls = []  # (sender, the name asked about)
+        self.owner_calls = []  # GetNameOwner: (sender, the name asked about)
         self.markers = set()
         self.n_markers = 0
         self.conn = env.new_conn()
         self.conn.add_filter(self._filter)
         rules = [f"type='method_call',destination='{DBUS}',interface='{DBUS}',member='GetConnectionCredentials'",
-                 f"type='method_call',destination='{DBUS}',interface='{DBUS}',member='NameHasOwner'"]
+                 f"type='method_call',destination='{DBUS}',interface='{DBUS}',member='NameHasOwner'",
+                 f"type='method_call',destination='{DBUS}',interface='{DBUS}',member='GetNameOwner'"]
         self.conn.call_sync(DBUS, '/org/freedesktop/DBus', 'org.freedesktop.DBus.Monitoring', 'BecomeMonitor',
                             GLib.Variant('(asu)', (rules, 0)), None, Gio.DBusCallFlags.NONE, 10000, None)
 
@@ -49,6 +52,8 @@ class CredentialsMonitor:
         arg = body.unpack()[0] if body is not None and body.n_children() > 0 else None
         if msg.get_member() == 'GetConnectionCredentials':
             self.calls.append((msg.get_sender(), arg))
+        elif msg.get_member() == 'GetNameOwner':
+            self.owner_calls.append((msg.get_sender(), arg))
         elif msg.get_member() == 'NameHasOwner' and isinstance(arg, str):
             self.markers.add(arg)
         return None
@@ -61,6 +66,9 @@ class CredentialsMonitor:
 
     def asked_about(self, name, by):
         return [c for c in self.calls if c == (by, name)]
+
+    def owner_asked_about(self, name, by):
+        return [c for c in self.owner_calls if c == (by, name)]
 
     def close(self):
         try:
@@ -82,6 +90,10 @@ class CallerCacheTest(BusTestCase):
     def asked(self, name):
         self.mon.sync()
         return len(self.mon.asked_about(name, self.pcpd_name))
+
+    def owner_asked(self, name):
+        self.mon.sync()
+        return len(self.mon.owner_asked_about(name, self.pcpd_name))
 
     def add_and_release(self, agent, port, conn=0):
         ans = agent.add_mapping('udp', port, conn=conn)
@@ -107,6 +119,34 @@ class CallerCacheTest(BusTestCase):
         self.assertEqual(props['PID'], a.pid)
         self.assertEqual(props['Owner'], a.name)
         self.assertEqual(self.asked(a.name), 1)
+
+    def test_known_holder_not_asked_about(self):
+        """AddMapping from a connection pcpd knows: no GetNameOwner for the new holder (the
+        NameOwnerChanged match tells when it leaves), for new and for shared mappings."""
+        a = Agent(self.env)
+        n = 5
+        paths = [a.add_mapping('udp', 9500 + i)['ok'][0] for i in range(n)]
+        b = Agent(self.env)
+        shared = b.add_mapping('udp', 9500)
+        self.assertEqual(shared['ok'][0], paths[0], 'the same uid shares the mapping')
+        self.assertEqual(self.asked(a.name), 1)
+        self.assertEqual(self.owner_asked(a.name), 0, f'{n} AddMapping from one connection: no GetNameOwner '
+                                                      f'(asked: {self.mon.owner_calls})')
+        self.assertEqual(self.owner_asked(b.name), 0, f'a holder joining: no GetNameOwner '
+                                                      f'(asked: {self.mon.owner_calls})')
+        for p in paths:
+            self.env.wait_state(p, 'active')
+        # and it still goes with its holder: the match saw it leave
+        a.kill()
+        for p in paths[1:]:
+            wait_until(lambda: self.env.removed_reason(p), 30, f'MappingRemoved of {p}')
+            self.assertEqual(self.env.removed_reason(p), 'owner-vanished')
+        self.env.barrier()
+        self.assertIsNone(self.env.removed_reason(paths[0]), 'still held by the second connection')
+        b.kill()
+        wait_until(lambda: self.env.removed_reason(paths[0]), 30, f'MappingRemoved of {paths[0]}')
+        self.assertEqual(self.env.removed_reason(paths[0]), 'owner-vanished')
+        self.assertEqual(self.env.get(PATH, MANAGER, 'MappingCount'), 0)
 
     def test_calls_while_asking_wait_for_the_answer(self):
         a = Agent(self.env)

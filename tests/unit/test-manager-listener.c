@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "pcpd-bus.h"
+#include "pcpd-declared-manager.h"
+#include "pcpd-error.h"
 #include "pcpd-manager.h"
 #include "pcpd-reload.h"
 
@@ -358,10 +360,130 @@ static void test_bus_listener_unstarted(void **state) {
         assert_null(pcpd_bus_face_free(face));
 }
 
+/* ---- the core's refusals -> the contract's error names (pcpd-bus.c's one table) ---- */
+
+/* the raw text of every dbus/org.freedesktop.PCP1*.xml: the contract names its errors in
+ * the methods' documentation */
+static char *load_contract_text(void) {
+        g_autoptr(GDir) d = g_dir_open(PCP1_DBUS_DIR, 0, NULL);
+        g_autoptr(GString) all = g_string_new(NULL);
+        const char *name;
+        unsigned n = 0;
+
+        assert_non_null(d);
+        while ((name = g_dir_read_name(d)) != NULL) {
+                g_autofree char *path = NULL, *xml = NULL;
+                if (!g_str_has_prefix(name, "org.freedesktop.PCP1") || !g_str_has_suffix(name, ".xml"))
+                        continue;
+                path = g_build_filename(PCP1_DBUS_DIR, name, NULL);
+                if (!g_file_get_contents(path, &xml, NULL, NULL))
+                        fail_msg("cannot read %s", path);
+                g_string_append(all, xml);
+                g_string_append_c(all, '\n');
+                n++;
+        }
+        assert_true(n >= 2); /* Manager and Mapping */
+        return g_string_free(g_steal_pointer(&all), FALSE);
+}
+
+/* name occurs in text as a whole name (not as the start of a longer one) */
+static bool names_in(const char *text, const char *name) {
+        size_t len = strlen(name);
+
+        for (const char *p = strstr(text, name); p != NULL; p = strstr(p + 1, name))
+                if (!g_ascii_isalnum(p[len]) && p[len] != '_' && p[len] != '.')
+                        return true;
+        return false;
+}
+
+static void test_error_names(void **state) {
+        g_autofree char *contract = load_contract_text();
+        const char *seen[_PCPD_ERROR_MAX] = { NULL };
+
+        assert_null(pcpd_bus_error_name(PCPD_ERROR_NONE));
+        assert_null(pcpd_bus_error_name(_PCPD_ERROR_MAX));
+        assert_null(pcpd_bus_error_name((pcpd_error) -1));
+        for (int e = PCPD_ERROR_NONE + 1; e < _PCPD_ERROR_MAX; e++) {
+                const char *name = pcpd_bus_error_name((pcpd_error) e);
+
+                if (name == NULL)
+                        fail_msg("pcpd_error %d has no D-Bus name", e);
+                /* the contract's own names, or a standard one of the bus */
+                if (g_str_has_prefix(name, PCP1_ERROR_PREFIX)) {
+                        if (!names_in(contract, name))
+                                fail_msg("pcpd_error %d: %s is named nowhere in dbus/org.freedesktop.PCP1*.xml", e,
+                                         name);
+                } else if (!g_str_has_prefix(name, "org.freedesktop.DBus.Error."))
+                        fail_msg("pcpd_error %d: %s is neither the contract's nor the bus's", e, name);
+                for (int k = PCPD_ERROR_NONE + 1; k < e; k++)
+                        if (strcmp(seen[k], name) == 0)
+                                fail_msg("pcpd_error %d and %d are both %s", k, e, name);
+                seen[e] = name;
+                /* each goes with an errno of its own kind: an error, never 0 */
+                assert_true(pcpd_error_to_errno((pcpd_error) e) < 0);
+        }
+        assert_string_equal(pcpd_bus_error_name(PCPD_ERROR_INVALID_ARGS), SD_BUS_ERROR_INVALID_ARGS);
+        assert_string_equal(pcpd_bus_error_name(PCPD_ERROR_QUOTA_EXCEEDED), PCP1_ERROR_QUOTA_EXCEEDED);
+}
+
+static void test_failure(void **state) {
+        g_auto(pcpd_failure) f = PCPD_FAILURE_NULL;
+
+        assert_int_equal(pcpd_fail(&f, PCPD_ERROR_NOT_FOUND, "No %s called '%s'.", "thing", "x"),
+                         pcpd_error_to_errno(PCPD_ERROR_NOT_FOUND));
+        assert_int_equal(f.error, PCPD_ERROR_NOT_FOUND);
+        assert_string_equal(f.message, "No thing called 'x'.");
+        /* a second one replaces the first */
+        assert_true(pcpd_fail(&f, PCPD_ERROR_CONFLICT, "%d%%", 5) < 0);
+        assert_int_equal(f.error, PCPD_ERROR_CONFLICT);
+        assert_string_equal(f.message, "5%");
+        /* nowhere to tell: only the errno */
+        assert_int_equal(pcpd_fail(NULL, PCPD_ERROR_DISABLED, "off"), pcpd_error_to_errno(PCPD_ERROR_DISABLED));
+        pcpd_failure_clear(&f);
+        assert_int_equal(f.error, PCPD_ERROR_NONE);
+        assert_null(f.message);
+}
+
+/* the manager's refusals come as the enum with the sentence the bus tests expect */
+static void test_manager_refusals(void **state) {
+        fixture *f = *state;
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping_request req = {
+                .opcode = PCP_OPCODE_MAP,
+                .protocol = 17,
+                .internal_port = 5000,
+                .app_id = "",
+                .app_id_source = "none",
+        };
+        pcpd_mapping *mp = NULL;
+        guint mark;
+
+        assert_int_equal(pcpd_manager_set_enabled(f->m, false), 1);
+        mark = f->rec.manager_masks->len;
+        assert_true(pcpd_manager_add_mapping(f->m, &req, &mp, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_DISABLED);
+        assert_non_null(strstr(e.message, "switched off"));
+        assert_null(mp);
+        /* refused: nothing changed, nothing told */
+        assert_int_equal(f->rec.manager_masks->len, mark);
+        assert_int_equal(f->rec.mapping_events, 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        /* and without anywhere to tell why */
+        assert_true(pcpd_manager_add_mapping(f->m, &req, &mp, NULL) < 0);
+
+        pcpd_failure_clear(&e);
+        assert_true(pcpd_manager_undeclare(f->m, "nothing-here", &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_NOT_FOUND);
+        assert_string_equal(e.message, "No mapping is declared as 'nothing-here'.");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_mapping_names),
                 cmocka_unit_test(test_manager_names),
+                cmocka_unit_test(test_error_names),
+                cmocka_unit_test(test_failure),
+                cmocka_unit_test_setup_teardown(test_manager_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_enabled, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reload_settings, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_freeing_told_once, setup, teardown),
