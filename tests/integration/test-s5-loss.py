@@ -318,6 +318,14 @@ def release_all(k):
     bad = {key: ev for key, ev in evs.items() if ev is None or ev["ev"] != "released"}
     t.check(not bad, f"expected Release() of the attempt's {N} mappings to succeed before the next attempt, "
                      f"saw {len(bad)} not: {dict(list(bad.items())[:4])}")
+    # the router's rules gone before the lab changes its ruleset for the next loss: a
+    # precaution (miniupnpd 2.3.1's nftables backend was seen to lose its netlink socket
+    # while the lab changed the ruleset, and a retry follows 50 deletions at once)
+    base = BASE + 100 * k
+    left = t.wait_until(lambda: not [r for r in t.dnat() if base <= r[3] < base + N], pcpit.CAP,
+                        "the released mappings' rules to go", fatal=False, interval=0.5)
+    t.check(left, f"expected the router's DNAT rules of the released mappings to go (cap {pcpit.CAP} s), "
+                  f"saw {sorted(r for r in t.dnat() if base <= r[3] < base + N)[:4]}")
 
 
 disturbed = []
