@@ -315,6 +315,10 @@ class Test:
     def capture(self, iface="lan0", seconds=120, ns=None):
         return Capture(self, ns or self.nsr, iface, seconds)
 
+    def canary(self, ns=None, nice=None):
+        """canary.py in the client ns (at pcpd's nice value): which hold-ups were the machine's"""
+        return Canary(self, ns or self.nsc, nice)
+
 
 class App:
     """app.py in the client ns; events in self.events (list), waiters by predicate."""
@@ -469,3 +473,37 @@ class Capture:
             self.p.terminate()
             self.p.wait(CAP)
         return self.packets()
+
+
+class Canary:
+    """canary.py beside pcpd: held_up(a, b) is how long in [a, b] (monotonic s) it could not
+    run; a machine that starves everything holds it up too, a stall of pcpd's own does not"""
+
+    def __init__(self, t, ns, nice):
+        self.out = os.path.join(t.lab_dir, f"canary-{time.monotonic_ns()}.json")
+        self.f = open(self.out, "wb")
+        argv = [PY, os.path.join(HERE, "canary.py")]
+        if nice is not None:
+            argv = ["nice", "-n", str(nice)] + argv
+        self.p = t.spawn(ns, argv, stdout=self.f, stderr=subprocess.DEVNULL)
+        t.wait_until(lambda: os.path.getsize(self.out) > 0, CAP, "canary.py to start")
+
+    def holdups(self):
+        """[(due, woke)]: the canary was held up from due to woke"""
+        res = []
+        with open(self.out) as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                if "due" in d:
+                    res.append((d["due"], d["woke"]))
+        return res
+
+    def held_up(self, a, b, holdups=None):
+        """seconds of [a, b] in which the canary was held up"""
+        return sum(max(0.0, min(b, w) - max(a, d)) for d, w in (holdups if holdups is not None else self.holdups()))
+
+    def alive(self):
+        return self.p.poll() is None

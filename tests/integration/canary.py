@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""canary.py - tells a stall of the machine from a stall of the process under test.
+
+Wakes every --period seconds on CLOCK_MONOTONIC (absolute deadlines, so lateness does not
+accumulate) and prints, as JSON lines flushed at once, every wake-up that came at least
+--record seconds after its deadline: {"due": monotonic deadline, "woke": monotonic time it
+ran}. The canary was held up (could not run) during [due, woke]. Run beside the process
+under test, in its namespace and at its nice value: a hold-up the canary saw too is the
+machine's (every runnable process starved), one it did not see is the process's own.
+First line {"canary": "started", "t": ..., "period": ...}."""
+import argparse
+import json
+import signal
+import sys
+import time
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--period", type=float, default=0.02)
+    p.add_argument("--record", type=float, default=0.01)
+    args = p.parse_args()
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    due = time.monotonic()
+    print(json.dumps({"canary": "started", "t": round(due, 4), "period": args.period}), flush=True)
+    while not stop:
+        due += args.period
+        left = due - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+        woke = time.monotonic()
+        if woke - due >= args.record:
+            print(json.dumps({"due": round(due, 4), "woke": round(woke, 4)}), flush=True)
+        if woke - due > args.period:
+            due = woke  # next deadline one period after this wake-up, not a catch-up burst
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
