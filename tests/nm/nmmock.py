@@ -31,13 +31,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import dbus
+
+from nmlab import unix_socket_listening  # one definition for both harnesses
 
 PY = "/usr/bin/python3"
 NM_NAME = "org.freedesktop.NetworkManager"
@@ -52,19 +53,6 @@ MOCK_IFACE = "org.freedesktop.DBus.Mock"
 # NMDeviceState, NMActiveConnectionState
 ACTIVATED, DISCONNECTED, UNAVAILABLE = 100, 30, 20
 AC_ACTIVATED = 2
-
-
-def unix_socket_listening(path):
-    """True once the stream socket at path accepts connections: its file appears at
-    bind(), before listen(), and a client that connects in between is refused."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def _opts(d):
