@@ -1702,16 +1702,25 @@ static void phase_seq(void) {
 
 /* ---- phases: burst and all ---- */
 
+/* RSS split as the kernel counts it: anonymous pages (heap, stacks: what pcpd allocated)
+ * and file pages (the executable and its libraries, mostly shared with other processes) */
 static void report_mem(env *e, const char *key) {
         unsigned long rss = proc_status_field(e->pcpd_pid, "VmRSS:"),
-                      hwm = proc_status_field(e->pcpd_pid, "VmHWM:");
+                      hwm = proc_status_field(e->pcpd_pid, "VmHWM:"),
+                      anon = proc_status_field(e->pcpd_pid, "RssAnon:"),
+                      file = proc_status_field(e->pcpd_pid, "RssFile:");
         char k[64];
 
         snprintf(k, sizeof(k), "%s_rss_kib", key);
         result(k, "%lu", rss);
         snprintf(k, sizeof(k), "%s_rss_peak_kib", key);
         result(k, "%lu", hwm);
-        note("pcpd RSS %.1f MiB (peak %.1f MiB)", rss / 1024.0, hwm / 1024.0);
+        snprintf(k, sizeof(k), "%s_rss_anon_kib", key);
+        result(k, "%lu", anon);
+        snprintf(k, sizeof(k), "%s_rss_file_kib", key);
+        result(k, "%lu", file);
+        note("pcpd RSS %.1f MiB (peak %.1f MiB): anonymous %.1f MiB, file-backed %.1f MiB", rss / 1024.0,
+             hwm / 1024.0, anon / 1024.0, file / 1024.0);
 }
 
 static void mass(size_t n, const char *label) {
@@ -1932,10 +1941,13 @@ static void phase_idle(void) {
         window_begin(e, &w, "idle");
         run_loop_for(e, opt.idle_seconds);
         counted = window_end(e, &w, 1, "window");
-        note("idle %u s with no mappings: %" PRIu64 " %s", opt.idle_seconds, counted,
-             opt.measure == MEASURE_STRACE      ? "system calls"
-             : opt.measure == MEASURE_CALLGRIND ? "instructions"
-                                                : "");
+        if (opt.measure == MEASURE_STRACE || opt.measure == MEASURE_CALLGRIND)
+                note("idle %u s with no mappings: %" PRIu64 " %s", opt.idle_seconds, counted,
+                     opt.measure == MEASURE_STRACE ? "system calls" : "instructions");
+        else
+                note("idle %u s with no mappings: the wake-ups are pcpd_voluntary_ctxt_switches above "
+                     "(--measure strace counts system calls)",
+                     opt.idle_seconds);
         env_stop(e);
 }
 
