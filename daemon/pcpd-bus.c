@@ -22,6 +22,7 @@
 #include "pcpd-caller.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
+#include "pcpd-mapping-bus.h"
 #include "pcpd-backend.h"
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
@@ -842,108 +843,152 @@ static int method_get_external_address(sd_bus_message *msg, void *userdata, sd_b
         return sd_bus_reply_method_return(msg, "ss", addr, server);
 }
 
-/* ---- Manager properties ---- */
+/* ---- Manager properties: one getter each, or read by sd-bus from the field ---- */
 
-static int manager_get(sd_bus *bus, const char *path, const char *iface, const char *property,
-                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+#define MANAGER_FIELD_IS(field, type)                                                             \
+        G_STATIC_ASSERT(__builtin_types_compatible_p(__typeof__(((pcpd_manager *) NULL)->field), type))
+MANAGER_FIELD_IS(enabled, bool);
+MANAGER_FIELD_IS(config.default_lifetime, uint32_t);
+MANAGER_FIELD_IS(config.max_mappings_per_user, uint32_t);
+MANAGER_FIELD_IS(state_error, char *);
+
+/* The getters with a field get its address (the vtable entry's offset), the others the
+ * manager. */
+
+static int get_version(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                       void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append_basic(reply, 's', PACKAGE_VERSION);
+}
+
+static int get_bool(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                    void *userdata, sd_bus_error *error) {
+        int b = *(const bool *) userdata;
+
+        return sd_bus_message_append_basic(reply, 'b', &b);
+}
+
+static int get_state(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                     void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append_basic(reply, 's', pcpd_manager_state(userdata));
+}
+
+static int get_mapping_count(sd_bus *bus, const char *path, const char *iface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        uint32_t n = g_hash_table_size(m->mappings);
+
+        return sd_bus_message_append_basic(reply, 'u', &n);
+}
+
+static int get_declared_mappings(sd_bus *bus, const char *path, const char *iface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        GPtrArray *set = pcpd_manager_get_declared(m);
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sso)");
+        for (guint i = 0; r >= 0 && set != NULL && i < set->len; i++) {
+                pcpd_declared *d = set->pdata[i];
+                pcpd_mapping *mp = pcpd_manager_declared_mapping(m, d->name);
+                r = sd_bus_message_append(reply, "(sso)", d->name, d->path, mp != NULL ? mp->path : "/");
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+static int get_servers(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                       void *userdata, sd_bus_error *error) {
         pcpd_manager *m = userdata;
         int r;
 
-        if (strcmp(property, "Version") == 0)
-                return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
-        if (strcmp(property, "Enabled") == 0)
-                return sd_bus_message_append(reply, "b", m->enabled);
-        if (strcmp(property, "State") == 0)
-                return sd_bus_message_append(reply, "s", pcpd_manager_state(m));
-        if (strcmp(property, "DefaultLifetime") == 0)
-                return sd_bus_message_append(reply, "u", m->config.default_lifetime);
-        if (strcmp(property, "DeclaredMappings") == 0) {
-                GPtrArray *set = pcpd_manager_get_declared(m);
-                r = sd_bus_message_open_container(reply, 'a', "(sso)");
-                for (guint i = 0; r >= 0 && set != NULL && i < set->len; i++) {
-                        pcpd_declared *d = set->pdata[i];
-                        pcpd_mapping *mp = pcpd_manager_declared_mapping(m, d->name);
-                        r = sd_bus_message_append(reply, "(sso)", d->name, d->path, mp != NULL ? mp->path : "/");
-                }
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ssssu)");
+        for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const char *proto = "none";
+                if (si != NULL && si->state == PCP_SERVER_PCP)
+                        proto = "pcp";
+                else if (si != NULL && si->state == PCP_SERVER_NATPMP)
+                        proto = "nat-pmp";
+                r = sd_bus_message_append(reply, "(ssssu)", s->ifname, s->text, s->source, proto,
+                                          si != NULL ? si->epoch : 0);
         }
-        if (strcmp(property, "MaxMappingsPerUser") == 0)
-                return sd_bus_message_append(reply, "u", m->config.max_mappings_per_user);
-        if (strcmp(property, "MappingCount") == 0)
-                return sd_bus_message_append(reply, "u", g_hash_table_size(m->mappings));
-        if (strcmp(property, "StateError") == 0)
-                return sd_bus_message_append(reply, "s", m->state_error ?: "");
-        if (strcmp(property, "Servers") == 0) {
-                r = sd_bus_message_open_container(reply, 'a', "(ssssu)");
-                for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
-                        pcpd_server *s = m->servers->pdata[i];
-                        const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
-                        const char *proto = "none";
-                        if (si != NULL && si->state == PCP_SERVER_PCP)
-                                proto = "pcp";
-                        else if (si != NULL && si->state == PCP_SERVER_NATPMP)
-                                proto = "nat-pmp";
-                        r = sd_bus_message_append(reply, "(ssssu)", s->ifname, s->text, s->source, proto,
-                                                  si != NULL ? si->epoch : 0);
-                }
-                if (m->upnp != NULL) {
-                        /* routers that speak UPnP-IGD (pcpd-backend.h), in use */
-                        pcpd_backend_server routers[PCPD_MAX_SERVERS];
-                        size_t n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
-                        for (size_t k = 0; r >= 0 && k < n; k++)
-                                r = sd_bus_message_append(reply, "(ssssu)", routers[k].ifname, routers[k].address,
-                                                          routers[k].source, routers[k].protocol, 0);
-                }
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-                return r;
+        if (m->upnp != NULL) {
+                /* routers that speak UPnP-IGD (pcpd-backend.h), in use */
+                pcpd_backend_server routers[PCPD_MAX_SERVERS];
+                size_t n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
+                for (size_t k = 0; r >= 0 && k < n; k++)
+                        r = sd_bus_message_append(reply, "(ssssu)", routers[k].ifname, routers[k].address,
+                                                  routers[k].source, routers[k].protocol, 0);
         }
-        if (strcmp(property, "DhcpOptions") == 0) {
-                pcpd_nm_option_state st[32];
-                size_t n = pcpd_nm_option_states(m->nm, st, G_N_ELEMENTS(st));
-
-                r = sd_bus_message_open_container(reply, 'a', "(sss)");
-                for (size_t i = 0; r >= 0 && i < n; i++)
-                        r = sd_bus_message_append(reply, "(sss)", st[i].ifname,
-                                                  st[i].family == AF_INET ? "ipv4" : "ipv6", st[i].state);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-                return r;
-        }
-        if (strcmp(property, "NetworkManager") == 0)
-                return sd_bus_message_append(reply, "s", pcpd_nm_status(m->nm));
-        if (strcmp(property, "ExternalAddresses") == 0) {
-                g_autoptr(GPtrArray) all = pcpd_manager_external_addresses(m);
-                r = sd_bus_message_open_container(reply, 'a', "s");
-                for (guint i = 0; r >= 0 && i < all->len; i++)
-                        r = sd_bus_message_append(reply, "s", (const char *) all->pdata[i]);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-                return r;
-        }
-        if (strcmp(property, "Prefix64") == 0) {
-                r = sd_bus_message_open_container(reply, 'a', "s");
-                for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
-                        pcpd_server *s = m->servers->pdata[i];
-                        const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
-                        for (size_t j = 0; r >= 0 && si != NULL && j < si->n_prefix64; j++) {
-                                char buf[PCP_ADDR_STRLEN];
-                                g_autofree char *t = NULL;
-                                inet_ntop(AF_INET6, &si->prefix64[j].prefix, buf, sizeof(buf));
-                                t = g_strdup_printf("%s/%u", buf, si->prefix64[j].prefix_len);
-                                r = sd_bus_message_append(reply, "s", t);
-                        }
-                }
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-                return r;
-        }
-        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
 }
 
-#define MPROP(name, sig, flags) SD_BUS_PROPERTY(name, sig, manager_get, 0, flags)
+static int get_dhcp_options(sd_bus *bus, const char *path, const char *iface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        pcpd_nm_option_state st[32];
+        size_t n = pcpd_nm_option_states(m->nm, st, G_N_ELEMENTS(st));
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sss)");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "(sss)", st[i].ifname, st[i].family == AF_INET ? "ipv4" : "ipv6",
+                                          st[i].state);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+static int get_network_manager(sd_bus *bus, const char *path, const char *iface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+
+        return sd_bus_message_append(reply, "s", pcpd_nm_status(m->nm));
+}
+
+static int get_external_addresses(sd_bus *bus, const char *path, const char *iface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        g_autoptr(GPtrArray) all = pcpd_manager_external_addresses(userdata);
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        for (guint i = 0; r >= 0 && i < all->len; i++)
+                r = sd_bus_message_append_basic(reply, 's', all->pdata[i]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+static int get_prefix64(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                        void *userdata, sd_bus_error *error) {
+        pcpd_manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
+                pcpd_server *s = m->servers->pdata[i];
+                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                for (size_t j = 0; r >= 0 && si != NULL && j < si->n_prefix64; j++) {
+                        char buf[PCP_ADDR_STRLEN];
+                        g_autofree char *t = NULL;
+                        inet_ntop(AF_INET6, &si->prefix64[j].prefix, buf, sizeof(buf));
+                        t = g_strdup_printf("%s/%u", buf, si->prefix64[j].prefix_len);
+                        r = sd_bus_message_append_basic(reply, 's', t);
+                }
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+/* a getter given the manager; read by sd-bus from the field; a getter given the field */
+#define MPROP(name, sig, getter, flags) SD_BUS_PROPERTY(name, sig, getter, 0, flags)
+#define MFIELD(name, sig, field, flags) SD_BUS_PROPERTY(name, sig, NULL, offsetof(pcpd_manager, field), flags)
+#define MGETTER(name, sig, getter, field, flags) SD_BUS_PROPERTY(name, sig, getter, offsetof(pcpd_manager, field), flags)
 #define CHANGE SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
 
 static const sd_bus_vtable manager_vtable[] = {
@@ -977,181 +1022,34 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("s", address, "s", server), method_get_external_address,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("MappingRemoved", SD_BUS_ARGS("o", mapping, "s", reason), 0),
-        MPROP("Version", "s", SD_BUS_VTABLE_PROPERTY_CONST),
-        MPROP("Enabled", "b", CHANGE),
-        MPROP("State", "s", CHANGE),
-        MPROP("Servers", "a(ssssu)", CHANGE),
-        MPROP("ExternalAddresses", "as", CHANGE),
-        MPROP("Prefix64", "as", CHANGE),
-        MPROP("DefaultLifetime", "u", CHANGE),
-        MPROP("MaxMappingsPerUser", "u", CHANGE),
-        MPROP("MappingCount", "u", CHANGE),
-        MPROP("StateError", "s", CHANGE),
-        MPROP("DhcpOptions", "a(sss)", CHANGE),  /* pcpd-nm.c */
-        MPROP("NetworkManager", "s", CHANGE),   /* pcpd-nm.c */
-        MPROP("DeclaredMappings", "a(sso)", CHANGE),
+        MPROP("Version", "s", get_version, SD_BUS_VTABLE_PROPERTY_CONST),
+        MGETTER("Enabled", "b", get_bool, enabled, CHANGE),
+        MPROP("State", "s", get_state, CHANGE),
+        MPROP("Servers", "a(ssssu)", get_servers, CHANGE),
+        MPROP("ExternalAddresses", "as", get_external_addresses, CHANGE),
+        MPROP("Prefix64", "as", get_prefix64, CHANGE),
+        MFIELD("DefaultLifetime", "u", config.default_lifetime, CHANGE),
+        MFIELD("MaxMappingsPerUser", "u", config.max_mappings_per_user, CHANGE),
+        MPROP("MappingCount", "u", get_mapping_count, CHANGE),
+        MFIELD("StateError", "s", state_error, CHANGE),
+        MPROP("DhcpOptions", "a(sss)", get_dhcp_options, CHANGE), /* pcpd-nm.c */
+        MPROP("NetworkManager", "s", get_network_manager, CHANGE), /* pcpd-nm.c */
+        MPROP("DeclaredMappings", "a(sso)", get_declared_mappings, CHANGE),
         SD_BUS_VTABLE_END,
 };
 
-/* ---- Mapping objects ---- */
+/* ---- Mapping.Release (pcpd-mapping-bus.c) ---- */
 
-static int mapping_get(sd_bus *bus, const char *path, const char *iface, const char *property,
-                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        pcpd_mapping *mp = userdata;
-
-#define S(name, v)                                                   \
-        if (strcmp(property, name) == 0)                             \
-                return sd_bus_message_append(reply, "s", (v) ?: "");
-        S("Opcode", pcp_opcode_to_string(mp->opcode));
-        S("Family", mp->family == AF_INET ? "ipv4" : "ipv6");
-        S("InternalAddress", mp->internal_address);
-        S("ExternalAddress", mp->external_address);
-        S("RemoteAddress", mp->remote_address);
-        S("State", mp->state);
-        S("Error", mp->error);
-        S("Server", mp->server_text);
-        S("Description", mp->description);
-        S("Owner", mp->owner);
-        S("AppId", mp->app_id);
-        S("AppIdSource", mp->app_id_source);
-#undef S
-        if (strcmp(property, "Protocol") == 0) {
-                char num[4];
-                const char *n = pcp_protocol_to_string(mp->protocol);
-                if (n == NULL) {
-                        g_snprintf(num, sizeof(num), "%u", mp->protocol);
-                        n = num;
-                }
-                return sd_bus_message_append(reply, "s", n);
-        }
-        if (strcmp(property, "ProtocolNumber") == 0)
-                return sd_bus_message_append(reply, "y", mp->protocol);
-        if (strcmp(property, "InternalPort") == 0)
-                return sd_bus_message_append(reply, "q", mp->internal_port);
-        if (strcmp(property, "SuggestedExternalPort") == 0)
-                return sd_bus_message_append(reply, "q", mp->suggested_port);
-        if (strcmp(property, "ExternalPort") == 0)
-                return sd_bus_message_append(reply, "q", mp->external_port);
-        if (strcmp(property, "RemotePort") == 0)
-                return sd_bus_message_append(reply, "q", mp->remote_port);
-        if (strcmp(property, "Lifetime") == 0)
-                return sd_bus_message_append(reply, "u", mp->granted);
-        if (strcmp(property, "ExpiresAt") == 0)
-                return sd_bus_message_append(reply, "t", mp->expires_at);
-        if (strcmp(property, "Persistent") == 0)
-                return sd_bus_message_append(reply, "b", mp->persistent);
-        if (strcmp(property, "Declared") == 0)
-                return sd_bus_message_append(reply, "s", mp->declared ?: "");
-        if (strcmp(property, "UID") == 0)
-                return sd_bus_message_append(reply, "u", (uint32_t) mp->uid);
-        if (strcmp(property, "PID") == 0)
-                return sd_bus_message_append(reply, "u", (uint32_t) mp->pid);
-        if (strcmp(property, "Created") == 0)
-                return sd_bus_message_append(reply, "t", mp->created);
-        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
-}
-
-static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        pcpd_mapping *mp = userdata;
+int pcpd_bus_release(sd_bus_message *msg, pcpd_mapping *mp, sd_bus_error *error) {
         pending_call *p = pending_new(mp->manager, msg, CALL_REMOVE);
 
         p->target_path = g_strdup(mp->path);
         return pending_start(p, error);
 }
 
-#define PROP(name, sig, flags) SD_BUS_PROPERTY(name, sig, mapping_get, 0, flags)
-#define CONST SD_BUS_VTABLE_PROPERTY_CONST
-
-static const sd_bus_vtable mapping_vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_release,
-                                SD_BUS_VTABLE_UNPRIVILEGED),
-        PROP("Opcode", "s", CONST),
-        PROP("Family", "s", CONST),
-        PROP("Protocol", "s", CONST),
-        PROP("ProtocolNumber", "y", CONST),
-        PROP("InternalAddress", "s", CHANGE),
-        PROP("InternalPort", "q", CONST),
-        PROP("SuggestedExternalPort", "q", CHANGE), /* follows the port last granted */
-        PROP("ExternalAddress", "s", CHANGE),
-        PROP("ExternalPort", "q", CHANGE),
-        PROP("RemoteAddress", "s", CONST),
-        PROP("RemotePort", "q", CONST),
-        PROP("Lifetime", "u", CHANGE),
-        PROP("ExpiresAt", "t", CHANGE),
-        PROP("State", "s", CHANGE),
-        PROP("Error", "s", CHANGE),
-        PROP("Server", "s", CHANGE), /* a direct mapping moves to a server that appears */
-        PROP("Description", "s", CONST),
-        PROP("Persistent", "b", CHANGE),
-        PROP("Declared", "s", CHANGE),
-        PROP("Owner", "s", CHANGE),
-        PROP("UID", "u", CONST),
-        PROP("PID", "u", CHANGE),
-        PROP("AppId", "s", CONST),
-        PROP("AppIdSource", "s", CONST),
-        PROP("Created", "t", CONST),
-        SD_BUS_VTABLE_END,
-};
-
-static int mapping_find(sd_bus *bus, const char *path, const char *iface, void *userdata, void **found,
-                        sd_bus_error *error) {
-        pcpd_mapping *mp = pcpd_manager_find_path(userdata, path);
-
-        if (mp == NULL)
-                return 0;
-        *found = mp;
-        return 1;
-}
-
-static int mapping_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
-        pcpd_manager *m = userdata;
-        GHashTableIter it;
-        gpointer v;
-        char **l = g_new0(char *, g_hash_table_size(m->mappings) + 1);
-        size_t n = 0;
-
-        g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, NULL, &v))
-                l[n++] = strdup(((pcpd_mapping *) v)->path);
-        /* sd-bus frees the list with free(): hand it a malloc()ed copy */
-        {
-                char **out = calloc(n + 1, sizeof(char *));
-                if (out == NULL) {
-                        for (size_t i = 0; i < n; i++)
-                                free(l[i]);
-                        g_free(l);
-                        return -ENOMEM;
-                }
-                memcpy(out, l, n * sizeof(char *));
-                g_free(l);
-                *nodes = out;
-        }
-        return 1;
-}
-
 /* ---- signals ---- */
 
 /* what changed -> the properties PropertiesChanged lists, in this order */
-static const struct {
-        pcpd_mapping_changed bit;
-        const char *name;
-} mapping_properties[] = {
-        { PCPD_MAPPING_CHANGED_SERVER, "Server" },
-        { PCPD_MAPPING_CHANGED_STATE, "State" },
-        { PCPD_MAPPING_CHANGED_ERROR, "Error" },
-        { PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS, "ExternalAddress" },
-        { PCPD_MAPPING_CHANGED_EXTERNAL_PORT, "ExternalPort" },
-        { PCPD_MAPPING_CHANGED_SUGGESTED_PORT, "SuggestedExternalPort" },
-        { PCPD_MAPPING_CHANGED_LIFETIME, "Lifetime" },
-        { PCPD_MAPPING_CHANGED_EXPIRES_AT, "ExpiresAt" },
-        { PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS, "InternalAddress" },
-        { PCPD_MAPPING_CHANGED_PERSISTENT, "Persistent" },
-        { PCPD_MAPPING_CHANGED_DECLARED, "Declared" },
-        { PCPD_MAPPING_CHANGED_OWNER, "Owner" },
-        { PCPD_MAPPING_CHANGED_PID, "PID" },
-};
-
 static const struct {
         pcpd_manager_changed bit;
         const char *name;
@@ -1170,18 +1068,6 @@ static const struct {
         { PCPD_MANAGER_CHANGED_MAX_MAPPINGS_PER_USER, "MaxMappingsPerUser" },
 };
 
-size_t pcpd_bus_mapping_property_names(pcpd_mapping_changed what, const char **ret, size_t max) {
-        size_t n = 0;
-
-        if (max == 0)
-                return 0;
-        for (size_t i = 0; i < G_N_ELEMENTS(mapping_properties) && n + 1 < max; i++)
-                if (what & mapping_properties[i].bit)
-                        ret[n++] = mapping_properties[i].name;
-        ret[n] = NULL;
-        return n;
-}
-
 size_t pcpd_bus_manager_property_names(pcpd_manager_changed what, const char **ret, size_t max) {
         size_t n = 0;
 
@@ -1194,24 +1080,17 @@ size_t pcpd_bus_manager_property_names(pcpd_manager_changed what, const char **r
         return n;
 }
 
+/* a mapping's news: pcpd-mapping-bus.c */
 static void on_mapping_added(pcpd_manager *m, pcpd_mapping *mp, void *userdata) {
-        if (m->bus != NULL)
-                sd_bus_emit_object_added(m->bus, mp->path);
-}
-
-static void on_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata) {
-        if (m->bus == NULL)
-                return;
-        sd_bus_emit_object_removed(m->bus, mp->path);
-        sd_bus_emit_signal(m->bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "MappingRemoved", "os", mp->path,
-                           pcpd_remove_reason_to_string(reason));
+        pcpd_mapping_bus_added(m, mp);
 }
 
 static void on_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what, void *userdata) {
-        const char *names[G_N_ELEMENTS(mapping_properties) + 1];
+        pcpd_mapping_bus_changed(m, mp, what);
+}
 
-        if (m->bus != NULL && pcpd_bus_mapping_property_names(what, names, G_N_ELEMENTS(names)) > 0)
-                sd_bus_emit_properties_changed_strv(m->bus, mp->path, PCP1_MAPPING_IFACE, (char **) names);
+static void on_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata) {
+        pcpd_mapping_bus_removed(m, mp, reason);
 }
 
 static void on_manager_changed(pcpd_manager *m, pcpd_manager_changed what, void *userdata) {
@@ -1282,11 +1161,7 @@ int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
         r = sd_bus_add_object_vtable(bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
         if (r < 0)
                 return r;
-        r = sd_bus_add_fallback_vtable(bus, NULL, PCP1_MAPPING_PATH_PREFIX, PCP1_MAPPING_IFACE, mapping_vtable,
-                                       mapping_find, m);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_node_enumerator(bus, NULL, PCP1_MAPPING_PATH_PREFIX, mapping_enumerate, m);
+        r = pcpd_mapping_bus_register(m, bus);
         if (r < 0)
                 return r;
         return sd_bus_add_object_manager(bus, NULL, PCP1_MANAGER_PATH);

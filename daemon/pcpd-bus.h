@@ -2,7 +2,8 @@
 #pragma once
 
 /* The manager's face on the D-Bus: its objects and methods, and its news as signals. The
- * only place that knows the D-Bus property names of what changed. */
+ * only place that knows the D-Bus property names of what changed: the Manager's here, the
+ * Mapping objects' in pcpd-mapping-bus.[ch]. */
 
 #include <glib.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include "pcpd-error.h"
 #include "pcpd-manager.h"
+#include "pcpd-mapping-bus.h"
 
 /* The bus face's own state (the calls it is authorising, polkit): the userdata of
  * pcpd_bus_listener. Freed after the manager it was given to. */
@@ -28,11 +30,14 @@ extern const pcpd_manager_listener pcpd_bus_listener;
 int pcpd_bus_register(pcpd_manager *m, sd_bus *bus);
 void pcpd_bus_unregister(pcpd_manager *m);
 
-/* The Mapping (Manager) properties in what, in the order PropertiesChanged lists them,
- * into ret (up to max - 1 of them, then NULL). Returns how many. Bits without a property
- * are ignored. */
-size_t pcpd_bus_mapping_property_names(pcpd_mapping_changed what, const char **ret, size_t max);
+/* The Manager properties in what, in the order PropertiesChanged lists them, into ret (up
+ * to max - 1 of them, then NULL). Returns how many. Bits without a property are ignored.
+ * (The Mapping's: pcpd_bus_mapping_property_names(), pcpd-mapping-bus.h.) */
 size_t pcpd_bus_manager_property_names(pcpd_manager_changed what, const char **ret, size_t max);
+
+/* Mapping.Release() of mp called by msg: who the caller is, then authorisation, then the
+ * release and the reply, as for RemoveMapping(). A method handler's return value. */
+int pcpd_bus_release(sd_bus_message *msg, pcpd_mapping *mp, sd_bus_error *error);
 
 /* The contract's error name of a refusal of the core (pcpd-error.h), NULL for
  * PCPD_ERROR_NONE and values out of range: the one table of them. */

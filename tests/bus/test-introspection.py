@@ -3,7 +3,8 @@
 """The live daemon's Introspect output for /org/freedesktop/PCP1 and for a mapping object
 matches dbus/org.freedesktop.PCP1.{Manager,Mapping}.xml: member names, argument names,
 types and directions, signal arguments, property types and access, in both directions
-(nothing missing from the daemon, nothing undocumented in it). Doc comments and the
+(nothing missing from the daemon, nothing undocumented in it), and each property's
+EmitsChangedSignal annotation. Doc comments and the
 standard org.freedesktop.DBus.* interfaces are ignored."""
 
 import os
@@ -31,6 +32,19 @@ def members(root, iface_name):
         for m in iface.findall('property'):
             out[('property', m.get('name'))] = (m.get('type'), m.get('access'))
         return out
+    return None
+
+
+EMITS = 'org.freedesktop.DBus.Property.EmitsChangedSignal'
+
+
+def emits_changed(root, iface_name):
+    """{property: its EmitsChangedSignal ("true" when not annotated, the D-Bus default)}."""
+    for iface in root.iter('interface'):
+        if iface.get('name') == iface_name:
+            return {p.get('name'): next((a.get('value') for a in p.findall('annotation') if a.get('name') == EMITS),
+                                        'true')
+                    for p in iface.findall('property')}
     return None
 
 
@@ -65,6 +79,22 @@ class IntrospectionTest(BusTestCase):
                           'Introspect')[0]
         nodes = [n.get('name') for n in ET.fromstring(parent).findall('node')]
         self.assertIn(path.rsplit('/', 1)[1], nodes)
+
+    def test_emits_changed_signal(self):
+        """The daemon says of each property what the XML says: "const" (never changes) or
+        "true" (PropertiesChanged with its value)."""
+        env = self.make_env()
+        path = env.add_mapping('tcp', 8601)
+        for obj, iface in ((PATH, MANAGER), (path, MAPPING)):
+            with self.subTest(iface=iface):
+                ref = emits_changed(ET.parse(XML[iface]).getroot(), iface)
+                live = emits_changed(ET.fromstring(env.call(obj, 'org.freedesktop.DBus.Introspectable',
+                                                            'Introspect')[0]), iface)
+                self.assertIsNotNone(live)
+                self.assertGreater(len(ref), 3)
+                differ = {p: (ref.get(p), live.get(p)) for p in set(ref) | set(live) if ref.get(p) != live.get(p)}
+                self.assertEqual(differ, {}, 'property: (XML, daemon)')
+                self.assertIn('const', ref.values())
 
 
 if __name__ == '__main__':
