@@ -15,8 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "pcpd-declared-manager.h"
 #include "pcpd-host.h"
 #include "pcpd-log.h"
@@ -874,7 +872,8 @@ static void manager_update_state(pcpd_manager *m) {
                                  g_hash_table_size(m->mappings));
         if (g_strcmp0(status, m->status_text) != 0) {
                 set_str(&m->status_text, status);
-                sd_notifyf(false, "STATUS=%s", status);
+                if (m->listener->status_changed != NULL)
+                        m->listener->status_changed(m, m->status_text, m->listener_data);
         }
 }
 
@@ -1565,8 +1564,9 @@ static void mapping_drop_holders(pcpd_manager *m, pcpd_mapping *mp) {
         g_hash_table_remove_all(mp->holders);
 }
 
-/* A unique name left the bus: every mapping it held loses that holder. */
-static void holder_vanished(pcpd_manager *m, const char *name) {
+/* A unique name left the bus (pcpd-bus-track.c says so): every mapping it held loses that
+ * holder. */
+void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
         GHashTable *set = g_hash_table_lookup(m->holder_index, name);
         g_autoptr(GPtrArray) held = NULL;
         GHashTableIter it;
@@ -1589,42 +1589,12 @@ static void holder_vanished(pcpd_manager *m, const char *name) {
         }
 }
 
-static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        pcpd_manager *m = userdata;
-        const char *name, *old_owner, *new_owner;
-
-        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0)
-                return 0;
-        if (name[0] == ':' && new_owner[0] == '\0')
-                holder_vanished(m, name);
-        return 0;
-}
-
-/* The name may have left between the call and now (polkit can take a while), before our
- * NameOwnerChanged match could tell: ask once (unless the caller knows it has not, see
- * mapping_add_holder()). */
-static int on_holder_check(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        pcpd_manager *m = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-
-        if (e != NULL && sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.NameHasNoOwner")) {
-                /* the error does not carry the name: it was kept as the slot's description */
-                const char *who = NULL;
-                sd_bus_slot *slot = sd_bus_get_current_slot(m->bus);
-                if (slot != NULL && sd_bus_slot_get_description(slot, &who) >= 0 && who != NULL)
-                        holder_vanished(m, who);
-        }
-        return 0;
-}
-
-static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
+static void mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
         GHashTable *set;
         guint n;
-        sd_bus_slot *slot = NULL;
-        int r;
 
         if (owner == NULL)
-                return 0;
+                return;
         if (mp->holders == NULL)
                 mp->holders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         n = GPOINTER_TO_UINT(g_hash_table_lookup(mp->holders, owner));
@@ -1636,20 +1606,13 @@ static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *own
         }
         g_hash_table_add(set, mp);
 
-        /* known alive: the name was on the bus after our match for names that leave was
-         * in place, and its leaving has not been dispatched yet (the caller's own match for
-         * NameOwnerChanged sees the same messages, in the same order, as ours): our match
-         * will see it go, after this hold is recorded */
-        if (known_alive)
-                return 0;
-        r = sd_bus_call_method_async(m->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                     "org.freedesktop.DBus", "GetNameOwner", on_holder_check, m, "s", owner);
-        if (r >= 0) {
-                (void) sd_bus_slot_set_description(slot, owner);
-                (void) sd_bus_slot_set_floating(slot, true);
-                sd_bus_slot_unref(slot);
-        }
-        return 0;
+        /* known alive: the name was on the bus after the watch for names that leave was in
+         * place, and its leaving has not been dispatched yet (the caller's own match for
+         * NameOwnerChanged sees the same messages, in the same order, as the watch's): the
+         * watch will see it go, after this hold is recorded. Else the name may have left
+         * before the hold, unseen: the listener makes sure (pcpd-bus-track.c asks the bus) */
+        if (!known_alive && m->listener->holder_unconfirmed != NULL)
+                m->listener->holder_unconfirmed(m, owner, m->listener_data);
 }
 
 /* one hold less; true if nobody holds mp any more */
@@ -3013,7 +2976,6 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         pcpd_manager_declared_free(m);
         if (m->listener->manager_freeing != NULL)
                 m->listener->manager_freeing(m, m->listener_data);
-        sd_bus_slot_unref(m->name_owner_slot);
         if (m->upnp != NULL)
                 m->upnp->ops->free(m->upnp); /* before the mappings: it points at them */
         if (m->mappings != NULL)
@@ -3039,7 +3001,6 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_source_unref(m->timer);
         }
         pcpd_config_clear(&m->config);
-        sd_bus_flush_close_unref(m->bus);
         if (m->loop != NULL)
                 g_main_loop_unref(m->loop);
         g_free(m->state_dir);
@@ -3055,19 +3016,11 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         return NULL;
 }
 
-int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
-        int r;
-
-        m->bus = sd_bus_ref(bus);
+int pcpd_manager_start(pcpd_manager *m) {
         m->timer = g_source_new(&timer_funcs, sizeof(GSource));
         g_source_set_callback(m->timer, on_engine_timer, m, NULL);
         g_source_set_name(m->timer, "pcp-engine");
         g_source_attach(m->timer, NULL);
-
-        r = sd_bus_match_signal(bus, &m->name_owner_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, m);
-        if (r < 0)
-                return r;
 
         for (int i = 0; i < 2; i++) {
                 int fd = open_announce_socket(i == 0 ? AF_INET : AF_INET6, m->config.announce_port);
