@@ -217,10 +217,11 @@ static int run(int argc, char **argv) {
                                "Cannot connect to the system bus: %s", g_strerror(-r));
                 return 1;
         }
-        /* the objects first: restored mappings are published as they come back */
+        /* the objects and the watch for holders that leave first: restored mappings are
+         * published as they come back */
         r = pcpd_bus_register(m, bus);
         if (r >= 0)
-                r = pcpd_manager_start(m, bus);
+                r = pcpd_manager_start(m);
         if (r >= 0)
                 r = sd_bus_request_name(bus, PCP1_BUS_NAME, 0);
         if (r < 0) {
@@ -233,7 +234,7 @@ static int run(int argc, char **argv) {
         }
         pcpd_manager_set_declared(m, g_steal_pointer(&declared));
         pcpd_sd_bus_attach_glib(bus, NULL, on_bus_lost, loop);
-        sd_bus_unref(bus); /* the manager and the source hold it */
+        sd_bus_unref(bus); /* the bus face and the source hold it */
 
         g_unix_signal_add(SIGTERM, on_signal, loop);
         g_unix_signal_add(SIGINT, on_signal, loop);

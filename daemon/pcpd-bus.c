@@ -14,9 +14,11 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <unistd.h>
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "pcpd-addr.h"
+#include "pcpd-bus-track.h"
 #include "pcpd-bus.h"
 #include "pcpd-caller-cache.h"
 #include "pcpd-caller.h"
@@ -51,6 +53,8 @@ struct pcpd_bus_face {
         pcpd_polkit *polkit; /* NULL when not registered */
         pcpd_caller_cache *callers; /* who each connection is; NULL when not registered */
         GHashTable *calls;   /* pending_call*: every call being identified or authorised */
+        sd_bus *bus;            /* the signals go there; NULL when not registered */
+        pcpd_bus_track *track;  /* holders that leave the bus; NULL when not registered */
 };
 
 static pcpd_bus_face *face_of(pcpd_manager *m) {
@@ -1082,27 +1086,37 @@ size_t pcpd_bus_manager_property_names(pcpd_manager_changed what, const char **r
 
 /* a mapping's news: pcpd-mapping-bus.c */
 static void on_mapping_added(pcpd_manager *m, pcpd_mapping *mp, void *userdata) {
-        pcpd_mapping_bus_added(m, mp);
+        pcpd_mapping_bus_added(face_of(m)->bus, mp);
 }
 
 static void on_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what, void *userdata) {
-        pcpd_mapping_bus_changed(m, mp, what);
+        pcpd_mapping_bus_changed(face_of(m)->bus, mp, what);
 }
 
 static void on_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata) {
-        pcpd_mapping_bus_removed(m, mp, reason);
+        pcpd_mapping_bus_removed(face_of(m)->bus, mp, reason);
 }
 
 static void on_manager_changed(pcpd_manager *m, pcpd_manager_changed what, void *userdata) {
         const char *names[G_N_ELEMENTS(manager_properties) + 1];
+        sd_bus *bus = face_of(m)->bus;
 
-        if (m->bus != NULL && pcpd_bus_manager_property_names(what, names, G_N_ELEMENTS(names)) > 0)
-                sd_bus_emit_properties_changed_strv(m->bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, (char **) names);
+        if (bus != NULL && pcpd_bus_manager_property_names(what, names, G_N_ELEMENTS(names)) > 0)
+                sd_bus_emit_properties_changed_strv(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, (char **) names);
 }
 
 /* the calls still being authorised go before the manager does */
 static void on_manager_freeing(pcpd_manager *m, void *userdata) {
         pcpd_bus_unregister(m);
+}
+
+/* a holder nobody vouched for: the bus is asked whether it is still there */
+static void on_holder_unconfirmed(pcpd_manager *m, const char *holder, void *userdata) {
+        (void) pcpd_bus_track_check(face_of(m)->track, holder);
+}
+
+static void on_status_changed(pcpd_manager *m, const char *status, void *userdata) {
+        (void) sd_notifyf(false, "STATUS=%s", status);
 }
 
 const pcpd_manager_listener pcpd_bus_listener = {
@@ -1111,6 +1125,8 @@ const pcpd_manager_listener pcpd_bus_listener = {
         .mapping_removed = on_mapping_removed,
         .manager_changed = on_manager_changed,
         .manager_freeing = on_manager_freeing,
+        .holder_unconfirmed = on_holder_unconfirmed,
+        .status_changed = on_status_changed,
 };
 
 pcpd_bus_face *pcpd_bus_face_new(void) {
@@ -1124,6 +1140,7 @@ pcpd_bus_face *pcpd_bus_face_new(void) {
  * for their credentials */
 static void face_end_calls(pcpd_bus_face *face) {
         face->polkit = pcpd_polkit_free(face->polkit);
+        face->track = pcpd_bus_track_free(face->track); /* its questions' answers reach nobody */
         while (g_hash_table_size(face->calls) > 0) {
                 GHashTableIter it;
                 gpointer k;
@@ -1143,7 +1160,9 @@ pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face) {
         g_warn_if_fail(g_hash_table_size(face->calls) == 0);
         pcpd_polkit_free(face->polkit);
         pcpd_caller_cache_free(face->callers);
+        pcpd_bus_track_free(face->track);
         g_hash_table_destroy(face->calls);
+        sd_bus_flush_close_unref(face->bus); /* the last signals go out */
         g_free(face);
         return NULL;
 }
@@ -1158,6 +1177,11 @@ int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
         r = pcpd_caller_cache_new(bus, &face->callers);
         if (r < 0)
                 return r;
+        /* before any call is taken: a caller the cache knows is then known to the watch */
+        r = pcpd_bus_track_new(bus, m, &face->track);
+        if (r < 0)
+                return r;
+        face->bus = sd_bus_ref(bus);
         r = sd_bus_add_object_vtable(bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
         if (r < 0)
                 return r;

@@ -21,10 +21,12 @@ pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_bus_face, pcpd_bus_face_free)
 
 /* Give this to pcpd_manager_new() with a pcpd_bus_face as userdata. Signals go out on the
- * bus the manager was started with, none before pcpd_manager_start(). */
+ * bus given to pcpd_bus_register(), none before; the status line goes to the service
+ * manager (STATUS=); holders nobody vouched for are checked (pcpd-bus-track.h). */
 extern const pcpd_manager_listener pcpd_bus_listener;
 
-/* The Manager and Mapping objects on bus; before pcpd_manager_start(m, bus). Undone by
+/* The Manager and Mapping objects on bus, and the watch for holders that leave it
+ * (pcpd-bus-track.h); before pcpd_manager_start(m). Undone by
  * pcpd_bus_unregister(), which pcpd_bus_listener calls when the manager is being freed
  * (also after a failure here): it ends the calls still being authorised. */
 int pcpd_bus_register(pcpd_manager *m, sd_bus *bus);

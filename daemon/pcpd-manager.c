@@ -15,9 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "pcpd-declared-manager.h"
+#include "pcpd-direct.h"
 #include "pcpd-host.h"
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
@@ -34,6 +33,7 @@ static void deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted
 static void manager_update_state(pcpd_manager *m);
 static void manager_check_direct(pcpd_manager *m);
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
+static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v);
 static bool host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
 static void server_watch_silence(pcpd_server *s, pcp_server_state st);
 
@@ -805,34 +805,16 @@ static void host_direct_families(pcpd_manager *m, direct_hosts *d) {
 }
 
 static const char *manager_state(pcpd_manager *m, const direct_hosts *d) {
-        bool any_known = false, any_usable = false;
+        pcpd_direct_server v[PCPD_MAX_SERVERS];
+        size_t n = servers_view(m, v);
+        bool backend_usable = false;
 
-        if (!m->enabled)
-                return PCP1_REASON_DISABLED;
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
-                if (si == NULL)
-                        continue;
-                if (si->state == PCP_SERVER_PCP || si->state == PCP_SERVER_NATPMP)
-                        any_usable = true;
-                if (si->state != PCP_SERVER_UNKNOWN)
-                        any_known = true;
-        }
-        if (!any_usable && m->upnp != NULL) {
+        if (m->enabled && !pcpd_direct_any_usable(v, n) && m->upnp != NULL) {
                 /* a router that speaks UPnP-IGD (pcpd-backend.h) maps too */
                 pcpd_backend_server one;
-                any_usable = m->upnp->ops->servers(m->upnp, &one, 1) > 0;
+                backend_usable = m->upnp->ops->servers(m->upnp, &one, 1) > 0;
         }
-        if (any_usable)
-                return "ready";
-        /* not behind a NAT for a family: its mappings are active at once with the host's own
-         * address (DBUS-API.md: success), as a server that answers would make them */
-        if (d->is[0] || d->is[1])
-                return "ready";
-        if (m->servers->len == 0)
-                return "no-network";
-        return any_known ? "unsupported" : "discovering";
+        return pcpd_direct_manager_state(m->enabled, v, n, backend_usable, d->is);
 }
 
 const char *pcpd_manager_state(pcpd_manager *m) {
@@ -874,7 +856,8 @@ static void manager_update_state(pcpd_manager *m) {
                                  g_hash_table_size(m->mappings));
         if (g_strcmp0(status, m->status_text) != 0) {
                 set_str(&m->status_text, status);
-                sd_notifyf(false, "STATUS=%s", status);
+                if (m->listener->status_changed != NULL)
+                        m->listener->status_changed(m, m->status_text, m->listener_data);
         }
 }
 
@@ -1565,8 +1548,9 @@ static void mapping_drop_holders(pcpd_manager *m, pcpd_mapping *mp) {
         g_hash_table_remove_all(mp->holders);
 }
 
-/* A unique name left the bus: every mapping it held loses that holder. */
-static void holder_vanished(pcpd_manager *m, const char *name) {
+/* A unique name left the bus (pcpd-bus-track.c says so): every mapping it held loses that
+ * holder. */
+void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
         GHashTable *set = g_hash_table_lookup(m->holder_index, name);
         g_autoptr(GPtrArray) held = NULL;
         GHashTableIter it;
@@ -1589,42 +1573,12 @@ static void holder_vanished(pcpd_manager *m, const char *name) {
         }
 }
 
-static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        pcpd_manager *m = userdata;
-        const char *name, *old_owner, *new_owner;
-
-        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0)
-                return 0;
-        if (name[0] == ':' && new_owner[0] == '\0')
-                holder_vanished(m, name);
-        return 0;
-}
-
-/* The name may have left between the call and now (polkit can take a while), before our
- * NameOwnerChanged match could tell: ask once (unless the caller knows it has not, see
- * mapping_add_holder()). */
-static int on_holder_check(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        pcpd_manager *m = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-
-        if (e != NULL && sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.NameHasNoOwner")) {
-                /* the error does not carry the name: it was kept as the slot's description */
-                const char *who = NULL;
-                sd_bus_slot *slot = sd_bus_get_current_slot(m->bus);
-                if (slot != NULL && sd_bus_slot_get_description(slot, &who) >= 0 && who != NULL)
-                        holder_vanished(m, who);
-        }
-        return 0;
-}
-
-static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
+static void mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
         GHashTable *set;
         guint n;
-        sd_bus_slot *slot = NULL;
-        int r;
 
         if (owner == NULL)
-                return 0;
+                return;
         if (mp->holders == NULL)
                 mp->holders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         n = GPOINTER_TO_UINT(g_hash_table_lookup(mp->holders, owner));
@@ -1636,20 +1590,13 @@ static int mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *own
         }
         g_hash_table_add(set, mp);
 
-        /* known alive: the name was on the bus after our match for names that leave was
-         * in place, and its leaving has not been dispatched yet (the caller's own match for
-         * NameOwnerChanged sees the same messages, in the same order, as ours): our match
-         * will see it go, after this hold is recorded */
-        if (known_alive)
-                return 0;
-        r = sd_bus_call_method_async(m->bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                     "org.freedesktop.DBus", "GetNameOwner", on_holder_check, m, "s", owner);
-        if (r >= 0) {
-                (void) sd_bus_slot_set_description(slot, owner);
-                (void) sd_bus_slot_set_floating(slot, true);
-                sd_bus_slot_unref(slot);
-        }
-        return 0;
+        /* known alive: the name was on the bus after the watch for names that leave was in
+         * place, and its leaving has not been dispatched yet (the caller's own match for
+         * NameOwnerChanged sees the same messages, in the same order, as the watch's): the
+         * watch will see it go, after this hold is recorded. Else the name may have left
+         * before the hold, unseen: the listener makes sure (pcpd-bus-track.c asks the bus) */
+        if (!known_alive && m->listener->holder_unconfirmed != NULL)
+                m->listener->holder_unconfirmed(m, owner, m->listener_data);
 }
 
 /* one hold less; true if nobody holds mp any more */
@@ -1685,73 +1632,11 @@ static bool mapping_remove_holder(pcpd_manager *m, pcpd_mapping *mp, const char 
  * they are direct again while the host is still not behind a NAT, else made on a server
  * (restore_direct()). The manager is "ready" and its external address is the host's own
  * for a family the host is not behind a NAT for.
+ *
+ * The decisions (which addresses are global, whether a server could map, Manager.State,
+ * whether a new mapping is direct) are pcpd-direct.c's pure functions, unit-tested in
+ * tests/unit/test-direct.c; here the data they take is gathered and the mappings moved.
  */
-
-/* the IANA special-purpose registries' "not globally reachable" blocks (RFC 6890) */
-static const struct {
-        const char *prefix;
-        unsigned len; /* of the IPv4 address for IPv4 */
-} not_global[] = {
-        { "0.0.0.0", 8 },        /* "this network" */
-        { "10.0.0.0", 8 },       /* private */
-        { "100.64.0.0", 10 },    /* carrier-grade NAT: behind a NAT by definition */
-        { "127.0.0.0", 8 },      /* loopback */
-        { "169.254.0.0", 16 },   /* link-local */
-        { "172.16.0.0", 12 },    /* private */
-        { "192.0.0.0", 24 },     /* IETF protocol assignments (DS-Lite's 192.0.0.2 is behind a NAT) */
-        { "192.0.2.0", 24 },     /* documentation */
-        { "192.168.0.0", 16 },   /* private */
-        { "198.18.0.0", 15 },    /* benchmarking */
-        { "198.51.100.0", 24 },  /* documentation */
-        { "203.0.113.0", 24 },   /* documentation */
-        { "224.0.0.0", 3 },      /* multicast, reserved, broadcast */
-        { "::", 127 },           /* unspecified, loopback */
-        { "::ffff:0:0", 96 },    /* IPv4-mapped */
-        { "64:ff9b::", 96 },     /* NAT64 */
-        { "64:ff9b:1::", 48 },   /* NAT64, local use */
-        { "100::", 64 },         /* discard */
-        { "2001::", 23 },        /* IETF protocol assignments, Teredo among them */
-        { "2001:db8::", 32 },    /* documentation */
-        { "3fff::", 20 },        /* documentation */
-        { "fc00::", 7 },         /* unique local */
-        { "fe80::", 9 },         /* link-local, and the old site-local fec0::/10 */
-        { "ff00::", 8 },         /* multicast */
-};
-
-static bool prefix_match(const struct in6_addr *a, const struct in6_addr *p, unsigned len) {
-        for (unsigned i = 0; i < len; i += 8) {
-                unsigned bits = MIN(8u, len - i);
-                uint8_t mask = (uint8_t) (0xff00 >> bits);
-                if ((a->s6_addr[i / 8] ^ p->s6_addr[i / 8]) & mask)
-                        return false;
-        }
-        return true;
-}
-
-/* a is IPv4 as IPv4-mapped. The table's text is parsed once, not per address (it was
- * most of what reading the host's addresses cost once they were cached). */
-static bool address_is_global(const struct in6_addr *a) {
-        static struct in6_addr prefix[G_N_ELEMENTS(not_global)];
-        static unsigned len[G_N_ELEMENTS(not_global)]; /* of the 128 bits; 0: unusable entry */
-        static gsize parsed = 0;
-        bool v4 = pcp_addr_is_ipv4(a);
-
-        if (g_once_init_enter(&parsed)) {
-                for (size_t i = 0; i < G_N_ELEMENTS(not_global); i++) {
-                        bool p4 = strchr(not_global[i].prefix, '.') != NULL;
-                        if (pcp_addr_from_string(not_global[i].prefix, &prefix[i]) && pcp_addr_is_ipv4(&prefix[i]) == p4)
-                                len[i] = not_global[i].len + (p4 ? 96 : 0);
-                }
-                g_once_init_leave(&parsed, 1);
-        }
-        for (size_t i = 0; i < G_N_ELEMENTS(not_global); i++) {
-                if (len[i] == 0 || pcp_addr_is_ipv4(&prefix[i]) != v4)
-                        continue;
-                if (prefix_match(a, &prefix[i], len[i]))
-                        return false;
-        }
-        return true;
-}
 
 /* The host's addresses (pcpd-host.h): a snapshot kept by the kernel's address, link and
  * route events, read without a system call. Its event socket is read at a priority above
@@ -1783,31 +1668,19 @@ static bool host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret
 }
 
 /* A global address of the family (on interface ifname, unless NULL or ""): the one the
- * kernel would use toward the Internet when it is one of them, else the first. */
+ * kernel would use toward the Internet when it is one of them, else the first
+ * (pcpd-direct.h). The kernel is asked only once there is one (a route probe, kept by
+ * pcpd-host.c until an address, link or route changes). */
 static bool host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
         pcpd_host *h = manager_host(m);
         const pcpd_host_snapshot *snap = pcpd_host_get(h);
-        struct in6_addr first, routed;
-        bool have_first = false, have_routed = false, routed_ok = false;
-        pcpd_host_addr x;
-        char name[IF_NAMESIZE];
+        struct in6_addr routed;
+        bool have_routed;
 
-        for (size_t i = 0; pcpd_host_snapshot_next(snap, &i, &x, name);) {
-                if (x.family != family || !address_is_global(&x.addr))
-                        continue;
-                if (ifname != NULL && *ifname != '\0' && strcmp(ifname, name) != 0)
-                        continue;
-                if (!have_first) {
-                        first = x.addr;
-                        have_first = true;
-                        have_routed = pcpd_host_route_source(h, family, &routed);
-                }
-                if (have_routed && memcmp(&x.addr, &routed, sizeof(x.addr)) == 0)
-                        routed_ok = true;
-        }
-        if (have_first && ret != NULL)
-                *ret = routed_ok ? routed : first;
-        return have_first;
+        if (!pcpd_direct_global_address(snap, family, ifname, NULL, NULL))
+                return false;
+        have_routed = pcpd_host_route_source(h, family, &routed);
+        return pcpd_direct_global_address(snap, family, ifname, have_routed ? &routed : NULL, ret);
 }
 
 /* A server that has answered nothing (engine state unknown) for PCPD_SILENT_SERVER_MS: a
@@ -1848,32 +1721,35 @@ static void server_watch_silence(pcpd_server *s, pcp_server_state st) {
         s->silent_source = g_timeout_add(PCPD_SILENT_SERVER_MS, on_server_silent, s);
 }
 
-/* Could any server of the family (on the interface, when one is asked for) map? Not when
- * it is known to be unreachable or to speak only an unsupported version, or has been
- * silent too long. */
-static bool servers_may_map(pcpd_manager *m, int family, const char *interface) {
-        for (guint i = 0; i < m->servers->len; i++) {
+/* The servers as the rules of pcpd-direct.h see them; v has room for PCPD_MAX_SERVERS
+ * (manager_add_server() keeps to that). Returns how many. */
+static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v) {
+        size_t n = 0;
+
+        for (guint i = 0; i < m->servers->len && n < PCPD_MAX_SERVERS; i++) {
                 pcpd_server *s = m->servers->pdata[i];
                 const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
-                if (s->family != family)
-                        continue;
-                if (interface != NULL && *interface != '\0' && strcmp(interface, s->ifname) != 0)
-                        continue;
-                if (si == NULL)
-                        return true;
-                if (si->state == PCP_SERVER_UNREACHABLE || si->state == PCP_SERVER_UNSUPPORTED ||
-                    (si->state == PCP_SERVER_UNKNOWN && server_silent(s)))
-                        continue;
-                return true;
+
+                v[n++] = (pcpd_direct_server) {
+                        .family = s->family,
+                        .ifname = s->ifname,
+                        .engine_known = si != NULL,
+                        .state = si != NULL ? si->state : PCP_SERVER_UNKNOWN,
+                        .silent = si != NULL && si->state == PCP_SERVER_UNKNOWN && server_silent(s),
+                };
         }
-        return false;
+        return n;
 }
 
 /* Not behind a NAT for the family (on interface ifname, unless NULL or ""): a global
- * address of the family and no server of the family that could map. ret: the address a
- * direct mapping gets. */
+ * address of the family and no server of the family that could map (pcpd-direct.h). ret:
+ * the address a direct mapping gets. */
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
-        return !servers_may_map(m, family, ifname) && host_global_address(m, family, ifname, ret);
+        pcpd_direct_server v[PCPD_MAX_SERVERS];
+        size_t n = servers_view(m, v);
+
+        /* (the host's addresses are looked at only when no server could map) */
+        return !pcpd_direct_servers_may_map(v, n, family, ifname) && host_global_address(m, family, ifname, ret);
 }
 
 /* A server of the family that answers, on interface ifname (NULL: any) or configured. */
@@ -2338,21 +2214,26 @@ static int state_refused(pcpd_manager *m, int r, pcpd_failure *error) {
  * it is direct (own: the host's address then). */
 static void mapping_plan(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family, pcpd_server **ret_server,
                          bool *ret_direct, struct in6_addr *ret_own) {
+        const pcpd_direct_request dr = {
+                .has_third_party = req->has_third_party,
+                .prefer_failure = req->prefer_failure,
+                .internal_port = req->internal_port,
+                .suggested_port = req->suggested_port,
+        };
         int family = req->family;
         pcpd_server *s;
         bool direct;
 
-        if (family == 0)
-                family = choose_server(m, AF_INET, req->interface) != NULL ||
-                                         host_global_address(m, AF_INET, req->interface, NULL)
-                                 ? AF_INET
-                                 : AF_INET6;
+        if (family == 0) {
+                bool v4_server = choose_server(m, AF_INET, req->interface) != NULL;
+                family = pcpd_direct_plan_family(
+                        0, v4_server, !v4_server && host_global_address(m, AF_INET, req->interface, NULL));
+        }
         s = choose_server(m, family, req->interface);
-        /* not behind a NAT (see above); THIRD_PARTY is for another host: it needs a server */
-        direct = !req->has_third_party && host_is_direct(m, family, req->interface, ret_own);
-        /* exactly another port or fail: a server might come back and grant it */
-        if (direct && req->prefer_failure && req->suggested_port != req->internal_port && s != NULL)
-                direct = false;
+        /* the rules are pcpd-direct.h's; the host is looked at only when they need it (not
+         * for THIRD_PARTY, which is for another host) */
+        direct = pcpd_direct_plan(&dr, !req->has_third_party && host_is_direct(m, family, req->interface, ret_own),
+                                  s != NULL);
         *ret_family = family;
         *ret_server = s;
         *ret_direct = direct;
@@ -2740,7 +2621,7 @@ static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_m
         int r;
 
         global = pcp_addr_from_string(ext_s, &a) && pcp_addr_is_ipv4(&a) == (mp->family == AF_INET) &&
-                 address_is_global(&a) && host_has_address(m, &a, NULL);
+                 pcpd_direct_address_is_global(&a) && host_has_address(m, &a, NULL);
         if (!global)
                 global = host_global_address(m, mp->family, NULL, &a);
         if (global && !mp->has_third_party && answering_server(m, mp->family, NULL) == NULL) {
@@ -3013,7 +2894,6 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         pcpd_manager_declared_free(m);
         if (m->listener->manager_freeing != NULL)
                 m->listener->manager_freeing(m, m->listener_data);
-        sd_bus_slot_unref(m->name_owner_slot);
         if (m->upnp != NULL)
                 m->upnp->ops->free(m->upnp); /* before the mappings: it points at them */
         if (m->mappings != NULL)
@@ -3039,7 +2919,6 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_source_unref(m->timer);
         }
         pcpd_config_clear(&m->config);
-        sd_bus_flush_close_unref(m->bus);
         if (m->loop != NULL)
                 g_main_loop_unref(m->loop);
         g_free(m->state_dir);
@@ -3055,19 +2934,11 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         return NULL;
 }
 
-int pcpd_manager_start(pcpd_manager *m, sd_bus *bus) {
-        int r;
-
-        m->bus = sd_bus_ref(bus);
+int pcpd_manager_start(pcpd_manager *m) {
         m->timer = g_source_new(&timer_funcs, sizeof(GSource));
         g_source_set_callback(m->timer, on_engine_timer, m, NULL);
         g_source_set_name(m->timer, "pcp-engine");
         g_source_attach(m->timer, NULL);
-
-        r = sd_bus_match_signal(bus, &m->name_owner_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, m);
-        if (r < 0)
-                return r;
 
         for (int i = 0; i < 2; i++) {
                 int fd = open_announce_socket(i == 0 ? AF_INET : AF_INET6, m->config.announce_port);

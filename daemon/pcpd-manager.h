@@ -4,7 +4,6 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <sys/types.h>
-#include <systemd/sd-bus.h>
 
 #include "pcp-engine.h"
 #include "pcp1-contract.h"
@@ -107,7 +106,6 @@ struct pcpd_manager {
         int state_fd;
         pcpd_state *loaded; /* what was saved, until restored */
         GMainLoop *loop;
-        sd_bus *bus;
         pcp_engine *engine;
         GSource *timer;
         bool enabled;
@@ -128,11 +126,10 @@ struct pcpd_manager {
         struct pcpd_server_sources *sources; /* pcpd-servers.c: each source's servers */
         struct pcpd_nm *nm;                  /* pcpd-nm.c: NULL without it */
 
-        /* unique bus name -> GHashTable of the mappings it holds (pcpd_mapping* set); one
-         * NameOwnerChanged match for all of them, not one match rule per holder (the bus
-         * allows only a few hundred per connection) */
+        /* unique bus name -> GHashTable of the mappings it holds (pcpd_mapping* set): what
+         * pcpd_manager_holder_vanished() drops. The manager holds no bus: names that leave
+         * are watched above it (pcpd-bus-track.h) */
         GHashTable *holder_index;
-        sd_bus_slot *name_owner_slot;
         const struct pcpd_manager_listener *listener; /* its news goes there (never NULL) */
         void *listener_data;
 
@@ -159,7 +156,7 @@ struct pcpd_manager {
         size_t random_left;
         char *last_state;  /* Manager.State as last published */
         char *last_direct; /* the host's own addresses in ExternalAddresses, as last published */
-        char *status_text; /* sd_notify STATUS */
+        char *status_text; /* the status line, as last told (listener status_changed) */
         GPtrArray *declared;   /* pcpd_declared* in force (pcpd-declared-manager.c) */
         guint declared_retry;  /* the check every 10 s while any is declared */
         struct pcpd_backend *upnp;  /* the UPnP-IGD backend (pcpd-backend.h) */
@@ -176,7 +173,7 @@ typedef enum pcpd_remove_reason {
         PCPD_REMOVED_SERVER_REFUSED,
 } pcpd_remove_reason;
 
-/* ---- the manager's news, up (pcpd-bus.c turns it into signals) ---- */
+/* ---- the manager's news, up (pcpd-bus.c turns it into signals and STATUS=) ---- */
 
 /* What of a mapping changed: one bit per thing a listener can read again from it. */
 typedef enum pcpd_mapping_changed {
@@ -222,9 +219,18 @@ typedef struct pcpd_manager_listener {
         void (*mapping_changed)(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what, void *userdata);
         void (*mapping_removed)(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata);
         void (*manager_changed)(pcpd_manager *m, pcpd_manager_changed what, void *userdata);
-        /* pcpd_manager_free() has shut its backends down and is about to drop its mappings
-         * and the bus: the last moment to let go of what refers to them */
+        /* pcpd_manager_free() has shut its backends down and is about to drop its mappings:
+         * the last moment to let go of what refers to them (a watch for holders that leave) */
         void (*manager_freeing)(pcpd_manager *m, void *userdata);
+        /* holder (a unique bus name) now holds a mapping, and the caller of
+         * pcpd_manager_add_mapping() did not vouch that it is still on the bus
+         * (owner_known_alive): it may have left before the hold was recorded, unseen. The
+         * listener makes sure and calls pcpd_manager_holder_vanished() if it is gone
+         * (pcpd-bus-track.h asks the bus), later, never from inside this callback. */
+        void (*holder_unconfirmed)(pcpd_manager *m, const char *holder, void *userdata);
+        /* The one-line status changed ("<State>, <n> server(s), <n> mapping(s)"), for the
+         * service manager (STATUS=); status is the manager's, valid until the next change. */
+        void (*status_changed)(pcpd_manager *m, const char *status, void *userdata);
 } pcpd_manager_listener;
 
 typedef struct pcpd_mapping_request {
@@ -250,10 +256,10 @@ typedef struct pcpd_mapping_request {
         const char *app_id;
         const char *app_id_source;
         const char *owner; /* unique bus name, NULL for persistent */
-        /* the caller knows owner was on the bus after pcpd_manager_start() watched it for
-         * names that leave, and has not yet seen it leave (pcpd-bus.c: its caller cache
-         * still holds it): its leaving will reach the manager later, so the bus need not
-         * be asked whether it is still there */
+        /* the caller knows owner was on the bus after the watch for names that leave
+         * (pcpd-bus-track.h) was in place, and has not yet seen it leave (pcpd-bus.c: its
+         * caller cache still holds it): its leaving will reach the manager later, so the
+         * bus need not be asked whether it is still there (no holder_unconfirmed) */
         bool owner_known_alive;
         const char *declared; /* the declaration it is for, NULL when none */
 } pcpd_mapping_request;
@@ -267,8 +273,10 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
 pcpd_manager *pcpd_manager_free(pcpd_manager *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_manager, pcpd_manager_free)
 
-/* Watches the bus for holders that go, discovers servers, restores saved mappings. */
-int pcpd_manager_start(pcpd_manager *m, sd_bus *bus);
+/* Discovers servers, restores saved mappings, listens for ANNOUNCE. Returns 0 or a
+ * negative errno. The holders that leave the bus are watched above the manager
+ * (pcpd-bus-track.h: in place before the first call is taken). */
+int pcpd_manager_start(pcpd_manager *m);
 
 uint64_t pcpd_now_ms(void);
 
@@ -287,6 +295,10 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
  * nobody holds it. */
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason);
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
+/* Unique bus name `name` left the bus: every mapping it held loses it as holder, and one
+ * nobody else holds that is not persistent goes (owner-vanished). A name holding nothing:
+ * nothing happens. */
+void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name);
 int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled);
 unsigned pcpd_manager_count_for_uid(pcpd_manager *m, uid_t uid);
 pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path);

@@ -215,22 +215,22 @@ size_t pcpd_bus_mapping_property_names(pcpd_mapping_changed what, const char **r
         return n;
 }
 
-void pcpd_mapping_bus_added(pcpd_manager *m, pcpd_mapping *mp) {
-        if (m->bus != NULL)
-                sd_bus_emit_object_added(m->bus, mp->path);
+void pcpd_mapping_bus_added(sd_bus *bus, pcpd_mapping *mp) {
+        if (bus != NULL)
+                sd_bus_emit_object_added(bus, mp->path);
 }
 
-void pcpd_mapping_bus_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what) {
+void pcpd_mapping_bus_changed(sd_bus *bus, pcpd_mapping *mp, pcpd_mapping_changed what) {
         const char *names[G_N_ELEMENTS(mapping_properties) + 1];
 
-        if (m->bus != NULL && pcpd_bus_mapping_property_names(what, names, G_N_ELEMENTS(names)) > 0)
-                sd_bus_emit_properties_changed_strv(m->bus, mp->path, PCP1_MAPPING_IFACE, (char **) names);
+        if (bus != NULL && pcpd_bus_mapping_property_names(what, names, G_N_ELEMENTS(names)) > 0)
+                sd_bus_emit_properties_changed_strv(bus, mp->path, PCP1_MAPPING_IFACE, (char **) names);
 }
 
-void pcpd_mapping_bus_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
-        if (m->bus == NULL)
+void pcpd_mapping_bus_removed(sd_bus *bus, pcpd_mapping *mp, pcpd_remove_reason reason) {
+        if (bus == NULL)
                 return;
-        sd_bus_emit_object_removed(m->bus, mp->path);
-        sd_bus_emit_signal(m->bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "MappingRemoved", "os", mp->path,
+        sd_bus_emit_object_removed(bus, mp->path);
+        sd_bus_emit_signal(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "MappingRemoved", "os", mp->path,
                            pcpd_remove_reason_to_string(reason));
 }

@@ -15,12 +15,12 @@
  * enumerator; the ObjectManager at the manager's path is pcpd-bus.c's. */
 int pcpd_mapping_bus_register(pcpd_manager *m, sd_bus *bus);
 
-/* The news of one mapping on m->bus (nothing when m has no bus yet): InterfacesAdded with
+/* The news of one mapping on bus (nothing when it is NULL: no bus yet): InterfacesAdded with
  * every property; PropertiesChanged with the values of what changed; InterfacesRemoved and
  * the manager's MappingRemoved. */
-void pcpd_mapping_bus_added(pcpd_manager *m, pcpd_mapping *mp);
-void pcpd_mapping_bus_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what);
-void pcpd_mapping_bus_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
+void pcpd_mapping_bus_added(sd_bus *bus, pcpd_mapping *mp);
+void pcpd_mapping_bus_changed(sd_bus *bus, pcpd_mapping *mp, pcpd_mapping_changed what);
+void pcpd_mapping_bus_removed(sd_bus *bus, pcpd_mapping *mp, pcpd_remove_reason reason);
 
 /* The Mapping properties in what, in the order PropertiesChanged lists them, into ret (up
  * to max - 1 of them, then NULL). Returns how many. Bits without a property are ignored. */

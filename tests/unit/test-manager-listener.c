@@ -162,6 +162,7 @@ typedef struct recorder {
         GArray *manager_masks; /* unsigned, one per manager_changed */
         unsigned mapping_events;
         unsigned freeing;
+        GPtrArray *statuses; /* char*: each status_changed, when not NULL */
         pcpd_manager *expect_m;
 } recorder;
 
@@ -194,12 +195,22 @@ static void rec_freeing(pcpd_manager *m, void *userdata) {
         r->freeing++;
 }
 
+static void rec_status(pcpd_manager *m, const char *status, void *userdata) {
+        recorder *r = userdata;
+
+        assert_ptr_equal(m, r->expect_m);
+        assert_non_null(status);
+        if (r->statuses != NULL)
+                g_ptr_array_add(r->statuses, g_strdup(status));
+}
+
 static const pcpd_manager_listener recording = {
         .mapping_added = rec_mapping_added,
         .mapping_changed = rec_mapping_changed,
         .mapping_removed = rec_mapping_removed,
         .manager_changed = rec_manager_changed,
         .manager_freeing = rec_freeing,
+        .status_changed = rec_status,
 };
 
 typedef struct fixture {
@@ -237,6 +248,7 @@ static int setup(void **state) {
         assert_int_equal(g_chmod(f->dir, 0700), 0);
         f->loop = g_main_loop_new(NULL, FALSE);
         f->rec.manager_masks = g_array_new(FALSE, FALSE, sizeof(unsigned));
+        f->rec.statuses = g_ptr_array_new_with_free_func(g_free);
         f->m = manager_new(f, &recording, &f->rec);
         f->rec.expect_m = f->m;
         *state = f;
@@ -260,6 +272,7 @@ static int teardown(void **state) {
 
         pcpd_manager_free(f->m);
         g_array_unref(f->rec.manager_masks);
+        g_ptr_array_free(f->rec.statuses, TRUE);
         g_main_loop_unref(f->loop);
         rm_own_dir(f->dir);
         g_free(f->dir);
@@ -295,6 +308,34 @@ static void test_enabled(void **state) {
         assert_int_equal(count_bit(&f->rec, mark, PCPD_MANAGER_CHANGED_ENABLED), 1);
         assert_int_equal(count_bit(&f->rec, mark, PCPD_MANAGER_CHANGED_STATE), 1);
         assert_int_equal(f->rec.mapping_events, 0); /* there were no mappings */
+}
+
+/* The status line (the service manager's STATUS=) is told when it changes, and only then:
+ * "<State>, <n> server(s), <n> mapping(s)", what pcpd_manager_state() says first. */
+static void test_status(void **state) {
+        fixture *f = *state;
+        guint mark = f->rec.statuses->len;
+        const char *last;
+        g_autofree char *enabled_state = NULL;
+
+        assert_int_equal(pcpd_manager_set_enabled(f->m, false), 1);
+        assert_int_equal(f->rec.statuses->len, mark + 1);
+        last = f->rec.statuses->pdata[mark];
+        assert_string_equal(last, "disabled, 0 server(s), 0 mapping(s)");
+        assert_string_equal(f->m->status_text, last);
+
+        /* no change, no news */
+        assert_int_equal(pcpd_manager_set_enabled(f->m, false), 0);
+        assert_int_equal(f->rec.statuses->len, mark + 1);
+
+        assert_int_equal(pcpd_manager_set_enabled(f->m, true), 1);
+        assert_int_equal(f->rec.statuses->len, mark + 2);
+        last = f->rec.statuses->pdata[mark + 1];
+        enabled_state = g_strdup(pcpd_manager_state(f->m));
+        assert_string_not_equal(enabled_state, "disabled");
+        assert_true(g_str_has_prefix(last, enabled_state));
+        assert_string_equal(last + strlen(enabled_state), ", 0 server(s), 0 mapping(s)");
+        assert_string_equal(f->m->status_text, last);
 }
 
 static void test_reload_settings(void **state) {
@@ -353,7 +394,8 @@ static void test_bus_listener_unstarted(void **state) {
         pcpd_bus_face *face = pcpd_bus_face_new();
         pcpd_manager *m = manager_new(f, &pcpd_bus_listener, face);
 
-        assert_null(m->bus);
+        /* (the manager holds no bus at all: holders are watched by pcpd-bus-track.c, which
+         * pcpd_bus_register() sets up) */
         assert_int_equal(pcpd_manager_set_enabled(m, false), 1);
         assert_int_equal(pcpd_manager_set_enabled(m, true), 1);
         pcpd_manager_free(m);
@@ -485,6 +527,7 @@ int main(void) {
                 cmocka_unit_test(test_failure),
                 cmocka_unit_test_setup_teardown(test_manager_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_enabled, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_status, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reload_settings, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_freeing_told_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_listener, setup, teardown),
