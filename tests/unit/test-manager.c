@@ -566,9 +566,8 @@ static void test_sharing(void **state) {
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
         assert_int_equal(g_hash_table_size(mp->holders), 1);
         assert_int_equal(fake_count(f->a, 5002, true), 0);
-        /* a name that does not hold it is no holder: nothing happens to the others' hold
-         * count (the holder NULL form drops every hold: not used here) */
         assert_false(g_hash_table_contains(mp->holders, ":1.1"));
+        assert_true(g_hash_table_contains(mp->holders, ":1.2"));
 
         /* the second: gone, released, deleted upstream with the same nonce */
         pcpd_manager_release(f->m, mp, ":1.2", PCPD_REMOVED_RELEASED);
