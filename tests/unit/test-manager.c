@@ -8,17 +8,20 @@
  *
  * Covered: the masks of a grant; sharing (one upstream mapping for two holders, deleted
  * when the last lets go, "released"); another user's request for the same port; the per-uid
- * quota (refused with PCPD_ERROR_QUOTA_EXCEEDED, nothing changed, nothing sent); enable and
- * disable ("disabled", deletes sent, adds refused while off); "owner-vanished" through
+ * and the host's quota (refused with PCPD_ERROR_QUOTA_EXCEEDED, nothing changed, nothing
+ * sent); enable and disable ("disabled", deletes sent, adds refused while off);
+ * "owner-vanished" through
  * pcpd_manager_holder_vanished(); "revoked"; a permanent error from the server (the mapping
  * fails and stays held: see test_server_refuses); a move from one server to another (same
  * object, same nonce); reclaim after a restart (a new manager over the same state directory
- * asks the server again with the saved nonce, and an app's mapping is reclaimed by its uid).
+ * asks the server again with the saved nonce, and an app's mapping is reclaimed by its uid;
+ * one that is not reclaimed within GraceSeconds goes, "owner-vanished", deleted under its
+ * saved nonce).
  *
- * Not reachable here without a hook in daemon/ (the manager takes the host's addresses from
- * the kernel, pcpd-host.c, and no code path emits them): "expired", "server-refused",
- * "network-lost" (a direct mapping whose address goes), moves between a direct mapping and a
- * server, the UPnP-IGD backend. */
+ * Not covered: "expired" and "server-refused" (no code path in the manager removes a mapping
+ * with them); "network-lost" and moves between a direct mapping and a server (they need the
+ * host's addresses, which the manager reads from the kernel, pcpd-host.c: a fake host
+ * snapshot needs a hook in daemon/); the UPnP-IGD backend (tests/upnp). */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -282,6 +285,9 @@ static const event *last_event(const recorder *r, int kind, uint64_t id) {
 
 typedef struct options {
         guint32 max_mappings_per_user; /* 0: the default */
+        guint32 max_mappings;          /* 0: the default */
+        bool set_grace;
+        guint32 grace_seconds;
 } options;
 
 typedef struct fixture {
@@ -290,7 +296,7 @@ typedef struct fixture {
         recorder rec;
         fake_server *a, *b;
         pcpd_manager *m;
-        unsigned quota;
+        options opts;
 } fixture;
 
 static pcpd_manager *manager_new(fixture *f, bool with_config_server) {
@@ -304,8 +310,12 @@ static pcpd_manager *manager_new(fixture *f, bool with_config_server) {
         pcpd_config_init(&config);
         config.use_default_routers = false; /* the fake server is the only one */
         config.announce_port = 0;           /* (pcpd_manager_start()) no well-known port taken */
-        if (f->quota > 0)
-                config.max_mappings_per_user = f->quota;
+        if (f->opts.max_mappings_per_user > 0)
+                config.max_mappings_per_user = f->opts.max_mappings_per_user;
+        if (f->opts.max_mappings > 0)
+                config.max_mappings = f->opts.max_mappings;
+        if (f->opts.set_grace)
+                config.grace_seconds = f->opts.grace_seconds;
         if (with_config_server) {
                 pcpd_server_spec spec = fake_server_spec(f->a);
                 config.n_servers = 1;
@@ -336,7 +346,8 @@ static int setup(void **state) {
         f->rec.events = g_array_new(FALSE, TRUE, sizeof(event));
         g_array_set_clear_func(f->rec.events, event_clear);
         f->a = fake_server_new();
-        f->quota = o != NULL ? o->max_mappings_per_user : 0;
+        if (o != NULL)
+                f->opts = *o;
         f->m = manager_new(f, false);
         /* the manager is not started (no netlink discovery, no NetworkManager): its one
          * server comes from the config source, as pcpd_manager_start() would add it */
@@ -881,18 +892,85 @@ static void test_reclaim_after_restart(void **state) {
         assert_ptr_equal(pcpd_manager_find_path(f->m, ppath), pers);
 }
 
+/* MaxMappings: the host's limit, whoever asks: refused (QuotaExceeded), nothing changed. */
+static void test_host_quota(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request a = request(6101, ":1.1"), b = request(6102, ":1.2"), c = request(6103, ":1.3");
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *mp = NULL;
+        guint n_events;
+
+        b.uid = TEST_UID + 1;
+        c.uid = TEST_UID + 2;
+        wait_state(f, add(f, &a), "active");
+        wait_state(f, add(f, &b), "active");
+        n_events = f->rec.events->len;
+        assert_true(pcpd_manager_add_mapping(f->m, &c, &mp, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_QUOTA_EXCEEDED);
+        assert_non_null(strstr(e.message, "2 mappings, the configured maximum"));
+        assert_null(mp);
+        assert_int_equal(f->rec.events->len, n_events);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID + 2), 0);
+        assert_int_equal(fake_count(f->a, 6103, false), 0);
+}
+
+/* A restart, and the app does not come back within GraceSeconds (0 here: the next turn of
+ * the loop): its mapping goes ("owner-vanished"), deleted upstream under its saved nonce;
+ * the persistent one stays. */
+static void test_unclaimed_after_restart(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request preq = request(9101, NULL);
+        pcpd_mapping *pers, *app;
+        g_autofree char *ppath = NULL, *apath = NULL;
+        uint8_t anonce[PCP_NONCE_LEN];
+        uint64_t aid;
+
+        preq.persistent = true;
+        pers = add(f, &preq);
+        wait_state(f, pers, "active");
+        app = add_granted(f, 9102, ":1.5");
+        ppath = g_strdup(pers->path);
+        apath = g_strdup(app->path);
+        aid = app->id;
+        memcpy(anonce, app->nonce, sizeof(anonce));
+
+        f->m = pcpd_manager_free(f->m);
+        g_array_set_size(f->rec.events, 0);
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        app = pcpd_manager_find_path(f->m, apath);
+        assert_non_null(app);
+        assert_true(app->unclaimed);
+
+        wait_seen(f, f->a, 9102, true, 1);
+        assert_memory_equal(fake_last(f->a, 9102, true)->nonce, anonce, PCP_NONCE_LEN);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, aid), 1);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, aid)->reason, PCPD_REMOVED_OWNER_VANISHED);
+        assert_null(pcpd_manager_find_path(f->m, apath));
+        pers = pcpd_manager_find_path(f->m, ppath);
+        assert_non_null(pers);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, pers->id), 0);
+        assert_int_equal(fake_count(f->a, 9101, true), 0);
+}
+
 int main(void) {
         static const options quota2 = { .max_mappings_per_user = 2 };
+        static const options host2 = { .max_mappings = 2 };
+        static const options no_grace = { .set_grace = true, .grace_seconds = 0 };
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_grant, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_quota, setup, teardown, (void *) &quota2),
+                cmocka_unit_test_prestate_setup_teardown(test_host_quota, setup, teardown, (void *) &host2),
                 cmocka_unit_test_setup_teardown(test_enable_disable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_owner_vanished, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_revoked, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_refuses, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_move_to_other_server, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_after_restart, setup, teardown,
+                                                         (void *) &no_grace),
         };
 
         /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none
