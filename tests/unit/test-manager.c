@@ -13,7 +13,8 @@
  * "owner-vanished" through
  * pcpd_manager_holder_vanished(); "revoked"; a permanent error from the server (the mapping
  * fails and stays held: see test_server_refuses); a move from one server to another (same
- * object, same nonce); reclaim after a restart (a new manager over the same state directory
+ * object, same nonce); a mapping that waits for its server (NO_SERVER) and is made there
+ * again; reclaim after a restart (a new manager over the same state directory
  * asks the server again with the saved nonce, and an app's mapping is reclaimed by its uid;
  * one that is not reclaimed within GraceSeconds goes, "owner-vanished", deleted under its
  * saved nonce).
@@ -819,6 +820,46 @@ static void test_move_to_other_server(void **state) {
         assert_int_equal(count_events(&f->rec, EV_ADDED, id), 1);
 }
 
+/* Its server goes and no other serves it: the mapping waits, failed with NO_SERVER (not
+ * removed); the server comes back: it is made there again under the same nonce, asking for
+ * the port it had (a refresh for the server). */
+static void test_wait_for_server(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 8401, ":1.1");
+        g_autofree char *text_a = fake_server_text(f->a);
+        pcpd_server_spec spec = fake_server_spec(f->a);
+        uint8_t nonce[PCP_NONCE_LEN];
+        uint64_t id = mp->id;
+        const event *ev;
+
+        memcpy(nonce, mp->nonce, sizeof(nonce));
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, NULL, 0));
+        assert_int_equal(f->m->servers->len, 0);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, mp->path), mp);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+        assert_string_equal(mp->state, "failed");
+        assert_string_equal(mp->error, "NO_SERVER");
+        assert_string_equal(mp->server_text, "");
+        ev = last_event(&f->rec, EV_CHANGED, id);
+        assert_int_equal(ev->what & (PCPD_MAPPING_CHANGED_SERVER | PCPD_MAPPING_CHANGED_STATE |
+                                     PCPD_MAPPING_CHANGED_ERROR | PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS),
+                         PCPD_MAPPING_CHANGED_SERVER | PCPD_MAPPING_CHANGED_STATE | PCPD_MAPPING_CHANGED_ERROR |
+                                 PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS);
+        /* what it left on the server that went is not deleted there: it expires (C4) */
+        assert_int_equal(fake_count(f->a, 8401, true), 0);
+
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, &spec, 1));
+        assert_string_equal(mp->server_text, text_a);
+        wait_seen(f, f->a, 8401, false, 2);
+        assert_memory_equal(fake_last(f->a, 8401, false)->nonce, nonce, PCP_NONCE_LEN);
+        assert_int_equal(fake_last(f->a, 8401, false)->external_port, 8401 + PORT_OFFSET);
+        wait_state(f, mp, "active");
+        assert_string_equal(mp->error, "");
+        assert_int_equal(mp->external_port, 8401 + PORT_OFFSET);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+        assert_int_equal(count_events(&f->rec, EV_ADDED, id), 1);
+}
+
 /* A restart: the manager is freed and a new one reads the same state directory. The
  * persistent mapping is asked for again under its saved nonce, the port and address it had
  * suggested, on the same path; an app's mapping waits, unclaimed, and is reclaimed by the
@@ -968,6 +1009,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_revoked, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_refuses, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_move_to_other_server, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_wait_for_server, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_unclaimed_after_restart, setup, teardown,
                                                          (void *) &no_grace),
