@@ -1,0 +1,1022 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The manager without a bus: a recording listener hears what it does, and the router is
+ * this test itself: a UDP socket on 127.0.0.1 (an ephemeral port), configured as the
+ * manager's server, that answers the PCP requests it receives with pcp-wire and records
+ * them (their nonces, lifetimes, suggested ports). Nothing sleeps: the GLib main context is
+ * iterated until the listener or the fake server has seen what a test waits for, with a
+ * counted cap.
+ *
+ * Covered: the masks of a grant; sharing (one upstream mapping for two holders, deleted
+ * when the last lets go, "released"); another user's request for the same port; the per-uid
+ * and the host's quota (refused with PCPD_ERROR_QUOTA_EXCEEDED, nothing changed, nothing
+ * sent); enable and disable ("disabled", deletes sent, adds refused while off);
+ * "owner-vanished" through
+ * pcpd_manager_holder_vanished(); "revoked"; a permanent error from the server (the mapping
+ * fails and stays held: see test_server_refuses); a move from one server to another (same
+ * object, same nonce); a mapping that waits for its server (NO_SERVER) and is made there
+ * again; reclaim after a restart (a new manager over the same state directory
+ * asks the server again with the saved nonce, and an app's mapping is reclaimed by its uid;
+ * one that is not reclaimed within GraceSeconds goes, "owner-vanished", deleted under its
+ * saved nonce).
+ *
+ * Not covered: "expired" and "server-refused" (no code path in the manager removes a mapping
+ * with them); "network-lost" and moves between a direct mapping and a server (they need the
+ * host's addresses, which the manager reads from the kernel, pcpd-host.c: a fake host
+ * snapshot needs a hook in daemon/); the UPnP-IGD backend (tests/upnp). */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib-unix.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pcp-wire.h"
+#include "pcpd-error.h"
+#include "pcpd-manager.h"
+#include "pcpd-servers.h"
+
+#define EXT_ADDR "192.0.2.7"   /* what the fake server grants (TEST-NET-1) */
+#define PORT_OFFSET 10000      /* external port = internal port + this, unless one is suggested */
+#define WAIT_CAP_ITERATIONS 100000
+#define WAIT_CAP_SECONDS 30    /* a cap against hangs, never a pass condition */
+#define TEST_UID 4242          /* not root: root has no per-user quota */
+
+/* ---- the fake server: answers every PCP request and records it ---- */
+
+typedef struct seen_request {
+        uint8_t opcode;
+        uint32_t lifetime;
+        uint8_t nonce[PCP_NONCE_LEN];
+        uint8_t protocol;
+        uint16_t internal_port, external_port;
+        struct in6_addr external_addr;
+} seen_request;
+
+typedef struct fake_server {
+        int fd;
+        guint watch;
+        uint16_t port;
+        uint8_t map_result;  /* the answer to a MAP with a lifetime (deletes always succeed) */
+        gint64 started;      /* for the epoch: seconds since, plus a base */
+        GArray *requests;    /* seen_request, MAP requests only, in order */
+        unsigned announces;
+} fake_server;
+
+static gboolean on_fake_datagram(gint fd, GIOCondition cond, gpointer data) {
+        fake_server *s = data;
+
+        for (;;) {
+                uint8_t buf[PCP_MAX_MSG_LEN + 4], out[PCP_MAX_MSG_LEN];
+                struct sockaddr_storage from;
+                socklen_t fl = sizeof(from);
+                ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fl);
+                pcp_msg q, r;
+                size_t len;
+
+                if (n < 0)
+                        break;
+                if (pcp_decode(buf, (size_t) n, false, &q) != PCP_WIRE_OK)
+                        fail_msg("the fake server got a datagram that is no valid PCP request (%zd octets)", n);
+                pcp_msg_init(&r, true, q.opcode);
+                r.epoch = 1000 + (uint32_t) ((g_get_monotonic_time() - s->started) / G_USEC_PER_SEC);
+                if (q.opcode == PCP_OPCODE_ANNOUNCE) {
+                        s->announces++;
+                } else {
+                        seen_request sr = {
+                                .opcode = q.opcode,
+                                .lifetime = q.lifetime,
+                                .protocol = q.protocol,
+                                .internal_port = q.internal_port,
+                                .external_port = q.external_port,
+                                .external_addr = q.external_addr,
+                        };
+
+                        assert_int_equal(q.opcode, PCP_OPCODE_MAP);
+                        memcpy(sr.nonce, q.nonce, PCP_NONCE_LEN);
+                        g_array_append_val(s->requests, sr);
+                        memcpy(r.nonce, q.nonce, PCP_NONCE_LEN);
+                        r.protocol = q.protocol;
+                        r.internal_port = q.internal_port;
+                        if (q.lifetime == 0) {
+                                r.result = PCP_RESULT_SUCCESS;
+                                r.lifetime = 0;
+                                r.external_addr = q.external_addr;
+                        } else if (s->map_result == PCP_RESULT_SUCCESS) {
+                                r.result = PCP_RESULT_SUCCESS;
+                                r.lifetime = q.lifetime;
+                                r.external_port = q.external_port != 0 ? q.external_port
+                                                                       : (uint16_t) (q.internal_port + PORT_OFFSET);
+                                assert_true(pcp_addr_from_string(EXT_ADDR, &r.external_addr));
+                        } else {
+                                r.result = s->map_result;
+                                r.lifetime = 1800; /* a long error: ask again much later */
+                                r.external_addr = q.external_addr;
+                        }
+                }
+                assert_int_equal(pcp_encode(&r, out, sizeof(out), &len), PCP_WIRE_OK);
+                assert_int_equal(sendto(fd, out, len, 0, (struct sockaddr *) &from, fl), (ssize_t) len);
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+static fake_server *fake_server_new(void) {
+        fake_server *s = g_new0(fake_server, 1);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t al = sizeof(a);
+
+        s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        assert_true(s->fd >= 0);
+        assert_int_equal(bind(s->fd, (struct sockaddr *) &a, sizeof(a)), 0);
+        assert_int_equal(getsockname(s->fd, (struct sockaddr *) &a, &al), 0);
+        s->port = ntohs(a.sin_port);
+        s->started = g_get_monotonic_time();
+        s->requests = g_array_new(FALSE, TRUE, sizeof(seen_request));
+        s->watch = g_unix_fd_add(s->fd, G_IO_IN, on_fake_datagram, s);
+        return s;
+}
+
+static void fake_server_free(fake_server *s) {
+        if (s == NULL)
+                return;
+        g_source_remove(s->watch);
+        close(s->fd);
+        g_array_unref(s->requests);
+        g_free(s);
+}
+
+static pcpd_server_spec fake_server_spec(const fake_server *s) {
+        pcpd_server_spec spec = { .n_addrs = 1 };
+
+        spec.addrs[0].sin6_family = AF_INET6;
+        spec.addrs[0].sin6_port = htons(s->port);
+        assert_int_equal(inet_pton(AF_INET6, "::ffff:127.0.0.1", &spec.addrs[0].sin6_addr), 1);
+        return spec;
+}
+
+static char *fake_server_text(const fake_server *s) {
+        return g_strdup_printf("127.0.0.1:%u", s->port);
+}
+
+static const seen_request *fake_request(const fake_server *s, guint i) {
+        assert_true(i < s->requests->len);
+        return &g_array_index(s->requests, seen_request, i);
+}
+
+/* requests for internal port `port` with (lifetime_zero) or without a lifetime of 0 */
+static unsigned fake_count(const fake_server *s, uint16_t port, bool lifetime_zero) {
+        unsigned n = 0;
+
+        for (guint i = 0; i < s->requests->len; i++) {
+                const seen_request *r = fake_request(s, i);
+                n += r->internal_port == port && (r->lifetime == 0) == lifetime_zero;
+        }
+        return n;
+}
+
+/* the last one of fake_count()'s; fails the test when there is none */
+static const seen_request *fake_last(const fake_server *s, uint16_t port, bool lifetime_zero) {
+        for (guint i = s->requests->len; i > 0; i--) {
+                const seen_request *r = fake_request(s, i - 1);
+                if (r->internal_port == port && (r->lifetime == 0) == lifetime_zero)
+                        return r;
+        }
+        fail_msg("the fake server saw no %s for port %u", lifetime_zero ? "delete" : "request", port);
+        abort(); /* (fail_msg() does not return) */
+}
+
+/* ---- the recording listener ---- */
+
+enum { EV_ADDED, EV_CHANGED, EV_REMOVED };
+
+typedef struct event {
+        int kind;
+        uint64_t id;
+        unsigned what;       /* EV_CHANGED: the mask */
+        int reason;          /* EV_REMOVED */
+        char *state, *error; /* the mapping's, when told */
+        char *external_address;
+        uint16_t external_port;
+} event;
+
+typedef struct recorder {
+        GArray *events; /* event */
+        pcpd_manager *expect_m;
+} recorder;
+
+static void record(recorder *r, pcpd_manager *m, int kind, const pcpd_mapping *mp, unsigned what, int reason) {
+        event e = {
+                .kind = kind,
+                .id = mp->id,
+                .what = what,
+                .reason = reason,
+                .state = g_strdup(mp->state),
+                .error = g_strdup(mp->error),
+                .external_address = g_strdup(mp->external_address),
+                .external_port = mp->external_port,
+        };
+
+        if (r->expect_m != NULL)
+                assert_ptr_equal(m, r->expect_m);
+        g_array_append_val(r->events, e);
+}
+
+static void rec_added(pcpd_manager *m, pcpd_mapping *mp, void *userdata) {
+        record(userdata, m, EV_ADDED, mp, 0, -1);
+}
+
+static void rec_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what, void *userdata) {
+        assert_int_not_equal(what, 0);
+        assert_int_equal(what & ~(unsigned) _PCPD_MAPPING_CHANGED_ALL, 0);
+        record(userdata, m, EV_CHANGED, mp, what, -1);
+}
+
+static void rec_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata) {
+        /* still readable, still findable while it is told */
+        assert_ptr_equal(pcpd_manager_find_path(m, mp->path), mp);
+        record(userdata, m, EV_REMOVED, mp, 0, (int) reason);
+}
+
+static const pcpd_manager_listener recording = {
+        .mapping_added = rec_added,
+        .mapping_changed = rec_changed,
+        .mapping_removed = rec_removed,
+};
+
+static void event_clear(void *p) {
+        event *e = p;
+
+        g_free(e->state);
+        g_free(e->error);
+        g_free(e->external_address);
+}
+
+static unsigned count_events(const recorder *r, int kind, uint64_t id) {
+        unsigned n = 0;
+
+        for (guint i = 0; i < r->events->len; i++) {
+                const event *e = &g_array_index(r->events, event, i);
+                n += e->kind == kind && e->id == id;
+        }
+        return n;
+}
+
+/* the last event of a kind for mapping id; fails the test when there is none */
+static const event *last_event(const recorder *r, int kind, uint64_t id) {
+        for (guint i = r->events->len; i > 0; i--) {
+                const event *e = &g_array_index(r->events, event, i - 1);
+                if (e->kind == kind && e->id == id)
+                        return e;
+        }
+        fail_msg("the listener heard no %s for mapping %" G_GUINT64_FORMAT,
+                 kind == EV_ADDED ? "mapping_added" : kind == EV_CHANGED ? "mapping_changed" : "mapping_removed", id);
+        abort(); /* (fail_msg() does not return) */
+}
+
+/* ---- fixture ---- */
+
+typedef struct options {
+        guint32 max_mappings_per_user; /* 0: the default */
+        guint32 max_mappings;          /* 0: the default */
+        bool set_grace;
+        guint32 grace_seconds;
+} options;
+
+typedef struct fixture {
+        char *dir;
+        GMainLoop *loop;
+        recorder rec;
+        fake_server *a, *b;
+        pcpd_manager *m;
+        options opts;
+} fixture;
+
+static pcpd_manager *manager_new(fixture *f, bool with_config_server) {
+        pcpd_config config;
+        pcpd_state *loaded = NULL;
+        pcpd_manager *m = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *why = NULL;
+        int fd = -1;
+
+        pcpd_config_init(&config);
+        config.use_default_routers = false; /* the fake server is the only one */
+        config.announce_port = 0;           /* (pcpd_manager_start()) no well-known port taken */
+        if (f->opts.max_mappings_per_user > 0)
+                config.max_mappings_per_user = f->opts.max_mappings_per_user;
+        if (f->opts.max_mappings > 0)
+                config.max_mappings = f->opts.max_mappings;
+        if (f->opts.set_grace)
+                config.grace_seconds = f->opts.grace_seconds;
+        if (with_config_server) {
+                pcpd_server_spec spec = fake_server_spec(f->a);
+                config.n_servers = 1;
+                config.servers[0].text = fake_server_text(f->a);
+                config.servers[0].addr = spec.addrs[0];
+        }
+        if (pcpd_state_dir_open(f->dir, &fd, &why) < 0)
+                fail_msg("state directory %s: %s", f->dir, why);
+        if (pcpd_state_load(fd, f->dir, &loaded, &error) < 0)
+                fail_msg("state in %s: %s", f->dir, error->message);
+        assert_int_equal(pcpd_manager_new(&config, f->dir, fd, loaded, f->loop, &recording, &f->rec, &m), 0);
+        pcpd_config_clear(&config);
+        assert_non_null(m);
+        f->rec.expect_m = m;
+        return m;
+}
+
+static int setup(void **state) {
+        const options *o = *state;
+        fixture *f = g_new0(fixture, 1);
+        g_autoptr(GError) error = NULL;
+        pcpd_server_spec spec;
+
+        f->dir = g_dir_make_tmp("pcpd-test-manager-XXXXXX", &error);
+        assert_non_null(f->dir);
+        assert_int_equal(g_chmod(f->dir, 0700), 0);
+        f->loop = g_main_loop_new(NULL, FALSE);
+        f->rec.events = g_array_new(FALSE, TRUE, sizeof(event));
+        g_array_set_clear_func(f->rec.events, event_clear);
+        f->a = fake_server_new();
+        if (o != NULL)
+                f->opts = *o;
+        f->m = manager_new(f, false);
+        /* the manager is not started (no netlink discovery, no NetworkManager): its one
+         * server comes from the config source, as pcpd_manager_start() would add it */
+        spec = fake_server_spec(f->a);
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, &spec, 1));
+        assert_int_equal(f->m->servers->len, 1);
+        *state = f;
+        return 0;
+}
+
+static void rm_own_dir(const char *dir) {
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *name;
+
+        /* only this test's directory, by its exact path: the files the manager wrote */
+        while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+                g_autofree char *p = g_build_filename(dir, name, NULL);
+                (void) g_unlink(p);
+        }
+        (void) g_rmdir(dir);
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+
+        pcpd_manager_free(f->m);
+        /* what the manager left to the context (finished sources) before the servers go */
+        while (g_main_context_iteration(NULL, FALSE))
+                ;
+        fake_server_free(f->a);
+        fake_server_free(f->b);
+        g_array_unref(f->rec.events);
+        g_main_loop_unref(f->loop);
+        rm_own_dir(f->dir);
+        g_free(f->dir);
+        g_free(f);
+        return 0;
+}
+
+/* ---- waiting: the context is iterated until cond holds ---- */
+
+typedef bool (*cond_fn)(fixture *f, const void *arg);
+
+static gboolean on_cap(gpointer data) {
+        *(bool *) data = true;
+        return G_SOURCE_REMOVE;
+}
+
+static void wait_for(fixture *f, cond_fn cond, const void *arg, const char *what) {
+        bool capped = false;
+        guint cap = g_timeout_add_seconds(WAIT_CAP_SECONDS, on_cap, &capped);
+        unsigned i;
+
+        for (i = 0; i < WAIT_CAP_ITERATIONS && !capped && !cond(f, arg); i++)
+                g_main_context_iteration(NULL, TRUE);
+        if (!capped)
+                g_source_remove(cap);
+        if (!cond(f, arg))
+                fail_msg("waited for %s: not after %u iteration(s) of the main context%s", what, i,
+                         capped ? " and the " G_STRINGIFY(WAIT_CAP_SECONDS) " s cap" : "");
+}
+
+typedef struct state_of {
+        pcpd_manager **m;
+        uint64_t id;
+        const char *state;
+} state_of;
+
+static bool mapping_in_state(fixture *f, const void *arg) {
+        const state_of *s = arg;
+        pcpd_mapping *mp = g_hash_table_lookup((*s->m)->mappings, &s->id);
+
+        return mp != NULL && g_strcmp0(mp->state, s->state) == 0;
+}
+
+static void wait_state(fixture *f, pcpd_mapping *mp, const char *st) {
+        state_of s = { .m = &f->m, .id = mp->id, .state = st };
+        g_autofree char *what = g_strdup_printf("mapping %s to be %s", mp->path, st);
+
+        wait_for(f, mapping_in_state, &s, what);
+}
+
+typedef struct seen_of {
+        fake_server *s;
+        uint16_t port;
+        bool lifetime_zero;
+        unsigned n;
+} seen_of;
+
+static bool server_saw(fixture *f, const void *arg) {
+        const seen_of *s = arg;
+
+        return fake_count(s->s, s->port, s->lifetime_zero) >= s->n;
+}
+
+/* the fake server has seen n requests for port (deletes: lifetime 0) */
+static void wait_seen(fixture *f, fake_server *srv, uint16_t port, bool lifetime_zero, unsigned n) {
+        seen_of s = { .s = srv, .port = port, .lifetime_zero = lifetime_zero, .n = n };
+        g_autofree char *what = g_strdup_printf("%u %s for port %u at the fake server", n,
+                                                lifetime_zero ? "delete(s)" : "request(s)", port);
+
+        wait_for(f, server_saw, &s, what);
+}
+
+static bool no_deleting(fixture *f, const void *arg) {
+        return g_hash_table_size(f->m->deleting) == 0;
+}
+
+/* ---- requests ---- */
+
+static pcpd_mapping_request request(uint16_t port, const char *owner) {
+        return (pcpd_mapping_request) {
+                .opcode = PCP_OPCODE_MAP,
+                .protocol = 17,
+                .family = AF_INET,
+                .internal_port = port,
+                .lifetime = 600,
+                .uid = TEST_UID,
+                .pid = 1234,
+                .app_id = "",
+                .app_id_source = "none",
+                .owner = owner,
+                .owner_known_alive = true,
+        };
+}
+
+static pcpd_mapping *add(fixture *f, const pcpd_mapping_request *req) {
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *mp = NULL;
+        int r = pcpd_manager_add_mapping(f->m, req, &mp, &e);
+
+        if (r < 0)
+                fail_msg("AddMapping of port %u: %s (%d)", req->internal_port, e.message, r);
+        assert_non_null(mp);
+        assert_int_equal(e.error, PCPD_ERROR_NONE);
+        return mp;
+}
+
+static pcpd_mapping *add_granted(fixture *f, uint16_t port, const char *owner) {
+        pcpd_mapping_request req = request(port, owner);
+        pcpd_mapping *mp = add(f, &req);
+
+        wait_state(f, mp, "active");
+        return mp;
+}
+
+/* ---- tests ---- */
+
+/* A grant: added pending, its request at the server with its nonce, then one change that
+ * says what the server gave (state, external address and port, lifetime, expiry). */
+static void test_grant(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request req = request(5001, ":1.1");
+        pcpd_mapping *mp = add(f, &req);
+        g_autofree char *server = fake_server_text(f->a);
+        const seen_request *sr;
+        const event *ev;
+        uint64_t id = mp->id;
+
+        assert_int_equal(count_events(&f->rec, EV_ADDED, id), 1);
+        assert_string_equal(last_event(&f->rec, EV_ADDED, id)->state, "pending");
+        assert_string_equal(mp->server_text, server);
+        assert_true(mp->has_nonce);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 1);
+
+        wait_state(f, mp, "active");
+        assert_int_equal(fake_count(f->a, 5001, false), 1);
+        sr = fake_last(f->a, 5001, false);
+        assert_int_equal(sr->protocol, 17);
+        assert_int_equal(sr->lifetime, 600);
+        assert_memory_equal(sr->nonce, mp->nonce, PCP_NONCE_LEN);
+
+        /* the change that made it active */
+        ev = last_event(&f->rec, EV_CHANGED, id);
+        assert_non_null(ev);
+        assert_string_equal(ev->state, "active");
+        assert_true(ev->what & PCPD_MAPPING_CHANGED_STATE);
+        assert_true(ev->what & PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS);
+        assert_true(ev->what & PCPD_MAPPING_CHANGED_EXTERNAL_PORT);
+        assert_true(ev->what & PCPD_MAPPING_CHANGED_LIFETIME);
+        assert_true(ev->what & PCPD_MAPPING_CHANGED_EXPIRES_AT);
+        assert_false(ev->what & PCPD_MAPPING_CHANGED_SERVER);
+        assert_false(ev->what & PCPD_MAPPING_CHANGED_ERROR);
+        assert_string_equal(ev->external_address, EXT_ADDR);
+        assert_int_equal(ev->external_port, 5001 + PORT_OFFSET);
+        assert_string_equal(mp->external_address, EXT_ADDR);
+        assert_int_equal(mp->external_port, 5001 + PORT_OFFSET);
+        assert_int_equal(mp->granted, 600);
+        assert_true(mp->expires_at > 0);
+        assert_string_equal(mp->error, "");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+}
+
+/* Two holders of the same request share one mapping (one request upstream); it goes when
+ * the second lets go, "released", and its delete carries its nonce. Another user cannot
+ * have that port. */
+static void test_sharing(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 5002, ":1.1");
+        pcpd_mapping_request req2 = request(5002, ":1.2");
+        pcpd_mapping_request other = request(5002, ":1.3");
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *got = NULL;
+        uint8_t nonce[PCP_NONCE_LEN];
+        uint64_t id = mp->id;
+        guint n_events;
+
+        memcpy(nonce, mp->nonce, sizeof(nonce));
+        assert_ptr_equal(add(f, &req2), mp);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+        assert_int_equal(count_events(&f->rec, EV_ADDED, id), 1);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 1);
+        assert_int_equal(g_hash_table_size(mp->holders), 2);
+
+        /* another uid: refused, nothing changed */
+        other.uid = TEST_UID + 1;
+        n_events = f->rec.events->len;
+        assert_true(pcpd_manager_add_mapping(f->m, &other, &got, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_CONFLICT);
+        assert_null(got);
+        assert_int_equal(f->rec.events->len, n_events);
+        assert_int_equal(g_hash_table_size(mp->holders), 2);
+
+        /* the first lets go: it stays, nothing sent */
+        pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, mp->path), mp);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+        assert_int_equal(g_hash_table_size(mp->holders), 1);
+        assert_int_equal(fake_count(f->a, 5002, true), 0);
+        assert_false(g_hash_table_contains(mp->holders, ":1.1"));
+        assert_true(g_hash_table_contains(mp->holders, ":1.2"));
+
+        /* the second: gone, released, deleted upstream with the same nonce */
+        pcpd_manager_release(f->m, mp, ":1.2", PCPD_REMOVED_RELEASED);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 1);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_RELEASED);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 0);
+        wait_seen(f, f->a, 5002, true, 1);
+        assert_memory_equal(fake_last(f->a, 5002, true)->nonce, nonce, PCP_NONCE_LEN);
+        assert_int_equal(fake_count(f->a, 5002, false), 1); /* one request for both holders */
+        /* the delete confirmed: no record of it kept */
+        wait_for(f, no_deleting, NULL, "the delete to be confirmed");
+}
+
+/* MaxMappingsPerUser: the next mapping of that uid is refused (QuotaExceeded), nothing is
+ * told, nothing sent; joining one it holds, another uid and a persistent one are not
+ * counted against it; after a release there is room again. */
+static void test_quota(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request third = request(6003, ":1.1");
+        pcpd_mapping_request join = request(6001, ":1.2");
+        pcpd_mapping_request other = request(6004, ":1.3");
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *mp = NULL, *first;
+        guint n_events;
+        int r;
+
+        assert_int_equal(f->m->config.max_mappings_per_user, 2);
+        first = add_granted(f, 6001, ":1.1");
+        add_granted(f, 6002, ":1.1");
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 2);
+
+        n_events = f->rec.events->len;
+        r = pcpd_manager_add_mapping(f->m, &third, &mp, &e);
+        assert_int_equal(r, pcpd_error_to_errno(PCPD_ERROR_QUOTA_EXCEEDED));
+        assert_int_equal(e.error, PCPD_ERROR_QUOTA_EXCEEDED);
+        assert_non_null(strstr(e.message, "2 mappings"));
+        assert_null(mp);
+        assert_int_equal(f->rec.events->len, n_events);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 2);
+
+        /* joining a mapping it holds is no new mapping */
+        assert_ptr_equal(add(f, &join), first);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 2);
+
+        /* another user has a quota of its own; when its request has reached the server,
+         * the refused one would have too: it never left */
+        other.uid = TEST_UID + 1;
+        wait_state(f, add(f, &other), "active");
+        assert_int_equal(fake_count(f->a, 6003, false), 0);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID + 1), 1);
+
+        /* a persistent mapping is the admin's: not refused */
+        third.persistent = true;
+        third.owner = NULL;
+        mp = add(f, &third);
+        assert_true(mp->persistent);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 3);
+        pcpd_manager_remove_mapping(f->m, mp, PCPD_REMOVED_RELEASED);
+
+        /* room again after a release */
+        pcpd_manager_release(f->m, first, NULL, PCPD_REMOVED_RELEASED);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 1);
+        third = request(6003, ":1.1");
+        pcpd_failure_clear(&e);
+        mp = NULL;
+        assert_true(pcpd_manager_add_mapping(f->m, &third, &mp, &e) >= 0);
+        assert_non_null(mp);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 2);
+}
+
+/* SetEnabled false: every mapping goes ("disabled"), deleted upstream, and new ones are
+ * refused; true again: mappings can be made. */
+static void test_enable_disable(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *a = add_granted(f, 7001, ":1.1");
+        pcpd_mapping *b = add_granted(f, 7002, ":1.2");
+        pcpd_mapping_request req = request(7003, ":1.1");
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        uint64_t ida = a->id, idb = b->id;
+        uint8_t na[PCP_NONCE_LEN], nb[PCP_NONCE_LEN];
+        pcpd_mapping *mp = NULL;
+        guint n_events;
+
+        memcpy(na, a->nonce, sizeof(na));
+        memcpy(nb, b->nonce, sizeof(nb));
+        assert_int_equal(pcpd_manager_set_enabled(f->m, false), 1);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, ida)->reason, PCPD_REMOVED_DISABLED);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, idb)->reason, PCPD_REMOVED_DISABLED);
+        assert_string_equal(pcpd_manager_state(f->m), "disabled");
+        wait_seen(f, f->a, 7001, true, 1);
+        wait_seen(f, f->a, 7002, true, 1);
+        assert_memory_equal(fake_last(f->a, 7001, true)->nonce, na, PCP_NONCE_LEN);
+        assert_memory_equal(fake_last(f->a, 7002, true)->nonce, nb, PCP_NONCE_LEN);
+
+        /* off: refused, nothing told */
+        n_events = f->rec.events->len;
+        assert_true(pcpd_manager_add_mapping(f->m, &req, &mp, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_DISABLED);
+        assert_null(mp);
+        assert_int_equal(f->rec.events->len, n_events);
+        /* again: no change */
+        assert_int_equal(pcpd_manager_set_enabled(f->m, false), 0);
+
+        assert_int_equal(pcpd_manager_set_enabled(f->m, true), 1);
+        assert_string_not_equal(pcpd_manager_state(f->m), "disabled");
+        mp = add_granted(f, 7003, ":1.1");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, mp->id), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+}
+
+/* A holder leaves the bus: what only it held goes ("owner-vanished"), deleted upstream;
+ * what another holds too, and a persistent mapping, stay. A name holding nothing: nothing. */
+static void test_owner_vanished(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *only = add_granted(f, 8001, ":1.1");
+        pcpd_mapping *shared = add_granted(f, 8002, ":1.1");
+        pcpd_mapping_request join = request(8002, ":1.2");
+        pcpd_mapping_request pers = request(8003, NULL);
+        pcpd_mapping *kept;
+        uint64_t id_only = only->id, id_shared = shared->id;
+        guint n_events;
+
+        assert_ptr_equal(add(f, &join), shared);
+        pers.persistent = true;
+        kept = add(f, &pers);
+        wait_state(f, kept, "active");
+
+        n_events = f->rec.events->len;
+        pcpd_manager_holder_vanished(f->m, ":1.99");
+        assert_int_equal(f->rec.events->len, n_events);
+
+        pcpd_manager_holder_vanished(f->m, ":1.1");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id_only), 1);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, id_only)->reason, PCPD_REMOVED_OWNER_VANISHED);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, shared->id), 0);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, kept->id), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
+        assert_false(g_hash_table_contains(shared->holders, ":1.1"));
+        wait_seen(f, f->a, 8001, true, 1);
+        assert_int_equal(fake_count(f->a, 8002, true), 0);
+
+        /* the last holder of the shared one leaves */
+        pcpd_manager_holder_vanished(f->m, ":1.2");
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, id_shared)->reason, PCPD_REMOVED_OWNER_VANISHED);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, kept->path), kept);
+        wait_seen(f, f->a, 8002, true, 1);
+}
+
+/* Removed by someone else (RevokeApp, the admin's Remove): "revoked", deleted upstream
+ * with its nonce, whoever held it. */
+static void test_revoked(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 8101, ":1.1");
+        pcpd_mapping_request join = request(8101, ":1.2");
+        uint8_t nonce[PCP_NONCE_LEN];
+        uint64_t id = mp->id;
+
+        assert_ptr_equal(add(f, &join), mp);
+        memcpy(nonce, mp->nonce, sizeof(nonce));
+        pcpd_manager_remove_mapping(f->m, mp, PCPD_REMOVED_REVOKED);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 1);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_REVOKED);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(g_hash_table_size(f->m->holder_index), 0);
+        wait_seen(f, f->a, 8101, true, 1);
+        assert_memory_equal(fake_last(f->a, 8101, true)->nonce, nonce, PCP_NONCE_LEN);
+        /* its holders leaving later finds nothing */
+        pcpd_manager_holder_vanished(f->m, ":1.2");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 1);
+        assert_string_equal(pcpd_remove_reason_to_string(PCPD_REMOVED_REVOKED), "revoked");
+}
+
+/* The server answers a permanent error (UNSUPP_PROTOCOL): the mapping fails with that
+ * error and stays held (retried while held: pcpd-manager.c mapping_log_change()); it is
+ * not removed. No path in the manager removes a mapping with "server-refused" (nor
+ * "expired"): the reasons exist in the enum and the contract only. */
+static void test_server_refuses(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request req = request(8201, ":1.1");
+        pcpd_mapping *mp;
+        const event *ev;
+
+        f->a->map_result = PCP_RESULT_UNSUPP_PROTOCOL;
+        mp = add(f, &req);
+        wait_state(f, mp, "failed");
+        assert_string_equal(mp->error, "UNSUPP_PROTOCOL");
+        ev = last_event(&f->rec, EV_CHANGED, mp->id);
+        assert_non_null(ev);
+        assert_true(ev->what & PCPD_MAPPING_CHANGED_STATE);
+        assert_true(ev->what & PCPD_MAPPING_CHANGED_ERROR);
+        assert_string_equal(ev->error, "UNSUPP_PROTOCOL");
+        assert_string_equal(mp->external_address, "");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, mp->id), 0);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, mp->path), mp);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 1);
+
+        /* it goes when released, like any other */
+        pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+}
+
+/* The configured server is replaced by another: the mapping moves, same object and path,
+ * its nonce with it (Server changes, then the new server's grant). */
+static void test_move_to_other_server(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 8301, ":1.1");
+        g_autofree char *text_b = NULL;
+        g_autofree char *path = g_strdup(mp->path);
+        pcpd_server_spec spec;
+        uint8_t nonce[PCP_NONCE_LEN];
+        uint64_t id = mp->id;
+        bool saw_server = false;
+
+        memcpy(nonce, mp->nonce, sizeof(nonce));
+        f->b = fake_server_new();
+        text_b = fake_server_text(f->b);
+        spec = fake_server_spec(f->b);
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, &spec, 1));
+        assert_int_equal(f->m->servers->len, 1);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, path), mp);
+        assert_string_equal(mp->server_text, text_b);
+        for (guint i = 0; i < f->rec.events->len; i++) {
+                const event *e = &g_array_index(f->rec.events, event, i);
+                saw_server = saw_server || (e->kind == EV_CHANGED && e->id == id && (e->what & PCPD_MAPPING_CHANGED_SERVER));
+        }
+        assert_true(saw_server);
+
+        wait_seen(f, f->b, 8301, false, 1);
+        assert_memory_equal(fake_last(f->b, 8301, false)->nonce, nonce, PCP_NONCE_LEN);
+        /* it asks for what it had */
+        assert_int_equal(fake_last(f->b, 8301, false)->external_port, 8301 + PORT_OFFSET);
+        wait_state(f, mp, "active");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+        assert_int_equal(count_events(&f->rec, EV_ADDED, id), 1);
+}
+
+/* Its server goes and no other serves it: the mapping waits, failed with NO_SERVER (not
+ * removed); the server comes back: it is made there again under the same nonce, asking for
+ * the port it had (a refresh for the server). */
+static void test_wait_for_server(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 8401, ":1.1");
+        g_autofree char *text_a = fake_server_text(f->a);
+        pcpd_server_spec spec = fake_server_spec(f->a);
+        uint8_t nonce[PCP_NONCE_LEN];
+        uint64_t id = mp->id;
+        const event *ev;
+
+        memcpy(nonce, mp->nonce, sizeof(nonce));
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, NULL, 0));
+        assert_int_equal(f->m->servers->len, 0);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, mp->path), mp);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+        assert_string_equal(mp->state, "failed");
+        assert_string_equal(mp->error, "NO_SERVER");
+        assert_string_equal(mp->server_text, "");
+        ev = last_event(&f->rec, EV_CHANGED, id);
+        assert_int_equal(ev->what & (PCPD_MAPPING_CHANGED_SERVER | PCPD_MAPPING_CHANGED_STATE |
+                                     PCPD_MAPPING_CHANGED_ERROR | PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS),
+                         PCPD_MAPPING_CHANGED_SERVER | PCPD_MAPPING_CHANGED_STATE | PCPD_MAPPING_CHANGED_ERROR |
+                                 PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS);
+        /* what it left on the server that went is not deleted there: it expires (C4) */
+        assert_int_equal(fake_count(f->a, 8401, true), 0);
+
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, &spec, 1));
+        assert_string_equal(mp->server_text, text_a);
+        wait_seen(f, f->a, 8401, false, 2);
+        assert_memory_equal(fake_last(f->a, 8401, false)->nonce, nonce, PCP_NONCE_LEN);
+        assert_int_equal(fake_last(f->a, 8401, false)->external_port, 8401 + PORT_OFFSET);
+        wait_state(f, mp, "active");
+        assert_string_equal(mp->error, "");
+        assert_int_equal(mp->external_port, 8401 + PORT_OFFSET);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+        assert_int_equal(count_events(&f->rec, EV_ADDED, id), 1);
+}
+
+/* A restart: the manager is freed and a new one reads the same state directory. The
+ * persistent mapping is asked for again under its saved nonce, the port and address it had
+ * suggested, on the same path; an app's mapping waits, unclaimed, and is reclaimed by the
+ * same uid's request (same object, its owner now the new caller). */
+static void test_reclaim_after_restart(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request preq = request(9001, NULL);
+        pcpd_mapping *pers, *app, *mp;
+        g_autofree char *ppath = NULL, *apath = NULL;
+        uint8_t pnonce[PCP_NONCE_LEN], anonce[PCP_NONCE_LEN];
+        pcpd_mapping_request again = request(9002, ":1.50");
+        const seen_request *sr;
+        const event *ev;
+        uint64_t id;
+
+        preq.persistent = true;
+        pers = add(f, &preq);
+        wait_state(f, pers, "active");
+        app = add_granted(f, 9002, ":1.5");
+        ppath = g_strdup(pers->path);
+        apath = g_strdup(app->path);
+        memcpy(pnonce, pers->nonce, sizeof(pnonce));
+        memcpy(anonce, app->nonce, sizeof(anonce));
+
+        f->m = pcpd_manager_free(f->m);
+        g_array_set_size(f->rec.events, 0);
+        assert_int_equal(fake_count(f->a, 9001, true), 0); /* a restart deletes nothing */
+
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        pers = pcpd_manager_find_path(f->m, ppath);
+        app = pcpd_manager_find_path(f->m, apath);
+        assert_non_null(pers);
+        assert_non_null(app);
+        assert_true(pers->persistent);
+        assert_false(pers->unclaimed);
+        assert_true(app->unclaimed);
+        assert_int_equal(count_events(&f->rec, EV_ADDED, pers->id), 1);
+        assert_memory_equal(pers->nonce, pnonce, PCP_NONCE_LEN);
+
+        wait_seen(f, f->a, 9001, false, 2);
+        sr = fake_last(f->a, 9001, false);
+        assert_memory_equal(sr->nonce, pnonce, PCP_NONCE_LEN);
+        assert_int_equal(sr->external_port, 9001 + PORT_OFFSET);
+        {
+                char buf[PCP_ADDR_STRLEN];
+                assert_string_equal(pcp_addr_to_string(&sr->external_addr, buf), EXT_ADDR);
+        }
+        wait_state(f, pers, "active");
+        assert_int_equal(pers->external_port, 9001 + PORT_OFFSET);
+
+        wait_seen(f, f->a, 9002, false, 2);
+        assert_memory_equal(fake_last(f->a, 9002, false)->nonce, anonce, PCP_NONCE_LEN);
+        wait_state(f, app, "active");
+
+        /* the app comes back */
+        mp = add(f, &again);
+        assert_ptr_equal(mp, app);
+        assert_false(app->unclaimed);
+        assert_string_equal(app->owner, ":1.50");
+        ev = last_event(&f->rec, EV_CHANGED, app->id);
+        assert_non_null(ev);
+        assert_int_equal(ev->what & (PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID),
+                         PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID);
+        assert_int_equal(count_events(&f->rec, EV_ADDED, app->id), 1);
+        assert_int_equal(fake_count(f->a, 9002, false), 2); /* no new request for it */
+        /* and it is held by the new caller: it goes when that one leaves */
+        id = app->id;
+        pcpd_manager_holder_vanished(f->m, ":1.50");
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_OWNER_VANISHED);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, ppath), pers);
+}
+
+/* MaxMappings: the host's limit, whoever asks: refused (QuotaExceeded), nothing changed. */
+static void test_host_quota(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request a = request(6101, ":1.1"), b = request(6102, ":1.2"), c = request(6103, ":1.3");
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *mp = NULL;
+        guint n_events;
+
+        b.uid = TEST_UID + 1;
+        c.uid = TEST_UID + 2;
+        wait_state(f, add(f, &a), "active");
+        wait_state(f, add(f, &b), "active");
+        n_events = f->rec.events->len;
+        assert_true(pcpd_manager_add_mapping(f->m, &c, &mp, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_QUOTA_EXCEEDED);
+        assert_non_null(strstr(e.message, "2 mappings, the configured maximum"));
+        assert_null(mp);
+        assert_int_equal(f->rec.events->len, n_events);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
+        assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID + 2), 0);
+        assert_int_equal(fake_count(f->a, 6103, false), 0);
+}
+
+/* A restart, and the app does not come back within GraceSeconds (0 here: the next turn of
+ * the loop): its mapping goes ("owner-vanished"), deleted upstream under its saved nonce;
+ * the persistent one stays. */
+static void test_unclaimed_after_restart(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request preq = request(9101, NULL);
+        pcpd_mapping *pers, *app;
+        g_autofree char *ppath = NULL, *apath = NULL;
+        uint8_t anonce[PCP_NONCE_LEN];
+        uint64_t aid;
+
+        preq.persistent = true;
+        pers = add(f, &preq);
+        wait_state(f, pers, "active");
+        app = add_granted(f, 9102, ":1.5");
+        ppath = g_strdup(pers->path);
+        apath = g_strdup(app->path);
+        aid = app->id;
+        memcpy(anonce, app->nonce, sizeof(anonce));
+
+        f->m = pcpd_manager_free(f->m);
+        g_array_set_size(f->rec.events, 0);
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        app = pcpd_manager_find_path(f->m, apath);
+        assert_non_null(app);
+        assert_true(app->unclaimed);
+
+        wait_seen(f, f->a, 9102, true, 1);
+        assert_memory_equal(fake_last(f->a, 9102, true)->nonce, anonce, PCP_NONCE_LEN);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, aid), 1);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, aid)->reason, PCPD_REMOVED_OWNER_VANISHED);
+        assert_null(pcpd_manager_find_path(f->m, apath));
+        pers = pcpd_manager_find_path(f->m, ppath);
+        assert_non_null(pers);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, pers->id), 0);
+        assert_int_equal(fake_count(f->a, 9101, true), 0);
+}
+
+int main(void) {
+        static const options quota2 = { .max_mappings_per_user = 2 };
+        static const options host2 = { .max_mappings = 2 };
+        static const options no_grace = { .set_grace = true, .grace_seconds = 0 };
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_grant, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
+                cmocka_unit_test_prestate_setup_teardown(test_quota, setup, teardown, (void *) &quota2),
+                cmocka_unit_test_prestate_setup_teardown(test_host_quota, setup, teardown, (void *) &host2),
+                cmocka_unit_test_setup_teardown(test_enable_disable, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_owner_vanished, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_revoked, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_server_refuses, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_move_to_other_server, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_wait_for_server, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_after_restart, setup, teardown,
+                                                         (void *) &no_grace),
+        };
+
+        /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none
+         * here (a path under a directory that does not exist; nothing is made there) */
+        g_setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/pcpd-test-manager/no-bus", TRUE);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
