@@ -8,8 +8,14 @@
   pcp-probe.py capture --iface IF --seconds S
       AF_PACKET capture of UDP 5350/5351 on IF (run it in the namespace that owns IF);
       one JSON object per packet on stdout: t (monotonic s), dir ("in"/"out"), src,
-      dst, sport, dport and the decoded PCP / NAT-PMP fields. Ends after S seconds or
-      on SIGTERM/SIGINT.
+      dst, sport, dport and the decoded PCP / NAT-PMP fields. A marker datagram (see
+      mark) prints {"mark": TOKEN, "t": ...} instead. Ends after S seconds or on
+      SIGTERM/SIGINT, after printing what the kernel had queued for it by then.
+  pcp-probe.py mark --iface IF --token TOKEN
+      send a marker datagram (UDP broadcast to port 9, payload "pcpit-mark:TOKEN") out
+      of IF. A capture on IF receives its packets in the order the kernel saw them, so
+      once it printed the marker it printed every packet IF carried before the marker
+      was sent: the way to know a capture's output is complete up to now.
 Exit status of map/announce: 0 answer received (whatever its result), 2 no answer,
 3 ICMP unreachable.
 """
@@ -29,6 +35,8 @@ RESULT_NAMES = ["SUCCESS", "UNSUPP_VERSION", "NOT_AUTHORIZED", "MALFORMED_REQUES
                 "NO_RESOURCES", "UNSUPP_PROTOCOL", "USER_EX_QUOTA", "CANNOT_PROVIDE_EXTERNAL",
                 "ADDRESS_MISMATCH", "EXCESSIVE_REMOTE_PEERS"]
 PROTO_NUM = {"tcp": 6, "udp": 17}
+MARK_PORT = 9           # discard: nothing listens on it in the lab
+MARK_PREFIX = b"pcpit-mark:"
 
 
 def to16(addr):
@@ -162,6 +170,44 @@ def parse_frame(frame):
     return src, dst, sport, dport, udp[8:ulen]
 
 
+def capture_one(s, so_timestampns, flags):
+    """read and print one frame; False when nothing was queued (with MSG_DONTWAIT)"""
+    try:
+        frame, anc, _, addr = s.recvmsg(65535, socket.CMSG_SPACE(16), flags)
+    except (BlockingIOError, InterruptedError):
+        return False
+    t = time.monotonic()
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == so_timestampns and len(data) >= 16:
+            sec, nsec = struct.unpack("qq", data[:16])
+            lag = time.time() - (sec + nsec / 1e9)
+            if 0 <= lag < 60:
+                t -= lag
+    u = parse_frame(frame)
+    if not u:
+        return True
+    src, dst, sport, dport, payload = u
+    if dport == MARK_PORT and payload.startswith(MARK_PREFIX):
+        print(json.dumps({"mark": payload[len(MARK_PREFIX):].decode(errors="replace"), "t": round(t, 4)}),
+              flush=True)
+        return True
+    if not ({sport, dport} & {5350, 5351}):
+        return True
+    d = parse_pcp(payload)
+    d.update(t=round(t, 4), dir="out" if addr[2] == socket.PACKET_OUTGOING else "in",
+             src=src, dst=dst, sport=sport, dport=dport)
+    print(json.dumps(d, sort_keys=True), flush=True)
+    return True
+
+
+def cmd_mark(args):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, args.iface.encode())
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    s.sendto(MARK_PREFIX + args.token.encode(), ("255.255.255.255", MARK_PORT))
+    return 0
+
+
 def cmd_capture(args):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -181,26 +227,14 @@ def cmd_capture(args):
             r, _, _ = select.select([s], [], [], 0.2)
         except InterruptedError:
             continue
-        if not r:
-            continue
-        frame, anc, _, addr = s.recvmsg(65535, socket.CMSG_SPACE(16))
-        t = time.monotonic()
-        for level, typ, data in anc:
-            if level == socket.SOL_SOCKET and typ == so_timestampns and len(data) >= 16:
-                sec, nsec = struct.unpack("qq", data[:16])
-                lag = time.time() - (sec + nsec / 1e9)
-                if 0 <= lag < 60:
-                    t -= lag
-        u = parse_frame(frame)
-        if not u:
-            continue
-        src, dst, sport, dport, payload = u
-        if not ({sport, dport} & {5350, 5351}):
-            continue
-        d = parse_pcp(payload)
-        d.update(t=round(t, 4), dir="out" if addr[2] == socket.PACKET_OUTGOING else "in",
-                 src=src, dst=dst, sport=sport, dport=dport)
-        print(json.dumps(d, sort_keys=True), flush=True)
+        if r:
+            capture_one(s, so_timestampns, 0)
+    # stopped: what the kernel queued before the stop is printed too (a test that stops
+    # the capture right after the packet it waited for must find that packet); bounded,
+    # should packets keep coming faster than they are printed
+    for _ in range(100000):
+        if not capture_one(s, so_timestampns, socket.MSG_DONTWAIT):
+            break
     return 0
 
 
@@ -221,8 +255,11 @@ def main():
     cp = sub.add_parser("capture")
     cp.add_argument("--iface", required=True)
     cp.add_argument("--seconds", type=float, default=60)
+    mp = sub.add_parser("mark")
+    mp.add_argument("--iface", required=True)
+    mp.add_argument("--token", required=True)
     a = p.parse_args()
-    return {"map": cmd_map, "announce": cmd_announce, "capture": cmd_capture}[a.cmd](a)
+    return {"map": cmd_map, "announce": cmd_announce, "capture": cmd_capture, "mark": cmd_mark}[a.cmd](a)
 
 
 if __name__ == "__main__":

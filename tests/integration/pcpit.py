@@ -447,29 +447,67 @@ def describe(s):
 
 
 class Capture:
-    """pcp-probe.py capture in a namespace; packets() returns the decoded list so far"""
+    """pcp-probe.py capture in a namespace; packets() returns the decoded list so far.
+
+    The capture process writes a packet some time after the kernel queued it for it (on a
+    loaded machine, ~1.5 s was seen), so after an event that followed a packet (pcpd
+    reporting a refresh, after the router's answer) packets() may not list that packet
+    yet: sync() first, which waits until the capture printed a marker sent now."""
 
     def __init__(self, t, ns, iface, seconds):
+        self.t, self.ns, self.iface = t, ns, iface
         self.out = os.path.join(t.lab_dir, f"capture-{iface}-{time.monotonic_ns()}.json")
         self.f = open(self.out, "wb")
         self.p = t.spawn(ns, [PY, os.path.join(HERE, "pcp-probe.py"), "capture", "--iface", iface,
                               "--seconds", str(seconds)], stdout=self.f, stderr=subprocess.DEVNULL)
         t.wait_until(lambda: os.path.getsize(self.out) > 0, CAP, f"capture on {iface} to start")
 
-    def packets(self):
+    def _lines(self):
         with open(self.out) as f:
-            res = []
             for line in f:
                 try:
-                    d = json.loads(line)
+                    yield json.loads(line)
                 except ValueError:
                     continue
-                if "capture" not in d:
-                    res.append(d)
-            return res
+
+    def packets(self):
+        return [d for d in self._lines() if "capture" not in d and "mark" not in d]
+
+    def sync(self, timeout=CAP):
+        """Return once the capture's output holds every packet the interface carried
+        before this call: a marker datagram is sent out of the interface (again every
+        second, should one be lost: the lab's random loss drops UDP before the capture
+        point on egress) and awaited in the output."""
+        token = f"{os.getpid()}x{time.monotonic_ns()}"
+        argv = self.t.netns_cmd(self.ns, [PY, os.path.join(HERE, "pcp-probe.py"), "mark", "--iface", self.iface,
+                                          "--token", token])
+        t0 = time.monotonic()
+        n0 = len(self.packets())
+        sent = 0
+        while True:
+            subprocess.run(argv, capture_output=True, timeout=CAP)
+            sent += 1
+            resend = time.monotonic() + 1.0
+            while time.monotonic() < resend:
+                if any(d.get("mark") == token for d in self._lines()):
+                    late = self.packets()[n0:]
+                    if late:
+                        log(f"capture on {self.iface}: {len(late)} packet(s) printed while syncing, the oldest sent "
+                            f"{t0 - min(p['t'] for p in late):.3f} s before the sync")
+                    return
+                if self.p.poll() is not None:
+                    self.t.require(False, f"capture on {self.iface}: expected it to run until stopped, it exited "
+                                          f"with status {self.p.returncode}")
+                if time.monotonic() - t0 >= timeout:
+                    self.t.require(False, f"capture on {self.iface}: expected it to print the marker sent out of "
+                                          f"{self.iface} (cap {timeout} s, {sent} marker(s) sent), saw none: it "
+                                          f"did not catch up with the packets")
+                time.sleep(0.02)
 
     def stop(self):
+        """every packet up to now (sync()), then the capture ends"""
         if self.p.poll() is None:
+            self.sync()
             self.p.terminate()
             self.p.wait(CAP)
         return self.packets()
