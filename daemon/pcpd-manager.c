@@ -186,33 +186,27 @@ static void manager_note_drops(pcpd_manager *m) {
         m->drop_log_source = g_timeout_add((guint) MAX(wait_ms, 1000), on_drop_log, m);
 }
 
-/* One datagram, with the engine time now and the engine time it arrived: the kernel's
- * receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME) moved onto the monotonic clock. The
- * engine checks the server's epoch against the arrival (RFC 6887 §8.5): a datagram that
- * waited while the loop was busy for a second must not look like a router restart. No
- * timestamp, or an implausible one (the wall clock was set): the arrival is now. */
-static ssize_t recv_timed(int fd, uint8_t *buf, size_t size, struct sockaddr_storage *from, uint64_t *ret_now,
-                          uint64_t *ret_rx) {
+/* The datagrams waiting, a batch per recvmmsg(), each with the engine time it arrived: the
+ * kernel's receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME) moved onto the monotonic
+ * clock. The engine checks the server's epoch against the arrival (RFC 6887 §8.5): a
+ * datagram that waited while the loop was busy for a second must not look like a router
+ * restart. No timestamp, or an implausible one (the wall clock was set): the arrival is
+ * now. */
+#define RECV_BATCH 16
+
+typedef struct recv_batch {
+        struct mmsghdr mm[RECV_BATCH];
+        struct iovec iov[RECV_BATCH];
+        struct sockaddr_storage from[RECV_BATCH];
         union {
                 struct cmsghdr align;
                 uint8_t buf[CMSG_SPACE(sizeof(struct timespec))];
-        } ctl;
-        struct iovec iov = { .iov_base = buf, .iov_len = size };
-        struct msghdr mh = {
-                .msg_name = from,
-                .msg_namelen = sizeof(*from),
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = ctl.buf,
-                .msg_controllen = sizeof(ctl.buf),
-        };
-        ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT);
-        uint64_t now = pcpd_now_ms();
+        } ctl[RECV_BATCH];
+        uint8_t buf[RECV_BATCH][PCP_MAX_MSG_LEN + 4];
+} recv_batch;
 
-        *ret_now = *ret_rx = now;
-        if (r < 0)
-                return r;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
+static uint64_t arrival_ms(const struct msghdr *mh, uint64_t now) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR((struct msghdr *) mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
                     c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
                         struct timespec ts;
@@ -221,28 +215,42 @@ static ssize_t recv_timed(int fd, uint8_t *buf, size_t size, struct sockaddr_sto
                         memcpy(&ts, CMSG_DATA(c), sizeof(ts));
                         age_ms = ((int64_t) realtime_us() - ((int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000)) / 1000;
                         if (age_ms > 0 && age_ms < 60 * 1000 && (uint64_t) age_ms < now)
-                                *ret_rx = now - (uint64_t) age_ms;
+                                return now - (uint64_t) age_ms;
                 }
-        return r;
+        return now;
 }
 
-static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
-        pcpd_server *s = data;
+static int recv_batch_read(int fd, recv_batch *b) {
+        for (int i = 0; i < RECV_BATCH; i++) {
+                b->iov[i] = (struct iovec) { .iov_base = b->buf[i], .iov_len = sizeof(b->buf[i]) };
+                b->mm[i] = (struct mmsghdr) {
+                        .msg_hdr = {
+                                .msg_name = &b->from[i],
+                                .msg_namelen = sizeof(b->from[i]),
+                                .msg_iov = &b->iov[i],
+                                .msg_iovlen = 1,
+                                .msg_control = b->ctl[i].buf,
+                                .msg_controllen = sizeof(b->ctl[i].buf),
+                        },
+                };
+        }
+        return recvmmsg(fd, b->mm, RECV_BATCH, MSG_DONTWAIT, NULL);
+}
+
+static void server_socket_read(pcpd_server *s, int fd) {
         pcpd_manager *m = s->manager;
+        recv_batch batch, *b = &batch; /* ~18 KiB: fine on the main thread's stack */
         size_t idx = 0;
 
         for (size_t i = 0; i < s->n_addrs; i++)
                 if (s->fds[i] == fd)
                         idx = i;
         /* bounded per wake-up so one chatty server cannot starve the loop */
-        for (int n = 0; n < 64; n++) {
-                uint8_t buf[PCP_MAX_MSG_LEN + 4];
-                struct sockaddr_storage from;
-                struct sockaddr_in6 from6;
-                uint64_t now, rx;
-                ssize_t r = recv_timed(fd, buf, sizeof(buf), &from, &now, &rx);
+        for (int round = 0; round < 64 / RECV_BATCH; round++) {
+                int n = recv_batch_read(fd, b);
+                uint64_t now = pcpd_now_ms();
 
-                if (r < 0) {
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
@@ -254,13 +262,88 @@ static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
                         }
                         break;
                 }
-                from_native(&from, &from6);
-                pcp_engine_receive_at(m->engine, now, rx, s->engine_id, idx, &from6, buf, (size_t) r);
-                manager_engine_drain(m);
+                for (int i = 0; i < n; i++) {
+                        struct sockaddr_in6 from6;
+
+                        from_native(&b->from[i], &from6);
+                        pcp_engine_receive_at(m->engine, now, arrival_ms(&b->mm[i].msg_hdr, now), s->engine_id,
+                                              idx, &from6, b->buf[i], b->mm[i].msg_len);
+                        manager_engine_drain(m);
+                }
+                /* fewer than asked: the queue was empty a moment ago, and the poll is
+                 * level-triggered, so what comes later wakes the loop again: no read just
+                 * to be told EAGAIN */
+                if (n < RECV_BATCH)
+                        break;
         }
         manager_note_drops(m);
         manager_kick(m);
+}
+
+/* A server socket's source. It may recurse (g_source_set_can_recurse()): GLib otherwise
+ * takes a source's descriptors out of the poll set for each dispatch and puts them back
+ * after it, and each change writes the context's wake-up eventfd, so every answer cost a
+ * write, a poll and a read of that eventfd on top of its own receive. What the blocking
+ * protected against is a nested main loop iteration running inside this dispatch; the
+ * only one in pcpd is pcpd_upnp_free() (reachable from an engine event through
+ * iface_get()'s failure path). Such an iteration still never enters this dispatch twice:
+ * while it runs, prepare() takes the descriptor out of the poll set itself (the same cost
+ * as GLib's blocking, paid only then) and check() answers no. */
+typedef struct server_source {
+        GSource source;
+        pcpd_server *server;
+        int fd;
+        gpointer tag;
+        bool dispatching, muted;
+} server_source;
+
+static gboolean server_source_prepare(GSource *source, gint *timeout) {
+        server_source *ss = (server_source *) source;
+
+        if (ss->dispatching != ss->muted) {
+                ss->muted = ss->dispatching;
+                g_source_modify_unix_fd(source, ss->tag, ss->muted ? 0 : G_IO_IN | G_IO_ERR);
+        }
+        *timeout = -1;
+        return FALSE;
+}
+
+static gboolean server_source_check(GSource *source) {
+        server_source *ss = (server_source *) source;
+
+        return !ss->dispatching && g_source_query_unix_fd(source, ss->tag) != 0;
+}
+
+static gboolean server_source_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
+        server_source *ss = (server_source *) source;
+
+        if (ss->dispatching)
+                return G_SOURCE_CONTINUE;
+        ss->dispatching = true;
+        server_socket_read(ss->server, ss->fd);
+        ss->dispatching = false;
         return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs server_source_funcs = {
+        .prepare = server_source_prepare,
+        .check = server_source_check,
+        .dispatch = server_source_dispatch,
+};
+
+static guint server_source_add(pcpd_server *s, int fd) {
+        GSource *source = g_source_new(&server_source_funcs, sizeof(server_source));
+        server_source *ss = (server_source *) source;
+        guint id;
+
+        ss->server = s;
+        ss->fd = fd;
+        ss->tag = g_source_add_unix_fd(source, fd, G_IO_IN | G_IO_ERR);
+        g_source_set_can_recurse(source, TRUE);
+        g_source_set_name(source, "pcp-server");
+        id = g_source_attach(source, NULL);
+        g_source_unref(source);
+        return id;
 }
 
 static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr *ret_local) {
@@ -281,7 +364,7 @@ static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr
         }
         from_native(&local, &l6);
         *ret_local = l6.sin6_addr;
-        /* arrival times for the engine's epoch check (recv_timed()) */
+        /* arrival times for the engine's epoch check (arrival_ms()) */
         (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int) { 1 }, sizeof(int));
         return fd;
 }
@@ -340,7 +423,7 @@ int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t
                         return r;
                 }
                 ea[i].remote = addrs[i];
-                s->watches[i] = g_unix_fd_add(s->fds[i], G_IO_IN | G_IO_ERR, on_server_socket, s);
+                s->watches[i] = server_source_add(s, s->fds[i]);
         }
         r = pcp_engine_add_server(m->engine, pcpd_now_ms(), ea, n, &s->engine_id);
         if (r < 0) {
@@ -434,22 +517,27 @@ void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *
 
 static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
         pcpd_manager *m = data;
+        recv_batch b;
 
-        for (int n = 0; n < 64; n++) {
-                uint8_t buf[PCP_MAX_MSG_LEN + 4];
-                struct sockaddr_storage from;
-                struct sockaddr_in6 from6;
-                uint64_t now, rx;
-                ssize_t r = recv_timed(fd, buf, sizeof(buf), &from, &now, &rx);
+        for (int round = 0; round < 64 / RECV_BATCH; round++) {
+                int n = recv_batch_read(fd, &b);
+                uint64_t now = pcpd_now_ms();
 
-                if (r < 0) {
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
-                from_native(&from, &from6);
-                pcp_engine_receive_announce_at(m->engine, now, rx, &from6, buf, (size_t) r);
-                manager_engine_drain(m);
+                for (int i = 0; i < n; i++) {
+                        struct sockaddr_in6 from6;
+
+                        from_native(&b.from[i], &from6);
+                        pcp_engine_receive_announce_at(m->engine, now, arrival_ms(&b.mm[i].msg_hdr, now), &from6,
+                                                       b.buf[i], b.mm[i].msg_len);
+                        manager_engine_drain(m);
+                }
+                if (n < RECV_BATCH)
+                        break;
         }
         manager_note_drops(m);
         manager_kick(m);
@@ -463,7 +551,7 @@ static int open_announce_socket(int family, uint16_t port) {
         if (fd < 0)
                 return -errno;
         (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)); /* recv_timed() */
+        (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)); /* arrival_ms() */
         if (family == AF_INET) {
                 struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
                 struct ip_mreqn mr = { .imr_multiaddr.s_addr = htonl(0xe0000001) }; /* 224.0.0.1 */
