@@ -346,6 +346,31 @@ static guint server_source_add(pcpd_server *s, int fd) {
         return id;
 }
 
+/* Room for the answers to what goes out at once. The requests of many calls leave in one
+ * turn of the loop (10,000 AddMapping at once put ~2,000 on the wire before pcpd reads
+ * again), their answers arrive together, and one the kernel drops for want of room costs a
+ * 3 s retransmission. The kernel counts each datagram at its buffer's size, not its 60
+ * bytes: the default (net.core.rmem_default, 208 KiB here) holds a few hundred answers,
+ * 4 MiB a few thousand. SO_RCVBUFFORCE works with CAP_NET_ADMIN; without it SO_RCVBUF is
+ * capped at net.core.rmem_max, said once at debug level. */
+#define SERVER_RCVBUF (4 * 1024 * 1024)
+
+static void server_socket_size_rcvbuf(int fd) {
+        static bool told;
+        int size = SERVER_RCVBUF, got = 0;
+        socklen_t len = sizeof(got);
+
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        /* the kernel reports twice what was set (its bookkeeping overhead included) */
+        if (!told && getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && got < size) {
+                told = true;
+                g_debug("PCP server sockets get a %d-byte receive buffer, not %d: without CAP_NET_ADMIN "
+                        "net.core.rmem_max caps it, and a burst of answers may overflow it",
+                        got / 2, size);
+        }
+}
+
 static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr *ret_local) {
         struct sockaddr_storage ss, local;
         socklen_t len = to_native(remote, &ss), ll = sizeof(local);
@@ -366,6 +391,7 @@ static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr
         *ret_local = l6.sin6_addr;
         /* arrival times for the engine's epoch check (arrival_ms()) */
         (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int) { 1 }, sizeof(int));
+        server_socket_size_rcvbuf(fd);
         return fd;
 }
 
