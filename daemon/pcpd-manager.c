@@ -186,33 +186,27 @@ static void manager_note_drops(pcpd_manager *m) {
         m->drop_log_source = g_timeout_add((guint) MAX(wait_ms, 1000), on_drop_log, m);
 }
 
-/* One datagram, with the engine time now and the engine time it arrived: the kernel's
- * receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME) moved onto the monotonic clock. The
- * engine checks the server's epoch against the arrival (RFC 6887 §8.5): a datagram that
- * waited while the loop was busy for a second must not look like a router restart. No
- * timestamp, or an implausible one (the wall clock was set): the arrival is now. */
-static ssize_t recv_timed(int fd, uint8_t *buf, size_t size, struct sockaddr_storage *from, uint64_t *ret_now,
-                          uint64_t *ret_rx) {
+/* The datagrams waiting, a batch per recvmmsg(), each with the engine time it arrived: the
+ * kernel's receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME) moved onto the monotonic
+ * clock. The engine checks the server's epoch against the arrival (RFC 6887 §8.5): a
+ * datagram that waited while the loop was busy for a second must not look like a router
+ * restart. No timestamp, or an implausible one (the wall clock was set): the arrival is
+ * now. */
+#define RECV_BATCH 16
+
+typedef struct recv_batch {
+        struct mmsghdr mm[RECV_BATCH];
+        struct iovec iov[RECV_BATCH];
+        struct sockaddr_storage from[RECV_BATCH];
         union {
                 struct cmsghdr align;
                 uint8_t buf[CMSG_SPACE(sizeof(struct timespec))];
-        } ctl;
-        struct iovec iov = { .iov_base = buf, .iov_len = size };
-        struct msghdr mh = {
-                .msg_name = from,
-                .msg_namelen = sizeof(*from),
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = ctl.buf,
-                .msg_controllen = sizeof(ctl.buf),
-        };
-        ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT);
-        uint64_t now = pcpd_now_ms();
+        } ctl[RECV_BATCH];
+        uint8_t buf[RECV_BATCH][PCP_MAX_MSG_LEN + 4];
+} recv_batch;
 
-        *ret_now = *ret_rx = now;
-        if (r < 0)
-                return r;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
+static uint64_t arrival_ms(const struct msghdr *mh, uint64_t now) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR((struct msghdr *) mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
                     c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
                         struct timespec ts;
@@ -221,28 +215,42 @@ static ssize_t recv_timed(int fd, uint8_t *buf, size_t size, struct sockaddr_sto
                         memcpy(&ts, CMSG_DATA(c), sizeof(ts));
                         age_ms = ((int64_t) realtime_us() - ((int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000)) / 1000;
                         if (age_ms > 0 && age_ms < 60 * 1000 && (uint64_t) age_ms < now)
-                                *ret_rx = now - (uint64_t) age_ms;
+                                return now - (uint64_t) age_ms;
                 }
-        return r;
+        return now;
 }
 
-static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
-        pcpd_server *s = data;
+static int recv_batch_read(int fd, recv_batch *b) {
+        for (int i = 0; i < RECV_BATCH; i++) {
+                b->iov[i] = (struct iovec) { .iov_base = b->buf[i], .iov_len = sizeof(b->buf[i]) };
+                b->mm[i] = (struct mmsghdr) {
+                        .msg_hdr = {
+                                .msg_name = &b->from[i],
+                                .msg_namelen = sizeof(b->from[i]),
+                                .msg_iov = &b->iov[i],
+                                .msg_iovlen = 1,
+                                .msg_control = b->ctl[i].buf,
+                                .msg_controllen = sizeof(b->ctl[i].buf),
+                        },
+                };
+        }
+        return recvmmsg(fd, b->mm, RECV_BATCH, MSG_DONTWAIT, NULL);
+}
+
+static void server_socket_read(pcpd_server *s, int fd) {
         pcpd_manager *m = s->manager;
+        recv_batch batch, *b = &batch; /* ~18 KiB: fine on the main thread's stack */
         size_t idx = 0;
 
         for (size_t i = 0; i < s->n_addrs; i++)
                 if (s->fds[i] == fd)
                         idx = i;
         /* bounded per wake-up so one chatty server cannot starve the loop */
-        for (int n = 0; n < 64; n++) {
-                uint8_t buf[PCP_MAX_MSG_LEN + 4];
-                struct sockaddr_storage from;
-                struct sockaddr_in6 from6;
-                uint64_t now, rx;
-                ssize_t r = recv_timed(fd, buf, sizeof(buf), &from, &now, &rx);
+        for (int round = 0; round < 64 / RECV_BATCH; round++) {
+                int n = recv_batch_read(fd, b);
+                uint64_t now = pcpd_now_ms();
 
-                if (r < 0) {
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
@@ -254,13 +262,113 @@ static gboolean on_server_socket(gint fd, GIOCondition cond, gpointer data) {
                         }
                         break;
                 }
-                from_native(&from, &from6);
-                pcp_engine_receive_at(m->engine, now, rx, s->engine_id, idx, &from6, buf, (size_t) r);
-                manager_engine_drain(m);
+                for (int i = 0; i < n; i++) {
+                        struct sockaddr_in6 from6;
+
+                        from_native(&b->from[i], &from6);
+                        pcp_engine_receive_at(m->engine, now, arrival_ms(&b->mm[i].msg_hdr, now), s->engine_id,
+                                              idx, &from6, b->buf[i], b->mm[i].msg_len);
+                        manager_engine_drain(m);
+                }
+                /* fewer than asked: the queue was empty a moment ago, and the poll is
+                 * level-triggered, so what comes later wakes the loop again: no read just
+                 * to be told EAGAIN */
+                if (n < RECV_BATCH)
+                        break;
         }
         manager_note_drops(m);
         manager_kick(m);
+}
+
+/* A server socket's source. It may recurse (g_source_set_can_recurse()): GLib otherwise
+ * takes a source's descriptors out of the poll set for each dispatch and puts them back
+ * after it, and each change writes the context's wake-up eventfd, so every answer cost a
+ * write, a poll and a read of that eventfd on top of its own receive. What the blocking
+ * protected against is a nested main loop iteration running inside this dispatch; the
+ * only one in pcpd is pcpd_upnp_free() (reachable from an engine event through
+ * iface_get()'s failure path). Such an iteration still never enters this dispatch twice:
+ * while it runs, prepare() takes the descriptor out of the poll set itself (the same cost
+ * as GLib's blocking, paid only then) and check() answers no. */
+typedef struct server_source {
+        GSource source;
+        pcpd_server *server;
+        int fd;
+        gpointer tag;
+        bool dispatching, muted;
+} server_source;
+
+static gboolean server_source_prepare(GSource *source, gint *timeout) {
+        server_source *ss = (server_source *) source;
+
+        if (ss->dispatching != ss->muted) {
+                ss->muted = ss->dispatching;
+                g_source_modify_unix_fd(source, ss->tag, ss->muted ? 0 : G_IO_IN | G_IO_ERR);
+        }
+        *timeout = -1;
+        return FALSE;
+}
+
+static gboolean server_source_check(GSource *source) {
+        server_source *ss = (server_source *) source;
+
+        return !ss->dispatching && g_source_query_unix_fd(source, ss->tag) != 0;
+}
+
+static gboolean server_source_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
+        server_source *ss = (server_source *) source;
+
+        if (ss->dispatching)
+                return G_SOURCE_CONTINUE;
+        ss->dispatching = true;
+        server_socket_read(ss->server, ss->fd);
+        ss->dispatching = false;
         return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs server_source_funcs = {
+        .prepare = server_source_prepare,
+        .check = server_source_check,
+        .dispatch = server_source_dispatch,
+};
+
+static guint server_source_add(pcpd_server *s, int fd) {
+        GSource *source = g_source_new(&server_source_funcs, sizeof(server_source));
+        server_source *ss = (server_source *) source;
+        guint id;
+
+        ss->server = s;
+        ss->fd = fd;
+        ss->tag = g_source_add_unix_fd(source, fd, G_IO_IN | G_IO_ERR);
+        g_source_set_can_recurse(source, TRUE);
+        g_source_set_name(source, "pcp-server");
+        id = g_source_attach(source, NULL);
+        g_source_unref(source);
+        return id;
+}
+
+/* Room for the answers to what goes out at once. The requests of many calls leave in one
+ * turn of the loop (10,000 AddMapping at once put ~2,000 on the wire before pcpd reads
+ * again), their answers arrive together, and one the kernel drops for want of room costs a
+ * 3 s retransmission. The kernel counts each datagram at its buffer's size, not its 60
+ * bytes: the default (net.core.rmem_default, 208 KiB here) holds a few hundred answers,
+ * 4 MiB a few thousand. SO_RCVBUFFORCE works with CAP_NET_ADMIN; without it SO_RCVBUF is
+ * capped at net.core.rmem_max, said once at debug level. */
+#define SERVER_RCVBUF (4 * 1024 * 1024)
+
+static void server_socket_size_rcvbuf(int fd) {
+        static bool told;
+        int size = SERVER_RCVBUF, got = 0;
+        socklen_t len = sizeof(got);
+
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        /* the kernel reports twice what was set (its bookkeeping overhead included) */
+        if (!told && getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && got < size) {
+                told = true;
+                g_debug("PCP server sockets get a %d-byte receive buffer, not %d: without CAP_NET_ADMIN "
+                        "net.core.rmem_max caps it, and a burst of answers may overflow it",
+                        got / 2, size);
+        }
 }
 
 static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr *ret_local) {
@@ -281,8 +389,9 @@ static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr
         }
         from_native(&local, &l6);
         *ret_local = l6.sin6_addr;
-        /* arrival times for the engine's epoch check (recv_timed()) */
+        /* arrival times for the engine's epoch check (arrival_ms()) */
         (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int) { 1 }, sizeof(int));
+        server_socket_size_rcvbuf(fd);
         return fd;
 }
 
@@ -340,7 +449,7 @@ int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t
                         return r;
                 }
                 ea[i].remote = addrs[i];
-                s->watches[i] = g_unix_fd_add(s->fds[i], G_IO_IN | G_IO_ERR, on_server_socket, s);
+                s->watches[i] = server_source_add(s, s->fds[i]);
         }
         r = pcp_engine_add_server(m->engine, pcpd_now_ms(), ea, n, &s->engine_id);
         if (r < 0) {
@@ -434,22 +543,27 @@ void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *
 
 static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
         pcpd_manager *m = data;
+        recv_batch b;
 
-        for (int n = 0; n < 64; n++) {
-                uint8_t buf[PCP_MAX_MSG_LEN + 4];
-                struct sockaddr_storage from;
-                struct sockaddr_in6 from6;
-                uint64_t now, rx;
-                ssize_t r = recv_timed(fd, buf, sizeof(buf), &from, &now, &rx);
+        for (int round = 0; round < 64 / RECV_BATCH; round++) {
+                int n = recv_batch_read(fd, &b);
+                uint64_t now = pcpd_now_ms();
 
-                if (r < 0) {
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
-                from_native(&from, &from6);
-                pcp_engine_receive_announce_at(m->engine, now, rx, &from6, buf, (size_t) r);
-                manager_engine_drain(m);
+                for (int i = 0; i < n; i++) {
+                        struct sockaddr_in6 from6;
+
+                        from_native(&b.from[i], &from6);
+                        pcp_engine_receive_announce_at(m->engine, now, arrival_ms(&b.mm[i].msg_hdr, now), &from6,
+                                                       b.buf[i], b.mm[i].msg_len);
+                        manager_engine_drain(m);
+                }
+                if (n < RECV_BATCH)
+                        break;
         }
         manager_note_drops(m);
         manager_kick(m);
@@ -463,7 +577,7 @@ static int open_announce_socket(int family, uint16_t port) {
         if (fd < 0)
                 return -errno;
         (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)); /* recv_timed() */
+        (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)); /* arrival_ms() */
         if (family == AF_INET) {
                 struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
                 struct ip_mreqn mr = { .imr_multiaddr.s_addr = htonl(0xe0000001) }; /* 224.0.0.1 */
@@ -561,6 +675,22 @@ static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const ch
                                  mp->server_text, mp->error[0] ? mp->error : "unknown error");
 }
 
+/* Whether text is what pcp_addr_to_string() makes of a, without formatting a: a renewal
+ * changes neither address, and formatting both (inet_ntop() and its sprintf()) twice per
+ * renewal was 17 % of its instructions. An IPv4 address has one text form inet_pton()
+ * takes (four decimal parts, no leading zero), so comparing the binary decides exactly;
+ * IPv6 text has several, so that is compared as formatted. */
+static bool addr_text_is(const char *text, const struct in6_addr *a) {
+        char buf[PCP_ADDR_STRLEN];
+        struct in_addr v4, t4;
+
+        if (text == NULL)
+                return false;
+        if (pcp_addr_to_ipv4(a, &v4))
+                return inet_pton(AF_INET, text, &t4) == 1 && t4.s_addr == v4.s_addr;
+        return strcmp(text, pcp_addr_to_string(a, buf)) == 0;
+}
+
 void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
         g_autofree char *old_state = g_strdup(mp->state ?: ""), *old_error = g_strdup(mp->error ?: "");
         g_autofree char *old_external = g_strdup(mp->external_address ?: "");
@@ -575,7 +705,9 @@ void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_bac
                 what |= PCPD_MAPPING_CHANGED_STATE;
         if (set_str(&mp->error, i->error))
                 what |= PCPD_MAPPING_CHANGED_ERROR;
-        if (set_str(&mp->external_address, i->has_external ? pcp_addr_to_string(&i->external_addr, buf) : "")) {
+        if (!(i->has_external ? addr_text_is(mp->external_address, &i->external_addr)
+                              : g_strcmp0(mp->external_address, "") == 0) &&
+            set_str(&mp->external_address, i->has_external ? pcp_addr_to_string(&i->external_addr, buf) : "")) {
                 what |= PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS;
                 persist = true;
         }
@@ -600,7 +732,8 @@ void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_bac
                 mp->expires_at = expires;
                 what |= PCPD_MAPPING_CHANGED_EXPIRES_AT;
         }
-        if (set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf)))
+        if (!addr_text_is(mp->internal_address, &i->internal_addr) &&
+            set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf)))
                 what |= PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS;
         /* the external address and port are what a restarted pcpd asks for again: on disk
          * before any app hears of them */

@@ -7,6 +7,7 @@ mapping is not disturbed; the totals are logged at shutdown."""
 import os
 import re
 import signal
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -56,6 +57,23 @@ class DropsTest(BusTestCase):
         self.assertIsNotNone(m, env.log()[-2000:])
         self.assertEqual(int(m[3]), 4)
         self.assertGreaterEqual(int(m[2]), 5 + 4)
+
+    def test_server_socket_holds_a_burst_of_answers(self):
+        """The answers to requests sent at once arrive together: pcpd's socket toward the
+        server has room for thousands (4 MiB; the tests run with CAP_NET_ADMIN, so
+        SO_RCVBUFFORCE is not capped by net.core.rmem_max), not the default few hundred,
+        each of which the kernel would drop and pcpd retransmit 3 s later."""
+        env = self.make_env()
+        a = Agent(env)
+        env.wait_state(a.add_mapping('udp', 8750)['ok'][0], 'active')
+        out = subprocess.run(['ss', '-H', '-u', '-a', '-n', '-m', '-p', 'dst', f'{env.ip}:{env.port}'],
+                             capture_output=True, text=True, check=True).stdout
+        # one socket per line, its memory on the next: skmem:(r0,rb8388608,...)
+        mine = [m for m in re.finditer(r'pid=(\d+),[^\n]*\n?\s*skmem:\(r\d+,rb(\d+),', out)
+                if int(m[1]) == env.pcpd.pid]
+        self.assertEqual(len(mine), 1, 'pcpd has one socket toward its server:\n' + out)
+        # the kernel reports twice what was set; the default (rmem_default) is ~208 KiB
+        self.assertGreaterEqual(int(mine[0][2]), 2 * 4 * 1024 * 1024, out)
 
 
 if __name__ == '__main__':
