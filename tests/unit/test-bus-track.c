@@ -21,13 +21,12 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <systemd/sd-bus.h>
-#include <unistd.h>
 
 #include "pcpd-bus-track.h"
 #include "pcpd-manager.h"
 #include "pcpd-servers.h"
+#include "unit-fixture.h"
 
 /* a started connection that is never used, to make messages with (one end of a socket pair) */
 static sd_bus *bus;
@@ -162,29 +161,19 @@ static void answer(fixture *f, const char *name, sd_bus_message *reply) {
 /* ---- fixture ---- */
 
 static int setup_bus(void **state) {
-        int fds[2];
-
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
-                return -1;
-        if (sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, fds[0], fds[0]) < 0 || sd_bus_start(bus) < 0)
-                return -1;
-        close(fds[1]);
-        return 0;
+        /* messages need a started bus; this one is never used */
+        return unit_offline_bus_setup(&bus);
 }
 
 static int teardown_bus(void **state) {
-        bus = sd_bus_flush_close_unref(bus);
-        return 0;
+        return unit_offline_bus_teardown(&bus);
 }
 
 static int setup(void **state) {
         fixture *f = g_new0(fixture, 1);
         g_autoptr(GError) error = NULL;
-        g_autofree char *why = NULL;
         pcpd_config config;
-        pcpd_state *loaded = NULL;
         pcpd_server_spec spec = { .n_addrs = 1 };
-        int fd = -1;
 
         f->dir = g_dir_make_tmp("pcpd-test-bus-track-XXXXXX", &error);
         assert_non_null(f->dir);
@@ -195,11 +184,7 @@ static int setup(void **state) {
         f->removed_paths = g_ptr_array_new_with_free_func(g_free);
 
         pcpd_config_init(&config);
-        if (pcpd_state_dir_open(f->dir, &fd, &why) < 0)
-                fail_msg("state directory %s: %s", f->dir, why);
-        if (pcpd_state_load(fd, f->dir, &loaded, &error) < 0)
-                fail_msg("state in %s: %s", f->dir, error->message);
-        assert_int_equal(pcpd_manager_new(&config, f->dir, fd, loaded, f->loop, &listener, f, &f->m), 0);
+        f->m = unit_manager_new(&config, f->dir, f->loop, &listener, f);
         pcpd_config_clear(&config);
         f->track = pcpd_bus_track_new_unbound(f->m, fake_ask, f);
 
@@ -213,18 +198,6 @@ static int setup(void **state) {
         return 0;
 }
 
-static void rm_own_dir(const char *dir) {
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        const char *name;
-
-        /* only this test's directory, by its exact path: the files the manager wrote */
-        while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-                g_autofree char *p = g_build_filename(dir, name, NULL);
-                (void) g_unlink(p);
-        }
-        (void) g_rmdir(dir);
-}
-
 static int teardown(void **state) {
         fixture *f = *state;
 
@@ -235,7 +208,7 @@ static int teardown(void **state) {
         g_array_unref(f->removed);
         g_ptr_array_free(f->removed_paths, TRUE);
         g_main_loop_unref(f->loop);
-        rm_own_dir(f->dir);
+        unit_rm_own_dir(f->dir);
         g_free(f->dir);
         g_free(f);
         return 0;

@@ -18,11 +18,10 @@
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <systemd/sd-bus.h>
-#include <unistd.h>
 
 #include "pcpd-caller-cache.h"
+#include "unit-fixture.h"
 
 /* a started connection that is never used, to make messages with (one end of a socket pair) */
 static sd_bus *bus;
@@ -80,19 +79,12 @@ typedef struct {
 } fixture;
 
 static int setup_bus(void **state) {
-        int fds[2];
-
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
-                return -1;
-        if (sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, fds[0], fds[0]) < 0 || sd_bus_start(bus) < 0)
-                return -1;
-        close(fds[1]);
-        return 0;
+        /* messages need a started bus; this one is never used */
+        return unit_offline_bus_setup(&bus);
 }
 
 static int teardown_bus(void **state) {
-        bus = sd_bus_flush_close_unref(bus);
-        return 0;
+        return unit_offline_bus_teardown(&bus);
 }
 
 static int setup(void **state) {

@@ -20,6 +20,7 @@
 #include "pcpd-error.h"
 #include "pcpd-manager.h"
 #include "pcpd-reload.h"
+#include "unit-fixture.h"
 
 #ifndef PCP1_DBUS_DIR
 #error "PCP1_DBUS_DIR: the directory of the D-Bus interface XML"
@@ -222,20 +223,11 @@ typedef struct fixture {
 
 static pcpd_manager *manager_new(fixture *f, const pcpd_manager_listener *listener, void *userdata) {
         pcpd_config config;
-        pcpd_state *loaded = NULL;
-        pcpd_manager *m = NULL;
-        g_autoptr(GError) error = NULL;
-        g_autofree char *why = NULL;
-        int fd = -1;
+        pcpd_manager *m;
 
         pcpd_config_init(&config);
-        if (pcpd_state_dir_open(f->dir, &fd, &why) < 0)
-                fail_msg("state directory %s: %s", f->dir, why);
-        if (pcpd_state_load(fd, f->dir, &loaded, &error) < 0)
-                fail_msg("state in %s: %s", f->dir, error->message);
-        assert_int_equal(pcpd_manager_new(&config, f->dir, fd, loaded, f->loop, listener, userdata, &m), 0);
+        m = unit_manager_new(&config, f->dir, f->loop, listener, userdata);
         pcpd_config_clear(&config);
-        assert_non_null(m);
         return m;
 }
 
@@ -255,18 +247,6 @@ static int setup(void **state) {
         return 0;
 }
 
-static void rm_own_dir(const char *dir) {
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        const char *name;
-
-        /* only this test's directory, by its exact path: the files the manager wrote */
-        while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-                g_autofree char *p = g_build_filename(dir, name, NULL);
-                (void) g_unlink(p);
-        }
-        (void) g_rmdir(dir);
-}
-
 static int teardown(void **state) {
         fixture *f = *state;
 
@@ -274,7 +254,7 @@ static int teardown(void **state) {
         g_array_unref(f->rec.manager_masks);
         g_ptr_array_free(f->rec.statuses, TRUE);
         g_main_loop_unref(f->loop);
-        rm_own_dir(f->dir);
+        unit_rm_own_dir(f->dir);
         g_free(f->dir);
         g_free(f);
         return 0;

@@ -44,6 +44,7 @@
 #include "pcpd-error.h"
 #include "pcpd-manager.h"
 #include "pcpd-servers.h"
+#include "unit-fixture.h"
 
 #define EXT_ADDR "192.0.2.7"   /* what the fake server grants (TEST-NET-1) */
 #define PORT_OFFSET 10000      /* external port = internal port + this, unless one is suggested */
@@ -302,11 +303,7 @@ typedef struct fixture {
 
 static pcpd_manager *manager_new(fixture *f, bool with_config_server) {
         pcpd_config config;
-        pcpd_state *loaded = NULL;
-        pcpd_manager *m = NULL;
-        g_autoptr(GError) error = NULL;
-        g_autofree char *why = NULL;
-        int fd = -1;
+        pcpd_manager *m;
 
         pcpd_config_init(&config);
         config.use_default_routers = false; /* the fake server is the only one */
@@ -323,13 +320,8 @@ static pcpd_manager *manager_new(fixture *f, bool with_config_server) {
                 config.servers[0].text = fake_server_text(f->a);
                 config.servers[0].addr = spec.addrs[0];
         }
-        if (pcpd_state_dir_open(f->dir, &fd, &why) < 0)
-                fail_msg("state directory %s: %s", f->dir, why);
-        if (pcpd_state_load(fd, f->dir, &loaded, &error) < 0)
-                fail_msg("state in %s: %s", f->dir, error->message);
-        assert_int_equal(pcpd_manager_new(&config, f->dir, fd, loaded, f->loop, &recording, &f->rec, &m), 0);
+        m = unit_manager_new(&config, f->dir, f->loop, &recording, &f->rec);
         pcpd_config_clear(&config);
-        assert_non_null(m);
         f->rec.expect_m = m;
         return m;
 }
@@ -359,18 +351,6 @@ static int setup(void **state) {
         return 0;
 }
 
-static void rm_own_dir(const char *dir) {
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        const char *name;
-
-        /* only this test's directory, by its exact path: the files the manager wrote */
-        while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-                g_autofree char *p = g_build_filename(dir, name, NULL);
-                (void) g_unlink(p);
-        }
-        (void) g_rmdir(dir);
-}
-
 static int teardown(void **state) {
         fixture *f = *state;
 
@@ -382,7 +362,7 @@ static int teardown(void **state) {
         fake_server_free(f->b);
         g_array_unref(f->rec.events);
         g_main_loop_unref(f->loop);
-        rm_own_dir(f->dir);
+        unit_rm_own_dir(f->dir);
         g_free(f->dir);
         g_free(f);
         return 0;

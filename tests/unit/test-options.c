@@ -13,30 +13,21 @@
 #include <errno.h>
 #include <glib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <systemd/sd-bus.h>
-#include <unistd.h>
 
 #include "pcp1-contract.h"
 #include "pcpd-options.h"
+#include "unit-fixture.h"
 
 static sd_bus *bus;
 
 static int setup(void **state) {
-        int fds[2];
-
-        /* messages need a started bus; this one is never used: one end of a socket pair */
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
-                return -1;
-        if (sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, fds[0], fds[0]) < 0 || sd_bus_start(bus) < 0)
-                return -1;
-        close(fds[1]);
-        return 0;
+        /* messages need a started bus; this one is never used */
+        return unit_offline_bus_setup(&bus);
 }
 
 static int teardown(void **state) {
-        bus = sd_bus_flush_close_unref(bus);
-        return 0;
+        return unit_offline_bus_teardown(&bus);
 }
 
 static sd_bus_message *new_message(void) {

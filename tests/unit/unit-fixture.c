@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "unit-fixture.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <glib/gstdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pcpd-state.h"
+
+sd_bus *unit_offline_bus(void) {
+        sd_bus *bus = NULL;
+        int fds[2];
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
+                return NULL;
+        if (sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, fds[0], fds[0]) < 0 || sd_bus_start(bus) < 0) {
+                if (bus == NULL)
+                        close(fds[0]);
+                close(fds[1]);
+                return sd_bus_flush_close_unref(bus);
+        }
+        close(fds[1]);
+        return bus;
+}
+
+int unit_offline_bus_setup(sd_bus **bus_ret) {
+        *bus_ret = unit_offline_bus();
+        return *bus_ret != NULL ? 0 : -1;
+}
+
+int unit_offline_bus_teardown(sd_bus **bus_ret) {
+        *bus_ret = sd_bus_flush_close_unref(*bus_ret);
+        return 0;
+}
+
+pcpd_manager *unit_manager_new(const pcpd_config *config, const char *dir, GMainLoop *loop,
+                               const pcpd_manager_listener *listener, void *userdata) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *why = NULL;
+        pcpd_state *loaded = NULL;
+        pcpd_manager *m = NULL;
+        int fd = -1;
+
+        if (pcpd_state_dir_open(dir, &fd, &why) < 0)
+                fail_msg("state directory %s: %s", dir, why);
+        if (pcpd_state_load(fd, dir, &loaded, &error) < 0)
+                fail_msg("state in %s: %s", dir, error->message);
+        assert_int_equal(pcpd_manager_new(config, dir, fd, loaded, loop, listener, userdata, &m), 0);
+        assert_non_null(m);
+        return m;
+}
+
+void unit_rm_own_dir(const char *dir) {
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *name;
+
+        /* only this test's directory, by its exact path: the files the manager wrote */
+        while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+                g_autofree char *p = g_build_filename(dir, name, NULL);
+                (void) g_unlink(p);
+        }
+        (void) g_rmdir(dir);
+}
