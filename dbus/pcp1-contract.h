@@ -68,8 +68,9 @@
 #define PCP1_REASON_OWNER_VANISHED "owner-vanished"
 #define PCP1_REASON_REVOKED "revoked"
 #define PCP1_REASON_DISABLED "disabled"
-#define PCP1_REASON_EXPIRED "expired"
 #define PCP1_REASON_NETWORK_LOST "network-lost"
+/* reserved, not emitted by this version (see MappingRemoved in the XML) */
+#define PCP1_REASON_EXPIRED "expired"
 #define PCP1_REASON_SERVER_REFUSED "server-refused"
 
 /* Servers: source and protocol */
