@@ -22,6 +22,7 @@
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
 #include "pcpd-servers.h"
+#include "pcpd-store.h"
 
 
 typedef struct pcpd_deleting pcpd_deleting;
@@ -1061,37 +1062,14 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
 /* ---- persistence ---- */
 
 /*
- * Persistence is a snapshot plus a journal (pcpd-state.h). mappings.journal gets one record
- * per change the moment it happens (a new mapping and its nonce, a grant's external address
- * and port, a removal): a single O_APPEND write, O(1) per change however many mappings
- * there are. The journal alone would do; mappings.state, the snapshot, only keeps it short.
- * So a snapshot is not written after every change (that made N changes with N mappings held
- * cost N²): it is written at start, at shutdown, soon after a record could not be appended
- * (the snapshot then holds that change), and once the journal has grown as large as the last
- * snapshot (pcpd_state_compact_due(); while both are small, 200 ms after a change as it
- * always was). It is formatted on the main thread a chunk of records per turn of the loop
- * (pcpd_state_formatter: no turn of the loop takes long however many mappings there are),
- * then written (fsync, rename, fsync of the directory) on a thread of its own
- * (pcpd_state_writer), one at a time: the loop never waits for the disk, except at start
- * and at shutdown. A snapshot empties the journal but for the records appended after its
- * formatting started (journal_after_snapshot()).
- *
- * What is on the router is on disk first: a new mapping's nonce is written before its
- * request leaves (a mapping whose nonce cannot be written is refused), and a removed one
- * stays as a "deleting" record until the server confirms the delete or the lifetime it
- * may have left there has run out; a restarted pcpd deletes such mappings again. No
- * fsync of the journal: a killed daemon loses nothing (the page cache has it); a power
- * cut may lose the last changes and leave a torn last record, which loading skips.
- *
- * A failed write starts an episode: one warning, Manager.StateError set, a snapshot
- * retried every few seconds; the first snapshot that succeeds ends it with one line.
+ * The store (pcpd-store.h) keeps the state directory up to date: a journal record per
+ * change, appended at once, and snapshots on its own schedule. The manager says what is
+ * saved and when (the policy): a new mapping's nonce is on disk before its request leaves
+ * (a mapping whose nonce cannot be written is refused), a grant's external address and
+ * port and a change to persistent are recorded, and a removed mapping stays as a
+ * "deleting" record until the server confirms the delete or the lifetime it may have left
+ * there has run out; a restarted pcpd deletes such mappings again.
  */
-
-#define STATE_RETRY_SECONDS 5
-/* records of a snapshot formatted per turn of the main loop: about 3 µs of CPU each, so
- * under a millisecond per turn (the one-shot format of 30,000 took 90 ms of CPU, and
- * half a second on a loaded machine) */
-#define SNAPSHOT_CHUNK 256
 
 /* A removed mapping whose delete is not confirmed: kept, on disk too, so that a restarted
  * pcpd deletes it again. */
@@ -1149,54 +1127,9 @@ static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
         return true;
 }
 
-static gboolean on_state_retry(gpointer data);
-
-/* A write to the state directory failed: one warning and StateError per episode. */
-static void state_failed(pcpd_manager *m, int r) {
-        if (m->state_retry_source == 0)
-                m->state_retry_source = g_timeout_add_seconds(STATE_RETRY_SECONDS, on_state_retry, m);
-        if (m->state_error != NULL)
-                return;
-        m->state_error = g_strdup_printf("cannot save state in %s: %s", m->state_dir, g_strerror(-r));
-        pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_STATE_ERROR,
-                       ((const char *const[]) { "PCPD_STATE_DIRECTORY", m->state_dir, NULL }),
-                       "Cannot save the mappings in %s: %s. New mappings are refused while their nonce cannot be "
-                       "written, and changes since may be lost if pcpd stops; free space there (retrying every %u s, "
-                       "logged again when it works)",
-                       m->state_dir, g_strerror(-r), STATE_RETRY_SECONDS);
-        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_STATE_ERROR);
-}
-
-/* A whole snapshot was written: everything in memory is on disk. */
-static void state_saved(pcpd_manager *m) {
-        if (m->state_retry_source != 0) {
-                g_source_remove(m->state_retry_source);
-                m->state_retry_source = 0;
-        }
-        if (m->state_error == NULL)
-                return;
-        g_clear_pointer(&m->state_error, g_free);
-        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STATE_SAVED,
-                       ((const char *const[]) { "PCPD_STATE_DIRECTORY", m->state_dir, NULL }),
-                       "The mappings are saved in %s again", m->state_dir);
-        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_STATE_ERROR);
-}
-
-static int journal_open(pcpd_manager *m) {
-        if (m->journal_fd < 0) {
-                struct stat st;
-                int fd = pcpd_state_journal_open(m->state_fd);
-                if (fd < 0)
-                        return fd;
-                m->journal_fd = fd;
-                m->journal_bytes = fstat(fd, &st) >= 0 ? (uint64_t) st.st_size : 0;
-        }
-        return 0;
-}
-
-/* id's record as it is now, for a snapshot (pcpd_state_lookup_func): a mapping, or one
- * being deleted; false when it has none (gone, or nothing to save yet) */
-static bool snapshot_lookup(uint64_t id, pcpd_state_mapping *ret, void *userdata) {
+/* id's record as it is now, for a snapshot (pcpd_store_ops): a mapping, or one being
+ * deleted; false when it has none (gone, or nothing to save yet) */
+static bool store_lookup(uint64_t id, pcpd_state_mapping *ret, void *userdata) {
         pcpd_manager *m = userdata;
         pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
         pcpd_deleting *d;
@@ -1210,10 +1143,9 @@ static bool snapshot_lookup(uint64_t id, pcpd_state_mapping *ret, void *userdata
         return true;
 }
 
-/* A snapshot of every mapping and every one being deleted, to be formatted. The ids are
- * copied now (O(n), a few ms for 100,000): the tables change between two chunks, and a
- * GHashTableIter does not survive that. Each id is looked up again when its turn comes. */
-static pcpd_state_formatter *snapshot_formatter_new(pcpd_manager *m) {
+/* Every mapping and every one being deleted, for a snapshot (pcpd_store_ops). */
+static uint64_t *store_snapshot_ids(void *userdata, size_t *ret_n, uint64_t *ret_next_id) {
+        pcpd_manager *m = userdata;
         size_t n = g_hash_table_size(m->mappings) + g_hash_table_size(m->deleting), k = 0;
         uint64_t *ids = g_new(uint64_t, MAX(n, (size_t) 1));
         GHashTableIter it;
@@ -1226,264 +1158,37 @@ static pcpd_state_formatter *snapshot_formatter_new(pcpd_manager *m) {
         while (g_hash_table_iter_next(&it, &key, NULL))
                 if (!g_hash_table_contains(m->mappings, key))
                         ids[k++] = *(const uint64_t *) key;
-        return pcpd_state_formatter_new(m->next_mapping_id, ids, k, 64 + 640 * n);
+        *ret_n = k;
+        *ret_next_id = m->next_mapping_id;
+        return ids;
 }
 
-/* The snapshot of everything in memory, formatted at once (at start and at shutdown, when
- * nothing else has to run meanwhile) */
-static GString *manager_format_snapshot(pcpd_manager *m) {
-        pcpd_state_formatter *f = snapshot_formatter_new(m);
-
-        (void) pcpd_state_formatter_step(f, SIZE_MAX, snapshot_lookup, m);
-        return pcpd_state_formatter_finish(f);
-}
-
-/* The journal's size now: -1 when it cannot be told (then it is not emptied). */
-static off_t journal_size(pcpd_manager *m) {
-        struct stat st;
-
-        if (journal_open(m) < 0 || fstat(m->journal_fd, &st) < 0)
-                return -1;
-        return st.st_size;
-}
-
-/*
- * A snapshot is in place. It has every change the journal had when its formatting started
- * (size_at_format): those records go. When nothing was appended since, the journal is
- * emptied (a crash between the rename and this truncation only replays records whose last
- * word the snapshot already has). Records appended while the snapshot was being formatted
- * a chunk at a time or written on its thread may be newer than what it has of a mapping
- * and must stay (pcpd_state_formatter, pcpd-state.h): the journal is replaced by a copy of
- * just those (pcpd_state_journal_keep_tail(); the changes of one snapshot's formatting and
- * write, no fsync, like the appends). Should that fail, the journal is left whole:
- * replaying the older records in front of the newer ones over this snapshot is harmless
- * for the same reason (the loader replays in order, the last record of a mapping wins),
- * and the next snapshot tries again. Only the main thread appends, so the journal cannot
- * change under this.
- */
-static void journal_after_snapshot(pcpd_manager *m, off_t size_at_format) {
-        off_t now = journal_size(m);
-        int r = 0;
-
-        if (size_at_format < 0 || now < size_at_format)
-                return; /* unknown: left whole, and counted whole */
-        /* what the snapshot lacks, whether or not the journal can be cut down to it (else
-         * a journal that cannot be cut would make every snapshot due again at once) */
-        m->journal_bytes = (uint64_t) (now - size_at_format);
-        if (now == size_at_format) {
-                if (now > 0 && ftruncate(m->journal_fd, 0) < 0)
-                        r = -errno;
-        } else {
-                r = pcpd_state_journal_keep_tail(m->state_fd, m->journal_fd, size_at_format);
-                if (r >= 0) {
-                        close(m->journal_fd);
-                        m->journal_fd = r;
-                }
-        }
-        if (r < 0)
-                g_debug("Cannot empty the mapping journal: %s", g_strerror(-r));
-}
-
-/* Everything on disk before this returns, on the main thread (at start and at shutdown):
- * nothing can be appended in between, so the journal is emptied. */
-static int manager_write_snapshot(pcpd_manager *m) {
-        g_autoptr(GString) out = manager_format_snapshot(m);
-        off_t size = journal_size(m);
-        int r;
-
-        r = pcpd_state_write_atomic(m->state_fd, PCPD_STATE_FILE, out->str, out->len);
-        if (r < 0)
-                return r;
-        m->snapshot_size = out->len;
-        journal_after_snapshot(m, size);
-        return 0;
-}
-
-static void manager_save_done(pcpd_manager *m, int r) {
-        if (r < 0)
-                state_failed(m, r);
-        else
-                state_saved(m);
-}
-
-static void manager_schedule_save(pcpd_manager *m);
-
-/* A snapshot is being formatted or written. */
-static bool snapshot_busy(pcpd_manager *m) {
-        return m->snapshot_formatter != NULL || (m->state_writer != NULL && pcpd_state_writer_busy(m->state_writer));
-}
-
-/* A snapshot ended (written or not): the next one is due if a save was asked for meanwhile
- * (a failed append, a retry), or if the journal has grown enough by now. While writes fail,
- * the retry timer alone tries again. */
-static void snapshot_ended(pcpd_manager *m) {
-        if (m->save_pending) {
-                m->save_pending = false;
-                manager_schedule_save(m);
-        } else if (m->state_error == NULL && pcpd_state_compact_due(m->snapshot_size, m->journal_bytes))
-                manager_schedule_save(m);
-}
-
-/* The writer's thread has written (or failed to write) the snapshot in flight. */
-static void on_snapshot_written(int r, void *userdata) {
+/* The store's episode of failure began or ended: Manager.StateError. */
+static void store_error_changed(const char *error, void *userdata) {
         pcpd_manager *m = userdata;
 
-        if (r >= 0) {
-                m->snapshot_size = m->snapshot_size_in_flight;
-                journal_after_snapshot(m, m->snapshot_journal_size);
-        }
-        manager_save_done(m, r);
-        snapshot_ended(m);
+        set_str(&m->state_error, error);
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_STATE_ERROR);
 }
 
-static void snapshot_format_cancel(pcpd_manager *m) {
-        if (m->snapshot_format_source != 0) {
-                g_source_remove(m->snapshot_format_source);
-                m->snapshot_format_source = 0;
-        }
-        m->snapshot_formatter = pcpd_state_formatter_free(m->snapshot_formatter);
-}
-
-/* One chunk of the snapshot being formatted; the last one hands it to the writer. */
-static gboolean on_snapshot_format(gpointer data) {
-        pcpd_manager *m = data;
-        GString *out;
-
-        if (!pcpd_state_formatter_step(m->snapshot_formatter, SNAPSHOT_CHUNK, snapshot_lookup, m))
-                return G_SOURCE_CONTINUE;
-        m->snapshot_format_source = 0;
-        out = pcpd_state_formatter_finish(g_steal_pointer(&m->snapshot_formatter));
-        m->snapshot_size_in_flight = out->len;
-        if (pcpd_state_writer_start(m->state_writer, out) < 0) {
-                /* no thread: written here then */
-                manager_save_done(m, manager_write_snapshot(m));
-                snapshot_ended(m);
-        }
-        return G_SOURCE_REMOVE;
-}
-
-/* A snapshot, formatted a chunk per turn of the loop and written off it: formatting
- * 100,000 mappings takes a fraction of a second, the fsyncs of a busy disk take seconds,
- * and PCP retransmissions must leave on time meanwhile. At most one snapshot is under way;
- * a save asked for meanwhile is one more, started when it is written. */
-static void manager_save_async(pcpd_manager *m) {
-        int r;
-
-        if (m->state_writer == NULL) {
-                r = pcpd_state_writer_new(m->state_fd, PCPD_STATE_FILE, NULL, NULL, on_snapshot_written, m,
-                                          &m->state_writer);
-                if (r < 0) {
-                        manager_save_done(m, manager_write_snapshot(m));
-                        return;
-                }
-        }
-        if (snapshot_busy(m)) {
-                m->save_pending = true;
-                return;
-        }
-        /* the records from here on are what the snapshot may lack: they stay */
-        m->snapshot_journal_size = journal_size(m);
-        m->snapshot_formatter = snapshot_formatter_new(m);
-        /* at the default priority, not below it: a lower one would wait for as long as the
-         * bus keeps pcpd busy (a burst of requests), and the journal would grow meanwhile;
-         * here a chunk takes its turn with the other sources ready, and none waits long */
-        m->snapshot_format_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_snapshot_format, m, NULL);
-        g_source_set_name_by_id(m->snapshot_format_source, "pcpd-snapshot-format");
-}
-
-/* Ends the snapshot under way (and handles its end) before anything that must not overlap
- * it: a snapshot written on the main thread, shutdown. One being formatted is dropped: the
- * caller writes a whole one. */
-static void manager_save_wait(pcpd_manager *m) {
-        if (m->state_writer != NULL)
-                (void) pcpd_state_writer_wait(m->state_writer);
-        snapshot_format_cancel(m);
-}
-
-/* Synchronous: the snapshot is on disk (or has failed) when this returns; it replaces any
- * save scheduled. */
-static bool manager_save(pcpd_manager *m) {
-        int r;
-
-        manager_save_wait(m);
-        m->save_pending = false;
-        if (m->save_source != 0) {
-                g_source_remove(m->save_source);
-                m->save_source = 0;
-        }
-        r = manager_write_snapshot(m);
-        manager_save_done(m, r);
-        return r >= 0;
-}
-
-static gboolean on_save(gpointer data) {
-        pcpd_manager *m = data;
-        m->save_source = 0;
-        manager_save_async(m);
-        return G_SOURCE_REMOVE;
-}
-
-static gboolean on_state_retry(gpointer data) {
-        pcpd_manager *m = data;
-
-        m->state_retry_source = 0;
-        if (m->save_source == 0)
-                manager_save_async(m); /* re-arms on failure */
-        else if (m->state_error != NULL)
-                m->state_retry_source = g_timeout_add_seconds(STATE_RETRY_SECONDS, on_state_retry, m);
-        return G_SOURCE_REMOVE;
-}
-
-static void manager_save_now(pcpd_manager *m) {
-        (void) manager_save(m);
-}
-
-static void manager_schedule_save(pcpd_manager *m) {
-        if (m->save_source == 0)
-                /* coalesce bursts (a router restart touches every mapping at once) */
-                m->save_source = g_timeout_add(200, on_save, m);
-}
-
-/* One journal record, written at once. A failure starts (or continues) an episode, and a
- * snapshot is tried soon: it holds the change too. Otherwise a snapshot follows only when
- * the journal has grown enough (pcpd_state_compact_due()) or one failed before; while one
- * is under way, its end looks again. */
-static int manager_persist_text(pcpd_manager *m, const GString *rec) {
-        int r = journal_open(m);
-
-        if (r >= 0)
-                r = pcpd_state_journal_append(m->journal_fd, rec->str, rec->len);
-        if (r < 0) {
-                state_failed(m, r);
-                manager_schedule_save(m);
-                return r;
-        }
-        m->journal_bytes += rec->len;
-        /* in an episode (the last snapshot failed), every change tries again, as
-         * Manager.StateError promises */
-        if (m->state_error != NULL ||
-            (!snapshot_busy(m) && pcpd_state_compact_due(m->snapshot_size, m->journal_bytes)))
-                manager_schedule_save(m);
-        return 0;
-}
+static const pcpd_store_ops store_ops = {
+        .snapshot_ids = store_snapshot_ids,
+        .lookup = store_lookup,
+        .error_changed = store_error_changed,
+};
 
 /* a mapping's saved state changed (new, granted, now persistent): on disk at once;
  * -errno when it could not be written */
 static int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp) {
-        g_autoptr(GString) out = g_string_sized_new(640);
         pcpd_state_mapping rec;
 
         if (!mapping_to_record(mp, &rec))
                 return 0;
-        pcpd_state_format_record(out, &rec);
-        return manager_persist_text(m, out);
+        return pcpd_store_put(m->store, &rec);
 }
 
 static void manager_persist_removal(pcpd_manager *m, uint64_t id) {
-        g_autoptr(GString) out = g_string_sized_new(64);
-
-        pcpd_state_format_removal(out, id);
-        (void) manager_persist_text(m, out);
+        (void) pcpd_store_forget(m->store, id);
 }
 
 /* ---- removed mappings whose delete is not confirmed ---- */
@@ -1948,15 +1653,13 @@ int pcpd_manager_backend_persist(pcpd_manager *m, pcpd_mapping *mp) {
 }
 
 uint64_t pcpd_manager_backend_keep_deleting(pcpd_manager *m, const pcpd_state_mapping *rec) {
-        g_autoptr(GString) out = g_string_sized_new(640);
         pcpd_state_mapping *c = pcpd_state_mapping_copy(rec);
         pcpd_deleting *d;
 
         c->id = m->next_mapping_id++;
         c->deleting = true;
         d = deleting_add(m, c);
-        pcpd_state_format_record(out, d->rec);
-        (void) manager_persist_text(m, out);
+        (void) pcpd_store_put(m->store, d->rec);
         return d->rec->id;
 }
 
@@ -2563,7 +2266,6 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
         if (i != NULL && mapping_to_record(mp, &rec)) {
                 /* kept, on disk, until the server confirms the delete: the record goes first,
                  * so that a daemon killed before the answer deletes it again after a restart */
-                g_autoptr(GString) out = g_string_sized_new(640);
                 pcpd_deleting *d;
 
                 g_hash_table_remove(m->by_engine_id, &mp->engine_id);
@@ -2571,8 +2273,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 rec.delete_until = mapping_delete_until(mp, i);
                 d = deleting_add(m, pcpd_state_mapping_copy(&rec));
                 deleting_track_engine(m, d, mp->engine_id);
-                pcpd_state_format_record(out, d->rec);
-                (void) manager_persist_text(m, out);
+                (void) pcpd_store_put(m->store, d->rec);
                 /* lifetime 0 with the same nonce; the engine retries a few times on its own
                  * (and may give up at once: deleting_engine_done()) */
                 pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
@@ -2927,7 +2628,7 @@ static void manager_restore(pcpd_manager *m) {
                 pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         }
         /* a fresh snapshot, and an empty journal */
-        manager_save_now(m);
+        (void) pcpd_store_save(m->store);
         manager_kick(m);
 }
 
@@ -2962,8 +2663,10 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         m->next_mapping_id = 1;
         m->announce_fds[0] = m->announce_fds[1] = -1;
         m->route_fd = -1;
-        m->journal_fd = -1;
         r = pcp_engine_new(&ec, &ops, m, &m->engine);
+        if (r < 0)
+                return r;
+        r = pcpd_store_new(m->state_fd, m->state_dir, &store_ops, m, &m->store);
         if (r < 0)
                 return r;
         r = pcpd_upnp_backend_new(m, &m->upnp);
@@ -2974,8 +2677,6 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
 }
 
 pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
-        bool formatting;
-
         if (m == NULL)
                 return NULL;
         /* first, while everything still works: it runs the loop for a few seconds */
@@ -2983,18 +2684,10 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 m->upnp->ops->shutdown(m->upnp);
         if (m->backend_check_source != 0)
                 g_source_remove(m->backend_check_source);
-        /* the snapshot in flight first (its thread uses state_fd, its end the journal); then
-         * the last one, unless it would have nothing the last one lacks: the next start
-         * reads one file, and one being formatted or due is written here */
-        formatting = m->snapshot_formatter != NULL;
-        manager_save_wait(m);
-        if (m->save_source != 0 || formatting || m->journal_bytes > 0 || m->state_error != NULL)
-                manager_save(m);
-        m->state_writer = pcpd_state_writer_free(m->state_writer);
-        if (m->journal_fd >= 0)
-                close(m->journal_fd);
-        if (m->state_retry_source != 0)
-                g_source_remove(m->state_retry_source);
+        /* the last snapshot, while the mappings it reads are there */
+        if (m->store != NULL)
+                pcpd_store_flush(m->store);
+        m->store = pcpd_store_free(m->store);
         if (m->drop_log_source != 0)
                 g_source_remove(m->drop_log_source);
         if (m->engine != NULL) {

@@ -133,18 +133,8 @@ struct pcpd_manager {
         const struct pcpd_manager_listener *listener; /* its news goes there (never NULL) */
         void *listener_data;
 
-        guint save_source;
-        pcpd_state_writer *state_writer; /* writes snapshots off the main loop; NULL until first used */
-        bool save_pending;                /* a snapshot is due once the one under way is written */
-        off_t snapshot_journal_size;      /* the journal's size when the one under way started */
-        pcpd_state_formatter *snapshot_formatter; /* the one being formatted, a chunk per turn */
-        guint snapshot_format_source;
-        size_t snapshot_size_in_flight;   /* the bytes of the one being written */
-        uint64_t snapshot_size;           /* the bytes of the last one written */
-        uint64_t journal_bytes;           /* the journal's bytes the last snapshot lacks */
-        int journal_fd; /* mappings.journal, O_APPEND; -1 until first used */
-        char *state_error;        /* Manager.StateError: NULL while state is being saved */
-        guint state_retry_source; /* while state_error is set */
+        struct pcpd_store *store; /* pcpd-store.h: journal and snapshots of state_fd */
+        char *state_error;        /* Manager.StateError (the store's): NULL while state is being saved */
         /* removed mappings whose delete the server has not confirmed (pcpd_deleting *) */
         GHashTable *deleting;           /* id (uint64_t *) -> owned */
         GHashTable *deleting_by_engine; /* engine id (uint64_t *) -> while the engine sends */

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "pcpd-store.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pcpd-log.h"
+
+/*
+ * Persistence is a snapshot plus a journal (pcpd-state.h). mappings.journal gets one record
+ * per change the moment it happens (a new mapping and its nonce, a grant's external address
+ * and port, a removal): a single O_APPEND write, O(1) per change however many mappings
+ * there are. The journal alone would do; mappings.state, the snapshot, only keeps it short.
+ * So a snapshot is not written after every change (that made N changes with N mappings held
+ * cost N²): it is written at start, at shutdown, soon after a record could not be appended
+ * (the snapshot then holds that change), and once the journal has grown as large as the last
+ * snapshot (pcpd_state_compact_due(); while both are small, 200 ms after a change as it
+ * always was). It is formatted on the main thread a chunk of records per turn of the loop
+ * (pcpd_state_formatter: no turn of the loop takes long however many mappings there are),
+ * then written (fsync, rename, fsync of the directory) on a thread of its own
+ * (pcpd_state_writer), one at a time: the loop never waits for the disk, except at start
+ * and at shutdown. A snapshot empties the journal but for the records appended after its
+ * formatting started (journal_after_snapshot()).
+ *
+ * What is on the router is on disk first (the owner's policy: a new mapping's nonce is put
+ * before its request leaves, a removed one stays as a "deleting" record until the server
+ * confirms the delete). No fsync of the journal: a killed daemon loses nothing (the page
+ * cache has it); a power cut may lose the last changes and leave a torn last record, which
+ * loading skips.
+ *
+ * A failed write starts an episode: one warning, the error set, a snapshot retried every
+ * few seconds; the first snapshot that succeeds ends it with one line.
+ */
+
+#define STATE_RETRY_SECONDS 5
+/* records of a snapshot formatted per turn of the main loop: about 3 µs of CPU each, so
+ * under a millisecond per turn (the one-shot format of 30,000 took 90 ms of CPU, and
+ * half a second on a loaded machine) */
+#define SNAPSHOT_CHUNK 256
+/* a change coalesces with the ones of the next 200 ms (a router restart touches every
+ * mapping at once) */
+#define SAVE_DELAY_MS 200
+
+struct pcpd_store {
+        int dirfd;      /* borrowed */
+        char *dir_name; /* for messages */
+        const pcpd_store_ops *ops;
+        void *userdata;
+
+        guint save_source;
+        pcpd_state_writer *writer;        /* writes snapshots off the main loop; NULL until first used */
+        bool save_pending;                /* a snapshot is due once the one under way is written */
+        off_t snapshot_journal_size;      /* the journal's size when the one under way started */
+        pcpd_state_formatter *formatter;  /* the one being formatted, a chunk per turn */
+        guint format_source;
+        size_t snapshot_size_in_flight;   /* the bytes of the one being written */
+        uint64_t snapshot_size;           /* the bytes of the last one written */
+        uint64_t journal_bytes;           /* the journal's bytes the last snapshot lacks */
+        int journal_fd;                   /* mappings.journal, O_APPEND; -1 until first used */
+        char *error;                      /* NULL while everything is saved */
+        guint retry_source;               /* while error is set */
+};
+
+static void schedule_save(pcpd_store *s);
+
+static void tell_error(pcpd_store *s) {
+        if (s->ops->error_changed != NULL)
+                s->ops->error_changed(s->error, s->userdata);
+}
+
+static gboolean on_retry(gpointer data);
+
+/* A write to the state directory failed: one warning and error per episode. */
+static void state_failed(pcpd_store *s, int r) {
+        if (s->retry_source == 0)
+                s->retry_source = g_timeout_add_seconds(STATE_RETRY_SECONDS, on_retry, s);
+        if (s->error != NULL)
+                return;
+        s->error = g_strdup_printf("cannot save state in %s: %s", s->dir_name, g_strerror(-r));
+        pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_STATE_ERROR,
+                       ((const char *const[]) { "PCPD_STATE_DIRECTORY", s->dir_name, NULL }),
+                       "Cannot save the mappings in %s: %s. New mappings are refused while their nonce cannot be "
+                       "written, and changes since may be lost if pcpd stops; free space there (retrying every %u s, "
+                       "logged again when it works)",
+                       s->dir_name, g_strerror(-r), STATE_RETRY_SECONDS);
+        tell_error(s);
+}
+
+/* A whole snapshot was written: everything the owner has is on disk. */
+static void state_saved(pcpd_store *s) {
+        if (s->retry_source != 0) {
+                g_source_remove(s->retry_source);
+                s->retry_source = 0;
+        }
+        if (s->error == NULL)
+                return;
+        g_clear_pointer(&s->error, g_free);
+        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STATE_SAVED,
+                       ((const char *const[]) { "PCPD_STATE_DIRECTORY", s->dir_name, NULL }),
+                       "The mappings are saved in %s again", s->dir_name);
+        tell_error(s);
+}
+
+static void save_done(pcpd_store *s, int r) {
+        if (r < 0)
+                state_failed(s, r);
+        else
+                state_saved(s);
+}
+
+static int journal_open(pcpd_store *s) {
+        if (s->journal_fd < 0) {
+                struct stat st;
+                int fd = pcpd_state_journal_open(s->dirfd);
+                if (fd < 0)
+                        return fd;
+                s->journal_fd = fd;
+                s->journal_bytes = fstat(fd, &st) >= 0 ? (uint64_t) st.st_size : 0;
+        }
+        return 0;
+}
+
+/* The journal's size now: -1 when it cannot be told (then it is not emptied). */
+static off_t journal_size(pcpd_store *s) {
+        struct stat st;
+
+        if (journal_open(s) < 0 || fstat(s->journal_fd, &st) < 0)
+                return -1;
+        return st.st_size;
+}
+
+/*
+ * A snapshot is in place. It has every change the journal had when its formatting started
+ * (size_at_format): those records go. When nothing was appended since, the journal is
+ * emptied (a crash between the rename and this truncation only replays records whose last
+ * word the snapshot already has). Records appended while the snapshot was being formatted
+ * a chunk at a time or written on its thread may be newer than what it has of a record
+ * and must stay (pcpd_state_formatter, pcpd-state.h): the journal is replaced by a copy of
+ * just those (pcpd_state_journal_keep_tail(); the changes of one snapshot's formatting and
+ * write, no fsync, like the appends). Should that fail, the journal is left whole:
+ * replaying the older records in front of the newer ones over this snapshot is harmless
+ * for the same reason (the loader replays in order, the last record of an id wins), and
+ * the next snapshot tries again. Only the main thread appends, so the journal cannot
+ * change under this.
+ */
+static void journal_after_snapshot(pcpd_store *s, off_t size_at_format) {
+        off_t now = journal_size(s);
+        int r = 0;
+
+        if (size_at_format < 0 || now < size_at_format)
+                return; /* unknown: left whole, and counted whole */
+        /* what the snapshot lacks, whether or not the journal can be cut down to it (else
+         * a journal that cannot be cut would make every snapshot due again at once) */
+        s->journal_bytes = (uint64_t) (now - size_at_format);
+        if (now == size_at_format) {
+                if (now > 0 && ftruncate(s->journal_fd, 0) < 0)
+                        r = -errno;
+        } else {
+                r = pcpd_state_journal_keep_tail(s->dirfd, s->journal_fd, size_at_format);
+                if (r >= 0) {
+                        close(s->journal_fd);
+                        s->journal_fd = r;
+                }
+        }
+        if (r < 0)
+                g_debug("Cannot empty the mapping journal: %s", g_strerror(-r));
+}
+
+/* A snapshot of every record the owner has, to be formatted. The ids are copied now (O(n),
+ * a few ms for 100,000): the owner's tables change between two chunks. Each id is looked
+ * up again when its turn comes. */
+static pcpd_state_formatter *formatter_new(pcpd_store *s) {
+        uint64_t next_id = 1;
+        size_t n = 0;
+        uint64_t *ids = s->ops->snapshot_ids(s->userdata, &n, &next_id);
+
+        return pcpd_state_formatter_new(next_id, ids, n, 64 + 640 * n);
+}
+
+/* Everything on disk before this returns, on the main thread (at start and at shutdown):
+ * nothing can be appended in between, so the journal is emptied. */
+static int write_snapshot(pcpd_store *s) {
+        pcpd_state_formatter *f = formatter_new(s);
+        g_autoptr(GString) out = NULL;
+        off_t size;
+        int r;
+
+        (void) pcpd_state_formatter_step(f, SIZE_MAX, s->ops->lookup, s->userdata);
+        out = pcpd_state_formatter_finish(f);
+        size = journal_size(s);
+        r = pcpd_state_write_atomic(s->dirfd, PCPD_STATE_FILE, out->str, out->len);
+        if (r < 0)
+                return r;
+        s->snapshot_size = out->len;
+        journal_after_snapshot(s, size);
+        return 0;
+}
+
+/* A snapshot is being formatted or written. */
+static bool snapshot_busy(const pcpd_store *s) {
+        return s->formatter != NULL || (s->writer != NULL && pcpd_state_writer_busy(s->writer));
+}
+
+/* A snapshot ended (written or not): the next one is due if a save was asked for meanwhile
+ * (a failed append, a retry), or if the journal has grown enough by now. While writes fail,
+ * the retry timer alone tries again. */
+static void snapshot_ended(pcpd_store *s) {
+        if (s->save_pending) {
+                s->save_pending = false;
+                schedule_save(s);
+        } else if (s->error == NULL && pcpd_state_compact_due(s->snapshot_size, s->journal_bytes))
+                schedule_save(s);
+}
+
+/* The writer's thread has written (or failed to write) the snapshot in flight. */
+static void on_snapshot_written(int r, void *userdata) {
+        pcpd_store *s = userdata;
+
+        if (r >= 0) {
+                s->snapshot_size = s->snapshot_size_in_flight;
+                journal_after_snapshot(s, s->snapshot_journal_size);
+        }
+        save_done(s, r);
+        snapshot_ended(s);
+}
+
+static void format_cancel(pcpd_store *s) {
+        if (s->format_source != 0) {
+                g_source_remove(s->format_source);
+                s->format_source = 0;
+        }
+        s->formatter = pcpd_state_formatter_free(s->formatter);
+}
+
+/* One chunk of the snapshot being formatted; the last one hands it to the writer. */
+static gboolean on_format(gpointer data) {
+        pcpd_store *s = data;
+        GString *out;
+
+        if (!pcpd_state_formatter_step(s->formatter, SNAPSHOT_CHUNK, s->ops->lookup, s->userdata))
+                return G_SOURCE_CONTINUE;
+        s->format_source = 0;
+        out = pcpd_state_formatter_finish(g_steal_pointer(&s->formatter));
+        s->snapshot_size_in_flight = out->len;
+        if (pcpd_state_writer_start(s->writer, out) < 0) {
+                /* no thread: written here then */
+                save_done(s, write_snapshot(s));
+                snapshot_ended(s);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+/* A snapshot, formatted a chunk per turn of the loop and written off it: formatting
+ * 100,000 records takes a fraction of a second, the fsyncs of a busy disk take seconds,
+ * and PCP retransmissions must leave on time meanwhile. At most one snapshot is under way;
+ * a save asked for meanwhile is one more, started when it is written. */
+static void save_async(pcpd_store *s) {
+        int r;
+
+        if (s->writer == NULL) {
+                r = pcpd_state_writer_new(s->dirfd, PCPD_STATE_FILE, NULL, NULL, on_snapshot_written, s, &s->writer);
+                if (r < 0) {
+                        save_done(s, write_snapshot(s));
+                        return;
+                }
+        }
+        if (snapshot_busy(s)) {
+                s->save_pending = true;
+                return;
+        }
+        /* the records from here on are what the snapshot may lack: they stay */
+        s->snapshot_journal_size = journal_size(s);
+        s->formatter = formatter_new(s);
+        /* at the default priority, not below it: a lower one would wait for as long as the
+         * bus keeps pcpd busy (a burst of requests), and the journal would grow meanwhile;
+         * here a chunk takes its turn with the other sources ready, and none waits long */
+        s->format_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_format, s, NULL);
+        g_source_set_name_by_id(s->format_source, "pcpd-snapshot-format");
+}
+
+/* Ends the snapshot under way (and handles its end) before anything that must not overlap
+ * it: a snapshot written on the main thread, shutdown. One being formatted is dropped: the
+ * caller writes a whole one. */
+static void save_wait(pcpd_store *s) {
+        if (s->writer != NULL)
+                (void) pcpd_state_writer_wait(s->writer);
+        format_cancel(s);
+}
+
+int pcpd_store_save(pcpd_store *s) {
+        int r;
+
+        save_wait(s);
+        s->save_pending = false;
+        if (s->save_source != 0) {
+                g_source_remove(s->save_source);
+                s->save_source = 0;
+        }
+        r = write_snapshot(s);
+        save_done(s, r);
+        return r;
+}
+
+static gboolean on_save(gpointer data) {
+        pcpd_store *s = data;
+
+        s->save_source = 0;
+        save_async(s);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean on_retry(gpointer data) {
+        pcpd_store *s = data;
+
+        s->retry_source = 0;
+        if (s->save_source == 0)
+                save_async(s); /* re-arms on failure */
+        else if (s->error != NULL)
+                s->retry_source = g_timeout_add_seconds(STATE_RETRY_SECONDS, on_retry, s);
+        return G_SOURCE_REMOVE;
+}
+
+static void schedule_save(pcpd_store *s) {
+        if (s->save_source == 0)
+                s->save_source = g_timeout_add(SAVE_DELAY_MS, on_save, s);
+}
+
+/* One journal record, written at once. A failure starts (or continues) an episode, and a
+ * snapshot is tried soon: it holds the change too. Otherwise a snapshot follows only when
+ * the journal has grown enough (pcpd_state_compact_due()) or one failed before; while one
+ * is under way, its end looks again. */
+static int append(pcpd_store *s, const GString *rec) {
+        int r = journal_open(s);
+
+        if (r >= 0)
+                r = pcpd_state_journal_append(s->journal_fd, rec->str, rec->len);
+        if (r < 0) {
+                state_failed(s, r);
+                schedule_save(s);
+                return r;
+        }
+        s->journal_bytes += rec->len;
+        /* in an episode (the last snapshot failed), every change tries again, as
+         * Manager.StateError promises */
+        if (s->error != NULL || (!snapshot_busy(s) && pcpd_state_compact_due(s->snapshot_size, s->journal_bytes)))
+                schedule_save(s);
+        return 0;
+}
+
+int pcpd_store_put(pcpd_store *s, const pcpd_state_mapping *rec) {
+        g_autoptr(GString) out = g_string_sized_new(640);
+
+        pcpd_state_format_record(out, rec);
+        return append(s, out);
+}
+
+int pcpd_store_forget(pcpd_store *s, uint64_t id) {
+        g_autoptr(GString) out = g_string_sized_new(64);
+
+        pcpd_state_format_removal(out, id);
+        return append(s, out);
+}
+
+void pcpd_store_flush(pcpd_store *s) {
+        /* the snapshot in flight first (its thread uses the directory, its end the
+         * journal); then the last one, unless it would have nothing the last one lacks:
+         * the next start reads one file, and one being formatted or due is written here */
+        bool formatting = s->formatter != NULL;
+
+        save_wait(s);
+        if (s->save_source != 0 || formatting || s->journal_bytes > 0 || s->error != NULL)
+                (void) pcpd_store_save(s);
+        if (s->retry_source != 0) {
+                g_source_remove(s->retry_source);
+                s->retry_source = 0;
+        }
+}
+
+const char *pcpd_store_error(const pcpd_store *s) {
+        return s->error;
+}
+
+bool pcpd_store_busy(const pcpd_store *s) {
+        return snapshot_busy(s) || s->save_source != 0;
+}
+
+int pcpd_store_new(int dirfd, const char *dir_name, const pcpd_store_ops *ops, void *userdata, pcpd_store **ret) {
+        pcpd_store *s = g_new0(pcpd_store, 1);
+
+        s->dirfd = dirfd;
+        s->dir_name = g_strdup(dir_name);
+        s->ops = ops;
+        s->userdata = userdata;
+        s->journal_fd = -1;
+        *ret = s;
+        return 0;
+}
+
+pcpd_store *pcpd_store_free(pcpd_store *s) {
+        if (s == NULL)
+                return NULL;
+        format_cancel(s);
+        s->writer = pcpd_state_writer_free(s->writer);
+        if (s->save_source != 0)
+                g_source_remove(s->save_source);
+        if (s->retry_source != 0)
+                g_source_remove(s->retry_source);
+        if (s->journal_fd >= 0)
+                close(s->journal_fd);
+        g_free(s->error);
+        g_free(s->dir_name);
+        g_free(s);
+        return NULL;
+}

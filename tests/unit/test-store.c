@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The store (pcpd-store.c) without a manager: the test is its owner, a table of records, and
+ * runs GLib's default main loop. What it put is what a restarted pcpd loads (from the journal
+ * alone, and after snapshots); a torn last journal record is cut off before the next one; a
+ * snapshot formatted a chunk at a time while records keep changing loses none of the
+ * changes; a directory that takes no more bytes starts one episode of failure (one
+ * error_changed), and the retried snapshot ends it with every record on disk. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pcpd-store.h"
+
+/* ---- the owner: what the store asks for ---- */
+
+typedef struct owner {
+        GHashTable *recs; /* id (uint64_t *) -> pcpd_state_mapping *, owned */
+        uint64_t next_id;
+        GArray *looked_up; /* the ids lookup was asked for, in order */
+        unsigned snapshots; /* snapshot_ids calls */
+        unsigned error_calls;
+        char *error; /* as last told */
+        pcpd_store *store;
+} owner;
+
+static uint64_t *owner_ids(void *userdata, size_t *ret_n, uint64_t *ret_next_id) {
+        owner *o = userdata;
+        uint64_t *ids = g_new(uint64_t, MAX(g_hash_table_size(o->recs), 1u));
+        GHashTableIter it;
+        gpointer key;
+        size_t n = 0;
+
+        g_hash_table_iter_init(&it, o->recs);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                ids[n++] = *(const uint64_t *) key;
+        o->snapshots++;
+        *ret_n = n;
+        *ret_next_id = o->next_id;
+        return ids;
+}
+
+static bool owner_lookup(uint64_t id, pcpd_state_mapping *ret, void *userdata) {
+        owner *o = userdata;
+        pcpd_state_mapping *r = g_hash_table_lookup(o->recs, &id);
+
+        g_array_append_val(o->looked_up, id);
+        if (r == NULL)
+                return false;
+        *ret = *r;
+        return true;
+}
+
+static void owner_error_changed(const char *error, void *userdata) {
+        owner *o = userdata;
+
+        o->error_calls++;
+        g_free(o->error);
+        o->error = g_strdup(error);
+}
+
+static const pcpd_store_ops ops = {
+        .snapshot_ids = owner_ids,
+        .lookup = owner_lookup,
+        .error_changed = owner_error_changed,
+};
+
+static char *make_dir(void) {
+        char *d = g_dir_make_tmp("pcpd-test-store-XXXXXX", NULL);
+        assert_non_null(d);
+        assert_int_equal(chmod(d, 0700), 0);
+        return d;
+}
+
+static void remove_dir(char *d) {
+        g_autoptr(GDir) dir = g_dir_open(d, 0, NULL);
+        const char *name;
+
+        while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+                g_autofree char *p = g_build_filename(d, name, NULL);
+                assert_int_equal(g_unlink(p), 0);
+        }
+        assert_int_equal(g_rmdir(d), 0);
+        g_free(d);
+}
+
+typedef struct fixture {
+        char *dir;
+        int dfd;
+        owner o;
+        struct rlimit fsize; /* RLIMIT_FSIZE before the test, put back however it ended */
+} fixture;
+
+static int setup(void **state) {
+        fixture *f = g_new0(fixture, 1);
+
+        f->dir = make_dir();
+        f->dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(f->dfd >= 0);
+        f->o.recs = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) pcpd_state_mapping_free);
+        f->o.next_id = 1;
+        f->o.looked_up = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &f->fsize), 0);
+        assert_int_equal(pcpd_store_new(f->dfd, f->dir, &ops, &f->o, &f->o.store), 0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &f->fsize), 0);
+        f->o.store = pcpd_store_free(f->o.store);
+        g_hash_table_destroy(f->o.recs);
+        g_array_free(f->o.looked_up, TRUE);
+        g_free(f->o.error);
+        close(f->dfd);
+        remove_dir(f->dir);
+        g_free(f);
+        return 0;
+}
+
+/* A record the codec round-trips; what differs by version is the external port. */
+static pcpd_state_mapping *record(uint64_t id, uint16_t version) {
+        pcpd_state_mapping m = {
+                .id = id,
+                .has_nonce = true,
+                .server = (char *) "192.0.2.1:5351",
+                .opcode = PCP_OPCODE_MAP,
+                .protocol = 17,
+                .family = AF_INET,
+                .internal_port = (uint16_t) (1000 + id % 60000),
+                .lifetime = 3600,
+                .external_address = (char *) "198.51.100.7",
+                .external_port = version,
+                .uid = 1000,
+                .app_id = (char *) "org.example.App",
+                .app_id_source = (char *) "flatpak",
+                .description = (char *) "a record of the store's test",
+                .created = 1700000000000000ull + id,
+        };
+
+        for (size_t i = 0; i < PCP_NONCE_LEN; i++)
+                m.nonce[i] = (uint8_t) (id + i);
+        return pcpd_state_mapping_copy(&m);
+}
+
+/* The owner has rec (taken over) from now on and puts it. */
+static int put(owner *o, pcpd_state_mapping *rec) {
+        g_hash_table_replace(o->recs, &rec->id, rec);
+        o->next_id = MAX(o->next_id, rec->id + 1);
+        return pcpd_store_put(o->store, rec);
+}
+
+static int forget(owner *o, uint64_t id) {
+        g_hash_table_remove(o->recs, &id);
+        return pcpd_store_forget(o->store, id);
+}
+
+static GString *text_of(const pcpd_state_mapping *m) {
+        GString *s = g_string_new(NULL);
+        pcpd_state_format_mapping(s, m);
+        return s;
+}
+
+/* What a restarted pcpd loads from the directory is exactly what the owner has. */
+static void assert_loads_as_owner(fixture *f) {
+        g_autoptr(pcpd_state) st = NULL;
+        g_autoptr(GError) error = NULL;
+        GHashTableIter it;
+        gpointer v;
+
+        assert_int_equal(pcpd_state_load(f->dfd, f->dir, &st, &error), 0);
+        assert_int_equal(st->damaged, 0);
+        assert_int_equal(st->journal_damaged, 0);
+        assert_int_equal(g_hash_table_size(st->mappings), g_hash_table_size(f->o.recs));
+        g_hash_table_iter_init(&it, f->o.recs);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const pcpd_state_mapping *want = v;
+                const pcpd_state_mapping *got = g_hash_table_lookup(st->mappings, &want->id);
+                g_autoptr(GString) a = NULL, b = NULL;
+
+                if (got == NULL)
+                        fail_msg("record %" G_GUINT64_FORMAT " was not loaded", want->id);
+                a = text_of(want);
+                b = text_of(got);
+                assert_string_equal(b->str, a->str);
+        }
+        assert_true(st->next_id >= f->o.next_id);
+}
+
+static off_t file_size(fixture *f, const char *name) {
+        struct stat st;
+
+        if (fstatat(f->dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -1;
+        return st.st_size;
+}
+
+static gboolean on_give_up(gpointer data) {
+        *(bool *) data = true;
+        return G_SOURCE_REMOVE;
+}
+
+/* Runs the main loop until done(f) holds; fails, saying what, after 60 s of not getting
+ * there (a cap, not a timing assertion: it holds within a second or ten). */
+static void run_until(fixture *f, bool (*done)(fixture *f), const char *what) {
+        bool gave_up = false;
+        guint cap = g_timeout_add_seconds(60, on_give_up, &gave_up);
+        unsigned turns = 0;
+
+        while (!done(f) && !gave_up) {
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+        }
+        if (gave_up)
+                fail_msg("no %s after 60 s (%u turns of the loop)", what, turns);
+        g_source_remove(cap);
+}
+
+static bool store_idle(fixture *f) {
+        return !pcpd_store_busy(f->o.store);
+}
+
+/* ---- tests ---- */
+
+/* N records put, some changed, some forgotten: the journal alone has them (a daemon killed
+ * now); a snapshot written at shutdown has them, and the journal is empty then. */
+static void test_put_and_forget(void **state) {
+        fixture *f = *state;
+        const unsigned n = 300;
+
+        for (uint64_t id = 1; id <= n; id++)
+                assert_int_equal(put(&f->o, record(id, 1)), 0);
+        for (uint64_t id = 1; id <= n; id += 3)
+                assert_int_equal(put(&f->o, record(id, 2)), 0);
+        for (uint64_t id = 2; id <= n; id += 7)
+                assert_int_equal(forget(&f->o, id), 0);
+        assert_null(pcpd_store_error(f->o.store));
+        assert_true(file_size(f, PCPD_STATE_JOURNAL) > 0);
+        /* killed now: no snapshot was written yet (none is due before the loop turns) */
+        assert_int_equal(file_size(f, PCPD_STATE_FILE), -1);
+        assert_int_equal(f->o.snapshots, 0);
+        assert_loads_as_owner(f);
+
+        /* shutdown: one snapshot of it all, and an empty journal */
+        pcpd_store_flush(f->o.store);
+        assert_int_equal(f->o.snapshots, 1);
+        assert_false(pcpd_store_busy(f->o.store));
+        assert_true(file_size(f, PCPD_STATE_FILE) > 0);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
+        assert_loads_as_owner(f);
+
+        /* a flush with nothing new writes nothing */
+        pcpd_store_flush(f->o.store);
+        assert_int_equal(f->o.snapshots, 1);
+        assert_null(f->o.error);
+        assert_int_equal(f->o.error_calls, 0);
+}
+
+/* Small files: a change is followed by a snapshot of its own, on the loop, soon; it empties
+ * the journal. */
+static void test_snapshot_follows_change(void **state) {
+        fixture *f = *state;
+
+        assert_int_equal(put(&f->o, record(1, 1)), 0);
+        assert_true(pcpd_store_busy(f->o.store));
+        run_until(f, store_idle, "snapshot after a change");
+        assert_int_equal(f->o.snapshots, 1);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
+        assert_true(file_size(f, PCPD_STATE_FILE) > 0);
+        assert_loads_as_owner(f);
+}
+
+/* A power cut left half a record at the journal's end: the store's next record starts on a
+ * line of its own, and what loads is every whole record, the torn one not at all. */
+static void test_torn_last_record(void **state) {
+        fixture *f = *state;
+        g_autoptr(GString) torn = g_string_new(NULL);
+        g_autoptr(pcpd_state_mapping) lost = record(3, 7);
+        int jfd;
+
+        assert_int_equal(put(&f->o, record(1, 1)), 0);
+        assert_int_equal(put(&f->o, record(2, 1)), 0);
+        f->o.store = pcpd_store_free(f->o.store); /* killed: no snapshot */
+
+        pcpd_state_format_record(torn, lost);
+        jfd = openat(f->dfd, PCPD_STATE_JOURNAL, O_WRONLY | O_APPEND | O_CLOEXEC);
+        assert_true(jfd >= 0);
+        assert_int_equal(write(jfd, torn->str, torn->len / 2), (ssize_t) (torn->len / 2));
+        close(jfd);
+        {
+                /* as loaded now: the torn one is skipped */
+                g_autoptr(pcpd_state) st = NULL;
+                g_autoptr(GError) error = NULL;
+                assert_int_equal(pcpd_state_load(f->dfd, f->dir, &st, &error), 0);
+                assert_true(st->journal_torn > 0);
+                assert_int_equal(g_hash_table_size(st->mappings), 2);
+        }
+
+        /* restarted: the next record lands after the whole ones */
+        assert_int_equal(pcpd_store_new(f->dfd, f->dir, &ops, &f->o, &f->o.store), 0);
+        assert_int_equal(put(&f->o, record(4, 1)), 0);
+        assert_int_equal(put(&f->o, record(1, 2)), 0);
+        {
+                g_autoptr(pcpd_state) st = NULL;
+                g_autoptr(GError) error = NULL;
+                assert_int_equal(pcpd_state_load(f->dfd, f->dir, &st, &error), 0);
+                assert_int_equal(st->journal_torn, 0);
+                assert_int_equal(st->journal_records, 4);
+        }
+        assert_loads_as_owner(f);
+}
+
+/* Between two chunks of a snapshot: one record already formatted changes, one is
+ * forgotten, one not yet formatted changes, a new one comes. */
+static void change_mid_snapshot(owner *o) {
+        uint64_t first = g_array_index(o->looked_up, uint64_t, 0);
+        uint64_t second = g_array_index(o->looked_up, uint64_t, 1);
+        GHashTableIter it;
+        gpointer key;
+        uint64_t later = 0;
+
+        g_hash_table_iter_init(&it, o->recs);
+        while (g_hash_table_iter_next(&it, &key, NULL)) {
+                uint64_t id = *(const uint64_t *) key;
+                bool seen = false;
+                for (guint k = 0; k < o->looked_up->len && !seen; k++)
+                        seen = g_array_index(o->looked_up, uint64_t, k) == id;
+                if (!seen) {
+                        later = id;
+                        break;
+                }
+        }
+        assert_true(later != 0);
+        assert_int_equal(put(o, record(first, 9)), 0);
+        assert_int_equal(forget(o, second), 0);
+        assert_int_equal(put(o, record(later, 9)), 0);
+        assert_int_equal(put(o, record(o->next_id, 9)), 0);
+}
+
+static bool first_chunk_formatted(fixture *f) {
+        return f->o.looked_up->len > 0;
+}
+
+/* A snapshot of many records is formatted a chunk per turn of the loop while records keep
+ * changing: after it is written, what loads has every change, also those to records its
+ * first chunks had already formatted (their journal records stay behind the snapshot). */
+static void test_snapshot_while_appending(void **state) {
+        fixture *f = *state;
+        const unsigned n = 2000; /* several chunks */
+
+        for (uint64_t id = 1; id <= n; id++)
+                assert_int_equal(put(&f->o, record(id, 1)), 0);
+        assert_int_equal(pcpd_store_save(f->o.store), 0);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
+        /* grow the journal to the snapshot's size: a snapshot is due then */
+        g_array_set_size(f->o.looked_up, 0);
+        for (uint64_t id = 1; id <= n; id++)
+                assert_int_equal(put(&f->o, record(id, 2)), 0);
+        assert_true(pcpd_store_busy(f->o.store));
+        run_until(f, first_chunk_formatted, "snapshot being formatted");
+        /* one chunk per turn of the loop: the others are still to come */
+        assert_true(f->o.looked_up->len >= 2);
+        assert_true(f->o.looked_up->len < n / 2);
+        change_mid_snapshot(&f->o);
+        run_until(f, store_idle, "snapshot written");
+        assert_null(pcpd_store_error(f->o.store));
+        assert_int_equal(f->o.snapshots, 2);
+        /* the snapshot lacks the changes made while it was formatted: they are still in the
+         * journal */
+        assert_true(file_size(f, PCPD_STATE_JOURNAL) > 0);
+        assert_loads_as_owner(f);
+        /* and after one more snapshot, with nothing changing, the journal is empty */
+        assert_int_equal(pcpd_store_save(f->o.store), 0);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
+        assert_loads_as_owner(f);
+}
+
+static bool error_cleared(fixture *f) {
+        return f->o.error == NULL && f->o.error_calls == 2;
+}
+
+/* A directory that takes no more bytes (RLIMIT_FSIZE: a full disk, for root too): a put
+ * fails, one episode starts (one error_changed, however many writes fail), the snapshot
+ * tried soon fails too; with room again the retry ends it (one more error_changed), and
+ * what loads has every record, the one whose journal record was lost too. */
+static void test_state_error_and_recovery(void **state) {
+        fixture *f = *state;
+        struct rlimit lim = f->fsize;
+        g_autofree char *why = NULL;
+        int r;
+
+        assert_int_equal(put(&f->o, record(1, 1)), 0);
+        assert_int_equal(pcpd_store_save(f->o.store), 0);
+
+        lim.rlim_cur = 16;
+        signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(put(&f->o, record(2, 1)), 0);
+        /* the journal has more bytes than the limit: no write to it (nor to a snapshot) fits */
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        r = put(&f->o, record(3, 1));
+        assert_int_equal(r, -EFBIG);
+        assert_int_equal(f->o.error_calls, 1);
+        assert_non_null(f->o.error);
+        assert_string_equal(pcpd_store_error(f->o.store), f->o.error);
+        why = g_strdup_printf("cannot save state in %s: %s", f->dir, g_strerror(EFBIG));
+        assert_string_equal(f->o.error, why);
+        /* the same episode: told once */
+        assert_int_equal(put(&f->o, record(4, 1)), -EFBIG);
+        assert_int_equal(forget(&f->o, 1), -EFBIG);
+        assert_int_equal(f->o.error_calls, 1);
+        /* the snapshot tried soon fails as well */
+        run_until(f, store_idle, "snapshot after a failed put");
+        assert_int_equal(f->o.error_calls, 1);
+        assert_non_null(pcpd_store_error(f->o.store));
+
+        /* room again: the retry every few seconds ends the episode */
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &f->fsize), 0);
+        run_until(f, error_cleared, "end of the episode");
+        assert_null(pcpd_store_error(f->o.store));
+        assert_loads_as_owner(f);
+        assert_false(g_hash_table_contains(f->o.recs, &(uint64_t) { 1 }));
+        assert_true(g_hash_table_contains(f->o.recs, &(uint64_t) { 3 }));
+}
+
+/* A record that is gone by its turn is left out; the owner's next id is the header's. */
+static void test_gone_left_out(void **state) {
+        fixture *f = *state;
+
+        for (uint64_t id = 1; id <= 5; id++)
+                assert_int_equal(put(&f->o, record(id, 1)), 0);
+        f->o.next_id = 40;
+        g_hash_table_remove(f->o.recs, &(uint64_t) { 2 }); /* not forgotten in the journal */
+        assert_int_equal(pcpd_store_save(f->o.store), 0);
+        {
+                g_autoptr(pcpd_state) st = NULL;
+                g_autoptr(GError) error = NULL;
+                assert_int_equal(pcpd_state_load(f->dfd, f->dir, &st, &error), 0);
+                assert_int_equal(st->next_id, 40);
+                assert_null(g_hash_table_lookup(st->mappings, &(uint64_t) { 2 }));
+        }
+        assert_loads_as_owner(f);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_put_and_forget, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshot_follows_change, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_torn_last_record, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshot_while_appending, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_state_error_and_recovery, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_gone_left_out, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
