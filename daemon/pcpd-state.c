@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -861,6 +862,11 @@ int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **erro
 
 /* ---- the snapshot writer ---- */
 
+/* One thread for the writer's life, waiting for the next snapshot between writes. A
+ * thread per write had to be joined on the main loop when its write was told done, and a
+ * join waits for the thread to have exited: on a busy machine that took hundreds of ms
+ * (seen: 300 ms) during which no PCP retransmission left. Jobs and results pass under
+ * lock (pthread's: helgrind understands them); the eventfd only wakes the main context. */
 struct pcpd_state_writer {
         int dirfd;
         char *name;
@@ -870,10 +876,13 @@ struct pcpd_state_writer {
         void *userdata;
         int event_fd;  /* the thread's "done": readable on the main context */
         GSource *watch; /* on the thread-default main context of pcpd_state_writer_new() */
-        /* while a write is in flight the thread owns buffer and result; the main thread
-         * reads them again only after g_thread_join() */
-        GThread *thread;
-        GString *buffer;
+        GThread *thread; /* started with the first write, joined by pcpd_state_writer_free() */
+        bool in_flight;  /* main thread's: a write was started and not told yet */
+        GString *buffer; /* the write in flight's data (the thread reads it until finished) */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        /* under lock */
+        bool job, finished, quit;
         int result;
 };
 
@@ -887,28 +896,55 @@ static gpointer writer_thread(gpointer data) {
         uint64_t one = 1;
         ssize_t k;
 
-        w->result = w->write(w->dirfd, w->name, w->buffer->str, w->buffer->len, w->write_data);
-        /* an eventfd counter cannot overflow from one write per job; the main loop wakes */
-        k = write(w->event_fd, &one, sizeof(one));
-        (void) k;
-        return NULL;
+        for (;;) {
+                GString *buf;
+                int r;
+
+                pthread_mutex_lock(&w->lock);
+                while (!w->job && !w->quit)
+                        pthread_cond_wait(&w->cond, &w->lock);
+                if (!w->job) {
+                        pthread_mutex_unlock(&w->lock);
+                        return NULL;
+                }
+                w->job = false;
+                buf = w->buffer;
+                pthread_mutex_unlock(&w->lock);
+
+                r = w->write(w->dirfd, w->name, buf->str, buf->len, w->write_data);
+
+                pthread_mutex_lock(&w->lock);
+                w->result = r;
+                w->finished = true;
+                pthread_cond_broadcast(&w->cond);
+                pthread_mutex_unlock(&w->lock);
+                /* an eventfd counter cannot overflow from one write per job; the main loop
+                 * wakes (w outlives the thread: pcpd_state_writer_free() joins it) */
+                k = write(w->event_fd, &one, sizeof(one));
+                (void) k;
+        }
 }
 
-/* The thread has ended or is about to: joins it and tells the caller. */
+/* The write in flight has finished (lock held by the caller, finished seen): it is over,
+ * and the caller is told unless !tell. */
 static void writer_finish(pcpd_state_writer *w, bool tell) {
-        uint64_t n;
-        ssize_t k;
-        int r;
+        int r = w->result;
 
-        g_thread_join(w->thread);
-        w->thread = NULL;
-        k = read(w->event_fd, &n, sizeof(n)); /* nonblocking: no stale wakeup left behind */
-        (void) k;
+        w->finished = false;
+        pthread_mutex_unlock(&w->lock);
+        w->in_flight = false;
         g_string_free(w->buffer, TRUE);
         w->buffer = NULL;
-        r = w->result;
         if (tell)
                 w->done(r, w->userdata);
+}
+
+/* Blocks until the write in flight has finished, and ends it. */
+static void writer_wait_finished(pcpd_state_writer *w, bool tell) {
+        pthread_mutex_lock(&w->lock);
+        while (!w->finished)
+                pthread_cond_wait(&w->cond, &w->lock);
+        writer_finish(w, tell);
 }
 
 static gboolean on_writer_event(int fd, GIOCondition cond, gpointer data) {
@@ -917,12 +953,15 @@ static gboolean on_writer_event(int fd, GIOCondition cond, gpointer data) {
         ssize_t k;
 
         (void) cond;
-        if (w->thread != NULL)
+        k = read(fd, &n, sizeof(n)); /* nonblocking; a wakeup for a write already told is spent */
+        (void) k;
+        if (!w->in_flight)
+                return G_SOURCE_CONTINUE;
+        pthread_mutex_lock(&w->lock);
+        if (w->finished)
                 writer_finish(w, true);
-        else {
-                k = read(fd, &n, sizeof(n));
-                (void) k;
-        }
+        else
+                pthread_mutex_unlock(&w->lock);
         return G_SOURCE_CONTINUE;
 }
 
@@ -941,6 +980,8 @@ int pcpd_state_writer_new(int dirfd, const char *name, pcpd_state_write_func wri
         w->done = done;
         w->userdata = userdata;
         w->event_fd = efd;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->cond, NULL);
         w->watch = g_unix_fd_source_new(efd, G_IO_IN);
         g_source_set_callback(w->watch, G_SOURCE_FUNC(on_writer_event), w, NULL);
         g_source_set_name(w->watch, "pcpd-save");
@@ -950,36 +991,51 @@ int pcpd_state_writer_new(int dirfd, const char *name, pcpd_state_write_func wri
 }
 
 bool pcpd_state_writer_busy(const pcpd_state_writer *w) {
-        return w->thread != NULL;
+        return w->in_flight;
 }
 
 int pcpd_state_writer_start(pcpd_state_writer *w, GString *data) {
-        if (w->thread != NULL) {
+        if (w->in_flight) {
                 g_string_free(data, TRUE);
                 return -EBUSY;
         }
-        w->buffer = data;
-        w->result = 0;
-        w->thread = g_thread_try_new("pcpd-save", writer_thread, w, NULL);
         if (w->thread == NULL) {
-                g_string_free(g_steal_pointer(&w->buffer), TRUE);
-                return -EAGAIN;
+                w->thread = g_thread_try_new("pcpd-save", writer_thread, w, NULL);
+                if (w->thread == NULL) {
+                        g_string_free(data, TRUE);
+                        return -EAGAIN;
+                }
         }
+        w->in_flight = true;
+        pthread_mutex_lock(&w->lock);
+        w->buffer = data;
+        w->job = true;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
         return 0;
 }
 
 bool pcpd_state_writer_wait(pcpd_state_writer *w) {
-        if (w->thread == NULL)
+        if (!w->in_flight)
                 return false;
-        writer_finish(w, true);
+        writer_wait_finished(w, true);
         return true;
 }
 
 pcpd_state_writer *pcpd_state_writer_free(pcpd_state_writer *w) {
         if (w == NULL)
                 return NULL;
-        if (w->thread != NULL)
-                writer_finish(w, false);
+        if (w->in_flight)
+                writer_wait_finished(w, false);
+        if (w->thread != NULL) {
+                pthread_mutex_lock(&w->lock);
+                w->quit = true;
+                pthread_cond_broadcast(&w->cond);
+                pthread_mutex_unlock(&w->lock);
+                g_thread_join(w->thread);
+        }
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
         g_source_destroy(w->watch);
         g_source_unref(w->watch);
         close(w->event_fd);

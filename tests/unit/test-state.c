@@ -1071,6 +1071,90 @@ static void test_writer_free_in_flight(void **state) {
         remove_dir(dir);
 }
 
+/* What the writer's thread does after a write (here: its exit, held at a gate) must not
+ * hold back the main loop's "done". A thread per write was joined on the loop when its
+ * write was told, and a join waits for the thread's exit: on a busy machine the loop
+ * stood still for hundreds of ms (scenario 5: PCP retransmissions left late). The exit
+ * is held by a thread-exit destructor the write sets; the gate opens only once done has
+ * been told, or after EXIT_CAP_S (then the loop had waited for the exit: the failure). */
+#define EXIT_CAP_S 20
+
+typedef struct exit_gate {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool open, timed_out;
+} exit_gate;
+
+static void hold_exit(gpointer data) {
+        exit_gate *x = data;
+        struct timespec until;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += EXIT_CAP_S;
+        pthread_mutex_lock(&x->lock);
+        while (!x->open && !x->timed_out)
+                if (pthread_cond_timedwait(&x->cond, &x->lock, &until) == ETIMEDOUT)
+                        x->timed_out = true;
+        pthread_mutex_unlock(&x->lock);
+}
+
+static GPrivate exit_hook = G_PRIVATE_INIT(hold_exit);
+
+static int write_then_hold_exit(int dirfd, const char *name, const char *data, size_t len, void *userdata) {
+        g_private_set(&exit_hook, userdata); /* runs when the thread exits, if it does */
+        return pcpd_state_write_atomic(dirfd, name, data, len);
+}
+
+static void on_done_quit(int r, void *userdata) {
+        gate *g = userdata;
+
+        g->done_calls++;
+        g->done_r = r;
+        g_main_loop_quit(g->loop);
+}
+
+static void test_writer_done_without_waiting_for_its_thread(void **state) {
+        char *dir = make_dir();
+        int dfd = open_dir(dir);
+        g_autoptr(GMainContext) ctx = g_main_context_new();
+        exit_gate x = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        bool timed_out;
+        gate g;
+
+        (void) state;
+        gate_init(&g);
+        g_main_context_push_thread_default(ctx);
+        g.loop = g_main_loop_new(ctx, FALSE);
+        assert_int_equal(pcpd_state_writer_new(dfd, PCPD_STATE_FILE, write_then_hold_exit, &x, on_done_quit, &g, &g.w),
+                         0);
+        for (uint64_t k = 1; k <= 2; k++) {
+                /* the second write too: the writer is ready for it at once */
+                assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(k)), 0);
+                g_main_loop_run(g.loop); /* until done */
+                pthread_mutex_lock(&x.lock);
+                timed_out = x.timed_out;
+                pthread_mutex_unlock(&x.lock);
+                if (timed_out)
+                        fail_msg("write %u: expected done to be told while the writer's thread may still run on, "
+                                 "saw it told only after the thread's exit, held for the cap of %d s",
+                                 (unsigned) k, EXIT_CAP_S);
+                assert_int_equal(g.done_calls, k);
+                assert_int_equal(g.done_r, 0);
+        }
+        pthread_mutex_lock(&x.lock);
+        x.open = true;
+        pthread_cond_broadcast(&x.cond);
+        pthread_mutex_unlock(&x.lock);
+        pcpd_state_writer_free(g.w);
+        g_main_loop_unref(g.loop);
+        g_main_context_pop_thread_default(ctx);
+        gate_clear(&g);
+        pthread_mutex_destroy(&x.lock);
+        pthread_cond_destroy(&x.cond);
+        close(dfd);
+        remove_dir(dir);
+}
+
 /* ---- compaction ---- */
 
 static void test_compact_due(void **state) {
@@ -1340,6 +1424,7 @@ int main(void) {
                 cmocka_unit_test(test_writer_does_not_block_the_loop),
                 cmocka_unit_test(test_writer_wait),
                 cmocka_unit_test(test_writer_free_in_flight),
+                cmocka_unit_test(test_writer_done_without_waiting_for_its_thread),
                 cmocka_unit_test(test_compact_due),
                 cmocka_unit_test(test_formatter_same_bytes),
                 cmocka_unit_test(test_formatter_mid_change),
