@@ -167,7 +167,7 @@ int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t
         g_ptr_array_add(m->servers, s);
         manager_engine_drain(m); /* its first probe, now that its socket can be found */
         {
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
                 server_watch_silence(s, si != NULL ? si->state : PCP_SERVER_UNKNOWN); /* nothing heard yet */
         }
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_ADDED,
@@ -580,7 +580,7 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
         }
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
 
                 if (s->family != family || si == NULL || !si->has_external_addr)
                         continue;
@@ -597,7 +597,7 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
 
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
                 char buf[PCP_ADDR_STRLEN];
 
                 if (si == NULL || !si->has_external_addr)
@@ -1434,7 +1434,7 @@ static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v) {
 
         for (guint i = 0; i < m->servers->len && n < PCPD_MAX_SERVERS; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
 
                 v[n++] = (pcpd_direct_server) {
                         .family = s->family,
@@ -1462,7 +1462,7 @@ static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, stru
 static pcpd_server *answering_server(pcpd_manager *m, int family, const char *ifname) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
                 if (s->family != family || si == NULL || (si->state != PCP_SERVER_PCP && si->state != PCP_SERVER_NATPMP))
                         continue;
                 if (ifname != NULL && s->ifname[0] != '\0' && strcmp(ifname, s->ifname) != 0)
@@ -1477,7 +1477,7 @@ static pcpd_server *answering_server(pcpd_manager *m, int family, const char *if
 /* s is known not to speak PCP nor NAT-PMP: unreachable (ICMP), an unsupported version,
  * switched off (NOT_AUTHORIZED), or silent for too long. */
 static bool server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s) {
-        const pcp_server_info *si = s != NULL ? pcp_engine_server_get(m->engine, s->engine_id) : NULL;
+        const pcp_server_info *si = s != NULL ? pcpd_pcp_server_info(m->pcp, s->engine_id) : NULL;
 
         if (si == NULL)
                 return false;
@@ -1501,7 +1501,7 @@ static gboolean on_backend_check(gpointer data) {
 
                 if (mp->backend != NULL || mp->engine_id == 0 || !server_speaks_no_pcp(m, mp->server))
                         continue;
-                i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+                i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
                 if (i != NULL && (i->state == PCP_MAPPING_ACTIVE || i->state == PCP_MAPPING_RENEWING))
                         continue;
                 if (m->upnp->ops->refuse_reason(m->upnp, mp, mp->server) != NULL)
@@ -1636,7 +1636,7 @@ static void direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
  * the engine chose, and failed already if the server is known to refuse it (disabled,
  * speaks no PCP we know), which the event the engine queued then finds done. */
 static void mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp) {
-        const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+        const pcp_mapping_info *i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
         char buf[PCP_ADDR_STRLEN];
 
         g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
@@ -1650,7 +1650,7 @@ static void mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp) {
 /* The mapping's upstream mapping on server s: the engine sends its request at once. */
 static int mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p) {
         uint64_t eid;
-        int r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), p, &eid);
+        int r = pcpd_pcp_mapping_add(m->pcp, p, &eid);
 
         if (r < 0)
                 return r;
@@ -1708,7 +1708,7 @@ static void mapping_publish_move(pcpd_manager *m, pcpd_mapping *mp) {
         const pcp_mapping_info *i;
 
         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
-        i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+        i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
         if (i != NULL)
                 mapping_sync(m, mp, i);
         manager_engine_drain(m);
@@ -1782,7 +1782,7 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
 static void mapping_detach_server(pcpd_manager *m, pcpd_mapping *mp) {
         if (mp->engine_id != 0) {
                 g_hash_table_remove(m->by_engine_id, &mp->engine_id);
-                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
                 mp->engine_id = 0;
                 manager_engine_drain(m);
         }
@@ -1960,7 +1960,7 @@ size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_reque
                 ret[0] = own;
                 return 1;
         }
-        si = s != NULL ? pcp_engine_server_get(m->engine, s->engine_id) : NULL;
+        si = s != NULL ? pcpd_pcp_server_info(m->pcp, s->engine_id) : NULL;
         /* the engine sends from whichever of the server's addresses answers: each one's
          * local end is where the mapping may point */
         for (size_t i = 0; si != NULL && i < si->n_addrs && n < max; i++)
@@ -2125,7 +2125,7 @@ static uint64_t mapping_delete_until(const pcpd_mapping *mp, const pcp_mapping_i
 }
 
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
-        const pcp_mapping_info *i = mp->engine_id != 0 ? pcp_engine_mapping_get(m->engine, mp->engine_id) : NULL;
+        const pcp_mapping_info *i = mp->engine_id != 0 ? pcpd_pcp_mapping_info(m->pcp, mp->engine_id) : NULL;
         pcpd_state_mapping rec;
 
         /* the backend's delete first (with its own record when it must be confirmed): the
@@ -2148,12 +2148,12 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 (void) manager_persist_text(m, out);
                 /* lifetime 0 with the same nonce; the engine retries a few times on its own
                  * (and may give up at once: deleting_engine_done()) */
-                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
                 manager_engine_drain(m);
         } else {
                 if (mp->engine_id != 0) {
                         g_hash_table_remove(m->by_engine_id, &mp->engine_id);
-                        pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                        pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
                         manager_engine_drain(m);
                 }
                 manager_persist_removal(m, mp->id);

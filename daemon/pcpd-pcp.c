@@ -491,6 +491,24 @@ void pcpd_pcp_server_remove(pcpd_pcp *p, uint32_t engine_id) {
                 g_ptr_array_remove(p->servers, s); /* frees it */
 }
 
+/* ---- mappings ---- */
+
+int pcpd_pcp_mapping_add(pcpd_pcp *p, const pcp_mapping_params *params, uint64_t *ret_id) {
+        return pcp_engine_add_mapping(p->engine, now_ms(), params, ret_id);
+}
+
+void pcpd_pcp_mapping_remove(pcpd_pcp *p, uint64_t id) {
+        (void) pcp_engine_remove_mapping(p->engine, now_ms(), id);
+}
+
+const pcp_mapping_info *pcpd_pcp_mapping_info(pcpd_pcp *p, uint64_t id) {
+        return pcp_engine_mapping_get(p->engine, id);
+}
+
+const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, uint32_t engine_id) {
+        return pcp_engine_server_get(p->engine, engine_id);
+}
+
 /* ---- ANNOUNCE listener (5350) ---- */
 
 static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {

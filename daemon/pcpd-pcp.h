@@ -86,3 +86,17 @@ int pcpd_pcp_server_add(pcpd_pcp *p, const struct sockaddr_in6 *addrs, size_t n,
 /* Removes the server from the engine (its mappings are dropped without a datagram: the
  * engine tells each as deleted, drained here) and closes its sockets. */
 void pcpd_pcp_server_remove(pcpd_pcp *p, uint32_t engine_id);
+
+/* ---- mappings: the backend's add / remove / info (engine ids; drain after each) ---- */
+
+/* A mapping as params say, on the server params->server_id names: the engine queues its
+ * request, which leaves at the owner's next pcpd_pcp_drain(); nothing is told before the id
+ * is returned. Returns 0 and its engine id, or a negative errno (the engine's: -EEXIST
+ * while a delete under the same nonce is on its way, -ENOSPC, ...) and nothing is queued. */
+int pcpd_pcp_mapping_add(pcpd_pcp *p, const pcp_mapping_params *params, uint64_t *ret_id);
+/* The mapping goes: deleted upstream (lifetime 0 with its nonce) while it had a grant; its
+ * end is told as a MAPPING_DELETED event (deleted_upstream: the server confirmed). */
+void pcpd_pcp_mapping_remove(pcpd_pcp *p, uint64_t id);
+/* What the engine has for a mapping or a server (its pointers: pcp-engine.h), or NULL. */
+const pcp_mapping_info *pcpd_pcp_mapping_info(pcpd_pcp *p, uint64_t id);
+const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, uint32_t engine_id);
