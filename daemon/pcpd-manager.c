@@ -45,12 +45,6 @@ static uint64_t realtime_us(void) {
         return (uint64_t) g_get_real_time();
 }
 
-/* engine time (monotonic ms) -> CLOCK_REALTIME µs, for ExpiresAt */
-static uint64_t to_realtime(uint64_t engine_ms) {
-        int64_t delta_ms = (int64_t) engine_ms - (int64_t) pcpd_now_ms();
-        return (uint64_t) ((int64_t) realtime_us() + delta_ms * 1000);
-}
-
 const char *pcpd_remove_reason_to_string(pcpd_remove_reason r) {
         switch (r) {
         case PCPD_REMOVED_RELEASED:
@@ -261,20 +255,6 @@ static void manager_engine_drain(pcpd_manager *m) {
 
 /* ---- engine events ---- */
 
-static const char *bus_state(const pcp_mapping_info *i) {
-        switch (i->state) {
-        case PCP_MAPPING_ACTIVE:
-        case PCP_MAPPING_RENEWING:
-                return "active";
-        case PCP_MAPPING_FAILED:
-                return "failed";
-        case PCP_MAPPING_PENDING:
-                return i->has_external ? "renewing" : "pending";
-        default:
-                return "pending";
-        }
-}
-
 static bool set_str(char **field, const char *v) {
         if (g_strcmp0(*field, v) == 0)
                 return false;
@@ -373,21 +353,12 @@ void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_bac
         mapping_log_change(mp, old_state, old_error, old_external, old_port);
 }
 
+/* what the engine has for mp, published (pcpd-pcp.h puts it in the bus's terms) */
 static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
-        pcpd_backend_info bi = {
-                .state = bus_state(i),
-                .error = pcp_mapping_error_name(i),
-                .has_external = i->has_external,
-                .external_addr = i->external_addr,
-                .external_port = i->external_port,
-                .internal_addr = i->internal_addr,
-                .lifetime_granted = i->lifetime_granted,
-                .expires_at = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0,
-        };
+        pcpd_backend_info bi;
 
-        if (i->state == PCP_MAPPING_DELETING)
-                return;
-        pcpd_manager_backend_sync(m, mp, &bi);
+        if (pcpd_pcp_info_view(i, &bi))
+                pcpd_manager_backend_sync(m, mp, &bi);
 }
 
 static void manager_backend_check_soon(pcpd_manager *m);
@@ -1638,13 +1609,15 @@ static void direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
 static void mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp) {
         const pcp_mapping_info *i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
         char buf[PCP_ADDR_STRLEN];
+        pcpd_backend_info bi;
 
         g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
         if (i == NULL)
                 return;
-        set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf));
-        set_str(&mp->state, bus_state(i));
-        set_str(&mp->error, pcp_mapping_error_name(i));
+        (void) pcpd_pcp_info_view(i, &bi);
+        set_str(&mp->internal_address, pcp_addr_to_string(&bi.internal_addr, buf));
+        set_str(&mp->state, bi.state);
+        set_str(&mp->error, bi.error);
 }
 
 /* The mapping's upstream mapping on server s: the engine sends its request at once. */

@@ -509,6 +509,40 @@ const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, uint32_t engine_id) {
         return pcp_engine_server_get(p->engine, engine_id);
 }
 
+/* engine time (monotonic ms) -> CLOCK_REALTIME µs, for ExpiresAt */
+static uint64_t to_realtime(uint64_t engine_ms) {
+        int64_t delta_ms = (int64_t) engine_ms - (int64_t) now_ms();
+        return (uint64_t) ((int64_t) realtime_us() + delta_ms * 1000);
+}
+
+static const char *bus_state(const pcp_mapping_info *i) {
+        switch (i->state) {
+        case PCP_MAPPING_ACTIVE:
+        case PCP_MAPPING_RENEWING:
+                return "active";
+        case PCP_MAPPING_FAILED:
+                return "failed";
+        case PCP_MAPPING_PENDING:
+                return i->has_external ? "renewing" : "pending";
+        default:
+                return "pending";
+        }
+}
+
+bool pcpd_pcp_info_view(const pcp_mapping_info *i, pcpd_backend_info *ret) {
+        *ret = (pcpd_backend_info) {
+                .state = bus_state(i),
+                .error = pcp_mapping_error_name(i),
+                .has_external = i->has_external,
+                .external_addr = i->external_addr,
+                .external_port = i->external_port,
+                .internal_addr = i->internal_addr,
+                .lifetime_granted = i->lifetime_granted,
+                .expires_at = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0,
+        };
+        return i->state != PCP_MAPPING_DELETING;
+}
+
 /* ---- ANNOUNCE listener (5350) ---- */
 
 static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {

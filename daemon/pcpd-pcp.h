@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "pcp-engine.h"
+#include "pcpd-backend-info.h"
 
 typedef struct pcpd_pcp pcpd_pcp;
 
@@ -100,3 +101,8 @@ void pcpd_pcp_mapping_remove(pcpd_pcp *p, uint64_t id);
 /* What the engine has for a mapping or a server (its pointers: pcp-engine.h), or NULL. */
 const pcp_mapping_info *pcpd_pcp_mapping_info(pcpd_pcp *p, uint64_t id);
 const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, uint32_t engine_id);
+/* i (a mapping's engine info) in the bus's terms: state ("pending", "active", "renewing",
+ * "failed"), error name, addresses, port, lifetime, ExpiresAt on CLOCK_REALTIME. Fills ret
+ * (its strings are static); returns false while the mapping is being deleted: nothing of
+ * it is to be published then. */
+bool pcpd_pcp_info_view(const pcp_mapping_info *i, pcpd_backend_info *ret);
