@@ -501,6 +501,10 @@ void pcpd_pcp_mapping_remove(pcpd_pcp *p, uint64_t id) {
         (void) pcp_engine_remove_mapping(p->engine, now_ms(), id);
 }
 
+int pcpd_pcp_mapping_forget(pcpd_pcp *p, uint64_t id) {
+        return pcp_engine_forget_mapping(p->engine, id);
+}
+
 const pcp_mapping_info *pcpd_pcp_mapping_info(pcpd_pcp *p, uint64_t id) {
         return pcp_engine_mapping_get(p->engine, id);
 }

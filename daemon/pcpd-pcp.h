@@ -98,6 +98,9 @@ int pcpd_pcp_mapping_add(pcpd_pcp *p, const pcp_mapping_params *params, uint64_t
 /* The mapping goes: deleted upstream (lifetime 0 with its nonce) while it had a grant; its
  * end is told as a MAPPING_DELETED event (deleted_upstream: the server confirmed). */
 void pcpd_pcp_mapping_remove(pcpd_pcp *p, uint64_t id);
+/* Drops a mapping without telling the server (no event; what it had queued and not yet
+ * drained is dropped too). 0, or -ENOENT for an unknown id. */
+int pcpd_pcp_mapping_forget(pcpd_pcp *p, uint64_t id);
 /* What the engine has for a mapping or a server (its pointers: pcp-engine.h), or NULL. */
 const pcp_mapping_info *pcpd_pcp_mapping_info(pcpd_pcp *p, uint64_t id);
 const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, uint32_t engine_id);
