@@ -159,7 +159,7 @@ int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t
                 return r;
         }
         g_ptr_array_add(m->servers, s);
-        manager_engine_drain(m); /* its first probe, now that its socket can be found */
+        manager_engine_drain(m); /* its first probe; what the engine says of it finds it here now */
         {
                 const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
                 server_watch_silence(s, si != NULL ? si->state : PCP_SERVER_UNKNOWN); /* nothing heard yet */
