@@ -26,21 +26,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pcpd-backend-info.h"
 #include "pcpd-manager.h"
 
 typedef struct pcpd_backend pcpd_backend;
-
-/* A mapping's state as a backend has it, in the bus's terms. */
-typedef struct pcpd_backend_info {
-        const char *state; /* "pending", "active", "renewing", "failed" */
-        const char *error; /* "" or an error name (Mapping.Error) */
-        bool has_external;
-        struct in6_addr external_addr;
-        uint16_t external_port;
-        struct in6_addr internal_addr;
-        uint32_t lifetime_granted; /* seconds; 0 for a permanent one */
-        uint64_t expires_at;       /* CLOCK_REALTIME µs; 0 = none (not granted, or permanent) */
-} pcpd_backend_info;
 
 /* A router the backend talks to, for Manager.Servers. */
 typedef struct pcpd_backend_server {

@@ -10,7 +10,6 @@
 #include <glib/gstdio.h>
 #include <net/if.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +20,7 @@
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
+#include "pcpd-pcp.h"
 #include "pcpd-servers.h"
 #include "pcpd-store.h"
 
@@ -44,12 +44,6 @@ uint64_t pcpd_now_ms(void) {
 
 static uint64_t realtime_us(void) {
         return (uint64_t) g_get_real_time();
-}
-
-/* engine time (monotonic ms) -> CLOCK_REALTIME µs, for ExpiresAt */
-static uint64_t to_realtime(uint64_t engine_ms) {
-        int64_t delta_ms = (int64_t) engine_ms - (int64_t) pcpd_now_ms();
-        return (uint64_t) ((int64_t) realtime_us() + delta_ms * 1000);
 }
 
 const char *pcpd_remove_reason_to_string(pcpd_remove_reason r) {
@@ -97,7 +91,7 @@ void pcpd_manager_emit_changed(pcpd_manager *m, pcpd_manager_changed what) {
                 m->listener->manager_changed(m, what, m->listener_data);
 }
 
-/* ---- servers and their sockets ---- */
+/* ---- servers (their sockets: pcpd-pcp.c) ---- */
 
 static pcpd_server *server_by_engine_id(pcpd_manager *m, uint32_t id) {
         for (guint i = 0; i < m->servers->len; i++) {
@@ -106,32 +100,6 @@ static pcpd_server *server_by_engine_id(pcpd_manager *m, uint32_t id) {
                         return s;
         }
         return NULL;
-}
-
-static socklen_t to_native(const struct sockaddr_in6 *in, struct sockaddr_storage *out) {
-        struct in_addr v4;
-
-        memset(out, 0, sizeof(*out));
-        if (pcp_addr_to_ipv4(&in->sin6_addr, &v4)) {
-                struct sockaddr_in *sin = (struct sockaddr_in *) out;
-                sin->sin_family = AF_INET;
-                sin->sin_port = in->sin6_port;
-                sin->sin_addr = v4;
-                return sizeof(*sin);
-        }
-        memcpy(out, in, sizeof(*in));
-        return sizeof(*in);
-}
-
-static void from_native(const struct sockaddr_storage *in, struct sockaddr_in6 *out) {
-        memset(out, 0, sizeof(*out));
-        out->sin6_family = AF_INET6;
-        if (in->ss_family == AF_INET) {
-                const struct sockaddr_in *sin = (const struct sockaddr_in *) in;
-                pcp_addr_from_ipv4(&sin->sin_addr, &out->sin6_addr);
-                out->sin6_port = sin->sin_port;
-        } else if (in->ss_family == AF_INET6)
-                memcpy(out, in, sizeof(*out));
 }
 
 static char *endpoint_text(const struct sockaddr_in6 *a) {
@@ -145,268 +113,11 @@ static char *endpoint_text(const struct sockaddr_in6 *a) {
         return g_strdup_printf("[%s]:%u", buf, ntohs(a->sin6_port));
 }
 
-/* ---- dropped datagrams: counted by the engine, told to the admin at most once a minute ---- */
-
-#define DROP_LOG_INTERVAL_USEC (60 * G_USEC_PER_SEC)
-
-static gboolean on_drop_log(gpointer data) {
-        pcpd_manager *m = data;
-        const pcp_engine_stats *st = pcp_engine_get_stats(m->engine);
-        g_autoptr(GString) why = g_string_new(NULL);
-        uint64_t total = 0;
-
-        m->drop_log_source = 0;
-        for (int r = 0; r < _PCP_DROP_MAX; r++) {
-                uint64_t d = st->dropped[r] - m->drops_logged[r];
-
-                if (d == 0)
-                        continue;
-                total += d;
-                g_string_append_printf(why, "%s%" G_GUINT64_FORMAT " %s", why->len > 0 ? ", " : "", d,
-                                       pcp_drop_reason_to_string((pcp_drop_reason) r));
-                m->drops_logged[r] = st->dropped[r];
-        }
-        if (total > 0) {
-                g_message("Dropped %" G_GUINT64_FORMAT " datagram(s) that were no valid answer to a request of "
-                          "ours (%s); a router sending these is buggy or someone is spoofing it",
-                          total, why->str);
-                m->drop_log_next = g_get_monotonic_time() + DROP_LOG_INTERVAL_USEC;
-        }
-        return G_SOURCE_REMOVE;
-}
-
-/* after input: a burst of drops becomes one line a second later, then at most one a minute */
-static void manager_note_drops(pcpd_manager *m) {
-        const pcp_engine_stats *st = pcp_engine_get_stats(m->engine);
-        gint64 now, wait_ms;
-
-        if (m->drop_log_source != 0 || memcmp(st->dropped, m->drops_logged, sizeof(m->drops_logged)) == 0)
-                return;
-        now = g_get_monotonic_time();
-        wait_ms = m->drop_log_next > now ? (m->drop_log_next - now) / 1000 : 0;
-        m->drop_log_source = g_timeout_add((guint) MAX(wait_ms, 1000), on_drop_log, m);
-}
-
-/* The datagrams waiting, a batch per recvmmsg(), each with the engine time it arrived: the
- * kernel's receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME) moved onto the monotonic
- * clock. The engine checks the server's epoch against the arrival (RFC 6887 §8.5): a
- * datagram that waited while the loop was busy for a second must not look like a router
- * restart. No timestamp, or an implausible one (the wall clock was set): the arrival is
- * now. */
-#define RECV_BATCH 16
-
-typedef struct recv_batch {
-        struct mmsghdr mm[RECV_BATCH];
-        struct iovec iov[RECV_BATCH];
-        struct sockaddr_storage from[RECV_BATCH];
-        union {
-                struct cmsghdr align;
-                uint8_t buf[CMSG_SPACE(sizeof(struct timespec))];
-        } ctl[RECV_BATCH];
-        uint8_t buf[RECV_BATCH][PCP_MAX_MSG_LEN + 4];
-} recv_batch;
-
-static uint64_t arrival_ms(const struct msghdr *mh, uint64_t now) {
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR((struct msghdr *) mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
-                    c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
-                        struct timespec ts;
-                        int64_t age_ms;
-
-                        memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-                        age_ms = ((int64_t) realtime_us() - ((int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000)) / 1000;
-                        if (age_ms > 0 && age_ms < 60 * 1000 && (uint64_t) age_ms < now)
-                                return now - (uint64_t) age_ms;
-                }
-        return now;
-}
-
-static int recv_batch_read(int fd, recv_batch *b) {
-        for (int i = 0; i < RECV_BATCH; i++) {
-                b->iov[i] = (struct iovec) { .iov_base = b->buf[i], .iov_len = sizeof(b->buf[i]) };
-                b->mm[i] = (struct mmsghdr) {
-                        .msg_hdr = {
-                                .msg_name = &b->from[i],
-                                .msg_namelen = sizeof(b->from[i]),
-                                .msg_iov = &b->iov[i],
-                                .msg_iovlen = 1,
-                                .msg_control = b->ctl[i].buf,
-                                .msg_controllen = sizeof(b->ctl[i].buf),
-                        },
-                };
-        }
-        return recvmmsg(fd, b->mm, RECV_BATCH, MSG_DONTWAIT, NULL);
-}
-
-static void server_socket_read(pcpd_server *s, int fd) {
-        pcpd_manager *m = s->manager;
-        recv_batch batch, *b = &batch; /* ~18 KiB: fine on the main thread's stack */
-        size_t idx = 0;
-
-        for (size_t i = 0; i < s->n_addrs; i++)
-                if (s->fds[i] == fd)
-                        idx = i;
-        /* bounded per wake-up so one chatty server cannot starve the loop */
-        for (int round = 0; round < 64 / RECV_BATCH; round++) {
-                int n = recv_batch_read(fd, b);
-                uint64_t now = pcpd_now_ms();
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
-                            errno == EHOSTDOWN) {
-                                g_debug("server %s: %s", s->text, g_strerror(errno));
-                                pcp_engine_unreachable(m->engine, now, s->engine_id, idx);
-                                manager_engine_drain(m);
-                                continue;
-                        }
-                        break;
-                }
-                for (int i = 0; i < n; i++) {
-                        struct sockaddr_in6 from6;
-
-                        from_native(&b->from[i], &from6);
-                        pcp_engine_receive_at(m->engine, now, arrival_ms(&b->mm[i].msg_hdr, now), s->engine_id,
-                                              idx, &from6, b->buf[i], b->mm[i].msg_len);
-                        manager_engine_drain(m);
-                }
-                /* fewer than asked: the queue was empty a moment ago, and the poll is
-                 * level-triggered, so what comes later wakes the loop again: no read just
-                 * to be told EAGAIN */
-                if (n < RECV_BATCH)
-                        break;
-        }
-        manager_note_drops(m);
-        manager_kick(m);
-}
-
-/* A server socket's source. It may recurse (g_source_set_can_recurse()): GLib otherwise
- * takes a source's descriptors out of the poll set for each dispatch and puts them back
- * after it, and each change writes the context's wake-up eventfd, so every answer cost a
- * write, a poll and a read of that eventfd on top of its own receive. What the blocking
- * protected against is a nested main loop iteration running inside this dispatch; the
- * only one in pcpd is pcpd_upnp_free() (reachable from an engine event through
- * iface_get()'s failure path). Such an iteration still never enters this dispatch twice:
- * while it runs, prepare() takes the descriptor out of the poll set itself (the same cost
- * as GLib's blocking, paid only then) and check() answers no. */
-typedef struct server_source {
-        GSource source;
-        pcpd_server *server;
-        int fd;
-        gpointer tag;
-        bool dispatching, muted;
-} server_source;
-
-static gboolean server_source_prepare(GSource *source, gint *timeout) {
-        server_source *ss = (server_source *) source;
-
-        if (ss->dispatching != ss->muted) {
-                ss->muted = ss->dispatching;
-                g_source_modify_unix_fd(source, ss->tag, ss->muted ? 0 : G_IO_IN | G_IO_ERR);
-        }
-        *timeout = -1;
-        return FALSE;
-}
-
-static gboolean server_source_check(GSource *source) {
-        server_source *ss = (server_source *) source;
-
-        return !ss->dispatching && g_source_query_unix_fd(source, ss->tag) != 0;
-}
-
-static gboolean server_source_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
-        server_source *ss = (server_source *) source;
-
-        if (ss->dispatching)
-                return G_SOURCE_CONTINUE;
-        ss->dispatching = true;
-        server_socket_read(ss->server, ss->fd);
-        ss->dispatching = false;
-        return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs server_source_funcs = {
-        .prepare = server_source_prepare,
-        .check = server_source_check,
-        .dispatch = server_source_dispatch,
-};
-
-static guint server_source_add(pcpd_server *s, int fd) {
-        GSource *source = g_source_new(&server_source_funcs, sizeof(server_source));
-        server_source *ss = (server_source *) source;
-        guint id;
-
-        ss->server = s;
-        ss->fd = fd;
-        ss->tag = g_source_add_unix_fd(source, fd, G_IO_IN | G_IO_ERR);
-        g_source_set_can_recurse(source, TRUE);
-        g_source_set_name(source, "pcp-server");
-        id = g_source_attach(source, NULL);
-        g_source_unref(source);
-        return id;
-}
-
-/* Room for the answers to what goes out at once. The requests of many calls leave in one
- * turn of the loop (10,000 AddMapping at once put ~2,000 on the wire before pcpd reads
- * again), their answers arrive together, and one the kernel drops for want of room costs a
- * 3 s retransmission. The kernel counts each datagram at its buffer's size, not its 60
- * bytes: the default (net.core.rmem_default, 208 KiB here) holds a few hundred answers,
- * 4 MiB a few thousand. SO_RCVBUFFORCE works with CAP_NET_ADMIN; without it SO_RCVBUF is
- * capped at net.core.rmem_max, said once at debug level. */
-#define SERVER_RCVBUF (4 * 1024 * 1024)
-
-static void server_socket_size_rcvbuf(int fd) {
-        static bool told;
-        int size = SERVER_RCVBUF, got = 0;
-        socklen_t len = sizeof(got);
-
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
-                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-        /* the kernel reports twice what was set (its bookkeeping overhead included) */
-        if (!told && getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && got < size) {
-                told = true;
-                g_debug("PCP server sockets get a %d-byte receive buffer, not %d: without CAP_NET_ADMIN "
-                        "net.core.rmem_max caps it, and a burst of answers may overflow it",
-                        got / 2, size);
-        }
-}
-
-static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr *ret_local) {
-        struct sockaddr_storage ss, local;
-        socklen_t len = to_native(remote, &ss), ll = sizeof(local);
-        struct sockaddr_in6 l6;
-        int fd;
-
-        fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
-        if (fd < 0)
-                return -errno;
-        /* connect() picks the source address the server will see: the PCP client IP must be
-         * exactly that (RFC 6887 §8.1), or real servers answer ADDRESS_MISMATCH */
-        if (connect(fd, (struct sockaddr *) &ss, len) < 0 || getsockname(fd, (struct sockaddr *) &local, &ll) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        from_native(&local, &l6);
-        *ret_local = l6.sin6_addr;
-        /* arrival times for the engine's epoch check (arrival_ms()) */
-        (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int) { 1 }, sizeof(int));
-        server_socket_size_rcvbuf(fd);
-        return fd;
-}
-
 static void server_free(pcpd_server *s) {
         if (s == NULL)
                 return;
         if (s->silent_source != 0)
                 g_source_remove(s->silent_source);
-        for (size_t i = 0; i < s->n_addrs; i++) {
-                if (s->watches[i] != 0)
-                        g_source_remove(s->watches[i]);
-                if (s->fds[i] >= 0)
-                        close(s->fds[i]);
-        }
         g_free(s->source);
         g_free(s->ifname);
         g_free(s->text);
@@ -426,7 +137,6 @@ static pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_i
 
 int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
                               const char *ifname, pcpd_server **ret) {
-        g_autofree pcp_server_addr *ea = g_new0(pcp_server_addr, n);
         pcpd_server *s;
         int r;
 
@@ -440,27 +150,19 @@ int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t
         s->family = pcp_addr_is_ipv4(&addrs[0].sin6_addr) ? AF_INET : AF_INET6;
         s->text = endpoint_text(&addrs[0]);
         s->logged_state = -1;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++)
                 s->addrs[i] = addrs[i];
-                s->fds[i] = open_server_socket(&addrs[i], &ea[i].local);
-                if (s->fds[i] < 0) {
-                        r = s->fds[i];
-                        g_warning("PCP server %s: cannot open a socket toward it: %s", s->text, g_strerror(-r));
-                        server_free(s);
-                        return r;
-                }
-                ea[i].remote = addrs[i];
-                s->watches[i] = server_source_add(s, s->fds[i]);
-        }
-        r = pcp_engine_add_server(m->engine, pcpd_now_ms(), ea, n, &s->engine_id);
+        /* its sockets and the engine's server (pcpd-pcp.h): nothing is told before it is
+         * in the registry */
+        r = pcpd_pcp_server_add(m->pcp, addrs, n, s->text, &s->engine_id);
         if (r < 0) {
                 server_free(s);
                 return r;
         }
         g_ptr_array_add(m->servers, s);
-        manager_engine_drain(m); /* its first probe, now that its socket can be found */
+        manager_engine_drain(m); /* its first probe; what the engine says of it finds it here now */
         {
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
                 server_watch_silence(s, si != NULL ? si->state : PCP_SERVER_UNKNOWN); /* nothing heard yet */
         }
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_ADDED,
@@ -476,8 +178,7 @@ void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
                        "PCP server %s (%s) is gone", s->text, s->source);
         /* its mappings are lost with the network: the engine reports each as deleted */
-        pcp_engine_remove_server(m->engine, pcpd_now_ms(), s->engine_id);
-        manager_engine_drain(m);
+        pcpd_pcp_server_remove(m->pcp, s->engine_id);
         g_ptr_array_remove(m->servers, s);
         server_free(s);
 }
@@ -540,112 +241,20 @@ void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *
         manager_kick(m);
 }
 
-/* ---- ANNOUNCE listener (5350) ---- */
-
-static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
-        pcpd_manager *m = data;
-        recv_batch b;
-
-        for (int round = 0; round < 64 / RECV_BATCH; round++) {
-                int n = recv_batch_read(fd, &b);
-                uint64_t now = pcpd_now_ms();
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                for (int i = 0; i < n; i++) {
-                        struct sockaddr_in6 from6;
-
-                        from_native(&b.from[i], &from6);
-                        pcp_engine_receive_announce_at(m->engine, now, arrival_ms(&b.mm[i].msg_hdr, now), &from6,
-                                                       b.buf[i], b.mm[i].msg_len);
-                        manager_engine_drain(m);
-                }
-                if (n < RECV_BATCH)
-                        break;
-        }
-        manager_note_drops(m);
-        manager_kick(m);
-        return G_SOURCE_CONTINUE;
-}
-
-static int open_announce_socket(int family, uint16_t port) {
-        int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
-        int one = 1;
-
-        if (fd < 0)
-                return -errno;
-        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)); /* arrival_ms() */
-        if (family == AF_INET) {
-                struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-                struct ip_mreqn mr = { .imr_multiaddr.s_addr = htonl(0xe0000001) }; /* 224.0.0.1 */
-                if (bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0)
-                        goto fail;
-                /* all-hosts is joined by the kernel on every interface; asking again is harmless */
-                (void) setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr));
-        } else {
-                struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
-                struct ipv6_mreq mr = { .ipv6mr_interface = 0 };
-                inet_pton(AF_INET6, "ff02::1", &mr.ipv6mr_multiaddr);
-                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-                if (bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0)
-                        goto fail;
-                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof(mr));
-        }
-        return fd;
-fail:;
-        int r = -errno;
-        close(fd);
-        return r;
-}
-
-/* ---- the engine's clock ---- */
-
-static gboolean on_engine_timer(gpointer data) {
-        pcpd_manager *m = data;
-        pcp_engine_process_timers(m->engine, pcpd_now_ms());
-        manager_engine_drain(m);
-        manager_kick(m);
-        return G_SOURCE_CONTINUE;
-}
-
-static gboolean timer_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
-        g_source_set_ready_time(source, -1);
-        return cb(data);
-}
-
-static GSourceFuncs timer_funcs = { .dispatch = timer_dispatch };
+/* ---- the PCP backend (pcpd-pcp.h): its sockets, ANNOUNCE listeners and clock ---- */
 
 /* after anything that may have changed the engine's next deadline */
 static void manager_kick(pcpd_manager *m) {
-        uint64_t d = pcp_engine_next_deadline(m->engine);
+        pcpd_pcp_kick(m->pcp);
+}
 
-        if (m->timer == NULL)
-                return;
-        if (d == PCP_NEVER)
-                g_source_set_ready_time(m->timer, -1);
-        else
-                g_source_set_ready_time(m->timer, (gint64) d * 1000);
+/* after every call into the engine: its datagrams go out, its events come back up
+ * (on_engine_event()) */
+static void manager_engine_drain(pcpd_manager *m) {
+        pcpd_pcp_drain(m->pcp);
 }
 
 /* ---- engine events ---- */
-
-static const char *bus_state(const pcp_mapping_info *i) {
-        switch (i->state) {
-        case PCP_MAPPING_ACTIVE:
-        case PCP_MAPPING_RENEWING:
-                return "active";
-        case PCP_MAPPING_FAILED:
-                return "failed";
-        case PCP_MAPPING_PENDING:
-                return i->has_external ? "renewing" : "pending";
-        default:
-                return "pending";
-        }
-}
 
 static bool set_str(char **field, const char *v) {
         if (g_strcmp0(*field, v) == 0)
@@ -745,21 +354,12 @@ void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_bac
         mapping_log_change(mp, old_state, old_error, old_external, old_port);
 }
 
+/* what the engine has for mp, published (pcpd-pcp.h puts it in the bus's terms) */
 static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
-        pcpd_backend_info bi = {
-                .state = bus_state(i),
-                .error = pcp_mapping_error_name(i),
-                .has_external = i->has_external,
-                .external_addr = i->external_addr,
-                .external_port = i->external_port,
-                .internal_addr = i->internal_addr,
-                .lifetime_granted = i->lifetime_granted,
-                .expires_at = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0,
-        };
+        pcpd_backend_info bi;
 
-        if (i->state == PCP_MAPPING_DELETING)
-                return;
-        pcpd_manager_backend_sync(m, mp, &bi);
+        if (pcpd_pcp_info_view(i, &bi))
+                pcpd_manager_backend_sync(m, mp, &bi);
 }
 
 static void manager_backend_check_soon(pcpd_manager *m);
@@ -772,7 +372,9 @@ static void backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcp_mappin
         m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0);
 }
 
-static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
+/* the PCP backend's news (pcpd-pcp.h: pcpd_pcp_ops.event) */
+static void on_engine_event(void *userdata, const pcp_event *ev) {
+        pcpd_manager *m = userdata;
         pcpd_mapping *mp;
         pcpd_server *s;
 
@@ -866,64 +468,6 @@ static void on_engine_event(pcpd_manager *m, const pcp_event *ev) {
         }
 }
 
-static void on_engine_random(void *userdata, void *buf, size_t len) {
-        pcpd_manager *m = userdata;
-        uint8_t *out = buf;
-
-        while (len > 0) {
-                size_t n;
-                if (m->random_left == 0) {
-                        ssize_t r = getrandom(m->random_pool, sizeof(m->random_pool), 0);
-                        if (r < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                g_error("getrandom() failed: %s", g_strerror(errno)); /* aborts */
-                        }
-                        m->random_left = (size_t) r;
-                }
-                n = MIN(len, m->random_left);
-                /* take from the end and wipe what was used */
-                memcpy(out, m->random_pool + m->random_left - n, n);
-                memset(m->random_pool + m->random_left - n, 0, n);
-                m->random_left -= n;
-                out += n;
-                len -= n;
-        }
-}
-
-static void on_engine_send(pcpd_manager *m, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len) {
-        pcpd_server *s = server_by_engine_id(m, server_id);
-
-        if (s == NULL || addr_index >= s->n_addrs)
-                return;
-        if (send(s->fds[addr_index], buf, len, MSG_DONTWAIT) < 0) {
-                if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
-                        /* an earlier ICMP error surfaces here: let the engine know, later */
-                        g_debug("send to %s: %s", s->text, g_strerror(errno));
-                else
-                        g_debug("send to %s failed: %s", s->text, g_strerror(errno));
-        }
-}
-
-/* What the engine has to send and to say after a call into it, pulled now that every id
- * the call returned is known here: its datagrams go out on their server's socket, its
- * events are handled. Called after every engine call. */
-static void manager_engine_drain(pcpd_manager *m) {
-        uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
-        uint32_t server_id;
-        size_t addr_index;
-        pcp_event ev;
-        int n;
-
-        for (;;) {
-                while ((n = pcp_engine_next_datagram(m->engine, &server_id, &addr_index, buf, sizeof(buf))) > 0)
-                        on_engine_send(m, server_id, addr_index, buf, (size_t) n);
-                if (pcp_engine_next_event(m->engine, &ev) <= 0)
-                        break;
-                on_engine_event(m, &ev);
-        }
-}
-
 /* ---- manager state ---- */
 
 /* For IPv4 and IPv6: is the host not behind a NAT, and its own address then (from the
@@ -1008,7 +552,7 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
         }
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
 
                 if (s->family != family || si == NULL || !si->has_external_addr)
                         continue;
@@ -1025,7 +569,7 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
 
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
                 char buf[PCP_ADDR_STRLEN];
 
                 if (si == NULL || !si->has_external_addr)
@@ -1566,7 +1110,7 @@ static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v) {
 
         for (guint i = 0; i < m->servers->len && n < PCPD_MAX_SERVERS; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
 
                 v[n++] = (pcpd_direct_server) {
                         .family = s->family,
@@ -1594,7 +1138,7 @@ static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, stru
 static pcpd_server *answering_server(pcpd_manager *m, int family, const char *ifname) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
                 if (s->family != family || si == NULL || (si->state != PCP_SERVER_PCP && si->state != PCP_SERVER_NATPMP))
                         continue;
                 if (ifname != NULL && s->ifname[0] != '\0' && strcmp(ifname, s->ifname) != 0)
@@ -1609,7 +1153,7 @@ static pcpd_server *answering_server(pcpd_manager *m, int family, const char *if
 /* s is known not to speak PCP nor NAT-PMP: unreachable (ICMP), an unsupported version,
  * switched off (NOT_AUTHORIZED), or silent for too long. */
 static bool server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s) {
-        const pcp_server_info *si = s != NULL ? pcp_engine_server_get(m->engine, s->engine_id) : NULL;
+        const pcp_server_info *si = s != NULL ? pcpd_pcp_server_info(m->pcp, s->engine_id) : NULL;
 
         if (si == NULL)
                 return false;
@@ -1633,7 +1177,7 @@ static gboolean on_backend_check(gpointer data) {
 
                 if (mp->backend != NULL || mp->engine_id == 0 || !server_speaks_no_pcp(m, mp->server))
                         continue;
-                i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+                i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
                 if (i != NULL && (i->state == PCP_MAPPING_ACTIVE || i->state == PCP_MAPPING_RENEWING))
                         continue;
                 if (m->upnp->ops->refuse_reason(m->upnp, mp, mp->server) != NULL)
@@ -1766,21 +1310,23 @@ static void direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
  * the engine chose, and failed already if the server is known to refuse it (disabled,
  * speaks no PCP we know), which the event the engine queued then finds done. */
 static void mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp) {
-        const pcp_mapping_info *i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+        const pcp_mapping_info *i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
         char buf[PCP_ADDR_STRLEN];
+        pcpd_backend_info bi;
 
         g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
         if (i == NULL)
                 return;
-        set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf));
-        set_str(&mp->state, bus_state(i));
-        set_str(&mp->error, pcp_mapping_error_name(i));
+        (void) pcpd_pcp_info_view(i, &bi);
+        set_str(&mp->internal_address, pcp_addr_to_string(&bi.internal_addr, buf));
+        set_str(&mp->state, bi.state);
+        set_str(&mp->error, bi.error);
 }
 
 /* The mapping's upstream mapping on server s: the engine sends its request at once. */
 static int mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p) {
         uint64_t eid;
-        int r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), p, &eid);
+        int r = pcpd_pcp_mapping_add(m->pcp, p, &eid);
 
         if (r < 0)
                 return r;
@@ -1804,7 +1350,7 @@ static int mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s
 
         memcpy(old_nonce, mp->nonce, sizeof(old_nonce));
         if (!p->has_nonce) {
-                on_engine_random(m, p->nonce, PCP_NONCE_LEN);
+                pcpd_pcp_random(m->pcp, p->nonce, PCP_NONCE_LEN);
                 p->has_nonce = true;
         }
         memcpy(mp->nonce, p->nonce, PCP_NONCE_LEN);
@@ -1838,7 +1384,7 @@ static void mapping_publish_move(pcpd_manager *m, pcpd_mapping *mp) {
         const pcp_mapping_info *i;
 
         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
-        i = pcp_engine_mapping_get(m->engine, mp->engine_id);
+        i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
         if (i != NULL)
                 mapping_sync(m, mp, i);
         manager_engine_drain(m);
@@ -1912,7 +1458,7 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
 static void mapping_detach_server(pcpd_manager *m, pcpd_mapping *mp) {
         if (mp->engine_id != 0) {
                 g_hash_table_remove(m->by_engine_id, &mp->engine_id);
-                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
                 mp->engine_id = 0;
                 manager_engine_drain(m);
         }
@@ -2090,7 +1636,7 @@ size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_reque
                 ret[0] = own;
                 return 1;
         }
-        si = s != NULL ? pcp_engine_server_get(m->engine, s->engine_id) : NULL;
+        si = s != NULL ? pcpd_pcp_server_info(m->pcp, s->engine_id) : NULL;
         /* the engine sends from whichever of the server's addresses answers: each one's
          * local end is where the mapping may point */
         for (size_t i = 0; si != NULL && i < si->n_addrs && n < max; i++)
@@ -2255,7 +1801,7 @@ static uint64_t mapping_delete_until(const pcpd_mapping *mp, const pcp_mapping_i
 }
 
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
-        const pcp_mapping_info *i = mp->engine_id != 0 ? pcp_engine_mapping_get(m->engine, mp->engine_id) : NULL;
+        const pcp_mapping_info *i = mp->engine_id != 0 ? pcpd_pcp_mapping_info(m->pcp, mp->engine_id) : NULL;
         pcpd_state_mapping rec;
 
         /* the backend's delete first (with its own record when it must be confirmed): the
@@ -2276,12 +1822,12 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 (void) pcpd_store_put(m->store, d->rec);
                 /* lifetime 0 with the same nonce; the engine retries a few times on its own
                  * (and may give up at once: deleting_engine_done()) */
-                pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
                 manager_engine_drain(m);
         } else {
                 if (mp->engine_id != 0) {
                         g_hash_table_remove(m->by_engine_id, &mp->engine_id);
-                        pcp_engine_remove_mapping(m->engine, pcpd_now_ms(), mp->engine_id);
+                        pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
                         manager_engine_drain(m);
                 }
                 manager_persist_removal(m, mp->id);
@@ -2637,9 +2183,8 @@ static void manager_restore(pcpd_manager *m) {
 int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
                      GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
                      pcpd_manager **ret) {
+        static const pcpd_pcp_ops pcp_ops = { .event = on_engine_event };
         g_autoptr(pcpd_manager) m = g_new0(pcpd_manager, 1);
-        pcp_engine_config ec = { .max_mappings = config->max_mappings };
-        pcp_engine_ops ops = { .random = on_engine_random };
         int r;
 
         m->config = *config;
@@ -2661,11 +2206,11 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) deleting_free);
         m->deleting_by_engine = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->next_mapping_id = 1;
-        m->announce_fds[0] = m->announce_fds[1] = -1;
         m->route_fd = -1;
-        r = pcp_engine_new(&ec, &ops, m, &m->engine);
+        r = pcpd_pcp_new(&pcp_ops, m, config->max_mappings, &m->pcp);
         if (r < 0)
                 return r;
+        m->engine = pcpd_pcp_engine(m->pcp);
         r = pcpd_store_new(m->state_fd, m->state_dir, &store_ops, m, &m->store);
         if (r < 0)
                 return r;
@@ -2688,19 +2233,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m->store != NULL)
                 pcpd_store_flush(m->store);
         m->store = pcpd_store_free(m->store);
-        if (m->drop_log_source != 0)
-                g_source_remove(m->drop_log_source);
-        if (m->engine != NULL) {
-                const pcp_engine_stats *st = pcp_engine_get_stats(m->engine);
-                uint64_t dropped = 0;
-
-                for (int r = 0; r < _PCP_DROP_MAX; r++)
-                        dropped += st->dropped[r];
-                g_message("Datagrams sent %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " retransmissions, %"
-                          G_GUINT64_FORMAT " renewals), received %" G_GUINT64_FORMAT ", dropped %" G_GUINT64_FORMAT
-                          "; epoch resets %" G_GUINT64_FORMAT,
-                          st->sent, st->retransmissions, st->renewals, st->received, dropped, st->epoch_resets);
-        }
+        pcpd_pcp_stop(m->pcp); /* the statistics line; no more ANNOUNCE */
         if (m->rediscover_source != 0)
                 g_source_remove(m->rediscover_source);
         if (m->route_watch != 0)
@@ -2710,12 +2243,6 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m->host_watch != 0)
                 g_source_remove(m->host_watch);
         pcpd_host_free(m->host);
-        for (int i = 0; i < 2; i++) {
-                if (m->announce_watches[i] != 0)
-                        g_source_remove(m->announce_watches[i]);
-                if (m->announce_fds[i] >= 0)
-                        close(m->announce_fds[i]);
-        }
         pcpd_nm_free(m->nm);
         pcpd_manager_declared_free(m);
         if (m->listener->manager_freeing != NULL)
@@ -2734,15 +2261,12 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_hash_table_destroy(m->deleting_by_engine);
         if (m->deleting != NULL)
                 g_hash_table_destroy(m->deleting);
-        pcp_engine_free(m->engine);
+        m->pcp = pcpd_pcp_free(m->pcp); /* the engine, the server sockets, its clock */
+        m->engine = NULL;
         if (m->servers != NULL) {
                 for (guint i = 0; i < m->servers->len; i++)
                         server_free(m->servers->pdata[i]);
                 g_ptr_array_free(m->servers, TRUE);
-        }
-        if (m->timer != NULL) {
-                g_source_destroy(m->timer);
-                g_source_unref(m->timer);
         }
         pcpd_config_clear(&m->config);
         if (m->loop != NULL)
@@ -2761,22 +2285,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
 }
 
 int pcpd_manager_start(pcpd_manager *m) {
-        m->timer = g_source_new(&timer_funcs, sizeof(GSource));
-        g_source_set_callback(m->timer, on_engine_timer, m, NULL);
-        g_source_set_name(m->timer, "pcp-engine");
-        g_source_attach(m->timer, NULL);
-
-        for (int i = 0; i < 2; i++) {
-                int fd = open_announce_socket(i == 0 ? AF_INET : AF_INET6, m->config.announce_port);
-                if (fd < 0) {
-                        g_warning("Cannot listen for %s ANNOUNCE on port %u: %s; router restarts are then noticed "
-                                  "at the next renewal only",
-                                  i == 0 ? "IPv4" : "IPv6", m->config.announce_port, g_strerror(-fd));
-                        continue;
-                }
-                m->announce_fds[i] = fd;
-                m->announce_watches[i] = g_unix_fd_add(fd, G_IO_IN, on_announce, m);
-        }
+        pcpd_pcp_start(m->pcp, m->config.announce_port); /* the engine's clock, ANNOUNCE listeners */
 
         {
                 g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, m->config.n_servers + 1);

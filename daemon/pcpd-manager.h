@@ -27,8 +27,6 @@ typedef struct pcpd_server {
         int family;    /* AF_INET or AF_INET6 */
         size_t n_addrs;
         struct sockaddr_in6 addrs[PCP_SERVER_MAX_ADDRS];
-        int fds[PCP_SERVER_MAX_ADDRS];
-        guint watches[PCP_SERVER_MAX_ADDRS];
         bool seen; /* discovery bookkeeping */
         int logged_state; /* the engine state last logged, -1 = none */
         /* silence: a server that has not answered anything (engine state unknown) for
@@ -106,8 +104,11 @@ struct pcpd_manager {
         int state_fd;
         pcpd_state *loaded; /* what was saved, until restored */
         GMainLoop *loop;
+        /* the PCP/NAT-PMP backend (pcpd-pcp.h): its engine, sockets, ANNOUNCE listeners,
+         * clock, randomness and drop log; engine is its engine (pcpd_pcp_engine()), for
+         * the manager's calls into it */
+        struct pcpd_pcp *pcp;
         pcp_engine *engine;
-        GSource *timer;
         bool enabled;
 
         GPtrArray *servers;        /* pcpd_server* */
@@ -117,8 +118,6 @@ struct pcpd_manager {
         unsigned n_direct;         /* mappings with direct set */
         uint64_t next_mapping_id;
 
-        int announce_fds[2];
-        guint announce_watches[2];
         int route_fd;
         guint route_watch, rediscover_source;
         struct pcpd_host *host; /* pcpd-host.h: the host's addresses, NULL until first asked */
@@ -139,11 +138,6 @@ struct pcpd_manager {
         GHashTable *deleting;           /* id (uint64_t *) -> owned */
         GHashTable *deleting_by_engine; /* engine id (uint64_t *) -> while the engine sends */
         gint64 deleting_evict_logged;   /* monotonic µs of the last "too many" warning */
-        uint64_t drops_logged[_PCP_DROP_MAX]; /* engine drop counters as last logged */
-        gint64 drop_log_next;                 /* monotonic µs: no drop line before */
-        guint drop_log_source;
-        uint8_t random_pool[512]; /* getrandom() in batches, not one syscall per draw */
-        size_t random_left;
         char *last_state;  /* Manager.State as last published */
         char *last_direct; /* the host's own addresses in ExternalAddresses, as last published */
         char *status_text; /* the status line, as last told (listener status_changed) */

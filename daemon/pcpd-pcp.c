@@ -1,0 +1,700 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "pcpd-pcp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib-unix.h>
+#include <glib.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* one server's sockets, one per address, each watched by a server_source */
+typedef struct server_io {
+        pcpd_pcp *pcp;
+        uint32_t engine_id;
+        char *text; /* for log lines */
+        size_t n_addrs;
+        int fds[PCP_SERVER_MAX_ADDRS];
+        guint watches[PCP_SERVER_MAX_ADDRS];
+} server_io;
+
+struct pcpd_pcp {
+        const pcpd_pcp_ops *ops;
+        void *userdata;
+        pcp_engine *engine;
+        GSource *timer;            /* the engine's clock; NULL until pcpd_pcp_start() */
+        GPtrArray *servers;        /* server_io* (owned) */
+        int announce_fds[2];       /* IPv4, IPv6; -1 when not listening */
+        guint announce_watches[2];
+        uint64_t drops_logged[_PCP_DROP_MAX]; /* engine drop counters as last logged */
+        gint64 drop_log_next;                 /* monotonic µs: no drop line before */
+        guint drop_log_source;
+        bool stopped;
+        uint8_t random_pool[512]; /* getrandom() in batches, not one syscall per draw */
+        size_t random_left;
+};
+
+static uint64_t now_ms(void) {
+        return (uint64_t) g_get_monotonic_time() / 1000;
+}
+
+static uint64_t realtime_us(void) {
+        return (uint64_t) g_get_real_time();
+}
+
+/* ---- addresses: the engine's IPv4-mapped sockaddr_in6 <-> what the socket takes ---- */
+
+static socklen_t to_native(const struct sockaddr_in6 *in, struct sockaddr_storage *out) {
+        struct in_addr v4;
+
+        memset(out, 0, sizeof(*out));
+        if (pcp_addr_to_ipv4(&in->sin6_addr, &v4)) {
+                struct sockaddr_in *sin = (struct sockaddr_in *) out;
+                sin->sin_family = AF_INET;
+                sin->sin_port = in->sin6_port;
+                sin->sin_addr = v4;
+                return sizeof(*sin);
+        }
+        memcpy(out, in, sizeof(*in));
+        return sizeof(*in);
+}
+
+static void from_native(const struct sockaddr_storage *in, struct sockaddr_in6 *out) {
+        memset(out, 0, sizeof(*out));
+        out->sin6_family = AF_INET6;
+        if (in->ss_family == AF_INET) {
+                const struct sockaddr_in *sin = (const struct sockaddr_in *) in;
+                pcp_addr_from_ipv4(&sin->sin_addr, &out->sin6_addr);
+                out->sin6_port = sin->sin_port;
+        } else if (in->ss_family == AF_INET6)
+                memcpy(out, in, sizeof(*out));
+}
+
+/* ---- the engine's output, pulled ---- */
+
+static server_io *server_by_engine_id(pcpd_pcp *p, uint32_t id) {
+        for (guint i = 0; i < p->servers->len; i++) {
+                server_io *s = p->servers->pdata[i];
+                if (s->engine_id == id)
+                        return s;
+        }
+        return NULL;
+}
+
+static void on_engine_random(void *userdata, void *buf, size_t len) {
+        pcpd_pcp *p = userdata;
+        uint8_t *out = buf;
+
+        while (len > 0) {
+                size_t n;
+                if (p->random_left == 0) {
+                        ssize_t r = getrandom(p->random_pool, sizeof(p->random_pool), 0);
+                        if (r < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                g_error("getrandom() failed: %s", g_strerror(errno)); /* aborts */
+                        }
+                        p->random_left = (size_t) r;
+                }
+                n = MIN(len, p->random_left);
+                /* take from the end and wipe what was used */
+                memcpy(out, p->random_pool + p->random_left - n, n);
+                memset(p->random_pool + p->random_left - n, 0, n);
+                p->random_left -= n;
+                out += n;
+                len -= n;
+        }
+}
+
+void pcpd_pcp_random(pcpd_pcp *p, void *buf, size_t len) {
+        on_engine_random(p, buf, len);
+}
+
+static void engine_send(pcpd_pcp *p, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len) {
+        server_io *s = server_by_engine_id(p, server_id);
+
+        if (s == NULL || addr_index >= s->n_addrs)
+                return;
+        if (send(s->fds[addr_index], buf, len, MSG_DONTWAIT) < 0) {
+                if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
+                        /* an earlier ICMP error surfaces here: let the engine know, later */
+                        g_debug("send to %s: %s", s->text, g_strerror(errno));
+                else
+                        g_debug("send to %s failed: %s", s->text, g_strerror(errno));
+        }
+}
+
+/* What the engine has to send and to say after a call into it, pulled now that every id
+ * the call returned is known to the owner: its datagrams go out on their server's socket,
+ * its events go up. */
+void pcpd_pcp_drain(pcpd_pcp *p) {
+        uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
+        uint32_t server_id;
+        size_t addr_index;
+        pcp_event ev;
+        int n;
+
+        for (;;) {
+                while ((n = pcp_engine_next_datagram(p->engine, &server_id, &addr_index, buf, sizeof(buf))) > 0)
+                        engine_send(p, server_id, addr_index, buf, (size_t) n);
+                if (pcp_engine_next_event(p->engine, &ev) <= 0)
+                        break;
+                p->ops->event(p->userdata, &ev);
+        }
+}
+
+/* ---- the engine's clock ---- */
+
+static gboolean on_engine_timer(gpointer data) {
+        pcpd_pcp *p = data;
+        pcp_engine_process_timers(p->engine, now_ms());
+        pcpd_pcp_drain(p);
+        pcpd_pcp_kick(p);
+        return G_SOURCE_CONTINUE;
+}
+
+static gboolean timer_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
+        g_source_set_ready_time(source, -1);
+        return cb(data);
+}
+
+static GSourceFuncs timer_funcs = { .dispatch = timer_dispatch };
+
+/* after anything that may have changed the engine's next deadline */
+void pcpd_pcp_kick(pcpd_pcp *p) {
+        uint64_t d = pcp_engine_next_deadline(p->engine);
+
+        if (p->timer == NULL)
+                return;
+        if (d == PCP_NEVER)
+                g_source_set_ready_time(p->timer, -1);
+        else
+                g_source_set_ready_time(p->timer, (gint64) d * 1000);
+}
+
+/* ---- dropped datagrams: counted by the engine, told to the admin at most once a minute ---- */
+
+#define DROP_LOG_INTERVAL_USEC (60 * G_USEC_PER_SEC)
+
+static gboolean on_drop_log(gpointer data) {
+        pcpd_pcp *p = data;
+        const pcp_engine_stats *st = pcp_engine_get_stats(p->engine);
+        g_autoptr(GString) why = g_string_new(NULL);
+        uint64_t total = 0;
+
+        p->drop_log_source = 0;
+        for (int r = 0; r < _PCP_DROP_MAX; r++) {
+                uint64_t d = st->dropped[r] - p->drops_logged[r];
+
+                if (d == 0)
+                        continue;
+                total += d;
+                g_string_append_printf(why, "%s%" G_GUINT64_FORMAT " %s", why->len > 0 ? ", " : "", d,
+                                       pcp_drop_reason_to_string((pcp_drop_reason) r));
+                p->drops_logged[r] = st->dropped[r];
+        }
+        if (total > 0) {
+                g_message("Dropped %" G_GUINT64_FORMAT " datagram(s) that were no valid answer to a request of "
+                          "ours (%s); a router sending these is buggy or someone is spoofing it",
+                          total, why->str);
+                p->drop_log_next = g_get_monotonic_time() + DROP_LOG_INTERVAL_USEC;
+        }
+        return G_SOURCE_REMOVE;
+}
+
+/* after input: a burst of drops becomes one line a second later, then at most one a minute */
+static void note_drops(pcpd_pcp *p) {
+        const pcp_engine_stats *st = pcp_engine_get_stats(p->engine);
+        gint64 now, wait_ms;
+
+        if (p->stopped || p->drop_log_source != 0 ||
+            memcmp(st->dropped, p->drops_logged, sizeof(p->drops_logged)) == 0)
+                return;
+        now = g_get_monotonic_time();
+        wait_ms = p->drop_log_next > now ? (p->drop_log_next - now) / 1000 : 0;
+        p->drop_log_source = g_timeout_add((guint) MAX(wait_ms, 1000), on_drop_log, p);
+}
+
+/* ---- reading datagrams ---- */
+
+/* The datagrams waiting, a batch per recvmmsg(), each with the engine time it arrived: the
+ * kernel's receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME) moved onto the monotonic
+ * clock. The engine checks the server's epoch against the arrival (RFC 6887 §8.5): a
+ * datagram that waited while the loop was busy for a second must not look like a router
+ * restart. No timestamp, or an implausible one (the wall clock was set): the arrival is
+ * now. */
+#define RECV_BATCH 16
+
+typedef struct recv_batch {
+        struct mmsghdr mm[RECV_BATCH];
+        struct iovec iov[RECV_BATCH];
+        struct sockaddr_storage from[RECV_BATCH];
+        union {
+                struct cmsghdr align;
+                uint8_t buf[CMSG_SPACE(sizeof(struct timespec))];
+        } ctl[RECV_BATCH];
+        uint8_t buf[RECV_BATCH][PCP_MAX_MSG_LEN + 4];
+} recv_batch;
+
+static uint64_t arrival_ms(const struct msghdr *mh, uint64_t now) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR((struct msghdr *) mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+                    c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+                        struct timespec ts;
+                        int64_t age_ms;
+
+                        memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+                        age_ms = ((int64_t) realtime_us() - ((int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000)) / 1000;
+                        if (age_ms > 0 && age_ms < 60 * 1000 && (uint64_t) age_ms < now)
+                                return now - (uint64_t) age_ms;
+                }
+        return now;
+}
+
+static int recv_batch_read(int fd, recv_batch *b) {
+        for (int i = 0; i < RECV_BATCH; i++) {
+                b->iov[i] = (struct iovec) { .iov_base = b->buf[i], .iov_len = sizeof(b->buf[i]) };
+                b->mm[i] = (struct mmsghdr) {
+                        .msg_hdr = {
+                                .msg_name = &b->from[i],
+                                .msg_namelen = sizeof(b->from[i]),
+                                .msg_iov = &b->iov[i],
+                                .msg_iovlen = 1,
+                                .msg_control = b->ctl[i].buf,
+                                .msg_controllen = sizeof(b->ctl[i].buf),
+                        },
+                };
+        }
+        return recvmmsg(fd, b->mm, RECV_BATCH, MSG_DONTWAIT, NULL);
+}
+
+static void server_socket_read(server_io *s, int fd) {
+        pcpd_pcp *p = s->pcp;
+        recv_batch batch, *b = &batch; /* ~18 KiB: fine on the main thread's stack */
+        size_t idx = 0;
+
+        for (size_t i = 0; i < s->n_addrs; i++)
+                if (s->fds[i] == fd)
+                        idx = i;
+        /* bounded per wake-up so one chatty server cannot starve the loop */
+        for (int round = 0; round < 64 / RECV_BATCH; round++) {
+                int n = recv_batch_read(fd, b);
+                uint64_t now = now_ms();
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
+                            errno == EHOSTDOWN) {
+                                g_debug("server %s: %s", s->text, g_strerror(errno));
+                                pcp_engine_unreachable(p->engine, now, s->engine_id, idx);
+                                pcpd_pcp_drain(p);
+                                continue;
+                        }
+                        break;
+                }
+                for (int i = 0; i < n; i++) {
+                        struct sockaddr_in6 from6;
+
+                        from_native(&b->from[i], &from6);
+                        pcp_engine_receive_at(p->engine, now, arrival_ms(&b->mm[i].msg_hdr, now), s->engine_id,
+                                              idx, &from6, b->buf[i], b->mm[i].msg_len);
+                        pcpd_pcp_drain(p);
+                }
+                /* fewer than asked: the queue was empty a moment ago, and the poll is
+                 * level-triggered, so what comes later wakes the loop again: no read just
+                 * to be told EAGAIN */
+                if (n < RECV_BATCH)
+                        break;
+        }
+        note_drops(p);
+        pcpd_pcp_kick(p);
+}
+
+/* ---- servers and their sockets ---- */
+
+/* A server socket's source. It may recurse (g_source_set_can_recurse()): GLib otherwise
+ * takes a source's descriptors out of the poll set for each dispatch and puts them back
+ * after it, and each change writes the context's wake-up eventfd, so every answer cost a
+ * write, a poll and a read of that eventfd on top of its own receive. What the blocking
+ * protected against is a nested main loop iteration running inside this dispatch; the
+ * only one in pcpd is pcpd_upnp_free() (reachable from an engine event through
+ * iface_get()'s failure path). Such an iteration still never enters this dispatch twice:
+ * while it runs, prepare() takes the descriptor out of the poll set itself (the same cost
+ * as GLib's blocking, paid only then) and check() answers no. */
+typedef struct server_source {
+        GSource source;
+        server_io *server;
+        int fd;
+        gpointer tag;
+        bool dispatching, muted;
+} server_source;
+
+static gboolean server_source_prepare(GSource *source, gint *timeout) {
+        server_source *ss = (server_source *) source;
+
+        if (ss->dispatching != ss->muted) {
+                ss->muted = ss->dispatching;
+                g_source_modify_unix_fd(source, ss->tag, ss->muted ? 0 : G_IO_IN | G_IO_ERR);
+        }
+        *timeout = -1;
+        return FALSE;
+}
+
+static gboolean server_source_check(GSource *source) {
+        server_source *ss = (server_source *) source;
+
+        return !ss->dispatching && g_source_query_unix_fd(source, ss->tag) != 0;
+}
+
+static gboolean server_source_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
+        server_source *ss = (server_source *) source;
+
+        if (ss->dispatching)
+                return G_SOURCE_CONTINUE;
+        ss->dispatching = true;
+        server_socket_read(ss->server, ss->fd);
+        ss->dispatching = false;
+        return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs server_source_funcs = {
+        .prepare = server_source_prepare,
+        .check = server_source_check,
+        .dispatch = server_source_dispatch,
+};
+
+static guint server_source_add(server_io *s, int fd) {
+        GSource *source = g_source_new(&server_source_funcs, sizeof(server_source));
+        server_source *ss = (server_source *) source;
+        guint id;
+
+        ss->server = s;
+        ss->fd = fd;
+        ss->tag = g_source_add_unix_fd(source, fd, G_IO_IN | G_IO_ERR);
+        g_source_set_can_recurse(source, TRUE);
+        g_source_set_name(source, "pcp-server");
+        id = g_source_attach(source, NULL);
+        g_source_unref(source);
+        return id;
+}
+
+/* Room for the answers to what goes out at once. The requests of many calls leave in one
+ * turn of the loop (10,000 AddMapping at once put ~2,000 on the wire before pcpd reads
+ * again), their answers arrive together, and one the kernel drops for want of room costs a
+ * 3 s retransmission. The kernel counts each datagram at its buffer's size, not its 60
+ * bytes: the default (net.core.rmem_default, 208 KiB here) holds a few hundred answers,
+ * 4 MiB a few thousand. SO_RCVBUFFORCE works with CAP_NET_ADMIN; without it SO_RCVBUF is
+ * capped at net.core.rmem_max, said once at debug level. */
+#define SERVER_RCVBUF (4 * 1024 * 1024)
+
+static void server_socket_size_rcvbuf(int fd) {
+        static bool told;
+        int size = SERVER_RCVBUF, got = 0;
+        socklen_t len = sizeof(got);
+
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+        /* the kernel reports twice what was set (its bookkeeping overhead included) */
+        if (!told && getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && got < size) {
+                told = true;
+                g_debug("PCP server sockets get a %d-byte receive buffer, not %d: without CAP_NET_ADMIN "
+                        "net.core.rmem_max caps it, and a burst of answers may overflow it",
+                        got / 2, size);
+        }
+}
+
+static int open_server_socket(const struct sockaddr_in6 *remote, struct in6_addr *ret_local) {
+        struct sockaddr_storage ss, local;
+        socklen_t len = to_native(remote, &ss), ll = sizeof(local);
+        struct sockaddr_in6 l6;
+        int fd;
+
+        fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
+        if (fd < 0)
+                return -errno;
+        /* connect() picks the source address the server will see: the PCP client IP must be
+         * exactly that (RFC 6887 §8.1), or real servers answer ADDRESS_MISMATCH */
+        if (connect(fd, (struct sockaddr *) &ss, len) < 0 || getsockname(fd, (struct sockaddr *) &local, &ll) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        from_native(&local, &l6);
+        *ret_local = l6.sin6_addr;
+        /* arrival times for the engine's epoch check (arrival_ms()) */
+        (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int) { 1 }, sizeof(int));
+        server_socket_size_rcvbuf(fd);
+        return fd;
+}
+
+static void server_io_free(server_io *s) {
+        if (s == NULL)
+                return;
+        for (size_t i = 0; i < s->n_addrs; i++) {
+                if (s->watches[i] != 0)
+                        g_source_remove(s->watches[i]);
+                if (s->fds[i] >= 0)
+                        close(s->fds[i]);
+        }
+        g_free(s->text);
+        g_free(s);
+}
+
+int pcpd_pcp_server_add(pcpd_pcp *p, const struct sockaddr_in6 *addrs, size_t n, const char *text,
+                        uint32_t *ret_engine_id) {
+        pcp_server_addr ea[PCP_SERVER_MAX_ADDRS] = { 0 };
+        server_io *s;
+        int r;
+
+        if (n == 0 || n > PCP_SERVER_MAX_ADDRS)
+                return -EINVAL;
+        s = g_new0(server_io, 1);
+        s->pcp = p;
+        s->text = g_strdup(text);
+        s->n_addrs = n;
+        for (size_t i = 0; i < n; i++)
+                s->fds[i] = -1;
+        for (size_t i = 0; i < n; i++) {
+                s->fds[i] = open_server_socket(&addrs[i], &ea[i].local);
+                if (s->fds[i] < 0) {
+                        r = s->fds[i];
+                        g_warning("PCP server %s: cannot open a socket toward it: %s", s->text, g_strerror(-r));
+                        s->fds[i] = -1;
+                        server_io_free(s);
+                        return r;
+                }
+                ea[i].remote = addrs[i];
+                s->watches[i] = server_source_add(s, s->fds[i]);
+        }
+        r = pcp_engine_add_server(p->engine, now_ms(), ea, n, &s->engine_id);
+        if (r < 0) {
+                server_io_free(s);
+                return r;
+        }
+        g_ptr_array_add(p->servers, s);
+        *ret_engine_id = s->engine_id;
+        return 0;
+}
+
+void pcpd_pcp_server_remove(pcpd_pcp *p, uint32_t engine_id) {
+        server_io *s = server_by_engine_id(p, engine_id);
+
+        pcp_engine_remove_server(p->engine, now_ms(), engine_id);
+        pcpd_pcp_drain(p);
+        if (s != NULL)
+                g_ptr_array_remove(p->servers, s); /* frees it */
+}
+
+/* ---- mappings ---- */
+
+int pcpd_pcp_mapping_add(pcpd_pcp *p, const pcp_mapping_params *params, uint64_t *ret_id) {
+        return pcp_engine_add_mapping(p->engine, now_ms(), params, ret_id);
+}
+
+void pcpd_pcp_mapping_remove(pcpd_pcp *p, uint64_t id) {
+        (void) pcp_engine_remove_mapping(p->engine, now_ms(), id);
+}
+
+int pcpd_pcp_mapping_forget(pcpd_pcp *p, uint64_t id) {
+        return pcp_engine_forget_mapping(p->engine, id);
+}
+
+const pcp_mapping_info *pcpd_pcp_mapping_info(pcpd_pcp *p, uint64_t id) {
+        return pcp_engine_mapping_get(p->engine, id);
+}
+
+const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, uint32_t engine_id) {
+        return pcp_engine_server_get(p->engine, engine_id);
+}
+
+/* engine time (monotonic ms) -> CLOCK_REALTIME µs, for ExpiresAt */
+static uint64_t to_realtime(uint64_t engine_ms) {
+        int64_t delta_ms = (int64_t) engine_ms - (int64_t) now_ms();
+        return (uint64_t) ((int64_t) realtime_us() + delta_ms * 1000);
+}
+
+static const char *bus_state(const pcp_mapping_info *i) {
+        switch (i->state) {
+        case PCP_MAPPING_ACTIVE:
+        case PCP_MAPPING_RENEWING:
+                return "active";
+        case PCP_MAPPING_FAILED:
+                return "failed";
+        case PCP_MAPPING_PENDING:
+                return i->has_external ? "renewing" : "pending";
+        default:
+                return "pending";
+        }
+}
+
+bool pcpd_pcp_info_view(const pcp_mapping_info *i, pcpd_backend_info *ret) {
+        *ret = (pcpd_backend_info) {
+                .state = bus_state(i),
+                .error = pcp_mapping_error_name(i),
+                .has_external = i->has_external,
+                .external_addr = i->external_addr,
+                .external_port = i->external_port,
+                .internal_addr = i->internal_addr,
+                .lifetime_granted = i->lifetime_granted,
+                .expires_at = i->expires_at != 0 && i->has_external ? to_realtime(i->expires_at) : 0,
+        };
+        return i->state != PCP_MAPPING_DELETING;
+}
+
+/* ---- ANNOUNCE listener (5350) ---- */
+
+static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
+        pcpd_pcp *p = data;
+        recv_batch b;
+
+        for (int round = 0; round < 64 / RECV_BATCH; round++) {
+                int n = recv_batch_read(fd, &b);
+                uint64_t now = now_ms();
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                for (int i = 0; i < n; i++) {
+                        struct sockaddr_in6 from6;
+
+                        from_native(&b.from[i], &from6);
+                        pcp_engine_receive_announce_at(p->engine, now, arrival_ms(&b.mm[i].msg_hdr, now), &from6,
+                                                       b.buf[i], b.mm[i].msg_len);
+                        pcpd_pcp_drain(p);
+                }
+                if (n < RECV_BATCH)
+                        break;
+        }
+        note_drops(p);
+        pcpd_pcp_kick(p);
+        return G_SOURCE_CONTINUE;
+}
+
+static int open_announce_socket(int family, uint16_t port) {
+        int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
+        int one = 1;
+
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        (void) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)); /* arrival_ms() */
+        if (family == AF_INET) {
+                struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+                struct ip_mreqn mr = { .imr_multiaddr.s_addr = htonl(0xe0000001) }; /* 224.0.0.1 */
+                if (bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0)
+                        goto fail;
+                /* all-hosts is joined by the kernel on every interface; asking again is harmless */
+                (void) setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr));
+        } else {
+                struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+                struct ipv6_mreq mr = { .ipv6mr_interface = 0 };
+                inet_pton(AF_INET6, "ff02::1", &mr.ipv6mr_multiaddr);
+                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+                if (bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0)
+                        goto fail;
+                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof(mr));
+        }
+        return fd;
+fail:;
+        int r = -errno;
+        close(fd);
+        return r;
+}
+
+static void announce_close(pcpd_pcp *p) {
+        for (int i = 0; i < 2; i++) {
+                if (p->announce_watches[i] != 0)
+                        g_source_remove(p->announce_watches[i]);
+                p->announce_watches[i] = 0;
+                if (p->announce_fds[i] >= 0)
+                        close(p->announce_fds[i]);
+                p->announce_fds[i] = -1;
+        }
+}
+
+/* ---- lifecycle ---- */
+
+int pcpd_pcp_new(const pcpd_pcp_ops *ops, void *userdata, size_t max_mappings, pcpd_pcp **ret) {
+        g_autoptr(pcpd_pcp) p = g_new0(pcpd_pcp, 1);
+        pcp_engine_config ec = { .max_mappings = max_mappings };
+        pcp_engine_ops eops = { .random = on_engine_random };
+        int r;
+
+        p->ops = ops;
+        p->userdata = userdata;
+        p->servers = g_ptr_array_new_with_free_func((GDestroyNotify) server_io_free);
+        p->announce_fds[0] = p->announce_fds[1] = -1;
+        r = pcp_engine_new(&ec, &eops, p, &p->engine);
+        if (r < 0)
+                return r;
+        *ret = g_steal_pointer(&p);
+        return 0;
+}
+
+void pcpd_pcp_start(pcpd_pcp *p, uint16_t announce_port) {
+        p->timer = g_source_new(&timer_funcs, sizeof(GSource));
+        g_source_set_callback(p->timer, on_engine_timer, p, NULL);
+        g_source_set_name(p->timer, "pcp-engine");
+        g_source_attach(p->timer, NULL);
+
+        for (int i = 0; i < 2; i++) {
+                int fd = open_announce_socket(i == 0 ? AF_INET : AF_INET6, announce_port);
+                if (fd < 0) {
+                        g_warning("Cannot listen for %s ANNOUNCE on port %u: %s; router restarts are then noticed "
+                                  "at the next renewal only",
+                                  i == 0 ? "IPv4" : "IPv6", announce_port, g_strerror(-fd));
+                        continue;
+                }
+                p->announce_fds[i] = fd;
+                p->announce_watches[i] = g_unix_fd_add(fd, G_IO_IN, on_announce, p);
+        }
+}
+
+void pcpd_pcp_stop(pcpd_pcp *p) {
+        const pcp_engine_stats *st;
+        uint64_t dropped = 0;
+
+        if (p == NULL || p->stopped)
+                return;
+        p->stopped = true;
+        if (p->drop_log_source != 0)
+                g_source_remove(p->drop_log_source);
+        p->drop_log_source = 0;
+        st = pcp_engine_get_stats(p->engine);
+        for (int r = 0; r < _PCP_DROP_MAX; r++)
+                dropped += st->dropped[r];
+        g_message("Datagrams sent %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " retransmissions, %"
+                  G_GUINT64_FORMAT " renewals), received %" G_GUINT64_FORMAT ", dropped %" G_GUINT64_FORMAT
+                  "; epoch resets %" G_GUINT64_FORMAT,
+                  st->sent, st->retransmissions, st->renewals, st->received, dropped, st->epoch_resets);
+        announce_close(p);
+}
+
+pcp_engine *pcpd_pcp_engine(pcpd_pcp *p) {
+        return p->engine;
+}
+
+pcpd_pcp *pcpd_pcp_free(pcpd_pcp *p) {
+        if (p == NULL)
+                return NULL;
+        if (p->drop_log_source != 0)
+                g_source_remove(p->drop_log_source);
+        announce_close(p);
+        p->engine = pcp_engine_free(p->engine);
+        if (p->servers != NULL)
+                g_ptr_array_free(p->servers, TRUE);
+        if (p->timer != NULL) {
+                g_source_destroy(p->timer);
+                g_source_unref(p->timer);
+        }
+        g_free(p);
+        return NULL;
+}
