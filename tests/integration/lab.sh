@@ -602,18 +602,32 @@ cmd_pinholes() {
     ns "$NS_R" nft list chain inet filter miniupnpd | "$PY" -c "$NFT_PARSE" pinholes
 }
 
+# Events, not budgets: the token is sent once the listener is bound, and the listener ends
+# when something arrives; a failed send ends it at once (a local "reach-aborted"), so only a
+# UDP token lost on the way waits the whole cap. REACH_CAP (s, default 30) bounds each wait:
+# on a loaded machine (the ASan run) starting the three Python processes takes seconds, which
+# the old fixed 2 s bind wait and 4 s receive window did not always cover.
 cmd_reach() { # PROTO ADDR PORT LISTEN_PORT [TOKEN]
-    local proto=$1 addr=$2 port=$3 lport=$4 token=${5:-pcpit-$RANDOM$RANDOM} out lp
+    local proto=$1 addr=$2 port=$3 lport=$4 token=${5:-pcpit-$RANDOM$RANDOM} out lp sent="sent"
+    local cap=${REACH_CAP:-30}
     out=$(mktemp "$LAB/reach.XXXXXX")
-    ns "$NS_C" "$PY" "$HERE/netcheck.py" listen "$proto" "$lport" --timeout 4 >"$out" &
+    ns "$NS_C" "$PY" "$HERE/netcheck.py" listen "$proto" "$lport" --timeout "$cap" >"$out" &
     lp=$!
-    ns "$NS_C" "$PY" "$HERE/netcheck.py" wait-bound "$proto" "$lport" || true
-    ns "$NS_W" "$PY" "$HERE/netcheck.py" send "$proto" "$addr" "$port" "$token" || true
+    if ! ns "$NS_C" "$PY" "$HERE/netcheck.py" wait-bound "$proto" "$lport" --timeout "$cap"; then
+        wait "$lp" || true
+        echo "not reached: the listener on client $proto port $lport was not bound within $cap s ($(cat "$out"))"
+        rm -f "$out"
+        return 1
+    fi
+    ns "$NS_W" "$PY" "$HERE/netcheck.py" send "$proto" "$addr" "$port" "$token" || sent="send failed"
+    if [ "$sent" != sent ]; then
+        ns "$NS_C" "$PY" "$HERE/netcheck.py" send "$proto" 127.0.0.1 "$lport" reach-aborted >/dev/null 2>&1 || true
+    fi
     wait "$lp" || true
     if grep -q "$token" "$out"; then
         echo "reached: $(cat "$out")"; rm -f "$out"; return 0
     fi
-    echo "not reached: wan -> $proto $addr:$port did not arrive at client port $lport ($(cat "$out"))"
+    echo "not reached: wan -> $proto $addr:$port did not arrive at client port $lport ($sent; listener: $(cat "$out"))"
     rm -f "$out"
     return 1
 }

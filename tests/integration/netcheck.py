@@ -7,7 +7,8 @@
       payload, or "timeout"; exit 0 only if something arrived
   netcheck.py send tcp|udp ADDR PORT TOKEN
       TCP: connect and send TOKEN; UDP: send TOKEN three times (no loss on purpose)
-  netcheck.py wait-bound tcp|udp PORT     wait (2 s max) until something listens on PORT
+  netcheck.py wait-bound tcp|udp PORT [--timeout S]
+      wait (S s max, default 2) until something listens on PORT; exit 1 if nothing did
 """
 import argparse
 import socket
@@ -87,7 +88,7 @@ def bound(proto, port):
 
 
 def cmd_wait_bound(a):
-    end = time.monotonic() + 2
+    end = time.monotonic() + a.timeout
     while time.monotonic() < end:
         if bound(a.proto, a.port):
             return 0
@@ -111,6 +112,7 @@ def main():
     wp = sub.add_parser("wait-bound")
     wp.add_argument("proto", choices=["tcp", "udp"])
     wp.add_argument("port", type=int)
+    wp.add_argument("--timeout", type=float, default=2)
     a = p.parse_args()
     return {"listen": cmd_listen, "send": cmd_send, "wait-bound": cmd_wait_bound}[a.cmd](a)
 

@@ -25,6 +25,7 @@ import pcpit  # noqa: E402
 PY = "/usr/bin/python3"
 log = pcpit.log
 RESTARTS = 18
+T0 = time.monotonic()
 
 
 class Test(pcpit.Test):
@@ -44,6 +45,11 @@ class Test(pcpit.Test):
                 with open(os.path.join(self.lab_dir, f), errors="replace") as fh:
                     lines = fh.readlines()[-15:]
                 print(f"---- last lines of {f}:\n" + "".join(lines), flush=True)
+        for d in self.drivers:
+            # the events the checks judged, with when they came ("at": s since the test began)
+            print(f"---- last events of {d.name}:", flush=True)
+            for e in d.events[-25:]:
+                print(f"  {json.dumps(e)}", flush=True)
 
     def driver(self, *args, name=None, gateway=True):
         name = name or f"driver{len(self.drivers)}"
@@ -93,6 +99,7 @@ class Driver:
                 e = json.loads(line)
             except ValueError:
                 continue
+            e["at"] = round(time.monotonic() - T0, 2)
             with self.cv:
                 self.events.append(e)
                 self.cv.notify_all()
@@ -124,6 +131,11 @@ class Driver:
                     return None
                 self.cv.wait(min(left, 0.5))
 
+    def after(self, ev):
+        """the mark just after ev (an event this driver reported): what came later"""
+        with self.cv:
+            return next(i for i, e in enumerate(self.events) if e is ev) + 1
+
     def find(self, pred, since=0):
         with self.cv:
             return [e for e in self.events[since:] if pred(e)]
@@ -141,8 +153,10 @@ class Driver:
         ev = self.wait(lambda e: e["ev"] == "mapping" and e.get("key") == key and pred(e), timeout, since)
         if ev is None and what:
             last = self.find(lambda e: e.get("key") == key)
+            igd = [(e["present"], e["at"]) for e in self.find(lambda e: e["ev"] == "igd", since)]
             self.t.require(False, f"{self.name}: mapping {key} {what} within {timeout} s, "
-                                  f"saw as its last event: {last[-1] if last else None}")
+                                  f"saw as its last event: {last[-1] if last else None}; "
+                                  f"IGD events (present, at s) meanwhile: {igd}")
         return ev
 
     def wait_deleted(self, key, timeout, since=0):
