@@ -195,7 +195,13 @@ cmd_reap() {
     for n in $(ip netns list | awk '{print $1}' | grep -E '^pcpit-[0-9]+-[0-9a-f]+-[crw]$' || true); do
         id=${n%-?}
         [ -d "$BASE/$id" ] && continue
-        # a lab being built writes its directory before its namespaces
+        # a lab being built writes its directory before its namespaces. A lab of another
+        # base (PCPIT_BASE) is not ours to judge by its directory: the name carries its
+        # owner's pid, and while that process lives the namespace is left alone
+        local opid=${id#pcpit-}; opid=${opid%%-*}
+        if [ -d "/proc/$opid" ] && [ "$(awk '{print $3}' "/proc/$opid/stat" 2>/dev/null)" != Z ]; then
+            continue
+        fi
         log "deleting orphan namespace $n"
         local p; p=$(ip netns pids "$n" 2>/dev/null | tr '\n' ' ')
         [ -n "${p// /}" ] && kill -KILL $p 2>/dev/null || true

@@ -6,7 +6,10 @@
 #  2. the host's network namespace is untouched: same links, routes and nft ruleset
 #     before and after, no lab namespace left;
 #  3. a lab whose owner is killed -9 (as a test runner's timeout does) is torn down by its
-#     watchdog within 10 s.
+#     watchdog within 10 s;
+#  4. reap leaves a lab namespace whose owner (the pid in its name) lives, even without a
+#     lab directory in its base (a lab of another PCPIT_BASE), and deletes one whose owner
+#     is dead.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 LAB_SH=$HERE/lab.sh
@@ -41,6 +44,21 @@ wait "$owner" 2>/dev/null
 # the lab's command ran in the host namespace (as tests do): end it by its recorded pid
 [ -s /tmp/pcpit-selfcheck-child.$$ ] && kill -KILL "$(cat /tmp/pcpit-selfcheck-child.$$)" 2>/dev/null
 rm -f /tmp/pcpit-selfcheck.$$ /tmp/pcpit-selfcheck-child.$$
+
+# reap judges a namespace without a lab directory by the owner pid in its name
+rnd=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+live_ns="pcpit-$$-$rnd-c"
+true &
+dead=$!
+wait "$dead"
+dead_ns="pcpit-$dead-$rnd-c"
+ip netns add "$live_ns"; ip netns add "$dead_ns"
+"$LAB_SH" reap >/dev/null 2>&1
+ip netns list | grep -q "^$live_ns\b"
+check "reap leaves the namespace $live_ns of a live owner (no lab directory: another base)" $? "$(ip netns list | grep pcpit- || true)"
+! ip netns list | grep -q "^$dead_ns\b"
+check "reap deletes the orphan namespace $dead_ns (owner $dead dead)" $? "$(ip netns list | grep pcpit- || true)"
+ip netns del "$live_ns" 2>/dev/null; ip netns del "$dead_ns" 2>/dev/null
 set -e
 [ "$fails" = 0 ] && { echo "lab selfcheck: PASS"; exit 0; }
 echo "lab selfcheck: $fails check(s) failed"; exit 1
