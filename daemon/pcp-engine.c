@@ -137,6 +137,10 @@ typedef struct pcp_mapping {
         struct in6_addr third_party;
         pcp_port_set port_set;
         uint8_t n_filters;
+        /* in the padding before `filters`: */
+        bool in_flight;        /* holds one of its server's max_in_flight slots (slot_take()) */
+        bool ever_sent;        /* a request of it may have reached the server (restored ones:
+                                * from before the restart) */
         pcp_filter *filters;
         char *description;
 
@@ -149,9 +153,6 @@ typedef struct pcp_mapping {
         uint32_t delete_sent;
         bool awaiting;         /* a request is outstanding */
         bool recreating;       /* asking again after a (possible) server state loss */
-        bool in_flight;        /* holds one of its server's max_in_flight slots (slot_take()) */
-        bool ever_sent;        /* a request of it may have reached the server (restored ones:
-                                * from before the restart) */
         /* NAT-PMP: the port of a grant held while the server's external address is not
          * known, or not usable (natpmp_hold()); 0 = none (a grant has a port). Active once
          * the address is known (natpmp_set_external()). It fits in the padding after the
