@@ -365,10 +365,12 @@ static void engine_receive(engine_client *c, const struct sockaddr_in6 *from, in
         int k = recv_batch(c->fd, in, lens, timeout_ms);
         uint64_t now = engine_now();
 
-        for (int i = 0; i < k; i++) {
+        for (int i = 0; i < k; i++)
                 pcp_engine_receive(c->e, now, c->sid, 0, from, in[i], lens[i]);
+        /* one drain per batch read (the engine allows it): what the answers released goes
+         * out in one sendmmsg(), as the bare client's requests do */
+        if (k > 0)
                 engine_drain(c);
-        }
         if (pcp_engine_next_deadline(c->e) <= now) {
                 pcp_engine_process_timers(c->e, now);
                 engine_drain(c);
