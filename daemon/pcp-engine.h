@@ -36,6 +36,14 @@
  *    (datagrams, its SERVER and EPOCH_RESET events); its mappings' MAPPING_DELETED stay.
  * Interleaving pulls with input calls is allowed: nothing is lost, it is only coalesced.
  *
+ * Per server, at most config.max_in_flight first requests are unanswered at a time (128 by
+ * default: what a default receive buffer holds with room to spare; see the field): beyond
+ * it a mapping's first request waits, FIFO, and goes out when an answer or a timeout frees
+ * a slot, from inside the call that freed it (pulled as usual). Below the bound nothing
+ * waits. Deletes count but never wait; renewals and retransmissions neither. A slot freed
+ * by pcp_engine_forget_mapping(), which takes no time, makes pcp_engine_next_deadline()
+ * return 0: the waiting request goes at the next pcp_engine_process_timers().
+ *
  * Handlers may call the engine (input or output calls) while draining: the event they got
  * is then no longer valid (below), and what their calls cause is pulled by the same loop.
  * The read-only accessors (pcp_engine_mapping_get(), _server_get(), _mapping_count(),
