@@ -183,6 +183,37 @@ static void test_delete_waiting(void **state) {
         h_free(h);
 }
 
+/* a restored mapping (its nonce from before a restart) may be held upstream: removed while
+ * its first request waits, its delete goes out (at once: deletes never wait) */
+static void test_delete_waiting_restored(void **state) {
+        static const uint8_t nonce[PCP_NONCE_LEN] = { 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2 };
+        uint32_t sid;
+        harness *h = inflight_harness(17, 1, &sid);
+        pcp_mapping_params p;
+        uint64_t first, restored;
+        pcp_msg m;
+
+        first = h_map(h, sid, IPPROTO_UDP, 4400, 3600);
+        h_params(&p, sid, IPPROTO_UDP, 4401, 3600);
+        p.has_nonce = true;
+        memcpy(p.nonce, nonce, PCP_NONCE_LEN);
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &restored), 0);
+        h_drain(h);
+        assert_int_equal(h_count_for(h, restored), 0);
+        assert_int_equal(h_srv(h, sid)->n_waiting, 1);
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, restored), 0);
+        h_drain(h);
+        assert_int_equal(h_count_for(h, restored), 1);
+        h_decode(h_last_for(h, restored), &m);
+        assert_int_equal(m.lifetime, 0);
+        assert_memory_equal(m.nonce, nonce, PCP_NONCE_LEN);
+        assert_int_equal(h_mapping(h, restored)->state, PCP_MAPPING_DELETING);
+        assert_int_equal(h_srv(h, sid)->n_in_flight, 2); /* the first one and this delete */
+        assert_int_equal(h_srv(h, sid)->n_waiting, 0);
+        (void) first;
+        h_free(h);
+}
+
 /* below the bound nothing waits: every request of a small batch leaves in the call that
  * made it; and after a burst has drained, so does the next one */
 static void test_small_batch_at_once(void **state) {
@@ -274,6 +305,7 @@ int main(void) {
                 cmocka_unit_test(test_answer_releases_one),
                 cmocka_unit_test(test_timeout_makes_room),
                 cmocka_unit_test(test_delete_waiting),
+                cmocka_unit_test(test_delete_waiting_restored),
                 cmocka_unit_test(test_small_batch_at_once),
                 cmocka_unit_test(test_renewals_not_held),
                 cmocka_unit_test(test_recreation_bounded),
