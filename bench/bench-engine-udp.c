@@ -5,7 +5,7 @@
  * UDP on loopback, against a bare UDP client doing the least a PCP client can do, both
  * asking the same responder for the same N mappings as fast as they can.
  *
- *   bench-engine-udp [N] [--window W] [--rounds R]
+ *   bench-engine-udp [N] [--window W] [--rounds R] [--rcvbuf B] [--max-in-flight K] [--engine-only]
  *
  * The responder is a child process (its own core on a 2-core machine): one UDP socket on
  * 127.0.0.1, recvmmsg()/sendmmsg() 64 at a time, every MAP granted as asked (external port
@@ -28,6 +28,15 @@
  * fresh sockets; the best and the median of R rounds (default 7) are reported, with the
  * client process's CPU time (CLOCK_PROCESS_CPUTIME_ID, the responder excluded).
  *
+ * --rcvbuf B gives the clients' sockets a receive buffer of B octets (as the kernel counts
+ * it: 212992 is a stock kernel's net.core.rmem_default and rmem_max, what pcpd gets under its
+ * unit) instead of 8 MiB; --max-in-flight K sets pcp_engine_config.max_in_flight (0: the
+ * engine's default; 4294967295: unbounded, as the engine was before the bound); with a
+ * small buffer and --window 0 the bare client (which never retransmits) cannot finish, so
+ * --engine-only runs the engine alone, and prints the answers its socket dropped for want
+ * of buffer (SO_MEMINFO, SK_MEMINFO_DROPS) and its retransmissions (each drop costs one,
+ * after the 3 s retransmission timeout).
+ *
  * A benchmark, not a test: nothing here asserts a timing; it fails only if a run did not
  * complete (an answer lost: the count it reached is printed).
  */
@@ -41,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -52,6 +62,9 @@
 #define BATCH 64
 #define DGRAM 128 /* the largest datagram either side sends here (PCP MAP: 60) */
 #define GUARD_MS 20000
+
+static int g_rcvbuf;             /* --rcvbuf: 0 = 8 MiB */
+static uint32_t g_max_in_flight; /* --max-in-flight */
 
 static uint64_t mono_ns(void) {
         struct timespec ts;
@@ -150,7 +163,18 @@ static void responder(int fd) {
 typedef struct run {
         uint64_t wall_ns, cpu_ns;
         size_t done;
+        uint64_t sent, retransmissions, drops;
 } run;
+
+/* answers the socket dropped: its receive buffer was full */
+static uint64_t socket_drops(int fd) {
+        uint32_t mi[SK_MEMINFO_VARS] = { 0 };
+        socklen_t len = sizeof(mi);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mi, &len) < 0 || len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
+                return UINT64_MAX;
+        return mi[SK_MEMINFO_DROPS];
+}
 
 /* a UDP socket connected to the responder; its local address in *ret_local */
 static int client_socket(const struct sockaddr_in *srv, struct in6_addr *ret_local) {
@@ -161,6 +185,12 @@ static int client_socket(const struct sockaddr_in *srv, struct in6_addr *ret_loc
         if (fd < 0)
                 die("socket");
         big_buffers(fd);
+        if (g_rcvbuf > 0) {
+                int half = g_rcvbuf / 2; /* the kernel doubles what it is given */
+                if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &half, sizeof(half)) < 0 &&
+                    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &half, sizeof(half)) < 0)
+                        die("SO_RCVBUF");
+        }
         if (connect(fd, (const struct sockaddr *) srv, sizeof(*srv)) < 0 ||
             getsockname(fd, (struct sockaddr *) &local, &ll) < 0)
                 die("connect");
@@ -335,10 +365,12 @@ static void engine_receive(engine_client *c, const struct sockaddr_in6 *from, in
         int k = recv_batch(c->fd, in, lens, timeout_ms);
         uint64_t now = engine_now();
 
-        for (int i = 0; i < k; i++) {
+        for (int i = 0; i < k; i++)
                 pcp_engine_receive(c->e, now, c->sid, 0, from, in[i], lens[i]);
+        /* one drain per batch read (the engine allows it): what the answers released goes
+         * out in one sendmmsg(), as the bare client's requests do */
+        if (k > 0)
                 engine_drain(c);
-        }
         if (pcp_engine_next_deadline(c->e) <= now) {
                 pcp_engine_process_timers(c->e, now);
                 engine_drain(c);
@@ -346,7 +378,7 @@ static void engine_receive(engine_client *c, const struct sockaddr_in6 *from, in
 }
 
 static run run_engine(const struct sockaddr_in *srv, size_t n, size_t window) {
-        pcp_engine_config cfg = { .max_mappings = n };
+        pcp_engine_config cfg = { .max_mappings = n, .max_in_flight = g_max_in_flight };
         engine_client c = { 0 };
         pcp_server_addr a = { 0 };
         struct sockaddr_in6 from = { .sin6_family = AF_INET6, .sin6_port = srv->sin_port };
@@ -397,6 +429,9 @@ static run run_engine(const struct sockaddr_in *srv, size_t n, size_t window) {
         r.wall_ns = mono_ns() - w0;
         r.cpu_ns = cpu_ns() - c0;
         r.done = c.active;
+        r.sent = pcp_engine_get_stats(c.e)->sent;
+        r.retransmissions = pcp_engine_get_stats(c.e)->retransmissions;
+        r.drops = socket_drops(c.fd);
         pcp_engine_free(c.e);
         close(c.fd);
         return r;
@@ -416,6 +451,7 @@ static uint64_t median(uint64_t *v, size_t n) {
 
 int main(int argc, char **argv) {
         size_t n = 10000, window = 512, rounds = 7;
+        bool engine_only = false;
         struct sockaddr_in srv = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t sl = sizeof(srv);
         uint64_t bw[64], bc[64], ew[64], ec[64];
@@ -426,14 +462,23 @@ int main(int argc, char **argv) {
                 char *end = NULL;
                 if (strcmp(argv[i], "--window") == 0 && i + 1 < argc)
                         window = strtoul(argv[++i], &end, 10);
-                else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+                else if (strcmp(argv[i], "--rcvbuf") == 0 && i + 1 < argc)
+                        g_rcvbuf = (int) strtoul(argv[++i], &end, 10);
+                else if (strcmp(argv[i], "--max-in-flight") == 0 && i + 1 < argc)
+                        g_max_in_flight = (uint32_t) strtoul(argv[++i], &end, 10);
+                else if (strcmp(argv[i], "--engine-only") == 0) {
+                        engine_only = true;
+                        end = argv[i] + strlen(argv[i]);
+                } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
                         rounds = strtoul(argv[++i], &end, 10);
                         if (rounds == 0 || rounds > 64)
                                 end = NULL;
                 } else
                         n = strtoul(argv[i], &end, 10);
                 if (end == NULL || *end != '\0' || n == 0 || n > 131070) {
-                        fprintf(stderr, "usage: %s [N (1..131070)] [--window W (0: all)] [--rounds R (1..64)]\n",
+                        fprintf(stderr,
+                                "usage: %s [N (1..131070)] [--window W (0: all)] [--rounds R (1..64)] [--rcvbuf B]\n"
+                                "       [--max-in-flight K] [--engine-only]\n",
                                 argv[0]);
                         return 2;
                 }
@@ -458,10 +503,29 @@ int main(int argc, char **argv) {
                rounds);
         printf("responder: child process on 127.0.0.1:%u, stateless, recvmmsg/sendmmsg by %d\n\n",
                ntohs(srv.sin_port), BATCH);
+        if (g_rcvbuf > 0 || g_max_in_flight > 0)
+                printf("client receive buffer %d octets, engine max_in_flight %u (0: default)\n\n",
+                       g_rcvbuf > 0 ? g_rcvbuf : 8 << 20, g_max_in_flight);
         for (size_t k = 0; k < rounds; k++) {
                 /* alternate who goes first: neither always finds a warm cache */
                 run b, e;
 
+                if (engine_only) {
+                        e = run_engine(&srv, n, window);
+                        if (e.done < n) {
+                                fprintf(stderr, "bench-engine-udp: round %zu incomplete: engine %zu/%zu\n", k, e.done,
+                                        n);
+                                status = 1;
+                                break;
+                        }
+                        ew[k] = e.wall_ns;
+                        ec[k] = e.cpu_ns;
+                        printf("round %zu: engine %8.2f ms (CPU %7.2f ms), %" PRIu64 " sent, %" PRIu64
+                               " answers dropped, %" PRIu64 " retransmissions\n",
+                               k, (double) e.wall_ns / 1e6, (double) e.cpu_ns / 1e6, e.sent, e.drops,
+                               e.retransmissions);
+                        continue;
+                }
                 if (k % 2 == 0) {
                         b = run_bare(&srv, n, window);
                         e = run_engine(&srv, n, window);
@@ -483,7 +547,10 @@ int main(int argc, char **argv) {
                        (double) b.wall_ns / 1e6, (double) b.cpu_ns / 1e6, (double) e.wall_ns / 1e6,
                        (double) e.cpu_ns / 1e6, (double) e.wall_ns / (double) b.wall_ns);
         }
-        if (status == 0) {
+        if (status == 0 && engine_only) {
+                printf("\nengine, wall median %.2f ms, client CPU median %.2f ms\n", (double) median(ew, rounds) / 1e6,
+                       (double) median(ec, rounds) / 1e6);
+        } else if (status == 0) {
                 uint64_t bwm = median(bw, rounds), bcm = median(bc, rounds), ewm = median(ew, rounds),
                          ecm = median(ec, rounds);
 

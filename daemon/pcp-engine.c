@@ -45,6 +45,16 @@
 #define RECREATE_INTERVAL_MAX (320 * SEC)
 #define EPISODE_QUIET (60 * SEC)
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
+/* Requests in flight per server (pcp_engine_config.max_in_flight; see the header for what
+ * counts). The answers to what is in flight wait in the caller's receive buffer while it
+ * works: each costs the buffer its skb truesize, ~768 octets for a 60-80 octet answer on
+ * loopback and many NICs (more with some drivers' page fragments), so the default buffer
+ * (net.core.rmem_default = rmem_max = 212,992 on a stock kernel; pcpd asks for more, but
+ * has no CAP_NET_ADMIN under its unit) holds ~270 of them. 128 is half of that: room for
+ * the renewals, deletes and probes that do not wait, and for drivers with a larger
+ * truesize; and still ~128 answers per round trip (a LAN round trip of 1 ms: 10,000
+ * mappings in ~80 ms). */
+#define DEFAULT_MAX_IN_FLIGHT 128
 
 /* The object of type `type` whose member `member` ptr points to. ptr must really point
  * into such an object (the member's type is checked at compile time), so the result is
@@ -88,6 +98,8 @@ typedef enum out_kind {
         OUT_MAPPING_DELETED,     /* PCP_EVENT_MAPPING_DELETED: the mapping is a zombie */
         OUT_SERVER_EVENT,        /* PCP_EVENT_SERVER */
         OUT_SERVER_EPOCH_RESET,  /* PCP_EVENT_EPOCH_RESET */
+        OUT_MAPPING_WAITING,     /* out_send in its server's `waiting` queue: a first
+                                  * request held back by max_in_flight */
 } out_kind;
 
 /* 16 octets, two in every mapping: the node's kind rides in the three low bits of its
@@ -100,7 +112,7 @@ typedef struct out_node {
 
 #define OUT_KIND_MASK ((uintptr_t) 7)
 _Static_assert(_Alignof(out_node) > OUT_KIND_MASK, "out_node: no room for the kind in its links");
-_Static_assert(OUT_SERVER_EPOCH_RESET <= OUT_KIND_MASK, "out_kind: more kinds than bits");
+_Static_assert(OUT_MAPPING_WAITING <= OUT_KIND_MASK, "out_kind: more kinds than bits");
 
 /* circular, with the queue head as sentinel */
 typedef struct out_queue {
@@ -125,6 +137,10 @@ typedef struct pcp_mapping {
         struct in6_addr third_party;
         pcp_port_set port_set;
         uint8_t n_filters;
+        /* in the padding before `filters`: */
+        bool in_flight;        /* holds one of its server's max_in_flight slots (slot_take()) */
+        bool ever_sent;        /* a request of it may have reached the server (restored ones:
+                                * from before the restart) */
         pcp_filter *filters;
         char *description;
 
@@ -170,6 +186,12 @@ struct pcp_server {
         /* output marks; what a queued EPOCH_RESET says */
         out_node out_probe, out_natpmp_addr, out_event, out_reset;
         bool reset_from_announce, reset_repeated;
+
+        /* first requests held back by max_in_flight, FIFO (their out_send nodes); counts in
+         * info.n_in_flight, info.n_waiting */
+        out_queue waiting;
+        bool has_room;             /* on the engine's `room` list */
+        struct pcp_server *room_next;
         struct pcp_server *next;
 };
 
@@ -186,6 +208,7 @@ struct pcp_engine {
         out_queue datagrams, events;
         size_t n_zombies;     /* deleted mappings whose event is queued or was just returned */
         pcp_mapping *reaped;  /* zombies whose event was returned: freed at the next call */
+        pcp_server *room;     /* servers with a slot freed and requests waiting: promote() */
         pcp_engine_stats stats;
         /* the getrandom() fallback draws in batches (ops.random == NULL) */
         size_t random_left;
@@ -490,6 +513,8 @@ static void zero_addr_for(const struct in6_addr *like, struct in6_addr *ret) {
         }
 }
 
+static void wait_remove(pcp_mapping *m);
+
 /* Its request goes out: PCP or NAT-PMP as its server speaks now; a delete (lifetime 0)
  * while it is DELETING (the engine never asks a DELETING mapping for a lifetime, nor
  * deletes one that is not). */
@@ -497,6 +522,9 @@ static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         m->info.natpmp = mapping_uses_natpmp(m);
         m->last_sent = now;
         m->awaiting = true;
+        m->ever_sent = true;
+        if (__builtin_expect(out_kind_of(&m->out_send) == OUT_MAPPING_WAITING, 0))
+                wait_remove(m); /* out of the waiting queue (if it is in it) */
         out_push(&e->datagrams, &m->out_send, OUT_MAPPING_REQUEST);
 }
 
@@ -639,10 +667,102 @@ static void mapping_timer(pcp_engine *e, pcp_mapping *m, uint64_t when) {
         timer_set(e, &m->timer, when);
 }
 
-/* send the current request now and arm its retransmission */
+/* ---- requests in flight per server (max_in_flight; the rules are in pcp-engine.h) ----
+ *
+ * A slot is a bool in the mapping and a count in its server: taken when a first request
+ * (or a delete) is sent, given back when it is answered, when its timer fires (the first
+ * retransmission timeout: the request counts as lost, and its retransmissions go on
+ * without a slot), when it is restarted or failed, or when it goes. A first request with
+ * no slot free waits in its server's FIFO (its out_send node, no allocation, no timer);
+ * a slot given back puts the server on the engine's `room` list, and promote() sends the
+ * oldest waiting requests before the call returns (run_due()). All O(1) per request. */
+
+static bool mapping_waiting(const pcp_mapping *m) {
+        return out_kind_of(&m->out_send) == OUT_MAPPING_WAITING && out_queued(&m->out_send);
+}
+
+static void wait_remove(pcp_mapping *m) {
+        if (!mapping_waiting(m))
+                return;
+        out_remove(&m->out_send);
+        m->server->info.n_waiting--;
+}
+
+static void slot_release(pcp_engine *e, pcp_mapping *m) {
+        pcp_server *s = m->server;
+
+        if (!m->in_flight)
+                return;
+        m->in_flight = false;
+        s->info.n_in_flight--;
+        if (!s->has_room && out_first(&s->waiting) != NULL) {
+                s->has_room = true;
+                s->room_next = e->room;
+                e->room = s;
+        }
+}
+
+/* a first request may go now: a slot is free and nobody waits before it (FIFO) */
+static bool slot_take(pcp_engine *e, pcp_mapping *m) {
+        pcp_server *s = m->server;
+
+        if (m->in_flight)
+                return true;
+        if (s->info.n_in_flight >= e->cfg.max_in_flight || out_first(&s->waiting) != NULL)
+                return false;
+        m->in_flight = true;
+        s->info.n_in_flight++;
+        return true;
+}
+
+/* deletes never wait, but count (they are answered too) */
+static void slot_take_always(pcp_mapping *m) {
+        if (m->in_flight)
+                return;
+        m->in_flight = true;
+        m->server->info.n_in_flight++;
+}
+
+static void wait_push(pcp_engine *e, pcp_mapping *m, uint64_t now) {
+        out_remove(&m->out_send); /* a request not pulled yet is superseded */
+        out_push(&m->server->waiting, &m->out_send, OUT_MAPPING_WAITING);
+        m->server->info.n_waiting++;
+        m->awaiting = false;
+        /* no timer while it waits: promote() sends it */
+        pcp_heap_remove(&e->timers, &m->timer.item);
+        m->info.next_send = now;
+}
+
+static void mapping_transmit(pcp_engine *e, pcp_mapping *m, uint64_t now);
+
+/* the oldest waiting first requests of the servers with room, as far as it goes */
+static __attribute__((noinline)) void promote(pcp_engine *e, uint64_t now) {
+        while (e->room != NULL) {
+                pcp_server *s = e->room;
+                out_node *x;
+
+                e->room = s->room_next;
+                s->has_room = false;
+                while (s->info.n_in_flight < e->cfg.max_in_flight && (x = out_first(&s->waiting)) != NULL) {
+                        pcp_mapping *m = container_of(x, pcp_mapping, out_send);
+
+                        out_remove(x);
+                        s->info.n_waiting--;
+                        m->in_flight = true;
+                        s->info.n_in_flight++;
+                        mapping_transmit(e, m, now);
+                }
+        }
+}
+
+/* send the current request now and arm its retransmission; a first one waits for a slot */
 static void mapping_transmit(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         bool retransmission = m->rt != 0;
 
+        if (!retransmission && !slot_take(e, m)) {
+                wait_push(e, m, now);
+                return;
+        }
         if (retransmission) {
                 e->stats.retransmissions++;
                 m->info.retransmissions++;
@@ -653,6 +773,8 @@ static void mapping_transmit(pcp_engine *e, pcp_mapping *m, uint64_t now) {
 
 /* start a fresh request (create or recreate) at time `at` */
 static void mapping_restart(pcp_engine *e, pcp_mapping *m, uint64_t at) {
+        wait_remove(m);
+        slot_release(e, m);
         m->rt = 0;
         m->info.retransmissions = 0;
         m->awaiting = false;
@@ -715,6 +837,8 @@ static void server_set_state(pcp_engine *e, pcp_server *s, pcp_server_state st) 
 }
 
 static void mapping_fail(pcp_engine *e, pcp_mapping *m, pcp_mapping_error err, uint8_t result, uint64_t retry_at) {
+        wait_remove(m);
+        slot_release(e, m);
         m->info.state = PCP_MAPPING_FAILED;
         m->info.error = err;
         m->info.result = result;
@@ -734,6 +858,10 @@ static void mapping_unlink(pcp_engine *e, pcp_mapping *m) {
         pcp_heap_remove(&e->timers, &m->timer.item);
         pcp_htable_remove(&e->by_id, &m->by_id);
         pcp_htable_remove(&e->by_nonce, &m->by_nonce);
+        if (s != NULL) {
+                wait_remove(m);
+                slot_release(e, m);
+        }
         out_remove(&m->out_send);
         if (s != NULL) {
                 if (m->srv_prev != NULL)
@@ -1198,6 +1326,8 @@ int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, v
                 e->cfg.delete_attempts = 3;
         if (e->cfg.max_mappings == 0)
                 e->cfg.max_mappings = DEFAULT_MAX_MAPPINGS;
+        if (e->cfg.max_in_flight == 0)
+                e->cfg.max_in_flight = DEFAULT_MAX_IN_FLIGHT;
         if (ops != NULL)
                 e->ops = *ops;
         e->userdata = userdata;
@@ -1270,6 +1400,7 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
         s->timer.item = PCP_HEAP_ITEM_INIT;
         s->timer.kind = TIMER_SERVER;
         s->probe_at = s->natpmp_addr_at = s->reprobe_at = s->recreate_at = PCP_NEVER;
+        out_init(&s->waiting);
         s->next = e->servers;
         e->servers = s;
         server_start_probe(e, s, now);
@@ -1296,6 +1427,11 @@ int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id) {
         pcp_heap_remove(&e->timers, &s->timer.item);
         while (s->mappings != NULL)
                 mapping_deleted(e, s->mappings, false);
+        for (pcp_server **r = &e->room; *r != NULL; r = &(*r)->room_next)
+                if (*r == s) {
+                        *r = s->room_next;
+                        break;
+                }
         /* what it had to say or send goes with it (its mappings' events stay) */
         out_remove(&s->out_probe);
         out_remove(&s->out_natpmp_addr);
@@ -1396,9 +1532,10 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
         m->has_port_set = p->has_port_set;
         m->port_set = p->port_set;
         random_bytes(e, &m->renew_phase, sizeof(m->renew_phase));
-        if (p->has_nonce)
+        if (p->has_nonce) {
                 memcpy(m->info.nonce, p->nonce, PCP_NONCE_LEN);
-        else
+                m->ever_sent = true; /* by the caller before it restarted: the server may hold it */
+        } else
                 do
                         random_bytes(e, m->info.nonce, PCP_NONCE_LEN);
                 while (find_by_nonce(e, m->info.nonce) != NULL);
@@ -1458,21 +1595,41 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
 }
 
 static void mapping_send_delete(pcp_engine *e, pcp_mapping *m, uint64_t now) {
+        if (m->delete_sent == 0)
+                slot_take_always(m);
         m->delete_sent++;
         send_mapping_request(e, m, now);
         mapping_timer(e, m, now + next_rt(e, m));
 }
 
+static int remove_mapping(pcp_engine *e, uint64_t now, uint64_t id);
+
 int pcp_engine_remove_mapping(pcp_engine *e, uint64_t now, uint64_t id) {
+        int r;
+
+        reap(e);
+        r = remove_mapping(e, now, id);
+        /* a slot it gave back goes to the next waiting request now */
+        if (e->room != NULL)
+                promote(e, now);
+        return r;
+}
+
+static int remove_mapping(pcp_engine *e, uint64_t now, uint64_t id) {
         pcp_mapping *m;
         pcp_server_state st;
 
-        reap(e);
         m = find_by_id(e, id);
         if (m == NULL)
                 return -ENOENT;
         if (m->info.state == PCP_MAPPING_DELETING)
                 return 0;
+        if (mapping_waiting(m) && !m->ever_sent) {
+                /* its first request never went out: nothing to delete upstream */
+                mapping_deleted(e, m, false);
+                return 0;
+        }
+        wait_remove(m);
         st = m->server->info.state;
         /* nobody to tell: the server never spoke, or refuses, or speaks another version */
         if (st == PCP_SERVER_DISABLED || st == PCP_SERVER_UNSUPPORTED ||
@@ -1742,6 +1899,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
         }
 
         server_answered(e, s, addr_index);
+        slot_release(e, m);
         /* an answer to a request of ours (not an unsolicited update, RFC 6887 §14.2) */
         if (msg->result == PCP_RESULT_SUCCESS && (m->awaiting || m->info.state == PCP_MAPPING_DELETING))
                 server_address_matched(e, s);
@@ -1963,6 +2121,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                 drop(e, PCP_DROP_UNKNOWN_NONCE);
                 return;
         }
+        slot_release(e, m);
         if (m->info.state == PCP_MAPPING_DELETING) {
                 check_epoch(e, s, now, rx, n->epoch, true, false, m);
                 mapping_deleted(e, m, n->result == NATPMP_RESULT_SUCCESS);
@@ -2185,6 +2344,9 @@ void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, siz
 /* ---- timers ---- */
 
 static void mapping_timeout(pcp_engine *e, pcp_mapping *m, uint64_t now) {
+        /* its request went unanswered for a retransmission timeout: lost, as far as the
+         * bound is concerned (its retransmissions go without a slot) */
+        slot_release(e, m);
         switch (m->info.state) {
         case PCP_MAPPING_DELETING:
                 if (m->delete_sent >= e->cfg.delete_attempts) {
@@ -2286,6 +2448,9 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
 
 uint64_t pcp_engine_next_deadline(pcp_engine *e) {
         uint64_t when;
+
+        if (e->room != NULL)
+                return 0; /* a slot freed by a call without a time (forget): due now */
         return pcp_heap_top(&e->timers, &when) != NULL ? when : PCP_NEVER;
 }
 
@@ -2297,6 +2462,8 @@ static void run_due(pcp_engine *e, uint64_t now) {
         pcp_heap_item *it;
         uint64_t when;
 
+        if (e->room != NULL)
+                promote(e, now);
         while ((it = pcp_heap_top(&e->timers, &when)) != NULL && when <= now) {
                 pcp_timer *t = container_of(it, pcp_timer, item);
 
@@ -2307,6 +2474,10 @@ static void run_due(pcp_engine *e, uint64_t now) {
                 /* a handler that did neither would spin here: its timer is taken out */
                 if (pcp_heap_item_queued(it) && pcp_heap_item_key(&e->timers, it) <= now)
                         pcp_heap_remove(&e->timers, it);
+                /* what its handler freed goes before the next timer (a promoted request
+                 * arms its timer in the future) */
+                if (e->room != NULL)
+                        promote(e, now);
         }
 }
 

@@ -36,6 +36,14 @@
  *    (datagrams, its SERVER and EPOCH_RESET events); its mappings' MAPPING_DELETED stay.
  * Interleaving pulls with input calls is allowed: nothing is lost, it is only coalesced.
  *
+ * Per server, at most config.max_in_flight first requests are unanswered at a time (128 by
+ * default: what a default receive buffer holds with room to spare; see the field): beyond
+ * it a mapping's first request waits, FIFO, and goes out when an answer or a timeout frees
+ * a slot, from inside the call that freed it (pulled as usual). Below the bound nothing
+ * waits. Deletes count but never wait; renewals and retransmissions neither. A slot freed
+ * by pcp_engine_forget_mapping(), which takes no time, makes pcp_engine_next_deadline()
+ * return 0: the waiting request goes at the next pcp_engine_process_timers().
+ *
  * Handlers may call the engine (input or output calls) while draining: the event they got
  * is then no longer valid (below), and what their calls cause is pulled by the same loop.
  * The read-only accessors (pcp_engine_mapping_get(), _server_get(), _mapping_count(),
@@ -129,6 +137,8 @@ typedef struct pcp_server_info {
         uint8_t last_result;
         uint64_t disabled_until; /* engine time (ms), DISABLED only */
         size_t n_mappings;
+        uint32_t n_in_flight;    /* requests counting toward config.max_in_flight (see there) */
+        uint32_t n_waiting;      /* first requests waiting for one of those slots */
         uint8_t n_prefix64;      /* RFC 7225, from the last response that carried any */
         pcp_prefix64 prefix64[2]; /* ipv4_prefixes lists are not kept (always NULL) */
 } pcp_server_info;
@@ -240,6 +250,35 @@ typedef struct pcp_engine_config {
         uint64_t pcp_reprobe;          /* NAT-PMP / unsupported server: PCP probed again after 30 min */
         uint32_t delete_attempts;      /* delete requests sent without answer before giving up: 3 */
         size_t max_mappings;           /* 0 = 131070 * 2 */
+        /* Requests in flight per server: 0 = 128. Every request expects an answer, and the
+         * answers to a burst arrive together: beyond what the caller's receive buffer holds
+         * they are dropped, and each drop costs a retransmission timeout (3 s). The buffer
+         * charges each answer its skb truesize (~768 octets for a 60-80 octet datagram), so
+         * the default 212,992 octets (net.core.rmem_max caps what pcpd may ask for without
+         * CAP_NET_ADMIN) holds ~270: 128 leaves room for what does not wait (below).
+         *
+         * A request is in flight from its first transmission until it is answered, or its
+         * first retransmission timeout passes (it counts as lost then: its retransmissions
+         * go on, on the RFC schedule, without counting), or the mapping is restarted,
+         * failed or gone. What counts and what waits:
+         *  - first requests (a new mapping, a restored one, a recreation after an epoch
+         *    reset or ANNOUNCE, a retry after an error or an expiry, a move to NAT-PMP)
+         *    count, and wait when max_in_flight are in flight or others wait already:
+         *    FIFO per server, sent as slots come back (answers, timeouts) before the call
+         *    that freed them returns. Below the bound nothing waits: the first request of a
+         *    small batch goes at once, as before. A waiting mapping is PENDING (or as it
+         *    was), awaiting nothing, with no timer; removing one that was never sent sends
+         *    nothing (MAPPING_DELETED at once); one that may be held upstream (restored,
+         *    recreated) sends its delete.
+         *  - deletes count but never wait (the caller may be shutting down, and a queued
+         *    delete it never pulls leaks a mapping on the router): a mass removal holds new
+         *    first requests back until its answers are in, not the other way round.
+         *  - renewals neither count nor wait: the renewal window (RFC 6887 §11.2.1, a random
+         *    point in an eighth of the lifetime, kept per mapping) spreads them already,
+         *    a grant running out must not queue behind new mappings, and their timer fires
+         *    at the next renewal step, not after one retransmission timeout.
+         *  - retransmissions and probes neither count nor wait. */
+        uint32_t max_in_flight;
 } pcp_engine_config;
 
 typedef struct pcp_engine_stats {

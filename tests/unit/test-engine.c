@@ -1582,7 +1582,9 @@ static void test_natpmp_fallback(void **state) {
  * the server's index. 600 mappings (the same 300 ports for TCP and UDP) answered in a
  * shuffled order each find their own mapping; forgotten and deleted ones leave the index. */
 static void test_natpmp_port_index(void **state) {
-        harness *h = h_new(43, NULL);
+        /* all 600 requests at once (the in-flight bound: test-engine-inflight.c) */
+        pcp_engine_config cfg = { .max_in_flight = UINT32_MAX };
+        harness *h = h_new(43, &cfg);
         uint32_t sid = h_server(h, SRV, LOCAL), sid2 = h_server(h, "192.168.2.1", "192.168.2.10");
         uint64_t ids[600], other;
         size_t order[600];
@@ -2524,7 +2526,8 @@ static void test_probe(void **state) {
 /* ---- scale ---- */
 
 static void test_scale(void **state) {
-        pcp_engine_config cfg = { 0 };
+        /* all N at once (the in-flight bound: test-engine-inflight.c) */
+        pcp_engine_config cfg = { .max_in_flight = UINT32_MAX };
         harness *h = h_new(47, &cfg);
         uint32_t sid = pcp_server(h);
         const size_t N = 131070;
