@@ -20,9 +20,9 @@
  * saved nonce).
  *
  * Not covered: "expired" and "server-refused" (no code path in the manager removes a mapping
- * with them); "network-lost" and moves between a direct mapping and a server (they need the
- * host's addresses, which the manager reads from the kernel, pcpd-host.c: a fake host
- * snapshot needs a hook in daemon/); the UPnP-IGD backend (tests/upnp). */
+ * with them); "network-lost" and moves between a direct mapping and a server: they need the
+ * host's addresses, which the manager reads from the kernel (pcpd-host.c), and are covered
+ * by test-manager-net.c in a network namespace of its own; the UPnP-IGD backend (tests/upnp). */
 
 #include <setjmp.h>
 #include <stdarg.h>
