@@ -232,8 +232,9 @@ int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **erro
  * pcpd_state_write_atomic() (seconds on a busy disk) never stall the caller's main loop.
  * One write at a time: the caller formats the snapshot, hands the buffer over, and is
  * told on its main context when the file is in place (or why not). The thread touches
- * only that buffer, the directory fd and the file name, and hands the result back under a
- * lock. It lives as long as the writer: the main loop never waits for a thread to exit.
+ * only that buffer, the directory fd and the file name (and, when asked, the next journal
+ * it makes and the fds it is given to close), and hands the result back under a lock. It
+ * lives as long as the writer: the main loop never waits for a thread to exit.
  */
 typedef struct pcpd_state_writer pcpd_state_writer;
 /* How a snapshot is written (pcpd_state_write_atomic() unless a test says otherwise): 0 or
