@@ -729,10 +729,14 @@ static int journal_cut_torn(int fd, off_t size) {
 
 int pcpd_state_journal_open(int dirfd) {
         struct stat st;
-        int fd = openat(dirfd, PCPD_STATE_JOURNAL, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-                        0600);
-        int r = 0;
+        int fd, r = 0;
 
+        /* left-overs of a daemon killed while switching journals (the journal itself is
+         * whole then: see pcpd_state_journal_switch()); .tmp is what older versions used */
+        (void) unlinkat(dirfd, PCPD_STATE_JOURNAL_NEXT, 0);
+        (void) unlinkat(dirfd, PCPD_STATE_JOURNAL ".tmp", 0);
+        fd = openat(dirfd, PCPD_STATE_JOURNAL, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                    0600);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)
@@ -750,11 +754,21 @@ int pcpd_state_journal_open(int dirfd) {
         return fd;
 }
 
-int pcpd_state_journal_keep_tail(int dirfd, int fd, off_t from) {
+int pcpd_state_journal_next_open(int dirfd) {
+        int fd;
+
+        /* a left-over of a daemon killed between making it and renaming it */
+        (void) unlinkat(dirfd, PCPD_STATE_JOURNAL_NEXT, 0);
+        fd = openat(dirfd, PCPD_STATE_JOURNAL_NEXT,
+                    O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        return fd < 0 ? -errno : fd;
+}
+
+int pcpd_state_journal_switch(int dirfd, int fd, off_t from, int next_fd) {
         g_autofree char *tail = NULL;
         struct stat st;
         size_t len, done = 0;
-        int nfd, r;
+        int r;
 
         if (fstat(fd, &st) < 0)
                 return -errno;
@@ -772,17 +786,22 @@ int pcpd_state_journal_keep_tail(int dirfd, int fd, off_t from) {
                         return -EIO; /* shorter than fstat said: nobody else writes it */
                 done += (size_t) k;
         }
-        /* a left-over from a daemon killed while doing this */
-        (void) unlinkat(dirfd, PCPD_STATE_JOURNAL ".tmp", 0);
-        nfd = openat(dirfd, PCPD_STATE_JOURNAL ".tmp",
-                     O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-        if (nfd < 0)
+        r = write_all(next_fd, tail, len);
+        if (r < 0)
+                return r;
+        if (renameat(dirfd, PCPD_STATE_JOURNAL_NEXT, dirfd, PCPD_STATE_JOURNAL) < 0)
                 return -errno;
-        r = write_all(nfd, tail, len);
-        if (r >= 0 && renameat(dirfd, PCPD_STATE_JOURNAL ".tmp", dirfd, PCPD_STATE_JOURNAL) < 0)
-                r = -errno;
+        return 0;
+}
+
+int pcpd_state_journal_keep_tail(int dirfd, int fd, off_t from) {
+        int nfd = pcpd_state_journal_next_open(dirfd), r;
+
+        if (nfd < 0)
+                return nfd;
+        r = pcpd_state_journal_switch(dirfd, fd, from, nfd);
         if (r < 0) {
-                (void) unlinkat(dirfd, PCPD_STATE_JOURNAL ".tmp", 0);
+                (void) unlinkat(dirfd, PCPD_STATE_JOURNAL_NEXT, 0);
                 close(nfd);
                 return r;
         }
@@ -879,11 +898,16 @@ struct pcpd_state_writer {
         GThread *thread; /* started with the first write, joined by pcpd_state_writer_free() */
         bool in_flight;  /* main thread's: a write was started and not told yet */
         GString *buffer; /* the write in flight's data (the thread reads it until finished) */
+        bool prepare_journal; /* main thread's, read by the thread under lock with a job */
+        int taken_journal;    /* main thread's: the next journal, while done runs */
         pthread_mutex_t lock;
         pthread_cond_t cond;
         /* under lock */
         bool job, finished, quit;
+        bool job_journal; /* the job in flight makes the next journal too */
         int result;
+        int next_journal; /* its fd, or a negative errno */
+        GArray *closing;  /* fds (int) the thread closes */
 };
 
 static int write_atomic(int dirfd, const char *name, const char *data, size_t len, void *userdata) {
@@ -897,24 +921,43 @@ static gpointer writer_thread(gpointer data) {
         ssize_t k;
 
         for (;;) {
+                GArray *closing = NULL;
                 GString *buf;
-                int r;
+                bool job, journal;
+                int r, next = -ENOENT;
 
                 pthread_mutex_lock(&w->lock);
-                while (!w->job && !w->quit)
+                while (!w->job && !w->quit && w->closing->len == 0)
                         pthread_cond_wait(&w->cond, &w->lock);
-                if (!w->job) {
-                        pthread_mutex_unlock(&w->lock);
-                        return NULL;
+                if (w->closing->len > 0) {
+                        closing = w->closing;
+                        w->closing = g_array_new(FALSE, FALSE, sizeof(int));
                 }
+                job = w->job;
+                journal = w->job_journal;
                 w->job = false;
                 buf = w->buffer;
                 pthread_mutex_unlock(&w->lock);
 
+                /* given before the job: an old journal, whose blocks are freed here */
+                if (closing != NULL) {
+                        for (guint i = 0; i < closing->len; i++)
+                                (void) close(g_array_index(closing, int, i));
+                        g_array_free(closing, TRUE);
+                }
+                if (!job) {
+                        if (closing != NULL)
+                                continue;
+                        return NULL; /* quit, and nothing left to close */
+                }
+
                 r = w->write(w->dirfd, w->name, buf->str, buf->len, w->write_data);
+                if (r >= 0 && journal)
+                        next = pcpd_state_journal_next_open(w->dirfd);
 
                 pthread_mutex_lock(&w->lock);
                 w->result = r;
+                w->next_journal = next;
                 w->finished = true;
                 pthread_cond_broadcast(&w->cond);
                 pthread_mutex_unlock(&w->lock);
@@ -931,12 +974,22 @@ static void writer_finish(pcpd_state_writer *w, bool tell) {
         int r = w->result;
 
         w->finished = false;
+        w->taken_journal = w->next_journal;
+        w->next_journal = -ENOENT;
         pthread_mutex_unlock(&w->lock);
         w->in_flight = false;
         g_string_free(w->buffer, TRUE);
         w->buffer = NULL;
         if (tell)
                 w->done(r, w->userdata);
+        if (w->taken_journal >= 0) {
+                /* not taken: an empty file, left for the next one to replace */
+                if (tell)
+                        pcpd_state_writer_close(w, w->taken_journal);
+                else
+                        close(w->taken_journal);
+        }
+        w->taken_journal = -ENOENT;
 }
 
 /* Blocks until the write in flight has finished, and ends it. */
@@ -980,6 +1033,9 @@ int pcpd_state_writer_new(int dirfd, const char *name, pcpd_state_write_func wri
         w->done = done;
         w->userdata = userdata;
         w->event_fd = efd;
+        w->taken_journal = -ENOENT;
+        w->next_journal = -ENOENT;
+        w->closing = g_array_new(FALSE, FALSE, sizeof(int));
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->cond, NULL);
         w->watch = g_unix_fd_source_new(efd, G_IO_IN);
@@ -1010,9 +1066,34 @@ int pcpd_state_writer_start(pcpd_state_writer *w, GString *data) {
         pthread_mutex_lock(&w->lock);
         w->buffer = data;
         w->job = true;
+        w->job_journal = w->prepare_journal;
         pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->lock);
         return 0;
+}
+
+void pcpd_state_writer_prepare_journal(pcpd_state_writer *w) {
+        w->prepare_journal = true;
+}
+
+int pcpd_state_writer_take_journal(pcpd_state_writer *w) {
+        int fd = w->taken_journal;
+
+        w->taken_journal = -ENOENT;
+        return fd;
+}
+
+void pcpd_state_writer_close(pcpd_state_writer *w, int fd) {
+        if (fd < 0)
+                return;
+        if (w->thread == NULL) {
+                close(fd);
+                return;
+        }
+        pthread_mutex_lock(&w->lock);
+        g_array_append_val(w->closing, fd);
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
 }
 
 bool pcpd_state_writer_wait(pcpd_state_writer *w) {
@@ -1034,6 +1115,10 @@ pcpd_state_writer *pcpd_state_writer_free(pcpd_state_writer *w) {
                 pthread_mutex_unlock(&w->lock);
                 g_thread_join(w->thread);
         }
+        /* the thread closed what it was given before it ended */
+        for (guint i = 0; i < w->closing->len; i++)
+                close(g_array_index(w->closing, int, i));
+        g_array_free(w->closing, TRUE);
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
         g_source_destroy(w->watch);

@@ -39,6 +39,8 @@
 
 #define PCPD_STATE_FILE "mappings.state"
 #define PCPD_STATE_JOURNAL "mappings.journal"
+/* the journal that replaces it after a snapshot (pcpd_state_journal_switch()) */
+#define PCPD_STATE_JOURNAL_NEXT "mappings.journal.next"
 #define PCPD_STATE_DAMAGED "mappings.state.damaged"
 #define PCPD_STATE_JOURNAL_END "#end\n"
 /* a state file larger than this is not read: 4096 mappings take about 3 MiB */
@@ -193,13 +195,25 @@ int pcpd_state_read_file(int dirfd, const char *name, char **ret_data, size_t *r
 int pcpd_state_write_atomic(int dirfd, const char *name, const char *data, size_t len);
 /* Opens the journal for appending (created 0600; a regular file with one link, not a
  * symbolic link). A torn last record (a power cut mid-write) is cut off first, so that
- * the next record starts on a line of its own. Returns the fd or a negative errno. */
+ * the next record starts on a line of its own; a mappings.journal.next left by a daemon
+ * killed while switching journals is removed (the journal was still whole then). Returns
+ * the fd or a negative errno. */
 int pcpd_state_journal_open(int dirfd);
-/* Replaces the journal open as fd with its records from offset from on (those appended
- * after a snapshot was formatted, which that snapshot does not have): written to
- * mappings.journal.tmp and renamed over it, without fsync, like every append. Returns the
- * new journal's fd (fd stays open and now refers to the old file) or a negative errno,
- * and then the journal is as it was. */
+/* Makes an empty mappings.journal.next (0600, O_APPEND; one left over is replaced): the
+ * journal after the next snapshot. Returns its fd or a negative errno. */
+int pcpd_state_journal_next_open(int dirfd);
+/* After a snapshot: the journal open as fd is replaced by next_fd (the file
+ * mappings.journal.next, from pcpd_state_journal_next_open()) holding fd's records from
+ * offset from on (those appended after the snapshot was formatted, which it does not
+ * have; usually none): appended to next_fd and renamed over the journal, without fsync,
+ * like every append. Nothing is truncated and no block is freed here: fd now refers to
+ * the old, unlinked file, whose blocks are freed when its last fd is closed (by the
+ * caller, on a thread where that may wait for the disk). 0, or a negative errno and then
+ * the journal is as it was (the caller removes mappings.journal.next). */
+int pcpd_state_journal_switch(int dirfd, int fd, off_t from, int next_fd);
+/* pcpd_state_journal_next_open() and pcpd_state_journal_switch() in one: returns the new
+ * journal's fd (fd stays open and now refers to the old file) or a negative errno, and
+ * then the journal is as it was. */
 int pcpd_state_journal_keep_tail(int dirfd, int fd, off_t from);
 /* Appends one record at once; on a failed or short write the journal is cut back to
  * where it was, so no torn record stays in front of the next one. */
@@ -218,8 +232,9 @@ int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **erro
  * pcpd_state_write_atomic() (seconds on a busy disk) never stall the caller's main loop.
  * One write at a time: the caller formats the snapshot, hands the buffer over, and is
  * told on its main context when the file is in place (or why not). The thread touches
- * only that buffer, the directory fd and the file name, and hands the result back under a
- * lock. It lives as long as the writer: the main loop never waits for a thread to exit.
+ * only that buffer, the directory fd and the file name (and, when asked, the next journal
+ * it makes and the fds it is given to close), and hands the result back under a lock. It
+ * lives as long as the writer: the main loop never waits for a thread to exit.
  */
 typedef struct pcpd_state_writer pcpd_state_writer;
 /* How a snapshot is written (pcpd_state_write_atomic() unless a test says otherwise): 0 or
@@ -241,6 +256,18 @@ int pcpd_state_writer_start(pcpd_state_writer *w, GString *data);
 /* Blocks until the write in flight (if any) ends, and calls done for it before returning.
  * False when there was none. */
 bool pcpd_state_writer_wait(pcpd_state_writer *w);
-/* Waits for a write in flight, without calling done, and frees w. */
+/* From now on, after each write that succeeded, the thread also makes the next journal
+ * (pcpd_state_journal_next_open()): done takes it with pcpd_state_writer_take_journal(). */
+void pcpd_state_writer_prepare_journal(pcpd_state_writer *w);
+/* Inside done: the fd of the next journal the thread made after the write (taken over), or
+ * a negative errno (none was made: the write failed, it could not be made, or it was not
+ * asked for). One not taken is closed by the thread. */
+int pcpd_state_writer_take_journal(pcpd_state_writer *w);
+/* Closes fd on the writer's thread, in order with its writes (at once when it has no
+ * thread): closing the last fd of an unlinked file frees its blocks, and on a busy disk
+ * that waits for the file system's journal. Taken over. */
+void pcpd_state_writer_close(pcpd_state_writer *w, int fd);
+/* Waits for a write in flight, without calling done, closes what it was given to close,
+ * and frees w. */
 pcpd_state_writer *pcpd_state_writer_free(pcpd_state_writer *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_state_writer, pcpd_state_writer_free)

@@ -22,7 +22,13 @@
  * then written (fsync, rename, fsync of the directory) on a thread of its own
  * (pcpd_state_writer), one at a time: the loop never waits for the disk, except at start
  * and at shutdown. A snapshot empties the journal but for the records appended after its
- * formatting started (journal_after_snapshot()).
+ * formatting started (journal_switch()), and without waiting for the disk either: the
+ * writer's thread makes the next journal, the main thread copies those records into it
+ * and renames it over the old one, and the thread closes the old one (its blocks are
+ * freed there). Neither a truncation nor the close of an unlinked file happens on the
+ * main thread after a snapshot: on ext4 each can wait for writeback and for the commits of
+ * the file system's journal that the writer's fsyncs force (seen: 300 ms, during which no
+ * PCP retransmission left).
  *
  * What is on the router is on disk first (the owner's policy: a new mapping's nonce is put
  * before its request leaves, a removed one stays as a "deleting" record until the server
@@ -132,7 +138,8 @@ static off_t journal_size(pcpd_store *s) {
 }
 
 /*
- * A snapshot is in place. It has every change the journal had when its formatting started
+ * A snapshot written on the main thread (at start, at shutdown, or with no thread to write
+ * it) is in place. It has every change the journal had when its formatting started
  * (size_at_format): those records go. When nothing was appended since, the journal is
  * emptied (a crash between the rename and this truncation only replays records whose last
  * word the snapshot already has). Records appended while the snapshot was being formatted
@@ -145,7 +152,7 @@ static off_t journal_size(pcpd_store *s) {
  * the next snapshot tries again. Only the main thread appends, so the journal cannot
  * change under this.
  */
-static void journal_after_snapshot(pcpd_store *s, off_t size_at_format) {
+static void journal_after_sync_snapshot(pcpd_store *s, off_t size_at_format) {
         off_t now = journal_size(s);
         int r = 0;
 
@@ -194,7 +201,7 @@ static int write_snapshot(pcpd_store *s) {
         if (r < 0)
                 return r;
         s->snapshot_size = out->len;
-        journal_after_snapshot(s, size);
+        journal_after_sync_snapshot(s, size);
         return 0;
 }
 
@@ -214,14 +221,64 @@ static void snapshot_ended(pcpd_store *s) {
                 schedule_save(s);
 }
 
+/*
+ * A snapshot written on the writer's thread is in place, and the thread made next_fd, an
+ * empty mappings.journal.next (or could not: a negative errno). The journal's records up to
+ * size_at_format (its size when the formatting started) are in the snapshot and go; those
+ * appended since (while it was formatted a chunk at a time or written; usually none) may
+ * be newer than what it has of a record and must stay (pcpd_state_formatter, pcpd-state.h).
+ * So they are copied into next_fd (a pread and a write of a few records, like an append),
+ * which is renamed over the journal (pcpd_state_journal_switch(); no fsync, like the
+ * appends), and the old journal's fd goes to the writer's thread to be closed: that close
+ * frees its blocks, and may wait for the disk. Nothing here truncates or frees a block.
+ *
+ * A crash before the rename leaves the journal whole (and a mappings.journal.next, removed
+ * at the next start): replaying the older records in front of the newer ones over this
+ * snapshot is harmless (the loader replays in order, the last record of an id wins), as
+ * it is when anything here fails: then the journal is left whole and the next snapshot
+ * tries again. A crash after the rename leaves just the tail, which is what the snapshot
+ * lacks. Only the main thread appends, so the journal cannot change under this; appends
+ * stay synchronous writes on it (a new mapping's nonce is on disk before its request
+ * leaves) and never wait for a truncation.
+ */
+static void journal_switch(pcpd_store *s, off_t size_at_format, int next_fd) {
+        off_t now = journal_size(s);
+        int r;
+
+        if (size_at_format < 0 || now < size_at_format) {
+                /* unknown: left whole, and counted whole */
+                if (next_fd >= 0)
+                        (void) unlinkat(s->dirfd, PCPD_STATE_JOURNAL_NEXT, 0);
+                pcpd_state_writer_close(s->writer, next_fd);
+                return;
+        }
+        /* what the snapshot lacks, whether or not the journal can be cut down to it (else
+         * a journal that cannot be cut would make every snapshot due again at once) */
+        s->journal_bytes = (uint64_t) (now - size_at_format);
+        r = next_fd < 0 ? next_fd : pcpd_state_journal_switch(s->dirfd, s->journal_fd, size_at_format, next_fd);
+        if (r < 0 && next_fd < 0)
+                g_debug("Cannot empty the mapping journal: %s", g_strerror(-r));
+        else if (r < 0) {
+                g_debug("Cannot empty the mapping journal: %s", g_strerror(-r));
+                /* empty or nearly: unlinked here, its few blocks freed on the thread */
+                (void) unlinkat(s->dirfd, PCPD_STATE_JOURNAL_NEXT, 0);
+                pcpd_state_writer_close(s->writer, next_fd);
+                return;
+        }
+        pcpd_state_writer_close(s->writer, s->journal_fd);
+        s->journal_fd = next_fd;
+}
+
 /* The writer's thread has written (or failed to write) the snapshot in flight. */
 static void on_snapshot_written(int r, void *userdata) {
         pcpd_store *s = userdata;
+        int next_fd = pcpd_state_writer_take_journal(s->writer);
 
         if (r >= 0) {
                 s->snapshot_size = s->snapshot_size_in_flight;
-                journal_after_snapshot(s, s->snapshot_journal_size);
-        }
+                journal_switch(s, s->snapshot_journal_size, next_fd);
+        } else
+                pcpd_state_writer_close(s->writer, next_fd);
         save_done(s, r);
         snapshot_ended(s);
 }
@@ -265,6 +322,7 @@ static void save_async(pcpd_store *s) {
                         save_done(s, write_snapshot(s));
                         return;
                 }
+                pcpd_state_writer_prepare_journal(s->writer);
         }
         if (snapshot_busy(s)) {
                 s->save_pending = true;

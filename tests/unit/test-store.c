@@ -4,7 +4,13 @@
  * alone, and after snapshots); a torn last journal record is cut off before the next one; a
  * snapshot formatted a chunk at a time while records keep changing loses none of the
  * changes; a directory that takes no more bytes starts one episode of failure (one
- * error_changed), and the retried snapshot ends it with every record on disk. */
+ * error_changed), and the retried snapshot ends it with every record on disk. After a
+ * snapshot written on the writer's thread, the main thread neither truncates a file nor
+ * closes an unlinked one (either can wait for the disk): the journal is switched to one the
+ * thread made, keeping the records appended meanwhile, and the thread closes the old one;
+ * a mappings.journal.next a killed daemon left is removed at start.
+ *
+ * close() and ftruncate() are wrapped (-Wl,--wrap in meson.build) to count who calls them. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <pthread.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
@@ -23,6 +30,57 @@
 #include <unistd.h>
 
 #include "pcpd-store.h"
+
+/* ---- who closes and truncates ---- */
+
+static pthread_t main_thread;
+static int armed;                 /* counting (g_atomic) */
+static int main_unlinked_closes;  /* an unlinked regular file closed on the main thread */
+static int other_unlinked_closes; /* ... on another thread */
+static int main_truncates;        /* ftruncate() on the main thread */
+
+int __real_close(int fd);
+int __wrap_close(int fd);
+int __real_ftruncate(int fd, off_t len);
+int __wrap_ftruncate(int fd, off_t len);
+int __real_ftruncate64(int fd, off_t len);
+int __wrap_ftruncate64(int fd, off_t len);
+
+int __wrap_close(int fd) {
+        struct stat st;
+
+        if (g_atomic_int_get(&armed) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 0) {
+                if (pthread_equal(pthread_self(), main_thread))
+                        g_atomic_int_inc(&main_unlinked_closes);
+                else {
+                        g_atomic_int_inc(&other_unlinked_closes);
+                        g_main_context_wakeup(NULL); /* run_until looks again */
+                }
+        }
+        return __real_close(fd);
+}
+
+static void count_truncate(void) {
+        if (g_atomic_int_get(&armed) && pthread_equal(pthread_self(), main_thread))
+                g_atomic_int_inc(&main_truncates);
+}
+
+int __wrap_ftruncate(int fd, off_t len) {
+        count_truncate();
+        return __real_ftruncate(fd, len);
+}
+
+int __wrap_ftruncate64(int fd, off_t len) {
+        count_truncate();
+        return __real_ftruncate64(fd, len);
+}
+
+static void arm(void) {
+        g_atomic_int_set(&main_unlinked_closes, 0);
+        g_atomic_int_set(&other_unlinked_closes, 0);
+        g_atomic_int_set(&main_truncates, 0);
+        g_atomic_int_set(&armed, 1);
+}
 
 /* ---- the owner: what the store asks for ---- */
 
@@ -121,6 +179,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
         fixture *f = *state;
 
+        g_atomic_int_set(&armed, 0);
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &f->fsize), 0);
         f->o.store = pcpd_store_free(f->o.store);
         g_hash_table_destroy(f->o.recs);
@@ -436,6 +495,91 @@ static void test_state_error_and_recovery(void **state) {
         assert_true(g_hash_table_contains(f->o.recs, &(uint64_t) { 3 }));
 }
 
+static ino_t journal_ino;
+
+static ino_t ino_of(fixture *f, const char *name) {
+        struct stat st;
+
+        if (fstatat(f->dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return 0;
+        return st.st_ino;
+}
+
+static bool first_snapshot_started(fixture *f) {
+        return f->o.snapshots >= 1;
+}
+
+static bool journal_switched(fixture *f) {
+        return ino_of(f, PCPD_STATE_JOURNAL) != journal_ino;
+}
+
+static bool old_journals_closed(fixture *f) {
+        (void) f;
+        return g_atomic_int_get(&other_unlinked_closes) >= 2;
+}
+
+/* Small files, a snapshot after every change, as in scenario 5: a record put while the
+ * first snapshot is under way is what the new journal keeps; the second snapshot leaves an
+ * empty one. Neither truncates the journal nor closes an unlinked one on the main thread:
+ * the writer's thread closes both old journals. */
+static void test_journal_switched_off_main_thread(void **state) {
+        fixture *f = *state;
+        g_autoptr(GString) tail = g_string_new(NULL);
+
+        arm();
+        assert_int_equal(put(&f->o, record(1, 1)), 0);
+        journal_ino = ino_of(f, PCPD_STATE_JOURNAL);
+        assert_true(journal_ino != 0);
+        run_until(f, first_snapshot_started, "snapshot started");
+        assert_int_equal(put(&f->o, record(2, 1)), 0); /* after its formatting started */
+        pcpd_state_format_record(tail, g_hash_table_lookup(f->o.recs, &(uint64_t) { 2 }));
+        run_until(f, journal_switched, "journal replaced after the first snapshot");
+        /* just the record the snapshot lacks */
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), (off_t) tail->len);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL_NEXT), -1);
+        assert_loads_as_owner(f);
+
+        run_until(f, store_idle, "second snapshot");
+        assert_int_equal(f->o.snapshots, 2);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL_NEXT), -1);
+        assert_loads_as_owner(f);
+        assert_int_equal(g_atomic_int_get(&main_truncates), 0);
+        assert_int_equal(g_atomic_int_get(&main_unlinked_closes), 0);
+        run_until(f, old_journals_closed, "old journals closed on the writer's thread");
+        assert_int_equal(g_atomic_int_get(&main_unlinked_closes), 0);
+
+        /* appends go to the new journal, which a restart reads */
+        assert_int_equal(put(&f->o, record(3, 1)), 0);
+        assert_loads_as_owner(f);
+        g_atomic_int_set(&armed, 0);
+}
+
+/* A daemon killed between making the next journal and renaming it left
+ * mappings.journal.next (and an older version mappings.journal.tmp): the journal is whole
+ * and is what loads; the left-overs go when the journal is opened. */
+static void test_next_journal_left_over(void **state) {
+        fixture *f = *state;
+        static const char junk[] = "[Mapping 99]\nRemoved=true\n#end\n";
+        g_autofree char *next = g_build_filename(f->dir, PCPD_STATE_JOURNAL_NEXT, NULL);
+        g_autofree char *tmp = g_build_filename(f->dir, PCPD_STATE_JOURNAL ".tmp", NULL);
+
+        assert_int_equal(put(&f->o, record(1, 1)), 0);
+        f->o.store = pcpd_store_free(f->o.store); /* killed */
+        assert_true(g_file_set_contents(next, junk, -1, NULL));
+        assert_true(g_file_set_contents(tmp, junk, -1, NULL));
+        assert_loads_as_owner(f);
+
+        assert_int_equal(pcpd_store_new(f->dfd, f->dir, &ops, &f->o, &f->o.store), 0);
+        assert_int_equal(put(&f->o, record(2, 1)), 0);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL_NEXT), -1);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL ".tmp"), -1);
+        assert_loads_as_owner(f);
+        run_until(f, store_idle, "snapshot after a change");
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL_NEXT), -1);
+        assert_loads_as_owner(f);
+}
+
 /* A record that is gone by its turn is left out; the owner's next id is the header's. */
 static void test_gone_left_out(void **state) {
         fixture *f = *state;
@@ -463,7 +607,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_snapshot_while_appending, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_error_and_recovery, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gone_left_out, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_journal_switched_off_main_thread, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_next_journal_left_over, setup, teardown),
         };
 
+        main_thread = pthread_self();
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
