@@ -532,6 +532,10 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
         return false;
 }
 
+const pcp_server_info *pcpd_manager_server_info(pcpd_manager *m, const pcpd_server *s) {
+        return pcpd_pcp_server_info(m->pcp, s->engine_id);
+}
+
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
         GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
         direct_hosts d;
@@ -1748,7 +1752,6 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         r = pcpd_pcp_new(&pcp_ops, m, config->max_mappings, &m->pcp);
         if (r < 0)
                 return r;
-        m->engine = pcpd_pcp_engine(m->pcp); /* pcpd-bus.c reads servers through it */
         r = pcpd_store_new(m->state_fd, m->state_dir, &store_ops, m, &m->store);
         if (r < 0)
                 return r;
@@ -1800,7 +1803,6 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m->deleting != NULL)
                 g_hash_table_destroy(m->deleting);
         m->pcp = pcpd_pcp_free(m->pcp); /* the engine, the server sockets, its clock */
-        m->engine = NULL;
         if (m->servers != NULL) {
                 for (guint i = 0; i < m->servers->len; i++)
                         server_free(m->servers->pdata[i]);
