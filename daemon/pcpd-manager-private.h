@@ -52,6 +52,12 @@ int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
 void manager_persist_removal(pcpd_manager *m, uint64_t id);
 pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_in6 *a);
 
+/* The one constructor: mapping id with what req asks for (its family and lifetime as
+ * decided), created at created (CLOCK_REALTIME µs), under key (taken over); pending, no
+ * server side yet (the caller adds it, or the direct one). A new mapping and one restored
+ * from its record (pcpd-restore.c) are both made here. */
+pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mapping_request *req, int family,
+                                  uint32_t lifetime, uint64_t created, char *key);
 void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);

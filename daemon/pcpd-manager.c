@@ -1392,13 +1392,12 @@ static void manager_check_direct(pcpd_manager *m) {
         manager_update_state(m);
 }
 
-/* The fields every new mapping has; the caller adds the server side (or the direct one). */
-static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *req, int family, uint32_t lifetime,
-                                 char *key) {
+pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mapping_request *req, int family,
+                                 uint32_t lifetime, uint64_t created, char *key) {
         pcpd_mapping *mp = g_new0(pcpd_mapping, 1);
 
         mp->manager = m;
-        mp->id = m->next_mapping_id++;
+        mp->id = id;
         mp->path = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
         mp->uid = req->uid;
         mp->pid = req->pid;
@@ -1420,7 +1419,7 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
         mp->lifetime = lifetime;
         mp->description = g_strdup(req->description ?: "");
         mp->interface = req->interface != NULL && *req->interface != '\0' ? g_strdup(req->interface) : NULL;
-        mp->created = realtime_us();
+        mp->created = created;
         mp->key = key;
         mp->has_suggested_address = req->has_external_address;
         mp->suggested_address = req->external_address;
@@ -1595,7 +1594,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         memcpy(p.filters, req->filters, req->n_filters * sizeof(pcp_filter));
         p.description = req->description != NULL && *req->description ? req->description : NULL;
 
-        mp = mapping_new(m, req, family, p.lifetime, g_steal_pointer(&key));
+        mp = manager_mapping_new(m, m->next_mapping_id++, req, family, p.lifetime, realtime_us(), g_steal_pointer(&key));
         /* on disk before anything leaves or anyone is told: a server mapping's nonce, or a
          * restart could neither renew nor delete it; a direct one, to be made again */
         if (direct) {

@@ -44,49 +44,45 @@ static const char *app_id_source_from_string(const char *s) {
 /* The mapping a saved record describes, under its old id (its object path is the one its
  * app knew), with what its caller asked for, but no server side yet. */
 static pcpd_mapping *mapping_from_record(pcpd_manager *m, const pcpd_state_mapping *rec) {
-        pcpd_mapping *mp = g_new0(pcpd_mapping, 1);
-        struct in6_addr remote = { 0 };
+        pcpd_mapping_request req = {
+                .opcode = rec->opcode,
+                .protocol = rec->protocol,
+                .family = rec->family,
+                .internal_port = rec->internal_port,
+                /* a server granted a port: ask for that one again (a direct mapping's
+                 * external port is its internal one: a server gets the caller's wish) */
+                .suggested_port = rec->external_port != 0 && !rec->direct ? rec->external_port : rec->suggested_port,
+                .description = rec->description,
+                .has_external_address = rec->has_suggested_address,
+                .external_address = rec->suggested_address,
+                .prefer_failure = rec->prefer_failure,
+                .n_filters = rec->n_filters,
+                .has_third_party = rec->has_third_party,
+                .third_party = rec->third_party,
+                .persistent = rec->persistent,
+                .uid = rec->uid,
+                .app_id = rec->app_id,
+                .app_id_source = app_id_source_from_string(rec->app_id_source),
+                .declared = rec->declared,
+        };
+        uint32_t lifetime = MIN(rec->lifetime, m->config.max_lifetime);
+        pcpd_mapping *mp;
 
-        if (rec->remote_address != NULL)
-                pcp_addr_from_string(rec->remote_address, &remote);
-        mp->manager = m;
-        mp->id = rec->id;
-        mp->path = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
-        mp->uid = rec->uid;
-        mp->app_id = g_strdup(rec->app_id);
-        mp->app_id_source = app_id_source_from_string(rec->app_id_source);
-        mp->owner = g_strdup("");
-        mp->persistent = rec->persistent;
-        mp->declared = g_strdup(rec->declared);
-        mp->unclaimed = !mp->persistent;
-        mp->opcode = rec->opcode;
-        mp->protocol = rec->protocol;
-        mp->family = rec->family;
-        mp->internal_port = rec->internal_port;
-        /* a server granted a port: ask for that one again (a direct mapping's external port
-         * is its internal one: a server gets the caller's wish) */
-        mp->suggested_port = rec->external_port != 0 && !rec->direct ? rec->external_port : rec->suggested_port;
         if (rec->remote_address != NULL) {
-                mp->remote_address = g_strdup(rec->remote_address);
-                mp->remote_port = rec->remote_port;
+                pcp_addr_from_string(rec->remote_address, &req.remote_address);
+                req.remote_port = rec->remote_port;
         }
-        mp->lifetime = MIN(rec->lifetime, m->config.max_lifetime);
-        if (mp->lifetime == 0)
-                mp->lifetime = m->config.default_lifetime;
-        mp->description = g_strdup(rec->description);
-        mp->created = rec->created;
-        mp->key = manager_mapping_key(mp->family, mp->opcode, mp->protocol, mp->internal_port, &remote, mp->remote_port);
-        mp->has_suggested_address = rec->has_suggested_address;
-        mp->suggested_address = rec->suggested_address;
-        mp->prefer_failure = rec->prefer_failure;
-        mp->has_third_party = rec->has_third_party;
-        mp->third_party = rec->third_party;
-        mp->n_filters = rec->n_filters;
         if (rec->n_filters > 0)
-                mp->filters = g_memdup2(rec->filters, rec->n_filters * sizeof(pcp_filter));
-        mp->state = g_strdup("pending");
-        mp->error = g_strdup("");
-        mp->external_address = g_strdup("");
+                memcpy(req.filters, rec->filters, rec->n_filters * sizeof(pcp_filter));
+        mp = manager_mapping_new(m, rec->id, &req, rec->family, lifetime != 0 ? lifetime : m->config.default_lifetime,
+                                 rec->created,
+                                 manager_mapping_key(rec->family, rec->opcode, rec->protocol, rec->internal_port,
+                                                     &req.remote_address, req.remote_port));
+        /* the remote end as it was saved (the constructor keeps one for PEER only) */
+        g_free(mp->remote_address);
+        mp->remote_address = g_strdup(rec->remote_address);
+        mp->remote_port = req.remote_port;
+        mp->unclaimed = !mp->persistent;
         return mp;
 }
 
