@@ -909,7 +909,7 @@ static int get_servers(sd_bus *bus, const char *path, const char *iface, const c
         r = sd_bus_message_open_container(reply, 'a', "(ssssu)");
         for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_manager_server_info(m, s);
                 const char *proto = "none";
                 if (si != NULL && si->state == PCP_SERVER_PCP)
                         proto = "pcp";
@@ -975,7 +975,7 @@ static int get_prefix64(sd_bus *bus, const char *path, const char *iface, const 
         r = sd_bus_message_open_container(reply, 'a', "s");
         for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcp_engine_server_get(m->engine, s->engine_id);
+                const pcp_server_info *si = pcpd_manager_server_info(m, s);
                 for (size_t j = 0; r >= 0 && si != NULL && j < si->n_prefix64; j++) {
                         char buf[PCP_ADDR_STRLEN];
                         g_autofree char *t = NULL;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "pcpd-manager.h"
+#include "pcpd-manager-private.h"
 #include "pcpd-backend.h"
 
 #include <arpa/inet.h>
@@ -25,25 +26,14 @@
 #include "pcpd-store.h"
 
 
-typedef struct pcpd_deleting pcpd_deleting;
-
-static void manager_kick(pcpd_manager *m);
-static void manager_engine_drain(pcpd_manager *m);
-static int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
-static void deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream);
 static void manager_update_state(pcpd_manager *m);
 static void manager_check_direct(pcpd_manager *m);
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
 static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v);
-static bool host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
 static void server_watch_silence(pcpd_server *s, pcp_server_state st);
 
 uint64_t pcpd_now_ms(void) {
         return (uint64_t) g_get_monotonic_time() / 1000;
-}
-
-static uint64_t realtime_us(void) {
-        return (uint64_t) g_get_real_time();
 }
 
 const char *pcpd_remove_reason_to_string(pcpd_remove_reason r) {
@@ -71,7 +61,7 @@ const char *pcpd_remove_reason_to_string(pcpd_remove_reason r) {
 
 static const pcpd_manager_listener no_listener = { 0 };
 
-static void emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp) {
+void manager_emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp) {
         if (m->listener->mapping_added != NULL)
                 m->listener->mapping_added(m, mp, m->listener_data);
 }
@@ -124,7 +114,7 @@ static void server_free(pcpd_server *s) {
         g_free(s);
 }
 
-static pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_in6 *a) {
+pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_in6 *a) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
                 for (size_t j = 0; j < s->n_addrs; j++)
@@ -160,7 +150,7 @@ int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t
                 return r;
         }
         g_ptr_array_add(m->servers, s);
-        manager_engine_drain(m); /* its first probe; what the engine says of it finds it here now */
+        pcpd_pcp_drain(m->pcp); /* its first probe; what the engine says of it finds it here now */
         {
                 const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
                 server_watch_silence(s, si != NULL ? si->state : PCP_SERVER_UNKNOWN); /* nothing heard yet */
@@ -188,7 +178,7 @@ void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
 void manager_servers_changed(pcpd_manager *m) {
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
         manager_update_state(m);
-        manager_kick(m);
+        pcpd_pcp_kick(m->pcp);
 }
 
 /* the default routers (netlink) are one source of servers (pcpd-servers.c) */
@@ -209,7 +199,7 @@ static void manager_discover(pcpd_manager *m) {
                 g_strlcpy(specs[i].ifname, routers[i].ifname, sizeof(specs[i].ifname));
         }
         (void) pcpd_manager_set_servers(m, PCPD_SOURCE_GATEWAY, NULL, specs, (size_t) n);
-        manager_kick(m);
+        pcpd_pcp_kick(m->pcp);
 }
 
 static gboolean on_rediscover(gpointer data) {
@@ -238,31 +228,10 @@ void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *
         for (size_t k = 0; k < n; k++)
                 cs[k] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { servers[k].addr } };
         (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, n);
-        manager_kick(m);
-}
-
-/* ---- the PCP backend (pcpd-pcp.h): its sockets, ANNOUNCE listeners and clock ---- */
-
-/* after anything that may have changed the engine's next deadline */
-static void manager_kick(pcpd_manager *m) {
         pcpd_pcp_kick(m->pcp);
 }
 
-/* after every call into the engine: its datagrams go out, its events come back up
- * (on_engine_event()) */
-static void manager_engine_drain(pcpd_manager *m) {
-        pcpd_pcp_drain(m->pcp);
-}
-
 /* ---- engine events ---- */
-
-static bool set_str(char **field, const char *v) {
-        if (g_strcmp0(*field, v) == 0)
-                return false;
-        g_free(*field);
-        *field = g_strdup(v);
-        return true;
-}
 
 /* Granted and failed, once per change: a renewal is no news. */
 static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const char *old_error,
@@ -405,7 +374,7 @@ static void on_engine_event(void *userdata, const pcp_event *ev) {
                         g_debug("mapping %" G_GUINT64_FORMAT " deleted upstream: %s", ev->mapping_id,
                                 ev->deleted_upstream ? "confirmed" : "not confirmed");
                         if (d != NULL)
-                                deleting_engine_done(m, d, ev->deleted_upstream);
+                                manager_deleting_engine_done(m, d, ev->deleted_upstream);
                         return;
                 }
                 /* the engine dropped it under us: its server went away */
@@ -563,6 +532,10 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
         return false;
 }
 
+const pcp_server_info *pcpd_manager_server_info(pcpd_manager *m, const pcpd_server *s) {
+        return pcpd_pcp_server_info(m->pcp, s->engine_id);
+}
+
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
         GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
         direct_hosts d;
@@ -614,15 +587,6 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
  * "deleting" record until the server confirms the delete or the lifetime it may have left
  * there has run out; a restarted pcpd deletes such mappings again.
  */
-
-/* A removed mapping whose delete is not confirmed: kept, on disk too, so that a restarted
- * pcpd deletes it again. */
-struct pcpd_deleting {
-        pcpd_manager *manager;
-        pcpd_state_mapping *rec; /* owned; deleting, delete_until */
-        uint64_t engine_id;      /* the engine is sending its delete; 0 = not (any more) */
-        guint expire_source;
-};
 
 /* mp as a saved record, its strings borrowed from mp; false when there is nothing to
  * save: a mapping neither direct nor with a nonce on a server */
@@ -723,7 +687,7 @@ static const pcpd_store_ops store_ops = {
 
 /* a mapping's saved state changed (new, granted, now persistent): on disk at once;
  * -errno when it could not be written */
-static int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp) {
+int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp) {
         pcpd_state_mapping rec;
 
         if (!mapping_to_record(mp, &rec))
@@ -731,102 +695,13 @@ static int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp) {
         return pcpd_store_put(m->store, &rec);
 }
 
-static void manager_persist_removal(pcpd_manager *m, uint64_t id) {
+void manager_persist_removal(pcpd_manager *m, uint64_t id) {
         (void) pcpd_store_forget(m->store, id);
-}
-
-/* ---- removed mappings whose delete is not confirmed ---- */
-
-static void deleting_free(pcpd_deleting *d) {
-        if (d == NULL)
-                return;
-        if (d->expire_source != 0)
-                g_source_remove(d->expire_source);
-        pcpd_state_mapping_free(d->rec);
-        g_free(d);
-}
-
-/* Forgets d for good (confirmed, expired, or evicted): on disk too. */
-static void deleting_forget(pcpd_manager *m, pcpd_deleting *d) {
-        uint64_t id = d->rec->id;
-
-        if (d->engine_id != 0)
-                g_hash_table_remove(m->deleting_by_engine, &d->engine_id);
-        g_hash_table_remove(m->deleting, &id); /* frees d */
-        manager_persist_removal(m, id);
-}
-
-static gboolean on_deleting_expired(gpointer data) {
-        pcpd_deleting *d = data;
-        pcpd_manager *m = d->manager;
-
-        d->expire_source = 0;
-        g_debug("Removed mapping %" G_GUINT64_FORMAT " (%s port %u) has expired upstream by now; forgetting it",
-                d->rec->id, pcp_protocol_to_string(d->rec->protocol) ?: "?", d->rec->internal_port);
-        if (d->engine_id != 0) {
-                (void) pcp_engine_forget_mapping(m->engine, d->engine_id);
-                manager_engine_drain(m);
-        }
-        deleting_forget(m, d);
-        return G_SOURCE_REMOVE;
-}
-
-/* Keeps rec (taken over) until its delete is confirmed or until rec->delete_until. */
-static pcpd_deleting *deleting_add(pcpd_manager *m, pcpd_state_mapping *rec) {
-        pcpd_deleting *d = g_new0(pcpd_deleting, 1);
-        uint64_t now = realtime_us();
-        uint64_t left = rec->delete_until > now ? (rec->delete_until - now) / G_USEC_PER_SEC + 1 : 1;
-
-        /* a bound on what callers can leave behind: every add counts against a quota, but a
-         * removal makes room for the next add while its delete may stay unconfirmed (a
-         * silent server) for a whole lifetime */
-        if (g_hash_table_size(m->deleting) >= MAX(m->config.max_mappings, 1u)) {
-                GHashTableIter it;
-                gpointer v;
-                pcpd_deleting *oldest = NULL;
-                gint64 now_mono = g_get_monotonic_time();
-
-                g_hash_table_iter_init(&it, m->deleting);
-                while (g_hash_table_iter_next(&it, NULL, &v))
-                        if (oldest == NULL || ((pcpd_deleting *) v)->rec->delete_until < oldest->rec->delete_until)
-                                oldest = v;
-                if (m->deleting_evict_logged == 0 || now_mono - m->deleting_evict_logged > 60 * G_USEC_PER_SEC) {
-                        m->deleting_evict_logged = now_mono;
-                        g_warning("%u removed mappings wait for their server to confirm the delete, the most pcpd "
-                                  "keeps: the one that expires first is forgotten (it expires upstream on its own)",
-                                  g_hash_table_size(m->deleting));
-                }
-                deleting_forget(m, oldest);
-        }
-        d->manager = m;
-        d->rec = rec;
-        d->expire_source = g_timeout_add_seconds((guint) MIN(left, (uint64_t) G_MAXUINT), on_deleting_expired, d);
-        g_hash_table_insert(m->deleting, &d->rec->id, d);
-        return d;
-}
-
-/* The engine sends d's delete from now on. */
-static void deleting_track_engine(pcpd_manager *m, pcpd_deleting *d, uint64_t engine_id) {
-        d->engine_id = engine_id;
-        g_hash_table_insert(m->deleting_by_engine, &d->engine_id, d);
-}
-
-/* The engine is done with d's delete: confirmed upstream, it is forgotten; else (no
- * answer, or the server keeps it for another owner) it stays until it expires. */
-static void deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream) {
-        g_hash_table_remove(m->deleting_by_engine, &d->engine_id);
-        d->engine_id = 0;
-        if (deleted_upstream)
-                deleting_forget(m, d);
-        else
-                g_debug("The delete of removed mapping %" G_GUINT64_FORMAT " was not confirmed; kept until it "
-                        "expires upstream",
-                        d->rec->id);
 }
 
 /* ---- mappings ---- */
 
-static void mapping_free(pcpd_mapping *mp) {
+void manager_mapping_free(pcpd_mapping *mp) {
         if (mp == NULL)
                 return;
         if (mp->direct)
@@ -853,7 +728,7 @@ static void mapping_free(pcpd_mapping *mp) {
         g_free(mp);
 }
 
-static char *mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
+char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                          uint16_t remote_port) {
         char buf[PCP_ADDR_STRLEN];
         if (opcode == PCP_OPCODE_PEER)
@@ -1045,7 +920,7 @@ static pcpd_host *manager_host(pcpd_manager *m) {
 }
 
 /* Is a one of the host's addresses (on an interface that is up)? ret_ifname: where. */
-static bool host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]) {
+bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]) {
         return pcpd_host_snapshot_has_address(pcpd_host_get(manager_host(m)), a, ret_ifname);
 }
 
@@ -1053,7 +928,7 @@ static bool host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret
  * kernel would use toward the Internet when it is one of them, else the first
  * (pcpd-direct.h). The kernel is asked only once there is one (a route probe, kept by
  * pcpd-host.c until an address, link or route changes). */
-static bool host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
+bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
         pcpd_host *h = manager_host(m);
         const pcpd_host_snapshot *snap = pcpd_host_get(h);
         struct in6_addr routed;
@@ -1078,7 +953,7 @@ static gboolean on_server_silent(gpointer data) {
         pcpd_manager *m = s->manager;
 
         s->silent_source = 0;
-        if (host_global_address(m, s->family, s->ifname, NULL))
+        if (manager_host_global_address(m, s->family, s->ifname, NULL))
                 g_message("PCP server %s has not answered for %u s: new %s mappings use the host's own global "
                           "address until it does",
                           s->text, PCPD_SILENT_SERVER_MS / 1000, s->family == AF_INET ? "IPv4" : "IPv6");
@@ -1131,11 +1006,11 @@ static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, stru
         size_t n = servers_view(m, v);
 
         /* (the host's addresses are looked at only when no server could map) */
-        return !pcpd_direct_servers_may_map(v, n, family, ifname) && host_global_address(m, family, ifname, ret);
+        return !pcpd_direct_servers_may_map(v, n, family, ifname) && manager_host_global_address(m, family, ifname, ret);
 }
 
 /* A server of the family that answers, on interface ifname (NULL: any) or configured. */
-static pcpd_server *answering_server(pcpd_manager *m, int family, const char *ifname) {
+pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *ifname) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
                 const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
@@ -1196,29 +1071,6 @@ int pcpd_manager_backend_persist(pcpd_manager *m, pcpd_mapping *mp) {
         return manager_persist_mapping(m, mp);
 }
 
-uint64_t pcpd_manager_backend_keep_deleting(pcpd_manager *m, const pcpd_state_mapping *rec) {
-        pcpd_state_mapping *c = pcpd_state_mapping_copy(rec);
-        pcpd_deleting *d;
-
-        c->id = m->next_mapping_id++;
-        c->deleting = true;
-        d = deleting_add(m, c);
-        (void) pcpd_store_put(m->store, d->rec);
-        return d->rec->id;
-}
-
-void pcpd_manager_backend_deleted(pcpd_manager *m, uint64_t id, bool confirmed) {
-        pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
-
-        if (d == NULL)
-                return;
-        if (confirmed)
-                deleting_forget(m, d);
-        else
-                g_message("The UPnP-IGD did not confirm the delete of %s port %u: kept, tried again at the next start",
-                          pcp_protocol_to_string(d->rec->protocol) ?: "?", d->rec->upnp_external_port);
-}
-
 void pcpd_manager_backend_servers_changed(pcpd_manager *m) {
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
         manager_update_state(m);
@@ -1260,7 +1112,7 @@ static int backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int 
         return pcpd_fail(error, PCPD_ERROR_UNSUPPORTED, "%s", why);
 }
 
-static void mapping_set_direct(pcpd_mapping *mp, bool direct) {
+void manager_mapping_set_direct(pcpd_mapping *mp, bool direct) {
         if (mp->direct == direct)
                 return;
         mp->direct = direct;
@@ -1272,7 +1124,7 @@ static void mapping_set_direct(pcpd_mapping *mp, bool direct) {
 
 /* The request for mp on server s, from what its caller asked for (a direct mapping moving
  * to a server; a mapping restored after a restart adds its nonce and what it had). */
-static void mapping_params(const pcpd_mapping *mp, const pcpd_server *s, pcp_mapping_params *ret) {
+void manager_mapping_params(const pcpd_mapping *mp, const pcpd_server *s, pcp_mapping_params *ret) {
         *ret = (pcp_mapping_params) {
                 .server_id = s->engine_id,
                 .opcode = mp->opcode,
@@ -1296,7 +1148,7 @@ static void mapping_params(const pcpd_mapping *mp, const pcpd_server *s, pcp_map
 }
 
 /* The mapping object is published by the caller: this only fills in the direct state. */
-static void direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
+void manager_direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
         char buf[PCP_ADDR_STRLEN];
 
         pcp_addr_to_string(a, buf);
@@ -1309,7 +1161,7 @@ static void direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
  * on (drained after this), and it is published as the engine has it: the internal address
  * the engine chose, and failed already if the server is known to refuse it (disabled,
  * speaks no PCP we know), which the event the engine queued then finds done. */
-static void mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp) {
+void manager_mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp) {
         const pcp_mapping_info *i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
         char buf[PCP_ADDR_STRLEN];
         pcpd_backend_info bi;
@@ -1324,7 +1176,7 @@ static void mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp) {
 }
 
 /* The mapping's upstream mapping on server s: the engine sends its request at once. */
-static int mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p) {
+int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p) {
         uint64_t eid;
         int r = pcpd_pcp_mapping_add(m->pcp, p, &eid);
 
@@ -1341,7 +1193,7 @@ static int mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_serve
  * daemon killed the moment it has left renews or deletes it after its restart. On failure
  * mp is as it was and nothing was sent; ret_state: the state directory failed (else the
  * engine refused). */
-static int mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, pcp_mapping_params *p,
+int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, pcp_mapping_params *p,
                                bool *ret_state) {
         bool was_direct = mp->direct, had_nonce = mp->has_nonce;
         uint8_t old_nonce[PCP_NONCE_LEN];
@@ -1355,17 +1207,17 @@ static int mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s
         }
         memcpy(mp->nonce, p->nonce, PCP_NONCE_LEN);
         mp->has_nonce = true;
-        mapping_set_direct(mp, false);
+        manager_mapping_set_direct(mp, false);
         set_str(&mp->server_text, s->text);
         r = manager_persist_mapping(m, mp);
         *ret_state = r < 0;
         if (r >= 0)
-                r = mapping_start_on_server(m, mp, s, p);
+                r = manager_mapping_start_on_server(m, mp, s, p);
         if (r >= 0)
                 return 0;
         mp->has_nonce = had_nonce;
         memcpy(mp->nonce, old_nonce, sizeof(old_nonce));
-        mapping_set_direct(mp, was_direct);
+        manager_mapping_set_direct(mp, was_direct);
         set_str(&mp->server_text, old_server);
         if (!*ret_state) {
                 /* the record went out, the request did not: what was saved before */
@@ -1387,8 +1239,8 @@ static void mapping_publish_move(pcpd_manager *m, pcpd_mapping *mp) {
         i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
         if (i != NULL)
                 mapping_sync(m, mp, i);
-        manager_engine_drain(m);
-        manager_kick(m);
+        pcpd_pcp_drain(m->pcp);
+        pcpd_pcp_kick(m->pcp);
 }
 
 /* A direct mapping moves to a server that answers: same object, a new upstream mapping. */
@@ -1397,8 +1249,8 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         bool state;
         int r;
 
-        mapping_params(mp, s, &p);
-        r = mapping_start_saved(m, mp, s, &p, &state);
+        manager_mapping_params(mp, s, &p);
+        r = manager_mapping_start_saved(m, mp, s, &p, &state);
         if (r < 0) {
                 g_warning("Mapping %s keeps the host's own address: PCP server %s answers now, but the mapping "
                           "cannot be made there: %s%s",
@@ -1422,7 +1274,7 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         bool state, same;
         int r;
 
-        mapping_params(mp, s, &p);
+        manager_mapping_params(mp, s, &p);
         same = from != NULL && strcmp(from, s->text) == 0;
         /* always its nonce: a server it was on before (maybe not the last one: A, then B,
          * then A again) still holds it under that nonce and would refuse another one
@@ -1433,11 +1285,11 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         }
         if (!mp->has_suggested_address && mp->external_address != NULL && pcp_addr_from_string(mp->external_address, &ext))
                 p.suggested_external_addr = ext;
-        r = mapping_start_saved(m, mp, s, &p, &state);
+        r = manager_mapping_start_saved(m, mp, s, &p, &state);
         if (r == -EEXIST && p.has_nonce) {
                 /* its delete on the server it left is still on its way under that nonce */
                 p.has_nonce = false;
-                r = mapping_start_saved(m, mp, s, &p, &state);
+                r = manager_mapping_start_saved(m, mp, s, &p, &state);
         }
         if (r < 0) {
                 g_warning("Mapping %s cannot be made on PCP server %s: %s%s", mp->path, s->text,
@@ -1460,7 +1312,7 @@ static void mapping_detach_server(pcpd_manager *m, pcpd_mapping *mp) {
                 g_hash_table_remove(m->by_engine_id, &mp->engine_id);
                 pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
                 mp->engine_id = 0;
-                manager_engine_drain(m);
+                pcpd_pcp_drain(m->pcp);
         }
         mp->server = NULL;
 }
@@ -1513,18 +1365,18 @@ static void manager_check_direct(pcpd_manager *m) {
 
                 if (!mp->direct)
                         continue;
-                here = pcp_addr_from_string(mp->internal_address, &a) && host_has_address(m, &a, ifname);
-                s = answering_server(m, mp->family, here ? ifname : NULL);
+                here = pcp_addr_from_string(mp->internal_address, &a) && manager_host_has_address(m, &a, ifname);
+                s = manager_answering_server(m, mp->family, here ? ifname : NULL);
                 if (s != NULL) {
                         direct_move(m, mp, s);
                         continue;
                 }
                 if (here)
                         continue;
-                if (host_global_address(m, mp->family, NULL, &a)) {
+                if (manager_host_global_address(m, mp->family, NULL, &a)) {
                         char old[PCP_ADDR_STRLEN];
                         g_strlcpy(old, mp->external_address, sizeof(old));
-                        direct_set_address(mp, &a);
+                        manager_direct_set_address(mp, &a);
                         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                                          "Mapping %s: the host's address %s is gone; it has its address %s now",
                                          mp->path, old, mp->external_address);
@@ -1540,13 +1392,12 @@ static void manager_check_direct(pcpd_manager *m) {
         manager_update_state(m);
 }
 
-/* The fields every new mapping has; the caller adds the server side (or the direct one). */
-static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *req, int family, uint32_t lifetime,
-                                 char *key) {
+pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mapping_request *req, int family,
+                                 uint32_t lifetime, uint64_t created, char *key) {
         pcpd_mapping *mp = g_new0(pcpd_mapping, 1);
 
         mp->manager = m;
-        mp->id = m->next_mapping_id++;
+        mp->id = id;
         mp->path = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
         mp->uid = req->uid;
         mp->pid = req->pid;
@@ -1568,7 +1419,7 @@ static pcpd_mapping *mapping_new(pcpd_manager *m, const pcpd_mapping_request *re
         mp->lifetime = lifetime;
         mp->description = g_strdup(req->description ?: "");
         mp->interface = req->interface != NULL && *req->interface != '\0' ? g_strdup(req->interface) : NULL;
-        mp->created = realtime_us();
+        mp->created = created;
         mp->key = key;
         mp->has_suggested_address = req->has_external_address;
         mp->suggested_address = req->external_address;
@@ -1609,7 +1460,7 @@ static void mapping_plan(pcpd_manager *m, const pcpd_mapping_request *req, int *
         if (family == 0) {
                 bool v4_server = choose_server(m, AF_INET, req->interface) != NULL;
                 family = pcpd_direct_plan_family(
-                        0, v4_server, !v4_server && host_global_address(m, AF_INET, req->interface, NULL));
+                        0, v4_server, !v4_server && manager_host_global_address(m, AF_INET, req->interface, NULL));
         }
         s = choose_server(m, family, req->interface);
         /* the rules are pcpd-direct.h's; the host is looked at only when they need it (not
@@ -1677,7 +1528,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                  family == AF_INET ? "IPv4" : "IPv6");
         }
 
-        key = mapping_key(family, req->opcode, req->protocol, req->internal_port, &req->remote_address,
+        key = manager_mapping_key(family, req->opcode, req->protocol, req->internal_port, &req->remote_address,
                           req->remote_port);
         mp = g_hash_table_lookup(m->by_key, key);
         if (mp != NULL) {
@@ -1743,23 +1594,23 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         memcpy(p.filters, req->filters, req->n_filters * sizeof(pcp_filter));
         p.description = req->description != NULL && *req->description ? req->description : NULL;
 
-        mp = mapping_new(m, req, family, p.lifetime, g_steal_pointer(&key));
+        mp = manager_mapping_new(m, m->next_mapping_id++, req, family, p.lifetime, realtime_us(), g_steal_pointer(&key));
         /* on disk before anything leaves or anyone is told: a server mapping's nonce, or a
          * restart could neither renew nor delete it; a direct one, to be made again */
         if (direct) {
                 /* active at once, for as long as its holders want it: no server, no expiry */
-                mapping_set_direct(mp, true);
+                manager_mapping_set_direct(mp, true);
                 mp->server_text = g_strdup("");
-                direct_set_address(mp, &own);
+                manager_direct_set_address(mp, &own);
                 set_str(&mp->state, "active");
                 mp->granted = p.lifetime;
                 r = manager_persist_mapping(m, mp);
                 state_failure = r < 0;
         } else
-                r = mapping_start_saved(m, mp, s, &p, &state_failure);
+                r = manager_mapping_start_saved(m, mp, s, &p, &state_failure);
         if (r < 0) {
-                mapping_free(mp);
-                manager_kick(m);
+                manager_mapping_free(mp);
+                pcpd_pcp_kick(m->pcp);
                 if (state_failure)
                         return state_refused(m, r, error);
                 if (r == -ENOSPC)
@@ -1771,16 +1622,16 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
 
         g_hash_table_insert(m->mappings, &mp->id, mp);
         if (!direct) {
-                mapping_track_engine(m, mp);
-                manager_engine_drain(m);
+                manager_mapping_track_engine(m, mp);
+                pcpd_pcp_drain(m->pcp);
         }
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
                 mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
-        emit_mapping_added(m, mp);
+        manager_emit_mapping_added(m, mp);
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);
-        manager_kick(m);
+        pcpd_pcp_kick(m->pcp);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_ADDED, mp, NULL, NULL,
                          "Mapping %s: %s %s port %u for uid %u%s%s%s%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
                          pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
@@ -1817,18 +1668,18 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 g_hash_table_remove(m->by_engine_id, &mp->engine_id);
                 rec.deleting = true;
                 rec.delete_until = mapping_delete_until(mp, i);
-                d = deleting_add(m, pcpd_state_mapping_copy(&rec));
-                deleting_track_engine(m, d, mp->engine_id);
+                d = manager_deleting_add(m, pcpd_state_mapping_copy(&rec));
+                manager_deleting_track_engine(m, d, mp->engine_id);
                 (void) pcpd_store_put(m->store, d->rec);
                 /* lifetime 0 with the same nonce; the engine retries a few times on its own
-                 * (and may give up at once: deleting_engine_done()) */
+                 * (and may give up at once: manager_deleting_engine_done()) */
                 pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
-                manager_engine_drain(m);
+                pcpd_pcp_drain(m->pcp);
         } else {
                 if (mp->engine_id != 0) {
                         g_hash_table_remove(m->by_engine_id, &mp->engine_id);
                         pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
-                        manager_engine_drain(m);
+                        pcpd_pcp_drain(m->pcp);
                 }
                 manager_persist_removal(m, mp->id);
         }
@@ -1841,7 +1692,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
         g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);
-        manager_kick(m);
+        pcpd_pcp_kick(m->pcp);
 }
 
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason) {
@@ -1868,316 +1719,6 @@ int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled) {
         return 1;
 }
 
-/* ---- restore after a restart ---- */
-
-static gboolean on_grace_over(gpointer data) {
-        pcpd_mapping *mp = data;
-
-        mp->grace_source = 0;
-        if (mp->unclaimed) {
-                g_message("Mapping %s was not reclaimed after the restart; %s", mp->path,
-                          mp->direct ? "removing it" : "deleting it upstream");
-                pcpd_manager_remove_mapping(mp->manager, mp, PCPD_REMOVED_OWNER_VANISHED);
-        }
-        return G_SOURCE_REMOVE;
-}
-
-static const char *app_id_source_from_string(const char *s) {
-        static const char *const known[] = { "flatpak", "snap", "systemd-unit", "declared" };
-
-        for (size_t i = 0; i < G_N_ELEMENTS(known); i++)
-                if (g_strcmp0(s, known[i]) == 0)
-                        return known[i];
-        return "none";
-}
-
-/* The mapping a saved record describes, under its old id (its object path is the one its
- * app knew), with what its caller asked for, but no server side yet. */
-static pcpd_mapping *mapping_from_record(pcpd_manager *m, const pcpd_state_mapping *rec) {
-        pcpd_mapping *mp = g_new0(pcpd_mapping, 1);
-        struct in6_addr remote = { 0 };
-
-        if (rec->remote_address != NULL)
-                pcp_addr_from_string(rec->remote_address, &remote);
-        mp->manager = m;
-        mp->id = rec->id;
-        mp->path = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
-        mp->uid = rec->uid;
-        mp->app_id = g_strdup(rec->app_id);
-        mp->app_id_source = app_id_source_from_string(rec->app_id_source);
-        mp->owner = g_strdup("");
-        mp->persistent = rec->persistent;
-        mp->declared = g_strdup(rec->declared);
-        mp->unclaimed = !mp->persistent;
-        mp->opcode = rec->opcode;
-        mp->protocol = rec->protocol;
-        mp->family = rec->family;
-        mp->internal_port = rec->internal_port;
-        /* a server granted a port: ask for that one again (a direct mapping's external port
-         * is its internal one: a server gets the caller's wish) */
-        mp->suggested_port = rec->external_port != 0 && !rec->direct ? rec->external_port : rec->suggested_port;
-        if (rec->remote_address != NULL) {
-                mp->remote_address = g_strdup(rec->remote_address);
-                mp->remote_port = rec->remote_port;
-        }
-        mp->lifetime = MIN(rec->lifetime, m->config.max_lifetime);
-        if (mp->lifetime == 0)
-                mp->lifetime = m->config.default_lifetime;
-        mp->description = g_strdup(rec->description);
-        mp->created = rec->created;
-        mp->key = mapping_key(mp->family, mp->opcode, mp->protocol, mp->internal_port, &remote, mp->remote_port);
-        mp->has_suggested_address = rec->has_suggested_address;
-        mp->suggested_address = rec->suggested_address;
-        mp->prefer_failure = rec->prefer_failure;
-        mp->has_third_party = rec->has_third_party;
-        mp->third_party = rec->third_party;
-        mp->n_filters = rec->n_filters;
-        if (rec->n_filters > 0)
-                mp->filters = g_memdup2(rec->filters, rec->n_filters * sizeof(pcp_filter));
-        mp->state = g_strdup("pending");
-        mp->error = g_strdup("");
-        mp->external_address = g_strdup("");
-        return mp;
-}
-
-static pcpd_server *server_from_text(pcpd_manager *m, const char *text) {
-        struct sockaddr_in6 sa;
-
-        if (text == NULL || !pcpd_parse_endpoint(text, PCP_SERVER_PORT, &sa))
-                return NULL;
-        return manager_find_server(m, &sa);
-}
-
-/* A saved mapping on a server: the same upstream mapping (its nonce) on the same server,
- * asking for what it had. Its nonce is on disk already. */
-static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_mapping *rec) {
-        pcp_mapping_params p;
-        pcpd_server *s = server_from_text(m, rec->server);
-
-        if (s == NULL) {
-                /* not a server now, or not yet (NetworkManager's arrive after the restore):
-                 * it waits, with its nonce, and is made there again when that server comes
-                 * (pcpd-servers.c), or on the one that serves it then */
-                g_message("Saved mapping %s %s port %u was made through %s, which is not a server now: it waits "
-                          "for a server",
-                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
-                          mp->internal_port, rec->server);
-                mp->has_nonce = true;
-                memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
-                mp->prev_server = g_strdup(rec->server);
-                set_str(&mp->server_text, "");
-                set_str(&mp->state, PCP1_MAPPING_FAILED);
-                set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);
-                return true;
-        }
-        mapping_params(mp, s, &p);
-        p.has_nonce = true;
-        memcpy(p.nonce, rec->nonce, PCP_NONCE_LEN);
-        if (rec->external_address[0] != '\0')
-                pcp_addr_from_string(rec->external_address, &p.suggested_external_addr);
-        if (mapping_start_on_server(m, mp, s, &p) < 0) {
-                g_warning("Saved mapping %s %s port %u could not be restored on PCP server %s",
-                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
-                          mp->internal_port, s->text);
-                return false;
-        }
-        mp->has_nonce = true;
-        memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
-        return true;
-}
-
-/* A saved direct mapping: direct again while the host has a global address of the family
- * and no server of the family answers (the address it had when the host still has it).
- * Servers found at start have not answered yet: one that starts answering takes the
- * mapping over, as for any direct mapping. Else, behind a NAT now, it is made on a server
- * of the family as a new upstream mapping with what its caller asked for. */
-static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_mapping *rec) {
-        const char *ext_s = rec->external_address;
-        const char *fam = mp->family == AF_INET ? "IPv4" : "IPv6";
-        pcp_mapping_params p;
-        struct in6_addr a;
-        pcpd_server *s;
-        bool global, state;
-        int r;
-
-        global = pcp_addr_from_string(ext_s, &a) && pcp_addr_is_ipv4(&a) == (mp->family == AF_INET) &&
-                 pcpd_direct_address_is_global(&a) && host_has_address(m, &a, NULL);
-        if (!global)
-                global = host_global_address(m, mp->family, NULL, &a);
-        if (global && !mp->has_third_party && answering_server(m, mp->family, NULL) == NULL) {
-                mapping_set_direct(mp, true);
-                mp->server_text = g_strdup("");
-                direct_set_address(mp, &a);
-                set_str(&mp->state, "active");
-                mp->granted = mp->lifetime;
-                return true;
-        }
-        s = choose_server(m, mp->family, NULL);
-        if (s == NULL) {
-                g_warning("Saved mapping %s %s port %u had the host's own address %s, but the host has no global %s "
-                          "address now and no %s server is known: it is dropped",
-                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
-                          mp->internal_port, ext_s[0] ? ext_s : "?", fam, fam);
-                return false;
-        }
-        mapping_params(mp, s, &p);
-        r = mapping_start_saved(m, mp, s, &p, &state);
-        if (r < 0) {
-                g_warning("Saved mapping %s %s port %u could not be made on PCP server %s: %s%s",
-                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
-                          mp->internal_port, s->text, state ? "its nonce cannot be saved: " : "", g_strerror(-r));
-                return false;
-        }
-        g_message("Saved mapping %s %s port %u had the host's own address %s; the host is behind PCP server %s "
-                  "now: asking it",
-                  pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port,
-                  ext_s[0] ? ext_s : "?", s->text);
-        return true;
-}
-
-/* A mapping removed before the restart whose delete was never confirmed (rec, taken over):
- * its delete goes out again, unless it has expired upstream by now. */
-static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
-        pcp_mapping_params p = {
-                .opcode = rec->opcode,
-                .protocol = rec->protocol,
-                .internal_port = rec->internal_port,
-                .lifetime = MAX(rec->lifetime, 1u),
-                .remote_port = rec->remote_port,
-                .has_third_party = rec->has_third_party,
-                .third_party = rec->third_party,
-                .has_nonce = true,
-                .delete_only = true,
-        };
-        pcpd_server *s;
-        pcpd_deleting *d;
-        uint64_t eid;
-        int r;
-
-        if (rec->delete_until <= realtime_us()) {
-                pcpd_state_mapping_free(rec);
-                return false;
-        }
-        rec->deleting = true;
-        if (!rec->has_nonce && rec->upnp_interface != NULL) {
-                /* a UPnP mapping's delete (pcpd-backend.h) */
-                if (m->upnp == NULL) {
-                        pcpd_state_mapping_free(rec);
-                        return false;
-                }
-                d = deleting_add(m, rec);
-                m->upnp->ops->restore_deleting(m->upnp, d->rec);
-                return true;
-        }
-        d = deleting_add(m, rec);
-        s = server_from_text(m, rec->server);
-        if (s == NULL) {
-                g_message("Removed mapping %s port %u was made through %s, which is not a server now: kept until "
-                          "it expires there (a restart with that server back deletes it)",
-                          pcp_protocol_to_string(rec->protocol) ?: "?", rec->internal_port, rec->server);
-                return true;
-        }
-        p.server_id = s->engine_id;
-        memcpy(p.nonce, rec->nonce, PCP_NONCE_LEN);
-        if (rec->remote_address != NULL)
-                pcp_addr_from_string(rec->remote_address, &p.remote_addr);
-        r = pcp_engine_add_mapping(m->engine, pcpd_now_ms(), &p, &eid);
-        if (r < 0) {
-                g_debug("Removed mapping %" G_GUINT64_FORMAT ": its delete cannot be sent now: %s", rec->id,
-                        g_strerror(-r));
-                return true;
-        }
-        deleting_track_engine(m, d, eid);
-        manager_engine_drain(m);
-        return true;
-}
-
-static void manager_restore(pcpd_manager *m) {
-        g_autoptr(pcpd_state) st = g_steal_pointer(&m->loaded);
-        g_autoptr(GPtrArray) recs = NULL;
-        unsigned restored = 0, deleting = 0;
-
-        if (st == NULL)
-                st = pcpd_state_new();
-        /* ids are never given out twice, across restarts too: an old path names nothing
-         * or the same mapping */
-        m->next_mapping_id = MAX(m->next_mapping_id, st->next_id);
-        recs = pcpd_state_sorted(st);
-
-        /* the deletes first: a newer mapping of the same port may be among the others */
-        for (guint k = 0; k < recs->len; k++) {
-                pcpd_state_mapping *rec = recs->pdata[k];
-
-                if (!rec->deleting)
-                        continue;
-                g_hash_table_steal(st->mappings, &rec->id);
-                recs->pdata[k] = NULL; /* taken over, maybe freed */
-                if (restore_deleting(m, rec))
-                        deleting++;
-        }
-        for (guint k = 0; k < recs->len; k++) {
-                pcpd_state_mapping *rec = recs->pdata[k];
-                pcpd_mapping *mp;
-                bool ok;
-
-                if (rec == NULL)
-                        continue;
-                mp = mapping_from_record(m, rec);
-                if (g_hash_table_contains(m->by_key, mp->key)) {
-                        /* two mappings of one port: never made by one pcpd; the later one is
-                         * deleted upstream rather than forgotten there */
-                        g_warning("Saved mapping %s: %s port %u is saved twice; deleting the second one upstream",
-                                  mp->path, pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port);
-                        mapping_free(mp);
-                        if (rec->has_nonce) {
-                                g_hash_table_steal(st->mappings, &rec->id);
-                                rec->delete_until = realtime_us() + (uint64_t) MAX(rec->lifetime, 1u) * G_USEC_PER_SEC;
-                                (void) restore_deleting(m, rec);
-                        }
-                        continue;
-                }
-                if (rec->direct)
-                        ok = restore_direct(m, mp, rec);
-                else
-                        ok = restore_on_server(m, mp, rec);
-                if (!ok) {
-                        mapping_free(mp);
-                        /* what UPnP holds for good is deleted, not forgotten there */
-                        if (rec->upnp_interface != NULL && rec->upnp_permanent && m->upnp != NULL) {
-                                uint64_t id = pcpd_manager_backend_keep_deleting(m, rec);
-                                pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
-                                if (d != NULL)
-                                        m->upnp->ops->restore_deleting(m->upnp, d->rec);
-                        }
-                        continue;
-                }
-                g_hash_table_insert(m->mappings, &mp->id, mp);
-                g_hash_table_insert(m->by_key, mp->key, mp);
-                if (mp->engine_id != 0) {
-                        mapping_track_engine(m, mp);
-                        manager_engine_drain(m);
-                }
-                if (mp->unclaimed)
-                        mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
-                emit_mapping_added(m, mp);
-                if (rec->upnp_interface != NULL && m->upnp != NULL && mp->engine_id != 0)
-                        (void) m->upnp->ops->restore(m->upnp, mp, rec);
-                restored++;
-        }
-        if (deleting > 0)
-                g_message("%u mapping(s) were removed before the restart and their delete was never confirmed: "
-                          "deleting them again",
-                          deleting);
-        if (restored > 0) {
-                g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored,
-                          m->state_dir, m->config.grace_seconds);
-                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
-        }
-        /* a fresh snapshot, and an empty journal */
-        (void) pcpd_store_save(m->store);
-        manager_kick(m);
-}
-
 /* ---- lifecycle ---- */
 
 int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
@@ -2199,18 +1740,17 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         m->listener_data = userdata;
         m->enabled = config->enabled;
         m->servers = g_ptr_array_new();
-        m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) mapping_free);
+        m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_mapping_free);
         m->by_engine_id = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->by_key = g_hash_table_new(g_str_hash, g_str_equal);
         m->holder_index = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_destroy);
-        m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) deleting_free);
+        m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_deleting_free);
         m->deleting_by_engine = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->next_mapping_id = 1;
         m->route_fd = -1;
         r = pcpd_pcp_new(&pcp_ops, m, config->max_mappings, &m->pcp);
         if (r < 0)
                 return r;
-        m->engine = pcpd_pcp_engine(m->pcp);
         r = pcpd_store_new(m->state_fd, m->state_dir, &store_ops, m, &m->store);
         if (r < 0)
                 return r;
@@ -2262,7 +1802,6 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m->deleting != NULL)
                 g_hash_table_destroy(m->deleting);
         m->pcp = pcpd_pcp_free(m->pcp); /* the engine, the server sockets, its clock */
-        m->engine = NULL;
         if (m->servers != NULL) {
                 for (guint i = 0; i < m->servers->len; i++)
                         server_free(m->servers->pdata[i]);
@@ -2304,7 +1843,7 @@ int pcpd_manager_start(pcpd_manager *m) {
         manager_discover(m);
         manager_restore(m);
         manager_update_state(m);
-        manager_kick(m);
+        pcpd_pcp_kick(m->pcp);
         m->nm = pcpd_nm_new(m); /* DHCP-announced servers, when NetworkManager is there */
         return 0;
 }

@@ -105,10 +105,8 @@ struct pcpd_manager {
         pcpd_state *loaded; /* what was saved, until restored */
         GMainLoop *loop;
         /* the PCP/NAT-PMP backend (pcpd-pcp.h): its engine, sockets, ANNOUNCE listeners,
-         * clock, randomness and drop log; engine is its engine (pcpd_pcp_engine()), for
-         * the manager's calls into it */
+         * clock, randomness and drop log */
         struct pcpd_pcp *pcp;
-        pcp_engine *engine;
         bool enabled;
 
         GPtrArray *servers;        /* pcpd_server* */
@@ -295,6 +293,9 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
 /* Manager.ExternalAddresses: what the servers reported, then the host's own address for each
  * family it is not behind a NAT for; no duplicates. Strings, owned by the array. */
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m);
+/* What the PCP backend knows of server s (state, addresses, external address, PREFIX64:
+ * Manager.Servers and Prefix64), or NULL; valid until the next call into the manager. */
+const pcp_server_info *pcpd_manager_server_info(pcpd_manager *m, const pcpd_server *s);
 
 /* The configured servers become these (a reload): the ones that stay keep their mappings. */
 void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n);

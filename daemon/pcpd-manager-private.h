@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * pcpd-manager-private: what the files of the manager's implementation share, and nothing
+ * else includes. The manager is one object implemented in several files:
+ *   - pcpd-manager.c: the registries (servers, mappings, holders), the policy of adding,
+ *     moving and removing mappings, the host that is not behind a NAT, lifecycle;
+ *   - pcpd-deleting.c: removed mappings whose delete is not confirmed (kept, on disk too,
+ *     until the server confirms it or the lifetime it may have left there runs out);
+ *   - pcpd-restore.c: the saved mappings made again after a restart.
+ * pcpd-manager.h stays the manager's public API.
+ */
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pcp-engine.h"
+#include "pcpd-manager.h"
+#include "pcpd-state.h"
+
+/* A removed mapping whose delete is not confirmed: kept, on disk too, so that a restarted
+ * pcpd deletes it again. */
+struct pcpd_deleting {
+        pcpd_manager *manager;
+        pcpd_state_mapping *rec; /* owned; deleting, delete_until */
+        uint64_t engine_id;      /* the engine is sending its delete; 0 = not (any more) */
+        guint expire_source;
+};
+typedef struct pcpd_deleting pcpd_deleting;
+
+/* CLOCK_REALTIME in µs */
+static inline uint64_t realtime_us(void) {
+        return (uint64_t) g_get_real_time();
+}
+
+/* *field = v (copied); true when that changed it */
+static inline bool set_str(char **field, const char *v) {
+        if (g_strcmp0(*field, v) == 0)
+                return false;
+        g_free(*field);
+        *field = g_strdup(v);
+        return true;
+}
+
+/* ---- pcpd-manager.c ---- */
+
+void manager_emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp);
+/* mp's record on disk (new, granted, persistent now); -errno when it could not be written */
+int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
+void manager_persist_removal(pcpd_manager *m, uint64_t id);
+pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_in6 *a);
+
+/* The one constructor: mapping id with what req asks for (its family and lifetime as
+ * decided), created at created (CLOCK_REALTIME µs), under key (taken over); pending, no
+ * server side yet (the caller adds it, or the direct one). A new mapping and one restored
+ * from its record (pcpd-restore.c) are both made here. */
+pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mapping_request *req, int family,
+                                  uint32_t lifetime, uint64_t created, char *key);
+void manager_mapping_free(pcpd_mapping *mp);
+char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
+                          uint16_t remote_port);
+void manager_mapping_params(const pcpd_mapping *mp, const pcpd_server *s, pcp_mapping_params *ret);
+void manager_mapping_set_direct(pcpd_mapping *mp, bool direct);
+void manager_direct_set_address(pcpd_mapping *mp, const struct in6_addr *a);
+int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p);
+int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, pcp_mapping_params *p,
+                                bool *ret_state);
+void manager_mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp);
+
+bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]);
+bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
+pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *ifname);
+
+/* ---- pcpd-deleting.c ---- */
+
+/* Keeps rec (taken over) until its delete is confirmed or until rec->delete_until; the
+ * oldest one goes when there are too many. */
+pcpd_deleting *manager_deleting_add(pcpd_manager *m, pcpd_state_mapping *rec);
+/* Forgets d for good (confirmed, expired, or evicted): on disk too. */
+void manager_deleting_forget(pcpd_manager *m, pcpd_deleting *d);
+/* The destroy function of m->deleting. */
+void manager_deleting_free(pcpd_deleting *d);
+/* The engine sends d's delete from now on (engine id engine_id). */
+void manager_deleting_track_engine(pcpd_manager *m, pcpd_deleting *d, uint64_t engine_id);
+/* The engine is done with d's delete (its MAPPING_DELETED event). */
+void manager_deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream);
+
+/* ---- pcpd-restore.c ---- */
+
+/* The saved mappings (m->loaded, taken) made again: deletes first, then the mappings. */
+void manager_restore(pcpd_manager *m);

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The manager's restore after a restart (pcpd-manager-private.h): what the state
+ * directory held (pcpd-state.h) is made again. A removed mapping whose delete was never
+ * confirmed is deleted again; a mapping on a server is asked for again with its nonce on
+ * the same server, or waits for it; a direct one is direct again while the host is not
+ * behind a NAT, else made on a server. App mappings wait grace_seconds for their apps.
+ */
+
+#include "pcpd-manager-private.h"
+
+#include <glib.h>
+#include <string.h>
+
+#include "pcpd-backend.h"
+#include "pcpd-direct.h"
+#include "pcpd-log.h"
+#include "pcpd-pcp.h"
+#include "pcpd-servers.h"
+#include "pcpd-store.h"
+
+static gboolean on_grace_over(gpointer data) {
+        pcpd_mapping *mp = data;
+
+        mp->grace_source = 0;
+        if (mp->unclaimed) {
+                g_message("Mapping %s was not reclaimed after the restart; %s", mp->path,
+                          mp->direct ? "removing it" : "deleting it upstream");
+                pcpd_manager_remove_mapping(mp->manager, mp, PCPD_REMOVED_OWNER_VANISHED);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+static const char *app_id_source_from_string(const char *s) {
+        static const char *const known[] = { "flatpak", "snap", "systemd-unit", "declared" };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(known); i++)
+                if (g_strcmp0(s, known[i]) == 0)
+                        return known[i];
+        return "none";
+}
+
+/* The mapping a saved record describes, under its old id (its object path is the one its
+ * app knew), with what its caller asked for, but no server side yet. */
+static pcpd_mapping *mapping_from_record(pcpd_manager *m, const pcpd_state_mapping *rec) {
+        pcpd_mapping_request req = {
+                .opcode = rec->opcode,
+                .protocol = rec->protocol,
+                .family = rec->family,
+                .internal_port = rec->internal_port,
+                /* a server granted a port: ask for that one again (a direct mapping's
+                 * external port is its internal one: a server gets the caller's wish) */
+                .suggested_port = rec->external_port != 0 && !rec->direct ? rec->external_port : rec->suggested_port,
+                .description = rec->description,
+                .has_external_address = rec->has_suggested_address,
+                .external_address = rec->suggested_address,
+                .prefer_failure = rec->prefer_failure,
+                .n_filters = rec->n_filters,
+                .has_third_party = rec->has_third_party,
+                .third_party = rec->third_party,
+                .persistent = rec->persistent,
+                .uid = rec->uid,
+                .app_id = rec->app_id,
+                .app_id_source = app_id_source_from_string(rec->app_id_source),
+                .declared = rec->declared,
+        };
+        uint32_t lifetime = MIN(rec->lifetime, m->config.max_lifetime);
+        pcpd_mapping *mp;
+
+        if (rec->remote_address != NULL) {
+                pcp_addr_from_string(rec->remote_address, &req.remote_address);
+                req.remote_port = rec->remote_port;
+        }
+        if (rec->n_filters > 0)
+                memcpy(req.filters, rec->filters, rec->n_filters * sizeof(pcp_filter));
+        mp = manager_mapping_new(m, rec->id, &req, rec->family, lifetime != 0 ? lifetime : m->config.default_lifetime,
+                                 rec->created,
+                                 manager_mapping_key(rec->family, rec->opcode, rec->protocol, rec->internal_port,
+                                                     &req.remote_address, req.remote_port));
+        /* the remote end as it was saved (the constructor keeps one for PEER only) */
+        g_free(mp->remote_address);
+        mp->remote_address = g_strdup(rec->remote_address);
+        mp->remote_port = req.remote_port;
+        mp->unclaimed = !mp->persistent;
+        return mp;
+}
+
+static pcpd_server *server_from_text(pcpd_manager *m, const char *text) {
+        struct sockaddr_in6 sa;
+
+        if (text == NULL || !pcpd_parse_endpoint(text, PCP_SERVER_PORT, &sa))
+                return NULL;
+        return manager_find_server(m, &sa);
+}
+
+/* A saved mapping on a server: the same upstream mapping (its nonce) on the same server,
+ * asking for what it had. Its nonce is on disk already. */
+static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_mapping *rec) {
+        pcp_mapping_params p;
+        pcpd_server *s = server_from_text(m, rec->server);
+
+        if (s == NULL) {
+                /* not a server now, or not yet (NetworkManager's arrive after the restore):
+                 * it waits, with its nonce, and is made there again when that server comes
+                 * (pcpd-servers.c), or on the one that serves it then */
+                g_message("Saved mapping %s %s port %u was made through %s, which is not a server now: it waits "
+                          "for a server",
+                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
+                          mp->internal_port, rec->server);
+                mp->has_nonce = true;
+                memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
+                mp->prev_server = g_strdup(rec->server);
+                set_str(&mp->server_text, "");
+                set_str(&mp->state, PCP1_MAPPING_FAILED);
+                set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);
+                return true;
+        }
+        manager_mapping_params(mp, s, &p);
+        p.has_nonce = true;
+        memcpy(p.nonce, rec->nonce, PCP_NONCE_LEN);
+        if (rec->external_address[0] != '\0')
+                pcp_addr_from_string(rec->external_address, &p.suggested_external_addr);
+        if (manager_mapping_start_on_server(m, mp, s, &p) < 0) {
+                g_warning("Saved mapping %s %s port %u could not be restored on PCP server %s",
+                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
+                          mp->internal_port, s->text);
+                return false;
+        }
+        mp->has_nonce = true;
+        memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
+        return true;
+}
+
+/* A saved direct mapping: direct again while the host has a global address of the family
+ * and no server of the family answers (the address it had when the host still has it).
+ * Servers found at start have not answered yet: one that starts answering takes the
+ * mapping over, as for any direct mapping. Else, behind a NAT now, it is made on a server
+ * of the family as a new upstream mapping with what its caller asked for. */
+static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_mapping *rec) {
+        const char *ext_s = rec->external_address;
+        const char *fam = mp->family == AF_INET ? "IPv4" : "IPv6";
+        pcp_mapping_params p;
+        struct in6_addr a;
+        pcpd_server *s;
+        bool global, state;
+        int r;
+
+        global = pcp_addr_from_string(ext_s, &a) && pcp_addr_is_ipv4(&a) == (mp->family == AF_INET) &&
+                 pcpd_direct_address_is_global(&a) && manager_host_has_address(m, &a, NULL);
+        if (!global)
+                global = manager_host_global_address(m, mp->family, NULL, &a);
+        if (global && !mp->has_third_party && manager_answering_server(m, mp->family, NULL) == NULL) {
+                manager_mapping_set_direct(mp, true);
+                mp->server_text = g_strdup("");
+                manager_direct_set_address(mp, &a);
+                set_str(&mp->state, "active");
+                mp->granted = mp->lifetime;
+                return true;
+        }
+        s = pcpd_servers_choose(m, mp->family, NULL);
+        if (s == NULL) {
+                g_warning("Saved mapping %s %s port %u had the host's own address %s, but the host has no global %s "
+                          "address now and no %s server is known: it is dropped",
+                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
+                          mp->internal_port, ext_s[0] ? ext_s : "?", fam, fam);
+                return false;
+        }
+        manager_mapping_params(mp, s, &p);
+        r = manager_mapping_start_saved(m, mp, s, &p, &state);
+        if (r < 0) {
+                g_warning("Saved mapping %s %s port %u could not be made on PCP server %s: %s%s",
+                          pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
+                          mp->internal_port, s->text, state ? "its nonce cannot be saved: " : "", g_strerror(-r));
+                return false;
+        }
+        g_message("Saved mapping %s %s port %u had the host's own address %s; the host is behind PCP server %s "
+                  "now: asking it",
+                  pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port,
+                  ext_s[0] ? ext_s : "?", s->text);
+        return true;
+}
+
+/* A mapping removed before the restart whose delete was never confirmed (rec, taken over):
+ * its delete goes out again, unless it has expired upstream by now. */
+static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
+        pcp_mapping_params p = {
+                .opcode = rec->opcode,
+                .protocol = rec->protocol,
+                .internal_port = rec->internal_port,
+                .lifetime = MAX(rec->lifetime, 1u),
+                .remote_port = rec->remote_port,
+                .has_third_party = rec->has_third_party,
+                .third_party = rec->third_party,
+                .has_nonce = true,
+                .delete_only = true,
+        };
+        pcpd_server *s;
+        pcpd_deleting *d;
+        uint64_t eid;
+        int r;
+
+        if (rec->delete_until <= realtime_us()) {
+                pcpd_state_mapping_free(rec);
+                return false;
+        }
+        rec->deleting = true;
+        if (!rec->has_nonce && rec->upnp_interface != NULL) {
+                /* a UPnP mapping's delete (pcpd-backend.h) */
+                if (m->upnp == NULL) {
+                        pcpd_state_mapping_free(rec);
+                        return false;
+                }
+                d = manager_deleting_add(m, rec);
+                m->upnp->ops->restore_deleting(m->upnp, d->rec);
+                return true;
+        }
+        d = manager_deleting_add(m, rec);
+        s = server_from_text(m, rec->server);
+        if (s == NULL) {
+                g_message("Removed mapping %s port %u was made through %s, which is not a server now: kept until "
+                          "it expires there (a restart with that server back deletes it)",
+                          pcp_protocol_to_string(rec->protocol) ?: "?", rec->internal_port, rec->server);
+                return true;
+        }
+        p.server_id = s->engine_id;
+        memcpy(p.nonce, rec->nonce, PCP_NONCE_LEN);
+        if (rec->remote_address != NULL)
+                pcp_addr_from_string(rec->remote_address, &p.remote_addr);
+        r = pcpd_pcp_mapping_add(m->pcp, &p, &eid);
+        if (r < 0) {
+                g_debug("Removed mapping %" G_GUINT64_FORMAT ": its delete cannot be sent now: %s", rec->id,
+                        g_strerror(-r));
+                return true;
+        }
+        manager_deleting_track_engine(m, d, eid);
+        pcpd_pcp_drain(m->pcp);
+        return true;
+}
+
+void manager_restore(pcpd_manager *m) {
+        g_autoptr(pcpd_state) st = g_steal_pointer(&m->loaded);
+        g_autoptr(GPtrArray) recs = NULL;
+        unsigned restored = 0, deleting = 0;
+
+        if (st == NULL)
+                st = pcpd_state_new();
+        /* ids are never given out twice, across restarts too: an old path names nothing
+         * or the same mapping */
+        m->next_mapping_id = MAX(m->next_mapping_id, st->next_id);
+        recs = pcpd_state_sorted(st);
+
+        /* the deletes first: a newer mapping of the same port may be among the others */
+        for (guint k = 0; k < recs->len; k++) {
+                pcpd_state_mapping *rec = recs->pdata[k];
+
+                if (!rec->deleting)
+                        continue;
+                g_hash_table_steal(st->mappings, &rec->id);
+                recs->pdata[k] = NULL; /* taken over, maybe freed */
+                if (restore_deleting(m, rec))
+                        deleting++;
+        }
+        for (guint k = 0; k < recs->len; k++) {
+                pcpd_state_mapping *rec = recs->pdata[k];
+                pcpd_mapping *mp;
+                bool ok;
+
+                if (rec == NULL)
+                        continue;
+                mp = mapping_from_record(m, rec);
+                if (g_hash_table_contains(m->by_key, mp->key)) {
+                        /* two mappings of one port: never made by one pcpd; the later one is
+                         * deleted upstream rather than forgotten there */
+                        g_warning("Saved mapping %s: %s port %u is saved twice; deleting the second one upstream",
+                                  mp->path, pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port);
+                        manager_mapping_free(mp);
+                        if (rec->has_nonce) {
+                                g_hash_table_steal(st->mappings, &rec->id);
+                                rec->delete_until = realtime_us() + (uint64_t) MAX(rec->lifetime, 1u) * G_USEC_PER_SEC;
+                                (void) restore_deleting(m, rec);
+                        }
+                        continue;
+                }
+                if (rec->direct)
+                        ok = restore_direct(m, mp, rec);
+                else
+                        ok = restore_on_server(m, mp, rec);
+                if (!ok) {
+                        manager_mapping_free(mp);
+                        /* what UPnP holds for good is deleted, not forgotten there */
+                        if (rec->upnp_interface != NULL && rec->upnp_permanent && m->upnp != NULL) {
+                                uint64_t id = pcpd_manager_backend_keep_deleting(m, rec);
+                                pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
+                                if (d != NULL)
+                                        m->upnp->ops->restore_deleting(m->upnp, d->rec);
+                        }
+                        continue;
+                }
+                g_hash_table_insert(m->mappings, &mp->id, mp);
+                g_hash_table_insert(m->by_key, mp->key, mp);
+                if (mp->engine_id != 0) {
+                        manager_mapping_track_engine(m, mp);
+                        pcpd_pcp_drain(m->pcp);
+                }
+                if (mp->unclaimed)
+                        mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
+                manager_emit_mapping_added(m, mp);
+                if (rec->upnp_interface != NULL && m->upnp != NULL && mp->engine_id != 0)
+                        (void) m->upnp->ops->restore(m->upnp, mp, rec);
+                restored++;
+        }
+        if (deleting > 0)
+                g_message("%u mapping(s) were removed before the restart and their delete was never confirmed: "
+                          "deleting them again",
+                          deleting);
+        if (restored > 0) {
+                g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored,
+                          m->state_dir, m->config.grace_seconds);
+                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
+        }
+        /* a fresh snapshot, and an empty journal */
+        (void) pcpd_store_save(m->store);
+        pcpd_pcp_kick(m->pcp);
+}
