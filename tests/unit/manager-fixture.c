@@ -13,6 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define WAIT_CAP_ITERATIONS 100000
+#define WAIT_CAP_SECONDS 30 /* a cap against hangs, never a pass condition */
+
 /* ---- the fake server ---- */
 
 static gboolean on_fake_datagram(gint fd, GIOCondition cond, gpointer data) {
@@ -219,4 +222,25 @@ const event *last_event(const recorder *r, int kind, uint64_t id) {
         fail_msg("the listener heard no %s for mapping %" G_GUINT64_FORMAT,
                  kind == EV_ADDED ? "mapping_added" : kind == EV_CHANGED ? "mapping_changed" : "mapping_removed", id);
         abort(); /* (fail_msg() does not return) */
+}
+
+/* ---- waiting ---- */
+
+static gboolean on_cap(gpointer data) {
+        *(bool *) data = true;
+        return G_SOURCE_REMOVE;
+}
+
+void wait_for(void *ctx, wait_cond_fn cond, const void *arg, const char *what) {
+        bool capped = false;
+        guint cap = g_timeout_add_seconds(WAIT_CAP_SECONDS, on_cap, &capped);
+        unsigned i;
+
+        for (i = 0; i < WAIT_CAP_ITERATIONS && !capped && !cond(ctx, arg); i++)
+                g_main_context_iteration(NULL, TRUE);
+        if (!capped)
+                g_source_remove(cap);
+        if (!cond(ctx, arg))
+                fail_msg("waited for %s: not after %u iteration(s) of the main context%s", what, i,
+                         capped ? " and the " G_STRINGIFY(WAIT_CAP_SECONDS) " s cap" : "");
 }

@@ -87,3 +87,12 @@ unsigned count_events(const recorder *r, int kind, uint64_t id);
 
 /* the last event of a kind for mapping id; fails the test when there is none */
 const event *last_event(const recorder *r, int kind, uint64_t id);
+
+/* ---- waiting: the main context is iterated until cond holds ---- */
+
+typedef bool (*wait_cond_fn)(void *ctx, const void *arg);
+
+/* Iterates the default main context until cond(ctx, arg) holds; fails the test, naming
+ * `what` and the iterations made, when it does not within a counted cap of iterations or a
+ * cap of seconds (a cap against hangs, never a pass condition). */
+void wait_for(void *ctx, wait_cond_fn cond, const void *arg, const char *what);

@@ -48,8 +48,6 @@
 
 #define GLOBAL_A "192.88.99.1"  /* global (see above), on the first interface */
 #define GLOBAL_B "192.31.196.1" /* global, on the second */
-#define WAIT_CAP_ITERATIONS 100000
-#define WAIT_CAP_SECONDS 30 /* a cap against hangs, never a pass condition */
 #define TEST_UID 4242
 
 static char ifname_a[IF_NAMESIZE], ifname_b[IF_NAMESIZE];
@@ -145,34 +143,14 @@ static int teardown(void **state) {
         return 0;
 }
 
-static gboolean on_cap(gpointer data) {
-        *(bool *) data = true;
-        return G_SOURCE_REMOVE;
-}
-
-typedef bool (*cond_fn)(fixture *f, const void *arg);
-
-static void wait_for(fixture *f, cond_fn cond, const void *arg, const char *what) {
-        bool capped = false;
-        guint cap = g_timeout_add_seconds(WAIT_CAP_SECONDS, on_cap, &capped);
-        unsigned i;
-
-        for (i = 0; i < WAIT_CAP_ITERATIONS && !capped && !cond(f, arg); i++)
-                g_main_context_iteration(NULL, TRUE);
-        if (!capped)
-                g_source_remove(cap);
-        if (!cond(f, arg))
-                fail_msg("waited for %s: not after %u iteration(s) of the main context%s", what, i,
-                         capped ? " and the " G_STRINGIFY(WAIT_CAP_SECONDS) " s cap" : "");
-}
-
 typedef struct kind_of {
         int kind;
         uint64_t id;
         unsigned n;
 } kind_of;
 
-static bool heard(fixture *f, const void *arg) {
+static bool heard(void *ctx, const void *arg) {
+        const fixture *f = ctx;
         const kind_of *k = arg;
 
         return count_events(&f->rec, k->kind, k->id) >= k->n;
@@ -185,13 +163,14 @@ static void wait_heard(fixture *f, int kind, uint64_t id, unsigned n, const char
 }
 
 /* a change of mapping id, or its removal (which the test then fails on at once) */
-static bool changed_or_removed(fixture *f, const void *arg) {
+static bool changed_or_removed(void *ctx, const void *arg) {
+        const fixture *f = ctx;
         const uint64_t *id = arg;
 
         return count_events(&f->rec, EV_CHANGED, *id) + count_events(&f->rec, EV_REMOVED, *id) > 0;
 }
 
-static bool mapping_active_at(fixture *f, const void *arg) {
+static bool mapping_active_at(void *ctx, const void *arg) {
         const pcpd_mapping *mp = arg;
 
         return g_strcmp0(mp->state, "active") == 0 && g_strcmp0(mp->external_address, EXT_ADDR) == 0;

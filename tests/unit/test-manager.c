@@ -44,8 +44,6 @@
 #include "manager-fixture.h"
 #include "unit-fixture.h"
 
-#define WAIT_CAP_ITERATIONS 100000
-#define WAIT_CAP_SECONDS 30    /* a cap against hangs, never a pass condition */
 #define TEST_UID 4242          /* not root: root has no per-user quota */
 
 /* ---- fixture ---- */
@@ -134,34 +132,13 @@ static int teardown(void **state) {
 
 /* ---- waiting: the context is iterated until cond holds ---- */
 
-typedef bool (*cond_fn)(fixture *f, const void *arg);
-
-static gboolean on_cap(gpointer data) {
-        *(bool *) data = true;
-        return G_SOURCE_REMOVE;
-}
-
-static void wait_for(fixture *f, cond_fn cond, const void *arg, const char *what) {
-        bool capped = false;
-        guint cap = g_timeout_add_seconds(WAIT_CAP_SECONDS, on_cap, &capped);
-        unsigned i;
-
-        for (i = 0; i < WAIT_CAP_ITERATIONS && !capped && !cond(f, arg); i++)
-                g_main_context_iteration(NULL, TRUE);
-        if (!capped)
-                g_source_remove(cap);
-        if (!cond(f, arg))
-                fail_msg("waited for %s: not after %u iteration(s) of the main context%s", what, i,
-                         capped ? " and the " G_STRINGIFY(WAIT_CAP_SECONDS) " s cap" : "");
-}
-
 typedef struct state_of {
         pcpd_manager **m;
         uint64_t id;
         const char *state;
 } state_of;
 
-static bool mapping_in_state(fixture *f, const void *arg) {
+static bool mapping_in_state(void *ctx, const void *arg) {
         const state_of *s = arg;
         pcpd_mapping *mp = g_hash_table_lookup((*s->m)->mappings, &s->id);
 
@@ -182,7 +159,7 @@ typedef struct seen_of {
         unsigned n;
 } seen_of;
 
-static bool server_saw(fixture *f, const void *arg) {
+static bool server_saw(void *ctx, const void *arg) {
         const seen_of *s = arg;
 
         return fake_count(s->s, s->port, s->lifetime_zero) >= s->n;
@@ -197,7 +174,9 @@ static void wait_seen(fixture *f, fake_server *srv, uint16_t port, bool lifetime
         wait_for(f, server_saw, &s, what);
 }
 
-static bool no_deleting(fixture *f, const void *arg) {
+static bool no_deleting(void *ctx, const void *arg) {
+        const fixture *f = ctx;
+
         return g_hash_table_size(f->m->deleting) == 0;
 }
 
