@@ -30,258 +30,21 @@
 #include <stdint.h>
 
 #include <cmocka.h>
-#include <arpa/inet.h>
 #include <errno.h>
-#include <glib-unix.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "pcp-wire.h"
 #include "pcpd-error.h"
 #include "pcpd-manager.h"
 #include "pcpd-servers.h"
+#include "manager-fixture.h"
 #include "unit-fixture.h"
 
-#define EXT_ADDR "192.0.2.7"   /* what the fake server grants (TEST-NET-1) */
-#define PORT_OFFSET 10000      /* external port = internal port + this, unless one is suggested */
-#define WAIT_CAP_ITERATIONS 100000
-#define WAIT_CAP_SECONDS 30    /* a cap against hangs, never a pass condition */
 #define TEST_UID 4242          /* not root: root has no per-user quota */
-
-/* ---- the fake server: answers every PCP request and records it ---- */
-
-typedef struct seen_request {
-        uint8_t opcode;
-        uint32_t lifetime;
-        uint8_t nonce[PCP_NONCE_LEN];
-        uint8_t protocol;
-        uint16_t internal_port, external_port;
-        struct in6_addr external_addr;
-} seen_request;
-
-typedef struct fake_server {
-        int fd;
-        guint watch;
-        uint16_t port;
-        uint8_t map_result;  /* the answer to a MAP with a lifetime (deletes always succeed) */
-        gint64 started;      /* for the epoch: seconds since, plus a base */
-        GArray *requests;    /* seen_request, MAP requests only, in order */
-        unsigned announces;
-} fake_server;
-
-static gboolean on_fake_datagram(gint fd, GIOCondition cond, gpointer data) {
-        fake_server *s = data;
-
-        for (;;) {
-                uint8_t buf[PCP_MAX_MSG_LEN + 4], out[PCP_MAX_MSG_LEN];
-                struct sockaddr_storage from;
-                socklen_t fl = sizeof(from);
-                ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fl);
-                pcp_msg q, r;
-                size_t len;
-
-                if (n < 0)
-                        break;
-                if (pcp_decode(buf, (size_t) n, false, &q) != PCP_WIRE_OK)
-                        fail_msg("the fake server got a datagram that is no valid PCP request (%zd octets)", n);
-                pcp_msg_init(&r, true, q.opcode);
-                r.epoch = 1000 + (uint32_t) ((g_get_monotonic_time() - s->started) / G_USEC_PER_SEC);
-                if (q.opcode == PCP_OPCODE_ANNOUNCE) {
-                        s->announces++;
-                } else {
-                        seen_request sr = {
-                                .opcode = q.opcode,
-                                .lifetime = q.lifetime,
-                                .protocol = q.protocol,
-                                .internal_port = q.internal_port,
-                                .external_port = q.external_port,
-                                .external_addr = q.external_addr,
-                        };
-
-                        assert_int_equal(q.opcode, PCP_OPCODE_MAP);
-                        memcpy(sr.nonce, q.nonce, PCP_NONCE_LEN);
-                        g_array_append_val(s->requests, sr);
-                        memcpy(r.nonce, q.nonce, PCP_NONCE_LEN);
-                        r.protocol = q.protocol;
-                        r.internal_port = q.internal_port;
-                        if (q.lifetime == 0) {
-                                r.result = PCP_RESULT_SUCCESS;
-                                r.lifetime = 0;
-                                r.external_addr = q.external_addr;
-                        } else if (s->map_result == PCP_RESULT_SUCCESS) {
-                                r.result = PCP_RESULT_SUCCESS;
-                                r.lifetime = q.lifetime;
-                                r.external_port = q.external_port != 0 ? q.external_port
-                                                                       : (uint16_t) (q.internal_port + PORT_OFFSET);
-                                assert_true(pcp_addr_from_string(EXT_ADDR, &r.external_addr));
-                        } else {
-                                r.result = s->map_result;
-                                r.lifetime = 1800; /* a long error: ask again much later */
-                                r.external_addr = q.external_addr;
-                        }
-                }
-                assert_int_equal(pcp_encode(&r, out, sizeof(out), &len), PCP_WIRE_OK);
-                assert_int_equal(sendto(fd, out, len, 0, (struct sockaddr *) &from, fl), (ssize_t) len);
-        }
-        return G_SOURCE_CONTINUE;
-}
-
-static fake_server *fake_server_new(void) {
-        fake_server *s = g_new0(fake_server, 1);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t al = sizeof(a);
-
-        s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        assert_true(s->fd >= 0);
-        assert_int_equal(bind(s->fd, (struct sockaddr *) &a, sizeof(a)), 0);
-        assert_int_equal(getsockname(s->fd, (struct sockaddr *) &a, &al), 0);
-        s->port = ntohs(a.sin_port);
-        s->started = g_get_monotonic_time();
-        s->requests = g_array_new(FALSE, TRUE, sizeof(seen_request));
-        s->watch = g_unix_fd_add(s->fd, G_IO_IN, on_fake_datagram, s);
-        return s;
-}
-
-static void fake_server_free(fake_server *s) {
-        if (s == NULL)
-                return;
-        g_source_remove(s->watch);
-        close(s->fd);
-        g_array_unref(s->requests);
-        g_free(s);
-}
-
-static pcpd_server_spec fake_server_spec(const fake_server *s) {
-        pcpd_server_spec spec = { .n_addrs = 1 };
-
-        spec.addrs[0].sin6_family = AF_INET6;
-        spec.addrs[0].sin6_port = htons(s->port);
-        assert_int_equal(inet_pton(AF_INET6, "::ffff:127.0.0.1", &spec.addrs[0].sin6_addr), 1);
-        return spec;
-}
-
-static char *fake_server_text(const fake_server *s) {
-        return g_strdup_printf("127.0.0.1:%u", s->port);
-}
-
-static const seen_request *fake_request(const fake_server *s, guint i) {
-        assert_true(i < s->requests->len);
-        return &g_array_index(s->requests, seen_request, i);
-}
-
-/* requests for internal port `port` with (lifetime_zero) or without a lifetime of 0 */
-static unsigned fake_count(const fake_server *s, uint16_t port, bool lifetime_zero) {
-        unsigned n = 0;
-
-        for (guint i = 0; i < s->requests->len; i++) {
-                const seen_request *r = fake_request(s, i);
-                n += r->internal_port == port && (r->lifetime == 0) == lifetime_zero;
-        }
-        return n;
-}
-
-/* the last one of fake_count()'s; fails the test when there is none */
-static const seen_request *fake_last(const fake_server *s, uint16_t port, bool lifetime_zero) {
-        for (guint i = s->requests->len; i > 0; i--) {
-                const seen_request *r = fake_request(s, i - 1);
-                if (r->internal_port == port && (r->lifetime == 0) == lifetime_zero)
-                        return r;
-        }
-        fail_msg("the fake server saw no %s for port %u", lifetime_zero ? "delete" : "request", port);
-        abort(); /* (fail_msg() does not return) */
-}
-
-/* ---- the recording listener ---- */
-
-enum { EV_ADDED, EV_CHANGED, EV_REMOVED };
-
-typedef struct event {
-        int kind;
-        uint64_t id;
-        unsigned what;       /* EV_CHANGED: the mask */
-        int reason;          /* EV_REMOVED */
-        char *state, *error; /* the mapping's, when told */
-        char *external_address;
-        uint16_t external_port;
-} event;
-
-typedef struct recorder {
-        GArray *events; /* event */
-        pcpd_manager *expect_m;
-} recorder;
-
-static void record(recorder *r, pcpd_manager *m, int kind, const pcpd_mapping *mp, unsigned what, int reason) {
-        event e = {
-                .kind = kind,
-                .id = mp->id,
-                .what = what,
-                .reason = reason,
-                .state = g_strdup(mp->state),
-                .error = g_strdup(mp->error),
-                .external_address = g_strdup(mp->external_address),
-                .external_port = mp->external_port,
-        };
-
-        if (r->expect_m != NULL)
-                assert_ptr_equal(m, r->expect_m);
-        g_array_append_val(r->events, e);
-}
-
-static void rec_added(pcpd_manager *m, pcpd_mapping *mp, void *userdata) {
-        record(userdata, m, EV_ADDED, mp, 0, -1);
-}
-
-static void rec_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what, void *userdata) {
-        assert_int_not_equal(what, 0);
-        assert_int_equal(what & ~(unsigned) _PCPD_MAPPING_CHANGED_ALL, 0);
-        record(userdata, m, EV_CHANGED, mp, what, -1);
-}
-
-static void rec_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata) {
-        /* still readable, still findable while it is told */
-        assert_ptr_equal(pcpd_manager_find_path(m, mp->path), mp);
-        record(userdata, m, EV_REMOVED, mp, 0, (int) reason);
-}
-
-static const pcpd_manager_listener recording = {
-        .mapping_added = rec_added,
-        .mapping_changed = rec_changed,
-        .mapping_removed = rec_removed,
-};
-
-static void event_clear(void *p) {
-        event *e = p;
-
-        g_free(e->state);
-        g_free(e->error);
-        g_free(e->external_address);
-}
-
-static unsigned count_events(const recorder *r, int kind, uint64_t id) {
-        unsigned n = 0;
-
-        for (guint i = 0; i < r->events->len; i++) {
-                const event *e = &g_array_index(r->events, event, i);
-                n += e->kind == kind && e->id == id;
-        }
-        return n;
-}
-
-/* the last event of a kind for mapping id; fails the test when there is none */
-static const event *last_event(const recorder *r, int kind, uint64_t id) {
-        for (guint i = r->events->len; i > 0; i--) {
-                const event *e = &g_array_index(r->events, event, i - 1);
-                if (e->kind == kind && e->id == id)
-                        return e;
-        }
-        fail_msg("the listener heard no %s for mapping %" G_GUINT64_FORMAT,
-                 kind == EV_ADDED ? "mapping_added" : kind == EV_CHANGED ? "mapping_changed" : "mapping_removed", id);
-        abort(); /* (fail_msg() does not return) */
-}
 
 /* ---- fixture ---- */
 
@@ -336,8 +99,7 @@ static int setup(void **state) {
         assert_non_null(f->dir);
         assert_int_equal(g_chmod(f->dir, 0700), 0);
         f->loop = g_main_loop_new(NULL, FALSE);
-        f->rec.events = g_array_new(FALSE, TRUE, sizeof(event));
-        g_array_set_clear_func(f->rec.events, event_clear);
+        recorder_init(&f->rec);
         f->a = fake_server_new();
         if (o != NULL)
                 f->opts = *o;
@@ -360,7 +122,7 @@ static int teardown(void **state) {
                 ;
         fake_server_free(f->a);
         fake_server_free(f->b);
-        g_array_unref(f->rec.events);
+        recorder_clear(&f->rec);
         g_main_loop_unref(f->loop);
         unit_rm_own_dir(f->dir);
         g_free(f->dir);
@@ -370,34 +132,13 @@ static int teardown(void **state) {
 
 /* ---- waiting: the context is iterated until cond holds ---- */
 
-typedef bool (*cond_fn)(fixture *f, const void *arg);
-
-static gboolean on_cap(gpointer data) {
-        *(bool *) data = true;
-        return G_SOURCE_REMOVE;
-}
-
-static void wait_for(fixture *f, cond_fn cond, const void *arg, const char *what) {
-        bool capped = false;
-        guint cap = g_timeout_add_seconds(WAIT_CAP_SECONDS, on_cap, &capped);
-        unsigned i;
-
-        for (i = 0; i < WAIT_CAP_ITERATIONS && !capped && !cond(f, arg); i++)
-                g_main_context_iteration(NULL, TRUE);
-        if (!capped)
-                g_source_remove(cap);
-        if (!cond(f, arg))
-                fail_msg("waited for %s: not after %u iteration(s) of the main context%s", what, i,
-                         capped ? " and the " G_STRINGIFY(WAIT_CAP_SECONDS) " s cap" : "");
-}
-
 typedef struct state_of {
         pcpd_manager **m;
         uint64_t id;
         const char *state;
 } state_of;
 
-static bool mapping_in_state(fixture *f, const void *arg) {
+static bool mapping_in_state(void *ctx, const void *arg) {
         const state_of *s = arg;
         pcpd_mapping *mp = g_hash_table_lookup((*s->m)->mappings, &s->id);
 
@@ -418,7 +159,7 @@ typedef struct seen_of {
         unsigned n;
 } seen_of;
 
-static bool server_saw(fixture *f, const void *arg) {
+static bool server_saw(void *ctx, const void *arg) {
         const seen_of *s = arg;
 
         return fake_count(s->s, s->port, s->lifetime_zero) >= s->n;
@@ -433,7 +174,9 @@ static void wait_seen(fixture *f, fake_server *srv, uint16_t port, bool lifetime
         wait_for(f, server_saw, &s, what);
 }
 
-static bool no_deleting(fixture *f, const void *arg) {
+static bool no_deleting(void *ctx, const void *arg) {
+        const fixture *f = ctx;
+
         return g_hash_table_size(f->m->deleting) == 0;
 }
 
