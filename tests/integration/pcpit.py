@@ -520,7 +520,9 @@ class Canary:
     def __init__(self, t, ns, nice):
         self.out = os.path.join(t.lab_dir, f"canary-{time.monotonic_ns()}.json")
         self.f = open(self.out, "wb")
-        argv = [PY, os.path.join(HERE, "canary.py")]
+        # appends beside pcpd's log and state directory (the lab's directory): a filesystem
+        # stall that holds up pcpd's writes holds up the canary's too
+        argv = [PY, os.path.join(HERE, "canary.py"), "--append", self.out + ".appends"]
         if nice is not None:
             argv = ["nice", "-n", str(nice)] + argv
         self.p = t.spawn(ns, argv, stdout=self.f, stderr=subprocess.DEVNULL)

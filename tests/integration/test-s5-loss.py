@@ -22,8 +22,10 @@ delays when this script looks, not those timestamps. pcpd itself runs at nice -1
 that other load does not hold its timers back (what is measured is its schedule).
 
 A stall of the machine is told from a stall of pcpd by a canary (canary.py): a process
-beside pcpd, in its namespace and at its nice value, that wakes every 20 ms and records
-every wake-up that came >= 10 ms late. A schedule violation is the machine's when the
+beside pcpd, in its namespace and at its nice value, that wakes every 20 ms, appends an
+octet to a file beside pcpd's log and state (the same filesystem: a disk that makes every
+writer wait holds up pcpd's log lines and journal records as much), and records every
+wake-up (with its append) that came >= 10 ms late. A schedule violation is the machine's when the
 canary was held up for at least half of the violation's lateness within its span (the
 rule: machine_share() below); the first intervals' randomisation and mean, when they fail,
 are judged again over the first intervals the canary did not see held back (a stall sends
