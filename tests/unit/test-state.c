@@ -226,6 +226,14 @@ static void test_old_snapshot(void **state) {
         assert_true(get(st, 5)->direct);
         assert_false(get(st, 5)->has_nonce);
         assert_null(get(st, 3)->upnp_interface);
+        /* a record without AppId, AppIdSource and Description: "", "none" and "", never NULL
+         * (the restored mapping's AppId and Description: tests/bus/test-restore-empty-strings.py) */
+        assert_non_null(get(st, 5)->app_id);
+        assert_string_equal(get(st, 5)->app_id, "");
+        assert_non_null(get(st, 5)->app_id_source);
+        assert_string_equal(get(st, 5)->app_id_source, "none");
+        assert_non_null(get(st, 5)->description);
+        assert_string_equal(get(st, 5)->description, "");
 }
 
 /* The UPnP-IGD backend's part of a record: round-trips, a UPnP deletion needs no nonce,
