@@ -171,13 +171,10 @@ static int teardown_bus(void **state) {
 
 static int setup(void **state) {
         fixture *f = g_new0(fixture, 1);
-        g_autoptr(GError) error = NULL;
         pcpd_config config;
         pcpd_server_spec spec = { .n_addrs = 1 };
 
-        f->dir = g_dir_make_tmp("pcpd-test-bus-track-XXXXXX", &error);
-        assert_non_null(f->dir);
-        assert_int_equal(g_chmod(f->dir, 0700), 0);
+        f->dir = unit_make_own_dir("bus-track");
         f->loop = g_main_loop_new(NULL, FALSE);
         f->out = g_ptr_array_new_with_free_func(question_free);
         f->removed = g_array_new(FALSE, FALSE, sizeof(unsigned));

@@ -20,6 +20,7 @@
 
 #include "pcp-wire.h"
 #include "pcpd-declared.h"
+#include "unit-fixture.h"
 
 static pcpd_declared *parse(const char *name, const char *text, GError **error) {
         return pcpd_declared_parse(name, "test.conf", text, strlen(text), error);
@@ -166,33 +167,13 @@ static void test_long_values(void **state) {
 
 /* ---- loading directories ---- */
 
-static char *make_dir(void) {
-        char *d = g_dir_make_tmp("pcpd-declared-XXXXXX", NULL);
-        assert_non_null(d);
-        return d;
-}
-
 static void put(const char *dir, const char *name, const char *text) {
         g_autofree char *p = g_build_filename(dir, name, NULL);
         assert_true(g_file_set_contents(p, text, -1, NULL));
 }
 
-static void remove_tree(const char *dir) {
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        const char *n;
-
-        while (d != NULL && (n = g_dir_read_name(d)) != NULL) {
-                g_autofree char *p = g_build_filename(dir, n, NULL);
-                if (g_file_test(p, G_FILE_TEST_IS_DIR))
-                        remove_tree(p);
-                else
-                        assert_int_equal(g_unlink(p), 0);
-        }
-        assert_int_equal(g_rmdir(dir), 0);
-}
-
 static void test_load(void **state) {
-        g_autofree char *etc = make_dir(), *st = make_dir();
+        g_autofree char *etc = unit_make_own_dir("declared"), *st = unit_make_own_dir("declared");
         g_autofree char *run = g_build_filename(st, PCPD_DECLARED_DIR, NULL);
         g_autoptr(GPtrArray) set = NULL;
         g_autoptr(GError) error = NULL;
@@ -205,8 +186,7 @@ static void test_load(void **state) {
         put(etc, "ignored.txt", "not a declaration");
         put(run, "a.conf", "[Mapping]\nProtocol=udp\nPort=99\n"); /* /etc's a wins */
         put(run, "c.conf", "[Mapping]\nProtocol=udp\nPort=3\n");
-        fd = open(st, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        assert_true(fd >= 0);
+        fd = unit_open_dir(st);
 
         assert_true(pcpd_declared_load(etc, fd, st, &set, &error));
         assert_null(error);
@@ -266,8 +246,8 @@ static void test_load(void **state) {
                 assert_int_equal(s4->len, 0);
         }
         close(fd);
-        remove_tree(etc);
-        remove_tree(st);
+        assert_int_equal(unit_rm_own_dir(etc), 0);
+        assert_int_equal(unit_rm_own_dir(st), 0);
 }
 
 static void test_etc_dir(void **state) {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "pcpd-state.h"
+#include "unit-fixture.h"
 
 /* ---- helpers ---- */
 
@@ -105,40 +106,6 @@ static void assert_same(const pcpd_state_mapping *a, const pcpd_state_mapping *b
 
 static pcpd_state_mapping *get(pcpd_state *st, uint64_t id) {
         return g_hash_table_lookup(st->mappings, &id);
-}
-
-static char *make_dir(void) {
-        char *d = g_dir_make_tmp("pcpd-test-state-XXXXXX", NULL);
-        assert_non_null(d);
-        assert_int_equal(chmod(d, 0700), 0);
-        return d;
-}
-
-static void remove_dir(char *d) {
-        g_autoptr(GDir) dir = g_dir_open(d, 0, NULL);
-        const char *name;
-
-        while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-                g_autofree char *p = g_build_filename(d, name, NULL);
-                assert_int_equal(g_unlink(p), 0);
-        }
-        assert_int_equal(g_rmdir(d), 0);
-        g_free(d);
-}
-
-static int open_dir(const char *d) {
-        int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        return fd;
-}
-
-static char *slurp(const char *dir, const char *name) {
-        g_autofree char *p = g_build_filename(dir, name, NULL);
-        char *text = NULL;
-
-        if (!g_file_get_contents(p, &text, NULL, NULL))
-                return NULL;
-        return text;
 }
 
 /* ---- the codec ---- */
@@ -259,6 +226,14 @@ static void test_old_snapshot(void **state) {
         assert_true(get(st, 5)->direct);
         assert_false(get(st, 5)->has_nonce);
         assert_null(get(st, 3)->upnp_interface);
+        /* a record without AppId, AppIdSource and Description: "", "none" and "", never NULL
+         * (the restored mapping's AppId and Description: tests/bus/test-restore-empty-strings.py) */
+        assert_non_null(get(st, 5)->app_id);
+        assert_string_equal(get(st, 5)->app_id, "");
+        assert_non_null(get(st, 5)->app_id_source);
+        assert_string_equal(get(st, 5)->app_id_source, "none");
+        assert_non_null(get(st, 5)->description);
+        assert_string_equal(get(st, 5)->description, "");
 }
 
 /* The UPnP-IGD backend's part of a record: round-trips, a UPnP deletion needs no nonce,
@@ -449,8 +424,8 @@ static void test_torn_records(void **state) {
 
 /* the bug this replaced: a snapshot written over the old one in place kept the old tail */
 static void test_shrinking_snapshot(void **state) {
-        char *dir = make_dir();
-        int dfd = open_dir(dir);
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir);
         g_autoptr(GString) big = g_string_new(NULL), small = g_string_new(NULL);
         g_autoptr(pcpd_state) st = pcpd_state_new();
         g_autofree char *text = NULL, *tmp = NULL;
@@ -475,7 +450,7 @@ static void test_shrinking_snapshot(void **state) {
         assert_int_equal(g_hash_table_size(st->mappings), 1);
         assert_int_equal(st->damaged, 0);
         /* nothing left over */
-        tmp = slurp(dir, PCPD_STATE_FILE ".tmp");
+        tmp = unit_slurp(dir, PCPD_STATE_FILE ".tmp");
         assert_null(tmp);
         {
                 struct stat s;
@@ -483,15 +458,15 @@ static void test_shrinking_snapshot(void **state) {
                 assert_int_equal(s.st_mode & 07777, 0600);
         }
         close(dfd);
-        remove_dir(dir);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 /* A full disk, simulated with RLIMIT_FSIZE: a write beyond it fails (EFBIG) after writing
  * what fits. A failed append leaves the journal as it was; a failed snapshot leaves the old
  * one whole and no temporary file. */
 static void test_failed_writes(void **state) {
-        char *dir = make_dir();
-        int dfd = open_dir(dir), jfd;
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir), jfd;
         g_autoptr(GString) r1 = g_string_new(NULL), r2 = g_string_new(NULL), snap = g_string_new(NULL);
         g_autoptr(GString) big = g_string_new(NULL);
         g_autofree char *j = NULL, *s = NULL, *tmp = NULL;
@@ -528,7 +503,7 @@ static void test_failed_writes(void **state) {
         assert_int_equal(st.st_size, r1->len);
         assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_FILE, &s, &len), 0);
         assert_string_equal(s, snap->str);
-        tmp = slurp(dir, PCPD_STATE_FILE ".tmp");
+        tmp = unit_slurp(dir, PCPD_STATE_FILE ".tmp");
         assert_null(tmp);
         /* and the next append is a record of its own */
         assert_int_equal(pcpd_state_journal_append(jfd, r2->str, r2->len), 0);
@@ -541,13 +516,13 @@ static void test_failed_writes(void **state) {
         }
         close(jfd);
         close(dfd);
-        remove_dir(dir);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 /* a journal torn by a power cut is cut back when opened, so the next record is whole */
 static void test_journal_open_cuts_torn_tail(void **state) {
-        char *dir = make_dir();
-        int dfd = open_dir(dir), jfd;
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir), jfd;
         g_autoptr(GString) r1 = g_string_new(NULL), r2 = g_string_new(NULL), r3 = g_string_new(NULL);
         g_autofree char *j = NULL;
         g_autoptr(pcpd_state) st = pcpd_state_new();
@@ -593,15 +568,15 @@ static void test_journal_open_cuts_torn_tail(void **state) {
         }
         close(jfd);
         close(dfd);
-        remove_dir(dir);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 /* A torn tail longer than the window journal_open() looked at for the last record's end
  * (16 KiB: a crash that left a long run of zeros, or a damaged file) was left in place, and
  * the next record glued to it was lost when read back. */
 static void test_journal_open_long_torn_tail(void **state) {
-        char *dir = make_dir();
-        int dfd = open_dir(dir), jfd;
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir), jfd;
         g_autoptr(GString) r1 = g_string_new(NULL), r3 = g_string_new(NULL);
         g_autofree char *j = NULL, *zeros = g_malloc0(40000);
         g_autoptr(pcpd_state) st = pcpd_state_new();
@@ -644,7 +619,7 @@ static void test_journal_open_long_torn_tail(void **state) {
         }
         close(jfd);
         close(dfd);
-        remove_dir(dir);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 /* Found by tests/fuzz/fuzz-state: a NUL in the journal (a block of zeros a crash left on
@@ -693,14 +668,14 @@ static void test_meaningless_fields(void **state) {
 }
 
 static void test_no_symlinks(void **state) {
-        char *dir = make_dir(), *outside = make_dir();
+        g_autofree char *dir = unit_make_own_dir("state"), *outside = unit_make_own_dir("state");
         g_autofree char *target = g_build_filename(outside, "precious", NULL);
         g_autofree char *jlink = g_build_filename(dir, PCPD_STATE_JOURNAL, NULL);
         g_autofree char *slink = g_build_filename(dir, PCPD_STATE_FILE, NULL);
         g_autofree char *data = NULL, *after = NULL;
         g_autoptr(GError) error = NULL;
         g_autoptr(pcpd_state) st = NULL;
-        int dfd = open_dir(dir);
+        int dfd = unit_open_dir(dir);
         size_t len;
 
         assert_true(g_file_set_contents(target, "do not touch\n", -1, NULL));
@@ -724,7 +699,7 @@ static void test_no_symlinks(void **state) {
                 assert_int_equal(lstat(slink, &s), 0);
                 assert_true(S_ISREG(s.st_mode));
         }
-        after = slurp(outside, "precious");
+        after = unit_slurp(outside, "precious");
         assert_string_equal(after, "do not touch\n");
 
         /* a FIFO or a directory is no state file */
@@ -736,16 +711,16 @@ static void test_no_symlinks(void **state) {
         /* a hard link to a file elsewhere is not written through */
         if (link(target, jlink) == 0) {
                 assert_int_equal(pcpd_state_journal_open(dfd), -EMLINK);
-                g_autofree char *again = slurp(outside, "precious");
+                g_autofree char *again = unit_slurp(outside, "precious");
                 assert_string_equal(again, "do not touch\n");
         }
         close(dfd);
-        remove_dir(dir);
-        remove_dir(outside);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
+        assert_int_equal(unit_rm_own_dir(outside), 0);
 }
 
 static void test_dir_checks(void **state) {
-        char *dir = make_dir();
+        g_autofree char *dir = unit_make_own_dir("state");
         g_autofree char *why = NULL;
         int fd = -1;
 
@@ -775,13 +750,13 @@ static void test_dir_checks(void **state) {
         }
         assert_int_equal(pcpd_state_dir_open("/nonexistent/pcpd-state", &fd, &why), -ENOENT);
         assert_non_null(strstr(why, "/nonexistent/pcpd-state"));
-        remove_dir(dir);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 /* the journal after a snapshot written while records were appended: just those stay */
 static void test_journal_keep_tail(void **state) {
-        char *dir = make_dir();
-        int dfd = open_dir(dir), jfd, nfd;
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir), jfd, nfd;
         g_autoptr(GString) r1 = g_string_new(NULL), r2 = g_string_new(NULL), r3 = g_string_new(NULL);
         g_autoptr(GString) both = g_string_new(NULL);
         g_autofree char *j = NULL, *tmp = NULL;
@@ -805,7 +780,7 @@ static void test_journal_keep_tail(void **state) {
 
         /* out of range: refused, the journal as it was */
         assert_int_equal(pcpd_state_journal_keep_tail(dfd, jfd, st.st_size + (off_t) r2->len + 1), -EINVAL);
-        j = slurp(dir, PCPD_STATE_JOURNAL);
+        j = unit_slurp(dir, PCPD_STATE_JOURNAL);
         g_string_append_len(both, r1->str, (gssize) r1->len);
         g_string_append_len(both, r2->str, (gssize) r2->len);
         assert_string_equal(j, both->str);
@@ -814,14 +789,14 @@ static void test_journal_keep_tail(void **state) {
         nfd = pcpd_state_journal_keep_tail(dfd, jfd, at_format);
         assert_true(nfd >= 0);
         close(jfd);
-        j = slurp(dir, PCPD_STATE_JOURNAL);
+        j = unit_slurp(dir, PCPD_STATE_JOURNAL);
         assert_string_equal(j, r2->str);
         g_clear_pointer(&j, g_free);
-        tmp = slurp(dir, PCPD_STATE_JOURNAL ".tmp");
+        tmp = unit_slurp(dir, PCPD_STATE_JOURNAL ".tmp");
         assert_null(tmp);
         /* the new fd appends to the new journal, which replays as the tail and what follows */
         assert_int_equal(pcpd_state_journal_append(nfd, r3->str, r3->len), 0);
-        j = slurp(dir, PCPD_STATE_JOURNAL);
+        j = unit_slurp(dir, PCPD_STATE_JOURNAL);
         {
                 g_autoptr(pcpd_state) ps = pcpd_state_new();
                 pcpd_state_replay_journal(ps, j, strlen(j));
@@ -839,7 +814,7 @@ static void test_journal_keep_tail(void **state) {
         assert_true(jfd >= 0);
         close(jfd);
         close(dfd);
-        remove_dir(dir);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 /* ---- the snapshot writer ---- */
@@ -936,8 +911,8 @@ static GString *snapshot_text(uint64_t next_id) {
 
 /* the loop runs on while a snapshot is written; the file is in place when done is told */
 static void test_writer_does_not_block_the_loop(void **state) {
-        char *dir = make_dir();
-        int dfd = open_dir(dir);
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir);
         g_autoptr(GMainContext) ctx = g_main_context_new();
         g_autoptr(GString) expect = snapshot_text(7);
         g_autofree char *s = NULL;
@@ -966,11 +941,11 @@ static void test_writer_does_not_block_the_loop(void **state) {
         assert_int_equal(g.done_calls, 1);
         assert_int_equal(g.done_r, 0);
         assert_false(g.busy_in_done);
-        s = slurp(dir, PCPD_STATE_FILE);
+        s = unit_slurp(dir, PCPD_STATE_FILE);
         assert_non_null(s);
         assert_string_equal(s, expect->str);
         g_clear_pointer(&s, g_free);
-        s = slurp(dir, PCPD_STATE_FILE ".tmp");
+        s = unit_slurp(dir, PCPD_STATE_FILE ".tmp");
         assert_null(s);
         /* nothing more to tell: the loop has no stale wakeup to deliver twice */
         while (g_main_context_iteration(ctx, FALSE))
@@ -982,7 +957,7 @@ static void test_writer_does_not_block_the_loop(void **state) {
         g_main_context_pop_thread_default(ctx);
         gate_clear(&g);
         close(dfd);
-        remove_dir(dir);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 static gpointer open_gate_later(gpointer data) {
@@ -995,8 +970,8 @@ static gpointer open_gate_later(gpointer data) {
 
 /* wait() blocks until the write ends and tells its result (a failure too) at once */
 static void test_writer_wait(void **state) {
-        char *dir = make_dir();
-        int dfd = open_dir(dir);
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir);
         g_autoptr(GMainContext) ctx = g_main_context_new();
         g_autofree char *s = NULL;
         GThread *opener;
@@ -1017,7 +992,7 @@ static void test_writer_wait(void **state) {
         assert_int_equal(g.done_calls, 1);
         assert_int_equal(g.done_r, -ENOSPC);
         assert_false(pcpd_state_writer_busy(g.w));
-        s = slurp(dir, PCPD_STATE_FILE);
+        s = unit_slurp(dir, PCPD_STATE_FILE);
         assert_null(s);
         while (g_main_context_iteration(ctx, FALSE))
                 ;
@@ -1030,7 +1005,7 @@ static void test_writer_wait(void **state) {
         assert_true(pcpd_state_writer_wait(g.w));
         assert_int_equal(g.done_calls, 2);
         assert_int_equal(g.done_r, 0);
-        s = slurp(dir, PCPD_STATE_FILE);
+        s = unit_slurp(dir, PCPD_STATE_FILE);
         assert_non_null(s);
         assert_non_null(strstr(s, "=4\n"));
 
@@ -1038,13 +1013,13 @@ static void test_writer_wait(void **state) {
         g_main_context_pop_thread_default(ctx);
         gate_clear(&g);
         close(dfd);
-        remove_dir(dir);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 /* freed with a write in flight: waits for it, tells nothing, leaks nothing */
 static void test_writer_free_in_flight(void **state) {
-        char *dir = make_dir();
-        int dfd = open_dir(dir);
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir);
         g_autoptr(GMainContext) ctx = g_main_context_new();
         g_autofree char *s = NULL;
         GThread *opener;
@@ -1060,7 +1035,7 @@ static void test_writer_free_in_flight(void **state) {
         g_thread_join(opener);
         assert_null(g.w);
         assert_int_equal(g.done_calls, 0);
-        s = slurp(dir, PCPD_STATE_FILE);
+        s = unit_slurp(dir, PCPD_STATE_FILE);
         assert_non_null(s);
         while (g_main_context_iteration(ctx, FALSE))
                 ;
@@ -1068,7 +1043,7 @@ static void test_writer_free_in_flight(void **state) {
         g_main_context_pop_thread_default(ctx);
         gate_clear(&g);
         close(dfd);
-        remove_dir(dir);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 /* What the writer's thread does after a write (here: its exit, held at a gate) must not
@@ -1114,8 +1089,8 @@ static void on_done_quit(int r, void *userdata) {
 }
 
 static void test_writer_done_without_waiting_for_its_thread(void **state) {
-        char *dir = make_dir();
-        int dfd = open_dir(dir);
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir);
         g_autoptr(GMainContext) ctx = g_main_context_new();
         exit_gate x = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
         bool timed_out;
@@ -1152,7 +1127,7 @@ static void test_writer_done_without_waiting_for_its_thread(void **state) {
         pthread_mutex_destroy(&x.lock);
         pthread_cond_destroy(&x.cond);
         close(dfd);
-        remove_dir(dir);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 /* ---- compaction ---- */

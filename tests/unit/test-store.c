@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "pcpd-store.h"
+#include "unit-fixture.h"
 
 /* ---- who closes and truncates ---- */
 
@@ -135,25 +136,6 @@ static const pcpd_store_ops ops = {
         .error_changed = owner_error_changed,
 };
 
-static char *make_dir(void) {
-        char *d = g_dir_make_tmp("pcpd-test-store-XXXXXX", NULL);
-        assert_non_null(d);
-        assert_int_equal(chmod(d, 0700), 0);
-        return d;
-}
-
-static void remove_dir(char *d) {
-        g_autoptr(GDir) dir = g_dir_open(d, 0, NULL);
-        const char *name;
-
-        while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-                g_autofree char *p = g_build_filename(d, name, NULL);
-                assert_int_equal(g_unlink(p), 0);
-        }
-        assert_int_equal(g_rmdir(d), 0);
-        g_free(d);
-}
-
 typedef struct fixture {
         char *dir;
         int dfd;
@@ -164,9 +146,8 @@ typedef struct fixture {
 static int setup(void **state) {
         fixture *f = g_new0(fixture, 1);
 
-        f->dir = make_dir();
-        f->dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        assert_true(f->dfd >= 0);
+        f->dir = unit_make_own_dir("store");
+        f->dfd = unit_open_dir(f->dir);
         f->o.recs = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) pcpd_state_mapping_free);
         f->o.next_id = 1;
         f->o.looked_up = g_array_new(FALSE, FALSE, sizeof(uint64_t));
@@ -186,7 +167,8 @@ static int teardown(void **state) {
         g_array_free(f->o.looked_up, TRUE);
         g_free(f->o.error);
         close(f->dfd);
-        remove_dir(f->dir);
+        assert_int_equal(unit_rm_own_dir(f->dir), 0);
+        g_free(f->dir);
         g_free(f);
         return 0;
 }

@@ -7,8 +7,11 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pcpd-state.h"
@@ -56,14 +59,51 @@ pcpd_manager *unit_manager_new(const pcpd_config *config, const char *dir, GMain
         return m;
 }
 
-void unit_rm_own_dir(const char *dir) {
+char *unit_make_own_dir(const char *what) {
+        g_autofree char *tmpl = g_strdup_printf("pcpd-test-%s-XXXXXX", what);
+        g_autoptr(GError) error = NULL;
+        char *d = g_dir_make_tmp(tmpl, &error);
+
+        if (d == NULL)
+                fail_msg("temporary directory %s: %s", tmpl, error->message);
+        assert_int_equal(g_chmod(d, 0700), 0);
+        return d;
+}
+
+int unit_open_dir(const char *dir) {
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+                fail_msg("open %s: %s", dir, g_strerror(errno));
+        return fd;
+}
+
+char *unit_slurp(const char *dir, const char *name) {
+        g_autofree char *p = g_build_filename(dir, name, NULL);
+        char *text = NULL;
+
+        if (!g_file_get_contents(p, &text, NULL, NULL))
+                return NULL;
+        return text;
+}
+
+int unit_rm_own_dir(const char *dir) {
         g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
         const char *name;
+        int r = 0;
 
-        /* only this test's directory, by its exact path: the files the manager wrote */
+        /* only this test's directory, by its exact path: the files the test or the manager
+         * wrote; unlink() says EISDIR of a directory (never of a link to one) */
         while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
                 g_autofree char *p = g_build_filename(dir, name, NULL);
-                (void) g_unlink(p);
+                int q = 0;
+
+                if (unlink(p) < 0)
+                        q = errno == EISDIR ? unit_rm_own_dir(p) : -errno;
+                if (r == 0)
+                        r = q;
         }
-        (void) g_rmdir(dir);
+        if (rmdir(dir) < 0 && r == 0)
+                r = -errno;
+        return r;
 }

@@ -2,8 +2,8 @@
 #pragma once
 
 /* What the unit tests of the daemon's core share: a bus to build messages on, the manager
- * built without a bus over a state directory of the test's own, and that directory's
- * removal. cmocka's assertions fail the calling test. */
+ * built without a bus over a state directory of the test's own, and such a directory's
+ * making, opening and removal. cmocka's assertions fail the calling test. */
 
 #include <glib.h>
 #include <systemd/sd-bus.h>
@@ -22,6 +22,19 @@ int unit_offline_bus_teardown(sd_bus **bus_ret);
 pcpd_manager *unit_manager_new(const pcpd_config *config, const char *dir, GMainLoop *loop,
                                const pcpd_manager_listener *listener, void *userdata);
 
-/* Removes the files in dir (made by g_dir_make_tmp() for this test) and dir itself: only
- * that exact path. */
-void unit_rm_own_dir(const char *dir);
+/* A new directory of this test's own, "pcpd-test-<what>-XXXXXX" in the temporary directory,
+ * mode 0700 (as pcpd wants its state directory). Free with g_free(). */
+char *unit_make_own_dir(const char *what);
+
+/* dir opened as pcpd opens its state directory (O_DIRECTORY, close-on-exec). */
+int unit_open_dir(const char *dir);
+
+/* The contents of the file name in dir, NUL-terminated (g_free()); NULL when it cannot be
+ * read (e.g. there is none). */
+char *unit_slurp(const char *dir, const char *name);
+
+/* Removes what is in dir (made by unit_make_own_dir() or g_dir_make_tmp() for this test),
+ * directories below it too, and dir itself: only that exact path; a symbolic link is
+ * removed, never followed. Tries everything; returns 0, or -errno of the first thing it
+ * could not remove (a test that wants its directory cleaned up asserts 0). */
+int unit_rm_own_dir(const char *dir);
