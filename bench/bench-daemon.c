@@ -1798,6 +1798,23 @@ static void report_mem(env *e, const char *key) {
              hwm / 1024.0, anon / 1024.0, file / 1024.0);
 }
 
+/* --measure massif: a detailed heap snapshot of pcpd now (valgrind's gdbserver, vgdb), kept
+ * in --out-dir as massif-PHASE-TAG.out; the profile of the whole run shows the peak, which
+ * may be a snapshot being written, this one what is held */
+static void massif_snapshot(env *e, const char *tag) {
+        char *cmd;
+
+        if (opt.measure != MEASURE_MASSIF || opt.out_dir == NULL)
+                return;
+        cmd = xasprintf("vgdb --pid=%d detailed_snapshot '%s/massif-%s-%s.out' >/dev/null", (int) e->pcpd_pid,
+                        opt.out_dir, phase_name, tag);
+        if (system(cmd) != 0)
+                fprintf(stderr, "bench-daemon: %s failed\n", cmd);
+        else
+                note("heap snapshot of pcpd (%s): %s/massif-%s-%s.out", tag, opt.out_dir, phase_name, tag);
+        free(cmd);
+}
+
 static void mass(size_t n, const char *label) {
         env_config cfg = {.valgrind = opt.measure == MEASURE_CALLGRIND || opt.measure == MEASURE_MASSIF};
         env *e = env_start(&cfg);
@@ -1809,6 +1826,7 @@ static void mass(size_t n, const char *label) {
         if (opt.monitor)
                 monitor_start(e);
         report_mem(e, "start");
+        massif_snapshot(e, "start");
 
         window_begin(e, &w, "ping");
         pipeline_run(e, &pp, 0, n, true, 600);
@@ -1843,6 +1861,10 @@ static void mass(size_t n, const char *label) {
                 result("add_reply_max_ms", "%.1f", d.max);
         }
         report_mem(e, label);
+        if (opt.measure == MEASURE_MASSIF) {
+                sleep(10); /* the snapshot file that the burst scheduled is written */
+                massif_snapshot(e, "held");
+        }
         if (opt.trim_probe) {
                 /* how much of the RSS is heap pcpd freed but malloc kept (the transient
                  * snapshot key files): ask pcpd's malloc to give it back, from a debugger */
