@@ -432,8 +432,11 @@ static void pcpd_sockets_check(pid_t pid) {
                                 l = sizeof(buf2);
                                 getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf2, &l);
                         }
-                        note("pcpd UDP socket fd %s: receive buffer %d%s%d", de->d_name, buf,
-                             buf2 != buf ? ", set from here to " : "", buf2 != buf ? buf2 : 0);
+                        if (buf2 != buf)
+                                note("pcpd UDP socket fd %s: receive buffer %d, set from here to %d", de->d_name,
+                                     buf, buf2);
+                        else
+                                note("pcpd UDP socket fd %s: receive buffer %d", de->d_name, buf);
                         if (buf2 > largest)
                                 largest = buf2;
                 }
