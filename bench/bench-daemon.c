@@ -66,6 +66,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -98,6 +99,8 @@ static struct {
         bool refserver;
         measure measure;
         bool monitor, keep, verbose, trim_probe;
+        bool no_net_admin; /* pcpd without CAP_NET_ADMIN, as under the shipped unit */
+        unsigned pcpd_rcvbuf; /* 0, or the net.core.rmem_max to emulate on pcpd's UDP sockets */
         unsigned n_seq, n_burst, n_all, n_hold, n_renew, n_pcpctl;
         unsigned conns, window;
         unsigned lifetime_cap, renew_seconds, idle_seconds;
@@ -380,6 +383,69 @@ static uint64_t proc_udp_drops(pid_t pid) {
                 free(text);
         }
         return drops;
+}
+
+/* What pcpd's UDP sockets got as receive buffer (the kernel's doubled figure) and whether
+ * pcpd holds CAP_NET_ADMIN. With --pcpd-rcvbuf B, a buffer larger than 2 × B is set to
+ * 2 × B from here (pidfd_getfd(): the same socket), which is what SO_RCVBUF gives pcpd
+ * without CAP_NET_ADMIN on a kernel whose net.core.rmem_max is B; the sysctl itself is
+ * global (not per network namespace) and the machine is shared, so it is not changed. */
+static void pcpd_sockets_check(pid_t pid) {
+        char *path = xasprintf("/proc/%d/status", (int) pid), *status = read_file(path), *cap;
+        unsigned long long eff = 0;
+        int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        int largest = -1;
+        DIR *d;
+        struct dirent *de;
+
+        free(path);
+        if (status != NULL && (cap = strstr(status, "CapEff:")) != NULL)
+                eff = strtoull(cap + 7, NULL, 16);
+        free(status);
+        result("pcpd_cap_net_admin", "%d", (int) ((eff >> 12) & 1)); /* CAP_NET_ADMIN = 12 */
+        if (pidfd < 0) {
+                note("pidfd_open(pcpd): %s; its receive buffers are not read", strerror(errno));
+                return;
+        }
+        path = xasprintf("/proc/%d/fd", (int) pid);
+        d = opendir(path);
+        free(path);
+        while (d != NULL && (de = readdir(d)) != NULL) {
+                int fd, type = 0, buf = 0, buf2 = 0;
+                struct sockaddr_storage sa;
+                socklen_t l = sizeof(type), la = sizeof(sa);
+                if (de->d_name[0] == '.')
+                        continue;
+                fd = (int) syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
+                if (fd < 0)
+                        continue;
+                if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_DGRAM &&
+                    getsockname(fd, (struct sockaddr *) &sa, &la) == 0 &&
+                    (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)) {
+                        l = sizeof(buf);
+                        getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, &l);
+                        buf2 = buf;
+                        if (opt.pcpd_rcvbuf > 0 && (unsigned) buf > 2u * opt.pcpd_rcvbuf) {
+                                int v = (int) opt.pcpd_rcvbuf;
+                                if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0)
+                                        die("SO_RCVBUFFORCE on pcpd's socket: %m");
+                                l = sizeof(buf2);
+                                getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf2, &l);
+                        }
+                        if (buf2 != buf)
+                                note("pcpd UDP socket fd %s: receive buffer %d, set from here to %d", de->d_name,
+                                     buf, buf2);
+                        else
+                                note("pcpd UDP socket fd %s: receive buffer %d", de->d_name, buf);
+                        if (buf2 > largest)
+                                largest = buf2;
+                }
+                close(fd);
+        }
+        if (d != NULL)
+                closedir(d);
+        close(pidfd);
+        result("pcpd_udp_rcvbuf_largest", "%d", largest);
 }
 
 /* ---- child processes ---- */
@@ -833,10 +899,21 @@ static env *env_start(const env_config *cfg) {
                 const char *ms[] = {"valgrind", "--tool=massif", ms_out, "--quiet", exe, "--config",
                                     path,       "--state-dir",   state,  NULL};
                 const char *envv[] = {"DBUS_SYSTEM_BUS_ADDRESS", e->address, NULL};
-                e->pcpd_pid = spawn(!cfg->valgrind                  ? plain
-                                    : opt.measure == MEASURE_MASSIF ? ms
-                                                                    : cg,
-                                    e->pcpd_log, envv);
+                const char *const *cmd = !cfg->valgrind                  ? plain
+                                         : opt.measure == MEASURE_MASSIF ? ms
+                                                                         : cg;
+                /* --no-net-admin: out of the bounding and inheritable sets, so that root's
+                 * exec of pcpd does not get it back (SO_RCVBUFFORCE then fails) */
+                const char *argv_nocap[32] = {"setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin",
+                                              "--"};
+                if (opt.no_net_admin) {
+                        size_t j = 4;
+                        for (size_t i = 0; cmd[i] != NULL && j + 1 < ELEMENTSOF(argv_nocap); i++)
+                                argv_nocap[j++] = cmd[i];
+                        argv_nocap[j] = NULL;
+                        cmd = argv_nocap;
+                }
+                e->pcpd_pid = spawn(cmd, e->pcpd_log, envv);
                 free(ms_out);
                 free(exe);
                 free(state);
@@ -859,6 +936,7 @@ static env *env_start(const env_config *cfg) {
                 sd_bus_message_unref(reply);
                 sd_bus_error_free(&err);
         }
+        pcpd_sockets_check(e->pcpd_pid);
         if (sd_event_new(&e->event) < 0)
                 die("sd_event_new failed");
         for (unsigned i = 0; i < opt.conns; i++) {
@@ -1723,6 +1801,23 @@ static void report_mem(env *e, const char *key) {
              hwm / 1024.0, anon / 1024.0, file / 1024.0);
 }
 
+/* --measure massif: a detailed heap snapshot of pcpd now (valgrind's gdbserver, vgdb), kept
+ * in --out-dir as massif-PHASE-TAG.out; the profile of the whole run shows the peak, which
+ * may be a snapshot being written, this one what is held */
+static void massif_snapshot(env *e, const char *tag) {
+        char *cmd;
+
+        if (opt.measure != MEASURE_MASSIF || opt.out_dir == NULL)
+                return;
+        cmd = xasprintf("vgdb --pid=%d detailed_snapshot '%s/massif-%s-%s.out' >/dev/null", (int) e->pcpd_pid,
+                        opt.out_dir, phase_name, tag);
+        if (system(cmd) != 0)
+                fprintf(stderr, "bench-daemon: %s failed\n", cmd);
+        else
+                note("heap snapshot of pcpd (%s): %s/massif-%s-%s.out", tag, opt.out_dir, phase_name, tag);
+        free(cmd);
+}
+
 static void mass(size_t n, const char *label) {
         env_config cfg = {.valgrind = opt.measure == MEASURE_CALLGRIND || opt.measure == MEASURE_MASSIF};
         env *e = env_start(&cfg);
@@ -1734,6 +1829,7 @@ static void mass(size_t n, const char *label) {
         if (opt.monitor)
                 monitor_start(e);
         report_mem(e, "start");
+        massif_snapshot(e, "start");
 
         window_begin(e, &w, "ping");
         pipeline_run(e, &pp, 0, n, true, 600);
@@ -1768,6 +1864,10 @@ static void mass(size_t n, const char *label) {
                 result("add_reply_max_ms", "%.1f", d.max);
         }
         report_mem(e, label);
+        if (opt.measure == MEASURE_MASSIF) {
+                sleep(10); /* the snapshot file that the burst scheduled is written */
+                massif_snapshot(e, "held");
+        }
         if (opt.trim_probe) {
                 /* how much of the RSS is heap pcpd freed but malloc kept (the transient
                  * snapshot key files): ask pcpd's malloc to give it back, from a debugger */
@@ -2477,7 +2577,10 @@ static void usage(FILE *f) {
               "  --conns N --window N connections and calls in flight on each (20, 100)\n"
               "  --lifetime S --renew-seconds S --idle-seconds S\n"
               "  --keep               keep the temporary directory\n"
-              "  --malloc-trim-probe  burst/all: RSS again after gdb calls malloc_trim(0) in pcpd\n",
+              "  --malloc-trim-probe  burst/all: RSS again after gdb calls malloc_trim(0) in pcpd\n"
+              "  --no-net-admin       pcpd without CAP_NET_ADMIN (setpriv), as under pcpd.service\n"
+              "  --pcpd-rcvbuf B      pcpd's UDP receive buffers as net.core.rmem_max = B would cap\n"
+              "                       them without CAP_NET_ADMIN (set from here, pidfd_getfd)\n",
               f);
 }
 
@@ -2511,6 +2614,8 @@ int main(int argc, char **argv) {
                 O_IDLE_S,
                 O_KEEP,
                 O_TRIM,
+                O_NO_NET_ADMIN,
+                O_PCPD_RCVBUF,
                 O_HELP,
         };
         static const struct option longopts[] = {
@@ -2533,6 +2638,8 @@ int main(int argc, char **argv) {
                 {"idle-seconds", required_argument, NULL, O_IDLE_S},
                 {"keep", no_argument, NULL, O_KEEP},
                 {"malloc-trim-probe", no_argument, NULL, O_TRIM},
+                {"no-net-admin", no_argument, NULL, O_NO_NET_ADMIN},
+                {"pcpd-rcvbuf", required_argument, NULL, O_PCPD_RCVBUF},
                 {"help", no_argument, NULL, O_HELP},
                 {},
         };
@@ -2610,6 +2717,14 @@ int main(int argc, char **argv) {
                         break;
                 case O_TRIM:
                         opt.trim_probe = true;
+                        break;
+                case O_NO_NET_ADMIN:
+                        opt.no_net_admin = true;
+                        break;
+                case O_PCPD_RCVBUF:
+                        opt.pcpd_rcvbuf = parse_unsigned(optarg, "--pcpd-rcvbuf");
+                        if (opt.pcpd_rcvbuf > INT_MAX / 2)
+                                die("--pcpd-rcvbuf %u is too large", opt.pcpd_rcvbuf);
                         break;
                 case O_HELP:
                         usage(stdout);
