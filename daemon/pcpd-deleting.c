@@ -4,7 +4,7 @@
  * The manager's removed mappings whose delete is not confirmed (pcpd-manager-private.h):
  * each is kept, on disk too, until its server confirms the delete, or until the lifetime
  * it may still have there has run out (then it has expired upstream on its own), so that
- * a restarted pcpd deletes it again. The engine (pcpd-pcp.h) or the UPnP-IGD backend
+ * a restarted pcpd deletes it again. The PCP backend (pcpd-pcp.h) or the UPnP-IGD backend
  * (pcpd-backend.h) sends the delete; this is only the bookkeeping.
  */
 

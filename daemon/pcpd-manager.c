@@ -142,10 +142,7 @@ int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t
         }
         g_ptr_array_add(m->servers, s);
         pcpd_pcp_drain(m->pcp); /* its first probe; what the engine says of it finds it here now */
-        {
-                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s);
-                server_watch_silence(s, si != NULL ? si->state : PCP_SERVER_UNKNOWN); /* nothing heard yet */
-        }
+        server_watch_silence(s, pcpd_pcp_server_state(m->pcp, s)); /* nothing heard yet */
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_ADDED,
                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
                        "PCP server %s (%s%s%s) added", s->text, source, s->ifname[0] ? ", " : "", s->ifname);
@@ -222,7 +219,7 @@ void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *
         pcpd_pcp_kick(m->pcp);
 }
 
-/* ---- engine events ---- */
+/* ---- a mapping's state as a backend has it, published ---- */
 
 /* Granted and failed, once per change: a renewal is no news. */
 static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const char *old_error,
@@ -354,9 +351,7 @@ static void on_pcp_deleting_done(void *userdata, uint64_t cookie, bool confirmed
         pcpd_manager *m = userdata;
         pcpd_deleting *d = g_hash_table_lookup(m->deleting, &cookie);
 
-        g_debug("removed mapping %" G_GUINT64_FORMAT " deleted upstream: %s", cookie,
-                confirmed ? "confirmed" : "not confirmed");
-        if (d != NULL)
+        if (d != NULL) /* (gone: evicted, or expired meanwhile) */
                 manager_deleting_engine_done(m, d, confirmed);
 }
 
@@ -498,11 +493,11 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
         }
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s);
+                struct in6_addr ext;
 
-                if (s->family != family || si == NULL || !si->has_external_addr)
+                if (s->family != family || !pcpd_pcp_server_external(m->pcp, s, &ext))
                         continue;
-                *ret_address = g_strdup(pcp_addr_to_string(&si->external_addr, buf));
+                *ret_address = g_strdup(pcp_addr_to_string(&ext, buf));
                 *ret_server = g_strdup(s->text);
                 return true;
         }
@@ -518,13 +513,12 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
         direct_hosts d;
 
         for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s);
                 char buf[PCP_ADDR_STRLEN];
+                struct in6_addr ext;
 
-                if (si == NULL || !si->has_external_addr)
+                if (!pcpd_pcp_server_external(m->pcp, m->servers->pdata[i], &ext))
                         continue;
-                pcp_addr_to_string(&si->external_addr, buf);
+                pcp_addr_to_string(&ext, buf);
                 if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
                         g_ptr_array_add(a, g_strdup(buf));
         }
@@ -962,14 +956,15 @@ static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v) {
 
         for (guint i = 0; i < m->servers->len && n < PCPD_MAX_SERVERS; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s);
+                bool known = pcpd_pcp_server_known(m->pcp, s);
+                pcp_server_state st = pcpd_pcp_server_state(m->pcp, s);
 
                 v[n++] = (pcpd_direct_server) {
                         .family = s->family,
                         .ifname = s->ifname,
-                        .engine_known = si != NULL,
-                        .state = si != NULL ? si->state : PCP_SERVER_UNKNOWN,
-                        .silent = si != NULL && si->state == PCP_SERVER_UNKNOWN && server_silent(s),
+                        .engine_known = known,
+                        .state = st,
+                        .silent = known && st == PCP_SERVER_UNKNOWN && server_silent(s),
                 };
         }
         return n;
@@ -990,8 +985,9 @@ static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, stru
 pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *ifname) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s);
-                if (s->family != family || si == NULL || (si->state != PCP_SERVER_PCP && si->state != PCP_SERVER_NATPMP))
+                pcp_server_state st = pcpd_pcp_server_state(m->pcp, s);
+
+                if (s->family != family || (st != PCP_SERVER_PCP && st != PCP_SERVER_NATPMP))
                         continue;
                 if (ifname != NULL && s->ifname[0] != '\0' && strcmp(ifname, s->ifname) != 0)
                         continue;
@@ -1005,12 +1001,13 @@ pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *i
 /* s is known not to speak PCP nor NAT-PMP: unreachable (ICMP), an unsupported version,
  * switched off (NOT_AUTHORIZED), or silent for too long. */
 static bool server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s) {
-        const pcp_server_info *si = s != NULL ? pcpd_pcp_server_info(m->pcp, s) : NULL;
+        pcp_server_state st;
 
-        if (si == NULL)
+        if (s == NULL || !pcpd_pcp_server_known(m->pcp, s))
                 return false;
-        return si->state == PCP_SERVER_UNREACHABLE || si->state == PCP_SERVER_UNSUPPORTED ||
-               si->state == PCP_SERVER_DISABLED || (si->state == PCP_SERVER_UNKNOWN && server_silent(s));
+        st = pcpd_pcp_server_state(m->pcp, s);
+        return st == PCP_SERVER_UNREACHABLE || st == PCP_SERVER_UNSUPPORTED || st == PCP_SERVER_DISABLED ||
+               (st == PCP_SERVER_UNKNOWN && server_silent(s));
 }
 
 /* Hands every mapping whose server speaks no PCP and that the engine does not hold to the
@@ -1403,11 +1400,9 @@ static void mapping_plan(pcpd_manager *m, const pcpd_mapping_request *req, int *
 
 size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family,
                                        struct in6_addr *ret, size_t max) {
-        const pcp_server_info *si;
         pcpd_server *s;
         struct in6_addr own;
         bool direct;
-        size_t n = 0;
 
         mapping_plan(m, req, ret_family, &s, &direct, &own);
         if (req->has_third_party || max == 0)
@@ -1416,12 +1411,9 @@ size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_reque
                 ret[0] = own;
                 return 1;
         }
-        si = s != NULL ? pcpd_pcp_server_info(m->pcp, s) : NULL;
-        /* the engine sends from whichever of the server's addresses answers: each one's
+        /* the backend sends from whichever of the server's addresses answers: each one's
          * local end is where the mapping may point */
-        for (size_t i = 0; si != NULL && i < si->n_addrs && n < max; i++)
-                ret[n++] = si->addrs[i].local;
-        return n;
+        return s != NULL ? pcpd_pcp_server_local_addresses(m->pcp, s, ret, max) : 0;
 }
 
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,

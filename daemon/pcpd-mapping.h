@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "pcp-engine.h"
+#include "pcp-wire.h"
 
 typedef struct pcpd_manager pcpd_manager;
 typedef struct pcpd_server pcpd_server;

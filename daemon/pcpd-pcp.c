@@ -139,6 +139,14 @@ static void engine_send(pcpd_pcp *p, uint32_t server_id, size_t addr_index, cons
 
 /* ---- the engine's events, up in the owner's terms ---- */
 
+static bool info_view(const pcp_mapping_info *i, pcpd_backend_info *ret);
+
+/* e's delete is no longer told under its cookie */
+static void deletes_drop(pcpd_pcp *p, mapping_entry *e) {
+        if (e->cookie != 0 && g_hash_table_lookup(p->deletes, &e->cookie) == e)
+                g_hash_table_remove(p->deletes, &e->cookie);
+}
+
 static void tell_mapping(pcpd_pcp *p, const pcp_event *ev) {
         mapping_entry *e = g_hash_table_lookup(p->mappings, &ev->mapping_id);
         pcpd_backend_info bi;
@@ -146,7 +154,7 @@ static void tell_mapping(pcpd_pcp *p, const pcp_event *ev) {
 
         if (e == NULL || e->mp == NULL)
                 return; /* detached, or being deleted */
-        show = pcpd_pcp_info_view(ev->mapping, &bi);
+        show = info_view(ev->mapping, &bi);
         p->ops->mapping_changed(p->userdata, e->mp, show ? &bi : NULL, ev->mapping->state == PCP_MAPPING_ACTIVE);
 }
 
@@ -162,8 +170,7 @@ static void tell_mapping_deleted(pcpd_pcp *p, const pcp_event *ev) {
                 return;
         mp = e->mp;
         cookie = e->cookie;
-        if (cookie != 0)
-                g_hash_table_remove(p->deletes, &e->cookie);
+        deletes_drop(p, e);
         g_hash_table_remove(p->mappings, &ev->mapping_id); /* frees e */
         if (mp != NULL) {
                 /* dropped under the owner: its server went away */
@@ -574,6 +581,34 @@ const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, const pcpd_server *s) {
         return s->pcp != NULL ? pcp_engine_server_get(p->engine, s->pcp->engine_id) : NULL;
 }
 
+bool pcpd_pcp_server_known(pcpd_pcp *p, const pcpd_server *s) {
+        return pcpd_pcp_server_info(p, s) != NULL;
+}
+
+pcp_server_state pcpd_pcp_server_state(pcpd_pcp *p, const pcpd_server *s) {
+        const pcp_server_info *si = pcpd_pcp_server_info(p, s);
+
+        return si != NULL ? si->state : PCP_SERVER_UNKNOWN;
+}
+
+bool pcpd_pcp_server_external(pcpd_pcp *p, const pcpd_server *s, struct in6_addr *ret) {
+        const pcp_server_info *si = pcpd_pcp_server_info(p, s);
+
+        if (si == NULL || !si->has_external_addr)
+                return false;
+        *ret = si->external_addr;
+        return true;
+}
+
+size_t pcpd_pcp_server_local_addresses(pcpd_pcp *p, const pcpd_server *s, struct in6_addr *ret, size_t max) {
+        const pcp_server_info *si = pcpd_pcp_server_info(p, s);
+        size_t n = 0;
+
+        for (size_t i = 0; si != NULL && i < si->n_addrs && n < max; i++)
+                ret[n++] = si->addrs[i].local;
+        return n;
+}
+
 /* ---- mappings ---- */
 
 /* the engine's request for mp on server s, from what its caller asked for */
@@ -635,7 +670,7 @@ bool pcpd_pcp_mapping_held(const pcpd_mapping *mp) {
 bool pcpd_pcp_mapping_view(pcpd_pcp *p, const pcpd_mapping *mp, pcpd_backend_info *ret) {
         const pcp_mapping_info *i = mp->pcp != NULL ? pcp_engine_mapping_get(p->engine, mp->pcp->engine_id) : NULL;
 
-        return i != NULL && pcpd_pcp_info_view(i, ret);
+        return i != NULL && info_view(i, ret);
 }
 
 bool pcpd_pcp_mapping_delete_until(pcpd_pcp *p, const pcpd_mapping *mp, uint64_t *ret) {
@@ -659,7 +694,7 @@ void pcpd_pcp_mapping_remove(pcpd_pcp *p, pcpd_mapping *mp, uint64_t cookie) {
                 /* from now on its delete: told under cookie when it is over */
                 e->mp = NULL;
                 e->cookie = cookie;
-                g_hash_table_insert(p->deletes, &e->cookie, e);
+                g_hash_table_replace(p->deletes, &e->cookie, e);
         } else
                 g_hash_table_remove(p->mappings, &id); /* frees e */
         /* lifetime 0 with the same nonce; the engine retries a few times on its own (and may
@@ -704,7 +739,7 @@ int pcpd_pcp_delete_saved(pcpd_pcp *p, const pcpd_state_mapping *rec, pcpd_serve
                 return r;
         e = entry_add(p, id);
         e->cookie = cookie;
-        g_hash_table_insert(p->deletes, &e->cookie, e);
+        g_hash_table_replace(p->deletes, &e->cookie, e);
         return 0;
 }
 
@@ -715,7 +750,7 @@ void pcpd_pcp_delete_forget(pcpd_pcp *p, uint64_t cookie) {
         if (e == NULL)
                 return;
         id = e->engine_id;
-        g_hash_table_remove(p->deletes, &cookie);
+        deletes_drop(p, e);
         g_hash_table_remove(p->mappings, &id); /* frees e */
         (void) pcp_engine_forget_mapping(p->engine, id);
         pcpd_pcp_drain(p);
@@ -741,7 +776,8 @@ static const char *bus_state(const pcp_mapping_info *i) {
         }
 }
 
-bool pcpd_pcp_info_view(const pcp_mapping_info *i, pcpd_backend_info *ret) {
+/* i in the bus's terms; false while the mapping is being deleted */
+static bool info_view(const pcp_mapping_info *i, pcpd_backend_info *ret) {
         *ret = (pcpd_backend_info) {
                 .state = bus_state(i),
                 .error = pcp_mapping_error_name(i),

@@ -126,8 +126,17 @@ int pcpd_pcp_server_add(pcpd_pcp *p, pcpd_server *s);
  * A server never added: nothing happens. */
 void pcpd_pcp_server_remove(pcpd_pcp *p, pcpd_server *s);
 /* What the engine has for s (state, addresses, external address, PREFIX64; the engine's
- * pointer, valid until the next call in here), or NULL. */
+ * pointer, valid until the next call in here), or NULL: Manager.Servers and Prefix64. */
 const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, const pcpd_server *s);
+/* Whether the engine knows s (added here and not removed). */
+bool pcpd_pcp_server_known(pcpd_pcp *p, const pcpd_server *s);
+/* s's state (PCP_SERVER_UNKNOWN also when the engine does not know s). */
+pcp_server_state pcpd_pcp_server_state(pcpd_pcp *p, const pcpd_server *s);
+/* The external address s last told (MAP or NAT-PMP): false when none. */
+bool pcpd_pcp_server_external(pcpd_pcp *p, const pcpd_server *s, struct in6_addr *ret);
+/* The host's address toward each of s's addresses (where a mapping made there may point):
+ * up to max of them; returns how many. */
+size_t pcpd_pcp_server_local_addresses(pcpd_pcp *p, const pcpd_server *s, struct in6_addr *ret, size_t max);
 
 /* ---- mappings: the backend's add / remove / info ---- */
 
@@ -140,8 +149,10 @@ const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, const pcpd_server *s);
 int pcpd_pcp_mapping_add(pcpd_pcp *p, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *suggested_external);
 /* Whether the engine holds mp (mp->pcp set). */
 bool pcpd_pcp_mapping_held(const pcpd_mapping *mp);
-/* mp's engine mapping, in the bus's terms (pcpd_pcp_info_view()); false when the engine
- * does not hold mp or it is being deleted. */
+/* mp's engine mapping in the bus's terms: state ("pending", "active", "renewing",
+ * "failed"), error name, addresses, port, lifetime, ExpiresAt on CLOCK_REALTIME (its
+ * strings are static); false when the engine does not hold mp or it is being deleted
+ * (nothing of it is to be published then). */
 bool pcpd_pcp_mapping_view(pcpd_pcp *p, const pcpd_mapping *mp, pcpd_backend_info *ret);
 /* When the engine holds mp: true, and until when (CLOCK_REALTIME µs) it may still exist
  * upstream after a delete that is never confirmed (what it was granted or a request in
@@ -165,9 +176,3 @@ int pcpd_pcp_delete_saved(pcpd_pcp *p, const pcpd_state_mapping *rec, pcpd_serve
 /* The delete under cookie is given up (the mapping has expired upstream by now): the
  * engine forgets it without a datagram; nothing is told. An unknown cookie: nothing. */
 void pcpd_pcp_delete_forget(pcpd_pcp *p, uint64_t cookie);
-
-/* i (a mapping's engine info) in the bus's terms: state ("pending", "active", "renewing",
- * "failed"), error name, addresses, port, lifetime, ExpiresAt on CLOCK_REALTIME. Fills ret
- * (its strings are static); returns false while the mapping is being deleted: nothing of
- * it is to be published then. */
-bool pcpd_pcp_info_view(const pcp_mapping_info *i, pcpd_backend_info *ret);

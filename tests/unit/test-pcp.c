@@ -352,6 +352,18 @@ static void test_news_reaches_handles(void **state) {
         assert_true(t->has_info);
         assert_string_equal(t->state, "active");
         assert_int_equal(t->external_port, 4001 + PORT_OFFSET);
+        /* what the engine has of each server, through its handle */
+        {
+                struct in6_addr ext, want_ext, local[2];
+
+                assert_true(pcpd_pcp_server_known(p, &b));
+                assert_int_equal(pcpd_pcp_server_state(p, &b), PCP_SERVER_PCP);
+                assert_true(pcpd_pcp_server_external(p, &b, &ext));
+                assert_true(pcp_addr_from_string(EXT_ADDR, &want_ext));
+                assert_memory_equal(&ext, &want_ext, sizeof(ext));
+                assert_int_equal(pcpd_pcp_server_local_addresses(p, &b, local, 2), 1);
+                assert_memory_equal(&local[0], &b.addrs[0].sin6_addr, sizeof(local[0])); /* 127.0.0.1 both */
+        }
         /* each request went to its own server */
         assert_int_equal(fake_count(fa, 4000, false), 1);
         assert_int_equal(fake_count(fb, 4001, false), 1);
@@ -383,6 +395,8 @@ static void test_news_reaches_handles(void **state) {
         assert_int_equal(count_told(&rec, T_DELETED, NULL, mark), 0);
 
         pcpd_pcp_server_remove(p, &b);
+        assert_false(pcpd_pcp_server_known(p, &b));
+        assert_int_equal(pcpd_pcp_server_state(p, &b), PCP_SERVER_UNKNOWN);
         p = pcpd_pcp_free(g_steal_pointer(&p));
         fake_server_free(fa);
         fake_server_free(fb);
