@@ -2,8 +2,9 @@
 #pragma once
 
 /* What every way of holding a mapping reports of it, in the bus's terms: the UPnP-IGD
- * backend (pcpd-backend.h) and the PCP engine (pcpd-pcp.h: pcpd_pcp_info_view()) fill it,
- * the manager publishes it (pcpd_manager_backend_sync()). A leaf: it includes no module. */
+ * backend (pcpd-backend.h) and the PCP backend (pcpd-pcp.h: its mapping_changed news and
+ * pcpd_pcp_mapping_view()) fill it, the manager publishes it (pcpd_manager_backend_sync()).
+ * A leaf: it includes no module. */
 
 #include <netinet/in.h>
 #include <stdbool.h>

@@ -4,7 +4,10 @@
 /*
  * pcpd-backend: the seam between the manager and a way of holding a mapping other than the
  * PCP engine (issue 9 asks for every way behind one interface; this is the part the
- * UPnP-IGD backend needs, issue 14). The PCP engine and "direct" are not behind it yet.
+ * UPnP-IGD backend needs, issue 14). The PCP/NAT-PMP backend (pcpd-pcp.h) speaks to the
+ * manager in the same terms (the manager's handles down, pcpd_backend_info and
+ * backend-neutral news up) through an interface of its own, not yet this vtable; "direct"
+ * is the manager's own rules (pcpd-direct.h).
  *
  * Selection is PCP first, then NAT-PMP (both the engine's), then the backend: a mapping
  * always has its engine mapping on its server while the server is there. When that server

@@ -4,7 +4,7 @@
  * The manager's removed mappings whose delete is not confirmed (pcpd-manager-private.h):
  * each is kept, on disk too, until its server confirms the delete, or until the lifetime
  * it may still have there has run out (then it has expired upstream on its own), so that
- * a restarted pcpd deletes it again. The engine (pcpd-pcp.h) or the UPnP-IGD backend
+ * a restarted pcpd deletes it again. The PCP backend (pcpd-pcp.h) or the UPnP-IGD backend
  * (pcpd-backend.h) sends the delete; this is only the bookkeeping.
  */
 
@@ -29,8 +29,6 @@ void manager_deleting_free(pcpd_deleting *d) {
 void manager_deleting_forget(pcpd_manager *m, pcpd_deleting *d) {
         uint64_t id = d->rec->id;
 
-        if (d->engine_id != 0)
-                g_hash_table_remove(m->deleting_by_engine, &d->engine_id);
         g_hash_table_remove(m->deleting, &id); /* frees d */
         manager_persist_removal(m, id);
 }
@@ -42,10 +40,8 @@ static gboolean on_deleting_expired(gpointer data) {
         d->expire_source = 0;
         g_debug("Removed mapping %" G_GUINT64_FORMAT " (%s port %u) has expired upstream by now; forgetting it",
                 d->rec->id, pcp_protocol_to_string(d->rec->protocol) ?: "?", d->rec->internal_port);
-        if (d->engine_id != 0) {
-                (void) pcpd_pcp_mapping_forget(m->pcp, d->engine_id);
-                pcpd_pcp_drain(m->pcp);
-        }
+        /* the PCP backend may still be sending it: it stops, without a datagram */
+        pcpd_pcp_delete_forget(m->pcp, d->rec->id);
         manager_deleting_forget(m, d);
         return G_SOURCE_REMOVE;
 }
@@ -84,17 +80,9 @@ pcpd_deleting *manager_deleting_add(pcpd_manager *m, pcpd_state_mapping *rec) {
         return d;
 }
 
-/* The engine sends d's delete from now on. */
-void manager_deleting_track_engine(pcpd_manager *m, pcpd_deleting *d, uint64_t engine_id) {
-        d->engine_id = engine_id;
-        g_hash_table_insert(m->deleting_by_engine, &d->engine_id, d);
-}
-
 /* The engine is done with d's delete: confirmed upstream, it is forgotten; else (no
  * answer, or the server keeps it for another owner) it stays until it expires. */
 void manager_deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream) {
-        g_hash_table_remove(m->deleting_by_engine, &d->engine_id);
-        d->engine_id = 0;
         if (deleted_upstream)
                 manager_deleting_forget(m, d);
         else

@@ -5,10 +5,15 @@
  * pcpd-manager-private: what the files of the manager's implementation share, and nothing
  * else includes. The manager is one object implemented in several files:
  *   - pcpd-manager.c: the registries (servers, mappings, holders), the policy of adding,
- *     moving and removing mappings, the host that is not behind a NAT, lifecycle;
+ *     moving and removing mappings, the host that is not behind a NAT, lifecycle, and the
+ *     PCP backend's news (pcpd-pcp.h: pcpd_pcp_ops);
  *   - pcpd-deleting.c: removed mappings whose delete is not confirmed (kept, on disk too,
- *     until the server confirms it or the lifetime it may have left there runs out);
- *   - pcpd-restore.c: the saved mappings made again after a restart.
+ *     until the server confirms it or the lifetime it may have left there runs out); a
+ *     record's id is the cookie its backend tells the end of the delete under;
+ *   - pcpd-restore.c: the saved mappings made again after a restart;
+ *   - pcpd-servers.c: the server sources and moving mappings between servers.
+ * None of them knows the engine's ids or its requests and events: the PCP backend
+ * (pcpd-pcp.h) takes the manager's server and mapping handles and keeps those itself.
  * pcpd-manager.h stays the manager's public API.
  */
 
@@ -16,7 +21,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "pcp-engine.h"
 #include "pcpd-manager.h"
 #include "pcpd-state.h"
 
@@ -24,8 +28,8 @@
  * pcpd deletes it again. */
 struct pcpd_deleting {
         pcpd_manager *manager;
-        pcpd_state_mapping *rec; /* owned; deleting, delete_until */
-        uint64_t engine_id;      /* the engine is sending its delete; 0 = not (any more) */
+        pcpd_state_mapping *rec; /* owned; deleting, delete_until; rec->id: the cookie a
+                                  * backend tells the end of its delete under */
         guint expire_source;
 };
 typedef struct pcpd_deleting pcpd_deleting;
@@ -61,13 +65,20 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
 void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);
-void manager_mapping_params(const pcpd_mapping *mp, const pcpd_server *s, pcp_mapping_params *ret);
 void manager_mapping_set_direct(pcpd_mapping *mp, bool direct);
 void manager_direct_set_address(pcpd_mapping *mp, const struct in6_addr *a);
-int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p);
-int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, pcp_mapping_params *p,
-                                bool *ret_state);
-void manager_mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp);
+/* mp on server s through the PCP backend (pcpd-pcp.h), with its nonce (mp->has_nonce);
+ * suggested_external: NULL or the external address to ask for. 0 or -errno. */
+int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
+                                    const struct in6_addr *suggested_external);
+/* The same, with mp's record on disk first (its nonce: mp's own when keep_nonce and it has
+ * one, else a fresh one); on failure mp is as it was, *ret_state: the state directory
+ * failed (else the backend refused). */
+int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
+                                const struct in6_addr *suggested_external, bool keep_nonce, bool *ret_state);
+/* A mapping the engine holds now, not yet published: its state, error and internal
+ * address as the engine has them (drain after it). */
+void manager_mapping_show_engine(pcpd_manager *m, pcpd_mapping *mp);
 
 bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]);
 bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
@@ -82,9 +93,7 @@ pcpd_deleting *manager_deleting_add(pcpd_manager *m, pcpd_state_mapping *rec);
 void manager_deleting_forget(pcpd_manager *m, pcpd_deleting *d);
 /* The destroy function of m->deleting. */
 void manager_deleting_free(pcpd_deleting *d);
-/* The engine sends d's delete from now on (engine id engine_id). */
-void manager_deleting_track_engine(pcpd_manager *m, pcpd_deleting *d, uint64_t engine_id);
-/* The engine is done with d's delete (its MAPPING_DELETED event). */
+/* The PCP backend is done with d's delete (pcpd_pcp_ops.deleting_done under d->rec->id). */
 void manager_deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream);
 
 /* ---- pcpd-restore.c ---- */

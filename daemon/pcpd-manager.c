@@ -83,15 +83,6 @@ void pcpd_manager_emit_changed(pcpd_manager *m, pcpd_manager_changed what) {
 
 /* ---- servers (their sockets: pcpd-pcp.c) ---- */
 
-static pcpd_server *server_by_engine_id(pcpd_manager *m, uint32_t id) {
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                if (s->engine_id == id)
-                        return s;
-        }
-        return NULL;
-}
-
 static char *endpoint_text(const struct sockaddr_in6 *a) {
         char buf[PCP_ADDR_STRLEN];
 
@@ -144,17 +135,14 @@ int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t
                 s->addrs[i] = addrs[i];
         /* its sockets and the engine's server (pcpd-pcp.h): nothing is told before it is
          * in the registry */
-        r = pcpd_pcp_server_add(m->pcp, addrs, n, s->text, &s->engine_id);
+        r = pcpd_pcp_server_add(m->pcp, s);
         if (r < 0) {
                 server_free(s);
                 return r;
         }
         g_ptr_array_add(m->servers, s);
         pcpd_pcp_drain(m->pcp); /* its first probe; what the engine says of it finds it here now */
-        {
-                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
-                server_watch_silence(s, si != NULL ? si->state : PCP_SERVER_UNKNOWN); /* nothing heard yet */
-        }
+        server_watch_silence(s, pcpd_pcp_server_state(m->pcp, s)); /* nothing heard yet */
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_ADDED,
                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
                        "PCP server %s (%s%s%s) added", s->text, source, s->ifname[0] ? ", " : "", s->ifname);
@@ -167,8 +155,8 @@ void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_REMOVED,
                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
                        "PCP server %s (%s) is gone", s->text, s->source);
-        /* its mappings are lost with the network: the engine reports each as deleted */
-        pcpd_pcp_server_remove(m->pcp, s->engine_id);
+        /* its mappings are lost with the network: the backend tells each as lost */
+        pcpd_pcp_server_remove(m->pcp, s);
         g_ptr_array_remove(m->servers, s);
         server_free(s);
 }
@@ -231,7 +219,7 @@ void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *
         pcpd_pcp_kick(m->pcp);
 }
 
-/* ---- engine events ---- */
+/* ---- a mapping's state as a backend has it, published ---- */
 
 /* Granted and failed, once per change: a renewal is no news. */
 static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const char *old_error,
@@ -323,118 +311,102 @@ void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_bac
         mapping_log_change(mp, old_state, old_error, old_external, old_port);
 }
 
-/* what the engine has for mp, published (pcpd-pcp.h puts it in the bus's terms) */
-static void mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
-        pcpd_backend_info bi;
-
-        if (pcpd_pcp_info_view(i, &bi))
-                pcpd_manager_backend_sync(m, mp, &bi);
-}
-
 static void manager_backend_check_soon(pcpd_manager *m);
 
 /* The engine holds mp now (its server answers PCP or NAT-PMP after all): the backend
  * lets go of it. */
-static void backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcp_mapping_info *i) {
+static void backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s moves from UPnP-IGD to %s, which answers now", mp->path, mp->server_text);
         m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0);
 }
 
-/* the PCP backend's news (pcpd-pcp.h: pcpd_pcp_ops.event) */
-static void on_engine_event(void *userdata, const pcp_event *ev) {
+/* ---- the PCP backend's news (pcpd-pcp.h: pcpd_pcp_ops) ---- */
+
+static void on_pcp_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *i, bool granted) {
         pcpd_manager *m = userdata;
-        pcpd_mapping *mp;
-        pcpd_server *s;
 
-        switch (ev->type) {
-        case PCP_EVENT_MAPPING:
-                mp = g_hash_table_lookup(m->by_engine_id, &ev->mapping_id);
-                if (mp != NULL && mp->backend != NULL) {
-                        pcpd_backend_info bi;
-                        /* the backend publishes it (once it has something to show) until
-                         * the engine holds it */
-                        if (ev->mapping->state != PCP_MAPPING_ACTIVE && m->upnp->ops->info(m->upnp, mp, &bi))
-                                return;
-                        if (ev->mapping->state == PCP_MAPPING_ACTIVE)
-                                backend_takeover(m, mp, ev->mapping);
-                }
-                if (mp != NULL) {
-                        mapping_sync(m, mp, ev->mapping);
-                        if (ev->mapping->state == PCP_MAPPING_FAILED)
-                                manager_backend_check_soon(m);
-                }
-                return;
-
-        case PCP_EVENT_MAPPING_DELETED:
-                mp = g_hash_table_lookup(m->by_engine_id, &ev->mapping_id);
-                if (mp == NULL) {
-                        pcpd_deleting *d = g_hash_table_lookup(m->deleting_by_engine, &ev->mapping_id);
-
-                        g_debug("mapping %" G_GUINT64_FORMAT " deleted upstream: %s", ev->mapping_id,
-                                ev->deleted_upstream ? "confirmed" : "not confirmed");
-                        if (d != NULL)
-                                manager_deleting_engine_done(m, d, ev->deleted_upstream);
+        if (mp->backend != NULL) {
+                pcpd_backend_info bi;
+                /* the backend publishes it (once it has something to show) until the
+                 * engine holds it */
+                if (!granted && m->upnp->ops->info(m->upnp, mp, &bi))
                         return;
-                }
-                /* the engine dropped it under us: its server went away */
-                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
-                mp->engine_id = 0;
-                pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_NETWORK_LOST);
-                return;
-
-        case PCP_EVENT_SERVER:
-                s = server_by_engine_id(m, ev->server_id);
-                if (s != NULL && ev->server != NULL)
-                        server_watch_silence(s, ev->server->state);
-                if (s != NULL && ev->server != NULL && s->logged_state != (int) ev->server->state) {
-                        /* one line per state transition, however often the server is heard */
-                        s->logged_state = (int) ev->server->state;
-                        manager_backend_check_soon(m); /* speaks no PCP: UPnP-IGD */
-                        /* direct mappings move to a server that starts answering; on the next
-                         * turn of the loop, not from here: the engine's output is drained
-                         * wherever the engine was called (inside AddMapping, or while a
-                         * server is being removed) and moving adds and removes mappings */
-                        if ((ev->server->state == PCP_SERVER_PCP || ev->server->state == PCP_SERVER_NATPMP) &&
-                            m->n_direct > 0 && m->rediscover_source == 0)
-                                m->rediscover_source = g_idle_add(on_rediscover, m);
-                        const char *st = pcp_server_state_to_string(ev->server->state);
-                        if (ev->server->state == PCP_SERVER_DISABLED)
-                                pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE,
-                                               ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE", st,
-                                                                        "PCP_RESULT", "NOT_AUTHORIZED", NULL }),
-                                               "PCP server %s refuses requests (NOT_AUTHORIZED): PCP is switched off "
-                                               "there; asking again in %" G_GUINT64_FORMAT " s",
-                                               s->text, (ev->server->disabled_until - pcpd_now_ms()) / 1000);
-                        else if (ev->server->address_mismatch)
-                                pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE,
-                                               ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE", st,
-                                                                        "PCP_RESULT", "ADDRESS_MISMATCH", NULL }),
-                                               "PCP server %s saw another source address than ours "
-                                               "(ADDRESS_MISMATCH): a NAT between us and it?",
-                                               s->text);
-                        else
-                                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_STATE,
-                                               ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE", st,
-                                                                        NULL }),
-                                               "PCP server %s: %s", s->text, st);
-                }
-                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES | PCPD_MANAGER_CHANGED_PREFIX64);
-                manager_update_state(m);
-                return;
-
-        case PCP_EVENT_EPOCH_RESET:
-                s = server_by_engine_id(m, ev->server_id);
-                /* one line per episode: a server whose epoch keeps jumping is recreated at
-                 * most every few seconds (the engine), and logged once */
-                if (!ev->repeated)
-                        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET,
-                                       ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
-                                       "PCP server %s lost its mappings (epoch reset%s): recreating them",
-                                       s != NULL ? s->text : "?", ev->from_announce ? ", ANNOUNCE" : "");
-                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS);
-                return;
+                if (granted)
+                        backend_takeover(m, mp, i);
         }
+        if (i == NULL)
+                return; /* being deleted: nothing to publish */
+        pcpd_manager_backend_sync(m, mp, i);
+        if (strcmp(i->state, PCP1_MAPPING_FAILED) == 0)
+                manager_backend_check_soon(m);
+}
+
+/* the engine dropped mp under us: its server went away */
+static void on_pcp_mapping_lost(void *userdata, pcpd_mapping *mp) {
+        pcpd_manager_remove_mapping(userdata, mp, PCPD_REMOVED_NETWORK_LOST);
+}
+
+static void on_pcp_deleting_done(void *userdata, uint64_t cookie, bool confirmed) {
+        pcpd_manager *m = userdata;
+        pcpd_deleting *d = g_hash_table_lookup(m->deleting, &cookie);
+
+        if (d != NULL) /* (gone: evicted, or expired meanwhile) */
+                manager_deleting_engine_done(m, d, confirmed);
+}
+
+static void on_pcp_server_changed(void *userdata, pcpd_server *s, const pcpd_pcp_server_status *st) {
+        pcpd_manager *m = userdata;
+
+        if (s != NULL && st != NULL)
+                server_watch_silence(s, st->state);
+        if (s != NULL && st != NULL && s->logged_state != (int) st->state) {
+                /* one line per state transition, however often the server is heard */
+                s->logged_state = (int) st->state;
+                manager_backend_check_soon(m); /* speaks no PCP: UPnP-IGD */
+                /* direct mappings move to a server that starts answering; on the next turn
+                 * of the loop, not from here: the backend's news is told wherever it was
+                 * called (inside AddMapping, or while a server is being removed) and moving
+                 * adds and removes mappings */
+                if ((st->state == PCP_SERVER_PCP || st->state == PCP_SERVER_NATPMP) && m->n_direct > 0 &&
+                    m->rediscover_source == 0)
+                        m->rediscover_source = g_idle_add(on_rediscover, m);
+                if (st->state == PCP_SERVER_DISABLED)
+                        pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE,
+                                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE",
+                                                                st->state_name, "PCP_RESULT", "NOT_AUTHORIZED", NULL }),
+                                       "PCP server %s refuses requests (NOT_AUTHORIZED): PCP is switched off "
+                                       "there; asking again in %" G_GUINT64_FORMAT " s",
+                                       s->text, (st->disabled_until - pcpd_now_ms()) / 1000);
+                else if (st->address_mismatch)
+                        pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE,
+                                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE",
+                                                                st->state_name, "PCP_RESULT", "ADDRESS_MISMATCH", NULL }),
+                                       "PCP server %s saw another source address than ours "
+                                       "(ADDRESS_MISMATCH): a NAT between us and it?",
+                                       s->text);
+                else
+                        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_STATE,
+                                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE",
+                                                                st->state_name, NULL }),
+                                       "PCP server %s: %s", s->text, st->state_name);
+        }
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES |
+                                             PCPD_MANAGER_CHANGED_PREFIX64);
+        manager_update_state(m);
+}
+
+static void on_pcp_server_epoch_reset(void *userdata, pcpd_server *s, bool repeated, bool from_announce) {
+        pcpd_manager *m = userdata;
+
+        /* one line per episode: a server whose epoch keeps jumping is recreated at most
+         * every few seconds (the engine), and logged once */
+        if (!repeated)
+                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET,
+                               ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
+                               "PCP server %s lost its mappings (epoch reset%s): recreating them",
+                               s != NULL ? s->text : "?", from_announce ? ", ANNOUNCE" : "");
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS);
 }
 
 /* ---- manager state ---- */
@@ -521,11 +493,11 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
         }
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
+                struct in6_addr ext;
 
-                if (s->family != family || si == NULL || !si->has_external_addr)
+                if (s->family != family || !pcpd_pcp_server_external(m->pcp, s, &ext))
                         continue;
-                *ret_address = g_strdup(pcp_addr_to_string(&si->external_addr, buf));
+                *ret_address = g_strdup(pcp_addr_to_string(&ext, buf));
                 *ret_server = g_strdup(s->text);
                 return true;
         }
@@ -533,7 +505,7 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
 }
 
 const pcp_server_info *pcpd_manager_server_info(pcpd_manager *m, const pcpd_server *s) {
-        return pcpd_pcp_server_info(m->pcp, s->engine_id);
+        return pcpd_pcp_server_info(m->pcp, s);
 }
 
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
@@ -541,13 +513,12 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
         direct_hosts d;
 
         for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
                 char buf[PCP_ADDR_STRLEN];
+                struct in6_addr ext;
 
-                if (si == NULL || !si->has_external_addr)
+                if (!pcpd_pcp_server_external(m->pcp, m->servers->pdata[i], &ext))
                         continue;
-                pcp_addr_to_string(&si->external_addr, buf);
+                pcp_addr_to_string(&ext, buf);
                 if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
                         g_ptr_array_add(a, g_strdup(buf));
         }
@@ -985,14 +956,15 @@ static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v) {
 
         for (guint i = 0; i < m->servers->len && n < PCPD_MAX_SERVERS; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
+                bool known = pcpd_pcp_server_known(m->pcp, s);
+                pcp_server_state st = pcpd_pcp_server_state(m->pcp, s);
 
                 v[n++] = (pcpd_direct_server) {
                         .family = s->family,
                         .ifname = s->ifname,
-                        .engine_known = si != NULL,
-                        .state = si != NULL ? si->state : PCP_SERVER_UNKNOWN,
-                        .silent = si != NULL && si->state == PCP_SERVER_UNKNOWN && server_silent(s),
+                        .engine_known = known,
+                        .state = st,
+                        .silent = known && st == PCP_SERVER_UNKNOWN && server_silent(s),
                 };
         }
         return n;
@@ -1013,8 +985,9 @@ static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, stru
 pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *ifname) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcpd_pcp_server_info(m->pcp, s->engine_id);
-                if (s->family != family || si == NULL || (si->state != PCP_SERVER_PCP && si->state != PCP_SERVER_NATPMP))
+                pcp_server_state st = pcpd_pcp_server_state(m->pcp, s);
+
+                if (s->family != family || (st != PCP_SERVER_PCP && st != PCP_SERVER_NATPMP))
                         continue;
                 if (ifname != NULL && s->ifname[0] != '\0' && strcmp(ifname, s->ifname) != 0)
                         continue;
@@ -1028,12 +1001,13 @@ pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *i
 /* s is known not to speak PCP nor NAT-PMP: unreachable (ICMP), an unsupported version,
  * switched off (NOT_AUTHORIZED), or silent for too long. */
 static bool server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s) {
-        const pcp_server_info *si = s != NULL ? pcpd_pcp_server_info(m->pcp, s->engine_id) : NULL;
+        pcp_server_state st;
 
-        if (si == NULL)
+        if (s == NULL || !pcpd_pcp_server_known(m->pcp, s))
                 return false;
-        return si->state == PCP_SERVER_UNREACHABLE || si->state == PCP_SERVER_UNSUPPORTED ||
-               si->state == PCP_SERVER_DISABLED || (si->state == PCP_SERVER_UNKNOWN && server_silent(s));
+        st = pcpd_pcp_server_state(m->pcp, s);
+        return st == PCP_SERVER_UNREACHABLE || st == PCP_SERVER_UNSUPPORTED || st == PCP_SERVER_DISABLED ||
+               (st == PCP_SERVER_UNKNOWN && server_silent(s));
 }
 
 /* Hands every mapping whose server speaks no PCP and that the engine does not hold to the
@@ -1048,12 +1022,12 @@ static gboolean on_backend_check(gpointer data) {
                         m->upnp->ops->watch(m->upnp, m->servers->pdata[k]);
         for (guint k = 0; k < all->len; k++) {
                 pcpd_mapping *mp = all->pdata[k];
-                const pcp_mapping_info *i;
+                pcpd_backend_info bi;
 
-                if (mp->backend != NULL || mp->engine_id == 0 || !server_speaks_no_pcp(m, mp->server))
+                if (mp->backend != NULL || !pcpd_pcp_mapping_held(mp) || !server_speaks_no_pcp(m, mp->server))
                         continue;
-                i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
-                if (i != NULL && (i->state == PCP_MAPPING_ACTIVE || i->state == PCP_MAPPING_RENEWING))
+                /* granted there (or renewing) after all */
+                if (pcpd_pcp_mapping_view(m->pcp, mp, &bi) && strcmp(bi.state, PCP1_MAPPING_ACTIVE) == 0)
                         continue;
                 if (m->upnp->ops->refuse_reason(m->upnp, mp, mp->server) != NULL)
                         continue;
@@ -1122,31 +1096,6 @@ void manager_mapping_set_direct(pcpd_mapping *mp, bool direct) {
                 mp->manager->n_direct--;
 }
 
-/* The request for mp on server s, from what its caller asked for (a direct mapping moving
- * to a server; a mapping restored after a restart adds its nonce and what it had). */
-void manager_mapping_params(const pcpd_mapping *mp, const pcpd_server *s, pcp_mapping_params *ret) {
-        *ret = (pcp_mapping_params) {
-                .server_id = s->engine_id,
-                .opcode = mp->opcode,
-                .protocol = mp->protocol,
-                .internal_port = mp->internal_port,
-                .suggested_external_port = mp->suggested_port,
-                .lifetime = mp->lifetime,
-                .remote_port = mp->remote_port,
-                .has_third_party = mp->has_third_party,
-                .third_party = mp->third_party,
-                .prefer_failure = mp->prefer_failure,
-                .n_filters = mp->n_filters,
-                .description = mp->description[0] != '\0' ? mp->description : NULL,
-        };
-        if (mp->has_suggested_address)
-                ret->suggested_external_addr = mp->suggested_address;
-        if (mp->remote_address != NULL)
-                pcp_addr_from_string(mp->remote_address, &ret->remote_addr);
-        if (mp->n_filters > 0)
-                memcpy(ret->filters, mp->filters, mp->n_filters * sizeof(pcp_filter));
-}
-
 /* The mapping object is published by the caller: this only fills in the direct state. */
 void manager_direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
         char buf[PCP_ADDR_STRLEN];
@@ -1157,62 +1106,56 @@ void manager_direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
         mp->external_port = mp->internal_port;
 }
 
-/* A new mapping with an engine id, not yet published: its engine events reach it from now
- * on (drained after this), and it is published as the engine has it: the internal address
+/* A new mapping the engine holds, not yet published: its news reaches it from now on
+ * (drained after this), and it is published as the engine has it: the internal address
  * the engine chose, and failed already if the server is known to refuse it (disabled,
- * speaks no PCP we know), which the event the engine queued then finds done. */
-void manager_mapping_track_engine(pcpd_manager *m, pcpd_mapping *mp) {
-        const pcp_mapping_info *i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
+ * speaks no PCP we know), which the news the engine queued then finds done. */
+void manager_mapping_show_engine(pcpd_manager *m, pcpd_mapping *mp) {
         char buf[PCP_ADDR_STRLEN];
         pcpd_backend_info bi;
 
-        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
-        if (i == NULL)
+        if (!pcpd_pcp_mapping_view(m->pcp, mp, &bi))
                 return;
-        (void) pcpd_pcp_info_view(i, &bi);
         set_str(&mp->internal_address, pcp_addr_to_string(&bi.internal_addr, buf));
         set_str(&mp->state, bi.state);
         set_str(&mp->error, bi.error);
 }
 
-/* The mapping's upstream mapping on server s: the engine sends its request at once. */
-int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, const pcp_mapping_params *p) {
-        uint64_t eid;
-        int r = pcpd_pcp_mapping_add(m->pcp, p, &eid);
+/* The mapping's upstream mapping on server s (with its nonce; suggested_external: NULL or
+ * the external address to ask for): the request leaves at the next drain. */
+int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
+                                    const struct in6_addr *suggested_external) {
+        int r = pcpd_pcp_mapping_add(m->pcp, mp, s, suggested_external);
 
         if (r < 0)
                 return r;
-        mp->engine_id = eid;
         mp->server = s;
         set_str(&mp->server_text, s->text);
         return 0;
 }
 
-/* mp's upstream mapping on server s, asked for with p (a fresh nonce unless p has one):
+/* mp's upstream mapping on server s, with its nonce when keep_nonce (else a fresh one):
  * mp's record, with that nonce and s, is on disk before the request leaves, so that a
  * daemon killed the moment it has left renews or deletes it after its restart. On failure
  * mp is as it was and nothing was sent; ret_state: the state directory failed (else the
  * engine refused). */
-int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s, pcp_mapping_params *p,
-                               bool *ret_state) {
+int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
+                                const struct in6_addr *suggested_external, bool keep_nonce, bool *ret_state) {
         bool was_direct = mp->direct, had_nonce = mp->has_nonce;
         uint8_t old_nonce[PCP_NONCE_LEN];
         g_autofree char *old_server = g_strdup(mp->server_text);
         int r;
 
         memcpy(old_nonce, mp->nonce, sizeof(old_nonce));
-        if (!p->has_nonce) {
-                pcpd_pcp_random(m->pcp, p->nonce, PCP_NONCE_LEN);
-                p->has_nonce = true;
-        }
-        memcpy(mp->nonce, p->nonce, PCP_NONCE_LEN);
+        if (!keep_nonce || !mp->has_nonce)
+                pcpd_pcp_random(m->pcp, mp->nonce, PCP_NONCE_LEN);
         mp->has_nonce = true;
         manager_mapping_set_direct(mp, false);
         set_str(&mp->server_text, s->text);
         r = manager_persist_mapping(m, mp);
         *ret_state = r < 0;
         if (r >= 0)
-                r = manager_mapping_start_on_server(m, mp, s, p);
+                r = manager_mapping_start_on_server(m, mp, s, suggested_external);
         if (r >= 0)
                 return 0;
         mp->has_nonce = had_nonce;
@@ -1233,31 +1176,27 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
 /* A mapping is on a new server: say so, and publish what the engine has for it now
  * (pending, or already an answer: state, addresses, port, lifetime). */
 static void mapping_publish_move(pcpd_manager *m, pcpd_mapping *mp) {
-        const pcp_mapping_info *i;
+        pcpd_backend_info bi;
 
         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
-        i = pcpd_pcp_mapping_info(m->pcp, mp->engine_id);
-        if (i != NULL)
-                mapping_sync(m, mp, i);
+        if (pcpd_pcp_mapping_view(m->pcp, mp, &bi))
+                pcpd_manager_backend_sync(m, mp, &bi);
         pcpd_pcp_drain(m->pcp);
         pcpd_pcp_kick(m->pcp);
 }
 
 /* A direct mapping moves to a server that answers: same object, a new upstream mapping. */
 static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
-        pcp_mapping_params p;
         bool state;
         int r;
 
-        manager_mapping_params(mp, s, &p);
-        r = manager_mapping_start_saved(m, mp, s, &p, &state);
+        r = manager_mapping_start_saved(m, mp, s, NULL, false, &state);
         if (r < 0) {
                 g_warning("Mapping %s keeps the host's own address: PCP server %s answers now, but the mapping "
                           "cannot be made there: %s%s",
                           mp->path, s->text, state ? "its nonce cannot be saved: " : "", g_strerror(-r));
                 return;
         }
-        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s moves to PCP server %s, which answers now (it had the host's own address %s)",
                          mp->path, s->text, mp->external_address);
@@ -1269,27 +1208,20 @@ static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
  * the port; C2: on another server it is a new mapping). */
 void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
         g_autofree char *from = g_strdup(mp->prev_server);
-        pcp_mapping_params p;
         struct in6_addr ext;
-        bool state, same;
+        bool state, same, has_ext;
         int r;
 
-        manager_mapping_params(mp, s, &p);
         same = from != NULL && strcmp(from, s->text) == 0;
+        has_ext = !mp->has_suggested_address && mp->external_address != NULL &&
+                  pcp_addr_from_string(mp->external_address, &ext);
         /* always its nonce: a server it was on before (maybe not the last one: A, then B,
          * then A again) still holds it under that nonce and would refuse another one
          * (NOT_AUTHORIZED) until it expires; on a new server it does no harm */
-        if (mp->has_nonce) {
-                p.has_nonce = true;
-                memcpy(p.nonce, mp->nonce, PCP_NONCE_LEN);
-        }
-        if (!mp->has_suggested_address && mp->external_address != NULL && pcp_addr_from_string(mp->external_address, &ext))
-                p.suggested_external_addr = ext;
-        r = manager_mapping_start_saved(m, mp, s, &p, &state);
-        if (r == -EEXIST && p.has_nonce) {
+        r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, true, &state);
+        if (r == -EEXIST && mp->has_nonce) {
                 /* its delete on the server it left is still on its way under that nonce */
-                p.has_nonce = false;
-                r = manager_mapping_start_saved(m, mp, s, &p, &state);
+                r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, false, &state);
         }
         if (r < 0) {
                 g_warning("Mapping %s cannot be made on PCP server %s: %s%s", mp->path, s->text,
@@ -1298,7 +1230,6 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
                 return;
         }
         g_clear_pointer(&mp->prev_server, g_free);
-        g_hash_table_insert(m->by_engine_id, &mp->engine_id, mp);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s %s PCP server %s%s%s", mp->path, same ? "is made again on" : "moves to",
                          s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
@@ -1308,12 +1239,7 @@ void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
 /* mp's request leaves the engine (a delete with its nonce while it had a grant) and its
  * server: what leaving and waiting share */
 static void mapping_detach_server(pcpd_manager *m, pcpd_mapping *mp) {
-        if (mp->engine_id != 0) {
-                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
-                pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
-                mp->engine_id = 0;
-                pcpd_pcp_drain(m->pcp);
-        }
+        pcpd_pcp_mapping_remove(m->pcp, mp, 0);
         mp->server = NULL;
 }
 
@@ -1474,11 +1400,9 @@ static void mapping_plan(pcpd_manager *m, const pcpd_mapping_request *req, int *
 
 size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family,
                                        struct in6_addr *ret, size_t max) {
-        const pcp_server_info *si;
         pcpd_server *s;
         struct in6_addr own;
         bool direct;
-        size_t n = 0;
 
         mapping_plan(m, req, ret_family, &s, &direct, &own);
         if (req->has_third_party || max == 0)
@@ -1487,20 +1411,17 @@ size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_reque
                 ret[0] = own;
                 return 1;
         }
-        si = s != NULL ? pcpd_pcp_server_info(m->pcp, s->engine_id) : NULL;
-        /* the engine sends from whichever of the server's addresses answers: each one's
+        /* the backend sends from whichever of the server's addresses answers: each one's
          * local end is where the mapping may point */
-        for (size_t i = 0; si != NULL && i < si->n_addrs && n < max; i++)
-                ret[n++] = si->addrs[i].local;
-        return n;
+        return s != NULL ? pcpd_pcp_server_local_addresses(m->pcp, s, ret, max) : 0;
 }
 
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
                              pcpd_failure *error) {
-        pcp_mapping_params p = { 0 };
         pcpd_mapping *mp;
         pcpd_server *s;
         int family, r;
+        uint32_t lifetime;
         g_autofree char *key = NULL;
         struct in6_addr own;
         bool direct, state_failure = false;
@@ -1577,24 +1498,8 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                  "This host already holds %u mappings, the configured maximum.",
                                  m->config.max_mappings);
 
-        p.server_id = direct ? 0 : s->engine_id;
-        p.opcode = req->opcode;
-        p.protocol = req->protocol;
-        p.internal_port = req->internal_port;
-        p.suggested_external_port = req->suggested_port;
-        if (req->has_external_address)
-                p.suggested_external_addr = req->external_address;
-        p.lifetime = MIN(req->lifetime ? req->lifetime : m->config.default_lifetime, m->config.max_lifetime);
-        p.remote_port = req->remote_port;
-        p.remote_addr = req->remote_address;
-        p.has_third_party = req->has_third_party;
-        p.third_party = req->third_party;
-        p.prefer_failure = req->prefer_failure;
-        p.n_filters = req->n_filters;
-        memcpy(p.filters, req->filters, req->n_filters * sizeof(pcp_filter));
-        p.description = req->description != NULL && *req->description ? req->description : NULL;
-
-        mp = manager_mapping_new(m, m->next_mapping_id++, req, family, p.lifetime, realtime_us(), g_steal_pointer(&key));
+        lifetime = MIN(req->lifetime ? req->lifetime : m->config.default_lifetime, m->config.max_lifetime);
+        mp = manager_mapping_new(m, m->next_mapping_id++, req, family, lifetime, realtime_us(), g_steal_pointer(&key));
         /* on disk before anything leaves or anyone is told: a server mapping's nonce, or a
          * restart could neither renew nor delete it; a direct one, to be made again */
         if (direct) {
@@ -1603,11 +1508,11 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 mp->server_text = g_strdup("");
                 manager_direct_set_address(mp, &own);
                 set_str(&mp->state, "active");
-                mp->granted = p.lifetime;
+                mp->granted = lifetime;
                 r = manager_persist_mapping(m, mp);
                 state_failure = r < 0;
         } else
-                r = manager_mapping_start_saved(m, mp, s, &p, &state_failure);
+                r = manager_mapping_start_saved(m, mp, s, NULL, false, &state_failure);
         if (r < 0) {
                 manager_mapping_free(mp);
                 pcpd_pcp_kick(m->pcp);
@@ -1622,8 +1527,8 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
 
         g_hash_table_insert(m->mappings, &mp->id, mp);
         if (!direct) {
-                manager_mapping_track_engine(m, mp);
-                pcpd_pcp_drain(m->pcp);
+                manager_mapping_show_engine(m, mp);
+                pcpd_pcp_drain(m->pcp); /* its request leaves; its news finds it now */
         }
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
@@ -1643,44 +1548,31 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         return 1;
 }
 
-/* Until when a removed mapping may still exist upstream: its grant, or a renewal or a
- * request in flight that the server may still grant. */
-static uint64_t mapping_delete_until(const pcpd_mapping *mp, const pcp_mapping_info *i) {
-        uint64_t lifetime = MAX(i->lifetime_requested, i->lifetime_granted);
-
-        return MAX(mp->expires_at, realtime_us() + lifetime * G_USEC_PER_SEC);
-}
-
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
-        const pcp_mapping_info *i = mp->engine_id != 0 ? pcpd_pcp_mapping_info(m->pcp, mp->engine_id) : NULL;
         pcpd_state_mapping rec;
+        uint64_t until;
 
         /* the backend's delete first (with its own record when it must be confirmed): the
          * engine's record below is then the engine's part only */
         if (mp->backend != NULL)
                 m->upnp->ops->remove(m->upnp, mp);
 
-        if (i != NULL && mapping_to_record(mp, &rec)) {
+        if (pcpd_pcp_mapping_delete_until(m->pcp, mp, &until) && mapping_to_record(mp, &rec)) {
                 /* kept, on disk, until the server confirms the delete: the record goes first,
-                 * so that a daemon killed before the answer deletes it again after a restart */
+                 * so that a daemon killed before the answer deletes it again after a restart;
+                 * until then it may still exist upstream for its grant, or for a renewal or
+                 * a request in flight that the server may still grant */
                 pcpd_deleting *d;
 
-                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
                 rec.deleting = true;
-                rec.delete_until = mapping_delete_until(mp, i);
+                rec.delete_until = MAX(mp->expires_at, until);
                 d = manager_deleting_add(m, pcpd_state_mapping_copy(&rec));
-                manager_deleting_track_engine(m, d, mp->engine_id);
                 (void) pcpd_store_put(m->store, d->rec);
-                /* lifetime 0 with the same nonce; the engine retries a few times on its own
-                 * (and may give up at once: manager_deleting_engine_done()) */
-                pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
-                pcpd_pcp_drain(m->pcp);
+                /* lifetime 0 with the same nonce (the backend may give up at once:
+                 * manager_deleting_engine_done()) */
+                pcpd_pcp_mapping_remove(m->pcp, mp, d->rec->id);
         } else {
-                if (mp->engine_id != 0) {
-                        g_hash_table_remove(m->by_engine_id, &mp->engine_id);
-                        pcpd_pcp_mapping_remove(m->pcp, mp->engine_id);
-                        pcpd_pcp_drain(m->pcp);
-                }
+                pcpd_pcp_mapping_remove(m->pcp, mp, 0);
                 manager_persist_removal(m, mp->id);
         }
         g_hash_table_remove(m->by_key, mp->key);
@@ -1724,7 +1616,13 @@ int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled) {
 int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
                      GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
                      pcpd_manager **ret) {
-        static const pcpd_pcp_ops pcp_ops = { .event = on_engine_event };
+        static const pcpd_pcp_ops pcp_ops = {
+                .mapping_changed = on_pcp_mapping_changed,
+                .mapping_lost = on_pcp_mapping_lost,
+                .deleting_done = on_pcp_deleting_done,
+                .server_changed = on_pcp_server_changed,
+                .server_epoch_reset = on_pcp_server_epoch_reset,
+        };
         g_autoptr(pcpd_manager) m = g_new0(pcpd_manager, 1);
         int r;
 
@@ -1741,11 +1639,9 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         m->enabled = config->enabled;
         m->servers = g_ptr_array_new();
         m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_mapping_free);
-        m->by_engine_id = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->by_key = g_hash_table_new(g_str_hash, g_str_equal);
         m->holder_index = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_destroy);
         m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_deleting_free);
-        m->deleting_by_engine = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->next_mapping_id = 1;
         m->route_fd = -1;
         r = pcpd_pcp_new(&pcp_ops, m, config->max_mappings, &m->pcp);
@@ -1793,12 +1689,8 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_hash_table_destroy(m->mappings);
         if (m->holder_index != NULL)
                 g_hash_table_destroy(m->holder_index);
-        if (m->by_engine_id != NULL)
-                g_hash_table_destroy(m->by_engine_id);
         if (m->by_key != NULL)
                 g_hash_table_destroy(m->by_key);
-        if (m->deleting_by_engine != NULL)
-                g_hash_table_destroy(m->deleting_by_engine);
         if (m->deleting != NULL)
                 g_hash_table_destroy(m->deleting);
         m->pcp = pcpd_pcp_free(m->pcp); /* the engine, the server sockets, its clock */

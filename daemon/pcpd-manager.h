@@ -9,6 +9,8 @@
 #include "pcp1-contract.h"
 #include "pcpd-conf.h"
 #include "pcpd-error.h"
+#include "pcpd-mapping.h"
+#include "pcpd-server.h"
 #include "pcpd-state.h"
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -16,87 +18,10 @@
 #define PCPD_MAX_SERVERS 16
 
 typedef struct pcpd_manager pcpd_manager;
-typedef struct pcpd_server pcpd_server;
-
-typedef struct pcpd_server {
-        pcpd_manager *manager;
-        uint32_t engine_id;
-        char *source;  /* "config", "gateway", "dhcpv4", "dhcpv6" */
-        char *ifname;  /* "" when unknown */
-        char *text;    /* the address in use, for Servers and logs */
-        int family;    /* AF_INET or AF_INET6 */
-        size_t n_addrs;
-        struct sockaddr_in6 addrs[PCP_SERVER_MAX_ADDRS];
-        bool seen; /* discovery bookkeeping */
-        int logged_state; /* the engine state last logged, -1 = none */
-        /* silence: a server that has not answered anything (engine state unknown) for
-         * PCPD_SILENT_SERVER_MS cannot keep a host with a global address from mapping directly */
-        pcp_server_state seen_state; /* the engine state last seen in an event */
-        uint64_t unknown_since;      /* pcpd_now_ms() when it was (again) unknown */
-        guint silent_source;         /* fires when it has been unknown for that long */
-} pcpd_server;
 
 /* The probe and its first two retransmissions unanswered (RFC 6887: 3 s, then doubling:
  * sent at 0, 3 and 9 s) when the third goes out. */
 #define PCPD_SILENT_SERVER_MS 21000
-
-typedef struct pcpd_mapping {
-        pcpd_manager *manager;
-        uint64_t id;
-        char *path;
-        uint64_t engine_id; /* 0 when the engine has none (server gone) */
-        pcpd_server *server;
-        char *server_text;
-        char *prev_server; /* the server it was on before it had to wait for one (NULL: none) */
-        char *interface;   /* the interface its caller named (NULL: none: it follows the primary) */
-        bool has_nonce; /* on a server: its nonce, on disk before the request left */
-        uint8_t nonce[PCP_NONCE_LEN];
-
-        /* who */
-        uid_t uid;
-        pid_t pid;
-        char *app_id;
-        const char *app_id_source;
-        char *owner;         /* first holder's unique name; "" when persistent or unclaimed */
-        GHashTable *holders; /* unique bus name -> number of holds (one per AddMapping) */
-        bool persistent;
-        char *declared;      /* the declaration it is for (pcpd-declared.h), NULL when none */
-        bool unclaimed;      /* restored after a daemon restart, waiting for its app */
-        guint grace_source;
-
-        /* what */
-        uint8_t opcode, protocol;
-        int family;
-        uint16_t internal_port, suggested_port;
-        char *remote_address;
-        uint16_t remote_port;
-        uint32_t lifetime;
-        char *description;
-        uint64_t created; /* CLOCK_REALTIME µs */
-        char *key;        /* sharing key: family/opcode/protocol/port[/remote] */
-        /* the rest of what the caller asked for, to ask a server again: when a direct
-         * mapping moves to one, and after a daemon restart (mapping_params()) */
-        bool has_suggested_address;
-        struct in6_addr suggested_address; /* the option external-address */
-        bool prefer_failure;
-        bool has_third_party;
-        struct in6_addr third_party;
-        uint8_t n_filters;
-        pcp_filter *filters; /* n_filters of them; NULL when none */
-
-        /* not behind a NAT: no server (engine_id 0, server NULL, Server ""), active with the
-         * host's own address; moves to a server that starts answering */
-        bool direct;
-        /* held through a backend as well (pcpd-backend.h: the UPnP-IGD one) while its
-         * server speaks neither PCP nor NAT-PMP; NULL when not */
-        struct pcpd_backend_mapping *backend;
-
-        /* as last published on the bus */
-        char *state, *error, *external_address, *internal_address;
-        uint16_t external_port;
-        uint32_t granted;
-        uint64_t expires_at; /* CLOCK_REALTIME µs, 0 = none */
-} pcpd_mapping;
 
 struct pcpd_manager {
         pcpd_config config;
@@ -111,7 +36,6 @@ struct pcpd_manager {
 
         GPtrArray *servers;        /* pcpd_server* */
         GHashTable *mappings;      /* id (uint64*) -> pcpd_mapping* (owned) */
-        GHashTable *by_engine_id;  /* engine id (uint64*) -> pcpd_mapping* */
         GHashTable *by_key;        /* key -> pcpd_mapping* */
         unsigned n_direct;         /* mappings with direct set */
         uint64_t next_mapping_id;
@@ -133,8 +57,8 @@ struct pcpd_manager {
         struct pcpd_store *store; /* pcpd-store.h: journal and snapshots of state_fd */
         char *state_error;        /* Manager.StateError (the store's): NULL while state is being saved */
         /* removed mappings whose delete the server has not confirmed (pcpd_deleting *) */
-        GHashTable *deleting;           /* id (uint64_t *) -> owned */
-        GHashTable *deleting_by_engine; /* engine id (uint64_t *) -> while the engine sends */
+        GHashTable *deleting;           /* id (uint64_t *) -> owned; the id is the cookie its
+                                         * delete is told under (pcpd-pcp.h) */
         gint64 deleting_evict_logged;   /* monotonic µs of the last "too many" warning */
         char *last_state;  /* Manager.State as last published */
         char *last_direct; /* the host's own addresses in ExternalAddresses, as last published */

@@ -13,9 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* one server's sockets, one per address, each watched by a server_source */
-typedef struct server_io {
+/* a server's part here (pcpd_server.pcp): its engine id and its sockets, one per
+ * address, each watched by a server_source */
+typedef struct pcpd_pcp_server {
         pcpd_pcp *pcp;
+        pcpd_server *server; /* the owner's, for its events */
         uint32_t engine_id;
         char *text; /* for log lines */
         size_t n_addrs;
@@ -23,12 +25,23 @@ typedef struct server_io {
         guint watches[PCP_SERVER_MAX_ADDRS];
 } server_io;
 
+/* an engine mapping (pcpd_pcp_mapping_add(), pcpd_pcp_delete_saved()): the owner's
+ * mapping it holds (pcpd_mapping.pcp), or, once that is removed, the cookie its delete is
+ * told under (0: nobody waits for it, and it is no longer in the table) */
+typedef struct pcpd_pcp_mapping {
+        uint64_t engine_id;
+        pcpd_mapping *mp;
+        uint64_t cookie;
+} mapping_entry;
+
 struct pcpd_pcp {
         const pcpd_pcp_ops *ops;
         void *userdata;
         pcp_engine *engine;
         GSource *timer;            /* the engine's clock; NULL until pcpd_pcp_start() */
-        GPtrArray *servers;        /* server_io* (owned) */
+        GHashTable *servers;       /* engine server id -> server_io* (owned) */
+        GHashTable *mappings;      /* engine mapping id (uint64_t *) -> mapping_entry* (owned) */
+        GHashTable *deletes;       /* cookie (uint64_t *) -> mapping_entry* in mappings */
         int announce_fds[2];       /* IPv4, IPv6; -1 when not listening */
         guint announce_watches[2];
         uint64_t drops_logged[_PCP_DROP_MAX]; /* engine drop counters as last logged */
@@ -78,12 +91,7 @@ static void from_native(const struct sockaddr_storage *in, struct sockaddr_in6 *
 /* ---- the engine's output, pulled ---- */
 
 static server_io *server_by_engine_id(pcpd_pcp *p, uint32_t id) {
-        for (guint i = 0; i < p->servers->len; i++) {
-                server_io *s = p->servers->pdata[i];
-                if (s->engine_id == id)
-                        return s;
-        }
-        return NULL;
+        return g_hash_table_lookup(p->servers, GUINT_TO_POINTER(id));
 }
 
 static void on_engine_random(void *userdata, void *buf, size_t len) {
@@ -129,9 +137,83 @@ static void engine_send(pcpd_pcp *p, uint32_t server_id, size_t addr_index, cons
         }
 }
 
+/* ---- the engine's events, up in the owner's terms ---- */
+
+static bool info_view(const pcp_mapping_info *i, pcpd_backend_info *ret);
+
+/* e's delete is no longer told under its cookie */
+static void deletes_drop(pcpd_pcp *p, mapping_entry *e) {
+        if (e->cookie != 0 && g_hash_table_lookup(p->deletes, &e->cookie) == e)
+                g_hash_table_remove(p->deletes, &e->cookie);
+}
+
+static void tell_mapping(pcpd_pcp *p, const pcp_event *ev) {
+        mapping_entry *e = g_hash_table_lookup(p->mappings, &ev->mapping_id);
+        pcpd_backend_info bi;
+        bool show;
+
+        if (e == NULL || e->mp == NULL)
+                return; /* detached, or being deleted */
+        show = info_view(ev->mapping, &bi);
+        p->ops->mapping_changed(p->userdata, e->mp, show ? &bi : NULL, ev->mapping->state == PCP_MAPPING_ACTIVE);
+}
+
+static void tell_mapping_deleted(pcpd_pcp *p, const pcp_event *ev) {
+        mapping_entry *e = g_hash_table_lookup(p->mappings, &ev->mapping_id);
+        pcpd_mapping *mp;
+        uint64_t cookie;
+
+        if (e == NULL || e->mp == NULL)
+                g_debug("mapping %" G_GUINT64_FORMAT " deleted upstream: %s", ev->mapping_id,
+                        ev->deleted_upstream ? "confirmed" : "not confirmed");
+        if (e == NULL)
+                return;
+        mp = e->mp;
+        cookie = e->cookie;
+        deletes_drop(p, e);
+        g_hash_table_remove(p->mappings, &ev->mapping_id); /* frees e */
+        if (mp != NULL) {
+                /* dropped under the owner: its server went away */
+                mp->pcp = NULL;
+                p->ops->mapping_lost(p->userdata, mp);
+        } else if (cookie != 0)
+                p->ops->deleting_done(p->userdata, cookie, ev->deleted_upstream);
+}
+
+static void tell(pcpd_pcp *p, const pcp_event *ev) {
+        server_io *s;
+
+        switch (ev->type) {
+        case PCP_EVENT_MAPPING:
+                tell_mapping(p, ev);
+                return;
+        case PCP_EVENT_MAPPING_DELETED:
+                tell_mapping_deleted(p, ev);
+                return;
+        case PCP_EVENT_SERVER: {
+                pcpd_pcp_server_status st;
+
+                s = server_by_engine_id(p, ev->server_id);
+                if (ev->server != NULL)
+                        st = (pcpd_pcp_server_status) {
+                                .state = ev->server->state,
+                                .state_name = pcp_server_state_to_string(ev->server->state),
+                                .disabled_until = ev->server->disabled_until,
+                                .address_mismatch = ev->server->address_mismatch,
+                        };
+                p->ops->server_changed(p->userdata, s != NULL ? s->server : NULL, ev->server != NULL ? &st : NULL);
+                return;
+        }
+        case PCP_EVENT_EPOCH_RESET:
+                s = server_by_engine_id(p, ev->server_id);
+                p->ops->server_epoch_reset(p->userdata, s != NULL ? s->server : NULL, ev->repeated, ev->from_announce);
+                return;
+        }
+}
+
 /* What the engine has to send and to say after a call into it, pulled now that every id
- * the call returned is known to the owner: its datagrams go out on their server's socket,
- * its events go up. */
+ * the call returned is known here: its datagrams go out on their server's socket, its
+ * events go up. */
 void pcpd_pcp_drain(pcpd_pcp *p) {
         uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
         uint32_t server_id;
@@ -144,7 +226,7 @@ void pcpd_pcp_drain(pcpd_pcp *p) {
                         engine_send(p, server_id, addr_index, buf, (size_t) n);
                 if (pcp_engine_next_event(p->engine, &ev) <= 0)
                         break;
-                p->ops->event(p->userdata, &ev);
+                tell(p, &ev);
         }
 }
 
@@ -446,22 +528,23 @@ static void server_io_free(server_io *s) {
         g_free(s);
 }
 
-int pcpd_pcp_server_add(pcpd_pcp *p, const struct sockaddr_in6 *addrs, size_t n, const char *text,
-                        uint32_t *ret_engine_id) {
+int pcpd_pcp_server_add(pcpd_pcp *p, pcpd_server *server) {
         pcp_server_addr ea[PCP_SERVER_MAX_ADDRS] = { 0 };
+        size_t n = server->n_addrs;
         server_io *s;
         int r;
 
-        if (n == 0 || n > PCP_SERVER_MAX_ADDRS)
+        if (n == 0 || n > PCP_SERVER_MAX_ADDRS || server->pcp != NULL)
                 return -EINVAL;
         s = g_new0(server_io, 1);
         s->pcp = p;
-        s->text = g_strdup(text);
+        s->server = server;
+        s->text = g_strdup(server->text);
         s->n_addrs = n;
         for (size_t i = 0; i < n; i++)
                 s->fds[i] = -1;
         for (size_t i = 0; i < n; i++) {
-                s->fds[i] = open_server_socket(&addrs[i], &ea[i].local);
+                s->fds[i] = open_server_socket(&server->addrs[i], &ea[i].local);
                 if (s->fds[i] < 0) {
                         r = s->fds[i];
                         g_warning("PCP server %s: cannot open a socket toward it: %s", s->text, g_strerror(-r));
@@ -469,7 +552,7 @@ int pcpd_pcp_server_add(pcpd_pcp *p, const struct sockaddr_in6 *addrs, size_t n,
                         server_io_free(s);
                         return r;
                 }
-                ea[i].remote = addrs[i];
+                ea[i].remote = server->addrs[i];
                 s->watches[i] = server_source_add(s, s->fds[i]);
         }
         r = pcp_engine_add_server(p->engine, now_ms(), ea, n, &s->engine_id);
@@ -477,40 +560,200 @@ int pcpd_pcp_server_add(pcpd_pcp *p, const struct sockaddr_in6 *addrs, size_t n,
                 server_io_free(s);
                 return r;
         }
-        g_ptr_array_add(p->servers, s);
-        *ret_engine_id = s->engine_id;
+        g_hash_table_insert(p->servers, GUINT_TO_POINTER(s->engine_id), s);
+        server->pcp = s;
         return 0;
 }
 
-void pcpd_pcp_server_remove(pcpd_pcp *p, uint32_t engine_id) {
-        server_io *s = server_by_engine_id(p, engine_id);
+void pcpd_pcp_server_remove(pcpd_pcp *p, pcpd_server *server) {
+        server_io *s = server->pcp;
 
-        pcp_engine_remove_server(p->engine, now_ms(), engine_id);
+        if (s == NULL)
+                return;
+        /* its mappings are dropped: each told as lost (or its delete as done), drained here */
+        pcp_engine_remove_server(p->engine, now_ms(), s->engine_id);
         pcpd_pcp_drain(p);
-        if (s != NULL)
-                g_ptr_array_remove(p->servers, s); /* frees it */
+        server->pcp = NULL;
+        g_hash_table_remove(p->servers, GUINT_TO_POINTER(s->engine_id)); /* frees s */
+}
+
+const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, const pcpd_server *s) {
+        return s->pcp != NULL ? pcp_engine_server_get(p->engine, s->pcp->engine_id) : NULL;
+}
+
+bool pcpd_pcp_server_known(pcpd_pcp *p, const pcpd_server *s) {
+        return pcpd_pcp_server_info(p, s) != NULL;
+}
+
+pcp_server_state pcpd_pcp_server_state(pcpd_pcp *p, const pcpd_server *s) {
+        const pcp_server_info *si = pcpd_pcp_server_info(p, s);
+
+        return si != NULL ? si->state : PCP_SERVER_UNKNOWN;
+}
+
+bool pcpd_pcp_server_external(pcpd_pcp *p, const pcpd_server *s, struct in6_addr *ret) {
+        const pcp_server_info *si = pcpd_pcp_server_info(p, s);
+
+        if (si == NULL || !si->has_external_addr)
+                return false;
+        *ret = si->external_addr;
+        return true;
+}
+
+size_t pcpd_pcp_server_local_addresses(pcpd_pcp *p, const pcpd_server *s, struct in6_addr *ret, size_t max) {
+        const pcp_server_info *si = pcpd_pcp_server_info(p, s);
+        size_t n = 0;
+
+        for (size_t i = 0; si != NULL && i < si->n_addrs && n < max; i++)
+                ret[n++] = si->addrs[i].local;
+        return n;
 }
 
 /* ---- mappings ---- */
 
-int pcpd_pcp_mapping_add(pcpd_pcp *p, const pcp_mapping_params *params, uint64_t *ret_id) {
-        return pcp_engine_add_mapping(p->engine, now_ms(), params, ret_id);
+/* the engine's request for mp on server s, from what its caller asked for */
+static void mapping_params(const pcpd_mapping *mp, const server_io *s, pcp_mapping_params *ret) {
+        *ret = (pcp_mapping_params) {
+                .server_id = s->engine_id,
+                .opcode = mp->opcode,
+                .protocol = mp->protocol,
+                .internal_port = mp->internal_port,
+                .suggested_external_port = mp->suggested_port,
+                .lifetime = mp->lifetime,
+                .remote_port = mp->remote_port,
+                .has_third_party = mp->has_third_party,
+                .third_party = mp->third_party,
+                .prefer_failure = mp->prefer_failure,
+                .n_filters = mp->n_filters,
+                .description = mp->description != NULL && mp->description[0] != '\0' ? mp->description : NULL,
+                .has_nonce = true,
+        };
+        if (mp->has_suggested_address)
+                ret->suggested_external_addr = mp->suggested_address;
+        if (mp->remote_address != NULL)
+                pcp_addr_from_string(mp->remote_address, &ret->remote_addr);
+        if (mp->n_filters > 0)
+                memcpy(ret->filters, mp->filters, mp->n_filters * sizeof(pcp_filter));
+        memcpy(ret->nonce, mp->nonce, PCP_NONCE_LEN);
 }
 
-void pcpd_pcp_mapping_remove(pcpd_pcp *p, uint64_t id) {
+static mapping_entry *entry_add(pcpd_pcp *p, uint64_t engine_id) {
+        mapping_entry *e = g_new0(mapping_entry, 1);
+
+        e->engine_id = engine_id;
+        g_hash_table_insert(p->mappings, &e->engine_id, e);
+        return e;
+}
+
+int pcpd_pcp_mapping_add(pcpd_pcp *p, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *suggested_external) {
+        pcp_mapping_params params;
+        uint64_t id;
+        int r;
+
+        if (s->pcp == NULL || mp->pcp != NULL || !mp->has_nonce)
+                return -EINVAL;
+        mapping_params(mp, s->pcp, &params);
+        if (suggested_external != NULL)
+                params.suggested_external_addr = *suggested_external;
+        r = pcp_engine_add_mapping(p->engine, now_ms(), &params, &id);
+        if (r < 0)
+                return r;
+        mp->pcp = entry_add(p, id);
+        mp->pcp->mp = mp;
+        return 0;
+}
+
+bool pcpd_pcp_mapping_held(const pcpd_mapping *mp) {
+        return mp->pcp != NULL;
+}
+
+bool pcpd_pcp_mapping_view(pcpd_pcp *p, const pcpd_mapping *mp, pcpd_backend_info *ret) {
+        const pcp_mapping_info *i = mp->pcp != NULL ? pcp_engine_mapping_get(p->engine, mp->pcp->engine_id) : NULL;
+
+        return i != NULL && info_view(i, ret);
+}
+
+bool pcpd_pcp_mapping_delete_until(pcpd_pcp *p, const pcpd_mapping *mp, uint64_t *ret) {
+        const pcp_mapping_info *i = mp->pcp != NULL ? pcp_engine_mapping_get(p->engine, mp->pcp->engine_id) : NULL;
+
+        if (i == NULL)
+                return false;
+        *ret = realtime_us() + (uint64_t) MAX(i->lifetime_requested, i->lifetime_granted) * G_USEC_PER_SEC;
+        return true;
+}
+
+void pcpd_pcp_mapping_remove(pcpd_pcp *p, pcpd_mapping *mp, uint64_t cookie) {
+        mapping_entry *e = mp->pcp;
+        uint64_t id;
+
+        if (e == NULL)
+                return;
+        mp->pcp = NULL;
+        id = e->engine_id;
+        if (cookie != 0) {
+                /* from now on its delete: told under cookie when it is over */
+                e->mp = NULL;
+                e->cookie = cookie;
+                g_hash_table_replace(p->deletes, &e->cookie, e);
+        } else
+                g_hash_table_remove(p->mappings, &id); /* frees e */
+        /* lifetime 0 with the same nonce; the engine retries a few times on its own (and may
+         * give up at once: told in the drain) */
         (void) pcp_engine_remove_mapping(p->engine, now_ms(), id);
+        pcpd_pcp_drain(p);
 }
 
-int pcpd_pcp_mapping_forget(pcpd_pcp *p, uint64_t id) {
-        return pcp_engine_forget_mapping(p->engine, id);
+void pcpd_pcp_mapping_detach(pcpd_pcp *p, pcpd_mapping *mp) {
+        mapping_entry *e = mp->pcp;
+
+        if (e == NULL)
+                return;
+        mp->pcp = NULL;
+        g_hash_table_remove(p->mappings, &e->engine_id); /* frees e */
 }
 
-const pcp_mapping_info *pcpd_pcp_mapping_info(pcpd_pcp *p, uint64_t id) {
-        return pcp_engine_mapping_get(p->engine, id);
+int pcpd_pcp_delete_saved(pcpd_pcp *p, const pcpd_state_mapping *rec, pcpd_server *s, uint64_t cookie) {
+        pcp_mapping_params params = {
+                .opcode = rec->opcode,
+                .protocol = rec->protocol,
+                .internal_port = rec->internal_port,
+                .lifetime = MAX(rec->lifetime, 1u),
+                .remote_port = rec->remote_port,
+                .has_third_party = rec->has_third_party,
+                .third_party = rec->third_party,
+                .has_nonce = true,
+                .delete_only = true,
+        };
+        mapping_entry *e;
+        uint64_t id;
+        int r;
+
+        if (s->pcp == NULL || cookie == 0)
+                return -EINVAL;
+        params.server_id = s->pcp->engine_id;
+        memcpy(params.nonce, rec->nonce, PCP_NONCE_LEN);
+        if (rec->remote_address != NULL)
+                pcp_addr_from_string(rec->remote_address, &params.remote_addr);
+        r = pcp_engine_add_mapping(p->engine, now_ms(), &params, &id);
+        if (r < 0)
+                return r;
+        e = entry_add(p, id);
+        e->cookie = cookie;
+        g_hash_table_replace(p->deletes, &e->cookie, e);
+        return 0;
 }
 
-const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, uint32_t engine_id) {
-        return pcp_engine_server_get(p->engine, engine_id);
+void pcpd_pcp_delete_forget(pcpd_pcp *p, uint64_t cookie) {
+        mapping_entry *e = g_hash_table_lookup(p->deletes, &cookie);
+        uint64_t id;
+
+        if (e == NULL)
+                return;
+        id = e->engine_id;
+        deletes_drop(p, e);
+        g_hash_table_remove(p->mappings, &id); /* frees e */
+        (void) pcp_engine_forget_mapping(p->engine, id);
+        pcpd_pcp_drain(p);
 }
 
 /* engine time (monotonic ms) -> CLOCK_REALTIME µs, for ExpiresAt */
@@ -533,7 +776,8 @@ static const char *bus_state(const pcp_mapping_info *i) {
         }
 }
 
-bool pcpd_pcp_info_view(const pcp_mapping_info *i, pcpd_backend_info *ret) {
+/* i in the bus's terms; false while the mapping is being deleted */
+static bool info_view(const pcp_mapping_info *i, pcpd_backend_info *ret) {
         *ret = (pcpd_backend_info) {
                 .state = bus_state(i),
                 .error = pcp_mapping_error_name(i),
@@ -630,7 +874,9 @@ int pcpd_pcp_new(const pcpd_pcp_ops *ops, void *userdata, size_t max_mappings, p
 
         p->ops = ops;
         p->userdata = userdata;
-        p->servers = g_ptr_array_new_with_free_func((GDestroyNotify) server_io_free);
+        p->servers = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) server_io_free);
+        p->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+        p->deletes = g_hash_table_new(g_int64_hash, g_int64_equal);
         p->announce_fds[0] = p->announce_fds[1] = -1;
         r = pcp_engine_new(&ec, &eops, p, &p->engine);
         if (r < 0)
@@ -678,10 +924,6 @@ void pcpd_pcp_stop(pcpd_pcp *p) {
         announce_close(p);
 }
 
-pcp_engine *pcpd_pcp_engine(pcpd_pcp *p) {
-        return p->engine;
-}
-
 pcpd_pcp *pcpd_pcp_free(pcpd_pcp *p) {
         if (p == NULL)
                 return NULL;
@@ -689,8 +931,14 @@ pcpd_pcp *pcpd_pcp_free(pcpd_pcp *p) {
                 g_source_remove(p->drop_log_source);
         announce_close(p);
         p->engine = pcp_engine_free(p->engine);
+        /* the owner's handles (pcpd_server.pcp, pcpd_mapping.pcp) are not touched: it may
+         * have freed its objects already */
+        if (p->deletes != NULL)
+                g_hash_table_destroy(p->deletes);
+        if (p->mappings != NULL)
+                g_hash_table_destroy(p->mappings);
         if (p->servers != NULL)
-                g_ptr_array_free(p->servers, TRUE);
+                g_hash_table_destroy(p->servers);
         if (p->timer != NULL) {
                 g_source_destroy(p->timer);
                 g_source_unref(p->timer);

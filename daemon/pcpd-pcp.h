@@ -2,8 +2,9 @@
 #pragma once
 
 /*
- * pcpd-pcp: the PCP/NAT-PMP backend's I/O around the sans-I/O engine (pcp-engine.h). It
- * owns the engine and everything the engine needs from the outside world:
+ * pcpd-pcp: the PCP/NAT-PMP backend. It holds the manager's mappings on the manager's
+ * servers through the sans-I/O engine (pcp-engine.h) and owns everything the engine needs
+ * from the outside world:
  *   - one connected UDP socket per server address, read in batches (recvmmsg()) by a
  *     GSource of its own, each datagram handed to the engine with its kernel arrival time;
  *   - the ANNOUNCE listeners (IPv4 and IPv6, the configured port, 5350 by default);
@@ -11,22 +12,28 @@
  *   - its randomness (getrandom() in batches, not one system call per draw);
  *   - the log of datagrams the engine dropped (at most one line a minute) and the
  *     statistics line at the end.
- * It knows nothing of the manager, of mappings as the bus sees them, or of sd-bus.
+ * It speaks the engine's language so that the manager does not: the engine's ids are kept
+ * here, both ways in O(1) (a server's part hangs off pcpd_server.pcp and is found from the
+ * engine's server id through a hash table; a mapping's off pcpd_mapping.pcp, found from its
+ * engine id the same way), and the engine's requests are built here from the mapping. It
+ * knows nothing of the manager (its objects are handles it reads: pcpd-mapping.h,
+ * pcpd-server.h), of the bus or of sd-bus.
  *
  * Calls go down, news goes up:
- *   - The owner (the manager) adds and removes servers here and reaches the engine for
- *     everything else through pcpd_pcp_engine(). After any call into the engine it calls
- *     pcpd_pcp_drain() (before it looks at anything the engine said), and after any call
- *     that may move the engine's next deadline, pcpd_pcp_kick().
- *   - Every event the engine produces goes up to ops->event, in the engine's order, from
- *     inside pcpd_pcp_drain(): so from the owner's own calls (drain, server_remove) and from
- *     the main loop (socket input, ANNOUNCE, the timer). The datagrams the engine queued
- *     before an event are on the wire before the event is told. The event's pointers are
- *     the engine's (pcp-engine.h: valid until the next call into it). ops->event may call
- *     into the engine and pcpd_pcp_drain() again (events then nest, as the engine's own
- *     order allows), but must not free the pcpd_pcp.
- *   - No event fires from inside pcpd_pcp_server_add(): the server's engine id is returned
- *     first; its probe leaves at the owner's next pcpd_pcp_drain().
+ *   - The owner (the manager) adds and removes servers and mappings here. After a call that
+ *     adds, it calls pcpd_pcp_drain() once it has recorded what it added (calls that remove
+ *     drain themselves), and after any call that may move the engine's next deadline,
+ *     pcpd_pcp_kick().
+ *   - The engine's events go up to ops, translated (pcpd_pcp_ops), in the engine's order,
+ *     from inside pcpd_pcp_drain() and the calls that drain: so from the owner's own calls
+ *     and from the main loop (socket input, ANNOUNCE, the timer). The datagrams the engine
+ *     queued before an event are on the wire before the event is told. A callback may call
+ *     back in here (events then nest, as the engine's own order allows), but must not free
+ *     the pcpd_pcp.
+ *   - Nothing is told from inside pcpd_pcp_server_add() or pcpd_pcp_mapping_add(): the
+ *     handle is known here before the call returns; the request leaves at the next drain.
+ *   - An event for an engine id this module does not know (a mapping the owner detached,
+ *     a delete nobody waits for) is dropped here.
  *   - After input and timers the module drains and re-arms the timer itself.
  *
  * Engine time is the monotonic clock in milliseconds (g_get_monotonic_time() / 1000, the
@@ -34,7 +41,8 @@
  *
  * Cost: per datagram received, no allocation and no system call beyond its share of one
  * recvmmsg() (up to 16 per call, until the socket is empty); per datagram sent, one send().
- * Re-arming the timer is g_source_set_ready_time(), no system call of its own.
+ * Re-arming the timer is g_source_set_ready_time(), no system call of its own. Per mapping
+ * one small record (its engine id and handle), in one hash table.
  */
 
 #include <glib.h>
@@ -45,18 +53,48 @@
 
 #include "pcp-engine.h"
 #include "pcpd-backend-info.h"
+#include "pcpd-mapping.h"
+#include "pcpd-server.h"
+#include "pcpd-state.h"
 
 typedef struct pcpd_pcp pcpd_pcp;
 
+/* A server's state as the manager logs it and reacts to it (the engine's vocabulary of
+ * server states is the one pcpd-direct.h and Manager.Servers use too). */
+typedef struct pcpd_pcp_server_status {
+        pcp_server_state state;
+        const char *state_name;  /* "unknown", "pcp", "nat-pmp", ... (Manager.Servers) */
+        uint64_t disabled_until; /* monotonic ms, DISABLED only: when it is asked again */
+        bool address_mismatch;   /* it saw another source address than ours */
+} pcpd_pcp_server_status;
+
 typedef struct pcpd_pcp_ops {
-        /* one event of the engine (never NULL) */
-        void (*event)(void *userdata, const pcp_event *ev);
+        /* mp's state changed as the engine holds it. info: in the bus's terms, NULL while
+         * the mapping is being deleted (nothing to publish); granted: the server has just
+         * granted or renewed it (the engine's state is "active", not "renewing") */
+        void (*mapping_changed)(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *info, bool granted);
+        /* the engine dropped mp under the owner (its server went): mp holds no engine
+         * mapping any more (pcpd_pcp_mapping_held() is false) when this is told */
+        void (*mapping_lost)(void *userdata, pcpd_mapping *mp);
+        /* the delete started by pcpd_pcp_mapping_remove() (or pcpd_pcp_delete_saved()) under
+         * cookie is over: confirmed by the server, or given up */
+        void (*deleting_done)(void *userdata, uint64_t cookie, bool confirmed);
+        /* s's state, addresses, external address or PREFIX64 changed; st: its state now
+         * (NULL when the engine told no state) */
+        void (*server_changed)(void *userdata, pcpd_server *s, const pcpd_pcp_server_status *st);
+        /* s lost its mappings (epoch reset): the engine recreates them. repeated: not the
+         * first of its episode; from_announce: an ANNOUNCE revealed it. s may be NULL (a
+         * server not known here any more) */
+        void (*server_epoch_reset)(void *userdata, pcpd_server *s, bool repeated, bool from_announce);
 } pcpd_pcp_ops;
 
 /* An engine for up to max_mappings mappings (0: the engine's default); ops and userdata
- * must outlive it. Nothing is opened yet. Returns 0 or a negative errno. */
+ * must outlive it; every callback must be set. Nothing is opened yet. Returns 0 or a
+ * negative errno. */
 int pcpd_pcp_new(const pcpd_pcp_ops *ops, void *userdata, size_t max_mappings, pcpd_pcp **ret);
-/* Frees the engine, the server sockets, the listeners and the timer; NULL is fine. */
+/* Frees the engine, the server sockets, the listeners and the timer; NULL is fine. The
+ * owner's handles (pcpd_server.pcp, pcpd_mapping.pcp) are not touched: it may have freed
+ * its servers and mappings first, and must not use them with this module again. */
 pcpd_pcp *pcpd_pcp_free(pcpd_pcp *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_pcp, pcpd_pcp_free)
 
@@ -65,47 +103,76 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_pcp, pcpd_pcp_free)
 void pcpd_pcp_start(pcpd_pcp *p, uint16_t announce_port);
 /* pcpd stops: no more dropped-datagram lines, the statistics line is logged, the ANNOUNCE
  * listeners close. The engine, its clock and the server sockets stay until
- * pcpd_pcp_free(), so the owner may still call the engine (and drain) until then. */
+ * pcpd_pcp_free(), so the owner may still call in (and drain) until then. */
 void pcpd_pcp_stop(pcpd_pcp *p);
 
-/* The engine, for the owner's calls into it (see the top: drain and kick after). */
-pcp_engine *pcpd_pcp_engine(pcpd_pcp *p);
-/* Sends what the engine has to send and tells its events (ops->event) until it has
- * neither. */
+/* Sends what the engine has to send and tells its events (ops) until it has neither. */
 void pcpd_pcp_drain(pcpd_pcp *p);
 /* Random bytes from the pool the engine draws from (getrandom() in batches): nonces. */
 void pcpd_pcp_random(pcpd_pcp *p, void *buf, size_t len);
 /* Arms the timer at the engine's next deadline (nothing before pcpd_pcp_start()). */
 void pcpd_pcp_kick(pcpd_pcp *p);
 
-/* A server at addrs[0..n) (the addresses of one server, n ≤ PCP_SERVER_MAX_ADDRS): opens a
- * socket connected to each and adds the server to the engine. text names it in log lines
- * (copied). Returns 0 and its engine id, or a negative errno (warned about when a socket
- * cannot be opened) and nothing is left behind. */
-int pcpd_pcp_server_add(pcpd_pcp *p, const struct sockaddr_in6 *addrs, size_t n, const char *text,
-                        uint32_t *ret_engine_id);
-/* Removes the server from the engine (its mappings are dropped without a datagram: the
- * engine tells each as deleted, drained here) and closes its sockets. */
-void pcpd_pcp_server_remove(pcpd_pcp *p, uint32_t engine_id);
+/* ---- servers ---- */
 
-/* ---- mappings: the backend's add / remove / info (engine ids; drain after each) ---- */
+/* Server s (its addresses s->addrs[0..s->n_addrs), named s->text in log lines): opens a
+ * socket connected to each address and adds the server to the engine; s->pcp is set. s
+ * must stay until pcpd_pcp_server_remove(). Returns 0, or a negative errno (warned about
+ * when a socket cannot be opened) and nothing is left behind. Nothing is told before it
+ * returns; the probe leaves at the next drain. */
+int pcpd_pcp_server_add(pcpd_pcp *p, pcpd_server *s);
+/* Removes s from the engine (its mappings are dropped without a datagram: each is told as
+ * lost, drained here, unless detached before) and closes its sockets; s->pcp is cleared.
+ * A server never added: nothing happens. */
+void pcpd_pcp_server_remove(pcpd_pcp *p, pcpd_server *s);
+/* What the engine has for s (state, addresses, external address, PREFIX64; the engine's
+ * pointer, valid until the next call in here), or NULL: Manager.Servers and Prefix64. */
+const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, const pcpd_server *s);
+/* Whether the engine knows s (added here and not removed). */
+bool pcpd_pcp_server_known(pcpd_pcp *p, const pcpd_server *s);
+/* s's state (PCP_SERVER_UNKNOWN also when the engine does not know s). */
+pcp_server_state pcpd_pcp_server_state(pcpd_pcp *p, const pcpd_server *s);
+/* The external address s last told (MAP or NAT-PMP): false when none. */
+bool pcpd_pcp_server_external(pcpd_pcp *p, const pcpd_server *s, struct in6_addr *ret);
+/* The host's address toward each of s's addresses (where a mapping made there may point):
+ * up to max of them; returns how many. */
+size_t pcpd_pcp_server_local_addresses(pcpd_pcp *p, const pcpd_server *s, struct in6_addr *ret, size_t max);
 
-/* A mapping as params say, on the server params->server_id names: the engine queues its
- * request, which leaves at the owner's next pcpd_pcp_drain(); nothing is told before the id
- * is returned. Returns 0 and its engine id, or a negative errno (the engine's: -EEXIST
- * while a delete under the same nonce is on its way, -ENOSPC, ...) and nothing is queued. */
-int pcpd_pcp_mapping_add(pcpd_pcp *p, const pcp_mapping_params *params, uint64_t *ret_id);
-/* The mapping goes: deleted upstream (lifetime 0 with its nonce) while it had a grant; its
- * end is told as a MAPPING_DELETED event (deleted_upstream: the server confirmed). */
-void pcpd_pcp_mapping_remove(pcpd_pcp *p, uint64_t id);
-/* Drops a mapping without telling the server (no event; what it had queued and not yet
- * drained is dropped too). 0, or -ENOENT for an unknown id. */
-int pcpd_pcp_mapping_forget(pcpd_pcp *p, uint64_t id);
-/* What the engine has for a mapping or a server (its pointers: pcp-engine.h), or NULL. */
-const pcp_mapping_info *pcpd_pcp_mapping_info(pcpd_pcp *p, uint64_t id);
-const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, uint32_t engine_id);
-/* i (a mapping's engine info) in the bus's terms: state ("pending", "active", "renewing",
- * "failed"), error name, addresses, port, lifetime, ExpiresAt on CLOCK_REALTIME. Fills ret
- * (its strings are static); returns false while the mapping is being deleted: nothing of
- * it is to be published then. */
-bool pcpd_pcp_info_view(const pcp_mapping_info *i, pcpd_backend_info *ret);
+/* ---- mappings: the backend's add / remove / info ---- */
+
+/* mp on server s, as mp's caller asked for it (pcpd-mapping.h), with mp's nonce
+ * (mp->has_nonce must be set: its record is on disk before the request leaves) and
+ * suggested_external (NULL: mp's own wish, if any) as the external address asked for. The
+ * engine queues the request; it leaves at the next drain; nothing is told before this
+ * returns. Returns 0 (mp->pcp set), or a negative errno (the engine's: -EEXIST while a
+ * delete under the same nonce is on its way, -ENOSPC, ...) and nothing is queued. */
+int pcpd_pcp_mapping_add(pcpd_pcp *p, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *suggested_external);
+/* Whether the engine holds mp (mp->pcp set). */
+bool pcpd_pcp_mapping_held(const pcpd_mapping *mp);
+/* mp's engine mapping in the bus's terms: state ("pending", "active", "renewing",
+ * "failed"), error name, addresses, port, lifetime, ExpiresAt on CLOCK_REALTIME (its
+ * strings are static); false when the engine does not hold mp or it is being deleted
+ * (nothing of it is to be published then). */
+bool pcpd_pcp_mapping_view(pcpd_pcp *p, const pcpd_mapping *mp, pcpd_backend_info *ret);
+/* When the engine holds mp: true, and until when (CLOCK_REALTIME µs) it may still exist
+ * upstream after a delete that is never confirmed (what it was granted or a request in
+ * flight may still get). */
+bool pcpd_pcp_mapping_delete_until(pcpd_pcp *p, const pcpd_mapping *mp, uint64_t *ret);
+/* mp goes: deleted upstream (lifetime 0 with its nonce) while it had a grant, drained
+ * here. cookie ≠ 0: ops->deleting_done(cookie) tells the end of that delete; 0: nobody
+ * waits for it. mp->pcp is cleared at once. Nothing happens when the engine does not hold
+ * mp. */
+void pcpd_pcp_mapping_remove(pcpd_pcp *p, pcpd_mapping *mp, uint64_t cookie);
+/* mp lets go of its engine mapping without a word to the engine: its server is about to
+ * be removed, which drops it (nothing is told of it then). mp->pcp is cleared. */
+void pcpd_pcp_mapping_detach(pcpd_pcp *p, pcpd_mapping *mp);
+
+/* ---- deletes of what is held no more ---- */
+
+/* After a restart: the delete of a mapping removed before it (rec: a deleting record with
+ * its nonce) on server s goes out again, told under cookie (ops->deleting_done). 0, or a
+ * negative errno (nothing sent; -ENOTCONN: s is known to hear nothing). */
+int pcpd_pcp_delete_saved(pcpd_pcp *p, const pcpd_state_mapping *rec, pcpd_server *s, uint64_t cookie);
+/* The delete under cookie is given up (the mapping has expired upstream by now): the
+ * engine forgets it without a datagram; nothing is told. An unknown cookie: nothing. */
+void pcpd_pcp_delete_forget(pcpd_pcp *p, uint64_t cookie);

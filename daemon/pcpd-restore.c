@@ -97,8 +97,9 @@ static pcpd_server *server_from_text(pcpd_manager *m, const char *text) {
 /* A saved mapping on a server: the same upstream mapping (its nonce) on the same server,
  * asking for what it had. Its nonce is on disk already. */
 static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_mapping *rec) {
-        pcp_mapping_params p;
         pcpd_server *s = server_from_text(m, rec->server);
+        struct in6_addr ext;
+        bool has_ext;
 
         if (s == NULL) {
                 /* not a server now, or not yet (NetworkManager's arrive after the restore):
@@ -116,19 +117,16 @@ static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_stat
                 set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);
                 return true;
         }
-        manager_mapping_params(mp, s, &p);
-        p.has_nonce = true;
-        memcpy(p.nonce, rec->nonce, PCP_NONCE_LEN);
-        if (rec->external_address[0] != '\0')
-                pcp_addr_from_string(rec->external_address, &p.suggested_external_addr);
-        if (manager_mapping_start_on_server(m, mp, s, &p) < 0) {
+        /* its nonce (on disk already), asking for the external address it had */
+        mp->has_nonce = true;
+        memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
+        has_ext = rec->external_address[0] != '\0' && pcp_addr_from_string(rec->external_address, &ext);
+        if (manager_mapping_start_on_server(m, mp, s, has_ext ? &ext : NULL) < 0) {
                 g_warning("Saved mapping %s %s port %u could not be restored on PCP server %s",
                           pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
                           mp->internal_port, s->text);
                 return false;
         }
-        mp->has_nonce = true;
-        memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
         return true;
 }
 
@@ -140,7 +138,6 @@ static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_stat
 static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_mapping *rec) {
         const char *ext_s = rec->external_address;
         const char *fam = mp->family == AF_INET ? "IPv4" : "IPv6";
-        pcp_mapping_params p;
         struct in6_addr a;
         pcpd_server *s;
         bool global, state;
@@ -166,8 +163,7 @@ static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_m
                           mp->internal_port, ext_s[0] ? ext_s : "?", fam, fam);
                 return false;
         }
-        manager_mapping_params(mp, s, &p);
-        r = manager_mapping_start_saved(m, mp, s, &p, &state);
+        r = manager_mapping_start_saved(m, mp, s, NULL, false, &state);
         if (r < 0) {
                 g_warning("Saved mapping %s %s port %u could not be made on PCP server %s: %s%s",
                           pcp_opcode_to_string(mp->opcode), pcp_protocol_to_string(mp->protocol) ?: "?",
@@ -184,20 +180,8 @@ static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_m
 /* A mapping removed before the restart whose delete was never confirmed (rec, taken over):
  * its delete goes out again, unless it has expired upstream by now. */
 static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
-        pcp_mapping_params p = {
-                .opcode = rec->opcode,
-                .protocol = rec->protocol,
-                .internal_port = rec->internal_port,
-                .lifetime = MAX(rec->lifetime, 1u),
-                .remote_port = rec->remote_port,
-                .has_third_party = rec->has_third_party,
-                .third_party = rec->third_party,
-                .has_nonce = true,
-                .delete_only = true,
-        };
         pcpd_server *s;
         pcpd_deleting *d;
-        uint64_t eid;
         int r;
 
         if (rec->delete_until <= realtime_us()) {
@@ -223,17 +207,13 @@ static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
                           pcp_protocol_to_string(rec->protocol) ?: "?", rec->internal_port, rec->server);
                 return true;
         }
-        p.server_id = s->engine_id;
-        memcpy(p.nonce, rec->nonce, PCP_NONCE_LEN);
-        if (rec->remote_address != NULL)
-                pcp_addr_from_string(rec->remote_address, &p.remote_addr);
-        r = pcpd_pcp_mapping_add(m->pcp, &p, &eid);
+        /* its delete only (lifetime 0, its nonce), told under its id when it is over */
+        r = pcpd_pcp_delete_saved(m->pcp, d->rec, s, d->rec->id);
         if (r < 0) {
                 g_debug("Removed mapping %" G_GUINT64_FORMAT ": its delete cannot be sent now: %s", rec->id,
                         g_strerror(-r));
                 return true;
         }
-        manager_deleting_track_engine(m, d, eid);
         pcpd_pcp_drain(m->pcp);
         return true;
 }
@@ -299,14 +279,14 @@ void manager_restore(pcpd_manager *m) {
                 }
                 g_hash_table_insert(m->mappings, &mp->id, mp);
                 g_hash_table_insert(m->by_key, mp->key, mp);
-                if (mp->engine_id != 0) {
-                        manager_mapping_track_engine(m, mp);
+                if (pcpd_pcp_mapping_held(mp)) {
+                        manager_mapping_show_engine(m, mp);
                         pcpd_pcp_drain(m->pcp);
                 }
                 if (mp->unclaimed)
                         mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
                 manager_emit_mapping_added(m, mp);
-                if (rec->upnp_interface != NULL && m->upnp != NULL && mp->engine_id != 0)
+                if (rec->upnp_interface != NULL && m->upnp != NULL && pcpd_pcp_mapping_held(mp))
                         (void) m->upnp->ops->restore(m->upnp, mp, rec);
                 restored++;
         }

@@ -6,6 +6,8 @@
 
 #include "pcpd-servers.h"
 
+#include "pcpd-pcp.h"
+
 struct pcpd_server_sources {
         GArray *lists[_PCPD_SOURCE_MAX]; /* pcpd_server_spec, as each source last gave them */
         char *primary;                   /* the primary connection's interface; NULL: unknown */
@@ -111,10 +113,7 @@ static bool server_is(const pcpd_server *s, const wanted *x) {
 /* mp leaves s (about to go) without a word on the bus: it is moved or set waiting next.
  * Its upstream mapping goes with the server in the engine, not deleted on the server. */
 static void mapping_detach(pcpd_manager *m, pcpd_mapping *mp) {
-        if (mp->engine_id != 0) {
-                g_hash_table_remove(m->by_engine_id, &mp->engine_id);
-                mp->engine_id = 0;
-        }
+        pcpd_pcp_mapping_detach(m->pcp, mp);
         mp->server = NULL;
         if (mp->server_text != NULL && mp->server_text[0] != '\0') {
                 g_free(mp->prev_server);
@@ -123,7 +122,7 @@ static void mapping_detach(pcpd_manager *m, pcpd_mapping *mp) {
 }
 
 static bool mapping_waiting(const pcpd_mapping *mp) {
-        return !mp->direct && mp->server == NULL && mp->engine_id == 0;
+        return !mp->direct && mp->server == NULL && !pcpd_pcp_mapping_held(mp);
 }
 
 /* Every mapping on no server (just detached, or waiting) goes to the server that serves it

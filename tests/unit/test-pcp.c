@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The PCP backend's I/O (pcpd-pcp.c) against the test as its server on the loopback: a
- * server's id comes back before anything is told, its probe leaves at the drain, the
- * answer comes up through ops->event from the main loop, removing a server closes its
- * sockets, and a server whose socket cannot be opened leaves nothing open (and closes
- * nothing it did not open). */
+/* The PCP backend (pcpd-pcp.c) against the test as its server on the loopback: a server's
+ * handle is set before anything is told, its probe leaves at the drain, the answer comes
+ * up through ops from the main loop with the owner's own server, removing a server closes
+ * its sockets, and a server whose socket cannot be opened leaves nothing open (and closes
+ * nothing it did not open: fd 0). The engine's news reaches the right handle: a mapping's
+ * answer its mapping, a server's its server, a delete's end its cookie, a removed
+ * server's mappings each as lost; nothing is told before an add returns. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,30 +17,126 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "manager-fixture.h"
 #include "pcp-wire.h"
 #include "pcpd-pcp.h"
 
-typedef struct recorder {
+#define MAX_TOLD 64
+
+enum { T_MAPPING, T_LOST, T_DELETED, T_SERVER, T_EPOCH };
+
+typedef struct told {
+        int kind;
+        pcpd_mapping *mp;
+        pcpd_server *server;
+        uint64_t cookie;
+        bool confirmed, granted, has_info;
+        char state[16];
+        uint16_t external_port;
+        pcp_server_state server_state;
+} told;
+
+typedef struct news {
         unsigned events, server_events;
         pcp_server_state last_server_state;
-} recorder;
+        pcpd_server *last_server;
+        told t[MAX_TOLD];
+        unsigned n;
+} news;
 
-static void on_event(void *userdata, const pcp_event *ev) {
-        recorder *r = userdata;
+static told *record(news *r, int kind) {
+        told *t;
 
         r->events++;
-        if (ev->type == PCP_EVENT_SERVER && ev->server != NULL) {
-                r->server_events++;
-                r->last_server_state = ev->server->state;
+        assert_true(r->n < MAX_TOLD);
+        t = &r->t[r->n++];
+        memset(t, 0, sizeof(*t));
+        t->kind = kind;
+        return t;
+}
+
+static void on_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *i, bool granted) {
+        told *t = record(userdata, T_MAPPING);
+
+        t->mp = mp;
+        t->granted = granted;
+        t->has_info = i != NULL;
+        if (i != NULL) {
+                g_strlcpy(t->state, i->state, sizeof(t->state));
+                t->external_port = i->has_external ? i->external_port : 0;
         }
 }
 
-static const pcpd_pcp_ops ops = { .event = on_event };
+static void on_mapping_lost(void *userdata, pcpd_mapping *mp) {
+        told *t = record(userdata, T_LOST);
+
+        /* told after the handle let go of its engine mapping */
+        assert_false(pcpd_pcp_mapping_held(mp));
+        t->mp = mp;
+}
+
+static void on_deleting_done(void *userdata, uint64_t cookie, bool confirmed) {
+        told *t = record(userdata, T_DELETED);
+
+        t->cookie = cookie;
+        t->confirmed = confirmed;
+}
+
+static void on_server_changed(void *userdata, pcpd_server *s, const pcpd_pcp_server_status *st) {
+        news *r = userdata;
+        told *t = record(r, T_SERVER);
+
+        t->server = s;
+        if (st != NULL) {
+                assert_string_equal(st->state_name, pcp_server_state_to_string(st->state));
+                t->server_state = st->state;
+                r->server_events++;
+                r->last_server_state = st->state;
+                r->last_server = s;
+        }
+}
+
+static void on_server_epoch_reset(void *userdata, pcpd_server *s, bool repeated, bool from_announce) {
+        told *t = record(userdata, T_EPOCH);
+
+        t->server = s;
+}
+
+static const pcpd_pcp_ops ops = {
+        .mapping_changed = on_mapping_changed,
+        .mapping_lost = on_mapping_lost,
+        .deleting_done = on_deleting_done,
+        .server_changed = on_server_changed,
+        .server_epoch_reset = on_server_epoch_reset,
+};
+
+/* what was told of kind for mp (NULL: any) or cookie (0: any), the last one; fails the
+ * test when nothing was */
+static const told *last_told(const news *r, int kind, const pcpd_mapping *mp, uint64_t cookie) {
+        for (unsigned i = r->n; i-- > 0;)
+                if (r->t[i].kind == kind && (mp == NULL || r->t[i].mp == mp) && (cookie == 0 || r->t[i].cookie == cookie))
+                        return &r->t[i];
+        fail_msg("nothing of kind %d was told", kind);
+        abort(); /* not reached */
+}
+
+/* a server handle as the manager makes one (pcpd-server.h) */
+static void server_init(pcpd_server *s, const struct sockaddr_in6 *addrs, size_t n, const char *text) {
+        memset(s, 0, sizeof(*s));
+        s->text = (char *) text;
+        s->ifname = (char *) "";
+        s->n_addrs = n;
+        s->family = AF_INET;
+        for (size_t i = 0; i < n; i++)
+                s->addrs[i] = addrs[i];
+}
 
 static unsigned open_fds(void) {
         DIR *d = opendir("/proc/self/fd");
@@ -75,12 +173,12 @@ static void v4(const char *text, uint16_t port, struct sockaddr_in6 *ret) {
 
 static void test_probe_and_answer(void **state) {
         g_autoptr(pcpd_pcp) p = NULL;
-        recorder rec = { 0 };
+        news rec = { 0 };
         struct sockaddr_in6 srv;
         struct sockaddr_in from;
         socklen_t from_len = sizeof(from);
         uint8_t buf[PCP_MAX_MSG_LEN];
-        uint32_t id = 0;
+        pcpd_server server;
         pcp_msg msg;
         size_t len;
         ssize_t n;
@@ -89,10 +187,11 @@ static void test_probe_and_answer(void **state) {
 
         assert_int_equal(pcpd_pcp_new(&ops, &rec, 0, &p), 0);
         pcpd_pcp_start(p, 0);
-        assert_int_equal(pcpd_pcp_server_add(p, &srv, 1, "test", &id), 0);
-        assert_int_not_equal(id, 0);
-        assert_int_equal(rec.events, 0); /* nothing before the id is returned */
-        assert_non_null(pcpd_pcp_server_info(p, id));
+        server_init(&server, &srv, 1, "test");
+        assert_int_equal(pcpd_pcp_server_add(p, &server), 0);
+        assert_non_null(server.pcp);
+        assert_int_equal(rec.events, 0); /* nothing before the handle is set */
+        assert_non_null(pcpd_pcp_server_info(p, &server));
 
         /* the probe leaves at the drain */
         pcpd_pcp_drain(p);
@@ -115,24 +214,29 @@ static void test_probe_and_answer(void **state) {
         if (rec.server_events == 0)
                 fail_msg("no server event after %d turns of the loop", turns);
         assert_int_equal(rec.last_server_state, PCP_SERVER_PCP);
+        assert_ptr_equal(rec.last_server, &server); /* the owner's own handle */
+        pcpd_pcp_server_remove(p, &server);
+        assert_null(server.pcp);
         close(fd);
 }
 
 static void test_remove_closes(void **state) {
         g_autoptr(pcpd_pcp) p = NULL;
-        recorder rec = { 0 };
+        news rec = { 0 };
         struct sockaddr_in6 srv[2];
         int fds[2] = { server_socket(&srv[0]), server_socket(&srv[1]) };
         unsigned before;
-        uint32_t id = 0;
+        pcpd_server server;
 
         assert_int_equal(pcpd_pcp_new(&ops, &rec, 0, &p), 0);
         before = open_fds();
-        assert_int_equal(pcpd_pcp_server_add(p, srv, 2, "two addresses", &id), 0);
+        server_init(&server, srv, 2, "two addresses");
+        assert_int_equal(pcpd_pcp_server_add(p, &server), 0);
         assert_int_equal(open_fds(), before + 2);
-        pcpd_pcp_server_remove(p, id);
+        pcpd_pcp_server_remove(p, &server);
         assert_int_equal(open_fds(), before);
-        assert_null(pcpd_pcp_server_info(p, id));
+        assert_null(server.pcp);
+        assert_null(pcpd_pcp_server_info(p, &server));
         close(fds[0]);
         close(fds[1]);
 }
@@ -140,11 +244,11 @@ static void test_remove_closes(void **state) {
 /* the second of three addresses cannot be connected to (broadcast, no SO_BROADCAST) */
 static void test_add_failure_leaves_nothing(void **state) {
         g_autoptr(pcpd_pcp) p = NULL;
-        recorder rec = { 0 };
+        news rec = { 0 };
         struct sockaddr_in6 addrs[3];
         int fd = server_socket(&addrs[0]), null_fd = -1;
         unsigned before;
-        uint32_t id = 0;
+        pcpd_server server;
 
         /* fd 0 open, so that closing it by mistake shows */
         if (fcntl(0, F_GETFD) < 0)
@@ -154,7 +258,9 @@ static void test_add_failure_leaves_nothing(void **state) {
         addrs[2] = addrs[0];
         assert_int_equal(pcpd_pcp_new(&ops, &rec, 0, &p), 0);
         before = open_fds();
-        assert_true(pcpd_pcp_server_add(p, addrs, 3, "broadcast", &id) < 0);
+        server_init(&server, addrs, 3, "broadcast");
+        assert_true(pcpd_pcp_server_add(p, &server) < 0);
+        assert_null(server.pcp);
         assert_int_equal(open_fds(), before);
         assert_true(fcntl(0, F_GETFD) >= 0);
         pcpd_pcp_drain(p);
@@ -164,11 +270,201 @@ static void test_add_failure_leaves_nothing(void **state) {
                 close(null_fd);
 }
 
+/* ---- the engine's news reaches the right handle ---- */
+
+typedef struct want {
+        int kind;
+        const pcpd_mapping *mp;
+        uint64_t cookie;
+        bool granted;
+} want;
+
+static bool has_told(void *ctx, const void *arg) {
+        const news *r = ctx;
+        const want *w = arg;
+
+        for (unsigned i = 0; i < r->n; i++)
+                if (r->t[i].kind == w->kind && (w->mp == NULL || r->t[i].mp == w->mp) &&
+                    (w->cookie == 0 || r->t[i].cookie == w->cookie) && (!w->granted || r->t[i].granted))
+                        return true;
+        return false;
+}
+
+static void mapping_init(pcpd_pcp *p, pcpd_mapping *mp, uint16_t port) {
+        memset(mp, 0, sizeof(*mp));
+        mp->opcode = PCP_OPCODE_MAP;
+        mp->protocol = IPPROTO_UDP;
+        mp->family = AF_INET;
+        mp->internal_port = port;
+        mp->lifetime = 120;
+        mp->has_nonce = true;
+        pcpd_pcp_random(p, mp->nonce, PCP_NONCE_LEN);
+}
+
+static void fake_server_handle(const fake_server *f, pcpd_server *s, const char *text) {
+        pcpd_server_spec spec = fake_server_spec(f);
+
+        server_init(s, spec.addrs, spec.n_addrs, text);
+}
+
+static unsigned count_told(const news *r, int kind, const pcpd_mapping *mp, unsigned from) {
+        unsigned n = 0;
+
+        for (unsigned i = from; i < r->n; i++)
+                n += r->t[i].kind == kind && (mp == NULL || r->t[i].mp == mp);
+        return n;
+}
+
+static void test_news_reaches_handles(void **state) {
+        g_autoptr(pcpd_pcp) p = NULL;
+        fake_server *fa = fake_server_new(), *fb = fake_server_new();
+        news rec = { 0 };
+        pcpd_server a, b;
+        pcpd_mapping ma, mb, no_nonce;
+        const told *t;
+        unsigned mark;
+
+        assert_int_equal(pcpd_pcp_new(&ops, &rec, 0, &p), 0);
+        pcpd_pcp_start(p, 0);
+        fake_server_handle(fa, &a, "a");
+        fake_server_handle(fb, &b, "b");
+        assert_int_equal(pcpd_pcp_server_add(p, &a), 0);
+        assert_int_equal(pcpd_pcp_server_add(p, &b), 0);
+        mapping_init(p, &ma, 4000);
+        mapping_init(p, &mb, 4001);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &ma, &a, NULL), 0);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &mb, &b, NULL), 0);
+        assert_true(pcpd_pcp_mapping_held(&ma));
+        assert_true(pcpd_pcp_mapping_held(&mb));
+        /* nothing is told before an add returns (nor before the drain) */
+        assert_int_equal(rec.events, 0);
+        /* a mapping without a nonce on disk is refused: nothing queued */
+        mapping_init(p, &no_nonce, 4002);
+        no_nonce.has_nonce = false;
+        assert_int_equal(pcpd_pcp_mapping_add(p, &no_nonce, &a, NULL), -EINVAL);
+        assert_false(pcpd_pcp_mapping_held(&no_nonce));
+
+        pcpd_pcp_drain(p);
+        pcpd_pcp_kick(p);
+        wait_for(&rec, has_told, &(want) { .kind = T_MAPPING, .mp = &ma, .granted = true }, "a's grant");
+        wait_for(&rec, has_told, &(want) { .kind = T_MAPPING, .mp = &mb, .granted = true }, "b's grant");
+        t = last_told(&rec, T_MAPPING, &mb, 0);
+        assert_true(t->has_info);
+        assert_string_equal(t->state, "active");
+        assert_int_equal(t->external_port, 4001 + PORT_OFFSET);
+        /* what the engine has of each server, through its handle */
+        {
+                struct in6_addr ext, want_ext, local[2];
+
+                assert_true(pcpd_pcp_server_known(p, &b));
+                assert_int_equal(pcpd_pcp_server_state(p, &b), PCP_SERVER_PCP);
+                assert_true(pcpd_pcp_server_external(p, &b, &ext));
+                assert_true(pcp_addr_from_string(EXT_ADDR, &want_ext));
+                assert_memory_equal(&ext, &want_ext, sizeof(ext));
+                assert_int_equal(pcpd_pcp_server_local_addresses(p, &b, local, 2), 1);
+                assert_memory_equal(&local[0], &b.addrs[0].sin6_addr, sizeof(local[0])); /* 127.0.0.1 both */
+        }
+        /* each request went to its own server */
+        assert_int_equal(fake_count(fa, 4000, false), 1);
+        assert_int_equal(fake_count(fb, 4001, false), 1);
+        assert_int_equal(fake_count(fa, 4001, false), 0);
+        assert_int_equal(fake_count(fb, 4000, false), 0);
+        /* every server's news came with its own handle */
+        for (unsigned i = 0; i < rec.n; i++)
+                if (rec.t[i].kind == T_SERVER)
+                        assert_true(rec.t[i].server == &a || rec.t[i].server == &b);
+        assert_int_equal(count_told(&rec, T_MAPPING, NULL, 0),
+                         count_told(&rec, T_MAPPING, &ma, 0) + count_told(&rec, T_MAPPING, &mb, 0));
+
+        /* b's mapping goes: its delete is told under the cookie, not to the mapping */
+        mark = rec.n;
+        pcpd_pcp_mapping_remove(p, &mb, 42);
+        assert_false(pcpd_pcp_mapping_held(&mb));
+        pcpd_pcp_kick(p);
+        wait_for(&rec, has_told, &(want) { .kind = T_DELETED, .cookie = 42 }, "the end of b's delete");
+        assert_true(last_told(&rec, T_DELETED, NULL, 42)->confirmed);
+        assert_int_equal(fake_count(fb, 4001, true), 1);
+        assert_int_equal(count_told(&rec, T_MAPPING, &mb, mark), 0);
+        assert_int_equal(count_told(&rec, T_LOST, &mb, mark), 0);
+
+        /* server a goes: its mapping is told as lost, at once */
+        mark = rec.n;
+        pcpd_pcp_server_remove(p, &a);
+        assert_int_equal(count_told(&rec, T_LOST, &ma, mark), 1);
+        assert_false(pcpd_pcp_mapping_held(&ma));
+        assert_int_equal(count_told(&rec, T_DELETED, NULL, mark), 0);
+
+        pcpd_pcp_server_remove(p, &b);
+        assert_false(pcpd_pcp_server_known(p, &b));
+        assert_int_equal(pcpd_pcp_server_state(p, &b), PCP_SERVER_UNKNOWN);
+        p = pcpd_pcp_free(g_steal_pointer(&p));
+        fake_server_free(fa);
+        fake_server_free(fb);
+}
+
+/* a detached mapping and a forgotten delete are dropped silently when their server goes;
+ * a saved delete's end is told under its cookie */
+static void test_detach_and_saved_deletes(void **state) {
+        g_autoptr(pcpd_pcp) p = NULL;
+        fake_server *fb = fake_server_new();
+        news rec = { 0 };
+        pcpd_server b;
+        pcpd_mapping mc;
+        pcpd_state_mapping del = {
+                .opcode = PCP_OPCODE_MAP,
+                .protocol = IPPROTO_TCP,
+                .internal_port = 5000,
+                .lifetime = 120,
+                .has_nonce = true,
+                .deleting = true,
+        };
+        unsigned mark;
+
+        assert_int_equal(pcpd_pcp_new(&ops, &rec, 0, &p), 0);
+        pcpd_pcp_start(p, 0);
+        fake_server_handle(fb, &b, "b");
+        assert_int_equal(pcpd_pcp_server_add(p, &b), 0);
+        pcpd_pcp_random(p, del.nonce, PCP_NONCE_LEN);
+
+        assert_int_equal(pcpd_pcp_delete_saved(p, &del, &b, 77), 0);
+        assert_int_equal(rec.events, 0);
+        pcpd_pcp_drain(p);
+        pcpd_pcp_kick(p);
+        wait_for(&rec, has_told, &(want) { .kind = T_DELETED, .cookie = 77 }, "the saved delete's end");
+        assert_true(last_told(&rec, T_DELETED, NULL, 77)->confirmed);
+        assert_int_equal(fake_count(fb, 5000, true), 1);
+
+        /* given up before it is over: nothing is told of it, ever */
+        del.internal_port = 5001;
+        pcpd_pcp_random(p, del.nonce, PCP_NONCE_LEN);
+        assert_int_equal(pcpd_pcp_delete_saved(p, &del, &b, 78), 0);
+        pcpd_pcp_delete_forget(p, 78);
+        pcpd_pcp_delete_forget(p, 78); /* unknown now: nothing */
+
+        mapping_init(p, &mc, 4100);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &mc, &b, NULL), 0);
+        pcpd_pcp_drain(p);
+        pcpd_pcp_kick(p);
+        wait_for(&rec, has_told, &(want) { .kind = T_MAPPING, .mp = &mc, .granted = true }, "c's grant");
+        pcpd_pcp_mapping_detach(p, &mc);
+        assert_false(pcpd_pcp_mapping_held(&mc));
+        mark = rec.n;
+        pcpd_pcp_server_remove(p, &b);
+        assert_int_equal(count_told(&rec, T_LOST, NULL, mark), 0);
+        assert_int_equal(count_told(&rec, T_MAPPING, NULL, mark), 0);
+        for (unsigned i = 0; i < rec.n; i++)
+                assert_false(rec.t[i].kind == T_DELETED && rec.t[i].cookie == 78);
+        p = pcpd_pcp_free(g_steal_pointer(&p));
+        fake_server_free(fb);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_probe_and_answer),
                 cmocka_unit_test(test_remove_closes),
                 cmocka_unit_test(test_add_failure_leaves_nothing),
+                cmocka_unit_test(test_news_reaches_handles),
+                cmocka_unit_test(test_detach_and_saved_deletes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

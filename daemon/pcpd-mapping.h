@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * pcpd-mapping: one mapping as the manager keeps it (its registry is the manager's
+ * m->mappings): who holds it, what its caller asked for, where it is held (a server, the
+ * host itself when not behind a NAT, a backend) and what was last published on the bus.
+ * A backend (pcpd-pcp.h, pcpd-backend.h) includes this, not the manager's header: it keeps
+ * its own part of a mapping behind an opaque pointer of its own here.
+ */
+
+#include <glib.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pcp-wire.h"
+
+typedef struct pcpd_manager pcpd_manager;
+typedef struct pcpd_server pcpd_server;
+
+typedef struct pcpd_mapping {
+        pcpd_manager *manager;
+        uint64_t id;
+        char *path;
+        /* its engine mapping in the PCP backend (pcpd-pcp.c); NULL when the engine has none
+         * (direct, waiting for a server, being removed): pcpd_pcp_mapping_held() */
+        struct pcpd_pcp_mapping *pcp;
+        pcpd_server *server;
+        char *server_text;
+        char *prev_server; /* the server it was on before it had to wait for one (NULL: none) */
+        char *interface;   /* the interface its caller named (NULL: none: it follows the primary) */
+        bool has_nonce; /* on a server: its nonce, on disk before the request left */
+        uint8_t nonce[PCP_NONCE_LEN];
+
+        /* who */
+        uid_t uid;
+        pid_t pid;
+        char *app_id;
+        const char *app_id_source;
+        char *owner;         /* first holder's unique name; "" when persistent or unclaimed */
+        GHashTable *holders; /* unique bus name -> number of holds (one per AddMapping) */
+        bool persistent;
+        char *declared;      /* the declaration it is for (pcpd-declared.h), NULL when none */
+        bool unclaimed;      /* restored after a daemon restart, waiting for its app */
+        guint grace_source;
+
+        /* what */
+        uint8_t opcode, protocol;
+        int family;
+        uint16_t internal_port, suggested_port;
+        char *remote_address;
+        uint16_t remote_port;
+        uint32_t lifetime;
+        char *description;
+        uint64_t created; /* CLOCK_REALTIME µs */
+        char *key;        /* sharing key: family/opcode/protocol/port[/remote] */
+        /* the rest of what the caller asked for, to ask a server again: when a direct
+         * mapping moves to one, and after a daemon restart (mapping_params()) */
+        bool has_suggested_address;
+        struct in6_addr suggested_address; /* the option external-address */
+        bool prefer_failure;
+        bool has_third_party;
+        struct in6_addr third_party;
+        uint8_t n_filters;
+        pcp_filter *filters; /* n_filters of them; NULL when none */
+
+        /* not behind a NAT: no server (pcp NULL, server NULL, Server ""), active with the
+         * host's own address; moves to a server that starts answering */
+        bool direct;
+        /* held through a backend as well (pcpd-backend.h: the UPnP-IGD one) while its
+         * server speaks neither PCP nor NAT-PMP; NULL when not */
+        struct pcpd_backend_mapping *backend;
+
+        /* as last published on the bus */
+        char *state, *error, *external_address, *internal_address;
+        uint16_t external_port;
+        uint32_t granted;
+        uint64_t expires_at; /* CLOCK_REALTIME µs, 0 = none */
+} pcpd_mapping;
