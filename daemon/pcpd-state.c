@@ -808,17 +808,24 @@ int pcpd_state_journal_keep_tail(int dirfd, int fd, off_t from) {
         return nfd;
 }
 
-int pcpd_state_journal_append(int fd, const char *data, size_t len) {
+int pcpd_state_journal_append_at(int fd, off_t size, const char *data, size_t len) {
         struct stat st;
         int r;
 
-        if (fstat(fd, &st) < 0)
-                return -errno;
+        if (size < 0) {
+                if (fstat(fd, &st) < 0)
+                        return -errno;
+                size = st.st_size;
+        }
         r = write_all(fd, data, len);
         if (r < 0)
                 /* a record cut short must not glue itself to the next one */
-                (void) ftruncate(fd, st.st_size);
+                (void) ftruncate(fd, size);
         return r;
+}
+
+int pcpd_state_journal_append(int fd, const char *data, size_t len) {
+        return pcpd_state_journal_append_at(fd, -1, data, len);
 }
 
 static int load_error(GError **error, int r, const char *path, const char *name) {
