@@ -26,22 +26,61 @@
  * calls) on every line. A changed zone shows after a restart. */
 static GLogWriterOutput write_line(GLogLevelFlags level, const char *message) {
         static const char *const names[] = { "error", "critical", "warning", "message", "info", "debug" };
+        /* the "HH:MM:SS" of the last second a line was written in: localtime_r() and
+         * strftime() once a second, not once a line */
+        static time_t hms_second = -1;
+        static char hms[16] = "??:??:??";
         struct timespec ts;
-        struct tm tm;
-        char hms[16] = "??:??:??";
         const char *name = "debug";
+        char line[512];
+        size_t hl, nl, ml;
+        long ms;
 
-        if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && localtime_r(&ts.tv_sec, &tm) != NULL)
-                (void) strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
-        else
+        if (clock_gettime(CLOCK_REALTIME, &ts) == 0) {
+                if (ts.tv_sec != hms_second) {
+                        struct tm tm;
+
+                        if (localtime_r(&ts.tv_sec, &tm) != NULL && strftime(hms, sizeof(hms), "%H:%M:%S", &tm) > 0)
+                                hms_second = ts.tv_sec;
+                        else {
+                                strcpy(hms, "??:??:??");
+                                hms_second = -1;
+                        }
+                }
+        } else {
                 ts.tv_nsec = 0;
+                strcpy(hms, "??:??:??");
+                hms_second = -1;
+        }
         for (unsigned i = 0; i < G_N_ELEMENTS(names); i++)
                 if (level & (G_LOG_LEVEL_ERROR << i)) {
                         name = names[i];
                         break;
                 }
-        if (fprintf(stderr, "%s.%03ld %s: %s\n", hms, ts.tv_nsec / 1000000, name,
-                    message != NULL ? message : "(no message)") < 0)
+        if (message == NULL)
+                message = "(no message)";
+        /* one write(), as the fprintf() it replaces made on the unbuffered stderr, without
+         * parsing a format: "HH:MM:SS.mmm name: message\n" */
+        hl = strlen(hms);
+        nl = strlen(name);
+        ml = strlen(message);
+        if (hl + 5 + nl + 2 + ml + 1 > sizeof(line)) {
+                if (fprintf(stderr, "%s.%03ld %s: %s\n", hms, ts.tv_nsec / 1000000, name, message) < 0)
+                        return G_LOG_WRITER_UNHANDLED;
+                return G_LOG_WRITER_HANDLED;
+        }
+        ms = ts.tv_nsec / 1000000;
+        memcpy(line, hms, hl);
+        line[hl] = '.';
+        line[hl + 1] = (char) ('0' + ms / 100);
+        line[hl + 2] = (char) ('0' + ms / 10 % 10);
+        line[hl + 3] = (char) ('0' + ms % 10);
+        line[hl + 4] = ' ';
+        memcpy(line + hl + 5, name, nl);
+        memcpy(line + hl + 5 + nl, ": ", 2);
+        memcpy(line + hl + 5 + nl + 2, message, ml);
+        line[hl + 5 + nl + 2 + ml] = '\n';
+        if (fwrite(line, 1, hl + 5 + nl + 2 + ml + 1, stderr) != hl + 5 + nl + 2 + ml + 1)
                 return G_LOG_WRITER_UNHANDLED;
         return G_LOG_WRITER_HANDLED;
 }

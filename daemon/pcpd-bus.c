@@ -1102,7 +1102,8 @@ static void on_manager_changed(pcpd_manager *m, pcpd_manager_changed what, void 
         sd_bus *bus = face_of(m)->bus;
 
         if (bus != NULL && pcpd_bus_manager_property_names(what, names, G_N_ELEMENTS(names)) > 0)
-                sd_bus_emit_properties_changed_strv(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, (char **) names);
+                (void) pcpd_bus_emit_properties_changed(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m,
+                                                        names);
 }
 
 /* the calls still being authorised go before the manager does */

@@ -68,6 +68,20 @@ static inline const char *pcpd_log_priority(GLogLevelFlags level) {
         return "7";
 }
 
+/* v in decimal into buf (size > 10 holds any unsigned; a smaller one what fits, cut) */
+static inline void pcpd_log_uint(char *buf, size_t size, unsigned v) {
+        char tmp[10];
+        size_t n = 0, k = 0;
+
+        do {
+                tmp[n++] = (char) ('0' + v % 10);
+                v /= 10;
+        } while (v != 0);
+        while (n > 0 && k + 1 < size)
+                buf[k++] = tmp[--n];
+        buf[k] = '\0';
+}
+
 /* kv: NULL-terminated KEY, VALUE pairs (a NULL VALUE leaves the field out) */
 static inline void pcpd_log_fieldsv(GLogLevelFlags level, const char *message_id, const char *const *kv,
                                     const char *file, const char *line, const char *func, const char *format,
@@ -122,15 +136,30 @@ static inline void pcpd_log_mapping_at(GLogLevelFlags level, const char *message
         const char *pname = pcp_protocol_to_string(mp->protocol);
         va_list ap;
 
-        g_snprintf(uid, sizeof(uid), "%u", (unsigned) mp->uid);
-        g_snprintf(port, sizeof(port), "%u", mp->internal_port);
+        /* three lines per mapping: the numbers without printf */
+        pcpd_log_uint(uid, sizeof(uid), (unsigned) mp->uid);
+        pcpd_log_uint(port, sizeof(port), mp->internal_port);
         if (pname == NULL) {
-                g_snprintf(proto, sizeof(proto), "%u", mp->protocol);
+                pcpd_log_uint(proto, sizeof(proto), mp->protocol);
                 pname = proto;
         }
-        if (mp->external_address != NULL && mp->external_address[0] != '\0')
-                g_snprintf(external, sizeof(external), strchr(mp->external_address, ':') ? "[%s]:%u" : "%s:%u",
-                           mp->external_address, mp->external_port);
+        if (mp->external_address != NULL && mp->external_address[0] != '\0') {
+                size_t n = strlen(mp->external_address);
+                bool v6 = strchr(mp->external_address, ':') != NULL;
+
+                if (n + 9 <= sizeof(external)) { /* "[" address "]:" port, 5 digits at most */
+                        char *e = external;
+
+                        if (v6)
+                                *e++ = '[';
+                        memcpy(e, mp->external_address, n);
+                        e += n;
+                        if (v6)
+                                *e++ = ']';
+                        *e++ = ':';
+                        pcpd_log_uint(e, sizeof(external) - (size_t) (e - external), mp->external_port);
+                }
+        }
         {
                 const char *kv[] = {
                         "PCPD_MAPPING", mp->path,

@@ -24,4 +24,11 @@ void pcpd_mapping_bus_removed(sd_bus *bus, pcpd_mapping *mp, pcpd_remove_reason 
 
 /* The Mapping properties in what, in the order PropertiesChanged lists them, into ret (up
  * to max - 1 of them, then NULL). Returns how many. Bits without a property are ignored. */
+/* PropertiesChanged of iface on path for names (NULL-terminated, each a property of vt that
+ * emits its change), read from object as sd_bus_emit_properties_changed_strv() reads it
+ * through the vtable vt registered for it, and the same message, built without looking
+ * the vtable up in the bus's object tree. */
+int pcpd_bus_emit_properties_changed(sd_bus *bus, const char *path, const char *iface, const sd_bus_vtable *vt,
+                                     void *object, const char *const *names);
+
 size_t pcpd_bus_mapping_property_names(pcpd_mapping_changed what, const char **ret, size_t max);

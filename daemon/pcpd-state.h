@@ -218,6 +218,11 @@ int pcpd_state_journal_keep_tail(int dirfd, int fd, off_t from);
 /* Appends one record at once; on a failed or short write the journal is cut back to
  * where it was, so no torn record stays in front of the next one. */
 int pcpd_state_journal_append(int fd, const char *data, size_t len);
+/* The same when the caller knows the journal's size before the record (size >= 0; -1:
+ * look it up with fstat() as pcpd_state_journal_append() does): the one that appends every
+ * record keeps count and saves a system call per record. The size given is where a failed
+ * or short write is cut back to. */
+int pcpd_state_journal_append_at(int fd, off_t size, const char *data, size_t len);
 
 /* Loads snapshot and journal from dirfd (path is for messages). A snapshot that is no key
  * file is moved aside to mappings.state.damaged with a warning; what the journal had that

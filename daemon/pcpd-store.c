@@ -65,6 +65,7 @@ struct pcpd_store {
         uint64_t snapshot_size;           /* the bytes of the last one written */
         uint64_t journal_bytes;           /* the journal's bytes the last snapshot lacks */
         int journal_fd;                   /* mappings.journal, O_APPEND; -1 until first used */
+        off_t journal_fd_size;            /* its size as this store wrote it; -1: ask fstat() */
         char *error;                      /* NULL while everything is saved */
         guint retry_source;               /* while error is set */
 };
@@ -123,18 +124,24 @@ static int journal_open(pcpd_store *s) {
                 if (fd < 0)
                         return fd;
                 s->journal_fd = fd;
-                s->journal_bytes = fstat(fd, &st) >= 0 ? (uint64_t) st.st_size : 0;
+                s->journal_fd_size = fstat(fd, &st) >= 0 ? st.st_size : -1;
+                s->journal_bytes = s->journal_fd_size >= 0 ? (uint64_t) s->journal_fd_size : 0;
         }
         return 0;
 }
 
-/* The journal's size now: -1 when it cannot be told (then it is not emptied). */
+/* The journal's size now: -1 when it cannot be told (then it is not emptied). Only this
+ * store writes the journal, so its size is counted rather than asked for each record (a
+ * system call per change); after anything that replaced or cut the file, or a failed
+ * append, it is asked for again once. */
 static off_t journal_size(pcpd_store *s) {
         struct stat st;
 
-        if (journal_open(s) < 0 || fstat(s->journal_fd, &st) < 0)
+        if (journal_open(s) < 0)
                 return -1;
-        return st.st_size;
+        if (s->journal_fd_size < 0 && fstat(s->journal_fd, &st) >= 0)
+                s->journal_fd_size = st.st_size;
+        return s->journal_fd_size;
 }
 
 /*
@@ -171,6 +178,7 @@ static void journal_after_sync_snapshot(pcpd_store *s, off_t size_at_format) {
                         s->journal_fd = r;
                 }
         }
+        s->journal_fd_size = -1;
         if (r < 0)
                 g_debug("Cannot empty the mapping journal: %s", g_strerror(-r));
 }
@@ -267,6 +275,7 @@ static void journal_switch(pcpd_store *s, off_t size_at_format, int next_fd) {
         }
         pcpd_state_writer_close(s->writer, s->journal_fd);
         s->journal_fd = next_fd;
+        s->journal_fd_size = -1;
 }
 
 /* The writer's thread has written (or failed to write) the snapshot in flight. */
@@ -392,8 +401,13 @@ static void schedule_save(pcpd_store *s) {
 static int append(pcpd_store *s, const GString *rec) {
         int r = journal_open(s);
 
-        if (r >= 0)
-                r = pcpd_state_journal_append(s->journal_fd, rec->str, rec->len);
+        if (r >= 0) {
+                off_t size = journal_size(s);
+
+                r = pcpd_state_journal_append_at(s->journal_fd, size, rec->str, rec->len);
+                /* a failed append was cut back, or tried to be: asked for again */
+                s->journal_fd_size = r >= 0 && size >= 0 ? size + (off_t) rec->len : -1;
+        }
         if (r < 0) {
                 state_failed(s, r);
                 schedule_save(s);
@@ -452,6 +466,7 @@ int pcpd_store_new(int dirfd, const char *dir_name, const pcpd_store_ops *ops, v
         s->ops = ops;
         s->userdata = userdata;
         s->journal_fd = -1;
+        s->journal_fd_size = -1;
         *ret = s;
         return 0;
 }

@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The object signals pcpd builds itself from its vtables (pcpd-mapping-bus.c) are the ones
+sd-bus's emitters made: InterfacesAdded of a mapping lists the interfaces GetManagedObjects
+(sd-bus's own) lists for its path, in that order, with the same properties and values (the
+PID, Owner and ExpiresAt move with time and are compared by type); InterfacesRemoved lists
+the same interface names; MappingCount's PropertiesChanged carries the count Get reads,
+and nothing else. Every signal has the signature the contract gives it."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pcpdtest import MANAGER, MAPPING, OM, PATH, PROPS, BUS_NAME, BusTestCase, main, wait_until  # noqa: E402
+from gi.repository import Gio, GLib  # noqa: E402
+
+
+def interfaces(a_sa_sv):
+    """[(interface, [(name, type, text)])] of an a{sa{sv}}, in its order."""
+    out = []
+    for k in range(a_sa_sv.n_children()):
+        ie = a_sa_sv.get_child_value(k)
+        props = ie.get_child_value(1)
+        entries = []
+        for i in range(props.n_children()):
+            e = props.get_child_value(i)
+            v = e.get_child_value(1).get_variant()
+            entries.append((e.get_child_value(0).get_string(), v.get_type_string(), v.print_(True)))
+        out.append((ie.get_child_value(0).get_string(), entries))
+    return out
+
+
+class ObjectSignalsTest(BusTestCase):
+
+    def test_added_removed_count(self):
+        env = self.make_env()
+        raw = []  # (path, iface, member, GVariant) in the order pcpd sent them
+        env.conn.signal_subscribe(BUS_NAME, None, None, None, None, Gio.DBusSignalFlags.NONE,
+                                  lambda c, s, path, i, member, params: raw.append((path, i, member, params)))
+
+        paths = [env.add_mapping('udp', 8710), env.add_mapping('tcp', 8711)]
+        for p in paths:
+            wait_until(lambda: env.get(p, MAPPING, 'State') in ('active', 'failed'), 10, f'{p} answered')
+        env.barrier()
+        managed = env.conn.call_sync(BUS_NAME, PATH, OM, 'GetManagedObjects', None, None,
+                                     Gio.DBusCallFlags.NONE, 20000, None).get_child_value(0)
+        managed_by_path = {}
+        for i in range(managed.n_children()):
+            e = managed.get_child_value(i)
+            managed_by_path[e.get_child_value(0).get_string()] = interfaces(e.get_child_value(1))
+
+        for p in paths:
+            with self.subTest(path=p):
+                added = [params for path, i, member, params in raw
+                         if member == 'InterfacesAdded' and params.get_child_value(0).get_string() == p]
+                self.assertEqual(len(added), 1)
+                self.assertEqual(added[0].get_type_string(), '(oa{sa{sv}})')
+                announced = interfaces(added[0].get_child_value(1))
+                now = managed_by_path[p]
+                self.assertEqual([n for n, _ in announced], [n for n, _ in now], 'interfaces and their order')
+                self.assertEqual(announced[:-1], now[:-1], 'the interfaces without properties')
+                self.assertEqual(announced[-1][0], MAPPING)
+                self.assertEqual([(n, t) for n, t, _ in announced[-1][1]], [(n, t) for n, t, _ in now[-1][1]])
+                moving = {'State', 'ExternalAddress', 'ExternalPort', 'SuggestedExternalPort', 'Lifetime',
+                          'ExpiresAt'}  # the grant came after InterfacesAdded
+                self.assertEqual([e for e in announced[-1][1] if e[0] not in moving],
+                                 [e for e in now[-1][1] if e[0] not in moving], 'values')
+
+        counts = []
+        for p in paths:
+            env.call(p, MAPPING, 'Release')
+            env.barrier()
+            counts.append(env.get(PATH, MANAGER, 'MappingCount'))
+        for p in paths:
+            with self.subTest(path=p):
+                removed = [params for path, i, member, params in raw
+                           if member == 'InterfacesRemoved' and params.get_child_value(0).get_string() == p]
+                self.assertEqual(len(removed), 1)
+                self.assertEqual(removed[0].get_type_string(), '(oas)')
+                self.assertEqual(list(removed[0].get_child_value(1).unpack()), [n for n, _ in managed_by_path[p]])
+
+        changed = [params for path, i, member, params in raw
+                   if path == PATH and i == PROPS and member == 'PropertiesChanged'
+                   and params.get_child_value(0).get_string() == MANAGER]
+        mapping_counts = []
+        for params in changed:
+            self.assertEqual(params.get_type_string(), '(sa{sv}as)')
+            self.assertEqual(params.get_child_value(2).n_children(), 0, 'no bare invalidation')
+            d = params.get_child_value(1)
+            for i in range(d.n_children()):
+                e = d.get_child_value(i)
+                if e.get_child_value(0).get_string() == 'MappingCount':
+                    v = e.get_child_value(1).get_variant()
+                    self.assertEqual(v.get_type_string(), 'u')
+                    mapping_counts.append(v.get_uint32())
+        self.assertEqual(mapping_counts, [1, 2] + counts)
+        self.assertEqual(counts, [1, 0])
+
+
+if __name__ == '__main__':
+    main()
