@@ -141,10 +141,13 @@ static void engine_send(pcpd_pcp *p, uint32_t server_id, size_t addr_index, cons
 
 static bool info_view(const pcp_mapping_info *i, pcpd_backend_info *ret);
 
-/* e's delete is no longer told under its cookie */
-static void deletes_drop(pcpd_pcp *p, mapping_entry *e) {
-        if (e->cookie != 0 && g_hash_table_lookup(p->deletes, &e->cookie) == e)
-                g_hash_table_remove(p->deletes, &e->cookie);
+/* e's delete is no longer told under its cookie; true when it was e's to tell (a cookie
+ * given again to a later delete belongs to that one) */
+static bool deletes_drop(pcpd_pcp *p, mapping_entry *e) {
+        if (e->cookie == 0 || g_hash_table_lookup(p->deletes, &e->cookie) != e)
+                return false;
+        g_hash_table_remove(p->deletes, &e->cookie);
+        return true;
 }
 
 static void tell_mapping(pcpd_pcp *p, const pcp_event *ev) {
@@ -162,6 +165,7 @@ static void tell_mapping_deleted(pcpd_pcp *p, const pcp_event *ev) {
         mapping_entry *e = g_hash_table_lookup(p->mappings, &ev->mapping_id);
         pcpd_mapping *mp;
         uint64_t cookie;
+        bool owned;
 
         if (e == NULL || e->mp == NULL)
                 g_debug("mapping %" G_GUINT64_FORMAT " deleted upstream: %s", ev->mapping_id,
@@ -170,13 +174,13 @@ static void tell_mapping_deleted(pcpd_pcp *p, const pcp_event *ev) {
                 return;
         mp = e->mp;
         cookie = e->cookie;
-        deletes_drop(p, e);
+        owned = deletes_drop(p, e);
         g_hash_table_remove(p->mappings, &ev->mapping_id); /* frees e */
         if (mp != NULL) {
                 /* dropped under the owner: its server went away */
                 mp->pcp = NULL;
                 p->ops->mapping_lost(p->userdata, mp);
-        } else if (cookie != 0)
+        } else if (owned)
                 p->ops->deleting_done(p->userdata, cookie, ev->deleted_upstream);
 }
 
@@ -570,11 +574,14 @@ void pcpd_pcp_server_remove(pcpd_pcp *p, pcpd_server *server) {
 
         if (s == NULL)
                 return;
+        /* out of the tables before anything is told: a callback that removes this server
+         * again finds nothing to remove */
+        server->pcp = NULL;
+        g_hash_table_steal(p->servers, GUINT_TO_POINTER(s->engine_id));
         /* its mappings are dropped: each told as lost (or its delete as done), drained here */
         pcp_engine_remove_server(p->engine, now_ms(), s->engine_id);
         pcpd_pcp_drain(p);
-        server->pcp = NULL;
-        g_hash_table_remove(p->servers, GUINT_TO_POINTER(s->engine_id)); /* frees s */
+        server_io_free(s);
 }
 
 const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, const pcpd_server *s) {
@@ -730,6 +737,8 @@ int pcpd_pcp_delete_saved(pcpd_pcp *p, const pcpd_state_mapping *rec, pcpd_serve
 
         if (s->pcp == NULL || cookie == 0)
                 return -EINVAL;
+        if (g_hash_table_contains(p->deletes, &cookie))
+                return -EEXIST; /* its end would be told twice under one cookie */
         params.server_id = s->pcp->engine_id;
         memcpy(params.nonce, rec->nonce, PCP_NONCE_LEN);
         if (rec->remote_address != NULL)

@@ -32,8 +32,9 @@
  *     the pcpd_pcp.
  *   - Nothing is told from inside pcpd_pcp_server_add() or pcpd_pcp_mapping_add(): the
  *     handle is known here before the call returns; the request leaves at the next drain.
- *   - An event for an engine id this module does not know (a mapping the owner detached,
- *     a delete nobody waits for) is dropped here.
+ *   - An event for a mapping this module does not know (one the owner detached, a delete
+ *     nobody waits for) is dropped here; a server's news for an engine server id it does
+ *     not know goes up with s NULL.
  *   - After input and timers the module drains and re-arms the timer itself.
  *
  * Engine time is the monotonic clock in milliseconds (g_get_monotonic_time() / 1000, the
@@ -80,7 +81,8 @@ typedef struct pcpd_pcp_ops {
          * cookie is over: confirmed by the server, or given up */
         void (*deleting_done)(void *userdata, uint64_t cookie, bool confirmed);
         /* s's state, addresses, external address or PREFIX64 changed; st: its state now
-         * (NULL when the engine told no state) */
+         * (NULL when the engine told no state). s may be NULL (a server not known here any
+         * more) */
         void (*server_changed)(void *userdata, pcpd_server *s, const pcpd_pcp_server_status *st);
         /* s lost its mappings (epoch reset): the engine recreates them. repeated: not the
          * first of its episode; from_announce: an ANNOUNCE revealed it. s may be NULL (a
@@ -160,7 +162,8 @@ bool pcpd_pcp_mapping_view(pcpd_pcp *p, const pcpd_mapping *mp, pcpd_backend_inf
 bool pcpd_pcp_mapping_delete_until(pcpd_pcp *p, const pcpd_mapping *mp, uint64_t *ret);
 /* mp goes: deleted upstream (lifetime 0 with its nonce) while it had a grant, drained
  * here. cookie ≠ 0: ops->deleting_done(cookie) tells the end of that delete; 0: nobody
- * waits for it. mp->pcp is cleared at once. Nothing happens when the engine does not hold
+ * waits for it. A cookie still in use by an earlier delete passes to this one: the
+ * earlier one's end is then told to nobody. mp->pcp is cleared at once. Nothing happens when the engine does not hold
  * mp. */
 void pcpd_pcp_mapping_remove(pcpd_pcp *p, pcpd_mapping *mp, uint64_t cookie);
 /* mp lets go of its engine mapping without a word to the engine: its server is about to
@@ -171,7 +174,8 @@ void pcpd_pcp_mapping_detach(pcpd_pcp *p, pcpd_mapping *mp);
 
 /* After a restart: the delete of a mapping removed before it (rec: a deleting record with
  * its nonce) on server s goes out again, told under cookie (ops->deleting_done). 0, or a
- * negative errno (nothing sent; -ENOTCONN: s is known to hear nothing). */
+ * negative errno (nothing sent; -ENOTCONN: s is known to hear nothing; -EEXIST: a delete
+ * under cookie is on its way already). */
 int pcpd_pcp_delete_saved(pcpd_pcp *p, const pcpd_state_mapping *rec, pcpd_server *s, uint64_t cookie);
 /* The delete under cookie is given up (the mapping has expired upstream by now): the
  * engine forgets it without a datagram; nothing is told. An unknown cookie: nothing. */

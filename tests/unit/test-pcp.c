@@ -409,7 +409,7 @@ static void test_detach_and_saved_deletes(void **state) {
         fake_server *fb = fake_server_new();
         news rec = { 0 };
         pcpd_server b;
-        pcpd_mapping mc;
+        pcpd_mapping mc, md;
         pcpd_state_mapping del = {
                 .opcode = PCP_OPCODE_MAP,
                 .protocol = IPPROTO_TCP,
@@ -441,6 +441,22 @@ static void test_detach_and_saved_deletes(void **state) {
         pcpd_pcp_delete_forget(p, 78);
         pcpd_pcp_delete_forget(p, 78); /* unknown now: nothing */
 
+        /* one cookie, one delete told: a saved delete under a cookie in use is refused; a
+         * removed mapping given a cookie in use takes it over, and the earlier delete's end
+         * is told to nobody (both end by the time the server goes, below) */
+        mapping_init(p, &md, 4101);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &md, &b, NULL), 0);
+        pcpd_pcp_drain(p);
+        pcpd_pcp_kick(p);
+        wait_for(&rec, has_told, &(want) { .kind = T_MAPPING, .mp = &md, .granted = true }, "d's grant");
+        del.internal_port = 5002;
+        pcpd_pcp_random(p, del.nonce, PCP_NONCE_LEN);
+        assert_int_equal(pcpd_pcp_delete_saved(p, &del, &b, 79), 0);
+        assert_int_equal(pcpd_pcp_delete_saved(p, &del, &b, 79), -EEXIST);
+        /* the saved delete has not left yet (it leaves at the drain in here) */
+        pcpd_pcp_mapping_remove(p, &md, 79);
+        pcpd_pcp_kick(p);
+
         mapping_init(p, &mc, 4100);
         assert_int_equal(pcpd_pcp_mapping_add(p, &mc, &b, NULL), 0);
         pcpd_pcp_drain(p);
@@ -454,6 +470,13 @@ static void test_detach_and_saved_deletes(void **state) {
         assert_int_equal(count_told(&rec, T_MAPPING, NULL, mark), 0);
         for (unsigned i = 0; i < rec.n; i++)
                 assert_false(rec.t[i].kind == T_DELETED && rec.t[i].cookie == 78);
+        {
+                unsigned n79 = 0;
+
+                for (unsigned i = 0; i < rec.n; i++)
+                        n79 += rec.t[i].kind == T_DELETED && rec.t[i].cookie == 79;
+                assert_int_equal(n79, 1);
+        }
         p = pcpd_pcp_free(g_steal_pointer(&p));
         fake_server_free(fb);
 }
