@@ -17,6 +17,7 @@
 
 #include "pcpd-declared-manager.h"
 #include "pcpd-direct.h"
+#include "pcpd-holders.h"
 #include "pcpd-host.h"
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
@@ -680,8 +681,7 @@ void manager_mapping_free(pcpd_mapping *mp) {
         g_free(mp->filters);
         if (mp->grace_source != 0)
                 g_source_remove(mp->grace_source);
-        if (mp->holders != NULL)
-                g_hash_table_destroy(mp->holders);
+        pcpd_holders_free_mapping(mp);
         g_free(mp->path);
         g_free(mp->server_text);
         g_free(mp->app_id);
@@ -753,48 +753,16 @@ static pcpd_server *choose_server(pcpd_manager *m, int family, const char *inter
 
 /* ---- holders: a mapping lives while one of its holders' connections does ---- */
 
-static void holder_index_remove(pcpd_manager *m, const char *name, pcpd_mapping *mp) {
-        GHashTable *set = g_hash_table_lookup(m->holder_index, name);
-
-        if (set == NULL)
-                return;
-        g_hash_table_remove(set, mp);
-        if (g_hash_table_size(set) == 0)
-                g_hash_table_remove(m->holder_index, name);
-}
-
-/* forget every hold of mp (it is going away) */
-static void mapping_drop_holders(pcpd_manager *m, pcpd_mapping *mp) {
-        GHashTableIter it;
-        gpointer k;
-
-        if (mp->holders == NULL)
-                return;
-        g_hash_table_iter_init(&it, mp->holders);
-        while (g_hash_table_iter_next(&it, &k, NULL))
-                holder_index_remove(m, k, mp);
-        g_hash_table_remove_all(mp->holders);
-}
-
 /* A unique name left the bus (pcpd-bus-track.c says so): every mapping it held loses that
  * holder. */
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
-        GHashTable *set = g_hash_table_lookup(m->holder_index, name);
-        g_autoptr(GPtrArray) held = NULL;
-        GHashTableIter it;
-        gpointer k;
+        g_autoptr(GPtrArray) held = pcpd_holders_vanish(m->holder_index, name);
 
-        if (set == NULL)
+        if (held == NULL)
                 return;
-        held = g_ptr_array_new();
-        g_hash_table_iter_init(&it, set);
-        while (g_hash_table_iter_next(&it, &k, NULL))
-                g_ptr_array_add(held, k);
-        g_hash_table_remove(m->holder_index, name);
         for (guint i = 0; i < held->len; i++) {
                 pcpd_mapping *mp = held->pdata[i];
-                g_hash_table_remove(mp->holders, name);
-                if (g_hash_table_size(mp->holders) > 0 || mp->persistent)
+                if (pcpd_holders_count(mp) > 0 || mp->persistent)
                         continue;
                 g_message("Mapping %s: its owner %s left the bus; deleting it upstream", mp->path, name);
                 pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_OWNER_VANISHED);
@@ -802,21 +770,9 @@ void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
 }
 
 static void mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
-        GHashTable *set;
-        guint n;
-
         if (owner == NULL)
                 return;
-        if (mp->holders == NULL)
-                mp->holders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        n = GPOINTER_TO_UINT(g_hash_table_lookup(mp->holders, owner));
-        g_hash_table_replace(mp->holders, g_strdup(owner), GUINT_TO_POINTER(n + 1));
-        set = g_hash_table_lookup(m->holder_index, owner);
-        if (set == NULL) {
-                set = g_hash_table_new(g_direct_hash, g_direct_equal);
-                g_hash_table_insert(m->holder_index, g_strdup(owner), set);
-        }
-        g_hash_table_add(set, mp);
+        pcpd_holders_add(m->holder_index, mp, owner);
 
         /* known alive: the name was on the bus after the watch for names that leave was in
          * place, and its leaving has not been dispatched yet (the caller's own match for
@@ -825,22 +781,6 @@ static void mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *ow
          * before the hold, unseen: the listener makes sure (pcpd-bus-track.c asks the bus) */
         if (!known_alive && m->listener->holder_unconfirmed != NULL)
                 m->listener->holder_unconfirmed(m, owner, m->listener_data);
-}
-
-/* one hold less; true if nobody holds mp any more */
-static bool mapping_remove_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner) {
-        guint n;
-
-        if (mp->holders == NULL || owner == NULL)
-                return true;
-        n = GPOINTER_TO_UINT(g_hash_table_lookup(mp->holders, owner));
-        if (n > 1)
-                g_hash_table_replace(mp->holders, g_strdup(owner), GUINT_TO_POINTER(n - 1));
-        else if (n == 1) {
-                g_hash_table_remove(mp->holders, owner);
-                holder_index_remove(m, owner, mp);
-        }
-        return g_hash_table_size(mp->holders) == 0;
 }
 
 /* ---- a host that is not behind a NAT ---- */
@@ -1576,7 +1516,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 manager_persist_removal(m, mp->id);
         }
         g_hash_table_remove(m->by_key, mp->key);
-        mapping_drop_holders(m, mp);
+        pcpd_holders_drop(m->holder_index, mp);
         emit_mapping_removed(m, mp, reason);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_REMOVED, mp, NULL,
                          pcpd_remove_reason_to_string(reason), "Mapping %s removed (%s)", mp->path,
@@ -1588,8 +1528,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
 }
 
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason) {
-        if (holder != NULL && mp->holders != NULL && g_hash_table_contains(mp->holders, holder) &&
-            !mapping_remove_holder(m, mp, holder))
+        if (holder != NULL && pcpd_holders_holds(mp, holder) > 0 && !pcpd_holders_remove(m->holder_index, mp, holder))
                 return; /* others still hold it */
         pcpd_manager_remove_mapping(m, mp, reason);
 }
@@ -1640,7 +1579,7 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         m->servers = g_ptr_array_new();
         m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_mapping_free);
         m->by_key = g_hash_table_new(g_str_hash, g_str_equal);
-        m->holder_index = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_destroy);
+        m->holder_index = pcpd_holders_index_new();
         m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_deleting_free);
         m->next_mapping_id = 1;
         m->route_fd = -1;

@@ -40,7 +40,11 @@ typedef struct pcpd_mapping {
         char *app_id;
         const char *app_id_source;
         char *owner;         /* first holder's unique name; "" when persistent or unclaimed */
-        GHashTable *holders; /* unique bus name -> number of holds (one per AddMapping) */
+        /* the set of its holders' unique bus names, NULL when none (pcpd-holders.h): its
+         * sole holder's shared set, with n_holds holds (one per AddMapping), or from a
+         * second holder on a table of its own: name -> number of holds (n_holds 0) */
+        GHashTable *holders;
+        unsigned n_holds;
         bool persistent;
         char *declared;      /* the declaration it is for (pcpd-declared.h), NULL when none */
         bool unclaimed;      /* restored after a daemon restart, waiting for its app */
