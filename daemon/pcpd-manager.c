@@ -260,7 +260,7 @@ static bool addr_text_is(const char *text, const struct in6_addr *a) {
 }
 
 void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
-        g_autofree char *old_state = g_strdup(mp->state ?: ""), *old_error = g_strdup(mp->error ?: "");
+        const char *old_state = mp->state ?: "", *old_error = mp->error ?: ""; /* interned */
         g_autofree char *old_external = g_strdup(mp->external_address ?: "");
         uint16_t old_port = mp->external_port;
         pcpd_mapping_changed what = 0;
@@ -269,9 +269,9 @@ void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_bac
         uint16_t port = i->has_external ? i->external_port : 0;
         bool persist = false;
 
-        if (set_str(&mp->state, i->state))
+        if (set_name(&mp->state, i->state))
                 what |= PCPD_MAPPING_CHANGED_STATE;
-        if (set_str(&mp->error, i->error))
+        if (set_name(&mp->error, i->error))
                 what |= PCPD_MAPPING_CHANGED_ERROR;
         if (!(i->has_external ? addr_text_is(mp->external_address, &i->external_addr)
                               : g_strcmp0(mp->external_address, "") == 0) &&
@@ -690,8 +690,7 @@ void manager_mapping_free(pcpd_mapping *mp) {
         g_free(mp->description);
         g_free(mp->declared);
         g_free(mp->key);
-        g_free(mp->state);
-        g_free(mp->error);
+        /* state and error are interned names (set_name()) */
         g_free(mp->external_address);
         g_free(mp->internal_address);
         g_free(mp->prev_server);
@@ -1057,8 +1056,8 @@ void manager_mapping_show_engine(pcpd_manager *m, pcpd_mapping *mp) {
         if (!pcpd_pcp_mapping_view(m->pcp, mp, &bi))
                 return;
         set_str(&mp->internal_address, pcp_addr_to_string(&bi.internal_addr, buf));
-        set_str(&mp->state, bi.state);
-        set_str(&mp->error, bi.error);
+        set_name(&mp->state, bi.state);
+        set_name(&mp->error, bi.error);
 }
 
 /* The mapping's upstream mapping on server s (with its nonce; suggested_external: NULL or
@@ -1203,9 +1202,9 @@ void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
                 mp->prev_server = g_strdup(mp->server_text);
         if (set_str(&mp->server_text, ""))
                 what |= PCPD_MAPPING_CHANGED_SERVER;
-        if (set_str(&mp->state, PCP1_MAPPING_FAILED))
+        if (set_name(&mp->state, PCP1_MAPPING_FAILED))
                 what |= PCPD_MAPPING_CHANGED_STATE;
-        if (set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER))
+        if (set_name(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER))
                 what |= PCPD_MAPPING_CHANGED_ERROR;
         if (set_str(&mp->external_address, ""))
                 what |= PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS;
@@ -1295,8 +1294,8 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
         mp->n_filters = req->n_filters;
         if (req->n_filters > 0)
                 mp->filters = g_memdup2(req->filters, req->n_filters * sizeof(pcp_filter));
-        mp->state = g_strdup("pending");
-        mp->error = g_strdup("");
+        set_name(&mp->state, "pending");
+        set_name(&mp->error, "");
         mp->external_address = g_strdup("");
         return mp;
 }
@@ -1447,7 +1446,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 manager_mapping_set_direct(mp, true);
                 mp->server_text = g_strdup("");
                 manager_direct_set_address(mp, &own);
-                set_str(&mp->state, "active");
+                set_name(&mp->state, "active");
                 mp->granted = lifetime;
                 r = manager_persist_mapping(m, mp);
                 state_failure = r < 0;

@@ -77,7 +77,8 @@ typedef struct pcpd_mapping {
          * server speaks neither PCP nor NAT-PMP; NULL when not */
         struct pcpd_backend_mapping *backend;
 
-        /* as last published on the bus */
+        /* as last published on the bus; state and error are interned names, never freed
+         * (set_name() in pcpd-manager-private.h) */
         char *state, *error, *external_address, *internal_address;
         uint16_t external_port;
         uint32_t granted;

@@ -113,8 +113,8 @@ static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_stat
                 memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
                 mp->prev_server = g_strdup(rec->server);
                 set_str(&mp->server_text, "");
-                set_str(&mp->state, PCP1_MAPPING_FAILED);
-                set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);
+                set_name(&mp->state, PCP1_MAPPING_FAILED);
+                set_name(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);
                 return true;
         }
         /* its nonce (on disk already), asking for the external address it had */
@@ -151,7 +151,7 @@ static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_m
                 manager_mapping_set_direct(mp, true);
                 mp->server_text = g_strdup("");
                 manager_direct_set_address(mp, &a);
-                set_str(&mp->state, "active");
+                set_name(&mp->state, "active");
                 mp->granted = mp->lifetime;
                 return true;
         }
