@@ -683,9 +683,9 @@ void manager_mapping_free(pcpd_mapping *mp) {
                 g_source_remove(mp->grace_source);
         pcpd_holders_free_mapping(mp);
         g_free(mp->path);
-        g_free(mp->server_text);
+        clear_shared(&mp->server_text);
         g_free(mp->app_id);
-        g_free(mp->owner);
+        clear_shared(&mp->owner);
         g_free(mp->remote_address);
         g_free(mp->description);
         g_free(mp->declared);
@@ -1069,7 +1069,7 @@ int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_serv
         if (r < 0)
                 return r;
         mp->server = s;
-        set_str(&mp->server_text, s->text);
+        set_shared(&mp->server_text, s->text);
         return 0;
 }
 
@@ -1090,7 +1090,7 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
                 pcpd_pcp_random(m->pcp, mp->nonce, PCP_NONCE_LEN);
         mp->has_nonce = true;
         manager_mapping_set_direct(mp, false);
-        set_str(&mp->server_text, s->text);
+        set_shared(&mp->server_text, s->text);
         r = manager_persist_mapping(m, mp);
         *ret_state = r < 0;
         if (r >= 0)
@@ -1100,7 +1100,7 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
         mp->has_nonce = had_nonce;
         memcpy(mp->nonce, old_nonce, sizeof(old_nonce));
         manager_mapping_set_direct(mp, was_direct);
-        set_str(&mp->server_text, old_server);
+        set_shared(&mp->server_text, old_server);
         if (!*ret_state) {
                 /* the record went out, the request did not: what was saved before */
                 pcpd_state_mapping rec;
@@ -1200,7 +1200,7 @@ void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
         mapping_detach_server(m, mp);
         if (mp->server_text != NULL && mp->server_text[0] != '\0' && mp->prev_server == NULL)
                 mp->prev_server = g_strdup(mp->server_text);
-        if (set_str(&mp->server_text, ""))
+        if (set_shared(&mp->server_text, ""))
                 what |= PCPD_MAPPING_CHANGED_SERVER;
         if (set_name(&mp->state, PCP1_MAPPING_FAILED))
                 what |= PCPD_MAPPING_CHANGED_STATE;
@@ -1268,7 +1268,7 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
         mp->pid = req->pid;
         mp->app_id = g_strdup(req->app_id ?: "");
         mp->app_id_source = req->app_id_source ?: "none";
-        mp->owner = g_strdup(req->persistent ? "" : (req->owner ?: ""));
+        set_shared(&mp->owner, req->persistent ? "" : (req->owner ?: ""));
         mp->persistent = req->persistent;
         mp->declared = g_strdup(req->declared);
         mp->opcode = req->opcode;
@@ -1416,7 +1416,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                 g_source_remove(mp->grace_source);
                                 mp->grace_source = 0;
                         }
-                        set_str(&mp->owner, req->owner ?: "");
+                        set_shared(&mp->owner, req->owner ?: "");
                         mp->pid = req->pid;
                         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID);
                         g_message("Mapping %s reclaimed by %s (uid %u)", mp->path, req->owner ?: "?", req->uid);
@@ -1444,7 +1444,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         if (direct) {
                 /* active at once, for as long as its holders want it: no server, no expiry */
                 manager_mapping_set_direct(mp, true);
-                mp->server_text = g_strdup("");
+                set_shared(&mp->server_text, "");
                 manager_direct_set_address(mp, &own);
                 set_name(&mp->state, "active");
                 mp->granted = lifetime;

@@ -28,7 +28,7 @@ typedef struct pcpd_mapping {
          * (direct, waiting for a server, being removed): pcpd_pcp_mapping_held() */
         struct pcpd_pcp_mapping *pcp;
         pcpd_server *server;
-        char *server_text;
+        char *server_text; /* shared with every mapping on that server (set_shared()) */
         char *prev_server; /* the server it was on before it had to wait for one (NULL: none) */
         char *interface;   /* the interface its caller named (NULL: none: it follows the primary) */
         bool has_nonce; /* on a server: its nonce, on disk before the request left */
@@ -39,7 +39,7 @@ typedef struct pcpd_mapping {
         pid_t pid;
         char *app_id;
         const char *app_id_source;
-        char *owner;         /* first holder's unique name; "" when persistent or unclaimed */
+        char *owner; /* first holder's unique name; "" when persistent or unclaimed (set_shared()) */
         /* the set of its holders' unique bus names, NULL when none (pcpd-holders.h): its
          * sole holder's shared set, with n_holds holds (one per AddMapping), or from a
          * second holder on a table of its own: name -> number of holds (n_holds 0) */
