@@ -48,6 +48,36 @@ static inline bool set_str(char **field, const char *v) {
         return true;
 }
 
+/* *field = v, interned (g_intern_string(): kept for the life of the process, so only for
+ * the closed sets of names a mapping's State and Error take, never freed); true when that
+ * changed it */
+static inline bool set_name(char **field, const char *v) {
+        char *s = (char *) g_intern_string(v); /* char *: read by sd-bus as an "s" field */
+        if (*field == s)
+                return false;
+        *field = s;
+        return true;
+}
+
+/* *field = v as a shared string (g_ref_string_new_intern(): one copy per distinct text,
+ * freed with its last user: a server's text, a holder's bus name); true when that changed
+ * it. Let go with clear_shared(), never g_free(). */
+static inline bool set_shared(char **field, const char *v) {
+        char *old = *field;
+        if (g_strcmp0(old, v) == 0)
+                return false;
+        *field = v != NULL ? g_ref_string_new_intern(v) : NULL;
+        if (old != NULL)
+                g_ref_string_release(old);
+        return true;
+}
+
+static inline void clear_shared(char **field) {
+        if (*field != NULL)
+                g_ref_string_release(*field);
+        *field = NULL;
+}
+
 /* ---- pcpd-manager.c ---- */
 
 void manager_emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp);

@@ -17,6 +17,7 @@
 
 #include "pcpd-declared-manager.h"
 #include "pcpd-direct.h"
+#include "pcpd-holders.h"
 #include "pcpd-host.h"
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
@@ -259,7 +260,7 @@ static bool addr_text_is(const char *text, const struct in6_addr *a) {
 }
 
 void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
-        g_autofree char *old_state = g_strdup(mp->state ?: ""), *old_error = g_strdup(mp->error ?: "");
+        const char *old_state = mp->state ?: "", *old_error = mp->error ?: ""; /* interned */
         g_autofree char *old_external = g_strdup(mp->external_address ?: "");
         uint16_t old_port = mp->external_port;
         pcpd_mapping_changed what = 0;
@@ -268,9 +269,9 @@ void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_bac
         uint16_t port = i->has_external ? i->external_port : 0;
         bool persist = false;
 
-        if (set_str(&mp->state, i->state))
+        if (set_name(&mp->state, i->state))
                 what |= PCPD_MAPPING_CHANGED_STATE;
-        if (set_str(&mp->error, i->error))
+        if (set_name(&mp->error, i->error))
                 what |= PCPD_MAPPING_CHANGED_ERROR;
         if (!(i->has_external ? addr_text_is(mp->external_address, &i->external_addr)
                               : g_strcmp0(mp->external_address, "") == 0) &&
@@ -680,18 +681,16 @@ void manager_mapping_free(pcpd_mapping *mp) {
         g_free(mp->filters);
         if (mp->grace_source != 0)
                 g_source_remove(mp->grace_source);
-        if (mp->holders != NULL)
-                g_hash_table_destroy(mp->holders);
+        pcpd_holders_free_mapping(mp);
         g_free(mp->path);
-        g_free(mp->server_text);
+        clear_shared(&mp->server_text);
         g_free(mp->app_id);
-        g_free(mp->owner);
+        clear_shared(&mp->owner);
         g_free(mp->remote_address);
         g_free(mp->description);
         g_free(mp->declared);
         g_free(mp->key);
-        g_free(mp->state);
-        g_free(mp->error);
+        /* state and error are interned names (set_name()) */
         g_free(mp->external_address);
         g_free(mp->internal_address);
         g_free(mp->prev_server);
@@ -753,48 +752,16 @@ static pcpd_server *choose_server(pcpd_manager *m, int family, const char *inter
 
 /* ---- holders: a mapping lives while one of its holders' connections does ---- */
 
-static void holder_index_remove(pcpd_manager *m, const char *name, pcpd_mapping *mp) {
-        GHashTable *set = g_hash_table_lookup(m->holder_index, name);
-
-        if (set == NULL)
-                return;
-        g_hash_table_remove(set, mp);
-        if (g_hash_table_size(set) == 0)
-                g_hash_table_remove(m->holder_index, name);
-}
-
-/* forget every hold of mp (it is going away) */
-static void mapping_drop_holders(pcpd_manager *m, pcpd_mapping *mp) {
-        GHashTableIter it;
-        gpointer k;
-
-        if (mp->holders == NULL)
-                return;
-        g_hash_table_iter_init(&it, mp->holders);
-        while (g_hash_table_iter_next(&it, &k, NULL))
-                holder_index_remove(m, k, mp);
-        g_hash_table_remove_all(mp->holders);
-}
-
 /* A unique name left the bus (pcpd-bus-track.c says so): every mapping it held loses that
  * holder. */
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
-        GHashTable *set = g_hash_table_lookup(m->holder_index, name);
-        g_autoptr(GPtrArray) held = NULL;
-        GHashTableIter it;
-        gpointer k;
+        g_autoptr(GPtrArray) held = pcpd_holders_vanish(m->holder_index, name);
 
-        if (set == NULL)
+        if (held == NULL)
                 return;
-        held = g_ptr_array_new();
-        g_hash_table_iter_init(&it, set);
-        while (g_hash_table_iter_next(&it, &k, NULL))
-                g_ptr_array_add(held, k);
-        g_hash_table_remove(m->holder_index, name);
         for (guint i = 0; i < held->len; i++) {
                 pcpd_mapping *mp = held->pdata[i];
-                g_hash_table_remove(mp->holders, name);
-                if (g_hash_table_size(mp->holders) > 0 || mp->persistent)
+                if (pcpd_holders_count(mp) > 0 || mp->persistent)
                         continue;
                 g_message("Mapping %s: its owner %s left the bus; deleting it upstream", mp->path, name);
                 pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_OWNER_VANISHED);
@@ -802,21 +769,9 @@ void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
 }
 
 static void mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
-        GHashTable *set;
-        guint n;
-
         if (owner == NULL)
                 return;
-        if (mp->holders == NULL)
-                mp->holders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        n = GPOINTER_TO_UINT(g_hash_table_lookup(mp->holders, owner));
-        g_hash_table_replace(mp->holders, g_strdup(owner), GUINT_TO_POINTER(n + 1));
-        set = g_hash_table_lookup(m->holder_index, owner);
-        if (set == NULL) {
-                set = g_hash_table_new(g_direct_hash, g_direct_equal);
-                g_hash_table_insert(m->holder_index, g_strdup(owner), set);
-        }
-        g_hash_table_add(set, mp);
+        pcpd_holders_add(m->holder_index, mp, owner);
 
         /* known alive: the name was on the bus after the watch for names that leave was in
          * place, and its leaving has not been dispatched yet (the caller's own match for
@@ -825,22 +780,6 @@ static void mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *ow
          * before the hold, unseen: the listener makes sure (pcpd-bus-track.c asks the bus) */
         if (!known_alive && m->listener->holder_unconfirmed != NULL)
                 m->listener->holder_unconfirmed(m, owner, m->listener_data);
-}
-
-/* one hold less; true if nobody holds mp any more */
-static bool mapping_remove_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner) {
-        guint n;
-
-        if (mp->holders == NULL || owner == NULL)
-                return true;
-        n = GPOINTER_TO_UINT(g_hash_table_lookup(mp->holders, owner));
-        if (n > 1)
-                g_hash_table_replace(mp->holders, g_strdup(owner), GUINT_TO_POINTER(n - 1));
-        else if (n == 1) {
-                g_hash_table_remove(mp->holders, owner);
-                holder_index_remove(m, owner, mp);
-        }
-        return g_hash_table_size(mp->holders) == 0;
 }
 
 /* ---- a host that is not behind a NAT ---- */
@@ -1117,8 +1056,8 @@ void manager_mapping_show_engine(pcpd_manager *m, pcpd_mapping *mp) {
         if (!pcpd_pcp_mapping_view(m->pcp, mp, &bi))
                 return;
         set_str(&mp->internal_address, pcp_addr_to_string(&bi.internal_addr, buf));
-        set_str(&mp->state, bi.state);
-        set_str(&mp->error, bi.error);
+        set_name(&mp->state, bi.state);
+        set_name(&mp->error, bi.error);
 }
 
 /* The mapping's upstream mapping on server s (with its nonce; suggested_external: NULL or
@@ -1130,7 +1069,7 @@ int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_serv
         if (r < 0)
                 return r;
         mp->server = s;
-        set_str(&mp->server_text, s->text);
+        set_shared(&mp->server_text, s->text);
         return 0;
 }
 
@@ -1151,7 +1090,7 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
                 pcpd_pcp_random(m->pcp, mp->nonce, PCP_NONCE_LEN);
         mp->has_nonce = true;
         manager_mapping_set_direct(mp, false);
-        set_str(&mp->server_text, s->text);
+        set_shared(&mp->server_text, s->text);
         r = manager_persist_mapping(m, mp);
         *ret_state = r < 0;
         if (r >= 0)
@@ -1161,7 +1100,7 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
         mp->has_nonce = had_nonce;
         memcpy(mp->nonce, old_nonce, sizeof(old_nonce));
         manager_mapping_set_direct(mp, was_direct);
-        set_str(&mp->server_text, old_server);
+        set_shared(&mp->server_text, old_server);
         if (!*ret_state) {
                 /* the record went out, the request did not: what was saved before */
                 pcpd_state_mapping rec;
@@ -1261,11 +1200,11 @@ void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
         mapping_detach_server(m, mp);
         if (mp->server_text != NULL && mp->server_text[0] != '\0' && mp->prev_server == NULL)
                 mp->prev_server = g_strdup(mp->server_text);
-        if (set_str(&mp->server_text, ""))
+        if (set_shared(&mp->server_text, ""))
                 what |= PCPD_MAPPING_CHANGED_SERVER;
-        if (set_str(&mp->state, PCP1_MAPPING_FAILED))
+        if (set_name(&mp->state, PCP1_MAPPING_FAILED))
                 what |= PCPD_MAPPING_CHANGED_STATE;
-        if (set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER))
+        if (set_name(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER))
                 what |= PCPD_MAPPING_CHANGED_ERROR;
         if (set_str(&mp->external_address, ""))
                 what |= PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS;
@@ -1329,7 +1268,7 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
         mp->pid = req->pid;
         mp->app_id = g_strdup(req->app_id ?: "");
         mp->app_id_source = req->app_id_source ?: "none";
-        mp->owner = g_strdup(req->persistent ? "" : (req->owner ?: ""));
+        set_shared(&mp->owner, req->persistent ? "" : (req->owner ?: ""));
         mp->persistent = req->persistent;
         mp->declared = g_strdup(req->declared);
         mp->opcode = req->opcode;
@@ -1355,8 +1294,8 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
         mp->n_filters = req->n_filters;
         if (req->n_filters > 0)
                 mp->filters = g_memdup2(req->filters, req->n_filters * sizeof(pcp_filter));
-        mp->state = g_strdup("pending");
-        mp->error = g_strdup("");
+        set_name(&mp->state, "pending");
+        set_name(&mp->error, "");
         mp->external_address = g_strdup("");
         return mp;
 }
@@ -1477,7 +1416,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                 g_source_remove(mp->grace_source);
                                 mp->grace_source = 0;
                         }
-                        set_str(&mp->owner, req->owner ?: "");
+                        set_shared(&mp->owner, req->owner ?: "");
                         mp->pid = req->pid;
                         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID);
                         g_message("Mapping %s reclaimed by %s (uid %u)", mp->path, req->owner ?: "?", req->uid);
@@ -1505,9 +1444,9 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         if (direct) {
                 /* active at once, for as long as its holders want it: no server, no expiry */
                 manager_mapping_set_direct(mp, true);
-                mp->server_text = g_strdup("");
+                set_shared(&mp->server_text, "");
                 manager_direct_set_address(mp, &own);
-                set_str(&mp->state, "active");
+                set_name(&mp->state, "active");
                 mp->granted = lifetime;
                 r = manager_persist_mapping(m, mp);
                 state_failure = r < 0;
@@ -1576,7 +1515,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 manager_persist_removal(m, mp->id);
         }
         g_hash_table_remove(m->by_key, mp->key);
-        mapping_drop_holders(m, mp);
+        pcpd_holders_drop(m->holder_index, mp);
         emit_mapping_removed(m, mp, reason);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_REMOVED, mp, NULL,
                          pcpd_remove_reason_to_string(reason), "Mapping %s removed (%s)", mp->path,
@@ -1588,8 +1527,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
 }
 
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason) {
-        if (holder != NULL && mp->holders != NULL && g_hash_table_contains(mp->holders, holder) &&
-            !mapping_remove_holder(m, mp, holder))
+        if (holder != NULL && pcpd_holders_holds(mp, holder) > 0 && !pcpd_holders_remove(m->holder_index, mp, holder))
                 return; /* others still hold it */
         pcpd_manager_remove_mapping(m, mp, reason);
 }
@@ -1640,7 +1578,7 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         m->servers = g_ptr_array_new();
         m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_mapping_free);
         m->by_key = g_hash_table_new(g_str_hash, g_str_equal);
-        m->holder_index = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_destroy);
+        m->holder_index = pcpd_holders_index_new();
         m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_deleting_free);
         m->next_mapping_id = 1;
         m->route_fd = -1;

@@ -47,8 +47,8 @@ struct pcpd_manager {
         struct pcpd_server_sources *sources; /* pcpd-servers.c: each source's servers */
         struct pcpd_nm *nm;                  /* pcpd-nm.c: NULL without it */
 
-        /* unique bus name -> GHashTable of the mappings it holds (pcpd_mapping* set): what
-         * pcpd_manager_holder_vanished() drops. The manager holds no bus: names that leave
+        /* unique bus name -> the mappings it holds (pcpd-holders.h; g_hash_table_size() is
+         * the number of names): what pcpd_manager_holder_vanished() drops. The manager holds no bus: names that leave
          * are watched above it (pcpd-bus-track.h) */
         GHashTable *holder_index;
         const struct pcpd_manager_listener *listener; /* its news goes there (never NULL) */

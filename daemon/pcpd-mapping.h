@@ -20,6 +20,8 @@
 typedef struct pcpd_manager pcpd_manager;
 typedef struct pcpd_server pcpd_server;
 
+/* Within each group the fields go by size, largest first: 288 bytes, no more than alignment
+ * needs (there are 10,000s of these; `ptype /o struct pcpd_mapping` in gdb shows the layout). */
 typedef struct pcpd_mapping {
         pcpd_manager *manager;
         uint64_t id;
@@ -28,54 +30,62 @@ typedef struct pcpd_mapping {
          * (direct, waiting for a server, being removed): pcpd_pcp_mapping_held() */
         struct pcpd_pcp_mapping *pcp;
         pcpd_server *server;
-        char *server_text;
+        char *server_text; /* shared with every mapping on that server (set_shared()) */
         char *prev_server; /* the server it was on before it had to wait for one (NULL: none) */
         char *interface;   /* the interface its caller named (NULL: none: it follows the primary) */
-        bool has_nonce; /* on a server: its nonce, on disk before the request left */
-        uint8_t nonce[PCP_NONCE_LEN];
 
         /* who */
-        uid_t uid;
-        pid_t pid;
         char *app_id;
         const char *app_id_source;
-        char *owner;         /* first holder's unique name; "" when persistent or unclaimed */
-        GHashTable *holders; /* unique bus name -> number of holds (one per AddMapping) */
-        bool persistent;
-        char *declared;      /* the declaration it is for (pcpd-declared.h), NULL when none */
-        bool unclaimed;      /* restored after a daemon restart, waiting for its app */
+        char *owner; /* first holder's unique name; "" when persistent or unclaimed (set_shared()) */
+        /* the set of its holders' unique bus names, NULL when none (pcpd-holders.h): its
+         * sole holder's shared set, with n_holds holds (one per AddMapping), or from a
+         * second holder on a table of its own: name -> number of holds (n_holds 0) */
+        GHashTable *holders;
+        char *declared; /* the declaration it is for (pcpd-declared.h), NULL when none */
+        uid_t uid;
+        pid_t pid;
+        unsigned n_holds;
         guint grace_source;
 
         /* what */
-        uint8_t opcode, protocol;
-        int family;
-        uint16_t internal_port, suggested_port;
         char *remote_address;
-        uint16_t remote_port;
-        uint32_t lifetime;
         char *description;
         uint64_t created; /* CLOCK_REALTIME µs */
         char *key;        /* sharing key: family/opcode/protocol/port[/remote] */
         /* the rest of what the caller asked for, to ask a server again: when a direct
          * mapping moves to one, and after a daemon restart (mapping_params()) */
+        pcp_filter *filters;               /* n_filters of them; NULL when none */
+        struct in6_addr suggested_address; /* the option external-address (has_suggested_address) */
+        struct in6_addr third_party;       /* when has_third_party */
+        int family;
+        uint32_t lifetime;
+        uint16_t internal_port, suggested_port;
+        uint16_t remote_port;
+        uint8_t opcode, protocol;
+        uint8_t n_filters;
         bool has_suggested_address;
-        struct in6_addr suggested_address; /* the option external-address */
         bool prefer_failure;
         bool has_third_party;
-        struct in6_addr third_party;
-        uint8_t n_filters;
-        pcp_filter *filters; /* n_filters of them; NULL when none */
 
-        /* not behind a NAT: no server (pcp NULL, server NULL, Server ""), active with the
-         * host's own address; moves to a server that starts answering */
-        bool direct;
+        /* how it is held */
         /* held through a backend as well (pcpd-backend.h: the UPnP-IGD one) while its
          * server speaks neither PCP nor NAT-PMP; NULL when not */
         struct pcpd_backend_mapping *backend;
 
-        /* as last published on the bus */
+        /* as last published on the bus; state and error are interned names, never freed
+         * (set_name() in pcpd-manager-private.h) */
         char *state, *error, *external_address, *internal_address;
-        uint16_t external_port;
-        uint32_t granted;
         uint64_t expires_at; /* CLOCK_REALTIME µs, 0 = none */
+        uint32_t granted;
+        uint16_t external_port;
+
+        /* on a server: its nonce, on disk before the request left */
+        uint8_t nonce[PCP_NONCE_LEN];
+        bool has_nonce;
+        bool persistent;
+        bool unclaimed; /* restored after a daemon restart, waiting for its app */
+        /* not behind a NAT: no server (pcp NULL, server NULL, Server ""), active with the
+         * host's own address; moves to a server that starts answering */
+        bool direct;
 } pcpd_mapping;

@@ -112,9 +112,9 @@ static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_stat
                 mp->has_nonce = true;
                 memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
                 mp->prev_server = g_strdup(rec->server);
-                set_str(&mp->server_text, "");
-                set_str(&mp->state, PCP1_MAPPING_FAILED);
-                set_str(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);
+                set_shared(&mp->server_text, "");
+                set_name(&mp->state, PCP1_MAPPING_FAILED);
+                set_name(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);
                 return true;
         }
         /* its nonce (on disk already), asking for the external address it had */
@@ -149,9 +149,9 @@ static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_m
                 global = manager_host_global_address(m, mp->family, NULL, &a);
         if (global && !mp->has_third_party && manager_answering_server(m, mp->family, NULL) == NULL) {
                 manager_mapping_set_direct(mp, true);
-                mp->server_text = g_strdup("");
+                set_shared(&mp->server_text, "");
                 manager_direct_set_address(mp, &a);
-                set_str(&mp->state, "active");
+                set_name(&mp->state, "active");
                 mp->granted = mp->lifetime;
                 return true;
         }

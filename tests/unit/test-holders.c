@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Who holds a mapping (pcpd-holders.c), pure: mappings made by hand, no manager. Covered:
+ * one holder holding twice (one shared set, counted holds, no table of the mapping's own);
+ * mappings held by the same sole name share its set; a second name gives a table of its own
+ * with both counts; removing holds one at a time; a name that was never a holder; a name
+ * leaving with all its holds (vanish); dropping every hold; the index's names as they come
+ * and go. ASan/valgrind check that nothing leaks or is read after it is freed. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "pcpd-holders.h"
+
+typedef struct fixture {
+        GHashTable *index;
+        pcpd_mapping a, b, c;
+} fixture;
+
+static int setup(void **state) {
+        fixture *f = g_new0(fixture, 1);
+        f->index = pcpd_holders_index_new();
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+        pcpd_holders_free_mapping(&f->a);
+        pcpd_holders_free_mapping(&f->b);
+        pcpd_holders_free_mapping(&f->c);
+        g_hash_table_destroy(f->index);
+        g_free(f);
+        return 0;
+}
+
+static void test_one_holder_twice(void **state) {
+        fixture *f = *state;
+
+        assert_int_equal(pcpd_holders_count(&f->a), 0);
+        assert_int_equal(pcpd_holders_holds(&f->a, ":1.1"), 0);
+        pcpd_holders_add(f->index, &f->a, ":1.1");
+        pcpd_holders_add(f->index, &f->a, ":1.1");
+        assert_int_equal(pcpd_holders_count(&f->a), 1);
+        assert_int_equal(pcpd_holders_holds(&f->a, ":1.1"), 2);
+        assert_int_equal(pcpd_holders_holds(&f->a, ":1.2"), 0);
+        assert_true(g_hash_table_contains(f->a.holders, ":1.1"));
+        assert_int_equal(g_hash_table_size(f->index), 1);
+
+        /* the same sole holder of another mapping: the same set */
+        pcpd_holders_add(f->index, &f->b, ":1.1");
+        assert_ptr_equal(f->a.holders, f->b.holders);
+        assert_int_equal(pcpd_holders_holds(&f->b, ":1.1"), 1);
+        assert_int_equal(g_hash_table_size(f->index), 1);
+
+        assert_false(pcpd_holders_remove(f->index, &f->a, ":1.1"));
+        assert_int_equal(pcpd_holders_holds(&f->a, ":1.1"), 1);
+        assert_false(pcpd_holders_remove(f->index, &f->a, ":1.2")); /* not a holder: nothing */
+        assert_int_equal(pcpd_holders_holds(&f->a, ":1.1"), 1);
+        assert_true(pcpd_holders_remove(f->index, &f->a, ":1.1"));
+        assert_null(f->a.holders);
+        assert_int_equal(pcpd_holders_count(&f->a), 0);
+        assert_int_equal(g_hash_table_size(f->index), 1); /* b still held */
+        assert_true(pcpd_holders_remove(f->index, &f->b, ":1.1"));
+        assert_int_equal(g_hash_table_size(f->index), 0);
+        assert_true(pcpd_holders_remove(f->index, &f->b, ":1.1")); /* nobody: still nobody */
+}
+
+static void test_two_holders(void **state) {
+        fixture *f = *state;
+
+        pcpd_holders_add(f->index, &f->a, ":1.1");
+        pcpd_holders_add(f->index, &f->a, ":1.1");
+        pcpd_holders_add(f->index, &f->b, ":1.1");
+        pcpd_holders_add(f->index, &f->a, ":1.2");
+        assert_ptr_not_equal(f->a.holders, f->b.holders); /* b's shared set is untouched */
+        assert_int_equal(pcpd_holders_count(&f->a), 2);
+        assert_int_equal(pcpd_holders_count(&f->b), 1);
+        assert_int_equal(pcpd_holders_holds(&f->a, ":1.1"), 2);
+        assert_int_equal(pcpd_holders_holds(&f->a, ":1.2"), 1);
+        assert_int_equal(pcpd_holders_holds(&f->b, ":1.2"), 0);
+        assert_int_equal(g_hash_table_size(f->index), 2);
+        pcpd_holders_add(f->index, &f->a, ":1.2");
+        assert_int_equal(pcpd_holders_holds(&f->a, ":1.2"), 2);
+
+        assert_false(pcpd_holders_remove(f->index, &f->a, ":1.1"));
+        assert_false(pcpd_holders_remove(f->index, &f->a, ":1.1"));
+        assert_int_equal(pcpd_holders_holds(&f->a, ":1.1"), 0);
+        assert_false(g_hash_table_contains(f->a.holders, ":1.1"));
+        assert_int_equal(pcpd_holders_count(&f->a), 1);
+        assert_int_equal(g_hash_table_size(f->index), 2); /* :1.1 still holds b */
+        assert_false(pcpd_holders_remove(f->index, &f->a, ":1.2"));
+        assert_true(pcpd_holders_remove(f->index, &f->a, ":1.2"));
+        assert_null(f->a.holders);
+        assert_int_equal(g_hash_table_size(f->index), 1);
+
+        /* held again after that: a shared set again */
+        pcpd_holders_add(f->index, &f->a, ":1.1");
+        assert_ptr_equal(f->a.holders, f->b.holders);
+}
+
+static bool has(GPtrArray *a, pcpd_mapping *mp) {
+        return a != NULL && g_ptr_array_find(a, mp, NULL);
+}
+
+static void test_vanish(void **state) {
+        fixture *f = *state;
+        g_autoptr(GPtrArray) gone = NULL;
+        g_autoptr(GPtrArray) none = NULL;
+        g_autoptr(GPtrArray) last = NULL;
+
+        pcpd_holders_add(f->index, &f->a, ":1.1");
+        pcpd_holders_add(f->index, &f->a, ":1.1");
+        pcpd_holders_add(f->index, &f->b, ":1.1");
+        pcpd_holders_add(f->index, &f->b, ":1.2");
+        pcpd_holders_add(f->index, &f->c, ":1.2");
+
+        none = pcpd_holders_vanish(f->index, ":1.99");
+        assert_null(none);
+
+        gone = pcpd_holders_vanish(f->index, ":1.1");
+        assert_non_null(gone);
+        assert_int_equal(gone->len, 2);
+        assert_true(has(gone, &f->a) && has(gone, &f->b));
+        assert_null(f->a.holders); /* every hold at once */
+        assert_int_equal(pcpd_holders_count(&f->b), 1);
+        assert_int_equal(pcpd_holders_holds(&f->b, ":1.1"), 0);
+        assert_int_equal(pcpd_holders_holds(&f->b, ":1.2"), 1);
+        assert_int_equal(g_hash_table_size(f->index), 1);
+
+        last = pcpd_holders_vanish(f->index, ":1.2");
+        assert_int_equal(last->len, 2);
+        assert_true(has(last, &f->b) && has(last, &f->c));
+        assert_null(f->b.holders);
+        assert_null(f->c.holders);
+        assert_int_equal(g_hash_table_size(f->index), 0);
+}
+
+static void test_drop(void **state) {
+        fixture *f = *state;
+
+        pcpd_holders_add(f->index, &f->a, ":1.1");
+        pcpd_holders_add(f->index, &f->a, ":1.1");
+        pcpd_holders_add(f->index, &f->b, ":1.1");
+        pcpd_holders_add(f->index, &f->b, ":1.2");
+        pcpd_holders_add(f->index, &f->c, ":1.3");
+
+        pcpd_holders_drop(f->index, &f->a);
+        assert_null(f->a.holders);
+        assert_int_equal(g_hash_table_size(f->index), 3);
+        pcpd_holders_drop(f->index, &f->b);
+        assert_null(f->b.holders);
+        assert_int_equal(g_hash_table_size(f->index), 1); /* :1.1 and :1.2 held only these */
+        pcpd_holders_drop(f->index, &f->b);              /* nobody: nothing */
+        pcpd_holders_drop(f->index, &f->c);
+        assert_int_equal(g_hash_table_size(f->index), 0);
+}
+
+/* freed with the index while still held, as the manager does at exit */
+static void test_free_held(void **state) {
+        fixture *f = *state;
+
+        pcpd_holders_add(f->index, &f->a, ":1.1");
+        pcpd_holders_add(f->index, &f->b, ":1.1");
+        pcpd_holders_add(f->index, &f->b, ":1.2");
+        /* teardown frees the mappings' own tables, then the index */
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_one_holder_twice, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_two_holders, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_vanish, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_free_held, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
