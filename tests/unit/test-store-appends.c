@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "pcpd-store.h"
+#include "unit-fixture.h"
 
 /* ---- fstat() calls on the main thread ---- */
 
@@ -100,11 +101,8 @@ static int setup(void **state) {
         fixture *f = g_new0(fixture, 1);
 
         main_thread = pthread_self();
-        f->dir = g_dir_make_tmp("pcpd-test-store-appends-XXXXXX", NULL);
-        assert_non_null(f->dir);
-        assert_int_equal(chmod(f->dir, 0700), 0);
-        f->dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        assert_true(f->dfd >= 0);
+        f->dir = unit_make_own_dir("store-appends");
+        f->dfd = unit_open_dir(f->dir);
         f->recs = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) pcpd_state_mapping_free);
         f->next_id = 1;
         assert_int_equal(getrlimit(RLIMIT_FSIZE, &f->fsize), 0);
@@ -116,46 +114,19 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         fixture *f = *state;
-        g_autoptr(GDir) dir = NULL;
-        const char *name;
 
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &f->fsize), 0);
         f->store = pcpd_store_free(f->store);
         g_hash_table_destroy(f->recs);
         close(f->dfd);
-        dir = g_dir_open(f->dir, 0, NULL);
-        while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-                g_autofree char *p = g_build_filename(f->dir, name, NULL);
-                assert_int_equal(g_unlink(p), 0);
-        }
-        assert_int_equal(g_rmdir(f->dir), 0);
+        assert_int_equal(unit_rm_own_dir(f->dir), 0);
         g_free(f->dir);
         g_free(f);
         return 0;
 }
 
 static pcpd_state_mapping *record(uint64_t id, uint16_t version) {
-        pcpd_state_mapping m = {
-                .id = id,
-                .has_nonce = true,
-                .server = (char *) "192.0.2.1:5351",
-                .opcode = PCP_OPCODE_MAP,
-                .protocol = 17,
-                .family = AF_INET,
-                .internal_port = (uint16_t) (1000 + id),
-                .lifetime = 3600,
-                .external_address = (char *) "198.51.100.7",
-                .external_port = version,
-                .uid = 1000,
-                .app_id = (char *) "org.example.App",
-                .app_id_source = (char *) "flatpak",
-                .description = (char *) "a record of the appends test",
-                .created = 1700000000000000ull + id,
-        };
-
-        for (size_t i = 0; i < PCP_NONCE_LEN; i++)
-                m.nonce[i] = (uint8_t) (id + i);
-        return pcpd_state_mapping_copy(&m);
+        return unit_state_record(id, version, "a record of the appends test");
 }
 
 static int put(fixture *f, uint64_t id, uint16_t version) {

@@ -173,29 +173,8 @@ static int teardown(void **state) {
         return 0;
 }
 
-/* A record the codec round-trips; what differs by version is the external port. */
 static pcpd_state_mapping *record(uint64_t id, uint16_t version) {
-        pcpd_state_mapping m = {
-                .id = id,
-                .has_nonce = true,
-                .server = (char *) "192.0.2.1:5351",
-                .opcode = PCP_OPCODE_MAP,
-                .protocol = 17,
-                .family = AF_INET,
-                .internal_port = (uint16_t) (1000 + id % 60000),
-                .lifetime = 3600,
-                .external_address = (char *) "198.51.100.7",
-                .external_port = version,
-                .uid = 1000,
-                .app_id = (char *) "org.example.App",
-                .app_id_source = (char *) "flatpak",
-                .description = (char *) "a record of the store's test",
-                .created = 1700000000000000ull + id,
-        };
-
-        for (size_t i = 0; i < PCP_NONCE_LEN; i++)
-                m.nonce[i] = (uint8_t) (id + i);
-        return pcpd_state_mapping_copy(&m);
+        return unit_state_record(id, version, "a record of the store's test");
 }
 
 /* The owner has rec (taken over) from now on and puts it. */

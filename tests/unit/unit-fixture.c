@@ -107,3 +107,27 @@ int unit_rm_own_dir(const char *dir) {
                 r = -errno;
         return r;
 }
+
+pcpd_state_mapping *unit_state_record(uint64_t id, uint16_t version, const char *description) {
+        pcpd_state_mapping m = {
+                .id = id,
+                .has_nonce = true,
+                .server = (char *) "192.0.2.1:5351",
+                .opcode = PCP_OPCODE_MAP,
+                .protocol = 17,
+                .family = AF_INET,
+                .internal_port = (uint16_t) (1000 + id % 60000),
+                .lifetime = 3600,
+                .external_address = (char *) "198.51.100.7",
+                .external_port = version,
+                .uid = 1000,
+                .app_id = (char *) "org.example.App",
+                .app_id_source = (char *) "flatpak",
+                .description = (char *) description,
+                .created = 1700000000000000ull + id,
+        };
+
+        for (size_t i = 0; i < PCP_NONCE_LEN; i++)
+                m.nonce[i] = (uint8_t) (id + i);
+        return pcpd_state_mapping_copy(&m);
+}

@@ -38,3 +38,8 @@ char *unit_slurp(const char *dir, const char *name);
  * removed, never followed. Tries everything; returns 0, or -errno of the first thing it
  * could not remove (a test that wants its directory cleaned up asserts 0). */
 int unit_rm_own_dir(const char *dir);
+
+/* A saved mapping record the state codec round-trips (pcpd_state_mapping_free()): id
+ * decides the internal port (1000 + id % 60000) and the nonce; version is the external
+ * port, so that a changed record differs from the one before; description names the test. */
+pcpd_state_mapping *unit_state_record(uint64_t id, uint16_t version, const char *description);
