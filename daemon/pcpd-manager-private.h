@@ -51,8 +51,8 @@ static inline bool set_str(char **field, const char *v) {
 /* *field = v, interned (g_intern_string(): kept for the life of the process, so only for
  * the closed sets of names a mapping's State and Error take, never freed); true when that
  * changed it */
-static inline bool set_name(char **field, const char *v) {
-        char *s = (char *) g_intern_string(v); /* char *: read by sd-bus as an "s" field */
+static inline bool set_name(const char **field, const char *v) {
+        const char *s = g_intern_string(v);
         if (*field == s)
                 return false;
         *field = s;

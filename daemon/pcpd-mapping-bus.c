@@ -29,8 +29,8 @@
 FIELD_IS(internal_address, char *);
 FIELD_IS(external_address, char *);
 FIELD_IS(remote_address, char *);
-FIELD_IS(state, char *);
-FIELD_IS(error, char *);
+FIELD_IS(state, const char *);
+FIELD_IS(error, const char *);
 FIELD_IS(server_text, char *);
 FIELD_IS(description, char *);
 FIELD_IS(owner, char *);

@@ -74,8 +74,10 @@ typedef struct pcpd_mapping {
         struct pcpd_backend_mapping *backend;
 
         /* as last published on the bus; state and error are interned names, never freed
-         * (set_name() in pcpd-manager-private.h) */
-        char *state, *error, *external_address, *internal_address;
+         * (set_name() in pcpd-manager-private.h; const, so that a g_free() or set_str()
+         * of them does not compile) */
+        const char *state, *error;
+        char *external_address, *internal_address;
         uint64_t expires_at; /* CLOCK_REALTIME µs, 0 = none */
         uint32_t granted;
         uint16_t external_port;
