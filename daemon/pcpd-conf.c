@@ -184,7 +184,8 @@ static bool load_key_file(pcpd_config *c, const char *path, GKeyFile *kf, GError
 
         servers = g_key_file_get_value(kf, "Servers", "Servers", NULL);
         if (servers != NULL) {
-                g_auto(GStrv) parts = g_strsplit_set(servers, " ;,\t", -1);
+                /* any ASCII space separates (a CR of a CR LF file is not part of a server) */
+                g_auto(GStrv) parts = g_strsplit_set(servers, " ;,\t\r\n\v\f", -1);
                 pcpd_config_clear(&n); /* a later file replaces the list */
                 for (size_t i = 0; parts[i] != NULL; i++) {
                         if (parts[i][0] == '\0')

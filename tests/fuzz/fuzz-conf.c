@@ -65,7 +65,7 @@ static void check_config(const pcpd_config *c) {
                 struct sockaddr_in6 again;
 
                 fuzz_check(s->text != NULL && s->text[0] != '\0', "server %zu without a text", i);
-                fuzz_check(strpbrk(s->text, " ;,\t\n") == NULL, "server text '%s' holds a separator", s->text);
+                fuzz_check(strpbrk(s->text, " ;,\t\r\n\v\f") == NULL, "server text '%s' holds a separator", s->text);
                 fuzz_check(s->addr.sin6_family == AF_INET6 && s->addr.sin6_port != 0 &&
                                    !pcp_addr_is_unspecified(&s->addr.sin6_addr),
                            "server %s: unusable address", s->text);

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 #include <glib.h>
+#include <net/if.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -197,6 +198,25 @@ static void test_load_data(void **state) {
         pcpd_config_clear(&c);
 }
 
+/* A file with CR LF line ends (or a stray CR, vertical tab, form feed): the CR is not part
+ * of the last server's text (found by fuzz-conf: "fe80::1%lo\r" was kept with its CR and
+ * read back differently once written out) */
+static void test_servers_split_on_any_space(void **state) {
+        static const char text[] = "[Servers]\r\nServers=192.0.2.1\r[fd00::1]:99\v198.51.100.2\ffe80::1%lo\r\n";
+        g_autoptr(GError) error = NULL;
+        pcpd_config c;
+
+        pcpd_config_init(&c);
+        assert_true(pcpd_config_load_data(&c, "inline", text, strlen(text), &error));
+        assert_int_equal(c.n_servers, 4);
+        assert_string_equal(c.servers[0].text, "192.0.2.1");
+        assert_string_equal(c.servers[1].text, "[fd00::1]:99");
+        assert_string_equal(c.servers[2].text, "198.51.100.2");
+        assert_string_equal(c.servers[3].text, "fe80::1%lo");
+        assert_int_equal(c.servers[3].addr.sin6_scope_id, if_nametoindex("lo"));
+        pcpd_config_clear(&c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_endpoints),      cmocka_unit_test(test_good_file),
@@ -205,6 +225,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_file_changes_nothing),
                 cmocka_unit_test(test_errors_are_utf8),
                 cmocka_unit_test(test_load_data),
+                cmocka_unit_test(test_servers_split_on_any_space),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
