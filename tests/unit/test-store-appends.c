@@ -69,15 +69,7 @@ typedef struct fixture {
 
 static uint64_t *owner_ids(void *userdata, size_t *ret_n, uint64_t *ret_next_id) {
         fixture *f = userdata;
-        uint64_t *ids = g_new(uint64_t, MAX(g_hash_table_size(f->recs), 1u));
-        GHashTableIter it;
-        gpointer key;
-        size_t n = 0;
-
-        g_hash_table_iter_init(&it, f->recs);
-        while (g_hash_table_iter_next(&it, &key, NULL))
-                ids[n++] = *(const uint64_t *) key;
-        *ret_n = n;
+        uint64_t *ids = unit_record_ids(f->recs, ret_n);
         *ret_next_id = f->next_id;
         return ids;
 }

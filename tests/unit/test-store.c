@@ -97,16 +97,8 @@ typedef struct owner {
 
 static uint64_t *owner_ids(void *userdata, size_t *ret_n, uint64_t *ret_next_id) {
         owner *o = userdata;
-        uint64_t *ids = g_new(uint64_t, MAX(g_hash_table_size(o->recs), 1u));
-        GHashTableIter it;
-        gpointer key;
-        size_t n = 0;
-
-        g_hash_table_iter_init(&it, o->recs);
-        while (g_hash_table_iter_next(&it, &key, NULL))
-                ids[n++] = *(const uint64_t *) key;
+        uint64_t *ids = unit_record_ids(o->recs, ret_n);
         o->snapshots++;
-        *ret_n = n;
         *ret_next_id = o->next_id;
         return ids;
 }

@@ -131,3 +131,16 @@ pcpd_state_mapping *unit_state_record(uint64_t id, uint16_t version, const char 
                 m.nonce[i] = (uint8_t) (id + i);
         return pcpd_state_mapping_copy(&m);
 }
+
+uint64_t *unit_record_ids(GHashTable *records, size_t *ret_n) {
+        uint64_t *ids = g_new(uint64_t, MAX(g_hash_table_size(records), 1u));
+        GHashTableIter it;
+        gpointer key;
+        size_t n = 0;
+
+        g_hash_table_iter_init(&it, records);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                ids[n++] = *(const uint64_t *) key;
+        *ret_n = n;
+        return ids;
+}

@@ -43,3 +43,7 @@ int unit_rm_own_dir(const char *dir);
  * decides the internal port (1000 + id % 60000) and the nonce; version is the external
  * port, so that a changed record differs from the one before; description names the test. */
 pcpd_state_mapping *unit_state_record(uint64_t id, uint16_t version, const char *description);
+
+/* The ids (uint64_t keys) of records, a table id -> record, as a store's owner reports them
+ * (pcpd_store_ops.snapshot_ids): a new array of *ret_n (at least one slot, g_free()). */
+uint64_t *unit_record_ids(GHashTable *records, size_t *ret_n);
