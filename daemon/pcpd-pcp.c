@@ -244,6 +244,13 @@ static void on_engine_timer(void *data) {
         pcpd_pcp_kick(p);
 }
 
+/* The engine's deadlines fire in 50 ms slots, so renewals (and retransmissions) due close
+ * together share one wake-up, one poll for their answers and one recvmmsg(). 50 ms late is
+ * far inside what the protocol allows: RFC 6887 jitters each retransmission by ±10 % of at
+ * least 3 s and renews at a random point of a window 1/8 of the lifetime wide. Measured in
+ * bench/README.md (per renewal). */
+#define ENGINE_TIMER_SLACK_USEC (50 * 1000)
+
 /* after anything that may have changed the engine's next deadline: from the loop's own
  * dispatches (all of pcpd's calls) this costs no system call (pcpd-timer.h) */
 void pcpd_pcp_kick(pcpd_pcp *p) {
@@ -887,6 +894,7 @@ int pcpd_pcp_new(const pcpd_pcp_ops *ops, void *userdata, size_t max_mappings, p
 
 void pcpd_pcp_start(pcpd_pcp *p, uint16_t announce_port) {
         p->timer = pcpd_timer_new(NULL, "pcp-engine", on_engine_timer, p);
+        pcpd_timer_set_slack(p->timer, ENGINE_TIMER_SLACK_USEC);
 
         for (int i = 0; i < 2; i++) {
                 int fd = open_announce_socket(i == 0 ? AF_INET : AF_INET6, announce_port);

@@ -11,17 +11,26 @@ struct pcpd_timer {
         /* what the last prepare() made the poll's timeout from: PCPD_TIMER_NEVER (none),
          * or 0 once a wake-up is on its way (the loop prepares again before it sleeps) */
         gint64 promised;
+        gint64 slack;    /* µs; 0: none */
         uint64_t wakeups;
         pcpd_timer_fn fn;
         void *userdata;
 };
+
+/* when a deadline d fires: d itself, or with a slack the first multiple of it at or after d
+ * (deadlines that fall into one slot fire together). Holds t->lock. */
+static gint64 fire_time(const pcpd_timer *t, gint64 d) {
+        if (d < 0 || t->slack <= 0)
+                return d;
+        return (d + t->slack - 1) / t->slack * t->slack;
+}
 
 static gboolean timer_prepare(GSource *source, gint *timeout) {
         pcpd_timer *t = (pcpd_timer *) source;
         gint64 d, now, ms;
 
         g_mutex_lock(&t->lock);
-        d = t->promised = t->deadline;
+        d = t->promised = fire_time(t, t->deadline);
         g_mutex_unlock(&t->lock);
         if (d < 0) {
                 *timeout = -1;
@@ -42,7 +51,7 @@ static bool due(pcpd_timer *t, gint64 now) {
         bool r;
 
         g_mutex_lock(&t->lock);
-        r = t->deadline >= 0 && t->deadline <= now;
+        r = t->deadline >= 0 && fire_time(t, t->deadline) <= now;
         g_mutex_unlock(&t->lock);
         return r;
 }
@@ -60,7 +69,7 @@ static gboolean timer_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
         (void) data;
         g_mutex_lock(&t->lock);
         /* still due: another thread may have moved it since check() */
-        fire = t->deadline >= 0 && t->deadline <= now;
+        fire = t->deadline >= 0 && fire_time(t, t->deadline) <= now;
         if (fire)
                 t->deadline = PCPD_TIMER_NEVER;
         g_mutex_unlock(&t->lock);
@@ -118,7 +127,7 @@ void pcpd_timer_set_deadline(pcpd_timer *t, gint64 deadline_us) {
 
         g_mutex_lock(&t->lock);
         t->deadline = deadline_us;
-        if (!quiet && deadline_us >= 0 && (t->promised < 0 || deadline_us < t->promised)) {
+        if (!quiet && deadline_us >= 0 && (t->promised < 0 || fire_time(t, deadline_us) < t->promised)) {
                 t->promised = 0;
                 t->wakeups++;
                 wake = true;
@@ -147,6 +156,12 @@ uint64_t pcpd_timer_get_wakeups(pcpd_timer *t) {
         n = t->wakeups;
         g_mutex_unlock(&t->lock);
         return n;
+}
+
+void pcpd_timer_set_slack(pcpd_timer *t, gint64 slack_us) {
+        g_mutex_lock(&t->lock);
+        t->slack = MAX(slack_us, 0);
+        g_mutex_unlock(&t->lock);
 }
 
 GSource *pcpd_timer_source(pcpd_timer *t) {

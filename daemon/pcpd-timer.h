@@ -33,7 +33,9 @@
  * The callback runs in a dispatch with the deadline already disarmed (it re-arms if it
  * wants to fire again), at the source's priority (G_PRIORITY_DEFAULT unless changed with
  * g_source_set_priority() on pcpd_timer_source()). It fires once the context's monotonic
- * time (g_get_monotonic_time(), µs) is at or past the deadline, never before.
+ * time (g_get_monotonic_time(), µs) is at or past the deadline, never before; with a slack
+ * (pcpd_timer_set_slack()) at the first multiple of the slack at or after the deadline, so
+ * deadlines that fall into one slot cost one wake-up.
  *
  * Cost: pcpd_timer_set_deadline() takes a mutex (uncontended: no system call) and makes no
  * system call but the wake-up above; prepare() and check() a mutex each and some
@@ -59,7 +61,7 @@ pcpd_timer *pcpd_timer_free(pcpd_timer *t);
 
 /* Arms the timer at deadline_us (the monotonic clock, µs, as g_get_monotonic_time()), or
  * disarms it (PCPD_TIMER_NEVER, or any negative value). A deadline in the past fires at the
- * loop's next turn. From any thread. */
+ * loop's next turn (or slot, with a slack). From any thread. */
 void pcpd_timer_set_deadline(pcpd_timer *t, gint64 deadline_us);
 
 /* The deadline armed, or PCPD_TIMER_NEVER. */
@@ -68,6 +70,13 @@ gint64 pcpd_timer_get_deadline(pcpd_timer *t);
 /* How many times pcpd_timer_set_deadline() woke the context (g_main_context_wakeup()):
  * for tests and benchmarks. */
 uint64_t pcpd_timer_get_wakeups(pcpd_timer *t);
+
+/* Lets the timer fire up to slack_us late: a deadline fires at the first multiple of
+ * slack_us (on the monotonic clock) at or after it, so deadlines close together fire in one
+ * wake-up (as sd-event's accuracy and the kernel's timer slack do). 0 (the default): at the
+ * deadline. Set it before the loop runs or from a dispatch: a smaller slack set from
+ * elsewhere takes effect at the loop's next turn. */
+void pcpd_timer_set_slack(pcpd_timer *t, gint64 slack_us);
 
 /* The GSource underneath (borrowed), e.g. for g_source_set_priority(). */
 GSource *pcpd_timer_source(pcpd_timer *t);

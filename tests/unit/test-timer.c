@@ -574,6 +574,42 @@ static void test_other_thread_later_no_wakeup(void **state) {
                         margin *= 4;
 }
 
+/* with a slack the deadline fires in its slot (the first multiple of the slack at or after
+ * it), never before; the loop's timeout is asked to the slot; a deadline already past waits
+ * for its slot too */
+static void test_slack(void **state) {
+        const gint64 slack = 40 * 1000;
+        GMainContext *ctx = context_new();
+        fired f = { .rearm = -1 };
+        gint64 d, slot;
+        unsigned iters;
+
+        (void) state;
+        f.t = pcpd_timer_new(ctx, NULL, on_fire, &f);
+        pcpd_timer_set_slack(f.t, slack);
+        for (int round = 0; round < 3; round++) {
+                d = g_get_monotonic_time() + (round == 2 ? -1000 : 1000 + round * 7000);
+                slot = (d + slack - 1) / slack * slack;
+                pcpd_timer_set_deadline(f.t, d);
+                iters = run_until_fired(ctx, &f, (unsigned) round + 1, 100);
+                if (f.n != (unsigned) round + 1)
+                        fail_msg("round %d: fired %u times in %u iterations", round, f.n, iters);
+                if (f.at < slot)
+                        fail_msg("round %d: fired %" G_GINT64_FORMAT " us before its slot", round, slot - f.at);
+        }
+        /* the timeout the loop asks for reaches the slot, not the deadline */
+        d = g_get_monotonic_time() + 3 * slack + 1000;
+        slot = (d + slack - 1) / slack * slack;
+        pcpd_timer_set_deadline(f.t, d);
+        watch_reset();
+        peek(ctx);
+        assert_true((gint64) w.last_timeout * 1000 >= slot - g_get_monotonic_time());
+        assert_int_equal(pcpd_timer_get_wakeups(f.t), 0);
+
+        pcpd_timer_free(f.t);
+        g_main_context_unref(ctx);
+}
+
 /* freed from its own callback (and on the default context, as pcpd uses it) */
 static void test_free_in_callback(void **state) {
         fired f = { .rearm = -1, .free_self = true };
@@ -602,6 +638,7 @@ int main(void) {
                 cmocka_unit_test(test_owner_outside_dispatch_wakes),
                 cmocka_unit_test(test_other_thread_earlier_wakes),
                 cmocka_unit_test(test_other_thread_later_no_wakeup),
+                cmocka_unit_test(test_slack),
                 cmocka_unit_test(test_free_in_callback),
         };
 
