@@ -460,34 +460,37 @@ cmd_run() {
         [ -x "$MINIUPNPD" ] || missing "$MINIUPNPD not installed (scripts/install-deps.sh)"
     fi
     OWNER_PID=$$; OWNER_START=$(pid_start $$)
-    local rc=0 child=""
+    # globals, not locals: when errexit ends the shell inside a function, bash unwinds the
+    # function frames before the EXIT trap runs, so a local would be unset there (set -u)
+    # and the lab would not be torn down
+    LAB_RC=0 LAB_CHILD=""
     finish() {
         local r=$?
-        [ "$rc" = 0 ] && rc=$r
+        [ "$LAB_RC" = 0 ] && LAB_RC=$r
         trap - EXIT INT TERM HUP
-        [ -n "$child" ] && kill -TERM "$child" 2>/dev/null || true
+        [ -n "$LAB_CHILD" ] && kill -TERM "$LAB_CHILD" 2>/dev/null || true
         if [ -n "${LAB:-}" ] && [ -d "$LAB" ]; then
-            [ "$rc" != 0 ] && dump_logs
+            [ "$LAB_RC" != 0 ] && dump_logs
             local w; w=$(sed -n 's/^WATCHDOG=//p' "$LAB/env")
             [ -n "$w" ] && kill "$w" 2>/dev/null || true
-            teardown_dir "$LAB" || rc=1
+            teardown_dir "$LAB" || LAB_RC=1
         fi
-        exit "$rc"
+        exit "$LAB_RC"
     }
     trap finish EXIT
-    trap 'rc=143; exit 143' TERM
-    trap 'rc=130; exit 130' INT
-    trap 'rc=129; exit 129' HUP
+    trap 'LAB_RC=143; exit 143' TERM
+    trap 'LAB_RC=130; exit 130' INT
+    trap 'LAB_RC=129; exit 129' HUP
     build
     export_env
     set +e
     "$@" &
-    child=$!
-    wait "$child"
-    rc=$?
-    child=""
+    LAB_CHILD=$!
+    wait "$LAB_CHILD"
+    LAB_RC=$?
+    LAB_CHILD=""
     set -e
-    exit "$rc"
+    exit "$LAB_RC"
 }
 
 cmd_up() {

@@ -59,6 +59,20 @@ check "reap leaves the namespace $live_ns of a live owner (no lab directory: ano
 ! ip netns list | grep -q "^$dead_ns\b"
 check "reap deletes the orphan namespace $dead_ns (owner $dead dead)" $? "$(ip netns list | grep pcpit- || true)"
 ip netns del "$live_ns" 2>/dev/null; ip netns del "$dead_ns" 2>/dev/null
+
+# a build that fails half-way is torn down by its own run (bash unwinds the functions'
+# locals before the EXIT trap runs on errexit: the trap once died on "rc: unbound variable")
+PCPIT_WAN_PREFIX=not-an-address "$LAB_SH" run -- true >/tmp/pcpit-selfcheck-fail.$$ 2>&1 &
+owner=$!
+wait "$owner"
+r=$?
+out=$(cat /tmp/pcpit-selfcheck-fail.$$); rm -f /tmp/pcpit-selfcheck-fail.$$
+[ "$r" != 0 ]
+check "a failed build fails its run (exit $r)" $? "$out"
+! echo "$out" | grep -q 'unbound variable'
+check "a failed build's teardown runs without a shell error" $? "$out"
+! ip netns list | grep -q "^pcpit-$owner-"
+check "a failed build leaves no namespace of lab owner $owner" $? "$(ip netns list | grep "pcpit-$owner-" || true)"
 set -e
 [ "$fails" = 0 ] && { echo "lab selfcheck: PASS"; exit 0; }
 echo "lab selfcheck: $fails check(s) failed"; exit 1
