@@ -152,7 +152,7 @@ teardown_dir() {
     for i in 1 2 3; do
         pids=""
         for n in $NS_C $NS_R $NS_W; do
-            have_ns "$n" && pids="$pids $(ip netns pids "$n" 2>/dev/null | tr '\n' ' ')"
+            have_ns "$n" && pids="$pids $(ip netns pids "$n" 2>/dev/null | tr '\n' ' ' || true)"
         done
         pids=$(echo $pids)
         [ -n "$pids" ] || break
@@ -203,7 +203,9 @@ cmd_reap() {
             continue
         fi
         log "deleting orphan namespace $n"
-        local p; p=$(ip netns pids "$n" 2>/dev/null | tr '\n' ' ')
+        # the namespace may vanish under our feet (its own run or another reap deletes it):
+        # under errexit and pipefail a failed lookup would end this build
+        local p; p=$(ip netns pids "$n" 2>/dev/null | tr '\n' ' ' || true)
         [ -n "${p// /}" ] && kill -KILL $p 2>/dev/null || true
         ip netns del "$n" 2>/dev/null || true
     done

@@ -73,6 +73,23 @@ check "a failed build fails its run (exit $r)" $? "$out"
 check "a failed build's teardown runs without a shell error" $? "$out"
 ! ip netns list | grep -q "^pcpit-$owner-"
 check "a failed build leaves no namespace of lab owner $owner" $? "$(ip netns list | grep "pcpit-$owner-" || true)"
+# an orphan namespace that vanishes while reap looks at it: `ip netns pids` fails for it
+# (an `ip` in front of the real one fails that lookup, as a concurrent delete makes it fail)
+true &
+dead=$!
+wait "$dead"
+gone_ns="pcpit-$dead-$rnd-c"
+fakebin=$(mktemp -d /tmp/pcpit-selfcheck-bin.XXXXXX)
+realip=$(command -v ip)
+printf '#!/bin/sh\n[ "$1 $2 $3" = "netns pids %s" ] && exit 1\nexec %s "$@"\n' "$gone_ns" "$realip" >"$fakebin/ip"
+chmod +x "$fakebin/ip"
+ip netns add "$gone_ns"
+out=$(PATH="$fakebin:$PATH" "$LAB_SH" reap 2>&1)
+check "reap goes on when an orphan's pid lookup fails (exit $?)" $? "$out"
+! ip netns list | grep -q "^$gone_ns\b"
+check "reap deleted the orphan $gone_ns all the same" $? "$(ip netns list | grep pcpit- || true)"
+ip netns del "$gone_ns" 2>/dev/null
+rm -f "$fakebin/ip"; rmdir "$fakebin"
 set -e
 [ "$fails" = 0 ] && { echo "lab selfcheck: PASS"; exit 0; }
 echo "lab selfcheck: $fails check(s) failed"; exit 1
