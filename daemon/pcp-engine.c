@@ -121,6 +121,22 @@ typedef struct out_queue {
 
 typedef struct pcp_server pcp_server;
 
+/* What few mappings ask for, allocated only when one does (mapping_opt_new()): a
+ * suggested external address, a PORT_SET, FILTERs, a DESCRIPTION. One block: the filters
+ * and the description's text follow the struct. */
+typedef struct mapping_opt {
+        struct in6_addr suggested_external_addr; /* valid if has_suggested */
+        bool has_suggested;
+        uint8_t n_filters;
+        pcp_port_set port_set;                   /* valid if the mapping's has_port_set */
+        const char *description;                 /* NULL = none; points past filters[] */
+        pcp_filter filters[];
+} mapping_opt;
+
+/* 288 octets (sizeof is checked below): every mapping has one, 131,070 of them are
+ * ~36 MiB. What can be derived is not kept (a third party is info.internal_addr; no
+ * suggested external address is the zero address of internal_addr's family), what is
+ * rare is in `opt`, and the flags are bits. */
 typedef struct pcp_mapping {
         pcp_mapping_info info;
         pcp_hnode by_id, by_nonce;
@@ -129,20 +145,7 @@ typedef struct pcp_mapping {
         pcp_server *server;        /* NULL once deleted (a zombie: see mapping_deleted()) */
         struct pcp_mapping *srv_prev, *srv_next;
         out_node out_send, out_event;
-
-        /* the request as asked */
-        struct in6_addr suggested_external_addr;
-        bool has_third_party, prefer_failure, has_port_set;
-        bool deleted_upstream; /* a zombie's PCP_EVENT_MAPPING_DELETED says so (in padding) */
-        struct in6_addr third_party;
-        pcp_port_set port_set;
-        uint8_t n_filters;
-        /* in the padding before `filters`: */
-        bool in_flight;        /* holds one of its server's max_in_flight slots (slot_take()) */
-        bool ever_sent;        /* a request of it may have reached the server (restored ones:
-                                * from before the restart) */
-        pcp_filter *filters;
-        char *description;
+        mapping_opt *opt;          /* NULL = none of the rare options (freed with a zombie) */
 
         /* protocol state */
         uint64_t rt;           /* current retransmission timeout; 0 = next send is a first one */
@@ -151,14 +154,24 @@ typedef struct pcp_mapping {
         uint32_t renew_step;   /* 1, 2, 3...: which renewal window is next */
         uint32_t renew_phase;  /* where in its renewal windows it renews, / 2^32 (random) */
         uint32_t delete_sent;
-        bool awaiting;         /* a request is outstanding */
-        bool recreating;       /* asking again after a (possible) server state loss */
         /* NAT-PMP: the port of a grant held while the server's external address is not
          * known, or not usable (natpmp_hold()); 0 = none (a grant has a port). Active once
-         * the address is known (natpmp_set_external()). It fits in the padding after the
-         * bools: holding a grant makes no mapping bigger. */
+         * the address is known (natpmp_set_external()). */
         uint16_t held_port;
+
+        /* the request as asked (the internal address is the third party's if it has one) */
+        bool has_third_party : 1;
+        bool prefer_failure : 1;
+        bool has_port_set : 1; /* opt->port_set */
+        bool deleted_upstream : 1; /* a zombie's PCP_EVENT_MAPPING_DELETED says so */
+        bool in_flight : 1;    /* holds one of its server's max_in_flight slots (slot_take()) */
+        bool ever_sent : 1;    /* a request of it may have reached the server (restored ones:
+                                * from before the restart) */
+        bool awaiting : 1;     /* a request is outstanding */
+        bool recreating : 1;   /* asking again after a (possible) server state loss */
 } pcp_mapping;
+
+_Static_assert(sizeof(void *) != 8 || sizeof(pcp_mapping) <= 288, "pcp_mapping grew");
 
 struct pcp_server {
         pcp_server_info info;
@@ -513,6 +526,17 @@ static void zero_addr_for(const struct in6_addr *like, struct in6_addr *ret) {
         }
 }
 
+/* The external address it suggests before a grant: the caller's, or the zero address of
+ * its internal address's family (RFC 6887 §11.1: no preference). */
+static const struct in6_addr *suggested_addr(const pcp_mapping *m) {
+        static const struct in6_addr zero6 = { { { 0 } } };
+        static const struct in6_addr zero4 = { { { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0 } } };
+
+        if (m->opt != NULL && m->opt->has_suggested)
+                return &m->opt->suggested_external_addr;
+        return pcp_addr_is_ipv4(&m->info.internal_addr) ? &zero4 : &zero6;
+}
+
 static void wait_remove(pcp_mapping *m);
 
 /* Its request goes out: PCP or NAT-PMP as its server speaks now; a delete (lifetime 0)
@@ -578,7 +602,7 @@ static int encode_mapping_request(const pcp_mapping *m, uint8_t *buf, size_t siz
                 msg.external_addr = m->info.external_addr;
                 msg.external_port = m->info.external_port;
         } else {
-                msg.external_addr = m->suggested_external_addr;
+                msg.external_addr = *suggested_addr(m);
                 msg.external_port = m->info.suggested_external_port;
         }
         if (m->info.opcode == PCP_OPCODE_PEER) {
@@ -587,24 +611,24 @@ static int encode_mapping_request(const pcp_mapping *m, uint8_t *buf, size_t siz
         }
         if (m->has_third_party) {
                 msg.options |= PCP_HAS_THIRD_PARTY;
-                msg.third_party = m->third_party;
+                msg.third_party = m->info.internal_addr; /* the third party's, see add_mapping */
         }
         if (m->has_port_set && m->info.opcode == PCP_OPCODE_MAP) {
                 msg.options |= PCP_HAS_PORT_SET;
-                msg.port_set = m->port_set;
+                msg.port_set = m->opt->port_set;
         }
         if (!delete) {
                 /* PREFER_FAILURE needs a suggested port, FILTER a lifetime (§13) */
                 if (m->prefer_failure && msg.external_port != 0 && m->info.opcode == PCP_OPCODE_MAP)
                         msg.options |= PCP_HAS_PREFER_FAILURE;
-                if (m->info.opcode == PCP_OPCODE_MAP && m->n_filters > 0) {
-                        msg.n_filters = m->n_filters;
-                        memcpy(msg.filters, m->filters, m->n_filters * sizeof(pcp_filter));
+                if (m->info.opcode == PCP_OPCODE_MAP && m->opt != NULL && m->opt->n_filters > 0) {
+                        msg.n_filters = m->opt->n_filters;
+                        memcpy(msg.filters, m->opt->filters, m->opt->n_filters * sizeof(pcp_filter));
                 }
-                if (m->description != NULL) {
+                if (m->opt != NULL && m->opt->description != NULL) {
                         msg.options |= PCP_HAS_DESCRIPTION;
-                        msg.description = m->description;
-                        msg.description_len = (uint16_t) strlen(m->description);
+                        msg.description = m->opt->description;
+                        msg.description_len = (uint16_t) strlen(m->opt->description);
                 }
         }
         r = pcp_encode(&msg, buf, size, &len);
@@ -881,8 +905,7 @@ static void mapping_unlink(pcp_engine *e, pcp_mapping *m) {
 static void mapping_free(pcp_engine *e, pcp_mapping *m) {
         mapping_unlink(e, m);
         out_remove(&m->out_event);
-        free(m->filters);
-        free(m->description);
+        free(m->opt);
         free(m);
 }
 
@@ -892,10 +915,8 @@ static void mapping_free(pcp_engine *e, pcp_mapping *m) {
  * still queued for it becomes this one. */
 static void mapping_deleted(pcp_engine *e, pcp_mapping *m, bool upstream) {
         mapping_unlink(e, m);
-        free(m->filters);
-        free(m->description);
-        m->filters = NULL;
-        m->description = NULL;
+        free(m->opt);
+        m->opt = NULL;
         m->deleted_upstream = upstream;
         e->n_zombies++;
         out_push(&e->events, &m->out_event, OUT_MAPPING_DELETED);
@@ -1171,7 +1192,7 @@ static bool addr_is_unusable(const struct in6_addr *a) {
 static pcp_mapping_error address_problem(const pcp_mapping *m, const struct in6_addr *ext) {
         if (addr_unspecified(ext))
                 return PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS;
-        if (addr_v4(ext) != addr_v4(&m->suggested_external_addr))
+        if (addr_v4(ext) != addr_v4(suggested_addr(m)))
                 return PCP_MAPPING_ERROR_WRONG_FAMILY;
         if (addr_is_unusable(ext))
                 return PCP_MAPPING_ERROR_UNUSABLE_ADDRESS;
@@ -1469,6 +1490,37 @@ static bool params_valid(const pcp_mapping_params *p) {
 
 static void mapping_send_delete(pcp_engine *e, pcp_mapping *m, uint64_t now);
 
+/* The rare parts of a request, in one block; *ret stays NULL when it has none of them. */
+static int mapping_opt_new(const pcp_mapping_params *p, mapping_opt **ret) {
+        bool suggested = !pcp_addr_is_unspecified(&p->suggested_external_addr);
+        size_t desc_len = p->description != NULL ? strlen(p->description) + 1 : 0;
+        size_t size = offsetof(mapping_opt, filters) + p->n_filters * sizeof(pcp_filter);
+        mapping_opt *o;
+
+        *ret = NULL;
+        if (!suggested && !p->has_port_set && p->n_filters == 0 && p->description == NULL)
+                return 0;
+        o = calloc(1, size + desc_len);
+        if (o == NULL)
+                return -ENOMEM;
+        if (suggested) {
+                o->has_suggested = true;
+                o->suggested_external_addr = p->suggested_external_addr;
+        }
+        if (p->has_port_set)
+                o->port_set = p->port_set;
+        o->n_filters = p->n_filters;
+        memcpy(o->filters, p->filters, p->n_filters * sizeof(pcp_filter));
+        if (p->description != NULL) {
+                char *d = (char *) o + size;
+
+                memcpy(d, p->description, desc_len);
+                o->description = d;
+        }
+        *ret = o;
+        return 0;
+}
+
 int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params *p, uint64_t *ret_id) {
         pcp_server *s;
         pcp_mapping *m;
@@ -1492,22 +1544,9 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
         m = calloc(1, sizeof(*m));
         if (m == NULL)
                 return -ENOMEM;
-        if (p->description != NULL) {
-                m->description = strdup(p->description);
-                if (m->description == NULL) {
-                        free(m);
-                        return -ENOMEM;
-                }
-        }
-        if (p->n_filters > 0) {
-                m->filters = malloc(p->n_filters * sizeof(pcp_filter));
-                if (m->filters == NULL) {
-                        free(m->description);
-                        free(m);
-                        return -ENOMEM;
-                }
-                memcpy(m->filters, p->filters, p->n_filters * sizeof(pcp_filter));
-                m->n_filters = p->n_filters;
+        if (mapping_opt_new(p, &m->opt) < 0) {
+                free(m);
+                return -ENOMEM;
         }
 
         m->info.id = e->next_mapping_id++;
@@ -1522,15 +1561,9 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
         m->info.remote_addr = p->remote_addr;
         m->info.lifetime_requested = p->lifetime;
         m->info.next_send = PCP_NEVER;
-        if (pcp_addr_is_unspecified(&p->suggested_external_addr))
-                zero_addr_for(&m->info.internal_addr, &m->suggested_external_addr);
-        else
-                m->suggested_external_addr = p->suggested_external_addr;
         m->has_third_party = p->has_third_party;
-        m->third_party = p->third_party;
         m->prefer_failure = p->prefer_failure;
         m->has_port_set = p->has_port_set;
-        m->port_set = p->port_set;
         random_bytes(e, &m->renew_phase, sizeof(m->renew_phase));
         if (p->has_nonce) {
                 memcpy(m->info.nonce, p->nonce, PCP_NONCE_LEN);
