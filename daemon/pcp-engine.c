@@ -133,13 +133,16 @@ typedef struct mapping_opt {
         pcp_filter filters[];
 } mapping_opt;
 
-/* 288 octets (sizeof is checked below): every mapping has one, 131,070 of them are
+/* 264 octets (sizeof is checked below): every mapping has one, 131,070 of them are
  * ~36 MiB. What can be derived is not kept (a third party is info.internal_addr; no
  * suggested external address is the zero address of internal_addr's family), what is
  * rare is in `opt`, and the flags are bits. */
 typedef struct pcp_mapping {
+        /* the index nodes keep no key: it is read from info (mapping_id_of() ...), next to
+         * them in memory */
+        pcp_hnode by_id;
         pcp_mapping_info info;
-        pcp_hnode by_id, by_nonce;
+        pcp_hnode by_nonce;
         pcp_hnode by_port; /* in its server's by_port: (protocol, internal port) */
         pcp_timer timer;
         pcp_server *server;        /* NULL once deleted (a zombie: see mapping_deleted()) */
@@ -171,7 +174,7 @@ typedef struct pcp_mapping {
         bool recreating : 1;   /* asking again after a (possible) server state loss */
 } pcp_mapping;
 
-_Static_assert(sizeof(void *) != 8 || sizeof(pcp_mapping) <= 288, "pcp_mapping grew");
+_Static_assert(sizeof(void *) != 8 || sizeof(pcp_mapping) <= 264, "pcp_mapping grew");
 
 struct pcp_server {
         pcp_server_info info;
@@ -368,23 +371,41 @@ static uint64_t nonce_key(const uint8_t nonce[PCP_NONCE_LEN]) {
         return a ^ ((uint64_t) b << 17);
 }
 
-static pcp_mapping *find_by_id(pcp_engine *e, uint64_t id) {
-        pcp_hnode *x = pcp_htable_find(&e->by_id, id);
-        return x != NULL ? container_of(x, pcp_mapping, by_id) : NULL;
+/* NAT-PMP names a mapping by protocol and internal port only */
+static uint64_t port_key(uint8_t protocol, uint16_t internal_port) {
+        return (uint64_t) protocol << 16 | internal_port;
 }
 
-static pcp_mapping *find_by_nonce(pcp_engine *e, const uint8_t nonce[PCP_NONCE_LEN]) {
-        for (pcp_hnode *x = pcp_htable_find(&e->by_nonce, nonce_key(nonce)); x != NULL; x = pcp_htable_find_next(x)) {
-                pcp_mapping *m = container_of(x, pcp_mapping, by_nonce);
-                if (memcmp(m->info.nonce, nonce, PCP_NONCE_LEN) == 0)
+/* the indexes' key functions (pcp_htable_init()): a node's key is its mapping's */
+static uint64_t mapping_id_of(const pcp_hnode *x) {
+        return container_of(x, pcp_mapping, by_id)->info.id;
+}
+
+static uint64_t mapping_nonce_key_of(const pcp_hnode *x) {
+        return nonce_key(container_of(x, pcp_mapping, by_nonce)->info.nonce);
+}
+
+static uint64_t mapping_port_key_of(const pcp_hnode *x) {
+        const pcp_mapping *m = container_of(x, pcp_mapping, by_port);
+        return port_key(m->info.protocol, m->info.internal_port);
+}
+
+static pcp_mapping *find_by_id(pcp_engine *e, uint64_t id) {
+        for (pcp_hnode *x = pcp_htable_chain(&e->by_id, id); x != NULL; x = x->next) {
+                pcp_mapping *m = container_of(x, pcp_mapping, by_id);
+                if (m->info.id == id)
                         return m;
         }
         return NULL;
 }
 
-/* NAT-PMP names a mapping by protocol and internal port only */
-static uint64_t port_key(uint8_t protocol, uint16_t internal_port) {
-        return (uint64_t) protocol << 16 | internal_port;
+static pcp_mapping *find_by_nonce(pcp_engine *e, const uint8_t nonce[PCP_NONCE_LEN]) {
+        for (pcp_hnode *x = pcp_htable_chain(&e->by_nonce, nonce_key(nonce)); x != NULL; x = x->next) {
+                pcp_mapping *m = container_of(x, pcp_mapping, by_nonce);
+                if (memcmp(m->info.nonce, nonce, PCP_NONCE_LEN) == 0)
+                        return m;
+        }
+        return NULL;
 }
 
 static pcp_server *find_server(pcp_engine *e, uint32_t id) {
@@ -1357,7 +1378,8 @@ int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, v
         pcp_heap_init(&e->timers);
         out_init(&e->datagrams);
         out_init(&e->events);
-        if (pcp_htable_init(&e->by_id, 64) < 0 || pcp_htable_init(&e->by_nonce, 64) < 0) {
+        if (pcp_htable_init(&e->by_id, 64, mapping_id_of) < 0 ||
+            pcp_htable_init(&e->by_nonce, 64, mapping_nonce_key_of) < 0) {
                 pcp_engine_free(e);
                 return -ENOMEM;
         }
@@ -1405,7 +1427,7 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
         s = calloc(1, sizeof(*s));
         if (s == NULL)
                 return -ENOMEM;
-        if (pcp_htable_init(&s->by_port, 16) < 0) {
+        if (pcp_htable_init(&s->by_port, 16, mapping_port_key_of) < 0) {
                 free(s);
                 return -ENOMEM;
         }
@@ -1581,11 +1603,8 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
                 s->mappings->srv_prev = m;
         s->mappings = m;
         s->info.n_mappings++;
-        m->by_id.key = m->info.id;
         pcp_htable_add(&e->by_id, &m->by_id);
-        m->by_nonce.key = nonce_key(m->info.nonce);
         pcp_htable_add(&e->by_nonce, &m->by_nonce);
-        m->by_port.key = port_key(m->info.protocol, m->info.internal_port);
         pcp_htable_add(&s->by_port, &m->by_port);
         e->n_mappings++;
 
@@ -1986,10 +2005,10 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
 
 /* O(1): the server's (protocol, internal port) index, not a walk over its mappings */
 static pcp_mapping *find_natpmp_mapping(pcp_server *s, uint8_t protocol, uint16_t internal_port) {
-        for (pcp_hnode *x = pcp_htable_find(&s->by_port, port_key(protocol, internal_port)); x != NULL;
-             x = pcp_htable_find_next(x)) {
+        for (pcp_hnode *x = pcp_htable_chain(&s->by_port, port_key(protocol, internal_port)); x != NULL;
+             x = x->next) {
                 pcp_mapping *m = container_of(x, pcp_mapping, by_port);
-                if (m->info.natpmp)
+                if (m->info.natpmp && m->info.protocol == protocol && m->info.internal_port == internal_port)
                         return m;
         }
         return NULL;
