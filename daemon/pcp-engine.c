@@ -55,6 +55,8 @@
  * truesize; and still ~128 answers per round trip (a LAN round trip of 1 ms: 10,000
  * mappings in ~80 ms). */
 #define DEFAULT_MAX_IN_FLIGHT 128
+/* the longest retransmission timeout (config.irt, config.mrt): 2^30 ms, 12.4 days */
+#define RT_MAX (UINT64_C(1) << 30)
 
 /* The object of type `type` whose member `member` ptr points to. ptr must really point
  * into such an object (the member's type is checked at compile time), so the result is
@@ -133,7 +135,7 @@ typedef struct mapping_opt {
         pcp_filter filters[];
 } mapping_opt;
 
-/* 264 octets (sizeof is checked below): every mapping has one, 131,070 of them are
+/* 248 octets (sizeof is checked below; malloc makes 256 of it): every mapping has one, 131,070 of them are
  * ~36 MiB. What can be derived is not kept (a third party is info.internal_addr; no
  * suggested external address is the zero address of internal_addr's family), what is
  * rare is in `opt`, and the flags are bits. */
@@ -151,12 +153,14 @@ typedef struct pcp_mapping {
         mapping_opt *opt;          /* NULL = none of the rare options (freed with a zombie) */
 
         /* protocol state */
-        uint64_t rt;           /* current retransmission timeout; 0 = next send is a first one */
         uint64_t last_sent;
         uint64_t granted_at;   /* when granted; while a grant is held (held_port), when it runs out */
-        uint32_t renew_step;   /* 1, 2, 3...: which renewal window is next */
+        uint32_t rt;           /* current retransmission timeout (ms; < 2^32: cfg.irt and cfg.mrt
+                                * are at most RT_MAX); 0 = next send is a first one */
         uint32_t renew_phase;  /* where in its renewal windows it renews, / 2^32 (random) */
-        uint32_t delete_sent;
+        uint16_t renew_step;   /* 1, 2, 3...: which renewal window is next (stops at UINT16_MAX;
+                                * past 61 only "> 1" matters) */
+        uint16_t delete_sent;  /* cfg.delete_attempts is at most UINT16_MAX */
         /* NAT-PMP: the port of a grant held while the server's external address is not
          * known, or not usable (natpmp_hold()); 0 = none (a grant has a port). Active once
          * the address is known (natpmp_set_external()). */
@@ -174,7 +178,7 @@ typedef struct pcp_mapping {
         bool recreating : 1;   /* asking again after a (possible) server state loss */
 } pcp_mapping;
 
-_Static_assert(sizeof(void *) != 8 || sizeof(pcp_mapping) <= 264, "pcp_mapping grew");
+_Static_assert(sizeof(void *) != 8 || sizeof(pcp_mapping) <= 248, "pcp_mapping grew");
 
 struct pcp_server {
         pcp_server_info info;
@@ -688,13 +692,13 @@ static uint64_t next_rt(pcp_engine *e, pcp_mapping *m) {
         if (mapping_uses_natpmp(m)) {
                 /* RFC 6886 §3.1: 250 ms, doubling; no jitter (kept going at the PCP cap
                  * rather than given up after nine tries: someone still wants it) */
-                m->rt = m->rt == 0 ? NATPMP_IRT : min_u64(2 * m->rt, e->cfg.mrt);
+                m->rt = (uint32_t) (m->rt == 0 ? NATPMP_IRT : min_u64(2 * (uint64_t) m->rt, e->cfg.mrt));
                 return m->rt;
         }
         if (m->rt == 0)
-                m->rt = jitter(e, mapping_irt(e, m));
+                m->rt = (uint32_t) jitter(e, mapping_irt(e, m));
         else
-                m->rt = jitter(e, min_u64(2 * m->rt, e->cfg.mrt));
+                m->rt = (uint32_t) jitter(e, min_u64(2 * (uint64_t) m->rt, e->cfg.mrt));
         return m->rt;
 }
 
@@ -1000,7 +1004,7 @@ static void server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, uint
                                  * old one (a renewal long unanswered, a long back-off):
                                  * the schedule starts again from this send */
                                 uint64_t waited = when - m->last_sent;
-                                m->rt = waited < 2 * rt1 ? waited : 0;
+                                m->rt = (uint32_t) (waited < 2 * rt1 ? waited : 0);
                                 if (m->rt == 0)
                                         m->info.retransmissions = 0;
                                 mapping_timer(e, m, when);
@@ -1345,6 +1349,10 @@ int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, v
                 e->cfg.irt = 3 * SEC;
         if (e->cfg.mrt == 0)
                 e->cfg.mrt = 1024 * SEC;
+        /* a mapping keeps its retransmission timeout in 32 bits: jittered (+10 %) and
+         * doubled, RT_MAX still fits */
+        e->cfg.irt = min_u64(e->cfg.irt, RT_MAX);
+        e->cfg.mrt = min_u64(e->cfg.mrt, RT_MAX);
         if (e->cfg.short_error_floor == 0)
                 e->cfg.short_error_floor = 30 * SEC;
         if (e->cfg.long_error_floor == 0)
@@ -1366,6 +1374,8 @@ int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, v
                 e->cfg.pcp_reprobe = 30 * 60 * SEC;
         if (e->cfg.delete_attempts == 0)
                 e->cfg.delete_attempts = 3;
+        if (e->cfg.delete_attempts > UINT16_MAX)
+                e->cfg.delete_attempts = UINT16_MAX; /* a mapping counts them in 16 bits */
         if (e->cfg.max_mappings == 0)
                 e->cfg.max_mappings = DEFAULT_MAX_MAPPINGS;
         if (e->cfg.max_in_flight == 0)
@@ -1649,7 +1659,8 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
 static void mapping_send_delete(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         if (m->delete_sent == 0)
                 slot_take_always(m);
-        m->delete_sent++;
+        if (m->delete_sent < UINT16_MAX)
+                m->delete_sent++;
         send_mapping_request(e, m, now);
         mapping_timer(e, m, now + next_rt(e, m));
 }
@@ -2433,7 +2444,8 @@ static void mapping_timeout(pcp_engine *e, pcp_mapping *m, uint64_t now) {
                 if (m->renew_step > 1)
                         e->stats.retransmissions++;
                 send_mapping_request(e, m, now);
-                m->renew_step++;
+                if (m->renew_step < UINT16_MAX)
+                        m->renew_step++;
                 if (mapping_uses_natpmp(m))
                         /* RFC 6886: from half the lifetime, its own retransmission schedule */
                         mapping_timer(e, m, min_u64(now + next_rt(e, m), m->info.expires_at));

@@ -455,6 +455,28 @@ static void test_rare_options_each_alone(void **state) {
         h_free(h);
 }
 
+/* A mapping keeps its retransmission timeout in 32 bits of milliseconds: config.irt and
+ * config.mrt beyond 2^30 ms (12.4 days) are taken as 2^30, and the timeout neither wraps
+ * nor shrinks when it is jittered and doubled. */
+static void test_long_retransmission_timeout(void **state) {
+        const uint64_t cap = UINT64_C(1) << 30;
+        pcp_engine_config cfg = { .irt = UINT64_C(1) << 40, .mrt = UINT64_C(1) << 41 };
+        harness *h = h_new(32, &cfg);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = h_map(h, sid, IPPROTO_UDP, 7100, 3600), t0 = h->now, d;
+
+        assert_int_equal(h_count_for(h, id), 1);
+        for (int i = 0; i < 3; i++) {
+                d = pcp_engine_next_deadline(h->e);
+                assert_true(d - t0 >= cap - cap / 10 - 1);
+                assert_true(d - t0 <= cap + cap / 10 + 1);
+                h_advance_to(h, d);
+                assert_int_equal(h_count_for(h, id), (size_t) i + 2);
+                t0 = h->now;
+        }
+        h_free(h);
+}
+
 /* ---- delete ---- */
 
 static uint64_t mapping_with_options(harness *h, uint32_t sid) {
@@ -2683,6 +2705,7 @@ int main(void) {
                 cmocka_unit_test(test_nonce_persistence),
                 cmocka_unit_test(test_options_and_prefix64),
                 cmocka_unit_test(test_rare_options_each_alone),
+                cmocka_unit_test(test_long_retransmission_timeout),
                 cmocka_unit_test(test_natpmp_fallback),
                 cmocka_unit_test(test_natpmp_pcp_returns),
                 cmocka_unit_test(test_renewal_step_past_windows),
