@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "pcpd-pcp.h"
+#include "pcpd-timer.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,7 +39,7 @@ struct pcpd_pcp {
         const pcpd_pcp_ops *ops;
         void *userdata;
         pcp_engine *engine;
-        GSource *timer;            /* the engine's clock; NULL until pcpd_pcp_start() */
+        pcpd_timer *timer;         /* the engine's clock; NULL until pcpd_pcp_start() */
         GHashTable *servers;       /* engine server id -> server_io* (owned) */
         GHashTable *mappings;      /* engine mapping id (uint64_t *) -> mapping_entry* (owned) */
         GHashTable *deletes;       /* cookie (uint64_t *) -> mapping_entry* in mappings */
@@ -236,31 +237,28 @@ void pcpd_pcp_drain(pcpd_pcp *p) {
 
 /* ---- the engine's clock ---- */
 
-static gboolean on_engine_timer(gpointer data) {
+static void on_engine_timer(void *data) {
         pcpd_pcp *p = data;
         pcp_engine_process_timers(p->engine, now_ms());
         pcpd_pcp_drain(p);
         pcpd_pcp_kick(p);
-        return G_SOURCE_CONTINUE;
 }
 
-static gboolean timer_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
-        g_source_set_ready_time(source, -1);
-        return cb(data);
-}
+/* The engine's deadlines fire in 50 ms slots, so renewals (and retransmissions) due close
+ * together share one wake-up, one poll for their answers and one recvmmsg(). 50 ms late is
+ * far inside what the protocol allows: RFC 6887 jitters each retransmission by ±10 % of at
+ * least 3 s and renews at a random point of a window 1/8 of the lifetime wide. Measured in
+ * bench/README.md (per renewal). */
+#define ENGINE_TIMER_SLACK_USEC (50 * 1000)
 
-static GSourceFuncs timer_funcs = { .dispatch = timer_dispatch };
-
-/* after anything that may have changed the engine's next deadline */
+/* after anything that may have changed the engine's next deadline: from the loop's own
+ * dispatches (all of pcpd's calls) this costs no system call (pcpd-timer.h) */
 void pcpd_pcp_kick(pcpd_pcp *p) {
         uint64_t d = pcp_engine_next_deadline(p->engine);
 
         if (p->timer == NULL)
                 return;
-        if (d == PCP_NEVER)
-                g_source_set_ready_time(p->timer, -1);
-        else
-                g_source_set_ready_time(p->timer, (gint64) d * 1000);
+        pcpd_timer_set_deadline(p->timer, d == PCP_NEVER ? PCPD_TIMER_NEVER : (gint64) d * 1000);
 }
 
 /* ---- dropped datagrams: counted by the engine, told to the admin at most once a minute ---- */
@@ -895,10 +893,8 @@ int pcpd_pcp_new(const pcpd_pcp_ops *ops, void *userdata, size_t max_mappings, p
 }
 
 void pcpd_pcp_start(pcpd_pcp *p, uint16_t announce_port) {
-        p->timer = g_source_new(&timer_funcs, sizeof(GSource));
-        g_source_set_callback(p->timer, on_engine_timer, p, NULL);
-        g_source_set_name(p->timer, "pcp-engine");
-        g_source_attach(p->timer, NULL);
+        p->timer = pcpd_timer_new(NULL, "pcp-engine", on_engine_timer, p);
+        pcpd_timer_set_slack(p->timer, ENGINE_TIMER_SLACK_USEC);
 
         for (int i = 0; i < 2; i++) {
                 int fd = open_announce_socket(i == 0 ? AF_INET : AF_INET6, announce_port);
@@ -948,10 +944,7 @@ pcpd_pcp *pcpd_pcp_free(pcpd_pcp *p) {
                 g_hash_table_destroy(p->mappings);
         if (p->servers != NULL)
                 g_hash_table_destroy(p->servers);
-        if (p->timer != NULL) {
-                g_source_destroy(p->timer);
-                g_source_unref(p->timer);
-        }
+        p->timer = pcpd_timer_free(p->timer);
         g_free(p);
         return NULL;
 }

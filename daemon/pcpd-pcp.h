@@ -42,7 +42,8 @@
  *
  * Cost: per datagram received, no allocation and no system call beyond its share of one
  * recvmmsg() (up to 16 per call, until the socket is empty); per datagram sent, one send().
- * Re-arming the timer is g_source_set_ready_time(), no system call of its own. Per mapping
+ * Re-arming the timer (pcpd-timer.h) costs no system call from the loop's own dispatches,
+ * where pcpd calls it from; g_source_set_ready_time() cost a wake-up each. Per mapping
  * one small record (its engine id and handle), in one hash table.
  */
 
