@@ -55,6 +55,8 @@
  * truesize; and still ~128 answers per round trip (a LAN round trip of 1 ms: 10,000
  * mappings in ~80 ms). */
 #define DEFAULT_MAX_IN_FLIGHT 128
+/* the longest retransmission timeout (config.irt, config.mrt): 2^30 ms, 12.4 days */
+#define RT_MAX (UINT64_C(1) << 30)
 
 /* The object of type `type` whose member `member` ptr points to. ptr must really point
  * into such an object (the member's type is checked at compile time), so the result is
@@ -121,44 +123,62 @@ typedef struct out_queue {
 
 typedef struct pcp_server pcp_server;
 
+/* What few mappings ask for, allocated only when one does (mapping_opt_new()): a
+ * suggested external address, a PORT_SET, FILTERs, a DESCRIPTION. One block: the filters
+ * and the description's text follow the struct. */
+typedef struct mapping_opt {
+        struct in6_addr suggested_external_addr; /* valid if has_suggested */
+        bool has_suggested;
+        uint8_t n_filters;
+        pcp_port_set port_set;                   /* valid if the mapping's has_port_set */
+        const char *description;                 /* NULL = none; points past filters[] */
+        pcp_filter filters[];
+} mapping_opt;
+
+/* 248 octets (sizeof is checked below; malloc makes 256 of it): every mapping has one, 131,070 of them are
+ * ~36 MiB. What can be derived is not kept (a third party is info.internal_addr; no
+ * suggested external address is the zero address of internal_addr's family), what is
+ * rare is in `opt`, and the flags are bits. */
 typedef struct pcp_mapping {
+        /* the index nodes keep no key: it is read from info (mapping_id_of() ...), next to
+         * them in memory */
+        pcp_hnode by_id;
         pcp_mapping_info info;
-        pcp_hnode by_id, by_nonce;
+        pcp_hnode by_nonce;
         pcp_hnode by_port; /* in its server's by_port: (protocol, internal port) */
         pcp_timer timer;
         pcp_server *server;        /* NULL once deleted (a zombie: see mapping_deleted()) */
         struct pcp_mapping *srv_prev, *srv_next;
         out_node out_send, out_event;
-
-        /* the request as asked */
-        struct in6_addr suggested_external_addr;
-        bool has_third_party, prefer_failure, has_port_set;
-        bool deleted_upstream; /* a zombie's PCP_EVENT_MAPPING_DELETED says so (in padding) */
-        struct in6_addr third_party;
-        pcp_port_set port_set;
-        uint8_t n_filters;
-        /* in the padding before `filters`: */
-        bool in_flight;        /* holds one of its server's max_in_flight slots (slot_take()) */
-        bool ever_sent;        /* a request of it may have reached the server (restored ones:
-                                * from before the restart) */
-        pcp_filter *filters;
-        char *description;
+        mapping_opt *opt;          /* NULL = none of the rare options (freed with a zombie) */
 
         /* protocol state */
-        uint64_t rt;           /* current retransmission timeout; 0 = next send is a first one */
         uint64_t last_sent;
         uint64_t granted_at;   /* when granted; while a grant is held (held_port), when it runs out */
-        uint32_t renew_step;   /* 1, 2, 3...: which renewal window is next */
+        uint32_t rt;           /* current retransmission timeout (ms; < 2^32: cfg.irt and cfg.mrt
+                                * are at most RT_MAX); 0 = next send is a first one */
         uint32_t renew_phase;  /* where in its renewal windows it renews, / 2^32 (random) */
-        uint32_t delete_sent;
-        bool awaiting;         /* a request is outstanding */
-        bool recreating;       /* asking again after a (possible) server state loss */
+        uint16_t renew_step;   /* 1, 2, 3...: which renewal window is next (stops at UINT16_MAX;
+                                * past 61 only "> 1" matters) */
+        uint16_t delete_sent;  /* cfg.delete_attempts is at most UINT16_MAX */
         /* NAT-PMP: the port of a grant held while the server's external address is not
          * known, or not usable (natpmp_hold()); 0 = none (a grant has a port). Active once
-         * the address is known (natpmp_set_external()). It fits in the padding after the
-         * bools: holding a grant makes no mapping bigger. */
+         * the address is known (natpmp_set_external()). */
         uint16_t held_port;
+
+        /* the request as asked (the internal address is the third party's if it has one) */
+        bool has_third_party : 1;
+        bool prefer_failure : 1;
+        bool has_port_set : 1; /* opt->port_set */
+        bool deleted_upstream : 1; /* a zombie's PCP_EVENT_MAPPING_DELETED says so */
+        bool in_flight : 1;    /* holds one of its server's max_in_flight slots (slot_take()) */
+        bool ever_sent : 1;    /* a request of it may have reached the server (restored ones:
+                                * from before the restart) */
+        bool awaiting : 1;     /* a request is outstanding */
+        bool recreating : 1;   /* asking again after a (possible) server state loss */
 } pcp_mapping;
+
+_Static_assert(sizeof(void *) != 8 || sizeof(pcp_mapping) <= 248, "pcp_mapping grew");
 
 struct pcp_server {
         pcp_server_info info;
@@ -355,23 +375,41 @@ static uint64_t nonce_key(const uint8_t nonce[PCP_NONCE_LEN]) {
         return a ^ ((uint64_t) b << 17);
 }
 
-static pcp_mapping *find_by_id(pcp_engine *e, uint64_t id) {
-        pcp_hnode *x = pcp_htable_find(&e->by_id, id);
-        return x != NULL ? container_of(x, pcp_mapping, by_id) : NULL;
+/* NAT-PMP names a mapping by protocol and internal port only */
+static uint64_t port_key(uint8_t protocol, uint16_t internal_port) {
+        return (uint64_t) protocol << 16 | internal_port;
 }
 
-static pcp_mapping *find_by_nonce(pcp_engine *e, const uint8_t nonce[PCP_NONCE_LEN]) {
-        for (pcp_hnode *x = pcp_htable_find(&e->by_nonce, nonce_key(nonce)); x != NULL; x = pcp_htable_find_next(x)) {
-                pcp_mapping *m = container_of(x, pcp_mapping, by_nonce);
-                if (memcmp(m->info.nonce, nonce, PCP_NONCE_LEN) == 0)
+/* the indexes' key functions (pcp_htable_init()): a node's key is its mapping's */
+static uint64_t mapping_id_of(const pcp_hnode *x) {
+        return container_of(x, pcp_mapping, by_id)->info.id;
+}
+
+static uint64_t mapping_nonce_key_of(const pcp_hnode *x) {
+        return nonce_key(container_of(x, pcp_mapping, by_nonce)->info.nonce);
+}
+
+static uint64_t mapping_port_key_of(const pcp_hnode *x) {
+        const pcp_mapping *m = container_of(x, pcp_mapping, by_port);
+        return port_key(m->info.protocol, m->info.internal_port);
+}
+
+static pcp_mapping *find_by_id(pcp_engine *e, uint64_t id) {
+        for (pcp_hnode *x = pcp_htable_chain(&e->by_id, id); x != NULL; x = x->next) {
+                pcp_mapping *m = container_of(x, pcp_mapping, by_id);
+                if (m->info.id == id)
                         return m;
         }
         return NULL;
 }
 
-/* NAT-PMP names a mapping by protocol and internal port only */
-static uint64_t port_key(uint8_t protocol, uint16_t internal_port) {
-        return (uint64_t) protocol << 16 | internal_port;
+static pcp_mapping *find_by_nonce(pcp_engine *e, const uint8_t nonce[PCP_NONCE_LEN]) {
+        for (pcp_hnode *x = pcp_htable_chain(&e->by_nonce, nonce_key(nonce)); x != NULL; x = x->next) {
+                pcp_mapping *m = container_of(x, pcp_mapping, by_nonce);
+                if (memcmp(m->info.nonce, nonce, PCP_NONCE_LEN) == 0)
+                        return m;
+        }
+        return NULL;
 }
 
 static pcp_server *find_server(pcp_engine *e, uint32_t id) {
@@ -513,6 +551,17 @@ static void zero_addr_for(const struct in6_addr *like, struct in6_addr *ret) {
         }
 }
 
+/* The external address it suggests before a grant: the caller's, or the zero address of
+ * its internal address's family (RFC 6887 §11.1: no preference). */
+static const struct in6_addr *suggested_addr(const pcp_mapping *m) {
+        static const struct in6_addr zero6 = { { { 0 } } };
+        static const struct in6_addr zero4 = { { { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0 } } };
+
+        if (m->opt != NULL && m->opt->has_suggested)
+                return &m->opt->suggested_external_addr;
+        return pcp_addr_is_ipv4(&m->info.internal_addr) ? &zero4 : &zero6;
+}
+
 static void wait_remove(pcp_mapping *m);
 
 /* Its request goes out: PCP or NAT-PMP as its server speaks now; a delete (lifetime 0)
@@ -578,7 +627,7 @@ static int encode_mapping_request(const pcp_mapping *m, uint8_t *buf, size_t siz
                 msg.external_addr = m->info.external_addr;
                 msg.external_port = m->info.external_port;
         } else {
-                msg.external_addr = m->suggested_external_addr;
+                msg.external_addr = *suggested_addr(m);
                 msg.external_port = m->info.suggested_external_port;
         }
         if (m->info.opcode == PCP_OPCODE_PEER) {
@@ -587,24 +636,24 @@ static int encode_mapping_request(const pcp_mapping *m, uint8_t *buf, size_t siz
         }
         if (m->has_third_party) {
                 msg.options |= PCP_HAS_THIRD_PARTY;
-                msg.third_party = m->third_party;
+                msg.third_party = m->info.internal_addr; /* the third party's, see add_mapping */
         }
         if (m->has_port_set && m->info.opcode == PCP_OPCODE_MAP) {
                 msg.options |= PCP_HAS_PORT_SET;
-                msg.port_set = m->port_set;
+                msg.port_set = m->opt->port_set;
         }
         if (!delete) {
                 /* PREFER_FAILURE needs a suggested port, FILTER a lifetime (§13) */
                 if (m->prefer_failure && msg.external_port != 0 && m->info.opcode == PCP_OPCODE_MAP)
                         msg.options |= PCP_HAS_PREFER_FAILURE;
-                if (m->info.opcode == PCP_OPCODE_MAP && m->n_filters > 0) {
-                        msg.n_filters = m->n_filters;
-                        memcpy(msg.filters, m->filters, m->n_filters * sizeof(pcp_filter));
+                if (m->info.opcode == PCP_OPCODE_MAP && m->opt != NULL && m->opt->n_filters > 0) {
+                        msg.n_filters = m->opt->n_filters;
+                        memcpy(msg.filters, m->opt->filters, m->opt->n_filters * sizeof(pcp_filter));
                 }
-                if (m->description != NULL) {
+                if (m->opt != NULL && m->opt->description != NULL) {
                         msg.options |= PCP_HAS_DESCRIPTION;
-                        msg.description = m->description;
-                        msg.description_len = (uint16_t) strlen(m->description);
+                        msg.description = m->opt->description;
+                        msg.description_len = (uint16_t) strlen(m->opt->description);
                 }
         }
         r = pcp_encode(&msg, buf, size, &len);
@@ -643,13 +692,13 @@ static uint64_t next_rt(pcp_engine *e, pcp_mapping *m) {
         if (mapping_uses_natpmp(m)) {
                 /* RFC 6886 §3.1: 250 ms, doubling; no jitter (kept going at the PCP cap
                  * rather than given up after nine tries: someone still wants it) */
-                m->rt = m->rt == 0 ? NATPMP_IRT : min_u64(2 * m->rt, e->cfg.mrt);
+                m->rt = (uint32_t) (m->rt == 0 ? NATPMP_IRT : min_u64(2 * (uint64_t) m->rt, e->cfg.mrt));
                 return m->rt;
         }
         if (m->rt == 0)
-                m->rt = jitter(e, mapping_irt(e, m));
+                m->rt = (uint32_t) jitter(e, mapping_irt(e, m));
         else
-                m->rt = jitter(e, min_u64(2 * m->rt, e->cfg.mrt));
+                m->rt = (uint32_t) jitter(e, min_u64(2 * (uint64_t) m->rt, e->cfg.mrt));
         return m->rt;
 }
 
@@ -881,8 +930,7 @@ static void mapping_unlink(pcp_engine *e, pcp_mapping *m) {
 static void mapping_free(pcp_engine *e, pcp_mapping *m) {
         mapping_unlink(e, m);
         out_remove(&m->out_event);
-        free(m->filters);
-        free(m->description);
+        free(m->opt);
         free(m);
 }
 
@@ -892,10 +940,8 @@ static void mapping_free(pcp_engine *e, pcp_mapping *m) {
  * still queued for it becomes this one. */
 static void mapping_deleted(pcp_engine *e, pcp_mapping *m, bool upstream) {
         mapping_unlink(e, m);
-        free(m->filters);
-        free(m->description);
-        m->filters = NULL;
-        m->description = NULL;
+        free(m->opt);
+        m->opt = NULL;
         m->deleted_upstream = upstream;
         e->n_zombies++;
         out_push(&e->events, &m->out_event, OUT_MAPPING_DELETED);
@@ -958,7 +1004,7 @@ static void server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, uint
                                  * old one (a renewal long unanswered, a long back-off):
                                  * the schedule starts again from this send */
                                 uint64_t waited = when - m->last_sent;
-                                m->rt = waited < 2 * rt1 ? waited : 0;
+                                m->rt = (uint32_t) (waited < 2 * rt1 ? waited : 0);
                                 if (m->rt == 0)
                                         m->info.retransmissions = 0;
                                 mapping_timer(e, m, when);
@@ -1171,7 +1217,7 @@ static bool addr_is_unusable(const struct in6_addr *a) {
 static pcp_mapping_error address_problem(const pcp_mapping *m, const struct in6_addr *ext) {
         if (addr_unspecified(ext))
                 return PCP_MAPPING_ERROR_NO_EXTERNAL_ADDRESS;
-        if (addr_v4(ext) != addr_v4(&m->suggested_external_addr))
+        if (addr_v4(ext) != addr_v4(suggested_addr(m)))
                 return PCP_MAPPING_ERROR_WRONG_FAMILY;
         if (addr_is_unusable(ext))
                 return PCP_MAPPING_ERROR_UNUSABLE_ADDRESS;
@@ -1303,6 +1349,10 @@ int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, v
                 e->cfg.irt = 3 * SEC;
         if (e->cfg.mrt == 0)
                 e->cfg.mrt = 1024 * SEC;
+        /* a mapping keeps its retransmission timeout in 32 bits: jittered (+10 %) and
+         * doubled, RT_MAX still fits */
+        e->cfg.irt = min_u64(e->cfg.irt, RT_MAX);
+        e->cfg.mrt = min_u64(e->cfg.mrt, RT_MAX);
         if (e->cfg.short_error_floor == 0)
                 e->cfg.short_error_floor = 30 * SEC;
         if (e->cfg.long_error_floor == 0)
@@ -1324,6 +1374,8 @@ int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, v
                 e->cfg.pcp_reprobe = 30 * 60 * SEC;
         if (e->cfg.delete_attempts == 0)
                 e->cfg.delete_attempts = 3;
+        if (e->cfg.delete_attempts > UINT16_MAX)
+                e->cfg.delete_attempts = UINT16_MAX; /* a mapping counts them in 16 bits */
         if (e->cfg.max_mappings == 0)
                 e->cfg.max_mappings = DEFAULT_MAX_MAPPINGS;
         if (e->cfg.max_in_flight == 0)
@@ -1336,7 +1388,8 @@ int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, v
         pcp_heap_init(&e->timers);
         out_init(&e->datagrams);
         out_init(&e->events);
-        if (pcp_htable_init(&e->by_id, 64) < 0 || pcp_htable_init(&e->by_nonce, 64) < 0) {
+        if (pcp_htable_init(&e->by_id, 64, mapping_id_of) < 0 ||
+            pcp_htable_init(&e->by_nonce, 64, mapping_nonce_key_of) < 0) {
                 pcp_engine_free(e);
                 return -ENOMEM;
         }
@@ -1384,7 +1437,7 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
         s = calloc(1, sizeof(*s));
         if (s == NULL)
                 return -ENOMEM;
-        if (pcp_htable_init(&s->by_port, 16) < 0) {
+        if (pcp_htable_init(&s->by_port, 16, mapping_port_key_of) < 0) {
                 free(s);
                 return -ENOMEM;
         }
@@ -1469,6 +1522,37 @@ static bool params_valid(const pcp_mapping_params *p) {
 
 static void mapping_send_delete(pcp_engine *e, pcp_mapping *m, uint64_t now);
 
+/* The rare parts of a request, in one block; *ret stays NULL when it has none of them. */
+static int mapping_opt_new(const pcp_mapping_params *p, mapping_opt **ret) {
+        bool suggested = !pcp_addr_is_unspecified(&p->suggested_external_addr);
+        size_t desc_len = p->description != NULL ? strlen(p->description) + 1 : 0;
+        size_t size = offsetof(mapping_opt, filters) + p->n_filters * sizeof(pcp_filter);
+        mapping_opt *o;
+
+        *ret = NULL;
+        if (!suggested && !p->has_port_set && p->n_filters == 0 && p->description == NULL)
+                return 0;
+        o = calloc(1, size + desc_len);
+        if (o == NULL)
+                return -ENOMEM;
+        if (suggested) {
+                o->has_suggested = true;
+                o->suggested_external_addr = p->suggested_external_addr;
+        }
+        if (p->has_port_set)
+                o->port_set = p->port_set;
+        o->n_filters = p->n_filters;
+        memcpy(o->filters, p->filters, p->n_filters * sizeof(pcp_filter));
+        if (p->description != NULL) {
+                char *d = (char *) o + size;
+
+                memcpy(d, p->description, desc_len);
+                o->description = d;
+        }
+        *ret = o;
+        return 0;
+}
+
 int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params *p, uint64_t *ret_id) {
         pcp_server *s;
         pcp_mapping *m;
@@ -1492,22 +1576,9 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
         m = calloc(1, sizeof(*m));
         if (m == NULL)
                 return -ENOMEM;
-        if (p->description != NULL) {
-                m->description = strdup(p->description);
-                if (m->description == NULL) {
-                        free(m);
-                        return -ENOMEM;
-                }
-        }
-        if (p->n_filters > 0) {
-                m->filters = malloc(p->n_filters * sizeof(pcp_filter));
-                if (m->filters == NULL) {
-                        free(m->description);
-                        free(m);
-                        return -ENOMEM;
-                }
-                memcpy(m->filters, p->filters, p->n_filters * sizeof(pcp_filter));
-                m->n_filters = p->n_filters;
+        if (mapping_opt_new(p, &m->opt) < 0) {
+                free(m);
+                return -ENOMEM;
         }
 
         m->info.id = e->next_mapping_id++;
@@ -1522,15 +1593,9 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
         m->info.remote_addr = p->remote_addr;
         m->info.lifetime_requested = p->lifetime;
         m->info.next_send = PCP_NEVER;
-        if (pcp_addr_is_unspecified(&p->suggested_external_addr))
-                zero_addr_for(&m->info.internal_addr, &m->suggested_external_addr);
-        else
-                m->suggested_external_addr = p->suggested_external_addr;
         m->has_third_party = p->has_third_party;
-        m->third_party = p->third_party;
         m->prefer_failure = p->prefer_failure;
         m->has_port_set = p->has_port_set;
-        m->port_set = p->port_set;
         random_bytes(e, &m->renew_phase, sizeof(m->renew_phase));
         if (p->has_nonce) {
                 memcpy(m->info.nonce, p->nonce, PCP_NONCE_LEN);
@@ -1548,11 +1613,8 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
                 s->mappings->srv_prev = m;
         s->mappings = m;
         s->info.n_mappings++;
-        m->by_id.key = m->info.id;
         pcp_htable_add(&e->by_id, &m->by_id);
-        m->by_nonce.key = nonce_key(m->info.nonce);
         pcp_htable_add(&e->by_nonce, &m->by_nonce);
-        m->by_port.key = port_key(m->info.protocol, m->info.internal_port);
         pcp_htable_add(&s->by_port, &m->by_port);
         e->n_mappings++;
 
@@ -1597,7 +1659,8 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
 static void mapping_send_delete(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         if (m->delete_sent == 0)
                 slot_take_always(m);
-        m->delete_sent++;
+        if (m->delete_sent < UINT16_MAX)
+                m->delete_sent++;
         send_mapping_request(e, m, now);
         mapping_timer(e, m, now + next_rt(e, m));
 }
@@ -1953,10 +2016,10 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
 
 /* O(1): the server's (protocol, internal port) index, not a walk over its mappings */
 static pcp_mapping *find_natpmp_mapping(pcp_server *s, uint8_t protocol, uint16_t internal_port) {
-        for (pcp_hnode *x = pcp_htable_find(&s->by_port, port_key(protocol, internal_port)); x != NULL;
-             x = pcp_htable_find_next(x)) {
+        for (pcp_hnode *x = pcp_htable_chain(&s->by_port, port_key(protocol, internal_port)); x != NULL;
+             x = x->next) {
                 pcp_mapping *m = container_of(x, pcp_mapping, by_port);
-                if (m->info.natpmp)
+                if (m->info.natpmp && m->info.protocol == protocol && m->info.internal_port == internal_port)
                         return m;
         }
         return NULL;
@@ -2381,7 +2444,8 @@ static void mapping_timeout(pcp_engine *e, pcp_mapping *m, uint64_t now) {
                 if (m->renew_step > 1)
                         e->stats.retransmissions++;
                 send_mapping_request(e, m, now);
-                m->renew_step++;
+                if (m->renew_step < UINT16_MAX)
+                        m->renew_step++;
                 if (mapping_uses_natpmp(m))
                         /* RFC 6886: from half the lifetime, its own retransmission schedule */
                         mapping_timer(e, m, min_u64(now + next_rt(e, m), m->info.expires_at));

@@ -72,7 +72,9 @@ typedef enum pcp_server_state {
         _PCP_SERVER_STATE_MAX,
 } pcp_server_state;
 
-typedef enum pcp_mapping_state {
+/* pcp_mapping_state and pcp_mapping_error are one octet each (packed): they are in every
+ * mapping's info, and 4 octets each made pcp_mapping_info 8 octets longer. */
+typedef enum __attribute__((packed)) pcp_mapping_state {
         PCP_MAPPING_PENDING,  /* requested, no answer yet (or being recreated) */
         PCP_MAPPING_ACTIVE,   /* granted */
         PCP_MAPPING_RENEWING, /* granted, renewal sent, no answer yet */
@@ -82,7 +84,7 @@ typedef enum pcp_mapping_state {
 } pcp_mapping_state;
 
 /* Why a mapping is not (or no longer) active, beyond the server's result codes. */
-typedef enum pcp_mapping_error {
+typedef enum __attribute__((packed)) pcp_mapping_error {
         PCP_MAPPING_ERROR_NONE,
         PCP_MAPPING_ERROR_RESULT,      /* see pcp_mapping_info.result */
         PCP_MAPPING_ERROR_UNREACHABLE, /* ICMP unreachable */
@@ -173,28 +175,29 @@ typedef struct pcp_mapping_params {
         bool delete_only;
 } pcp_mapping_params;
 
+/* in every mapping: ordered so that it has no holes (120 octets) */
 typedef struct pcp_mapping_info {
         uint64_t id;
+        uint64_t expires_at;       /* engine time (ms) the grant runs out; 0 = none */
+        uint64_t next_send;        /* engine time (ms) of the next request; PCP_NEVER = none */
         uint32_t server_id;
+        uint32_t lifetime_requested;
+        uint32_t lifetime_granted; /* seconds, from the last success */
+        uint32_t retransmissions;  /* since the current request began */
+        struct in6_addr internal_addr;
+        struct in6_addr external_addr;
+        struct in6_addr remote_addr;
+        uint8_t nonce[PCP_NONCE_LEN];
+        uint16_t internal_port;
+        uint16_t suggested_external_port;
+        uint16_t external_port;
+        uint16_t remote_port;
         pcp_mapping_state state;
         pcp_mapping_error error;
         uint8_t result;            /* last result code received (error == RESULT) */
         bool natpmp;               /* driven with NAT-PMP */
         uint8_t opcode, protocol;
-        struct in6_addr internal_addr;
-        uint16_t internal_port;
-        uint16_t suggested_external_port;
         bool has_external;         /* granted at least once since (re)creation */
-        struct in6_addr external_addr;
-        uint16_t external_port;
-        uint16_t remote_port;
-        struct in6_addr remote_addr;
-        uint32_t lifetime_requested;
-        uint32_t lifetime_granted; /* seconds, from the last success */
-        uint64_t expires_at;       /* engine time (ms) the grant runs out; 0 = none */
-        uint64_t next_send;        /* engine time (ms) of the next request; PCP_NEVER = none */
-        uint32_t retransmissions;  /* since the current request began */
-        uint8_t nonce[PCP_NONCE_LEN];
 } pcp_mapping_info;
 
 typedef enum pcp_event_type {
@@ -235,8 +238,8 @@ typedef struct pcp_engine_ops {
 
 typedef struct pcp_engine_config {
         /* all in milliseconds; 0 = the RFC / PROTOCOL.md default */
-        uint64_t irt;                  /* initial retransmission time: 3 s */
-        uint64_t mrt;                  /* maximum retransmission time: 1024 s */
+        uint64_t irt;                  /* initial retransmission time: 3 s (at most 2^30 ms) */
+        uint64_t mrt;                  /* maximum retransmission time: 1024 s (at most 2^30 ms) */
         uint64_t short_error_floor;    /* short error with lifetime 0: 30 s */
         uint64_t long_error_floor;     /* long error with lifetime 0: 30 min */
         uint64_t disabled_floor;       /* NOT_AUTHORIZED cache: 30 min */
@@ -248,7 +251,8 @@ typedef struct pcp_engine_config {
                                         * while it keeps claiming losses within it, up to ... */
         uint64_t recreate_interval_max; /* ... this: 320 s */
         uint64_t pcp_reprobe;          /* NAT-PMP / unsupported server: PCP probed again after 30 min */
-        uint32_t delete_attempts;      /* delete requests sent without answer before giving up: 3 */
+        uint32_t delete_attempts;      /* delete requests sent without answer before giving up: 3
+                                        * (at most 65535) */
         size_t max_mappings;           /* 0 = 131070 * 2 */
         /* Requests in flight per server: 0 = 128. Every request expects an answer, and the
          * answers to a burst arrive together: beyond what the caller's receive buffer holds

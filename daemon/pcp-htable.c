@@ -5,10 +5,11 @@
 #include <errno.h>
 #include <stdlib.h>
 
-int pcp_htable_init(pcp_htable *h, size_t n_buckets) {
+int pcp_htable_init(pcp_htable *h, size_t n_buckets, pcp_htable_key_fn key) {
         h->buckets = NULL;
         h->mask = h->n = 0;
-        if (n_buckets == 0 || (n_buckets & (n_buckets - 1)) != 0)
+        h->key = key;
+        if (key == NULL || n_buckets == 0 || (n_buckets & (n_buckets - 1)) != 0)
                 return -EINVAL;
         h->buckets = calloc(n_buckets, sizeof(*h->buckets));
         if (h->buckets == NULL)
@@ -37,7 +38,7 @@ static void grow(pcp_htable *h) {
 
                 while (x != NULL) {
                         pcp_hnode *next = x->next;
-                        size_t b = pcp_hash64(x->key) & (n - 1);
+                        size_t b = pcp_hash64(h->key(x)) & (n - 1);
 
                         x->next = nb[b];
                         nb[b] = x;
@@ -54,14 +55,14 @@ void pcp_htable_add(pcp_htable *h, pcp_hnode *x) {
 
         if (h->n >= h->mask + 1)
                 grow(h);
-        b = pcp_hash64(x->key) & h->mask;
+        b = pcp_hash64(h->key(x)) & h->mask;
         x->next = h->buckets[b];
         h->buckets[b] = x;
         h->n++;
 }
 
 void pcp_htable_remove(pcp_htable *h, pcp_hnode *x) {
-        for (pcp_hnode **pp = &h->buckets[pcp_hash64(x->key) & h->mask]; *pp != NULL; pp = &(*pp)->next)
+        for (pcp_hnode **pp = &h->buckets[pcp_hash64(h->key(x)) & h->mask]; *pp != NULL; pp = &(*pp)->next)
                 if (*pp == x) {
                         *pp = x->next;
                         x->next = NULL;

@@ -8,7 +8,10 @@
 
 #include "pcpd-dhcp.h"
 #include "pcpd-nm.h"
+#include "pcpd-sdbus-glib.h"
 #include "pcpd-servers.h"
+
+#define NM_BUS_NAME "org.freedesktop.NetworkManager"
 
 #define PCPD_NM_SETTLE_MS 500
 #define PCPD_NM_MAX_STATES 32
@@ -28,15 +31,23 @@ typedef struct hook {
         gulong id;
 } hook;
 
+/* pcpd watches the system bus with sd-bus (no thread, libsystemd's pages are pcpd's own
+ * anyway): NetworkManager's name, and logind's PrepareForSleep. GIO's connection (a
+ * thread, ~1 MiB of libgio's pages) and libnm's client are made only once NetworkManager
+ * is on the bus (bench/README.md, "RSS before the first mapping"); a client once made stays
+ * (it follows NetworkManager leaving and coming back itself). */
 struct pcpd_nm {
         pcpd_manager *m;
         GCancellable *cancel;
+        sd_bus *bus;
+        guint bus_source;
+        sd_bus_slot *owner_match, *owner_call, *sleep_match;
+        bool client_started; /* the GIO connection and libnm's client are on their way */
         GDBusConnection *conn;
         NMClient *client;
         bool running;
         bool failed; /* libnm could not be set up */
         guint settle_source, grace_source, expiry_source, gone_source;
-        guint sleep_subscription; /* logind's PrepareForSleep on conn */
         GArray *hooks;       /* hook */
         GHashTable *leases[2]; /* ifname -> lease*: [0] DHCPv4, [1] DHCPv6 */
         GHashTable *refused;   /* "ifname/family" -> the option text last refused (logged once) */
@@ -257,7 +268,7 @@ static gboolean on_gone(gpointer data) {
 static void apply_states(pcpd_nm *nm) {
         gint64 now = g_get_monotonic_time();
         const GPtrArray *devices;
-        bool running = nm_client_get_nm_running(nm->client);
+        bool running = nm->client != NULL && nm_client_get_nm_running(nm->client);
 
         hooks_clear(nm);
         if (running != nm->running) {
@@ -385,21 +396,20 @@ static void on_client(GObject *src, GAsyncResult *res, gpointer data) {
  * (NetworkManager reconnects, which pcpd follows), and while it slept CLOCK_MONOTONIC
  * stopped while the servers' epochs and the mappings' lifetimes went on: every server is
  * set up again and every mapping asked again, with its nonce. */
-static void on_prepare_for_sleep(GDBusConnection *conn, const char *sender, const char *path, const char *iface,
-                                 const char *signal, GVariant *params, gpointer data) {
+static int on_prepare_for_sleep(sd_bus_message *msg, void *data, sd_bus_error *ret_error) {
         pcpd_nm *nm = data;
-        gboolean start;
+        int start;
 
-        if (!g_variant_is_of_type(params, G_VARIANT_TYPE("(b)")))
-                return;
-        g_variant_get(params, "(b)", &start);
+        if (sd_bus_message_read(msg, "b", &start) < 0)
+                return 0;
         if (start) {
                 g_message("The host is going to sleep");
-                return;
+                return 0;
         }
         g_message("The host resumed from sleep: asking every PCP server again for every mapping");
         pcpd_servers_renew_all(nm->m);
         nm_schedule(nm);
+        return 0;
 }
 
 static void on_connection(GObject *src, GAsyncResult *res, gpointer data) {
@@ -420,22 +430,95 @@ static void on_connection(GObject *src, GAsyncResult *res, gpointer data) {
         nm->conn = conn;
         /* GLib's default would raise SIGTERM in pcpd when the bus goes (N1) */
         g_dbus_connection_set_exit_on_close(conn, FALSE);
-        nm->sleep_subscription = g_dbus_connection_signal_subscribe(
-                conn, "org.freedesktop.login1", "org.freedesktop.login1.Manager", "PrepareForSleep",
-                "/org/freedesktop/login1", NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_prepare_for_sleep, nm, NULL);
         g_async_initable_new_async(NM_TYPE_CLIENT, G_PRIORITY_DEFAULT, nm->cancel, on_client, nm,
                                    NM_CLIENT_DBUS_CONNECTION, conn, NULL);
 }
 
-pcpd_nm *pcpd_nm_new(pcpd_manager *m) {
+/* NetworkManager is on the bus: GIO's connection, then libnm's client (once) */
+static void client_start(pcpd_nm *nm) {
         g_autoptr(GError) error = NULL;
-        g_autofree char *address = g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SYSTEM, NULL, &error);
-        pcpd_nm *nm;
+        g_autofree char *address = NULL;
 
+        if (nm->client_started)
+                return;
+        nm->client_started = true;
+        /* GIO's rules for the address (the same bus: DBUS_SYSTEM_BUS_ADDRESS or the
+         * well-known socket, as sd_bus_open_system()) */
+        address = g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SYSTEM, NULL, &error);
         if (address == NULL) {
                 g_warning("No system bus address for NetworkManager: %s", error->message);
-                return NULL;
+                nm->failed = true;
+                return;
         }
+        g_dbus_connection_new_for_address(address,
+                                          G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                  G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                          NULL, nm->cancel, on_connection, nm);
+}
+
+static int on_owner_changed(sd_bus_message *msg, void *data, sd_bus_error *ret_error) {
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) >= 0 && strcmp(name, NM_BUS_NAME) == 0 &&
+            new_owner[0] != '\0')
+                client_start(data);
+        return 0;
+}
+
+/* the answer to GetNameOwner at start */
+static int on_owner(sd_bus_message *reply, void *data, sd_bus_error *ret_error) {
+        pcpd_nm *nm = data;
+
+        nm->owner_call = sd_bus_slot_unref(nm->owner_call);
+        if (!sd_bus_message_is_method_error(reply, NULL)) {
+                client_start(nm);
+                return 0;
+        }
+        if (!sd_bus_message_is_method_error(reply, "org.freedesktop.DBus.Error.NameHasNoOwner"))
+                g_warning("Cannot ask the system bus for NetworkManager: %s", sd_bus_message_get_error(reply)->message);
+        if (!nm->client_started) {
+                /* as libnm's client would say: nothing to follow until it comes */
+                g_message("NetworkManager is not running: PCP servers from the default routes only");
+                nm_schedule(nm);
+        }
+        return 0;
+}
+
+static gboolean on_bus_error(gpointer data) {
+        g_warning("The system bus connection for NetworkManager and logind failed");
+        ((pcpd_nm *) data)->bus_source = 0;
+        return G_SOURCE_REMOVE;
+}
+
+static int bus_start(pcpd_nm *nm) {
+        int r;
+
+        r = sd_bus_open_system(&nm->bus);
+        /* the match first: the bus applies it before it answers GetNameOwner, so no owner
+         * change falls between the two */
+        if (r >= 0)
+                r = sd_bus_add_match_async(nm->bus, &nm->owner_match,
+                                           "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                           "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+                                           "arg0='" NM_BUS_NAME "'",
+                                           on_owner_changed, NULL, nm);
+        /* N8: a resume from suspend */
+        if (r >= 0)
+                r = sd_bus_match_signal_async(nm->bus, &nm->sleep_match, "org.freedesktop.login1",
+                                              "/org/freedesktop/login1", "org.freedesktop.login1.Manager",
+                                              "PrepareForSleep", on_prepare_for_sleep, NULL, nm);
+        if (r >= 0)
+                r = sd_bus_call_method_async(nm->bus, &nm->owner_call, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                             "org.freedesktop.DBus", "GetNameOwner", on_owner, nm, "s", NM_BUS_NAME);
+        if (r >= 0)
+                nm->bus_source = pcpd_sd_bus_attach_glib(nm->bus, NULL, on_bus_error, nm);
+        return r;
+}
+
+pcpd_nm *pcpd_nm_new(pcpd_manager *m) {
+        pcpd_nm *nm;
+        int r;
+
         nm = g_new0(pcpd_nm, 1);
         nm->m = m;
         nm->cancel = g_cancellable_new();
@@ -443,10 +526,13 @@ pcpd_nm *pcpd_nm_new(pcpd_manager *m) {
         for (int f = 0; f < 2; f++)
                 nm->leases[f] = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         nm->refused = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        g_dbus_connection_new_for_address(address,
-                                          G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                  G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                          NULL, nm->cancel, on_connection, nm);
+        r = bus_start(nm);
+        if (r < 0) {
+                g_warning("Cannot connect to the system bus for NetworkManager: %s; PCP servers from the "
+                          "default routes only",
+                          g_strerror(-r));
+                nm->failed = true;
+        }
         return nm;
 }
 
@@ -461,11 +547,15 @@ void pcpd_nm_free(pcpd_nm *nm) {
                 g_signal_handlers_disconnect_by_data(nm->client, nm);
                 g_object_unref(nm->client);
         }
-        if (nm->conn != NULL) {
-                if (nm->sleep_subscription != 0)
-                        g_dbus_connection_signal_unsubscribe(nm->conn, nm->sleep_subscription);
+        if (nm->conn != NULL)
                 g_object_unref(nm->conn);
-        }
+        nm->owner_match = sd_bus_slot_unref(nm->owner_match);
+        nm->owner_call = sd_bus_slot_unref(nm->owner_call);
+        nm->sleep_match = sd_bus_slot_unref(nm->sleep_match);
+        if (nm->bus_source != 0)
+                g_source_remove(nm->bus_source);
+        nm->bus = sd_bus_flush_close_unref(nm->bus);
+
         if (nm->settle_source != 0)
                 g_source_remove(nm->settle_source);
         if (nm->grace_source != 0)

@@ -373,6 +373,110 @@ static void test_renewal_short_lifetime(void **state) {
         }
 }
 
+/* What few mappings ask for (a suggested external address, PORT_SET, FILTER, DESCRIPTION)
+ * is kept apart from the mapping and only when asked for, and a third party is kept as the
+ * internal address: each alone, and none, is on the first request and on its
+ * retransmission, byte for byte; without a suggestion the external address is the zero
+ * address of the internal address's family. */
+static void test_rare_options_each_alone(void **state) {
+        enum { NONE, PORT_SET, DESCRIPTION, THIRD_PARTY, SUGGESTED, FILTER, N };
+        harness *h = h_new(31, NULL);
+        uint32_t sid = pcp_server(h);
+        pcp_mapping_params p;
+        uint64_t id[N];
+        pcp_msg m;
+
+        for (int i = 0; i < N; i++) {
+                h_params(&p, sid, IPPROTO_UDP, (uint16_t) (7000 + i), 3600);
+                if (i == PORT_SET) {
+                        p.has_port_set = true;
+                        p.port_set = (pcp_port_set) { .size = 4, .first_internal_port = 7001, .parity = false };
+                } else if (i == DESCRIPTION)
+                        p.description = "only a description";
+                else if (i == THIRD_PARTY) {
+                        p.has_third_party = true;
+                        p.third_party = h_ip("192.168.1.78");
+                } else if (i == SUGGESTED)
+                        p.suggested_external_addr = h_ip("198.51.100.9");
+                else if (i == FILTER) {
+                        p.n_filters = 1;
+                        p.filters[0] = (pcp_filter) { .prefix_len = 128, .remote_port = 53, .remote_addr = h_ip("203.0.113.53") };
+                }
+                assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id[i]), 0);
+        }
+        h_drain(h);
+        h_advance(h, 3300);
+        for (int i = 0; i < N; i++) {
+                const h_sent *first = h_first_for(h, id[i]), *again = h_last_for(h, id[i]);
+
+                assert_int_equal(h_count_for(h, id[i]), 2);
+                assert_int_equal(again->len, first->len);
+                assert_memory_equal(again->buf, first->buf, first->len);
+                h_decode(again, &m);
+                assert_int_equal(m.internal_port, 7000 + i);
+                assert_int_equal(!!(m.options & PCP_HAS_PORT_SET), i == PORT_SET);
+                assert_int_equal(!!(m.options & PCP_HAS_DESCRIPTION), i == DESCRIPTION);
+                assert_int_equal(!!(m.options & PCP_HAS_THIRD_PARTY), i == THIRD_PARTY);
+                assert_int_equal(m.n_filters, i == FILTER ? 1 : 0);
+                assert_memory_equal(&m.external_addr, IP(i == SUGGESTED ? "198.51.100.9" : "::ffff:0.0.0.0"), 16);
+                if (i == PORT_SET) {
+                        assert_int_equal(m.port_set.size, 4);
+                        assert_int_equal(m.port_set.first_internal_port, 7001);
+                        assert_false(m.port_set.parity);
+                } else if (i == DESCRIPTION) {
+                        assert_int_equal(m.description_len, strlen("only a description"));
+                        assert_memory_equal(m.description, "only a description", m.description_len);
+                } else if (i == THIRD_PARTY) {
+                        assert_memory_equal(&m.third_party, IP("192.168.1.78"), 16);
+                        assert_memory_equal(&h_mapping(h, id[i])->internal_addr, IP("192.168.1.78"), 16);
+                } else if (i == FILTER) {
+                        assert_int_equal(m.filters[0].prefix_len, 128);
+                        assert_int_equal(m.filters[0].remote_port, 53);
+                        assert_memory_equal(&m.filters[0].remote_addr, IP("203.0.113.53"), 16);
+                }
+        }
+        /* a grant in the family suggested is taken; its renewal asks for what was granted */
+        h_reply(h, h_last_for(h, id[SUGGESTED]), PCP_RESULT_SUCCESS, 3600, ep(h), "198.51.100.10", 7004);
+        assert_int_equal(h_mapping(h, id[SUGGESTED])->state, PCP_MAPPING_ACTIVE);
+        /* removed: the delete carries no description nor filter (and ASan sees them freed) */
+        for (int i = 0; i < N; i++)
+                assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, id[i]), 0);
+        h_clear(h);
+        h_drain(h);
+        for (int i = 0; i < N; i++) {
+                h_decode(h_last_for(h, id[i]), &m);
+                assert_int_equal(m.lifetime, 0);
+                assert_false(m.options & (PCP_HAS_DESCRIPTION | PCP_HAS_PREFER_FAILURE));
+                assert_int_equal(m.n_filters, 0);
+                /* what identifies the mapping stays: its third party, its port set */
+                assert_int_equal(!!(m.options & PCP_HAS_PORT_SET), i == PORT_SET);
+                assert_int_equal(!!(m.options & PCP_HAS_THIRD_PARTY), i == THIRD_PARTY);
+        }
+        h_free(h);
+}
+
+/* A mapping keeps its retransmission timeout in 32 bits of milliseconds: config.irt and
+ * config.mrt beyond 2^30 ms (12.4 days) are taken as 2^30, and the timeout neither wraps
+ * nor shrinks when it is jittered and doubled. */
+static void test_long_retransmission_timeout(void **state) {
+        const uint64_t cap = UINT64_C(1) << 30;
+        pcp_engine_config cfg = { .irt = UINT64_C(1) << 40, .mrt = UINT64_C(1) << 41 };
+        harness *h = h_new(32, &cfg);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = h_map(h, sid, IPPROTO_UDP, 7100, 3600), t0 = h->now, d;
+
+        assert_int_equal(h_count_for(h, id), 1);
+        for (int i = 0; i < 3; i++) {
+                d = pcp_engine_next_deadline(h->e);
+                assert_true(d - t0 >= cap - cap / 10 - 1);
+                assert_true(d - t0 <= cap + cap / 10 + 1);
+                h_advance_to(h, d);
+                assert_int_equal(h_count_for(h, id), (size_t) i + 2);
+                t0 = h->now;
+        }
+        h_free(h);
+}
+
 /* ---- delete ---- */
 
 static uint64_t mapping_with_options(harness *h, uint32_t sid) {
@@ -2600,6 +2704,8 @@ int main(void) {
                 cmocka_unit_test(test_unreachable),
                 cmocka_unit_test(test_nonce_persistence),
                 cmocka_unit_test(test_options_and_prefix64),
+                cmocka_unit_test(test_rare_options_each_alone),
+                cmocka_unit_test(test_long_retransmission_timeout),
                 cmocka_unit_test(test_natpmp_fallback),
                 cmocka_unit_test(test_natpmp_pcp_returns),
                 cmocka_unit_test(test_renewal_step_past_windows),

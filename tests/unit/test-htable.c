@@ -28,19 +28,24 @@ void *__wrap_calloc(size_t n, size_t size) {
 
 typedef struct obj {
         int value;
+        uint64_t key; /* the table reads it through obj_key(): the node keeps none */
         pcp_hnode node;
 } obj;
 
-static obj *obj_of(pcp_hnode *x) {
+static obj *obj_of(const pcp_hnode *x) {
         /* back from the member to the object (void *: no cast to a more aligned type) */
         return __builtin_assume_aligned((char *) x - offsetof(obj, node), _Alignof(obj));
+}
+
+static uint64_t obj_key(const pcp_hnode *x) {
+        return obj_of(x)->key;
 }
 
 static size_t count_key(const pcp_htable *h, uint64_t key) {
         size_t n = 0;
 
-        for (pcp_hnode *x = pcp_htable_find(h, key); x != NULL; x = pcp_htable_find_next(x)) {
-                assert_int_equal(x->key, key);
+        for (pcp_hnode *x = pcp_htable_find(h, key); x != NULL; x = pcp_htable_find_next(h, x)) {
+                assert_int_equal(obj_of(x)->key, key);
                 n++;
         }
         return n;
@@ -62,16 +67,17 @@ static size_t longest_chain(const pcp_htable *h) {
 static void test_init(void **state) {
         pcp_htable h;
 
-        assert_int_equal(pcp_htable_init(&h, 0), -EINVAL);
-        assert_int_equal(pcp_htable_init(&h, 48), -EINVAL);
+        assert_int_equal(pcp_htable_init(&h, 0, obj_key), -EINVAL);
+        assert_int_equal(pcp_htable_init(&h, 16, NULL), -EINVAL); /* no key function */
+        assert_int_equal(pcp_htable_init(&h, 48, obj_key), -EINVAL);
         fail_calloc = true;
-        assert_int_equal(pcp_htable_init(&h, 16), -ENOMEM);
+        assert_int_equal(pcp_htable_init(&h, 16, obj_key), -ENOMEM);
         fail_calloc = false;
-        assert_int_equal(pcp_htable_init(&h, 1), 0);
+        assert_int_equal(pcp_htable_init(&h, 1, obj_key), 0);
         assert_int_equal(pcp_htable_size(&h), 0);
         assert_null(pcp_htable_find(&h, 0));
         pcp_htable_done(&h);
-        assert_int_equal(pcp_htable_init(&h, 16), 0);
+        assert_int_equal(pcp_htable_init(&h, 16, obj_key), 0);
         assert_null(pcp_htable_find(&h, 12345));
         pcp_htable_done(&h);
         pcp_htable_done(&h); /* twice is fine */
@@ -81,20 +87,30 @@ static void test_add_find_remove(void **state) {
         obj a = { .value = 1 }, b = { .value = 2 }, c = { .value = 3 }, stranger = { .value = 4 };
         pcp_htable h;
 
-        assert_int_equal(pcp_htable_init(&h, 4), 0);
-        a.node.key = 10;
-        b.node.key = 20;
-        c.node.key = 10; /* the same key as a */
-        stranger.node.key = 10;
+        assert_int_equal(pcp_htable_init(&h, 4, obj_key), 0);
+        a.key = 10;
+        b.key = 20;
+        c.key = 10; /* the same key as a */
+        stranger.key = 10;
         pcp_htable_add(&h, &a.node);
         pcp_htable_add(&h, &b.node);
         pcp_htable_add(&h, &c.node);
         assert_int_equal(pcp_htable_size(&h), 3);
         assert_ptr_equal(pcp_htable_find(&h, 20), &b.node);
-        assert_null(pcp_htable_find_next(&b.node));
+        assert_null(pcp_htable_find_next(&h, &b.node));
         assert_int_equal(obj_of(&b.node)->value, 2);
         assert_int_equal(count_key(&h, 10), 2);
         assert_null(pcp_htable_find(&h, 30));
+        /* the chain of a key holds every node with it (what the engine's typed lookups walk) */
+        {
+                size_t n10 = 0, n20 = 0;
+                for (pcp_hnode *x = pcp_htable_chain(&h, 10); x != NULL; x = x->next)
+                        n10 += obj_of(x)->key == 10;
+                for (pcp_hnode *x = pcp_htable_chain(&h, 20); x != NULL; x = x->next)
+                        n20 += x == &b.node;
+                assert_int_equal(n10, 2);
+                assert_int_equal(n20, 1);
+        }
         /* removing a node that is not in the table changes nothing */
         pcp_htable_remove(&h, &stranger.node);
         assert_int_equal(pcp_htable_size(&h), 3);
@@ -119,17 +135,17 @@ static void test_growth(void **state) {
         static obj objs[N];
         pcp_htable h;
 
-        assert_int_equal(pcp_htable_init(&h, 16), 0);
+        assert_int_equal(pcp_htable_init(&h, 16, obj_key), 0);
         for (size_t i = 0; i < N; i++) {
                 objs[i].value = (int) i;
-                objs[i].node.key = i % 2 ? (uint64_t) 17 << 16 | (i / 2 + 1) : i + 1;
+                objs[i].key = i % 2 ? (uint64_t) 17 << 16 | (i / 2 + 1) : i + 1;
                 pcp_htable_add(&h, &objs[i].node);
         }
         assert_int_equal(pcp_htable_size(&h), N);
         assert_true(h.mask + 1 >= N);
         for (size_t i = 0; i < N; i++) {
                 bool found = false;
-                for (pcp_hnode *x = pcp_htable_find(&h, objs[i].node.key); x != NULL; x = pcp_htable_find_next(x))
+                for (pcp_hnode *x = pcp_htable_find(&h, objs[i].key); x != NULL; x = pcp_htable_find_next(&h, x))
                         found |= x == &objs[i].node;
                 assert_true(found);
         }
@@ -139,7 +155,7 @@ static void test_growth(void **state) {
                 pcp_htable_remove(&h, &objs[i].node);
         assert_int_equal(pcp_htable_size(&h), N / 2);
         for (size_t i = 0; i < N; i++)
-                assert_int_equal(count_key(&h, objs[i].node.key), i % 2);
+                assert_int_equal(count_key(&h, objs[i].key), i % 2);
         for (size_t i = 1; i < N; i += 2)
                 pcp_htable_remove(&h, &objs[i].node);
         assert_int_equal(pcp_htable_size(&h), 0);
@@ -153,9 +169,9 @@ static void test_high_bits(void **state) {
         static obj objs[N];
         pcp_htable h;
 
-        assert_int_equal(pcp_htable_init(&h, N), 0);
+        assert_int_equal(pcp_htable_init(&h, N, obj_key), 0);
         for (size_t i = 0; i < N; i++) {
-                objs[i].node.key = (uint64_t) i << 48;
+                objs[i].key = (uint64_t) i << 48;
                 pcp_htable_add(&h, &objs[i].node);
         }
         assert_int_equal(h.mask + 1, N); /* did not need to grow */
@@ -175,10 +191,10 @@ static void test_growth_without_memory(void **state) {
         static obj objs[N];
         pcp_htable h;
 
-        assert_int_equal(pcp_htable_init(&h, 4), 0);
+        assert_int_equal(pcp_htable_init(&h, 4, obj_key), 0);
         fail_calloc = true;
         for (size_t i = 0; i < N; i++) {
-                objs[i].node.key = i * 7;
+                objs[i].key = i * 7;
                 pcp_htable_add(&h, &objs[i].node);
         }
         fail_calloc = false;
