@@ -96,9 +96,15 @@ void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);
 void manager_mapping_set_direct(pcpd_mapping *mp, bool direct);
-void manager_direct_set_address(pcpd_mapping *mp, const struct in6_addr *a);
-/* mp on server s through the PCP backend (pcpd-pcp.h), with its nonce (mp->has_nonce);
- * suggested_external: NULL or the external address to ask for. 0 or -errno. */
+/* The backend that holds mp: m->direct, m->pcp, or NULL (waiting for a server). */
+struct pcpd_backend *manager_mapping_backend(pcpd_manager *m, const pcpd_mapping *mp);
+/* A mapping backend b holds now, not yet published: its state, error and addresses as b
+ * has them, without a word (drain after it). */
+void manager_mapping_show(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend *b);
+/* mp held by "direct" with the host's own address own, Server "" (not published). */
+int manager_mapping_start_direct(pcpd_manager *m, pcpd_mapping *mp, const struct in6_addr *own);
+/* mp on server s through "pcp", with its nonce (mp->has_nonce); suggested_external: NULL
+ * or the external address to ask for. 0 or -errno. */
 int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
                                     const struct in6_addr *suggested_external);
 /* The same, with mp's record on disk first (its nonce: mp's own when keep_nonce and it has
@@ -106,9 +112,11 @@ int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_serv
  * failed (else the backend refused). */
 int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
                                 const struct in6_addr *suggested_external, bool keep_nonce, bool *ret_state);
-/* A mapping the engine holds now, not yet published: its state, error and internal
- * address as the engine has them (drain after it). */
-void manager_mapping_show_engine(pcpd_manager *m, pcpd_mapping *mp);
+/* The one move between backends and servers: mp goes to backend `to` (on server s, or for
+ * "direct" with the host's own address own), same object, published; 0 or -errno (then it
+ * stays direct when it was, else waits for a server). */
+int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend *to, pcpd_server *s,
+                         const struct in6_addr *own);
 
 bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]);
 bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);

@@ -22,7 +22,6 @@
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
-#include "pcpd-pcp.h"
 #include "pcpd-servers.h"
 #include "pcpd-store.h"
 
@@ -32,6 +31,14 @@ static void manager_check_direct(pcpd_manager *m);
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
 static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v);
 static void server_watch_silence(pcpd_server *s, pcp_server_state st);
+
+/* s's state as "pcp" has it (PCP_SERVER_UNKNOWN when it does not know s) */
+static pcp_server_state manager_server_state(pcpd_manager *m, const pcpd_server *s) {
+        pcp_server_state st;
+
+        (void) pcpd_backend_server_status(m->pcp, s, &st);
+        return st;
+}
 
 uint64_t pcpd_now_ms(void) {
         return (uint64_t) g_get_monotonic_time() / 1000;
@@ -136,14 +143,14 @@ int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t
                 s->addrs[i] = addrs[i];
         /* its sockets and the engine's server (pcpd-pcp.h): nothing is told before it is
          * in the registry */
-        r = pcpd_pcp_server_add(m->pcp, s);
+        r = m->pcp->ops->server_add(m->pcp, s);
         if (r < 0) {
                 server_free(s);
                 return r;
         }
         g_ptr_array_add(m->servers, s);
-        pcpd_pcp_drain(m->pcp); /* its first probe; what the engine says of it finds it here now */
-        server_watch_silence(s, pcpd_pcp_server_state(m->pcp, s)); /* nothing heard yet */
+        pcpd_backend_drain(m->pcp); /* its first probe; what the engine says of it finds it here now */
+        server_watch_silence(s, manager_server_state(m, s)); /* nothing heard yet */
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_ADDED,
                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
                        "PCP server %s (%s%s%s) added", s->text, source, s->ifname[0] ? ", " : "", s->ifname);
@@ -157,7 +164,7 @@ void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
                        "PCP server %s (%s) is gone", s->text, s->source);
         /* its mappings are lost with the network: the backend tells each as lost */
-        pcpd_pcp_server_remove(m->pcp, s);
+        m->pcp->ops->server_remove(m->pcp, s);
         g_ptr_array_remove(m->servers, s);
         server_free(s);
 }
@@ -167,7 +174,7 @@ void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
 void manager_servers_changed(pcpd_manager *m) {
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
         manager_update_state(m);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
 }
 
 /* the default routers (netlink) are one source of servers (pcpd-servers.c) */
@@ -188,7 +195,7 @@ static void manager_discover(pcpd_manager *m) {
                 g_strlcpy(specs[i].ifname, routers[i].ifname, sizeof(specs[i].ifname));
         }
         (void) pcpd_manager_set_servers(m, PCPD_SOURCE_GATEWAY, NULL, specs, (size_t) n);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
 }
 
 static gboolean on_rediscover(gpointer data) {
@@ -217,7 +224,7 @@ void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *
         for (size_t k = 0; k < n; k++)
                 cs[k] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { servers[k].addr } };
         (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, n);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
 }
 
 /* ---- a mapping's state as a backend has it, published ---- */
@@ -322,7 +329,7 @@ static void backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backe
         m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0);
 }
 
-/* ---- the PCP backend's news (pcpd-pcp.h: pcpd_pcp_ops) ---- */
+/* ---- the backends' news (pcpd-backend.h: pcpd_backend_events) ---- */
 
 static void on_pcp_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *i, bool granted) {
         pcpd_manager *m = userdata;
@@ -356,7 +363,7 @@ static void on_pcp_deleting_done(void *userdata, uint64_t cookie, bool confirmed
                 manager_deleting_engine_done(m, d, confirmed);
 }
 
-static void on_pcp_server_changed(void *userdata, pcpd_server *s, const pcpd_pcp_server_status *st) {
+static void on_pcp_server_changed(void *userdata, pcpd_server *s, const pcpd_server_status *st) {
         pcpd_manager *m = userdata;
 
         if (s != NULL && st != NULL)
@@ -496,7 +503,7 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
                 pcpd_server *s = m->servers->pdata[i];
                 struct in6_addr ext;
 
-                if (s->family != family || !pcpd_pcp_server_external(m->pcp, s, &ext))
+                if (s->family != family || !pcpd_backend_server_external(m->pcp, s, &ext))
                         continue;
                 *ret_address = g_strdup(pcp_addr_to_string(&ext, buf));
                 *ret_server = g_strdup(s->text);
@@ -506,7 +513,7 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
 }
 
 const pcp_server_info *pcpd_manager_server_info(pcpd_manager *m, const pcpd_server *s) {
-        return pcpd_pcp_server_info(m->pcp, s);
+        return m->pcp->ops->server_info(m->pcp, s);
 }
 
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
@@ -517,7 +524,7 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
                 char buf[PCP_ADDR_STRLEN];
                 struct in6_addr ext;
 
-                if (!pcpd_pcp_server_external(m->pcp, m->servers->pdata[i], &ext))
+                if (!pcpd_backend_server_external(m->pcp, m->servers->pdata[i], &ext))
                         continue;
                 pcp_addr_to_string(&ext, buf);
                 if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
@@ -895,8 +902,8 @@ static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v) {
 
         for (guint i = 0; i < m->servers->len && n < PCPD_MAX_SERVERS; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                bool known = pcpd_pcp_server_known(m->pcp, s);
-                pcp_server_state st = pcpd_pcp_server_state(m->pcp, s);
+                pcp_server_state st;
+                bool known = pcpd_backend_server_status(m->pcp, s, &st);
 
                 v[n++] = (pcpd_direct_server) {
                         .family = s->family,
@@ -924,7 +931,7 @@ static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, stru
 pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *ifname) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                pcp_server_state st = pcpd_pcp_server_state(m->pcp, s);
+                pcp_server_state st = manager_server_state(m, s);
 
                 if (s->family != family || (st != PCP_SERVER_PCP && st != PCP_SERVER_NATPMP))
                         continue;
@@ -942,9 +949,8 @@ pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *i
 static bool server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s) {
         pcp_server_state st;
 
-        if (s == NULL || !pcpd_pcp_server_known(m->pcp, s))
+        if (s == NULL || !pcpd_backend_server_status(m->pcp, s, &st))
                 return false;
-        st = pcpd_pcp_server_state(m->pcp, s);
         return st == PCP_SERVER_UNREACHABLE || st == PCP_SERVER_UNSUPPORTED || st == PCP_SERVER_DISABLED ||
                (st == PCP_SERVER_UNKNOWN && server_silent(s));
 }
@@ -963,14 +969,14 @@ static gboolean on_backend_check(gpointer data) {
                 pcpd_mapping *mp = all->pdata[k];
                 pcpd_backend_info bi;
 
-                if (mp->backend != NULL || !pcpd_pcp_mapping_held(mp) || !server_speaks_no_pcp(m, mp->server))
+                if (mp->backend != NULL || !pcpd_backend_holds(m->pcp, mp) || !server_speaks_no_pcp(m, mp->server))
                         continue;
                 /* granted there (or renewing) after all */
-                if (pcpd_pcp_mapping_view(m->pcp, mp, &bi) && strcmp(bi.state, PCP1_MAPPING_ACTIVE) == 0)
+                if (pcpd_backend_info_of(m->pcp, mp, &bi) && strcmp(bi.state, PCP1_MAPPING_ACTIVE) == 0)
                         continue;
                 if (m->upnp->ops->refuse_reason(m->upnp, mp, mp->server) != NULL)
                         continue;
-                (void) m->upnp->ops->add(m->upnp, mp, mp->server);
+                (void) m->upnp->ops->add(m->upnp, mp, mp->server, NULL);
         }
         return G_SOURCE_REMOVE;
 }
@@ -1035,36 +1041,54 @@ void manager_mapping_set_direct(pcpd_mapping *mp, bool direct) {
                 mp->manager->n_direct--;
 }
 
-/* The mapping object is published by the caller: this only fills in the direct state. */
-void manager_direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
-        char buf[PCP_ADDR_STRLEN];
-
-        pcp_addr_to_string(a, buf);
-        set_str(&mp->internal_address, buf);
-        set_str(&mp->external_address, buf);
-        mp->external_port = mp->internal_port;
+/* The backend that holds mp: "direct", "pcp" (the engine holds it), or NULL (waiting for a
+ * server, or the fallback only). */
+pcpd_backend *manager_mapping_backend(pcpd_manager *m, const pcpd_mapping *mp) {
+        if (mp->direct)
+                return m->direct;
+        return pcpd_backend_holds(m->pcp, mp) ? m->pcp : NULL;
 }
 
-/* A new mapping the engine holds, not yet published: its news reaches it from now on
- * (drained after this), and it is published as the engine has it: the internal address
- * the engine chose, and failed already if the server is known to refuse it (disabled,
- * speaks no PCP we know), which the news the engine queued then finds done. */
-void manager_mapping_show_engine(pcpd_manager *m, pcpd_mapping *mp) {
+/* A mapping backend b holds now, not yet published (or published again without a word):
+ * its state, error and addresses as b has them; b's news reaches it from now on. For a new
+ * mapping on a server that is the internal address the engine chose, and failed already
+ * if the server is known to refuse it (disabled, speaks no PCP we know). */
+void manager_mapping_show(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *b) {
         char buf[PCP_ADDR_STRLEN];
         pcpd_backend_info bi;
 
-        if (!pcpd_pcp_mapping_view(m->pcp, mp, &bi))
+        if (!pcpd_backend_info_of(b, mp, &bi))
                 return;
         set_str(&mp->internal_address, pcp_addr_to_string(&bi.internal_addr, buf));
         set_name(&mp->state, bi.state);
         set_name(&mp->error, bi.error);
+        if (bi.has_external) {
+                set_str(&mp->external_address, pcp_addr_to_string(&bi.external_addr, buf));
+                mp->external_port = bi.external_port;
+                mp->granted = bi.lifetime_granted;
+        }
+}
+
+/* mp held by "direct" with the host's own address own, Server "" (not published here). */
+int manager_mapping_start_direct(pcpd_manager *m, pcpd_mapping *mp, const struct in6_addr *own) {
+        int r;
+
+        manager_mapping_set_direct(mp, true);
+        r = m->direct->ops->add(m->direct, mp, NULL, own);
+        if (r < 0) {
+                manager_mapping_set_direct(mp, false);
+                return r;
+        }
+        set_shared(&mp->server_text, "");
+        manager_mapping_show(m, mp, m->direct);
+        return 0;
 }
 
 /* The mapping's upstream mapping on server s (with its nonce; suggested_external: NULL or
  * the external address to ask for): the request leaves at the next drain. */
 int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
                                     const struct in6_addr *suggested_external) {
-        int r = pcpd_pcp_mapping_add(m->pcp, mp, s, suggested_external);
+        int r = m->pcp->ops->add(m->pcp, mp, s, suggested_external);
 
         if (r < 0)
                 return r;
@@ -1087,7 +1111,7 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
 
         memcpy(old_nonce, mp->nonce, sizeof(old_nonce));
         if (!keep_nonce || !mp->has_nonce)
-                pcpd_pcp_random(m->pcp, mp->nonce, PCP_NONCE_LEN);
+                m->pcp->ops->random(m->pcp, mp->nonce, PCP_NONCE_LEN);
         mp->has_nonce = true;
         manager_mapping_set_direct(mp, false);
         set_shared(&mp->server_text, s->text);
@@ -1112,73 +1136,95 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
         return r;
 }
 
-/* A mapping is on a new server: say so, and publish what the engine has for it now
- * (pending, or already an answer: state, addresses, port, lifetime). */
-static void mapping_publish_move(pcpd_manager *m, pcpd_mapping *mp) {
+/*
+ * The one move: mp goes to backend `to`, on server s ("pcp": the server; "direct": NULL,
+ * with the host's own address own), same object. From "direct" to a server that answers
+ * now (a new upstream mapping, fresh nonce); from no server (its server went, or the
+ * primary connection moved: manager_mapping_leave() first) to the server that serves it
+ * now, with its nonce (C1: on a server it was on, the server sees a refresh and keeps the
+ * port; C2: on another server it is a new mapping); from a server to "direct" (deleted
+ * there first). Published: Server, then what `to` has for it now. On failure mp keeps
+ * what it had when it was direct, and waits for a server otherwise; -errno.
+ */
+int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pcpd_server *s,
+                         const struct in6_addr *own) {
+        bool from_direct = mp->direct, state = false, same, has_ext;
+        g_autofree char *from = g_strdup(from_direct ? mp->external_address : mp->prev_server);
+        struct in6_addr ext;
         pcpd_backend_info bi;
-
-        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
-        if (pcpd_pcp_mapping_view(m->pcp, mp, &bi))
-                pcpd_manager_backend_sync(m, mp, &bi);
-        pcpd_pcp_drain(m->pcp);
-        pcpd_pcp_kick(m->pcp);
-}
-
-/* A direct mapping moves to a server that answers: same object, a new upstream mapping. */
-static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
-        bool state;
         int r;
 
-        r = manager_mapping_start_saved(m, mp, s, NULL, false, &state);
-        if (r < 0) {
+        if (to == m->direct) {
+                if (mp->server != NULL)
+                        manager_mapping_leave(m, mp);
+                r = manager_mapping_start_direct(m, mp, own);
+                if (r >= 0)
+                        r = manager_persist_mapping(m, mp);
+                if (r < 0) {
+                        g_warning("Mapping %s cannot have the host's own address: %s", mp->path, g_strerror(-r));
+                        manager_mapping_wait(m, mp);
+                        return r;
+                }
+                pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                                 "Mapping %s has the host's own address %s now", mp->path, mp->external_address);
+                mp->expires_at = 0;
+                pcpd_manager_emit_mapping_changed(
+                        m, mp,
+                        PCPD_MAPPING_CHANGED_SERVER | PCPD_MAPPING_CHANGED_STATE | PCPD_MAPPING_CHANGED_ERROR |
+                                PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS | PCPD_MAPPING_CHANGED_EXTERNAL_PORT |
+                                PCPD_MAPPING_CHANGED_LIFETIME | PCPD_MAPPING_CHANGED_EXPIRES_AT |
+                                PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS);
+                return 0;
+        }
+        if (mp->server != NULL && mp->server != s)
+                manager_mapping_leave(m, mp);
+        same = !from_direct && from != NULL && strcmp(from, s->text) == 0;
+        /* the external address it had, asked for again (not the host's own) */
+        has_ext = !from_direct && !mp->has_suggested_address && mp->external_address != NULL &&
+                  pcp_addr_from_string(mp->external_address, &ext);
+        /* always its nonce when it has one: a server it was on before (maybe not the last
+         * one: A, then B, then A again) still holds it under that nonce and would refuse
+         * another one (NOT_AUTHORIZED) until it expires; on a new server it does no harm */
+        r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, true, &state);
+        if (r == -EEXIST && mp->has_nonce)
+                /* its delete on the server it left is still on its way under that nonce */
+                r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, false, &state);
+        if (r < 0 && from_direct) {
                 g_warning("Mapping %s keeps the host's own address: PCP server %s answers now, but the mapping "
                           "cannot be made there: %s%s",
                           mp->path, s->text, state ? "its nonce cannot be saved: " : "", g_strerror(-r));
-                return;
-        }
-        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                         "Mapping %s moves to PCP server %s, which answers now (it had the host's own address %s)",
-                         mp->path, s->text, mp->external_address);
-        mapping_publish_move(m, mp);
-}
-
-/* A mapping whose server went (pcpd-servers.c) is made on the server that serves it now:
- * same object, same nonce (C1: on a server it was on, the server sees a refresh and keeps
- * the port; C2: on another server it is a new mapping). */
-void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
-        g_autofree char *from = g_strdup(mp->prev_server);
-        struct in6_addr ext;
-        bool state, same, has_ext;
-        int r;
-
-        same = from != NULL && strcmp(from, s->text) == 0;
-        has_ext = !mp->has_suggested_address && mp->external_address != NULL &&
-                  pcp_addr_from_string(mp->external_address, &ext);
-        /* always its nonce: a server it was on before (maybe not the last one: A, then B,
-         * then A again) still holds it under that nonce and would refuse another one
-         * (NOT_AUTHORIZED) until it expires; on a new server it does no harm */
-        r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, true, &state);
-        if (r == -EEXIST && mp->has_nonce) {
-                /* its delete on the server it left is still on its way under that nonce */
-                r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, false, &state);
+                return r;
         }
         if (r < 0) {
                 g_warning("Mapping %s cannot be made on PCP server %s: %s%s", mp->path, s->text,
                           state ? "its nonce cannot be saved: " : "", g_strerror(-r));
                 manager_mapping_wait(m, mp);
-                return;
+                return r;
         }
         g_clear_pointer(&mp->prev_server, g_free);
-        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                         "Mapping %s %s PCP server %s%s%s", mp->path, same ? "is made again on" : "moves to",
-                         s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
-        mapping_publish_move(m, mp);
+        if (from_direct)
+                pcpd_backend_remove(m->direct, mp, 0); /* (nothing upstream) */
+        if (from_direct)
+                pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                                 "Mapping %s moves to PCP server %s, which answers now (it had the host's own "
+                                 "address %s)",
+                                 mp->path, s->text, from);
+        else
+                pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                                 "Mapping %s %s PCP server %s%s%s", mp->path, same ? "is made again on" : "moves to",
+                                 s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
+        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
+        if (pcpd_backend_info_of(to, mp, &bi))
+                pcpd_manager_backend_sync(m, mp, &bi);
+        pcpd_backend_drain(to);
+        pcpd_backend_kick(to);
+        return 0;
 }
 
 /* mp's request leaves the engine (a delete with its nonce while it had a grant) and its
  * server: what leaving and waiting share */
 static void mapping_detach_server(pcpd_manager *m, pcpd_mapping *mp) {
-        pcpd_pcp_mapping_remove(m->pcp, mp, 0);
+        pcpd_backend_remove(m->pcp, mp, 0);
         mp->server = NULL;
 }
 
@@ -1233,7 +1279,7 @@ static void manager_check_direct(pcpd_manager *m) {
                 here = pcp_addr_from_string(mp->internal_address, &a) && manager_host_has_address(m, &a, ifname);
                 s = manager_answering_server(m, mp->family, here ? ifname : NULL);
                 if (s != NULL) {
-                        direct_move(m, mp, s);
+                        (void) manager_mapping_move(m, mp, m->pcp, s, NULL);
                         continue;
                 }
                 if (here)
@@ -1241,7 +1287,8 @@ static void manager_check_direct(pcpd_manager *m) {
                 if (manager_host_global_address(m, mp->family, NULL, &a)) {
                         char old[PCP_ADDR_STRLEN];
                         g_strlcpy(old, mp->external_address, sizeof(old));
-                        manager_direct_set_address(mp, &a);
+                        (void) m->direct->ops->add(m->direct, mp, NULL, &a);
+                        manager_mapping_show(m, mp, m->direct);
                         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                                          "Mapping %s: the host's address %s is gone; it has its address %s now",
                                          mp->path, old, mp->external_address);
@@ -1352,7 +1399,7 @@ size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_reque
         }
         /* the backend sends from whichever of the server's addresses answers: each one's
          * local end is where the mapping may point */
-        return s != NULL ? pcpd_pcp_server_local_addresses(m->pcp, s, ret, max) : 0;
+        return s != NULL ? m->pcp->ops->server_local_addresses(m->pcp, s, ret, max) : 0;
 }
 
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
@@ -1443,18 +1490,16 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
          * restart could neither renew nor delete it; a direct one, to be made again */
         if (direct) {
                 /* active at once, for as long as its holders want it: no server, no expiry */
-                manager_mapping_set_direct(mp, true);
-                set_shared(&mp->server_text, "");
-                manager_direct_set_address(mp, &own);
-                set_name(&mp->state, "active");
-                mp->granted = lifetime;
-                r = manager_persist_mapping(m, mp);
-                state_failure = r < 0;
+                r = manager_mapping_start_direct(m, mp, &own);
+                if (r >= 0) {
+                        r = manager_persist_mapping(m, mp);
+                        state_failure = r < 0;
+                }
         } else
                 r = manager_mapping_start_saved(m, mp, s, NULL, false, &state_failure);
         if (r < 0) {
                 manager_mapping_free(mp);
-                pcpd_pcp_kick(m->pcp);
+                pcpd_backend_kick(m->pcp);
                 if (state_failure)
                         return state_refused(m, r, error);
                 if (r == -ENOSPC)
@@ -1466,8 +1511,8 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
 
         g_hash_table_insert(m->mappings, &mp->id, mp);
         if (!direct) {
-                manager_mapping_show_engine(m, mp);
-                pcpd_pcp_drain(m->pcp); /* its request leaves; its news finds it now */
+                manager_mapping_show(m, mp, m->pcp);
+                pcpd_backend_drain(m->pcp); /* its request leaves; its news finds it now */
         }
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
@@ -1475,7 +1520,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         manager_emit_mapping_added(m, mp);
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_ADDED, mp, NULL, NULL,
                          "Mapping %s: %s %s port %u for uid %u%s%s%s%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
                          pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
@@ -1488,15 +1533,17 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
 }
 
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
+        pcpd_backend *via;
         pcpd_state_mapping rec;
         uint64_t until;
 
         /* the backend's delete first (with its own record when it must be confirmed): the
          * engine's record below is then the engine's part only */
         if (mp->backend != NULL)
-                m->upnp->ops->remove(m->upnp, mp);
+                m->upnp->ops->remove(m->upnp, mp, 0);
 
-        if (pcpd_pcp_mapping_delete_until(m->pcp, mp, &until) && mapping_to_record(mp, &rec)) {
+        via = manager_mapping_backend(m, mp);
+        if (pcpd_backend_delete_until(via, mp, &until) && mapping_to_record(mp, &rec)) {
                 /* kept, on disk, until the server confirms the delete: the record goes first,
                  * so that a daemon killed before the answer deletes it again after a restart;
                  * until then it may still exist upstream for its grant, or for a renewal or
@@ -1509,9 +1556,9 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 (void) pcpd_store_put(m->store, d->rec);
                 /* lifetime 0 with the same nonce (the backend may give up at once:
                  * manager_deleting_engine_done()) */
-                pcpd_pcp_mapping_remove(m->pcp, mp, d->rec->id);
+                pcpd_backend_remove(via, mp, d->rec->id);
         } else {
-                pcpd_pcp_mapping_remove(m->pcp, mp, 0);
+                pcpd_backend_remove(via, mp, 0);
                 manager_persist_removal(m, mp->id);
         }
         g_hash_table_remove(m->by_key, mp->key);
@@ -1523,7 +1570,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
         g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
 }
 
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason) {
@@ -1554,7 +1601,14 @@ int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled) {
 int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
                      GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
                      pcpd_manager **ret) {
-        static const pcpd_pcp_ops pcp_ops = {
+        return pcpd_manager_new_with_backend(config, state_dir, state_fd, loaded, loop, listener, userdata,
+                                             pcpd_pcp_backend_new, ret);
+}
+
+int pcpd_manager_new_with_backend(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
+                                  GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
+                                  pcpd_backend_new_fn new_backend, pcpd_manager **ret) {
+        static const pcpd_backend_events events = {
                 .mapping_changed = on_pcp_mapping_changed,
                 .mapping_lost = on_pcp_mapping_lost,
                 .deleting_done = on_pcp_deleting_done,
@@ -1582,7 +1636,10 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_deleting_free);
         m->next_mapping_id = 1;
         m->route_fd = -1;
-        r = pcpd_pcp_new(&pcp_ops, m, config->max_mappings, &m->pcp);
+        r = new_backend(&events, m, config->max_mappings, &m->pcp);
+        if (r < 0)
+                return r;
+        r = pcpd_direct_backend_new(&events, m, config->max_mappings, &m->direct);
         if (r < 0)
                 return r;
         r = pcpd_store_new(m->state_fd, m->state_dir, &store_ops, m, &m->store);
@@ -1607,7 +1664,8 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m->store != NULL)
                 pcpd_store_flush(m->store);
         m->store = pcpd_store_free(m->store);
-        pcpd_pcp_stop(m->pcp); /* the statistics line; no more ANNOUNCE */
+        if (m->pcp != NULL && m->pcp->ops->stop != NULL)
+                m->pcp->ops->stop(m->pcp); /* the statistics line; no more ANNOUNCE */
         if (m->rediscover_source != 0)
                 g_source_remove(m->rediscover_source);
         if (m->route_watch != 0)
@@ -1631,7 +1689,11 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_hash_table_destroy(m->by_key);
         if (m->deleting != NULL)
                 g_hash_table_destroy(m->deleting);
-        m->pcp = pcpd_pcp_free(m->pcp); /* the engine, the server sockets, its clock */
+        /* the engine, the server sockets, its clock */
+        if (m->pcp != NULL)
+                m->pcp->ops->free(m->pcp);
+        if (m->direct != NULL)
+                m->direct->ops->free(m->direct);
         if (m->servers != NULL) {
                 for (guint i = 0; i < m->servers->len; i++)
                         server_free(m->servers->pdata[i]);
@@ -1654,7 +1716,8 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
 }
 
 int pcpd_manager_start(pcpd_manager *m) {
-        pcpd_pcp_start(m->pcp, m->config.announce_port); /* the engine's clock, ANNOUNCE listeners */
+        if (m->pcp->ops->start != NULL) /* the engine's clock, ANNOUNCE listeners */
+                m->pcp->ops->start(m->pcp, m->config.announce_port);
 
         {
                 g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, m->config.n_servers + 1);
@@ -1673,7 +1736,7 @@ int pcpd_manager_start(pcpd_manager *m) {
         manager_discover(m);
         manager_restore(m);
         manager_update_state(m);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
         m->nm = pcpd_nm_new(m); /* DHCP-announced servers, when NetworkManager is there */
         return 0;
 }
