@@ -1182,11 +1182,12 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
         /* the external address it had, asked for again (not the host's own) */
         has_ext = !from_direct && !mp->has_suggested_address && mp->external_address != NULL &&
                   pcp_addr_from_string(mp->external_address, &ext);
-        /* always its nonce when it has one: a server it was on before (maybe not the last
+        /* from a server, always its nonce: a server it was on before (maybe not the last
          * one: A, then B, then A again) still holds it under that nonce and would refuse
-         * another one (NOT_AUTHORIZED) until it expires; on a new server it does no harm */
-        r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, true, &state);
-        if (r == -EEXIST && mp->has_nonce)
+         * another one (NOT_AUTHORIZED) until it expires; on a new server it does no harm.
+         * From "direct": a new upstream mapping, a fresh nonce */
+        r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, !from_direct, &state);
+        if (r == -EEXIST && mp->has_nonce && !from_direct)
                 /* its delete on the server it left is still on its way under that nonce */
                 r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, false, &state);
         if (r < 0 && from_direct) {
