@@ -11,6 +11,7 @@
  *     until the server confirms it or the lifetime it may have left there runs out); a
  *     record's id is the cookie its backend tells the end of the delete under;
  *   - pcpd-restore.c: the saved mappings made again after a restart;
+ *   - pcpd-server.c: the server registry, each server's state and silence;
  *   - pcpd-servers.c: the server sources and moving mappings between servers.
  * None of them knows the engine's ids or its requests and events: the PCP backend
  * (pcpd-pcp.h) takes the manager's server and mapping handles and keeps those itself.
@@ -21,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pcpd-direct.h"
 #include "pcpd-manager.h"
 #include "pcpd-state.h"
 
@@ -117,6 +119,26 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
  * stays direct when it was, else waits for a server). */
 int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend *to, pcpd_server *s,
                          const struct in6_addr *own);
+
+/* ---- pcpd-server.c: the server registry ---- */
+
+/* (manager_add_server(), manager_remove_server(): pcpd-servers.h) */
+void manager_server_free(pcpd_server *s);
+/* s's state as "pcp" has it (PCP_SERVER_UNKNOWN when it does not know s) */
+pcp_server_state manager_server_state(pcpd_manager *m, const pcpd_server *s);
+/* After each state the manager sees for s: its silence is timed from when it is unknown. */
+void manager_server_watch_silence(pcpd_server *s, pcp_server_state st);
+/* s has answered nothing for PCPD_SILENT_SERVER_MS */
+bool manager_server_silent(const pcpd_server *s);
+/* s is known not to speak PCP nor NAT-PMP (unreachable, unsupported, disabled, silent) */
+bool manager_server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s);
+/* The servers as pcpd-direct.h's rules see them; v has room for PCPD_MAX_SERVERS. */
+size_t manager_servers_view(pcpd_manager *m, pcpd_direct_server *v);
+
+/* State, ExternalAddresses and the status line again (after any change they follow). */
+void manager_update_state(pcpd_manager *m);
+/* On the next turn of the loop: mappings whose server speaks no PCP go to UPnP-IGD too. */
+void manager_backend_check_soon(pcpd_manager *m);
 
 bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]);
 bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);

@@ -26,19 +26,8 @@
 #include "pcpd-store.h"
 
 
-static void manager_update_state(pcpd_manager *m);
 static void manager_check_direct(pcpd_manager *m);
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
-static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v);
-static void server_watch_silence(pcpd_server *s, pcp_server_state st);
-
-/* s's state as "pcp" has it (PCP_SERVER_UNKNOWN when it does not know s) */
-static pcp_server_state manager_server_state(pcpd_manager *m, const pcpd_server *s) {
-        pcp_server_state st;
-
-        (void) pcpd_backend_server_status(m->pcp, s, &st);
-        return st;
-}
 
 uint64_t pcpd_now_ms(void) {
         return (uint64_t) g_get_monotonic_time() / 1000;
@@ -87,86 +76,6 @@ void pcpd_manager_emit_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_m
 void pcpd_manager_emit_changed(pcpd_manager *m, pcpd_manager_changed what) {
         if (what != 0 && m->listener->manager_changed != NULL)
                 m->listener->manager_changed(m, what, m->listener_data);
-}
-
-/* ---- servers (their sockets: pcpd-pcp.c) ---- */
-
-static char *endpoint_text(const struct sockaddr_in6 *a) {
-        char buf[PCP_ADDR_STRLEN];
-
-        pcp_addr_to_string(&a->sin6_addr, buf);
-        if (ntohs(a->sin6_port) == PCP_SERVER_PORT)
-                return g_strdup(buf);
-        if (pcp_addr_is_ipv4(&a->sin6_addr))
-                return g_strdup_printf("%s:%u", buf, ntohs(a->sin6_port));
-        return g_strdup_printf("[%s]:%u", buf, ntohs(a->sin6_port));
-}
-
-static void server_free(pcpd_server *s) {
-        if (s == NULL)
-                return;
-        if (s->silent_source != 0)
-                g_source_remove(s->silent_source);
-        g_free(s->source);
-        g_free(s->ifname);
-        g_free(s->text);
-        g_free(s);
-}
-
-pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_in6 *a) {
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                for (size_t j = 0; j < s->n_addrs; j++)
-                        if (memcmp(&s->addrs[j].sin6_addr, &a->sin6_addr, 16) == 0 &&
-                            s->addrs[j].sin6_port == a->sin6_port)
-                                return s;
-        }
-        return NULL;
-}
-
-int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
-                              const char *ifname, pcpd_server **ret) {
-        pcpd_server *s;
-        int r;
-
-        if (m->servers->len >= PCPD_MAX_SERVERS)
-                return -ENOSPC;
-        s = g_new0(pcpd_server, 1);
-        s->manager = m;
-        s->source = g_strdup(source);
-        s->ifname = g_strdup(ifname != NULL ? ifname : "");
-        s->n_addrs = n;
-        s->family = pcp_addr_is_ipv4(&addrs[0].sin6_addr) ? AF_INET : AF_INET6;
-        s->text = endpoint_text(&addrs[0]);
-        s->logged_state = -1;
-        for (size_t i = 0; i < n; i++)
-                s->addrs[i] = addrs[i];
-        /* its sockets and the engine's server (pcpd-pcp.h): nothing is told before it is
-         * in the registry */
-        r = m->pcp->ops->server_add(m->pcp, s);
-        if (r < 0) {
-                server_free(s);
-                return r;
-        }
-        g_ptr_array_add(m->servers, s);
-        pcpd_backend_drain(m->pcp); /* its first probe; what the engine says of it finds it here now */
-        server_watch_silence(s, manager_server_state(m, s)); /* nothing heard yet */
-        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_ADDED,
-                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
-                       "PCP server %s (%s%s%s) added", s->text, source, s->ifname[0] ? ", " : "", s->ifname);
-        if (ret != NULL)
-                *ret = s;
-        return 0;
-}
-
-void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
-        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_REMOVED,
-                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
-                       "PCP server %s (%s) is gone", s->text, s->source);
-        /* its mappings are lost with the network: the backend tells each as lost */
-        m->pcp->ops->server_remove(m->pcp, s);
-        g_ptr_array_remove(m->servers, s);
-        server_free(s);
 }
 
 /* ---- discovery: config + default routers ---- */
@@ -319,7 +228,6 @@ void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_bac
         mapping_log_change(mp, old_state, old_error, old_external, old_port);
 }
 
-static void manager_backend_check_soon(pcpd_manager *m);
 
 /* The engine holds mp now (its server answers PCP or NAT-PMP after all): the backend
  * lets go of it. */
@@ -367,7 +275,7 @@ static void on_pcp_server_changed(void *userdata, pcpd_server *s, const pcpd_ser
         pcpd_manager *m = userdata;
 
         if (s != NULL && st != NULL)
-                server_watch_silence(s, st->state);
+                manager_server_watch_silence(s, st->state);
         if (s != NULL && st != NULL && s->logged_state != (int) st->state) {
                 /* one line per state transition, however often the server is heard */
                 s->logged_state = (int) st->state;
@@ -433,7 +341,7 @@ static void host_direct_families(pcpd_manager *m, direct_hosts *d) {
 
 static const char *manager_state(pcpd_manager *m, const direct_hosts *d) {
         pcpd_direct_server v[PCPD_MAX_SERVERS];
-        size_t n = servers_view(m, v);
+        size_t n = manager_servers_view(m, v);
         bool backend_usable = false;
 
         if (m->enabled && !pcpd_direct_any_usable(v, n) && m->upnp != NULL) {
@@ -462,7 +370,7 @@ static char *direct_addresses_text(const direct_hosts *d) {
         return g_strconcat(t[0], " ", t[1], NULL);
 }
 
-static void manager_update_state(pcpd_manager *m) {
+void manager_update_state(pcpd_manager *m) {
         direct_hosts d;
         const char *st;
         g_autofree char *status = NULL, *direct = NULL;
@@ -857,103 +765,18 @@ bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname
         return pcpd_direct_global_address(snap, family, ifname, have_routed ? &routed : NULL, ret);
 }
 
-/* A server that has answered nothing (engine state unknown) for PCPD_SILENT_SERVER_MS: a
- * gateway that does not speak PCP and drops what it does not know instead of answering
- * with ICMP. It keeps its mappings and may still answer (they then move to it, as direct
- * ones do), but it does not keep a host with a global address from mapping directly. */
-static bool server_silent(const pcpd_server *s) {
-        return s->seen_state == PCP_SERVER_UNKNOWN && pcpd_now_ms() - s->unknown_since >= PCPD_SILENT_SERVER_MS;
-}
-
-static gboolean on_server_silent(gpointer data) {
-        pcpd_server *s = data;
-        pcpd_manager *m = s->manager;
-
-        s->silent_source = 0;
-        if (manager_host_global_address(m, s->family, s->ifname, NULL))
-                g_message("PCP server %s has not answered for %u s: new %s mappings use the host's own global "
-                          "address until it does",
-                          s->text, PCPD_SILENT_SERVER_MS / 1000, s->family == AF_INET ? "IPv4" : "IPv6");
-        manager_update_state(m);
-        manager_backend_check_soon(m);
-        return G_SOURCE_REMOVE;
-}
-
-/* After each engine state the manager sees for s: time its silence from when it is
- * unknown (again). Not for the server being added: it is not in the list yet. */
-static void server_watch_silence(pcpd_server *s, pcp_server_state st) {
-        if (st == s->seen_state && (st != PCP_SERVER_UNKNOWN || s->unknown_since != 0))
-                return;
-        s->seen_state = st;
-        if (s->silent_source != 0) {
-                g_source_remove(s->silent_source);
-                s->silent_source = 0;
-        }
-        if (st != PCP_SERVER_UNKNOWN)
-                return;
-        s->unknown_since = pcpd_now_ms();
-        s->silent_source = g_timeout_add(PCPD_SILENT_SERVER_MS, on_server_silent, s);
-}
-
-/* The servers as the rules of pcpd-direct.h see them; v has room for PCPD_MAX_SERVERS
- * (manager_add_server() keeps to that). Returns how many. */
-static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v) {
-        size_t n = 0;
-
-        for (guint i = 0; i < m->servers->len && n < PCPD_MAX_SERVERS; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                pcp_server_state st;
-                bool known = pcpd_backend_server_status(m->pcp, s, &st);
-
-                v[n++] = (pcpd_direct_server) {
-                        .family = s->family,
-                        .ifname = s->ifname,
-                        .engine_known = known,
-                        .state = st,
-                        .silent = known && st == PCP_SERVER_UNKNOWN && server_silent(s),
-                };
-        }
-        return n;
-}
-
 /* Not behind a NAT for the family (on interface ifname, unless NULL or ""): a global
  * address of the family and no server of the family that could map (pcpd-direct.h). ret:
  * the address a direct mapping gets. */
 static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
         pcpd_direct_server v[PCPD_MAX_SERVERS];
-        size_t n = servers_view(m, v);
+        size_t n = manager_servers_view(m, v);
 
         /* (the host's addresses are looked at only when no server could map) */
         return !pcpd_direct_servers_may_map(v, n, family, ifname) && manager_host_global_address(m, family, ifname, ret);
 }
 
-/* A server of the family that answers, on interface ifname (NULL: any) or configured. */
-pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *ifname) {
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                pcp_server_state st = manager_server_state(m, s);
-
-                if (s->family != family || (st != PCP_SERVER_PCP && st != PCP_SERVER_NATPMP))
-                        continue;
-                if (ifname != NULL && s->ifname[0] != '\0' && strcmp(ifname, s->ifname) != 0)
-                        continue;
-                return s;
-        }
-        return NULL;
-}
-
 /* ---- the backend seam (pcpd-backend.h) ---- */
-
-/* s is known not to speak PCP nor NAT-PMP: unreachable (ICMP), an unsupported version,
- * switched off (NOT_AUTHORIZED), or silent for too long. */
-static bool server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s) {
-        pcp_server_state st;
-
-        if (s == NULL || !pcpd_backend_server_status(m->pcp, s, &st))
-                return false;
-        return st == PCP_SERVER_UNREACHABLE || st == PCP_SERVER_UNSUPPORTED || st == PCP_SERVER_DISABLED ||
-               (st == PCP_SERVER_UNKNOWN && server_silent(s));
-}
 
 /* Hands every mapping whose server speaks no PCP and that the engine does not hold to the
  * UPnP-IGD backend (what it refuses stays as the engine has it: failed, with its error). */
@@ -963,13 +786,13 @@ static gboolean on_backend_check(gpointer data) {
 
         m->backend_check_source = 0;
         for (guint k = 0; k < m->servers->len; k++)
-                if (server_speaks_no_pcp(m, m->servers->pdata[k]))
+                if (manager_server_speaks_no_pcp(m, m->servers->pdata[k]))
                         m->upnp->ops->watch(m->upnp, m->servers->pdata[k]);
         for (guint k = 0; k < all->len; k++) {
                 pcpd_mapping *mp = all->pdata[k];
                 pcpd_backend_info bi;
 
-                if (mp->backend != NULL || !pcpd_backend_holds(m->pcp, mp) || !server_speaks_no_pcp(m, mp->server))
+                if (mp->backend != NULL || !pcpd_backend_holds(m->pcp, mp) || !manager_server_speaks_no_pcp(m, mp->server))
                         continue;
                 /* granted there (or renewing) after all */
                 if (pcpd_backend_info_of(m->pcp, mp, &bi) && strcmp(bi.state, PCP1_MAPPING_ACTIVE) == 0)
@@ -981,7 +804,7 @@ static gboolean on_backend_check(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
-static void manager_backend_check_soon(pcpd_manager *m) {
+void manager_backend_check_soon(pcpd_manager *m) {
         if (m->upnp != NULL && m->backend_check_source == 0)
                 m->backend_check_source = g_idle_add(on_backend_check, m);
 }
@@ -1021,7 +844,7 @@ static int backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int 
                 .n_filters = req->n_filters,
         };
 
-        if (m->upnp == NULL || s == NULL || !server_speaks_no_pcp(m, s))
+        if (m->upnp == NULL || s == NULL || !manager_server_speaks_no_pcp(m, s))
                 return 0;
         n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
         for (size_t k = 0; k < n; k++)
@@ -1697,7 +1520,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 m->direct->ops->free(m->direct);
         if (m->servers != NULL) {
                 for (guint i = 0; i < m->servers->len; i++)
-                        server_free(m->servers->pdata[i]);
+                        manager_server_free(m->servers->pdata[i]);
                 g_ptr_array_free(m->servers, TRUE);
         }
         pcpd_config_clear(&m->config);
