@@ -12,6 +12,7 @@
  *     record's id is the cookie its backend tells the end of the delete under;
  *   - pcpd-restore.c: the saved mappings made again after a restart;
  *   - pcpd-server.c: the server registry, each server's state and silence;
+ *   - pcpd-fallback.c: the manager's side of the UPnP-IGD fallback;
  *   - pcpd-servers.c: the server sources and moving mappings between servers.
  * None of them knows the engine's ids or its requests and events: the PCP backend
  * (pcpd-pcp.h) takes the manager's server and mapping handles and keeps those itself.
@@ -22,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pcpd-backend.h"
 #include "pcpd-direct.h"
 #include "pcpd-manager.h"
 #include "pcpd-state.h"
@@ -137,8 +139,16 @@ size_t manager_servers_view(pcpd_manager *m, pcpd_direct_server *v);
 
 /* State, ExternalAddresses and the status line again (after any change they follow). */
 void manager_update_state(pcpd_manager *m);
+/* ---- pcpd-fallback.c: the UPnP-IGD fallback ---- */
+
 /* On the next turn of the loop: mappings whose server speaks no PCP go to UPnP-IGD too. */
 void manager_backend_check_soon(pcpd_manager *m);
+/* The engine holds mp now (granted as i says): the fallback lets go of it. */
+void manager_backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i);
+/* A request the fallback would get on s, refused now when its router cannot take it:
+ * -errno with error filled, else 0. */
+int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
+                           pcpd_failure *error);
 
 bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]);
 bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
