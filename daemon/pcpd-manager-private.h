@@ -12,6 +12,8 @@
  *     record's id is the cookie its backend tells the end of the delete under;
  *   - pcpd-restore.c: the saved mappings made again after a restart;
  *   - pcpd-server.c: the server registry, each server's state and silence;
+ *   - pcpd-direct-manager.c: the host's addresses and the mappings of a host that is not
+ *     behind a NAT;
  *   - pcpd-fallback.c: the manager's side of the UPnP-IGD fallback;
  *   - pcpd-servers.c: the server sources and moving mappings between servers.
  * None of them knows the engine's ids or its requests and events: the PCP backend
@@ -150,6 +152,14 @@ void manager_backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_back
 int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
                            pcpd_failure *error);
 
+/* ---- pcpd-direct-manager.c: a host not behind a NAT ---- */
+
+/* Not behind a NAT for the family (on interface ifname, unless NULL or ""): a global
+ * address there and no server of the family that could map; ret: the address then. */
+bool manager_host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
+/* After route changes and when a server starts answering (never from a backend's news:
+ * this adds and removes mappings): direct mappings move, change address, or go. */
+void manager_check_direct(pcpd_manager *m);
 bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]);
 bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
 pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *ifname);

@@ -26,8 +26,6 @@
 #include "pcpd-store.h"
 
 
-static void manager_check_direct(pcpd_manager *m);
-static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
 
 uint64_t pcpd_now_ms(void) {
         return (uint64_t) g_get_monotonic_time() / 1000;
@@ -327,8 +325,8 @@ typedef struct direct_hosts {
 } direct_hosts;
 
 static void host_direct_families(pcpd_manager *m, direct_hosts *d) {
-        d->is[0] = host_is_direct(m, AF_INET, NULL, &d->addr[0]);
-        d->is[1] = host_is_direct(m, AF_INET6, NULL, &d->addr[1]);
+        d->is[0] = manager_host_is_direct(m, AF_INET, NULL, &d->addr[0]);
+        d->is[1] = manager_host_is_direct(m, AF_INET6, NULL, &d->addr[1]);
 }
 
 static const char *manager_state(pcpd_manager *m, const direct_hosts *d) {
@@ -394,7 +392,7 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
         char buf[PCP_ADDR_STRLEN];
         struct in6_addr own;
 
-        if (host_is_direct(m, family, NULL, &own)) {
+        if (manager_host_is_direct(m, family, NULL, &own)) {
                 *ret_address = g_strdup(pcp_addr_to_string(&own, buf));
                 *ret_server = g_strdup("");
                 return true;
@@ -689,95 +687,6 @@ static void mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *ow
                 m->listener->holder_unconfirmed(m, owner, m->listener_data);
 }
 
-/* ---- a host that is not behind a NAT ---- */
-
-/*
- * A host with a global address of a family and no server there that could map (none is
- * known, or each one is unreachable or speaks only a PCP version we do not) is not behind
- * a NAT: a mapping of that family is "direct". It is active at once with the host's own
- * address as external address and the internal port as external port, Server "", and
- * nothing is sent anywhere (mDNSResponder does the same). When a server of the family
- * starts answering (PCP or NAT-PMP) on the interface the address is on, or a configured
- * server (its interface is unknown), the direct mapping moves to it, same object: State
- * "pending", then what the server grants. When the address goes away the mapping takes
- * another global address of the family, or is removed ("network-lost"). Both are checked
- * when routes change and when a server starts answering. A mapping made on a server stays
- * on it. Direct mappings are saved like the others (Direct=true, no nonce): after a restart
- * they are direct again while the host is still not behind a NAT, else made on a server
- * (restore_direct()). The manager is "ready" and its external address is the host's own
- * for a family the host is not behind a NAT for.
- *
- * The decisions (which addresses are global, whether a server could map, Manager.State,
- * whether a new mapping is direct) are pcpd-direct.c's pure functions, unit-tested in
- * tests/unit/test-direct.c; here the data they take is gathered and the mappings moved.
- */
-
-/* The host's addresses (pcpd-host.h): a snapshot kept by the kernel's address, link and
- * route events, read without a system call. Its event socket is read at a priority above
- * the bus's, so a call that arrives after an address changed sees the change. */
-static gboolean on_host_event(gint fd, GIOCondition cond, gpointer data) {
-        pcpd_host_sync(data);
-        return G_SOURCE_CONTINUE;
-}
-
-static pcpd_host *manager_host(pcpd_manager *m) {
-        if (m->host == NULL) {
-                m->host = pcpd_host_new();
-                if (pcpd_host_fd(m->host) >= 0) {
-                        GSource *src = g_unix_fd_source_new(pcpd_host_fd(m->host), G_IO_IN);
-                        g_source_set_priority(src, G_PRIORITY_HIGH);
-                        g_source_set_callback(src, G_SOURCE_FUNC(on_host_event), m->host, NULL);
-                        g_source_set_name(src, "pcpd-host");
-                        m->host_watch = g_source_attach(src, NULL);
-                        g_source_unref(src);
-                } else
-                        g_warning("Cannot watch the host's addresses: they are read again for every request");
-        }
-        return m->host;
-}
-
-/* Is a one of the host's addresses (on an interface that is up)? ret_ifname: where. */
-bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]) {
-        return pcpd_host_snapshot_has_address(pcpd_host_get(manager_host(m)), a, ret_ifname);
-}
-
-/* A global address of the family (on interface ifname, unless NULL or ""): the one the
- * kernel would use toward the Internet when it is one of them, else the first
- * (pcpd-direct.h). The kernel is asked only once there is one (a route probe, kept by
- * pcpd-host.c until an address, link or route changes). */
-bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
-        pcpd_host *h = manager_host(m);
-        const pcpd_host_snapshot *snap = pcpd_host_get(h);
-        struct in6_addr routed;
-        bool have_routed;
-
-        if (!pcpd_direct_global_address(snap, family, ifname, NULL, NULL))
-                return false;
-        have_routed = pcpd_host_route_source(h, family, &routed);
-        return pcpd_direct_global_address(snap, family, ifname, have_routed ? &routed : NULL, ret);
-}
-
-/* Not behind a NAT for the family (on interface ifname, unless NULL or ""): a global
- * address of the family and no server of the family that could map (pcpd-direct.h). ret:
- * the address a direct mapping gets. */
-static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
-        pcpd_direct_server v[PCPD_MAX_SERVERS];
-        size_t n = manager_servers_view(m, v);
-
-        /* (the host's addresses are looked at only when no server could map) */
-        return !pcpd_direct_servers_may_map(v, n, family, ifname) && manager_host_global_address(m, family, ifname, ret);
-}
-
-void manager_mapping_set_direct(pcpd_mapping *mp, bool direct) {
-        if (mp->direct == direct)
-                return;
-        mp->direct = direct;
-        if (direct)
-                mp->manager->n_direct++;
-        else
-                mp->manager->n_direct--;
-}
-
 /* The backend that holds mp: "direct", "pcp" (the engine holds it), or NULL (waiting for a
  * server, or the fallback only). */
 pcpd_backend *manager_mapping_backend(pcpd_manager *m, const pcpd_mapping *mp) {
@@ -804,21 +713,6 @@ void manager_mapping_show(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *b) {
                 mp->external_port = bi.external_port;
                 mp->granted = bi.lifetime_granted;
         }
-}
-
-/* mp held by "direct" with the host's own address own, Server "" (not published here). */
-int manager_mapping_start_direct(pcpd_manager *m, pcpd_mapping *mp, const struct in6_addr *own) {
-        int r;
-
-        manager_mapping_set_direct(mp, true);
-        r = m->direct->ops->add(m->direct, mp, NULL, own);
-        if (r < 0) {
-                manager_mapping_set_direct(mp, false);
-                return r;
-        }
-        set_shared(&mp->server_text, "");
-        manager_mapping_show(m, mp, m->direct);
-        return 0;
 }
 
 /* The mapping's upstream mapping on server s (with its nonce; suggested_external: NULL or
@@ -1000,48 +894,6 @@ void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
         pcpd_manager_emit_mapping_changed(m, mp, what);
 }
 
-/* After route changes and when a server starts answering (never from an engine callback:
- * this adds and removes mappings). */
-static void manager_check_direct(pcpd_manager *m) {
-        g_autoptr(GPtrArray) all = m->n_direct > 0 ? pcpd_manager_list_mappings(m) : NULL;
-
-        for (guint k = 0; all != NULL && k < all->len; k++) {
-                pcpd_mapping *mp = all->pdata[k];
-                char ifname[IF_NAMESIZE] = "";
-                struct in6_addr a;
-                bool here;
-                pcpd_server *s;
-
-                if (!mp->direct)
-                        continue;
-                here = pcp_addr_from_string(mp->internal_address, &a) && manager_host_has_address(m, &a, ifname);
-                s = manager_answering_server(m, mp->family, here ? ifname : NULL);
-                if (s != NULL) {
-                        (void) manager_mapping_move(m, mp, m->pcp, s, NULL);
-                        continue;
-                }
-                if (here)
-                        continue;
-                if (manager_host_global_address(m, mp->family, NULL, &a)) {
-                        char old[PCP_ADDR_STRLEN];
-                        g_strlcpy(old, mp->external_address, sizeof(old));
-                        (void) m->direct->ops->add(m->direct, mp, NULL, &a);
-                        manager_mapping_show(m, mp, m->direct);
-                        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                                         "Mapping %s: the host's address %s is gone; it has its address %s now",
-                                         mp->path, old, mp->external_address);
-                        manager_persist_mapping(m, mp);
-                        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS | PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS);
-                        continue;
-                }
-                g_message("Mapping %s: the host's address %s is gone and no other global %s address is left",
-                          mp->path, mp->external_address, mp->family == AF_INET ? "IPv4" : "IPv6");
-                pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_NETWORK_LOST);
-        }
-        /* the host's addresses may have changed: State and ExternalAddresses follow */
-        manager_update_state(m);
-}
-
 pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mapping_request *req, int family,
                                  uint32_t lifetime, uint64_t created, char *key) {
         pcpd_mapping *mp = g_new0(pcpd_mapping, 1);
@@ -1115,7 +967,7 @@ static void mapping_plan(pcpd_manager *m, const pcpd_mapping_request *req, int *
         s = choose_server(m, family, req->interface);
         /* the rules are pcpd-direct.h's; the host is looked at only when they need it (not
          * for THIRD_PARTY, which is for another host) */
-        direct = pcpd_direct_plan(&dr, !req->has_third_party && host_is_direct(m, family, req->interface, ret_own),
+        direct = pcpd_direct_plan(&dr, !req->has_third_party && manager_host_is_direct(m, family, req->interface, ret_own),
                                   s != NULL);
         *ret_family = family;
         *ret_server = s;
