@@ -14,6 +14,8 @@
  *   - pcpd-server.c: the server registry, each server's state and silence;
  *   - pcpd-direct-manager.c: the host's addresses and the mappings of a host that is not
  *     behind a NAT;
+ *   - pcpd-mapping-move.c: where a mapping is held (through the backends), and the one
+ *     operation that moves it;
  *   - pcpd-fallback.c: the manager's side of the UPnP-IGD fallback;
  *   - pcpd-servers.c: the server sources and moving mappings between servers.
  * None of them knows the engine's ids or its requests and events: the PCP backend
@@ -102,6 +104,11 @@ void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);
 void manager_mapping_set_direct(pcpd_mapping *mp, bool direct);
+/* mp as a saved record, its strings borrowed from mp; false when there is nothing to save */
+bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec);
+
+/* ---- pcpd-mapping-move.c: where a mapping is held, and moving it ---- */
+
 /* The backend that holds mp: m->direct, m->pcp, or NULL (waiting for a server). */
 struct pcpd_backend *manager_mapping_backend(pcpd_manager *m, const pcpd_mapping *mp);
 /* A mapping backend b holds now, not yet published: its state, error and addresses as b
