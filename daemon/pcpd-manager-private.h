@@ -16,6 +16,7 @@
  *     behind a NAT;
  *   - pcpd-mapping-move.c: where a mapping is held (through the backends), and the one
  *     operation that moves it;
+ *   - pcpd-manager-store.c: what is saved, and when (the store writes it);
  *   - pcpd-fallback.c: the manager's side of the UPnP-IGD fallback;
  *   - pcpd-servers.c: the server sources and moving mappings between servers.
  * None of them knows the engine's ids or its requests and events: the PCP backend
@@ -104,6 +105,10 @@ void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);
 void manager_mapping_set_direct(pcpd_mapping *mp, bool direct);
+/* ---- pcpd-manager-store.c: what is saved, and when ---- */
+
+/* the store's view of the manager (pcpd_store_new()) */
+extern const struct pcpd_store_ops manager_store_ops;
 /* mp as a saved record, its strings borrowed from mp; false when there is nothing to save */
 bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec);
 
