@@ -2,33 +2,43 @@
 #pragma once
 
 /*
- * pcpd-backend: the seam between the manager and a way of holding a mapping other than the
- * PCP engine (issue 9 asks for every way behind one interface; this is the part the
- * UPnP-IGD backend needs, issue 14). The PCP/NAT-PMP backend (pcpd-pcp.h) speaks to the
- * manager in the same terms (the manager's handles down, pcpd_backend_info and
- * backend-neutral news up) through an interface of its own, not yet this vtable; "direct"
- * is the manager's own rules (pcpd-direct.h).
+ * pcpd-backend: the one interface between the manager and a way of holding a mapping
+ * (issue 9). Three implement it:
+ *   - "pcp": PCP, then NAT-PMP, through the engine (pcpd-pcp-backend.c over pcpd-pcp.h):
+ *     mappings on the manager's servers;
+ *   - "direct": the host is not behind a NAT (pcpd-direct-backend.c, with pcpd-direct.h's
+ *     pure rules): active at once with the host's own address, nothing sent;
+ *   - "upnp-igd": the fallback (pcpd-upnp-backend.c), layered over "pcp" as below.
+ * Calls go down through pcpd_backend_ops (an operation a backend has no use for is NULL;
+ * the pcpd_backend_*() helpers below treat NULL as "nothing"); news goes up, in the bus's
+ * terms (pcpd_backend_info), through the pcpd_backend_events given at construction. A
+ * backend knows nothing of the manager beyond its handles (pcpd-mapping.h,
+ * pcpd-server.h); it keeps its own part of a mapping behind a pointer of its own there.
+ * The manager moves a mapping from one backend or server to another in one operation
+ * (manager_mapping_move(), pcpd-manager-private.h); tests/unit/fake-backend.c is a fourth
+ * implementation, for the manager's unit test.
  *
- * Selection is PCP first, then NAT-PMP (both the engine's), then the backend: a mapping
- * always has its engine mapping on its server while the server is there. When that server
- * is known not to speak PCP nor NAT-PMP (unreachable, unsupported version, disabled, or
- * silent), the manager hands the mapping to the backend as well (add); the backend then
- * publishes the mapping's state through pcpd_manager_backend_sync() once it has found a
- * router of its kind (until then the engine's state, failed with its reason, stays).
- * Engine events for a mapping the backend shows are ignored until the engine holds it (the
- * router answers PCP after all): then the backend lets go of it (remove) and the engine's
- * state is published again.
+ * The UPnP-IGD fallback: selection is PCP first, then NAT-PMP (both "pcp"), then
+ * UPnP-IGD: a mapping always has its engine mapping on its server while the server is
+ * there. When that server is known not to speak PCP nor NAT-PMP (unreachable, unsupported
+ * version, disabled, or silent), the manager hands the mapping to the UPnP-IGD backend as
+ * well (add); that backend then publishes the mapping's state through
+ * pcpd_manager_backend_sync() once it has found a router of its kind (until then the
+ * engine's state, failed with its reason, stays). "pcp" news for a mapping the fallback
+ * shows is ignored until the engine holds it (the router answers PCP after all): then the
+ * fallback lets go of it (handover) and the engine's state is published again.
  *
- * A backend keeps its own part of the mapping's saved record (fill_record; restore after a
- * restart), deletes what pcpd no longer holds, and keeps a removal that the router has not
- * confirmed as a "deleting" record of its own (pcpd_manager_backend_keep_deleting()), so
- * that a restarted pcpd deletes it again.
+ * The fallback keeps its own part of the mapping's saved record (fill_record; restore
+ * after a restart), deletes what pcpd no longer holds, and keeps a removal that the router
+ * has not confirmed as a "deleting" record of its own (pcpd_manager_backend_keep_deleting()),
+ * so that a restarted pcpd deletes it again.
  */
 
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pcp-engine.h"
 #include "pcpd-backend-info.h"
 #include "pcpd-manager.h"
 
@@ -44,21 +54,101 @@ typedef struct pcpd_backend_server {
         struct in6_addr external_addr;
 } pcpd_backend_server;
 
+/* A server's state as a backend that speaks to servers tells it (the engine's vocabulary
+ * of server states, the one pcpd-direct.h and Manager.Servers use too). */
+typedef struct pcpd_server_status {
+        pcp_server_state state;
+        const char *state_name;  /* "unknown", "pcp", "nat-pmp", ... (Manager.Servers) */
+        uint64_t disabled_until; /* monotonic ms, DISABLED only: when it is asked again */
+        bool address_mismatch;   /* it saw another source address than ours */
+} pcpd_server_status;
+
+/* News up, given at construction (every callback set). Told from inside the backend's
+ * own calls (after it has recorded what it did) and from the main loop; a callback may
+ * call back down, but must not free the backend. */
+typedef struct pcpd_backend_events {
+        /* mp's state changed as the backend holds it. info: in the bus's terms, NULL while
+         * the mapping is being deleted (nothing to publish); granted: the server has just
+         * granted or renewed it */
+        void (*mapping_changed)(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *info, bool granted);
+        /* the backend dropped mp under the manager (its server went): it holds no part of
+         * mp any more when this is told */
+        void (*mapping_lost)(void *userdata, pcpd_mapping *mp);
+        /* the delete started by remove() (or delete_saved()) under cookie is over:
+         * confirmed, or given up */
+        void (*deleting_done)(void *userdata, uint64_t cookie, bool confirmed);
+        /* s's state, addresses, external address or PREFIX64 changed; st: its state now
+         * (NULL when none was told). s may be NULL (a server not known any more) */
+        void (*server_changed)(void *userdata, pcpd_server *s, const pcpd_server_status *st);
+        /* s lost its mappings (epoch reset): the backend recreates them. s may be NULL */
+        void (*server_epoch_reset)(void *userdata, pcpd_server *s, bool repeated, bool from_announce);
+} pcpd_backend_events;
+
 typedef struct pcpd_backend_ops {
-        const char *protocol; /* as in Servers */
+        const char *protocol; /* "pcp", "direct", "upnp-igd" (as in Servers, where it is one) */
+
+        /* ---- lifecycle ---- */
+        /* starts its clock and listeners (announce_port: 0 = one the kernel picks) */
+        void (*start)(pcpd_backend *b, uint16_t announce_port);
+        /* pcpd stops: no more listeners, last log lines; calls in still work until free */
+        void (*stop)(pcpd_backend *b);
+        /* pcpd stops: delete what would not expire by itself, wait a little for it */
+        void (*shutdown)(pcpd_backend *b);
+        void (*free)(pcpd_backend *b);
+        /* sends what it has to send and tells its news (after a call that adds) */
+        void (*drain)(pcpd_backend *b);
+        /* after any call that may move its next deadline: re-arm its clock */
+        void (*kick)(pcpd_backend *b);
+        /* random bytes (nonces) */
+        void (*random)(pcpd_backend *b, void *buf, size_t len);
+
+        /* ---- servers (a backend that uses the manager's servers) ---- */
+        /* s is the manager's now: 0 or -errno (nothing left behind); nothing is told before
+         * it returns */
+        int (*server_add)(pcpd_backend *b, pcpd_server *s);
+        /* s goes: the mappings still on it are told as lost (unless detached before) */
+        void (*server_remove)(pcpd_backend *b, pcpd_server *s);
+        /* whether the backend knows s, and its state then */
+        bool (*server_status)(pcpd_backend *b, const pcpd_server *s, pcp_server_state *ret);
+        /* the external address s last told: false when none */
+        bool (*server_external)(pcpd_backend *b, const pcpd_server *s, struct in6_addr *ret);
+        /* the host's address(es) toward s: where a mapping made there may point */
+        size_t (*server_local_addresses)(pcpd_backend *b, const pcpd_server *s, struct in6_addr *ret, size_t max);
+        /* what the engine has of s for Manager.Servers and Prefix64, or NULL */
+        const pcp_server_info *(*server_info)(pcpd_backend *b, const pcpd_server *s);
+
+        /* ---- mappings: add / remove / info ---- */
+        /* mp on server s (NULL for a backend without servers), as its caller asked for it;
+         * external: the external address to ask for (NULL: mp's own wish), or for "direct"
+         * the host's own address it gets. 0 or -errno (nothing queued); nothing is told
+         * before it returns */
+        int (*add)(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external);
+        /* mp goes (removed, moved away, taken over): deleted upstream while it had a grant.
+         * cookie ≠ 0: events->deleting_done(cookie) tells the end of that delete (a
+         * backend that keeps its own deleting records ignores it) */
+        void (*remove)(pcpd_backend *b, pcpd_mapping *mp, uint64_t cookie);
+        /* mp lets go without a word upstream: its server is about to go, which drops it */
+        void (*detach)(pcpd_backend *b, pcpd_mapping *mp);
+        /* whether the backend holds a part of mp */
+        bool (*holds)(pcpd_backend *b, const pcpd_mapping *mp);
+        /* mp's state as the backend has it; false when it does not hold mp or has nothing
+         * to show (being deleted, or no router of its kind found yet) */
+        bool (*info)(pcpd_backend *b, const pcpd_mapping *mp, pcpd_backend_info *ret);
+        /* when a delete of mp would have to be confirmed: true, and until when
+         * (CLOCK_REALTIME µs) it may still exist upstream */
+        bool (*delete_until)(pcpd_backend *b, const pcpd_mapping *mp, uint64_t *ret);
+        /* after a restart: the delete of a removed mapping (rec, a deleting record) on s
+         * goes out again, told under cookie. 0 or -errno */
+        int (*delete_saved)(pcpd_backend *b, const pcpd_state_mapping *rec, pcpd_server *s, uint64_t cookie);
+        /* the delete under cookie is given up: forgotten without a datagram */
+        void (*delete_forget)(pcpd_backend *b, uint64_t cookie);
+
+        /* ---- the fallback's own (UPnP-IGD) ---- */
         /* Would the backend take mp on server s (NULL reason) or not (a sentence)? */
         const char *(*refuse_reason)(pcpd_backend *b, const pcpd_mapping *mp, const pcpd_server *s);
-        /* Takes mp on as well (its server speaks neither PCP nor NAT-PMP); 0 or -errno. */
-        int (*add)(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s);
-        /* mp goes (removed, or taken over by the engine): delete it upstream, keeping a
-         * deleting record while that is not confirmed and must be. mp->backend is NULL after. */
-        void (*remove)(pcpd_backend *b, pcpd_mapping *mp);
         /* the engine holds mp now, on external_port of the same router: the backend lets go
          * of it (deletes its own, unless it is that very entry of the router's table) */
         void (*handover)(pcpd_backend *b, pcpd_mapping *mp, uint16_t external_port);
-        /* mp's state as the backend has it; false when it does not hold mp or has nothing
-         * to show yet (no router of its kind found): the engine's state is published then */
-        bool (*info)(pcpd_backend *b, const pcpd_mapping *mp, pcpd_backend_info *ret);
         /* adds the backend's part to mp's saved record (strings borrowed from the backend) */
         void (*fill_record)(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *rec);
         /* after a restart: takes mp on again as rec says; false when it cannot */
@@ -69,16 +159,67 @@ typedef struct pcpd_backend_ops {
         /* s (of its family, on its interface) speaks neither PCP nor NAT-PMP: look for a
          * router of the backend's kind behind it, before any mapping needs one */
         void (*watch)(pcpd_backend *b, pcpd_server *s);
+        /* its routers, for Manager.Servers */
         size_t (*servers)(pcpd_backend *b, pcpd_backend_server *ret, size_t max);
-        /* pcpd stops: delete what would not expire by itself, wait a little for it */
-        void (*shutdown)(pcpd_backend *b);
-        void (*free)(pcpd_backend *b);
 } pcpd_backend_ops;
 
 struct pcpd_backend {
         const pcpd_backend_ops *ops;
-        pcpd_manager *manager;
+        pcpd_manager *manager;             /* the UPnP-IGD fallback's only (its news) */
+        const pcpd_backend_events *events; /* news up (NULL for the fallback) */
+        void *userdata;                    /* for events */
 };
+
+/* A backend's constructor, as the manager takes it (pcpd_manager_new_with_backend()):
+ * for up to max_mappings mappings (0: its default); events and userdata outlive it. */
+typedef int (*pcpd_backend_new_fn)(const pcpd_backend_events *events, void *userdata, size_t max_mappings,
+                                   pcpd_backend **ret);
+
+/* The PCP/NAT-PMP backend (pcpd-pcp-backend.c over pcpd-pcp.h). */
+int pcpd_pcp_backend_new(const pcpd_backend_events *events, void *userdata, size_t max_mappings, pcpd_backend **ret);
+/* The host's own addresses (pcpd-direct-backend.c): add() takes the address it gets. */
+int pcpd_direct_backend_new(const pcpd_backend_events *events, void *userdata, size_t max_mappings,
+                            pcpd_backend **ret);
+
+/* ---- calls down, NULL operations being "nothing" ---- */
+
+static inline void pcpd_backend_drain(pcpd_backend *b) {
+        if (b != NULL && b->ops->drain != NULL)
+                b->ops->drain(b);
+}
+static inline void pcpd_backend_kick(pcpd_backend *b) {
+        if (b != NULL && b->ops->kick != NULL)
+                b->ops->kick(b);
+}
+static inline bool pcpd_backend_holds(pcpd_backend *b, const pcpd_mapping *mp) {
+        return b != NULL && b->ops->holds != NULL && b->ops->holds(b, mp);
+}
+static inline bool pcpd_backend_info_of(pcpd_backend *b, const pcpd_mapping *mp, pcpd_backend_info *ret) {
+        return b != NULL && b->ops->info != NULL && b->ops->info(b, mp, ret);
+}
+static inline void pcpd_backend_remove(pcpd_backend *b, pcpd_mapping *mp, uint64_t cookie) {
+        if (b != NULL && b->ops->remove != NULL)
+                b->ops->remove(b, mp, cookie);
+}
+static inline void pcpd_backend_detach(pcpd_backend *b, pcpd_mapping *mp) {
+        if (b != NULL && b->ops->detach != NULL)
+                b->ops->detach(b, mp);
+}
+static inline bool pcpd_backend_delete_until(pcpd_backend *b, const pcpd_mapping *mp, uint64_t *ret) {
+        return b != NULL && b->ops->delete_until != NULL && b->ops->delete_until(b, mp, ret);
+}
+static inline void pcpd_backend_delete_forget(pcpd_backend *b, uint64_t cookie) {
+        if (b != NULL && b->ops->delete_forget != NULL)
+                b->ops->delete_forget(b, cookie);
+}
+/* whether b knows s, and its state (PCP_SERVER_UNKNOWN when it does not) */
+static inline bool pcpd_backend_server_status(pcpd_backend *b, const pcpd_server *s, pcp_server_state *ret) {
+        *ret = PCP_SERVER_UNKNOWN;
+        return b != NULL && b->ops->server_status != NULL && b->ops->server_status(b, s, ret);
+}
+static inline bool pcpd_backend_server_external(pcpd_backend *b, const pcpd_server *s, struct in6_addr *ret) {
+        return b != NULL && b->ops->server_external != NULL && b->ops->server_external(b, s, ret);
+}
 
 /* The UPnP-IGD backend (pcpd-upnp-backend.c). */
 int pcpd_upnp_backend_new(pcpd_manager *m, pcpd_backend **ret);

@@ -13,7 +13,6 @@
 #include <glib.h>
 
 #include "pcpd-backend.h"
-#include "pcpd-pcp.h"
 #include "pcpd-store.h"
 
 void manager_deleting_free(pcpd_deleting *d) {
@@ -41,7 +40,7 @@ static gboolean on_deleting_expired(gpointer data) {
         g_debug("Removed mapping %" G_GUINT64_FORMAT " (%s port %u) has expired upstream by now; forgetting it",
                 d->rec->id, pcp_protocol_to_string(d->rec->protocol) ?: "?", d->rec->internal_port);
         /* the PCP backend may still be sending it: it stops, without a datagram */
-        pcpd_pcp_delete_forget(m->pcp, d->rec->id);
+        pcpd_backend_delete_forget(m->pcp, d->rec->id);
         manager_deleting_forget(m, d);
         return G_SOURCE_REMOVE;
 }

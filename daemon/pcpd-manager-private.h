@@ -11,6 +11,13 @@
  *     until the server confirms it or the lifetime it may have left there runs out); a
  *     record's id is the cookie its backend tells the end of the delete under;
  *   - pcpd-restore.c: the saved mappings made again after a restart;
+ *   - pcpd-server.c: the server registry, each server's state and silence;
+ *   - pcpd-direct-manager.c: the host's addresses and the mappings of a host that is not
+ *     behind a NAT;
+ *   - pcpd-mapping-move.c: where a mapping is held (through the backends), and the one
+ *     operation that moves it;
+ *   - pcpd-manager-store.c: what is saved, and when (the store writes it);
+ *   - pcpd-fallback.c: the manager's side of the UPnP-IGD fallback;
  *   - pcpd-servers.c: the server sources and moving mappings between servers.
  * None of them knows the engine's ids or its requests and events: the PCP backend
  * (pcpd-pcp.h) takes the manager's server and mapping handles and keeps those itself.
@@ -21,6 +28,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pcpd-backend.h"
+#include "pcpd-direct.h"
 #include "pcpd-manager.h"
 #include "pcpd-state.h"
 
@@ -96,9 +105,24 @@ void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);
 void manager_mapping_set_direct(pcpd_mapping *mp, bool direct);
-void manager_direct_set_address(pcpd_mapping *mp, const struct in6_addr *a);
-/* mp on server s through the PCP backend (pcpd-pcp.h), with its nonce (mp->has_nonce);
- * suggested_external: NULL or the external address to ask for. 0 or -errno. */
+/* ---- pcpd-manager-store.c: what is saved, and when ---- */
+
+/* the store's view of the manager (pcpd_store_new()) */
+extern const struct pcpd_store_ops manager_store_ops;
+/* mp as a saved record, its strings borrowed from mp; false when there is nothing to save */
+bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec);
+
+/* ---- pcpd-mapping-move.c: where a mapping is held, and moving it ---- */
+
+/* The backend that holds mp: m->direct, m->pcp, or NULL (waiting for a server). */
+struct pcpd_backend *manager_mapping_backend(pcpd_manager *m, const pcpd_mapping *mp);
+/* A mapping backend b holds now, not yet published: its state, error and addresses as b
+ * has them, without a word (drain after it). */
+void manager_mapping_show(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend *b);
+/* mp held by "direct" with the host's own address own, Server "" (not published). */
+int manager_mapping_start_direct(pcpd_manager *m, pcpd_mapping *mp, const struct in6_addr *own);
+/* mp on server s through "pcp", with its nonce (mp->has_nonce); suggested_external: NULL
+ * or the external address to ask for. 0 or -errno. */
 int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
                                     const struct in6_addr *suggested_external);
 /* The same, with mp's record on disk first (its nonce: mp's own when keep_nonce and it has
@@ -106,10 +130,48 @@ int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_serv
  * failed (else the backend refused). */
 int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
                                 const struct in6_addr *suggested_external, bool keep_nonce, bool *ret_state);
-/* A mapping the engine holds now, not yet published: its state, error and internal
- * address as the engine has them (drain after it). */
-void manager_mapping_show_engine(pcpd_manager *m, pcpd_mapping *mp);
+/* The one move between backends and servers: mp goes to backend `to` (on server s, or for
+ * "direct" with the host's own address own), same object, published; 0 or -errno (then it
+ * stays direct when it was, else waits for a server). */
+int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend *to, pcpd_server *s,
+                         const struct in6_addr *own);
 
+/* ---- pcpd-server.c: the server registry ---- */
+
+/* (manager_add_server(), manager_remove_server(): pcpd-servers.h) */
+void manager_server_free(pcpd_server *s);
+/* s's state as "pcp" has it (PCP_SERVER_UNKNOWN when it does not know s) */
+pcp_server_state manager_server_state(pcpd_manager *m, const pcpd_server *s);
+/* After each state the manager sees for s: its silence is timed from when it is unknown. */
+void manager_server_watch_silence(pcpd_server *s, pcp_server_state st);
+/* s has answered nothing for PCPD_SILENT_SERVER_MS */
+bool manager_server_silent(const pcpd_server *s);
+/* s is known not to speak PCP nor NAT-PMP (unreachable, unsupported, disabled, silent) */
+bool manager_server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s);
+/* The servers as pcpd-direct.h's rules see them; v has room for PCPD_MAX_SERVERS. */
+size_t manager_servers_view(pcpd_manager *m, pcpd_direct_server *v);
+
+/* State, ExternalAddresses and the status line again (after any change they follow). */
+void manager_update_state(pcpd_manager *m);
+/* ---- pcpd-fallback.c: the UPnP-IGD fallback ---- */
+
+/* On the next turn of the loop: mappings whose server speaks no PCP go to UPnP-IGD too. */
+void manager_backend_check_soon(pcpd_manager *m);
+/* The engine holds mp now (granted as i says): the fallback lets go of it. */
+void manager_backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i);
+/* A request the fallback would get on s, refused now when its router cannot take it:
+ * -errno with error filled, else 0. */
+int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
+                           pcpd_failure *error);
+
+/* ---- pcpd-direct-manager.c: a host not behind a NAT ---- */
+
+/* Not behind a NAT for the family (on interface ifname, unless NULL or ""): a global
+ * address there and no server of the family that could map; ret: the address then. */
+bool manager_host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
+/* After route changes and when a server starts answering (never from a backend's news:
+ * this adds and removes mappings): direct mappings move, change address, or go. */
+void manager_check_direct(pcpd_manager *m);
 bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]);
 bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
 pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *ifname);

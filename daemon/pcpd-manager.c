@@ -22,16 +22,10 @@
 #include "pcpd-log.h"
 #include "pcpd-netlink.h"
 #include "pcpd-nm.h"
-#include "pcpd-pcp.h"
 #include "pcpd-servers.h"
 #include "pcpd-store.h"
 
 
-static void manager_update_state(pcpd_manager *m);
-static void manager_check_direct(pcpd_manager *m);
-static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret);
-static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v);
-static void server_watch_silence(pcpd_server *s, pcp_server_state st);
 
 uint64_t pcpd_now_ms(void) {
         return (uint64_t) g_get_monotonic_time() / 1000;
@@ -82,92 +76,12 @@ void pcpd_manager_emit_changed(pcpd_manager *m, pcpd_manager_changed what) {
                 m->listener->manager_changed(m, what, m->listener_data);
 }
 
-/* ---- servers (their sockets: pcpd-pcp.c) ---- */
-
-static char *endpoint_text(const struct sockaddr_in6 *a) {
-        char buf[PCP_ADDR_STRLEN];
-
-        pcp_addr_to_string(&a->sin6_addr, buf);
-        if (ntohs(a->sin6_port) == PCP_SERVER_PORT)
-                return g_strdup(buf);
-        if (pcp_addr_is_ipv4(&a->sin6_addr))
-                return g_strdup_printf("%s:%u", buf, ntohs(a->sin6_port));
-        return g_strdup_printf("[%s]:%u", buf, ntohs(a->sin6_port));
-}
-
-static void server_free(pcpd_server *s) {
-        if (s == NULL)
-                return;
-        if (s->silent_source != 0)
-                g_source_remove(s->silent_source);
-        g_free(s->source);
-        g_free(s->ifname);
-        g_free(s->text);
-        g_free(s);
-}
-
-pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_in6 *a) {
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                for (size_t j = 0; j < s->n_addrs; j++)
-                        if (memcmp(&s->addrs[j].sin6_addr, &a->sin6_addr, 16) == 0 &&
-                            s->addrs[j].sin6_port == a->sin6_port)
-                                return s;
-        }
-        return NULL;
-}
-
-int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
-                              const char *ifname, pcpd_server **ret) {
-        pcpd_server *s;
-        int r;
-
-        if (m->servers->len >= PCPD_MAX_SERVERS)
-                return -ENOSPC;
-        s = g_new0(pcpd_server, 1);
-        s->manager = m;
-        s->source = g_strdup(source);
-        s->ifname = g_strdup(ifname != NULL ? ifname : "");
-        s->n_addrs = n;
-        s->family = pcp_addr_is_ipv4(&addrs[0].sin6_addr) ? AF_INET : AF_INET6;
-        s->text = endpoint_text(&addrs[0]);
-        s->logged_state = -1;
-        for (size_t i = 0; i < n; i++)
-                s->addrs[i] = addrs[i];
-        /* its sockets and the engine's server (pcpd-pcp.h): nothing is told before it is
-         * in the registry */
-        r = pcpd_pcp_server_add(m->pcp, s);
-        if (r < 0) {
-                server_free(s);
-                return r;
-        }
-        g_ptr_array_add(m->servers, s);
-        pcpd_pcp_drain(m->pcp); /* its first probe; what the engine says of it finds it here now */
-        server_watch_silence(s, pcpd_pcp_server_state(m->pcp, s)); /* nothing heard yet */
-        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_ADDED,
-                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
-                       "PCP server %s (%s%s%s) added", s->text, source, s->ifname[0] ? ", " : "", s->ifname);
-        if (ret != NULL)
-                *ret = s;
-        return 0;
-}
-
-void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
-        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_REMOVED,
-                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_INTERFACE", s->ifname, NULL }),
-                       "PCP server %s (%s) is gone", s->text, s->source);
-        /* its mappings are lost with the network: the backend tells each as lost */
-        pcpd_pcp_server_remove(m->pcp, s);
-        g_ptr_array_remove(m->servers, s);
-        server_free(s);
-}
-
 /* ---- discovery: config + default routers ---- */
 
 void manager_servers_changed(pcpd_manager *m) {
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
         manager_update_state(m);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
 }
 
 /* the default routers (netlink) are one source of servers (pcpd-servers.c) */
@@ -188,7 +102,7 @@ static void manager_discover(pcpd_manager *m) {
                 g_strlcpy(specs[i].ifname, routers[i].ifname, sizeof(specs[i].ifname));
         }
         (void) pcpd_manager_set_servers(m, PCPD_SOURCE_GATEWAY, NULL, specs, (size_t) n);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
 }
 
 static gboolean on_rediscover(gpointer data) {
@@ -217,7 +131,7 @@ void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *
         for (size_t k = 0; k < n; k++)
                 cs[k] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { servers[k].addr } };
         (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, n);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
 }
 
 /* ---- a mapping's state as a backend has it, published ---- */
@@ -312,17 +226,8 @@ void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_bac
         mapping_log_change(mp, old_state, old_error, old_external, old_port);
 }
 
-static void manager_backend_check_soon(pcpd_manager *m);
 
-/* The engine holds mp now (its server answers PCP or NAT-PMP after all): the backend
- * lets go of it. */
-static void backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
-        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                         "Mapping %s moves from UPnP-IGD to %s, which answers now", mp->path, mp->server_text);
-        m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0);
-}
-
-/* ---- the PCP backend's news (pcpd-pcp.h: pcpd_pcp_ops) ---- */
+/* ---- the backends' news (pcpd-backend.h: pcpd_backend_events) ---- */
 
 static void on_pcp_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *i, bool granted) {
         pcpd_manager *m = userdata;
@@ -334,7 +239,7 @@ static void on_pcp_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_
                 if (!granted && m->upnp->ops->info(m->upnp, mp, &bi))
                         return;
                 if (granted)
-                        backend_takeover(m, mp, i);
+                        manager_backend_takeover(m, mp, i);
         }
         if (i == NULL)
                 return; /* being deleted: nothing to publish */
@@ -356,11 +261,11 @@ static void on_pcp_deleting_done(void *userdata, uint64_t cookie, bool confirmed
                 manager_deleting_engine_done(m, d, confirmed);
 }
 
-static void on_pcp_server_changed(void *userdata, pcpd_server *s, const pcpd_pcp_server_status *st) {
+static void on_pcp_server_changed(void *userdata, pcpd_server *s, const pcpd_server_status *st) {
         pcpd_manager *m = userdata;
 
         if (s != NULL && st != NULL)
-                server_watch_silence(s, st->state);
+                manager_server_watch_silence(s, st->state);
         if (s != NULL && st != NULL && s->logged_state != (int) st->state) {
                 /* one line per state transition, however often the server is heard */
                 s->logged_state = (int) st->state;
@@ -420,13 +325,13 @@ typedef struct direct_hosts {
 } direct_hosts;
 
 static void host_direct_families(pcpd_manager *m, direct_hosts *d) {
-        d->is[0] = host_is_direct(m, AF_INET, NULL, &d->addr[0]);
-        d->is[1] = host_is_direct(m, AF_INET6, NULL, &d->addr[1]);
+        d->is[0] = manager_host_is_direct(m, AF_INET, NULL, &d->addr[0]);
+        d->is[1] = manager_host_is_direct(m, AF_INET6, NULL, &d->addr[1]);
 }
 
 static const char *manager_state(pcpd_manager *m, const direct_hosts *d) {
         pcpd_direct_server v[PCPD_MAX_SERVERS];
-        size_t n = servers_view(m, v);
+        size_t n = manager_servers_view(m, v);
         bool backend_usable = false;
 
         if (m->enabled && !pcpd_direct_any_usable(v, n) && m->upnp != NULL) {
@@ -455,7 +360,7 @@ static char *direct_addresses_text(const direct_hosts *d) {
         return g_strconcat(t[0], " ", t[1], NULL);
 }
 
-static void manager_update_state(pcpd_manager *m) {
+void manager_update_state(pcpd_manager *m) {
         direct_hosts d;
         const char *st;
         g_autofree char *status = NULL, *direct = NULL;
@@ -487,7 +392,7 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
         char buf[PCP_ADDR_STRLEN];
         struct in6_addr own;
 
-        if (host_is_direct(m, family, NULL, &own)) {
+        if (manager_host_is_direct(m, family, NULL, &own)) {
                 *ret_address = g_strdup(pcp_addr_to_string(&own, buf));
                 *ret_server = g_strdup("");
                 return true;
@@ -496,7 +401,7 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
                 pcpd_server *s = m->servers->pdata[i];
                 struct in6_addr ext;
 
-                if (s->family != family || !pcpd_pcp_server_external(m->pcp, s, &ext))
+                if (s->family != family || !pcpd_backend_server_external(m->pcp, s, &ext))
                         continue;
                 *ret_address = g_strdup(pcp_addr_to_string(&ext, buf));
                 *ret_server = g_strdup(s->text);
@@ -506,7 +411,7 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
 }
 
 const pcp_server_info *pcpd_manager_server_info(pcpd_manager *m, const pcpd_server *s) {
-        return pcpd_pcp_server_info(m->pcp, s);
+        return m->pcp->ops->server_info(m->pcp, s);
 }
 
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
@@ -517,7 +422,7 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
                 char buf[PCP_ADDR_STRLEN];
                 struct in6_addr ext;
 
-                if (!pcpd_pcp_server_external(m->pcp, m->servers->pdata[i], &ext))
+                if (!pcpd_backend_server_external(m->pcp, m->servers->pdata[i], &ext))
                         continue;
                 pcp_addr_to_string(&ext, buf);
                 if (!g_ptr_array_find_with_equal_func(a, buf, g_str_equal, NULL))
@@ -546,129 +451,6 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
                         g_ptr_array_add(a, g_strdup(buf));
         }
         return a;
-}
-
-/* ---- persistence ---- */
-
-/*
- * The store (pcpd-store.h) keeps the state directory up to date: a journal record per
- * change, appended at once, and snapshots on its own schedule. The manager says what is
- * saved and when (the policy): a new mapping's nonce is on disk before its request leaves
- * (a mapping whose nonce cannot be written is refused), a grant's external address and
- * port and a change to persistent are recorded, and a removed mapping stays as a
- * "deleting" record until the server confirms the delete or the lifetime it may have left
- * there has run out; a restarted pcpd deletes such mappings again.
- */
-
-/* mp as a saved record, its strings borrowed from mp; false when there is nothing to
- * save: a mapping neither direct nor with a nonce on a server */
-static bool mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
-        if (!mp->direct && !mp->has_nonce)
-                return false;
-        *rec = (pcpd_state_mapping) {
-                .id = mp->id,
-                .direct = mp->direct,
-                .has_nonce = !mp->direct,
-                /* a mapping waiting for a server: the one it was on (its nonce is for it) */
-                .server = mp->direct                                          ? (char *) ""
-                          : mp->server_text != NULL && mp->server_text[0] != '\0' ? mp->server_text
-                          : mp->prev_server != NULL                               ? mp->prev_server
-                                                                                  : (char *) "",
-                .opcode = mp->opcode,
-                .protocol = mp->protocol,
-                .family = mp->family,
-                .internal_port = mp->internal_port,
-                .suggested_port = mp->suggested_port,
-                .lifetime = mp->lifetime,
-                .external_address = mp->external_address,
-                .external_port = mp->external_port,
-                .remote_address = mp->remote_address,
-                .remote_port = mp->remote_port,
-                .has_suggested_address = mp->has_suggested_address,
-                .suggested_address = mp->suggested_address,
-                .prefer_failure = mp->prefer_failure,
-                .has_third_party = mp->has_third_party,
-                .third_party = mp->third_party,
-                .n_filters = mp->n_filters,
-                .persistent = mp->persistent,
-                .uid = mp->uid,
-                .app_id = mp->app_id,
-                .app_id_source = (char *) mp->app_id_source,
-                .description = mp->description,
-                .created = mp->created,
-                .declared = mp->declared,
-        };
-        if (rec->has_nonce)
-                memcpy(rec->nonce, mp->nonce, PCP_NONCE_LEN);
-        if (mp->n_filters > 0)
-                memcpy(rec->filters, mp->filters, mp->n_filters * sizeof(pcp_filter));
-        if (mp->backend != NULL)
-                mp->manager->upnp->ops->fill_record(mp->manager->upnp, mp, rec);
-        return true;
-}
-
-/* id's record as it is now, for a snapshot (pcpd_store_ops): a mapping, or one being
- * deleted; false when it has none (gone, or nothing to save yet) */
-static bool store_lookup(uint64_t id, pcpd_state_mapping *ret, void *userdata) {
-        pcpd_manager *m = userdata;
-        pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
-        pcpd_deleting *d;
-
-        if (mp != NULL && mapping_to_record(mp, ret))
-                return true;
-        d = g_hash_table_lookup(m->deleting, &id);
-        if (d == NULL)
-                return false;
-        *ret = *d->rec;
-        return true;
-}
-
-/* Every mapping and every one being deleted, for a snapshot (pcpd_store_ops). */
-static uint64_t *store_snapshot_ids(void *userdata, size_t *ret_n, uint64_t *ret_next_id) {
-        pcpd_manager *m = userdata;
-        size_t n = g_hash_table_size(m->mappings) + g_hash_table_size(m->deleting), k = 0;
-        uint64_t *ids = g_new(uint64_t, MAX(n, (size_t) 1));
-        GHashTableIter it;
-        gpointer key;
-
-        g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, &key, NULL))
-                ids[k++] = *(const uint64_t *) key;
-        g_hash_table_iter_init(&it, m->deleting);
-        while (g_hash_table_iter_next(&it, &key, NULL))
-                if (!g_hash_table_contains(m->mappings, key))
-                        ids[k++] = *(const uint64_t *) key;
-        *ret_n = k;
-        *ret_next_id = m->next_mapping_id;
-        return ids;
-}
-
-/* The store's episode of failure began or ended: Manager.StateError. */
-static void store_error_changed(const char *error, void *userdata) {
-        pcpd_manager *m = userdata;
-
-        set_str(&m->state_error, error);
-        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_STATE_ERROR);
-}
-
-static const pcpd_store_ops store_ops = {
-        .snapshot_ids = store_snapshot_ids,
-        .lookup = store_lookup,
-        .error_changed = store_error_changed,
-};
-
-/* a mapping's saved state changed (new, granted, now persistent): on disk at once;
- * -errno when it could not be written */
-int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp) {
-        pcpd_state_mapping rec;
-
-        if (!mapping_to_record(mp, &rec))
-                return 0;
-        return pcpd_store_put(m->store, &rec);
-}
-
-void manager_persist_removal(pcpd_manager *m, uint64_t id) {
-        (void) pcpd_store_forget(m->store, id);
 }
 
 /* ---- mappings ---- */
@@ -782,481 +564,6 @@ static void mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *ow
                 m->listener->holder_unconfirmed(m, owner, m->listener_data);
 }
 
-/* ---- a host that is not behind a NAT ---- */
-
-/*
- * A host with a global address of a family and no server there that could map (none is
- * known, or each one is unreachable or speaks only a PCP version we do not) is not behind
- * a NAT: a mapping of that family is "direct". It is active at once with the host's own
- * address as external address and the internal port as external port, Server "", and
- * nothing is sent anywhere (mDNSResponder does the same). When a server of the family
- * starts answering (PCP or NAT-PMP) on the interface the address is on, or a configured
- * server (its interface is unknown), the direct mapping moves to it, same object: State
- * "pending", then what the server grants. When the address goes away the mapping takes
- * another global address of the family, or is removed ("network-lost"). Both are checked
- * when routes change and when a server starts answering. A mapping made on a server stays
- * on it. Direct mappings are saved like the others (Direct=true, no nonce): after a restart
- * they are direct again while the host is still not behind a NAT, else made on a server
- * (restore_direct()). The manager is "ready" and its external address is the host's own
- * for a family the host is not behind a NAT for.
- *
- * The decisions (which addresses are global, whether a server could map, Manager.State,
- * whether a new mapping is direct) are pcpd-direct.c's pure functions, unit-tested in
- * tests/unit/test-direct.c; here the data they take is gathered and the mappings moved.
- */
-
-/* The host's addresses (pcpd-host.h): a snapshot kept by the kernel's address, link and
- * route events, read without a system call. Its event socket is read at a priority above
- * the bus's, so a call that arrives after an address changed sees the change. */
-static gboolean on_host_event(gint fd, GIOCondition cond, gpointer data) {
-        pcpd_host_sync(data);
-        return G_SOURCE_CONTINUE;
-}
-
-static pcpd_host *manager_host(pcpd_manager *m) {
-        if (m->host == NULL) {
-                m->host = pcpd_host_new();
-                if (pcpd_host_fd(m->host) >= 0) {
-                        GSource *src = g_unix_fd_source_new(pcpd_host_fd(m->host), G_IO_IN);
-                        g_source_set_priority(src, G_PRIORITY_HIGH);
-                        g_source_set_callback(src, G_SOURCE_FUNC(on_host_event), m->host, NULL);
-                        g_source_set_name(src, "pcpd-host");
-                        m->host_watch = g_source_attach(src, NULL);
-                        g_source_unref(src);
-                } else
-                        g_warning("Cannot watch the host's addresses: they are read again for every request");
-        }
-        return m->host;
-}
-
-/* Is a one of the host's addresses (on an interface that is up)? ret_ifname: where. */
-bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]) {
-        return pcpd_host_snapshot_has_address(pcpd_host_get(manager_host(m)), a, ret_ifname);
-}
-
-/* A global address of the family (on interface ifname, unless NULL or ""): the one the
- * kernel would use toward the Internet when it is one of them, else the first
- * (pcpd-direct.h). The kernel is asked only once there is one (a route probe, kept by
- * pcpd-host.c until an address, link or route changes). */
-bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
-        pcpd_host *h = manager_host(m);
-        const pcpd_host_snapshot *snap = pcpd_host_get(h);
-        struct in6_addr routed;
-        bool have_routed;
-
-        if (!pcpd_direct_global_address(snap, family, ifname, NULL, NULL))
-                return false;
-        have_routed = pcpd_host_route_source(h, family, &routed);
-        return pcpd_direct_global_address(snap, family, ifname, have_routed ? &routed : NULL, ret);
-}
-
-/* A server that has answered nothing (engine state unknown) for PCPD_SILENT_SERVER_MS: a
- * gateway that does not speak PCP and drops what it does not know instead of answering
- * with ICMP. It keeps its mappings and may still answer (they then move to it, as direct
- * ones do), but it does not keep a host with a global address from mapping directly. */
-static bool server_silent(const pcpd_server *s) {
-        return s->seen_state == PCP_SERVER_UNKNOWN && pcpd_now_ms() - s->unknown_since >= PCPD_SILENT_SERVER_MS;
-}
-
-static gboolean on_server_silent(gpointer data) {
-        pcpd_server *s = data;
-        pcpd_manager *m = s->manager;
-
-        s->silent_source = 0;
-        if (manager_host_global_address(m, s->family, s->ifname, NULL))
-                g_message("PCP server %s has not answered for %u s: new %s mappings use the host's own global "
-                          "address until it does",
-                          s->text, PCPD_SILENT_SERVER_MS / 1000, s->family == AF_INET ? "IPv4" : "IPv6");
-        manager_update_state(m);
-        manager_backend_check_soon(m);
-        return G_SOURCE_REMOVE;
-}
-
-/* After each engine state the manager sees for s: time its silence from when it is
- * unknown (again). Not for the server being added: it is not in the list yet. */
-static void server_watch_silence(pcpd_server *s, pcp_server_state st) {
-        if (st == s->seen_state && (st != PCP_SERVER_UNKNOWN || s->unknown_since != 0))
-                return;
-        s->seen_state = st;
-        if (s->silent_source != 0) {
-                g_source_remove(s->silent_source);
-                s->silent_source = 0;
-        }
-        if (st != PCP_SERVER_UNKNOWN)
-                return;
-        s->unknown_since = pcpd_now_ms();
-        s->silent_source = g_timeout_add(PCPD_SILENT_SERVER_MS, on_server_silent, s);
-}
-
-/* The servers as the rules of pcpd-direct.h see them; v has room for PCPD_MAX_SERVERS
- * (manager_add_server() keeps to that). Returns how many. */
-static size_t servers_view(pcpd_manager *m, pcpd_direct_server *v) {
-        size_t n = 0;
-
-        for (guint i = 0; i < m->servers->len && n < PCPD_MAX_SERVERS; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                bool known = pcpd_pcp_server_known(m->pcp, s);
-                pcp_server_state st = pcpd_pcp_server_state(m->pcp, s);
-
-                v[n++] = (pcpd_direct_server) {
-                        .family = s->family,
-                        .ifname = s->ifname,
-                        .engine_known = known,
-                        .state = st,
-                        .silent = known && st == PCP_SERVER_UNKNOWN && server_silent(s),
-                };
-        }
-        return n;
-}
-
-/* Not behind a NAT for the family (on interface ifname, unless NULL or ""): a global
- * address of the family and no server of the family that could map (pcpd-direct.h). ret:
- * the address a direct mapping gets. */
-static bool host_is_direct(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
-        pcpd_direct_server v[PCPD_MAX_SERVERS];
-        size_t n = servers_view(m, v);
-
-        /* (the host's addresses are looked at only when no server could map) */
-        return !pcpd_direct_servers_may_map(v, n, family, ifname) && manager_host_global_address(m, family, ifname, ret);
-}
-
-/* A server of the family that answers, on interface ifname (NULL: any) or configured. */
-pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *ifname) {
-        for (guint i = 0; i < m->servers->len; i++) {
-                pcpd_server *s = m->servers->pdata[i];
-                pcp_server_state st = pcpd_pcp_server_state(m->pcp, s);
-
-                if (s->family != family || (st != PCP_SERVER_PCP && st != PCP_SERVER_NATPMP))
-                        continue;
-                if (ifname != NULL && s->ifname[0] != '\0' && strcmp(ifname, s->ifname) != 0)
-                        continue;
-                return s;
-        }
-        return NULL;
-}
-
-/* ---- the backend seam (pcpd-backend.h) ---- */
-
-/* s is known not to speak PCP nor NAT-PMP: unreachable (ICMP), an unsupported version,
- * switched off (NOT_AUTHORIZED), or silent for too long. */
-static bool server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s) {
-        pcp_server_state st;
-
-        if (s == NULL || !pcpd_pcp_server_known(m->pcp, s))
-                return false;
-        st = pcpd_pcp_server_state(m->pcp, s);
-        return st == PCP_SERVER_UNREACHABLE || st == PCP_SERVER_UNSUPPORTED || st == PCP_SERVER_DISABLED ||
-               (st == PCP_SERVER_UNKNOWN && server_silent(s));
-}
-
-/* Hands every mapping whose server speaks no PCP and that the engine does not hold to the
- * UPnP-IGD backend (what it refuses stays as the engine has it: failed, with its error). */
-static gboolean on_backend_check(gpointer data) {
-        pcpd_manager *m = data;
-        g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
-
-        m->backend_check_source = 0;
-        for (guint k = 0; k < m->servers->len; k++)
-                if (server_speaks_no_pcp(m, m->servers->pdata[k]))
-                        m->upnp->ops->watch(m->upnp, m->servers->pdata[k]);
-        for (guint k = 0; k < all->len; k++) {
-                pcpd_mapping *mp = all->pdata[k];
-                pcpd_backend_info bi;
-
-                if (mp->backend != NULL || !pcpd_pcp_mapping_held(mp) || !server_speaks_no_pcp(m, mp->server))
-                        continue;
-                /* granted there (or renewing) after all */
-                if (pcpd_pcp_mapping_view(m->pcp, mp, &bi) && strcmp(bi.state, PCP1_MAPPING_ACTIVE) == 0)
-                        continue;
-                if (m->upnp->ops->refuse_reason(m->upnp, mp, mp->server) != NULL)
-                        continue;
-                (void) m->upnp->ops->add(m->upnp, mp, mp->server);
-        }
-        return G_SOURCE_REMOVE;
-}
-
-static void manager_backend_check_soon(pcpd_manager *m) {
-        if (m->upnp != NULL && m->backend_check_source == 0)
-                m->backend_check_source = g_idle_add(on_backend_check, m);
-}
-
-int pcpd_manager_backend_persist(pcpd_manager *m, pcpd_mapping *mp) {
-        return manager_persist_mapping(m, mp);
-}
-
-void pcpd_manager_backend_servers_changed(pcpd_manager *m) {
-        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
-        manager_update_state(m);
-}
-
-pcpd_mapping *pcpd_manager_backend_find(pcpd_manager *m, uint64_t id) {
-        return g_hash_table_lookup(m->mappings, &id);
-}
-
-/* A request the backend would get if the server takes no PCP, refused now, and clearly,
- * when the backend's router is there and cannot do it. */
-static int backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
-                          pcpd_failure *error) {
-        pcpd_backend_server routers[8];
-        size_t n;
-        bool here = false;
-        const char *why;
-        pcpd_mapping probe = {
-                .manager = m,
-                .opcode = req->opcode,
-                .protocol = req->protocol,
-                .family = family,
-                .internal_port = req->internal_port,
-                .suggested_port = req->suggested_port,
-                .lifetime = 1,
-                .prefer_failure = req->prefer_failure,
-                .has_third_party = req->has_third_party,
-                .third_party = req->third_party,
-                .n_filters = req->n_filters,
-        };
-
-        if (m->upnp == NULL || s == NULL || !server_speaks_no_pcp(m, s))
-                return 0;
-        n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
-        for (size_t k = 0; k < n; k++)
-                here = here || strcmp(routers[k].ifname, s->ifname) == 0;
-        if (!here || (why = m->upnp->ops->refuse_reason(m->upnp, &probe, s)) == NULL)
-                return 0;
-        return pcpd_fail(error, PCPD_ERROR_UNSUPPORTED, "%s", why);
-}
-
-void manager_mapping_set_direct(pcpd_mapping *mp, bool direct) {
-        if (mp->direct == direct)
-                return;
-        mp->direct = direct;
-        if (direct)
-                mp->manager->n_direct++;
-        else
-                mp->manager->n_direct--;
-}
-
-/* The mapping object is published by the caller: this only fills in the direct state. */
-void manager_direct_set_address(pcpd_mapping *mp, const struct in6_addr *a) {
-        char buf[PCP_ADDR_STRLEN];
-
-        pcp_addr_to_string(a, buf);
-        set_str(&mp->internal_address, buf);
-        set_str(&mp->external_address, buf);
-        mp->external_port = mp->internal_port;
-}
-
-/* A new mapping the engine holds, not yet published: its news reaches it from now on
- * (drained after this), and it is published as the engine has it: the internal address
- * the engine chose, and failed already if the server is known to refuse it (disabled,
- * speaks no PCP we know), which the news the engine queued then finds done. */
-void manager_mapping_show_engine(pcpd_manager *m, pcpd_mapping *mp) {
-        char buf[PCP_ADDR_STRLEN];
-        pcpd_backend_info bi;
-
-        if (!pcpd_pcp_mapping_view(m->pcp, mp, &bi))
-                return;
-        set_str(&mp->internal_address, pcp_addr_to_string(&bi.internal_addr, buf));
-        set_name(&mp->state, bi.state);
-        set_name(&mp->error, bi.error);
-}
-
-/* The mapping's upstream mapping on server s (with its nonce; suggested_external: NULL or
- * the external address to ask for): the request leaves at the next drain. */
-int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
-                                    const struct in6_addr *suggested_external) {
-        int r = pcpd_pcp_mapping_add(m->pcp, mp, s, suggested_external);
-
-        if (r < 0)
-                return r;
-        mp->server = s;
-        set_shared(&mp->server_text, s->text);
-        return 0;
-}
-
-/* mp's upstream mapping on server s, with its nonce when keep_nonce (else a fresh one):
- * mp's record, with that nonce and s, is on disk before the request leaves, so that a
- * daemon killed the moment it has left renews or deletes it after its restart. On failure
- * mp is as it was and nothing was sent; ret_state: the state directory failed (else the
- * engine refused). */
-int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
-                                const struct in6_addr *suggested_external, bool keep_nonce, bool *ret_state) {
-        bool was_direct = mp->direct, had_nonce = mp->has_nonce;
-        uint8_t old_nonce[PCP_NONCE_LEN];
-        g_autofree char *old_server = g_strdup(mp->server_text);
-        int r;
-
-        memcpy(old_nonce, mp->nonce, sizeof(old_nonce));
-        if (!keep_nonce || !mp->has_nonce)
-                pcpd_pcp_random(m->pcp, mp->nonce, PCP_NONCE_LEN);
-        mp->has_nonce = true;
-        manager_mapping_set_direct(mp, false);
-        set_shared(&mp->server_text, s->text);
-        r = manager_persist_mapping(m, mp);
-        *ret_state = r < 0;
-        if (r >= 0)
-                r = manager_mapping_start_on_server(m, mp, s, suggested_external);
-        if (r >= 0)
-                return 0;
-        mp->has_nonce = had_nonce;
-        memcpy(mp->nonce, old_nonce, sizeof(old_nonce));
-        manager_mapping_set_direct(mp, was_direct);
-        set_shared(&mp->server_text, old_server);
-        if (!*ret_state) {
-                /* the record went out, the request did not: what was saved before */
-                pcpd_state_mapping rec;
-                if (mapping_to_record(mp, &rec))
-                        (void) manager_persist_mapping(m, mp);
-                else
-                        manager_persist_removal(m, mp->id);
-        }
-        return r;
-}
-
-/* A mapping is on a new server: say so, and publish what the engine has for it now
- * (pending, or already an answer: state, addresses, port, lifetime). */
-static void mapping_publish_move(pcpd_manager *m, pcpd_mapping *mp) {
-        pcpd_backend_info bi;
-
-        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
-        if (pcpd_pcp_mapping_view(m->pcp, mp, &bi))
-                pcpd_manager_backend_sync(m, mp, &bi);
-        pcpd_pcp_drain(m->pcp);
-        pcpd_pcp_kick(m->pcp);
-}
-
-/* A direct mapping moves to a server that answers: same object, a new upstream mapping. */
-static void direct_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
-        bool state;
-        int r;
-
-        r = manager_mapping_start_saved(m, mp, s, NULL, false, &state);
-        if (r < 0) {
-                g_warning("Mapping %s keeps the host's own address: PCP server %s answers now, but the mapping "
-                          "cannot be made there: %s%s",
-                          mp->path, s->text, state ? "its nonce cannot be saved: " : "", g_strerror(-r));
-                return;
-        }
-        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                         "Mapping %s moves to PCP server %s, which answers now (it had the host's own address %s)",
-                         mp->path, s->text, mp->external_address);
-        mapping_publish_move(m, mp);
-}
-
-/* A mapping whose server went (pcpd-servers.c) is made on the server that serves it now:
- * same object, same nonce (C1: on a server it was on, the server sees a refresh and keeps
- * the port; C2: on another server it is a new mapping). */
-void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s) {
-        g_autofree char *from = g_strdup(mp->prev_server);
-        struct in6_addr ext;
-        bool state, same, has_ext;
-        int r;
-
-        same = from != NULL && strcmp(from, s->text) == 0;
-        has_ext = !mp->has_suggested_address && mp->external_address != NULL &&
-                  pcp_addr_from_string(mp->external_address, &ext);
-        /* always its nonce: a server it was on before (maybe not the last one: A, then B,
-         * then A again) still holds it under that nonce and would refuse another one
-         * (NOT_AUTHORIZED) until it expires; on a new server it does no harm */
-        r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, true, &state);
-        if (r == -EEXIST && mp->has_nonce) {
-                /* its delete on the server it left is still on its way under that nonce */
-                r = manager_mapping_start_saved(m, mp, s, has_ext ? &ext : NULL, false, &state);
-        }
-        if (r < 0) {
-                g_warning("Mapping %s cannot be made on PCP server %s: %s%s", mp->path, s->text,
-                          state ? "its nonce cannot be saved: " : "", g_strerror(-r));
-                manager_mapping_wait(m, mp);
-                return;
-        }
-        g_clear_pointer(&mp->prev_server, g_free);
-        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                         "Mapping %s %s PCP server %s%s%s", mp->path, same ? "is made again on" : "moves to",
-                         s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
-        mapping_publish_move(m, mp);
-}
-
-/* mp's request leaves the engine (a delete with its nonce while it had a grant) and its
- * server: what leaving and waiting share */
-static void mapping_detach_server(pcpd_manager *m, pcpd_mapping *mp) {
-        pcpd_pcp_mapping_remove(m->pcp, mp, 0);
-        mp->server = NULL;
-}
-
-/* mp leaves its server, which is still there (the primary connection moved): deleted
- * there at once (lifetime 0, its nonce: C4), so that one external port does not forward
- * to the host twice; then moved or set waiting by the caller. */
-void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp) {
-        mapping_detach_server(m, mp);
-        if (mp->server_text != NULL && mp->server_text[0] != '\0') {
-                g_free(mp->prev_server);
-                mp->prev_server = g_strdup(mp->server_text);
-        }
-}
-
-/* No server for a mapping whose server went: it waits for one, failed with NO_SERVER. */
-void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
-        pcpd_mapping_changed what = 0;
-
-        mapping_detach_server(m, mp);
-        if (mp->server_text != NULL && mp->server_text[0] != '\0' && mp->prev_server == NULL)
-                mp->prev_server = g_strdup(mp->server_text);
-        if (set_shared(&mp->server_text, ""))
-                what |= PCPD_MAPPING_CHANGED_SERVER;
-        if (set_name(&mp->state, PCP1_MAPPING_FAILED))
-                what |= PCPD_MAPPING_CHANGED_STATE;
-        if (set_name(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER))
-                what |= PCPD_MAPPING_CHANGED_ERROR;
-        if (set_str(&mp->external_address, ""))
-                what |= PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS;
-        if (what == 0)
-                return;
-        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                         "Mapping %s waits for a %s PCP server (it was on %s, which is gone)", mp->path,
-                         mp->family == AF_INET ? "IPv4" : "IPv6", mp->prev_server ?: "none");
-        pcpd_manager_emit_mapping_changed(m, mp, what);
-}
-
-/* After route changes and when a server starts answering (never from an engine callback:
- * this adds and removes mappings). */
-static void manager_check_direct(pcpd_manager *m) {
-        g_autoptr(GPtrArray) all = m->n_direct > 0 ? pcpd_manager_list_mappings(m) : NULL;
-
-        for (guint k = 0; all != NULL && k < all->len; k++) {
-                pcpd_mapping *mp = all->pdata[k];
-                char ifname[IF_NAMESIZE] = "";
-                struct in6_addr a;
-                bool here;
-                pcpd_server *s;
-
-                if (!mp->direct)
-                        continue;
-                here = pcp_addr_from_string(mp->internal_address, &a) && manager_host_has_address(m, &a, ifname);
-                s = manager_answering_server(m, mp->family, here ? ifname : NULL);
-                if (s != NULL) {
-                        direct_move(m, mp, s);
-                        continue;
-                }
-                if (here)
-                        continue;
-                if (manager_host_global_address(m, mp->family, NULL, &a)) {
-                        char old[PCP_ADDR_STRLEN];
-                        g_strlcpy(old, mp->external_address, sizeof(old));
-                        manager_direct_set_address(mp, &a);
-                        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                                         "Mapping %s: the host's address %s is gone; it has its address %s now",
-                                         mp->path, old, mp->external_address);
-                        manager_persist_mapping(m, mp);
-                        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS | PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS);
-                        continue;
-                }
-                g_message("Mapping %s: the host's address %s is gone and no other global %s address is left",
-                          mp->path, mp->external_address, mp->family == AF_INET ? "IPv4" : "IPv6");
-                pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_NETWORK_LOST);
-        }
-        /* the host's addresses may have changed: State and ExternalAddresses follow */
-        manager_update_state(m);
-}
-
 pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mapping_request *req, int family,
                                  uint32_t lifetime, uint64_t created, char *key) {
         pcpd_mapping *mp = g_new0(pcpd_mapping, 1);
@@ -1330,7 +637,7 @@ static void mapping_plan(pcpd_manager *m, const pcpd_mapping_request *req, int *
         s = choose_server(m, family, req->interface);
         /* the rules are pcpd-direct.h's; the host is looked at only when they need it (not
          * for THIRD_PARTY, which is for another host) */
-        direct = pcpd_direct_plan(&dr, !req->has_third_party && host_is_direct(m, family, req->interface, ret_own),
+        direct = pcpd_direct_plan(&dr, !req->has_third_party && manager_host_is_direct(m, family, req->interface, ret_own),
                                   s != NULL);
         *ret_family = family;
         *ret_server = s;
@@ -1352,7 +659,7 @@ size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_reque
         }
         /* the backend sends from whichever of the server's addresses answers: each one's
          * local end is where the mapping may point */
-        return s != NULL ? pcpd_pcp_server_local_addresses(m->pcp, s, ret, max) : 0;
+        return s != NULL ? m->pcp->ops->server_local_addresses(m->pcp, s, ret, max) : 0;
 }
 
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
@@ -1376,7 +683,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                  "This host is not behind a NAT: its external port is its internal "
                                  "port %u, never %u (prefer-failure).",
                                  req->internal_port, req->suggested_port);
-        if (!direct && (r = backend_refuse(m, req, family, s, error)) < 0)
+        if (!direct && (r = manager_backend_refuse(m, req, family, s, error)) < 0)
                 return r;
         if (s == NULL && !direct) {
                 if (req->interface != NULL && *req->interface != '\0')
@@ -1443,18 +750,16 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
          * restart could neither renew nor delete it; a direct one, to be made again */
         if (direct) {
                 /* active at once, for as long as its holders want it: no server, no expiry */
-                manager_mapping_set_direct(mp, true);
-                set_shared(&mp->server_text, "");
-                manager_direct_set_address(mp, &own);
-                set_name(&mp->state, "active");
-                mp->granted = lifetime;
-                r = manager_persist_mapping(m, mp);
-                state_failure = r < 0;
+                r = manager_mapping_start_direct(m, mp, &own);
+                if (r >= 0) {
+                        r = manager_persist_mapping(m, mp);
+                        state_failure = r < 0;
+                }
         } else
                 r = manager_mapping_start_saved(m, mp, s, NULL, false, &state_failure);
         if (r < 0) {
                 manager_mapping_free(mp);
-                pcpd_pcp_kick(m->pcp);
+                pcpd_backend_kick(m->pcp);
                 if (state_failure)
                         return state_refused(m, r, error);
                 if (r == -ENOSPC)
@@ -1466,8 +771,8 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
 
         g_hash_table_insert(m->mappings, &mp->id, mp);
         if (!direct) {
-                manager_mapping_show_engine(m, mp);
-                pcpd_pcp_drain(m->pcp); /* its request leaves; its news finds it now */
+                manager_mapping_show(m, mp, m->pcp);
+                pcpd_backend_drain(m->pcp); /* its request leaves; its news finds it now */
         }
         g_hash_table_insert(m->by_key, mp->key, mp);
         if (!req->persistent)
@@ -1475,7 +780,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         manager_emit_mapping_added(m, mp);
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_ADDED, mp, NULL, NULL,
                          "Mapping %s: %s %s port %u for uid %u%s%s%s%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
                          pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
@@ -1488,15 +793,17 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
 }
 
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
+        pcpd_backend *via;
         pcpd_state_mapping rec;
         uint64_t until;
 
         /* the backend's delete first (with its own record when it must be confirmed): the
          * engine's record below is then the engine's part only */
         if (mp->backend != NULL)
-                m->upnp->ops->remove(m->upnp, mp);
+                m->upnp->ops->remove(m->upnp, mp, 0);
 
-        if (pcpd_pcp_mapping_delete_until(m->pcp, mp, &until) && mapping_to_record(mp, &rec)) {
+        via = manager_mapping_backend(m, mp);
+        if (pcpd_backend_delete_until(via, mp, &until) && manager_mapping_to_record(mp, &rec)) {
                 /* kept, on disk, until the server confirms the delete: the record goes first,
                  * so that a daemon killed before the answer deletes it again after a restart;
                  * until then it may still exist upstream for its grant, or for a renewal or
@@ -1509,9 +816,9 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 (void) pcpd_store_put(m->store, d->rec);
                 /* lifetime 0 with the same nonce (the backend may give up at once:
                  * manager_deleting_engine_done()) */
-                pcpd_pcp_mapping_remove(m->pcp, mp, d->rec->id);
+                pcpd_backend_remove(via, mp, d->rec->id);
         } else {
-                pcpd_pcp_mapping_remove(m->pcp, mp, 0);
+                pcpd_backend_remove(via, mp, 0);
                 manager_persist_removal(m, mp->id);
         }
         g_hash_table_remove(m->by_key, mp->key);
@@ -1523,7 +830,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
         g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
 }
 
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason) {
@@ -1554,7 +861,14 @@ int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled) {
 int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
                      GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
                      pcpd_manager **ret) {
-        static const pcpd_pcp_ops pcp_ops = {
+        return pcpd_manager_new_with_backend(config, state_dir, state_fd, loaded, loop, listener, userdata,
+                                             pcpd_pcp_backend_new, ret);
+}
+
+int pcpd_manager_new_with_backend(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
+                                  GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
+                                  pcpd_backend_new_fn new_backend, pcpd_manager **ret) {
+        static const pcpd_backend_events events = {
                 .mapping_changed = on_pcp_mapping_changed,
                 .mapping_lost = on_pcp_mapping_lost,
                 .deleting_done = on_pcp_deleting_done,
@@ -1582,10 +896,13 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
         m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_deleting_free);
         m->next_mapping_id = 1;
         m->route_fd = -1;
-        r = pcpd_pcp_new(&pcp_ops, m, config->max_mappings, &m->pcp);
+        r = new_backend(&events, m, config->max_mappings, &m->pcp);
         if (r < 0)
                 return r;
-        r = pcpd_store_new(m->state_fd, m->state_dir, &store_ops, m, &m->store);
+        r = pcpd_direct_backend_new(&events, m, config->max_mappings, &m->direct);
+        if (r < 0)
+                return r;
+        r = pcpd_store_new(m->state_fd, m->state_dir, &manager_store_ops, m, &m->store);
         if (r < 0)
                 return r;
         r = pcpd_upnp_backend_new(m, &m->upnp);
@@ -1607,7 +924,8 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m->store != NULL)
                 pcpd_store_flush(m->store);
         m->store = pcpd_store_free(m->store);
-        pcpd_pcp_stop(m->pcp); /* the statistics line; no more ANNOUNCE */
+        if (m->pcp != NULL && m->pcp->ops->stop != NULL)
+                m->pcp->ops->stop(m->pcp); /* the statistics line; no more ANNOUNCE */
         if (m->rediscover_source != 0)
                 g_source_remove(m->rediscover_source);
         if (m->route_watch != 0)
@@ -1631,10 +949,14 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_hash_table_destroy(m->by_key);
         if (m->deleting != NULL)
                 g_hash_table_destroy(m->deleting);
-        m->pcp = pcpd_pcp_free(m->pcp); /* the engine, the server sockets, its clock */
+        /* the engine, the server sockets, its clock */
+        if (m->pcp != NULL)
+                m->pcp->ops->free(m->pcp);
+        if (m->direct != NULL)
+                m->direct->ops->free(m->direct);
         if (m->servers != NULL) {
                 for (guint i = 0; i < m->servers->len; i++)
-                        server_free(m->servers->pdata[i]);
+                        manager_server_free(m->servers->pdata[i]);
                 g_ptr_array_free(m->servers, TRUE);
         }
         pcpd_config_clear(&m->config);
@@ -1654,7 +976,8 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
 }
 
 int pcpd_manager_start(pcpd_manager *m) {
-        pcpd_pcp_start(m->pcp, m->config.announce_port); /* the engine's clock, ANNOUNCE listeners */
+        if (m->pcp->ops->start != NULL) /* the engine's clock, ANNOUNCE listeners */
+                m->pcp->ops->start(m->pcp, m->config.announce_port);
 
         {
                 g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, m->config.n_servers + 1);
@@ -1673,7 +996,7 @@ int pcpd_manager_start(pcpd_manager *m) {
         manager_discover(m);
         manager_restore(m);
         manager_update_state(m);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
         m->nm = pcpd_nm_new(m); /* DHCP-announced servers, when NetworkManager is there */
         return 0;
 }

@@ -18,6 +18,8 @@
 #define PCPD_MAX_SERVERS 16
 
 typedef struct pcpd_manager pcpd_manager;
+struct pcpd_backend;
+struct pcpd_backend_events;
 
 /* The probe and its first two retransmissions unanswered (RFC 6887: 3 s, then doubling:
  * sent at 0, 3 and 9 s) when the third goes out. */
@@ -29,9 +31,11 @@ struct pcpd_manager {
         int state_fd;
         pcpd_state *loaded; /* what was saved, until restored */
         GMainLoop *loop;
-        /* the PCP/NAT-PMP backend (pcpd-pcp.h): its engine, sockets, ANNOUNCE listeners,
-         * clock, randomness and drop log */
-        struct pcpd_pcp *pcp;
+        /* the backends (pcpd-backend.h): "pcp" holds mappings on the servers (PCP/NAT-PMP:
+         * the engine, its sockets, ANNOUNCE listeners, clock, randomness and drop log),
+         * "direct" those of a host not behind a NAT; upnp (below) is the fallback */
+        struct pcpd_backend *pcp;
+        struct pcpd_backend *direct;
         bool enabled;
 
         GPtrArray *servers;        /* pcpd_server* */
@@ -176,6 +180,12 @@ typedef struct pcpd_mapping_request {
 int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
                      GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
                      pcpd_manager **ret);
+/* The same with another backend in place of "pcp" (tests/unit/fake-backend.c). */
+int pcpd_manager_new_with_backend(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
+                                  GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
+                                  int (*new_backend)(const struct pcpd_backend_events *events, void *userdata,
+                                                     size_t max_mappings, struct pcpd_backend **ret),
+                                  pcpd_manager **ret);
 pcpd_manager *pcpd_manager_free(pcpd_manager *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_manager, pcpd_manager_free)
 

@@ -16,7 +16,6 @@
 #include "pcpd-backend.h"
 #include "pcpd-direct.h"
 #include "pcpd-log.h"
-#include "pcpd-pcp.h"
 #include "pcpd-servers.h"
 #include "pcpd-store.h"
 
@@ -148,12 +147,7 @@ static bool restore_direct(pcpd_manager *m, pcpd_mapping *mp, const pcpd_state_m
         if (!global)
                 global = manager_host_global_address(m, mp->family, NULL, &a);
         if (global && !mp->has_third_party && manager_answering_server(m, mp->family, NULL) == NULL) {
-                manager_mapping_set_direct(mp, true);
-                set_shared(&mp->server_text, "");
-                manager_direct_set_address(mp, &a);
-                set_name(&mp->state, "active");
-                mp->granted = mp->lifetime;
-                return true;
+                return manager_mapping_start_direct(m, mp, &a) >= 0;
         }
         s = pcpd_servers_choose(m, mp->family, NULL);
         if (s == NULL) {
@@ -208,13 +202,13 @@ static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
                 return true;
         }
         /* its delete only (lifetime 0, its nonce), told under its id when it is over */
-        r = pcpd_pcp_delete_saved(m->pcp, d->rec, s, d->rec->id);
+        r = m->pcp->ops->delete_saved(m->pcp, d->rec, s, d->rec->id);
         if (r < 0) {
                 g_debug("Removed mapping %" G_GUINT64_FORMAT ": its delete cannot be sent now: %s", rec->id,
                         g_strerror(-r));
                 return true;
         }
-        pcpd_pcp_drain(m->pcp);
+        pcpd_backend_drain(m->pcp);
         return true;
 }
 
@@ -279,14 +273,14 @@ void manager_restore(pcpd_manager *m) {
                 }
                 g_hash_table_insert(m->mappings, &mp->id, mp);
                 g_hash_table_insert(m->by_key, mp->key, mp);
-                if (pcpd_pcp_mapping_held(mp)) {
-                        manager_mapping_show_engine(m, mp);
-                        pcpd_pcp_drain(m->pcp);
+                if (pcpd_backend_holds(m->pcp, mp)) {
+                        manager_mapping_show(m, mp, m->pcp);
+                        pcpd_backend_drain(m->pcp);
                 }
                 if (mp->unclaimed)
                         mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
                 manager_emit_mapping_added(m, mp);
-                if (rec->upnp_interface != NULL && m->upnp != NULL && pcpd_pcp_mapping_held(mp))
+                if (rec->upnp_interface != NULL && m->upnp != NULL && pcpd_backend_holds(m->pcp, mp))
                         (void) m->upnp->ops->restore(m->upnp, mp, rec);
                 restored++;
         }
@@ -301,5 +295,5 @@ void manager_restore(pcpd_manager *m) {
         }
         /* a fresh snapshot, and an empty journal */
         (void) pcpd_store_save(m->store);
-        pcpd_pcp_kick(m->pcp);
+        pcpd_backend_kick(m->pcp);
 }

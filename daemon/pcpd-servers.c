@@ -5,8 +5,9 @@
 #include <glib.h>
 
 #include "pcpd-servers.h"
+#include "pcpd-manager-private.h"
 
-#include "pcpd-pcp.h"
+#include "pcpd-backend.h"
 
 struct pcpd_server_sources {
         GArray *lists[_PCPD_SOURCE_MAX]; /* pcpd_server_spec, as each source last gave them */
@@ -113,7 +114,7 @@ static bool server_is(const pcpd_server *s, const wanted *x) {
 /* mp leaves s (about to go) without a word on the bus: it is moved or set waiting next.
  * Its upstream mapping goes with the server in the engine, not deleted on the server. */
 static void mapping_detach(pcpd_manager *m, pcpd_mapping *mp) {
-        pcpd_pcp_mapping_detach(m->pcp, mp);
+        pcpd_backend_detach(m->pcp, mp);
         mp->server = NULL;
         if (mp->server_text != NULL && mp->server_text[0] != '\0') {
                 g_free(mp->prev_server);
@@ -122,7 +123,7 @@ static void mapping_detach(pcpd_manager *m, pcpd_mapping *mp) {
 }
 
 static bool mapping_waiting(const pcpd_mapping *mp) {
-        return !mp->direct && mp->server == NULL && !pcpd_pcp_mapping_held(mp);
+        return !mp->direct && mp->server == NULL && !pcpd_backend_holds(mp->manager->pcp, mp);
 }
 
 /* Every mapping on no server (just detached, or waiting) goes to the server that serves it
@@ -138,7 +139,7 @@ static void mappings_replan(pcpd_manager *m) {
                         continue;
                 s = pcpd_servers_choose(m, mp->family, mp->interface);
                 if (s != NULL)
-                        manager_mapping_move(m, mp, s);
+                        (void) manager_mapping_move(m, mp, m->pcp, s, NULL);
                 else
                         manager_mapping_wait(m, mp);
         }
@@ -165,7 +166,7 @@ static void mappings_follow_primary(pcpd_manager *m) {
                         continue;
                 manager_mapping_leave(m, mp);
                 if (s != NULL)
-                        manager_mapping_move(m, mp, s);
+                        (void) manager_mapping_move(m, mp, m->pcp, s, NULL);
                 else
                         manager_mapping_wait(m, mp);
         }

@@ -54,9 +54,7 @@ void pcpd_server_sources_free(pcpd_server_sources *s);
 int manager_add_server(pcpd_manager *m, const struct sockaddr_in6 *addrs, size_t n, const char *source,
                        const char *ifname, pcpd_server **ret);
 void manager_remove_server(pcpd_manager *m, pcpd_server *s);
-/* mp (on no server) goes to server s: a new upstream mapping, with mp's nonce when s is
- * the server it was last on. */
-void manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s);
+/* (moving mp to another backend or server: manager_mapping_move(), pcpd-manager-private.h) */
 /* mp leaves its server, still there: deleted upstream there (lifetime 0); the caller moves it */
 void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp);
 /* mp leaves its server (gone) and waits for another: State "failed", Error "NO_SERVER". */

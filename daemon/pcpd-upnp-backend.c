@@ -346,7 +346,7 @@ static void link_publish(upnp_backend *b, struct pcpd_backend_mapping *l) {
         pcpd_manager_backend_sync(b->base.manager, l->mp, &bi);
 }
 
-static int upnp_add(pcpd_backend *base, pcpd_mapping *mp, pcpd_server *s) {
+static int upnp_add(pcpd_backend *base, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external) {
         upnp_backend *b = (upnp_backend *) base;
         struct pcpd_backend_mapping *l;
         upnp_iface *ui;
@@ -368,7 +368,7 @@ static int upnp_add(pcpd_backend *base, pcpd_mapping *mp, pcpd_server *s) {
         return 0;
 }
 
-static void upnp_remove(pcpd_backend *base, pcpd_mapping *mp) {
+static void upnp_remove(pcpd_backend *base, pcpd_mapping *mp, uint64_t cookie) {
         upnp_backend *b = (upnp_backend *) base;
         struct pcpd_backend_mapping *l = mp->backend;
         uint64_t record_id = 0;
@@ -421,7 +421,7 @@ static void upnp_handover(pcpd_backend *base, pcpd_mapping *mp, uint16_t externa
          * PCP's delete later: a leased entry then expires, a permanent one would stay for
          * good. So a leased entry on the same port is let go of, anything else deleted. */
         if (!l->has_record || l->rec.external_port != external_port || l->rec.permanent) {
-                upnp_remove(base, mp);
+                upnp_remove(base, mp, 0);
                 return;
         }
         g_debug("Mapping %s: PCP holds the IGD's entry (port %u) now; UPnP lets go of it without a delete", mp->path,

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * The manager's side of the UPnP-IGD fallback (pcpd-backend.h, pcpd-manager-private.h):
+ * which mappings it is handed (those whose server speaks neither PCP nor NAT-PMP), when it
+ * lets go of one (the engine holds it after all), the requests refused at once because
+ * the router there cannot take them, and what the manager offers it.
+ */
+
+#include "pcpd-manager-private.h"
+
+#include <string.h>
+
+#include "pcpd-backend.h"
+#include "pcpd-log.h"
+
+/* The engine holds mp now (its server answers PCP or NAT-PMP after all): the backend
+ * lets go of it. */
+void manager_backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
+                         "Mapping %s moves from UPnP-IGD to %s, which answers now", mp->path, mp->server_text);
+        m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0);
+}
+
+/* Hands every mapping whose server speaks no PCP and that the engine does not hold to the
+ * UPnP-IGD backend (what it refuses stays as the engine has it: failed, with its error). */
+static gboolean on_backend_check(gpointer data) {
+        pcpd_manager *m = data;
+        g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+
+        m->backend_check_source = 0;
+        for (guint k = 0; k < m->servers->len; k++)
+                if (manager_server_speaks_no_pcp(m, m->servers->pdata[k]))
+                        m->upnp->ops->watch(m->upnp, m->servers->pdata[k]);
+        for (guint k = 0; k < all->len; k++) {
+                pcpd_mapping *mp = all->pdata[k];
+                pcpd_backend_info bi;
+
+                if (mp->backend != NULL || !pcpd_backend_holds(m->pcp, mp) || !manager_server_speaks_no_pcp(m, mp->server))
+                        continue;
+                /* granted there (or renewing) after all */
+                if (pcpd_backend_info_of(m->pcp, mp, &bi) && strcmp(bi.state, PCP1_MAPPING_ACTIVE) == 0)
+                        continue;
+                if (m->upnp->ops->refuse_reason(m->upnp, mp, mp->server) != NULL)
+                        continue;
+                (void) m->upnp->ops->add(m->upnp, mp, mp->server, NULL);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+void manager_backend_check_soon(pcpd_manager *m) {
+        if (m->upnp != NULL && m->backend_check_source == 0)
+                m->backend_check_source = g_idle_add(on_backend_check, m);
+}
+
+int pcpd_manager_backend_persist(pcpd_manager *m, pcpd_mapping *mp) {
+        return manager_persist_mapping(m, mp);
+}
+
+void pcpd_manager_backend_servers_changed(pcpd_manager *m) {
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
+        manager_update_state(m);
+}
+
+pcpd_mapping *pcpd_manager_backend_find(pcpd_manager *m, uint64_t id) {
+        return g_hash_table_lookup(m->mappings, &id);
+}
+
+/* A request the backend would get if the server takes no PCP, refused now, and clearly,
+ * when the backend's router is there and cannot do it. */
+int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
+                          pcpd_failure *error) {
+        pcpd_backend_server routers[8];
+        size_t n;
+        bool here = false;
+        const char *why;
+        pcpd_mapping probe = {
+                .manager = m,
+                .opcode = req->opcode,
+                .protocol = req->protocol,
+                .family = family,
+                .internal_port = req->internal_port,
+                .suggested_port = req->suggested_port,
+                .lifetime = 1,
+                .prefer_failure = req->prefer_failure,
+                .has_third_party = req->has_third_party,
+                .third_party = req->third_party,
+                .n_filters = req->n_filters,
+        };
+
+        if (m->upnp == NULL || s == NULL || !manager_server_speaks_no_pcp(m, s))
+                return 0;
+        n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
+        for (size_t k = 0; k < n; k++)
+                here = here || strcmp(routers[k].ifname, s->ifname) == 0;
+        if (!here || (why = m->upnp->ops->refuse_reason(m->upnp, &probe, s)) == NULL)
+                return 0;
+        return pcpd_fail(error, PCPD_ERROR_UNSUPPORTED, "%s", why);
+}
+

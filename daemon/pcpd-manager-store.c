@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The manager's persistence policy (pcpd-manager-private.h); the store (pcpd-store.h)
+ * writes what is said here. */
+
+#include "pcpd-manager-private.h"
+
+#include <string.h>
+
+#include "pcpd-backend.h"
+#include "pcpd-store.h"
+
+/*
+ * The store (pcpd-store.h) keeps the state directory up to date: a journal record per
+ * change, appended at once, and snapshots on its own schedule. The manager says what is
+ * saved and when (the policy): a new mapping's nonce is on disk before its request leaves
+ * (a mapping whose nonce cannot be written is refused), a grant's external address and
+ * port and a change to persistent are recorded, and a removed mapping stays as a
+ * "deleting" record until the server confirms the delete or the lifetime it may have left
+ * there has run out; a restarted pcpd deletes such mappings again.
+ */
+
+/* mp as a saved record, its strings borrowed from mp; false when there is nothing to
+ * save: a mapping neither direct nor with a nonce on a server */
+bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
+        if (!mp->direct && !mp->has_nonce)
+                return false;
+        *rec = (pcpd_state_mapping) {
+                .id = mp->id,
+                .direct = mp->direct,
+                .has_nonce = !mp->direct,
+                /* a mapping waiting for a server: the one it was on (its nonce is for it) */
+                .server = mp->direct                                          ? (char *) ""
+                          : mp->server_text != NULL && mp->server_text[0] != '\0' ? mp->server_text
+                          : mp->prev_server != NULL                               ? mp->prev_server
+                                                                                  : (char *) "",
+                .opcode = mp->opcode,
+                .protocol = mp->protocol,
+                .family = mp->family,
+                .internal_port = mp->internal_port,
+                .suggested_port = mp->suggested_port,
+                .lifetime = mp->lifetime,
+                .external_address = mp->external_address,
+                .external_port = mp->external_port,
+                .remote_address = mp->remote_address,
+                .remote_port = mp->remote_port,
+                .has_suggested_address = mp->has_suggested_address,
+                .suggested_address = mp->suggested_address,
+                .prefer_failure = mp->prefer_failure,
+                .has_third_party = mp->has_third_party,
+                .third_party = mp->third_party,
+                .n_filters = mp->n_filters,
+                .persistent = mp->persistent,
+                .uid = mp->uid,
+                .app_id = mp->app_id,
+                .app_id_source = (char *) mp->app_id_source,
+                .description = mp->description,
+                .created = mp->created,
+                .declared = mp->declared,
+        };
+        if (rec->has_nonce)
+                memcpy(rec->nonce, mp->nonce, PCP_NONCE_LEN);
+        if (mp->n_filters > 0)
+                memcpy(rec->filters, mp->filters, mp->n_filters * sizeof(pcp_filter));
+        if (mp->backend != NULL)
+                mp->manager->upnp->ops->fill_record(mp->manager->upnp, mp, rec);
+        return true;
+}
+
+/* id's record as it is now, for a snapshot (pcpd_store_ops): a mapping, or one being
+ * deleted; false when it has none (gone, or nothing to save yet) */
+static bool store_lookup(uint64_t id, pcpd_state_mapping *ret, void *userdata) {
+        pcpd_manager *m = userdata;
+        pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
+        pcpd_deleting *d;
+
+        if (mp != NULL && manager_mapping_to_record(mp, ret))
+                return true;
+        d = g_hash_table_lookup(m->deleting, &id);
+        if (d == NULL)
+                return false;
+        *ret = *d->rec;
+        return true;
+}
+
+/* Every mapping and every one being deleted, for a snapshot (pcpd_store_ops). */
+static uint64_t *store_snapshot_ids(void *userdata, size_t *ret_n, uint64_t *ret_next_id) {
+        pcpd_manager *m = userdata;
+        size_t n = g_hash_table_size(m->mappings) + g_hash_table_size(m->deleting), k = 0;
+        uint64_t *ids = g_new(uint64_t, MAX(n, (size_t) 1));
+        GHashTableIter it;
+        gpointer key;
+
+        g_hash_table_iter_init(&it, m->mappings);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                ids[k++] = *(const uint64_t *) key;
+        g_hash_table_iter_init(&it, m->deleting);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                if (!g_hash_table_contains(m->mappings, key))
+                        ids[k++] = *(const uint64_t *) key;
+        *ret_n = k;
+        *ret_next_id = m->next_mapping_id;
+        return ids;
+}
+
+/* The store's episode of failure began or ended: Manager.StateError. */
+static void store_error_changed(const char *error, void *userdata) {
+        pcpd_manager *m = userdata;
+
+        set_str(&m->state_error, error);
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_STATE_ERROR);
+}
+
+const pcpd_store_ops manager_store_ops = {
+        .snapshot_ids = store_snapshot_ids,
+        .lookup = store_lookup,
+        .error_changed = store_error_changed,
+};
+
+/* a mapping's saved state changed (new, granted, now persistent): on disk at once;
+ * -errno when it could not be written */
+int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp) {
+        pcpd_state_mapping rec;
+
+        if (!manager_mapping_to_record(mp, &rec))
+                return 0;
+        return pcpd_store_put(m->store, &rec);
+}
+
+void manager_persist_removal(pcpd_manager *m, uint64_t id) {
+        (void) pcpd_store_forget(m->store, id);
+}
+

@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The manager with a fake "pcp" backend (fake-backend.c: no socket, no engine, no clock)
+ * and a recording listener (manager-fixture.c): what the manager asks of its backend and
+ * what it tells its listener, for every piece of news a backend can bring. The servers are
+ * the config source's, addresses nobody listens on (the fake never sends).
+ *
+ * Covered: a grant and a failure as the backend tells them; sharing (one add for two
+ * holders, one remove when the last lets go, the delete kept until the backend confirms
+ * it); the per-uid and the host's quota (nothing asked of the backend); enable and disable;
+ * every remove reason the manager gives (released, owner-vanished, revoked, disabled,
+ * network-lost from a mapping the backend lost, and none for "expired" and
+ * "server-refused", which no code path gives); a move between servers (same object, same
+ * nonce, the external address it had asked for again); moves between backends through
+ * manager_mapping_move() (to "direct" with an address the test gives, and back to a
+ * server, with a fresh nonce); reclaim after a restart (the saved nonce asked again on the
+ * same server, an app's mapping reclaimed by its uid, a removed one whose delete was not
+ * confirmed deleted again).
+ *
+ * Not covered here: when the manager decides on its own that the host is not behind a NAT
+ * (it reads the kernel's addresses: test-manager-net.c in a network namespace), and the
+ * real PCP backend's I/O (test-manager.c, test-pcp.c). */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <glib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "fake-backend.h"
+#include "manager-fixture.h"
+#include "pcpd-error.h"
+#include "pcpd-manager-private.h"
+#include "pcpd-manager.h"
+#include "pcpd-servers.h"
+#include "unit-fixture.h"
+
+#define TEST_UID 4242
+
+typedef struct options {
+        guint32 max_mappings_per_user;
+        guint32 max_mappings;
+} options;
+
+typedef struct fixture {
+        char *dir;
+        GMainLoop *loop;
+        recorder rec;
+        pcpd_manager *m;
+        fake_backend *fb;
+        options opts;
+} fixture;
+
+static pcpd_server_spec spec_of(const char *ip, uint16_t port) {
+        pcpd_server_spec sp = { .n_addrs = 1 };
+
+        sp.addrs[0].sin6_family = AF_INET6;
+        sp.addrs[0].sin6_port = htons(port);
+        assert_true(pcp_addr_from_string(ip, &sp.addrs[0].sin6_addr));
+        return sp;
+}
+
+#define SERVER_A "192.0.2.1"
+#define SERVER_B "192.0.2.2"
+
+static void manager_make(fixture *f, bool start) {
+        g_autofree char *why = NULL;
+        g_autoptr(GError) error = NULL;
+        pcpd_state *loaded = NULL;
+        pcpd_config config;
+        int fd = -1;
+
+        pcpd_config_init(&config);
+        config.use_default_routers = false;
+        config.announce_port = 0;
+        if (f->opts.max_mappings_per_user > 0)
+                config.max_mappings_per_user = f->opts.max_mappings_per_user;
+        if (f->opts.max_mappings > 0)
+                config.max_mappings = f->opts.max_mappings;
+        config.n_servers = 1;
+        config.servers[0].text = g_strdup(SERVER_A);
+        config.servers[0].addr = spec_of(SERVER_A, PCP_SERVER_PORT).addrs[0];
+        if (pcpd_state_dir_open(f->dir, &fd, &why) < 0)
+                fail_msg("state directory %s: %s", f->dir, why);
+        if (pcpd_state_load(fd, f->dir, &loaded, &error) < 0)
+                fail_msg("state in %s: %s", f->dir, error->message);
+        assert_int_equal(pcpd_manager_new_with_backend(&config, f->dir, fd, loaded, f->loop, &recording, &f->rec,
+                                                       fake_backend_new, &f->m),
+                         0);
+        pcpd_config_clear(&config);
+        f->rec.expect_m = f->m;
+        f->fb = fake_of(f->m->pcp);
+        /* its server: the config source's, as pcpd_manager_start() adds it (the manager
+         * is started only for a restart: it restores then) */
+        if (start)
+                assert_int_equal(pcpd_manager_start(f->m), 0);
+        else {
+                pcpd_server_spec a = spec_of(SERVER_A, PCP_SERVER_PORT);
+                assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, &a, 1));
+        }
+        assert_int_equal(f->m->servers->len, 1);
+}
+
+static int setup(void **state) {
+        fixture *f = g_new0(fixture, 1);
+
+        if (*state != NULL)
+                f->opts = *(const options *) *state;
+        f->dir = unit_make_own_dir("manager-backend");
+        f->loop = g_main_loop_new(NULL, FALSE);
+        recorder_init(&f->rec);
+        manager_make(f, false);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+
+        pcpd_manager_free(f->m);
+        while (g_main_context_iteration(NULL, FALSE))
+                ;
+        recorder_clear(&f->rec);
+        g_main_loop_unref(f->loop);
+        unit_rm_own_dir(f->dir);
+        g_free(f->dir);
+        g_free(f);
+        return 0;
+}
+
+static pcpd_server *server(fixture *f, guint i) {
+        assert_true(i < f->m->servers->len);
+        return f->m->servers->pdata[i];
+}
+
+static pcpd_mapping_request request(uint16_t port, const char *owner) {
+        return (pcpd_mapping_request) {
+                .opcode = PCP_OPCODE_MAP,
+                .protocol = 6,
+                .family = AF_INET,
+                .internal_port = port,
+                .lifetime = 600,
+                .uid = TEST_UID,
+                .pid = 77,
+                .app_id = "",
+                .app_id_source = "none",
+                .owner = owner,
+                .owner_known_alive = true,
+        };
+}
+
+static pcpd_mapping *add(fixture *f, const pcpd_mapping_request *req) {
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *mp = NULL;
+        int r = pcpd_manager_add_mapping(f->m, req, &mp, &e);
+
+        if (r < 0)
+                fail_msg("AddMapping of port %u: %s (%d)", req->internal_port, e.message, r);
+        assert_non_null(mp);
+        return mp;
+}
+
+static pcpd_mapping *add_granted(fixture *f, uint16_t port, const char *owner) {
+        pcpd_mapping_request req = request(port, owner);
+        pcpd_mapping *mp = add(f, &req);
+
+        fake_grant(f->fb, mp, port + 1000, 600);
+        assert_string_equal(mp->state, "active");
+        return mp;
+}
+
+/* ---- tests ---- */
+
+/* An add: the backend is asked once, on the server, with the nonce the record has; the
+ * mapping is published pending with the internal address the backend gave; a grant is
+ * one change with what it says; a failure another. */
+static void test_add_grant_fail(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request req = request(5001, ":1.1");
+        pcpd_mapping *mp = add(f, &req);
+        const fake_call *c;
+        const event *ev;
+        const pcpd_server *on;
+
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, mp->id), 1);
+        c = fake_last_call(f->fb, FAKE_ADD, mp->id);
+        assert_ptr_equal(c->server, server(f, 0));
+        assert_memory_equal(c->nonce, mp->nonce, PCP_NONCE_LEN);
+        assert_false(c->has_external);
+        assert_true(fake_holds(f->fb, mp, &on));
+        assert_ptr_equal(on, server(f, 0));
+        assert_int_equal(count_events(&f->rec, EV_ADDED, mp->id), 1);
+        ev = last_event(&f->rec, EV_ADDED, mp->id);
+        assert_string_equal(ev->state, "pending");
+        assert_string_equal(ev->internal_address, "10.0.0.2");
+        assert_string_equal(mp->server_text, "192.0.2.1");
+
+        fake_grant(f->fb, mp, 15001, 600);
+        ev = last_event(&f->rec, EV_CHANGED, mp->id);
+        assert_string_equal(ev->state, "active");
+        assert_string_equal(ev->external_address, "198.51.100.9");
+        assert_int_equal(ev->external_port, 15001);
+        assert_int_equal(ev->what & (PCPD_MAPPING_CHANGED_STATE | PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS |
+                                     PCPD_MAPPING_CHANGED_EXTERNAL_PORT | PCPD_MAPPING_CHANGED_LIFETIME |
+                                     PCPD_MAPPING_CHANGED_SERVER | PCPD_MAPPING_CHANGED_ERROR),
+                         PCPD_MAPPING_CHANGED_STATE | PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS |
+                                 PCPD_MAPPING_CHANGED_EXTERNAL_PORT | PCPD_MAPPING_CHANGED_LIFETIME);
+        assert_int_equal(mp->granted, 600);
+        assert_int_equal(mp->suggested_port, 15001); /* what a renewal and a restart ask for */
+
+        fake_fail(f->fb, mp, "NOT_AUTHORIZED");
+        ev = last_event(&f->rec, EV_CHANGED, mp->id);
+        assert_string_equal(ev->state, "failed");
+        assert_string_equal(ev->error, "NOT_AUTHORIZED");
+        assert_true(ev->what & PCPD_MAPPING_CHANGED_ERROR);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, mp->id), 0); /* held, failed */
+}
+
+/* Two holders share one mapping: one add; the first release asks nothing of the backend,
+ * the second removes it ("released") with a cookie under which the delete is kept until
+ * the backend confirms it; another user cannot have the port. */
+static void test_sharing(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 5002, ":1.1");
+        pcpd_mapping_request req2 = request(5002, ":1.2"), other = request(5002, ":1.3");
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *got = NULL;
+        uint64_t id = mp->id, cookie;
+        guint n_calls;
+
+        assert_ptr_equal(add(f, &req2), mp);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 1);
+        other.uid = TEST_UID + 1;
+        n_calls = f->fb->calls->len;
+        assert_true(pcpd_manager_add_mapping(f->m, &other, &got, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_CONFLICT);
+        assert_int_equal(f->fb->calls->len, n_calls);
+
+        pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, id), 0);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+
+        pcpd_manager_release(f->m, mp, ":1.2", PCPD_REMOVED_RELEASED);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, id), 1);
+        assert_true(fake_last_call(f->fb, FAKE_REMOVE, id)->had_grant);
+        cookie = fake_last_call(f->fb, FAKE_REMOVE, id)->cookie;
+        assert_int_not_equal(cookie, 0);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_RELEASED);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        /* the delete is kept until confirmed: a not-confirmed end keeps it, a confirmed one
+         * forgets it */
+        assert_true(g_hash_table_contains(f->m->deleting, &cookie));
+        fake_delete_done(f->fb, cookie, false);
+        assert_true(g_hash_table_contains(f->m->deleting, &cookie));
+        fake_delete_done(f->fb, cookie, true);
+        assert_int_equal(g_hash_table_size(f->m->deleting), 0);
+}
+
+/* A mapping never granted goes without a kept delete (cookie 0). */
+static void test_remove_ungranted(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request req = request(5003, ":1.1");
+        pcpd_mapping *mp = add(f, &req);
+        uint64_t id = mp->id;
+
+        pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, id), 1);
+        assert_int_equal(fake_last_call(f->fb, FAKE_REMOVE, id)->cookie, 0);
+        assert_int_equal(g_hash_table_size(f->m->deleting), 0);
+}
+
+/* MaxMappingsPerUser and MaxMappings: refused, nothing told, nothing asked of the backend. */
+static void test_quotas(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request a = request(6001, ":1.1"), b = request(6002, ":1.1"), c = request(6003, ":1.1");
+        pcpd_mapping_request d = request(6004, ":1.9");
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        g_auto(pcpd_failure) e2 = PCPD_FAILURE_NULL;
+        pcpd_mapping *mp = NULL;
+        guint n_calls, n_events;
+
+        (void) add(f, &a);
+        (void) add(f, &b);
+        n_calls = f->fb->calls->len;
+        n_events = f->rec.events->len;
+        assert_true(pcpd_manager_add_mapping(f->m, &c, &mp, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_QUOTA_EXCEEDED);
+        assert_null(mp);
+        assert_int_equal(f->fb->calls->len, n_calls);
+        assert_int_equal(f->rec.events->len, n_events);
+        /* another uid: the host's limit (3) leaves room for one */
+        d.uid = TEST_UID + 1;
+        (void) add(f, &d);
+        d.internal_port = 6005;
+        assert_true(pcpd_manager_add_mapping(f->m, &d, &mp, &e2) < 0);
+        assert_int_equal(e2.error, PCPD_ERROR_QUOTA_EXCEEDED);
+        assert_non_null(strstr(e2.message, "configured maximum"));
+        assert_int_equal(f->fb->calls->len, n_calls + 1);
+}
+
+/* Disabled: every mapping goes ("disabled"), removed at the backend; adds are refused and
+ * reach no backend; enabled again, they work. */
+static void test_enable_disable(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *a = add_granted(f, 7001, ":1.1"), *b = add_granted(f, 7002, ":1.2");
+        uint64_t ia = a->id, ib = b->id;
+        pcpd_mapping_request req = request(7003, ":1.3");
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *mp = NULL;
+        guint n_calls;
+
+        assert_int_equal(pcpd_manager_set_enabled(f->m, false), 1);
+        assert_int_equal(pcpd_manager_set_enabled(f->m, false), 0);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, ia)->reason, PCPD_REMOVED_DISABLED);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, ib)->reason, PCPD_REMOVED_DISABLED);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, ia), 1);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, ib), 1);
+        assert_string_equal(pcpd_manager_state(f->m), "disabled");
+        n_calls = f->fb->calls->len;
+        assert_true(pcpd_manager_add_mapping(f->m, &req, &mp, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_DISABLED);
+        assert_int_equal(f->fb->calls->len, n_calls);
+
+        assert_int_equal(pcpd_manager_set_enabled(f->m, true), 1);
+        mp = add(f, &req);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, mp->id), 1);
+}
+
+/* Every reason the manager removes a mapping with, each told once, with the mapping still
+ * readable (the recorder checks that), and the backend asked to remove it, except a
+ * mapping the backend lost itself (nothing left to remove there). */
+static void test_remove_reasons(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *rel = add_granted(f, 8001, ":1.1"), *van = add_granted(f, 8002, ":1.2");
+        pcpd_mapping *rev = add_granted(f, 8003, ":1.3"), *lost = add_granted(f, 8004, ":1.4");
+        uint64_t irel = rel->id, ivan = van->id, irev = rev->id, ilost = lost->id;
+
+        pcpd_manager_release(f->m, rel, ":1.1", PCPD_REMOVED_RELEASED);
+        pcpd_manager_holder_vanished(f->m, ":1.2");
+        pcpd_manager_remove_mapping(f->m, rev, PCPD_REMOVED_REVOKED);
+        fake_lose(f->fb, lost);
+
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, irel)->reason, PCPD_REMOVED_RELEASED);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, ivan)->reason, PCPD_REMOVED_OWNER_VANISHED);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, irev)->reason, PCPD_REMOVED_REVOKED);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, ilost)->reason, PCPD_REMOVED_NETWORK_LOST);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, irel), 1);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, ivan), 1);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, irev), 1);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, ilost), 0);
+        /* a lost mapping has nothing upstream to delete: no record kept for it */
+        assert_int_equal(g_hash_table_size(f->m->deleting), 3);
+        for (uint64_t id = irel; id <= ilost; id++)
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 1);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        /* the rest of the names (disabled: test_enable_disable) are the bus's */
+        assert_string_equal(pcpd_remove_reason_to_string(PCPD_REMOVED_EXPIRED), "expired");
+        assert_string_equal(pcpd_remove_reason_to_string(PCPD_REMOVED_SERVER_REFUSED), "server-refused");
+}
+
+/* The server goes and another comes: the mapping moves (same object, same nonce, the
+ * external address it had asked for again), Server changes; the old one is detached, not
+ * removed (what it left there expires: C4). */
+static void test_move_between_servers(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 8101, ":1.1");
+        pcpd_server_spec b = spec_of(SERVER_B, PCP_SERVER_PORT);
+        uint8_t nonce[PCP_NONCE_LEN];
+        uint64_t id = mp->id;
+        const fake_call *c;
+        const pcpd_server *on;
+        char buf[PCP_ADDR_STRLEN];
+
+        memcpy(nonce, mp->nonce, sizeof(nonce));
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, &b, 1));
+        assert_int_equal(f->m->servers->len, 1);
+        assert_int_equal(fake_calls(f->fb, FAKE_DETACH, id), 1);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, id), 0);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 2);
+        c = fake_last_call(f->fb, FAKE_ADD, id);
+        assert_ptr_equal(c->server, server(f, 0));
+        assert_memory_equal(c->nonce, nonce, PCP_NONCE_LEN);
+        assert_true(c->has_external);
+        assert_string_equal(pcp_addr_to_string(&c->external, buf), "198.51.100.9");
+        assert_true(fake_holds(f->fb, mp, &on));
+        assert_ptr_equal(on, server(f, 0));
+        assert_string_equal(mp->server_text, "192.0.2.2");
+        assert_true(last_event(&f->rec, EV_CHANGED, id)->what & PCPD_MAPPING_CHANGED_SERVER ||
+                    count_events(&f->rec, EV_CHANGED, id) > 1);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+        assert_int_equal(count_events(&f->rec, EV_ADDED, id), 1);
+        fake_grant(f->fb, mp, 18101, 600);
+        assert_string_equal(mp->state, "active");
+
+        /* no server at all: it waits (NO_SERVER), nothing removed */
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, NULL, 0));
+        assert_string_equal(mp->state, "failed");
+        assert_string_equal(mp->error, "NO_SERVER");
+        assert_false(fake_holds(f->fb, mp, NULL));
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+}
+
+/* The one move between backends: to "direct" (the host's own address, given here), the
+ * "pcp" part removed; and back to a server, a fresh nonce, Server set. */
+static void test_move_between_backends(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 8201, ":1.1");
+        struct in6_addr own;
+        uint8_t nonce[PCP_NONCE_LEN];
+        uint64_t id = mp->id;
+        const event *ev;
+
+        memcpy(nonce, mp->nonce, sizeof(nonce));
+        assert_true(pcp_addr_from_string("203.0.113.5", &own));
+        assert_int_equal(manager_mapping_move(f->m, mp, f->m->direct, NULL, &own), 0);
+        assert_true(mp->direct);
+        assert_ptr_equal(manager_mapping_backend(f->m, mp), f->m->direct);
+        assert_false(fake_holds(f->fb, mp, NULL));
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, id), 1); /* deleted on the server it left */
+        assert_int_equal(f->m->n_direct, 1);
+        ev = last_event(&f->rec, EV_CHANGED, id);
+        assert_true(ev->what & PCPD_MAPPING_CHANGED_SERVER);
+        assert_string_equal(ev->server, "");
+        assert_string_equal(ev->state, "active");
+        assert_string_equal(ev->external_address, "203.0.113.5");
+        assert_string_equal(ev->internal_address, "203.0.113.5");
+        assert_int_equal(ev->external_port, 8201);
+
+        assert_int_equal(manager_mapping_move(f->m, mp, f->m->pcp, server(f, 0), NULL), 0);
+        assert_false(mp->direct);
+        assert_int_equal(f->m->n_direct, 0);
+        assert_ptr_equal(manager_mapping_backend(f->m, mp), f->m->pcp);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 2);
+        /* from "direct": a new upstream mapping, asking no external address (not the
+         * host's own) */
+        assert_false(fake_last_call(f->fb, FAKE_ADD, id)->has_external);
+        assert_memory_not_equal(mp->nonce, nonce, PCP_NONCE_LEN);
+        ev = last_event(&f->rec, EV_CHANGED, id);
+        assert_string_equal(ev->server, "192.0.2.1");
+        assert_string_equal(ev->state, "pending");
+        fake_grant(f->fb, mp, 18201, 600);
+        assert_string_equal(mp->external_address, "198.51.100.9");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+
+        /* a backend that refuses: from a server, it waits for another */
+        manager_mapping_leave(f->m, mp);
+        f->fb->add_error = -ENOSPC;
+        assert_int_equal(manager_mapping_move(f->m, mp, f->m->pcp, server(f, 0), NULL), -ENOSPC);
+        assert_string_equal(mp->error, "NO_SERVER");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+}
+
+/* A restart over the same state directory: the persistent mapping and the app's are asked
+ * again on the same server with their saved nonces (and the external address they had),
+ * on the same paths; the app's waits for its app and is reclaimed by the same uid's
+ * request; a removal whose delete was never confirmed is deleted again under its nonce. */
+static void test_reclaim_after_restart(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request preq = request(9001, NULL), again = request(9002, ":1.50");
+        pcpd_mapping *pers, *app, *gone, *mp;
+        g_autofree char *ppath = NULL, *apath = NULL;
+        uint8_t pnonce[PCP_NONCE_LEN], anonce[PCP_NONCE_LEN], gnonce[PCP_NONCE_LEN];
+        uint64_t gid;
+        const fake_call *c;
+        const event *ev;
+
+        preq.persistent = true;
+        pers = add(f, &preq);
+        fake_grant(f->fb, pers, 19001, 600);
+        app = add_granted(f, 9002, ":1.5");
+        gone = add_granted(f, 9003, ":1.6");
+        ppath = g_strdup(pers->path);
+        apath = g_strdup(app->path);
+        memcpy(pnonce, pers->nonce, sizeof(pnonce));
+        memcpy(anonce, app->nonce, sizeof(anonce));
+        memcpy(gnonce, gone->nonce, sizeof(gnonce));
+        gid = gone->id;
+        pcpd_manager_release(f->m, gone, ":1.6", PCPD_REMOVED_RELEASED); /* never confirmed */
+
+        f->m = pcpd_manager_free(f->m);
+        g_array_set_size(f->rec.events, 0);
+        manager_make(f, true);
+
+        pers = pcpd_manager_find_path(f->m, ppath);
+        app = pcpd_manager_find_path(f->m, apath);
+        assert_non_null(pers);
+        assert_non_null(app);
+        assert_false(pers->unclaimed);
+        assert_true(app->unclaimed);
+        c = fake_last_call(f->fb, FAKE_ADD, pers->id);
+        assert_memory_equal(c->nonce, pnonce, PCP_NONCE_LEN);
+        assert_ptr_equal(c->server, server(f, 0));
+        assert_true(c->has_external);
+        assert_int_equal(pers->suggested_port, 19001);
+        assert_memory_equal(fake_last_call(f->fb, FAKE_ADD, app->id)->nonce, anonce, PCP_NONCE_LEN);
+        c = fake_last_call(f->fb, FAKE_DELETE_SAVED, gid);
+        assert_memory_equal(c->nonce, gnonce, PCP_NONCE_LEN);
+        assert_int_equal(c->cookie, gid);
+        assert_int_equal(count_events(&f->rec, EV_ADDED, pers->id), 1);
+
+        mp = add(f, &again);
+        assert_ptr_equal(mp, app);
+        assert_false(app->unclaimed);
+        assert_string_equal(app->owner, ":1.50");
+        ev = last_event(&f->rec, EV_CHANGED, app->id);
+        assert_int_equal(ev->what & (PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID),
+                         PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, app->id), 1); /* no new request */
+        fake_delete_done(f->fb, gid, true);
+        assert_int_equal(g_hash_table_size(f->m->deleting), 0);
+}
+
+/* A server that answers no PCP (unreachable) with nothing else known: the manager's state
+ * follows what the backend tells of its server. */
+static void test_server_state(void **state) {
+        fixture *f = *state;
+
+        assert_string_equal(pcpd_manager_state(f->m), "discovering");
+        fake_server_state(f->fb, server(f, 0), PCP_SERVER_PCP);
+        assert_string_equal(pcpd_manager_state(f->m), "ready");
+}
+
+int main(void) {
+        static const options quota = { .max_mappings_per_user = 2, .max_mappings = 3 };
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_add_grant_fail, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_remove_ungranted, setup, teardown),
+                cmocka_unit_test_prestate_setup_teardown(test_quotas, setup, teardown, (void *) &quota),
+                cmocka_unit_test_setup_teardown(test_enable_disable, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_remove_reasons, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_move_between_servers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_move_between_backends, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_server_state, setup, teardown),
+        };
+
+        /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none
+         * here (a path under a directory that does not exist; nothing is made there) */
+        g_setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/pcpd-test-manager-backend/no-bus", TRUE);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
