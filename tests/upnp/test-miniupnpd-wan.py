@@ -2,10 +2,14 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """upnp-miniupnpd-wan-change: the router's WAN address changes (lab.sh --upnp yes).
 
-The new address reaches the mapping through miniupnpd's ExternalIPAddress event (GENA):
-the periodic GetExternalIPAddress is set to 300 s here, so only the event can bring it in
+The new address reaches the mapping through miniupnpd's ExternalIPAddress events (GENA):
+the periodic GetExternalIPAddress is set to 300 s here, so only an event can bring it in
 time (the periodic check is tested with the scripted IGD, case external-poll); traffic to
-the new address works.
+the new address works. set-wan adds the new address, then deletes the old one: miniupnpd
+makes one event for each, the first with the old address, and drops the second when it
+comes while the first NOTIFY is still unanswered (a driver under valgrind answers slowly).
+Then it is the GetExternalIPAddress asked after an event with the known address that
+brings the new one (the scripted IGD's case event-stale does this deterministically).
 """
 import upnpit
 
