@@ -1078,6 +1078,28 @@ static void on_service_available(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy
         g->op = op_start(u, proxy, gupnp_service_proxy_action_new("GetExternalIPAddress", NULL), NULL, g, ext_done);
 }
 
+/*
+ * Every NOTIFY that reaches our HTTP server, whether or not GUPnP passes it on: GUPnP
+ * 1.6 answers 200 to and drops a NOTIFY that comes before it has read the SUBSCRIBE's
+ * answer (no SID yet; miniupnpd sends the initial event right after that answer), and
+ * on the next one, whose SEQ then looks like a gap, it subscribes again without
+ * emitting it; the new subscription's initial event can race the same way. So a NOTIFY
+ * is taken as a hint: GetExternalIPAddress a little later.
+ */
+static void on_server_request(SoupServer *server, SoupServerMessage *msg, void *ud) {
+        pcpd_upnp *u = ud;
+
+        if (g_strcmp0(soup_server_message_get_method(msg), "NOTIFY") != 0)
+                return;
+        u->stats.notifies++;
+        for (unsigned i = 0; i < u->igds->len; i++) {
+                struct igd *g = g_ptr_array_index(u->igds, i);
+
+                if (g->notify && g->usable)
+                        igd_check_external(g, EVENT_CHECK_MS);
+        }
+}
+
 static gboolean search_timer_cb(void *ud);
 
 /* no IGD left: search (M-SEARCH) now and every search_interval_s until one answers */
@@ -1303,6 +1325,7 @@ static void interface_clear(pcpd_upnp *u) {
                 g_clear_object(&u->cps[i]);
         }
         if (u->gctx) {
+                g_signal_handlers_disconnect_by_data(gupnp_context_get_server(u->gctx), u);
                 g_signal_handlers_disconnect_by_data(u->gctx, u);
                 g_object_set_data(G_OBJECT(u->gctx), "pcpd-upnp", NULL);
                 g_clear_object(&u->gctx);
@@ -1368,6 +1391,7 @@ int pcpd_upnp_set_interface(pcpd_upnp *u, const char *ifname, int family, const 
         g_signal_connect_object(session, "request-queued", G_CALLBACK(on_request_queued), u->gctx, 0);
         /* before the control points: this handler must run before their browsers' */
         g_signal_connect(u->gctx, "message-received", G_CALLBACK(on_ssdp_message), u);
+        g_signal_connect(gupnp_context_get_server(u->gctx), "request-finished", G_CALLBACK(on_server_request), u);
 
         for (size_t i = 0; i < N_TARGETS; i++) {
                 u->cps[i] = gupnp_control_point_new(u->gctx, service_targets[i]);
