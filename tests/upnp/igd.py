@@ -27,6 +27,9 @@ the lab's router namespace.
                            with a SID, then the initial event; renewals keep the SID
                            (without it, SUBSCRIBE is answered and no event ever comes)
   --refuse-subscribe N     the first N SUBSCRIBEs answered 503 (GUPnP: subscription-lost)
+  --notify-before-answer   a new subscription's initial event is sent before the SUBSCRIBE
+                           is answered (GUPnP, without a SID yet, drops it, and takes the
+                           next event's SEQ for a gap: it subscribes again, not emitting it)
   --subscription-timeout S TIMEOUT granted to a subscription (default 1800; GUPnP renews
                            it after about half of that)
 
@@ -213,12 +216,14 @@ def make_handler(st, port_ref):
                     st.subs[sid] = dict(callback=m.group(1), seq=0)
                 st.log(ev="http", host=self.host(), method="SUBSCRIBE", path=self.path, answer=200, sid=sid,
                        callback=m.group(1))
+                if st.a.notify_before_answer:
+                    notify_one(st, sid)
             self.send_response(200)
             self.send_header("SID", sid)
             self.send_header("TIMEOUT", f"Second-{st.a.subscription_timeout}")
             self.send_header("Content-Length", "0")
             self.end_headers()
-            if st.a.events and not known:
+            if st.a.events and not known and not st.a.notify_before_answer:
                 # the initial event, once the answer is out
                 threading.Thread(target=notify_one, args=(st, sid), daemon=True).start()
 
@@ -427,6 +432,7 @@ def main():
     p.add_argument("--events", action="store_true")
     p.add_argument("--refuse-subscribe", type=int, default=0)
     p.add_argument("--subscription-timeout", type=int, default=1800)
+    p.add_argument("--notify-before-answer", action="store_true")
     a = p.parse_args()
     st = State(a)
     st.conflict = {int(x) for x in a.conflict.split(",") if x}

@@ -35,6 +35,10 @@ event-stale  the WAN address changes and the one event that comes was made befor
 subscribe-refused  the first SUBSCRIBE is answered 503 (GUPnP: subscription-lost): pcpd
             subscribes again (back-off, retry-min 1 s) and a later address change comes by
             event, the periodic check being 300 s here
+event-early  every subscription's initial event comes before the SUBSCRIBE's answer:
+            GUPnP drops it (no SID yet) and takes the next event (the new address) for a
+            SEQ gap, subscribing again without passing it on: the NOTIFY seen by pcpd's
+            HTTP server is followed by a GetExternalIPAddress that brings the new address
 renewal-lost  the IGD forgets its subscribers (a reboot on the same HTTP port): the renewal
             is answered 412, pcpd subscribes again and a later change comes by event
 vanishes    the IGD dies without a byebye: reported gone after unanswered
@@ -299,8 +303,9 @@ elif case == "external-poll":
     t.check(bool(d.find(lambda e: e["ev"] == "igd" and e["external"] == "198.20.77.99", since=m)),
             "an IGD event with the new external address")
 
-elif case in ("event-stale", "subscribe-refused", "renewal-lost"):
+elif case in ("event-stale", "subscribe-refused", "renewal-lost", "event-early"):
     opts = {"event-stale": [], "subscribe-refused": ["--refuse-subscribe", "1"],
+            "event-early": ["--notify-before-answer"],
             "renewal-lost": ["--subscription-timeout", "6"]}[case]
     igd = t.igd("--events", *opts)
     # 300 s: only events (and what pcpd asks because of them) can bring a change in time
@@ -341,6 +346,11 @@ elif case in ("event-stale", "subscribe-refused", "renewal-lost"):
         igd.wait_log(lambda e: e["ev"] == "notify" and e["seq"] > 0 and e["external"] == "198.20.77.1", 30,
                      "the stale event (old address) sent")
         what = "with the new external address (asked after the stale event)"
+    elif case == "event-early":
+        igd.send("external-event 198.20.77.99")
+        igd.wait_log(lambda e: e["ev"] == "notify" and e["seq"] > 0 and e["external"] == "198.20.77.99" and
+                     e["answer"] == 200, 30, "the event with the new address answered 200 by pcpd")
+        what = "with the new external address (asked after a NOTIFY GUPnP did not pass on)"
     else:
         igd.send("external-event 198.20.77.99")
         igd.wait_log(lambda e: e["ev"] == "notify" and e["sid"] == sid and e["external"] == "198.20.77.99" and
