@@ -25,6 +25,7 @@
 #define DELETE_ATTEMPTS 3
 #define DELETE_WAIT_NO_IGD_S 30 /* a removal waits this long for an IGD to appear */
 #define IGD_UNANSWERED_MAX 3     /* GetExternalIPAddress unanswered: the IGD is gone */
+#define EVENT_CHECK_MS 2000      /* GetExternalIPAddress after an event with the known address */
 
 /* gssdp's message types (gssdp-client-private.h) */
 enum { SSDP_DISCOVERY_REQUEST = 0, SSDP_DISCOVERY_RESPONSE = 1, SSDP_ANNOUNCEMENT = 2 };
@@ -48,8 +49,12 @@ struct igd {
         unsigned unanswered; /* GetExternalIPAddress without an answer in a row */
         bool usable;     /* answered GetExternalIPAddress with an address */
         bool notify;     /* ExternalIPAddress notify added */
+        bool recheck;    /* GetExternalIPAddress again once the one in flight is done */
         struct op *op;   /* GetExternalIPAddress in flight */
         GSource *timer;  /* next GetExternalIPAddress */
+        gulong lost_handler;     /* "subscription-lost" on proxy */
+        unsigned sub_failures;   /* subscriptions lost in a row (back-off) */
+        GSource *resubscribe;    /* SUBSCRIBE again after a lost subscription */
 };
 
 typedef enum step {
@@ -356,13 +361,17 @@ static void mapping_schedule(struct mapping *m, uint64_t msec) {
         m->timer = timer_new(m->u, msec, mapping_timer_cb, m);
 }
 
-static uint64_t backoff_ms(struct mapping *m) {
-        pcpd_upnp_config *c = &m->u->config;
+/* retry_min_s doubled for every failure after the first, capped at retry_max_s */
+static uint64_t backoff_after_ms(const pcpd_upnp_config *c, unsigned failures) {
         uint64_t s = c->retry_min_s;
 
-        for (unsigned i = 1; i < m->failures && s < c->retry_max_s; i++)
+        for (unsigned i = 1; i < failures && s < c->retry_max_s; i++)
                 s *= 2;
         return MIN(s, (uint64_t) c->retry_max_s) * 1000;
+}
+
+static uint64_t backoff_ms(struct mapping *m) {
+        return backoff_after_ms(&m->u->config, m->failures);
 }
 
 static void mapping_deleted(struct mapping *m, bool upstream) {
@@ -810,8 +819,11 @@ static void ext_done(struct op *op, const GError *error) {
         g_autofree char *ip = NULL;
         g_autoptr(GError) e = NULL;
         struct in6_addr addr;
+        /* asked for while this one was in flight: its answer may predate what made us ask */
+        bool again = g->recheck;
 
-        igd_schedule_external(g, (uint64_t) g->u->config.external_check_interval_s * 1000);
+        g->recheck = false;
+        igd_schedule_external(g, again ? 0 : (uint64_t) g->u->config.external_check_interval_s * 1000);
         if (error) {
                 g_debug("upnp: GetExternalIPAddress at %s: %s", g->udn, error->message);
                 if (upnp_code(error) == 0 && ++g->unanswered >= IGD_UNANSWERED_MAX) {
@@ -820,7 +832,8 @@ static void ext_done(struct op *op, const GError *error) {
                         igd_remove(g->u, g);
                         return;
                 }
-                igd_schedule_external(g, (uint64_t) g->u->config.retry_min_s * 1000);
+                if (!again)
+                        igd_schedule_external(g, (uint64_t) g->u->config.retry_min_s * 1000);
                 return;
         }
         g->unanswered = 0;
@@ -829,7 +842,7 @@ static void ext_done(struct op *op, const GError *error) {
             pcpd_upnp_parse_ipv4(ip, &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr)) {
                 /* an IGD without a WAN address (not connected yet) is not usable */
                 g_debug("upnp: %s has no usable external address (%s)", g->udn, ip ? ip : "none");
-                if (!g->usable)
+                if (!g->usable && !again)
                         igd_schedule_external(g, (uint64_t) g->u->config.retry_min_s * 1000);
                 return;
         }
@@ -844,6 +857,8 @@ static gboolean igd_timer_cb(void *ud) {
         if (!g->op)
                 g->op = op_start(g->u, g->proxy, gupnp_service_proxy_action_new("GetExternalIPAddress", NULL), NULL,
                                  g, ext_done);
+        else
+                g->recheck = true;
         return G_SOURCE_REMOVE;
 }
 
@@ -852,15 +867,71 @@ static void igd_schedule_external(struct igd *g, uint64_t msec) {
         g->timer = timer_new(g->u, msec, igd_timer_cb, g);
 }
 
+/* GetExternalIPAddress in msec, or again as soon as the one in flight is done */
+static void igd_check_external(struct igd *g, uint64_t msec) {
+        if (g->op)
+                g->recheck = true;
+        else
+                igd_schedule_external(g, msec);
+}
+
 static void on_external_ip_notify(GUPnPServiceProxy *proxy, const char *variable, GValue *value, void *ud) {
         struct igd *g = ud;
         struct in6_addr addr;
 
+        g->u->stats.events++;
+        g->sub_failures = 0; /* the subscription works */
         if (!G_VALUE_HOLDS_STRING(value))
                 return;
         if (pcpd_upnp_parse_ipv4(g_value_get_string(value), &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr))
                 return;
+        if (g->info.has_external_addr && memcmp(&g->info.external_addr, &addr, sizeof(addr)) == 0) {
+                /* An event that says what we know: something else changed, or the address
+                 * is changing and this event was made before it settled. miniupnpd makes
+                 * one per address added or deleted on its WAN interface (a new address is
+                 * added before the old one goes), but it drops a change that comes while
+                 * its NOTIFY to us is still unanswered: then the event we get carries the
+                 * old address and none follows with the new one. Ask a little later. */
+                g->u->stats.event_checks++;
+                igd_check_external(g, EVENT_CHECK_MS);
+                return;
+        }
         igd_set_external(g, &addr);
+}
+
+static gboolean resubscribe_cb(void *ud) {
+        struct igd *g = ud;
+
+        g_source_unref(g->resubscribe);
+        g->resubscribe = NULL;
+        g_debug("upnp: subscribing to %s's events again", g->udn);
+        push_ctx(g->u);
+        gupnp_service_proxy_set_subscribed(g->proxy, TRUE);
+        pop_ctx(g->u);
+        return G_SOURCE_REMOVE;
+}
+
+/* GUPnP gave up on the event subscription (SUBSCRIBE or its renewal refused or
+ * unanswered) and is unsubscribed: no event comes until we SUBSCRIBE again. */
+static void on_subscription_lost(GUPnPServiceProxy *proxy, GError *error, void *ud) {
+        struct igd *g = ud;
+        pcpd_upnp *u = g->u;
+        uint64_t wait;
+
+        u->stats.subscriptions_lost++;
+        if (g_error_matches(error, GUPNP_SERVER_ERROR, GUPNP_SERVER_ERROR_INVALID_URL)) {
+                /* nothing to subscribe to: the periodic GetExternalIPAddress is all there is */
+                g_message("upnp: no events from %s: %s", g->udn, error->message);
+                return;
+        }
+        wait = backoff_after_ms(&u->config, ++g->sub_failures);
+        g_message("upnp: event subscription to %s lost (%s): subscribing again in %" G_GUINT64_FORMAT
+                  " s, asking GetExternalIPAddress now",
+                  g->udn, error ? error->message : "no reason given", wait / 1000);
+        source_clear(&g->resubscribe);
+        g->resubscribe = timer_new(u, wait, resubscribe_cb, g);
+        /* a change may have been missed while the subscription was down */
+        igd_check_external(g, 0);
 }
 
 static void igd_free(struct igd *g) {
@@ -868,6 +939,9 @@ static void igd_free(struct igd *g) {
                 return;
         op_detach(&g->op);
         source_clear(&g->timer);
+        source_clear(&g->resubscribe);
+        if (g->lost_handler)
+                g_signal_handler_disconnect(g->proxy, g->lost_handler);
         if (g->notify)
                 gupnp_service_proxy_remove_notify(g->proxy, "ExternalIPAddress", on_external_ip_notify, g);
         g_clear_object(&g->proxy);
@@ -997,10 +1071,33 @@ static void on_service_available(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy
         if (events) {
                 gupnp_service_proxy_add_notify(proxy, "ExternalIPAddress", G_TYPE_STRING, on_external_ip_notify, g);
                 g->notify = true;
+                g->lost_handler = g_signal_connect(proxy, "subscription-lost", G_CALLBACK(on_subscription_lost), g);
                 gupnp_service_proxy_set_subscribed(proxy, TRUE);
         }
         pop_ctx(u);
         g->op = op_start(u, proxy, gupnp_service_proxy_action_new("GetExternalIPAddress", NULL), NULL, g, ext_done);
+}
+
+/*
+ * Every NOTIFY that reaches our HTTP server, whether or not GUPnP passes it on: GUPnP
+ * 1.6 answers 200 to and drops a NOTIFY that comes before it has read the SUBSCRIBE's
+ * answer (no SID yet; miniupnpd sends the initial event right after that answer), and
+ * on the next one, whose SEQ then looks like a gap, it subscribes again without
+ * emitting it; the new subscription's initial event can race the same way. So a NOTIFY
+ * is taken as a hint: GetExternalIPAddress a little later.
+ */
+static void on_server_request(SoupServer *server, SoupServerMessage *msg, void *ud) {
+        pcpd_upnp *u = ud;
+
+        if (g_strcmp0(soup_server_message_get_method(msg), "NOTIFY") != 0)
+                return;
+        u->stats.notifies++;
+        for (unsigned i = 0; i < u->igds->len; i++) {
+                struct igd *g = g_ptr_array_index(u->igds, i);
+
+                if (g->notify && g->usable)
+                        igd_check_external(g, EVENT_CHECK_MS);
+        }
 }
 
 static gboolean search_timer_cb(void *ud);
@@ -1228,6 +1325,7 @@ static void interface_clear(pcpd_upnp *u) {
                 g_clear_object(&u->cps[i]);
         }
         if (u->gctx) {
+                g_signal_handlers_disconnect_by_data(gupnp_context_get_server(u->gctx), u);
                 g_signal_handlers_disconnect_by_data(u->gctx, u);
                 g_object_set_data(G_OBJECT(u->gctx), "pcpd-upnp", NULL);
                 g_clear_object(&u->gctx);
@@ -1293,6 +1391,7 @@ int pcpd_upnp_set_interface(pcpd_upnp *u, const char *ifname, int family, const 
         g_signal_connect_object(session, "request-queued", G_CALLBACK(on_request_queued), u->gctx, 0);
         /* before the control points: this handler must run before their browsers' */
         g_signal_connect(u->gctx, "message-received", G_CALLBACK(on_ssdp_message), u);
+        g_signal_connect(gupnp_context_get_server(u->gctx), "request-finished", G_CALLBACK(on_server_request), u);
 
         for (size_t i = 0; i < N_TARGETS; i++) {
                 u->cps[i] = gupnp_control_point_new(u->gctx, service_targets[i]);

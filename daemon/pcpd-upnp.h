@@ -76,6 +76,12 @@
  * again, same port if free; another host's now → another port (an event says so).
  * external address: GetExternalIPAddress when the IGD appears and every
  * config.external_check_interval_s, plus the ExternalIPAddress event (GENA subscription).
+ * Every NOTIFY received (GUPnP drops some: one before the SUBSCRIBE's answer is read,
+ * and the next after it, seen as a SEQ gap) and every event with the address already
+ * known is followed by a GetExternalIPAddress 2 s later (an IGD may make the event
+ * before a change settles and drop the next one: miniupnpd does). A subscription GUPnP reports lost (SUBSCRIBE or its renewal refused
+ * or unanswered) is made again after the retry back-off, and GetExternalIPAddress is
+ * asked at once for what may have been missed meanwhile.
  * remove: an AddPortMapping in flight is let finish first (it may create the mapping);
  * then GetSpecificPortMappingEntry, and DeletePortMapping only if it is still ours;
  * PCPD_UPNP_EVENT_MAPPING_DELETED says whether the IGD confirmed (deleted_upstream).
@@ -250,6 +256,10 @@ typedef struct pcpd_upnp_stats {
         uint64_t bodies_refused;   /* HTTP answers without or beyond the Content-Length bound */
         uint64_t actions, action_errors, action_timeouts;
         uint64_t recreations;
+        uint64_t notifies;           /* NOTIFY requests that reached our HTTP server */
+        uint64_t events;             /* ExternalIPAddress events GUPnP passed on */
+        uint64_t event_checks;       /* GetExternalIPAddress after an event with the known address */
+        uint64_t subscriptions_lost; /* GENA subscriptions failed or lapsed (SUBSCRIBE again) */
 } pcpd_upnp_stats;
 
 /* config NULL = defaults. The context is used for every source and async call. */

@@ -23,15 +23,32 @@ the lab's router namespace.
   --location-host HOST     LOCATION names HOST instead of --addr (another host, a name)
   --control-host HOST      the description's controlURL on HOST
   --trap ADDR              also listen on ADDR:<same port> and log every request there
+  --events                 GENA eventing of ExternalIPAddress: a SUBSCRIBE is answered
+                           with a SID, then the initial event; renewals keep the SID
+                           (without it, SUBSCRIBE is answered and no event ever comes)
+  --refuse-subscribe N     the first N SUBSCRIBEs answered 503 (GUPnP: subscription-lost)
+  --notify-before-answer   a new subscription's initial event is sent before the SUBSCRIBE
+                           is answered (GUPnP, without a SID yet, drops it, and takes the
+                           next event's SEQ for a gap: it subscribes again, not emitting it)
+  --subscription-timeout S TIMEOUT granted to a subscription (default 1800; GUPnP renews
+                           it after about half of that)
 
 stdin commands: "forget" (drop every mapping, as a reboot would, without a word on SSDP),
 "slow N", "slow-add N" (only AddPortMapping), "external ADDR" (a new WAN address, without
-an event), "quit". A request is logged as "begin" when
+an event), "external-event ADDR" (a new WAN address and an event to every subscriber),
+"event" (an event with the current address to every subscriber: what an IGD sends when
+another variable changes), "external-stale ADDR" (a new WAN address, and every subscriber
+gets one event made before the change, with the old address, and none after it: what
+miniupnpd does when the address changes while its NOTIFY is unanswered),
+"forget-subscribers" (as a reboot on the same HTTP port: a renewal of an old SID gets
+412), "quit". Events sent are logged as {"ev":"notify","sid":...,
+"seq":N,"external":ADDR,"answer":STATUS|null,"error":TEXT}. A request is logged as "begin" when
 it arrives and again with its answer. Every request is logged as one JSON line in --log:
   {"ev":"http","host":ADDR,"method":"POST","action":"AddPortMapping","args":{...},
    "answer":200|500,"code":718}
 """
 import argparse
+import http.client
 import json
 import os
 import re
@@ -68,6 +85,8 @@ class State:
         self.mappings = {}   # (PROTO, ext) -> dict(client, iport, lease, desc)
         self.slow = a.slow
         self.slow_add = 0
+        self.subs = {}       # SID -> dict(callback=URL, seq=next SEQ)
+        self.refuse_subscribe = a.refuse_subscribe
         self.log_lock = threading.Lock()
         self.logf = open(a.log, "a", buffering=1)
         self.uuid = a.uuid or str(uuidlib.uuid4())
@@ -168,14 +187,50 @@ def make_handler(st, port_ref):
             self.send(404, b"")
 
         def do_SUBSCRIBE(self):
-            st.log(ev="http", host=self.host(), method="SUBSCRIBE", path=self.path)
+            sid = self.headers.get("SID")
+            callback = self.headers.get("CALLBACK", "")
+            with st.lock:
+                refuse = not sid and st.refuse_subscribe > 0
+                if refuse:
+                    st.refuse_subscribe -= 1
+                known = sid in st.subs
+            if refuse:
+                st.log(ev="http", host=self.host(), method="SUBSCRIBE", path=self.path, answer=503)
+                return self.send(503, b"")
+            if not st.a.events:
+                st.log(ev="http", host=self.host(), method="SUBSCRIBE", path=self.path, answer=200)
+                sid = "uuid:" + str(uuidlib.uuid4())
+            elif sid:
+                # renewal
+                st.log(ev="http", host=self.host(), method="SUBSCRIBE", path=self.path, renewal=True,
+                       answer=200 if known else 412)
+                if not known:
+                    return self.send(412, b"")
+            else:
+                m = re.search(r"<(http://[^>]+)>", callback)
+                if not m:
+                    st.log(ev="http", host=self.host(), method="SUBSCRIBE", path=self.path, answer=412)
+                    return self.send(412, b"")
+                sid = "uuid:" + str(uuidlib.uuid4())
+                with st.lock:
+                    st.subs[sid] = dict(callback=m.group(1), seq=0)
+                st.log(ev="http", host=self.host(), method="SUBSCRIBE", path=self.path, answer=200, sid=sid,
+                       callback=m.group(1))
+                if st.a.notify_before_answer:
+                    notify_one(st, sid)
             self.send_response(200)
-            self.send_header("SID", "uuid:" + str(uuidlib.uuid4()))
-            self.send_header("TIMEOUT", "Second-1800")
+            self.send_header("SID", sid)
+            self.send_header("TIMEOUT", f"Second-{st.a.subscription_timeout}")
             self.send_header("Content-Length", "0")
             self.end_headers()
+            if st.a.events and not known and not st.a.notify_before_answer:
+                # the initial event, once the answer is out
+                threading.Thread(target=notify_one, args=(st, sid), daemon=True).start()
 
         def do_UNSUBSCRIBE(self):
+            with st.lock:
+                st.subs.pop(self.headers.get("SID"), None)
+            st.log(ev="http", host=self.host(), method="UNSUBSCRIBE", path=self.path)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -242,6 +297,38 @@ def make_handler(st, port_ref):
     return H
 
 
+def notify_one(st, sid, ext=None):
+    """one event to subscriber sid: ExternalIPAddress ext, or as the IGD has it now"""
+    with st.lock:
+        sub = st.subs.get(sid)
+        if not sub:
+            return
+        seq = sub["seq"]
+        sub["seq"] += 1
+        ext = ext or st.a.external
+    m = re.match(r"http://([^/:]+):(\d+)(/.*)?$", sub["callback"])
+    body = ('<?xml version="1.0"?>\r\n<e:propertyset xmlns:e="urn:schemas-upnp-org:event-1-0">'
+            f'<e:property><ExternalIPAddress>{ext}</ExternalIPAddress></e:property></e:propertyset>\r\n').encode()
+    answer, error = None, ""
+    try:
+        c = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=10)
+        c.request("NOTIFY", m.group(3) or "/", body=body,
+                  headers={"Content-Type": 'text/xml; charset="utf-8"', "NT": "upnp:event",
+                           "NTS": "upnp:propchange", "SID": sid, "SEQ": str(seq), "Connection": "close"})
+        answer = c.getresponse().status
+        c.close()
+    except (OSError, http.client.HTTPException, AttributeError) as e:
+        error = str(e)
+    st.log(ev="notify", sid=sid, seq=seq, external=ext, answer=answer, error=error)
+
+
+def notify_all(st, ext=None):
+    with st.lock:
+        sids = list(st.subs)
+    for sid in sids:
+        notify_one(st, sid, ext)
+
+
 def ssdp_headers(st, host, port, st_value, nts=None):
     usn = f"uuid:{st.uuid}-2::{SERVICE}"
     lines = [f"LOCATION: http://{host}:{port}/rootDesc.xml", "CACHE-CONTROL: max-age=1800",
@@ -300,6 +387,21 @@ def stdin_loop(st):
         elif cmd[0] == "external":
             st.a.external = cmd[1]
             st.log(ev="external", addr=cmd[1])
+        elif cmd[0] == "external-event":
+            st.a.external = cmd[1]
+            st.log(ev="external", addr=cmd[1], event=True)
+            notify_all(st)
+        elif cmd[0] == "event":
+            notify_all(st)
+        elif cmd[0] == "external-stale":
+            old = st.a.external
+            st.a.external = cmd[1]
+            st.log(ev="external", addr=cmd[1], stale_event=old)
+            notify_all(st, old)
+        elif cmd[0] == "forget-subscribers":
+            with st.lock:
+                st.subs.clear()
+            st.log(ev="forgot-subscribers")
         elif cmd[0] == "slow-add":
             st.slow_add = float(cmd[1])
             st.log(ev="slow-add", seconds=st.slow_add)
@@ -327,6 +429,10 @@ def main():
     p.add_argument("--control-host")
     p.add_argument("--trap", action="append", default=[])
     p.add_argument("--notify-interval", type=float, default=5)
+    p.add_argument("--events", action="store_true")
+    p.add_argument("--refuse-subscribe", type=int, default=0)
+    p.add_argument("--subscription-timeout", type=int, default=1800)
+    p.add_argument("--notify-before-answer", action="store_true")
     a = p.parse_args()
     st = State(a)
     st.conflict = {int(x) for x in a.conflict.split(",") if x}

@@ -28,6 +28,19 @@ restarts    the IGD restarts 18 times (same UUID, a new HTTP port and an empty t
             recreated at the last one
 external-poll  the WAN address changes without an event: the periodic GetExternalIPAddress
             (2 s here) brings it to the mapping
+event-stale  the WAN address changes and the one event that comes was made before the change
+            (old address; what miniupnpd sends when the change comes while its previous
+            NOTIFY is unanswered): the GetExternalIPAddress that follows an event with the
+            known address brings the new one, the periodic check being 300 s here
+subscribe-refused  the first SUBSCRIBE is answered 503 (GUPnP: subscription-lost): pcpd
+            subscribes again (back-off, retry-min 1 s) and a later address change comes by
+            event, the periodic check being 300 s here
+event-early  every subscription's initial event comes before the SUBSCRIBE's answer:
+            GUPnP drops it (no SID yet) and takes the next event (the new address) for a
+            SEQ gap, subscribing again without passing it on: the NOTIFY seen by pcpd's
+            HTTP server is followed by a GetExternalIPAddress that brings the new address
+renewal-lost  the IGD forgets its subscribers (a reboot on the same HTTP port): the renewal
+            is answered 412, pcpd subscribes again and a later change comes by event
 vanishes    the IGD dies without a byebye: reported gone after unanswered
             GetExternalIPAddress, the mapping pending NO_IGD when its lease ran out; active
             again when the IGD is back
@@ -287,6 +300,64 @@ elif case == "external-poll":
     ev = d.wait_mapping("a", lambda e: e["ext_addr"] == "198.20.77.99", 20, since=m,
                         what="with the new external address from the periodic GetExternalIPAddress")
     t.check(ev["state"] == "active" and ev["ext_port"] == 5600, f"still active on 5600, saw {ev}")
+    t.check(bool(d.find(lambda e: e["ev"] == "igd" and e["external"] == "198.20.77.99", since=m)),
+            "an IGD event with the new external address")
+
+elif case in ("event-stale", "subscribe-refused", "renewal-lost", "event-early"):
+    opts = {"event-stale": [], "subscribe-refused": ["--refuse-subscribe", "1"],
+            "event-early": ["--notify-before-answer"],
+            "renewal-lost": ["--subscription-timeout", "6"]}[case]
+    igd = t.igd("--events", *opts)
+    # 300 s: only events (and what pcpd asks because of them) can bring a change in time
+    d = t.driver("--external-interval", "300", "--retry-min", "1")
+    found(d)
+    d.add("a", "tcp", 5700)
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    t.check(a["ext_addr"] == "198.20.77.1", f"external address 198.20.77.1, saw {a['ext_addr']}")
+
+    def subscribed(since_sid=None):
+        """the SID of a subscription whose initial event pcpd answered 200 (another than since_sid)"""
+        for e in igd.entries():
+            if e["ev"] == "notify" and e["seq"] == 0 and e["answer"] == 200 and e["sid"] != since_sid:
+                return e["sid"]
+        return None
+
+    if case == "subscribe-refused":
+        refused = igd.wait_log(lambda e: e.get("method") == "SUBSCRIBE" and e.get("answer") == 503, 30,
+                               "the first SUBSCRIBE (answered 503)")
+        sid = t.wait_until(subscribed, 60, "a SUBSCRIBE again after the refused one, its initial event "
+                                           "answered 200 (GUPnP's subscription-lost handled)")
+        st = d.stats()
+        t.check(st is not None and st.get("subscriptions_lost", 0) >= 1,
+                f"the driver counts the lost subscription (stats subscriptions_lost >= 1), saw {st}")
+    elif case == "renewal-lost":
+        first = t.wait_until(subscribed, 30, "the first subscription's initial event answered 200")
+        igd.send("forget-subscribers")
+        igd.wait_log(lambda e: e.get("method") == "SUBSCRIBE" and e.get("renewal") and e.get("answer") == 412, 30,
+                     "a renewal of the forgotten SID (answered 412; timeout 6 s, GUPnP renews after 1.5-4.5 s)")
+        sid = t.wait_until(lambda: subscribed(first), 60, "a new subscription after the refused renewal, its "
+                                                           "initial event answered 200")
+    else:
+        t.wait_until(subscribed, 30, "the subscription's initial event answered 200")
+
+    m = d.mark()
+    if case == "event-stale":
+        igd.send("external-stale 198.20.77.99")
+        igd.wait_log(lambda e: e["ev"] == "notify" and e["seq"] > 0 and e["external"] == "198.20.77.1", 30,
+                     "the stale event (old address) sent")
+        what = "with the new external address (asked after the stale event)"
+    elif case == "event-early":
+        igd.send("external-event 198.20.77.99")
+        igd.wait_log(lambda e: e["ev"] == "notify" and e["seq"] > 0 and e["external"] == "198.20.77.99" and
+                     e["answer"] == 200, 30, "the event with the new address answered 200 by pcpd")
+        what = "with the new external address (asked after a NOTIFY GUPnP did not pass on)"
+    else:
+        igd.send("external-event 198.20.77.99")
+        igd.wait_log(lambda e: e["ev"] == "notify" and e["sid"] == sid and e["external"] == "198.20.77.99" and
+                     e["answer"] == 200, 30, "the event with the new address answered 200 by pcpd")
+        what = "with the new external address from the event"
+    ev = d.wait_mapping("a", lambda e: e["ext_addr"] == "198.20.77.99", 60, since=m, what=what)
+    t.check(ev["state"] == "active" and ev["ext_port"] == 5700, f"still active on 5700, saw {ev}")
     t.check(bool(d.find(lambda e: e["ev"] == "igd" and e["external"] == "198.20.77.99", since=m)),
             "an IGD event with the new external address")
 
