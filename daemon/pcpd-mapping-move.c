@@ -119,8 +119,15 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
                 if (mp->server != NULL)
                         manager_mapping_leave(m, mp);
                 r = manager_mapping_start_direct(m, mp, own);
-                if (r >= 0)
+                if (r >= 0) {
                         r = manager_persist_mapping(m, mp);
+                        if (r < 0) {
+                                /* not saved as direct: not direct either (its record
+                                 * still says where it was), it waits like any other */
+                                pcpd_backend_remove(m->direct, mp, 0); /* (nothing upstream) */
+                                manager_mapping_set_direct(mp, false);
+                        }
+                }
                 if (r < 0) {
                         g_warning("Mapping %s cannot have the host's own address: %s", mp->path, g_strerror(-r));
                         manager_mapping_wait(m, mp);
@@ -137,6 +144,8 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
                                 PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS);
                 return 0;
         }
+        if (mp->server == s && mp->server != NULL && pcpd_backend_holds(to, mp))
+                return 0; /* already there */
         if (mp->server != NULL && mp->server != s)
                 manager_mapping_leave(m, mp);
         same = !from_direct && from != NULL && strcmp(from, s->text) == 0;

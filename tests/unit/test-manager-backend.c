@@ -27,10 +27,12 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "fake-backend.h"
 #include "manager-fixture.h"
@@ -455,6 +457,58 @@ static void test_move_between_backends(void **state) {
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
 }
 
+/* The journal's descriptor (mappings.journal in the state directory), or -1. */
+static int journal_fd(const fixture *f) {
+        g_autofree char *want = g_build_filename(f->dir, "mappings.journal", NULL);
+        int found = -1;
+        GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
+        const char *name;
+
+        assert_non_null(d);
+        while ((name = g_dir_read_name(d)) != NULL) {
+                g_autofree char *link = g_build_filename("/proc/self/fd", name, NULL);
+                g_autofree char *target = g_file_read_link(link, NULL);
+
+                if (target != NULL && strcmp(target, want) == 0)
+                        found = atoi(name);
+        }
+        g_dir_close(d);
+        return found;
+}
+
+/* A move to "direct" whose record cannot be saved (the disk is full) leaves the mapping
+ * not direct (nor counted as such) and waiting for a server, as the move promises; a move
+ * to the server a mapping is on already changes nothing. */
+static void test_move_failures(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 8301, ":1.1");
+        struct in6_addr own;
+        uint64_t id = mp->id;
+        int jfd = journal_fd(f), full;
+
+        /* already there: no leave, no new request, still held and active */
+        assert_int_equal(manager_mapping_move(f->m, mp, f->m->pcp, server(f, 0), NULL), 0);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 1);
+        assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, id), 0);
+        assert_true(fake_holds(f->fb, mp, NULL));
+        assert_string_equal(mp->state, "active");
+
+        assert_true(jfd >= 0);
+        full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+        assert_true(full >= 0);
+        assert_int_equal(dup2(full, jfd), jfd); /* every journal write: ENOSPC */
+        close(full);
+        assert_true(pcp_addr_from_string("203.0.113.7", &own));
+        assert_true(manager_mapping_move(f->m, mp, f->m->direct, NULL, &own) < 0);
+        assert_false(mp->direct);
+        assert_int_equal(f->m->n_direct, 0);
+        assert_ptr_not_equal(manager_mapping_backend(f->m, mp), f->m->direct);
+        assert_string_equal(mp->state, "failed");
+        assert_string_equal(mp->error, "NO_SERVER");
+        assert_string_equal(mp->external_address, "");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+}
+
 /* A restart over the same state directory: the persistent mapping and the app's are asked
  * again on the same server with their saved nonces (and the external address they had),
  * on the same paths; the app's waits for its app and is reclaimed by the same uid's
@@ -536,6 +590,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_remove_reasons, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_move_between_servers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_move_between_backends, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_move_failures, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_state, setup, teardown),
         };
