@@ -104,8 +104,9 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
  * primary connection moved: manager_mapping_leave() first) to the server that serves it
  * now, with its nonce (C1: on a server it was on, the server sees a refresh and keeps the
  * port; C2: on another server it is a new mapping); from a server to "direct" (deleted
- * there first). Published: Server, then what `to` has for it now. On failure mp keeps
- * what it had when it was direct, and waits for a server otherwise; -errno.
+ * there first). Published: Server, then what `to` has for it now. Held on s by `to`
+ * already: nothing to do. On failure mp keeps what it had when it was direct, and waits
+ * for a server otherwise; -errno.
  */
 int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pcpd_server *s,
                          const struct in6_addr *own) {
