@@ -8,9 +8,13 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pcp1-contract.h"
+#include "pcpd-manager-private.h"
+#include "pcpd-state.h"
 
 #define FAKE_EXT "198.51.100.9" /* what the fake grants (TEST-NET-2) */
 #define FAKE_INT "10.0.0.2"     /* the host's address toward it */
@@ -108,6 +112,28 @@ static size_t f_server_local_addresses(pcpd_backend *b, const pcpd_server *s, st
         return 1;
 }
 
+/* The rule every backend relies on: a mapping's record (its nonce, its server) is on
+ * disk before its request would leave, so that a restarted pcpd can delete it. Read back
+ * from the state directory as a restart would. */
+static void assert_saved(const pcpd_mapping *mp, const pcpd_server *s) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(pcpd_state) st = NULL;
+        const pcpd_state_mapping *rec;
+        int dirfd = fcntl(mp->manager->state_fd, F_DUPFD_CLOEXEC, 3);
+
+        assert_true(dirfd >= 0);
+        if (pcpd_state_load(dirfd, mp->manager->state_dir, &st, &error) < 0)
+                fail_msg("state of %s: %s", mp->path, error->message);
+        close(dirfd);
+        rec = g_hash_table_lookup(st->mappings, &mp->id);
+        if (rec == NULL)
+                fail_msg("%s is added before its record is saved", mp->path);
+        assert_true(rec->has_nonce);
+        assert_memory_equal(rec->nonce, mp->nonce, PCP_NONCE_LEN);
+        assert_string_equal(rec->server, s->text);
+        assert_false(rec->deleting);
+}
+
 static int f_add(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external) {
         fake_backend *fb = fake_of(b);
         fake_map *fm;
@@ -117,7 +143,13 @@ static int f_add(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const struct
                 return fb->add_error;
         assert_non_null(s);
         assert_true(g_hash_table_contains(fb->servers, s));
-        assert_true(mp->has_nonce); /* on disk before the request would leave */
+        assert_true(mp->has_nonce);
+        assert_saved(mp, s);
+        if (fb->eexist_adds > 0) {
+                fb->eexist_adds--;
+                record(fb, FAKE_ADD_EEXIST, mp, s, 0, false);
+                return -EEXIST;
+        }
         assert_false(g_hash_table_contains(fb->maps, mp));
         fm = g_new0(fake_map, 1);
         fm->server = s;

@@ -13,7 +13,7 @@
 
 #include "pcpd-backend.h"
 
-enum { FAKE_ADD, FAKE_REMOVE, FAKE_DETACH, FAKE_DELETE_SAVED, FAKE_DELETE_FORGET };
+enum { FAKE_ADD, FAKE_REMOVE, FAKE_DETACH, FAKE_DELETE_SAVED, FAKE_DELETE_FORGET, FAKE_ADD_EEXIST };
 
 typedef struct fake_call {
         int op;
@@ -32,6 +32,8 @@ typedef struct fake_backend {
         GHashTable *servers; /* pcpd_server * -> fake_srv * (owned) */
         GArray *calls;       /* fake_call, in order */
         int add_error;       /* when not 0: what add() returns (nothing held) */
+        unsigned eexist_adds; /* so many next adds return -EEXIST (a delete under that nonce
+                               * is still on its way), as the PCP backend does */
         uint8_t next_random;
 } fake_backend;
 

@@ -457,6 +457,33 @@ static void test_move_between_backends(void **state) {
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
 }
 
+/* A mapping moved back to a server whose delete under its nonce is still on its way there
+ * (the backend says -EEXIST) is asked again at once under a fresh nonce, saved before it
+ * is asked (the fake checks the record on every add). */
+static void test_move_nonce_in_use(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 8401, ":1.1");
+        uint8_t nonce[PCP_NONCE_LEN];
+        uint64_t id = mp->id;
+        const fake_call *c;
+
+        memcpy(nonce, mp->nonce, sizeof(nonce));
+        manager_mapping_leave(f->m, mp);
+        f->fb->eexist_adds = 1;
+        assert_int_equal(manager_mapping_move(f->m, mp, f->m->pcp, server(f, 0), NULL), 0);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD_EEXIST, id), 1);
+        c = fake_last_call(f->fb, FAKE_ADD_EEXIST, id);
+        assert_memory_equal(c->nonce, nonce, PCP_NONCE_LEN); /* its nonce first */
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 2);
+        c = fake_last_call(f->fb, FAKE_ADD, id);
+        assert_memory_not_equal(c->nonce, nonce, PCP_NONCE_LEN);
+        assert_memory_equal(c->nonce, mp->nonce, PCP_NONCE_LEN);
+        assert_true(fake_holds(f->fb, mp, NULL));
+        fake_grant(f->fb, mp, 18401, 600);
+        assert_string_equal(mp->state, "active");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+}
+
 /* The journal's descriptor (mappings.journal in the state directory), or -1. */
 static int journal_fd(const fixture *f) {
         g_autofree char *want = g_build_filename(f->dir, "mappings.journal", NULL);
@@ -591,6 +618,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_move_between_servers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_move_between_backends, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_move_failures, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_move_nonce_in_use, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_state, setup, teardown),
         };
