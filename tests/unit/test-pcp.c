@@ -235,6 +235,12 @@ static void test_probe_and_answer(void **state) {
         /* the answer comes up from the main loop */
         pcp_msg_init(&msg, true, PCP_OPCODE_ANNOUNCE);
         msg.epoch = 1;
+        /* with the NAT64 prefixes (RFC 7225) the server uses: Manager.Prefix64 */
+        msg.n_prefix64 = 2;
+        msg.prefix64[0] = (pcp_prefix64) { .prefix_len = 96, .suffix_len = 0 };
+        assert_int_equal(inet_pton(AF_INET6, "64:ff9b::", &msg.prefix64[0].prefix), 1);
+        msg.prefix64[1] = (pcp_prefix64) { .prefix_len = 32, .suffix_len = 8 };
+        assert_int_equal(inet_pton(AF_INET6, "2001:db8::", &msg.prefix64[1].prefix), 1);
         assert_int_equal(pcp_encode(&msg, buf, sizeof(buf), &len), PCP_WIRE_OK);
         assert_int_equal(sendto(fd, buf, len, 0, (struct sockaddr *) &from, from_len), (ssize_t) len);
         while (rec.server_events == 0 && turns < 1000) {
@@ -249,7 +255,11 @@ static void test_probe_and_answer(void **state) {
         assert_true(pcpd_pcp_server_view(p, &server, &view));
         assert_int_equal(view.state, PCPD_SERVER_PCP);
         assert_int_equal(view.epoch, pcpd_pcp_server_info(p, &server)->epoch);
-        assert_int_equal(view.n_prefix64, 0);
+        assert_int_equal(view.n_prefix64, 2);
+        assert_int_equal(view.prefix64[0].prefix_len, 96);
+        assert_memory_equal(&view.prefix64[0].prefix, &msg.prefix64[0].prefix, 16);
+        assert_int_equal(view.prefix64[1].prefix_len, 32);
+        assert_memory_equal(&view.prefix64[1].prefix, &msg.prefix64[1].prefix, 16);
         pcpd_pcp_server_remove(p, &server);
         assert_null(server.pcp);
         assert_false(pcpd_pcp_server_view(p, &server, &view));
