@@ -61,8 +61,8 @@
 
 typedef struct pcpd_pcp pcpd_pcp;
 
-/* A server's state as the manager logs it and reacts to it (the engine's vocabulary of
- * server states is the one pcpd-direct.h and Manager.Servers use too). */
+/* A server's state as the manager logs it and reacts to it, in the daemon's terms
+ * (pcpd-server.h: the engine's state translated by pcpd_pcp_server_state_of()). */
 typedef struct pcpd_pcp_server_status {
         pcpd_server_state state;
         const char *state_name;  /* "unknown", "pcp", "nat-pmp", ... (Manager.Servers) */
