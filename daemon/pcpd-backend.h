@@ -38,7 +38,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "pcp-engine.h"
 #include "pcpd-backend-info.h"
 #include "pcpd-manager.h"
 
@@ -54,10 +53,10 @@ typedef struct pcpd_backend_server {
         struct in6_addr external_addr;
 } pcpd_backend_server;
 
-/* A server's state as a backend that speaks to servers tells it (the engine's vocabulary
- * of server states, the one pcpd-direct.h and Manager.Servers use too). */
+/* A server's state as a backend that speaks to servers tells it (pcpd-server.h's
+ * vocabulary of server states, the one pcpd-direct.h and Manager.Servers use too). */
 typedef struct pcpd_server_status {
-        pcp_server_state state;
+        pcpd_server_state state;
         const char *state_name;  /* "unknown", "pcp", "nat-pmp", ... (Manager.Servers) */
         uint64_t disabled_until; /* monotonic ms, DISABLED only: when it is asked again */
         bool address_mismatch;   /* it saw another source address than ours */
@@ -109,13 +108,14 @@ typedef struct pcpd_backend_ops {
         /* s goes: the mappings still on it are told as lost (unless detached before) */
         void (*server_remove)(pcpd_backend *b, pcpd_server *s);
         /* whether the backend knows s, and its state then */
-        bool (*server_status)(pcpd_backend *b, const pcpd_server *s, pcp_server_state *ret);
+        bool (*server_status)(pcpd_backend *b, const pcpd_server *s, pcpd_server_state *ret);
         /* the external address s last told: false when none */
         bool (*server_external)(pcpd_backend *b, const pcpd_server *s, struct in6_addr *ret);
         /* the host's address(es) toward s: where a mapping made there may point */
         size_t (*server_local_addresses)(pcpd_backend *b, const pcpd_server *s, struct in6_addr *ret, size_t max);
-        /* what the engine has of s for Manager.Servers and Prefix64, or NULL */
-        const pcp_server_info *(*server_info)(pcpd_backend *b, const pcpd_server *s);
+        /* what the backend knows of s for Manager.Servers and Prefix64: false when it does
+         * not know s */
+        bool (*server_view)(pcpd_backend *b, const pcpd_server *s, pcpd_server_view *ret);
 
         /* ---- mappings: add / remove / info ---- */
         /* mp on server s (NULL for a backend without servers), as its caller asked for it;
@@ -212,9 +212,9 @@ static inline void pcpd_backend_delete_forget(pcpd_backend *b, uint64_t cookie) 
         if (b != NULL && b->ops->delete_forget != NULL)
                 b->ops->delete_forget(b, cookie);
 }
-/* whether b knows s, and its state (PCP_SERVER_UNKNOWN when it does not) */
-static inline bool pcpd_backend_server_status(pcpd_backend *b, const pcpd_server *s, pcp_server_state *ret) {
-        *ret = PCP_SERVER_UNKNOWN;
+/* whether b knows s, and its state (PCPD_SERVER_UNKNOWN when it does not) */
+static inline bool pcpd_backend_server_status(pcpd_backend *b, const pcpd_server *s, pcpd_server_state *ret) {
+        *ret = PCPD_SERVER_UNKNOWN;
         return b != NULL && b->ops->server_status != NULL && b->ops->server_status(b, s, ret);
 }
 static inline bool pcpd_backend_server_external(pcpd_backend *b, const pcpd_server *s, struct in6_addr *ret) {

@@ -218,7 +218,7 @@ static char *addresses_text(const struct in6_addr *a, size_t n) {
  * listening for MAP. On false, *ret_why says why, for the caller. *ret_family: the
  * family the proof holds for. */
 static bool ownership_proven(pending_call *p, int *ret_family, char **ret_why) {
-        struct in6_addr internal[PCP_SERVER_MAX_ADDRS];
+        struct in6_addr internal[PCPD_SERVER_MAX_ADDRS];
         g_autofree char *where = NULL;
         const char *proto = pcp_protocol_to_string(p->req.protocol) ?: "this protocol";
         bool must_listen = p->req.opcode == PCP_OPCODE_MAP;
@@ -909,14 +909,10 @@ static int get_servers(sd_bus *bus, const char *path, const char *iface, const c
         r = sd_bus_message_open_container(reply, 'a', "(ssssu)");
         for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcpd_manager_server_info(m, s);
-                const char *proto = "none";
-                if (si != NULL && si->state == PCP_SERVER_PCP)
-                        proto = "pcp";
-                else if (si != NULL && si->state == PCP_SERVER_NATPMP)
-                        proto = "nat-pmp";
-                r = sd_bus_message_append(reply, "(ssssu)", s->ifname, s->text, s->source, proto,
-                                          si != NULL ? si->epoch : 0);
+                pcpd_server_view v;
+                (void) pcpd_manager_server_view(m, s, &v); /* unknown: "none", 0 */
+                r = sd_bus_message_append(reply, "(ssssu)", s->ifname, s->text, s->source,
+                                          pcpd_server_state_protocol(v.state), v.epoch);
         }
         if (m->upnp != NULL) {
                 /* routers that speak UPnP-IGD (pcpd-backend.h), in use */
@@ -975,12 +971,13 @@ static int get_prefix64(sd_bus *bus, const char *path, const char *iface, const 
         r = sd_bus_message_open_container(reply, 'a', "s");
         for (guint i = 0; r >= 0 && i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                const pcp_server_info *si = pcpd_manager_server_info(m, s);
-                for (size_t j = 0; r >= 0 && si != NULL && j < si->n_prefix64; j++) {
+                pcpd_server_view v;
+                (void) pcpd_manager_server_view(m, s, &v); /* unknown: none */
+                for (size_t j = 0; r >= 0 && j < v.n_prefix64 && j < G_N_ELEMENTS(v.prefix64); j++) {
                         char buf[PCP_ADDR_STRLEN];
                         g_autofree char *t = NULL;
-                        inet_ntop(AF_INET6, &si->prefix64[j].prefix, buf, sizeof(buf));
-                        t = g_strdup_printf("%s/%u", buf, si->prefix64[j].prefix_len);
+                        inet_ntop(AF_INET6, &v.prefix64[j].prefix, buf, sizeof(buf));
+                        t = g_strdup_printf("%s/%u", buf, v.prefix64[j].prefix_len);
                         r = sd_bus_message_append_basic(reply, 's', t);
                 }
         }

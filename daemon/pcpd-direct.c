@@ -108,8 +108,8 @@ bool pcpd_direct_servers_may_map(const pcpd_direct_server *servers, size_t n, in
                         continue;
                 if (!s->engine_known)
                         return true;
-                if (s->state == PCP_SERVER_UNREACHABLE || s->state == PCP_SERVER_UNSUPPORTED ||
-                    (s->state == PCP_SERVER_UNKNOWN && s->silent))
+                if (s->state == PCPD_SERVER_UNREACHABLE || s->state == PCPD_SERVER_UNSUPPORTED ||
+                    (s->state == PCPD_SERVER_UNKNOWN && s->silent))
                         continue;
                 return true;
         }
@@ -119,7 +119,7 @@ bool pcpd_direct_servers_may_map(const pcpd_direct_server *servers, size_t n, in
 bool pcpd_direct_any_usable(const pcpd_direct_server *servers, size_t n) {
         for (size_t i = 0; i < n; i++)
                 if (servers[i].engine_known &&
-                    (servers[i].state == PCP_SERVER_PCP || servers[i].state == PCP_SERVER_NATPMP))
+                    (servers[i].state == PCPD_SERVER_PCP || servers[i].state == PCPD_SERVER_NATPMP))
                         return true;
         return false;
 }
@@ -139,7 +139,7 @@ const char *pcpd_direct_manager_state(bool enabled, const pcpd_direct_server *se
         if (n == 0)
                 return "no-network";
         for (size_t i = 0; i < n; i++)
-                any_known = any_known || (servers[i].engine_known && servers[i].state != PCP_SERVER_UNKNOWN);
+                any_known = any_known || (servers[i].engine_known && servers[i].state != PCPD_SERVER_UNKNOWN);
         return any_known ? "unsupported" : "discovering";
 }
 

@@ -19,15 +19,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pcp-engine.h"
 #include "pcpd-host.h"
+#include "pcpd-server.h"
 
 /* One server, as the rules see it. */
 typedef struct pcpd_direct_server {
         int family;             /* AF_INET or AF_INET6 */
         const char *ifname;     /* "" when unknown (a configured server) */
         bool engine_known;      /* the engine has it; when not, it counts as one that may map */
-        pcp_server_state state; /* the engine's state, when engine_known */
+        pcpd_server_state state; /* its state, when engine_known */
         bool silent;            /* it has answered nothing for PCPD_SILENT_SERVER_MS */
 } pcpd_direct_server;
 

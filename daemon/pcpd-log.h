@@ -32,7 +32,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "pcpd-manager.h"
+#include "pcpd-mapping.h"
 
 #define PCPD_MSGID_STARTED "c3bddf41639f40bd9a4fc118999031fd"         /* ready on the bus */
 #define PCPD_MSGID_CONFIG_ERROR "6d3c4396ddeb4f919a55c99df905a178"    /* bad configuration: not started */

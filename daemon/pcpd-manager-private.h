@@ -140,10 +140,10 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend 
 
 /* (manager_add_server(), manager_remove_server(): pcpd-servers.h) */
 void manager_server_free(pcpd_server *s);
-/* s's state as "pcp" has it (PCP_SERVER_UNKNOWN when it does not know s) */
-pcp_server_state manager_server_state(pcpd_manager *m, const pcpd_server *s);
+/* s's state as "pcp" has it (PCPD_SERVER_UNKNOWN when it does not know s) */
+pcpd_server_state manager_server_state(pcpd_manager *m, const pcpd_server *s);
 /* After each state the manager sees for s: its silence is timed from when it is unknown. */
-void manager_server_watch_silence(pcpd_server *s, pcp_server_state st);
+void manager_server_watch_silence(pcpd_server *s, pcpd_server_state st);
 /* s has answered nothing for PCPD_SILENT_SERVER_MS */
 bool manager_server_silent(const pcpd_server *s);
 /* s is known not to speak PCP nor NAT-PMP (unreachable, unsupported, disabled, silent) */

@@ -274,10 +274,10 @@ static void on_pcp_server_changed(void *userdata, pcpd_server *s, const pcpd_ser
                  * of the loop, not from here: the backend's news is told wherever it was
                  * called (inside AddMapping, or while a server is being removed) and moving
                  * adds and removes mappings */
-                if ((st->state == PCP_SERVER_PCP || st->state == PCP_SERVER_NATPMP) && m->n_direct > 0 &&
+                if ((st->state == PCPD_SERVER_PCP || st->state == PCPD_SERVER_NATPMP) && m->n_direct > 0 &&
                     m->rediscover_source == 0)
                         m->rediscover_source = g_idle_add(on_rediscover, m);
-                if (st->state == PCP_SERVER_DISABLED)
+                if (st->state == PCPD_SERVER_DISABLED)
                         pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE,
                                        ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE",
                                                                 st->state_name, "PCP_RESULT", "NOT_AUTHORIZED", NULL }),
@@ -410,8 +410,9 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
         return false;
 }
 
-const pcp_server_info *pcpd_manager_server_info(pcpd_manager *m, const pcpd_server *s) {
-        return m->pcp->ops->server_info(m->pcp, s);
+bool pcpd_manager_server_view(pcpd_manager *m, const pcpd_server *s, pcpd_server_view *ret) {
+        *ret = (pcpd_server_view) { .state = PCPD_SERVER_UNKNOWN };
+        return m->pcp->ops->server_view != NULL && m->pcp->ops->server_view(m->pcp, s, ret);
 }
 
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {

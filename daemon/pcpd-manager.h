@@ -5,7 +5,6 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "pcp-engine.h"
 #include "pcp1-contract.h"
 #include "pcpd-conf.h"
 #include "pcpd-error.h"
@@ -227,9 +226,9 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
 /* Manager.ExternalAddresses: what the servers reported, then the host's own address for each
  * family it is not behind a NAT for; no duplicates. Strings, owned by the array. */
 GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m);
-/* What the PCP backend knows of server s (state, addresses, external address, PREFIX64:
- * Manager.Servers and Prefix64), or NULL; valid until the next call into the manager. */
-const pcp_server_info *pcpd_manager_server_info(pcpd_manager *m, const pcpd_server *s);
+/* What the PCP backend knows of server s for Manager.Servers and Prefix64 (state, epoch,
+ * PREFIX64): false when it does not know s (ret is then zeroed: state unknown). */
+bool pcpd_manager_server_view(pcpd_manager *m, const pcpd_server *s, pcpd_server_view *ret);
 
 /* The configured servers become these (a reload): the ones that stay keep their mappings. */
 void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n);

@@ -102,7 +102,7 @@ static void op_server_remove(pcpd_backend *b, pcpd_server *s) {
         pcpd_pcp_server_remove(P(b), s);
 }
 
-static bool op_server_status(pcpd_backend *b, const pcpd_server *s, pcp_server_state *ret) {
+static bool op_server_status(pcpd_backend *b, const pcpd_server *s, pcpd_server_state *ret) {
         *ret = pcpd_pcp_server_state(P(b), s);
         return pcpd_pcp_server_known(P(b), s);
 }
@@ -115,8 +115,8 @@ static size_t op_server_local_addresses(pcpd_backend *b, const pcpd_server *s, s
         return pcpd_pcp_server_local_addresses(P(b), s, ret, max);
 }
 
-static const pcp_server_info *op_server_info(pcpd_backend *b, const pcpd_server *s) {
-        return pcpd_pcp_server_info(P(b), s);
+static bool op_server_view(pcpd_backend *b, const pcpd_server *s, pcpd_server_view *ret) {
+        return pcpd_pcp_server_view(P(b), s, ret);
 }
 
 static int op_add(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external) {
@@ -164,7 +164,7 @@ static const pcpd_backend_ops pcp_backend_ops = {
         .server_status = op_server_status,
         .server_external = op_server_external,
         .server_local_addresses = op_server_local_addresses,
-        .server_info = op_server_info,
+        .server_view = op_server_view,
         .add = op_add,
         .remove = op_remove,
         .detach = op_detach,

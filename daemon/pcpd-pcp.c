@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+_Static_assert(PCPD_SERVER_MAX_ADDRS == PCP_SERVER_MAX_ADDRS, "pcpd-server.h and the engine agree");
+
 /* a server's part here (pcpd_server.pcp): its engine id and its sockets, one per
  * address, each watched by a server_source */
 typedef struct pcpd_pcp_server {
@@ -201,7 +203,7 @@ static void tell(pcpd_pcp *p, const pcp_event *ev) {
                 s = server_by_engine_id(p, ev->server_id);
                 if (ev->server != NULL)
                         st = (pcpd_pcp_server_status) {
-                                .state = ev->server->state,
+                                .state = pcpd_pcp_server_state_of(ev->server->state),
                                 .state_name = pcp_server_state_to_string(ev->server->state),
                                 .disabled_until = ev->server->disabled_until,
                                 .address_mismatch = ev->server->address_mismatch,
@@ -590,10 +592,35 @@ bool pcpd_pcp_server_known(pcpd_pcp *p, const pcpd_server *s) {
         return pcpd_pcp_server_info(p, s) != NULL;
 }
 
-pcp_server_state pcpd_pcp_server_state(pcpd_pcp *p, const pcpd_server *s) {
+pcpd_server_state pcpd_pcp_server_state_of(pcp_server_state st) {
+        static const pcpd_server_state states[_PCP_SERVER_STATE_MAX] = {
+                [PCP_SERVER_UNKNOWN] = PCPD_SERVER_UNKNOWN,         [PCP_SERVER_PCP] = PCPD_SERVER_PCP,
+                [PCP_SERVER_NATPMP] = PCPD_SERVER_NATPMP,           [PCP_SERVER_DISABLED] = PCPD_SERVER_DISABLED,
+                [PCP_SERVER_UNREACHABLE] = PCPD_SERVER_UNREACHABLE, [PCP_SERVER_UNSUPPORTED] = PCPD_SERVER_UNSUPPORTED,
+        };
+        return (unsigned) st < _PCP_SERVER_STATE_MAX ? states[st] : PCPD_SERVER_UNKNOWN;
+}
+
+pcpd_server_state pcpd_pcp_server_state(pcpd_pcp *p, const pcpd_server *s) {
         const pcp_server_info *si = pcpd_pcp_server_info(p, s);
 
-        return si != NULL ? si->state : PCP_SERVER_UNKNOWN;
+        return si != NULL ? pcpd_pcp_server_state_of(si->state) : PCPD_SERVER_UNKNOWN;
+}
+
+bool pcpd_pcp_server_view(pcpd_pcp *p, const pcpd_server *s, pcpd_server_view *ret) {
+        const pcp_server_info *si = pcpd_pcp_server_info(p, s);
+
+        *ret = (pcpd_server_view) { .state = PCPD_SERVER_UNKNOWN };
+        if (si == NULL)
+                return false;
+        ret->state = pcpd_pcp_server_state_of(si->state);
+        ret->epoch = si->epoch;
+        for (size_t i = 0; i < si->n_prefix64 && i < G_N_ELEMENTS(ret->prefix64); i++) {
+                ret->prefix64[i].prefix = si->prefix64[i].prefix;
+                ret->prefix64[i].prefix_len = si->prefix64[i].prefix_len;
+                ret->n_prefix64++;
+        }
+        return true;
 }
 
 bool pcpd_pcp_server_external(pcpd_pcp *p, const pcpd_server *s, struct in6_addr *ret) {

@@ -61,10 +61,10 @@
 
 typedef struct pcpd_pcp pcpd_pcp;
 
-/* A server's state as the manager logs it and reacts to it (the engine's vocabulary of
- * server states is the one pcpd-direct.h and Manager.Servers use too). */
+/* A server's state as the manager logs it and reacts to it, in the daemon's terms
+ * (pcpd-server.h: the engine's state translated by pcpd_pcp_server_state_of()). */
 typedef struct pcpd_pcp_server_status {
-        pcp_server_state state;
+        pcpd_server_state state;
         const char *state_name;  /* "unknown", "pcp", "nat-pmp", ... (Manager.Servers) */
         uint64_t disabled_until; /* monotonic ms, DISABLED only: when it is asked again */
         bool address_mismatch;   /* it saw another source address than ours */
@@ -131,10 +131,15 @@ void pcpd_pcp_server_remove(pcpd_pcp *p, pcpd_server *s);
 /* What the engine has for s (state, addresses, external address, PREFIX64; the engine's
  * pointer, valid until the next call in here), or NULL: Manager.Servers and Prefix64. */
 const pcp_server_info *pcpd_pcp_server_info(pcpd_pcp *p, const pcpd_server *s);
+/* The engine's server state in the daemon's terms (pcpd-server.h). */
+pcpd_server_state pcpd_pcp_server_state_of(pcp_server_state st);
+/* What Manager.Servers and Prefix64 show of s (pcpd-server.h): false when the engine does
+ * not know s. */
+bool pcpd_pcp_server_view(pcpd_pcp *p, const pcpd_server *s, pcpd_server_view *ret);
 /* Whether the engine knows s (added here and not removed). */
 bool pcpd_pcp_server_known(pcpd_pcp *p, const pcpd_server *s);
-/* s's state (PCP_SERVER_UNKNOWN also when the engine does not know s). */
-pcp_server_state pcpd_pcp_server_state(pcpd_pcp *p, const pcpd_server *s);
+/* s's state (PCPD_SERVER_UNKNOWN also when the engine does not know s). */
+pcpd_server_state pcpd_pcp_server_state(pcpd_pcp *p, const pcpd_server *s);
 /* The external address s last told (MAP or NAT-PMP): false when none. */
 bool pcpd_pcp_server_external(pcpd_pcp *p, const pcpd_server *s, struct in6_addr *ret);
 /* The host's address toward each of s's addresses (where a mapping made there may point):

@@ -20,9 +20,9 @@
 #include "pcpd-log.h"
 #include "pcpd-servers.h"
 
-/* s's state as "pcp" has it (PCP_SERVER_UNKNOWN when it does not know s) */
-pcp_server_state manager_server_state(pcpd_manager *m, const pcpd_server *s) {
-        pcp_server_state st;
+/* s's state as "pcp" has it (PCPD_SERVER_UNKNOWN when it does not know s) */
+pcpd_server_state manager_server_state(pcpd_manager *m, const pcpd_server *s) {
+        pcpd_server_state st;
 
         (void) pcpd_backend_server_status(m->pcp, s, &st);
         return st;
@@ -111,7 +111,7 @@ void manager_remove_server(pcpd_manager *m, pcpd_server *s) {
  * with ICMP. It keeps its mappings and may still answer (they then move to it, as direct
  * ones do), but it does not keep a host with a global address from mapping directly. */
 bool manager_server_silent(const pcpd_server *s) {
-        return s->seen_state == PCP_SERVER_UNKNOWN && pcpd_now_ms() - s->unknown_since >= PCPD_SILENT_SERVER_MS;
+        return s->seen_state == PCPD_SERVER_UNKNOWN && pcpd_now_ms() - s->unknown_since >= PCPD_SILENT_SERVER_MS;
 }
 
 static gboolean on_server_silent(gpointer data) {
@@ -130,15 +130,15 @@ static gboolean on_server_silent(gpointer data) {
 
 /* After each engine state the manager sees for s: time its silence from when it is
  * unknown (again). Not for the server being added: it is not in the list yet. */
-void manager_server_watch_silence(pcpd_server *s, pcp_server_state st) {
-        if (st == s->seen_state && (st != PCP_SERVER_UNKNOWN || s->unknown_since != 0))
+void manager_server_watch_silence(pcpd_server *s, pcpd_server_state st) {
+        if (st == s->seen_state && (st != PCPD_SERVER_UNKNOWN || s->unknown_since != 0))
                 return;
         s->seen_state = st;
         if (s->silent_source != 0) {
                 g_source_remove(s->silent_source);
                 s->silent_source = 0;
         }
-        if (st != PCP_SERVER_UNKNOWN)
+        if (st != PCPD_SERVER_UNKNOWN)
                 return;
         s->unknown_since = pcpd_now_ms();
         s->silent_source = g_timeout_add(PCPD_SILENT_SERVER_MS, on_server_silent, s);
@@ -151,7 +151,7 @@ size_t manager_servers_view(pcpd_manager *m, pcpd_direct_server *v) {
 
         for (guint i = 0; i < m->servers->len && n < PCPD_MAX_SERVERS; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                pcp_server_state st;
+                pcpd_server_state st;
                 bool known = pcpd_backend_server_status(m->pcp, s, &st);
 
                 v[n++] = (pcpd_direct_server) {
@@ -159,7 +159,7 @@ size_t manager_servers_view(pcpd_manager *m, pcpd_direct_server *v) {
                         .ifname = s->ifname,
                         .engine_known = known,
                         .state = st,
-                        .silent = known && st == PCP_SERVER_UNKNOWN && manager_server_silent(s),
+                        .silent = known && st == PCPD_SERVER_UNKNOWN && manager_server_silent(s),
                 };
         }
         return n;
@@ -169,9 +169,9 @@ size_t manager_servers_view(pcpd_manager *m, pcpd_direct_server *v) {
 pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *ifname) {
         for (guint i = 0; i < m->servers->len; i++) {
                 pcpd_server *s = m->servers->pdata[i];
-                pcp_server_state st = manager_server_state(m, s);
+                pcpd_server_state st = manager_server_state(m, s);
 
-                if (s->family != family || (st != PCP_SERVER_PCP && st != PCP_SERVER_NATPMP))
+                if (s->family != family || (st != PCPD_SERVER_PCP && st != PCPD_SERVER_NATPMP))
                         continue;
                 if (ifname != NULL && s->ifname[0] != '\0' && strcmp(ifname, s->ifname) != 0)
                         continue;
@@ -183,11 +183,11 @@ pcpd_server *manager_answering_server(pcpd_manager *m, int family, const char *i
 /* s is known not to speak PCP nor NAT-PMP: unreachable (ICMP), an unsupported version,
  * switched off (NOT_AUTHORIZED), or silent for too long. */
 bool manager_server_speaks_no_pcp(pcpd_manager *m, pcpd_server *s) {
-        pcp_server_state st;
+        pcpd_server_state st;
 
         if (s == NULL || !pcpd_backend_server_status(m->pcp, s, &st))
                 return false;
-        return st == PCP_SERVER_UNREACHABLE || st == PCP_SERVER_UNSUPPORTED || st == PCP_SERVER_DISABLED ||
-               (st == PCP_SERVER_UNKNOWN && manager_server_silent(s));
+        return st == PCPD_SERVER_UNREACHABLE || st == PCPD_SERVER_UNSUPPORTED || st == PCPD_SERVER_DISABLED ||
+               (st == PCPD_SERVER_UNKNOWN && manager_server_silent(s));
 }
 

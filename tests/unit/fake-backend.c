@@ -28,7 +28,7 @@ typedef struct fake_map {
 } fake_map;
 
 typedef struct fake_srv {
-        pcp_server_state state;
+        pcpd_server_state state;
 } fake_srv;
 
 static void record(fake_backend *fb, int op, const pcpd_mapping *mp, const pcpd_server *s, uint64_t cookie,
@@ -76,7 +76,7 @@ static void f_random(pcpd_backend *b, void *buf, size_t len) {
 static int f_server_add(pcpd_backend *b, pcpd_server *s) {
         fake_srv *fs = g_new0(fake_srv, 1);
 
-        fs->state = PCP_SERVER_UNKNOWN;
+        fs->state = PCPD_SERVER_UNKNOWN;
         g_hash_table_insert(fake_of(b)->servers, s, fs);
         return 0;
 }
@@ -98,10 +98,10 @@ static void f_server_remove(pcpd_backend *b, pcpd_server *s) {
         g_hash_table_remove(fb->servers, s);
 }
 
-static bool f_server_status(pcpd_backend *b, const pcpd_server *s, pcp_server_state *ret) {
+static bool f_server_status(pcpd_backend *b, const pcpd_server *s, pcpd_server_state *ret) {
         fake_srv *fs = g_hash_table_lookup(fake_of(b)->servers, s);
 
-        *ret = fs != NULL ? fs->state : PCP_SERVER_UNKNOWN;
+        *ret = fs != NULL ? fs->state : PCPD_SERVER_UNKNOWN;
         return fs != NULL;
 }
 
@@ -323,7 +323,7 @@ void fake_lose(fake_backend *fb, pcpd_mapping *mp) {
         fb->base.events->mapping_lost(fb->base.userdata, mp);
 }
 
-void fake_server_state(fake_backend *fb, pcpd_server *s, pcp_server_state st) {
+void fake_server_state(fake_backend *fb, pcpd_server *s, pcpd_server_state st) {
         fake_srv *fs = g_hash_table_lookup(fb->servers, s);
         pcpd_server_status status = { .state = st, .state_name = "fake" };
 

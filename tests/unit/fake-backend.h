@@ -58,6 +58,6 @@ void fake_fail(fake_backend *fb, pcpd_mapping *mp, const char *error);
 /* mp is dropped under the manager */
 void fake_lose(fake_backend *fb, pcpd_mapping *mp);
 /* s is in state st now */
-void fake_server_state(fake_backend *fb, pcpd_server *s, pcp_server_state st);
+void fake_server_state(fake_backend *fb, pcpd_server *s, pcpd_server_state st);
 /* the delete under cookie is over */
 void fake_delete_done(fake_backend *fb, uint64_t cookie, bool confirmed);

@@ -154,7 +154,7 @@ static void test_global_address(void **state) {
 
 /* ---- servers ---- */
 
-static pcpd_direct_server server(int family, const char *ifname, pcp_server_state st) {
+static pcpd_direct_server server(int family, const char *ifname, pcpd_server_state st) {
         return (pcpd_direct_server) { .family = family, .ifname = ifname, .engine_known = true, .state = st };
 }
 
@@ -164,7 +164,7 @@ static void test_servers_may_map(void **state) {
         assert_false(pcpd_direct_servers_may_map(v, 0, AF_INET, NULL));
 
         /* one being found out: it may */
-        v[0] = server(AF_INET, "eth0", PCP_SERVER_UNKNOWN);
+        v[0] = server(AF_INET, "eth0", PCPD_SERVER_UNKNOWN);
         assert_true(pcpd_direct_servers_may_map(v, 1, AF_INET, NULL));
         assert_false(pcpd_direct_servers_may_map(v, 1, AF_INET6, NULL)); /* the other family has none */
         /* until it has been silent too long */
@@ -176,12 +176,12 @@ static void test_servers_may_map(void **state) {
 
         /* answered: it may, unless it cannot be reached or speaks a version we do not */
         static const struct {
-                pcp_server_state state;
+                pcpd_server_state state;
                 bool may;
         } states[] = {
-                { PCP_SERVER_PCP, true },          { PCP_SERVER_NATPMP, true },
-                { PCP_SERVER_DISABLED, true },     { PCP_SERVER_UNREACHABLE, false },
-                { PCP_SERVER_UNSUPPORTED, false },
+                { PCPD_SERVER_PCP, true },          { PCPD_SERVER_NATPMP, true },
+                { PCPD_SERVER_DISABLED, true },     { PCPD_SERVER_UNREACHABLE, false },
+                { PCPD_SERVER_UNSUPPORTED, false },
         };
         for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
                 v[0] = server(AF_INET, "eth0", states[i].state);
@@ -190,9 +190,9 @@ static void test_servers_may_map(void **state) {
         }
 
         /* any one of several that may */
-        v[0] = server(AF_INET, "eth0", PCP_SERVER_UNREACHABLE);
-        v[1] = server(AF_INET6, "eth0", PCP_SERVER_PCP);
-        v[2] = server(AF_INET, "wlan0", PCP_SERVER_NATPMP);
+        v[0] = server(AF_INET, "eth0", PCPD_SERVER_UNREACHABLE);
+        v[1] = server(AF_INET6, "eth0", PCPD_SERVER_PCP);
+        v[2] = server(AF_INET, "wlan0", PCPD_SERVER_NATPMP);
         assert_true(pcpd_direct_servers_may_map(v, 3, AF_INET, NULL));
         assert_false(pcpd_direct_servers_may_map(v, 2, AF_INET, NULL));
         /* on the interface asked for only */
@@ -201,7 +201,7 @@ static void test_servers_may_map(void **state) {
         assert_true(pcpd_direct_servers_may_map(v, 3, AF_INET, ""));
         assert_false(pcpd_direct_servers_may_map(v, 3, AF_INET, "eth1"));
         /* a configured server (interface unknown) is on none of them */
-        v[3] = server(AF_INET, "", PCP_SERVER_PCP);
+        v[3] = server(AF_INET, "", PCPD_SERVER_PCP);
         assert_false(pcpd_direct_servers_may_map(v + 3, 1, AF_INET, "eth1"));
         assert_true(pcpd_direct_servers_may_map(v + 3, 1, AF_INET, NULL));
 
@@ -215,7 +215,7 @@ static void test_manager_state(void **state) {
         pcpd_direct_server v[2] = { 0 };
 
         /* switched off: whatever else */
-        v[0] = server(AF_INET, "eth0", PCP_SERVER_PCP);
+        v[0] = server(AF_INET, "eth0", PCPD_SERVER_PCP);
         assert_string_equal(pcpd_direct_manager_state(false, v, 1, true, v4), "disabled");
         assert_string_equal(pcpd_direct_manager_state(false, v, 0, false, none), "disabled");
 
@@ -228,21 +228,21 @@ static void test_manager_state(void **state) {
         assert_string_equal(pcpd_direct_manager_state(true, v, 0, true, none), "ready");
 
         /* servers that have not answered, or are not known to the engine yet */
-        v[0] = server(AF_INET, "eth0", PCP_SERVER_UNKNOWN);
+        v[0] = server(AF_INET, "eth0", PCPD_SERVER_UNKNOWN);
         v[1] = (pcpd_direct_server) { .family = AF_INET6, .ifname = "eth0", .engine_known = false,
-                                      .state = PCP_SERVER_PCP /* not read: unknown to the engine */ };
+                                      .state = PCPD_SERVER_PCP /* not read: unknown to the engine */ };
         assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, none), "discovering");
         /* one answered, none can map */
-        v[0].state = PCP_SERVER_UNREACHABLE;
+        v[0].state = PCPD_SERVER_UNREACHABLE;
         assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, none), "unsupported");
-        v[0].state = PCP_SERVER_DISABLED;
+        v[0].state = PCPD_SERVER_DISABLED;
         assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, none), "unsupported");
         assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, v6), "ready");
         assert_string_equal(pcpd_direct_manager_state(true, v, 2, true, none), "ready");
         /* one that maps */
-        v[0].state = PCP_SERVER_PCP;
+        v[0].state = PCPD_SERVER_PCP;
         assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, none), "ready");
-        v[0].state = PCP_SERVER_NATPMP;
+        v[0].state = PCPD_SERVER_NATPMP;
         assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, none), "ready");
         assert_true(pcpd_direct_any_usable(v, 1));
         assert_false(pcpd_direct_any_usable(v + 1, 1));

@@ -602,7 +602,7 @@ static void test_server_state(void **state) {
         fixture *f = *state;
 
         assert_string_equal(pcpd_manager_state(f->m), "discovering");
-        fake_server_state(f->fb, server(f, 0), PCP_SERVER_PCP);
+        fake_server_state(f->fb, server(f, 0), PCPD_SERVER_PCP);
         assert_string_equal(pcpd_manager_state(f->m), "ready");
 }
 

@@ -40,12 +40,12 @@ typedef struct told {
         bool confirmed, granted, has_info;
         char state[16];
         uint16_t external_port;
-        pcp_server_state server_state;
+        pcpd_server_state server_state;
 } told;
 
 typedef struct news {
         unsigned events, server_events;
-        pcp_server_state last_server_state;
+        pcpd_server_state last_server_state;
         pcpd_server *last_server;
         told t[MAX_TOLD];
         unsigned n;
@@ -95,7 +95,7 @@ static void on_server_changed(void *userdata, pcpd_server *s, const pcpd_pcp_ser
 
         t->server = s;
         if (st != NULL) {
-                assert_string_equal(st->state_name, pcp_server_state_to_string(st->state));
+                assert_string_equal(st->state_name, pcpd_server_state_to_string(st->state));
                 t->server_state = st->state;
                 r->server_events++;
                 r->last_server_state = st->state;
@@ -171,9 +171,39 @@ static void v4(const char *text, uint16_t port, struct sockaddr_in6 *ret) {
         pcp_addr_from_ipv4(&a, &ret->sin6_addr);
 }
 
+/* The engine's server states in the daemon's terms (pcpd-server.h): one for one, under
+ * the same name, and Manager.Servers' protocol column as it always was. */
+static void test_server_state_of(void **state) {
+        static const struct {
+                pcp_server_state engine;
+                pcpd_server_state daemon;
+                const char *protocol;
+        } table[] = {
+                { PCP_SERVER_UNKNOWN, PCPD_SERVER_UNKNOWN, "none" },
+                { PCP_SERVER_PCP, PCPD_SERVER_PCP, "pcp" },
+                { PCP_SERVER_NATPMP, PCPD_SERVER_NATPMP, "nat-pmp" },
+                { PCP_SERVER_DISABLED, PCPD_SERVER_DISABLED, "none" },
+                { PCP_SERVER_UNREACHABLE, PCPD_SERVER_UNREACHABLE, "none" },
+                { PCP_SERVER_UNSUPPORTED, PCPD_SERVER_UNSUPPORTED, "none" },
+        };
+
+        assert_int_equal(G_N_ELEMENTS(table), _PCP_SERVER_STATE_MAX);
+        assert_int_equal(G_N_ELEMENTS(table), _PCPD_SERVER_STATE_MAX);
+        for (size_t i = 0; i < G_N_ELEMENTS(table); i++) {
+                pcpd_server_state st = pcpd_pcp_server_state_of(table[i].engine);
+                assert_int_equal(st, table[i].daemon);
+                assert_string_equal(pcpd_server_state_to_string(st), pcp_server_state_to_string(table[i].engine));
+                assert_string_equal(pcpd_server_state_protocol(st), table[i].protocol);
+        }
+        /* out of range: unknown, as if the engine did not know the server */
+        assert_int_equal(pcpd_pcp_server_state_of(_PCP_SERVER_STATE_MAX), PCPD_SERVER_UNKNOWN);
+        assert_string_equal(pcpd_server_state_to_string(_PCPD_SERVER_STATE_MAX), "invalid");
+}
+
 static void test_probe_and_answer(void **state) {
         g_autoptr(pcpd_pcp) p = NULL;
         news rec = { 0 };
+        pcpd_server_view view;
         struct sockaddr_in6 srv;
         struct sockaddr_in from;
         socklen_t from_len = sizeof(from);
@@ -205,6 +235,12 @@ static void test_probe_and_answer(void **state) {
         /* the answer comes up from the main loop */
         pcp_msg_init(&msg, true, PCP_OPCODE_ANNOUNCE);
         msg.epoch = 1;
+        /* with the NAT64 prefixes (RFC 7225) the server uses: Manager.Prefix64 */
+        msg.n_prefix64 = 2;
+        msg.prefix64[0] = (pcp_prefix64) { .prefix_len = 96, .suffix_len = 0 };
+        assert_int_equal(inet_pton(AF_INET6, "64:ff9b::", &msg.prefix64[0].prefix), 1);
+        msg.prefix64[1] = (pcp_prefix64) { .prefix_len = 32, .suffix_len = 8 };
+        assert_int_equal(inet_pton(AF_INET6, "2001:db8::", &msg.prefix64[1].prefix), 1);
         assert_int_equal(pcp_encode(&msg, buf, sizeof(buf), &len), PCP_WIRE_OK);
         assert_int_equal(sendto(fd, buf, len, 0, (struct sockaddr *) &from, from_len), (ssize_t) len);
         while (rec.server_events == 0 && turns < 1000) {
@@ -213,10 +249,21 @@ static void test_probe_and_answer(void **state) {
         }
         if (rec.server_events == 0)
                 fail_msg("no server event after %d turns of the loop", turns);
-        assert_int_equal(rec.last_server_state, PCP_SERVER_PCP);
+        assert_int_equal(rec.last_server_state, PCPD_SERVER_PCP);
         assert_ptr_equal(rec.last_server, &server); /* the owner's own handle */
+        /* what Manager.Servers shows of it */
+        assert_true(pcpd_pcp_server_view(p, &server, &view));
+        assert_int_equal(view.state, PCPD_SERVER_PCP);
+        assert_int_equal(view.epoch, pcpd_pcp_server_info(p, &server)->epoch);
+        assert_int_equal(view.n_prefix64, 2);
+        assert_int_equal(view.prefix64[0].prefix_len, 96);
+        assert_memory_equal(&view.prefix64[0].prefix, &msg.prefix64[0].prefix, 16);
+        assert_int_equal(view.prefix64[1].prefix_len, 32);
+        assert_memory_equal(&view.prefix64[1].prefix, &msg.prefix64[1].prefix, 16);
         pcpd_pcp_server_remove(p, &server);
         assert_null(server.pcp);
+        assert_false(pcpd_pcp_server_view(p, &server, &view));
+        assert_int_equal(view.state, PCPD_SERVER_UNKNOWN);
         close(fd);
 }
 
@@ -357,7 +404,7 @@ static void test_news_reaches_handles(void **state) {
                 struct in6_addr ext, want_ext, local[2];
 
                 assert_true(pcpd_pcp_server_known(p, &b));
-                assert_int_equal(pcpd_pcp_server_state(p, &b), PCP_SERVER_PCP);
+                assert_int_equal(pcpd_pcp_server_state(p, &b), PCPD_SERVER_PCP);
                 assert_true(pcpd_pcp_server_external(p, &b, &ext));
                 assert_true(pcp_addr_from_string(EXT_ADDR, &want_ext));
                 assert_memory_equal(&ext, &want_ext, sizeof(ext));
@@ -396,7 +443,7 @@ static void test_news_reaches_handles(void **state) {
 
         pcpd_pcp_server_remove(p, &b);
         assert_false(pcpd_pcp_server_known(p, &b));
-        assert_int_equal(pcpd_pcp_server_state(p, &b), PCP_SERVER_UNKNOWN);
+        assert_int_equal(pcpd_pcp_server_state(p, &b), PCPD_SERVER_UNKNOWN);
         p = pcpd_pcp_free(g_steal_pointer(&p));
         fake_server_free(fa);
         fake_server_free(fb);
@@ -483,6 +530,7 @@ static void test_detach_and_saved_deletes(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_server_state_of),
                 cmocka_unit_test(test_probe_and_answer),
                 cmocka_unit_test(test_remove_closes),
                 cmocka_unit_test(test_add_failure_leaves_nothing),
