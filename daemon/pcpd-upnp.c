@@ -52,6 +52,8 @@ struct igd {
         bool recheck;    /* GetExternalIPAddress again once the one in flight is done */
         struct op *op;   /* GetExternalIPAddress in flight */
         GSource *timer;  /* next GetExternalIPAddress */
+        int64_t timer_due;       /* when it fires (monotonic µs) */
+        int64_t not_before;      /* after a failure: no GetExternalIPAddress before (monotonic µs) */
         gulong lost_handler;     /* "subscription-lost" on proxy */
         unsigned sub_failures;   /* subscriptions lost in a row (back-off) */
         GSource *resubscribe;    /* SUBSCRIBE again after a lost subscription */
@@ -814,6 +816,14 @@ static void igd_set_external(struct igd *g, const struct in6_addr *addr) {
 
 static void igd_schedule_external(struct igd *g, uint64_t msec);
 
+/* the next GetExternalIPAddress after a failed one: retry_min_s, and nothing asks sooner */
+static void igd_back_off(struct igd *g) {
+        uint64_t msec = (uint64_t) g->u->config.retry_min_s * 1000;
+
+        g->not_before = g_get_monotonic_time() + (int64_t) msec * 1000;
+        igd_schedule_external(g, msec);
+}
+
 static void ext_done(struct op *op, const GError *error) {
         struct igd *g = op->igd;
         g_autofree char *ip = NULL;
@@ -823,7 +833,8 @@ static void ext_done(struct op *op, const GError *error) {
         bool again = g->recheck;
 
         g->recheck = false;
-        igd_schedule_external(g, again ? 0 : (uint64_t) g->u->config.external_check_interval_s * 1000);
+        /* nothing is armed while a request is in flight (igd_check_external sets recheck) */
+        source_clear(&g->timer);
         if (error) {
                 g_debug("upnp: GetExternalIPAddress at %s: %s", g->udn, error->message);
                 if (upnp_code(error) == 0 && ++g->unanswered >= IGD_UNANSWERED_MAX) {
@@ -832,8 +843,9 @@ static void ext_done(struct op *op, const GError *error) {
                         igd_remove(g->u, g);
                         return;
                 }
-                if (!again)
-                        igd_schedule_external(g, (uint64_t) g->u->config.retry_min_s * 1000);
+                /* asked again or not, after an error the back-off holds: a NOTIFY flood
+                 * must not turn an IGD's faults into back-to-back requests */
+                igd_back_off(g);
                 return;
         }
         g->unanswered = 0;
@@ -842,10 +854,14 @@ static void ext_done(struct op *op, const GError *error) {
             pcpd_upnp_parse_ipv4(ip, &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr)) {
                 /* an IGD without a WAN address (not connected yet) is not usable */
                 g_debug("upnp: %s has no usable external address (%s)", g->udn, ip ? ip : "none");
-                if (!g->usable && !again)
-                        igd_schedule_external(g, (uint64_t) g->u->config.retry_min_s * 1000);
+                if (!g->usable)
+                        igd_back_off(g);
+                else
+                        igd_schedule_external(g, again ? 0 : (uint64_t) g->u->config.external_check_interval_s * 1000);
                 return;
         }
+        g->not_before = 0;
+        igd_schedule_external(g, again ? 0 : (uint64_t) g->u->config.external_check_interval_s * 1000);
         igd_set_external(g, &addr);
 }
 
@@ -862,17 +878,30 @@ static gboolean igd_timer_cb(void *ud) {
         return G_SOURCE_REMOVE;
 }
 
+/* GetExternalIPAddress in msec, unless one is armed to come sooner: a check is never
+ * moved later (the one armed may be the periodic check, which hints must not push back) */
 static void igd_schedule_external(struct igd *g, uint64_t msec) {
+        int64_t due = g_get_monotonic_time() + (int64_t) MIN(msec, (uint64_t) G_MAXUINT) * 1000;
+
+        if (g->timer && g->timer_due <= due)
+                return;
         source_clear(&g->timer);
         g->timer = timer_new(g->u, msec, igd_timer_cb, g);
+        g->timer_due = due;
 }
 
-/* GetExternalIPAddress in msec, or again as soon as the one in flight is done */
+/* GetExternalIPAddress in msec (not before the back-off after a failure), or again once
+ * the one in flight is done */
 static void igd_check_external(struct igd *g, uint64_t msec) {
-        if (g->op)
+        int64_t now = g_get_monotonic_time();
+
+        if (g->op) {
                 g->recheck = true;
-        else
-                igd_schedule_external(g, msec);
+                return;
+        }
+        if (g->not_before > now)
+                msec = MAX(msec, (uint64_t) ((g->not_before - now + 999) / 1000));
+        igd_schedule_external(g, msec);
 }
 
 static void on_external_ip_notify(GUPnPServiceProxy *proxy, const char *variable, GValue *value, void *ud) {
@@ -1085,18 +1114,36 @@ static void on_service_available(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy
  * on the next one, whose SEQ then looks like a gap, it subscribes again without
  * emitting it; the new subscription's initial event can race the same way. So a NOTIFY
  * is taken as a hint: GetExternalIPAddress a little later.
+ *
+ * Only from an IGD's own address (its LOCATION's host, where its control and event URLs
+ * are too): anyone on the link can send NOTIFYs, on any path and with any SID, and
+ * GUPnP's request-finished comes for all of them (its 412 answers included). The check
+ * asked never comes later than one already armed (igd_schedule_external), nor before the
+ * back-off after a failure (igd_check_external), so no sender can delay or hasten it much.
  */
 static void on_server_request(SoupServer *server, SoupServerMessage *msg, void *ud) {
         pcpd_upnp *u = ud;
+        const char *from = soup_server_message_get_remote_host(msg);
+        struct in6_addr sender;
+        bool taken = false;
 
         if (g_strcmp0(soup_server_message_get_method(msg), "NOTIFY") != 0)
                 return;
         u->stats.notifies++;
-        for (unsigned i = 0; i < u->igds->len; i++) {
-                struct igd *g = g_ptr_array_index(u->igds, i);
+        if (from && addr_from_string(from, &sender)) {
+                for (unsigned i = 0; i < u->igds->len; i++) {
+                        struct igd *g = g_ptr_array_index(u->igds, i);
 
-                if (g->notify && g->usable)
-                        igd_check_external(g, EVENT_CHECK_MS);
+                        if (memcmp(&g->info.addr, &sender, sizeof(sender)) != 0)
+                                continue;
+                        taken = true;
+                        if (g->notify && g->usable)
+                                igd_check_external(g, EVENT_CHECK_MS);
+                }
+        }
+        if (!taken) {
+                u->stats.notifies_ignored++;
+                g_debug("upnp: NOTIFY from %s, which is no IGD's address: ignored", from ? from : "(unknown)");
         }
 }
 

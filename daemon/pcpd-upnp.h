@@ -257,6 +257,7 @@ typedef struct pcpd_upnp_stats {
         uint64_t actions, action_errors, action_timeouts;
         uint64_t recreations;
         uint64_t notifies;           /* NOTIFY requests that reached our HTTP server */
+        uint64_t notifies_ignored;   /* of those, from an address that is no IGD's (no check asked) */
         uint64_t events;             /* ExternalIPAddress events GUPnP passed on */
         uint64_t event_checks;       /* GetExternalIPAddress after an event with the known address */
         uint64_t subscriptions_lost; /* GENA subscriptions failed or lapsed (SUBSCRIBE again) */

@@ -37,7 +37,9 @@ stdin commands: "forget" (drop every mapping, as a reboot would, without a word 
 "slow N", "slow-add N" (only AddPortMapping), "external ADDR" (a new WAN address, without
 an event), "external-event ADDR" (a new WAN address and an event to every subscriber),
 "event" (an event with the current address to every subscriber: what an IGD sends when
-another variable changes), "external-stale ADDR" (a new WAN address, and every subscriber
+another variable changes), "fault-external CODE" (GetExternalIPAddress answered with UPnP
+error CODE, 0: answered again), "notify-on-external 0|1" (every GetExternalIPAddress makes
+an event to every subscriber, sent and answered before the request is), "external-stale ADDR" (a new WAN address, and every subscriber
 gets one event made before the change, with the old address, and none after it: what
 miniupnpd does when the address changes while its NOTIFY is unanswered),
 "forget-subscribers" (as a reboot on the same HTTP port: a renewal of an old SID gets
@@ -85,6 +87,8 @@ class State:
         self.mappings = {}   # (PROTO, ext) -> dict(client, iport, lease, desc)
         self.slow = a.slow
         self.slow_add = 0
+        self.fault_external = 0        # GetExternalIPAddress answered with this UPnP error
+        self.notify_on_external = False  # an event to every subscriber while it is in flight
         self.subs = {}       # SID -> dict(callback=URL, seq=next SEQ)
         self.refuse_subscribe = a.refuse_subscribe
         self.log_lock = threading.Lock()
@@ -251,6 +255,8 @@ def make_handler(st, port_ref):
                 time.sleep(st.slow)
             if st.slow_add and action == "AddPortMapping":
                 time.sleep(st.slow_add)
+            if st.notify_on_external and action == "GetExternalIPAddress":
+                notify_all(st)  # answered by the client while this request waits for its answer
             status, out, code = self.act(action, args)
             st.log(ev="http", host=self.host(), method="POST", action=action, args=args, answer=status, code=code)
             if st.a.oversized == "soap":
@@ -263,6 +269,8 @@ def make_handler(st, port_ref):
 
         def act(self, action, args):
             with st.lock:
+                if action == "GetExternalIPAddress" and st.fault_external:
+                    return 500, fault(st.fault_external), st.fault_external
                 if action == "GetExternalIPAddress":
                     ext = st.a.bad_external if st.a.bad_external is not None else st.a.external
                     return 200, response(action, {"NewExternalIPAddress": ext}), 0
@@ -405,6 +413,12 @@ def stdin_loop(st):
         elif cmd[0] == "slow-add":
             st.slow_add = float(cmd[1])
             st.log(ev="slow-add", seconds=st.slow_add)
+        elif cmd[0] == "fault-external":
+            st.fault_external = int(cmd[1])
+            st.log(ev="fault-external", code=st.fault_external)
+        elif cmd[0] == "notify-on-external":
+            st.notify_on_external = cmd[1] == "1"
+            st.log(ev="notify-on-external", on=st.notify_on_external)
         elif cmd[0] == "quit":
             os._exit(0)
     os._exit(0)

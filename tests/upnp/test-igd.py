@@ -41,10 +41,22 @@ event-early  every subscription's initial event comes before the SUBSCRIBE's ans
             HTTP server is followed by a GetExternalIPAddress that brings the new address
 renewal-lost  the IGD forgets its subscribers (a reboot on the same HTTP port): the renewal
             is answered 412, pcpd subscribes again and a later change comes by event
+notify-flood  NOTIFYs from another address (the client's own, without a SID), two a
+            second, while the WAN address changes without an event: they are ignored (stats
+            notifies_ignored) and the periodic GetExternalIPAddress (6 s here) still comes
+            and brings the new address (a client that re-arms its check at every NOTIFY
+            never asks)
+fault-notify  GetExternalIPAddress answered with a fault, and every one of them brings an
+            event from the IGD while it is in flight (so a check is asked again at once):
+            the checks keep the back-off (retry-min 4 s): at most 12/4 + 3 requests in 12 s
+            (a client that asks again at once sends them back to back); once the IGD
+            answers again the next check brings the new address
 vanishes    the IGD dies without a byebye: reported gone after unanswered
             GetExternalIPAddress, the mapping pending NO_IGD when its lease ran out; active
             again when the IGD is back
 """
+import json
+import os
 import subprocess
 import sys
 import time
@@ -360,6 +372,76 @@ elif case in ("event-stale", "subscribe-refused", "renewal-lost", "event-early")
     t.check(ev["state"] == "active" and ev["ext_port"] == 5700, f"still active on 5700, saw {ev}")
     t.check(bool(d.find(lambda e: e["ev"] == "igd" and e["external"] == "198.20.77.99", since=m)),
             "an IGD event with the new external address")
+
+elif case == "notify-flood":
+    igd = t.igd("--events")
+    d = t.driver("--external-interval", "6", "--retry-min", "1")
+    found(d)
+    d.add("a", "tcp", 5800)
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    t.check(a["ext_addr"] == "198.20.77.1", f"external address 198.20.77.1, saw {a['ext_addr']}")
+    sub = igd.wait_log(lambda e: e.get("method") == "SUBSCRIBE" and e.get("callback"), 30,
+                       "pcpd's SUBSCRIBE (its callback URL)")[0]
+    flood_log = os.path.join(t.lab_dir, "notify-flood.jsonl")
+    open(flood_log, "w").close()
+    flood = t.spawn(t.nsc, [upnpit.PY, os.path.join(upnpit.HERE, "notify-flood.py"), sub["callback"], "0.5",
+                            flood_log], log_name="notify-flood.log")
+
+    def flooded():
+        with open(flood_log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    # past the GetExternalIPAddress asked after the initial event (2 s)
+    t.wait_until(lambda: len([e for e in flooded() if e["answer"]]) >= 8, 30,
+                 "8 NOTIFYs of the flood answered by pcpd's HTTP server")
+    asked = len(igd.requests("GetExternalIPAddress"))
+    m = d.mark()
+    igd.send("external 198.20.77.99")  # no event: only GetExternalIPAddress tells
+    ev = d.wait(lambda e: e["ev"] == "mapping" and e["key"] == "a" and e["ext_addr"] == "198.20.77.99", 30,
+                since=m)
+    t.require(ev is not None, f"the mapping with the new external address from the periodic GetExternalIPAddress "
+                              f"(6 s) while the flood goes on, within 30 s: GetExternalIPAddress asked "
+                              f"{len(igd.requests('GetExternalIPAddress')) - asked} times since the change, "
+                              f"{len(flooded())} NOTIFYs sent")
+    sent = flooded()
+    t.check(flood.poll() is None and len(sent) >= 3,
+            f"the flood went on meanwhile ({len(sent)} NOTIFYs sent, answers "
+            f"{sorted(set(e['answer'] for e in sent), key=str)})")
+    t.check(ev["state"] == "active" and ev["ext_port"] == 5800, f"still active on 5800, saw {ev}")
+    st = d.stats()
+    t.check(st is not None and st.get("notifies_ignored", 0) >= 3,
+            f"the flood's NOTIFYs are ignored (stats notifies_ignored >= 3), saw {st}")
+    flood.terminate()
+    flood.wait(10)
+
+elif case == "fault-notify":
+    igd = t.igd("--events")
+    d = t.driver("--external-interval", "300", "--retry-min", "4")
+    found(d)
+    d.add("a", "tcp", 5900)
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    t.wait_until(lambda: [e for e in igd.entries() if e["ev"] == "notify" and e["seq"] == 0 and e["answer"] == 200],
+                 30, "the subscription's initial event answered 200")
+    igd.send("fault-external 501")
+    igd.send("notify-on-external 1")
+    igd.wait_log(lambda e: e["ev"] == "notify-on-external", 10, "the IGD to take the commands")
+    before = len(igd.requests("GetExternalIPAddress"))
+    igd.send("event")  # an event with the known address: a check 2 s later, and on from there
+    igd.wait_log(lambda e: e.get("action") == "GetExternalIPAddress" and e.get("code") == 501, 30,
+                 "a GetExternalIPAddress answered with the fault")
+    time.sleep(12)  # a window to count in, not a timing assertion: the bound is on the count
+    faulted = [r for r in igd.requests("GetExternalIPAddress")[before:] if r.get("code") == 501]
+    events = [e for e in igd.entries() if e["ev"] == "notify" and e["seq"] > 0 and e["answer"] == 200]
+    t.check(len(faulted) <= 12 // 4 + 3,
+            f"with faults the checks keep the back-off (retry-min 4 s): at most {12 // 4 + 3} "
+            f"GetExternalIPAddress in the 12 s after the first fault, saw {len(faulted)} "
+            f"({len(events)} events answered)")
+    igd.send("notify-on-external 0")
+    m = d.mark()
+    igd.send("external 198.20.77.99")
+    igd.send("fault-external 0")
+    ev = d.wait(lambda e: e["ev"] == "igd" and e.get("external") == "198.20.77.99", 30, since=m)
+    t.check(ev is not None, "once the IGD answers again, the next check (after the back-off) brings the new "
+                            "address (an IGD event with 198.20.77.99 within 30 s)")
 
 else:
     print(f"unknown case {case!r}; see the docstring", flush=True)
