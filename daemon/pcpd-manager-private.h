@@ -6,7 +6,7 @@
  * else includes. The manager is one object implemented in several files:
  *   - pcpd-manager.c: the registries (servers, mappings, holders), the policy of adding,
  *     moving and removing mappings, the host that is not behind a NAT, lifecycle, and the
- *     PCP backend's news (pcpd-pcp.h: pcpd_pcp_ops);
+ *     PCP backend's news (pcpd-backend-events.h);
  *   - pcpd-deleting.c: removed mappings whose delete is not confirmed (kept, on disk too,
  *     until the server confirms it or the lifetime it may have left there runs out); a
  *     record's id is the cookie its backend tells the end of the delete under;
@@ -185,7 +185,7 @@ pcpd_deleting *manager_deleting_add(pcpd_manager *m, pcpd_state_mapping *rec);
 void manager_deleting_forget(pcpd_manager *m, pcpd_deleting *d);
 /* The destroy function of m->deleting. */
 void manager_deleting_free(pcpd_deleting *d);
-/* The PCP backend is done with d's delete (pcpd_pcp_ops.deleting_done under d->rec->id). */
+/* The PCP backend is done with d's delete (the backend's deleting_done under d->rec->id). */
 void manager_deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream);
 
 /* ---- pcpd-restore.c ---- */

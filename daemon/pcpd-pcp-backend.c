@@ -2,8 +2,9 @@
 
 /*
  * The PCP/NAT-PMP backend behind the one backend interface (pcpd-backend.h): each
- * operation is the pcpd-pcp.h call of the same name, and pcpd-pcp's news (pcpd_pcp_ops)
- * goes up unchanged as the backend's events. No state of its own beyond the pcpd_pcp.
+ * operation is the pcpd-pcp.h call of the same name, and pcpd-pcp tells its news in the
+ * backend's own events (pcpd-backend-events.h), straight to the owner. No state of its
+ * own beyond the pcpd_pcp.
  */
 
 #include "pcpd-backend.h"
@@ -20,50 +21,6 @@ typedef struct pcp_backend {
 static pcpd_pcp *P(pcpd_backend *b) {
         return ((pcp_backend *) b)->pcp;
 }
-
-/* ---- news up: pcpd_pcp_ops -> pcpd_backend_events ---- */
-
-static void on_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *info, bool granted) {
-        pcpd_backend *b = userdata;
-        b->events->mapping_changed(b->userdata, mp, info, granted);
-}
-
-static void on_mapping_lost(void *userdata, pcpd_mapping *mp) {
-        pcpd_backend *b = userdata;
-        b->events->mapping_lost(b->userdata, mp);
-}
-
-static void on_deleting_done(void *userdata, uint64_t cookie, bool confirmed) {
-        pcpd_backend *b = userdata;
-        b->events->deleting_done(b->userdata, cookie, confirmed);
-}
-
-static void on_server_changed(void *userdata, pcpd_server *s, const pcpd_pcp_server_status *st) {
-        pcpd_backend *b = userdata;
-        pcpd_server_status v;
-
-        if (st != NULL)
-                v = (pcpd_server_status) {
-                        .state = st->state,
-                        .state_name = st->state_name,
-                        .disabled_until = st->disabled_until,
-                        .address_mismatch = st->address_mismatch,
-                };
-        b->events->server_changed(b->userdata, s, st != NULL ? &v : NULL);
-}
-
-static void on_server_epoch_reset(void *userdata, pcpd_server *s, bool repeated, bool from_announce) {
-        pcpd_backend *b = userdata;
-        b->events->server_epoch_reset(b->userdata, s, repeated, from_announce);
-}
-
-static const pcpd_pcp_ops pcp_news = {
-        .mapping_changed = on_mapping_changed,
-        .mapping_lost = on_mapping_lost,
-        .deleting_done = on_deleting_done,
-        .server_changed = on_server_changed,
-        .server_epoch_reset = on_server_epoch_reset,
-};
 
 /* ---- calls down ---- */
 
@@ -182,7 +139,7 @@ int pcpd_pcp_backend_new(const pcpd_backend_events *events, void *userdata, size
         b->base.ops = &pcp_backend_ops;
         b->base.events = events;
         b->base.userdata = userdata;
-        r = pcpd_pcp_new(&pcp_news, &b->base, max_mappings, &b->pcp);
+        r = pcpd_pcp_new(events, userdata, max_mappings, &b->pcp);
         if (r < 0) {
                 g_free(b);
                 return r;

@@ -38,7 +38,7 @@ typedef struct pcpd_pcp_mapping {
 } mapping_entry;
 
 struct pcpd_pcp {
-        const pcpd_pcp_ops *ops;
+        const pcpd_backend_events *ops;
         void *userdata;
         pcp_engine *engine;
         pcpd_timer *timer;         /* the engine's clock; NULL until pcpd_pcp_start() */
@@ -198,11 +198,11 @@ static void tell(pcpd_pcp *p, const pcp_event *ev) {
                 tell_mapping_deleted(p, ev);
                 return;
         case PCP_EVENT_SERVER: {
-                pcpd_pcp_server_status st;
+                pcpd_server_status st;
 
                 s = server_by_engine_id(p, ev->server_id);
                 if (ev->server != NULL)
-                        st = (pcpd_pcp_server_status) {
+                        st = (pcpd_server_status) {
                                 .state = pcpd_pcp_server_state_of(ev->server->state),
                                 .state_name = pcp_server_state_to_string(ev->server->state),
                                 .disabled_until = ev->server->disabled_until,
@@ -900,7 +900,7 @@ static void announce_close(pcpd_pcp *p) {
 
 /* ---- lifecycle ---- */
 
-int pcpd_pcp_new(const pcpd_pcp_ops *ops, void *userdata, size_t max_mappings, pcpd_pcp **ret) {
+int pcpd_pcp_new(const pcpd_backend_events *ops, void *userdata, size_t max_mappings, pcpd_pcp **ret) {
         g_autoptr(pcpd_pcp) p = g_new0(pcpd_pcp, 1);
         pcp_engine_config ec = { .max_mappings = max_mappings };
         pcp_engine_ops eops = { .random = on_engine_random };

@@ -24,7 +24,7 @@
  *     adds, it calls pcpd_pcp_drain() once it has recorded what it added (calls that remove
  *     drain themselves), and after any call that may move the engine's next deadline,
  *     pcpd_pcp_kick().
- *   - The engine's events go up to ops, translated (pcpd_pcp_ops), in the engine's order,
+ *   - The engine's events go up to ops, translated (pcpd_backend_events), in the engine's order,
  *     from inside pcpd_pcp_drain() and the calls that drain: so from the owner's own calls
  *     and from the main loop (socket input, ANNOUNCE, the timer). The datagrams the engine
  *     queued before an event are on the wire before the event is told. A callback may call
@@ -54,6 +54,7 @@
 #include <stdint.h>
 
 #include "pcp-engine.h"
+#include "pcpd-backend-events.h"
 #include "pcpd-backend-info.h"
 #include "pcpd-mapping.h"
 #include "pcpd-server.h"
@@ -61,40 +62,10 @@
 
 typedef struct pcpd_pcp pcpd_pcp;
 
-/* A server's state as the manager logs it and reacts to it, in the daemon's terms
- * (pcpd-server.h: the engine's state translated by pcpd_pcp_server_state_of()). */
-typedef struct pcpd_pcp_server_status {
-        pcpd_server_state state;
-        const char *state_name;  /* "unknown", "pcp", "nat-pmp", ... (Manager.Servers) */
-        uint64_t disabled_until; /* monotonic ms, DISABLED only: when it is asked again */
-        bool address_mismatch;   /* it saw another source address than ours */
-} pcpd_pcp_server_status;
-
-typedef struct pcpd_pcp_ops {
-        /* mp's state changed as the engine holds it. info: in the bus's terms, NULL while
-         * the mapping is being deleted (nothing to publish); granted: the server has just
-         * granted or renewed it (the engine's state is "active", not "renewing") */
-        void (*mapping_changed)(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *info, bool granted);
-        /* the engine dropped mp under the owner (its server went): mp holds no engine
-         * mapping any more (pcpd_pcp_mapping_held() is false) when this is told */
-        void (*mapping_lost)(void *userdata, pcpd_mapping *mp);
-        /* the delete started by pcpd_pcp_mapping_remove() (or pcpd_pcp_delete_saved()) under
-         * cookie is over: confirmed by the server, or given up */
-        void (*deleting_done)(void *userdata, uint64_t cookie, bool confirmed);
-        /* s's state, addresses, external address or PREFIX64 changed; st: its state now
-         * (NULL when the engine told no state). s may be NULL (a server not known here any
-         * more) */
-        void (*server_changed)(void *userdata, pcpd_server *s, const pcpd_pcp_server_status *st);
-        /* s lost its mappings (epoch reset): the engine recreates them. repeated: not the
-         * first of its episode; from_announce: an ANNOUNCE revealed it. s may be NULL (a
-         * server not known here any more) */
-        void (*server_epoch_reset)(void *userdata, pcpd_server *s, bool repeated, bool from_announce);
-} pcpd_pcp_ops;
-
 /* An engine for up to max_mappings mappings (0: the engine's default); ops and userdata
  * must outlive it; every callback must be set. Nothing is opened yet. Returns 0 or a
  * negative errno. */
-int pcpd_pcp_new(const pcpd_pcp_ops *ops, void *userdata, size_t max_mappings, pcpd_pcp **ret);
+int pcpd_pcp_new(const pcpd_backend_events *ops, void *userdata, size_t max_mappings, pcpd_pcp **ret);
 /* Frees the engine, the server sockets, the listeners and the timer; NULL is fine. The
  * owner's handles (pcpd_server.pcp, pcpd_mapping.pcp) are not touched: it may have freed
  * its servers and mappings first, and must not use them with this module again. */

@@ -89,7 +89,7 @@ static void on_deleting_done(void *userdata, uint64_t cookie, bool confirmed) {
         t->confirmed = confirmed;
 }
 
-static void on_server_changed(void *userdata, pcpd_server *s, const pcpd_pcp_server_status *st) {
+static void on_server_changed(void *userdata, pcpd_server *s, const pcpd_server_status *st) {
         news *r = userdata;
         told *t = record(r, T_SERVER);
 
@@ -109,7 +109,7 @@ static void on_server_epoch_reset(void *userdata, pcpd_server *s, bool repeated,
         t->server = s;
 }
 
-static const pcpd_pcp_ops ops = {
+static const pcpd_backend_events ops = {
         .mapping_changed = on_mapping_changed,
         .mapping_lost = on_mapping_lost,
         .deleting_done = on_deleting_done,
