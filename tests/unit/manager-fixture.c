@@ -244,3 +244,31 @@ void wait_for(void *ctx, wait_cond_fn cond, const void *arg, const char *what) {
                 fail_msg("waited for %s: not after %u iteration(s) of the main context%s", what, i,
                          capped ? " and the " G_STRINGIFY(WAIT_CAP_SECONDS) " s cap" : "");
 }
+
+pcpd_mapping_request manager_request(uint8_t protocol, uint16_t port, const char *owner) {
+        return (pcpd_mapping_request) {
+                .opcode = PCP_OPCODE_MAP,
+                .protocol = protocol,
+                .family = AF_INET,
+                .internal_port = port,
+                .lifetime = 600,
+                .uid = MANAGER_TEST_UID,
+                .pid = 1234,
+                .app_id = "",
+                .app_id_source = "none",
+                .owner = owner,
+                .owner_known_alive = true,
+        };
+}
+
+pcpd_mapping *manager_add(pcpd_manager *m, const pcpd_mapping_request *req) {
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *mp = NULL;
+        int r = pcpd_manager_add_mapping(m, req, &mp, &e);
+
+        if (r < 0)
+                fail_msg("AddMapping of port %u: %s (%d)", req->internal_port, e.message, r);
+        assert_non_null(mp);
+        assert_int_equal(e.error, PCPD_ERROR_NONE);
+        return mp;
+}

@@ -96,3 +96,14 @@ typedef bool (*wait_cond_fn)(void *ctx, const void *arg);
  * `what` and the iterations made, when it does not within a counted cap of iterations or a
  * cap of seconds (a cap against hangs, never a pass condition). */
 void wait_for(void *ctx, wait_cond_fn cond, const void *arg, const char *what);
+
+/* ---- requests ---- */
+
+#define MANAGER_TEST_UID 4242 /* not root: root has no per-user quota */
+
+/* A MAP request over IPv4 of uid MANAGER_TEST_UID for internal port `port` (protocol: 6 or
+ * 17), held by the bus name owner (NULL: a persistent one), lifetime 600 s. */
+pcpd_mapping_request manager_request(uint8_t protocol, uint16_t port, const char *owner);
+/* pcpd_manager_add_mapping() that must succeed: the mapping (fails the test otherwise,
+ * with the port and the error). */
+pcpd_mapping *manager_add(pcpd_manager *m, const pcpd_mapping_request *req);

@@ -42,7 +42,7 @@
 #include "pcpd-servers.h"
 #include "unit-fixture.h"
 
-#define TEST_UID 4242
+#define TEST_UID MANAGER_TEST_UID
 
 typedef struct options {
         guint32 max_mappings_per_user;
@@ -141,30 +141,11 @@ static pcpd_server *server(fixture *f, guint i) {
 }
 
 static pcpd_mapping_request request(uint16_t port, const char *owner) {
-        return (pcpd_mapping_request) {
-                .opcode = PCP_OPCODE_MAP,
-                .protocol = 6,
-                .family = AF_INET,
-                .internal_port = port,
-                .lifetime = 600,
-                .uid = TEST_UID,
-                .pid = 77,
-                .app_id = "",
-                .app_id_source = "none",
-                .owner = owner,
-                .owner_known_alive = true,
-        };
+        return manager_request(6, port, owner);
 }
 
 static pcpd_mapping *add(fixture *f, const pcpd_mapping_request *req) {
-        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
-        pcpd_mapping *mp = NULL;
-        int r = pcpd_manager_add_mapping(f->m, req, &mp, &e);
-
-        if (r < 0)
-                fail_msg("AddMapping of port %u: %s (%d)", req->internal_port, e.message, r);
-        assert_non_null(mp);
-        return mp;
+        return manager_add(f->m, req);
 }
 
 static pcpd_mapping *add_granted(fixture *f, uint16_t port, const char *owner) {

@@ -48,7 +48,7 @@
 
 #define GLOBAL_A "192.88.99.1"  /* global (see above), on the first interface */
 #define GLOBAL_B "192.31.196.1" /* global, on the second */
-#define TEST_UID 4242
+#define TEST_UID MANAGER_TEST_UID
 
 static char ifname_a[IF_NAMESIZE], ifname_b[IF_NAMESIZE];
 
@@ -177,26 +177,9 @@ static bool mapping_active_at(void *ctx, const void *arg) {
 }
 
 static pcpd_mapping *add_direct(fixture *f, uint16_t port) {
-        pcpd_mapping_request req = {
-                .opcode = PCP_OPCODE_MAP,
-                .protocol = 17,
-                .family = AF_INET,
-                .internal_port = port,
-                .lifetime = 600,
-                .uid = TEST_UID,
-                .pid = 1234,
-                .app_id = "",
-                .app_id_source = "none",
-                .owner = ":1.1",
-                .owner_known_alive = true,
-        };
-        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
-        pcpd_mapping *mp = NULL;
-        int r = pcpd_manager_add_mapping(f->m, &req, &mp, &e);
+        pcpd_mapping_request req = manager_request(17, port, ":1.1");
+        pcpd_mapping *mp = manager_add(f->m, &req);
 
-        if (r < 0)
-                fail_msg("AddMapping of port %u: %s (%d)", port, e.message, r);
-        assert_non_null(mp);
         /* direct: active at once, with the host's own address and port, and no server */
         assert_true(mp->direct);
         assert_string_equal(mp->state, "active");

@@ -44,7 +44,7 @@
 #include "manager-fixture.h"
 #include "unit-fixture.h"
 
-#define TEST_UID 4242          /* not root: root has no per-user quota */
+#define TEST_UID MANAGER_TEST_UID
 
 /* ---- fixture ---- */
 
@@ -183,31 +183,11 @@ static bool no_deleting(void *ctx, const void *arg) {
 /* ---- requests ---- */
 
 static pcpd_mapping_request request(uint16_t port, const char *owner) {
-        return (pcpd_mapping_request) {
-                .opcode = PCP_OPCODE_MAP,
-                .protocol = 17,
-                .family = AF_INET,
-                .internal_port = port,
-                .lifetime = 600,
-                .uid = TEST_UID,
-                .pid = 1234,
-                .app_id = "",
-                .app_id_source = "none",
-                .owner = owner,
-                .owner_known_alive = true,
-        };
+        return manager_request(17, port, owner);
 }
 
 static pcpd_mapping *add(fixture *f, const pcpd_mapping_request *req) {
-        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
-        pcpd_mapping *mp = NULL;
-        int r = pcpd_manager_add_mapping(f->m, req, &mp, &e);
-
-        if (r < 0)
-                fail_msg("AddMapping of port %u: %s (%d)", req->internal_port, e.message, r);
-        assert_non_null(mp);
-        assert_int_equal(e.error, PCPD_ERROR_NONE);
-        return mp;
+        return manager_add(f->m, req);
 }
 
 static pcpd_mapping *add_granted(fixture *f, uint16_t port, const char *owner) {
