@@ -26,7 +26,15 @@ const void *pcpd_module_get(pcpd_module *mod) {
         /* RTLD_NODELETE: never unloaded (GObject types registered by its libraries) */
         handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
         if (handle == NULL) {
-                g_warning("%s is not available: cannot load the module %s: %s", mod->feature, path, dlerror());
+                const char *why = dlerror();
+                size_t n = strlen(path);
+
+                /* glibc's message starts with the path most of the time: said once */
+                if (why == NULL)
+                        why = "unknown error";
+                else if (strncmp(why, path, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+                        why += n + 2;
+                g_warning("%s is not available: cannot load the module %s: %s", mod->feature, path, why);
                 return NULL;
         }
         h = dlsym(handle, mod->symbol);
