@@ -266,6 +266,10 @@ class NMMockTest(BusTestCase):
         wait_until(lambda: self.env.get(PATH, MANAGER, 'NetworkManager') == 'unavailable', CAP,
                    'NetworkManager unavailable')
         self.assertIn('No such file or directory', slurp(self.env.pcpd_log))
+        # and said so (EmitsChangedSignal true)
+        self.flush()
+        self.assertIn('unavailable', [a[1]['NetworkManager'] for p, i, m, a in self.env.signals
+                                      if m == 'PropertiesChanged' and a[0] == MANAGER and 'NetworkManager' in a[1]])
         # the default router, not the DHCP-announced S2
         self.wait_servers([('eth0', S1, 'gateway')], 'the default router')
         path = self.mapping(6161)
