@@ -186,6 +186,11 @@ static const pcpd_nm_device *client_devices(pcpd_nm_client *c, size_t *ret_n) {
         return (const pcpd_nm_device *) (void *) c->devices->data;
 }
 
+static void client_unwatch(pcpd_nm_client *c) {
+        hooks_clear(c);
+        g_array_set_size(c->devices, 0);
+}
+
 static const char *client_primary_ifname(pcpd_nm_client *c) {
         NMActiveConnection *ac = c->client != NULL ? nm_client_get_primary_connection(c->client) : NULL;
         const GPtrArray *devs = ac != NULL ? nm_active_connection_get_devices(ac) : NULL;
@@ -205,6 +210,7 @@ const pcpd_nm_module pcpd_nm_module_table = {
         .client_free = client_free,
         .running = client_running,
         .devices = client_devices,
+        .unwatch = client_unwatch,
         .primary_ifname = client_primary_ifname,
         .connectivity = client_connectivity,
 };

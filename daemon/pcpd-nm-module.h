@@ -48,6 +48,9 @@ typedef struct pcpd_nm_module {
          * iteration in between). Changes to them and their DHCP options are watched from
          * this call on: ops->changed. */
         const pcpd_nm_device *(*devices)(pcpd_nm_client *c, size_t *ret_n);
+        /* NetworkManager is not running: the devices of the last devices() call are let go
+         * (and no longer watched) */
+        void (*unwatch)(pcpd_nm_client *c);
         /* the primary connection's first device's IP interface; NULL: not known */
         const char *(*primary_ifname)(pcpd_nm_client *c);
         int (*connectivity)(pcpd_nm_client *c);

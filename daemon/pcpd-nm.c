@@ -245,6 +245,8 @@ static void apply_states(pcpd_nm *nm) {
                                                        : "is not running: PCP servers from the default routes only");
         }
         if (!running) {
+                if (nm->client != NULL)
+                        nm->mod->unwatch(nm->client);
                 /* nothing from NetworkManager to wait for: restored mappings go where they can */
                 pcpd_servers_replan(nm->m);
                 if (nm->grace_source == 0 &&
