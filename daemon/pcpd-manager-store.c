@@ -47,6 +47,15 @@
  * removals. A failed write loses them from the journal as it does the record written at
  * once: the snapshot the failure schedules is formatted from the live records (which no
  * longer have them) and holds their effect.
+ *
+ * Not done (yet): the records that must be on disk at once sharing one write() when many
+ * come in one turn of the loop (a burst of AddMapping). That is safe only if nothing they
+ * guard leaves before that write: the PCP backend's datagrams drained after it (the engine
+ * already queues them until pcpd_backend_drain()), and the calls' replies and signals held
+ * until it too, since a failed write must still refuse each call with CannotSaveState
+ * (bus test-state-dir.py test_full_disk) rather than fail a mapping already announced.
+ * Today the reply goes out from inside the bus's method handler, so each add writes its
+ * own record.
  */
 
 /* mp as a saved record, its strings borrowed from mp; false when there is nothing to
