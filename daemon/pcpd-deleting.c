@@ -29,7 +29,7 @@ void manager_deleting_forget(pcpd_manager *m, pcpd_deleting *d) {
         uint64_t id = d->rec->id;
 
         g_hash_table_remove(m->deleting, &id); /* frees d */
-        manager_persist_removal(m, id);
+        manager_persist_removal_later(m, id);
 }
 
 static gboolean on_deleting_expired(gpointer data) {

@@ -93,6 +93,9 @@ void manager_emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp);
 /* mp's record on disk (new, granted, persistent now); -errno when it could not be written */
 int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
 void manager_persist_removal(pcpd_manager *m, uint64_t id);
+/* the same, for a removal that guards nothing (pcpd-manager-store.c says which): written
+ * with the next record, or within 200 ms; a crash may lose it */
+void manager_persist_removal_later(pcpd_manager *m, uint64_t id);
 pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_in6 *a);
 
 /* The one constructor: mapping id with what req asks for (its family and lifetime as

@@ -18,6 +18,44 @@
  * port and a change to persistent are recorded, and a removed mapping stays as a
  * "deleting" record until the server confirms the delete or the lifetime it may have left
  * there has run out; a restarted pcpd deletes such mappings again.
+ *
+ * Which records must be on disk at once, and which may wait (pcpd_store_forget_later(): in
+ * memory until the next record written at once carries them in front of it in the same
+ * write(), or 200 ms). The rule: what is upstream, or may get there, or what anyone has
+ * been told, is on disk first; a crash may lose only records whose loss leaves an earlier
+ * record that a restart handles harmlessly.
+ *  - At once: a new mapping's record (its nonce and server) before its request leaves, or a
+ *    restart could neither renew nor delete it; everything that refuses a call when it
+ *    cannot be written (persistent now, a move to another server or backend); a removed
+ *    mapping's "deleting" record, or its removal when no delete is needed, before the
+ *    delete leaves (lost, the earlier record would make a restart ask for the mapping
+ *    again: a persistent one would come back); and a grant's external address and port
+ *    before any app hears of them (pcpd_manager_backend_sync(): a pcpd killed right after
+ *    a grant asks for the granted port again, bus test-restart.py
+ *    test_killed_right_after_grant).
+ *  - Later: the removal that forgets a "deleting" record once its delete is confirmed, or
+ *    it has expired upstream, or it is evicted (manager_deleting_forget()). Nobody is told
+ *    of it and nothing leaves after it. Lost, the "deleting" record is loaded: a restart
+ *    sends the delete again (lifetime 0, the same nonce) for a mapping the server no
+ *    longer has (that nonce cannot take another's mapping), or drops it unsent once its
+ *    delete_until has passed. Confirmed, it is forgotten; unconfirmed, it is kept until
+ *    delete_until, as any delete, and then forgotten (test-manager-backend.c
+ *    test_lost_forget_after_restart). In the benchmark's add-grant-release sequence it
+ *    rides with the next mapping's record: 3 journal writes per mapping instead of 4.
+ * The records put later keep their order with the others (one buffer, written in front of
+ * the next record), so the journal replays to the same end state, less a lost tail of
+ * removals. A failed write loses them from the journal as it does the record written at
+ * once: the snapshot the failure schedules is formatted from the live records (which no
+ * longer have them) and holds their effect.
+ *
+ * Not done (yet): the records that must be on disk at once sharing one write() when many
+ * come in one turn of the loop (a burst of AddMapping). That is safe only if nothing they
+ * guard leaves before that write: the PCP backend's datagrams drained after it (the engine
+ * already queues them until pcpd_backend_drain()), and the calls' replies and signals held
+ * until it too, since a failed write must still refuse each call with CannotSaveState
+ * (bus test-state-dir.py test_full_disk) rather than fail a mapping already announced.
+ * Today the reply goes out from inside the bus's method handler, so each add writes its
+ * own record.
  */
 
 /* mp as a saved record, its strings borrowed from mp; false when there is nothing to
@@ -129,5 +167,9 @@ int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp) {
 
 void manager_persist_removal(pcpd_manager *m, uint64_t id) {
         (void) pcpd_store_forget(m->store, id);
+}
+
+void manager_persist_removal_later(pcpd_manager *m, uint64_t id) {
+        pcpd_store_forget_later(m->store, id);
 }
 

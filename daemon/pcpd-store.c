@@ -48,6 +48,9 @@
 /* a change coalesces with the ones of the next 200 ms (a router restart touches every
  * mapping at once) */
 #define SAVE_DELAY_MS 200
+/* a record put "later" (pcpd_store_forget_later()) is written with the next record that must
+ * be on disk at once, or at the latest this long after it was put */
+#define LATER_DELAY_MS 200
 
 struct pcpd_store {
         int dirfd;      /* borrowed */
@@ -68,9 +71,12 @@ struct pcpd_store {
         off_t journal_fd_size;            /* its size as this store wrote it; -1: ask fstat() */
         char *error;                      /* NULL while everything is saved */
         guint retry_source;               /* while error is set */
+        GString *later;                   /* records put "later", not yet written, in order */
+        guint later_source;               /* writes them LATER_DELAY_MS after the first */
 };
 
 static void schedule_save(pcpd_store *s);
+static int later_write(pcpd_store *s);
 
 static void tell_error(pcpd_store *s) {
         if (s->ops->error_changed != NULL)
@@ -337,7 +343,8 @@ static void save_async(pcpd_store *s) {
                 s->save_pending = true;
                 return;
         }
-        /* the records from here on are what the snapshot may lack: they stay */
+        /* the records from here on are what the snapshot may lack: they stay (and so do
+         * the records put later and not written yet: they are written after this mark) */
         s->snapshot_journal_size = journal_size(s);
         s->formatter = formatter_new(s);
         /* at the default priority, not below it: a lower one would wait for as long as the
@@ -360,6 +367,9 @@ int pcpd_store_save(pcpd_store *s) {
         int r;
 
         save_wait(s);
+        /* the records put later first, so that the journal is emptied (the snapshot has
+         * what they say); a failure here is the snapshot's to mend */
+        (void) later_write(s);
         s->save_pending = false;
         if (s->save_source != 0) {
                 g_source_remove(s->save_source);
@@ -394,31 +404,82 @@ static void schedule_save(pcpd_store *s) {
                 s->save_source = g_timeout_add(SAVE_DELAY_MS, on_save, s);
 }
 
-/* One journal record, written at once. A failure starts (or continues) an episode, and a
- * snapshot is tried soon: it holds the change too. Otherwise a snapshot follows only when
- * the journal has grown enough (pcpd_state_compact_due()) or one failed before; while one
- * is under way, its end looks again. */
-static int append(pcpd_store *s, const GString *rec) {
+/* Writes data (whole records) to the journal with one write(). A failure starts (or
+ * continues) an episode, and a snapshot is tried soon: it holds the changes too (it is
+ * formatted from the owner's records as they are then). Otherwise a snapshot follows only
+ * when the journal has grown enough (pcpd_state_compact_due()) or one failed before; while
+ * one is under way, its end looks again. */
+static int journal_write(pcpd_store *s, const char *data, size_t len) {
         int r = journal_open(s);
 
         if (r >= 0) {
                 off_t size = journal_size(s);
 
-                r = pcpd_state_journal_append_at(s->journal_fd, size, rec->str, rec->len);
+                r = pcpd_state_journal_append_at(s->journal_fd, size, data, len);
                 /* a failed append was cut back, or tried to be: asked for again */
-                s->journal_fd_size = r >= 0 && size >= 0 ? size + (off_t) rec->len : -1;
+                s->journal_fd_size = r >= 0 && size >= 0 ? size + (off_t) len : -1;
         }
         if (r < 0) {
                 state_failed(s, r);
                 schedule_save(s);
                 return r;
         }
-        s->journal_bytes += rec->len;
+        s->journal_bytes += len;
         /* in an episode (the last snapshot failed), every change tries again, as
          * Manager.StateError promises */
         if (s->error != NULL || (!snapshot_busy(s) && pcpd_state_compact_due(s->snapshot_size, s->journal_bytes)))
                 schedule_save(s);
         return 0;
+}
+
+/* The records put "later" and not yet written go now, with one write(): with a record that
+ * must be on disk at once (in the same write, in front of it: append()), before a snapshot
+ * on this thread (pcpd_store_save(), at start and at shutdown), or LATER_DELAY_MS after the
+ * first of them. A snapshot formatted meanwhile a chunk per turn does not wait for them:
+ * they are appended after its mark and kept with the records appended then (their effect,
+ * the id gone, is in it or comes after it). */
+static int later_write(pcpd_store *s) {
+        int r;
+
+        if (s->later_source != 0) {
+                g_source_remove(s->later_source);
+                s->later_source = 0;
+        }
+        if (s->later == NULL || s->later->len == 0)
+                return 0;
+        r = journal_write(s, s->later->str, s->later->len);
+        g_string_truncate(s->later, 0);
+        return r;
+}
+
+static gboolean on_later(gpointer data) {
+        pcpd_store *s = data;
+
+        s->later_source = 0;
+        (void) later_write(s);
+        return G_SOURCE_REMOVE;
+}
+
+/* One journal record, on disk (in the page cache) when this returns 0: written at once,
+ * with the records put "later" before it in the same write() (the order of the journal is
+ * the order of the puts). Should that write fail, the records put later are not in the
+ * journal either: the snapshot the failure schedules holds them. */
+static int append(pcpd_store *s, const GString *rec) {
+        if (s->later == NULL || s->later->len == 0)
+                return journal_write(s, rec->str, rec->len);
+        g_string_append_len(s->later, rec->str, (gssize) rec->len);
+        return later_write(s);
+}
+
+/* One journal record, kept to be written with the next one (or LATER_DELAY_MS from now). */
+static void append_later(pcpd_store *s, const GString *rec) {
+        if (s->later == NULL)
+                s->later = g_string_sized_new(1024);
+        g_string_append_len(s->later, rec->str, (gssize) rec->len);
+        if (s->later_source == 0) {
+                s->later_source = g_timeout_add(LATER_DELAY_MS, on_later, s);
+                g_source_set_name_by_id(s->later_source, "pcpd-journal-later");
+        }
 }
 
 int pcpd_store_put(pcpd_store *s, const pcpd_state_mapping *rec) {
@@ -435,6 +496,13 @@ int pcpd_store_forget(pcpd_store *s, uint64_t id) {
         return append(s, out);
 }
 
+void pcpd_store_forget_later(pcpd_store *s, uint64_t id) {
+        g_autoptr(GString) out = g_string_sized_new(64);
+
+        pcpd_state_format_removal(out, id);
+        append_later(s, out);
+}
+
 void pcpd_store_flush(pcpd_store *s) {
         /* the snapshot in flight first (its thread uses the directory, its end the
          * journal); then the last one, unless it would have nothing the last one lacks:
@@ -442,6 +510,7 @@ void pcpd_store_flush(pcpd_store *s) {
         bool formatting = s->formatter != NULL;
 
         save_wait(s);
+        (void) later_write(s); /* counted in journal_bytes: a snapshot follows */
         if (s->save_source != 0 || formatting || s->journal_bytes > 0 || s->error != NULL)
                 (void) pcpd_store_save(s);
         if (s->retry_source != 0) {
@@ -480,6 +549,11 @@ pcpd_store *pcpd_store_free(pcpd_store *s) {
                 g_source_remove(s->save_source);
         if (s->retry_source != 0)
                 g_source_remove(s->retry_source);
+        /* records put later and not written are lost, as in a crash */
+        if (s->later_source != 0)
+                g_source_remove(s->later_source);
+        if (s->later != NULL)
+                g_string_free(s->later, TRUE);
         if (s->journal_fd >= 0)
                 close(s->journal_fd);
         g_free(s->error);

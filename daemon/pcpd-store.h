@@ -14,6 +14,13 @@
  *    nothing, a power cut at most the last records, torn ones are skipped on load). When
  *    they return 0 the record is in the journal; on a failed write they return a negative
  *    errno, and a snapshot (which holds the change too) is tried soon.
+ *  - pcpd_store_forget_later(): a record that guards nothing (the owner's call: for the
+ *    manager, the last word on a mapping whose delete was confirmed) is kept in memory and
+ *    written with the next record put at once, in front of it in the same write(), or at
+ *    the latest 200 ms after it was put, or at pcpd_store_save() and pcpd_store_flush().
+ *    The journal's order is the order of the calls, later or not. A crash loses the
+ *    records put later and not yet written (never one put at once): the owner decides
+ *    which records may be lost so.
  *  - snapshots are written by the store on its own: 200 ms after a change while the files are
  *    small, else once the journal has grown as large as the last snapshot
  *    (pcpd_state_compact_due()), soon after a failed append, every few seconds while writes
@@ -57,7 +64,8 @@ typedef struct pcpd_store_ops {
 /* A store of the state directory dirfd (borrowed: it must outlive the store; dir_name
  * names it in messages). ops must outlive the store. Nothing is written until asked. */
 int pcpd_store_new(int dirfd, const char *dir_name, const pcpd_store_ops *ops, void *userdata, pcpd_store **ret);
-/* Ends whatever is under way without writing anything more (see pcpd_store_flush()). */
+/* Ends whatever is under way without writing anything more (see pcpd_store_flush()): the
+ * records put later and not written yet are dropped, as a crash would lose them. */
 pcpd_store *pcpd_store_free(pcpd_store *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_store, pcpd_store_free)
 
@@ -67,10 +75,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_store, pcpd_store_free)
 int pcpd_store_put(pcpd_store *s, const pcpd_state_mapping *rec);
 /* Appends the record that forgets id; as pcpd_store_put(). */
 int pcpd_store_forget(pcpd_store *s, uint64_t id);
+/* As pcpd_store_forget(), but written with the next record put at once (the same
+ * write(), this one in front), or within 200 ms, whichever comes first: a crash before
+ * that loses it. A failure of that write is handled as a failed put's. */
+void pcpd_store_forget_later(pcpd_store *s, uint64_t id);
 
-/* Writes a whole snapshot now, on the calling thread, after the one under way (if any);
- * the journal is emptied. Replaces any snapshot scheduled. 0 or a negative errno (which
- * starts or continues an episode; success ends one). */
+/* Writes a whole snapshot now, on the calling thread, after the one under way (if any)
+ * and the records put later; the journal is emptied. Replaces any snapshot scheduled. 0
+ * or a negative errno (which starts or continues an episode; success ends one). */
 int pcpd_store_save(pcpd_store *s);
 /* For shutdown: waits for the snapshot under way, then writes the last one unless it
  * would have nothing the last one written lacks. Nothing is pending afterwards (no timer,

@@ -40,6 +40,7 @@
 #include "pcpd-manager-private.h"
 #include "pcpd-manager.h"
 #include "pcpd-servers.h"
+#include "pcpd-store.h"
 #include "unit-fixture.h"
 
 #define TEST_UID MANAGER_TEST_UID
@@ -577,6 +578,44 @@ static void test_reclaim_after_restart(void **state) {
         assert_int_equal(g_hash_table_size(f->m->deleting), 0);
 }
 
+/* The removal that forgets a confirmed delete is written with the next record (the
+ * store's forget_later): a pcpd killed before that leaves the "deleting" record. The
+ * restarted pcpd sends that delete again under its nonce, brings back no mapping, and
+ * forgets it once confirmed (pcpd-manager-store.c: why losing it is harmless). */
+static void test_lost_forget_after_restart(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *gone = add_granted(f, 9011, ":1.7");
+        g_autofree char *gpath = g_strdup(gone->path);
+        uint8_t gnonce[PCP_NONCE_LEN];
+        uint64_t gid = gone->id;
+
+        memcpy(gnonce, gone->nonce, sizeof(gnonce));
+        pcpd_manager_release(f->m, gone, ":1.7", PCPD_REMOVED_RELEASED);
+        fake_delete_done(f->fb, gid, true);
+        assert_int_equal(g_hash_table_size(f->m->deleting), 0);
+
+        /* killed: the removal not written yet is lost with the store */
+        f->m->store = pcpd_store_free(f->m->store);
+        f->m = pcpd_manager_free(f->m);
+        g_array_set_size(f->rec.events, 0);
+        manager_make(f, true);
+
+        assert_int_equal(fake_calls(f->fb, FAKE_DELETE_SAVED, gid), 1);
+        assert_memory_equal(fake_last_call(f->fb, FAKE_DELETE_SAVED, gid)->nonce, gnonce, PCP_NONCE_LEN);
+        assert_null(pcpd_manager_find_path(f->m, gpath));
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(f->fb->calls->len, 1); /* the delete only: nothing asked again */
+        fake_delete_done(f->fb, gid, true);
+        assert_int_equal(g_hash_table_size(f->m->deleting), 0);
+
+        /* stopped cleanly: the removal is written, nothing is deleted again */
+        f->m = pcpd_manager_free(f->m);
+        manager_make(f, true);
+        assert_int_equal(fake_calls(f->fb, FAKE_DELETE_SAVED, gid), 0);
+        assert_int_equal(g_hash_table_size(f->m->deleting), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+}
+
 /* A server that answers no PCP (unreachable) with nothing else known: the manager's state
  * follows what the backend tells of its server. */
 static void test_server_state(void **state) {
@@ -601,6 +640,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_move_failures, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_move_nonce_in_use, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lost_forget_after_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_state, setup, teardown),
         };
 

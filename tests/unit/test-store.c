@@ -8,9 +8,13 @@
  * snapshot written on the writer's thread, the main thread neither truncates a file nor
  * closes an unlinked one (either can wait for the disk): the journal is switched to one the
  * thread made, keeping the records appended meanwhile, and the thread closes the old one;
- * a mappings.journal.next a killed daemon left is removed at start.
+ * a mappings.journal.next a killed daemon left is removed at start. A removal put "later"
+ * (pcpd_store_forget_later()) is written with the next record put at once, in the same
+ * write() and in front of it, or on its own 200 ms later; a crash before that (the store
+ * freed without a flush) loses only such removals, never a record put at once.
  *
- * close() and ftruncate() are wrapped (-Wl,--wrap in meson.build) to count who calls them. */
+ * close() and ftruncate() are wrapped (-Wl,--wrap in meson.build) to count who calls them,
+ * write() to count the journal's writes. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -74,6 +78,24 @@ int __wrap_ftruncate(int fd, off_t len) {
 int __wrap_ftruncate64(int fd, off_t len) {
         count_truncate();
         return __real_ftruncate64(fd, len);
+}
+
+/* write(2)s to the file that is mappings.journal of journal_dfd now (-1: not counted) */
+static int journal_dfd = -1;
+static int journal_writes;
+
+ssize_t __real_write(int fd, const void *buf, size_t n);
+ssize_t __wrap_write(int fd, const void *buf, size_t n);
+
+ssize_t __wrap_write(int fd, const void *buf, size_t n) {
+        struct stat st, jst;
+        int dfd = g_atomic_int_get(&journal_dfd);
+
+        if (dfd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            fstatat(dfd, PCPD_STATE_JOURNAL, &jst, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == jst.st_dev &&
+            st.st_ino == jst.st_ino)
+                g_atomic_int_inc(&journal_writes);
+        return __real_write(fd, buf, n);
 }
 
 static void arm(void) {
@@ -153,6 +175,7 @@ static int teardown(void **state) {
         fixture *f = *state;
 
         g_atomic_int_set(&armed, 0);
+        g_atomic_int_set(&journal_dfd, -1);
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &f->fsize), 0);
         f->o.store = pcpd_store_free(f->o.store);
         g_hash_table_destroy(f->o.recs);
@@ -552,6 +575,173 @@ static void test_gone_left_out(void **state) {
         assert_loads_as_owner(f);
 }
 
+
+/* ---- removals put later ---- */
+
+/* write(2)s to the journal so far (counted from the first call on) */
+static unsigned long long write_calls(fixture *f) {
+        g_atomic_int_set(&journal_dfd, f->dfd);
+        return (unsigned long long) g_atomic_int_get(&journal_writes);
+}
+
+static void forget_later(owner *o, uint64_t id) {
+        g_hash_table_remove(o->recs, &id);
+        pcpd_store_forget_later(o->store, id);
+}
+
+/* What a restart after a crash now loads: every record put at once is there as last put,
+ * but for those whose removal was written; a removal put later may be lost (the record is
+ * then loaded as last put). ever: every record put at once, as last put (owned). */
+static void assert_crash_loses_only_later(fixture *f, GHashTable *ever) {
+        g_autoptr(pcpd_state) st = NULL;
+        g_autoptr(GError) error = NULL;
+        GHashTableIter it;
+        gpointer v;
+
+        assert_int_equal(pcpd_state_load(f->dfd, f->dir, &st, &error), 0);
+        assert_int_equal(st->journal_damaged, 0);
+        g_hash_table_iter_init(&it, ever);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const pcpd_state_mapping *want = v;
+                const pcpd_state_mapping *got = g_hash_table_lookup(st->mappings, &want->id);
+                g_autoptr(GString) a = NULL, b = NULL;
+
+                if (got == NULL) {
+                        if (g_hash_table_contains(f->o.recs, &want->id))
+                                fail_msg("record %" G_GUINT64_FORMAT " was put at once and is lost", want->id);
+                        continue; /* its removal was written */
+                }
+                a = text_of(want);
+                b = text_of(got);
+                assert_string_equal(b->str, a->str);
+        }
+        /* nothing loaded that was never put */
+        g_hash_table_iter_init(&it, st->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                assert_true(g_hash_table_contains(ever, &((pcpd_state_mapping *) v)->id));
+}
+
+/* Removals put later are not written on their own: the next record put at once takes them
+ * along, in the same write() and in front of it; what loads then is the owner's. */
+static void test_forget_later_rides_with_next_put(void **state) {
+        fixture *f = *state;
+        unsigned long long w;
+        off_t size;
+
+        for (uint64_t id = 1; id <= 4; id++)
+                assert_int_equal(put(&f->o, record(id, 1)), 0);
+        size = file_size(f, PCPD_STATE_JOURNAL);
+        w = write_calls(f);
+        forget_later(&f->o, 1);
+        forget_later(&f->o, 3);
+        assert_int_equal(write_calls(f), w);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), size);
+        assert_int_equal(put(&f->o, record(5, 1)), 0);
+        assert_int_equal(write_calls(f) - w, 1); /* two removals and a record: one write() */
+        assert_true(file_size(f, PCPD_STATE_JOURNAL) > size);
+        assert_loads_as_owner(f);
+        /* the journal's order is the calls': removed later, then put again at once */
+        forget_later(&f->o, 2);
+        assert_int_equal(put(&f->o, record(2, 2)), 0);
+        assert_loads_as_owner(f);
+        /* nothing is left to write */
+        w = write_calls(f);
+        assert_int_equal(put(&f->o, record(6, 1)), 0);
+        assert_int_equal(write_calls(f) - w, 1);
+        assert_loads_as_owner(f);
+}
+
+/* A removal put later and no record after it: written on its own soon (all of them in one
+ * write()); the loop turns for it. */
+static bool journal_has_later(fixture *f) {
+        g_autoptr(pcpd_state) st = NULL;
+        g_autoptr(GError) error = NULL;
+
+        assert_int_equal(pcpd_state_load(f->dfd, f->dir, &st, &error), 0);
+        return g_hash_table_size(st->mappings) == g_hash_table_size(f->o.recs);
+}
+
+static void test_forget_later_written_soon(void **state) {
+        fixture *f = *state;
+
+        for (uint64_t id = 1; id <= 3; id++)
+                assert_int_equal(put(&f->o, record(id, 1)), 0);
+        pcpd_store_save(f->o.store); /* nothing due: only the removals' timer runs */
+        forget_later(&f->o, 2);
+        forget_later(&f->o, 3);
+        assert_false(journal_has_later(f));
+        run_until(f, journal_has_later, "removals put later written");
+        assert_loads_as_owner(f);
+        assert_true(file_size(f, PCPD_STATE_JOURNAL) > 0);
+}
+
+/* pcpd_store_save() writes the removals put later first: the snapshot has them and the
+ * journal is empty after it; at shutdown (pcpd_store_flush()) they are written even when
+ * nothing else is new since the last snapshot. */
+static void test_forget_later_flushed(void **state) {
+        fixture *f = *state;
+
+        for (uint64_t id = 1; id <= 3; id++)
+                assert_int_equal(put(&f->o, record(id, 1)), 0);
+        forget_later(&f->o, 2);
+        assert_int_equal(pcpd_store_save(f->o.store), 0);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
+        assert_loads_as_owner(f);
+        assert_int_equal(put(&f->o, record(4, 1)), 0);
+        {
+                g_autoptr(pcpd_state) st = NULL;
+                g_autoptr(GError) error = NULL;
+                assert_int_equal(pcpd_state_load(f->dfd, f->dir, &st, &error), 0);
+                assert_int_equal(st->journal_records, 1); /* the removal is not written again */
+        }
+        assert_int_equal(pcpd_store_save(f->o.store), 0);
+        forget_later(&f->o, 1);
+        pcpd_store_flush(f->o.store);
+        f->o.store = pcpd_store_free(f->o.store); /* nothing pending is dropped */
+        assert_loads_as_owner(f);
+}
+
+/* A crash (the store freed: what was put later and not written is dropped) at any point of
+ * puts mixed with removals put later: every record put at once loads as last put unless
+ * its removal was written, and the journal's order is the calls' (a removal put later,
+ * then the same id put again at once, loads as put). */
+static void test_crash_loses_only_later(void **state) {
+        fixture *f = *state;
+        g_autoptr(GHashTable) ever =
+                g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) pcpd_state_mapping_free);
+
+        for (unsigned step = 0; step < 40; step++) {
+                uint64_t id = 1 + step % 7;
+                pcpd_state_mapping *rec, *copy;
+
+                if (step % 3 == 2 && g_hash_table_contains(f->o.recs, &id)) {
+                        forget_later(&f->o, id);
+                } else {
+                        rec = record(id, (uint16_t) (1 + step));
+                        copy = pcpd_state_mapping_copy(rec);
+                        g_hash_table_replace(ever, &copy->id, copy);
+                        assert_int_equal(put(&f->o, rec), 0);
+                }
+                /* killed now */
+                assert_crash_loses_only_later(f, ever);
+        }
+        /* a removal only in memory is dropped as a crash drops it */
+        {
+                pcpd_state_mapping *rec = record(1, 99), *copy = pcpd_state_mapping_copy(rec);
+                g_hash_table_replace(ever, &copy->id, copy);
+                assert_int_equal(put(&f->o, rec), 0);
+        }
+        forget_later(&f->o, 1);
+        f->o.store = pcpd_store_free(f->o.store);
+        assert_crash_loses_only_later(f, ever);
+        {
+                g_autoptr(pcpd_state) st = NULL;
+                g_autoptr(GError) error = NULL;
+                assert_int_equal(pcpd_state_load(f->dfd, f->dir, &st, &error), 0);
+                assert_non_null(g_hash_table_lookup(st->mappings, &(uint64_t) { 1 })); /* its removal was lost */
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_put_and_forget, setup, teardown),
@@ -562,6 +752,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_gone_left_out, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_journal_switched_off_main_thread, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_next_journal_left_over, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_forget_later_rides_with_next_put, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_forget_later_written_soon, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_forget_later_flushed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_crash_loses_only_later, setup, teardown),
         };
 
         main_thread = pthread_self();
