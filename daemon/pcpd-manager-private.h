@@ -90,6 +90,9 @@ static inline void clear_shared(char **field) {
 /* ---- pcpd-manager.c ---- */
 
 void manager_emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp);
+/* Publishes mp's state as a backend has it (i): bus, log, and its record on disk first
+ * when the external side changed. */
+void manager_mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i);
 /* mp's record on disk (new, granted, persistent now); -errno when it could not be written */
 int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
 void manager_persist_removal(pcpd_manager *m, uint64_t id);
@@ -155,10 +158,14 @@ size_t manager_servers_view(pcpd_manager *m, pcpd_direct_server *v);
 void manager_update_state(pcpd_manager *m);
 /* ---- pcpd-fallback.c: the UPnP-IGD fallback ---- */
 
+/* The fallback's news (its pcpd_backend_events). */
+extern const pcpd_backend_events manager_fallback_events;
 /* On the next turn of the loop: mappings whose server speaks no PCP go to UPnP-IGD too. */
 void manager_backend_check_soon(pcpd_manager *m);
 /* The engine holds mp now (granted as i says): the fallback lets go of it. */
 void manager_backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i);
+/* mp goes: the fallback deletes its part, if it holds one. */
+void manager_backend_remove(pcpd_manager *m, pcpd_mapping *mp);
 /* A request the fallback would get on s, refused now when its router cannot take it:
  * -errno with error filled, else 0. */
 int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
@@ -187,6 +194,12 @@ void manager_deleting_forget(pcpd_manager *m, pcpd_deleting *d);
 void manager_deleting_free(pcpd_deleting *d);
 /* The PCP backend is done with d's delete (the backend's deleting_done under d->rec->id). */
 void manager_deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream);
+/* Keeps a copy of rec under a fresh id (returned), on disk, as a deleting record of the
+ * fallback's (the cookie of its delete). */
+uint64_t manager_keep_deleting(pcpd_manager *m, const pcpd_state_mapping *rec);
+/* The fallback is done with the delete under id: confirmed, its record is forgotten; else
+ * it stays (a restart tries again) until it expires. */
+void manager_deleting_fallback_done(pcpd_manager *m, uint64_t id, bool confirmed);
 
 /* ---- pcpd-restore.c ---- */
 

@@ -173,7 +173,7 @@ static bool addr_text_is(const char *text, const struct in6_addr *a) {
         return strcmp(text, pcp_addr_to_string(a, buf)) == 0;
 }
 
-void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
+void manager_mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
         const char *old_state = mp->state ?: "", *old_error = mp->error ?: ""; /* interned */
         g_autofree char *old_external = g_strdup(mp->external_address ?: "");
         uint16_t old_port = mp->external_port;
@@ -243,7 +243,7 @@ static void on_pcp_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_
         }
         if (i == NULL)
                 return; /* being deleted: nothing to publish */
-        pcpd_manager_backend_sync(m, mp, i);
+        manager_mapping_sync(m, mp, i);
         if (strcmp(i->state, PCP1_MAPPING_FAILED) == 0)
                 manager_backend_check_soon(m);
 }
@@ -251,6 +251,11 @@ static void on_pcp_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_
 /* the engine dropped mp under us: its server went away */
 static void on_pcp_mapping_lost(void *userdata, pcpd_mapping *mp) {
         pcpd_manager_remove_mapping(userdata, mp, PCPD_REMOVED_NETWORK_LOST);
+}
+
+/* (not told by "pcp" nor "direct", whose part of the record is the manager's own) */
+static void on_pcp_mapping_record_changed(void *userdata, pcpd_mapping *mp) {
+        (void) manager_persist_mapping(userdata, mp);
 }
 
 static void on_pcp_deleting_done(void *userdata, uint64_t cookie, bool confirmed) {
@@ -800,8 +805,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
 
         /* the backend's delete first (with its own record when it must be confirmed): the
          * engine's record below is then the engine's part only */
-        if (mp->backend != NULL)
-                m->upnp->ops->remove(m->upnp, mp, 0);
+        manager_backend_remove(m, mp);
 
         via = manager_mapping_backend(m, mp);
         if (pcpd_backend_delete_until(via, mp, &until) && manager_mapping_to_record(mp, &rec)) {
@@ -872,6 +876,7 @@ int pcpd_manager_new_with_backend(const pcpd_config *config, const char *state_d
         static const pcpd_backend_events events = {
                 .mapping_changed = on_pcp_mapping_changed,
                 .mapping_lost = on_pcp_mapping_lost,
+                .mapping_record_changed = on_pcp_mapping_record_changed,
                 .deleting_done = on_pcp_deleting_done,
                 .server_changed = on_pcp_server_changed,
                 .server_epoch_reset = on_pcp_server_epoch_reset,
@@ -906,7 +911,7 @@ int pcpd_manager_new_with_backend(const pcpd_config *config, const char *state_d
         r = pcpd_store_new(m->state_fd, m->state_dir, &manager_store_ops, m, &m->store);
         if (r < 0)
                 return r;
-        r = pcpd_upnp_backend_new(m, &m->upnp);
+        r = pcpd_upnp_backend_new(&manager_fallback_events, m, config->max_mappings, &m->upnp);
         if (r < 0)
                 return r;
         *ret = g_steal_pointer(&m);

@@ -187,7 +187,7 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
                                  s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
         if (pcpd_backend_info_of(to, mp, &bi))
-                pcpd_manager_backend_sync(m, mp, &bi);
+                manager_mapping_sync(m, mp, &bi);
         pcpd_backend_drain(to);
         pcpd_backend_kick(to);
         return 0;

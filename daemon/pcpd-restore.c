@@ -264,7 +264,7 @@ void manager_restore(pcpd_manager *m) {
                         manager_mapping_free(mp);
                         /* what UPnP holds for good is deleted, not forgotten there */
                         if (rec->upnp_interface != NULL && rec->upnp_permanent && m->upnp != NULL) {
-                                uint64_t id = pcpd_manager_backend_keep_deleting(m, rec);
+                                uint64_t id = manager_keep_deleting(m, rec);
                                 pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
                                 if (d != NULL)
                                         m->upnp->ops->restore_deleting(m->upnp, d->rec);
