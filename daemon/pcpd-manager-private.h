@@ -5,8 +5,9 @@
  * pcpd-manager-private: what the files of the manager's implementation share, and nothing
  * else includes. The manager is one object implemented in several files:
  *   - pcpd-manager.c: the registries (servers, mappings, holders), the policy of adding,
- *     moving and removing mappings, the host that is not behind a NAT, lifecycle, and the
- *     PCP backend's news (pcpd-backend-events.h);
+ *     moving and removing mappings, the host that is not behind a NAT, lifecycle;
+ *   - pcpd-manager-events.c: the news of "pcp" and "direct" (pcpd-backend-events.h), and
+ *     a mapping's state as a backend has it, published;
  *   - pcpd-deleting.c: removed mappings whose delete is not confirmed (kept, on disk too,
  *     until the server confirms it or the lifetime it may have left there runs out); a
  *     record's id is the cookie its backend tells the end of the delete under;
@@ -90,9 +91,6 @@ static inline void clear_shared(char **field) {
 /* ---- pcpd-manager.c ---- */
 
 void manager_emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp);
-/* Publishes mp's state as a backend has it (i): bus, log, and its record on disk first
- * when the external side changed. */
-void manager_mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i);
 /* mp's record on disk (new, granted, persistent now); -errno when it could not be written */
 int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
 void manager_persist_removal(pcpd_manager *m, uint64_t id);
@@ -108,6 +106,18 @@ void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);
 void manager_mapping_set_direct(pcpd_mapping *mp, bool direct);
+/* After a server starts answering: direct mappings looked at again on the next turn of
+ * the loop (with the servers), unless that is due already. */
+void manager_rediscover_idle(pcpd_manager *m);
+
+/* ---- pcpd-manager-events.c: the backends' news ---- */
+
+/* The news of "pcp" and "direct" (the events they are built with). */
+extern const pcpd_backend_events manager_backend_events;
+/* Publishes mp's state as a backend has it (i): bus, log, and its record on disk first
+ * when the external side changed. */
+void manager_mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i);
+
 /* ---- pcpd-manager-store.c: what is saved, and when ---- */
 
 /* the store's view of the manager (pcpd_store_new()) */
