@@ -4,8 +4,11 @@
 /*
  * pcpd-manager-private: what the files of the manager's implementation share, and nothing
  * else includes. The manager is one object implemented in several files:
- *   - pcpd-manager.c: the registries (servers, mappings, holders), the policy of adding,
- *     moving and removing mappings, the host that is not behind a NAT, lifecycle;
+ *   - pcpd-manager.c: the registries (servers, mappings, holders), removing and
+ *     releasing mappings, enabling, the manager's published state, lifecycle;
+ *   - pcpd-manager-discover.c: the configured servers and the default routers (the
+ *     route monitor), the two server sources the manager runs itself;
+ *   - pcpd-mapping-add.c: adding a mapping: its plan, the checks, sharing, a new one;
  *   - pcpd-manager-events.c: the news of "pcp" and "direct" (pcpd-backend-events.h), and
  *     a mapping's state as a backend has it, published;
  *   - pcpd-deleting.c: removed mappings whose delete is not confirmed (kept, on disk too,
@@ -106,6 +109,15 @@ void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);
 void manager_mapping_set_direct(pcpd_mapping *mp, bool direct);
+/* owner (NULL: none) holds mp once more; known_alive: its leaving is sure to be seen
+ * (else the listener's holder_unconfirmed makes sure) */
+void manager_mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive);
+/* ---- pcpd-manager-discover.c: the configured servers and the default routers ---- */
+
+/* At start: the configured servers, the default routers, and a watch on the routes. */
+void manager_discover_start(pcpd_manager *m);
+/* No more route watch nor rediscovery (the manager goes). */
+void manager_discover_stop(pcpd_manager *m);
 /* After a server starts answering: direct mappings looked at again on the next turn of
  * the loop (with the servers), unless that is due already. */
 void manager_rediscover_idle(pcpd_manager *m);
