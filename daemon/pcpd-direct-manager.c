@@ -63,9 +63,30 @@ static pcpd_host *manager_host(pcpd_manager *m) {
         return m->host;
 }
 
+void manager_set_fake_host(pcpd_manager *m, const pcpd_manager_fake_host *fake) {
+        m->fake_host = fake;
+}
+
+/* The host's addresses now: the kernel's, or the test's */
+static const pcpd_host_snapshot *host_snapshot(pcpd_manager *m) {
+        return m->fake_host != NULL ? &m->fake_host->snap : pcpd_host_get(manager_host(m));
+}
+
+/* The source address the kernel would use toward the Internet for the family */
+static bool host_route_source(pcpd_manager *m, int family, struct in6_addr *ret) {
+        const pcpd_manager_fake_host *f = m->fake_host;
+        int k = family == AF_INET ? 0 : 1;
+
+        if (f == NULL)
+                return pcpd_host_route_source(manager_host(m), family, ret);
+        if (f->has_route[k])
+                *ret = f->route[k];
+        return f->has_route[k];
+}
+
 /* Is a one of the host's addresses (on an interface that is up)? ret_ifname: where. */
 bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]) {
-        return pcpd_host_snapshot_has_address(pcpd_host_get(manager_host(m)), a, ret_ifname);
+        return pcpd_host_snapshot_has_address(host_snapshot(m), a, ret_ifname);
 }
 
 /* A global address of the family (on interface ifname, unless NULL or ""): the one the
@@ -73,14 +94,13 @@ bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char re
  * (pcpd-direct.h). The kernel is asked only once there is one (a route probe, kept by
  * pcpd-host.c until an address, link or route changes). */
 bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
-        pcpd_host *h = manager_host(m);
-        const pcpd_host_snapshot *snap = pcpd_host_get(h);
+        const pcpd_host_snapshot *snap = host_snapshot(m);
         struct in6_addr routed;
         bool have_routed;
 
         if (!pcpd_direct_global_address(snap, family, ifname, NULL, NULL))
                 return false;
-        have_routed = pcpd_host_route_source(h, family, &routed);
+        have_routed = host_route_source(m, family, &routed);
         return pcpd_direct_global_address(snap, family, ifname, have_routed ? &routed : NULL, ret);
 }
 

@@ -34,6 +34,7 @@
 
 #include "pcpd-backend.h"
 #include "pcpd-direct.h"
+#include "pcpd-host.h"
 #include "pcpd-manager.h"
 #include "pcpd-state.h"
 
@@ -194,6 +195,18 @@ int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int
                            pcpd_failure *error);
 
 /* ---- pcpd-direct-manager.c: a host not behind a NAT ---- */
+
+/* The host as a unit test makes it up (a fake host snapshot): its addresses and links,
+ * and per family the source address the kernel would use toward the Internet. */
+typedef struct pcpd_manager_fake_host {
+        pcpd_host_snapshot snap;
+        bool has_route[2]; /* [0] IPv4, [1] IPv6 */
+        struct in6_addr route[2];
+} pcpd_manager_fake_host;
+/* From now on m reads the host's addresses from fake (the caller's, changed at will,
+ * until it is set again; NULL: the kernel's again). After a change, what a route change
+ * does follows: manager_rediscover_idle() (direct mappings move, change address or go). */
+void manager_set_fake_host(pcpd_manager *m, const pcpd_manager_fake_host *fake);
 
 /* Not behind a NAT for the family (on interface ifname, unless NULL or ""): a global
  * address there and no server of the family that could map; ret: the address then. */

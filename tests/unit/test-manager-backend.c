@@ -14,11 +14,12 @@
  * manager_mapping_move() (to "direct" with an address the test gives, and back to a
  * server, with a fresh nonce); reclaim after a restart (the saved nonce asked again on the
  * same server, an app's mapping reclaimed by its uid, a removed one whose delete was not
- * confirmed deleted again).
+ * confirmed deleted again); the direct/NAT decision on a fake host snapshot the test
+ * changes (manager_set_fake_host(): a global address and no server is direct, the address
+ * changes, goes, a server answers).
  *
- * Not covered here: when the manager decides on its own that the host is not behind a NAT
- * (it reads the kernel's addresses: test-manager-net.c in a network namespace), and the
- * real PCP backend's I/O (test-manager.c, test-pcp.c). */
+ * Not covered here: the kernel's addresses and route events themselves (test-manager-net.c
+ * in a network namespace), and the real PCP backend's I/O (test-manager.c, test-pcp.c). */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -577,6 +579,138 @@ static void test_reclaim_after_restart(void **state) {
         assert_int_equal(g_hash_table_size(f->m->deleting), 0);
 }
 
+/* ---- a fake host snapshot: the host's addresses as the test makes them up ---- */
+
+#define GLOBAL_A "192.88.99.1"  /* routed on the Internet (see test-manager-net.c) */
+#define GLOBAL_B "192.31.196.1"
+#define PRIVATE_C "10.1.2.3"
+
+typedef struct fake_host {
+        pcpd_manager_fake_host h;
+        pcpd_host_link links[1];
+        pcpd_host_addr addrs[2];
+} fake_host;
+
+/* the host: one link up (ifindex 2, "eth0") with the IPv4 addresses given (NULL: none);
+ * the kernel's route toward the Internet from the first one */
+static void fake_host_set(fake_host *fh, const char *a, const char *b) {
+        const char *in[2] = { a, b };
+
+        memset(fh, 0, sizeof(*fh));
+        fh->links[0] = (pcpd_host_link) { .ifindex = 2, .flags = IFF_UP, .name = "eth0" };
+        fh->h.snap.links = fh->links;
+        fh->h.snap.n_links = fh->h.snap.cap_links = 1;
+        fh->h.snap.addrs = fh->addrs;
+        for (int k = 0; k < 2 && in[k] != NULL; k++) {
+                fh->addrs[k] = (pcpd_host_addr) { .ifindex = 2, .family = AF_INET };
+                assert_true(pcp_addr_from_string(in[k], &fh->addrs[k].addr));
+                fh->h.snap.n_addrs++;
+        }
+        fh->h.snap.cap_addrs = fh->h.snap.n_addrs;
+        fh->h.has_route[0] = a != NULL;
+        if (a != NULL)
+                fh->h.route[0] = fh->addrs[0].addr;
+}
+
+typedef struct external_is {
+        uint64_t id;
+        const char *address;
+} external_is;
+
+static bool mapping_external_is(void *ctx, const void *arg) {
+        fixture *f = ctx;
+        const external_is *e = arg;
+        pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, &e->id);
+
+        return mp != NULL && g_strcmp0(mp->external_address, e->address) == 0;
+}
+
+static bool mapping_removed(void *ctx, const void *arg) {
+        fixture *f = ctx;
+
+        return count_events(&f->rec, EV_REMOVED, *(const uint64_t *) arg) > 0;
+}
+
+static bool mapping_on_pcp(void *ctx, const void *arg) {
+        fixture *f = ctx;
+        pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, (const uint64_t *) arg);
+
+        return mp != NULL && fake_holds(f->fb, mp, NULL);
+}
+
+/* The direct/NAT decision on a host the test makes up (the manager reads its addresses
+ * from a fake host snapshot, not the kernel's): with a global address and no server, a
+ * mapping is direct (active at once with that address, nothing asked of "pcp"); the host's
+ * address changes to another global one: the mapping takes it (same object); with only a
+ * private address left it goes ("network-lost"); with a global address and a server that
+ * answers PCP a new mapping goes to the server, and a direct one moves there when the
+ * server starts answering. */
+static void test_host_direct_decision(void **state) {
+        fixture *f = *state;
+        fake_host fh;
+        pcpd_mapping_request req;
+        pcpd_mapping *mp;
+        uint64_t id;
+        external_is want;
+        pcpd_server_spec a = spec_of(SERVER_A, PCP_SERVER_PORT);
+
+        fake_host_set(&fh, GLOBAL_A, NULL);
+        manager_set_fake_host(f->m, &fh.h);
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, NULL, 0));
+
+        /* not behind a NAT: direct */
+        req = request(8301, ":1.1");
+        mp = add(f, &req);
+        id = mp->id;
+        assert_ptr_equal(manager_mapping_backend(f->m, mp), f->m->direct);
+        assert_true(mp->direct);
+        assert_string_equal(mp->state, "active");
+        assert_string_equal(mp->external_address, GLOBAL_A);
+        assert_int_equal(mp->external_port, 8301);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 0);
+        assert_string_equal(pcpd_manager_state(f->m), "ready");
+
+        /* the host's address changes to another global one: the mapping takes it */
+        fake_host_set(&fh, GLOBAL_B, NULL);
+        manager_rediscover_idle(f->m);
+        want = (external_is) { .id = id, .address = GLOBAL_B };
+        wait_for(f, mapping_external_is, &want, "the direct mapping to take the host's other global address");
+        assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &id), mp);
+        assert_true(last_event(&f->rec, EV_CHANGED, id)->what & PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS);
+
+        /* only a private address left: behind a NAT after all, and no server: it goes */
+        fake_host_set(&fh, PRIVATE_C, NULL);
+        manager_rediscover_idle(f->m);
+        wait_for(f, mapping_removed, &id, "the direct mapping to go with the host's global address");
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_NETWORK_LOST);
+        assert_int_equal(f->m->n_direct, 0);
+
+        /* a global address again, and a server that answers PCP: a new mapping goes there */
+        fake_host_set(&fh, GLOBAL_A, PRIVATE_C);
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, &a, 1));
+        fake_server_state(f->fb, server(f, 0), PCPD_SERVER_PCP);
+        req = request(8302, ":1.1");
+        mp = add(f, &req);
+        assert_false(mp->direct);
+        assert_true(fake_holds(f->fb, mp, NULL));
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, mp->id), 1);
+
+        /* the server goes silent for good (unreachable): a new mapping is direct again; when
+         * the server answers again the direct one moves to it, same object */
+        fake_server_state(f->fb, server(f, 0), PCPD_SERVER_UNREACHABLE);
+        req = request(8303, ":1.1");
+        mp = add(f, &req);
+        id = mp->id;
+        assert_true(mp->direct);
+        assert_string_equal(mp->external_address, GLOBAL_A);
+        fake_server_state(f->fb, server(f, 0), PCPD_SERVER_PCP);
+        wait_for(f, mapping_on_pcp, &id, "the direct mapping to move to the server that answers");
+        assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &id), mp);
+        assert_false(mp->direct);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 1);
+        manager_set_fake_host(f->m, NULL);
+}
+
 /* A server that answers no PCP (unreachable) with nothing else known: the manager's state
  * follows what the backend tells of its server. */
 static void test_server_state(void **state) {
@@ -602,6 +736,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_move_nonce_in_use, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
         };
 
         /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none
