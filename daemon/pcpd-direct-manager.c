@@ -115,7 +115,10 @@ bool manager_host_is_direct(pcpd_manager *m, int family, const char *ifname, str
         return !pcpd_direct_servers_may_map(v, n, family, ifname) && manager_host_global_address(m, family, ifname, ret);
 }
 
-void manager_mapping_set_direct(pcpd_mapping *mp, bool direct) {
+void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *b) {
+        bool direct = b != NULL && b == m->direct;
+
+        mp->held_by = b;
         if (mp->direct == direct)
                 return;
         mp->direct = direct;
@@ -127,12 +130,13 @@ void manager_mapping_set_direct(pcpd_mapping *mp, bool direct) {
 
 /* mp held by "direct" with the host's own address own, Server "" (not published here). */
 int manager_mapping_start_direct(pcpd_manager *m, pcpd_mapping *mp, const struct in6_addr *own) {
+        pcpd_backend *was = mp->held_by;
         int r;
 
-        manager_mapping_set_direct(mp, true);
+        manager_mapping_set_held(m, mp, m->direct);
         r = m->direct->ops->add(m->direct, mp, NULL, own);
         if (r < 0) {
-                manager_mapping_set_direct(mp, false);
+                manager_mapping_set_held(m, mp, was);
                 return r;
         }
         set_shared(&mp->server_text, "");
@@ -152,7 +156,7 @@ void manager_check_direct(pcpd_manager *m) {
                 bool here;
                 pcpd_server *s;
 
-                if (!mp->direct)
+                if (mp->held_by != m->direct)
                         continue;
                 here = pcp_addr_from_string(mp->internal_address, &a) && manager_host_has_address(m, &a, ifname);
                 s = manager_answering_server(m, mp->family, here ? ifname : NULL);

@@ -109,7 +109,9 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
 void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);
-void manager_mapping_set_direct(pcpd_mapping *mp, bool direct);
+/* mp is held by b now (m->direct, m->pcp, or NULL: waiting); mp->direct and m->n_direct
+ * follow. (pcpd-direct-manager.c) */
+void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend *b);
 /* owner (NULL: none) holds mp once more; known_alive: its leaving is sure to be seen
  * (else the listener's holder_unconfirmed makes sure) */
 void manager_mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive);
@@ -140,7 +142,8 @@ bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec);
 
 /* ---- pcpd-mapping-move.c: where a mapping is held, and moving it ---- */
 
-/* The backend that holds mp: m->direct, m->pcp, or NULL (waiting for a server). */
+/* The backend that holds mp (mp->held_by, when it says it holds mp): m->direct, m->pcp,
+ * or NULL (waiting for a server). */
 struct pcpd_backend *manager_mapping_backend(pcpd_manager *m, const pcpd_mapping *mp);
 /* A mapping backend b holds now, not yet published: its state, error and addresses as b
  * has them, without a word (drain after it). */

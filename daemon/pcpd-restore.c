@@ -25,7 +25,7 @@ static gboolean on_grace_over(gpointer data) {
         mp->grace_source = 0;
         if (mp->unclaimed) {
                 g_message("Mapping %s was not reclaimed after the restart; %s", mp->path,
-                          mp->direct ? "removing it" : "deleting it upstream");
+                          mp->held_by == mp->manager->direct ? "removing it" : "deleting it upstream");
                 pcpd_manager_remove_mapping(mp->manager, mp, PCPD_REMOVED_OWNER_VANISHED);
         }
         return G_SOURCE_REMOVE;

@@ -663,6 +663,7 @@ static void test_host_direct_decision(void **state) {
         mp = add(f, &req);
         id = mp->id;
         assert_ptr_equal(manager_mapping_backend(f->m, mp), f->m->direct);
+        assert_ptr_equal(mp->held_by, f->m->direct);
         assert_true(mp->direct);
         assert_string_equal(mp->state, "active");
         assert_string_equal(mp->external_address, GLOBAL_A);
@@ -692,6 +693,7 @@ static void test_host_direct_decision(void **state) {
         req = request(8302, ":1.1");
         mp = add(f, &req);
         assert_false(mp->direct);
+        assert_ptr_equal(mp->held_by, f->m->pcp);
         assert_true(fake_holds(f->fb, mp, NULL));
         assert_int_equal(fake_calls(f->fb, FAKE_ADD, mp->id), 1);
 
@@ -707,6 +709,8 @@ static void test_host_direct_decision(void **state) {
         wait_for(f, mapping_on_pcp, &id, "the direct mapping to move to the server that answers");
         assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &id), mp);
         assert_false(mp->direct);
+        assert_ptr_equal(mp->held_by, f->m->pcp);
+        assert_int_equal(f->m->n_direct, 0);
         assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 1);
         manager_set_fake_host(f->m, NULL);
 }
