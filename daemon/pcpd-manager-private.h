@@ -94,6 +94,12 @@ static inline void clear_shared(char **field) {
 
 /* ---- pcpd-manager.c ---- */
 
+/* pcpd_manager_new_with_backend() with the fallback's constructor too (a unit test's fake
+ * in place of pcpd_upnp_backend_new()) */
+int manager_new_with_backends(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
+                              GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
+                              pcpd_backend_new_fn new_backend, pcpd_backend_new_fn new_fallback, pcpd_manager **ret);
+
 void manager_emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp);
 /* mp's record on disk (new, granted, persistent now); -errno when it could not be written */
 int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);

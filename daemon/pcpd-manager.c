@@ -444,6 +444,13 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
 int pcpd_manager_new_with_backend(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
                                   GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
                                   pcpd_backend_new_fn new_backend, pcpd_manager **ret) {
+        return manager_new_with_backends(config, state_dir, state_fd, loaded, loop, listener, userdata, new_backend,
+                                         pcpd_upnp_backend_new, ret);
+}
+
+int manager_new_with_backends(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
+                              GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
+                              pcpd_backend_new_fn new_backend, pcpd_backend_new_fn new_fallback, pcpd_manager **ret) {
         g_autoptr(pcpd_manager) m = g_new0(pcpd_manager, 1);
         int r;
 
@@ -474,7 +481,7 @@ int pcpd_manager_new_with_backend(const pcpd_config *config, const char *state_d
         r = pcpd_store_new(m->state_fd, m->state_dir, &manager_store_ops, m, &m->store);
         if (r < 0)
                 return r;
-        r = pcpd_upnp_backend_new(&manager_fallback_events, m, config->max_mappings, &m->upnp);
+        r = new_fallback(&manager_fallback_events, m, config->max_mappings, &m->upnp);
         if (r < 0)
                 return r;
         *ret = g_steal_pointer(&m);
