@@ -898,7 +898,9 @@ static env *env_start(const env_config *cfg) {
                                     NULL};
                 const char *ms[] = {"valgrind", "--tool=massif", ms_out, "--quiet", exe, "--config",
                                     path,       "--state-dir",   state,  NULL};
-                const char *envv[] = {"DBUS_SYSTEM_BUS_ADDRESS", e->address, NULL};
+                /* the build tree's modules (daemon/pcpd-module.h), not the installed ones */
+                char *moddir = xasprintf("%s/daemon", opt.build);
+                const char *envv[] = {"DBUS_SYSTEM_BUS_ADDRESS", e->address, "PCPD_MODULE_DIR", moddir, NULL};
                 const char *const *cmd = !cfg->valgrind                  ? plain
                                          : opt.measure == MEASURE_MASSIF ? ms
                                                                          : cg;
@@ -914,6 +916,7 @@ static env *env_start(const env_config *cfg) {
                         cmd = argv_nocap;
                 }
                 e->pcpd_pid = spawn(cmd, e->pcpd_log, envv);
+                free(moddir);
                 free(ms_out);
                 free(exe);
                 free(state);

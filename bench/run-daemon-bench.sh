@@ -140,7 +140,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -d "$BUILD" ] || meson setup "$BUILD" "$SRC" >/dev/null
-ninja -C "$BUILD" bench/bench-daemon daemon/pcpd clients/pcpctl tests/refserver/pcp-refserver >/dev/null
+ninja -C "$BUILD" bench/bench-daemon daemon/pcpd daemon/pcpd-nm.so daemon/pcpd-upnp.so clients/pcpctl tests/refserver/pcp-refserver >/dev/null
 BD=$BUILD/bench/bench-daemon
 PCPCTL=$BUILD/clients/pcpctl
 

@@ -4,9 +4,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <NetworkManager.h>
-
 #include "pcpd-dhcp.h"
+#include "pcpd-nm-module.h"
 #include "pcpd-nm.h"
 #include "pcpd-sdbus-glib.h"
 #include "pcpd-servers.h"
@@ -26,29 +25,23 @@ typedef struct lease {
         gint64 gone_at; /* g_get_monotonic_time() when its device vanished; 0: it is there */
 } lease;
 
-typedef struct hook {
-        GObject *obj;
-        gulong id;
-} hook;
-
 /* pcpd watches the system bus with sd-bus (no thread, libsystemd's pages are pcpd's own
- * anyway): NetworkManager's name, and logind's PrepareForSleep. GIO's connection (a
- * thread, ~1 MiB of libgio's pages) and libnm's client are made only once NetworkManager
- * is on the bus (bench/README.md, "RSS before the first mapping"); a client once made stays
- * (it follows NetworkManager leaving and coming back itself). */
+ * anyway): NetworkManager's name, and logind's PrepareForSleep. libnm and GIO are in the
+ * module pcpd-nm.so (pcpd-nm-module.h), loaded, and its GIO connection (a thread, ~1 MiB
+ * of libgio's pages) and libnm's client made, only once NetworkManager is on the bus
+ * (bench/README.md, "RSS before the first mapping" and "2026-12-03 (modules)"); a client
+ * once made stays (it follows NetworkManager leaving and coming back itself). */
 struct pcpd_nm {
         pcpd_manager *m;
-        GCancellable *cancel;
         sd_bus *bus;
         guint bus_source;
         sd_bus_slot *owner_match, *owner_call, *sleep_match;
-        bool client_started; /* the GIO connection and libnm's client are on their way */
-        GDBusConnection *conn;
-        NMClient *client;
+        bool client_started; /* the module is loaded and libnm's client on its way */
+        const pcpd_nm_module *mod;
+        pcpd_nm_client *client;
         bool running;
-        bool failed; /* libnm could not be set up */
+        bool failed; /* libnm could not be set up (or its module loaded) */
         guint settle_source, grace_source, expiry_source, gone_source;
-        GArray *hooks;       /* hook */
         GHashTable *leases[2]; /* ifname -> lease*: [0] DHCPv4, [1] DHCPv6 */
         GHashTable *refused;   /* "ifname/family" -> the option text last refused (logged once) */
         size_t n_states;
@@ -56,26 +49,6 @@ struct pcpd_nm {
 };
 
 static void nm_schedule(pcpd_nm *nm);
-
-static void hooks_clear(pcpd_nm *nm) {
-        for (guint i = 0; i < nm->hooks->len; i++) {
-                hook *h = &g_array_index(nm->hooks, hook, i);
-                g_signal_handler_disconnect(h->obj, h->id);
-                g_object_unref(h->obj);
-        }
-        g_array_set_size(nm->hooks, 0);
-}
-
-static void on_change(GObject *obj, GParamSpec *pspec, gpointer data) {
-        nm_schedule(data);
-}
-
-static void hook_notify(pcpd_nm *nm, gpointer obj, const char *signal) {
-        hook h = { .obj = g_object_ref(obj) };
-
-        h.id = g_signal_connect(obj, signal, G_CALLBACK(on_change), nm);
-        g_array_append_val(nm->hooks, h);
-}
 
 static const char *lookup_option(void *userdata, const char *key) {
         return g_hash_table_lookup(userdata, key);
@@ -116,16 +89,13 @@ static void state_add(pcpd_nm *nm, const char *ifname, int family, pcpd_dhcp_req
 }
 
 /* One DHCP config object of a device: its lease replaces the one kept, when it is filled. */
-static void read_config(pcpd_nm *nm, NMDevice *dev, const char *ifname, int family, NMDhcpConfig *cfg) {
+static void read_config(pcpd_nm *nm, const char *ifname, int family, GHashTable *opts) {
         GHashTable *leases = nm->leases[family == AF_INET ? 0 : 1];
-        GHashTable *opts = cfg != NULL ? nm_dhcp_config_get_options(cfg) : NULL;
         pcpd_dhcp_servers servers = { 0 };
         pcpd_dhcp_error e;
         const char *key = NULL;
         lease *l;
 
-        if (cfg != NULL)
-                hook_notify(nm, cfg, "notify::" NM_DHCP_CONFIG_OPTIONS);
         l = g_hash_table_lookup(leases, ifname);
         if (opts == NULL || g_hash_table_size(opts) == 0) {
                 /* "/" or a new object not filled yet: what was known stays */
@@ -228,13 +198,10 @@ static gboolean on_grace(gpointer data) {
 }
 
 static void primary_update(pcpd_nm *nm) {
-        NMActiveConnection *ac = nm_client_get_primary_connection(nm->client);
-        const GPtrArray *devs = ac != NULL ? nm_active_connection_get_devices(ac) : NULL;
-        const char *ifname;
+        const char *ifname = nm->mod->primary_ifname(nm->client);
 
-        if (devs == NULL || devs->len == 0)
+        if (ifname == NULL)
                 return; /* N4: "/" is "not known yet" */
-        ifname = nm_device_get_ip_iface(devs->pdata[0]) ?: nm_device_get_iface(devs->pdata[0]);
         pcpd_manager_set_primary(nm->m, ifname);
 }
 
@@ -267,10 +234,10 @@ static gboolean on_gone(gpointer data) {
 
 static void apply_states(pcpd_nm *nm) {
         gint64 now = g_get_monotonic_time();
-        const GPtrArray *devices;
-        bool running = nm->client != NULL && nm_client_get_nm_running(nm->client);
+        const pcpd_nm_device *devices;
+        size_t n_devices = 0;
+        bool running = nm->client != NULL && nm->mod->running(nm->client);
 
-        hooks_clear(nm);
         if (running != nm->running) {
                 nm->running = running;
                 pcpd_manager_emit_changed(nm->m, PCPD_MANAGER_CHANGED_NETWORK_MANAGER);
@@ -278,6 +245,8 @@ static void apply_states(pcpd_nm *nm) {
                                                        : "is not running: PCP servers from the default routes only");
         }
         if (!running) {
+                if (nm->client != NULL)
+                        nm->mod->unwatch(nm->client);
                 /* nothing from NetworkManager to wait for: restored mappings go where they can */
                 pcpd_servers_replan(nm->m);
                 if (nm->grace_source == 0 &&
@@ -298,16 +267,14 @@ static void apply_states(pcpd_nm *nm) {
                         ((lease *) v)->active = false;
         }
         nm->n_states = 0;
-        devices = nm_client_get_devices(nm->client);
-        for (guint i = 0; devices != NULL && i < devices->len; i++) {
-                NMDevice *dev = devices->pdata[i];
-                const char *ifname = nm_device_get_ip_iface(dev) ?: nm_device_get_iface(dev);
+        devices = nm->mod->devices(nm->client, &n_devices);
+        for (size_t i = 0; i < n_devices; i++) {
+                const pcpd_nm_device *dev = &devices[i];
 
-                hook_notify(nm, dev, "notify");
-                if (ifname == NULL || nm_device_get_active_connection(dev) == NULL)
+                if (dev->ifname == NULL || !dev->active)
                         continue;
-                read_config(nm, dev, ifname, AF_INET, nm_device_get_dhcp4_config(dev));
-                read_config(nm, dev, ifname, AF_INET6, nm_device_get_dhcp6_config(dev));
+                read_config(nm, dev->ifname, AF_INET, dev->dhcp[0]);
+                read_config(nm, dev->ifname, AF_INET6, dev->dhcp[1]);
         }
         /* A device without an active connection (link down, disconnected): its leases go.
          * A device that vanished from NetworkManager's objects: its leases stay for
@@ -325,10 +292,8 @@ static void apply_states(pcpd_nm *nm) {
 
                         if (l->active)
                                 continue;
-                        for (guint i = 0; devices != NULL && i < devices->len && !present; i++) {
-                                NMDevice *dev = devices->pdata[i];
-                                present = g_strcmp0(nm_device_get_ip_iface(dev) ?: nm_device_get_iface(dev), k) == 0;
-                        }
+                        for (size_t i = 0; i < n_devices && !present; i++)
+                                present = g_strcmp0(devices[i].ifname, k) == 0;
                         if (present || (l->gone_at != 0 && now - l->gone_at >= PCPD_NM_GRACE_S * G_USEC_PER_SEC)) {
                                 g_hash_table_iter_remove(&it);
                                 continue;
@@ -345,8 +310,8 @@ static void apply_states(pcpd_nm *nm) {
         push(nm);
         primary_update(nm);
         /* the connectivity is what a test's mock toggles to know a pass saw its changes */
-        g_debug("NetworkManager: state applied (%u devices, connectivity %d)", devices != NULL ? devices->len : 0,
-                (int) nm_client_get_connectivity(nm->client));
+        g_debug("NetworkManager: state applied (%zu devices, connectivity %d)", n_devices,
+                nm->mod->connectivity(nm->client));
 }
 
 static gboolean on_settle(gpointer data) {
@@ -360,36 +325,6 @@ static gboolean on_settle(gpointer data) {
 static void nm_schedule(pcpd_nm *nm) {
         if (nm->settle_source == 0)
                 nm->settle_source = g_timeout_add(PCPD_NM_SETTLE_MS, on_settle, nm);
-}
-
-static void on_client_change(gpointer obj, gpointer arg, gpointer data) {
-        nm_schedule(data);
-}
-
-static void on_client(GObject *src, GAsyncResult *res, gpointer data) {
-        g_autoptr(GError) error = NULL;
-        GObject *client = g_async_initable_new_finish(G_ASYNC_INITABLE(src), res, &error);
-        pcpd_nm *nm;
-
-        if (client == NULL) {
-                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-                        g_warning("Cannot follow NetworkManager (libnm): %s; PCP servers from the default routes only",
-                                  error->message);
-                        ((pcpd_nm *) data)->failed = true;
-                }
-                return;
-        }
-        nm = data;
-        nm->client = NM_CLIENT(client);
-        g_signal_connect(client, "notify::" NM_CLIENT_NM_RUNNING, G_CALLBACK(on_change), nm);
-        g_signal_connect(client, "notify::" NM_CLIENT_PRIMARY_CONNECTION, G_CALLBACK(on_change), nm);
-        g_signal_connect(client, "notify::" NM_CLIENT_ACTIVE_CONNECTIONS, G_CALLBACK(on_change), nm);
-        g_signal_connect(client, "notify::" NM_CLIENT_CONNECTIVITY, G_CALLBACK(on_change), nm);
-        g_signal_connect(client, NM_CLIENT_DEVICE_ADDED, G_CALLBACK(on_client_change), nm);
-        g_signal_connect(client, NM_CLIENT_DEVICE_REMOVED, G_CALLBACK(on_client_change), nm);
-        if (!nm_client_get_nm_running(nm->client))
-                g_message("NetworkManager is not running: PCP servers from the default routes only");
-        nm_schedule(nm);
 }
 
 /* N8: logind's PrepareForSleep(false): the host resumed. Its network may be another one
@@ -412,48 +347,44 @@ static int on_prepare_for_sleep(sd_bus_message *msg, void *data, sd_bus_error *r
         return 0;
 }
 
-static void on_connection(GObject *src, GAsyncResult *res, gpointer data) {
-        g_autoptr(GError) error = NULL;
-        GDBusConnection *conn = g_dbus_connection_new_for_address_finish(res, &error);
-        pcpd_nm *nm;
-
-        if (conn == NULL) {
-                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-                        g_warning("Cannot connect to the system bus for NetworkManager: %s; PCP servers from the "
-                                  "default routes only",
-                                  error->message);
-                        ((pcpd_nm *) data)->failed = true;
-                }
-                return;
-        }
-        nm = data;
-        nm->conn = conn;
-        /* GLib's default would raise SIGTERM in pcpd when the bus goes (N1) */
-        g_dbus_connection_set_exit_on_close(conn, FALSE);
-        g_async_initable_new_async(NM_TYPE_CLIENT, G_PRIORITY_DEFAULT, nm->cancel, on_client, nm,
-                                   NM_CLIENT_DBUS_CONNECTION, conn, NULL);
+static void on_client_changed(void *data) {
+        nm_schedule(data);
 }
 
-/* NetworkManager is on the bus: GIO's connection, then libnm's client (once) */
+static void on_client_failed(void *data) {
+        pcpd_nm *nm = data;
+
+        nm->failed = true;
+        pcpd_manager_emit_changed(nm->m, PCPD_MANAGER_CHANGED_NETWORK_MANAGER);
+        nm_schedule(nm); /* nothing from NetworkManager to wait for (apply_states) */
+}
+
+static pcpd_module nm_module = {
+        .file = PCPD_NM_MODULE_FILE,
+        .symbol = PCPD_NM_MODULE_SYMBOL,
+        .feature = "Following NetworkManager (PCP servers from DHCP)",
+        .abi = PCPD_NM_MODULE_ABI,
+        .size = sizeof(pcpd_nm_module),
+};
+
+/* NetworkManager is on the bus: the module, its GIO connection, then libnm's client (once) */
 static void client_start(pcpd_nm *nm) {
-        g_autoptr(GError) error = NULL;
-        g_autofree char *address = NULL;
+        static const pcpd_nm_client_ops ops = { .changed = on_client_changed, .failed = on_client_failed };
 
         if (nm->client_started)
                 return;
         nm->client_started = true;
-        /* GIO's rules for the address (the same bus: DBUS_SYSTEM_BUS_ADDRESS or the
-         * well-known socket, as sd_bus_open_system()) */
-        address = g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SYSTEM, NULL, &error);
-        if (address == NULL) {
-                g_warning("No system bus address for NetworkManager: %s", error->message);
+        nm->mod = pcpd_module_get(&nm_module);
+        if (nm->mod == NULL) {
+                /* logged by the loader: the default routes only, as without NetworkManager */
+                g_warning("NetworkManager is on the bus but cannot be followed: PCP servers from the default routes "
+                          "only");
                 nm->failed = true;
+                pcpd_manager_emit_changed(nm->m, PCPD_MANAGER_CHANGED_NETWORK_MANAGER);
+                nm_schedule(nm);
                 return;
         }
-        g_dbus_connection_new_for_address(address,
-                                          G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                  G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                          NULL, nm->cancel, on_connection, nm);
+        nm->client = nm->mod->client_new(&ops, nm);
 }
 
 static int on_owner_changed(sd_bus_message *msg, void *data, sd_bus_error *ret_error) {
@@ -521,8 +452,6 @@ pcpd_nm *pcpd_nm_new(pcpd_manager *m) {
 
         nm = g_new0(pcpd_nm, 1);
         nm->m = m;
-        nm->cancel = g_cancellable_new();
-        nm->hooks = g_array_new(FALSE, TRUE, sizeof(hook));
         for (int f = 0; f < 2; f++)
                 nm->leases[f] = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         nm->refused = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -539,16 +468,8 @@ pcpd_nm *pcpd_nm_new(pcpd_manager *m) {
 void pcpd_nm_free(pcpd_nm *nm) {
         if (nm == NULL)
                 return;
-        g_cancellable_cancel(nm->cancel);
-        g_object_unref(nm->cancel);
-        hooks_clear(nm);
-        g_array_free(nm->hooks, TRUE);
-        if (nm->client != NULL) {
-                g_signal_handlers_disconnect_by_data(nm->client, nm);
-                g_object_unref(nm->client);
-        }
-        if (nm->conn != NULL)
-                g_object_unref(nm->conn);
+        if (nm->client != NULL)
+                nm->mod->client_free(nm->client);
         nm->owner_match = sd_bus_slot_unref(nm->owner_match);
         nm->owner_call = sd_bus_slot_unref(nm->owner_call);
         nm->sleep_match = sd_bus_slot_unref(nm->sleep_match);

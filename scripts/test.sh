@@ -97,7 +97,7 @@ if [ -z "${PCPD_SKIP_VALGRIND:-}" ]; then
     PCPD_VALGRIND=1 meson test -C build --no-rebuild --print-errorlogs --num-processes 2 -t 3 \
         --logbase valgrind-bus bus-manager bus-ownership bus-authorisation bus-restart bus-drops \
         bus-socket-options bus-direct bus-introspection bus-crash bus-state-dir \
-        bus-socket-proof bus-app-id bus-reload bus-declared nm-pcpd-mock || status=1
+        bus-socket-proof bus-app-id bus-reload bus-declared bus-modules nm-pcpd-mock || status=1
     count_results build/meson-logs/valgrind-bus.json
     # the UPnP-IGD backend under memcheck: upnp-driver in every tests/upnp test (~40 s)
     echo "== upnp tests with pcpd-upnp under valgrind"

@@ -250,6 +250,38 @@ class NMMockTest(BusTestCase):
         self.wait_servers([], 'the DHCPv6 lease ran out')
         wait_until(lambda: self.env.get(path, MAPPING, 'Error') == 'NO_SERVER', CAP, 'Error NO_SERVER')
 
+    def test_module_missing(self):
+        """pcpd-nm.so (libnm, loaded when NetworkManager appears) missing: said in the log
+        with its path and why, Manager.NetworkManager "unavailable", and pcpd goes on with
+        the default router as its PCP server (PCPD_MODULE_DIR at an empty directory)."""
+        empty = os.path.join(self.env.tmp, 'no-modules')
+        os.mkdir(empty)
+        self.env.env['PCPD_MODULE_DIR'] = empty
+        self.env.use_default_routers = True
+        self.nm.add_device('eth0', dhcp4=dict(OPT2, expiry=str(int(time.time()) + 3600)))
+        self.ns.ip('route', 'add', 'default', 'via', S1, 'dev', 'eth0')
+        self.env.start_pcpd(wait_ready=False)
+        want = f'cannot load the module {empty}/pcpd-nm.so: '
+        wait_until(lambda: want in slurp(self.env.pcpd_log), CAP, f'"{want}" in the log')
+        wait_until(lambda: self.env.get(PATH, MANAGER, 'NetworkManager') == 'unavailable', CAP,
+                   'NetworkManager unavailable')
+        self.assertIn('No such file or directory', slurp(self.env.pcpd_log))
+        # and said so (EmitsChangedSignal true)
+        self.flush()
+        self.assertIn('unavailable', [a[1]['NetworkManager'] for p, i, m, a in self.env.signals
+                                      if m == 'PropertiesChanged' and a[0] == MANAGER and 'NetworkManager' in a[1]])
+        # the default router, not the DHCP-announced S2
+        self.wait_servers([('eth0', S1, 'gateway')], 'the default router')
+        path = self.mapping(6161)
+        self.assertEqual(self.env.get(path, MAPPING, 'Server'), S1)
+        self.assertEqual([m['internal_port'] for m in dump(self.ctl[S1])], [6161])
+        self.assertEqual(self.env.get(PATH, MANAGER, 'DhcpOptions'), [])
+        # NetworkManager leaving and coming back: no second attempt, no crash
+        self.nm.stop()
+        self.nm.start()
+        self.assertEqual(self.env.get(PATH, MANAGER, 'NetworkManager'), 'unavailable')
+        self.assertEqual(slurp(self.env.pcpd_log).count(want), 1)
+
     def test_status(self):
         """Where servers came from and whether the DHCP options are asked for, per
         interface: Manager.DhcpOptions, Manager.NetworkManager and pcpctl status."""

@@ -333,6 +333,11 @@ for f in /lib/systemd/system/pcpd.service /usr/lib/sysusers.d/pcpd.conf \
     /usr/share/doc/pcpd/examples/pcpd.conf /etc/pcpd/pcpd.conf; do
     check "installed where Debian's systemd, dbus and polkit read it: $f" test -s "$ROOT$f"
 done
+# the modules pcpd loads when needed, where it looks for them (PCPD_MODULEDIR, LIBDIR/pcpd)
+moddir=$(sed -n 's/^#define PCPD_MODULEDIR "\(.*\)"$/\1/p' "$BUILD/config.h")
+for f in pcpd-nm.so pcpd-upnp.so; do
+    check "installed where pcpd loads it: $moddir/$f" test -s "$ROOT$moddir/$f"
+done
 check "/etc/pcpd/pcpd.conf is the commented example (no active setting)" \
     sh -c "! grep -E '^[A-Za-z]+=' '$ROOT/etc/pcpd/pcpd.conf'"
 is "sysusers: the system user pcpd" "$(cx id -u pcpd)" '[1-9][0-9]{0,2}'

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "config.h"
+#include "pcpd-module.h"
+
+#include <dlfcn.h>
+#include <glib.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *pcpd_module_dir(void) {
+        const char *dir = secure_getenv("PCPD_MODULE_DIR");
+
+        return dir != NULL && dir[0] != '\0' ? dir : PCPD_MODULEDIR;
+}
+
+const void *pcpd_module_get(pcpd_module *mod) {
+        g_autofree char *path = NULL;
+        const pcpd_module_header *h;
+        void *handle;
+
+        if (mod->tried)
+                return mod->table;
+        mod->tried = true;
+        path = g_build_filename(pcpd_module_dir(), mod->file, NULL);
+        /* RTLD_NODELETE: never unloaded (GObject types registered by its libraries) */
+        handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+        if (handle == NULL) {
+                const char *why = dlerror();
+                size_t n = strlen(path);
+
+                /* glibc's message starts with the path most of the time: said once */
+                if (why == NULL)
+                        why = "unknown error";
+                else if (strncmp(why, path, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+                        why += n + 2;
+                g_warning("%s is not available: cannot load the module %s: %s", mod->feature, path, why);
+                return NULL;
+        }
+        h = dlsym(handle, mod->symbol);
+        if (h == NULL) {
+                g_warning("%s is not available: the module %s has no symbol %s: %s", mod->feature, path, mod->symbol,
+                          dlerror());
+                dlclose(handle);
+                return NULL;
+        }
+        if (h->abi != mod->abi || h->size != mod->size) {
+                g_warning("%s is not available: the module %s is from another build of pcpd (ABI %u, table size %u; "
+                          "this pcpd needs ABI %u, size %u)",
+                          mod->feature, path, h->abi, h->size, mod->abi, mod->size);
+                dlclose(handle);
+                return NULL;
+        }
+        g_debug("Loaded the module %s", path);
+        mod->table = h;
+        return h;
+}
