@@ -22,9 +22,9 @@ typedef struct pcpd_server_status {
         bool address_mismatch;   /* it saw another source address than ours */
 } pcpd_server_status;
 
-/* News up, given at construction (every callback set). Told from inside the backend's
- * own calls (after it has recorded what it did) and from the main loop; a callback may
- * call back down, but must not free the backend. */
+/* News up, given at construction (every callback set, also those a backend never
+ * tells). Told from inside the backend's own calls (after it has recorded what it did)
+ * and from the main loop; a callback may call back down, but must not free the backend. */
 typedef struct pcpd_backend_events {
         /* mp's state changed as the backend holds it. info: in the bus's terms, NULL while
          * the mapping is being deleted (nothing to publish); granted: the server has just
@@ -33,8 +33,11 @@ typedef struct pcpd_backend_events {
         /* the backend dropped mp under the manager (its server went): it holds no part of
          * mp any more when this is told */
         void (*mapping_lost)(void *userdata, pcpd_mapping *mp);
-        /* the delete started by remove() (or delete_saved()) under cookie is over:
-         * confirmed, or given up */
+        /* the backend's part of mp's saved record (its fill_record) changed: the manager
+         * saves it at once */
+        void (*mapping_record_changed)(void *userdata, pcpd_mapping *mp);
+        /* the delete started by remove() (or delete_saved(), handover(),
+         * restore_deleting()) under cookie is over: confirmed, or given up */
         void (*deleting_done)(void *userdata, uint64_t cookie, bool confirmed);
         /* s's state, addresses, external address or PREFIX64 changed; st: its state now
          * (NULL when none was told). s may be NULL (a server not known any more) */

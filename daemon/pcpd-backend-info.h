@@ -3,7 +3,7 @@
 
 /* What every way of holding a mapping reports of it, in the bus's terms: the UPnP-IGD
  * backend (pcpd-backend.h) and the PCP backend (pcpd-pcp.h: its mapping_changed news and
- * pcpd_pcp_mapping_view()) fill it, the manager publishes it (pcpd_manager_backend_sync()).
+ * pcpd_pcp_mapping_view()) fill it, the manager publishes it (manager_mapping_sync()).
  * A leaf: it includes no module. */
 
 #include <netinet/in.h>

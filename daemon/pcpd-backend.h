@@ -22,16 +22,20 @@
  * UPnP-IGD: a mapping always has its engine mapping on its server while the server is
  * there. When that server is known not to speak PCP nor NAT-PMP (unreachable, unsupported
  * version, disabled, or silent), the manager hands the mapping to the UPnP-IGD backend as
- * well (add); that backend then publishes the mapping's state through
- * pcpd_manager_backend_sync() once it has found a router of its kind (until then the
- * engine's state, failed with its reason, stays). "pcp" news for a mapping the fallback
- * shows is ignored until the engine holds it (the router answers PCP after all): then the
- * fallback lets go of it (handover) and the engine's state is published again.
+ * well (add); that backend then tells the mapping's state (its events' mapping_changed)
+ * once it has found a router of its kind (until then the engine's state, failed with its
+ * reason, stays). "pcp" news for a mapping the fallback shows is ignored until the engine
+ * holds it (the router answers PCP after all): then the fallback lets go of it (handover)
+ * and the engine's state is published again.
  *
- * The fallback keeps its own part of the mapping's saved record (fill_record; restore
- * after a restart), deletes what pcpd no longer holds, and keeps a removal that the router
- * has not confirmed as a "deleting" record of its own (pcpd_manager_backend_keep_deleting()),
- * so that a restarted pcpd deletes it again.
+ * The fallback keeps its own part of the mapping's saved record (fill_record, and
+ * mapping_record_changed up when it changes; restore after a restart) and deletes what
+ * pcpd no longer holds. A removal that the router must confirm (a permanent UPnP
+ * mapping, which never expires) is kept by the manager as a "deleting" record of the
+ * backend's own (deleting_record), on disk, under a cookie the backend tells the end of
+ * that delete under (deleting_done), so that a restarted pcpd deletes it again
+ * (restore_deleting). Like every backend, it knows nothing of the manager: calls come
+ * down, its news goes up through the events it was given.
  */
 
 #include <netinet/in.h>
@@ -40,7 +44,9 @@
 
 #include "pcpd-backend-events.h"
 #include "pcpd-backend-info.h"
-#include "pcpd-manager.h"
+#include "pcpd-mapping.h"
+#include "pcpd-server.h"
+#include "pcpd-state.h"
 
 typedef struct pcpd_backend pcpd_backend;
 
@@ -95,8 +101,7 @@ typedef struct pcpd_backend_ops {
          * before it returns */
         int (*add)(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external);
         /* mp goes (removed, moved away, taken over): deleted upstream while it had a grant.
-         * cookie ≠ 0: events->deleting_done(cookie) tells the end of that delete (a
-         * backend that keeps its own deleting records ignores it) */
+         * cookie ≠ 0: events->deleting_done(cookie) tells the end of that delete */
         void (*remove)(pcpd_backend *b, pcpd_mapping *mp, uint64_t cookie);
         /* mp lets go without a word upstream: its server is about to go, which drops it */
         void (*detach)(pcpd_backend *b, pcpd_mapping *mp);
@@ -118,14 +123,20 @@ typedef struct pcpd_backend_ops {
         /* Would the backend take mp on server s (NULL reason) or not (a sentence)? */
         const char *(*refuse_reason)(pcpd_backend *b, const pcpd_mapping *mp, const pcpd_server *s);
         /* the engine holds mp now, on external_port of the same router: the backend lets go
-         * of it (deletes its own, unless it is that very entry of the router's table) */
-        void (*handover)(pcpd_backend *b, pcpd_mapping *mp, uint16_t external_port);
+         * of it (deletes its own as remove() does, under cookie, unless it is that very
+         * entry of the router's table: then a cookie ≠ 0 is told done at once) */
+        void (*handover)(pcpd_backend *b, pcpd_mapping *mp, uint16_t external_port, uint64_t cookie);
+        /* a delete of mp (remove, handover) would have to be confirmed, it would not expire
+         * by itself: true, and the record the manager keeps for it until then (ret: its
+         * strings borrowed from mp and the backend; the manager gives it its id, the cookie
+         * of that delete) */
+        bool (*deleting_record)(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *ret);
         /* adds the backend's part to mp's saved record (strings borrowed from the backend) */
         void (*fill_record)(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *rec);
         /* after a restart: takes mp on again as rec says; false when it cannot */
         bool (*restore)(pcpd_backend *b, pcpd_mapping *mp, const pcpd_state_mapping *rec);
-        /* after a restart: deletes what rec (a deleting record of the backend, kept by the
-         * manager until pcpd_manager_backend_deleted()) says */
+        /* after a restart: deletes what rec (a deleting record of the backend's, kept by
+         * the manager) says; the end of that delete is told under rec->id (deleting_done) */
         void (*restore_deleting)(pcpd_backend *b, const pcpd_state_mapping *rec);
         /* s (of its family, on its interface) speaks neither PCP nor NAT-PMP: look for a
          * router of the backend's kind behind it, before any mapping needs one */
@@ -136,8 +147,7 @@ typedef struct pcpd_backend_ops {
 
 struct pcpd_backend {
         const pcpd_backend_ops *ops;
-        pcpd_manager *manager;             /* the UPnP-IGD fallback's only (its news) */
-        const pcpd_backend_events *events; /* news up (NULL for the fallback) */
+        const pcpd_backend_events *events; /* news up */
         void *userdata;                    /* for events */
 };
 
@@ -192,22 +202,6 @@ static inline bool pcpd_backend_server_external(pcpd_backend *b, const pcpd_serv
         return b != NULL && b->ops->server_external != NULL && b->ops->server_external(b, s, ret);
 }
 
-/* The UPnP-IGD backend (pcpd-upnp-backend.c). */
-int pcpd_upnp_backend_new(pcpd_manager *m, pcpd_backend **ret);
-
-/* ---- what the manager offers backends (pcpd-manager.c) ---- */
-
-/* Publishes mp's state as i says (bus, log, saved record when the external side changed). */
-void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i);
-/* mp's saved record changed in the backend's part: on disk at once. */
-int pcpd_manager_backend_persist(pcpd_manager *m, pcpd_mapping *mp);
-/* Keeps rec (copied; its id is replaced with a fresh one, returned) as a deleting record,
- * on disk, until pcpd_manager_backend_deleted() or rec->delete_until. */
-uint64_t pcpd_manager_backend_keep_deleting(pcpd_manager *m, const pcpd_state_mapping *rec);
-/* The backend is done with deleting record id: confirmed, it is forgotten; else it stays
- * (a restart tries again) until it expires. */
-void pcpd_manager_backend_deleted(pcpd_manager *m, uint64_t id, bool confirmed);
-/* The backend's routers changed: Servers and ExternalAddresses. */
-void pcpd_manager_backend_servers_changed(pcpd_manager *m);
-/* A mapping by id, or NULL. */
-pcpd_mapping *pcpd_manager_backend_find(pcpd_manager *m, uint64_t id);
+/* The UPnP-IGD backend (pcpd-upnp-backend.c): the fallback (max_mappings: unused). */
+int pcpd_upnp_backend_new(const pcpd_backend_events *events, void *userdata, size_t max_mappings,
+                          pcpd_backend **ret);

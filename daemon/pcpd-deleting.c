@@ -90,7 +90,9 @@ void manager_deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool delete
                         d->rec->id);
 }
 
-uint64_t pcpd_manager_backend_keep_deleting(pcpd_manager *m, const pcpd_state_mapping *rec) {
+/* Keeps a copy of rec under a fresh id (returned), on disk, as a deleting record of the
+ * UPnP-IGD fallback's: until manager_deleting_fallback_done() or rec->delete_until. */
+uint64_t manager_keep_deleting(pcpd_manager *m, const pcpd_state_mapping *rec) {
         pcpd_state_mapping *c = pcpd_state_mapping_copy(rec);
         pcpd_deleting *d;
 
@@ -101,7 +103,9 @@ uint64_t pcpd_manager_backend_keep_deleting(pcpd_manager *m, const pcpd_state_ma
         return d->rec->id;
 }
 
-void pcpd_manager_backend_deleted(pcpd_manager *m, uint64_t id, bool confirmed) {
+/* The fallback is done with deleting record id: confirmed, it is forgotten; else it stays
+ * (a restart tries again) until it expires. */
+void manager_deleting_fallback_done(pcpd_manager *m, uint64_t id, bool confirmed) {
         pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
 
         if (d == NULL)

@@ -7,7 +7,7 @@
  * host's own address as external address and its internal port as external port. Nothing
  * is sent anywhere, no server is used, nothing is told up (nothing ever changes on its own:
  * when the host's address goes, the manager moves the mapping). Its part of a mapping is
- * the address it was given (mp->direct, set by the manager, says
+ * the address it was given (mp->held_by, set by the manager, says
  * that "direct" holds mp).
  */
 
@@ -35,7 +35,7 @@ static int direct_add(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const s
         return 0;
 }
 
-/* nothing upstream; the manager clears mp->direct */
+/* nothing upstream; the manager sets mp->held_by again */
 static void direct_remove(pcpd_backend *b, pcpd_mapping *mp, uint64_t cookie) {
 }
 
@@ -43,13 +43,13 @@ static void direct_detach(pcpd_backend *b, pcpd_mapping *mp) {
 }
 
 static bool direct_holds(pcpd_backend *b, const pcpd_mapping *mp) {
-        return mp->direct;
+        return mp->held_by == b;
 }
 
 static bool direct_info(pcpd_backend *b, const pcpd_mapping *mp, pcpd_backend_info *ret) {
         struct in6_addr a;
 
-        if (!mp->direct || mp->external_address == NULL || !pcp_addr_from_string(mp->external_address, &a))
+        if (mp->held_by != b || mp->external_address == NULL || !pcp_addr_from_string(mp->external_address, &a))
                 return false;
         *ret = (pcpd_backend_info) {
                 .state = PCP1_MAPPING_ACTIVE,

@@ -63,9 +63,30 @@ static pcpd_host *manager_host(pcpd_manager *m) {
         return m->host;
 }
 
+void manager_set_fake_host(pcpd_manager *m, const pcpd_manager_fake_host *fake) {
+        m->fake_host = fake;
+}
+
+/* The host's addresses now: the kernel's, or the test's */
+static const pcpd_host_snapshot *host_snapshot(pcpd_manager *m) {
+        return m->fake_host != NULL ? &m->fake_host->snap : pcpd_host_get(manager_host(m));
+}
+
+/* The source address the kernel would use toward the Internet for the family */
+static bool host_route_source(pcpd_manager *m, int family, struct in6_addr *ret) {
+        const pcpd_manager_fake_host *f = m->fake_host;
+        int k = family == AF_INET ? 0 : 1;
+
+        if (f == NULL)
+                return pcpd_host_route_source(manager_host(m), family, ret);
+        if (f->has_route[k])
+                *ret = f->route[k];
+        return f->has_route[k];
+}
+
 /* Is a one of the host's addresses (on an interface that is up)? ret_ifname: where. */
 bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char ret_ifname[IF_NAMESIZE]) {
-        return pcpd_host_snapshot_has_address(pcpd_host_get(manager_host(m)), a, ret_ifname);
+        return pcpd_host_snapshot_has_address(host_snapshot(m), a, ret_ifname);
 }
 
 /* A global address of the family (on interface ifname, unless NULL or ""): the one the
@@ -73,14 +94,13 @@ bool manager_host_has_address(pcpd_manager *m, const struct in6_addr *a, char re
  * (pcpd-direct.h). The kernel is asked only once there is one (a route probe, kept by
  * pcpd-host.c until an address, link or route changes). */
 bool manager_host_global_address(pcpd_manager *m, int family, const char *ifname, struct in6_addr *ret) {
-        pcpd_host *h = manager_host(m);
-        const pcpd_host_snapshot *snap = pcpd_host_get(h);
+        const pcpd_host_snapshot *snap = host_snapshot(m);
         struct in6_addr routed;
         bool have_routed;
 
         if (!pcpd_direct_global_address(snap, family, ifname, NULL, NULL))
                 return false;
-        have_routed = pcpd_host_route_source(h, family, &routed);
+        have_routed = host_route_source(m, family, &routed);
         return pcpd_direct_global_address(snap, family, ifname, have_routed ? &routed : NULL, ret);
 }
 
@@ -95,7 +115,10 @@ bool manager_host_is_direct(pcpd_manager *m, int family, const char *ifname, str
         return !pcpd_direct_servers_may_map(v, n, family, ifname) && manager_host_global_address(m, family, ifname, ret);
 }
 
-void manager_mapping_set_direct(pcpd_mapping *mp, bool direct) {
+void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *b) {
+        bool direct = b != NULL && b == m->direct;
+
+        mp->held_by = b;
         if (mp->direct == direct)
                 return;
         mp->direct = direct;
@@ -107,12 +130,13 @@ void manager_mapping_set_direct(pcpd_mapping *mp, bool direct) {
 
 /* mp held by "direct" with the host's own address own, Server "" (not published here). */
 int manager_mapping_start_direct(pcpd_manager *m, pcpd_mapping *mp, const struct in6_addr *own) {
+        pcpd_backend *was = mp->held_by;
         int r;
 
-        manager_mapping_set_direct(mp, true);
+        manager_mapping_set_held(m, mp, m->direct);
         r = m->direct->ops->add(m->direct, mp, NULL, own);
         if (r < 0) {
-                manager_mapping_set_direct(mp, false);
+                manager_mapping_set_held(m, mp, was);
                 return r;
         }
         set_shared(&mp->server_text, "");
@@ -132,7 +156,7 @@ void manager_check_direct(pcpd_manager *m) {
                 bool here;
                 pcpd_server *s;
 
-                if (!mp->direct)
+                if (mp->held_by != m->direct)
                         continue;
                 here = pcp_addr_from_string(mp->internal_address, &a) && manager_host_has_address(m, &a, ifname);
                 s = manager_answering_server(m, mp->family, here ? ifname : NULL);

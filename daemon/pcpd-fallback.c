@@ -3,8 +3,9 @@
 /*
  * The manager's side of the UPnP-IGD fallback (pcpd-backend.h, pcpd-manager-private.h):
  * which mappings it is handed (those whose server speaks neither PCP nor NAT-PMP), when it
- * lets go of one (the engine holds it after all), the requests refused at once because
- * the router there cannot take them, and what the manager offers it.
+ * lets go of one (the engine holds it after all), the deletes it must have confirmed
+ * (kept as deleting records, pcpd-deleting.c), the requests refused at once because the
+ * router there cannot take them, and its news (manager_fallback_events).
  */
 
 #include "pcpd-manager-private.h"
@@ -14,12 +15,29 @@
 #include "pcpd-backend.h"
 #include "pcpd-log.h"
 
+/* A delete by the fallback of its part of mp that must be confirmed: its record kept, on
+ * disk, first; the cookie to give the backend (0: none to keep). */
+static uint64_t backend_keep_delete(pcpd_manager *m, const pcpd_mapping *mp) {
+        pcpd_state_mapping rec;
+
+        if (m->upnp->ops->deleting_record == NULL || !m->upnp->ops->deleting_record(m->upnp, mp, &rec))
+                return 0;
+        return manager_keep_deleting(m, &rec);
+}
+
 /* The engine holds mp now (its server answers PCP or NAT-PMP after all): the backend
  * lets go of it. */
 void manager_backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s moves from UPnP-IGD to %s, which answers now", mp->path, mp->server_text);
-        m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0);
+        m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0, backend_keep_delete(m, mp));
+}
+
+/* mp goes: the fallback deletes its part (with its own deleting record when the delete
+ * must be confirmed). */
+void manager_backend_remove(pcpd_manager *m, pcpd_mapping *mp) {
+        if (mp->backend != NULL)
+                m->upnp->ops->remove(m->upnp, mp, backend_keep_delete(m, mp));
 }
 
 /* Hands every mapping whose server speaks no PCP and that the engine does not hold to the
@@ -53,18 +71,59 @@ void manager_backend_check_soon(pcpd_manager *m) {
                 m->backend_check_source = g_idle_add(on_backend_check, m);
 }
 
-int pcpd_manager_backend_persist(pcpd_manager *m, pcpd_mapping *mp) {
-        return manager_persist_mapping(m, mp);
+/* ---- the fallback's news (pcpd-backend-events.h) ---- */
+
+/* mp's state as the fallback has it (once it has found a router of its kind) */
+static void on_fallback_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *i, bool granted) {
+        (void) granted;
+        if (i != NULL)
+                manager_mapping_sync(userdata, mp, i);
 }
 
-void pcpd_manager_backend_servers_changed(pcpd_manager *m) {
+/* (not told by the UPnP-IGD backend) it let go of mp by itself: the engine's state shows
+ * again */
+static void on_fallback_mapping_lost(void *userdata, pcpd_mapping *mp) {
+        pcpd_manager *m = userdata;
+        pcpd_backend_info bi;
+
+        if (pcpd_backend_info_of(m->pcp, mp, &bi))
+                manager_mapping_sync(m, mp, &bi);
+}
+
+static void on_fallback_mapping_record_changed(void *userdata, pcpd_mapping *mp) {
+        (void) manager_persist_mapping(userdata, mp);
+}
+
+static void on_fallback_deleting_done(void *userdata, uint64_t cookie, bool confirmed) {
+        manager_deleting_fallback_done(userdata, cookie, confirmed);
+}
+
+/* its routers changed (Servers, ExternalAddresses); it has none of the manager's */
+static void on_fallback_server_changed(void *userdata, pcpd_server *s, const pcpd_server_status *st) {
+        pcpd_manager *m = userdata;
+
+        (void) s;
+        (void) st;
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
         manager_update_state(m);
 }
 
-pcpd_mapping *pcpd_manager_backend_find(pcpd_manager *m, uint64_t id) {
-        return g_hash_table_lookup(m->mappings, &id);
+/* (not told by the UPnP-IGD backend, which recreates and logs per mapping) */
+static void on_fallback_server_epoch_reset(void *userdata, pcpd_server *s, bool repeated, bool from_announce) {
+        (void) s;
+        (void) repeated;
+        (void) from_announce;
+        pcpd_manager_emit_changed(userdata, PCPD_MANAGER_CHANGED_SERVERS);
 }
+
+const pcpd_backend_events manager_fallback_events = {
+        .mapping_changed = on_fallback_mapping_changed,
+        .mapping_lost = on_fallback_mapping_lost,
+        .mapping_record_changed = on_fallback_mapping_record_changed,
+        .deleting_done = on_fallback_deleting_done,
+        .server_changed = on_fallback_server_changed,
+        .server_epoch_reset = on_fallback_server_epoch_reset,
+};
 
 /* A request the backend would get if the server takes no PCP, refused now, and clearly,
  * when the backend's router is there and cannot do it. */

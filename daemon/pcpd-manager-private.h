@@ -4,9 +4,13 @@
 /*
  * pcpd-manager-private: what the files of the manager's implementation share, and nothing
  * else includes. The manager is one object implemented in several files:
- *   - pcpd-manager.c: the registries (servers, mappings, holders), the policy of adding,
- *     moving and removing mappings, the host that is not behind a NAT, lifecycle, and the
- *     PCP backend's news (pcpd-backend-events.h);
+ *   - pcpd-manager.c: the registries (servers, mappings, holders), removing and
+ *     releasing mappings, enabling, the manager's published state, lifecycle;
+ *   - pcpd-manager-discover.c: the configured servers and the default routers (the
+ *     route monitor), the two server sources the manager runs itself;
+ *   - pcpd-mapping-add.c: adding a mapping: its plan, the checks, sharing, a new one;
+ *   - pcpd-manager-events.c: the news of "pcp" and "direct" (pcpd-backend-events.h), and
+ *     a mapping's state as a backend has it, published;
  *   - pcpd-deleting.c: removed mappings whose delete is not confirmed (kept, on disk too,
  *     until the server confirms it or the lifetime it may have left there runs out); a
  *     record's id is the cookie its backend tells the end of the delete under;
@@ -30,6 +34,7 @@
 
 #include "pcpd-backend.h"
 #include "pcpd-direct.h"
+#include "pcpd-host.h"
 #include "pcpd-manager.h"
 #include "pcpd-state.h"
 
@@ -89,6 +94,12 @@ static inline void clear_shared(char **field) {
 
 /* ---- pcpd-manager.c ---- */
 
+/* pcpd_manager_new_with_backend() with the fallback's constructor too (a unit test's fake
+ * in place of pcpd_upnp_backend_new()) */
+int manager_new_with_backends(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
+                              GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
+                              pcpd_backend_new_fn new_backend, pcpd_backend_new_fn new_fallback, pcpd_manager **ret);
+
 void manager_emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp);
 /* mp's record on disk (new, granted, persistent now); -errno when it could not be written */
 int manager_persist_mapping(pcpd_manager *m, pcpd_mapping *mp);
@@ -107,7 +118,30 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
 void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);
-void manager_mapping_set_direct(pcpd_mapping *mp, bool direct);
+/* mp is held by b now (m->direct, m->pcp, or NULL: waiting); mp->direct and m->n_direct
+ * follow. (pcpd-direct-manager.c) */
+void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend *b);
+/* owner (NULL: none) holds mp once more; known_alive: its leaving is sure to be seen
+ * (else the listener's holder_unconfirmed makes sure) */
+void manager_mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive);
+/* ---- pcpd-manager-discover.c: the configured servers and the default routers ---- */
+
+/* At start: the configured servers, the default routers, and a watch on the routes. */
+void manager_discover_start(pcpd_manager *m);
+/* No more route watch nor rediscovery (the manager goes). */
+void manager_discover_stop(pcpd_manager *m);
+/* After a server starts answering: direct mappings looked at again on the next turn of
+ * the loop (with the servers), unless that is due already. */
+void manager_rediscover_idle(pcpd_manager *m);
+
+/* ---- pcpd-manager-events.c: the backends' news ---- */
+
+/* The news of "pcp" and "direct" (the events they are built with). */
+extern const pcpd_backend_events manager_backend_events;
+/* Publishes mp's state as a backend has it (i): bus, log, and its record on disk first
+ * when the external side changed. */
+void manager_mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i);
+
 /* ---- pcpd-manager-store.c: what is saved, and when ---- */
 
 /* the store's view of the manager (pcpd_store_new()) */
@@ -117,7 +151,8 @@ bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec);
 
 /* ---- pcpd-mapping-move.c: where a mapping is held, and moving it ---- */
 
-/* The backend that holds mp: m->direct, m->pcp, or NULL (waiting for a server). */
+/* The backend that holds mp (mp->held_by, when it says it holds mp): m->direct, m->pcp,
+ * or NULL (waiting for a server). */
 struct pcpd_backend *manager_mapping_backend(pcpd_manager *m, const pcpd_mapping *mp);
 /* A mapping backend b holds now, not yet published: its state, error and addresses as b
  * has them, without a word (drain after it). */
@@ -158,16 +193,32 @@ size_t manager_servers_view(pcpd_manager *m, pcpd_direct_server *v);
 void manager_update_state(pcpd_manager *m);
 /* ---- pcpd-fallback.c: the UPnP-IGD fallback ---- */
 
+/* The fallback's news (its pcpd_backend_events). */
+extern const pcpd_backend_events manager_fallback_events;
 /* On the next turn of the loop: mappings whose server speaks no PCP go to UPnP-IGD too. */
 void manager_backend_check_soon(pcpd_manager *m);
 /* The engine holds mp now (granted as i says): the fallback lets go of it. */
 void manager_backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i);
+/* mp goes: the fallback deletes its part, if it holds one. */
+void manager_backend_remove(pcpd_manager *m, pcpd_mapping *mp);
 /* A request the fallback would get on s, refused now when its router cannot take it:
  * -errno with error filled, else 0. */
 int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
                            pcpd_failure *error);
 
 /* ---- pcpd-direct-manager.c: a host not behind a NAT ---- */
+
+/* The host as a unit test makes it up (a fake host snapshot): its addresses and links,
+ * and per family the source address the kernel would use toward the Internet. */
+typedef struct pcpd_manager_fake_host {
+        pcpd_host_snapshot snap;
+        bool has_route[2]; /* [0] IPv4, [1] IPv6 */
+        struct in6_addr route[2];
+} pcpd_manager_fake_host;
+/* From now on m reads the host's addresses from fake (the caller's, changed at will,
+ * until it is set again; NULL: the kernel's again). After a change, what a route change
+ * does follows: manager_rediscover_idle() (direct mappings move, change address or go). */
+void manager_set_fake_host(pcpd_manager *m, const pcpd_manager_fake_host *fake);
 
 /* Not behind a NAT for the family (on interface ifname, unless NULL or ""): a global
  * address there and no server of the family that could map; ret: the address then. */
@@ -190,6 +241,12 @@ void manager_deleting_forget(pcpd_manager *m, pcpd_deleting *d);
 void manager_deleting_free(pcpd_deleting *d);
 /* The PCP backend is done with d's delete (the backend's deleting_done under d->rec->id). */
 void manager_deleting_engine_done(pcpd_manager *m, pcpd_deleting *d, bool deleted_upstream);
+/* Keeps a copy of rec under a fresh id (returned), on disk, as a deleting record of the
+ * fallback's (the cookie of its delete). */
+uint64_t manager_keep_deleting(pcpd_manager *m, const pcpd_state_mapping *rec);
+/* The fallback is done with the delete under id: confirmed, its record is forgotten; else
+ * it stays (a restart tries again) until it expires. */
+void manager_deleting_fallback_done(pcpd_manager *m, uint64_t id, bool confirmed);
 
 /* ---- pcpd-restore.c ---- */
 

@@ -1,18 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+/*
+ * The manager (pcpd-manager.h): the registries of servers and mappings and their holders,
+ * removing and releasing mappings, enabling, the manager's published state (State,
+ * ExternalAddresses, the status line), its news to one listener, and lifecycle. Its other
+ * parts are listed in pcpd-manager-private.h.
+ */
+
 #include "pcpd-manager.h"
 #include "pcpd-manager-private.h"
 #include "pcpd-backend.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <glib-unix.h>
-#include <glib/gstdio.h>
-#include <net/if.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pcpd-declared-manager.h"
@@ -20,12 +19,9 @@
 #include "pcpd-holders.h"
 #include "pcpd-host.h"
 #include "pcpd-log.h"
-#include "pcpd-netlink.h"
 #include "pcpd-nm.h"
 #include "pcpd-servers.h"
 #include "pcpd-store.h"
-
-
 
 uint64_t pcpd_now_ms(void) {
         return (uint64_t) g_get_monotonic_time() / 1000;
@@ -76,243 +72,12 @@ void pcpd_manager_emit_changed(pcpd_manager *m, pcpd_manager_changed what) {
                 m->listener->manager_changed(m, what, m->listener_data);
 }
 
-/* ---- discovery: config + default routers ---- */
+/* ---- the servers ---- */
 
 void manager_servers_changed(pcpd_manager *m) {
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
         manager_update_state(m);
         pcpd_backend_kick(m->pcp);
-}
-
-/* the default routers (netlink) are one source of servers (pcpd-servers.c) */
-static void manager_discover(pcpd_manager *m) {
-        pcpd_router routers[PCPD_MAX_ROUTERS];
-        pcpd_server_spec specs[PCPD_MAX_ROUTERS];
-        int n = 0;
-
-        if (m->config.use_default_routers) {
-                n = pcpd_netlink_default_routers(routers, G_N_ELEMENTS(routers));
-                if (n < 0) {
-                        g_warning("Cannot read the default routes: %s", g_strerror(-n));
-                        n = 0;
-                }
-        }
-        for (int i = 0; i < n; i++) {
-                specs[i] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { routers[i].addr } };
-                g_strlcpy(specs[i].ifname, routers[i].ifname, sizeof(specs[i].ifname));
-        }
-        (void) pcpd_manager_set_servers(m, PCPD_SOURCE_GATEWAY, NULL, specs, (size_t) n);
-        pcpd_backend_kick(m->pcp);
-}
-
-static gboolean on_rediscover(gpointer data) {
-        pcpd_manager *m = data;
-        m->rediscover_source = 0;
-        manager_discover(m);
-        manager_check_direct(m);
-        return G_SOURCE_REMOVE;
-}
-
-static gboolean on_route_change(gint fd, GIOCondition cond, gpointer data) {
-        pcpd_manager *m = data;
-
-        if (pcpd_netlink_route_monitor_drain(fd) && m->rediscover_source == 0)
-                /* settle: a link change comes with a burst of route messages */
-                m->rediscover_source = g_timeout_add(500, on_rediscover, m);
-        return G_SOURCE_CONTINUE;
-}
-
-/* A reload's configured servers (pcpd-reload.c), through the server registry
- * (pcpd-servers.c): a server that stays keeps its mappings; the mappings of one that goes
- * move to the server that serves them now, or wait for one. */
-void pcpd_manager_set_config_servers(pcpd_manager *m, const pcpd_config_server *servers, size_t n) {
-        g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, n + 1);
-
-        for (size_t k = 0; k < n; k++)
-                cs[k] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { servers[k].addr } };
-        (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, n);
-        pcpd_backend_kick(m->pcp);
-}
-
-/* ---- a mapping's state as a backend has it, published ---- */
-
-/* Granted and failed, once per change: a renewal is no news. */
-static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const char *old_error,
-                               const char *old_external, uint16_t old_port) {
-        if (strcmp(mp->state, "active") == 0 &&
-            (strcmp(old_state, "active") != 0 || strcmp(old_external, mp->external_address) != 0 ||
-             old_port != mp->external_port)) {
-                bool changed = old_external[0] != '\0' &&
-                               (strcmp(old_external, mp->external_address) != 0 || old_port != mp->external_port);
-                pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_GRANTED, mp, NULL, NULL,
-                                 "Mapping %s %s by %s: %s port %u is reachable at %s%s%s:%u for %u s", mp->path,
-                                 changed ? "changed" : "granted", mp->server_text,
-                                 pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port,
-                                 strchr(mp->external_address, ':') ? "[" : "", mp->external_address,
-                                 strchr(mp->external_address, ':') ? "]" : "", mp->external_port, mp->granted);
-        } else if (strcmp(mp->state, "failed") == 0 &&
-                   (strcmp(old_state, "failed") != 0 || strcmp(old_error, mp->error) != 0))
-                pcpd_log_mapping(G_LOG_LEVEL_WARNING, PCPD_MSGID_MAPPING_FAILED, mp, mp->error, NULL,
-                                 "Mapping %s failed on %s: %s; retrying while it is held", mp->path,
-                                 mp->server_text, mp->error[0] ? mp->error : "unknown error");
-}
-
-/* Whether text is what pcp_addr_to_string() makes of a, without formatting a: a renewal
- * changes neither address, and formatting both (inet_ntop() and its sprintf()) twice per
- * renewal was 17 % of its instructions. An IPv4 address has one text form inet_pton()
- * takes (four decimal parts, no leading zero), so comparing the binary decides exactly;
- * IPv6 text has several, so that is compared as formatted. */
-static bool addr_text_is(const char *text, const struct in6_addr *a) {
-        char buf[PCP_ADDR_STRLEN];
-        struct in_addr v4, t4;
-
-        if (text == NULL)
-                return false;
-        if (pcp_addr_to_ipv4(a, &v4))
-                return inet_pton(AF_INET, text, &t4) == 1 && t4.s_addr == v4.s_addr;
-        return strcmp(text, pcp_addr_to_string(a, buf)) == 0;
-}
-
-void pcpd_manager_backend_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
-        const char *old_state = mp->state ?: "", *old_error = mp->error ?: ""; /* interned */
-        g_autofree char *old_external = g_strdup(mp->external_address ?: "");
-        uint16_t old_port = mp->external_port;
-        pcpd_mapping_changed what = 0;
-        char buf[PCP_ADDR_STRLEN];
-        uint64_t expires = i->expires_at;
-        uint16_t port = i->has_external ? i->external_port : 0;
-        bool persist = false;
-
-        if (set_name(&mp->state, i->state))
-                what |= PCPD_MAPPING_CHANGED_STATE;
-        if (set_name(&mp->error, i->error))
-                what |= PCPD_MAPPING_CHANGED_ERROR;
-        if (!(i->has_external ? addr_text_is(mp->external_address, &i->external_addr)
-                              : g_strcmp0(mp->external_address, "") == 0) &&
-            set_str(&mp->external_address, i->has_external ? pcp_addr_to_string(&i->external_addr, buf) : "")) {
-                what |= PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS;
-                persist = true;
-        }
-        if (mp->external_port != port) {
-                mp->external_port = port;
-                what |= PCPD_MAPPING_CHANGED_EXTERNAL_PORT;
-                persist = true;
-        }
-        /* what renewals, repairs and a restarted pcpd ask for: the port last granted */
-        if (port != 0 && mp->suggested_port != port) {
-                mp->suggested_port = port;
-                what |= PCPD_MAPPING_CHANGED_SUGGESTED_PORT;
-                persist = true;
-        }
-        if (mp->granted != i->lifetime_granted) {
-                mp->granted = i->lifetime_granted;
-                what |= PCPD_MAPPING_CHANGED_LIFETIME;
-        }
-        /* ExpiresAt moves by clock noise on every renewal: publish real changes only */
-        if ((expires == 0) != (mp->expires_at == 0) ||
-            (expires > mp->expires_at ? expires - mp->expires_at : mp->expires_at - expires) > 1000000) {
-                mp->expires_at = expires;
-                what |= PCPD_MAPPING_CHANGED_EXPIRES_AT;
-        }
-        if (!addr_text_is(mp->internal_address, &i->internal_addr) &&
-            set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf)))
-                what |= PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS;
-        /* the external address and port are what a restarted pcpd asks for again: on disk
-         * before any app hears of them */
-        if (persist)
-                manager_persist_mapping(m, mp);
-        if (what != 0)
-                pcpd_manager_emit_mapping_changed(m, mp, what);
-        mapping_log_change(mp, old_state, old_error, old_external, old_port);
-}
-
-
-/* ---- the backends' news (pcpd-backend.h: pcpd_backend_events) ---- */
-
-static void on_pcp_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *i, bool granted) {
-        pcpd_manager *m = userdata;
-
-        if (mp->backend != NULL) {
-                pcpd_backend_info bi;
-                /* the backend publishes it (once it has something to show) until the
-                 * engine holds it */
-                if (!granted && m->upnp->ops->info(m->upnp, mp, &bi))
-                        return;
-                if (granted)
-                        manager_backend_takeover(m, mp, i);
-        }
-        if (i == NULL)
-                return; /* being deleted: nothing to publish */
-        pcpd_manager_backend_sync(m, mp, i);
-        if (strcmp(i->state, PCP1_MAPPING_FAILED) == 0)
-                manager_backend_check_soon(m);
-}
-
-/* the engine dropped mp under us: its server went away */
-static void on_pcp_mapping_lost(void *userdata, pcpd_mapping *mp) {
-        pcpd_manager_remove_mapping(userdata, mp, PCPD_REMOVED_NETWORK_LOST);
-}
-
-static void on_pcp_deleting_done(void *userdata, uint64_t cookie, bool confirmed) {
-        pcpd_manager *m = userdata;
-        pcpd_deleting *d = g_hash_table_lookup(m->deleting, &cookie);
-
-        if (d != NULL) /* (gone: evicted, or expired meanwhile) */
-                manager_deleting_engine_done(m, d, confirmed);
-}
-
-static void on_pcp_server_changed(void *userdata, pcpd_server *s, const pcpd_server_status *st) {
-        pcpd_manager *m = userdata;
-
-        if (s != NULL && st != NULL)
-                manager_server_watch_silence(s, st->state);
-        if (s != NULL && st != NULL && s->logged_state != (int) st->state) {
-                /* one line per state transition, however often the server is heard */
-                s->logged_state = (int) st->state;
-                manager_backend_check_soon(m); /* speaks no PCP: UPnP-IGD */
-                /* direct mappings move to a server that starts answering; on the next turn
-                 * of the loop, not from here: the backend's news is told wherever it was
-                 * called (inside AddMapping, or while a server is being removed) and moving
-                 * adds and removes mappings */
-                if ((st->state == PCPD_SERVER_PCP || st->state == PCPD_SERVER_NATPMP) && m->n_direct > 0 &&
-                    m->rediscover_source == 0)
-                        m->rediscover_source = g_idle_add(on_rediscover, m);
-                if (st->state == PCPD_SERVER_DISABLED)
-                        pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE,
-                                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE",
-                                                                st->state_name, "PCP_RESULT", "NOT_AUTHORIZED", NULL }),
-                                       "PCP server %s refuses requests (NOT_AUTHORIZED): PCP is switched off "
-                                       "there; asking again in %" G_GUINT64_FORMAT " s",
-                                       s->text, (st->disabled_until - pcpd_now_ms()) / 1000);
-                else if (st->address_mismatch)
-                        pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE,
-                                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE",
-                                                                st->state_name, "PCP_RESULT", "ADDRESS_MISMATCH", NULL }),
-                                       "PCP server %s saw another source address than ours "
-                                       "(ADDRESS_MISMATCH): a NAT between us and it?",
-                                       s->text);
-                else
-                        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_STATE,
-                                       ((const char *const[]) { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE",
-                                                                st->state_name, NULL }),
-                                       "PCP server %s: %s", s->text, st->state_name);
-        }
-        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES |
-                                             PCPD_MANAGER_CHANGED_PREFIX64);
-        manager_update_state(m);
-}
-
-static void on_pcp_server_epoch_reset(void *userdata, pcpd_server *s, bool repeated, bool from_announce) {
-        pcpd_manager *m = userdata;
-
-        /* one line per episode: a server whose epoch keeps jumping is recreated at most
-         * every few seconds (the engine), and logged once */
-        if (!repeated)
-                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET,
-                               ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
-                               "PCP server %s lost its mappings (epoch reset%s): recreating them",
-                               s != NULL ? s->text : "?", from_announce ? ", ANNOUNCE" : "");
-        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS);
 }
 
 /* ---- manager state ---- */
@@ -529,10 +294,6 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
         return g_hash_table_lookup(m->mappings, &id);
 }
 
-static pcpd_server *choose_server(pcpd_manager *m, int family, const char *interface) {
-        return pcpd_servers_choose(m, family, interface); /* pcpd-servers.c: RFC 7488, the primary interface */
-}
-
 /* ---- holders: a mapping lives while one of its holders' connections does ---- */
 
 /* A unique name left the bus (pcpd-bus-track.c says so): every mapping it held loses that
@@ -551,7 +312,7 @@ void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
         }
 }
 
-static void mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
+void manager_mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
         if (owner == NULL)
                 return;
         pcpd_holders_add(m->holder_index, mp, owner);
@@ -608,191 +369,6 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
         return mp;
 }
 
-/* A change the caller asked for could not be saved: refused, with what to do. */
-static int state_refused(pcpd_manager *m, int r, pcpd_failure *error) {
-        return pcpd_fail(error, PCPD_ERROR_CANNOT_SAVE_STATE,
-                         "pcpd cannot save its state in %s (%s). Without the mapping on disk a crash would "
-                         "leave it on the router, so it is refused; free space there and try again.",
-                         m->state_dir, g_strerror(-r));
-}
-
-/* Where a new mapping for req would go: its family, the server (NULL: none), and whether
- * it is direct (own: the host's address then). */
-static void mapping_plan(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family, pcpd_server **ret_server,
-                         bool *ret_direct, struct in6_addr *ret_own) {
-        const pcpd_direct_request dr = {
-                .has_third_party = req->has_third_party,
-                .prefer_failure = req->prefer_failure,
-                .internal_port = req->internal_port,
-                .suggested_port = req->suggested_port,
-        };
-        int family = req->family;
-        pcpd_server *s;
-        bool direct;
-
-        if (family == 0) {
-                bool v4_server = choose_server(m, AF_INET, req->interface) != NULL;
-                family = pcpd_direct_plan_family(
-                        0, v4_server, !v4_server && manager_host_global_address(m, AF_INET, req->interface, NULL));
-        }
-        s = choose_server(m, family, req->interface);
-        /* the rules are pcpd-direct.h's; the host is looked at only when they need it (not
-         * for THIRD_PARTY, which is for another host) */
-        direct = pcpd_direct_plan(&dr, !req->has_third_party && manager_host_is_direct(m, family, req->interface, ret_own),
-                                  s != NULL);
-        *ret_family = family;
-        *ret_server = s;
-        *ret_direct = direct;
-}
-
-size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family,
-                                       struct in6_addr *ret, size_t max) {
-        pcpd_server *s;
-        struct in6_addr own;
-        bool direct;
-
-        mapping_plan(m, req, ret_family, &s, &direct, &own);
-        if (req->has_third_party || max == 0)
-                return 0;
-        if (direct) {
-                ret[0] = own;
-                return 1;
-        }
-        /* the backend sends from whichever of the server's addresses answers: each one's
-         * local end is where the mapping may point */
-        return s != NULL ? m->pcp->ops->server_local_addresses(m->pcp, s, ret, max) : 0;
-}
-
-int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
-                             pcpd_failure *error) {
-        pcpd_mapping *mp;
-        pcpd_server *s;
-        int family, r;
-        uint32_t lifetime;
-        g_autofree char *key = NULL;
-        struct in6_addr own;
-        bool direct, state_failure = false;
-
-        if (!m->enabled)
-                return pcpd_fail(error, PCPD_ERROR_DISABLED,
-                                 "Port mapping is switched off on this host (pcpctl enable turns it on).");
-
-        mapping_plan(m, req, &family, &s, &direct, &own);
-        /* (with a server, mapping_plan() left such a request to it) */
-        if (direct && req->prefer_failure && req->suggested_port != req->internal_port)
-                return pcpd_fail(error, PCPD_ERROR_UNSUPPORTED,
-                                 "This host is not behind a NAT: its external port is its internal "
-                                 "port %u, never %u (prefer-failure).",
-                                 req->internal_port, req->suggested_port);
-        if (!direct && (r = manager_backend_refuse(m, req, family, s, error)) < 0)
-                return r;
-        if (s == NULL && !direct) {
-                if (req->interface != NULL && *req->interface != '\0')
-                        return pcpd_fail(error, PCPD_ERROR_NO_SERVER,
-                                         "No %s port mapping server is known on interface %s.",
-                                         family == AF_INET ? "IPv4" : "IPv6", req->interface);
-                return pcpd_fail(error, PCPD_ERROR_NO_SERVER,
-                                 "No %s port mapping server (router) is known: is the network up?",
-                                 family == AF_INET ? "IPv4" : "IPv6");
-        }
-
-        key = manager_mapping_key(family, req->opcode, req->protocol, req->internal_port, &req->remote_address,
-                          req->remote_port);
-        mp = g_hash_table_lookup(m->by_key, key);
-        if (mp != NULL) {
-                if (mp->uid != req->uid)
-                        return pcpd_fail(error, PCPD_ERROR_CONFLICT,
-                                         "%s port %u is already mapped for another user.",
-                                         pcp_protocol_to_string(req->protocol) ?: "this protocol",
-                                         req->internal_port);
-                /* the same user again (another app, or the same one after a restart):
-                 * share the one upstream mapping */
-                if (req->persistent && !mp->persistent) {
-                        /* persistent from now on: on disk before anyone is told */
-                        mp->persistent = true;
-                        r = manager_persist_mapping(m, mp);
-                        if (r < 0) {
-                                mp->persistent = false;
-                                return state_refused(m, r, error);
-                        }
-                        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_PERSISTENT);
-                }
-                mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
-                if (mp->unclaimed) {
-                        mp->unclaimed = false;
-                        if (mp->grace_source != 0) {
-                                g_source_remove(mp->grace_source);
-                                mp->grace_source = 0;
-                        }
-                        set_shared(&mp->owner, req->owner ?: "");
-                        mp->pid = req->pid;
-                        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID);
-                        g_message("Mapping %s reclaimed by %s (uid %u)", mp->path, req->owner ?: "?", req->uid);
-                }
-                *ret = mp;
-                return 0;
-        }
-
-        if (!req->persistent && req->uid != 0 && m->config.max_mappings_per_user > 0 &&
-            pcpd_manager_count_for_uid(m, req->uid) >= m->config.max_mappings_per_user)
-                return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
-                                 "You already hold %u mappings, the most one user may hold; release one "
-                                 "first.",
-                                 m->config.max_mappings_per_user);
-
-        if (g_hash_table_size(m->mappings) >= m->config.max_mappings)
-                return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
-                                 "This host already holds %u mappings, the configured maximum.",
-                                 m->config.max_mappings);
-
-        lifetime = MIN(req->lifetime ? req->lifetime : m->config.default_lifetime, m->config.max_lifetime);
-        mp = manager_mapping_new(m, m->next_mapping_id++, req, family, lifetime, realtime_us(), g_steal_pointer(&key));
-        /* on disk before anything leaves or anyone is told: a server mapping's nonce, or a
-         * restart could neither renew nor delete it; a direct one, to be made again */
-        if (direct) {
-                /* active at once, for as long as its holders want it: no server, no expiry */
-                r = manager_mapping_start_direct(m, mp, &own);
-                if (r >= 0) {
-                        r = manager_persist_mapping(m, mp);
-                        state_failure = r < 0;
-                }
-        } else
-                r = manager_mapping_start_saved(m, mp, s, NULL, false, &state_failure);
-        if (r < 0) {
-                manager_mapping_free(mp);
-                pcpd_backend_kick(m->pcp);
-                if (state_failure)
-                        return state_refused(m, r, error);
-                if (r == -ENOSPC)
-                        return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
-                                         "The daemon holds as many mappings as it can.");
-                return pcpd_fail(error, PCPD_ERROR_INVALID_ARGS, "The mapping request was refused: %s",
-                                 g_strerror(-r));
-        }
-
-        g_hash_table_insert(m->mappings, &mp->id, mp);
-        if (!direct) {
-                manager_mapping_show(m, mp, m->pcp);
-                pcpd_backend_drain(m->pcp); /* its request leaves; its news finds it now */
-        }
-        g_hash_table_insert(m->by_key, mp->key, mp);
-        if (!req->persistent)
-                mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
-        manager_emit_mapping_added(m, mp);
-        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
-        manager_update_state(m);
-        pcpd_backend_kick(m->pcp);
-        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_ADDED, mp, NULL, NULL,
-                         "Mapping %s: %s %s port %u for uid %u%s%s%s%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
-                         pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
-                         mp->app_id[0] ? " (" : "", mp->app_id, mp->app_id[0] ? ")" : "",
-                         direct ? "; not behind a NAT: active with the host's own address " : " on ",
-                         direct ? mp->external_address : mp->server_text,
-                         mp->persistent ? ", persistent" : "");
-        *ret = mp;
-        return 1;
-}
-
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
         pcpd_backend *via;
         pcpd_state_mapping rec;
@@ -800,8 +376,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
 
         /* the backend's delete first (with its own record when it must be confirmed): the
          * engine's record below is then the engine's part only */
-        if (mp->backend != NULL)
-                m->upnp->ops->remove(m->upnp, mp, 0);
+        manager_backend_remove(m, mp);
 
         via = manager_mapping_backend(m, mp);
         if (pcpd_backend_delete_until(via, mp, &until) && manager_mapping_to_record(mp, &rec)) {
@@ -869,13 +444,13 @@ int pcpd_manager_new(const pcpd_config *config, const char *state_dir, int state
 int pcpd_manager_new_with_backend(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
                                   GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
                                   pcpd_backend_new_fn new_backend, pcpd_manager **ret) {
-        static const pcpd_backend_events events = {
-                .mapping_changed = on_pcp_mapping_changed,
-                .mapping_lost = on_pcp_mapping_lost,
-                .deleting_done = on_pcp_deleting_done,
-                .server_changed = on_pcp_server_changed,
-                .server_epoch_reset = on_pcp_server_epoch_reset,
-        };
+        return manager_new_with_backends(config, state_dir, state_fd, loaded, loop, listener, userdata, new_backend,
+                                         pcpd_upnp_backend_new, ret);
+}
+
+int manager_new_with_backends(const pcpd_config *config, const char *state_dir, int state_fd, pcpd_state *loaded,
+                              GMainLoop *loop, const pcpd_manager_listener *listener, void *userdata,
+                              pcpd_backend_new_fn new_backend, pcpd_backend_new_fn new_fallback, pcpd_manager **ret) {
         g_autoptr(pcpd_manager) m = g_new0(pcpd_manager, 1);
         int r;
 
@@ -897,16 +472,16 @@ int pcpd_manager_new_with_backend(const pcpd_config *config, const char *state_d
         m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_deleting_free);
         m->next_mapping_id = 1;
         m->route_fd = -1;
-        r = new_backend(&events, m, config->max_mappings, &m->pcp);
+        r = new_backend(&manager_backend_events, m, config->max_mappings, &m->pcp);
         if (r < 0)
                 return r;
-        r = pcpd_direct_backend_new(&events, m, config->max_mappings, &m->direct);
+        r = pcpd_direct_backend_new(&manager_backend_events, m, config->max_mappings, &m->direct);
         if (r < 0)
                 return r;
         r = pcpd_store_new(m->state_fd, m->state_dir, &manager_store_ops, m, &m->store);
         if (r < 0)
                 return r;
-        r = pcpd_upnp_backend_new(m, &m->upnp);
+        r = new_fallback(&manager_fallback_events, m, config->max_mappings, &m->upnp);
         if (r < 0)
                 return r;
         *ret = g_steal_pointer(&m);
@@ -927,12 +502,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         m->store = pcpd_store_free(m->store);
         if (m->pcp != NULL && m->pcp->ops->stop != NULL)
                 m->pcp->ops->stop(m->pcp); /* the statistics line; no more ANNOUNCE */
-        if (m->rediscover_source != 0)
-                g_source_remove(m->rediscover_source);
-        if (m->route_watch != 0)
-                g_source_remove(m->route_watch);
-        if (m->route_fd >= 0)
-                close(m->route_fd);
+        manager_discover_stop(m);
         if (m->host_watch != 0)
                 g_source_remove(m->host_watch);
         pcpd_host_free(m->host);
@@ -980,21 +550,7 @@ int pcpd_manager_start(pcpd_manager *m) {
         if (m->pcp->ops->start != NULL) /* the engine's clock, ANNOUNCE listeners */
                 m->pcp->ops->start(m->pcp, m->config.announce_port);
 
-        {
-                g_autofree pcpd_server_spec *cs = g_new0(pcpd_server_spec, m->config.n_servers + 1);
-                for (size_t i = 0; i < m->config.n_servers; i++)
-                        cs[i] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { m->config.servers[i].addr } };
-                (void) pcpd_manager_set_servers(m, PCPD_SOURCE_CONFIG, NULL, cs, m->config.n_servers);
-        }
-        if (m->config.use_default_routers) {
-                m->route_fd = pcpd_netlink_route_monitor_open();
-                if (m->route_fd < 0)
-                        g_warning("Cannot watch route changes: %s; servers are found at start only",
-                                  g_strerror(-m->route_fd));
-                else
-                        m->route_watch = g_unix_fd_add(m->route_fd, G_IO_IN, on_route_change, m);
-        }
-        manager_discover(m);
+        manager_discover_start(m); /* the configured servers, the default routers */
         manager_restore(m);
         manager_update_state(m);
         pcpd_backend_kick(m->pcp);

@@ -46,6 +46,9 @@ struct pcpd_manager {
         int route_fd;
         guint route_watch, rediscover_source;
         struct pcpd_host *host; /* pcpd-host.h: the host's addresses, NULL until first asked */
+        /* a test's host instead (manager_set_fake_host(), pcpd-manager-private.h); NULL: the
+         * kernel's */
+        const struct pcpd_manager_fake_host *fake_host;
         guint host_watch;
         struct pcpd_server_sources *sources; /* pcpd-servers.c: each source's servers */
         struct pcpd_nm *nm;                  /* pcpd-nm.c: NULL without it */

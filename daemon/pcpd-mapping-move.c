@@ -20,9 +20,9 @@
 /* The backend that holds mp: "direct", "pcp" (the engine holds it), or NULL (waiting for a
  * server, or the fallback only). */
 pcpd_backend *manager_mapping_backend(pcpd_manager *m, const pcpd_mapping *mp) {
-        if (mp->direct)
-                return m->direct;
-        return pcpd_backend_holds(m->pcp, mp) ? m->pcp : NULL;
+        (void) m;
+        /* (the backend's word too: "pcp" may have dropped it, its news on the way) */
+        return pcpd_backend_holds(mp->held_by, mp) ? mp->held_by : NULL;
 }
 
 /* A mapping backend b holds now, not yet published (or published again without a word):
@@ -53,6 +53,7 @@ int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_serv
 
         if (r < 0)
                 return r;
+        manager_mapping_set_held(m, mp, m->pcp);
         mp->server = s;
         set_shared(&mp->server_text, s->text);
         return 0;
@@ -65,7 +66,8 @@ int manager_mapping_start_on_server(pcpd_manager *m, pcpd_mapping *mp, pcpd_serv
  * engine refused). */
 int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *s,
                                 const struct in6_addr *suggested_external, bool keep_nonce, bool *ret_state) {
-        bool was_direct = mp->direct, had_nonce = mp->has_nonce;
+        pcpd_backend *was = mp->held_by;
+        bool had_nonce = mp->has_nonce;
         uint8_t old_nonce[PCP_NONCE_LEN];
         g_autofree char *old_server = g_strdup(mp->server_text);
         int r;
@@ -74,7 +76,7 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
         if (!keep_nonce || !mp->has_nonce)
                 m->pcp->ops->random(m->pcp, mp->nonce, PCP_NONCE_LEN);
         mp->has_nonce = true;
-        manager_mapping_set_direct(mp, false);
+        manager_mapping_set_held(m, mp, NULL); /* (its record: not direct) */
         set_shared(&mp->server_text, s->text);
         r = manager_persist_mapping(m, mp);
         *ret_state = r < 0;
@@ -84,7 +86,7 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
                 return 0;
         mp->has_nonce = had_nonce;
         memcpy(mp->nonce, old_nonce, sizeof(old_nonce));
-        manager_mapping_set_direct(mp, was_direct);
+        manager_mapping_set_held(m, mp, was);
         set_shared(&mp->server_text, old_server);
         if (!*ret_state) {
                 /* the record went out, the request did not: what was saved before */
@@ -110,7 +112,7 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
  */
 int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pcpd_server *s,
                          const struct in6_addr *own) {
-        bool from_direct = mp->direct, state = false, same, has_ext;
+        bool from_direct = mp->held_by == m->direct, state = false, same, has_ext;
         g_autofree char *from = g_strdup(from_direct ? mp->external_address : mp->prev_server);
         struct in6_addr ext;
         pcpd_backend_info bi;
@@ -126,7 +128,7 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
                                 /* not saved as direct: not direct either (its record
                                  * still says where it was), it waits like any other */
                                 pcpd_backend_remove(m->direct, mp, 0); /* (nothing upstream) */
-                                manager_mapping_set_direct(mp, false);
+                                manager_mapping_set_held(m, mp, NULL);
                         }
                 }
                 if (r < 0) {
@@ -187,7 +189,7 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
                                  s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
         if (pcpd_backend_info_of(to, mp, &bi))
-                pcpd_manager_backend_sync(m, mp, &bi);
+                manager_mapping_sync(m, mp, &bi);
         pcpd_backend_drain(to);
         pcpd_backend_kick(to);
         return 0;
@@ -197,6 +199,8 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
  * server: what leaving and waiting share */
 static void mapping_detach_server(pcpd_manager *m, pcpd_mapping *mp) {
         pcpd_backend_remove(m->pcp, mp, 0);
+        if (mp->held_by == m->pcp)
+                manager_mapping_set_held(m, mp, NULL);
         mp->server = NULL;
 }
 

@@ -20,7 +20,7 @@
 typedef struct pcpd_manager pcpd_manager;
 typedef struct pcpd_server pcpd_server;
 
-/* Within each group the fields go by size, largest first: 288 bytes, no more than alignment
+/* Within each group the fields go by size, largest first: 296 bytes, no more than alignment
  * needs (there are 10,000s of these; `ptype /o struct pcpd_mapping` in gdb shows the layout). */
 typedef struct pcpd_mapping {
         pcpd_manager *manager;
@@ -69,6 +69,10 @@ typedef struct pcpd_mapping {
         bool has_third_party;
 
         /* how it is held */
+        /* the backend that holds it: the manager's "direct", or "pcp" (on server), NULL
+         * while it waits for a server (manager_mapping_set_held(), the one place that
+         * changes it; pcpd-backend.h) */
+        struct pcpd_backend *held_by;
         /* held through a backend as well (pcpd-backend.h: the UPnP-IGD one) while its
          * server speaks neither PCP nor NAT-PMP; NULL when not */
         struct pcpd_backend_mapping *backend;
@@ -87,7 +91,8 @@ typedef struct pcpd_mapping {
         bool has_nonce;
         bool persistent;
         bool unclaimed; /* restored after a daemon restart, waiting for its app */
-        /* not behind a NAT: no server (pcp NULL, server NULL, Server ""), active with the
-         * host's own address; moves to a server that starts answering */
+        /* held_by is "direct" (kept with it by manager_mapping_set_held()): not behind a NAT,
+         * no server (pcp NULL, server NULL, Server ""), active with the host's own address;
+         * moves to a server that starts answering. What the saved record's Direct= says */
         bool direct;
 } pcpd_mapping;

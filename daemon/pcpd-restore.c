@@ -25,7 +25,7 @@ static gboolean on_grace_over(gpointer data) {
         mp->grace_source = 0;
         if (mp->unclaimed) {
                 g_message("Mapping %s was not reclaimed after the restart; %s", mp->path,
-                          mp->direct ? "removing it" : "deleting it upstream");
+                          mp->held_by == mp->manager->direct ? "removing it" : "deleting it upstream");
                 pcpd_manager_remove_mapping(mp->manager, mp, PCPD_REMOVED_OWNER_VANISHED);
         }
         return G_SOURCE_REMOVE;
@@ -264,7 +264,7 @@ void manager_restore(pcpd_manager *m) {
                         manager_mapping_free(mp);
                         /* what UPnP holds for good is deleted, not forgotten there */
                         if (rec->upnp_interface != NULL && rec->upnp_permanent && m->upnp != NULL) {
-                                uint64_t id = pcpd_manager_backend_keep_deleting(m, rec);
+                                uint64_t id = manager_keep_deleting(m, rec);
                                 pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
                                 if (d != NULL)
                                         m->upnp->ops->restore_deleting(m->upnp, d->rec);

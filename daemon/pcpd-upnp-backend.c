@@ -7,9 +7,13 @@
  * What pcpd must remember of a UPnP mapping is in its saved record (fill_record): the
  * interface, the IGD, the external port, whether the IGD took only a permanent lease (725).
  * A permanent mapping is deleted by pcpd itself: on release and owner death (remove: a
- * deleting record of its own until the IGD confirms), at shutdown (its mapping record
- * stays, so that a restarted pcpd takes it back for its app or deletes it after the grace
- * period), and after a crash (the same restore path). A leased one expires by itself.
+ * deleting record of its own, deleting_record, which the manager keeps until the IGD
+ * confirms), at shutdown (its mapping record stays, so that a restarted pcpd takes it back
+ * for its app or deletes it after the grace period), and after a crash (the same restore
+ * path). A leased one expires by itself.
+ *
+ * Its news goes up through the backend events it was given (pcpd-backend-events.h), like
+ * every backend's: it knows nothing of the manager.
  */
 
 #include <errno.h>
@@ -19,6 +23,7 @@
 #include <sys/socket.h>
 
 #include "pcp-wire.h"
+#include "pcp1-contract.h"
 #include "pcpd-backend.h"
 #include "pcpd-log.h"
 #include "pcpd-upnp.h"
@@ -55,6 +60,16 @@ struct upnp_backend {
 
 static uint64_t realtime_us(void) {
         return (uint64_t) g_get_real_time();
+}
+
+/* ---- news up ---- */
+
+static void tell_mapping(upnp_backend *b, pcpd_mapping *mp, const pcpd_backend_info *i) {
+        b->base.events->mapping_changed(b->base.userdata, mp, i, false);
+}
+
+static void tell_deleting_done(upnp_backend *b, uint64_t cookie, bool confirmed) {
+        b->base.events->deleting_done(b->base.userdata, cookie, confirmed);
 }
 
 static void sockaddr_ipv4(const struct sockaddr *sa, struct in6_addr *ret) {
@@ -223,7 +238,7 @@ static upnp_iface *iface_get(upnp_backend *b, const char *ifname, const struct i
         return ui;
 }
 
-static void link_take_record(struct pcpd_backend_mapping *l, pcpd_manager *m) {
+static void link_take_record(struct pcpd_backend_mapping *l, upnp_backend *b) {
         pcpd_upnp_record rec;
 
         if (pcpd_upnp_get_record(l->ui->u, l->id, &rec) < 0)
@@ -239,12 +254,12 @@ static void link_take_record(struct pcpd_backend_mapping *l, pcpd_manager *m) {
                                  "deletes it itself when it is released",
                                  l->mp->path, l->ui->ifname);
         }
-        (void) pcpd_manager_backend_persist(m, l->mp);
+        b->base.events->mapping_record_changed(b->base.userdata, l->mp);
 }
 
 static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
         upnp_iface *ui = userdata;
-        pcpd_manager *m = ui->b->base.manager;
+        upnp_backend *b = ui->b;
         struct pcpd_backend_mapping *l;
         uint64_t *rid;
         pcpd_backend_info bi;
@@ -252,18 +267,18 @@ static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
         switch (ev->type) {
         case PCPD_UPNP_EVENT_MAPPING:
                 l = g_hash_table_lookup(ui->held, &ev->mapping_id);
-                if (l == NULL || l->mp == NULL || ui->b->shutting_down)
+                if (l == NULL || l->mp == NULL || b->shutting_down)
                         return;
                 if (ev->recreated)
                         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET, l->mp, NULL, NULL,
                                          "Mapping %s was gone from the UPnP-IGD on %s (a router restart?): created "
                                          "again",
                                          l->mp->path, ui->ifname);
-                link_take_record(l, m);
+                link_take_record(l, b);
                 if (nothing_to_show(ui->u, ev->mapping))
                         return;
                 info_from_upnp(ev->mapping, &bi);
-                pcpd_manager_backend_sync(m, l->mp, &bi);
+                tell_mapping(b, l->mp, &bi);
                 return;
 
         case PCPD_UPNP_EVENT_MAPPING_DELETED:
@@ -272,8 +287,8 @@ static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
                         return;
                 g_debug("UPnP mapping %" G_GUINT64_FORMAT " on %s deleted: %s", ev->mapping_id, ui->ifname,
                         ev->deleted_upstream ? "confirmed" : "not confirmed");
-                if (*rid != 0 && !ui->b->shutting_down)
-                        pcpd_manager_backend_deleted(m, *rid, ev->deleted_upstream);
+                if (*rid != 0 && !b->shutting_down)
+                        tell_deleting_done(b, *rid, ev->deleted_upstream);
                 g_hash_table_remove(ui->deleting, &ev->mapping_id);
                 return;
 
@@ -284,8 +299,8 @@ static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
                         g_message("UPnP-IGD %s on %s: %s", pcp_addr_to_string(&ev->igd->addr, buf), ui->ifname,
                                   ev->igd->present ? ev->igd->service_type : "gone");
                 }
-                if (!ui->b->shutting_down)
-                        pcpd_manager_backend_servers_changed(m);
+                if (!b->shutting_down)
+                        b->base.events->server_changed(b->base.userdata, NULL, NULL);
                 return;
         }
 }
@@ -343,7 +358,7 @@ static void link_publish(upnp_backend *b, struct pcpd_backend_mapping *l) {
         if (i == NULL || nothing_to_show(l->ui->u, i))
                 return;
         info_from_upnp(i, &bi);
-        pcpd_manager_backend_sync(b->base.manager, l->mp, &bi);
+        tell_mapping(b, l->mp, &bi);
 }
 
 static int upnp_add(pcpd_backend *base, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external) {
@@ -368,49 +383,56 @@ static int upnp_add(pcpd_backend *base, pcpd_mapping *mp, pcpd_server *s, const 
         return 0;
 }
 
+/* A permanent mapping does not expire: its delete is kept on disk until the IGD confirms
+ * it (not at shutdown: then the mapping's own record stays, for the next start). */
+static bool upnp_deleting_record(pcpd_backend *base, const pcpd_mapping *mp, pcpd_state_mapping *ret) {
+        upnp_backend *b = (upnp_backend *) base;
+        const struct pcpd_backend_mapping *l = mp->backend;
+
+        if (l == NULL || !l->has_record || !l->rec.permanent || b->shutting_down)
+                return false;
+        *ret = (pcpd_state_mapping) {
+                .deleting = true,
+                .delete_until = realtime_us() + (uint64_t) PERMANENT_DELETE_KEEP_S * G_USEC_PER_SEC,
+                .server = mp->server_text != NULL && mp->server_text[0] ? mp->server_text : (char *) "upnp",
+                .opcode = mp->opcode,
+                .protocol = mp->protocol,
+                .family = mp->family,
+                .internal_port = mp->internal_port,
+                .lifetime = mp->lifetime,
+                .external_address = (char *) "",
+                .external_port = l->rec.external_port,
+                .uid = mp->uid,
+                .app_id = mp->app_id,
+                .app_id_source = (char *) mp->app_id_source,
+                .description = mp->description,
+                .created = mp->created,
+                .upnp_interface = (char *) l->ui->ifname,
+                .upnp_igd = l->rec.igd_addr,
+                .upnp_external_port = l->rec.external_port,
+                .upnp_permanent = true,
+        };
+        return true;
+}
+
 static void upnp_remove(pcpd_backend *base, pcpd_mapping *mp, uint64_t cookie) {
         upnp_backend *b = (upnp_backend *) base;
         struct pcpd_backend_mapping *l = mp->backend;
-        uint64_t record_id = 0;
 
         if (l == NULL)
                 return;
-        if (l->has_record && l->rec.permanent && !b->shutting_down) {
-                /* it does not expire: kept on disk until the IGD confirms the delete */
-                pcpd_state_mapping rec = {
-                        .deleting = true,
-                        .delete_until = realtime_us() + (uint64_t) PERMANENT_DELETE_KEEP_S * G_USEC_PER_SEC,
-                        .server = mp->server_text != NULL && mp->server_text[0] ? mp->server_text : (char *) "upnp",
-                        .opcode = mp->opcode,
-                        .protocol = mp->protocol,
-                        .family = mp->family,
-                        .internal_port = mp->internal_port,
-                        .lifetime = mp->lifetime,
-                        .external_address = (char *) "",
-                        .external_port = l->rec.external_port,
-                        .uid = mp->uid,
-                        .app_id = mp->app_id,
-                        .app_id_source = (char *) mp->app_id_source,
-                        .description = mp->description,
-                        .created = mp->created,
-                        .upnp_interface = l->ui->ifname,
-                        .upnp_igd = l->rec.igd_addr,
-                        .upnp_external_port = l->rec.external_port,
-                        .upnp_permanent = true,
-                };
-                record_id = pcpd_manager_backend_keep_deleting(b->base.manager, &rec);
-        }
         if (pcpd_upnp_remove(l->ui->u, l->id) == 0)
                 g_hash_table_insert(l->ui->deleting, g_memdup2(&l->id, sizeof(l->id)),
-                                    g_memdup2(&record_id, sizeof(record_id)));
-        else if (record_id != 0)
-                pcpd_manager_backend_deleted(b->base.manager, record_id, false);
+                                    g_memdup2(&cookie, sizeof(cookie)));
+        else if (cookie != 0)
+                tell_deleting_done(b, cookie, false);
         g_hash_table_remove(l->ui->held, &l->id);
         mp->backend = NULL;
         g_free(l);
 }
 
-static void upnp_handover(pcpd_backend *base, pcpd_mapping *mp, uint16_t external_port) {
+static void upnp_handover(pcpd_backend *base, pcpd_mapping *mp, uint16_t external_port, uint64_t cookie) {
+        upnp_backend *b = (upnp_backend *) base;
         struct pcpd_backend_mapping *l = mp->backend;
 
         if (l == NULL)
@@ -421,7 +443,7 @@ static void upnp_handover(pcpd_backend *base, pcpd_mapping *mp, uint16_t externa
          * PCP's delete later: a leased entry then expires, a permanent one would stay for
          * good. So a leased entry on the same port is let go of, anything else deleted. */
         if (!l->has_record || l->rec.external_port != external_port || l->rec.permanent) {
-                upnp_remove(base, mp, 0);
+                upnp_remove(base, mp, cookie);
                 return;
         }
         g_debug("Mapping %s: PCP holds the IGD's entry (port %u) now; UPnP lets go of it without a delete", mp->path,
@@ -430,6 +452,8 @@ static void upnp_handover(pcpd_backend *base, pcpd_mapping *mp, uint16_t externa
         g_hash_table_remove(l->ui->held, &l->id);
         mp->backend = NULL;
         g_free(l);
+        if (cookie != 0) /* nothing of ours to delete there */
+                tell_deleting_done(b, cookie, true);
 }
 
 static bool upnp_info(pcpd_backend *base, const pcpd_mapping *mp, pcpd_backend_info *ret) {
@@ -614,6 +638,7 @@ static const pcpd_backend_ops upnp_ops = {
         .add = upnp_add,
         .remove = upnp_remove,
         .handover = upnp_handover,
+        .deleting_record = upnp_deleting_record,
         .info = upnp_info,
         .fill_record = upnp_fill_record,
         .restore = upnp_restore,
@@ -624,11 +649,14 @@ static const pcpd_backend_ops upnp_ops = {
         .free = upnp_free,
 };
 
-int pcpd_upnp_backend_new(pcpd_manager *m, pcpd_backend **ret) {
+int pcpd_upnp_backend_new(const pcpd_backend_events *events, void *userdata, size_t max_mappings,
+                          pcpd_backend **ret) {
         upnp_backend *b = g_new0(upnp_backend, 1);
 
+        (void) max_mappings;
         b->base.ops = &upnp_ops;
-        b->base.manager = m;
+        b->base.events = events;
+        b->base.userdata = userdata;
         b->ifaces = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) iface_free);
         *ret = &b->base;
         return 0;

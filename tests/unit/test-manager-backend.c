@@ -14,11 +14,14 @@
  * manager_mapping_move() (to "direct" with an address the test gives, and back to a
  * server, with a fresh nonce); reclaim after a restart (the saved nonce asked again on the
  * same server, an app's mapping reclaimed by its uid, a removed one whose delete was not
- * confirmed deleted again).
+ * confirmed deleted again); the direct/NAT decision on a fake host snapshot the test
+ * changes (manager_set_fake_host(): a global address and no server is direct, the address
+ * changes, goes, a server answers); the UPnP-IGD fallback's contract with a fake fallback
+ * (handed a mapping whose server speaks no PCP, its news published, its deletes that must
+ * be confirmed kept as deleting records under the cookie it is given, handover).
  *
- * Not covered here: when the manager decides on its own that the host is not behind a NAT
- * (it reads the kernel's addresses: test-manager-net.c in a network namespace), and the
- * real PCP backend's I/O (test-manager.c, test-pcp.c). */
+ * Not covered here: the kernel's addresses and route events themselves (test-manager-net.c
+ * in a network namespace), and the real PCP backend's I/O (test-manager.c, test-pcp.c). */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -48,7 +52,130 @@
 typedef struct options {
         guint32 max_mappings_per_user;
         guint32 max_mappings;
+        bool fake_fallback; /* a fake UPnP-IGD fallback (below) instead of the real one */
 } options;
+
+/* ---- a fake fallback (the UPnP-IGD backend's place, pcpd-backend.h): it records the
+ * manager's calls, holds what it is given, wants its deletes confirmed when `permanent`,
+ * and tells the news a test makes up through the events it was built with ---- */
+
+typedef struct fake_fallback {
+        pcpd_backend base;
+        GPtrArray *held; /* pcpd_mapping * */
+        unsigned adds, removes, handovers, fills;
+        uint64_t last_cookie; /* of the last remove or handover */
+        bool permanent;       /* deleting_record() gives one */
+} fake_fallback;
+
+static char fallback_part; /* what mp->backend points at while the fake holds mp */
+
+static const char *ff_refuse_reason(pcpd_backend *b, const pcpd_mapping *mp, const pcpd_server *s) {
+        return NULL;
+}
+
+static int ff_add(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external) {
+        fake_fallback *ff = (fake_fallback *) b;
+
+        ff->adds++;
+        g_ptr_array_add(ff->held, mp);
+        mp->backend = (struct pcpd_backend_mapping *) &fallback_part;
+        return 0;
+}
+
+static void ff_let_go(fake_fallback *ff, pcpd_mapping *mp, uint64_t cookie) {
+        ff->last_cookie = cookie;
+        g_ptr_array_remove(ff->held, mp);
+        mp->backend = NULL;
+}
+
+static void ff_remove(pcpd_backend *b, pcpd_mapping *mp, uint64_t cookie) {
+        ((fake_fallback *) b)->removes++;
+        ff_let_go((fake_fallback *) b, mp, cookie);
+}
+
+static void ff_handover(pcpd_backend *b, pcpd_mapping *mp, uint16_t external_port, uint64_t cookie) {
+        ((fake_fallback *) b)->handovers++;
+        ff_let_go((fake_fallback *) b, mp, cookie);
+}
+
+static bool ff_info(pcpd_backend *b, const pcpd_mapping *mp, pcpd_backend_info *ret) {
+        return false; /* its news says it all */
+}
+
+static bool ff_deleting_record(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *ret) {
+        if (!((fake_fallback *) b)->permanent || mp->backend == NULL)
+                return false;
+        *ret = (pcpd_state_mapping) {
+                .deleting = true,
+                .delete_until = (uint64_t) g_get_real_time() + (uint64_t) 3600 * G_USEC_PER_SEC,
+                .server = (char *) "upnp",
+                .opcode = mp->opcode,
+                .protocol = mp->protocol,
+                .family = mp->family,
+                .internal_port = mp->internal_port,
+                .lifetime = mp->lifetime,
+                .external_address = (char *) "",
+                .uid = mp->uid,
+                .app_id = mp->app_id,
+                .app_id_source = (char *) mp->app_id_source,
+                .description = mp->description,
+                .created = mp->created,
+                .upnp_interface = (char *) "eth0",
+                .upnp_external_port = 5000,
+                .upnp_permanent = true,
+        };
+        return true;
+}
+
+static void ff_fill_record(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *rec) {
+        ((fake_fallback *) b)->fills++;
+}
+
+static void ff_watch(pcpd_backend *b, pcpd_server *s) {
+}
+
+static size_t ff_servers(pcpd_backend *b, pcpd_backend_server *ret, size_t max) {
+        return 0;
+}
+
+static void ff_shutdown(pcpd_backend *b) {
+}
+
+static void ff_free(pcpd_backend *b) {
+        fake_fallback *ff = (fake_fallback *) b;
+
+        for (guint k = 0; k < ff->held->len; k++)
+                ((pcpd_mapping *) ff->held->pdata[k])->backend = NULL;
+        g_ptr_array_free(ff->held, TRUE);
+        g_free(ff);
+}
+
+static const pcpd_backend_ops fake_fallback_ops = {
+        .protocol = "upnp-igd",
+        .refuse_reason = ff_refuse_reason,
+        .add = ff_add,
+        .remove = ff_remove,
+        .handover = ff_handover,
+        .info = ff_info,
+        .deleting_record = ff_deleting_record,
+        .fill_record = ff_fill_record,
+        .watch = ff_watch,
+        .servers = ff_servers,
+        .shutdown = ff_shutdown,
+        .free = ff_free,
+};
+
+static int fake_fallback_new(const pcpd_backend_events *events, void *userdata, size_t max_mappings,
+                             pcpd_backend **ret) {
+        fake_fallback *ff = g_new0(fake_fallback, 1);
+
+        ff->base.ops = &fake_fallback_ops;
+        ff->base.events = events;
+        ff->base.userdata = userdata;
+        ff->held = g_ptr_array_new();
+        *ret = &ff->base;
+        return 0;
+}
 
 typedef struct fixture {
         char *dir;
@@ -92,8 +219,10 @@ static void manager_make(fixture *f, bool start) {
                 fail_msg("state directory %s: %s", f->dir, why);
         if (pcpd_state_load(fd, f->dir, &loaded, &error) < 0)
                 fail_msg("state in %s: %s", f->dir, error->message);
-        assert_int_equal(pcpd_manager_new_with_backend(&config, f->dir, fd, loaded, f->loop, &recording, &f->rec,
-                                                       fake_backend_new, &f->m),
+        assert_int_equal(manager_new_with_backends(&config, f->dir, fd, loaded, f->loop, &recording, &f->rec,
+                                                   fake_backend_new,
+                                                   f->opts.fake_fallback ? fake_fallback_new : pcpd_upnp_backend_new,
+                                                   &f->m),
                          0);
         pcpd_config_clear(&config);
         f->rec.expect_m = f->m;
@@ -616,6 +745,224 @@ static void test_lost_forget_after_restart(void **state) {
         assert_int_equal(g_hash_table_size(f->m->mappings), 0);
 }
 
+/* ---- a fake host snapshot: the host's addresses as the test makes them up ---- */
+
+#define GLOBAL_A "192.88.99.1"  /* routed on the Internet (see test-manager-net.c) */
+#define GLOBAL_B "192.31.196.1"
+#define PRIVATE_C "10.1.2.3"
+
+typedef struct fake_host {
+        pcpd_manager_fake_host h;
+        pcpd_host_link links[1];
+        pcpd_host_addr addrs[2];
+} fake_host;
+
+/* the host: one link up (ifindex 2, "eth0") with the IPv4 addresses given (NULL: none);
+ * the kernel's route toward the Internet from the first one */
+static void fake_host_set(fake_host *fh, const char *a, const char *b) {
+        const char *in[2] = { a, b };
+
+        memset(fh, 0, sizeof(*fh));
+        fh->links[0] = (pcpd_host_link) { .ifindex = 2, .flags = IFF_UP, .name = "eth0" };
+        fh->h.snap.links = fh->links;
+        fh->h.snap.n_links = fh->h.snap.cap_links = 1;
+        fh->h.snap.addrs = fh->addrs;
+        for (int k = 0; k < 2 && in[k] != NULL; k++) {
+                fh->addrs[k] = (pcpd_host_addr) { .ifindex = 2, .family = AF_INET };
+                assert_true(pcp_addr_from_string(in[k], &fh->addrs[k].addr));
+                fh->h.snap.n_addrs++;
+        }
+        fh->h.snap.cap_addrs = fh->h.snap.n_addrs;
+        fh->h.has_route[0] = a != NULL;
+        if (a != NULL)
+                fh->h.route[0] = fh->addrs[0].addr;
+}
+
+typedef struct external_is {
+        uint64_t id;
+        const char *address;
+} external_is;
+
+static bool mapping_external_is(void *ctx, const void *arg) {
+        fixture *f = ctx;
+        const external_is *e = arg;
+        pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, &e->id);
+
+        return mp != NULL && g_strcmp0(mp->external_address, e->address) == 0;
+}
+
+static bool mapping_removed(void *ctx, const void *arg) {
+        fixture *f = ctx;
+
+        return count_events(&f->rec, EV_REMOVED, *(const uint64_t *) arg) > 0;
+}
+
+static bool mapping_on_pcp(void *ctx, const void *arg) {
+        fixture *f = ctx;
+        pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, (const uint64_t *) arg);
+
+        return mp != NULL && fake_holds(f->fb, mp, NULL);
+}
+
+/* The direct/NAT decision on a host the test makes up (the manager reads its addresses
+ * from a fake host snapshot, not the kernel's): with a global address and no server, a
+ * mapping is direct (active at once with that address, nothing asked of "pcp"); the host's
+ * address changes to another global one: the mapping takes it (same object); with only a
+ * private address left it goes ("network-lost"); with a global address and a server that
+ * answers PCP a new mapping goes to the server, and a direct one moves there when the
+ * server starts answering. */
+static void test_host_direct_decision(void **state) {
+        fixture *f = *state;
+        fake_host fh;
+        pcpd_mapping_request req;
+        pcpd_mapping *mp;
+        uint64_t id;
+        external_is want;
+        pcpd_server_spec a = spec_of(SERVER_A, PCP_SERVER_PORT);
+
+        fake_host_set(&fh, GLOBAL_A, NULL);
+        manager_set_fake_host(f->m, &fh.h);
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, NULL, 0));
+
+        /* not behind a NAT: direct */
+        req = request(8301, ":1.1");
+        mp = add(f, &req);
+        id = mp->id;
+        assert_ptr_equal(manager_mapping_backend(f->m, mp), f->m->direct);
+        assert_ptr_equal(mp->held_by, f->m->direct);
+        assert_true(mp->direct);
+        assert_string_equal(mp->state, "active");
+        assert_string_equal(mp->external_address, GLOBAL_A);
+        assert_int_equal(mp->external_port, 8301);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 0);
+        assert_string_equal(pcpd_manager_state(f->m), "ready");
+
+        /* the host's address changes to another global one: the mapping takes it */
+        fake_host_set(&fh, GLOBAL_B, NULL);
+        manager_rediscover_idle(f->m);
+        want = (external_is) { .id = id, .address = GLOBAL_B };
+        wait_for(f, mapping_external_is, &want, "the direct mapping to take the host's other global address");
+        assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &id), mp);
+        assert_true(last_event(&f->rec, EV_CHANGED, id)->what & PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS);
+
+        /* only a private address left: behind a NAT after all, and no server: it goes */
+        fake_host_set(&fh, PRIVATE_C, NULL);
+        manager_rediscover_idle(f->m);
+        wait_for(f, mapping_removed, &id, "the direct mapping to go with the host's global address");
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_NETWORK_LOST);
+        assert_int_equal(f->m->n_direct, 0);
+
+        /* a global address again, and a server that answers PCP: a new mapping goes there */
+        fake_host_set(&fh, GLOBAL_A, PRIVATE_C);
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, &a, 1));
+        fake_server_state(f->fb, server(f, 0), PCPD_SERVER_PCP);
+        req = request(8302, ":1.1");
+        mp = add(f, &req);
+        assert_false(mp->direct);
+        assert_ptr_equal(mp->held_by, f->m->pcp);
+        assert_true(fake_holds(f->fb, mp, NULL));
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, mp->id), 1);
+
+        /* the server goes silent for good (unreachable): a new mapping is direct again; when
+         * the server answers again the direct one moves to it, same object */
+        fake_server_state(f->fb, server(f, 0), PCPD_SERVER_UNREACHABLE);
+        req = request(8303, ":1.1");
+        mp = add(f, &req);
+        id = mp->id;
+        assert_true(mp->direct);
+        assert_string_equal(mp->external_address, GLOBAL_A);
+        fake_server_state(f->fb, server(f, 0), PCPD_SERVER_PCP);
+        wait_for(f, mapping_on_pcp, &id, "the direct mapping to move to the server that answers");
+        assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &id), mp);
+        assert_false(mp->direct);
+        assert_ptr_equal(mp->held_by, f->m->pcp);
+        assert_int_equal(f->m->n_direct, 0);
+        assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 1);
+        manager_set_fake_host(f->m, NULL);
+}
+
+static bool fallback_holds(void *ctx, const void *arg) {
+        fixture *f = ctx;
+        pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, (const uint64_t *) arg);
+
+        return mp != NULL && mp->backend != NULL;
+}
+
+/* The fallback's contract (pcpd-backend.h, pcpd-backend-events.h): a mapping whose server
+ * speaks no PCP is handed to it; its news (mapping_changed) is published; a delete it must
+ * have confirmed is kept by the manager as a deleting record of its own, on disk, under a
+ * fresh id given down as the cookie, and forgotten only when the fallback tells that
+ * delete confirmed (deleting_done); when the engine holds the mapping after all it is
+ * handed over, with a cookie of its own. */
+static void test_fallback_events(void **state) {
+        fixture *f = *state;
+        fake_fallback *ff = (fake_fallback *) f->m->upnp;
+        const pcpd_backend_events *ev = ff->base.events;
+        pcpd_backend_info bi = { .state = "active", .error = "", .has_external = true, .external_port = 5000,
+                                 .lifetime_granted = 3600 };
+        pcpd_mapping_request req = request(8401, ":1.1");
+        pcpd_mapping *mp = add(f, &req);
+        uint64_t id = mp->id, cookie;
+        unsigned fills;
+        pcpd_deleting *d;
+
+        assert_true(pcp_addr_from_string("198.51.100.9", &bi.external_addr));
+        assert_true(pcp_addr_from_string("10.0.0.2", &bi.internal_addr));
+        /* the server speaks no PCP: the mapping goes to the fallback too (next turn) */
+        fake_server_state(f->fb, server(f, 0), PCPD_SERVER_UNREACHABLE);
+        wait_for(f, fallback_holds, &id, "the mapping to be handed to the fallback");
+        assert_int_equal(ff->adds, 1);
+
+        /* its news, published as it tells it */
+        ev->mapping_changed(ff->base.userdata, mp, &bi, false);
+        assert_string_equal(mp->state, "active");
+        assert_string_equal(mp->external_address, "198.51.100.9");
+        assert_int_equal(mp->external_port, 5000);
+        assert_int_equal(last_event(&f->rec, EV_CHANGED, id)->external_port, 5000);
+        /* its part of the record changed: saved, with its part (fill_record) */
+        fills = ff->fills;
+        ev->mapping_record_changed(ff->base.userdata, mp);
+        assert_true(ff->fills > fills);
+
+        /* released: the fallback's delete must be confirmed: a deleting record of its own,
+         * under a fresh id, which is the cookie of its delete */
+        ff->permanent = true;
+        pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
+        assert_int_equal(ff->removes, 1);
+        cookie = ff->last_cookie;
+        assert_true(cookie != 0);
+        assert_true(cookie != id);
+        d = g_hash_table_lookup(f->m->deleting, &cookie);
+        assert_non_null(d);
+        assert_true(d->rec->deleting);
+        assert_string_equal(d->rec->upnp_interface, "eth0");
+        assert_true(d->rec->upnp_permanent);
+        /* not confirmed: kept (a restart deletes it again); confirmed: forgotten */
+        ev->deleting_done(ff->base.userdata, cookie, false);
+        assert_non_null(g_hash_table_lookup(f->m->deleting, &cookie));
+        ev->deleting_done(ff->base.userdata, cookie, true);
+        assert_null(g_hash_table_lookup(f->m->deleting, &cookie));
+
+        /* the engine holds a mapping the fallback has after all: handed over, with a
+         * cookie of its own when that delete must be confirmed; the engine's state shows */
+        req = request(8402, ":1.1");
+        mp = add(f, &req);
+        id = mp->id;
+        fake_fail(f->fb, mp, "NETWORK_FAILURE");
+        wait_for(f, fallback_holds, &id, "the failed mapping to be handed to the fallback");
+        assert_int_equal(ff->adds, 2);
+        fake_grant(f->fb, mp, 9402, 600);
+        assert_int_equal(ff->handovers, 1);
+        assert_null(mp->backend);
+        cookie = ff->last_cookie;
+        assert_true(cookie != 0);
+        assert_non_null(g_hash_table_lookup(f->m->deleting, &cookie));
+        assert_string_equal(mp->state, "active");
+        assert_int_equal(mp->external_port, 9402);
+        ev->deleting_done(ff->base.userdata, cookie, true);
+        assert_null(g_hash_table_lookup(f->m->deleting, &cookie));
+}
+
 /* A server that answers no PCP (unreachable) with nothing else known: the manager's state
  * follows what the backend tells of its server. */
 static void test_server_state(void **state) {
@@ -628,6 +975,7 @@ static void test_server_state(void **state) {
 
 int main(void) {
         static const options quota = { .max_mappings_per_user = 2, .max_mappings = 3 };
+        static const options fallback = { .fake_fallback = true };
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_add_grant_fail, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
@@ -642,6 +990,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lost_forget_after_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
+                cmocka_unit_test_prestate_setup_teardown(test_fallback_events, setup, teardown, (void *) &fallback),
         };
 
         /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none

@@ -106,7 +106,7 @@ static void test_mapping_names(void **state) {
 
         assert_int_equal(seen->len, 13);
         /* the order the manager listed them in before the masks: an answer from the engine
-         * (pcpd_manager_backend_sync()), a mapping that waits for a server, a direct one */
+         * (manager_mapping_sync()), a mapping that waits for a server, a direct one */
         assert_names(mapping_names, _PCPD_MAPPING_CHANGED_ALL & ~(PCPD_MAPPING_CHANGED_SERVER | PCPD_MAPPING_CHANGED_PERSISTENT | PCPD_MAPPING_CHANGED_DECLARED | PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID),
                      (const char *[]) { "State", "Error", "ExternalAddress", "ExternalPort", "SuggestedExternalPort",
                                         "Lifetime", "ExpiresAt", "InternalAddress", NULL });

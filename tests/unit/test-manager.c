@@ -460,7 +460,7 @@ static void test_revoked(void **state) {
 }
 
 /* The server answers a permanent error (UNSUPP_PROTOCOL): the mapping fails with that
- * error and stays held (retried while held: pcpd-manager.c mapping_log_change()); it is
+ * error and stays held (retried while held: pcpd-manager-events.c mapping_log_change()); it is
  * not removed. No path in the manager removes a mapping with "server-refused" (nor
  * "expired"): the reasons exist in the enum and the contract only. */
 static void test_server_refuses(void **state) {

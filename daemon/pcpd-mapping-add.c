@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Adding a mapping (pcpd_manager_add_mapping()): the plan (its family, its server, or
+ * direct when the host is not behind a NAT: pcpd-direct.h's rules), the checks in the
+ * order a caller is told of them (switched off, what direct cannot do, what the UPnP-IGD
+ * fallback's router cannot take, no server, another user's port, quotas), sharing an
+ * existing mapping of the same key with its user (and reclaiming one a restart left
+ * waiting), and a new mapping: on disk before anything leaves or anyone is told, then
+ * registered, held and published. pcpd_manager_internal_addresses() answers from the
+ * same plan (where a mapping for that request may point).
+ */
+
+#include "pcpd-manager-private.h"
+
+#include <errno.h>
+
+#include "pcpd-backend.h"
+#include "pcpd-log.h"
+#include "pcpd-servers.h"
+
+static pcpd_server *choose_server(pcpd_manager *m, int family, const char *interface) {
+        return pcpd_servers_choose(m, family, interface); /* pcpd-servers.c: RFC 7488, the primary interface */
+}
+
+/* A change the caller asked for could not be saved: refused, with what to do. */
+static int state_refused(pcpd_manager *m, int r, pcpd_failure *error) {
+        return pcpd_fail(error, PCPD_ERROR_CANNOT_SAVE_STATE,
+                         "pcpd cannot save its state in %s (%s). Without the mapping on disk a crash would "
+                         "leave it on the router, so it is refused; free space there and try again.",
+                         m->state_dir, g_strerror(-r));
+}
+
+/* Where a new mapping for req would go: its family, the server (NULL: none), and whether
+ * it is direct (own: the host's address then). */
+static void mapping_plan(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family, pcpd_server **ret_server,
+                         bool *ret_direct, struct in6_addr *ret_own) {
+        const pcpd_direct_request dr = {
+                .has_third_party = req->has_third_party,
+                .prefer_failure = req->prefer_failure,
+                .internal_port = req->internal_port,
+                .suggested_port = req->suggested_port,
+        };
+        int family = req->family;
+        pcpd_server *s;
+        bool direct;
+
+        if (family == 0) {
+                bool v4_server = choose_server(m, AF_INET, req->interface) != NULL;
+                family = pcpd_direct_plan_family(
+                        0, v4_server, !v4_server && manager_host_global_address(m, AF_INET, req->interface, NULL));
+        }
+        s = choose_server(m, family, req->interface);
+        /* the rules are pcpd-direct.h's; the host is looked at only when they need it (not
+         * for THIRD_PARTY, which is for another host) */
+        direct = pcpd_direct_plan(&dr, !req->has_third_party && manager_host_is_direct(m, family, req->interface, ret_own),
+                                  s != NULL);
+        *ret_family = family;
+        *ret_server = s;
+        *ret_direct = direct;
+}
+
+size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_request *req, int *ret_family,
+                                       struct in6_addr *ret, size_t max) {
+        pcpd_server *s;
+        struct in6_addr own;
+        bool direct;
+
+        mapping_plan(m, req, ret_family, &s, &direct, &own);
+        if (req->has_third_party || max == 0)
+                return 0;
+        if (direct) {
+                ret[0] = own;
+                return 1;
+        }
+        /* the backend sends from whichever of the server's addresses answers: each one's
+         * local end is where the mapping may point */
+        return s != NULL ? m->pcp->ops->server_local_addresses(m->pcp, s, ret, max) : 0;
+}
+
+int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
+                             pcpd_failure *error) {
+        pcpd_mapping *mp;
+        pcpd_server *s;
+        int family, r;
+        uint32_t lifetime;
+        g_autofree char *key = NULL;
+        struct in6_addr own;
+        bool direct, state_failure = false;
+
+        if (!m->enabled)
+                return pcpd_fail(error, PCPD_ERROR_DISABLED,
+                                 "Port mapping is switched off on this host (pcpctl enable turns it on).");
+
+        mapping_plan(m, req, &family, &s, &direct, &own);
+        /* (with a server, mapping_plan() left such a request to it) */
+        if (direct && req->prefer_failure && req->suggested_port != req->internal_port)
+                return pcpd_fail(error, PCPD_ERROR_UNSUPPORTED,
+                                 "This host is not behind a NAT: its external port is its internal "
+                                 "port %u, never %u (prefer-failure).",
+                                 req->internal_port, req->suggested_port);
+        if (!direct && (r = manager_backend_refuse(m, req, family, s, error)) < 0)
+                return r;
+        if (s == NULL && !direct) {
+                if (req->interface != NULL && *req->interface != '\0')
+                        return pcpd_fail(error, PCPD_ERROR_NO_SERVER,
+                                         "No %s port mapping server is known on interface %s.",
+                                         family == AF_INET ? "IPv4" : "IPv6", req->interface);
+                return pcpd_fail(error, PCPD_ERROR_NO_SERVER,
+                                 "No %s port mapping server (router) is known: is the network up?",
+                                 family == AF_INET ? "IPv4" : "IPv6");
+        }
+
+        key = manager_mapping_key(family, req->opcode, req->protocol, req->internal_port, &req->remote_address,
+                          req->remote_port);
+        mp = g_hash_table_lookup(m->by_key, key);
+        if (mp != NULL) {
+                if (mp->uid != req->uid)
+                        return pcpd_fail(error, PCPD_ERROR_CONFLICT,
+                                         "%s port %u is already mapped for another user.",
+                                         pcp_protocol_to_string(req->protocol) ?: "this protocol",
+                                         req->internal_port);
+                /* the same user again (another app, or the same one after a restart):
+                 * share the one upstream mapping */
+                if (req->persistent && !mp->persistent) {
+                        /* persistent from now on: on disk before anyone is told */
+                        mp->persistent = true;
+                        r = manager_persist_mapping(m, mp);
+                        if (r < 0) {
+                                mp->persistent = false;
+                                return state_refused(m, r, error);
+                        }
+                        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_PERSISTENT);
+                }
+                manager_mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
+                if (mp->unclaimed) {
+                        mp->unclaimed = false;
+                        if (mp->grace_source != 0) {
+                                g_source_remove(mp->grace_source);
+                                mp->grace_source = 0;
+                        }
+                        set_shared(&mp->owner, req->owner ?: "");
+                        mp->pid = req->pid;
+                        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID);
+                        g_message("Mapping %s reclaimed by %s (uid %u)", mp->path, req->owner ?: "?", req->uid);
+                }
+                *ret = mp;
+                return 0;
+        }
+
+        if (!req->persistent && req->uid != 0 && m->config.max_mappings_per_user > 0 &&
+            pcpd_manager_count_for_uid(m, req->uid) >= m->config.max_mappings_per_user)
+                return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
+                                 "You already hold %u mappings, the most one user may hold; release one "
+                                 "first.",
+                                 m->config.max_mappings_per_user);
+
+        if (g_hash_table_size(m->mappings) >= m->config.max_mappings)
+                return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
+                                 "This host already holds %u mappings, the configured maximum.",
+                                 m->config.max_mappings);
+
+        lifetime = MIN(req->lifetime ? req->lifetime : m->config.default_lifetime, m->config.max_lifetime);
+        mp = manager_mapping_new(m, m->next_mapping_id++, req, family, lifetime, realtime_us(), g_steal_pointer(&key));
+        /* on disk before anything leaves or anyone is told: a server mapping's nonce, or a
+         * restart could neither renew nor delete it; a direct one, to be made again */
+        if (direct) {
+                /* active at once, for as long as its holders want it: no server, no expiry */
+                r = manager_mapping_start_direct(m, mp, &own);
+                if (r >= 0) {
+                        r = manager_persist_mapping(m, mp);
+                        state_failure = r < 0;
+                }
+        } else
+                r = manager_mapping_start_saved(m, mp, s, NULL, false, &state_failure);
+        if (r < 0) {
+                manager_mapping_free(mp);
+                pcpd_backend_kick(m->pcp);
+                if (state_failure)
+                        return state_refused(m, r, error);
+                if (r == -ENOSPC)
+                        return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
+                                         "The daemon holds as many mappings as it can.");
+                return pcpd_fail(error, PCPD_ERROR_INVALID_ARGS, "The mapping request was refused: %s",
+                                 g_strerror(-r));
+        }
+
+        g_hash_table_insert(m->mappings, &mp->id, mp);
+        if (!direct) {
+                manager_mapping_show(m, mp, m->pcp);
+                pcpd_backend_drain(m->pcp); /* its request leaves; its news finds it now */
+        }
+        g_hash_table_insert(m->by_key, mp->key, mp);
+        if (!req->persistent)
+                manager_mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
+        manager_emit_mapping_added(m, mp);
+        pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
+        manager_update_state(m);
+        pcpd_backend_kick(m->pcp);
+        pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_ADDED, mp, NULL, NULL,
+                         "Mapping %s: %s %s port %u for uid %u%s%s%s%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
+                         pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
+                         mp->app_id[0] ? " (" : "", mp->app_id, mp->app_id[0] ? ")" : "",
+                         direct ? "; not behind a NAT: active with the host's own address " : " on ",
+                         direct ? mp->external_address : mp->server_text,
+                         mp->persistent ? ", persistent" : "");
+        *ret = mp;
+        return 1;
+}
