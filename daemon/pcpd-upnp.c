@@ -96,6 +96,7 @@ struct op {
         GUPnPServiceProxyAction *action;
         GCancellable *cancel;
         GSource *timeout;
+        GList link;             /* in u->in_flight */
         bool timed_out;
         void (*done)(struct op *op, const GError *error);
 };
@@ -124,6 +125,7 @@ struct pcpd_upnp {
         GHashTable *mappings;    /* id → struct mapping* */
         uint64_t next_id;
         size_t n_ops;
+        GQueue in_flight;        /* every op (detached ones too) */
         bool body_abort;         /* an HTTP answer broke the size bound (cleared per op) */
         pcpd_upnp_stats stats;
 };
@@ -362,6 +364,7 @@ static void op_free(struct op *op) {
         g_clear_pointer(&op->action, gupnp_service_proxy_action_unref);
         keeper_drop(op->keeper, g_steal_pointer(&op->proxy));
         keeper_unref(op->keeper);
+        g_queue_unlink(&op->u->in_flight, &op->link);
         op->u->n_ops--;
         g_free(op);
 }
@@ -431,6 +434,8 @@ static struct op *op_start(pcpd_upnp *u, GUPnPServiceProxy *proxy, GUPnPServiceP
         op->cancel = g_cancellable_new();
         op->done = done;
         op->timeout = timer_new(u, u->config.action_timeout_ms, op_timeout_cb, op);
+        op->link.data = op;
+        g_queue_push_tail_link(&u->in_flight, &op->link);
         u->n_ops++;
         u->stats.actions++;
         u->body_abort = false;
@@ -1437,6 +1442,18 @@ static void abort_session(pcpd_upnp *u, SoupSession *session) {
         soup_session_abort(session);
 }
 
+/* An action's answer broke the bound: every action in flight is cancelled, as
+ * soup_session_abort() would, but not a SUBSCRIBE that may be in flight with them
+ * (cancelled, GUPnP 1.6.3 loses its GError: see struct keeper) */
+static void abort_actions(pcpd_upnp *u) {
+        u->stats.bodies_refused++;
+        u->body_abort = true;
+        for (GList *l = u->in_flight.head, *next; l; l = next) {
+                next = l->next;
+                g_cancellable_cancel(((struct op *) l->data)->cancel);
+        }
+}
+
 static void on_got_headers(SoupMessage *msg, void *ud) {
         GUPnPContext *gctx = ud;
         pcpd_upnp *u = g_object_get_data(G_OBJECT(gctx), "pcpd-upnp");
@@ -1452,7 +1469,10 @@ static void on_got_headers(SoupMessage *msg, void *ud) {
                 return;
         g_debug("upnp: refusing an answer from %s: %s", g_uri_get_host(soup_message_get_uri(msg)),
                 enc == SOUP_ENCODING_CONTENT_LENGTH ? "longer than the bound" : "no Content-Length");
-        abort_session(u, gupnp_context_get_session(gctx));
+        if (u && !g_str_equal(method, "GET"))
+                abort_actions(u);
+        else
+                abort_session(u, gupnp_context_get_session(gctx));
 }
 
 static void on_request_queued(SoupSession *session, SoupMessage *msg, void *ud) {

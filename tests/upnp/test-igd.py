@@ -17,7 +17,8 @@ malformed   a GetSpecificPortMappingEntry answer with port 99999 and an AddPortM
             that is not XML: INVALID_RESPONSE, no AddPortMapping on a port in doubt
 bad-external  GetExternalIPAddress answers garbage: the IGD is not used (pending NO_IGD)
 oversized   a 1 MiB description: refused at its headers, the IGD is never used
-chunked     SOAP answers without Content-Length: refused, the IGD is never used
+chunked     SOAP answers without Content-Length: refused, the IGD is never used; the
+            SUBSCRIBE in flight meanwhile (held 8 s) is not cancelled with the action
 bad-urls    a LOCATION naming another host (192.168.77.3, which would answer), a LOCATION
             with a host name, a controlURL on another host: nothing is fetched from
             anywhere but the SSDP sender, no IGD is used
@@ -214,7 +215,11 @@ elif case == "bad-external":
     t.check(not adds(igd), "no AddPortMapping sent to it")
 
 elif case in ("oversized", "chunked"):
-    igd = t.igd("--oversized", "description" if case == "oversized" else "chunked")
+    # chunked: the SUBSCRIBE sent with the GetExternalIPAddress is held meanwhile; refusing the
+    # answer must not cancel it (GUPnP 1.6.3 loses a cancelled SUBSCRIBE's GError: a leak
+    # under valgrind/ASan, as soup_session_abort() made)
+    igd = t.igd("--oversized", "description") if case == "oversized" else \
+        t.igd("--oversized", "chunked", "--events", "--slow-subscribe", "8")
     d = t.driver()
     what = "GET" if case == "oversized" else "GetExternalIPAddress"
     igd.wait_log(lambda e: e.get("method") == what or e.get("action") == what, 30, f"the driver's {what}")
