@@ -40,6 +40,7 @@ static const char *const service_targets[] = {
 #define SERVICE_IP_PREFIX "urn:schemas-upnp-org:service:WANIPConnection:"
 
 struct op;
+struct keeper;
 
 struct igd {
         pcpd_upnp *u;
@@ -90,10 +91,12 @@ struct op {
         pcpd_upnp *u;
         struct mapping *m;      /* owner (NULL: detached, or an IGD op) */
         struct igd *igd;        /* owner of an IGD op */
+        struct keeper *keeper;  /* of the proxy's context (a reference) */
         GUPnPServiceProxy *proxy;
         GUPnPServiceProxyAction *action;
         GCancellable *cancel;
         GSource *timeout;
+        GList link;             /* in u->in_flight */
         bool timed_out;
         void (*done)(struct op *op, const GError *error);
 };
@@ -110,6 +113,7 @@ struct pcpd_upnp {
         struct in6_addr gateway;
 
         GUPnPContext *gctx;
+        struct keeper *keeper;   /* gctx's (a reference) */
         GUPnPControlPoint *cps[N_TARGETS];
         GHashTable *locations;   /* LOCATION strings accepted (bounded) */
         GQueue location_order;   /* the same, oldest first (not owned) */
@@ -121,6 +125,7 @@ struct pcpd_upnp {
         GHashTable *mappings;    /* id → struct mapping* */
         uint64_t next_id;
         size_t n_ops;
+        GQueue in_flight;        /* every op (detached ones too) */
         bool body_abort;         /* an HTTP answer broke the size bound (cleared per op) */
         pcpd_upnp_stats stats;
 };
@@ -227,13 +232,139 @@ static void emit_igd(pcpd_upnp *u, const pcpd_upnp_igd_info *info) {
         emit(u, &ev);
 }
 
+/* ------------------------------------------------------------------ keeper */
+
+/*
+ * GUPnP 1.6.3 (and its upstream still) loses a GError when a service proxy is disposed
+ * while its SUBSCRIBE (or a renewal) is in flight: the disposal cancels the request, and
+ * subscribe_got_response() (libgupnp/gupnp-service-proxy.c) returns on
+ * G_IO_ERROR_CANCELLED by "goto out" without g_error_free(). So nothing of ours lets a
+ * proxy be disposed then: the last references that pcpd-upnp drops to a context's
+ * proxies, control points and the context itself go to its keeper, which counts the
+ * SUBSCRIBEs queued on the context's session and holds what it was given until none is
+ * (libsoup's time-out ends one), then drops it from a low-priority idle, after the
+ * SUBSCRIBE's completion has run. With no SUBSCRIBE in flight a reference is dropped at
+ * once, as before. Ops hold a reference to the keeper, as they do to their proxy.
+ */
+struct keeper {
+        unsigned refs;           /* the client's (until its interface goes) and the ops' */
+        GMainContext *context;
+        GUPnPContext *gctx;      /* owned */
+        SoupSession *session;    /* gctx's */
+        gulong queued_handler, unqueued_handler;
+        unsigned subscribing;    /* SUBSCRIBE messages queued on the session */
+        GPtrArray *held;         /* references dropped while one was */
+        GSource *release;
+};
+
+#define KEEPER_KEY "pcpd-upnp-keeper"
+
+static void keeper_release(struct keeper *k) {
+        /* in the order given: the proxies before their control points and the context;
+         * disposing them queues UNSUBSCRIBEs, never a SUBSCRIBE */
+        while (k->held->len > 0) {
+                g_autoptr(GPtrArray) held = k->held;
+
+                k->held = g_ptr_array_new();
+                for (unsigned i = 0; i < held->len; i++)
+                        g_object_unref(g_ptr_array_index(held, i));
+        }
+}
+
+static void keeper_free(struct keeper *k) {
+        source_clear(&k->release);
+        keeper_release(k);
+        g_signal_handler_disconnect(k->session, k->queued_handler);
+        g_signal_handler_disconnect(k->session, k->unqueued_handler);
+        g_ptr_array_unref(k->held);
+        g_object_unref(k->gctx);
+        g_main_context_unref(k->context);
+        g_free(k);
+}
+
+static gboolean keeper_release_cb(void *ud) {
+        struct keeper *k = ud;
+
+        g_source_unref(k->release);
+        k->release = NULL;
+        if (k->subscribing > 0)
+                return G_SOURCE_REMOVE; /* another one came: released when it is done */
+        if (k->refs == 0)
+                keeper_free(k);
+        else
+                keeper_release(k);
+        return G_SOURCE_REMOVE;
+}
+
+static void keeper_on_queued(SoupSession *session, SoupMessage *msg, void *ud) {
+        struct keeper *k = ud;
+
+        if (g_strcmp0(soup_message_get_method(msg), "SUBSCRIBE") != 0)
+                return;
+        k->subscribing++;
+        g_object_set_data(G_OBJECT(msg), KEEPER_KEY, k);
+}
+
+static void keeper_on_unqueued(SoupSession *session, SoupMessage *msg, void *ud) {
+        struct keeper *k = ud;
+
+        if (g_object_get_data(G_OBJECT(msg), KEEPER_KEY) != k)
+                return;
+        g_object_set_data(G_OBJECT(msg), KEEPER_KEY, NULL);
+        if (--k->subscribing > 0 || (k->held->len == 0 && k->refs > 0) || k->release)
+                return;
+        /* the SUBSCRIBE's completion may still be due (an idle of default priority) */
+        k->release = g_idle_source_new();
+        g_source_set_priority(k->release, G_PRIORITY_LOW);
+        g_source_set_callback(k->release, keeper_release_cb, k, NULL);
+        g_source_attach(k->release, k->context);
+}
+
+static struct keeper *keeper_new(pcpd_upnp *u, GUPnPContext *gctx) {
+        struct keeper *k = g_new0(struct keeper, 1);
+
+        k->refs = 1;
+        k->context = g_main_context_ref(u->context);
+        k->gctx = g_object_ref(gctx);
+        k->session = gupnp_context_get_session(gctx);
+        k->held = g_ptr_array_new();
+        k->queued_handler = g_signal_connect(k->session, "request-queued", G_CALLBACK(keeper_on_queued), k);
+        k->unqueued_handler = g_signal_connect(k->session, "request-unqueued", G_CALLBACK(keeper_on_unqueued), k);
+        return k;
+}
+
+static struct keeper *keeper_ref(struct keeper *k) {
+        k->refs++;
+        return k;
+}
+
+/* the last user is gone: freed now, or once no SUBSCRIBE is in flight */
+static void keeper_unref(struct keeper *k) {
+        if (--k->refs > 0)
+                return;
+        if (k->subscribing == 0 && !k->release)
+                keeper_free(k);
+}
+
+/* drops a reference to obj (a proxy, a control point, the context) */
+static void keeper_drop(struct keeper *k, void *obj) {
+        if (!obj)
+                return;
+        if (k->subscribing == 0 && k->held->len == 0)
+                g_object_unref(obj);
+        else
+                g_ptr_array_add(k->held, obj);
+}
+
 /* ------------------------------------------------------------------ operations */
 
 static void op_free(struct op *op) {
         source_clear(&op->timeout);
         g_clear_object(&op->cancel);
         g_clear_pointer(&op->action, gupnp_service_proxy_action_unref);
-        g_clear_object(&op->proxy);
+        keeper_drop(op->keeper, g_steal_pointer(&op->proxy));
+        keeper_unref(op->keeper);
+        g_queue_unlink(&op->u->in_flight, &op->link);
         op->u->n_ops--;
         g_free(op);
 }
@@ -297,11 +428,14 @@ static struct op *op_start(pcpd_upnp *u, GUPnPServiceProxy *proxy, GUPnPServiceP
         op->u = u;
         op->m = m;
         op->igd = igd;
+        op->keeper = keeper_ref(u->keeper);
         op->proxy = g_object_ref(proxy);
         op->action = action;
         op->cancel = g_cancellable_new();
         op->done = done;
         op->timeout = timer_new(u, u->config.action_timeout_ms, op_timeout_cb, op);
+        op->link.data = op;
+        g_queue_push_tail_link(&u->in_flight, &op->link);
         u->n_ops++;
         u->stats.actions++;
         u->body_abort = false;
@@ -973,7 +1107,7 @@ static void igd_free(struct igd *g) {
                 g_signal_handler_disconnect(g->proxy, g->lost_handler);
         if (g->notify)
                 gupnp_service_proxy_remove_notify(g->proxy, "ExternalIPAddress", on_external_ip_notify, g);
-        g_clear_object(&g->proxy);
+        keeper_drop(g->u->keeper, g_steal_pointer(&g->proxy));
         g_free(g->udn);
         g_free(g->service_type);
         g_free(g->location);
@@ -1308,6 +1442,18 @@ static void abort_session(pcpd_upnp *u, SoupSession *session) {
         soup_session_abort(session);
 }
 
+/* An action's answer broke the bound: every action in flight is cancelled, as
+ * soup_session_abort() would, but not a SUBSCRIBE that may be in flight with them
+ * (cancelled, GUPnP 1.6.3 loses its GError: see struct keeper) */
+static void abort_actions(pcpd_upnp *u) {
+        u->stats.bodies_refused++;
+        u->body_abort = true;
+        for (GList *l = u->in_flight.head, *next; l; l = next) {
+                next = l->next;
+                g_cancellable_cancel(((struct op *) l->data)->cancel);
+        }
+}
+
 static void on_got_headers(SoupMessage *msg, void *ud) {
         GUPnPContext *gctx = ud;
         pcpd_upnp *u = g_object_get_data(G_OBJECT(gctx), "pcpd-upnp");
@@ -1323,7 +1469,10 @@ static void on_got_headers(SoupMessage *msg, void *ud) {
                 return;
         g_debug("upnp: refusing an answer from %s: %s", g_uri_get_host(soup_message_get_uri(msg)),
                 enc == SOUP_ENCODING_CONTENT_LENGTH ? "longer than the bound" : "no Content-Length");
-        abort_session(u, gupnp_context_get_session(gctx));
+        if (u && !g_str_equal(method, "GET"))
+                abort_actions(u);
+        else
+                abort_session(u, gupnp_context_get_session(gctx));
 }
 
 static void on_request_queued(SoupSession *session, SoupMessage *msg, void *ud) {
@@ -1369,13 +1518,15 @@ static void interface_clear(pcpd_upnp *u) {
                 if (!u->cps[i])
                         continue;
                 g_signal_handlers_disconnect_by_data(u->cps[i], u);
-                g_clear_object(&u->cps[i]);
+                gssdp_resource_browser_set_active(GSSDP_RESOURCE_BROWSER(u->cps[i]), FALSE);
+                keeper_drop(u->keeper, g_steal_pointer(&u->cps[i]));
         }
         if (u->gctx) {
                 g_signal_handlers_disconnect_by_data(gupnp_context_get_server(u->gctx), u);
                 g_signal_handlers_disconnect_by_data(u->gctx, u);
                 g_object_set_data(G_OBJECT(u->gctx), "pcpd-upnp", NULL);
-                g_clear_object(&u->gctx);
+                keeper_drop(u->keeper, g_steal_pointer(&u->gctx));
+                keeper_unref(g_steal_pointer(&u->keeper));
         }
         g_queue_clear(&u->location_order);
         g_hash_table_remove_all(u->locations);
@@ -1430,6 +1581,7 @@ int pcpd_upnp_set_interface(pcpd_upnp *u, const char *ifname, int family, const 
                 return -ENODEV;
         }
         u->ifname = g_strdup(ifname);
+        u->keeper = keeper_new(u, u->gctx);
         g_object_set_data(G_OBJECT(u->gctx), "pcpd-upnp", u);
         session = gupnp_context_get_session(u->gctx);
         g_object_set(session, "timeout", (guint) MAX(1u, (u->config.action_timeout_ms + 999) / 1000), NULL);

@@ -267,7 +267,10 @@ typedef struct pcpd_upnp_stats {
 int pcpd_upnp_new(GMainContext *context, const pcpd_upnp_config *config, const pcpd_upnp_ops *ops,
                   void *userdata, pcpd_upnp **ret);
 /* Cancels everything (no DeletePortMapping: call pcpd_upnp_remove() first where wanted)
- * and waits on the context for the cancelled requests to finish. Accepts NULL. */
+ * and waits on the context for the cancelled requests to finish. Accepts NULL. A GENA
+ * SUBSCRIBE still in flight is not waited for: GUPnP's objects are then let go on the
+ * context once it is done (within the action time-out; see struct keeper in
+ * pcpd-upnp.c), by this file's code, which must stay loaded until then. */
 pcpd_upnp *pcpd_upnp_free(pcpd_upnp *u);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_upnp, pcpd_upnp_free)
 

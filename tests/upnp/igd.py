@@ -32,6 +32,8 @@ the lab's router namespace.
                            next event's SEQ for a gap: it subscribes again, not emitting it)
   --subscription-timeout S TIMEOUT granted to a subscription (default 1800; GUPnP renews
                            it after about half of that)
+  --slow-subscribe S       every SUBSCRIBE (new or renewal) answered after that delay; it
+                           is logged as {"ev":"begin","method":"SUBSCRIBE"} when it arrives
 
 stdin commands: "forget" (drop every mapping, as a reboot would, without a word on SSDP),
 "slow N", "slow-add N" (only AddPortMapping), "external ADDR" (a new WAN address, without
@@ -42,6 +44,7 @@ error CODE, 0: answered again), "notify-on-external 0|1" (every GetExternalIPAdd
 an event to every subscriber, sent and answered before the request is), "external-stale ADDR" (a new WAN address, and every subscriber
 gets one event made before the change, with the old address, and none after it: what
 miniupnpd does when the address changes while its NOTIFY is unanswered),
+"byebye" (an ssdp:byebye for the service, then silent on SSDP; HTTP still answers),
 "forget-subscribers" (as a reboot on the same HTTP port: a renewal of an old SID gets
 412), "quit". Events sent are logged as {"ev":"notify","sid":...,
 "seq":N,"external":ADDR,"answer":STATUS|null,"error":TEXT}. A request is logged as "begin" when
@@ -87,6 +90,9 @@ class State:
         self.mappings = {}   # (PROTO, ext) -> dict(client, iport, lease, desc)
         self.slow = a.slow
         self.slow_add = 0
+        self.slow_subscribe = a.slow_subscribe
+        self.gone = False    # said byebye: silent on SSDP (HTTP still answers)
+        self.byebye = None   # the function that says it (set by ssdp())
         self.fault_external = 0        # GetExternalIPAddress answered with this UPnP error
         self.notify_on_external = False  # an event to every subscriber while it is in flight
         self.subs = {}       # SID -> dict(callback=URL, seq=next SEQ)
@@ -193,6 +199,9 @@ def make_handler(st, port_ref):
         def do_SUBSCRIBE(self):
             sid = self.headers.get("SID")
             callback = self.headers.get("CALLBACK", "")
+            if st.slow_subscribe:
+                st.log(ev="begin", method="SUBSCRIBE", renewal=bool(sid))
+                time.sleep(st.slow_subscribe)
             with st.lock:
                 refuse = not sid and st.refuse_subscribe > 0
                 if refuse:
@@ -234,7 +243,7 @@ def make_handler(st, port_ref):
         def do_UNSUBSCRIBE(self):
             with st.lock:
                 st.subs.pop(self.headers.get("SID"), None)
-            st.log(ev="http", host=self.host(), method="UNSUBSCRIBE", path=self.path)
+            st.log(ev="http", host=self.host(), method="UNSUBSCRIBE", path=self.path, sid=self.headers.get("SID"))
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -360,11 +369,19 @@ def ssdp(st, port):
     tx.bind((a.addr, 0))
 
     def notify():
-        while True:
+        while not st.gone:
             msg = "\r\n".join(ssdp_headers(st, loc_host, port, SERVICE, "ssdp:alive")) + "\r\n\r\n"
             tx.sendto(msg.encode(), SSDP_ADDR)
             time.sleep(a.notify_interval)
     threading.Thread(target=notify, daemon=True).start()
+
+    def byebye():
+        st.gone = True
+        lines = [h for h in ssdp_headers(st, loc_host, port, SERVICE, "ssdp:byebye")
+                 if not h.startswith(("LOCATION:", "CACHE-CONTROL:"))]
+        msg = "\r\n".join(lines) + "\r\n\r\n"
+        tx.sendto(msg.encode(), SSDP_ADDR)
+    st.byebye = byebye
 
     while True:
         data, peer = rx.recvfrom(2048)
@@ -374,6 +391,8 @@ def ssdp(st, port):
         m = re.search(r"^ST:\s*(.+?)\s*$", text, re.M | re.I)
         target = m.group(1) if m else ""
         if target not in ("ssdp:all", "upnp:rootdevice") and not target.startswith(SERVICE[:-1]):
+            continue
+        if st.gone:
             continue
         st.log(ev="msearch", peer=peer[0], target=target)
         msg = "\r\n".join(ssdp_headers(st, loc_host, port, SERVICE if target == "ssdp:all" else target)) + "\r\n\r\n"
@@ -419,6 +438,9 @@ def stdin_loop(st):
         elif cmd[0] == "notify-on-external":
             st.notify_on_external = cmd[1] == "1"
             st.log(ev="notify-on-external", on=st.notify_on_external)
+        elif cmd[0] == "byebye":
+            st.byebye()
+            st.log(ev="byebye")
         elif cmd[0] == "quit":
             os._exit(0)
     os._exit(0)
@@ -446,6 +468,7 @@ def main():
     p.add_argument("--events", action="store_true")
     p.add_argument("--refuse-subscribe", type=int, default=0)
     p.add_argument("--subscription-timeout", type=int, default=1800)
+    p.add_argument("--slow-subscribe", type=float, default=0)
     p.add_argument("--notify-before-answer", action="store_true")
     a = p.parse_args()
     st = State(a)
