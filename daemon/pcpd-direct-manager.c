@@ -116,13 +116,12 @@ bool manager_host_is_direct(pcpd_manager *m, int family, const char *ifname, str
 }
 
 void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *b) {
-        bool direct = b != NULL && b == m->direct;
+        bool was = pcpd_mapping_is_direct(mp);
 
         mp->held_by = b;
-        if (mp->direct == direct)
+        if (pcpd_mapping_is_direct(mp) == was)
                 return;
-        mp->direct = direct;
-        if (direct)
+        if (!was)
                 mp->manager->n_direct++;
         else
                 mp->manager->n_direct--;

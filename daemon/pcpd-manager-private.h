@@ -118,8 +118,8 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
 void manager_mapping_free(pcpd_mapping *mp);
 char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
                           uint16_t remote_port);
-/* mp is held by b now (m->direct, m->pcp, or NULL: waiting); mp->direct and m->n_direct
- * follow. (pcpd-direct-manager.c) */
+/* mp is held by b now (m->direct, m->pcp, or NULL: waiting); m->n_direct follows
+ * (pcpd_mapping_is_direct()). (pcpd-direct-manager.c) */
 void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend *b);
 /* owner (NULL: none) holds mp once more; known_alive: its leaving is sure to be seen
  * (else the listener's holder_unconfirmed makes sure) */

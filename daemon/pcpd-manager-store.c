@@ -61,14 +61,16 @@
 /* mp as a saved record, its strings borrowed from mp; false when there is nothing to
  * save: a mapping neither direct nor with a nonce on a server */
 bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) {
-        if (!mp->direct && !mp->has_nonce)
+        bool direct = pcpd_mapping_is_direct(mp);
+
+        if (!direct && !mp->has_nonce)
                 return false;
         *rec = (pcpd_state_mapping) {
                 .id = mp->id,
-                .direct = mp->direct,
-                .has_nonce = !mp->direct,
+                .direct = direct,
+                .has_nonce = !direct,
                 /* a mapping waiting for a server: the one it was on (its nonce is for it) */
-                .server = mp->direct                                          ? (char *) ""
+                .server = direct                                                  ? (char *) ""
                           : mp->server_text != NULL && mp->server_text[0] != '\0' ? mp->server_text
                           : mp->prev_server != NULL                               ? mp->prev_server
                                                                                   : (char *) "",

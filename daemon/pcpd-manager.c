@@ -224,7 +224,7 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
 void manager_mapping_free(pcpd_mapping *mp) {
         if (mp == NULL)
                 return;
-        if (mp->direct)
+        if (pcpd_mapping_is_direct(mp))
                 mp->manager->n_direct--;
         g_free(mp->filters);
         if (mp->grace_source != 0)

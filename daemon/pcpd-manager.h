@@ -40,7 +40,7 @@ struct pcpd_manager {
         GPtrArray *servers;        /* pcpd_server* */
         GHashTable *mappings;      /* id (uint64*) -> pcpd_mapping* (owned) */
         GHashTable *by_key;        /* key -> pcpd_mapping* */
-        unsigned n_direct;         /* mappings with direct set */
+        unsigned n_direct;         /* mappings held by direct (pcpd_mapping_is_direct()) */
         uint64_t next_mapping_id;
 
         int route_fd;
@@ -74,6 +74,13 @@ struct pcpd_manager {
         struct pcpd_backend *upnp;  /* the UPnP-IGD backend (pcpd-backend.h) */
         guint backend_check_source; /* mappings to hand to it, on the next turn of the loop */
 };
+
+/* mp is held by the manager's "direct" backend (mp->held_by, set by
+ * manager_mapping_set_held()): not behind a NAT, no server (Server ""), active with the
+ * host's own address; what its saved record's Direct= says. The one place that rule lives. */
+static inline bool pcpd_mapping_is_direct(const pcpd_mapping *mp) {
+        return mp->held_by != NULL && mp->held_by == mp->manager->direct;
+}
 
 typedef enum pcpd_remove_reason {
         PCPD_REMOVED_RELEASED,

@@ -91,8 +91,4 @@ typedef struct pcpd_mapping {
         bool has_nonce;
         bool persistent;
         bool unclaimed; /* restored after a daemon restart, waiting for its app */
-        /* held_by is "direct" (kept with it by manager_mapping_set_held()): not behind a NAT,
-         * no server (pcp NULL, server NULL, Server ""), active with the host's own address;
-         * moves to a server that starts answering. What the saved record's Direct= says */
-        bool direct;
 } pcpd_mapping;

@@ -123,7 +123,7 @@ static void mapping_detach(pcpd_manager *m, pcpd_mapping *mp) {
 }
 
 static bool mapping_waiting(const pcpd_mapping *mp) {
-        return !mp->direct && mp->server == NULL && !pcpd_backend_holds(mp->manager->pcp, mp);
+        return !pcpd_mapping_is_direct(mp) && mp->server == NULL && !pcpd_backend_holds(mp->manager->pcp, mp);
 }
 
 /* Every mapping on no server (just detached, or waiting) goes to the server that serves it
@@ -159,7 +159,7 @@ static void mappings_follow_primary(pcpd_manager *m) {
                 pcpd_mapping *mp = all->pdata[i];
                 pcpd_server *s;
 
-                if (mp->direct || mp->server == NULL || mp->interface != NULL)
+                if (pcpd_mapping_is_direct(mp) || mp->server == NULL || mp->interface != NULL)
                         continue;
                 s = pcpd_servers_choose(m, mp->family, NULL);
                 if (s == mp->server)

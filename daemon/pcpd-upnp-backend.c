@@ -56,6 +56,10 @@ struct upnp_backend {
         pcpd_backend base;
         GHashTable *ifaces; /* ifname -> upnp_iface * (owned) */
         bool shutting_down;
+        /* "cannot be used" said for the missing module (-ELIBACC) already: the loader has
+         * said which file once, and it stays missing (pcpd-module.c tries once), so each
+         * later interface check says it at debug level only */
+        bool said_no_module;
 };
 
 static uint64_t realtime_us(void) {
@@ -228,7 +232,11 @@ static upnp_iface *iface_get(upnp_backend *b, const char *ifname, const struct i
         if (r >= 0)
                 r = pcpd_upnp_set_interface(ui->u, ifname, AF_INET, gateway);
         if (r < 0) {
-                g_warning("UPnP-IGD on %s cannot be used: %s", ifname, g_strerror(-r));
+                if (r != -ELIBACC || !b->said_no_module)
+                        g_warning("UPnP-IGD on %s cannot be used: %s", ifname, g_strerror(-r));
+                else
+                        g_debug("UPnP-IGD on %s cannot be used: %s", ifname, g_strerror(-r));
+                b->said_no_module = b->said_no_module || r == -ELIBACC;
                 iface_free(ui);
                 return NULL;
         }

@@ -55,8 +55,18 @@ class ModulesTest(BusTestCase):
         path2 = env.add_mapping('udp', 8081)
         env.wait_state(path2, 'failed', CAP)
         self.assertIsInstance(env.get(PATH, MANAGER, 'State'), str)
+        # more mappings, each one more look at the fallback: the interface's warning about
+        # the missing module is said once (the first), not once per mapping
+        more = [env.add_mapping('tcp', port) for port in (8082, 8083, 8084)]
+        for p in more:
+            env.wait_state(p, 'failed', CAP)
         self.assertNotIn('Searching for a UPnP-IGD', slurp(env.pcpd_log))
         self.assertEqual(slurp(env.pcpd_log).count(want), 1)
+        # (the log is verbose: later ones may still be there at debug level)
+        unusable = 'UPnP-IGD on lan0 cannot be used: '
+        log = slurp(env.pcpd_log)
+        said = [line for line in log.splitlines() if unusable in line and ' debug: ' not in line]
+        self.assertEqual(len(said), 1, f'"{unusable}" {len(said)} times above debug over 5 mappings:\n{log}')
         env.assert_alive()
 
 

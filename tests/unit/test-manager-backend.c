@@ -531,7 +531,7 @@ static void test_move_between_backends(void **state) {
         memcpy(nonce, mp->nonce, sizeof(nonce));
         assert_true(pcp_addr_from_string("203.0.113.5", &own));
         assert_int_equal(manager_mapping_move(f->m, mp, f->m->direct, NULL, &own), 0);
-        assert_true(mp->direct);
+        assert_true(pcpd_mapping_is_direct(mp));
         assert_ptr_equal(manager_mapping_backend(f->m, mp), f->m->direct);
         assert_false(fake_holds(f->fb, mp, NULL));
         assert_int_equal(fake_calls(f->fb, FAKE_REMOVE, id), 1); /* deleted on the server it left */
@@ -545,7 +545,7 @@ static void test_move_between_backends(void **state) {
         assert_int_equal(ev->external_port, 8201);
 
         assert_int_equal(manager_mapping_move(f->m, mp, f->m->pcp, server(f, 0), NULL), 0);
-        assert_false(mp->direct);
+        assert_false(pcpd_mapping_is_direct(mp));
         assert_int_equal(f->m->n_direct, 0);
         assert_ptr_equal(manager_mapping_backend(f->m, mp), f->m->pcp);
         assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 2);
@@ -638,7 +638,7 @@ static void test_move_failures(void **state) {
         close(full);
         assert_true(pcp_addr_from_string("203.0.113.7", &own));
         assert_true(manager_mapping_move(f->m, mp, f->m->direct, NULL, &own) < 0);
-        assert_false(mp->direct);
+        assert_false(pcpd_mapping_is_direct(mp));
         assert_int_equal(f->m->n_direct, 0);
         assert_ptr_not_equal(manager_mapping_backend(f->m, mp), f->m->direct);
         assert_string_equal(mp->state, "failed");
@@ -830,7 +830,7 @@ static void test_host_direct_decision(void **state) {
         id = mp->id;
         assert_ptr_equal(manager_mapping_backend(f->m, mp), f->m->direct);
         assert_ptr_equal(mp->held_by, f->m->direct);
-        assert_true(mp->direct);
+        assert_true(pcpd_mapping_is_direct(mp));
         assert_string_equal(mp->state, "active");
         assert_string_equal(mp->external_address, GLOBAL_A);
         assert_int_equal(mp->external_port, 8301);
@@ -858,7 +858,7 @@ static void test_host_direct_decision(void **state) {
         fake_server_state(f->fb, server(f, 0), PCPD_SERVER_PCP);
         req = request(8302, ":1.1");
         mp = add(f, &req);
-        assert_false(mp->direct);
+        assert_false(pcpd_mapping_is_direct(mp));
         assert_ptr_equal(mp->held_by, f->m->pcp);
         assert_true(fake_holds(f->fb, mp, NULL));
         assert_int_equal(fake_calls(f->fb, FAKE_ADD, mp->id), 1);
@@ -869,12 +869,12 @@ static void test_host_direct_decision(void **state) {
         req = request(8303, ":1.1");
         mp = add(f, &req);
         id = mp->id;
-        assert_true(mp->direct);
+        assert_true(pcpd_mapping_is_direct(mp));
         assert_string_equal(mp->external_address, GLOBAL_A);
         fake_server_state(f->fb, server(f, 0), PCPD_SERVER_PCP);
         wait_for(f, mapping_on_pcp, &id, "the direct mapping to move to the server that answers");
         assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &id), mp);
-        assert_false(mp->direct);
+        assert_false(pcpd_mapping_is_direct(mp));
         assert_ptr_equal(mp->held_by, f->m->pcp);
         assert_int_equal(f->m->n_direct, 0);
         assert_int_equal(fake_calls(f->fb, FAKE_ADD, id), 1);

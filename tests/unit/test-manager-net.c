@@ -181,7 +181,7 @@ static pcpd_mapping *add_direct(fixture *f, uint16_t port) {
         pcpd_mapping *mp = manager_add(f->m, &req);
 
         /* direct: active at once, with the host's own address and port, and no server */
-        assert_true(mp->direct);
+        assert_true(pcpd_mapping_is_direct(mp));
         assert_string_equal(mp->state, "active");
         assert_string_equal(mp->external_address, GLOBAL_A);
         assert_int_equal(mp->external_port, port);
@@ -235,7 +235,7 @@ static void test_address_changes(void **state) {
         assert_string_equal(e->external_address, GLOBAL_B);
         assert_string_equal(e->state, "active");
         assert_string_equal(mp->external_address, GLOBAL_B);
-        assert_true(mp->direct);
+        assert_true(pcpd_mapping_is_direct(mp));
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
 }
 
@@ -255,7 +255,7 @@ static void test_moves_to_server(void **state) {
         assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, &spec, 1));
 
         wait_for(f, mapping_active_at, mp, "the mapping to be active with the server's grant");
-        assert_false(mp->direct);
+        assert_false(pcpd_mapping_is_direct(mp));
         assert_string_equal(mp->server_text, text);
         assert_int_equal(mp->external_port, 8504 + PORT_OFFSET);
         assert_true(fake_count(f->srv, 8504, false) >= 1);
