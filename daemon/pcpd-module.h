@@ -20,7 +20,9 @@
  * PCPD_MODULE_DIR overrides it (read with secure_getenv(), so not in a set-user-ID
  * context): for running pcpd from the build tree (the tests set it to build/daemon) and
  * for an admin (a unit drop-in's Environment=). Whoever sets it chooses the code pcpd
- * runs, as with its ExecStart=.
+ * runs, as with its ExecStart=. It must be absolute: a relative one (which would resolve
+ * against the working directory) is ignored with a warning naming it, and the compiled-in
+ * directory used.
  */
 
 #include <stdbool.h>
