@@ -64,6 +64,15 @@ const void *pcpd_module_get(pcpd_module *mod) {
                 dlclose(handle);
                 return NULL;
         }
+        if (mod->n_sizes > 0 &&
+            ((size_t) mod->sizes_offset + (size_t) mod->n_sizes * sizeof(uint32_t) > mod->size ||
+             memcmp((const char *) h + mod->sizes_offset, mod->sizes, mod->n_sizes * sizeof(uint32_t)) != 0)) {
+                g_warning("%s is not available: the module %s is from another build of pcpd (the sizes of the "
+                          "structures it is passed differ; ABI %u)",
+                          mod->feature, path, h->abi);
+                dlclose(handle);
+                return NULL;
+        }
         g_debug("Loaded the module %s", path);
         mod->table = h;
         return h;

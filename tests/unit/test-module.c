@@ -3,7 +3,9 @@
 /*
  * Where the modules are loaded from (pcpd-module.c, compiled in): the compiled-in
  * directory, or PCPD_MODULE_DIR when it is absolute; a relative one is ignored with a
- * warning that names it (it would resolve against the working directory).
+ * warning that names it (it would resolve against the working directory). And which
+ * module is refused: another ABI, table size, or sizes of the structures it is passed
+ * (test-module-table.c, built next to this test: PCPD_TEST_MODULE_DIR).
  */
 
 #include "config.h"
@@ -60,10 +62,57 @@ static void test_relative_refused(void **state) {
         g_unsetenv("PCPD_MODULE_DIR");
 }
 
+#include "test-module-table.h"
+
+static const void *load(const uint32_t *sizes, uint32_t n_sizes, uint32_t abi) {
+        pcpd_module mod = {
+                .file = TEST_MODULE_FILE,
+                .symbol = TEST_MODULE_SYMBOL,
+                .feature = "The test's table",
+                .abi = abi,
+                .size = sizeof(test_module_table),
+                .sizes = sizes,
+                .n_sizes = n_sizes,
+                .sizes_offset = offsetof(test_module_table, sizes),
+        };
+        const char *dir = g_getenv("PCPD_TEST_MODULE_DIR");
+
+        if (dir == NULL)
+                fail_msg("PCPD_TEST_MODULE_DIR is not set (run by meson test)");
+        g_setenv("PCPD_MODULE_DIR", dir, TRUE);
+        g_string_truncate(warnings, 0);
+        return pcpd_module_get(&mod);
+}
+
+/* the module's table is taken when its ABI, table size and struct sizes are this build's;
+ * refused, with a warning, when one size differs */
+static void test_struct_sizes(void **state) {
+        static const uint32_t same[] = TEST_MODULE_SIZES;
+        uint32_t other[] = TEST_MODULE_SIZES;
+        const test_module_table *t;
+
+        (void) state;
+        t = load(same, G_N_ELEMENTS(same), TEST_MODULE_ABI);
+        if (t == NULL)
+                fail_msg("the test's module was refused: %s", warnings->str);
+        assert_int_equal(t->answer(), 42);
+        assert_int_equal(warnings->len, 0);
+        /* no sizes to check: the header decides */
+        assert_non_null(load(NULL, 0, TEST_MODULE_ABI));
+        assert_null(load(same, G_N_ELEMENTS(same), TEST_MODULE_ABI + 1));
+        other[1]++;
+        if (load(other, G_N_ELEMENTS(other), TEST_MODULE_ABI) != NULL)
+                fail_msg("a module whose struct sizes differ from this build's was loaded");
+        if (strstr(warnings->str, "sizes of the structures") == NULL)
+                fail_msg("no warning about the struct sizes; logged: \"%s\"", warnings->str);
+        g_unsetenv("PCPD_MODULE_DIR");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_and_absolute),
                 cmocka_unit_test(test_relative_refused),
+                cmocka_unit_test(test_struct_sizes),
         };
 
         warnings = g_string_new("");
