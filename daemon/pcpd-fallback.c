@@ -31,6 +31,10 @@ void manager_backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_back
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s moves from UPnP-IGD to %s, which answers now", mp->path, mp->server_text);
         m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0, backend_keep_delete(m, mp));
+        /* its record loses the fallback's part (upnp_interface...) now: the sync that
+         * follows saves it only when the external address or port changed, and a
+         * restarted pcpd would re-add it through UPnP-IGD too */
+        (void) manager_persist_mapping(m, mp);
 }
 
 /* mp goes: the fallback deletes its part (with its own deleting record when the delete

@@ -9,9 +9,22 @@
 #include <string.h>
 
 const char *pcpd_module_dir(void) {
+        static bool warned;
         const char *dir = secure_getenv("PCPD_MODULE_DIR");
 
-        return dir != NULL && dir[0] != '\0' ? dir : PCPD_MODULEDIR;
+        if (dir == NULL || dir[0] == '\0')
+                return PCPD_MODULEDIR;
+        /* a relative directory would resolve against whatever the working directory is:
+         * not a place to load code from. The compiled-in one is what pcpd loads without
+         * the variable, so falling back to it runs no code the admin did not install. */
+        if (!g_path_is_absolute(dir)) {
+                if (!warned)
+                        g_warning("Ignoring PCPD_MODULE_DIR=%s: not an absolute directory; loading modules from %s",
+                                  dir, PCPD_MODULEDIR);
+                warned = true;
+                return PCPD_MODULEDIR;
+        }
+        return dir;
 }
 
 const void *pcpd_module_get(pcpd_module *mod) {
@@ -48,6 +61,15 @@ const void *pcpd_module_get(pcpd_module *mod) {
                 g_warning("%s is not available: the module %s is from another build of pcpd (ABI %u, table size %u; "
                           "this pcpd needs ABI %u, size %u)",
                           mod->feature, path, h->abi, h->size, mod->abi, mod->size);
+                dlclose(handle);
+                return NULL;
+        }
+        if (mod->n_sizes > 0 &&
+            ((size_t) mod->sizes_offset + (size_t) mod->n_sizes * sizeof(uint32_t) > mod->size ||
+             memcmp((const char *) h + mod->sizes_offset, mod->sizes, mod->n_sizes * sizeof(uint32_t)) != 0)) {
+                g_warning("%s is not available: the module %s is from another build of pcpd (the sizes of the "
+                          "structures it is passed differ; ABI %u)",
+                          mod->feature, path, h->abi);
                 dlclose(handle);
                 return NULL;
         }

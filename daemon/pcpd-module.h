@@ -12,7 +12,8 @@
  *
  * Each module exports one symbol, a table of functions whose first two fields are an ABI
  * number and the table's size; both must be what this pcpd was built with, else the module
- * is refused (a module from another build). A module is loaded at most once, never
+ * is refused (a module from another build). A table may also hold the sizes of the
+ * structures passed through it (pcpd_module.sizes): those must match too. A module is loaded at most once, never
  * unloaded (GObject types cannot be), and a failure is logged once, with the path and
  * dlerror(): pcpd goes on without that feature.
  *
@@ -20,7 +21,9 @@
  * PCPD_MODULE_DIR overrides it (read with secure_getenv(), so not in a set-user-ID
  * context): for running pcpd from the build tree (the tests set it to build/daemon) and
  * for an admin (a unit drop-in's Environment=). Whoever sets it chooses the code pcpd
- * runs, as with its ExecStart=.
+ * runs, as with its ExecStart=. It must be absolute: a relative one (which would resolve
+ * against the working directory) is ignored with a warning naming it, and the compiled-in
+ * directory used.
  */
 
 #include <stdbool.h>
@@ -32,6 +35,11 @@ typedef struct pcpd_module {
         const char *feature; /* for the log: what is missing without it */
         uint32_t abi;
         uint32_t size;
+        /* optional: the sizes of the structures passed through the table, as this pcpd has
+         * them; the table holds n_sizes uint32_t at sizes_offset that must be equal */
+        const uint32_t *sizes;
+        uint32_t n_sizes;
+        uint32_t sizes_offset;
         /* filled by pcpd_module_get() */
         bool tried;
         const void *table;

@@ -213,4 +213,5 @@ const pcpd_nm_module pcpd_nm_module_table = {
         .unwatch = client_unwatch,
         .primary_ifname = client_primary_ifname,
         .connectivity = client_connectivity,
+        .sizes = PCPD_NM_MODULE_SIZES,
 };

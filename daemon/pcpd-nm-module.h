@@ -17,7 +17,7 @@
 
 #define PCPD_NM_MODULE_FILE "pcpd-nm.so"
 #define PCPD_NM_MODULE_SYMBOL "pcpd_nm_module_table"
-#define PCPD_NM_MODULE_ABI 1
+#define PCPD_NM_MODULE_ABI 2
 
 typedef struct pcpd_nm_client pcpd_nm_client;
 
@@ -54,7 +54,13 @@ typedef struct pcpd_nm_module {
         /* the primary connection's first device's IP interface; NULL: not known */
         const char *(*primary_ifname)(pcpd_nm_client *c);
         int (*connectivity)(pcpd_nm_client *c);
+        /* the sizes of the structures passed through the table (PCPD_NM_MODULE_SIZES),
+         * checked on load (pcpd_module.sizes) */
+        uint32_t sizes[2];
 } pcpd_nm_module;
+
+/* what pcpd_nm_module.sizes holds, in the module and in the daemon */
+#define PCPD_NM_MODULE_SIZES { (uint32_t) sizeof(pcpd_nm_client_ops), (uint32_t) sizeof(pcpd_nm_device) }
 
 /* in pcpd-nm.so only */
 extern const pcpd_nm_module pcpd_nm_module_table;

@@ -359,12 +359,17 @@ static void on_client_failed(void *data) {
         nm_schedule(nm); /* nothing from NetworkManager to wait for (apply_states) */
 }
 
+static const uint32_t nm_module_sizes[] = PCPD_NM_MODULE_SIZES;
+G_STATIC_ASSERT(G_N_ELEMENTS(nm_module_sizes) == G_N_ELEMENTS(((pcpd_nm_module *) NULL)->sizes));
 static pcpd_module nm_module = {
         .file = PCPD_NM_MODULE_FILE,
         .symbol = PCPD_NM_MODULE_SYMBOL,
         .feature = "Following NetworkManager (PCP servers from DHCP)",
         .abi = PCPD_NM_MODULE_ABI,
         .size = sizeof(pcpd_nm_module),
+        .sizes = nm_module_sizes,
+        .n_sizes = G_N_ELEMENTS(nm_module_sizes),
+        .sizes_offset = offsetof(pcpd_nm_module, sizes),
 };
 
 /* NetworkManager is on the bus: the module, its GIO connection, then libnm's client (once) */

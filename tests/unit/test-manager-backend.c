@@ -127,8 +127,11 @@ static bool ff_deleting_record(pcpd_backend *b, const pcpd_mapping *mp, pcpd_sta
         return true;
 }
 
+/* its part of a record: the interface a restart would re-add the mapping through */
 static void ff_fill_record(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *rec) {
         ((fake_fallback *) b)->fills++;
+        rec->upnp_interface = (char *) "eth0";
+        rec->upnp_external_port = mp->external_port;
 }
 
 static void ff_watch(pcpd_backend *b, pcpd_server *s) {
@@ -963,6 +966,61 @@ static void test_fallback_events(void **state) {
         assert_null(g_hash_table_lookup(f->m->deleting, &cookie));
 }
 
+/* mp's record as a restarted pcpd reads it from the state directory (a copy) */
+static pcpd_state_mapping *record_on_disk(fixture *f, const pcpd_mapping *mp, pcpd_state **ret_st) {
+        g_autoptr(GError) error = NULL;
+        pcpd_state *st = NULL;
+        int dirfd = fcntl(f->m->state_fd, F_DUPFD_CLOEXEC, 3);
+
+        assert_true(dirfd >= 0);
+        if (pcpd_state_load(dirfd, f->m->state_dir, &st, &error) < 0)
+                fail_msg("state of %s: %s", mp->path, error->message);
+        close(dirfd);
+        *ret_st = st;
+        return g_hash_table_lookup(st->mappings, &mp->id);
+}
+
+/* The engine takes a mapping over from the fallback and is granted the very external
+ * address and port the fallback had: nothing the apps see changes, but the record on disk
+ * must lose the fallback's part, else a restarted pcpd re-adds it through UPnP-IGD too. */
+static void test_fallback_takeover_same_port(void **state) {
+        fixture *f = *state;
+        fake_fallback *ff = (fake_fallback *) f->m->upnp;
+        const pcpd_backend_events *ev = ff->base.events;
+        pcpd_backend_info bi = { .state = "active", .error = "", .has_external = true, .external_port = 9403,
+                                 .lifetime_granted = 3600 };
+        pcpd_mapping_request req = request(8403, ":1.1");
+        pcpd_mapping *mp = add(f, &req);
+        uint64_t id = mp->id;
+        pcpd_state_mapping *rec;
+        pcpd_state *st = NULL;
+
+        /* the fake engine's grants are at 198.51.100.9 (fake-backend.c) */
+        assert_true(pcp_addr_from_string("198.51.100.9", &bi.external_addr));
+        assert_true(pcp_addr_from_string("10.0.0.2", &bi.internal_addr));
+        fake_fail(f->fb, mp, "NETWORK_FAILURE");
+        wait_for(f, fallback_holds, &id, "the failed mapping to be handed to the fallback");
+        ev->mapping_changed(ff->base.userdata, mp, &bi, false);
+        ev->mapping_record_changed(ff->base.userdata, mp);
+        rec = record_on_disk(f, mp, &st);
+        assert_non_null(rec);
+        assert_string_equal(rec->upnp_interface, "eth0");
+        pcpd_state_free(st);
+
+        /* PCP answers after all, with the same external address and port */
+        fake_grant(f->fb, mp, 9403, 600);
+        assert_int_equal(ff->handovers, 1);
+        assert_null(mp->backend);
+        assert_int_equal(mp->external_port, 9403);
+        rec = record_on_disk(f, mp, &st);
+        assert_non_null(rec);
+        if (rec->upnp_interface != NULL && rec->upnp_interface[0] != '\0')
+                fail_msg("%s is held by PCP, but its record on disk still has the UPnP-IGD interface %s", mp->path,
+                         rec->upnp_interface);
+        assert_int_equal(rec->external_port, 9403);
+        pcpd_state_free(st);
+}
+
 /* A server that answers no PCP (unreachable) with nothing else known: the manager's state
  * follows what the backend tells of its server. */
 static void test_server_state(void **state) {
@@ -992,6 +1050,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_server_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_events, setup, teardown, (void *) &fallback),
+                cmocka_unit_test_prestate_setup_teardown(test_fallback_takeover_same_port, setup, teardown,
+                                                         (void *) &fallback),
         };
 
         /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none
