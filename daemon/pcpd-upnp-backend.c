@@ -56,6 +56,7 @@ struct upnp_backend {
         pcpd_backend base;
         GHashTable *ifaces; /* ifname -> upnp_iface * (owned) */
         bool shutting_down;
+        bool freeing; /* the manager is going: nothing is told any more */
         /* "cannot be used" said for the missing module (-ELIBACC) already: the loader has
          * said which file once, and it stays missing (pcpd-module.c tries once), so each
          * later interface check says it at debug level only */
@@ -73,7 +74,8 @@ static void tell_mapping(upnp_backend *b, pcpd_mapping *mp, const pcpd_backend_i
 }
 
 static void tell_deleting_done(upnp_backend *b, uint64_t cookie, bool confirmed) {
-        b->base.events->deleting_done(b->base.userdata, cookie, confirmed);
+        if (cookie != 0 && !b->freeing)
+                b->base.events->deleting_done(b->base.userdata, cookie, confirmed);
 }
 
 static void sockaddr_ipv4(const struct sockaddr *sa, struct in6_addr *ret) {
@@ -295,8 +297,9 @@ static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
                         return;
                 g_debug("UPnP mapping %" G_GUINT64_FORMAT " on %s deleted: %s", ev->mapping_id, ui->ifname,
                         ev->deleted_upstream ? "confirmed" : "not confirmed");
-                if (*rid != 0 && !b->shutting_down)
-                        tell_deleting_done(b, *rid, ev->deleted_upstream);
+                /* also while pcpd stops: the manager is there until the backend is freed,
+                 * and forgets a confirmed delete's record before its last snapshot */
+                tell_deleting_done(b, *rid, ev->deleted_upstream);
                 g_hash_table_remove(ui->deleting, &ev->mapping_id);
                 return;
 
@@ -392,12 +395,14 @@ static int upnp_add(pcpd_backend *base, pcpd_mapping *mp, pcpd_server *s, const 
 }
 
 /* A permanent mapping does not expire: its delete is kept on disk until the IGD confirms
- * it (not at shutdown: then the mapping's own record stays, for the next start). */
+ * it. Also while pcpd stops: the deletes upnp_shutdown() sends itself keep the mapping's
+ * own record (for the next start), but a mapping removed meanwhile (released, its owner
+ * gone, taken over by PCP) loses its record, so its delete needs one of its own. */
 static bool upnp_deleting_record(pcpd_backend *base, const pcpd_mapping *mp, pcpd_state_mapping *ret) {
-        upnp_backend *b = (upnp_backend *) base;
         const struct pcpd_backend_mapping *l = mp->backend;
 
-        if (l == NULL || !l->has_record || !l->rec.permanent || b->shutting_down)
+        (void) base;
+        if (l == NULL || !l->has_record || !l->rec.permanent)
                 return false;
         *ret = (pcpd_state_mapping) {
                 .deleting = true,
@@ -636,6 +641,7 @@ static void upnp_free(pcpd_backend *base) {
         if (b == NULL)
                 return;
         b->shutting_down = true;
+        b->freeing = true;
         g_hash_table_destroy(b->ifaces);
         g_free(b);
 }
