@@ -25,6 +25,9 @@ silent      (lab --upnp yes, PCP dropped at the router without ICMP) after 21 s 
 shutdown-release (lab --no-upnpd, --permanent-only) a permanent mapping released while pcpd
             stops (the IGD is gone, so the shutdown's delete is still under way): its delete
             is kept in the state directory (Deleting) and done at the next start
+deleting-retry (lab --no-upnpd, --permanent-only) the delete kept from a previous run fails
+            at the start (no IGD answers): it is tried again while pcpd runs, as soon as an
+            IGD appears, and its record is forgotten once the IGD confirms
 conflict    (lab --no-upnpd, the scripted IGD answering 718 on some ports) another external
             port; with prefer-failure the mapping fails CANNOT_PROVIDE_EXTERNAL; IPv6 (no PCP
             there either): refused with Unsupported, never made through IPv4's IGD
@@ -449,4 +452,34 @@ if case == "shutdown-release":
     t.done()
 
 
-t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict, shutdown-release)")
+if case == "deleting-retry":
+    igd = upnpit.Igd(t, "igd", ["--permanent-only"])
+    t.start_pcpd(GraceSeconds=GRACE)
+    d = t.app("appD")
+    d.add("r", "tcp", 4720)
+    wait_active(d, "r", 60)
+    igd.p.kill()
+    igd.p.wait(10)
+    d.release("r")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM with an unconfirmed delete (status 0), saw {rc}")
+    saved = saved_state()
+    t.require(deleting_record(saved, 4720),
+              f"state: the unconfirmed delete of 4720 is kept (Deleting), saw:\n{saved}")
+    # the next start finds no IGD: the delete it sends again fails (after its wait for one)
+    t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
+    t.require(t.wait_until(lambda: "did not confirm the delete of" in pcpd_log("pcpd.1.log"), 120,
+                           "the first delete at the start given up", fatal=False),
+              f"start without an IGD: expected the delete of 4720 to fail, saw:\n{pcpd_log('pcpd.1.log')}")
+    # an IGD appears while pcpd runs: the delete is tried again, not left for the next start
+    igd2 = upnpit.Igd(t, "igd2", ["--permanent-only"])
+    asked = t.wait_until(lambda: touched(igd2, 4720), 90, "the delete of 4720 tried again", fatal=False)
+    t.check(asked, f"an IGD seen while pcpd runs: expected the failed delete of 4720 tried again there, saw "
+                   f"{igd2.requests()}")
+    t.check(t.wait_until(lambda: "UpnpExternalPort=4720" not in saved_state(), 30, "the record forgotten",
+                         fatal=False), f"state: the delete confirmed, its record is forgotten, saw:\n{saved_state()}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict, shutdown-release, deleting-retry)")
