@@ -8,9 +8,10 @@
  * interface, the IGD, the external port, whether the IGD took only a permanent lease (725).
  * A permanent mapping is deleted by pcpd itself: on release and owner death (remove: a
  * deleting record of its own, deleting_record, which the manager keeps until the IGD
- * confirms), at shutdown (its mapping record stays, so that a restarted pcpd takes it back
- * for its app or deletes it after the grace period), and after a crash (the same restore
- * path). A leased one expires by itself.
+ * confirms; one the IGD does not confirm is tried again while pcpd runs, a bounded number
+ * of times: DELETE_RETRIES), at shutdown (its mapping record stays, so that a restarted
+ * pcpd takes it back for its app or deletes it after the grace period), and after a crash
+ * (the same restore path). A leased one expires by itself.
  *
  * Its news goes up through the backend events it was given (pcpd-backend-events.h), like
  * every backend's: it knows nothing of the manager.
@@ -30,8 +31,27 @@
 
 #define SHUTDOWN_WAIT_MS 5000
 #define PERMANENT_DELETE_KEEP_S (30u * 24 * 3600) /* a deleting record of a permanent mapping */
+/* A delete the manager keeps a record of that the IGD did not confirm is tried again while
+ * pcpd runs: at once when an IGD appears on its interface, else after DELETE_RETRY_FIRST_S
+ * doubling (60, 120, 240, 480, 960 s: about half an hour), DELETE_RETRIES times in all.
+ * Then it is given up for this run (the record stays: the next start tries again). */
+#define DELETE_RETRIES 5u
+#define DELETE_RETRY_FIRST_S 60u
 
 typedef struct upnp_backend upnp_backend;
+
+/* A delete under way (in ui->deleting, by its upnp id) or waiting to be tried again (in
+ * b->waiting). cookie ≠ 0: the manager keeps its record, and is told its end. */
+typedef struct upnp_delete {
+        upnp_backend *b;
+        uint64_t cookie;
+        char ifname[IF_NAMESIZE];
+        bool has_rec;           /* what to delete again (a permanent mapping's entry) */
+        bool internal_from_if;  /* rec.internal_addr is the host's address on ifname, asked anew */
+        pcpd_upnp_record rec;   /* igd_addr: the router it was on */
+        unsigned tries;         /* tries again so far */
+        guint timer;            /* waiting: the next try */
+} upnp_delete;
 
 typedef struct upnp_iface {
         upnp_backend *b;
@@ -39,7 +59,7 @@ typedef struct upnp_iface {
         struct in6_addr gateway;
         pcpd_upnp *u;
         GHashTable *held;     /* upnp id (uint64_t *) -> struct pcpd_backend_mapping * */
-        GHashTable *deleting; /* upnp id (uint64_t *) -> uint64_t * deleting record id (0: none kept) */
+        GHashTable *deleting; /* upnp id (uint64_t *) -> upnp_delete * (owned) */
         bool igd_present;
 } upnp_iface;
 
@@ -55,7 +75,9 @@ struct pcpd_backend_mapping {
 struct upnp_backend {
         pcpd_backend base;
         GHashTable *ifaces; /* ifname -> upnp_iface * (owned) */
+        GPtrArray *waiting; /* upnp_delete * (owned): failed deletes to try again */
         bool shutting_down;
+        bool freeing; /* the manager is going: nothing is told any more */
         /* "cannot be used" said for the missing module (-ELIBACC) already: the loader has
          * said which file once, and it stays missing (pcpd-module.c tries once), so each
          * later interface check says it at debug level only */
@@ -73,7 +95,25 @@ static void tell_mapping(upnp_backend *b, pcpd_mapping *mp, const pcpd_backend_i
 }
 
 static void tell_deleting_done(upnp_backend *b, uint64_t cookie, bool confirmed) {
-        b->base.events->deleting_done(b->base.userdata, cookie, confirmed);
+        if (cookie != 0 && !b->freeing)
+                b->base.events->deleting_done(b->base.userdata, cookie, confirmed);
+}
+
+static void delete_free(upnp_delete *d) {
+        if (d == NULL)
+                return;
+        if (d->timer != 0)
+                g_source_remove(d->timer);
+        g_free(d);
+}
+
+static upnp_delete *delete_new(upnp_backend *b, uint64_t cookie, const char *ifname) {
+        upnp_delete *d = g_new0(upnp_delete, 1);
+
+        d->b = b;
+        d->cookie = cookie;
+        g_strlcpy(d->ifname, ifname ?: "", sizeof(d->ifname));
+        return d;
 }
 
 static void sockaddr_ipv4(const struct sockaddr *sa, struct in6_addr *ret) {
@@ -227,7 +267,7 @@ static upnp_iface *iface_get(upnp_backend *b, const char *ifname, const struct i
         g_strlcpy(ui->ifname, ifname, sizeof(ui->ifname));
         ui->gateway = *gateway;
         ui->held = g_hash_table_new(g_int64_hash, g_int64_equal);
-        ui->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        ui->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, (GDestroyNotify) delete_free);
         r = pcpd_upnp_new(NULL, NULL, &ops, ui, &ui->u);
         if (r >= 0)
                 r = pcpd_upnp_set_interface(ui->u, ifname, AF_INET, gateway);
@@ -265,11 +305,93 @@ static void link_take_record(struct pcpd_backend_mapping *l, upnp_backend *b) {
         b->base.events->mapping_record_changed(b->base.userdata, l->mp);
 }
 
+/* ---- deletes the manager keeps a record of, tried again while pcpd runs ---- */
+
+static void delete_failed(upnp_delete *d);
+
+/* d (waiting, or new) goes out (again) at the IGD of its interface; or it has failed once more */
+static void delete_send(upnp_delete *d) {
+        upnp_backend *b = d->b;
+        upnp_iface *ui = g_hash_table_lookup(b->ifaces, d->ifname);
+        uint64_t id;
+        int r = -ENODEV;
+
+        if (ui == NULL)
+                ui = iface_get(b, d->ifname, &d->rec.igd_addr);
+        if (ui != NULL && (!d->internal_from_if || iface_ipv4(ui->ifname, &d->rec.internal_addr)))
+                r = pcpd_upnp_remove_record(ui->u, &d->rec, &id);
+        if (r == 0) {
+                g_hash_table_insert(ui->deleting, g_memdup2(&id, sizeof(id)), d);
+                return;
+        }
+        if (r == -EINVAL) /* a record no IGD entry can match: no use trying again */
+                d->tries = DELETE_RETRIES;
+        delete_failed(d);
+}
+
+static gboolean on_delete_retry(gpointer data) {
+        upnp_delete *d = data;
+        guint k;
+
+        d->timer = 0;
+        if (g_ptr_array_find(d->b->waiting, d, &k))
+                (void) g_ptr_array_steal_index_fast(d->b->waiting, k);
+        d->tries++;
+        delete_send(d);
+        return G_SOURCE_REMOVE;
+}
+
+/* d (owned by no table) was not confirmed: tried again later, or given up for this run */
+static void delete_failed(upnp_delete *d) {
+        upnp_backend *b = d->b;
+        char buf[PCP_ADDR_STRLEN], ibuf[PCP_ADDR_STRLEN];
+        const char *proto = pcp_protocol_to_string(d->rec.protocol) ?: "?";
+        unsigned delay;
+
+        if (d->cookie == 0 || !d->has_rec || b->shutting_down) {
+                tell_deleting_done(b, d->cookie, false);
+                delete_free(d);
+                return;
+        }
+        if (d->tries >= DELETE_RETRIES) {
+                g_warning("The UPnP-IGD at %s on %s did not confirm the delete of the permanent mapping %s external "
+                          "port %u (to %s port %u) after %u tries: it may still be there (a permanent mapping never "
+                          "expires). pcpd tries again at its next start; to remove it now, delete that port mapping "
+                          "on the router",
+                          pcp_addr_to_string(&d->rec.igd_addr, buf), d->ifname, proto, d->rec.external_port,
+                          pcp_addr_to_string(&d->rec.internal_addr, ibuf), d->rec.internal_port, d->tries + 1);
+                tell_deleting_done(b, d->cookie, false);
+                delete_free(d);
+                return;
+        }
+        delay = DELETE_RETRY_FIRST_S << d->tries;
+        g_message("The UPnP-IGD on %s did not confirm the delete of %s port %u: tried again when an IGD answers "
+                  "there, at the latest in %u s (try %u of %u)",
+                  d->ifname, proto, d->rec.external_port, delay, d->tries + 1, DELETE_RETRIES + 1);
+        d->timer = g_timeout_add_seconds(delay, on_delete_retry, d);
+        g_ptr_array_add(b->waiting, d);
+}
+
+/* an IGD answers on ifname: what waits there is tried again now */
+static void delete_retry_now(upnp_backend *b, const char *ifname) {
+        g_autoptr(GPtrArray) now = g_ptr_array_new();
+
+        for (guint k = 0; k < b->waiting->len; k++)
+                if (strcmp(((upnp_delete *) b->waiting->pdata[k])->ifname, ifname) == 0)
+                        g_ptr_array_add(now, b->waiting->pdata[k]);
+        for (guint k = 0; k < now->len; k++) {
+                upnp_delete *d = now->pdata[k];
+                g_source_remove(d->timer);
+                (void) on_delete_retry(d);
+        }
+}
+
 static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
         upnp_iface *ui = userdata;
         upnp_backend *b = ui->b;
         struct pcpd_backend_mapping *l;
-        uint64_t *rid;
+        upnp_delete *d;
+        gpointer key;
         pcpd_backend_info bi;
 
         switch (ev->type) {
@@ -290,14 +412,18 @@ static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
                 return;
 
         case PCPD_UPNP_EVENT_MAPPING_DELETED:
-                rid = g_hash_table_lookup(ui->deleting, &ev->mapping_id);
-                if (rid == NULL)
+                if (!g_hash_table_steal_extended(ui->deleting, &ev->mapping_id, &key, (gpointer *) &d))
                         return;
+                g_free(key);
                 g_debug("UPnP mapping %" G_GUINT64_FORMAT " on %s deleted: %s", ev->mapping_id, ui->ifname,
                         ev->deleted_upstream ? "confirmed" : "not confirmed");
-                if (*rid != 0 && !b->shutting_down)
-                        tell_deleting_done(b, *rid, ev->deleted_upstream);
-                g_hash_table_remove(ui->deleting, &ev->mapping_id);
+                /* also while pcpd stops: the manager is there until the backend is freed,
+                 * and forgets a confirmed delete's record before its last snapshot */
+                if (ev->deleted_upstream) {
+                        tell_deleting_done(b, d->cookie, true);
+                        delete_free(d);
+                } else
+                        delete_failed(d);
                 return;
 
         case PCPD_UPNP_EVENT_IGD:
@@ -307,8 +433,11 @@ static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
                         g_message("UPnP-IGD %s on %s: %s", pcp_addr_to_string(&ev->igd->addr, buf), ui->ifname,
                                   ev->igd->present ? ev->igd->service_type : "gone");
                 }
-                if (!b->shutting_down)
-                        b->base.events->server_changed(b->base.userdata, NULL, NULL);
+                if (b->shutting_down)
+                        return;
+                if (ev->igd != NULL && ev->igd->present)
+                        delete_retry_now(b, ui->ifname);
+                b->base.events->server_changed(b->base.userdata, NULL, NULL);
                 return;
         }
 }
@@ -392,12 +521,14 @@ static int upnp_add(pcpd_backend *base, pcpd_mapping *mp, pcpd_server *s, const 
 }
 
 /* A permanent mapping does not expire: its delete is kept on disk until the IGD confirms
- * it (not at shutdown: then the mapping's own record stays, for the next start). */
+ * it. Also while pcpd stops: the deletes upnp_shutdown() sends itself keep the mapping's
+ * own record (for the next start), but a mapping removed meanwhile (released, its owner
+ * gone, taken over by PCP) loses its record, so its delete needs one of its own. */
 static bool upnp_deleting_record(pcpd_backend *base, const pcpd_mapping *mp, pcpd_state_mapping *ret) {
-        upnp_backend *b = (upnp_backend *) base;
         const struct pcpd_backend_mapping *l = mp->backend;
 
-        if (l == NULL || !l->has_record || !l->rec.permanent || b->shutting_down)
+        (void) base;
+        if (l == NULL || !l->has_record || !l->rec.permanent)
                 return false;
         *ret = (pcpd_state_mapping) {
                 .deleting = true,
@@ -426,14 +557,17 @@ static bool upnp_deleting_record(pcpd_backend *base, const pcpd_mapping *mp, pcp
 static void upnp_remove(pcpd_backend *base, pcpd_mapping *mp, uint64_t cookie) {
         upnp_backend *b = (upnp_backend *) base;
         struct pcpd_backend_mapping *l = mp->backend;
+        upnp_delete *d;
 
         if (l == NULL)
                 return;
+        d = delete_new(b, cookie, l->ui->ifname);
+        d->has_rec = l->has_record;
+        d->rec = l->rec;
         if (pcpd_upnp_remove(l->ui->u, l->id) == 0)
-                g_hash_table_insert(l->ui->deleting, g_memdup2(&l->id, sizeof(l->id)),
-                                    g_memdup2(&cookie, sizeof(cookie)));
-        else if (cookie != 0)
-                tell_deleting_done(b, cookie, false);
+                g_hash_table_insert(l->ui->deleting, g_memdup2(&l->id, sizeof(l->id)), d);
+        else
+                delete_failed(d);
         g_hash_table_remove(l->ui->held, &l->id);
         mp->backend = NULL;
         g_free(l);
@@ -530,19 +664,23 @@ static void upnp_restore_deleting(pcpd_backend *base, const pcpd_state_mapping *
                 .permanent = rec->upnp_permanent,
                 .igd_addr = rec->upnp_igd,
         };
-        upnp_iface *ui = iface_get(b, rec->upnp_interface, &rec->upnp_igd);
-        uint64_t id;
+        upnp_delete *d;
 
-        if (ui == NULL || !iface_ipv4(ui->ifname, &r.internal_addr) || pcpd_upnp_remove_record(ui->u, &r, &id) < 0) {
-                g_message("Removed UPnP mapping %s port %u on %s cannot be deleted now; kept for the next start",
-                          pcp_protocol_to_string(rec->protocol) ?: "?", rec->upnp_external_port,
-                          rec->upnp_interface);
+        if (rec->upnp_interface == NULL || rec->upnp_interface[0] == '\0' ||
+            strlen(rec->upnp_interface) >= IF_NAMESIZE) {
+                g_message("Removed UPnP mapping %s port %u has no valid interface in its record; kept, not deleted",
+                          pcp_protocol_to_string(rec->protocol) ?: "?", rec->upnp_external_port);
                 return;
         }
         g_message("Removed UPnP mapping %s port %u (permanent) was not confirmed deleted before the restart: "
                   "deleting it at the UPnP-IGD on %s",
-                  pcp_protocol_to_string(rec->protocol) ?: "?", rec->upnp_external_port, ui->ifname);
-        g_hash_table_insert(ui->deleting, g_memdup2(&id, sizeof(id)), g_memdup2(&rec->id, sizeof(rec->id)));
+                  pcp_protocol_to_string(rec->protocol) ?: "?", rec->upnp_external_port, rec->upnp_interface);
+        /* what fails (no interface yet, no IGD answers) is tried again while pcpd runs */
+        d = delete_new(b, rec->id, rec->upnp_interface);
+        d->has_rec = true;
+        d->internal_from_if = true;
+        d->rec = r;
+        delete_send(d);
 }
 
 static void upnp_watch(pcpd_backend *base, pcpd_server *s) {
@@ -604,6 +742,8 @@ static void upnp_shutdown(pcpd_backend *base) {
         guint timeout;
 
         b->shutting_down = true;
+        /* what waits to be tried again is not tried now: its record stays, for the next start */
+        g_ptr_array_set_size(b->waiting, 0);
         g_hash_table_iter_init(&it, b->ifaces);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 upnp_iface *ui = v;
@@ -636,6 +776,8 @@ static void upnp_free(pcpd_backend *base) {
         if (b == NULL)
                 return;
         b->shutting_down = true;
+        b->freeing = true;
+        g_ptr_array_free(b->waiting, TRUE);
         g_hash_table_destroy(b->ifaces);
         g_free(b);
 }
@@ -666,6 +808,7 @@ int pcpd_upnp_backend_new(const pcpd_backend_events *events, void *userdata, siz
         b->base.events = events;
         b->base.userdata = userdata;
         b->ifaces = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) iface_free);
+        b->waiting = g_ptr_array_new_with_free_func((GDestroyNotify) delete_free);
         *ret = &b->base;
         return 0;
 }

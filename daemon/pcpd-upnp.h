@@ -114,8 +114,9 @@
  *     with the recorded external port as suggestion (the GetSpecificPortMappingEntry check
  *     finds it ours and refreshes it: no duplicate); one not reclaimed within the grace
  *     period is removed (pcpd_upnp_remove()). A permanent mapping's removal is kept as a
- *     deleting record until deleted_upstream; one left unconfirmed is retried at the next
- *     start with pcpd_upnp_remove_record(). At shutdown pcpd_upnp_remove() is called for
+ *     deleting record until deleted_upstream; one left unconfirmed is tried again with
+ *     pcpd_upnp_remove_record() while pcpd runs (when an IGD appears, else on a back-off,
+ *     a bounded number of times) and at the next start. At shutdown pcpd_upnp_remove() is called for
  *     permanent mappings (they do not expire by themselves; their mapping records stay, so
  *     that a restart takes them back or deletes them) and the loop runs until
  *     pcpd_upnp_n_busy() is 0 or 5 s passed. Leased ones are left to expire or be

@@ -22,6 +22,12 @@ router      (lab --upnp yes) the WAN address changes: the mapping follows (the I
             Release deletes it there
 silent      (lab --upnp yes, PCP dropped at the router without ICMP) after 21 s of silence
             the mapping is made through UPnP-IGD: active, Servers, traffic
+shutdown-release (lab --no-upnpd, --permanent-only) a permanent mapping released while pcpd
+            stops (the IGD is gone, so the shutdown's delete is still under way): its delete
+            is kept in the state directory (Deleting) and done at the next start
+deleting-retry (lab --no-upnpd, --permanent-only) the delete kept from a previous run fails
+            at the start (no IGD answers): it is tried again while pcpd runs, as soon as an
+            IGD appears, and its record is forgotten once the IGD confirms
 conflict    (lab --no-upnpd, the scripted IGD answering 718 on some ports) another external
             port; with prefer-failure the mapping fails CANNOT_PROVIDE_EXTERNAL; IPv6 (no PCP
             there either): refused with Unsupported, never made through IPv4's IGD
@@ -390,4 +396,90 @@ if case == "conflict":
     t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
 
-t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict)")
+def pcpd_log(name):
+    with open(os.path.join(t.lab_dir, name), errors="replace") as f:
+        return f.read()
+
+
+def saved_state():
+    with open(os.path.join(t.lab_dir, "pcpd-state", "mappings.state")) as f:
+        return f.read()
+
+
+def deleting_record(saved, port):
+    """a deleting record with the UPnP part of external port `port` in a state file"""
+    return any("Deleting=true" in sec and f"UpnpExternalPort={port}\n" in sec for sec in saved.split("\n["))
+
+
+def touched(igd, port):
+    return [r for r in igd.requests() if r.get("args", {}).get("NewExternalPort") == str(port) and
+            r.get("action") in ("GetSpecificPortMappingEntry", "DeletePortMapping")]
+
+
+if case == "shutdown-release":
+    igd = upnpit.Igd(t, "igd", ["--permanent-only"])
+    t.start_pcpd(GraceSeconds=GRACE)
+    a = t.app("appA")
+    a.add("w", "tcp", 4710)
+    wait_active(a, "w", 60)
+    # the IGD goes away: the delete pcpd sends while it stops stays unconfirmed for the
+    # whole shutdown window, and the app releases the mapping inside that window
+    igd.p.kill()
+    igd.p.wait(10)
+    t.pcpd.send_signal(signal.SIGTERM)
+    t.require(t.wait_until(lambda: "before stopping" in pcpd_log("pcpd.log"), 30, "the shutdown's deletes"),
+              "SIGTERM: expected pcpd to start deleting its permanent UPnP mapping before it exits")
+    ev = a.release("w", timeout=30)
+    t.check(ev is not None and ev["ev"] == "released",
+            f"Release while pcpd stops: expected it done, saw {ev}")
+    try:
+        rc = t.pcpd.wait(30)
+    except Exception:
+        rc = None
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    saved = saved_state()
+    t.check(deleting_record(saved, 4710),
+            f"state: the permanent mapping 4710 released during the shutdown, its delete unconfirmed, is kept "
+            f"as a deleting record (Deleting, its UPnP part) for the next start, saw:\n{saved}")
+    igd2 = upnpit.Igd(t, "igd2", ["--permanent-only"])
+    t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
+    asked = t.wait_until(lambda: touched(igd2, 4710), 60, "the delete of 4710", fatal=False)
+    t.check(asked, f"next start: expected pcpd to check and delete 4710 at the IGD, saw {igd2.requests()}")
+    t.check(t.wait_until(lambda: "UpnpExternalPort=4710" not in saved_state(), 30, "the record forgotten",
+                         fatal=False), f"state: the delete done, its record is forgotten, saw:\n{saved_state()}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+
+if case == "deleting-retry":
+    igd = upnpit.Igd(t, "igd", ["--permanent-only"])
+    t.start_pcpd(GraceSeconds=GRACE)
+    d = t.app("appD")
+    d.add("r", "tcp", 4720)
+    wait_active(d, "r", 60)
+    igd.p.kill()
+    igd.p.wait(10)
+    d.release("r")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM with an unconfirmed delete (status 0), saw {rc}")
+    saved = saved_state()
+    t.require(deleting_record(saved, 4720),
+              f"state: the unconfirmed delete of 4720 is kept (Deleting), saw:\n{saved}")
+    # the next start finds no IGD: the delete it sends again fails (after its wait for one)
+    t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
+    t.require(t.wait_until(lambda: "did not confirm the delete of" in pcpd_log("pcpd.1.log"), 120,
+                           "the first delete at the start given up", fatal=False),
+              f"start without an IGD: expected the delete of 4720 to fail, saw:\n{pcpd_log('pcpd.1.log')}")
+    # an IGD appears while pcpd runs: the delete is tried again, not left for the next start
+    igd2 = upnpit.Igd(t, "igd2", ["--permanent-only"])
+    asked = t.wait_until(lambda: touched(igd2, 4720), 90, "the delete of 4720 tried again", fatal=False)
+    t.check(asked, f"an IGD seen while pcpd runs: expected the failed delete of 4720 tried again there, saw "
+                   f"{igd2.requests()}")
+    t.check(t.wait_until(lambda: "UpnpExternalPort=4720" not in saved_state(), 30, "the record forgotten",
+                         fatal=False), f"state: the delete confirmed, its record is forgotten, saw:\n{saved_state()}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict, shutdown-release, deleting-retry)")
