@@ -38,6 +38,12 @@
  *   exec     runs COMMAND with DBUS_SYSTEM_BUS_ADDRESS, PCPD_PID and BENCH_TMP set,
  *            for measurements done from the shell (hyperfine, strace, LD_DEBUG)
  *
+ * With --nm mock, NetworkManager is on the bus before pcpd starts: python3-dbusmock's
+ * template as tests/nm/nmmock.py extends it ("serve": one device with DHCPv4 and DHCPv6
+ * leases that announce no PCP server), so pcpd loads pcpd-nm.so and libnm reads its
+ * objects, as on a host where NetworkManager runs. Every phase then measures pcpd with the
+ * module loaded; the PCP server is the same configured one.
+ *
  * Results are printed as "RESULT phase.key value" lines (for run-daemon-bench.sh) and
  * in words. Benchmarks are not tests: nothing here asserts a figure; the run fails only
  * when it cannot do what it measures (a mapping that never becomes active, a process
@@ -100,6 +106,11 @@ static struct {
         measure measure;
         bool monitor, keep, verbose, trim_probe;
         bool no_net_admin; /* pcpd without CAP_NET_ADMIN, as under the shipped unit */
+        bool nm_mock; /* --nm mock: NetworkManager (dbusmock) on the bus before pcpd */
+        unsigned nm_devices;
+        unsigned settle_seconds; /* burst/all: RSS again this long after all are active */
+        const char **pcpd_env; /* --pcpd-env NAME=VALUE..., NULL-terminated pairs */
+        size_t n_pcpd_env;
         unsigned pcpd_rcvbuf; /* 0, or the net.core.rmem_max to emulate on pcpd's UDP sockets */
         unsigned n_seq, n_burst, n_all, n_hold, n_renew, n_pcpctl;
         unsigned conns, window;
@@ -114,6 +125,7 @@ static struct {
         .n_hold = 30000,
         .n_renew = 200,
         .n_pcpctl = 30,
+        .nm_devices = 1,
         .conns = 20,
         .window = 100,
         .lifetime_cap = 8,
@@ -608,7 +620,7 @@ static pid_t responder_start(const char *ip, uint32_t lifetime_cap, volatile res
 typedef struct env {
         char *tmp, *address, *ip;
         uint16_t announce_port;
-        pid_t bus_pid, server_pid, pcpd_pid;
+        pid_t bus_pid, server_pid, pcpd_pid, nm_pid;
         volatile responder_stats *rstats;
         char *pcpd_unique;
         char *pcpd_log, *bus_log;
@@ -625,6 +637,8 @@ static void env_kill_all(void) {
         if (the_env == NULL)
                 return;
         stop_process(&the_env->pcpd_pid, SIGKILL, 2000);
+        /* SIGTERM: the mock's own child (dbusmock) is stopped by it */
+        stop_process(&the_env->nm_pid, SIGTERM, 5000);
         stop_process(&the_env->server_pid, SIGKILL, 2000);
         stop_process(&the_env->bus_pid, SIGKILL, 2000);
 }
@@ -749,6 +763,15 @@ static bool cond_pcpd_ready(env *e) {
         return ok;
 }
 
+/* --nm mock: pcpd-nm.so loaded and libnm's client made, NetworkManager's state applied */
+static bool cond_pcpd_saw_nm(env *e) {
+        char *log = read_file(e->pcpd_log);
+        bool seen = log != NULL && strstr(log, "NetworkManager is running") != NULL;
+
+        free(log);
+        return seen;
+}
+
 static bool file_exists_cond(const char *path) {
         return access(path, F_OK) == 0;
 }
@@ -787,11 +810,15 @@ static env *env_start(const env_config *cfg) {
                 die("cannot read %s: %m", path);
         free(path);
         policy = xasprintf("%s/dbus/org.freedesktop.PCP1.conf", opt.source);
-        limits = strdup("<policy user=\"root\">"
-                        "<allow send_destination=\"org.freedesktop.DBus\" "
-                        "send_interface=\"org.freedesktop.DBus.Debug.Stats\"/>"
-                        "<allow send_destination=\"org.freedesktop.DBus\" "
-                        "send_interface=\"org.freedesktop.DBus.Monitoring\"/></policy>");
+        limits = xasprintf("<policy user=\"root\">"
+                           "<allow send_destination=\"org.freedesktop.DBus\" "
+                           "send_interface=\"org.freedesktop.DBus.Debug.Stats\"/>"
+                           "<allow send_destination=\"org.freedesktop.DBus\" "
+                           "send_interface=\"org.freedesktop.DBus.Monitoring\"/>%s</policy>",
+                           /* --nm mock: root's mock may own NetworkManager's name and be called */
+                           opt.nm_mock ? "<allow own=\"org.freedesktop.NetworkManager\"/>"
+                                         "<allow send_destination=\"org.freedesktop.NetworkManager\"/>"
+                                       : "");
         path = xasprintf("%s/bus.sock", e->tmp);
         conf = replace_all(tmpl, "{socket}", path);
         free(path);
@@ -881,6 +908,26 @@ static env *env_start(const env_config *cfg) {
         } else
                 e->server_pid = responder_start(e->ip, cfg->lifetime_cap, &e->rstats);
 
+        /* --nm mock: NetworkManager before pcpd, with its devices exported */
+        if (opt.nm_mock) {
+                char *script = xasprintf("%s/tests/nm/nmmock.py", opt.source);
+                char *ready = xasprintf("%s/nm.ready", e->tmp), *out = xasprintf("%s/nm.log", e->tmp);
+                char *ndev = xasprintf("%u", opt.nm_devices);
+                const char *argv[] = {"/usr/bin/python3", script, "serve",  "--bus-address", e->address, "--ready-file",
+                                      ready,      "--devices", ndev, NULL};
+                uint64_t end = now_ns() + 60 * SEC;
+                e->nm_pid = spawn(argv, out, NULL);
+                while (!file_exists_cond(ready)) {
+                        if (!pid_alive(e->nm_pid) || now_ns() > end)
+                                die("the NetworkManager mock did not start (python3-dbusmock installed?); see %s", out);
+                        usleep(20000);
+                }
+                free(script);
+                free(ready);
+                free(out);
+                free(ndev);
+        }
+
         /* pcpd: limits raised so that one root client may hold every port */
         path = xasprintf("%s/pcpd.conf", e->tmp);
         text = xasprintf("[Daemon]\nDefaultLifetime=3600\nMaxMappingsPerUser=0\nMaxMappings=131070\n"
@@ -900,7 +947,13 @@ static env *env_start(const env_config *cfg) {
                                     path,       "--state-dir",   state,  NULL};
                 /* the build tree's modules (daemon/pcpd-module.h), not the installed ones */
                 char *moddir = xasprintf("%s/daemon", opt.build);
-                const char *envv[] = {"DBUS_SYSTEM_BUS_ADDRESS", e->address, "PCPD_MODULE_DIR", moddir, NULL};
+                const char *envv[64] = {"DBUS_SYSTEM_BUS_ADDRESS", e->address, "PCPD_MODULE_DIR", moddir, NULL};
+                /* --pcpd-env: allocator and library settings tried on pcpd alone */
+                for (size_t i = 0; i < opt.n_pcpd_env && 4 + 2 * i + 2 < ELEMENTSOF(envv); i++) {
+                        envv[4 + 2 * i] = opt.pcpd_env[2 * i];
+                        envv[4 + 2 * i + 1] = opt.pcpd_env[2 * i + 1];
+                        envv[4 + 2 * i + 2] = NULL;
+                }
                 const char *const *cmd = !cfg->valgrind                  ? plain
                                          : opt.measure == MEASURE_MASSIF ? ms
                                                                          : cg;
@@ -927,6 +980,8 @@ static env *env_start(const env_config *cfg) {
         e->watch = bus_connect(e->address, false);
         wait_for(cond_pcpd_on_bus, e, cfg->valgrind ? 120 : 20, "pcpd on the bus");
         wait_for(cond_pcpd_ready, e, cfg->valgrind ? 120 : 20, "pcpd's State \"ready\"");
+        if (opt.nm_mock)
+                wait_for(cond_pcpd_saw_nm, e, cfg->valgrind ? 120 : 30, "pcpd to see NetworkManager (libnm)");
         {
                 sd_bus_error err = SD_BUS_ERROR_NULL;
                 sd_bus_message *reply = NULL;
@@ -994,6 +1049,7 @@ static void env_stop(env *e) {
                 sd_event_source_unref(e->mon_source);
         /* pcpd first: closing our connections would make it delete every mapping */
         stop_process(&e->pcpd_pid, SIGTERM, 120000);
+        stop_process(&e->nm_pid, SIGTERM, 10000);
         env_report_pcpd_log(e);
         if (opt.measure == MEASURE_MASSIF && opt.out_dir != NULL) {
                 char *cmd = xasprintf("cp -- '%s/massif.out' '%s/massif-%s.out'", e->tmp, opt.out_dir,
@@ -1802,6 +1858,23 @@ static void report_mem(env *e, const char *key) {
         result(k, "%lu", file);
         note("pcpd RSS %.1f MiB (peak %.1f MiB): anonymous %.1f MiB, file-backed %.1f MiB", rss / 1024.0,
              hwm / 1024.0, anon / 1024.0, file / 1024.0);
+        snprintf(k, sizeof(k), "%s_threads", key);
+        result(k, "%lu", proc_status_field(e->pcpd_pid, "Threads:"));
+        /* --out-dir: pcpd's smaps now, for a sum by mapping (bench/smaps-sum.awk) */
+        if (opt.out_dir != NULL) {
+                char *cmd = xasprintf("cat /proc/%d/smaps > '%s/smaps-%s-%s%s.txt'", (int) e->pcpd_pid, opt.out_dir,
+                                      phase_name, key, opt.nm_mock ? "-nm" : "");
+                if (system(cmd) != 0)
+                        fprintf(stderr, "bench-daemon: %s failed\n", cmd);
+                free(cmd);
+                cmd = xasprintf("for t in /proc/%d/task/*; do cat $t/comm; done | sort | uniq -c | "
+                                "awk '{ printf \"%%s x%%s \", $2, $1 } END { print \"\" }' "
+                                "> '%s/threads-%s-%s%s.txt'",
+                                (int) e->pcpd_pid, opt.out_dir, phase_name, key, opt.nm_mock ? "-nm" : "");
+                if (system(cmd) != 0)
+                        fprintf(stderr, "bench-daemon: %s failed\n", cmd);
+                free(cmd);
+        }
 }
 
 /* --measure massif: a detailed heap snapshot of pcpd now (valgrind's gdbserver, vgdb), kept
@@ -1867,6 +1940,12 @@ static void mass(size_t n, const char *label) {
                 result("add_reply_max_ms", "%.1f", d.max);
         }
         report_mem(e, label);
+        if (opt.settle_seconds > 0) {
+                /* the snapshot the burst scheduled is written and its buffers freed: what
+                 * stays held, without the transient peak the reading above may catch */
+                run_loop_for(e, opt.settle_seconds);
+                report_mem(e, "settled");
+        }
         if (opt.measure == MEASURE_MASSIF) {
                 sleep(10); /* the snapshot file that the burst scheduled is written */
                 massif_snapshot(e, "held");
@@ -2583,7 +2662,14 @@ static void usage(FILE *f) {
               "  --malloc-trim-probe  burst/all: RSS again after gdb calls malloc_trim(0) in pcpd\n"
               "  --no-net-admin       pcpd without CAP_NET_ADMIN (setpriv), as under pcpd.service\n"
               "  --pcpd-rcvbuf B      pcpd's UDP receive buffers as net.core.rmem_max = B would cap\n"
-              "                       them without CAP_NET_ADMIN (set from here, pidfd_getfd)\n",
+              "                       them without CAP_NET_ADMIN (set from here, pidfd_getfd)\n"
+              "  --nm none|mock       NetworkManager on the bus before pcpd (mock: tests/nm/nmmock.py,\n"
+              "                       python3-dbusmock): pcpd loads pcpd-nm.so (default none)\n"
+              "  --nm-devices N       devices the mock exports, each with DHCPv4/v6 leases (1)\n"
+              "  --settle S           burst/all: RSS again S seconds after all are active (settled_*)\n"
+              "  --pcpd-env NAME=VALUE  set in pcpd's environment (repeatable), e.g.\n"
+              "                       MALLOC_ARENA_MAX=1 or GNUTLS_NO_IMPLICIT_INIT=1\n"
+              "  With --out-dir, burst/all also keep pcpd's smaps and thread names at start and held\n",
               f);
 }
 
@@ -2619,6 +2705,10 @@ int main(int argc, char **argv) {
                 O_TRIM,
                 O_NO_NET_ADMIN,
                 O_PCPD_RCVBUF,
+                O_NM,
+                O_NM_DEVICES,
+                O_SETTLE,
+                O_PCPD_ENV,
                 O_HELP,
         };
         static const struct option longopts[] = {
@@ -2643,6 +2733,10 @@ int main(int argc, char **argv) {
                 {"malloc-trim-probe", no_argument, NULL, O_TRIM},
                 {"no-net-admin", no_argument, NULL, O_NO_NET_ADMIN},
                 {"pcpd-rcvbuf", required_argument, NULL, O_PCPD_RCVBUF},
+                {"nm", required_argument, NULL, O_NM},
+                {"nm-devices", required_argument, NULL, O_NM_DEVICES},
+                {"settle", required_argument, NULL, O_SETTLE},
+                {"pcpd-env", required_argument, NULL, O_PCPD_ENV},
                 {"help", no_argument, NULL, O_HELP},
                 {},
         };
@@ -2729,6 +2823,39 @@ int main(int argc, char **argv) {
                         if (opt.pcpd_rcvbuf > INT_MAX / 2)
                                 die("--pcpd-rcvbuf %u is too large", opt.pcpd_rcvbuf);
                         break;
+                case O_NM:
+                        if (strcmp(optarg, "mock") == 0)
+                                opt.nm_mock = true;
+                        else if (strcmp(optarg, "none") == 0)
+                                opt.nm_mock = false;
+                        else
+                                die("invalid --nm '%s': use none or mock", optarg);
+                        break;
+                case O_NM_DEVICES:
+                        opt.nm_devices = parse_unsigned(optarg, "--nm-devices");
+                        if (opt.nm_devices < 1 || opt.nm_devices > 100)
+                                die("invalid --nm-devices %u: use 1-100", opt.nm_devices);
+                        break;
+                case O_SETTLE:
+                        opt.settle_seconds = parse_unsigned(optarg, "--settle");
+                        break;
+                case O_PCPD_ENV: {
+                        char *eq = strchr(optarg, '=');
+                        const char **n;
+                        if (eq == NULL || eq == optarg)
+                                die("invalid --pcpd-env '%s': use NAME=VALUE", optarg);
+                        if (opt.n_pcpd_env >= 16)
+                                die("too many --pcpd-env (at most 16)");
+                        n = realloc(opt.pcpd_env, (opt.n_pcpd_env + 1) * 2 * sizeof(*n));
+                        if (n == NULL)
+                                die("out of memory");
+                        opt.pcpd_env = n;
+                        *eq = '\0';
+                        n[2 * opt.n_pcpd_env] = optarg;
+                        n[2 * opt.n_pcpd_env + 1] = eq + 1;
+                        opt.n_pcpd_env++;
+                        break;
+                }
                 case O_HELP:
                         usage(stdout);
                         return 0;
@@ -2772,13 +2899,13 @@ int main(int argc, char **argv) {
                 if (k == ELEMENTSOF(phases))
                         die("unknown phase '%s'; see --help", argv[i]);
                 phase_name = phases[k].name;
-                printf("== %s (server: %s, measure: %s%s)\n", phase_name,
+                printf("== %s (server: %s, measure: %s%s%s)\n", phase_name,
                        opt.refserver ? "pcp-refserver" : "stateless",
                        opt.measure == MEASURE_NONE        ? "none"
                        : opt.measure == MEASURE_CALLGRIND ? "callgrind"
                        : opt.measure == MEASURE_STRACE    ? "strace"
                                                           : "massif",
-                       opt.monitor ? ", bus monitor" : "");
+                       opt.monitor ? ", bus monitor" : "", opt.nm_mock ? ", NetworkManager mock" : "");
                 fflush(stdout);
                 /* mapping ids start at 1 again with every pcpd */
                 free(W.rec);

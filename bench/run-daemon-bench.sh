@@ -13,6 +13,8 @@
 #   --out DIR    where the raw output goes (default: a new directory under /tmp)
 #   --build DIR  build directory (default: build/ in the source tree; set up if missing)
 #   --table DIR  print the table of an earlier run's raw output again, run nothing
+#   --nm MODE    none (default) or mock: NetworkManager (python3-dbusmock) on the bus in
+#                every run, so pcpd has loaded pcpd-nm.so (bench-daemon --nm)
 #
 # Needs root (pcpd then asks no polkit), dbus-daemon, valgrind (callgrind_control),
 # strace; hyperfine and ltrace are used when installed. Every process is started by
@@ -26,6 +28,7 @@ SKIP_ALL=no
 QUICK=no
 OUT=
 TABLE=
+NM=none
 while [ $# -gt 0 ]; do
     case $1 in
         --repeat) REPEAT=$2; shift 2 ;;
@@ -34,11 +37,13 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --build) BUILD=$2; shift 2 ;;
         --table) TABLE=$2; shift 2 ;;
-        -h|--help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --nm) NM=$2; shift 2 ;;
+        -h|--help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run-daemon-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
 case $REPEAT in ''|*[!0-9]*|0) echo "run-daemon-bench: --repeat needs a whole number of at least 1" >&2; exit 2 ;; esac
+case $NM in none|mock) ;; *) echo "run-daemon-bench: --nm is none or mock" >&2; exit 2 ;; esac
 
 # ---- the table ----
 print_table() {
@@ -161,7 +166,7 @@ echo "BURST=$BURST ALL=$ALL HOLD=$HOLD IDLE_S=$IDLE_S SKIP_ALL=$SKIP_ALL" > "$OU
 run() {
     local tag=$1; shift
     echo "-- $tag: bench-daemon $*" >&2
-    "$BD" --build "$BUILD" --source "$SRC" --out-dir "$OUT" "$@" > "$OUT/$tag.txt" 2>&1 || {
+    "$BD" --build "$BUILD" --source "$SRC" --out-dir "$OUT" --nm "$NM" "$@" > "$OUT/$tag.txt" 2>&1 || {
         echo "run-daemon-bench: '$tag' failed; its output:" >&2
         tail -20 "$OUT/$tag.txt" >&2
         exit 1
@@ -228,6 +233,6 @@ fi
 EOF
 chmod +x "$OUT/pcpctl-probe.sh"
 echo "-- pcpctl-probe: bench-daemon exec -- $OUT/pcpctl-probe.sh" >&2
-"$BD" --build "$BUILD" --source "$SRC" exec -- "$OUT/pcpctl-probe.sh" > "$OUT/pcpctl-probe.txt" 2>&1 || true
+"$BD" --build "$BUILD" --source "$SRC" --nm "$NM" exec -- "$OUT/pcpctl-probe.sh" > "$OUT/pcpctl-probe.txt" 2>&1 || true
 
 print_table

@@ -16,6 +16,7 @@
 #include "pcpd-log.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-manager.h"
+#include "pcpd-module.h"
 #include "pcpd-reload.h"
 #include "pcpd-sdbus-glib.h"
 #include "pcpd-state.h"
@@ -289,5 +290,6 @@ static int run(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+        pcpd_module_preinit(); /* before any thread starts */
         return run(argc, argv);
 }

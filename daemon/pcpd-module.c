@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+void pcpd_module_preinit(void) {
+        /* setenv() is safe here only: no other thread yet reads the environment */
+        (void) setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 0);
+}
+
 const char *pcpd_module_dir(void) {
         static bool warned;
         const char *dir = secure_getenv("PCPD_MODULE_DIR");

@@ -52,6 +52,13 @@ typedef struct pcpd_module_header {
 } pcpd_module_header;
 
 /* The directory modules are loaded from (see above). */
+/* Called first in main(), while pcpd has one thread: the environment the modules'
+ * libraries read in their constructors when dlopen() loads them. GNUTLS_NO_IMPLICIT_INIT=1
+ * (unless set): gnutls, which only libnm pulls in, skips its global initialisation;
+ * libnm initialises it itself before any crypto (pcpd uses none). −0.8 MiB of RSS with
+ * pcpd-nm.so loaded (bench/README.md, "RSS with NetworkManager present"). */
+void pcpd_module_preinit(void);
+
 const char *pcpd_module_dir(void);
 
 /* The module's table, loading it on the first call; NULL when it cannot be loaded (logged

@@ -96,8 +96,16 @@ static void on_connection(GObject *src, GAsyncResult *res, gpointer data) {
         c->conn = conn;
         /* GLib's default would raise SIGTERM in pcpd when the bus goes (N1) */
         g_dbus_connection_set_exit_on_close(conn, FALSE);
+        /* No permissions: pcpd asks NetworkManager to do nothing, and fetching them costs a
+         * GetPermissions call (NetworkManager asks polkit about ~20 actions) at start and on
+         * every CheckPermissions signal, plus their table in pcpd (bench/README.md, "RSS with
+         * NetworkManager present"). */
         g_async_initable_new_async(NM_TYPE_CLIENT, G_PRIORITY_DEFAULT, c->cancel, on_client, c,
-                                   NM_CLIENT_DBUS_CONNECTION, conn, NULL);
+                                   NM_CLIENT_DBUS_CONNECTION, conn,
+#if NM_CHECK_VERSION(1, 24, 0)
+                                   NM_CLIENT_INSTANCE_FLAGS, (guint) NM_CLIENT_INSTANCE_FLAGS_NO_AUTO_FETCH_PERMISSIONS,
+#endif
+                                   NULL);
 }
 
 static gboolean report_failed(gpointer data) {

@@ -372,7 +372,36 @@ class NMMock:
         return self.paths[iface][f"dhcp{family}"]
 
 
+def serve(argv):
+    """nmmock.py serve --bus-address ADDR --ready-file PATH [--devices N]: NetworkManager on
+    an existing bus (bench/bench-daemon.c --nm mock) until SIGTERM: N devices (eth0...),
+    each activated with a DHCPv4 and a DHCPv6 lease that announce no PCP server, as on most
+    networks. PATH is written once every device is on the bus."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="nmmock.py serve")
+    ap.add_argument("--bus-address", required=True)
+    ap.add_argument("--ready-file", required=True)
+    ap.add_argument("--devices", type=int, default=1)
+    a = ap.parse_args(argv)
+    # SIGTERM ends the with-block: the mock leaves the bus, its process is stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with NMMock(bus_address=a.bus_address) as m:
+        for i in range(a.devices):
+            m.add_device(f"eth{i}", dhcp4={"ip_address": f"192.168.{77 + i}.2", "routers": f"192.168.{77 + i}.1",
+                                           "expiry": str(int(time.time()) + 86400)},
+                         dhcp6={"ip6_address": f"fd77:77:{77 + i}::2"}, primary=(i == 0))
+        m.barrier()
+        tmp = a.ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        os.rename(tmp, a.ready_file)
+        signal.pause()
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        sys.exit(serve(sys.argv[2:]))
     # a quick look by hand: nmmock.py  (prints the bus address, Ctrl-C to stop)
     with NMMock() as m:
         m.add_device("eth0", dhcp4={"pcp_server": "4 192 168 77 5"}, dhcp6={"dhcp6_pcp_server": "fd77:77:77::5"})

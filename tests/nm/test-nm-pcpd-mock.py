@@ -314,6 +314,21 @@ class NMMockTest(BusTestCase):
                    'PropertiesChanged for NetworkManager and DhcpOptions')
         self.assertIn('NetworkManager: not running', self.pcpctl('status'))
 
+    def test_no_permissions_fetched(self):
+        """pcpd asks NetworkManager to do nothing: its libnm client does not fetch the
+        caller's permissions (GetPermissions: NetworkManager asks polkit about each action),
+        neither at start nor when NetworkManager says they changed (CheckPermissions)."""
+        self.nm.add_device('eth0', dhcp4=dict(OPT1, expiry=str(int(time.time()) + 3600)))
+        self.env.start_pcpd(wait_ready=False)
+        self.wait_servers([('eth0', S1, 'dhcpv4')], 'from the DHCPv4 option')
+        mark = self.applied_mark()
+        self.nm.mock.EmitSignal('org.freedesktop.NetworkManager', 'CheckPermissions', '', [])
+        # libnm sends what it sends on the signal before it sees the barrier after it
+        self.wait_applied(mark)
+        calls = [str(c[1]) for c in self.nm.mock.GetCalls()]
+        self.assertNotIn('GetPermissions', calls)
+        self.assertEqual(self.env.get(PATH, MANAGER, 'NetworkManager'), 'running')
+
     def test_restart_waits_for_its_server(self):
         """A mapping saved on a DHCP-announced server: after a restart of pcpd it waits for
         NetworkManager's servers (they come after the saved state is read) and is made on

@@ -108,8 +108,22 @@ static void test_struct_sizes(void **state) {
         g_unsetenv("PCPD_MODULE_DIR");
 }
 
+/* the environment for the modules' libraries: GNUTLS_NO_IMPLICIT_INIT=1 when unset, an
+ * admin's own value kept */
+static void test_preinit(void **state) {
+        (void) state;
+        g_unsetenv("GNUTLS_NO_IMPLICIT_INIT");
+        pcpd_module_preinit();
+        assert_string_equal(g_getenv("GNUTLS_NO_IMPLICIT_INIT"), "1");
+        g_setenv("GNUTLS_NO_IMPLICIT_INIT", "0", TRUE);
+        pcpd_module_preinit();
+        assert_string_equal(g_getenv("GNUTLS_NO_IMPLICIT_INIT"), "0");
+        g_unsetenv("GNUTLS_NO_IMPLICIT_INIT");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_preinit),
                 cmocka_unit_test(test_default_and_absolute),
                 cmocka_unit_test(test_relative_refused),
                 cmocka_unit_test(test_struct_sizes),
