@@ -96,6 +96,41 @@ class ObjectSignalsTest(BusTestCase):
         self.assertEqual(mapping_counts, [1, 2] + counts)
         self.assertEqual(counts, [1, 0])
 
+    def test_count_once_per_turn(self):
+        """MappingCount is told once per turn of pcpd's loop, with the count at its end: a
+        holder that leaves with five mappings makes five InterfacesRemoved and one
+        PropertiesChanged MappingCount (0), after them, which Get agrees with."""
+        env = self.make_env()
+        raw = []
+        env.conn.signal_subscribe(BUS_NAME, None, None, None, None, Gio.DBusSignalFlags.NONE,
+                                  lambda c, s, path, i, member, params: raw.append((path, i, member, params)))
+        holder = env.new_conn()
+        name = holder.get_unique_name()
+        paths = [env.add_mapping('udp', 8720 + k, conn=holder) for k in range(5)]
+        for p in paths:
+            wait_until(lambda: env.get(p, MAPPING, 'State') in ('active', 'failed'), 10, f'{p} answered')
+        env.barrier()
+        self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 5)
+        mark = len(raw)
+
+        holder.close_sync(None)
+        wait_until(lambda: not env.name_has_owner(name), 10, 'the holder gone from the bus')
+        env.barrier()  # pcpd has handled its NameOwnerChanged and told what followed
+        after = raw[mark:]
+        removed = [params.get_child_value(0).get_string() for path, i, member, params in after
+                   if member == 'InterfacesRemoved']
+        self.assertEqual(sorted(removed), sorted(paths))
+        counts = []
+        for path, i, member, params in after:
+            if path == PATH and i == PROPS and member == 'PropertiesChanged' and \
+                    params.get_child_value(0).get_string() == MANAGER:
+                d = params.get_child_value(1).unpack()
+                if 'MappingCount' in d:
+                    counts.append((d['MappingCount'], len([1 for e in after[:after.index((path, i, member, params))]
+                                                           if e[2] == 'InterfacesRemoved'])))
+        self.assertEqual(counts, [(0, 5)], 'one MappingCount, after the five removals')
+        self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 0)
+
 
 if __name__ == '__main__':
     main()
