@@ -55,10 +55,12 @@ struct pcpd_bus_face {
         GHashTable *calls;   /* pending_call*: every call being identified or authorised */
         sd_bus *bus;            /* the signals go there; NULL when not registered */
         pcpd_bus_track *track;  /* holders that leave the bus; NULL when not registered */
-        /* MappingCount changed this turn of the loop: told once, at its end (turn_end_prepare()) */
+        /* MappingCount changed and not told yet (on_manager_changed()) */
         bool count_changed;
         GSource *turn_end; /* NULL when not registered */
 };
+
+static void face_flush(pcpd_manager *m, pcpd_bus_face *face);
 
 static pcpd_bus_face *face_of(pcpd_manager *m) {
         /* the manager was given this file's listener (main.c), whose userdata is the face */
@@ -111,7 +113,15 @@ static pending_call *pending_free(pending_call *p) {
         return NULL;
 }
 
+/* What the call changed is told before its answer: a MappingCount change waiting for the
+ * end of the turn goes out now (face_flush()), so a client that reads its cached
+ * properties on the reply, or uses a call as a barrier, has seen every signal of it. */
+static void reply_flush(pending_call *p) {
+        face_flush(p->manager, face_of(p->manager));
+}
+
 static void reply_error(pending_call *p, const sd_bus_error *e) {
+        reply_flush(p);
         sd_bus_reply_method_error(p->msg, e);
 }
 
@@ -511,6 +521,7 @@ static void pending_act(pending_call *p) {
                         failure_to_bus_error(&failure, r, &err);
                         break;
                 }
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, "o", mp->path);
                 pending_free(p);
                 return;
@@ -524,6 +535,7 @@ static void pending_act(pending_call *p) {
                 }
                 pcpd_manager_release(m, mp, mp->uid == p->uid ? sd_bus_message_get_sender(p->msg) : NULL,
                                      mp->uid == p->uid ? PCPD_REMOVED_RELEASED : PCPD_REMOVED_REVOKED);
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
@@ -543,6 +555,7 @@ static void pending_act(pending_call *p) {
                                           p->app_id);
                         break;
                 }
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
@@ -550,6 +563,7 @@ static void pending_act(pending_call *p) {
 
         case CALL_SET_ENABLED:
                 pcpd_manager_set_enabled(m, p->enabled);
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
@@ -561,6 +575,7 @@ static void pending_act(pending_call *p) {
                         failure_to_bus_error(&failure, r, &err);
                         break;
                 }
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, "o", path);
                 pending_free(p);
                 return;
@@ -572,6 +587,7 @@ static void pending_act(pending_call *p) {
                         failure_to_bus_error(&failure, r, &err);
                         break;
                 }
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
@@ -583,6 +599,7 @@ static void pending_act(pending_call *p) {
                                           "The configuration is invalid, nothing was changed: %s", why);
                         break;
                 }
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
@@ -1105,10 +1122,13 @@ static void emit_manager_changed(pcpd_manager *m, sd_bus *bus, pcpd_manager_chan
                                                         names);
 }
 
-/* MappingCount changes with every add and removal: a burst of them in one turn of the loop
- * (a batch of answers, of calls, of holders leaving) is one PropertiesChanged with the
- * count at the end of the turn, sent before the loop next polls, so a Get the client sends
- * after the signal reads the same count. The other properties are told at once. */
+/* MappingCount changes with every add and removal: the changes one piece of work makes
+ * (a holder that leaves with its mappings, RevokeApp, SetEnabled(false), a batch of the
+ * server's answers) are one PropertiesChanged with the count at its end. It is sent before
+ * pcpd answers any call (reply_flush()), handles the next message (on_incoming()) or
+ * sleeps (turn_end_prepare()): the order of signals and replies a client sees is the one
+ * it saw when every change was told at once, and a Get after the signal reads the same
+ * count. The other properties are told at once. */
 static void on_manager_changed(pcpd_manager *m, pcpd_manager_changed what, void *userdata) {
         pcpd_bus_face *face = face_of(m);
 
@@ -1159,6 +1179,13 @@ static GSourceFuncs turn_end_funcs = {
         .check = turn_end_check,
         .dispatch = turn_end_dispatch,
 };
+
+/* every incoming message, before it is handled: what earlier messages changed goes out
+ * before any answer to this one */
+static int on_incoming(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        face_flush(userdata, face_of(userdata));
+        return 0;
+}
 
 static void face_stop_turn_end(pcpd_manager *m, pcpd_bus_face *face) {
         face_flush(m, face);
@@ -1250,6 +1277,10 @@ int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
         if (r < 0)
                 return r;
         face->bus = sd_bus_ref(bus);
+        /* before any message is handled (sd-bus's own answers too: Get, Ping) */
+        r = sd_bus_add_filter(bus, NULL, on_incoming, m);
+        if (r < 0)
+                return r;
         if (face->turn_end == NULL) {
                 face->turn_end = g_source_new(&turn_end_funcs, sizeof(turn_end_source));
                 ((turn_end_source *) face->turn_end)->manager = m;
