@@ -55,7 +55,12 @@ struct pcpd_bus_face {
         GHashTable *calls;   /* pending_call*: every call being identified or authorised */
         sd_bus *bus;            /* the signals go there; NULL when not registered */
         pcpd_bus_track *track;  /* holders that leave the bus; NULL when not registered */
+        /* MappingCount changed and not told yet (on_manager_changed()) */
+        bool count_changed;
+        GSource *turn_end; /* NULL when not registered */
 };
+
+static void face_flush(pcpd_manager *m, pcpd_bus_face *face);
 
 static pcpd_bus_face *face_of(pcpd_manager *m) {
         /* the manager was given this file's listener (main.c), whose userdata is the face */
@@ -108,7 +113,15 @@ static pending_call *pending_free(pending_call *p) {
         return NULL;
 }
 
+/* What the call changed is told before its answer: a MappingCount change waiting for the
+ * end of the turn goes out now (face_flush()), so a client that reads its cached
+ * properties on the reply, or uses a call as a barrier, has seen every signal of it. */
+static void reply_flush(pending_call *p) {
+        face_flush(p->manager, face_of(p->manager));
+}
+
 static void reply_error(pending_call *p, const sd_bus_error *e) {
+        reply_flush(p);
         sd_bus_reply_method_error(p->msg, e);
 }
 
@@ -508,6 +521,7 @@ static void pending_act(pending_call *p) {
                         failure_to_bus_error(&failure, r, &err);
                         break;
                 }
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, "o", mp->path);
                 pending_free(p);
                 return;
@@ -521,6 +535,7 @@ static void pending_act(pending_call *p) {
                 }
                 pcpd_manager_release(m, mp, mp->uid == p->uid ? sd_bus_message_get_sender(p->msg) : NULL,
                                      mp->uid == p->uid ? PCPD_REMOVED_RELEASED : PCPD_REMOVED_REVOKED);
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
@@ -540,6 +555,7 @@ static void pending_act(pending_call *p) {
                                           p->app_id);
                         break;
                 }
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
@@ -547,6 +563,7 @@ static void pending_act(pending_call *p) {
 
         case CALL_SET_ENABLED:
                 pcpd_manager_set_enabled(m, p->enabled);
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
@@ -558,6 +575,7 @@ static void pending_act(pending_call *p) {
                         failure_to_bus_error(&failure, r, &err);
                         break;
                 }
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, "o", path);
                 pending_free(p);
                 return;
@@ -569,6 +587,7 @@ static void pending_act(pending_call *p) {
                         failure_to_bus_error(&failure, r, &err);
                         break;
                 }
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
@@ -580,6 +599,7 @@ static void pending_act(pending_call *p) {
                                           "The configuration is invalid, nothing was changed: %s", why);
                         break;
                 }
+                reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
@@ -1094,13 +1114,86 @@ static void on_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_re
         pcpd_mapping_bus_removed(face_of(m)->bus, mp, reason);
 }
 
-static void on_manager_changed(pcpd_manager *m, pcpd_manager_changed what, void *userdata) {
+static void emit_manager_changed(pcpd_manager *m, sd_bus *bus, pcpd_manager_changed what) {
         const char *names[G_N_ELEMENTS(manager_properties) + 1];
-        sd_bus *bus = face_of(m)->bus;
 
-        if (bus != NULL && pcpd_bus_manager_property_names(what, names, G_N_ELEMENTS(names)) > 0)
+        if (pcpd_bus_manager_property_names(what, names, G_N_ELEMENTS(names)) > 0)
                 (void) pcpd_bus_emit_properties_changed(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m,
                                                         names);
+}
+
+/* MappingCount changes with every add and removal: the changes one piece of work makes
+ * (a holder that leaves with its mappings, RevokeApp, SetEnabled(false), a batch of the
+ * server's answers) are one PropertiesChanged with the count at its end. It is sent before
+ * pcpd answers any call (reply_flush()), handles the next message (on_incoming()) or
+ * sleeps (turn_end_prepare()): the order of signals and replies a client sees is the one
+ * it saw when every change was told at once, and a Get after the signal reads the same
+ * count. The other properties are told at once. */
+static void on_manager_changed(pcpd_manager *m, pcpd_manager_changed what, void *userdata) {
+        pcpd_bus_face *face = face_of(m);
+
+        if (face->bus == NULL)
+                return;
+        if ((what & PCPD_MANAGER_CHANGED_MAPPING_COUNT) && face->turn_end != NULL) {
+                face->count_changed = true;
+                what &= ~PCPD_MANAGER_CHANGED_MAPPING_COUNT;
+        }
+        if (what != 0)
+                emit_manager_changed(m, face->bus, what);
+}
+
+static void face_flush(pcpd_manager *m, pcpd_bus_face *face) {
+        if (!face->count_changed)
+                return;
+        face->count_changed = false;
+        if (face->bus != NULL)
+                emit_manager_changed(m, face->bus, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
+}
+
+/* The end of a turn of the loop: a source whose prepare() runs before every poll, first of
+ * all (the highest priority: GLib prepares sources in the order of their priority), and is
+ * never ready itself. */
+typedef struct turn_end_source {
+        GSource source;
+        pcpd_manager *manager;
+} turn_end_source;
+
+static gboolean turn_end_prepare(GSource *source, gint *timeout) {
+        turn_end_source *t = (turn_end_source *) source;
+
+        *timeout = -1;
+        face_flush(t->manager, face_of(t->manager));
+        return FALSE;
+}
+
+static gboolean turn_end_check(GSource *source) {
+        return FALSE;
+}
+
+static gboolean turn_end_dispatch(GSource *source, GSourceFunc callback, gpointer user_data) {
+        return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs turn_end_funcs = {
+        .prepare = turn_end_prepare,
+        .check = turn_end_check,
+        .dispatch = turn_end_dispatch,
+};
+
+/* every incoming message, before it is handled: what earlier messages changed goes out
+ * before any answer to this one */
+static int on_incoming(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        face_flush(userdata, face_of(userdata));
+        return 0;
+}
+
+static void face_stop_turn_end(pcpd_manager *m, pcpd_bus_face *face) {
+        face_flush(m, face);
+        if (face->turn_end != NULL) {
+                g_source_destroy(face->turn_end);
+                g_source_unref(face->turn_end);
+                face->turn_end = NULL;
+        }
 }
 
 /* the calls still being authorised go before the manager does */
@@ -1156,6 +1249,10 @@ pcpd_bus_face *pcpd_bus_face_free(pcpd_bus_face *face) {
                 return NULL;
         /* its calls ended with the manager (on_manager_freeing()) */
         g_warn_if_fail(g_hash_table_size(face->calls) == 0);
+        if (face->turn_end != NULL) { /* the manager is gone: nothing to tell */
+                g_source_destroy(face->turn_end);
+                g_source_unref(face->turn_end);
+        }
         pcpd_polkit_free(face->polkit);
         pcpd_caller_cache_free(face->callers);
         pcpd_bus_track_free(face->track);
@@ -1180,6 +1277,17 @@ int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
         if (r < 0)
                 return r;
         face->bus = sd_bus_ref(bus);
+        /* before any message is handled (sd-bus's own answers too: Get, Ping) */
+        r = sd_bus_add_filter(bus, NULL, on_incoming, m);
+        if (r < 0)
+                return r;
+        if (face->turn_end == NULL) {
+                face->turn_end = g_source_new(&turn_end_funcs, sizeof(turn_end_source));
+                ((turn_end_source *) face->turn_end)->manager = m;
+                g_source_set_name(face->turn_end, "pcpd-bus turn end");
+                g_source_set_priority(face->turn_end, G_MININT);
+                g_source_attach(face->turn_end, NULL);
+        }
         r = sd_bus_add_object_vtable(bus, NULL, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, manager_vtable, m);
         if (r < 0)
                 return r;
@@ -1190,5 +1298,6 @@ int pcpd_bus_register(pcpd_manager *m, sd_bus *bus) {
 }
 
 void pcpd_bus_unregister(pcpd_manager *m) {
+        face_stop_turn_end(m, face_of(m));
         face_end_calls(face_of(m));
 }

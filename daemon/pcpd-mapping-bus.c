@@ -400,10 +400,25 @@ void pcpd_mapping_bus_changed(sd_bus *bus, pcpd_mapping *mp, pcpd_mapping_change
                 (void) pcpd_bus_emit_properties_changed(bus, mp->path, PCP1_MAPPING_IFACE, mapping_vtable, mp, names);
 }
 
+/* MappingRemoved(o path, s reason): sd_bus_emit_signal(..., "os", ...) without parsing the
+ * format */
+static int emit_mapping_removed_reason(sd_bus *bus, pcpd_mapping *mp, pcpd_remove_reason reason) {
+        __attribute__((cleanup(sd_bus_message_unrefp))) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(bus, &m, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "MappingRemoved");
+        if (r >= 0)
+                r = sd_bus_message_append_basic(m, 'o', mp->path);
+        if (r >= 0)
+                r = sd_bus_message_append_basic(m, 's', pcpd_remove_reason_to_string(reason));
+        if (r >= 0)
+                r = sd_bus_send(bus, m, NULL);
+        return r;
+}
+
 void pcpd_mapping_bus_removed(sd_bus *bus, pcpd_mapping *mp, pcpd_remove_reason reason) {
         if (bus == NULL)
                 return;
         (void) emit_mapping_removed(bus, mp);
-        sd_bus_emit_signal(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "MappingRemoved", "os", mp->path,
-                           pcpd_remove_reason_to_string(reason));
+        (void) emit_mapping_removed_reason(bus, mp, reason);
 }
