@@ -230,6 +230,7 @@ void manager_mapping_free(pcpd_mapping *mp) {
         if (pcpd_mapping_is_direct(mp))
                 mp->manager->n_direct--;
         g_free(mp->filters);
+        g_free(mp->addrs);
         if (mp->grace_source != 0)
                 g_source_remove(mp->grace_source);
         pcpd_holders_free_mapping(mp);
@@ -411,10 +412,15 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
         mp->interface = req->interface != NULL && *req->interface != '\0' ? g_strdup(req->interface) : NULL;
         mp->created = created;
         mp->has_suggested_address = req->has_external_address;
-        mp->suggested_address = req->external_address;
         mp->prefer_failure = req->prefer_failure;
         mp->has_third_party = req->has_third_party;
-        mp->third_party = req->third_party;
+        if (req->has_external_address || req->has_third_party) {
+                mp->addrs = g_new0(struct pcpd_mapping_addrs, 1);
+                if (req->has_external_address)
+                        mp->addrs->suggested_address = req->external_address;
+                if (req->has_third_party)
+                        mp->addrs->third_party = req->third_party;
+        }
         mp->n_filters = req->n_filters;
         if (req->n_filters > 0)
                 mp->filters = g_memdup2(req->filters, req->n_filters * sizeof(pcp_filter));

@@ -60,9 +60,11 @@ typedef struct pcpd_mapping {
         uint64_t created;  /* CLOCK_REALTIME µs */
         /* the rest of what the caller asked for, to ask a server again: when a direct
          * mapping moves to one, and after a daemon restart (mapping_params()) */
-        pcp_filter *filters;               /* n_filters of them; NULL when none */
-        struct in6_addr suggested_address; /* the option external-address (has_suggested_address) */
-        struct in6_addr third_party;       /* when has_third_party */
+        pcp_filter *filters; /* n_filters of them; NULL when none */
+        /* the option external-address (has_suggested_address) and the third party
+         * (has_third_party): rare, so kept apart, NULL when neither is asked for; read with
+         * pcpd_mapping_suggested_address() and pcpd_mapping_third_party() */
+        struct pcpd_mapping_addrs *addrs;
         int family;
         uint32_t lifetime;
         uint16_t internal_port, suggested_port;
@@ -99,3 +101,19 @@ typedef struct pcpd_mapping {
         bool persistent;
         bool unclaimed; /* restored after a daemon restart, waiting for its app */
 } pcpd_mapping;
+
+struct pcpd_mapping_addrs {
+        struct in6_addr suggested_address, third_party;
+};
+
+/* the option external-address, the zero address when not asked for */
+static inline const struct in6_addr *pcpd_mapping_suggested_address(const pcpd_mapping *mp) {
+        static const struct in6_addr none;
+        return mp->addrs != NULL ? &mp->addrs->suggested_address : &none;
+}
+
+/* the third party, the zero address when none */
+static inline const struct in6_addr *pcpd_mapping_third_party(const pcpd_mapping *mp) {
+        static const struct in6_addr none;
+        return mp->addrs != NULL ? &mp->addrs->third_party : &none;
+}
