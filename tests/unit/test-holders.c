@@ -18,12 +18,17 @@
 
 typedef struct fixture {
         GHashTable *index;
+        GHashTable *all; /* every mapping, as the manager's m->mappings has them */
         pcpd_mapping a, b, c;
 } fixture;
 
 static int setup(void **state) {
         fixture *f = g_new0(fixture, 1);
         f->index = pcpd_holders_index_new();
+        f->all = g_hash_table_new(g_direct_hash, g_direct_equal);
+        g_hash_table_add(f->all, &f->a);
+        g_hash_table_add(f->all, &f->b);
+        g_hash_table_add(f->all, &f->c);
         *state = f;
         return 0;
 }
@@ -34,6 +39,7 @@ static int teardown(void **state) {
         pcpd_holders_free_mapping(&f->b);
         pcpd_holders_free_mapping(&f->c);
         g_hash_table_destroy(f->index);
+        g_hash_table_destroy(f->all);
         g_free(f);
         return 0;
 }
@@ -119,10 +125,10 @@ static void test_vanish(void **state) {
         pcpd_holders_add(f->index, &f->b, ":1.2");
         pcpd_holders_add(f->index, &f->c, ":1.2");
 
-        none = pcpd_holders_vanish(f->index, ":1.99");
+        none = pcpd_holders_vanish(f->index, f->all, ":1.99");
         assert_null(none);
 
-        gone = pcpd_holders_vanish(f->index, ":1.1");
+        gone = pcpd_holders_vanish(f->index, f->all, ":1.1");
         assert_non_null(gone);
         assert_int_equal(gone->len, 2);
         assert_true(has(gone, &f->a) && has(gone, &f->b));
@@ -132,7 +138,7 @@ static void test_vanish(void **state) {
         assert_int_equal(pcpd_holders_holds(&f->b, ":1.2"), 1);
         assert_int_equal(g_hash_table_size(f->index), 1);
 
-        last = pcpd_holders_vanish(f->index, ":1.2");
+        last = pcpd_holders_vanish(f->index, f->all, ":1.2");
         assert_int_equal(last->len, 2);
         assert_true(has(last, &f->b) && has(last, &f->c));
         assert_null(f->b.holders);
