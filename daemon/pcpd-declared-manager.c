@@ -36,7 +36,7 @@ static bool mapping_says(pcpd_manager *m, const pcpd_mapping *mp, const pcpd_dec
         return mp->opcode == PCP_OPCODE_MAP && mp->protocol == d->protocol && mp->internal_port == d->port &&
                (d->family == 0 || mp->family == d->family) && mp->lifetime == lifetime &&
                g_strcmp0(mp->description, d->description) == 0 && mp->has_third_party == d->has_third_party &&
-               (!d->has_third_party || memcmp(&mp->third_party, &d->third_party, sizeof(d->third_party)) == 0);
+               (!d->has_third_party || memcmp(pcpd_mapping_third_party(mp), &d->third_party, sizeof(d->third_party)) == 0);
 }
 
 /* Asks for d's mapping; false (logged once per distinct reason) when it cannot be made now. */

@@ -30,8 +30,10 @@ static int direct_add(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const s
         if (own == NULL || s != NULL)
                 return -EINVAL;
         pcp_addr_to_string(own, buf);
-        g_free(mp->external_address);
-        mp->external_address = g_strdup(buf);
+        /* a shared string, as the manager keeps it (set_shared()) */
+        if (mp->external_address != NULL)
+                g_ref_string_release(mp->external_address);
+        mp->external_address = g_ref_string_new_intern(buf);
         return 0;
 }
 

@@ -137,6 +137,7 @@ int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int
         size_t n;
         bool here = false;
         const char *why;
+        struct pcpd_mapping_addrs addrs = { .third_party = req->third_party };
         pcpd_mapping probe = {
                 .manager = m,
                 .opcode = req->opcode,
@@ -147,7 +148,7 @@ int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int
                 .lifetime = 1,
                 .prefer_failure = req->prefer_failure,
                 .has_third_party = req->has_third_party,
-                .third_party = req->third_party,
+                .addrs = req->has_third_party ? &addrs : NULL,
                 .n_filters = req->n_filters,
         };
 

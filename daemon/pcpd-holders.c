@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "pcpd-holders.h"
 
-/* A name in the index: the mappings it holds, and the set {name} its sole-held mappings
- * point at (mp->holders == e->alone). The index's key is e->name. */
+/* A name in the index: the set {name} its sole-held mappings point at (mp->holders ==
+ * e->alone), how many those are, and the mappings it holds with others (those with a table
+ * of their own). The sole-held ones are not listed: nearly every mapping is one, and a set
+ * of them cost ~24 octets a mapping; when the name leaves they are found by their
+ * mp->holders (pcpd_holders_vanish() goes through every mapping). The index's key is
+ * e->name. */
 typedef struct holder_entry {
         char *name;
         GHashTable *alone;    /* name -> 1, shared; never changed after creation */
-        GHashTable *mappings; /* set of pcpd_mapping * */
+        size_t n_alone;       /* mappings with mp->holders == alone */
+        GHashTable *mappings; /* set of pcpd_mapping *: those it holds with other names */
 } holder_entry;
 
 static void entry_free(holder_entry *e) {
@@ -34,15 +39,23 @@ static holder_entry *entry_get(GHashTable *index, const char *name) {
         return e;
 }
 
-/* mp no longer held by name at all */
+static void entry_drop_if_unused(GHashTable *index, holder_entry *e) {
+        if (e->n_alone == 0 && g_hash_table_size(e->mappings) == 0)
+                g_hash_table_remove(index, e->name); /* frees e */
+}
+
+/* mp no longer held by name at all (called while mp->holders is still as it was) */
 static void entry_forget(GHashTable *index, const char *name, pcpd_mapping *mp) {
         holder_entry *e = g_hash_table_lookup(index, name);
 
         if (e == NULL)
                 return;
-        g_hash_table_remove(e->mappings, mp);
-        if (g_hash_table_size(e->mappings) == 0)
-                g_hash_table_remove(index, name); /* frees e, and name when it is e->name */
+        if (mp->holders == e->alone) {
+                g_assert(e->n_alone > 0);
+                e->n_alone--;
+        } else
+                g_hash_table_remove(e->mappings, mp);
+        entry_drop_if_unused(index, e);
 }
 
 /* whether mp's holders are its sole holder's shared set */
@@ -79,23 +92,30 @@ void pcpd_holders_add(GHashTable *index, pcpd_mapping *mp, const char *name) {
         if (name == NULL)
                 return;
         e = entry_get(index, name);
-        g_hash_table_add(e->mappings, mp);
         if (mp->holders == NULL) {
                 mp->holders = e->alone;
                 mp->n_holds = 1;
+                e->n_alone++;
                 return;
         }
         if (holders_shared(mp)) {
+                holder_entry *first;
+
                 if (mp->holders == e->alone) {
                         mp->n_holds++;
                         return;
                 }
-                /* a second name: a table of its own from now on */
+                /* a second name: a table of its own from now on, listed by both names */
+                first = g_hash_table_lookup(index, sole_name(mp->holders));
+                g_assert(first != NULL && first->n_alone > 0);
+                first->n_alone--;
+                g_hash_table_add(first->mappings, mp);
                 own = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
                 g_hash_table_insert(own, g_strdup(sole_name(mp->holders)), GUINT_TO_POINTER(mp->n_holds));
                 mp->holders = own;
                 mp->n_holds = 0;
         }
+        g_hash_table_add(e->mappings, mp);
         g_hash_table_replace(mp->holders, g_strdup(name),
                              GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(mp->holders, name)) + 1));
 }
@@ -122,8 +142,8 @@ bool pcpd_holders_remove(GHashTable *index, pcpd_mapping *mp, const char *name) 
                         mp->n_holds--;
                         return false;
                 }
-                holders_clear(mp);
                 entry_forget(index, name, mp);
+                holders_clear(mp);
                 return true;
         }
         if (n > 1) {
@@ -147,8 +167,8 @@ void pcpd_holders_drop(GHashTable *index, pcpd_mapping *mp) {
                 return;
         if (holders_shared(mp)) {
                 g_autofree char *name = g_strdup(sole_name(mp->holders));
-                holders_clear(mp);
                 entry_forget(index, name, mp);
+                holders_clear(mp);
                 return;
         }
         names = g_ptr_array_new();
@@ -160,18 +180,26 @@ void pcpd_holders_drop(GHashTable *index, pcpd_mapping *mp) {
         holders_clear(mp); /* frees the names */
 }
 
-GPtrArray *pcpd_holders_vanish(GHashTable *index, const char *name) {
+GPtrArray *pcpd_holders_vanish(GHashTable *index, GHashTable *all, const char *name) {
         holder_entry *e = g_hash_table_lookup(index, name);
         GPtrArray *held;
         GHashTableIter it;
-        gpointer k;
+        gpointer k, v;
 
         if (e == NULL)
                 return NULL;
-        held = g_ptr_array_sized_new(g_hash_table_size(e->mappings));
+        held = g_ptr_array_sized_new(g_hash_table_size(e->mappings) + e->n_alone);
         g_hash_table_iter_init(&it, e->mappings);
         while (g_hash_table_iter_next(&it, &k, NULL))
                 g_ptr_array_add(held, k);
+        /* those it alone holds are found by their holder set */
+        if (e->n_alone > 0 && all != NULL) {
+                g_hash_table_iter_init(&it, all);
+                while (g_hash_table_iter_next(&it, NULL, &v))
+                        if (((pcpd_mapping *) v)->holders == e->alone)
+                                g_ptr_array_add(held, v);
+        }
+        g_warn_if_fail(held->len == g_hash_table_size(e->mappings) + e->n_alone);
         for (guint i = 0; i < held->len; i++) {
                 pcpd_mapping *mp = held->pdata[i];
                 if (holders_shared(mp))

@@ -71,7 +71,7 @@ void manager_mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_
                 what |= PCPD_MAPPING_CHANGED_ERROR;
         if (!(i->has_external ? addr_text_is(mp->external_address, &i->external_addr)
                               : g_strcmp0(mp->external_address, "") == 0) &&
-            set_str(&mp->external_address, i->has_external ? pcp_addr_to_string(&i->external_addr, buf) : "")) {
+            set_shared(&mp->external_address, i->has_external ? pcp_addr_to_string(&i->external_addr, buf) : "")) {
                 what |= PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS;
                 persist = true;
         }
@@ -97,7 +97,7 @@ void manager_mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_
                 what |= PCPD_MAPPING_CHANGED_EXPIRES_AT;
         }
         if (!addr_text_is(mp->internal_address, &i->internal_addr) &&
-            set_str(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf)))
+            set_shared(&mp->internal_address, pcp_addr_to_string(&i->internal_addr, buf)))
                 what |= PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS;
         /* the external address and port are what a restarted pcpd asks for again: on disk
          * before any app hears of them */

@@ -110,14 +110,18 @@ void manager_persist_removal_later(pcpd_manager *m, uint64_t id);
 pcpd_server *manager_find_server(pcpd_manager *m, const struct sockaddr_in6 *a);
 
 /* The one constructor: mapping id with what req asks for (its family and lifetime as
- * decided), created at created (CLOCK_REALTIME µs), under key (taken over); pending, no
+ * decided), created at created (CLOCK_REALTIME µs); pending, no
  * server side yet (the caller adds it, or the direct one). A new mapping and one restored
  * from its record (pcpd-restore.c) are both made here. */
 pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mapping_request *req, int family,
-                                  uint32_t lifetime, uint64_t created, char *key);
+                                  uint32_t lifetime, uint64_t created);
 void manager_mapping_free(pcpd_mapping *mp);
-char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
-                          uint16_t remote_port);
+/* m->by_key: a set of mappings, one per sharing key (family, opcode, protocol, internal
+ * port; for PEER also the remote address and port), hashed from those fields */
+GHashTable *manager_mapping_key_index_new(void);
+/* the mapping of that key in m->by_key, NULL when none */
+pcpd_mapping *manager_mapping_find(pcpd_manager *m, int family, uint8_t opcode, uint8_t protocol, uint16_t port,
+                                   const struct in6_addr *remote, uint16_t remote_port);
 /* mp is held by b now (m->direct, m->pcp, or NULL: waiting); m->n_direct follows
  * (pcpd_mapping_is_direct()). (pcpd-direct-manager.c) */
 void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend *b);

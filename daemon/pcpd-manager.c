@@ -221,38 +221,95 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
 
 /* ---- mappings ---- */
 
+/* m->mappings hashes a mapping as the int64 at its start (pcpd-mapping.h) */
+G_STATIC_ASSERT(G_STRUCT_OFFSET(pcpd_mapping, id) == 0);
+
 void manager_mapping_free(pcpd_mapping *mp) {
         if (mp == NULL)
                 return;
         if (pcpd_mapping_is_direct(mp))
                 mp->manager->n_direct--;
         g_free(mp->filters);
+        g_free(mp->addrs);
         if (mp->grace_source != 0)
                 g_source_remove(mp->grace_source);
         pcpd_holders_free_mapping(mp);
         g_free(mp->path);
         clear_shared(&mp->server_text);
-        g_free(mp->app_id);
+        clear_shared(&mp->app_id);
         clear_shared(&mp->owner);
         g_free(mp->remote_address);
-        g_free(mp->description);
+        clear_shared(&mp->description);
         g_free(mp->declared);
-        g_free(mp->key);
         /* state and error are interned names (set_name()) */
-        g_free(mp->external_address);
-        g_free(mp->internal_address);
+        clear_shared(&mp->external_address);
+        clear_shared(&mp->internal_address);
         g_free(mp->prev_server);
         g_free(mp->interface);
         g_free(mp);
 }
 
-char *manager_mapping_key(int family, uint8_t opcode, uint8_t protocol, uint16_t port, const struct in6_addr *remote,
-                         uint16_t remote_port) {
+/* The sharing key is read from the mapping: family, opcode, protocol, internal port, and for
+ * PEER the remote address (as the binary address its text gives; none: the zero address,
+ * as a record without one was keyed before) and port. */
+static void mapping_key_remote(const pcpd_mapping *mp, struct in6_addr *a) {
+        if (mp->remote_address == NULL || !pcp_addr_from_string(mp->remote_address, a))
+                memset(a, 0, sizeof(*a));
+}
+
+static guint mapping_key_hash(gconstpointer p) {
+        const pcpd_mapping *mp = p;
+        guint h = ((guint) mp->family << 24) ^ ((guint) mp->protocol << 16) ^ mp->internal_port;
+
+        if (mp->opcode == PCP_OPCODE_PEER) {
+                struct in6_addr a;
+                uint32_t w[4];
+
+                mapping_key_remote(mp, &a);
+                memcpy(w, &a, sizeof(w));
+                h = h * 31u + 0x9e3779b9u;
+                for (int i = 0; i < 4; i++)
+                        h = h * 31u + w[i];
+                h = h * 31u + mp->remote_port;
+        }
+        return h;
+}
+
+static gboolean mapping_key_equal(gconstpointer pa, gconstpointer pb) {
+        const pcpd_mapping *a = pa, *b = pb;
+        struct in6_addr ra, rb;
+
+        if (a->family != b->family || a->protocol != b->protocol || a->internal_port != b->internal_port ||
+            (a->opcode == PCP_OPCODE_PEER) != (b->opcode == PCP_OPCODE_PEER))
+                return FALSE;
+        if (a->opcode != PCP_OPCODE_PEER)
+                return TRUE;
+        if (a->remote_port != b->remote_port)
+                return FALSE;
+        mapping_key_remote(a, &ra);
+        mapping_key_remote(b, &rb);
+        return memcmp(&ra, &rb, sizeof(ra)) == 0;
+}
+
+GHashTable *manager_mapping_key_index_new(void) {
+        return g_hash_table_new(mapping_key_hash, mapping_key_equal);
+}
+
+pcpd_mapping *manager_mapping_find(pcpd_manager *m, int family, uint8_t opcode, uint8_t protocol, uint16_t port,
+                                   const struct in6_addr *remote, uint16_t remote_port) {
         char buf[PCP_ADDR_STRLEN];
-        if (opcode == PCP_OPCODE_PEER)
-                return g_strdup_printf("%d/peer/%u/%u/%s/%u", family, protocol, port, pcp_addr_to_string(remote, buf),
-                                       remote_port);
-        return g_strdup_printf("%d/map/%u/%u", family, protocol, port);
+        pcpd_mapping probe = {
+                .family = family,
+                .opcode = opcode,
+                .protocol = protocol,
+                .internal_port = port,
+        };
+
+        if (opcode == PCP_OPCODE_PEER) {
+                probe.remote_address = (char *) pcp_addr_to_string(remote, buf);
+                probe.remote_port = remote_port;
+        }
+        return g_hash_table_lookup(m->by_key, &probe);
 }
 
 unsigned pcpd_manager_count_for_uid(pcpd_manager *m, uid_t uid) {
@@ -299,7 +356,7 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
 /* A unique name left the bus (pcpd-bus-track.c says so): every mapping it held loses that
  * holder. */
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
-        g_autoptr(GPtrArray) held = pcpd_holders_vanish(m->holder_index, name);
+        g_autoptr(GPtrArray) held = pcpd_holders_vanish(m->holder_index, m->mappings, name);
 
         if (held == NULL)
                 return;
@@ -327,7 +384,7 @@ void manager_mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *o
 }
 
 pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mapping_request *req, int family,
-                                 uint32_t lifetime, uint64_t created, char *key) {
+                                 uint32_t lifetime, uint64_t created) {
         pcpd_mapping *mp = g_new0(pcpd_mapping, 1);
 
         mp->manager = m;
@@ -335,7 +392,7 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
         mp->path = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
         mp->uid = req->uid;
         mp->pid = req->pid;
-        mp->app_id = g_strdup(req->app_id ?: "");
+        set_shared(&mp->app_id, req->app_id ?: "");
         mp->app_id_source = req->app_id_source ?: "none";
         set_shared(&mp->owner, req->persistent ? "" : (req->owner ?: ""));
         mp->persistent = req->persistent;
@@ -351,21 +408,25 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
                 mp->remote_port = req->remote_port;
         }
         mp->lifetime = lifetime;
-        mp->description = g_strdup(req->description ?: "");
+        set_shared(&mp->description, req->description ?: "");
         mp->interface = req->interface != NULL && *req->interface != '\0' ? g_strdup(req->interface) : NULL;
         mp->created = created;
-        mp->key = key;
         mp->has_suggested_address = req->has_external_address;
-        mp->suggested_address = req->external_address;
         mp->prefer_failure = req->prefer_failure;
         mp->has_third_party = req->has_third_party;
-        mp->third_party = req->third_party;
+        if (req->has_external_address || req->has_third_party) {
+                mp->addrs = g_new0(struct pcpd_mapping_addrs, 1);
+                if (req->has_external_address)
+                        mp->addrs->suggested_address = req->external_address;
+                if (req->has_third_party)
+                        mp->addrs->third_party = req->third_party;
+        }
         mp->n_filters = req->n_filters;
         if (req->n_filters > 0)
                 mp->filters = g_memdup2(req->filters, req->n_filters * sizeof(pcp_filter));
         set_name(&mp->state, "pending");
         set_name(&mp->error, "");
-        mp->external_address = g_strdup("");
+        set_shared(&mp->external_address, "");
         return mp;
 }
 
@@ -397,7 +458,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 pcpd_backend_remove(via, mp, 0);
                 manager_persist_removal(m, mp->id);
         }
-        g_hash_table_remove(m->by_key, mp->key);
+        g_hash_table_remove(m->by_key, mp);
         pcpd_holders_drop(m->holder_index, mp);
         emit_mapping_removed(m, mp, reason);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_REMOVED, mp, NULL,
@@ -466,8 +527,9 @@ int manager_new_with_backends(const pcpd_config *config, const char *state_dir, 
         m->listener_data = userdata;
         m->enabled = config->enabled;
         m->servers = g_ptr_array_new();
-        m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_mapping_free);
-        m->by_key = g_hash_table_new(g_str_hash, g_str_equal);
+        /* a set: each mapping is its own key, hashed as its id (pcpd-mapping.h) */
+        m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, (GDestroyNotify) manager_mapping_free, NULL);
+        m->by_key = manager_mapping_key_index_new();
         m->holder_index = pcpd_holders_index_new();
         m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_deleting_free);
         m->next_mapping_id = 1;

@@ -84,7 +84,6 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         pcpd_server *s;
         int family, r;
         uint32_t lifetime;
-        g_autofree char *key = NULL;
         struct in6_addr own;
         bool direct, state_failure = false;
 
@@ -111,9 +110,8 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                  family == AF_INET ? "IPv4" : "IPv6");
         }
 
-        key = manager_mapping_key(family, req->opcode, req->protocol, req->internal_port, &req->remote_address,
-                          req->remote_port);
-        mp = g_hash_table_lookup(m->by_key, key);
+        mp = manager_mapping_find(m, family, req->opcode, req->protocol, req->internal_port, &req->remote_address,
+                                  req->remote_port);
         if (mp != NULL) {
                 if (mp->uid != req->uid)
                         return pcpd_fail(error, PCPD_ERROR_CONFLICT,
@@ -161,7 +159,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                  m->config.max_mappings);
 
         lifetime = MIN(req->lifetime ? req->lifetime : m->config.default_lifetime, m->config.max_lifetime);
-        mp = manager_mapping_new(m, m->next_mapping_id++, req, family, lifetime, realtime_us(), g_steal_pointer(&key));
+        mp = manager_mapping_new(m, m->next_mapping_id++, req, family, lifetime, realtime_us());
         /* on disk before anything leaves or anyone is told: a server mapping's nonce, or a
          * restart could neither renew nor delete it; a direct one, to be made again */
         if (direct) {
@@ -185,12 +183,12 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                  g_strerror(-r));
         }
 
-        g_hash_table_insert(m->mappings, &mp->id, mp);
+        g_hash_table_add(m->mappings, mp);
         if (!direct) {
                 manager_mapping_show(m, mp, m->pcp);
                 pcpd_backend_drain(m->pcp); /* its request leaves; its news finds it now */
         }
-        g_hash_table_insert(m->by_key, mp->key, mp);
+        g_hash_table_add(m->by_key, mp);
         if (!req->persistent)
                 manager_mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
         manager_emit_mapping_added(m, mp);

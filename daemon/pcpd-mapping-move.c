@@ -35,11 +35,11 @@ void manager_mapping_show(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *b) {
 
         if (!pcpd_backend_info_of(b, mp, &bi))
                 return;
-        set_str(&mp->internal_address, pcp_addr_to_string(&bi.internal_addr, buf));
+        set_shared(&mp->internal_address, pcp_addr_to_string(&bi.internal_addr, buf));
         set_name(&mp->state, bi.state);
         set_name(&mp->error, bi.error);
         if (bi.has_external) {
-                set_str(&mp->external_address, pcp_addr_to_string(&bi.external_addr, buf));
+                set_shared(&mp->external_address, pcp_addr_to_string(&bi.external_addr, buf));
                 mp->external_port = bi.external_port;
                 mp->granted = bi.lifetime_granted;
         }
@@ -228,7 +228,7 @@ void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
                 what |= PCPD_MAPPING_CHANGED_STATE;
         if (set_name(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER))
                 what |= PCPD_MAPPING_CHANGED_ERROR;
-        if (set_str(&mp->external_address, ""))
+        if (set_shared(&mp->external_address, ""))
                 what |= PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS;
         if (what == 0)
                 return;

@@ -20,11 +20,17 @@
 typedef struct pcpd_manager pcpd_manager;
 typedef struct pcpd_server pcpd_server;
 
-/* Within each group the fields go by size, largest first: 296 bytes, no more than alignment
+/* The sharing key (family, opcode, protocol, internal port, and for PEER the remote end) is
+ * not stored: the manager's m->by_key hashes those fields of the mapping itself
+ * (manager_mapping_find()).
+ * Within each group the fields go by size, largest first: 288 bytes, no more than alignment
  * needs (there are 10,000s of these; `ptype /o struct pcpd_mapping` in gdb shows the layout). */
 typedef struct pcpd_mapping {
-        pcpd_manager *manager;
+        /* first: the manager's m->mappings is a set of mappings hashed as the int64 at
+         * their start (g_int64_hash()), so a lookup by &id finds the mapping and the table
+         * keeps no separate array of values */
         uint64_t id;
+        pcpd_manager *manager;
         char *path;
         /* its engine mapping in the PCP backend (pcpd-pcp.c); NULL when the engine has none
          * (direct, waiting for a server, being removed): pcpd_pcp_mapping_held() */
@@ -35,7 +41,7 @@ typedef struct pcpd_mapping {
         char *interface;   /* the interface its caller named (NULL: none: it follows the primary) */
 
         /* who */
-        char *app_id;
+        char *app_id; /* shared (set_shared()) */
         const char *app_id_source;
         char *owner; /* first holder's unique name; "" when persistent or unclaimed (set_shared()) */
         /* the set of its holders' unique bus names, NULL when none (pcpd-holders.h): its
@@ -50,14 +56,15 @@ typedef struct pcpd_mapping {
 
         /* what */
         char *remote_address;
-        char *description;
-        uint64_t created; /* CLOCK_REALTIME µs */
-        char *key;        /* sharing key: family/opcode/protocol/port[/remote] */
+        char *description; /* shared (set_shared()) */
+        uint64_t created;  /* CLOCK_REALTIME µs */
         /* the rest of what the caller asked for, to ask a server again: when a direct
          * mapping moves to one, and after a daemon restart (mapping_params()) */
-        pcp_filter *filters;               /* n_filters of them; NULL when none */
-        struct in6_addr suggested_address; /* the option external-address (has_suggested_address) */
-        struct in6_addr third_party;       /* when has_third_party */
+        pcp_filter *filters; /* n_filters of them; NULL when none */
+        /* the option external-address (has_suggested_address) and the third party
+         * (has_third_party): rare, so kept apart, NULL when neither is asked for; read with
+         * pcpd_mapping_suggested_address() and pcpd_mapping_third_party() */
+        struct pcpd_mapping_addrs *addrs;
         int family;
         uint32_t lifetime;
         uint16_t internal_port, suggested_port;
@@ -81,6 +88,8 @@ typedef struct pcpd_mapping {
          * (set_name() in pcpd-manager-private.h; const, so that a g_free() or set_str()
          * of them does not compile) */
         const char *state, *error;
+        /* shared (set_shared(): nearly every mapping has the same two), never NULL once
+         * the mapping is made */
         char *external_address, *internal_address;
         uint64_t expires_at; /* CLOCK_REALTIME µs, 0 = none */
         uint32_t granted;
@@ -92,3 +101,19 @@ typedef struct pcpd_mapping {
         bool persistent;
         bool unclaimed; /* restored after a daemon restart, waiting for its app */
 } pcpd_mapping;
+
+struct pcpd_mapping_addrs {
+        struct in6_addr suggested_address, third_party;
+};
+
+/* the option external-address, the zero address when not asked for */
+static inline const struct in6_addr *pcpd_mapping_suggested_address(const pcpd_mapping *mp) {
+        static const struct in6_addr none;
+        return mp->addrs != NULL ? &mp->addrs->suggested_address : &none;
+}
+
+/* the third party, the zero address when none */
+static inline const struct in6_addr *pcpd_mapping_third_party(const pcpd_mapping *mp) {
+        static const struct in6_addr none;
+        return mp->addrs != NULL ? &mp->addrs->third_party : &none;
+}

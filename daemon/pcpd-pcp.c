@@ -654,14 +654,14 @@ static void mapping_params(const pcpd_mapping *mp, const server_io *s, pcp_mappi
                 .lifetime = mp->lifetime,
                 .remote_port = mp->remote_port,
                 .has_third_party = mp->has_third_party,
-                .third_party = mp->third_party,
+                .third_party = *pcpd_mapping_third_party(mp),
                 .prefer_failure = mp->prefer_failure,
                 .n_filters = mp->n_filters,
                 .description = mp->description != NULL && mp->description[0] != '\0' ? mp->description : NULL,
                 .has_nonce = true,
         };
         if (mp->has_suggested_address)
-                ret->suggested_external_addr = mp->suggested_address;
+                ret->suggested_external_addr = *pcpd_mapping_suggested_address(mp);
         if (mp->remote_address != NULL)
                 pcp_addr_from_string(mp->remote_address, &ret->remote_addr);
         if (mp->n_filters > 0)

@@ -74,9 +74,7 @@ static pcpd_mapping *mapping_from_record(pcpd_manager *m, const pcpd_state_mappi
         if (rec->n_filters > 0)
                 memcpy(req.filters, rec->filters, rec->n_filters * sizeof(pcp_filter));
         mp = manager_mapping_new(m, rec->id, &req, rec->family, lifetime != 0 ? lifetime : m->config.default_lifetime,
-                                 rec->created,
-                                 manager_mapping_key(rec->family, rec->opcode, rec->protocol, rec->internal_port,
-                                                     &req.remote_address, req.remote_port));
+                                 rec->created);
         /* the remote end as it was saved (the constructor keeps one for PEER only) */
         g_free(mp->remote_address);
         mp->remote_address = g_strdup(rec->remote_address);
@@ -243,7 +241,7 @@ void manager_restore(pcpd_manager *m) {
                 if (rec == NULL)
                         continue;
                 mp = mapping_from_record(m, rec);
-                if (g_hash_table_contains(m->by_key, mp->key)) {
+                if (g_hash_table_contains(m->by_key, mp)) {
                         /* two mappings of one port: never made by one pcpd; the later one is
                          * deleted upstream rather than forgotten there */
                         g_warning("Saved mapping %s: %s port %u is saved twice; deleting the second one upstream",
@@ -271,8 +269,8 @@ void manager_restore(pcpd_manager *m) {
                         }
                         continue;
                 }
-                g_hash_table_insert(m->mappings, &mp->id, mp);
-                g_hash_table_insert(m->by_key, mp->key, mp);
+                g_hash_table_add(m->mappings, mp);
+                g_hash_table_add(m->by_key, mp);
                 if (pcpd_backend_holds(m->pcp, mp)) {
                         manager_mapping_show(m, mp, m->pcp);
                         pcpd_backend_drain(m->pcp);

@@ -214,8 +214,8 @@ static bool request_for(const pcpd_mapping *mp, const upnp_iface *ui, const char
                 return true;
         }
         if (mp->has_third_party) {
-                req->internal_addr = mp->third_party;
-                req->third_party = !host_owns(&mp->third_party);
+                req->internal_addr = *pcpd_mapping_third_party(mp);
+                req->third_party = !host_owns(pcpd_mapping_third_party(mp));
                 return true;
         }
         return iface_ipv4(ifname, &req->internal_addr);

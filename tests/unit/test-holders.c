@@ -18,12 +18,17 @@
 
 typedef struct fixture {
         GHashTable *index;
+        GHashTable *all; /* every mapping, as the manager's m->mappings has them */
         pcpd_mapping a, b, c;
 } fixture;
 
 static int setup(void **state) {
         fixture *f = g_new0(fixture, 1);
         f->index = pcpd_holders_index_new();
+        f->all = g_hash_table_new(g_direct_hash, g_direct_equal);
+        g_hash_table_add(f->all, &f->a);
+        g_hash_table_add(f->all, &f->b);
+        g_hash_table_add(f->all, &f->c);
         *state = f;
         return 0;
 }
@@ -34,6 +39,7 @@ static int teardown(void **state) {
         pcpd_holders_free_mapping(&f->b);
         pcpd_holders_free_mapping(&f->c);
         g_hash_table_destroy(f->index);
+        g_hash_table_destroy(f->all);
         g_free(f);
         return 0;
 }
@@ -119,10 +125,10 @@ static void test_vanish(void **state) {
         pcpd_holders_add(f->index, &f->b, ":1.2");
         pcpd_holders_add(f->index, &f->c, ":1.2");
 
-        none = pcpd_holders_vanish(f->index, ":1.99");
+        none = pcpd_holders_vanish(f->index, f->all, ":1.99");
         assert_null(none);
 
-        gone = pcpd_holders_vanish(f->index, ":1.1");
+        gone = pcpd_holders_vanish(f->index, f->all, ":1.1");
         assert_non_null(gone);
         assert_int_equal(gone->len, 2);
         assert_true(has(gone, &f->a) && has(gone, &f->b));
@@ -132,7 +138,7 @@ static void test_vanish(void **state) {
         assert_int_equal(pcpd_holders_holds(&f->b, ":1.2"), 1);
         assert_int_equal(g_hash_table_size(f->index), 1);
 
-        last = pcpd_holders_vanish(f->index, ":1.2");
+        last = pcpd_holders_vanish(f->index, f->all, ":1.2");
         assert_int_equal(last->len, 2);
         assert_true(has(last, &f->b) && has(last, &f->c));
         assert_null(f->b.holders);
@@ -170,11 +176,51 @@ static void test_free_held(void **state) {
         /* teardown frees the mappings' own tables, then the index */
 }
 
+/* Many mappings one name holds alone (not listed in the index: found through every
+ * mapping when it leaves), one of them released meanwhile, one shared with a name that
+ * left first, and a mapping of another name that must not come back with them. */
+static void test_vanish_many_alone(void **state) {
+        fixture *f = *state;
+        enum { N = 100 };
+        g_autofree pcpd_mapping *mps = g_new0(pcpd_mapping, N);
+        g_autoptr(GHashTable) all = g_hash_table_new(g_direct_hash, g_direct_equal);
+        g_autoptr(GPtrArray) first = NULL;
+        g_autoptr(GPtrArray) gone = NULL;
+
+        for (int i = 0; i < N; i++) {
+                g_hash_table_add(all, &mps[i]);
+                pcpd_holders_add(f->index, &mps[i], ":1.5");
+        }
+        g_hash_table_add(all, &f->a);
+        pcpd_holders_add(f->index, &f->a, ":1.6");
+        pcpd_holders_add(f->index, &mps[7], ":1.7"); /* mps[7]: two names now */
+        assert_true(pcpd_holders_remove(f->index, &mps[3], ":1.5")); /* mps[3]: nobody */
+        assert_int_equal(g_hash_table_size(f->index), 3);
+
+        first = pcpd_holders_vanish(f->index, all, ":1.7");
+        assert_int_equal(first->len, 1);
+        assert_ptr_equal(first->pdata[0], &mps[7]);
+        assert_int_equal(pcpd_holders_count(&mps[7]), 1);
+
+        gone = pcpd_holders_vanish(f->index, all, ":1.5");
+        assert_non_null(gone);
+        assert_int_equal(gone->len, N - 1);
+        for (int i = 0; i < N; i++) {
+                assert_true(has(gone, &mps[i]) == (i != 3));
+                assert_null(mps[i].holders);
+                pcpd_holders_free_mapping(&mps[i]);
+        }
+        assert_false(has(gone, &f->a));
+        assert_int_equal(pcpd_holders_holds(&f->a, ":1.6"), 1);
+        assert_int_equal(g_hash_table_size(f->index), 1); /* :1.6 */
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_one_holder_twice, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_holders, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vanish, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_vanish_many_alone, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_held, setup, teardown),
         };
