@@ -4,20 +4,22 @@
 /* A name in the index: the set {name} its sole-held mappings point at (mp->holders ==
  * e->alone), those mappings in an array (each at its mp->alone_pos, so that one leaves in
  * O(1): the last takes its place), and the mappings it holds with others (those with a
- * table of their own). The array costs a pointer a mapping (up to twice that in slack as
- * it grows; the place fits in padding pcpd_mapping had anyway), where a set of them cost
- * ~24 octets; a name that leaves the bus goes through its own mappings only, O(k), not
- * through every mapping. The index's key is e->name. */
+ * table of their own). The array costs a pointer a mapping (up to twice that while it
+ * grows by doubling; it halves when three quarters are unused; the place fits in padding
+ * pcpd_mapping had anyway), where a set of them cost ~24 octets; a name that leaves the
+ * bus goes through its own mappings only, O(k), not through every mapping. The index's
+ * key is e->name. */
 typedef struct holder_entry {
         char *name;
-        GHashTable *alone;    /* name -> 1, shared; never changed after creation */
-        GPtrArray *alone_mps; /* pcpd_mapping *: those with mp->holders == alone, at mp->alone_pos */
+        GHashTable *alone;        /* name -> 1, shared; never changed after creation */
+        pcpd_mapping **alone_mps; /* those with mp->holders == alone, each at mp->alone_pos */
+        guint n_alone, alone_cap;
         GHashTable *mappings; /* set of pcpd_mapping *: those it holds with other names */
 } holder_entry;
 
 static void entry_free(holder_entry *e) {
         g_hash_table_destroy(e->alone);
-        g_ptr_array_unref(e->alone_mps);
+        g_free(e->alone_mps);
         g_hash_table_destroy(e->mappings);
         g_free(e->name);
         g_free(e);
@@ -36,33 +38,40 @@ static holder_entry *entry_get(GHashTable *index, const char *name) {
         e->name = g_strdup(name);
         e->alone = g_hash_table_new(g_str_hash, g_str_equal);
         g_hash_table_add(e->alone, e->name);
-        e->alone_mps = g_ptr_array_new();
         e->mappings = g_hash_table_new(g_direct_hash, g_direct_equal);
         g_hash_table_insert(index, e->name, e);
         return e;
 }
 
 static void entry_drop_if_unused(GHashTable *index, holder_entry *e) {
-        if (e->alone_mps->len == 0 && g_hash_table_size(e->mappings) == 0)
+        if (e->n_alone == 0 && g_hash_table_size(e->mappings) == 0)
                 g_hash_table_remove(index, e->name); /* frees e */
 }
 
 /* mp becomes one of the mappings e's name holds alone */
 static void alone_link(holder_entry *e, pcpd_mapping *mp) {
+        if (e->n_alone == e->alone_cap) {
+                g_assert(e->alone_cap < G_MAXUINT32 / 2);
+                e->alone_cap = e->alone_cap > 0 ? 2 * e->alone_cap : 1;
+                e->alone_mps = g_renew(pcpd_mapping *, e->alone_mps, e->alone_cap);
+        }
         mp->holders = e->alone;
-        mp->alone_pos = e->alone_mps->len;
-        g_ptr_array_add(e->alone_mps, mp);
+        mp->alone_pos = e->n_alone;
+        e->alone_mps[e->n_alone++] = mp;
 }
 
 /* mp is no longer one of them (mp->holders is left as it is): the last takes its place */
 static void alone_unlink(holder_entry *e, pcpd_mapping *mp) {
         guint pos = mp->alone_pos;
 
-        g_assert(mp->holders == e->alone && pos < e->alone_mps->len && e->alone_mps->pdata[pos] == mp);
-        g_ptr_array_remove_index_fast(e->alone_mps, pos);
-        if (pos < e->alone_mps->len)
-                ((pcpd_mapping *) e->alone_mps->pdata[pos])->alone_pos = pos;
+        g_assert(mp->holders == e->alone && pos < e->n_alone && e->alone_mps[pos] == mp);
+        e->alone_mps[pos] = e->alone_mps[--e->n_alone];
+        e->alone_mps[pos]->alone_pos = pos;
         mp->alone_pos = 0;
+        if (e->alone_cap >= 64 && e->n_alone < e->alone_cap / 4) {
+                e->alone_cap /= 2;
+                e->alone_mps = g_renew(pcpd_mapping *, e->alone_mps, e->alone_cap);
+        }
 }
 
 /* mp no longer held by name at all (called while mp->holders is still as it was) */
@@ -207,7 +216,7 @@ GPtrArray *pcpd_holders_vanish(GHashTable *index, const char *name) {
 
         if (e == NULL)
                 return NULL;
-        held = g_ptr_array_sized_new(g_hash_table_size(e->mappings) + e->alone_mps->len);
+        held = g_ptr_array_sized_new(g_hash_table_size(e->mappings) + e->n_alone);
         g_hash_table_iter_init(&it, e->mappings);
         while (g_hash_table_iter_next(&it, &k, NULL))
                 g_ptr_array_add(held, k);
@@ -218,14 +227,14 @@ GPtrArray *pcpd_holders_vanish(GHashTable *index, const char *name) {
                         holders_clear(mp);
         }
         /* those it alone holds: every hold of theirs goes with it */
-        for (guint i = 0; i < e->alone_mps->len; i++) {
-                pcpd_mapping *mp = e->alone_mps->pdata[i];
+        for (guint i = 0; i < e->n_alone; i++) {
+                pcpd_mapping *mp = e->alone_mps[i];
                 g_assert(mp->holders == e->alone);
                 mp->alone_pos = 0;
                 holders_clear(mp);
                 g_ptr_array_add(held, mp);
         }
-        g_ptr_array_set_size(e->alone_mps, 0);
+        e->n_alone = 0;
         g_hash_table_remove(index, name); /* frees e and its shared set: nobody points at it now */
         return held;
 }

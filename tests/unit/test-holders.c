@@ -263,6 +263,51 @@ static void test_vanish_alone_after_churn(void **state) {
                 pcpd_holders_free_mapping(&mps[i]);
 }
 
+/* A name that held many alone lets go of most of them, from both ends and the middle
+ * (its array shrinks on the way), holds some again, then leaves: exactly the ones it
+ * still held come back. */
+static void test_vanish_after_most_released(void **state) {
+        fixture *f = *state;
+        enum { N = 300 };
+        g_autofree pcpd_mapping *mps = g_new0(pcpd_mapping, N);
+        g_autoptr(GPtrArray) gone = NULL;
+        bool kept[N];
+
+        for (int i = 0; i < N; i++) {
+                pcpd_holders_add(f->index, &mps[i], ":1.10");
+                kept[i] = true;
+        }
+        for (int i = 0; i < N; i++) {
+                if (i % 37 == 3)
+                        continue;
+                /* alternately from the front and the back */
+                int k = i % 2 == 0 ? i / 2 : N - 1 - i / 2;
+                if (!kept[k] || k % 37 == 3)
+                        continue;
+                assert_true(pcpd_holders_remove(f->index, &mps[k], ":1.10"));
+                kept[k] = false;
+        }
+        pcpd_holders_add(f->index, &mps[0], ":1.10");
+        kept[0] = true;
+        pcpd_holders_add(f->index, &mps[N - 1], ":1.10");
+        kept[N - 1] = true;
+
+        gone = pcpd_holders_vanish(f->index, ":1.10");
+        assert_non_null(gone);
+        for (int i = 0, n = 0; i < N; i++) {
+                guint times = 0;
+                for (guint k = 0; k < gone->len; k++)
+                        times += gone->pdata[k] == &mps[i];
+                assert_int_equal(times, kept[i] ? 1 : 0);
+                assert_null(mps[i].holders);
+                n += kept[i];
+                if (i == N - 1)
+                        assert_int_equal(gone->len, n);
+        }
+        assert_true(gone->len > 2 && gone->len < 20);
+        assert_int_equal(g_hash_table_size(f->index), 0);
+}
+
 /* A name that left the bus holds again (a unique name the bus never gives twice, but the
  * index must not care): a fresh entry, and leaving again gives back only what it held since. */
 static void test_vanish_name_again(void **state) {
@@ -305,6 +350,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_vanish_many_alone, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vanish_alone_after_churn, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vanish_name_again, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_vanish_after_most_released, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_held, setup, teardown),
         };
