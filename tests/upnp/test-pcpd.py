@@ -416,16 +416,37 @@ def touched(igd, port):
             r.get("action") in ("GetSpecificPortMappingEntry", "DeletePortMapping")]
 
 
-if case == "shutdown-release":
+def permanent_then_igd_gone(app_name, key, port):
+    """pcpd started, the app's permanent mapping `key` (tcp `port`) active at the scripted
+    IGD (--permanent-only: 725), then that IGD killed: a delete pcpd sends from now on stays
+    unconfirmed. Returns the app."""
     igd = upnpit.Igd(t, "igd", ["--permanent-only"])
     t.start_pcpd(GraceSeconds=GRACE)
-    a = t.app("appA")
-    a.add("w", "tcp", 4710)
-    wait_active(a, "w", 60)
-    # the IGD goes away: the delete pcpd sends while it stops stays unconfirmed for the
-    # whole shutdown window, and the app releases the mapping inside that window
+    app = t.app(app_name)
+    app.add(key, "tcp", port)
+    wait_active(app, key, 60)
     igd.p.kill()
     igd.p.wait(10)
+    return app
+
+
+def released_unconfirmed(app_name, key, port):
+    """permanent_then_igd_gone(), the mapping released and pcpd stopped: its delete is kept in
+    the state directory for the next start"""
+    app = permanent_then_igd_gone(app_name, key, port)
+    app.release(key)
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM with an unconfirmed delete (status 0), saw {rc}")
+    saved = saved_state()
+    t.require(deleting_record(saved, port),
+              f"state: the unconfirmed delete of {port} is kept (Deleting), saw:\n{saved}")
+    return app
+
+
+if case == "shutdown-release":
+    # the IGD goes away: the delete pcpd sends while it stops stays unconfirmed for the
+    # whole shutdown window, and the app releases the mapping inside that window
+    a = permanent_then_igd_gone("appA", "w", 4710)
     t.pcpd.send_signal(signal.SIGTERM)
     t.require(t.wait_until(lambda: "before stopping" in pcpd_log("pcpd.log"), 30, "the shutdown's deletes"),
               "SIGTERM: expected pcpd to start deleting its permanent UPnP mapping before it exits")
@@ -453,19 +474,7 @@ if case == "shutdown-release":
 
 
 if case == "deleting-retry":
-    igd = upnpit.Igd(t, "igd", ["--permanent-only"])
-    t.start_pcpd(GraceSeconds=GRACE)
-    d = t.app("appD")
-    d.add("r", "tcp", 4720)
-    wait_active(d, "r", 60)
-    igd.p.kill()
-    igd.p.wait(10)
-    d.release("r")
-    rc = stop_pcpd()
-    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM with an unconfirmed delete (status 0), saw {rc}")
-    saved = saved_state()
-    t.require(deleting_record(saved, 4720),
-              f"state: the unconfirmed delete of 4720 is kept (Deleting), saw:\n{saved}")
+    released_unconfirmed("appD", "r", 4720)
     # the next start finds no IGD: the delete it sends again fails (after its wait for one)
     t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
     t.require(t.wait_until(lambda: "did not confirm the delete of" in pcpd_log("pcpd.1.log"), 120,
