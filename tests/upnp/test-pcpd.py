@@ -480,7 +480,10 @@ if case == "deleting-retry":
     released_unconfirmed("appD", "r", 4720)
     # the next start finds no IGD: the delete it sends again fails (after its wait for one)
     t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
-    t.require(t.wait_until(lambda: "did not confirm the delete of" in pcpd_log("pcpd.1.log"), 120,
+    # (the backend's words for a delete that waits to be tried again: the manager's "did not
+    # confirm the delete of ...: kept, tried again at the next start" is a delete given up)
+    waiting = "on c0 did not confirm the delete of tcp port 4720: tried again when an IGD answers"
+    t.require(t.wait_until(lambda: waiting in pcpd_log("pcpd.1.log"), 120,
                            "the first delete at the start given up", fatal=False),
               f"start without an IGD: expected the delete of 4720 to fail, saw:\n{pcpd_log('pcpd.1.log')}")
     # an IGD appears while pcpd runs: the delete is tried again, not left for the next start
