@@ -364,7 +364,9 @@ class NMMock:
     def barrier(self):
         """Changes the manager's Connectivity: a client that sees it has seen every change
         made before. Returns the new value."""
-        self.connectivity = 3 if self.connectivity == 4 else 4
+        # from the value the mock has (a restarted one starts at the template's)
+        now = self._iface(NM_PATH, dbus.PROPERTIES_IFACE).Get(NM_IFACE, "Connectivity")
+        self.connectivity = 3 if now == 4 else 4
         self._set(NM_PATH, NM_IFACE, "Connectivity", dbus.UInt32(self.connectivity))
         return self.connectivity
 
