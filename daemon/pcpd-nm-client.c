@@ -165,6 +165,24 @@ static bool client_running(pcpd_nm_client *c) {
         return c->client != NULL && nm_client_get_nm_running(c->client);
 }
 
+/* A device without an active connection on its way to one (pcpd_nm_device.activating).
+ * What NetworkManager 1.42 shows, one signal after the other (measured with nmlab):
+ *   `nmcli connection up` on the active connection: DEACTIVATING, reason NEW_ACTIVATION;
+ *   Dhcp4Config "/"; ActiveConnection "/"; DISCONNECTED, reason NEW_ACTIVATION; the new
+ *   ActiveConnection; PREPARE ... ACTIVATED;
+ *   coming back on the bus: the device in IP_CONFIG with ActiveConnection "/", its active
+ *   connection 5 ms later;
+ *   the link going away: ActiveConnection "/" while still ACTIVATED, then UNAVAILABLE,
+ *   reason CARRIER (that state is final: its leases go on the pass it causes). */
+static bool activating(NMDevice *dev) {
+        NMDeviceState st = nm_device_get_state(dev);
+
+        if (st >= NM_DEVICE_STATE_PREPARE && st <= NM_DEVICE_STATE_ACTIVATED)
+                return true;
+        return (st == NM_DEVICE_STATE_DEACTIVATING || st == NM_DEVICE_STATE_DISCONNECTED) &&
+               nm_device_get_state_reason(dev) == NM_DEVICE_STATE_REASON_NEW_ACTIVATION;
+}
+
 static const pcpd_nm_device *client_devices(pcpd_nm_client *c, size_t *ret_n) {
         const GPtrArray *devices = c->client != NULL ? nm_client_get_devices(c->client) : NULL;
 
@@ -176,6 +194,9 @@ static const pcpd_nm_device *client_devices(pcpd_nm_client *c, size_t *ret_n) {
                         .ifname = nm_device_get_ip_iface(dev) ?: nm_device_get_iface(dev),
                         .active = nm_device_get_active_connection(dev) != NULL,
                 };
+
+                if (!d.active)
+                        d.activating = activating(dev);
 
                 hook_notify(c, dev, "notify");
                 if (d.ifname != NULL && d.active) {

@@ -17,7 +17,7 @@
 
 #define PCPD_NM_MODULE_FILE "pcpd-nm.so"
 #define PCPD_NM_MODULE_SYMBOL "pcpd_nm_module_table"
-#define PCPD_NM_MODULE_ABI 2
+#define PCPD_NM_MODULE_ABI 3
 
 typedef struct pcpd_nm_client pcpd_nm_client;
 
@@ -32,6 +32,11 @@ typedef struct pcpd_nm_client_ops {
 typedef struct pcpd_nm_device {
         const char *ifname; /* its IP interface, else its interface; may be NULL */
         bool active;        /* it has an active connection */
+        /* it has none now, but NetworkManager is bringing one up: a new activation that
+         * replaces the old one (deactivating or disconnected for NEW_ACTIVATION), or an
+         * activation state whose active connection is not shown yet (as right after
+         * NetworkManager came back). What it announces is not known yet. */
+        bool activating;
         /* of an active device: its DHCP4Config / DHCP6Config options (key -> value);
          * NULL: no config object; empty: "/" or not filled yet */
         GHashTable *dhcp[2];

@@ -271,12 +271,22 @@ static void apply_states(pcpd_nm *nm) {
         for (size_t i = 0; i < n_devices; i++) {
                 const pcpd_nm_device *dev = &devices[i];
 
-                if (dev->ifname == NULL || !dev->active)
+                if (dev->ifname == NULL)
                         continue;
+                if (!dev->active) {
+                        /* between two active connections: what was known stays (N4), as
+                         * for a config object that is "/" */
+                        if (dev->activating) {
+                                read_config(nm, dev->ifname, AF_INET, NULL);
+                                read_config(nm, dev->ifname, AF_INET6, NULL);
+                        }
+                        continue;
+                }
                 read_config(nm, dev->ifname, AF_INET, dev->dhcp[0]);
                 read_config(nm, dev->ifname, AF_INET6, dev->dhcp[1]);
         }
-        /* A device without an active connection (link down, disconnected): its leases go.
+        /* A device without an active connection (link down, disconnected), and not on its
+         * way to a new one: its leases go.
          * A device that vanished from NetworkManager's objects: its leases stay for
          * PCPD_NM_GRACE_S. NetworkManager unexports every device while it shuts down, a
          * second before it leaves the bus, and leaves the interfaces configured: that is

@@ -14,7 +14,10 @@
  *       interface -> pcpd_manager_set_primary();
  *   N4  changes are coalesced (500 ms) and applied as a diff (a renewal that re-sends the
  *       same option changes nothing); a config object that is "/" or has no options yet
- *       is "not known yet": the lease last seen on the interface stays;
+ *       is "not known yet": the lease last seen on the interface stays, and so it does
+ *       while a device is between two active connections (a reconnect, NetworkManager
+ *       coming back: pcpd_nm_device.activating); a device without one otherwise (link
+ *       down, disconnected) loses its leases;
  *   N5  a lease whose end (DHCPv4 "expiry", DHCPv6 "life_starts" + "max_life") has
  *       passed counts no more (NetworkManager 1.42's stale DHCP6Config, a dead dhclient);
  *   N6  NetworkManager gone from the bus: its servers stay for PCPD_NM_GRACE_S (or until

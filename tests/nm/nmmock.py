@@ -9,14 +9,19 @@ PrimaryConnection), plus helpers that reproduce what the real NetworkManager 1.4
 
     renew()         every DHCP renewal re-sends all options, changed or not (a new expiry)
     reconnect()     Dhcp4Config/Dhcp6Config go to "/", the old objects are emptied and
-                    dropped, the primary connection goes away and comes back, new objects
-                    appear with empty Options and are filled in later (fill())
+                    dropped, the device leaves its active connection for a new activation
+                    (DEACTIVATING, DISCONNECTED: NEW_ACTIVATION), the primary connection
+                    goes away and comes back, new objects appear with empty Options and
+                    are filled in later (fill()); reconnect_begin() and reconnect_end()
+                    stop in between, where a client may look
     reapply_ipv6()  NM 1.42's bug: DHCPv6 stops, the DHCP6Config stays exported with its
                     last options and never changes again (only its lease times tell)
     set_primary(), vpn_up(), vpn_down(), link_down(), link_up()
     stop(), start() NetworkManager leaves the bus and comes back (the same devices and
                     leases, new object paths); unexport_devices() before stop() is what
-                    the real one does while it shuts down
+                    the real one does while it shuts down; start(activate=False) then
+                    activate() stops where the devices are back and their active
+                    connections not yet (the real one shows that for a moment)
     barrier()       a change the client will see after every change made before it: lets a
                     test say "nothing else happened" without waiting for wall-clock time
 
@@ -50,8 +55,9 @@ D4_IFACE = "org.freedesktop.NetworkManager.DHCP4Config"
 D6_IFACE = "org.freedesktop.NetworkManager.DHCP6Config"
 OM_IFACE = "org.freedesktop.DBus.ObjectManager"
 MOCK_IFACE = "org.freedesktop.DBus.Mock"
-# NMDeviceState, NMActiveConnectionState
-ACTIVATED, DISCONNECTED, UNAVAILABLE = 100, 30, 20
+# NMDeviceState, NMDeviceStateReason, NMActiveConnectionState
+ACTIVATED, DISCONNECTED, UNAVAILABLE, DEACTIVATING = 100, 30, 20, 110
+NEW_ACTIVATION = 60
 AC_ACTIVATED = 2
 
 
@@ -142,9 +148,11 @@ class NMMock:
         except dbus.exceptions.DBusException:
             return False
 
-    def start(self):
+    def start(self, activate=True):
         """NetworkManager appears on the bus, with every device, connection and lease of
-        the model (under new object paths, as a restarted NetworkManager)."""
+        the model (under new object paths, as a restarted NetworkManager). activate=False:
+        the devices are there (an up one in an activated state) without their active
+        connections, leases and the primary connection: activate() adds them."""
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
         self.mock_proc = subprocess.Popen(
             [PY, "-m", "dbusmock", "--system", "--template", "networkmanager",
@@ -158,7 +166,16 @@ class NMMock:
         self._obj(NM_PATH).AddProperty(NM_IFACE, "PrimaryConnectionType", "", dbus_interface=MOCK_IFACE)
         self.paths = {}
         for iface in self.order:
-            self._realize(iface)
+            self._realize(iface, activate=False)
+        if activate:
+            self.activate()
+
+    def activate(self):
+        """The active connections (and leases, and the primary connection) of the devices
+        that are up and have none (after start(activate=False))."""
+        for iface in self.order:
+            if self.devices[iface]["up"] and self.paths[iface]["ac"] is None:
+                self._activate(iface)
         if self.primary_iface is not None:
             self.set_primary(self.primary_iface)
 
@@ -203,7 +220,7 @@ class NMMock:
             OM_IFACE, "InterfacesRemoved", "oas", [dbus.ObjectPath(path), [iface]])
         self.mock.RemoveObject(path)
 
-    def _realize(self, iface):
+    def _realize(self, iface, activate=True):
         """Puts one device of the model on the running mock."""
         d = self.devices[iface]
         name = f"dev{self._next()}"
@@ -218,7 +235,7 @@ class NMMock:
         p["conn"] = conn.AddConnection(dbus.Dictionary({
             "connection": dbus.Dictionary({"id": f"mock-{iface}", "uuid": f"6d6f636b-0000-4000-8000-{self._next():012x}",
                                            "type": ctype}, signature="sv")}, signature="sa{sv}"))
-        if d["up"]:
+        if d["up"] and activate:
             self._activate(iface)
 
     def _activate(self, iface):
@@ -232,8 +249,20 @@ class NMMock:
                 p[f"dhcp{fam}"] = self._add_config(fam, d[f"dhcp{fam}"])
                 self._set(p["dev"], DEVICE_IFACE, f"Dhcp{fam}Config", dbus.ObjectPath(p[f"dhcp{fam}"]))
 
-    def _deactivate(self, iface):
+    def _device_state(self, iface, state, reason):
+        dev = self.paths[iface]["dev"]
+        self._set(dev, DEVICE_IFACE, "StateReason", dbus.Struct((dbus.UInt32(state), dbus.UInt32(reason)),
+                                                                signature="uu"))
+        self._set(dev, DEVICE_IFACE, "State", dbus.UInt32(state))
+
+    def _deactivate(self, iface, new_activation=False):
+        """The device leaves its active connection: for good (link down), or for a new
+        activation (new_activation), in the order NetworkManager 1.42 shows it (measured
+        with nmlab): DEACTIVATING (NEW_ACTIVATION), Dhcp4Config/Dhcp6Config "/",
+        ActiveConnection "/", DISCONNECTED (NEW_ACTIVATION)."""
         p = self.paths[iface]
+        if new_activation:
+            self._device_state(iface, DEACTIVATING, NEW_ACTIVATION)
         for fam in (4, 6):
             self._set(p["dev"], DEVICE_IFACE, f"Dhcp{fam}Config", dbus.ObjectPath("/"))
         if self.primary_iface == iface:
@@ -245,7 +274,16 @@ class NMMock:
                 self._set(path, D4_IFACE if fam == 4 else D6_IFACE, "Options", _opts({}))
                 self._remove_object(path, D4_IFACE if fam == 4 else D6_IFACE)
                 p[f"dhcp{fam}"] = None
-        if p["ac"]:
+        if p["ac"] and new_activation:
+            # not the template's RemoveActiveConnection: its DISCONNECTED has no reason
+            self._set(p["dev"], DEVICE_IFACE, "ActiveConnection", dbus.ObjectPath("/"))
+            self._device_state(iface, DISCONNECTED, NEW_ACTIVATION)
+            acs = self._iface(NM_PATH, dbus.PROPERTIES_IFACE).Get(NM_IFACE, "ActiveConnections")
+            self._set(NM_PATH, NM_IFACE, "ActiveConnections",
+                      dbus.Array([a for a in acs if a != p["ac"]], signature="o"))
+            self._remove_object(p["ac"], AC_IFACE)
+            p["ac"] = None
+        elif p["ac"]:
             self.mock.RemoveActiveConnection(p["dev"], p["ac"])
             p["ac"] = None
 
@@ -300,7 +338,17 @@ class NMMock:
         emptied and dropped, the primary connection goes away, then a new active connection
         with new config objects whose Options are empty; fill() (now, if fill) puts the
         lease in."""
-        self._deactivate(iface)
+        self.reconnect_begin(iface)
+        return self.reconnect_end(iface, fill)
+
+    def reconnect_begin(self, iface):
+        """The first half of reconnect(): the old active connection and config objects are
+        gone, the device is DISCONNECTED for a new activation."""
+        self._deactivate(iface, new_activation=True)
+
+    def reconnect_end(self, iface, fill=True):
+        """The second half of reconnect(): the new active connection, new config objects
+        with empty Options, the primary connection back; fill() now if fill."""
         p, d = self.paths[iface], self.devices[iface]
         saved = {fam: d[f"dhcp{fam}"] for fam in (4, 6)}
         d["dhcp4"] = {} if saved[4] is not None else None
@@ -364,7 +412,9 @@ class NMMock:
     def barrier(self):
         """Changes the manager's Connectivity: a client that sees it has seen every change
         made before. Returns the new value."""
-        self.connectivity = 3 if self.connectivity == 4 else 4
+        # from the value the mock has (a restarted one starts at the template's)
+        now = self._iface(NM_PATH, dbus.PROPERTIES_IFACE).Get(NM_IFACE, "Connectivity")
+        self.connectivity = 3 if now == 4 else 4
         self._set(NM_PATH, NM_IFACE, "Connectivity", dbus.UInt32(self.connectivity))
         return self.connectivity
 

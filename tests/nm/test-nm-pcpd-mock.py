@@ -175,9 +175,15 @@ class NMMockTest(BusTestCase):
         on2 = dump(self.ctl[S2])
         self.assertEqual([m['internal_port'] for m in on2], [4242])
 
-        # a reconnect: config objects "/" then new empty ones; the lease stays known
+        # a reconnect: config objects "/" then new empty ones; the lease stays known. In
+        # between, the device has no active connection (DISCONNECTED for a new activation):
+        # a pass there, as pcpd's settle timer can make on a slow host, changes nothing
         mark, sig = self.applied_mark(), len(self.env.signals)
-        self.nm.reconnect('eth0', fill=False)
+        self.nm.reconnect_begin('eth0')
+        self.wait_applied(mark)
+        self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')], 'between the two active connections')
+        mark = self.applied_mark()
+        self.nm.reconnect_end('eth0', fill=False)
         self.wait_applied(mark)
         self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')])
         mark = self.applied_mark()
@@ -218,8 +224,14 @@ class NMMockTest(BusTestCase):
         self.nm.stop()
         wait_until(lambda: 'NetworkManager is not running' in slurp(self.env.pcpd_log), CAP, 'pcpd sees NM gone')
         self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')])
+        # back: first its devices without their active connections (the real one shows
+        # that for a moment), then with them
         mark = self.applied_mark()
-        self.nm.start()
+        self.nm.start(activate=False)
+        self.wait_applied(mark)
+        self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')], 'devices back, no active connection yet')
+        mark = self.applied_mark()
+        self.nm.activate()
         self.wait_applied(mark)
         self.assertEqual(self.servers(), [('eth0', S2, 'dhcpv4')])
         self.assertNotIn('Server', self.changed_props(path, sig))
