@@ -320,6 +320,75 @@ static void test_damaged_snapshot(void **state) {
         assert_string_equal(st->damaged_names[0], "Mapping 4");
 }
 
+/* A snapshot is read a group at a time (one GKeyFile of the whole file took ~4 KB a
+ * mapping): what it gives is what GKeyFile reads of the whole file. Comments and blank
+ * lines, a group line after blanks, '[' inside a value or after a key; damage anywhere
+ * (a line that is no key, a group line cut short, text before the first group) makes it
+ * no key file at all, and then nothing of it is taken, also after good groups. */
+static void test_snapshot_read_by_group(void **state) {
+        g_autoptr(pcpd_state) st = pcpd_state_new();
+        g_autoptr(GString) s = g_string_new(NULL), one = g_string_new(NULL);
+        pcpd_state_mapping a, b;
+        const char *bad[] = {
+                "this is no key file\n",
+                "[Mapping 3\nServer=x\n",
+                "no key here\n",
+                "[State\n",
+        };
+
+        (void) state;
+        fill(&a, 2);
+        fill(&b, 3);
+        b.description = (char *) "[not a group]";
+        g_string_append(s, "# a comment first\n\n");
+        pcpd_state_format_header(s, 10);
+        g_string_append(s, "\n# between\n");
+        pcpd_state_format_mapping(one, &a);
+        /* a group line after blanks is a group line to GKeyFile */
+        g_string_append(s, "  \t");
+        g_string_append(s, one->str);
+        pcpd_state_format_mapping(s, &b);
+        g_string_append(s, "Unknown=[x]\n");
+        assert_int_equal(pcpd_state_parse_snapshot(st, s->str, s->len), 0);
+        assert_int_equal(st->damaged, 0);
+        assert_int_equal(st->next_id, 10);
+        assert_int_equal(g_hash_table_size(st->mappings), 2);
+        assert_same(&a, get(st, 2));
+        assert_same(&b, get(st, 3));
+        {
+                /* the same as one GKeyFile of the whole text */
+                g_autoptr(GKeyFile) kf = g_key_file_new();
+                g_autofree char *d = NULL;
+
+                assert_true(g_key_file_load_from_data(kf, s->str, s->len, G_KEY_FILE_NONE, NULL));
+                d = g_key_file_get_string(kf, "Mapping 3", "Description", NULL);
+                assert_string_equal(d, b.description);
+                assert_int_equal(g_key_file_get_integer(kf, "Mapping 2", "InternalPort", NULL), a.internal_port);
+        }
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autoptr(GString) t = g_string_new(NULL);
+                g_autoptr(GKeyFile) kf = g_key_file_new();
+
+                pcpd_state_format_header(t, 10);
+                pcpd_state_format_mapping(t, &a);
+                if (i == 0)
+                        g_string_prepend(t, bad[i]);
+                else
+                        g_string_append(t, bad[i]);
+                pcpd_state_format_mapping(t, &b);
+                /* GKeyFile refuses the whole text too */
+                assert_false(g_key_file_load_from_data(kf, t->str, t->len, G_KEY_FILE_NONE, NULL));
+                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), -EBADMSG);
+                assert_int_equal(g_hash_table_size(st->mappings), 0);
+                assert_int_equal(st->next_id, 1);
+                assert_int_equal(st->damaged, 0);
+        }
+        /* and the empty file is an empty snapshot */
+        assert_int_equal(pcpd_state_parse_snapshot(st, "", 0), 0);
+        assert_int_equal(g_hash_table_size(st->mappings), 0);
+}
+
 static void test_journal_over_snapshot(void **state) {
         g_autoptr(pcpd_state) st = pcpd_state_new();
         g_autoptr(GString) snap = g_string_new(NULL), j = g_string_new(NULL);
@@ -1549,6 +1618,7 @@ int main(void) {
                 cmocka_unit_test(test_old_snapshot),
                 cmocka_unit_test(test_upnp_part),
                 cmocka_unit_test(test_damaged_snapshot),
+                cmocka_unit_test(test_snapshot_read_by_group),
                 cmocka_unit_test(test_journal_over_snapshot),
                 cmocka_unit_test(test_torn_records),
                 cmocka_unit_test(test_shrinking_snapshot),
