@@ -29,6 +29,7 @@ void pcpd_state_mapping_free(pcpd_state_mapping *m) {
         g_free(m->description);
         g_free(m->declared);
         g_free(m->upnp_interface);
+        g_free(m->filters);
         g_free(m);
 }
 
@@ -43,6 +44,7 @@ pcpd_state_mapping *pcpd_state_mapping_copy(const pcpd_state_mapping *m) {
         c->description = g_strdup(m->description ?: "");
         c->declared = g_strdup(m->declared);
         c->upnp_interface = g_strdup(m->upnp_interface);
+        c->filters = m->n_filters > 0 ? g_memdup2(m->filters, m->n_filters * sizeof(pcp_filter)) : NULL;
         return c;
 }
 
@@ -392,6 +394,8 @@ static pcpd_state_mapping *mapping_from_group(GKeyFile *kf, const char *g) {
                 filters = g_key_file_get_string_list(kf, g, "Filters", &n_filters, NULL);
                 if (filters == NULL || n_filters > PCP_MAX_FILTERS)
                         return NULL;
+                if (n_filters > 0)
+                        m->filters = g_new0(pcp_filter, n_filters);
                 for (gsize k = 0; k < n_filters; k++)
                         if (!filter_from_string(filters[k], &m->filters[k]))
                                 return NULL;

@@ -112,6 +112,7 @@ static pcpd_state_mapping *get(pcpd_state *st, uint64_t id) {
 
 static void test_record_roundtrip(void **state) {
         pcpd_state_mapping a, peer, direct;
+        pcp_filter two_filters[2] = {0};
         g_autoptr(GString) snap = g_string_new(NULL), journal = g_string_new(NULL);
         g_autoptr(pcpd_state) st = pcpd_state_new(), st2 = pcpd_state_new();
 
@@ -122,6 +123,7 @@ static void test_record_roundtrip(void **state) {
         a.prefer_failure = true;
         a.has_third_party = pcp_addr_from_string("192.168.1.20", &a.third_party);
         a.n_filters = 2;
+        a.filters = two_filters;
         assert_true(pcp_addr_from_string("203.0.113.0", &a.filters[0].remote_addr));
         a.filters[0].prefix_len = 96 + 24;
         a.filters[0].remote_port = 443;
