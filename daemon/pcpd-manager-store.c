@@ -100,8 +100,7 @@ bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) 
         };
         if (rec->has_nonce)
                 memcpy(rec->nonce, mp->nonce, PCP_NONCE_LEN);
-        if (mp->n_filters > 0)
-                memcpy(rec->filters, mp->filters, mp->n_filters * sizeof(pcp_filter));
+        rec->filters = mp->n_filters > 0 ? mp->filters : NULL;
         if (mp->backend != NULL)
                 mp->manager->upnp->ops->fill_record(mp->manager->upnp, mp, rec);
         return true;

@@ -29,6 +29,7 @@ void pcpd_state_mapping_free(pcpd_state_mapping *m) {
         g_free(m->description);
         g_free(m->declared);
         g_free(m->upnp_interface);
+        g_free(m->filters);
         g_free(m);
 }
 
@@ -43,6 +44,7 @@ pcpd_state_mapping *pcpd_state_mapping_copy(const pcpd_state_mapping *m) {
         c->description = g_strdup(m->description ?: "");
         c->declared = g_strdup(m->declared);
         c->upnp_interface = g_strdup(m->upnp_interface);
+        c->filters = m->n_filters > 0 ? g_memdup2(m->filters, m->n_filters * sizeof(pcp_filter)) : NULL;
         return c;
 }
 
@@ -392,6 +394,8 @@ static pcpd_state_mapping *mapping_from_group(GKeyFile *kf, const char *g) {
                 filters = g_key_file_get_string_list(kf, g, "Filters", &n_filters, NULL);
                 if (filters == NULL || n_filters > PCP_MAX_FILTERS)
                         return NULL;
+                if (n_filters > 0)
+                        m->filters = g_new0(pcp_filter, n_filters);
                 for (gsize k = 0; k < n_filters; k++)
                         if (!filter_from_string(filters[k], &m->filters[k]))
                                 return NULL;
@@ -441,14 +445,14 @@ static void note_damaged(pcpd_state *st, const char *group) {
         st->damaged_names[n + 1] = NULL;
 }
 
-int pcpd_state_parse_snapshot(pcpd_state *st, const char *data, size_t len) {
+/* One part of a snapshot: the text from one group line to the next (or what comes before
+ * the first). False when it is no key file text. */
+static bool parse_snapshot_part(pcpd_state *st, const char *text, size_t len) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_auto(GStrv) groups = NULL;
 
-        g_hash_table_remove_all(st->mappings);
-        st->next_id = 1;
-        if (!g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, NULL))
-                return -EBADMSG;
+        if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, NULL))
+                return false;
         groups = g_key_file_get_groups(kf, NULL);
         for (size_t i = 0; groups[i] != NULL; i++) {
                 pcpd_state_mapping *m;
@@ -470,7 +474,52 @@ int pcpd_state_parse_snapshot(pcpd_state *st, const char *data, size_t len) {
                 }
                 g_hash_table_replace(st->mappings, &m->id, m);
         }
+        return true;
+}
+
+/* A line GKeyFile reads as a group's: '[' after any blanks. */
+static bool is_group_line(const char *line, const char *end) {
+        while (line < end && *line != '\n' && g_ascii_isspace(*line))
+                line++;
+        return line < end && *line == '[';
+}
+
+/*
+ * A snapshot is read a group at a time, each with a GKeyFile of its own (as the journal's
+ * records are): one GKeyFile of the whole file keeps every line, key and value of it in
+ * lists and tables, ~4 KB a mapping; at 131,070 mappings pcpd's peak at start was 615 MB,
+ * and 569 MB stayed resident after it was freed (the heap it left behind is not given
+ * back). A group ends where the next group line starts (no value starts a line with '[':
+ * line breaks in values are escaped). The result is the same as the whole file's but for a
+ * group named twice, which the writer never does: the later one is taken whole, not merged
+ * key by key.
+ */
+int pcpd_state_parse_snapshot(pcpd_state *st, const char *data, size_t len) {
+        const char *end = data + len, *part = data;
+
+        g_hash_table_remove_all(st->mappings);
+        st->next_id = 1;
+        for (const char *line = data; line < end;) {
+                const char *nl = memchr(line, '\n', (size_t) (end - line));
+                const char *next = nl != NULL ? nl + 1 : end;
+
+                if (line > part && is_group_line(line, end)) {
+                        if (!parse_snapshot_part(st, part, (size_t) (line - part)))
+                                goto bad;
+                        part = line;
+                }
+                line = next;
+        }
+        if (end > part && !parse_snapshot_part(st, part, (size_t) (end - part)))
+                goto bad;
         return 0;
+bad:
+        /* no key file at all: nothing of it is taken */
+        g_hash_table_remove_all(st->mappings);
+        st->next_id = 1;
+        st->damaged = 0;
+        g_clear_pointer(&st->damaged_names, g_strfreev);
+        return -EBADMSG;
 }
 
 /* One complete journal record (its text without the end line): true when valid. */
@@ -564,39 +613,89 @@ bool pcpd_state_compact_due(uint64_t snapshot_size, uint64_t journal_size) {
                                    (uint64_t) PCPD_STATE_COMPACT_MAX_JOURNAL);
 }
 
+/* a snapshot formatted into a file is written out in pieces of about this size: its
+ * whole text (~300 octets a mapping, 40 MB for 131,070 of them) is never in memory */
+#define FORMAT_BUFFER (64u * 1024)
+
+static int write_all(int fd, const char *data, size_t len);
+
 struct pcpd_state_formatter {
-        GString *out;
+        GString *out;      /* all of it, or (with fd) what is not written yet */
+        int fd;            /* -1: kept in out; else borrowed, written as it is formatted */
+        int error;         /* with fd: the first failed write's -errno (nothing more is written) */
+        uint64_t written;  /* with fd: the bytes written */
         uint64_t *ids;
         size_t n_ids, next;
 };
 
-pcpd_state_formatter *pcpd_state_formatter_new(uint64_t next_id, uint64_t *ids, size_t n_ids, size_t size_hint) {
+static pcpd_state_formatter *formatter_new(int fd, uint64_t next_id, uint64_t *ids, size_t n_ids, size_t size) {
         pcpd_state_formatter *f = g_new0(pcpd_state_formatter, 1);
 
-        /* the whole size at once: a string doubling its way up to many MiB leaves the
-         * halves it outgrew behind in the heap */
-        f->out = g_string_sized_new(MAX(size_hint, (size_t) 64));
+        f->out = g_string_sized_new(MAX(size, (size_t) 64));
+        f->fd = fd;
         f->ids = ids;
         f->n_ids = n_ids;
         pcpd_state_format_header(f->out, next_id);
         return f;
 }
 
+pcpd_state_formatter *pcpd_state_formatter_new(uint64_t next_id, uint64_t *ids, size_t n_ids, size_t size_hint) {
+        /* the whole size at once: a string doubling its way up to many MiB leaves the
+         * halves it outgrew behind in the heap */
+        return formatter_new(-1, next_id, ids, n_ids, size_hint);
+}
+
+pcpd_state_formatter *pcpd_state_formatter_new_fd(int fd, uint64_t next_id, uint64_t *ids, size_t n_ids) {
+        g_return_val_if_fail(fd >= 0, NULL);
+        /* one piece and the record that crosses its end */
+        return formatter_new(fd, next_id, ids, n_ids, FORMAT_BUFFER + 4096);
+}
+
+/* With an fd: what is formatted goes out (the buffer is kept for the next piece). */
+static void formatter_write(pcpd_state_formatter *f) {
+        if (f->error == 0 && f->out->len > 0) {
+                int r = write_all(f->fd, f->out->str, f->out->len);
+
+                if (r < 0)
+                        f->error = r;
+                else
+                        f->written += f->out->len;
+        }
+        g_string_truncate(f->out, 0);
+}
+
 bool pcpd_state_formatter_step(pcpd_state_formatter *f, size_t max, pcpd_state_lookup_func lookup, void *userdata) {
-        for (size_t k = 0; k < max && f->next < f->n_ids; k++) {
+        for (size_t k = 0; k < max && f->next < f->n_ids && f->error == 0; k++) {
                 pcpd_state_mapping rec;
 
                 if (lookup(f->ids[f->next++], &rec, userdata))
                         pcpd_state_format_mapping(f->out, &rec);
+                if (f->fd >= 0 && f->out->len >= FORMAT_BUFFER)
+                        formatter_write(f);
         }
-        return f->next >= f->n_ids;
+        /* a failed write ends it: the rest would be formatted for nothing */
+        return f->next >= f->n_ids || f->error != 0;
 }
 
 GString *pcpd_state_formatter_finish(pcpd_state_formatter *f) {
-        GString *out = g_steal_pointer(&f->out);
+        GString *out;
 
+        g_return_val_if_fail(f->fd < 0, NULL);
+        out = g_steal_pointer(&f->out);
         pcpd_state_formatter_free(f);
         return out;
+}
+
+int pcpd_state_formatter_end(pcpd_state_formatter *f, uint64_t *ret_size) {
+        int r;
+
+        g_return_val_if_fail(f->fd >= 0, -EINVAL);
+        formatter_write(f);
+        r = f->error;
+        if (ret_size != NULL)
+                *ret_size = f->written;
+        pcpd_state_formatter_free(f);
+        return r;
 }
 
 pcpd_state_formatter *pcpd_state_formatter_free(pcpd_state_formatter *f) {
@@ -707,19 +806,34 @@ static int write_all(int fd, const char *data, size_t len) {
         return 0;
 }
 
-int pcpd_state_write_atomic(int dirfd, const char *name, const char *data, size_t len) {
-        g_autofree char *tmp = g_strconcat(name, ".tmp", NULL);
-        int fd, r;
+/* name.tmp, the file that replaces name */
+static char *tmp_name(const char *name) {
+        return g_strconcat(name, ".tmp", NULL);
+}
+
+int pcpd_state_replace_begin(int dirfd, const char *name) {
+        g_autofree char *tmp = tmp_name(name);
+        int fd;
 
         /* a left-over from a daemon killed while writing (the directory is ours alone) */
         (void) unlinkat(dirfd, tmp, 0);
         fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        r = write_all(fd, data, len);
+        return fd < 0 ? -errno : fd;
+}
+
+void pcpd_state_replace_abort(int dirfd, const char *name) {
+        g_autofree char *tmp = tmp_name(name);
+
+        (void) unlinkat(dirfd, tmp, 0);
+}
+
+int pcpd_state_replace_commit(int dirfd, const char *name, int fd) {
+        g_autofree char *tmp = tmp_name(name);
+        int r = 0;
+
         /* on disk before the name points at it: else a power cut could leave an empty file
          * under the name, and the journal already emptied */
-        if (r >= 0 && fsync(fd) < 0)
+        if (fsync(fd) < 0)
                 r = -errno;
         if (close(fd) < 0 && r >= 0)
                 r = -errno;
@@ -733,6 +847,20 @@ int pcpd_state_write_atomic(int dirfd, const char *name, const char *data, size_
         if (fsync(dirfd) < 0)
                 return -errno;
         return 0;
+}
+
+int pcpd_state_write_atomic(int dirfd, const char *name, const char *data, size_t len) {
+        int fd = pcpd_state_replace_begin(dirfd, name), r;
+
+        if (fd < 0)
+                return fd;
+        r = write_all(fd, data, len);
+        if (r < 0) {
+                (void) close(fd);
+                pcpd_state_replace_abort(dirfd, name);
+                return r;
+        }
+        return pcpd_state_replace_commit(dirfd, name, fd);
 }
 
 /* A journal that does not end with a complete record (a power cut in the middle of a
@@ -947,7 +1075,7 @@ struct pcpd_state_writer {
         GSource *watch; /* on the thread-default main context of pcpd_state_writer_new() */
         GThread *thread; /* started with the first write, joined by pcpd_state_writer_free() */
         bool in_flight;  /* main thread's: a write was started and not told yet */
-        GString *buffer; /* the write in flight's data (the thread reads it until finished) */
+        int fd;          /* the write in flight's file (the thread's until finished) */
         bool prepare_journal; /* main thread's, read by the thread under lock with a job */
         int taken_journal;    /* main thread's: the next journal, while done runs */
         pthread_mutex_t lock;
@@ -960,9 +1088,9 @@ struct pcpd_state_writer {
         GArray *closing;  /* fds (int) the thread closes */
 };
 
-static int write_atomic(int dirfd, const char *name, const char *data, size_t len, void *userdata) {
+static int replace_commit(int dirfd, const char *name, int fd, void *userdata) {
         (void) userdata;
-        return pcpd_state_write_atomic(dirfd, name, data, len);
+        return pcpd_state_replace_commit(dirfd, name, fd);
 }
 
 static gpointer writer_thread(gpointer data) {
@@ -972,9 +1100,8 @@ static gpointer writer_thread(gpointer data) {
 
         for (;;) {
                 GArray *closing = NULL;
-                GString *buf;
                 bool job, journal;
-                int r, next = -ENOENT;
+                int fd, r, next = -ENOENT;
 
                 pthread_mutex_lock(&w->lock);
                 while (!w->job && !w->quit && w->closing->len == 0)
@@ -986,7 +1113,7 @@ static gpointer writer_thread(gpointer data) {
                 job = w->job;
                 journal = w->job_journal;
                 w->job = false;
-                buf = w->buffer;
+                fd = w->fd;
                 pthread_mutex_unlock(&w->lock);
 
                 /* given before the job: an old journal, whose blocks are freed here */
@@ -1001,7 +1128,7 @@ static gpointer writer_thread(gpointer data) {
                         return NULL; /* quit, and nothing left to close */
                 }
 
-                r = w->write(w->dirfd, w->name, buf->str, buf->len, w->write_data);
+                r = w->write(w->dirfd, w->name, fd, w->write_data);
                 if (r >= 0 && journal)
                         next = pcpd_state_journal_next_open(w->dirfd);
 
@@ -1028,8 +1155,7 @@ static void writer_finish(pcpd_state_writer *w, bool tell) {
         w->next_journal = -ENOENT;
         pthread_mutex_unlock(&w->lock);
         w->in_flight = false;
-        g_string_free(w->buffer, TRUE);
-        w->buffer = NULL;
+        w->fd = -1;
         if (tell)
                 w->done(r, w->userdata);
         if (w->taken_journal >= 0) {
@@ -1078,7 +1204,8 @@ int pcpd_state_writer_new(int dirfd, const char *name, pcpd_state_write_func wri
         w = g_new0(pcpd_state_writer, 1);
         w->dirfd = dirfd;
         w->name = g_strdup(name);
-        w->write = write != NULL ? write : write_atomic;
+        w->write = write != NULL ? write : replace_commit;
+        w->fd = -1;
         w->write_data = write_data;
         w->done = done;
         w->userdata = userdata;
@@ -1100,21 +1227,17 @@ bool pcpd_state_writer_busy(const pcpd_state_writer *w) {
         return w->in_flight;
 }
 
-int pcpd_state_writer_start(pcpd_state_writer *w, GString *data) {
-        if (w->in_flight) {
-                g_string_free(data, TRUE);
+int pcpd_state_writer_start(pcpd_state_writer *w, int fd) {
+        if (w->in_flight)
                 return -EBUSY;
-        }
         if (w->thread == NULL) {
                 w->thread = g_thread_try_new("pcpd-save", writer_thread, w, NULL);
-                if (w->thread == NULL) {
-                        g_string_free(data, TRUE);
+                if (w->thread == NULL)
                         return -EAGAIN;
-                }
         }
         w->in_flight = true;
         pthread_mutex_lock(&w->lock);
-        w->buffer = data;
+        w->fd = fd;
         w->job = true;
         w->job_journal = w->prepare_journal;
         pthread_cond_broadcast(&w->cond);

@@ -70,7 +70,10 @@ typedef struct pcpd_state_mapping {
         bool has_third_party;
         struct in6_addr third_party;
         uint8_t n_filters;
-        pcp_filter filters[PCP_MAX_FILTERS];
+        /* n_filters of them (up to PCP_MAX_FILTERS; NULL when none): owned when parsed or
+         * copied, borrowed when filled to be formatted. Not inline: 43 of them took 860 of
+         * this struct's 1,064 octets, and a restart holds every record at once. */
+        pcp_filter *filters;
         bool persistent;
         uid_t uid;
         char *app_id, *app_id_source, *description;
@@ -173,12 +176,22 @@ typedef struct pcpd_state_formatter pcpd_state_formatter;
 typedef bool (*pcpd_state_lookup_func)(uint64_t id, pcpd_state_mapping *ret, void *userdata);
 
 /* A snapshot of the records ids (taken over, g_free()d) will name, with next_id in its
- * header; size_hint: the bytes it is expected to take (0: unknown). */
+ * header, its text kept in memory; size_hint: the bytes it is expected to take (0:
+ * unknown). */
 pcpd_state_formatter *pcpd_state_formatter_new(uint64_t next_id, uint64_t *ids, size_t n_ids, size_t size_hint);
-/* Formats up to max more ids: true when every id has had its turn. */
+/* The same, written to fd (borrowed; pcpd_state_replace_begin()) as it is formatted: a
+ * piece of about 64 KiB at a time, so that the whole text (~300 octets a record) is never
+ * in memory. A failed write ends it (step returns true); pcpd_state_formatter_end() tells. */
+pcpd_state_formatter *pcpd_state_formatter_new_fd(int fd, uint64_t next_id, uint64_t *ids, size_t n_ids);
+/* Formats up to max more ids: true when every id has had its turn (or, with an fd, a write
+ * failed). */
 bool pcpd_state_formatter_step(pcpd_state_formatter *f, size_t max, pcpd_state_lookup_func lookup, void *userdata);
-/* The snapshot text (all of it once step returned true), and f freed. */
+/* Of one kept in memory: the snapshot text (all of it once step returned true), and f
+ * freed. */
 GString *pcpd_state_formatter_finish(pcpd_state_formatter *f);
+/* Of one written to an fd: writes what is left, frees f, and returns 0 or the first failed
+ * write's negative errno; *ret_size (may be NULL): the bytes written. fd stays open. */
+int pcpd_state_formatter_end(pcpd_state_formatter *f, uint64_t *ret_size);
 pcpd_state_formatter *pcpd_state_formatter_free(pcpd_state_formatter *f);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_state_formatter, pcpd_state_formatter_free)
 
@@ -191,8 +204,21 @@ int pcpd_state_dir_open(const char *path, int *ret_fd, char **ret_error);
 /* Reads the regular file name in dirfd (not through a symbolic link) whole: -ENOENT,
  * -ELOOP (a symbolic link), -EBADFD (not a regular file), -EFBIG (too large). */
 int pcpd_state_read_file(int dirfd, const char *name, char **ret_data, size_t *ret_len);
-/* Replaces name in dirfd with data: name.tmp, write, fsync, rename, fsync dirfd. */
+/* Replaces name in dirfd with data: name.tmp, write, fsync, rename, fsync dirfd
+ * (pcpd_state_replace_begin(), a write, pcpd_state_replace_commit()). On failure name is
+ * as it was and name.tmp is gone. */
 int pcpd_state_write_atomic(int dirfd, const char *name, const char *data, size_t len);
+/* The same in steps, for a file written as it is made: a fresh name.tmp in dirfd (one
+ * left over is removed first), 0600, not through a symbolic link: its fd or a negative
+ * errno. */
+int pcpd_state_replace_begin(int dirfd, const char *name);
+/* name.tmp (fd, written whole) takes name's place: fsync, close, rename, fsync dirfd. fd
+ * is closed either way; 0, or a negative errno and then name is as it was and name.tmp is
+ * gone. */
+int pcpd_state_replace_commit(int dirfd, const char *name, int fd);
+/* name.tmp is given up: removed (name is as it was). Its fd is the caller's to close
+ * (closing the last fd of an unlinked file frees its blocks: that may wait for the disk). */
+void pcpd_state_replace_abort(int dirfd, const char *name);
 /* Opens the journal for appending (created 0600; a regular file with one link, not a
  * symbolic link). A torn last record (a power cut mid-write) is cut off first, so that
  * the next record starts on a line of its own; a mappings.journal.next left by a daemon
@@ -233,31 +259,34 @@ int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **erro
 /* ---- the snapshot writer ---- */
 
 /*
- * Writes snapshots on a thread of its own, so that the fsync()s of
- * pcpd_state_write_atomic() (seconds on a busy disk) never stall the caller's main loop.
- * One write at a time: the caller formats the snapshot, hands the buffer over, and is
- * told on its main context when the file is in place (or why not). The thread touches
- * only that buffer, the directory fd and the file name (and, when asked, the next journal
- * it makes and the fds it is given to close), and hands the result back under a lock. It
- * lives as long as the writer: the main loop never waits for a thread to exit.
+ * Puts snapshots in place on a thread of its own, so that the fsync()s of
+ * pcpd_state_replace_commit() (seconds on a busy disk) never stall the caller's main loop.
+ * One at a time: the caller writes the snapshot into name.tmp (pcpd_state_replace_begin(),
+ * pcpd_state_formatter_new_fd()), hands its fd over, and is told on its main context when
+ * the file is in place (or why not). The thread touches only that fd, the directory fd and
+ * the file name (and, when asked, the next journal it makes and the fds it is given to
+ * close), and hands the result back under a lock. It lives as long as the writer: the main
+ * loop never waits for a thread to exit.
  */
 typedef struct pcpd_state_writer pcpd_state_writer;
-/* How a snapshot is written (pcpd_state_write_atomic() unless a test says otherwise): 0 or
- * a negative errno. Runs on the writer's thread. */
-typedef int (*pcpd_state_write_func)(int dirfd, const char *name, const char *data, size_t len, void *userdata);
+/* How a written name.tmp is put in place (pcpd_state_replace_commit() unless a test says
+ * otherwise): fd taken over (closed either way); 0 or a negative errno, and then name is as
+ * it was and name.tmp gone. Runs on the writer's thread. */
+typedef int (*pcpd_state_write_func)(int dirfd, const char *name, int fd, void *userdata);
 /* A write ended: r as the write function returned it. Runs on the main context the writer
  * was made on (or inside pcpd_state_writer_wait()); it may start the next write. */
 typedef void (*pcpd_state_written_func)(int r, void *userdata);
 
 /* A writer of name in dirfd (both must outlive it), watched from the thread-default main
- * context. write NULL: pcpd_state_write_atomic(). */
+ * context. write NULL: pcpd_state_replace_commit(). */
 int pcpd_state_writer_new(int dirfd, const char *name, pcpd_state_write_func write, void *write_data,
                           pcpd_state_written_func done, void *userdata, pcpd_state_writer **ret);
 /* A write is in flight. */
 bool pcpd_state_writer_busy(const pcpd_state_writer *w);
-/* Starts writing data (taken over, also on failure): -EBUSY while a write is in flight,
- * -EAGAIN when no thread could be started. done is called later, on the main context. */
-int pcpd_state_writer_start(pcpd_state_writer *w, GString *data);
+/* Starts putting name.tmp, written whole and open as fd, in place: 0 and fd is taken over,
+ * or -EBUSY while a write is in flight, -EAGAIN when no thread could be started (fd stays
+ * the caller's). done is called later, on the main context. */
+int pcpd_state_writer_start(pcpd_state_writer *w, int fd);
 /* Blocks until the write in flight (if any) ends, and calls done for it before returning.
  * False when there was none. */
 bool pcpd_state_writer_wait(pcpd_state_writer *w);

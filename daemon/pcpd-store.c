@@ -18,10 +18,13 @@
  * (the snapshot then holds that change), and once the journal has grown as large as the last
  * snapshot (pcpd_state_compact_due(); while both are small, 200 ms after a change as it
  * always was). It is formatted on the main thread a chunk of records per turn of the loop
- * (pcpd_state_formatter: no turn of the loop takes long however many mappings there are),
- * then written (fsync, rename, fsync of the directory) on a thread of its own
- * (pcpd_state_writer), one at a time: the loop never waits for the disk, except at start
- * and at shutdown. A snapshot empties the journal but for the records appended after its
+ * (pcpd_state_formatter: no turn of the loop takes long however many mappings there are)
+ * straight into mappings.state.tmp, a piece of 64 KiB at a time (its whole text, ~300
+ * octets a mapping, is never in memory: at 131,070 mappings that was 40 MB more RSS while
+ * it lasted), then put in place (fsync, rename, fsync of the directory) on a thread of its
+ * own (pcpd_state_writer), one at a time: the loop never waits for the disk, except at
+ * start and at shutdown. Its write()s on the main thread only fill the page cache, as the
+ * journal's appends do. A snapshot empties the journal but for the records appended after its
  * formatting started (journal_switch()), and without waiting for the disk either: the
  * writer's thread makes the next journal, the main thread copies those records into it
  * and renames it over the old one, and the thread closes the old one (its blocks are
@@ -63,6 +66,7 @@ struct pcpd_store {
         bool save_pending;                /* a snapshot is due once the one under way is written */
         off_t snapshot_journal_size;      /* the journal's size when the one under way started */
         pcpd_state_formatter *formatter;  /* the one being formatted, a chunk per turn */
+        int snapshot_fd;                  /* its mappings.state.tmp, written as it is formatted */
         guint format_source;
         size_t snapshot_size_in_flight;   /* the bytes of the one being written */
         uint64_t snapshot_size;           /* the bytes of the last one written */
@@ -189,32 +193,52 @@ static void journal_after_sync_snapshot(pcpd_store *s, off_t size_at_format) {
                 g_debug("Cannot empty the mapping journal: %s", g_strerror(-r));
 }
 
-/* A snapshot of every record the owner has, to be formatted. The ids are copied now (O(n),
- * a few ms for 100,000): the owner's tables change between two chunks. Each id is looked
- * up again when its turn comes. */
-static pcpd_state_formatter *formatter_new(pcpd_store *s) {
+/* A snapshot of every record the owner has, formatted into fd (mappings.state.tmp) as it
+ * goes. The ids are copied now (O(n), a few ms for 100,000): the owner's tables change
+ * between two chunks. Each id is looked up again when its turn comes. */
+static pcpd_state_formatter *formatter_new(pcpd_store *s, int fd) {
         uint64_t next_id = 1;
         size_t n = 0;
         uint64_t *ids = s->ops->snapshot_ids(s->userdata, &n, &next_id);
 
-        return pcpd_state_formatter_new(next_id, ids, n, 64 + 640 * n);
+        return pcpd_state_formatter_new_fd(fd, next_id, ids, n);
+}
+
+/* A snapshot's mappings.state.tmp given up (a failed write, or one cancelled): removed, and
+ * its fd closed on the writer's thread when there is one (the close frees its blocks). The
+ * snapshot in place is untouched. */
+static void snapshot_abort(pcpd_store *s, int fd) {
+        pcpd_state_replace_abort(s->dirfd, PCPD_STATE_FILE);
+        if (s->writer != NULL)
+                pcpd_state_writer_close(s->writer, fd);
+        else
+                (void) close(fd);
 }
 
 /* Everything on disk before this returns, on the main thread (at start and at shutdown):
- * nothing can be appended in between, so the journal is emptied. */
+ * nothing can be appended in between, so the journal is emptied. Written as it is
+ * formatted, as on the loop. */
 static int write_snapshot(pcpd_store *s) {
-        pcpd_state_formatter *f = formatter_new(s);
-        g_autoptr(GString) out = NULL;
+        int fd = pcpd_state_replace_begin(s->dirfd, PCPD_STATE_FILE);
+        pcpd_state_formatter *f;
+        uint64_t len = 0;
         off_t size;
         int r;
 
+        if (fd < 0)
+                return fd;
+        f = formatter_new(s, fd);
         (void) pcpd_state_formatter_step(f, SIZE_MAX, s->ops->lookup, s->userdata);
-        out = pcpd_state_formatter_finish(f);
+        r = pcpd_state_formatter_end(f, &len);
+        if (r < 0) {
+                snapshot_abort(s, fd);
+                return r;
+        }
         size = journal_size(s);
-        r = pcpd_state_write_atomic(s->dirfd, PCPD_STATE_FILE, out->str, out->len);
+        r = pcpd_state_replace_commit(s->dirfd, PCPD_STATE_FILE, fd);
         if (r < 0)
                 return r;
-        s->snapshot_size = out->len;
+        s->snapshot_size = len;
         journal_after_sync_snapshot(s, size);
         return 0;
 }
@@ -303,22 +327,44 @@ static void format_cancel(pcpd_store *s) {
                 g_source_remove(s->format_source);
                 s->format_source = 0;
         }
-        s->formatter = pcpd_state_formatter_free(s->formatter);
+        if (s->formatter != NULL) {
+                s->formatter = pcpd_state_formatter_free(s->formatter);
+                snapshot_abort(s, s->snapshot_fd);
+                s->snapshot_fd = -1;
+        }
 }
 
-/* One chunk of the snapshot being formatted; the last one hands it to the writer. */
+/* One chunk of the snapshot being formatted (and written into mappings.state.tmp); after
+ * the last one the writer's thread puts it in place. A failed write (a full disk) ends it
+ * here: the snapshot in place and the journal are untouched, and the failure starts an
+ * episode as a failed put does. */
 static gboolean on_format(gpointer data) {
         pcpd_store *s = data;
-        GString *out;
+        uint64_t len = 0;
+        int fd, r;
 
         if (!pcpd_state_formatter_step(s->formatter, SNAPSHOT_CHUNK, s->ops->lookup, s->userdata))
                 return G_SOURCE_CONTINUE;
         s->format_source = 0;
-        out = pcpd_state_formatter_finish(g_steal_pointer(&s->formatter));
-        s->snapshot_size_in_flight = out->len;
-        if (pcpd_state_writer_start(s->writer, out) < 0) {
-                /* no thread: written here then */
-                save_done(s, write_snapshot(s));
+        fd = s->snapshot_fd;
+        s->snapshot_fd = -1;
+        r = pcpd_state_formatter_end(g_steal_pointer(&s->formatter), &len);
+        if (r < 0) {
+                snapshot_abort(s, fd);
+                save_done(s, r);
+                snapshot_ended(s);
+                return G_SOURCE_REMOVE;
+        }
+        s->snapshot_size_in_flight = len;
+        if (pcpd_state_writer_start(s->writer, fd) < 0) {
+                /* no thread: put in place here then; the records appended since the
+                 * formatting started stay, as after the thread's */
+                r = pcpd_state_replace_commit(s->dirfd, PCPD_STATE_FILE, fd);
+                if (r >= 0) {
+                        s->snapshot_size = len;
+                        journal_after_sync_snapshot(s, s->snapshot_journal_size);
+                }
+                save_done(s, r);
                 snapshot_ended(s);
         }
         return G_SOURCE_REMOVE;
@@ -329,7 +375,7 @@ static gboolean on_format(gpointer data) {
  * and PCP retransmissions must leave on time meanwhile. At most one snapshot is under way;
  * a save asked for meanwhile is one more, started when it is written. */
 static void save_async(pcpd_store *s) {
-        int r;
+        int fd, r;
 
         if (s->writer == NULL) {
                 r = pcpd_state_writer_new(s->dirfd, PCPD_STATE_FILE, NULL, NULL, on_snapshot_written, s, &s->writer);
@@ -343,10 +389,16 @@ static void save_async(pcpd_store *s) {
                 s->save_pending = true;
                 return;
         }
+        fd = pcpd_state_replace_begin(s->dirfd, PCPD_STATE_FILE);
+        if (fd < 0) {
+                save_done(s, fd);
+                return;
+        }
         /* the records from here on are what the snapshot may lack: they stay (and so do
          * the records put later and not written yet: they are written after this mark) */
         s->snapshot_journal_size = journal_size(s);
-        s->formatter = formatter_new(s);
+        s->snapshot_fd = fd;
+        s->formatter = formatter_new(s, fd);
         /* at the default priority, not below it: a lower one would wait for as long as the
          * bus keeps pcpd busy (a burst of requests), and the journal would grow meanwhile;
          * here a chunk takes its turn with the other sources ready, and none waits long */
@@ -536,6 +588,7 @@ int pcpd_store_new(int dirfd, const char *dir_name, const pcpd_store_ops *ops, v
         s->userdata = userdata;
         s->journal_fd = -1;
         s->journal_fd_size = -1;
+        s->snapshot_fd = -1;
         *ret = s;
         return 0;
 }

@@ -24,9 +24,11 @@
  *  - snapshots are written by the store on its own: 200 ms after a change while the files are
  *    small, else once the journal has grown as large as the last snapshot
  *    (pcpd_state_compact_due()), soon after a failed append, every few seconds while writes
- *    fail. Each is formatted a chunk of records per turn of the main loop and written
- *    (fsync, rename, fsync of the directory) on a thread of its own: the loop never waits
- *    for the disk but in pcpd_store_save() and pcpd_store_flush(). A snapshot is formatted
+ *    fail. Each is formatted a chunk of records per turn of the main loop, written into
+ *    mappings.state.tmp as it goes (never held whole in memory), and put in place (fsync,
+ *    rename, fsync of the directory) on a thread of its own: the loop never waits for the
+ *    disk but in pcpd_store_save() and pcpd_store_flush(). A failed write leaves the
+ *    snapshot in place and the journal as they were. A snapshot is formatted
  *    from ops->snapshot_ids (taken when it starts) and ops->lookup (each id when its turn
  *    comes, so the owner's records may change between two chunks; the journal's records
  *    appended meanwhile are kept after it, pcpd-state.h says why that is consistent).

@@ -112,6 +112,7 @@ static pcpd_state_mapping *get(pcpd_state *st, uint64_t id) {
 
 static void test_record_roundtrip(void **state) {
         pcpd_state_mapping a, peer, direct;
+        pcp_filter two_filters[2] = {0};
         g_autoptr(GString) snap = g_string_new(NULL), journal = g_string_new(NULL);
         g_autoptr(pcpd_state) st = pcpd_state_new(), st2 = pcpd_state_new();
 
@@ -122,6 +123,7 @@ static void test_record_roundtrip(void **state) {
         a.prefer_failure = true;
         a.has_third_party = pcp_addr_from_string("192.168.1.20", &a.third_party);
         a.n_filters = 2;
+        a.filters = two_filters;
         assert_true(pcp_addr_from_string("203.0.113.0", &a.filters[0].remote_addr));
         a.filters[0].prefix_len = 96 + 24;
         a.filters[0].remote_port = 443;
@@ -318,6 +320,75 @@ static void test_damaged_snapshot(void **state) {
         /* the ids of damaged groups stay used */
         assert_int_equal(st->next_id, 9);
         assert_string_equal(st->damaged_names[0], "Mapping 4");
+}
+
+/* A snapshot is read a group at a time (one GKeyFile of the whole file took ~4 KB a
+ * mapping): what it gives is what GKeyFile reads of the whole file. Comments and blank
+ * lines, a group line after blanks, '[' inside a value or after a key; damage anywhere
+ * (a line that is no key, a group line cut short, text before the first group) makes it
+ * no key file at all, and then nothing of it is taken, also after good groups. */
+static void test_snapshot_read_by_group(void **state) {
+        g_autoptr(pcpd_state) st = pcpd_state_new();
+        g_autoptr(GString) s = g_string_new(NULL), one = g_string_new(NULL);
+        pcpd_state_mapping a, b;
+        const char *bad[] = {
+                "this is no key file\n",
+                "[Mapping 3\nServer=x\n",
+                "no key here\n",
+                "[State\n",
+        };
+
+        (void) state;
+        fill(&a, 2);
+        fill(&b, 3);
+        b.description = (char *) "[not a group]";
+        g_string_append(s, "# a comment first\n\n");
+        pcpd_state_format_header(s, 10);
+        g_string_append(s, "\n# between\n");
+        pcpd_state_format_mapping(one, &a);
+        /* a group line after blanks is a group line to GKeyFile */
+        g_string_append(s, "  \t");
+        g_string_append(s, one->str);
+        pcpd_state_format_mapping(s, &b);
+        g_string_append(s, "Unknown=[x]\n");
+        assert_int_equal(pcpd_state_parse_snapshot(st, s->str, s->len), 0);
+        assert_int_equal(st->damaged, 0);
+        assert_int_equal(st->next_id, 10);
+        assert_int_equal(g_hash_table_size(st->mappings), 2);
+        assert_same(&a, get(st, 2));
+        assert_same(&b, get(st, 3));
+        {
+                /* the same as one GKeyFile of the whole text */
+                g_autoptr(GKeyFile) kf = g_key_file_new();
+                g_autofree char *d = NULL;
+
+                assert_true(g_key_file_load_from_data(kf, s->str, s->len, G_KEY_FILE_NONE, NULL));
+                d = g_key_file_get_string(kf, "Mapping 3", "Description", NULL);
+                assert_string_equal(d, b.description);
+                assert_int_equal(g_key_file_get_integer(kf, "Mapping 2", "InternalPort", NULL), a.internal_port);
+        }
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autoptr(GString) t = g_string_new(NULL);
+                g_autoptr(GKeyFile) kf = g_key_file_new();
+
+                pcpd_state_format_header(t, 10);
+                pcpd_state_format_mapping(t, &a);
+                if (i == 0)
+                        g_string_prepend(t, bad[i]);
+                else
+                        g_string_append(t, bad[i]);
+                pcpd_state_format_mapping(t, &b);
+                /* GKeyFile refuses the whole text too */
+                assert_false(g_key_file_load_from_data(kf, t->str, t->len, G_KEY_FILE_NONE, NULL));
+                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), -EBADMSG);
+                assert_int_equal(g_hash_table_size(st->mappings), 0);
+                assert_int_equal(st->next_id, 1);
+                assert_int_equal(st->damaged, 0);
+        }
+        /* and the empty file is an empty snapshot */
+        assert_int_equal(pcpd_state_parse_snapshot(st, "", 0), 0);
+        assert_int_equal(g_hash_table_size(st->mappings), 0);
 }
 
 static void test_journal_over_snapshot(void **state) {
@@ -849,7 +920,7 @@ static void gate_clear(gate *g) {
         pthread_cond_destroy(&g->cond);
 }
 
-static int gated_write(int dirfd, const char *name, const char *data, size_t len, void *userdata) {
+static int gated_write(int dirfd, const char *name, int fd, void *userdata) {
         gate *g = userdata;
 
         pthread_mutex_lock(&g->lock);
@@ -859,9 +930,12 @@ static int gated_write(int dirfd, const char *name, const char *data, size_t len
         while (!g->open)
                 pthread_cond_wait(&g->cond, &g->lock);
         pthread_mutex_unlock(&g->lock);
-        if (g->fail != 0)
+        if (g->fail != 0) {
+                close(fd);
+                pcpd_state_replace_abort(dirfd, name);
                 return g->fail;
-        return pcpd_state_write_atomic(dirfd, name, data, len);
+        }
+        return pcpd_state_replace_commit(dirfd, name, fd);
 }
 
 static void gate_open(gate *g) {
@@ -909,6 +983,16 @@ static GString *snapshot_text(uint64_t next_id) {
         return out;
 }
 
+/* snapshot_text(next_id) written into a fresh mappings.state.tmp: its fd, for the writer */
+static int snapshot_file(int dfd, uint64_t next_id) {
+        g_autoptr(GString) text = snapshot_text(next_id);
+        int fd = pcpd_state_replace_begin(dfd, PCPD_STATE_FILE);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text->str, text->len), (ssize_t) text->len);
+        return fd;
+}
+
 /* the loop runs on while a snapshot is written; the file is in place when done is told */
 static void test_writer_does_not_block_the_loop(void **state) {
         g_autofree char *dir = unit_make_own_dir("state");
@@ -917,6 +1001,7 @@ static void test_writer_does_not_block_the_loop(void **state) {
         g_autoptr(GString) expect = snapshot_text(7);
         g_autofree char *s = NULL;
         GSource *tick;
+        int other;
         gate g;
 
         (void) state;
@@ -925,10 +1010,13 @@ static void test_writer_does_not_block_the_loop(void **state) {
         g.loop = g_main_loop_new(ctx, FALSE);
         assert_int_equal(pcpd_state_writer_new(dfd, PCPD_STATE_FILE, gated_write, &g, on_done, &g, &g.w), 0);
         assert_false(pcpd_state_writer_busy(g.w));
-        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(7)), 0);
+        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_file(dfd, 7)), 0);
         assert_true(pcpd_state_writer_busy(g.w));
-        /* a second one while the first is in flight is refused (and its buffer freed) */
-        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(8)), -EBUSY);
+        /* a second one while the first is in flight is refused (its fd stays the caller's) */
+        other = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        assert_true(other >= 0);
+        assert_int_equal(pcpd_state_writer_start(g.w, other), -EBUSY);
+        assert_int_equal(close(other), 0);
 
         tick = g_idle_source_new();
         g_source_set_callback(tick, on_tick, &g, NULL);
@@ -985,7 +1073,7 @@ static void test_writer_wait(void **state) {
         assert_false(pcpd_state_writer_wait(g.w));
         assert_int_equal(g.done_calls, 0);
 
-        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(3)), 0);
+        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_file(dfd, 3)), 0);
         opener = g_thread_new("opener", open_gate_later, &g);
         assert_true(pcpd_state_writer_wait(g.w));
         g_thread_join(opener);
@@ -1001,7 +1089,7 @@ static void test_writer_wait(void **state) {
         /* the default write function writes for real */
         pcpd_state_writer_free(g.w);
         assert_int_equal(pcpd_state_writer_new(dfd, PCPD_STATE_FILE, NULL, NULL, on_done, &g, &g.w), 0);
-        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(4)), 0);
+        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_file(dfd, 4)), 0);
         assert_true(pcpd_state_writer_wait(g.w));
         assert_int_equal(g.done_calls, 2);
         assert_int_equal(g.done_r, 0);
@@ -1029,7 +1117,7 @@ static void test_writer_free_in_flight(void **state) {
         gate_init(&g);
         g_main_context_push_thread_default(ctx);
         assert_int_equal(pcpd_state_writer_new(dfd, PCPD_STATE_FILE, gated_write, &g, on_done, &g, &g.w), 0);
-        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(5)), 0);
+        assert_int_equal(pcpd_state_writer_start(g.w, snapshot_file(dfd, 5)), 0);
         opener = g_thread_new("opener", open_gate_later, &g);
         g.w = pcpd_state_writer_free(g.w);
         g_thread_join(opener);
@@ -1075,9 +1163,9 @@ static void hold_exit(gpointer data) {
 
 static GPrivate exit_hook = G_PRIVATE_INIT(hold_exit);
 
-static int write_then_hold_exit(int dirfd, const char *name, const char *data, size_t len, void *userdata) {
+static int write_then_hold_exit(int dirfd, const char *name, int fd, void *userdata) {
         g_private_set(&exit_hook, userdata); /* runs when the thread exits, if it does */
-        return pcpd_state_write_atomic(dirfd, name, data, len);
+        return pcpd_state_replace_commit(dirfd, name, fd);
 }
 
 static void on_done_quit(int r, void *userdata) {
@@ -1104,7 +1192,7 @@ static void test_writer_done_without_waiting_for_its_thread(void **state) {
                          0);
         for (uint64_t k = 1; k <= 2; k++) {
                 /* the second write too: the writer is ready for it at once */
-                assert_int_equal(pcpd_state_writer_start(g.w, snapshot_text(k)), 0);
+                assert_int_equal(pcpd_state_writer_start(g.w, snapshot_file(dfd, k)), 0);
                 g_main_loop_run(g.loop); /* until done */
                 pthread_mutex_lock(&x.lock);
                 timed_out = x.timed_out;
@@ -1280,6 +1368,153 @@ static void test_formatter_same_bytes(void **state) {
         }
 }
 
+/* lookup_in, counting its calls */
+typedef struct counted_lookup {
+        pcpd_state *st;
+        unsigned calls;
+} counted_lookup;
+
+static bool lookup_counted(uint64_t id, pcpd_state_mapping *ret, void *userdata) {
+        counted_lookup *c = userdata;
+
+        c->calls++;
+        return lookup_in(id, ret, c->st);
+}
+
+/* A snapshot written to its file as it is formatted (a piece of 64 KiB at a time, never
+ * the whole text in memory) has the same bytes as the one formatted whole, whatever the
+ * chunks; put in place, it is the file, and it loads as the records it was made of. */
+static void test_formatter_streams_same_bytes(void **state) {
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir);
+        g_autoptr(pcpd_state) st = sample_state(1000);
+        g_autoptr(GString) whole = format_whole(st);
+        const size_t steps[] = { 1, 7, 256, SIZE_MAX };
+        g_autoptr(GPtrArray) sorted = pcpd_state_sorted(st);
+        size_t n_sorted = sorted->len;
+        unsigned invalid = 0;
+
+        (void) state;
+        for (size_t i = 0; i < n_sorted; i++) {
+                const pcpd_state_mapping *m = sorted->pdata[i];
+                invalid += m->direct && m->deleting;
+        }
+        assert_true(invalid > 0 && invalid < n_sorted / 10);
+        /* several pieces, and records across their borders */
+        assert_true(whole->len > 4 * 64 * 1024);
+        for (size_t k = 0; k < G_N_ELEMENTS(steps); k++) {
+                g_autofree char *text = NULL, *tmp = NULL;
+                g_autoptr(pcpd_state) back = pcpd_state_new();
+                pcpd_state_formatter *f;
+                uint64_t written = 0;
+                size_t n, len = 0;
+                uint64_t *ids = sorted_ids(st, &n);
+                int fd = pcpd_state_replace_begin(dfd, PCPD_STATE_FILE);
+
+                assert_true(fd >= 0);
+                f = pcpd_state_formatter_new_fd(fd, st->next_id, ids, n);
+                while (!pcpd_state_formatter_step(f, steps[k], lookup_in, st))
+                        ;
+                assert_int_equal(pcpd_state_formatter_end(f, &written), 0);
+                assert_int_equal(written, whole->len);
+                /* nothing in place before the commit */
+                if (k == 0)
+                        assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_FILE, &text, &len), -ENOENT);
+                assert_int_equal(pcpd_state_replace_commit(dfd, PCPD_STATE_FILE, fd), 0);
+                tmp = unit_slurp(dir, PCPD_STATE_FILE ".tmp");
+                assert_null(tmp);
+                assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_FILE, &text, &len), 0);
+                assert_int_equal(len, whole->len);
+                assert_memory_equal(text, whole->str, whole->len);
+                /* read back: every record the reader takes (sample_state() has direct
+                 * ones marked deleting, which it refuses) is as it was */
+                assert_int_equal(pcpd_state_parse_snapshot(back, text, len), 0);
+                assert_int_equal(back->next_id, st->next_id);
+                assert_int_equal(back->damaged, invalid);
+                assert_int_equal(g_hash_table_size(back->mappings) + invalid, g_hash_table_size(st->mappings));
+                for (size_t i = 0; i < n_sorted; i++) {
+                        const pcpd_state_mapping *want = sorted->pdata[i];
+                        const pcpd_state_mapping *got = g_hash_table_lookup(back->mappings, &want->id);
+
+                        if (want->direct && want->deleting) {
+                                assert_null(got);
+                                continue;
+                        }
+                        assert_non_null(got);
+                        assert_same(got, want);
+                }
+        }
+        close(dfd);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
+}
+
+/* A write that fails (a full file system: /dev/full) ends the formatting at once, and
+ * the failure is what pcpd_state_formatter_end() returns; given up, the temporary file
+ * goes and the snapshot in place stays as it was. Also when the failure comes part of the
+ * way (RLIMIT_FSIZE: the first pieces fit, a later one does not). */
+static void test_formatter_write_fails(void **state) {
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir), fd;
+        g_autoptr(pcpd_state) st = sample_state(1000);
+        g_autoptr(GString) old = g_string_new(NULL);
+        g_autofree char *text = NULL, *tmp = NULL;
+        counted_lookup c = { .st = st };
+        struct rlimit was, lim;
+        pcpd_state_formatter *f;
+        uint64_t written = 1;
+        size_t n, len = 0;
+        uint64_t *ids;
+
+        (void) state;
+        pcpd_state_format_header(old, 2);
+        assert_int_equal(pcpd_state_write_atomic(dfd, PCPD_STATE_FILE, old->str, old->len), 0);
+
+        /* the first piece fails: no more records looked up than fill it */
+        fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        ids = sorted_ids(st, &n);
+        f = pcpd_state_formatter_new_fd(fd, st->next_id, ids, n);
+        assert_true(pcpd_state_formatter_step(f, SIZE_MAX, lookup_counted, &c));
+        assert_true(c.calls > 0 && c.calls < n / 2);
+        assert_int_equal(pcpd_state_formatter_end(f, &written), -ENOSPC);
+        assert_int_equal(written, 0);
+        close(fd);
+        /* nothing to write at all but what is left at the end: told by end */
+        fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        f = pcpd_state_formatter_new_fd(fd, 5, g_new(uint64_t, 1), 0);
+        assert_true(pcpd_state_formatter_step(f, 1, lookup_in, st));
+        assert_int_equal(pcpd_state_formatter_end(f, NULL), -ENOSPC);
+        close(fd);
+
+        /* part of the way: the file takes 100 KiB, the snapshot is larger */
+        fd = pcpd_state_replace_begin(dfd, PCPD_STATE_FILE);
+        assert_true(fd >= 0);
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+        lim = was;
+        lim.rlim_cur = 100 * 1024;
+        signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        ids = sorted_ids(st, &n);
+        f = pcpd_state_formatter_new_fd(fd, st->next_id, ids, n);
+        c.calls = 0;
+        while (!pcpd_state_formatter_step(f, 100, lookup_counted, &c))
+                ;
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+        assert_true(c.calls < n);
+        assert_int_equal(pcpd_state_formatter_end(f, &written), -EFBIG);
+        assert_true(written >= 64 * 1024 && written < 100 * 1024);
+        pcpd_state_replace_abort(dfd, PCPD_STATE_FILE);
+        close(fd);
+        tmp = unit_slurp(dir, PCPD_STATE_FILE ".tmp");
+        assert_null(tmp);
+        assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_FILE, &text, &len), 0);
+        assert_int_equal(len, old->len);
+        assert_memory_equal(text, old->str, old->len);
+        close(dfd);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
+}
+
 /* A snapshot formatted a chunk at a time while mappings change: every change goes to the
  * journal at once, as pcpd does. The snapshot and the journal from where it was when the
  * formatting started give the state as it is at the end; the journal from where it was
@@ -1385,6 +1620,7 @@ int main(void) {
                 cmocka_unit_test(test_old_snapshot),
                 cmocka_unit_test(test_upnp_part),
                 cmocka_unit_test(test_damaged_snapshot),
+                cmocka_unit_test(test_snapshot_read_by_group),
                 cmocka_unit_test(test_journal_over_snapshot),
                 cmocka_unit_test(test_torn_records),
                 cmocka_unit_test(test_shrinking_snapshot),
@@ -1402,6 +1638,8 @@ int main(void) {
                 cmocka_unit_test(test_writer_done_without_waiting_for_its_thread),
                 cmocka_unit_test(test_compact_due),
                 cmocka_unit_test(test_formatter_same_bytes),
+                cmocka_unit_test(test_formatter_streams_same_bytes),
+                cmocka_unit_test(test_formatter_write_fails),
                 cmocka_unit_test(test_formatter_mid_change),
         };
 

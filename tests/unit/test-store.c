@@ -87,15 +87,35 @@ static int journal_writes;
 ssize_t __real_write(int fd, const void *buf, size_t n);
 ssize_t __wrap_write(int fd, const void *buf, size_t n);
 
-ssize_t __wrap_write(int fd, const void *buf, size_t n) {
-        struct stat st, jst;
-        int dfd = g_atomic_int_get(&journal_dfd);
+/* write(2)s to the file that is mappings.state.tmp of tmp_dfd now (-1: not counted): how
+ * many, the largest, and how many failed */
+static int tmp_dfd = -1;
+static int tmp_writes, tmp_largest, tmp_failed;
 
-        if (dfd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            fstatat(dfd, PCPD_STATE_JOURNAL, &jst, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == jst.st_dev &&
-            st.st_ino == jst.st_ino)
+/* fd is the file name in dfd is now */
+static bool is_file(int fd, int dfd, const char *name) {
+        struct stat st, nst;
+
+        return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fstatat(dfd, name, &nst, AT_SYMLINK_NOFOLLOW) == 0 &&
+               st.st_dev == nst.st_dev && st.st_ino == nst.st_ino;
+}
+
+ssize_t __wrap_write(int fd, const void *buf, size_t n) {
+        int dfd = g_atomic_int_get(&journal_dfd), tdfd = g_atomic_int_get(&tmp_dfd);
+        bool tmp = tdfd >= 0 && is_file(fd, tdfd, PCPD_STATE_FILE ".tmp");
+        ssize_t k;
+
+        if (dfd >= 0 && is_file(fd, dfd, PCPD_STATE_JOURNAL))
                 g_atomic_int_inc(&journal_writes);
-        return __real_write(fd, buf, n);
+        k = __real_write(fd, buf, n);
+        if (tmp) {
+                g_atomic_int_inc(&tmp_writes);
+                if ((int) n > g_atomic_int_get(&tmp_largest))
+                        g_atomic_int_set(&tmp_largest, (int) n);
+                if (k < 0)
+                        g_atomic_int_inc(&tmp_failed);
+        }
+        return k;
 }
 
 static void arm(void) {
@@ -176,6 +196,7 @@ static int teardown(void **state) {
 
         g_atomic_int_set(&armed, 0);
         g_atomic_int_set(&journal_dfd, -1);
+        g_atomic_int_set(&tmp_dfd, -1);
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &f->fsize), 0);
         f->o.store = pcpd_store_free(f->o.store);
         g_hash_table_destroy(f->o.recs);
@@ -471,6 +492,96 @@ static void test_state_error_and_recovery(void **state) {
         assert_true(g_hash_table_contains(f->o.recs, &(uint64_t) { 3 }));
 }
 
+static bool store_failed(fixture *f) {
+        return f->o.error_calls == 1 && !pcpd_store_busy(f->o.store);
+}
+
+static char *slurp_at(fixture *f, const char *name, size_t *ret_len) {
+        char *data = NULL;
+
+        if (pcpd_state_read_file(f->dfd, name, &data, ret_len) < 0)
+                return NULL;
+        return data;
+}
+
+/* A snapshot is written into mappings.state.tmp as it is formatted, in pieces of about
+ * 64 KiB (its whole text is never in memory). A file system that fills up part of the way
+ * (RLIMIT_FSIZE: the first pieces fit, a later one does not) fails it on the loop and on
+ * the calling thread alike: the snapshot in place keeps its bytes, the journal too, no
+ * temporary file is left, one episode is told with why, and what loads is still all the
+ * owner has; with room again the retry writes the next snapshot, also in pieces. */
+static void test_snapshot_fails_part_of_the_way(void **state) {
+        fixture *f = *state;
+        struct rlimit lim = f->fsize;
+        g_autofree char *old = NULL, *why = NULL, *now = NULL, *tmp = NULL;
+        size_t old_len = 0, len = 0;
+        off_t journal;
+
+        assert_int_equal(put(&f->o, record(1, 1)), 0);
+        assert_int_equal(pcpd_store_save(f->o.store), 0);
+        old = slurp_at(f, PCPD_STATE_FILE, &old_len);
+        assert_non_null(old);
+        /* ~1,500 records in the journal (some 500 KB), a snapshot due (the loop has not
+         * run yet) */
+        for (uint64_t id = 2; id <= 1500; id++)
+                assert_int_equal(put(&f->o, record(id, 1)), 0);
+        journal = file_size(f, PCPD_STATE_JOURNAL);
+        assert_true(journal > 400 * 1024);
+        assert_true(pcpd_store_busy(f->o.store));
+
+        lim.rlim_cur = 200 * 1024;
+        signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        g_atomic_int_set(&tmp_dfd, f->dfd);
+        run_until(f, store_failed, "failed snapshot");
+        /* written part of the way, a piece at a time, before the write that failed */
+        assert_true(g_atomic_int_get(&tmp_writes) >= 3);
+        assert_int_equal(g_atomic_int_get(&tmp_failed), 1);
+        assert_true(g_atomic_int_get(&tmp_largest) <= 68 * 1024);
+        why = g_strdup_printf("cannot save state in %s: %s", f->dir, g_strerror(EFBIG));
+        assert_string_equal(f->o.error, why);
+        assert_string_equal(pcpd_store_error(f->o.store), why);
+        now = slurp_at(f, PCPD_STATE_FILE, &len);
+        assert_non_null(now);
+        assert_int_equal(len, old_len);
+        assert_memory_equal(now, old, old_len);
+        assert_int_equal(file_size(f, PCPD_STATE_FILE ".tmp"), -1);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), journal);
+        assert_loads_as_owner(f);
+
+        /* on the calling thread (at shutdown) the same, in the same episode */
+        g_atomic_int_set(&tmp_writes, 0);
+        g_atomic_int_set(&tmp_failed, 0);
+        assert_int_equal(pcpd_store_save(f->o.store), -EFBIG);
+        assert_true(g_atomic_int_get(&tmp_writes) >= 3);
+        assert_int_equal(g_atomic_int_get(&tmp_failed), 1);
+        assert_int_equal(f->o.error_calls, 1);
+        g_clear_pointer(&now, g_free);
+        now = slurp_at(f, PCPD_STATE_FILE, &len);
+        assert_int_equal(len, old_len);
+        assert_memory_equal(now, old, old_len);
+        assert_int_equal(file_size(f, PCPD_STATE_FILE ".tmp"), -1);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), journal);
+        assert_loads_as_owner(f);
+
+        /* room again: the retry writes it whole, in pieces, and the journal is emptied */
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &f->fsize), 0);
+        g_atomic_int_set(&tmp_writes, 0);
+        g_atomic_int_set(&tmp_failed, 0);
+        g_atomic_int_set(&tmp_largest, 0);
+        run_until(f, error_cleared, "end of the episode");
+        assert_true(g_atomic_int_get(&tmp_writes) >= 7);
+        assert_int_equal(g_atomic_int_get(&tmp_failed), 0);
+        assert_true(g_atomic_int_get(&tmp_largest) <= 68 * 1024);
+        assert_true(file_size(f, PCPD_STATE_FILE) > 400 * 1024);
+        assert_int_equal(file_size(f, PCPD_STATE_FILE ".tmp"), -1);
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
+        assert_loads_as_owner(f);
+        g_atomic_int_set(&tmp_dfd, -1);
+        tmp = slurp_at(f, PCPD_STATE_FILE ".tmp", &len);
+        assert_null(tmp);
+}
+
 static ino_t journal_ino;
 
 static ino_t ino_of(fixture *f, const char *name) {
@@ -749,6 +860,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_torn_last_record, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshot_while_appending, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_error_and_recovery, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshot_fails_part_of_the_way, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gone_left_out, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_journal_switched_off_main_thread, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_next_journal_left_over, setup, teardown),
