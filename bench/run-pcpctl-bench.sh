@@ -23,6 +23,8 @@
 #   pcpctl map udp P --wait --persistent   (its mapping is released afterwards, untimed)
 #   libpcp's CLI mapping UDP port P' at the same server directly
 #   pcpctl status
+#   bench-sdbus-floor ping                 (libsystemd, connect, Hello, one Peer.Ping to pcpd)
+#   bench-sdbus-floor linked               (libsystemd loaded and relocated, nothing else)
 #   /bin/true                              (the cost of fork, exec and wait alone)
 # each through bench-spawn (fork, exec, wait4: wall clock and the child's CPU), output to
 # a file, never a terminal. Prints medians, quartiles, the ratio and the load average.
@@ -38,6 +40,7 @@ if [ "${1-}" = --inner ]; then
     BUILD=$1 LIBPCP=$2 RUNS=$3 OUT=$4
     SPAWN=$BUILD/bench/bench-spawn
     PCPCTL=$BUILD/clients/pcpctl
+    FLOOR=$BUILD/bench/bench-sdbus-floor
     SERVER=$(sed -n 's/^Servers=//p' "$BENCH_TMP/pcpd.conf")
     [ -n "$SERVER" ] || { echo "run-pcpctl-bench: no server in $BENCH_TMP/pcpd.conf" >&2; exit 1; }
     echo "server $SERVER, pcpd pid $PCPD_PID, bus pid $BUS_PID"
@@ -68,13 +71,15 @@ if [ "${1-}" = --inner ]; then
             1) run libpcp "$2" "$LIBPCP" -d -s "$SERVER" -i ":$((41000 + $2 + 3))" -u -l 3600 ;;
             2) run pcpctl_status "$2" "$PCPCTL" status ;;
             3) run true "$2" /bin/true ;;
+            4) run sdbus_linked "$2" "$FLOOR" linked ;;
+            5) run sdbus_ping "$2" "$FLOOR" ping ;;
         esac
     }
     for r in -3 -2 -1; do
-        for k in 0 1 2 3; do one $k $r; done
+        for ((k = 0; k < 6; k++)); do one $k $r; done
     done
     for ((r = 0; r < RUNS; r++)); do
-        for ((j = 0; j < 4; j++)); do one $(((r + j) % 4)) $r; done
+        for ((j = 0; j < 6; j++)); do one $(((r + j) % 6)) $r; done
     done
     uptime | sed 's/^/load after: /'
     exit 0
@@ -92,7 +97,7 @@ while [ $# -gt 0 ]; do
         --server) SERVER=$2; shift 2 ;;
         --build) BUILD=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run-pcpctl-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -102,13 +107,14 @@ case $SERVER in refserver|responder) ;; *) echo "run-pcpctl-bench: --server is r
 [ -x "$LIBPCP" ] || { echo "run-pcpctl-bench: $LIBPCP is not an executable" >&2; exit 2; }
 LIBPCP=$(cd "$(dirname "$LIBPCP")" && pwd)/$(basename "$LIBPCP")
 BUILD=$(cd "$BUILD" && pwd)
-for f in bench/bench-daemon bench/bench-spawn clients/pcpctl; do
+for f in bench/bench-daemon bench/bench-spawn bench/bench-sdbus-floor clients/pcpctl; do
     [ -x "$BUILD/$f" ] || { echo "run-pcpctl-bench: $BUILD/$f is missing (ninja -C $BUILD)" >&2; exit 2; }
 done
 [ -n "$OUT" ] || OUT=$(mktemp -d /tmp/pcpctl-bench-XXXXXX)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-rm -f "$OUT"/pcpctl_map.txt "$OUT"/libpcp.txt "$OUT"/pcpctl_status.txt "$OUT"/true.txt
+NAMES="pcpctl_map libpcp pcpctl_status sdbus_ping sdbus_linked true"
+for name in $NAMES; do rm -f "$OUT/$name.txt"; done
 
 SERVER_ARGS=()
 [ "$SERVER" = refserver ] && SERVER_ARGS=(--server refserver)
@@ -125,13 +131,15 @@ stats() { # stats FILE COLUMN...: median q1 q3 (ms) of the sum of the columns
 }
 echo
 printf '%-42s %8s %17s %8s\n' "command ($RUNS runs each, alternating)" "wall ms" "(q1-q3)" "CPU ms"
-for name in pcpctl_map libpcp pcpctl_status true; do
+for name in $NAMES; do
     read -r wm wq1 wq3 < <(stats "$OUT/$name.txt" 1)
     read -r cm _ _ < <(stats "$OUT/$name.txt" 2,3)
     case $name in
         pcpctl_map) what="pcpctl map udp P --wait --persistent" ;;
         libpcp) what="libpcp CLI: -d -s SERVER -i :P -u -l 3600" ;;
         pcpctl_status) what="pcpctl status" ;;
+        sdbus_ping) what="sd-bus floor: connect, Hello, Peer.Ping" ;;
+        sdbus_linked) what="sd-bus floor: libsystemd loaded, no call" ;;
         true) what="/bin/true" ;;
     esac
     printf '%-42s %8s %17s %8s\n' "$what" "$wm" "($wq1-$wq3)" "$cm"
