@@ -5,17 +5,21 @@
 # PCP server for the same kind of mapping (issue 9: "pcpctl map udp P --wait --persistent
 # as a whole process <= 2x libpcp's CLI for the same mapping").
 #
-#   sudo bench/run-pcpctl-bench.sh --libpcp PATH [--runs N] [--server refserver|responder]
-#                                  [--build DIR] [--out DIR]
+#   sudo bench/run-pcpctl-bench.sh --libpcp PATH [--runs N] [--server responder|refserver]
+#                                  [--build DIR] [--out DIR] [--counts]
 #
 #   --libpcp PATH  libpcp's CLI (pcp_app/, built as `pcpnatpmpc` by its CMake build);
 #                  called as PATH -d -s SERVER:PORT -i :P -u -l 3600 (one MAP, UDP, to the
 #                  same server pcpd uses, no discovery)
 #   --runs N       timed runs of each command (default 50), after 3 untimed rounds
-#   --server S     the PCP server: refserver (tests/refserver, default) or responder
-#                  (bench-daemon's stateless one)
+#   --server S     the PCP server: responder (bench-daemon's stateless one, default) or
+#                  refserver (tests/refserver: it refuses a second request for a port with
+#                  another nonce, which libpcp's CLI sends now and then when it is slow)
 #   --build DIR    build directory (default: build/ in the source tree)
 #   --out DIR      where the raw figures go (default: a new directory under /tmp)
+#   --counts       also one run of each under callgrind (instructions of the whole process,
+#                  loader included) and one under strace -f -c (system calls): the figures
+#                  that do not move with the machine's load (needs valgrind and strace)
 #
 # bench-daemon (exec phase) starts a private system-type dbus-daemon, the PCP server on a
 # unique loopback address and pcpd, and runs this script again inside that environment.
@@ -37,7 +41,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1-}" = --inner ]; then
     # ---- inside bench-daemon's environment ----
     shift
-    BUILD=$1 LIBPCP=$2 RUNS=$3 OUT=$4
+    BUILD=$1 LIBPCP=$2 RUNS=$3 OUT=$4 COUNTS=$5
     SPAWN=$BUILD/bench/bench-spawn
     PCPCTL=$BUILD/clients/pcpctl
     FLOOR=$BUILD/bench/bench-sdbus-floor
@@ -49,7 +53,12 @@ if [ "${1-}" = --inner ]; then
     run() { # run NAME ROUND CMD...: one timed run, its line appended to $OUT/NAME.txt
         local name=$1 round=$2 line
         shift 2
-        line=$("$SPAWN" -o "$OUT/stdout-$name" -- "$@")
+        if [ "${spawn_wrapped-}" = yes ]; then # $SPAWN holds the whole prefix (a tool)
+            line=$($SPAWN "$@")
+            cp "$OUT/stdout-count" "$OUT/stdout-$name"
+        else
+            line=$("$SPAWN" -o "$OUT/stdout-$name" -- "$@")
+        fi
         set -- $line
         if [ "$4" != 0 ]; then
             echo "run-pcpctl-bench: $name (round $round) exited with status $4; its output:" >&2
@@ -78,6 +87,29 @@ if [ "${1-}" = --inner ]; then
     for r in -3 -2 -1; do
         for ((k = 0; k < 6; k++)); do one $k $r; done
     done
+    if [ "$COUNTS" = yes ]; then
+        # instructions (callgrind, the whole process, loader included) and system calls
+        # (strace -f -c) of one run of each: figures that do not move with the load
+        SPAWN_SAVED=$SPAWN
+        for tool in callgrind strace; do
+            for ((k = 0; k < 6; k++)); do
+                case $k in 0) name=pcpctl_map ;; 1) name=libpcp ;; 2) name=pcpctl_status ;;
+                           3) name=true ;; 4) name=sdbus_linked ;; 5) name=sdbus_ping ;; esac
+                if [ $tool = callgrind ]; then
+                    SPAWN="$SPAWN_SAVED -o $OUT/stdout-count -- valgrind --tool=callgrind --dump-instr=no"
+                    SPAWN="$SPAWN --log-file=$OUT/callgrind-$name.log --callgrind-out-file=$OUT/callgrind-$name.out"
+                else
+                    SPAWN="$SPAWN_SAVED -o $OUT/stdout-count -- strace -f -c -o $OUT/strace-$name.txt"
+                fi
+                spawn_wrapped=yes one $k $((-100 - k))
+            done
+            SPAWN=$SPAWN_SAVED
+        done
+        for name in pcpctl_map libpcp pcpctl_status true sdbus_linked sdbus_ping; do
+            echo "RESULT pcpctl_bench.${name}_instructions $(sed -n 's/.*Collected : //p' "$OUT/callgrind-$name.log")"
+            echo "RESULT pcpctl_bench.${name}_syscalls $(awk '$NF == "total" { print $4 }' "$OUT/strace-$name.txt")"
+        done > "$OUT/counts.txt"
+    fi
     for ((r = 0; r < RUNS; r++)); do
         for ((j = 0; j < 6; j++)); do one $(((r + j) % 6)) $r; done
     done
@@ -88,8 +120,9 @@ fi
 BUILD=$SRC/build
 LIBPCP=
 RUNS=50
-SERVER=refserver
+SERVER=responder
 OUT=
+COUNTS=no
 while [ $# -gt 0 ]; do
     case $1 in
         --libpcp) LIBPCP=$2; shift 2 ;;
@@ -97,7 +130,8 @@ while [ $# -gt 0 ]; do
         --server) SERVER=$2; shift 2 ;;
         --build) BUILD=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --counts) COUNTS=yes; shift ;;
+        -h|--help) sed -n '3,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run-pcpctl-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -119,7 +153,7 @@ for name in $NAMES; do rm -f "$OUT/$name.txt"; done
 SERVER_ARGS=()
 [ "$SERVER" = refserver ] && SERVER_ARGS=(--server refserver)
 "$BUILD/bench/bench-daemon" --build "$BUILD" --source "$SRC" "${SERVER_ARGS[@]}" exec -- \
-    "$SRC/bench/run-pcpctl-bench.sh" --inner "$BUILD" "$LIBPCP" "$RUNS" "$OUT" | grep -v '^RESULT exec\.'
+    "$SRC/bench/run-pcpctl-bench.sh" --inner "$BUILD" "$LIBPCP" "$RUNS" "$OUT" "$COUNTS" | grep -v '^RESULT exec\.'
 
 # ---- the table ----
 stats() { # stats FILE COLUMN...: median q1 q3 (ms) of the sum of the columns
@@ -149,4 +183,13 @@ for name in $NAMES; do
 done
 echo "RESULT pcpctl_bench.ratio_map_libpcp_wall $(awk -v a="$W_pcpctl_map" -v b="$W_libpcp" 'BEGIN { printf "%.2f", a / b }')"
 echo "RESULT pcpctl_bench.ratio_map_libpcp_cpu $(awk -v a="$C_pcpctl_map" -v b="$C_libpcp" 'BEGIN { printf "%.2f", a / b }')"
+if [ "$COUNTS" = yes ]; then
+    echo
+    printf '%-42s %13s %13s\n' "one run of each" "instructions" "system calls"
+    for name in $NAMES; do
+        printf '%-42s %13s %13s\n' "$name" "$(awk -v k="pcpctl_bench.${name}_instructions" '$2 == k { print $3 }' "$OUT/counts.txt")" \
+            "$(awk -v k="pcpctl_bench.${name}_syscalls" '$2 == k { print $3 }' "$OUT/counts.txt")"
+    done
+    cat "$OUT/counts.txt"
+fi
 echo "(raw: $OUT/*.txt, one line per run: wall_ns user_ns system_ns status)"
