@@ -397,27 +397,37 @@ static int map_properties(sd_bus_message *m, const PropMap *map, size_t n_map, v
         if (r < 0)
                 return r;
 
+        /* pcpd sends the properties in the order of the table: the search starts after the
+         * last one found (a full turn at most), and the variant is entered with the type
+         * the table expects instead of peeking at it first; a variant of another type is
+         * skipped like an unknown property (sd-bus leaves the message where it was). */
+        size_t next = 0;
         while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                const char *name, *contents;
+                const char *name;
                 size_t p = n_map;
 
                 r = sd_bus_message_read_basic(m, 's', &name);
                 if (r < 0)
                         return r;
-                r = sd_bus_message_peek_type(m, NULL, &contents);
-                if (r < 0)
-                        return r;
 
-                for (size_t i = 0; i < n_map; i++)
-                        if (streq(map[i].name, name) && streq(map[i].signature, contents)) {
+                for (size_t k = 0; k < n_map; k++) {
+                        size_t i = (next + k) % n_map;
+
+                        if (streq(map[i].name, name)) {
                                 p = i;
                                 break;
                         }
+                }
 
                 if (p < n_map) {
-                        r = sd_bus_message_enter_container(m, 'v', contents);
-                        if (r < 0)
+                        r = sd_bus_message_enter_container(m, 'v', map[p].signature);
+                        if (r == -ENXIO || r == 0)
+                                p = n_map; /* another type: skipped below */
+                        else if (r < 0)
                                 return r;
+                }
+                if (p < n_map) {
+                        next = p + 1;
                         r = map[p].read(m, (uint8_t *) userdata + map[p].offset);
                         if (r < 0)
                                 return r;

@@ -179,6 +179,19 @@ def scenario(t):
     r = t.run('status')
     t.check('State error' not in r.stdout, 'an empty StateError: no line', r.stdout)
 
+    # a property of another type than the contract's: skipped (left at 0), the ones after
+    # it read as usual
+    t.test_call('SetWrongType', 's', 'DefaultLifetime')
+    r = t.run('status', stdout='Version: 0.1.0-fake')
+    t.check('Default lifetime: 0 s' in r.stdout and 'Max mappings per user: 64' in r.stdout
+            and 'eth0      192.168.1.1' in r.stdout, 'a property of another type is skipped', r.stdout)
+    r = t.run('status', '--json')
+    j = json.loads(r.stdout)
+    t.check(j['DefaultLifetime'] == 0 and j['MaxMappingsPerUser'] == 64 and j['MappingCount'] == 0
+            and j['ExternalAddresses'] == ['198.51.100.1'], 'a property of another type is skipped (json)',
+            r.stdout)
+    t.test_call('RestoreType', 's', 'DefaultLifetime')
+
     # map --wait: nothing until active (no object path), then holds until SIGINT, then releases
     p = t.start('map', 'tcp', '8080', '--wait', '--lifetime', '60', '--description', 'web \x1b[31mred')
     line = read_line(p)
