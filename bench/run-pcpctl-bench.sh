@@ -7,6 +7,7 @@
 #
 #   sudo bench/run-pcpctl-bench.sh --libpcp PATH [--runs N] [--server responder|refserver]
 #                                  [--build DIR] [--out DIR] [--counts]
+#                                  [--pcpctl PATH]
 #
 #   --libpcp PATH  libpcp's CLI (pcp_app/, built as `pcpnatpmpc` by its CMake build);
 #                  called as PATH -d -s SERVER:PORT -i :P -u -l 3600 (one MAP, UDP, to the
@@ -17,6 +18,8 @@
 #                  another nonce, which libpcp's CLI sends now and then when it is slow)
 #   --build DIR    build directory (default: build/ in the source tree)
 #   --out DIR      where the raw figures go (default: a new directory under /tmp)
+#   --pcpctl PATH  the pcpctl measured (default: the build directory's; e.g. an older
+#                  build, for before and after on the same pcpd)
 #   --counts       also one run of each under callgrind (instructions of the whole process,
 #                  loader included) and one under strace -f -c (system calls): the figures
 #                  that do not move with the machine's load (needs valgrind and strace)
@@ -41,9 +44,8 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1-}" = --inner ]; then
     # ---- inside bench-daemon's environment ----
     shift
-    BUILD=$1 LIBPCP=$2 RUNS=$3 OUT=$4 COUNTS=$5
+    BUILD=$1 LIBPCP=$2 RUNS=$3 OUT=$4 COUNTS=$5 PCPCTL=$6
     SPAWN=$BUILD/bench/bench-spawn
-    PCPCTL=$BUILD/clients/pcpctl
     FLOOR=$BUILD/bench/bench-sdbus-floor
     SERVER=$(sed -n 's/^Servers=//p' "$BENCH_TMP/pcpd.conf")
     [ -n "$SERVER" ] || { echo "run-pcpctl-bench: no server in $BENCH_TMP/pcpd.conf" >&2; exit 1; }
@@ -123,6 +125,7 @@ RUNS=50
 SERVER=responder
 OUT=
 COUNTS=no
+PCPCTL=
 while [ $# -gt 0 ]; do
     case $1 in
         --libpcp) LIBPCP=$2; shift 2 ;;
@@ -131,7 +134,8 @@ while [ $# -gt 0 ]; do
         --build) BUILD=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --counts) COUNTS=yes; shift ;;
-        -h|--help) sed -n '3,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --pcpctl) PCPCTL=$2; shift 2 ;;
+        -h|--help) sed -n '3,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run-pcpctl-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -141,6 +145,9 @@ case $SERVER in refserver|responder) ;; *) echo "run-pcpctl-bench: --server is r
 [ -x "$LIBPCP" ] || { echo "run-pcpctl-bench: $LIBPCP is not an executable" >&2; exit 2; }
 LIBPCP=$(cd "$(dirname "$LIBPCP")" && pwd)/$(basename "$LIBPCP")
 BUILD=$(cd "$BUILD" && pwd)
+[ -n "$PCPCTL" ] || PCPCTL=$BUILD/clients/pcpctl
+[ -x "$PCPCTL" ] || { echo "run-pcpctl-bench: $PCPCTL is not an executable" >&2; exit 2; }
+PCPCTL=$(cd "$(dirname "$PCPCTL")" && pwd)/$(basename "$PCPCTL")
 for f in bench/bench-daemon bench/bench-spawn bench/bench-sdbus-floor clients/pcpctl; do
     [ -x "$BUILD/$f" ] || { echo "run-pcpctl-bench: $BUILD/$f is missing (ninja -C $BUILD)" >&2; exit 2; }
 done
@@ -153,7 +160,7 @@ for name in $NAMES; do rm -f "$OUT/$name.txt"; done
 SERVER_ARGS=()
 [ "$SERVER" = refserver ] && SERVER_ARGS=(--server refserver)
 "$BUILD/bench/bench-daemon" --build "$BUILD" --source "$SRC" "${SERVER_ARGS[@]}" exec -- \
-    "$SRC/bench/run-pcpctl-bench.sh" --inner "$BUILD" "$LIBPCP" "$RUNS" "$OUT" "$COUNTS" | grep -v '^RESULT exec\.'
+    "$SRC/bench/run-pcpctl-bench.sh" --inner "$BUILD" "$LIBPCP" "$RUNS" "$OUT" "$COUNTS" "$PCPCTL" | grep -v '^RESULT exec\.'
 
 # ---- the table ----
 stats() { # stats FILE COLUMN...: median q1 q3 (ms) of the sum of the columns
