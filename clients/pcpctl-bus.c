@@ -391,6 +391,7 @@ const char *mapping_property_name(unsigned p) {
 static int map_properties(sd_bus_message *m, const PropMap *map, size_t n_map, void *userdata,
                           PropMask *ret_seen) {
         PropMask seen = 0;
+        size_t next = 0;
         int r;
 
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
@@ -401,7 +402,6 @@ static int map_properties(sd_bus_message *m, const PropMap *map, size_t n_map, v
          * last one found (a full turn at most), and the variant is entered with the type
          * the table expects instead of peeking at it first; a variant of another type is
          * skipped like an unknown property (sd-bus leaves the message where it was). */
-        size_t next = 0;
         while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
                 const char *name;
                 size_t p = n_map;
