@@ -584,7 +584,7 @@ static int get_all(sd_bus *bus, const char *path, const char *interface, sd_bus_
                                   interface);
 }
 
-int manager_info_get(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error) {
+int manager_info_get(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error, sd_bus_message **ret_reply) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ManagerInfo info = {0};
         int r;
@@ -598,7 +598,39 @@ int manager_info_get(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error) {
                 return r;
         }
         *ret = info;
+        if (ret_reply != NULL) {
+                *ret_reply = reply;
+                reply = NULL;
+        }
         return 0;
+}
+
+int properties_find(sd_bus_message *reply, const char *name, const char *signature) {
+        const char *n;
+        int r;
+
+        r = sd_bus_message_rewind(reply, true);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        if (r <= 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read_basic(reply, 's', &n);
+                if (r < 0)
+                        return r;
+                if (streq(n, name)) {
+                        r = sd_bus_message_enter_container(reply, 'v', signature);
+                        return r == -ENXIO ? 0 : r;
+                }
+                r = sd_bus_message_skip(reply, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        return r;
 }
 
 int mapping_info_get(sd_bus *bus, const char *path, MappingInfo *ret, sd_bus_error *error) {

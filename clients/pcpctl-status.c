@@ -101,28 +101,23 @@ static void print_status_lines(StatusLine *lines, size_t n) {
 
 /* Where DHCP-announced servers stand (pcpd with NetworkManager discovery; nothing from an
  * older pcpd): whether NetworkManager is followed, and per interface and family whether
- * the DHCP option is asked for and given. */
-static void print_dhcp_options(sd_bus *bus) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *nm = NULL;
-        const char *ifname, *family, *state;
-        int r;
+ * the DHCP option is asked for and given. Both properties come with the GetAll reply the
+ * status is made of: no call of their own (one round trip to the bus and pcpd less, two
+ * when NetworkManager is followed). */
+static void print_dhcp_options(sd_bus_message *reply) {
+        const char *nm, *ifname, *family, *state;
 
-        r = sd_bus_get_property_string(bus, PCP1_BUS_NAME, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "NetworkManager",
-                                       &error, &nm);
-        if (r < 0)
+        if (properties_find(reply, "NetworkManager", "s") <= 0 || sd_bus_message_read_basic(reply, 's', &nm) <= 0)
                 return;
         printf("\n");
         /* short lines: a pager (less -FRX) only quits by itself on what fits the screen */
-        if (!streq_ptr(nm, "running")) {
+        if (!streq(nm, "running")) {
                 printf(_("NetworkManager: %s.\nServers come from pcpd.conf and the default routes only.\n"),
-                       streq_ptr(nm, "unavailable") ? _("not followed (see the journal)") : _("not running"));
+                       streq(nm, "unavailable") ? _("not followed (see the journal)") : _("not running"));
                 return;
         }
-        r = sd_bus_get_property(bus, PCP1_BUS_NAME, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "DhcpOptions", &error,
-                                &reply, "a(sss)");
-        if (r < 0 || sd_bus_message_enter_container(reply, 'a', "(sss)") < 0)
+        if (properties_find(reply, "DhcpOptions", "a(sss)") <= 0 ||
+            sd_bus_message_enter_container(reply, 'a', "(sss)") < 0)
                 return;
         printf(_("NetworkManager: running. PCP server DHCP options (RFC 7291):\n"));
         while (sd_bus_message_read(reply, "(sss)", &ifname, &family, &state) > 0) {
@@ -144,12 +139,13 @@ static void print_dhcp_options(sd_bus *bus) {
 
 int verb_status(int argc, char **argv, sd_bus *bus) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(table_freep) Table *servers = NULL;
         ManagerInfo info = {0};
         char span[64];
         int r;
 
-        r = manager_info_get(bus, &info, &error);
+        r = manager_info_get(bus, &info, &error, &reply);
         if (r < 0) {
                 log_error(_("Failed to query status: %s"), bus_error_message(&error, r));
                 return EXIT_FAILURE;
@@ -241,7 +237,7 @@ int verb_status(int argc, char **argv, sd_bus *bus) {
                 printf(_("No PCP or NAT-PMP server known.\n"));
         else
                 (void) table_print(servers, stdout);
-        print_dhcp_options(bus);
+        print_dhcp_options(reply);
 
         manager_info_done(&info);
         return EXIT_SUCCESS;

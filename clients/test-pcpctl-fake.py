@@ -179,6 +179,29 @@ def scenario(t):
     r = t.run('status')
     t.check('State error' not in r.stdout, 'an empty StateError: no line', r.stdout)
 
+    # NetworkManager discovery: nothing from a pcpd without it (as above: no line); its
+    # state, and the DHCP options when it is followed
+    t.check('NetworkManager' not in r.stdout, 'no NetworkManager property: no line for it', r.stdout)
+    t.test_call('SetNetworkManager', 's', 'running')
+    r = t.run('status')
+    t.check(r.stdout.endswith('\n\nNetworkManager: running. PCP server DHCP options (RFC 7291):\n'
+                              '  eth0: DHCPv4 option 158: received\n'
+                              '  eth0: DHCPv6 option 86: asked for, not sent by the network\n'),
+            'status shows the DHCP options NetworkManager gives', r.stdout)
+    t.test_call('SetNetworkManager', 's', 'unavailable')
+    r = t.run('status')
+    t.check(r.stdout.endswith('\n\nNetworkManager: not followed (see the journal).\n'
+                              'Servers come from pcpd.conf and the default routes only.\n'),
+            'status says NetworkManager is not followed', r.stdout)
+    t.test_call('SetNetworkManager', 's', 'stopped')
+    r = t.run('status')
+    t.check(r.stdout.endswith('\n\nNetworkManager: not running.\n'
+                              'Servers come from pcpd.conf and the default routes only.\n'),
+            'status says NetworkManager is not running', r.stdout)
+    r = t.run('status', '--json')
+    t.check('NetworkManager' not in r.stdout, 'status --json: as before, without NetworkManager', r.stdout)
+    t.test_call('SetNetworkManager', 's', '')
+
     # a property of another type than the contract's: skipped (left at 0), the ones after
     # it read as usual
     t.test_call('SetWrongType', 's', 'DefaultLifetime')
