@@ -389,7 +389,7 @@ const char *mapping_property_name(unsigned p) {
 }
 
 static int map_properties(sd_bus_message *m, const PropMap *map, size_t n_map, void *userdata,
-                          PropMask *ret_seen) {
+                          PropMask *ret_seen, PropOther other, void *other_data) {
         PropMask seen = 0;
         size_t next = 0;
         int r;
@@ -433,8 +433,11 @@ static int map_properties(sd_bus_message *m, const PropMap *map, size_t n_map, v
                                 return r;
                         seen |= PROP_BIT(p);
                         r = sd_bus_message_exit_container(m);
-                } else
-                        r = sd_bus_message_skip(m, "v");
+                } else {
+                        r = other != NULL ? other(m, name, other_data) : 0;
+                        if (r == 0)
+                                r = sd_bus_message_skip(m, "v");
+                }
                 if (r < 0)
                         return r;
 
@@ -450,11 +453,11 @@ static int map_properties(sd_bus_message *m, const PropMap *map, size_t n_map, v
         return sd_bus_message_exit_container(m);
 }
 
-int manager_info_read(sd_bus_message *m, ManagerInfo *i, PropMask *ret_seen) {
+static int manager_read(sd_bus_message *m, ManagerInfo *i, PropMask *ret_seen, PropOther other, void *other_data) {
         PropMask seen = 0;
         int r;
 
-        r = map_properties(m, manager_map, _MANAGER_PROP_MAX, i, &seen);
+        r = map_properties(m, manager_map, _MANAGER_PROP_MAX, i, &seen, other, other_data);
         if (r < 0)
                 return r;
         if (seen & PROP_BIT(MANAGER_STATE_ERROR))
@@ -464,8 +467,12 @@ int manager_info_read(sd_bus_message *m, ManagerInfo *i, PropMask *ret_seen) {
         return 0;
 }
 
+int manager_info_read(sd_bus_message *m, ManagerInfo *i, PropMask *ret_seen) {
+        return manager_read(m, i, ret_seen, NULL, NULL);
+}
+
 int mapping_info_read(sd_bus_message *m, MappingInfo *i, PropMask *ret_seen) {
-        return map_properties(m, mapping_map, _MAPPING_PROP_MAX, i, ret_seen);
+        return map_properties(m, mapping_map, _MAPPING_PROP_MAX, i, ret_seen, NULL, NULL);
 }
 
 void manager_info_done(ManagerInfo *i) {
@@ -584,7 +591,11 @@ static int get_all(sd_bus *bus, const char *path, const char *interface, sd_bus_
                                   interface);
 }
 
-int manager_info_get(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error, sd_bus_message **ret_reply) {
+int manager_info_get(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error) {
+        return manager_info_get_other(bus, ret, error, NULL, NULL);
+}
+
+int manager_info_get_other(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error, PropOther other, void *other_data) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ManagerInfo info = {0};
         int r;
@@ -592,45 +603,13 @@ int manager_info_get(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error, sd_bus_
         r = get_all(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, error, &reply);
         if (r < 0)
                 return r;
-        r = manager_info_read(reply, &info, NULL);
+        r = manager_read(reply, &info, NULL, other, other_data);
         if (r < 0) {
                 manager_info_done(&info);
                 return r;
         }
         *ret = info;
-        if (ret_reply != NULL) {
-                *ret_reply = reply;
-                reply = NULL;
-        }
         return 0;
-}
-
-int properties_find(sd_bus_message *reply, const char *name, const char *signature) {
-        const char *n;
-        int r;
-
-        r = sd_bus_message_rewind(reply, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        if (r <= 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                r = sd_bus_message_read_basic(reply, 's', &n);
-                if (r < 0)
-                        return r;
-                if (streq(n, name)) {
-                        r = sd_bus_message_enter_container(reply, 'v', signature);
-                        return r == -ENXIO ? 0 : r;
-                }
-                r = sd_bus_message_skip(reply, "v");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        return r;
-        }
-        return r;
 }
 
 int mapping_info_get(sd_bus *bus, const char *path, MappingInfo *ret, sd_bus_error *error) {

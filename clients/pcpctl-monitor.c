@@ -88,7 +88,7 @@ static void monitor_seed(Monitor *mon) {
         size_t n = 0;
 
         monitor_done(mon);
-        (void) manager_info_get(mon->bus, &mon->manager, &error, NULL);
+        (void) manager_info_get(mon->bus, &mon->manager, &error);
         sd_bus_error_free(&error);
         if (mappings_get(mon->bus, &mappings, &n, &error) >= 0) {
                 mon->mappings = mappings;
