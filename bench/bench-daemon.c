@@ -29,7 +29,9 @@
  *            mapping is active, refused calls, drops, RSS
  *   all      the same with 131,070 mappings: every TCP and UDP port
  *   stall    H (30,000) mappings held; pings one after another while one mapping is
- *            added and released: the longest ping is the longest stall of pcpd's loop
+ *            added and released: the longest ping is the longest stall of pcpd's loop;
+ *            then while holders leave the bus (their connections closed): one holding 1
+ *            mapping, one holding K (1,000), and D (100) holding 1 each at once
  *   idle     pcpd with no mappings for 10 s: CPU, context switches, system calls
  *   renew    M (200) mappings on a server that grants a short lifetime: system calls,
  *            instructions and signals per renewal
@@ -113,6 +115,7 @@ static struct {
         size_t n_pcpd_env;
         unsigned pcpd_rcvbuf; /* 0, or the net.core.rmem_max to emulate on pcpd's UDP sockets */
         unsigned n_seq, n_burst, n_all, n_hold, n_renew, n_pcpctl;
+        unsigned n_leave_many, n_leavers; /* stall: mappings of the one holder of many; holders leaving at once */
         unsigned conns, window;
         unsigned lifetime_cap, renew_seconds, idle_seconds;
         char **exec_argv;
@@ -123,6 +126,8 @@ static struct {
         .n_burst = 10000,
         .n_all = 131070,
         .n_hold = 30000,
+        .n_leave_many = 1000,
+        .n_leavers = 100,
         .n_renew = 200,
         .n_pcpctl = 30,
         .nm_devices = 1,
@@ -2052,6 +2057,151 @@ static bool change_removed(void *userdata) {
         return c->replied && rec_for(c->id)->t_removed != 0;
 }
 
+/* Holders that leave the bus: n_conns connections of their own, per_conn mappings each
+ * (keys first..; at most opt.window calls in flight per connection), all active; then the
+ * connections are closed one right after another and the bus tells pcpd their names left. */
+typedef struct leavers {
+        env *e;
+        sd_bus **b;
+        size_t n_conns, per_conn, first;
+        size_t *sent, *inflight; /* per connection */
+        size_t replied, errors;
+        uint64_t *ids; /* the mappings' ids as the replies gave them */
+        uint64_t active0, removed0;
+        char first_error[256];
+} leavers;
+
+typedef struct leaver_call {
+        leavers *l;
+        size_t conn;
+} leaver_call;
+
+static int on_leaver_reply(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+static void leavers_fill(leavers *l, size_t c) {
+        while (l->sent[c] < l->per_conn && l->inflight[c] < opt.window) {
+                const char *proto;
+                uint16_t port;
+                leaver_call *lc = xcalloc(1, sizeof(*lc));
+
+                lc->l = l;
+                lc->conn = c;
+                job_key(l->first + c * l->per_conn + l->sent[c], &proto, &port);
+                l->sent[c]++;
+                l->inflight[c]++;
+                send_async(l->b[c], new_add(l->b[c], proto, port), on_leaver_reply, lc);
+        }
+}
+
+static int on_leaver_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        leaver_call *lc = userdata;
+        leavers *l = lc->l;
+        const sd_bus_error *err = sd_bus_message_get_error(m);
+
+        l->inflight[lc->conn]--;
+        if (err != NULL) {
+                l->errors++;
+                if (l->first_error[0] == '\0')
+                        snprintf(l->first_error, sizeof(l->first_error), "%s: %s", err->name, err->message ?: "");
+        } else {
+                const char *path;
+                if (sd_bus_message_read(m, "o", &path) >= 0)
+                        l->ids[l->replied] = path_id(path);
+                l->replied++;
+        }
+        leavers_fill(l, lc->conn);
+        free(lc);
+        return 0;
+}
+
+static bool leavers_active(void *userdata) {
+        leavers *l = userdata;
+
+        if (l->errors > 0)
+                die("%zu AddMapping calls of the leaving holders failed, the first: %s", l->errors, l->first_error);
+        return l->replied == l->n_conns * l->per_conn && W.active - l->active0 >= l->n_conns * l->per_conn;
+}
+
+static bool leavers_removed(void *userdata) {
+        leavers *l = userdata;
+        return W.removed - l->removed0 >= l->n_conns * l->per_conn;
+}
+
+/* Makes the holders and their mappings; returns when all are active. */
+static void leavers_hold(leavers *l, env *e, size_t n_conns, size_t per_conn, size_t first) {
+        memset(l, 0, sizeof(*l));
+        l->e = e;
+        l->n_conns = n_conns;
+        l->per_conn = per_conn;
+        l->first = first;
+        l->b = xcalloc(n_conns, sizeof(sd_bus *));
+        l->sent = xcalloc(n_conns, sizeof(size_t));
+        l->inflight = xcalloc(n_conns, sizeof(size_t));
+        l->ids = xcalloc(n_conns * per_conn, sizeof(uint64_t));
+        l->active0 = W.active;
+        for (size_t c = 0; c < n_conns; c++) {
+                l->b[c] = bus_connect(e->address, false);
+                if (sd_bus_attach_event(l->b[c], e->event, 0) < 0)
+                        die("sd_bus_attach_event failed");
+        }
+        for (size_t c = 0; c < n_conns; c++)
+                leavers_fill(l, c);
+        run_loop_until(e, leavers_active, l, 600, "the leaving holders' mappings active");
+}
+
+/* Closes every holder's connection, one right after another. */
+static void leavers_leave(leavers *l) {
+        l->removed0 = W.removed;
+        for (size_t c = 0; c < l->n_conns; c++)
+                l->b[c] = sd_bus_flush_close_unref(l->b[c]);
+}
+
+static void leavers_free(leavers *l) {
+        free(l->b);
+        free(l->sent);
+        free(l->inflight);
+        free(l->ids);
+}
+
+/* when the last of their mappings was seen removed */
+static uint64_t leavers_t_removed(leavers *l) {
+        uint64_t t = 0;
+        for (size_t i = 0; i < l->replied; i++)
+                if (rec_for(l->ids[i])->t_removed > t)
+                        t = rec_for(l->ids[i])->t_removed;
+        return t;
+}
+
+/* One case of holders leaving while the pinger runs: n_conns holders of per_conn mappings
+ * each; the pings from 1 s before they leave until all their mappings are removed and at
+ * least 2.5 s have passed. Returns the longest ping round trip while they left. */
+static double stall_leave(env *e, pinger *pg, const char *key, size_t n_conns, size_t per_conn, size_t first) {
+        leavers l;
+        dist before, leave;
+        char k[64];
+        uint64_t t0, t1;
+
+        leavers_hold(&l, e, n_conns, per_conn, first);
+        ping_for(pg, 1, NULL, NULL);
+        before = dist_of(pg->rtt, pg->n);
+        leavers_leave(&l);
+        t0 = now_ns();
+        ping_for(pg, 2.5, leavers_removed, &l);
+        leave = dist_of(pg->rtt, pg->n);
+        t1 = leavers_t_removed(&l);
+        snprintf(k, sizeof(k), "%s_ping_max_ms", key);
+        result(k, "%.1f", leave.max);
+        snprintf(k, sizeof(k), "%s_before_ping_max_ms", key);
+        result(k, "%.1f", before.max);
+        snprintf(k, sizeof(k), "%s_removed_ms", key);
+        result(k, "%.1f", ms(t1 - t0));
+        note("%zu holder(s) of %zu mapping(s) each leave the bus: longest ping %.1f ms (%zu pings; 1 s before: "
+             "%.1f ms); all their mappings removed %.1f ms after the first connection closed",
+             n_conns, per_conn, leave.max, leave.n, before.max, ms(t1 - t0));
+        leavers_free(&l);
+        return leave.max;
+}
+
 static void phase_stall(void) {
         env_config cfg = {0};
         env *e = env_start(&cfg);
@@ -2105,6 +2255,26 @@ static void phase_stall(void) {
              "max %.1f ms (%zu pings); while it is released max %.1f ms (%zu pings) (target: no stall over "
              "20 ms)",
              n, quiet.max, quiet.median, add.max, add.n, rel.max, rel.n);
+
+        /* holders leaving the bus, each case with the keys after the previous one's */
+        if (n + 1 + 1 + opt.n_leave_many + opt.n_leavers > 131070)
+                note("--hold %zu leaves too few keys for the holders that leave: not measured", n);
+        else {
+                size_t next = n + 1;
+                double worst = 0, x;
+
+                x = stall_leave(e, &pg, "leave_one", 1, 1, next);
+                worst = x > worst ? x : worst;
+                next += 1;
+                x = stall_leave(e, &pg, "leave_many", 1, opt.n_leave_many, next);
+                worst = x > worst ? x : worst;
+                next += opt.n_leave_many;
+                x = stall_leave(e, &pg, "leave_several", opt.n_leavers, 1, next);
+                worst = x > worst ? x : worst;
+                result("leave_n_many", "%u", opt.n_leave_many);
+                result("leave_n_holders", "%u", opt.n_leavers);
+                result("leave_stall_max_ms", "%.1f", worst);
+        }
         report_mem(e, "held");
         free(pg.rtt);
         pipeline_free(&pm);
@@ -2657,6 +2827,8 @@ static void usage(FILE *f) {
               "  --out-dir DIR        keep callgrind dumps and strace tables there\n"
               "  --seq N --burst N --all N --hold N --renew N --pcpctl N   sizes\n"
               "  --conns N --window N connections and calls in flight on each (20, 100)\n"
+              "  --leave-many K --leavers D   stall: the holder of many that leaves holds K (1000);\n"
+              "                       D holders of one mapping each leave at once (100)\n"
               "  --lifetime S --renew-seconds S --idle-seconds S\n"
               "  --keep               keep the temporary directory\n"
               "  --malloc-trim-probe  burst/all: RSS again after gdb calls malloc_trim(0) in pcpd\n"
@@ -2694,6 +2866,8 @@ int main(int argc, char **argv) {
                 O_BURST,
                 O_ALL,
                 O_HOLD,
+                O_LEAVE_MANY,
+                O_LEAVERS,
                 O_RENEW,
                 O_PCPCTL,
                 O_CONNS,
@@ -2722,6 +2896,8 @@ int main(int argc, char **argv) {
                 {"burst", required_argument, NULL, O_BURST},
                 {"all", required_argument, NULL, O_ALL},
                 {"hold", required_argument, NULL, O_HOLD},
+                {"leave-many", required_argument, NULL, O_LEAVE_MANY},
+                {"leavers", required_argument, NULL, O_LEAVERS},
                 {"renew", required_argument, NULL, O_RENEW},
                 {"pcpctl", required_argument, NULL, O_PCPCTL},
                 {"conns", required_argument, NULL, O_CONNS},
@@ -2787,6 +2963,12 @@ int main(int argc, char **argv) {
                         break;
                 case O_HOLD:
                         opt.n_hold = parse_unsigned(optarg, "--hold");
+                        break;
+                case O_LEAVE_MANY:
+                        opt.n_leave_many = parse_unsigned(optarg, "--leave-many");
+                        break;
+                case O_LEAVERS:
+                        opt.n_leavers = parse_unsigned(optarg, "--leavers");
                         break;
                 case O_RENEW:
                         opt.n_renew = parse_unsigned(optarg, "--renew");
@@ -2873,7 +3055,8 @@ int main(int argc, char **argv) {
                 die("invalid --window 0: use at least 1");
         if (opt.n_seq < 1 || opt.n_burst < 1 || opt.n_burst > 131070 || opt.n_all < 1 ||
             opt.n_all > 131070 || opt.n_hold < 1 || opt.n_hold >= 131070 || opt.n_renew < 1 ||
-            opt.n_renew > 131070 || opt.n_pcpctl < 1)
+            opt.n_renew > 131070 || opt.n_pcpctl < 1 || opt.n_leave_many < 1 || opt.n_leave_many > 131070 ||
+            opt.n_leavers < 1 || opt.n_leavers > 4000)
                 die("a size is out of range: mappings are 1-131070 (--hold at most 131069)");
         if (geteuid() != 0)
                 die("run me as root: pcpd then asks no polkit and any port may be mapped");

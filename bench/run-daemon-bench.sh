@@ -102,6 +102,9 @@ row "  engine CPU / bare CPU (ms)" "$(v udp udp.engine_cpu_median_ms) / $(v udp 
 row "RSS at $BURST mappings (KiB)" "$(v rep-burst- burst.held_rss_kib)" "<= 16,384"
 row "$HOLD held: longest Ping while one is added/released (ms)" "$(v stall stall.stall_max_ms)" "<= 20 (was 563)"
 row "  longest Ping, quiet (ms)" "$(v stall stall.quiet_ping_max_ms)" ""
+row "  longest Ping while a holder of 1 leaves (ms)" "$(v stall stall.leave_one_ping_max_ms)" "<= 20"
+row "  longest Ping while 100 holders of 1 leave at once (ms)" "$(v stall stall.leave_several_ping_max_ms)" "<= 20"
+row "  longest Ping while a holder of 1,000 leaves (ms)" "$(v stall stall.leave_many_ping_max_ms)" "<= 20"
 if [ "$SKIP_ALL" = no ]; then
 row "$ALL AddMapping at once: all active (ms)" "$(v all all.all_active_ms)" "<= 30,000 (was 542,000)"
 row "  calls refused, first attempt / all" "$(v all all.refused_first_attempt) / $(v all all.refused_calls)" "0"

@@ -2,20 +2,24 @@
 #include "pcpd-holders.h"
 
 /* A name in the index: the set {name} its sole-held mappings point at (mp->holders ==
- * e->alone), how many those are, and the mappings it holds with others (those with a table
- * of their own). The sole-held ones are not listed: nearly every mapping is one, and a set
- * of them cost ~24 octets a mapping; when the name leaves they are found by their
- * mp->holders (pcpd_holders_vanish() goes through every mapping). The index's key is
- * e->name. */
+ * e->alone), those mappings in an array (each at its mp->alone_pos, so that one leaves in
+ * O(1): the last takes its place), and the mappings it holds with others (those with a
+ * table of their own). The array costs a pointer a mapping (up to twice that while it
+ * grows by doubling; it halves when three quarters are unused; the place fits in padding
+ * pcpd_mapping had anyway), where a set of them cost ~24 octets; a name that leaves the
+ * bus goes through its own mappings only, O(k), not through every mapping. The index's
+ * key is e->name. */
 typedef struct holder_entry {
         char *name;
-        GHashTable *alone;    /* name -> 1, shared; never changed after creation */
-        size_t n_alone;       /* mappings with mp->holders == alone */
+        GHashTable *alone;        /* name -> 1, shared; never changed after creation */
+        pcpd_mapping **alone_mps; /* those with mp->holders == alone, each at mp->alone_pos */
+        guint n_alone, alone_cap;
         GHashTable *mappings; /* set of pcpd_mapping *: those it holds with other names */
 } holder_entry;
 
 static void entry_free(holder_entry *e) {
         g_hash_table_destroy(e->alone);
+        g_free(e->alone_mps);
         g_hash_table_destroy(e->mappings);
         g_free(e->name);
         g_free(e);
@@ -44,16 +48,41 @@ static void entry_drop_if_unused(GHashTable *index, holder_entry *e) {
                 g_hash_table_remove(index, e->name); /* frees e */
 }
 
+/* mp becomes one of the mappings e's name holds alone */
+static void alone_link(holder_entry *e, pcpd_mapping *mp) {
+        if (e->n_alone == e->alone_cap) {
+                g_assert(e->alone_cap < G_MAXUINT32 / 2);
+                e->alone_cap = e->alone_cap > 0 ? 2 * e->alone_cap : 1;
+                e->alone_mps = g_renew(pcpd_mapping *, e->alone_mps, e->alone_cap);
+        }
+        mp->holders = e->alone;
+        mp->alone_pos = e->n_alone;
+        e->alone_mps[e->n_alone++] = mp;
+}
+
+/* mp is no longer one of them (mp->holders is left as it is): the last takes its place */
+static void alone_unlink(holder_entry *e, pcpd_mapping *mp) {
+        guint pos = mp->alone_pos;
+
+        g_assert(mp->holders == e->alone && pos < e->n_alone && e->alone_mps[pos] == mp);
+        e->alone_mps[pos] = e->alone_mps[--e->n_alone];
+        e->alone_mps[pos]->alone_pos = pos;
+        mp->alone_pos = 0;
+        if (e->alone_cap >= 64 && e->n_alone < e->alone_cap / 4) {
+                e->alone_cap /= 2;
+                e->alone_mps = g_renew(pcpd_mapping *, e->alone_mps, e->alone_cap);
+        }
+}
+
 /* mp no longer held by name at all (called while mp->holders is still as it was) */
 static void entry_forget(GHashTable *index, const char *name, pcpd_mapping *mp) {
         holder_entry *e = g_hash_table_lookup(index, name);
 
         if (e == NULL)
                 return;
-        if (mp->holders == e->alone) {
-                g_assert(e->n_alone > 0);
-                e->n_alone--;
-        } else
+        if (mp->holders == e->alone)
+                alone_unlink(e, mp);
+        else
                 g_hash_table_remove(e->mappings, mp);
         entry_drop_if_unused(index, e);
 }
@@ -93,9 +122,8 @@ void pcpd_holders_add(GHashTable *index, pcpd_mapping *mp, const char *name) {
                 return;
         e = entry_get(index, name);
         if (mp->holders == NULL) {
-                mp->holders = e->alone;
+                alone_link(e, mp);
                 mp->n_holds = 1;
-                e->n_alone++;
                 return;
         }
         if (holders_shared(mp)) {
@@ -107,8 +135,8 @@ void pcpd_holders_add(GHashTable *index, pcpd_mapping *mp, const char *name) {
                 }
                 /* a second name: a table of its own from now on, listed by both names */
                 first = g_hash_table_lookup(index, sole_name(mp->holders));
-                g_assert(first != NULL && first->n_alone > 0);
-                first->n_alone--;
+                g_assert(first != NULL);
+                alone_unlink(first, mp);
                 g_hash_table_add(first->mappings, mp);
                 own = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
                 g_hash_table_insert(own, g_strdup(sole_name(mp->holders)), GUINT_TO_POINTER(mp->n_holds));
@@ -180,11 +208,11 @@ void pcpd_holders_drop(GHashTable *index, pcpd_mapping *mp) {
         holders_clear(mp); /* frees the names */
 }
 
-GPtrArray *pcpd_holders_vanish(GHashTable *index, GHashTable *all, const char *name) {
+GPtrArray *pcpd_holders_vanish(GHashTable *index, const char *name) {
         holder_entry *e = g_hash_table_lookup(index, name);
         GPtrArray *held;
         GHashTableIter it;
-        gpointer k, v;
+        gpointer k;
 
         if (e == NULL)
                 return NULL;
@@ -192,24 +220,21 @@ GPtrArray *pcpd_holders_vanish(GHashTable *index, GHashTable *all, const char *n
         g_hash_table_iter_init(&it, e->mappings);
         while (g_hash_table_iter_next(&it, &k, NULL))
                 g_ptr_array_add(held, k);
-        /* those it alone holds are found by their holder set */
-        if (e->n_alone > 0 && all != NULL) {
-                g_hash_table_iter_init(&it, all);
-                while (g_hash_table_iter_next(&it, NULL, &v))
-                        if (((pcpd_mapping *) v)->holders == e->alone)
-                                g_ptr_array_add(held, v);
-        }
-        g_warn_if_fail(held->len == g_hash_table_size(e->mappings) + e->n_alone);
         for (guint i = 0; i < held->len; i++) {
                 pcpd_mapping *mp = held->pdata[i];
-                if (holders_shared(mp))
+                g_hash_table_remove(mp->holders, name);
+                if (g_hash_table_size(mp->holders) == 0)
                         holders_clear(mp);
-                else {
-                        g_hash_table_remove(mp->holders, name);
-                        if (g_hash_table_size(mp->holders) == 0)
-                                holders_clear(mp);
-                }
         }
+        /* those it alone holds: every hold of theirs goes with it */
+        for (guint i = 0; i < e->n_alone; i++) {
+                pcpd_mapping *mp = e->alone_mps[i];
+                g_assert(mp->holders == e->alone);
+                mp->alone_pos = 0;
+                holders_clear(mp);
+                g_ptr_array_add(held, mp);
+        }
+        e->n_alone = 0;
         g_hash_table_remove(index, name); /* frees e and its shared set: nobody points at it now */
         return held;
 }

@@ -10,9 +10,10 @@
  * its mp->holders then points at the one-name set {name} its holder's index entry keeps
  * (shared by every mapping that name alone holds), and its count of holds is
  * mp->n_holds. Only a second distinct holder gives the mapping a table of its own
- * (name -> holds), which it keeps until nobody holds it. The index lists, per name, only
- * the mappings that name holds with others; those it holds alone are counted, and found
- * by going through every mapping when it leaves the bus. In both cases mp->holders is a
+ * (name -> holds), which it keeps until nobody holds it. The index lists, per name, the
+ * mappings that name holds with others in a set, and those it holds alone in an array
+ * (mp->alone_pos is the place there), so that a name holding k mappings leaves the bus in
+ * O(k), whatever the number of mappings. In both cases mp->holders is a
  * set of its holders' names (g_hash_table_contains() works on it) or NULL when nobody
  * holds it; the counts are read with pcpd_holders_holds().
  */
@@ -37,10 +38,8 @@ void pcpd_holders_drop(GHashTable *index, pcpd_mapping *mp);
 
 /* `name` left the bus: it holds nothing any more. Returns the mappings it held (NULL when
  * none), each without its holds of name now; the caller decides what becomes of those that
- * nobody holds (pcpd_holders_count() == 0). all: every mapping that may be held (the
- * values of the table; the manager's m->mappings): the index does not list the mappings a
- * name holds alone, they are found there. */
-GPtrArray *pcpd_holders_vanish(GHashTable *index, GHashTable *all, const char *name);
+ * nobody holds (pcpd_holders_count() == 0). O(the mappings name held). */
+GPtrArray *pcpd_holders_vanish(GHashTable *index, const char *name);
 
 /* Frees what mp itself owns of its holders (its own table), leaving the index as it is:
  * for a mapping freed with the whole index, or one that never was in it. */

@@ -356,7 +356,7 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
 /* A unique name left the bus (pcpd-bus-track.c says so): every mapping it held loses that
  * holder. */
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
-        g_autoptr(GPtrArray) held = pcpd_holders_vanish(m->holder_index, m->mappings, name);
+        g_autoptr(GPtrArray) held = pcpd_holders_vanish(m->holder_index, name);
 
         if (held == NULL)
                 return;

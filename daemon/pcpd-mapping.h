@@ -74,6 +74,9 @@ typedef struct pcpd_mapping {
         bool has_suggested_address;
         bool prefer_failure;
         bool has_third_party;
+        /* its place among the mappings its sole holder holds alone (pcpd-holders.c); in
+         * what was padding before */
+        uint32_t alone_pos;
 
         /* how it is held */
         /* the backend that holds it: the manager's "direct", or "pcp" (on server), NULL

@@ -9,9 +9,9 @@
  * A permanent mapping is deleted by pcpd itself: on release and owner death (remove: a
  * deleting record of its own, deleting_record, which the manager keeps until the IGD
  * confirms; one the IGD does not confirm is tried again while pcpd runs, a bounded number
- * of times: DELETE_RETRIES), at shutdown (its mapping record stays, so that a restarted
- * pcpd takes it back for its app or deletes it after the grace period), and after a crash
- * (the same restore path). A leased one expires by itself.
+ * of times: pcpd_upnp_delete_next_try()), at shutdown (its mapping record stays, so that a
+ * restarted pcpd takes it back for its app or deletes it after the grace period), and
+ * after a crash (the same restore path). A leased one expires by itself.
  *
  * Its news goes up through the backend events it was given (pcpd-backend-events.h), like
  * every backend's: it knows nothing of the manager.
@@ -32,11 +32,9 @@
 #define SHUTDOWN_WAIT_MS 5000
 #define PERMANENT_DELETE_KEEP_S (30u * 24 * 3600) /* a deleting record of a permanent mapping */
 /* A delete the manager keeps a record of that the IGD did not confirm is tried again while
- * pcpd runs: at once when an IGD appears on its interface, else after DELETE_RETRY_FIRST_S
- * doubling (60, 120, 240, 480, 960 s: about half an hour), DELETE_RETRIES times in all.
- * Then it is given up for this run (the record stays: the next start tries again). */
-#define DELETE_RETRIES 5u
-#define DELETE_RETRY_FIRST_S 60u
+ * pcpd runs: at once when an IGD appears on its interface, else on the back-off of
+ * pcpd_upnp_delete_next_try() (60 s doubling, PCPD_UPNP_DELETE_RETRIES times in all). Then
+ * it is given up for this run (the record stays: the next start tries again). */
 
 typedef struct upnp_backend upnp_backend;
 
@@ -325,7 +323,7 @@ static void delete_send(upnp_delete *d) {
                 return;
         }
         if (r == -EINVAL) /* a record no IGD entry can match: no use trying again */
-                d->tries = DELETE_RETRIES;
+                d->tries = PCPD_UPNP_DELETE_RETRIES;
         delete_failed(d);
 }
 
@@ -341,33 +339,47 @@ static gboolean on_delete_retry(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
+bool pcpd_upnp_delete_next_try(unsigned tries, uint32_t *ret_delay_s) {
+        if (tries >= PCPD_UPNP_DELETE_RETRIES)
+                return false;
+        *ret_delay_s = PCPD_UPNP_DELETE_RETRY_FIRST_S << tries;
+        return true;
+}
+
+char *pcpd_upnp_delete_given_up_message(const char *ifname, const pcpd_upnp_record *rec, unsigned tries) {
+        char buf[PCP_ADDR_STRLEN], ibuf[PCP_ADDR_STRLEN];
+
+        return g_strdup_printf("The UPnP-IGD at %s on %s did not confirm the delete of the permanent mapping %s "
+                               "external port %u (to %s port %u) after %u tries: it may still be there (a permanent "
+                               "mapping never expires). pcpd tries again at its next start; to remove it now, delete "
+                               "that port mapping on the router",
+                               pcp_addr_to_string(&rec->igd_addr, buf), ifname,
+                               pcp_protocol_to_string(rec->protocol) ?: "?", rec->external_port,
+                               pcp_addr_to_string(&rec->internal_addr, ibuf), rec->internal_port, tries + 1);
+}
+
 /* d (owned by no table) was not confirmed: tried again later, or given up for this run */
 static void delete_failed(upnp_delete *d) {
         upnp_backend *b = d->b;
-        char buf[PCP_ADDR_STRLEN], ibuf[PCP_ADDR_STRLEN];
         const char *proto = pcp_protocol_to_string(d->rec.protocol) ?: "?";
-        unsigned delay;
+        uint32_t delay;
 
         if (d->cookie == 0 || !d->has_rec || b->shutting_down) {
                 tell_deleting_done(b, d->cookie, false);
                 delete_free(d);
                 return;
         }
-        if (d->tries >= DELETE_RETRIES) {
-                g_warning("The UPnP-IGD at %s on %s did not confirm the delete of the permanent mapping %s external "
-                          "port %u (to %s port %u) after %u tries: it may still be there (a permanent mapping never "
-                          "expires). pcpd tries again at its next start; to remove it now, delete that port mapping "
-                          "on the router",
-                          pcp_addr_to_string(&d->rec.igd_addr, buf), d->ifname, proto, d->rec.external_port,
-                          pcp_addr_to_string(&d->rec.internal_addr, ibuf), d->rec.internal_port, d->tries + 1);
+        if (!pcpd_upnp_delete_next_try(d->tries, &delay)) {
+                g_autofree char *m = pcpd_upnp_delete_given_up_message(d->ifname, &d->rec, d->tries);
+
+                g_warning("%s", m);
                 tell_deleting_done(b, d->cookie, false);
                 delete_free(d);
                 return;
         }
-        delay = DELETE_RETRY_FIRST_S << d->tries;
         g_message("The UPnP-IGD on %s did not confirm the delete of %s port %u: tried again when an IGD answers "
                   "there, at the latest in %u s (try %u of %u)",
-                  d->ifname, proto, d->rec.external_port, delay, d->tries + 1, DELETE_RETRIES + 1);
+                  d->ifname, proto, d->rec.external_port, delay, d->tries + 1, PCPD_UPNP_DELETE_RETRIES + 1);
         d->timer = g_timeout_add_seconds(delay, on_delete_retry, d);
         g_ptr_array_add(b->waiting, d);
 }

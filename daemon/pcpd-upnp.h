@@ -264,6 +264,21 @@ typedef struct pcpd_upnp_stats {
         uint64_t subscriptions_lost; /* GENA subscriptions failed or lapsed (SUBSCRIBE again) */
 } pcpd_upnp_stats;
 
+/* ---- The wiring's schedule for a permanent mapping's delete the IGD did not confirm ----
+ * (pcpd-upnp-backend.c; pure, for its unit test) It is tried again while pcpd runs: at
+ * once when an IGD answers on its interface, else after a back-off. tries: the tries again
+ * made so far (0 after the first try failed). true: the next one is due in *ret_delay_s
+ * (PCPD_UPNP_DELETE_RETRY_FIRST_S doubling: 60, 120, 240, 480, 960 s); false: given up
+ * for this run (PCPD_UPNP_DELETE_RETRIES tries again made; the record stays for the next
+ * start), *ret_delay_s untouched. */
+#define PCPD_UPNP_DELETE_RETRIES 5u
+#define PCPD_UPNP_DELETE_RETRY_FIRST_S 60u
+bool pcpd_upnp_delete_next_try(unsigned tries, uint32_t *ret_delay_s);
+/* The warning logged when it is given up (newly allocated): it names the IGD, the
+ * interface, the protocol, the external port and the internal client and port, for an
+ * admin to delete by hand; tries as above. */
+char *pcpd_upnp_delete_given_up_message(const char *ifname, const pcpd_upnp_record *rec, unsigned tries);
+
 /* config NULL = defaults. The context is used for every source and async call. */
 int pcpd_upnp_new(GMainContext *context, const pcpd_upnp_config *config, const pcpd_upnp_ops *ops,
                   void *userdata, pcpd_upnp **ret);

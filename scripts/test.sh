@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole test suite, as CI runs it (README's second Quick start command):
 #   1. install what is needed (scripts/install-deps.sh)
-#   2. build with gcc and run every meson test (unit, bus, integration); build with clang
+#   2. build with gcc and run every meson test (unit, bus, integration); build with clang;
+#      build the clients alone (-Ddaemon=false) and run pcpctl --help from that build
 #   3. the C unit tests again under valgrind (memcheck), and pcpd under memcheck in the
 #      bus tests
 #   4. build again with ASan+UBSan and run the tests again
@@ -79,6 +80,26 @@ if { [ -f build-clang/build.ninja ] || CC=clang meson setup build-clang >build-c
 else
     cat build-clang.setup.log build-clang.build.log 2>/dev/null | tail -n 60
     failed=$((failed + 1)); status=1; failed_names+=("build-clang: build")
+fi
+
+# the clients alone, as a distribution builds them without the daemon (-Ddaemon=false:
+# pcpctl, the desktop app; no libsystemd daemon side, GUPnP, libnm): configured and built
+# in a build dir of their own, and pcpctl run once; ~1 min. Any step failing fails the run.
+echo "== build the clients only (-Ddaemon=false)"
+nodaemon_setup() {
+    if [ -f build-nodaemon/build.ninja ]; then
+        meson configure build-nodaemon -Ddaemon=false
+    else
+        meson setup build-nodaemon -Ddaemon=false
+    fi
+}
+if nodaemon_setup >build-nodaemon.setup.log 2>&1 && ninja -C build-nodaemon >build-nodaemon.build.log 2>&1 &&
+    build-nodaemon/clients/pcpctl --help >build-nodaemon.pcpctl.log 2>&1 &&
+    grep -q '^pcpctl ' build-nodaemon.pcpctl.log; then
+    passed=$((passed + 1))
+else
+    cat build-nodaemon.setup.log build-nodaemon.build.log build-nodaemon.pcpctl.log 2>/dev/null | tail -n 60
+    failed=$((failed + 1)); status=1; failed_names+=("build-nodaemon: -Ddaemon=false setup, build or pcpctl --help")
 fi
 
 if [ -z "${PCPD_SKIP_VALGRIND:-}" ]; then

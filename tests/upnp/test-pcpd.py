@@ -28,6 +28,9 @@ shutdown-release (lab --no-upnpd, --permanent-only) a permanent mapping released
 deleting-retry (lab --no-upnpd, --permanent-only) the delete kept from a previous run fails
             at the start (no IGD answers): it is tried again while pcpd runs, as soon as an
             IGD appears, and its record is forgotten once the IGD confirms
+deleting-iface-late (lab --no-upnpd, --permanent-only) the delete kept from a previous run
+            names an interface that is missing at the start (c0 renamed away): it waits, and
+            is sent once c0 is back while pcpd runs; its record is forgotten once confirmed
 conflict    (lab --no-upnpd, the scripted IGD answering 718 on some ports) another external
             port; with prefer-failure the mapping fails CANNOT_PROVIDE_EXTERNAL; IPv6 (no PCP
             there either): refused with Unsupported, never made through IPv4's IGD
@@ -416,16 +419,37 @@ def touched(igd, port):
             r.get("action") in ("GetSpecificPortMappingEntry", "DeletePortMapping")]
 
 
-if case == "shutdown-release":
+def permanent_then_igd_gone(app_name, key, port):
+    """pcpd started, the app's permanent mapping `key` (tcp `port`) active at the scripted
+    IGD (--permanent-only: 725), then that IGD killed: a delete pcpd sends from now on stays
+    unconfirmed. Returns the app."""
     igd = upnpit.Igd(t, "igd", ["--permanent-only"])
     t.start_pcpd(GraceSeconds=GRACE)
-    a = t.app("appA")
-    a.add("w", "tcp", 4710)
-    wait_active(a, "w", 60)
-    # the IGD goes away: the delete pcpd sends while it stops stays unconfirmed for the
-    # whole shutdown window, and the app releases the mapping inside that window
+    app = t.app(app_name)
+    app.add(key, "tcp", port)
+    wait_active(app, key, 60)
     igd.p.kill()
     igd.p.wait(10)
+    return app
+
+
+def released_unconfirmed(app_name, key, port):
+    """permanent_then_igd_gone(), the mapping released and pcpd stopped: its delete is kept in
+    the state directory for the next start"""
+    app = permanent_then_igd_gone(app_name, key, port)
+    app.release(key)
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM with an unconfirmed delete (status 0), saw {rc}")
+    saved = saved_state()
+    t.require(deleting_record(saved, port),
+              f"state: the unconfirmed delete of {port} is kept (Deleting), saw:\n{saved}")
+    return app
+
+
+if case == "shutdown-release":
+    # the IGD goes away: the delete pcpd sends while it stops stays unconfirmed for the
+    # whole shutdown window, and the app releases the mapping inside that window
+    a = permanent_then_igd_gone("appA", "w", 4710)
     t.pcpd.send_signal(signal.SIGTERM)
     t.require(t.wait_until(lambda: "before stopping" in pcpd_log("pcpd.log"), 30, "the shutdown's deletes"),
               "SIGTERM: expected pcpd to start deleting its permanent UPnP mapping before it exits")
@@ -453,22 +477,13 @@ if case == "shutdown-release":
 
 
 if case == "deleting-retry":
-    igd = upnpit.Igd(t, "igd", ["--permanent-only"])
-    t.start_pcpd(GraceSeconds=GRACE)
-    d = t.app("appD")
-    d.add("r", "tcp", 4720)
-    wait_active(d, "r", 60)
-    igd.p.kill()
-    igd.p.wait(10)
-    d.release("r")
-    rc = stop_pcpd()
-    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM with an unconfirmed delete (status 0), saw {rc}")
-    saved = saved_state()
-    t.require(deleting_record(saved, 4720),
-              f"state: the unconfirmed delete of 4720 is kept (Deleting), saw:\n{saved}")
+    released_unconfirmed("appD", "r", 4720)
     # the next start finds no IGD: the delete it sends again fails (after its wait for one)
     t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
-    t.require(t.wait_until(lambda: "did not confirm the delete of" in pcpd_log("pcpd.1.log"), 120,
+    # (the backend's words for a delete that waits to be tried again: the manager's "did not
+    # confirm the delete of ...: kept, tried again at the next start" is a delete given up)
+    waiting = "on c0 did not confirm the delete of tcp port 4720: tried again when an IGD answers"
+    t.require(t.wait_until(lambda: waiting in pcpd_log("pcpd.1.log"), 120,
                            "the first delete at the start given up", fatal=False),
               f"start without an IGD: expected the delete of 4720 to fail, saw:\n{pcpd_log('pcpd.1.log')}")
     # an IGD appears while pcpd runs: the delete is tried again, not left for the next start
@@ -482,4 +497,35 @@ if case == "deleting-retry":
     t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
 
-t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict, shutdown-release, deleting-retry)")
+if case == "deleting-iface-late":
+    released_unconfirmed("appD", "r", 4730)
+    # the next start finds no interface c0 (renamed away: the record names c0): the delete
+    # cannot even start, and waits to be tried again
+    def client_ip(*args):
+        t.lab("exec", "client", "ip", *args)
+    t.lab("exec", "client", "sysctl", "-qw", "net.ipv6.conf.c0.keep_addr_on_down=1")
+    client_ip("link", "set", "c0", "down")
+    client_ip("link", "set", "c0", "name", "c0late")
+    t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
+    waiting = "on c0 did not confirm the delete of tcp port 4730: tried again when an IGD answers"
+    t.require(t.wait_until(lambda: waiting in pcpd_log("pcpd.1.log"), 60,
+                           "the first delete at the start failing", fatal=False),
+              f"start without the interface c0: expected the delete of 4730 to fail and wait for a try again, "
+              f"saw:\n{pcpd_log('pcpd.1.log')}")
+    igd2 = upnpit.Igd(t, "igd2", ["--permanent-only"])
+    # c0 appears while pcpd runs (its addresses kept, its routes again): the delete goes out
+    client_ip("link", "set", "c0late", "name", "c0")
+    client_ip("link", "set", "c0", "up")
+    client_ip("route", "replace", "default", "via", router)
+    client_ip("-6", "route", "replace", "default", "via", os.environ.get("ROUTER6", "fd77:77:77::1"))
+    asked = t.wait_until(lambda: touched(igd2, 4730), 150, "the delete of 4730 tried again", fatal=False)
+    t.check(asked, f"the interface seen while pcpd runs: expected the delete of 4730 tried again at its IGD, saw "
+                   f"{igd2.requests()}")
+    t.check(t.wait_until(lambda: "UpnpExternalPort=4730" not in saved_state(), 30, "the record forgotten",
+                         fatal=False), f"state: the delete confirmed, its record is forgotten, saw:\n{saved_state()}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict, shutdown-release, "
+                 f"deleting-retry, deleting-iface-late)")
