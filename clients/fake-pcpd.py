@@ -229,6 +229,31 @@ class Manager(dbus.service.Object):
         self.props['StateError'] = dbus.String(text)
         self.set_prop('StateError', text)
 
+    @dbus.service.method(TEST, in_signature='s', out_signature='')
+    def SetNetworkManager(self, state):
+        """A pcpd with NetworkManager discovery: the NetworkManager property is state, and
+        DhcpOptions lists eth0's two options; '' takes both properties away again."""
+        if state == '':
+            self.props.pop('NetworkManager', None)
+            self.props.pop('DhcpOptions', None)
+            return
+        self.props['NetworkManager'] = dbus.String(state)
+        self.props['DhcpOptions'] = dbus.Array([dbus.Struct(('eth0', 'ipv4', 'received'), signature='sss'),
+                                                dbus.Struct(('eth0', 'ipv6', 'not-offered'), signature='sss')],
+                                               signature='(sss)')
+
+    @dbus.service.method(TEST, in_signature='s', out_signature='')
+    def SetWrongType(self, name):
+        """The manager's property name as a string from now on (a daemon that breaks the
+        contract): clients must skip it and read the others."""
+        self.saved = getattr(self, 'saved', {})
+        self.saved[name] = self.props[name]
+        self.props[name] = dbus.String(str(self.props[name]))
+
+    @dbus.service.method(TEST, in_signature='s', out_signature='')
+    def RestoreType(self, name):
+        self.props[name] = self.saved.pop(name)
+
     @dbus.service.method(MANAGER, in_signature='b', out_signature='')
     def SetEnabled(self, enabled):
         self.set_prop('Enabled', enabled)

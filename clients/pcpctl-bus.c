@@ -389,42 +389,55 @@ const char *mapping_property_name(unsigned p) {
 }
 
 static int map_properties(sd_bus_message *m, const PropMap *map, size_t n_map, void *userdata,
-                          PropMask *ret_seen) {
+                          PropMask *ret_seen, PropOther other, void *other_data) {
         PropMask seen = 0;
+        size_t next = 0;
         int r;
 
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
 
+        /* pcpd sends the properties in the order of the table: the search starts after the
+         * last one found (a full turn at most), and the variant is entered with the type
+         * the table expects instead of peeking at it first; a variant of another type is
+         * skipped like an unknown property (sd-bus leaves the message where it was). */
         while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                const char *name, *contents;
+                const char *name;
                 size_t p = n_map;
 
                 r = sd_bus_message_read_basic(m, 's', &name);
                 if (r < 0)
                         return r;
-                r = sd_bus_message_peek_type(m, NULL, &contents);
-                if (r < 0)
-                        return r;
 
-                for (size_t i = 0; i < n_map; i++)
-                        if (streq(map[i].name, name) && streq(map[i].signature, contents)) {
+                for (size_t k = 0; k < n_map; k++) {
+                        size_t i = (next + k) % n_map;
+
+                        if (streq(map[i].name, name)) {
                                 p = i;
                                 break;
                         }
+                }
 
                 if (p < n_map) {
-                        r = sd_bus_message_enter_container(m, 'v', contents);
-                        if (r < 0)
+                        r = sd_bus_message_enter_container(m, 'v', map[p].signature);
+                        if (r == -ENXIO || r == 0)
+                                p = n_map; /* another type: skipped below */
+                        else if (r < 0)
                                 return r;
+                }
+                if (p < n_map) {
+                        next = p + 1;
                         r = map[p].read(m, (uint8_t *) userdata + map[p].offset);
                         if (r < 0)
                                 return r;
                         seen |= PROP_BIT(p);
                         r = sd_bus_message_exit_container(m);
-                } else
-                        r = sd_bus_message_skip(m, "v");
+                } else {
+                        r = other != NULL ? other(m, name, other_data) : 0;
+                        if (r == 0)
+                                r = sd_bus_message_skip(m, "v");
+                }
                 if (r < 0)
                         return r;
 
@@ -440,11 +453,11 @@ static int map_properties(sd_bus_message *m, const PropMap *map, size_t n_map, v
         return sd_bus_message_exit_container(m);
 }
 
-int manager_info_read(sd_bus_message *m, ManagerInfo *i, PropMask *ret_seen) {
+static int manager_read(sd_bus_message *m, ManagerInfo *i, PropMask *ret_seen, PropOther other, void *other_data) {
         PropMask seen = 0;
         int r;
 
-        r = map_properties(m, manager_map, _MANAGER_PROP_MAX, i, &seen);
+        r = map_properties(m, manager_map, _MANAGER_PROP_MAX, i, &seen, other, other_data);
         if (r < 0)
                 return r;
         if (seen & PROP_BIT(MANAGER_STATE_ERROR))
@@ -454,8 +467,12 @@ int manager_info_read(sd_bus_message *m, ManagerInfo *i, PropMask *ret_seen) {
         return 0;
 }
 
+int manager_info_read(sd_bus_message *m, ManagerInfo *i, PropMask *ret_seen) {
+        return manager_read(m, i, ret_seen, NULL, NULL);
+}
+
 int mapping_info_read(sd_bus_message *m, MappingInfo *i, PropMask *ret_seen) {
-        return map_properties(m, mapping_map, _MAPPING_PROP_MAX, i, ret_seen);
+        return map_properties(m, mapping_map, _MAPPING_PROP_MAX, i, ret_seen, NULL, NULL);
 }
 
 void manager_info_done(ManagerInfo *i) {
@@ -575,6 +592,10 @@ static int get_all(sd_bus *bus, const char *path, const char *interface, sd_bus_
 }
 
 int manager_info_get(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error) {
+        return manager_info_get_other(bus, ret, error, NULL, NULL);
+}
+
+int manager_info_get_other(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error, PropOther other, void *other_data) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ManagerInfo info = {0};
         int r;
@@ -582,7 +603,7 @@ int manager_info_get(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error) {
         r = get_all(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, error, &reply);
         if (r < 0)
                 return r;
-        r = manager_info_read(reply, &info, NULL);
+        r = manager_read(reply, &info, NULL, other, other_data);
         if (r < 0) {
                 manager_info_done(&info);
                 return r;

@@ -188,6 +188,11 @@ int mapping_info_read(sd_bus_message *m, MappingInfo *i, PropMask *ret_seen);
 
 /* Manager.GetAll */
 int manager_info_get(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error);
+/* A property outside the table, the message at its variant: 1 when it was read (the
+ * variant entered and left), 0 to have it skipped, < 0 to fail. */
+typedef int (*PropOther)(sd_bus_message *m, const char *name, void *userdata);
+/* manager_info_get(), and other() sees the properties pcpctl has no field for */
+int manager_info_get_other(sd_bus *bus, ManagerInfo *ret, sd_bus_error *error, PropOther other, void *other_data);
 /* One mapping's GetAll */
 int mapping_info_get(sd_bus *bus, const char *path, MappingInfo *ret, sd_bus_error *error);
 /* Every mapping (GetManagedObjects), ordered by id. */

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <langinfo.h>
 #include <libintl.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,10 +366,17 @@ const char *format_relative(char *buf, size_t size, uint64_t usec, uint64_t now)
         return buf;
 }
 
+bool time_locale_from_environment = false;
+
 const char *format_clock(char *buf, size_t size, uint64_t usec, uint64_t now) {
+        static bool time_locale_loaded = false;
         time_t t = (time_t) (usec / 1000000), n = (time_t) (now / 1000000);
         struct tm tm, tn;
 
+        if (time_locale_from_environment && !time_locale_loaded) {
+                setlocale(LC_TIME, "");
+                time_locale_loaded = true;
+        }
         if (localtime_r(&t, &tm) == NULL || localtime_r(&n, &tn) == NULL) {
                 snprintf(buf, size, "@%" PRIu64, usec / 1000000);
                 return buf;

@@ -60,6 +60,9 @@ const char *ansi_highlight_yellow(void);
 const char *format_timespan(char *buf, size_t size, uint64_t usec);
 /* usec (µs since the epoch) relative to now: "in 59min 3s", "3s ago", "now". */
 const char *format_relative(char *buf, size_t size, uint64_t usec, uint64_t now);
+/* LC_TIME as the environment says, loaded at the first format_clock() (main() sets it;
+ * false: LC_TIME stays what the program set, as in the unit test) */
+extern bool time_locale_from_environment;
 /* usec as local time: "10:04:31" today, "Tue 2026-11-24 10:04:31" otherwise. */
 const char *format_clock(char *buf, size_t size, uint64_t usec, uint64_t now);
 

@@ -99,33 +99,96 @@ static void print_status_lines(StatusLine *lines, size_t n) {
         }
 }
 
+/* NetworkManager and DhcpOptions, two manager properties of a pcpd with NetworkManager
+ * discovery, read from the GetAll reply the status is made of: no Get of their own (one
+ * round trip to the bus and pcpd less, two when NetworkManager is followed). */
+typedef struct NmInfo {
+        char *state;  /* NULL: no such property (an older pcpd) */
+        bool has_dhcp;
+        char **dhcp;  /* interface, family, state; interface, family, state; ... */
+        size_t n_dhcp; /* strings, three per option */
+} NmInfo;
+
+static void nm_info_done(NmInfo *nm) {
+        free(nm->state);
+        for (size_t k = 0; k < nm->n_dhcp; k++)
+                free(nm->dhcp[k]);
+        free(nm->dhcp);
+        *nm = (NmInfo){0};
+}
+
+static int nm_push(NmInfo *nm, const char *s) {
+        char **l = realloc(nm->dhcp, (nm->n_dhcp + 1) * sizeof(char *));
+
+        if (l == NULL)
+                return -ENOMEM;
+        nm->dhcp = l;
+        l[nm->n_dhcp] = strdup(s);
+        if (l[nm->n_dhcp] == NULL)
+                return -ENOMEM;
+        nm->n_dhcp++;
+        return 0;
+}
+
+/* PropOther for manager_info_get_other(): a property of another type is skipped, as
+ * when Get failed */
+static int read_nm(sd_bus_message *m, const char *name, void *userdata) {
+        NmInfo *nm = userdata;
+        const char *s, *ifname, *family, *state;
+        int r;
+
+        if (streq(name, "NetworkManager")) {
+                r = sd_bus_message_enter_container(m, 'v', "s");
+                if (r <= 0)
+                        return r == -ENXIO ? 0 : r;
+                r = sd_bus_message_read_basic(m, 's', &s);
+                if (r < 0)
+                        return r;
+                free(nm->state);
+                nm->state = strdup(s);
+                if (nm->state == NULL)
+                        return -ENOMEM;
+        } else if (streq(name, "DhcpOptions")) {
+                r = sd_bus_message_enter_container(m, 'v', "a(sss)");
+                if (r <= 0)
+                        return r == -ENXIO ? 0 : r;
+                r = sd_bus_message_enter_container(m, 'a', "(sss)");
+                if (r < 0)
+                        return r;
+                while ((r = sd_bus_message_read(m, "(sss)", &ifname, &family, &state)) > 0)
+                        if ((r = nm_push(nm, ifname)) < 0 || (r = nm_push(nm, family)) < 0 ||
+                            (r = nm_push(nm, state)) < 0)
+                                return r;
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+                nm->has_dhcp = true;
+        } else
+                return 0;
+        r = sd_bus_message_exit_container(m);
+        return r < 0 ? r : 1;
+}
+
 /* Where DHCP-announced servers stand (pcpd with NetworkManager discovery; nothing from an
  * older pcpd): whether NetworkManager is followed, and per interface and family whether
  * the DHCP option is asked for and given. */
-static void print_dhcp_options(sd_bus *bus) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *nm = NULL;
-        const char *ifname, *family, *state;
-        int r;
-
-        r = sd_bus_get_property_string(bus, PCP1_BUS_NAME, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "NetworkManager",
-                                       &error, &nm);
-        if (r < 0)
+static void print_dhcp_options(const NmInfo *nm) {
+        if (nm->state == NULL)
                 return;
         printf("\n");
         /* short lines: a pager (less -FRX) only quits by itself on what fits the screen */
-        if (!streq_ptr(nm, "running")) {
+        if (!streq(nm->state, "running")) {
                 printf(_("NetworkManager: %s.\nServers come from pcpd.conf and the default routes only.\n"),
-                       streq_ptr(nm, "unavailable") ? _("not followed (see the journal)") : _("not running"));
+                       streq(nm->state, "unavailable") ? _("not followed (see the journal)") : _("not running"));
                 return;
         }
-        r = sd_bus_get_property(bus, PCP1_BUS_NAME, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "DhcpOptions", &error,
-                                &reply, "a(sss)");
-        if (r < 0 || sd_bus_message_enter_container(reply, 'a', "(sss)") < 0)
+        if (!nm->has_dhcp)
                 return;
         printf(_("NetworkManager: running. PCP server DHCP options (RFC 7291):\n"));
-        while (sd_bus_message_read(reply, "(sss)", &ifname, &family, &state) > 0) {
+        for (size_t k = 0; k + 2 < nm->n_dhcp; k += 3) {
+                const char *ifname = nm->dhcp[k], *family = nm->dhcp[k + 1], *state = nm->dhcp[k + 2];
                 _cleanup_free_ char *i = text_sanitize(ifname);
                 const char *opt = streq_ptr(family, "ipv4") ? _("DHCPv4 option 158") : _("DHCPv6 option 86");
                 const char *what;
@@ -144,12 +207,13 @@ static void print_dhcp_options(sd_bus *bus) {
 
 int verb_status(int argc, char **argv, sd_bus *bus) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(nm_info_done) NmInfo nm = {0};
         _cleanup_(table_freep) Table *servers = NULL;
         ManagerInfo info = {0};
         char span[64];
         int r;
 
-        r = manager_info_get(bus, &info, &error);
+        r = manager_info_get_other(bus, &info, &error, read_nm, &nm);
         if (r < 0) {
                 log_error(_("Failed to query status: %s"), bus_error_message(&error, r));
                 return EXIT_FAILURE;
@@ -241,7 +305,7 @@ int verb_status(int argc, char **argv, sd_bus *bus) {
                 printf(_("No PCP or NAT-PMP server known.\n"));
         else
                 (void) table_print(servers, stdout);
-        print_dhcp_options(bus);
+        print_dhcp_options(&nm);
 
         manager_info_done(&info);
         return EXIT_SUCCESS;

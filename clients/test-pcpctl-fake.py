@@ -179,6 +179,42 @@ def scenario(t):
     r = t.run('status')
     t.check('State error' not in r.stdout, 'an empty StateError: no line', r.stdout)
 
+    # NetworkManager discovery: nothing from a pcpd without it (as above: no line); its
+    # state, and the DHCP options when it is followed
+    t.check('NetworkManager' not in r.stdout, 'no NetworkManager property: no line for it', r.stdout)
+    t.test_call('SetNetworkManager', 's', 'running')
+    r = t.run('status')
+    t.check(r.stdout.endswith('\n\nNetworkManager: running. PCP server DHCP options (RFC 7291):\n'
+                              '  eth0: DHCPv4 option 158: received\n'
+                              '  eth0: DHCPv6 option 86: asked for, not sent by the network\n'),
+            'status shows the DHCP options NetworkManager gives', r.stdout)
+    t.test_call('SetNetworkManager', 's', 'unavailable')
+    r = t.run('status')
+    t.check(r.stdout.endswith('\n\nNetworkManager: not followed (see the journal).\n'
+                              'Servers come from pcpd.conf and the default routes only.\n'),
+            'status says NetworkManager is not followed', r.stdout)
+    t.test_call('SetNetworkManager', 's', 'stopped')
+    r = t.run('status')
+    t.check(r.stdout.endswith('\n\nNetworkManager: not running.\n'
+                              'Servers come from pcpd.conf and the default routes only.\n'),
+            'status says NetworkManager is not running', r.stdout)
+    r = t.run('status', '--json')
+    t.check('NetworkManager' not in r.stdout, 'status --json: as before, without NetworkManager', r.stdout)
+    t.test_call('SetNetworkManager', 's', '')
+
+    # a property of another type than the contract's: skipped (left at 0), the ones after
+    # it read as usual
+    t.test_call('SetWrongType', 's', 'DefaultLifetime')
+    r = t.run('status', stdout='Version: 0.1.0-fake')
+    t.check('Default lifetime: 0 s' in r.stdout and 'Max mappings per user: 64' in r.stdout
+            and 'eth0      192.168.1.1' in r.stdout, 'a property of another type is skipped', r.stdout)
+    r = t.run('status', '--json')
+    j = json.loads(r.stdout)
+    t.check(j['DefaultLifetime'] == 0 and j['MaxMappingsPerUser'] == 64 and j['MappingCount'] == 0
+            and j['ExternalAddresses'] == ['198.51.100.1'], 'a property of another type is skipped (json)',
+            r.stdout)
+    t.test_call('RestoreType', 's', 'DefaultLifetime')
+
     # map --wait: nothing until active (no object path), then holds until SIGINT, then releases
     p = t.start('map', 'tcp', '8080', '--wait', '--lifetime', '60', '--description', 'web \x1b[31mred')
     line = read_line(p)
