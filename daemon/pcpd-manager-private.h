@@ -125,6 +125,17 @@ pcpd_mapping *manager_mapping_find(pcpd_manager *m, int family, uint8_t opcode, 
 /* mp is held by b now (m->direct, m->pcp, or NULL: waiting); m->n_direct follows
  * (pcpd_mapping_is_direct()). (pcpd-direct-manager.c) */
 void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_backend *b);
+/* A name that leaves the bus holding more than this many mappings alone has them removed
+ * this many a turn of the loop (the first ones at once): each removal costs ~30 µs (its
+ * signals, the delete upstream, the journal, the log), so that the loop serves others
+ * between batches. */
+#define PCPD_ORPHAN_BATCH 128u
+/* one of them, still to remove (m->orphans): its id, looked up again when its turn comes,
+ * and the name that left (a shared string, for the log line) */
+typedef struct pcpd_manager_orphan {
+        uint64_t id;
+        char *name;
+} pcpd_manager_orphan;
 /* owner (NULL: none) holds mp once more; known_alive: its leaving is sure to be seen
  * (else the listener's holder_unconfirmed makes sure) */
 void manager_mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive);

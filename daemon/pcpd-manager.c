@@ -353,20 +353,83 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
 
 /* ---- holders: a mapping lives while one of its holders' connections does ---- */
 
+/* mp, which the name that left held alone, goes unless it is held again or persistent by
+ * now */
+static void remove_orphan(pcpd_manager *m, pcpd_mapping *mp, const char *name) {
+        if (pcpd_holders_count(mp) > 0 || mp->persistent)
+                return;
+        g_message("Mapping %s: its owner %s left the bus; deleting it upstream", mp->path, name);
+        pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_OWNER_VANISHED);
+}
+
+/* The next max orphans, each looked up again by id: gone already (released, revoked, ...)
+ * or held again meanwhile, it is left alone. Returns how many are left. */
+static guint remove_orphans(pcpd_manager *m, guint max) {
+        for (guint n = 0; n < max && m->orphans_head < m->orphans->len; n++) {
+                pcpd_manager_orphan *o = &g_array_index(m->orphans, pcpd_manager_orphan, m->orphans_head++);
+                uint64_t id = o->id;
+                char *name = g_steal_pointer(&o->name); /* o may move: a removal may add orphans */
+                pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
+
+                if (mp != NULL)
+                        remove_orphan(m, mp, name);
+                g_ref_string_release(name);
+        }
+        if (m->orphans_head < m->orphans->len)
+                return m->orphans->len - m->orphans_head;
+        g_array_set_size(m->orphans, 0);
+        m->orphans_head = 0;
+        return 0;
+}
+
+static gboolean on_orphans(gpointer userdata) {
+        pcpd_manager *m = userdata;
+
+        if (remove_orphans(m, PCPD_ORPHAN_BATCH) > 0)
+                return G_SOURCE_CONTINUE;
+        m->orphans_source = 0;
+        return G_SOURCE_REMOVE;
+}
+
+static void orphan_clear(gpointer p) {
+        pcpd_manager_orphan *o = p;
+
+        if (o->name != NULL)
+                g_ref_string_release(o->name);
+}
+
 /* A unique name left the bus (pcpd-bus-track.c says so): every mapping it held loses that
- * holder. */
+ * holder. Those nobody holds now go, PCPD_ORPHAN_BATCH at once and the others as many a
+ * turn of the loop (at the default priority: the calls and signals that came meanwhile are
+ * served in between, and the removals are not put off by a busy bus). */
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
         g_autoptr(GPtrArray) held = pcpd_holders_vanish(m->holder_index, name);
+        char *shared = NULL;
+        guint now = 0;
 
         if (held == NULL)
                 return;
         for (guint i = 0; i < held->len; i++) {
                 pcpd_mapping *mp = held->pdata[i];
+                pcpd_manager_orphan o;
+
                 if (pcpd_holders_count(mp) > 0 || mp->persistent)
                         continue;
-                g_message("Mapping %s: its owner %s left the bus; deleting it upstream", mp->path, name);
-                pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_OWNER_VANISHED);
+                if (now < PCPD_ORPHAN_BATCH) {
+                        now++;
+                        remove_orphan(m, mp, name);
+                        continue;
+                }
+                if (shared == NULL)
+                        shared = g_ref_string_new_intern(name);
+                o = (pcpd_manager_orphan) { .id = mp->id, .name = g_ref_string_acquire(shared) };
+                g_array_append_val(m->orphans, o);
         }
+        if (shared == NULL)
+                return;
+        g_ref_string_release(shared);
+        if (m->orphans_source == 0)
+                m->orphans_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_orphans, m, NULL);
 }
 
 void manager_mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
@@ -531,6 +594,8 @@ int manager_new_with_backends(const pcpd_config *config, const char *state_dir, 
         m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, (GDestroyNotify) manager_mapping_free, NULL);
         m->by_key = manager_mapping_key_index_new();
         m->holder_index = pcpd_holders_index_new();
+        m->orphans = g_array_new(FALSE, FALSE, sizeof(pcpd_manager_orphan));
+        g_array_set_clear_func(m->orphans, orphan_clear);
         m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_deleting_free);
         m->next_mapping_id = 1;
         m->route_fd = -1;
@@ -553,6 +618,14 @@ int manager_new_with_backends(const pcpd_config *config, const char *state_dir, 
 pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m == NULL)
                 return NULL;
+        /* the mappings of names that left, not removed yet: now, as they would have been
+         * had those names left a few turns earlier (deleted upstream, told, not saved as
+         * active in the last snapshot) */
+        if (m->orphans != NULL)
+                (void) remove_orphans(m, G_MAXUINT);
+        if (m->orphans_source != 0)
+                g_source_remove(m->orphans_source);
+        m->orphans_source = 0;
         /* first, while everything still works: it runs the loop for a few seconds */
         if (m->upnp != NULL)
                 m->upnp->ops->shutdown(m->upnp);
@@ -578,6 +651,8 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 g_hash_table_destroy(m->mappings);
         if (m->holder_index != NULL)
                 g_hash_table_destroy(m->holder_index);
+        if (m->orphans != NULL)
+                g_array_free(m->orphans, TRUE);
         if (m->by_key != NULL)
                 g_hash_table_destroy(m->by_key);
         if (m->deleting != NULL)

@@ -57,6 +57,12 @@ struct pcpd_manager {
          * the number of names): what pcpd_manager_holder_vanished() drops. The manager holds no bus: names that leave
          * are watched above it (pcpd-bus-track.h) */
         GHashTable *holder_index;
+        /* the mappings a name that left held alone, still to remove: pcpd_manager_orphan
+         * (pcpd-manager-private.h) from orphans_head on, PCPD_ORPHAN_BATCH a turn of the loop
+         * (orphans_source) */
+        GArray *orphans;
+        guint orphans_head;
+        guint orphans_source;
         const struct pcpd_manager_listener *listener; /* its news goes there (never NULL) */
         void *listener_data;
 
@@ -221,8 +227,10 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason);
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
 /* Unique bus name `name` left the bus: every mapping it held loses it as holder, and one
- * nobody else holds that is not persistent goes (owner-vanished). A name holding nothing:
- * nothing happens. */
+ * nobody else holds that is not persistent goes (owner-vanished): up to PCPD_ORPHAN_BATCH
+ * of them at once, the others PCPD_ORPHAN_BATCH a turn of the loop later, each only if
+ * then still nobody holds it (re-held by an AddMapping in between: kept). A name holding
+ * nothing: nothing happens. */
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name);
 int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled);
 unsigned pcpd_manager_count_for_uid(pcpd_manager *m, uid_t uid);

@@ -11,7 +11,8 @@
  * and the host's quota (refused with PCPD_ERROR_QUOTA_EXCEEDED, nothing changed, nothing
  * sent); enable and disable ("disabled", deletes sent, adds refused while off);
  * "owner-vanished" through
- * pcpd_manager_holder_vanished(); "revoked"; a permanent error from the server (the mapping
+ * pcpd_manager_holder_vanished(), and for a holder of many in batches over turns of the loop
+ * (one held again or revoked meanwhile, and the manager stopped meanwhile); "revoked"; a permanent error from the server (the mapping
  * fails and stays held: see test_server_refuses); a move from one server to another (same
  * object, same nonce); a mapping that waits for its server (NO_SERVER) and is made there
  * again; reclaim after a restart (a new manager over the same state directory
@@ -39,6 +40,7 @@
 
 #include "pcp-wire.h"
 #include "pcpd-error.h"
+#include "pcpd-manager-private.h" /* PCPD_ORPHAN_BATCH */
 #include "pcpd-manager.h"
 #include "pcpd-servers.h"
 #include "manager-fixture.h"
@@ -698,10 +700,152 @@ static void test_unclaimed_after_restart(void **state) {
         assert_int_equal(fake_count(f->a, 9101, true), 0);
 }
 
+/* ---- a holder of many leaves: removed PCPD_ORPHAN_BATCH a turn of the loop ---- */
+
+#define MANY 1000u
+#define MANY_PORT 20000u
+
+/* the removals told since event `mark` with that reason */
+static unsigned removed_since(const fixture *f, guint mark, int reason) {
+        unsigned n = 0;
+
+        for (guint i = mark; i < f->rec.events->len; i++) {
+                const event *e = &g_array_index(f->rec.events, event, i);
+                n += e->kind == EV_REMOVED && e->reason == reason;
+        }
+        return n;
+}
+
+/* MANY mappings of `owner`, their ids in ids */
+static void add_many(fixture *f, const char *owner, uint64_t *ids) {
+        for (unsigned k = 0; k < MANY; k++) {
+                pcpd_mapping_request req = request((uint16_t) (MANY_PORT + k), owner);
+                ids[k] = add(f, &req)->id;
+        }
+        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+}
+
+/* A holder of MANY leaves: no more than PCPD_ORPHAN_BATCH go at once nor in any later turn
+ * of the loop, so that the loop serves others in between; all go in the end,
+ * "owner-vanished", each once. Meanwhile one is held again by another caller (kept), one is
+ * revoked (removed once, "revoked"), and a new mapping takes the port of one already gone
+ * (a new id: not touched). */
+static void test_owner_vanished_batches(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+        pcpd_mapping *kept = NULL, *revoked = NULL, *fresh = NULL;
+        pcpd_mapping_request req;
+        unsigned gone, turns = 0;
+        uint64_t kept_id, revoked_id, fresh_id;
+        guint mark;
+
+        add_many(f, ":1.60", ids);
+        mark = f->rec.events->len;
+        pcpd_manager_holder_vanished(f->m, ":1.60");
+        gone = removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED);
+        assert_int_equal(gone, PCPD_ORPHAN_BATCH);
+        assert_int_equal(g_hash_table_size(f->m->mappings), MANY - PCPD_ORPHAN_BATCH);
+        assert_int_equal(g_hash_table_size(f->m->holder_index), 0);
+
+        /* between batches: one of those left is held again, another revoked; a gone one's
+         * port is taken again */
+        for (unsigned k = 0; k < MANY && (kept == NULL || revoked == NULL || fresh == NULL); k++) {
+                pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, &ids[k]);
+
+                if (mp == NULL && fresh == NULL) {
+                        req = request((uint16_t) (MANY_PORT + k), ":1.62");
+                        fresh = add(f, &req);
+                        assert_true(fresh->id != ids[k]);
+                } else if (mp != NULL && kept == NULL) {
+                        req = request((uint16_t) (MANY_PORT + k), ":1.61");
+                        kept = add(f, &req);
+                        assert_ptr_equal(kept, mp); /* shared: the same mapping */
+                } else if (mp != NULL && revoked == NULL) {
+                        revoked = mp;
+                }
+        }
+        assert_non_null(kept);
+        assert_non_null(revoked);
+        assert_non_null(fresh);
+        kept_id = kept->id;
+        revoked_id = revoked->id;
+        fresh_id = fresh->id;
+        pcpd_manager_remove_mapping(f->m, revoked, PCPD_REMOVED_REVOKED);
+
+        /* the rest, a batch a turn: the context is iterated (each iteration dispatches the
+         * manager's batch at most once) until all are gone, with a counted cap */
+        while (gone < MANY - 2) {
+                unsigned before = gone;
+
+                assert_true(turns < 10 * MANY);
+                g_main_context_iteration(NULL, FALSE);
+                turns++;
+                gone = removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED);
+                assert_true(gone - before <= PCPD_ORPHAN_BATCH);
+        }
+        assert_true(turns >= (MANY - 2 - PCPD_ORPHAN_BATCH) / PCPD_ORPHAN_BATCH);
+        /* nothing more goes */
+        for (unsigned i = 0; i < 10; i++)
+                g_main_context_iteration(NULL, FALSE);
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), MANY - 2);
+        assert_int_equal(f->m->orphans_source, 0);
+        assert_int_equal(f->m->orphans->len, 0);
+        for (unsigned k = 0; k < MANY; k++) {
+                if (ids[k] != kept_id)
+                        assert_null(g_hash_table_lookup(f->m->mappings, &ids[k]));
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), ids[k] == kept_id ? 0 : 1);
+                if (ids[k] != kept_id && ids[k] != revoked_id)
+                        assert_int_equal(last_event(&f->rec, EV_REMOVED, ids[k])->reason,
+                                         PCPD_REMOVED_OWNER_VANISHED);
+        }
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, revoked_id)->reason, PCPD_REMOVED_REVOKED);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, fresh_id), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
+        assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &kept_id), kept);
+        assert_true(g_hash_table_contains(kept->holders, ":1.61"));
+
+        /* its new holder leaves: it goes at once */
+        pcpd_manager_holder_vanished(f->m, ":1.61");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, kept_id), 1);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, kept_id)->reason, PCPD_REMOVED_OWNER_VANISHED);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+}
+
+/* A holder of MANY leaves and pcpd stops before all batches ran: the rest go while it
+ * stops (told, "owner-vanished"), as they would have a few turns earlier, and none of them
+ * comes back after a restart as a mapping; another holder's mapping does. */
+static void test_owner_vanished_then_stop(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+        g_autofree char *other_path = NULL;
+        pcpd_mapping_request req = request(MANY_PORT + MANY, ":1.71");
+        guint mark;
+
+        add_many(f, ":1.70", ids);
+        other_path = g_strdup(add(f, &req)->path);
+        mark = f->rec.events->len;
+        pcpd_manager_holder_vanished(f->m, ":1.70");
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
+
+        f->m = pcpd_manager_free(f->m);
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), MANY);
+        for (unsigned k = 0; k < MANY; k++)
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 1);
+
+        g_array_set_size(f->rec.events, 0);
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        for (unsigned k = 0; k < MANY; k++)
+                assert_null(g_hash_table_lookup(f->m->mappings, &ids[k]));
+        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+        assert_non_null(pcpd_manager_find_path(f->m, other_path));
+}
+
 int main(void) {
         static const options quota2 = { .max_mappings_per_user = 2 };
         static const options host2 = { .max_mappings = 2 };
         static const options no_grace = { .set_grace = true, .grace_seconds = 0 };
+        static const options many = { .max_mappings_per_user = 2 * MANY, .max_mappings = 2 * MANY };
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_grant, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
@@ -716,6 +860,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_unclaimed_after_restart, setup, teardown,
                                                          (void *) &no_grace),
+                cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_batches, setup, teardown,
+                                                         (void *) &many),
+                cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_then_stop, setup, teardown,
+                                                         (void *) &many),
         };
 
         /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none
