@@ -34,11 +34,46 @@ def message_ids():
 IDS = message_ids()
 
 
+def complete_lines(text):
+    """The lines of text that have their newline. A file another process is writing can be
+    read in the middle of a line (fake-journald.py, or pcpd, has written only part of it):
+    that tail is not a line yet and is taken on a later read, once its newline is there."""
+    return text[:text.rfind('\n') + 1].splitlines()
+
+
+class Entries:
+    """The journal entries fake-journald.py has written to path so far, one JSON object a
+    line, read on from where the last read stopped; a partly written last line stays
+    buffered until the rest of it (with its newline) arrives."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.tail = b''
+        self.seen = []
+
+    def __call__(self):
+        try:
+            with open(self.path, 'rb') as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return self.seen
+        self.offset += len(data)
+        data = self.tail + data
+        cut = data.rfind(b'\n') + 1
+        self.tail = data[cut:]
+        for line in data[:cut].decode().splitlines():
+            try:
+                self.seen.append(json.loads(line))
+            except ValueError as e:  # a complete line that is not JSON: fake-journald.py is wrong
+                raise AssertionError(f'{self.path}: not a JSON line: {line!r}: {e}') from e
+        return self.seen
+
+
 def entries(path):
-    res = []
-    for line in slurp(path).splitlines():
-        res.append(json.loads(line))
-    return res
+    """All complete entries in path (a partly written last line is left out)."""
+    return Entries(path)()
 
 
 def journal_preflight():
@@ -63,6 +98,7 @@ class LoggingTest(BusTestCase):
 
     def journal_env(self):
         self.out = os.path.join(self.make_tmp(), 'journal.jsonl')
+        self.journal = Entries(self.out)
         return self.make_env(wrapper=[PYTHON, FAKE_JOURNALD, self.out, '--'])
 
     def make_tmp(self):
@@ -73,7 +109,7 @@ class LoggingTest(BusTestCase):
 
     def find(self, name, **fields):
         want = IDS[name]
-        return [e for e in entries(self.out)
+        return [e for e in self.journal()
                 if e.get('MESSAGE_ID') == want and all(e.get(k) == v for k, v in fields.items())]
 
     def wait_entry(self, name, **fields):
@@ -142,12 +178,14 @@ class LoggingTest(BusTestCase):
         self.assertNotIn(path, stream)
         self.assertNotIn('ready', stream)
         # and plain g_message() lines go the native way too (GLib's own fields)
-        plain = [x for x in entries(self.out) if 'MESSAGE_ID' not in x]
-        self.assertTrue(any(x['MESSAGE'].startswith('Shutting down') for x in plain), plain[-5:])
+        def shutting_down():
+            return any('MESSAGE_ID' not in x and x['MESSAGE'].startswith('Shutting down') for x in self.journal())
+        wait_until(shutting_down, 10, "the plain 'Shutting down' entry")
 
     def test_config_error(self):
         d = self.make_tmp()
         self.out = os.path.join(d, 'journal.jsonl')
+        self.journal = Entries(self.out)
         conf = os.path.join(d, 'bad.conf')
         with open(conf, 'w') as f:
             f.write('[Daemon]\nDefaultLifetime=soon\n')
@@ -167,10 +205,29 @@ class LoggingTest(BusTestCase):
         env.call(path, MAPPING, 'Release')
         wait_until(lambda: f'Mapping {path} removed (released)' in env.log(), 5, 'the removal line')
         line = re.compile(r'^\d\d:\d\d:\d\d\.\d{3} (error|critical|warning|message|info|debug): \S')
-        for ln in env.log().splitlines():
+        for ln in complete_lines(env.log()):  # pcpd may be writing the next one
             self.assertRegex(ln, line)
             self.assertNotIn('MESSAGE_ID', ln)
         self.assertRegex(env.log(), r'(?m)^[\d:.]+ message: Mapping ' + re.escape(path) + r' granted by ')
+
+    def test_a_half_written_line_waits_for_its_newline(self):
+        path = os.path.join(self.make_tmp(), 'journal.jsonl')
+        read = Entries(path)
+        self.assertEqual(read(), [])
+        line = json.dumps({'MESSAGE': 'one', 'PCPD_UID': '0'}) + '\n'
+        with open(path, 'a') as f:
+            f.write(line[:10])
+            f.flush()
+            self.assertEqual(read(), [], 'a line without its newline is not an entry yet')
+            self.assertEqual(complete_lines(line[:10]), [])
+            f.write(line[10:] + line[:3])
+            f.flush()
+            self.assertEqual(read(), [{'MESSAGE': 'one', 'PCPD_UID': '0'}])
+            f.write(line[3:])
+            f.flush()
+        self.assertEqual(read(), [{'MESSAGE': 'one', 'PCPD_UID': '0'}] * 2)
+        self.assertEqual(entries(path), read())
+        self.assertEqual(complete_lines('a\nb\nc'), ['a', 'b'])
 
     def test_message_ids_documented(self):
         self.assertGreaterEqual(len(IDS), 10, IDS)
