@@ -275,6 +275,8 @@ static void write_file(const char *name, const char *data, size_t len) {
 static void make_next(pcpd_state_mapping *x, uint64_t id) {
         static char server[] = "192.0.2.1:5351", ext[] = "198.51.100.7", remote[] = "2001:db8::5",
                     app[] = "org.example.App", source[] = "flatpak", desc[] = " new; \\ \n[x]";
+        /* FILTERs are out of line since the record went on a diet: point at our own */
+        static pcp_filter filters[1];
 
         memset(x, 0, sizeof(*x));
         x->id = id;
@@ -290,7 +292,9 @@ static void make_next(pcpd_state_mapping *x, uint64_t id) {
         x->external_port = 6000;
         x->remote_address = remote;
         x->remote_port = 7000;
+        memset(filters, 0, sizeof(filters));
         x->n_filters = 1;
+        x->filters = filters;
         x->filters[0].prefix_len = 120;
         pcp_addr_from_string("203.0.113.0", &x->filters[0].remote_addr);
         x->uid = 1000;
