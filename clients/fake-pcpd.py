@@ -11,6 +11,8 @@ NotAuthorized; everything else becomes active 50 ms after it is requested, on
 198.51.100.1. GetExternalAddress("ipv6") fails with NoServer. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
 newer daemons have: clients must read it when present and do without it).
+org.freedesktop.PCP1.Test.RemoveOnRelease(ss) makes the next Release() lose a race with
+a removal for another reason.
 """
 
 import sys
@@ -29,6 +31,14 @@ PROPERTIES = 'org.freedesktop.DBus.Properties'
 TEST = 'org.freedesktop.PCP1.Test'
 OBJECT_MANAGER = 'org.freedesktop.DBus.ObjectManager'
 EXTERNAL = '198.51.100.1'
+
+# pcpd's answers to Release on a mapping it has removed: sd-bus's when the mapping was gone
+# before the call arrived (no object at the path any more), pcpd's own when it went while
+# the call waited (for the caller's credentials or polkit)
+GONE_MESSAGES = {
+    'org.freedesktop.DBus.Error.UnknownObject': "Unknown object '{path}'.",
+    'org.freedesktop.PCP1.Error.NotFound': 'Mapping {path} does not exist (any more).',
+}
 
 
 class Error(dbus.DBusException):
@@ -64,6 +74,14 @@ class Mapping(dbus.service.Object):
 
     @dbus.service.method(MAPPING, in_signature='', out_signature='')
     def Release(self):
+        armed = self.manager.remove_on_release
+        if armed is not None:
+            # pcpd removed the mapping for another reason just before this Release: the
+            # signal, then the error pcpd answers for a mapping that is gone
+            self.manager.remove_on_release = None
+            reason, error = armed
+            self.manager.remove(self, reason)
+            raise dbus.DBusException(GONE_MESSAGES[error].format(path=self.path), name=error)
         self.manager.remove(self, 'released')
 
     def update(self, **changed):
@@ -81,6 +99,7 @@ class Manager(dbus.service.Object):
         self.log = log
         self.mappings = {}
         self.next_id = 1
+        self.remove_on_release = None  # (reason, error name): Test.RemoveOnRelease
         self.props = {
             'Version': dbus.String('0.1.0-fake'),
             'Enabled': dbus.Boolean(True),
@@ -228,6 +247,15 @@ class Manager(dbus.service.Object):
     def SetStateError(self, text):
         self.props['StateError'] = dbus.String(text)
         self.set_prop('StateError', text)
+
+    @dbus.service.method(TEST, in_signature='ss', out_signature='')
+    def RemoveOnRelease(self, reason, error):
+        """The next Release() loses a race: the mapping is removed with reason first
+        (MappingRemoved), then the call fails with error (a name of GONE_MESSAGES), the
+        order a holder sees when pcpd removes its mapping just before its Release."""
+        if error not in GONE_MESSAGES:
+            raise dbus.DBusException(f"Unknown error '{error}'.", name='org.freedesktop.DBus.Error.InvalidArgs')
+        self.remove_on_release = (str(reason), str(error))
 
     @dbus.service.method(TEST, in_signature='s', out_signature='')
     def SetNetworkManager(self, state):

@@ -366,7 +366,12 @@ static int on_mapping_removed(sd_bus_message *m, void *userdata, sd_bus_error *r
         if (sd_bus_message_read(m, "os", &path, &reason) < 0 || h->path == NULL || !streq(path, h->path))
                 return 0;
         h->gone = true;
-        if (h->releasing) /* our own Release() */
+        /* "released" while our Release() is on its way is its outcome. Any other reason
+         * means pcpd removed the mapping first (an administrator's RevokeApp just before
+         * the SIGINT), and our Release() can only fail (NotFound or UnknownObject, the
+         * answers for a mapping that is gone): said and ended as when it comes while
+         * held, without waiting for that answer. */
+        if (h->releasing && streq(reason, PCP1_REASON_RELEASED))
                 return 0;
         _cleanup_free_ char *r = text_sanitize(reason);
         text = removal_reason_explained(reason);
