@@ -379,7 +379,8 @@ class App:
         if line != 'ACTIVE':
             raise AssertionError(f'the other window never got the keyboard focus within {TIMEOUT} s '
                                  f'(said {line!r}, status {thief.poll()})')
-        self.wait_event('inactive')
+        # (the dump's first line is the window's: marked once GTK has seen the focus go)
+        self.wait_dump(lambda d: d.split('\n', 1)[0].endswith(' [inactive]'), 'the window inactive')
 
     def close(self):
         if self.proc.poll() is None:
