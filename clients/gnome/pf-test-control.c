@@ -18,6 +18,7 @@ typedef struct {
         GPtrArray *screenshots; /* paths waiting for the next paint */
         GdkFrameClock *clock;
         guint idle_id;
+        char *pending_key; /* waits for the window to have the keyboard focus */
 } Control;
 
 static void reply(const char *format, ...) G_GNUC_PRINTF(1, 2);
@@ -143,6 +144,9 @@ static void dump_widget(GString *out, GtkWidget *w, int indent) {
                         g_string_append(out, " [unmapped]");
                 if (!gtk_widget_is_sensitive(w))
                         g_string_append(out, " [insensitive]");
+                /* another window has the keyboard focus (keys wait for it: see on_line()) */
+                if (GTK_IS_WINDOW(w) && !gtk_window_is_active(GTK_WINDOW(w)))
+                        g_string_append(out, " [inactive]");
                 g_string_append_c(out, '\n');
                 indent++;
         }
@@ -255,7 +259,8 @@ static void move_focus(Control *c, GtkDirectionType dir) {
 }
 
 /* What GTK's key bindings do for the key: Tab moves the window's focus, Up and Down move a
- * list's cursor (and leave the list at its ends), Return activates the focused control. */
+ * list's cursor (and leave the list at its ends), Return activates the focused control.
+ * Only for a window with the keyboard focus (see on_line()). */
 static void do_key(Control *c, const char *name) {
         GtkWidget *focus = gtk_window_get_focus(GTK_WINDOW(c->window));
 
@@ -305,9 +310,19 @@ static void on_line(GObject *source, GAsyncResult *result, gpointer user_data) {
                 gtk_widget_queue_draw(GTK_WIDGET(c->window));
         } else if (g_str_has_prefix(line, "activate "))
                 do_activate(c, line + strlen("activate "));
-        else if (g_str_has_prefix(line, "key "))
+        else if (g_str_has_prefix(line, "key ")) {
+                /* A keyboard only types into the window with the keyboard focus. In an inactive
+                 * window (another one on the display took the focus) GTK 4.8 starts a Tab over
+                 * from the top of the window, skipping the rest of the page: the key waits until
+                 * the window has the focus again (on_active_changed()), as a user clicks into it
+                 * before typing. */
+                if (!gtk_window_is_active(GTK_WINDOW(c->window))) {
+                        c->pending_key = g_strdup(line + strlen("key "));
+                        gtk_window_present(GTK_WINDOW(c->window));
+                        return; /* the next line is read once the key is done */
+                }
                 do_key(c, line + strlen("key "));
-        else if (g_str_equal(line, "focus"))
+        } else if (g_str_equal(line, "focus"))
                 reply_focus(c);
         else if (g_str_equal(line, "quit")) {
                 gtk_window_destroy(GTK_WINDOW(c->window));
@@ -324,6 +339,19 @@ static void read_next(Control *c) {
 static void on_changed(PfWindow *window, const char *what, gpointer user_data) {
         Control *c = user_data;
         reply("EVENT %" G_GUINT64_FORMAT " %s", ++c->events, what);
+}
+
+/* Another window on the display took the keyboard focus (or gave it back). */
+static void on_active_changed(GtkWindow *window, GParamSpec *pspec, Control *c) {
+        g_autofree char *key = NULL;
+
+        reply("EVENT %" G_GUINT64_FORMAT " %s", ++c->events,
+              gtk_window_is_active(window) ? "active" : "inactive");
+        if (!gtk_window_is_active(window) || c->pending_key == NULL)
+                return;
+        key = g_steal_pointer(&c->pending_key);
+        do_key(c, key);
+        read_next(c);
 }
 
 static void on_map(GtkWidget *w, Control *c) {
@@ -343,6 +371,7 @@ static void control_free(gpointer data) {
         g_clear_object(&c->cancellable);
         g_clear_handle_id(&c->idle_id, g_source_remove);
         g_clear_object(&c->in);
+        g_free(c->pending_key);
         g_ptr_array_unref(c->screenshots);
         g_free(c);
 }
@@ -361,5 +390,6 @@ void pf_test_control_start(PfWindow *window) {
         g_object_set(gtk_settings_get_default(), "gtk-enable-animations", FALSE, NULL);
         pf_window_set_changed_func(window, on_changed, c);
         g_signal_connect(window, "map", G_CALLBACK(on_map), c);
+        g_signal_connect(window, "notify::is-active", G_CALLBACK(on_active_changed), c);
         read_next(c);
 }

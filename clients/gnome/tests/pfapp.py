@@ -29,6 +29,7 @@ from pcpdtest import PYTHON, Agent, Env, slurp, wait_until  # noqa: E402,F401
 APP = os.environ.get('PF_APP', os.path.join(pcpdtest.BUILD, 'clients', 'gnome', 'pcpd-port-forwarding'))
 ARTIFACTS = os.environ.get('PF_ARTIFACTS', os.path.join(pcpdtest.BUILD, 'clients', 'gnome', 'tests'))
 POLKIT_TEMPLATE = os.path.join(HERE, 'polkitd-agent.py')
+FOCUS_THIEF = os.path.join(HERE, 'focus-thief.py')
 TEST_DATA = os.path.join(HERE, 'data')
 
 # the app runs as nobody: pcpd lets root do anything without asking polkit, so a root app
@@ -353,10 +354,33 @@ class App:
 
     def key(self, name):
         self.send('key ' + name)
-        ans = self._answer('key')
+        # (the app types only into its window with the keyboard focus: it waits for it)
+        ans = self._answer(f'key {name} (waiting for its window to have the keyboard focus?)')
         if not ans.startswith('FOCUS '):
             raise AssertionError(f'key {name}: {ans}')
         return ans[len('FOCUS '):]
+
+    def lose_focus(self):
+        """Another window on the display takes the keyboard focus, as the window of another
+        GUI test does when they run side by side on one X server; returns once the app's window
+        says it is inactive. The other window stays until the app closes."""
+        env = dict(os.environ, GDK_BACKEND='x11', GSK_RENDERER='cairo', GTK_A11Y='none')
+        thief = subprocess.Popen([PYTHON, FOCUS_THIEF], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True, env=env)
+        self.procs.append(thief)
+        self.env.procs.append(thief)
+        # readline() blocks: the thread's answer is waited for with the harness' cap
+        said = queue.Queue()
+        threading.Thread(target=lambda: said.put(thief.stdout.readline().strip()), daemon=True).start()
+        try:
+            line = said.get(timeout=TIMEOUT)
+        except queue.Empty:
+            line = None
+        if line != 'ACTIVE':
+            raise AssertionError(f'the other window never got the keyboard focus within {TIMEOUT} s '
+                                 f'(said {line!r}, status {thief.poll()})')
+        # (the dump's first line is the window's: marked once GTK has seen the focus go)
+        self.wait_dump(lambda d: d.split('\n', 1)[0].endswith(' [inactive]'), 'the window inactive')
 
     def close(self):
         if self.proc.poll() is None:
