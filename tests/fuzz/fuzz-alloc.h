@@ -39,7 +39,8 @@ size_t __sanitizer_get_allocated_size(const volatile void *p);
 #define fuzz_alloc_size __sanitizer_get_allocated_size
 #else
 /* replay-alloc.c */
-void fuzz_alloc_install_hooks(void (*malloc_hook)(const volatile void *, size_t), void (*free_hook)(const volatile void *));
+void fuzz_alloc_install_hooks(void (*malloc_hook)(const volatile void *, size_t),
+                              void (*free_hook)(const volatile void *));
 size_t fuzz_alloc_size(const volatile void *p);
 #endif
 

@@ -27,7 +27,8 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-void fuzz_alloc_install_hooks(void (*malloc_hook)(const volatile void *, size_t), void (*free_hook)(const volatile void *));
+void fuzz_alloc_install_hooks(void (*malloc_hook)(const volatile void *, size_t),
+                              void (*free_hook)(const volatile void *));
 size_t fuzz_alloc_size(const volatile void *p);
 
 /* glibc's allocator itself (exported for programs that replace malloc()) */
@@ -43,7 +44,8 @@ static void (*on_free)(const volatile void *);
 static const volatile void *gone;
 static size_t gone_size;
 
-void fuzz_alloc_install_hooks(void (*malloc_hook)(const volatile void *, size_t), void (*free_hook)(const volatile void *)) {
+void fuzz_alloc_install_hooks(void (*malloc_hook)(const volatile void *, size_t),
+                              void (*free_hook)(const volatile void *)) {
         on_malloc = malloc_hook;
         on_free = free_hook;
 }

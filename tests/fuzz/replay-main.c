@@ -7,6 +7,7 @@
  * as in the fuzz build; a failed one aborts.
  *
  *   fuzz-X-replay               every file of the target's seed corpus, tests/fuzz/corpus/fuzz-X
+ *                               (the program's name without "-replay")
  *   fuzz-X-replay PATH...       these files; a directory: every file in it (and below)
  *
  * A directory without a file is an error (a test over an empty corpus proves nothing).
@@ -29,11 +30,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef FUZZ_TARGET
-#error "FUZZ_TARGET (the target's name) is set by tests/fuzz/meson.build"
-#endif
-#ifndef FUZZ_CORPUS_DIR
-#error "FUZZ_CORPUS_DIR (the target's seed corpus) is set by tests/fuzz/meson.build"
+#ifndef FUZZ_CORPUS_ROOT
+#error "FUZZ_CORPUS_ROOT (tests/fuzz/corpus) is set by tests/fuzz/meson.build"
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -118,7 +116,8 @@ static uint8_t *read_input(const char *path, size_t *size) {
         int fd = open(path, O_RDONLY | O_CLOEXEC);
 
         if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                fprintf(stderr, "replay: cannot read %s: %s\n", path, fd < 0 ? strerror(errno) : "not a regular file");
+                fprintf(stderr, "replay: cannot read %s: %s\n", path,
+                        fd < 0 ? strerror(errno) : "not a regular file");
                 exit(1);
         }
         buf = malloc(st.st_size > 0 ? (size_t) st.st_size : 1);
@@ -130,7 +129,8 @@ static uint8_t *read_input(const char *path, size_t *size) {
                 ssize_t r = read(fd, buf + got, (size_t) st.st_size - got);
 
                 if (r <= 0) {
-                        fprintf(stderr, "replay: cannot read %s: %s\n", path, r < 0 ? strerror(errno) : "short read");
+                        fprintf(stderr, "replay: cannot read %s: %s\n", path,
+                                r < 0 ? strerror(errno) : "short read");
                         exit(1);
                 }
                 got += (size_t) r;
@@ -178,19 +178,30 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
         return 0;
 }
 
+/* The target's name is the program's without "-replay" (this file is compiled once for all
+ * targets): its length in base. */
+static int target_name_len(const char *base) {
+        size_t n = strlen(base), suffix = strlen("-replay");
+
+        return (int) (n > suffix && strcmp(base + n - suffix, "-replay") == 0 ? n - suffix : n);
+}
+
 int main(int argc, char **argv) {
         inputs in = { 0 };
         bool ok = true;
-        const char *tmp = getenv("TMPDIR");
-        char scratch[4096];
+        const char *tmp = getenv("TMPDIR"),
+                   *base = strrchr(argv[0], '/') != NULL ? strrchr(argv[0], '/') + 1 : argv[0];
+        int name_len = target_name_len(base);
+        char scratch[4096], corpus[4096];
         volatile long *at;
         int status;
         pid_t pid;
 
+        snprintf(corpus, sizeof(corpus), "%s/%.*s", FUZZ_CORPUS_ROOT, name_len, base);
         if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-                printf("Usage: %s [FILE|DIR...]\nRuns the fuzz target " FUZZ_TARGET " on each input once "
-                       "(default: its seed corpus " FUZZ_CORPUS_DIR ").\n",
-                       argv[0]);
+                printf("Usage: %s [FILE|DIR...]\nRuns the fuzz target %.*s once on each input "
+                       "(default: its seed corpus %s).\n",
+                       argv[0], name_len, base, corpus);
                 return 0;
         }
         for (int i = 1; i < argc; i++) {
@@ -203,16 +214,17 @@ int main(int argc, char **argv) {
                 }
         }
         if (argc == 1) {
-                ok = collect(&in, FUZZ_CORPUS_DIR);
+                ok = collect(&in, corpus);
                 if (ok && in.n == 0) {
-                        fprintf(stderr, "replay: no input in %s\n", FUZZ_CORPUS_DIR);
+                        fprintf(stderr, "replay: no input in %s\n", corpus);
                         ok = false;
                 }
         }
         if (!ok)
                 return 1;
 
-        snprintf(scratch, sizeof(scratch), "%s/" FUZZ_TARGET "-replay-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+        snprintf(scratch, sizeof(scratch), "%s/%.*s-replay-XXXXXX",
+                 tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", name_len, base);
         if (mkdtemp(scratch) == NULL) {
                 fprintf(stderr, "replay: cannot make %s: %s\n", scratch, strerror(errno));
                 return 1;
@@ -247,7 +259,7 @@ int main(int argc, char **argv) {
         nftw(scratch, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 
         if (status == 0) {
-                printf("replay: " FUZZ_TARGET ": %zu inputs and the empty one passed\n", in.n);
+                printf("replay: %.*s: %zu inputs and the empty one passed\n", name_len, base, in.n);
         } else {
                 const char *where = *at == AT_INIT    ? "LLVMFuzzerInitialize()"
                                     : *at == AT_EMPTY ? "the empty input"
@@ -258,10 +270,11 @@ int main(int argc, char **argv) {
                 if (status == -1)
                         snprintf(how, sizeof(how), "lost");
                 else if (WIFSIGNALED(status))
-                        snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+                        snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(status),
+                                 strsignal(WTERMSIG(status)));
                 else
                         snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
-                fprintf(stderr, "replay: " FUZZ_TARGET " FAILED on %s: %s\n", where, how);
+                fprintf(stderr, "replay: %.*s FAILED on %s: %s\n", name_len, base, where, how);
         }
         for (size_t i = 0; i < in.n; i++)
                 free(in.paths[i]);
