@@ -67,6 +67,35 @@ run_suite() { # run_suite BUILDDIR [meson setup args...]
     # sanitizers make tests several times slower (pcpctl-usage took over 30 s so)
     meson test -C "$dir" --print-errorlogs --num-processes 2 -t 3 || status=1
     count_results "$dir/meson-logs/testlog.json"
+    check_replays "$dir/meson-logs/testlog.json"
+}
+
+# every fuzz target (tests/fuzz/fuzz-*.c) ran as a corpus replay and passed (suite
+# fuzz-replay, tests/fuzz/README.md): a target left out of tests/fuzz/meson.build, or
+# replays not built, fail the run instead of passing unseen
+check_replays() {
+    local log=$1 missing
+    missing=$(/usr/bin/python3 -c '
+import glob, json, os, sys
+want = {os.path.basename(f)[:-2] for f in glob.glob("tests/fuzz/fuzz-*.c")}
+try:
+    lines = open(sys.argv[1]).readlines()
+except OSError as e:
+    sys.exit("all (%s)" % e)
+for line in lines:
+    try:
+        t = json.loads(line)
+    except ValueError:
+        continue
+    name = t.get("name", "").rsplit(" / ", 1)[-1]
+    if "fuzz-replay" in t.get("name", "") and t.get("result") == "OK" and name.endswith("-replay"):
+        want.discard(name[:-len("-replay")])
+print(" ".join(sorted(want)))
+' "$log" 2>&1)
+    if [ -n "$missing" ]; then
+        echo "$log: no passing corpus replay of: $missing" >&2
+        failed=$((failed + 1)); status=1; failed_names+=("$log: fuzz targets without a passing replay: $missing")
+    fi
 }
 
 echo "== build and test (gcc)"
