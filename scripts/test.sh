@@ -138,7 +138,9 @@ if [ -z "${PCPD_SKIP_VALGRIND:-}" ]; then
     meson test -C build --no-rebuild --suite unit --suite refserver --print-errorlogs --num-processes 2 -t 4 \
         --logbase valgrind --wrapper "valgrind --error-exitcode=1 --leak-check=full \
 --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --quiet" || status=1
-    count_results build/meson-logs/valgrind.json
+    # meson names the log after --logbase and the wrapper's program: valgrind-valgrind.json
+    count_results build/meson-logs/valgrind-valgrind.json
+    check_replays build/meson-logs/valgrind-valgrind.json
     # and the daemon itself under memcheck through the bus tests and the NetworkManager
     # mock's (pcpdtest.py fails a test
     # when valgrind reports an error at pcpd's clean shutdown); bus-scale is left out: it is
