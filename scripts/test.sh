@@ -67,6 +67,35 @@ run_suite() { # run_suite BUILDDIR [meson setup args...]
     # sanitizers make tests several times slower (pcpctl-usage took over 30 s so)
     meson test -C "$dir" --print-errorlogs --num-processes 2 -t 3 || status=1
     count_results "$dir/meson-logs/testlog.json"
+    check_replays "$dir/meson-logs/testlog.json"
+}
+
+# every fuzz target (tests/fuzz/fuzz-*.c) ran as a corpus replay and passed (suite
+# fuzz-replay, tests/fuzz/README.md): a target left out of tests/fuzz/meson.build, or
+# replays not built, fail the run instead of passing unseen
+check_replays() {
+    local log=$1 missing
+    missing=$(/usr/bin/python3 -c '
+import glob, json, os, sys
+want = {os.path.basename(f)[:-2] for f in glob.glob("tests/fuzz/fuzz-*.c")}
+try:
+    lines = open(sys.argv[1]).readlines()
+except OSError as e:
+    sys.exit("all (%s)" % e)
+for line in lines:
+    try:
+        t = json.loads(line)
+    except ValueError:
+        continue
+    name = t.get("name", "").rsplit(" / ", 1)[-1]
+    if "fuzz-replay" in t.get("name", "") and t.get("result") == "OK" and name.endswith("-replay"):
+        want.discard(name[:-len("-replay")])
+print(" ".join(sorted(want)))
+' "$log" 2>&1)
+    if [ -n "$missing" ]; then
+        echo "$log: no passing corpus replay of: $missing" >&2
+        failed=$((failed + 1)); status=1; failed_names+=("$log: fuzz targets without a passing replay: $missing")
+    fi
 }
 
 echo "== build and test (gcc)"
@@ -109,7 +138,9 @@ if [ -z "${PCPD_SKIP_VALGRIND:-}" ]; then
     meson test -C build --no-rebuild --suite unit --suite refserver --print-errorlogs --num-processes 2 -t 4 \
         --logbase valgrind --wrapper "valgrind --error-exitcode=1 --leak-check=full \
 --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --quiet" || status=1
-    count_results build/meson-logs/valgrind.json
+    # meson names the log after --logbase and the wrapper's program: valgrind-valgrind.json
+    count_results build/meson-logs/valgrind-valgrind.json
+    check_replays build/meson-logs/valgrind-valgrind.json
     # and the daemon itself under memcheck through the bus tests and the NetworkManager
     # mock's (pcpdtest.py fails a test
     # when valgrind reports an error at pcpd's clean shutdown); bus-scale is left out: it is

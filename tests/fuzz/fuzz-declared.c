@@ -27,7 +27,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         g_autoptr(GError) error = NULL;
         g_autoptr(pcpd_declared) d = NULL, again = NULL;
