@@ -1938,6 +1938,7 @@ static void restart_pcpd(env *e, const env_config *cfg, size_t n) {
         /* their grants handled: what stays held */
         run_loop_for(e, opt.settle_seconds > 0 ? opt.settle_seconds : 2);
         report_mem(e, "restarted");
+        massif_snapshot(e, "restarted");
         if (opt.trim_probe) {
                 char *cmd = xasprintf("gdb -p %d -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1",
                                       (int) e->pcpd_pid);
