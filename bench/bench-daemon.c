@@ -106,7 +106,7 @@ static struct {
         const char *build, *source, *out_dir;
         bool refserver;
         measure measure;
-        bool monitor, keep, verbose, trim_probe;
+        bool monitor, keep, verbose, trim_probe, restart;
         bool no_net_admin; /* pcpd without CAP_NET_ADMIN, as under the shipped unit */
         bool nm_mock; /* --nm mock: NetworkManager (dbusmock) on the bus before pcpd */
         unsigned nm_devices;
@@ -786,6 +786,54 @@ typedef struct env_config {
         bool valgrind; /* pcpd under callgrind, or massif with --measure massif */
 } env_config;
 
+/* pcpd started on the environment's bus with its config (path) and its state directory
+ * (e->tmp/state): at the start of a phase, and again for --restart */
+static pid_t pcpd_spawn(env *e, const env_config *cfg, const char *path) {
+        pid_t pid;
+
+        {
+                char *exe = xasprintf("%s/daemon/pcpd", opt.build), *state = xasprintf("%s/state", e->tmp);
+                char *cg_out = xasprintf("--callgrind-out-file=%s/callgrind.out.%%p", e->tmp);
+                const char *plain[] = {exe, "--config", path, "--state-dir", state, NULL};
+                char *ms_out = xasprintf("--massif-out-file=%s/massif.out", e->tmp);
+                const char *cg[] = {"valgrind", "--tool=callgrind", cg_out, "--dump-instr=no", "--quiet",
+                                    exe,        "--config",         path,   "--state-dir",     state,
+                                    NULL};
+                const char *ms[] = {"valgrind", "--tool=massif", ms_out, "--quiet", exe, "--config",
+                                    path,       "--state-dir",   state,  NULL};
+                /* the build tree's modules (daemon/pcpd-module.h), not the installed ones */
+                char *moddir = xasprintf("%s/daemon", opt.build);
+                const char *envv[64] = {"DBUS_SYSTEM_BUS_ADDRESS", e->address, "PCPD_MODULE_DIR", moddir, NULL};
+                /* --pcpd-env: allocator and library settings tried on pcpd alone */
+                for (size_t i = 0; i < opt.n_pcpd_env && 4 + 2 * i + 2 < ELEMENTSOF(envv); i++) {
+                        envv[4 + 2 * i] = opt.pcpd_env[2 * i];
+                        envv[4 + 2 * i + 1] = opt.pcpd_env[2 * i + 1];
+                        envv[4 + 2 * i + 2] = NULL;
+                }
+                const char *const *cmd = !cfg->valgrind                  ? plain
+                                         : opt.measure == MEASURE_MASSIF ? ms
+                                                                         : cg;
+                /* --no-net-admin: out of the bounding and inheritable sets, so that root's
+                 * exec of pcpd does not get it back (SO_RCVBUFFORCE then fails) */
+                const char *argv_nocap[32] = {"setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin",
+                                              "--"};
+                if (opt.no_net_admin) {
+                        size_t j = 4;
+                        for (size_t i = 0; cmd[i] != NULL && j + 1 < ELEMENTSOF(argv_nocap); i++)
+                                argv_nocap[j++] = cmd[i];
+                        argv_nocap[j] = NULL;
+                        cmd = argv_nocap;
+                }
+                pid = spawn(cmd, e->pcpd_log, envv);
+                free(moddir);
+                free(ms_out);
+                free(exe);
+                free(state);
+                free(cg_out);
+        }
+        return pid;
+}
+
 static env *env_start(const env_config *cfg) {
         env *e = xcalloc(1, sizeof(*e));
         char *tmpl, *conf, *limits, *policy, *path, *text;
@@ -935,51 +983,14 @@ static env *env_start(const env_config *cfg) {
 
         /* pcpd: limits raised so that one root client may hold every port */
         path = xasprintf("%s/pcpd.conf", e->tmp);
-        text = xasprintf("[Daemon]\nDefaultLifetime=3600\nMaxMappingsPerUser=0\nMaxMappings=131070\n"
+        /* --restart: the restored mappings wait for their apps (the bench's connections,
+         * which do not claim them again) for as long as the measurement takes */
+        text = xasprintf("[Daemon]\nDefaultLifetime=3600\nMaxMappingsPerUser=0\nMaxMappings=131070\n%s"
                          "[Servers]\nServers=%s:%u\nUseDefaultRouters=false\nAnnouncePort=%u\n",
-                         e->ip, SERVER_PORT, e->announce_port);
+                         opt.restart ? "GraceSeconds=3600\n" : "", e->ip, SERVER_PORT, e->announce_port);
         write_file(path, text);
         free(text);
-        {
-                char *exe = xasprintf("%s/daemon/pcpd", opt.build), *state = xasprintf("%s/state", e->tmp);
-                char *cg_out = xasprintf("--callgrind-out-file=%s/callgrind.out.%%p", e->tmp);
-                const char *plain[] = {exe, "--config", path, "--state-dir", state, NULL};
-                char *ms_out = xasprintf("--massif-out-file=%s/massif.out", e->tmp);
-                const char *cg[] = {"valgrind", "--tool=callgrind", cg_out, "--dump-instr=no", "--quiet",
-                                    exe,        "--config",         path,   "--state-dir",     state,
-                                    NULL};
-                const char *ms[] = {"valgrind", "--tool=massif", ms_out, "--quiet", exe, "--config",
-                                    path,       "--state-dir",   state,  NULL};
-                /* the build tree's modules (daemon/pcpd-module.h), not the installed ones */
-                char *moddir = xasprintf("%s/daemon", opt.build);
-                const char *envv[64] = {"DBUS_SYSTEM_BUS_ADDRESS", e->address, "PCPD_MODULE_DIR", moddir, NULL};
-                /* --pcpd-env: allocator and library settings tried on pcpd alone */
-                for (size_t i = 0; i < opt.n_pcpd_env && 4 + 2 * i + 2 < ELEMENTSOF(envv); i++) {
-                        envv[4 + 2 * i] = opt.pcpd_env[2 * i];
-                        envv[4 + 2 * i + 1] = opt.pcpd_env[2 * i + 1];
-                        envv[4 + 2 * i + 2] = NULL;
-                }
-                const char *const *cmd = !cfg->valgrind                  ? plain
-                                         : opt.measure == MEASURE_MASSIF ? ms
-                                                                         : cg;
-                /* --no-net-admin: out of the bounding and inheritable sets, so that root's
-                 * exec of pcpd does not get it back (SO_RCVBUFFORCE then fails) */
-                const char *argv_nocap[32] = {"setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin",
-                                              "--"};
-                if (opt.no_net_admin) {
-                        size_t j = 4;
-                        for (size_t i = 0; cmd[i] != NULL && j + 1 < ELEMENTSOF(argv_nocap); i++)
-                                argv_nocap[j++] = cmd[i];
-                        argv_nocap[j] = NULL;
-                        cmd = argv_nocap;
-                }
-                e->pcpd_pid = spawn(cmd, e->pcpd_log, envv);
-                free(moddir);
-                free(ms_out);
-                free(exe);
-                free(state);
-                free(cg_out);
-        }
+        e->pcpd_pid = pcpd_spawn(e, cfg, path);
         free(path);
 
         e->watch = bus_connect(e->address, false);
@@ -1899,6 +1910,45 @@ static void massif_snapshot(env *e, const char *tag) {
         free(cmd);
 }
 
+/* --restart: pcpd's MAP requests the responder has counted reach this */
+static uint64_t restart_maps_want;
+
+static bool cond_restored(void *userdata) {
+        return responder_now(userdata).map >= restart_maps_want;
+}
+
+/* --restart: pcpd stopped (its shutdown writes the snapshot of the n held) and started
+ * again over the same state directory; what it holds once it has restored them and asked
+ * the server for each again (pcpd-restore.c). The bench's connections stay: they are the
+ * apps the restored mappings wait for (grace time). */
+static void restart_pcpd(env *e, const env_config *cfg, size_t n) {
+        char *path = xasprintf("%s/pcpd.conf", e->tmp);
+        uint64_t t0;
+
+        stop_process(&e->pcpd_pid, SIGTERM, 120000);
+        restart_maps_want = responder_now(e).map + n;
+        t0 = now_ns();
+        e->pcpd_pid = pcpd_spawn(e, cfg, path);
+        free(path);
+        wait_for(cond_pcpd_on_bus, e, cfg->valgrind ? 600 : 300, "pcpd on the bus after the restart");
+        wait_for(cond_pcpd_ready, e, cfg->valgrind ? 600 : 300, "pcpd's State \"ready\" after the restart");
+        result("restart_on_bus_ms", "%.1f", ms(now_ns() - t0));
+        run_loop_until(e, cond_restored, e, 3600, "every restored mapping asked for again");
+        result("restart_asked_ms", "%.1f", ms(now_ns() - t0));
+        /* their grants handled: what stays held */
+        run_loop_for(e, opt.settle_seconds > 0 ? opt.settle_seconds : 2);
+        report_mem(e, "restarted");
+        massif_snapshot(e, "restarted");
+        if (opt.trim_probe) {
+                char *cmd = xasprintf("gdb -p %d -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1",
+                                      (int) e->pcpd_pid);
+                if (system(cmd) != 0)
+                        note("gdb could not call malloc_trim() in pcpd");
+                free(cmd);
+                report_mem(e, "restarted_after_malloc_trim");
+        }
+}
+
 static void mass(size_t n, const char *label) {
         env_config cfg = {.valgrind = opt.measure == MEASURE_CALLGRIND || opt.measure == MEASURE_MASSIF};
         env *e = env_start(&cfg);
@@ -1965,6 +2015,8 @@ static void mass(size_t n, const char *label) {
                 free(cmd);
                 report_mem(e, "after_malloc_trim");
         }
+        if (opt.restart)
+                restart_pcpd(e, &cfg, n);
         pipeline_free(&pp);
         pipeline_free(&pm);
         env_stop(e);
@@ -2839,6 +2891,9 @@ static void usage(FILE *f) {
               "                       python3-dbusmock): pcpd loads pcpd-nm.so (default none)\n"
               "  --nm-devices N       devices the mock exports, each with DHCPv4/v6 leases (1)\n"
               "  --settle S           burst/all: RSS again S seconds after all are active (settled_*)\n"
+              "  --restart            burst/all: then stop pcpd and start it again over its state\n"
+              "                       directory; RSS once every restored mapping was asked for\n"
+              "                       again and S (--settle, else 2) seconds more (restarted_*)\n"
               "  --pcpd-env NAME=VALUE  set in pcpd's environment (repeatable), e.g.\n"
               "                       MALLOC_ARENA_MAX=1 or GNUTLS_NO_IMPLICIT_INIT=1\n"
               "  With --out-dir, burst/all also keep pcpd's smaps and thread names at start and held\n",
@@ -2877,6 +2932,7 @@ int main(int argc, char **argv) {
                 O_IDLE_S,
                 O_KEEP,
                 O_TRIM,
+                O_RESTART,
                 O_NO_NET_ADMIN,
                 O_PCPD_RCVBUF,
                 O_NM,
@@ -2907,6 +2963,7 @@ int main(int argc, char **argv) {
                 {"idle-seconds", required_argument, NULL, O_IDLE_S},
                 {"keep", no_argument, NULL, O_KEEP},
                 {"malloc-trim-probe", no_argument, NULL, O_TRIM},
+                {"restart", no_argument, NULL, O_RESTART},
                 {"no-net-admin", no_argument, NULL, O_NO_NET_ADMIN},
                 {"pcpd-rcvbuf", required_argument, NULL, O_PCPD_RCVBUF},
                 {"nm", required_argument, NULL, O_NM},
@@ -2993,6 +3050,9 @@ int main(int argc, char **argv) {
                         break;
                 case O_KEEP:
                         opt.keep = true;
+                        break;
+                case O_RESTART:
+                        opt.restart = true;
                         break;
                 case O_TRIM:
                         opt.trim_probe = true;

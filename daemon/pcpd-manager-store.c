@@ -142,6 +142,32 @@ static uint64_t *store_snapshot_ids(void *userdata, size_t *ret_n, uint64_t *ret
         return ids;
 }
 
+/* The same records, in the same order, as store_snapshot_ids() and store_lookup() give,
+ * walked directly (pcpd_store_ops): for a snapshot written whole on the main thread (at
+ * start, at shutdown), with no array of ids. */
+static void store_snapshot_foreach(void *userdata, uint64_t *ret_next_id,
+                                   bool (*add)(const pcpd_state_mapping *rec, void *data), void *data) {
+        pcpd_manager *m = userdata;
+        GHashTableIter it;
+        gpointer key, value;
+
+        *ret_next_id = m->next_mapping_id;
+        g_hash_table_iter_init(&it, m->mappings);
+        while (g_hash_table_iter_next(&it, &key, NULL)) {
+                pcpd_state_mapping rec;
+
+                if (store_lookup(*(const uint64_t *) key, &rec, m) && !add(&rec, data))
+                        return;
+        }
+        g_hash_table_iter_init(&it, m->deleting);
+        while (g_hash_table_iter_next(&it, &key, &value)) {
+                const pcpd_deleting *d = value;
+
+                if (!g_hash_table_contains(m->mappings, key) && !add(d->rec, data))
+                        return;
+        }
+}
+
 /* The store's episode of failure began or ended: Manager.StateError. */
 static void store_error_changed(const char *error, void *userdata) {
         pcpd_manager *m = userdata;
@@ -153,6 +179,7 @@ static void store_error_changed(const char *error, void *userdata) {
 const pcpd_store_ops manager_store_ops = {
         .snapshot_ids = store_snapshot_ids,
         .lookup = store_lookup,
+        .snapshot_foreach = store_snapshot_foreach,
         .error_changed = store_error_changed,
 };
 

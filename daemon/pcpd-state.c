@@ -677,6 +677,15 @@ bool pcpd_state_formatter_step(pcpd_state_formatter *f, size_t max, pcpd_state_l
         return f->next >= f->n_ids || f->error != 0;
 }
 
+bool pcpd_state_formatter_add(pcpd_state_formatter *f, const pcpd_state_mapping *rec) {
+        if (f->error != 0)
+                return false;
+        pcpd_state_format_mapping(f->out, rec);
+        if (f->fd >= 0 && f->out->len >= FORMAT_BUFFER)
+                formatter_write(f);
+        return f->error == 0;
+}
+
 GString *pcpd_state_formatter_finish(pcpd_state_formatter *f) {
         GString *out;
 

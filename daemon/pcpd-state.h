@@ -186,6 +186,13 @@ pcpd_state_formatter *pcpd_state_formatter_new_fd(int fd, uint64_t next_id, uint
 /* Formats up to max more ids: true when every id has had its turn (or, with an fd, a write
  * failed). */
 bool pcpd_state_formatter_step(pcpd_state_formatter *f, size_t max, pcpd_state_lookup_func lookup, void *userdata);
+/* Formats rec now, after what the steps formatted (with an fd: written out a piece of about
+ * 64 KiB at a time): for a caller that walks its records itself in one go, where nothing
+ * can change between two records (a snapshot written whole on the main thread, at start
+ * and at shutdown), so that no array of ids is needed (8 octets a record: 1 MiB at
+ * 131,070). Such a formatter is made with no ids (NULL, 0). false once a write failed
+ * (nothing more is formatted; pcpd_state_formatter_end() tells). */
+bool pcpd_state_formatter_add(pcpd_state_formatter *f, const pcpd_state_mapping *rec);
 /* Of one kept in memory: the snapshot text (all of it once step returned true), and f
  * freed. */
 GString *pcpd_state_formatter_finish(pcpd_state_formatter *f);

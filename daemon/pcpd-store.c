@@ -215,9 +215,27 @@ static void snapshot_abort(pcpd_store *s, int fd) {
                 (void) close(fd);
 }
 
+/* A snapshot formatted from the owner's walk of its records (ops->snapshot_foreach): the
+ * formatter is made at the first record (its header has the next id, known by then) or
+ * after the walk (none). */
+typedef struct walk {
+        int fd;
+        uint64_t next_id;
+        pcpd_state_formatter *f;
+} walk;
+
+static bool walk_add(const pcpd_state_mapping *rec, void *data) {
+        walk *w = data;
+
+        if (w->f == NULL)
+                w->f = pcpd_state_formatter_new_fd(w->fd, w->next_id, NULL, 0);
+        return pcpd_state_formatter_add(w->f, rec);
+}
+
 /* Everything on disk before this returns, on the main thread (at start and at shutdown):
  * nothing can be appended in between, so the journal is emptied. Written as it is
- * formatted, as on the loop. */
+ * formatted, as on the loop; formatted in one go, so the owner's records are walked
+ * directly when it can (ops->snapshot_foreach: no array of ids). */
 static int write_snapshot(pcpd_store *s) {
         int fd = pcpd_state_replace_begin(s->dirfd, PCPD_STATE_FILE);
         pcpd_state_formatter *f;
@@ -227,8 +245,15 @@ static int write_snapshot(pcpd_store *s) {
 
         if (fd < 0)
                 return fd;
-        f = formatter_new(s, fd);
-        (void) pcpd_state_formatter_step(f, SIZE_MAX, s->ops->lookup, s->userdata);
+        if (s->ops->snapshot_foreach != NULL) {
+                walk w = { .fd = fd, .next_id = 1 };
+
+                s->ops->snapshot_foreach(s->userdata, &w.next_id, walk_add, &w);
+                f = w.f != NULL ? w.f : pcpd_state_formatter_new_fd(fd, w.next_id, NULL, 0);
+        } else {
+                f = formatter_new(s, fd);
+                (void) pcpd_state_formatter_step(f, SIZE_MAX, s->ops->lookup, s->userdata);
+        }
         r = pcpd_state_formatter_end(f, &len);
         if (r < 0) {
                 snapshot_abort(s, fd);

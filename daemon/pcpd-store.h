@@ -59,6 +59,15 @@ typedef struct pcpd_store_ops {
         /* id's record as it is now (strings borrowed until the next call), or false when it
          * has none any more: it is left out of the snapshot. */
         bool (*lookup)(uint64_t id, pcpd_state_mapping *ret, void *userdata);
+        /* May be NULL. For a snapshot written whole on the main thread (pcpd_store_save():
+         * at start, at shutdown), where nothing changes until it is written: calls add with
+         * every record there is now (strings borrowed for that call), in the order
+         * snapshot_ids gives their ids, each as lookup gives it, and stops when add returns
+         * false; *ret_next_id as snapshot_ids, set before the first add. The same bytes as
+         * snapshot_ids and lookup give, without their array of ids (8 octets a record, held
+         * while the snapshot is written: 1 MiB at 131,070). */
+        void (*snapshot_foreach)(void *userdata, uint64_t *ret_next_id,
+                                 bool (*add)(const pcpd_state_mapping *rec, void *data), void *data);
         /* pcpd_store_error() changed (NULL: everything is saved again). May be NULL. */
         void (*error_changed)(const char *error, void *userdata);
 } pcpd_store_ops;

@@ -1448,6 +1448,59 @@ static void test_formatter_streams_same_bytes(void **state) {
         assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
+/* Records handed to a formatter made with no ids (pcpd_state_formatter_add(): the caller
+ * walks its records itself, in one go) give the same bytes as the steps over their ids,
+ * kept in memory or written to a file a piece at a time; on a full file system the first
+ * piece fails, add says so, and end tells the error. */
+static void test_formatter_add_same_bytes(void **state) {
+        g_autofree char *dir = unit_make_own_dir("state");
+        int dfd = unit_open_dir(dir), fd;
+        g_autoptr(pcpd_state) st = sample_state(1000);
+        g_autoptr(GString) whole = format_whole(st), out = NULL;
+        g_autoptr(GPtrArray) sorted = pcpd_state_sorted(st);
+        g_autofree char *text = NULL;
+        pcpd_state_formatter *f;
+        uint64_t written = 0;
+        size_t len = 0;
+        guint accepted = 0;
+
+        (void) state;
+        assert_true(whole->len > 4 * 64 * 1024);
+        f = pcpd_state_formatter_new(st->next_id, NULL, 0, 0);
+        for (guint i = 0; i < sorted->len; i++)
+                assert_true(pcpd_state_formatter_add(f, sorted->pdata[i]));
+        /* no ids: the steps have nothing to do */
+        assert_true(pcpd_state_formatter_step(f, SIZE_MAX, lookup_in, st));
+        out = pcpd_state_formatter_finish(f);
+        assert_int_equal(out->len, whole->len);
+        assert_memory_equal(out->str, whole->str, whole->len);
+
+        fd = pcpd_state_replace_begin(dfd, PCPD_STATE_FILE);
+        assert_true(fd >= 0);
+        f = pcpd_state_formatter_new_fd(fd, st->next_id, NULL, 0);
+        for (guint i = 0; i < sorted->len; i++)
+                assert_true(pcpd_state_formatter_add(f, sorted->pdata[i]));
+        assert_int_equal(pcpd_state_formatter_end(f, &written), 0);
+        assert_int_equal(written, whole->len);
+        assert_int_equal(pcpd_state_replace_commit(dfd, PCPD_STATE_FILE, fd), 0);
+        assert_int_equal(pcpd_state_read_file(dfd, PCPD_STATE_FILE, &text, &len), 0);
+        assert_int_equal(len, whole->len);
+        assert_memory_equal(text, whole->str, whole->len);
+
+        fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        f = pcpd_state_formatter_new_fd(fd, st->next_id, NULL, 0);
+        for (guint i = 0; i < sorted->len && pcpd_state_formatter_add(f, sorted->pdata[i]); i++)
+                accepted++;
+        assert_true(accepted > 0 && accepted < sorted->len / 2);
+        assert_false(pcpd_state_formatter_add(f, sorted->pdata[0]));
+        assert_int_equal(pcpd_state_formatter_end(f, &written), -ENOSPC);
+        assert_int_equal(written, 0);
+        close(fd);
+        close(dfd);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
+}
+
 /* A write that fails (a full file system: /dev/full) ends the formatting at once, and
  * the failure is what pcpd_state_formatter_end() returns; given up, the temporary file
  * goes and the snapshot in place stays as it was. Also when the failure comes part of the
@@ -1640,6 +1693,7 @@ int main(void) {
                 cmocka_unit_test(test_formatter_same_bytes),
                 cmocka_unit_test(test_formatter_streams_same_bytes),
                 cmocka_unit_test(test_formatter_write_fails),
+                cmocka_unit_test(test_formatter_add_same_bytes),
                 cmocka_unit_test(test_formatter_mid_change),
         };
 

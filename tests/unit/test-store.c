@@ -131,7 +131,8 @@ typedef struct owner {
         GHashTable *recs; /* id (uint64_t *) -> pcpd_state_mapping *, owned */
         uint64_t next_id;
         GArray *looked_up; /* the ids lookup was asked for, in order */
-        unsigned snapshots; /* snapshot_ids calls */
+        unsigned snapshots; /* snapshot_ids calls (and snapshot_foreach ones) */
+        unsigned walks;     /* snapshot_foreach calls */
         unsigned error_calls;
         char *error; /* as last told */
         pcpd_store *store;
@@ -164,9 +165,34 @@ static void owner_error_changed(const char *error, void *userdata) {
         o->error = g_strdup(error);
 }
 
+/* The records in the order owner_ids() gives their ids (the table's), as owner_lookup()
+ * gives them. */
+static void owner_foreach(void *userdata, uint64_t *ret_next_id,
+                          bool (*add)(const pcpd_state_mapping *rec, void *data), void *data) {
+        owner *o = userdata;
+        GHashTableIter it;
+        gpointer v;
+
+        o->snapshots++;
+        o->walks++;
+        *ret_next_id = o->next_id;
+        g_hash_table_iter_init(&it, o->recs);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (!add(v, data))
+                        return;
+}
+
 static const pcpd_store_ops ops = {
         .snapshot_ids = owner_ids,
         .lookup = owner_lookup,
+        .error_changed = owner_error_changed,
+};
+
+/* An owner that walks its records for a snapshot written whole (pcpd_store_save()). */
+static const pcpd_store_ops ops_walk = {
+        .snapshot_ids = owner_ids,
+        .lookup = owner_lookup,
+        .snapshot_foreach = owner_foreach,
         .error_changed = owner_error_changed,
 };
 
@@ -177,7 +203,7 @@ typedef struct fixture {
         struct rlimit fsize; /* RLIMIT_FSIZE before the test, put back however it ended */
 } fixture;
 
-static int setup(void **state) {
+static int setup_with(void **state, const pcpd_store_ops *o) {
         fixture *f = g_new0(fixture, 1);
 
         f->dir = unit_make_own_dir("store");
@@ -186,9 +212,17 @@ static int setup(void **state) {
         f->o.next_id = 1;
         f->o.looked_up = g_array_new(FALSE, FALSE, sizeof(uint64_t));
         assert_int_equal(getrlimit(RLIMIT_FSIZE, &f->fsize), 0);
-        assert_int_equal(pcpd_store_new(f->dfd, f->dir, &ops, &f->o, &f->o.store), 0);
+        assert_int_equal(pcpd_store_new(f->dfd, f->dir, o, &f->o, &f->o.store), 0);
         *state = f;
         return 0;
+}
+
+static int setup(void **state) {
+        return setup_with(state, &ops);
+}
+
+static int setup_walk(void **state) {
+        return setup_with(state, &ops_walk);
 }
 
 static int teardown(void **state) {
@@ -582,6 +616,58 @@ static void test_snapshot_fails_part_of_the_way(void **state) {
         assert_null(tmp);
 }
 
+/* With an owner that can walk its records (ops->snapshot_foreach), a snapshot written whole
+ * on the calling thread (pcpd_store_save(): at start, at shutdown) walks them, with no array
+ * of ids, and the file has the same bytes as the one formatted a chunk per turn of the loop
+ * from the ids (which the loop still uses: its records may change between two chunks). Also
+ * with no records: the header alone. */
+static void test_walk_same_bytes_as_chunks(void **state) {
+        fixture *f = *state;
+        const unsigned n = 2000;
+
+        /* round 0: no records (one put and forgotten: a snapshot due); round 1: some 700
+         * KB, many chunks of 256 and pieces of 64 KiB, records across their borders */
+        assert_int_equal(put(&f->o, record(1, 1)), 0);
+        assert_int_equal(forget(&f->o, 1), 0);
+        for (unsigned round = 0; round < 2; round++) {
+                g_autofree char *chunked = NULL, *walked = NULL;
+                size_t chunked_len = 0, walked_len = 0;
+                unsigned looked_up = f->o.looked_up->len;
+
+                if (round == 1) {
+                        for (uint64_t id = 1; id <= n; id++)
+                                assert_int_equal(put(&f->o, record(id, 1)), 0);
+                        for (uint64_t id = 2; id <= n; id += 7)
+                                assert_int_equal(forget(&f->o, id), 0);
+                        f->o.next_id = 5000;
+                }
+                /* a snapshot is due: formatted on the loop, from the ids */
+                assert_true(pcpd_store_busy(f->o.store));
+                run_until(f, store_idle, "snapshot on the loop");
+                assert_int_equal(f->o.walks, round);
+                assert_int_equal(f->o.snapshots, 1 + round * 2);
+                assert_int_equal(f->o.looked_up->len - looked_up, g_hash_table_size(f->o.recs));
+                assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
+                chunked = slurp_at(f, PCPD_STATE_FILE, &chunked_len);
+                assert_non_null(chunked);
+                assert_true(round == 0 || chunked_len > 500 * 1024);
+
+                /* written whole: walked, nothing looked up, the same bytes */
+                looked_up = f->o.looked_up->len;
+                assert_int_equal(pcpd_store_save(f->o.store), 0);
+                assert_int_equal(f->o.walks, round + 1);
+                assert_int_equal(f->o.snapshots, 2 + round * 2);
+                assert_int_equal(f->o.looked_up->len, looked_up);
+                walked = slurp_at(f, PCPD_STATE_FILE, &walked_len);
+                assert_non_null(walked);
+                assert_int_equal(walked_len, chunked_len);
+                assert_memory_equal(walked, chunked, chunked_len);
+                assert_int_equal(file_size(f, PCPD_STATE_FILE ".tmp"), -1);
+                assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
+                assert_loads_as_owner(f);
+        }
+}
+
 static ino_t journal_ino;
 
 static ino_t ino_of(fixture *f, const char *name) {
@@ -862,6 +948,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_state_error_and_recovery, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshot_fails_part_of_the_way, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gone_left_out, setup, teardown),
+                /* the same with an owner that walks its records for a snapshot written whole */
+                cmocka_unit_test_setup_teardown(test_put_and_forget, setup_walk, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshot_fails_part_of_the_way, setup_walk, teardown),
+                cmocka_unit_test_setup_teardown(test_walk_same_bytes_as_chunks, setup_walk, teardown),
                 cmocka_unit_test_setup_teardown(test_journal_switched_off_main_thread, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_next_journal_left_over, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_forget_later_rides_with_next_put, setup, teardown),
