@@ -8,7 +8,10 @@
  * malloc_usable_size() says, at allocation and at release alike.
  *
  * With ASan the sanitizer's allocator has the hooks (fuzz-alloc.h) and this file is empty.
- * It is linked from a static library: only a target that uses fuzz-alloc.h pulls it in.
+ * It is linked from a static library, and every replay built without ASan pulls it in (each
+ * calls malloc() or free() before the library is scanned), whether it uses fuzz-alloc.h or
+ * not; the hooks are called only when a target installs them. Valgrind still sees every
+ * block: glibc's __libc_malloc() and the rest are aliases of the malloc() it redirects.
  */
 
 #include <stddef.h>

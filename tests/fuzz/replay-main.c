@@ -263,7 +263,7 @@ int main(int argc, char **argv) {
         } else {
                 const char *where = *at == AT_INIT    ? "LLVMFuzzerInitialize()"
                                     : *at == AT_EMPTY ? "the empty input"
-                                    : *at == AT_EXIT  ? "its exit (after every input: a leak?)"
+                                    : *at == AT_EXIT  ? "its exit (a leak, or an error valgrind reports at exit)"
                                                       : in.paths[*at];
                 char how[64];
 
