@@ -507,11 +507,15 @@ if case == "deleting-iface-late":
     client_ip("link", "set", "c0", "down")
     client_ip("link", "set", "c0", "name", "c0late")
     t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
-    waiting = "on c0 did not confirm the delete of tcp port 4730: tried again when an IGD answers"
+    # (not sent, so no IGD "did not confirm" it: the line says why)
+    waiting = "tcp port 4730 on c0 could not be sent: there is no interface c0"
     t.require(t.wait_until(lambda: waiting in pcpd_log("pcpd.1.log"), 60,
                            "the first delete at the start failing", fatal=False),
               f"start without the interface c0: expected the delete of 4730 to fail and wait for a try again, "
               f"saw:\n{pcpd_log('pcpd.1.log')}")
+    t.check("did not confirm the delete of tcp port 4730" not in pcpd_log("pcpd.1.log"),
+            f"start without the interface c0: nothing was sent, so no line may say an IGD did not confirm it, "
+            f"saw:\n{pcpd_log('pcpd.1.log')}")
     igd2 = upnpit.Igd(t, "igd2", ["--permanent-only"])
     # c0 appears while pcpd runs (its addresses kept, its routes again): the delete goes out
     client_ip("link", "set", "c0late", "name", "c0")
