@@ -33,7 +33,8 @@
 #define PERMANENT_DELETE_KEEP_S (30u * 24 * 3600) /* a deleting record of a permanent mapping */
 /* A delete the manager keeps a record of that the IGD did not confirm is tried again while
  * pcpd runs: at once when an IGD appears on its interface, else on the back-off of
- * pcpd_upnp_delete_next_try() (60 s doubling, PCPD_UPNP_DELETE_RETRIES times in all). Then
+ * pcpd_upnp_delete_next_try_from() (UpnpDeleteRetrySeconds=, 60 s by default, doubling,
+ * PCPD_UPNP_DELETE_RETRIES times in all). Then
  * it is given up for this run (the record stays: the next start tries again). */
 
 typedef struct upnp_backend upnp_backend;
@@ -74,6 +75,7 @@ struct upnp_backend {
         pcpd_backend base;
         GHashTable *ifaces; /* ifname -> upnp_iface * (owned) */
         GPtrArray *waiting; /* upnp_delete * (owned): failed deletes to try again */
+        uint32_t delete_retry_s; /* UpnpDeleteRetrySeconds=: the first wait before a try again */
         bool shutting_down;
         bool freeing; /* the manager is going: nothing is told any more */
         /* "cannot be used" said for the missing module (-ELIBACC) already: the loader has
@@ -370,17 +372,21 @@ static gboolean on_delete_retry(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
-bool pcpd_upnp_delete_next_try(unsigned tries, uint32_t *ret_delay_s) {
+bool pcpd_upnp_delete_next_try_from(unsigned tries, uint32_t first_s, uint32_t *ret_delay_s) {
         if (tries >= PCPD_UPNP_DELETE_RETRIES)
                 return false;
-        *ret_delay_s = PCPD_UPNP_DELETE_RETRY_FIRST_S << tries;
+        *ret_delay_s = MIN(first_s != 0 ? first_s : PCPD_UPNP_DELETE_RETRY_FIRST_S, 3600u) << tries;
         return true;
 }
 
-bool pcpd_upnp_delete_retry(const pcpd_upnp_delete_state *st, uint32_t *ret_delay_s) {
+bool pcpd_upnp_delete_next_try(unsigned tries, uint32_t *ret_delay_s) {
+        return pcpd_upnp_delete_next_try_from(tries, PCPD_UPNP_DELETE_RETRY_FIRST_S, ret_delay_s);
+}
+
+bool pcpd_upnp_delete_retry(const pcpd_upnp_delete_state *st, uint32_t first_s, uint32_t *ret_delay_s) {
         if (st->why == PCPD_UPNP_DELETE_INVALID)
                 return false;
-        return pcpd_upnp_delete_next_try(st->tries, ret_delay_s);
+        return pcpd_upnp_delete_next_try_from(st->tries, first_s, ret_delay_s);
 }
 
 /* "tcp", or "protocol 132" for one the IGD has no name for */
@@ -498,7 +504,7 @@ static void delete_failed(upnp_delete *d) {
                 delete_free(d);
                 return;
         }
-        if (!pcpd_upnp_delete_retry(&d->st, &delay)) {
+        if (!pcpd_upnp_delete_retry(&d->st, b->delete_retry_s, &delay)) {
                 m = pcpd_upnp_delete_given_up_message(d->ifname, &d->rec, &d->st);
                 g_warning("%s", m);
                 tell_deleting_done(b, d->cookie, false);
@@ -954,6 +960,13 @@ int pcpd_upnp_backend_new(const pcpd_backend_events *events, void *userdata, siz
         b->base.userdata = userdata;
         b->ifaces = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) iface_free);
         b->waiting = g_ptr_array_new_with_free_func((GDestroyNotify) delete_free);
+        b->delete_retry_s = PCPD_UPNP_DELETE_RETRY_FIRST_S;
         *ret = &b->base;
         return 0;
+}
+
+void pcpd_upnp_backend_set_delete_retry(pcpd_backend *base, uint32_t first_s) {
+        if (base == NULL || base->ops != &upnp_ops)
+                return;
+        ((upnp_backend *) base)->delete_retry_s = first_s;
 }

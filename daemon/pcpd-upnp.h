@@ -274,6 +274,9 @@ typedef struct pcpd_upnp_stats {
 #define PCPD_UPNP_DELETE_RETRIES 5u
 #define PCPD_UPNP_DELETE_RETRY_FIRST_S 60u
 bool pcpd_upnp_delete_next_try(unsigned tries, uint32_t *ret_delay_s);
+/* The same from another first wait (UpnpDeleteRetrySeconds=, 1-3600 s; 0 counts as the
+ * default): first_s doubling. */
+bool pcpd_upnp_delete_next_try_from(unsigned tries, uint32_t first_s, uint32_t *ret_delay_s);
 
 /* How a try of such a delete failed: what its log lines say. */
 typedef enum pcpd_upnp_delete_failure {
@@ -292,8 +295,8 @@ typedef struct pcpd_upnp_delete_state {
 } pcpd_upnp_delete_state;
 
 /* Is the next try due (in *ret_delay_s), or is it given up for this run? As
- * pcpd_upnp_delete_next_try(), and a record no entry can match is given up at once. */
-bool pcpd_upnp_delete_retry(const pcpd_upnp_delete_state *st, uint32_t *ret_delay_s);
+ * pcpd_upnp_delete_next_try_from(), and a record no entry can match is given up at once. */
+bool pcpd_upnp_delete_retry(const pcpd_upnp_delete_state *st, uint32_t first_s, uint32_t *ret_delay_s);
 /* The line logged when a try failed and the next one is due in delay_s (newly allocated). */
 char *pcpd_upnp_delete_waiting_message(const char *ifname, const pcpd_upnp_record *rec,
                                        const pcpd_upnp_delete_state *st, uint32_t delay_s);

@@ -66,6 +66,27 @@ static void test_cap(void **state) {
         }
 }
 
+/* UpnpDeleteRetrySeconds=: the same doubling and cap from another first wait; the default
+ * is the one above */
+static void test_schedule_from(void **state) {
+        static const uint32_t firsts[] = { 1, 7, 3600 };
+        uint32_t delay, want;
+
+        (void) state;
+        for (size_t i = 0; i < G_N_ELEMENTS(firsts); i++) {
+                unsigned tries;
+                for (tries = 0; pcpd_upnp_delete_next_try_from(tries, firsts[i], &delay); tries++)
+                        assert_int_equal(delay, firsts[i] << tries);
+                assert_int_equal(tries, PCPD_UPNP_DELETE_RETRIES);
+        }
+        for (unsigned tries = 0; pcpd_upnp_delete_next_try(tries, &want); tries++) {
+                assert_true(pcpd_upnp_delete_next_try_from(tries, PCPD_UPNP_DELETE_RETRY_FIRST_S, &delay));
+                assert_int_equal(delay, want);
+                assert_true(pcpd_upnp_delete_next_try_from(tries, 0, &delay)); /* 0: the default */
+                assert_int_equal(delay, want);
+        }
+}
+
 /* about half an hour in all: bounded, and never shorter than a minute between tries */
 static void test_total(void **state) {
         uint64_t total = 0;
@@ -155,7 +176,8 @@ static void test_invalid_given_up_at_once(void **state_) {
                 pcpd_upnp_delete_state st = state(tries, tries, PCPD_UPNP_DELETE_INVALID, EINVAL);
                 g_autofree char *m = NULL;
 
-                assert_false(pcpd_upnp_delete_retry(&st, &delay));
+                assert_false(pcpd_upnp_delete_retry(&st, PCPD_UPNP_DELETE_RETRY_FIRST_S, &delay));
+                assert_false(pcpd_upnp_delete_retry(&st, 1, &delay));
                 assert_int_equal(delay, 12345);
                 m = pcpd_upnp_delete_given_up_message("c0", &r, &st);
                 assert_tries(m, tries + 1);
@@ -180,7 +202,7 @@ static void test_retry_follows_schedule(void **state_) {
                         uint32_t got = 0, want = 0;
                         bool w = pcpd_upnp_delete_next_try(tries, &want);
 
-                        assert_int_equal(pcpd_upnp_delete_retry(&st, &got), w);
+                        assert_int_equal(pcpd_upnp_delete_retry(&st, PCPD_UPNP_DELETE_RETRY_FIRST_S, &got), w);
                         assert_int_equal(got, want);
                 }
 }
@@ -283,6 +305,7 @@ int main(void) {
                 cmocka_unit_test(test_doubling),
                 cmocka_unit_test(test_cap),
                 cmocka_unit_test(test_total),
+                cmocka_unit_test(test_schedule_from),
                 cmocka_unit_test(test_warning),
                 cmocka_unit_test(test_warning_udp),
                 cmocka_unit_test(test_invalid_given_up_at_once),

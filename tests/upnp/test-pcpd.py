@@ -31,6 +31,10 @@ deleting-retry (lab --no-upnpd, --permanent-only) the delete kept from a previou
 deleting-iface-late (lab --no-upnpd, --permanent-only) the delete kept from a previous run
             names an interface that is missing at the start (c0 renamed away): it waits, and
             is sent once c0 is back while pcpd runs; its record is forgotten once confirmed
+deleting-given-up (lab --no-upnpd, --permanent-only, UpnpDeleteRetrySeconds=1) the same,
+            c0 never back: every try fails, on pcpd's own timer (1, 2, 4, 8, 16 s); after
+            the 6th the warning says so (6 tries, none sent, no interface c0, no made-up
+            address, what to do), and the record stays for the next start
 conflict    (lab --no-upnpd, the scripted IGD answering 718 on some ports) another external
             port; with prefer-failure the mapping fails CANNOT_PROVIDE_EXTERNAL; IPv6 (no PCP
             there either): refused with Unsupported, never made through IPv4's IGD
@@ -531,5 +535,47 @@ if case == "deleting-iface-late":
     t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
 
+if case == "deleting-given-up":
+    released_unconfirmed("appD", "r", 4740)
+    # the next start finds no interface c0 (renamed away, and it stays away): no try can
+    # be sent, each one waits for the next on the back-off, then it is given up
+    t.lab("exec", "client", "ip", "link", "set", "c0", "down")
+    t.lab("exec", "client", "ip", "link", "set", "c0", "name", "c0gone")
+    t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE, UpnpDeleteRetrySeconds=1)
+    gave_up = "pcpd gave up deleting the permanent mapping tcp external port 4740"
+
+    def warning():
+        return [ln for ln in pcpd_log("pcpd.1.log").splitlines() if gave_up in ln]
+    # 31 s of waits (1+2+4+8+16) and 6 tries; the cap leaves room for memcheck
+    t.require(t.wait_until(warning, 150, "the delete given up", fatal=False),
+              f"c0 missing for good: expected the delete of 4740 given up with a warning, saw:\n"
+              f"{pcpd_log('pcpd.1.log')}")
+    w = warning()
+    t.check(len(w) == 1, f"one warning when it is given up, saw {w}")
+    line = w[0]
+    for want in ("after 6 tries", "none of them could be sent", "there is no interface c0",
+                 "to port 4740 of this host, its address on c0 unknown", f"UPnP-IGD at {router} on c0",
+                 "tries again at its next start", "delete that port mapping on the router"):
+        t.check(want in line, f"the warning says {want!r}, saw: {line}")
+    t.check("::" not in line and "did not confirm" not in line,
+            f"the warning prints no empty address and claims no IGD answer (nothing was sent), saw: {line}")
+    log1 = pcpd_log("pcpd.1.log")
+    waits = [ln for ln in log1.splitlines() if "tcp port 4740 on c0 could not be sent: there is no interface c0" in ln]
+    t.check(len(waits) == 5 and all(f"(try {k} of 6)" in waits[k - 1] for k in range(1, 6)),
+            f"a line for each of the 5 tries that were followed by another (try 1..5 of 6), saw {waits}")
+    t.check(all(f"in {1 << (k - 1)} s" in waits[k - 1] for k in range(1, min(len(waits), 5) + 1)),
+            f"the waits from UpnpDeleteRetrySeconds=1: 1, 2, 4, 8, 16 s, saw {waits}")
+    t.check(deleting_record(saved_state(), 4740),
+            f"state: the delete given up for this run is kept for the next start (Deleting), saw:\n{saved_state()}")
+    # the setting is one a reload applies (to the waits that start afterwards)
+    t.write_config(GraceSeconds=GRACE, UpnpDeleteRetrySeconds=2)
+    t.pcpd.send_signal(signal.SIGHUP)
+    t.check(t.wait_until(lambda: "Reload: UpnpDeleteRetrySeconds 1 -> 2" in pcpd_log("pcpd.1.log"), 30,
+                         "the reload", fatal=False),
+            f"reload: expected UpnpDeleteRetrySeconds 1 -> 2 applied, saw:\n{pcpd_log('pcpd.1.log')[-2000:]}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
 t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict, shutdown-release, "
-                 f"deleting-retry, deleting-iface-late)")
+                 f"deleting-retry, deleting-iface-late, deleting-given-up)")
