@@ -421,14 +421,14 @@ static char *internal_words(const char *ifname, const pcpd_upnp_record *rec) {
         if (rec->internal_port != 0)
                 return g_strdup_printf("to port %u of this host, its address on %s unknown", rec->internal_port,
                                        ifname);
-        return g_strdup_printf("internal client unknown");
+        return g_strdup("internal client unknown");
 }
 
 /* why a try could not be sent (st->why is not PCPD_UPNP_DELETE_UNCONFIRMED) */
 static char *unsent_words(const char *ifname, const pcpd_upnp_record *rec, const pcpd_upnp_delete_state *st) {
         switch (st->why) {
         case PCPD_UPNP_DELETE_NO_INTERFACE:
-                return g_strdup_printf("there is no interface %s (not yet, or no more)", ifname);
+                return g_strdup_printf("there is no interface %s (not yet, or not any more)", ifname);
         case PCPD_UPNP_DELETE_NO_ADDRESS:
                 return g_strdup_printf("this host has no IPv4 address on %s", ifname);
         case PCPD_UPNP_DELETE_INVALID:
@@ -476,7 +476,7 @@ char *pcpd_upnp_delete_given_up_message(const char *ifname, const pcpd_upnp_reco
 
         if (st->why == PCPD_UPNP_DELETE_UNCONFIRMED) {
                 if (st->sent < n)
-                        sent = g_strdup_printf(" (%u of them could be sent)", st->sent);
+                        sent = g_strdup_printf(" (only %u of them could be sent)", st->sent);
                 return g_strdup_printf("The UPnP-IGD %son %s did not confirm the delete of the permanent mapping %s "
                                        "external port %u (%s) after %u %s%s: it %s",
                                        igd, ifname, proto, rec->external_port, to, n, tries, sent ?: "", what_now);
@@ -485,7 +485,7 @@ char *pcpd_upnp_delete_given_up_message(const char *ifname, const pcpd_upnp_reco
         if (st->sent == 0)
                 sent = g_strdup(n == 1 ? "it could not be sent" : "none of them could be sent");
         else
-                sent = g_strdup_printf("%u sent were not confirmed, the last could not be sent", st->sent);
+                sent = g_strdup_printf("%u of them were sent and not confirmed, the last could not be sent", st->sent);
         return g_strdup_printf("pcpd gave up deleting the permanent mapping %s external port %u (%s) at the UPnP-IGD "
                                "%son %s after %u %s%s: %s: %s. The mapping %s",
                                proto, rec->external_port, to, igd, ifname, n, tries,
