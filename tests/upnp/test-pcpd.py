@@ -612,6 +612,10 @@ if case == "deleting-refused":
     log1 = pcpd_log("pcpd.1.log")
     t.check(not [ln for ln in log1.splitlines() if "(try " in ln and "port 0" in ln],
             f"no try again was scheduled, saw:\n{log1}")
+    # that warning comes while pcpd starts, before it handles SIGTERM: its "ready" line
+    # says it does now (main.c installs the handler after it owns its bus name)
+    t.require(t.wait_until(lambda: " ready (state in " in pcpd_log("pcpd.1.log"), 60, "pcpd ready", fatal=False),
+              f"pcpd says it is ready, saw:\n{pcpd_log('pcpd.1.log')[-2000:]}")
     rc = stop_pcpd()
     t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
