@@ -91,12 +91,18 @@ def wait_active(app, key, timeout, what=""):
 
 
 def stop_pcpd():
-    """SIGTERM, and its exit status"""
+    """SIGTERM, and its exit status; under memcheck its report is printed when it found an
+    error (status 99: the end of the log that the failure shows may miss its start)"""
     t.pcpd.send_signal(signal.SIGTERM)
     try:
-        return t.pcpd.wait(30)
+        rc = t.pcpd.wait(30)
     except Exception:
         return None
+    if rc == 99 and os.environ.get("PCPD_UPNP_VALGRIND"):
+        with open(os.path.join(t.lab_dir, t.pcpd_log), errors="replace") as f:
+            report = [ln for ln in f if ln.startswith("==")]
+        print("---- memcheck's report for pcpd:\n" + "".join(report[:200]), flush=True)
+    return rc
 
 
 if case == "miniupnpd":
