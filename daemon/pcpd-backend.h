@@ -205,3 +205,7 @@ static inline bool pcpd_backend_server_external(pcpd_backend *b, const pcpd_serv
 /* The UPnP-IGD backend (pcpd-upnp-backend.c): the fallback (max_mappings: unused). */
 int pcpd_upnp_backend_new(const pcpd_backend_events *events, void *userdata, size_t max_mappings,
                           pcpd_backend **ret);
+/* UpnpDeleteRetrySeconds= (pcpd.conf): the first wait before an unconfirmed delete is tried
+ * again, for the waits scheduled from now on. b: what pcpd_upnp_backend_new() made (any
+ * other backend is left alone). */
+void pcpd_upnp_backend_set_delete_retry(pcpd_backend *b, uint32_t first_s);

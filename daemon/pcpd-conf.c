@@ -18,6 +18,7 @@ void pcpd_config_init(pcpd_config *c) {
         c->max_mappings_per_user = PCPD_DEFAULT_QUOTA;
         c->max_mappings = PCPD_DEFAULT_MAX_MAPPINGS;
         c->grace_seconds = PCPD_DEFAULT_GRACE;
+        c->upnp_delete_retry_seconds = PCPD_DEFAULT_UPNP_DELETE_RETRY;
         c->use_default_routers = true;
         c->announce_port = PCP_CLIENT_PORT;
 }
@@ -130,6 +131,7 @@ static bool get_bool(GKeyFile *kf, const char *file, const char *group, const ch
 static const char *const known_keys[][2] = {
         { "Daemon", "Enabled" },          { "Daemon", "DefaultLifetime" },  { "Daemon", "MaxLifetime" },
         { "Daemon", "MaxMappingsPerUser" }, { "Daemon", "MaxMappings" },  { "Daemon", "GraceSeconds" },
+        { "Daemon", "UpnpDeleteRetrySeconds" },
         { "Servers", "Servers" },         { "Servers", "UseDefaultRouters" }, { "Servers", "AnnouncePort" },
 };
 
@@ -175,6 +177,7 @@ static bool load_key_file(pcpd_config *c, const char *path, GKeyFile *kf, GError
             !get_u32(kf, path, "Daemon", "MaxMappingsPerUser", 0, 65536, &n.max_mappings_per_user, error) ||
             !get_u32(kf, path, "Daemon", "MaxMappings", 1, 131070, &n.max_mappings, error) ||
             !get_u32(kf, path, "Daemon", "GraceSeconds", 0, 3600, &n.grace_seconds, error) ||
+            !get_u32(kf, path, "Daemon", "UpnpDeleteRetrySeconds", 1, 3600, &n.upnp_delete_retry_seconds, error) ||
             !get_bool(kf, path, "Servers", "UseDefaultRouters", &n.use_default_routers, error) ||
             !get_u32(kf, path, "Servers", "AnnouncePort", 1, 65535, &port, error)) {
                 pcpd_config_clear(&n);

@@ -10,6 +10,7 @@
 #define PCPD_DEFAULT_QUOTA 64
 #define PCPD_DEFAULT_MAX_MAPPINGS 4096
 #define PCPD_DEFAULT_GRACE 30
+#define PCPD_DEFAULT_UPNP_DELETE_RETRY 60
 
 typedef struct pcpd_config_server {
         char *text; /* as written, for logs and the Servers property */
@@ -23,6 +24,7 @@ typedef struct pcpd_config {
         guint32 max_mappings_per_user;
         guint32 max_mappings;         /* all users together */
         guint32 grace_seconds;        /* unclaimed app mappings after a restart */
+        guint32 upnp_delete_retry_seconds; /* first wait before an unconfirmed UPnP delete is tried again */
         bool use_default_routers;
         guint16 announce_port;
         size_t n_servers;

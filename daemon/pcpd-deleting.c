@@ -113,6 +113,7 @@ void manager_deleting_fallback_done(pcpd_manager *m, uint64_t id, bool confirmed
         if (confirmed)
                 manager_deleting_forget(m, d);
         else
-                g_message("The UPnP-IGD did not confirm the delete of %s port %u: kept, tried again at the next start",
+                /* the backend's warning before says why (not confirmed, or never sent) */
+                g_message("The delete of UPnP mapping %s port %u was not done: kept, tried again at the next start",
                           pcp_protocol_to_string(d->rec->protocol) ?: "?", d->rec->upnp_external_port);
 }

@@ -611,6 +611,7 @@ int manager_new_with_backends(const pcpd_config *config, const char *state_dir, 
         r = new_fallback(&manager_fallback_events, m, config->max_mappings, &m->upnp);
         if (r < 0)
                 return r;
+        pcpd_upnp_backend_set_delete_retry(m->upnp, config->upnp_delete_retry_seconds);
         *ret = g_steal_pointer(&m);
         return 0;
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "pcpd-backend.h"
 #include "pcpd-declared-manager.h"
 #include "pcpd-log.h"
 
@@ -61,6 +62,8 @@ unsigned pcpd_reload_apply_config(pcpd_manager *m, const pcpd_config *c) {
         set_u32(&cur->max_lifetime, c->max_lifetime, "MaxLifetime", &n);
         set_u32(&cur->max_mappings_per_user, c->max_mappings_per_user, "MaxMappingsPerUser", &n);
         set_u32(&cur->grace_seconds, c->grace_seconds, "GraceSeconds", &n);
+        set_u32(&cur->upnp_delete_retry_seconds, c->upnp_delete_retry_seconds, "UpnpDeleteRetrySeconds", &n);
+        pcpd_upnp_backend_set_delete_retry(m->upnp, cur->upnp_delete_retry_seconds);
         if (cur->default_lifetime != old_default)
                 pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_DEFAULT_LIFETIME);
         if (cur->max_mappings_per_user != old_quota)

@@ -33,7 +33,8 @@
 #define PERMANENT_DELETE_KEEP_S (30u * 24 * 3600) /* a deleting record of a permanent mapping */
 /* A delete the manager keeps a record of that the IGD did not confirm is tried again while
  * pcpd runs: at once when an IGD appears on its interface, else on the back-off of
- * pcpd_upnp_delete_next_try() (60 s doubling, PCPD_UPNP_DELETE_RETRIES times in all). Then
+ * pcpd_upnp_delete_next_try_from() (UpnpDeleteRetrySeconds=, 60 s by default, doubling,
+ * PCPD_UPNP_DELETE_RETRIES times in all). Then
  * it is given up for this run (the record stays: the next start tries again). */
 
 typedef struct upnp_backend upnp_backend;
@@ -47,7 +48,7 @@ typedef struct upnp_delete {
         bool has_rec;           /* what to delete again (a permanent mapping's entry) */
         bool internal_from_if;  /* rec.internal_addr is the host's address on ifname, asked anew */
         pcpd_upnp_record rec;   /* igd_addr: the router it was on */
-        unsigned tries;         /* tries again so far */
+        pcpd_upnp_delete_state st; /* its tries so far, how the last one failed */
         guint timer;            /* waiting: the next try */
 } upnp_delete;
 
@@ -74,6 +75,7 @@ struct upnp_backend {
         pcpd_backend base;
         GHashTable *ifaces; /* ifname -> upnp_iface * (owned) */
         GPtrArray *waiting; /* upnp_delete * (owned): failed deletes to try again */
+        uint32_t delete_retry_s; /* UpnpDeleteRetrySeconds=: the first wait before a try again */
         bool shutting_down;
         bool freeing; /* the manager is going: nothing is told any more */
         /* "cannot be used" said for the missing module (-ELIBACC) already: the loader has
@@ -240,13 +242,18 @@ static void iface_free(upnp_iface *ui) {
         g_free(ui);
 }
 
-/* The client for ifname, restricted to gateway (created, or moved to a new gateway). */
-static upnp_iface *iface_get(upnp_backend *b, const char *ifname, const struct in6_addr *gateway) {
+/* The client for ifname, restricted to gateway (created, or moved to a new gateway); NULL
+ * and *ret_error (may be NULL) when there is none: -EINVAL, or pcpd_upnp_new()'s or
+ * pcpd_upnp_set_interface()'s error (-ENODEV: no such interface or no address on it). */
+static upnp_iface *iface_get_error(upnp_backend *b, const char *ifname, const struct in6_addr *gateway,
+                                   int *ret_error) {
         upnp_iface *ui = g_hash_table_lookup(b->ifaces, ifname);
         pcpd_upnp_ops ops = { .event = on_upnp_event };
         char buf[PCP_ADDR_STRLEN];
         int r;
 
+        if (ret_error != NULL)
+                *ret_error = -EINVAL;
         if (ifname == NULL || ifname[0] == '\0' || strlen(ifname) >= IF_NAMESIZE)
                 return NULL;
         if (ui != NULL) {
@@ -276,12 +283,18 @@ static upnp_iface *iface_get(upnp_backend *b, const char *ifname, const struct i
                         g_debug("UPnP-IGD on %s cannot be used: %s", ifname, g_strerror(-r));
                 b->said_no_module = b->said_no_module || r == -ELIBACC;
                 iface_free(ui);
+                if (ret_error != NULL)
+                        *ret_error = r;
                 return NULL;
         }
         g_message("Searching for a UPnP-IGD at %s on %s: the router speaks neither PCP nor NAT-PMP",
                   pcp_addr_to_string(gateway, buf), ifname);
         g_hash_table_insert(b->ifaces, ui->ifname, ui);
         return ui;
+}
+
+static upnp_iface *iface_get(upnp_backend *b, const char *ifname, const struct in6_addr *gateway) {
+        return iface_get_error(b, ifname, gateway, NULL);
 }
 
 static void link_take_record(struct pcpd_backend_mapping *l, upnp_backend *b) {
@@ -307,23 +320,43 @@ static void link_take_record(struct pcpd_backend_mapping *l, upnp_backend *b) {
 
 static void delete_failed(upnp_delete *d);
 
+static bool internal_known(const pcpd_upnp_record *rec) {
+        static const uint8_t any[4] = { 0 };
+
+        /* ::ffff:0.0.0.0 is no client either */
+        return IN6_IS_ADDR_V4MAPPED(&rec->internal_addr) && memcmp(&rec->internal_addr.s6_addr[12], any, 4) != 0;
+}
+
 /* d (waiting, or new) goes out (again) at the IGD of its interface; or it has failed once more */
 static void delete_send(upnp_delete *d) {
         upnp_backend *b = d->b;
         upnp_iface *ui = g_hash_table_lookup(b->ifaces, d->ifname);
         uint64_t id;
-        int r = -ENODEV;
+        int r = 0;
 
+        /* no internal client in the record (the host had no address on the interface when
+         * it was made): the host's address there now; the IGD's entry is deleted only if it
+         * maps to that address and port (pcpd_upnp_remove_record) */
+        if (!internal_known(&d->rec))
+                d->internal_from_if = true;
         if (ui == NULL)
-                ui = iface_get(b, d->ifname, &d->rec.igd_addr);
-        if (ui != NULL && (!d->internal_from_if || iface_ipv4(ui->ifname, &d->rec.internal_addr)))
+                ui = iface_get_error(b, d->ifname, &d->rec.igd_addr, &r);
+        if (ui != NULL && d->internal_from_if && !iface_ipv4(ui->ifname, &d->rec.internal_addr))
+                r = -EADDRNOTAVAIL;
+        else if (ui != NULL)
                 r = pcpd_upnp_remove_record(ui->u, &d->rec, &id);
         if (r == 0) {
+                d->st.sent++;
                 g_hash_table_insert(ui->deleting, g_memdup2(&id, sizeof(id)), d);
                 return;
         }
+        d->st.error = -r;
         if (r == -EINVAL) /* a record no IGD entry can match: no use trying again */
-                d->tries = PCPD_UPNP_DELETE_RETRIES;
+                d->st.why = PCPD_UPNP_DELETE_INVALID;
+        else if (r == -ENODEV || r == -EADDRNOTAVAIL)
+                d->st.why = if_nametoindex(d->ifname) == 0 ? PCPD_UPNP_DELETE_NO_INTERFACE : PCPD_UPNP_DELETE_NO_ADDRESS;
+        else
+                d->st.why = PCPD_UPNP_DELETE_UNUSABLE;
         delete_failed(d);
 }
 
@@ -334,34 +367,136 @@ static gboolean on_delete_retry(gpointer data) {
         d->timer = 0;
         if (g_ptr_array_find(d->b->waiting, d, &k))
                 (void) g_ptr_array_steal_index_fast(d->b->waiting, k);
-        d->tries++;
+        d->st.tries++;
         delete_send(d);
         return G_SOURCE_REMOVE;
 }
 
-bool pcpd_upnp_delete_next_try(unsigned tries, uint32_t *ret_delay_s) {
+bool pcpd_upnp_delete_next_try_from(unsigned tries, uint32_t first_s, uint32_t *ret_delay_s) {
         if (tries >= PCPD_UPNP_DELETE_RETRIES)
                 return false;
-        *ret_delay_s = PCPD_UPNP_DELETE_RETRY_FIRST_S << tries;
+        *ret_delay_s = MIN(first_s != 0 ? first_s : PCPD_UPNP_DELETE_RETRY_FIRST_S, 3600u) << tries;
         return true;
 }
 
-char *pcpd_upnp_delete_given_up_message(const char *ifname, const pcpd_upnp_record *rec, unsigned tries) {
-        char buf[PCP_ADDR_STRLEN], ibuf[PCP_ADDR_STRLEN];
+bool pcpd_upnp_delete_next_try(unsigned tries, uint32_t *ret_delay_s) {
+        return pcpd_upnp_delete_next_try_from(tries, PCPD_UPNP_DELETE_RETRY_FIRST_S, ret_delay_s);
+}
 
-        return g_strdup_printf("The UPnP-IGD at %s on %s did not confirm the delete of the permanent mapping %s "
-                               "external port %u (to %s port %u) after %u tries: it may still be there (a permanent "
-                               "mapping never expires). pcpd tries again at its next start; to remove it now, delete "
-                               "that port mapping on the router",
-                               pcp_addr_to_string(&rec->igd_addr, buf), ifname,
-                               pcp_protocol_to_string(rec->protocol) ?: "?", rec->external_port,
-                               pcp_addr_to_string(&rec->internal_addr, ibuf), rec->internal_port, tries + 1);
+bool pcpd_upnp_delete_retry(const pcpd_upnp_delete_state *st, uint32_t first_s, uint32_t *ret_delay_s) {
+        if (st->why == PCPD_UPNP_DELETE_INVALID)
+                return false;
+        return pcpd_upnp_delete_next_try_from(st->tries, first_s, ret_delay_s);
+}
+
+/* "tcp", or "protocol 132" for one the IGD has no name for */
+static const char *proto_words(uint8_t protocol, char buf[static 16]) {
+        const char *p = pcp_protocol_to_string(protocol);
+
+        if (p != NULL && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP))
+                return p;
+        g_snprintf(buf, 16, "protocol %u", protocol);
+        return buf;
+}
+
+/* "at 192.168.77.1 " or "" (an address never made up from an empty record) */
+static const char *igd_words(const pcpd_upnp_record *rec, char buf[static PCP_ADDR_STRLEN + 8]) {
+        char a[PCP_ADDR_STRLEN];
+
+        if (IN6_IS_ADDR_UNSPECIFIED(&rec->igd_addr))
+                return "";
+        g_snprintf(buf, PCP_ADDR_STRLEN + 8, "at %s ", pcp_addr_to_string(&rec->igd_addr, a));
+        return buf;
+}
+
+/* where the entry points: what is known of the internal client and port */
+static char *internal_words(const char *ifname, const pcpd_upnp_record *rec) {
+        char a[PCP_ADDR_STRLEN];
+
+        if (internal_known(rec) && rec->internal_port != 0)
+                return g_strdup_printf("to %s port %u", pcp_addr_to_string(&rec->internal_addr, a),
+                                       rec->internal_port);
+        if (internal_known(rec))
+                return g_strdup_printf("to %s, internal port unknown", pcp_addr_to_string(&rec->internal_addr, a));
+        if (rec->internal_port != 0)
+                return g_strdup_printf("to port %u of this host, its address on %s unknown", rec->internal_port,
+                                       ifname);
+        return g_strdup("internal client unknown");
+}
+
+/* why a try could not be sent (st->why is not PCPD_UPNP_DELETE_UNCONFIRMED) */
+static char *unsent_words(const char *ifname, const pcpd_upnp_record *rec, const pcpd_upnp_delete_state *st) {
+        switch (st->why) {
+        case PCPD_UPNP_DELETE_NO_INTERFACE:
+                return g_strdup_printf("there is no interface %s (not yet, or not any more)", ifname);
+        case PCPD_UPNP_DELETE_NO_ADDRESS:
+                return g_strdup_printf("this host has no IPv4 address on %s", ifname);
+        case PCPD_UPNP_DELETE_INVALID:
+                return g_strdup_printf(
+                        "its record names no entry an IGD can hold (%s)",
+                        rec->protocol != IPPROTO_TCP && rec->protocol != IPPROTO_UDP ? "not TCP or UDP"
+                        : rec->external_port == 0                                    ? "external port 0"
+                        : rec->internal_port == 0                                    ? "internal port 0"
+                                                                                     : "no internal client address");
+        case PCPD_UPNP_DELETE_UNUSABLE:
+        case PCPD_UPNP_DELETE_UNCONFIRMED:
+        default:
+                return g_strdup_printf("UPnP-IGD cannot be used on %s: %s", ifname,
+                                       st->error > 0 ? g_strerror(st->error) : "unknown error");
+        }
+}
+
+char *pcpd_upnp_delete_waiting_message(const char *ifname, const pcpd_upnp_record *rec,
+                                       const pcpd_upnp_delete_state *st, uint32_t delay_s) {
+        char pbuf[16];
+        const char *proto = proto_words(rec->protocol, pbuf);
+        g_autofree char *why = NULL;
+
+        if (st->why == PCPD_UPNP_DELETE_UNCONFIRMED)
+                return g_strdup_printf("The UPnP-IGD on %s did not confirm the delete of %s port %u: tried again when "
+                                       "an IGD answers there, at the latest in %u s (try %u of %u)",
+                                       ifname, proto, rec->external_port, delay_s, st->tries + 1,
+                                       PCPD_UPNP_DELETE_RETRIES + 1);
+        why = unsent_words(ifname, rec, st);
+        return g_strdup_printf("The delete of the permanent UPnP mapping %s port %u on %s could not be sent: %s; "
+                               "tried again at the latest in %u s (try %u of %u)",
+                               proto, rec->external_port, ifname, why, delay_s, st->tries + 1,
+                               PCPD_UPNP_DELETE_RETRIES + 1);
+}
+
+char *pcpd_upnp_delete_given_up_message(const char *ifname, const pcpd_upnp_record *rec,
+                                        const pcpd_upnp_delete_state *st) {
+        static const char what_now[] = "may still be there (a permanent mapping never expires). pcpd tries again at "
+                                       "its next start; to remove it now, delete that port mapping on the router";
+        char pbuf[16], gbuf[PCP_ADDR_STRLEN + 8];
+        const char *proto = proto_words(rec->protocol, pbuf), *igd = igd_words(rec, gbuf);
+        g_autofree char *to = internal_words(ifname, rec), *why = NULL, *sent = NULL;
+        unsigned n = st->tries + 1;
+        const char *tries = n == 1 ? "try" : "tries";
+
+        if (st->why == PCPD_UPNP_DELETE_UNCONFIRMED) {
+                if (st->sent < n)
+                        sent = g_strdup_printf(" (only %u of them could be sent)", st->sent);
+                return g_strdup_printf("The UPnP-IGD %son %s did not confirm the delete of the permanent mapping %s "
+                                       "external port %u (%s) after %u %s%s: it %s",
+                                       igd, ifname, proto, rec->external_port, to, n, tries, sent ?: "", what_now);
+        }
+        why = unsent_words(ifname, rec, st);
+        if (st->sent == 0)
+                sent = g_strdup(n == 1 ? "it could not be sent" : "none of them could be sent");
+        else
+                sent = g_strdup_printf("%u of them were sent and not confirmed, the last could not be sent", st->sent);
+        return g_strdup_printf("pcpd gave up deleting the permanent mapping %s external port %u (%s) at the UPnP-IGD "
+                               "%son %s after %u %s%s: %s: %s. The mapping %s",
+                               proto, rec->external_port, to, igd, ifname, n, tries,
+                               st->why == PCPD_UPNP_DELETE_INVALID ? " (not tried again while pcpd runs)" : "",
+                               sent, why, what_now);
 }
 
 /* d (owned by no table) was not confirmed: tried again later, or given up for this run */
 static void delete_failed(upnp_delete *d) {
         upnp_backend *b = d->b;
-        const char *proto = pcp_protocol_to_string(d->rec.protocol) ?: "?";
+        g_autofree char *m = NULL;
         uint32_t delay;
 
         if (d->cookie == 0 || !d->has_rec || b->shutting_down) {
@@ -369,17 +504,15 @@ static void delete_failed(upnp_delete *d) {
                 delete_free(d);
                 return;
         }
-        if (!pcpd_upnp_delete_next_try(d->tries, &delay)) {
-                g_autofree char *m = pcpd_upnp_delete_given_up_message(d->ifname, &d->rec, d->tries);
-
+        if (!pcpd_upnp_delete_retry(&d->st, b->delete_retry_s, &delay)) {
+                m = pcpd_upnp_delete_given_up_message(d->ifname, &d->rec, &d->st);
                 g_warning("%s", m);
                 tell_deleting_done(b, d->cookie, false);
                 delete_free(d);
                 return;
         }
-        g_message("The UPnP-IGD on %s did not confirm the delete of %s port %u: tried again when an IGD answers "
-                  "there, at the latest in %u s (try %u of %u)",
-                  d->ifname, proto, d->rec.external_port, delay, d->tries + 1, PCPD_UPNP_DELETE_RETRIES + 1);
+        m = pcpd_upnp_delete_waiting_message(d->ifname, &d->rec, &d->st, delay);
+        g_message("%s", m);
         d->timer = g_timeout_add_seconds(delay, on_delete_retry, d);
         g_ptr_array_add(b->waiting, d);
 }
@@ -434,8 +567,10 @@ static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
                 if (ev->deleted_upstream) {
                         tell_deleting_done(b, d->cookie, true);
                         delete_free(d);
-                } else
+                } else {
+                        d->st.why = PCPD_UPNP_DELETE_UNCONFIRMED;
                         delete_failed(d);
+                }
                 return;
 
         case PCPD_UPNP_EVENT_IGD:
@@ -576,10 +711,14 @@ static void upnp_remove(pcpd_backend *base, pcpd_mapping *mp, uint64_t cookie) {
         d = delete_new(b, cookie, l->ui->ifname);
         d->has_rec = l->has_record;
         d->rec = l->rec;
-        if (pcpd_upnp_remove(l->ui->u, l->id) == 0)
+        if (pcpd_upnp_remove(l->ui->u, l->id) == 0) {
+                d->st.sent = 1;
                 g_hash_table_insert(l->ui->deleting, g_memdup2(&l->id, sizeof(l->id)), d);
-        else
+        } else {
+                d->st.why = PCPD_UPNP_DELETE_UNUSABLE; /* -ENOENT: the client lost it */
+                d->st.error = ENOENT;
                 delete_failed(d);
+        }
         g_hash_table_remove(l->ui->held, &l->id);
         mp->backend = NULL;
         g_free(l);
@@ -821,6 +960,13 @@ int pcpd_upnp_backend_new(const pcpd_backend_events *events, void *userdata, siz
         b->base.userdata = userdata;
         b->ifaces = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) iface_free);
         b->waiting = g_ptr_array_new_with_free_func((GDestroyNotify) delete_free);
+        b->delete_retry_s = PCPD_UPNP_DELETE_RETRY_FIRST_S;
         *ret = &b->base;
         return 0;
+}
+
+void pcpd_upnp_backend_set_delete_retry(pcpd_backend *base, uint32_t first_s) {
+        if (base == NULL || base->ops != &upnp_ops)
+                return;
+        ((upnp_backend *) base)->delete_retry_s = first_s;
 }

@@ -274,10 +274,38 @@ typedef struct pcpd_upnp_stats {
 #define PCPD_UPNP_DELETE_RETRIES 5u
 #define PCPD_UPNP_DELETE_RETRY_FIRST_S 60u
 bool pcpd_upnp_delete_next_try(unsigned tries, uint32_t *ret_delay_s);
+/* The same from another first wait (UpnpDeleteRetrySeconds=, 1-3600 s; 0 counts as the
+ * default): first_s doubling. */
+bool pcpd_upnp_delete_next_try_from(unsigned tries, uint32_t first_s, uint32_t *ret_delay_s);
+
+/* How a try of such a delete failed: what its log lines say. */
+typedef enum pcpd_upnp_delete_failure {
+        PCPD_UPNP_DELETE_UNCONFIRMED,  /* sent; no IGD confirmed it (none answered, an error) */
+        PCPD_UPNP_DELETE_NO_INTERFACE, /* not sent: there is no interface of that name */
+        PCPD_UPNP_DELETE_NO_ADDRESS,   /* not sent: the host has no IPv4 address on it */
+        PCPD_UPNP_DELETE_UNUSABLE,     /* not sent: no UPnP-IGD client there (error: why) */
+        PCPD_UPNP_DELETE_INVALID,      /* not sent: the record names no IGD entry; not tried again */
+} pcpd_upnp_delete_failure;
+
+typedef struct pcpd_upnp_delete_state {
+        unsigned tries;               /* tries again made so far, as above */
+        unsigned sent;                /* of all tries made (tries + 1), those sent to an IGD */
+        pcpd_upnp_delete_failure why; /* how the last one failed */
+        int error;                    /* PCPD_UPNP_DELETE_UNUSABLE: a positive errno */
+} pcpd_upnp_delete_state;
+
+/* Is the next try due (in *ret_delay_s), or is it given up for this run? As
+ * pcpd_upnp_delete_next_try_from(), and a record no entry can match is given up at once. */
+bool pcpd_upnp_delete_retry(const pcpd_upnp_delete_state *st, uint32_t first_s, uint32_t *ret_delay_s);
+/* The line logged when a try failed and the next one is due in delay_s (newly allocated). */
+char *pcpd_upnp_delete_waiting_message(const char *ifname, const pcpd_upnp_record *rec,
+                                       const pcpd_upnp_delete_state *st, uint32_t delay_s);
 /* The warning logged when it is given up (newly allocated): it names the IGD, the
- * interface, the protocol, the external port and the internal client and port, for an
- * admin to delete by hand; tries as above. */
-char *pcpd_upnp_delete_given_up_message(const char *ifname, const pcpd_upnp_record *rec, unsigned tries);
+ * interface, the protocol, the external port and the internal client and port (what is
+ * known of them: never a made-up address), how many tries were made and why they failed,
+ * for an admin to delete by hand. */
+char *pcpd_upnp_delete_given_up_message(const char *ifname, const pcpd_upnp_record *rec,
+                                        const pcpd_upnp_delete_state *st);
 
 /* config NULL = defaults. The context is used for every source and async call. */
 int pcpd_upnp_new(GMainContext *context, const pcpd_upnp_config *config, const pcpd_upnp_ops *ops,

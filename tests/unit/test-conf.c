@@ -114,6 +114,26 @@ static void test_bad_files(void **state) {
         expect_error("not a key file", "pcpd-conf-");
 }
 
+/* UpnpDeleteRetrySeconds=: 60 by default, 1-3600, a bad value refused and named */
+static void test_upnp_delete_retry(void **state) {
+        g_autofree char *path = write_conf("[Daemon]\nUpnpDeleteRetrySeconds=2\n");
+        g_autoptr(GError) error = NULL;
+        pcpd_config c;
+
+        pcpd_config_init(&c);
+        assert_int_equal(c.upnp_delete_retry_seconds, PCPD_DEFAULT_UPNP_DELETE_RETRY);
+        assert_int_equal(PCPD_DEFAULT_UPNP_DELETE_RETRY, 60);
+        assert_true(pcpd_config_load(&c, path, false, &error));
+        assert_int_equal(c.upnp_delete_retry_seconds, 2);
+        assert_true(pcpd_config_load_data(&c, "edge", "[Daemon]\nUpnpDeleteRetrySeconds=3600\n", (size_t) -1, &error));
+        assert_int_equal(c.upnp_delete_retry_seconds, 3600);
+        pcpd_config_clear(&c);
+        g_unlink(path);
+        expect_error("[Daemon]\nUpnpDeleteRetrySeconds=0\n", "UpnpDeleteRetrySeconds=0 is not a number between 1 and 3600");
+        expect_error("[Daemon]\nUpnpDeleteRetrySeconds=3601\n", "UpnpDeleteRetrySeconds=3601");
+        expect_error("[Servers]\nUpnpDeleteRetrySeconds=5\n", "unknown setting [Servers] UpnpDeleteRetrySeconds");
+}
+
 static void test_missing(void **state) {
         g_autoptr(GError) error = NULL;
         pcpd_config c;
@@ -222,6 +242,7 @@ int main(void) {
                 cmocka_unit_test(test_endpoints),      cmocka_unit_test(test_good_file),
                 cmocka_unit_test(test_dropins_override), cmocka_unit_test(test_bad_files),
                 cmocka_unit_test(test_missing),
+                cmocka_unit_test(test_upnp_delete_retry),
                 cmocka_unit_test(test_bad_file_changes_nothing),
                 cmocka_unit_test(test_errors_are_utf8),
                 cmocka_unit_test(test_load_data),

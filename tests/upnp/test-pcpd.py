@@ -31,6 +31,13 @@ deleting-retry (lab --no-upnpd, --permanent-only) the delete kept from a previou
 deleting-iface-late (lab --no-upnpd, --permanent-only) the delete kept from a previous run
             names an interface that is missing at the start (c0 renamed away): it waits, and
             is sent once c0 is back while pcpd runs; its record is forgotten once confirmed
+deleting-given-up (lab --no-upnpd, --permanent-only, UpnpDeleteRetrySeconds=1) the same,
+            c0 never back: every try fails, on pcpd's own timer (1, 2, 4, 8, 16 s); after
+            the 6th the warning says so (6 tries, none sent, no interface c0, no made-up
+            address, what to do), and the record stays for the next start
+deleting-refused (lab --no-upnpd, --permanent-only) the kept record damaged (external port
+            0): its delete is refused before it is sent, given up at once, and the warning
+            says 1 try and why
 conflict    (lab --no-upnpd, the scripted IGD answering 718 on some ports) another external
             port; with prefer-failure the mapping fails CANNOT_PROVIDE_EXTERNAL; IPv6 (no PCP
             there either): refused with Unsupported, never made through IPv4's IGD
@@ -84,12 +91,18 @@ def wait_active(app, key, timeout, what=""):
 
 
 def stop_pcpd():
-    """SIGTERM, and its exit status"""
+    """SIGTERM, and its exit status; under memcheck its report is printed when it found an
+    error (status 99: the end of the log that the failure shows may miss its start)"""
     t.pcpd.send_signal(signal.SIGTERM)
     try:
-        return t.pcpd.wait(30)
+        rc = t.pcpd.wait(30)
     except Exception:
         return None
+    if rc == 99 and os.environ.get("PCPD_UPNP_VALGRIND"):
+        with open(os.path.join(t.lab_dir, t.pcpd_log), errors="replace") as f:
+            report = [ln for ln in f if ln.startswith("==")]
+        print("---- memcheck's report for pcpd:\n" + "".join(report[:200]), flush=True)
+    return rc
 
 
 if case == "miniupnpd":
@@ -480,8 +493,9 @@ if case == "deleting-retry":
     released_unconfirmed("appD", "r", 4720)
     # the next start finds no IGD: the delete it sends again fails (after its wait for one)
     t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
-    # (the backend's words for a delete that waits to be tried again: the manager's "did not
-    # confirm the delete of ...: kept, tried again at the next start" is a delete given up)
+    # (the backend's words for a delete that waits to be tried again: the manager's "The
+    # delete of UPnP mapping ... was not done: kept, tried again at the next start" is a delete
+    # given up)
     waiting = "on c0 did not confirm the delete of tcp port 4720: tried again when an IGD answers"
     t.require(t.wait_until(lambda: waiting in pcpd_log("pcpd.1.log"), 120,
                            "the first delete at the start given up", fatal=False),
@@ -507,11 +521,15 @@ if case == "deleting-iface-late":
     client_ip("link", "set", "c0", "down")
     client_ip("link", "set", "c0", "name", "c0late")
     t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE)
-    waiting = "on c0 did not confirm the delete of tcp port 4730: tried again when an IGD answers"
+    # (not sent, so no IGD "did not confirm" it: the line says why)
+    waiting = "tcp port 4730 on c0 could not be sent: there is no interface c0"
     t.require(t.wait_until(lambda: waiting in pcpd_log("pcpd.1.log"), 60,
                            "the first delete at the start failing", fatal=False),
               f"start without the interface c0: expected the delete of 4730 to fail and wait for a try again, "
               f"saw:\n{pcpd_log('pcpd.1.log')}")
+    t.check("did not confirm the delete of tcp port 4730" not in pcpd_log("pcpd.1.log"),
+            f"start without the interface c0: nothing was sent, so no line may say an IGD did not confirm it, "
+            f"saw:\n{pcpd_log('pcpd.1.log')}")
     igd2 = upnpit.Igd(t, "igd2", ["--permanent-only"])
     # c0 appears while pcpd runs (its addresses kept, its routes again): the delete goes out
     client_ip("link", "set", "c0late", "name", "c0")
@@ -527,5 +545,86 @@ if case == "deleting-iface-late":
     t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
 
+if case == "deleting-given-up":
+    released_unconfirmed("appD", "r", 4740)
+    # the next start finds no interface c0 (renamed away, and it stays away): no try can
+    # be sent, each one waits for the next on the back-off, then it is given up
+    t.lab("exec", "client", "ip", "link", "set", "c0", "down")
+    t.lab("exec", "client", "ip", "link", "set", "c0", "name", "c0gone")
+    t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE, UpnpDeleteRetrySeconds=1)
+    def warning():
+        """the warning(s) about 4740, whatever their words (the log's level field)"""
+        return [ln for ln in pcpd_log("pcpd.1.log").splitlines()
+                if ln.split(" ", 2)[1:2] == ["warning:"] and "external port 4740 " in ln]
+    # 31 s of waits (1+2+4+8+16) and 6 tries; the cap leaves room for memcheck
+    t.require(t.wait_until(warning, 150, "the delete given up", fatal=False),
+              f"c0 missing for good: expected the delete of 4740 given up with a warning, saw:\n"
+              f"{pcpd_log('pcpd.1.log')}")
+    w = warning()
+    t.check(len(w) == 1, f"one warning when it is given up, saw {w}")
+    line = w[0]
+    for want in ("gave up deleting the permanent mapping tcp external port 4740", "after 6 tries",
+                 "none of them could be sent", "there is no interface c0",
+                 "to port 4740 of this host, its address on c0 unknown", f"UPnP-IGD at {router} on c0",
+                 "tries again at its next start", "delete that port mapping on the router"):
+        t.check(want in line, f"the warning says {want!r}, saw: {line}")
+    t.check("::" not in line and "did not confirm" not in line,
+            f"the warning prints no empty address and claims no IGD answer (nothing was sent), saw: {line}")
+    log1 = pcpd_log("pcpd.1.log")
+    waits = [ln for ln in log1.splitlines() if "tcp port 4740" in ln and "(try " in ln]
+    t.check(len(waits) == 5 and all(f"(try {k} of 6)" in waits[k - 1] for k in range(1, 6)),
+            f"a line for each of the 5 tries that were followed by another (try 1..5 of 6), saw {waits}")
+    t.check(all("could not be sent: there is no interface c0" in ln and "did not confirm" not in ln for ln in waits),
+            f"each says the try could not be sent for want of c0 (not that an IGD did not confirm it), saw {waits}")
+    lies = [ln for ln in log1.splitlines() if "4740" in ln and "did not confirm" in ln]
+    t.check(not lies, f"nothing was sent: no line may say an IGD did not confirm the delete of 4740, saw {lies}")
+    t.check(all(f"in {1 << (k - 1)} s" in waits[k - 1] for k in range(1, min(len(waits), 5) + 1)),
+            f"the waits from UpnpDeleteRetrySeconds=1: 1, 2, 4, 8, 16 s, saw {waits}")
+    t.check(deleting_record(saved_state(), 4740),
+            f"state: the delete given up for this run is kept for the next start (Deleting), saw:\n{saved_state()}")
+    # the setting is one a reload applies (to the waits that start afterwards)
+    t.write_config(GraceSeconds=GRACE, UpnpDeleteRetrySeconds=2)
+    t.pcpd.send_signal(signal.SIGHUP)
+    t.check(t.wait_until(lambda: "Reload: UpnpDeleteRetrySeconds 1 -> 2" in pcpd_log("pcpd.1.log"), 30,
+                         "the reload", fatal=False),
+            f"reload: expected UpnpDeleteRetrySeconds 1 -> 2 applied, saw:\n{pcpd_log('pcpd.1.log')[-2000:]}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
+if case == "deleting-refused":
+    released_unconfirmed("appD", "r", 4745)
+    # the kept record damaged (external port 0): no IGD entry can match it, so its delete is
+    # refused before anything is sent and given up at once, after that one try
+    path = os.path.join(t.lab_dir, "pcpd-state", "mappings.state")
+    saved = saved_state()
+    t.require("UpnpExternalPort=4745\n" in saved, f"state: expected UpnpExternalPort=4745, saw:\n{saved}")
+    with open(path, "w") as f:
+        f.write(saved.replace("UpnpExternalPort=4745\n", "UpnpExternalPort=0\n"))
+    t.start_pcpd(log_name="pcpd.1.log", GraceSeconds=GRACE, UpnpDeleteRetrySeconds=1)
+
+    def warning():
+        return [ln for ln in pcpd_log("pcpd.1.log").splitlines()
+                if ln.split(" ", 2)[1:2] == ["warning:"] and "external port 0 " in ln]
+    t.require(t.wait_until(warning, 60, "the delete given up", fatal=False),
+              f"a record naming no entry: expected its delete given up with a warning, saw:\n"
+              f"{pcpd_log('pcpd.1.log')}")
+    line = warning()[0]
+    for want in ("after 1 try", "not tried again while pcpd runs", "it could not be sent",
+                 "its record names no entry an IGD can hold (external port 0)", "delete that port mapping"):
+        t.check(want in line, f"the warning says {want!r}, saw: {line}")
+    t.check("6 tries" not in line and "did not confirm" not in line,
+            f"the warning counts the one try made and claims no IGD answer, saw: {line}")
+    log1 = pcpd_log("pcpd.1.log")
+    t.check(not [ln for ln in log1.splitlines() if "(try " in ln and "port 0" in ln],
+            f"no try again was scheduled, saw:\n{log1}")
+    # that warning comes while pcpd starts, before it handles SIGTERM: its "ready" line
+    # says it does now (main.c installs the handler after it owns its bus name)
+    t.require(t.wait_until(lambda: " ready (state in " in pcpd_log("pcpd.1.log"), 60, "pcpd ready", fatal=False),
+              f"pcpd says it is ready, saw:\n{pcpd_log('pcpd.1.log')[-2000:]}")
+    rc = stop_pcpd()
+    t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
+    t.done()
+
 t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict, shutdown-release, "
-                 f"deleting-retry, deleting-iface-late)")
+                 f"deleting-retry, deleting-iface-late, deleting-given-up, deleting-refused)")
