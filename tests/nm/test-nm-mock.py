@@ -125,6 +125,9 @@ def main():
         # 8: link down and up
         nm.link_down("eth0")
         w.wait(lambda: w.config(4) is None and w.config(6) is None, "no config objects on a link that is down")
+        # the mock drops the config objects first and then sets the device's state (as
+        # separate bus calls, nmmock.link_down()): libnm may show the one before the other
+        w.wait(lambda: w.device().get_state() != 100, "eth0 no longer activated after the link went down")
         check(w.device().get_state() != 100, f"eth0 no longer activated ({w.device().get_state()})")
         nm.link_up("eth0")
         w.wait(lambda: w.option(4) is not None and w.option(6) is not None, "the leases back after link up")
