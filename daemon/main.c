@@ -4,6 +4,7 @@
 #include <glib-unix.h>
 #include <glib.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,10 +110,31 @@ static GLogWriterOutput log_writer(GLogLevelFlags level, const GLogField *fields
         return write_line(level, message);
 }
 
+/* set by on_signal(): a g_main_loop_quit() before g_main_loop_run() would be lost (run()
+ * marks the loop running again), should the default context ever be iterated earlier */
+static bool stop_requested;
+
 static gboolean on_signal(gpointer data) {
         g_message("Shutting down");
+        stop_requested = true;
         g_main_loop_quit(data);
         return G_SOURCE_REMOVE;
+}
+
+/* SIGTERM, SIGINT and SIGHUP are blocked from the first line of main() until run() has
+ * GLib's handlers for them: one that comes while the state loads or pcpd starts stays
+ * pending (its default action would kill pcpd with no clean stop) and is handled by the
+ * main loop once it runs. */
+static void stop_signals_mask(int how) {
+        sigset_t set;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        if (sigprocmask(how, &set, NULL) < 0)
+                g_warning("Cannot %s SIGTERM, SIGINT and SIGHUP: %s", how == SIG_BLOCK ? "block" : "unblock",
+                          g_strerror(errno));
 }
 
 /* SIGHUP (whose default action would kill pcpd): re-read the configuration and apply what
@@ -250,6 +272,13 @@ static int run(int argc, char **argv) {
                 pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL, "Cannot set up: %s", g_strerror(-r));
                 return 1;
         }
+        /* the handlers, now that the loop and the manager exist; then what came while they
+         * were blocked is delivered (to GLib's handler, dispatched when the loop runs) */
+        g_unix_signal_add(SIGTERM, on_signal, loop);
+        g_unix_signal_add(SIGINT, on_signal, loop);
+        pcpd_reload_set_source(config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", config_path == NULL);
+        g_unix_signal_add(SIGHUP, on_reload, m);
+        stop_signals_mask(SIG_UNBLOCK);
 
         r = sd_bus_open_system(&bus);
         if (r < 0) {
@@ -276,20 +305,18 @@ static int run(int argc, char **argv) {
         pcpd_sd_bus_attach_glib(bus, NULL, on_bus_lost, loop);
         sd_bus_unref(bus); /* the bus face and the source hold it */
 
-        g_unix_signal_add(SIGTERM, on_signal, loop);
-        g_unix_signal_add(SIGINT, on_signal, loop);
-        pcpd_reload_set_source(config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", config_path == NULL);
-        g_unix_signal_add(SIGHUP, on_reload, m);
         watchdog_start();
         sd_notify(false, "READY=1");
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STARTED, NULL, "pcpd %s ready (state in %s)", PACKAGE_VERSION,
                        state_dir);
-        g_main_loop_run(loop);
+        if (!stop_requested)
+                g_main_loop_run(loop);
         sd_notify(false, "STOPPING=1");
         return 0;
 }
 
 int main(int argc, char **argv) {
+        stop_signals_mask(SIG_BLOCK); /* before any thread starts: they inherit the mask */
         pcpd_module_preinit(); /* before any thread starts */
         return run(argc, argv);
 }
