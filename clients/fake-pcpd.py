@@ -213,13 +213,15 @@ class Manager(dbus.service.Object):
         return m.path
 
     def remove(self, m, reason):
+        # logged before the signals: a holder may exit on MappingRemoved alone, and the
+        # test reads the log as soon as it has
+        with open(self.log, 'a', encoding='utf-8') as f:
+            f.write(f'{reason} {m.path}\n')
         del self.mappings[m.path]
         m.remove_from_connection()
         self.InterfacesRemoved(m.path, [MAPPING])
         self.MappingRemoved(m.path, reason)
         self.set_prop('MappingCount', len(self.mappings))
-        with open(self.log, 'a', encoding='utf-8') as f:
-            f.write(f'{reason} {m.path}\n')
 
     @dbus.service.method(MANAGER, in_signature='sqqa{sv}', out_signature='o', sender_keyword='sender')
     def AddMapping(self, protocol, port, suggested, options, sender=None):
