@@ -359,8 +359,16 @@ static int recv_batch_read(int fd, recv_batch *b) {
         return recvmmsg(fd, b->mm, RECV_BATCH, MSG_DONTWAIT, NULL);
 }
 
+/* still the server being read? A callback told from a drain may remove it (pcpd-pcp.h
+ * allows that; so may a main loop iteration nested in one): server_io_free() has freed s
+ * then, and nothing of it may be read again */
+static bool server_still(pcpd_pcp *p, uint32_t engine_id, const server_io *s) {
+        return server_by_engine_id(p, engine_id) == s;
+}
+
 static void server_socket_read(server_io *s, int fd) {
         pcpd_pcp *p = s->pcp;
+        const uint32_t engine_id = s->engine_id;
         recv_batch batch, *b = &batch; /* ~18 KiB: fine on the main thread's stack */
         size_t idx = 0;
 
@@ -378,8 +386,10 @@ static void server_socket_read(server_io *s, int fd) {
                         if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
                             errno == EHOSTDOWN) {
                                 g_debug("server %s: %s", s->text, g_strerror(errno));
-                                pcp_engine_unreachable(p->engine, now, s->engine_id, idx);
+                                pcp_engine_unreachable(p->engine, now, engine_id, idx);
                                 pcpd_pcp_drain(p);
+                                if (!server_still(p, engine_id, s))
+                                        goto done;
                                 continue;
                         }
                         break;
@@ -388,9 +398,13 @@ static void server_socket_read(server_io *s, int fd) {
                         struct sockaddr_in6 from6;
 
                         from_native(&b->from[i], &from6);
-                        pcp_engine_receive_at(p->engine, now, arrival_ms(&b->mm[i].msg_hdr, now), s->engine_id,
-                                              idx, &from6, b->buf[i], b->mm[i].msg_len);
+                        pcp_engine_receive_at(p->engine, now, arrival_ms(&b->mm[i].msg_hdr, now), engine_id, idx,
+                                              &from6, b->buf[i], b->mm[i].msg_len);
                         pcpd_pcp_drain(p);
+                        /* the rest of the batch came on a socket that is closed now: the
+                         * engine would drop it (no such server) */
+                        if (!server_still(p, engine_id, s))
+                                goto done;
                 }
                 /* fewer than asked: the queue was empty a moment ago, and the poll is
                  * level-triggered, so what comes later wakes the loop again: no read just
@@ -398,6 +412,7 @@ static void server_socket_read(server_io *s, int fd) {
                 if (n < RECV_BATCH)
                         break;
         }
+done:
         note_drops(p);
         pcpd_pcp_kick(p);
 }
@@ -557,7 +572,8 @@ int pcpd_pcp_server_add(pcpd_pcp *p, pcpd_server *server) {
                         return r;
                 }
                 ea[i].remote = server->addrs[i];
-                s->watches[i] = server_source_add(s, s->fds[i]);
+                if (!p->stopped) /* read from the loop until pcpd_pcp_stop() */
+                        s->watches[i] = server_source_add(s, s->fds[i]);
         }
         r = pcp_engine_add_server(p->engine, now_ms(), ea, n, &s->engine_id);
         if (r < 0) {
@@ -900,6 +916,25 @@ static void announce_close(pcpd_pcp *p) {
 
 /* ---- lifecycle ---- */
 
+/* no more reads of the server sockets (they stay open: the owner's calls may still send)
+ * and no more timer: after pcpd_pcp_stop() */
+static void stop_input(pcpd_pcp *p) {
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, p->servers);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                server_io *s = v;
+
+                for (size_t i = 0; i < s->n_addrs; i++) {
+                        if (s->watches[i] != 0)
+                                g_source_remove(s->watches[i]);
+                        s->watches[i] = 0;
+                }
+        }
+        p->timer = pcpd_timer_free(p->timer);
+}
+
 int pcpd_pcp_new(const pcpd_backend_events *ops, void *userdata, size_t max_mappings, pcpd_pcp **ret) {
         g_autoptr(pcpd_pcp) p = g_new0(pcpd_pcp, 1);
         pcp_engine_config ec = { .max_mappings = max_mappings };
@@ -954,6 +989,11 @@ void pcpd_pcp_stop(pcpd_pcp *p) {
                   "; epoch resets %" G_GUINT64_FORMAT,
                   st->sent, st->retransmissions, st->renewals, st->received, dropped, st->epoch_resets);
         announce_close(p);
+        /* nothing comes from the loop any more: the owner tears down what its callbacks
+         * use after this (pcpd_manager_free()), and turns of the loop still run before
+         * pcpd_pcp_free() (the UPnP-IGD client's end waits for its requests in one). An
+         * answer or ICMP error read then, or a retransmission due, would tell it news. */
+        stop_input(p);
 }
 
 pcpd_pcp *pcpd_pcp_free(pcpd_pcp *p) {

@@ -76,8 +76,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_pcp, pcpd_pcp_free)
  * kernel picks, for tests); a listener that cannot be opened is warned about, not fatal. */
 void pcpd_pcp_start(pcpd_pcp *p, uint16_t announce_port);
 /* pcpd stops: no more dropped-datagram lines, the statistics line is logged, the ANNOUNCE
- * listeners close. The engine, its clock and the server sockets stay until
- * pcpd_pcp_free(), so the owner may still call in (and drain) until then. */
+ * listeners close, and nothing more comes from the main loop: the server sockets are no
+ * longer read and the engine's clock stops (no retransmission, no renewal), so no news is
+ * told unless the owner calls in. The engine and the server sockets stay until
+ * pcpd_pcp_free(), so the owner may still call in (and drain: what it removes is still
+ * sent) until then. */
 void pcpd_pcp_stop(pcpd_pcp *p);
 
 /* Sends what the engine has to send and tells its events (ops) until it has neither. */

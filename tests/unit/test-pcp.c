@@ -44,6 +44,7 @@ typedef struct told {
 } told;
 
 typedef struct news {
+        bool stopped; /* pcpd_pcp_stop() was called: nothing may be told from the loop */
         unsigned events, server_events;
         pcpd_server_state last_server_state;
         pcpd_server *last_server;
@@ -54,6 +55,7 @@ typedef struct news {
 static told *record(news *r, int kind) {
         told *t;
 
+        assert_false(r->stopped);
         r->events++;
         assert_true(r->n < MAX_TOLD);
         t = &r->t[r->n++];
@@ -528,6 +530,168 @@ static void test_detach_and_saved_deletes(void **state) {
         fake_server_free(fb);
 }
 
+/* ---- the end: nothing comes from the loop after pcpd_pcp_stop() ---- */
+
+typedef struct fake_want {
+        uint16_t port;
+        bool lifetime_zero;
+} fake_want;
+
+static bool fake_saw(void *ctx, const void *arg) {
+        const fake_want *w = arg;
+
+        return fake_count(ctx, w->port, w->lifetime_zero) > 0;
+}
+
+/* pcpd_manager_free() stops the backend, then frees what its callbacks use (the host
+ * snapshot, the bus face) and runs turns of the loop before the backend is freed (the
+ * UPnP-IGD client's end waits for its requests there). An answer, or the ICMP error of a
+ * server without PCP, that came in then was read and told to a half-freed manager (seen
+ * once under memcheck at SIGTERM, in server_socket_read): after the stop the sockets are
+ * no longer read and the clock is stopped, and the owner's own calls still send. */
+static void test_stop_ends_input(void **state) {
+        g_autoptr(pcpd_pcp) p = NULL;
+        fake_server *f = fake_server_new();
+        news rec = { 0 };
+        pcpd_server a, closed;
+        pcpd_mapping m;
+        struct sockaddr_in6 nobody;
+        int fd = server_socket(&nobody);
+        unsigned turns = 0;
+
+        assert_int_equal(pcpd_pcp_new(&ops, &rec, 0, &p), 0);
+        pcpd_pcp_start(p, 0);
+        fake_server_handle(f, &a, "a");
+        assert_int_equal(pcpd_pcp_server_add(p, &a), 0);
+        mapping_init(p, &m, 4200);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &m, &a, NULL), 0);
+        pcpd_pcp_drain(p);
+        pcpd_pcp_kick(p);
+        wait_for(&rec, has_told, &(want) { .kind = T_MAPPING, .mp = &m, .granted = true }, "the grant");
+
+        /* a server whose port is closed (no PCP there): its probe leaves at this drain and
+         * the ICMP error waits on its socket, unread, when pcpd stops */
+        close(fd);
+        server_init(&closed, &nobody, 1, "closed");
+        assert_int_equal(pcpd_pcp_server_add(p, &closed), 0);
+        pcpd_pcp_drain(p);
+
+        pcpd_pcp_stop(p);
+        /* the owner still calls in: the delete is sent */
+        pcpd_pcp_mapping_remove(p, &m, 42);
+        pcpd_pcp_kick(p);
+        rec.stopped = true;
+        wait_for(f, fake_saw, &(fake_want) { .port = 4200, .lifetime_zero = true }, "the delete at the server");
+        /* its answer and the ICMP error are on pcpd's sockets now (the loopback delivers at
+         * once): turns of the loop read neither (record() fails the test if either is told) */
+        while (turns < 100 && g_main_context_iteration(NULL, FALSE))
+                turns++;
+        assert_true(turns < 100);
+        rec.stopped = false;
+        assert_int_equal(count_told(&rec, T_DELETED, NULL, 0), 0);
+
+        /* still removable after the stop, and told as before (the owner's call) */
+        pcpd_pcp_server_remove(p, &closed);
+        assert_null(closed.pcp);
+        pcpd_pcp_server_remove(p, &a);
+        p = pcpd_pcp_free(g_steal_pointer(&p));
+        fake_server_free(f);
+}
+
+/* A server removed by a callback told while its socket is read (pcpd-pcp.h allows it; a
+ * main loop iteration nested in a callback may do it too): the read stops there, and the
+ * rest of the batch (a second answer already queued) is not handed to the engine under
+ * the freed server's id. Under ASan or memcheck the old code read the freed server. */
+typedef struct remover {
+        news rec;
+        pcpd_pcp *p;
+        pcpd_server *victim;
+        unsigned removed;
+} remover;
+
+static void on_server_changed_remove(void *userdata, pcpd_server *s, const pcpd_server_status *st) {
+        remover *r = userdata;
+
+        on_server_changed(&r->rec, s, st);
+        if (s == r->victim && st != NULL && st->state == PCPD_SERVER_PCP) {
+                pcpd_pcp_server_remove(r->p, s);
+                r->removed++;
+        }
+}
+
+static void on_mapping_changed_r(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *i, bool granted) {
+        on_mapping_changed(&((remover *) userdata)->rec, mp, i, granted);
+}
+
+static void on_mapping_lost_r(void *userdata, pcpd_mapping *mp) {
+        on_mapping_lost(&((remover *) userdata)->rec, mp);
+}
+
+static void on_deleting_done_r(void *userdata, uint64_t cookie, bool confirmed) {
+        on_deleting_done(&((remover *) userdata)->rec, cookie, confirmed);
+}
+
+static void on_server_epoch_reset_r(void *userdata, pcpd_server *s, bool repeated, bool from_announce) {
+        on_server_epoch_reset(&((remover *) userdata)->rec, s, repeated, from_announce);
+}
+
+static const pcpd_backend_events remover_ops = {
+        .mapping_changed = on_mapping_changed_r,
+        .mapping_lost = on_mapping_lost_r,
+        .deleting_done = on_deleting_done_r,
+        .server_changed = on_server_changed_remove,
+        .server_epoch_reset = on_server_epoch_reset_r,
+};
+
+static bool removed(void *ctx, const void *arg) {
+        return ((const remover *) ctx)->removed > 0;
+}
+
+static void test_removed_while_read(void **state) {
+        g_autoptr(pcpd_pcp) p = NULL;
+        remover r = { 0 };
+        struct sockaddr_in6 srv;
+        struct sockaddr_in from;
+        socklen_t from_len = sizeof(from);
+        uint8_t buf[PCP_MAX_MSG_LEN];
+        pcpd_server *server = g_new0(pcpd_server, 1);
+        pcp_msg msg;
+        size_t len;
+        ssize_t n;
+        int fd = server_socket(&srv);
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+        assert_int_equal(pcpd_pcp_new(&remover_ops, &r, 0, &p), 0);
+        r.p = p;
+        r.victim = server;
+        pcpd_pcp_start(p, 0);
+        server_init(server, &srv, 1, "removed while read");
+        assert_int_equal(pcpd_pcp_server_add(p, server), 0);
+        pcpd_pcp_drain(p);
+        assert_int_equal(poll(&pfd, 1, 30000), 1);
+        n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *) &from, &from_len);
+        assert_true(n > 0);
+
+        /* two answers queued before the loop reads: one recvmmsg() takes both */
+        pcp_msg_init(&msg, true, PCP_OPCODE_ANNOUNCE);
+        msg.epoch = 1;
+        assert_int_equal(pcp_encode(&msg, buf, sizeof(buf), &len), PCP_WIRE_OK);
+        for (int i = 0; i < 2; i++)
+                assert_int_equal(sendto(fd, buf, len, 0, (struct sockaddr *) &from, from_len), (ssize_t) len);
+        wait_for(&r, removed, NULL, "the server removed by its callback");
+        assert_int_equal(r.removed, 1);
+        assert_null(server->pcp);
+        assert_int_equal(r.rec.last_server_state, PCPD_SERVER_PCP);
+        /* the second answer: not told to anyone (its server is gone) */
+        assert_int_equal(r.rec.server_events, 1);
+        g_free(server); /* the owner frees its handle once removed (pcpd-pcp.h) */
+        while (g_main_context_iteration(NULL, FALSE))
+                ;
+        assert_int_equal(r.rec.server_events, 1);
+        p = pcpd_pcp_free(g_steal_pointer(&p));
+        close(fd);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_server_state_of),
@@ -536,6 +700,8 @@ int main(void) {
                 cmocka_unit_test(test_add_failure_leaves_nothing),
                 cmocka_unit_test(test_news_reaches_handles),
                 cmocka_unit_test(test_detach_and_saved_deletes),
+                cmocka_unit_test(test_stop_ends_input),
+                cmocka_unit_test(test_removed_while_read),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
