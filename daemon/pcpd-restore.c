@@ -24,7 +24,7 @@ static gboolean on_grace_over(gpointer data) {
 
         mp->grace_source = 0;
         if (mp->unclaimed) {
-                g_message("Mapping %s was not reclaimed after the restart; %s", mp->path,
+                g_message("Mapping %s was not reclaimed after the restart; %s", PCPD_MAPPING_PATH(mp),
                           mp->held_by == mp->manager->direct ? "removing it" : "deleting it upstream");
                 pcpd_manager_remove_mapping(mp->manager, mp, PCPD_REMOVED_OWNER_VANISHED);
         }
@@ -245,7 +245,7 @@ void manager_restore(pcpd_manager *m) {
                         /* two mappings of one port: never made by one pcpd; the later one is
                          * deleted upstream rather than forgotten there */
                         g_warning("Saved mapping %s: %s port %u is saved twice; deleting the second one upstream",
-                                  mp->path, pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port);
+                                  PCPD_MAPPING_PATH(mp), pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port);
                         manager_mapping_free(mp);
                         if (rec->has_nonce) {
                                 g_hash_table_steal(st->mappings, &rec->id);

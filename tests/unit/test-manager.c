@@ -149,7 +149,7 @@ static bool mapping_in_state(void *ctx, const void *arg) {
 
 static void wait_state(fixture *f, pcpd_mapping *mp, const char *st) {
         state_of s = { .m = &f->m, .id = mp->id, .state = st };
-        g_autofree char *what = g_strdup_printf("mapping %s to be %s", mp->path, st);
+        g_autofree char *what = g_strdup_printf("mapping %s to be %s", PCPD_MAPPING_PATH(mp), st);
 
         wait_for(f, mapping_in_state, &s, what);
 }
@@ -279,7 +279,7 @@ static void test_sharing(void **state) {
 
         /* the first lets go: it stays, nothing sent */
         pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
-        assert_ptr_equal(pcpd_manager_find_path(f->m, mp->path), mp);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, PCPD_MAPPING_PATH(mp)), mp);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
         assert_int_equal(g_hash_table_size(mp->holders), 1);
         assert_int_equal(fake_count(f->a, 5002, true), 0);
@@ -433,7 +433,7 @@ static void test_owner_vanished(void **state) {
         pcpd_manager_holder_vanished(f->m, ":1.2");
         assert_int_equal(last_event(&f->rec, EV_REMOVED, id_shared)->reason, PCPD_REMOVED_OWNER_VANISHED);
         assert_int_equal(g_hash_table_size(f->m->mappings), 1);
-        assert_ptr_equal(pcpd_manager_find_path(f->m, kept->path), kept);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, PCPD_MAPPING_PATH(kept)), kept);
         wait_seen(f, f->a, 8002, true, 1);
 }
 
@@ -482,12 +482,44 @@ static void test_server_refuses(void **state) {
         assert_string_equal(ev->error, "UNSUPP_PROTOCOL");
         assert_string_equal(mp->external_address, "");
         assert_int_equal(count_events(&f->rec, EV_REMOVED, mp->id), 0);
-        assert_ptr_equal(pcpd_manager_find_path(f->m, mp->path), mp);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, PCPD_MAPPING_PATH(mp)), mp);
         assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 1);
 
         /* it goes when released, like any other */
         pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
         assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+}
+
+/* A mapping's object path is made from its id, not kept: the same text as the one kept
+ * before ("%" G_GUINT64_FORMAT after the prefix), up to the largest id, each found again */
+static void test_mapping_path(void **state) {
+        fixture *f = *state;
+        static const uint64_t ids[] = {0, 1, 9, 10, 99, 100, 131070, 4294967295u, 4294967296u,
+                                       1000000000000000000u, 9999999999999999999u, UINT64_MAX - 1, UINT64_MAX};
+        char buf[PCPD_MAPPING_PATH_MAX];
+        pcpd_mapping *mp = add_granted(f, 8401, ":1.1");
+
+        for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+                g_autofree char *want = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, ids[i]);
+
+                memset(buf, 'x', sizeof(buf));
+                assert_ptr_equal(pcpd_mapping_path_of_id(ids[i], buf), buf);
+                assert_string_equal(buf, want);
+                assert_true(strlen(buf) < sizeof(buf));
+        }
+        assert_int_equal(strlen(pcpd_mapping_path_of_id(UINT64_MAX, buf)) + 1, PCPD_MAPPING_PATH_MAX);
+
+        {
+                g_autofree char *want = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
+                const char *a = PCPD_MAPPING_PATH(mp), *b = PCPD_MAPPING_PATH(mp);
+
+                /* two in one block are two buffers */
+                assert_ptr_not_equal(a, b);
+                assert_string_equal(a, want);
+                assert_string_equal(b, want);
+                assert_ptr_equal(pcpd_manager_find_path(f->m, a), mp);
+                assert_null(pcpd_manager_find_path(f->m, pcpd_mapping_path_of_id(mp->id + 1, buf)));
+        }
 }
 
 /* The configured server is replaced by another: the mapping moves, same object and path,
@@ -496,7 +528,7 @@ static void test_move_to_other_server(void **state) {
         fixture *f = *state;
         pcpd_mapping *mp = add_granted(f, 8301, ":1.1");
         g_autofree char *text_b = NULL;
-        g_autofree char *path = g_strdup(mp->path);
+        g_autofree char *path = g_strdup(PCPD_MAPPING_PATH(mp));
         pcpd_server_spec spec;
         uint8_t nonce[PCP_NONCE_LEN];
         uint64_t id = mp->id;
@@ -540,7 +572,7 @@ static void test_wait_for_server(void **state) {
         memcpy(nonce, mp->nonce, sizeof(nonce));
         assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, NULL, 0));
         assert_int_equal(f->m->servers->len, 0);
-        assert_ptr_equal(pcpd_manager_find_path(f->m, mp->path), mp);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, PCPD_MAPPING_PATH(mp)), mp);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
         assert_string_equal(mp->state, "failed");
         assert_string_equal(mp->error, "NO_SERVER");
@@ -584,8 +616,8 @@ static void test_reclaim_after_restart(void **state) {
         pers = add(f, &preq);
         wait_state(f, pers, "active");
         app = add_granted(f, 9002, ":1.5");
-        ppath = g_strdup(pers->path);
-        apath = g_strdup(app->path);
+        ppath = g_strdup(PCPD_MAPPING_PATH(pers));
+        apath = g_strdup(PCPD_MAPPING_PATH(app));
         memcpy(pnonce, pers->nonce, sizeof(pnonce));
         memcpy(anonce, app->nonce, sizeof(anonce));
 
@@ -676,8 +708,8 @@ static void test_unclaimed_after_restart(void **state) {
         pers = add(f, &preq);
         wait_state(f, pers, "active");
         app = add_granted(f, 9102, ":1.5");
-        ppath = g_strdup(pers->path);
-        apath = g_strdup(app->path);
+        ppath = g_strdup(PCPD_MAPPING_PATH(pers));
+        apath = g_strdup(PCPD_MAPPING_PATH(app));
         aid = app->id;
         memcpy(anonce, app->nonce, sizeof(anonce));
 
@@ -822,7 +854,7 @@ static void test_owner_vanished_then_stop(void **state) {
         guint mark;
 
         add_many(f, ":1.70", ids);
-        other_path = g_strdup(add(f, &req)->path);
+        other_path = g_strdup(PCPD_MAPPING_PATH(add(f, &req)));
         mark = f->rec.events->len;
         pcpd_manager_holder_vanished(f->m, ":1.70");
         assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
@@ -849,6 +881,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_grant, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_mapping_path, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_quota, setup, teardown, (void *) &quota2),
                 cmocka_unit_test_prestate_setup_teardown(test_host_quota, setup, teardown, (void *) &host2),
                 cmocka_unit_test_setup_teardown(test_enable_disable, setup, teardown),
