@@ -231,8 +231,8 @@ void manager_mapping_free(pcpd_mapping *mp) {
                 mp->manager->n_direct--;
         g_free(mp->filters);
         g_free(mp->addrs);
-        if (mp->grace_source != 0)
-                g_source_remove(mp->grace_source);
+        if (mp->unclaimed)
+                manager_unclaimed_done(mp->manager, mp);
         pcpd_holders_free_mapping(mp);
         clear_shared(&mp->server_text);
         clear_shared(&mp->app_id);
@@ -625,6 +625,9 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m->orphans_source != 0)
                 g_source_remove(m->orphans_source);
         m->orphans_source = 0;
+        /* the restored mappings' grace (pcpd-restore.c): if it is over, those still
+         * unclaimed go now, likewise; else they stay saved, and wait again after a start */
+        manager_grace_stop(m);
         /* first, while everything still works: it runs the loop for a few seconds */
         if (m->upnp != NULL)
                 m->upnp->ops->shutdown(m->upnp);

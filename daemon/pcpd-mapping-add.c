@@ -132,11 +132,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 }
                 manager_mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
                 if (mp->unclaimed) {
-                        mp->unclaimed = false;
-                        if (mp->grace_source != 0) {
-                                g_source_remove(mp->grace_source);
-                                mp->grace_source = 0;
-                        }
+                        manager_unclaimed_done(m, mp);
                         set_shared(&mp->owner, req->owner ?: "");
                         mp->pid = req->pid;
                         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID);

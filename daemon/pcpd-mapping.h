@@ -55,7 +55,6 @@ typedef struct pcpd_mapping {
         uid_t uid;
         pid_t pid;
         unsigned n_holds;
-        guint grace_source;
 
         /* what */
         char *remote_address;
@@ -105,7 +104,9 @@ typedef struct pcpd_mapping {
         uint8_t nonce[PCP_NONCE_LEN];
         bool has_nonce;
         bool persistent;
-        bool unclaimed; /* restored after a daemon restart, waiting for its app */
+        /* restored after a daemon restart, waiting for its app: one of the manager's
+         * n_unclaimed (pcpd-restore.c; cleared only by manager_unclaimed_done()) */
+        bool unclaimed;
 } pcpd_mapping;
 
 struct pcpd_mapping_addrs {

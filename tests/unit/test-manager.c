@@ -873,11 +873,183 @@ static void test_owner_vanished_then_stop(void **state) {
         assert_non_null(pcpd_manager_find_path(f->m, other_path));
 }
 
+/* ---- the restored app mappings' grace: one timer for them all ---- */
+
+/* MANY app mappings of `owner` (ids in ids), then a restart: all restored, unclaimed, one
+ * grace timer for them all */
+static void restart_with_many(fixture *f, const char *owner, uint64_t *ids) {
+        add_many(f, owner, ids);
+        f->m = pcpd_manager_free(f->m);
+        g_array_set_size(f->rec.events, 0);
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+        for (unsigned k = 0; k < MANY; k++) {
+                pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, &ids[k]);
+                assert_non_null(mp);
+                assert_true(mp->unclaimed);
+        }
+        assert_int_equal(f->m->n_unclaimed, MANY);
+        assert_non_null(f->m->unclaimed);
+        assert_int_equal(f->m->unclaimed->len, MANY);
+        assert_true(f->m->grace_source != 0);
+        assert_false(f->m->grace_over);
+}
+
+/* MANY restored, GraceSeconds 0 (over at the first turns of the loop). Before it is over:
+ * every third is claimed again (kept), one claimed and released at once (gone, "released",
+ * once), one revoked while unclaimed (gone, "revoked", once). Then exactly the others go,
+ * "owner-vanished", each once, no more than PCPD_ORPHAN_BATCH in any turn of the loop;
+ * the timer and the ids go with the last. */
+static void test_unclaimed_batches(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+        g_autofree bool *claimed = g_new0(bool, MANY);
+        pcpd_mapping_request req;
+        unsigned gone = 0, turns = 0, n_claimed = 0;
+        uint64_t released_id, revoked_id;
+        pcpd_mapping *mp;
+
+        restart_with_many(f, ":1.80", ids);
+        for (unsigned k = 0; k < MANY; k += 3) {
+                req = request((uint16_t) (MANY_PORT + k), ":1.81");
+                mp = add(f, &req);
+                assert_int_equal(mp->id, ids[k]); /* the restored one, claimed */
+                assert_false(mp->unclaimed);
+                claimed[k] = true;
+                n_claimed++;
+        }
+        /* claimed, then released while the others still wait */
+        req = request((uint16_t) (MANY_PORT + 1), ":1.82");
+        mp = add(f, &req);
+        released_id = mp->id;
+        assert_int_equal(released_id, ids[1]);
+        pcpd_manager_release(f->m, mp, ":1.82", PCPD_REMOVED_RELEASED);
+        assert_null(g_hash_table_lookup(f->m->mappings, &released_id));
+        /* removed for another reason while unclaimed */
+        revoked_id = ids[2];
+        mp = g_hash_table_lookup(f->m->mappings, &revoked_id);
+        assert_true(mp->unclaimed);
+        pcpd_manager_remove_mapping(f->m, mp, PCPD_REMOVED_REVOKED);
+        assert_int_equal(f->m->n_unclaimed, MANY - n_claimed - 2);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), 0);
+
+        /* the grace is over: a batch a turn, with a counted cap */
+        while (gone < MANY - n_claimed - 2) {
+                unsigned before = gone;
+
+                assert_true(turns < 10 * MANY);
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+                gone = removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED);
+                assert_true(gone - before <= PCPD_ORPHAN_BATCH);
+        }
+        assert_true(turns >= (MANY - n_claimed - 2) / PCPD_ORPHAN_BATCH);
+        for (unsigned i = 0; i < 10; i++)
+                g_main_context_iteration(NULL, FALSE);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), MANY - n_claimed - 2);
+        assert_int_equal(f->m->grace_source, 0);
+        assert_null(f->m->unclaimed);
+        assert_int_equal(f->m->n_unclaimed, 0);
+        assert_false(f->m->grace_over);
+        for (unsigned k = 0; k < MANY; k++) {
+                mp = g_hash_table_lookup(f->m->mappings, &ids[k]);
+                if (claimed[k]) {
+                        assert_non_null(mp);
+                        assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 0);
+                        continue;
+                }
+                assert_null(mp);
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 1);
+                assert_int_equal(last_event(&f->rec, EV_REMOVED, ids[k])->reason,
+                                 ids[k] == released_id  ? PCPD_REMOVED_RELEASED
+                                 : ids[k] == revoked_id ? PCPD_REMOVED_REVOKED
+                                                        : PCPD_REMOVED_OWNER_VANISHED);
+        }
+        assert_int_equal(g_hash_table_size(f->m->mappings), n_claimed);
+}
+
+/* All of MANY restored are claimed again before the grace is over: the timer and the ids go
+ * with the last claim, and nothing is removed. */
+static void test_unclaimed_all_claimed(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+
+        restart_with_many(f, ":1.83", ids);
+        for (unsigned k = 0; k < MANY; k++) {
+                pcpd_mapping_request req = request((uint16_t) (MANY_PORT + k), ":1.84");
+
+                assert_true(f->m->grace_source != 0);
+                assert_int_equal(add(f, &req)->id, ids[k]);
+                assert_int_equal(f->m->n_unclaimed, MANY - k - 1);
+        }
+        assert_int_equal(f->m->grace_source, 0);
+        assert_null(f->m->unclaimed);
+        for (unsigned i = 0; i < 10; i++)
+                g_main_context_iteration(NULL, FALSE);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+}
+
+/* pcpd stops while the grace is not over (GraceSeconds 3600): nothing is removed, and after
+ * the next start all wait again, under a grace of their own */
+static void test_unclaimed_stop_in_grace(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+
+        restart_with_many(f, ":1.85", ids);
+        f->m = pcpd_manager_free(f->m);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), 0);
+
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+        assert_int_equal(f->m->n_unclaimed, MANY);
+        assert_true(f->m->grace_source != 0);
+}
+
+/* pcpd stops when the grace is over but only the first batch went: the rest go while it
+ * stops ("owner-vanished", each once), as they would have a few turns later, and none
+ * comes back after the next start */
+static void test_unclaimed_stop_after_grace(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+        unsigned turns = 0;
+
+        restart_with_many(f, ":1.86", ids);
+        while (removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED) == 0) {
+                assert_true(turns++ < 10 * MANY);
+                g_main_context_iteration(NULL, TRUE);
+        }
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
+        assert_true(f->m->grace_over);
+
+        f->m = pcpd_manager_free(f->m);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), MANY);
+        for (unsigned k = 0; k < MANY; k++)
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 1);
+
+        g_array_set_size(f->rec.events, 0);
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(f->m->grace_source, 0);
+        assert_null(f->m->unclaimed);
+}
+
 int main(void) {
         static const options quota2 = { .max_mappings_per_user = 2 };
         static const options host2 = { .max_mappings = 2 };
         static const options no_grace = { .set_grace = true, .grace_seconds = 0 };
         static const options many = { .max_mappings_per_user = 2 * MANY, .max_mappings = 2 * MANY };
+        static const options many_no_grace = { .max_mappings_per_user = 2 * MANY,
+                                               .max_mappings = 2 * MANY,
+                                               .set_grace = true,
+                                               .grace_seconds = 0 };
+        static const options many_long_grace = { .max_mappings_per_user = 2 * MANY,
+                                                 .max_mappings = 2 * MANY,
+                                                 .set_grace = true,
+                                                 .grace_seconds = 3600 };
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_grant, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
@@ -897,6 +1069,14 @@ int main(void) {
                                                          (void *) &many),
                 cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_then_stop, setup, teardown,
                                                          (void *) &many),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_batches, setup, teardown,
+                                                         (void *) &many_no_grace),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_all_claimed, setup, teardown,
+                                                         (void *) &many_long_grace),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_stop_in_grace, setup, teardown,
+                                                         (void *) &many_long_grace),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_stop_after_grace, setup, teardown,
+                                                         (void *) &many_no_grace),
         };
 
         /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none
