@@ -522,7 +522,7 @@ static void pending_act(pending_call *p) {
                         break;
                 }
                 reply_flush(p);
-                sd_bus_reply_method_return(p->msg, "o", mp->path);
+                sd_bus_reply_method_return(p->msg, "o", PCPD_MAPPING_PATH(mp));
                 pending_free(p);
                 return;
 
@@ -914,7 +914,7 @@ static int get_declared_mappings(sd_bus *bus, const char *path, const char *ifac
         for (guint i = 0; r >= 0 && set != NULL && i < set->len; i++) {
                 pcpd_declared *d = set->pdata[i];
                 pcpd_mapping *mp = pcpd_manager_declared_mapping(m, d->name);
-                r = sd_bus_message_append(reply, "(sso)", d->name, d->path, mp != NULL ? mp->path : "/");
+                r = sd_bus_message_append(reply, "(sso)", d->name, d->path, mp != NULL ? PCPD_MAPPING_PATH(mp) : "/");
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
@@ -1064,7 +1064,7 @@ static const sd_bus_vtable manager_vtable[] = {
 int pcpd_bus_release(sd_bus_message *msg, pcpd_mapping *mp, sd_bus_error *error) {
         pending_call *p = pending_new(mp->manager, msg, CALL_REMOVE);
 
-        p->target_path = g_strdup(mp->path);
+        p->target_path = g_strdup(PCPD_MAPPING_PATH(mp));
         return pending_start(p, error);
 }
 

@@ -75,7 +75,7 @@ static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
                 pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_DECLARED);
         }
         g_clear_pointer(&d->last_error, g_free);
-        g_message("Declared mapping %s (%s): %s", d->name, d->path, mp->path);
+        g_message("Declared mapping %s (%s): %s", d->name, d->path, PCPD_MAPPING_PATH(mp));
         return true;
 }
 
@@ -130,7 +130,7 @@ void pcpd_manager_set_declared(pcpd_manager *m, GPtrArray *set) {
                 d = pcpd_declared_find(set, mp->declared);
                 was = pcpd_declared_find(old, mp->declared);
                 if (d == NULL) {
-                        g_message("Declared mapping %s is no longer declared: removing %s", mp->declared, mp->path);
+                        g_message("Declared mapping %s is no longer declared: removing %s", mp->declared, PCPD_MAPPING_PATH(mp));
                         pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_RELEASED);
                         removed++;
                 } else if (was != NULL ? !pcpd_declared_equal(was, d) : !mapping_says(m, mp, d)) {
@@ -218,7 +218,7 @@ int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_pat
                   n->path);
         pcpd_manager_set_declared(m, set);
         mp = pcpd_manager_declared_mapping(m, d->name);
-        *ret_path = g_strdup(mp != NULL ? mp->path : "/");
+        *ret_path = g_strdup(mp != NULL ? PCPD_MAPPING_PATH(mp) : "/");
         return 0;
 }
 

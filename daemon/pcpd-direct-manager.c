@@ -172,13 +172,13 @@ void manager_check_direct(pcpd_manager *m) {
                         manager_mapping_show(m, mp, m->direct);
                         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                                          "Mapping %s: the host's address %s is gone; it has its address %s now",
-                                         mp->path, old, mp->external_address);
+                                         PCPD_MAPPING_PATH(mp), old, mp->external_address);
                         manager_persist_mapping(m, mp);
                         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS | PCPD_MAPPING_CHANGED_INTERNAL_ADDRESS);
                         continue;
                 }
                 g_message("Mapping %s: the host's address %s is gone and no other global %s address is left",
-                          mp->path, mp->external_address, mp->family == AF_INET ? "IPv4" : "IPv6");
+                          PCPD_MAPPING_PATH(mp), mp->external_address, mp->family == AF_INET ? "IPv4" : "IPv6");
                 pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_NETWORK_LOST);
         }
         /* the host's addresses may have changed: State and ExternalAddresses follow */

@@ -29,7 +29,7 @@ static uint64_t backend_keep_delete(pcpd_manager *m, const pcpd_mapping *mp) {
  * lets go of it. */
 void manager_backend_takeover(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_info *i) {
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                         "Mapping %s moves from UPnP-IGD to %s, which answers now", mp->path, mp->server_text);
+                         "Mapping %s moves from UPnP-IGD to %s, which answers now", PCPD_MAPPING_PATH(mp), mp->server_text);
         m->upnp->ops->handover(m->upnp, mp, i->has_external ? i->external_port : 0, backend_keep_delete(m, mp));
         /* its record loses the fallback's part (upnp_interface...) now: the sync that
          * follows saves it only when the external address or port changed, and a

@@ -162,7 +162,7 @@ static inline void pcpd_log_mapping_at(GLogLevelFlags level, const char *message
         }
         {
                 const char *kv[] = {
-                        "PCPD_MAPPING", mp->path,
+                        "PCPD_MAPPING", PCPD_MAPPING_PATH(mp),
                         "PCPD_UID", uid,
                         "PCPD_APP_ID", mp->app_id != NULL ? mp->app_id : "",
                         "PCPD_PROTOCOL", pname,

@@ -27,7 +27,7 @@ static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const ch
                 bool changed = old_external[0] != '\0' &&
                                (strcmp(old_external, mp->external_address) != 0 || old_port != mp->external_port);
                 pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_GRANTED, mp, NULL, NULL,
-                                 "Mapping %s %s by %s: %s port %u is reachable at %s%s%s:%u for %u s", mp->path,
+                                 "Mapping %s %s by %s: %s port %u is reachable at %s%s%s:%u for %u s", PCPD_MAPPING_PATH(mp),
                                  changed ? "changed" : "granted", mp->server_text,
                                  pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port,
                                  strchr(mp->external_address, ':') ? "[" : "", mp->external_address,
@@ -35,7 +35,7 @@ static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const ch
         } else if (strcmp(mp->state, "failed") == 0 &&
                    (strcmp(old_state, "failed") != 0 || strcmp(old_error, mp->error) != 0))
                 pcpd_log_mapping(G_LOG_LEVEL_WARNING, PCPD_MSGID_MAPPING_FAILED, mp, mp->error, NULL,
-                                 "Mapping %s failed on %s: %s; retrying while it is held", mp->path,
+                                 "Mapping %s failed on %s: %s; retrying while it is held", PCPD_MAPPING_PATH(mp),
                                  mp->server_text, mp->error[0] ? mp->error : "unknown error");
 }
 

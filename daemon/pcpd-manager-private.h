@@ -267,3 +267,10 @@ void manager_deleting_fallback_done(pcpd_manager *m, uint64_t id, bool confirmed
 
 /* The saved mappings (m->loaded, taken) made again: deletes first, then the mappings. */
 void manager_restore(pcpd_manager *m);
+/* mp, a restored app mapping still waiting for its app (mp->unclaimed), is claimed or goes:
+ * it waits no more (O(1)); when none wait any more, the grace timer goes too */
+void manager_unclaimed_done(pcpd_manager *m, pcpd_mapping *mp);
+/* At shutdown: the grace timer goes (the mappings still waiting stay saved, to wait again
+ * after the next start); if the grace is over already, those still unclaimed are removed
+ * first, as they would have been a few turns later. */
+void manager_grace_stop(pcpd_manager *m);

@@ -231,10 +231,9 @@ void manager_mapping_free(pcpd_mapping *mp) {
                 mp->manager->n_direct--;
         g_free(mp->filters);
         g_free(mp->addrs);
-        if (mp->grace_source != 0)
-                g_source_remove(mp->grace_source);
+        if (mp->unclaimed)
+                manager_unclaimed_done(mp->manager, mp);
         pcpd_holders_free_mapping(mp);
-        g_free(mp->path);
         clear_shared(&mp->server_text);
         clear_shared(&mp->app_id);
         clear_shared(&mp->owner);
@@ -358,7 +357,7 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
 static void remove_orphan(pcpd_manager *m, pcpd_mapping *mp, const char *name) {
         if (pcpd_holders_count(mp) > 0 || mp->persistent)
                 return;
-        g_message("Mapping %s: its owner %s left the bus; deleting it upstream", mp->path, name);
+        g_message("Mapping %s: its owner %s left the bus; deleting it upstream", PCPD_MAPPING_PATH(mp), name);
         pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_OWNER_VANISHED);
 }
 
@@ -452,7 +451,6 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
 
         mp->manager = m;
         mp->id = id;
-        mp->path = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
         mp->uid = req->uid;
         mp->pid = req->pid;
         set_shared(&mp->app_id, req->app_id ?: "");
@@ -525,7 +523,7 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
         pcpd_holders_drop(m->holder_index, mp);
         emit_mapping_removed(m, mp, reason);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_REMOVED, mp, NULL,
-                         pcpd_remove_reason_to_string(reason), "Mapping %s removed (%s)", mp->path,
+                         pcpd_remove_reason_to_string(reason), "Mapping %s removed (%s)", PCPD_MAPPING_PATH(mp),
                          pcpd_remove_reason_to_string(reason));
         g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
@@ -627,6 +625,9 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m->orphans_source != 0)
                 g_source_remove(m->orphans_source);
         m->orphans_source = 0;
+        /* the restored mappings' grace (pcpd-restore.c): if it is over, those still
+         * unclaimed go now, likewise; else they stay saved, and wait again after a start */
+        manager_grace_stop(m);
         /* first, while everything still works: it runs the loop for a few seconds */
         if (m->upnp != NULL)
                 m->upnp->ops->shutdown(m->upnp);

@@ -63,6 +63,17 @@ struct pcpd_manager {
         GArray *orphans;
         guint orphans_head;
         guint orphans_source;
+        /* the app mappings restored after a restart that wait for their apps
+         * (pcpd-restore.c): their ids (uint64_t), in the order they were restored, NULL when
+         * none wait; n_unclaimed of them still unclaimed (a claim, or a removal for any
+         * reason, takes one off in O(1): pcpd_mapping.unclaimed). One timer for the grace of
+         * them all (grace_source); once it is over (grace_over), those still unclaimed go
+         * PCPD_ORPHAN_BATCH a turn of the loop, from unclaimed_head on (grace_source is then
+         * an idle source) */
+        GArray *unclaimed;
+        guint unclaimed_head, n_unclaimed;
+        guint grace_source;
+        bool grace_over;
         const struct pcpd_manager_listener *listener; /* its news goes there (never NULL) */
         void *listener_data;
 

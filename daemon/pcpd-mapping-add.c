@@ -132,15 +132,11 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 }
                 manager_mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
                 if (mp->unclaimed) {
-                        mp->unclaimed = false;
-                        if (mp->grace_source != 0) {
-                                g_source_remove(mp->grace_source);
-                                mp->grace_source = 0;
-                        }
+                        manager_unclaimed_done(m, mp);
                         set_shared(&mp->owner, req->owner ?: "");
                         mp->pid = req->pid;
                         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID);
-                        g_message("Mapping %s reclaimed by %s (uid %u)", mp->path, req->owner ?: "?", req->uid);
+                        g_message("Mapping %s reclaimed by %s (uid %u)", PCPD_MAPPING_PATH(mp), req->owner ?: "?", req->uid);
                 }
                 *ret = mp;
                 return 0;
@@ -196,7 +192,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         manager_update_state(m);
         pcpd_backend_kick(m->pcp);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_ADDED, mp, NULL, NULL,
-                         "Mapping %s: %s %s port %u for uid %u%s%s%s%s%s%s", mp->path, pcp_opcode_to_string(mp->opcode),
+                         "Mapping %s: %s %s port %u for uid %u%s%s%s%s%s%s", PCPD_MAPPING_PATH(mp), pcp_opcode_to_string(mp->opcode),
                          pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, mp->uid,
                          mp->app_id[0] ? " (" : "", mp->app_id, mp->app_id[0] ? ")" : "",
                          direct ? "; not behind a NAT: active with the host's own address " : " on ",

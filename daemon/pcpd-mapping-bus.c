@@ -158,7 +158,7 @@ static int mapping_enumerate(sd_bus *bus, const char *path, void *userdata, char
                 return -ENOMEM;
         g_hash_table_iter_init(&it, m->mappings);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
-                l[n] = strdup(((pcpd_mapping *) v)->path);
+                l[n] = strdup(PCPD_MAPPING_PATH((pcpd_mapping *) v));
                 if (l[n] == NULL) {
                         while (n > 0)
                                 free(l[--n]);
@@ -302,7 +302,7 @@ static int emit_mapping_added(sd_bus *bus, pcpd_mapping *mp) {
         r = sd_bus_message_new_signal(bus, &m, PCP1_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
                                       "InterfacesAdded");
         if (r >= 0)
-                r = sd_bus_message_append_basic(m, 'o', mp->path);
+                r = sd_bus_message_append_basic(m, 'o', PCPD_MAPPING_PATH(mp));
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sa{sv}}");
         for (size_t i = 0; r >= 0 && i < G_N_ELEMENTS(builtin_interfaces); i++) {
@@ -326,7 +326,7 @@ static int emit_mapping_added(sd_bus *bus, pcpd_mapping *mp) {
         for (const sd_bus_vtable *v = VTABLE_NEXT(mapping_vtable, mapping_vtable); r >= 0 && v->type != _SD_BUS_VTABLE_END;
              v = VTABLE_NEXT(mapping_vtable, v))
                 if (vtable_is_property(v) && !(v->flags & (SD_BUS_VTABLE_HIDDEN | SD_BUS_VTABLE_PROPERTY_EXPLICIT)))
-                        r = append_property(bus, m, mp->path, PCP1_MAPPING_IFACE, v, mp, &error);
+                        r = append_property(bus, m, PCPD_MAPPING_PATH(mp), PCP1_MAPPING_IFACE, v, mp, &error);
         for (int k = 0; r >= 0 && k < 3; k++) /* a{sv}, {sa{sv}}, a{sa{sv}} */
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
@@ -342,7 +342,7 @@ static int emit_mapping_removed(sd_bus *bus, pcpd_mapping *mp) {
         r = sd_bus_message_new_signal(bus, &m, PCP1_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
                                       "InterfacesRemoved");
         if (r >= 0)
-                r = sd_bus_message_append_basic(m, 'o', mp->path);
+                r = sd_bus_message_append_basic(m, 'o', PCPD_MAPPING_PATH(mp));
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "s");
         for (size_t i = 0; r >= 0 && i < G_N_ELEMENTS(builtin_interfaces); i++)
@@ -397,7 +397,7 @@ void pcpd_mapping_bus_changed(sd_bus *bus, pcpd_mapping *mp, pcpd_mapping_change
         const char *names[G_N_ELEMENTS(mapping_properties) + 1];
 
         if (bus != NULL && pcpd_bus_mapping_property_names(what, names, G_N_ELEMENTS(names)) > 0)
-                (void) pcpd_bus_emit_properties_changed(bus, mp->path, PCP1_MAPPING_IFACE, mapping_vtable, mp, names);
+                (void) pcpd_bus_emit_properties_changed(bus, PCPD_MAPPING_PATH(mp), PCP1_MAPPING_IFACE, mapping_vtable, mp, names);
 }
 
 /* MappingRemoved(o path, s reason): sd_bus_emit_signal(..., "os", ...) without parsing the
@@ -408,7 +408,7 @@ static int emit_mapping_removed_reason(sd_bus *bus, pcpd_mapping *mp, pcpd_remov
 
         r = sd_bus_message_new_signal(bus, &m, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "MappingRemoved");
         if (r >= 0)
-                r = sd_bus_message_append_basic(m, 'o', mp->path);
+                r = sd_bus_message_append_basic(m, 'o', PCPD_MAPPING_PATH(mp));
         if (r >= 0)
                 r = sd_bus_message_append_basic(m, 's', pcpd_remove_reason_to_string(reason));
         if (r >= 0)

@@ -132,12 +132,12 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
                         }
                 }
                 if (r < 0) {
-                        g_warning("Mapping %s cannot have the host's own address: %s", mp->path, g_strerror(-r));
+                        g_warning("Mapping %s cannot have the host's own address: %s", PCPD_MAPPING_PATH(mp), g_strerror(-r));
                         manager_mapping_wait(m, mp);
                         return r;
                 }
                 pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                                 "Mapping %s has the host's own address %s now", mp->path, mp->external_address);
+                                 "Mapping %s has the host's own address %s now", PCPD_MAPPING_PATH(mp), mp->external_address);
                 mp->expires_at = 0;
                 pcpd_manager_emit_mapping_changed(
                         m, mp,
@@ -166,11 +166,11 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
         if (r < 0 && from_direct) {
                 g_warning("Mapping %s keeps the host's own address: PCP server %s answers now, but the mapping "
                           "cannot be made there: %s%s",
-                          mp->path, s->text, state ? "its nonce cannot be saved: " : "", g_strerror(-r));
+                          PCPD_MAPPING_PATH(mp), s->text, state ? "its nonce cannot be saved: " : "", g_strerror(-r));
                 return r;
         }
         if (r < 0) {
-                g_warning("Mapping %s cannot be made on PCP server %s: %s%s", mp->path, s->text,
+                g_warning("Mapping %s cannot be made on PCP server %s: %s%s", PCPD_MAPPING_PATH(mp), s->text,
                           state ? "its nonce cannot be saved: " : "", g_strerror(-r));
                 manager_mapping_wait(m, mp);
                 return r;
@@ -182,10 +182,10 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
                 pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                                  "Mapping %s moves to PCP server %s, which answers now (it had the host's own "
                                  "address %s)",
-                                 mp->path, s->text, from);
+                                 PCPD_MAPPING_PATH(mp), s->text, from);
         else
                 pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                                 "Mapping %s %s PCP server %s%s%s", mp->path, same ? "is made again on" : "moves to",
+                                 "Mapping %s %s PCP server %s%s%s", PCPD_MAPPING_PATH(mp), same ? "is made again on" : "moves to",
                                  s->text, from != NULL && !same ? ", from " : "", from != NULL && !same ? from : "");
         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_SERVER);
         if (pcpd_backend_info_of(to, mp, &bi))
@@ -233,7 +233,7 @@ void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
         if (what == 0)
                 return;
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
-                         "Mapping %s waits for a %s PCP server (it was on %s, which is gone)", mp->path,
+                         "Mapping %s waits for a %s PCP server (it was on %s, which is gone)", PCPD_MAPPING_PATH(mp),
                          mp->family == AF_INET ? "IPv4" : "IPv6", mp->prev_server ?: "none");
         pcpd_manager_emit_mapping_changed(m, mp, what);
 }

@@ -13,9 +13,11 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "pcp-wire.h"
+#include "pcp1-contract.h"
 
 typedef struct pcpd_manager pcpd_manager;
 typedef struct pcpd_server pcpd_server;
@@ -31,7 +33,8 @@ typedef struct pcpd_mapping {
          * keeps no separate array of values */
         uint64_t id;
         pcpd_manager *manager;
-        char *path;
+        /* its D-Bus object path is not kept: it is made from the id where it is needed
+         * (pcpd_mapping_path(), PCPD_MAPPING_PATH()) */
         /* its engine mapping in the PCP backend (pcpd-pcp.c); NULL when the engine has none
          * (direct, waiting for a server, being removed): pcpd_pcp_mapping_held() */
         struct pcpd_pcp_mapping *pcp;
@@ -52,7 +55,6 @@ typedef struct pcpd_mapping {
         uid_t uid;
         pid_t pid;
         unsigned n_holds;
-        guint grace_source;
 
         /* what */
         char *remote_address;
@@ -102,7 +104,9 @@ typedef struct pcpd_mapping {
         uint8_t nonce[PCP_NONCE_LEN];
         bool has_nonce;
         bool persistent;
-        bool unclaimed; /* restored after a daemon restart, waiting for its app */
+        /* restored after a daemon restart, waiting for its app: one of the manager's
+         * n_unclaimed (pcpd-restore.c; cleared only by manager_unclaimed_done()) */
+        bool unclaimed;
 } pcpd_mapping;
 
 struct pcpd_mapping_addrs {
@@ -120,3 +124,34 @@ static inline const struct in6_addr *pcpd_mapping_third_party(const pcpd_mapping
         static const struct in6_addr none;
         return mp->addrs != NULL ? &mp->addrs->third_party : &none;
 }
+
+/* A mapping's D-Bus object path, PCP1_MAPPING_PATH_PREFIX "/<id>" in decimal, made from its
+ * id when it is needed rather than kept with each mapping (a pointer and a heap chunk each:
+ * ~7 MB at 131,070). The longest: the prefix, "/", the 20 digits of UINT64_MAX and a NUL. */
+#define PCPD_MAPPING_PATH_PREFIX_LEN (sizeof(PCP1_MAPPING_PATH_PREFIX "/") - 1)
+#define PCPD_MAPPING_PATH_MAX (PCPD_MAPPING_PATH_PREFIX_LEN + 20 + 1)
+
+/* id's object path in buf; returns buf */
+static inline const char *pcpd_mapping_path_of_id(uint64_t id, char buf[static PCPD_MAPPING_PATH_MAX]) {
+        char digits[20];
+        size_t n = 0;
+
+        memcpy(buf, PCP1_MAPPING_PATH_PREFIX "/", PCPD_MAPPING_PATH_PREFIX_LEN);
+        do {
+                digits[n++] = (char) ('0' + id % 10);
+                id /= 10;
+        } while (id != 0);
+        for (size_t i = 0; i < n; i++)
+                buf[PCPD_MAPPING_PATH_PREFIX_LEN + i] = digits[n - 1 - i];
+        buf[PCPD_MAPPING_PATH_PREFIX_LEN + n] = '\0';
+        return buf;
+}
+
+/* mp's object path in buf; returns buf */
+static inline const char *pcpd_mapping_path(const pcpd_mapping *mp, char buf[static PCPD_MAPPING_PATH_MAX]) {
+        return pcpd_mapping_path_of_id(mp->id, buf);
+}
+
+/* mp's object path in a buffer of the enclosing block's (a compound literal), for use within
+ * that block (a log line, a reply, a signal); a path that must outlive it is copied */
+#define PCPD_MAPPING_PATH(mp) pcpd_mapping_path((mp), (char[PCPD_MAPPING_PATH_MAX]){0})

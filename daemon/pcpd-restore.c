@@ -19,16 +19,79 @@
 #include "pcpd-servers.h"
 #include "pcpd-store.h"
 
-static gboolean on_grace_over(gpointer data) {
-        pcpd_mapping *mp = data;
+/* ---- the grace of the restored app mappings: one timer for them all ---- */
 
-        mp->grace_source = 0;
-        if (mp->unclaimed) {
-                g_message("Mapping %s was not reclaimed after the restart; %s", mp->path,
-                          mp->held_by == mp->manager->direct ? "removing it" : "deleting it upstream");
-                pcpd_manager_remove_mapping(mp->manager, mp, PCPD_REMOVED_OWNER_VANISHED);
+/* none wait any more, or the shutdown: the timer (or the batches' idle source) and the ids
+ * go */
+static void grace_clear(pcpd_manager *m) {
+        if (m->grace_source != 0)
+                g_source_remove(m->grace_source);
+        m->grace_source = 0;
+        if (m->unclaimed != NULL)
+                g_array_free(m->unclaimed, TRUE);
+        m->unclaimed = NULL;
+        m->unclaimed_head = 0;
+        m->grace_over = false;
+}
+
+void manager_unclaimed_done(pcpd_manager *m, pcpd_mapping *mp) {
+        if (!mp->unclaimed)
+                return;
+        mp->unclaimed = false;
+        g_assert(m->n_unclaimed > 0);
+        m->n_unclaimed--;
+        /* once the grace is over, the batches walk the ids to their end themselves */
+        if (m->n_unclaimed == 0 && !m->grace_over)
+                grace_clear(m);
+}
+
+/* The next max of the ids, each looked up again: gone already (released, removed for
+ * another reason) or claimed meanwhile, it is left alone; else it goes, as it did when each
+ * had a timer of its own. Returns how many ids are left. */
+static guint grace_remove(pcpd_manager *m, guint max) {
+        for (guint n = 0; n < max && m->unclaimed != NULL && m->unclaimed_head < m->unclaimed->len; n++) {
+                uint64_t id = g_array_index(m->unclaimed, uint64_t, m->unclaimed_head++);
+                pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
+
+                if (mp == NULL || !mp->unclaimed)
+                        continue;
+                g_message("Mapping %s was not reclaimed after the restart; %s", PCPD_MAPPING_PATH(mp),
+                          mp->held_by == m->direct ? "removing it" : "deleting it upstream");
+                pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_OWNER_VANISHED);
         }
+        if (m->unclaimed != NULL && m->unclaimed_head < m->unclaimed->len)
+                return m->unclaimed->len - m->unclaimed_head;
+        return 0;
+}
+
+/* the grace is over: those still unclaimed go, PCPD_ORPHAN_BATCH a turn of the loop (at
+ * the default priority, as a departing holder's: calls and signals are served between) */
+static gboolean on_grace_batch(gpointer userdata) {
+        pcpd_manager *m = userdata;
+
+        if (grace_remove(m, PCPD_ORPHAN_BATCH) > 0)
+                return G_SOURCE_CONTINUE;
+        m->grace_source = 0; /* this source, ending */
+        grace_clear(m);
         return G_SOURCE_REMOVE;
+}
+
+static gboolean on_grace_over(gpointer userdata) {
+        pcpd_manager *m = userdata;
+
+        m->grace_over = true;
+        m->grace_source = 0; /* this source, ending */
+        if (grace_remove(m, PCPD_ORPHAN_BATCH) > 0)
+                m->grace_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_grace_batch, m, NULL);
+        else
+                grace_clear(m);
+        return G_SOURCE_REMOVE;
+}
+
+void manager_grace_stop(pcpd_manager *m) {
+        if (m->grace_over)
+                (void) grace_remove(m, G_MAXUINT);
+        grace_clear(m);
 }
 
 static const char *app_id_source_from_string(const char *s) {
@@ -79,7 +142,8 @@ static pcpd_mapping *mapping_from_record(pcpd_manager *m, const pcpd_state_mappi
         g_free(mp->remote_address);
         mp->remote_address = g_strdup(rec->remote_address);
         mp->remote_port = req.remote_port;
-        mp->unclaimed = !mp->persistent;
+        /* an app mapping waits for its app (mp->unclaimed) once it is in the manager's
+         * tables (manager_restore()) */
         return mp;
 }
 
@@ -245,7 +309,7 @@ void manager_restore(pcpd_manager *m) {
                         /* two mappings of one port: never made by one pcpd; the later one is
                          * deleted upstream rather than forgotten there */
                         g_warning("Saved mapping %s: %s port %u is saved twice; deleting the second one upstream",
-                                  mp->path, pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port);
+                                  PCPD_MAPPING_PATH(mp), pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port);
                         manager_mapping_free(mp);
                         if (rec->has_nonce) {
                                 g_hash_table_steal(st->mappings, &rec->id);
@@ -275,8 +339,14 @@ void manager_restore(pcpd_manager *m) {
                         manager_mapping_show(m, mp, m->pcp);
                         pcpd_backend_drain(m->pcp);
                 }
-                if (mp->unclaimed)
-                        mp->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, mp);
+                if (!mp->persistent) {
+                        /* it waits for its app: one grace timer for all of them, below */
+                        mp->unclaimed = true;
+                        m->n_unclaimed++;
+                        if (m->unclaimed == NULL)
+                                m->unclaimed = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+                        g_array_append_val(m->unclaimed, mp->id);
+                }
                 manager_emit_mapping_added(m, mp);
                 if (rec->upnp_interface != NULL && m->upnp != NULL && pcpd_backend_holds(m->pcp, mp))
                         (void) m->upnp->ops->restore(m->upnp, mp, rec);
@@ -286,6 +356,12 @@ void manager_restore(pcpd_manager *m) {
                 g_message("%u mapping(s) were removed before the restart and their delete was never confirmed: "
                           "deleting them again",
                           deleting);
+        /* one timer for the grace of all the app mappings restored: from now, after the
+         * restore (the loop has not run meanwhile: no app could claim one yet), so that each
+         * waits grace_seconds at least, as when each had a timer from its own restore on.
+         * A reload that changes GraceSeconds does not change it (nor did it each timer). */
+        if (m->n_unclaimed > 0 && m->grace_source == 0)
+                m->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, m);
         if (restored > 0) {
                 g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored,
                           m->state_dir, m->config.grace_seconds);

@@ -311,7 +311,7 @@ static void link_take_record(struct pcpd_backend_mapping *l, upnp_backend *b) {
                 pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_GRANTED, l->mp, NULL, NULL,
                                  "Mapping %s: the UPnP-IGD on %s takes only permanent mappings (error 725): pcpd "
                                  "deletes it itself when it is released",
-                                 l->mp->path, l->ui->ifname);
+                                 PCPD_MAPPING_PATH(l->mp), l->ui->ifname);
         }
         b->base.events->mapping_record_changed(b->base.userdata, l->mp);
 }
@@ -548,7 +548,7 @@ static void on_upnp_event(void *userdata, const pcpd_upnp_event *ev) {
                         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_EPOCH_RESET, l->mp, NULL, NULL,
                                          "Mapping %s was gone from the UPnP-IGD on %s (a router restart?): created "
                                          "again",
-                                         l->mp->path, ui->ifname);
+                                         PCPD_MAPPING_PATH(l->mp), ui->ifname);
                 link_take_record(l, b);
                 if (nothing_to_show(ui->u, ev->mapping))
                         return;
@@ -622,7 +622,7 @@ static struct pcpd_backend_mapping *link_start(upnp_iface *ui, pcpd_mapping *mp,
         req.held_external_port = held;
         r = pcpd_upnp_add(ui->u, &req, &id);
         if (r < 0) {
-                g_warning("Mapping %s cannot be made through UPnP-IGD on %s: %s", mp->path, ui->ifname,
+                g_warning("Mapping %s cannot be made through UPnP-IGD on %s: %s", PCPD_MAPPING_PATH(mp), ui->ifname,
                           r == -EOPNOTSUPP ? pcpd_upnp_refuse_reason(ui->u, &req) : g_strerror(-r));
                 return NULL;
         }
@@ -662,7 +662,7 @@ static int upnp_add(pcpd_backend *base, pcpd_mapping *mp, pcpd_server *s, const 
                 return -EINVAL;
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s: the router %s speaks neither PCP nor NAT-PMP; asking its UPnP-IGD on %s",
-                         mp->path, s->text, s->ifname);
+                         PCPD_MAPPING_PATH(mp), s->text, s->ifname);
         link_publish(b, l);
         return 0;
 }
@@ -739,7 +739,7 @@ static void upnp_handover(pcpd_backend *base, pcpd_mapping *mp, uint16_t externa
                 upnp_remove(base, mp, cookie);
                 return;
         }
-        g_debug("Mapping %s: PCP holds the IGD's entry (port %u) now; UPnP lets go of it without a delete", mp->path,
+        g_debug("Mapping %s: PCP holds the IGD's entry (port %u) now; UPnP lets go of it without a delete", PCPD_MAPPING_PATH(mp),
                 external_port);
         (void) pcpd_upnp_forget(l->ui->u, l->id);
         g_hash_table_remove(l->ui->held, &l->id);
@@ -800,7 +800,7 @@ static bool upnp_restore(pcpd_backend *base, pcpd_mapping *mp, const pcpd_state_
         }
         g_message("Saved mapping %s %s port %u was held through the UPnP-IGD on %s (external port %u): asking it "
                   "again",
-                  mp->path, pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, ui->ifname,
+                  PCPD_MAPPING_PATH(mp), pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port, ui->ifname,
                   rec->upnp_external_port);
         link_publish(b, l);
         return true;

@@ -123,11 +123,11 @@ static void assert_saved(const pcpd_mapping *mp, const pcpd_server *s) {
 
         assert_true(dirfd >= 0);
         if (pcpd_state_load(dirfd, mp->manager->state_dir, &st, &error) < 0)
-                fail_msg("state of %s: %s", mp->path, error->message);
+                fail_msg("state of %s: %s", PCPD_MAPPING_PATH(mp), error->message);
         close(dirfd);
         rec = g_hash_table_lookup(st->mappings, &mp->id);
         if (rec == NULL)
-                fail_msg("%s is added before its record is saved", mp->path);
+                fail_msg("%s is added before its record is saved", PCPD_MAPPING_PATH(mp));
         assert_true(rec->has_nonce);
         assert_memory_equal(rec->nonce, mp->nonce, PCP_NONCE_LEN);
         assert_string_equal(rec->server, s->text);

@@ -172,7 +172,7 @@ static void rec_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed 
 
 static void rec_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason, void *userdata) {
         /* still readable, still findable while it is told */
-        assert_ptr_equal(pcpd_manager_find_path(m, mp->path), mp);
+        assert_ptr_equal(pcpd_manager_find_path(m, PCPD_MAPPING_PATH(mp)), mp);
         record(userdata, m, EV_REMOVED, mp, 0, (int) reason);
 }
 

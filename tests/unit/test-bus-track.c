@@ -77,7 +77,7 @@ static void on_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason rea
         unsigned r = reason;
 
         g_array_append_val(f->removed, r);
-        g_ptr_array_add(f->removed_paths, g_strdup(mp->path));
+        g_ptr_array_add(f->removed_paths, g_strdup(PCPD_MAPPING_PATH(mp)));
 }
 
 static void on_unconfirmed(pcpd_manager *m, const char *holder, void *userdata) {
@@ -264,10 +264,10 @@ static void test_unconfirmed_asked(void **state) {
  * one held by another name too stays. */
 static void test_left_removes(void **state) {
         fixture *f = *state;
-        g_autofree char *only = g_strdup(hold(f, 5001, ":1.20", true)->path);
-        g_autofree char *shared = g_strdup(hold(f, 5002, ":1.20", true)->path);
+        g_autofree char *only = g_strdup(PCPD_MAPPING_PATH(hold(f, 5001, ":1.20", true)));
+        g_autofree char *shared = g_strdup(PCPD_MAPPING_PATH(hold(f, 5002, ":1.20", true)));
 
-        assert_string_equal(hold(f, 5002, ":1.21", true)->path, shared);
+        assert_string_equal(PCPD_MAPPING_PATH(hold(f, 5002, ":1.21", true)), shared);
         signal_give(f, ":1.20", ":1.20", "");
         assert_int_equal(f->removed->len, 1);
         assert_int_equal(g_array_index(f->removed, unsigned, 0), PCPD_REMOVED_OWNER_VANISHED);
@@ -289,7 +289,7 @@ static void test_left_removes(void **state) {
 /* Only a unique name with no new owner has left. */
 static void test_other_signals_ignored(void **state) {
         fixture *f = *state;
-        g_autofree char *path = g_strdup(hold(f, 5001, ":1.30", true)->path);
+        g_autofree char *path = g_strdup(PCPD_MAPPING_PATH(hold(f, 5001, ":1.30", true)));
         g_autoptr(GPtrArray) all = NULL;
         sd_bus_message *bad = NULL;
 
@@ -314,7 +314,7 @@ static void test_other_signals_ignored(void **state) {
  * its holds go as if it had been seen leaving. */
 static void test_no_owner_removes(void **state) {
         fixture *f = *state;
-        g_autofree char *path = g_strdup(hold(f, 5001, ":1.40", false)->path);
+        g_autofree char *path = g_strdup(PCPD_MAPPING_PATH(hold(f, 5001, ":1.40", false)));
 
         assert_int_equal(f->out->len, 1);
         answer(f, ":1.40", reply_error(":1.40", "org.freedesktop.DBus.Error.NameHasNoOwner"));
@@ -327,7 +327,7 @@ static void test_no_owner_removes(void **state) {
 /* An owner, or another error, leaves the hold to the NameOwnerChanged watch. */
 static void test_other_answers_keep(void **state) {
         fixture *f = *state;
-        g_autofree char *path = g_strdup(hold(f, 5001, ":1.50", false)->path);
+        g_autofree char *path = g_strdup(PCPD_MAPPING_PATH(hold(f, 5001, ":1.50", false)));
 
         hold(f, 5001, ":1.50", false);
         assert_int_equal(f->out->len, 2);

@@ -669,8 +669,8 @@ static void test_reclaim_after_restart(void **state) {
         fake_grant(f->fb, pers, 19001, 600);
         app = add_granted(f, 9002, ":1.5");
         gone = add_granted(f, 9003, ":1.6");
-        ppath = g_strdup(pers->path);
-        apath = g_strdup(app->path);
+        ppath = g_strdup(PCPD_MAPPING_PATH(pers));
+        apath = g_strdup(PCPD_MAPPING_PATH(app));
         memcpy(pnonce, pers->nonce, sizeof(pnonce));
         memcpy(anonce, app->nonce, sizeof(anonce));
         memcpy(gnonce, gone->nonce, sizeof(gnonce));
@@ -717,7 +717,7 @@ static void test_reclaim_after_restart(void **state) {
 static void test_lost_forget_after_restart(void **state) {
         fixture *f = *state;
         pcpd_mapping *gone = add_granted(f, 9011, ":1.7");
-        g_autofree char *gpath = g_strdup(gone->path);
+        g_autofree char *gpath = g_strdup(PCPD_MAPPING_PATH(gone));
         uint8_t gnonce[PCP_NONCE_LEN];
         uint64_t gid = gone->id;
 
@@ -1023,7 +1023,7 @@ static pcpd_state_mapping *record_on_disk(fixture *f, const pcpd_mapping *mp, pc
 
         assert_true(dirfd >= 0);
         if (pcpd_state_load(dirfd, f->m->state_dir, &st, &error) < 0)
-                fail_msg("state of %s: %s", mp->path, error->message);
+                fail_msg("state of %s: %s", PCPD_MAPPING_PATH(mp), error->message);
         close(dirfd);
         *ret_st = st;
         return g_hash_table_lookup(st->mappings, &mp->id);
@@ -1064,7 +1064,7 @@ static void test_fallback_takeover_same_port(void **state) {
         rec = record_on_disk(f, mp, &st);
         assert_non_null(rec);
         if (rec->upnp_interface != NULL && rec->upnp_interface[0] != '\0')
-                fail_msg("%s is held by PCP, but its record on disk still has the UPnP-IGD interface %s", mp->path,
+                fail_msg("%s is held by PCP, but its record on disk still has the UPnP-IGD interface %s", PCPD_MAPPING_PATH(mp),
                          rec->upnp_interface);
         assert_int_equal(rec->external_port, 9403);
         pcpd_state_free(st);

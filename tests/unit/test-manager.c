@@ -149,7 +149,7 @@ static bool mapping_in_state(void *ctx, const void *arg) {
 
 static void wait_state(fixture *f, pcpd_mapping *mp, const char *st) {
         state_of s = { .m = &f->m, .id = mp->id, .state = st };
-        g_autofree char *what = g_strdup_printf("mapping %s to be %s", mp->path, st);
+        g_autofree char *what = g_strdup_printf("mapping %s to be %s", PCPD_MAPPING_PATH(mp), st);
 
         wait_for(f, mapping_in_state, &s, what);
 }
@@ -279,7 +279,7 @@ static void test_sharing(void **state) {
 
         /* the first lets go: it stays, nothing sent */
         pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
-        assert_ptr_equal(pcpd_manager_find_path(f->m, mp->path), mp);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, PCPD_MAPPING_PATH(mp)), mp);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
         assert_int_equal(g_hash_table_size(mp->holders), 1);
         assert_int_equal(fake_count(f->a, 5002, true), 0);
@@ -433,7 +433,7 @@ static void test_owner_vanished(void **state) {
         pcpd_manager_holder_vanished(f->m, ":1.2");
         assert_int_equal(last_event(&f->rec, EV_REMOVED, id_shared)->reason, PCPD_REMOVED_OWNER_VANISHED);
         assert_int_equal(g_hash_table_size(f->m->mappings), 1);
-        assert_ptr_equal(pcpd_manager_find_path(f->m, kept->path), kept);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, PCPD_MAPPING_PATH(kept)), kept);
         wait_seen(f, f->a, 8002, true, 1);
 }
 
@@ -482,12 +482,44 @@ static void test_server_refuses(void **state) {
         assert_string_equal(ev->error, "UNSUPP_PROTOCOL");
         assert_string_equal(mp->external_address, "");
         assert_int_equal(count_events(&f->rec, EV_REMOVED, mp->id), 0);
-        assert_ptr_equal(pcpd_manager_find_path(f->m, mp->path), mp);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, PCPD_MAPPING_PATH(mp)), mp);
         assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 1);
 
         /* it goes when released, like any other */
         pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
         assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+}
+
+/* A mapping's object path is made from its id, not kept: the same text as the one kept
+ * before ("%" G_GUINT64_FORMAT after the prefix), up to the largest id, each found again */
+static void test_mapping_path(void **state) {
+        fixture *f = *state;
+        static const uint64_t ids[] = {0, 1, 9, 10, 99, 100, 131070, 4294967295u, 4294967296u,
+                                       1000000000000000000u, 9999999999999999999u, UINT64_MAX - 1, UINT64_MAX};
+        char buf[PCPD_MAPPING_PATH_MAX];
+        pcpd_mapping *mp = add_granted(f, 8401, ":1.1");
+
+        for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+                g_autofree char *want = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, ids[i]);
+
+                memset(buf, 'x', sizeof(buf));
+                assert_ptr_equal(pcpd_mapping_path_of_id(ids[i], buf), buf);
+                assert_string_equal(buf, want);
+                assert_true(strlen(buf) < sizeof(buf));
+        }
+        assert_int_equal(strlen(pcpd_mapping_path_of_id(UINT64_MAX, buf)) + 1, PCPD_MAPPING_PATH_MAX);
+
+        {
+                g_autofree char *want = g_strdup_printf(PCP1_MAPPING_PATH_PREFIX "/%" G_GUINT64_FORMAT, mp->id);
+                const char *a = PCPD_MAPPING_PATH(mp), *b = PCPD_MAPPING_PATH(mp);
+
+                /* two in one block are two buffers */
+                assert_ptr_not_equal(a, b);
+                assert_string_equal(a, want);
+                assert_string_equal(b, want);
+                assert_ptr_equal(pcpd_manager_find_path(f->m, a), mp);
+                assert_null(pcpd_manager_find_path(f->m, pcpd_mapping_path_of_id(mp->id + 1, buf)));
+        }
 }
 
 /* The configured server is replaced by another: the mapping moves, same object and path,
@@ -496,7 +528,7 @@ static void test_move_to_other_server(void **state) {
         fixture *f = *state;
         pcpd_mapping *mp = add_granted(f, 8301, ":1.1");
         g_autofree char *text_b = NULL;
-        g_autofree char *path = g_strdup(mp->path);
+        g_autofree char *path = g_strdup(PCPD_MAPPING_PATH(mp));
         pcpd_server_spec spec;
         uint8_t nonce[PCP_NONCE_LEN];
         uint64_t id = mp->id;
@@ -540,7 +572,7 @@ static void test_wait_for_server(void **state) {
         memcpy(nonce, mp->nonce, sizeof(nonce));
         assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, NULL, 0));
         assert_int_equal(f->m->servers->len, 0);
-        assert_ptr_equal(pcpd_manager_find_path(f->m, mp->path), mp);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, PCPD_MAPPING_PATH(mp)), mp);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
         assert_string_equal(mp->state, "failed");
         assert_string_equal(mp->error, "NO_SERVER");
@@ -584,8 +616,8 @@ static void test_reclaim_after_restart(void **state) {
         pers = add(f, &preq);
         wait_state(f, pers, "active");
         app = add_granted(f, 9002, ":1.5");
-        ppath = g_strdup(pers->path);
-        apath = g_strdup(app->path);
+        ppath = g_strdup(PCPD_MAPPING_PATH(pers));
+        apath = g_strdup(PCPD_MAPPING_PATH(app));
         memcpy(pnonce, pers->nonce, sizeof(pnonce));
         memcpy(anonce, app->nonce, sizeof(anonce));
 
@@ -676,8 +708,8 @@ static void test_unclaimed_after_restart(void **state) {
         pers = add(f, &preq);
         wait_state(f, pers, "active");
         app = add_granted(f, 9102, ":1.5");
-        ppath = g_strdup(pers->path);
-        apath = g_strdup(app->path);
+        ppath = g_strdup(PCPD_MAPPING_PATH(pers));
+        apath = g_strdup(PCPD_MAPPING_PATH(app));
         aid = app->id;
         memcpy(anonce, app->nonce, sizeof(anonce));
 
@@ -822,7 +854,7 @@ static void test_owner_vanished_then_stop(void **state) {
         guint mark;
 
         add_many(f, ":1.70", ids);
-        other_path = g_strdup(add(f, &req)->path);
+        other_path = g_strdup(PCPD_MAPPING_PATH(add(f, &req)));
         mark = f->rec.events->len;
         pcpd_manager_holder_vanished(f->m, ":1.70");
         assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
@@ -841,14 +873,187 @@ static void test_owner_vanished_then_stop(void **state) {
         assert_non_null(pcpd_manager_find_path(f->m, other_path));
 }
 
+/* ---- the restored app mappings' grace: one timer for them all ---- */
+
+/* MANY app mappings of `owner` (ids in ids), then a restart: all restored, unclaimed, one
+ * grace timer for them all */
+static void restart_with_many(fixture *f, const char *owner, uint64_t *ids) {
+        add_many(f, owner, ids);
+        f->m = pcpd_manager_free(f->m);
+        g_array_set_size(f->rec.events, 0);
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+        for (unsigned k = 0; k < MANY; k++) {
+                pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, &ids[k]);
+                assert_non_null(mp);
+                assert_true(mp->unclaimed);
+        }
+        assert_int_equal(f->m->n_unclaimed, MANY);
+        assert_non_null(f->m->unclaimed);
+        assert_int_equal(f->m->unclaimed->len, MANY);
+        assert_true(f->m->grace_source != 0);
+        assert_false(f->m->grace_over);
+}
+
+/* MANY restored, GraceSeconds 0 (over at the first turns of the loop). Before it is over:
+ * every third is claimed again (kept), one claimed and released at once (gone, "released",
+ * once), one revoked while unclaimed (gone, "revoked", once). Then exactly the others go,
+ * "owner-vanished", each once, no more than PCPD_ORPHAN_BATCH in any turn of the loop;
+ * the timer and the ids go with the last. */
+static void test_unclaimed_batches(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+        g_autofree bool *claimed = g_new0(bool, MANY);
+        pcpd_mapping_request req;
+        unsigned gone = 0, turns = 0, n_claimed = 0;
+        uint64_t released_id, revoked_id;
+        pcpd_mapping *mp;
+
+        restart_with_many(f, ":1.80", ids);
+        for (unsigned k = 0; k < MANY; k += 3) {
+                req = request((uint16_t) (MANY_PORT + k), ":1.81");
+                mp = add(f, &req);
+                assert_int_equal(mp->id, ids[k]); /* the restored one, claimed */
+                assert_false(mp->unclaimed);
+                claimed[k] = true;
+                n_claimed++;
+        }
+        /* claimed, then released while the others still wait */
+        req = request((uint16_t) (MANY_PORT + 1), ":1.82");
+        mp = add(f, &req);
+        released_id = mp->id;
+        assert_int_equal(released_id, ids[1]);
+        pcpd_manager_release(f->m, mp, ":1.82", PCPD_REMOVED_RELEASED);
+        assert_null(g_hash_table_lookup(f->m->mappings, &released_id));
+        /* removed for another reason while unclaimed */
+        revoked_id = ids[2];
+        mp = g_hash_table_lookup(f->m->mappings, &revoked_id);
+        assert_true(mp->unclaimed);
+        pcpd_manager_remove_mapping(f->m, mp, PCPD_REMOVED_REVOKED);
+        assert_int_equal(f->m->n_unclaimed, MANY - n_claimed - 2);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), 0);
+
+        /* the grace is over: a batch a turn, with a counted cap */
+        while (gone < MANY - n_claimed - 2) {
+                unsigned before = gone;
+
+                assert_true(turns < 10 * MANY);
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+                gone = removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED);
+                assert_true(gone - before <= PCPD_ORPHAN_BATCH);
+        }
+        assert_true(turns >= (MANY - n_claimed - 2) / PCPD_ORPHAN_BATCH);
+        for (unsigned i = 0; i < 10; i++)
+                g_main_context_iteration(NULL, FALSE);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), MANY - n_claimed - 2);
+        assert_int_equal(f->m->grace_source, 0);
+        assert_null(f->m->unclaimed);
+        assert_int_equal(f->m->n_unclaimed, 0);
+        assert_false(f->m->grace_over);
+        for (unsigned k = 0; k < MANY; k++) {
+                mp = g_hash_table_lookup(f->m->mappings, &ids[k]);
+                if (claimed[k]) {
+                        assert_non_null(mp);
+                        assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 0);
+                        continue;
+                }
+                assert_null(mp);
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 1);
+                assert_int_equal(last_event(&f->rec, EV_REMOVED, ids[k])->reason,
+                                 ids[k] == released_id  ? PCPD_REMOVED_RELEASED
+                                 : ids[k] == revoked_id ? PCPD_REMOVED_REVOKED
+                                                        : PCPD_REMOVED_OWNER_VANISHED);
+        }
+        assert_int_equal(g_hash_table_size(f->m->mappings), n_claimed);
+}
+
+/* All of MANY restored are claimed again before the grace is over: the timer and the ids go
+ * with the last claim, and nothing is removed. */
+static void test_unclaimed_all_claimed(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+
+        restart_with_many(f, ":1.83", ids);
+        for (unsigned k = 0; k < MANY; k++) {
+                pcpd_mapping_request req = request((uint16_t) (MANY_PORT + k), ":1.84");
+
+                assert_true(f->m->grace_source != 0);
+                assert_int_equal(add(f, &req)->id, ids[k]);
+                assert_int_equal(f->m->n_unclaimed, MANY - k - 1);
+        }
+        assert_int_equal(f->m->grace_source, 0);
+        assert_null(f->m->unclaimed);
+        for (unsigned i = 0; i < 10; i++)
+                g_main_context_iteration(NULL, FALSE);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+}
+
+/* pcpd stops while the grace is not over (GraceSeconds 3600): nothing is removed, and after
+ * the next start all wait again, under a grace of their own */
+static void test_unclaimed_stop_in_grace(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+
+        restart_with_many(f, ":1.85", ids);
+        f->m = pcpd_manager_free(f->m);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), 0);
+
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+        assert_int_equal(f->m->n_unclaimed, MANY);
+        assert_true(f->m->grace_source != 0);
+}
+
+/* pcpd stops when the grace is over but only the first batch went: the rest go while it
+ * stops ("owner-vanished", each once), as they would have a few turns later, and none
+ * comes back after the next start */
+static void test_unclaimed_stop_after_grace(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+        unsigned turns = 0;
+
+        restart_with_many(f, ":1.86", ids);
+        while (removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED) == 0) {
+                assert_true(turns++ < 10 * MANY);
+                g_main_context_iteration(NULL, TRUE);
+        }
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
+        assert_true(f->m->grace_over);
+
+        f->m = pcpd_manager_free(f->m);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), MANY);
+        for (unsigned k = 0; k < MANY; k++)
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 1);
+
+        g_array_set_size(f->rec.events, 0);
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(f->m->grace_source, 0);
+        assert_null(f->m->unclaimed);
+}
+
 int main(void) {
         static const options quota2 = { .max_mappings_per_user = 2 };
         static const options host2 = { .max_mappings = 2 };
         static const options no_grace = { .set_grace = true, .grace_seconds = 0 };
         static const options many = { .max_mappings_per_user = 2 * MANY, .max_mappings = 2 * MANY };
+        static const options many_no_grace = { .max_mappings_per_user = 2 * MANY,
+                                               .max_mappings = 2 * MANY,
+                                               .set_grace = true,
+                                               .grace_seconds = 0 };
+        static const options many_long_grace = { .max_mappings_per_user = 2 * MANY,
+                                                 .max_mappings = 2 * MANY,
+                                                 .set_grace = true,
+                                                 .grace_seconds = 3600 };
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_grant, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_mapping_path, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_quota, setup, teardown, (void *) &quota2),
                 cmocka_unit_test_prestate_setup_teardown(test_host_quota, setup, teardown, (void *) &host2),
                 cmocka_unit_test_setup_teardown(test_enable_disable, setup, teardown),
@@ -864,6 +1069,14 @@ int main(void) {
                                                          (void *) &many),
                 cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_then_stop, setup, teardown,
                                                          (void *) &many),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_batches, setup, teardown,
+                                                         (void *) &many_no_grace),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_all_claimed, setup, teardown,
+                                                         (void *) &many_long_grace),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_stop_in_grace, setup, teardown,
+                                                         (void *) &many_long_grace),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_stop_after_grace, setup, teardown,
+                                                         (void *) &many_no_grace),
         };
 
         /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none
