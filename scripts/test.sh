@@ -49,7 +49,12 @@ for line in open(sys.argv[1]):
     except ValueError:
         continue
     if t.get("result") in ("FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS"):
-        print(t.get("name"), t.get("result"))
+        # why, in the run'"'"'s last lines (a CI log may show only its tail): the test'"'"'s
+        # last lines that say what failed, else its last lines
+        out = (t.get("stdout") or "").splitlines()
+        why = [l.strip() for l in out if any(k in l for k in ("FAIL", "not ok", "Assertion", "ERROR", "rror:"))]
+        why = (why or [l.strip() for l in out if l.strip()])[-3:]
+        print(t.get("name"), t.get("result"), ("-- " + " | ".join(w[:500] for w in why)) if why else "")
 ' "$log")
 }
 
