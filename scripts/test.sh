@@ -54,7 +54,7 @@ for line in open(sys.argv[1]):
         out = (t.get("stdout") or "").splitlines()
         why = [l.strip() for l in out if any(k in l for k in ("FAIL", "not ok", "Assertion", "ERROR", "rror:"))]
         why = (why or [l.strip() for l in out if l.strip()])[-3:]
-        print(t.get("name"), t.get("result"), ("-- " + " | ".join(w[:500] for w in why)) if why else "")
+        print(t.get("name"), t.get("result"), ("-- " + " | ".join(w[:1200] for w in why)) if why else "")
 ' "$log")
 }
 
