@@ -281,6 +281,61 @@ static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
         return true;
 }
 
+/* A saved mapping (rec, not deleting) made again: true when it is restored. rec is the
+ * caller's to free unless it is taken out of st (a delete took it over). */
+static bool restore_record(pcpd_manager *m, pcpd_state *st, pcpd_state_mapping *rec) {
+        pcpd_mapping *mp;
+        bool ok;
+
+        mp = mapping_from_record(m, rec);
+        if (g_hash_table_contains(m->by_key, mp)) {
+                /* two mappings of one port: never made by one pcpd; the later one is
+                 * deleted upstream rather than forgotten there */
+                g_warning("Saved mapping %s: %s port %u is saved twice; deleting the second one upstream",
+                          PCPD_MAPPING_PATH(mp), pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port);
+                manager_mapping_free(mp);
+                if (rec->has_nonce) {
+                        g_hash_table_steal(st->mappings, &rec->id);
+                        rec->delete_until = realtime_us() + (uint64_t) MAX(rec->lifetime, 1u) * G_USEC_PER_SEC;
+                        (void) restore_deleting(m, rec);
+                }
+                return false;
+        }
+        if (rec->direct)
+                ok = restore_direct(m, mp, rec);
+        else
+                ok = restore_on_server(m, mp, rec);
+        if (!ok) {
+                manager_mapping_free(mp);
+                /* what UPnP holds for good is deleted, not forgotten there */
+                if (rec->upnp_interface != NULL && rec->upnp_permanent && m->upnp != NULL) {
+                        uint64_t id = manager_keep_deleting(m, rec);
+                        pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
+                        if (d != NULL)
+                                m->upnp->ops->restore_deleting(m->upnp, d->rec);
+                }
+                return false;
+        }
+        g_hash_table_add(m->mappings, mp);
+        g_hash_table_add(m->by_key, mp);
+        if (pcpd_backend_holds(m->pcp, mp)) {
+                manager_mapping_show(m, mp, m->pcp);
+                pcpd_backend_drain(m->pcp);
+        }
+        if (!mp->persistent) {
+                /* it waits for its app: one grace timer for all of them, below */
+                mp->unclaimed = true;
+                m->n_unclaimed++;
+                if (m->unclaimed == NULL)
+                        m->unclaimed = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+                g_array_append_val(m->unclaimed, mp->id);
+        }
+        manager_emit_mapping_added(m, mp);
+        if (rec->upnp_interface != NULL && m->upnp != NULL && pcpd_backend_holds(m->pcp, mp))
+                (void) m->upnp->ops->restore(m->upnp, mp, rec);
+        return true;
+}
+
 #if HAVE_MALLOC_TRIM
 /* pcpd's resident memory in kB, -1 if unknown (once, for a debug line) */
 static long rss_kib(void) {
@@ -351,58 +406,18 @@ void manager_restore(pcpd_manager *m) {
         }
         for (guint k = 0; k < recs->len; k++) {
                 pcpd_state_mapping *rec = recs->pdata[k];
-                pcpd_mapping *mp;
-                bool ok;
+                uint64_t id;
 
                 if (rec == NULL)
                         continue;
-                mp = mapping_from_record(m, rec);
-                if (g_hash_table_contains(m->by_key, mp)) {
-                        /* two mappings of one port: never made by one pcpd; the later one is
-                         * deleted upstream rather than forgotten there */
-                        g_warning("Saved mapping %s: %s port %u is saved twice; deleting the second one upstream",
-                                  PCPD_MAPPING_PATH(mp), pcp_protocol_to_string(mp->protocol) ?: "?", mp->internal_port);
-                        manager_mapping_free(mp);
-                        if (rec->has_nonce) {
-                                g_hash_table_steal(st->mappings, &rec->id);
-                                rec->delete_until = realtime_us() + (uint64_t) MAX(rec->lifetime, 1u) * G_USEC_PER_SEC;
-                                (void) restore_deleting(m, rec);
-                        }
-                        continue;
-                }
-                if (rec->direct)
-                        ok = restore_direct(m, mp, rec);
-                else
-                        ok = restore_on_server(m, mp, rec);
-                if (!ok) {
-                        manager_mapping_free(mp);
-                        /* what UPnP holds for good is deleted, not forgotten there */
-                        if (rec->upnp_interface != NULL && rec->upnp_permanent && m->upnp != NULL) {
-                                uint64_t id = manager_keep_deleting(m, rec);
-                                pcpd_deleting *d = g_hash_table_lookup(m->deleting, &id);
-                                if (d != NULL)
-                                        m->upnp->ops->restore_deleting(m->upnp, d->rec);
-                        }
-                        continue;
-                }
-                g_hash_table_add(m->mappings, mp);
-                g_hash_table_add(m->by_key, mp);
-                if (pcpd_backend_holds(m->pcp, mp)) {
-                        manager_mapping_show(m, mp, m->pcp);
-                        pcpd_backend_drain(m->pcp);
-                }
-                if (!mp->persistent) {
-                        /* it waits for its app: one grace timer for all of them, below */
-                        mp->unclaimed = true;
-                        m->n_unclaimed++;
-                        if (m->unclaimed == NULL)
-                                m->unclaimed = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-                        g_array_append_val(m->unclaimed, mp->id);
-                }
-                manager_emit_mapping_added(m, mp);
-                if (rec->upnp_interface != NULL && m->upnp != NULL && pcpd_backend_holds(m->pcp, mp))
-                        (void) m->upnp->ops->restore(m->upnp, mp, rec);
-                restored++;
+                id = rec->id;
+                recs->pdata[k] = NULL;
+                if (restore_record(m, st, rec))
+                        restored++;
+                /* its mapping has copies of what it needs (or a delete took it over: not in
+                 * st any more): it goes now rather than with all the others at the end, so
+                 * that the next mappings take its room instead of more of the system's */
+                g_hash_table_remove(st->mappings, &id);
         }
         if (deleting > 0)
                 g_message("%u mapping(s) were removed before the restart and their delete was never confirmed: "
