@@ -18,7 +18,7 @@
  * again; reclaim after a restart (a new manager over the same state directory
  * asks the server again with the saved nonce, and an app's mapping is reclaimed by its uid;
  * one that is not reclaimed within GraceSeconds goes, "owner-vanished", deleted under its
- * saved nonce).
+ * saved nonce); the heap given back once after a restore (malloc_trim() wrapped).
  *
  * Not covered: "expired" and "server-refused" (no code path in the manager removes a mapping
  * with them); "network-lost" and moves between a direct mapping and a server: they need the
