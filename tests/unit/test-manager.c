@@ -18,7 +18,7 @@
  * again; reclaim after a restart (a new manager over the same state directory
  * asks the server again with the saved nonce, and an app's mapping is reclaimed by its uid;
  * one that is not reclaimed within GraceSeconds goes, "owner-vanished", deleted under its
- * saved nonce).
+ * saved nonce); the heap given back once after a restore (malloc_trim() wrapped).
  *
  * Not covered: "expired" and "server-refused" (no code path in the manager removes a mapping
  * with them); "network-lost" and moves between a direct mapping and a server: they need the
@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "config.h"
 #include "pcp-wire.h"
 #include "pcpd-error.h"
 #include "pcpd-manager-private.h" /* PCPD_ORPHAN_BATCH */
@@ -47,6 +48,33 @@
 #include "unit-fixture.h"
 
 #define TEST_UID MANAGER_TEST_UID
+
+/* ---- the heap given back after a restore: malloc_trim() and pcpd_state_free() wrapped
+ * (-Wl,--wrap, tests/unit/meson.build) and counted ---- */
+
+pcpd_state *__real_pcpd_state_free(pcpd_state *st);
+pcpd_state *__wrap_pcpd_state_free(pcpd_state *st);
+static unsigned n_states_freed; /* loaded states freed (not NULL) */
+
+pcpd_state *__wrap_pcpd_state_free(pcpd_state *st) {
+        if (st != NULL)
+                n_states_freed++;
+        return __real_pcpd_state_free(st);
+}
+
+#if HAVE_MALLOC_TRIM
+int __real_malloc_trim(size_t pad);
+int __wrap_malloc_trim(size_t pad);
+static unsigned n_trims, states_freed_at_trim;
+static size_t trim_pad;
+
+int __wrap_malloc_trim(size_t pad) {
+        n_trims++;
+        trim_pad = pad;
+        states_freed_at_trim = n_states_freed;
+        return __real_malloc_trim(pad);
+}
+#endif
 
 /* ---- fixture ---- */
 
@@ -1037,6 +1065,64 @@ static void test_unclaimed_stop_after_grace(void **state) {
         assert_null(f->m->unclaimed);
 }
 
+#if HAVE_MALLOC_TRIM
+/* A start over a state directory with mappings saved: the heap is given back once
+ * (malloc_trim(0)), after the loaded state is freed; not for a start with nothing saved, and
+ * never again while mappings are added, answered, reclaimed, released and the loop runs. */
+static void test_trim_once_after_restore(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request preq = request(9301, NULL), again = request(9302, ":1.91");
+        pcpd_mapping *pers, *app, *mp;
+        g_autofree char *ppath = NULL, *apath = NULL;
+        unsigned freed_before;
+
+        /* a start with nothing saved: nothing to give back */
+        f->m = pcpd_manager_free(f->m);
+        n_trims = 0;
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        assert_int_equal(n_trims, 0);
+
+        /* adds and their answers: none */
+        preq.persistent = true;
+        pers = add(f, &preq);
+        wait_state(f, pers, "active");
+        app = add_granted(f, 9302, ":1.90");
+        (void) add_granted(f, 9303, ":1.90");
+        ppath = g_strdup(PCPD_MAPPING_PATH(pers));
+        apath = g_strdup(PCPD_MAPPING_PATH(app));
+        assert_int_equal(n_trims, 0);
+
+        /* the restart: once, with the loaded state freed before it */
+        f->m = pcpd_manager_free(f->m);
+        f->m = manager_new(f, true);
+        assert_int_equal(n_trims, 0); /* not when the manager is made */
+        freed_before = n_states_freed;
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        assert_int_equal(n_trims, 1);
+        assert_int_equal(trim_pad, 0);
+        assert_int_equal(states_freed_at_trim, freed_before + 1);
+        assert_null(f->m->loaded);
+        pers = pcpd_manager_find_path(f->m, ppath);
+        app = pcpd_manager_find_path(f->m, apath);
+        assert_non_null(pers);
+        assert_non_null(app);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 3);
+
+        /* what follows: asked for again and granted, one reclaimed, one released, one more
+         * added and the loop run: never again */
+        wait_state(f, pers, "active");
+        wait_state(f, app, "active");
+        mp = add(f, &again);
+        assert_ptr_equal(mp, app);
+        pcpd_manager_release(f->m, mp, ":1.91", PCPD_REMOVED_RELEASED);
+        (void) add_granted(f, 9304, ":1.92");
+        for (unsigned i = 0; i < 10; i++)
+                g_main_context_iteration(NULL, FALSE);
+        assert_int_equal(n_trims, 1);
+}
+#endif
+
 int main(void) {
         static const options quota2 = { .max_mappings_per_user = 2 };
         static const options host2 = { .max_mappings = 2 };
@@ -1077,6 +1163,9 @@ int main(void) {
                                                          (void *) &many_long_grace),
                 cmocka_unit_test_prestate_setup_teardown(test_unclaimed_stop_after_grace, setup, teardown,
                                                          (void *) &many_no_grace),
+#if HAVE_MALLOC_TRIM
+                cmocka_unit_test_setup_teardown(test_trim_once_after_restore, setup, teardown),
+#endif
         };
 
         /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none
