@@ -110,15 +110,51 @@ static GLogWriterOutput log_writer(GLogLevelFlags level, const GLogField *fields
         return write_line(level, message);
 }
 
-/* set by on_signal(): a g_main_loop_quit() before g_main_loop_run() would be lost (run()
- * marks the loop running again), should the default context ever be iterated earlier */
-static bool stop_requested;
+/* What the handlers of SIGTERM, SIGINT and SIGHUP act on. Their sources stay for the whole
+ * life of the process, never removed: GLib puts a signal's default action back when its
+ * last source goes (gmain.c), and a second SIGTERM (a second `kill`, a second Ctrl-C,
+ * `systemctl kill`) would then end pcpd in the middle of its clean stop, which runs the loop
+ * for up to a few seconds (the UPnP-IGD deletes) before the last snapshot of the state. */
+static struct {
+        GMainLoop *loop;
+        pcpd_manager *m; /* what SIGHUP reloads; NULL once pcpd stops */
+        /* a stop was asked for, or the loop ended: the manager stops, nothing reloads it, a
+         * further stop signal is only logged (set before the loop runs, it keeps the loop
+         * from running: a g_main_loop_quit() before g_main_loop_run() would be lost) */
+        bool stopping;
+        bool told_stopping, told_reload; /* one line each, however many signals come */
+} sig;
+
+static const char *signal_name(int signo) {
+        return signo == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+/* from here on pcpd stops: what the loop still dispatches (the manager's stop turns it)
+ * reloads nothing and stops nothing twice */
+static void signals_stopping(void) {
+        sig.stopping = true;
+        sig.m = NULL;
+        sig.loop = NULL;
+}
+
+/* run()'s last word, however it ends (declared after the manager, so before it is freed) */
+static void signals_stopping_at_exit(bool *unused) {
+        signals_stopping();
+}
 
 static gboolean on_signal(gpointer data) {
+        int signo = GPOINTER_TO_INT(data);
+
+        if (sig.stopping) {
+                if (!sig.told_stopping)
+                        g_message("Already shutting down, ignoring %s: the clean stop goes on", signal_name(signo));
+                sig.told_stopping = true;
+                return G_SOURCE_CONTINUE;
+        }
         g_message("Shutting down");
-        stop_requested = true;
-        g_main_loop_quit(data);
-        return G_SOURCE_REMOVE;
+        g_main_loop_quit(sig.loop);
+        signals_stopping();
+        return G_SOURCE_CONTINUE;
 }
 
 /* SIGTERM, SIGINT and SIGHUP are blocked from the first line of main() until run() has
@@ -138,9 +174,16 @@ static void stop_signals_mask(int how) {
 }
 
 /* SIGHUP (whose default action would kill pcpd): re-read the configuration and apply what
- * can change at run time (pcpd-reload.h), as Manager.Reload (the unit's ExecReload=) does. */
+ * can change at run time (pcpd-reload.h), as Manager.Reload (the unit's ExecReload=) does;
+ * not once pcpd stops: its manager is being taken apart. */
 static gboolean on_reload(gpointer data) {
-        (void) pcpd_reload(data, NULL);
+        if (sig.m == NULL) {
+                if (!sig.told_reload)
+                        g_message("Not reloading on SIGHUP: shutting down");
+                sig.told_reload = true;
+                return G_SOURCE_CONTINUE;
+        }
+        (void) pcpd_reload(sig.m, NULL);
         return G_SOURCE_CONTINUE;
 }
 
@@ -194,6 +237,9 @@ static int run(int argc, char **argv) {
         g_autoptr(GMainLoop) loop = NULL;
         g_autoptr(pcpd_bus_face) face = NULL; /* before m: freed after it */
         g_autoptr(pcpd_manager) m = NULL;
+        /* after m, so it runs first: the handlers let go of the manager before its free runs
+         * the loop, and never reload or stop it from there */
+        G_GNUC_UNUSED _cleanup_(signals_stopping_at_exit) bool signals_guard = true;
         sd_bus *bus = NULL;
         pcpd_config config;
         int r;
@@ -274,10 +320,12 @@ static int run(int argc, char **argv) {
         }
         /* the handlers, now that the loop and the manager exist; then what came while they
          * were blocked is delivered (to GLib's handler, dispatched when the loop runs) */
-        g_unix_signal_add(SIGTERM, on_signal, loop);
-        g_unix_signal_add(SIGINT, on_signal, loop);
+        sig.loop = loop;
+        sig.m = m;
+        g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
+        g_unix_signal_add(SIGINT, on_signal, GINT_TO_POINTER(SIGINT));
         pcpd_reload_set_source(config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", config_path == NULL);
-        g_unix_signal_add(SIGHUP, on_reload, m);
+        g_unix_signal_add(SIGHUP, on_reload, NULL);
         stop_signals_mask(SIG_UNBLOCK);
 
         r = sd_bus_open_system(&bus);
@@ -309,8 +357,9 @@ static int run(int argc, char **argv) {
         sd_notify(false, "READY=1");
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_STARTED, NULL, "pcpd %s ready (state in %s)", PACKAGE_VERSION,
                        state_dir);
-        if (!stop_requested)
+        if (!sig.stopping)
                 g_main_loop_run(loop);
+        signals_stopping(); /* also when the loop ended for another reason (the bus lost) */
         sd_notify(false, "STOPPING=1");
         return 0;
 }

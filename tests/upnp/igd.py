@@ -45,6 +45,9 @@ an event to every subscriber, sent and answered before the request is), "externa
 gets one event made before the change, with the old address, and none after it: what
 miniupnpd does when the address changes while its NOTIFY is unanswered),
 "byebye" (an ssdp:byebye for the service, then silent on SSDP; HTTP still answers),
+"hold-delete 1|0" (DeletePortMapping answers wait, from the "begin" of the request, until
+"hold-delete 0"; at most HOLD_CAP seconds, then answered anyway and logged as
+{"ev":"hold-cap"}),
 "forget-subscribers" (as a reboot on the same HTTP port: a renewal of an old SID gets
 412), "quit". Events sent are logged as {"ev":"notify","sid":...,
 "seq":N,"external":ADDR,"answer":STATUS|null,"error":TEXT}. A request is logged as "begin" when
@@ -68,6 +71,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SERVICE = "urn:schemas-upnp-org:service:WANIPConnection:1"
 SSDP_ADDR = ("239.255.255.250", 1900)
+HOLD_CAP = 120  # s: a held answer never waits for a test that is gone
 ERRORS = {402: "InvalidArgs", 606: "ActionNotAuthorized", 714: "NoSuchEntryInArray",
           718: "ConflictInMappingEntry", 725: "OnlyPermanentLeasesSupported"}
 
@@ -91,6 +95,8 @@ class State:
         self.slow = a.slow
         self.slow_add = 0
         self.slow_subscribe = a.slow_subscribe
+        self.delete_released = threading.Event()  # cleared by "hold-delete 1"
+        self.delete_released.set()
         self.gone = False    # said byebye: silent on SSDP (HTTP still answers)
         self.byebye = None   # the function that says it (set by ssdp())
         self.fault_external = 0        # GetExternalIPAddress answered with this UPnP error
@@ -264,6 +270,8 @@ def make_handler(st, port_ref):
                 time.sleep(st.slow)
             if st.slow_add and action == "AddPortMapping":
                 time.sleep(st.slow_add)
+            if action == "DeletePortMapping" and not st.delete_released.wait(HOLD_CAP):
+                st.log(ev="hold-cap", action=action, args=args, seconds=HOLD_CAP)
             if st.notify_on_external and action == "GetExternalIPAddress":
                 notify_all(st)  # answered by the client while this request waits for its answer
             status, out, code = self.act(action, args)
@@ -438,6 +446,12 @@ def stdin_loop(st):
         elif cmd[0] == "notify-on-external":
             st.notify_on_external = cmd[1] == "1"
             st.log(ev="notify-on-external", on=st.notify_on_external)
+        elif cmd[0] == "hold-delete":
+            if cmd[1] == "1":
+                st.delete_released.clear()
+            else:
+                st.delete_released.set()
+            st.log(ev="hold-delete", on=cmd[1] == "1")
         elif cmd[0] == "byebye":
             st.byebye()
             st.log(ev="byebye")

@@ -35,6 +35,11 @@ deleting-given-up (lab --no-upnpd, --permanent-only, UpnpDeleteRetrySeconds=1) t
             c0 never back: every try fails, on pcpd's own timer (1, 2, 4, 8, 16 s); after
             the 6th the warning says so (6 tries, none sent, no interface c0, no made-up
             address, what to do), and the record stays for the next start
+second-sigterm (lab --no-upnpd, --permanent-only) SIGTERM, and while pcpd's clean stop waits
+            for the IGD to confirm its delete (the scripted IGD holds the answer) a SIGHUP
+            with a changed configuration, a second SIGTERM and a SIGINT: pcpd logs once that
+            it is already shutting down, reloads nothing, gets the delete's answer, ends its
+            stop (the statistics line after those) and exits 0, its mapping saved
 deleting-refused (lab --no-upnpd, --permanent-only) the kept record damaged (external port
             0): its delete is refused before it is sent, given up at once, and the warning
             says 1 try and why
@@ -91,11 +96,17 @@ def wait_active(app, key, timeout, what=""):
 
 
 def stop_pcpd():
-    """SIGTERM, and its exit status; under memcheck its report is printed when it found an
-    error (status 99: the end of the log that the failure shows may miss its start)"""
+    """SIGTERM, and its exit status"""
     t.pcpd.send_signal(signal.SIGTERM)
+    return wait_pcpd(30)
+
+
+def wait_pcpd(timeout):
+    """pcpd's exit status (None if it still runs after timeout s); under memcheck its report
+    is printed when it found an error (status 99: the end of the log that the failure shows
+    may miss its start)"""
     try:
-        rc = t.pcpd.wait(30)
+        rc = t.pcpd.wait(timeout)
     except Exception:
         return None
     if rc == 99 and os.environ.get("PCPD_UPNP_VALGRIND"):
@@ -626,5 +637,57 @@ if case == "deleting-refused":
     t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
 
+if case == "second-sigterm":
+    # GLib puts a signal's default action back when its last source goes: a handler that
+    # removed itself at the first SIGTERM left the next one to kill pcpd mid-stop
+    igd = upnpit.Igd(t, "igd", ["--permanent-only"])
+    t.start_pcpd(GraceSeconds=GRACE)
+    a = t.app("appA")
+    a.add("s", "tcp", 4750)
+    wait_active(a, "s", 60)
+    igd.send("hold-delete 1")
+    igd.wait_log(lambda e: e["ev"] == "hold-delete" and e["on"], 15, "the IGD to hold DeletePortMapping answers")
+    t.pcpd.send_signal(signal.SIGTERM)
+    # pcpd is in its clean stop (pcpd_manager_free(): the UPnP-IGD deletes, then the last
+    # snapshot and the statistics line), waiting up to 5 s for this answer
+    igd.wait_log(lambda e: e["ev"] == "begin" and e.get("action") == "DeletePortMapping" and
+                 e["args"].get("NewExternalPort") == "4750", 30,
+                 "pcpd's clean stop to send DeletePortMapping 4750 after the first SIGTERM")
+    t.write_config(GraceSeconds=GRACE, UpnpDeleteRetrySeconds=7)
+    for sg in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        t.pcpd.send_signal(sg)
+    already, no_reload = "Already shutting down, ignoring SIG", "Not reloading on SIGHUP: shutting down"
+    t.wait_until(lambda: t.pcpd.poll() is not None or
+                 (already in pcpd_log("pcpd.log") and no_reload in pcpd_log("pcpd.log")), 30,
+                 "pcpd to log the SIGHUP and the second SIGTERM (or to exit)", fatal=False)
+    igd.send("hold-delete 0")
+    rc = wait_pcpd(60)
+    t.check(rc == 0, f"a second SIGTERM, a SIGINT and a SIGHUP during the clean stop: expected pcpd to finish it "
+                     f"and exit with status 0 (cap 60 s), saw {rc}"
+                     f"{f' (killed by {signal.Signals(-rc).name})' if rc is not None and rc < 0 else ''}")
+    log0 = pcpd_log("pcpd.log").splitlines()
+
+    def at(text):
+        return [i for i, ln in enumerate(log0) if text in ln]
+    t.check(len(at(already)) == 1, f"one line saying pcpd is already shutting down (a second SIGTERM and a SIGINT "
+                                   f"came), saw {[log0[i] for i in at(already)]}")
+    t.check(len(at("Shutting down")) == 1, f"one 'Shutting down' line, saw {[log0[i] for i in at('Shutting down')]}")
+    t.check(len(at(no_reload)) == 1 and not at("Reload:") and not at("Configuration reloaded"),
+            f"SIGHUP during the stop: expected one line saying it is not reloading and no reload (its "
+            f"UpnpDeleteRetrySeconds=7 not applied), saw {[ln for ln in log0 if 'eload' in ln]}")
+    stats = at("Datagrams sent ")
+    t.check(len(stats) == 1 and at(already) and stats[0] > at(already)[0],
+            f"the clean stop went on after the second SIGTERM: expected the statistics line (logged after the last "
+            f"snapshot) after '{already}...', saw lines {stats} and {at(already)}; last lines:\n" +
+            "\n".join(log0[-8:]))
+    t.check(any(r.get("answer") == 200 for r in deletes(igd, 4750)) and not at("did not confirm every delete"),
+            f"the clean stop waited for the IGD: expected DeletePortMapping 4750 answered 200 within pcpd's 5 s "
+            f"wait (no 'did not confirm every delete' warning), saw {deletes(igd, 4750)} and "
+            f"{[log0[i] for i in at('did not confirm')]}")
+    saved = saved_state()
+    t.check("UpnpExternalPort=4750" in saved and "UpnpPermanent=true" in saved,
+            f"state: the held permanent mapping 4750 saved with its UPnP part for the next start, saw:\n{saved}")
+    t.done()
+
 t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict, shutdown-release, "
-                 f"deleting-retry, deleting-iface-late, deleting-given-up, deleting-refused)")
+                 f"deleting-retry, deleting-iface-late, deleting-given-up, deleting-refused, second-sigterm)")
