@@ -248,7 +248,8 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name);
 int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled);
 /* pcpd_manager_free() has begun (it may run the loop while the backends shut down): the
- * bus refuses every call that would change something (org.freedesktop.PCP1.Error.Stopping). */
+ * bus refuses calls that would add mappings or change the configuration
+ * (org.freedesktop.PCP1.Error.Stopping); Release and RemoveMapping still work. */
 bool pcpd_manager_is_stopping(const pcpd_manager *m);
 unsigned pcpd_manager_count_for_uid(pcpd_manager *m, uid_t uid);
 pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path);
