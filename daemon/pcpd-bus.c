@@ -311,6 +311,29 @@ static bool ownership_proven(pending_call *p, int *ret_family, char **ret_why) {
 
 static void pending_act(pending_call *p);
 
+/* pcpd_manager_free() has begun: what would add mappings or change the configuration is
+ * refused, when the call arrives and again where it resumes (the caller's identity or
+ * polkit's answer came while the manager stops). Release and RemoveMapping are not: the
+ * stop runs the loop before its last snapshot, which keeps a removed mapping's unconfirmed
+ * UPnP delete for the next start (tests/upnp: upnp-pcpd-shutdown-release). */
+static bool refused_stopping(const pending_call *p, sd_bus_error *error) {
+        if (p->kind == CALL_REMOVE || !pcpd_manager_is_stopping(p->manager))
+                return false;
+        sd_bus_error_set(error, PCP1_ERROR_STOPPING, "pcpd is stopping; nothing was changed. Try again once it runs.");
+        return true;
+}
+
+/* refused_stopping() for a call that is waiting: replied to and freed */
+static bool pending_refused_stopping(pending_call *p) {
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+
+        if (!refused_stopping(p, &err))
+                return false;
+        reply_error(p, &err);
+        pending_free(p);
+        return true;
+}
+
 static void on_polkit_done(pcpd_polkit_result result, const char *detail, void *userdata) {
         pending_call *p = userdata;
         _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
@@ -357,6 +380,8 @@ static void pending_authorise(pending_call *p) {
         const char *action;
         int r;
 
+        if (pending_refused_stopping(p))
+                return;
         switch (p->kind) {
         case CALL_ADD:
                 /* proof of ownership: one of the caller's own sockets is bound to the port;
@@ -431,6 +456,10 @@ static int pending_start(pending_call *p, sd_bus_error *error) {
         pcpd_caller *c;
         int r;
 
+        if (refused_stopping(p, error)) {
+                pending_free(p);
+                return -EBUSY;
+        }
         if (p->kind == CALL_REMOVE) {
                 /* A holder releasing its own hold needs no name: a connection holds only
                  * mappings of its own user (pcpd_manager_add_mapping() lets only the uid a
@@ -477,6 +506,8 @@ static void pending_act(pending_call *p) {
         pcpd_mapping *mp;
         int r;
 
+        if (pending_refused_stopping(p))
+                return;
         switch (p->kind) {
         case CALL_ADD:
                 /* polkit may have taken a while: what proved the port then must still prove

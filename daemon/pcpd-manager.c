@@ -537,6 +537,10 @@ void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder,
         pcpd_manager_remove_mapping(m, mp, reason);
 }
 
+bool pcpd_manager_is_stopping(const pcpd_manager *m) {
+        return m->stopping;
+}
+
 int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled) {
         if (m->enabled == enabled)
                 return 0;
@@ -617,6 +621,9 @@ int manager_new_with_backends(const pcpd_config *config, const char *state_dir, 
 pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m == NULL)
                 return NULL;
+        /* from here on the bus refuses what would change anything (the UPnP shutdown
+         * below runs the loop, which still dispatches calls and polkit answers) */
+        m->stopping = true;
         /* the mappings of names that left, not removed yet: now, as they would have been
          * had those names left a few turns earlier (deleted upstream, told, not saved as
          * active in the last snapshot) */

@@ -36,6 +36,9 @@ struct pcpd_manager {
         struct pcpd_backend *pcp;
         struct pcpd_backend *direct;
         bool enabled;
+        /* pcpd_manager_free() has begun: the backends' shutdown may still run the loop
+         * for a few seconds, but nothing may change the mappings or the configuration */
+        bool stopping;
 
         GPtrArray *servers;        /* pcpd_server* */
         GHashTable *mappings;      /* id (uint64*) -> pcpd_mapping* (owned) */
@@ -244,6 +247,10 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
  * nothing: nothing happens. */
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name);
 int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled);
+/* pcpd_manager_free() has begun (it may run the loop while the backends shut down): the
+ * bus refuses calls that would add mappings or change the configuration
+ * (org.freedesktop.PCP1.Error.Stopping); Release and RemoveMapping still work. */
+bool pcpd_manager_is_stopping(const pcpd_manager *m);
 unsigned pcpd_manager_count_for_uid(pcpd_manager *m, uid_t uid);
 pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path);
 /* A snapshot of every mapping (safe to remove them while walking it). */

@@ -31,6 +31,8 @@
 #define PCP1_ERROR_INVALID_CONFIGURATION PCP1_ERROR_PREFIX "InvalidConfiguration"
 /* too many of the caller's (or of all callers') requests wait for polkit already */
 #define PCP1_ERROR_TOO_MANY_PENDING PCP1_ERROR_PREFIX "TooManyPending"
+/* pcpd is stopping: nothing that changes mappings or configuration is done any more */
+#define PCP1_ERROR_STOPPING PCP1_ERROR_PREFIX "Stopping"
 
 /* polkit actions */
 #define PCP1_ACTION_MAP "org.freedesktop.PCP1.map"

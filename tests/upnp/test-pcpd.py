@@ -40,6 +40,11 @@ second-sigterm (lab --no-upnpd, --permanent-only) SIGTERM, and while pcpd's clea
             with a changed configuration, a second SIGTERM and a SIGINT: pcpd logs once that
             it is already shutting down, reloads nothing, gets the delete's answer, ends its
             stop (the statistics line after those) and exits 0, its mapping saved
+calls-while-stopping (lab --no-upnpd, --permanent-only) SIGTERM, and while pcpd's clean stop
+            waits for the IGD to confirm its delete (held as in second-sigterm): Manager.Reload
+            (with a changed configuration), AddMapping and SetEnabled(false) each fail with
+            org.freedesktop.PCP1.Error.Stopping and change nothing; the IGD answers, pcpd
+            exits 0, its state file holds the held mapping and no new one
 deleting-refused (lab --no-upnpd, --permanent-only) the kept record damaged (external port
             0): its delete is refused before it is sent, given up at once, and the warning
             says 1 try and why
@@ -689,5 +694,58 @@ if case == "second-sigterm":
             f"state: the held permanent mapping 4750 saved with its UPnP part for the next start, saw:\n{saved}")
     t.done()
 
+if case == "calls-while-stopping":
+    # pcpd_manager_free() runs the loop while the UPnP-IGD backend deletes its permanent
+    # mappings: a call dispatched then must not reload or change mappings after the
+    # orphans and the grace were settled and around the last snapshot
+    import dbus  # noqa: E402
+    STOPPING = "org.freedesktop.PCP1.Error.Stopping"
+    igd = upnpit.Igd(t, "igd", ["--permanent-only"])
+    t.start_pcpd(GraceSeconds=GRACE)
+    a = t.app("appA")
+    a.add("s", "tcp", 4760)
+    wait_active(a, "s", 60)
+    igd.send("hold-delete 1")
+    igd.wait_log(lambda e: e["ev"] == "hold-delete" and e["on"], 15, "the IGD to hold DeletePortMapping answers")
+    t.pcpd.send_signal(signal.SIGTERM)
+    igd.wait_log(lambda e: e["ev"] == "begin" and e.get("action") == "DeletePortMapping" and
+                 e["args"].get("NewExternalPort") == "4760", 30,
+                 "pcpd's clean stop to send DeletePortMapping 4760 after SIGTERM")
+    # pcpd now waits (up to its own 5 s) for that answer, its loop running: the calls
+    t.write_config(GraceSeconds=GRACE, UpnpDeleteRetrySeconds=7)
+    bus = dbus.bus.BusConnection(t.bus_addr)
+
+    def manager_call(method, sig="", args=()):
+        try:
+            bus.call_blocking("org.freedesktop.PCP1", "/org/freedesktop/PCP1", "org.freedesktop.PCP1.Manager",
+                              method, sig, list(args), timeout=30)
+            return "success"
+        except dbus.exceptions.DBusException as e:
+            return f"{e.get_dbus_name()}: {e.get_dbus_message()}"
+    reload_result = manager_call("Reload")
+    add_ev = a.add("n", "tcp", 4761, expect_error=True, timeout=30)
+    enable_result = manager_call("SetEnabled", "b", (False,))
+    bus.close()
+    held = t.pcpd.poll() is None and "did not confirm" not in pcpd_log("pcpd.log")
+    igd.send("hold-delete 0")
+    rc = wait_pcpd(60)
+    why = "" if held else " (the calls came after pcpd's clean stop had got past its wait: see pcpd.log)"
+    t.check(reload_result.startswith(STOPPING + ":") and "pcpd is stopping" in reload_result,
+            f"Manager.Reload during the clean stop: expected {STOPPING} ('pcpd is stopping'), saw {reload_result}{why}")
+    t.check(add_ev["ev"] == "error" and add_ev.get("name") == STOPPING and "pcpd is stopping" in add_ev.get("msg", ""),
+            f"AddMapping(tcp, 4761) during the clean stop: expected {STOPPING}, saw {add_ev}{why}")
+    t.check(enable_result.startswith(STOPPING + ":"),
+            f"SetEnabled(false) during the clean stop: expected {STOPPING}, saw {enable_result}{why}")
+    t.check(rc == 0, f"calls during the clean stop: expected pcpd to finish it and exit with status 0 (cap 60 s), "
+                     f"saw {rc}{f' (killed by {signal.Signals(-rc).name})' if rc is not None and rc < 0 else ''}")
+    log0 = pcpd_log("pcpd.log")
+    t.check("Configuration reloaded" not in log0 and "Reload:" not in log0,
+            f"Reload refused: expected no reload in the log, saw {[ln for ln in log0.splitlines() if 'eload' in ln]}")
+    t.check(not adds(igd, 4761), f"AddMapping refused: expected no AddPortMapping 4761 at the IGD, saw {adds(igd, 4761)}")
+    saved = saved_state()
+    t.check("UpnpExternalPort=4760" in saved and "Port=4761\n" not in saved,
+            f"state: expected the held mapping 4760 saved and no mapping 4761, saw:\n{saved}")
+    t.done()
+
 t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict, shutdown-release, "
-                 f"deleting-retry, deleting-iface-late, deleting-given-up, deleting-refused, second-sigterm)")
+                 f"deleting-retry, deleting-iface-late, deleting-given-up, deleting-refused, second-sigterm, calls-while-stopping)")
