@@ -26,6 +26,7 @@
 #define DELETE_WAIT_NO_IGD_S 30 /* a removal waits this long for an IGD to appear */
 #define IGD_UNANSWERED_MAX 3     /* GetExternalIPAddress unanswered: the IGD is gone */
 #define EVENT_CHECK_MS 2000      /* GetExternalIPAddress after an event with the known address */
+#define EVENT_GAP_MS 1000        /* an event asks GetExternalIPAddress no sooner after the last one */
 
 /* gssdp's message types (gssdp-client-private.h) */
 enum { SSDP_DISCOVERY_REQUEST = 0, SSDP_DISCOVERY_RESPONSE = 1, SSDP_ANNOUNCEMENT = 2 };
@@ -55,6 +56,9 @@ struct igd {
         GSource *timer;  /* next GetExternalIPAddress */
         int64_t timer_due;       /* when it fires (monotonic µs) */
         int64_t not_before;      /* after a failure: no GetExternalIPAddress before (monotonic µs) */
+        int64_t last_ask;        /* the last GetExternalIPAddress sent (monotonic µs; 0: none) */
+        bool event_pending;      /* an event said event_addr: the next answer confirms it or not */
+        struct in6_addr event_addr;
         gulong lost_handler;     /* "subscription-lost" on proxy */
         unsigned sub_failures;   /* subscriptions lost in a row (back-off) */
         GSource *resubscribe;    /* SUBSCRIBE again after a lost subscription */
@@ -949,6 +953,21 @@ static void igd_set_external(struct igd *g, const struct in6_addr *addr) {
 }
 
 static void igd_schedule_external(struct igd *g, uint64_t msec);
+static void ext_done(struct op *op, const GError *error);
+
+static void igd_ask_external(struct igd *g) {
+        g->last_ask = g_get_monotonic_time();
+        g->op = op_start(g->u, g->proxy, gupnp_service_proxy_action_new("GetExternalIPAddress", NULL), NULL, g,
+                         ext_done);
+}
+
+/* how long an event's GetExternalIPAddress waits: EVENT_GAP_MS after the last one sent, so
+ * that events (anyone can send them, see on_external_ip_notify) ask at most once a gap */
+static uint64_t igd_event_delay_ms(const struct igd *g) {
+        int64_t due = g->last_ask + (int64_t) EVENT_GAP_MS * 1000, now = g_get_monotonic_time();
+
+        return g->last_ask == 0 || due <= now ? 0 : (uint64_t) ((due - now + 999) / 1000);
+}
 
 /* the next GetExternalIPAddress after a failed one: retry_min_s, and nothing asks sooner */
 static void igd_back_off(struct igd *g) {
@@ -991,11 +1010,30 @@ static void ext_done(struct op *op, const GError *error) {
                 if (!g->usable)
                         igd_back_off(g);
                 else
-                        igd_schedule_external(g, again ? 0 : (uint64_t) g->u->config.external_check_interval_s * 1000);
+                        igd_schedule_external(g, again ? igd_event_delay_ms(g)
+                                                       : (uint64_t) g->u->config.external_check_interval_s * 1000);
                 return;
         }
         g->not_before = 0;
-        igd_schedule_external(g, again ? 0 : (uint64_t) g->u->config.external_check_interval_s * 1000);
+        if (!again && g->event_pending) {
+                /* (an answer asked before the event came is not the one that confirms it:
+                 * then again is set, and the next answer is) */
+                g->event_pending = false;
+                if (memcmp(&g->event_addr, &addr, sizeof(addr)) != 0) {
+                        char said[INET6_ADDRSTRLEN], is[INET6_ADDRSTRLEN];
+
+                        g->u->stats.events_unconfirmed++;
+                        addr_to_string(&g->event_addr, said, sizeof(said));
+                        addr_to_string(&addr, is, sizeof(is));
+                        g_debug("upnp: an event said %s's external address is %s, but it answers %s: event not "
+                                "taken; asking again in %d s",
+                                g->udn, said, is, EVENT_CHECK_MS / 1000);
+                        /* the IGD may not have settled yet (see on_external_ip_notify) */
+                        igd_schedule_external(g, EVENT_CHECK_MS);
+                }
+        }
+        igd_schedule_external(g, again ? igd_event_delay_ms(g)
+                                       : (uint64_t) g->u->config.external_check_interval_s * 1000);
         igd_set_external(g, &addr);
 }
 
@@ -1005,8 +1043,7 @@ static gboolean igd_timer_cb(void *ud) {
         g_source_unref(g->timer);
         g->timer = NULL;
         if (!g->op)
-                g->op = op_start(g->u, g->proxy, gupnp_service_proxy_action_new("GetExternalIPAddress", NULL), NULL,
-                                 g, ext_done);
+                igd_ask_external(g);
         else
                 g->recheck = true;
         return G_SOURCE_REMOVE;
@@ -1049,6 +1086,7 @@ static void on_external_ip_notify(GUPnPServiceProxy *proxy, const char *variable
         if (pcpd_upnp_parse_ipv4(g_value_get_string(value), &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr))
                 return;
         if (g->info.has_external_addr && memcmp(&g->info.external_addr, &addr, sizeof(addr)) == 0) {
+                g->event_pending = false;
                 /* An event that says what we know: something else changed, or the address
                  * is changing and this event was made before it settled. miniupnpd makes
                  * one per address added or deleted on its WAN interface (a new address is
@@ -1059,7 +1097,18 @@ static void on_external_ip_notify(GUPnPServiceProxy *proxy, const char *variable
                 igd_check_external(g, EVENT_CHECK_MS);
                 return;
         }
-        igd_set_external(g, &addr);
+        /* Another address: asked of the IGD before it is taken. GUPnP 1.6 passes on a
+         * NOTIFY from any sender that has the subscription's SID and the next SEQ, both
+         * sent in clear on the link, so what an event says is only a hint; the IGD's own
+         * answer (over the connection to its control URL) is what pcpd takes, one round
+         * trip later. An
+         * answer that does not confirm it is counted (events_unconfirmed) and asked once
+         * more a little later (miniupnpd makes an event per address added to its WAN
+         * interface, and may answer with the old one until the old one goes). Events ask
+         * at most once per EVENT_GAP_MS, however many come. */
+        g->event_pending = true;
+        g->event_addr = addr;
+        igd_check_external(g, igd_event_delay_ms(g));
 }
 
 static gboolean resubscribe_cb(void *ud) {
@@ -1238,7 +1287,7 @@ static void on_service_available(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy
                 gupnp_service_proxy_set_subscribed(proxy, TRUE);
         }
         pop_ctx(u);
-        g->op = op_start(u, proxy, gupnp_service_proxy_action_new("GetExternalIPAddress", NULL), NULL, g, ext_done);
+        igd_ask_external(g);
 }
 
 /*

@@ -261,6 +261,7 @@ typedef struct pcpd_upnp_stats {
         uint64_t notifies_ignored;   /* of those, from an address that is no IGD's (no check asked) */
         uint64_t events;             /* ExternalIPAddress events GUPnP passed on */
         uint64_t event_checks;       /* GetExternalIPAddress after an event with the known address */
+        uint64_t events_unconfirmed; /* events with another address the IGD's answer did not confirm */
         uint64_t subscriptions_lost; /* GENA subscriptions failed or lapsed (SUBSCRIBE again) */
 } pcpd_upnp_stats;
 

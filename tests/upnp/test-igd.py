@@ -47,6 +47,11 @@ notify-flood  NOTIFYs from another address (the client's own, without a SID), tw
             notifies_ignored) and the periodic GetExternalIPAddress (6 s here) still comes
             and brings the new address (a client that re-arms its check at every NOTIFY
             never asks)
+event-spoofed  an event with another external address (198.20.77.66) sent from the client's
+            address with the subscription's SID and the SEQ GUPnP expects next (both seen
+            in clear on the link; GUPnP 1.6 passes it on): not taken; the GetExternalIPAddress it asks for (and
+            the one 2 s later) answer the real address, counted as events_unconfirmed; a
+            real change by the IGD's own event still comes
 fault-notify  GetExternalIPAddress answered with a fault, and every one of them brings an
             event from the IGD while it is in flight (so a check is asked again at once):
             the checks keep the back-off (retry-min 4 s): at most 12/4 + 3 requests in 12 s
@@ -425,6 +430,60 @@ elif case == "notify-flood":
             f"the flood's NOTIFYs are ignored (stats notifies_ignored >= 3), saw {st}")
     flood.terminate()
     flood.wait(10)
+
+elif case == "event-spoofed":
+    igd = t.igd("--events")
+    d = t.driver("--external-interval", "300", "--retry-min", "1")
+    found(d)
+    d.add("a", "tcp", 6000)
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    t.check(a["ext_addr"] == "198.20.77.1", f"external address 198.20.77.1, saw {a['ext_addr']}")
+    sub = igd.wait_log(lambda e: e.get("method") == "SUBSCRIBE" and e.get("callback"), 30,
+                       "pcpd's SUBSCRIBE (its callback URL)")[0]
+    sid = t.wait_until(lambda: next((e["sid"] for e in igd.entries() if e["ev"] == "notify" and e["seq"] == 0 and
+                                     e["answer"] == 200), None), 30, "the subscription's initial event answered 200")
+    before = d.stats()
+    t.require(before is not None and "events_unconfirmed" in before,
+              f"the driver's stats count events_unconfirmed, saw {before}")
+    t.require(before["events"] >= 1, f"GUPnP passed the initial event on (stats events >= 1), saw {before}")
+    asked = len(igd.requests("GetExternalIPAddress"))
+    m = d.mark()
+    # from the client's address, with the subscription's SID and the SEQ GUPnP expects
+    # next (1: after the initial event's 0), as one who saw them on the link can send it
+    spoof_log = os.path.join(t.lab_dir, "notify-spoof.jsonl")
+    open(spoof_log, "w").close()
+    spoof = t.spawn(t.nsc, [upnpit.PY, os.path.join(upnpit.HERE, "notify-flood.py"), sub["callback"], "0",
+                            spoof_log, sid, "1", "198.20.77.66"], log_name="notify-spoof.log")
+    spoof.wait(30)
+    with open(spoof_log) as f:
+        sent = [json.loads(line) for line in f if line.strip()]
+    t.require(sent and sent[0]["answer"] == 200, f"pcpd's HTTP server answered the spoofed NOTIFY 200, saw {sent}")
+    t.wait_until(lambda: (lambda s: s if s and s["events"] > before["events"] else None)(d.stats()), 30,
+                 "GUPnP to pass the spoofed event on (stats events above the initial event's)", interval=0.5)
+
+    def spoofed():
+        return d.find(lambda e: (e["ev"] == "mapping" and e.get("ext_addr") == "198.20.77.66") or
+                      (e["ev"] == "igd" and e.get("external") == "198.20.77.66"), since=m)
+
+    def judged():
+        st = d.stats()
+        return spoofed() or (st if st and st["events_unconfirmed"] >= 1 else None)
+    t.wait_until(judged, 30, "the spoofed address taken, or the GetExternalIPAddress the event asked for answered "
+                             "(stats events_unconfirmed >= 1)", interval=0.5)
+    t.require(not spoofed(), f"the spoofed address 198.20.77.66 never taken (the IGD answers 198.20.77.1), "
+                             f"saw {spoofed()}")
+    # and the check asked again EVENT_CHECK_MS (2 s) later, in case the IGD had not settled
+    t.wait_until(lambda: len(igd.requests("GetExternalIPAddress")) >= asked + 2, 30,
+                 "two GetExternalIPAddress after the spoofed event (the one it asked for and the one 2 s later)")
+    t.check(not spoofed(), f"the spoofed address never taken after the second check either, saw {spoofed()}")
+    t.check(d.find(lambda e: e["ev"] == "mapping" and e.get("key") == "a", since=m) == [],
+            f"the mapping unchanged by the spoofed event, saw {d.find(lambda e: e.get('key') == 'a', since=m)}")
+    # a real change still comes (by the IGD's event and the GetExternalIPAddress after it)
+    m = d.mark()
+    igd.send("external-event 198.20.77.99")
+    ev = d.wait_mapping("a", lambda e: e["ext_addr"] == "198.20.77.99", 60, since=m,
+                        what="with the new external address after the IGD's own event")
+    t.check(ev["state"] == "active" and ev["ext_port"] == 6000, f"still active on 6000, saw {ev}")
 
 elif case == "fault-notify":
     igd = t.igd("--events")

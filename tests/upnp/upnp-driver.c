@@ -289,12 +289,14 @@ static void command(driver *d, char *line) {
                                        ",\"action_errors\":%" G_GUINT64_FORMAT ",\"action_timeouts\":%" G_GUINT64_FORMAT
                                        ",\"recreations\":%" G_GUINT64_FORMAT ",\"notifies\":%" G_GUINT64_FORMAT
                                        ",\"notifies_ignored\":%" G_GUINT64_FORMAT ",\"events\":%" G_GUINT64_FORMAT
-                                       ",\"event_checks\":%" G_GUINT64_FORMAT ",\"subscriptions_lost\":%" G_GUINT64_FORMAT
+                                       ",\"event_checks\":%" G_GUINT64_FORMAT
+                                       ",\"events_unconfirmed\":%" G_GUINT64_FORMAT
+                                       ",\"subscriptions_lost\":%" G_GUINT64_FORMAT
                                        ",\"mappings\":%zu,\"busy\":%zu",
                                        st->ssdp_refused, st->services_refused, st->bodies_refused, st->actions,
                                        st->action_errors, st->action_timeouts, st->recreations, st->notifies,
                                        st->notifies_ignored, st->events,
-                                       st->event_checks, st->subscriptions_lost,
+                                       st->event_checks, st->events_unconfirmed, st->subscriptions_lost,
                                        pcpd_upnp_count(d->u), pcpd_upnp_n_busy(d->u));
                 emit_line(s);
                 return;

@@ -157,7 +157,8 @@ class Driver:
             # what came by GENA: events received, GetExternalIPAddress asked after one,
             # subscriptions lost (and made again)
             st = self.stats() if self.p.poll() is None else None
-            gena = {k: st.get(k) for k in ("notifies", "events", "event_checks", "subscriptions_lost")} if st else None
+            gena = {k: st.get(k) for k in ("notifies", "events", "event_checks", "events_unconfirmed",
+                                       "subscriptions_lost")} if st else None
             self.t.require(False, f"{self.name}: mapping {key} {what} within {timeout} s, "
                                   f"saw as its last event: {last[-1] if last else None}; "
                                   f"IGD events (present, at s) meanwhile: {igd}; driver stats: {gena}")
