@@ -642,23 +642,33 @@ if case == "deleting-refused":
     t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
 
-if case == "second-sigterm":
-    # GLib puts a signal's default action back when its last source goes: a handler that
-    # removed itself at the first SIGTERM left the next one to kill pcpd mid-stop
+def held_in_stop(port):
+    """pcpd held in its clean stop: started behind the scripted IGD (--permanent-only), appA's
+    permanent mapping "s" (tcp `port`) active, the IGD told to hold its DeletePortMapping
+    answers, then SIGTERM. pcpd is in pcpd_manager_free() (the UPnP-IGD deletes, then the
+    last snapshot and the statistics line), its loop running while it waits up to its own
+    5 s for the delete's answer; the configuration file is then changed
+    (UpnpDeleteRetrySeconds=7), so that a reload would show. igd.send("hold-delete 0") lets
+    the stop end. Returns (igd, app)."""
     igd = upnpit.Igd(t, "igd", ["--permanent-only"])
     t.start_pcpd(GraceSeconds=GRACE)
     a = t.app("appA")
-    a.add("s", "tcp", 4750)
+    a.add("s", "tcp", port)
     wait_active(a, "s", 60)
     igd.send("hold-delete 1")
     igd.wait_log(lambda e: e["ev"] == "hold-delete" and e["on"], 15, "the IGD to hold DeletePortMapping answers")
     t.pcpd.send_signal(signal.SIGTERM)
-    # pcpd is in its clean stop (pcpd_manager_free(): the UPnP-IGD deletes, then the last
-    # snapshot and the statistics line), waiting up to 5 s for this answer
     igd.wait_log(lambda e: e["ev"] == "begin" and e.get("action") == "DeletePortMapping" and
-                 e["args"].get("NewExternalPort") == "4750", 30,
-                 "pcpd's clean stop to send DeletePortMapping 4750 after the first SIGTERM")
+                 e["args"].get("NewExternalPort") == str(port), 30,
+                 f"pcpd's clean stop to send DeletePortMapping {port} after the first SIGTERM")
     t.write_config(GraceSeconds=GRACE, UpnpDeleteRetrySeconds=7)
+    return igd, a
+
+
+if case == "second-sigterm":
+    # GLib puts a signal's default action back when its last source goes: a handler that
+    # removed itself at the first SIGTERM left the next one to kill pcpd mid-stop
+    igd, a = held_in_stop(4750)
     for sg in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         t.pcpd.send_signal(sg)
     already, no_reload = "Already shutting down, ignoring SIG", "Not reloading on SIGHUP: shutting down"
@@ -700,19 +710,8 @@ if case == "calls-while-stopping":
     # orphans and the grace were settled and around the last snapshot
     import dbus  # noqa: E402
     STOPPING = "org.freedesktop.PCP1.Error.Stopping"
-    igd = upnpit.Igd(t, "igd", ["--permanent-only"])
-    t.start_pcpd(GraceSeconds=GRACE)
-    a = t.app("appA")
-    a.add("s", "tcp", 4760)
-    wait_active(a, "s", 60)
-    igd.send("hold-delete 1")
-    igd.wait_log(lambda e: e["ev"] == "hold-delete" and e["on"], 15, "the IGD to hold DeletePortMapping answers")
-    t.pcpd.send_signal(signal.SIGTERM)
-    igd.wait_log(lambda e: e["ev"] == "begin" and e.get("action") == "DeletePortMapping" and
-                 e["args"].get("NewExternalPort") == "4760", 30,
-                 "pcpd's clean stop to send DeletePortMapping 4760 after SIGTERM")
+    igd, a = held_in_stop(4760)
     # pcpd now waits (up to its own 5 s) for that answer, its loop running: the calls
-    t.write_config(GraceSeconds=GRACE, UpnpDeleteRetrySeconds=7)
     bus = dbus.bus.BusConnection(t.bus_addr)
 
     def manager_call(method, sig="", args=()):
