@@ -114,6 +114,17 @@ bool pcpd_reload(pcpd_manager *m, char **ret_error) {
         pcpd_config c;
         unsigned n;
 
+        /* pcpd_manager_free() has begun: it takes apart what a reload would change (the
+         * declared mappings, the servers' sources) while it runs the loop. The bus refuses
+         * Manager.Reload then and main.c SIGHUP; this covers every caller. Before
+         * RELOADING=1: the service manager is told of no reload that does not happen. */
+        if (pcpd_manager_is_stopping(m)) {
+                g_message("Not reloading the configuration: pcpd is stopping (it is read again at the next start)");
+                if (ret_error != NULL)
+                        *ret_error = g_strdup("pcpd is stopping; nothing was changed. The configuration is read again "
+                                              "at the next start.");
+                return false;
+        }
         notify_reloading();
         pcpd_config_init(&c);
         /* all of it read before anything is applied */

@@ -30,5 +30,6 @@ void pcpd_reload_set_source(const char *config_path, bool allow_missing);
 
 /* The whole reload (SIGHUP, or Manager.Reload): RELOADING=1, read, apply, READY=1 with a
  * STATUS= that says how it went. Returns false (and changes nothing) when the
- * configuration is invalid; *ret_error (when not NULL) then says why. */
+ * configuration is invalid, or when pcpd stops (pcpd_manager_is_stopping(): nothing is
+ * read, nothing told to the service manager); *ret_error (when not NULL) then says why. */
 bool pcpd_reload(pcpd_manager *m, char **ret_error);

@@ -244,7 +244,9 @@ static void iface_free(upnp_iface *ui) {
 
 /* The client for ifname, restricted to gateway (created, or moved to a new gateway); NULL
  * and *ret_error (may be NULL) when there is none: -EINVAL, or pcpd_upnp_new()'s or
- * pcpd_upnp_set_interface()'s error (-ENODEV: no such interface or no address on it). */
+ * pcpd_upnp_set_interface()'s error (-ENODEV: no such interface or no address on it).
+ * Without ret_error a client that cannot be made is logged here; with it the caller says
+ * why in its own line (a delete's try: one line per try, not a second warning). */
 static upnp_iface *iface_get_error(upnp_backend *b, const char *ifname, const struct in6_addr *gateway,
                                    int *ret_error) {
         upnp_iface *ui = g_hash_table_lookup(b->ifaces, ifname);
@@ -277,11 +279,13 @@ static upnp_iface *iface_get_error(upnp_backend *b, const char *ifname, const st
         if (r >= 0)
                 r = pcpd_upnp_set_interface(ui->u, ifname, AF_INET, gateway);
         if (r < 0) {
-                if (r != -ELIBACC || !b->said_no_module)
+                if (ret_error != NULL)
+                        g_debug("UPnP-IGD on %s cannot be used: %s", ifname, g_strerror(-r));
+                else if (r != -ELIBACC || !b->said_no_module)
                         g_warning("UPnP-IGD on %s cannot be used: %s", ifname, g_strerror(-r));
                 else
                         g_debug("UPnP-IGD on %s cannot be used: %s", ifname, g_strerror(-r));
-                b->said_no_module = b->said_no_module || r == -ELIBACC;
+                b->said_no_module = b->said_no_module || (r == -ELIBACC && ret_error == NULL);
                 iface_free(ui);
                 if (ret_error != NULL)
                         *ret_error = r;

@@ -14,12 +14,18 @@
  * The target runs in a child process with TMPDIR set to a directory of its own (fuzz-state
  * writes journals there), which is removed afterwards even when the target crashed; the
  * parent says which input failed and how, and exits 1.
+ *
+ * SIGTERM or SIGINT (meson's time-out sends SIGTERM to the process group, Ctrl-C SIGINT)
+ * ends the replay as cleanly: the parent passes the signal on to the child, waits for it,
+ * removes the scratch directory, says which input the target was at, and dies of the same
+ * signal (test-replay-signal.py).
  */
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -172,10 +178,72 @@ static void child(int argc, char **argv, const inputs *in, volatile long *at) {
         exit(0);
 }
 
+/* The parent, from the fork on: the child a SIGTERM or SIGINT is passed on to (0: none, or
+ * reaped already) and the signal that came. */
+static volatile sig_atomic_t child_pid, got_signal;
+
+static void on_stop_signal(int sig) {
+        int saved = errno;
+
+        got_signal = sig;
+        if (child_pid > 0)
+                (void) kill((pid_t) child_pid, sig);
+        errno = saved;
+}
+
+/* SIGTERM and SIGINT: blocked (SIG_BLOCK) while there is a scratch directory and no child
+ * to pass them on to, or while the directory is removed, so that one that comes then waits
+ * instead of killing the replay with the directory left behind */
+static void stop_signals_mask(int how) {
+        sigset_t set;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        if (sigprocmask(how, &set, NULL) < 0) {
+                perror("replay: sigprocmask");
+                exit(1);
+        }
+}
+
+/* what SIGTERM and SIGINT did when the replay started: a signal ignored then (SIGINT in a
+ * shell's background job) stays ignored */
+static struct sigaction stop_signals_saved[2];
+
+static void stop_signals_handle(void) {
+        const int sigs[2] = { SIGTERM, SIGINT };
+        struct sigaction sa = { .sa_handler = on_stop_signal };
+
+        sigemptyset(&sa.sa_mask);
+        for (int i = 0; i < 2; i++)
+                if (sigaction(sigs[i], NULL, &stop_signals_saved[i]) < 0 ||
+                    (stop_signals_saved[i].sa_handler != SIG_IGN && sigaction(sigs[i], &sa, NULL) < 0)) {
+                        perror("replay: sigaction");
+                        exit(1);
+                }
+}
+
+/* their actions again, as the replay found them */
+static void stop_signals_restore(void) {
+        if (sigaction(SIGTERM, &stop_signals_saved[0], NULL) < 0 ||
+            sigaction(SIGINT, &stop_signals_saved[1], NULL) < 0) {
+                perror("replay: sigaction");
+                exit(1);
+        }
+}
+
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         if (remove(path) < 0)
                 fprintf(stderr, "replay: cannot remove %s: %s\n", path, strerror(errno));
         return 0;
+}
+
+/* the input the child was at, as *at says */
+static const char *at_what(long at, const inputs *in) {
+        return at == AT_INIT    ? "LLVMFuzzerInitialize()"
+               : at == AT_EMPTY ? "the empty input"
+               : at == AT_EXIT  ? "its exit (a leak, or an error valgrind reports at exit)"
+                                : in->paths[at];
 }
 
 /* The target's name is the program's without "-replay" (this file is compiled once for all
@@ -194,7 +262,9 @@ int main(int argc, char **argv) {
         int name_len = target_name_len(base);
         char scratch[4096], corpus[4096];
         volatile long *at;
-        int status;
+        siginfo_t info;
+        sigset_t pending;
+        int status, stop = 0;
         pid_t pid;
 
         snprintf(corpus, sizeof(corpus), "%s/%.*s", FUZZ_CORPUS_ROOT, name_len, base);
@@ -223,33 +293,53 @@ int main(int argc, char **argv) {
         if (!ok)
                 return 1;
 
+        at = mmap(NULL, sizeof(*at), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (at == MAP_FAILED) {
+                perror("replay: mmap");
+                return 1;
+        }
+        *at = AT_INIT;
+
+        /* from the scratch directory's making to its removal, a SIGTERM or SIGINT goes to
+         * the child (on_stop_signal()), or waits while there is none */
+        stop_signals_mask(SIG_BLOCK);
+        stop_signals_handle();
         snprintf(scratch, sizeof(scratch), "%s/%.*s-replay-XXXXXX",
                  tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", name_len, base);
         if (mkdtemp(scratch) == NULL) {
                 fprintf(stderr, "replay: cannot make %s: %s\n", scratch, strerror(errno));
-                return 1;
+                status = -1;
+                goto out;
         }
-        at = mmap(NULL, sizeof(*at), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (at == MAP_FAILED) {
-                perror("replay: mmap");
-                rmdir(scratch);
-                return 1;
-        }
-        *at = AT_INIT;
         fflush(NULL);
         pid = fork();
         if (pid < 0) {
                 perror("replay: fork");
                 rmdir(scratch);
-                return 1;
+                status = -1;
+                goto out;
         }
         if (pid == 0) {
+                /* the target as libFuzzer runs it: the signals' actions as the replay got them */
+                stop_signals_restore();
+                stop_signals_mask(SIG_UNBLOCK);
                 if (setenv("TMPDIR", scratch, 1) < 0) {
                         perror("replay: setenv");
                         _exit(1);
                 }
                 child(argc, argv, &in, at);
         }
+        child_pid = pid;
+        stop_signals_mask(SIG_UNBLOCK);
+        /* until the child ended, left unreaped (WNOWAIT): a signal passed on to it until
+         * then cannot reach another process that got its pid */
+        while (waitid(P_PID, (id_t) pid, &info, WEXITED | WNOWAIT) < 0)
+                if (errno != EINTR) {
+                        perror("replay: waitid");
+                        break;
+                }
+        stop_signals_mask(SIG_BLOCK);
+        child_pid = 0;
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR) {
                         perror("replay: waitpid");
@@ -257,14 +347,19 @@ int main(int argc, char **argv) {
                         break;
                 }
         nftw(scratch, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+        /* one that came since the child ended is pending: the replay dies of it too */
+        stop = got_signal;
+        if (stop == 0 && sigpending(&pending) == 0)
+                stop = sigismember(&pending, SIGTERM) == 1  ? SIGTERM
+                       : sigismember(&pending, SIGINT) == 1 ? SIGINT
+                                                            : 0;
 
-        if (status == 0) {
+        if (stop != 0)
+                fprintf(stderr, "replay: %.*s interrupted by signal %d (%s) on %s; %s removed\n", name_len, base,
+                        stop, strsignal(stop), at_what(*at, &in), scratch);
+        else if (status == 0)
                 printf("replay: %.*s: %zu inputs and the empty one passed\n", name_len, base, in.n);
-        } else {
-                const char *where = *at == AT_INIT    ? "LLVMFuzzerInitialize()"
-                                    : *at == AT_EMPTY ? "the empty input"
-                                    : *at == AT_EXIT  ? "its exit (a leak, or an error valgrind reports at exit)"
-                                                      : in.paths[*at];
+        else {
                 char how[64];
 
                 if (status == -1)
@@ -274,11 +369,19 @@ int main(int argc, char **argv) {
                                  strsignal(WTERMSIG(status)));
                 else
                         snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
-                fprintf(stderr, "replay: %.*s FAILED on %s: %s\n", name_len, base, where, how);
+                fprintf(stderr, "replay: %.*s FAILED on %s: %s\n", name_len, base, at_what(*at, &in), how);
         }
+out:
         for (size_t i = 0; i < in.n; i++)
                 free(in.paths[i]);
         free(in.paths);
         munmap((void *) at, sizeof(*at));
+        /* a signal that came (handled, or still pending): the replay dies of it, as it would
+         * have without the handler, now that nothing is left behind */
+        fflush(NULL);
+        stop_signals_restore();
+        if (stop != 0)
+                raise(stop);
+        stop_signals_mask(SIG_UNBLOCK);
         return status == 0 ? 0 : 1;
 }
