@@ -29,9 +29,12 @@
  *            mapping is active, refused calls, drops, RSS
  *   all      the same with 131,070 mappings: every TCP and UDP port
  *   stall    H (30,000) mappings held; pings one after another while one mapping is
- *            added and released: the longest ping is the longest stall of pcpd's loop;
+ *            added and released: the longest ping is the longest stall of pcpd's loop,
+ *            the bus's backlog and any wait of the bench's for a core;
  *            then while holders leave the bus (their connections closed): one holding 1
- *            mapping, one holding K (1,000), and D (100) holding 1 each at once
+ *            mapping, one holding K (1,000), and D (100) holding 1 each at once, with
+ *            pcpd's bus socket sampled: the longest time a call waited there unread is
+ *            pcpd's loop alone
  *   idle     pcpd with no mappings for 10 s: CPU, context switches, system calls
  *   renew    M (200) mappings on a server that grants a short lifetime: system calls,
  *            instructions and signals per renewal
@@ -61,13 +64,18 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -75,6 +83,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -116,6 +125,9 @@ static struct {
         unsigned pcpd_rcvbuf; /* 0, or the net.core.rmem_max to emulate on pcpd's UDP sockets */
         unsigned n_seq, n_burst, n_all, n_hold, n_renew, n_pcpctl;
         unsigned n_leave_many, n_leavers; /* stall: mappings of the one holder of many; holders leaving at once */
+        bool ping_thread; /* stall: the pinger in a thread of its own, on a connection of its own */
+        bool rt; /* stall: SCHED_FIFO after the hold, the bench above what it measures */
+        const char *leave_trace; /* stall: a timeline of each case of holders leaving, PREFIX.KEY.csv */
         unsigned conns, window;
         unsigned lifetime_cap, renew_seconds, idle_seconds;
         char **exec_argv;
@@ -1140,6 +1152,18 @@ static uint64_t path_id(const char *path) {
         return s != NULL ? strtoull(s + 1, NULL, 10) : 0;
 }
 
+/* --leave-trace: when the watcher read each signal (set while a case of holders leaving runs) */
+typedef struct sig_rec {
+        uint64_t t;
+        char kind; /* R InterfacesRemoved, M MappingRemoved, P PropertiesChanged, O other */
+} sig_rec;
+
+static struct {
+        bool on;
+        sig_rec *rec;
+        size_t n, cap;
+} ST;
+
 static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *member = sd_bus_message_get_member(m), *path = sd_bus_message_get_path(m);
         uint64_t t = now_ns();
@@ -1147,6 +1171,14 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         W.signals++;
         if (member == NULL || path == NULL)
                 return 0;
+        if (ST.on && ST.n < ST.cap)
+                ST.rec[ST.n++] = (sig_rec) {
+                        .t = t,
+                        .kind = strcmp(member, "InterfacesRemoved") == 0 ? 'R'
+                                : strcmp(member, "MappingRemoved") == 0  ? 'M'
+                                : strcmp(member, "PropertiesChanged") == 0 ? 'P'
+                                                                           : 'O',
+                };
         if (strcmp(member, "PropertiesChanged") == 0) {
                 const char *iface;
                 W.props_changed++;
@@ -2037,15 +2069,17 @@ typedef struct pinger {
         unsigned conn;
         bool busy;
         uint64_t t_sent;
-        uint64_t *rtt;
+        uint64_t *rtt, *sent; /* each round trip and when it was sent */
         size_t n, cap;
 } pinger;
 
 static int on_pinger_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         pinger *p = userdata;
 
-        if (p->n < p->cap)
+        if (p->n < p->cap) {
+                p->sent[p->n] = p->t_sent;
                 p->rtt[p->n++] = now_ns() - p->t_sent;
+        }
         p->busy = false;
         return 0;
 }
@@ -2060,10 +2094,118 @@ static void pinger_kick(pinger *p) {
                    on_pinger_reply, p);
 }
 
+/* The pinger in a thread of its own (--ping-thread), on a connection of its own, blocking
+ * calls one after another: nothing the bench's loop does (the watcher's signals) delays
+ * reading its replies. Each round trip is recorded with when it was sent. */
+typedef struct ping_rec {
+        uint64_t t_sent, t_reply;
+} ping_rec;
+
+static struct {
+        pthread_t thread;
+        bool running;
+        sd_bus *bus;
+        ping_rec *rec;
+        size_t cap;
+        atomic_size_t n; /* completed */
+        atomic_bool stop, failed;
+} PT;
+
+static void *ping_thread(void *arg) {
+        (void) arg;
+        while (!atomic_load(&PT.stop)) {
+                sd_bus_error err = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                uint64_t t0 = now_ns(), t1;
+                size_t i;
+                int r = sd_bus_call_method(PT.bus, PCP1_BUS_NAME, PCP1_MANAGER_PATH, "org.freedesktop.DBus.Peer",
+                                           "Ping", &err, &reply, NULL);
+
+                t1 = now_ns();
+                sd_bus_error_free(&err);
+                sd_bus_message_unref(reply);
+                if (r < 0) {
+                        atomic_store(&PT.failed, true);
+                        break;
+                }
+                i = atomic_load(&PT.n);
+                if (i == PT.cap) {
+                        atomic_store(&PT.failed, true);
+                        break;
+                }
+                PT.rec[i] = (ping_rec) {t0, t1};
+                atomic_store(&PT.n, i + 1);
+        }
+        return NULL;
+}
+
+static void ping_thread_start(env *e) {
+        PT.bus = bus_connect(e->address, false);
+        PT.cap = 4u << 20;
+        PT.rec = xcalloc(PT.cap, sizeof(ping_rec));
+        atomic_store(&PT.n, 0);
+        atomic_store(&PT.stop, false);
+        atomic_store(&PT.failed, false);
+        if (pthread_create(&PT.thread, NULL, ping_thread, NULL) != 0)
+                die("pthread_create failed");
+        PT.running = true;
+}
+
+static void ping_thread_stop(void) {
+        if (!PT.running)
+                return;
+        atomic_store(&PT.stop, true);
+        pthread_join(PT.thread, NULL);
+        PT.running = false;
+        sd_bus_flush_close_unref(PT.bus);
+        free(PT.rec);
+        PT.rec = NULL;
+}
+
+/* --ping-thread: the bench's loop runs (the watcher, the holders) for `seconds` and until
+ * stop(); the pings are those from the one in flight at the start to one sent after the end */
+static void ping_thread_for(pinger *p, double seconds, bool (*stop)(void *), void *userdata) {
+        uint64_t start = now_ns(), end = start + (uint64_t) (seconds * 1e9), t_end;
+        size_t i0 = atomic_load(&PT.n), n;
+
+        for (;;) {
+                if (stop != NULL && now_ns() > end + 120 * SEC)
+                        die("the change did not complete within 120 s");
+                if (sd_event_run(p->e->event, 1000) < 0)
+                        die("event loop failed");
+                if (!pid_alive(p->e->pcpd_pid))
+                        die("pcpd died");
+                if (atomic_load(&PT.failed))
+                        die("the pinger thread's Ping failed (or it recorded %zu pings)", PT.cap);
+                if (now_ns() >= end && (stop == NULL || stop(userdata)))
+                        break;
+        }
+        t_end = now_ns();
+        for (;;) {
+                n = atomic_load(&PT.n);
+                if (n > i0 && PT.rec[n - 1].t_sent >= t_end)
+                        break;
+                if (atomic_load(&PT.failed))
+                        die("the pinger thread's Ping failed");
+                if (now_ns() > t_end + 120 * SEC)
+                        die("the pinger thread got no reply within 120 s");
+                usleep(100);
+        }
+        p->n = 0;
+        for (size_t i = i0; i < n && p->n < p->cap; i++) {
+                p->sent[p->n] = PT.rec[i].t_sent;
+                p->rtt[p->n++] = PT.rec[i].t_reply - PT.rec[i].t_sent;
+        }
+}
+
 /* pings one after another for `seconds`; returns the longest round trip */
 static void ping_for(pinger *p, double seconds, bool (*stop)(void *), void *userdata) {
         uint64_t end = now_ns() + (uint64_t) (seconds * 1e9);
 
+        if (opt.ping_thread) {
+                ping_thread_for(p, seconds, stop, userdata);
+                return;
+        }
         p->n = 0;
         for (;;) {
                 if (stop != NULL && now_ns() > end + 120 * SEC)
@@ -2224,6 +2366,172 @@ static uint64_t leavers_t_removed(leavers *l) {
         return t;
 }
 
+/* --leave-trace: pcpd's end of its bus connection (pidfd_getfd(): the same socket), found
+ * as the Unix socket whose peer is the bus's listening path; -1 if none */
+static int pcpd_bus_fd(env *e) {
+        int pidfd = (int) syscall(SYS_pidfd_open, e->pcpd_pid, 0), found = -1;
+        char *path = xasprintf("/proc/%d/fd", (int) e->pcpd_pid), *sock = xasprintf("%s/bus.sock", e->tmp);
+        DIR *d = pidfd >= 0 ? opendir(path) : NULL;
+        struct dirent *de;
+
+        while (d != NULL && found < 0 && (de = readdir(d)) != NULL) {
+                struct sockaddr_un sa;
+                socklen_t l = sizeof(sa);
+                int fd;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                fd = (int) syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
+                if (fd < 0)
+                        continue;
+                memset(&sa, 0, sizeof(sa));
+                if (getpeername(fd, (struct sockaddr *) &sa, &l) == 0 && sa.sun_family == AF_UNIX &&
+                    strncmp(sa.sun_path, sock, sizeof(sa.sun_path)) == 0)
+                        found = fd;
+                else
+                        close(fd);
+        }
+        if (d != NULL)
+                closedir(d);
+        if (pidfd >= 0)
+                close(pidfd);
+        free(path);
+        free(sock);
+        return found;
+}
+
+/* --leave-trace: the octets queued on the sockets of interest, sampled every 50 µs; a row
+ * when one of them changes. pcpd_in: sent to pcpd, not yet read by it; pcpd_out: written by
+ * pcpd, not yet read by dbus-daemon (SIOCOUTQ: the socket buffers' memory, not only the
+ * payload); watch_in, ping_in: delivered to the bench's watcher / pinger, not yet read. */
+typedef struct q_rec {
+        uint64_t t;
+        int pcpd_in, pcpd_out, watch_in, ping_in;
+} q_rec;
+
+static struct {
+        pthread_t thread;
+        atomic_bool stop;
+        int fd_pcpd, fd_watch, fd_ping;
+        q_rec *rec;
+        size_t n, cap;
+} QS;
+
+static int sock_queued(int fd, unsigned long req) {
+        int v = -1;
+
+        if (fd >= 0 && ioctl(fd, req, &v) < 0)
+                v = -1;
+        return v;
+}
+
+static void *q_thread(void *arg) {
+        q_rec last = {0, -2, -2, -2, -2};
+
+        (void) arg;
+        while (!atomic_load(&QS.stop)) {
+                q_rec r = {now_ns(), sock_queued(QS.fd_pcpd, SIOCINQ), sock_queued(QS.fd_pcpd, SIOCOUTQ),
+                           sock_queued(QS.fd_watch, SIOCINQ), sock_queued(QS.fd_ping, SIOCINQ)};
+                struct timespec ts = {0, 50000};
+
+                if ((r.pcpd_in != last.pcpd_in || r.pcpd_out != last.pcpd_out || r.watch_in != last.watch_in ||
+                     r.ping_in != last.ping_in) &&
+                    QS.n < QS.cap)
+                        QS.rec[QS.n++] = r;
+                last = r;
+                nanosleep(&ts, NULL);
+        }
+        return NULL;
+}
+
+static void leave_trace_start(env *e, pinger *pg) {
+        QS.fd_pcpd = pcpd_bus_fd(e);
+        if (QS.fd_pcpd < 0)
+                note("--leave-trace: pcpd's bus socket not found; its queues are not sampled");
+        QS.fd_watch = sd_bus_get_fd(e->watch);
+        QS.fd_ping = sd_bus_get_fd(opt.ping_thread ? PT.bus : e->conn[pg->conn]);
+        QS.cap = 1u << 20;
+        QS.n = 0;
+        QS.rec = xcalloc(QS.cap, sizeof(q_rec));
+        atomic_store(&QS.stop, false);
+        if (pthread_create(&QS.thread, NULL, q_thread, NULL) != 0)
+                die("pthread_create failed");
+        ST.cap = 1u << 20;
+        ST.n = 0;
+        ST.rec = xcalloc(ST.cap, sizeof(sig_rec));
+        ST.on = true;
+}
+
+/* The longest time octets sent to pcpd waited unread in its bus socket (from the first
+ * sample that saw them to the first that saw none): how long pcpd's loop did not read the
+ * bus, whatever the bus then does with its replies. Only as fine as the samples: the longest
+ * gap between two is reported next to it. */
+static void leave_trace_unread(const char *key) {
+        uint64_t start = 0, longest = 0, gap = 0;
+        char k[64];
+
+        for (size_t i = 0; i < QS.n; i++) {
+                if (i > 0 && QS.rec[i].t - QS.rec[i - 1].t > gap)
+                        gap = QS.rec[i].t - QS.rec[i - 1].t;
+                if (QS.rec[i].pcpd_in > 0 && start == 0)
+                        start = QS.rec[i].t;
+                else if (QS.rec[i].pcpd_in == 0 && start != 0) {
+                        if (QS.rec[i].t - start > longest)
+                                longest = QS.rec[i].t - start;
+                        start = 0;
+                }
+        }
+        if (QS.fd_pcpd < 0)
+                return;
+        snprintf(k, sizeof(k), "%s_pcpd_unread_max_ms", key);
+        result(k, "%.1f", ms(longest));
+        snprintf(k, sizeof(k), "%s_sample_gap_max_ms", key);
+        result(k, "%.1f", ms(gap));
+}
+
+/* stops the sampler; with --leave-trace writes PREFIX.KEY.csv: times in µs from t0 (the
+ * first close) */
+static void leave_trace_stop(pinger *pg, const char *key, uint64_t t0) {
+        char *path;
+        FILE *f;
+
+        atomic_store(&QS.stop, true);
+        pthread_join(QS.thread, NULL);
+        ST.on = false;
+        leave_trace_unread(key);
+        if (QS.fd_pcpd >= 0)
+                close(QS.fd_pcpd);
+        if (opt.leave_trace == NULL) {
+                free(QS.rec);
+                free(ST.rec);
+                QS.rec = NULL;
+                ST.rec = NULL;
+                return;
+        }
+        path = xasprintf("%s.%s.csv", opt.leave_trace, key);
+        f = fopen(path, "w");
+        if (f == NULL)
+                die("cannot write %s: %m", path);
+        fprintf(f, "# %s: us from the first close; ping,sent,reply; sig,t,kind; q,t,pcpd_in,pcpd_out,watch_in,"
+                   "ping_in\n", key);
+#define REL(t) ((double) ((int64_t) (t) - (int64_t) t0) / 1e3)
+        for (size_t i = 0; i < pg->n; i++)
+                fprintf(f, "ping,%.1f,%.1f\n", REL(pg->sent[i]), REL(pg->sent[i] + pg->rtt[i]));
+        for (size_t i = 0; i < ST.n; i++)
+                fprintf(f, "sig,%.1f,%c\n", REL(ST.rec[i].t), ST.rec[i].kind);
+        for (size_t i = 0; i < QS.n; i++)
+                fprintf(f, "q,%.1f,%d,%d,%d,%d\n", REL(QS.rec[i].t), QS.rec[i].pcpd_in, QS.rec[i].pcpd_out,
+                        QS.rec[i].watch_in, QS.rec[i].ping_in);
+#undef REL
+        fclose(f);
+        note("--leave-trace: %s (%zu pings, %zu signals, %zu queue samples)", path, pg->n, ST.n, QS.n);
+        free(path);
+        free(QS.rec);
+        free(ST.rec);
+        QS.rec = NULL;
+        ST.rec = NULL;
+}
+
 /* One case of holders leaving while the pinger runs: n_conns holders of per_conn mappings
  * each; the pings from 1 s before they leave until all their mappings are removed and at
  * least 2.5 s have passed. Returns the longest ping round trip while they left. */
@@ -2236,9 +2544,11 @@ static double stall_leave(env *e, pinger *pg, const char *key, size_t n_conns, s
         leavers_hold(&l, e, n_conns, per_conn, first);
         ping_for(pg, 1, NULL, NULL);
         before = dist_of(pg->rtt, pg->n);
-        leavers_leave(&l);
+        leave_trace_start(e, pg);
         t0 = now_ns();
+        leavers_leave(&l);
         ping_for(pg, 2.5, leavers_removed, &l);
+        leave_trace_stop(pg, key, t0);
         leave = dist_of(pg->rtt, pg->n);
         t1 = leavers_t_removed(&l);
         snprintf(k, sizeof(k), "%s_ping_max_ms", key);
@@ -2254,6 +2564,35 @@ static double stall_leave(env *e, pinger *pg, const char *key, size_t n_conns, s
         return leave.max;
 }
 
+/* every thread of pid (0: this process) at SCHED_FIFO prio */
+static void set_fifo(pid_t pid, int prio) {
+        char *path = pid > 0 ? xasprintf("/proc/%d/task", (int) pid) : xasprintf("/proc/self/task");
+        DIR *d = opendir(path);
+        struct dirent *de;
+        struct sched_param sp = {.sched_priority = prio};
+
+        if (d == NULL)
+                die("--rt: %s: %m", path);
+        while ((de = readdir(d)) != NULL)
+                if (de->d_name[0] != '.' && sched_setscheduler(atoi(de->d_name), SCHED_FIFO, &sp) < 0)
+                        die("--rt: sched_setscheduler(%s, SCHED_FIFO, %d): %m", de->d_name, prio);
+        closedir(d);
+        free(path);
+}
+
+/* --rt: other work on the machine can no longer delay what is measured; the bench (its
+ * pinger, the watcher and the sampler) one priority above pcpd, dbus-daemon and the
+ * responder, so that it reads a reply as soon as it arrives instead of waiting, at equal
+ * SCHED_FIFO priority, for one of them to block (2 cores, 3 busy processes: the bench
+ * could wait 17 ms for a core with the reply in its socket) */
+static void stall_rt(env *e) {
+        set_fifo(e->pcpd_pid, 10);
+        set_fifo(e->bus_pid, 10);
+        set_fifo(e->server_pid, 10);
+        set_fifo(0, 11);
+        note("--rt: pcpd, dbus-daemon and the responder at SCHED_FIFO 10, the bench at 11");
+}
+
 static void phase_stall(void) {
         env_config cfg = {0};
         env *e = env_start(&cfg);
@@ -2266,7 +2605,12 @@ static void phase_stall(void) {
         watch_signals(e);
         pg.cap = 1000000;
         pg.rtt = xcalloc(pg.cap, sizeof(uint64_t));
+        pg.sent = xcalloc(pg.cap, sizeof(uint64_t));
         pipeline_run(e, &pm, 0, n, false, 3600);
+        if (opt.ping_thread)
+                ping_thread_start(e);
+        if (opt.rt)
+                stall_rt(e);
         note("%zu mappings held after %.0f ms", n, ms(pm.t_active - pm.t_start));
         result("hold_n", "%zu", n);
         result("hold_active_ms", "%.1f", ms(pm.t_active - pm.t_start));
@@ -2328,7 +2672,9 @@ static void phase_stall(void) {
                 result("leave_stall_max_ms", "%.1f", worst);
         }
         report_mem(e, "held");
+        ping_thread_stop();
         free(pg.rtt);
+        free(pg.sent);
         pipeline_free(&pm);
         env_stop(e);
 }
@@ -2881,6 +3227,13 @@ static void usage(FILE *f) {
               "  --conns N --window N connections and calls in flight on each (20, 100)\n"
               "  --leave-many K --leavers D   stall: the holder of many that leaves holds K (1000);\n"
               "                       D holders of one mapping each leave at once (100)\n"
+              "  --pinger loop|thread stall: Peer.Ping from the bench's event loop, next to the watcher\n"
+              "                       (default), or from a thread of its own on a connection of its own\n"
+              "  --rt                 stall: after the hold, pcpd, dbus-daemon and the responder at\n"
+              "                       SCHED_FIFO 10 and the bench at 11\n"
+              "  --leave-trace PREFIX stall: for each case of holders leaving, PREFIX.KEY.csv: every Ping,\n"
+              "                       every signal the watcher read, and the socket queues (pcpd's bus\n"
+              "                       socket through pidfd_getfd, SIOCINQ/SIOCOUTQ) every 50 us\n"
               "  --lifetime S --renew-seconds S --idle-seconds S\n"
               "  --keep               keep the temporary directory\n"
               "  --malloc-trim-probe  burst/all: RSS again after gdb calls malloc_trim(0) in pcpd\n"
@@ -2923,6 +3276,9 @@ int main(int argc, char **argv) {
                 O_HOLD,
                 O_LEAVE_MANY,
                 O_LEAVERS,
+                O_PINGER,
+                O_LEAVE_TRACE,
+                O_RT,
                 O_RENEW,
                 O_PCPCTL,
                 O_CONNS,
@@ -2954,6 +3310,9 @@ int main(int argc, char **argv) {
                 {"hold", required_argument, NULL, O_HOLD},
                 {"leave-many", required_argument, NULL, O_LEAVE_MANY},
                 {"leavers", required_argument, NULL, O_LEAVERS},
+                {"pinger", required_argument, NULL, O_PINGER},
+                {"leave-trace", required_argument, NULL, O_LEAVE_TRACE},
+                {"rt", no_argument, NULL, O_RT},
                 {"renew", required_argument, NULL, O_RENEW},
                 {"pcpctl", required_argument, NULL, O_PCPCTL},
                 {"conns", required_argument, NULL, O_CONNS},
@@ -3026,6 +3385,20 @@ int main(int argc, char **argv) {
                         break;
                 case O_LEAVERS:
                         opt.n_leavers = parse_unsigned(optarg, "--leavers");
+                        break;
+                case O_PINGER:
+                        if (strcmp(optarg, "thread") == 0)
+                                opt.ping_thread = true;
+                        else if (strcmp(optarg, "loop") == 0)
+                                opt.ping_thread = false;
+                        else
+                                die("invalid --pinger '%s': give thread or loop", optarg);
+                        break;
+                case O_LEAVE_TRACE:
+                        opt.leave_trace = optarg;
+                        break;
+                case O_RT:
+                        opt.rt = true;
                         break;
                 case O_RENEW:
                         opt.n_renew = parse_unsigned(optarg, "--renew");
