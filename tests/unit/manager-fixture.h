@@ -68,6 +68,7 @@ typedef struct event {
         /* the mapping's, when told */
         char *state, *error, *server, *external_address, *internal_address;
         uint16_t external_port;
+        guint n_mappings; /* the manager's mappings when it was told */
 } event;
 
 typedef struct recorder {
