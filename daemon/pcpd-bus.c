@@ -11,7 +11,9 @@
 #include <inttypes.h>
 #include <net/if.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
@@ -1241,6 +1243,24 @@ static void on_status_changed(pcpd_manager *m, const char *status, void *userdat
         (void) sd_notifyf(false, "STATUS=%s", status);
 }
 
+/* What pcpd has sent on the bus and dbus-daemon has not read yet: sd-bus's own queue holds
+ * only what the socket did not take (then: more than can be told), the rest is in the
+ * socket's send queue (SIOCOUTQ). Two system calls, asked between batches of removals only. */
+static size_t on_output_backlog(pcpd_manager *m, void *userdata) {
+        pcpd_bus_face *face = userdata;
+        uint64_t queued = 0;
+        int fd, outq = 0;
+
+        if (face->bus == NULL)
+                return 0;
+        if (sd_bus_get_n_queued_write(face->bus, &queued) >= 0 && queued > 0)
+                return SIZE_MAX;
+        fd = sd_bus_get_fd(face->bus);
+        if (fd < 0 || ioctl(fd, SIOCOUTQ, &outq) < 0 || outq < 0)
+                return 0;
+        return (size_t) outq;
+}
+
 const pcpd_manager_listener pcpd_bus_listener = {
         .mapping_added = on_mapping_added,
         .mapping_changed = on_mapping_changed,
@@ -1249,6 +1269,7 @@ const pcpd_manager_listener pcpd_bus_listener = {
         .manager_freeing = on_manager_freeing,
         .holder_unconfirmed = on_holder_unconfirmed,
         .status_changed = on_status_changed,
+        .output_backlog = on_output_backlog,
 };
 
 pcpd_bus_face *pcpd_bus_face_new(void) {

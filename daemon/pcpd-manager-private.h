@@ -130,6 +130,16 @@ void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_bac
  * signals, the delete upstream, the journal, the log), so that the loop serves others
  * between batches. */
 #define PCPD_ORPHAN_BATCH 128u
+/* The next batch waits while the listener's output backlog is above this many bytes
+ * (listener output_backlog): dbus-daemon is still routing the signals of the batches before,
+ * and a reply sent now would queue behind them (measured with 30,000 held and a holder of
+ * 1,000 leaving: ~0.9-1.2 MB queued on pcpd's socket, a Ping answered up to 59 ms late;
+ * bench/README.md). It looks again every PCPD_OUTPUT_BACKLOG_RETRY_MS, at most
+ * PCPD_OUTPUT_BACKLOG_WAITS times in a row: a bus that does not read cannot keep a
+ * departed holder's mappings upstream for long. */
+#define PCPD_OUTPUT_BACKLOG_MAX (64u * 1024u)
+#define PCPD_OUTPUT_BACKLOG_RETRY_MS 1u
+#define PCPD_OUTPUT_BACKLOG_WAITS 100u
 /* one of them, still to remove (m->orphans): its id, looked up again when its turn comes,
  * and the name that left (a shared string, for the log line) */
 typedef struct pcpd_manager_orphan {

@@ -381,12 +381,27 @@ static guint remove_orphans(pcpd_manager *m, guint max) {
         return 0;
 }
 
+/* the listener's output is backed up: the next batch waits (see PCPD_OUTPUT_BACKLOG_MAX) */
+static bool output_backed_up(pcpd_manager *m) {
+        return m->listener->output_backlog != NULL &&
+               m->listener->output_backlog(m, m->listener_data) > PCPD_OUTPUT_BACKLOG_MAX;
+}
+
+/* (m->orphans_source stays set while a batch runs: a name that leaves meanwhile queues its
+ * mappings behind, without a second source) */
 static gboolean on_orphans(gpointer userdata) {
         pcpd_manager *m = userdata;
 
+        if (m->orphans_waits < PCPD_OUTPUT_BACKLOG_WAITS && output_backed_up(m)) {
+                m->orphans_waits++;
+                m->orphans_source = g_timeout_add(PCPD_OUTPUT_BACKLOG_RETRY_MS, on_orphans, m);
+                return G_SOURCE_REMOVE;
+        }
+        m->orphans_waits = 0;
         if (remove_orphans(m, PCPD_ORPHAN_BATCH) > 0)
-                return G_SOURCE_CONTINUE;
-        m->orphans_source = 0;
+                m->orphans_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_orphans, m, NULL);
+        else
+                m->orphans_source = 0;
         return G_SOURCE_REMOVE;
 }
 

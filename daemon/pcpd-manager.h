@@ -66,6 +66,7 @@ struct pcpd_manager {
         GArray *orphans;
         guint orphans_head;
         guint orphans_source;
+        guint orphans_waits; /* turns the next batch has waited for the listener's backlog */
         /* the app mappings restored after a restart that wait for their apps
          * (pcpd-restore.c): their ids (uint64_t), in the order they were restored, NULL when
          * none wait; n_unclaimed of them still unclaimed (a claim, or a removal for any
@@ -170,6 +171,13 @@ typedef struct pcpd_manager_listener {
         /* The one-line status changed ("<State>, <n> server(s), <n> mapping(s)"), for the
          * service manager (STATUS=); status is the manager's, valid until the next change. */
         void (*status_changed)(pcpd_manager *m, const char *status, void *userdata);
+        /* (may be NULL) The bytes of news and replies the listener has sent that are still on
+         * their way out (its bus connection's queue; SIZE_MAX: more than it can tell). Work
+         * that makes news in bulk (the mappings a departing name held, PCPD_ORPHAN_BATCH a
+         * turn) waits while it is above PCPD_OUTPUT_BACKLOG_MAX, so that a reply to another
+         * caller is not queued behind it; never for more than PCPD_OUTPUT_BACKLOG_WAITS turns
+         * in a row. Asked between batches only, never on a call's path. */
+        size_t (*output_backlog)(pcpd_manager *m, void *userdata);
 } pcpd_manager_listener;
 
 typedef struct pcpd_mapping_request {

@@ -177,10 +177,20 @@ static void rec_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason re
         record(userdata, m, EV_REMOVED, mp, 0, (int) reason);
 }
 
+static size_t rec_backlog(pcpd_manager *m, void *userdata) {
+        recorder *r = userdata;
+
+        if (r->expect_m != NULL)
+                assert_ptr_equal(m, r->expect_m);
+        r->backlog_asked++;
+        return r->backlog;
+}
+
 const pcpd_manager_listener recording = {
         .mapping_added = rec_added,
         .mapping_changed = rec_changed,
         .mapping_removed = rec_removed,
+        .output_backlog = rec_backlog,
 };
 
 static void event_clear(void *p) {
@@ -197,6 +207,8 @@ void recorder_init(recorder *r) {
         r->events = g_array_new(FALSE, TRUE, sizeof(event));
         g_array_set_clear_func(r->events, event_clear);
         r->expect_m = NULL;
+        r->backlog = 0;
+        r->backlog_asked = 0;
 }
 
 void recorder_clear(recorder *r) {

@@ -74,6 +74,8 @@ typedef struct event {
 typedef struct recorder {
         GArray *events;        /* event */
         pcpd_manager *expect_m; /* when set, the manager every call has to come from */
+        size_t backlog;         /* what output_backlog answers (0 unless a test sets it) */
+        unsigned backlog_asked; /* how many times it was asked */
 } recorder;
 
 /* Asserts what the listener contract promises: a change's mask is not empty and within

@@ -871,6 +871,69 @@ static void test_owner_vanished_batches(void **state) {
         assert_int_equal(g_hash_table_size(f->m->mappings), 1);
 }
 
+/* A holder of MANY leaves while the listener's output is backed up (dbus-daemon has not read
+ * the signals of the batches before): the first batch goes at once as before, the next one
+ * waits, the loop turning meanwhile and the backlog asked again; once it drains the batches
+ * go on until all are gone. A backlog that never drains holds each batch back no more than
+ * PCPD_OUTPUT_BACKLOG_WAITS turns: all go in the end. */
+static void test_owner_vanished_waits_for_backlog(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+        unsigned turns = 0, asked;
+        guint mark;
+
+        add_many(f, ":1.70", ids);
+        f->rec.backlog = PCPD_OUTPUT_BACKLOG_MAX + 1;
+        mark = f->rec.events->len;
+        pcpd_manager_holder_vanished(f->m, ":1.70");
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
+
+        /* backed up: the loop turns (the next look comes 1 ms later), asked again 5 times,
+         * and nothing more goes (a counted cap on the turns) */
+        asked = f->rec.backlog_asked;
+        while (f->rec.backlog_asked < asked + 5) {
+                assert_true(turns < 1000);
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+                assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
+        }
+        turns = 0;
+        assert_int_not_equal(f->m->orphans_source, 0);
+
+        /* drained: the rest go, a batch a turn */
+        f->rec.backlog = PCPD_OUTPUT_BACKLOG_MAX;
+        while (removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED) < MANY) {
+                unsigned before = removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED);
+
+                assert_true(turns < 10 * MANY);
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+                assert_true(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED) - before <= PCPD_ORPHAN_BATCH);
+        }
+        assert_true(turns >= (MANY - PCPD_ORPHAN_BATCH) / PCPD_ORPHAN_BATCH);
+        assert_int_equal(f->m->orphans_source, 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+
+        /* a backlog that never drains: each batch waits PCPD_OUTPUT_BACKLOG_WAITS turns at
+         * most, and all go (counted cap on the turns) */
+        add_many(f, ":1.71", ids);
+        f->rec.backlog = SIZE_MAX;
+        mark = f->rec.events->len;
+        asked = f->rec.backlog_asked;
+        pcpd_manager_holder_vanished(f->m, ":1.71");
+        turns = 0;
+        while (removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED) < MANY) {
+                assert_true(turns < (MANY / PCPD_ORPHAN_BATCH + 1) * (PCPD_OUTPUT_BACKLOG_WAITS + 2));
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+        }
+        /* each of the 7 batches after the first waited its PCPD_OUTPUT_BACKLOG_WAITS looks */
+        assert_true(f->rec.backlog_asked - asked >= (MANY / PCPD_ORPHAN_BATCH) * PCPD_OUTPUT_BACKLOG_WAITS);
+        assert_int_equal(f->m->orphans_source, 0);
+        for (unsigned k = 0; k < MANY; k++)
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 1);
+}
+
 /* A holder of MANY leaves and pcpd stops before all batches ran: the rest go while it
  * stops (told, "owner-vanished"), as they would have a few turns earlier, and none of them
  * comes back after a restart as a mapping; another holder's mapping does. */
@@ -1184,6 +1247,8 @@ int main(void) {
                 cmocka_unit_test_prestate_setup_teardown(test_unclaimed_after_restart, setup, teardown,
                                                          (void *) &no_grace),
                 cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_batches, setup, teardown,
+                                                         (void *) &many),
+                cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_waits_for_backlog, setup, teardown,
                                                          (void *) &many),
                 cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_then_stop, setup, teardown,
                                                          (void *) &many),
