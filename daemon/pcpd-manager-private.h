@@ -140,6 +140,10 @@ void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_bac
 #define PCPD_OUTPUT_BACKLOG_MAX (64u * 1024u)
 #define PCPD_OUTPUT_BACKLOG_RETRY_MS 1u
 #define PCPD_OUTPUT_BACKLOG_WAITS 100u
+/* The next batch of removals (a departing holder's, the unclaimed after the grace) waits:
+ * true while the listener's output is backed up, for at most PCPD_OUTPUT_BACKLOG_WAITS
+ * calls in a row (*waits counts them; 0 again once it goes). (pcpd-manager.c) */
+bool manager_batch_waits(pcpd_manager *m, guint *waits);
 /* one of them, still to remove (m->orphans): its id, looked up again when its turn comes,
  * and the name that left (a shared string, for the log line) */
 typedef struct pcpd_manager_orphan {

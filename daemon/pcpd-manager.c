@@ -387,17 +387,24 @@ static bool output_backed_up(pcpd_manager *m) {
                m->listener->output_backlog(m, m->listener_data) > PCPD_OUTPUT_BACKLOG_MAX;
 }
 
+bool manager_batch_waits(pcpd_manager *m, guint *waits) {
+        if (*waits < PCPD_OUTPUT_BACKLOG_WAITS && output_backed_up(m)) {
+                (*waits)++;
+                return true;
+        }
+        *waits = 0;
+        return false;
+}
+
 /* (m->orphans_source stays set while a batch runs: a name that leaves meanwhile queues its
  * mappings behind, without a second source) */
 static gboolean on_orphans(gpointer userdata) {
         pcpd_manager *m = userdata;
 
-        if (m->orphans_waits < PCPD_OUTPUT_BACKLOG_WAITS && output_backed_up(m)) {
-                m->orphans_waits++;
+        if (manager_batch_waits(m, &m->orphans_waits)) {
                 m->orphans_source = g_timeout_add(PCPD_OUTPUT_BACKLOG_RETRY_MS, on_orphans, m);
                 return G_SOURCE_REMOVE;
         }
-        m->orphans_waits = 0;
         if (remove_orphans(m, PCPD_ORPHAN_BATCH) > 0)
                 m->orphans_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_orphans, m, NULL);
         else

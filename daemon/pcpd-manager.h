@@ -77,6 +77,7 @@ struct pcpd_manager {
         GArray *unclaimed;
         guint unclaimed_head, n_unclaimed;
         guint grace_source;
+        guint grace_waits; /* turns the next grace batch has waited for the listener's backlog */
         bool grace_over;
         const struct pcpd_manager_listener *listener; /* its news goes there (never NULL) */
         void *listener_data;

@@ -72,12 +72,19 @@ static guint grace_remove(pcpd_manager *m, guint max) {
 }
 
 /* the grace is over: those still unclaimed go, PCPD_ORPHAN_BATCH a turn of the loop (at
- * the default priority, as a departing holder's: calls and signals are served between) */
+ * the default priority, as a departing holder's: calls and signals are served between),
+ * each batch after the first waiting while the bus is backed up (manager_batch_waits()) */
 static gboolean on_grace_batch(gpointer userdata) {
         pcpd_manager *m = userdata;
 
-        if (grace_remove(m, PCPD_ORPHAN_BATCH) > 0)
-                return G_SOURCE_CONTINUE;
+        if (manager_batch_waits(m, &m->grace_waits)) {
+                m->grace_source = g_timeout_add(PCPD_OUTPUT_BACKLOG_RETRY_MS, on_grace_batch, m);
+                return G_SOURCE_REMOVE;
+        }
+        if (grace_remove(m, PCPD_ORPHAN_BATCH) > 0) {
+                m->grace_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_grace_batch, m, NULL);
+                return G_SOURCE_REMOVE;
+        }
         m->grace_source = 0; /* this source, ending */
         grace_clear(m);
         return G_SOURCE_REMOVE;

@@ -1060,6 +1060,48 @@ static void test_unclaimed_batches(void **state) {
         assert_int_equal(g_hash_table_size(f->m->mappings), n_claimed);
 }
 
+/* MANY restored and none claimed: once the grace is over the first batch goes at once, the
+ * next waits while the listener's output is backed up (asked again, the loop turning), and
+ * the rest go once it drains. */
+static void test_unclaimed_waits_for_backlog(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, MANY);
+        unsigned turns = 0, asked;
+
+        restart_with_many(f, ":1.84", ids);
+        f->rec.backlog = PCPD_OUTPUT_BACKLOG_MAX + 1;
+        while (removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED) == 0) {
+                assert_true(turns < 1000);
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+        }
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
+
+        asked = f->rec.backlog_asked;
+        turns = 0;
+        while (f->rec.backlog_asked < asked + 5) {
+                assert_true(turns < 1000);
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+                assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
+        }
+        assert_int_not_equal(f->m->grace_source, 0);
+
+        f->rec.backlog = 0;
+        turns = 0;
+        while (removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED) < MANY) {
+                assert_true(turns < 10 * MANY);
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+        }
+        for (unsigned i = 0; i < 10; i++)
+                g_main_context_iteration(NULL, FALSE);
+        assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), MANY);
+        assert_int_equal(f->m->grace_source, 0);
+        assert_null(f->m->unclaimed);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+}
+
 /* All of MANY restored are claimed again before the grace is over: the timer and the ids go
  * with the last claim, and nothing is removed. */
 static void test_unclaimed_all_claimed(void **state) {
@@ -1253,6 +1295,8 @@ int main(void) {
                 cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_then_stop, setup, teardown,
                                                          (void *) &many),
                 cmocka_unit_test_prestate_setup_teardown(test_unclaimed_batches, setup, teardown,
+                                                         (void *) &many_no_grace),
+                cmocka_unit_test_prestate_setup_teardown(test_unclaimed_waits_for_backlog, setup, teardown,
                                                          (void *) &many_no_grace),
                 cmocka_unit_test_prestate_setup_teardown(test_unclaimed_all_claimed, setup, teardown,
                                                          (void *) &many_long_grace),

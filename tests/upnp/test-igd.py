@@ -92,6 +92,20 @@ def found(d, timeout=30):
     t.require(d.wait_igd(timeout) is not None, f"the scripted IGD found within {timeout} s")
 
 
+def subscribed_mapping(port, *driver_args):
+    """the scripted IGD with events, a driver (driver_args), mapping "a" (tcp port) active on
+    198.20.77.1, and pcpd's SUBSCRIBE seen: (igd, driver, the SUBSCRIBE's log entry)"""
+    igd = t.igd("--events")
+    d = t.driver(*driver_args)
+    found(d)
+    d.add("a", "tcp", port)
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    t.check(a["ext_addr"] == "198.20.77.1", f"external address 198.20.77.1, saw {a['ext_addr']}")
+    sub = igd.wait_log(lambda e: e.get("method") == "SUBSCRIBE" and e.get("callback"), 30,
+                       "pcpd's SUBSCRIBE (its callback URL)")[0]
+    return igd, d, sub
+
+
 if case == "permanent":
     igd = t.igd("--permanent-only")
     d = t.driver()
@@ -392,14 +406,7 @@ elif case in ("event-stale", "subscribe-refused", "renewal-lost", "event-early")
             "an IGD event with the new external address")
 
 elif case == "notify-flood":
-    igd = t.igd("--events")
-    d = t.driver("--external-interval", "6", "--retry-min", "1")
-    found(d)
-    d.add("a", "tcp", 5800)
-    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
-    t.check(a["ext_addr"] == "198.20.77.1", f"external address 198.20.77.1, saw {a['ext_addr']}")
-    sub = igd.wait_log(lambda e: e.get("method") == "SUBSCRIBE" and e.get("callback"), 30,
-                       "pcpd's SUBSCRIBE (its callback URL)")[0]
+    igd, d, sub = subscribed_mapping(5800, "--external-interval", "6", "--retry-min", "1")
     flood_log = os.path.join(t.lab_dir, "notify-flood.jsonl")
     open(flood_log, "w").close()
     flood = t.spawn(t.nsc, [upnpit.PY, os.path.join(upnpit.HERE, "notify-flood.py"), sub["callback"], "0.5",
@@ -432,14 +439,7 @@ elif case == "notify-flood":
     flood.wait(10)
 
 elif case == "event-spoofed":
-    igd = t.igd("--events")
-    d = t.driver("--external-interval", "300", "--retry-min", "1")
-    found(d)
-    d.add("a", "tcp", 6000)
-    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
-    t.check(a["ext_addr"] == "198.20.77.1", f"external address 198.20.77.1, saw {a['ext_addr']}")
-    sub = igd.wait_log(lambda e: e.get("method") == "SUBSCRIBE" and e.get("callback"), 30,
-                       "pcpd's SUBSCRIBE (its callback URL)")[0]
+    igd, d, sub = subscribed_mapping(6000, "--external-interval", "300", "--retry-min", "1")
     sid = t.wait_until(lambda: next((e["sid"] for e in igd.entries() if e["ev"] == "notify" and e["seq"] == 0 and
                                      e["answer"] == 200), None), 30, "the subscription's initial event answered 200")
     before = d.stats()
