@@ -138,6 +138,8 @@ static const char *const error_names[_PCPD_ERROR_MAX] = {
         [PCPD_ERROR_UNSUPPORTED] = PCP1_ERROR_UNSUPPORTED,
         [PCPD_ERROR_NOT_FOUND] = PCP1_ERROR_NOT_FOUND,
         [PCPD_ERROR_CANNOT_SAVE_STATE] = PCP1_ERROR_CANNOT_SAVE_STATE,
+        [PCPD_ERROR_STOPPING] = PCP1_ERROR_STOPPING,
+        [PCPD_ERROR_INVALID_CONFIGURATION] = PCP1_ERROR_INVALID_CONFIGURATION,
 };
 
 const char *pcpd_bus_error_name(pcpd_error error) {
@@ -625,18 +627,19 @@ static void pending_act(pending_call *p) {
                 pending_free(p);
                 return;
 
-        case CALL_RELOAD: {
-                g_autofree char *why = NULL;
-                if (!pcpd_reload(m, &why)) {
-                        sd_bus_error_setf(&err, PCP1_ERROR_INVALID_CONFIGURATION,
-                                          "The configuration is invalid, nothing was changed: %s", why);
+        case CALL_RELOAD:
+                /* an invalid file (InvalidConfiguration), or pcpd stopping (Stopping: not
+                 * reached from here today, pending_refused_stopping() came first, but the
+                 * refusal is pcpd_reload()'s own and named as such) */
+                r = pcpd_reload(m, &failure);
+                if (r < 0) {
+                        failure_to_bus_error(&failure, r, &err);
                         break;
                 }
                 reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);
                 pending_free(p);
                 return;
-        }
         }
         reply_error(p, &err);
         pending_free(p);
