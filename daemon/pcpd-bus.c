@@ -317,11 +317,15 @@ static void pending_act(pending_call *p);
 
 /* pcpd_manager_free() has begun: what would add mappings or change the configuration is
  * refused, when the call arrives and again where it resumes (the caller's identity or
- * polkit's answer came while the manager stops). Release and RemoveMapping are not: the
+ * polkit's answer came while the manager stops). Release, RemoveMapping and RevokeApp are
+ * not: they only remove mappings (RevokeApp is RemoveMapping of each of one app's), and the
  * stop runs the loop before its last snapshot, which keeps a removed mapping's unconfirmed
- * UPnP delete for the next start (tests/upnp: upnp-pcpd-shutdown-release). */
+ * UPnP delete for the next start (tests/upnp: upnp-pcpd-shutdown-release,
+ * upnp-pcpd-revoke-while-stopping). One still waiting for polkit when the stop ends gets
+ * PCPD_POLKIT_SHUTDOWN from face_end_calls(), before the manager goes, and is freed
+ * unanswered as any other (on_polkit_done()). */
 static bool refused_stopping(const pending_call *p, sd_bus_error *error) {
-        if (p->kind == CALL_REMOVE || !pcpd_manager_is_stopping(p->manager))
+        if (p->kind == CALL_REMOVE || p->kind == CALL_REVOKE || !pcpd_manager_is_stopping(p->manager))
                 return false;
         sd_bus_error_set(error, PCP1_ERROR_STOPPING, "pcpd is stopping; nothing was changed. Try again once it runs.");
         return true;
