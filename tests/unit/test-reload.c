@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The whole reload (pcpd_reload(): SIGHUP, Manager.Reload) on a manager built with fakes
- * (fake-backend.c as its PCP backend, a fake UPnP-IGD fallback below), its configuration
+ * (fake-backend.c as its PCP backend and its UPnP-IGD fallback), its configuration
  * file and state directory in directories of the test's own, and NOTIFY_SOCKET a datagram
  * socket of the test's own, so that what the service manager is told is seen.
  *
@@ -78,8 +78,6 @@ typedef struct fixture {
         during_stop stop;
 } fixture;
 
-static fixture *the_fixture; /* the fallback's shutdown has no userdata of its own */
-
 /* every datagram on the notify socket so far, joined with "|" ("" for none) */
 static char *drain_notify(int fd) {
         g_autoptr(GString) s = g_string_new(NULL);
@@ -94,43 +92,11 @@ static char *drain_notify(int fd) {
         return g_string_free(g_steal_pointer(&s), FALSE);
 }
 
-/* ---- a fake fallback: nothing held; its shutdown (while pcpd_manager_free() runs)
- * reloads ---- */
+/* ---- the fallback's shutdown (fake-backend.h) runs while pcpd_manager_free() does,
+ * where the real UPnP backend runs the loop: it reloads ---- */
 
-static const char *ff_refuse_reason(pcpd_backend *b, const pcpd_mapping *mp, const pcpd_server *s) {
-        return "fake";
-}
-
-static int ff_add(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external) {
-        return -ENOTSUP;
-}
-
-static void ff_remove(pcpd_backend *b, pcpd_mapping *mp, uint64_t cookie) {
-}
-
-static void ff_handover(pcpd_backend *b, pcpd_mapping *mp, uint16_t external_port, uint64_t cookie) {
-}
-
-static bool ff_info(pcpd_backend *b, const pcpd_mapping *mp, pcpd_backend_info *ret) {
-        return false;
-}
-
-static bool ff_deleting_record(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *ret) {
-        return false;
-}
-
-static void ff_fill_record(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *rec) {
-}
-
-static void ff_watch(pcpd_backend *b, pcpd_server *s) {
-}
-
-static size_t ff_servers(pcpd_backend *b, pcpd_backend_server *ret, size_t max) {
-        return 0;
-}
-
-static void ff_shutdown(pcpd_backend *b) {
-        fixture *f = the_fixture;
+static void reload_in_shutdown(fake_fallback *ff, void *userdata) {
+        fixture *f = userdata;
         guint mark = log_lines->len;
 
         g_free(drain_notify(f->notify_fd)); /* what came before: not the reload's */
@@ -142,36 +108,6 @@ static void ff_shutdown(pcpd_backend *b) {
         f->stop.default_lifetime = f->m->config.default_lifetime;
         f->stop.log = lines_since(mark);
         f->stop.notified = drain_notify(f->notify_fd);
-}
-
-static void ff_free(pcpd_backend *b) {
-        g_free(b);
-}
-
-static const pcpd_backend_ops fake_fallback_ops = {
-        .protocol = "upnp-igd",
-        .refuse_reason = ff_refuse_reason,
-        .add = ff_add,
-        .remove = ff_remove,
-        .handover = ff_handover,
-        .info = ff_info,
-        .deleting_record = ff_deleting_record,
-        .fill_record = ff_fill_record,
-        .watch = ff_watch,
-        .servers = ff_servers,
-        .shutdown = ff_shutdown,
-        .free = ff_free,
-};
-
-static int fake_fallback_new(const pcpd_backend_events *events, void *userdata, size_t max_mappings,
-                             pcpd_backend **ret) {
-        pcpd_backend *b = g_new0(pcpd_backend, 1);
-
-        b->ops = &fake_fallback_ops;
-        b->events = events;
-        b->userdata = userdata;
-        *ret = b;
-        return 0;
 }
 
 /* ---- setup ---- */
@@ -221,7 +157,8 @@ static int setup(void **state) {
                                                    fake_backend_new, fake_fallback_new, &f->m),
                          0);
         pcpd_config_clear(&config);
-        the_fixture = f;
+        fake_fallback_of(f->m->upnp)->on_shutdown = reload_in_shutdown;
+        fake_fallback_of(f->m->upnp)->on_shutdown_data = f;
         *state = f;
         return 0;
 }
@@ -242,7 +179,6 @@ static int teardown(void **state) {
         g_free(f->stop.log);
         g_free(f->stop.notified);
         g_free(f);
-        the_fixture = NULL;
         return 0;
 }
 
