@@ -23,6 +23,10 @@ int pcpd_error_to_errno(pcpd_error error) {
                 return -ENOENT;
         case PCPD_ERROR_CANNOT_SAVE_STATE:
                 return -ENOSPC;
+        case PCPD_ERROR_STOPPING:
+                return -ESHUTDOWN;
+        case PCPD_ERROR_INVALID_CONFIGURATION:
+                return -EBADMSG;
         case PCPD_ERROR_NONE:
         case _PCPD_ERROR_MAX:
                 break;

@@ -3,8 +3,9 @@
 
 /*
  * Why the core refused a request: a small enum and a sentence for the person asking. The
- * core (pcpd-manager.c, pcpd-declared-manager.c) knows no D-Bus; pcpd-bus.c turns each
- * value into one of the contract's error names (pcpd_bus_error_name(), one table).
+ * core (pcpd-manager.c, pcpd-declared-manager.c, pcpd-reload.c) knows no D-Bus;
+ * pcpd-bus.c turns each value into one of the contract's error names
+ * (pcpd_bus_error_name(), one table).
  */
 
 #include <glib.h>
@@ -19,6 +20,8 @@ typedef enum pcpd_error {
         PCPD_ERROR_UNSUPPORTED,      /* no server or host could ever do it */
         PCPD_ERROR_NOT_FOUND,        /* what it names does not exist */
         PCPD_ERROR_CANNOT_SAVE_STATE, /* the state directory refused the change */
+        PCPD_ERROR_STOPPING,         /* pcpd is stopping (pcpd_manager_is_stopping()) */
+        PCPD_ERROR_INVALID_CONFIGURATION, /* a reload found a file invalid (pcpd-reload.h) */
         _PCPD_ERROR_MAX,
 } pcpd_error;
 

@@ -105,7 +105,7 @@ static void notify_reloading(void) {
                           (unsigned long long) ts.tv_sec * 1000000ULL + (unsigned long long) ts.tv_nsec / 1000);
 }
 
-bool pcpd_reload(pcpd_manager *m, char **ret_error) {
+int pcpd_reload(pcpd_manager *m, pcpd_failure *ret_failure) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GPtrArray) declared = NULL;
         const char *config_path = source_path != NULL ? source_path : SYSCONFDIR "/pcpd/pcpd.conf";
@@ -120,10 +120,9 @@ bool pcpd_reload(pcpd_manager *m, char **ret_error) {
          * RELOADING=1: the service manager is told of no reload that does not happen. */
         if (pcpd_manager_is_stopping(m)) {
                 g_message("Not reloading the configuration: pcpd is stopping (it is read again at the next start)");
-                if (ret_error != NULL)
-                        *ret_error = g_strdup("pcpd is stopping; nothing was changed. The configuration is read again "
-                                              "at the next start.");
-                return false;
+                return pcpd_fail(ret_failure, PCPD_ERROR_STOPPING,
+                                 "pcpd is stopping; nothing was changed. The configuration is read again at the "
+                                 "next start.");
         }
         notify_reloading();
         pcpd_config_init(&c);
@@ -136,9 +135,8 @@ bool pcpd_reload(pcpd_manager *m, char **ret_error) {
                 pcpd_config_clear(&c);
                 (void) sd_notifyf(false, "READY=1\nSTATUS=Reload failed, old configuration kept: %s", error->message);
                 g_clear_pointer(&m->status_text, g_free); /* the next change of state says it again */
-                if (ret_error != NULL)
-                        *ret_error = g_strdup(error->message);
-                return false;
+                return pcpd_fail(ret_failure, PCPD_ERROR_INVALID_CONFIGURATION,
+                                 "The configuration is invalid, nothing was changed: %s", error->message);
         }
         n = pcpd_reload_apply_config(m, &c);
         pcpd_config_clear(&c);
@@ -152,5 +150,5 @@ bool pcpd_reload(pcpd_manager *m, char **ret_error) {
         m->status_text = g_strdup_printf("%s, %u server(s), %u mapping(s)", pcpd_manager_state(m), m->servers->len,
                                          g_hash_table_size(m->mappings));
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", m->status_text);
-        return true;
+        return 0;
 }

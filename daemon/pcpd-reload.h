@@ -18,6 +18,7 @@
 #include <stdbool.h>
 
 #include "pcpd-conf.h"
+#include "pcpd-error.h"
 #include "pcpd-manager.h"
 
 /* Applies c over m's configuration as described above; every change it makes and every
@@ -29,7 +30,10 @@ unsigned pcpd_reload_apply_config(pcpd_manager *m, const pcpd_config *c);
 void pcpd_reload_set_source(const char *config_path, bool allow_missing);
 
 /* The whole reload (SIGHUP, or Manager.Reload): RELOADING=1, read, apply, READY=1 with a
- * STATUS= that says how it went. Returns false (and changes nothing) when the
- * configuration is invalid, or when pcpd stops (pcpd_manager_is_stopping(): nothing is
- * read, nothing told to the service manager); *ret_error (when not NULL) then says why. */
-bool pcpd_reload(pcpd_manager *m, char **ret_error);
+ * STATUS= that says how it went. Returns 0, or a negative errno when it changed nothing;
+ * ret_failure (when not NULL) then says which refusal it was and why:
+ *   PCPD_ERROR_INVALID_CONFIGURATION  a file is invalid (the message names it, the setting
+ *                                     and the value); logged, and READY=1 told with why
+ *   PCPD_ERROR_STOPPING               pcpd stops (pcpd_manager_is_stopping()): nothing
+ *                                     read, nothing told to the service manager */
+int pcpd_reload(pcpd_manager *m, pcpd_failure *ret_failure);

@@ -10,11 +10,13 @@ everything works as before. A check polkit does not answer in time is given up, 
 NotAuthorized and cancelled. Uses tests/bus/polkitd-mock.py."""
 
 import os
+import signal
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pcpdtest import (ERR, MANAGER, MAPPING, NOBODY, PATH, POLKIT_MOCK, Agent, BusTestCase, main,  # noqa: E402
-                      wait_until)
+from pcpdtest import (ERR, MANAGER, MAPPING, NOBODY, PATH, POLKIT_MOCK, VALGRIND, Agent, BusTestCase,  # noqa: E402
+                      V, main, slurp, wait_until)
 
 MAP = 'org.freedesktop.PCP1.map'
 CONFIGURE = 'org.freedesktop.PCP1.configure'
@@ -23,6 +25,9 @@ PER_UID = 16  # PCPD_POLKIT_MAX_PER_UID
 ALL = 64      # PCPD_POLKIT_MAX
 # users other than nobody: daemon, bin, sys, sync (they exist on every Debian system)
 OTHERS = [1, 2, 3, 4]
+# a clean stop with nothing to delete takes well under a second; the cap is for a loaded
+# machine and valgrind
+STOP_CAP = 60 if not VALGRIND else 300
 
 
 def add_args(first_port, n):
@@ -187,6 +192,34 @@ class PolkitLimitsTest(BusTestCase):
         self.assertEqual(self.hanging(), 0)
         self.assertEqual(env.get(PATH, MANAGER, 'Enabled'), True)
         env.assert_alive()
+
+    def test_revoke_waiting_for_polkit_when_pcpd_stops(self):
+        """RevokeApp is let through while pcpd stops (it only removes mappings), so one can
+        still be waiting for polkit when the stop ends: it ends with the manager's other
+        calls, before the manager is freed (its check cancelled, no answer from pcpd, which
+        leaves the bus). pcpd exits with status 0 (under valgrind: no error), and the mapping
+        the revoke never reached is in its last snapshot."""
+        env = self.env
+        app = 'org.example.RevokedAtStop'
+        path = env.add_mapping('udp', 40123, options={'app-id': V('s', app)})
+        env.wait_state(path, 'active')
+        self.assertEqual(env.get(path, MAPPING, 'AppId'), app)
+        n = Agent(env, uid=NOBODY)
+        n.req(op='fire', tag='revoke', method='RevokeApp', sig='s', args=[f"('{app}',)"], interactive=True,
+              timeout=600)
+        wait_until(lambda: self.hanging() == 1, 20, 'the RevokeApp check hanging in polkit')
+        env.pcpd.send_signal(signal.SIGTERM)
+        try:
+            rc = env.pcpd.wait(timeout=STOP_CAP)
+        except subprocess.TimeoutExpired:
+            self.fail(f'pcpd did not stop within {STOP_CAP} s of SIGTERM:\n{env.log()[-3000:]}')
+        self.assertEqual(rc, 0, f'pcpd stopping with a RevokeApp waiting for polkit: status {rc}:\n'
+                         f'{env.log()[-3000:]}')
+        wait_until(lambda: len(env.polkit_call('GetCancelled')[0]) == 1, 20, 'CancelCheckAuthorization at the stop')
+        ans = self.collect(n, 'revoke', 1)[0]
+        self.assertNotIn('ok', ans, f'RevokeApp answered by a pcpd that had stopped: {ans}')
+        saved = slurp(os.path.join(env.state, 'mappings.state'))
+        self.assertIn(f'AppId={app}\n', saved, f'the mapping in the last snapshot:\n{saved}')
 
 
 if __name__ == '__main__':

@@ -335,3 +335,121 @@ void fake_server_state(fake_backend *fb, pcpd_server *s, pcpd_server_state st) {
 void fake_delete_done(fake_backend *fb, uint64_t cookie, bool confirmed) {
         fb->base.events->deleting_done(fb->base.userdata, cookie, confirmed);
 }
+
+/* ---- the fake UPnP-IGD fallback (fake-backend.h) ---- */
+
+static char fallback_part; /* what mp->backend points at while the fake holds mp */
+
+static const char *ff_refuse_reason(pcpd_backend *b, const pcpd_mapping *mp, const pcpd_server *s) {
+        return NULL;
+}
+
+static int ff_add(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external) {
+        fake_fallback *ff = (fake_fallback *) b;
+
+        ff->adds++;
+        g_ptr_array_add(ff->held, mp);
+        mp->backend = (struct pcpd_backend_mapping *) &fallback_part;
+        return 0;
+}
+
+static void ff_let_go(fake_fallback *ff, pcpd_mapping *mp, uint64_t cookie) {
+        ff->last_cookie = cookie;
+        g_ptr_array_remove(ff->held, mp);
+        mp->backend = NULL;
+}
+
+static void ff_remove(pcpd_backend *b, pcpd_mapping *mp, uint64_t cookie) {
+        ((fake_fallback *) b)->removes++;
+        ff_let_go((fake_fallback *) b, mp, cookie);
+}
+
+static void ff_handover(pcpd_backend *b, pcpd_mapping *mp, uint16_t external_port, uint64_t cookie) {
+        ((fake_fallback *) b)->handovers++;
+        ff_let_go((fake_fallback *) b, mp, cookie);
+}
+
+static bool ff_info(pcpd_backend *b, const pcpd_mapping *mp, pcpd_backend_info *ret) {
+        return false; /* its news says it all */
+}
+
+static bool ff_deleting_record(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *ret) {
+        if (!((fake_fallback *) b)->permanent || mp->backend == NULL)
+                return false;
+        *ret = (pcpd_state_mapping) {
+                .deleting = true,
+                .delete_until = (uint64_t) g_get_real_time() + (uint64_t) 3600 * G_USEC_PER_SEC,
+                .server = (char *) "upnp",
+                .opcode = mp->opcode,
+                .protocol = mp->protocol,
+                .family = mp->family,
+                .internal_port = mp->internal_port,
+                .lifetime = mp->lifetime,
+                .external_address = (char *) "",
+                .uid = mp->uid,
+                .app_id = mp->app_id,
+                .app_id_source = (char *) mp->app_id_source,
+                .description = mp->description,
+                .created = mp->created,
+                .upnp_interface = (char *) "eth0",
+                .upnp_external_port = 5000,
+                .upnp_permanent = true,
+        };
+        return true;
+}
+
+/* its part of a record: the interface a restart would re-add the mapping through */
+static void ff_fill_record(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *rec) {
+        ((fake_fallback *) b)->fills++;
+        rec->upnp_interface = (char *) "eth0";
+        rec->upnp_external_port = mp->external_port;
+}
+
+static void ff_watch(pcpd_backend *b, pcpd_server *s) {
+}
+
+static size_t ff_servers(pcpd_backend *b, pcpd_backend_server *ret, size_t max) {
+        return 0;
+}
+
+static void ff_shutdown(pcpd_backend *b) {
+        fake_fallback *ff = (fake_fallback *) b;
+
+        if (ff->on_shutdown != NULL)
+                ff->on_shutdown(ff, ff->on_shutdown_data);
+}
+
+static void ff_free(pcpd_backend *b) {
+        fake_fallback *ff = (fake_fallback *) b;
+
+        for (guint k = 0; k < ff->held->len; k++)
+                ((pcpd_mapping *) ff->held->pdata[k])->backend = NULL;
+        g_ptr_array_free(ff->held, TRUE);
+        g_free(ff);
+}
+
+static const pcpd_backend_ops fake_fallback_ops = {
+        .protocol = "upnp-igd",
+        .refuse_reason = ff_refuse_reason,
+        .add = ff_add,
+        .remove = ff_remove,
+        .handover = ff_handover,
+        .info = ff_info,
+        .deleting_record = ff_deleting_record,
+        .fill_record = ff_fill_record,
+        .watch = ff_watch,
+        .servers = ff_servers,
+        .shutdown = ff_shutdown,
+        .free = ff_free,
+};
+
+int fake_fallback_new(const pcpd_backend_events *events, void *userdata, size_t max_mappings, pcpd_backend **ret) {
+        fake_fallback *ff = g_new0(fake_fallback, 1);
+
+        ff->base.ops = &fake_fallback_ops;
+        ff->base.events = events;
+        ff->base.userdata = userdata;
+        ff->held = g_ptr_array_new();
+        *ret = &ff->base;
+        return 0;
+}

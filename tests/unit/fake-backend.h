@@ -61,3 +61,27 @@ void fake_lose(fake_backend *fb, pcpd_mapping *mp);
 void fake_server_state(fake_backend *fb, pcpd_server *s, pcpd_server_state st);
 /* the delete under cookie is over */
 void fake_delete_done(fake_backend *fb, uint64_t cookie, bool confirmed);
+
+/* ---- a fake UPnP-IGD fallback (the place of pcpd_upnp_backend_new()), for
+ * manager_new_with_backends(..., fake_fallback_new, ...): it records the manager's calls,
+ * holds what it is given, wants its deletes confirmed when `permanent`, and tells the news
+ * a test makes up through the events it was built with. Its shutdown (pcpd_manager_free(),
+ * where the real one runs the loop) calls on_shutdown when a test set it. ---- */
+
+typedef struct fake_fallback fake_fallback;
+struct fake_fallback {
+        pcpd_backend base;
+        GPtrArray *held; /* pcpd_mapping * */
+        unsigned adds, removes, handovers, fills;
+        uint64_t last_cookie; /* of the last remove or handover */
+        bool permanent;       /* deleting_record() gives one */
+        void (*on_shutdown)(fake_fallback *ff, void *userdata);
+        void *on_shutdown_data;
+};
+
+/* pcpd_backend_new_fn */
+int fake_fallback_new(const pcpd_backend_events *events, void *userdata, size_t max_mappings, pcpd_backend **ret);
+
+static inline fake_fallback *fake_fallback_of(pcpd_backend *b) {
+        return (fake_fallback *) b;
+}

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The whole reload (pcpd_reload(): SIGHUP, Manager.Reload) on a manager built with fakes
- * (fake-backend.c as its PCP backend, a fake UPnP-IGD fallback below), its configuration
+ * (fake-backend.c as its PCP backend and its UPnP-IGD fallback), its configuration
  * file and state directory in directories of the test's own, and NOTIFY_SOCKET a datagram
  * socket of the test's own, so that what the service manager is told is seen.
  *
  * Covered: a reload reads the file, applies it, and tells RELOADING=1 then READY=1; a
  * reload while pcpd stops (pcpd_manager_free() has begun and runs the loop: here from the
- * fallback's shutdown, where the real UPnP backend runs it) is refused: false, a reason
- * that says pcpd is stopping, nothing read or applied, nothing told to the service manager,
- * and one log line that says so (no "Reload failed", no "Configuration reloaded"). */
+ * fallback's shutdown, where the real UPnP backend runs it) is refused: PCPD_ERROR_STOPPING
+ * (Manager.Reload's org.freedesktop.PCP1.Error.Stopping), a reason that says pcpd is
+ * stopping, nothing read or applied, nothing told to the service manager, and one log line
+ * that says so (no "Reload failed", no "Configuration reloaded"); an invalid file is
+ * PCPD_ERROR_INVALID_CONFIGURATION (InvalidConfiguration) instead. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,7 +27,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "fake-backend.h"
+#include "pcpd-bus.h"
 #include "pcpd-manager-private.h"
 #include "pcpd-manager.h"
 #include "pcpd-reload.h"
@@ -58,8 +62,9 @@ static char *lines_since(guint from) {
 /* ---- what a reload while stopping did: recorded in the fallback's shutdown ---- */
 
 typedef struct during_stop {
-        bool ran, stopping, ok;
-        char *why;
+        bool ran, stopping;
+        int r;                 /* pcpd_reload()'s */
+        pcpd_failure failure;  /* and why */
         guint32 default_lifetime;
         char *log;
         char *notified; /* what the service manager was told meanwhile ("" for nothing) */
@@ -72,8 +77,6 @@ typedef struct fixture {
         pcpd_manager *m;
         during_stop stop;
 } fixture;
-
-static fixture *the_fixture; /* the fallback's shutdown has no userdata of its own */
 
 /* every datagram on the notify socket so far, joined with "|" ("" for none) */
 static char *drain_notify(int fd) {
@@ -89,43 +92,11 @@ static char *drain_notify(int fd) {
         return g_string_free(g_steal_pointer(&s), FALSE);
 }
 
-/* ---- a fake fallback: nothing held; its shutdown (while pcpd_manager_free() runs)
- * reloads ---- */
+/* ---- the fallback's shutdown (fake-backend.h) runs while pcpd_manager_free() does,
+ * where the real UPnP backend runs the loop: it reloads ---- */
 
-static const char *ff_refuse_reason(pcpd_backend *b, const pcpd_mapping *mp, const pcpd_server *s) {
-        return "fake";
-}
-
-static int ff_add(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external) {
-        return -ENOTSUP;
-}
-
-static void ff_remove(pcpd_backend *b, pcpd_mapping *mp, uint64_t cookie) {
-}
-
-static void ff_handover(pcpd_backend *b, pcpd_mapping *mp, uint16_t external_port, uint64_t cookie) {
-}
-
-static bool ff_info(pcpd_backend *b, const pcpd_mapping *mp, pcpd_backend_info *ret) {
-        return false;
-}
-
-static bool ff_deleting_record(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *ret) {
-        return false;
-}
-
-static void ff_fill_record(pcpd_backend *b, const pcpd_mapping *mp, pcpd_state_mapping *rec) {
-}
-
-static void ff_watch(pcpd_backend *b, pcpd_server *s) {
-}
-
-static size_t ff_servers(pcpd_backend *b, pcpd_backend_server *ret, size_t max) {
-        return 0;
-}
-
-static void ff_shutdown(pcpd_backend *b) {
-        fixture *f = the_fixture;
+static void reload_in_shutdown(fake_fallback *ff, void *userdata) {
+        fixture *f = userdata;
         guint mark = log_lines->len;
 
         g_free(drain_notify(f->notify_fd)); /* what came before: not the reload's */
@@ -133,40 +104,10 @@ static void ff_shutdown(pcpd_backend *b) {
          * would leave it half done) */
         f->stop.ran = true;
         f->stop.stopping = pcpd_manager_is_stopping(f->m);
-        f->stop.ok = pcpd_reload(f->m, &f->stop.why);
+        f->stop.r = pcpd_reload(f->m, &f->stop.failure);
         f->stop.default_lifetime = f->m->config.default_lifetime;
         f->stop.log = lines_since(mark);
         f->stop.notified = drain_notify(f->notify_fd);
-}
-
-static void ff_free(pcpd_backend *b) {
-        g_free(b);
-}
-
-static const pcpd_backend_ops fake_fallback_ops = {
-        .protocol = "upnp-igd",
-        .refuse_reason = ff_refuse_reason,
-        .add = ff_add,
-        .remove = ff_remove,
-        .handover = ff_handover,
-        .info = ff_info,
-        .deleting_record = ff_deleting_record,
-        .fill_record = ff_fill_record,
-        .watch = ff_watch,
-        .servers = ff_servers,
-        .shutdown = ff_shutdown,
-        .free = ff_free,
-};
-
-static int fake_fallback_new(const pcpd_backend_events *events, void *userdata, size_t max_mappings,
-                             pcpd_backend **ret) {
-        pcpd_backend *b = g_new0(pcpd_backend, 1);
-
-        b->ops = &fake_fallback_ops;
-        b->events = events;
-        b->userdata = userdata;
-        *ret = b;
-        return 0;
 }
 
 /* ---- setup ---- */
@@ -216,7 +157,8 @@ static int setup(void **state) {
                                                    fake_backend_new, fake_fallback_new, &f->m),
                          0);
         pcpd_config_clear(&config);
-        the_fixture = f;
+        fake_fallback_of(f->m->upnp)->on_shutdown = reload_in_shutdown;
+        fake_fallback_of(f->m->upnp)->on_shutdown_data = f;
         *state = f;
         return 0;
 }
@@ -233,11 +175,10 @@ static int teardown(void **state) {
         g_free(f->state_dir);
         g_free(f->etc_dir);
         g_free(f->config_path);
-        g_free(f->stop.why);
+        pcpd_failure_clear(&f->stop.failure);
         g_free(f->stop.log);
         g_free(f->stop.notified);
         g_free(f);
-        the_fixture = NULL;
         return 0;
 }
 
@@ -249,12 +190,14 @@ static int teardown(void **state) {
  * clear line in the log. */
 static void test_reload_refused_while_stopping(void **state) {
         fixture *f = *state;
-        g_autofree char *why = NULL, *notified = NULL, *log = NULL;
+        g_auto(pcpd_failure) failure = PCPD_FAILURE_NULL;
+        g_autofree char *notified = NULL, *log = NULL;
         guint mark = log_lines->len;
 
         assert_false(pcpd_manager_is_stopping(f->m));
-        assert_true(pcpd_reload(f->m, &why));
-        assert_null(why);
+        assert_int_equal(pcpd_reload(f->m, &failure), 0);
+        assert_int_equal(failure.error, PCPD_ERROR_NONE);
+        assert_null(failure.message);
         assert_int_equal(f->m->config.default_lifetime, 1200);
         notified = drain_notify(f->notify_fd);
         if (strstr(notified, "RELOADING=1") == NULL || strstr(notified, "READY=1") == NULL ||
@@ -269,12 +212,17 @@ static void test_reload_refused_while_stopping(void **state) {
         f->m = pcpd_manager_free(f->m);
         assert_true(f->stop.ran);
         assert_true(f->stop.stopping);
-        if (f->stop.ok)
+        if (f->stop.r >= 0)
                 fail_msg("a reload while pcpd stops was done (DefaultLifetime now %u); logged:\n%s",
                          f->stop.default_lifetime, f->stop.log);
-        assert_non_null(f->stop.why);
-        if (strstr(f->stop.why, "stopping") == NULL || strstr(f->stop.why, "nothing was changed") == NULL)
-                fail_msg("the reason given: \"%s\"", f->stop.why);
+        /* a refusal of its own kind: Manager.Reload answers Stopping, not InvalidConfiguration */
+        assert_int_equal(f->stop.r, pcpd_error_to_errno(PCPD_ERROR_STOPPING));
+        assert_int_equal(f->stop.failure.error, PCPD_ERROR_STOPPING);
+        assert_string_equal(pcpd_bus_error_name(f->stop.failure.error), PCP1_ERROR_STOPPING);
+        assert_non_null(f->stop.failure.message);
+        if (strstr(f->stop.failure.message, "stopping") == NULL ||
+            strstr(f->stop.failure.message, "nothing was changed") == NULL)
+                fail_msg("the reason given: \"%s\"", f->stop.failure.message);
         assert_int_equal(f->stop.default_lifetime, 1200);
         /* nothing to the service manager: a RELOADING=1 would want a READY=1 */
         if (f->stop.notified[0] != '\0')
@@ -290,15 +238,20 @@ static void test_reload_refused_while_stopping(void **state) {
  * file's, not "stopping" (the two refusals are told apart). */
 static void test_reload_invalid_is_not_stopping(void **state) {
         fixture *f = *state;
-        g_autofree char *why = NULL;
+        g_auto(pcpd_failure) failure = PCPD_FAILURE_NULL;
         g_autoptr(GError) error = NULL;
 
-        assert_true(pcpd_reload(f->m, NULL));
+        assert_int_equal(pcpd_reload(f->m, NULL), 0);
         assert_true(g_file_set_contents(f->config_path, "[Daemon]\nDefaultLifetime=banana\n", -1, &error));
-        assert_false(pcpd_reload(f->m, &why));
-        assert_non_null(why);
-        if (strstr(why, "stopping") != NULL || strstr(why, "DefaultLifetime") == NULL)
-                fail_msg("an invalid file's reason: \"%s\"", why);
+        assert_int_equal(pcpd_reload(f->m, &failure), pcpd_error_to_errno(PCPD_ERROR_INVALID_CONFIGURATION));
+        assert_int_equal(failure.error, PCPD_ERROR_INVALID_CONFIGURATION);
+        assert_string_equal(pcpd_bus_error_name(failure.error), PCP1_ERROR_INVALID_CONFIGURATION);
+        assert_non_null(failure.message);
+        if (strstr(failure.message, "stopping") != NULL || strstr(failure.message, "DefaultLifetime") == NULL ||
+            !g_str_has_prefix(failure.message, "The configuration is invalid, nothing was changed: "))
+                fail_msg("an invalid file's reason: \"%s\"", failure.message);
+        /* without a failure to fill in: the same refusal, told by the return value alone */
+        assert_int_equal(pcpd_reload(f->m, NULL), pcpd_error_to_errno(PCPD_ERROR_INVALID_CONFIGURATION));
         assert_int_equal(f->m->config.default_lifetime, 1200);
 }
 

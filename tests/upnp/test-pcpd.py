@@ -45,6 +45,11 @@ calls-while-stopping (lab --no-upnpd, --permanent-only) SIGTERM, and while pcpd'
             (with a changed configuration), AddMapping and SetEnabled(false) each fail with
             org.freedesktop.PCP1.Error.Stopping and change nothing; the IGD answers, pcpd
             exits 0, its state file holds the held mapping and no new one
+revoke-while-stopping (lab --no-upnpd, --permanent-only) held as in calls-while-stopping,
+            its mapping with an app id: RevokeApp of that app is done (MappingRemoved
+            "revoked"), one of an app with no mapping answers NotFound (neither is refused
+            with Stopping); the IGD answers, pcpd exits 0, the revoked mapping is not saved as
+            active
 deleting-refused (lab --no-upnpd, --permanent-only) the kept record damaged (external port
             0): its delete is refused before it is sent, given up at once, and the warning
             says 1 try and why
@@ -653,9 +658,9 @@ if case == "deleting-refused":
     t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
 
-def held_in_stop(port):
+def held_in_stop(port, opts=None):
     """pcpd held in its clean stop: started behind the scripted IGD (--permanent-only), appA's
-    permanent mapping "s" (tcp `port`) active, the IGD told to hold its DeletePortMapping
+    permanent mapping "s" (tcp `port`, AddMapping options `opts`) active, the IGD told to hold its DeletePortMapping
     answers, then SIGTERM. pcpd is in pcpd_manager_free() (the UPnP-IGD deletes, then the
     last snapshot and the statistics line), its loop running while it waits up to its own
     5 s for the delete's answer; the configuration file is then changed
@@ -664,7 +669,7 @@ def held_in_stop(port):
     igd = upnpit.Igd(t, "igd", ["--permanent-only"])
     t.start_pcpd(GraceSeconds=GRACE)
     a = t.app("appA")
-    a.add("s", "tcp", port)
+    a.add("s", "tcp", port, opts=opts)
     wait_active(a, "s", 60)
     igd.send("hold-delete 1")
     igd.wait_log(lambda e: e["ev"] == "hold-delete" and e["on"], 15, "the IGD to hold DeletePortMapping answers")
@@ -757,5 +762,52 @@ if case == "calls-while-stopping":
             f"state: expected the held mapping 4760 saved and no mapping 4761, saw:\n{saved}")
     t.done()
 
+if case == "revoke-while-stopping":
+    # RevokeApp only removes mappings, as Release and RemoveMapping do: it is let through
+    # while pcpd stops (it was refused with Stopping), and what it removes is not saved as
+    # active in the last snapshot, to be put back by the next start
+    import dbus  # noqa: E402
+    APP = "org.example.RevokedWhileStopping"
+    igd, a = held_in_stop(4770, opts={"app-id": APP})
+    # the read-only calls answer during the stop: the app id the mapping got (the declared
+    # one, unless pcpd saw the app's own)
+    app_id = (a.props("s", timeout=30) or {}).get("AppId")
+    t.require(app_id == APP, f"the mapping's AppId: expected the declared {APP}, saw {app_id!r}")
+    mark = a.mark()
+    bus = dbus.bus.BusConnection(t.bus_addr)
+
+    def manager_call(method, sig="", args=()):
+        try:
+            bus.call_blocking("org.freedesktop.PCP1", "/org/freedesktop/PCP1", "org.freedesktop.PCP1.Manager",
+                              method, sig, list(args), timeout=30)
+            return "success"
+        except dbus.exceptions.DBusException as e:
+            return f"{e.get_dbus_name()}: {e.get_dbus_message()}"
+    # the test runs as root: no polkit answer to wait for, the call acts at once
+    revoke_result = manager_call("RevokeApp", "s", (APP,))
+    nobody_result = manager_call("RevokeApp", "s", ("org.example.NoSuchApp",))
+    bus.close()
+    held = t.pcpd.poll() is None and "did not confirm" not in pcpd_log("pcpd.log")
+    removed = a.wait(lambda e: e["ev"] == "removed" and e.get("key") == "s", 30, since=mark)
+    igd.send("hold-delete 0")
+    rc = wait_pcpd(60)
+    why = "" if held else " (the calls came after pcpd's clean stop had got past its wait: see pcpd.log)"
+    t.check(revoke_result == "success",
+            f"RevokeApp({APP}) during the clean stop: expected it done, saw {revoke_result}{why}")
+    t.check(nobody_result.startswith("org.freedesktop.PCP1.Error.NotFound:"),
+            f"RevokeApp of an app with no mapping during the clean stop: expected NotFound (handled, not refused), "
+            f"saw {nobody_result}{why}")
+    t.check(removed is not None and removed.get("reason") == "revoked",
+            f"RevokeApp during the clean stop: expected MappingRemoved of 4770 with reason 'revoked' (cap 30 s), "
+            f"saw {removed}")
+    t.check(rc == 0, f"RevokeApp during the clean stop: expected pcpd to finish it and exit with status 0 (cap 60 s), "
+                     f"saw {rc}{f' (killed by {signal.Signals(-rc).name})' if rc is not None and rc < 0 else ''}")
+    saved = saved_state()
+    active = [sec for sec in saved.split("\n[") if "UpnpExternalPort=4770\n" in sec and "Deleting=true" not in sec]
+    t.check(not active, f"state: the revoked mapping 4770 must not be saved as active (the next start would "
+                        f"put it back), saw:\n{saved}")
+    t.done()
+
 t.require(False, f"unknown case {case!r} (miniupnpd, router, silent, permanent, conflict, shutdown-release, "
-                 f"deleting-retry, deleting-iface-late, deleting-given-up, deleting-refused, second-sigterm, calls-while-stopping)")
+                 f"deleting-retry, deleting-iface-late, deleting-given-up, deleting-refused, second-sigterm, "
+                 f"calls-while-stopping, revoke-while-stopping)")
