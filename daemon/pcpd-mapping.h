@@ -36,9 +36,10 @@ typedef struct pcpd_mapping {
         pcpd_manager *manager;
         /* its D-Bus object path is not kept: it is made from the id where it is needed
          * (pcpd_mapping_path(), PCPD_MAPPING_PATH()) */
-        /* its engine mapping in the PCP backend (pcpd-pcp.c); NULL when the engine has none
-         * (direct, waiting for a server, being removed): pcpd_pcp_mapping_held() */
-        struct pcpd_pcp_mapping *pcp;
+        /* its engine mapping's id in the PCP backend (pcpd-pcp.c: the engine hands mp back
+         * with that mapping's events); 0 when the engine has none (direct, waiting for a
+         * server, being removed): pcpd_pcp_mapping_held() */
+        uint64_t pcp;
         pcpd_server *server;
         char *server_text; /* shared with every mapping on that server (set_shared()) */
         char *prev_server; /* the server it was on before it had to wait for one (NULL: none) */
