@@ -124,10 +124,11 @@ typedef struct out_queue {
 typedef struct pcp_server pcp_server;
 
 /* What few mappings ask for, allocated only when one does (mapping_opt_new()): a
- * suggested external address, a PORT_SET, FILTERs, a DESCRIPTION. One block: the filters
- * and the description's text follow the struct. */
+ * suggested external address, a PORT_SET, FILTERs, a DESCRIPTION, and a PEER's remote
+ * address. One block: the filters and the description's text follow the struct. */
 typedef struct mapping_opt {
         struct in6_addr suggested_external_addr; /* valid if has_suggested */
+        struct in6_addr remote_addr;             /* PEER's (mapping_remote_addr()) */
         bool has_suggested;
         uint8_t n_filters;
         pcp_port_set port_set;                   /* valid if the mapping's has_port_set */
@@ -135,10 +136,10 @@ typedef struct mapping_opt {
         pcp_filter filters[];
 } mapping_opt;
 
-/* 248 octets (sizeof is checked below; malloc makes 256 of it): every mapping has one, 131,070 of them are
- * ~36 MiB. What can be derived is not kept (a third party is info.internal_addr; no
+/* 240 octets (sizeof is checked below; malloc makes 256 of it): every mapping has one, 131,070 of them are
+ * ~32 MiB. What can be derived is not kept (a third party is info.internal_addr; no
  * suggested external address is the zero address of internal_addr's family), what is
- * rare is in `opt`, and the flags are bits. */
+ * rare is in `opt` (a PEER's remote address too), and the flags are bits. */
 typedef struct pcp_mapping {
         /* the index nodes keep no key: it is read from info (mapping_id_of() ...), next to
          * them in memory */
@@ -151,6 +152,10 @@ typedef struct pcp_mapping {
         struct pcp_mapping *srv_prev, *srv_next;
         out_node out_send, out_event;
         mapping_opt *opt;          /* NULL = none of the rare options (freed with a zombie) */
+        /* the caller's (pcp_mapping_params.userdata, pcp_engine_mapping_set_userdata()),
+         * handed back with its events: the caller needs no table of its own from ids to
+         * its mappings */
+        void *userdata;
 
         /* protocol state */
         uint64_t last_sent;
@@ -178,7 +183,7 @@ typedef struct pcp_mapping {
         bool recreating : 1;   /* asking again after a (possible) server state loss */
 } pcp_mapping;
 
-_Static_assert(sizeof(void *) != 8 || sizeof(pcp_mapping) <= 248, "pcp_mapping grew");
+_Static_assert(sizeof(void *) != 8 || sizeof(pcp_mapping) <= 248, "pcp_mapping grew past a 256-octet chunk");
 
 struct pcp_server {
         pcp_server_info info;
@@ -562,6 +567,13 @@ static const struct in6_addr *suggested_addr(const pcp_mapping *m) {
         return pcp_addr_is_ipv4(&m->info.internal_addr) ? &zero4 : &zero6;
 }
 
+/* a PEER's remote address (kept in its opt, which every PEER mapping has) */
+static const struct in6_addr *mapping_remote_addr(const pcp_mapping *m) {
+        static const struct in6_addr none;
+
+        return m->opt != NULL ? &m->opt->remote_addr : &none;
+}
+
 static void wait_remove(pcp_mapping *m);
 
 /* Its request goes out: PCP or NAT-PMP as its server speaks now; a delete (lifetime 0)
@@ -632,7 +644,7 @@ static int encode_mapping_request(const pcp_mapping *m, uint8_t *buf, size_t siz
         }
         if (m->info.opcode == PCP_OPCODE_PEER) {
                 msg.remote_port = m->info.remote_port;
-                msg.remote_addr = m->info.remote_addr;
+                msg.remote_addr = *mapping_remote_addr(m);
         }
         if (m->has_third_party) {
                 msg.options |= PCP_HAS_THIRD_PARTY;
@@ -1530,7 +1542,8 @@ static int mapping_opt_new(const pcp_mapping_params *p, mapping_opt **ret) {
         mapping_opt *o;
 
         *ret = NULL;
-        if (!suggested && !p->has_port_set && p->n_filters == 0 && p->description == NULL)
+        if (!suggested && !p->has_port_set && p->n_filters == 0 && p->description == NULL &&
+            p->opcode != PCP_OPCODE_PEER)
                 return 0;
         o = calloc(1, size + desc_len);
         if (o == NULL)
@@ -1541,6 +1554,8 @@ static int mapping_opt_new(const pcp_mapping_params *p, mapping_opt **ret) {
         }
         if (p->has_port_set)
                 o->port_set = p->port_set;
+        if (p->opcode == PCP_OPCODE_PEER)
+                o->remote_addr = p->remote_addr;
         o->n_filters = p->n_filters;
         memcpy(o->filters, p->filters, p->n_filters * sizeof(pcp_filter));
         if (p->description != NULL) {
@@ -1590,7 +1605,7 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
         m->info.internal_port = p->internal_port;
         m->info.suggested_external_port = p->suggested_external_port;
         m->info.remote_port = p->remote_port;
-        m->info.remote_addr = p->remote_addr;
+        m->userdata = p->userdata;
         m->info.lifetime_requested = p->lifetime;
         m->info.next_send = PCP_NEVER;
         m->has_third_party = p->has_third_party;
@@ -1724,6 +1739,15 @@ const pcp_mapping_info *pcp_engine_mapping_get(pcp_engine *e, uint64_t id) {
         return m != NULL ? &m->info : NULL;
 }
 
+int pcp_engine_mapping_set_userdata(pcp_engine *e, uint64_t id, void *userdata) {
+        pcp_mapping *m = e != NULL ? find_by_id(e, id) : NULL;
+
+        if (m == NULL)
+                return -ENOENT;
+        m->userdata = userdata;
+        return 0;
+}
+
 size_t pcp_engine_mapping_count(pcp_engine *e) {
         return e->n_mappings;
 }
@@ -1798,6 +1822,7 @@ static __attribute__((noinline)) int next_event(pcp_engine *e, pcp_event *ret) {
                         .type = PCP_EVENT_MAPPING,
                         .mapping_id = m->info.id,
                         .mapping = &m->info,
+                        .mapping_userdata = m->userdata,
                         .server_id = m->info.server_id,
                         .server = &m->server->info,
                 };
@@ -1812,6 +1837,7 @@ static __attribute__((noinline)) int next_event(pcp_engine *e, pcp_event *ret) {
                         .type = PCP_EVENT_MAPPING_DELETED,
                         .mapping_id = m->info.id,
                         .mapping = &m->info,
+                        .mapping_userdata = m->userdata,
                         .deleted_upstream = m->deleted_upstream,
                         .server_id = m->info.server_id,
                         .server = s != NULL ? &s->info : NULL,
@@ -1956,7 +1982,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
         }
         /* RFC 6887 §12.4: a PEER answer is matched on the remote peer too */
         if (m->info.opcode == PCP_OPCODE_PEER &&
-            (m->info.remote_port != msg->remote_port || memcmp(&m->info.remote_addr, &msg->remote_addr, 16) != 0)) {
+            (m->info.remote_port != msg->remote_port || memcmp(mapping_remote_addr(m), &msg->remote_addr, 16) != 0)) {
                 drop(e, PCP_DROP_MISMATCH);
                 return;
         }

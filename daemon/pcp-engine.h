@@ -168,6 +168,9 @@ typedef struct pcp_mapping_params {
         /* restore after a daemon restart: reuse the nonce and ask for what we had */
         bool has_nonce;
         uint8_t nonce[PCP_NONCE_LEN];
+        /* the caller's, handed back with the mapping's events (pcp_event.mapping_userdata;
+         * pcp_engine_mapping_set_userdata() changes it) */
+        void *userdata;
         /* a mapping the caller removed before it restarted and whose delete the server
          * never confirmed: only its delete (lifetime 0, this nonce) goes out, as after
          * pcp_engine_remove_mapping(); needs has_nonce. -ENOTCONN when the server is known
@@ -175,7 +178,9 @@ typedef struct pcp_mapping_params {
         bool delete_only;
 } pcp_mapping_params;
 
-/* in every mapping: ordered so that it has no holes (120 octets) */
+/* in every mapping: ordered so that it has no holes (104 octets). A PEER's remote address
+ * is not here: it is what was asked (pcp_mapping_params.remote_addr), kept apart by the
+ * engine with the other rare options. */
 typedef struct pcp_mapping_info {
         uint64_t id;
         uint64_t expires_at;       /* engine time (ms) the grant runs out; 0 = none */
@@ -186,7 +191,6 @@ typedef struct pcp_mapping_info {
         uint32_t retransmissions;  /* since the current request began */
         struct in6_addr internal_addr;
         struct in6_addr external_addr;
-        struct in6_addr remote_addr;
         uint8_t nonce[PCP_NONCE_LEN];
         uint16_t internal_port;
         uint16_t suggested_external_port;
@@ -216,6 +220,8 @@ typedef struct pcp_event {
         pcp_event_type type;
         uint64_t mapping_id;               /* MAPPING, MAPPING_DELETED */
         const pcp_mapping_info *mapping;   /* MAPPING, MAPPING_DELETED */
+        void *mapping_userdata;            /* MAPPING, MAPPING_DELETED: the mapping's
+                                            * userdata (pcp_mapping_params) */
         bool deleted_upstream;             /* MAPPING_DELETED: the server confirmed */
         uint32_t server_id;                /* all */
         const pcp_server_info *server;     /* SERVER, EPOCH_RESET, MAPPING; MAPPING_DELETED:
@@ -320,6 +326,9 @@ int pcp_engine_remove_mapping(pcp_engine *e, uint64_t now, uint64_t mapping_id);
  * pulled yet are dropped. */
 int pcp_engine_forget_mapping(pcp_engine *e, uint64_t mapping_id);
 const pcp_mapping_info *pcp_engine_mapping_get(pcp_engine *e, uint64_t mapping_id);
+/* The userdata its events carry from now on (it may be being deleted); -ENOENT when the id
+ * is unknown (the mapping is gone: its MAPPING_DELETED event was pulled). */
+int pcp_engine_mapping_set_userdata(pcp_engine *e, uint64_t mapping_id, void *userdata);
 size_t pcp_engine_mapping_count(pcp_engine *e);
 
 /* Input. */

@@ -8,7 +8,8 @@
  * table's key function (the engine's objects hold their keys already: an id, a nonce, a
  * port; 8 octets per node and three nodes in every mapping). A node's key must not change
  * while it is in a table. Several nodes may have the same key (pcp_htable_find_next() walks
- * them). The bucket array doubles when there are as many nodes as buckets; if it cannot,
+ * them). The bucket array doubles when there are twice as many nodes as buckets (4 to 8
+ * octets of bucket array a node, besides its 8-octet node); if it cannot,
  * the table keeps working with longer chains. Keys are mixed (pcp_hash64()), so callers may
  * use sequential or structured keys as they are.
  *

@@ -46,7 +46,7 @@ FIELD_IS(remote_port, uint16_t);
 FIELD_IS(granted, uint32_t);
 FIELD_IS(expires_at, uint64_t);
 FIELD_IS(created, uint64_t);
-FIELD_IS(family, int);
+FIELD_IS(family, uint8_t);
 FIELD_IS(persistent, bool);
 /* "u" from uid_t and pid_t: the same 32 bits as the (uint32_t) casts they were */
 G_STATIC_ASSERT(sizeof(uid_t) == sizeof(uint32_t) && sizeof(pid_t) == sizeof(uint32_t));
@@ -64,7 +64,7 @@ static int get_opcode(sd_bus *bus, const char *path, const char *iface, const ch
 
 static int get_family(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
                       void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append_basic(reply, 's', *(const int *) userdata == AF_INET ? "ipv4" : "ipv6");
+        return sd_bus_message_append_basic(reply, 's', *(const uint8_t *) userdata == AF_INET ? "ipv4" : "ipv6");
 }
 
 /* the protocol's name, or its number in decimal when it has none */

@@ -25,8 +25,9 @@ typedef struct pcpd_server pcpd_server;
 /* The sharing key (family, opcode, protocol, internal port, and for PEER the remote end) is
  * not stored: the manager's m->by_key hashes those fields of the mapping itself
  * (manager_mapping_find()).
- * Within each group the fields go by size, largest first: 288 bytes, no more than alignment
- * needs (there are 10,000s of these; `ptype /o struct pcpd_mapping` in gdb shows the layout). */
+ * Within each group the fields go by size, largest first, and a few small ones sit where
+ * alignment would leave a hole: 248 bytes (there are 10,000s of these; `ptype /o struct
+ * pcpd_mapping` in gdb shows the layout). */
 typedef struct pcpd_mapping {
         /* first: the manager's m->mappings is a set of mappings hashed as the int64 at
          * their start (g_int64_hash()), so a lookup by &id finds the mapping and the table
@@ -35,9 +36,10 @@ typedef struct pcpd_mapping {
         pcpd_manager *manager;
         /* its D-Bus object path is not kept: it is made from the id where it is needed
          * (pcpd_mapping_path(), PCPD_MAPPING_PATH()) */
-        /* its engine mapping in the PCP backend (pcpd-pcp.c); NULL when the engine has none
-         * (direct, waiting for a server, being removed): pcpd_pcp_mapping_held() */
-        struct pcpd_pcp_mapping *pcp;
+        /* its engine mapping's id in the PCP backend (pcpd-pcp.c: the engine hands mp back
+         * with that mapping's events); 0 when the engine has none (direct, waiting for a
+         * server, being removed): pcpd_pcp_mapping_held() */
+        uint64_t pcp;
         pcpd_server *server;
         char *server_text; /* shared with every mapping on that server (set_shared()) */
         char *prev_server; /* the server it was on before it had to wait for one (NULL: none) */
@@ -55,6 +57,8 @@ typedef struct pcpd_mapping {
         uid_t uid;
         pid_t pid;
         unsigned n_holds;
+        /* its place among the mappings its sole holder holds alone (pcpd-holders.c) */
+        uint32_t alone_pos;
 
         /* what */
         char *remote_address;
@@ -67,18 +71,22 @@ typedef struct pcpd_mapping {
          * (has_third_party): rare, so kept apart, NULL when neither is asked for; read with
          * pcpd_mapping_suggested_address() and pcpd_mapping_third_party() */
         struct pcpd_mapping_addrs *addrs;
-        int family;
         uint32_t lifetime;
         uint16_t internal_port, suggested_port;
         uint16_t remote_port;
+        uint8_t family; /* AF_INET or AF_INET6 (an octet: both are < 256) */
         uint8_t opcode, protocol;
         uint8_t n_filters;
         bool has_suggested_address;
         bool prefer_failure;
         bool has_third_party;
-        /* its place among the mappings its sole holder holds alone (pcpd-holders.c); in
-         * what was padding before */
-        uint32_t alone_pos;
+        /* fields of the groups below, here in what would be padding before the pointers */
+        bool has_nonce;  /* on a server: its nonce (below) */
+        bool persistent;
+        /* restored after a daemon restart, waiting for its app: one of the manager's
+         * n_unclaimed (pcpd-restore.c; cleared only by manager_unclaimed_done()) */
+        bool unclaimed;
+        uint32_t granted; /* as last published on the bus */
 
         /* how it is held */
         /* the backend that holds it: the manager's "direct", or "pcp" (on server), NULL
@@ -97,17 +105,15 @@ typedef struct pcpd_mapping {
          * the mapping is made */
         char *external_address, *internal_address;
         uint64_t expires_at; /* CLOCK_REALTIME µs, 0 = none */
-        uint32_t granted;
+        /* (granted: above) */
         uint16_t external_port;
 
-        /* on a server: its nonce, on disk before the request left */
+        /* on a server: its nonce, on disk before the request left (has_nonce: above) */
         uint8_t nonce[PCP_NONCE_LEN];
-        bool has_nonce;
-        bool persistent;
-        /* restored after a daemon restart, waiting for its app: one of the manager's
-         * n_unclaimed (pcpd-restore.c; cleared only by manager_unclaimed_done()) */
-        bool unclaimed;
 } pcpd_mapping;
+
+/* 248 octets: a 256-octet malloc chunk (one more octet and it is 272) */
+_Static_assert(sizeof(void *) != 8 || sizeof(pcpd_mapping) <= 248, "pcpd_mapping grew past a 256-octet chunk");
 
 struct pcpd_mapping_addrs {
         struct in6_addr suggested_address, third_party;

@@ -28,14 +28,17 @@ typedef struct pcpd_pcp_server {
         guint watches[PCP_SERVER_MAX_ADDRS];
 } server_io;
 
-/* an engine mapping (pcpd_pcp_mapping_add(), pcpd_pcp_delete_saved()): the owner's
- * mapping it holds (pcpd_mapping.pcp), or, once that is removed, the cookie its delete is
- * told under (0: nobody waits for it, and it is no longer in the table) */
-typedef struct pcpd_pcp_mapping {
+/* An engine mapping that holds an owner's mapping has nothing here: mp->pcp is its engine
+ * id and its engine userdata is mp (pcpd_pcp_mapping_add()), which comes back with its
+ * events. Once mp lets go of it (removed, detached), its userdata is NULL; if somebody
+ * waits for the end of its delete (a cookie: pcpd_pcp_mapping_remove(),
+ * pcpd_pcp_delete_saved()), it has one of these, in p->deleting and under its cookie in
+ * p->deletes. (A table of every engine mapping here, and an entry for each, cost ~60
+ * octets a mapping.) */
+typedef struct delete_entry {
         uint64_t engine_id;
-        pcpd_mapping *mp;
         uint64_t cookie;
-} mapping_entry;
+} delete_entry;
 
 struct pcpd_pcp {
         const pcpd_backend_events *ops;
@@ -43,8 +46,8 @@ struct pcpd_pcp {
         pcp_engine *engine;
         pcpd_timer *timer;         /* the engine's clock; NULL until pcpd_pcp_start() */
         GHashTable *servers;       /* engine server id -> server_io* (owned) */
-        GHashTable *mappings;      /* engine mapping id (uint64_t *) -> mapping_entry* (owned) */
-        GHashTable *deletes;       /* cookie (uint64_t *) -> mapping_entry* in mappings */
+        GHashTable *deleting;      /* engine mapping id (uint64_t *) -> delete_entry* (owned) */
+        GHashTable *deletes;       /* cookie (uint64_t *) -> delete_entry* in deleting */
         int announce_fds[2];       /* IPv4, IPv6; -1 when not listening */
         guint announce_watches[2];
         uint64_t drops_logged[_PCP_DROP_MAX]; /* engine drop counters as last logged */
@@ -146,7 +149,7 @@ static bool info_view(const pcp_mapping_info *i, pcpd_backend_info *ret);
 
 /* e's delete is no longer told under its cookie; true when it was e's to tell (a cookie
  * given again to a later delete belongs to that one) */
-static bool deletes_drop(pcpd_pcp *p, mapping_entry *e) {
+static bool deletes_drop(pcpd_pcp *p, delete_entry *e) {
         if (e->cookie == 0 || g_hash_table_lookup(p->deletes, &e->cookie) != e)
                 return false;
         g_hash_table_remove(p->deletes, &e->cookie);
@@ -154,36 +157,39 @@ static bool deletes_drop(pcpd_pcp *p, mapping_entry *e) {
 }
 
 static void tell_mapping(pcpd_pcp *p, const pcp_event *ev) {
-        mapping_entry *e = g_hash_table_lookup(p->mappings, &ev->mapping_id);
+        pcpd_mapping *mp = ev->mapping_userdata;
         pcpd_backend_info bi;
         bool show;
 
-        if (e == NULL || e->mp == NULL)
+        if (mp == NULL)
                 return; /* detached, or being deleted */
+        g_assert(mp->pcp == ev->mapping_id);
         show = info_view(ev->mapping, &bi);
-        p->ops->mapping_changed(p->userdata, e->mp, show ? &bi : NULL, ev->mapping->state == PCP_MAPPING_ACTIVE);
+        p->ops->mapping_changed(p->userdata, mp, show ? &bi : NULL, ev->mapping->state == PCP_MAPPING_ACTIVE);
 }
 
 static void tell_mapping_deleted(pcpd_pcp *p, const pcp_event *ev) {
-        mapping_entry *e = g_hash_table_lookup(p->mappings, &ev->mapping_id);
-        pcpd_mapping *mp;
+        pcpd_mapping *mp = ev->mapping_userdata;
+        delete_entry *e;
         uint64_t cookie;
         bool owned;
 
-        if (e == NULL || e->mp == NULL)
-                g_debug("mapping %" G_GUINT64_FORMAT " deleted upstream: %s", ev->mapping_id,
-                        ev->deleted_upstream ? "confirmed" : "not confirmed");
-        if (e == NULL)
-                return;
-        mp = e->mp;
-        cookie = e->cookie;
-        owned = deletes_drop(p, e);
-        g_hash_table_remove(p->mappings, &ev->mapping_id); /* frees e */
         if (mp != NULL) {
                 /* dropped under the owner: its server went away */
-                mp->pcp = NULL;
+                g_assert(mp->pcp == ev->mapping_id);
+                mp->pcp = 0;
                 p->ops->mapping_lost(p->userdata, mp);
-        } else if (owned)
+                return;
+        }
+        g_debug("mapping %" G_GUINT64_FORMAT " deleted upstream: %s", ev->mapping_id,
+                ev->deleted_upstream ? "confirmed" : "not confirmed");
+        e = g_hash_table_lookup(p->deleting, &ev->mapping_id);
+        if (e == NULL)
+                return; /* nobody waits for it */
+        cookie = e->cookie;
+        owned = deletes_drop(p, e);
+        g_hash_table_remove(p->deleting, &ev->mapping_id); /* frees e */
+        if (owned)
                 p->ops->deleting_done(p->userdata, cookie, ev->deleted_upstream);
 }
 
@@ -685,12 +691,14 @@ static void mapping_params(const pcpd_mapping *mp, const server_io *s, pcp_mappi
         memcpy(ret->nonce, mp->nonce, PCP_NONCE_LEN);
 }
 
-static mapping_entry *entry_add(pcpd_pcp *p, uint64_t engine_id) {
-        mapping_entry *e = g_new0(mapping_entry, 1);
+/* somebody waits for the end of engine mapping engine_id's delete, under cookie (≠ 0) */
+static void delete_entry_add(pcpd_pcp *p, uint64_t engine_id, uint64_t cookie) {
+        delete_entry *e = g_new(delete_entry, 1);
 
         e->engine_id = engine_id;
-        g_hash_table_insert(p->mappings, &e->engine_id, e);
-        return e;
+        e->cookie = cookie;
+        g_hash_table_insert(p->deleting, &e->engine_id, e);
+        g_hash_table_replace(p->deletes, &e->cookie, e);
 }
 
 int pcpd_pcp_mapping_add(pcpd_pcp *p, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *suggested_external) {
@@ -698,31 +706,37 @@ int pcpd_pcp_mapping_add(pcpd_pcp *p, pcpd_mapping *mp, pcpd_server *s, const st
         uint64_t id;
         int r;
 
-        if (s->pcp == NULL || mp->pcp != NULL || !mp->has_nonce)
+        if (s->pcp == NULL || mp->pcp != 0 || !mp->has_nonce)
                 return -EINVAL;
         mapping_params(mp, s->pcp, &params);
         if (suggested_external != NULL)
                 params.suggested_external_addr = *suggested_external;
+        params.userdata = mp;
         r = pcp_engine_add_mapping(p->engine, now_ms(), &params, &id);
         if (r < 0)
                 return r;
-        mp->pcp = entry_add(p, id);
-        mp->pcp->mp = mp;
+        g_assert(id != 0); /* the engine's ids start at 1: 0 is "none" in mp->pcp */
+        mp->pcp = id;
         return 0;
 }
 
 bool pcpd_pcp_mapping_held(const pcpd_mapping *mp) {
-        return mp->pcp != NULL;
+        return mp->pcp != 0;
+}
+
+/* the engine's info of mp's engine mapping, NULL when it has none */
+static const pcp_mapping_info *held_info(pcpd_pcp *p, const pcpd_mapping *mp) {
+        return mp->pcp != 0 ? pcp_engine_mapping_get(p->engine, mp->pcp) : NULL;
 }
 
 bool pcpd_pcp_mapping_view(pcpd_pcp *p, const pcpd_mapping *mp, pcpd_backend_info *ret) {
-        const pcp_mapping_info *i = mp->pcp != NULL ? pcp_engine_mapping_get(p->engine, mp->pcp->engine_id) : NULL;
+        const pcp_mapping_info *i = held_info(p, mp);
 
         return i != NULL && info_view(i, ret);
 }
 
 bool pcpd_pcp_mapping_delete_until(pcpd_pcp *p, const pcpd_mapping *mp, uint64_t *ret) {
-        const pcp_mapping_info *i = mp->pcp != NULL ? pcp_engine_mapping_get(p->engine, mp->pcp->engine_id) : NULL;
+        const pcp_mapping_info *i = held_info(p, mp);
 
         if (i == NULL)
                 return false;
@@ -731,20 +745,15 @@ bool pcpd_pcp_mapping_delete_until(pcpd_pcp *p, const pcpd_mapping *mp, uint64_t
 }
 
 void pcpd_pcp_mapping_remove(pcpd_pcp *p, pcpd_mapping *mp, uint64_t cookie) {
-        mapping_entry *e = mp->pcp;
-        uint64_t id;
+        uint64_t id = mp->pcp;
 
-        if (e == NULL)
+        if (id == 0)
                 return;
-        mp->pcp = NULL;
-        id = e->engine_id;
-        if (cookie != 0) {
+        mp->pcp = 0;
+        (void) pcp_engine_mapping_set_userdata(p->engine, id, NULL);
+        if (cookie != 0)
                 /* from now on its delete: told under cookie when it is over */
-                e->mp = NULL;
-                e->cookie = cookie;
-                g_hash_table_replace(p->deletes, &e->cookie, e);
-        } else
-                g_hash_table_remove(p->mappings, &id); /* frees e */
+                delete_entry_add(p, id, cookie);
         /* lifetime 0 with the same nonce; the engine retries a few times on its own (and may
          * give up at once: told in the drain) */
         (void) pcp_engine_remove_mapping(p->engine, now_ms(), id);
@@ -752,12 +761,12 @@ void pcpd_pcp_mapping_remove(pcpd_pcp *p, pcpd_mapping *mp, uint64_t cookie) {
 }
 
 void pcpd_pcp_mapping_detach(pcpd_pcp *p, pcpd_mapping *mp) {
-        mapping_entry *e = mp->pcp;
+        uint64_t id = mp->pcp;
 
-        if (e == NULL)
+        if (id == 0)
                 return;
-        mp->pcp = NULL;
-        g_hash_table_remove(p->mappings, &e->engine_id); /* frees e */
+        mp->pcp = 0;
+        (void) pcp_engine_mapping_set_userdata(p->engine, id, NULL);
 }
 
 int pcpd_pcp_delete_saved(pcpd_pcp *p, const pcpd_state_mapping *rec, pcpd_server *s, uint64_t cookie) {
@@ -772,7 +781,6 @@ int pcpd_pcp_delete_saved(pcpd_pcp *p, const pcpd_state_mapping *rec, pcpd_serve
                 .has_nonce = true,
                 .delete_only = true,
         };
-        mapping_entry *e;
         uint64_t id;
         int r;
 
@@ -787,21 +795,19 @@ int pcpd_pcp_delete_saved(pcpd_pcp *p, const pcpd_state_mapping *rec, pcpd_serve
         r = pcp_engine_add_mapping(p->engine, now_ms(), &params, &id);
         if (r < 0)
                 return r;
-        e = entry_add(p, id);
-        e->cookie = cookie;
-        g_hash_table_replace(p->deletes, &e->cookie, e);
+        delete_entry_add(p, id, cookie);
         return 0;
 }
 
 void pcpd_pcp_delete_forget(pcpd_pcp *p, uint64_t cookie) {
-        mapping_entry *e = g_hash_table_lookup(p->deletes, &cookie);
+        delete_entry *e = g_hash_table_lookup(p->deletes, &cookie);
         uint64_t id;
 
         if (e == NULL)
                 return;
         id = e->engine_id;
         deletes_drop(p, e);
-        g_hash_table_remove(p->mappings, &id); /* frees e */
+        g_hash_table_remove(p->deleting, &id); /* frees e */
         (void) pcp_engine_forget_mapping(p->engine, id);
         pcpd_pcp_drain(p);
 }
@@ -944,7 +950,7 @@ int pcpd_pcp_new(const pcpd_backend_events *ops, void *userdata, size_t max_mapp
         p->ops = ops;
         p->userdata = userdata;
         p->servers = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) server_io_free);
-        p->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+        p->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
         p->deletes = g_hash_table_new(g_int64_hash, g_int64_equal);
         p->announce_fds[0] = p->announce_fds[1] = -1;
         r = pcp_engine_new(&ec, &eops, p, &p->engine);
@@ -1007,8 +1013,8 @@ pcpd_pcp *pcpd_pcp_free(pcpd_pcp *p) {
          * have freed its objects already */
         if (p->deletes != NULL)
                 g_hash_table_destroy(p->deletes);
-        if (p->mappings != NULL)
-                g_hash_table_destroy(p->mappings);
+        if (p->deleting != NULL)
+                g_hash_table_destroy(p->deleting);
         if (p->servers != NULL)
                 g_hash_table_destroy(p->servers);
         p->timer = pcpd_timer_free(p->timer);

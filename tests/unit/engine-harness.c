@@ -85,6 +85,7 @@ static void record_event(harness *h, const pcp_event *ev) {
                 x->has_mapping = true;
                 x->mapping = *ev->mapping;
         }
+        x->mapping_userdata = ev->mapping_userdata;
         x->deleted_upstream = ev->deleted_upstream;
         x->server_id = ev->server_id;
         if (ev->server != NULL) {

@@ -37,6 +37,7 @@ typedef struct h_event {
         uint64_t mapping_id;
         bool has_mapping;
         pcp_mapping_info mapping;
+        void *mapping_userdata;
         bool deleted_upstream;
         uint32_t server_id;
         bool has_server;

@@ -562,6 +562,53 @@ static void test_delete(void **state) {
         }
 }
 
+/* What the caller hangs on a mapping (pcp_mapping_params.userdata) comes back with each of
+ * its events, the MAPPING_DELETED included, and pcp_engine_mapping_set_userdata() changes
+ * it, also while the mapping is being deleted; an id that is gone is refused. */
+static void test_mapping_userdata(void **state) {
+        harness *h = h_new(11, NULL);
+        uint32_t sid = pcp_server(h);
+        int a, b;
+        pcp_mapping_params p;
+        uint64_t id, other;
+        const h_event *ev;
+
+        h_params(&p, sid, IPPROTO_TCP, 8080, 600);
+        p.userdata = &a;
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+        other = h_map(h, sid, IPPROTO_UDP, 5353, 600); /* none: NULL */
+        h_drain(h);
+        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 600, ep(h), EXT, 8080);
+        h_reply(h, h_last_for(h, other), PCP_RESULT_SUCCESS, 600, ep(h), EXT, 5353);
+        ev = h_last_event(h, PCP_EVENT_MAPPING, id);
+        assert_non_null(ev);
+        assert_ptr_equal(ev->mapping_userdata, &a);
+        ev = h_last_event(h, PCP_EVENT_MAPPING, other);
+        assert_non_null(ev);
+        assert_null(ev->mapping_userdata);
+
+        /* changed: the next event carries the new one */
+        assert_int_equal(pcp_engine_mapping_set_userdata(h->e, id, &b), 0);
+        h_clear(h);
+        h_advance(h, 400 * SEC); /* into its renewal */
+        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 600, ep(h), EXT, 8080);
+        ev = h_last_event(h, PCP_EVENT_MAPPING, id);
+        assert_non_null(ev);
+        assert_ptr_equal(ev->mapping_userdata, &b);
+
+        /* being deleted: still its own, and the last event carries it */
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, id), 0);
+        assert_int_equal(pcp_engine_mapping_set_userdata(h->e, id, &a), 0);
+        h_drain(h);
+        h_reply(h, h_last(h), PCP_RESULT_SUCCESS, 0, ep(h), "0.0.0.0", 0);
+        ev = h_last_event(h, PCP_EVENT_MAPPING_DELETED, id);
+        assert_non_null(ev);
+        assert_ptr_equal(ev->mapping_userdata, &a);
+        assert_int_equal(pcp_engine_mapping_set_userdata(h->e, id, &b), -ENOENT);
+        assert_int_equal(pcp_engine_mapping_set_userdata(h->e, 999999, &b), -ENOENT);
+        h_free(h);
+}
+
 static void test_delete_gives_up(void **state) {
         pcp_engine_config cfg = { .delete_attempts = 4 };
         harness *h = h_new(3, &cfg);
@@ -2690,6 +2737,7 @@ int main(void) {
                 cmocka_unit_test(test_renewal_answered),
                 cmocka_unit_test(test_renewal_short_lifetime),
                 cmocka_unit_test(test_delete),
+                cmocka_unit_test(test_mapping_userdata),
                 cmocka_unit_test(test_delete_gives_up),
                 cmocka_unit_test(test_error_lifetimes),
                 cmocka_unit_test(test_not_authorized),
