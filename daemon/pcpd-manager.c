@@ -412,6 +412,31 @@ static gboolean on_orphans(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
+/* the loop has turned since the departures' removals at once (m->orphans_now) */
+static gboolean on_orphans_turn(gpointer userdata) {
+        pcpd_manager *m = userdata;
+
+        m->orphans_now = 0;
+        m->orphans_turn_source = 0;
+        return G_SOURCE_REMOVE;
+}
+
+/* How many of a departing name's mappings may go at once, in this call: none while others'
+ * wait in the queue (they go first: one stream, in the order the names left). Else what is
+ * left of this turn's PCPD_ORPHAN_BATCH, shared by every name that leaves in it (100 names
+ * of one mapping each leaving at once are one departure of 100, not 100 of one); the first
+ * of the turn does not ask the listener (a holder of up to PCPD_ORPHAN_BATCH goes in the
+ * same turn, as a lone one always did), the next ones only while its output is not backed
+ * up: the signals of those before are still on their way, and a reply would queue behind
+ * more of them. */
+static guint orphans_at_once(pcpd_manager *m) {
+        if (m->orphans_head < m->orphans->len || m->orphans_now >= PCPD_ORPHAN_BATCH)
+                return 0;
+        if (m->orphans_now > 0 && output_backed_up(m))
+                return 0;
+        return PCPD_ORPHAN_BATCH - m->orphans_now;
+}
+
 static void orphan_clear(gpointer p) {
         pcpd_manager_orphan *o = p;
 
@@ -420,13 +445,17 @@ static void orphan_clear(gpointer p) {
 }
 
 /* A unique name left the bus (pcpd-bus-track.c says so): every mapping it held loses that
- * holder. Those nobody holds now go, PCPD_ORPHAN_BATCH at once and the others as many a
- * turn of the loop (at the default priority: the calls and signals that came meanwhile are
- * served in between, and the removals are not put off by a busy bus). */
+ * holder. Those nobody holds now go, as many at once as orphans_at_once() allows (up to
+ * PCPD_ORPHAN_BATCH a turn, for all names that leave in it), the others queued behind any
+ * already queued and removed PCPD_ORPHAN_BATCH a turn of the loop (at the default
+ * priority: the calls and signals that came meanwhile are served in between, and the
+ * removals are not put off by a busy bus), each batch once the listener's output is not
+ * backed up. */
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
         g_autoptr(GPtrArray) held = pcpd_holders_vanish(m->holder_index, name);
         char *shared = NULL;
-        guint now = 0;
+        guint budget = 0, now = 0;
+        bool asked = false;
 
         if (held == NULL)
                 return;
@@ -436,7 +465,12 @@ void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
 
                 if (pcpd_holders_count(mp) > 0 || mp->persistent)
                         continue;
-                if (now < PCPD_ORPHAN_BATCH) {
+                if (!asked) {
+                        /* asked once, and only for a name that leaves something to remove */
+                        budget = orphans_at_once(m);
+                        asked = true;
+                }
+                if (now < budget) {
                         now++;
                         remove_orphan(m, mp, name);
                         continue;
@@ -445,6 +479,11 @@ void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
                         shared = g_ref_string_new_intern(name);
                 o = (pcpd_manager_orphan) { .id = mp->id, .name = g_ref_string_acquire(shared) };
                 g_array_append_val(m->orphans, o);
+        }
+        if (now > 0) {
+                m->orphans_now += now;
+                if (m->orphans_turn_source == 0)
+                        m->orphans_turn_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_orphans_turn, m, NULL);
         }
         if (shared == NULL)
                 return;
@@ -654,6 +693,9 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
         if (m->orphans_source != 0)
                 g_source_remove(m->orphans_source);
         m->orphans_source = 0;
+        if (m->orphans_turn_source != 0)
+                g_source_remove(m->orphans_turn_source);
+        m->orphans_turn_source = 0;
         /* the restored mappings' grace (pcpd-restore.c): if it is over, those still
          * unclaimed go now, likewise; else they stay saved, and wait again after a start */
         manager_grace_stop(m);

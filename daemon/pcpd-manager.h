@@ -60,13 +60,18 @@ struct pcpd_manager {
          * the number of names): what pcpd_manager_holder_vanished() drops. The manager holds no bus: names that leave
          * are watched above it (pcpd-bus-track.h) */
         GHashTable *holder_index;
-        /* the mappings a name that left held alone, still to remove: pcpd_manager_orphan
-         * (pcpd-manager-private.h) from orphans_head on, PCPD_ORPHAN_BATCH a turn of the loop
-         * (orphans_source) */
+        /* the mappings names that left held alone, still to remove, in the order the names
+         * left: pcpd_manager_orphan (pcpd-manager-private.h) from orphans_head on,
+         * PCPD_ORPHAN_BATCH a turn of the loop (orphans_source) */
         GArray *orphans;
         guint orphans_head;
         guint orphans_source;
         guint orphans_waits; /* turns the next batch has waited for the listener's backlog */
+        /* removed at once in this turn of the loop by names that left, whoever they were (of
+         * PCPD_ORPHAN_BATCH); back to 0 when the loop turns (orphans_turn_source, an idle
+         * source while it is not 0) */
+        guint orphans_now;
+        guint orphans_turn_source;
         /* the app mappings restored after a restart that wait for their apps
          * (pcpd-restore.c): their ids (uint64_t), in the order they were restored, NULL when
          * none wait; n_unclaimed of them still unclaimed (a claim, or a removal for any
@@ -177,7 +182,9 @@ typedef struct pcpd_manager_listener {
          * that makes news in bulk (the mappings a departing name held, PCPD_ORPHAN_BATCH a
          * turn) waits while it is above PCPD_OUTPUT_BACKLOG_MAX, so that a reply to another
          * caller is not queued behind it; never for more than PCPD_OUTPUT_BACKLOG_WAITS turns
-         * in a row. Asked between batches only, never on a call's path. */
+         * in a row; and a name that leaves after others' mappings went at once in the same
+         * turn has its own go at once only while it is not above it. Asked between batches
+         * and when a name leaves (a NameOwnerChanged), never on a call's path. */
         size_t (*output_backlog)(pcpd_manager *m, void *userdata);
 } pcpd_manager_listener;
 
@@ -251,9 +258,11 @@ void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder,
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
 /* Unique bus name `name` left the bus: every mapping it held loses it as holder, and one
  * nobody else holds that is not persistent goes (owner-vanished): up to PCPD_ORPHAN_BATCH
- * of them at once, the others PCPD_ORPHAN_BATCH a turn of the loop later, each only if
- * then still nobody holds it (re-held by an AddMapping in between: kept). A name holding
- * nothing: nothing happens. */
+ * at once in a turn of the loop for all the names that leave in it (after the first, only
+ * while the listener's output_backlog is not above PCPD_OUTPUT_BACKLOG_MAX; none while
+ * others' wait), the others queued in the order the names left and removed
+ * PCPD_ORPHAN_BATCH a turn of the loop later, each only if then still nobody holds it
+ * (re-held by an AddMapping in between: kept). A name holding nothing: nothing happens. */
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name);
 int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled);
 /* pcpd_manager_free() has begun (it may run the loop while the backends shut down): the

@@ -12,7 +12,10 @@
  * sent); enable and disable ("disabled", deletes sent, adds refused while off);
  * "owner-vanished" through
  * pcpd_manager_holder_vanished(), and for a holder of many in batches over turns of the loop
- * (one held again or revoked meanwhile, and the manager stopped meanwhile); "revoked"; a permanent error from the server (the mapping
+ * (one held again or revoked meanwhile, and the manager stopped meanwhile), and for many
+ * holders of one each leaving at once (one stream for them all: PCPD_ORPHAN_BATCH at once
+ * in a turn, the rest queued in the order they left, paced to the listener's backlog);
+ * "revoked"; a permanent error from the server (the mapping
  * fails and stays held: see test_server_refuses); a move from one server to another (same
  * object, same nonce); a mapping that waits for its server (NO_SERVER) and is made there
  * again; reclaim after a restart (a new manager over the same state directory
@@ -34,6 +37,7 @@
 #include <errno.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -964,6 +968,211 @@ static void test_owner_vanished_then_stop(void **state) {
         assert_non_null(pcpd_manager_find_path(f->m, other_path));
 }
 
+/* ---- many holders of one mapping each leave at once: one paced stream for them all ---- */
+
+#define LEAVERS (2u * PCPD_ORPHAN_BATCH + 44u)
+#define LEAVERS_PORT 24000u
+
+/* LEAVERS mappings, each held by a name of its own (names[k], ":2.k"), its id in ids[k]:
+ * the ids grow with k */
+static GPtrArray *add_leavers(fixture *f, uint64_t *ids) {
+        GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+
+        for (unsigned k = 0; k < LEAVERS; k++) {
+                pcpd_mapping_request req;
+
+                g_ptr_array_add(names, g_strdup_printf(":2.%u", k));
+                req = request((uint16_t) (LEAVERS_PORT + k), names->pdata[k]);
+                ids[k] = add(f, &req)->id;
+                assert_true(k == 0 || ids[k] > ids[k - 1]);
+        }
+        return names;
+}
+
+/* The removals told since event `mark` ("owner-vanished") came in the order the names left
+ * (the order of their ids here): one stream, first come first served. Returns how many. */
+static unsigned removed_in_order(const fixture *f, guint mark) {
+        uint64_t last = 0;
+        unsigned n = 0;
+
+        for (guint i = mark; i < f->rec.events->len; i++) {
+                const event *e = &g_array_index(f->rec.events, event, i);
+
+                if (e->kind != EV_REMOVED || e->reason != PCPD_REMOVED_OWNER_VANISHED)
+                        continue;
+                if (e->id <= last)
+                        fail_msg("removal %u: mapping %" PRIu64 " after mapping %" PRIu64 ": not in the order "
+                                 "their holders left", n, e->id, last);
+                last = e->id;
+                n++;
+        }
+        return n;
+}
+
+/* The loop is turned until the queue has gone, each turn removing no more than
+ * PCPD_ORPHAN_BATCH (a counted cap on the turns); then no source of the departures is left */
+static void turn_until_orphans_gone(fixture *f, guint mark) {
+        unsigned turns = 0;
+
+        while (f->m->orphans_source != 0) {
+                unsigned before = removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED);
+
+                if (turns >= 10 * LEAVERS)
+                        fail_msg("the queued removals not done after %u turns of the loop (%u of %u left)", turns,
+                                 f->m->orphans->len - f->m->orphans_head, f->m->orphans->len);
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+                assert_true(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED) - before <= PCPD_ORPHAN_BATCH);
+        }
+        for (unsigned i = 0; i < 10 && f->m->orphans_turn_source != 0; i++)
+                g_main_context_iteration(NULL, TRUE);
+        assert_int_equal(f->m->orphans_turn_source, 0);
+        assert_int_equal(f->m->orphans->len, 0);
+}
+
+/* LEAVERS names holding one mapping each leave in the same turn of the loop, the bus not
+ * backed up: PCPD_ORPHAN_BATCH go at once for them all (not one each), the rest are queued
+ * and go a batch a turn, in the order the names left. A name that leaves once the loop has
+ * turned, while some are still queued, queues behind them (none at once). One re-held by
+ * another caller before its turn stays; all others go, each once. Once all are gone and the
+ * loop has turned, a name that leaves has its mapping removed at once again. */
+static void test_owners_vanish_share_batch(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, LEAVERS);
+        g_autoptr(GPtrArray) names = add_leavers(f, ids);
+        pcpd_mapping_request req = request(LEAVERS_PORT + LEAVERS, ":2.late");
+        pcpd_mapping *late = add(f, &req), *kept;
+        uint64_t late_id = late->id, kept_id = ids[LEAVERS - 1];
+        unsigned turns = 0;
+        guint mark = f->rec.events->len;
+
+        for (unsigned k = 0; k < LEAVERS; k++)
+                pcpd_manager_holder_vanished(f->m, names->pdata[k]);
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
+        assert_int_equal(f->m->orphans->len - f->m->orphans_head, LEAVERS - PCPD_ORPHAN_BATCH);
+        assert_int_not_equal(f->m->orphans_source, 0);
+
+        /* before its turn, the last one is held by another caller */
+        req = request((uint16_t) (LEAVERS_PORT + LEAVERS - 1), ":1.99");
+        kept = add(f, &req);
+        assert_ptr_equal(kept, g_hash_table_lookup(f->m->mappings, &kept_id)); /* shared */
+
+        /* the loop turns (a batch goes), and a name leaves while others are still queued */
+        while (f->m->orphans_turn_source != 0) {
+                unsigned before = removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED);
+
+                assert_true(turns < 100);
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+                assert_true(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED) - before <= PCPD_ORPHAN_BATCH);
+        }
+        assert_true(f->m->orphans_head < f->m->orphans->len); /* (the test's premise) */
+        {
+                unsigned before = removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED);
+
+                pcpd_manager_holder_vanished(f->m, ":2.late");
+                assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), before);
+                assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &late_id), late);
+        }
+
+        turn_until_orphans_gone(f, mark);
+        assert_int_equal(removed_in_order(f, mark), LEAVERS); /* LEAVERS - 1, and the late one */
+        for (unsigned k = 0; k < LEAVERS - 1; k++) {
+                assert_null(g_hash_table_lookup(f->m->mappings, &ids[k]));
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 1);
+        }
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, late_id), 1);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, kept_id), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+        assert_true(g_hash_table_contains(kept->holders, ":1.99"));
+
+        /* the loop has turned: the next name that leaves has its mapping removed at once */
+        pcpd_manager_holder_vanished(f->m, ":1.99");
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, kept_id), 1);
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, kept_id)->reason, PCPD_REMOVED_OWNER_VANISHED);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+}
+
+/* LEAVERS names holding one mapping each leave in the same turn while the listener's output
+ * is backed up: the first one's mapping goes at once (as a lone one's always did), every
+ * later one waits in the queue; nothing more goes while the backlog stays (the loop turning,
+ * the backlog asked again); one re-held before its turn stays; once the backlog drains the
+ * others go, a batch a turn, in the order their names left, each once. */
+static void test_owners_vanish_wait_for_backlog(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, LEAVERS);
+        g_autoptr(GPtrArray) names = add_leavers(f, ids);
+        uint64_t kept_id = ids[LEAVERS / 2];
+        pcpd_mapping_request req;
+        pcpd_mapping *kept;
+        unsigned turns = 0, asked;
+        guint mark = f->rec.events->len;
+
+        f->rec.backlog = PCPD_OUTPUT_BACKLOG_MAX + 1;
+        for (unsigned k = 0; k < LEAVERS; k++)
+                pcpd_manager_holder_vanished(f->m, names->pdata[k]);
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), 1);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[0]), 1);
+        assert_int_equal(f->m->orphans->len - f->m->orphans_head, LEAVERS - 1);
+
+        /* backed up: the loop turns (the next look comes 1 ms later), asked again 5 times,
+         * and nothing more goes (a counted cap on the turns) */
+        asked = f->rec.backlog_asked;
+        while (f->rec.backlog_asked < asked + 5) {
+                assert_true(turns < 1000);
+                g_main_context_iteration(NULL, TRUE);
+                turns++;
+                assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), 1);
+        }
+        assert_int_not_equal(f->m->orphans_source, 0);
+
+        /* one of those waiting is held by another caller */
+        req = request((uint16_t) (LEAVERS_PORT + LEAVERS / 2), ":1.98");
+        kept = add(f, &req);
+        assert_ptr_equal(kept, g_hash_table_lookup(f->m->mappings, &kept_id));
+
+        /* drained: the rest go, a batch a turn */
+        f->rec.backlog = PCPD_OUTPUT_BACKLOG_MAX;
+        turn_until_orphans_gone(f, mark);
+        assert_int_equal(removed_in_order(f, mark), LEAVERS - 1);
+        for (unsigned k = 0; k < LEAVERS; k++)
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), ids[k] == kept_id ? 0 : 1);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+        assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &kept_id), kept);
+        assert_true(g_hash_table_contains(kept->holders, ":1.98"));
+}
+
+/* LEAVERS names holding one mapping each leave while the output is backed up, and pcpd stops
+ * with their mappings queued: all go while it stops (told once each, "owner-vanished"),
+ * none comes back after a restart; no source of theirs outlives the manager (ASan: the loop
+ * is turned after the free). */
+static void test_owners_vanish_then_stop(void **state) {
+        fixture *f = *state;
+        g_autofree uint64_t *ids = g_new(uint64_t, LEAVERS);
+        g_autoptr(GPtrArray) names = add_leavers(f, ids);
+        guint mark = f->rec.events->len;
+
+        f->rec.backlog = SIZE_MAX;
+        for (unsigned k = 0; k < LEAVERS; k++)
+                pcpd_manager_holder_vanished(f->m, names->pdata[k]);
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), 1);
+        assert_int_not_equal(f->m->orphans_source, 0);
+        assert_int_not_equal(f->m->orphans_turn_source, 0);
+
+        f->m = pcpd_manager_free(f->m);
+        assert_int_equal(removed_in_order(f, mark), LEAVERS);
+        for (unsigned k = 0; k < LEAVERS; k++)
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 1);
+        for (unsigned i = 0; i < 10; i++)
+                g_main_context_iteration(NULL, FALSE);
+
+        g_array_set_size(f->rec.events, 0);
+        f->rec.backlog = 0;
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+}
+
 /* ---- the restored app mappings' grace: one timer for them all ---- */
 
 /* MANY app mappings of `owner` (ids in ids), then a restart: all restored, unclaimed, one
@@ -1293,6 +1502,12 @@ int main(void) {
                 cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_waits_for_backlog, setup, teardown,
                                                          (void *) &many),
                 cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_then_stop, setup, teardown,
+                                                         (void *) &many),
+                cmocka_unit_test_prestate_setup_teardown(test_owners_vanish_share_batch, setup, teardown,
+                                                         (void *) &many),
+                cmocka_unit_test_prestate_setup_teardown(test_owners_vanish_wait_for_backlog, setup, teardown,
+                                                         (void *) &many),
+                cmocka_unit_test_prestate_setup_teardown(test_owners_vanish_then_stop, setup, teardown,
                                                          (void *) &many),
                 cmocka_unit_test_prestate_setup_teardown(test_unclaimed_batches, setup, teardown,
                                                          (void *) &many_no_grace),
