@@ -258,9 +258,6 @@ static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
                 pcpd_state_mapping_free(rec);
                 return false;
         }
-        /* kept until the server answers: not in a block of the loaded state, which would
-         * stay mapped for it */
-        rec = pcpd_state_mapping_unpack(rec);
         rec->deleting = true;
         if (!rec->has_nonce && rec->upnp_interface != NULL) {
                 /* a UPnP mapping's delete (pcpd-backend.h) */
@@ -435,20 +432,6 @@ void manager_restore(pcpd_manager *m) {
                  * that the next mappings take its room instead of more of the system's */
                 g_hash_table_remove(st->mappings, &id);
         }
-        /* what was loaded is all taken over or copied: it goes before the snapshot, whose
-         * buffer may take its room, and its heap is given back */
-        g_clear_pointer(&recs, g_ptr_array_unref);
-        g_clear_pointer(&st, pcpd_state_free);
-        /* a fresh snapshot, and an empty journal */
-        (void) pcpd_store_save(m->store);
-        restore_give_back(n_records);
-        /* one timer for the grace of all the app mappings restored: from now, after the
-         * restore (the loop has not run meanwhile: no app could claim one yet), so that each
-         * waits grace_seconds at least, as when each had a timer from its own restore on.
-         * A reload that changes GraceSeconds does not change it (nor did it each timer). */
-        if (m->n_unclaimed > 0 && m->grace_source == 0)
-                m->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, m);
-        pcpd_backend_kick(m->pcp);
         /* Each restored mapping's InterfacesAdded, in the order they were restored, once they
          * are all made. The loop does not run during the restore: what dbus-daemon has not
          * read yet waits in the bus connection's write queue, until pcpd's name is requested
@@ -456,11 +439,7 @@ void manager_restore(pcpd_manager *m) {
          * ~2.7 KB each). Told while each was made, they lay between one mapping and the next,
          * and once written their room stayed with malloc, a hole next to every mapping: ~400
          * MB resident after such a restart, 396 MB after malloc_trim(0). Told now, they lie
-         * above all the mappings and go back to the system once written (114 MB). They are
-         * the last the restore allocates, after the snapshot, the trim and the grace's timer,
-         * so that nothing kept is allocated above them while they are queued. (With the
-         * records packed, pcpd-state.c, this did not keep their room from staying with malloc
-         * once they were queued: bench/README.md, branch restorerss.) */
+         * above all the mappings and go back to the system once written (114 MB). */
         for (guint k = 0; k < added->len; k++) {
                 uint64_t id = g_array_index(added, uint64_t, k);
                 pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
@@ -473,9 +452,23 @@ void manager_restore(pcpd_manager *m) {
                 g_message("%u mapping(s) were removed before the restart and their delete was never confirmed: "
                           "deleting them again",
                           deleting);
+        /* one timer for the grace of all the app mappings restored: from now, after the
+         * restore (the loop has not run meanwhile: no app could claim one yet), so that each
+         * waits grace_seconds at least, as when each had a timer from its own restore on.
+         * A reload that changes GraceSeconds does not change it (nor did it each timer). */
+        if (m->n_unclaimed > 0 && m->grace_source == 0)
+                m->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, m);
         if (restored > 0) {
                 g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored,
                           m->state_dir, m->config.grace_seconds);
                 pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         }
+        /* what was loaded is all taken over or copied: it goes before the snapshot, whose
+         * buffer may take its room, and its heap is given back */
+        g_clear_pointer(&recs, g_ptr_array_unref);
+        g_clear_pointer(&st, pcpd_state_free);
+        /* a fresh snapshot, and an empty journal */
+        (void) pcpd_store_save(m->store);
+        restore_give_back(n_records);
+        pcpd_backend_kick(m->pcp);
 }
