@@ -1252,7 +1252,8 @@ static void on_status_changed(pcpd_manager *m, const char *status, void *userdat
 
 /* What pcpd has sent on the bus and dbus-daemon has not read yet: sd-bus's own queue holds
  * only what the socket did not take (then: more than can be told), the rest is in the
- * socket's send queue (SIOCOUTQ). Two system calls, asked between batches of removals only. */
+ * socket's send queue (SIOCOUTQ). Two system calls, asked between batches of removals and
+ * when a name leaves the bus (pcpd_manager_holder_vanished()), never on a call's path. */
 static size_t on_output_backlog(pcpd_manager *m, void *userdata) {
         pcpd_bus_face *face = userdata;
         uint64_t queued = 0;

@@ -267,7 +267,7 @@ void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name);
 int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled);
 /* pcpd_manager_free() has begun (it may run the loop while the backends shut down): the
  * bus refuses calls that would add mappings or change the configuration
- * (org.freedesktop.PCP1.Error.Stopping); Release and RemoveMapping still work. */
+ * (org.freedesktop.PCP1.Error.Stopping); Release, RemoveMapping and RevokeApp still work. */
 bool pcpd_manager_is_stopping(const pcpd_manager *m);
 unsigned pcpd_manager_count_for_uid(pcpd_manager *m, uid_t uid);
 pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path);
