@@ -939,7 +939,7 @@ static int get_state(sd_bus *bus, const char *path, const char *iface, const cha
 static int get_mapping_count(sd_bus *bus, const char *path, const char *iface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         pcpd_manager *m = userdata;
-        uint32_t n = g_hash_table_size(m->mappings);
+        uint32_t n = pcpd_manager_n_mappings(m);
 
         return sd_bus_message_append_basic(reply, 'u', &n);
 }

@@ -16,11 +16,9 @@ GPtrArray *pcpd_manager_get_declared(pcpd_manager *m) {
 }
 
 pcpd_mapping *pcpd_manager_declared_mapping(pcpd_manager *m, const char *name) {
-        GHashTableIter it;
-        gpointer v;
+        void *v;
 
-        g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
+        for (size_t i = 0; pcpd_mapping_set_next(&m->mappings, &i, &v);) {
                 pcpd_mapping *mp = v;
                 if (mp->declared != NULL && strcmp(mp->declared, name) == 0)
                         return mp;

@@ -118,7 +118,9 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
 void manager_mapping_free(pcpd_mapping *mp);
 /* m->by_key: a set of mappings, one per sharing key (family, opcode, protocol, internal
  * port; for PEER also the remote address and port), hashed from those fields */
-GHashTable *manager_mapping_key_index_new(void);
+void manager_mapping_key_index_init(pcpd_mapping_set *s);
+/* the mapping in s with probe's sharing key, NULL when none */
+pcpd_mapping *manager_mapping_key_index_find(const pcpd_mapping_set *s, const pcpd_mapping *probe);
 /* the mapping of that key in m->by_key, NULL when none */
 pcpd_mapping *manager_mapping_find(pcpd_manager *m, int family, uint8_t opcode, uint8_t protocol, uint16_t port,
                                    const struct in6_addr *remote, uint16_t remote_port);

@@ -110,7 +110,7 @@ bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) 
  * deleted; false when it has none (gone, or nothing to save yet) */
 static bool store_lookup(uint64_t id, pcpd_state_mapping *ret, void *userdata) {
         pcpd_manager *m = userdata;
-        pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
+        pcpd_mapping *mp = pcpd_manager_mapping(m, id);
         pcpd_deleting *d;
 
         if (mp != NULL && manager_mapping_to_record(mp, ret))
@@ -125,17 +125,17 @@ static bool store_lookup(uint64_t id, pcpd_state_mapping *ret, void *userdata) {
 /* Every mapping and every one being deleted, for a snapshot (pcpd_store_ops). */
 static uint64_t *store_snapshot_ids(void *userdata, size_t *ret_n, uint64_t *ret_next_id) {
         pcpd_manager *m = userdata;
-        size_t n = g_hash_table_size(m->mappings) + g_hash_table_size(m->deleting), k = 0;
+        size_t n = pcpd_manager_n_mappings(m) + g_hash_table_size(m->deleting), k = 0;
         uint64_t *ids = g_new(uint64_t, MAX(n, (size_t) 1));
         GHashTableIter it;
         gpointer key;
+        void *v;
 
-        g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, &key, NULL))
-                ids[k++] = *(const uint64_t *) key;
+        for (size_t i = 0; pcpd_mapping_set_next(&m->mappings, &i, &v);)
+                ids[k++] = ((const pcpd_mapping *) v)->id;
         g_hash_table_iter_init(&it, m->deleting);
         while (g_hash_table_iter_next(&it, &key, NULL))
-                if (!g_hash_table_contains(m->mappings, key))
+                if (pcpd_manager_mapping(m, *(const uint64_t *) key) == NULL)
                         ids[k++] = *(const uint64_t *) key;
         *ret_n = k;
         *ret_next_id = m->next_mapping_id;
@@ -150,20 +150,20 @@ static void store_snapshot_foreach(void *userdata, uint64_t *ret_next_id,
         pcpd_manager *m = userdata;
         GHashTableIter it;
         gpointer key, value;
+        void *v;
 
         *ret_next_id = m->next_mapping_id;
-        g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, &key, NULL)) {
+        for (size_t i = 0; pcpd_mapping_set_next(&m->mappings, &i, &v);) {
                 pcpd_state_mapping rec;
 
-                if (store_lookup(*(const uint64_t *) key, &rec, m) && !add(&rec, data))
+                if (store_lookup(((const pcpd_mapping *) v)->id, &rec, m) && !add(&rec, data))
                         return;
         }
         g_hash_table_iter_init(&it, m->deleting);
         while (g_hash_table_iter_next(&it, &key, &value)) {
                 const pcpd_deleting *d = value;
 
-                if (!g_hash_table_contains(m->mappings, key) && !add(d->rec, data))
+                if (pcpd_manager_mapping(m, *(const uint64_t *) key) == NULL && !add(d->rec, data))
                         return;
         }
 }

@@ -143,7 +143,7 @@ void manager_update_state(pcpd_manager *m) {
                 pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES);
         }
         status = g_strdup_printf("%s, %u server(s), %u mapping(s)", st, m->servers->len,
-                                 g_hash_table_size(m->mappings));
+                                 pcpd_manager_n_mappings(m));
         if (g_strcmp0(status, m->status_text) != 0) {
                 set_str(&m->status_text, status);
                 if (m->listener->status_changed != NULL)
@@ -221,8 +221,21 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
 
 /* ---- mappings ---- */
 
-/* m->mappings hashes a mapping as the int64 at its start (pcpd-mapping.h) */
-G_STATIC_ASSERT(G_STRUCT_OFFSET(pcpd_mapping, id) == 0);
+/* m->mappings hashes a mapping by its id */
+static uint64_t mapping_id_hash(const void *x) {
+        return ((const pcpd_mapping *) x)->id;
+}
+
+pcpd_mapping *pcpd_manager_mapping(const pcpd_manager *m, uint64_t id) {
+        const pcpd_mapping_set *s = &m->mappings;
+
+        if (pcpd_mapping_set_size(s) == 0)
+                return NULL;
+        for (size_t i = pcpd_mapping_set_probe(s, id); s->slots[i] != NULL; i = pcpd_mapping_set_probe_next(s, i))
+                if (((const pcpd_mapping *) s->slots[i])->id == id)
+                        return s->slots[i];
+        return NULL;
+}
 
 void manager_mapping_free(pcpd_mapping *mp) {
         if (mp == NULL)
@@ -256,7 +269,7 @@ static void mapping_key_remote(const pcpd_mapping *mp, struct in6_addr *a) {
                 memset(a, 0, sizeof(*a));
 }
 
-static guint mapping_key_hash(gconstpointer p) {
+static uint64_t mapping_key_hash(const void *p) {
         const pcpd_mapping *mp = p;
         guint h = ((guint) mp->family << 24) ^ ((guint) mp->protocol << 16) ^ mp->internal_port;
 
@@ -274,24 +287,34 @@ static guint mapping_key_hash(gconstpointer p) {
         return h;
 }
 
-static gboolean mapping_key_equal(gconstpointer pa, gconstpointer pb) {
-        const pcpd_mapping *a = pa, *b = pb;
+static bool mapping_key_equal(const pcpd_mapping *a, const pcpd_mapping *b) {
         struct in6_addr ra, rb;
 
         if (a->family != b->family || a->protocol != b->protocol || a->internal_port != b->internal_port ||
             (a->opcode == PCP_OPCODE_PEER) != (b->opcode == PCP_OPCODE_PEER))
-                return FALSE;
+                return false;
         if (a->opcode != PCP_OPCODE_PEER)
-                return TRUE;
+                return true;
         if (a->remote_port != b->remote_port)
-                return FALSE;
+                return false;
         mapping_key_remote(a, &ra);
         mapping_key_remote(b, &rb);
         return memcmp(&ra, &rb, sizeof(ra)) == 0;
 }
 
-GHashTable *manager_mapping_key_index_new(void) {
-        return g_hash_table_new(mapping_key_hash, mapping_key_equal);
+void manager_mapping_key_index_init(pcpd_mapping_set *s) {
+        pcpd_mapping_set_init(s, mapping_key_hash);
+}
+
+pcpd_mapping *manager_mapping_key_index_find(const pcpd_mapping_set *s, const pcpd_mapping *probe) {
+        uint64_t h = mapping_key_hash(probe);
+
+        if (pcpd_mapping_set_size(s) == 0)
+                return NULL;
+        for (size_t i = pcpd_mapping_set_probe(s, h); s->slots[i] != NULL; i = pcpd_mapping_set_probe_next(s, i))
+                if (mapping_key_equal(s->slots[i], probe))
+                        return s->slots[i];
+        return NULL;
 }
 
 pcpd_mapping *manager_mapping_find(pcpd_manager *m, int family, uint8_t opcode, uint8_t protocol, uint16_t port,
@@ -308,28 +331,24 @@ pcpd_mapping *manager_mapping_find(pcpd_manager *m, int family, uint8_t opcode, 
                 probe.remote_address = (char *) pcp_addr_to_string(remote, buf);
                 probe.remote_port = remote_port;
         }
-        return g_hash_table_lookup(m->by_key, &probe);
+        return manager_mapping_key_index_find(&m->by_key, &probe);
 }
 
 unsigned pcpd_manager_count_for_uid(pcpd_manager *m, uid_t uid) {
-        GHashTableIter it;
-        gpointer v;
+        void *v;
         unsigned n = 0;
 
-        g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, NULL, &v))
+        for (size_t i = 0; pcpd_mapping_set_next(&m->mappings, &i, &v);)
                 if (((pcpd_mapping *) v)->uid == uid)
                         n++;
         return n;
 }
 
 GPtrArray *pcpd_manager_list_mappings(pcpd_manager *m) {
-        GPtrArray *a = g_ptr_array_sized_new(g_hash_table_size(m->mappings));
-        GHashTableIter it;
-        gpointer v;
+        GPtrArray *a = g_ptr_array_sized_new(pcpd_mapping_set_size(&m->mappings));
+        void *v;
 
-        g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, NULL, &v))
+        for (size_t i = 0; pcpd_mapping_set_next(&m->mappings, &i, &v);)
                 g_ptr_array_add(a, v);
         return a;
 }
@@ -347,7 +366,7 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path) {
         id = g_ascii_strtoull(p, &end, 10);
         if (*end != '\0')
                 return NULL;
-        return g_hash_table_lookup(m->mappings, &id);
+        return pcpd_manager_mapping(m, id);
 }
 
 /* ---- holders: a mapping lives while one of its holders' connections does ---- */
@@ -368,7 +387,7 @@ static guint remove_orphans(pcpd_manager *m, guint max) {
                 pcpd_manager_orphan *o = &g_array_index(m->orphans, pcpd_manager_orphan, m->orphans_head++);
                 uint64_t id = o->id;
                 char *name = g_steal_pointer(&o->name); /* o may move: a removal may add orphans */
-                pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
+                pcpd_mapping *mp = pcpd_manager_mapping(m, id);
 
                 if (mp != NULL)
                         remove_orphan(m, mp, name);
@@ -580,13 +599,14 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
                 pcpd_backend_remove(via, mp, 0);
                 manager_persist_removal(m, mp->id);
         }
-        g_hash_table_remove(m->by_key, mp);
+        pcpd_mapping_set_remove(&m->by_key, mp);
         pcpd_holders_drop(m->holder_index, mp);
         emit_mapping_removed(m, mp, reason);
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_REMOVED, mp, NULL,
                          pcpd_remove_reason_to_string(reason), "Mapping %s removed (%s)", PCPD_MAPPING_PATH(mp),
                          pcpd_remove_reason_to_string(reason));
-        g_hash_table_remove(m->mappings, &mp->id); /* frees mp */
+        pcpd_mapping_set_remove(&m->mappings, mp);
+        manager_mapping_free(mp);
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         manager_update_state(m);
         pcpd_backend_kick(m->pcp);
@@ -653,9 +673,8 @@ int manager_new_with_backends(const pcpd_config *config, const char *state_dir, 
         m->listener_data = userdata;
         m->enabled = config->enabled;
         m->servers = g_ptr_array_new();
-        /* a set: each mapping is its own key, hashed as its id (pcpd-mapping.h) */
-        m->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, (GDestroyNotify) manager_mapping_free, NULL);
-        m->by_key = manager_mapping_key_index_new();
+        pcpd_mapping_set_init(&m->mappings, mapping_id_hash);
+        manager_mapping_key_index_init(&m->by_key);
         m->holder_index = pcpd_holders_index_new();
         m->orphans = g_array_new(FALSE, FALSE, sizeof(pcpd_manager_orphan));
         g_array_set_clear_func(m->orphans, orphan_clear);
@@ -720,14 +739,21 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
                 m->listener->manager_freeing(m, m->listener_data);
         if (m->upnp != NULL)
                 m->upnp->ops->free(m->upnp); /* before the mappings: it points at them */
-        if (m->mappings != NULL)
-                g_hash_table_destroy(m->mappings);
+        /* the key index first: the mappings' free does not look at it */
+        pcpd_mapping_set_done(&m->by_key);
+        if (pcpd_mapping_set_size(&m->mappings) > 0) {
+                g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+
+                /* empty while they are freed, as a GHashTable's destroy left it */
+                pcpd_mapping_set_done(&m->mappings);
+                for (guint i = 0; i < all->len; i++)
+                        manager_mapping_free(all->pdata[i]);
+        }
+        pcpd_mapping_set_done(&m->mappings);
         if (m->holder_index != NULL)
                 g_hash_table_destroy(m->holder_index);
         if (m->orphans != NULL)
                 g_array_free(m->orphans, TRUE);
-        if (m->by_key != NULL)
-                g_hash_table_destroy(m->by_key);
         if (m->deleting != NULL)
                 g_hash_table_destroy(m->deleting);
         /* the engine, the server sockets, its clock */

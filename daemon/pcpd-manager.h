@@ -9,6 +9,7 @@
 #include "pcpd-conf.h"
 #include "pcpd-error.h"
 #include "pcpd-mapping.h"
+#include "pcpd-mapping-set.h"
 #include "pcpd-server.h"
 #include "pcpd-state.h"
 
@@ -41,8 +42,10 @@ struct pcpd_manager {
         bool stopping;
 
         GPtrArray *servers;        /* pcpd_server* */
-        GHashTable *mappings;      /* id (uint64*) -> pcpd_mapping* (owned) */
-        GHashTable *by_key;        /* key -> pcpd_mapping* */
+        /* the mappings (owned), by id: pcpd_manager_mapping(), pcpd_manager_n_mappings() */
+        pcpd_mapping_set mappings;
+        /* the same, by sharing key (manager_mapping_find(), pcpd-manager-private.h) */
+        pcpd_mapping_set by_key;
         unsigned n_direct;         /* mappings held by direct (pcpd_mapping_is_direct()) */
         uint64_t next_mapping_id;
 
@@ -271,6 +274,11 @@ int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled);
 bool pcpd_manager_is_stopping(const pcpd_manager *m);
 unsigned pcpd_manager_count_for_uid(pcpd_manager *m, uid_t uid);
 pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path);
+/* the mapping with that id, NULL when none */
+pcpd_mapping *pcpd_manager_mapping(const pcpd_manager *m, uint64_t id);
+static inline unsigned pcpd_manager_n_mappings(const pcpd_manager *m) {
+        return (unsigned) pcpd_mapping_set_size(&m->mappings);
+}
 /* A snapshot of every mapping (safe to remove them while walking it). */
 GPtrArray *pcpd_manager_list_mappings(pcpd_manager *m);
 const char *pcpd_manager_state(pcpd_manager *m);

@@ -149,7 +149,7 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                  "first.",
                                  m->config.max_mappings_per_user);
 
-        if (g_hash_table_size(m->mappings) >= m->config.max_mappings)
+        if (pcpd_manager_n_mappings(m) >= m->config.max_mappings)
                 return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
                                  "This host already holds %u mappings, the configured maximum.",
                                  m->config.max_mappings);
@@ -179,12 +179,12 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                  g_strerror(-r));
         }
 
-        g_hash_table_add(m->mappings, mp);
+        pcpd_mapping_set_add(&m->mappings, mp);
         if (!direct) {
                 manager_mapping_show(m, mp, m->pcp);
                 pcpd_backend_drain(m->pcp); /* its request leaves; its news finds it now */
         }
-        g_hash_table_add(m->by_key, mp);
+        pcpd_mapping_set_add(&m->by_key, mp);
         if (!req->persistent)
                 manager_mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
         manager_emit_mapping_added(m, mp);

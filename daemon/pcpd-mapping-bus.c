@@ -148,16 +148,14 @@ static int mapping_find(sd_bus *bus, const char *path, const char *iface, void *
 
 static int mapping_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         pcpd_manager *m = userdata;
-        GHashTableIter it;
-        gpointer v;
+        void *v;
         /* sd-bus frees the list and its strings with free() */
-        char **l = calloc(g_hash_table_size(m->mappings) + 1, sizeof(char *));
+        char **l = calloc(pcpd_manager_n_mappings(m) + 1, sizeof(char *));
         size_t n = 0;
 
         if (l == NULL)
                 return -ENOMEM;
-        g_hash_table_iter_init(&it, m->mappings);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
+        for (size_t i = 0; pcpd_mapping_set_next(&m->mappings, &i, &v);) {
                 l[n] = strdup(PCPD_MAPPING_PATH((pcpd_mapping *) v));
                 if (l[n] == NULL) {
                         while (n > 0)

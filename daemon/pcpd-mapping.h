@@ -29,9 +29,7 @@ typedef struct pcpd_server pcpd_server;
  * alignment would leave a hole: 248 bytes (there are 10,000s of these; `ptype /o struct
  * pcpd_mapping` in gdb shows the layout). */
 typedef struct pcpd_mapping {
-        /* first: the manager's m->mappings is a set of mappings hashed as the int64 at
-         * their start (g_int64_hash()), so a lookup by &id finds the mapping and the table
-         * keeps no separate array of values */
+        /* the manager's m->mappings hashes a mapping by it (pcpd_manager_mapping()) */
         uint64_t id;
         pcpd_manager *manager;
         /* its D-Bus object path is not kept: it is made from the id where it is needed

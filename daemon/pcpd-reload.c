@@ -144,11 +144,11 @@ int pcpd_reload(pcpd_manager *m, pcpd_failure *ret_failure) {
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_RELOADED,
                        ((const char *const[]) { "PCPD_CONFIG", config_path, NULL }),
                        "Configuration reloaded from %s: %u setting(s) changed, %u mapping(s) kept", config_path, n,
-                       g_hash_table_size(m->mappings));
+                       pcpd_manager_n_mappings(m));
         /* the status line of manager_update_state(), again: RELOADING=1 replaced it */
         g_free(m->status_text);
         m->status_text = g_strdup_printf("%s, %u server(s), %u mapping(s)", pcpd_manager_state(m), m->servers->len,
-                                         g_hash_table_size(m->mappings));
+                                         pcpd_manager_n_mappings(m));
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", m->status_text);
         return 0;
 }

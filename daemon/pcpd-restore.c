@@ -58,7 +58,7 @@ void manager_unclaimed_done(pcpd_manager *m, pcpd_mapping *mp) {
 static guint grace_remove(pcpd_manager *m, guint max) {
         for (guint n = 0; n < max && m->unclaimed != NULL && m->unclaimed_head < m->unclaimed->len; n++) {
                 uint64_t id = g_array_index(m->unclaimed, uint64_t, m->unclaimed_head++);
-                pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
+                pcpd_mapping *mp = pcpd_manager_mapping(m, id);
 
                 if (mp == NULL || !mp->unclaimed)
                         continue;
@@ -297,7 +297,7 @@ static bool restore_record(pcpd_manager *m, pcpd_state *st, pcpd_state_mapping *
         bool ok;
 
         mp = mapping_from_record(m, rec);
-        if (g_hash_table_contains(m->by_key, mp)) {
+        if (manager_mapping_key_index_find(&m->by_key, mp) != NULL) {
                 /* two mappings of one port: never made by one pcpd; the later one is
                  * deleted upstream rather than forgotten there */
                 g_warning("Saved mapping %s: %s port %u is saved twice; deleting the second one upstream",
@@ -325,8 +325,8 @@ static bool restore_record(pcpd_manager *m, pcpd_state *st, pcpd_state_mapping *
                 }
                 return false;
         }
-        g_hash_table_add(m->mappings, mp);
-        g_hash_table_add(m->by_key, mp);
+        pcpd_mapping_set_add(&m->mappings, mp);
+        pcpd_mapping_set_add(&m->by_key, mp);
         if (pcpd_backend_holds(m->pcp, mp)) {
                 manager_mapping_show(m, mp, m->pcp);
                 pcpd_backend_drain(m->pcp);
@@ -442,7 +442,7 @@ void manager_restore(pcpd_manager *m) {
          * above all the mappings and go back to the system once written (114 MB). */
         for (guint k = 0; k < added->len; k++) {
                 uint64_t id = g_array_index(added, uint64_t, k);
-                pcpd_mapping *mp = g_hash_table_lookup(m->mappings, &id);
+                pcpd_mapping *mp = pcpd_manager_mapping(m, id);
 
                 if (mp != NULL)
                         manager_emit_mapping_added(m, mp);

@@ -153,7 +153,7 @@ static void record(recorder *r, pcpd_manager *m, int kind, const pcpd_mapping *m
                 .external_address = g_strdup(mp->external_address),
                 .internal_address = g_strdup(mp->internal_address),
                 .external_port = mp->external_port,
-                .n_mappings = g_hash_table_size(m->mappings),
+                .n_mappings = pcpd_manager_n_mappings(m),
         };
 
         if (r->expect_m != NULL)

@@ -257,7 +257,7 @@ static void test_unconfirmed_asked(void **state) {
         hold(f, 5001, ":1.12", false); /* sharing, not vouched for */
         assert_int_equal(f->n_asked, 2);
         assert_string_equal(((question *) f->out->pdata[1])->name, ":1.12");
-        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 2);
 }
 
 /* A unique name that left loses its holds: a mapping only it held goes (owner-vanished),
@@ -353,7 +353,7 @@ static void test_answer_after_release(void **state) {
         assert_int_equal(g_array_index(f->removed, unsigned, 0), PCPD_REMOVED_RELEASED);
         answer(f, ":1.60", reply_error(":1.60", "org.freedesktop.DBus.Error.NameHasNoOwner"));
         assert_int_equal(f->removed->len, 1);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
 }
 
 /* A question that could not be sent is not kept; the hold stays (the watch covers it). */
@@ -382,7 +382,7 @@ static void test_free_with_questions_out(void **state) {
         f->track = pcpd_bus_track_free(f->track);
         assert_null(f->track);
         assert_int_equal(f->removed->len, 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 2);
 }
 
 int main(void) {

@@ -242,7 +242,7 @@ static void test_sharing(void **state) {
         cookie = fake_last_call(f->fb, FAKE_REMOVE, id)->cookie;
         assert_int_not_equal(cookie, 0);
         assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_RELEASED);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
         /* the delete is kept until confirmed: a not-confirmed end keeps it, a confirmed one
          * forgets it */
         assert_true(g_hash_table_contains(f->m->deleting, &cookie));
@@ -348,7 +348,7 @@ static void test_remove_reasons(void **state) {
         assert_int_equal(g_hash_table_size(f->m->deleting), 3);
         for (uint64_t id = irel; id <= ilost; id++)
                 assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 1);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
         /* the rest of the names (disabled: test_enable_disable) are the bus's */
         assert_string_equal(pcpd_remove_reason_to_string(PCPD_REMOVED_EXPIRED), "expired");
         assert_string_equal(pcpd_remove_reason_to_string(PCPD_REMOVED_SERVER_REFUSED), "server-refused");
@@ -610,7 +610,7 @@ static void test_lost_forget_after_restart(void **state) {
         assert_int_equal(fake_calls(f->fb, FAKE_DELETE_SAVED, gid), 1);
         assert_memory_equal(fake_last_call(f->fb, FAKE_DELETE_SAVED, gid)->nonce, gnonce, PCP_NONCE_LEN);
         assert_null(pcpd_manager_find_path(f->m, gpath));
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
         assert_int_equal(f->fb->calls->len, 1); /* the delete only: nothing asked again */
         fake_delete_done(f->fb, gid, true);
         assert_int_equal(g_hash_table_size(f->m->deleting), 0);
@@ -620,7 +620,7 @@ static void test_lost_forget_after_restart(void **state) {
         manager_make(f, true);
         assert_int_equal(fake_calls(f->fb, FAKE_DELETE_SAVED, gid), 0);
         assert_int_equal(g_hash_table_size(f->m->deleting), 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
 }
 
 /* A snapshot written whole (pcpd_store_save(): at start, at shutdown) walks the manager's
@@ -649,7 +649,7 @@ static void test_snapshot_walk_same_bytes(void **state) {
                 } else
                         held++;
         }
-        assert_int_equal(g_hash_table_size(f->m->mappings), held);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), held);
         assert_int_equal(g_hash_table_size(f->m->deleting), deleting);
 
         ids = manager_store_ops.snapshot_ids(f->m, &n, &next_id);
@@ -713,7 +713,7 @@ typedef struct external_is {
 static bool mapping_external_is(void *ctx, const void *arg) {
         fixture *f = ctx;
         const external_is *e = arg;
-        pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, &e->id);
+        pcpd_mapping *mp = pcpd_manager_mapping(f->m, e->id);
 
         return mp != NULL && g_strcmp0(mp->external_address, e->address) == 0;
 }
@@ -726,7 +726,7 @@ static bool mapping_removed(void *ctx, const void *arg) {
 
 static bool mapping_on_pcp(void *ctx, const void *arg) {
         fixture *f = ctx;
-        pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, (const uint64_t *) arg);
+        pcpd_mapping *mp = pcpd_manager_mapping(f->m, *(const uint64_t *) arg);
 
         return mp != NULL && fake_holds(f->fb, mp, NULL);
 }
@@ -769,7 +769,7 @@ static void test_host_direct_decision(void **state) {
         manager_rediscover_idle(f->m);
         want = (external_is) { .id = id, .address = GLOBAL_B };
         wait_for(f, mapping_external_is, &want, "the direct mapping to take the host's other global address");
-        assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &id), mp);
+        assert_ptr_equal(pcpd_manager_mapping(f->m, id), mp);
         assert_true(last_event(&f->rec, EV_CHANGED, id)->what & PCPD_MAPPING_CHANGED_EXTERNAL_ADDRESS);
 
         /* only a private address left: behind a NAT after all, and no server: it goes */
@@ -800,7 +800,7 @@ static void test_host_direct_decision(void **state) {
         assert_string_equal(mp->external_address, GLOBAL_A);
         fake_server_state(f->fb, server(f, 0), PCPD_SERVER_PCP);
         wait_for(f, mapping_on_pcp, &id, "the direct mapping to move to the server that answers");
-        assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &id), mp);
+        assert_ptr_equal(pcpd_manager_mapping(f->m, id), mp);
         assert_false(pcpd_mapping_is_direct(mp));
         assert_ptr_equal(mp->held_by, f->m->pcp);
         assert_int_equal(f->m->n_direct, 0);
@@ -810,7 +810,7 @@ static void test_host_direct_decision(void **state) {
 
 static bool fallback_holds(void *ctx, const void *arg) {
         fixture *f = ctx;
-        pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, (const uint64_t *) arg);
+        pcpd_mapping *mp = pcpd_manager_mapping(f->m, *(const uint64_t *) arg);
 
         return mp != NULL && mp->backend != NULL;
 }

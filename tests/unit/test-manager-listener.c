@@ -489,7 +489,7 @@ static void test_manager_refusals(void **state) {
         /* refused: nothing changed, nothing told */
         assert_int_equal(f->rec.manager_masks->len, mark);
         assert_int_equal(f->rec.mapping_events, 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
         /* and without anywhere to tell why */
         assert_true(pcpd_manager_add_mapping(f->m, &req, &mp, NULL) < 0);
 

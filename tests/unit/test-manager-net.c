@@ -203,7 +203,7 @@ static void test_address_gone(void **state) {
         wait_heard(f, EV_REMOVED, id, 1, "the direct mapping to be removed after its address went");
         assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_NETWORK_LOST);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 1);
-        assert_null(g_hash_table_lookup(f->m->mappings, &id));
+        assert_null(pcpd_manager_mapping(f->m, id));
 }
 
 /* The interface the address is on goes: the same. */
@@ -215,7 +215,7 @@ static void test_link_gone(void **state) {
         ip("link", "del", ifname_a, NULL);
         wait_heard(f, EV_REMOVED, id, 1, "the direct mapping to be removed after its interface went");
         assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_NETWORK_LOST);
-        assert_null(g_hash_table_lookup(f->m->mappings, &id));
+        assert_null(pcpd_manager_mapping(f->m, id));
 }
 
 /* Its address goes while the host has another global one: the mapping takes it (same

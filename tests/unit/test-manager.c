@@ -174,7 +174,7 @@ typedef struct state_of {
 
 static bool mapping_in_state(void *ctx, const void *arg) {
         const state_of *s = arg;
-        pcpd_mapping *mp = g_hash_table_lookup((*s->m)->mappings, &s->id);
+        pcpd_mapping *mp = pcpd_manager_mapping((*s->m), s->id);
 
         return mp != NULL && g_strcmp0(mp->state, s->state) == 0;
 }
@@ -295,7 +295,7 @@ static void test_sharing(void **state) {
 
         memcpy(nonce, mp->nonce, sizeof(nonce));
         assert_ptr_equal(add(f, &req2), mp);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
         assert_int_equal(count_events(&f->rec, EV_ADDED, id), 1);
         assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 1);
         assert_int_equal(g_hash_table_size(mp->holders), 2);
@@ -322,7 +322,7 @@ static void test_sharing(void **state) {
         pcpd_manager_release(f->m, mp, ":1.2", PCPD_REMOVED_RELEASED);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 1);
         assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_RELEASED);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
         assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 0);
         wait_seen(f, f->a, 5002, true, 1);
         assert_memory_equal(fake_last(f->a, 5002, true)->nonce, nonce, PCP_NONCE_LEN);
@@ -356,7 +356,7 @@ static void test_quota(void **state) {
         assert_non_null(strstr(e.message, "2 mappings"));
         assert_null(mp);
         assert_int_equal(f->rec.events->len, n_events);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 2);
         assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID), 2);
 
         /* joining a mapping it holds is no new mapping */
@@ -405,7 +405,7 @@ static void test_enable_disable(void **state) {
         memcpy(na, a->nonce, sizeof(na));
         memcpy(nb, b->nonce, sizeof(nb));
         assert_int_equal(pcpd_manager_set_enabled(f->m, false), 1);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
         assert_int_equal(last_event(&f->rec, EV_REMOVED, ida)->reason, PCPD_REMOVED_DISABLED);
         assert_int_equal(last_event(&f->rec, EV_REMOVED, idb)->reason, PCPD_REMOVED_DISABLED);
         assert_string_equal(pcpd_manager_state(f->m), "disabled");
@@ -427,7 +427,7 @@ static void test_enable_disable(void **state) {
         assert_string_not_equal(pcpd_manager_state(f->m), "disabled");
         mp = add_granted(f, 7003, ":1.1");
         assert_int_equal(count_events(&f->rec, EV_REMOVED, mp->id), 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
 }
 
 /* A holder leaves the bus: what only it held goes ("owner-vanished"), deleted upstream;
@@ -456,7 +456,7 @@ static void test_owner_vanished(void **state) {
         assert_int_equal(last_event(&f->rec, EV_REMOVED, id_only)->reason, PCPD_REMOVED_OWNER_VANISHED);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, shared->id), 0);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, kept->id), 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 2);
         assert_false(g_hash_table_contains(shared->holders, ":1.1"));
         wait_seen(f, f->a, 8001, true, 1);
         assert_int_equal(fake_count(f->a, 8002, true), 0);
@@ -464,7 +464,7 @@ static void test_owner_vanished(void **state) {
         /* the last holder of the shared one leaves */
         pcpd_manager_holder_vanished(f->m, ":1.2");
         assert_int_equal(last_event(&f->rec, EV_REMOVED, id_shared)->reason, PCPD_REMOVED_OWNER_VANISHED);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
         assert_ptr_equal(pcpd_manager_find_path(f->m, PCPD_MAPPING_PATH(kept)), kept);
         wait_seen(f, f->a, 8002, true, 1);
 }
@@ -483,7 +483,7 @@ static void test_revoked(void **state) {
         pcpd_manager_remove_mapping(f->m, mp, PCPD_REMOVED_REVOKED);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 1);
         assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_REVOKED);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
         assert_int_equal(g_hash_table_size(f->m->holder_index), 0);
         wait_seen(f, f->a, 8101, true, 1);
         assert_memory_equal(fake_last(f->a, 8101, true)->nonce, nonce, PCP_NONCE_LEN);
@@ -519,7 +519,7 @@ static void test_server_refuses(void **state) {
 
         /* it goes when released, like any other */
         pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
 }
 
 /* A mapping's object path is made from its id, not kept: the same text as the one kept
@@ -720,7 +720,7 @@ static void test_host_quota(void **state) {
         assert_non_null(strstr(e.message, "2 mappings, the configured maximum"));
         assert_null(mp);
         assert_int_equal(f->rec.events->len, n_events);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 2);
         assert_int_equal(pcpd_manager_count_for_uid(f->m, TEST_UID + 2), 0);
         assert_int_equal(fake_count(f->a, 6103, false), 0);
 }
@@ -786,7 +786,7 @@ static void add_many(fixture *f, const char *owner, uint64_t *ids) {
                 pcpd_mapping_request req = request((uint16_t) (MANY_PORT + k), owner);
                 ids[k] = add(f, &req)->id;
         }
-        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), MANY);
 }
 
 /* A holder of MANY leaves: no more than PCPD_ORPHAN_BATCH go at once nor in any later turn
@@ -808,13 +808,13 @@ static void test_owner_vanished_batches(void **state) {
         pcpd_manager_holder_vanished(f->m, ":1.60");
         gone = removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED);
         assert_int_equal(gone, PCPD_ORPHAN_BATCH);
-        assert_int_equal(g_hash_table_size(f->m->mappings), MANY - PCPD_ORPHAN_BATCH);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), MANY - PCPD_ORPHAN_BATCH);
         assert_int_equal(g_hash_table_size(f->m->holder_index), 0);
 
         /* between batches: one of those left is held again, another revoked; a gone one's
          * port is taken again */
         for (unsigned k = 0; k < MANY && (kept == NULL || revoked == NULL || fresh == NULL); k++) {
-                pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, &ids[k]);
+                pcpd_mapping *mp = pcpd_manager_mapping(f->m, ids[k]);
 
                 if (mp == NULL && fresh == NULL) {
                         req = request((uint16_t) (MANY_PORT + k), ":1.62");
@@ -856,7 +856,7 @@ static void test_owner_vanished_batches(void **state) {
         assert_int_equal(f->m->orphans->len, 0);
         for (unsigned k = 0; k < MANY; k++) {
                 if (ids[k] != kept_id)
-                        assert_null(g_hash_table_lookup(f->m->mappings, &ids[k]));
+                        assert_null(pcpd_manager_mapping(f->m, ids[k]));
                 assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), ids[k] == kept_id ? 0 : 1);
                 if (ids[k] != kept_id && ids[k] != revoked_id)
                         assert_int_equal(last_event(&f->rec, EV_REMOVED, ids[k])->reason,
@@ -864,15 +864,15 @@ static void test_owner_vanished_batches(void **state) {
         }
         assert_int_equal(last_event(&f->rec, EV_REMOVED, revoked_id)->reason, PCPD_REMOVED_REVOKED);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, fresh_id), 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 2);
-        assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &kept_id), kept);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 2);
+        assert_ptr_equal(pcpd_manager_mapping(f->m, kept_id), kept);
         assert_true(g_hash_table_contains(kept->holders, ":1.61"));
 
         /* its new holder leaves: it goes at once */
         pcpd_manager_holder_vanished(f->m, ":1.61");
         assert_int_equal(count_events(&f->rec, EV_REMOVED, kept_id), 1);
         assert_int_equal(last_event(&f->rec, EV_REMOVED, kept_id)->reason, PCPD_REMOVED_OWNER_VANISHED);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
 }
 
 /* A holder of MANY leaves while the listener's output is backed up (dbus-daemon has not read
@@ -916,7 +916,7 @@ static void test_owner_vanished_waits_for_backlog(void **state) {
         }
         assert_true(turns >= (MANY - PCPD_ORPHAN_BATCH) / PCPD_ORPHAN_BATCH);
         assert_int_equal(f->m->orphans_source, 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
 
         /* a backlog that never drains: each batch waits PCPD_OUTPUT_BACKLOG_WAITS turns at
          * most, and all go (counted cap on the turns) */
@@ -963,8 +963,8 @@ static void test_owner_vanished_then_stop(void **state) {
         f->m = manager_new(f, true);
         assert_int_equal(pcpd_manager_start(f->m), 0);
         for (unsigned k = 0; k < MANY; k++)
-                assert_null(g_hash_table_lookup(f->m->mappings, &ids[k]));
-        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+                assert_null(pcpd_manager_mapping(f->m, ids[k]));
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
         assert_non_null(pcpd_manager_find_path(f->m, other_path));
 }
 
@@ -1055,7 +1055,7 @@ static void test_owners_vanish_share_batch(void **state) {
         /* before its turn, the last one is held by another caller */
         req = request((uint16_t) (LEAVERS_PORT + LEAVERS - 1), ":1.99");
         kept = add(f, &req);
-        assert_ptr_equal(kept, g_hash_table_lookup(f->m->mappings, &kept_id)); /* shared */
+        assert_ptr_equal(kept, pcpd_manager_mapping(f->m, kept_id)); /* shared */
 
         /* the loop turns (a batch goes), and a name leaves while others are still queued */
         while (f->m->orphans_turn_source != 0) {
@@ -1072,25 +1072,25 @@ static void test_owners_vanish_share_batch(void **state) {
 
                 pcpd_manager_holder_vanished(f->m, ":2.late");
                 assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), before);
-                assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &late_id), late);
+                assert_ptr_equal(pcpd_manager_mapping(f->m, late_id), late);
         }
 
         turn_until_orphans_gone(f, mark);
         assert_int_equal(removed_in_order(f, mark), LEAVERS); /* LEAVERS - 1, and the late one */
         for (unsigned k = 0; k < LEAVERS - 1; k++) {
-                assert_null(g_hash_table_lookup(f->m->mappings, &ids[k]));
+                assert_null(pcpd_manager_mapping(f->m, ids[k]));
                 assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 1);
         }
         assert_int_equal(count_events(&f->rec, EV_REMOVED, late_id), 1);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, kept_id), 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
         assert_true(g_hash_table_contains(kept->holders, ":1.99"));
 
         /* the loop has turned: the next name that leaves has its mapping removed at once */
         pcpd_manager_holder_vanished(f->m, ":1.99");
         assert_int_equal(count_events(&f->rec, EV_REMOVED, kept_id), 1);
         assert_int_equal(last_event(&f->rec, EV_REMOVED, kept_id)->reason, PCPD_REMOVED_OWNER_VANISHED);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
 }
 
 /* LEAVERS names holding one mapping each leave in the same turn while the listener's output
@@ -1129,7 +1129,7 @@ static void test_owners_vanish_wait_for_backlog(void **state) {
         /* one of those waiting is held by another caller */
         req = request((uint16_t) (LEAVERS_PORT + LEAVERS / 2), ":1.98");
         kept = add(f, &req);
-        assert_ptr_equal(kept, g_hash_table_lookup(f->m->mappings, &kept_id));
+        assert_ptr_equal(kept, pcpd_manager_mapping(f->m, kept_id));
 
         /* drained: the rest go, a batch a turn */
         f->rec.backlog = PCPD_OUTPUT_BACKLOG_MAX;
@@ -1137,8 +1137,8 @@ static void test_owners_vanish_wait_for_backlog(void **state) {
         assert_int_equal(removed_in_order(f, mark), LEAVERS - 1);
         for (unsigned k = 0; k < LEAVERS; k++)
                 assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), ids[k] == kept_id ? 0 : 1);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 1);
-        assert_ptr_equal(g_hash_table_lookup(f->m->mappings, &kept_id), kept);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
+        assert_ptr_equal(pcpd_manager_mapping(f->m, kept_id), kept);
         assert_true(g_hash_table_contains(kept->holders, ":1.98"));
 }
 
@@ -1170,7 +1170,7 @@ static void test_owners_vanish_then_stop(void **state) {
         f->rec.backlog = 0;
         f->m = manager_new(f, true);
         assert_int_equal(pcpd_manager_start(f->m), 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
 }
 
 /* ---- the restored app mappings' grace: one timer for them all ---- */
@@ -1183,9 +1183,9 @@ static void restart_with_many(fixture *f, const char *owner, uint64_t *ids) {
         g_array_set_size(f->rec.events, 0);
         f->m = manager_new(f, true);
         assert_int_equal(pcpd_manager_start(f->m), 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), MANY);
         for (unsigned k = 0; k < MANY; k++) {
-                pcpd_mapping *mp = g_hash_table_lookup(f->m->mappings, &ids[k]);
+                pcpd_mapping *mp = pcpd_manager_mapping(f->m, ids[k]);
                 assert_non_null(mp);
                 assert_true(mp->unclaimed);
         }
@@ -1225,10 +1225,10 @@ static void test_unclaimed_batches(void **state) {
         released_id = mp->id;
         assert_int_equal(released_id, ids[1]);
         pcpd_manager_release(f->m, mp, ":1.82", PCPD_REMOVED_RELEASED);
-        assert_null(g_hash_table_lookup(f->m->mappings, &released_id));
+        assert_null(pcpd_manager_mapping(f->m, released_id));
         /* removed for another reason while unclaimed */
         revoked_id = ids[2];
-        mp = g_hash_table_lookup(f->m->mappings, &revoked_id);
+        mp = pcpd_manager_mapping(f->m, revoked_id);
         assert_true(mp->unclaimed);
         pcpd_manager_remove_mapping(f->m, mp, PCPD_REMOVED_REVOKED);
         assert_int_equal(f->m->n_unclaimed, MANY - n_claimed - 2);
@@ -1253,7 +1253,7 @@ static void test_unclaimed_batches(void **state) {
         assert_int_equal(f->m->n_unclaimed, 0);
         assert_false(f->m->grace_over);
         for (unsigned k = 0; k < MANY; k++) {
-                mp = g_hash_table_lookup(f->m->mappings, &ids[k]);
+                mp = pcpd_manager_mapping(f->m, ids[k]);
                 if (claimed[k]) {
                         assert_non_null(mp);
                         assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[k]), 0);
@@ -1266,7 +1266,7 @@ static void test_unclaimed_batches(void **state) {
                                  : ids[k] == revoked_id ? PCPD_REMOVED_REVOKED
                                                         : PCPD_REMOVED_OWNER_VANISHED);
         }
-        assert_int_equal(g_hash_table_size(f->m->mappings), n_claimed);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), n_claimed);
 }
 
 /* MANY restored and none claimed: once the grace is over the first batch goes at once, the
@@ -1308,7 +1308,7 @@ static void test_unclaimed_waits_for_backlog(void **state) {
         assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), MANY);
         assert_int_equal(f->m->grace_source, 0);
         assert_null(f->m->unclaimed);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
 }
 
 /* All of MANY restored are claimed again before the grace is over: the timer and the ids go
@@ -1330,7 +1330,7 @@ static void test_unclaimed_all_claimed(void **state) {
         for (unsigned i = 0; i < 10; i++)
                 g_main_context_iteration(NULL, FALSE);
         assert_int_equal(removed_since(f, 0, PCPD_REMOVED_OWNER_VANISHED), 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), MANY);
 }
 
 /* pcpd stops while the grace is not over (GraceSeconds 3600): nothing is removed, and after
@@ -1345,7 +1345,7 @@ static void test_unclaimed_stop_in_grace(void **state) {
 
         f->m = manager_new(f, true);
         assert_int_equal(pcpd_manager_start(f->m), 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), MANY);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), MANY);
         assert_int_equal(f->m->n_unclaimed, MANY);
         assert_true(f->m->grace_source != 0);
 }
@@ -1374,7 +1374,7 @@ static void test_unclaimed_stop_after_grace(void **state) {
         g_array_set_size(f->rec.events, 0);
         f->m = manager_new(f, true);
         assert_int_equal(pcpd_manager_start(f->m), 0);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 0);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
         assert_int_equal(f->m->grace_source, 0);
         assert_null(f->m->unclaimed);
 }
@@ -1453,7 +1453,7 @@ static void test_trim_once_after_restore(void **state) {
         app = pcpd_manager_find_path(f->m, apath);
         assert_non_null(pers);
         assert_non_null(app);
-        assert_int_equal(g_hash_table_size(f->m->mappings), 3);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 3);
 
         /* what follows: asked for again and granted, one reclaimed, one released, one more
          * added and the loop run: never again */
