@@ -333,7 +333,27 @@ typedef struct recv_batch {
         uint8_t buf[RECV_BATCH][PCP_MAX_MSG_LEN + 4];
 } recv_batch;
 
-static uint64_t arrival_ms(const struct msghdr *mh, uint64_t now) {
+/* The two clocks read together, for one datagram: `now` (monotonic) and the wall clock
+ * its kernel timestamp is measured against. Read once per datagram, not per batch: handling
+ * one runs its callbacks (D-Bus signals, the journal's append, log lines), which may wait
+ * for a busy disk or CPU. With a `now` read before that wait and a wall clock read after it,
+ * the next datagram of the batch came out as arrived earlier than it did, by the wait: an
+ * epoch that then looks as if the server's clock ran ahead of ours, which RFC 6887 §8.5's
+ * check (2 s slack) takes for a reset once the wait is long enough. The engine was also
+ * told a `now` in the past for it, so whatever it scheduled then (a renewal, a request sent)
+ * was dated too early by the wait. */
+typedef struct rx_clock {
+        uint64_t now;  /* monotonic ms */
+        int64_t real_us;
+} rx_clock;
+
+static rx_clock rx_clock_read(void) {
+        return (rx_clock) { .now = now_ms(), .real_us = (int64_t) realtime_us() };
+}
+
+static uint64_t arrival_ms(const struct msghdr *mh, rx_clock clk) {
+        uint64_t now = clk.now;
+
         for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR((struct msghdr *) mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
                     c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
@@ -341,7 +361,7 @@ static uint64_t arrival_ms(const struct msghdr *mh, uint64_t now) {
                         int64_t age_ms;
 
                         memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-                        age_ms = ((int64_t) realtime_us() - ((int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000)) / 1000;
+                        age_ms = (clk.real_us - ((int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000)) / 1000;
                         if (age_ms > 0 && age_ms < 60 * 1000 && (uint64_t) age_ms < now)
                                 return now - (uint64_t) age_ms;
                 }
@@ -384,7 +404,6 @@ static void server_socket_read(server_io *s, int fd) {
         /* bounded per wake-up so one chatty server cannot starve the loop */
         for (int round = 0; round < 64 / RECV_BATCH; round++) {
                 int n = recv_batch_read(fd, b);
-                uint64_t now = now_ms();
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -392,7 +411,7 @@ static void server_socket_read(server_io *s, int fd) {
                         if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
                             errno == EHOSTDOWN) {
                                 g_debug("server %s: %s", s->text, g_strerror(errno));
-                                pcp_engine_unreachable(p->engine, now, engine_id, idx);
+                                pcp_engine_unreachable(p->engine, now_ms(), engine_id, idx);
                                 pcpd_pcp_drain(p);
                                 if (!server_still(p, engine_id, s))
                                         goto done;
@@ -402,9 +421,10 @@ static void server_socket_read(server_io *s, int fd) {
                 }
                 for (int i = 0; i < n; i++) {
                         struct sockaddr_in6 from6;
+                        rx_clock clk = rx_clock_read(); /* per datagram: see rx_clock */
 
                         from_native(&b->from[i], &from6);
-                        pcp_engine_receive_at(p->engine, now, arrival_ms(&b->mm[i].msg_hdr, now), engine_id, idx,
+                        pcp_engine_receive_at(p->engine, clk.now, arrival_ms(&b->mm[i].msg_hdr, clk), engine_id, idx,
                                               &from6, b->buf[i], b->mm[i].msg_len);
                         pcpd_pcp_drain(p);
                         /* the rest of the batch came on a socket that is closed now: the
@@ -855,7 +875,6 @@ static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
 
         for (int round = 0; round < 64 / RECV_BATCH; round++) {
                 int n = recv_batch_read(fd, &b);
-                uint64_t now = now_ms();
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -864,9 +883,10 @@ static gboolean on_announce(gint fd, GIOCondition cond, gpointer data) {
                 }
                 for (int i = 0; i < n; i++) {
                         struct sockaddr_in6 from6;
+                        rx_clock clk = rx_clock_read(); /* per datagram: see rx_clock */
 
                         from_native(&b.from[i], &from6);
-                        pcp_engine_receive_announce_at(p->engine, now, arrival_ms(&b.mm[i].msg_hdr, now), &from6,
+                        pcp_engine_receive_announce_at(p->engine, clk.now, arrival_ms(&b.mm[i].msg_hdr, clk), &from6,
                                                        b.buf[i], b.mm[i].msg_len);
                         pcpd_pcp_drain(p);
                 }

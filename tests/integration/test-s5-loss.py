@@ -127,6 +127,36 @@ def stalls(ins, t0, holdups, gap=1.0, burst=10, within=0.05):
     return res
 
 
+def epoch_story(pkts, t0, ports):
+    """What tells a reset of the server's own epoch (RFC 6887 §8.5: then pcpd recreating
+    the mappings at once is right, and a resend the schedule check sees is no
+    retransmission) from pcpd deciding on its own that the server lost its state:
+    pcpd's epoch-reset log lines (wall clock: t0 on it given), the server's epoch against
+    the router's capture clock over the attempt (t - epoch stays within ~1 s, the epoch's
+    resolution, while the server keeps its state), and the router's view of the given ports
+    (s since t0, direction, result, epoch). Said with a schedule failure, so that the next
+    one explains itself."""
+    with open(os.path.join(t.lab_dir, "pcpd.log"), errors="replace") as f:
+        resets = [line.strip() for line in f if "lost its mappings" in line or "ANNOUNCE" in line]
+    offs = [(p["t"] - p["epoch"], p["t"]) for p in pkts
+            if p.get("dir") == "out" and p.get("r") is True and "epoch" in p and p["t"] >= t0 - 1]
+    if offs:
+        lo, hi = min(offs), max(offs)
+        # the first response whose offset left the first one's 1 s band: where the epoch moved
+        moved = next(((round(x - offs[0][0], 2), round(tt - t0, 2)) for x, tt in offs
+                      if abs(x - offs[0][0]) > 1.05), None)
+        band = (f"server epoch against the router's clock over {len(offs)} responses: spread "
+                f"{hi[0] - lo[0]:.2f} s (up to ~1 s while the server keeps its state)"
+                + (f"; moved by {moved[0]} s in the response at {moved[1]} s" if moved else ""))
+    else:
+        band = "no responses with an epoch captured"
+    seen = {port: [(round(p["t"] - t0, 2), p.get("dir"), p.get("result_name", "req"), p.get("epoch"))
+                   for p in pkts if p.get("iport") == port and p["t"] >= t0 - 1][:10] for port in ports}
+    return (f"pcpd's epoch-reset/ANNOUNCE log lines: {resets[:4] or 'none'} (t0 = "
+            f"{time.strftime('%H:%M:%S', time.localtime(time.time() - (time.monotonic() - t0)))}); "
+            f"{band}; at the router for {ports}: {seen}")
+
+
 def inject(t0, k):
     """self-check: SIGSTOP pcpd (and the canary: the whole machine) across the first
     retransmissions (due 2.7-3.3 s after the adds) for 4 s, from 2.5 s after the first add"""
@@ -272,7 +302,8 @@ def attempt(k):
     if pcpd_own:
         own = "all of them" if len(pcpd_own) == len(bad) else f"{len(pcpd_own)} of the {len(bad)}: {pcpd_own[:8]}"
         return "fail", (f"{what}; pcpd's own violations (the canary beside it was held up less than "
-                        f"{SHARE:.0%} of their lateness in their span): {own}")
+                        f"{SHARE:.0%} of their lateness in their span): {own}; "
+                        f"{epoch_story(pkts, t0, [v[0] for v in pcpd_own[:2]])}")
 
     # the first intervals' randomisation and mean: a stall of the machine sends every first
     # retransmission due meanwhile at once, which hides the randomisation and moves the mean.
