@@ -692,6 +692,65 @@ static void test_removed_while_read(void **state) {
         close(fd);
 }
 
+/* The arrival of each datagram of a batch is dated on the clocks read for it: a callback
+ * that waits (a slow journal, a busy bus) while the first answer is told must not date the
+ * second, already queued, by the length of the wait. The old code read the monotonic clock
+ * once per batch and the wall clock per datagram: the second answer came out as arrived
+ * the wait before the first, and its epoch (RFC 6887 §8.5, 2 s slack) read as a reset. */
+#define SLOW_CALLBACK_US (2500 * 1000)
+
+typedef struct sleeper {
+        news rec; /* first: the plain callbacks take the sleeper as their news */
+        unsigned slept;
+} sleeper;
+
+static void on_mapping_changed_slow(void *userdata, pcpd_mapping *mp, const pcpd_backend_info *i, bool granted) {
+        sleeper *s = userdata;
+
+        on_mapping_changed(&s->rec, mp, i, granted);
+        if (granted && s->slept++ == 0)
+                g_usleep(SLOW_CALLBACK_US);
+}
+
+static const pcpd_backend_events slow_ops = {
+        .mapping_changed = on_mapping_changed_slow,
+        .mapping_lost = on_mapping_lost,
+        .deleting_done = on_deleting_done,
+        .server_changed = on_server_changed,
+        .server_epoch_reset = on_server_epoch_reset,
+};
+
+static void test_batch_dated_per_datagram(void **state) {
+        g_autoptr(pcpd_pcp) p = NULL;
+        fake_server *f = fake_server_new();
+        sleeper s = { 0 };
+        pcpd_server a;
+        pcpd_mapping m1, m2;
+
+        assert_int_equal(pcpd_pcp_new(&slow_ops, &s, 0, &p), 0);
+        pcpd_pcp_start(p, 0);
+        fake_server_handle(f, &a, "slow callback");
+        assert_int_equal(pcpd_pcp_server_add(p, &a), 0);
+        mapping_init(p, &m1, 4100);
+        mapping_init(p, &m2, 4101);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &m1, &a, NULL), 0);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &m2, &a, NULL), 0);
+        pcpd_pcp_drain(p);
+        pcpd_pcp_kick(p);
+        /* the two requests leave together after the probe's answer; the fake server reads
+         * and answers both in one turn, so one read takes both answers */
+        wait_for(&s.rec, has_told, &(want) { .kind = T_MAPPING, .mp = &m1, .granted = true }, "m1's grant");
+        wait_for(&s.rec, has_told, &(want) { .kind = T_MAPPING, .mp = &m2, .granted = true }, "m2's grant");
+        assert_true(s.slept >= 2);
+        assert_int_equal(fake_count(f, 4100, false), 1);
+        assert_int_equal(fake_count(f, 4101, false), 1);
+        /* the server's epoch ran with our clock: no reset told */
+        assert_int_equal(count_told(&s.rec, T_EPOCH, NULL, 0), 0);
+        pcpd_pcp_server_remove(p, &a);
+        p = pcpd_pcp_free(g_steal_pointer(&p));
+        fake_server_free(f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_server_state_of),
@@ -702,6 +761,7 @@ int main(void) {
                 cmocka_unit_test(test_detach_and_saved_deletes),
                 cmocka_unit_test(test_stop_ends_input),
                 cmocka_unit_test(test_removed_while_read),
+                cmocka_unit_test(test_batch_dated_per_datagram),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
