@@ -658,6 +658,17 @@ if case == "deleting-refused":
     t.check(rc == 0, f"pcpd stops cleanly on SIGTERM (status 0), saw {rc}")
     t.done()
 
+def manager_call(bus, method, sig="", args=()):
+    """A Manager call on bus (a dbus-python connection): "success", or "Name: message"."""
+    import dbus  # noqa: E402
+    try:
+        bus.call_blocking("org.freedesktop.PCP1", "/org/freedesktop/PCP1", "org.freedesktop.PCP1.Manager",
+                          method, sig, list(args), timeout=30)
+        return "success"
+    except dbus.exceptions.DBusException as e:
+        return f"{e.get_dbus_name()}: {e.get_dbus_message()}"
+
+
 def held_in_stop(port, opts=None):
     """pcpd held in its clean stop: started behind the scripted IGD (--permanent-only), appA's
     permanent mapping "s" (tcp `port`, AddMapping options `opts`) active, the IGD told to hold its DeletePortMapping
@@ -730,16 +741,9 @@ if case == "calls-while-stopping":
     # pcpd now waits (up to its own 5 s) for that answer, its loop running: the calls
     bus = dbus.bus.BusConnection(t.bus_addr)
 
-    def manager_call(method, sig="", args=()):
-        try:
-            bus.call_blocking("org.freedesktop.PCP1", "/org/freedesktop/PCP1", "org.freedesktop.PCP1.Manager",
-                              method, sig, list(args), timeout=30)
-            return "success"
-        except dbus.exceptions.DBusException as e:
-            return f"{e.get_dbus_name()}: {e.get_dbus_message()}"
-    reload_result = manager_call("Reload")
+    reload_result = manager_call(bus, "Reload")
     add_ev = a.add("n", "tcp", 4761, expect_error=True, timeout=30)
-    enable_result = manager_call("SetEnabled", "b", (False,))
+    enable_result = manager_call(bus, "SetEnabled", "b", (False,))
     bus.close()
     held = t.pcpd.poll() is None and "did not confirm" not in pcpd_log("pcpd.log")
     igd.send("hold-delete 0")
@@ -776,16 +780,9 @@ if case == "revoke-while-stopping":
     mark = a.mark()
     bus = dbus.bus.BusConnection(t.bus_addr)
 
-    def manager_call(method, sig="", args=()):
-        try:
-            bus.call_blocking("org.freedesktop.PCP1", "/org/freedesktop/PCP1", "org.freedesktop.PCP1.Manager",
-                              method, sig, list(args), timeout=30)
-            return "success"
-        except dbus.exceptions.DBusException as e:
-            return f"{e.get_dbus_name()}: {e.get_dbus_message()}"
     # the test runs as root: no polkit answer to wait for, the call acts at once
-    revoke_result = manager_call("RevokeApp", "s", (APP,))
-    nobody_result = manager_call("RevokeApp", "s", ("org.example.NoSuchApp",))
+    revoke_result = manager_call(bus, "RevokeApp", "s", (APP,))
+    nobody_result = manager_call(bus, "RevokeApp", "s", ("org.example.NoSuchApp",))
     bus.close()
     held = t.pcpd.poll() is None and "did not confirm" not in pcpd_log("pcpd.log")
     removed = a.wait(lambda e: e["ev"] == "removed" and e.get("key") == "s", 30, since=mark)
