@@ -2040,8 +2040,20 @@ static void mass(size_t n, const char *label) {
         if (opt.trim_probe) {
                 /* how much of the RSS is heap pcpd freed but malloc kept (the transient
                  * snapshot key files): ask pcpd's malloc to give it back, from a debugger */
-                char *cmd = xasprintf("gdb -p %d -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1",
-                                      (int) e->pcpd_pid);
+                char *cmd;
+
+                if (opt.out_dir != NULL) {
+                        /* malloc's own account first (malloc_info(): per arena, the free
+                         * chunks by size, what is mapped) */
+                        cmd = xasprintf("gdb -p %d -batch -ex 'set $f = (void *) fopen(\"%s/malloc-info-%s%s.xml\", \"w\")' "
+                                        "-ex 'call (int) malloc_info(0, $f)' -ex 'call (int) fclose($f)' >/dev/null 2>&1",
+                                        (int) e->pcpd_pid, opt.out_dir, phase_name, opt.nm_mock ? "-nm" : "");
+                        if (system(cmd) != 0)
+                                note("gdb could not call malloc_info() in pcpd");
+                        free(cmd);
+                }
+                cmd = xasprintf("gdb -p %d -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1",
+                                (int) e->pcpd_pid);
                 if (system(cmd) != 0)
                         note("gdb could not call malloc_trim() in pcpd");
                 free(cmd);
