@@ -115,7 +115,7 @@ static struct {
         const char *build, *source, *out_dir;
         bool refserver;
         measure measure;
-        bool monitor, keep, verbose, trim_probe, restart;
+        bool monitor, keep, verbose, trim_probe, restart, release;
         bool no_net_admin; /* pcpd without CAP_NET_ADMIN, as under the shipped unit */
         bool nm_mock; /* --nm mock: NetworkManager (dbusmock) on the bus before pcpd */
         unsigned nm_devices;
@@ -1981,6 +1981,28 @@ static void restart_pcpd(env *e, const env_config *cfg, size_t n) {
         }
 }
 
+/* --release: the responder's delete count reaches this */
+static uint64_t release_deletes_want;
+
+static bool cond_released(void *userdata) {
+        return responder_now(userdata).map_delete >= release_deletes_want;
+}
+
+/* --release: the bench's connections (the holders of the n mappings) closed; once pcpd has
+ * deleted every mapping on the server and S (--settle, else 2) seconds more, what it still
+ * holds (released_*): the heap the removed mappings leave. */
+static void release_all(env *e, size_t n) {
+        uint64_t t0 = now_ns();
+
+        release_deletes_want = responder_now(e).map_delete + n;
+        for (unsigned c = 0; c < opt.conns; c++)
+                e->conn[c] = sd_bus_flush_close_unref(e->conn[c]);
+        run_loop_until(e, cond_released, e, 600, "every mapping deleted on the server");
+        result("release_deleted_ms", "%.1f", ms(now_ns() - t0));
+        run_loop_for(e, opt.settle_seconds > 0 ? opt.settle_seconds : 2);
+        report_mem(e, "released");
+}
+
 static void mass(size_t n, const char *label) {
         env_config cfg = {.valgrind = opt.measure == MEASURE_CALLGRIND || opt.measure == MEASURE_MASSIF};
         env *e = env_start(&cfg);
@@ -2040,8 +2062,20 @@ static void mass(size_t n, const char *label) {
         if (opt.trim_probe) {
                 /* how much of the RSS is heap pcpd freed but malloc kept (the transient
                  * snapshot key files): ask pcpd's malloc to give it back, from a debugger */
-                char *cmd = xasprintf("gdb -p %d -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1",
-                                      (int) e->pcpd_pid);
+                char *cmd;
+
+                if (opt.out_dir != NULL) {
+                        /* malloc's own account first (malloc_info(): per arena, the free
+                         * chunks by size, what is mapped) */
+                        cmd = xasprintf("gdb -p %d -batch -ex 'set $f = (void *) fopen(\"%s/malloc-info-%s%s.xml\", \"w\")' "
+                                        "-ex 'call (int) malloc_info(0, $f)' -ex 'call (int) fclose($f)' >/dev/null 2>&1",
+                                        (int) e->pcpd_pid, opt.out_dir, phase_name, opt.nm_mock ? "-nm" : "");
+                        if (system(cmd) != 0)
+                                note("gdb could not call malloc_info() in pcpd");
+                        free(cmd);
+                }
+                cmd = xasprintf("gdb -p %d -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1",
+                                (int) e->pcpd_pid);
                 if (system(cmd) != 0)
                         note("gdb could not call malloc_trim() in pcpd");
                 free(cmd);
@@ -2049,6 +2083,8 @@ static void mass(size_t n, const char *label) {
         }
         if (opt.restart)
                 restart_pcpd(e, &cfg, n);
+        else if (opt.release)
+                release_all(e, n);
         pipeline_free(&pp);
         pipeline_free(&pm);
         env_stop(e);
@@ -3247,6 +3283,9 @@ static void usage(FILE *f) {
               "  --restart            burst/all: then stop pcpd and start it again over its state\n"
               "                       directory; RSS once every restored mapping was asked for\n"
               "                       again and S (--settle, else 2) seconds more (restarted_*)\n"
+              "  --release            burst/all (not with --restart): then close the bench's\n"
+              "                       connections; RSS once pcpd deleted every mapping on the\n"
+              "                       server and S (--settle, else 2) seconds more (released_*)\n"
               "  --pcpd-env NAME=VALUE  set in pcpd's environment (repeatable), e.g.\n"
               "                       MALLOC_ARENA_MAX=1 or GNUTLS_NO_IMPLICIT_INIT=1\n"
               "  With --out-dir, burst/all also keep pcpd's smaps and thread names at start and held\n",
@@ -3289,6 +3328,7 @@ int main(int argc, char **argv) {
                 O_KEEP,
                 O_TRIM,
                 O_RESTART,
+                O_RELEASE,
                 O_NO_NET_ADMIN,
                 O_PCPD_RCVBUF,
                 O_NM,
@@ -3323,6 +3363,7 @@ int main(int argc, char **argv) {
                 {"keep", no_argument, NULL, O_KEEP},
                 {"malloc-trim-probe", no_argument, NULL, O_TRIM},
                 {"restart", no_argument, NULL, O_RESTART},
+                {"release", no_argument, NULL, O_RELEASE},
                 {"no-net-admin", no_argument, NULL, O_NO_NET_ADMIN},
                 {"pcpd-rcvbuf", required_argument, NULL, O_PCPD_RCVBUF},
                 {"nm", required_argument, NULL, O_NM},
@@ -3426,6 +3467,9 @@ int main(int argc, char **argv) {
                         break;
                 case O_RESTART:
                         opt.restart = true;
+                        break;
+                case O_RELEASE:
+                        opt.release = true;
                         break;
                 case O_TRIM:
                         opt.trim_probe = true;

@@ -21,6 +21,7 @@
 #include "pcpd-reload.h"
 #include "pcpd-sdbus-glib.h"
 #include "pcpd-state.h"
+#include "pcpd-trim.h"
 
 /* One plain line per message: "12:34:56.789 warning: text", in local time. The time zone
  * is read once, at start (tzset() in main()): localtime_r() does not look at
@@ -215,6 +216,15 @@ static gboolean on_bus_lost(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
+/* What pcpd-trim watches: every mapping added or removed moves it by one (an added one
+ * takes an id and counts once more; a removed one counts once less), read on every turn of
+ * the loop without a call into the manager's files. */
+static uint64_t mapping_churn(void *data) {
+        const pcpd_manager *m = data;
+
+        return 2 * m->next_mapping_id - pcpd_manager_n_mappings(m);
+}
+
 static int run(int argc, char **argv) {
         g_autofree char *config_path = NULL, *state_dir = NULL, *why = NULL;
         g_autoptr(pcpd_state) loaded = NULL;
@@ -237,6 +247,7 @@ static int run(int argc, char **argv) {
         g_autoptr(GMainLoop) loop = NULL;
         g_autoptr(pcpd_bus_face) face = NULL; /* before m: freed after it */
         g_autoptr(pcpd_manager) m = NULL;
+        g_autoptr(pcpd_trim) trim = NULL; /* after m: gone before the manager is freed */
         /* after m, so it runs first: the handlers let go of the manager before its free runs
          * the loop, and never reload or stop it from there */
         G_GNUC_UNUSED _cleanup_(signals_stopping_at_exit) bool signals_guard = true;
@@ -350,6 +361,9 @@ static int run(int argc, char **argv) {
                 return 1;
         }
         pcpd_manager_set_declared(m, g_steal_pointer(&declared));
+        /* the free heap given back once mappings stop coming and going (pcpd-trim.h; a
+         * restore gives it back itself, in pcpd_manager_start()) */
+        trim = pcpd_trim_new(mapping_churn, m, PCPD_TRIM_QUIET_MS, PCPD_TRIM_MIN_CHURN);
         pcpd_sd_bus_attach_glib(bus, NULL, on_bus_lost, loop);
         sd_bus_unref(bus); /* the bus face and the source hold it */
 
