@@ -226,15 +226,13 @@ static uint64_t mapping_id_hash(const void *x) {
         return ((const pcpd_mapping *) x)->id;
 }
 
-pcpd_mapping *pcpd_manager_mapping(const pcpd_manager *m, uint64_t id) {
-        const pcpd_mapping_set *s = &m->mappings;
+/* m->mappings' match: ctx is the id (a uint64_t) */
+static bool mapping_id_is(const void *x, const void *ctx) {
+        return ((const pcpd_mapping *) x)->id == *(const uint64_t *) ctx;
+}
 
-        if (pcpd_mapping_set_size(s) == 0)
-                return NULL;
-        for (size_t i = pcpd_mapping_set_probe(s, id); s->slots[i] != NULL; i = pcpd_mapping_set_probe_next(s, i))
-                if (((const pcpd_mapping *) s->slots[i])->id == id)
-                        return s->slots[i];
-        return NULL;
+pcpd_mapping *pcpd_manager_mapping(const pcpd_manager *m, uint64_t id) {
+        return pcpd_mapping_set_find(&m->mappings, id, mapping_id_is, &id);
 }
 
 void manager_mapping_free(pcpd_mapping *mp) {
@@ -302,19 +300,17 @@ static bool mapping_key_equal(const pcpd_mapping *a, const pcpd_mapping *b) {
         return memcmp(&ra, &rb, sizeof(ra)) == 0;
 }
 
+/* m->by_key's match: ctx is a mapping (or a probe) with the key searched for */
+static bool mapping_key_is(const void *x, const void *ctx) {
+        return mapping_key_equal(x, ctx);
+}
+
 void manager_mapping_key_index_init(pcpd_mapping_set *s) {
         pcpd_mapping_set_init(s, mapping_key_hash);
 }
 
 pcpd_mapping *manager_mapping_key_index_find(const pcpd_mapping_set *s, const pcpd_mapping *probe) {
-        uint64_t h = mapping_key_hash(probe);
-
-        if (pcpd_mapping_set_size(s) == 0)
-                return NULL;
-        for (size_t i = pcpd_mapping_set_probe(s, h); s->slots[i] != NULL; i = pcpd_mapping_set_probe_next(s, i))
-                if (mapping_key_equal(s->slots[i], probe))
-                        return s->slots[i];
-        return NULL;
+        return pcpd_mapping_set_find(s, mapping_key_hash(probe), mapping_key_is, probe);
 }
 
 pcpd_mapping *manager_mapping_find(pcpd_manager *m, int family, uint8_t opcode, uint8_t protocol, uint16_t port,
