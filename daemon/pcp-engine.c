@@ -71,14 +71,10 @@
                                                   _Alignof(type));                                 \
         })
 
-/* ---- timers: one min-heap for the whole engine (pcp-heap.c) ---- */
-
-typedef enum timer_kind { TIMER_MAPPING, TIMER_SERVER } timer_kind;
-
-typedef struct pcp_timer {
-        pcp_heap_item item;
-        timer_kind kind;
-} pcp_timer;
+/* ---- timers: two min-heaps (pcp-heap.c), the mappings' and the servers' ----
+ *
+ * Which heap says what kind of object a timer is in (run_due()): a kind next to each
+ * heap item would cost every mapping 4 octets, with its padding 8 (pcp_mapping). */
 
 /* ---- output: what waits to be pulled ----
  *
@@ -136,10 +132,13 @@ typedef struct mapping_opt {
         pcp_filter filters[];
 } mapping_opt;
 
-/* 240 octets (sizeof is checked below; malloc makes 256 of it): every mapping has one, 131,070 of them are
- * ~32 MiB. What can be derived is not kept (a third party is info.internal_addr; no
- * suggested external address is the zero address of internal_addr's family), what is
- * rare is in `opt` (a PEER's remote address too), and the flags are bits. */
+/* 232 octets (sizeof is checked below): malloc makes 240 of it (the request and its 8-octet
+ * size word, rounded up to 16), where 240 octets made 256. Every mapping has one, 131,070
+ * of them are ~30 MiB. What can be derived is not kept (a third party is
+ * info.internal_addr; no suggested external address is the zero address of
+ * internal_addr's family; the renewal phase is read from the nonce: renew_phase()), what
+ * is rare is in `opt` (a PEER's remote address too), the flags are bits, and the timer is
+ * a bare heap item (which heap it is in says it is a mapping's: run_due()). */
 typedef struct pcp_mapping {
         /* the index nodes keep no key: it is read from info (mapping_id_of() ...), next to
          * them in memory */
@@ -147,7 +146,6 @@ typedef struct pcp_mapping {
         pcp_mapping_info info;
         pcp_hnode by_nonce;
         pcp_hnode by_port; /* in its server's by_port: (protocol, internal port) */
-        pcp_timer timer;
         pcp_server *server;        /* NULL once deleted (a zombie: see mapping_deleted()) */
         struct pcp_mapping *srv_prev, *srv_next;
         out_node out_send, out_event;
@@ -162,7 +160,7 @@ typedef struct pcp_mapping {
         uint64_t granted_at;   /* when granted; while a grant is held (held_port), when it runs out */
         uint32_t rt;           /* current retransmission timeout (ms; < 2^32: cfg.irt and cfg.mrt
                                 * are at most RT_MAX); 0 = next send is a first one */
-        uint32_t renew_phase;  /* where in its renewal windows it renews, / 2^32 (random) */
+        pcp_heap_item timer;   /* in the engine's `timers`; 4 octets, next to rt */
         uint16_t renew_step;   /* 1, 2, 3...: which renewal window is next (stops at UINT16_MAX;
                                 * past 61 only "> 1" matters) */
         uint16_t delete_sent;  /* cfg.delete_attempts is at most UINT16_MAX */
@@ -183,11 +181,13 @@ typedef struct pcp_mapping {
         bool recreating : 1;   /* asking again after a (possible) server state loss */
 } pcp_mapping;
 
-_Static_assert(sizeof(void *) != 8 || sizeof(pcp_mapping) <= 248, "pcp_mapping grew past a 256-octet chunk");
+/* glibc's chunk of a request of n octets is n + 8 rounded up to 16: 232 is the most a
+ * 240-octet chunk holds */
+_Static_assert(sizeof(void *) != 8 || sizeof(pcp_mapping) <= 232, "pcp_mapping grew past a 240-octet chunk");
 
 struct pcp_server {
         pcp_server_info info;
-        pcp_timer timer;
+        pcp_heap_item timer;   /* in the engine's `server_timers` */
         pcp_mapping *mappings; /* list head */
         pcp_htable by_port;    /* its mappings by port_key(): NAT-PMP answers carry no nonce */
         uint64_t epoch_client_ms;
@@ -224,7 +224,8 @@ struct pcp_engine {
         pcp_engine_config cfg;
         pcp_engine_ops ops;
         void *userdata;
-        pcp_heap timers;
+        pcp_heap timers;        /* the mappings' */
+        pcp_heap server_timers; /* the servers' (a few) */
         pcp_htable by_id, by_nonce;
         pcp_server *servers;
         uint32_t next_server_id;
@@ -714,18 +715,18 @@ static uint64_t next_rt(pcp_engine *e, pcp_mapping *m) {
         return m->rt;
 }
 
-static void timer_set(pcp_engine *e, pcp_timer *t, uint64_t when) {
+static void timer_set(pcp_heap *h, pcp_heap_item *t, uint64_t when) {
         if (when == PCP_NEVER)
-                pcp_heap_remove(&e->timers, &t->item);
+                pcp_heap_remove(h, t);
         else
                 /* out of memory growing the heap: the timer stays where it was, or unarmed
                  * (the next change of the object arms it again) */
-                (void) pcp_heap_set(&e->timers, &t->item, when);
+                (void) pcp_heap_set(h, t, when);
 }
 
 static void mapping_timer(pcp_engine *e, pcp_mapping *m, uint64_t when) {
         m->info.next_send = when;
-        timer_set(e, &m->timer, when);
+        timer_set(&e->timers, &m->timer, when);
 }
 
 /* ---- requests in flight per server (max_in_flight; the rules are in pcp-engine.h) ----
@@ -790,7 +791,7 @@ static void wait_push(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         m->server->info.n_waiting++;
         m->awaiting = false;
         /* no timer while it waits: promote() sends it */
-        pcp_heap_remove(&e->timers, &m->timer.item);
+        pcp_heap_remove(&e->timers, &m->timer);
         m->info.next_send = now;
 }
 
@@ -842,17 +843,30 @@ static void mapping_restart(pcp_engine *e, pcp_mapping *m, uint64_t at) {
         mapping_timer(e, m, at);
 }
 
+/* Where in its renewal windows mapping m renews, / 2^32: the last four octets of its
+ * nonce, which is random and drawn once for the mapping's life: by the engine, or for one
+ * restored after a restart (pcp_mapping_params.has_nonce) by the engine before it (pcpd
+ * saves it), so the mapping keeps its point across the restart as well. A caller's nonce
+ * that is not random makes the point as random as it is. No field of its own: 4 octets a
+ * mapping, with the padding 8 (pcp_mapping). */
+static uint32_t renew_phase(const pcp_mapping *m) {
+        uint32_t p;
+
+        memcpy(&p, m->info.nonce + PCP_NONCE_LEN - sizeof(p), sizeof(p));
+        return p;
+}
+
 /* Where in a renewal window of `width` ms mapping m renews. RFC 6887 §11.2.1 asks for a
  * uniformly random point of the window so that renewals do not synchronise. A fresh draw
  * for every renewal does that for mappings created at different times, but mappings
  * created together (a daemon starting, a router restart recreating everything) stay
  * bunched for ~20 renewal periods: the spread of a sum of k uniform jitters grows as √k.
- * So each mapping draws its point once (renew_phase, uniform) and keeps it, plus a small
- * fresh jitter (±1/16 of the window, wrapped): every renewal is still at a uniformly
+ * So each mapping has its point for its life (renew_phase(), uniform), plus a small fresh
+ * jitter (±1/16 of the window, wrapped): every renewal is still at a uniformly
  * distributed point of its window, and mappings created together drift apart linearly
  * (k windows' worth after k renewals), flat within ~6 periods (bench/README.md). */
 static uint64_t renew_offset(pcp_engine *e, const pcp_mapping *m, uint64_t width) {
-        double u = (double) m->renew_phase / 4294967296.0 + (random_unit(e) - 0.5) / 8.0;
+        double u = (double) renew_phase(m) / 4294967296.0 + (random_unit(e) - 0.5) / 8.0;
 
         if (u < 0.0)
                 u += 1.0;
@@ -916,7 +930,7 @@ static void mapping_fail(pcp_engine *e, pcp_mapping *m, pcp_mapping_error err, u
 static void mapping_unlink(pcp_engine *e, pcp_mapping *m) {
         pcp_server *s = m->server;
 
-        pcp_heap_remove(&e->timers, &m->timer.item);
+        pcp_heap_remove(&e->timers, &m->timer);
         pcp_htable_remove(&e->by_id, &m->by_id);
         pcp_htable_remove(&e->by_nonce, &m->by_nonce);
         if (s != NULL) {
@@ -1008,7 +1022,7 @@ static void server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, uint
                         m->rt = 0;
                         rt1 = next_rt(e, m);
                         when = max_u64(at, m->last_sent + rt1);
-                        if (pcp_heap_item_queued(&m->timer.item) && pcp_heap_item_key(&e->timers, &m->timer.item) <= when)
+                        if (pcp_heap_item_queued(&m->timer) && pcp_heap_item_key(&e->timers, &m->timer) <= when)
                                 m->rt = rt_prev; /* its own retransmission comes first: keep it */
                         else {
                                 /* a recent request: this is its retransmission, and the
@@ -1091,7 +1105,7 @@ static void server_timer_update(pcp_engine *e, pcp_server *s) {
         uint64_t when = min_u64(min_u64(s->probe_at, s->recreate_at), min_u64(s->natpmp_addr_at, s->reprobe_at));
         if (s->info.state == PCP_SERVER_DISABLED)
                 when = min_u64(when, s->info.disabled_until);
-        timer_set(e, &s->timer, when);
+        timer_set(&e->server_timers, &s->timer, when);
 }
 
 static void server_start_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
@@ -1398,6 +1412,7 @@ int pcp_engine_new(const pcp_engine_config *config, const pcp_engine_ops *ops, v
         e->next_server_id = 1;
         e->next_mapping_id = 1;
         pcp_heap_init(&e->timers);
+        pcp_heap_init(&e->server_timers);
         out_init(&e->datagrams);
         out_init(&e->events);
         if (pcp_htable_init(&e->by_id, 64, mapping_id_of) < 0 ||
@@ -1427,12 +1442,13 @@ pcp_engine *pcp_engine_free(pcp_engine *e) {
                 while (s->mappings != NULL)
                         mapping_free(e, s->mappings);
                 /* out of the heap before it goes: later removals move the entries still in it */
-                pcp_heap_remove(&e->timers, &s->timer.item);
+                pcp_heap_remove(&e->server_timers, &s->timer);
                 e->servers = s->next;
                 pcp_htable_done(&s->by_port);
                 free(s);
         }
         pcp_heap_done(&e->timers);
+        pcp_heap_done(&e->server_timers);
         pcp_htable_done(&e->by_id);
         pcp_htable_done(&e->by_nonce);
         free(e);
@@ -1462,8 +1478,7 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
                 if (s->info.addrs[i].remote.sin6_port == 0)
                         s->info.addrs[i].remote.sin6_port = htons(PCP_SERVER_PORT);
         }
-        s->timer.item = PCP_HEAP_ITEM_INIT;
-        s->timer.kind = TIMER_SERVER;
+        s->timer = PCP_HEAP_ITEM_INIT;
         s->probe_at = s->natpmp_addr_at = s->reprobe_at = s->recreate_at = PCP_NEVER;
         out_init(&s->waiting);
         s->next = e->servers;
@@ -1489,7 +1504,7 @@ int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id) {
                 }
         if (s == NULL)
                 return -ENOENT;
-        pcp_heap_remove(&e->timers, &s->timer.item);
+        pcp_heap_remove(&e->server_timers, &s->timer);
         while (s->mappings != NULL)
                 mapping_deleted(e, s->mappings, false);
         for (pcp_server **r = &e->room; *r != NULL; r = &(*r)->room_next)
@@ -1611,7 +1626,6 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
         m->has_third_party = p->has_third_party;
         m->prefer_failure = p->prefer_failure;
         m->has_port_set = p->has_port_set;
-        random_bytes(e, &m->renew_phase, sizeof(m->renew_phase));
         if (p->has_nonce) {
                 memcpy(m->info.nonce, p->nonce, PCP_NONCE_LEN);
                 m->ever_sent = true; /* by the caller before it restarted: the server may hold it */
@@ -1620,8 +1634,7 @@ int pcp_engine_add_mapping(pcp_engine *e, uint64_t now, const pcp_mapping_params
                         random_bytes(e, m->info.nonce, PCP_NONCE_LEN);
                 while (find_by_nonce(e, m->info.nonce) != NULL);
 
-        m->timer.item = PCP_HEAP_ITEM_INIT;
-        m->timer.kind = TIMER_MAPPING;
+        m->timer = PCP_HEAP_ITEM_INIT;
         m->server = s;
         m->srv_next = s->mappings;
         if (s->mappings != NULL)
@@ -2502,7 +2515,7 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
                 s->info.disabled_until = 0;
                 server_set_state(e, s, PCP_SERVER_UNKNOWN);
                 for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
-                        if (m->info.state != PCP_MAPPING_DELETING && !pcp_heap_item_queued(&m->timer.item))
+                        if (m->info.state != PCP_MAPPING_DELETING && !pcp_heap_item_queued(&m->timer))
                                 mapping_restart(e, m, now + random_between(e, 0, e->cfg.announce_delay_max));
                 server_start_probe(e, s, now);
         }
@@ -2536,12 +2549,29 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_timer_update(e, s);
 }
 
+/* The earlier of the two heaps' tops, in *h its heap; NULL if both are empty. On a tie the
+ * server's goes first (in one heap, ties went in the heap's order: arbitrary too). */
+static pcp_heap_item *timer_top(pcp_engine *e, pcp_heap **h, uint64_t *when) {
+        uint64_t wm = PCP_NEVER, ws = PCP_NEVER;
+        pcp_heap_item *m = pcp_heap_top(&e->timers, &wm), *s = pcp_heap_top(&e->server_timers, &ws);
+
+        if (s != NULL && (m == NULL || ws <= wm)) {
+                *h = &e->server_timers;
+                *when = ws;
+                return s;
+        }
+        *h = &e->timers;
+        *when = wm;
+        return m;
+}
+
 uint64_t pcp_engine_next_deadline(pcp_engine *e) {
+        pcp_heap *h;
         uint64_t when;
 
         if (e->room != NULL)
                 return 0; /* a slot freed by a call without a time (forget): due now */
-        return pcp_heap_top(&e->timers, &when) != NULL ? when : PCP_NEVER;
+        return timer_top(e, &h, &when) != NULL ? when : PCP_NEVER;
 }
 
 /* Every handler re-arms its timer strictly in the future or clears it. The timer stays in
@@ -2550,20 +2580,19 @@ uint64_t pcp_engine_next_deadline(pcp_engine *e) {
  * mapping deleted by its handler is a zombie, still in memory (mapping_deleted()). */
 static void run_due(pcp_engine *e, uint64_t now) {
         pcp_heap_item *it;
+        pcp_heap *h;
         uint64_t when;
 
         if (e->room != NULL)
                 promote(e, now);
-        while ((it = pcp_heap_top(&e->timers, &when)) != NULL && when <= now) {
-                pcp_timer *t = container_of(it, pcp_timer, item);
-
-                if (t->kind == TIMER_MAPPING)
-                        mapping_timeout(e, container_of(t, pcp_mapping, timer), now);
+        while ((it = timer_top(e, &h, &when)) != NULL && when <= now) {
+                if (h == &e->timers)
+                        mapping_timeout(e, container_of(it, pcp_mapping, timer), now);
                 else
-                        server_timeout(e, container_of(t, pcp_server, timer), now);
+                        server_timeout(e, container_of(it, pcp_server, timer), now);
                 /* a handler that did neither would spin here: its timer is taken out */
-                if (pcp_heap_item_queued(it) && pcp_heap_item_key(&e->timers, it) <= now)
-                        pcp_heap_remove(&e->timers, it);
+                if (pcp_heap_item_queued(it) && pcp_heap_item_key(h, it) <= now)
+                        pcp_heap_remove(h, it);
                 /* what its handler freed goes before the next timer (a promoted request
                  * arms its timer in the future) */
                 if (e->room != NULL)

@@ -70,10 +70,11 @@ struct pcpd_manager {
         guint orphans_head;
         guint orphans_source;
         guint orphans_waits; /* turns the next batch has waited for the listener's backlog */
-        /* removed at once in this turn of the loop by names that left, whoever they were (of
-         * PCPD_ORPHAN_BATCH); back to 0 when the loop turns (orphans_turn_source, an idle
-         * source while it is not 0) */
-        guint orphans_now;
+        /* a name that left in this turn of the loop has had its mappings removed at once:
+         * those of the names that leave after it in the same turn are queued; false again
+         * when the loop turns (orphans_turn_source, an idle source while it is true: GLib
+         * has no count of the loop's turns, and the bus's dispatch is not the manager's) */
+        bool orphans_turn_used;
         guint orphans_turn_source;
         /* the app mappings restored after a restart that wait for their apps
          * (pcpd-restore.c): their ids (uint64_t), in the order they were restored, NULL when
@@ -261,11 +262,12 @@ void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder,
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
 /* Unique bus name `name` left the bus: every mapping it held loses it as holder, and one
  * nobody else holds that is not persistent goes (owner-vanished): up to PCPD_ORPHAN_BATCH
- * at once in a turn of the loop for all the names that leave in it (after the first, only
- * while the listener's output_backlog is not above PCPD_OUTPUT_BACKLOG_MAX; none while
- * others' wait), the others queued in the order the names left and removed
- * PCPD_ORPHAN_BATCH a turn of the loop later, each only if then still nobody holds it
- * (re-held by an AddMapping in between: kept). A name holding nothing: nothing happens. */
+ * at once if it is the first name of this turn of the loop with any to remove and none
+ * are queued; the others (and all of the names that leave after it in the same turn)
+ * queued in the order the names left and removed PCPD_ORPHAN_BATCH a turn of the loop
+ * from the next turn on, each batch while the listener's output_backlog is not above
+ * PCPD_OUTPUT_BACKLOG_MAX, each mapping only if then still nobody holds it (re-held by an
+ * AddMapping in between: kept). A name holding nothing: nothing happens. */
 void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name);
 int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled);
 /* pcpd_manager_free() has begun (it may run the loop while the backends shut down): the

@@ -52,14 +52,16 @@ void pcpd_mapping_set_add(pcpd_mapping_set *s, void *x) {
         s->n++;
 }
 
+/* remove's match: this pointer */
+static bool same_element(const void *x, const void *ctx) {
+        return x == ctx;
+}
+
 bool pcpd_mapping_set_remove(pcpd_mapping_set *s, const void *x) {
         size_t i, j;
 
-        if (s->slots == NULL)
+        if (pcpd_mapping_set_find_at(s, s->hash(x), same_element, x, &i) == NULL)
                 return false;
-        for (i = pcp_hash64(s->hash(x)) & s->mask; s->slots[i] != x; i = (i + 1) & s->mask)
-                if (s->slots[i] == NULL)
-                        return false;
         /* backward shift: each later element of the run whose home is not between the hole
          * and itself (cyclically) moves into the hole, so that no search stops short */
         for (j = (i + 1) & s->mask; s->slots[j] != NULL; j = (j + 1) & s->mask) {

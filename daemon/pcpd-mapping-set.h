@@ -44,14 +44,36 @@ static inline size_t pcpd_mapping_set_size(const pcpd_mapping_set *s) {
         return s->n;
 }
 
-/* The slot a search for hash h starts at (h unmixed); then pcpd_mapping_set_probe_next()
- * until an empty slot (NULL): every element with that hash is in that run. */
-static inline size_t pcpd_mapping_set_probe(const pcpd_mapping_set *s, uint64_t h) {
-        return pcp_hash64(h) & s->mask;
+/* The match of a search: whether element x is the one searched for (ctx: the caller's key). */
+typedef bool (*pcpd_mapping_set_match_fn)(const void *x, const void *ctx);
+
+/* The one probe loop of the set (its searches, and remove's): the first element of hash h's
+ * run (h unmixed) that match() accepts, and its slot in *slot; NULL if none (*slot not set).
+ * Every element with hash h is in that run (up to the first empty slot), so a key that is
+ * not there costs the run's length. Inline, as the lookups by id and by sharing key are on
+ * every call's path: their match is a constant, which the compiler inlines into the loop
+ * (no indirect call), and a *slot nobody reads goes: the loop is the one the lookups had
+ * by hand, instruction for instruction (an index or slot pointer returned instead costs
+ * a test or a register more on every hit). */
+static inline void *pcpd_mapping_set_find_at(const pcpd_mapping_set *s, uint64_t h, pcpd_mapping_set_match_fn match,
+                                             const void *ctx, size_t *slot) {
+        if (s->n == 0) /* also no slots yet */
+                return NULL;
+        for (size_t i = pcp_hash64(h) & s->mask; s->slots[i] != NULL; i = (i + 1) & s->mask)
+                if (match(s->slots[i], ctx)) {
+                        *slot = i;
+                        return s->slots[i];
+                }
+        return NULL;
 }
 
-static inline size_t pcpd_mapping_set_probe_next(const pcpd_mapping_set *s, size_t i) {
-        return (i + 1) & s->mask;
+/* The first element with hash h (unmixed) that match(x, ctx) accepts, NULL if none; of
+ * several that match, which one is first is the slots' order. */
+static inline void *pcpd_mapping_set_find(const pcpd_mapping_set *s, uint64_t h, pcpd_mapping_set_match_fn match,
+                                          const void *ctx) {
+        size_t unused;
+
+        return pcpd_mapping_set_find_at(s, h, match, ctx, &unused);
 }
 
 /* Iteration: for (size_t i = 0; pcpd_mapping_set_next(s, &i, &x); ) ... */

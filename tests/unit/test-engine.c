@@ -976,6 +976,11 @@ static void test_epoch_reset_response(void **state) {
                 } else if (last[i] + 3300 <= h->now) {
                         /* in flight for a while: asked again at once too */
                         assert_int_equal(h_count_for(h, ids[i]), 1);
+                } else if (last[i] + 2700 <= h->now && h_count_for(h, ids[i]) == 1) {
+                        /* in flight for 2.7-3.3 s, one first RT (a fresh draw in
+                         * [2700, 3300]) or more: its retransmission is due, asked at once
+                         * (which of the two depends on the draws: on the seed) */
+                        assert_int_equal(h_last_for(h, ids[i])->t, h->now);
                 } else {
                         /* in flight just now: no duplicate, one first RT after the renewal */
                         assert_int_equal(h_count_for(h, ids[i]), 0);
@@ -1498,6 +1503,44 @@ static void test_nonce_persistence(void **state) {
         assert_true(ev->deleted_upstream);
         assert_memory_equal(ev->mapping.nonce, nonce, PCP_NONCE_LEN);
         h_free(h);
+}
+
+/* A mapping's point in its renewal windows is read from its nonce (its last four octets,
+ * / 2^32): a mapping restored with its nonce after a restart renews at the same point of
+ * its window as before, whatever the new engine draws (the fresh jitter is +-1/16). */
+static void test_renewal_phase_from_nonce(void **state) {
+        /* the last four octets as the host reads them: 1/4 and 1/2 and 7/8 of the window */
+        static const uint32_t phases[] = { UINT32_C(0x40000000), UINT32_C(0x80000000), UINT32_C(0xe0000000) };
+
+        for (unsigned seed = 31; seed < 34; seed++) {
+                harness *h = h_new(seed, NULL);
+                uint32_t sid = pcp_server(h);
+
+                for (size_t i = 0; i < 3; i++) {
+                        pcp_mapping_params p;
+                        uint64_t id, t0, start, width;
+                        double pos;
+
+                        h_params(&p, sid, IPPROTO_TCP, (uint16_t) (8080 + i), 3600);
+                        p.has_nonce = true;
+                        memset(p.nonce, (int) (0x11 * (i + 1)), PCP_NONCE_LEN);
+                        memcpy(p.nonce + PCP_NONCE_LEN - 4, &phases[i], 4);
+                        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &id), 0);
+                        h_drain(h);
+                        t0 = h->now;
+                        h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, (uint16_t) (40000 + i));
+                        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+                        /* the first window: [1/2, 1/2 + 1/8] of the lifetime after the grant */
+                        start = t0 + 1800 * SEC;
+                        width = 450 * SEC;
+                        assert_in(h_mapping(h, id)->next_send, start, start + width);
+                        pos = (double) (h_mapping(h, id)->next_send - start) / (double) width -
+                              (double) phases[i] / 4294967296.0; /* none wraps: 1/16 from the ends */
+                        if (pos < -1.0 / 16 - 1e-6 || pos > 1.0 / 16 + 1e-6)
+                                fail_msg("seed %u: phase %#x renews %.4f of its window off", seed, phases[i], pos);
+                }
+                h_free(h);
+        }
 }
 
 /* ---- options ---- */
@@ -2751,6 +2794,7 @@ int main(void) {
                 cmocka_unit_test(test_drops),
                 cmocka_unit_test(test_unreachable),
                 cmocka_unit_test(test_nonce_persistence),
+        cmocka_unit_test(test_renewal_phase_from_nonce),
                 cmocka_unit_test(test_options_and_prefix64),
                 cmocka_unit_test(test_rare_options_each_alone),
                 cmocka_unit_test(test_long_retransmission_timeout),

@@ -1031,8 +1031,8 @@ static void turn_until_orphans_gone(fixture *f, guint mark) {
 }
 
 /* LEAVERS names holding one mapping each leave in the same turn of the loop, the bus not
- * backed up: PCPD_ORPHAN_BATCH go at once for them all (not one each), the rest are queued
- * and go a batch a turn, in the order the names left. A name that leaves once the loop has
+ * backed up: the first one's goes at once, the rest are queued (not one each at once) and
+ * go a batch a turn, in the order the names left. A name that leaves once the loop has
  * turned, while some are still queued, queues behind them (none at once). One re-held by
  * another caller before its turn stays; all others go, each once. Once all are gone and the
  * loop has turned, a name that leaves has its mapping removed at once again. */
@@ -1048,8 +1048,9 @@ static void test_owners_vanish_share_batch(void **state) {
 
         for (unsigned k = 0; k < LEAVERS; k++)
                 pcpd_manager_holder_vanished(f->m, names->pdata[k]);
-        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), PCPD_ORPHAN_BATCH);
-        assert_int_equal(f->m->orphans->len - f->m->orphans_head, LEAVERS - PCPD_ORPHAN_BATCH);
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), 1);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, ids[0]), 1);
+        assert_int_equal(f->m->orphans->len - f->m->orphans_head, LEAVERS - 1);
         assert_int_not_equal(f->m->orphans_source, 0);
 
         /* before its turn, the last one is held by another caller */
@@ -1095,7 +1096,7 @@ static void test_owners_vanish_share_batch(void **state) {
 
 /* LEAVERS names holding one mapping each leave in the same turn while the listener's output
  * is backed up: the first one's mapping goes at once (as a lone one's always did), every
- * later one waits in the queue; nothing more goes while the backlog stays (the loop turning,
+ * later one waits in the queue (as it does when not backed up); nothing more goes while the backlog stays (the loop turning,
  * the backlog asked again); one re-held before its turn stays; once the backlog drains the
  * others go, a batch a turn, in the order their names left, each once. */
 static void test_owners_vanish_wait_for_backlog(void **state) {
@@ -1140,6 +1141,69 @@ static void test_owners_vanish_wait_for_backlog(void **state) {
         assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
         assert_ptr_equal(pcpd_manager_mapping(f->m, kept_id), kept);
         assert_true(g_hash_table_contains(kept->holders, ":1.98"));
+}
+
+/* Names that leave in one turn of the loop: the first with any to remove has them removed
+ * at once (one before it whose mapping another name still holds removes nothing, and does
+ * not count); the names after it in the same turn have none removed at once, theirs are
+ * queued and go in later turns, after the first one's and in the order the names left,
+ * each once, "owner-vanished". Once the loop has turned, the next name to leave is the
+ * first of its turn again. */
+static void test_owners_vanish_second_deferred(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request req;
+        uint64_t a[3], b[2], shared_id, c_id;
+        guint mark;
+
+        for (unsigned k = 0; k < 3; k++) {
+                req = request((uint16_t) (LEAVERS_PORT + k), ":3.a");
+                a[k] = add(f, &req)->id;
+        }
+        for (unsigned k = 0; k < 2; k++) {
+                req = request((uint16_t) (LEAVERS_PORT + 3 + k), ":3.b");
+                b[k] = add(f, &req)->id;
+        }
+        req = request(LEAVERS_PORT + 5, ":3.s");
+        shared_id = add(f, &req)->id;
+        req = request(LEAVERS_PORT + 5, ":3.t");
+        assert_int_equal(add(f, &req)->id, shared_id);
+        assert_true(a[2] < b[0] && b[1] < shared_id); /* removed_in_order()'s premise */
+        mark = f->rec.events->len;
+
+        /* one turn of the loop: :3.s leaves (its mapping still held), then :3.a, :3.b, :3.t */
+        pcpd_manager_holder_vanished(f->m, ":3.s");
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), 0);
+        pcpd_manager_holder_vanished(f->m, ":3.a");
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), 3);
+        for (unsigned k = 0; k < 3; k++)
+                assert_null(pcpd_manager_mapping(f->m, a[k]));
+        pcpd_manager_holder_vanished(f->m, ":3.b");
+        pcpd_manager_holder_vanished(f->m, ":3.t");
+        assert_int_equal(removed_since(f, mark, PCPD_REMOVED_OWNER_VANISHED), 3);
+        for (unsigned k = 0; k < 2; k++)
+                assert_non_null(pcpd_manager_mapping(f->m, b[k]));
+        assert_non_null(pcpd_manager_mapping(f->m, shared_id));
+        assert_int_equal(f->m->orphans->len - f->m->orphans_head, 3);
+        assert_int_not_equal(f->m->orphans_source, 0);
+
+        turn_until_orphans_gone(f, mark);
+        assert_int_equal(removed_in_order(f, mark), 6);
+        for (unsigned k = 0; k < 3; k++)
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, a[k]), 1);
+        for (unsigned k = 0; k < 2; k++) {
+                assert_null(pcpd_manager_mapping(f->m, b[k]));
+                assert_int_equal(count_events(&f->rec, EV_REMOVED, b[k]), 1);
+        }
+        assert_null(pcpd_manager_mapping(f->m, shared_id));
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, shared_id), 1);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 0);
+
+        /* the loop has turned: the next name to leave is the first of its turn */
+        req = request(LEAVERS_PORT + 6, ":3.c");
+        c_id = add(f, &req)->id;
+        pcpd_manager_holder_vanished(f->m, ":3.c");
+        assert_null(pcpd_manager_mapping(f->m, c_id));
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, c_id)->reason, PCPD_REMOVED_OWNER_VANISHED);
 }
 
 /* LEAVERS names holding one mapping each leave while the output is backed up, and pcpd stops
@@ -1504,6 +1568,8 @@ int main(void) {
                 cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_then_stop, setup, teardown,
                                                          (void *) &many),
                 cmocka_unit_test_prestate_setup_teardown(test_owners_vanish_share_batch, setup, teardown,
+                                                         (void *) &many),
+                cmocka_unit_test_prestate_setup_teardown(test_owners_vanish_second_deferred, setup, teardown,
                                                          (void *) &many),
                 cmocka_unit_test_prestate_setup_teardown(test_owners_vanish_wait_for_backlog, setup, teardown,
                                                          (void *) &many),

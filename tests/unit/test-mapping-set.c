@@ -26,13 +26,20 @@ static uint64_t same_hash(const void *x) {
         return 7;
 }
 
+static bool same(const void *x, const void *ctx) {
+        return x == ctx;
+}
+
 static bool has(const pcpd_mapping_set *s, const elem *e) {
-        if (pcpd_mapping_set_size(s) == 0)
-                return false;
-        for (size_t i = pcpd_mapping_set_probe(s, s->hash(e)); s->slots[i] != NULL; i = pcpd_mapping_set_probe_next(s, i))
-                if (s->slots[i] == e)
-                        return true;
-        return false;
+        return pcpd_mapping_set_find(s, s->hash(e), same, e) == e;
+}
+
+/* a search by key (as the manager's by id): ctx is the key; counts its calls */
+static unsigned key_calls;
+
+static bool key_is(const void *x, const void *ctx) {
+        key_calls++;
+        return ((const elem *) x)->key == *(const uint64_t *) ctx;
 }
 
 /* every element the test holds in is found from its hash's slot, and iteration gives each
@@ -116,6 +123,59 @@ static void test_remove_absent(void **state) {
         pcpd_mapping_set_done(&s); /* twice: harmless */
 }
 
+/* pcpd_mapping_set_find(): the element the match accepts; NULL for a key not there (also in
+ * a run of others with the same hash, read to its end and no further, and in an empty set) */
+static void test_find(void **state) {
+        pcpd_mapping_set s;
+        elem es[40];
+        uint64_t k;
+        size_t at = 0;
+
+        (void) state;
+        pcpd_mapping_set_init(&s, elem_hash);
+        k = 5;
+        key_calls = 0;
+        assert_null(pcpd_mapping_set_find(&s, k, key_is, &k)); /* no slots */
+        assert_int_equal(key_calls, 0);
+        for (size_t i = 0; i < 40; i++) {
+                es[i] = (elem){ .key = i + 1 };
+                pcpd_mapping_set_add(&s, &es[i]);
+        }
+        for (size_t i = 0; i < 40; i++) {
+                k = i + 1;
+                assert_ptr_equal(pcpd_mapping_set_find(&s, k, key_is, &k), &es[i]);
+                /* the slot is the one that holds it */
+                assert_ptr_equal(pcpd_mapping_set_find_at(&s, k, key_is, &k, &at), &es[i]);
+                assert_ptr_equal(s.slots[at], &es[i]);
+        }
+        k = 41;
+        assert_null(pcpd_mapping_set_find(&s, k, key_is, &k));
+        at = 12345;
+        assert_null(pcpd_mapping_set_find_at(&s, k, key_is, &k, &at));
+        assert_int_equal(at, 12345); /* not set */
+        k = 3;
+        assert_true(pcpd_mapping_set_remove(&s, &es[2]));
+        assert_null(pcpd_mapping_set_find(&s, 3, key_is, &k));
+        pcpd_mapping_set_done(&s);
+
+        /* all in one run: the key decides, and a removed one is gone from the middle of it */
+        pcpd_mapping_set_init(&s, same_hash);
+        for (size_t i = 0; i < 40; i++)
+                pcpd_mapping_set_add(&s, &es[i]);
+        for (size_t i = 0; i < 40; i++) {
+                k = i + 1;
+                assert_ptr_equal(pcpd_mapping_set_find(&s, 7, key_is, &k), &es[i]);
+        }
+        assert_true(pcpd_mapping_set_remove(&s, &es[20]));
+        k = 21;
+        key_calls = 0;
+        assert_null(pcpd_mapping_set_find(&s, 7, key_is, &k));
+        assert_int_equal(key_calls, 39); /* the whole run, then the empty slot */
+        k = 40;
+        assert_ptr_equal(pcpd_mapping_set_find(&s, 7, key_is, &k), &es[39]);
+        pcpd_mapping_set_done(&s);
+}
+
 /* grows and shrinks: 10,000 in 16,384 slots (8 octets each), back to the least when empty */
 static void test_sizes(void **state) {
         pcpd_mapping_set s;
@@ -141,6 +201,7 @@ int main(void) {
                 cmocka_unit_test(test_random),
                 cmocka_unit_test(test_collisions),
                 cmocka_unit_test(test_remove_absent),
+                cmocka_unit_test(test_find),
                 cmocka_unit_test(test_sizes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
