@@ -360,6 +360,9 @@ static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
                 pcpd_state_mapping_free(rec);
                 return false;
         }
+        /* kept until the server answers: not in a block of the loaded state, which would
+         * stay mapped for it */
+        rec = pcpd_state_mapping_unpack(rec);
         rec->deleting = true;
         if (!rec->has_nonce && rec->upnp_interface != NULL) {
                 /* a UPnP mapping's delete (pcpd-backend.h) */
@@ -534,6 +537,20 @@ void manager_restore(pcpd_manager *m) {
                  * that the next mappings take its room instead of more of the system's */
                 g_hash_table_remove(st->mappings, &id);
         }
+        /* what was loaded is all taken over or copied: it goes before the snapshot, whose
+         * buffer may take its room, and its heap is given back */
+        g_clear_pointer(&recs, g_ptr_array_unref);
+        g_clear_pointer(&st, pcpd_state_free);
+        /* a fresh snapshot, and an empty journal */
+        (void) pcpd_store_save(m->store);
+        restore_give_back(n_records);
+        /* one timer for the grace of all the app mappings restored: from now, after the
+         * restore (the loop has not run meanwhile: no app could claim one yet), so that each
+         * waits grace_seconds at least, as when each had a timer from its own restore on.
+         * A reload that changes GraceSeconds does not change it (nor did it each timer). */
+        if (m->n_unclaimed > 0 && m->grace_source == 0)
+                m->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, m);
+        pcpd_backend_kick(m->pcp);
         /* Each restored mapping's InterfacesAdded, in the order they were restored, once they
          * are all made, as long as the bus keeps up: the rest on the next turns of the loop,
          * PCPD_ORPHAN_BATCH a turn while the listener's output backlog is not above
@@ -553,10 +570,10 @@ void manager_restore(pcpd_manager *m) {
          * InterfacesAdded: that InterfacesAdded only says again that the object is there,
          * with every property as it is when it is sent (pcpctl, which applies the
          * InterfacesAdded of its mapping's path, ends with the state GetAll gives). A
-         * PropertiesChanged of such a mapping (its server's first
-         * answer, its claim) may come before its InterfacesAdded: a client that did not read
-         * it yet ignores the change of an object it does not know, and the InterfacesAdded
-         * after it carries the new values. A mapping removed before its turn has its
+         * PropertiesChanged of such a mapping (its server's first answer, its claim) may
+         * come before its InterfacesAdded: a client that did not read it yet ignores the
+         * change of an object it does not know, and the InterfacesAdded after it carries the
+         * new values. A mapping removed before its turn has its
          * InterfacesRemoved and nothing after it (tell_added()). No test of the bus or
          * integration suites waits for the InterfacesAdded of a restored mapping: they read
          * the restored mappings with GetManagedObjects or pcpctl list. */
@@ -568,23 +585,9 @@ void manager_restore(pcpd_manager *m) {
                 g_message("%u mapping(s) were removed before the restart and their delete was never confirmed: "
                           "deleting them again",
                           deleting);
-        /* one timer for the grace of all the app mappings restored: from now, after the
-         * restore (the loop has not run meanwhile: no app could claim one yet), so that each
-         * waits grace_seconds at least, as when each had a timer from its own restore on.
-         * A reload that changes GraceSeconds does not change it (nor did it each timer). */
-        if (m->n_unclaimed > 0 && m->grace_source == 0)
-                m->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, m);
         if (restored > 0) {
                 g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored,
                           m->state_dir, m->config.grace_seconds);
                 pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         }
-        /* what was loaded is all taken over or copied: it goes before the snapshot, whose
-         * buffer may take its room, and its heap is given back */
-        g_clear_pointer(&recs, g_ptr_array_unref);
-        g_clear_pointer(&st, pcpd_state_free);
-        /* a fresh snapshot, and an empty journal */
-        (void) pcpd_store_save(m->store);
-        restore_give_back(n_records);
-        pcpd_backend_kick(m->pcp);
 }
