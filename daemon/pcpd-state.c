@@ -139,7 +139,7 @@ static pcpd_state_mapping *pack(pcpd_state *st, pcpd_state_mapping *m) {
                 st->block->used = align_up(sizeof(pcpd_state_block));
                 st->block->live = 1;
         }
-        c = (pcpd_state_mapping *) ((char *) st->block + st->block->used);
+        c = (void *) ((char *) st->block + st->block->used); /* aligned: align_up() */
         *c = *m;
         p = (char *) c + head;
         if (filters > 0) {
