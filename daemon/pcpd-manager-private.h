@@ -288,5 +288,6 @@ void manager_restore(pcpd_manager *m);
 void manager_unclaimed_done(pcpd_manager *m, pcpd_mapping *mp);
 /* At shutdown: the grace timer goes (the mappings still waiting stay saved, to wait again
  * after the next start); if the grace is over already, those still unclaimed are removed
- * first, as they would have been a few turns later. */
+ * first, as they would have been a few turns later. The restore's mapping_added still
+ * paced to the listener's backlog (pcpd-restore.c) are not told. */
 void manager_grace_stop(pcpd_manager *m);

@@ -26,6 +26,107 @@
 #include "pcpd-servers.h"
 #include "pcpd-store.h"
 
+/* ---- the restore's InterfacesAdded, paced to the bus ---- */
+
+/* mapping_added told between two looks at the listener's backlog (two system calls for the
+ * bus: ~32 x ~2.7 KB of InterfacesAdded, what a socket's send queue takes easily) */
+#define RESTORE_ADDED_CHECK 32u
+/* after PCPD_OUTPUT_BACKLOG_WAITS looks in a row at a bus that does not read, the next look
+ * comes this much later (nothing waits for these signals: see manager_restore()) */
+#define RESTORE_ADDED_SLOW_MS 100u
+
+/* The restored mappings whose mapping_added is still to be told: their ids, in the order
+ * they were restored, from head on; told PCPD_ORPHAN_BATCH a turn of the loop while the
+ * listener's output is not backed up. One per manager, while there are any: not a field of
+ * struct pcpd_manager, whose header (pcpd-manager.h) is not this file's; found again by the
+ * manager at its shutdown (manager_grace_stop()). */
+typedef struct restore_pace {
+        pcpd_manager *manager;
+        GArray *ids; /* uint64_t */
+        guint head;
+        guint source; /* an idle source, or a timeout while the backlog is above the limit */
+        guint waits;  /* looks in a row that found it above */
+} restore_pace;
+
+static GSList *paces; /* restore_pace*, of the managers that have one */
+
+/* the listener's output is backed up (as for the batches of pcpd-manager.c) */
+static bool added_backed_up(pcpd_manager *m) {
+        return m->listener->output_backlog != NULL &&
+               m->listener->output_backlog(m, m->listener_data) > PCPD_OUTPUT_BACKLOG_MAX;
+}
+
+/* mapping_added for the ids from *head on, at most max of them, each looked up again: one
+ * removed meanwhile (for any reason: released, revoked, the grace, a disable) has had its
+ * mapping_removed (InterfacesRemoved) and gets nothing after it (ids are never given out
+ * twice: a mapping of its port made since has another id and was told on its own); one
+ * claimed or changed meanwhile is told as it is now (InterfacesAdded carries every
+ * property). Stops, false, when the listener's output is backed up (looked at before the
+ * first and every RESTORE_ADDED_CHECK after); true when max were told or none are left. */
+static bool tell_added(pcpd_manager *m, GArray *ids, guint *head, guint max) {
+        for (guint n = 0; n < max && *head < ids->len; n++) {
+                pcpd_mapping *mp;
+
+                if (n % RESTORE_ADDED_CHECK == 0 && added_backed_up(m))
+                        return false;
+                mp = pcpd_manager_mapping(m, g_array_index(ids, uint64_t, (*head)++));
+                if (mp != NULL)
+                        manager_emit_mapping_added(m, mp);
+        }
+        return true;
+}
+
+static void pace_free(restore_pace *p) {
+        paces = g_slist_remove(paces, p);
+        if (p->source != 0)
+                g_source_remove(p->source);
+        g_array_free(p->ids, TRUE);
+        g_free(p);
+}
+
+static gboolean on_pace(gpointer userdata) {
+        restore_pace *p = userdata;
+
+        p->source = 0; /* this source, ending */
+        if (!tell_added(p->manager, p->ids, &p->head, PCPD_ORPHAN_BATCH)) {
+                p->waits++;
+                p->source = g_timeout_add(p->waits < PCPD_OUTPUT_BACKLOG_WAITS ? PCPD_OUTPUT_BACKLOG_RETRY_MS
+                                                                               : RESTORE_ADDED_SLOW_MS,
+                                          on_pace, p);
+                return G_SOURCE_REMOVE;
+        }
+        p->waits = 0;
+        if (p->head < p->ids->len)
+                p->source = g_idle_add_full(G_PRIORITY_DEFAULT, on_pace, p, NULL);
+        else
+                pace_free(p);
+        return G_SOURCE_REMOVE;
+}
+
+/* the rest of ids (taken), from head on, told on the next turns of the loop */
+static void pace_start(pcpd_manager *m, GArray *ids, guint head) {
+        restore_pace *p = g_new0(restore_pace, 1);
+
+        p->manager = m;
+        p->ids = ids;
+        p->head = head;
+        p->waits = 1;
+        p->source = g_timeout_add(PCPD_OUTPUT_BACKLOG_RETRY_MS, on_pace, p);
+        paces = g_slist_prepend(paces, p);
+}
+
+/* At shutdown: those not told yet are not (the objects go with the bus connection). */
+static void pace_stop(pcpd_manager *m) {
+        for (GSList *l = paces; l != NULL; l = l->next) {
+                restore_pace *p = l->data;
+
+                if (p->manager == m) {
+                        pace_free(p);
+                        return;
+                }
+        }
+}
+
 /* ---- the grace of the restored app mappings: one timer for them all ---- */
 
 /* none wait any more, or the shutdown: the timer (or the batches' idle source) and the ids
@@ -106,6 +207,7 @@ void manager_grace_stop(pcpd_manager *m) {
         if (m->grace_over)
                 (void) grace_remove(m, G_MAXUINT);
         grace_clear(m);
+        pace_stop(m);
 }
 
 static const char *app_id_source_from_string(const char *s) {
@@ -258,6 +360,9 @@ static bool restore_deleting(pcpd_manager *m, pcpd_state_mapping *rec) {
                 pcpd_state_mapping_free(rec);
                 return false;
         }
+        /* kept until the server answers: not in a block of the loaded state, which would
+         * stay mapped for it */
+        rec = pcpd_state_mapping_unpack(rec);
         rec->deleting = true;
         if (!rec->has_nonce && rec->upnp_interface != NULL) {
                 /* a UPnP mapping's delete (pcpd-backend.h) */
@@ -395,7 +500,7 @@ void manager_restore(pcpd_manager *m) {
         g_autoptr(GPtrArray) recs = NULL;
         g_autoptr(GArray) added = NULL;
         unsigned restored = 0, deleting = 0;
-        guint n_records;
+        guint n_records, head;
 
         if (st == NULL)
                 st = pcpd_state_new();
@@ -432,37 +537,6 @@ void manager_restore(pcpd_manager *m) {
                  * that the next mappings take its room instead of more of the system's */
                 g_hash_table_remove(st->mappings, &id);
         }
-        /* Each restored mapping's InterfacesAdded, in the order they were restored, once they
-         * are all made. The loop does not run during the restore: what dbus-daemon has not
-         * read yet waits in the bus connection's write queue, until pcpd's name is requested
-         * after it (bench/README.md, branch rss131: 71,068 and 123,788 of 131,070 queued,
-         * ~2.7 KB each). Told while each was made, they lay between one mapping and the next,
-         * and once written their room stayed with malloc, a hole next to every mapping: ~400
-         * MB resident after such a restart, 396 MB after malloc_trim(0). Told now, they lie
-         * above all the mappings and go back to the system once written (114 MB). */
-        for (guint k = 0; k < added->len; k++) {
-                uint64_t id = g_array_index(added, uint64_t, k);
-                pcpd_mapping *mp = pcpd_manager_mapping(m, id);
-
-                if (mp != NULL)
-                        manager_emit_mapping_added(m, mp);
-        }
-        g_clear_pointer(&added, g_array_unref);
-        if (deleting > 0)
-                g_message("%u mapping(s) were removed before the restart and their delete was never confirmed: "
-                          "deleting them again",
-                          deleting);
-        /* one timer for the grace of all the app mappings restored: from now, after the
-         * restore (the loop has not run meanwhile: no app could claim one yet), so that each
-         * waits grace_seconds at least, as when each had a timer from its own restore on.
-         * A reload that changes GraceSeconds does not change it (nor did it each timer). */
-        if (m->n_unclaimed > 0 && m->grace_source == 0)
-                m->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, m);
-        if (restored > 0) {
-                g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored,
-                          m->state_dir, m->config.grace_seconds);
-                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
-        }
         /* what was loaded is all taken over or copied: it goes before the snapshot, whose
          * buffer may take its room, and its heap is given back */
         g_clear_pointer(&recs, g_ptr_array_unref);
@@ -470,5 +544,50 @@ void manager_restore(pcpd_manager *m) {
         /* a fresh snapshot, and an empty journal */
         (void) pcpd_store_save(m->store);
         restore_give_back(n_records);
+        /* one timer for the grace of all the app mappings restored: from now, after the
+         * restore (the loop has not run meanwhile: no app could claim one yet), so that each
+         * waits grace_seconds at least, as when each had a timer from its own restore on.
+         * A reload that changes GraceSeconds does not change it (nor did it each timer). */
+        if (m->n_unclaimed > 0 && m->grace_source == 0)
+                m->grace_source = g_timeout_add_seconds(m->config.grace_seconds, on_grace_over, m);
         pcpd_backend_kick(m->pcp);
+        /* Each restored mapping's InterfacesAdded, in the order they were restored, once they
+         * are all made, as long as the bus keeps up: the rest on the next turns of the loop,
+         * PCPD_ORPHAN_BATCH a turn while the listener's output backlog is not above
+         * PCPD_OUTPUT_BACKLOG_MAX. The loop does not run during the restore, so what
+         * dbus-daemon has not read waited in the bus connection's write queue until pcpd's
+         * name was requested (main.c, after this): 71,068 and 123,788 of 131,070 queued in
+         * the runs of bench/README.md (branches rss131, restorerss), ~2.7 KB each, up to
+         * ~440 MB, whose room stayed with malloc once written.
+         *
+         * What that changes for clients. The name is requested after the restore: the
+         * signals told here go out before pcpd owns it, and a client that matches pcpd's
+         * signals by its name (sender=org.freedesktop.PCP1: GDBus's object manager, pcpctl)
+         * did not get them; it learns the restored mappings with GetManagedObjects once the
+         * name appears, as of any object that was there before it looked. Those paced to
+         * later turns go out once pcpd owns the name, so such a client may have read a
+         * mapping with GetManagedObjects, or claimed it with AddMapping, before its
+         * InterfacesAdded: that InterfacesAdded only says again that the object is there,
+         * with every property as it is when it is sent (pcpctl, which applies the
+         * InterfacesAdded of its mapping's path, ends with the state GetAll gives). A
+         * PropertiesChanged of such a mapping (its server's first answer, its claim) may
+         * come before its InterfacesAdded: a client that did not read it yet ignores the
+         * change of an object it does not know, and the InterfacesAdded after it carries the
+         * new values. A mapping removed before its turn has its
+         * InterfacesRemoved and nothing after it (tell_added()). No test of the bus or
+         * integration suites waits for the InterfacesAdded of a restored mapping: they read
+         * the restored mappings with GetManagedObjects or pcpctl list. */
+        head = 0;
+        if (!tell_added(m, added, &head, G_MAXUINT))
+                pace_start(m, g_steal_pointer(&added), head);
+        g_clear_pointer(&added, g_array_unref);
+        if (deleting > 0)
+                g_message("%u mapping(s) were removed before the restart and their delete was never confirmed: "
+                          "deleting them again",
+                          deleting);
+        if (restored > 0) {
+                g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored,
+                          m->state_dir, m->config.grace_seconds);
+                pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
+        }
 }

@@ -46,6 +46,9 @@
 /* a state file larger than this is not read: 4096 mappings take about 3 MiB */
 #define PCPD_STATE_MAX_FILE_SIZE (64u * 1024 * 1024)
 
+/* A block of records packed one after the other (pcpd-state.c), out of malloc's heap. */
+typedef struct pcpd_state_block pcpd_state_block;
+
 /* One mapping as saved. Strings are owned when the record comes from parsing (free with
  * pcpd_state_mapping_free()); the daemon fills one with borrowed strings to format it. */
 typedef struct pcpd_state_mapping {
@@ -87,6 +90,12 @@ typedef struct pcpd_state_mapping {
         struct in6_addr upnp_igd;
         uint16_t upnp_external_port;
         bool upnp_permanent;
+        /* A parsed record lies with its strings and filters in a block of the loaded
+         * state's (NULL: allocated by itself, as a copy is, or borrowed): the block goes
+         * back to the system whole once its last record is freed, leaving no hole in
+         * malloc's heap between what was made from the records meanwhile (bench/README.md,
+         * branch restorerss). Not to be kept for long: pcpd_state_mapping_unpack(). */
+        pcpd_state_block *block;
 } pcpd_state_mapping;
 
 /* What was loaded: the records by id, and the first id never used. */
@@ -99,11 +108,16 @@ typedef struct pcpd_state {
         unsigned journal_records;  /* complete records replayed */
         unsigned journal_damaged;  /* complete records that were no valid mapping */
         size_t journal_torn;       /* bytes of torn records skipped */
+        pcpd_state_block *block;   /* the block parsed records are packed into now */
 } pcpd_state;
 
 void pcpd_state_mapping_free(pcpd_state_mapping *m);
-/* A copy that owns its strings (of a record that may borrow them). */
+/* A copy that owns its strings (of a record that may borrow them), allocated by itself. */
 pcpd_state_mapping *pcpd_state_mapping_copy(const pcpd_state_mapping *m);
+/* m (taken over) as a record allocated by itself: m, or its copy when m lies in a block of
+ * a loaded state (then m is freed), so that a record kept after the restore does not keep
+ * its whole block. */
+pcpd_state_mapping *pcpd_state_mapping_unpack(pcpd_state_mapping *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_state_mapping, pcpd_state_mapping_free)
 
 pcpd_state *pcpd_state_new(void);

@@ -16,6 +16,7 @@
 #include <glib/gstdio.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -106,6 +107,23 @@ static void assert_same(const pcpd_state_mapping *a, const pcpd_state_mapping *b
 
 static pcpd_state_mapping *get(pcpd_state *st, uint64_t id) {
         return g_hash_table_lookup(st->mappings, &id);
+}
+
+/* p lies in a mapping of this process (/proc/self/maps) */
+static bool mapped(const void *p) {
+        g_autofree char *maps = NULL;
+        g_auto(GStrv) lines = NULL;
+        uintptr_t a = (uintptr_t) p;
+
+        assert_true(g_file_get_contents("/proc/self/maps", &maps, NULL, NULL));
+        lines = g_strsplit(maps, "\n", -1);
+        for (size_t i = 0; lines[i] != NULL; i++) {
+                unsigned long start, end;
+
+                if (sscanf(lines[i], "%lx-%lx", &start, &end) == 2 && a >= start && a < end)
+                        return true;
+        }
+        return false;
 }
 
 /* ---- the codec ---- */
@@ -1667,9 +1685,91 @@ static void test_formatter_mid_change(void **state) {
         assert_non_null(g_hash_table_lookup(wrong->mappings, &(uint64_t) { 3 }));
 }
 
+/* Parsed records lie packed in blocks of the loaded state's (pcpd-state.h), read back the
+ * same as records allocated one by one, and their blocks live as long as any record in
+ * them: past the state that loaded them, and no longer. */
+static void test_records_packed(void **state) {
+        g_autoptr(pcpd_state) want = sample_state(5000), st = pcpd_state_new(), big = pcpd_state_new();
+        g_autoptr(GString) snap = format_whole(want), journal = g_string_new(NULL), text = g_string_new(NULL);
+        g_autoptr(GPtrArray) recs = g_ptr_array_new();
+        g_autoptr(GHashTable) blocks = g_hash_table_new(g_direct_hash, g_direct_equal);
+        g_autofree char *long_description = g_strnfill(200 * 1024, 'x');
+        GHashTableIter it;
+        gpointer key, value;
+        pcpd_state_mapping m, *got, *own;
+
+        /* a journal record over a packed one replaces it (its room is left in the block) */
+        fill(&m, 3);
+        m.description = (char *) "replaced";
+        pcpd_state_format_record(journal, &m);
+        put(want, &m);
+
+        assert_int_equal(pcpd_state_parse_snapshot(st, snap->str, snap->len), 0);
+        pcpd_state_replay_journal(st, journal->str, journal->len);
+        assert_int_equal(st->journal_records, 1);
+        /* sample_state() has some that are no valid mapping (direct and deleting) */
+        assert_true(st->damaged > 0);
+        assert_int_equal(g_hash_table_size(st->mappings) + st->damaged, 5000);
+        g_hash_table_iter_init(&it, st->mappings);
+        while (g_hash_table_iter_next(&it, &key, &value)) {
+                got = value;
+                assert_non_null(got->block);
+                assert_same(g_hash_table_lookup(want->mappings, key), got);
+                g_hash_table_add(blocks, got->block);
+        }
+        /* 5,000 records of ~300 octets: more than one block */
+        assert_true(g_hash_table_size(blocks) > 1);
+
+        /* records taken out of the state outlive it, and so do their blocks */
+        g_hash_table_iter_init(&it, st->mappings);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                g_ptr_array_add(recs, value);
+                g_hash_table_iter_steal(&it);
+        }
+        g_hash_table_iter_init(&it, blocks);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                assert_true(mapped(key));
+        g_clear_pointer(&st, pcpd_state_free);
+        g_hash_table_iter_init(&it, blocks);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                assert_true(mapped(key));
+        for (guint i = 0; i < recs->len; i++) {
+                got = recs->pdata[i];
+                assert_same(g_hash_table_lookup(want->mappings, &got->id), got);
+        }
+        /* one kept: a copy of its own, the packed one freed */
+        own = pcpd_state_mapping_unpack(recs->pdata[0]);
+        recs->pdata[0] = NULL;
+        assert_null(own->block);
+        assert_same(g_hash_table_lookup(want->mappings, &own->id), own);
+        /* the rest freed (not in the order they were packed): every block goes back */
+        for (guint i = recs->len; i-- > 1;)
+                pcpd_state_mapping_free(recs->pdata[i]);
+        g_hash_table_iter_init(&it, blocks);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                assert_false(mapped(key));
+        /* the copy owns what it holds */
+        assert_same(g_hash_table_lookup(want->mappings, &own->id), own);
+        assert_null(pcpd_state_mapping_unpack(NULL));
+        assert_ptr_equal(pcpd_state_mapping_unpack(own), own);
+        pcpd_state_mapping_free(own);
+
+        /* a record too large for a block is allocated by itself, and reads back the same */
+        fill(&m, 9);
+        m.description = long_description;
+        pcpd_state_format_header(text, 10);
+        pcpd_state_format_mapping(text, &m);
+        assert_int_equal(pcpd_state_parse_snapshot(big, text->str, text->len), 0);
+        got = get(big, 9);
+        assert_non_null(got);
+        assert_null(got->block);
+        assert_same(&m, got);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_record_roundtrip),
+                cmocka_unit_test(test_records_packed),
                 cmocka_unit_test(test_old_snapshot),
                 cmocka_unit_test(test_upnp_part),
                 cmocka_unit_test(test_damaged_snapshot),
