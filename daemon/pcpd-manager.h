@@ -87,6 +87,9 @@ struct pcpd_manager {
         guint unclaimed_head, n_unclaimed;
         guint grace_source;
         guint grace_waits; /* turns the next grace batch has waited for the listener's backlog */
+        /* the restored mappings whose InterfacesAdded (mapping_added) waits for the bus to
+         * read what came before (pcpd-restore.c); NULL when none wait */
+        struct pcpd_restore_pace *restore_pace;
         bool grace_over;
         const struct pcpd_manager_listener *listener; /* its news goes there (never NULL) */
         void *listener_data;

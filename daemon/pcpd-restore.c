@@ -37,18 +37,15 @@
 
 /* The restored mappings whose mapping_added is still to be told: their ids, in the order
  * they were restored, from head on; told PCPD_ORPHAN_BATCH a turn of the loop while the
- * listener's output is not backed up. One per manager, while there are any: not a field of
- * struct pcpd_manager, whose header (pcpd-manager.h) is not this file's; found again by the
- * manager at its shutdown (manager_grace_stop()). */
-typedef struct restore_pace {
+ * listener's output is not backed up. One per manager (m->restore_pace), while there are
+ * any; dropped at the manager's shutdown (manager_grace_stop()). */
+typedef struct pcpd_restore_pace {
         pcpd_manager *manager;
         GArray *ids; /* uint64_t */
         guint head;
         guint source; /* an idle source, or a timeout while the backlog is above the limit */
         guint waits;  /* looks in a row that found it above */
 } restore_pace;
-
-static GSList *paces; /* restore_pace*, of the managers that have one */
 
 /* the listener's output is backed up (as for the batches of pcpd-manager.c) */
 static bool added_backed_up(pcpd_manager *m) {
@@ -77,7 +74,8 @@ static bool tell_added(pcpd_manager *m, GArray *ids, guint *head, guint max) {
 }
 
 static void pace_free(restore_pace *p) {
-        paces = g_slist_remove(paces, p);
+        g_assert(p->manager->restore_pace == p);
+        p->manager->restore_pace = NULL;
         if (p->source != 0)
                 g_source_remove(p->source);
         g_array_free(p->ids, TRUE);
@@ -112,19 +110,14 @@ static void pace_start(pcpd_manager *m, GArray *ids, guint head) {
         p->head = head;
         p->waits = 1;
         p->source = g_timeout_add(PCPD_OUTPUT_BACKLOG_RETRY_MS, on_pace, p);
-        paces = g_slist_prepend(paces, p);
+        g_assert(m->restore_pace == NULL); /* one restore a manager */
+        m->restore_pace = p;
 }
 
 /* At shutdown: those not told yet are not (the objects go with the bus connection). */
 static void pace_stop(pcpd_manager *m) {
-        for (GSList *l = paces; l != NULL; l = l->next) {
-                restore_pace *p = l->data;
-
-                if (p->manager == m) {
-                        pace_free(p);
-                        return;
-                }
-        }
+        if (m->restore_pace != NULL)
+                pace_free(m->restore_pace);
 }
 
 /* ---- the grace of the restored app mappings: one timer for them all ---- */
