@@ -240,7 +240,6 @@ void manager_mapping_free(pcpd_mapping *mp) {
                 return;
         if (pcpd_mapping_is_direct(mp))
                 mp->manager->n_direct--;
-        pcpd_mapping_rare_free(mp);
         g_free(mp->addrs);
         if (mp->unclaimed)
                 manager_unclaimed_done(mp->manager, mp);
@@ -252,6 +251,7 @@ void manager_mapping_free(pcpd_mapping *mp) {
         /* state and error are interned names (set_name()) */
         clear_shared(&mp->external_address);
         clear_shared(&mp->internal_address);
+        pcpd_mapping_rare_free(mp);
         g_free(mp);
 }
 
