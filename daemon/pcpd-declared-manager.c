@@ -20,7 +20,7 @@ pcpd_mapping *pcpd_manager_declared_mapping(pcpd_manager *m, const char *name) {
 
         for (size_t i = 0; pcpd_mapping_set_next(&m->mappings, &i, &v);) {
                 pcpd_mapping *mp = v;
-                if (mp->declared != NULL && strcmp(mp->declared, name) == 0)
+                if (pcpd_mapping_declared(mp) != NULL && strcmp(pcpd_mapping_declared(mp), name) == 0)
                         return mp;
         }
         return NULL;
@@ -68,8 +68,8 @@ static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
                 }
                 return false;
         }
-        if (mp->declared == NULL) { /* joined root's own mapping of the port: it is this one now */
-                mp->declared = g_strdup(d->name);
+        if (pcpd_mapping_declared(mp) == NULL) { /* joined root's own mapping of the port: it is this one now */
+                pcpd_mapping_set_str(mp, declared, d->name);
                 pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_DECLARED);
         }
         g_clear_pointer(&d->last_error, g_free);
@@ -123,12 +123,12 @@ void pcpd_manager_set_declared(pcpd_manager *m, GPtrArray *set) {
                 pcpd_mapping *mp = all->pdata[i];
                 pcpd_declared *d, *was;
 
-                if (mp->declared == NULL)
+                if (pcpd_mapping_declared(mp) == NULL)
                         continue;
-                d = pcpd_declared_find(set, mp->declared);
-                was = pcpd_declared_find(old, mp->declared);
+                d = pcpd_declared_find(set, pcpd_mapping_declared(mp));
+                was = pcpd_declared_find(old, pcpd_mapping_declared(mp));
                 if (d == NULL) {
-                        g_message("Declared mapping %s is no longer declared: removing %s", mp->declared, PCPD_MAPPING_PATH(mp));
+                        g_message("Declared mapping %s is no longer declared: removing %s", pcpd_mapping_declared(mp), PCPD_MAPPING_PATH(mp));
                         pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_RELEASED);
                         removed++;
                 } else if (was != NULL ? !pcpd_declared_equal(was, d) : !mapping_says(m, mp, d)) {

@@ -138,6 +138,7 @@ int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int
         bool here = false;
         const char *why;
         struct pcpd_mapping_addrs addrs = { .third_party = req->third_party };
+        struct pcpd_mapping_rare rare = { .n_filters = req->n_filters };
         pcpd_mapping probe = {
                 .manager = m,
                 .opcode = req->opcode,
@@ -149,7 +150,7 @@ int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int
                 .prefer_failure = req->prefer_failure,
                 .has_third_party = req->has_third_party,
                 .addrs = req->has_third_party ? &addrs : NULL,
-                .n_filters = req->n_filters,
+                .rare = req->n_filters > 0 ? &rare : NULL,
         };
 
         if (m->upnp == NULL || s == NULL || !manager_server_speaks_no_pcp(m, s))

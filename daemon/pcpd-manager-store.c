@@ -72,8 +72,8 @@ bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) 
                 /* a mapping waiting for a server: the one it was on (its nonce is for it) */
                 .server = direct                                                  ? (char *) ""
                           : mp->server_text != NULL && mp->server_text[0] != '\0' ? mp->server_text
-                          : mp->prev_server != NULL                               ? mp->prev_server
-                                                                                  : (char *) "",
+                          : pcpd_mapping_prev_server(mp) != NULL ? (char *) pcpd_mapping_prev_server(mp)
+                                                                 : (char *) "",
                 .opcode = mp->opcode,
                 .protocol = mp->protocol,
                 .family = mp->family,
@@ -82,25 +82,25 @@ bool manager_mapping_to_record(const pcpd_mapping *mp, pcpd_state_mapping *rec) 
                 .lifetime = mp->lifetime,
                 .external_address = mp->external_address,
                 .external_port = mp->external_port,
-                .remote_address = mp->remote_address,
+                .remote_address = (char *) pcpd_mapping_remote_address(mp),
                 .remote_port = mp->remote_port,
                 .has_suggested_address = mp->has_suggested_address,
                 .suggested_address = *pcpd_mapping_suggested_address(mp),
                 .prefer_failure = mp->prefer_failure,
                 .has_third_party = mp->has_third_party,
                 .third_party = *pcpd_mapping_third_party(mp),
-                .n_filters = mp->n_filters,
+                .n_filters = pcpd_mapping_n_filters(mp),
                 .persistent = mp->persistent,
                 .uid = mp->uid,
                 .app_id = mp->app_id,
                 .app_id_source = (char *) mp->app_id_source,
                 .description = mp->description,
                 .created = mp->created,
-                .declared = mp->declared,
+                .declared = (char *) pcpd_mapping_declared(mp),
         };
         if (rec->has_nonce)
                 memcpy(rec->nonce, mp->nonce, PCP_NONCE_LEN);
-        rec->filters = mp->n_filters > 0 ? mp->filters : NULL;
+        rec->filters = (pcp_filter *) pcpd_mapping_filters(mp);
         if (mp->backend != NULL)
                 mp->manager->upnp->ops->fill_record(mp->manager->upnp, mp, rec);
         return true;

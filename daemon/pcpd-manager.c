@@ -240,7 +240,6 @@ void manager_mapping_free(pcpd_mapping *mp) {
                 return;
         if (pcpd_mapping_is_direct(mp))
                 mp->manager->n_direct--;
-        g_free(mp->filters);
         g_free(mp->addrs);
         if (mp->unclaimed)
                 manager_unclaimed_done(mp->manager, mp);
@@ -248,14 +247,11 @@ void manager_mapping_free(pcpd_mapping *mp) {
         clear_shared(&mp->server_text);
         clear_shared(&mp->app_id);
         clear_shared(&mp->owner);
-        g_free(mp->remote_address);
         clear_shared(&mp->description);
-        g_free(mp->declared);
         /* state and error are interned names (set_name()) */
         clear_shared(&mp->external_address);
         clear_shared(&mp->internal_address);
-        g_free(mp->prev_server);
-        g_free(mp->interface);
+        pcpd_mapping_rare_free(mp);
         g_free(mp);
 }
 
@@ -263,7 +259,9 @@ void manager_mapping_free(pcpd_mapping *mp) {
  * PEER the remote address (as the binary address its text gives; none: the zero address,
  * as a record without one was keyed before) and port. */
 static void mapping_key_remote(const pcpd_mapping *mp, struct in6_addr *a) {
-        if (mp->remote_address == NULL || !pcp_addr_from_string(mp->remote_address, a))
+        const char *remote = pcpd_mapping_remote_address(mp);
+
+        if (remote == NULL || !pcp_addr_from_string(remote, a))
                 memset(a, 0, sizeof(*a));
 }
 
@@ -316,6 +314,7 @@ pcpd_mapping *manager_mapping_key_index_find(const pcpd_mapping_set *s, const pc
 pcpd_mapping *manager_mapping_find(pcpd_manager *m, int family, uint8_t opcode, uint8_t protocol, uint16_t port,
                                    const struct in6_addr *remote, uint16_t remote_port) {
         char buf[PCP_ADDR_STRLEN];
+        struct pcpd_mapping_rare rare = { 0 };
         pcpd_mapping probe = {
                 .family = family,
                 .opcode = opcode,
@@ -324,7 +323,8 @@ pcpd_mapping *manager_mapping_find(pcpd_manager *m, int family, uint8_t opcode, 
         };
 
         if (opcode == PCP_OPCODE_PEER) {
-                probe.remote_address = (char *) pcp_addr_to_string(remote, buf);
+                rare.remote_address = (char *) pcp_addr_to_string(remote, buf);
+                probe.rare = &rare;
                 probe.remote_port = remote_port;
         }
         return manager_mapping_key_index_find(&m->by_key, &probe);
@@ -533,7 +533,7 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
         mp->app_id_source = req->app_id_source ?: "none";
         set_shared(&mp->owner, req->persistent ? "" : (req->owner ?: ""));
         mp->persistent = req->persistent;
-        mp->declared = g_strdup(req->declared);
+        pcpd_mapping_set_str(mp, declared, req->declared);
         mp->opcode = req->opcode;
         mp->protocol = req->protocol;
         mp->family = family;
@@ -541,12 +541,13 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
         mp->suggested_port = req->suggested_port;
         if (req->opcode == PCP_OPCODE_PEER) {
                 char buf[PCP_ADDR_STRLEN];
-                mp->remote_address = g_strdup(pcp_addr_to_string(&req->remote_address, buf));
+                pcpd_mapping_set_str(mp, remote_address, pcp_addr_to_string(&req->remote_address, buf));
                 mp->remote_port = req->remote_port;
         }
         mp->lifetime = lifetime;
         set_shared(&mp->description, req->description ?: "");
-        mp->interface = req->interface != NULL && *req->interface != '\0' ? g_strdup(req->interface) : NULL;
+        if (req->interface != NULL && *req->interface != '\0')
+                pcpd_mapping_set_str(mp, interface, req->interface);
         mp->created = created;
         mp->has_suggested_address = req->has_external_address;
         mp->prefer_failure = req->prefer_failure;
@@ -558,9 +559,7 @@ pcpd_mapping *manager_mapping_new(pcpd_manager *m, uint64_t id, const pcpd_mappi
                 if (req->has_third_party)
                         mp->addrs->third_party = req->third_party;
         }
-        mp->n_filters = req->n_filters;
-        if (req->n_filters > 0)
-                mp->filters = g_memdup2(req->filters, req->n_filters * sizeof(pcp_filter));
+        pcpd_mapping_set_filters(mp, req->filters, req->n_filters);
         set_name(&mp->state, "pending");
         set_name(&mp->error, "");
         set_shared(&mp->external_address, "");

@@ -28,7 +28,6 @@
 
 FIELD_IS(internal_address, char *);
 FIELD_IS(external_address, char *);
-FIELD_IS(remote_address, char *);
 FIELD_IS(state, const char *);
 FIELD_IS(error, const char *);
 FIELD_IS(server_text, char *);
@@ -36,7 +35,7 @@ FIELD_IS(description, char *);
 FIELD_IS(owner, char *);
 FIELD_IS(app_id, char *);
 FIELD_IS(app_id_source, const char *);
-FIELD_IS(declared, char *);
+FIELD_IS(rare, struct pcpd_mapping_rare *);
 FIELD_IS(protocol, uint8_t);
 FIELD_IS(opcode, uint8_t);
 FIELD_IS(internal_port, uint16_t);
@@ -81,6 +80,22 @@ static int get_protocol(sd_bus *bus, const char *path, const char *iface, const 
         return sd_bus_message_append_basic(reply, 's', n);
 }
 
+/* RemoteAddress and Declared, from the mapping's block of rare fields (the vtable entry's
+ * offset is mp->rare's): "" when it has none */
+static int get_remote_address(sd_bus *bus, const char *path, const char *iface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct pcpd_mapping_rare *r = *(struct pcpd_mapping_rare *const *) userdata;
+
+        return sd_bus_message_append_basic(reply, 's', r != NULL && r->remote_address != NULL ? r->remote_address : "");
+}
+
+static int get_declared(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
+                        void *userdata, sd_bus_error *error) {
+        const struct pcpd_mapping_rare *r = *(struct pcpd_mapping_rare *const *) userdata;
+
+        return sd_bus_message_append_basic(reply, 's', r != NULL && r->declared != NULL ? r->declared : "");
+}
+
 static int get_bool(sd_bus *bus, const char *path, const char *iface, const char *property, sd_bus_message *reply,
                     void *userdata, sd_bus_error *error) {
         int b = *(const bool *) userdata;
@@ -117,7 +132,7 @@ static const sd_bus_vtable mapping_vtable[] = {
         FIELD("SuggestedExternalPort", "q", suggested_port, CHANGE), /* follows the port last granted */
         FIELD("ExternalAddress", "s", external_address, CHANGE),
         FIELD("ExternalPort", "q", external_port, CHANGE),
-        FIELD("RemoteAddress", "s", remote_address, CHANGE),
+        GETTER("RemoteAddress", "s", get_remote_address, rare, CHANGE),
         FIELD("RemotePort", "q", remote_port, CHANGE),
         FIELD("Lifetime", "u", granted, CHANGE),
         FIELD("ExpiresAt", "t", expires_at, CHANGE),
@@ -126,7 +141,7 @@ static const sd_bus_vtable mapping_vtable[] = {
         FIELD("Server", "s", server_text, CHANGE), /* a direct mapping moves to a server that appears */
         FIELD("Description", "s", description, CHANGE),
         GETTER("Persistent", "b", get_bool, persistent, CHANGE),
-        FIELD("Declared", "s", declared, CHANGE),
+        GETTER("Declared", "s", get_declared, rare, CHANGE),
         FIELD("Owner", "s", owner, CHANGE),
         FIELD("UID", "u", uid, CONST),
         FIELD("PID", "u", pid, CHANGE),

@@ -113,7 +113,7 @@ int manager_mapping_start_saved(pcpd_manager *m, pcpd_mapping *mp, pcpd_server *
 int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pcpd_server *s,
                          const struct in6_addr *own) {
         bool from_direct = mp->held_by == m->direct, state = false, same, has_ext;
-        g_autofree char *from = g_strdup(from_direct ? mp->external_address : mp->prev_server);
+        g_autofree char *from = g_strdup(from_direct ? mp->external_address : pcpd_mapping_prev_server(mp));
         struct in6_addr ext;
         pcpd_backend_info bi;
         int r;
@@ -175,7 +175,7 @@ int manager_mapping_move(pcpd_manager *m, pcpd_mapping *mp, pcpd_backend *to, pc
                 manager_mapping_wait(m, mp);
                 return r;
         }
-        g_clear_pointer(&mp->prev_server, g_free);
+        pcpd_mapping_set_str(mp, prev_server, NULL);
         if (from_direct)
                 pcpd_backend_remove(m->direct, mp, 0); /* (nothing upstream) */
         if (from_direct)
@@ -209,10 +209,8 @@ static void mapping_detach_server(pcpd_manager *m, pcpd_mapping *mp) {
  * to the host twice; then moved or set waiting by the caller. */
 void manager_mapping_leave(pcpd_manager *m, pcpd_mapping *mp) {
         mapping_detach_server(m, mp);
-        if (mp->server_text != NULL && mp->server_text[0] != '\0') {
-                g_free(mp->prev_server);
-                mp->prev_server = g_strdup(mp->server_text);
-        }
+        if (mp->server_text != NULL && mp->server_text[0] != '\0')
+                pcpd_mapping_set_str(mp, prev_server, mp->server_text);
 }
 
 /* No server for a mapping whose server went: it waits for one, failed with NO_SERVER. */
@@ -220,8 +218,8 @@ void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
         pcpd_mapping_changed what = 0;
 
         mapping_detach_server(m, mp);
-        if (mp->server_text != NULL && mp->server_text[0] != '\0' && mp->prev_server == NULL)
-                mp->prev_server = g_strdup(mp->server_text);
+        if (mp->server_text != NULL && mp->server_text[0] != '\0' && pcpd_mapping_prev_server(mp) == NULL)
+                pcpd_mapping_set_str(mp, prev_server, mp->server_text);
         if (set_shared(&mp->server_text, ""))
                 what |= PCPD_MAPPING_CHANGED_SERVER;
         if (set_name(&mp->state, PCP1_MAPPING_FAILED))
@@ -234,7 +232,7 @@ void manager_mapping_wait(pcpd_manager *m, pcpd_mapping *mp) {
                 return;
         pcpd_log_mapping(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_MAPPING_MOVED, mp, NULL, NULL,
                          "Mapping %s waits for a %s PCP server (it was on %s, which is gone)", PCPD_MAPPING_PATH(mp),
-                         mp->family == AF_INET ? "IPv4" : "IPv6", mp->prev_server ?: "none");
+                         mp->family == AF_INET ? "IPv4" : "IPv6", pcpd_mapping_prev_server(mp) ?: "none");
         pcpd_manager_emit_mapping_changed(m, mp, what);
 }
 

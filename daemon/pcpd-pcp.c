@@ -698,16 +698,16 @@ static void mapping_params(const pcpd_mapping *mp, const server_io *s, pcp_mappi
                 .has_third_party = mp->has_third_party,
                 .third_party = *pcpd_mapping_third_party(mp),
                 .prefer_failure = mp->prefer_failure,
-                .n_filters = mp->n_filters,
+                .n_filters = pcpd_mapping_n_filters(mp),
                 .description = mp->description != NULL && mp->description[0] != '\0' ? mp->description : NULL,
                 .has_nonce = true,
         };
         if (mp->has_suggested_address)
                 ret->suggested_external_addr = *pcpd_mapping_suggested_address(mp);
-        if (mp->remote_address != NULL)
-                pcp_addr_from_string(mp->remote_address, &ret->remote_addr);
-        if (mp->n_filters > 0)
-                memcpy(ret->filters, mp->filters, mp->n_filters * sizeof(pcp_filter));
+        if (pcpd_mapping_remote_address(mp) != NULL)
+                pcp_addr_from_string(pcpd_mapping_remote_address(mp), &ret->remote_addr);
+        if (pcpd_mapping_n_filters(mp) > 0)
+                memcpy(ret->filters, pcpd_mapping_filters(mp), pcpd_mapping_n_filters(mp) * sizeof(pcp_filter));
         memcpy(ret->nonce, mp->nonce, PCP_NONCE_LEN);
 }
 

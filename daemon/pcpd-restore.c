@@ -248,8 +248,7 @@ static pcpd_mapping *mapping_from_record(pcpd_manager *m, const pcpd_state_mappi
         mp = manager_mapping_new(m, rec->id, &req, rec->family, lifetime != 0 ? lifetime : m->config.default_lifetime,
                                  rec->created);
         /* the remote end as it was saved (the constructor keeps one for PEER only) */
-        g_free(mp->remote_address);
-        mp->remote_address = g_strdup(rec->remote_address);
+        pcpd_mapping_set_str(mp, remote_address, rec->remote_address);
         mp->remote_port = req.remote_port;
         /* an app mapping waits for its app (mp->unclaimed) once it is in the manager's
          * tables (manager_restore()) */
@@ -281,7 +280,7 @@ static bool restore_on_server(pcpd_manager *m, pcpd_mapping *mp, const pcpd_stat
                           mp->internal_port, rec->server);
                 mp->has_nonce = true;
                 memcpy(mp->nonce, rec->nonce, PCP_NONCE_LEN);
-                mp->prev_server = g_strdup(rec->server);
+                pcpd_mapping_set_str(mp, prev_server, rec->server);
                 set_shared(&mp->server_text, "");
                 set_name(&mp->state, PCP1_MAPPING_FAILED);
                 set_name(&mp->error, PCP1_MAPPING_ERROR_NO_SERVER);

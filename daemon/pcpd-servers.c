@@ -116,10 +116,8 @@ static bool server_is(const pcpd_server *s, const wanted *x) {
 static void mapping_detach(pcpd_manager *m, pcpd_mapping *mp) {
         pcpd_backend_detach(m->pcp, mp);
         mp->server = NULL;
-        if (mp->server_text != NULL && mp->server_text[0] != '\0') {
-                g_free(mp->prev_server);
-                mp->prev_server = g_strdup(mp->server_text);
-        }
+        if (mp->server_text != NULL && mp->server_text[0] != '\0')
+                pcpd_mapping_set_str(mp, prev_server, mp->server_text);
 }
 
 static bool mapping_waiting(const pcpd_mapping *mp) {
@@ -137,7 +135,7 @@ static void mappings_replan(pcpd_manager *m) {
 
                 if (!mapping_waiting(mp))
                         continue;
-                s = pcpd_servers_choose(m, mp->family, mp->interface);
+                s = pcpd_servers_choose(m, mp->family, pcpd_mapping_interface(mp));
                 if (s != NULL)
                         (void) manager_mapping_move(m, mp, m->pcp, s, NULL);
                 else
@@ -159,7 +157,7 @@ static void mappings_follow_primary(pcpd_manager *m) {
                 pcpd_mapping *mp = all->pdata[i];
                 pcpd_server *s;
 
-                if (pcpd_mapping_is_direct(mp) || mp->server == NULL || mp->interface != NULL)
+                if (pcpd_mapping_is_direct(mp) || mp->server == NULL || pcpd_mapping_interface(mp) != NULL)
                         continue;
                 s = pcpd_servers_choose(m, mp->family, NULL);
                 if (s == mp->server)

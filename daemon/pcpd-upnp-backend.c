@@ -202,7 +202,7 @@ static bool request_for(const pcpd_mapping *mp, const upnp_iface *ui, const char
                 .description = mp->description != NULL && mp->description[0] != '\0' ? mp->description : NULL,
                 .prefer_failure = mp->prefer_failure,
                 .peer = mp->opcode == PCP_OPCODE_PEER,
-                .n_filters = mp->n_filters,
+                .n_filters = pcpd_mapping_n_filters(mp),
         };
         (void) ui;
         /* what the IGD cannot take (too long, control characters): its default */

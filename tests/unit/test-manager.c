@@ -702,6 +702,117 @@ static void test_reclaim_after_restart(void **state) {
         assert_ptr_equal(pcpd_manager_find_path(f->m, ppath), pers);
 }
 
+/* The fields nearly every mapping has empty live in a block of their own (mp->rare), made
+ * only for a mapping that has one: none for a plain mapping; the filters and the
+ * declaration of a persistent one in its block, through the state file and a restart; a
+ * waiting mapping's previous server in a block that goes again once it is back on it. */
+static void test_rare_fields(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request preq = request(9201, NULL);
+        pcpd_mapping *plain = add_granted(f, 9202, ":1.7"), *pers;
+        g_autofree char *ppath = NULL, *text_a = fake_server_text(f->a);
+        pcpd_server_spec spec = fake_server_spec(f->a);
+        pcp_filter filter = { .prefix_len = 96 + 24, .remote_port = 4242 };
+        const pcp_filter *got;
+        uint64_t plain_id = plain->id;
+
+        assert_null(plain->rare);
+        assert_null(pcpd_mapping_prev_server(plain));
+        assert_null(pcpd_mapping_interface(plain));
+        assert_null(pcpd_mapping_declared(plain));
+        assert_null(pcpd_mapping_remote_address(plain));
+        assert_null(pcpd_mapping_filters(plain));
+        assert_int_equal(pcpd_mapping_n_filters(plain), 0);
+
+        assert_true(pcp_addr_from_string("198.51.100.0", &filter.remote_addr));
+        preq.persistent = true;
+        preq.declared = "web";
+        preq.n_filters = 1;
+        preq.filters[0] = filter;
+        pers = add(f, &preq);
+        wait_state(f, pers, "active");
+        assert_non_null(pers->rare);
+        assert_string_equal(pcpd_mapping_declared(pers), "web");
+        assert_null(pcpd_mapping_remote_address(pers));
+        assert_int_equal(pcpd_mapping_n_filters(pers), 1);
+        assert_memory_equal(pcpd_mapping_filters(pers), &filter, sizeof(filter));
+
+        /* its server goes: the plain one waits with a block for its previous server... */
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, NULL, 0));
+        assert_string_equal(plain->error, "NO_SERVER");
+        assert_non_null(plain->rare);
+        assert_string_equal(pcpd_mapping_prev_server(plain), text_a);
+        /* ...which goes with it once it is back on that server */
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, &spec, 1));
+        wait_state(f, plain, "active");
+        assert_null(plain->rare);
+        wait_state(f, pers, "active");
+        assert_null(pcpd_mapping_prev_server(pers));
+        assert_string_equal(pcpd_mapping_declared(pers), "web"); /* the rest of its block stays */
+
+        /* a restart: the state file and the restore give the persistent one its block again,
+         * and the app's mapping (unclaimed) none */
+        ppath = g_strdup(PCPD_MAPPING_PATH(pers));
+        f->m = pcpd_manager_free(f->m);
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        pers = pcpd_manager_find_path(f->m, ppath);
+        assert_non_null(pers);
+        assert_true(pers->persistent);
+        assert_non_null(pers->rare);
+        assert_string_equal(pcpd_mapping_declared(pers), "web");
+        assert_null(pcpd_mapping_remote_address(pers));
+        assert_null(pcpd_mapping_interface(pers));
+        assert_int_equal(pcpd_mapping_n_filters(pers), 1);
+        got = pers->rare->filters;
+        assert_ptr_equal(pcpd_mapping_filters(pers), got);
+        assert_non_null(got);
+        assert_int_equal(got->prefix_len, filter.prefix_len);
+        assert_int_equal(got->remote_port, filter.remote_port);
+        assert_memory_equal(&got->remote_addr, &filter.remote_addr, sizeof(filter.remote_addr));
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 2);
+        plain = pcpd_manager_mapping(f->m, plain_id);
+        assert_non_null(plain);
+        assert_true(plain->unclaimed);
+        assert_null(plain->rare);
+}
+
+/* The setters: a block made for the first field set, each field its own copy, and the block
+ * freed once the last is cleared (a field never set: no block made to clear it). */
+static void test_rare_setters(void **state) {
+        pcpd_mapping mp = { 0 };
+        char text[] = "eth0";
+        pcp_filter filters[2] = { { .prefix_len = 128, .remote_port = 1 }, { .prefix_len = 120 } };
+
+        (void) state;
+        pcpd_mapping_set_str(&mp, prev_server, NULL);
+        pcpd_mapping_set_filters(&mp, NULL, 0);
+        assert_null(mp.rare);
+
+        pcpd_mapping_set_str(&mp, interface, text);
+        assert_non_null(mp.rare);
+        text[0] = 'x';
+        assert_string_equal(pcpd_mapping_interface(&mp), "eth0");
+        /* set from its own text */
+        pcpd_mapping_set_str(&mp, interface, pcpd_mapping_interface(&mp));
+        assert_string_equal(pcpd_mapping_interface(&mp), "eth0");
+        pcpd_mapping_set_filters(&mp, filters, 2);
+        assert_int_equal(pcpd_mapping_n_filters(&mp), 2);
+        assert_memory_equal(pcpd_mapping_filters(&mp), filters, sizeof(filters));
+        assert_ptr_not_equal(pcpd_mapping_filters(&mp), filters);
+
+        pcpd_mapping_set_str(&mp, interface, NULL);
+        assert_non_null(mp.rare); /* the filters are still there */
+        pcpd_mapping_set_filters(&mp, NULL, 0);
+        assert_null(mp.rare);
+        assert_int_equal(pcpd_mapping_n_filters(&mp), 0);
+
+        pcpd_mapping_set_str(&mp, remote_address, "2001:db8::1");
+        pcpd_mapping_set_str(&mp, declared, "web");
+        pcpd_mapping_rare_free(&mp);
+        assert_null(mp.rare);
+}
+
 /* MaxMappings: the host's limit, whoever asks: refused (QuotaExceeded), nothing changed. */
 static void test_host_quota(void **state) {
         fixture *f = *state;
@@ -1559,6 +1670,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_move_to_other_server, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_wait_for_server, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reclaim_after_restart, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rare_fields, setup, teardown),
+                cmocka_unit_test(test_rare_setters),
                 cmocka_unit_test_prestate_setup_teardown(test_unclaimed_after_restart, setup, teardown,
                                                          (void *) &no_grace),
                 cmocka_unit_test_prestate_setup_teardown(test_owner_vanished_batches, setup, teardown,
