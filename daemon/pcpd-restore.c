@@ -25,6 +25,7 @@
 #include "pcpd-log.h"
 #include "pcpd-servers.h"
 #include "pcpd-store.h"
+#include "pcpd-trim.h"
 
 /* ---- the restore's InterfacesAdded, paced to the bus ---- */
 
@@ -444,19 +445,6 @@ static bool restore_record(pcpd_manager *m, pcpd_state *st, pcpd_state_mapping *
         return true;
 }
 
-#if HAVE_MALLOC_TRIM
-/* pcpd's resident memory in kB, -1 if unknown (once, for a debug line) */
-static long rss_kib(void) {
-        g_autofree char *text = NULL;
-        unsigned long size, resident;
-
-        if (!g_file_get_contents("/proc/self/statm", &text, NULL, NULL) ||
-            sscanf(text, "%lu %lu", &size, &resident) != 2)
-                return -1;
-        return (long) (resident * (unsigned long) sysconf(_SC_PAGESIZE) / 1024);
-}
-#endif
-
 /* The restore's transient data is freed: the records read from the state directory (the
  * snapshot and the journal replayed over it) and their sorted array. The mappings made
  * from them were allocated while they were there, so most of the pages they held are free
@@ -474,14 +462,14 @@ static void restore_give_back(guint n_records) {
                 return; /* nothing was loaded: nothing to give back */
         debug = !g_log_writer_default_would_drop(G_LOG_LEVEL_DEBUG, NULL);
         if (debug)
-                before = rss_kib();
+                before = pcpd_trim_resident_kib();
         t0 = g_get_monotonic_time();
         released = malloc_trim(0);
         if (debug)
                 g_debug("Restore of %u saved record(s) done: %s in %" G_GINT64_FORMAT " us (resident %ld kB before, "
                         "%ld kB after)",
                         n_records, released ? "free heap given back to the system" : "no free heap to give back",
-                        g_get_monotonic_time() - t0, before, rss_kib());
+                        g_get_monotonic_time() - t0, before, pcpd_trim_resident_kib());
 #else
         (void) n_records;
 #endif

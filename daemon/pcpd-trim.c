@@ -26,7 +26,7 @@ struct pcpd_trim {
         trim_source *ts;
 };
 
-static long rss_kib(void) {
+long pcpd_trim_resident_kib(void) {
         g_autofree char *text = NULL;
         unsigned long size, resident;
 
@@ -80,7 +80,7 @@ static gboolean trim_dispatch(GSource *source, GSourceFunc callback, gpointer us
         trim_source *ts = (trim_source *) source;
 #if HAVE_MALLOC_TRIM
         bool debug = !g_log_writer_default_would_drop(G_LOG_LEVEL_DEBUG, NULL);
-        long before = debug ? rss_kib() : -1;
+        long before = debug ? pcpd_trim_resident_kib() : -1;
         gint64 t0 = g_get_monotonic_time();
         int released = malloc_trim(0);
 
@@ -90,9 +90,7 @@ static gboolean trim_dispatch(GSource *source, GSourceFunc callback, gpointer us
                         "in %" G_GINT64_FORMAT " us (resident %ld kB before, %ld kB after)",
                         ts->quiet_us / 1000, ts->seen - ts->at_trim,
                         released ? "free heap given back to the system" : "no free heap to give back",
-                        g_get_monotonic_time() - t0, before, rss_kib());
-#else
-        (void) rss_kib;
+                        g_get_monotonic_time() - t0, before, pcpd_trim_resident_kib());
 #endif
         ts->at_trim = ts->seen;
         return G_SOURCE_CONTINUE;

@@ -42,5 +42,9 @@ pcpd_trim *pcpd_trim_new(pcpd_trim_churn_func churn, void *data, guint quiet_ms,
 void pcpd_trim_free(pcpd_trim *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_trim, pcpd_trim_free)
 
+/* pcpd's resident memory in kB (/proc/self/statm), -1 if unknown: for the debug lines of a
+ * trim (here and after a restore, pcpd-restore.c) */
+long pcpd_trim_resident_kib(void);
+
 /* malloc_trim() calls made so far */
 unsigned pcpd_trim_done(const pcpd_trim *t);
