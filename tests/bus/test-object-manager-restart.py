@@ -173,7 +173,7 @@ class ObjectManagerRestartTest(BusTestCase):
         def unsaved():
             text = slurp(state) + slurp(journal)
             return [n for n in nonces if n not in text]
-        wait_until(lambda: not unsaved(), CAP, f'every mapping saved ({len(unsaved())} not yet)', step=0.2)
+        wait_until(lambda: not unsaved(), CAP, f'every one of the {HELD} mappings saved', step=0.2)
         # the restore order is the ids' order (pcpd_state_sorted()): the last REMOVED go
         by_id = sorted(paths, key=lambda p: int(p.rsplit('/', 1)[1]))
         removed = set(by_id[-REMOVED:])
@@ -255,7 +255,7 @@ class ObjectManagerRestartTest(BusTestCase):
                 gone = {p for m, p, _ in ev if m == 'InterfacesRemoved'}
                 return kept - added, removed - gone
             wait_until(lambda: len(removals) == REMOVED and 'pending' not in removals.values(), CAP,
-                       f'the {REMOVED} removals answered ({list(removals.values()).count("pending")} not yet)')
+                       f'the {REMOVED} removals answered')
             self.assertEqual({p: e for p, e in removals.items() if e is not None}, {}, 'RemoveMapping failed')
             wait_until(lambda: not any(told()), CAP,
                        'the witness to see every kept mapping\'s InterfacesAdded and every removed one\'s '
