@@ -285,3 +285,20 @@ pcpd_mapping *manager_add(pcpd_manager *m, const pcpd_mapping_request *req) {
         assert_int_equal(e.error, PCPD_ERROR_NONE);
         return mp;
 }
+
+/* ---- a fixture's common part ---- */
+
+void manager_fixture_setup(GMainLoop **loop, recorder *rec, fake_server **a) {
+        *loop = g_main_loop_new(NULL, FALSE);
+        recorder_init(rec);
+        *a = fake_server_new();
+}
+
+void manager_fixture_teardown(pcpd_manager *m, GMainLoop **loop, recorder *rec, fake_server **a) {
+        pcpd_manager_free(m);
+        while (g_main_context_iteration(NULL, FALSE))
+                ;
+        g_clear_pointer(a, fake_server_free);
+        recorder_clear(rec);
+        g_clear_pointer(loop, g_main_loop_unref);
+}

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* What the manager's tests (test-manager.c, test-manager-net.c) share: a fake PCP server
- * on 127.0.0.1 (an ephemeral port) that answers ANNOUNCE and MAP with pcp-wire and records
- * the MAP requests, and a listener that records what the manager tells. cmocka's
- * assertions fail the calling test. */
+/* What the manager's tests (test-manager.c, test-manager-net.c, test-restore.c) share: a
+ * fake PCP server on 127.0.0.1 (an ephemeral port) that answers ANNOUNCE and MAP with
+ * pcp-wire and records the MAP requests, a listener that records what the manager tells,
+ * and the part of a fixture made and undone the same way in each. cmocka's assertions fail
+ * the calling test. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -110,3 +111,14 @@ pcpd_mapping_request manager_request(uint8_t protocol, uint16_t port, const char
 /* pcpd_manager_add_mapping() that must succeed: the mapping (fails the test otherwise,
  * with the port and the error). */
 pcpd_mapping *manager_add(pcpd_manager *m, const pcpd_mapping_request *req);
+
+/* ---- a fixture's common part ---- */
+
+/* A main loop on the default main context (*loop), the recorder made ready (rec) and one
+ * fake server (*a): fields of the caller's fixture, which keeps them under its own names. */
+void manager_fixture_setup(GMainLoop **loop, recorder *rec, fake_server **a);
+
+/* Undoes manager_fixture_setup() after the test: the manager m (NULL: none) freed, what it
+ * left on the default main context (finished sources) run before the server goes, then the
+ * server, the recorder and the loop; *loop and *a are cleared. */
+void manager_fixture_teardown(pcpd_manager *m, GMainLoop **loop, recorder *rec, fake_server **a);

@@ -15,7 +15,6 @@
 
 #include <cmocka.h>
 #include <glib.h>
-#include <glib/gstdio.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,18 +81,13 @@ static pcpd_manager *manager_new(fixture *f) {
 
 static int setup(void **state) {
         fixture *f = g_new0(fixture, 1);
-        g_autoptr(GError) error = NULL;
 
         listener = recording;
         listener.output_backlog = test_backlog;
-        f->dir = g_dir_make_tmp("pcpd-test-restore-XXXXXX", &error);
-        assert_non_null(f->dir);
-        assert_int_equal(g_chmod(f->dir, 0700), 0);
-        f->loop = g_main_loop_new(NULL, FALSE);
-        recorder_init(&f->rec);
+        f->dir = unit_make_own_dir("restore");
+        manager_fixture_setup(&f->loop, &f->rec, &f->a);
         the_recorder = &f->rec;
         backlog_low_asks = 0;
-        f->a = fake_server_new();
         /* N app mappings of OWNER, saved; then a restart over them, with the listener's
          * backlog as the test sets it before pcpd_manager_start() */
         f->m = manager_new(f);
@@ -113,12 +107,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
         fixture *f = *state;
 
-        pcpd_manager_free(f->m);
-        while (g_main_context_iteration(NULL, FALSE))
-                ;
-        fake_server_free(f->a);
-        recorder_clear(&f->rec);
-        g_main_loop_unref(f->loop);
+        manager_fixture_teardown(f->m, &f->loop, &f->rec, &f->a);
         unit_rm_own_dir(f->dir);
         g_free(f->dir);
         g_free(f);
