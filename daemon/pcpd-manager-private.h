@@ -142,10 +142,10 @@ void manager_mapping_set_held(pcpd_manager *m, pcpd_mapping *mp, struct pcpd_bac
 #define PCPD_OUTPUT_BACKLOG_MAX (64u * 1024u)
 #define PCPD_OUTPUT_BACKLOG_RETRY_MS 1u
 #define PCPD_OUTPUT_BACKLOG_WAITS 100u
-/* The next batch of removals (a departing holder's, the unclaimed after the grace) waits:
- * true while the listener's output is backed up, for at most PCPD_OUTPUT_BACKLOG_WAITS
- * calls in a row (*waits counts them; 0 again once it goes). (pcpd-manager.c) */
-bool manager_batch_waits(pcpd_manager *m, guint *waits);
+/* The listener's output is backed up: the next batch waits (see PCPD_OUTPUT_BACKLOG_MAX;
+ * the listener's output_backlog, system calls for the bus). m: the manager (a pcpd_pace_ops.backed_up, pcpd-pace.h,
+ * for the three paced batches). (pcpd-manager.c) */
+bool manager_output_backed_up(void *m);
 /* one of them, still to remove (m->orphans): its id, looked up again when its turn comes,
  * and the name that left (a shared string, for the log line) */
 typedef struct pcpd_manager_orphan {
@@ -291,3 +291,5 @@ void manager_unclaimed_done(pcpd_manager *m, pcpd_mapping *mp);
  * first, as they would have been a few turns later. The restore's mapping_added still
  * paced to the listener's backlog (pcpd-restore.c) are not told. */
 void manager_grace_stop(pcpd_manager *m);
+/* At the manager's making: the grace's pace, not armed (pcpd-restore.c) */
+void manager_grace_init(pcpd_manager *m);

@@ -396,36 +396,27 @@ static guint remove_orphans(pcpd_manager *m, guint max) {
         return 0;
 }
 
-/* the listener's output is backed up: the next batch waits (see PCPD_OUTPUT_BACKLOG_MAX) */
-static bool output_backed_up(pcpd_manager *m) {
+bool manager_output_backed_up(void *data) {
+        pcpd_manager *m = data;
+
         return m->listener->output_backlog != NULL &&
                m->listener->output_backlog(m, m->listener_data) > PCPD_OUTPUT_BACKLOG_MAX;
 }
 
-bool manager_batch_waits(pcpd_manager *m, guint *waits) {
-        if (*waits < PCPD_OUTPUT_BACKLOG_WAITS && output_backed_up(m)) {
-                (*waits)++;
-                return true;
-        }
-        *waits = 0;
-        return false;
+static pcpd_pace_result orphans_step(void *data, guint max) {
+        return remove_orphans(data, max) > 0 ? PCPD_PACE_MORE : PCPD_PACE_DONE;
 }
 
 /* (m->orphans_source stays set while a batch runs: a name that leaves meanwhile queues its
  * mappings behind, without a second source) */
-static gboolean on_orphans(gpointer userdata) {
-        pcpd_manager *m = userdata;
-
-        if (manager_batch_waits(m, &m->orphans_waits)) {
-                m->orphans_source = g_timeout_add(PCPD_OUTPUT_BACKLOG_RETRY_MS, on_orphans, m);
-                return G_SOURCE_REMOVE;
-        }
-        if (remove_orphans(m, PCPD_ORPHAN_BATCH) > 0)
-                m->orphans_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_orphans, m, NULL);
-        else
-                m->orphans_source = 0;
-        return G_SOURCE_REMOVE;
-}
+static const pcpd_pace_ops orphans_pace_ops = {
+        .step = orphans_step,
+        .backed_up = manager_output_backed_up,
+        .batch_max = PCPD_ORPHAN_BATCH,
+        .retry_ms = PCPD_OUTPUT_BACKLOG_RETRY_MS,
+        .max_waits = PCPD_OUTPUT_BACKLOG_WAITS,
+        .slow_ms = 0, /* then the next batch goes anyway: see PCPD_OUTPUT_BACKLOG_MAX */
+};
 
 /* the loop has turned since a departure's removals at once (m->orphans_turn_used) */
 static gboolean on_orphans_turn(gpointer userdata) {
@@ -503,8 +494,7 @@ void pcpd_manager_holder_vanished(pcpd_manager *m, const char *name) {
         if (shared == NULL)
                 return;
         g_ref_string_release(shared);
-        if (m->orphans_source == 0)
-                m->orphans_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_orphans, m, NULL);
+        pcpd_pace_kick(&m->orphans_pace);
 }
 
 void manager_mapping_add_holder(pcpd_manager *m, pcpd_mapping *mp, const char *owner, bool known_alive) {
@@ -673,6 +663,8 @@ int manager_new_with_backends(const pcpd_config *config, const char *state_dir, 
         m->holder_index = pcpd_holders_index_new();
         m->orphans = g_array_new(FALSE, FALSE, sizeof(pcpd_manager_orphan));
         g_array_set_clear_func(m->orphans, orphan_clear);
+        pcpd_pace_init(&m->orphans_pace, &orphans_pace_ops, m, &m->orphans_source);
+        manager_grace_init(m);
         m->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) manager_deleting_free);
         m->next_mapping_id = 1;
         m->route_fd = -1;
@@ -704,9 +696,7 @@ pcpd_manager *pcpd_manager_free(pcpd_manager *m) {
          * active in the last snapshot) */
         if (m->orphans != NULL)
                 (void) remove_orphans(m, G_MAXUINT);
-        if (m->orphans_source != 0)
-                g_source_remove(m->orphans_source);
-        m->orphans_source = 0;
+        pcpd_pace_stop(&m->orphans_pace);
         if (m->orphans_turn_source != 0)
                 g_source_remove(m->orphans_turn_source);
         m->orphans_turn_source = 0;

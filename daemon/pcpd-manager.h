@@ -10,6 +10,7 @@
 #include "pcpd-error.h"
 #include "pcpd-mapping.h"
 #include "pcpd-mapping-set.h"
+#include "pcpd-pace.h"
 #include "pcpd-server.h"
 #include "pcpd-state.h"
 
@@ -65,11 +66,12 @@ struct pcpd_manager {
         GHashTable *holder_index;
         /* the mappings names that left held alone, still to remove, in the order the names
          * left: pcpd_manager_orphan (pcpd-manager-private.h) from orphans_head on,
-         * PCPD_ORPHAN_BATCH a turn of the loop (orphans_source) */
+         * PCPD_ORPHAN_BATCH a turn of the loop (orphans_pace, pcpd-pace.h; its source's id
+         * in orphans_source) */
         GArray *orphans;
         guint orphans_head;
         guint orphans_source;
-        guint orphans_waits; /* turns the next batch has waited for the listener's backlog */
+        pcpd_pace orphans_pace;
         /* a name that left in this turn of the loop has had its mappings removed at once:
          * those of the names that leave after it in the same turn are queued; false again
          * when the loop turns (orphans_turn_source, an idle source while it is true: GLib
@@ -81,12 +83,12 @@ struct pcpd_manager {
          * none wait; n_unclaimed of them still unclaimed (a claim, or a removal for any
          * reason, takes one off in O(1): pcpd_mapping.unclaimed). One timer for the grace of
          * them all (grace_source); once it is over (grace_over), those still unclaimed go
-         * PCPD_ORPHAN_BATCH a turn of the loop, from unclaimed_head on (grace_source is then
-         * an idle source) */
+         * PCPD_ORPHAN_BATCH a turn of the loop, from unclaimed_head on (grace_pace,
+         * pcpd-pace.h: grace_source is then its source) */
         GArray *unclaimed;
         guint unclaimed_head, n_unclaimed;
         guint grace_source;
-        guint grace_waits; /* turns the next grace batch has waited for the listener's backlog */
+        pcpd_pace grace_pace;
         /* the restored mappings whose InterfacesAdded (mapping_added) waits for the bus to
          * read what came before (pcpd-restore.c); NULL when none wait */
         struct pcpd_restore_pace *restore_pace;

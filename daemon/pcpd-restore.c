@@ -38,34 +38,29 @@
 
 /* The restored mappings whose mapping_added is still to be told: their ids, in the order
  * they were restored, from head on; told PCPD_ORPHAN_BATCH a turn of the loop while the
- * listener's output is not backed up. One per manager (m->restore_pace), while there are
- * any; dropped at the manager's shutdown (manager_grace_stop()). */
+ * listener's output is not backed up (pace, pcpd-pace.h). One per manager
+ * (m->restore_pace), while there are any; dropped at the manager's shutdown
+ * (manager_grace_stop()). */
 typedef struct pcpd_restore_pace {
         pcpd_manager *manager;
         GArray *ids; /* uint64_t */
         guint head;
-        guint source; /* an idle source, or a timeout while the backlog is above the limit */
-        guint waits;  /* looks in a row that found it above */
+        pcpd_pace pace;
 } restore_pace;
-
-/* the listener's output is backed up (as for the batches of pcpd-manager.c) */
-static bool added_backed_up(pcpd_manager *m) {
-        return m->listener->output_backlog != NULL &&
-               m->listener->output_backlog(m, m->listener_data) > PCPD_OUTPUT_BACKLOG_MAX;
-}
 
 /* mapping_added for the ids from *head on, at most max of them, each looked up again: one
  * removed meanwhile (for any reason: released, revoked, the grace, a disable) has had its
  * mapping_removed (InterfacesRemoved) and gets nothing after it (ids are never given out
  * twice: a mapping of its port made since has another id and was told on its own); one
  * claimed or changed meanwhile is told as it is now (InterfacesAdded carries every
- * property). Stops, false, when the listener's output is backed up (looked at before the
- * first and every RESTORE_ADDED_CHECK after); true when max were told or none are left. */
+ * property). Stops, false, when the listener's output is backed up (looked at every
+ * RESTORE_ADDED_CHECK after the first: the caller looks before it); true when max were told
+ * or none are left. */
 static bool tell_added(pcpd_manager *m, GArray *ids, guint *head, guint max) {
         for (guint n = 0; n < max && *head < ids->len; n++) {
                 pcpd_mapping *mp;
 
-                if (n % RESTORE_ADDED_CHECK == 0 && added_backed_up(m))
+                if (n > 0 && n % RESTORE_ADDED_CHECK == 0 && manager_output_backed_up(m))
                         return false;
                 mp = pcpd_manager_mapping(m, g_array_index(ids, uint64_t, (*head)++));
                 if (mp != NULL)
@@ -77,42 +72,53 @@ static bool tell_added(pcpd_manager *m, GArray *ids, guint *head, guint max) {
 static void pace_free(restore_pace *p) {
         g_assert(p->manager->restore_pace == p);
         p->manager->restore_pace = NULL;
-        if (p->source != 0)
-                g_source_remove(p->source);
+        pcpd_pace_stop(&p->pace);
         g_array_free(p->ids, TRUE);
         g_free(p);
 }
 
-static gboolean on_pace(gpointer userdata) {
-        restore_pace *p = userdata;
+static pcpd_pace_result pace_step(void *data, guint max) {
+        restore_pace *p = data;
 
-        p->source = 0; /* this source, ending */
-        if (!tell_added(p->manager, p->ids, &p->head, PCPD_ORPHAN_BATCH)) {
-                p->waits++;
-                p->source = g_timeout_add(p->waits < PCPD_OUTPUT_BACKLOG_WAITS ? PCPD_OUTPUT_BACKLOG_RETRY_MS
-                                                                               : RESTORE_ADDED_SLOW_MS,
-                                          on_pace, p);
-                return G_SOURCE_REMOVE;
-        }
-        p->waits = 0;
-        if (p->head < p->ids->len)
-                p->source = g_idle_add_full(G_PRIORITY_DEFAULT, on_pace, p, NULL);
-        else
-                pace_free(p);
-        return G_SOURCE_REMOVE;
+        if (!tell_added(p->manager, p->ids, &p->head, max))
+                return PCPD_PACE_BACKED_UP;
+        return p->head < p->ids->len ? PCPD_PACE_MORE : PCPD_PACE_DONE;
 }
 
-/* the rest of ids (taken), from head on, told on the next turns of the loop */
+static bool pace_backed_up(void *data) {
+        restore_pace *p = data;
+
+        return manager_output_backed_up(p->manager);
+}
+
+static void pace_done(void *data) {
+        pace_free(data);
+}
+
+/* never a batch while the backlog is high: after PCPD_OUTPUT_BACKLOG_WAITS looks in a row,
+ * slower looks (a bus that does not read holds up nothing but these signals) */
+static const pcpd_pace_ops restore_pace_ops = {
+        .step = pace_step,
+        .backed_up = pace_backed_up,
+        .done = pace_done,
+        .batch_max = PCPD_ORPHAN_BATCH,
+        .retry_ms = PCPD_OUTPUT_BACKLOG_RETRY_MS,
+        .max_waits = PCPD_OUTPUT_BACKLOG_WAITS,
+        .slow_ms = RESTORE_ADDED_SLOW_MS,
+};
+
+/* the rest of ids (taken), from head on, told on the next turns of the loop; the caller
+ * just found the backlog high */
 static void pace_start(pcpd_manager *m, GArray *ids, guint head) {
         restore_pace *p = g_new0(restore_pace, 1);
 
         p->manager = m;
         p->ids = ids;
         p->head = head;
-        p->waits = 1;
-        p->source = g_timeout_add(PCPD_OUTPUT_BACKLOG_RETRY_MS, on_pace, p);
+        pcpd_pace_init(&p->pace, &restore_pace_ops, p, NULL);
         g_assert(m->restore_pace == NULL); /* one restore a manager */
         m->restore_pace = p;
+        pcpd_pace_wait(&p->pace);
 }
 
 /* At shutdown: those not told yet are not (the objects go with the bus connection). */
@@ -123,12 +129,10 @@ static void pace_stop(pcpd_manager *m) {
 
 /* ---- the grace of the restored app mappings: one timer for them all ---- */
 
-/* none wait any more, or the shutdown: the timer (or the batches' idle source) and the ids
- * go */
+/* none wait any more, or the shutdown: the timer (or the batches' source: both in
+ * m->grace_source) and the ids go */
 static void grace_clear(pcpd_manager *m) {
-        if (m->grace_source != 0)
-                g_source_remove(m->grace_source);
-        m->grace_source = 0;
+        pcpd_pace_stop(&m->grace_pace);
         if (m->unclaimed != NULL)
                 g_array_free(m->unclaimed, TRUE);
         m->unclaimed = NULL;
@@ -166,23 +170,30 @@ static guint grace_remove(pcpd_manager *m, guint max) {
         return 0;
 }
 
+static pcpd_pace_result grace_step(void *data, guint max) {
+        return grace_remove(data, max) > 0 ? PCPD_PACE_MORE : PCPD_PACE_DONE;
+}
+
+static void grace_done(void *data) {
+        grace_clear(data);
+}
+
 /* the grace is over: those still unclaimed go, PCPD_ORPHAN_BATCH a turn of the loop (at
  * the default priority, as a departing holder's: calls and signals are served between),
- * each batch after the first waiting while the bus is backed up (manager_batch_waits()) */
-static gboolean on_grace_batch(gpointer userdata) {
-        pcpd_manager *m = userdata;
+ * each batch after the first waiting while the bus is backed up, as a departing holder's
+ * (the next goes anyway after PCPD_OUTPUT_BACKLOG_WAITS looks in a row) */
+static const pcpd_pace_ops grace_pace_ops = {
+        .step = grace_step,
+        .backed_up = manager_output_backed_up,
+        .done = grace_done,
+        .batch_max = PCPD_ORPHAN_BATCH,
+        .retry_ms = PCPD_OUTPUT_BACKLOG_RETRY_MS,
+        .max_waits = PCPD_OUTPUT_BACKLOG_WAITS,
+        .slow_ms = 0,
+};
 
-        if (manager_batch_waits(m, &m->grace_waits)) {
-                m->grace_source = g_timeout_add(PCPD_OUTPUT_BACKLOG_RETRY_MS, on_grace_batch, m);
-                return G_SOURCE_REMOVE;
-        }
-        if (grace_remove(m, PCPD_ORPHAN_BATCH) > 0) {
-                m->grace_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_grace_batch, m, NULL);
-                return G_SOURCE_REMOVE;
-        }
-        m->grace_source = 0; /* this source, ending */
-        grace_clear(m);
-        return G_SOURCE_REMOVE;
+void manager_grace_init(pcpd_manager *m) {
+        pcpd_pace_init(&m->grace_pace, &grace_pace_ops, m, &m->grace_source);
 }
 
 static gboolean on_grace_over(gpointer userdata) {
@@ -190,8 +201,9 @@ static gboolean on_grace_over(gpointer userdata) {
 
         m->grace_over = true;
         m->grace_source = 0; /* this source, ending */
+        /* the first batch now, without a look (the timer's turn is the batch's) */
         if (grace_remove(m, PCPD_ORPHAN_BATCH) > 0)
-                m->grace_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_grace_batch, m, NULL);
+                pcpd_pace_kick(&m->grace_pace);
         else
                 grace_clear(m);
         return G_SOURCE_REMOVE;
@@ -558,7 +570,7 @@ void manager_restore(pcpd_manager *m) {
          * integration suites waits for the InterfacesAdded of a restored mapping: they read
          * the restored mappings with GetManagedObjects or pcpctl list. */
         head = 0;
-        if (!tell_added(m, added, &head, G_MAXUINT))
+        if (added->len > 0 && (manager_output_backed_up(m) || !tell_added(m, added, &head, G_MAXUINT)))
                 pace_start(m, g_steal_pointer(&added), head);
         g_clear_pointer(&added, g_array_unref);
         if (deleting > 0)
