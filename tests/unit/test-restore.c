@@ -5,7 +5,8 @@
  * PCPD_ORPHAN_BATCH a turn, each once, in the order of the ids; a restored mapping removed
  * before its turn gets no mapping_added (its mapping_removed was its last word), one
  * claimed or changed before it gets it once, after; the manager freed while some wait: none
- * told after it, nothing left on the loop. The manager without a bus (manager-fixture.c:
+ * told after it, nothing left on the loop; a bus that does not read is never forced to
+ * take them. The manager without a bus (manager-fixture.c:
  * the recording listener, a fake PCP server on the loopback). */
 
 #include <setjmp.h>
@@ -174,6 +175,33 @@ static void assert_told_once_in_order(const fixture *f, const bool *gone) {
         }
 }
 
+/* A bus that does not read holds up nothing but these signals, and gets none of them while
+ * it stays so: past PCPD_OUTPUT_BACKLOG_WAITS looks in a row at a high backlog the looks
+ * only slow down, and no batch goes without one (unlike the orphans' and the grace's
+ * removals, which go anyway then). Once it reads again, every one is told. */
+static void test_added_never_forced(void **state) {
+        fixture *f = *state;
+        bool gone[N] = { false };
+        unsigned asked;
+
+        f->rec.backlog = (size_t) PCPD_OUTPUT_BACKLOG_MAX + 1;
+        f->m = manager_new(f);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        assert_int_equal(count_kind(f, EV_ADDED), 0);
+        asked = f->rec.backlog_asked;
+        for (unsigned turns = 0; f->rec.backlog_asked < asked + PCPD_OUTPUT_BACKLOG_WAITS + 5; turns++) {
+                if (turns >= TURNS_CAP)
+                        fail_msg("the backlog was asked %u times in %u turns", f->rec.backlog_asked - asked, turns);
+                (void) g_main_context_iteration(NULL, TRUE);
+                if (count_kind(f, EV_ADDED) != 0)
+                        fail_msg("%u mapping_added while the backlog stayed high, after %u looks at it",
+                                 count_kind(f, EV_ADDED), f->rec.backlog_asked - asked);
+        }
+        f->rec.backlog = 0;
+        (void) turn_until_added(f, N);
+        assert_told_once_in_order(f, gone);
+}
+
 /* While the backlog is above the limit from the start, none is told during the restore
  * nor while it stays there; meanwhile one restored mapping is revoked, one claimed and
  * released (both gone: their mapping_removed and no mapping_added, then or later), one
@@ -313,6 +341,7 @@ static void test_added_pending_at_stop(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_added_paced, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_added_never_forced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_added_at_once_then_paced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_added_pending_at_stop, setup, teardown),
         };
