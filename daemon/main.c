@@ -216,15 +216,6 @@ static gboolean on_bus_lost(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
-/* What pcpd-trim watches: every mapping added or removed moves it by one (an added one
- * takes an id and counts once more; a removed one counts once less), read on every turn of
- * the loop without a call into the manager's files. */
-static uint64_t mapping_churn(void *data) {
-        const pcpd_manager *m = data;
-
-        return 2 * m->next_mapping_id - pcpd_manager_n_mappings(m);
-}
-
 static int run(int argc, char **argv) {
         g_autofree char *config_path = NULL, *state_dir = NULL, *why = NULL;
         g_autoptr(pcpd_state) loaded = NULL;
@@ -361,9 +352,11 @@ static int run(int argc, char **argv) {
                 return 1;
         }
         pcpd_manager_set_declared(m, g_steal_pointer(&declared));
-        /* the free heap given back once mappings stop coming and going (pcpd-trim.h; a
-         * restore gives it back itself, in pcpd_manager_start()) */
-        trim = pcpd_trim_new(mapping_churn, m, PCPD_TRIM_QUIET_MS, PCPD_TRIM_MIN_CHURN);
+        /* the free heap given back once mappings stop coming, changing and going
+         * (pcpd-trim.h; a restore gives it back itself, in pcpd_manager_start(): its news
+         * so far is where this one starts, and the grants of the restored mappings asked
+         * for again, which follow, count) */
+        trim = pcpd_trim_new(pcpd_trim_mapping_churn, m, PCPD_TRIM_QUIET_MS, PCPD_TRIM_MIN_CHURN);
         pcpd_sd_bus_attach_glib(bus, NULL, on_bus_lost, loop);
         sd_bus_unref(bus); /* the bus face and the source hold it */
 

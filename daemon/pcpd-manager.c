@@ -53,17 +53,22 @@ const char *pcpd_remove_reason_to_string(pcpd_remove_reason r) {
 static const pcpd_manager_listener no_listener = { 0 };
 
 void manager_emit_mapping_added(pcpd_manager *m, pcpd_mapping *mp) {
+        m->n_mapping_news++;
         if (m->listener->mapping_added != NULL)
                 m->listener->mapping_added(m, mp, m->listener_data);
 }
 
 static void emit_mapping_removed(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason) {
+        m->n_mapping_news++;
         if (m->listener->mapping_removed != NULL)
                 m->listener->mapping_removed(m, mp, reason, m->listener_data);
 }
 
 void pcpd_manager_emit_mapping_changed(pcpd_manager *m, pcpd_mapping *mp, pcpd_mapping_changed what) {
-        if (what != 0 && m->listener->mapping_changed != NULL)
+        if (what == 0)
+                return; /* nothing told, nothing counted */
+        m->n_mapping_news++;
+        if (m->listener->mapping_changed != NULL)
                 m->listener->mapping_changed(m, mp, what, m->listener_data);
 }
 

@@ -109,6 +109,11 @@ struct pcpd_manager {
         guint declared_retry;  /* the check every 10 s while any is declared */
         struct pcpd_backend *upnp;  /* the UPnP-IGD backend (pcpd-backend.h) */
         guint backend_check_source; /* mappings to hand to it, on the next turn of the loop */
+        /* mapping_added, mapping_changed and mapping_removed told so far (each a message or
+         * more built and freed for the bus): what pcpd-trim counts as churn
+         * (pcpd_trim_mapping_churn()), the grants of a restore's mappings asked for again
+         * among them, which change no id and no count of mappings */
+        uint64_t n_mapping_news;
 };
 
 /* mp is held by the manager's "direct" backend (mp->held_by, set by

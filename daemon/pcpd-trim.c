@@ -2,6 +2,7 @@
 
 #include "config.h"
 #include "pcpd-trim.h"
+#include "pcpd-manager.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,11 +15,13 @@ typedef struct trim_source {
         GSource source;
         pcpd_trim_churn_func churn;
         void *data;
+        pcpd_trim_clock_func now; /* NULL: the loop's time */
+        void *now_data;
         gint64 quiet_us;
         uint64_t min_churn;
         uint64_t seen;      /* churn() when last read */
         uint64_t at_trim;   /* churn() at the last trim (at the start: none to give back) */
-        gint64 changed_at;  /* the loop's time (µs) when `seen` was first read */
+        gint64 changed_at;  /* the time (µs, now()) when `seen` was first read */
         unsigned done;      /* malloc_trim() calls */
 } trim_source;
 
@@ -36,14 +39,25 @@ long pcpd_trim_resident_kib(void) {
         return (long) (resident * (unsigned long) sysconf(_SC_PAGESIZE) / 1024);
 }
 
-/* Reads the count; a new value starts the quiet wait again. Only the loop's cached time
- * when it moved: no clock read on a turn where nothing changed. */
+uint64_t pcpd_trim_mapping_churn(void *manager) {
+        const pcpd_manager *m = manager;
+
+        return m->n_mapping_news;
+}
+
+/* the loop's cached time by default: no clock read of its own */
+static gint64 now(trim_source *ts) {
+        return ts->now != NULL ? ts->now(ts->now_data) : g_source_get_time(&ts->source);
+}
+
+/* Reads the count; a new value starts the quiet wait again. The time only when it moved:
+ * no clock read on a turn where nothing changed. */
 static void look(trim_source *ts) {
         uint64_t c = ts->churn(ts->data);
 
         if (c != ts->seen) {
                 ts->seen = c;
-                ts->changed_at = g_source_get_time(&ts->source);
+                ts->changed_at = now(ts);
         }
 }
 
@@ -60,7 +74,7 @@ static gboolean trim_prepare(GSource *source, gint *timeout) {
                 *timeout = -1; /* no wake-up for this source */
                 return FALSE;
         }
-        left = ts->changed_at + ts->quiet_us - g_source_get_time(source);
+        left = ts->changed_at + ts->quiet_us - now(ts);
         if (left <= 0) {
                 *timeout = 0;
                 return TRUE;
@@ -73,7 +87,7 @@ static gboolean trim_check(GSource *source) {
         trim_source *ts = (trim_source *) source;
 
         look(ts);
-        return waiting(ts) && g_source_get_time(source) >= ts->changed_at + ts->quiet_us;
+        return waiting(ts) && now(ts) >= ts->changed_at + ts->quiet_us;
 }
 
 static gboolean trim_dispatch(GSource *source, GSourceFunc callback, gpointer user_data) {
@@ -124,6 +138,11 @@ void pcpd_trim_free(pcpd_trim *t) {
         g_source_destroy(&t->ts->source);
         g_source_unref(&t->ts->source);
         g_free(t);
+}
+
+void pcpd_trim_set_clock(pcpd_trim *t, pcpd_trim_clock_func now_func, void *data) {
+        t->ts->now = now_func;
+        t->ts->now_data = data;
 }
 
 unsigned pcpd_trim_done(const pcpd_trim *t) {

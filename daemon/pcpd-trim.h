@@ -3,17 +3,19 @@
 
 /*
  * pcpd-trim: the free heap given back to the system once pcpd has been quiet for a while
- * after many mappings came or went.
+ * after many mappings came, changed or went.
  *
  * Why: glibc's malloc keeps the pages it is given back by free() inside its heap, below
  * memory still in use, resident until malloc_trim() (only the free top of the heap goes
  * back by itself). After a burst of mappings, or holders of many leaving, the transient
  * buffers of the burst (bus messages, the snapshot's) and the removed mappings leave such
  * pages. pcpd-restore.c gives the heap back once after a restore; this does it after churn
- * at run time (bench/README.md, "The heap given back once pcpd is quiet after churn").
+ * at run time (bench/README.md, "The heap given back once pcpd is quiet after churn"), the
+ * wave of grants and InterfacesAdded that follows a restore among it.
  *
  * How: a GSource on the default main context, at G_PRIORITY_LOW, that reads a count of
- * changes (churn(): monotonic, e.g. mappings added plus removed) in its prepare() and check(),
+ * changes (churn(): monotonic; in pcpd every mapping added, changed or removed told,
+ * pcpd_trim_mapping_churn()) in its prepare() and check(),
  * that is on every turn of the loop, which costs no system call. Once the count has grown by
  * min_churn since the last trim and then not moved for quiet_ms, it calls malloc_trim(0)
  * once. So the trim runs:
@@ -35,12 +37,32 @@
 /* a count that only grows, by one for every change that allocates or frees */
 typedef uint64_t (*pcpd_trim_churn_func)(void *data);
 
+/* the time in µs on a monotonic clock (the tests' own clock: pcpd_trim_set_clock()) */
+typedef gint64 (*pcpd_trim_clock_func)(void *data);
+
 typedef struct pcpd_trim pcpd_trim;
 
 /* Attached to the default main context; what churn() counts now is where it starts. */
 pcpd_trim *pcpd_trim_new(pcpd_trim_churn_func churn, void *data, guint quiet_ms, unsigned min_churn);
 void pcpd_trim_free(pcpd_trim *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_trim, pcpd_trim_free)
+
+/* The clock the quiet wait is measured on: now(data) instead of the loop's time
+ * (g_source_get_time(): GLib's monotonic clock as read once a turn), which is the default
+ * and what pcpd uses; NULL sets the default again. For tests, which then drive the time
+ * themselves and turn the loop without blocking (the poll timeout asked for is in ms of
+ * this clock). */
+void pcpd_trim_set_clock(pcpd_trim *t, pcpd_trim_clock_func now, void *data);
+
+/* The churn pcpd-trim watches in pcpd (main.c): every mapping_added, mapping_changed and
+ * mapping_removed the manager has told (pcpd_manager.n_mapping_news), each a message or
+ * more built and freed for the bus. Changes count, not only mappings that come and go:
+ * after a restart over many mappings, the grants of the mappings asked for again move no id
+ * and no count of mappings, and their wave, after the restore's own trim, leaves the
+ * heap's holes (bench/README.md). The paced InterfacesAdded of a restore count too, so the
+ * trim comes once they are all out; and renewals (their ExpiresAt), so a trim may follow
+ * min_churn of them once they are quiet. data: the pcpd_manager. */
+uint64_t pcpd_trim_mapping_churn(void *manager);
 
 /* pcpd's resident memory in kB (/proc/self/statm), -1 if unknown: for the debug lines of a
  * trim (here and after a restore, pcpd-restore.c) */
