@@ -403,7 +403,7 @@ static int netns_cookie(int fd, uint64_t *ret) {
 
 int pcpd_socket_in_own_netns(int fd) {
         static uint64_t own = 0; /* pcpd never changes its network namespace */
-        uint64_t theirs;
+        uint64_t theirs = 0; /* (gcc -O3 warns maybe-uninitialized without it) */
         int r;
 
         if (own == 0) {

@@ -67,7 +67,8 @@ static void assert_app(const char *app_id, const char *source, guint32 pid, cons
         g_autoptr(PfAppInfo) info = pf_app_info_lookup(app_id, source, pid);
         g_autofree char *icon_s = g_icon_to_string(info->icon);
 
-        print_message("# %s (%s)\n", app_id, source);
+        /* (one call has neither: %s of NULL is undefined, and gcc -O3 says so) */
+        print_message("# %s (%s)\n", app_id != NULL ? app_id : "no app id", source != NULL ? source : "no source");
         assert_string_equal(info->name, name);
         assert_string_equal(icon_s, icon);
         assert_string_equal(info->key, key);
