@@ -585,6 +585,40 @@ static void on_object_removed(GDBusObjectManager *objects, GDBusObject *object, 
         changed(self, "mappings");
 }
 
+/* An object the page shows gets its Mapping interface again: pcpd tells the InterfacesAdded
+ * of a restored mapping after it took its name (org.freedesktop.PCP1(5), AFTER A RESTART), so
+ * the object may be known already from GetManagedObjects. GDBusObjectManagerClient then puts
+ * a new proxy in the old one's place (the manager says interface-added only), and only the new
+ * one follows the later PropertiesChanged: the row takes it, and the values it came with. */
+static void on_interface_added(GDBusObjectManager *objects, GDBusObject *object, GDBusInterface *iface,
+                               PfWindow *self) {
+        PfItem *item = g_hash_table_lookup(self->items, g_dbus_object_get_object_path(object));
+
+        if (!PCP1_IS_MAPPING(iface))
+                return;
+        if (item == NULL) {
+                /* an object that had no Mapping interface until now */
+                on_object_added(objects, object, self);
+                return;
+        }
+        if (item->proxy == PCP1_MAPPING(iface))
+                return;
+        g_set_object(&item->proxy, PCP1_MAPPING(iface));
+        update_item(self, item, g_get_real_time());
+        update_group(self, item->group);
+        changed(self, "mappings");
+}
+
+/* The object stays, without its Mapping interface (the whole object going is object-removed):
+ * nothing the row could show any more. */
+static void on_interface_removed(GDBusObjectManager *objects, GDBusObject *object, GDBusInterface *iface,
+                                 PfWindow *self) {
+        PfItem *item = g_hash_table_lookup(self->items, g_dbus_object_get_object_path(object));
+
+        if (item != NULL && item->proxy == (gpointer) iface)
+                on_object_removed(objects, object, self);
+}
+
 static void on_mapping_properties_changed(GDBusObjectManagerClient *objects, GDBusObjectProxy *object,
                                           GDBusProxy *iface, GVariant *changed_props, const char *const *invalidated,
                                           PfWindow *self) {
@@ -632,6 +666,8 @@ static void on_objects_ready(GObject *source, GAsyncResult *result, gpointer use
         self->objects = objects;
         g_signal_connect(objects, "object-added", G_CALLBACK(on_object_added), self);
         g_signal_connect(objects, "object-removed", G_CALLBACK(on_object_removed), self);
+        g_signal_connect(objects, "interface-added", G_CALLBACK(on_interface_added), self);
+        g_signal_connect(objects, "interface-removed", G_CALLBACK(on_interface_removed), self);
         g_signal_connect(objects, "interface-proxy-properties-changed", G_CALLBACK(on_mapping_properties_changed),
                          self);
         reload_items(self);
