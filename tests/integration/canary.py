@@ -14,7 +14,19 @@ With --append FILE it also appends one octet to FILE at each wake-up (FILE on th
 filesystem the process under test logs and keeps its state on) and counts the time the
 append took as held up: a filesystem that makes every writer wait (ext4 behind another
 process's fsync-forced journal commits on a shared disk) holds up a process whose main loop
-appends a log line or a journal record, and is the machine's, not the process's."""
+appends a log line or a journal record, and is the machine's, not the process's.
+
+With --watch PID it also reads, at each wake-up, how long that process's main thread has
+waited on a run queue so far (/proc/PID/task/PID/schedstat, its second field: time it was
+runnable and got no CPU) and prints each growth of at least --record since the last
+wake-up: {"wait": [from, to, seconds]}, the process held up by the machine within [from,
+to] (monotonic). That is the machine's hold-up of the process itself, not of a stand-in: a
+loaded machine serves a process that wakes for a few microseconds every 20 ms (this one)
+sooner than one that then has work to do, and their wake-ups need not coincide. It also
+prints {"blocked": t, "wchan": ...} for each wake-up that found that thread in
+uninterruptible sleep (state D: a system call waiting for the disk), which is the
+process's own (its loop made a call that waits), told in failure messages, never excused.
+Watching ends quietly when the process is gone."""
 import argparse
 import json
 import os
@@ -23,12 +35,49 @@ import sys
 import time
 
 
+class Watch:
+    """the watched process's main thread: its run-queue wait (schedstat) and state, per wake-up"""
+
+    def __init__(self, pid, record):
+        self.base = f"/proc/{pid}/task/{pid}"
+        self.record = record
+        self.t, self.wait = time.monotonic(), self.read_wait()
+
+    def read_wait(self):
+        with open(self.base + "/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+
+    def look(self, now):
+        """False once the process is gone"""
+        try:
+            wait = self.read_wait()
+            with open(self.base + "/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            wchan = ""
+            if state == "D":
+                with open(self.base + "/wchan") as f:
+                    wchan = f.read().strip()
+        except (OSError, ValueError, IndexError):
+            return False
+        if wait - self.wait >= self.record:
+            print(json.dumps({"wait": [round(self.t, 4), round(now, 4), round(wait - self.wait, 4)]}), flush=True)
+        if state == "D":
+            print(json.dumps({"blocked": round(now, 4), "wchan": wchan}), flush=True)
+        self.t, self.wait = now, wait
+        return True
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--period", type=float, default=0.02)
     p.add_argument("--record", type=float, default=0.01)
     p.add_argument("--append", metavar="FILE")
+    p.add_argument("--watch", type=int, metavar="PID")
     args = p.parse_args()
+    try:
+        watch = Watch(args.watch, args.record) if args.watch else None
+    except (OSError, ValueError, IndexError) as e:
+        p.error(f"--watch {args.watch}: cannot read its schedstat: {e}")
     fd = os.open(args.append, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600) if args.append else -1
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -46,6 +95,8 @@ def main():
             woke = time.monotonic()  # held up until the append returned
         if woke - due >= args.record:
             print(json.dumps({"due": round(due, 4), "woke": round(woke, 4)}), flush=True)
+        if watch is not None and not watch.look(woke):
+            watch = None
         if woke - due > args.period:
             due = woke  # next deadline one period after this wake-up, not a catch-up burst
     return 0

@@ -315,9 +315,10 @@ class Test:
     def capture(self, iface="lan0", seconds=120, ns=None):
         return Capture(self, ns or self.nsr, iface, seconds)
 
-    def canary(self, ns=None, nice=None):
-        """canary.py in the client ns (at pcpd's nice value): which hold-ups were the machine's"""
-        return Canary(self, ns or self.nsc, nice)
+    def canary(self, ns=None, nice=None, watch=None):
+        """canary.py in the client ns (at pcpd's nice value): which hold-ups were the machine's;
+        watch: a pid (pcpd's) whose own waits for a CPU count as the machine's too"""
+        return Canary(self, ns or self.nsc, nice, watch)
 
 
 class App:
@@ -514,35 +515,65 @@ class Capture:
 
 
 class Canary:
-    """canary.py beside pcpd: held_up(a, b) is how long in [a, b] (monotonic s) it could not
-    run; a machine that starves everything holds it up too, a stall of pcpd's own does not"""
+    """canary.py beside pcpd: held_up(a, b) is how long in [a, b] (monotonic s) the machine
+    held up the canary or, with watch=PID, the watched process itself (the time its main
+    thread waited on a run queue for a CPU). A machine that starves everything holds those up
+    too; a stall of pcpd's own (its loop busy, or blocked in a system call) does neither."""
 
-    def __init__(self, t, ns, nice):
+    def __init__(self, t, ns, nice, watch=None):
         self.out = os.path.join(t.lab_dir, f"canary-{time.monotonic_ns()}.json")
         self.f = open(self.out, "wb")
         # appends beside pcpd's log and state directory (the lab's directory): a filesystem
         # stall that holds up pcpd's writes holds up the canary's too
         argv = [PY, os.path.join(HERE, "canary.py"), "--append", self.out + ".appends"]
+        if watch is not None:
+            argv += ["--watch", str(watch)]
         if nice is not None:
             argv = ["nice", "-n", str(nice)] + argv
         self.p = t.spawn(ns, argv, stdout=self.f, stderr=subprocess.DEVNULL)
         t.wait_until(lambda: os.path.getsize(self.out) > 0, CAP, "canary.py to start")
 
-    def holdups(self):
-        """[(due, woke)]: the canary was held up from due to woke"""
-        res = []
+    def _records(self):
         with open(self.out) as f:
             for line in f:
                 try:
-                    d = json.loads(line)
+                    yield json.loads(line)
                 except ValueError:
                     continue
-                if "due" in d:
-                    res.append((d["due"], d["woke"]))
+
+    def own_holdups(self):
+        """[(due, woke)]: the canary itself was held up from due to woke"""
+        return [(d["due"], d["woke"]) for d in self._records() if "due" in d]
+
+    def watched_waits(self):
+        """[(from, to)]: the watched process waited on a run queue for a CPU. The kernel adds
+        a wait to the count when the wait ends (the thread gets its CPU), so a growth of s seen
+        at a wake-up at `to` is taken as the s before `to` (off by at most one period)."""
+        res = []
+        for d in self._records():
+            if "wait" in d:
+                a, b, s = d["wait"]
+                res.append((b - s, b))
+        return res
+
+    def blocked(self):
+        """[(t, wchan)]: wake-ups that found the watched process's main thread in
+        uninterruptible sleep (a system call waiting, e.g. for the disk): its own"""
+        return [(d["blocked"], d.get("wchan", "")) for d in self._records() if "blocked" in d]
+
+    def holdups(self):
+        """[(from, to)], disjoint and in order: the machine held up the canary or the watched
+        process (the union of own_holdups() and watched_waits())"""
+        res = []
+        for a, b in sorted(self.own_holdups() + self.watched_waits()):
+            if res and a <= res[-1][1]:
+                res[-1] = (res[-1][0], max(res[-1][1], b))
+            else:
+                res.append((a, b))
         return res
 
     def held_up(self, a, b, holdups=None):
-        """seconds of [a, b] in which the canary was held up"""
+        """seconds of [a, b] in which the machine held up the canary or the watched process"""
         return sum(max(0.0, min(b, w) - max(a, d)) for d, w in (holdups if holdups is not None else self.holdups()))
 
     def alive(self):
