@@ -252,8 +252,11 @@ int pcpd_state_journal_next_open(int dirfd);
 /* After a snapshot: the journal open as fd is replaced by next_fd (the file
  * mappings.journal.next, from pcpd_state_journal_next_open()) holding fd's records from
  * offset from on (those appended after the snapshot was formatted, which it does not
- * have; usually none): appended to next_fd and renamed over the journal, without fsync,
- * like every append. Nothing is truncated and no block is freed here: fd now refers to
+ * have; usually none): appended to next_fd, which is exchanged with the journal
+ * (renameat2 RENAME_EXCHANGE; the old one, now under the .next name, is then unlinked:
+ * never a rename over an existing file, inside which ext4 writes out delayed data and can
+ * wait for the disk), without fsync, like every append. Nothing is truncated and no block
+ * is freed here: fd now refers to
  * the old, unlinked file, whose blocks are freed when its last fd is closed (by the
  * caller, on a thread where that may wait for the disk). 0, or a negative errno and then
  * the journal is as it was (the caller removes mappings.journal.next). */

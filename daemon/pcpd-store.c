@@ -291,16 +291,19 @@ static void snapshot_ended(pcpd_store *s) {
  * appended since (while it was formatted a chunk at a time or written; usually none) may
  * be newer than what it has of a record and must stay (pcpd_state_formatter, pcpd-state.h).
  * So they are copied into next_fd (a pread and a write of a few records, like an append),
- * which is renamed over the journal (pcpd_state_journal_switch(); no fsync, like the
- * appends), and the old journal's fd goes to the writer's thread to be closed: that close
- * frees its blocks, and may wait for the disk. Nothing here truncates or frees a block.
+ * which takes the journal's place (pcpd_state_journal_switch(): an exchange of the two
+ * names and an unlink of the old one, never a rename over it, which on ext4 may wait for
+ * the disk; no fsync, like the appends), and the old journal's fd goes to the writer's
+ * thread to be closed: that close frees its blocks, and may wait for the disk. Nothing
+ * here truncates or frees a block.
  *
- * A crash before the rename leaves the journal whole (and a mappings.journal.next, removed
+ * A crash before the exchange leaves the journal whole (and a mappings.journal.next, removed
  * at the next start): replaying the older records in front of the newer ones over this
  * snapshot is harmless (the loader replays in order, the last record of an id wins), as
  * it is when anything here fails: then the journal is left whole and the next snapshot
- * tries again. A crash after the rename leaves just the tail, which is what the snapshot
- * lacks. Only the main thread appends, so the journal cannot change under this; appends
+ * tries again. A crash after the exchange leaves just the tail, which is what the snapshot
+ * lacks, and, before the unlink, the old journal as mappings.journal.next, removed at the
+ * next start unread. Only the main thread appends, so the journal cannot change under this; appends
  * stay synchronous writes on it (a new mapping's nonce is on disk before its request
  * leaves) and never wait for a truncation.
  */
