@@ -114,6 +114,19 @@ char *fake_server_text(const fake_server *s) {
         return g_strdup_printf("127.0.0.1:%u", s->port);
 }
 
+void fake_server_config(pcpd_config *config, const fake_server *s, unsigned max) {
+        pcpd_server_spec spec = fake_server_spec(s);
+
+        pcpd_config_init(config);
+        config->use_default_routers = false;
+        config->announce_port = 0;
+        config->max_mappings_per_user = max;
+        config->max_mappings = max;
+        config->n_servers = 1;
+        config->servers[0].text = fake_server_text(s);
+        config->servers[0].addr = spec.addrs[0];
+}
+
 const seen_request *fake_request(const fake_server *s, guint i) {
         assert_true(i < s->requests->len);
         return &g_array_index(s->requests, seen_request, i);

@@ -47,6 +47,9 @@ void fake_server_free(fake_server *s);
 /* the server as a server source gives it (::ffff:127.0.0.1 and its port), and its text */
 pcpd_server_spec fake_server_spec(const fake_server *s);
 char *fake_server_text(const fake_server *s);
+/* config (initialised here; pcpd_config_clear() it) with s as its one server: no default
+ * routers, no ANNOUNCE socket, room for max mappings, per user too */
+void fake_server_config(pcpd_config *config, const fake_server *s, unsigned max);
 
 /* the i-th recorded request; fails the test when there is none */
 const seen_request *fake_request(const fake_server *s, guint i);

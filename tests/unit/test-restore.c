@@ -63,17 +63,9 @@ static pcpd_manager_listener listener;
 
 static pcpd_manager *manager_new(fixture *f) {
         pcpd_config config;
-        pcpd_server_spec spec = fake_server_spec(f->a);
         pcpd_manager *m;
 
-        pcpd_config_init(&config);
-        config.use_default_routers = false;
-        config.announce_port = 0;
-        config.max_mappings_per_user = 2 * N;
-        config.max_mappings = 2 * N;
-        config.n_servers = 1;
-        config.servers[0].text = fake_server_text(f->a);
-        config.servers[0].addr = spec.addrs[0];
+        fake_server_config(&config, f->a, 2 * N);
         m = unit_manager_new(&config, f->dir, f->loop, &listener, &f->rec);
         pcpd_config_clear(&config);
         f->rec.expect_m = m;

@@ -266,17 +266,9 @@ typedef struct mfixture {
 
 static pcpd_manager *manager_new(mfixture *f) {
         pcpd_config config;
-        pcpd_server_spec spec = fake_server_spec(f->srv);
         pcpd_manager *m;
 
-        pcpd_config_init(&config);
-        config.use_default_routers = false;
-        config.announce_port = 0;
-        config.max_mappings_per_user = 2 * N_RESTORED;
-        config.max_mappings = 2 * N_RESTORED;
-        config.n_servers = 1;
-        config.servers[0].text = fake_server_text(f->srv);
-        config.servers[0].addr = spec.addrs[0];
+        fake_server_config(&config, f->srv, 2 * N_RESTORED);
         m = unit_manager_new(&config, f->dir, f->loop, &recording, &f->rec);
         pcpd_config_clear(&config);
         f->rec.expect_m = m;
