@@ -27,6 +27,11 @@ static gboolean on_pace(gpointer userdata) {
         }
         r = o->step(p->data, o->batch_max);
         if (r == PCPD_PACE_BACKED_UP) {
+                /* it did part of a batch before it found the backlog high: progress, so the
+                 * looks in a row start again from this one. Counting it towards max_waits
+                 * put a restore whose every step stopped part-way (its signals filled the
+                 * backlog) into the slow_ms looks for good: ~390 InterfacesAdded a second. */
+                p->waits = 0;
                 arm_retry(p);
                 return G_SOURCE_REMOVE;
         }

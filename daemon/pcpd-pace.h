@@ -16,7 +16,10 @@
  * pcpd has no wake-up for it). Each dispatch looks at the backlog (ops->backed_up), then
  * runs one batch (ops->step, at most ops->batch_max), in the order the owner keeps:
  *   - the backlog is high (or the step stopped early because it found it high): the next
- *     look comes ops->retry_ms later (a timeout);
+ *     look comes ops->retry_ms later (a timeout); a step that stopped early did part of
+ *     its batch, so it counts as the first look in a row that found it high, whatever
+ *     came before (progress: no slow_ms rule for a restore whose every step fills the
+ *     backlog part-way);
  *   - a batch ran and more wait: the next at the default priority on the next turn (an
  *     idle source: the calls and signals that came meanwhile are served in between);
  *   - nothing waits: the source goes, then ops->done (if any).

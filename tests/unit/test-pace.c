@@ -243,6 +243,39 @@ static void test_step_stops_early(void **state) {
         assert_idle(f);
 }
 
+/* slow_ms > 0, and every step stops part-way (the restore's InterfacesAdded filling the
+ * backlog): each is progress, so the looks in a row never reach WAITS and the next look is
+ * always RETRY_MS away, never SLOW_MS; all is done, each item once. (Counted as looks that
+ * found it high, the steps after the WAITS-th came SLOW_MS apart.) */
+static void test_partial_steps_not_slowed(void **state) {
+        fixture *f = *state;
+        const guint n = 3 * WAITS * (BATCH / 4);
+        guint partial = 0;
+
+        f->left = n;
+        f->stop_after = BATCH / 4;
+        pcpd_pace_kick(&f->pace);
+        while (f->left > BATCH) {
+                guint steps = f->steps;
+
+                if (steps > n)
+                        fail_msg("%u still wait after %u steps", f->left, steps);
+                (void) turn();
+                if (f->steps == steps)
+                        continue;
+                partial++;
+                assert_int_equal(f->pace.waits, 1);
+                /* the retry timeout, not the slow one */
+                assert_true(armed_ready_time(f) <= g_get_monotonic_time() + RETRY_MS * 1000);
+        }
+        assert_true(partial >= 2 * WAITS);
+        assert_int_equal(f->looks, f->steps); /* one look before each step, none wasted */
+        f->stop_after = 0;
+        (void) turn_until_drained(f);
+        assert_int_equal(f->done_calls, 1);
+        assert_idle(f);
+}
+
 /* slow_ms 0: after WAITS looks in a row found it high, the next batch goes without a look;
  * the one after looks again (and waits again). */
 static void test_backoff_goes_anyway(void **state) {
@@ -389,6 +422,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_step_stops_early, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_backoff_goes_anyway, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_backoff_slower, setup_slow, teardown),
+                cmocka_unit_test_setup_teardown(test_partial_steps_not_slowed, setup_slow, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_drops, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rearm_after_drain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_done_may_free, setup, teardown),
