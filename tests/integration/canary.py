@@ -26,7 +26,22 @@ sooner than one that then has work to do, and their wake-ups need not coincide. 
 prints {"blocked": t, "wchan": ...} for each wake-up that found that thread in
 uninterruptible sleep (state D: a system call waiting for the disk), which is the
 process's own (its loop made a call that waits), told in failure messages, never excused.
-Watching ends quietly when the process is gone."""
+What a stall of the process's own was, the canary sees too: {"ran": [from, to, seconds]}
+for each wake-up since which the thread ran on a CPU for at least --record (schedstat's
+first field: its loop busy, not waiting), and {"sleep": t, "syscall": N} for each wake-up
+that found it asleep (state S) in a system call other than the poll of its main loop
+(/proc/PID/task/PID/syscall: e.g. a futex, waiting for another thread). Both are the
+process's own. Watching ends quietly when the process is gone.
+
+With --cpu N it runs on CPU N only. The machine is a virtual one: its host can take a
+virtual CPU away for a while (another guest's turn), and a process whose wake-up is queued
+on that CPU waits for it without waiting on any run queue the guest sees, while a canary on
+the other CPU wakes on time. One pinned canary per CPU sees each CPU's hold-ups, and says
+with each late wake-up how long of it it waited on the guest's run queue ("queued": its own
+schedstat): the rest is time the CPU itself was not there (its timer interrupt late, which
+no process of the guest causes). The watch
+prints {"on_cpu": [t, N]} whenever the watched thread is found to have last run on another CPU
+than at the look before (its poll's timeout is queued on the CPU it last ran on)."""
 import argparse
 import json
 import os
@@ -38,21 +53,39 @@ import time
 class Watch:
     """the watched process's main thread: its run-queue wait (schedstat) and state, per wake-up"""
 
+    # the system calls a main loop sleeps in between events (x86-64 and generic numbers):
+    # poll, ppoll, epoll_wait, epoll_pwait, epoll_pwait2 (x86-64); ppoll, epoll_pwait (generic)
+    LOOP_SLEEPS = {"x86_64": {7, 271, 232, 281, 441}}.get(os.uname().machine, {73, 22, 441})
+
     def __init__(self, pid, record):
         self.base = f"/proc/{pid}/task/{pid}"
         self.record = record
-        self.t, self.wait = time.monotonic(), self.read_wait()
+        self.t = time.monotonic()
+        self.ran, self.wait = self.read_schedstat()
+        self.cpu = None
 
-    def read_wait(self):
+    def read_schedstat(self):
+        """(seconds on a CPU, seconds runnable waiting for one) so far"""
         with open(self.base + "/schedstat") as f:
-            return int(f.read().split()[1]) / 1e9
+            ran, wait = f.read().split()[:2]
+        return int(ran) / 1e9, int(wait) / 1e9
+
+    def read_syscall(self):
+        """the system call the thread sleeps in, or None (running, or unreadable)"""
+        try:
+            with open(self.base + "/syscall") as f:
+                first = f.read().split()[0]
+            return int(first)
+        except (OSError, ValueError, IndexError):
+            return None
 
     def look(self, now):
         """False once the process is gone"""
         try:
-            wait = self.read_wait()
+            ran, wait = self.read_schedstat()
             with open(self.base + "/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
+                fields = f.read().rsplit(")", 1)[1].split()
+            state, cpu = fields[0], int(fields[36])  # fields 3 and 39 of proc(5)
             wchan = ""
             if state == "D":
                 with open(self.base + "/wchan") as f:
@@ -61,9 +94,18 @@ class Watch:
             return False
         if wait - self.wait >= self.record:
             print(json.dumps({"wait": [round(self.t, 4), round(now, 4), round(wait - self.wait, 4)]}), flush=True)
+        if ran - self.ran >= self.record:
+            print(json.dumps({"ran": [round(self.t, 4), round(now, 4), round(ran - self.ran, 4)]}), flush=True)
+        if cpu != self.cpu:
+            print(json.dumps({"on_cpu": [round(now, 4), cpu]}), flush=True)
+            self.cpu = cpu
         if state == "D":
             print(json.dumps({"blocked": round(now, 4), "wchan": wchan}), flush=True)
-        self.t, self.wait = now, wait
+        elif state == "S":
+            nr = self.read_syscall()
+            if nr is not None and nr not in self.LOOP_SLEEPS:
+                print(json.dumps({"sleep": round(now, 4), "syscall": nr}), flush=True)
+        self.t, self.ran, self.wait = now, ran, wait
         return True
 
 
@@ -73,7 +115,13 @@ def main():
     p.add_argument("--record", type=float, default=0.01)
     p.add_argument("--append", metavar="FILE")
     p.add_argument("--watch", type=int, metavar="PID")
+    p.add_argument("--cpu", type=int, metavar="N")
     args = p.parse_args()
+    if args.cpu is not None:
+        try:
+            os.sched_setaffinity(0, {args.cpu})
+        except OSError as e:
+            p.error(f"--cpu {args.cpu}: {e}")
     try:
         watch = Watch(args.watch, args.record) if args.watch else None
     except (OSError, ValueError, IndexError) as e:
@@ -82,8 +130,14 @@ def main():
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    def queued():
+        """seconds this process has waited on a run queue so far"""
+        with open("/proc/self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+
+    q_prev = queued() if args.cpu is not None else 0.0
     due = time.monotonic()
-    print(json.dumps({"canary": "started", "t": round(due, 4), "period": args.period}), flush=True)
+    print(json.dumps({"canary": "started", "t": round(due, 4), "period": args.period, "cpu": args.cpu}), flush=True)
     while not stop:
         due += args.period
         left = due - time.monotonic()
@@ -93,7 +147,13 @@ def main():
         if fd >= 0:
             os.write(fd, b".")
             woke = time.monotonic()  # held up until the append returned
-        if woke - due >= args.record:
+        if args.cpu is not None:
+            q = queued()
+            if woke - due >= args.record:
+                print(json.dumps({"due": round(due, 4), "woke": round(woke, 4), "queued": round(q - q_prev, 4)}),
+                      flush=True)
+            q_prev = q
+        elif woke - due >= args.record:
             print(json.dumps({"due": round(due, 4), "woke": round(woke, 4)}), flush=True)
         if watch is not None and not watch.look(woke):
             watch = None

@@ -528,13 +528,22 @@ class Canary:
         argv = [PY, os.path.join(HERE, "canary.py"), "--append", self.out + ".appends"]
         if watch is not None:
             argv += ["--watch", str(watch)]
-        if nice is not None:
-            argv = ["nice", "-n", str(nice)] + argv
-        self.p = t.spawn(ns, argv, stdout=self.f, stderr=subprocess.DEVNULL)
-        t.wait_until(lambda: os.path.getsize(self.out) > 0, CAP, "canary.py to start")
+        nice_argv = ["nice", "-n", str(nice)] if nice is not None else []
+        self.p = t.spawn(ns, nice_argv + argv, stdout=self.f, stderr=subprocess.DEVNULL)
+        # and one pinned to each CPU: a virtual CPU the host took away holds up what waits
+        # to run on it, pcpd's wake-up among them, and only a canary on that CPU sees it
+        self.pinned = []
+        for cpu in sorted(os.sched_getaffinity(0)):
+            out = f"{self.out}.cpu{cpu}"
+            f = open(out, "wb")
+            p = t.spawn(ns, nice_argv + [PY, os.path.join(HERE, "canary.py"), "--cpu", str(cpu)],
+                        stdout=f, stderr=subprocess.DEVNULL)
+            self.pinned.append((cpu, out, f, p))
+        t.wait_until(lambda: all(os.path.getsize(out) > 0 for out in [self.out] + [x[1] for x in self.pinned]),
+                     CAP, "canary.py (one beside pcpd, one pinned to each CPU) to start")
 
-    def _records(self):
-        with open(self.out) as f:
+    def _records(self, out=None):
+        with open(out or self.out) as f:
             for line in f:
                 try:
                     yield json.loads(line)
@@ -542,8 +551,48 @@ class Canary:
                     continue
 
     def own_holdups(self):
-        """[(due, woke)]: the canary itself was held up from due to woke"""
+        """[(due, woke)]: the canary beside pcpd was held up from due to woke"""
         return [(d["due"], d["woke"]) for d in self._records() if "due" in d]
+
+    def pinned_holdups(self):
+        """[(from, to)]: the canary pinned to the CPU the watched thread last ran on (where
+        its poll's timeout is queued) was held up by the CPU itself not being there, in the
+        spans the thread was last seen there: a late wake-up less the canary's own wait on
+        the guest's run queue (that wait, the guest's load, reaches the watched thread as its
+        own run-queue wait, counted in watched_waits()). Without a watch: every CPU's."""
+        spans = {}  # cpu -> [(from, to)] in which the watched thread was last seen on it
+        marks = [tuple(d["on_cpu"]) for d in self._records() if "on_cpu" in d]
+        for i, (t, cpu) in enumerate(marks):
+            spans.setdefault(cpu, []).append((t, marks[i + 1][0] if i + 1 < len(marks) else float("inf")))
+        res = []
+        for cpu, out, _, _ in self.pinned:
+            for d in self._records(out):
+                if "due" not in d or d["woke"] - d.get("queued", 0.0) <= d["due"]:
+                    continue
+                gone = (d["due"], d["woke"] - d.get("queued", 0.0))
+                if not marks:
+                    res.append(gone)
+                    continue
+                for a, b in spans.get(cpu, []):
+                    lo, hi = max(a, gone[0]), min(b, gone[1])
+                    if hi > lo:
+                        res.append((lo, hi))
+        return res
+
+    def cpu_holdups(self, a, b):
+        """{cpu: (seconds held up, of which waiting on the guest's run queue)} within [a, b],
+        each CPU's pinned canary"""
+        res = {}
+        for cpu, out, _, _ in self.pinned:
+            held = queued = 0.0
+            for d in self._records(out):
+                if "due" in d:
+                    part = max(0.0, min(b, d["woke"]) - max(a, d["due"]))
+                    held += part
+                    if part > 0 and d["woke"] > d["due"]:
+                        queued += min(part, d.get("queued", 0.0))
+            res[cpu] = (round(held, 2), round(queued, 2))
+        return res
 
     def watched_waits(self):
         """[(from, to)]: the watched process waited on a run queue for a CPU. The kernel adds
@@ -561,11 +610,31 @@ class Canary:
         uninterruptible sleep (a system call waiting, e.g. for the disk): its own"""
         return [(d["blocked"], d.get("wchan", "")) for d in self._records() if "blocked" in d]
 
+    def busy(self, a, b):
+        """seconds the watched process's main thread ran on a CPU within [a, b] (from the
+        canary's records of >= 10 ms per wake-up: its loop busy, not sleeping)"""
+        res = 0.0
+        for d in self._records():
+            if "ran" in d:
+                x, y, s = d["ran"]
+                if y > x and x < b and y > a:
+                    res += s * (min(b, y) - max(a, x)) / (y - x)
+        return res
+
+    def sleeps(self, a, b):
+        """{syscall number: wake-ups}: the watched thread found asleep within [a, b] in a
+        system call other than its main loop's poll (e.g. a futex: waiting for a thread)"""
+        res = {}
+        for d in self._records():
+            if "sleep" in d and a <= d["sleep"] <= b:
+                res[d["syscall"]] = res.get(d["syscall"], 0) + 1
+        return res
+
     def holdups(self):
         """[(from, to)], disjoint and in order: the machine held up the canary or the watched
-        process (the union of own_holdups() and watched_waits())"""
+        process (the union of own_holdups(), watched_waits() and pinned_holdups())"""
         res = []
-        for a, b in sorted(self.own_holdups() + self.watched_waits()):
+        for a, b in sorted(self.own_holdups() + self.watched_waits() + self.pinned_holdups()):
             if res and a <= res[-1][1]:
                 res[-1] = (res[-1][0], max(res[-1][1], b))
             else:
@@ -577,4 +646,4 @@ class Canary:
         return sum(max(0.0, min(b, w) - max(a, d)) for d, w in (holdups if holdups is not None else self.holdups()))
 
     def alive(self):
-        return self.p.poll() is None
+        return self.p.poll() is None and all(p.poll() is None for _, _, _, p in self.pinned)
