@@ -356,7 +356,7 @@ static int run(int argc, char **argv) {
          * (pcpd-trim.h; a restore gives it back itself, in pcpd_manager_start(): its news
          * so far is where this one starts, and the grants of the restored mappings asked
          * for again, which follow, count) */
-        trim = pcpd_trim_new(pcpd_trim_mapping_churn, m, PCPD_TRIM_QUIET_MS, PCPD_TRIM_MIN_CHURN);
+        trim = pcpd_trim_new(pcpd_manager_mapping_news, m, PCPD_TRIM_QUIET_MS, PCPD_TRIM_MIN_CHURN);
         pcpd_sd_bus_attach_glib(bus, NULL, on_bus_lost, loop);
         sd_bus_unref(bus); /* the bus face and the source hold it */
 

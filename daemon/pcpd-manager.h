@@ -111,7 +111,7 @@ struct pcpd_manager {
         guint backend_check_source; /* mappings to hand to it, on the next turn of the loop */
         /* mapping_added, mapping_changed and mapping_removed told so far (each a message or
          * more built and freed for the bus): what pcpd-trim counts as churn
-         * (pcpd_trim_mapping_churn()), the grants of a restore's mappings asked for again
+         * (pcpd_manager_mapping_news()), the grants of a restore's mappings asked for again
          * among them, which change no id and no count of mappings */
         uint64_t n_mapping_news;
 };
@@ -290,6 +290,17 @@ pcpd_mapping *pcpd_manager_find_path(pcpd_manager *m, const char *path);
 pcpd_mapping *pcpd_manager_mapping(const pcpd_manager *m, uint64_t id);
 static inline unsigned pcpd_manager_n_mappings(const pcpd_manager *m) {
         return (unsigned) pcpd_mapping_set_size(&m->mappings);
+}
+/* The churn pcpd-trim watches in pcpd (main.c; a pcpd_trim_churn_func, manager: the
+ * pcpd_manager): every mapping_added, mapping_changed and mapping_removed told so far
+ * (n_mapping_news), each a message or more built and freed for the bus. Changes count, not
+ * only mappings that come and go: after a restart over many mappings, the grants of the
+ * mappings asked for again move no id and no count of mappings, and their wave, after the
+ * restore's own trim, leaves the heap's holes (bench/README.md). The paced InterfacesAdded
+ * of a restore count too, so the trim comes once they are all out; and renewals (their
+ * ExpiresAt), so a trim may follow min_churn of them once they are quiet. */
+static inline uint64_t pcpd_manager_mapping_news(void *manager) {
+        return ((const pcpd_manager *) manager)->n_mapping_news;
 }
 /* A snapshot of every mapping (safe to remove them while walking it). */
 GPtrArray *pcpd_manager_list_mappings(pcpd_manager *m);

@@ -2,7 +2,6 @@
 
 #include "config.h"
 #include "pcpd-trim.h"
-#include "pcpd-manager.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,12 +36,6 @@ long pcpd_trim_resident_kib(void) {
             sscanf(text, "%lu %lu", &size, &resident) != 2)
                 return -1;
         return (long) (resident * (unsigned long) sysconf(_SC_PAGESIZE) / 1024);
-}
-
-uint64_t pcpd_trim_mapping_churn(void *manager) {
-        const pcpd_manager *m = manager;
-
-        return m->n_mapping_news;
 }
 
 /* the loop's cached time by default: no clock read of its own */

@@ -15,7 +15,7 @@
  *
  * How: a GSource on the default main context, at G_PRIORITY_LOW, that reads a count of
  * changes (churn(): monotonic; in pcpd every mapping added, changed or removed told,
- * pcpd_trim_mapping_churn()) in its prepare() and check(),
+ * pcpd_manager_mapping_news(), pcpd-manager.h) in its prepare() and check(),
  * that is on every turn of the loop, which costs no system call. Once the count has grown by
  * min_churn since the last trim and then not moved for quiet_ms, it calls malloc_trim(0)
  * once. So the trim runs:
@@ -53,16 +53,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(pcpd_trim, pcpd_trim_free)
  * themselves and turn the loop without blocking (the poll timeout asked for is in ms of
  * this clock). */
 void pcpd_trim_set_clock(pcpd_trim *t, pcpd_trim_clock_func now, void *data);
-
-/* The churn pcpd-trim watches in pcpd (main.c): every mapping_added, mapping_changed and
- * mapping_removed the manager has told (pcpd_manager.n_mapping_news), each a message or
- * more built and freed for the bus. Changes count, not only mappings that come and go:
- * after a restart over many mappings, the grants of the mappings asked for again move no id
- * and no count of mappings, and their wave, after the restore's own trim, leaves the
- * heap's holes (bench/README.md). The paced InterfacesAdded of a restore count too, so the
- * trim comes once they are all out; and renewals (their ExpiresAt), so a trim may follow
- * min_churn of them once they are quiet. data: the pcpd_manager. */
-uint64_t pcpd_trim_mapping_churn(void *manager);
 
 /* pcpd's resident memory in kB (/proc/self/statm), -1 if unknown: for the debug lines of a
  * trim (here and after a restore, pcpd-restore.c) */

@@ -6,7 +6,7 @@
  * is the test's own (pcpd_trim_set_clock()): the tests move it and turn the loop without
  * blocking, so that no figure depends on how fast this machine is.
  *
- * And what pcpd counts as churn (pcpd_trim_mapping_churn()): every mapping news the manager
+ * And what pcpd counts as churn (pcpd_manager_mapping_news()): every mapping news the manager
  * tells, the grants of the mappings a restore asks for again among them (the manager
  * without a bus, manager-fixture.c: the recording listener, a fake PCP server on the
  * loopback).
@@ -330,23 +330,23 @@ static bool all_active(void *ctx, const void *arg) {
  * told; nothing for a change of nothing. */
 static void test_mapping_churn_counts_news(void **state) {
         mfixture *f = *state;
-        uint64_t c0 = pcpd_trim_mapping_churn(f->m);
+        uint64_t c0 = pcpd_manager_mapping_news(f->m);
         guint e0 = f->rec.events->len;
         pcpd_mapping_request req = manager_request(17, 5003, OWNER);
         pcpd_mapping *mp = manager_add(f->m, &req);
         uint64_t id = mp->id;
 
-        assert_int_equal(pcpd_trim_mapping_churn(f->m) - c0, 1); /* added */
+        assert_int_equal(pcpd_manager_mapping_news(f->m) - c0, 1); /* added */
         wait_for(f, is_active, mp, "the mapping granted");
         assert_true(count_events(&f->rec, EV_CHANGED, id) >= 1);
-        assert_int_equal(pcpd_trim_mapping_churn(f->m) - c0, f->rec.events->len - e0);
+        assert_int_equal(pcpd_manager_mapping_news(f->m) - c0, f->rec.events->len - e0);
         pcpd_manager_release(f->m, mp, OWNER, PCPD_REMOVED_RELEASED);
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 1);
-        assert_int_equal(pcpd_trim_mapping_churn(f->m) - c0, f->rec.events->len - e0);
-        assert_true(pcpd_trim_mapping_churn(f->m) - c0 >= 3);
-        c0 = pcpd_trim_mapping_churn(f->m);
+        assert_int_equal(pcpd_manager_mapping_news(f->m) - c0, f->rec.events->len - e0);
+        assert_true(pcpd_manager_mapping_news(f->m) - c0 >= 3);
+        c0 = pcpd_manager_mapping_news(f->m);
         pcpd_manager_emit_mapping_changed(f->m, NULL, 0);
-        assert_int_equal(pcpd_trim_mapping_churn(f->m), c0);
+        assert_int_equal(pcpd_manager_mapping_news(f->m), c0);
 }
 
 /* A restart over N_RESTORED (= MIN_CHURN) saved mappings: the trim made after the restore,
@@ -369,13 +369,13 @@ static void test_restore_grants_trim(void **state) {
         assert_int_equal(pcpd_manager_n_mappings(f->m), N_RESTORED);
         assert_false(all_active(f, NULL)); /* asked for again, not granted yet */
         n_trims = 0;
-        t = pcpd_trim_new(pcpd_trim_mapping_churn, f->m, QUIET_MS, MIN_CHURN);
+        t = pcpd_trim_new(pcpd_manager_mapping_news, f->m, QUIET_MS, MIN_CHURN);
         pcpd_trim_set_clock(t, read_clock, &fake_now);
-        c0 = pcpd_trim_mapping_churn(f->m);
+        c0 = pcpd_manager_mapping_news(f->m);
         /* the loop runs, the test's clock does not move: the grants come, no trim yet */
         wait_for(f, all_active, NULL, "the restored mappings granted again");
         turn_all();
-        assert_true(pcpd_trim_mapping_churn(f->m) - c0 >= N_RESTORED);
+        assert_true(pcpd_manager_mapping_news(f->m) - c0 >= N_RESTORED);
         assert_int_equal(n_trims, 0);
         assert_int_equal(turn_timeout(), QUIET_MS);
         advance(QUIET_MS - 1);
