@@ -273,10 +273,10 @@ static void on_engine_timer(void *data) {
 }
 
 /* The engine's deadlines fire in 50 ms slots, so renewals (and retransmissions) due close
- * together share one wake-up, one poll for their answers and one recvmmsg(). 50 ms late is
- * far inside what the protocol allows: RFC 6887 jitters each retransmission by ±10 % of at
- * least 3 s and renews at a random point of a window 1/8 of the lifetime wide. Measured in
- * bench/README.md (per renewal). */
+ * together share one wake-up, one sendmmsg(), one poll for their answers and one recvmmsg().
+ * 50 ms late is far inside what the protocol allows: RFC 6887 jitters each retransmission
+ * by ±10 % of at least 3 s and renews at a random point of a window 1/8 of the lifetime
+ * wide. Measured in bench/README.md (per renewal). */
 #define ENGINE_TIMER_SLACK_USEC (50 * 1000)
 
 /* after anything that may have changed the engine's next deadline: from the loop's own
