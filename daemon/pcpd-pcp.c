@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "pcpd-pcp.h"
+#include "pcpd-sendq.h"
 #include "pcpd-timer.h"
 
 #include <arpa/inet.h>
@@ -56,6 +57,7 @@ struct pcpd_pcp {
         bool stopped;
         uint8_t random_pool[512]; /* getrandom() in batches, not one syscall per draw */
         size_t random_left;
+        pcpd_sendq sendq;         /* a drain's datagrams, sent in batches (pcpd-sendq.h) */
 };
 
 static uint64_t now_ms(void) {
@@ -129,18 +131,27 @@ void pcpd_pcp_random(pcpd_pcp *p, void *buf, size_t len) {
         on_engine_random(p, buf, len);
 }
 
-static void engine_send(pcpd_pcp *p, uint32_t server_id, size_t addr_index, const uint8_t *buf, size_t len) {
+/* a datagram the kernel would not take: lost, as the network might lose it (the engine
+ * retransmits on its schedule) */
+static void on_send_failed(void *userdata, const void *tag, int err) {
+        const char *server = tag;
+
+        (void) userdata;
+        if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH)
+                /* an earlier ICMP error surfaces here: let the engine know, later */
+                g_debug("send to %s: %s", server, g_strerror(err));
+        else
+                g_debug("send to %s failed: %s", server, g_strerror(err));
+}
+
+/* the len octets the engine wrote at the queue's reserved room go to their server's
+ * socket with the next flush */
+static void engine_send(pcpd_pcp *p, uint32_t server_id, size_t addr_index, size_t len) {
         server_io *s = server_by_engine_id(p, server_id);
 
         if (s == NULL || addr_index >= s->n_addrs)
                 return;
-        if (send(s->fds[addr_index], buf, len, MSG_DONTWAIT) < 0) {
-                if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
-                        /* an earlier ICMP error surfaces here: let the engine know, later */
-                        g_debug("send to %s: %s", s->text, g_strerror(errno));
-                else
-                        g_debug("send to %s failed: %s", s->text, g_strerror(errno));
-        }
+        pcpd_sendq_commit(&p->sendq, s->fds[addr_index], len, s->text);
 }
 
 /* ---- the engine's events, up in the owner's terms ---- */
@@ -226,17 +237,26 @@ static void tell(pcpd_pcp *p, const pcp_event *ev) {
 
 /* What the engine has to send and to say after a call into it, pulled now that every id
  * the call returned is known here: its datagrams go out on their server's socket, its
- * events go up. */
+ * events go up. The datagrams are encoded straight into the send queue and leave with one
+ * sendmmsg() per socket and batch; the queue is flushed before each event goes up (the
+ * owner may remove a server and close its sockets there, and a datagram pulled before an
+ * event has always left before the event was told). */
 void pcpd_pcp_drain(pcpd_pcp *p) {
-        uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
         uint32_t server_id;
         size_t addr_index;
         pcp_event ev;
-        int n;
 
         for (;;) {
-                while ((n = pcp_engine_next_datagram(p->engine, &server_id, &addr_index, buf, sizeof(buf))) > 0)
-                        engine_send(p, server_id, addr_index, buf, (size_t) n);
+                for (;;) {
+                        uint8_t *buf = pcpd_sendq_reserve(&p->sendq, PCP_ENGINE_DATAGRAM_MAX);
+                        int n = pcp_engine_next_datagram(p->engine, &server_id, &addr_index, buf,
+                                                         PCP_ENGINE_DATAGRAM_MAX);
+
+                        if (n <= 0)
+                                break;
+                        engine_send(p, server_id, addr_index, (size_t) n);
+                }
+                (void) pcpd_sendq_flush(&p->sendq);
                 if (pcp_engine_next_event(p->engine, &ev) <= 0)
                         break;
                 tell(p, &ev);
@@ -253,10 +273,10 @@ static void on_engine_timer(void *data) {
 }
 
 /* The engine's deadlines fire in 50 ms slots, so renewals (and retransmissions) due close
- * together share one wake-up, one poll for their answers and one recvmmsg(). 50 ms late is
- * far inside what the protocol allows: RFC 6887 jitters each retransmission by ±10 % of at
- * least 3 s and renews at a random point of a window 1/8 of the lifetime wide. Measured in
- * bench/README.md (per renewal). */
+ * together share one wake-up, one sendmmsg(), one poll for their answers and one recvmmsg().
+ * 50 ms late is far inside what the protocol allows: RFC 6887 jitters each retransmission
+ * by ±10 % of at least 3 s and renews at a random point of a window 1/8 of the lifetime
+ * wide. Measured in bench/README.md (per renewal). */
 #define ENGINE_TIMER_SLACK_USEC (50 * 1000)
 
 /* after anything that may have changed the engine's next deadline: from the loop's own
@@ -968,6 +988,7 @@ int pcpd_pcp_new(const pcpd_backend_events *ops, void *userdata, size_t max_mapp
         int r;
 
         p->ops = ops;
+        pcpd_sendq_init(&p->sendq, on_send_failed, p);
         p->userdata = userdata;
         p->servers = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) server_io_free);
         p->deleting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);

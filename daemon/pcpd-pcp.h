@@ -41,7 +41,8 @@
  * same as pcpd_now_ms()).
  *
  * Cost: per datagram received, no allocation and no system call beyond its share of one
- * recvmmsg() (up to 16 per call, until the socket is empty); per datagram sent, one send().
+ * recvmmsg() (up to 16 per call, until the socket is empty); per datagram sent, its share of
+ * one sendmmsg() per socket and drain (pcpd-sendq.h: up to 32 a call).
  * Re-arming the timer (pcpd-timer.h) costs no system call from the loop's own dispatches,
  * where pcpd calls it from; g_source_set_ready_time() cost a wake-up each. Per mapping
  * one small record (its engine id and handle), in one hash table.
