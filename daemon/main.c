@@ -210,8 +210,17 @@ static void watchdog_start(void) {
         g_debug("Watchdog keep-alive every %u ms", ms);
 }
 
+/* Without the bus nobody can reach pcpd, and it cannot tell who holds what: it stops as on
+ * SIGTERM (persistent mappings and the holders' state kept for the next start), but with a
+ * failure status, so that the unit's Restart=on-failure starts it again once the bus is back
+ * (with 0 it stayed down until a client's call activated it, and nothing renewed its
+ * persistent mappings meanwhile). sd-bus's own exit-on-disconnect exits with a failure too. */
+static bool bus_lost;
+
 static gboolean on_bus_lost(gpointer data) {
-        g_warning("Lost the connection to the system bus");
+        g_warning("Lost the connection to the system bus: stopping (exit status 1, so that the service "
+                  "manager starts pcpd again)");
+        bus_lost = true;
         g_main_loop_quit(data);
         return G_SOURCE_REMOVE;
 }
@@ -368,7 +377,7 @@ static int run(int argc, char **argv) {
                 g_main_loop_run(loop);
         signals_stopping(); /* also when the loop ended for another reason (the bus lost) */
         sd_notify(false, "STOPPING=1");
-        return 0;
+        return bus_lost ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 int main(int argc, char **argv) {

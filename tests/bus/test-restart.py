@@ -142,6 +142,39 @@ class RestartTest(BusTestCase):
         newer = env.add_mapping('tcp', 8743)
         self.assertGreater(int(newer.rsplit('/', 1)[1]), ids[2])
 
+    def test_bus_lost(self):
+        """pcpd that loses the system bus (its dbus-daemon gone) stops with exit status 1,
+        so that the unit's Restart=on-failure starts it again: with 0 it stayed down until
+        a client's call activated it, and nothing renewed its persistent mappings meanwhile.
+        It says why in its log and deletes nothing upstream, and a pcpd started on a new bus
+        over the same state directory holds the persistent mapping again, under its path."""
+        env = self.make_env(config={'GraceSeconds': LONG_GRACE})
+        kept = env.add_mapping('udp', 8750, 0, {'persistent': GLib.Variant('b', True)})
+        env.wait_state(kept, 'active')
+        held = env.dump()
+        self.assertEqual([m['internal_port'] for m in held], [8750])
+        n_requests = len(env.reflog_requests())
+
+        env.conn.close_sync(None)  # the test's own connection, before its bus goes
+        env.conn = None
+        env.bus.kill()
+        env.bus.wait()
+        try:
+            status = env.pcpd.wait(timeout=CAP)
+        except subprocess.TimeoutExpired:
+            self.fail(f'pcpd still running {CAP} s after its bus went away:\n{env.log()[-3000:]}')
+        self.assertEqual(status, 1, f'exit status after losing the bus:\n{env.log()[-3000:]}')
+        self.assertIn('Lost the connection to the system bus', env.log())
+        deletes = [r for r in env.reflog_requests()[n_requests:] if r['lifetime'] == 0]
+        self.assertEqual(deletes, [], 'nothing deleted upstream')
+        self.assertEqual([(m['internal_port'], m['nonce']) for m in env.dump()],
+                         [(m['internal_port'], m['nonce']) for m in held], 'the router still holds it')
+
+        env.start_bus()
+        env.start_pcpd()
+        env.wait_state(kept, 'active')
+        self.assertEqual(env.get(kept, MAPPING, 'InternalPort'), 8750, 'restored under its old path')
+
     def test_killed_right_after_grant(self):
         """The grant's external port is on disk before any app hears of it: a pcpd killed
         -9 the moment the mapping turns active asks for the same port after the restart.
