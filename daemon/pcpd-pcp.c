@@ -222,7 +222,10 @@ static void tell(pcpd_pcp *p, const pcp_event *ev) {
                 p->ops->server_epoch_reset(p->userdata, s != NULL ? s->server : NULL, ev->repeated, ev->from_announce);
                 return;
         case PCP_EVENT_RECREATE:
-                return; /* (told up in the next commit) */
+                s = server_by_engine_id(p, ev->server_id);
+                p->ops->server_recreate(p->userdata, s != NULL ? s->server : NULL, ev->repeated, ev->from_announce,
+                                        ev->n_recreated);
+                return;
         }
 }
 

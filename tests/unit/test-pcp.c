@@ -30,7 +30,7 @@
 
 #define MAX_TOLD 64
 
-enum { T_MAPPING, T_LOST, T_DELETED, T_SERVER, T_EPOCH };
+enum { T_MAPPING, T_LOST, T_DELETED, T_SERVER, T_EPOCH, T_RECREATE };
 
 typedef struct told {
         int kind;
@@ -41,6 +41,8 @@ typedef struct told {
         char state[16];
         uint16_t external_port;
         pcpd_server_state server_state;
+        bool repeated, from_announce; /* T_EPOCH, T_RECREATE */
+        size_t n_mappings;            /* T_RECREATE */
 } told;
 
 typedef struct news {
@@ -109,6 +111,17 @@ static void on_server_epoch_reset(void *userdata, pcpd_server *s, bool repeated,
         told *t = record(userdata, T_EPOCH);
 
         t->server = s;
+        t->repeated = repeated;
+        t->from_announce = from_announce;
+}
+
+static void on_server_recreate(void *userdata, pcpd_server *s, bool repeated, bool from_announce, size_t n) {
+        told *t = record(userdata, T_RECREATE);
+
+        t->server = s;
+        t->repeated = repeated;
+        t->from_announce = from_announce;
+        t->n_mappings = n;
 }
 
 static const pcpd_backend_events ops = {
@@ -117,6 +130,7 @@ static const pcpd_backend_events ops = {
         .deleting_done = on_deleting_done,
         .server_changed = on_server_changed,
         .server_epoch_reset = on_server_epoch_reset,
+        .server_recreate = on_server_recreate,
 };
 
 /* what was told of kind for mp (NULL: any) or cookie (0: any), the last one; fails the
@@ -635,12 +649,17 @@ static void on_server_epoch_reset_r(void *userdata, pcpd_server *s, bool repeate
         on_server_epoch_reset(&((remover *) userdata)->rec, s, repeated, from_announce);
 }
 
+static void on_server_recreate_r(void *userdata, pcpd_server *s, bool repeated, bool from_announce, size_t n) {
+        on_server_recreate(&((remover *) userdata)->rec, s, repeated, from_announce, n);
+}
+
 static const pcpd_backend_events remover_ops = {
         .mapping_changed = on_mapping_changed_r,
         .mapping_lost = on_mapping_lost_r,
         .deleting_done = on_deleting_done_r,
         .server_changed = on_server_changed_remove,
         .server_epoch_reset = on_server_epoch_reset_r,
+        .server_recreate = on_server_recreate_r,
 };
 
 static bool removed(void *ctx, const void *arg) {
@@ -718,6 +737,7 @@ static const pcpd_backend_events slow_ops = {
         .deleting_done = on_deleting_done,
         .server_changed = on_server_changed,
         .server_epoch_reset = on_server_epoch_reset,
+        .server_recreate = on_server_recreate,
 };
 
 static void test_batch_dated_per_datagram(void **state) {
