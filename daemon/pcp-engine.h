@@ -211,11 +211,12 @@ typedef enum pcp_event_type {
         PCP_EVENT_MAPPING_DELETED, /* a mapping is gone; its id is unknown from now on */
         PCP_EVENT_SERVER,          /* a server's state, epoch or external address changed */
         PCP_EVENT_EPOCH_RESET,     /* a server lost its state; its mappings are being recreated */
-        /* A server said something changed without losing its state (an ANNOUNCE whose epoch
-         * is consistent, e.g. miniupnpd on SIGUSR1 after its WAN address changed; a NAT-PMP
-         * external address notification from a PCP server): its mappings are being asked
-         * again, each after a random delay of up to config.announce_delay_max (RFC 6887
-         * §14.1.3). Rate-limited as the recreations are (config.recreate_interval): at most
+        /* A server said something changed, with no sign that it lost its state (an ANNOUNCE
+         * whose epoch is consistent; a NAT-PMP external address notification from a PCP
+         * server, which miniupnpd sends on SIGUSR1 after its WAN address changed, just
+         * before an ANNOUNCE with its epoch reset): its mappings are being asked again,
+         * each after a random delay of up to config.announce_delay_max (RFC 6887 §14.1.3).
+         * Rate-limited as the recreations are (config.recreate_interval): at most
          * one per interval, however many datagrams say so. An inconsistent epoch gives an
          * EPOCH_RESET instead, never both for one recreation. */
         PCP_EVENT_RECREATE,

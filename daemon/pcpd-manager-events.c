@@ -205,18 +205,23 @@ static void on_pcp_server_epoch_reset(void *userdata, pcpd_server *s, bool repea
  * asked again for no reason pcpd gave. One line per episode, as for the epoch resets: the
  * engine recreates at most every few seconds however many ANNOUNCEs arrive (they are
  * easily spoofed), and an ANNOUNCE while a reset is dealt with comes repeated. The 5 s
- * is the engine's announce_delay_max, which pcpd leaves at its default. Servers is not
+ * is the engine's announce_delay_max, which pcpd leaves at its default. "ANNOUNCE" is in
+ * the text for the tests that grep for it (scenario 5's epoch_story()). Servers is not
  * news: the server's epoch moved as it does with any answer (its state, if the ANNOUNCE
  * changed it, comes as server_changed). */
 static void on_pcp_server_recreate(void *userdata, pcpd_server *s, bool repeated, bool from_announce,
                                    size_t n_mappings) {
         (void) userdata;
-        (void) from_announce; /* (always: nothing else makes a recreation without a reset) */
+        /* (from_announce: always, nothing else recreates without a reset.) Not "its mappings
+         * are kept": a NAT-PMP notice says nothing of that, and miniupnpd sends one just
+         * before an ANNOUNCE whose epoch says it lost them (then logged 5 s later, when the
+         * engine acts on it) */
+        (void) from_announce;
         if (!repeated)
                 pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_RECREATE,
                                ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
-                               "PCP server %s announced a change without losing its mappings: renewing "
-                               "its %zu mapping(s) within 5 s",
+                               "PCP server %s announced a change (ANNOUNCE with a consistent epoch, or "
+                               "NAT-PMP address notice): renewing its %zu mapping(s) within 5 s",
                                s != NULL ? s->text : "?", n_mappings);
 }
 
