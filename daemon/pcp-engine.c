@@ -1062,10 +1062,10 @@ static size_t server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, ui
 
 /* Recreate all of s's mappings now (see RECREATE_INTERVAL); reset: because its epoch
  * says it lost them (an EPOCH_RESET event), else because of an ANNOUNCE or a NAT-PMP
- * notification with nothing lost (a RECREATE event: without it, every mapping asked
- * again would be news nobody could explain); each flagged repeated after the first of
- * its type in the episode. deferred: held back by the interval. The events are as
- * rate-limited as the recreations: at most one per interval, whatever is received. */
+ * notification with no sign of a loss (a RECREATE event: without it, every mapping asked
+ * again would be news nobody could explain); flagged repeated as emit_recreated() says.
+ * deferred: held back by the interval. The events are as rate-limited as the
+ * recreations: at most one per interval, whatever is received. */
 static void server_recreate(pcp_engine *e, pcp_server *s, uint64_t now, bool reset, bool from_announce,
                             bool deferred, pcp_mapping *answered) {
         /* the server's event before its mappings' */
