@@ -95,7 +95,8 @@ typedef enum out_kind {
         OUT_MAPPING_EVENT,       /* PCP_EVENT_MAPPING */
         OUT_MAPPING_DELETED,     /* PCP_EVENT_MAPPING_DELETED: the mapping is a zombie */
         OUT_SERVER_EVENT,        /* PCP_EVENT_SERVER */
-        OUT_SERVER_EPOCH_RESET,  /* PCP_EVENT_EPOCH_RESET */
+        OUT_SERVER_RECREATED,    /* PCP_EVENT_EPOCH_RESET or PCP_EVENT_RECREATE (one node:
+                                  * the kinds fill the three bits; emit_recreated()) */
         OUT_MAPPING_WAITING,     /* out_send in its server's `waiting` queue: a first
                                   * request held back by max_in_flight */
 } out_kind;
@@ -203,14 +204,16 @@ struct pcp_server {
         /* recreations of all its mappings, rate-limited (RECREATE_INTERVAL) */
         bool in_episode;           /* a reset or ANNOUNCE seen, the episode not over */
         bool episode_reported;     /* an EPOCH_RESET event went out in this episode */
+        bool episode_told;         /* an EPOCH_RESET or RECREATE event went out in it */
         uint64_t hold_until;       /* no recreation before this time */
         uint64_t recreate_rt;      /* the interval the next recreation holds for */
         uint64_t recreate_at;      /* a recreation deferred to hold_until; PCP_NEVER = none */
         bool pending_reset, pending_announce; /* what the deferred one is for */
 
-        /* output marks; what a queued EPOCH_RESET says */
-        out_node out_probe, out_natpmp_addr, out_event, out_reset;
-        bool reset_from_announce, reset_repeated;
+        /* output marks; what a queued EPOCH_RESET or RECREATE says (emit_recreated()) */
+        out_node out_probe, out_natpmp_addr, out_event, out_recreated;
+        bool recreated_reset, recreated_from_announce, recreated_repeated;
+        size_t recreated_n;
 
         /* first requests held back by max_in_flight, FIFO (their out_send nodes); counts in
          * info.n_in_flight, info.n_waiting */
@@ -517,16 +520,27 @@ static void emit_server(pcp_engine *e, pcp_server *s) {
         out_push(&e->events, &s->out_event, OUT_SERVER_EVENT);
 }
 
-/* Two in one call (never seen: recreations are 5 s apart) are one event, flagged as the
- * first was. */
-static void emit_epoch_reset(pcp_engine *e, pcp_server *s, bool from_announce, bool repeated) {
-        if (out_queued(&s->out_reset)) {
-                s->reset_from_announce |= from_announce;
-                return;
-        }
-        s->reset_from_announce = from_announce;
-        s->reset_repeated = repeated;
-        out_push(&e->events, &s->out_reset, OUT_SERVER_EPOCH_RESET);
+/* A recreation of s's mappings (the caller sets recreated_n): EPOCH_RESET when s lost its
+ * state (reset), else RECREATE. An EPOCH_RESET is flagged repeated when one went out
+ * before in the episode, a RECREATE when either did: a change announced while a reset is
+ * being dealt with adds nothing to tell, but a reset after announced changes is news.
+ * One mark per server: two recreations before a pull (never seen in pcpd, which pulls
+ * after every call: they are at least recreate_interval apart) are one event, with the
+ * later count, flagged as the first was; an EPOCH_RESET is the news then: it stays, or
+ * replaces a RECREATE not pulled yet. */
+static void emit_recreated(pcp_engine *e, pcp_server *s, bool reset, bool from_announce) {
+        if (out_queued(&s->out_recreated)) {
+                if (s->recreated_reset || !reset) {
+                        s->recreated_from_announce |= from_announce;
+                        return;
+                }
+        } else
+                out_push(&e->events, &s->out_recreated, OUT_SERVER_RECREATED);
+        s->recreated_reset = reset;
+        s->recreated_from_announce = from_announce;
+        s->recreated_repeated = reset ? s->episode_reported : s->episode_told;
+        s->episode_reported |= reset;
+        s->episode_told = true;
 }
 
 /* ---- sending: marks, encoded when pulled (pcp_engine_next_datagram()) ---- */
@@ -996,7 +1010,7 @@ static inline void reap(pcp_engine *e) {
 }
 
 /* A server lost its state (or may have): ask for every mapping again, suggesting what it
- * had, after `spread` ms of random delay each (0 = now).
+ * had, after `spread` ms of random delay each (0 = now). Returns how many are asked.
  *
  * A mapping whose request is still in flight is asking already, with the same content (a
  * renewal or a create suggesting what it had): sending it again now would only be a
@@ -1006,12 +1020,16 @@ static inline void reap(pcp_engine *e) {
  * its own retransmission if that is sooner; never before the spread delay. Mappings with
  * nothing in flight (granted, failed, waiting for their first send) are asked again
  * after the spread delay, as before. */
-static void server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t spread, pcp_mapping *except) {
+static size_t server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t spread,
+                                  pcp_mapping *except) {
+        size_t n = 0;
+
         for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
                 uint64_t at;
 
                 if (m == except || m->info.state == PCP_MAPPING_DELETING)
                         continue;
+                n++;
                 at = now + (spread > 0 ? random_between(e, 0, spread) : 0);
                 if (m->info.state == PCP_MAPPING_ACTIVE || m->info.state == PCP_MAPPING_RENEWING)
                         m->info.state = PCP_MAPPING_RENEWING;
@@ -1039,19 +1057,21 @@ static void server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, uint
                         mapping_restart(e, m, at);
                 emit_mapping(e, m);
         }
+        return n;
 }
 
 /* Recreate all of s's mappings now (see RECREATE_INTERVAL); reset: because its epoch
- * says it lost them (an EPOCH_RESET event, flagged repeated after the first of the
- * episode), else because of an ANNOUNCE; deferred: held back by the interval. */
+ * says it lost them (an EPOCH_RESET event), else because of an ANNOUNCE or a NAT-PMP
+ * notification with no sign of a loss (a RECREATE event: without it, every mapping asked
+ * again would be news nobody could explain); flagged repeated as emit_recreated() says.
+ * deferred: held back by the interval. The events are as rate-limited as the
+ * recreations: at most one per interval, whatever is received. */
 static void server_recreate(pcp_engine *e, pcp_server *s, uint64_t now, bool reset, bool from_announce,
                             bool deferred, pcp_mapping *answered) {
-        if (reset) {
-                emit_epoch_reset(e, s, from_announce, s->episode_reported);
-                s->episode_reported = true;
-        }
+        /* the server's event before its mappings' */
+        emit_recreated(e, s, reset, from_announce);
         /* after an ANNOUNCE everybody hears it at once: spread the recreations */
-        server_recreate_all(e, s, now, from_announce ? e->cfg.announce_delay_max : 0, answered);
+        s->recreated_n = server_recreate_all(e, s, now, from_announce ? e->cfg.announce_delay_max : 0, answered);
         s->recreate_rt = deferred ? min_u64(2 * s->recreate_rt, e->cfg.recreate_interval_max)
                                   : e->cfg.recreate_interval;
         s->hold_until = now + s->recreate_rt;
@@ -1063,7 +1083,7 @@ static void server_lost_state(pcp_engine *e, pcp_server *s, uint64_t now, bool r
                               pcp_mapping *answered) {
         if (!s->in_episode || (s->recreate_at == PCP_NEVER && now >= s->hold_until + EPISODE_QUIET)) {
                 s->in_episode = true;
-                s->episode_reported = false;
+                s->episode_reported = s->episode_told = false;
                 s->recreate_rt = e->cfg.recreate_interval;
                 s->hold_until = now;
         }
@@ -1516,7 +1536,7 @@ int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id) {
         out_remove(&s->out_probe);
         out_remove(&s->out_natpmp_addr);
         out_remove(&s->out_event);
-        out_remove(&s->out_reset);
+        out_remove(&s->out_recreated);
         pcp_htable_done(&s->by_port);
         free(s);
         return 0;
@@ -1866,15 +1886,16 @@ static __attribute__((noinline)) int next_event(pcp_engine *e, pcp_event *ret) {
                 *ret = (pcp_event) { .type = PCP_EVENT_SERVER, .server_id = s->info.id, .server = &s->info };
                 return 1;
         }
-        case OUT_SERVER_EPOCH_RESET: {
-                pcp_server *s = container_of(x, pcp_server, out_reset);
+        case OUT_SERVER_RECREATED: {
+                pcp_server *s = container_of(x, pcp_server, out_recreated);
 
                 *ret = (pcp_event) {
-                        .type = PCP_EVENT_EPOCH_RESET,
+                        .type = s->recreated_reset ? PCP_EVENT_EPOCH_RESET : PCP_EVENT_RECREATE,
                         .server_id = s->info.id,
                         .server = &s->info,
-                        .from_announce = s->reset_from_announce,
-                        .repeated = s->reset_repeated,
+                        .from_announce = s->recreated_from_announce,
+                        .repeated = s->recreated_repeated,
+                        .n_recreated = s->recreated_n,
                 };
                 return 1;
         }

@@ -31,9 +31,11 @@
  *  - events come in the order the objects first changed since the last pull, one per
  *    mapping or server however often it changed, saying how it is when pulled (a mapping
  *    that went pending -> failed -> active before the pull is one PCP_EVENT_MAPPING, active);
- *    a PCP_EVENT_MAPPING_DELETED replaces a PCP_EVENT_MAPPING still queued for that mapping;
+ *    a PCP_EVENT_MAPPING_DELETED replaces a PCP_EVENT_MAPPING still queued for that mapping,
+ *    and a PCP_EVENT_EPOCH_RESET a PCP_EVENT_RECREATE still queued for that server;
  *  - what was not pulled before pcp_engine_remove_server() is dropped for that server
- *    (datagrams, its SERVER and EPOCH_RESET events); its mappings' MAPPING_DELETED stay.
+ *    (datagrams, its SERVER, EPOCH_RESET and RECREATE events); its mappings'
+ *    MAPPING_DELETED stay.
  * Interleaving pulls with input calls is allowed: nothing is lost, it is only coalesced.
  *
  * Per server, at most config.max_in_flight first requests are unanswered at a time (128 by
@@ -209,6 +211,15 @@ typedef enum pcp_event_type {
         PCP_EVENT_MAPPING_DELETED, /* a mapping is gone; its id is unknown from now on */
         PCP_EVENT_SERVER,          /* a server's state, epoch or external address changed */
         PCP_EVENT_EPOCH_RESET,     /* a server lost its state; its mappings are being recreated */
+        /* A server said something changed, with no sign that it lost its state (an ANNOUNCE
+         * whose epoch is consistent; a NAT-PMP external address notification from a PCP
+         * server, which miniupnpd sends on SIGUSR1 after its WAN address changed, just
+         * before an ANNOUNCE with its epoch reset): its mappings are being asked again,
+         * each after a random delay of up to config.announce_delay_max (RFC 6887 §14.1.3).
+         * Rate-limited as the recreations are (config.recreate_interval): at most
+         * one per interval, however many datagrams say so. An inconsistent epoch gives an
+         * EPOCH_RESET instead, never both for one recreation. */
+        PCP_EVENT_RECREATE,
 } pcp_event_type;
 
 /* What pcp_engine_next_event() fills in. The pointers are the engine's: valid until the
@@ -224,11 +235,20 @@ typedef struct pcp_event {
                                             * userdata (pcp_mapping_params) */
         bool deleted_upstream;             /* MAPPING_DELETED: the server confirmed */
         uint32_t server_id;                /* all */
-        const pcp_server_info *server;     /* SERVER, EPOCH_RESET, MAPPING; MAPPING_DELETED:
-                                            * NULL if the server was removed */
-        bool from_announce;                /* EPOCH_RESET: revealed by an ANNOUNCE */
-        bool repeated;                     /* EPOCH_RESET: not the first of its episode (the
-                                            * server kept looking reset: see recreate_interval) */
+        const pcp_server_info *server;     /* SERVER, EPOCH_RESET, RECREATE, MAPPING;
+                                            * MAPPING_DELETED: NULL if the server was removed */
+        bool from_announce;                /* EPOCH_RESET: revealed by an ANNOUNCE (or a NAT-PMP
+                                            * notification); RECREATE: always (nothing else
+                                            * recreates without a reset) */
+        bool repeated;                     /* EPOCH_RESET: not the first EPOCH_RESET of its
+                                            * episode (the server kept looking reset: see
+                                            * recreate_interval); RECREATE: not the first
+                                            * EPOCH_RESET or RECREATE of its episode (it kept
+                                            * announcing changes, or announced one while a
+                                            * reset was being dealt with) */
+        size_t n_recreated;                /* EPOCH_RESET, RECREATE: how many of the server's
+                                            * mappings are being asked again (not those being
+                                            * deleted, nor the one whose answer revealed a reset) */
 } pcp_event;
 
 typedef struct pcp_engine_ops {

@@ -7,6 +7,7 @@
  * them through untouched. */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pcpd-backend-info.h"
@@ -44,4 +45,12 @@ typedef struct pcpd_backend_events {
         void (*server_changed)(void *userdata, pcpd_server *s, const pcpd_server_status *st);
         /* s lost its mappings (epoch reset): the backend recreates them. s may be NULL */
         void (*server_epoch_reset)(void *userdata, pcpd_server *s, bool repeated, bool from_announce);
+        /* s said something changed (its external address, say), with no sign that it lost
+         * its mappings: a PCP ANNOUNCE with a consistent epoch, or a NAT-PMP external
+         * address notification. The backend asks for its n_mappings mappings again, each
+         * within a few seconds. At most one per few seconds per server, like the epoch
+         * resets; repeated: not the first recreation (this or an epoch reset) of its
+         * episode. s may be NULL */
+        void (*server_recreate)(void *userdata, pcpd_server *s, bool repeated, bool from_announce,
+                                size_t n_mappings);
 } pcpd_backend_events;

@@ -120,6 +120,17 @@ static void on_fallback_server_epoch_reset(void *userdata, pcpd_server *s, bool 
         pcpd_manager_emit_changed(userdata, PCPD_MANAGER_CHANGED_SERVERS);
 }
 
+/* (not told by the UPnP-IGD backend either, which renews and logs per mapping; and
+ * nothing a client sees changes with it: see on_pcp_server_recreate()) */
+static void on_fallback_server_recreate(void *userdata, pcpd_server *s, bool repeated, bool from_announce,
+                                        size_t n_mappings) {
+        (void) userdata;
+        (void) s;
+        (void) repeated;
+        (void) from_announce;
+        (void) n_mappings;
+}
+
 const pcpd_backend_events manager_fallback_events = {
         .mapping_changed = on_fallback_mapping_changed,
         .mapping_lost = on_fallback_mapping_lost,
@@ -127,6 +138,7 @@ const pcpd_backend_events manager_fallback_events = {
         .deleting_done = on_fallback_deleting_done,
         .server_changed = on_fallback_server_changed,
         .server_epoch_reset = on_fallback_server_epoch_reset,
+        .server_recreate = on_fallback_server_recreate,
 };
 
 /* A request the backend would get if the server takes no PCP, refused now, and clearly,

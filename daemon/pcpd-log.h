@@ -49,6 +49,7 @@
 #define PCPD_MSGID_SERVER_REMOVED "c8e983abc36f4cffb2dda5302f0b2c96"  /* a server is gone */
 #define PCPD_MSGID_SERVER_STATE "186ed387164a4287bb23494dcf945636"    /* a server's protocol state changed */
 #define PCPD_MSGID_EPOCH_RESET "9c42ef9692914106a233eee5839c47a5"     /* a server lost its mappings */
+#define PCPD_MSGID_RECREATE "195e55b7ed484d96ace6b379a10c73d1"        /* a server announced a change: all renewed */
 #define PCPD_MSGID_STATE_ERROR "02ecccc5886e494a9290932c1c991493"     /* state cannot be saved */
 #define PCPD_MSGID_STATE_SAVED "aac28ab62dd74168a91550d5fa3a4620"     /* state is saved again */
 

@@ -232,6 +232,11 @@ static void tell(pcpd_pcp *p, const pcp_event *ev) {
                 s = server_by_engine_id(p, ev->server_id);
                 p->ops->server_epoch_reset(p->userdata, s != NULL ? s->server : NULL, ev->repeated, ev->from_announce);
                 return;
+        case PCP_EVENT_RECREATE:
+                s = server_by_engine_id(p, ev->server_id);
+                p->ops->server_recreate(p->userdata, s != NULL ? s->server : NULL, ev->repeated, ev->from_announce,
+                                        ev->n_recreated);
+                return;
         }
 }
 

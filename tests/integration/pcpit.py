@@ -15,6 +15,7 @@ import atexit
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -290,6 +291,15 @@ class Test:
         self.pcpd.send_signal(signal.SIGKILL)
         self.pcpd.wait(CAP)
         self.wait_until(lambda: not self.name_has_owner("org.freedesktop.PCP1"), CAP, "bus name released")
+
+    def pcpd_log_lines(self, pattern):
+        """pcpd's log lines (the log of the last start_pcpd()) that match the regular
+        expression pattern, in order, without their newline: e.g. the once-per-episode
+        lines of a server's epoch reset ("PCP server ADDR lost its mappings") or of an
+        announced change ("PCP server ADDR announced a change")"""
+        rx = re.compile(pattern)
+        with open(os.path.join(self.lab_dir, self.pcpd_log), errors="replace") as f:
+            return [line.rstrip("\n") for line in f if rx.search(line)]
 
     def pcpctl(self, *args, timeout=CAP):
         return subprocess.run(self.netns_cmd(self.nsc, ["env", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus_addr}",

@@ -21,9 +21,18 @@ time after the router sent it, and in case a (the lease file brings the rules ba
 once, so nothing is waited for but pcpd's PropertiesChanged) the router's last SUCCESS
 is only milliseconds old when the app reports the refresh; read without the sync it was
 missing under load ("expected the router to answer SUCCESS ..., saw []").
+pcpd's log says why it recreated the mappings, once per episode: the restarted router's
+ANNOUNCE is an epoch reset by pcpd's rule in every case (a and b go back to 0, c jumps to
+the system's uptime, far ahead of the seconds that passed), so the epoch reset is logged
+("PCP server ROUTER lost its mappings", in case a; b and c follow within the minute that
+keeps an episode going, so they are not logged again unless the machine was slow enough to
+end it), and never "announced a change": miniupnpd sends no NAT-PMP address notification
+when it starts, and that line is for ANNOUNCEs with a consistent epoch.
+
 Self-check by hand: PCPIT_S3_INJECT=capture-stall stops the capture process (SIGSTOP)
 from before the restart of case a until just before that sync: the test must still pass."""
 import os
+import re
 import signal
 import sys
 import time
@@ -38,6 +47,10 @@ MAPS = {"tcp": ("tcp", 21201, 31201), "udp": ("udp", 21202, 31202)}
 PROTO = {"tcp": 6, "udp": 17}
 AGE = 3.0             # the mappings' age at the restart (see below)
 INJECT = os.environ.get("PCPIT_S3_INJECT", "")  # "capture-stall": self-check of Capture.sync()
+ROUTER = os.environ["ROUTER4"]
+LOST = re.escape(f"PCP server {ROUTER} lost its mappings")
+CHANGED = re.escape(f"PCP server {ROUTER} announced a change")
+consistent_announces = []  # cases whose ANNOUNCE pcpd takes as no reset
 t = pcpit.Test("scenario 3: router restart (leases kept / removed / system_uptime=yes)")
 cap = t.capture("lan0", seconds=3600)
 t.start_pcpd()
@@ -143,6 +156,15 @@ for label, args, epoch_resets in (("a: restart, lease file kept", [], True),
     if not ann:
         continue
     a0 = ann[0]
+    if epoch_before is not None and epoch_consistent(epoch_before, (a0["epoch"], a0["t"])):
+        consistent_announces.append(label)
+    if label.startswith("a:"):
+        # the first restart of the run starts an episode: its epoch reset is logged (when
+        # pcpd reads the ANNOUNCE; with the lease file kept the rules are back before that)
+        lost = t.wait_until(lambda: t.pcpd_log_lines(LOST), CAP, f"pcpd's log line '{LOST}'", fatal=False)
+        t.check(lost is not None and len(lost) == 1 and "ANNOUNCE" in lost[0],
+                f"case {label}: expected pcpd to log once that {ROUTER} lost its mappings (epoch reset, ANNOUNCE) "
+                f"(cap {CAP:.0f} s), saw {lost}")
     if epoch_before is not None:
         now = (a0["epoch"], a0["t"])
         seen = (f"saw epoch {a0['epoch']} {a0['t'] - epoch_before[1]:.1f} s (router's timestamps) after epoch "
@@ -187,4 +209,15 @@ for label, args, epoch_resets in (("a: restart, lease file kept", [], True),
                     f"reports the refresh the router granted), saw it {ok[0]['t'] - refreshed[key]['t']:.3f} s "
                     f"before the SUCCESS: {refreshed[key]['changed']}")
 cap.stop()
+# (see the top) every restart an epoch reset: logged once per episode, never as a change
+# announced without one
+lost, changed = t.pcpd_log_lines(LOST), t.pcpd_log_lines(CHANGED)
+t.check(1 <= len(lost) <= 3, f"expected pcpd to log {ROUTER}'s epoch reset once per episode (1 to 3 times for "
+                             f"3 restarts), saw {lost}")
+if consistent_announces:
+    pcpit.log(f"ANNOUNCE with a consistent epoch in {consistent_announces}: pcpd's 'announced a change' lines "
+              f"{changed} (not checked)")
+else:
+    t.check(not changed, f"expected no 'announced a change' line for {ROUTER} (every ANNOUNCE was an epoch "
+                         f"reset), saw {changed}")
 t.done()

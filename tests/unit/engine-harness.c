@@ -58,7 +58,7 @@ static void record_sent(harness *h, uint32_t server_id, size_t addr_index, const
 static void record_event(harness *h, const pcp_event *ev) {
         h_event *x;
 
-        assert_true((unsigned) ev->type < 4);
+        assert_true((unsigned) ev->type < sizeof(h->ev_count) / sizeof(h->ev_count[0]));
         h->ev_count[ev->type]++;
         /* a MAPPING event shows the live info; a MAPPING_DELETED one the last info of an id
          * that is gone */
@@ -94,6 +94,7 @@ static void record_event(harness *h, const pcp_event *ev) {
         }
         x->from_announce = ev->from_announce;
         x->repeated = ev->repeated;
+        x->n_recreated = ev->n_recreated;
 }
 
 void h_drain(harness *h) {
@@ -381,6 +382,26 @@ void h_announce(harness *h, const char *from, uint32_t epoch) {
         pcp_msg_init(&r, true, PCP_OPCODE_ANNOUNCE);
         r.epoch = epoch;
         assert_int_equal(pcp_encode(&r, buf, sizeof(buf), &len), PCP_WIRE_OK);
+        pcp_engine_receive_announce(h->e, h->now, &sa, buf, len);
+        h_drain(h);
+}
+
+void h_natpmp_notice(harness *h, const char *from, uint32_t epoch, const char *ext_addr) {
+        uint8_t buf[16];
+        size_t len;
+        struct in6_addr a = h_ip(ext_addr);
+        natpmp_msg n = {
+                .response = true,
+                .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS,
+                .result = NATPMP_RESULT_SUCCESS,
+                .epoch = epoch,
+        };
+        struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(PCP_SERVER_PORT) };
+
+        memcpy(&n.external_addr, &a.s6_addr[12], 4);
+        sa.sin6_addr = h_ip(from);
+        assert_int_equal(natpmp_encode(&n, buf, sizeof(buf), &len), PCP_WIRE_OK);
+        assert_int_equal(len, 12);
         pcp_engine_receive_announce(h->e, h->now, &sa, buf, len);
         h_drain(h);
 }

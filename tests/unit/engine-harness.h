@@ -44,6 +44,7 @@ typedef struct h_event {
         pcp_server_info server;
         bool from_announce;
         bool repeated;
+        size_t n_recreated;
 } h_event;
 
 typedef struct harness {
@@ -55,7 +56,7 @@ typedef struct harness {
         h_event *ev;
         size_t n_ev, cap_ev;
         bool record_events;             /* false: only count them (scale tests) */
-        size_t ev_count[4];             /* by pcp_event_type, since the last h_clear() */
+        size_t ev_count[PCP_EVENT_RECREATE + 1]; /* by pcp_event_type, since the last h_clear() */
 } harness;
 
 harness *h_new(uint64_t seed, const pcp_engine_config *cfg);
@@ -106,6 +107,8 @@ void h_reply(harness *h, const h_sent *req, uint8_t result, uint32_t lifetime, u
 void h_reply_announce(harness *h, const h_sent *req, uint8_t result, uint32_t lifetime, uint32_t epoch);
 /* an unsolicited ANNOUNCE on port 5350 */
 void h_announce(harness *h, const char *from, uint32_t epoch);
+/* a NAT-PMP external address notification on port 5350 (RFC 6886 §3.2.1) */
+void h_natpmp_notice(harness *h, const char *from, uint32_t epoch, const char *ext_addr);
 
 /* events */
 size_t h_count_events(harness *h, pcp_event_type type, uint64_t mapping_id);

@@ -321,6 +321,78 @@ static void test_remove_server_drops_its_output(void **state) {
         h_free(h);
 }
 
+/* the EPOCH_RESET and RECREATE events pulled now: how many of each; *last the last */
+static void pull_recreations(harness *h, size_t *n_reset, size_t *n_recreate, pcp_event *last) {
+        pcp_event ev;
+
+        *n_reset = *n_recreate = 0;
+        while (pcp_engine_next_event(h->e, &ev) > 0)
+                if (ev.type == PCP_EVENT_EPOCH_RESET || ev.type == PCP_EVENT_RECREATE) {
+                        *n_reset += ev.type == PCP_EVENT_EPOCH_RESET;
+                        *n_recreate += ev.type == PCP_EVENT_RECREATE;
+                        *last = ev;
+                }
+        h_drain(h); /* the datagrams */
+}
+
+/* Two recreations of a server before a pull (possible with a short recreate_interval) are
+ * one event: an EPOCH_RESET replaces a RECREATE (the state loss is the news) and stays
+ * when a RECREATE follows it; two RECREATEs are one, with the later count. */
+static void test_recreations_coalesced(void **state) {
+        pcp_engine_config cfg = { .recreate_interval = 100, .recreate_interval_max = 100 };
+        harness *h = h_new(8, &cfg);
+        uint32_t sid = pcp_server(h, SRV);
+        uint64_t a = h_map(h, sid, IPPROTO_TCP, 8080, 3600), b;
+        pcp_mapping_params p;
+        size_t n_reset, n_recreate;
+        pcp_event ev;
+
+        h_reply(h, h_last_for(h, a), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 18080);
+        h_advance(h, 100 * SEC);
+        h_clear(h);
+
+        /* a consistent ANNOUNCE, then one saying the server restarted */
+        announce(h, SRV, ep(h));
+        h->now += 200;
+        announce(h, SRV, 0);
+        assert_int_equal(h->n_ev, 0);
+        pull_recreations(h, &n_reset, &n_recreate, &ev);
+        assert_int_equal(n_reset, 1);
+        assert_int_equal(n_recreate, 0);
+        assert_int_equal(ev.server_id, sid);
+        assert_true(ev.from_announce);
+        assert_false(ev.repeated);
+        assert_int_equal(ev.n_recreated, 1);
+
+        /* two consistent ones: one RECREATE, repeated (the reset told the episode), with
+         * the later count */
+        h->now += 200;
+        announce(h, SRV, 0);
+        h_params(&p, sid, IPPROTO_TCP, 8081, 3600);
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &b), 0); /* (no pull) */
+        h->now += 200;
+        announce(h, SRV, 0);
+        assert_int_equal(h->n_ev, 0);
+        pull_recreations(h, &n_reset, &n_recreate, &ev);
+        assert_int_equal(n_reset, 0);
+        assert_int_equal(n_recreate, 1);
+        assert_true(ev.repeated);
+        assert_int_equal(ev.n_recreated, 2);
+
+        /* a reset, then a consistent one: the EPOCH_RESET, repeated (the second reset) */
+        h->now += 200;
+        announce(h, SRV, 1000);
+        h->now += 200;
+        announce(h, SRV, 1000);
+        pull_recreations(h, &n_reset, &n_recreate, &ev);
+        assert_int_equal(n_reset, 1);
+        assert_int_equal(n_recreate, 0);
+        assert_int_equal(ev.type, PCP_EVENT_EPOCH_RESET);
+        assert_true(ev.repeated);
+        assert_non_null(pcp_engine_mapping_get(h->e, b));
+        h_free(h);
+}
+
 /* A forgotten mapping leaves nothing to pull. */
 static void test_forget_drops_output(void **state) {
         harness *h = h_new(6, NULL);
@@ -477,6 +549,7 @@ int main(void) {
                 cmocka_unit_test(test_request_follows_address),
                 cmocka_unit_test(test_events_coalesced),
                 cmocka_unit_test(test_remove_server_drops_its_output),
+                cmocka_unit_test(test_recreations_coalesced),
                 cmocka_unit_test(test_forget_drops_output),
                 cmocka_unit_test(test_unpulled_deletions_count),
                 cmocka_unit_test(test_free_with_output_queued),

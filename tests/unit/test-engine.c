@@ -2660,6 +2660,265 @@ static void test_announce_flood_limit(void **state) {
         h_free(h);
 }
 
+/* ---- a change announced without a reset is told (PCP_EVENT_RECREATE) ---- */
+
+/* the index in h->ev of the first event of this type for server sid; n_ev if none */
+static size_t first_event(harness *h, pcp_event_type type, uint32_t sid) {
+        for (size_t i = 0; i < h->n_ev; i++)
+                if (h->ev[i].type == type && h->ev[i].server_id == sid)
+                        return i;
+        return h->n_ev;
+}
+
+/* n granted mappings on a PCP server and one being deleted; 100 s later, events and
+ * datagrams cleared, the restarted-server epoch (ep_r()) consistent with ep() */
+static uint32_t recreate_setup(harness *h, uint64_t *ids, size_t n, uint16_t port0) {
+        uint32_t sid = pcp_server(h);
+        uint64_t gone = granted_map(h, sid, (uint16_t) (port0 + n), 3600, (uint16_t) (port0 + n + 30000));
+
+        for (size_t i = 0; i < n; i++)
+                ids[i] = granted_map(h, sid, (uint16_t) (port0 + i), 3600, (uint16_t) (port0 + i + 30000));
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, gone), 0);
+        h_drain(h);
+        assert_int_equal(h_mapping(h, gone)->state, PCP_MAPPING_DELETING);
+        h_advance(h, 100 * SEC);
+        h_clear(h);
+        restart_now(h, ep(h));
+        return sid;
+}
+
+/* steps of 100 ms up to t, answering every MAP request on the way */
+static void answer_until(harness *h, uint64_t t, size_t *from) {
+        answer_new(h, from);
+        while (h->now < t) {
+                h_advance_to(h, h->now + 100 < t ? h->now + 100 : t);
+                answer_new(h, from);
+        }
+}
+
+/* An ANNOUNCE with a consistent epoch: one RECREATE, at once, not repeated, counting the
+ * mappings asked again (not the one being deleted), before their events; their requests
+ * follow within 5 s. A second ANNOUNCE within the interval: no event at once; the deferred
+ * recreation when the interval ends is told, flagged repeated. A quiet minute later an
+ * ANNOUNCE starts a new episode: not repeated. Never an EPOCH_RESET. */
+static void test_announce_recreate_event(void **state) {
+        harness *h = h_new(130, NULL);
+        uint64_t ids[8], t0, t1;
+        uint32_t sid = recreate_setup(h, ids, 8, 7400);
+        size_t from = 0, k;
+        const h_event *ev;
+
+        t0 = h->now;
+        h_announce(h, SRV, ep_r(h));
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        ev = h_last_event(h, PCP_EVENT_RECREATE, 0);
+        assert_int_equal(ev->server_id, sid);
+        assert_true(ev->has_server);
+        assert_int_equal(ev->server.id, sid);
+        assert_true(ev->from_announce);
+        assert_false(ev->repeated);
+        assert_int_equal(ev->n_recreated, 8);
+        assert_int_equal(ev->t, t0);
+        /* the server's news before its mappings' (each RENEWING now) */
+        k = first_event(h, PCP_EVENT_RECREATE, sid);
+        for (int i = 0; i < 8; i++) {
+                assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, ids[i]), 1);
+                for (size_t j = 0; j < h->n_ev; j++)
+                        if (h->ev[j].type == PCP_EVENT_MAPPING && h->ev[j].mapping_id == ids[i])
+                                assert_true(j > k);
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_RENEWING);
+        }
+        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 0);
+
+        /* a second ANNOUNCE 1 s later: nothing told now */
+        answer_until(h, t0 + 1 * SEC, &from);
+        h_announce(h, SRV, ep_r(h));
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+        answer_until(h, t0 + 5 * SEC - 1, &from);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+        /* every mapping asked once, within the random 0-5 s, and granted again */
+        for (int i = 0; i < 8; i++) {
+                const h_sent *r = h_first_for(h, ids[i]);
+                pcp_msg m;
+
+                assert_non_null(r);
+                assert_int_equal(h_count_for(h, ids[i]), 1);
+                assert_in(r->t, t0, t0 + 5 * SEC);
+                h_decode(r, &m);
+                assert_int_equal(m.external_port, 7400 + i + 30000);
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+        }
+
+        /* the deferred recreation, when the interval ends: told, repeated */
+        h_advance_to(h, t0 + 5 * SEC);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 2);
+        ev = h_last_event(h, PCP_EVENT_RECREATE, 0);
+        assert_true(ev->repeated);
+        assert_true(ev->from_announce);
+        assert_int_equal(ev->n_recreated, 8);
+        assert_int_equal(ev->t, t0 + 5 * SEC);
+        answer_until(h, t0 + 10 * SEC, &from);
+        for (int i = 0; i < 8; i++) {
+                assert_int_equal(h_count_for(h, ids[i]), 2);
+                assert_in(h_last_for(h, ids[i])->t, t0 + 5 * SEC, t0 + 10 * SEC);
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+        }
+
+        /* the hold (10 s now, until t0 + 15 s) and a quiet minute after it: a new episode */
+        answer_until(h, t0 + 76 * SEC, &from);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 2);
+        t1 = h->now;
+        h_announce(h, SRV, ep_r(h));
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 3);
+        ev = h_last_event(h, PCP_EVENT_RECREATE, 0);
+        assert_false(ev->repeated);
+        assert_int_equal(ev->t, t1);
+        answer_until(h, t1 + 5 * SEC, &from);
+        for (int i = 0; i < 8; i++)
+                assert_int_equal(h_count_for(h, ids[i]), 3);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        h_free(h);
+}
+
+/* An ANNOUNCE whose epoch says the server lost its state: an EPOCH_RESET (counting the
+ * mappings) and no RECREATE, then or when the interval ends. A consistent ANNOUNCE then an
+ * inconsistent one within the interval: RECREATE at once, and the deferred recreation is
+ * an EPOCH_RESET (the first of the episode), not a RECREATE too. A reset then a
+ * consistent ANNOUNCE within the interval: the deferred recreation's RECREATE is flagged
+ * repeated (the reset told it already). */
+static void test_announce_recreate_reset(void **state) {
+        /* inconsistent at once */
+        {
+                harness *h = h_new(131, NULL);
+                uint64_t ids[4], t0;
+                uint32_t sid = recreate_setup(h, ids, 4, 7500);
+                size_t from = 0;
+                const h_event *ev;
+
+                t0 = h->now;
+                restart_now(h, 0);
+                h_announce(h, SRV, ep_r(h));
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+                ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
+                assert_int_equal(ev->server_id, sid);
+                assert_true(ev->from_announce);
+                assert_false(ev->repeated);
+                assert_int_equal(ev->n_recreated, 4);
+                answer_until(h, t0 + 20 * SEC, &from);
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+                for (int i = 0; i < 4; i++) {
+                        assert_int_equal(h_count_for(h, ids[i]), 1);
+                        assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+                }
+                h_free(h);
+        }
+        /* consistent, then inconsistent 1 s later */
+        {
+                harness *h = h_new(132, NULL);
+                uint64_t ids[4], t0;
+                uint32_t sid = recreate_setup(h, ids, 4, 7600);
+                size_t from = 0;
+                const h_event *ev;
+
+                t0 = h->now;
+                h_announce(h, SRV, ep_r(h));
+                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+                answer_until(h, t0 + 1 * SEC, &from);
+                restart_now(h, 0);
+                h_announce(h, SRV, ep_r(h));
+                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+                answer_until(h, t0 + 5 * SEC, &from);
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+                ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
+                assert_int_equal(ev->server_id, sid);
+                assert_false(ev->repeated);
+                assert_int_equal(ev->t, t0 + 5 * SEC);
+                assert_int_equal(ev->n_recreated, 4);
+                answer_until(h, t0 + 20 * SEC, &from);
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+                h_free(h);
+        }
+        /* inconsistent, then consistent 1 s later */
+        {
+                harness *h = h_new(133, NULL);
+                uint64_t ids[4], t0;
+                uint32_t sid = recreate_setup(h, ids, 4, 7700);
+                size_t from = 0;
+                const h_event *ev;
+
+                t0 = h->now;
+                restart_now(h, 0);
+                h_announce(h, SRV, ep_r(h));
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+                answer_until(h, t0 + 1 * SEC, &from);
+                h_announce(h, SRV, ep_r(h));
+                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+                answer_until(h, t0 + 5 * SEC, &from);
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+                ev = h_last_event(h, PCP_EVENT_RECREATE, 0);
+                assert_int_equal(ev->server_id, sid);
+                assert_true(ev->repeated);
+                assert_int_equal(ev->t, t0 + 5 * SEC);
+                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
+                h_free(h);
+        }
+}
+
+/* A PCP server's NAT-PMP side says its external address changed (RFC 6886 §3.2.1, on the
+ * ANNOUNCE port): a RECREATE like an ANNOUNCE's, and the mappings asked again; a flood of
+ * them within the interval gives one more, when it ends, flagged repeated. From a
+ * stranger: nothing. */
+static void test_natpmp_notice_recreate(void **state) {
+        harness *h = h_new(134, NULL);
+        uint64_t ids[4], t0;
+        uint32_t sid = recreate_setup(h, ids, 4, 7800);
+        size_t from = 0;
+        const h_event *ev;
+
+        h_natpmp_notice(h, "192.168.1.99", 1000, "198.51.100.8");
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(pcp_engine_get_stats(h->e)->dropped[PCP_DROP_UNKNOWN_SERVER], 1);
+
+        t0 = h->now;
+        h_natpmp_notice(h, SRV, 1000, "198.51.100.8");
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        ev = h_last_event(h, PCP_EVENT_RECREATE, 0);
+        assert_int_equal(ev->server_id, sid);
+        assert_true(ev->from_announce);
+        assert_false(ev->repeated);
+        assert_int_equal(ev->n_recreated, 4);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        for (int k = 1; k < 20; k++) {
+                answer_until(h, t0 + (uint64_t) k * 200, &from);
+                h_natpmp_notice(h, SRV, 1000, "198.51.100.8");
+        }
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+        answer_until(h, t0 + 5 * SEC - 1, &from);
+        for (int i = 0; i < 4; i++) {
+                assert_int_equal(h_count_for(h, ids[i]), 1);
+                assert_in(h_first_for(h, ids[i])->t, t0, t0 + 5 * SEC);
+        }
+        answer_until(h, t0 + 5 * SEC, &from);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 2);
+        assert_true(h_last_event(h, PCP_EVENT_RECREATE, 0)->repeated);
+        answer_until(h, t0 + 20 * SEC, &from);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 2);
+        for (int i = 0; i < 4; i++) {
+                assert_int_equal(h_count_for(h, ids[i]), 2);
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+        }
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        h_free(h);
+}
+
 static void test_version1_unsupported(void **state) {
         harness *h = h_new(41, NULL);
         uint32_t sid = h_server(h, SRV, LOCAL);
@@ -2813,6 +3072,9 @@ int main(void) {
                 cmocka_unit_test(test_peer_answer_remote_mismatch),
                 cmocka_unit_test(test_epoch_recreate_limit),
                 cmocka_unit_test(test_announce_flood_limit),
+                cmocka_unit_test(test_announce_recreate_event),
+                cmocka_unit_test(test_announce_recreate_reset),
+                cmocka_unit_test(test_natpmp_notice_recreate),
                 cmocka_unit_test(test_scale),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

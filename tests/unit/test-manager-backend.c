@@ -18,7 +18,8 @@
  * changes (manager_set_fake_host(): a global address and no server is direct, the address
  * changes, goes, a server answers); the UPnP-IGD fallback's contract with a fake fallback
  * (handed a mapping whose server speaks no PCP, its news published, its deletes that must
- * be confirmed kept as deleting records under the cookie it is given, handover).
+ * be confirmed kept as deleting records under the cookie it is given, handover); a
+ * server's announced change (server_recreate) logged once per episode.
  *
  * Not covered here: the kernel's addresses and route events themselves (test-manager-net.c
  * in a network namespace), and the real PCP backend's I/O (test-manager.c, test-pcp.c). */
@@ -41,6 +42,7 @@
 #include "fake-backend.h"
 #include "manager-fixture.h"
 #include "pcpd-error.h"
+#include "pcpd-log.h"
 #include "pcpd-manager-private.h"
 #include "pcpd-manager.h"
 #include "pcpd-servers.h"
@@ -955,6 +957,63 @@ static void test_server_state(void **state) {
         assert_string_equal(pcpd_manager_state(f->m), "ready");
 }
 
+/* ---- the log lines of a server's recreations ---- */
+
+/* "recreate|reset PRIORITY PCPD_SERVER|MESSAGE" of every PCPD_MSGID_RECREATE and
+ * PCPD_MSGID_EPOCH_RESET line logged */
+static GPtrArray *recreation_lines;
+
+static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data) {
+        const char *id = NULL, *server = "", *message = "", *priority = "";
+
+        for (gsize i = 0; i < n; i++)
+                if (strcmp(fields[i].key, "MESSAGE_ID") == 0)
+                        id = fields[i].value;
+                else if (strcmp(fields[i].key, "PCPD_SERVER") == 0)
+                        server = fields[i].value;
+                else if (strcmp(fields[i].key, "MESSAGE") == 0)
+                        message = fields[i].value;
+                else if (strcmp(fields[i].key, "PRIORITY") == 0)
+                        priority = fields[i].value;
+        if (id != NULL && (strcmp(id, PCPD_MSGID_RECREATE) == 0 || strcmp(id, PCPD_MSGID_EPOCH_RESET) == 0))
+                g_ptr_array_add(recreation_lines,
+                                g_strdup_printf("%s %s %s|%s", strcmp(id, PCPD_MSGID_RECREATE) == 0 ? "recreate" : "reset",
+                                                priority, server, message));
+        return g_log_writer_default(level, fields, n, data);
+}
+
+/* A change a server announced (pcpd_backend_events.server_recreate) is logged once per
+ * episode: the first, at MESSAGE level (priority 5) with PCPD_MSGID_RECREATE, the server in
+ * PCPD_SERVER and the text, and how many mappings are renewed; the repeated ones are not;
+ * it is no epoch reset line. A server gone meanwhile (NULL) is still a line. */
+static void test_server_recreate_logged(void **state) {
+        fixture *f = *state;
+        const pcpd_backend_events *ev = f->fb->base.events;
+        void *userdata = f->fb->base.userdata;
+        pcpd_server *s = server(f, 0);
+        guint from = recreation_lines->len;
+        g_autofree char *want = g_strdup_printf("recreate 5 %s|PCP server %s announced a change", s->text, s->text);
+        const char *line;
+
+        ev->server_recreate(userdata, s, false, true, 3);
+        assert_int_equal(recreation_lines->len, from + 1);
+        line = recreation_lines->pdata[from];
+        assert_true(g_str_has_prefix(line, want));
+        assert_non_null(strstr(line, "renewing its 3 mapping(s) within 5 s"));
+        /* the same episode: acted on, not logged again */
+        ev->server_recreate(userdata, s, true, true, 3);
+        ev->server_recreate(userdata, s, true, true, 4);
+        assert_int_equal(recreation_lines->len, from + 1);
+        /* a reset is its own line */
+        ev->server_epoch_reset(userdata, s, false, true);
+        assert_int_equal(recreation_lines->len, from + 2);
+        assert_true(g_str_has_prefix(recreation_lines->pdata[from + 1], "reset 5 "));
+        /* a new episode of a server gone meanwhile */
+        ev->server_recreate(userdata, NULL, false, true, 0);
+        assert_int_equal(recreation_lines->len, from + 3);
+        assert_true(g_str_has_prefix(recreation_lines->pdata[from + 2], "recreate 5 |PCP server ? announced a change"));
+}
+
 int main(void) {
         static const options quota = { .max_mappings_per_user = 2, .max_mappings = 3 };
         static const options fallback = { .fake_fallback = true };
@@ -973,14 +1032,20 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_lost_forget_after_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshot_walk_same_bytes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_server_recreate_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_events, setup, teardown, (void *) &fallback),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_takeover_same_port, setup, teardown,
                                                          (void *) &fallback),
         };
+        int r;
 
         /* pcpd_manager_start() asks for NetworkManager on the system bus: there is none
          * here (a path under a directory that does not exist; nothing is made there) */
         g_setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/pcpd-test-manager-backend/no-bus", TRUE);
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        recreation_lines = g_ptr_array_new_with_free_func(g_free);
+        g_log_set_writer_func(record_log, NULL, NULL);
+        r = cmocka_run_group_tests(tests, NULL, NULL);
+        g_ptr_array_free(recreation_lines, TRUE);
+        return r;
 }

@@ -30,7 +30,7 @@
 
 #define MAX_TOLD 64
 
-enum { T_MAPPING, T_LOST, T_DELETED, T_SERVER, T_EPOCH };
+enum { T_MAPPING, T_LOST, T_DELETED, T_SERVER, T_EPOCH, T_RECREATE };
 
 typedef struct told {
         int kind;
@@ -41,6 +41,8 @@ typedef struct told {
         char state[16];
         uint16_t external_port;
         pcpd_server_state server_state;
+        bool repeated, from_announce; /* T_EPOCH, T_RECREATE */
+        size_t n_mappings;            /* T_RECREATE */
 } told;
 
 typedef struct news {
@@ -109,6 +111,17 @@ static void on_server_epoch_reset(void *userdata, pcpd_server *s, bool repeated,
         told *t = record(userdata, T_EPOCH);
 
         t->server = s;
+        t->repeated = repeated;
+        t->from_announce = from_announce;
+}
+
+static void on_server_recreate(void *userdata, pcpd_server *s, bool repeated, bool from_announce, size_t n) {
+        told *t = record(userdata, T_RECREATE);
+
+        t->server = s;
+        t->repeated = repeated;
+        t->from_announce = from_announce;
+        t->n_mappings = n;
 }
 
 static const pcpd_backend_events ops = {
@@ -117,6 +130,7 @@ static const pcpd_backend_events ops = {
         .deleting_done = on_deleting_done,
         .server_changed = on_server_changed,
         .server_epoch_reset = on_server_epoch_reset,
+        .server_recreate = on_server_recreate,
 };
 
 /* what was told of kind for mp (NULL: any) or cookie (0: any), the last one; fails the
@@ -451,6 +465,92 @@ static void test_news_reaches_handles(void **state) {
         fake_server_free(fb);
 }
 
+/* a UDP port free on 127.0.0.1 now (for the ANNOUNCE listener: pcpd_pcp_start() binds
+ * the port it is given, on both families) */
+static uint16_t free_udp_port(void) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &len), 0);
+        close(fd);
+        return ntohs(a.sin_port);
+}
+
+/* an unsolicited PCP ANNOUNCE from 127.0.0.1 (the fake server's address) to port */
+static void send_announce(uint16_t port, uint32_t epoch) {
+        struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        uint8_t buf[PCP_MAX_MSG_LEN];
+        size_t len;
+        pcp_msg r;
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        pcp_msg_init(&r, true, PCP_OPCODE_ANNOUNCE);
+        r.epoch = epoch;
+        assert_int_equal(pcp_encode(&r, buf, sizeof(buf), &len), PCP_WIRE_OK);
+        assert_int_equal(sendto(fd, buf, len, 0, (struct sockaddr *) &to, sizeof(to)), (ssize_t) len);
+        close(fd);
+}
+
+/* An ANNOUNCE with a consistent epoch, read by the listener, is told up once as
+ * server_recreate with the server's own handle and the number of its mappings, not as an
+ * epoch reset; one with its epoch gone back right after is an epoch reset only (told when
+ * the 5 s interval the first started is over). */
+static void test_announce_told(void **state) {
+        g_autoptr(pcpd_pcp) p = NULL;
+        fake_server *fa = fake_server_new();
+        news rec = { 0 };
+        uint16_t port = free_udp_port();
+        pcpd_server a;
+        pcpd_mapping ma, mb;
+        const told *t;
+        unsigned mark;
+
+        assert_int_equal(pcpd_pcp_new(&ops, &rec, 0, &p), 0);
+        pcpd_pcp_start(p, port);
+        fake_server_handle(fa, &a, "a");
+        assert_int_equal(pcpd_pcp_server_add(p, &a), 0);
+        mapping_init(p, &ma, 4010);
+        mapping_init(p, &mb, 4011);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &ma, &a, NULL), 0);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &mb, &a, NULL), 0);
+        pcpd_pcp_drain(p);
+        pcpd_pcp_kick(p);
+        wait_for(&rec, has_told, &(want) { .kind = T_MAPPING, .mp = &ma, .granted = true }, "ma's grant");
+        wait_for(&rec, has_told, &(want) { .kind = T_MAPPING, .mp = &mb, .granted = true }, "mb's grant");
+
+        mark = rec.n;
+        send_announce(port, 1000 + (uint32_t) ((g_get_monotonic_time() - fa->started) / G_USEC_PER_SEC));
+        wait_for(&rec, has_told, &(want) { .kind = T_RECREATE }, "the ANNOUNCE told up");
+        assert_int_equal(count_told(&rec, T_RECREATE, NULL, mark), 1);
+        assert_int_equal(count_told(&rec, T_EPOCH, NULL, mark), 0);
+        t = last_told(&rec, T_RECREATE, NULL, 0);
+        assert_ptr_equal(t->server, &a);
+        assert_int_equal(t->n_mappings, 2);
+        assert_false(t->repeated);
+        assert_true(t->from_announce);
+
+        /* the epoch gone back: a reset, told as one (when the interval the first started
+         * is over, within 5 s), not as a change */
+        mark = rec.n;
+        send_announce(port, 1);
+        wait_for(&rec, has_told, &(want) { .kind = T_EPOCH }, "the reset told up");
+        assert_int_equal(count_told(&rec, T_EPOCH, NULL, mark), 1);
+        assert_int_equal(count_told(&rec, T_RECREATE, NULL, mark), 0);
+        t = last_told(&rec, T_EPOCH, NULL, 0);
+        assert_ptr_equal(t->server, &a);
+        assert_true(t->from_announce);
+        assert_false(t->repeated);
+
+        pcpd_pcp_server_remove(p, &a);
+        p = pcpd_pcp_free(g_steal_pointer(&p));
+        fake_server_free(fa);
+}
+
 /* a detached mapping and a forgotten delete are dropped silently when their server goes;
  * a saved delete's end is told under its cookie */
 static void test_detach_and_saved_deletes(void **state) {
@@ -635,12 +735,17 @@ static void on_server_epoch_reset_r(void *userdata, pcpd_server *s, bool repeate
         on_server_epoch_reset(&((remover *) userdata)->rec, s, repeated, from_announce);
 }
 
+static void on_server_recreate_r(void *userdata, pcpd_server *s, bool repeated, bool from_announce, size_t n) {
+        on_server_recreate(&((remover *) userdata)->rec, s, repeated, from_announce, n);
+}
+
 static const pcpd_backend_events remover_ops = {
         .mapping_changed = on_mapping_changed_r,
         .mapping_lost = on_mapping_lost_r,
         .deleting_done = on_deleting_done_r,
         .server_changed = on_server_changed_remove,
         .server_epoch_reset = on_server_epoch_reset_r,
+        .server_recreate = on_server_recreate_r,
 };
 
 static bool removed(void *ctx, const void *arg) {
@@ -718,6 +823,7 @@ static const pcpd_backend_events slow_ops = {
         .deleting_done = on_deleting_done,
         .server_changed = on_server_changed,
         .server_epoch_reset = on_server_epoch_reset,
+        .server_recreate = on_server_recreate,
 };
 
 static void test_batch_dated_per_datagram(void **state) {
@@ -758,6 +864,7 @@ int main(void) {
                 cmocka_unit_test(test_remove_closes),
                 cmocka_unit_test(test_add_failure_leaves_nothing),
                 cmocka_unit_test(test_news_reaches_handles),
+                cmocka_unit_test(test_announce_told),
                 cmocka_unit_test(test_detach_and_saved_deletes),
                 cmocka_unit_test(test_stop_ends_input),
                 cmocka_unit_test(test_removed_while_read),
