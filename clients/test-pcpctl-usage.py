@@ -23,6 +23,9 @@ CASES = [
     (['map', 'tcp', '80x'], USAGE, "Invalid port '80x'"),
     (['map', 'foo', '80'], USAGE, "Invalid protocol 'foo'"),
     (['map', '256', '80'], USAGE, "Invalid protocol '256'"),
+    # pcpd refuses protocol 0: refused here, before the bus, with the range pcpd accepts
+    (['map', '0', '80'], USAGE, "Invalid protocol '0': must be tcp, udp, sctp, dccp or a protocol number 1-255"),
+    (['peer', '0', '80', '192.0.2.1', '443'], USAGE, "Invalid protocol '0'"),
     (['map', 'tcp'], USAGE, "Too few arguments for 'map'"),
     (['map', 'tcp', '1', '2'], USAGE, "Too many arguments for 'map'"),
     (['frobnicate'], USAGE, "Unknown command 'frobnicate'"),
@@ -115,11 +118,12 @@ def main():
             print('ok   pcpctl --json=help')
 
         # valid input, no bus: a failure (1) that says what failed
-        # (a description of exactly 256 bytes is what pcpd accepts)
+        # (a description of exactly 256 bytes and protocols 1 and 255 are what pcpd accepts)
         accepted = (['status'], [], ['list'], ['map', 'tcp', '8080'], ['release', '7'], ['--no-pager', '-l', 'list'],
                     ['-j', 'status'], ['map', 'tcp', '8080', '--json', '--interface', 'lo'], ['--json', 'release', '7'],
                     ['map', 'tcp', '8080', '--description', 'x' * 256],
-                    ['map', 'tcp', '8080', '--description', '\u00e9' * 128])
+                    ['map', 'tcp', '8080', '--description', '\u00e9' * 128],
+                    ['map', '1', '8080'], ['map', '255', '8080'])
         for args in accepted:
             r = run(pcpctl, args, env)
             if r.returncode != 1 or 'Failed to' not in r.stderr:
