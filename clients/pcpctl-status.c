@@ -234,7 +234,8 @@ int verb_status(int argc, char **argv, sd_bus *bus) {
                 {_("Version"), text_sanitize(info.version), NULL},
                 {_("Enabled"), strdup(info.enabled ? _("yes") : _("no")), NULL},
                 {_("State"), text_sanitize(info.state), manager_state_color(info.state)},
-                /* newer pcpd: why the state is not "ready" (absent or "": no line) */
+                /* newer pcpd: the last error saving the state directory, "" once a whole snapshot
+                 * was written again; not about State (absent or "": no line) */
                 {isempty(info.state_error) ? NULL : _("State error"), text_sanitize(info.state_error),
                  ansi_highlight_red()},
                 {_("External addresses"), join_sanitized(info.external_addresses), NULL},

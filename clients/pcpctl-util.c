@@ -100,11 +100,12 @@ int parse_protocol(const char *s, const char **ret) {
                         *ret = names[i];
                         return 0;
                 }
-        if (parse_uint(s, 255, &v) == 0) {
+        /* pcpd refuses 0 ("all protocols" in PCP): a usage error here, not a bus error there */
+        if (parse_uint(s, 255, &v) == 0 && v != 0) {
                 *ret = s;
                 return 0;
         }
-        usage_error(_("Invalid protocol '%s': must be tcp, udp, sctp, dccp or a protocol number 0-255."), s);
+        usage_error(_("Invalid protocol '%s': must be tcp, udp, sctp, dccp or a protocol number 1-255."), s);
         return -EINVAL;
 }
 

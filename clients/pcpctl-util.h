@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pcp1-contract.h"
+
 #define _(s) gettext(s)
 #define N_(s) (s)
 
@@ -21,8 +23,9 @@
 #define _cleanup_free_ _cleanup_(freep)
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 
-/* what the daemon accepts (pcp1-contract.h has the daemon's own limits) */
-#define DESCRIPTION_MAX 1024u
+/* what the daemon accepts: refused here, a longer value would pass and then fail at pcpd
+ * with exit 1 instead of a usage error */
+#define DESCRIPTION_MAX ((unsigned) PCP1_MAX_DESCRIPTION)
 #define APP_ID_MAX 255u
 #define MAPPING_ID_MAX 255u
 
@@ -65,7 +68,8 @@ uint64_t now_realtime_usec(void);
 
 int parse_uint(const char *s, uint64_t max, uint64_t *ret);
 int parse_port(const char *s, const char *what, uint16_t *ret);
-/* "tcp", "udp", "sctp", "dccp" (any case) or 0-255; returns the form sent to pcpd */
+/* "tcp", "udp", "sctp", "dccp" (any case) or 1-255 (pcpd refuses 0); returns the form
+ * sent to pcpd */
 int parse_protocol(const char *s, const char **ret);
 int parse_family(const char *s);
 /* a valid name of an interface that exists here */

@@ -23,6 +23,9 @@ CASES = [
     (['map', 'tcp', '80x'], USAGE, "Invalid port '80x'"),
     (['map', 'foo', '80'], USAGE, "Invalid protocol 'foo'"),
     (['map', '256', '80'], USAGE, "Invalid protocol '256'"),
+    # pcpd refuses protocol 0: refused here, before the bus, with the range pcpd accepts
+    (['map', '0', '80'], USAGE, "Invalid protocol '0': must be tcp, udp, sctp, dccp or a protocol number 1-255"),
+    (['peer', '0', '80', '192.0.2.1', '443'], USAGE, "Invalid protocol '0'"),
     (['map', 'tcp'], USAGE, "Too few arguments for 'map'"),
     (['map', 'tcp', '1', '2'], USAGE, "Too many arguments for 'map'"),
     (['frobnicate'], USAGE, "Unknown command 'frobnicate'"),
@@ -37,6 +40,10 @@ CASES = [
     (['map', 'tcp', '80', '--interface', 'x' * 16], USAGE, "Invalid interface name"),
     (['map', 'tcp', '80', '--external-port', '70000'], USAGE, "Invalid external port '70000'"),
     (['map', 'tcp', '80', '--description', 'x' * 1025], USAGE, 'Invalid description'),
+    # pcpd's limit (PCP1_MAX_DESCRIPTION, 256 bytes), not a larger one of pcpctl's own
+    (['map', 'tcp', '80', '--description', 'x' * 257], USAGE,
+     'Invalid description: must be at most 256 bytes of UTF-8.'),
+    (['map', 'tcp', '80', '--description', '\u00e9' * 128 + 'x'], USAGE, 'Invalid description'),
     (['map', 'tcp', '80', '--interface', 'nosuch0'], USAGE, "No such interface 'nosuch0'"),
     (['peer', 'tcp', '80', 'not-an-ip', '443'], USAGE, "Invalid remote address 'not-an-ip'"),
     (['peer', 'tcp', '80', '192.0.2.1', '0'], USAGE, "Invalid remote port '0'"),
@@ -111,16 +118,21 @@ def main():
             print('ok   pcpctl --json=help')
 
         # valid input, no bus: a failure (1) that says what failed
-        for args in (['status'], [], ['list'], ['map', 'tcp', '8080'], ['release', '7'], ['--no-pager', '-l', 'list'],
-                     ['-j', 'status'], ['map', 'tcp', '8080', '--json', '--interface', 'lo'], ['--json', 'release', '7']):
+        # (a description of exactly 256 bytes and protocols 1 and 255 are what pcpd accepts)
+        accepted = (['status'], [], ['list'], ['map', 'tcp', '8080'], ['release', '7'], ['--no-pager', '-l', 'list'],
+                    ['-j', 'status'], ['map', 'tcp', '8080', '--json', '--interface', 'lo'], ['--json', 'release', '7'],
+                    ['map', 'tcp', '8080', '--description', 'x' * 256],
+                    ['map', 'tcp', '8080', '--description', '\u00e9' * 128],
+                    ['map', '1', '8080'], ['map', '255', '8080'])
+        for args in accepted:
             r = run(pcpctl, args, env)
             if r.returncode != 1 or 'Failed to' not in r.stderr:
-                print(f'FAIL pcpctl {" ".join(args)} without a bus: {r.returncode} {r.stderr!r}')
+                print(f'FAIL pcpctl {" ".join(args)[:60]} without a bus: {r.returncode} {r.stderr!r}')
                 failures += 1
             else:
-                print(f'ok   pcpctl {" ".join(args)} without a bus -> 1: {r.stderr.strip()}')
+                print(f'ok   pcpctl {" ".join(args)[:60]} without a bus -> 1: {r.stderr.strip()}')
 
-    print(f'{len(CASES) + 3 + 9 - failures} passed, {failures} failed')
+    print(f'{len(CASES) + 3 + len(accepted) - failures} passed, {failures} failed')
     return 1 if failures else 0
 
 

@@ -157,10 +157,15 @@ void manager_update_state(pcpd_manager *m) {
 }
 
 /* A host that is not behind a NAT for the family has its own address as external address
- * (server ""): what its mappings get. Else the first server of the family that told one. */
+ * (server ""): what its mappings get. Else the first server of the family that told one,
+ * else the first UPnP-IGD router (the fallback) whose external address is of the family: as
+ * the ExternalAddresses property, so that a network whose router speaks only UPnP-IGD gets
+ * the address "pcpctl status" shows, not NoServer. Nothing is sent: what was told is given. */
 bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_address, char **ret_server) {
         char buf[PCP_ADDR_STRLEN];
         struct in6_addr own;
+        pcpd_backend_server routers[PCPD_MAX_SERVERS];
+        size_t n;
 
         if (manager_host_is_direct(m, family, NULL, &own)) {
                 *ret_address = g_strdup(pcp_addr_to_string(&own, buf));
@@ -175,6 +180,20 @@ bool pcpd_manager_external_address(pcpd_manager *m, int family, char **ret_addre
                         continue;
                 *ret_address = g_strdup(pcp_addr_to_string(&ext, buf));
                 *ret_server = g_strdup(s->text);
+                return true;
+        }
+        if (m->upnp == NULL)
+                return false;
+        n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
+        for (size_t k = 0; k < n; k++) {
+                /* an IGD's external address is IPv4, kept IPv4-mapped */
+                bool v4 = IN6_IS_ADDR_V4MAPPED(&routers[k].external_addr);
+
+                if (!routers[k].has_external || v4 != (family == AF_INET))
+                        continue;
+                *ret_address = g_strdup(pcp_addr_to_string(&routers[k].external_addr, buf));
+                /* the router as the Servers property names it */
+                *ret_server = g_strdup(routers[k].address);
                 return true;
         }
         return false;

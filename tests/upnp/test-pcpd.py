@@ -5,7 +5,7 @@ UPnP-IGD backend underneath. Run inside tests/integration/lab.sh; one case per a
 
 miniupnpd   (lab --upnp yes: Debian's miniupnpd, PCP/NAT-PMP off) TCP and UDP mappings
             become active through UPnP with the router's WAN address, Servers lists the IGD
-            as "upnp-igd", traffic from the wan namespace reaches the app; Release and
+            as "upnp-igd", GetExternalAddress("ipv4") gives its WAN address and the router, traffic from the wan namespace reaches the app; Release and
             kill -9 of the app delete the rule; what IGD cannot do (FILTER, THIRD_PARTY for
             another host) is refused with Unsupported; pcpd killed -9 and restarted: the mapping its app asks for again
             keeps its port with one rule, the one nobody reclaims is deleted after the grace
@@ -143,6 +143,25 @@ if case == "miniupnpd":
     t.check(m.get("State") == "ready", f"Manager.State: expected 'ready' (an IGD maps), saw {m.get('State')!r}")
     t.check(wan in m.get("ExternalAddresses", []),
             f"Manager.ExternalAddresses: expected the IGD's {wan}, saw {m.get('ExternalAddresses')}")
+    # GetExternalAddress gives what ExternalAddresses lists (once it lists it, as above): the
+    # IGD's address, the router as Servers names it; not NoServer for want of a PCP server
+    import dbus  # noqa: E402
+    bus = dbus.bus.BusConnection(t.bus_addr)
+    got = {}
+    for fam in ("ipv4", "ipv6"):
+        try:
+            got[fam] = tuple(str(x) for x in bus.call_blocking(
+                "org.freedesktop.PCP1", "/org/freedesktop/PCP1", "org.freedesktop.PCP1.Manager",
+                "GetExternalAddress", "s", [fam], timeout=30))
+        except dbus.exceptions.DBusException as e:
+            got[fam] = f"{e.get_dbus_name()}: {e.get_dbus_message()}"
+    bus.close()
+    t.check(got["ipv4"] == (wan, router),
+            f"Manager.GetExternalAddress('ipv4'): expected ({wan!r}, {router!r}) (the IGD's address, the router), "
+            f"saw {got['ipv4']!r}")
+    # the IGD's address is IPv4: never the answer for IPv6
+    t.check(not isinstance(got["ipv6"], tuple) or got["ipv6"][0] != wan,
+            f"Manager.GetExternalAddress('ipv6'): expected anything but the IGD's IPv4 {wan}, saw {got['ipv6']!r}")
     t.check(("tcp", 36001, client, 26001) in t.dnat(),
             f"router: expected the DNAT rule tcp 36001 -> {client}:26001, saw {sorted(t.dnat())}")
     t.check(t.reach("tcp", wan, 36001, a, 26001), f"traffic: expected wan -> {wan}:36001 to reach app A on 26001")
