@@ -33,6 +33,7 @@ struct option_row {
         size_t max;             /* strings: most bytes (0: no limit of its own) */
         bool privileged;        /* given (true, for a boolean), it needs the privileged action */
         bool socket_only;       /* AddMappingForSocket only */
+        bool not_peer;          /* refused by AddPeer: it means nothing for a flow's PEER mapping */
         option_set set;
 };
 
@@ -164,20 +165,23 @@ static int set_app_id(const option_row *row, sd_bus_message *msg, const option_v
 
 /* ---- the table: one row per option, in the order the error for an unknown one lists them ---- */
 
+/* AddPeer takes what applies to a flow (the contract: lifetime, description, family,
+ * interface, third-party, app-id); the others were once taken and ignored, so a caller
+ * believed it had, say, a persistent PEER mapping */
 static const option_row options[] = {
-        { "lifetime", "u", 0, false, false, set_lifetime },
-        { "description", "s", PCP1_MAX_DESCRIPTION, false, false, set_description },
-        { "family", "s", 0, false, false, set_family },
-        { "interface", "s", IFNAMSIZ - 1, false, false, set_interface },
-        { "external-address", "s", 0, true, false, set_external_address },
-        { "prefer-failure", "b", 0, false, false, set_prefer_failure },
-        { "filters", "a(sq)", 0, false, false, set_filters },
-        { "third-party", "s", 0, true, false, set_third_party },
-        { "persistent", "b", 0, true, false, set_persistent },
-        { "app-id", "s", PCP1_MAX_APP_ID, false, false, set_app_id },
+        { "lifetime", "u", 0, false, false, false, set_lifetime },
+        { "description", "s", PCP1_MAX_DESCRIPTION, false, false, false, set_description },
+        { "family", "s", 0, false, false, false, set_family },
+        { "interface", "s", IFNAMSIZ - 1, false, false, false, set_interface },
+        { "external-address", "s", 0, true, false, true, set_external_address },
+        { "prefer-failure", "b", 0, false, false, true, set_prefer_failure },
+        { "filters", "a(sq)", 0, false, false, true, set_filters },
+        { "third-party", "s", 0, true, false, false, set_third_party },
+        { "persistent", "b", 0, true, false, true, set_persistent },
+        { "app-id", "s", PCP1_MAX_APP_ID, false, false, false, set_app_id },
         /* AddMapping has it as an argument, AddPeer has none (RFC 6887 PEER suggests only
          * to keep what it had) */
-        { "suggested-external-port", "q", 0, false, true, set_suggested_port },
+        { "suggested-external-port", "q", 0, false, true, true, set_suggested_port },
 };
 
 const char *pcpd_options_known(void) {
@@ -274,6 +278,11 @@ static int option_read(const option_row *row, const char *name, sd_bus_message *
                                          row->name,
                                          o->peer ? "AddPeer() takes no suggested external port."
                                                  : "AddMapping() takes it as its third argument.");
+        if (row->not_peer && o->peer)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option '%s' is not for AddPeer(); it takes lifetime, description, family, "
+                                         "interface, third-party and app-id.",
+                                         row->name);
         k = sd_bus_message_peek_type(msg, &type, &contents);
         if (k < 0)
                 return k;

@@ -362,6 +362,57 @@ static void test_bad_values(void **state) {
         }
 }
 
+/* AddPeer takes the options that apply to a flow and refuses the others (they were taken
+ * and ignored: a caller believed its PEER mapping persistent, say); AddMapping takes them */
+static void test_peer_options(void **state) {
+        static const char *const refused[] = { "external-address", "prefer-failure", "filters", "persistent" };
+        pcpd_options o;
+        sd_bus_message *m;
+
+        for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+                g_autofree char *want =
+                        g_strdup_printf("Option '%s' is not for AddPeer(); it takes lifetime, description, family, "
+                                        "interface, third-party and app-id.",
+                                        refused[i]);
+
+                for (int peer = 0; peer < 2; peer++) {
+                        o = (pcpd_options) { .peer = peer };
+                        m = new_message();
+                        if (strcmp(refused[i], "external-address") == 0)
+                                OPT(m, "external-address", "s", "198.51.100.7");
+                        else if (strcmp(refused[i], "prefer-failure") == 0)
+                                OPT(m, "prefer-failure", "b", false); /* false: no port needed */
+                        else if (strcmp(refused[i], "filters") == 0)
+                                append_filters(m, 1, "192.0.2.0/24");
+                        else
+                                OPT(m, "persistent", "b", true);
+                        if (peer)
+                                assert_refused(m, &o, want);
+                        else {
+                                assert_parsed(m, &o);
+                                pcpd_options_clear(&o);
+                        }
+                }
+        }
+        /* what applies to a flow */
+        o = (pcpd_options) { .peer = true };
+        m = new_message();
+        OPT(m, "lifetime", "u", 600);
+        OPT(m, "description", "s", "call");
+        OPT(m, "family", "s", "ipv4");
+        OPT(m, "interface", "s", "eth0");
+        OPT(m, "third-party", "s", "192.0.2.9");
+        OPT(m, "app-id", "s", "org.example.Call");
+        assert_parsed(m, &o);
+        assert_int_equal(o.lifetime, 600);
+        assert_string_equal(o.description, "call");
+        assert_string_equal(o.interface, "eth0");
+        assert_string_equal(o.app_id, "org.example.Call");
+        assert_true(o.has_third_party);
+        assert_true(o.need_privileged);
+        pcpd_options_clear(&o);
+}
+
 static void test_suggested_port(void **state) {
         pcpd_options o = { 0 };
         sd_bus_message *m;
@@ -418,6 +469,7 @@ int main(void) {
                 cmocka_unit_test(test_none),        cmocka_unit_test(test_every_option), cmocka_unit_test(test_privileged),
                 cmocka_unit_test(test_lifetime),    cmocka_unit_test(test_wrong_types),  cmocka_unit_test(test_unknown),
                 cmocka_unit_test(test_twice),       cmocka_unit_test(test_limits),       cmocka_unit_test(test_bad_values),
+                cmocka_unit_test(test_peer_options),
                 cmocka_unit_test(test_suggested_port),
         };
 
