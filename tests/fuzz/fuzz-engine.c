@@ -17,7 +17,8 @@
  * agree with what was added and deleted; a mapping reported active has a usable grant
  * (an external address that is not unspecified, loopback or multicast and of its own
  * family, a port unless it maps all ports, a lifetime of at least 4 s); two recreations
- * of one server's mappings (EPOCH_RESET) are at least 5 s apart.
+ * of one server's mappings (EPOCH_RESET or RECREATE, whatever the datagrams say) are at
+ * least 5 s apart, and a RECREATE comes only from an ANNOUNCE or a NAT-PMP notification.
  */
 
 #include <string.h>
@@ -34,7 +35,7 @@ typedef struct fuzz_state {
         uint64_t rnd;
         uint64_t deleted; /* MAPPING_DELETED events */
         uint64_t now;     /* the engine time of the current call */
-        uint64_t last_reset[2]; /* EPOCH_RESET per server; 0 = none yet */
+        uint64_t last_reset[2]; /* EPOCH_RESET or RECREATE per server; 0 = none yet */
         bool exact;             /* the events drained come from the call just made: now is theirs */
 } fuzz_state;
 
@@ -84,7 +85,9 @@ static void on_event(fuzz_state *st, pcp_engine *e, const pcp_event *ev) {
                 fuzz_check(m->internal_port == 0 || m->external_port != 0, "active with external port 0");
                 fuzz_check(m->lifetime_granted >= 4, "active for %u s", m->lifetime_granted);
         }
-        if (ev->type == PCP_EVENT_EPOCH_RESET) {
+        if (ev->type == PCP_EVENT_RECREATE)
+                fuzz_check(ev->from_announce, "a recreation without a reset that no ANNOUNCE asked for");
+        if (ev->type == PCP_EVENT_EPOCH_RESET || ev->type == PCP_EVENT_RECREATE) {
                 int k = ev->server_id == server_ids[1];
                 /* when the drain was put off, when the reset happened is not known here */
                 if (st->exact)
