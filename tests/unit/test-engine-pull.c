@@ -345,7 +345,7 @@ static void test_recreations_coalesced(void **state) {
         uint64_t a = h_map(h, sid, IPPROTO_TCP, 8080, 3600), b;
         pcp_mapping_params p;
         size_t n_reset, n_recreate;
-        pcp_event ev;
+        pcp_event ev = { 0 }; /* filled by pull_recreations(); -O3 cannot tell that it always is */
 
         h_reply(h, h_last_for(h, a), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 18080);
         h_advance(h, 100 * SEC);
