@@ -5,10 +5,13 @@
  * to send (the renewals that share a timer slot, a burst of first requests, a restore)
  * goes out with one sendmmsg() per run of datagrams to the same socket instead of one
  * send() each. Nothing else changes: the datagrams leave in the order they were queued,
- * and each is tried once, as send(..., MSG_DONTWAIT) would try it: one the kernel refuses
- * is told to the failed callback with its errno and the ones after it still go (a
- * sendmmsg() that stops part-way is called again from the first datagram it did not
- * send; if that one fails, it is the one the error belongs to).
+ * and one the kernel refuses is told to the failed callback with its errno while the ones
+ * after it still go, as with a send(..., MSG_DONTWAIT) each. A sendmmsg() that stops
+ * part-way is called again from the first datagram it did not send; if that one fails,
+ * the error is its own. (One difference: a one-shot error pending on the socket, an ICMP
+ * error from an earlier datagram, that stopped a call after its first datagram is used up
+ * there, so the datagram it stopped at leaves with the next call where a send() of its
+ * own would have failed; the error was about an earlier datagram anyway.)
  *
  * The queue holds no socket: its owner flushes it before anything that may close one
  * (pcpd-pcp.c: before each of the engine's events goes up, and at the end of a drain). */
