@@ -529,7 +529,9 @@ static void emit_server(pcp_engine *e, pcp_server *s) {
  * later count, flagged as the first was; an EPOCH_RESET is the news then: it stays, or
  * replaces a RECREATE not pulled yet. */
 static void emit_recreated(pcp_engine *e, pcp_server *s, bool reset, bool from_announce) {
-        if (out_queued(&s->out_recreated)) {
+        bool queued = out_queued(&s->out_recreated);
+
+        if (queued) {
                 if (s->recreated_reset || !reset) {
                         s->recreated_from_announce |= from_announce;
                         return;
@@ -537,7 +539,8 @@ static void emit_recreated(pcp_engine *e, pcp_server *s, bool reset, bool from_a
         } else
                 out_push(&e->events, &s->out_recreated, OUT_SERVER_RECREATED);
         s->recreated_reset = reset;
-        s->recreated_from_announce = from_announce;
+        /* a reset replacing a queued RECREATE keeps that an ANNOUNCE was part of it */
+        s->recreated_from_announce = from_announce || (queued && s->recreated_from_announce);
         s->recreated_repeated = reset ? s->episode_reported : s->episode_told;
         s->episode_reported |= reset;
         s->episode_told = true;
