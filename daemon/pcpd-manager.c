@@ -219,7 +219,7 @@ GPtrArray *pcpd_manager_external_addresses(pcpd_manager *m) {
                         g_ptr_array_add(a, g_strdup(buf));
         }
         if (m->upnp != NULL) {
-                pcpd_backend_server routers[8];
+                pcpd_backend_server routers[PCPD_MAX_SERVERS];
                 size_t n = m->upnp->ops->servers(m->upnp, routers, G_N_ELEMENTS(routers));
                 for (size_t k = 0; k < n; k++) {
                         char buf[PCP_ADDR_STRLEN];
