@@ -390,6 +390,28 @@ static void test_recreations_coalesced(void **state) {
         assert_int_equal(ev.type, PCP_EVENT_EPOCH_RESET);
         assert_true(ev.repeated);
         assert_non_null(pcp_engine_mapping_get(h->e, b));
+
+        /* a RECREATE queued (a consistent ANNOUNCE), then a reset that a mapping's answer
+         * reveals before the pull: the EPOCH_RESET replaces it and still says that an
+         * ANNOUNCE was part of it */
+        h->now += 200;
+        announce(h, SRV, 1000);
+        h->now += 6 * SEC; /* the announced recreation's requests are due */
+        pcp_engine_process_timers(h->e, h->now);
+        {
+                uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
+                h_sent req;
+                pcp_msg r;
+
+                assert_true(pull_one(h, buf, &req)); /* datagrams do not touch events */
+                h_make_reply(&req, &r, PCP_RESULT_SUCCESS, 3600, 0, EXT, 18080);
+                feed(h, sid, &r);
+        }
+        pull_recreations(h, &n_reset, &n_recreate, &ev);
+        assert_int_equal(n_reset, 1);
+        assert_int_equal(n_recreate, 0);
+        assert_int_equal(ev.type, PCP_EVENT_EPOCH_RESET);
+        assert_true(ev.from_announce);
         h_free(h);
 }
 
