@@ -77,6 +77,8 @@ struct fake_fallback {
         bool permanent;       /* deleting_record() gives one */
         void (*on_shutdown)(fake_fallback *ff, void *userdata);
         void *on_shutdown_data;
+        pcpd_backend_server routers[4]; /* what its servers() lists: the first n_routers */
+        size_t n_routers;
 };
 
 /* pcpd_backend_new_fn */

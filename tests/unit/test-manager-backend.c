@@ -817,6 +817,43 @@ static bool fallback_holds(void *ctx, const void *arg) {
         return mp != NULL && mp->backend != NULL;
 }
 
+/* GetExternalAddress with no PCP/NAT-PMP server's address: a UPnP-IGD router's (IPv4,
+ * stored IPv4-mapped), named by its address as Servers shows it; a router that has told
+ * none is skipped; never for IPv6. ExternalAddresses lists it too. (It answered NoServer
+ * while ExternalAddresses showed the address.) */
+static void test_external_address_from_igd(void **state) {
+        fixture *f = *state;
+        fake_fallback *ff = (fake_fallback *) f->m->upnp;
+        g_autoptr(GPtrArray) all = NULL;
+        char *addr = NULL, *srv = NULL;
+
+        assert_false(pcpd_manager_external_address(f->m, AF_INET, &addr, &srv));
+        ff->routers[0] = (pcpd_backend_server) { .ifname = "eth0", .address = "192.168.1.1", .source = "ssdp",
+                                                 .protocol = "upnp-igd" };
+        ff->routers[1] = (pcpd_backend_server) { .ifname = "eth0", .address = "192.168.1.254", .source = "ssdp",
+                                                 .protocol = "upnp-igd", .has_external = true };
+        assert_true(pcp_addr_from_string("198.51.100.20", &ff->routers[1].external_addr));
+        ff->n_routers = 2;
+
+        assert_true(pcpd_manager_external_address(f->m, AF_INET, &addr, &srv));
+        assert_string_equal(addr, "198.51.100.20");
+        assert_string_equal(srv, "192.168.1.254");
+        g_clear_pointer(&addr, g_free);
+        g_clear_pointer(&srv, g_free);
+        if (pcpd_manager_external_address(f->m, AF_INET6, &addr, &srv)) {
+                assert_string_not_equal(addr, "198.51.100.20");
+                g_clear_pointer(&addr, g_free);
+                g_clear_pointer(&srv, g_free);
+        }
+        all = pcpd_manager_external_addresses(f->m);
+        assert_true(g_ptr_array_find_with_equal_func(all, "198.51.100.20", g_str_equal, NULL));
+
+        /* the router that told one is gone: none again */
+        ff->n_routers = 1;
+        assert_false(pcpd_manager_external_address(f->m, AF_INET, &addr, &srv));
+        ff->n_routers = 0;
+}
+
 /* The fallback's contract (pcpd-backend.h, pcpd-backend-events.h): a mapping whose server
  * speaks no PCP is handed to it; its news (mapping_changed) is published; a delete it must
  * have confirmed is kept by the manager as a deleting record of its own, on disk, under a
@@ -1035,6 +1072,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_server_recreate_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_events, setup, teardown, (void *) &fallback),
+                cmocka_unit_test_prestate_setup_teardown(test_external_address_from_igd, setup, teardown,
+                                                         (void *) &fallback),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_takeover_same_port, setup, teardown,
                                                          (void *) &fallback),
         };
