@@ -43,7 +43,11 @@ from pcpdtest import BUS_NAME, MANAGER, MAPPING, OM, PATH, PROPS, BusTestCase, m
 from gi.repository import Gio, GLib  # noqa: E402
 
 CAP = 180
-HELD = 1000
+# enough that the restore's signals outrun dbus-daemon and some are paced past the name
+# (pcpd holds them back only once its bus socket has 64 KiB unread): with 1000, an ASan
+# pcpd sometimes sent all before it (1 run in 8 here, and once in CI); with 3000, 128-416
+# went before the name and the rest after it in 12 ASan runs, 32-64 in 3 gcc runs
+HELD = 3000
 PERSISTENT_EVERY = 3  # every third one is an app mapping, the others persistent
 REMOVED = 40  # the last ones of the restore order, removed right after the name appears
 IN_FLIGHT = 50  # AddMapping calls in flight at a time (below the bus's pending replies limit)
