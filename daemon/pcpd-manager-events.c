@@ -217,7 +217,17 @@ static void on_pcp_server_recreate(void *userdata, pcpd_server *s, bool repeated
          * before an ANNOUNCE whose epoch says it lost them (then logged 5 s later, when the
          * engine acts on it) */
         (void) from_announce;
-        if (!repeated)
+        if (repeated)
+                return;
+        /* a server holding none of this host's mappings: the change is still worth a line
+         * (the router's address may have moved), but "renewing its 0 mapping(s)" is not */
+        if (n_mappings == 0)
+                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_RECREATE,
+                               ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
+                               "PCP server %s announced a change (ANNOUNCE with a consistent epoch, or "
+                               "NAT-PMP address notice): it holds no mapping of this host, nothing to renew",
+                               s != NULL ? s->text : "?");
+        else
                 pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_RECREATE,
                                ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
                                "PCP server %s announced a change (ANNOUNCE with a consistent epoch, or "

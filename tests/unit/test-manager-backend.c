@@ -1049,6 +1049,9 @@ static void test_server_recreate_logged(void **state) {
         ev->server_recreate(userdata, NULL, false, true, 0);
         assert_int_equal(recreation_lines->len, from + 3);
         assert_true(g_str_has_prefix(recreation_lines->pdata[from + 2], "recreate 5 |PCP server ? announced a change"));
+        /* a server with none of this host's mappings: a line, but not "renewing its 0" */
+        assert_null(strstr(recreation_lines->pdata[from + 2], "renewing"));
+        assert_non_null(strstr(recreation_lines->pdata[from + 2], "nothing to renew"));
 }
 
 int main(void) {
