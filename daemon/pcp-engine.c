@@ -44,6 +44,8 @@
 #define RECREATE_INTERVAL (5 * SEC)
 #define RECREATE_INTERVAL_MAX (320 * SEC)
 #define EPISODE_QUIET (60 * SEC)
+/* a NAT-PMP address notice starts at most one external address request per this */
+#define NATPMP_NOTICE_INTERVAL (1 * SEC)
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
 /* Requests in flight per server (pcp_engine_config.max_in_flight; see the header for what
  * counts). The answers to what is in flight wait in the caller's receive buffer while it
@@ -197,6 +199,7 @@ struct pcp_server {
         /* server-level actions, each PCP_NEVER when not wanted */
         uint64_t probe_at, probe_rt;
         uint64_t natpmp_addr_at, natpmp_addr_rt;
+        uint64_t natpmp_notice_next; /* the earliest a notice may start an address request */
         uint64_t reprobe_at;
         bool probing;
         bool natpmp_addr_unusable; /* its last external address answer named none (0.0.0.0) */
@@ -2348,15 +2351,39 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                         return;
                 }
                 if (s->info.state == PCP_SERVER_NATPMP) {
+                        struct in6_addr ext;
+
                         if (!natpmp_addr_usable(&n.external_addr)) {
                                 drop(e, PCP_DROP_UNUSABLE);
                                 return;
                         }
                         check_epoch(e, s, now, rx, n.epoch, true, true, NULL);
-                        natpmp_set_external(e, s, now, &n.external_addr);
-                } else
+                        /* RFC 6886 §3.2.1's notice names the new address, but it comes to a
+                         * port any host of the link can reach, with nothing a forger would
+                         * not know: taken as written, one datagram would rewrite (and have
+                         * the owner store, signal and log) every mapping's address, and stay
+                         * until the next notice. So it is a hint: the address is asked of
+                         * the gateway on the server's own socket (its answer must come from
+                         * the address and port the request went to), at most once per
+                         * NATPMP_NOTICE_INTERVAL, and only when the notice names another
+                         * address than the one known (or the last answer named none). */
+                        pcp_addr_from_ipv4(&n.external_addr, &ext);
+                        if (s->info.has_external_addr && !s->natpmp_addr_unusable &&
+                            memcmp(&s->info.external_addr, &ext, 16) == 0)
+                                return;
+                        if (s->natpmp_addr_at == PCP_NEVER) {
+                                s->natpmp_addr_rt = 0;
+                                s->natpmp_addr_at = max_u64(now, s->natpmp_notice_next);
+                                s->natpmp_notice_next = s->natpmp_addr_at + NATPMP_NOTICE_INTERVAL;
+                                server_timer_update(e, s);
+                        }
+                } else if (s->info.state == PCP_SERVER_PCP)
                         /* a PCP server's NAT-PMP side says the address changed: re-check all */
                         server_lost_state(e, s, now, false, true, NULL);
+                else
+                        /* a server that is not driving mappings (not probed yet, speaking
+                         * no protocol we use, off): nothing to renew, nothing to learn */
+                        drop(e, PCP_DROP_UNSOLICITED);
                 return;
         }
 

@@ -2871,6 +2871,123 @@ static void test_announce_recreate_reset(void **state) {
         }
 }
 
+/* the NAT-PMP external address requests sent since the last h_clear */
+static size_t natpmp_addr_requests(harness *h) {
+        size_t n_req = 0;
+        natpmp_msg n;
+
+        for (size_t k = 0; k < h->n_sent; k++)
+                if (h_is_natpmp(&h->sent[k])) {
+                        h_decode_natpmp(&h->sent[k], &n);
+                        if (n.opcode == NATPMP_OPCODE_EXTERNAL_ADDRESS)
+                                n_req++;
+                }
+        return n_req;
+}
+
+/* A NAT-PMP gateway's address notice (RFC 6886 §3.2.1) comes to a port any host of the
+ * link can reach, so it is a hint, never the address: a forged one (the gateway's source
+ * address is all it needs) rewrote every mapping's external address, with an event per
+ * mapping per datagram, and the forged address stayed. Now: the same address as known is
+ * nothing; another one makes the engine ask the gateway on its own socket, at most once a
+ * second however many notices come; only the answer changes the address. */
+static void test_natpmp_notice_is_a_hint(void **state) {
+        harness *h = h_new(135, NULL);
+        uint64_t tcp, t_addr;
+        uint32_t sid = natpmp_server(h, &tcp, "198.51.100.40");
+        size_t n_req = 0, n_notices = 0;
+
+        (void) state;
+        t_addr = h->now;
+        natpmp_map_answer(h, sid, 8080, 18080, 3600);
+        assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+        assert_memory_equal(&h_mapping(h, tcp)->external_addr, IP("198.51.100.40"), 16);
+
+#define EPOCH_NOW ((uint32_t) (100 + (h->now - t_addr) / SEC))
+        /* the address known: nothing at all */
+        h_clear(h);
+        h_natpmp_notice(h, SRV, EPOCH_NOW, "198.51.100.40");
+        h_advance(h, 2 * SEC);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(natpmp_addr_requests(h), 0);
+
+        /* another address: no event, the address asked for, the mapping's unchanged */
+        h_clear(h);
+        h_natpmp_notice(h, SRV, EPOCH_NOW, "203.0.113.66");
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(natpmp_addr_requests(h), 1);
+        assert_memory_equal(&h_mapping(h, tcp)->external_addr, IP("198.51.100.40"), 16);
+        assert_memory_equal(&h_srv(h, sid)->external_addr, IP("198.51.100.40"), 16);
+        /* more of them while the question is out: no second one */
+        for (int k = 0; k < 50; k++)
+                h_natpmp_notice(h, SRV, EPOCH_NOW, k % 2 ? "203.0.113.66" : "203.0.113.67");
+        assert_int_equal(natpmp_addr_requests(h), 1);
+        assert_int_equal(h->n_ev, 0);
+        /* the gateway's answer: the same address, nothing changes, nothing more is asked */
+        natpmp_address(h, sid, "198.51.100.40", EPOCH_NOW);
+        assert_int_equal(h->n_ev, 0);
+        h_clear(h);
+        h_advance(h, 60 * SEC);
+        assert_int_equal(natpmp_addr_requests(h), 0);
+
+        /* a flood for 10 s, every 10 ms, the gateway answering each question at once: at
+         * most one question a second, no event, the address the gateway's */
+        h_clear(h);
+        for (int k = 0; k < 1000; k++) {
+                size_t before = natpmp_addr_requests(h);
+
+                h_natpmp_notice(h, SRV, EPOCH_NOW, k % 2 ? "203.0.113.66" : "203.0.113.67");
+                n_notices++;
+                h_advance(h, 10);
+                if (natpmp_addr_requests(h) > before)
+                        natpmp_address(h, sid, "198.51.100.40", EPOCH_NOW);
+        }
+        n_req = natpmp_addr_requests(h);
+        assert_true(n_notices == 1000);
+        assert_in(n_req, 5, 11);
+        assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, tcp), 0);
+        assert_memory_equal(&h_mapping(h, tcp)->external_addr, IP("198.51.100.40"), 16);
+
+        /* the gateway's own notice of a real change: asked, answered, the mapping moves */
+        h_clear(h);
+        h_advance(h, 2 * SEC);
+        h_natpmp_notice(h, SRV, EPOCH_NOW, "198.51.100.77");
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(natpmp_addr_requests(h), 1);
+        natpmp_address(h, sid, "198.51.100.77", EPOCH_NOW);
+        assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, tcp), 1);
+        assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+        assert_memory_equal(&h_mapping(h, tcp)->external_addr, IP("198.51.100.77"), 16);
+        assert_memory_equal(&h_srv(h, sid)->external_addr, IP("198.51.100.77"), 16);
+#undef EPOCH_NOW
+        h_free(h);
+}
+
+/* A notice to a server that drives no mappings (not a PCP or NAT-PMP one: here UNSUPPORTED,
+ * as a UPnP-IGD-only router can be) is dropped: no recreation event, nothing logged as
+ * "renewing" by the owner. */
+static void test_natpmp_notice_unused_server(void **state) {
+        harness *h = h_new(136, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        uint64_t id = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        uint8_t b[PCP_HEADER_LEN] = { 1, 0x80 | PCP_OPCODE_MAP, 0, PCP_RESULT_UNSUPP_VERSION };
+        uint64_t unsolicited;
+
+        (void) state;
+        /* the server offers only another version */
+        h_receive(h, sid, 0, b, sizeof(b));
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNSUPPORTED);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+        unsolicited = st->dropped[PCP_DROP_UNSOLICITED];
+        h_clear(h);
+        h_natpmp_notice(h, SRV, 1000, "203.0.113.66");
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(st->dropped[PCP_DROP_UNSOLICITED], unsolicited + 1);
+        h_free(h);
+}
+
 /* A PCP server's NAT-PMP side says its external address changed (RFC 6886 §3.2.1, on the
  * ANNOUNCE port): a RECREATE like an ANNOUNCE's, and the mappings asked again; a flood of
  * them within the interval gives one more, when it ends, flagged repeated. From a
@@ -3075,6 +3192,8 @@ int main(void) {
                 cmocka_unit_test(test_announce_recreate_event),
                 cmocka_unit_test(test_announce_recreate_reset),
                 cmocka_unit_test(test_natpmp_notice_recreate),
+                cmocka_unit_test(test_natpmp_notice_is_a_hint),
+                cmocka_unit_test(test_natpmp_notice_unused_server),
                 cmocka_unit_test(test_scale),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
