@@ -145,7 +145,7 @@ const pcpd_backend_events manager_fallback_events = {
  * when the backend's router is there and cannot do it. */
 int manager_backend_refuse(pcpd_manager *m, const pcpd_mapping_request *req, int family, pcpd_server *s,
                           pcpd_failure *error) {
-        pcpd_backend_server routers[8];
+        pcpd_backend_server routers[PCPD_MAX_SERVERS]; /* as many as ExternalAddresses reads */
         size_t n;
         bool here = false;
         const char *why;

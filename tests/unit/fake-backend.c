@@ -341,7 +341,7 @@ void fake_delete_done(fake_backend *fb, uint64_t cookie, bool confirmed) {
 static char fallback_part; /* what mp->backend points at while the fake holds mp */
 
 static const char *ff_refuse_reason(pcpd_backend *b, const pcpd_mapping *mp, const pcpd_server *s) {
-        return NULL;
+        return ((fake_fallback *) b)->refuse;
 }
 
 static int ff_add(pcpd_backend *b, pcpd_mapping *mp, pcpd_server *s, const struct in6_addr *external) {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "pcpd-backend.h"
+#include "pcpd-manager.h" /* PCPD_MAX_SERVERS */
 
 enum { FAKE_ADD, FAKE_REMOVE, FAKE_DETACH, FAKE_DELETE_SAVED, FAKE_DELETE_FORGET, FAKE_ADD_EEXIST };
 
@@ -77,8 +78,9 @@ struct fake_fallback {
         bool permanent;       /* deleting_record() gives one */
         void (*on_shutdown)(fake_fallback *ff, void *userdata);
         void *on_shutdown_data;
-        pcpd_backend_server routers[4]; /* what its servers() lists: the first n_routers */
+        pcpd_backend_server routers[PCPD_MAX_SERVERS]; /* what its servers() lists: the first n_routers */
         size_t n_routers;
+        const char *refuse; /* what refuse_reason() says of every request, or NULL */
 };
 
 /* pcpd_backend_new_fn */

@@ -854,6 +854,41 @@ static void test_external_address_from_igd(void **state) {
         ff->n_routers = 0;
 }
 
+/* A request the UPnP-IGD router of the server's interface cannot do is refused up front
+ * (Unsupported, the router's reason) when the server speaks no PCP, however many IGD
+ * routers the fallback knows: the interface's may be the 16th (it looked at the first 8
+ * only, and accepted what it should have refused). */
+static void test_refuse_igd_past_eighth(void **state) {
+        fixture *f = *state;
+        fake_fallback *ff = (fake_fallback *) f->m->upnp;
+        pcpd_server *s = server(f, 0);
+        pcpd_failure e = { 0 };
+        pcpd_mapping *got = NULL;
+        pcpd_mapping_request req = request(8501, ":1.1");
+
+        fake_server_state(f->fb, s, PCPD_SERVER_UNREACHABLE);
+        ff->refuse = "The router speaks only UPnP-IGD, which cannot do this.";
+        for (size_t k = 0; k < PCPD_MAX_SERVERS; k++) {
+                ff->routers[k] = (pcpd_backend_server) { .address = "192.168.9.1", .source = "ssdp",
+                                                         .protocol = "upnp-igd" };
+                g_snprintf(ff->routers[k].ifname, sizeof(ff->routers[k].ifname), "other%zu", k);
+        }
+        /* the server's interface is the last router listed */
+        g_strlcpy(ff->routers[PCPD_MAX_SERVERS - 1].ifname, s->ifname, sizeof(ff->routers[0].ifname));
+        ff->n_routers = PCPD_MAX_SERVERS;
+        assert_true(pcpd_manager_add_mapping(f->m, &req, &got, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_UNSUPPORTED);
+        assert_non_null(strstr(e.message, "UPnP-IGD"));
+        assert_null(got);
+        pcpd_failure_clear(&e);
+        /* no router of its interface: nothing to refuse for */
+        g_strlcpy(ff->routers[PCPD_MAX_SERVERS - 1].ifname, "elsewhere", sizeof(ff->routers[0].ifname));
+        assert_true(pcpd_manager_add_mapping(f->m, &req, &got, &e) >= 0);
+        assert_non_null(got);
+        ff->n_routers = 0;
+        ff->refuse = NULL;
+}
+
 /* The fallback's contract (pcpd-backend.h, pcpd-backend-events.h): a mapping whose server
  * speaks no PCP is handed to it; its news (mapping_changed) is published; a delete it must
  * have confirmed is kept by the manager as a deleting record of its own, on disk, under a
@@ -1076,6 +1111,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_events, setup, teardown, (void *) &fallback),
                 cmocka_unit_test_prestate_setup_teardown(test_external_address_from_igd, setup, teardown,
+                                                         (void *) &fallback),
+                cmocka_unit_test_prestate_setup_teardown(test_refuse_igd_past_eighth, setup, teardown,
                                                          (void *) &fallback),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_takeover_same_port, setup, teardown,
                                                          (void *) &fallback),
