@@ -22,6 +22,15 @@ The witness (a connection matching the signals by interface, not by sender) show
 pacing happened with no clock: restored mappings' InterfacesAdded come after the
 NameOwnerChanged of pcpd's name on it (one connection: the bus's order).
 
+That pacing needs the bus to fall behind pcpd while pcpd tells the restore (its socket's
+unread output above 64 KiB at one of its looks): left to the scheduler it did not always
+(an ASan pcpd sent all 1000 before its name, 1 run in 8). So the test makes it so: the
+moment the first InterfacesAdded of the restore reaches a connection of the test (a filter,
+on GDBus's worker thread), the test stops its own dbus-daemon (SIGSTOP), and lets it go on
+(SIGCONT) once pcpd has logged the end of its restore ("Restored N mapping(s)", before it
+asks for its name). pcpd is not touched: a bus that reads slowly is all it sees. (What is
+left to chance: BusStopper.)
+
 What GDBusObjectManagerClient does with an InterfacesAdded for an object it knows (GLib
 2.74, gdbusobjectmanagerclient.c add_interfaces()): no second object-added, no warning,
 but a new interface proxy with the signal's properties that REPLACES the object's old one
@@ -37,16 +46,18 @@ import re
 import signal
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pcpdtest import BUS_NAME, MANAGER, MAPPING, OM, PATH, PROPS, BusTestCase, main, slurp, wait_until  # noqa: E402
 from gi.repository import Gio, GLib  # noqa: E402
 
 CAP = 180
-# enough that the restore's signals outrun dbus-daemon and some are paced past the name
-# (pcpd holds them back only once its bus socket has 64 KiB unread): with 1000, an ASan
-# pcpd sometimes sent all before it (1 run in 8 here, and once in CI); with 3000, 128-416
-# went before the name and the rest after it in 12 ASan runs, 32-64 in 3 gcc runs
+# pcpd holds the restore's signals back once its bus socket has 64 KiB unread: the bus is
+# stopped from the first of them on (BusStopper), so the restore must last longer than the
+# test takes to stop it (a filter on GDBus's worker thread: well under a millisecond when
+# the test is scheduled); 3000 take pcpd tens of milliseconds, an ASan pcpd more
 HELD = 3000
 PERSISTENT_EVERY = 3  # every third one is an app mapping, the others persistent
 REMOVED = 40  # the last ones of the restore order, removed right after the name appears
@@ -109,6 +120,84 @@ class Witness:
         return len(self.events)
 
     def close(self):
+        self.conn.close_sync(None)
+
+
+class BusStopper:
+    """Stops the test's dbus-daemon (SIGSTOP) the moment the first InterfacesAdded under PATH
+    (whoever sends it) reaches this connection once armed, from a filter on GDBus's worker
+    thread (no main loop in between); a thread then lets it go on (SIGCONT) once pcpd's log
+    has the end of its restore after the offset given to arm() (self.restored), or after
+    CAP or pcpd's death (self.restored stays None). The bus is never left stopped: close()
+    lets it go on in any case.
+
+    What is left to chance: only that the test is scheduled before pcpd has told the whole
+    restore (HELD signals, ~2.7 KB each, through a bus that routes them): the stop landed
+    within pcpd's first two batches of 32 in every run so far (10 ASan, 4 gcc); a stop that
+    came too late fails the test's "paced nothing past its name" assertion, loudly."""
+
+    RESTORED = re.compile(r'Restored (\d+) mapping\(s\)')
+
+    def __init__(self, env):
+        self.env = env
+        self.conn = env.new_conn()
+        self.armed = False
+        self.closing = False
+        self.stopped = threading.Event()
+        self.released = threading.Event()
+        self.stopped_at = self.continued_at = None
+        self.restored = None  # pcpd's "Restored N mapping(s)" line seen while the bus was stopped
+        self.thread = None
+        self.conn.signal_subscribe(None, OM, 'InterfacesAdded', PATH, None, Gio.DBusSignalFlags.NONE,
+                                   lambda *a: None)
+        self.filter_id = self.conn.add_filter(self.on_message)
+        env.barrier(conn=self.conn)  # the match rule is in place
+
+    def on_message(self, conn, msg, incoming):
+        if incoming and self.armed and msg.get_message_type() == Gio.DBusMessageType.SIGNAL \
+                and msg.get_member() == 'InterfacesAdded' and msg.get_path() == PATH:
+            self.armed = False
+            os.kill(self.env.bus.pid, signal.SIGSTOP)
+            self.stopped_at = time.monotonic()
+            self.stopped.set()
+        return msg
+
+    def arm(self, log_offset):
+        """From now on: the next InterfacesAdded stops the bus; it goes on once pcpd's log
+        (from log_offset on) says the restore is done."""
+        def wait_and_continue():
+            if not self.stopped.wait(CAP) or self.closing:
+                return
+            try:
+                end = time.monotonic() + CAP
+                while time.monotonic() < end and self.env.pcpd.poll() is None and not self.closing:
+                    with open(self.env.pcpd_log, errors='replace') as f:
+                        f.seek(log_offset)
+                        m = self.RESTORED.search(f.read())
+                    if m:
+                        self.restored = m[0]
+                        break
+                    time.sleep(0.005)
+            finally:
+                self.cont()
+        self.armed = True
+        self.thread = threading.Thread(target=wait_and_continue, daemon=True)
+        self.thread.start()
+
+    def cont(self):
+        if self.stopped.is_set() and not self.released.is_set():
+            os.kill(self.env.bus.pid, signal.SIGCONT)
+            self.continued_at = time.monotonic()
+            self.released.set()
+
+    def close(self):
+        self.armed = False
+        self.closing = True
+        if self.thread is not None:
+            self.stopped.set()  # (ends the thread's wait if nothing came)
+            self.thread.join(CAP)
+        self.cont()
+        self.conn.remove_filter(self.filter_id)
         self.conn.close_sync(None)
 
 
@@ -242,12 +331,17 @@ class ObjectManagerRestartTest(BusTestCase):
                                  lambda *a: None)
         remover.add_filter(remover_filter)
         env.barrier(conn=remover)  # the match rule is in place
+        stopper = BusStopper(env)
+        self.addCleanup(stopper.close)
 
         with StderrCapture(env.tmp) as err:
             env.kill_pcpd(signal.SIGKILL)
             wait_until(lambda: not self.om_mappings(om), CAP, 'the client to drop the objects of the old owner')
             counts['object-removed'].clear()
             mark = witness.mark()
+            # the bus stops at the restore's first InterfacesAdded and goes on once pcpd
+            # logged the restore's end (start_pcpd()'s look for the name waits meanwhile)
+            stopper.arm(os.path.getsize(env.pcpd_log))
             env.start_pcpd(wait_ready=False)
 
             # 3. settled: every removal answered, every kept mapping active, and the witness
@@ -271,6 +365,16 @@ class ObjectManagerRestartTest(BusTestCase):
             managed = self.managed(env)
             env.barrier(conn=om_conn)
 
+        # the bus was stopped from the restore's first InterfacesAdded until pcpd's restore
+        # was over (else the pacing below was left to chance)
+        self.assertTrue(stopper.stopped.is_set() and stopper.stopped_at is not None,
+                        'no InterfacesAdded of the restore reached the stopper')
+        self.assertIsNotNone(stopper.restored, f'pcpd did not log the end of its restore within {CAP} s of the '
+                             f'bus being stopped at its first InterfacesAdded (the bus was let go on then)')
+        print(f'bus stopped at the restore\'s first InterfacesAdded for '
+              f'{stopper.continued_at - stopper.stopped_at:.3f} s, until pcpd logged "{stopper.restored}"',
+              file=sys.stderr)
+
         # what the witness saw: the pacing happened, and in which order things came
         ev = witness.events[mark:]
         owned = [i for i, (m, name, a) in enumerate(ev) if m == 'NameOwnerChanged' and a[1] != '']
@@ -285,7 +389,8 @@ class ObjectManagerRestartTest(BusTestCase):
         after_name = len(added_at) - before_name
         self.assertGreater(after_name, 0,
                            f'the restore paced nothing past its name: all {len(added_at)} InterfacesAdded came '
-                           f'before pcpd owned {BUS_NAME} (HELD too small for this bus?)')
+                           f'before pcpd owned {BUS_NAME}, though the bus was stopped at the first of them (did '
+                           f'pcpd tell them all before the test stopped it? HELD too small?)')
         props_first = 0
         for p, i in added_at.items():
             firsts = [j for j, (m, q, _) in enumerate(ev) if m == 'PropertiesChanged' and q == p]

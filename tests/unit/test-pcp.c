@@ -465,18 +465,43 @@ static void test_news_reaches_handles(void **state) {
         fake_server_free(fb);
 }
 
-/* a UDP port free on 127.0.0.1 now (for the ANNOUNCE listener: pcpd_pcp_start() binds
- * the port it is given, on both families) */
-static uint16_t free_udp_port(void) {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+/* A UDP port for the ANNOUNCE listener (pcpd_pcp_start() binds the port it is given, on
+ * every address of both families), held on every IPv4 address by the socket returned
+ * until the listener has it: a port that was free when it was read and closed can be
+ * taken by another process on the machine before the listener binds it. The listener
+ * sets SO_REUSEADDR, as this socket does, so both may be bound at once; the caller closes
+ * this one with listener_took_port() before anything is sent to the port (a datagram
+ * would reach one of the two). */
+static int hold_udp_port(uint16_t *port) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
         socklen_t len = sizeof(a);
+        int one = 1;
         int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
         assert_true(fd >= 0);
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
         assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
         assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &len), 0);
+        *port = ntohs(a.sin_port);
+        return fd;
+}
+
+/* The listener is bound: held (hold_udp_port()) is closed, and the port is the listener's
+ * alone (a socket without SO_REUSEADDR cannot have it), else the ANNOUNCE sent to it would
+ * be waited for in vain */
+static void listener_took_port(int held, uint16_t port) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+                                 .sin_addr.s_addr = htonl(INADDR_ANY) };
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int r;
+
+        close(held);
+        assert_true(fd >= 0);
+        r = bind(fd, (struct sockaddr *) &a, sizeof(a));
+        if (r == 0)
+                fail_msg("nothing listens on UDP port %u after pcpd_pcp_start()", port);
+        assert_int_equal(errno, EADDRINUSE);
         close(fd);
-        return ntohs(a.sin_port);
 }
 
 /* an unsolicited PCP ANNOUNCE from 127.0.0.1 (the fake server's address) to port */
@@ -504,7 +529,8 @@ static void test_announce_told(void **state) {
         g_autoptr(pcpd_pcp) p = NULL;
         fake_server *fa = fake_server_new();
         news rec = { 0 };
-        uint16_t port = free_udp_port();
+        uint16_t port;
+        int held = hold_udp_port(&port);
         pcpd_server a;
         pcpd_mapping ma, mb;
         const told *t;
@@ -512,6 +538,7 @@ static void test_announce_told(void **state) {
 
         assert_int_equal(pcpd_pcp_new(&ops, &rec, 0, &p), 0);
         pcpd_pcp_start(p, port);
+        listener_took_port(held, port);
         fake_server_handle(fa, &a, "a");
         assert_int_equal(pcpd_pcp_server_add(p, &a), 0);
         mapping_init(p, &ma, 4010);
