@@ -455,8 +455,14 @@ out=$(cx systemctl reload pcpd.service 2>&1)
 is "systemctl reload pcpd with an invalid drop-in fails (ExecReload= waits for pcpd's answer)" "$?:$out" \
     '1:.*(failed|error).*'
 is "the failed reload left the unit active" "$(cx systemctl is-active pcpd.service)" active
+# busctl's line is looked up by its identifier as well as by the unit: journald reads a
+# line's unit from /proc/PID/cgroup, and a busctl that has already exited leaves the line
+# without _SYSTEMD_UNIT (systemd#2913; seen once on a loaded machine: 20 s, not found by -u)
+busctl_says() {
+    { cx journalctl -u pcpd.service -o cat --no-pager; cx journalctl -t busctl -o cat --no-pager; } | grep -qF -- "$1"
+}
 check "journal: the unit's ExecReload= (busctl) says why, naming the file" wait_cmd 20 "the busctl error" \
-    eval '[ "$(journal_count "The configuration is invalid, nothing was changed: /etc/pcpd/pcpd.conf.d/60-bad.conf")" -gt 0 ]'
+    busctl_says "The configuration is invalid, nothing was changed: /etc/pcpd/pcpd.conf.d/60-bad.conf"
 check "journal: the reload failed, naming the file and the value" wait_cmd 20 "the failure message" \
     eval '[ "$(journal_count "60-bad.conf: [Daemon] DefaultLifetime=5")" -gt "$failures" ]'
 is "systemctl status shows the failed reload" "$(prop StatusText)" 'Reload failed, old configuration kept: .*60-bad.conf.*'
