@@ -7,8 +7,11 @@ name, and appends one line per removal ("<reason> <path>") to the log file.
   fake-pcpd.py BUS_ADDRESS LOG_FILE
 
 Scripted behaviour: internal port 9999 fails with NO_RESOURCES, port 1000 is refused with
-NotAuthorized; everything else becomes active 50 ms after it is requested, on
-198.51.100.1. GetExternalAddress("ipv6") fails with NoServer. The manager has no
+NotAuthorized, external port 8600 is taken (prefer-failure fails with CANNOT_PROVIDE_EXTERNAL,
+else another port is given); everything else becomes active 50 ms after it is requested, on
+198.51.100.1. As pcpd, a request for a mapping that exists (same opcode, protocol, port,
+family and remote end) shares it: the same path, no InterfacesAdded, persistent from then on
+when asked; PID is the caller's that made it. GetExternalAddress("ipv6") fails with NoServer. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
 newer daemons have: clients must read it when present and do without it).
 org.freedesktop.PCP1.Test.RemoveOnRelease(ss) makes the next Release() lose a race with
@@ -159,6 +162,14 @@ class Manager(dbus.service.Object):
                 raise dbus.DBusException(f"Unknown option '{key}'.",
                                          name='org.freedesktop.DBus.Error.InvalidArgs')
         persistent = bool(options.get('persistent', False))
+        family = str(options.get('family', 'ipv4'))
+        for m in self.mappings.values():
+            p = m.props
+            if (p['Opcode'], p['Protocol'], p['InternalPort'], p['Family'], p['RemoteAddress'], p['RemotePort']) == \
+                    (opcode, protocol, port, family, remote_address, remote_port):
+                if persistent and not p['Persistent']:
+                    m.update(Persistent=True)
+                return m.path
         mid = self.next_id
         self.next_id += 1
         props = {
@@ -182,7 +193,9 @@ class Manager(dbus.service.Object):
             'Persistent': dbus.Boolean(persistent),
             'Owner': dbus.String('' if persistent else sender),
             'UID': dbus.UInt32(0),
-            'PID': dbus.UInt32(0),
+            'PID': dbus.UInt32(self.bus.call_blocking('org.freedesktop.DBus', '/org/freedesktop/DBus',
+                                                       'org.freedesktop.DBus', 'GetConnectionUnixProcessID',
+                                                       's', [sender])),
             'AppId': dbus.String('org.example.Test'),
             'AppIdSource': dbus.String('declared'),
             'Created': dbus.UInt64(now_usec()),
@@ -198,16 +211,18 @@ class Manager(dbus.service.Object):
                 return False
             if port == 9999:
                 m.update(State='failed', Error='NO_RESOURCES')
+            elif suggested == 8600 and options.get('prefer-failure', False):
+                m.update(State='failed', Error='CANNOT_PROVIDE_EXTERNAL')
             else:
                 m.update(State='active', ExternalAddress=EXTERNAL,
-                         ExternalPort=suggested or port, Lifetime=lifetime,
+                         ExternalPort=8601 if suggested == 8600 else suggested or port, Lifetime=lifetime,
                          ExpiresAt=now_usec() + lifetime * 1000000)
             return False
         GLib.timeout_add(50, settle)
 
         if not persistent:
             def vanished(owner):
-                if owner == '' and m.path in self.mappings:
+                if owner == '' and m.path in self.mappings and not m.props['Persistent']:
                     self.remove(m, 'owner-vanished')
             m.watch = self.bus.watch_name_owner(sender, vanished)
         return m.path

@@ -294,6 +294,43 @@ def scenario(t):
     except (ValueError, KeyError) as e:
         t.check(False, 'map --persistent --json parses', f'{e}: {r.stdout!r}')
 
+    # persistent --wait that fails (8600 is taken, prefer-failure): the mapping this call
+    # made is released, as without --persistent; pcpd would retry it for good otherwise
+    before = len(t.removals())
+    r = t.run('map', 'tcp', '8701', '--external-port=8600', '--prefer-failure', '--persistent', '--wait', status=1,
+              stderr='Failed to map: the mapping failed: CANNOT_PROVIDE_EXTERNAL')
+    t.check(wait_for(lambda: any(l.startswith(f'released {PREFIX}') for l in t.removals()[before - 1:]))
+            and 'existed before' not in r.stderr,
+            'a failed persistent --wait releases the mapping it made', f'{r.stderr!r} {t.removals()}')
+    t.run('list', stdout='No mappings.')
+    # one that existed before (made by another call: pcpd shares it) is left, and the user
+    # told which it is and how to remove it
+    r = t.run('map', 'tcp', '8701', '--external-port=8600', '--prefer-failure', '--persistent', '--json')
+    shared = json.loads(r.stdout)['Id']
+    r = t.run('map', 'tcp', '8701', '--external-port=8600', '--prefer-failure', '--persistent', '--wait', status=1,
+              stderr='Failed to map: the mapping failed: CANNOT_PROVIDE_EXTERNAL')
+    t.check(f'Mapping {shared} existed before this call (pcpd shares it) and is left as it is; '
+            f'remove it with: pcpctl release {shared}' in r.stderr,
+            'a failed persistent --wait on a shared mapping says it is left, and how to remove it', r.stderr)
+    t.check(not any(l.endswith(f'{PREFIX}{shared}') for l in t.removals()),
+            'a failed persistent --wait leaves a mapping that existed before', t.removals())
+    t.run('list', stdout='8701')
+    t.run('release', str(shared))
+    # a non-persistent one made persistent by the call: it existed, so it stays too
+    p = t.start('map', 'tcp', '8702', '--external-port=8600', '--prefer-failure')
+    held = None
+    for _ in range(3):
+        line = read_line(p) or ''
+        if 'failed' in line:
+            held = True
+            break
+    r = t.run('map', 'tcp', '8702', '--external-port=8600', '--prefer-failure', '--persistent', '--wait', status=1,
+              stderr='existed before this call')
+    t.check(held and p.poll() is None and not any(' /org' in l and l.endswith(f'{PREFIX}{int(shared) + 1}')
+                                                  for l in t.removals()),
+            'a shared mapping another holder holds is left', f'{held} {r.stderr!r} {t.removals()}')
+    stop(p)  # and the holder releases it
+
     # peer
     p = t.start('peer', 'udp', '5001', '203.0.113.5', '443', '--wait')
     line = read_line(p)
