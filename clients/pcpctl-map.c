@@ -708,6 +708,10 @@ int check_mapping_args(int argc, char **argv) {
                 return EXIT_USAGE;
         if (argc > 3 && (parse_address(argv[3]) < 0 || parse_port(argv[4], _("remote port"), &port) < 0))
                 return EXIT_USAGE;
+        /* pcpd refuses it (prefer-failure needs a suggested external port): said here,
+         * before anything is sent */
+        if (arg_map.prefer_failure && arg_map.external_port == 0)
+                return usage_error(_("Option --prefer-failure needs --external-port= other than 0."));
         return 0;
 }
 
