@@ -190,13 +190,19 @@ def scenario(t):
             'status shows the DHCP options NetworkManager gives', r.stdout)
     t.test_call('SetNetworkManager', 's', 'unavailable')
     r = t.run('status')
+    # (whether pcpd uses the default routers, UseDefaultRouters=, is not on the bus: the
+    # words must hold either way)
     t.check(r.stdout.endswith('\n\nNetworkManager: not followed (see the journal).\n'
-                              'Servers come from pcpd.conf and the default routes only.\n'),
+                              "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
+                              'and, unless UseDefaultRouters=no, the default routers.\n'),
             'status says NetworkManager is not followed', r.stdout)
     t.test_call('SetNetworkManager', 's', 'stopped')
     r = t.run('status')
+    # (whether pcpd uses the default routers, UseDefaultRouters=, is not on the bus: the
+    # words must hold either way)
     t.check(r.stdout.endswith('\n\nNetworkManager: not running.\n'
-                              'Servers come from pcpd.conf and the default routes only.\n'),
+                              "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
+                              'and, unless UseDefaultRouters=no, the default routers.\n'),
             'status says NetworkManager is not running', r.stdout)
     r = t.run('status', '--json')
     t.check('NetworkManager' not in r.stdout, 'status --json: as before, without NetworkManager', r.stdout)
