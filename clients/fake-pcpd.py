@@ -301,7 +301,25 @@ class Manager(dbus.service.Object):
 
     @dbus.service.method(MANAGER, in_signature='b', out_signature='')
     def SetEnabled(self, enabled):
-        self.set_prop('Enabled', enabled)
+        """Two signals, in pcpd's order when it holds mappings: switched off, State first
+        (told as the first mapping goes), then Enabled; switched on, Enabled, then State."""
+        if bool(enabled) == bool(self.props['Enabled']):
+            return
+        if enabled:
+            self.set_prop('Enabled', True)
+            self.set_prop('State', 'ready')
+        else:
+            self.set_prop('State', 'disabled')
+            self.set_prop('Enabled', False)
+
+    @dbus.service.method(TEST, in_signature='b', out_signature='')
+    def SetEnabledAtOnce(self, enabled):
+        """As SetEnabled, with Enabled and State in one PropertiesChanged."""
+        self.props['Enabled'] = dbus.Boolean(enabled)
+        self.props['State'] = dbus.String('ready' if enabled else 'disabled')
+        self.PropertiesChanged(MANAGER, dbus.Dictionary({'Enabled': self.props['Enabled'],
+                                                         'State': self.props['State']}, signature='sv'),
+                               dbus.Array([], signature='s'))
 
     @dbus.service.method(MANAGER, in_signature='s', out_signature='ss')
     def GetExternalAddress(self, family):

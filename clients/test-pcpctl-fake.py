@@ -66,7 +66,7 @@ class Test:
         return r
 
     def test_call(self, method, signature, *args):
-        types = {'s': 'string'}
+        types = {'s': 'string', 'b': 'boolean'}
         r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
                             '/org/freedesktop/PCP1', f'org.freedesktop.PCP1.Test.{method}']
                            + [f'{types[t]}:{a}' for t, a in zip(signature, args)],
@@ -409,7 +409,22 @@ def scenario(t):
     t.check(f'mapping {mid} removed: revoked' in out and len([l for l in out.splitlines() if 'removed' in l]) == 1,
             'monitor shows one line per removal', out)
     t.check('pcpd: disabled' in out and 'pcpd: enabled' in out, 'monitor shows manager changes', out)
+    # pcpd tells State "disabled" and Enabled false in two signals: one change, one line
+    t.check(len([l for l in out.splitlines() if 'disabled' in l]) == 1 and 'state disabled' not in out,
+            'monitor shows one line for one disable (State and Enabled in two signals)', out)
+    t.check('pcpd: state ready' in out, 'monitor shows the state after enable', out)
     t.check('ExpiresAt' not in out and 'State=' not in out, 'monitor prints no raw property names', out)
+
+    # the same told in one signal: one line too, and the state after enable on its line
+    m = t.start('monitor')
+    t.check((read_line(m) or '').startswith('Monitoring pcpd'), 'monitor starts')
+    t.test_call('SetEnabledAtOnce', 'b', 'false')
+    t.test_call('SetEnabledAtOnce', 'b', 'true')
+    seen = [read_line_of(m.stdout), read_line_of(m.stdout)]  # each waits for its line (10 s at most)
+    status, out, err = stop(m)
+    lines = [l.split(' ', 1)[-1] for l in seen + out.splitlines() if l]
+    t.check(lines == ['pcpd: disabled', 'pcpd: enabled; state ready'],
+            'monitor: Enabled and State in one signal give one line each change', f'{seen} {out!r}')
 
     m = t.start('monitor', '--json')
     time.sleep(0.3)
