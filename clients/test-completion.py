@@ -239,6 +239,27 @@ def main():
             out = ANSI.sub('', zsh.read_until('org.example.Test', 20))
             check('org.example.Test' in out, 'zsh: revoke <Tab> completes the live app id', out)
             zsh.send('\x15')
+            zsh.read_until('P> ', 1)
+            # options after the verb, where README and pcpctl(1) put them
+            zsh.send('pcpctl map tcp 8080 --wa\t')
+            out = ANSI.sub('', zsh.read_until('--wait ', 20))
+            check(out.endswith('--wait '), 'zsh: map tcp 8080 --wa<Tab> completes --wait', out)
+            zsh.send('\x15')
+            zsh.read_until('P> ', 1)
+            zsh.send('pcpctl map tcp 8080 --family=\t')
+            out = ANSI.sub('', zsh.read_until('--family=ipv', 20))
+            check(out.endswith('--family=ipv'), 'zsh: map tcp 8080 --family=<Tab> inserts "ipv"', out)
+            out = zsh.complete('', 'ipv6')
+            check({'ipv4', 'ipv6'} <= listed(out), 'zsh: map tcp 8080 --family=ipv<Tab> lists families', out)
+            out = zsh.complete('pcpctl map tcp 8080 --p', 'prefer-failure')
+            check({'--persistent', '--prefer-failure'} <= listed(out), 'zsh: map tcp 8080 --p<Tab> lists map options',
+                  out)
+            out = zsh.complete('pcpctl peer udp 5001 203.0.113.5 443 --', 'wait')
+            check({'--wait', '--lifetime', '--no-pager'} <= listed(out) and '--persistent' not in out,
+                  "zsh: peer ... --<Tab> lists peer's options, not map's", out)
+            out = zsh.complete('pcpctl release 1 --no-', 'no-pager')
+            check({'--no-pager', '--no-legend', '--no-ask-password'} <= listed(out),
+                  'zsh: release 1 --no-<Tab> lists the global options', out)
         finally:
             zsh.close()
 
