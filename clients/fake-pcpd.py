@@ -11,7 +11,9 @@ NotAuthorized, external port 8600 is taken (prefer-failure fails with CANNOT_PRO
 else another port is given); everything else becomes active 50 ms after it is requested, on
 198.51.100.1. As pcpd, a request for a mapping that exists (same opcode, protocol, port,
 family and remote end) shares it: the same path, no InterfacesAdded, persistent from then on
-when asked; PID is the caller's that made it. GetExternalAddress("ipv6") fails with NoServer. The manager has no
+when asked; PID is the caller's that made it. DeclareMapping declares in the state directory
+(never mapped: "/"), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
+/etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with NoServer. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
 newer daemons have: clients must read it when present and do without it).
 org.freedesktop.PCP1.Test.RemoveOnRelease(ss) makes the next Release() lose a race with
@@ -114,6 +116,7 @@ class Manager(dbus.service.Object):
             'DefaultLifetime': dbus.UInt32(3600),
             'MaxMappingsPerUser': dbus.UInt32(64),
             'MappingCount': dbus.UInt32(0),
+            'DeclaredMappings': dbus.Array([], signature='(sso)'),
         }
 
     # Properties
@@ -320,6 +323,34 @@ class Manager(dbus.service.Object):
         self.PropertiesChanged(MANAGER, dbus.Dictionary({'Enabled': self.props['Enabled'],
                                                          'State': self.props['State']}, signature='sv'),
                                dbus.Array([], signature='s'))
+
+    def set_declared(self, name, file):
+        """name declared in file (None: no more), not mapped yet ("/")."""
+        items = [d for d in self.props['DeclaredMappings'] if str(d[0]) != name]
+        if file is not None:
+            items.append(dbus.Struct((name, file, dbus.ObjectPath('/')), signature='sso'))
+        self.set_prop('DeclaredMappings', dbus.Array(sorted(items, key=lambda d: str(d[0])), signature='(sso)'))
+
+    @dbus.service.method(MANAGER, in_signature='ssqqa{sv}', out_signature='o')
+    def DeclareMapping(self, name, protocol, port, suggested, options):
+        """Declared in the state directory; never mapped (the path is "/": it cannot be yet)."""
+        self.set_declared(str(name), f'/var/lib/pcpd/mappings.d/{name}.conf')
+        return dbus.ObjectPath('/')
+
+    @dbus.service.method(MANAGER, in_signature='s', out_signature='')
+    def RemoveDeclaredMapping(self, name):
+        for d in self.props['DeclaredMappings']:
+            if str(d[0]) == name:
+                if str(d[1]).startswith('/etc/'):
+                    raise Error('Conflict', f'{name} is declared in {d[1]}: remove the file and reload.')
+                self.set_declared(str(name), None)
+                return
+        raise Error('NotFound', f'Nothing is declared as {name}.')
+
+    @dbus.service.method(TEST, in_signature='s', out_signature='')
+    def DeclareInEtc(self, name):
+        """name declared by the administrator's file in /etc/pcpd/mappings.d."""
+        self.set_declared(str(name), f'/etc/pcpd/mappings.d/{name}.conf')
 
     @dbus.service.method(MANAGER, in_signature='s', out_signature='ss')
     def GetExternalAddress(self, family):

@@ -172,6 +172,16 @@ def main():
                                text=True, env=env, timeout=30)
             ids.append(re.search(r'"Id":(\d+)', r.stdout).group(1))
         interfaces = sorted(os.listdir('/sys/class/net'))
+        # declarations: "cam" by pcpctl declare (not mapped yet: in DeclaredMappings, on no
+        # mapping), "web" by a file in /etc/pcpd/mappings.d (undeclare cannot remove it)
+        r = subprocess.run([pcpctl, 'declare', 'cam', 'tcp', '554'], capture_output=True, text=True, env=env,
+                           timeout=30)
+        check(r.returncode == 0 and 'cannot be mapped yet' in r.stdout, 'fake: cam declared, not mapped',
+              r.stdout + r.stderr)
+        r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
+                            '/org/freedesktop/PCP1', 'org.freedesktop.PCP1.Test.DeclareInEtc', 'string:web'],
+                           capture_output=True, text=True, env=env, timeout=30)
+        check(r.returncode == 0, 'fake: web declared in /etc/pcpd/mappings.d', r.stderr)
 
         # ---- bash ----
         script = os.path.join(src, 'shell-completion', 'bash', 'pcpctl')
@@ -200,6 +210,9 @@ def main():
             ('pcpctl', 'declare', 'cam', ''): ['dccp', 'sctp', 'tcp', 'udp'],
             ('pcpctl', 'declare', 'cam', 'tcp', '80', '--t'): ['--third-party='],
             ('pcpctl', 'map', 'tcp', '80', '--t'): [],
+            # what undeclare can remove: not the file in /etc, and cam without a mapping
+            ('pcpctl', 'undeclare', ''): ['cam'],
+            ('pcpctl', 'undeclare', 'cam', ''): [],
         }
         got = bash_completions(script, env, [list(k) for k in cases])
         for words, want in cases.items():
@@ -238,6 +251,13 @@ def main():
             zsh.send('\t')
             out = ANSI.sub('', zsh.read_until('org.example.Test', 20))
             check('org.example.Test' in out, 'zsh: revoke <Tab> completes the live app id', out)
+            zsh.send('\x15')
+            zsh.read_until('P> ', 1)
+            # undeclare: the one declaration it can remove, though it has no mapping
+            zsh.send('pcpctl undeclare \t')
+            out = ANSI.sub('', zsh.read_until('cam ', 20))
+            check(out.endswith('cam ') and 'web' not in out,
+                  'zsh: undeclare <Tab> completes the declaration pcpd lets it remove', out)
             zsh.send('\x15')
             zsh.read_until('P> ', 1)
             # options after the verb, where README and pcpctl(1) put them
