@@ -7,8 +7,13 @@ name, and appends one line per removal ("<reason> <path>") to the log file.
   fake-pcpd.py BUS_ADDRESS LOG_FILE
 
 Scripted behaviour: internal port 9999 fails with NO_RESOURCES, port 1000 is refused with
-NotAuthorized; everything else becomes active 50 ms after it is requested, on
-198.51.100.1. GetExternalAddress("ipv6") fails with NoServer. The manager has no
+NotAuthorized, external port 8600 is taken (prefer-failure fails with CANNOT_PROVIDE_EXTERNAL,
+else another port is given); everything else becomes active 50 ms after it is requested, on
+198.51.100.1. As pcpd, a request for a mapping that exists (same opcode, protocol, port,
+family and remote end) shares it: the same path, no InterfacesAdded, persistent from then on
+when asked; PID is the caller's that made it. DeclareMapping declares in the state directory
+(never mapped: "/"), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
+/etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with NoServer. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
 newer daemons have: clients must read it when present and do without it).
 org.freedesktop.PCP1.Test.RemoveOnRelease(ss) makes the next Release() lose a race with
@@ -111,6 +116,7 @@ class Manager(dbus.service.Object):
             'DefaultLifetime': dbus.UInt32(3600),
             'MaxMappingsPerUser': dbus.UInt32(64),
             'MappingCount': dbus.UInt32(0),
+            'DeclaredMappings': dbus.Array([], signature='(sso)'),
         }
 
     # Properties
@@ -159,6 +165,14 @@ class Manager(dbus.service.Object):
                 raise dbus.DBusException(f"Unknown option '{key}'.",
                                          name='org.freedesktop.DBus.Error.InvalidArgs')
         persistent = bool(options.get('persistent', False))
+        family = str(options.get('family', 'ipv4'))
+        for m in self.mappings.values():
+            p = m.props
+            if (p['Opcode'], p['Protocol'], p['InternalPort'], p['Family'], p['RemoteAddress'], p['RemotePort']) == \
+                    (opcode, protocol, port, family, remote_address, remote_port):
+                if persistent and not p['Persistent']:
+                    m.update(Persistent=True)
+                return m.path
         mid = self.next_id
         self.next_id += 1
         props = {
@@ -182,7 +196,9 @@ class Manager(dbus.service.Object):
             'Persistent': dbus.Boolean(persistent),
             'Owner': dbus.String('' if persistent else sender),
             'UID': dbus.UInt32(0),
-            'PID': dbus.UInt32(0),
+            'PID': dbus.UInt32(self.bus.call_blocking('org.freedesktop.DBus', '/org/freedesktop/DBus',
+                                                       'org.freedesktop.DBus', 'GetConnectionUnixProcessID',
+                                                       's', [sender])),
             'AppId': dbus.String('org.example.Test'),
             'AppIdSource': dbus.String('declared'),
             'Created': dbus.UInt64(now_usec()),
@@ -198,16 +214,18 @@ class Manager(dbus.service.Object):
                 return False
             if port == 9999:
                 m.update(State='failed', Error='NO_RESOURCES')
+            elif suggested == 8600 and options.get('prefer-failure', False):
+                m.update(State='failed', Error='CANNOT_PROVIDE_EXTERNAL')
             else:
                 m.update(State='active', ExternalAddress=EXTERNAL,
-                         ExternalPort=suggested or port, Lifetime=lifetime,
+                         ExternalPort=8601 if suggested == 8600 else suggested or port, Lifetime=lifetime,
                          ExpiresAt=now_usec() + lifetime * 1000000)
             return False
         GLib.timeout_add(50, settle)
 
         if not persistent:
             def vanished(owner):
-                if owner == '' and m.path in self.mappings:
+                if owner == '' and m.path in self.mappings and not m.props['Persistent']:
                     self.remove(m, 'owner-vanished')
             m.watch = self.bus.watch_name_owner(sender, vanished)
         return m.path
@@ -286,7 +304,53 @@ class Manager(dbus.service.Object):
 
     @dbus.service.method(MANAGER, in_signature='b', out_signature='')
     def SetEnabled(self, enabled):
-        self.set_prop('Enabled', enabled)
+        """Two signals, in pcpd's order when it holds mappings: switched off, State first
+        (told as the first mapping goes), then Enabled; switched on, Enabled, then State."""
+        if bool(enabled) == bool(self.props['Enabled']):
+            return
+        if enabled:
+            self.set_prop('Enabled', True)
+            self.set_prop('State', 'ready')
+        else:
+            self.set_prop('State', 'disabled')
+            self.set_prop('Enabled', False)
+
+    @dbus.service.method(TEST, in_signature='b', out_signature='')
+    def SetEnabledAtOnce(self, enabled):
+        """As SetEnabled, with Enabled and State in one PropertiesChanged."""
+        self.props['Enabled'] = dbus.Boolean(enabled)
+        self.props['State'] = dbus.String('ready' if enabled else 'disabled')
+        self.PropertiesChanged(MANAGER, dbus.Dictionary({'Enabled': self.props['Enabled'],
+                                                         'State': self.props['State']}, signature='sv'),
+                               dbus.Array([], signature='s'))
+
+    def set_declared(self, name, file):
+        """name declared in file (None: no more), not mapped yet ("/")."""
+        items = [d for d in self.props['DeclaredMappings'] if str(d[0]) != name]
+        if file is not None:
+            items.append(dbus.Struct((name, file, dbus.ObjectPath('/')), signature='sso'))
+        self.set_prop('DeclaredMappings', dbus.Array(sorted(items, key=lambda d: str(d[0])), signature='(sso)'))
+
+    @dbus.service.method(MANAGER, in_signature='ssqqa{sv}', out_signature='o')
+    def DeclareMapping(self, name, protocol, port, suggested, options):
+        """Declared in the state directory; never mapped (the path is "/": it cannot be yet)."""
+        self.set_declared(str(name), f'/var/lib/pcpd/mappings.d/{name}.conf')
+        return dbus.ObjectPath('/')
+
+    @dbus.service.method(MANAGER, in_signature='s', out_signature='')
+    def RemoveDeclaredMapping(self, name):
+        for d in self.props['DeclaredMappings']:
+            if str(d[0]) == name:
+                if str(d[1]).startswith('/etc/'):
+                    raise Error('Conflict', f'{name} is declared in {d[1]}: remove the file and reload.')
+                self.set_declared(str(name), None)
+                return
+        raise Error('NotFound', f'Nothing is declared as {name}.')
+
+    @dbus.service.method(TEST, in_signature='s', out_signature='')
+    def DeclareInEtc(self, name):
+        """name declared by the administrator's file in /etc/pcpd/mappings.d."""
+        self.set_declared(str(name), f'/etc/pcpd/mappings.d/{name}.conf')
 
     @dbus.service.method(MANAGER, in_signature='s', out_signature='ss')
     def GetExternalAddress(self, family):

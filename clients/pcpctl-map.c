@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <systemd/sd-event.h>
+#include <unistd.h>
 
 #include "pcpctl-format.h"
 #include "pcpctl-output.h"
@@ -46,6 +47,7 @@ typedef struct Holder {
         bool reattaching; /* pcpd is back and was asked again */
         char *previous_external;
         bool releasing; /* Release() is on its way */
+        bool release_persistent; /* --wait failed on a persistent mapping this call made */
 
         /* The first AddMapping is on its way: the signals about mappings that arrive before
          * its reply are kept (in order, a bounded number) to be read once the path is
@@ -55,6 +57,13 @@ typedef struct Holder {
         sd_bus_message *early[EARLY_SIGNALS_MAX];
         size_t n_early;
         bool early_overflow; /* some were dropped: ask GetAll */
+        /* The mappings pcpd announced as new while the first AddMapping was on its way, made
+         * for this process (PID): kept apart from early[], and not bounded by it, to tell
+         * a mapping this call made from one pcpd shared or reclaimed (no InterfacesAdded:
+         * it existed before), which a failed --wait --persistent must not release. */
+        char **added;
+        size_t n_added;
+        bool created;        /* the mapping followed is one this call made */
         bool finish_asked;   /* interrupted before the reply: release once it is in */
         int finish_status;
 
@@ -71,8 +80,17 @@ static void holder_drop_early(Holder *h) {
         h->n_early = 0;
 }
 
+static void holder_drop_added(Holder *h) {
+        for (size_t i = 0; i < h->n_added; i++)
+                free(h->added[i]);
+        free(h->added);
+        h->added = NULL;
+        h->n_added = 0;
+}
+
 static void holder_done(Holder *h) {
         holder_drop_early(h);
+        holder_drop_added(h);
         sd_bus_slot_unref(h->release_slot);
         sd_bus_slot_unref(h->add_slot);
         sd_bus_slot_unref(h->properties_slot);
@@ -208,7 +226,8 @@ static void log_router_keeps(Holder *h, const char *prefix) {
                 log_error("%s.", prefix);
 }
 
-/* Ends the hold with status: releases the mapping first unless it is persistent or gone.
+/* Ends the hold with status: releases the mapping first unless it is gone, or persistent
+ * (but for one this call made whose --wait failed).
  * The release must happen inside the loop: leaving the loop closes the bus. */
 static void holder_finish(Holder *h, int status) {
         int r;
@@ -217,7 +236,7 @@ static void holder_finish(Holder *h, int status) {
                 holder_exit(h, EXIT_FAILURE);
                 return;
         }
-        if (h->gone || arg_map.persistent) {
+        if (h->gone || (arg_map.persistent && !h->release_persistent)) {
                 holder_exit(h, status);
                 return;
         }
@@ -268,6 +287,15 @@ static void holder_update(Holder *h) {
 
                 log_error(_("Failed to %s: the mapping failed: %s"), h->verb, isempty(e) ? _("unknown error") : e);
                 h->waiting = false;
+                /* a persistent mapping outlives pcpctl and pcpd retries it for good: release
+                 * the one this call made, as without --persistent; one that existed before
+                 * (pcpd shares it) is not this call's to remove */
+                if (arg_map.persistent && h->created)
+                        h->release_persistent = true;
+                else if (arg_map.persistent && h->path != NULL)
+                        log_error(_("Mapping %s existed before this call (pcpd shares it) and is left as it is; "
+                                    "remove it with: pcpctl release %s"),
+                                  mapping_id(h->path), mapping_id(h->path));
                 holder_finish(h, EXIT_FAILURE);
                 return;
         }
@@ -334,12 +362,42 @@ static int on_mapping_changed(sd_bus_message *m, void *userdata, sd_bus_error *r
         return 0;
 }
 
+/* A mapping pcpd announces while the first AddMapping is on its way: noted when it was
+ * made for this process. pcpd announces a mapping it makes before it replies, and never
+ * one it shares or reclaims; the PID tells it from one another program made at the same
+ * moment, or a restored one announced late after a restart of pcpd (0: not told). */
+static void holder_note_added(Holder *h, sd_bus_message *m) {
+        _cleanup_(mapping_info_done) MappingInfo info = {0};
+        char **a;
+
+        if (sd_bus_message_rewind(m, true) < 0 || mapping_info_read_added(m, &info) <= 0 ||
+            (info.pid != 0 && info.pid != (uint32_t) getpid()))
+                return;
+        a = reallocarray(h->added, h->n_added + 1, sizeof(char *));
+        if (a == NULL)
+                return; /* then it counts as shared: left, and the user told */
+        h->added = a;
+        h->added[h->n_added] = info.path;
+        info.path = NULL;
+        h->n_added++;
+}
+
+static bool holder_was_added(Holder *h, const char *path) {
+        for (size_t i = 0; i < h->n_added; i++)
+                if (streq(h->added[i], path))
+                        return true;
+        return false;
+}
+
 static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Holder *h = userdata;
 
         /* after the first reply: a mapping of another program, or ours again after a
          * restart of pcpd, which pcpctl reads with GetAll */
-        return h->adding ? holder_keep_early(h, m) : 0;
+        if (!h->adding)
+                return 0;
+        holder_note_added(h, m);
+        return holder_keep_early(h, m);
 }
 
 static int on_mapping_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
@@ -496,6 +554,8 @@ static int on_add_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
                 return 0;
         }
         r = holder_set_path(h, path);
+        h->created = holder_was_added(h, path);
+        holder_drop_added(h);
         if (r >= 0 && h->finish_asked) {
                 holder_drop_early(h);
                 holder_finish(h, h->finish_status);
@@ -648,6 +708,10 @@ int check_mapping_args(int argc, char **argv) {
                 return EXIT_USAGE;
         if (argc > 3 && (parse_address(argv[3]) < 0 || parse_port(argv[4], _("remote port"), &port) < 0))
                 return EXIT_USAGE;
+        /* pcpd refuses it (prefer-failure needs a suggested external port): said here,
+         * before anything is sent */
+        if (arg_map.prefer_failure && arg_map.external_port == 0)
+                return usage_error(_("Option --prefer-failure needs --external-port= other than 0."));
         return 0;
 }
 

@@ -218,13 +218,27 @@ static bool servers_equal(const ServerList *a, const ServerList *b) {
         return true;
 }
 
+static bool state_is_disabled(const ManagerInfo *i) {
+        return streq_ptr(i->state, PCP1_STATE_DISABLED);
+}
+
 /* What a signal carried without changing anything shown (a value published again, or
- * one that monitor read at pcpd's start already): no line for it. */
+ * one that monitor read at pcpd's start already): no line for it. Enabled false and State
+ * "disabled" are one change, which pcpd may tell in one signal or two (State first while
+ * it removes the mappings, then Enabled): one line "pcpd: disabled", at the first. */
 static PropMask manager_really_changed(const ManagerInfo *before, const ManagerInfo *after, PropMask carried) {
         if (before->enabled == after->enabled)
                 carried &= ~PROP_BIT(MANAGER_ENABLED);
         if (streq_ptr(before->state, after->state))
                 carried &= ~PROP_BIT(MANAGER_STATE);
+        if (!after->enabled && state_is_disabled(after)) {
+                if (carried & PROP_BIT(MANAGER_ENABLED)) /* says it, now or said so already */
+                        carried &= ~PROP_BIT(MANAGER_STATE);
+                if (state_is_disabled(before))
+                        carried &= ~PROP_BIT(MANAGER_ENABLED);
+                if (!before->enabled)
+                        carried &= ~PROP_BIT(MANAGER_STATE);
+        }
         if (streq_ptr(before->state_error, after->state_error))
                 carried &= ~PROP_BIT(MANAGER_STATE_ERROR);
         if (strv_equal(before->external_addresses, after->external_addresses))
@@ -252,7 +266,11 @@ static void print_manager_changed(const ManagerInfo *i, PropMask changed) {
 
                 if (!any)
                         print_prefix("pcpd:");
-                printf(_("%s state %s%s%s"), sep, color, s != NULL ? s : "?", color[0] != '\0' ? ansi_normal() : "");
+                if (state_is_disabled(i)) /* as Enabled false says it: one change, one word */
+                        printf("%s %s", sep, _("disabled"));
+                else
+                        printf(_("%s state %s%s%s"), sep, color, s != NULL ? s : "?",
+                               color[0] != '\0' ? ansi_normal() : "");
                 sep = ";";
                 any = true;
         }

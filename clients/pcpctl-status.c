@@ -180,7 +180,10 @@ static void print_dhcp_options(const NmInfo *nm) {
         printf("\n");
         /* short lines: a pager (less -FRX) only quits by itself on what fits the screen */
         if (!streq(nm->state, "running")) {
-                printf(_("NetworkManager: %s.\nServers come from pcpd.conf and the default routes only.\n"),
+                /* the bus does not tell UseDefaultRouters=: worded so that it holds either way */
+                printf(_("NetworkManager: %s.\n"
+                         "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
+                         "and, unless UseDefaultRouters=no, the default routers.\n"),
                        streq(nm->state, "unavailable") ? _("not followed (see the journal)") : _("not running"));
                 return;
         }

@@ -172,6 +172,16 @@ def main():
                                text=True, env=env, timeout=30)
             ids.append(re.search(r'"Id":(\d+)', r.stdout).group(1))
         interfaces = sorted(os.listdir('/sys/class/net'))
+        # declarations: "cam" by pcpctl declare (not mapped yet: in DeclaredMappings, on no
+        # mapping), "web" by a file in /etc/pcpd/mappings.d (undeclare cannot remove it)
+        r = subprocess.run([pcpctl, 'declare', 'cam', 'tcp', '554'], capture_output=True, text=True, env=env,
+                           timeout=30)
+        check(r.returncode == 0 and 'cannot be mapped yet' in r.stdout, 'fake: cam declared, not mapped',
+              r.stdout + r.stderr)
+        r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
+                            '/org/freedesktop/PCP1', 'org.freedesktop.PCP1.Test.DeclareInEtc', 'string:web'],
+                           capture_output=True, text=True, env=env, timeout=30)
+        check(r.returncode == 0, 'fake: web declared in /etc/pcpd/mappings.d', r.stderr)
 
         # ---- bash ----
         script = os.path.join(src, 'shell-completion', 'bash', 'pcpctl')
@@ -200,6 +210,9 @@ def main():
             ('pcpctl', 'declare', 'cam', ''): ['dccp', 'sctp', 'tcp', 'udp'],
             ('pcpctl', 'declare', 'cam', 'tcp', '80', '--t'): ['--third-party='],
             ('pcpctl', 'map', 'tcp', '80', '--t'): [],
+            # what undeclare can remove: not the file in /etc, and cam without a mapping
+            ('pcpctl', 'undeclare', ''): ['cam'],
+            ('pcpctl', 'undeclare', 'cam', ''): [],
         }
         got = bash_completions(script, env, [list(k) for k in cases])
         for words, want in cases.items():
@@ -239,6 +252,34 @@ def main():
             out = ANSI.sub('', zsh.read_until('org.example.Test', 20))
             check('org.example.Test' in out, 'zsh: revoke <Tab> completes the live app id', out)
             zsh.send('\x15')
+            zsh.read_until('P> ', 1)
+            # undeclare: the one declaration it can remove, though it has no mapping
+            zsh.send('pcpctl undeclare \t')
+            out = ANSI.sub('', zsh.read_until('cam ', 20))
+            check(out.endswith('cam ') and 'web' not in out,
+                  'zsh: undeclare <Tab> completes the declaration pcpd lets it remove', out)
+            zsh.send('\x15')
+            zsh.read_until('P> ', 1)
+            # options after the verb, where README and pcpctl(1) put them
+            zsh.send('pcpctl map tcp 8080 --wa\t')
+            out = ANSI.sub('', zsh.read_until('--wait ', 20))
+            check(out.endswith('--wait '), 'zsh: map tcp 8080 --wa<Tab> completes --wait', out)
+            zsh.send('\x15')
+            zsh.read_until('P> ', 1)
+            zsh.send('pcpctl map tcp 8080 --family=\t')
+            out = ANSI.sub('', zsh.read_until('--family=ipv', 20))
+            check(out.endswith('--family=ipv'), 'zsh: map tcp 8080 --family=<Tab> inserts "ipv"', out)
+            out = zsh.complete('', 'ipv6')
+            check({'ipv4', 'ipv6'} <= listed(out), 'zsh: map tcp 8080 --family=ipv<Tab> lists families', out)
+            out = zsh.complete('pcpctl map tcp 8080 --p', 'prefer-failure')
+            check({'--persistent', '--prefer-failure'} <= listed(out), 'zsh: map tcp 8080 --p<Tab> lists map options',
+                  out)
+            out = zsh.complete('pcpctl peer udp 5001 203.0.113.5 443 --', 'wait')
+            check({'--wait', '--lifetime', '--no-pager'} <= listed(out) and '--persistent' not in out,
+                  "zsh: peer ... --<Tab> lists peer's options, not map's", out)
+            out = zsh.complete('pcpctl release 1 --no-', 'no-pager')
+            check({'--no-pager', '--no-legend', '--no-ask-password'} <= listed(out),
+                  'zsh: release 1 --no-<Tab> lists the global options', out)
         finally:
             zsh.close()
 

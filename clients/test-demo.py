@@ -82,6 +82,18 @@ def main():
           '== What to try next' in out and './scripts/demo.sh --keep' in out,
           'it ends with what to try next', out)
     check('Killed' not in out and 'Traceback' not in out, 'no noise from the shell or python', out)
+    # the manual pages it suggests are the built ones (the version filled in), not the
+    # templates in man/
+    pages = re.findall(r'(?m)^  man -l (\S+) ', out)
+    texts = []
+    for page in pages:
+        try:
+            with open(os.path.join(src, page), encoding='utf-8') as f:
+                texts.append(f.read())
+        except OSError as e:
+            texts.append(str(e))
+    check(len(pages) == 2 and all(t.startswith('.') and '@VERSION@' not in t for t in texts),
+          'the manual pages it suggests exist, built (no @VERSION@)', f'{pages} {[t[:200] for t in texts]}')
     m = re.search(r'== The pieces \(all on this machine, in (/tmp/pcpd-demo\.\w+)\)', out)
     check(m is not None and not os.path.exists(m.group(1)), 'it cleans up after itself', out)
 

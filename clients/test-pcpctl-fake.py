@@ -66,7 +66,7 @@ class Test:
         return r
 
     def test_call(self, method, signature, *args):
-        types = {'s': 'string'}
+        types = {'s': 'string', 'b': 'boolean'}
         r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
                             '/org/freedesktop/PCP1', f'org.freedesktop.PCP1.Test.{method}']
                            + [f'{types[t]}:{a}' for t, a in zip(signature, args)],
@@ -190,13 +190,19 @@ def scenario(t):
             'status shows the DHCP options NetworkManager gives', r.stdout)
     t.test_call('SetNetworkManager', 's', 'unavailable')
     r = t.run('status')
+    # (whether pcpd uses the default routers, UseDefaultRouters=, is not on the bus: the
+    # words must hold either way)
     t.check(r.stdout.endswith('\n\nNetworkManager: not followed (see the journal).\n'
-                              'Servers come from pcpd.conf and the default routes only.\n'),
+                              "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
+                              'and, unless UseDefaultRouters=no, the default routers.\n'),
             'status says NetworkManager is not followed', r.stdout)
     t.test_call('SetNetworkManager', 's', 'stopped')
     r = t.run('status')
+    # (whether pcpd uses the default routers, UseDefaultRouters=, is not on the bus: the
+    # words must hold either way)
     t.check(r.stdout.endswith('\n\nNetworkManager: not running.\n'
-                              'Servers come from pcpd.conf and the default routes only.\n'),
+                              "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
+                              'and, unless UseDefaultRouters=no, the default routers.\n'),
             'status says NetworkManager is not running', r.stdout)
     r = t.run('status', '--json')
     t.check('NetworkManager' not in r.stdout, 'status --json: as before, without NetworkManager', r.stdout)
@@ -294,6 +300,43 @@ def scenario(t):
     except (ValueError, KeyError) as e:
         t.check(False, 'map --persistent --json parses', f'{e}: {r.stdout!r}')
 
+    # persistent --wait that fails (8600 is taken, prefer-failure): the mapping this call
+    # made is released, as without --persistent; pcpd would retry it for good otherwise
+    before = len(t.removals())
+    r = t.run('map', 'tcp', '8701', '--external-port=8600', '--prefer-failure', '--persistent', '--wait', status=1,
+              stderr='Failed to map: the mapping failed: CANNOT_PROVIDE_EXTERNAL')
+    t.check(wait_for(lambda: any(l.startswith(f'released {PREFIX}') for l in t.removals()[before - 1:]))
+            and 'existed before' not in r.stderr,
+            'a failed persistent --wait releases the mapping it made', f'{r.stderr!r} {t.removals()}')
+    t.run('list', stdout='No mappings.')
+    # one that existed before (made by another call: pcpd shares it) is left, and the user
+    # told which it is and how to remove it
+    r = t.run('map', 'tcp', '8701', '--external-port=8600', '--prefer-failure', '--persistent', '--json')
+    shared = json.loads(r.stdout)['Id']
+    r = t.run('map', 'tcp', '8701', '--external-port=8600', '--prefer-failure', '--persistent', '--wait', status=1,
+              stderr='Failed to map: the mapping failed: CANNOT_PROVIDE_EXTERNAL')
+    t.check(f'Mapping {shared} existed before this call (pcpd shares it) and is left as it is; '
+            f'remove it with: pcpctl release {shared}' in r.stderr,
+            'a failed persistent --wait on a shared mapping says it is left, and how to remove it', r.stderr)
+    t.check(not any(l.endswith(f'{PREFIX}{shared}') for l in t.removals()),
+            'a failed persistent --wait leaves a mapping that existed before', t.removals())
+    t.run('list', stdout='8701')
+    t.run('release', str(shared))
+    # a non-persistent one made persistent by the call: it existed, so it stays too
+    p = t.start('map', 'tcp', '8702', '--external-port=8600', '--prefer-failure')
+    held = None
+    for _ in range(3):
+        line = read_line(p) or ''
+        if 'failed' in line:
+            held = True
+            break
+    r = t.run('map', 'tcp', '8702', '--external-port=8600', '--prefer-failure', '--persistent', '--wait', status=1,
+              stderr='existed before this call')
+    t.check(held and p.poll() is None and not any(' /org' in l and l.endswith(f'{PREFIX}{int(shared) + 1}')
+                                                  for l in t.removals()),
+            'a shared mapping another holder holds is left', f'{held} {r.stderr!r} {t.removals()}')
+    stop(p)  # and the holder releases it
+
     # peer
     p = t.start('peer', 'udp', '5001', '203.0.113.5', '443', '--wait')
     line = read_line(p)
@@ -366,7 +409,22 @@ def scenario(t):
     t.check(f'mapping {mid} removed: revoked' in out and len([l for l in out.splitlines() if 'removed' in l]) == 1,
             'monitor shows one line per removal', out)
     t.check('pcpd: disabled' in out and 'pcpd: enabled' in out, 'monitor shows manager changes', out)
+    # pcpd tells State "disabled" and Enabled false in two signals: one change, one line
+    t.check(len([l for l in out.splitlines() if 'disabled' in l]) == 1 and 'state disabled' not in out,
+            'monitor shows one line for one disable (State and Enabled in two signals)', out)
+    t.check('pcpd: state ready' in out, 'monitor shows the state after enable', out)
     t.check('ExpiresAt' not in out and 'State=' not in out, 'monitor prints no raw property names', out)
+
+    # the same told in one signal: one line too, and the state after enable on its line
+    m = t.start('monitor')
+    t.check((read_line(m) or '').startswith('Monitoring pcpd'), 'monitor starts')
+    t.test_call('SetEnabledAtOnce', 'b', 'false')
+    t.test_call('SetEnabledAtOnce', 'b', 'true')
+    seen = [read_line_of(m.stdout), read_line_of(m.stdout)]  # each waits for its line (10 s at most)
+    status, out, err = stop(m)
+    lines = [l.split(' ', 1)[-1] for l in seen + out.splitlines() if l]
+    t.check(lines == ['pcpd: disabled', 'pcpd: enabled; state ready'],
+            'monitor: Enabled and State in one signal give one line each change', f'{seen} {out!r}')
 
     m = t.start('monitor', '--json')
     time.sleep(0.3)

@@ -49,6 +49,12 @@ CASES = [
     (['peer', 'tcp', '80', '192.0.2.1', '0'], USAGE, "Invalid remote port '0'"),
     (['peer', 'tcp', '80', '192.0.2.1', '443', '--external-port=5'], USAGE,
      "--external-port is not supported by 'peer'"),
+    # pcpd refuses prefer-failure without a suggested external port: refused here, before the bus
+    (['map', 'tcp', '8700', '--prefer-failure', '--persistent'], USAGE,
+     'Option --prefer-failure needs --external-port= other than 0.'),
+    (['map', 'tcp', '8700', '--prefer-failure'], USAGE, 'Option --prefer-failure needs --external-port='),
+    (['map', 'tcp', '8700', '--prefer-failure', '--external-port=0', '--wait'], USAGE,
+     'Option --prefer-failure needs --external-port='),
     (['peer', 'tcp', '80', '192.0.2.1', '443', '--persistent'], USAGE,
      "--persistent is not supported by 'peer'"),
     (['status', '--lifetime', '5'], USAGE, "--lifetime is not supported by 'status'"),
@@ -123,7 +129,8 @@ def main():
                     ['-j', 'status'], ['map', 'tcp', '8080', '--json', '--interface', 'lo'], ['--json', 'release', '7'],
                     ['map', 'tcp', '8080', '--description', 'x' * 256],
                     ['map', 'tcp', '8080', '--description', '\u00e9' * 128],
-                    ['map', '1', '8080'], ['map', '255', '8080'])
+                    ['map', '1', '8080'], ['map', '255', '8080'],
+                    ['map', 'tcp', '8700', '--prefer-failure', '--external-port=8700'])
         for args in accepted:
             r = run(pcpctl, args, env)
             if r.returncode != 1 or 'Failed to' not in r.stderr:

@@ -322,8 +322,8 @@ cat <<EOF
     pcpctl map tcp 8080 --wait   pcpctl list             pcpctl release ID
     pcpctl map udp 51820 --persistent --wait             pcpctl list --json=pretty
     DIR/restart-pcpd             under a held 'pcpctl map': it re-attaches and says so
-  man -l man/pcpctl.1            the command line
-  man -l man/org.freedesktop.PCP1.5   the D-Bus API an application uses (see demo-app above)
+  man -l $b/man/pcpctl.1      the command line
+  man -l $b/man/org.freedesktop.PCP1.5   the D-Bus API an application uses (see demo-app above)
   README.md "Using it"           a real installation, against your router
 EOF
 
