@@ -46,6 +46,10 @@
 #define EPISODE_QUIET (60 * SEC)
 /* a NAT-PMP address notice starts at most one external address request per this */
 #define NATPMP_NOTICE_INTERVAL (1 * SEC)
+/* a first request unanswered this long (and retransmitted this often), with nothing heard
+ * from its server meanwhile, fails UNREACHABLE (mapping_timeout()) */
+#define SILENT_FAIL (20 * SEC)
+#define SILENT_FAIL_RETRANSMISSIONS 3
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
 /* Requests in flight per server (pcp_engine_config.max_in_flight; see the header for what
  * counts). The answers to what is in flight wait in the caller's receive buffer while it
@@ -196,6 +200,7 @@ struct pcp_server {
         uint64_t epoch_client_ms;
         bool addr_unreachable[PCP_SERVER_MAX_ADDRS];
         bool sticky;           /* an address answered: keep using it */
+        uint64_t heard_at;     /* its last answer (0: none yet) */
         /* server-level actions, each PCP_NEVER when not wanted */
         uint64_t probe_at, probe_rt;
         uint64_t natpmp_addr_at, natpmp_addr_rt;
@@ -1141,7 +1146,8 @@ static void server_start_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_timer_update(e, s);
 }
 
-static void server_answered(pcp_engine *e, pcp_server *s, size_t addr_index) {
+static void server_answered(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now) {
+        s->heard_at = now;
         if (!s->sticky || s->info.current_addr != addr_index) {
                 s->info.current_addr = addr_index;
                 s->sticky = true;
@@ -1960,7 +1966,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
 
         if (msg->version != PCP_VERSION) {
                 /* UNSUPP_VERSION offering a version we don't speak (we only do 2 and NAT-PMP) */
-                server_answered(e, s, addr_index);
+                server_answered(e, s, addr_index, now);
                 s->probing = false;
                 s->probe_at = PCP_NEVER;
                 s->reprobe_at = now + e->cfg.pcp_reprobe;
@@ -1978,7 +1984,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                         drop(e, PCP_DROP_UNSOLICITED);
                         return;
                 }
-                server_answered(e, s, addr_index);
+                server_answered(e, s, addr_index, now);
                 s->probing = false;
                 s->probe_at = PCP_NEVER;
                 s->reprobe_at = PCP_NEVER;
@@ -2027,7 +2033,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 return;
         }
 
-        server_answered(e, s, addr_index);
+        server_answered(e, s, addr_index, now);
         slot_release(e, m);
         /* an answer to a request of ours (not an unsolicited update, RFC 6887 §14.2) */
         if (msg->result == PCP_RESULT_SUCCESS && (m->awaiting || m->info.state == PCP_MAPPING_DELETING))
@@ -2189,7 +2195,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                         drop(e, PCP_DROP_UNSOLICITED);
                         return;
                 }
-                server_answered(e, s, addr_index);
+                server_answered(e, s, addr_index, now);
                 server_switch_natpmp(e, s, now);
                 return;
         }
@@ -2197,7 +2203,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                 drop(e, PCP_DROP_WRONG_VERSION);
                 return;
         }
-        server_answered(e, s, addr_index);
+        server_answered(e, s, addr_index, now);
 
         if (n->opcode == NATPMP_OPCODE_EXTERNAL_ADDRESS) {
                 if (s->natpmp_addr_at == PCP_NEVER && s->natpmp_addr_rt == 0) {
@@ -2556,6 +2562,19 @@ static void mapping_timeout(pcp_engine *e, pcp_mapping *m, uint64_t now) {
                         return;
                 }
                 mapping_transmit(e, m, now);
+                /* RFC 6887 §8.1.1 retransmits for ever, and so does the engine; but whoever
+                 * waits for the first grant must learn that the server stopped answering
+                 * (or never did): after SILENT_FAIL_RETRANSMISSIONS tries and SILENT_FAIL
+                 * with nothing at all heard from the server, the mapping fails UNREACHABLE,
+                 * once, as for ICMP (mappings_unreachable()), and is still asked on its
+                 * schedule: a grant makes it active. A server that answers others is alive:
+                 * this one just waits. */
+                if (m->info.state == PCP_MAPPING_PENDING && m->info.error == PCP_MAPPING_ERROR_NONE &&
+                    m->info.retransmissions >= SILENT_FAIL_RETRANSMISSIONS && now - m->server->heard_at >= SILENT_FAIL) {
+                        m->info.state = PCP_MAPPING_FAILED;
+                        m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
+                        emit_mapping(e, m);
+                }
                 return;
         }
 }

@@ -285,8 +285,12 @@ class DirectTest(BusTestCase):
                    'PropertiesChanged ExternalAddresses')
         self.assertIn('ready', self.manager_changes(env, 'State'))
         self.assertDirect(env, env.add_mapping('tcp', 8081), GLOBAL4, 8081)
-        # a mapping made on the server stays there
-        self.assertEqual((env.get(early, MAPPING, 'Server'), env.get(early, MAPPING, 'State')), (GATEWAY4, 'pending'))
+        # a mapping made on the server stays there; its first request unanswered for three
+        # retransmissions (~21 s) with nothing heard from the server, it says so: failed,
+        # UNREACHABLE (pcpd keeps asking)
+        self.assertEqual(env.get(early, MAPPING, 'Server'), GATEWAY4)
+        wait_until(lambda: env.get(early, MAPPING, 'State') == 'failed', 40, 'the early mapping failed')
+        self.assertEqual((env.get(early, MAPPING, 'Server'), env.get(early, MAPPING, 'Error')), (GATEWAY4, 'UNREACHABLE'))
         self.assertIn(f'PCP server {GATEWAY4} has not answered for 21 s', env.log())
         env.assert_alive()
 

@@ -152,7 +152,10 @@ static void test_retransmit_schedule(void **state) {
                 assert_true(capped >= 15);
                 capped_total += capped;
                 assert_int_equal(h_mapping(h, id)->retransmissions, n - 1);
-                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_PENDING);
+                /* asked on for 6 h, but the server never answered: failed UNREACHABLE
+                 * (test_silent_server_fails_first_request) */
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+                assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_UNREACHABLE);
                 assert_int_equal(pcp_engine_get_stats(h->e)->retransmissions >= n - 1, true);
                 /* next_send is the armed deadline */
                 assert_true(h_mapping(h, id)->next_send > h->now);
@@ -1069,7 +1072,13 @@ static void test_epoch_reset_inflight(void **state) {
                                 size_t n = check_rfc_schedule(h, pend[i]);
                                 /* 0, ~3, ~9, ~21 s (and ~45 s, past the end) */
                                 assert_in(n, 4, 5);
-                                assert_int_equal(h_mapping(h, pend[i])->state, PCP_MAPPING_PENDING);
+                                /* still asked; failed UNREACHABLE once the third
+                                 * retransmission (~21 s, +-10%) came 20 s or more after the
+                                 * server was last heard (test_silent_server_fails_first_request) */
+                                if (h_mapping(h, pend[i])->state == PCP_MAPPING_FAILED)
+                                        assert_int_equal(h_mapping(h, pend[i])->error, PCP_MAPPING_ERROR_UNREACHABLE);
+                                else
+                                        assert_int_equal(h_mapping(h, pend[i])->state, PCP_MAPPING_PENDING);
                         }
                         h_free(h);
                 }
@@ -2871,6 +2880,61 @@ static void test_announce_recreate_reset(void **state) {
         }
 }
 
+/* A first request the server leaves unanswered: pending while it is retransmitted, then,
+ * from the third retransmission with nothing heard from the server for 20 s, failed
+ * UNREACHABLE (one event), still asked on the RFC schedule; a grant makes it active. A
+ * server that answers something else meanwhile is alive: the mapping just waits. (It
+ * stayed pending for ever: `pcpctl map --wait` never returned.) */
+static void test_silent_server_fails_first_request(void **state) {
+        harness *h = h_new(137, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t a = granted_map(h, sid, 7000, 3600, 47000), b, c, d, t0;
+        size_t sent_b;
+
+        (void) state;
+        (void) a;
+        h_advance(h, 5 * SEC);
+        h_clear(h);
+        t0 = h->now;
+        b = h_map(h, sid, IPPROTO_TCP, 7001, 3600);
+        h_advance_to(h, t0 + 15 * SEC);
+        assert_int_equal(h_mapping(h, b)->retransmissions, 2);
+        assert_int_equal(h_mapping(h, b)->state, PCP_MAPPING_PENDING);
+        assert_int_equal(h_mapping(h, b)->error, PCP_MAPPING_ERROR_NONE);
+        h_advance_to(h, t0 + 25 * SEC);
+        assert_int_equal(h_mapping(h, b)->retransmissions, 3);
+        assert_int_equal(h_mapping(h, b)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, b)->error, PCP_MAPPING_ERROR_UNREACHABLE);
+        assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, b), 1);
+        /* still asked, told once */
+        sent_b = h_count_for(h, b);
+        h_advance_to(h, t0 + 100 * SEC);
+        assert_true(h_count_for(h, b) > sent_b);
+        assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, b), 1);
+        /* the server answers: active */
+        h_reply(h, h_last_for(h, b), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 47001);
+        assert_int_equal(h_mapping(h, b)->state, PCP_MAPPING_ACTIVE);
+        assert_int_equal(h_mapping(h, b)->error, PCP_MAPPING_ERROR_NONE);
+
+        /* another first request left unanswered while the server answers d's at 10 s */
+        h_clear(h);
+        t0 = h->now;
+        c = h_map(h, sid, IPPROTO_TCP, 7002, 3600);
+        d = h_map(h, sid, IPPROTO_TCP, 7003, 3600);
+        h_advance_to(h, t0 + 10 * SEC);
+        h_reply(h, h_last_for(h, d), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 47003);
+        assert_int_equal(h_mapping(h, d)->state, PCP_MAPPING_ACTIVE);
+        h_advance_to(h, t0 + 25 * SEC);
+        assert_int_equal(h_mapping(h, c)->retransmissions, 3);
+        assert_int_equal(h_mapping(h, c)->state, PCP_MAPPING_PENDING);
+        assert_int_equal(h_count_events(h, PCP_EVENT_MAPPING, c), 0);
+        /* its next try (~45 s) comes 35 s after the server was last heard */
+        h_advance_to(h, t0 + 50 * SEC);
+        assert_int_equal(h_mapping(h, c)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, c)->error, PCP_MAPPING_ERROR_UNREACHABLE);
+        h_free(h);
+}
+
 /* the NAT-PMP external address requests sent since the last h_clear */
 static size_t natpmp_addr_requests(harness *h) {
         size_t n_req = 0;
@@ -3193,6 +3257,7 @@ int main(void) {
                 cmocka_unit_test(test_announce_recreate_reset),
                 cmocka_unit_test(test_natpmp_notice_recreate),
                 cmocka_unit_test(test_natpmp_notice_is_a_hint),
+                cmocka_unit_test(test_silent_server_fails_first_request),
                 cmocka_unit_test(test_natpmp_notice_unused_server),
                 cmocka_unit_test(test_scale),
         };
