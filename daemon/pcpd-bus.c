@@ -609,6 +609,10 @@ static void pending_act(pending_call *p) {
         }
 
         case CALL_SET_ENABLED:
+                /* who switched it (the manager's line that follows says what it did) */
+                if (m->enabled != p->enabled)
+                        g_message("Port mapping switched %s by %s (uid %u)", p->enabled ? "on" : "off",
+                                  sd_bus_message_get_sender(p->msg) ?: "?", (unsigned) p->uid);
                 pcpd_manager_set_enabled(m, p->enabled);
                 reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);

@@ -141,6 +141,19 @@ class DeclaredTest(BusTestCase):
         wait_until(lambda: self.declared(env)['later'] not in ('/', path), CAP, 'the released one made again')
         env.wait_state(self.declared(env)['later'], 'active')
 
+    def test_failure_retried_while_declared(self):
+        """A declared mapping that fails is held by nobody: its failure says it is retried
+        while it is declared."""
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'busy.conf'), '[Mapping]\nProtocol=tcp\nPort=9080\n')
+        env.ctl('result', 'NO_RESOURCES', '0', '0')
+        env.start_pcpd(wait_ready=False)
+        wait_until(lambda: 'Mapping ' in env.log() and ' failed on ' in env.log(), CAP, 'the failure logged')
+        env.ctl('result', 'clear')
+        lines = [ln for ln in env.log().splitlines() if ' failed on ' in ln]
+        self.assertTrue(lines[0].endswith(': NO_RESOURCES; retrying while it is declared'), lines)
+
     def test_change_on_the_same_port(self):
         """A changed declaration of the same port: deleted upstream, then asked for again
         with what it now says (a new nonce); one mapping of the port at the router."""
