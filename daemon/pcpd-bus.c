@@ -377,10 +377,11 @@ static void on_polkit_done(pcpd_polkit_result result, const char *detail, void *
                 /* a call that allowed interactive authorisation was already let ask: polkit
                  * had no authentication agent for the caller's session */
                 else if (sd_bus_message_get_allow_interactive_authorization(p->msg) > 0)
-                        sd_bus_error_set(&err, PCP1_ERROR_NOT_AUTHORIZED,
-                                         "Authentication is required, and no authentication agent could ask for "
-                                         "it: run this as root, or from a session with a polkit authentication "
-                                         "agent.");
+                        sd_bus_error_set(
+                                &err, PCP1_ERROR_NOT_AUTHORIZED,
+                                "Authentication is required, and no authentication agent could ask for "
+                                "it: run this as root, or from a session with a polkit authentication "
+                                "agent.");
                 else
                         sd_bus_error_set(&err, PCP1_ERROR_NOT_AUTHORIZED,
                                          "Authentication is required; call again allowing interactive "

@@ -110,7 +110,8 @@ static bool filters_equal(const pcpd_mapping *mp, const pcpd_mapping_request *re
 
 /* Whether mp has been granted its external address and port (a direct one always is). */
 static bool mapping_granted(const pcpd_mapping *mp) {
-        return mp->external_port != 0 && (strcmp(mp->state, "active") == 0 || strcmp(mp->state, "renewing") == 0);
+        return mp->external_port != 0 &&
+               (g_strcmp0(mp->state, "active") == 0 || g_strcmp0(mp->state, "renewing") == 0);
 }
 
 /* A second request of mp's user for mp's key shares mp (another app of the user, or an app
@@ -132,22 +133,25 @@ static int share_refused(const pcpd_mapping *mp, const pcpd_mapping_request *req
 
                 if (req->suggested_port != has) {
                         if (granted)
-                                return pcpd_fail(error, PCPD_ERROR_CONFLICT,
-                                                 "You already hold a mapping of %s port %u, and its external port is "
-                                                 "%u, not %u (prefer-failure): release it first, or share it without "
-                                                 "prefer-failure.",
-                                                 proto, mp->internal_port, mp->external_port, req->suggested_port);
+                                return pcpd_fail(
+                                        error, PCPD_ERROR_CONFLICT,
+                                        "You already hold a mapping of %s port %u, and its external port is "
+                                        "%u, not %u (prefer-failure): release it first, or share it without "
+                                        "prefer-failure.",
+                                        proto, mp->internal_port, mp->external_port, req->suggested_port);
                         if (has != 0)
-                                return pcpd_fail(error, PCPD_ERROR_CONFLICT,
-                                                 "You already hold a mapping of %s port %u, which asked for external "
-                                                 "port %u, not %u (prefer-failure): release it first, or share it "
-                                                 "without prefer-failure.",
-                                                 proto, mp->internal_port, has, req->suggested_port);
-                        return pcpd_fail(error, PCPD_ERROR_CONFLICT,
-                                         "You already hold a mapping of %s port %u, which asked for no particular "
-                                         "external port and has none yet, not %u (prefer-failure): release it "
-                                         "first, or share it without prefer-failure.",
-                                         proto, mp->internal_port, req->suggested_port);
+                                return pcpd_fail(
+                                        error, PCPD_ERROR_CONFLICT,
+                                        "You already hold a mapping of %s port %u, which asked for external "
+                                        "port %u, not %u (prefer-failure): release it first, or share it "
+                                        "without prefer-failure.",
+                                        proto, mp->internal_port, has, req->suggested_port);
+                        return pcpd_fail(
+                                error, PCPD_ERROR_CONFLICT,
+                                "You already hold a mapping of %s port %u, which asked for no particular "
+                                "external port and has none yet, not %u (prefer-failure): release it "
+                                "first, or share it without prefer-failure.",
+                                proto, mp->internal_port, req->suggested_port);
                 }
                 if (req->has_external_address) {
                         struct in6_addr has_addr;
@@ -163,8 +167,8 @@ static int share_refused(const pcpd_mapping *mp, const pcpd_mapping_request *req
                                                  "prefer-failure.",
                                                  proto, mp->internal_port,
                                                  granted ? "whose external address is"
-                                                         : known ? "which asked for external address"
-                                                                 : "which asked for no particular external address",
+                                                 : known ? "which asked for external address"
+                                                         : "which asked for no particular external address",
                                                  !known ? "" : pcp_addr_to_string(&has_addr, buf),
                                                  pcp_addr_to_string(&req->external_address, want));
                 }
@@ -173,25 +177,30 @@ static int share_refused(const pcpd_mapping *mp, const pcpd_mapping_request *req
             (req->has_third_party &&
              memcmp(&req->third_party, pcpd_mapping_third_party(mp), sizeof(req->third_party)) != 0)) {
                 if (mp->has_third_party)
-                        return pcpd_fail(error, PCPD_ERROR_CONFLICT,
-                                         "You already hold a mapping of %s port %u for the third party %s: release "
-                                         "it first.",
-                                         proto, mp->internal_port, pcp_addr_to_string(pcpd_mapping_third_party(mp), buf));
-                return pcpd_fail(error, PCPD_ERROR_CONFLICT,
-                                 "You already hold a mapping of %s port %u for this host, not for a third party: "
-                                 "release it first.",
-                                 proto, mp->internal_port);
+                        return pcpd_fail(
+                                error, PCPD_ERROR_CONFLICT,
+                                "You already hold a mapping of %s port %u for the third party %s: release "
+                                "it first.",
+                                proto, mp->internal_port,
+                                pcp_addr_to_string(pcpd_mapping_third_party(mp), buf));
+                return pcpd_fail(
+                        error, PCPD_ERROR_CONFLICT,
+                        "You already hold a mapping of %s port %u for this host, not for a third party: "
+                        "release it first.",
+                        proto, mp->internal_port);
         }
         if (!filters_equal(mp, req))
-                return pcpd_fail(error, PCPD_ERROR_CONFLICT,
-                                 "You already hold a mapping of %s port %u with %s: release it first, or ask for "
-                                 "the same filters.",
-                                 proto, mp->internal_port,
-                                 pcpd_mapping_n_filters(mp) == 0 ? "no filters" : "other filters");
+                return pcpd_fail(
+                        error, PCPD_ERROR_CONFLICT,
+                        "You already hold a mapping of %s port %u with %s: release it first, or ask for "
+                        "the same filters.",
+                        proto, mp->internal_port,
+                        pcpd_mapping_n_filters(mp) == 0 ? "no filters" : "other filters");
         if (req->interface != NULL && *req->interface != '\0' && g_strcmp0(req->interface, iface) != 0)
                 return pcpd_fail(error, PCPD_ERROR_CONFLICT,
-                                 "You already hold a mapping of %s port %u %s%s: release it first.",
-                                 proto, mp->internal_port, iface != NULL ? "on interface " : "that follows the primary interface",
+                                 "You already hold a mapping of %s port %u %s%s: release it first.", proto,
+                                 mp->internal_port,
+                                 iface != NULL ? "on interface " : "that follows the primary interface",
                                  iface ?: "");
         return 0;
 }

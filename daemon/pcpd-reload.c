@@ -144,10 +144,10 @@ int pcpd_reload(pcpd_manager *m, pcpd_failure *ret_failure) {
         pcpd_manager_set_declared(m, g_steal_pointer(&declared));
         kept = pcpd_manager_n_mappings(m);
         /* singular and plural said right, the mappings left out when there are none */
-        settings = n == 0 ? g_strdup("no setting changed")
+        settings = n == 0   ? g_strdup("no setting changed")
                    : n == 1 ? g_strdup("1 setting changed")
                             : g_strdup_printf("%u settings changed", n);
-        mappings = kept == 0 ? g_strdup("")
+        mappings = kept == 0   ? g_strdup("")
                    : kept == 1 ? g_strdup(", 1 mapping kept")
                                : g_strdup_printf(", %u mappings kept", kept);
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_RELOADED,

@@ -578,14 +578,15 @@ void manager_restore(pcpd_manager *m) {
                 g_message("1 mapping was removed before the restart and its delete was never confirmed: "
                           "deleting it again");
         else if (deleting > 1)
-                g_message("%u mappings were removed before the restart and their delete was never confirmed: "
-                          "deleting them again",
-                          deleting);
+                g_message(
+                        "%u mappings were removed before the restart and their delete was never confirmed: "
+                        "deleting them again",
+                        deleting);
         if (restored > 0) {
                 /* the grace period is said only when an app mapping waits for it (persistent
                  * and declared ones wait for nobody) */
-                g_autofree char *what = restored == 1 ? g_strdup("1 mapping")
-                                                       : g_strdup_printf("%u mappings", restored);
+                g_autofree char *what =
+                        restored == 1 ? g_strdup("1 mapping") : g_strdup_printf("%u mappings", restored);
 
                 if (apps == 0)
                         g_message("Restored %s from %s", what, m->state_dir);
@@ -594,10 +595,11 @@ void manager_restore(pcpd_manager *m) {
                                   apps == 1 ? "it waits" : "they wait", m->config.grace_seconds,
                                   apps == 1 ? "its app" : "their apps");
                 else if (apps == 1)
-                        g_message("Restored %s from %s; the app mapping among them waits %u s for its app", what,
-                                  m->state_dir, m->config.grace_seconds);
+                        g_message("Restored %s from %s; the app mapping among them waits %u s for its app",
+                                  what, m->state_dir, m->config.grace_seconds);
                 else
-                        g_message("Restored %s from %s; the %u app mappings among them wait %u s for their apps",
+                        g_message("Restored %s from %s; the %u app mappings among them wait %u s for their "
+                                  "apps",
                                   what, m->state_dir, apps, m->config.grace_seconds);
                 pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         }
