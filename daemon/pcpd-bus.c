@@ -371,12 +371,21 @@ static void on_polkit_done(pcpd_polkit_result result, const char *detail, void *
         default:
                 if (p->kind == CALL_ADD && !p->port_owned && p->req.internal_port >= 1024 && p->not_owned != NULL)
                         sd_bus_error_set(&err, PCP1_ERROR_PORT_NOT_OWNED, p->not_owned);
+                else if (result != PCPD_POLKIT_CHALLENGE)
+                        sd_bus_error_set(&err, PCP1_ERROR_NOT_AUTHORIZED,
+                                         "You are not allowed to do this (polkit said no).");
+                /* a call that allowed interactive authorisation was already let ask: polkit
+                 * had no authentication agent for the caller's session */
+                else if (sd_bus_message_get_allow_interactive_authorization(p->msg) > 0)
+                        sd_bus_error_set(
+                                &err, PCP1_ERROR_NOT_AUTHORIZED,
+                                "Authentication is required, and no authentication agent could ask for "
+                                "it: run this as root, or from a session with a polkit authentication "
+                                "agent.");
                 else
-                        sd_bus_error_setf(&err, PCP1_ERROR_NOT_AUTHORIZED, "%s",
-                                          result == PCPD_POLKIT_CHALLENGE
-                                                  ? "Authentication is required; call again allowing "
-                                                    "interactive authorisation."
-                                                  : "You are not allowed to do this (polkit said no).");
+                        sd_bus_error_set(&err, PCP1_ERROR_NOT_AUTHORIZED,
+                                         "Authentication is required; call again allowing interactive "
+                                         "authorisation.");
                 break;
         }
         reply_error(p, &err);
@@ -601,6 +610,10 @@ static void pending_act(pending_call *p) {
         }
 
         case CALL_SET_ENABLED:
+                /* who switched it (the manager's line that follows says what it did) */
+                if (m->enabled != p->enabled)
+                        g_message("Port mapping switched %s by %s (uid %u)", p->enabled ? "on" : "off",
+                                  sd_bus_message_get_sender(p->msg) ?: "?", (unsigned) p->uid);
                 pcpd_manager_set_enabled(m, p->enabled);
                 reply_flush(p);
                 sd_bus_reply_method_return(p->msg, NULL);

@@ -145,8 +145,21 @@ void pcpd_manager_set_declared(pcpd_manager *m, GPtrArray *set) {
                         d->last_error = g_strdup(was->last_error);
         }
         declared_sync(m);
-        if (set->len > 0 || removed > 0)
-                g_message("%u declared mapping(s) in force (%u removed, %u changed)", set->len, removed, changed);
+        if (set->len > 0 || removed > 0) {
+                /* singular and plural said right; what did not happen is not said */
+                g_autofree char *in_force = set->len == 0 ? g_strdup("No declared mapping")
+                                            : set->len == 1
+                                                    ? g_strdup("1 declared mapping")
+                                                    : g_strdup_printf("%u declared mappings", set->len);
+                g_autofree char *what =
+                        removed > 0 && changed > 0
+                                ? g_strdup_printf(" (%u removed, %u changed)", removed, changed)
+                        : removed > 0 ? g_strdup_printf(" (%u removed)", removed)
+                        : changed > 0 ? g_strdup_printf(" (%u changed)", changed)
+                                      : g_strdup("");
+
+                g_message("%s in force%s", in_force, what);
+        }
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_DECLARED_MAPPINGS);
 }
 

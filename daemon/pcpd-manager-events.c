@@ -34,9 +34,14 @@ static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const ch
                                  strchr(mp->external_address, ':') ? "]" : "", mp->external_port, mp->granted);
         } else if (strcmp(mp->state, "failed") == 0 &&
                    (strcmp(old_state, "failed") != 0 || strcmp(old_error, mp->error) != 0))
+                /* a persistent or declared mapping is held by nobody: it is retried for as
+                 * long as it stays */
                 pcpd_log_mapping(G_LOG_LEVEL_WARNING, PCPD_MSGID_MAPPING_FAILED, mp, mp->error, NULL,
-                                 "Mapping %s failed on %s: %s; retrying while it is held", PCPD_MAPPING_PATH(mp),
-                                 mp->server_text, mp->error[0] ? mp->error : "unknown error");
+                                 "Mapping %s failed on %s: %s; retrying %s", PCPD_MAPPING_PATH(mp),
+                                 mp->server_text, mp->error[0] ? mp->error : "unknown error",
+                                 pcpd_mapping_declared(mp) != NULL ? "while it is declared"
+                                 : mp->persistent                  ? "until it is removed (persistent)"
+                                                                   : "while it is held");
 }
 
 /* Whether text is what pcp_addr_to_string() makes of a, without formatting a: a renewal

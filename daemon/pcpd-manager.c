@@ -637,12 +637,41 @@ int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled) {
         m->enabled = enabled;
         if (!enabled) {
                 g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
+                g_autofree char *what = NULL;
+                unsigned upstream = 0;
+
+                /* what is true as it starts: the mappings go now, and the deletes of those
+                 * a server or router holds (or was asked for) are sent, not yet confirmed;
+                 * a direct mapping, or one waiting for a server, has nothing upstream */
+                for (guint i = 0; i < all->len; i++) {
+                        pcpd_mapping *mp = all->pdata[i];
+                        if (!pcpd_mapping_is_direct(mp) && (mp->held_by != NULL || mp->backend != NULL))
+                                upstream++;
+                }
+                if (all->len == 0)
+                        what = g_strdup("no mapping to remove");
+                else if (upstream == all->len)
+                        what = all->len == 1
+                                       ? g_strdup("removing 1 mapping, deleting it upstream")
+                                       : g_strdup_printf("removing %u mappings, deleting them upstream",
+                                                         all->len);
+                else if (upstream == 0)
+                        what = all->len == 1 ? g_strdup("removing 1 mapping (nothing to delete upstream)")
+                                             : g_strdup_printf("removing %u mappings (nothing to delete "
+                                                               "upstream)",
+                                                               all->len);
+                else
+                        what = g_strdup_printf("removing %u mappings, deleting %u of them upstream",
+                                               all->len, upstream);
                 for (guint i = 0; i < all->len; i++)
                         pcpd_manager_remove_mapping(m, all->pdata[i], PCPD_REMOVED_DISABLED);
-        }
-        pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_ENABLED,
-                       ((const char *const[]) { "PCPD_ENABLED", enabled ? "true" : "false", NULL }), "Port mapping %s",
-                       enabled ? "enabled" : "disabled: every mapping was deleted upstream");
+                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_ENABLED,
+                               ((const char *const[]) { "PCPD_ENABLED", "false", NULL }),
+                               "Port mapping disabled: %s", what);
+        } else
+                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_ENABLED,
+                               ((const char *const[]) { "PCPD_ENABLED", "true", NULL }),
+                               "Port mapping enabled");
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_ENABLED);
         manager_update_state(m);
         return 1;

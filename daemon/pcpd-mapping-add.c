@@ -14,6 +14,7 @@
 #include "pcpd-manager-private.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "pcpd-backend.h"
 #include "pcpd-log.h"
@@ -78,6 +79,132 @@ size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_reque
         return s != NULL ? m->pcp->ops->server_local_addresses(m->pcp, s, ret, max) : 0;
 }
 
+static bool filter_equal(const pcp_filter *a, const pcp_filter *b) {
+        return a->prefix_len == b->prefix_len && a->remote_port == b->remote_port &&
+               memcmp(&a->remote_addr, &b->remote_addr, sizeof(a->remote_addr)) == 0;
+}
+
+/* the same filters, in any order (a caller need not list them as the first one did) */
+static bool filters_equal(const pcpd_mapping *mp, const pcpd_mapping_request *req) {
+        const pcp_filter *f = pcpd_mapping_filters(mp);
+        uint8_t n = pcpd_mapping_n_filters(mp);
+
+        if (n != req->n_filters)
+                return false;
+        for (uint8_t i = 0; i < req->n_filters; i++) {
+                bool found = false;
+                for (uint8_t j = 0; j < n && !found; j++)
+                        found = filter_equal(&req->filters[i], &f[j]);
+                if (!found)
+                        return false;
+        }
+        for (uint8_t j = 0; j < n; j++) {
+                bool found = false;
+                for (uint8_t i = 0; i < req->n_filters && !found; i++)
+                        found = filter_equal(&req->filters[i], &f[j]);
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
+/* Whether mp has been granted its external address and port (a direct one always is). */
+static bool mapping_granted(const pcpd_mapping *mp) {
+        return mp->external_port != 0 &&
+               (g_strcmp0(mp->state, "active") == 0 || g_strcmp0(mp->state, "renewing") == 0);
+}
+
+/* A second request of mp's user for mp's key shares mp (another app of the user, or an app
+ * reclaiming its mapping after a restart): what it asks for beyond the key must be what mp
+ * is, or is asking for, or that request would be told of a success it did not get. Refused
+ * (PCPD_ERROR_CONFLICT, with what mp has) when it differs in what mp cannot give it: a
+ * port or address required with prefer-failure, the third party, the filters, the
+ * interface it names. Its description and lifetime are the first request's (a hint to the
+ * server, the first holder's words), and so are a port and an address only suggested.
+ * Returns 0 when mp can be shared. */
+static int share_refused(const pcpd_mapping *mp, const pcpd_mapping_request *req, pcpd_failure *error) {
+        const char *proto = pcp_protocol_to_string(mp->protocol) ?: "this protocol";
+        const char *iface = pcpd_mapping_interface(mp);
+        char buf[PCP_ADDR_STRLEN], want[PCP_ADDR_STRLEN];
+        bool granted = mapping_granted(mp);
+
+        if (req->prefer_failure) {
+                uint16_t has = granted ? mp->external_port : mp->suggested_port;
+
+                if (req->suggested_port != has) {
+                        if (granted)
+                                return pcpd_fail(
+                                        error, PCPD_ERROR_CONFLICT,
+                                        "You already hold a mapping of %s port %u, and its external port is "
+                                        "%u, not %u (prefer-failure): release it first, or share it without "
+                                        "prefer-failure.",
+                                        proto, mp->internal_port, mp->external_port, req->suggested_port);
+                        if (has != 0)
+                                return pcpd_fail(
+                                        error, PCPD_ERROR_CONFLICT,
+                                        "You already hold a mapping of %s port %u, which asked for external "
+                                        "port %u, not %u (prefer-failure): release it first, or share it "
+                                        "without prefer-failure.",
+                                        proto, mp->internal_port, has, req->suggested_port);
+                        return pcpd_fail(
+                                error, PCPD_ERROR_CONFLICT,
+                                "You already hold a mapping of %s port %u, which asked for no particular "
+                                "external port and has none yet, not %u (prefer-failure): release it "
+                                "first, or share it without prefer-failure.",
+                                proto, mp->internal_port, req->suggested_port);
+                }
+                if (req->has_external_address) {
+                        struct in6_addr has_addr;
+                        bool known = granted ? pcp_addr_from_string(mp->external_address, &has_addr)
+                                             : mp->has_suggested_address;
+
+                        if (!granted && known)
+                                has_addr = *pcpd_mapping_suggested_address(mp);
+                        if (!known || memcmp(&has_addr, &req->external_address, sizeof(has_addr)) != 0)
+                                return pcpd_fail(error, PCPD_ERROR_CONFLICT,
+                                                 "You already hold a mapping of %s port %u, %s %s, not %s "
+                                                 "(prefer-failure): release it first, or share it without "
+                                                 "prefer-failure.",
+                                                 proto, mp->internal_port,
+                                                 granted ? "whose external address is"
+                                                 : known ? "which asked for external address"
+                                                         : "which asked for no particular external address",
+                                                 !known ? "" : pcp_addr_to_string(&has_addr, buf),
+                                                 pcp_addr_to_string(&req->external_address, want));
+                }
+        }
+        if (req->has_third_party != mp->has_third_party ||
+            (req->has_third_party &&
+             memcmp(&req->third_party, pcpd_mapping_third_party(mp), sizeof(req->third_party)) != 0)) {
+                if (mp->has_third_party)
+                        return pcpd_fail(
+                                error, PCPD_ERROR_CONFLICT,
+                                "You already hold a mapping of %s port %u for the third party %s: release "
+                                "it first.",
+                                proto, mp->internal_port,
+                                pcp_addr_to_string(pcpd_mapping_third_party(mp), buf));
+                return pcpd_fail(
+                        error, PCPD_ERROR_CONFLICT,
+                        "You already hold a mapping of %s port %u for this host, not for a third party: "
+                        "release it first.",
+                        proto, mp->internal_port);
+        }
+        if (!filters_equal(mp, req))
+                return pcpd_fail(
+                        error, PCPD_ERROR_CONFLICT,
+                        "You already hold a mapping of %s port %u with %s: release it first, or ask for "
+                        "the same filters.",
+                        proto, mp->internal_port,
+                        pcpd_mapping_n_filters(mp) == 0 ? "no filters" : "other filters");
+        if (req->interface != NULL && *req->interface != '\0' && g_strcmp0(req->interface, iface) != 0)
+                return pcpd_fail(error, PCPD_ERROR_CONFLICT,
+                                 "You already hold a mapping of %s port %u %s%s: release it first.", proto,
+                                 mp->internal_port,
+                                 iface != NULL ? "on interface " : "that follows the primary interface",
+                                 iface ?: "");
+        return 0;
+}
+
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
                              pcpd_failure *error) {
         pcpd_mapping *mp;
@@ -119,7 +246,9 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                                          pcp_protocol_to_string(req->protocol) ?: "this protocol",
                                          req->internal_port);
                 /* the same user again (another app, or the same one after a restart):
-                 * share the one upstream mapping */
+                 * share the one upstream mapping, unless it cannot give what is asked */
+                if ((r = share_refused(mp, req, error)) < 0)
+                        return r;
                 if (req->persistent && !mp->persistent) {
                         /* persistent from now on: on disk before anyone is told */
                         mp->persistent = true;

@@ -59,8 +59,8 @@ static void on_client(GObject *src, GAsyncResult *res, gpointer data) {
 
         if (client == NULL) {
                 if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-                        g_warning("Cannot follow NetworkManager (libnm): %s; PCP servers from the default routes only",
-                                  error->message);
+                        /* ops.failed() says what pcpd does without it */
+                        g_warning("Cannot follow NetworkManager (libnm): %s", error->message);
                         ((pcpd_nm_client *) data)->ops.failed(((pcpd_nm_client *) data)->userdata);
                 }
                 return;
@@ -73,8 +73,8 @@ static void on_client(GObject *src, GAsyncResult *res, gpointer data) {
         g_signal_connect(client, "notify::" NM_CLIENT_CONNECTIVITY, G_CALLBACK(on_change), c);
         g_signal_connect(client, NM_CLIENT_DEVICE_ADDED, G_CALLBACK(on_client_change), c);
         g_signal_connect(client, NM_CLIENT_DEVICE_REMOVED, G_CALLBACK(on_client_change), c);
-        if (!nm_client_get_nm_running(c->client))
-                g_message("NetworkManager is not running: PCP servers from the default routes only");
+        /* not running: said by ops.changed()'s caller (pcpd-nm.c), which knows where
+         * servers come from then */
         changed(c);
 }
 
@@ -85,9 +85,8 @@ static void on_connection(GObject *src, GAsyncResult *res, gpointer data) {
 
         if (conn == NULL) {
                 if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-                        g_warning("Cannot connect to the system bus for NetworkManager: %s; PCP servers from the "
-                                  "default routes only",
-                                  error->message);
+                        /* ops.failed() says what pcpd does without it */
+                        g_warning("Cannot connect to the system bus for NetworkManager: %s", error->message);
                         ((pcpd_nm_client *) data)->ops.failed(((pcpd_nm_client *) data)->userdata);
                 }
                 return;

@@ -40,6 +40,9 @@ struct pcpd_nm {
         const pcpd_nm_module *mod;
         pcpd_nm_client *client;
         bool running;
+        /* "NetworkManager is not running" (or why it cannot be followed) was said: once at
+         * start, then when it comes and goes */
+        bool said_running;
         bool failed; /* libnm could not be set up (or its module loaded) */
         guint settle_source, grace_source, expiry_source, gone_source;
         GHashTable *leases[2]; /* ifname -> lease*: [0] DHCPv4, [1] DHCPv6 */
@@ -47,6 +50,20 @@ struct pcpd_nm {
         size_t n_states;
         pcpd_nm_option_state states[PCPD_NM_MAX_STATES];
 };
+
+/* Where PCP servers come from without NetworkManager, as configured (pcpd.conf: Servers=,
+ * UseDefaultRouters=), for the lines that say NetworkManager is not followed */
+static const char *servers_without_nm(const pcpd_nm *nm) {
+        bool configured = nm->m->config.n_servers > 0, routers = nm->m->config.use_default_routers;
+
+        if (configured && routers)
+                return "PCP servers from pcpd.conf's Servers= and the default routes only";
+        if (configured)
+                return "PCP servers from pcpd.conf's Servers= only (UseDefaultRouters=false)";
+        if (routers)
+                return "PCP servers from the default routes only";
+        return "no PCP servers at all (no Servers= in pcpd.conf, UseDefaultRouters=false)";
+}
 
 static void nm_schedule(pcpd_nm *nm);
 
@@ -238,11 +255,15 @@ static void apply_states(pcpd_nm *nm) {
         size_t n_devices = 0;
         bool running = nm->client != NULL && nm->mod->running(nm->client);
 
-        if (running != nm->running) {
+        if (running != nm->running || (!running && !nm->said_running)) {
+                /* (libnm's client that finds NetworkManager gone at once: said here too) */
                 nm->running = running;
                 pcpd_manager_emit_changed(nm->m, PCPD_MANAGER_CHANGED_NETWORK_MANAGER);
-                g_message("NetworkManager %s", running ? "is running: PCP servers from DHCP are used"
-                                                       : "is not running: PCP servers from the default routes only");
+                if (running)
+                        g_message("NetworkManager is running: PCP servers from DHCP are used");
+                else
+                        g_message("NetworkManager is not running: %s", servers_without_nm(nm));
+                nm->said_running = true;
         }
         if (!running) {
                 if (nm->client != NULL)
@@ -364,6 +385,9 @@ static void on_client_changed(void *data) {
 static void on_client_failed(void *data) {
         pcpd_nm *nm = data;
 
+        /* (the module said why) */
+        g_warning("NetworkManager cannot be followed: %s", servers_without_nm(nm));
+        nm->said_running = true;
         nm->failed = true;
         pcpd_manager_emit_changed(nm->m, PCPD_MANAGER_CHANGED_NETWORK_MANAGER);
         nm_schedule(nm); /* nothing from NetworkManager to wait for (apply_states) */
@@ -391,9 +415,9 @@ static void client_start(pcpd_nm *nm) {
         nm->client_started = true;
         nm->mod = pcpd_module_get(&nm_module);
         if (nm->mod == NULL) {
-                /* logged by the loader: the default routes only, as without NetworkManager */
-                g_warning("NetworkManager is on the bus but cannot be followed: PCP servers from the default routes "
-                          "only");
+                /* the loader said why: as without NetworkManager */
+                g_warning("NetworkManager is on the bus but cannot be followed: %s", servers_without_nm(nm));
+                nm->said_running = true;
                 nm->failed = true;
                 pcpd_manager_emit_changed(nm->m, PCPD_MANAGER_CHANGED_NETWORK_MANAGER);
                 nm_schedule(nm);
@@ -424,7 +448,9 @@ static int on_owner(sd_bus_message *reply, void *data, sd_bus_error *ret_error) 
                 g_warning("Cannot ask the system bus for NetworkManager: %s", sd_bus_message_get_error(reply)->message);
         if (!nm->client_started) {
                 /* as libnm's client would say: nothing to follow until it comes */
-                g_message("NetworkManager is not running: PCP servers from the default routes only");
+                if (!nm->said_running)
+                        g_message("NetworkManager is not running: %s", servers_without_nm(nm));
+                nm->said_running = true;
                 nm_schedule(nm);
         }
         return 0;
@@ -472,9 +498,9 @@ pcpd_nm *pcpd_nm_new(pcpd_manager *m) {
         nm->refused = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         r = bus_start(nm);
         if (r < 0) {
-                g_warning("Cannot connect to the system bus for NetworkManager: %s; PCP servers from the "
-                          "default routes only",
-                          g_strerror(-r));
+                g_warning("Cannot connect to the system bus for NetworkManager: %s; %s", g_strerror(-r),
+                          servers_without_nm(nm));
+                nm->said_running = true;
                 nm->failed = true;
         }
         return nm;

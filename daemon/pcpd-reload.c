@@ -111,8 +111,9 @@ int pcpd_reload(pcpd_manager *m, pcpd_failure *ret_failure) {
         const char *config_path = source_path != NULL ? source_path : SYSCONFDIR "/pcpd/pcpd.conf";
         bool allow_missing = source_path != NULL ? source_allow_missing : true;
         g_autofree char *etc_dir = pcpd_declared_etc_dir(config_path);
+        g_autofree char *settings = NULL, *mappings = NULL;
         pcpd_config c;
-        unsigned n;
+        unsigned n, kept;
 
         /* pcpd_manager_free() has begun: it takes apart what a reload would change (the
          * declared mappings, the servers' sources) while it runs the loop. The bus refuses
@@ -141,10 +142,17 @@ int pcpd_reload(pcpd_manager *m, pcpd_failure *ret_failure) {
         n = pcpd_reload_apply_config(m, &c);
         pcpd_config_clear(&c);
         pcpd_manager_set_declared(m, g_steal_pointer(&declared));
+        kept = pcpd_manager_n_mappings(m);
+        /* singular and plural said right, the mappings left out when there are none */
+        settings = n == 0   ? g_strdup("no setting changed")
+                   : n == 1 ? g_strdup("1 setting changed")
+                            : g_strdup_printf("%u settings changed", n);
+        mappings = kept == 0   ? g_strdup("")
+                   : kept == 1 ? g_strdup(", 1 mapping kept")
+                               : g_strdup_printf(", %u mappings kept", kept);
         pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_RELOADED,
                        ((const char *const[]) { "PCPD_CONFIG", config_path, NULL }),
-                       "Configuration reloaded from %s: %u setting(s) changed, %u mapping(s) kept", config_path, n,
-                       pcpd_manager_n_mappings(m));
+                       "Configuration reloaded from %s: %s%s", config_path, settings, mappings);
         /* the status line of manager_update_state(), again: RELOADING=1 replaced it */
         g_free(m->status_text);
         m->status_text = g_strdup_printf("%s, %u server(s), %u mapping(s)", pcpd_manager_state(m), m->servers->len,

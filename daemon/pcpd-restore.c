@@ -491,7 +491,7 @@ void manager_restore(pcpd_manager *m) {
         g_autoptr(pcpd_state) st = g_steal_pointer(&m->loaded);
         g_autoptr(GPtrArray) recs = NULL;
         g_autoptr(GArray) added = NULL;
-        unsigned restored = 0, deleting = 0;
+        unsigned restored = 0, deleting = 0, apps;
         guint n_records, head;
 
         if (st == NULL)
@@ -529,6 +529,7 @@ void manager_restore(pcpd_manager *m) {
                  * that the next mappings take its room instead of more of the system's */
                 g_hash_table_remove(st->mappings, &id);
         }
+        apps = m->n_unclaimed; /* the app mappings among them (the loop has not run: none claimed) */
         /* what was loaded is all taken over or copied: it goes before the snapshot, whose
          * buffer may take its room, and its heap is given back */
         g_clear_pointer(&recs, g_ptr_array_unref);
@@ -573,13 +574,33 @@ void manager_restore(pcpd_manager *m) {
         if (added->len > 0 && (manager_output_backed_up(m) || !tell_added(m, added, &head, G_MAXUINT)))
                 pace_start(m, g_steal_pointer(&added), head);
         g_clear_pointer(&added, g_array_unref);
-        if (deleting > 0)
-                g_message("%u mapping(s) were removed before the restart and their delete was never confirmed: "
-                          "deleting them again",
-                          deleting);
+        if (deleting == 1)
+                g_message("1 mapping was removed before the restart and its delete was never confirmed: "
+                          "deleting it again");
+        else if (deleting > 1)
+                g_message(
+                        "%u mappings were removed before the restart and their delete was never confirmed: "
+                        "deleting them again",
+                        deleting);
         if (restored > 0) {
-                g_message("Restored %u mapping(s) from %s; app mappings wait %u s for their apps", restored,
-                          m->state_dir, m->config.grace_seconds);
+                /* the grace period is said only when an app mapping waits for it (persistent
+                 * and declared ones wait for nobody) */
+                g_autofree char *what =
+                        restored == 1 ? g_strdup("1 mapping") : g_strdup_printf("%u mappings", restored);
+
+                if (apps == 0)
+                        g_message("Restored %s from %s", what, m->state_dir);
+                else if (apps == restored)
+                        g_message("Restored %s from %s; %s %u s for %s", what, m->state_dir,
+                                  apps == 1 ? "it waits" : "they wait", m->config.grace_seconds,
+                                  apps == 1 ? "its app" : "their apps");
+                else if (apps == 1)
+                        g_message("Restored %s from %s; the app mapping among them waits %u s for its app",
+                                  what, m->state_dir, m->config.grace_seconds);
+                else
+                        g_message("Restored %s from %s; the %u app mappings among them wait %u s for their "
+                                  "apps",
+                                  what, m->state_dir, apps, m->config.grace_seconds);
                 pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_MAPPING_COUNT);
         }
 }

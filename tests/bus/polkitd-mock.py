@@ -7,10 +7,14 @@ polkitd does and that template does not, and that pcpd's polkit limits rely on.
   - interactive checks can hang on their own (SimulateHangInteractive(b)), the way a real
     polkitd waits for an authentication agent that never completes: non-interactive ones
     are still answered.
+  - a refusal can be a challenge (SetChallenge(b)): is_challenge set, as polkitd answers
+    when authentication would allow the action (and, for an interactive check, no
+    authentication agent could ask for it).
 
 Control (org.freedesktop.DBus.Mock), besides the stock SetAllowed(as), AllowUnknown(b),
 SetDelay(d), SimulateHang(b), SimulateHangActions(as), ReleaseHangingCalls():
   SimulateHangInteractive(b)
+  SetChallenge(b)
   CountHangingCalls() -> u
   GetCancelled() -> as        every cancellation id CancelCheckAuthorization got
   CountChecks() -> u          every CheckAuthorization received
@@ -38,6 +42,7 @@ SYSTEM_BUS = True
 def load(mock, parameters):
     _stock.load(mock, parameters)
     mock.hang_interactive = False
+    mock.challenge = False
     mock.waiting = {}  # cancellation id -> (ok_cb, err_cb, answer); ids '' are not kept here
     mock.cancelled = []
     mock.checks = 0
@@ -49,7 +54,9 @@ def CheckAuthorization(self, _subject, action_id, _details, flags, cancellation_
     self.checks += 1
     time.sleep(self.delay)
     allowed = action_id in self.allowed or self.allow_unknown
-    ret = (allowed, False, {'test': 'test'})
+    # a refusal polkit would lift after authentication (SetChallenge(True)): is_challenge,
+    # what a real polkitd answers when no authentication agent can ask the user
+    ret = (allowed, not allowed and self.challenge, {'test': 'test'})
     if self.simulate_hang or action_id in self.hanging_actions or (self.hang_interactive and flags & 1):
         self.hanging_calls.append((ok_cb, ret))
         if cancellation_id:
@@ -89,6 +96,12 @@ def HaveHangingCalls(self):
 def SimulateHangInteractive(self, hang):
     '''Makes interactive checks hang (an agent that never answers)'''
     self.hang_interactive = hang
+
+
+@dbus.service.method(MOCK_IFACE, in_signature='b', out_signature='')
+def SetChallenge(self, challenge):
+    '''Makes refusals challenges (authentication would allow the action)'''
+    self.challenge = challenge
 
 
 @dbus.service.method(MOCK_IFACE, in_signature='', out_signature='u')

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Authorisation of an unprivileged caller (nobody) with the polkitd mock: privileged
 ports, PortNotOwned, own sockets, map-privileged options, quota, AddMappingForSocket,
-root bypasses polkit, a slow polkit blocks nobody else."""
+root bypasses polkit, a slow polkit blocks nobody else; polkit's challenge answered by what
+the caller can do about it (call again interactively, or: no agent could ask)."""
 
 import faulthandler
 import os
@@ -13,7 +14,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pcpdtest import (ERR, MANAGER, MAPPING, NOBODY, PATH, Agent, BusTestCase, V, main,  # noqa: E402
+from pcpdtest import (ERR, MANAGER, MAPPING, NOBODY, PATH, POLKIT_MOCK, Agent, BusTestCase, V, main,  # noqa: E402
                       wait_until)
 
 MAP = 'org.freedesktop.PCP1.map'
@@ -186,6 +187,27 @@ class AuthorisationTest(BusTestCase):
         env.wait_state(ans2['ok'][0], 'active')
         self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 3)
         env.assert_alive()
+
+class ChallengeTest(BusTestCase):
+    """polkit answers "authentication required" (is_challenge; tests/bus/polkitd-mock.py's
+    SetChallenge): NotAuthorized either way, telling a caller that did not allow interactive
+    authorisation to allow it, and one that did that no authentication agent could ask."""
+    env_kwargs = {'polkit': True, 'polkit_template': POLKIT_MOCK}
+
+    def test_challenge(self):
+        env = self.env = self.make_env()
+        n = Agent(env, uid=NOBODY)
+        env.polkit_call('SetAllowed', 'as', [MAP])
+        env.polkit_call('SetChallenge', 'b', True)
+        args = "('tcp', uint16 80, uint16 0, @a{sv} {})"
+        ans = n.call('AddMapping', 'sqqa{sv}', args)
+        self.assertAgentError(ERR + 'NotAuthorized', ans, contains='call again allowing interactive')
+        ans = n.call('AddMapping', 'sqqa{sv}', args, interactive=True)
+        self.assertAgentError(ERR + 'NotAuthorized', ans, contains='no authentication agent')
+        self.assertNotIn('call again', ans['msg'])
+        self.assertEqual(env.dump(), [])
+        self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 0)
+
 
 if __name__ == '__main__':
     main()

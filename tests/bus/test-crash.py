@@ -186,6 +186,8 @@ class CrashTest(BusTestCase):
                                   (9, 9502, nonces[2], now_us - 1_000_000)])  # expired upstream already
         env.start_pcpd()
         self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 0, 'nothing shown on the bus')
+        self.assertIn('message: 2 mappings were removed before the restart and their delete was never confirmed: '
+                      'deleting them again\n', env.log())
         wait_until(lambda: {r['nonce'] for r in env.reflog_requests() if r['lifetime'] == 0} >= set(nonces[:2]),
                    SETTLE, 'the deletes sent again')
         self.assertNotIn(nonces[2], {r['nonce'] for r in env.reflog_requests()}, 'nothing for the expired one')
@@ -193,6 +195,16 @@ class CrashTest(BusTestCase):
         wait_until(lambda: self.saved_deleting(env)[0] == 0, SETTLE, 'the confirmed deletes forgotten on disk')
         p = env.add_mapping('tcp', 9503)
         self.assertGreaterEqual(int(p.rsplit('/', 1)[1]), 50, 'ids above the saved NextMappingId')
+
+    def test_one_unconfirmed_delete_said_in_the_singular(self):
+        env = self.make_env(start=False)
+        now_us = int(time.time() * 1e6)
+        self.write_deleting(env, [(7, 9510, '%024x' % 0xabd000, now_us + 600_000_000)])
+        env.start_pcpd()
+        self.assertIn('message: 1 mapping was removed before the restart and its delete was never confirmed: '
+                      'deleting it again\n', env.log())
+        self.assertNotIn('Restored', env.log())
+        wait_until(lambda: self.saved_deleting(env)[0] == 0, SETTLE, 'the confirmed delete forgotten on disk')
 
     def test_unconfirmed_deletes_bounded(self):
         """A router that never answers: the removed mappings kept for it are bounded (by

@@ -58,6 +58,7 @@ class DeclaredTest(BusTestCase):
         env.start_pcpd()
         decl = self.declared(env)
         self.assertEqual(list(decl), ['camera'])
+        self.assertIn('message: 1 declared mapping in force\n', env.log())
         path = decl['camera']
         self.assertNotEqual(path, '/')
         env.wait_state(path, 'active')
@@ -73,7 +74,10 @@ class DeclaredTest(BusTestCase):
 
         # a restart keeps it: same object, same nonce, never deleted upstream
         env.kill_pcpd(signal.SIGTERM)
+        mark = len(env.log())
         env.start_pcpd()
+        # a declared mapping waits for no app: no grace period said
+        self.assertIn(f'message: Restored 1 mapping from {env.state}\n', env.log()[mark:])
         self.assertEqual(self.declared(env), {'camera': path})
         env.wait_state(path, 'active')
         self.assertEqual(self.upstream(env)[8554]['nonce'], up['nonce'])
@@ -87,6 +91,7 @@ class DeclaredTest(BusTestCase):
         write(os.path.join(d, 'change.conf'), '[Mapping]\nProtocol=tcp\nPort=9003\nDescription=before\n')
         env.start_pcpd()
         self.wait_upstream(env, {9001, 9002, 9003})
+        self.assertIn('message: 3 declared mappings in force\n', env.log())
         before = self.upstream(env)
         paths = self.declared(env)
 
@@ -94,6 +99,7 @@ class DeclaredTest(BusTestCase):
         write(os.path.join(d, 'change.conf'), '[Mapping]\nProtocol=tcp\nPort=9004\nDescription=after\n')
         write(os.path.join(d, 'new.conf'), '[Mapping]\nProtocol=udp\nPort=9005\n')
         self.assertIn('Configuration reloaded', self.reload(env))
+        self.assertIn('message: 3 declared mappings in force (1 removed, 1 changed)\n', env.log())
         self.wait_upstream(env, {9001, 9004, 9005})
         after = self.upstream(env)
         now = self.declared(env)
@@ -135,6 +141,19 @@ class DeclaredTest(BusTestCase):
         wait_until(lambda: self.declared(env)['later'] not in ('/', path), CAP, 'the released one made again')
         env.wait_state(self.declared(env)['later'], 'active')
 
+    def test_failure_retried_while_declared(self):
+        """A declared mapping that fails is held by nobody: its failure says it is retried
+        while it is declared."""
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'busy.conf'), '[Mapping]\nProtocol=tcp\nPort=9080\n')
+        env.ctl('result', 'NO_RESOURCES', '0', '0')
+        env.start_pcpd(wait_ready=False)
+        wait_until(lambda: 'Mapping ' in env.log() and ' failed on ' in env.log(), CAP, 'the failure logged')
+        env.ctl('result', 'clear')
+        lines = [ln for ln in env.log().splitlines() if ' failed on ' in ln]
+        self.assertTrue(lines[0].endswith(': NO_RESOURCES; retrying while it is declared'), lines)
+
     def test_change_on_the_same_port(self):
         """A changed declaration of the same port: deleted upstream, then asked for again
         with what it now says (a new nonce); one mapping of the port at the router."""
@@ -147,6 +166,7 @@ class DeclaredTest(BusTestCase):
         old_path = self.declared(env)['same']
         write(os.path.join(d, 'same.conf'), '[Mapping]\nProtocol=tcp\nPort=9070\nLifetime=900\nDescription=new\n')
         self.assertIn('Configuration reloaded', self.reload(env))
+        self.assertIn('message: 1 declared mapping in force (1 changed)\n', env.log())
         path = self.declared(env)['same']
         self.assertNotEqual(path, old_path)
         env.wait_state(path, 'active')

@@ -210,6 +210,25 @@ class LoggingTest(BusTestCase):
             self.assertNotIn('MESSAGE_ID', ln)
         self.assertRegex(env.log(), r'(?m)^[\d:.]+ message: Mapping ' + re.escape(path) + r' granted by ')
 
+    def test_without_networkmanager_says_where_servers_come_from(self):
+        """No NetworkManager on the bus: one line says so, and where PCP servers come from
+        as configured (Servers=, UseDefaultRouters=), not "the default routes" when they
+        are off."""
+        cases = [({}, "NetworkManager is not running: PCP servers from pcpd.conf's Servers= only "
+                      "(UseDefaultRouters=false)"),
+                 ({'refserver': False}, 'NetworkManager is not running: no PCP servers at all (no Servers= in '
+                                        'pcpd.conf, UseDefaultRouters=false)')]
+        for kw, want in cases:
+            env = self.make_env(start=False, **kw)
+            env.start_pcpd(wait_ready=False)  # (without any server pcpd is never "ready")
+            wait_until(lambda: 'NetworkManager is not running' in env.log(), 10, 'the NetworkManager line')
+            env.barrier()
+            lines = [ln for ln in complete_lines(env.log()) if 'NetworkManager' in ln]
+            self.assertEqual(len(lines), 1, lines)
+            self.assertTrue(lines[0].endswith(want), (lines[0], want))
+            self.assertNotIn('default routes', env.log())
+            env.close()
+
     def test_a_half_written_line_waits_for_its_newline(self):
         path = os.path.join(self.make_tmp(), 'journal.jsonl')
         read = Entries(path)

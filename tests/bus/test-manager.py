@@ -261,6 +261,10 @@ class ManagerTest(BusTestCase):
         self.assertEqual(len(env.dump()), 3)
         nonces = {m['nonce'] for m in env.dump()}
         env.manager('SetEnabled', 'b', (False,))
+        # who switched it off, and what is true then: deletes sent, not yet confirmed
+        self.assertIn(f'message: Port mapping switched off by {env.conn.get_unique_name()} (uid 0)\n', env.log())
+        self.assertIn('message: Port mapping disabled: removing 3 mappings, deleting them upstream\n', env.log())
+        self.assertNotIn('every mapping was deleted', env.log())
         wait_until(lambda: all(env.removed_reason(p) for p in paths), 5, 'MappingRemoved x3')
         self.assertEqual({env.removed_reason(p) for p in paths}, {'disabled'})
         wait_until(lambda: env.dump() == [], 5, 'every mapping deleted upstream')
@@ -279,6 +283,26 @@ class ManagerTest(BusTestCase):
         env.manager('SetEnabled', 'b', (True,))
         p = env.add_mapping('tcp', 9100)
         env.wait_state(p, 'active')
+        # nothing to remove: said so
+        env.manager('SetEnabled', 'b', (False,))
+        env.manager('SetEnabled', 'b', (True,))
+        env.manager('SetEnabled', 'b', (False,))
+        self.assertIn('message: Port mapping disabled: no mapping to remove\n', env.log())
+
+    def test_failure_says_how_long_it_is_retried(self):
+        """A failed mapping is retried while it is held; a persistent one, which nobody
+        holds, until it is removed."""
+        env = self.make_env()
+        taken = env.add_mapping('udp', 8091, 40100)
+        env.wait_state(taken, 'active')
+        held = env.add_mapping('udp', 8092, 40100, {'prefer-failure': V('b', True)})
+        kept = env.add_mapping('udp', 8093, 40100, {'prefer-failure': V('b', True), 'persistent': V('b', True)})
+        env.wait_state(held, 'failed')
+        env.wait_state(kept, 'failed')
+        wait_until(lambda: f'Mapping {kept} failed' in env.log(), 5, 'the failure logged')
+        lines = {p: [ln for ln in env.log().splitlines() if f'Mapping {p} failed on ' in ln] for p in (held, kept)}
+        self.assertTrue(lines[held] and lines[held][0].endswith('; retrying while it is held'), lines)
+        self.assertTrue(lines[kept] and lines[kept][0].endswith('; retrying until it is removed (persistent)'), lines)
 
     # ---- router restart / ANNOUNCE / external address change ----
 

@@ -33,6 +33,11 @@ SHORT_GRACE = 2
 
 class RestartTest(BusTestCase):
 
+    def restored_lines(self, env, mark):
+        """pcpd's "Restored ..." lines logged since mark (a length of its log), without their
+        time and level; the restore is logged before pcpd is "ready"."""
+        return [ln.split(': ', 1)[1] for ln in env.log()[mark:].splitlines() if ': Restored ' in ln]
+
     def test_restart_reclaim(self):
         """A client that asks again after the restart gets the same mapping: the same object
         path, nonce at the refserver and external port, now held by it; an unclaimed one
@@ -53,7 +58,10 @@ class RestartTest(BusTestCase):
         env.kill_pcpd()
         a.kill()  # its mappings are now nobody's: only the grace period holds them
         n_requests = len(env.reflog_requests())
+        mark = len(env.log())
         env.start_pcpd()
+        self.assertEqual(self.restored_lines(env, mark),
+                         [f'Restored 2 mappings from {env.state}; they wait {LONG_GRACE} s for their apps'])
         # every stored mapping is refreshed upstream at once with its old nonce
         wait_until(lambda: {r['nonce'] for r in env.reflog_requests()[n_requests:] if r['lifetime'] > 0}
                    >= {before[8700]['nonce'], before[8701]['nonce']}, CAP, 'refresh with the old nonces')
@@ -123,7 +131,10 @@ class RestartTest(BusTestCase):
         wait_until(lambda: [m['internal_port'] for m in env.dump()] == [8741], CAP, 'the first one deleted')
 
         env.kill_pcpd()
+        mark = len(env.log())
         env.start_pcpd()
+        # persistent only: no grace period to wait for
+        self.assertEqual(self.restored_lines(env, mark), [f'Restored 1 mapping from {env.state}'])
         self.assertEqual(env.get(kept, MAPPING, 'InternalPort'), 8741, 'restored under its old path')
         new = env.add_mapping('tcp', 8742)
         env.wait_state(new, 'active')
@@ -138,7 +149,11 @@ class RestartTest(BusTestCase):
         self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 2)
         # and once more, with the old ids' records long gone from the journal
         env.kill_pcpd()
+        mark = len(env.log())
         env.start_pcpd()
+        self.assertEqual(self.restored_lines(env, mark),
+                         [f'Restored 2 mappings from {env.state}; the app mapping among them waits {LONG_GRACE} s '
+                          'for its app'])
         newer = env.add_mapping('tcp', 8743)
         self.assertGreater(int(newer.rsplit('/', 1)[1]), ids[2])
 

@@ -279,6 +279,85 @@ static void test_grant(void **state) {
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
 }
 
+/* A second request of the same user shares the mapping only when the mapping can give what
+ * it asks for: with prefer-failure, a suggested port (or address) other than the one the
+ * mapping has is refused with a conflict that names the mapping's port, nothing changed;
+ * so are another third party, other filters, another interface. The same port with
+ * prefer-failure, or any port without it (a hint), another description or lifetime (the
+ * first request's stay): shared. */
+static void refuse_share(fixture *f, pcpd_mapping *mp, const pcpd_mapping_request *req, const char *says) {
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *got = NULL;
+        guint n_events = f->rec.events->len, n_holders = g_hash_table_size(mp->holders);
+        unsigned n_sent = fake_count(f->a, mp->internal_port, false);
+
+        assert_true(pcpd_manager_add_mapping(f->m, req, &got, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_CONFLICT);
+        assert_null(got);
+        if (strstr(e.message, says) == NULL)
+                fail_msg("refusal \"%s\" does not say \"%s\"", e.message, says);
+        assert_int_equal(f->rec.events->len, n_events);
+        assert_int_equal(g_hash_table_size(mp->holders), n_holders);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
+        assert_int_equal(fake_count(f->a, mp->internal_port, false), n_sent);
+}
+
+static void test_sharing_options(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request first = request(5003, ":1.1");
+        pcpd_mapping_request req = request(5003, ":1.2");
+        pcpd_mapping *mp;
+        char port[16];
+
+        first.description = "first";
+        mp = add(f, &first);
+        wait_state(f, mp, "active");
+        assert_int_equal(mp->external_port, 5003 + PORT_OFFSET);
+        g_snprintf(port, sizeof(port), "%u", 5003 + PORT_OFFSET);
+
+        /* prefer-failure for another port: refused, naming the port the mapping has */
+        req.suggested_port = 9999;
+        req.prefer_failure = true;
+        req.lifetime = 300;
+        req.description = "second";
+        refuse_share(f, mp, &req, port);
+        /* prefer-failure for another address */
+        req.suggested_port = 5003 + PORT_OFFSET;
+        req.has_external_address = true;
+        assert_true(pcp_addr_from_string("198.51.100.99", &req.external_address));
+        refuse_share(f, mp, &req, "198.51.100.99");
+        req.has_external_address = false;
+        /* a third party, filters, an interface the mapping was not asked for */
+        req.has_third_party = true;
+        assert_true(pcp_addr_from_string("192.0.2.7", &req.third_party));
+        refuse_share(f, mp, &req, "third party");
+        req.has_third_party = false;
+        req.n_filters = 1;
+        req.filters[0] = (pcp_filter) { .prefix_len = 128, .remote_port = 80 };
+        assert_true(pcp_addr_from_string("192.0.2.8", &req.filters[0].remote_addr));
+        refuse_share(f, mp, &req, "filters");
+        req.n_filters = 0;
+        req.interface = "pcpdtest-none0";
+        refuse_share(f, mp, &req, "interface");
+        req.interface = NULL;
+
+        /* prefer-failure for the port it has, another description and lifetime: shared,
+         * the first's stay */
+        assert_ptr_equal(add(f, &req), mp);
+        assert_int_equal(g_hash_table_size(mp->holders), 2);
+        assert_string_equal(mp->description, "first");
+        assert_int_equal(mp->lifetime, 600);
+        assert_false(mp->prefer_failure);
+        /* another port without prefer-failure: a hint, shared */
+        req.owner = ":1.3";
+        req.prefer_failure = false;
+        req.suggested_port = 9999;
+        assert_ptr_equal(add(f, &req), mp);
+        assert_int_equal(g_hash_table_size(mp->holders), 3);
+        assert_int_equal(mp->external_port, 5003 + PORT_OFFSET);
+        assert_int_equal(fake_count(f->a, 5003, false), 1); /* one request for them all */
+}
+
 /* Two holders of the same request share one mapping (one request upstream); it goes when
  * the second lets go, "released", and its delete carries its nonce. Another user cannot
  * have that port. */
@@ -1660,6 +1739,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_grant, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sharing_options, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mapping_path, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_quota, setup, teardown, (void *) &quota2),
                 cmocka_unit_test_prestate_setup_teardown(test_host_quota, setup, teardown, (void *) &host2),
