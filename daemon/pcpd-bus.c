@@ -78,6 +78,7 @@ typedef struct pending_call {
         pcpd_mapping_request req;
         char *description, *interface, *app_id;
         bool need_privileged;
+        bool options_privileged; /* an option needs map-privileged whoever owns the port */
         char *target_path; /* RemoveMapping */
         bool enabled;      /* SetEnabled */
         pcpd_declared *declared; /* DeclareMapping */
@@ -202,7 +203,7 @@ static int parse_options(sd_bus_message *msg, pending_call *p, sd_bus_error *err
         r->third_party = o.third_party;
         r->persistent = o.persistent;
         if (o.need_privileged)
-                p->need_privileged = true;
+                p->need_privileged = p->options_privileged = true;
         g_free(p->description);
         p->description = g_steal_pointer(&o.description);
         g_free(p->interface);
@@ -369,8 +370,15 @@ static void on_polkit_done(pcpd_polkit_result result, const char *detail, void *
         case PCPD_POLKIT_DENIED:
         case PCPD_POLKIT_CHALLENGE:
         default:
-                if (p->kind == CALL_ADD && !p->port_owned && p->req.internal_port >= 1024 && p->not_owned != NULL)
+                /* "bind the port first" only where that would have been enough: not with
+                 * an option that needs an administrator anyway */
+                if (p->kind == CALL_ADD && !p->port_owned && !p->options_privileged &&
+                    p->req.internal_port >= 1024 && p->not_owned != NULL)
                         sd_bus_error_set(&err, PCP1_ERROR_PORT_NOT_OWNED, p->not_owned);
+                else if (result != PCPD_POLKIT_CHALLENGE && p->options_privileged)
+                        sd_bus_error_set(&err, PCP1_ERROR_NOT_AUTHORIZED,
+                                         "The options persistent, external-address and third-party need an "
+                                         "administrator (org.freedesktop.PCP1.map-privileged); polkit said no.");
                 else if (result != PCPD_POLKIT_CHALLENGE)
                         sd_bus_error_set(&err, PCP1_ERROR_NOT_AUTHORIZED,
                                          "You are not allowed to do this (polkit said no).");

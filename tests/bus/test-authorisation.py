@@ -85,6 +85,10 @@ class AuthorisationTest(BusTestCase):
                     "{'external-address': <'198.51.100.7'>}"):
             with self.subTest(opt=opt):
                 self.assertAgentError(ERR + 'NotAuthorized', n.add_mapping('tcp', port, 0, opt))
+        # on a port the caller does not own either: not PortNotOwned (binding the port
+        # would not help), but what is missing
+        ans = n.add_mapping('tcp', 40003, 0, "{'persistent': <true>}")
+        self.assertAgentError(ERR + 'NotAuthorized', ans, contains='need an administrator')
         self.assertEqual(env.dump(), [])
         # persistent: false is no privilege
         ans = n.add_mapping('tcp', port, 0, "{'persistent': <false>}")
