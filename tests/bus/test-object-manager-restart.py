@@ -27,7 +27,7 @@ unread output above 64 KiB at one of its looks): left to the scheduler it did no
 (an ASan pcpd sent all 1000 before its name, 1 run in 8). So the test makes it so: the
 moment the first InterfacesAdded of the restore reaches a connection of the test (a filter,
 on GDBus's worker thread), the test stops its own dbus-daemon (SIGSTOP), and lets it go on
-(SIGCONT) once pcpd has logged the end of its restore ("Restored N mapping(s)", before it
+(SIGCONT) once pcpd has logged the end of its restore ("Restored N mappings from ...", before it
 asks for its name). pcpd is not touched: a bus that reads slowly is all it sees. (What is
 left to chance: BusStopper.)
 
@@ -136,7 +136,7 @@ class BusStopper:
     within pcpd's first two batches of 32 in every run so far (10 ASan, 4 gcc); a stop that
     came too late fails the test's "paced nothing past its name" assertion, loudly."""
 
-    RESTORED = re.compile(r'Restored (\d+) mapping\(s\)')
+    RESTORED = re.compile(r'Restored (\d+) mappings? from')
 
     def __init__(self, env):
         self.env = env
@@ -146,7 +146,7 @@ class BusStopper:
         self.stopped = threading.Event()
         self.released = threading.Event()
         self.stopped_at = self.continued_at = None
-        self.restored = None  # pcpd's "Restored N mapping(s)" line seen while the bus was stopped
+        self.restored = None  # pcpd's "Restored N mappings" line seen while the bus was stopped
         self.thread = None
         self.conn.signal_subscribe(None, OM, 'InterfacesAdded', PATH, None, Gio.DBusSignalFlags.NONE,
                                    lambda *a: None)
