@@ -108,11 +108,15 @@ class Zsh:
                     break
         return buf
 
+    def tab(self, line, expect):
+        """Types line and Tab, returns what zsh printed until expect; the line stays."""
+        self.send(line + '\t')
+        return ANSI.sub('', self.read_until(expect, 20))
+
     def complete(self, line, expect):
         """Types line and Tab, returns what zsh printed until expect (a word it should
         list), then clears the line."""
-        self.send(line + '\t')
-        out = ANSI.sub('', self.read_until(expect, 20))
+        out = self.tab(line, expect)
         self.send('\x15')  # ^U: an empty line again
         self.read_until('P> ', 1)
         return out
@@ -234,8 +238,7 @@ def main():
             check(set(ids) <= listed(out) and 'tcp' in out, 'zsh: pcpctl release <Tab> lists the live mappings',
                   out)
             # the common prefix first, then the list
-            zsh.send('pcpctl external-address \t')
-            out = ANSI.sub('', zsh.read_until('ipv', 20))
+            out = zsh.tab('pcpctl external-address ', 'ipv')
             check(out.endswith('ipv'), 'zsh: external-address <Tab> inserts "ipv"', out)
             out = zsh.complete('', 'ipv6')
             check({'ipv4', 'ipv6'} <= listed(out), 'zsh: external-address ipv<Tab> lists families', out)
@@ -245,29 +248,20 @@ def main():
             check({'--no-pager', '--no-legend', '--no-ask-password'} <= listed(out), 'zsh: --no-<Tab> lists options',
                   out)
             # one candidate: completed in place
-            zsh.send('pcpctl revo\t')
-            out = ANSI.sub('', zsh.read_until('revoke ', 20))
+            out = zsh.tab('pcpctl revo', 'revoke ')
             check('revoke ' in out, 'zsh: pcpctl revo<Tab> completes revoke', out)
-            zsh.send('\t')
-            out = ANSI.sub('', zsh.read_until('org.example.Test', 20))
+            out = zsh.tab('', 'org.example.Test')
             check('org.example.Test' in out, 'zsh: revoke <Tab> completes the live app id', out)
             zsh.send('\x15')
             zsh.read_until('P> ', 1)
             # undeclare: the one declaration it can remove, though it has no mapping
-            zsh.send('pcpctl undeclare \t')
-            out = ANSI.sub('', zsh.read_until('cam ', 20))
+            out = zsh.complete('pcpctl undeclare ', 'cam ')
             check(out.endswith('cam ') and 'web' not in out,
                   'zsh: undeclare <Tab> completes the declaration pcpd lets it remove', out)
-            zsh.send('\x15')
-            zsh.read_until('P> ', 1)
             # options after the verb, where README and pcpctl(1) put them
-            zsh.send('pcpctl map tcp 8080 --wa\t')
-            out = ANSI.sub('', zsh.read_until('--wait ', 20))
+            out = zsh.complete('pcpctl map tcp 8080 --wa', '--wait ')
             check(out.endswith('--wait '), 'zsh: map tcp 8080 --wa<Tab> completes --wait', out)
-            zsh.send('\x15')
-            zsh.read_until('P> ', 1)
-            zsh.send('pcpctl map tcp 8080 --family=\t')
-            out = ANSI.sub('', zsh.read_until('--family=ipv', 20))
+            out = zsh.tab('pcpctl map tcp 8080 --family=', '--family=ipv')
             check(out.endswith('--family=ipv'), 'zsh: map tcp 8080 --family=<Tab> inserts "ipv"', out)
             out = zsh.complete('', 'ipv6')
             check({'ipv4', 'ipv6'} <= listed(out), 'zsh: map tcp 8080 --family=ipv<Tab> lists families', out)
