@@ -455,14 +455,21 @@ out=$(cx systemctl reload pcpd.service 2>&1)
 is "systemctl reload pcpd with an invalid drop-in fails (ExecReload= waits for pcpd's answer)" "$?:$out" \
     '1:.*(failed|error).*'
 is "the failed reload left the unit active" "$(cx systemctl is-active pcpd.service)" active
-# busctl's line is looked up by its identifier as well as by the unit: journald reads a
-# line's unit from /proc/PID/cgroup, and a busctl that has already exited leaves the line
-# without _SYSTEMD_UNIT (systemd#2913; seen once on a loaded machine: 20 s, not found by -u)
-busctl_says() {
-    { cx journalctl -u pcpd.service -o cat --no-pager; cx journalctl -t busctl -o cat --no-pager; } | grep -qF -- "$1"
-}
-check "journal: the unit's ExecReload= (busctl) says why, naming the file" wait_cmd 20 "the busctl error" \
-    busctl_says "The configuration is invalid, nothing was changed: /etc/pcpd/pcpd.conf.d/60-bad.conf"
+# busctl's line is looked up in the whole journal, not by unit or identifier: journald
+# reads a line's unit from /proc/PID/cgroup, and a busctl that has already exited leaves
+# the line without _SYSTEMD_UNIT (systemd#2913); looked up by -u, then by -u or -t busctl,
+# it was missed after 20 s in 2 of ~9 runs on a loaded machine. What the check is about is
+# that busctl's error, naming the file, reaches the journal at all. The cap is generous;
+# when it still fails, the lines about the reload are printed with their fields.
+BAD_RELOAD_SAYS="The configuration is invalid, nothing was changed: /etc/pcpd/pcpd.conf.d/60-bad.conf"
+busctl_says() { cx journalctl -o cat --no-pager | grep -qF -- "$1"; }
+check "journal: the unit's ExecReload= (busctl) says why, naming the file" wait_cmd 60 "the busctl error" \
+    busctl_says "$BAD_RELOAD_SAYS"
+if ! busctl_says "$BAD_RELOAD_SAYS"; then
+    note "the journal's lines about the reload (not found above):"
+    cx journalctl -o verbose --no-pager --since=-3min 2>&1 | grep -E '^[A-Z][a-z]{2} |MESSAGE=|_SYSTEMD_UNIT=|SYSLOG_IDENTIFIER=|_PID=' |
+        grep -iE -B3 -A3 'busctl|invalid|reload' | tail -n 60 | sed 's/^/#   /'
+fi
 check "journal: the reload failed, naming the file and the value" wait_cmd 20 "the failure message" \
     eval '[ "$(journal_count "60-bad.conf: [Daemon] DefaultLifetime=5")" -gt "$failures" ]'
 is "systemctl status shows the failed reload" "$(prop StatusText)" 'Reload failed, old configuration kept: .*60-bad.conf.*'
