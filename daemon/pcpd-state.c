@@ -1027,9 +1027,8 @@ int pcpd_state_journal_open(int dirfd) {
         struct stat st;
         int fd, r = 0;
 
-        /* left-overs of a daemon killed while switching journals (the journal itself is
-         * whole then: see pcpd_state_journal_switch()); .tmp is what older versions used */
-        (void) unlinkat(dirfd, PCPD_STATE_JOURNAL_NEXT, 0);
+        /* what older versions used while switching journals (the journal was whole then);
+         * a mappings.journal.next may hold records: loaded, and removed by the caller */
         (void) unlinkat(dirfd, PCPD_STATE_JOURNAL ".tmp", 0);
         fd = openat(dirfd, PCPD_STATE_JOURNAL, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
                     0600);
@@ -1060,11 +1059,10 @@ int pcpd_state_journal_next_open(int dirfd) {
         return fd < 0 ? -errno : fd;
 }
 
-int pcpd_state_journal_switch(int dirfd, int fd, off_t from, int next_fd) {
+int pcpd_state_journal_copy_tail(int fd, off_t from, int next_fd) {
         g_autofree char *tail = NULL;
         struct stat st;
         size_t len, done = 0;
-        int r;
 
         if (fstat(fd, &st) < 0)
                 return -errno;
@@ -1082,7 +1080,18 @@ int pcpd_state_journal_switch(int dirfd, int fd, off_t from, int next_fd) {
                         return -EIO; /* shorter than fstat said: nobody else writes it */
                 done += (size_t) k;
         }
-        r = write_all(next_fd, tail, len);
+        return write_all(next_fd, tail, len);
+}
+
+int pcpd_state_journal_exchange(int dirfd) {
+        if (renameat2(dirfd, PCPD_STATE_JOURNAL_NEXT, dirfd, PCPD_STATE_JOURNAL, RENAME_EXCHANGE) < 0)
+                return errno == ENOSYS || errno == EOPNOTSUPP ? -EINVAL : -errno;
+        return 0;
+}
+
+int pcpd_state_journal_switch(int dirfd, int fd, off_t from, int next_fd) {
+        int r = pcpd_state_journal_copy_tail(fd, from, next_fd);
+
         if (r < 0)
                 return r;
         /* Exchanged with the journal, then the old one (now under the .next name) unlinked,
@@ -1095,12 +1104,13 @@ int pcpd_state_journal_switch(int dirfd, int fd, off_t from, int next_fd) {
          * the next start like any left-over (its records are in the snapshot). Where the
          * exchange is not supported (EINVAL), or the journal's name is gone (ENOENT), a
          * plain rename. */
-        if (renameat2(dirfd, PCPD_STATE_JOURNAL_NEXT, dirfd, PCPD_STATE_JOURNAL, RENAME_EXCHANGE) == 0) {
+        r = pcpd_state_journal_exchange(dirfd);
+        if (r >= 0) {
                 (void) unlinkat(dirfd, PCPD_STATE_JOURNAL_NEXT, 0);
                 return 0;
         }
-        if (errno != EINVAL && errno != ENOENT && errno != ENOSYS && errno != EOPNOTSUPP)
-                return -errno;
+        if (r != -EINVAL && r != -ENOENT)
+                return r;
         if (renameat(dirfd, PCPD_STATE_JOURNAL_NEXT, dirfd, PCPD_STATE_JOURNAL) < 0)
                 return -errno;
         return 0;
@@ -1161,8 +1171,8 @@ static int load_error(GError **error, int r, const char *path, const char *name)
 
 int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **error) {
         g_autoptr(pcpd_state) st = pcpd_state_new();
-        g_autofree char *snapshot = NULL, *journal = NULL;
-        size_t len = 0, jlen = 0;
+        g_autofree char *snapshot = NULL, *journal = NULL, *next = NULL;
+        size_t len = 0, jlen = 0, nlen = 0;
         int r;
 
         r = pcpd_state_read_file(dirfd, PCPD_STATE_FILE, &snapshot, &len);
@@ -1172,6 +1182,9 @@ int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **erro
         r = pcpd_state_read_file(dirfd, PCPD_STATE_JOURNAL, &journal, &jlen);
         if (r < 0 && r != -ENOENT)
                 return load_error(error, r, path, PCPD_STATE_JOURNAL);
+        r = pcpd_state_read_file(dirfd, PCPD_STATE_JOURNAL_NEXT, &next, &nlen);
+        if (r < 0 && r != -ENOENT)
+                return load_error(error, r, path, PCPD_STATE_JOURNAL_NEXT);
 
         if (snapshot != NULL && pcpd_state_parse_snapshot(st, snapshot, len) < 0) {
                 /* keep it for the admin; the journal alone is what is left */
@@ -1185,8 +1198,14 @@ int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **erro
         if (st->damaged > MAX_DAMAGED_NAMES)
                 g_warning("%s/%s: %u more damaged groups skipped", path, PCPD_STATE_FILE,
                           st->damaged - MAX_DAMAGED_NAMES);
-        if (journal != NULL) {
-                pcpd_state_replay_journal(st, journal, jlen);
+        /* mappings.journal.next first: empty, a copy of records the journal has too, or the
+         * old journal, whose records come before the journal's (pcpd_state_load() in
+         * pcpd-state.h) */
+        if (next != NULL)
+                pcpd_state_replay_journal(st, next, nlen);
+        if (journal != NULL || next != NULL) {
+                if (journal != NULL)
+                        pcpd_state_replay_journal(st, journal, jlen);
                 if (st->journal_damaged > 0 || st->journal_torn > 0)
                         g_warning("Mapping journal %s/%s: %u damaged record(s) and %zu byte(s) of a torn last record "
                                   "ignored",
@@ -1218,14 +1237,21 @@ struct pcpd_state_writer {
         bool in_flight;  /* main thread's: a write was started and not told yet */
         int fd;          /* the write in flight's file (the thread's until finished) */
         bool prepare_journal; /* main thread's, read by the thread under lock with a job */
+        bool prepare_tmp;     /* the same, for name.tmp */
         int taken_journal;    /* main thread's: the next journal, while done runs */
+        bool taken_exchanged; /* ... exchanged with the journal by the thread */
+        int taken_tmp;        /* main thread's: the next name.tmp, while done runs */
         pthread_mutex_t lock;
         pthread_cond_t cond;
         /* under lock */
         bool job, finished, quit;
-        bool job_journal; /* the job in flight makes the next journal too */
+        bool job_journal;  /* the job in flight makes the next journal too */
+        bool job_tmp;      /* ... and the next name.tmp */
+        bool unlink_next;  /* mappings.journal.next goes, before the fds in closing */
         int result;
         int next_journal; /* its fd, or a negative errno */
+        bool next_exchanged;
+        int next_tmp;     /* the next name.tmp's fd, or a negative errno */
         GArray *closing;  /* fds (int) the thread closes */
 };
 
@@ -1241,11 +1267,11 @@ static gpointer writer_thread(gpointer data) {
 
         for (;;) {
                 GArray *closing = NULL;
-                bool job, journal;
-                int fd, r, next = -ENOENT;
+                bool job, journal, tmp, unlink_next, exchanged = false;
+                int fd, r = 0, next = -ENOENT, next_tmp = -ENOENT;
 
                 pthread_mutex_lock(&w->lock);
-                while (!w->job && !w->quit && w->closing->len == 0)
+                while (!w->job && !w->quit && w->closing->len == 0 && !w->unlink_next)
                         pthread_cond_wait(&w->cond, &w->lock);
                 if (w->closing->len > 0) {
                         closing = w->closing;
@@ -1253,10 +1279,17 @@ static gpointer writer_thread(gpointer data) {
                 }
                 job = w->job;
                 journal = w->job_journal;
+                tmp = w->job_tmp;
+                unlink_next = w->unlink_next;
+                w->unlink_next = false;
                 w->job = false;
                 fd = w->fd;
                 pthread_mutex_unlock(&w->lock);
 
+                /* asked for before the job: the old journal's name, once the main thread has
+                 * copied what the new one lacks */
+                if (unlink_next)
+                        (void) unlinkat(w->dirfd, PCPD_STATE_JOURNAL_NEXT, 0);
                 /* given before the job: an old journal, whose blocks are freed here */
                 if (closing != NULL) {
                         for (guint i = 0; i < closing->len; i++)
@@ -1264,18 +1297,28 @@ static gpointer writer_thread(gpointer data) {
                         g_array_free(closing, TRUE);
                 }
                 if (!job) {
-                        if (closing != NULL)
+                        if (closing != NULL || unlink_next)
                                 continue;
                         return NULL; /* quit, and nothing left to close */
                 }
 
-                r = w->write(w->dirfd, w->name, fd, w->write_data);
-                if (r >= 0 && journal)
+                if (fd >= 0)
+                        r = w->write(w->dirfd, w->name, fd, w->write_data);
+                if (fd >= 0 && r >= 0 && journal) {
+                        /* the new journal takes the name at once; the main thread appends to
+                         * the old one (now mappings.journal.next) until it has copied its
+                         * tail: a start meanwhile replays the old one, then the new */
                         next = pcpd_state_journal_next_open(w->dirfd);
+                        exchanged = next >= 0 && pcpd_state_journal_exchange(w->dirfd) >= 0;
+                }
+                if (tmp)
+                        next_tmp = pcpd_state_replace_begin(w->dirfd, w->name);
 
                 pthread_mutex_lock(&w->lock);
                 w->result = r;
                 w->next_journal = next;
+                w->next_exchanged = exchanged;
+                w->next_tmp = next_tmp;
                 w->finished = true;
                 pthread_cond_broadcast(&w->cond);
                 pthread_mutex_unlock(&w->lock);
@@ -1293,20 +1336,32 @@ static void writer_finish(pcpd_state_writer *w, bool tell) {
 
         w->finished = false;
         w->taken_journal = w->next_journal;
+        w->taken_exchanged = w->next_exchanged;
+        w->taken_tmp = w->next_tmp;
         w->next_journal = -ENOENT;
+        w->next_tmp = -ENOENT;
         pthread_mutex_unlock(&w->lock);
         w->in_flight = false;
         w->fd = -1;
         if (tell)
                 w->done(r, w->userdata);
+        /* not taken: an empty file, left for the next one to replace (a journal exchanged
+         * and not taken leaves the old one as mappings.journal.next, which a start replays
+         * first) */
         if (w->taken_journal >= 0) {
-                /* not taken: an empty file, left for the next one to replace */
                 if (tell)
                         pcpd_state_writer_close(w, w->taken_journal);
                 else
                         close(w->taken_journal);
         }
+        if (w->taken_tmp >= 0) {
+                if (tell)
+                        pcpd_state_writer_close(w, w->taken_tmp);
+                else
+                        close(w->taken_tmp);
+        }
         w->taken_journal = -ENOENT;
+        w->taken_tmp = -ENOENT;
 }
 
 /* Blocks until the write in flight has finished, and ends it. */
@@ -1353,6 +1408,8 @@ int pcpd_state_writer_new(int dirfd, const char *name, pcpd_state_write_func wri
         w->event_fd = efd;
         w->taken_journal = -ENOENT;
         w->next_journal = -ENOENT;
+        w->taken_tmp = -ENOENT;
+        w->next_tmp = -ENOENT;
         w->closing = g_array_new(FALSE, FALSE, sizeof(int));
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->cond, NULL);
@@ -1381,6 +1438,7 @@ int pcpd_state_writer_start(pcpd_state_writer *w, int fd) {
         w->fd = fd;
         w->job = true;
         w->job_journal = w->prepare_journal;
+        w->job_tmp = w->prepare_tmp;
         pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->lock);
         return 0;
@@ -1390,11 +1448,35 @@ void pcpd_state_writer_prepare_journal(pcpd_state_writer *w) {
         w->prepare_journal = true;
 }
 
-int pcpd_state_writer_take_journal(pcpd_state_writer *w) {
+void pcpd_state_writer_prepare_tmp(pcpd_state_writer *w) {
+        w->prepare_tmp = true;
+}
+
+int pcpd_state_writer_take_journal(pcpd_state_writer *w, bool *ret_exchanged) {
         int fd = w->taken_journal;
 
+        if (ret_exchanged != NULL)
+                *ret_exchanged = fd >= 0 && w->taken_exchanged;
         w->taken_journal = -ENOENT;
         return fd;
+}
+
+int pcpd_state_writer_take_tmp(pcpd_state_writer *w) {
+        int fd = w->taken_tmp;
+
+        w->taken_tmp = -ENOENT;
+        return fd;
+}
+
+void pcpd_state_writer_unlink_next(pcpd_state_writer *w) {
+        if (w->thread == NULL) {
+                (void) unlinkat(w->dirfd, PCPD_STATE_JOURNAL_NEXT, 0);
+                return;
+        }
+        pthread_mutex_lock(&w->lock);
+        w->unlink_next = true;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
 }
 
 void pcpd_state_writer_close(pcpd_state_writer *w, int fd) {

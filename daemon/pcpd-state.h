@@ -242,9 +242,9 @@ int pcpd_state_replace_commit(int dirfd, const char *name, int fd);
 void pcpd_state_replace_abort(int dirfd, const char *name);
 /* Opens the journal for appending (created 0600; a regular file with one link, not a
  * symbolic link). A torn last record (a power cut mid-write) is cut off first, so that
- * the next record starts on a line of its own; a mappings.journal.next left by a daemon
- * killed while switching journals is removed (the journal was still whole then). Returns
- * the fd or a negative errno. */
+ * the next record starts on a line of its own. A mappings.journal.next is left alone: it
+ * may hold records (see pcpd_state_load()); the caller removes it once a snapshot holding
+ * them is in place. Returns the fd or a negative errno. */
 int pcpd_state_journal_open(int dirfd);
 /* Makes an empty mappings.journal.next (0600, O_APPEND; one left over is replaced): the
  * journal after the next snapshot. Returns its fd or a negative errno. */
@@ -261,6 +261,13 @@ int pcpd_state_journal_next_open(int dirfd);
  * caller, on a thread where that may wait for the disk). 0, or a negative errno and then
  * the journal is as it was (the caller removes mappings.journal.next). */
 int pcpd_state_journal_switch(int dirfd, int fd, off_t from, int next_fd);
+/* Appends fd's records from offset from on to next_fd (a pread and a write): the part of
+ * pcpd_state_journal_switch() that touches no name. 0 or a negative errno. */
+int pcpd_state_journal_copy_tail(int fd, off_t from, int next_fd);
+/* Exchanges the names mappings.journal.next and mappings.journal (renameat2
+ * RENAME_EXCHANGE): 0, or a negative errno and the names are as they were (-EINVAL where
+ * the file system cannot exchange, -ENOENT where one of them is missing). */
+int pcpd_state_journal_exchange(int dirfd);
 /* pcpd_state_journal_next_open() and pcpd_state_journal_switch() in one: returns the new
  * journal's fd (fd stays open and now refers to the old file) or a negative errno, and
  * then the journal is as it was. */
@@ -274,7 +281,11 @@ int pcpd_state_journal_append(int fd, const char *data, size_t len);
  * or short write is cut back to. */
 int pcpd_state_journal_append_at(int fd, off_t size, const char *data, size_t len);
 
-/* Loads snapshot and journal from dirfd (path is for messages). A snapshot that is no key
+/* Loads snapshot and journal from dirfd (path is for messages). A mappings.journal.next is
+ * replayed before the journal: a daemon stopped while switching journals left there either
+ * an empty file, a copy of records the journal has too, or the old journal, whose records
+ * come before the journal's; in each case replaying it first gives every mapping its last
+ * state (the last record of an id wins). A snapshot that is no key
  * file is moved aside to mappings.state.damaged with a warning; what the journal had that
  * was damaged or torn is logged. Fails (with a sentence in error) when a state file is a
  * symbolic link or not a regular file, or cannot be read: pcpd must not start then. */
@@ -309,18 +320,39 @@ int pcpd_state_writer_new(int dirfd, const char *name, pcpd_state_write_func wri
 bool pcpd_state_writer_busy(const pcpd_state_writer *w);
 /* Starts putting name.tmp, written whole and open as fd, in place: 0 and fd is taken over,
  * or -EBUSY while a write is in flight, -EAGAIN when no thread could be started (fd stays
- * the caller's). done is called later, on the main context. */
+ * the caller's). done is called later, on the main context. fd -1: a job with no write, for
+ * what the thread prepares (pcpd_state_writer_prepare_tmp()); done gets 0. */
 int pcpd_state_writer_start(pcpd_state_writer *w, int fd);
 /* Blocks until the write in flight (if any) ends, and calls done for it before returning.
  * False when there was none. */
 bool pcpd_state_writer_wait(pcpd_state_writer *w);
 /* From now on, after each write that succeeded, the thread also makes the next journal
- * (pcpd_state_journal_next_open()): done takes it with pcpd_state_writer_take_journal(). */
+ * (pcpd_state_journal_next_open()) and exchanges it with the journal
+ * (pcpd_state_journal_exchange()): done takes it with pcpd_state_writer_take_journal(). The
+ * caller goes on appending to its journal's fd meanwhile (that file is now named
+ * mappings.journal.next), copies what the new one lacks into it (pcpd_state_journal_copy_tail())
+ * and has the old name removed on the thread (pcpd_state_writer_unlink_next()). */
 void pcpd_state_writer_prepare_journal(pcpd_state_writer *w);
 /* Inside done: the fd of the next journal the thread made after the write (taken over), or
  * a negative errno (none was made: the write failed, it could not be made, or it was not
- * asked for). One not taken is closed by the thread. */
-int pcpd_state_writer_take_journal(pcpd_state_writer *w);
+ * asked for). *ret_exchanged (may be NULL): the thread exchanged it with the journal; when
+ * false (the file system has no exchange, or there was no journal) it is still
+ * mappings.journal.next and the caller switches with pcpd_state_journal_switch(). One not
+ * taken is closed by the thread (exchanged, the names stay so: loading reads
+ * mappings.journal.next before the journal, and that is the journal's whole history). */
+int pcpd_state_writer_take_journal(pcpd_state_writer *w, bool *ret_exchanged);
+/* From now on, after each job (a write, whether it succeeded or not, or a job with no fd),
+ * the thread also makes a fresh name.tmp (pcpd_state_replace_begin()) for the next
+ * snapshot: done takes it with pcpd_state_writer_take_tmp(), so that the main thread never
+ * creates or removes a name in the directory (a lookup there can wait for the disk while
+ * the thread's fsync()s write it out: seen 1.2 s on a loaded machine). */
+void pcpd_state_writer_prepare_tmp(pcpd_state_writer *w);
+/* Inside done: the fd of the fresh name.tmp the thread made (taken over), or a negative
+ * errno. One not taken is closed by the thread. */
+int pcpd_state_writer_take_tmp(pcpd_state_writer *w);
+/* Removes mappings.journal.next on the thread, in order with its jobs and before the fds
+ * given to close after it. */
+void pcpd_state_writer_unlink_next(pcpd_state_writer *w);
 /* Closes fd on the writer's thread, in order with its writes (at once when it has no
  * thread): closing the last fd of an unlinked file frees its blocks, and on a busy disk
  * that waits for the file system's journal. Taken over. */

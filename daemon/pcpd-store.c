@@ -25,13 +25,18 @@
  * own (pcpd_state_writer), one at a time: the loop never waits for the disk, except at
  * start and at shutdown. Its write()s on the main thread only fill the page cache, as the
  * journal's appends do. A snapshot empties the journal but for the records appended after its
- * formatting started (journal_switch()), and without waiting for the disk either: the
- * writer's thread makes the next journal, the main thread copies those records into it
- * and renames it over the old one, and the thread closes the old one (its blocks are
- * freed there). Neither a truncation nor the close of an unlinked file happens on the
- * main thread after a snapshot: on ext4 each can wait for writeback and for the commits of
- * the file system's journal that the writer's fsyncs force (seen: 300 ms, during which no
- * PCP retransmission left).
+ * formatting started (journal_switch_exchanged()), and without waiting for the disk
+ * either: the writer's thread makes the next journal and exchanges the two names, the main
+ * thread copies those records into the new one and appends there from then on, and the
+ * thread removes the old one's name and closes it (its blocks are freed there). Neither a
+ * truncation nor the close of an unlinked file happens on the main thread after a
+ * snapshot: on ext4 each can wait for writeback and for the commits of the file system's
+ * journal that the writer's fsyncs force (seen: 300 ms, during which no PCP retransmission
+ * left). Nor does the main thread make, remove or rename a name in the directory while it
+ * runs (the thread makes each mappings.state.tmp ahead of its snapshot): a lookup in the
+ * directory waits while the thread's fsyncs write it out (seen on a loaded machine: 1.2 s
+ * in ext4's lookup, and scenario 5's retransmissions late with it). Only at start, at
+ * shutdown, on failure paths and where the file system cannot exchange names does it.
  *
  * What is on the router is on disk first (the owner's policy: a new mapping's nonce is put
  * before its request leaves, a removed one stays as a "deleting" record until the server
@@ -67,6 +72,8 @@ struct pcpd_store {
         off_t snapshot_journal_size;      /* the journal's size when the one under way started */
         pcpd_state_formatter *formatter;  /* the one being formatted, a chunk per turn */
         int snapshot_fd;                  /* its mappings.state.tmp, written as it is formatted */
+        int spare_tmp;                    /* a fresh mappings.state.tmp the thread made, or -1 */
+        bool preparing;                   /* the writer's job in flight only makes spare_tmp */
         guint format_source;
         size_t snapshot_size_in_flight;   /* the bytes of the one being written */
         uint64_t snapshot_size;           /* the bytes of the last one written */
@@ -80,6 +87,7 @@ struct pcpd_store {
 };
 
 static void schedule_save(pcpd_store *s);
+static void save_async(pcpd_store *s);
 static int later_write(pcpd_store *s);
 
 static void tell_error(pcpd_store *s) {
@@ -237,12 +245,17 @@ static bool walk_add(const pcpd_state_mapping *rec, void *data) {
  * formatted, as on the loop; formatted in one go, so the owner's records are walked
  * directly when it can (ops->snapshot_foreach: no array of ids). */
 static int write_snapshot(pcpd_store *s) {
-        int fd = pcpd_state_replace_begin(s->dirfd, PCPD_STATE_FILE);
         pcpd_state_formatter *f;
         uint64_t len = 0;
         off_t size;
-        int r;
+        int fd, r;
 
+        /* the spare's name is taken by the fresh one made here */
+        if (s->spare_tmp >= 0) {
+                (void) close(s->spare_tmp);
+                s->spare_tmp = -1;
+        }
+        fd = pcpd_state_replace_begin(s->dirfd, PCPD_STATE_FILE);
         if (fd < 0)
                 return fd;
         if (s->ops->snapshot_foreach != NULL) {
@@ -264,6 +277,9 @@ static int write_snapshot(pcpd_store *s) {
         if (r < 0)
                 return r;
         s->snapshot_size = len;
+        /* a mappings.journal.next (loaded before the journal at start, or the old journal
+         * of the last switch, whose tail the journal has) holds nothing this lacks */
+        (void) unlinkat(s->dirfd, PCPD_STATE_JOURNAL_NEXT, 0);
         journal_after_sync_snapshot(s, size);
         return 0;
 }
@@ -285,6 +301,9 @@ static void snapshot_ended(pcpd_store *s) {
 }
 
 /*
+ * Where the writer's thread could not exchange the names (a file system without
+ * RENAME_EXCHANGE, or no journal yet): the same switch on the main thread.
+ *
  * A snapshot written on the writer's thread is in place, and the thread made next_fd, an
  * empty mappings.journal.next (or could not: a negative errno). The journal's records up to
  * size_at_format (its size when the formatting started) are in the snapshot and go; those
@@ -297,13 +316,13 @@ static void snapshot_ended(pcpd_store *s) {
  * thread to be closed: that close frees its blocks, and may wait for the disk. Nothing
  * here truncates or frees a block.
  *
- * A crash before the exchange leaves the journal whole (and a mappings.journal.next, removed
- * at the next start): replaying the older records in front of the newer ones over this
+ * A crash before the exchange leaves the journal whole (and a mappings.journal.next, empty or
+ * a copy of the journal's tail, replayed first at the next start): replaying the older records in front of the newer ones over this
  * snapshot is harmless (the loader replays in order, the last record of an id wins), as
  * it is when anything here fails: then the journal is left whole and the next snapshot
  * tries again. A crash after the exchange leaves just the tail, which is what the snapshot
- * lacks, and, before the unlink, the old journal as mappings.journal.next, removed at the
- * next start unread. Only the main thread appends, so the journal cannot change under this; appends
+ * lacks, and, before the unlink, the old journal as mappings.journal.next, replayed first at
+ * the next start. Only the main thread appends, so the journal cannot change under this; appends
  * stay synchronous writes on it (a new mapping's nonce is on disk before its request
  * leaves) and never wait for a truncation.
  */
@@ -336,14 +355,84 @@ static void journal_switch(pcpd_store *s, off_t size_at_format, int next_fd) {
         s->journal_fd_size = -1;
 }
 
-/* The writer's thread has written (or failed to write) the snapshot in flight. */
+/*
+ * The same where the writer's thread has already exchanged the names (the usual case): the
+ * new journal, next_fd, is mappings.journal, and the one this store appended to until now
+ * is mappings.journal.next, whole. What the snapshot lacks (the records from size_at_format
+ * on, or all of them when that is not known) is copied into next_fd, which takes the
+ * appends from here on; the thread then removes the old name and closes the old file. No
+ * name in the directory is touched on the main thread: a lookup there waits while the
+ * thread's fsync()s write the directory out (seen on a loaded machine: pcpd's loop held
+ * 1.2 s in ext4's lookup, and its PCP retransmissions with it).
+ *
+ * A start at any moment of this replays mappings.journal.next, then the journal
+ * (pcpd_state_load()): the old journal whole, then a copy of its tail (or nothing yet),
+ * then what came after: every mapping gets its last state. Should the copy fail, the
+ * names are exchanged back here (a failure path: the disk is full) and the old journal
+ * stays the journal, whole, as after a failed snapshot.
+ */
+static void journal_switch_exchanged(pcpd_store *s, off_t size_at_format, int next_fd) {
+        off_t now, from;
+        int r;
+
+        if (s->journal_fd < 0) {
+                /* no journal could be opened before (journal_size() would open the new one
+                 * by its name now): the snapshot has every record, the new one is it */
+                pcpd_state_writer_unlink_next(s->writer);
+                s->journal_fd = next_fd;
+                s->journal_fd_size = -1;
+                s->journal_bytes = 0;
+                return;
+        }
+        now = journal_size(s);
+        from = size_at_format >= 0 && now >= size_at_format ? size_at_format : 0;
+        r = now >= 0 ? pcpd_state_journal_copy_tail(s->journal_fd, from, next_fd) : -EIO;
+        if (r < 0) {
+                g_debug("Cannot empty the mapping journal: %s", g_strerror(-r));
+                r = pcpd_state_journal_exchange(s->dirfd);
+                if (r < 0)
+                        g_warning("Cannot give the mapping journal %s/%s its name back: %s; the next start reads "
+                                  "%s and then %s, which together hold every change",
+                                  s->dir_name, PCPD_STATE_JOURNAL_NEXT, g_strerror(-r), PCPD_STATE_JOURNAL_NEXT,
+                                  PCPD_STATE_JOURNAL);
+                else
+                        pcpd_state_writer_unlink_next(s->writer);
+                pcpd_state_writer_close(s->writer, next_fd);
+                s->journal_fd_size = -1;
+                return;
+        }
+        s->journal_bytes = (uint64_t) (now - from);
+        pcpd_state_writer_unlink_next(s->writer);
+        pcpd_state_writer_close(s->writer, s->journal_fd);
+        s->journal_fd = next_fd;
+        s->journal_fd_size = -1;
+}
+
+/* The writer's thread has written (or failed to write) the snapshot in flight, or made a
+ * fresh mappings.state.tmp (a job of its own: s->preparing). */
 static void on_snapshot_written(int r, void *userdata) {
         pcpd_store *s = userdata;
-        int next_fd = pcpd_state_writer_take_journal(s->writer);
+        bool exchanged = false;
+        int next_fd = pcpd_state_writer_take_journal(s->writer, &exchanged);
+        int tmp = pcpd_state_writer_take_tmp(s->writer);
 
+        if (s->spare_tmp >= 0)
+                pcpd_state_writer_close(s->writer, s->spare_tmp);
+        s->spare_tmp = tmp;
+        if (s->preparing) {
+                s->preparing = false;
+                if (s->save_pending) {
+                        s->save_pending = false;
+                        save_async(s);
+                }
+                return;
+        }
         if (r >= 0) {
                 s->snapshot_size = s->snapshot_size_in_flight;
-                journal_switch(s, s->snapshot_journal_size, next_fd);
+                if (exchanged)
+                        journal_switch_exchanged(s, s->snapshot_journal_size, next_fd);
+                else
+                        journal_switch(s, s->snapshot_journal_size, next_fd);
         } else
                 pcpd_state_writer_close(s->writer, next_fd);
         save_done(s, r);
@@ -412,15 +501,30 @@ static void save_async(pcpd_store *s) {
                         return;
                 }
                 pcpd_state_writer_prepare_journal(s->writer);
+                pcpd_state_writer_prepare_tmp(s->writer);
         }
         if (snapshot_busy(s)) {
                 s->save_pending = true;
                 return;
         }
-        fd = pcpd_state_replace_begin(s->dirfd, PCPD_STATE_FILE);
-        if (fd < 0) {
-                save_done(s, fd);
+        /* the journal is open before the thread may exchange its name (journal_switch_exchanged()) */
+        (void) journal_open(s);
+        if (s->spare_tmp >= 0) {
+                fd = s->spare_tmp;
+                s->spare_tmp = -1;
+        } else if (pcpd_state_writer_start(s->writer, -1) >= 0) {
+                /* the thread makes mappings.state.tmp (a name made on this thread can wait
+                 * for the disk); the snapshot starts when it is there */
+                s->preparing = true;
+                s->save_pending = true;
                 return;
+        } else {
+                /* no thread: made here */
+                fd = pcpd_state_replace_begin(s->dirfd, PCPD_STATE_FILE);
+                if (fd < 0) {
+                        save_done(s, fd);
+                        return;
+                }
         }
         /* the records from here on are what the snapshot may lack: they stay (and so do
          * the records put later and not written yet: they are written after this mark) */
@@ -593,6 +697,12 @@ void pcpd_store_flush(pcpd_store *s) {
         (void) later_write(s); /* counted in journal_bytes: a snapshot follows */
         if (s->save_source != 0 || formatting || s->journal_bytes > 0 || s->error != NULL)
                 (void) pcpd_store_save(s);
+        /* a spare mappings.state.tmp the thread made is not left behind by a clean stop */
+        if (s->spare_tmp >= 0) {
+                (void) close(s->spare_tmp);
+                s->spare_tmp = -1;
+                pcpd_state_replace_abort(s->dirfd, PCPD_STATE_FILE);
+        }
         if (s->retry_source != 0) {
                 g_source_remove(s->retry_source);
                 s->retry_source = 0;
@@ -617,6 +727,7 @@ int pcpd_store_new(int dirfd, const char *dir_name, const pcpd_store_ops *ops, v
         s->journal_fd = -1;
         s->journal_fd_size = -1;
         s->snapshot_fd = -1;
+        s->spare_tmp = -1;
         *ret = s;
         return 0;
 }
@@ -626,6 +737,9 @@ pcpd_store *pcpd_store_free(pcpd_store *s) {
                 return NULL;
         format_cancel(s);
         s->writer = pcpd_state_writer_free(s->writer);
+        /* its mappings.state.tmp stays, as a killed daemon's does: the next snapshot replaces it */
+        if (s->spare_tmp >= 0)
+                (void) close(s->spare_tmp);
         if (s->save_source != 0)
                 g_source_remove(s->save_source);
         if (s->retry_source != 0)

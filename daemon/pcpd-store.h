@@ -26,8 +26,10 @@
  *    (pcpd_state_compact_due()), soon after a failed append, every few seconds while writes
  *    fail. Each is formatted a chunk of records per turn of the main loop, written into
  *    mappings.state.tmp as it goes (never held whole in memory), and put in place (fsync,
- *    rename, fsync of the directory) on a thread of its own: the loop never waits for the
- *    disk but in pcpd_store_save() and pcpd_store_flush(). A failed write leaves the
+ *    rename, fsync of the directory) on a thread of its own, which also makes the files and
+ *    names the next snapshot and journal need: the loop never waits for the disk, nor
+ *    makes or removes a name in the directory, but in pcpd_store_save() and
+ *    pcpd_store_flush() (and on failure paths). A failed write leaves the
  *    snapshot in place and the journal as they were. A snapshot is formatted
  *    from ops->snapshot_ids (taken when it starts) and ops->lookup (each id when its turn
  *    comes, so the owner's records may change between two chunks; the journal's records
