@@ -421,10 +421,14 @@ static void on_snapshot_written(int r, void *userdata) {
         s->spare_tmp = tmp;
         if (s->preparing) {
                 s->preparing = false;
-                if (s->save_pending) {
-                        s->save_pending = false;
-                        save_async(s);
+                s->save_pending = false;
+                if (tmp < 0) {
+                        /* the directory takes no new file: an episode, retried on its timer
+                         * (not at once: that would ask the thread again and again) */
+                        save_done(s, tmp);
+                        return;
                 }
+                save_async(s);
                 return;
         }
         if (r >= 0) {

@@ -60,6 +60,8 @@ int __real_unlinkat(int dirfd, const char *path, int flags);
 int __wrap_unlinkat(int dirfd, const char *path, int flags);
 int __real_openat(int dirfd, const char *path, int flags, ...);
 int __wrap_openat(int dirfd, const char *path, int flags, ...);
+int __real_openat64(int dirfd, const char *path, int flags, ...);
+int __wrap_openat64(int dirfd, const char *path, int flags, ...);
 
 /* A name made, removed or renamed in the directory on the main thread: a lookup there
  * waits while another thread's fsync() writes the directory out (seen: 1.2 s in ext4's
@@ -86,18 +88,53 @@ int __wrap_unlinkat(int dirfd, const char *path, int flags) {
         return r;
 }
 
-int __wrap_openat(int dirfd, const char *path, int flags, ...) {
-        mode_t mode = 0;
+/* openat() of mappings.state.tmp: counted, and made to fail with EACCES while fail_tmp is
+ * set (any thread) */
+static int fail_tmp, tmp_opens;
 
-        if (flags & (O_CREAT | O_TMPFILE)) {
-                va_list ap;
-
-                va_start(ap, flags);
-                mode = va_arg(ap, mode_t);
-                va_end(ap);
+/* Counts (and may fail) one openat(): true when the caller is to fail with EACCES. */
+static bool openat_seen(const char *path, int flags) {
+        if (flags & (O_CREAT | O_TMPFILE))
                 count_name_op();
+        if (g_str_has_suffix(path, PCPD_STATE_FILE ".tmp")) {
+                g_atomic_int_inc(&tmp_opens);
+                if (g_atomic_int_get(&fail_tmp))
+                        return true;
+        }
+        return false;
+}
+
+static mode_t openat_mode(int flags, va_list ap) {
+        return (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+}
+
+int __wrap_openat(int dirfd, const char *path, int flags, ...) {
+        va_list ap;
+        mode_t mode;
+
+        va_start(ap, flags);
+        mode = openat_mode(flags, ap);
+        va_end(ap);
+        if (openat_seen(path, flags)) {
+                errno = EACCES;
+                return -1;
         }
         return __real_openat(dirfd, path, flags, mode);
+}
+
+/* what openat() is with _FILE_OFFSET_BITS=64 (meson's default) */
+int __wrap_openat64(int dirfd, const char *path, int flags, ...) {
+        va_list ap;
+        mode_t mode;
+
+        va_start(ap, flags);
+        mode = openat_mode(flags, ap);
+        va_end(ap);
+        if (openat_seen(path, flags)) {
+                errno = EACCES;
+                return -1;
+        }
+        return __real_openat64(dirfd, path, flags, mode);
 }
 
 /* ext4 writes out a file's delayed data inside a rename over another file (auto_da_alloc),
@@ -291,6 +328,7 @@ static int teardown(void **state) {
         fixture *f = *state;
 
         g_atomic_int_set(&armed, 0);
+        g_atomic_int_set(&fail_tmp, 0);
         g_atomic_int_set(&journal_dfd, -1);
         g_atomic_int_set(&tmp_dfd, -1);
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &f->fsize), 0);
@@ -599,6 +637,39 @@ static void test_state_error_and_recovery(void **state) {
 
 static bool store_failed(fixture *f) {
         return f->o.error_calls == 1 && !pcpd_store_busy(f->o.store);
+}
+
+static gboolean on_turn_done(gpointer data) {
+        *(bool *) data = true;
+        return G_SOURCE_REMOVE;
+}
+
+/* The writer's thread cannot make mappings.state.tmp (a directory that takes no new file):
+ * one episode is told, and the snapshot is retried on the episode's timer, not asked of
+ * the thread again at once (that went round between the two threads without end); with
+ * the directory fixed, the retry ends the episode with every record on disk. */
+static void test_tmp_not_made(void **state) {
+        fixture *f = *state;
+        bool second = false;
+
+        g_atomic_int_set(&tmp_opens, 0);
+        g_atomic_int_set(&fail_tmp, 1);
+        assert_int_equal(put(&f->o, record(1, 1)), 0);
+        run_until(f, store_failed, "a failed snapshot");
+        assert_string_equal(pcpd_store_error(f->o.store), f->o.error);
+        assert_non_null(strstr(f->o.error, g_strerror(EACCES)));
+        /* a second of the loop: no more tries than the first (the retry comes after 5 s) */
+        g_timeout_add(1000, on_turn_done, &second);
+        while (!second)
+                g_main_context_iteration(NULL, TRUE);
+        assert_int_equal(g_atomic_int_get(&tmp_opens), 1);
+        assert_int_equal(f->o.error_calls, 1);
+
+        g_atomic_int_set(&fail_tmp, 0);
+        run_until(f, error_cleared, "end of the episode");
+        assert_null(pcpd_store_error(f->o.store));
+        assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
+        assert_loads_as_owner(f);
 }
 
 static char *slurp_at(fixture *f, const char *name, size_t *ret_len) {
@@ -1059,6 +1130,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_torn_last_record, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshot_while_appending, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_error_and_recovery, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tmp_not_made, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshot_fails_part_of_the_way, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gone_left_out, setup, teardown),
                 /* the same with an owner that walks its records for a snapshot written whole */
