@@ -104,37 +104,38 @@ static bool openat_seen(const char *path, int flags) {
         return false;
 }
 
-static mode_t openat_mode(int flags, va_list ap) {
-        return (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
-}
-
-int __wrap_openat(int dirfd, const char *path, int flags, ...) {
-        va_list ap;
-        mode_t mode;
-
-        va_start(ap, flags);
-        mode = openat_mode(flags, ap);
-        va_end(ap);
+/* Both wrappers below: counted, failed when asked, else real(dirfd, path, flags, mode). */
+static int openat_wrapped(int (*real)(int, const char *, int, ...), int dirfd, const char *path, int flags,
+                          mode_t mode) {
         if (openat_seen(path, flags)) {
                 errno = EACCES;
                 return -1;
         }
-        return __real_openat(dirfd, path, flags, mode);
+        return real(dirfd, path, flags, mode);
+}
+
+/* the mode argument, there only with O_CREAT or O_TMPFILE */
+#define OPENAT_MODE(flags, mode)                                                    \
+        do {                                                                        \
+                va_list ap_;                                                        \
+                va_start(ap_, flags);                                               \
+                (mode) = ((flags) & (O_CREAT | O_TMPFILE)) ? va_arg(ap_, mode_t) : 0; \
+                va_end(ap_);                                                        \
+        } while (0)
+
+int __wrap_openat(int dirfd, const char *path, int flags, ...) {
+        mode_t mode;
+
+        OPENAT_MODE(flags, mode);
+        return openat_wrapped(__real_openat, dirfd, path, flags, mode);
 }
 
 /* what openat() is with _FILE_OFFSET_BITS=64 (meson's default) */
 int __wrap_openat64(int dirfd, const char *path, int flags, ...) {
-        va_list ap;
         mode_t mode;
 
-        va_start(ap, flags);
-        mode = openat_mode(flags, ap);
-        va_end(ap);
-        if (openat_seen(path, flags)) {
-                errno = EACCES;
-                return -1;
-        }
-        return __real_openat64(dirfd, path, flags, mode);
+        OPENAT_MODE(flags, mode);
+        return openat_wrapped(__real_openat64, dirfd, path, flags, mode);
 }
 
 /* ext4 writes out a file's delayed data inside a rename over another file (auto_da_alloc),
