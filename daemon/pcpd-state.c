@@ -1329,6 +1329,18 @@ static gpointer writer_thread(gpointer data) {
         }
 }
 
+/* A file the thread made and done did not take (*fd, then -ENOENT): closed on the thread
+ * while it runs, here when it is being freed (!tell). */
+static void writer_drop(pcpd_state_writer *w, int *fd, bool tell) {
+        if (*fd >= 0) {
+                if (tell)
+                        pcpd_state_writer_close(w, *fd);
+                else
+                        close(*fd);
+        }
+        *fd = -ENOENT;
+}
+
 /* The write in flight has finished (lock held by the caller, finished seen): it is over,
  * and the caller is told unless !tell. */
 static void writer_finish(pcpd_state_writer *w, bool tell) {
@@ -1348,20 +1360,8 @@ static void writer_finish(pcpd_state_writer *w, bool tell) {
         /* not taken: an empty file, left for the next one to replace (a journal exchanged
          * and not taken leaves the old one as mappings.journal.next, which a start replays
          * first) */
-        if (w->taken_journal >= 0) {
-                if (tell)
-                        pcpd_state_writer_close(w, w->taken_journal);
-                else
-                        close(w->taken_journal);
-        }
-        if (w->taken_tmp >= 0) {
-                if (tell)
-                        pcpd_state_writer_close(w, w->taken_tmp);
-                else
-                        close(w->taken_tmp);
-        }
-        w->taken_journal = -ENOENT;
-        w->taken_tmp = -ENOENT;
+        writer_drop(w, &w->taken_journal, tell);
+        writer_drop(w, &w->taken_tmp, tell);
 }
 
 /* Blocks until the write in flight has finished, and ends it. */

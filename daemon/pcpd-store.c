@@ -511,8 +511,6 @@ static void save_async(pcpd_store *s) {
                 s->save_pending = true;
                 return;
         }
-        /* the journal is open before the thread may exchange its name (journal_switch_exchanged()) */
-        (void) journal_open(s);
         if (s->spare_tmp >= 0) {
                 fd = s->spare_tmp;
                 s->spare_tmp = -1;
