@@ -84,34 +84,32 @@ static bool filter_equal(const pcp_filter *a, const pcp_filter *b) {
                memcmp(&a->remote_addr, &b->remote_addr, sizeof(a->remote_addr)) == 0;
 }
 
-/* the same filters, in any order (a caller need not list them as the first one did) */
-static bool filters_equal(const pcpd_mapping *mp, const pcpd_mapping_request *req) {
-        const pcp_filter *f = pcpd_mapping_filters(mp);
-        uint8_t n = pcpd_mapping_n_filters(mp);
-
-        if (n != req->n_filters)
-                return false;
-        for (uint8_t i = 0; i < req->n_filters; i++) {
+/* every filter of a[] is one of b[] */
+static bool filters_within(const pcp_filter *a, uint8_t na, const pcp_filter *b, uint8_t nb) {
+        for (uint8_t i = 0; i < na; i++) {
                 bool found = false;
-                for (uint8_t j = 0; j < n && !found; j++)
-                        found = filter_equal(&req->filters[i], &f[j]);
-                if (!found)
-                        return false;
-        }
-        for (uint8_t j = 0; j < n; j++) {
-                bool found = false;
-                for (uint8_t i = 0; i < req->n_filters && !found; i++)
-                        found = filter_equal(&req->filters[i], &f[j]);
+                for (uint8_t j = 0; j < nb && !found; j++)
+                        found = filter_equal(&a[i], &b[j]);
                 if (!found)
                         return false;
         }
         return true;
 }
 
+/* the same filters, in any order (a caller need not list them as the first one did); a list
+ * may name one twice, so each side is checked against the other */
+static bool filters_equal(const pcpd_mapping *mp, const pcpd_mapping_request *req) {
+        const pcp_filter *f = pcpd_mapping_filters(mp);
+        uint8_t n = pcpd_mapping_n_filters(mp);
+
+        return n == req->n_filters && filters_within(req->filters, req->n_filters, f, n) &&
+               filters_within(f, n, req->filters, req->n_filters);
+}
+
 /* Whether mp has been granted its external address and port (a direct one always is). */
 static bool mapping_granted(const pcpd_mapping *mp) {
         return mp->external_port != 0 &&
-               (g_strcmp0(mp->state, "active") == 0 || g_strcmp0(mp->state, "renewing") == 0);
+               (g_strcmp0(mp->state, PCP1_MAPPING_ACTIVE) == 0 || g_strcmp0(mp->state, PCP1_MAPPING_RENEWING) == 0);
 }
 
 /* A second request of mp's user for mp's key shares mp (another app of the user, or an app
@@ -132,26 +130,19 @@ static int share_refused(const pcpd_mapping *mp, const pcpd_mapping_request *req
                 uint16_t has = granted ? mp->external_port : mp->suggested_port;
 
                 if (req->suggested_port != has) {
+                        char has_text[64];
+
                         if (granted)
-                                return pcpd_fail(
-                                        error, PCPD_ERROR_CONFLICT,
-                                        "You already hold a mapping of %s port %u, and its external port is "
-                                        "%u, not %u (prefer-failure): release it first, or share it without "
-                                        "prefer-failure.",
-                                        proto, mp->internal_port, mp->external_port, req->suggested_port);
-                        if (has != 0)
-                                return pcpd_fail(
-                                        error, PCPD_ERROR_CONFLICT,
-                                        "You already hold a mapping of %s port %u, which asked for external "
-                                        "port %u, not %u (prefer-failure): release it first, or share it "
-                                        "without prefer-failure.",
-                                        proto, mp->internal_port, has, req->suggested_port);
-                        return pcpd_fail(
-                                error, PCPD_ERROR_CONFLICT,
-                                "You already hold a mapping of %s port %u, which asked for no particular "
-                                "external port and has none yet, not %u (prefer-failure): release it "
-                                "first, or share it without prefer-failure.",
-                                proto, mp->internal_port, req->suggested_port);
+                                g_snprintf(has_text, sizeof(has_text), "and its external port is %u", has);
+                        else if (has != 0)
+                                g_snprintf(has_text, sizeof(has_text), "which asked for external port %u", has);
+                        else
+                                g_snprintf(has_text, sizeof(has_text),
+                                           "which asked for no particular external port and has none yet");
+                        return pcpd_fail(error, PCPD_ERROR_CONFLICT,
+                                         "You already hold a mapping of %s port %u, %s, not %u (prefer-failure): "
+                                         "release it first, or share it without prefer-failure.",
+                                         proto, mp->internal_port, has_text, req->suggested_port);
                 }
                 if (req->has_external_address) {
                         struct in6_addr has_addr;

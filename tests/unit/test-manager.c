@@ -290,6 +290,7 @@ static void refuse_share(fixture *f, pcpd_mapping *mp, const pcpd_mapping_reques
         pcpd_mapping *got = NULL;
         guint n_events = f->rec.events->len, n_holders = g_hash_table_size(mp->holders);
         unsigned n_sent = fake_count(f->a, mp->internal_port, false);
+        unsigned n_mappings = pcpd_manager_n_mappings(f->m);
 
         assert_true(pcpd_manager_add_mapping(f->m, req, &got, &e) < 0);
         assert_int_equal(e.error, PCPD_ERROR_CONFLICT);
@@ -298,7 +299,7 @@ static void refuse_share(fixture *f, pcpd_mapping *mp, const pcpd_mapping_reques
                 fail_msg("refusal \"%s\" does not say \"%s\"", e.message, says);
         assert_int_equal(f->rec.events->len, n_events);
         assert_int_equal(g_hash_table_size(mp->holders), n_holders);
-        assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
+        assert_int_equal(pcpd_manager_n_mappings(f->m), n_mappings);
         assert_int_equal(fake_count(f->a, mp->internal_port, false), n_sent);
 }
 
@@ -356,6 +357,50 @@ static void test_sharing_options(void **state) {
         assert_int_equal(g_hash_table_size(mp->holders), 3);
         assert_int_equal(mp->external_port, 5003 + PORT_OFFSET);
         assert_int_equal(fake_count(f->a, 5003, false), 1); /* one request for them all */
+}
+
+/* Sharing a mapping not granted yet: a prefer-failure request is refused with what the
+ * first asked for (a port, or none); filters are compared as sets, a list that names one
+ * filter twice is not the list of two (each side is checked against the other). */
+static void test_sharing_pending_and_filters(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request first = request(5005, ":1.1");
+        pcpd_mapping_request req = request(5005, ":1.2");
+        pcpd_mapping *mp, *other;
+        pcp_filter a = { .prefix_len = 128, .remote_port = 80 }, b = { .prefix_len = 128, .remote_port = 443 };
+
+        mp = add(f, &first); /* pending until the loop turns */
+        assert_string_equal(mp->state, "pending");
+        req.prefer_failure = true;
+        req.suggested_port = 9999;
+        refuse_share(f, mp, &req, "which asked for no particular external port and has none yet, not 9999");
+
+        first = request(5006, ":1.1");
+        first.suggested_port = 7000;
+        other = add(f, &first);
+        assert_string_equal(other->state, "pending");
+        req = request(5006, ":1.2");
+        req.prefer_failure = true;
+        req.suggested_port = 9999;
+        refuse_share(f, other, &req, "which asked for external port 7000, not 9999");
+        wait_state(f, other, "active");
+        wait_state(f, mp, "active");
+
+        assert_true(pcp_addr_from_string("192.0.2.8", &a.remote_addr));
+        assert_true(pcp_addr_from_string("192.0.2.9", &b.remote_addr));
+        first = request(5007, ":1.1");
+        first.n_filters = 2;
+        first.filters[0] = a;
+        first.filters[1] = b;
+        mp = add(f, &first);
+        req = request(5007, ":1.2");
+        req.n_filters = 2;
+        req.filters[0] = a;
+        req.filters[1] = a;
+        refuse_share(f, mp, &req, "other filters");
+        req.filters[0] = b; /* the same two, in the other order: shared */
+        req.filters[1] = a;
+        assert_ptr_equal(add(f, &req), mp);
 }
 
 /* Two holders of the same request share one mapping (one request upstream); it goes when
@@ -1740,6 +1785,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_grant, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing_options, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sharing_pending_and_filters, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mapping_path, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_quota, setup, teardown, (void *) &quota2),
                 cmocka_unit_test_prestate_setup_teardown(test_host_quota, setup, teardown, (void *) &host2),

@@ -88,18 +88,24 @@ int __wrap_unlinkat(int dirfd, const char *path, int flags) {
         return r;
 }
 
-/* openat() of mappings.state.tmp: counted, and made to fail with EACCES while fail_tmp is
- * set (any thread) */
+/* openat() of mappings.state.tmp: counted, the monotonic time of the first two noted, and
+ * the next fail_tmp of them made to fail with EACCES (any thread) */
 static int fail_tmp, tmp_opens;
+static gint64 tmp_open_at[2];
 
 /* Counts (and may fail) one openat(): true when the caller is to fail with EACCES. */
 static bool openat_seen(const char *path, int flags) {
         if (flags & (O_CREAT | O_TMPFILE))
                 count_name_op();
         if (g_str_has_suffix(path, PCPD_STATE_FILE ".tmp")) {
+                int n = g_atomic_int_get(&tmp_opens), left;
+
+                if (n < 2)
+                        tmp_open_at[n] = g_get_monotonic_time(); /* seen once the count is */
                 g_atomic_int_inc(&tmp_opens);
-                if (g_atomic_int_get(&fail_tmp))
-                        return true;
+                while ((left = g_atomic_int_get(&fail_tmp)) > 0)
+                        if (g_atomic_int_compare_and_exchange(&fail_tmp, left, left - 1))
+                                return true;
         }
         return false;
 }
@@ -640,34 +646,34 @@ static bool store_failed(fixture *f) {
         return f->o.error_calls == 1 && !pcpd_store_busy(f->o.store);
 }
 
-static gboolean on_turn_done(gpointer data) {
-        *(bool *) data = true;
-        return G_SOURCE_REMOVE;
+static bool tmp_tried_twice(fixture *f) {
+        return g_atomic_int_get(&tmp_opens) >= 2;
 }
 
 /* The writer's thread cannot make mappings.state.tmp (a directory that takes no new file):
- * one episode is told, and the snapshot is retried on the episode's timer, not asked of
- * the thread again at once (that went round between the two threads without end); with
- * the directory fixed, the retry ends the episode with every record on disk. */
+ * one episode is told, and the snapshot is retried on the episode's timer (5 s), not asked
+ * of the thread again at once (that went round between the two threads without end, the
+ * second try microseconds after the first); the retry, with the directory fixed, ends the
+ * episode with every record on disk. Nothing here waits for a time: a slow machine only
+ * makes the gap between the two tries longer. */
 static void test_tmp_not_made(void **state) {
         fixture *f = *state;
-        bool second = false;
+        gint64 gap;
 
         g_atomic_int_set(&tmp_opens, 0);
-        g_atomic_int_set(&fail_tmp, 1);
+        g_atomic_int_set(&fail_tmp, 1); /* the first try fails, the next ones work */
         assert_int_equal(put(&f->o, record(1, 1)), 0);
         run_until(f, store_failed, "a failed snapshot");
         assert_string_equal(pcpd_store_error(f->o.store), f->o.error);
         assert_non_null(strstr(f->o.error, g_strerror(EACCES)));
-        /* a second of the loop: no more tries than the first (the retry comes after 5 s) */
-        g_timeout_add(1000, on_turn_done, &second);
-        while (!second)
-                g_main_context_iteration(NULL, TRUE);
-        assert_int_equal(g_atomic_int_get(&tmp_opens), 1);
-        assert_int_equal(f->o.error_calls, 1);
 
-        g_atomic_int_set(&fail_tmp, 0);
-        run_until(f, error_cleared, "end of the episode");
+        run_until(f, tmp_tried_twice, "second try to make the temporary file");
+        gap = tmp_open_at[1] - tmp_open_at[0];
+        if (gap < 3 * G_USEC_PER_SEC)
+                fail_msg("the second try came %" G_GINT64_FORMAT " us after the first: not on the episode's "
+                         "5 s timer",
+                         gap);
+        run_until(f, error_cleared, "end of the episode"); /* told twice: failing, then fine */
         assert_null(pcpd_store_error(f->o.store));
         assert_int_equal(file_size(f, PCPD_STATE_JOURNAL), 0);
         assert_loads_as_owner(f);
