@@ -499,9 +499,57 @@ is "the declared mapping is persistent, of uid 0" "$(cx busctl get-property org.
     "$(cx busctl get-property org.freedesktop.PCP1 /org/freedesktop/PCP1 org.freedesktop.PCP1.Manager DeclaredMappings \
     | sed -n 's/.*"camera" "[^"]*" "\([^"]*\)".*/\1/p')" org.freedesktop.PCP1.Mapping Persistent)" "b true"
 is "alice's mapping untouched by that reload" "$(ref_mapping 8080)" "$EXT $NONCE"
-out=$(cx runuser -u alice -- pcpctl --no-ask-password declare mine tcp 9000 2>&1)
-is "alice (may map) may not declare: polkit's configure needs an administrator" "$out" \
-    'Failed to declare: .*(not allowed|Authentication is required).*'
+# polkit's challenge, with the real polkitd (tests/bus/test-authorisation.py ChallengeTest
+# has it with the polkitd mock). org.freedesktop.PCP1.configure is auth_admin_keep and the
+# shipped rule lets pcpd-users only map: for alice polkitd answers "authentication
+# required" (is_challenge), and pcpd's answer depends on whether the call allowed
+# interactive authorisation. No process of alice's has an authentication agent.
+declared() {
+    cx busctl get-property org.freedesktop.PCP1 /org/freedesktop/PCP1 org.freedesktop.PCP1.Manager DeclaredMappings
+}
+declared_before=$(declared)
+polkit_cursor=$(cx journalctl -u polkit.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+# polkitd's own answer, as root asks it for a process of alice's (flags 0, and 1:
+# AllowUserInteraction): (is_authorized, is_challenge, details)
+cx runuser -u alice -- sh -c 'echo $$; exec sleep 300' >"$WORK/alice-sleep.out" 2>&1 </dev/null &
+BG_PIDS+=($!)
+check "a process of alice's to ask polkitd about" wait_for "$WORK/alice-sleep.out" '^[0-9]+$' 20 "alice's sleep"
+alice_pid=$(head -n 1 "$WORK/alice-sleep.out")
+alice_start=$(cx cat "/proc/$alice_pid/stat" | awk '{ print $22 }')
+polkit_check() { # polkit_check FLAGS: CheckAuthorization of configure for alice's process
+    cx busctl --timeout=60 call org.freedesktop.PolicyKit1 /org/freedesktop/PolicyKit1/Authority \
+        org.freedesktop.PolicyKit1.Authority CheckAuthorization '(sa{sv})sa{ss}us' \
+        unix-process 3 pid u "$alice_pid" start-time t "$alice_start" uid i "$ALICE_UID" \
+        org.freedesktop.PCP1.configure 0 "$1" "" 2>&1
+}
+answer=$(polkit_check 0)
+note "polkitd, configure for alice, no interaction: $answer"
+is "polkitd: configure for alice without interaction: not authorized, a challenge" "$answer" \
+    '\(bba\{ss\}\) false true .*'
+answer=$(polkit_check 1)
+note "polkitd, configure for alice, interaction allowed, no agent: $answer"
+is "polkitd: configure for alice with interaction but no agent: not authorized, a challenge" "$answer" \
+    '\(bba\{ss\}\) false true .*'
+[[ $alice_pid =~ ^[0-9]+$ ]] && [ "$alice_pid" -gt 1 ] && cx kill "$alice_pid"
+# pcpctl --no-ask-password: the call does not allow interactive authorisation
+out=$(cx timeout 120 runuser -u alice -- pcpctl --no-ask-password declare mine tcp 9000 2>&1 </dev/null)
+equals "alice may not declare (configure: auth_admin), --no-ask-password: pcpd says to allow interaction" \
+    "$out" "Failed to declare: Authentication is required; call again allowing interactive authorisation."
+# pcpctl without it allows interactive authorisation; its standard input is no terminal,
+# so it starts no pkttyagent: polkitd has no agent to ask
+out=$(cx timeout 120 runuser -u alice -- pcpctl declare mine tcp 9000 2>&1 </dev/null)
+equals "alice may not declare, interaction allowed but no agent: pcpd says no agent could ask" "$out" \
+    "Failed to declare: Authentication is required, and no authentication agent could ask for it: run this as root, or from a session with a polkit authentication agent."
+equals "nothing declared: DeclaredMappings unchanged" "$(declared)" "$declared_before"
+check "nothing declared: no /var/lib/pcpd/mappings.d/mine.conf" not_running_dir /var/lib/pcpd/mappings.d/mine.conf
+note "polkitd's journal meanwhile: $(cx journalctl -u polkit.service --after-cursor="$polkit_cursor" --no-pager -o cat | tr '\n' '|')"
+# the control: what alice is allowed (map) she still gets
+start_holder alice-ctl alice 8083
+check "the control: alice still maps (port 8083)" \
+    wait_for "$WORK/alice-ctl.out" "^state active $EXT_ADDR [0-9]+ $ALICE_UID " 30 "alice's mapping of 8083 active"
+stop_holder alice-ctl
+check "the control's mapping is deleted at the router when it stops" wait_cmd 30 "no mapping of 8083" \
+    eval '[ -z "$(ref_mapping 8083)" ]'
 check "pcpctl declare as root" cx pcpctl declare web tcp 8443 --description=web
 check "it is saved in /var/lib/pcpd/mappings.d: pcpd, 0600" stat_is "$ROOT/var/lib/pcpd/mappings.d/web.conf" "$PCPD_UID 600"
 check "the router holds it" wait_cmd 30 "a mapping of 8443" eval '[ -n "$(ref_mapping 8443)" ]'
