@@ -46,6 +46,9 @@
 #define EPISODE_QUIET (60 * SEC)
 /* a NAT-PMP address notice starts at most one external address request per this */
 #define NATPMP_NOTICE_INTERVAL (1 * SEC)
+/* an ANNOUNCE to a server not known to speak PCP (unknown, unreachable) starts at most one
+ * ANNOUNCE probe per this */
+#define ANNOUNCE_HINT_INTERVAL (1 * SEC)
 /* a first request unanswered this long (and retransmitted this often), with nothing heard
  * from its server meanwhile, fails UNREACHABLE (mapping_timeout()) */
 #define SILENT_FAIL (20 * SEC)
@@ -205,6 +208,8 @@ struct pcp_server {
         uint64_t probe_at, probe_rt;
         uint64_t natpmp_addr_at, natpmp_addr_rt;
         uint64_t natpmp_notice_next; /* the earliest a notice may start an address request */
+        uint64_t announce_hint_next; /* the earliest an ANNOUNCE may start a probe (unknown,
+                                      * unreachable servers: receive_announce()) */
         uint64_t reprobe_at;
         bool probing;
         bool natpmp_addr_unusable; /* its last external address answer named none (0.0.0.0) */
@@ -2402,18 +2407,28 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                 drop(e, PCP_DROP_WRONG_OPCODE);
                 return;
         }
+        if (s->info.state == PCP_SERVER_UNKNOWN || s->info.state == PCP_SERVER_UNREACHABLE) {
+                /* It comes to a port any host of the link can reach, with nothing a forger
+                 * would not know but the server's address: taken as written, one datagram
+                 * made a NAT-PMP-only router not probed yet (or one that is gone) "pcp",
+                 * stopped the probe that would have told, and set its epoch. So it is a
+                 * hint: the server is asked (the ANNOUNCE probe, on its own socket, whose
+                 * answer must come from the address and port it went to) at once, its
+                 * schedule restarted, at most once per ANNOUNCE_HINT_INTERVAL and not
+                 * while a probe waits to be pulled; the state and the epoch are the
+                 * probe's answer's to set. */
+                if (!out_queued(&s->out_probe) && now >= s->announce_hint_next) {
+                        s->announce_hint_next = now + ANNOUNCE_HINT_INTERVAL;
+                        server_start_probe(e, s, now);
+                }
+                return;
+        }
         /* An ANNOUNCE means "something changed" even when the epoch looks consistent
          * (miniupnpd with system_uptime=yes restarts without an epoch jump): renew
          * everything after a random delay (RFC 6887 §14.1.3), as often as the recreation
          * limit allows (server_lost_state()). */
         if (check_epoch(e, s, now, rx, msg.epoch, false, true, NULL))
                 server_lost_state(e, s, now, false, true, NULL);
-        if (s->info.state == PCP_SERVER_UNKNOWN || s->info.state == PCP_SERVER_UNREACHABLE) {
-                server_set_state(e, s, PCP_SERVER_PCP);
-                s->probing = false;
-                s->probe_at = PCP_NEVER;
-                server_timer_update(e, s);
-        }
 }
 
 void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,

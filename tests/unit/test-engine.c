@@ -3100,6 +3100,132 @@ static void test_natpmp_notice_recreate(void **state) {
         h_free(h);
 }
 
+/* An ANNOUNCE to a server not known to speak PCP (unknown, unreachable) comes to a port any
+ * host of the link can reach: one forged datagram made the server "pcp", set its epoch and
+ * stopped the probe that would have told the truth. Now it is a hint: the server is
+ * probed at once, at most once a second however many come, its state and epoch left to
+ * the probe's answer. */
+static size_t hint_flood(harness *h, uint64_t duration, uint64_t step) {
+        size_t before = h_count(h, PCP_OPCODE_ANNOUNCE);
+
+        for (uint64_t end = h->now + duration; h->now < end;) {
+                h_announce(h, SRV, (uint32_t) h_rand(h));
+                h_advance(h, step);
+        }
+        return h_count(h, PCP_OPCODE_ANNOUNCE) - before;
+}
+
+static void test_announce_hint_unknown(void **state) {
+        harness *h = h_new(138, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        size_t n;
+
+        (void) state;
+        /* the first probe is lost; the next would go at ~3 s */
+        h_advance(h, 1 * SEC);
+        h_clear(h);
+        h_announce(h, SRV, 4242);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNKNOWN);
+        assert_false(h_srv(h, sid)->epoch_known);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_last(h)->t, h->now);
+        assert_int_equal(h_last(h)->server_id, sid);
+        /* 100 more within the second: no other probe, nothing changed */
+        for (int k = 0; k < 100; k++) {
+                h_announce(h, SRV, (uint32_t) (4242 + k * 1000));
+                h_advance(h, 9);
+        }
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNKNOWN);
+        assert_false(h_srv(h, sid)->epoch_known);
+        assert_int_equal(h->n_ev, 0);
+        /* a flood for 10 s, every 10 ms: about one probe a second, never more */
+        h_advance(h, 1 * SEC);
+        h_clear(h);
+        n = hint_flood(h, 10 * SEC, 10);
+        if (n < 5 || n > 11)
+                fail_msg("a 10 s ANNOUNCE flood gave %zu probes, not 5..11", n);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNKNOWN);
+        assert_false(h_srv(h, sid)->epoch_known);
+        assert_int_equal(h->n_ev, 0);
+        /* the probe's answer decides: PCP, with its epoch */
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, n - 1), PCP_RESULT_SUCCESS, 0, 77);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_true(h_srv(h, sid)->epoch_known);
+        assert_int_equal(h_srv(h, sid)->epoch, 77);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        h_free(h);
+}
+
+static void test_announce_hint_unreachable(void **state) {
+        harness *h = h_new(139, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = granted_map(h, sid, 7100, 3600, 47100);
+        uint32_t epoch;
+        size_t n;
+
+        (void) state;
+        h_advance(h, 10 * SEC);
+        epoch = h_srv(h, sid)->epoch;
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        h_advance(h, 2 * SEC);
+        h_clear(h);
+        /* a forged ANNOUNCE with an epoch that would be a reset: no reset, no recreation,
+         * the state and epoch as they were; the server probed at once */
+        h_announce(h, SRV, 3);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        assert_int_equal(h_srv(h, sid)->epoch, epoch);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_last(h)->t, h->now);
+        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 0);
+        for (int k = 0; k < 100; k++) {
+                h_announce(h, SRV, (uint32_t) k);
+                h_advance(h, 9);
+        }
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        assert_int_equal(h->n_ev, 0);
+        h_advance(h, 1 * SEC);
+        h_clear(h);
+        n = hint_flood(h, 10 * SEC, 10);
+        if (n < 5 || n > 11)
+                fail_msg("a 10 s ANNOUNCE flood gave %zu probes, not 5..11", n);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        assert_int_equal(h_srv(h, sid)->epoch, epoch);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        /* the server is back and answers the probe, its epoch consistent: PCP, its
+         * mapping kept */
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, n - 1), PCP_RESULT_SUCCESS, 0, ep(h));
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        h_free(h);
+}
+
+/* A NAT-PMP-only router not probed yet, and a forged ANNOUNCE: the probe it starts is
+ * answered NAT-PMP style (UNSUPP_VERSION, 8 octets): NAT-PMP, never "pcp" on the way. */
+static void test_announce_hint_natpmp(void **state) {
+        harness *h = h_new(140, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+
+        (void) state;
+        h_advance(h, 1 * SEC);
+        h_clear(h);
+        h_announce(h, SRV, 4242);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNKNOWN);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        natpmp_unsupp(h, sid, 100);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_int_equal(h_last_event(h, PCP_EVENT_SERVER, 0)->server.state, PCP_SERVER_NATPMP);
+        h_free(h);
+}
+
 static void test_version1_unsupported(void **state) {
         harness *h = h_new(41, NULL);
         uint32_t sid = h_server(h, SRV, LOCAL);
@@ -3244,6 +3370,9 @@ int main(void) {
                 cmocka_unit_test(test_natpmp_port_index),
                 cmocka_unit_test(test_natpmp_short_error),
                 cmocka_unit_test(test_version1_unsupported),
+                cmocka_unit_test(test_announce_hint_unknown),
+                cmocka_unit_test(test_announce_hint_unreachable),
+                cmocka_unit_test(test_announce_hint_natpmp),
                 cmocka_unit_test(test_grant_rule_no_external_address),
                 cmocka_unit_test(test_grant_rule_wrong_family),
                 cmocka_unit_test(test_grant_rule_unusable_address),
