@@ -2443,6 +2443,14 @@ void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct socka
         pcp_engine_receive_announce_at(e, now, now, from, buf, len);
 }
 
+/* a mapping waiting for its grant learns that its server does not answer (ICMP, or
+ * silence: mapping_timeout()); its request is still retried on its schedule */
+static void mapping_unreachable(pcp_engine *e, pcp_mapping *m) {
+        m->info.state = PCP_MAPPING_FAILED;
+        m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
+        emit_mapping(e, m);
+}
+
 /* The server does not answer at any address: deletes are given up, waiting requests fail
  * UNREACHABLE (once each; they keep being retried on their schedule). */
 static void mappings_unreachable(pcp_engine *e, pcp_server *s) {
@@ -2456,9 +2464,7 @@ static void mappings_unreachable(pcp_engine *e, pcp_server *s) {
                         continue; /* still granted until it expires */
                 if (m->info.state == PCP_MAPPING_FAILED && m->info.error == PCP_MAPPING_ERROR_UNREACHABLE)
                         continue; /* told already */
-                m->info.state = PCP_MAPPING_FAILED;
-                m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
-                emit_mapping(e, m);
+                mapping_unreachable(e, m);
         }
 }
 
@@ -2585,11 +2591,8 @@ static void mapping_timeout(pcp_engine *e, pcp_mapping *m, uint64_t now) {
                  * schedule: a grant makes it active. A server that answers others is alive:
                  * this one just waits. */
                 if (m->info.state == PCP_MAPPING_PENDING && m->info.error == PCP_MAPPING_ERROR_NONE &&
-                    m->info.retransmissions >= SILENT_FAIL_RETRANSMISSIONS && now - m->server->heard_at >= SILENT_FAIL) {
-                        m->info.state = PCP_MAPPING_FAILED;
-                        m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
-                        emit_mapping(e, m);
-                }
+                    m->info.retransmissions >= SILENT_FAIL_RETRANSMISSIONS && now - m->server->heard_at >= SILENT_FAIL)
+                        mapping_unreachable(e, m);
                 return;
         }
 }
