@@ -50,7 +50,9 @@
  * ANNOUNCE probe per this */
 #define ANNOUNCE_HINT_INTERVAL (1 * SEC)
 /* a first request unanswered this long (and retransmitted this often), with nothing heard
- * from its server meanwhile, fails UNREACHABLE (mapping_timeout()) */
+ * from its server meanwhile, fails UNREACHABLE (mapping_timeout()); a server asked
+ * anything (server_asking()) and heard nothing from for this long is silent
+ * (pcp_server_info.silent) */
 #define SILENT_FAIL (20 * SEC)
 #define SILENT_FAIL_RETRANSMISSIONS 3
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
@@ -204,6 +206,9 @@ struct pcp_server {
         bool addr_unreachable[PCP_SERVER_MAX_ADDRS];
         bool sticky;           /* an address answered: keep using it */
         uint64_t heard_at;     /* its last answer (0: none yet) */
+        /* when the first request sent to it since it was last heard went (server_asking());
+         * PCP_NEVER: none since. Silent (info.silent) SILENT_FAIL after it. */
+        uint64_t asking_since;
         /* server-level actions, each PCP_NEVER when not wanted */
         uint64_t probe_at, probe_rt;
         uint64_t natpmp_addr_at, natpmp_addr_rt;
@@ -610,7 +615,10 @@ static void wait_remove(pcp_mapping *m);
 /* Its request goes out: PCP or NAT-PMP as its server speaks now; a delete (lifetime 0)
  * while it is DELETING (the engine never asks a DELETING mapping for a lifetime, nor
  * deletes one that is not). */
+static void server_asking(pcp_engine *e, pcp_server *s, uint64_t now);
+
 static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now) {
+        server_asking(e, m->server, now);
         m->info.natpmp = mapping_uses_natpmp(m);
         m->last_sent = now;
         m->awaiting = true;
@@ -620,11 +628,13 @@ static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         out_push(&e->datagrams, &m->out_send, OUT_MAPPING_REQUEST);
 }
 
-static void send_announce_probe(pcp_engine *e, pcp_server *s) {
+static void send_announce_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
+        server_asking(e, s, now);
         out_push(&e->datagrams, &s->out_probe, OUT_SERVER_PROBE);
 }
 
-static void send_natpmp_addr_request(pcp_engine *e, pcp_server *s) {
+static void send_natpmp_addr_request(pcp_engine *e, pcp_server *s, uint64_t now) {
+        server_asking(e, s, now);
         out_push(&e->datagrams, &s->out_natpmp_addr, OUT_SERVER_NATPMP_ADDR);
 }
 
@@ -1137,8 +1147,14 @@ static bool check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx,
         return false;
 }
 
+/* when s turns silent if nothing is heard from it before; PCP_NEVER: not asking, or silent */
+static uint64_t silent_at(const pcp_server *s) {
+        return s->info.silent || s->asking_since == PCP_NEVER ? PCP_NEVER : s->asking_since + SILENT_FAIL;
+}
+
 static void server_timer_update(pcp_engine *e, pcp_server *s) {
         uint64_t when = min_u64(min_u64(s->probe_at, s->recreate_at), min_u64(s->natpmp_addr_at, s->reprobe_at));
+        when = min_u64(when, silent_at(s));
         if (s->info.state == PCP_SERVER_DISABLED)
                 when = min_u64(when, s->info.disabled_until);
         timer_set(&e->server_timers, &s->timer, when);
@@ -1151,8 +1167,30 @@ static void server_start_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_timer_update(e, s);
 }
 
+/* A request (any: a mapping's, a renewal, a delete, a probe, a NAT-PMP address request) is
+ * marked to go to s: if none was unanswered, s's silence is timed from now. O(1), and the
+ * server's timer is touched once per unanswered stretch, not per request. */
+static void server_asking(pcp_engine *e, pcp_server *s, uint64_t now) {
+        if (s->asking_since != PCP_NEVER)
+                return;
+        s->asking_since = now;
+        if (!s->info.silent)
+                server_timer_update(e, s);
+}
+
 static void server_answered(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now) {
         s->heard_at = now;
+        /* heard: nothing is unanswered any more, as far as silence goes. The timer moves
+         * only at the first answer after something was asked (not per answer), and in the
+         * servers' heap, which holds a few. */
+        if (s->asking_since != PCP_NEVER) {
+                s->asking_since = PCP_NEVER;
+                server_timer_update(e, s);
+        }
+        if (s->info.silent) {
+                s->info.silent = false;
+                emit_server(e, s);
+        }
         if (!s->sticky || s->info.current_addr != addr_index) {
                 s->info.current_addr = addr_index;
                 s->sticky = true;
@@ -1517,6 +1555,7 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
         }
         s->timer = PCP_HEAP_ITEM_INIT;
         s->probe_at = s->natpmp_addr_at = s->reprobe_at = s->recreate_at = PCP_NEVER;
+        s->asking_since = PCP_NEVER;
         out_init(&s->waiting);
         s->next = e->servers;
         e->servers = s;
@@ -2500,9 +2539,9 @@ static void unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
                         if (m->awaiting)
                                 send_mapping_request(e, m, now);
                 if (s->probing)
-                        send_announce_probe(e, s);
+                        send_announce_probe(e, s, now);
                 if (s->natpmp_addr_at != PCP_NEVER)
-                        send_natpmp_addr_request(e, s);
+                        send_natpmp_addr_request(e, s, now);
                 return;
         }
 
@@ -2625,14 +2664,19 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
                 server_recreate(e, s, now, reset, from_announce, true, NULL);
         }
         if (s->probe_at <= now) {
-                send_announce_probe(e, s);
+                send_announce_probe(e, s, now);
                 s->probe_rt = s->probe_rt == 0 ? jitter(e, e->cfg.irt) : jitter(e, min_u64(2 * s->probe_rt, e->cfg.mrt));
                 s->probe_at = now + s->probe_rt;
         }
         if (s->natpmp_addr_at <= now) {
-                send_natpmp_addr_request(e, s);
+                send_natpmp_addr_request(e, s, now);
                 s->natpmp_addr_rt = s->natpmp_addr_rt == 0 ? NATPMP_IRT : min_u64(2 * s->natpmp_addr_rt, e->cfg.mrt);
                 s->natpmp_addr_at = now + s->natpmp_addr_rt;
+        }
+        if (silent_at(s) <= now) {
+                /* asked SILENT_FAIL ago, nothing heard since: told, its state kept */
+                s->info.silent = true;
+                emit_server(e, s);
         }
         server_timer_update(e, s);
 }

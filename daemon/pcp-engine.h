@@ -136,6 +136,12 @@ typedef struct pcp_server_info {
         bool epoch_known;
         uint32_t epoch;        /* last server epoch seen */
         bool address_mismatch; /* the server saw another source address: double NAT? */
+        /* A request to it (any: a mapping's, a renewal, a delete, a probe) has been
+         * unanswered for 20 s with nothing at all heard from it since that request went:
+         * it stopped answering (or never did). Its state stays what it was (a PCP server
+         * keeps its mappings, asked on their schedules); anything heard from it (not an
+         * ANNOUNCE on port 5350, which anyone can send) clears it. */
+        bool silent;
         bool has_external_addr;
         struct in6_addr external_addr; /* last external address seen (MAP or NAT-PMP) */
         uint8_t last_result;
@@ -209,7 +215,8 @@ typedef struct pcp_mapping_info {
 typedef enum pcp_event_type {
         PCP_EVENT_MAPPING,         /* a mapping's info changed (state, external, lifetime, error) */
         PCP_EVENT_MAPPING_DELETED, /* a mapping is gone; its id is unknown from now on */
-        PCP_EVENT_SERVER,          /* a server's state, epoch or external address changed */
+        PCP_EVENT_SERVER,          /* a server's state, epoch, external address or silence
+                                    * (pcp_server_info.silent) changed */
         PCP_EVENT_EPOCH_RESET,     /* a server lost its state; its mappings are being recreated */
         /* A server said something changed, with no sign that it lost its state (an ANNOUNCE
          * whose epoch is consistent; a NAT-PMP external address notification from a PCP

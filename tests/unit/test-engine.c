@@ -469,6 +469,9 @@ static void test_long_retransmission_timeout(void **state) {
         uint64_t id = h_map(h, sid, IPPROTO_UDP, 7100, 3600), t0 = h->now, d;
 
         assert_int_equal(h_count_for(h, id), 1);
+        /* first the server's silence (asked, unanswered for 20 s): its own deadline */
+        h_advance(h, 20 * SEC);
+        assert_true(h_srv(h, sid)->silent);
         for (int i = 0; i < 3; i++) {
                 d = pcp_engine_next_deadline(h->e);
                 assert_true(d - t0 >= cap - cap / 10 - 1);
@@ -885,14 +888,18 @@ static void test_address_mismatch(void **state) {
         assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
 
         /* a SUCCESS answer to a request of ours does: cleared, and told once */
-        h_advance(h, 30 * SEC); /* other's retry */
+        h_advance(h, 30 * SEC); /* other's retry; meanwhile the server, asked and not
+                                 * answering for 20 s, was told silent */
+        assert_true(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
         assert_non_null(h_last_for(h, other));
         h_reply(h, h_last_for(h, other), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8081);
         assert_false(h_srv(h, sid)->address_mismatch);
-        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
         assert_false(h_last_event(h, PCP_EVENT_SERVER, 0)->server.address_mismatch);
+        assert_false(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent);
         h_reply(h, h_last_for(h, other), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8081);
-        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
 
         /* mismatch again; then the ANNOUNCE probe (sent on a NOT_AUTHORIZED) answered
          * SUCCESS clears it as well */
@@ -1451,7 +1458,10 @@ static void test_unreachable(void **state) {
         /* ~25 RFC retransmissions in 6 h for the mapping (and as many probes), x2 addresses */
         assert_true(h->n_sent < 400);
         assert_true(h_count_for(h, id) >= 20);
-        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        /* one server event: asked, and nothing heard, it turned silent; still unreachable */
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_true(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
         /* the granted one expired meanwhile, and its retries met ICMP like the others: a
          * mapping that starts waiting while the server is already unreachable is told so
@@ -1463,6 +1473,7 @@ static void test_unreachable(void **state) {
         h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8080);
         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_false(h_srv(h, sid)->silent);
         h_free(h);
 }
 
@@ -2935,6 +2946,127 @@ static void test_silent_server_fails_first_request(void **state) {
         h_free(h);
 }
 
+/* answers every MAP request sent since index *from, at once, lifetime 3600 */
+static void answer_maps(harness *h, size_t *from) {
+        for (; *from < h->n_sent; (*from)++)
+                if (!h_is_natpmp(&h->sent[*from]) && (h->sent[*from].buf[1] & 0x7f) == PCP_OPCODE_MAP)
+                        h_reply(h, &h->sent[*from], PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 40000);
+}
+
+/* A server that stops answering is told silent (pcp_server_info.silent, one SERVER event)
+ * once a request to it has gone SILENT_FAIL (20 s) unanswered with nothing heard since
+ * that request went, timed from that request (a renewal half a lifetime after the last
+ * answer is not "silent" when it goes); its state stays PCP and its grant is kept. Heard
+ * again: not silent, one event. */
+static void test_server_silent(void **state) {
+        harness *h = h_new(141, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t a = granted_map(h, sid, 7200, 3600, 47200), b, t_renew, t_granted = h->now;
+        const h_event *ev;
+
+        (void) state;
+        h_clear(h);
+        /* a's renewal, about half its lifetime (30 min) after the server last answered */
+        while (h_count_for(h, a) == 0)
+                assert_true(h_step(h));
+        t_renew = h->now;
+        assert_true(t_renew - t_granted >= 30 * MINUTE);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        /* a new mapping asked meanwhile: silence is timed from the renewal, the first
+         * unanswered request, not from this one */
+        h_advance(h, 5 * SEC);
+        b = h_map(h, sid, IPPROTO_TCP, 7201, 3600);
+        h_advance_to(h, t_renew + 20 * SEC - 1);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        h_advance_to(h, t_renew + 21 * SEC);
+        assert_true(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        ev = h_last_event(h, PCP_EVENT_SERVER, 0);
+        assert_int_equal(ev->server_id, sid);
+        assert_true(ev->server.silent);
+        assert_int_equal(ev->server.state, PCP_SERVER_PCP);
+        /* its state and a's grant are kept; b is still asked */
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_RENEWING);
+        /* still silent a while later: told once */
+        h_advance(h, 2 * MINUTE);
+        assert_true(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_true(h_count_for(h, b) > 1);
+
+        /* heard again (b's answer): not silent, one event */
+        h_reply(h, h_last_for(h, b), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 47201);
+        assert_int_equal(h_mapping(h, b)->state, PCP_MAPPING_ACTIVE);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
+        assert_false(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent);
+        /* a's renewal goes on; answered 19 s after its next try: not silent meanwhile */
+        while (h_last_for(h, a)->t <= h_last_for(h, b)->t)
+                assert_true(h_step(h));
+        h_advance(h, 19 * SEC);
+        assert_false(h_srv(h, sid)->silent);
+        h_reply(h, h_last_for(h, a), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 47200);
+        assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_ACTIVE);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
+        h_free(h);
+}
+
+/* A server that answers every request at once is never silent, over hours of renewals
+ * and new mappings. */
+static void test_server_answering_never_silent(void **state) {
+        harness *h = h_new(142, NULL);
+        uint32_t sid = pcp_server(h);
+        size_t from = 0;
+        uint16_t port = 7300;
+
+        (void) state;
+        for (int i = 0; i < 10; i++)
+                (void) h_map(h, sid, IPPROTO_TCP, port++, 3600);
+        answer_maps(h, &from);
+        h_clear(h); /* the external address learnt: a server event */
+        from = 0;
+        for (uint64_t end = h->now + 6 * HOUR, next_new = h->now + 10 * MINUTE; h->now < end;) {
+                assert_true(h_step(h));
+                if (h->now >= next_new) {
+                        (void) h_map(h, sid, IPPROTO_TCP, port++, 3600);
+                        next_new += 10 * MINUTE;
+                }
+                answer_maps(h, &from);
+                assert_false(h_srv(h, sid)->silent);
+        }
+        assert_true(from > 60);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        h_free(h);
+}
+
+/* A NAT-PMP gateway that stops answering: silent too, its state kept. */
+static void test_server_silent_natpmp(void **state) {
+        harness *h = h_new(143, NULL);
+        uint64_t tcp, t0;
+        uint32_t sid = natpmp_server(h, &tcp, "198.51.100.40");
+
+        (void) state;
+        natpmp_map_answer(h, sid, 8080, 18080, 3600);
+        assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+        assert_false(h_srv(h, sid)->silent);
+        h_clear(h);
+        while (h->n_sent == 0)
+                assert_true(h_step(h));
+        t0 = h->now;
+        assert_false(h_srv(h, sid)->silent);
+        h_advance_to(h, t0 + 21 * SEC);
+        assert_true(h_srv(h, sid)->silent);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        natpmp_map_answer(h, sid, 8080, 18080, 3600);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
+        h_free(h);
+}
+
 /* the NAT-PMP external address requests sent since the last h_clear */
 static size_t natpmp_addr_requests(harness *h) {
         size_t n_req = 0;
@@ -3373,6 +3505,9 @@ int main(void) {
                 cmocka_unit_test(test_announce_hint_unknown),
                 cmocka_unit_test(test_announce_hint_unreachable),
                 cmocka_unit_test(test_announce_hint_natpmp),
+                cmocka_unit_test(test_server_silent),
+                cmocka_unit_test(test_server_answering_never_silent),
+                cmocka_unit_test(test_server_silent_natpmp),
                 cmocka_unit_test(test_grant_rule_no_external_address),
                 cmocka_unit_test(test_grant_rule_wrong_family),
                 cmocka_unit_test(test_grant_rule_unusable_address),
