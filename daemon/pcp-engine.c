@@ -2630,7 +2630,8 @@ static void mapping_timeout(pcp_engine *e, pcp_mapping *m, uint64_t now) {
                  * schedule: a grant makes it active. A server that answers others is alive:
                  * this one just waits. */
                 if (m->info.state == PCP_MAPPING_PENDING && m->info.error == PCP_MAPPING_ERROR_NONE &&
-                    m->info.retransmissions >= SILENT_FAIL_RETRANSMISSIONS && now - m->server->heard_at >= SILENT_FAIL)
+                    m->info.retransmissions >= SILENT_FAIL_RETRANSMISSIONS &&
+                    now - m->server->heard_at >= SILENT_FAIL)
                         mapping_unreachable(e, m);
                 return;
         }

@@ -215,8 +215,7 @@ typedef struct pcp_mapping_info {
 typedef enum pcp_event_type {
         PCP_EVENT_MAPPING,         /* a mapping's info changed (state, external, lifetime, error) */
         PCP_EVENT_MAPPING_DELETED, /* a mapping is gone; its id is unknown from now on */
-        PCP_EVENT_SERVER,          /* a server's state, epoch, external address or silence
-                                    * (pcp_server_info.silent) changed */
+        PCP_EVENT_SERVER,          /* a server's state, epoch, external address or silence changed */
         PCP_EVENT_EPOCH_RESET,     /* a server lost its state; its mappings are being recreated */
         /* A server said something changed, with no sign that it lost its state (an ANNOUNCE
          * whose epoch is consistent; a NAT-PMP external address notification from a PCP
