@@ -291,6 +291,13 @@ class Manager(dbus.service.Object):
                                                signature='(sss)')
 
     @dbus.service.method(TEST, in_signature='s', out_signature='')
+    def SetServerSource(self, source):
+        """The source of the one server ("dhcpv4" at start; "gateway": a default router)."""
+        server = self.props['Servers'][0]
+        self.set_prop('Servers', dbus.Array([dbus.Struct((server[0], server[1], source, server[3], server[4]),
+                                                         signature='ssssu')], signature='(ssssu)'))
+
+    @dbus.service.method(TEST, in_signature='s', out_signature='')
     def SetWrongType(self, name):
         """The manager's property name as a string from now on (a daemon that breaks the
         contract): clients must skip it and read the others."""

@@ -190,20 +190,26 @@ def scenario(t):
             'status shows the DHCP options NetworkManager gives', r.stdout)
     t.test_call('SetNetworkManager', 's', 'unavailable')
     r = t.run('status')
-    # (whether pcpd uses the default routers, UseDefaultRouters=, is not on the bus: the
-    # words must hold either way)
+    # whether pcpd uses the default routers (UseDefaultRouters=) is not on the bus: without
+    # a server of source "gateway" the words must hold either way
     t.check(r.stdout.endswith('\n\nNetworkManager: not followed (see the journal).\n'
                               "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
-                              'and, unless UseDefaultRouters=no, the default routers.\n'),
+                              'and the default routers if UseDefaultRouters= is on.\n'),
             'status says NetworkManager is not followed', r.stdout)
     t.test_call('SetNetworkManager', 's', 'stopped')
     r = t.run('status')
-    # (whether pcpd uses the default routers, UseDefaultRouters=, is not on the bus: the
-    # words must hold either way)
     t.check(r.stdout.endswith('\n\nNetworkManager: not running.\n'
                               "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
-                              'and, unless UseDefaultRouters=no, the default routers.\n'),
+                              'and the default routers if UseDefaultRouters= is on.\n'),
             'status says NetworkManager is not running', r.stdout)
+    # a default router listed as a server: pcpd uses them, and status says so plainly
+    t.test_call('SetServerSource', 's', 'gateway')
+    r = t.run('status')
+    t.check(r.stdout.endswith('\n\nNetworkManager: not running.\n'
+                              "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
+                              'and the default routers.\n'),
+            'status: a "gateway" server, the default routers are used', r.stdout)
+    t.test_call('SetServerSource', 's', 'dhcpv4')
     r = t.run('status', '--json')
     t.check('NetworkManager' not in r.stdout, 'status --json: as before, without NetworkManager', r.stdout)
     t.test_call('SetNetworkManager', 's', '')
