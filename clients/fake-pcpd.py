@@ -13,7 +13,8 @@ else another port is given); everything else becomes active 50 ms after it is re
 family and remote end) shares it: the same path, no InterfacesAdded, persistent from then on
 when asked; PID is the caller's that made it. DeclareMapping declares in the state directory
 (never mapped: "/"), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
-/etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with NoServer. The manager has no
+/etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with
+NoServer, and a family with the error org.freedesktop.PCP1.Test.FailExternalAddress(ss) names. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
 newer daemons have: clients must read it when present and do without it).
 org.freedesktop.PCP1.Test.RemoveOnRelease(ss) makes the next Release() lose a race with
@@ -359,8 +360,21 @@ class Manager(dbus.service.Object):
         """name declared by the administrator's file in /etc/pcpd/mappings.d."""
         self.set_declared(str(name), f'/etc/pcpd/mappings.d/{name}.conf')
 
+    @dbus.service.method(TEST, in_signature='ss', out_signature='')
+    def FailExternalAddress(self, family, error):
+        """GetExternalAddress(family) fails with error (a full error name) from now on; ''
+        makes it answer as before."""
+        self.external_errors = getattr(self, 'external_errors', {})
+        if error == '':
+            self.external_errors.pop(str(family), None)
+        else:
+            self.external_errors[str(family)] = str(error)
+
     @dbus.service.method(MANAGER, in_signature='s', out_signature='ss')
     def GetExternalAddress(self, family):
+        error = getattr(self, 'external_errors', {}).get(family)
+        if error is not None:
+            raise dbus.DBusException(f'Scripted failure for {family}.', name=error)
         if family == 'ipv4':
             return (EXTERNAL, '192.168.1.1')
         raise Error('NoServer', f'No PCP server is known for {family}.')

@@ -475,9 +475,55 @@ def scenario(t):
     r = t.run('external-address', '--json')
     t.check(json.loads(r.stdout) == [{'Family': 'ipv4', 'Address': '198.51.100.1', 'Server': '192.168.1.1'}],
             'external-address --json', r.stdout)
+    # "none" is pcpd's NoServer only: a family whose call failed otherwise prints nothing on
+    # standard output, its error goes to standard error, and the exit status is 1
+    denied = 'org.freedesktop.DBus.Error.AccessDenied'
+    t.test_call('FailExternalAddress', 'ss', 'ipv6', 'org.freedesktop.PCP1.Error.NotAuthorized')
+    r = t.run('external-address', status=1)
+    t.check(r.stdout == 'ipv4: 198.51.100.1 (server 192.168.1.1)\n'
+            and r.stderr == 'Failed to query the ipv6 external address: Scripted failure for ipv6.\n',
+            'external-address: a family that failed is not "none"', f'{r.stdout!r} {r.stderr!r}')
+    r = t.run('external-address', '--json', status=1)
+    t.check(json.loads(r.stdout) == [{'Family': 'ipv4', 'Address': '198.51.100.1', 'Server': '192.168.1.1'}]
+            and r.stderr == 'Failed to query the ipv6 external address: Scripted failure for ipv6.\n',
+            'external-address --json: only the family that answered', f'{r.stdout!r} {r.stderr!r}')
+    r = t.run('external-address', 'ipv6', status=1)
+    t.check(r.stdout == '' and r.stderr == 'Failed to query the external address: Scripted failure for ipv6.\n',
+            'external-address ipv6: the failure, nothing on stdout', f'{r.stdout!r} {r.stderr!r}')
+    t.test_call('FailExternalAddress', 'ss', 'ipv6', '')
+    t.test_call('FailExternalAddress', 'ss', 'ipv4', denied)
+    r = t.run('external-address', status=1)
+    t.check(r.stdout == 'ipv6: none\n'
+            and r.stderr == 'Failed to query the ipv4 external address: Access denied by the bus policy.\n',
+            'external-address: ipv4 failed, ipv6 has none', f'{r.stdout!r} {r.stderr!r}')
+    t.test_call('FailExternalAddress', 'ss', 'ipv6', denied)
+    for args in ((), ('--json',)):
+        r = t.run('external-address', *args, status=1)
+        t.check(r.stdout == '' and r.stderr == 'Failed to query the external address: Access denied by the bus '
+                'policy.\n', ' '.join(('external-address',) + args) + ': both failed alike, one error, no output',
+                f'{r.stdout!r} {r.stderr!r}')
+    t.test_call('FailExternalAddress', 'ss', 'ipv4', '')
+    t.test_call('FailExternalAddress', 'ss', 'ipv6', '')
 
     # revoke
-    t.run('revoke', 'org.example.Nothing', status=1, stderr="Failed to revoke: No mapping belongs to")
+    r = t.run('revoke', 'org.example.Nothing', status=1, stderr="Failed to revoke: No mapping belongs to")
+    t.check(r.stderr.count('\n') == 1, 'revoke: an unknown app id, one line', r.stderr)
+    # list's APP column says "declared:NAME" for a declared mapping, which has no app id:
+    # revoke says how it is removed
+    t.run('declare', 'cam', 'tcp', '8554')
+    r = t.run('revoke', 'declared:cam', status=1)
+    t.check(r.stdout == '' and r.stderr == "Failed to revoke: No mapping belongs to 'declared:cam'.\n"
+            "declared:cam is a declared mapping, which has no app id: 'pcpctl undeclare cam' removes it.\n",
+            'revoke declared:NAME points to undeclare', r.stderr)
+    t.test_call('DeclareInEtc', 's', 'door')
+    r = t.run('revoke', 'declared:door', status=1)
+    t.check(r.stderr.endswith('\ndeclared:door is the mapping declared in /etc/pcpd/mappings.d/door.conf, which '
+                              'has no app id: remove that file and reload pcpd (systemctl reload pcpd).\n'),
+            'revoke declared:NAME of a file in /etc points to the file', r.stderr)
+    r = t.run('revoke', 'declared:nosuch', status=1)
+    t.check(r.stderr == "Failed to revoke: No mapping belongs to 'declared:nosuch'.\n",
+            'revoke declared:NAME with nothing declared as NAME: the error alone', r.stderr)
+    t.run('undeclare', 'cam')
     r = t.run('map', 'tcp', '8448', '--persistent', '--json')
     path = json.loads(r.stdout)['Path']
     t.run('revoke', 'org.example.Test')
@@ -541,6 +587,12 @@ def main():
                 'holder waits for pcpd', '')
         t.check(p.poll() is None, 'holder keeps running while pcpd is away', p.poll())
         t.run('status', status=1, stderr='Failed to query status: pcpd is not running')
+        for args in ((), ('--json',), ('ipv4',)):
+            r = t.run('external-address', *args, status=1)
+            t.check(r.stdout == '' and r.stderr == 'Failed to query the external address: pcpd is not running and '
+                    'could not be started.\n',
+                    ' '.join(('external-address',) + args) + ' without pcpd: the error only',
+                    f'{r.stdout!r} {r.stderr!r}')
         service = subprocess.Popen([sys.executable, fake, address, log], stdout=subprocess.PIPE, text=True)
         t.check(service.stdout.readline().strip() == 'ready', 'the fake daemon is back')
         err = read_line_of(p.stderr)
