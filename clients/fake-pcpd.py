@@ -66,6 +66,9 @@ class Mapping(dbus.service.Object):
 
     @dbus.service.method(PROPERTIES, in_signature='s', out_signature='a{sv}')
     def GetAll(self, interface):
+        error = getattr(self, 'getall_error', None)
+        if error is not None:
+            raise dbus.DBusException(f'Scripted failure for {self.path}.', name=error)
         if interface != MAPPING:
             raise dbus.DBusException('no such interface', name='org.freedesktop.DBus.Error.UnknownInterface')
         return self.props
@@ -290,6 +293,11 @@ class Manager(dbus.service.Object):
         self.props['DhcpOptions'] = dbus.Array([dbus.Struct(('eth0', 'ipv4', 'received'), signature='sss'),
                                                 dbus.Struct(('eth0', 'ipv6', 'not-offered'), signature='sss')],
                                                signature='(sss)')
+
+    @dbus.service.method(TEST, in_signature='os', out_signature='')
+    def FailMappingGetAll(self, path, error):
+        """The mapping's GetAll fails with error (a full error name) from now on."""
+        self.mappings[path].getall_error = str(error)
 
     @dbus.service.method(TEST, in_signature='s', out_signature='')
     def SetServerSource(self, source):

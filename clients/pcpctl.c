@@ -93,8 +93,20 @@ static int verb_release(int argc, char **argv, sd_bus *bus) {
         if (parse_mapping(argv[1], &path) < 0)
                 return EXIT_USAGE;
         /* for --json: the mapping as it was just before; when it does not exist, pcpd's
-         * answer to RemoveMapping says so */
-        have_info = arg_json != JSON_OFF && mapping_info_get(bus, path, &info, &error) >= 0;
+         * answer to RemoveMapping says so. Any other failure to read it ends here, before
+         * anything is changed: released with no output and status 0, a script would not
+         * learn what went */
+        have_info = false;
+        if (arg_json != JSON_OFF) {
+                r = mapping_info_get(bus, path, &info, &error);
+                if (r >= 0)
+                        have_info = true;
+                else if (!sd_bus_error_has_names(&error, SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE,
+                                                 SD_BUS_ERROR_UNKNOWN_METHOD, PCP1_ERROR_NOT_FOUND)) {
+                        log_error(_("Failed to release: %s"), bus_error_message(&error, r));
+                        return EXIT_FAILURE;
+                }
+        }
         r = simple_call(bus, "release", PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "RemoveMapping", "o", path);
         if (r == EXIT_SUCCESS && have_info) {
                 Json j;

@@ -66,7 +66,7 @@ class Test:
         return r
 
     def test_call(self, method, signature, *args):
-        types = {'s': 'string', 'b': 'boolean'}
+        types = {'s': 'string', 'b': 'boolean', 'o': 'objpath'}
         r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
                             '/org/freedesktop/PCP1', f'org.freedesktop.PCP1.Test.{method}']
                            + [f'{types[t]}:{a}' for t, a in zip(signature, args)],
@@ -297,6 +297,20 @@ def scenario(t):
     except (ValueError, KeyError) as e:
         t.check(False, 'release --json parses', f'{e}: {r.stdout!r}')
     t.run('release', mid, status=1, stderr='Failed to release: No mapping')
+    r = t.run('release', mid, '--json', status=1)
+    t.check(r.stdout == '' and r.stderr.startswith('Failed to release: No mapping'),
+            'release --json of a mapping that is gone: pcpd\'s answer', f'{r.stdout!r} {r.stderr!r}')
+    # release --json cannot read the mapping (access denied): it fails and releases nothing,
+    # rather than release it and print nothing with status 0
+    r = t.run('map', 'tcp', '8449', '--persistent', '--json')
+    path = json.loads(r.stdout)['Path']
+    t.test_call('FailMappingGetAll', 'os', path, 'org.freedesktop.DBus.Error.AccessDenied')
+    r = t.run('release', path.rsplit('/', 1)[1], '--json', status=1)
+    t.check(r.stdout == '' and r.stderr == 'Failed to release: Access denied by the bus policy.\n'
+            and f'revoked {path}' not in t.removals(),
+            'release --json that cannot read the mapping fails and removes nothing', f'{r.stdout!r} {r.stderr!r}')
+    t.run('release', path.rsplit('/', 1)[1])
+    t.check(f'revoked {path}' in t.removals(), 'release without --json needs no GetAll', t.removals())
     t.run('release', 'abc', status=2, stderr="Invalid mapping 'abc'")
     r = t.run('map', 'tcp', '8444', '--persistent', '--wait', '--json')
     try:

@@ -476,6 +476,10 @@ class VerbsTest(PcpctlTestCase):
         wait_until(lambda: env.dump() == [], 10, 'the released mapping deleted upstream')
         r = self.pcpctl(env, 'release', str(j['Id']), status=1)
         self.assertIn('Failed to release: Mapping', r.stderr)
+        # --json reads the mapping first: one that is gone is pcpd's NotFound, as without
+        r = self.pcpctl(env, 'release', str(j['Id']), '--json', status=1)
+        self.assertEqual(r.stdout, '')
+        self.assertIn('Failed to release: Mapping', r.stderr)
 
         # text: a persistent mapping says how to remove it; release prints nothing
         r = self.pcpctl(env, 'map', 'udp', '8208', '--persistent')
