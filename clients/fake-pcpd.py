@@ -123,9 +123,25 @@ class Manager(dbus.service.Object):
             'DeclaredMappings': dbus.Array([], signature='(sso)'),
         }
 
+    def scripted_failure(self, member):
+        error = getattr(self, 'failing', {}).get(member)
+        if error is not None:
+            raise dbus.DBusException(f'Scripted failure of {member}.', name=error)
+
+    @dbus.service.method(TEST, in_signature='ss', out_signature='')
+    def FailManagerCall(self, member, error):
+        """The manager's GetAll or GetManagedObjects (member) fails with error (a full error
+        name) from now on; '' makes it answer again."""
+        self.failing = getattr(self, 'failing', {})
+        if error == '':
+            self.failing.pop(str(member), None)
+        else:
+            self.failing[str(member)] = str(error)
+
     # Properties
     @dbus.service.method(PROPERTIES, in_signature='s', out_signature='a{sv}')
     def GetAll(self, interface):
+        self.scripted_failure('GetAll')
         return self.props
 
     @dbus.service.method(PROPERTIES, in_signature='ss', out_signature='v')
@@ -139,6 +155,7 @@ class Manager(dbus.service.Object):
     # ObjectManager
     @dbus.service.method(OBJECT_MANAGER, in_signature='', out_signature='a{oa{sa{sv}}}')
     def GetManagedObjects(self):
+        self.scripted_failure('GetManagedObjects')
         return {m.path: {MAPPING: m.props} for m in self.mappings.values()}
 
     @dbus.service.signal(OBJECT_MANAGER, signature='oa{sa{sv}}')

@@ -410,6 +410,20 @@ def scenario(t):
         t.check(f'{reason} {path}' in t.removals() and f'released {path}' not in t.removals(),
                 f'the fake removed the mapping as {reason}', t.removals())
 
+    # monitor cannot read what pcpd holds (access denied): it fails at once, rather than
+    # show pcpd as not running, or with no mappings, and wait
+    for member in ('GetAll', 'GetManagedObjects'):
+        t.test_call('FailManagerCall', 'ss', member, 'org.freedesktop.DBus.Error.AccessDenied')
+        m = t.start('monitor')
+        try:
+            out, err = m.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            m.kill()
+            out, err = m.communicate()
+        t.check(m.returncode == 1 and out == '' and err == 'Failed to monitor: Access denied by the bus policy.\n',
+                f'monitor fails when {member} is refused (cap 20 s)', f'{m.returncode} {out!r} {err!r}')
+        t.test_call('FailManagerCall', 'ss', member, '')
+
     # monitor: one readable line per event, one per removal
     m = t.start('monitor')
     t.check((read_line(m) or '').startswith('Monitoring pcpd (ready, 0 mappings)'), 'monitor starts')
@@ -601,6 +615,11 @@ def main():
                 'holder waits for pcpd', '')
         t.check(p.poll() is None, 'holder keeps running while pcpd is away', p.poll())
         t.run('status', status=1, stderr='Failed to query status: pcpd is not running')
+        m = t.start('monitor')
+        t.check(read_line(m) == 'Monitoring pcpd (not running now); press Ctrl+C to stop.',
+                'monitor without pcpd waits for it', '')
+        status, out, err = stop(m)
+        t.check(status == 0 and err == '', 'monitor without pcpd exits 0 on SIGINT', f'{status} {err!r}')
         for args in ((), ('--json',), ('ipv4',)):
             r = t.run('external-address', *args, status=1)
             t.check(r.stdout == '' and r.stderr == 'Failed to query the external address: pcpd is not running and '
