@@ -13,7 +13,8 @@ else another port is given); everything else becomes active 50 ms after it is re
 family and remote end) shares it: the same path, no InterfacesAdded, persistent from then on
 when asked; PID is the caller's that made it. DeclareMapping declares in the state directory
 (never mapped: "/"), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
-/etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with NoServer. The manager has no
+/etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with
+NoServer, and a family with the error org.freedesktop.PCP1.Test.FailExternalAddress(ss) names. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
 newer daemons have: clients must read it when present and do without it).
 org.freedesktop.PCP1.Test.RemoveOnRelease(ss) makes the next Release() lose a race with
@@ -65,6 +66,9 @@ class Mapping(dbus.service.Object):
 
     @dbus.service.method(PROPERTIES, in_signature='s', out_signature='a{sv}')
     def GetAll(self, interface):
+        error = getattr(self, 'getall_error', None)
+        if error is not None:
+            raise dbus.DBusException(f'Scripted failure for {self.path}.', name=error)
         if interface != MAPPING:
             raise dbus.DBusException('no such interface', name='org.freedesktop.DBus.Error.UnknownInterface')
         return self.props
@@ -119,9 +123,25 @@ class Manager(dbus.service.Object):
             'DeclaredMappings': dbus.Array([], signature='(sso)'),
         }
 
+    def scripted_failure(self, member):
+        error = getattr(self, 'failing', {}).get(member)
+        if error is not None:
+            raise dbus.DBusException(f'Scripted failure of {member}.', name=error)
+
+    @dbus.service.method(TEST, in_signature='ss', out_signature='')
+    def FailManagerCall(self, member, error):
+        """The manager's GetAll or GetManagedObjects (member) fails with error (a full error
+        name) from now on; '' makes it answer again."""
+        self.failing = getattr(self, 'failing', {})
+        if error == '':
+            self.failing.pop(str(member), None)
+        else:
+            self.failing[str(member)] = str(error)
+
     # Properties
     @dbus.service.method(PROPERTIES, in_signature='s', out_signature='a{sv}')
     def GetAll(self, interface):
+        self.scripted_failure('GetAll')
         return self.props
 
     @dbus.service.method(PROPERTIES, in_signature='ss', out_signature='v')
@@ -135,6 +155,7 @@ class Manager(dbus.service.Object):
     # ObjectManager
     @dbus.service.method(OBJECT_MANAGER, in_signature='', out_signature='a{oa{sa{sv}}}')
     def GetManagedObjects(self):
+        self.scripted_failure('GetManagedObjects')
         return {m.path: {MAPPING: m.props} for m in self.mappings.values()}
 
     @dbus.service.signal(OBJECT_MANAGER, signature='oa{sa{sv}}')
@@ -290,6 +311,18 @@ class Manager(dbus.service.Object):
                                                 dbus.Struct(('eth0', 'ipv6', 'not-offered'), signature='sss')],
                                                signature='(sss)')
 
+    @dbus.service.method(TEST, in_signature='os', out_signature='')
+    def FailMappingGetAll(self, path, error):
+        """The mapping's GetAll fails with error (a full error name) from now on."""
+        self.mappings[path].getall_error = str(error)
+
+    @dbus.service.method(TEST, in_signature='s', out_signature='')
+    def SetServerSource(self, source):
+        """The source of the one server ("dhcpv4" at start; "gateway": a default router)."""
+        server = self.props['Servers'][0]
+        self.set_prop('Servers', dbus.Array([dbus.Struct((server[0], server[1], source, server[3], server[4]),
+                                                         signature='ssssu')], signature='(ssssu)'))
+
     @dbus.service.method(TEST, in_signature='s', out_signature='')
     def SetWrongType(self, name):
         """The manager's property name as a string from now on (a daemon that breaks the
@@ -352,8 +385,21 @@ class Manager(dbus.service.Object):
         """name declared by the administrator's file in /etc/pcpd/mappings.d."""
         self.set_declared(str(name), f'/etc/pcpd/mappings.d/{name}.conf')
 
+    @dbus.service.method(TEST, in_signature='ss', out_signature='')
+    def FailExternalAddress(self, family, error):
+        """GetExternalAddress(family) fails with error (a full error name) from now on; ''
+        makes it answer as before."""
+        self.external_errors = getattr(self, 'external_errors', {})
+        if error == '':
+            self.external_errors.pop(str(family), None)
+        else:
+            self.external_errors[str(family)] = str(error)
+
     @dbus.service.method(MANAGER, in_signature='s', out_signature='ss')
     def GetExternalAddress(self, family):
+        error = getattr(self, 'external_errors', {}).get(family)
+        if error is not None:
+            raise dbus.DBusException(f'Scripted failure for {family}.', name=error)
         if family == 'ipv4':
             return (EXTERNAL, '192.168.1.1')
         raise Error('NoServer', f'No PCP server is known for {family}.')

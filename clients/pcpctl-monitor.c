@@ -81,19 +81,43 @@ static void monitor_forget(Monitor *mon, const char *path) {
         *m = mon->mappings[--mon->n_mappings];
 }
 
-/* What pcpd holds now (nothing when it is not running). */
-static void monitor_seed(Monitor *mon) {
+/* The answer of a call to pcpd when it is not on the bus (and could not be started). */
+static bool error_is_not_running(const sd_bus_error *e) {
+        static const char spawn[] = "org.freedesktop.DBus.Error.Spawn.";
+
+        return sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER) ||
+               (e->name != NULL && strncmp(e->name, spawn, strlen(spawn)) == 0);
+}
+
+/* What pcpd holds now: nothing when it is not running. Any other failure is logged and
+ * returned: monitor would show pcpd as not running, or with no mappings, when it only
+ * could not read them. */
+static int monitor_seed(Monitor *mon) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         MappingInfo *mappings = NULL;
         size_t n = 0;
+        int r;
 
         monitor_done(mon);
-        (void) manager_info_get(mon->bus, &mon->manager, &error);
-        sd_bus_error_free(&error);
-        if (mappings_get(mon->bus, &mappings, &n, &error) >= 0) {
-                mon->mappings = mappings;
-                mon->n_mappings = n;
+        r = manager_info_get(mon->bus, &mon->manager, &error);
+        if (r < 0 && error_is_not_running(&error))
+                return 0;
+        if (r >= 0) {
+                sd_bus_error_free(&error);
+                r = mappings_get(mon->bus, &mappings, &n, &error);
+                if (r < 0 && error_is_not_running(&error)) { /* it stopped just now */
+                        monitor_done(mon);
+                        return 0;
+                }
         }
+        if (r < 0) {
+                log_error(_("Failed to monitor: %s"), bus_error_message(&error, r));
+                monitor_done(mon);
+                return r;
+        }
+        mon->mappings = mappings;
+        mon->n_mappings = n;
+        return 0;
 }
 
 /* ---- text ---- */
@@ -578,7 +602,8 @@ int verb_monitor(int argc, char **argv, sd_bus *bus) {
                 log_error(_("Failed to monitor: cannot subscribe to signals: %s"), strerror(-r));
                 return EXIT_FAILURE;
         }
-        monitor_seed(&mon);
+        if (monitor_seed(&mon) < 0)
+                return EXIT_FAILURE;
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);

@@ -174,17 +174,25 @@ static int read_nm(sd_bus_message *m, const char *name, void *userdata) {
 /* Where DHCP-announced servers stand (pcpd with NetworkManager discovery; nothing from an
  * older pcpd): whether NetworkManager is followed, and per interface and family whether
  * the DHCP option is asked for and given. */
-static void print_dhcp_options(const NmInfo *nm) {
+static void print_dhcp_options(const NmInfo *nm, const ServerList *servers) {
         if (nm->state == NULL)
                 return;
         printf("\n");
         /* short lines: a pager (less -FRX) only quits by itself on what fits the screen */
         if (!streq(nm->state, "running")) {
-                /* the bus does not tell UseDefaultRouters=: worded so that it holds either way */
+                bool routers = false;
+
+                /* the bus does not tell UseDefaultRouters=: a server of source "gateway" says
+                 * it is on; without one it may be off, or on with no default route, and the
+                 * line is worded so that it holds either way */
+                for (size_t k = 0; k < servers->n; k++)
+                        routers = routers || streq_ptr(servers->items[k].source, PCP1_SOURCE_GATEWAY);
                 printf(_("NetworkManager: %s.\n"
                          "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
-                         "and, unless UseDefaultRouters=no, the default routers.\n"),
-                       streq(nm->state, "unavailable") ? _("not followed (see the journal)") : _("not running"));
+                         "%s\n"),
+                       streq(nm->state, "unavailable") ? _("not followed (see the journal)") : _("not running"),
+                       routers ? _("and the default routers.")
+                               : _("and the default routers if UseDefaultRouters= is on."));
                 return;
         }
         if (!nm->has_dhcp)
@@ -309,7 +317,7 @@ int verb_status(int argc, char **argv, sd_bus *bus) {
                 printf(_("No PCP or NAT-PMP server known.\n"));
         else
                 (void) table_print(servers, stdout);
-        print_dhcp_options(&nm);
+        print_dhcp_options(&nm, &info.servers);
 
         manager_info_done(&info);
         return EXIT_SUCCESS;

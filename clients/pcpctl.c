@@ -93,8 +93,20 @@ static int verb_release(int argc, char **argv, sd_bus *bus) {
         if (parse_mapping(argv[1], &path) < 0)
                 return EXIT_USAGE;
         /* for --json: the mapping as it was just before; when it does not exist, pcpd's
-         * answer to RemoveMapping says so */
-        have_info = arg_json != JSON_OFF && mapping_info_get(bus, path, &info, &error) >= 0;
+         * answer to RemoveMapping says so. Any other failure to read it ends here, before
+         * anything is changed: released with no output and status 0, a script would not
+         * learn what went */
+        have_info = false;
+        if (arg_json != JSON_OFF) {
+                r = mapping_info_get(bus, path, &info, &error);
+                if (r >= 0)
+                        have_info = true;
+                else if (!sd_bus_error_has_names(&error, SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE,
+                                                 SD_BUS_ERROR_UNKNOWN_METHOD, PCP1_ERROR_NOT_FOUND)) {
+                        log_error(_("Failed to release: %s"), bus_error_message(&error, r));
+                        return EXIT_FAILURE;
+                }
+        }
         r = simple_call(bus, "release", PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "RemoveMapping", "o", path);
         if (r == EXIT_SUCCESS && have_info) {
                 Json j;
@@ -124,10 +136,70 @@ static int check_revoke(int argc, char **argv) {
         return 0;
 }
 
-static int verb_revoke(int argc, char **argv, sd_bus *bus) {
-        return simple_call(bus, "revoke", PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "RevokeApp", "s", argv[1]);
+/* list shows a declared mapping as "declared:NAME" in its APP column, but a declared mapping
+ * has no app id (AppId ""): RevokeApp cannot remove it. When NAME is declared, say how it
+ * is removed. (An app may give "declared:NAME" as its app id itself: RevokeApp is asked
+ * first, and this is only said when no mapping has that app id.) */
+static void log_revoke_declared_hint(sd_bus *bus, const char *app_id) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        static const char prefix[] = "declared:";
+        ManagerInfo info = {0};
+        const char *name;
+
+        if (strncmp(app_id, prefix, strlen(prefix)) != 0)
+                return;
+        name = app_id + strlen(prefix);
+        if (manager_info_get(bus, &info, &error) < 0)
+                return;
+        for (size_t k = 0; info.declared.names != NULL && info.declared.names[k] != NULL; k++) {
+                _cleanup_free_ char *s = NULL, *f = NULL;
+                const char *file = info.declared.files != NULL ? info.declared.files[k] : NULL;
+
+                if (!streq(info.declared.names[k], name))
+                        continue;
+                s = text_sanitize(name);
+                f = text_sanitize(strempty(file));
+                if (s == NULL || f == NULL)
+                        break;
+                /* as the completions tell them: pcpd refuses to undeclare these (Conflict) */
+                if (strstr(strempty(file), "/etc/pcpd/mappings.d/") != NULL)
+                        log_error(_("declared:%s is the mapping declared in %s, which has no app id: remove that "
+                                    "file and reload pcpd (systemctl reload pcpd)."),
+                                  s, f);
+                else
+                        log_error(_("declared:%s is a declared mapping, which has no app id: 'pcpctl undeclare %s' "
+                                    "removes it."),
+                                  s, s);
+                break;
+        }
+        manager_info_done(&info);
 }
 
+static int verb_revoke(int argc, char **argv, sd_bus *bus) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = bus_new_call(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "RevokeApp", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", argv[1]);
+        if (r < 0) {
+                log_error(_("Failed to revoke: %s"), strerror(-r));
+                return EXIT_FAILURE;
+        }
+        r = bus_call_authorized(bus, arg_ask_password, m, &error, NULL);
+        if (r < 0) {
+                log_error(_("Failed to revoke: %s"), bus_error_message(&error, r));
+                if (sd_bus_error_has_name(&error, PCP1_ERROR_NOT_FOUND))
+                        log_revoke_declared_hint(bus, argv[1]);
+                return EXIT_FAILURE;
+        }
+        return EXIT_SUCCESS;
+}
+
+/* GetExternalAddress for one family: 1 and the answer, 0 when pcpd has none for the family
+ * (the contract's NoServer: no server of the family has told one, and the host is not
+ * outside a NAT for it), < 0 on any other failure (error set when it came from the bus). */
 static int get_external_address(sd_bus *bus, const char *family, char **ret_address, char **ret_server,
                                 sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
@@ -137,8 +209,11 @@ static int get_external_address(sd_bus *bus, const char *family, char **ret_addr
         r = bus_new_call(bus, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "GetExternalAddress", &m);
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", family);
-        if (r >= 0)
+        if (r >= 0) {
                 r = sd_bus_call(bus, m, 0, error, &reply);
+                if (r < 0 && sd_bus_error_has_name(error, PCP1_ERROR_NO_SERVER))
+                        return 0;
+        }
         if (r >= 0)
                 r = sd_bus_message_read(reply, "ss", &address, &server);
         if (r < 0)
@@ -150,73 +225,132 @@ static int get_external_address(sd_bus *bus, const char *family, char **ret_addr
                 free(*ret_server);
                 return -ENOMEM;
         }
-        return 0;
+        return 1;
 }
 
 static int check_external_address(int argc, char **argv) {
         return argc > 1 && parse_family(argv[1]) < 0 ? EXIT_USAGE : 0;
 }
 
+typedef struct ExternalAddress {
+        const char *family;
+        int result;    /* of get_external_address() */
+        char *address; /* result 1 */
+        char *server;
+        char *message; /* result 0: pcpd's answer; < 0: why it failed */
+} ExternalAddress;
+
+static void external_addresses_done(ExternalAddress *a, size_t n) {
+        for (size_t k = 0; k < n; k++) {
+                free(a[k].address);
+                free(a[k].server);
+                free(a[k].message);
+        }
+}
+
+/* The address of each family asked for; "none" only for pcpd's answer that there is none
+ * (NoServer), never for a call that failed: such a family prints nothing on standard
+ * output, its error goes to standard error and the exit status is 1. */
 static int verb_external_address(int argc, char **argv, sd_bus *bus) {
         static const char *const families[] = {PCP1_FAMILY_IPV4, PCP1_FAMILY_IPV6};
-        bool one = argc > 1, any = false;
-        _cleanup_free_ char *first_error = NULL;
-        Json j;
-
-        json_init(&j, stdout, arg_json);
-        if (arg_json != JSON_OFF && !one)
-                json_begin_array(&j);
+        ExternalAddress a[ELEMENTSOF(families)] = {0};
+        bool one = argc > 1;
+        size_t n = 0, n_found = 0, n_none = 0, n_failed = 0;
+        int ret = EXIT_SUCCESS;
 
         for (size_t k = 0; k < ELEMENTSOF(families); k++) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-                _cleanup_free_ char *address = NULL, *server = NULL, *a = NULL, *s = NULL;
-                int r;
+                ExternalAddress *e = &a[n];
 
                 if (one && !streq(argv[1], families[k]))
                         continue;
-                r = get_external_address(bus, families[k], &address, &server, &error);
-                if (r < 0) {
-                        if (first_error == NULL)
-                                first_error = strdup(bus_error_message(&error, r));
-                        if (arg_json == JSON_OFF && !one)
-                                printf("%s: %s%s%s\n", families[k], ansi_grey(), _("none"), ansi_normal());
+                n++;
+                e->family = families[k];
+                e->result = get_external_address(bus, families[k], &e->address, &e->server, &error);
+                if (e->result > 0) {
+                        n_found++;
                         continue;
                 }
-                any = true;
-                if (arg_json != JSON_OFF) {
-                        json_begin_object(&j);
-                        json_key(&j, "Family");
-                        json_string(&j, families[k]);
-                        json_key(&j, "Address");
-                        json_string(&j, address);
-                        json_key(&j, "Server");
-                        json_string(&j, server);
-                        json_end_object(&j);
-                        continue;
-                }
-                a = text_sanitize(address);
-                s = text_sanitize(server);
-                if (a == NULL || s == NULL)
-                        return log_oom(), EXIT_FAILURE;
-                if (one)
-                        printf("%s\n", a);
-                else if (!isempty(s))
-                        printf(_("%s: %s (server %s)\n"), families[k], a, s);
+                if (e->result == 0)
+                        n_none++;
                 else
-                        printf("%s: %s\n", families[k], a);
+                        n_failed++;
+                e->message = strdup(bus_error_message(&error, e->result));
+                if (e->message == NULL) {
+                        external_addresses_done(a, n);
+                        return log_oom(), EXIT_FAILURE;
+                }
         }
 
-        if (arg_json != JSON_OFF && (any || !one)) {
+        /* output: the families that have an address, and without a family asked for, "none"
+         * for those pcpd has none for (JSON: the array of the ones with an address) */
+        if (arg_json != JSON_OFF && (n_found > 0 || (!one && n_none > 0))) {
+                Json j;
+
+                json_init(&j, stdout, arg_json);
+                if (!one)
+                        json_begin_array(&j);
+                for (size_t k = 0; k < n; k++) {
+                        if (a[k].result <= 0)
+                                continue;
+                        json_begin_object(&j);
+                        json_key(&j, "Family");
+                        json_string(&j, a[k].family);
+                        json_key(&j, "Address");
+                        json_string(&j, a[k].address);
+                        json_key(&j, "Server");
+                        json_string(&j, a[k].server);
+                        json_end_object(&j);
+                }
                 if (!one)
                         json_end_array(&j);
-                (void) json_finish(&j);
+                if (json_finish(&j) < 0)
+                        ret = EXIT_FAILURE;
+        } else if (arg_json == JSON_OFF)
+                for (size_t k = 0; k < n; k++) {
+                        _cleanup_free_ char *addr = NULL, *s = NULL;
+
+                        if (a[k].result == 0 && !one)
+                                printf("%s: %s%s%s\n", a[k].family, ansi_grey(), _("none"), ansi_normal());
+                        if (a[k].result <= 0)
+                                continue;
+                        addr = text_sanitize(a[k].address);
+                        s = text_sanitize(a[k].server);
+                        if (addr == NULL || s == NULL) {
+                                external_addresses_done(a, n);
+                                return log_oom(), EXIT_FAILURE;
+                        }
+                        if (one)
+                                printf("%s\n", addr);
+                        else if (!isempty(s))
+                                printf(_("%s: %s (server %s)\n"), a[k].family, addr, s);
+                        else
+                                printf("%s: %s\n", a[k].family, addr);
+                }
+
+        /* errors: every failed call (once when all families failed alike, as when pcpd is
+         * not running), else that no family has an address */
+        if (n_failed > 0) {
+                bool alike = n_failed == n;
+
+                for (size_t k = 1; alike && k < n; k++)
+                        alike = streq(a[k].message, a[0].message);
+                for (size_t k = 0; k < n; k++) {
+                        if (a[k].result >= 0)
+                                continue;
+                        if (alike) {
+                                log_error(_("Failed to query the external address: %s"), a[k].message);
+                                break;
+                        }
+                        log_error(_("Failed to query the %s external address: %s"), a[k].family, a[k].message);
+                }
+                ret = EXIT_FAILURE;
+        } else if (n_found == 0) {
+                log_error(_("Failed to query the external address: %s"), a[0].message);
+                ret = EXIT_FAILURE;
         }
-        if (!any) {
-                log_error(_("Failed to query the external address: %s"),
-                          first_error != NULL ? first_error : _("no answer"));
-                return EXIT_FAILURE;
-        }
-        return EXIT_SUCCESS;
+        external_addresses_done(a, n);
+        return ret;
 }
 
 /* ---- command line ---- */

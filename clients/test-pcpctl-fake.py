@@ -66,7 +66,7 @@ class Test:
         return r
 
     def test_call(self, method, signature, *args):
-        types = {'s': 'string', 'b': 'boolean'}
+        types = {'s': 'string', 'b': 'boolean', 'o': 'objpath'}
         r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
                             '/org/freedesktop/PCP1', f'org.freedesktop.PCP1.Test.{method}']
                            + [f'{types[t]}:{a}' for t, a in zip(signature, args)],
@@ -190,20 +190,26 @@ def scenario(t):
             'status shows the DHCP options NetworkManager gives', r.stdout)
     t.test_call('SetNetworkManager', 's', 'unavailable')
     r = t.run('status')
-    # (whether pcpd uses the default routers, UseDefaultRouters=, is not on the bus: the
-    # words must hold either way)
+    # whether pcpd uses the default routers (UseDefaultRouters=) is not on the bus: without
+    # a server of source "gateway" the words must hold either way
     t.check(r.stdout.endswith('\n\nNetworkManager: not followed (see the journal).\n'
                               "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
-                              'and, unless UseDefaultRouters=no, the default routers.\n'),
+                              'and the default routers if UseDefaultRouters= is on.\n'),
             'status says NetworkManager is not followed', r.stdout)
     t.test_call('SetNetworkManager', 's', 'stopped')
     r = t.run('status')
-    # (whether pcpd uses the default routers, UseDefaultRouters=, is not on the bus: the
-    # words must hold either way)
     t.check(r.stdout.endswith('\n\nNetworkManager: not running.\n'
                               "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
-                              'and, unless UseDefaultRouters=no, the default routers.\n'),
+                              'and the default routers if UseDefaultRouters= is on.\n'),
             'status says NetworkManager is not running', r.stdout)
+    # a default router listed as a server: pcpd uses them, and status says so plainly
+    t.test_call('SetServerSource', 's', 'gateway')
+    r = t.run('status')
+    t.check(r.stdout.endswith('\n\nNetworkManager: not running.\n'
+                              "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
+                              'and the default routers.\n'),
+            'status: a "gateway" server, the default routers are used', r.stdout)
+    t.test_call('SetServerSource', 's', 'dhcpv4')
     r = t.run('status', '--json')
     t.check('NetworkManager' not in r.stdout, 'status --json: as before, without NetworkManager', r.stdout)
     t.test_call('SetNetworkManager', 's', '')
@@ -291,6 +297,20 @@ def scenario(t):
     except (ValueError, KeyError) as e:
         t.check(False, 'release --json parses', f'{e}: {r.stdout!r}')
     t.run('release', mid, status=1, stderr='Failed to release: No mapping')
+    r = t.run('release', mid, '--json', status=1)
+    t.check(r.stdout == '' and r.stderr.startswith('Failed to release: No mapping'),
+            'release --json of a mapping that is gone: pcpd\'s answer', f'{r.stdout!r} {r.stderr!r}')
+    # release --json cannot read the mapping (access denied): it fails and releases nothing,
+    # rather than release it and print nothing with status 0
+    r = t.run('map', 'tcp', '8449', '--persistent', '--json')
+    path = json.loads(r.stdout)['Path']
+    t.test_call('FailMappingGetAll', 'os', path, 'org.freedesktop.DBus.Error.AccessDenied')
+    r = t.run('release', path.rsplit('/', 1)[1], '--json', status=1)
+    t.check(r.stdout == '' and r.stderr == 'Failed to release: Access denied by the bus policy.\n'
+            and f'revoked {path}' not in t.removals(),
+            'release --json that cannot read the mapping fails and removes nothing', f'{r.stdout!r} {r.stderr!r}')
+    t.run('release', path.rsplit('/', 1)[1])
+    t.check(f'revoked {path}' in t.removals(), 'release without --json needs no GetAll', t.removals())
     t.run('release', 'abc', status=2, stderr="Invalid mapping 'abc'")
     r = t.run('map', 'tcp', '8444', '--persistent', '--wait', '--json')
     try:
@@ -390,6 +410,20 @@ def scenario(t):
         t.check(f'{reason} {path}' in t.removals() and f'released {path}' not in t.removals(),
                 f'the fake removed the mapping as {reason}', t.removals())
 
+    # monitor cannot read what pcpd holds (access denied): it fails at once, rather than
+    # show pcpd as not running, or with no mappings, and wait
+    for member in ('GetAll', 'GetManagedObjects'):
+        t.test_call('FailManagerCall', 'ss', member, 'org.freedesktop.DBus.Error.AccessDenied')
+        m = t.start('monitor')
+        try:
+            out, err = m.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            m.kill()
+            out, err = m.communicate()
+        t.check(m.returncode == 1 and out == '' and err == 'Failed to monitor: Access denied by the bus policy.\n',
+                f'monitor fails when {member} is refused (cap 20 s)', f'{m.returncode} {out!r} {err!r}')
+        t.test_call('FailManagerCall', 'ss', member, '')
+
     # monitor: one readable line per event, one per removal
     m = t.start('monitor')
     t.check((read_line(m) or '').startswith('Monitoring pcpd (ready, 0 mappings)'), 'monitor starts')
@@ -469,9 +503,55 @@ def scenario(t):
     r = t.run('external-address', '--json')
     t.check(json.loads(r.stdout) == [{'Family': 'ipv4', 'Address': '198.51.100.1', 'Server': '192.168.1.1'}],
             'external-address --json', r.stdout)
+    # "none" is pcpd's NoServer only: a family whose call failed otherwise prints nothing on
+    # standard output, its error goes to standard error, and the exit status is 1
+    denied = 'org.freedesktop.DBus.Error.AccessDenied'
+    t.test_call('FailExternalAddress', 'ss', 'ipv6', 'org.freedesktop.PCP1.Error.NotAuthorized')
+    r = t.run('external-address', status=1)
+    t.check(r.stdout == 'ipv4: 198.51.100.1 (server 192.168.1.1)\n'
+            and r.stderr == 'Failed to query the ipv6 external address: Scripted failure for ipv6.\n',
+            'external-address: a family that failed is not "none"', f'{r.stdout!r} {r.stderr!r}')
+    r = t.run('external-address', '--json', status=1)
+    t.check(json.loads(r.stdout) == [{'Family': 'ipv4', 'Address': '198.51.100.1', 'Server': '192.168.1.1'}]
+            and r.stderr == 'Failed to query the ipv6 external address: Scripted failure for ipv6.\n',
+            'external-address --json: only the family that answered', f'{r.stdout!r} {r.stderr!r}')
+    r = t.run('external-address', 'ipv6', status=1)
+    t.check(r.stdout == '' and r.stderr == 'Failed to query the external address: Scripted failure for ipv6.\n',
+            'external-address ipv6: the failure, nothing on stdout', f'{r.stdout!r} {r.stderr!r}')
+    t.test_call('FailExternalAddress', 'ss', 'ipv6', '')
+    t.test_call('FailExternalAddress', 'ss', 'ipv4', denied)
+    r = t.run('external-address', status=1)
+    t.check(r.stdout == 'ipv6: none\n'
+            and r.stderr == 'Failed to query the ipv4 external address: Access denied by the bus policy.\n',
+            'external-address: ipv4 failed, ipv6 has none', f'{r.stdout!r} {r.stderr!r}')
+    t.test_call('FailExternalAddress', 'ss', 'ipv6', denied)
+    for args in ((), ('--json',)):
+        r = t.run('external-address', *args, status=1)
+        t.check(r.stdout == '' and r.stderr == 'Failed to query the external address: Access denied by the bus '
+                'policy.\n', ' '.join(('external-address',) + args) + ': both failed alike, one error, no output',
+                f'{r.stdout!r} {r.stderr!r}')
+    t.test_call('FailExternalAddress', 'ss', 'ipv4', '')
+    t.test_call('FailExternalAddress', 'ss', 'ipv6', '')
 
     # revoke
-    t.run('revoke', 'org.example.Nothing', status=1, stderr="Failed to revoke: No mapping belongs to")
+    r = t.run('revoke', 'org.example.Nothing', status=1, stderr="Failed to revoke: No mapping belongs to")
+    t.check(r.stderr.count('\n') == 1, 'revoke: an unknown app id, one line', r.stderr)
+    # list's APP column says "declared:NAME" for a declared mapping, which has no app id:
+    # revoke says how it is removed
+    t.run('declare', 'cam', 'tcp', '8554')
+    r = t.run('revoke', 'declared:cam', status=1)
+    t.check(r.stdout == '' and r.stderr == "Failed to revoke: No mapping belongs to 'declared:cam'.\n"
+            "declared:cam is a declared mapping, which has no app id: 'pcpctl undeclare cam' removes it.\n",
+            'revoke declared:NAME points to undeclare', r.stderr)
+    t.test_call('DeclareInEtc', 's', 'door')
+    r = t.run('revoke', 'declared:door', status=1)
+    t.check(r.stderr.endswith('\ndeclared:door is the mapping declared in /etc/pcpd/mappings.d/door.conf, which '
+                              'has no app id: remove that file and reload pcpd (systemctl reload pcpd).\n'),
+            'revoke declared:NAME of a file in /etc points to the file', r.stderr)
+    r = t.run('revoke', 'declared:nosuch', status=1)
+    t.check(r.stderr == "Failed to revoke: No mapping belongs to 'declared:nosuch'.\n",
+            'revoke declared:NAME with nothing declared as NAME: the error alone', r.stderr)
+    t.run('undeclare', 'cam')
     r = t.run('map', 'tcp', '8448', '--persistent', '--json')
     path = json.loads(r.stdout)['Path']
     t.run('revoke', 'org.example.Test')
@@ -535,6 +615,17 @@ def main():
                 'holder waits for pcpd', '')
         t.check(p.poll() is None, 'holder keeps running while pcpd is away', p.poll())
         t.run('status', status=1, stderr='Failed to query status: pcpd is not running')
+        m = t.start('monitor')
+        t.check(read_line(m) == 'Monitoring pcpd (not running now); press Ctrl+C to stop.',
+                'monitor without pcpd waits for it', '')
+        status, out, err = stop(m)
+        t.check(status == 0 and err == '', 'monitor without pcpd exits 0 on SIGINT', f'{status} {err!r}')
+        for args in ((), ('--json',), ('ipv4',)):
+            r = t.run('external-address', *args, status=1)
+            t.check(r.stdout == '' and r.stderr == 'Failed to query the external address: pcpd is not running and '
+                    'could not be started.\n',
+                    ' '.join(('external-address',) + args) + ' without pcpd: the error only',
+                    f'{r.stdout!r} {r.stderr!r}')
         service = subprocess.Popen([sys.executable, fake, address, log], stdout=subprocess.PIPE, text=True)
         t.check(service.stdout.readline().strip() == 'ready', 'the fake daemon is back')
         err = read_line_of(p.stderr)

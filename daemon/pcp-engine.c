@@ -50,8 +50,13 @@
  * probe: at most one doubt per VERSION_DOUBT_INTERVAL, and it stands (the server is
  * switched) only if no PCP answer came within 2 × IRT of it (version_answer()) */
 #define VERSION_DOUBT_INTERVAL (1 * SEC)
+/* an ANNOUNCE to a server not known to speak PCP (unknown, unreachable) starts at most one
+ * ANNOUNCE probe per this */
+#define ANNOUNCE_HINT_INTERVAL (1 * SEC)
 /* a first request unanswered this long (and retransmitted this often), with nothing heard
- * from its server meanwhile, fails UNREACHABLE (mapping_timeout()) */
+ * from its server meanwhile, fails UNREACHABLE (mapping_timeout()); a server asked
+ * anything (server_asking()) and heard nothing from for this long is silent
+ * (pcp_server_info.silent) */
 #define SILENT_FAIL (20 * SEC)
 #define SILENT_FAIL_RETRANSMISSIONS 3
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
@@ -205,10 +210,15 @@ struct pcp_server {
         bool addr_unreachable[PCP_SERVER_MAX_ADDRS];
         bool sticky;           /* an address answered: keep using it */
         uint64_t heard_at;     /* its last answer (0: none yet) */
+        /* when the first request sent to it since it was last heard went (server_asking());
+         * PCP_NEVER: none since. Silent (info.silent) SILENT_FAIL after it. */
+        uint64_t asking_since;
         /* server-level actions, each PCP_NEVER when not wanted */
         uint64_t probe_at, probe_rt;
         uint64_t natpmp_addr_at, natpmp_addr_rt;
         uint64_t natpmp_notice_next; /* the earliest a notice may start an address request */
+        uint64_t announce_hint_next; /* the earliest an ANNOUNCE may start a probe (unknown,
+                                      * unreachable servers: receive_announce()) */
         uint64_t reprobe_at;
         bool probing;
         /* a doubt about its version (version_answer()): what it would switch the server to
@@ -614,7 +624,10 @@ static void wait_remove(pcp_mapping *m);
 /* Its request goes out: PCP or NAT-PMP as its server speaks now; a delete (lifetime 0)
  * while it is DELETING (the engine never asks a DELETING mapping for a lifetime, nor
  * deletes one that is not). */
+static void server_asking(pcp_engine *e, pcp_server *s, uint64_t now);
+
 static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now) {
+        server_asking(e, m->server, now);
         m->info.natpmp = mapping_uses_natpmp(m);
         m->last_sent = now;
         m->awaiting = true;
@@ -624,11 +637,13 @@ static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         out_push(&e->datagrams, &m->out_send, OUT_MAPPING_REQUEST);
 }
 
-static void send_announce_probe(pcp_engine *e, pcp_server *s) {
+static void send_announce_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
+        server_asking(e, s, now);
         out_push(&e->datagrams, &s->out_probe, OUT_SERVER_PROBE);
 }
 
-static void send_natpmp_addr_request(pcp_engine *e, pcp_server *s) {
+static void send_natpmp_addr_request(pcp_engine *e, pcp_server *s, uint64_t now) {
+        server_asking(e, s, now);
         out_push(&e->datagrams, &s->out_natpmp_addr, OUT_SERVER_NATPMP_ADDR);
 }
 
@@ -1141,9 +1156,15 @@ static bool check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx,
         return false;
 }
 
+/* when s turns silent if nothing is heard from it before; PCP_NEVER: not asking, or silent */
+static uint64_t silent_at(const pcp_server *s) {
+        return s->info.silent || s->asking_since == PCP_NEVER ? PCP_NEVER : s->asking_since + SILENT_FAIL;
+}
+
 static void server_timer_update(pcp_engine *e, pcp_server *s) {
         uint64_t when = min_u64(min_u64(s->probe_at, s->recreate_at), min_u64(s->natpmp_addr_at, s->reprobe_at));
         when = min_u64(when, s->version_doubt_at);
+        when = min_u64(when, silent_at(s));
         if (s->info.state == PCP_SERVER_DISABLED)
                 when = min_u64(when, s->info.disabled_until);
         timer_set(&e->server_timers, &s->timer, when);
@@ -1156,8 +1177,30 @@ static void server_start_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_timer_update(e, s);
 }
 
+/* A request (any: a mapping's, a renewal, a delete, a probe, a NAT-PMP address request) is
+ * marked to go to s: if none was unanswered, s's silence is timed from now. O(1), and the
+ * server's timer is touched once per unanswered stretch, not per request. */
+static void server_asking(pcp_engine *e, pcp_server *s, uint64_t now) {
+        if (s->asking_since != PCP_NEVER)
+                return;
+        s->asking_since = now;
+        if (!s->info.silent)
+                server_timer_update(e, s);
+}
+
 static void server_answered(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now) {
         s->heard_at = now;
+        /* heard: nothing is unanswered any more, as far as silence goes. The timer moves
+         * only at the first answer after something was asked (not per answer), and in the
+         * servers' heap, which holds a few. */
+        if (s->asking_since != PCP_NEVER) {
+                s->asking_since = PCP_NEVER;
+                server_timer_update(e, s);
+        }
+        if (s->info.silent) {
+                s->info.silent = false;
+                emit_server(e, s);
+        }
         if (!s->sticky || s->info.current_addr != addr_index) {
                 s->info.current_addr = addr_index;
                 s->sticky = true;
@@ -1523,6 +1566,7 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
         }
         s->timer = PCP_HEAP_ITEM_INIT;
         s->probe_at = s->natpmp_addr_at = s->reprobe_at = s->recreate_at = s->version_doubt_at = PCP_NEVER;
+        s->asking_since = PCP_NEVER;
         out_init(&s->waiting);
         s->next = e->servers;
         e->servers = s;
@@ -2467,18 +2511,34 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                 drop(e, PCP_DROP_WRONG_OPCODE);
                 return;
         }
+        if (s->info.state == PCP_SERVER_DISABLED) {
+                /* it said NOT_AUTHORIZED: asked again when that runs out, not before */
+                drop(e, PCP_DROP_UNSOLICITED);
+                return;
+        }
+        if (s->info.state != PCP_SERVER_PCP) {
+                /* It comes to a port any host of the link can reach, with nothing a forger
+                 * would not know but the server's address: taken as written, one datagram
+                 * made a NAT-PMP-only router not probed yet (or one that is gone) "pcp",
+                 * stopped the probe that would have told, and set its epoch; to a NAT-PMP
+                 * or unsupported one it recreated every mapping. So to a server not known
+                 * to speak PCP it is a hint (PCP may have been switched on): the server is
+                 * asked (the ANNOUNCE probe, on its own socket, whose answer must come
+                 * from the address and port it went to) at once, its schedule restarted,
+                 * at most once per ANNOUNCE_HINT_INTERVAL and not while a probe waits to
+                 * be pulled; the state and the epoch are the probe's answer's to set. */
+                if (!out_queued(&s->out_probe) && now >= s->announce_hint_next) {
+                        s->announce_hint_next = now + ANNOUNCE_HINT_INTERVAL;
+                        server_start_probe(e, s, now);
+                }
+                return;
+        }
         /* An ANNOUNCE means "something changed" even when the epoch looks consistent
          * (miniupnpd with system_uptime=yes restarts without an epoch jump): renew
          * everything after a random delay (RFC 6887 §14.1.3), as often as the recreation
          * limit allows (server_lost_state()). */
         if (check_epoch(e, s, now, rx, msg.epoch, false, true, NULL))
                 server_lost_state(e, s, now, false, true, NULL);
-        if (s->info.state == PCP_SERVER_UNKNOWN || s->info.state == PCP_SERVER_UNREACHABLE) {
-                server_set_state(e, s, PCP_SERVER_PCP);
-                s->probing = false;
-                s->probe_at = PCP_NEVER;
-                server_timer_update(e, s);
-        }
 }
 
 void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,
@@ -2491,6 +2551,14 @@ void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, co
 void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
                                  const uint8_t *buf, size_t len) {
         pcp_engine_receive_announce_at(e, now, now, from, buf, len);
+}
+
+/* a mapping waiting for its grant learns that its server does not answer (ICMP, or
+ * silence: mapping_timeout()); its request is still retried on its schedule */
+static void mapping_unreachable(pcp_engine *e, pcp_mapping *m) {
+        m->info.state = PCP_MAPPING_FAILED;
+        m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
+        emit_mapping(e, m);
 }
 
 /* The server does not answer at any address: deletes are given up, waiting requests fail
@@ -2506,9 +2574,7 @@ static void mappings_unreachable(pcp_engine *e, pcp_server *s) {
                         continue; /* still granted until it expires */
                 if (m->info.state == PCP_MAPPING_FAILED && m->info.error == PCP_MAPPING_ERROR_UNREACHABLE)
                         continue; /* told already */
-                m->info.state = PCP_MAPPING_FAILED;
-                m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
-                emit_mapping(e, m);
+                mapping_unreachable(e, m);
         }
 }
 
@@ -2544,9 +2610,9 @@ static void unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
                         if (m->awaiting)
                                 send_mapping_request(e, m, now);
                 if (s->probing)
-                        send_announce_probe(e, s);
+                        send_announce_probe(e, s, now);
                 if (s->natpmp_addr_at != PCP_NEVER)
-                        send_natpmp_addr_request(e, s);
+                        send_natpmp_addr_request(e, s, now);
                 return;
         }
 
@@ -2635,11 +2701,9 @@ static void mapping_timeout(pcp_engine *e, pcp_mapping *m, uint64_t now) {
                  * schedule: a grant makes it active. A server that answers others is alive:
                  * this one just waits. */
                 if (m->info.state == PCP_MAPPING_PENDING && m->info.error == PCP_MAPPING_ERROR_NONE &&
-                    m->info.retransmissions >= SILENT_FAIL_RETRANSMISSIONS && now - m->server->heard_at >= SILENT_FAIL) {
-                        m->info.state = PCP_MAPPING_FAILED;
-                        m->info.error = PCP_MAPPING_ERROR_UNREACHABLE;
-                        emit_mapping(e, m);
-                }
+                    m->info.retransmissions >= SILENT_FAIL_RETRANSMISSIONS &&
+                    now - m->server->heard_at >= SILENT_FAIL)
+                        mapping_unreachable(e, m);
                 return;
         }
 }
@@ -2682,14 +2746,19 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
                 server_recreate(e, s, now, reset, from_announce, true, NULL);
         }
         if (s->probe_at <= now) {
-                send_announce_probe(e, s);
+                send_announce_probe(e, s, now);
                 s->probe_rt = s->probe_rt == 0 ? jitter(e, e->cfg.irt) : jitter(e, min_u64(2 * s->probe_rt, e->cfg.mrt));
                 s->probe_at = now + s->probe_rt;
         }
         if (s->natpmp_addr_at <= now) {
-                send_natpmp_addr_request(e, s);
+                send_natpmp_addr_request(e, s, now);
                 s->natpmp_addr_rt = s->natpmp_addr_rt == 0 ? NATPMP_IRT : min_u64(2 * s->natpmp_addr_rt, e->cfg.mrt);
                 s->natpmp_addr_at = now + s->natpmp_addr_rt;
+        }
+        if (silent_at(s) <= now) {
+                /* asked SILENT_FAIL ago, nothing heard since: told, its state kept */
+                s->info.silent = true;
+                emit_server(e, s);
         }
         server_timer_update(e, s);
 }

@@ -136,6 +136,12 @@ typedef struct pcp_server_info {
         bool epoch_known;
         uint32_t epoch;        /* last server epoch seen */
         bool address_mismatch; /* the server saw another source address: double NAT? */
+        /* A request to it (any: a mapping's, a renewal, a delete, a probe) has been
+         * unanswered for 20 s with nothing at all heard from it since that request went:
+         * it stopped answering (or never did). Its state stays what it was (a PCP server
+         * keeps its mappings, asked on their schedules); anything heard from it (not an
+         * ANNOUNCE on port 5350, which anyone can send) clears it. */
+        bool silent;
         bool has_external_addr;
         struct in6_addr external_addr; /* last external address seen (MAP or NAT-PMP) */
         uint8_t last_result;
@@ -209,7 +215,7 @@ typedef struct pcp_mapping_info {
 typedef enum pcp_event_type {
         PCP_EVENT_MAPPING,         /* a mapping's info changed (state, external, lifetime, error) */
         PCP_EVENT_MAPPING_DELETED, /* a mapping is gone; its id is unknown from now on */
-        PCP_EVENT_SERVER,          /* a server's state, epoch or external address changed */
+        PCP_EVENT_SERVER,          /* a server's state, epoch, external address or silence changed */
         PCP_EVENT_EPOCH_RESET,     /* a server lost its state; its mappings are being recreated */
         /* A server said something changed, with no sign that it lost its state (an ANNOUNCE
          * whose epoch is consistent; a NAT-PMP external address notification from a PCP
@@ -361,7 +367,10 @@ void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
 void pcp_engine_receive_at(pcp_engine *e, uint64_t now, uint64_t rx, uint32_t server_id, size_t addr_index,
                            const struct sockaddr_in6 *from, const uint8_t *buf, size_t len);
 /* A datagram on the ANNOUNCE port (5350, unicast or multicast): PCP ANNOUNCE or a NAT-PMP
- * external address notification. */
+ * external address notification. Anyone on the link can send one in a server's name: a
+ * PCP ANNOUNCE to a server not known to speak PCP (UNKNOWN, UNREACHABLE) only starts its
+ * ANNOUNCE probe (at most once a second), whose answer sets its state and epoch; a NAT-PMP
+ * notice only makes a NAT-PMP server asked for its address (likewise). */
 void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
                                  const uint8_t *buf, size_t len);
 void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,

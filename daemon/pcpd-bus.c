@@ -993,7 +993,7 @@ static int get_servers(sd_bus *bus, const char *path, const char *iface, const c
                 pcpd_server_view v;
                 (void) pcpd_manager_server_view(m, s, &v); /* unknown: "none", 0 */
                 r = sd_bus_message_append(reply, "(ssssu)", s->ifname, s->text, s->source,
-                                          pcpd_server_state_protocol(v.state), v.epoch);
+                                          pcpd_server_view_protocol(&v), v.epoch);
         }
         if (m->upnp != NULL) {
                 /* routers that speak UPnP-IGD (pcpd-backend.h), in use */

@@ -188,6 +188,9 @@ static void on_pcp_server_changed(void *userdata, pcpd_server *s, const pcpd_ser
                                                                 st->state_name, NULL }),
                                        "PCP server %s: %s", s->text, st->state_name);
         }
+        /* also told when a server turns silent or is heard again (pcp_server_info.silent):
+         * its state is the same, so nothing above moves (no UPnP-IGD, no direct mappings),
+         * but Servers lists it as protocol "none" while it is silent */
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_SERVERS | PCPD_MANAGER_CHANGED_EXTERNAL_ADDRESSES |
                                              PCPD_MANAGER_CHANGED_PREFIX64);
         manager_update_state(m);

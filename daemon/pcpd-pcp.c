@@ -681,6 +681,7 @@ bool pcpd_pcp_server_view(pcpd_pcp *p, const pcpd_server *s, pcpd_server_view *r
         if (si == NULL)
                 return false;
         ret->state = pcpd_pcp_server_state_of(si->state);
+        ret->silent = si->silent;
         ret->epoch = si->epoch;
         for (size_t i = 0; i < si->n_prefix64 && i < G_N_ELEMENTS(ret->prefix64); i++) {
                 ret->prefix64[i].prefix = si->prefix64[i].prefix;

@@ -52,6 +52,10 @@ static inline const char *pcpd_server_state_protocol(pcpd_server_state st) {
  * (pcpd_manager_server_view()). */
 typedef struct pcpd_server_view {
         pcpd_server_state state;
+        /* asked something 20 s ago or more and heard nothing since (the engine's
+         * pcp_server_info.silent): listed as protocol "none", its state (and the routing of
+         * its mappings) unchanged */
+        bool silent;
         uint32_t epoch; /* the last server epoch seen (0: none yet) */
         uint8_t n_prefix64;
         struct {
@@ -59,6 +63,12 @@ typedef struct pcpd_server_view {
                 uint8_t prefix_len;
         } prefix64[2]; /* RFC 7225 PREFIX64, from the last response that carried any */
 } pcpd_server_view;
+
+/* The protocol column of Manager.Servers for a server as its backend shows it: "pcp",
+ * "nat-pmp", else (not answering: silent, or a state that speaks neither) "none". */
+static inline const char *pcpd_server_view_protocol(const pcpd_server_view *v) {
+        return v->silent ? "none" : pcpd_server_state_protocol(v->state);
+}
 
 typedef struct pcpd_server {
         pcpd_manager *manager;

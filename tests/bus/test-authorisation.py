@@ -195,7 +195,9 @@ class AuthorisationTest(BusTestCase):
 class ChallengeTest(BusTestCase):
     """polkit answers "authentication required" (is_challenge; tests/bus/polkitd-mock.py's
     SetChallenge): NotAuthorized either way, telling a caller that did not allow interactive
-    authorisation to allow it, and one that did that no authentication agent could ask."""
+    authorisation to allow it, and one that did that no authentication agent could ask.
+    tests/system/run.sh proves the same answers with the real polkitd (alice's declare: its
+    configure is auth_admin), and an agent that answers, in its "declared mappings" phase."""
     env_kwargs = {'polkit': True, 'polkit_template': POLKIT_MOCK}
 
     def test_challenge(self):

@@ -291,7 +291,51 @@ class DirectTest(BusTestCase):
         self.assertEqual(env.get(early, MAPPING, 'Server'), GATEWAY4)
         wait_until(lambda: env.get(early, MAPPING, 'State') == 'failed', 40, 'the early mapping failed')
         self.assertEqual((env.get(early, MAPPING, 'Server'), env.get(early, MAPPING, 'Error')), (GATEWAY4, 'UNREACHABLE'))
+        self.assertEqual(env.get(PATH, MANAGER, 'Servers')[0][1:4], (GATEWAY4, 'gateway', 'none'))
         self.assertIn(f'PCP server {GATEWAY4} has not answered for 21 s', env.log())
+        env.assert_alive()
+
+    def test_silent_pcp_server(self):
+        """A PCP server that stops answering is listed with protocol 'none' once a request to
+        it went unanswered for 20 s with nothing heard (its first mapping request fails
+        UNREACHABLE about then), and 'pcp' again as soon as it answers, each change signalled
+        (PropertiesChanged Servers). Nothing else moves: its mappings stay on it, new ones
+        still go to it, no direct mapping is made (the host has no global address here
+        anyway, and no UPnP-IGD is looked for: the log says nothing of one)."""
+        env = self.make_env()
+        server = env.get(PATH, MANAGER, 'Servers')[0][1]
+
+        def protocol():
+            return env.get(PATH, MANAGER, 'Servers')[0][3]
+
+        def signalled():
+            return [[x[3] for x in v] for v in self.manager_changes(env, 'Servers')]
+
+        granted = env.add_mapping('tcp', 8080)
+        env.wait_state(granted, 'active')
+        wait_until(lambda: protocol() == 'pcp', 10, 'Servers: pcp')
+
+        env.ctl('drop-requests', '1')
+        t0 = time.monotonic()
+        early = env.add_mapping('tcp', 8081)
+        wait_until(lambda: protocol() == 'none', 40, 'Servers: none for the silent server')
+        self.assertGreaterEqual(time.monotonic() - t0, 19, 'not before a request went unanswered for 20 s')
+        wait_until(lambda: signalled()[-1:] == [['none']], 5, 'PropertiesChanged Servers: none')
+        wait_until(lambda: env.get(early, MAPPING, 'State') == 'failed', 20, 'the early mapping failed')
+        self.assertEqual((env.get(early, MAPPING, 'Server'), env.get(early, MAPPING, 'Error')), (server, 'UNREACHABLE'))
+        self.assertEqual(env.get(granted, MAPPING, 'State'), 'active')
+        self.assertEqual(env.get(granted, MAPPING, 'Server'), server)
+        # still the server's: a new mapping goes to it (pending there, not direct)
+        late = env.add_mapping('udp', 9000)
+        self.assertEqual((env.get(late, MAPPING, 'Server'), env.get(late, MAPPING, 'State')), (server, 'pending'))
+        self.assertNotIn('Searching for a UPnP-IGD', env.log())
+
+        # it answers again (the new mapping's request is answered at once): pcp
+        env.ctl('drop-requests', '0')
+        again = env.add_mapping('udp', 9001)
+        env.wait_state(again, 'active')
+        wait_until(lambda: protocol() == 'pcp', 10, 'Servers: pcp again')
+        wait_until(lambda: signalled()[-1:] == [['pcp']], 5, 'PropertiesChanged Servers: pcp')
         env.assert_alive()
 
     # ---- restarts: direct mappings are saved and made again ----

@@ -476,6 +476,10 @@ class VerbsTest(PcpctlTestCase):
         wait_until(lambda: env.dump() == [], 10, 'the released mapping deleted upstream')
         r = self.pcpctl(env, 'release', str(j['Id']), status=1)
         self.assertIn('Failed to release: Mapping', r.stderr)
+        # --json reads the mapping first: one that is gone is pcpd's NotFound, as without
+        r = self.pcpctl(env, 'release', str(j['Id']), '--json', status=1)
+        self.assertEqual(r.stdout, '')
+        self.assertIn('Failed to release: Mapping', r.stderr)
 
         # text: a persistent mapping says how to remove it; release prints nothing
         r = self.pcpctl(env, 'map', 'udp', '8208', '--persistent')
@@ -553,6 +557,38 @@ class VerbsTest(PcpctlTestCase):
                       self.pcpctl(env, 'map', 'tcp', '8211', status=1).stderr)
         self.assertEqual(self.pcpctl(env, 'enable', '--json').stdout, '')
         self.assertIs(json.loads(self.pcpctl(env, 'status', '-j').stdout)['Enabled'], True)
+
+    def test_without_pcpd_declared_app_and_the_default_routers(self):
+        env = self.make_env(start=False)
+        # pcpd not running: its error, not "none" for each family
+        for args in ((), ('--json',), ('ipv6',)):
+            r = self.pcpctl(env, 'external-address', *args, status=1)
+            self.assertEqual((r.stdout, r.stderr),
+                             ('', 'Failed to query the external address: pcpd is not running and could not be '
+                                  'started.\n'), f'external-address {args}')
+        env.start_pcpd()
+
+        # no NetworkManager on this bus, UseDefaultRouters=false (Env's default): status does
+        # not claim the default routers are used
+        r = self.pcpctl(env, 'status')
+        self.assertTrue(r.stdout.endswith('\nNetworkManager: not running.\n'
+                                          "pcpd learns no PCP server from DHCP now: it uses pcpd.conf's Servers=\n"
+                                          'and the default routers if UseDefaultRouters= is on.\n'), r.stdout)
+
+        # list shows a declared mapping as "declared:NAME", which is no app id: revoke says
+        # how to remove it, and removes nothing
+        self.assertIn('Declared cam', self.pcpctl(env, 'declare', 'cam', 'tcp', '8231').stdout)
+        path = dict((n, p) for n, _f, p in env.get(PATH, MANAGER, 'DeclaredMappings'))['cam']
+        self.assertNotEqual(path, '/', 'the declared mapping is made')
+        wait_until(lambda: 'declared:cam' in self.pcpctl(env, 'list').stdout, 10, 'list to show declared:cam')
+        r = self.pcpctl(env, 'revoke', 'declared:cam', status=1)
+        self.assertEqual((r.stdout, r.stderr.splitlines()[1:]),
+                         ('', ["declared:cam is a declared mapping, which has no app id: 'pcpctl undeclare cam' "
+                               'removes it.']), r.stderr)
+        self.assertTrue(r.stderr.startswith('Failed to revoke: '), r.stderr)
+        self.assertEqual(env.get(path, MAPPING, 'Declared'), 'cam', 'the declared mapping is still there')
+        self.pcpctl(env, 'undeclare', 'cam')
+        wait_until(lambda: 'declared:cam' not in self.pcpctl(env, 'list').stdout, 10, 'undeclare to remove it')
 
     def test_errors_a_user_can_act_on(self):
         env = self.make_env(polkit=True)  # the mock: allows nothing

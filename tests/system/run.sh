@@ -499,9 +499,145 @@ is "the declared mapping is persistent, of uid 0" "$(cx busctl get-property org.
     "$(cx busctl get-property org.freedesktop.PCP1 /org/freedesktop/PCP1 org.freedesktop.PCP1.Manager DeclaredMappings \
     | sed -n 's/.*"camera" "[^"]*" "\([^"]*\)".*/\1/p')" org.freedesktop.PCP1.Mapping Persistent)" "b true"
 is "alice's mapping untouched by that reload" "$(ref_mapping 8080)" "$EXT $NONCE"
-out=$(cx runuser -u alice -- pcpctl --no-ask-password declare mine tcp 9000 2>&1)
-is "alice (may map) may not declare: polkit's configure needs an administrator" "$out" \
-    'Failed to declare: .*(not allowed|Authentication is required).*'
+# polkit's challenge, with the real polkitd (tests/bus/test-authorisation.py ChallengeTest
+# has it with the polkitd mock). org.freedesktop.PCP1.configure is auth_admin_keep and the
+# shipped rule lets pcpd-users only map: for alice polkitd answers "authentication
+# required" (is_challenge), and pcpd's answer depends on whether the call allowed
+# interactive authorisation. No process of alice's has an authentication agent.
+declared() {
+    cx busctl get-property org.freedesktop.PCP1 /org/freedesktop/PCP1 org.freedesktop.PCP1.Manager DeclaredMappings
+}
+declared_before=$(declared)
+polkit_cursor=$(cx journalctl -u polkit.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+# polkitd's own answer, as root asks it for a process of alice's (flags 0, and 1:
+# AllowUserInteraction): (is_authorized, is_challenge, details)
+cx runuser -u alice -- sh -c 'echo $$; exec sleep 300' >"$WORK/alice-sleep.out" 2>&1 </dev/null &
+BG_PIDS+=($!)
+check "a process of alice's to ask polkitd about" wait_for "$WORK/alice-sleep.out" '^[0-9]+$' 20 "alice's sleep"
+alice_pid=$(head -n 1 "$WORK/alice-sleep.out")
+alice_start=$(cx cat "/proc/$alice_pid/stat" | awk '{ print $22 }')
+polkit_check() { # polkit_check FLAGS: CheckAuthorization of configure for alice's process
+    cx busctl --timeout=60 call org.freedesktop.PolicyKit1 /org/freedesktop/PolicyKit1/Authority \
+        org.freedesktop.PolicyKit1.Authority CheckAuthorization '(sa{sv})sa{ss}us' \
+        unix-process 3 pid u "$alice_pid" start-time t "$alice_start" uid i "$ALICE_UID" \
+        org.freedesktop.PCP1.configure 0 "$1" "" 2>&1
+}
+answer=$(polkit_check 0)
+note "polkitd, configure for alice, no interaction: $answer"
+is "polkitd: configure for alice without interaction: not authorized, a challenge" "$answer" \
+    '\(bba\{ss\}\) false true .*'
+answer=$(polkit_check 1)
+note "polkitd, configure for alice, interaction allowed, no agent: $answer"
+is "polkitd: configure for alice with interaction but no agent: not authorized, a challenge" "$answer" \
+    '\(bba\{ss\}\) false true .*'
+[[ $alice_pid =~ ^[0-9]+$ ]] && [ "$alice_pid" -gt 1 ] && cx kill "$alice_pid"
+# pcpctl --no-ask-password: the call does not allow interactive authorisation
+out=$(cx timeout 120 runuser -u alice -- pcpctl --no-ask-password declare mine tcp 9000 2>&1 </dev/null)
+equals "alice may not declare (configure: auth_admin), --no-ask-password: pcpd says to allow interaction" \
+    "$out" "Failed to declare: Authentication is required; call again allowing interactive authorisation."
+# pcpctl without it allows interactive authorisation; its standard input is no terminal,
+# so it starts no pkttyagent: polkitd has no agent to ask
+out=$(cx timeout 120 runuser -u alice -- pcpctl declare mine tcp 9000 2>&1 </dev/null)
+equals "alice may not declare, interaction allowed but no agent: pcpd says no agent could ask" "$out" \
+    "Failed to declare: Authentication is required, and no authentication agent could ask for it: run this as root, or from a session with a polkit authentication agent."
+equals "nothing declared: DeclaredMappings unchanged" "$(declared)" "$declared_before"
+check "nothing declared: no /var/lib/pcpd/mappings.d/mine.conf" not_running_dir /var/lib/pcpd/mappings.d/mine.conf
+note "polkitd's journal meanwhile: $(cx journalctl -u polkit.service --after-cursor="$polkit_cursor" --no-pager -o cat | tr '\n' '|')"
+# the control: what alice is allowed (map) she still gets
+start_holder alice-ctl alice 8083
+check "the control: alice still maps (port 8083)" \
+    wait_for "$WORK/alice-ctl.out" "^state active $EXT_ADDR [0-9]+ $ALICE_UID " 30 "alice's mapping of 8083 active"
+stop_holder alice-ctl
+check "the control's mapping is deleted at the router when it stops" wait_cmd 30 "no mapping of 8083" \
+    eval '[ -z "$(ref_mapping 8083)" ]'
+# An authentication agent that answers: pcpctl on a terminal starts pkttyagent --fallback
+# for itself (clients/pcpctl-bus.c), and polkitd asks it for an administrator's password:
+# root's (Debian's 50-default.rules names the group sudo, which has no member here, and
+# polkitd then falls back to root). The container's root has none: a random one for this
+# run, locked again after. polkitd uses a --fallback agent only for a subject in a logind
+# session (polkit 122, get_authentication_agent_for_subject): so in a session (su, whose
+# PAM stack has pam_systemd; --session-command: su's -c would call setsid, leaving pcpctl
+# without the controlling terminal pkttyagent opens) the agent is asked, and without one
+# (setpriv) it is not.
+# pty_run PASSWORD COMMAND...: COMMAND with a new terminal as its controlling one;
+# PASSWORD typed at each "Password: " prompt. Prints its output without colours, exits
+# with its status.
+pty_run() {
+    /usr/bin/python3 - "$@" <<'PY'
+import os, pty, re, select, signal, sys, termios, time
+password, argv = sys.argv[1].encode(), sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+out, since, prompted, cap = b"", 0, False, 120
+deadline = time.monotonic() + cap
+while True:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+        sys.stdout.write(out.decode(errors="replace") + "\npty_run: no end after %d s\n" % cap)
+        sys.exit(124)
+    # pkttyagent prints its prompt, then turns echo off with TCSAFLUSH, which drops what
+    # was typed before: type once echo is off (the master reads the terminal's settings)
+    if prompted and not termios.tcgetattr(fd)[3] & termios.ECHO:
+        os.write(fd, password + b"\n")
+        since, prompted = len(out), False
+    if not select.select([fd], [], [], 0.05 if prompted else left)[0]:
+        continue
+    try:
+        data = os.read(fd, 4096)
+    except OSError:  # EIO: the terminal's last holder is gone
+        data = b""
+    if not data:
+        break
+    out += data
+    if re.search(rb"Password: ?$", out[since:]):
+        prompted, since = True, len(out)
+status = os.waitpid(pid, 0)[1]
+out = re.sub(rb"\x1b\[[0-9;]*m", b"", out).replace(b"\r\n", b"\n")
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+PY
+}
+CX=(nsenter -t "$LEADER" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
+# alice_session PASSWORD ARGS...: pcpctl ARGS as alice in a login session, on a terminal
+alice_session() { pty_run "$1" "${CX[@]}" su alice -s /bin/sh --session-command "pcpctl ${*:2}"; }
+# alice_nosession PASSWORD ARGS...: the same without a login session
+alice_nosession() { pty_run "$1" "${CX[@]}" setpriv --reuid=alice --regid=alice --init-groups pcpctl "${@:2}"; }
+polkit_journal() { cx journalctl -u polkit.service --after-cursor="$polkit_cursor" --no-pager -o cat; }
+polkit_logged() { polkit_journal | grep -qE -- "$1" || { polkit_journal | tail -n 20; return 1; }; }
+agents() { polkit_journal | grep -c '^Registered Authentication Agent for unix-process:.*\[pkttyagent '; }
+ROOT_PW=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+check "root gets a password (for polkit's auth_admin)" sh -c "echo 'root:$ROOT_PW' | ${CX[*]} chpasswd"
+before=$(agents)
+out=$(alice_nosession "$ROOT_PW" declare mine tcp 9000)
+note "pcpctl declare as alice on a terminal, no login session (status $?): $(tr '\n' '|' <<<"$out")"
+check "no login session: pcpctl's pkttyagent registered with polkitd (its journal)" \
+    wait_cmd 20 "pkttyagent's registration in polkitd's journal" eval '[ "$(agents)" -gt "$before" ]'
+equals "no login session: polkitd does not ask pcpctl's --fallback agent, pcpd says no agent could" \
+    "$(tail -n 1 <<<"$out")" \
+    "Failed to declare: Authentication is required, and no authentication agent could ask for it: run this as root, or from a session with a polkit authentication agent."
+out=$(alice_session "not-$ROOT_PW" declare mine tcp 9000)
+note "pcpctl declare as alice in a login session, a wrong password (status $?): $(tr '\n' '|' <<<"$out")"
+check "in a session pkttyagent asks for root's password" grep -qx 'Authenticating as: root' <<<"$out"
+equals "a wrong password: polkit said no" "$(tail -n 1 <<<"$out")" \
+    "Failed to declare: You are not allowed to do this (polkit said no)."
+check "polkitd's journal: the operator FAILED to authenticate" wait_cmd 20 "polkitd's failure line" \
+    polkit_logged 'FAILED to authenticate to gain authorization for action org\.freedesktop\.PCP1\.configure '
+equals "nothing declared: DeclaredMappings unchanged" "$(declared)" "$declared_before"
+check "nothing declared: no /var/lib/pcpd/mappings.d/mine.conf" not_running_dir /var/lib/pcpd/mappings.d/mine.conf
+out=$(alice_session "$ROOT_PW" declare mine tcp 9000)
+note "pcpctl declare as alice in a login session, root's password (status $?): $(tr '\n' '|' <<<"$out")"
+is "root's password: declared" "$(tail -n 1 <<<"$out")" "Declared mine: mapping [0-9]+\."
+check "polkitd's journal: authenticated as root, a temporary authorization for pcpctl's bus name" \
+    wait_cmd 20 "polkitd's success line" polkit_logged 'successfully authenticated as unix-user:root to gain TEMPORARY authorization for action org\.freedesktop\.PCP1\.configure for system-bus-name::[0-9.]+ \[pcpctl declare mine tcp 9000\] \(owned by unix-user:alice\)'
+check "alice's declaration is saved in /var/lib/pcpd/mappings.d: pcpd, 0600" \
+    stat_is "$ROOT/var/lib/pcpd/mappings.d/mine.conf" "$PCPD_UID 600"
+check "the router holds it" wait_cmd 30 "a mapping of 9000" eval '[ -n "$(ref_mapping 9000)" ]'
+check "pcpctl undeclare mine (root)" cx pcpctl undeclare mine
+check "undeclared: deleted at the router" wait_cmd 30 "no mapping of 9000" eval '[ -z "$(ref_mapping 9000)" ]'
+check "root's password is locked again" cx usermod -p '*' root
 check "pcpctl declare as root" cx pcpctl declare web tcp 8443 --description=web
 check "it is saved in /var/lib/pcpd/mappings.d: pcpd, 0600" stat_is "$ROOT/var/lib/pcpd/mappings.d/web.conf" "$PCPD_UID 600"
 check "the router holds it" wait_cmd 30 "a mapping of 8443" eval '[ -n "$(ref_mapping 8443)" ]'

@@ -469,6 +469,9 @@ static void test_long_retransmission_timeout(void **state) {
         uint64_t id = h_map(h, sid, IPPROTO_UDP, 7100, 3600), t0 = h->now, d;
 
         assert_int_equal(h_count_for(h, id), 1);
+        /* first the server's silence (asked, unanswered for 20 s): its own deadline */
+        h_advance(h, 20 * SEC);
+        assert_true(h_srv(h, sid)->silent);
         for (int i = 0; i < 3; i++) {
                 d = pcp_engine_next_deadline(h->e);
                 assert_true(d - t0 >= cap - cap / 10 - 1);
@@ -885,14 +888,18 @@ static void test_address_mismatch(void **state) {
         assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
 
         /* a SUCCESS answer to a request of ours does: cleared, and told once */
-        h_advance(h, 30 * SEC); /* other's retry */
+        h_advance(h, 30 * SEC); /* other's retry; meanwhile the server, asked and not
+                                 * answering for 20 s, was told silent */
+        assert_true(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
         assert_non_null(h_last_for(h, other));
         h_reply(h, h_last_for(h, other), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8081);
         assert_false(h_srv(h, sid)->address_mismatch);
-        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
         assert_false(h_last_event(h, PCP_EVENT_SERVER, 0)->server.address_mismatch);
+        assert_false(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent);
         h_reply(h, h_last_for(h, other), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8081);
-        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
 
         /* mismatch again; then the ANNOUNCE probe (sent on a NOT_AUTHORIZED) answered
          * SUCCESS clears it as well */
@@ -1451,7 +1458,10 @@ static void test_unreachable(void **state) {
         /* ~25 RFC retransmissions in 6 h for the mapping (and as many probes), x2 addresses */
         assert_true(h->n_sent < 400);
         assert_true(h_count_for(h, id) >= 20);
-        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        /* one server event: asked, and nothing heard, it turned silent; still unreachable */
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_true(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
         /* the granted one expired meanwhile, and its retries met ICMP like the others: a
          * mapping that starts waiting while the server is already unreachable is told so
@@ -1463,6 +1473,7 @@ static void test_unreachable(void **state) {
         h_reply(h, h_last_for(h, id), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 8080);
         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_false(h_srv(h, sid)->silent);
         h_free(h);
 }
 
@@ -2935,6 +2946,127 @@ static void test_silent_server_fails_first_request(void **state) {
         h_free(h);
 }
 
+/* answers every MAP request sent since index *from, at once, lifetime 3600 */
+static void answer_maps(harness *h, size_t *from) {
+        for (; *from < h->n_sent; (*from)++)
+                if (!h_is_natpmp(&h->sent[*from]) && (h->sent[*from].buf[1] & 0x7f) == PCP_OPCODE_MAP)
+                        h_reply(h, &h->sent[*from], PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 40000);
+}
+
+/* A server that stops answering is told silent (pcp_server_info.silent, one SERVER event)
+ * once a request to it has gone SILENT_FAIL (20 s) unanswered with nothing heard since
+ * that request went, timed from that request (a renewal half a lifetime after the last
+ * answer is not "silent" when it goes); its state stays PCP and its grant is kept. Heard
+ * again: not silent, one event. */
+static void test_server_silent(void **state) {
+        harness *h = h_new(141, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t a = granted_map(h, sid, 7200, 3600, 47200), b, t_renew, t_granted = h->now;
+        const h_event *ev;
+
+        (void) state;
+        h_clear(h);
+        /* a's renewal, about half its lifetime (30 min) after the server last answered */
+        while (h_count_for(h, a) == 0)
+                assert_true(h_step(h));
+        t_renew = h->now;
+        assert_true(t_renew - t_granted >= 30 * MINUTE);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        /* a new mapping asked meanwhile: silence is timed from the renewal, the first
+         * unanswered request, not from this one */
+        h_advance(h, 5 * SEC);
+        b = h_map(h, sid, IPPROTO_TCP, 7201, 3600);
+        h_advance_to(h, t_renew + 20 * SEC - 1);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        h_advance_to(h, t_renew + 21 * SEC);
+        assert_true(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        ev = h_last_event(h, PCP_EVENT_SERVER, 0);
+        assert_int_equal(ev->server_id, sid);
+        assert_true(ev->server.silent);
+        assert_int_equal(ev->server.state, PCP_SERVER_PCP);
+        /* its state and a's grant are kept; b is still asked */
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_RENEWING);
+        /* still silent a while later: told once */
+        h_advance(h, 2 * MINUTE);
+        assert_true(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_true(h_count_for(h, b) > 1);
+
+        /* heard again (b's answer): not silent, one event */
+        h_reply(h, h_last_for(h, b), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 47201);
+        assert_int_equal(h_mapping(h, b)->state, PCP_MAPPING_ACTIVE);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
+        assert_false(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent);
+        /* a's renewal goes on; answered 19 s after its next try: not silent meanwhile */
+        while (h_last_for(h, a)->t <= h_last_for(h, b)->t)
+                assert_true(h_step(h));
+        h_advance(h, 19 * SEC);
+        assert_false(h_srv(h, sid)->silent);
+        h_reply(h, h_last_for(h, a), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 47200);
+        assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_ACTIVE);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
+        h_free(h);
+}
+
+/* A server that answers every request at once is never silent, over hours of renewals
+ * and new mappings. */
+static void test_server_answering_never_silent(void **state) {
+        harness *h = h_new(142, NULL);
+        uint32_t sid = pcp_server(h);
+        size_t from = 0;
+        uint16_t port = 7300;
+
+        (void) state;
+        for (int i = 0; i < 10; i++)
+                (void) h_map(h, sid, IPPROTO_TCP, port++, 3600);
+        answer_maps(h, &from);
+        h_clear(h); /* the external address learnt: a server event */
+        from = 0;
+        for (uint64_t end = h->now + 6 * HOUR, next_new = h->now + 10 * MINUTE; h->now < end;) {
+                assert_true(h_step(h));
+                if (h->now >= next_new) {
+                        (void) h_map(h, sid, IPPROTO_TCP, port++, 3600);
+                        next_new += 10 * MINUTE;
+                }
+                answer_maps(h, &from);
+                assert_false(h_srv(h, sid)->silent);
+        }
+        assert_true(from > 60);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        h_free(h);
+}
+
+/* A NAT-PMP gateway that stops answering: silent too, its state kept. */
+static void test_server_silent_natpmp(void **state) {
+        harness *h = h_new(143, NULL);
+        uint64_t tcp, t0;
+        uint32_t sid = natpmp_server(h, &tcp, "198.51.100.40");
+
+        (void) state;
+        natpmp_map_answer(h, sid, 8080, 18080, 3600);
+        assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+        assert_false(h_srv(h, sid)->silent);
+        h_clear(h);
+        while (h->n_sent == 0)
+                assert_true(h_step(h));
+        t0 = h->now;
+        assert_false(h_srv(h, sid)->silent);
+        h_advance_to(h, t0 + 21 * SEC);
+        assert_true(h_srv(h, sid)->silent);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        natpmp_map_answer(h, sid, 8080, 18080, 3600);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
+        h_free(h);
+}
+
 /* the NAT-PMP external address requests sent since the last h_clear */
 static size_t natpmp_addr_requests(harness *h) {
         size_t n_req = 0;
@@ -3287,6 +3419,186 @@ static void test_unsolicited_announce_answer(void **state) {
         h_free(h);
 }
 
+/* An ANNOUNCE to a server not known to speak PCP (unknown, unreachable) comes to a port any
+ * host of the link can reach: one forged datagram made the server "pcp", set its epoch and
+ * stopped the probe that would have told the truth. Now it is a hint: the server is
+ * probed at once, at most once a second however many come, its state and epoch left to
+ * the probe's answer. */
+static size_t hint_flood(harness *h, uint64_t duration, uint64_t step) {
+        size_t before = h_count(h, PCP_OPCODE_ANNOUNCE);
+
+        for (uint64_t end = h->now + duration; h->now < end;) {
+                h_announce(h, SRV, (uint32_t) h_rand(h));
+                h_advance(h, step);
+        }
+        return h_count(h, PCP_OPCODE_ANNOUNCE) - before;
+}
+
+static void test_announce_hint_unknown(void **state) {
+        harness *h = h_new(138, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        size_t n;
+
+        (void) state;
+        /* the first probe is lost; the next would go at ~3 s */
+        h_advance(h, 1 * SEC);
+        h_clear(h);
+        h_announce(h, SRV, 4242);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNKNOWN);
+        assert_false(h_srv(h, sid)->epoch_known);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_last(h)->t, h->now);
+        assert_int_equal(h_last(h)->server_id, sid);
+        /* 100 more within the second: no other probe, nothing changed */
+        for (int k = 0; k < 100; k++) {
+                h_announce(h, SRV, (uint32_t) (4242 + k * 1000));
+                h_advance(h, 9);
+        }
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNKNOWN);
+        assert_false(h_srv(h, sid)->epoch_known);
+        assert_int_equal(h->n_ev, 0);
+        /* a flood for 10 s, every 10 ms: about one probe a second, never more */
+        h_advance(h, 1 * SEC);
+        h_clear(h);
+        n = hint_flood(h, 10 * SEC, 10);
+        if (n < 5 || n > 11)
+                fail_msg("a 10 s ANNOUNCE flood gave %zu probes, not 5..11", n);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNKNOWN);
+        assert_false(h_srv(h, sid)->epoch_known);
+        assert_int_equal(h->n_ev, 0);
+        /* the probe's answer decides: PCP, with its epoch */
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, n - 1), PCP_RESULT_SUCCESS, 0, 77);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_true(h_srv(h, sid)->epoch_known);
+        assert_int_equal(h_srv(h, sid)->epoch, 77);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        h_free(h);
+}
+
+static void test_announce_hint_unreachable(void **state) {
+        harness *h = h_new(139, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = granted_map(h, sid, 7100, 3600, 47100);
+        uint32_t epoch;
+        size_t n;
+
+        (void) state;
+        h_advance(h, 10 * SEC);
+        epoch = h_srv(h, sid)->epoch;
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        h_advance(h, 2 * SEC);
+        h_clear(h);
+        /* a forged ANNOUNCE with an epoch that would be a reset: no reset, no recreation,
+         * the state and epoch as they were; the server probed at once */
+        h_announce(h, SRV, 3);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        assert_int_equal(h_srv(h, sid)->epoch, epoch);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_last(h)->t, h->now);
+        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 0);
+        for (int k = 0; k < 100; k++) {
+                h_announce(h, SRV, (uint32_t) k);
+                h_advance(h, 9);
+        }
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        assert_int_equal(h->n_ev, 0);
+        h_advance(h, 1 * SEC);
+        h_clear(h);
+        n = hint_flood(h, 10 * SEC, 10);
+        if (n < 5 || n > 11)
+                fail_msg("a 10 s ANNOUNCE flood gave %zu probes, not 5..11", n);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        assert_int_equal(h_srv(h, sid)->epoch, epoch);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        /* the server is back and answers the probe, its epoch consistent: PCP, its
+         * mapping kept */
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, n - 1), PCP_RESULT_SUCCESS, 0, ep(h));
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        h_free(h);
+}
+
+/* A NAT-PMP-only router not probed yet, and a forged ANNOUNCE: the probe it starts is
+ * answered NAT-PMP style (UNSUPP_VERSION, 8 octets): NAT-PMP, never "pcp" on the way. */
+static void test_announce_hint_natpmp(void **state) {
+        harness *h = h_new(140, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+
+        (void) state;
+        h_advance(h, 1 * SEC);
+        h_clear(h);
+        h_announce(h, SRV, 4242);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNKNOWN);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        natpmp_unsupp(h, sid, 100);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_int_equal(h_last_event(h, PCP_EVENT_SERVER, 0)->server.state, PCP_SERVER_NATPMP);
+        h_free(h);
+}
+
+/* A PCP ANNOUNCE to a server driven with NAT-PMP, or offering another PCP version: a hint
+ * too (PCP may have been switched on): one probe however many come, no recreation, and
+ * the probe's PCP answer moves the server and its mappings to PCP. To a server that
+ * switched PCP off (NOT_AUTHORIZED): dropped, nothing asked before its time. */
+static void test_announce_hint_other_states(void **state) {
+        harness *h = h_new(145, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL), sid2, sid3;
+        uint64_t tcp = h_map(h, sid, IPPROTO_TCP, 8080, 3600), id3;
+        uint8_t v1[PCP_HEADER_LEN] = { 1, 0x80 | PCP_OPCODE_MAP, 0, PCP_RESULT_UNSUPP_VERSION };
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        uint64_t unsolicited;
+
+        (void) state;
+        natpmp_unsupp(h, sid, 100);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        h_advance(h, 10 * SEC);
+        h_clear(h);
+        for (int k = 0; k < 100; k++)
+                h_announce(h, SRV, 4242);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_count_for(h, tcp), 0);
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 0), PCP_RESULT_SUCCESS, 0, 4242);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        h_advance(h, 1);
+        assert_int_equal(h_count_for(h, tcp), 1); /* asked again, in PCP */
+
+        sid2 = h_server(h, "192.168.1.2", LOCAL);
+        h_receive(h, sid2, 0, v1, sizeof(v1)); /* answers its first probe */
+        assert_int_equal(h_srv(h, sid2)->state, PCP_SERVER_UNSUPPORTED);
+        h_advance(h, 10 * SEC);
+        h_clear(h);
+        h_announce(h, "192.168.1.2", 4242);
+        assert_int_equal(h_srv(h, sid2)->state, PCP_SERVER_UNSUPPORTED);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+
+        sid3 = h_server(h, "192.168.1.3", LOCAL);
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 1), PCP_RESULT_NOT_AUTHORIZED, 600, 4242);
+        assert_int_equal(h_srv(h, sid3)->state, PCP_SERVER_DISABLED);
+        id3 = h_map(h, sid3, IPPROTO_TCP, 8081, 3600);
+        assert_int_equal(h_mapping(h, id3)->state, PCP_MAPPING_FAILED);
+        h_clear(h);
+        unsolicited = st->dropped[PCP_DROP_UNSOLICITED];
+        h_announce(h, "192.168.1.3", 4242);
+        assert_int_equal(h_srv(h, sid3)->state, PCP_SERVER_DISABLED);
+        assert_int_equal(h->n_sent, 0);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(st->dropped[PCP_DROP_UNSOLICITED], unsolicited + 1);
+        h_free(h);
+}
+
 static void test_version1_unsupported(void **state) {
         harness *h = h_new(41, NULL);
         uint32_t sid = h_server(h, SRV, LOCAL);
@@ -3436,6 +3748,13 @@ int main(void) {
                 cmocka_unit_test(test_replaced_by_natpmp_router),
                 cmocka_unit_test(test_replaced_by_other_version),
                 cmocka_unit_test(test_unsolicited_announce_answer),
+                cmocka_unit_test(test_announce_hint_unknown),
+                cmocka_unit_test(test_announce_hint_unreachable),
+                cmocka_unit_test(test_announce_hint_natpmp),
+                cmocka_unit_test(test_announce_hint_other_states),
+                cmocka_unit_test(test_server_silent),
+                cmocka_unit_test(test_server_answering_never_silent),
+                cmocka_unit_test(test_server_silent_natpmp),
                 cmocka_unit_test(test_grant_rule_no_external_address),
                 cmocka_unit_test(test_grant_rule_wrong_family),
                 cmocka_unit_test(test_grant_rule_unusable_address),
