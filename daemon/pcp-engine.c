@@ -46,6 +46,10 @@
 #define EPISODE_QUIET (60 * SEC)
 /* a NAT-PMP address notice starts at most one external address request per this */
 #define NATPMP_NOTICE_INTERVAL (1 * SEC)
+/* a "version not supported" answer to a server that speaks PCP is a doubt, settled by a
+ * probe: at most one doubt per VERSION_DOUBT_INTERVAL, and it stands (the server is
+ * switched) only if no PCP answer came within 2 × IRT of it (version_answer()) */
+#define VERSION_DOUBT_INTERVAL (1 * SEC)
 /* an ANNOUNCE to a server not known to speak PCP (unknown, unreachable) starts at most one
  * ANNOUNCE probe per this */
 #define ANNOUNCE_HINT_INTERVAL (1 * SEC)
@@ -217,6 +221,11 @@ struct pcp_server {
                                       * unreachable servers: receive_announce()) */
         uint64_t reprobe_at;
         bool probing;
+        /* a doubt about its version (version_answer()): what it would switch the server to
+         * (PCP_SERVER_UNSUPPORTED or PCP_SERVER_NATPMP) at version_doubt_at unless a PCP
+         * answer settles it first; version_doubt_next: the earliest a new one may start */
+        uint8_t version_doubt;
+        uint64_t version_doubt_at, version_doubt_next;
         bool natpmp_addr_unusable; /* its last external address answer named none (0.0.0.0) */
 
         /* recreations of all its mappings, rate-limited (RECREATE_INTERVAL) */
@@ -1154,6 +1163,7 @@ static uint64_t silent_at(const pcp_server *s) {
 
 static void server_timer_update(pcp_engine *e, pcp_server *s) {
         uint64_t when = min_u64(min_u64(s->probe_at, s->recreate_at), min_u64(s->natpmp_addr_at, s->reprobe_at));
+        when = min_u64(when, s->version_doubt_at);
         when = min_u64(when, silent_at(s));
         if (s->info.state == PCP_SERVER_DISABLED)
                 when = min_u64(when, s->info.disabled_until);
@@ -1216,6 +1226,7 @@ static void server_switch_natpmp(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_set_state(e, s, PCP_SERVER_NATPMP);
         s->probing = false;
         s->probe_at = PCP_NEVER;
+        s->version_doubt_at = PCP_NEVER;
         s->reprobe_at = now + e->cfg.pcp_reprobe; /* PCP may be switched on later */
         if (!was) {
                 s->natpmp_addr_rt = 0;
@@ -1554,7 +1565,7 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
                         s->info.addrs[i].remote.sin6_port = htons(PCP_SERVER_PORT);
         }
         s->timer = PCP_HEAP_ITEM_INIT;
-        s->probe_at = s->natpmp_addr_at = s->reprobe_at = s->recreate_at = PCP_NEVER;
+        s->probe_at = s->natpmp_addr_at = s->reprobe_at = s->recreate_at = s->version_doubt_at = PCP_NEVER;
         s->asking_since = PCP_NEVER;
         out_init(&s->waiting);
         s->next = e->servers;
@@ -2003,6 +2014,69 @@ static void learn_prefix64(pcp_engine *e, pcp_server *s, const pcp_msg *msg) {
                 emit_server(e, s);
 }
 
+/* the server speaks a PCP version we do not (it offered another in UNSUPP_VERSION): its
+ * mappings fail until it is probed again */
+static void server_unsupported(pcp_engine *e, pcp_server *s, uint64_t now) {
+        s->probing = false;
+        s->probe_at = PCP_NEVER;
+        s->version_doubt_at = PCP_NEVER;
+        s->reprobe_at = now + e->cfg.pcp_reprobe;
+        server_set_state(e, s, PCP_SERVER_UNSUPPORTED);
+        server_timer_update(e, s);
+        for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
+                if (m->info.state != PCP_MAPPING_DELETING)
+                        mapping_fail(e, m, PCP_MAPPING_ERROR_UNSUPPORTED, PCP_RESULT_UNSUPP_VERSION, s->reprobe_at);
+}
+
+/* A PCP answer of ours (an ANNOUNCE answer to a probe, or one that names a nonce): the
+ * server speaks PCP, whatever a "version not supported" said since. */
+static void server_speaks_pcp(pcp_engine *e, pcp_server *s) {
+        if (s->version_doubt_at == PCP_NEVER)
+                return;
+        s->version_doubt_at = PCP_NEVER;
+        server_timer_update(e, s);
+}
+
+/* A "version not supported" answer: a PCP header of another version, or NAT-PMP's 8-octet
+ * UNSUPP_VERSION (switch_to: PCP_SERVER_UNSUPPORTED or PCP_SERVER_NATPMP). It carries no
+ * nonce: anyone who can send from the server's address and port could send one at any
+ * time, and taken as written it fails or moves every mapping the server holds.
+ *   - A server that speaks PCP (it answered with nonces): a doubt, not a fact. A probe asks
+ *     it (unless one is out); a PCP answer within 2 × IRT settles the doubt, and so does any
+ *     answer naming a nonce; otherwise the switch is made then (server_timeout()): a router
+ *     replaced by one that speaks only NAT-PMP answers the probe with the same refusal. At
+ *     most one doubt per VERSION_DOUBT_INTERVAL; the answers meanwhile are dropped.
+ *   - Any other server: taken only while a probe is out (a first contact, a re-probe), as
+ *     the answer to it; otherwise dropped (nothing asked it). */
+static void version_answer(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now, pcp_server_state switch_to) {
+        if (s->info.state == PCP_SERVER_PCP) {
+                drop(e, PCP_DROP_UNSOLICITED);
+                if (s->version_doubt_at != PCP_NEVER) {
+                        s->version_doubt = switch_to; /* the latest word */
+                        return;
+                }
+                if (now < s->version_doubt_next)
+                        return;
+                s->version_doubt = switch_to;
+                s->version_doubt_at = now + 2 * e->cfg.irt;
+                s->version_doubt_next = now + VERSION_DOUBT_INTERVAL;
+                if (!s->probing)
+                        server_start_probe(e, s, now); /* updates the timer */
+                else
+                        server_timer_update(e, s);
+                return;
+        }
+        if (!s->probing) {
+                drop(e, PCP_DROP_UNSOLICITED);
+                return;
+        }
+        server_answered(e, s, addr_index, now);
+        if (switch_to == PCP_SERVER_NATPMP)
+                server_switch_natpmp(e, s, now);
+        else
+                server_unsupported(e, s, now);
+}
+
 static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now, uint64_t rx,
                                 const pcp_msg *msg) {
         pcp_mapping_error bad = PCP_MAPPING_ERROR_NONE;
@@ -2010,25 +2084,20 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
 
         if (msg->version != PCP_VERSION) {
                 /* UNSUPP_VERSION offering a version we don't speak (we only do 2 and NAT-PMP) */
-                server_answered(e, s, addr_index, now);
-                s->probing = false;
-                s->probe_at = PCP_NEVER;
-                s->reprobe_at = now + e->cfg.pcp_reprobe;
-                server_set_state(e, s, PCP_SERVER_UNSUPPORTED);
-                server_timer_update(e, s);
-                for (m = s->mappings; m != NULL; m = m->srv_next)
-                        if (m->info.state != PCP_MAPPING_DELETING)
-                                mapping_fail(e, m, PCP_MAPPING_ERROR_UNSUPPORTED, PCP_RESULT_UNSUPP_VERSION,
-                                             s->reprobe_at);
+                version_answer(e, s, addr_index, now, PCP_SERVER_UNSUPPORTED);
                 return;
         }
 
         if (msg->opcode == PCP_OPCODE_ANNOUNCE) {
-                if (!s->probing && s->info.state == PCP_SERVER_PCP) {
+                /* it answers our probe, or nothing: carrying no nonce, one that comes while no
+                 * probe is out would let a forger move any server to PCP (or off, with
+                 * NOT_AUTHORIZED) */
+                if (!s->probing) {
                         drop(e, PCP_DROP_UNSOLICITED);
                         return;
                 }
                 server_answered(e, s, addr_index, now);
+                server_speaks_pcp(e, s);
                 s->probing = false;
                 s->probe_at = PCP_NEVER;
                 s->reprobe_at = PCP_NEVER;
@@ -2078,6 +2147,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
         }
 
         server_answered(e, s, addr_index, now);
+        server_speaks_pcp(e, s);
         slot_release(e, m);
         /* an answer to a request of ours (not an unsolicited update, RFC 6887 §14.2) */
         if (msg->result == PCP_RESULT_SUCCESS && (m->awaiting || m->info.state == PCP_MAPPING_DELETING))
@@ -2235,12 +2305,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
 
         /* the 8-octet "unsupported version": a NAT-PMP server answering our PCP request */
         if (len == 8 && n->result == NATPMP_RESULT_UNSUPP_VERSION) {
-                if (s->info.state == PCP_SERVER_NATPMP && !s->probing) {
-                        drop(e, PCP_DROP_UNSOLICITED);
-                        return;
-                }
-                server_answered(e, s, addr_index, now);
-                server_switch_natpmp(e, s, now);
+                version_answer(e, s, addr_index, now, PCP_SERVER_NATPMP);
                 return;
         }
         if (s->info.state != PCP_SERVER_NATPMP) {
@@ -2446,16 +2511,22 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                 drop(e, PCP_DROP_WRONG_OPCODE);
                 return;
         }
-        if (s->info.state == PCP_SERVER_UNKNOWN || s->info.state == PCP_SERVER_UNREACHABLE) {
+        if (s->info.state == PCP_SERVER_DISABLED) {
+                /* it said NOT_AUTHORIZED: asked again when that runs out, not before */
+                drop(e, PCP_DROP_UNSOLICITED);
+                return;
+        }
+        if (s->info.state != PCP_SERVER_PCP) {
                 /* It comes to a port any host of the link can reach, with nothing a forger
                  * would not know but the server's address: taken as written, one datagram
                  * made a NAT-PMP-only router not probed yet (or one that is gone) "pcp",
-                 * stopped the probe that would have told, and set its epoch. So it is a
-                 * hint: the server is asked (the ANNOUNCE probe, on its own socket, whose
-                 * answer must come from the address and port it went to) at once, its
-                 * schedule restarted, at most once per ANNOUNCE_HINT_INTERVAL and not
-                 * while a probe waits to be pulled; the state and the epoch are the
-                 * probe's answer's to set. */
+                 * stopped the probe that would have told, and set its epoch; to a NAT-PMP
+                 * or unsupported one it recreated every mapping. So to a server not known
+                 * to speak PCP it is a hint (PCP may have been switched on): the server is
+                 * asked (the ANNOUNCE probe, on its own socket, whose answer must come
+                 * from the address and port it went to) at once, its schedule restarted,
+                 * at most once per ANNOUNCE_HINT_INTERVAL and not while a probe waits to
+                 * be pulled; the state and the epoch are the probe's answer's to set. */
                 if (!out_queued(&s->out_probe) && now >= s->announce_hint_next) {
                         s->announce_hint_next = now + ANNOUNCE_HINT_INTERVAL;
                         server_start_probe(e, s, now);
@@ -2638,6 +2709,16 @@ static void mapping_timeout(pcp_engine *e, pcp_mapping *m, uint64_t now) {
 }
 
 static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
+        if (s->version_doubt_at <= now) {
+                /* nothing but "version not supported" since the doubt began: so it is */
+                s->version_doubt_at = PCP_NEVER;
+                if (s->info.state == PCP_SERVER_PCP) {
+                        if (s->version_doubt == PCP_SERVER_NATPMP)
+                                server_switch_natpmp(e, s, now);
+                        else
+                                server_unsupported(e, s, now);
+                }
+        }
         if (s->info.state == PCP_SERVER_DISABLED && now >= s->info.disabled_until) {
                 /* try again: probe, and let the waiting mappings ask (spread out) */
                 s->info.disabled_until = 0;

@@ -3232,6 +3232,193 @@ static void test_natpmp_notice_recreate(void **state) {
         h_free(h);
 }
 
+/* "Version not supported" carries no nonce: to a server that speaks PCP (it answered with
+ * nonces), forged ones from its address, however many, are a doubt that a probe settles:
+ * its PCP answer keeps every mapping as it was (no event, no failure, renewals on time);
+ * at most one probe for a flood. Both kinds: a PCP header of another version, and
+ * NAT-PMP's 8-octet one. (Before, one datagram failed every mapping for 30 min, or moved
+ * the server to NAT-PMP.) */
+static void forged_version_flood(bool natpmp_kind) {
+        harness *h = h_new(natpmp_kind ? 141 : 140, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t ids[5], sctp;
+        uint8_t v1[PCP_HEADER_LEN] = { 1, 0x80 | PCP_OPCODE_MAP, 0, PCP_RESULT_UNSUPP_VERSION };
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        const h_sent *probe;
+        uint64_t unsolicited, t0;
+        size_t n_ev;
+
+        for (size_t i = 0; i < 5; i++)
+                ids[i] = granted_map(h, sid, (uint16_t) (8000 + i), 3600, (uint16_t) (38000 + i));
+        sctp = h_map(h, sid, 132, 9, 3600);
+        h_reply(h, h_last_for(h, sctp), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 9);
+        assert_int_equal(h_mapping(h, sctp)->state, PCP_MAPPING_ACTIVE);
+        h_advance(h, MINUTE);
+        h_clear(h);
+        unsolicited = st->dropped[PCP_DROP_UNSOLICITED];
+        t0 = h->now;
+
+        for (int k = 0; k < 1000; k++) {
+                if (natpmp_kind)
+                        natpmp_unsupp(h, sid, 100);
+                else
+                        h_receive(h, sid, 0, v1, sizeof(v1));
+        }
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(st->dropped[PCP_DROP_UNSOLICITED], unsolicited + 1000);
+        /* one probe, and nothing else asked */
+        assert_int_equal(h->n_sent, 1);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        probe = h_find(h, PCP_OPCODE_ANNOUNCE, 0);
+        h_reply_announce(h, probe, PCP_RESULT_SUCCESS, 0, ep(h));
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+
+        /* past the doubt's end and on: still PCP, not one event; the flood again a second
+         * later gives one more probe, answered the same way */
+        h_advance(h, 10 * SEC);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        for (int k = 0; k < 1000; k++)
+                h_receive(h, sid, 0, v1, sizeof(v1));
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 2);
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 1), PCP_RESULT_SUCCESS, 0, ep(h));
+        h_advance(h, 10 * SEC);
+        n_ev = h->n_ev;
+        assert_int_equal(n_ev, 0);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        for (size_t i = 0; i < 5; i++) {
+                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_count_for(h, ids[i]), 0); /* not asked again */
+        }
+        assert_int_equal(h_mapping(h, sctp)->state, PCP_MAPPING_ACTIVE);
+        /* the renewals come when they are due (half the lifetime), in PCP */
+        h_advance_to(h, t0 + 40 * MINUTE);
+        for (size_t i = 0; i < 5; i++) {
+                assert_true(h_count_for(h, ids[i]) >= 1);
+                assert_false(h_is_natpmp(h_first_for(h, ids[i])));
+        }
+        h_free(h);
+}
+
+static void test_forged_version_pcp_header(void **state) {
+        (void) state;
+        forged_version_flood(false);
+}
+
+static void test_forged_version_natpmp_header(void **state) {
+        (void) state;
+        forged_version_flood(true);
+}
+
+/* A PCP server replaced by one that speaks only NAT-PMP: its renewals and the probe the
+ * doubt sends are all answered "unsupported version", no PCP answer comes: the doubt
+ * stands 2 × IRT after it began, and the server is driven with NAT-PMP (the mappings asked
+ * again in it, the address asked). The same for one that offers only another PCP version:
+ * UNSUPPORTED, its mappings failed. */
+static void replaced_router(bool natpmp_kind) {
+        harness *h = h_new(natpmp_kind ? 143 : 142, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = granted_map(h, sid, 8080, 120, 38080);
+        uint8_t v1[PCP_HEADER_LEN] = { 1, 0x80 | PCP_OPCODE_MAP, 0, PCP_RESULT_UNSUPP_VERSION };
+        uint64_t t_doubt;
+
+        /* its renewal (at half the lifetime) answered with the refusal */
+        h_advance(h, 61 * SEC);
+        assert_true(h_count_for(h, id) >= 1);
+        h_clear(h);
+        if (natpmp_kind)
+                natpmp_unsupp(h, sid, 5);
+        else
+                h_receive(h, sid, 0, v1, sizeof(v1));
+        t_doubt = h->now;
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        /* the probe: the same refusal */
+        if (natpmp_kind)
+                natpmp_unsupp(h, sid, 5);
+        else
+                h_receive(h, sid, 0, v1, sizeof(v1));
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        h_advance_to(h, t_doubt + 2 * 3 * SEC - 1);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        h_advance_to(h, t_doubt + 2 * 3 * SEC);
+        if (natpmp_kind) {
+                size_t asked = 0;
+
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+                assert_true(h_mapping(h, id)->natpmp);
+                /* asked again at once, in NAT-PMP */
+                for (size_t k = 0; k < h->n_sent; k++) {
+                        natpmp_msg n;
+
+                        if (!h_is_natpmp(&h->sent[k]) || h->sent[k].t != h->now)
+                                continue;
+                        h_decode_natpmp(&h->sent[k], &n);
+                        asked += n.opcode == NATPMP_OPCODE_MAP_TCP && n.internal_port == 8080;
+                }
+                assert_int_equal(asked, 1);
+        } else {
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNSUPPORTED);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+                assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_UNSUPPORTED);
+        }
+        h_free(h);
+}
+
+static void test_replaced_by_natpmp_router(void **state) {
+        (void) state;
+        replaced_router(true);
+}
+
+static void test_replaced_by_other_version(void **state) {
+        (void) state;
+        replaced_router(false);
+}
+
+/* An ANNOUNCE answer on the server's own socket while no probe is out answers nothing of
+ * ours: from a server that offers another version, speaks only NAT-PMP, or switched PCP
+ * off, it is dropped and changes nothing (before, it moved any of them to PCP, or off). */
+static void test_unsolicited_announce_answer(void **state) {
+        harness *h = h_new(144, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        uint32_t sid2;
+        uint64_t id = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        uint8_t v1[PCP_HEADER_LEN] = { 1, 0x80 | PCP_OPCODE_MAP, 0, PCP_RESULT_UNSUPP_VERSION };
+        pcp_msg a = { .version = PCP_VERSION, .response = true, .opcode = PCP_OPCODE_ANNOUNCE,
+                      .result = PCP_RESULT_SUCCESS, .epoch = 5 };
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        uint64_t unsolicited;
+
+        (void) state;
+        h_receive(h, sid, 0, v1, sizeof(v1)); /* answers the first probe: another version */
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNSUPPORTED);
+        h_clear(h);
+        unsolicited = st->dropped[PCP_DROP_UNSOLICITED];
+        h_receive_msg(h, sid, 0, &a);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNSUPPORTED);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h->n_sent, 0);
+        a.result = PCP_RESULT_NOT_AUTHORIZED;
+        a.lifetime = 600;
+        h_receive_msg(h, sid, 0, &a);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNSUPPORTED);
+        assert_int_equal(st->dropped[PCP_DROP_UNSOLICITED], unsolicited + 2);
+
+        /* a NAT-PMP server */
+        sid2 = h_server(h, "192.168.1.2", LOCAL);
+        natpmp_unsupp(h, sid2, 100);
+        assert_int_equal(h_srv(h, sid2)->state, PCP_SERVER_NATPMP);
+        h_clear(h);
+        a.result = PCP_RESULT_SUCCESS;
+        a.lifetime = 0;
+        h_receive_msg(h, sid2, 0, &a);
+        assert_int_equal(h_srv(h, sid2)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(st->dropped[PCP_DROP_UNSOLICITED], unsolicited + 3);
+        h_free(h);
+}
+
 /* An ANNOUNCE to a server not known to speak PCP (unknown, unreachable) comes to a port any
  * host of the link can reach: one forged datagram made the server "pcp", set its epoch and
  * stopped the probe that would have told the truth. Now it is a hint: the server is
@@ -3355,6 +3542,60 @@ static void test_announce_hint_natpmp(void **state) {
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
         assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
         assert_int_equal(h_last_event(h, PCP_EVENT_SERVER, 0)->server.state, PCP_SERVER_NATPMP);
+        h_free(h);
+}
+
+/* A PCP ANNOUNCE to a server driven with NAT-PMP, or offering another PCP version: a hint
+ * too (PCP may have been switched on): one probe however many come, no recreation, and
+ * the probe's PCP answer moves the server and its mappings to PCP. To a server that
+ * switched PCP off (NOT_AUTHORIZED): dropped, nothing asked before its time. */
+static void test_announce_hint_other_states(void **state) {
+        harness *h = h_new(145, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL), sid2, sid3;
+        uint64_t tcp = h_map(h, sid, IPPROTO_TCP, 8080, 3600), id3;
+        uint8_t v1[PCP_HEADER_LEN] = { 1, 0x80 | PCP_OPCODE_MAP, 0, PCP_RESULT_UNSUPP_VERSION };
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        uint64_t unsolicited;
+
+        (void) state;
+        natpmp_unsupp(h, sid, 100);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        h_advance(h, 10 * SEC);
+        h_clear(h);
+        for (int k = 0; k < 100; k++)
+                h_announce(h, SRV, 4242);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_count_for(h, tcp), 0);
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 0), PCP_RESULT_SUCCESS, 0, 4242);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        h_advance(h, 1);
+        assert_int_equal(h_count_for(h, tcp), 1); /* asked again, in PCP */
+
+        sid2 = h_server(h, "192.168.1.2", LOCAL);
+        h_receive(h, sid2, 0, v1, sizeof(v1)); /* answers its first probe */
+        assert_int_equal(h_srv(h, sid2)->state, PCP_SERVER_UNSUPPORTED);
+        h_advance(h, 10 * SEC);
+        h_clear(h);
+        h_announce(h, "192.168.1.2", 4242);
+        assert_int_equal(h_srv(h, sid2)->state, PCP_SERVER_UNSUPPORTED);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+
+        sid3 = h_server(h, "192.168.1.3", LOCAL);
+        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 1), PCP_RESULT_NOT_AUTHORIZED, 600, 4242);
+        assert_int_equal(h_srv(h, sid3)->state, PCP_SERVER_DISABLED);
+        id3 = h_map(h, sid3, IPPROTO_TCP, 8081, 3600);
+        assert_int_equal(h_mapping(h, id3)->state, PCP_MAPPING_FAILED);
+        h_clear(h);
+        unsolicited = st->dropped[PCP_DROP_UNSOLICITED];
+        h_announce(h, "192.168.1.3", 4242);
+        assert_int_equal(h_srv(h, sid3)->state, PCP_SERVER_DISABLED);
+        assert_int_equal(h->n_sent, 0);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(st->dropped[PCP_DROP_UNSOLICITED], unsolicited + 1);
         h_free(h);
 }
 
@@ -3502,9 +3743,15 @@ int main(void) {
                 cmocka_unit_test(test_natpmp_port_index),
                 cmocka_unit_test(test_natpmp_short_error),
                 cmocka_unit_test(test_version1_unsupported),
+                cmocka_unit_test(test_forged_version_pcp_header),
+                cmocka_unit_test(test_forged_version_natpmp_header),
+                cmocka_unit_test(test_replaced_by_natpmp_router),
+                cmocka_unit_test(test_replaced_by_other_version),
+                cmocka_unit_test(test_unsolicited_announce_answer),
                 cmocka_unit_test(test_announce_hint_unknown),
                 cmocka_unit_test(test_announce_hint_unreachable),
                 cmocka_unit_test(test_announce_hint_natpmp),
+                cmocka_unit_test(test_announce_hint_other_states),
                 cmocka_unit_test(test_server_silent),
                 cmocka_unit_test(test_server_answering_never_silent),
                 cmocka_unit_test(test_server_silent_natpmp),
