@@ -10,7 +10,9 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/wait.h>
+#include <systemd/sd-login.h>
 #include <unistd.h>
 
 #include "pcpctl-util.h"
@@ -66,17 +68,34 @@ int bus_new_call(sd_bus *bus, const char *path, const char *interface, const cha
         return sd_bus_message_new_method_call(bus, ret, PCP1_BUS_NAME, path, interface, member);
 }
 
-/* pkttyagent answers polkit's questions on the terminal when no desktop agent does. Only
- * for interactive runs: started before a call that may need authorization. */
+/* pkttyagent answers polkit's questions on the terminal. Only for interactive runs: started
+ * before a call that may need authorization, registered for pcpctl's own process (its
+ * parent). In a login session it is started with --fallback, so that the session's own
+ * (desktop) agent keeps answering when there is one. polkitd asks a --fallback agent only
+ * for a subject in a login session, though: outside any session (a service, a login whose
+ * PAM stack has no pam_systemd) pkttyagent is started without it, or it would register and
+ * never be asked. sd_pid_get_session() answers as polkitd's own session lookup does. */
 static pid_t polkit_agent_pid = 0;
+
+static bool in_login_session(void) {
+        char *session = NULL;
+        int r;
+
+        r = sd_pid_get_session(0, &session);
+        free(session);
+        return r >= 0;
+}
 
 static void polkit_agent_open(void) {
         int pipefd[2];
         pid_t pid;
+        bool fallback;
 
         if (polkit_agent_pid > 0 || geteuid() == 0 || !isatty(STDIN_FILENO) ||
             access("/usr/bin/pkttyagent", X_OK) < 0)
                 return;
+        /* decided before fork(): the child only execs */
+        fallback = in_login_session();
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return;
 
@@ -95,7 +114,11 @@ static void polkit_agent_open(void) {
                 if (n < 0)
                         _exit(EXIT_FAILURE);
                 snprintf(fd, sizeof(fd), "%d", n);
-                execl("/usr/bin/pkttyagent", "pkttyagent", "--notify-fd", fd, "--fallback", (char *) NULL);
+                if (fallback)
+                        execl("/usr/bin/pkttyagent", "pkttyagent", "--notify-fd", fd, "--fallback",
+                              (char *) NULL);
+                else
+                        execl("/usr/bin/pkttyagent", "pkttyagent", "--notify-fd", fd, (char *) NULL);
                 _exit(EXIT_FAILURE);
         }
 

@@ -550,15 +550,15 @@ check "the control: alice still maps (port 8083)" \
 stop_holder alice-ctl
 check "the control's mapping is deleted at the router when it stops" wait_cmd 30 "no mapping of 8083" \
     eval '[ -z "$(ref_mapping 8083)" ]'
-# An authentication agent that answers: pcpctl on a terminal starts pkttyagent --fallback
-# for itself (clients/pcpctl-bus.c), and polkitd asks it for an administrator's password:
-# root's (Debian's 50-default.rules names the group sudo, which has no member here, and
-# polkitd then falls back to root). The container's root has none: a random one for this
-# run, locked again after. polkitd uses a --fallback agent only for a subject in a logind
-# session (polkit 122, get_authentication_agent_for_subject): so in a session (su, whose
-# PAM stack has pam_systemd; --session-command: su's -c would call setsid, leaving pcpctl
-# without the controlling terminal pkttyagent opens) the agent is asked, and without one
-# (setpriv) it is not.
+# An authentication agent that answers: pcpctl on a terminal starts pkttyagent for itself
+# (clients/pcpctl-bus.c), and polkitd asks it for an administrator's password: root's
+# (Debian's 50-default.rules names the group sudo, which has no member here, and polkitd
+# then falls back to root). The container's root has none: a random one for this run,
+# locked again after. polkitd uses a --fallback agent only for a subject in a logind
+# session (polkit 122, get_authentication_agent_for_subject), so pcpctl passes --fallback
+# only in a session (su, whose PAM stack has pam_systemd; --session-command: su's -c would
+# call setsid, leaving pcpctl without the controlling terminal pkttyagent opens), and
+# without one (setpriv) starts it without: it is asked in both.
 # pty_run PASSWORD COMMAND...: COMMAND with a new terminal as its controlling one;
 # PASSWORD typed at each "Password: " prompt. Prints its output without colours, exits
 # with its status.
@@ -607,19 +607,51 @@ alice_session() { pty_run "$1" "${CX[@]}" su alice -s /bin/sh --session-command 
 alice_nosession() { pty_run "$1" "${CX[@]}" setpriv --reuid=alice --regid=alice --init-groups pcpctl "${@:2}"; }
 polkit_journal() { cx journalctl -u polkit.service --after-cursor="$polkit_cursor" --no-pager -o cat; }
 polkit_logged() { polkit_journal | grep -qE -- "$1" || { polkit_journal | tail -n 20; return 1; }; }
-agents() { polkit_journal | grep -c '^Registered Authentication Agent for unix-process:.*\[pkttyagent '; }
+agents() { polkit_journal | grep '^Registered Authentication Agent for unix-process:.*\[pkttyagent '; }
+# agent_count: pkttyagent registrations since the cursor; last_agent: the last one's command line
+agent_count() { agents | wc -l; }
+last_agent() { agents | tail -n 1 | sed -n 's/.*\[\(pkttyagent [^]]*\)\].*/\1/p'; }
+new_cursor() { polkit_cursor=$(cx journalctl -u polkit.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p'); }
 ROOT_PW=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 check "root gets a password (for polkit's auth_admin)" sh -c "echo 'root:$ROOT_PW' | ${CX[*]} chpasswd"
-before=$(agents)
-out=$(alice_nosession "$ROOT_PW" declare mine tcp 9000)
-note "pcpctl declare as alice on a terminal, no login session (status $?): $(tr '\n' '|' <<<"$out")"
+# without a login session
+new_cursor
+out=$(alice_nosession "not-$ROOT_PW" declare mine tcp 9000)
+note "pcpctl declare as alice on a terminal, no login session, a wrong password (status $?): $(tr '\n' '|' <<<"$out")"
 check "no login session: pcpctl's pkttyagent registered with polkitd (its journal)" \
-    wait_cmd 20 "pkttyagent's registration in polkitd's journal" eval '[ "$(agents)" -gt "$before" ]'
-equals "no login session: polkitd does not ask pcpctl's --fallback agent, pcpd says no agent could" \
-    "$(tail -n 1 <<<"$out")" \
-    "Failed to declare: Authentication is required, and no authentication agent could ask for it: run this as root, or from a session with a polkit authentication agent."
+    wait_cmd 20 "pkttyagent's registration in polkitd's journal" eval '[ "$(agent_count)" -ge 1 ]'
+is "no login session: pkttyagent started without --fallback (its command line in polkitd's journal)" \
+    "$(last_agent)" 'pkttyagent --notify-fd [0-9]+'
+check "no login session: pkttyagent asks for root's password" grep -qx 'Authenticating as: root' <<<"$out"
+equals "no login session, a wrong password: polkit said no" "$(tail -n 1 <<<"$out")" \
+    "Failed to declare: You are not allowed to do this (polkit said no)."
+check "no login session: polkitd's journal: the operator FAILED to authenticate" \
+    wait_cmd 20 "polkitd's failure line" \
+    polkit_logged 'FAILED to authenticate to gain authorization for action org\.freedesktop\.PCP1\.configure '
+equals "nothing declared: DeclaredMappings unchanged" "$(declared)" "$declared_before"
+check "nothing declared: no /var/lib/pcpd/mappings.d/mine.conf" not_running_dir /var/lib/pcpd/mappings.d/mine.conf
+new_cursor
+out=$(alice_nosession "$ROOT_PW" declare mine tcp 9000)
+note "pcpctl declare as alice on a terminal, no login session, root's password (status $?): $(tr '\n' '|' <<<"$out")"
+check "no login session: pkttyagent asks for root's password" grep -qx 'Authenticating as: root' <<<"$out"
+is "no login session, root's password: declared" "$(tail -n 1 <<<"$out")" "Declared mine: mapping [0-9]+\."
+check "no login session: polkitd's journal: authenticated as root, a temporary authorization for pcpctl's bus name" \
+    wait_cmd 20 "polkitd's success line" polkit_logged 'successfully authenticated as unix-user:root to gain TEMPORARY authorization for action org\.freedesktop\.PCP1\.configure for system-bus-name::[0-9.]+ \[pcpctl declare mine tcp 9000\] \(owned by unix-user:alice\)'
+check "no login session: alice's declaration is saved in /var/lib/pcpd/mappings.d: pcpd, 0600" \
+    stat_is "$ROOT/var/lib/pcpd/mappings.d/mine.conf" "$PCPD_UID 600"
+check "the router holds it" wait_cmd 30 "a mapping of 9000" eval '[ -n "$(ref_mapping 9000)" ]'
+check "pcpctl undeclare mine (root)" cx pcpctl undeclare mine
+check "undeclared: deleted at the router" wait_cmd 30 "no mapping of 9000" eval '[ -z "$(ref_mapping 9000)" ]'
+check "undeclared: its file is gone" not_running_dir /var/lib/pcpd/mappings.d/mine.conf
+equals "undeclared: DeclaredMappings as before" "$(declared)" "$declared_before"
+# in a login session
+new_cursor
 out=$(alice_session "not-$ROOT_PW" declare mine tcp 9000)
 note "pcpctl declare as alice in a login session, a wrong password (status $?): $(tr '\n' '|' <<<"$out")"
+check "in a session: pcpctl's pkttyagent registered with polkitd (its journal)" \
+    wait_cmd 20 "pkttyagent's registration in polkitd's journal" eval '[ "$(agent_count)" -ge 1 ]'
+is "in a session: pkttyagent started with --fallback (its command line in polkitd's journal)" \
+    "$(last_agent)" 'pkttyagent --notify-fd [0-9]+ --fallback'
 check "in a session pkttyagent asks for root's password" grep -qx 'Authenticating as: root' <<<"$out"
 equals "a wrong password: polkit said no" "$(tail -n 1 <<<"$out")" \
     "Failed to declare: You are not allowed to do this (polkit said no)."
@@ -627,6 +659,7 @@ check "polkitd's journal: the operator FAILED to authenticate" wait_cmd 20 "polk
     polkit_logged 'FAILED to authenticate to gain authorization for action org\.freedesktop\.PCP1\.configure '
 equals "nothing declared: DeclaredMappings unchanged" "$(declared)" "$declared_before"
 check "nothing declared: no /var/lib/pcpd/mappings.d/mine.conf" not_running_dir /var/lib/pcpd/mappings.d/mine.conf
+new_cursor
 out=$(alice_session "$ROOT_PW" declare mine tcp 9000)
 note "pcpctl declare as alice in a login session, root's password (status $?): $(tr '\n' '|' <<<"$out")"
 is "root's password: declared" "$(tail -n 1 <<<"$out")" "Declared mine: mapping [0-9]+\."
