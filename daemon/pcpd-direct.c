@@ -118,7 +118,7 @@ bool pcpd_direct_servers_may_map(const pcpd_direct_server *servers, size_t n, in
 
 bool pcpd_direct_any_usable(const pcpd_direct_server *servers, size_t n) {
         for (size_t i = 0; i < n; i++)
-                if (servers[i].engine_known &&
+                if (servers[i].engine_known && !servers[i].not_answering &&
                     (servers[i].state == PCPD_SERVER_PCP || servers[i].state == PCPD_SERVER_NATPMP))
                         return true;
         return false;
@@ -139,7 +139,8 @@ const char *pcpd_direct_manager_state(bool enabled, const pcpd_direct_server *se
         if (n == 0)
                 return "no-network";
         for (size_t i = 0; i < n; i++)
-                any_known = any_known || (servers[i].engine_known && servers[i].state != PCPD_SERVER_UNKNOWN);
+                any_known = any_known || (servers[i].engine_known && servers[i].state != PCPD_SERVER_UNKNOWN &&
+                                          !servers[i].not_answering);
         return any_known ? "unsupported" : "discovering";
 }
 

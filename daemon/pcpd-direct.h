@@ -29,6 +29,9 @@ typedef struct pcpd_direct_server {
         bool engine_known;      /* the engine has it; when not, it counts as one that may map */
         pcpd_server_state state; /* its state, when engine_known */
         bool silent;            /* it has answered nothing for PCPD_SILENT_SERVER_MS */
+        bool not_answering;     /* a PCP or NAT-PMP one whose requests have gone unanswered
+                                 * for 20 s (pcpd_server_view.silent): it keeps its mappings
+                                 * and gets new ones, but no longer makes the manager ready */
 } pcpd_direct_server;
 
 /* Globally reachable: in none of the IANA special-purpose registries' "not globally
@@ -51,13 +54,15 @@ static inline bool pcpd_direct_is_direct(bool servers_may_map, bool global_addre
         return !servers_may_map && global_address;
 }
 
-/* Whether a server answers PCP or NAT-PMP (the engine knows it): then mappings are made. */
+/* Whether a server answers PCP or NAT-PMP (the engine knows it, and it has not stopped
+ * answering): then mappings are made. */
 bool pcpd_direct_any_usable(const pcpd_direct_server *servers, size_t n);
 
 /* Manager.State: "disabled"; "ready" when a server (or backend_usable: a router another
  * backend maps with) can map or the host is not behind a NAT for a family (direct[0] for
  * IPv4, direct[1] for IPv6); else "no-network" without servers, "unsupported" when one
- * answered something, "discovering" while none has. */
+ * answered something (and has not stopped answering), "discovering" while none has (or
+ * every one that did has stopped answering). */
 const char *pcpd_direct_manager_state(bool enabled, const pcpd_direct_server *servers, size_t n,
                                       bool backend_usable, const bool direct[2]);
 

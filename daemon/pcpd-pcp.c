@@ -284,6 +284,10 @@ static void on_engine_timer(void *data) {
  * wide. Measured in bench/README.md (per renewal). */
 #define ENGINE_TIMER_SLACK_USEC (50 * 1000)
 
+/* delete requests sent without an answer before the engine gives a delete up: ~1 hour
+ * (pcpd_pcp_new()) */
+#define PCPD_DELETE_ATTEMPTS 12
+
 /* after anything that may have changed the engine's next deadline: from the loop's own
  * dispatches (all of pcpd's calls) this costs no system call (pcpd-timer.h) */
 void pcpd_pcp_kick(pcpd_pcp *p) {
@@ -317,7 +321,8 @@ static gboolean on_drop_log(gpointer data) {
         }
         if (total > 0) {
                 g_message("Dropped %" G_GUINT64_FORMAT " datagram(s) that were no valid answer to a request of "
-                          "ours (%s); a router sending these is buggy or someone is spoofing it",
+                          "ours (%s): late answers to requests pcpd no longer waits for (a slow or "
+                          "restarting router), a buggy router, or someone spoofing one",
                           total, why->str);
                 p->drop_log_next = g_get_monotonic_time() + DROP_LOG_INTERVAL_USEC;
         }
@@ -989,7 +994,14 @@ static void stop_input(pcpd_pcp *p) {
 
 int pcpd_pcp_new(const pcpd_backend_events *ops, void *userdata, size_t max_mappings, pcpd_pcp **ret) {
         g_autoptr(pcpd_pcp) p = g_new0(pcpd_pcp, 1);
-        pcp_engine_config ec = { .max_mappings = max_mappings };
+        /* A delete is sent until its server answers or about an hour has passed (12
+         * attempts: 3 s doubling to 1,024 s), not the engine's 3 (21 s): a router down for
+         * a minute (rebooting) then gets the delete when it is back, its answer is known
+         * by its nonce (an answer after the engine gave up was dropped as "unknown nonce",
+         * blaming the router), and the manager's record of it is forgotten. The manager
+         * forgets its record sooner when the mapping has expired upstream on its own
+         * (pcpd-deleting.c), and the engine's delete with it. */
+        pcp_engine_config ec = { .max_mappings = max_mappings, .delete_attempts = PCPD_DELETE_ATTEMPTS };
         pcp_engine_ops eops = { .random = on_engine_random };
         int r;
 

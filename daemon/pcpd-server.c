@@ -153,6 +153,9 @@ size_t manager_servers_view(pcpd_manager *m, pcpd_direct_server *v) {
                 pcpd_server *s = m->servers->pdata[i];
                 pcpd_server_state st;
                 bool known = pcpd_backend_server_status(m->pcp, s, &st);
+                pcpd_server_view sv;
+                bool not_answering = known && (st == PCPD_SERVER_PCP || st == PCPD_SERVER_NATPMP) &&
+                                     pcpd_manager_server_view(m, s, &sv) && sv.silent;
 
                 v[n++] = (pcpd_direct_server) {
                         .family = s->family,
@@ -160,6 +163,7 @@ size_t manager_servers_view(pcpd_manager *m, pcpd_direct_server *v) {
                         .engine_known = known,
                         .state = st,
                         .silent = known && st == PCPD_SERVER_UNKNOWN && manager_server_silent(s),
+                        .not_answering = not_answering,
                 };
         }
         return n;

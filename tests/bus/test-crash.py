@@ -206,6 +206,32 @@ class CrashTest(BusTestCase):
         self.assertNotIn('Restored', env.log())
         wait_until(lambda: self.saved_deleting(env)[0] == 0, SETTLE, 'the confirmed delete forgotten on disk')
 
+    def test_late_delete_answer_confirms(self):
+        """A router that answers late (here each response leaves 25 s after its request,
+        as a router that hangs for a while and then catches up): the delete of a released
+        mapping is still being sent when the first answer comes (pcpd sends it for about an
+        hour, not 21 s), so that answer, known by its nonce, confirms it: the record on
+        disk is forgotten and the router holds nothing. (Before, the engine gave up at
+        21 s, the answers were dropped as "unknown nonce" and the record stayed until the
+        mapping's lifetime ran out.)"""
+        env = self.make_env()
+        path = env.add_mapping('tcp', 9520)
+        env.wait_state(path, 'active')
+        env.ctl('delay', '25000')
+        try:
+            t0 = time.monotonic()
+            env.call(path, MAPPING, 'Release')
+            wait_until(lambda: len([r for r in env.reflog_requests()
+                                    if r['lifetime'] == 0 and r['internal_port'] == 9520]) >= 4,
+                       SETTLE, 'a 4th delete request (the engine gave up after 3 before)')
+            wait_until(lambda: self.saved_deleting(env)[0] == 0, SETTLE,
+                       'the late answer confirms the delete: its record forgotten on disk')
+            self.assertGreaterEqual(time.monotonic() - t0, 20, 'confirmed by a late answer, not an early one')
+            self.assertNotIn(('tcp', 9520), self.upstream(env), 'the router holds nothing')
+        finally:
+            env.ctl('delay', '0')
+        env.assert_alive()
+
     def test_unconfirmed_deletes_bounded(self):
         """A router that never answers: the removed mappings kept for it are bounded (by
         MaxMappings), with one warning."""

@@ -321,6 +321,11 @@ class DirectTest(BusTestCase):
         wait_until(lambda: protocol() == 'none', 40, 'Servers: none for the silent server')
         self.assertGreaterEqual(time.monotonic() - t0, 19, 'not before a request went unanswered for 20 s')
         wait_until(lambda: signalled()[-1:] == [['none']], 5, 'PropertiesChanged Servers: none')
+        # its only server no longer answers: the manager is no longer "ready" (it keeps
+        # asking: "discovering"), told with PropertiesChanged State
+        wait_until(lambda: env.get(PATH, MANAGER, 'State') == 'discovering', 5, 'State: discovering')
+        wait_until(lambda: self.manager_changes(env, 'State')[-1:] == ['discovering'], 5,
+                   'PropertiesChanged State: discovering')
         wait_until(lambda: env.get(early, MAPPING, 'State') == 'failed', 20, 'the early mapping failed')
         self.assertEqual((env.get(early, MAPPING, 'Server'), env.get(early, MAPPING, 'Error')), (server, 'UNREACHABLE'))
         self.assertEqual(env.get(granted, MAPPING, 'State'), 'active')
@@ -336,6 +341,8 @@ class DirectTest(BusTestCase):
         env.wait_state(again, 'active')
         wait_until(lambda: protocol() == 'pcp', 10, 'Servers: pcp again')
         wait_until(lambda: signalled()[-1:] == [['pcp']], 5, 'PropertiesChanged Servers: pcp')
+        wait_until(lambda: env.get(PATH, MANAGER, 'State') == 'ready', 5, 'State: ready again')
+        wait_until(lambda: self.manager_changes(env, 'State')[-1:] == ['ready'], 5, 'PropertiesChanged State: ready')
         env.assert_alive()
 
     # ---- restarts: direct mappings are saved and made again ----

@@ -246,6 +246,20 @@ static void test_manager_state(void **state) {
         assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, none), "ready");
         assert_true(pcpd_direct_any_usable(v, 1));
         assert_false(pcpd_direct_any_usable(v + 1, 1));
+        /* one that stopped answering (a request unanswered for 20 s): not ready, and not
+         * "unsupported" either (nothing said it speaks no PCP): looking for one that answers */
+        v[0].not_answering = true;
+        assert_false(pcpd_direct_any_usable(v, 1));
+        assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, none), "discovering");
+        v[0].state = PCPD_SERVER_PCP;
+        assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, none), "discovering");
+        assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, v4), "ready");
+        assert_string_equal(pcpd_direct_manager_state(true, v, 2, true, none), "ready");
+        /* another server of the host still answers: ready */
+        v[1] = server(AF_INET6, "eth0", PCPD_SERVER_PCP);
+        assert_string_equal(pcpd_direct_manager_state(true, v, 2, false, none), "ready");
+        v[0].not_answering = false;
+        assert_string_equal(pcpd_direct_manager_state(true, v, 1, false, none), "ready");
 }
 
 /* ---- the plan of a new mapping ---- */
