@@ -1034,6 +1034,19 @@ static void test_rare_setters(void **state) {
         assert_null(mp.rare);
 }
 
+/* The per-user quota's refusal says the number right: one mapping, in the singular. */
+static void test_quota_of_one(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request second = request(6101, ":1.1");
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *mp = NULL;
+
+        (void) add_granted(f, 6100, ":1.1");
+        assert_true(pcpd_manager_add_mapping(f->m, &second, &mp, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_QUOTA_EXCEEDED);
+        assert_string_equal(e.message, "You already hold 1 mapping, the most one user may hold; release it first.");
+}
+
 /* MaxMappings: the host's limit, whoever asks: refused (QuotaExceeded), nothing changed. */
 static void test_host_quota(void **state) {
         fixture *f = *state;
@@ -1867,6 +1880,7 @@ static void test_trim_once_after_restore(void **state) {
 
 int main(void) {
         static const options quota2 = { .max_mappings_per_user = 2 };
+        static const options quota1 = { .max_mappings_per_user = 1 };
         static const options host2 = { .max_mappings = 2 };
         static const options no_grace = { .set_grace = true, .grace_seconds = 0 };
         static const options many = { .max_mappings_per_user = 2 * MANY, .max_mappings = 2 * MANY };
@@ -1887,6 +1901,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_sharing_pending_and_filters, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mapping_path, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_quota, setup, teardown, (void *) &quota2),
+                cmocka_unit_test_prestate_setup_teardown(test_quota_of_one, setup, teardown, (void *) &quota1),
                 cmocka_unit_test_prestate_setup_teardown(test_host_quota, setup, teardown, (void *) &host2),
                 cmocka_unit_test_setup_teardown(test_enable_disable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_owner_vanished, setup, teardown),
