@@ -266,10 +266,11 @@ int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_pat
         if (other != NULL)
                 return pcpd_fail(
                         error, PCPD_ERROR_CONFLICT,
-                        "%s port %u is declared already, as '%s' (%s), and one port is one mapping: %s first, or "
-                        "declare another port. Nothing was changed.",
+                        "%s port %u is declared already, as '%s' (%s), and one port is one mapping: %s%s first, "
+                        "or declare another port. Nothing was changed.",
                         pcp_protocol_to_string(d->protocol) ?: "This protocol's", d->port, other->name, other->path,
-                        other->runtime ? "undeclare it (pcpctl undeclare)" : "remove that file and reload pcpd");
+                        other->runtime ? "pcpctl undeclare " : "remove that file and reload pcpd",
+                        other->runtime ? other->name : "");
         if (cur == NULL && m->declared != NULL && m->declared->len >= PCPD_DECLARED_MAX)
                 return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
                                  "There are %d declared mappings already, the most pcpd keeps.",

@@ -287,7 +287,7 @@ class DeclaredTest(BusTestCase):
         self.assertDBusError(ERR + 'Conflict', env.manager, 'DeclareMapping', 'ssqqa{sv}',
                              ('web', 'tcp', 9091, 0, {}), contains="as 'x'")
         self.assertDBusError(ERR + 'Conflict', env.manager, 'DeclareMapping', 'ssqqa{sv}',
-                             ('new', 'tcp', 9091, 0, {}), contains='pcpctl undeclare')
+                             ('new', 'tcp', 9091, 0, {}), contains='pcpctl undeclare x first')
         self.assertEqual(self.declared(env), {'x': x, 'web': web})
         self.assertEqual(read(saved), before)
         self.assertFalse(os.path.exists(os.path.join(env.state, 'mappings.d', 'new.conf')))
