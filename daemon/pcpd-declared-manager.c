@@ -37,6 +37,50 @@ static bool mapping_says(pcpd_manager *m, const pcpd_mapping *mp, const pcpd_dec
                (!d->has_third_party || memcmp(pcpd_mapping_third_party(mp), &d->third_party, sizeof(d->third_party)) == 0);
 }
 
+/* Another declaration of set than d (by name) for d's port: the same protocol and port
+ * in a family that may be d's (a family left to pcpd may be either; a declaration that
+ * has its mapping is of that mapping's family). With mapped_only, only one that has its
+ * mapping now. NULL when none. One port of a family is one mapping (the manager shares it
+ * among the requests of its uid): two declarations cannot both have it. */
+static pcpd_declared *declared_clash(pcpd_manager *m, GPtrArray *set, const pcpd_declared *d, bool mapped_only) {
+        for (guint i = 0; set != NULL && i < set->len; i++) {
+                pcpd_declared *e = set->pdata[i];
+                pcpd_mapping *mp;
+                int family;
+
+                if (strcmp(e->name, d->name) == 0 || e->protocol != d->protocol || e->port != d->port)
+                        continue;
+                mp = pcpd_manager_declared_mapping(m, e->name);
+                if (mapped_only && mp == NULL)
+                        continue;
+                family = mp != NULL ? mp->family : e->family;
+                if (family == 0 || d->family == 0 || family == d->family)
+                        return e;
+        }
+        return NULL;
+}
+
+/* why d cannot be mapped now, logged when it is not what was logged last for d */
+static void declared_unmapped(pcpd_declared *d, const char *why, bool retried) {
+        g_autofree char *reason = NULL;
+        size_t n;
+
+        if (g_strcmp0(d->last_error, why) == 0)
+                return;
+        g_free(d->last_error);
+        d->last_error = g_strdup(why);
+        /* the reason is a sentence, its period dropped before what follows */
+        reason = g_strdup(why);
+        n = strlen(reason);
+        if (n > 0 && reason[n - 1] == '.')
+                reason[n - 1] = '\0';
+        if (retried)
+                g_warning("Declared mapping %s (%s): cannot map it now: %s; trying again every %u s", d->name,
+                          d->path, reason, PCPD_DECLARED_RETRY_S);
+        else
+                g_warning("Declared mapping %s (%s): cannot map it: %s", d->name, d->path, reason);
+}
+
 /* Asks for d's mapping; false (logged once per distinct reason) when it cannot be made now. */
 static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
         g_auto(pcpd_failure) err = PCPD_FAILURE_NULL;
@@ -57,15 +101,30 @@ static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
                 .declared = d->name,
         };
         pcpd_mapping *mp;
+        pcpd_declared *other = declared_clash(m, m->declared, d, true);
 
+        if (other != NULL) {
+                /* the other one's mapping is not d's: d waits (checked again with the
+                 * others) until that one is undeclared or changed */
+                g_autofree char *why = g_strdup_printf(
+                        "%s port %u is declared already as %s (%s), which has its mapping; %s is mapped once %s "
+                        "is not.",
+                        pcp_protocol_to_string(d->protocol) ?: "this protocol", d->port, other->name, other->path,
+                        d->name, other->name);
+                declared_unmapped(d, why, false);
+                return false;
+        }
         if (pcpd_manager_add_mapping(m, &req, &mp, &err) < 0) {
-                const char *why = err.message ?: "unknown error";
-                if (g_strcmp0(d->last_error, why) != 0) {
-                        g_warning("Declared mapping %s (%s): cannot map it now: %s; trying again every %u s", d->name,
-                                  d->path, why, PCPD_DECLARED_RETRY_S);
-                        g_free(d->last_error);
-                        d->last_error = g_strdup(why);
-                }
+                declared_unmapped(d, err.message ?: "unknown error", true);
+                return false;
+        }
+        if (pcpd_mapping_declared(mp) != NULL && strcmp(pcpd_mapping_declared(mp), d->name) != 0) {
+                /* (declared_clash() saw it first: not reached while the mapping's
+                 * declaration is in force) */
+                g_autofree char *why = g_strdup_printf("%s port %u is mapped already for the declaration %s.",
+                                                       pcp_protocol_to_string(d->protocol) ?: "this protocol",
+                                                       d->port, pcpd_mapping_declared(mp));
+                declared_unmapped(d, why, false);
                 return false;
         }
         if (pcpd_mapping_declared(mp) == NULL) { /* joined root's own mapping of the port: it is this one now */
@@ -192,7 +251,7 @@ int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_pat
         pcpd_declared *cur = pcpd_declared_find(m->declared, d->name);
         g_autoptr(GString) text = g_string_new(NULL);
         g_autofree char *file = g_strconcat(d->name, ".conf", NULL);
-        pcpd_declared *n;
+        pcpd_declared *n, *other;
         GPtrArray *set;
         pcpd_mapping *mp;
         int fd, r;
@@ -203,6 +262,15 @@ int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_pat
                         "'%s' is declared in %s, which pcpd does not change: edit that file and run "
                         "systemctl reload pcpd.",
                         d->name, cur->path);
+        other = declared_clash(m, m->declared, d, false);
+        if (other != NULL)
+                return pcpd_fail(
+                        error, PCPD_ERROR_CONFLICT,
+                        "%s port %u is declared already, as '%s' (%s), and one port is one mapping: %s%s first, "
+                        "or declare another port. Nothing was changed.",
+                        pcp_protocol_to_string(d->protocol) ?: "This protocol's", d->port, other->name, other->path,
+                        other->runtime ? "pcpctl undeclare " : "remove that file and reload pcpd",
+                        other->runtime ? other->name : "");
         if (cur == NULL && m->declared != NULL && m->declared->len >= PCPD_DECLARED_MAX)
                 return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
                                  "There are %d declared mappings already, the most pcpd keeps.",

@@ -622,8 +622,21 @@ void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_
 }
 
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason) {
-        if (holder != NULL && pcpd_holders_holds(mp, holder) > 0 && !pcpd_holders_remove(m->holder_index, mp, holder))
-                return; /* others still hold it */
+        if (holder != NULL && pcpd_holders_holds(mp, holder) > 0) {
+                bool last = pcpd_holders_remove(m->holder_index, mp, holder);
+
+                if (mp->persistent) {
+                        /* it outlives its holders (made persistent while they held it, or
+                         * declared and shared with one): that hold goes, the mapping stays */
+                        g_message("Mapping %s: %s let go of its hold; the mapping is persistent and stays (%u "
+                                  "holder%s left)",
+                                  PCPD_MAPPING_PATH(mp), holder, pcpd_holders_count(mp),
+                                  pcpd_holders_count(mp) == 1 ? "" : "s");
+                        return;
+                }
+                if (!last)
+                        return; /* others still hold it */
+        }
         pcpd_manager_remove_mapping(m, mp, reason);
 }
 

@@ -266,8 +266,11 @@ size_t pcpd_manager_internal_addresses(pcpd_manager *m, const pcpd_mapping_reque
  * (NULL: not told) with why, a pcpd_error and a sentence. */
 int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, pcpd_mapping **ret,
                              pcpd_failure *error);
-/* Drops one hold of `holder` (or every hold when holder is NULL); the mapping goes when
- * nobody holds it. */
+/* Drops one hold of `holder` on mp: the mapping goes when nobody holds it any more, unless
+ * it is persistent (asked so, also after its holders took it, or declared): a persistent
+ * mapping outlives its holders. When holder is NULL or holds nothing of mp (the caller is
+ * not letting go of a hold: RemoveMapping, a persistent mapping's Release, a revocation),
+ * the mapping goes, persistent or not. */
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason);
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
 /* Unique bus name `name` left the bus: every mapping it held loses it as holder, and one

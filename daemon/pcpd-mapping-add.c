@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "pcpd-backend.h"
+#include "pcpd-holders.h"
 #include "pcpd-log.h"
 #include "pcpd-servers.h"
 
@@ -241,19 +242,31 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
                 if ((r = share_refused(mp, req, error)) < 0)
                         return r;
                 if (req->persistent && !mp->persistent) {
-                        /* persistent from now on: on disk before anyone is told */
+                        /* persistent from now on, as if it had been asked so: on disk before
+                         * anyone is told; no owner (Owner ""), and it outlives its holders,
+                         * who keep their holds: a hold let go (Release, a holder leaving the
+                         * bus) is that hold only (pcpd_manager_release()) */
                         mp->persistent = true;
                         r = manager_persist_mapping(m, mp);
                         if (r < 0) {
                                 mp->persistent = false;
                                 return state_refused(m, r, error);
                         }
-                        pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_PERSISTENT);
+                        pcpd_manager_emit_mapping_changed(
+                                m, mp,
+                                PCPD_MAPPING_CHANGED_PERSISTENT |
+                                        (set_shared(&mp->owner, "") ? PCPD_MAPPING_CHANGED_OWNER : 0));
+                        g_message("Mapping %s is persistent now, asked by %s (uid %u): it outlives its %u "
+                                  "holder%s and pcpd restarts",
+                                  PCPD_MAPPING_PATH(mp), req->owner ?: "?", req->uid, pcpd_holders_count(mp),
+                                  pcpd_holders_count(mp) == 1 ? "" : "s");
                 }
-                manager_mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
+                /* a persistent request holds nothing, as a new persistent mapping is not held */
+                if (!req->persistent)
+                        manager_mapping_add_holder(m, mp, req->owner, req->owner_known_alive);
                 if (mp->unclaimed) {
                         manager_unclaimed_done(m, mp);
-                        set_shared(&mp->owner, req->owner ?: "");
+                        set_shared(&mp->owner, mp->persistent ? "" : (req->owner ?: ""));
                         mp->pid = req->pid;
                         pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_OWNER | PCPD_MAPPING_CHANGED_PID);
                         g_message("Mapping %s reclaimed by %s (uid %u)", PCPD_MAPPING_PATH(mp), req->owner ?: "?", req->uid);
@@ -265,8 +278,11 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
         if (!req->persistent && req->uid != 0 && m->config.max_mappings_per_user > 0 &&
             pcpd_manager_count_for_uid(m, req->uid) >= m->config.max_mappings_per_user)
                 return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
-                                 "You already hold %u mappings, the most one user may hold; release one "
-                                 "first.",
+                                 m->config.max_mappings_per_user == 1
+                                         ? "You already hold %u mapping, the most one user may hold; release it "
+                                           "first."
+                                         : "You already hold %u mappings, the most one user may hold; release one "
+                                           "first.",
                                  m->config.max_mappings_per_user);
 
         if (pcpd_manager_n_mappings(m) >= m->config.max_mappings)

@@ -25,6 +25,11 @@ def write(path, text):
         f.write(text)
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
 class DeclaredTest(BusTestCase):
 
     def declare_dir(self, env):
@@ -124,6 +129,8 @@ class DeclaredTest(BusTestCase):
         self.assertEqual(self.declared(env), {'later': '/'})
         self.assertEqual(env.log().count('Declared mapping later'), 1, env.log())
         self.assertIn('cannot map it now: Port mapping is switched off', env.log())
+        # the reason's own period is not left before what follows it
+        self.assertIn('(pcpctl enable turns it on); trying again every 10 s\n', env.log())
         out = subprocess.run([PCPCTL, '--no-pager', 'status'], env=env.env, capture_output=True, text=True,
                              timeout=CAP).stdout
         self.assertRegex(out, r'Declared: later \(not mapped yet\)')
@@ -229,6 +236,73 @@ class DeclaredTest(BusTestCase):
                            capture_output=True, text=True, timeout=CAP)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn('x.conf: [Mapping] Port= is missing', r.stderr)
+
+    def test_two_declarations_of_one_port(self):
+        """Two files in mappings.d for one port: the first (by name) has the mapping, the
+        other is not mapped, "/" in DeclaredMappings, said once as a conflict naming both
+        (not a success every retry), also after a retry made the first one's mapping
+        again; undeclared, the first one's port goes to the other."""
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'a.conf'), '[Mapping]\nProtocol=tcp\nPort=9090\n')
+        write(os.path.join(d, 'b.conf'), '[Mapping]\nProtocol=tcp\nPort=9090\n')
+        env.start_pcpd()
+        self.wait_upstream(env, {9090})
+        decl = self.declared(env)
+        self.assertNotEqual(decl['a'], '/')
+        self.assertEqual(decl['b'], '/')
+        lines = [ln for ln in env.log().splitlines() if 'Declared mapping b ' in ln]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn('tcp port 9090 is declared already as a (', lines[0])
+        self.assertIn(os.path.join(d, 'a.conf'), lines[0])
+        self.assertIn(os.path.join(d, 'b.conf'), lines[0])
+        self.assertNotIn('.;', env.log())
+
+        # a's mapping released: the retry makes it again, for a, and says nothing more of b
+        env.manager('RemoveMapping', 'o', (decl['a'],))
+        wait_until(lambda: self.declared(env)['a'] not in ('/', decl['a']), CAP, "a's mapping made again")
+        env.wait_state(self.declared(env)['a'], 'active')
+        self.assertEqual(self.declared(env)['b'], '/')
+        self.assertEqual(len([ln for ln in env.log().splitlines() if 'Declared mapping b ' in ln]), 1, env.log())
+        self.assertEqual(env.get(self.declared(env)['a'], MAPPING, 'Declared'), 'a')
+
+        # a undeclared: b has the port now
+        os.unlink(os.path.join(d, 'a.conf'))
+        self.assertIn('Configuration reloaded', self.reload(env))
+        wait_until(lambda: self.declared(env).get('b', '/') != '/', CAP, "b's mapping once a is gone")
+        env.wait_state(self.declared(env)['b'], 'active')
+        self.assertEqual(env.get(self.declared(env)['b'], MAPPING, 'Declared'), 'b')
+
+    def test_declare_port_of_another_declaration(self):
+        """DeclareMapping of a port another declaration has: Conflict naming it, nothing
+        changed (the declaration replaced keeps its mapping, its file, its port)."""
+        env = self.make_env()
+        x = env.manager('DeclareMapping', 'ssqqa{sv}', ('x', 'tcp', 9091, 0, {}))[0]
+        web = env.manager('DeclareMapping', 'ssqqa{sv}', ('web', 'tcp', 9092, 0, {}))[0]
+        env.wait_state(x, 'active')
+        env.wait_state(web, 'active')
+        saved = os.path.join(env.state, 'mappings.d', 'web.conf')
+        before = read(saved)
+        nonce = self.upstream(env)[9092]['nonce']
+        self.assertDBusError(ERR + 'Conflict', env.manager, 'DeclareMapping', 'ssqqa{sv}',
+                             ('web', 'tcp', 9091, 0, {}), contains="as 'x'")
+        self.assertDBusError(ERR + 'Conflict', env.manager, 'DeclareMapping', 'ssqqa{sv}',
+                             ('new', 'tcp', 9091, 0, {}), contains='pcpctl undeclare x first')
+        self.assertEqual(self.declared(env), {'x': x, 'web': web})
+        self.assertEqual(read(saved), before)
+        self.assertFalse(os.path.exists(os.path.join(env.state, 'mappings.d', 'new.conf')))
+        self.assertEqual(self.upstream(env)[9092]['nonce'], nonce)
+        self.assertEqual(env.get(x, MAPPING, 'Declared'), 'x')
+        # another protocol of that port is another mapping
+        other = env.manager('DeclareMapping', 'ssqqa{sv}', ('udp', 'udp', 9091, 0, {}))[0]
+        env.wait_state(other, 'active')
+
+        # pcpctl declare says so, rc 1
+        r = subprocess.run([PCPCTL, 'declare', 'web', 'tcp', '9091'], env=env.env, capture_output=True, text=True,
+                           timeout=CAP)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("'x'", r.stderr)
+        self.assertEqual(self.declared(env)['web'], web)
 
     def test_declare_over_dbus(self):
         env = self.make_env(start=False, polkit=True)

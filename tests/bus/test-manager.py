@@ -179,6 +179,60 @@ class ManagerTest(BusTestCase):
                              ('/org/freedesktop/PCP1/mapping/999999',))
         self.assertDBusError(ERR + 'NotFound', env.manager, 'RemoveMapping', 'o', ('/',))
 
+    def assert_kept(self, env, path, port, nonce):
+        """path is still there, held upstream under nonce, and no delete of port was sent"""
+        env.barrier()
+        self.assertIsNone(env.removed_reason(path))
+        self.assertEqual(env.get(path, MAPPING, 'State'), 'active')
+        self.assertEqual([m['nonce'] for m in env.dump() if m['internal_port'] == port], [nonce])
+        self.assertEqual([r for r in env.requests_for(port) if r['lifetime'] == 0], [])
+
+    def test_made_persistent_outlives_its_holders(self):
+        """A mapping one connection holds, asked for again with persistent by another: the
+        same object, Persistent and Owner "" at once, logged. The first holder's Release
+        and both leaving drop holds only: the mapping stays, never deleted upstream.
+        RemoveMapping (pcpctl release) removes it."""
+        env = self.make_env()
+        a, b = env.new_conn(), env.new_conn()
+        p = env.add_mapping('tcp', 8600, conn=a)
+        env.wait_state(p, 'active')
+        self.assertEqual(env.get(p, MAPPING, 'Owner'), a.get_unique_name())
+        nonce = env.dump()[0]['nonce']
+        self.assertEqual(env.add_mapping('tcp', 8600, 0, {'persistent': V('b', True)}, conn=b), p)
+        props = env.get_all(p)
+        self.assertEqual((props['Persistent'], props['Owner']), (True, ''))
+        self.assertIn(f'Mapping {p} is persistent now, asked by {b.get_unique_name()}', env.log())
+        b.close_sync(None)
+        env.call(p, MAPPING, 'Release', conn=a)
+        self.assert_kept(env, p, 8600, nonce)
+        self.assertIn(f'Mapping {p}: {a.get_unique_name()} let go of its hold; the mapping is persistent',
+                      env.log())
+        a.close_sync(None)
+        self.assert_kept(env, p, 8600, nonce)
+
+        env.manager('RemoveMapping', 'o', (p,))
+        wait_until(lambda: env.removed_reason(p), 5, 'MappingRemoved')
+        self.assertEqual(env.removed_reason(p), 'released')
+        wait_until(lambda: env.dump() == [], 5, 'deletion upstream')
+
+    def test_declared_outlives_a_holder(self):
+        """Root's request for a declared mapping's port shares it (same uid); its Release,
+        or its connection leaving, drops its hold only: the declared mapping stays, same
+        object, same nonce, nothing deleted upstream."""
+        env = self.make_env()
+        d = env.manager('DeclareMapping', 'ssqqa{sv}', ('web', 'tcp', 8200, 0, {}))[0]
+        env.wait_state(d, 'active')
+        nonce = env.dump()[0]['nonce']
+        c = env.new_conn()
+        self.assertEqual(env.add_mapping('tcp', 8200, conn=c), d)
+        self.assertEqual(env.get(d, MAPPING, 'Owner'), '')
+        env.call(d, MAPPING, 'Release', conn=c)
+        self.assert_kept(env, d, 8200, nonce)
+        self.assertEqual(env.add_mapping('tcp', 8200, conn=c), d)
+        c.close_sync(None)
+        self.assert_kept(env, d, 8200, nonce)
+        self.assertEqual(dict((n, p) for n, _f, p in env.get(PATH, MANAGER, 'DeclaredMappings')), {'web': d})
+
     def test_revoke_app(self):
         env = self.make_env()
         a = env.add_mapping('tcp', 8082, 0, {'app-id': V('s', 'org.example.A')})

@@ -45,6 +45,7 @@
 #include "config.h"
 #include "pcp-wire.h"
 #include "pcpd-error.h"
+#include "pcpd-holders.h"
 #include "pcpd-manager-private.h" /* PCPD_ORPHAN_BATCH */
 #include "pcpd-manager.h"
 #include "pcpd-servers.h"
@@ -453,6 +454,102 @@ static void test_sharing(void **state) {
         assert_int_equal(fake_count(f->a, 5002, false), 1); /* one request for both holders */
         /* the delete confirmed: no record of it kept */
         wait_for(f, no_deleting, NULL, "the delete to be confirmed");
+}
+
+/* A mapping made persistent while another holds it (a second request of its user with
+ * persistent): Persistent true and Owner "" at once, told in one change and saved so;
+ * the persistent request holds nothing. It outlives its holders: the holder's Release
+ * drops that hold only, its holder leaving the bus likewise, nothing is deleted upstream
+ * and it survives a restart as persistent. A release by one that holds nothing of it
+ * (RemoveMapping, pcpctl release) removes it, deleted with its nonce. */
+static void test_sharing_made_persistent(void **state) {
+        fixture *f = *state;
+        pcpd_mapping *mp = add_granted(f, 5010, ":1.1");
+        pcpd_mapping_request preq = request(5010, ":1.2");
+        g_autofree char *path = g_strdup(PCPD_MAPPING_PATH(mp));
+        uint8_t nonce[PCP_NONCE_LEN];
+        const event *ev;
+        uint64_t id = mp->id;
+
+        memcpy(nonce, mp->nonce, sizeof(nonce));
+        assert_string_equal(mp->owner, ":1.1");
+        preq.persistent = true;
+        assert_ptr_equal(add(f, &preq), mp);
+        assert_true(mp->persistent);
+        assert_string_equal(mp->owner, "");
+        ev = last_event(&f->rec, EV_CHANGED, id);
+        assert_int_equal(ev->what & (PCPD_MAPPING_CHANGED_PERSISTENT | PCPD_MAPPING_CHANGED_OWNER),
+                         PCPD_MAPPING_CHANGED_PERSISTENT | PCPD_MAPPING_CHANGED_OWNER);
+        assert_int_equal(pcpd_holders_holds(mp, ":1.2"), 0);
+        assert_int_equal(pcpd_holders_holds(mp, ":1.1"), 1);
+
+        /* the persistent request's caller leaves: nothing it held */
+        pcpd_manager_holder_vanished(f->m, ":1.2");
+        /* the first holder lets go (pcpctl map --wait, Ctrl+C): its hold only */
+        pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
+        assert_ptr_equal(pcpd_manager_find_path(f->m, path), mp);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+        assert_int_equal(pcpd_holders_count(mp), 0);
+        assert_int_equal(fake_count(f->a, 5010, true), 0);
+
+        /* saved as persistent: back after a restart, with its nonce, waiting for nobody */
+        f->m = pcpd_manager_free(f->m);
+        assert_int_equal(fake_count(f->a, 5010, true), 0);
+        f->m = manager_new(f, true);
+        assert_int_equal(pcpd_manager_start(f->m), 0);
+        mp = pcpd_manager_find_path(f->m, path);
+        assert_non_null(mp);
+        assert_true(mp->persistent);
+        assert_false(mp->unclaimed);
+        assert_string_equal(mp->owner, "");
+        assert_memory_equal(mp->nonce, nonce, PCP_NONCE_LEN);
+
+        /* a release that drops no hold (RemoveMapping, pcpctl release): it goes */
+        pcpd_manager_release(f->m, mp, NULL, PCPD_REMOVED_RELEASED);
+        assert_null(pcpd_manager_find_path(f->m, path));
+        assert_int_equal(last_event(&f->rec, EV_REMOVED, id)->reason, PCPD_REMOVED_RELEASED);
+        wait_seen(f, f->a, 5010, true, 1);
+        assert_memory_equal(fake_last(f->a, 5010, true)->nonce, nonce, PCP_NONCE_LEN);
+}
+
+/* A persistent mapping (as a declared one is) joined by a request of its user that is not
+ * persistent: that caller holds it, and its Release or its leaving the bus drops that hold
+ * only: the mapping stays, nothing is sent upstream (the same nonce keeps being renewed).
+ * A release by a name that holds nothing of it removes it. */
+static void test_persistent_outlives_holders(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request preq = request(5011, NULL);
+        pcpd_mapping_request join = request(5011, ":1.7");
+        pcpd_mapping *mp;
+        uint64_t id;
+
+        preq.persistent = true;
+        mp = add(f, &preq);
+        wait_state(f, mp, "active");
+        id = mp->id;
+        assert_int_equal(pcpd_holders_count(mp), 0);
+
+        assert_ptr_equal(add(f, &join), mp);
+        assert_ptr_equal(add(f, &join), mp); /* twice: two holds */
+        assert_int_equal(pcpd_holders_holds(mp, ":1.7"), 2);
+        assert_string_equal(mp->owner, "");
+        pcpd_manager_release(f->m, mp, ":1.7", PCPD_REMOVED_RELEASED);
+        pcpd_manager_release(f->m, mp, ":1.7", PCPD_REMOVED_RELEASED);
+        assert_ptr_equal(pcpd_manager_mapping(f->m, id), mp);
+        assert_int_equal(pcpd_holders_count(mp), 0);
+
+        join.owner = ":1.8";
+        assert_ptr_equal(add(f, &join), mp);
+        pcpd_manager_holder_vanished(f->m, ":1.8");
+        assert_ptr_equal(pcpd_manager_mapping(f->m, id), mp);
+        assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
+        assert_int_equal(fake_count(f->a, 5011, true), 0);
+        assert_true(mp->persistent);
+
+        /* a name that holds nothing of it: removed */
+        pcpd_manager_release(f->m, mp, ":1.9", PCPD_REMOVED_RELEASED);
+        assert_null(pcpd_manager_mapping(f->m, id));
+        wait_seen(f, f->a, 5011, true, 1);
 }
 
 /* MaxMappingsPerUser: the next mapping of that uid is refused (QuotaExceeded), nothing is
@@ -935,6 +1032,19 @@ static void test_rare_setters(void **state) {
         pcpd_mapping_set_str(&mp, declared, "web");
         pcpd_mapping_rare_free(&mp);
         assert_null(mp.rare);
+}
+
+/* The per-user quota's refusal says the number right: one mapping, in the singular. */
+static void test_quota_of_one(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request second = request(6101, ":1.1");
+        g_auto(pcpd_failure) e = PCPD_FAILURE_NULL;
+        pcpd_mapping *mp = NULL;
+
+        (void) add_granted(f, 6100, ":1.1");
+        assert_true(pcpd_manager_add_mapping(f->m, &second, &mp, &e) < 0);
+        assert_int_equal(e.error, PCPD_ERROR_QUOTA_EXCEEDED);
+        assert_string_equal(e.message, "You already hold 1 mapping, the most one user may hold; release it first.");
 }
 
 /* MaxMappings: the host's limit, whoever asks: refused (QuotaExceeded), nothing changed. */
@@ -1770,6 +1880,7 @@ static void test_trim_once_after_restore(void **state) {
 
 int main(void) {
         static const options quota2 = { .max_mappings_per_user = 2 };
+        static const options quota1 = { .max_mappings_per_user = 1 };
         static const options host2 = { .max_mappings = 2 };
         static const options no_grace = { .set_grace = true, .grace_seconds = 0 };
         static const options many = { .max_mappings_per_user = 2 * MANY, .max_mappings = 2 * MANY };
@@ -1785,9 +1896,12 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_grant, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing_options, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sharing_made_persistent, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_persistent_outlives_holders, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sharing_pending_and_filters, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mapping_path, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_quota, setup, teardown, (void *) &quota2),
+                cmocka_unit_test_prestate_setup_teardown(test_quota_of_one, setup, teardown, (void *) &quota1),
                 cmocka_unit_test_prestate_setup_teardown(test_host_quota, setup, teardown, (void *) &host2),
                 cmocka_unit_test_setup_teardown(test_enable_disable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_owner_vanished, setup, teardown),
