@@ -589,6 +589,12 @@ static void pending_act(pending_call *p) {
                                           p->target_path);
                         break;
                 }
+                r = pcpd_manager_release_refused(m, mp, mp->uid == p->uid ? sd_bus_message_get_sender(p->msg) : NULL,
+                                                 &failure);
+                if (r < 0) {
+                        failure_to_bus_error(&failure, r, &err);
+                        break;
+                }
                 pcpd_manager_release(m, mp, mp->uid == p->uid ? sd_bus_message_get_sender(p->msg) : NULL,
                                      mp->uid == p->uid ? PCPD_REMOVED_RELEASED : PCPD_REMOVED_REVOKED);
                 reply_flush(p);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pcpd-holders.h"
 #include "pcpd-log.h"
 #include "pcpd-state.h"
 
@@ -330,6 +331,24 @@ int pcpd_manager_undeclare(pcpd_manager *m, const char *name, pcpd_failure *erro
         g_message("Declared mapping %s removed by a D-Bus call", name);
         pcpd_manager_set_declared(m, set_copy_without(m->declared, name));
         return 0;
+}
+
+int pcpd_manager_release_refused(pcpd_manager *m, const pcpd_mapping *mp, const char *holder, pcpd_failure *error) {
+        const char *name = pcpd_mapping_declared(mp);
+        pcpd_declared *d;
+
+        if (name == NULL || (holder != NULL && pcpd_holders_holds(mp, holder) > 0))
+                return 0;
+        d = pcpd_declared_find(m->declared, name);
+        if (d != NULL && !d->runtime)
+                return pcpd_fail(error, PCPD_ERROR_CONFLICT,
+                                 "Mapping %s is the declared mapping %s, which pcpd keeps for good: remove %s and "
+                                 "reload pcpd to remove it. Nothing was changed.",
+                                 PCPD_MAPPING_PATH(mp), name, d->path);
+        return pcpd_fail(error, PCPD_ERROR_CONFLICT,
+                         "Mapping %s is the declared mapping %s, which pcpd keeps for good: pcpctl undeclare %s "
+                         "removes it. Nothing was changed.",
+                         PCPD_MAPPING_PATH(mp), name, name);
 }
 
 void pcpd_manager_declared_free(pcpd_manager *m) {

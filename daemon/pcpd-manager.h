@@ -272,6 +272,11 @@ int pcpd_manager_add_mapping(pcpd_manager *m, const pcpd_mapping_request *req, p
  * not letting go of a hold: RemoveMapping, a persistent mapping's Release, a revocation),
  * the mapping goes, persistent or not. */
 void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder, pcpd_remove_reason reason);
+/* Whether pcpd_manager_release(m, mp, holder) is refused: a declared mapping is removed
+ * only with its declaration, so a release by a caller that holds nothing of it is refused
+ * (PCPD_ERROR_CONFLICT, saying how to undeclare it). 0 when it may go on.
+ * (pcpd-declared-manager.c) */
+int pcpd_manager_release_refused(pcpd_manager *m, const pcpd_mapping *mp, const char *holder, pcpd_failure *error);
 void pcpd_manager_remove_mapping(pcpd_manager *m, pcpd_mapping *mp, pcpd_remove_reason reason);
 /* Unique bus name `name` left the bus: every mapping it held loses it as holder, and one
  * nobody else holds that is not persistent goes (owner-vanished): up to PCPD_ORPHAN_BATCH

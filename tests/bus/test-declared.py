@@ -144,9 +144,14 @@ class DeclaredTest(BusTestCase):
         # the reason was logged once, however many retries there were
         self.assertEqual(env.log().count('cannot map it now'), 1)
 
-        env.manager('RemoveMapping', 'o', (path,))
-        wait_until(lambda: self.declared(env)['later'] not in ('/', path), CAP, 'the released one made again')
-        env.wait_state(self.declared(env)['later'], 'active')
+        # removed only with its declaration: RemoveMapping and Release are refused, saying how
+        err = self.assertDBusError(ERR + 'Conflict', env.manager, 'RemoveMapping', 'o', (path,),
+                                   contains='declared mapping later')
+        self.assertIn(os.path.join(d, 'later.conf'), err.msg)
+        self.assertDBusError(ERR + 'Conflict', env.call, path, MAPPING, 'Release', contains='reload pcpd')
+        env.barrier()
+        self.assertIsNone(env.removed_reason(path))
+        self.assertEqual(self.declared(env)['later'], path)
 
     def test_failure_retried_while_declared(self):
         """A declared mapping that fails is held by nobody: its failure says it is retried
@@ -258,8 +263,10 @@ class DeclaredTest(BusTestCase):
         self.assertIn(os.path.join(d, 'b.conf'), lines[0])
         self.assertNotIn('.;', env.log())
 
-        # a's mapping released: the retry makes it again, for a, and says nothing more of b
-        env.manager('RemoveMapping', 'o', (decl['a'],))
+        # a's mapping gone (switched off and on): the retry makes it again, for a, and says
+        # nothing more of b
+        env.manager('SetEnabled', 'b', (False,))
+        env.manager('SetEnabled', 'b', (True,))
         wait_until(lambda: self.declared(env)['a'] not in ('/', decl['a']), CAP, "a's mapping made again")
         env.wait_state(self.declared(env)['a'], 'active')
         self.assertEqual(self.declared(env)['b'], '/')

@@ -5,12 +5,13 @@ methods and their errors, properties (values and types), ObjectManager, MappingR
 PropertiesChanged with values, epoch reset / ANNOUNCE, SetEnabled, malformed input."""
 
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pcpdtest import (EXTERNAL, INVALID_ARGS, MANAGER, MAPPING, OM, PATH, PROPS, ERR, BusTestCase,  # noqa: E402
-                      DBusCallError, V, main, pump, wait_until)
+from pcpdtest import (EXTERNAL, INVALID_ARGS, MANAGER, MAPPING, OM, PATH, PCPCTL, PROPS, ERR,  # noqa: E402
+                      BusTestCase, DBusCallError, V, main, pump, wait_until)
 from gi.repository import Gio, GLib  # noqa: E402
 
 MAPPING_TYPES = {
@@ -232,6 +233,15 @@ class ManagerTest(BusTestCase):
         c.close_sync(None)
         self.assert_kept(env, d, 8200, nonce)
         self.assertEqual(dict((n, p) for n, _f, p in env.get(PATH, MANAGER, 'DeclaredMappings')), {'web': d})
+        # one that holds nothing of it cannot remove it: the declaration is undeclared instead
+        self.assertDBusError(ERR + 'Conflict', env.manager, 'RemoveMapping', 'o', (d,),
+                             contains='pcpctl undeclare web removes it')
+        self.assertDBusError(ERR + 'Conflict', env.call, d, MAPPING, 'Release', contains='pcpctl undeclare web')
+        r = subprocess.run([PCPCTL, 'release', d.rsplit('/', 1)[1]], env=env.env, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn('pcpctl undeclare web removes it', r.stderr)
+        self.assert_kept(env, d, 8200, nonce)
 
     def test_revoke_app(self):
         env = self.make_env()
