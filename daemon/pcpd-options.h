@@ -7,7 +7,9 @@
  * D-Bus type, its limits and what it sets. Nothing but the message is read, except that
  * "interface" must name an interface of this host (if_nametoindex()).
  *
- * An option given twice: the last one counts (filters add up, to at most 8).
+ * Each option at most once: a dictionary that names one twice, or has more entries than
+ * there are options, is refused (InvalidArgs) at the first entry too many, before it is
+ * read further.
  */
 
 #include <stdbool.h>
