@@ -128,6 +128,13 @@ static int set_filters(const option_row *row, sd_bus_message *msg, const option_
                 if (o->n_filters >= PCPD_OPTIONS_MAX_FILTERS)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "At most %d filters are allowed.",
                                                  PCPD_OPTIONS_MAX_FILTERS);
+                /* the reader takes leading zeros in the prefix length ("/0…024"): not a
+                 * string of any length, kept with the call while polkit is asked */
+                if (strlen(prefix) > PCPD_OPTIONS_MAX_FILTER_LEN)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Invalid filter: longer than %d bytes (use an address with an "
+                                                 "optional prefix length: 192.0.2.0/24, 2001:db8::/32).",
+                                                 PCPD_OPTIONS_MAX_FILTER_LEN);
                 f = &o->filters[o->n_filters];
                 if (pcpd_prefix_from_string(prefix, &f->remote_addr, &f->prefix_len) < 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,

@@ -20,6 +20,9 @@
 
 /* the API's limit (the wire would take more) */
 #define PCPD_OPTIONS_MAX_FILTERS 8
+/* the longest filter string taken: an IPv6 address of 45 characters, '/', its prefix
+ * length, and room to spare */
+#define PCPD_OPTIONS_MAX_FILTER_LEN 64
 
 typedef struct pcpd_options {
         /* in: what the call is */

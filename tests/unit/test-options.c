@@ -422,6 +422,30 @@ static void test_bad_values(void **state) {
                                "Invalid filter '192.0.2.0/0': use an address with an optional prefix length "
                                "(192.0.2.0/24, 2001:db8::/32).");
         }
+        /* a filter string is bounded before it is read: leading zeros in the prefix length
+         * are taken (the longest address with them), not without end */
+        {
+                static const char longest[] = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/000000000000000128";
+                g_autofree char *zeros = g_strnfill(1000000, '0');
+                g_autofree char *endless = g_strconcat("192.0.2.0/", zeros, "24", NULL);
+                g_autofree char *want = g_strdup_printf("Invalid filter: longer than %d bytes (use an address with "
+                                                        "an optional prefix length: 192.0.2.0/24, 2001:db8::/32).",
+                                                        PCPD_OPTIONS_MAX_FILTER_LEN);
+                pcpd_options o = { 0 };
+                sd_bus_message *m = new_message();
+
+                assert_int_equal(strlen(longest), PCPD_OPTIONS_MAX_FILTER_LEN);
+                append_filters(m, 1, longest);
+                assert_parsed(m, &o);
+                assert_int_equal(o.n_filters, 1);
+                assert_int_equal(o.filters[0].prefix_len, 128);
+                pcpd_options_clear(&o);
+                o = (pcpd_options) { 0 };
+                m = new_message();
+                append_filters(m, 1, endless);
+                assert_refused(m, &o, want);
+                assert_int_equal(o.n_filters, 0);
+        }
 }
 
 /* AddPeer takes the options that apply to a flow and refuses the others (they were taken
