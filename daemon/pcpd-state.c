@@ -596,25 +596,38 @@ static bool parse_snapshot_part(pcpd_state *st, const char *text, size_t len) {
 /* The most of a damaged group's name kept for the log */
 #define DAMAGED_NAME_MAX 64
 
-/* The name of the group the line at text opens when it is a whole group line as GKeyFile
- * reads one ('[' after any blanks, the name, ']', nothing after it but blanks), the name
- * not empty: a copy (at most DAMAGED_NAME_MAX bytes, made UTF-8). NULL otherwise. */
-static char *group_line_name(const char *text, const char *end) {
+/* Whether the line at text is a whole group line as GKeyFile reads one ('[' after any
+ * blanks, the name, ']', nothing after it but blanks), the name not empty; *ret_name and
+ * *ret_len: the name, in the text. */
+static bool whole_group_line(const char *text, const char *end, const char **ret_name, size_t *ret_len) {
         const char *nl = memchr(text, '\n', (size_t) (end - text)), *eol = nl != NULL ? nl : end, *name, *close;
-        g_autofree char *copy = NULL;
 
         while (text < eol && g_ascii_isspace(*text))
                 text++;
         if (text == eol || *text != '[')
-                return NULL;
+                return false;
         name = text + 1;
         close = memchr(name, ']', (size_t) (eol - name));
         if (close == NULL || close == name)
-                return NULL;
+                return false;
         for (const char *p = close + 1; p < eol; p++)
                 if (*p != ' ' && *p != '\t' && *p != '\r')
-                        return NULL;
-        copy = g_strndup(name, MIN((size_t) (close - name), (size_t) DAMAGED_NAME_MAX));
+                        return false;
+        *ret_name = name;
+        *ret_len = (size_t) (close - name);
+        return true;
+}
+
+/* The name of the group a part opens with a whole group line: a copy (at most
+ * DAMAGED_NAME_MAX bytes, made UTF-8), or NULL. */
+static char *group_line_name(const char *text, const char *end) {
+        g_autofree char *copy = NULL;
+        const char *name;
+        size_t len;
+
+        if (!whole_group_line(text, end, &name, &len))
+                return NULL;
+        copy = g_strndup(name, MIN(len, (size_t) DAMAGED_NAME_MAX));
         return g_utf8_make_valid(copy, -1);
 }
 
@@ -645,7 +658,8 @@ static void salvage_next_id(pcpd_state *st, const char *text, size_t len) {
 }
 
 /* A part GKeyFile does not take (a line that is no key, group or comment line; an invalid
- * key or group name; a NUL) is skipped, and only it. One that opens with a whole group line is that
+ * key or group name; a NUL), or a group the next of which starts with a group line cut
+ * short, is skipped, and only it. One that opens with a whole group line is that
  * group's: counted with the damaged groups (its id stays used; of [State], the next id
  * is still read: salvage_next_id()); anything else (lines before the first group, a group
  * line cut short) in st->damaged_text. */
@@ -694,7 +708,17 @@ int pcpd_state_parse_snapshot(pcpd_state *st, const char *data, size_t len) {
 
                 /* a part ends where the next group line starts, or the text ends */
                 if (line == end || (line > part && is_group_line(line, end))) {
-                        if (line > part) {
+                        const char *name;
+                        size_t name_len;
+
+                        /* a group followed by a group line cut short (damage that starts
+                         * with '[') may be cut short itself: a record missing its last keys
+                         * would read with their defaults (UID 0) */
+                        if (line > part && whole_group_line(part, line, &name, &name_len) && line < end &&
+                            !whole_group_line(line, end, &name, &name_len)) {
+                                skip_damaged_part(st, part, (size_t) (line - part));
+                                skipped = true;
+                        } else if (line > part) {
                                 if (parse_snapshot_part(st, part, (size_t) (line - part)))
                                         any = true;
                                 else {

@@ -402,18 +402,20 @@ static void test_snapshot_read_by_group(void **state) {
                 assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
                 assert_same(&b, get(st, 3));
                 assert_int_equal(st->next_id, 10);
-                if (i == 2) {
-                        /* a line of group 2: that group */
-                        assert_int_equal(g_hash_table_size(st->mappings), 1);
-                        assert_int_equal(st->damaged, 1);
-                        assert_string_equal(st->damaged_names[0], "Mapping 2");
-                } else {
-                        /* before the first group, or a group line cut short (with what
-                         * follows it up to the next group line): in no group */
+                if (i == 0) {
+                        /* before the first group: in no group */
                         assert_int_equal(g_hash_table_size(st->mappings), 2);
                         assert_same(&a, get(st, 2));
                         assert_int_equal(st->damaged, 0);
                         assert_int_equal(st->damaged_text, 1);
+                } else {
+                        /* a line of group 2, or a group line cut short after it (in no
+                         * group, with what follows it up to the next group line; group 2
+                         * may be cut short by it): group 2 is skipped */
+                        assert_int_equal(g_hash_table_size(st->mappings), 1);
+                        assert_int_equal(st->damaged, 1);
+                        assert_string_equal(st->damaged_names[0], "Mapping 2");
+                        assert_int_equal(st->damaged_text, i == 2 ? 0 : 1);
                 }
                 st->damaged = st->damaged_text = 0;
                 g_clear_pointer(&st->damaged_names, g_strfreev);
@@ -526,16 +528,33 @@ static void test_snapshot_bad_line(void **state) {
                 assert_kept(st, 1000, skip500, 1);
                 assert_int_equal(st->damaged, 1);
         }
-        /* a group line cut short: its part is in no group; the group before is whole */
+        /* a group line cut short: its part is in no group; the group before it may be cut
+         * short by it (a line starting with '[' in its middle): skipped too, not read
+         * without its last keys (UID would be 0) */
         {
                 static const char cut[] = "[Mapping 1001\nServer=192.0.2.1:15351\n";
-                g_autoptr(pcpd_state) st = pcpd_state_new();
-                g_autoptr(GString) t = snapshot_with(1000, 500, cut, strlen(cut));
+                for (int in_500 = 0; in_500 <= 1; in_500++) {
+                        g_autoptr(pcpd_state) st = pcpd_state_new();
+                        g_autoptr(GString) t = NULL;
 
-                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
-                assert_kept(st, 1000, NULL, 0);
-                assert_int_equal(st->damaged, 0);
-                assert_int_equal(st->damaged_text, 1);
+                        if (!in_500)
+                                t = snapshot_with(1000, 500, cut, strlen(cut));
+                        else {
+                                /* in the middle of group 500, before its UID */
+                                const char *g, *uid;
+                                t = snapshot_with(1000, 0, "", 0);
+                                g = strstr(t->str, "[Mapping 500]\n");
+                                assert_non_null(g);
+                                uid = strstr(g, "\nUID=");
+                                assert_non_null(uid);
+                                g_string_insert(t, uid + 1 - t->str, "[garbage\n");
+                        }
+                        assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
+                        assert_kept(st, 1000, skip500, 1);
+                        assert_int_equal(st->damaged, 1);
+                        assert_string_equal(st->damaged_names[0], "Mapping 500");
+                        assert_int_equal(st->damaged_text, 1);
+                }
         }
         /* damage in several groups: each counted, its name kept (up to 16) */
         {
