@@ -145,7 +145,8 @@ void pcpd_state_format_removal(GString *out, uint64_t id);
 /* Reads a snapshot into st (which it replaces): -EBADMSG when data is no key file at all
  * (no part of it is: the caller keeps the file aside); a group that is no valid mapping,
  * or holds a line GKeyFile does not take (one that is no key, group or comment line, a
- * NUL), is counted in st->damaged and skipped, and only it: the others are kept. Damaged
+ * NUL), or is followed by a group line cut short (it may be cut short itself), is counted
+ * in st->damaged and skipped, and only it: the others are kept. Damaged
  * [State] is counted too, its NextMappingId still taken from a line that reads as one (else
  * the next id is past every id seen, as when it is missing). Damaged text in no group
  * (before the first group, under a group line cut short) is counted in st->damaged_text. */
