@@ -43,7 +43,7 @@ static bool utf8_ok(const char *s, size_t max) {
         return g_utf8_validate(s, -1, NULL) && strlen(s) <= max;
 }
 
-/* the last one given counts; the first one is not leaked */
+/* o comes zeroed or from an earlier call: what that call left is not leaked */
 static void set_string(char **where, const char *s) {
         g_free(*where);
         *where = g_strdup(s);
@@ -128,6 +128,13 @@ static int set_filters(const option_row *row, sd_bus_message *msg, const option_
                 if (o->n_filters >= PCPD_OPTIONS_MAX_FILTERS)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "At most %d filters are allowed.",
                                                  PCPD_OPTIONS_MAX_FILTERS);
+                /* the reader takes leading zeros in the prefix length ("/0…024"): not a
+                 * string of any length, kept with the call while polkit is asked */
+                if (strlen(prefix) > PCPD_OPTIONS_MAX_FILTER_LEN)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Invalid filter: longer than %d bytes (use an address with an "
+                                                 "optional prefix length: 192.0.2.0/24, 2001:db8::/32).",
+                                                 PCPD_OPTIONS_MAX_FILTER_LEN);
                 f = &o->filters[o->n_filters];
                 if (pcpd_prefix_from_string(prefix, &f->remote_addr, &f->prefix_len) < 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
@@ -203,6 +210,10 @@ static const option_row *option_find(const char *name) {
                         return &options[i];
         return NULL;
 }
+
+/* the rows given so far, one bit each */
+typedef uint32_t option_set_bits;
+G_STATIC_ASSERT(G_N_ELEMENTS(options) <= sizeof(option_set_bits) * 8);
 
 /* ---- reading ---- */
 
@@ -300,14 +311,15 @@ static int option_read(const option_row *row, const char *name, sd_bus_message *
                 k = row->set(row, msg, NULL, o, error);
         if (k < 0)
                 return k;
-        /* a privileged option asks for the privilege once given (persistent: when true),
-         * and keeps asking if given again otherwise: fails closed */
+        /* a privileged option asks for the privilege once given (persistent: when true) */
         if (row->privileged && (row->type[0] != 'b' || v.b))
                 o->need_privileged = true;
         return sd_bus_message_exit_container(msg);
 }
 
 int pcpd_options_parse(sd_bus_message *msg, pcpd_options *o, sd_bus_error *error) {
+        option_set_bits given = 0;
+        size_t n = 0;
         int k;
 
         k = sd_bus_message_enter_container(msg, 'a', "{sv}");
@@ -317,6 +329,14 @@ int pcpd_options_parse(sd_bus_message *msg, pcpd_options *o, sd_bus_error *error
                 const option_row *row;
                 const char *name;
 
+                /* each option at most once, so no more entries than options: a dictionary
+                 * of a million entries stops at the first one too many, before its name is
+                 * read (the caller would otherwise have pcpd hold the message, all of it,
+                 * while polkit is asked) */
+                if (++n > G_N_ELEMENTS(options))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Too many options: there are %zu, each to be given at most once.",
+                                                 G_N_ELEMENTS(options));
                 k = sd_bus_message_read(msg, "s", &name);
                 if (k < 0)
                         return k;
@@ -324,6 +344,10 @@ int pcpd_options_parse(sd_bus_message *msg, pcpd_options *o, sd_bus_error *error
                 if (row == NULL)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option '%s'. Known: %s.",
                                                  name, pcpd_options_known());
+                if (given & ((option_set_bits) 1 << (row - options)))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option '%s' is given twice.",
+                                                 row->name);
+                given |= (option_set_bits) 1 << (row - options);
                 k = option_read(row, name, msg, o, error);
                 if (k < 0)
                         return k;

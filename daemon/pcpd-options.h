@@ -7,7 +7,9 @@
  * D-Bus type, its limits and what it sets. Nothing but the message is read, except that
  * "interface" must name an interface of this host (if_nametoindex()).
  *
- * An option given twice: the last one counts (filters add up, to at most 8).
+ * Each option at most once: a dictionary that names one twice, or has more entries than
+ * there are options, is refused (InvalidArgs) at the first entry too many, before it is
+ * read further.
  */
 
 #include <stdbool.h>
@@ -18,6 +20,9 @@
 
 /* the API's limit (the wire would take more) */
 #define PCPD_OPTIONS_MAX_FILTERS 8
+/* the longest filter string taken: an IPv6 address of 45 characters, '/', its prefix
+ * length, and room to spare */
+#define PCPD_OPTIONS_MAX_FILTER_LEN 64
 
 typedef struct pcpd_options {
         /* in: what the call is */

@@ -560,12 +560,13 @@ static void note_damaged(pcpd_state *st, const char *group) {
 }
 
 /* One part of a snapshot: the text from one group line to the next (or what comes before
- * the first). False when it is no key file text. */
+ * the first). False when it is no key file text (then nothing of it was taken). */
 static bool parse_snapshot_part(pcpd_state *st, const char *text, size_t len) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_auto(GStrv) groups = NULL;
 
-        if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, NULL))
+        /* GKeyFile would read a line only up to a NUL, and take what comes before it */
+        if (memchr(text, '\0', len) != NULL || !g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, NULL))
                 return false;
         groups = g_key_file_get_groups(kf, NULL);
         for (size_t i = 0; groups[i] != NULL; i++) {
@@ -592,6 +593,91 @@ static bool parse_snapshot_part(pcpd_state *st, const char *text, size_t len) {
         return true;
 }
 
+/* The most of a damaged group's name kept for the log */
+#define DAMAGED_NAME_MAX 64
+
+/* Whether the line at text is a whole group line as GKeyFile reads one ('[' after any
+ * blanks, the name, ']', nothing after it but blanks), the name not empty; *ret_name and
+ * *ret_len: the name, in the text. */
+static bool whole_group_line(const char *text, const char *end, const char **ret_name, size_t *ret_len) {
+        const char *nl = memchr(text, '\n', (size_t) (end - text)), *eol = nl != NULL ? nl : end, *name, *close;
+
+        while (text < eol && g_ascii_isspace(*text))
+                text++;
+        if (text == eol || *text != '[')
+                return false;
+        name = text + 1;
+        close = memchr(name, ']', (size_t) (eol - name));
+        if (close == NULL || close == name)
+                return false;
+        for (const char *p = close + 1; p < eol; p++)
+                if (*p != ' ' && *p != '\t' && *p != '\r')
+                        return false;
+        *ret_name = name;
+        *ret_len = (size_t) (close - name);
+        return true;
+}
+
+/* The name of the group a part opens with a whole group line: a copy (at most
+ * DAMAGED_NAME_MAX bytes, made UTF-8), or NULL. */
+static char *group_line_name(const char *text, const char *end) {
+        g_autofree char *copy = NULL;
+        const char *name;
+        size_t len;
+
+        if (!whole_group_line(text, end, &name, &len))
+                return NULL;
+        copy = g_strndup(name, MIN(len, (size_t) DAMAGED_NAME_MAX));
+        return g_utf8_make_valid(copy, -1);
+}
+
+#define NEXT_ID_LINE_MAX 128
+
+/* [State] with a damaged line: its NextMappingId is still taken from a line that reads as
+ * one (it only ever raises the next id, which the ids seen raise anyway). */
+static void salvage_next_id(pcpd_state *st, const char *text, size_t len) {
+        static const char key[] = "NextMappingId";
+        const char *end = text + len;
+
+        for (const char *line = text; line < end;) {
+                const char *nl = memchr(line, '\n', (size_t) (end - line)), *eol = nl != NULL ? nl : end;
+
+                /* (a longer line is no number of 64 bits) */
+                if ((size_t) (eol - line) > strlen(key) && (size_t) (eol - line) <= NEXT_ID_LINE_MAX &&
+                    memcmp(line, key, strlen(key)) == 0 && memchr(line, '\0', (size_t) (eol - line)) == NULL) {
+                        g_autoptr(GKeyFile) kf = g_key_file_new();
+                        g_autofree char *one = g_strdup_printf("[%s]\n%.*s\n", STATE_GROUP, (int) (eol - line), line);
+                        uint64_t next;
+
+                        if (g_key_file_load_from_data(kf, one, strlen(one), G_KEY_FILE_NONE, NULL) &&
+                            get_uint(kf, STATE_GROUP, key, G_MAXUINT64 - 1, &next) && next > st->next_id)
+                                st->next_id = next;
+                }
+                line = nl != NULL ? nl + 1 : end;
+        }
+}
+
+/* A part GKeyFile does not take (a line that is no key, group or comment line; an invalid
+ * key or group name; a NUL), or a group the next of which starts with a group line cut
+ * short, is skipped, and only it. One that opens with a whole group line is that
+ * group's: counted with the damaged groups (its id stays used; of [State], the next id
+ * is still read: salvage_next_id()); anything else (lines before the first group, a group
+ * line cut short) in st->damaged_text. */
+static void skip_damaged_part(pcpd_state *st, const char *text, size_t len) {
+        g_autofree char *name = group_line_name(text, text + len);
+        uint64_t id;
+
+        if (name == NULL) {
+                st->damaged_text++;
+                return;
+        }
+        if (strcmp(name, STATE_GROUP) == 0)
+                salvage_next_id(st, text, len);
+        else if (group_id(name, &id))
+                note_id(st, id);
+        note_damaged(st, name);
+}
+
 /* A line GKeyFile reads as a group's: '[' after any blanks. */
 static bool is_group_line(const char *line, const char *end) {
         while (line < end && *line != '\n' && g_ascii_isspace(*line))
@@ -607,34 +693,55 @@ static bool is_group_line(const char *line, const char *end) {
  * back). A group ends where the next group line starts (no value starts a line with '[':
  * line breaks in values are escaped). The result is the same as the whole file's but for a
  * group named twice, which the writer never does: the later one is taken whole, not merged
- * key by key.
+ * key by key; and for damage: where GKeyFile refuses the whole file for one bad line,
+ * only the part holding it is skipped (skip_damaged_part()), unless no part at all is key
+ * file text.
  */
 int pcpd_state_parse_snapshot(pcpd_state *st, const char *data, size_t len) {
         const char *end = data + len, *part = data;
+        bool any = false, skipped = false;
 
         g_hash_table_remove_all(st->mappings);
         st->next_id = 1;
-        for (const char *line = data; line < end;) {
-                const char *nl = memchr(line, '\n', (size_t) (end - line));
-                const char *next = nl != NULL ? nl + 1 : end;
+        for (const char *line = data; line <= end;) {
+                const char *nl = line < end ? memchr(line, '\n', (size_t) (end - line)) : NULL;
 
-                if (line > part && is_group_line(line, end)) {
-                        if (!parse_snapshot_part(st, part, (size_t) (line - part)))
-                                goto bad;
+                /* a part ends where the next group line starts, or the text ends */
+                if (line == end || (line > part && is_group_line(line, end))) {
+                        const char *name;
+                        size_t name_len;
+
+                        /* a group followed by a group line cut short (damage that starts
+                         * with '[') may be cut short itself: a record missing its last keys
+                         * would read with their defaults (UID 0) */
+                        if (line > part && whole_group_line(part, line, &name, &name_len) && line < end &&
+                            !whole_group_line(line, end, &name, &name_len)) {
+                                skip_damaged_part(st, part, (size_t) (line - part));
+                                skipped = true;
+                        } else if (line > part) {
+                                if (parse_snapshot_part(st, part, (size_t) (line - part)))
+                                        any = true;
+                                else {
+                                        skip_damaged_part(st, part, (size_t) (line - part));
+                                        skipped = true;
+                                }
+                        }
                         part = line;
                 }
-                line = next;
+                if (line == end)
+                        break;
+                line = nl != NULL ? nl + 1 : end;
         }
-        if (end > part && !parse_snapshot_part(st, part, (size_t) (end - part)))
-                goto bad;
+        if (skipped && !any) {
+                /* no key file at all: nothing of it is taken */
+                g_hash_table_remove_all(st->mappings);
+                st->next_id = 1;
+                st->damaged = 0;
+                st->damaged_text = 0;
+                g_clear_pointer(&st->damaged_names, g_strfreev);
+                return -EBADMSG;
+        }
         return 0;
-bad:
-        /* no key file at all: nothing of it is taken */
-        g_hash_table_remove_all(st->mappings);
-        st->next_id = 1;
-        st->damaged = 0;
-        g_clear_pointer(&st->damaged_names, g_strfreev);
-        return -EBADMSG;
 }
 
 /* One complete journal record (its text without the end line): true when valid. */
@@ -1198,6 +1305,10 @@ int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **erro
         if (st->damaged > MAX_DAMAGED_NAMES)
                 g_warning("%s/%s: %u more damaged groups skipped", path, PCPD_STATE_FILE,
                           st->damaged - MAX_DAMAGED_NAMES);
+        if (st->damaged_text > 0)
+                g_warning("%s/%s: %u damaged part(s) outside any group (text before the first group, a group "
+                          "line cut short) skipped",
+                          path, PCPD_STATE_FILE, st->damaged_text);
         /* mappings.journal.next first: empty, a copy of records the journal has too, or the
          * old journal, whose records come before the journal's (pcpd_state_load() in
          * pcpd-state.h) */

@@ -103,8 +103,12 @@ typedef struct pcpd_state {
         uint64_t next_id;
         GHashTable *mappings; /* id (uint64_t *) -> pcpd_state_mapping *, owned */
         /* what loading skipped */
-        unsigned damaged;          /* snapshot groups that are no valid mapping */
+        unsigned damaged;          /* snapshot groups that are no valid mapping, or hold a
+                                    * line that is no key file text ([State] too) */
         char **damaged_names;      /* their names, NULL-terminated (up to 16) */
+        unsigned damaged_text;     /* snapshot parts in no group it can name that are no key
+                                    * file text (lines before the first group, a group line
+                                    * cut short) */
         unsigned journal_records;  /* complete records replayed */
         unsigned journal_damaged;  /* complete records that were no valid mapping */
         size_t journal_torn;       /* bytes of torn records skipped */
@@ -139,8 +143,13 @@ void pcpd_state_format_record(GString *out, const pcpd_state_mapping *m);
 void pcpd_state_format_removal(GString *out, uint64_t id);
 
 /* Reads a snapshot into st (which it replaces): -EBADMSG when data is no key file at all
- * (the caller keeps the file aside); a group that is no valid mapping is counted in
- * st->damaged and skipped. */
+ * (no part of it is: the caller keeps the file aside); a group that is no valid mapping,
+ * or holds a line GKeyFile does not take (one that is no key, group or comment line, a
+ * NUL), or is followed by a group line cut short (it may be cut short itself), is counted
+ * in st->damaged and skipped, and only it: the others are kept. Damaged
+ * [State] is counted too, its NextMappingId still taken from a line that reads as one (else
+ * the next id is past every id seen, as when it is missing). Damaged text in no group
+ * (before the first group, under a group line cut short) is counted in st->damaged_text. */
 int pcpd_state_parse_snapshot(pcpd_state *st, const char *data, size_t len);
 /* Replays the journal's complete records over st, in order. A record that is no valid
  * mapping is counted and skipped, as are torn ones (a record cut short by a failed or
@@ -286,7 +295,9 @@ int pcpd_state_journal_append_at(int fd, off_t size, const char *data, size_t le
  * an empty file, a copy of records the journal has too, or the old journal, whose records
  * come before the journal's; in each case replaying it first gives every mapping its last
  * state (the last record of an id wins). A snapshot that is no key
- * file is moved aside to mappings.state.damaged with a warning; what the journal had that
+ * file (no part of it is: pcpd_state_parse_snapshot()) is moved aside to
+ * mappings.state.damaged with a warning; a damaged group in one is skipped alone and
+ * logged, and the file is left in place (the next snapshot replaces it); what the journal had that
  * was damaged or torn is logged. Fails (with a sentence in error) when a state file is a
  * symbolic link or not a regular file, or cannot be read: pcpd must not start then. */
 int pcpd_state_load(int dirfd, const char *path, pcpd_state **ret, GError **error);

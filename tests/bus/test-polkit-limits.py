@@ -9,14 +9,16 @@ user leaves, pcpd cancels its checks (CancelCheckAuthorization), polkit answers 
 everything works as before. A check polkit does not answer in time is given up, answered
 NotAuthorized and cancelled. Uses tests/bus/polkitd-mock.py."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pcpdtest import (ERR, MANAGER, MAPPING, NOBODY, PATH, POLKIT_MOCK, VALGRIND, Agent, BusTestCase,  # noqa: E402
-                      V, main, slurp, wait_until)
+from pcpdtest import (ERR, MANAGER, MAPPING, NOBODY, PATH, POLKIT_MOCK, PYTHON, VALGRIND, Agent,  # noqa: E402
+                      BusTestCase, V, main, slurp, wait_until)
 
 MAP = 'org.freedesktop.PCP1.map'
 CONFIGURE = 'org.freedesktop.PCP1.configure'
@@ -28,6 +30,41 @@ OTHERS = [1, 2, 3, 4]
 # a clean stop with nothing to delete takes well under a second; the cap is for a loaded
 # machine and valgrind
 STOP_CAP = 60 if not VALGRIND else 300
+INVALID_ARGS = 'org.freedesktop.DBus.Error.InvalidArgs'
+# AddMapping calls whose options name 'lifetime' a million times (28 MB each), sent at once
+# with ALLOW_INTERACTIVE_AUTHORIZATION, as NOBODY: the attack parks each whole message while
+# polkit is asked. pcpd holds a few MB; the 16 messages, were they kept, 450 MB.
+BIG_ENTRIES = 1000000
+RSS_LIMIT_KB = 64 * 1024
+# a client of its own (agent.py takes GVariant text: 28 MB of it per call would be slow):
+# argv BUS_ADDRESS N_CALLS ENTRIES; prints one JSON line per answer
+BIG_CLIENT = r"""
+import json, sys
+from gi.repository import Gio, GLib
+address, n, entries = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c = Gio.DBusConnection.new_for_address_sync(
+    address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+    None, None)
+e = GLib.Variant.new_dict_entry(GLib.Variant('s', 'lifetime'), GLib.Variant('v', GLib.Variant('u', 600)))
+opts = GLib.Variant.new_array(None, [e] * entries)
+left = [n]
+loop = GLib.MainLoop()
+def done(conn, res, i):
+    try:
+        answer = {'ok': conn.call_finish(res).unpack()}
+    except GLib.Error as err:
+        answer = {'error': Gio.DBusError.get_remote_error(err), 'msg': err.message}
+    print(json.dumps(answer), flush=True)
+    left[0] -= 1
+    if left[0] == 0:
+        loop.quit()
+for i in range(n):
+    args = GLib.Variant.new_tuple(GLib.Variant('s', 'tcp'), GLib.Variant('q', 80), GLib.Variant('q', 0), opts)
+    c.call('org.freedesktop.PCP1', '/org/freedesktop/PCP1', 'org.freedesktop.PCP1.Manager', 'AddMapping', args,
+           None, Gio.DBusCallFlags.ALLOW_INTERACTIVE_AUTHORIZATION, 600 * 1000, None, done, i)
+print(json.dumps({'sent': n}), flush=True)
+loop.run()
+"""
 
 
 def add_args(first_port, n):
@@ -220,6 +257,62 @@ class PolkitLimitsTest(BusTestCase):
         self.assertNotIn('ok', ans, f'RevokeApp answered by a pcpd that had stopped: {ans}')
         saved = slurp(os.path.join(env.state, 'mappings.state'))
         self.assertIn(f'AppId={app}\n', saved, f'the mapping in the last snapshot:\n{saved}')
+
+    def pcpd_status_kb(self, field):
+        """VmRSS, VmHWM (kB) of pcpd, from /proc/PID/status."""
+        with open(f'/proc/{self.env.pcpd.pid}/status') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1])
+        raise AssertionError(f'no {field} in /proc/{self.env.pcpd.pid}/status')
+
+    def test_huge_options_refused_before_polkit(self):
+        """An options dictionary of a million entries (one option given again and again)
+        is refused with InvalidArgs at once, before polkit is asked: the message is not
+        held while the check waits (polkit hangs here), and pcpd's memory stays small
+        while 16 of them come from nobody."""
+        env = self.env
+        rss_before = self.pcpd_status_kb('VmRSS')
+        client = subprocess.Popen([PYTHON, '-c', BIG_CLIENT, env.address, str(PER_UID), str(BIG_ENTRIES)],
+                                  stdout=subprocess.PIPE, text=True, user=NOBODY, group=NOBODY, extra_groups=[])
+        env.procs.append(client)
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(json.loads(x) for x in client.stdout), daemon=True)
+        reader.start()
+        most = [rss_before]
+
+        def answered_or_grown():
+            most[0] = max(most[0], self.pcpd_status_kb('VmRSS'))
+            if most[0] > RSS_LIMIT_KB and not VALGRIND:
+                return True
+            return len(lines) == PER_UID + 1 or client.poll() is not None
+
+        wait_until(answered_or_grown, 120, f'{PER_UID} answers to AddMapping calls with {BIG_ENTRIES} options each, '
+                   f'or pcpd above {RSS_LIMIT_KB} kB')
+        if not VALGRIND:
+            self.assertLessEqual(most[0], RSS_LIMIT_KB,
+                                 f'pcpd VmRSS {most[0]} kB (from {rss_before} kB) with '
+                                 f'{sum("sent" not in x for x in lines)} of {PER_UID} calls answered: the messages '
+                                 f'are kept')
+        reader.join(timeout=60)
+        answers = [a for a in lines if 'sent' not in a]
+        self.assertEqual(len(answers), PER_UID, f'answers: {answers[:3]}')
+        for a in answers:
+            self.assertEqual(a.get('error'), INVALID_ARGS, a)
+            self.assertIn("Option 'lifetime' is given twice.", a.get('msg'), a)
+        self.assertEqual(env.polkit_call('CountChecks')[0], 0, 'polkit asked for refused calls')
+        self.assertEqual(self.hanging(), 0)
+        if not VALGRIND:
+            self.assertLessEqual(self.pcpd_status_kb('VmRSS'), RSS_LIMIT_KB)
+        print(f'pcpd VmRSS {rss_before} kB before, at most {most[0]} kB sampled, VmHWM '
+              f'{self.pcpd_status_kb("VmHWM")} kB', file=sys.stderr)
+        # a small one, from the agent: the same sentence
+        a = Agent(env, uid=NOBODY)
+        ans = a.add_mapping('tcp', 80, options="{'lifetime': <uint32 600>, 'description': <'x'>, "
+                            "'lifetime': <uint32 900>}")
+        self.assertAgentError(INVALID_ARGS, ans, contains="Option 'lifetime' is given twice.")
+        self.assertEqual(env.polkit_call('CountChecks')[0], 0)
+        env.assert_alive()
 
 
 if __name__ == '__main__':

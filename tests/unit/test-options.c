@@ -248,40 +248,102 @@ static void test_unknown(void **state) {
         assert_refused(m, &o, want);
 }
 
-static void test_twice(void **state) {
-        pcpd_options o = { 0 };
-        sd_bus_message *m = new_message();
+/* every option once: the most a dictionary may hold */
+static void append_every_option(sd_bus_message *m) {
+        OPT(m, "lifetime", "u", 600);
+        OPT(m, "description", "s", "web server");
+        OPT(m, "family", "s", "ipv4");
+        OPT(m, "interface", "s", "lo");
+        OPT(m, "external-address", "s", "198.51.100.7");
+        OPT(m, "prefer-failure", "b", 1);
+        append_filters(m, 2, "192.0.2.0/24");
+        OPT(m, "third-party", "s", "192.0.2.9");
+        OPT(m, "persistent", "b", 1);
+        OPT(m, "app-id", "s", "org.example.App");
+        OPT(m, "suggested-external-port", "q", 8080);
+}
 
-        OPT(m, "description", "s", "first");
-        OPT(m, "description", "s", "second");
-        OPT(m, "app-id", "s", "org.example.A");
-        OPT(m, "app-id", "s", "org.example.B");
+/* the number of options pcpd_options_known() lists */
+static size_t n_known(void) {
+        g_auto(GStrv) names = g_strsplit(pcpd_options_known(), ", ", -1);
+
+        return g_strv_length(names);
+}
+
+static void test_twice(void **state) {
+        static const char *const strings[][3] = {
+                { "description", "first", "second" },
+                { "app-id", "org.example.A", "org.example.B" },
+                { "family", "ipv6", "ipv4" },
+        };
+        pcpd_options o = { 0 };
+        sd_bus_message *m;
+
+        /* the same value or another, right after or later: refused, nothing kept */
+        for (size_t i = 0; i < G_N_ELEMENTS(strings); i++)
+                for (int same = 0; same <= 1; same++) {
+                        g_autofree char *want = g_strdup_printf("Option '%s' is given twice.", strings[i][0]);
+                        m = new_message();
+                        OPT(m, strings[i][0], "s", strings[i][1]);
+                        OPT(m, "lifetime", "u", 600);
+                        OPT(m, strings[i][0], "s", strings[i][same ? 1 : 2]);
+                        assert_refused(m, &o, want);
+                        assert_null(o.description);
+                        assert_null(o.app_id);
+                }
+        m = new_message();
         OPT(m, "lifetime", "u", 600);
         OPT(m, "lifetime", "u", 900);
-        OPT(m, "family", "s", "ipv6");
-        OPT(m, "family", "s", "ipv4");
+        assert_refused(m, &o, "Option 'lifetime' is given twice.");
+        /* filters do not add up */
+        m = new_message();
         append_filters(m, 3, "192.0.2.1");
-        append_filters(m, 5, "2001:db8::/32");
-        /* asked for the privilege once: keeps asking (fails closed) */
+        append_filters(m, 1, "2001:db8::/32");
+        assert_refused(m, &o, "Option 'filters' is given twice.");
+        /* persistent=true then false does not take the privilege back */
+        m = new_message();
         OPT(m, "persistent", "b", 1);
         OPT(m, "persistent", "b", 0);
+        assert_refused(m, &o, "Option 'persistent' is given twice.");
+        /* a second one with a wrong type: the first one to be refused is its name */
+        m = new_message();
+        OPT(m, "lifetime", "u", 600);
+        OPT(m, "lifetime", "s", "600");
+        assert_refused(m, &o, "Option 'lifetime' is given twice.");
+}
+
+static void test_entries(void **state) {
+        g_autofree char *too_many = g_strdup_printf("Too many options: there are %zu, each to be given at most once.",
+                                                    n_known());
+        pcpd_options o = { .for_socket = true };
+        sd_bus_message *m;
+
+        assert_int_equal(n_known(), 11);
+        /* every known option once: taken */
+        m = new_message();
+        append_every_option(m);
         assert_parsed(m, &o);
-        assert_string_equal(o.description, "second");
-        assert_string_equal(o.app_id, "org.example.B");
-        assert_int_equal(o.lifetime, 900);
-        assert_int_equal(o.family, AF_INET);
-        assert_int_equal(o.n_filters, 8); /* they add up */
-        assert_int_equal(o.filters[2].prefix_len, 128);
-        assert_int_equal(o.filters[3].prefix_len, 32);
-        assert_false(o.persistent);
-        assert_true(o.need_privileged);
+        assert_int_equal(o.lifetime, 600);
+        assert_string_equal(o.app_id, "org.example.App");
+        assert_int_equal(o.suggested_port, 8080);
+        assert_true(o.persistent);
         pcpd_options_clear(&o);
 
-        /* ... to at most 8 */
+        /* one more: refused by the count, whatever it is */
+        static const char *const more[] = { "lifetime", "suggested-external-port", "no-such-option" };
+        for (size_t i = 0; i < G_N_ELEMENTS(more); i++) {
+                m = new_message();
+                append_every_option(m);
+                OPT(m, more[i], "u", 900);
+                assert_refused(m, &o, too_many);
+                assert_null(o.description);
+        }
+
+        /* many entries of one option: refused at the second */
         m = new_message();
-        append_filters(m, 5, "192.0.2.1");
-        append_filters(m, 4, "192.0.2.2");
-        assert_refused(m, &o, "At most 8 filters are allowed.");
+        for (int i = 0; i < 1000; i++)
+                OPT(m, "lifetime", "u", 600);
+        assert_refused(m, &o, "Option 'lifetime' is given twice.");
 }
 
 static void test_limits(void **state) {
@@ -359,6 +421,30 @@ static void test_bad_values(void **state) {
                 assert_refused(m, &o,
                                "Invalid filter '192.0.2.0/0': use an address with an optional prefix length "
                                "(192.0.2.0/24, 2001:db8::/32).");
+        }
+        /* a filter string is bounded before it is read: leading zeros in the prefix length
+         * are taken (the longest address with them), not without end */
+        {
+                static const char longest[] = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/000000000000000128";
+                g_autofree char *zeros = g_strnfill(1000000, '0');
+                g_autofree char *endless = g_strconcat("192.0.2.0/", zeros, "24", NULL);
+                g_autofree char *want = g_strdup_printf("Invalid filter: longer than %d bytes (use an address with "
+                                                        "an optional prefix length: 192.0.2.0/24, 2001:db8::/32).",
+                                                        PCPD_OPTIONS_MAX_FILTER_LEN);
+                pcpd_options o = { 0 };
+                sd_bus_message *m = new_message();
+
+                assert_int_equal(strlen(longest), PCPD_OPTIONS_MAX_FILTER_LEN);
+                append_filters(m, 1, longest);
+                assert_parsed(m, &o);
+                assert_int_equal(o.n_filters, 1);
+                assert_int_equal(o.filters[0].prefix_len, 128);
+                pcpd_options_clear(&o);
+                o = (pcpd_options) { 0 };
+                m = new_message();
+                append_filters(m, 1, endless);
+                assert_refused(m, &o, want);
+                assert_int_equal(o.n_filters, 0);
         }
 }
 
@@ -468,7 +554,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_none),        cmocka_unit_test(test_every_option), cmocka_unit_test(test_privileged),
                 cmocka_unit_test(test_lifetime),    cmocka_unit_test(test_wrong_types),  cmocka_unit_test(test_unknown),
-                cmocka_unit_test(test_twice),       cmocka_unit_test(test_limits),       cmocka_unit_test(test_bad_values),
+                cmocka_unit_test(test_twice),       cmocka_unit_test(test_entries),      cmocka_unit_test(test_limits),       cmocka_unit_test(test_bad_values),
                 cmocka_unit_test(test_peer_options),
                 cmocka_unit_test(test_suggested_port),
         };

@@ -342,9 +342,9 @@ static void test_damaged_snapshot(void **state) {
 
 /* A snapshot is read a group at a time (one GKeyFile of the whole file took ~4 KB a
  * mapping): what it gives is what GKeyFile reads of the whole file. Comments and blank
- * lines, a group line after blanks, '[' inside a value or after a key; damage anywhere
- * (a line that is no key, a group line cut short, text before the first group) makes it
- * no key file at all, and then nothing of it is taken, also after good groups. */
+ * lines, a group line after blanks, '[' inside a value or after a key. Damage (a line that
+ * is no key, a group line cut short, text before the first group), which makes the whole
+ * text no key file to GKeyFile, costs only the part it is in (test_snapshot_bad_line). */
 static void test_snapshot_read_by_group(void **state) {
         g_autoptr(pcpd_state) st = pcpd_state_new();
         g_autoptr(GString) s = g_string_new(NULL), one = g_string_new(NULL);
@@ -397,16 +397,276 @@ static void test_snapshot_read_by_group(void **state) {
                 else
                         g_string_append(t, bad[i]);
                 pcpd_state_format_mapping(t, &b);
-                /* GKeyFile refuses the whole text too */
+                /* GKeyFile refuses the whole text; the part with the damage is skipped */
                 assert_false(g_key_file_load_from_data(kf, t->str, t->len, G_KEY_FILE_NONE, NULL));
-                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), -EBADMSG);
-                assert_int_equal(g_hash_table_size(st->mappings), 0);
-                assert_int_equal(st->next_id, 1);
-                assert_int_equal(st->damaged, 0);
+                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
+                assert_same(&b, get(st, 3));
+                assert_int_equal(st->next_id, 10);
+                if (i == 0) {
+                        /* before the first group: in no group */
+                        assert_int_equal(g_hash_table_size(st->mappings), 2);
+                        assert_same(&a, get(st, 2));
+                        assert_int_equal(st->damaged, 0);
+                        assert_int_equal(st->damaged_text, 1);
+                } else {
+                        /* a line of group 2, or a group line cut short after it (in no
+                         * group, with what follows it up to the next group line; group 2
+                         * may be cut short by it): group 2 is skipped */
+                        assert_int_equal(g_hash_table_size(st->mappings), 1);
+                        assert_int_equal(st->damaged, 1);
+                        assert_string_equal(st->damaged_names[0], "Mapping 2");
+                        assert_int_equal(st->damaged_text, i == 2 ? 0 : 1);
+                }
+                st->damaged = st->damaged_text = 0;
+                g_clear_pointer(&st->damaged_names, g_strfreev);
         }
         /* and the empty file is an empty snapshot */
         assert_int_equal(pcpd_state_parse_snapshot(st, "", 0), 0);
         assert_int_equal(g_hash_table_size(st->mappings), 0);
+}
+
+/* n valid records (ids 1..n) after the header, with extra appended after record after
+ * (0: before the header; after == n: at the end) */
+static GString *snapshot_with(unsigned n, unsigned after, const char *extra, size_t extra_len) {
+        GString *t = g_string_new(NULL);
+        pcpd_state_mapping m;
+
+        if (after == 0)
+                g_string_append_len(t, extra, (gssize) extra_len);
+        pcpd_state_format_header(t, n + 100);
+        for (unsigned i = 1; i <= n; i++) {
+                fill(&m, i);
+                pcpd_state_format_mapping(t, &m);
+                if (i == after)
+                        g_string_append_len(t, extra, (gssize) extra_len);
+        }
+        return t;
+}
+
+/* every record but the ids in skip (a NULL-free array of n_skip) is there, as written */
+static void assert_kept(pcpd_state *st, unsigned n, const unsigned *skip, size_t n_skip) {
+        pcpd_state_mapping m;
+
+        assert_int_equal(g_hash_table_size(st->mappings), n - n_skip);
+        for (unsigned i = 1; i <= n; i++) {
+                bool skipped = false;
+                for (size_t k = 0; k < n_skip; k++)
+                        skipped |= skip[k] == i;
+                if (skipped) {
+                        if (get(st, i) != NULL)
+                                fail_msg("record %u, which holds the damage, was kept", i);
+                        continue;
+                }
+                if (get(st, i) == NULL)
+                        fail_msg("record %u lost to damage elsewhere", i);
+                fill(&m, i);
+                assert_same(&m, get(st, i));
+        }
+}
+
+/* One line that is no key file text costs only the group holding it: not every mapping
+ * of the file (their upstream mappings would be orphaned, the persistent ones lost). */
+static void test_snapshot_bad_line(void **state) {
+        static const char *const lines[] = {
+                "Descri\n",                   /* a line cut short: no '=' */
+                "Description\n",              /* a key alone */
+                "=x\n",                       /* no key */
+                "Internal Port[=1\n",         /* no key name */
+        };
+        static const unsigned skip500[] = { 500 };
+        (void) state;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(lines); i++) {
+                g_autoptr(pcpd_state) st = pcpd_state_new();
+                g_autoptr(GString) t = snapshot_with(1000, 500, lines[i], strlen(lines[i]));
+                g_autoptr(GKeyFile) kf = g_key_file_new();
+
+                /* after record 500's lines: the last line of group 500 */
+                assert_false(g_key_file_load_from_data(kf, t->str, t->len, G_KEY_FILE_NONE, NULL));
+                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
+                assert_kept(st, 1000, skip500, 1);
+                assert_int_equal(st->damaged, 1);
+                assert_int_equal(st->damaged_text, 0);
+                assert_string_equal(st->damaged_names[0], "Mapping 500");
+                assert_int_equal(st->next_id, 1100);
+        }
+        /* in the middle of group 500: that one is skipped */
+        {
+                g_autoptr(pcpd_state) st = pcpd_state_new();
+                g_autoptr(GString) t = g_string_new(NULL);
+                pcpd_state_mapping m;
+
+                pcpd_state_format_header(t, 1100);
+                for (unsigned i = 1; i <= 1000; i++) {
+                        fill(&m, i);
+                        if (i != 500) {
+                                pcpd_state_format_mapping(t, &m);
+                                continue;
+                        }
+                        g_autoptr(GString) g = g_string_new(NULL);
+                        const char *mid;
+                        pcpd_state_format_mapping(g, &m);
+                        mid = strstr(g->str, "\nServer=");
+                        assert_non_null(mid);
+                        g_string_insert(g, mid + 1 - g->str, "Descri\n");
+                        g_string_append(t, g->str);
+                }
+                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
+                assert_kept(st, 1000, skip500, 1);
+                assert_int_equal(st->damaged, 1);
+                assert_string_equal(st->damaged_names[0], "Mapping 500");
+                /* its id stays used */
+                assert_int_equal(st->next_id, 1100);
+        }
+        /* a NUL in a line: GKeyFile would take what comes before it */
+        {
+                static const char nul[] = "Description=web\0 and more\n";
+                g_autoptr(pcpd_state) st = pcpd_state_new();
+                g_autoptr(GString) t = snapshot_with(1000, 500, nul, sizeof(nul) - 1);
+
+                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
+                assert_kept(st, 1000, skip500, 1);
+                assert_int_equal(st->damaged, 1);
+        }
+        /* a group line cut short: its part is in no group; the group before it may be cut
+         * short by it (a line starting with '[' in its middle): skipped too, not read
+         * without its last keys (UID would be 0) */
+        {
+                static const char cut[] = "[Mapping 1001\nServer=192.0.2.1:15351\n";
+                for (int in_500 = 0; in_500 <= 1; in_500++) {
+                        g_autoptr(pcpd_state) st = pcpd_state_new();
+                        g_autoptr(GString) t = NULL;
+
+                        if (!in_500)
+                                t = snapshot_with(1000, 500, cut, strlen(cut));
+                        else {
+                                /* in the middle of group 500, before its UID */
+                                const char *g, *uid;
+                                t = snapshot_with(1000, 0, "", 0);
+                                g = strstr(t->str, "[Mapping 500]\n");
+                                assert_non_null(g);
+                                uid = strstr(g, "\nUID=");
+                                assert_non_null(uid);
+                                g_string_insert(t, uid + 1 - t->str, "[garbage\n");
+                        }
+                        assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
+                        assert_kept(st, 1000, skip500, 1);
+                        assert_int_equal(st->damaged, 1);
+                        assert_string_equal(st->damaged_names[0], "Mapping 500");
+                        assert_int_equal(st->damaged_text, 1);
+                }
+        }
+        /* damage in several groups: each counted, its name kept (up to 16) */
+        {
+                g_autoptr(pcpd_state) st = pcpd_state_new();
+                g_autoptr(GString) t = g_string_new(NULL);
+                unsigned skip[20];
+                pcpd_state_mapping m;
+
+                pcpd_state_format_header(t, 1100);
+                for (unsigned i = 1; i <= 1000; i++) {
+                        fill(&m, i);
+                        pcpd_state_format_mapping(t, &m);
+                        if (i % 50 == 0)
+                                g_string_append(t, "Descri\n");
+                }
+                for (unsigned k = 0; k < 20; k++)
+                        skip[k] = 50 * (k + 1);
+                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
+                assert_kept(st, 1000, skip, 20);
+                assert_int_equal(st->damaged, 20);
+                assert_int_equal(g_strv_length(st->damaged_names), 16);
+                assert_string_equal(st->damaged_names[15], "Mapping 800");
+        }
+}
+
+/* Damage in the [State] group or before it: the mappings are kept. [State] counts as a
+ * damaged group, its NextMappingId still read from a line that reads as one (ids are never
+ * given out twice); without one the next id is past every id seen, as when the key is
+ * missing. Lines before the first group count in damaged_text. Only a text of which no
+ * part is key file text is refused whole (-EBADMSG: pcpd_state_load() moves it aside). */
+static void test_snapshot_bad_header(void **state) {
+        (void) state;
+
+        /* in [State], after NextMappingId: it is still read */
+        {
+                g_autoptr(pcpd_state) st = pcpd_state_new();
+                g_autoptr(GString) t = snapshot_with(1000, 0, "", 0);
+                const char *after_next = strstr(t->str, "NextMappingId=1100\n");
+
+                assert_non_null(after_next);
+                g_string_insert(t, after_next + strlen("NextMappingId=1100\n") - t->str, "garbage\n");
+                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
+                assert_kept(st, 1000, NULL, 0);
+                assert_int_equal(st->damaged, 1);
+                assert_string_equal(st->damaged_names[0], "State");
+                assert_int_equal(st->next_id, 1100);
+        }
+        /* NextMappingId itself garbled: the ids seen */
+        {
+                g_autoptr(pcpd_state) st = pcpd_state_new();
+                g_autoptr(GString) t = snapshot_with(1000, 0, "", 0);
+                char *next = strstr(t->str, "NextMappingId=1100\n");
+
+                assert_non_null(next);
+                memcpy(next, "NextMapp", strlen("NextMapp"));
+                next[strlen("NextMapp")] = '\n';
+                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
+                assert_kept(st, 1000, NULL, 0);
+                assert_int_equal(st->damaged, 1);
+                assert_int_equal(st->next_id, 1001);
+        }
+        /* before the first group */
+        {
+                g_autoptr(pcpd_state) st = pcpd_state_new();
+                g_autoptr(GString) t = snapshot_with(1000, 0, "# a comment\nthis is no key file\n", 32);
+
+                assert_int_equal(pcpd_state_parse_snapshot(st, t->str, t->len), 0);
+                assert_kept(st, 1000, NULL, 0);
+                assert_int_equal(st->damaged, 0);
+                assert_int_equal(st->damaged_text, 1);
+                assert_int_equal(st->next_id, 1100);
+        }
+        /* nothing of it is key file text: refused whole, nothing taken */
+        {
+                static const char *const junk[] = {
+                        "this is no key file\n[Mapping 1\n",
+                        "[Mapping 1]\nDescri\n[Mapping 2]\n=x\n",
+                        "\0\0\0\0\0\0\0\0",
+                };
+                static const size_t junk_len[] = { 31, 34, 8 };
+                for (size_t i = 0; i < G_N_ELEMENTS(junk); i++) {
+                        g_autoptr(pcpd_state) st = pcpd_state_new();
+                        assert_int_equal(pcpd_state_parse_snapshot(st, junk[i], junk_len[i]), -EBADMSG);
+                        assert_int_equal(g_hash_table_size(st->mappings), 0);
+                        assert_int_equal(st->next_id, 1);
+                        assert_int_equal(st->damaged + st->damaged_text, 0);
+                        assert_null(st->damaged_names);
+                }
+        }
+}
+
+/* pcpd_state_load() of a snapshot with a bad line: every other mapping is loaded, and the
+ * file stays where it is (it is moved aside only when no part of it is key file text) */
+static void test_load_bad_line(void **state) {
+        g_autofree char *dir = unit_make_own_dir("state");
+        g_autofree char *damaged = g_build_filename(dir, PCPD_STATE_DAMAGED, NULL);
+        g_autoptr(GString) t = snapshot_with(1000, 500, "Descri\n", strlen("Descri\n"));
+        g_autoptr(GError) error = NULL;
+        g_autoptr(pcpd_state) st = NULL;
+        static const unsigned skip500[] = { 500 };
+        int dfd = unit_open_dir(dir);
+        (void) state;
+
+        assert_int_equal(pcpd_state_write_atomic(dfd, PCPD_STATE_FILE, t->str, t->len), 0);
+        assert_int_equal(pcpd_state_load(dfd, dir, &st, &error), 0);
+        assert_null(error);
+        assert_kept(st, 1000, skip500, 1);
+        assert_int_equal(st->damaged, 1);
+        assert_false(g_file_test(damaged, G_FILE_TEST_EXISTS));
+        assert_int_equal(unlinkat(dfd, PCPD_STATE_FILE, 0), 0);
+        close(dfd);
+        assert_int_equal(unit_rm_own_dir(dir), 0);
 }
 
 static void test_journal_over_snapshot(void **state) {
@@ -1773,6 +2033,9 @@ int main(void) {
                 cmocka_unit_test(test_old_snapshot),
                 cmocka_unit_test(test_upnp_part),
                 cmocka_unit_test(test_damaged_snapshot),
+                cmocka_unit_test(test_snapshot_bad_line),
+                cmocka_unit_test(test_snapshot_bad_header),
+                cmocka_unit_test(test_load_bad_line),
                 cmocka_unit_test(test_snapshot_read_by_group),
                 cmocka_unit_test(test_journal_over_snapshot),
                 cmocka_unit_test(test_torn_records),
