@@ -173,6 +173,14 @@ static gboolean on_declared_retry(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
+void pcpd_manager_declared_sync_now(pcpd_manager *m) {
+        if (m->declared_retry != 0) {
+                g_source_remove(m->declared_retry);
+                m->declared_retry = 0;
+        }
+        declared_sync(m);
+}
+
 void pcpd_manager_set_declared(pcpd_manager *m, GPtrArray *set) {
         g_autoptr(GPtrArray) old = m->declared;
         g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);

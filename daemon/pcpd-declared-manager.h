@@ -27,4 +27,7 @@ int pcpd_manager_undeclare(pcpd_manager *m, const char *name, pcpd_failure *erro
 GPtrArray *pcpd_manager_get_declared(pcpd_manager *m);
 /* The mapping of the declaration called name, or NULL. */
 pcpd_mapping *pcpd_manager_declared_mapping(pcpd_manager *m, const char *name);
+/* Asks for every declaration without a mapping now, not at the next retry (port mapping
+ * switched on again). */
+void pcpd_manager_declared_sync_now(pcpd_manager *m);
 void pcpd_manager_declared_free(pcpd_manager *m);

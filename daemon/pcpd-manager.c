@@ -681,10 +681,13 @@ int pcpd_manager_set_enabled(pcpd_manager *m, bool enabled) {
                 pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_ENABLED,
                                ((const char *const[]) { "PCPD_ENABLED", "false", NULL }),
                                "Port mapping disabled: %s", what);
-        } else
+        } else {
                 pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_ENABLED,
                                ((const char *const[]) { "PCPD_ENABLED", "true", NULL }),
                                "Port mapping enabled");
+                /* the declared mappings come back now, not at the next retry (10 s) */
+                pcpd_manager_declared_sync_now(m);
+        }
         pcpd_manager_emit_changed(m, PCPD_MANAGER_CHANGED_ENABLED);
         manager_update_state(m);
         return 1;
