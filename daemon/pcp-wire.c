@@ -241,7 +241,9 @@ int pcp_protocol_from_string(const char *s) {
         char *end;
         unsigned long v;
 
-        if (s == NULL || *s == '\0')
+        /* a bound, whatever the caller read it from: leading zeros are taken ("017"), but a
+         * name or number is never longer than this */
+        if (s == NULL || *s == '\0' || strnlen(s, PCP_PROTOCOL_STRING_MAX + 1) > PCP_PROTOCOL_STRING_MAX)
                 return -1;
         for (size_t i = 0; i < ELEMENTSOF(protocol_names); i++)
                 if (strcasecmp(protocol_names[i].name, s) == 0)

@@ -252,6 +252,8 @@ const char *pcp_option_to_string(uint8_t code);        /* "THIRD_PARTY", ...; NU
 const char *pcp_wire_error_to_string(pcp_wire_error e);
 
 /* "tcp" <-> 6 etc. Accepts names and decimal numbers 0-255; returns -1 on error. */
+/* at most this many octets: a longer string is no protocol */
+#define PCP_PROTOCOL_STRING_MAX 16
 int pcp_protocol_from_string(const char *s);
 /* "tcp", "udp", "sctp", "dccp", "icmp", "icmpv6", "all"; NULL for other numbers. */
 const char *pcp_protocol_to_string(uint8_t protocol);

@@ -163,6 +163,12 @@ static void failure_to_bus_error(const pcpd_failure *f, int r, sd_bus_error *ret
 static int parse_protocol(const char *s, uint8_t *ret, sd_bus_error *error) {
         int v = pcp_protocol_from_string(s);
 
+        if (strlen(s) > PCP_PROTOCOL_STRING_MAX)
+                /* not echoed: the answer would be as large as the call */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid protocol (%zu octets; a protocol is at most %d): use tcp, udp, "
+                                         "sctp, dccp or an IANA protocol number 1-255.",
+                                         strlen(s), PCP_PROTOCOL_STRING_MAX);
         if (v < 0 || v == 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Invalid protocol '%s': use tcp, udp, sctp, dccp or an IANA protocol "

@@ -53,10 +53,16 @@ class ManagerTest(BusTestCase):
             (('tcp', 8080, 0, {'third-party': V('s', 'nonsense')}), 'nonsense'),
             (('tcp', 8080, 0, {'interface': V('s', 'a/b')}), 'a/b'),
             (('tcp', 8080, 0, {'description': V('s', 'x' * 5000)}), 'description'),
+            # leading zeros are taken, but a protocol is at most 16 octets (and a longer one
+            # is not echoed back)
+            (('0000000000000006', 8080, 0, {'no-such-option': V('s', 'x')}), 'no-such-option'),
+            (('0' * 1000000 + '6', 8080, 0, {}), '1000001 octets'),
         ]
         for args, needle in cases:
             with self.subTest(args=str(args)[:80]):
-                self.assertDBusError(INVALID_ARGS, env.manager, 'AddMapping', 'sqqa{sv}', args, contains=needle)
+                err = self.assertDBusError(INVALID_ARGS, env.manager, 'AddMapping', 'sqqa{sv}', args,
+                                           contains=needle)
+                self.assertLess(len(err.msg), 6000, 'the answer does not echo a long argument whole')
         self.assertEqual(env.get(PATH, MANAGER, 'MappingCount'), 0)
         self.assertEqual(env.dump(), [])
         env.assert_alive()

@@ -1847,6 +1847,9 @@ static void test_protocol_names(void **state) {
         assert_int_equal(pcp_protocol_from_string("0"), 0);
         assert_int_equal(pcp_protocol_from_string("255"), 255);
         assert_int_equal(pcp_protocol_from_string("017"), 17);
+        /* at most PCP_PROTOCOL_STRING_MAX octets, leading zeros or not */
+        assert_int_equal(pcp_protocol_from_string("0000000000000017"), 17);
+        assert_int_equal(pcp_protocol_from_string("00000000000000017"), -1);
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 if (pcp_protocol_from_string(bad[i]) != -1)
                         fail_msg("protocol \"%s\" accepted", bad[i]);
