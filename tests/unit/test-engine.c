@@ -3238,7 +3238,8 @@ static void test_natpmp_notice_recreate(void **state) {
  * at most one probe for a flood. Both kinds: a PCP header of another version, and
  * NAT-PMP's 8-octet one. (Before, one datagram failed every mapping for 30 min, or moved
  * the server to NAT-PMP.) */
-static void forged_version_flood(bool natpmp_kind) {
+static void test_forged_version(void **state) {
+        bool natpmp_kind = *(const bool *) *state;
         harness *h = h_new(natpmp_kind ? 141 : 140, NULL);
         uint32_t sid = pcp_server(h);
         uint64_t ids[5], sctp;
@@ -3300,22 +3301,13 @@ static void forged_version_flood(bool natpmp_kind) {
         h_free(h);
 }
 
-static void test_forged_version_pcp_header(void **state) {
-        (void) state;
-        forged_version_flood(false);
-}
-
-static void test_forged_version_natpmp_header(void **state) {
-        (void) state;
-        forged_version_flood(true);
-}
-
 /* A PCP server replaced by one that speaks only NAT-PMP: its renewals and the probe the
  * doubt sends are all answered "unsupported version", no PCP answer comes: the doubt
  * stands 2 × IRT after it began, and the server is driven with NAT-PMP (the mappings asked
  * again in it, the address asked). The same for one that offers only another PCP version:
  * UNSUPPORTED, its mappings failed. */
-static void replaced_router(bool natpmp_kind) {
+static void test_replaced_router(void **state) {
+        bool natpmp_kind = *(const bool *) *state;
         harness *h = h_new(natpmp_kind ? 143 : 142, NULL);
         uint32_t sid = pcp_server(h);
         uint64_t id = granted_map(h, sid, 8080, 120, 38080);
@@ -3363,16 +3355,6 @@ static void replaced_router(bool natpmp_kind) {
                 assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_UNSUPPORTED);
         }
         h_free(h);
-}
-
-static void test_replaced_by_natpmp_router(void **state) {
-        (void) state;
-        replaced_router(true);
-}
-
-static void test_replaced_by_other_version(void **state) {
-        (void) state;
-        replaced_router(false);
 }
 
 /* An ANNOUNCE answer on the server's own socket while no probe is out answers nothing of
@@ -3710,6 +3692,7 @@ static void test_scale(void **state) {
 }
 
 int main(void) {
+        static const bool pcp_kind = false, natpmp_kind = true;
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_epoch_formula),
                 cmocka_unit_test(test_probe),
@@ -3743,10 +3726,12 @@ int main(void) {
                 cmocka_unit_test(test_natpmp_port_index),
                 cmocka_unit_test(test_natpmp_short_error),
                 cmocka_unit_test(test_version1_unsupported),
-                cmocka_unit_test(test_forged_version_pcp_header),
-                cmocka_unit_test(test_forged_version_natpmp_header),
-                cmocka_unit_test(test_replaced_by_natpmp_router),
-                cmocka_unit_test(test_replaced_by_other_version),
+                /* state: true for NAT-PMP's "unsupported version", false for a PCP header of
+                 * another version */
+                cmocka_unit_test_prestate(test_forged_version, (void *) &pcp_kind),
+                cmocka_unit_test_prestate(test_forged_version, (void *) &natpmp_kind),
+                cmocka_unit_test_prestate(test_replaced_router, (void *) &natpmp_kind),
+                cmocka_unit_test_prestate(test_replaced_router, (void *) &pcp_kind),
                 cmocka_unit_test(test_unsolicited_announce_answer),
                 cmocka_unit_test(test_announce_hint_unknown),
                 cmocka_unit_test(test_announce_hint_unreachable),
