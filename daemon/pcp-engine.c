@@ -1219,15 +1219,21 @@ static void server_address_matched(pcp_engine *e, pcp_server *s) {
         emit_server(e, s);
 }
 
+/* its version is settled as one other than PCP's: no probe, no doubt, PCP probed again
+ * after cfg.pcp_reprobe (it may be switched on later) */
+static void server_settled_not_pcp(pcp_engine *e, pcp_server *s, uint64_t now) {
+        s->probing = false;
+        s->probe_at = PCP_NEVER;
+        s->version_doubt_at = PCP_NEVER;
+        s->reprobe_at = now + e->cfg.pcp_reprobe;
+}
+
 /* the server speaks NAT-PMP only: drive its mappings with NAT-PMP and ask for the address */
 static void server_switch_natpmp(pcp_engine *e, pcp_server *s, uint64_t now) {
         bool was = s->info.state == PCP_SERVER_NATPMP;
 
         server_set_state(e, s, PCP_SERVER_NATPMP);
-        s->probing = false;
-        s->probe_at = PCP_NEVER;
-        s->version_doubt_at = PCP_NEVER;
-        s->reprobe_at = now + e->cfg.pcp_reprobe; /* PCP may be switched on later */
+        server_settled_not_pcp(e, s, now);
         if (!was) {
                 s->natpmp_addr_rt = 0;
                 s->natpmp_addr_at = now;
@@ -2017,10 +2023,7 @@ static void learn_prefix64(pcp_engine *e, pcp_server *s, const pcp_msg *msg) {
 /* the server speaks a PCP version we do not (it offered another in UNSUPP_VERSION): its
  * mappings fail until it is probed again */
 static void server_unsupported(pcp_engine *e, pcp_server *s, uint64_t now) {
-        s->probing = false;
-        s->probe_at = PCP_NEVER;
-        s->version_doubt_at = PCP_NEVER;
-        s->reprobe_at = now + e->cfg.pcp_reprobe;
+        server_settled_not_pcp(e, s, now);
         server_set_state(e, s, PCP_SERVER_UNSUPPORTED);
         server_timer_update(e, s);
         for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)

@@ -343,20 +343,17 @@ int pcpd_manager_undeclare(pcpd_manager *m, const char *name, pcpd_failure *erro
 
 int pcpd_manager_release_refused(pcpd_manager *m, const pcpd_mapping *mp, const char *holder, pcpd_failure *error) {
         const char *name = pcpd_mapping_declared(mp);
+        g_autofree char *how = NULL;
         pcpd_declared *d;
 
         if (name == NULL || (holder != NULL && pcpd_holders_holds(mp, holder) > 0))
                 return 0;
         d = pcpd_declared_find(m->declared, name);
-        if (d != NULL && !d->runtime)
-                return pcpd_fail(error, PCPD_ERROR_CONFLICT,
-                                 "Mapping %s is the declared mapping %s, which pcpd keeps for good: remove %s and "
-                                 "reload pcpd to remove it. Nothing was changed.",
-                                 PCPD_MAPPING_PATH(mp), name, d->path);
+        how = d != NULL && !d->runtime ? g_strdup_printf("remove %s and reload pcpd to remove it", d->path)
+                                       : g_strdup_printf("pcpctl undeclare %s removes it", name);
         return pcpd_fail(error, PCPD_ERROR_CONFLICT,
-                         "Mapping %s is the declared mapping %s, which pcpd keeps for good: pcpctl undeclare %s "
-                         "removes it. Nothing was changed.",
-                         PCPD_MAPPING_PATH(mp), name, name);
+                         "Mapping %s is the declared mapping %s, which pcpd keeps for good: %s. Nothing was changed.",
+                         PCPD_MAPPING_PATH(mp), name, how);
 }
 
 void pcpd_manager_declared_free(pcpd_manager *m) {
