@@ -170,6 +170,32 @@ def parse_frame(frame):
     return src, dst, sport, dport, udp[8:ulen]
 
 
+# self-check only (test-probe-clock.py): seconds to sleep between the first two clock reads
+# of each conversion, as a preemption there would
+STALL = float(os.environ.get("PCPIT_PROBE_STALL", "0") or 0)
+
+
+def wall_to_monotonic(wall):
+    """a CLOCK_REALTIME time (a kernel timestamp) on the monotonic clock, through the two
+    clocks' offset read as a tight pair: monotonic, wall, monotonic, read again when the two
+    monotonic reads are more than 2 ms apart. Reading one clock and then the other (as this
+    did until a CI run) dated a packet too early by whatever held this process up between the
+    two reads: a capture process preempted there for 0.4 s on a loaded machine made a 2.8 s
+    retransmission interval look like 2.3 s and the next one 0.4 s longer, with pcpd on time."""
+    best = None
+    for i in range(20):
+        m1 = time.monotonic()
+        if STALL and i == 0:
+            time.sleep(STALL)
+        w = time.time()
+        m2 = time.monotonic()
+        if best is None or m2 - m1 < best[0]:
+            best = (m2 - m1, w - (m1 + m2) / 2)
+        if m2 - m1 <= 0.002:
+            break
+    return wall - best[1]
+
+
 def capture_one(s, so_timestampns, flags):
     """read and print one frame; False when nothing was queued (with MSG_DONTWAIT)"""
     try:
@@ -180,9 +206,10 @@ def capture_one(s, so_timestampns, flags):
     for level, typ, data in anc:
         if level == socket.SOL_SOCKET and typ == so_timestampns and len(data) >= 16:
             sec, nsec = struct.unpack("qq", data[:16])
-            lag = time.time() - (sec + nsec / 1e9)
-            if 0 <= lag < 60:
-                t -= lag
+            kt = wall_to_monotonic(sec + nsec / 1e9)
+            # (a kernel timestamp after this read, or a minute old: the wall clock was set)
+            if -0.01 <= t - kt < 60:
+                t = kt
     u = parse_frame(frame)
     if not u:
         return True

@@ -19,7 +19,10 @@ No wall-clock budget: the phases end on events (requests counted at the router, 
 seen by the app) with generous caps, named in the failure messages. The intervals are
 measured on the kernel's packet timestamps (pcp-probe.py capture uses SO_TIMESTAMPNS),
 not on the time the capture process got round to reading a packet; a loaded machine
-delays when this script looks, not those timestamps. They were measured at the router
+delays when this script looks, not those timestamps. (They are moved onto the monotonic
+clock through a tight pair of clock reads: a capture preempted between reading one clock
+and the other once dated a first retransmission 0.4 s early, a CI failure blamed on pcpd;
+probe-clock tests that.) They were measured at the router
 (lan0, before the loss) until a CI run saw no request arrive for 0.55 s where ~40 were
 due and then all at once, with pcpd neither waiting for a CPU nor blocked: where the
 kernel delivers from one namespace to the other is outside pcpd, so the schedule is now
