@@ -15,7 +15,8 @@ when asked; PID is the caller's that made it. DeclareMapping declares in the sta
 (never mapped: "/"; after org.freedesktop.PCP1.Test.MapDeclared(true) it makes the mapping as
 pcpd does when it has a server: persistent, of uid 0, Declared NAME, "pending" at the reply,
 then active, or failed with NOT_AUTHORIZED for a third-party one, as a server that refuses
-THIRD_PARTY answers; declared again, the same mapping), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
+THIRD_PARTY answers, 50 ms later or, after Test.HoldDeclared(true), at Test.SettleDeclared();
+declared again, the same mapping), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
 /etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with
 NoServer, and a family with the error org.freedesktop.PCP1.Test.FailExternalAddress(ss) names. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
@@ -431,8 +432,24 @@ class Manager(dbus.service.Object):
                 m.update(State='active', ExternalAddress=EXTERNAL, ExternalPort=suggested or port,
                          Lifetime=lifetime, ExpiresAt=now_usec() + lifetime * 1000000)
             return False
-        GLib.timeout_add(50, settle)
+        if getattr(self, 'hold_declared', False):
+            self.held.append(settle)
+        else:
+            GLib.timeout_add(50, settle)
         return m.path
+
+    @dbus.service.method(TEST, in_signature='b', out_signature='')
+    def HoldDeclared(self, on):
+        """The declared mappings made from now on stay "pending" until Test.SettleDeclared()."""
+        self.hold_declared = bool(on)
+        self.held = getattr(self, 'held', [])
+
+    @dbus.service.method(TEST, in_signature='', out_signature='')
+    def SettleDeclared(self):
+        """The held declared mappings get the server's answer now."""
+        held, self.held = getattr(self, 'held', []), []
+        for settle in held:
+            settle()
 
     @dbus.service.method(MANAGER, in_signature='ssqqa{sv}', out_signature='o')
     def DeclareMapping(self, name, protocol, port, suggested, options):
