@@ -12,7 +12,11 @@ else another port is given); everything else becomes active 50 ms after it is re
 198.51.100.1. As pcpd, a request for a mapping that exists (same opcode, protocol, port,
 family and remote end) shares it: the same path, no InterfacesAdded, persistent from then on
 when asked; PID is the caller's that made it. DeclareMapping declares in the state directory
-(never mapped: "/"), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
+(never mapped: "/"; after org.freedesktop.PCP1.Test.MapDeclared(true) it makes the mapping as
+pcpd does when it has a server: persistent, of uid 0, Declared NAME, "pending" at the reply,
+then active, or failed with NOT_AUTHORIZED for a third-party one, as a server that refuses
+THIRD_PARTY answers, 50 ms later or, after Test.HoldDeclared(true), at Test.SettleDeclared();
+declared again, the same mapping), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
 /etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with
 NoServer, and a family with the error org.freedesktop.PCP1.Test.FailExternalAddress(ss) names. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
@@ -357,18 +361,106 @@ class Manager(dbus.service.Object):
                                                          'State': self.props['State']}, signature='sv'),
                                dbus.Array([], signature='s'))
 
-    def set_declared(self, name, file):
-        """name declared in file (None: no more), not mapped yet ("/")."""
+    def set_declared(self, name, file, path='/'):
+        """name declared in file (None: no more), on the mapping at path ("/": not mapped yet)."""
         items = [d for d in self.props['DeclaredMappings'] if str(d[0]) != name]
         if file is not None:
-            items.append(dbus.Struct((name, file, dbus.ObjectPath('/')), signature='sso'))
+            items.append(dbus.Struct((name, file, dbus.ObjectPath(path)), signature='sso'))
         self.set_prop('DeclaredMappings', dbus.Array(sorted(items, key=lambda d: str(d[0])), signature='(sso)'))
+
+    def declared_path(self, name):
+        for d in self.props['DeclaredMappings']:
+            if str(d[0]) == name:
+                return str(d[2])
+        return '/'
+
+    @dbus.service.method(TEST, in_signature='b', out_signature='')
+    def MapDeclared(self, on):
+        """DeclareMapping makes the declaration's mapping from now on (false: "/" again)."""
+        self.map_declared = bool(on)
+
+    def declare_mapping(self, name, protocol, port, suggested, options):
+        """The declaration's mapping, as pcpd makes it: announced before the reply, pending at
+        it, settled 50 ms later (a third-party one is refused as by a server without
+        THIRD_PARTY); the one it has when declared again."""
+        path = self.declared_path(name)
+        if path in self.mappings:
+            return path
+        mid = self.next_id
+        self.next_id += 1
+        props = {
+            'Opcode': dbus.String('map'),
+            'Family': dbus.String(options.get('family', 'ipv4')),
+            'Protocol': dbus.String(protocol),
+            'ProtocolNumber': dbus.Byte({'tcp': 6, 'udp': 17}.get(protocol, 0)),
+            'InternalAddress': dbus.String(str(options.get('third-party', '192.168.1.20'))),
+            'InternalPort': dbus.UInt16(port),
+            'SuggestedExternalPort': dbus.UInt16(suggested),
+            'ExternalAddress': dbus.String(''),
+            'ExternalPort': dbus.UInt16(0),
+            'RemoteAddress': dbus.String(''),
+            'RemotePort': dbus.UInt16(0),
+            'Lifetime': dbus.UInt32(0),
+            'ExpiresAt': dbus.UInt64(0),
+            'State': dbus.String('pending'),
+            'Error': dbus.String(''),
+            'Server': dbus.String('192.168.1.1'),
+            'Description': dbus.String(options.get('description', '')),
+            'Persistent': dbus.Boolean(True),
+            'Owner': dbus.String(''),
+            'UID': dbus.UInt32(0),
+            'PID': dbus.UInt32(0),
+            'AppId': dbus.String(''),
+            'AppIdSource': dbus.String('none'),
+            'Created': dbus.UInt64(now_usec()),
+            'Declared': dbus.String(name),
+        }
+        m = Mapping(self, mid, None, props)
+        self.mappings[m.path] = m
+        self.InterfacesAdded(m.path, {MAPPING: dbus.Dictionary(props, signature='sv')})
+        self.set_prop('MappingCount', len(self.mappings))
+        lifetime = int(options.get('lifetime', 0)) or int(self.props['DefaultLifetime'])
+
+        def settle():
+            if m.path not in self.mappings:
+                return False
+            if 'third-party' in options:
+                m.update(State='failed', Error='NOT_AUTHORIZED')
+            elif port == 9999:
+                m.update(State='failed', Error='NO_RESOURCES')
+            else:
+                m.update(State='active', ExternalAddress=EXTERNAL, ExternalPort=suggested or port,
+                         Lifetime=lifetime, ExpiresAt=now_usec() + lifetime * 1000000)
+            return False
+        if getattr(self, 'hold_declared', False):
+            self.held.append(settle)
+        else:
+            GLib.timeout_add(50, settle)
+        return m.path
+
+    @dbus.service.method(TEST, in_signature='b', out_signature='')
+    def HoldDeclared(self, on):
+        """The declared mappings made from now on stay "pending" until Test.SettleDeclared()."""
+        self.hold_declared = bool(on)
+        self.held = getattr(self, 'held', [])
+
+    @dbus.service.method(TEST, in_signature='', out_signature='')
+    def SettleDeclared(self):
+        """The held declared mappings get the server's answer now."""
+        held, self.held = getattr(self, 'held', []), []
+        for settle in held:
+            settle()
 
     @dbus.service.method(MANAGER, in_signature='ssqqa{sv}', out_signature='o')
     def DeclareMapping(self, name, protocol, port, suggested, options):
-        """Declared in the state directory; never mapped (the path is "/": it cannot be yet)."""
-        self.set_declared(str(name), f'/var/lib/pcpd/mappings.d/{name}.conf')
-        return dbus.ObjectPath('/')
+        """Declared in the state directory; mapped after Test.MapDeclared(true), else never (the
+        path is "/": it cannot be yet)."""
+        name = str(name)
+        path = '/'
+        if getattr(self, 'map_declared', False) and self.props['Enabled']:
+            path = self.declare_mapping(name, str(protocol), int(port), int(suggested), options)
+        self.set_declared(name, f'/var/lib/pcpd/mappings.d/{name}.conf', path)
+        return dbus.ObjectPath(path)
 
     @dbus.service.method(MANAGER, in_signature='s', out_signature='')
     def RemoveDeclaredMapping(self, name):
@@ -376,6 +468,8 @@ class Manager(dbus.service.Object):
             if str(d[0]) == name:
                 if str(d[1]).startswith('/etc/'):
                     raise Error('Conflict', f'{name} is declared in {d[1]}: remove the file and reload.')
+                if str(d[2]) in self.mappings:
+                    self.remove(self.mappings[str(d[2])], 'released')
                 self.set_declared(str(name), None)
                 return
         raise Error('NotFound', f'Nothing is declared as {name}.')

@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-event.h>
 
 #include "pcp1-contract.h"
 #include "pcpctl-bus.h"
+#include "pcpctl-format.h"
 #include "pcpctl-output.h"
 #include "pcpctl-util.h"
 #include "pcpctl.h"
@@ -50,9 +52,220 @@ int check_declare(int argc, char **argv) {
         return 0;
 }
 
+/* The declaration as --json prints it: its name and mapping; with --wait also the
+ * mapping's final State and Error, and where it is (null when there is no mapping). */
+static int print_declared_json(const char *name, const char *path, const MappingInfo *i) {
+        Json j;
+
+        json_init(&j, stdout, arg_json);
+        json_begin_object(&j);
+        json_key(&j, "Name");
+        json_string(&j, name);
+        json_key(&j, "Mapping");
+        json_string(&j, path);
+        if (arg_map.wait) {
+                json_key(&j, "State");
+                if (i != NULL)
+                        json_string(&j, strempty(i->state));
+                else
+                        json_null(&j);
+                json_key(&j, "Error");
+                if (i != NULL)
+                        json_string(&j, strempty(i->error));
+                else
+                        json_null(&j);
+                json_key(&j, "ExternalAddress");
+                if (i != NULL)
+                        json_string(&j, strempty(i->external_address));
+                else
+                        json_null(&j);
+                json_key(&j, "ExternalPort");
+                if (i != NULL)
+                        json_uint(&j, i->external_port);
+                else
+                        json_null(&j);
+        }
+        json_end_object(&j);
+        return json_finish(&j) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* What is left once the mapping failed: the declaration, which pcpd keeps trying. */
+static void log_declaration_stays(const char *name) {
+        log_error(_("The declaration stays in place and pcpd keeps trying; remove it with: pcpctl undeclare %s"),
+                  name);
+}
+
+/* declare --wait: the declared mapping followed until it is active or failed, as map --wait
+ * does; the declaration is pcpd's, so nothing is released on the way out. */
+typedef struct DeclareWait {
+        sd_event *event;
+        const char *name;
+        const char *path;
+        MappingInfo info;
+        bool have_info;
+        sd_bus_slot *properties_slot;
+        int status;
+} DeclareWait;
+
+static void declare_wait_exit(DeclareWait *w, int status) {
+        w->status = status;
+        (void) sd_event_exit(w->event, 0);
+}
+
+/* Ends the wait once the mapping is active (printed as map --wait prints it) or failed. */
+static void declare_wait_update(DeclareWait *w) {
+        const char *state = strempty(w->info.state);
+
+        if (streq(state, PCP1_MAPPING_ACTIVE) || streq(state, PCP1_MAPPING_RENEWING)) {
+                _cleanup_free_ char *line = NULL;
+
+                if (arg_json != JSON_OFF) {
+                        declare_wait_exit(w, print_declared_json(w->name, w->path, &w->info));
+                        return;
+                }
+                line = describe_mapping(&w->info);
+                if (line == NULL) {
+                        declare_wait_exit(w, log_oom());
+                        return;
+                }
+                printf("%s\n", line);
+                declare_wait_exit(w, EXIT_SUCCESS);
+        } else if (streq(state, PCP1_MAPPING_FAILED)) {
+                _cleanup_free_ char *e = text_sanitize(w->info.error);
+
+                if (arg_json != JSON_OFF)
+                        (void) print_declared_json(w->name, w->path, &w->info);
+                log_error(_("Declared %s, but its mapping %s failed: %s"), w->name, mapping_id(w->path),
+                          isempty(e) ? _("unknown error") : e);
+                log_declaration_stays(w->name);
+                declare_wait_exit(w, EXIT_FAILURE);
+        }
+        /* pending: wait for the server's answer */
+}
+
+static int on_declared_properties(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        DeclareWait *w = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        int r;
+
+        w->properties_slot = sd_bus_slot_unref(w->properties_slot);
+        if (e != NULL) {
+                log_error(_("Declared %s, but cannot read its mapping %s: %s"), w->name, mapping_id(w->path),
+                          bus_error_message(e, -EIO));
+                declare_wait_exit(w, EXIT_FAILURE);
+                return 0;
+        }
+        r = mapping_info_read(m, &w->info, NULL);
+        if (r < 0) {
+                log_error(_("Declared %s, but cannot parse the properties of its mapping %s: %s"), w->name,
+                          mapping_id(w->path), strerror(-r));
+                declare_wait_exit(w, EXIT_FAILURE);
+                return 0;
+        }
+        w->have_info = true;
+        declare_wait_update(w);
+        return 0;
+}
+
+/* pcpd's signals: the mapping's changes, and its removal */
+static int on_declared_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        DeclareWait *w = userdata;
+        const char *s, *reason;
+        int r;
+
+        if (sd_bus_message_is_signal(m, PROPERTIES_IFACE, "PropertiesChanged")) {
+                /* before the GetAll answer: that answer has it */
+                if (!w->have_info || !streq(strempty(sd_bus_message_get_path(m)), w->path))
+                        return 0;
+                if (sd_bus_message_read_basic(m, 's', &s) < 0 || !streq(s, PCP1_MAPPING_IFACE))
+                        return 0;
+                r = mapping_info_read(m, &w->info, NULL);
+                if (r < 0) {
+                        log_error(_("Ignoring a malformed PropertiesChanged signal: %s"), strerror(-r));
+                        return 0;
+                }
+                declare_wait_update(w);
+        } else if (sd_bus_message_is_signal(m, PCP1_MANAGER_IFACE, "MappingRemoved") &&
+                   streq(strempty(sd_bus_message_get_path(m)), PCP1_MANAGER_PATH)) {
+                _cleanup_free_ char *text = NULL;
+
+                if (sd_bus_message_read(m, "os", &s, &reason) < 0 || !streq(s, w->path))
+                        return 0;
+                text = text_sanitize(reason);
+                log_error(_("Declared %s, but its mapping %s was removed before it was active: %s."), w->name,
+                          mapping_id(w->path), text != NULL ? text : "?");
+                declare_wait_exit(w, EXIT_FAILURE);
+        }
+        return 0;
+}
+
+static int on_declared_name_owner(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        DeclareWait *w = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, PCP1_BUS_NAME) ||
+            isempty(old_owner))
+                return 0;
+        log_error(_("Declared %s, but pcpd went away before its mapping %s was active; the declaration is saved, "
+                    "and pcpd makes the mapping again when it starts."),
+                  w->name, mapping_id(w->path));
+        declare_wait_exit(w, EXIT_FAILURE);
+        return 0;
+}
+
+static int on_declared_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        DeclareWait *w = userdata;
+
+        log_error(_("Declared %s, but lost the connection to the system bus before its mapping %s was active."),
+                  w->name, mapping_id(w->path));
+        declare_wait_exit(w, EXIT_FAILURE);
+        return 0;
+}
+
+/* Follows the mapping at path until it is active or failed. No time limit, as map --wait:
+ * pcpd itself makes a mapping "failed" when the server does not answer. */
+static int declare_wait(sd_bus *bus, const char *name, const char *path) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *s1 = NULL, *s2 = NULL, *s3 = NULL;
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        DeclareWait w = {
+                .name = name,
+                .path = path,
+                .status = EXIT_FAILURE,
+        };
+        int r;
+
+        r = sd_event_default(&event);
+        if (r >= 0) {
+                w.event = event;
+                r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        }
+        /* subscribed before the properties are asked for: no change after them slips by */
+        if (r >= 0)
+                r = sd_bus_add_match(bus, &s1, MATCH_PCPD_SIGNALS, on_declared_signal, &w);
+        if (r >= 0)
+                r = sd_bus_add_match(bus, &s2, MATCH_NAME_OWNER, on_declared_name_owner, &w);
+        if (r >= 0)
+                r = sd_bus_add_match(bus, &s3, MATCH_DISCONNECTED, on_declared_disconnect, &w);
+        if (r >= 0)
+                r = sd_bus_call_method_async(bus, &w.properties_slot, PCP1_BUS_NAME, path, PROPERTIES_IFACE,
+                                             "GetAll", on_declared_properties, &w, "s", PCP1_MAPPING_IFACE);
+        if (r >= 0)
+                r = sd_event_loop(event);
+        if (r < 0) {
+                log_error(_("Declared %s, but cannot wait for its mapping %s: %s"), name, mapping_id(path),
+                          strerror(-r));
+                w.status = EXIT_FAILURE;
+        }
+        sd_bus_slot_unref(w.properties_slot);
+        mapping_info_done(&w.info);
+        (void) sd_bus_detach_event(bus);
+        return w.status;
+}
+
 int verb_declare(int argc, char **argv, sd_bus *bus) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(mapping_info_done) MappingInfo info = {0};
         const char *protocol, *path = NULL;
         uint16_t port;
         int r;
@@ -88,24 +301,39 @@ int verb_declare(int argc, char **argv, sd_bus *bus) {
                 log_error(_("Failed to declare: cannot parse the reply: %s"), strerror(-r));
                 return EXIT_FAILURE;
         }
-        if (arg_json != JSON_OFF) {
-                Json j;
 
-                json_init(&j, stdout, arg_json);
-                json_begin_object(&j);
-                json_key(&j, "Name");
-                json_string(&j, argv[1]);
-                json_key(&j, "Mapping");
-                json_string(&j, path);
-                json_end_object(&j);
-                return json_finish(&j) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        if (streq(path, "/")) {
+                /* no mapping to wait for: pcpd makes it when it can (no server yet, switched
+                 * off, a conflict), and --wait says so rather than wait without end */
+                if (arg_json != JSON_OFF)
+                        r = print_declared_json(argv[1], path, NULL);
+                else if (!arg_map.wait)
+                        printf(_("Declared %s; it cannot be mapped yet (pcpd tries again every 10 s: journalctl -u "
+                                 "pcpd says why).\n"),
+                               argv[1]);
+                if (!arg_map.wait)
+                        return arg_json != JSON_OFF ? r : EXIT_SUCCESS;
+                log_error(_("Declared %s, but pcpd cannot map it now (journalctl -u pcpd says why): there is no "
+                            "mapping to wait for."),
+                          argv[1]);
+                log_declaration_stays(argv[1]);
+                return EXIT_FAILURE;
         }
-        if (streq(path, "/"))
-                printf(_("Declared %s; it cannot be mapped yet (pcpd tries again every 10 s: journalctl -u pcpd "
-                         "says why).\n"),
-                       argv[1]);
-        else
-                printf(_("Declared %s: mapping %s.\n"), argv[1], mapping_id(path));
+        if (arg_map.wait)
+                return declare_wait(bus, argv[1], path);
+
+        if (arg_json != JSON_OFF)
+                return print_declared_json(argv[1], path, NULL);
+        printf(_("Declared %s: mapping %s.\n"), argv[1], mapping_id(path));
+        /* a mapping that existed (declared again as it was) may have failed already: said,
+         * not to be taken for one that works */
+        sd_bus_error_free(&error);
+        if (mapping_info_get(bus, path, &info, &error) >= 0 && streq_ptr(info.state, PCP1_MAPPING_FAILED)) {
+                _cleanup_free_ char *e = text_sanitize(info.error);
+
+                log_error(_("Mapping %s has failed: %s"), mapping_id(path), isempty(e) ? _("unknown error") : e);
+                log_declaration_stays(argv[1]);
+        }
         return EXIT_SUCCESS;
 }
 

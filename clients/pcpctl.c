@@ -403,6 +403,8 @@ static void help(void) {
                  "%sOptions of declare:%s\n"
                  "     --external-port, --lifetime, --description, --family as for map, and\n"
                  "     --third-party=ADDR   Map a port of another host of this network\n"
+                 "     --wait               Wait until the mapping is active; exit status 1 if it\n"
+                 "                          failed (the declaration stays: pcpd keeps trying)\n"
                  "\n"
                  "See the pcpctl(1) manual page for details.\n"),
                program_invocation_short_name, ansi_highlight(), ansi_normal(), ansi_underline(), ansi_normal(),
@@ -582,7 +584,7 @@ typedef struct Verb {
 
 #define DECLARE_OPTIONS                                                                                     \
         (OPT_SEEN_EXTERNAL_PORT | OPT_SEEN_LIFETIME | OPT_SEEN_DESCRIPTION | OPT_SEEN_FAMILY |              \
-         OPT_SEEN_THIRD_PARTY)
+         OPT_SEEN_THIRD_PARTY | OPT_SEEN_WAIT)
 
 static const Verb verbs[] = {
         {"status", 1, 1, 0, NULL, verb_status},

@@ -213,6 +213,7 @@ def main():
             ('pcpctl', 'de'): ['declare'],
             ('pcpctl', 'declare', 'cam', ''): ['dccp', 'sctp', 'tcp', 'udp'],
             ('pcpctl', 'declare', 'cam', 'tcp', '80', '--t'): ['--third-party='],
+            ('pcpctl', 'declare', 'cam', 'tcp', '80', '--w'): ['--wait'],
             ('pcpctl', 'map', 'tcp', '80', '--t'): [],
             # what undeclare can remove: not the file in /etc, and cam without a mapping
             ('pcpctl', 'undeclare', ''): ['cam'],
@@ -261,6 +262,8 @@ def main():
             # options after the verb, where README and pcpctl(1) put them
             out = zsh.complete('pcpctl map tcp 8080 --wa', '--wait ')
             check(out.endswith('--wait '), 'zsh: map tcp 8080 --wa<Tab> completes --wait', out)
+            out = zsh.complete('pcpctl declare cam tcp 554 --wa', '--wait ')
+            check(out.endswith('--wait '), 'zsh: declare cam tcp 554 --wa<Tab> completes --wait', out)
             out = zsh.tab('pcpctl map tcp 8080 --family=', '--family=ipv')
             check(out.endswith('--family=ipv'), 'zsh: map tcp 8080 --family=<Tab> inserts "ipv"', out)
             out = zsh.complete('', 'ipv6')

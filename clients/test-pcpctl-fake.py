@@ -552,10 +552,122 @@ def scenario(t):
     t.check(r.stderr == "Failed to revoke: No mapping belongs to 'declared:nosuch'.\n",
             'revoke declared:NAME with nothing declared as NAME: the error alone', r.stderr)
     t.run('undeclare', 'cam')
+
+    declare_wait(t)
+
     r = t.run('map', 'tcp', '8448', '--persistent', '--json')
     path = json.loads(r.stdout)['Path']
     t.run('revoke', 'org.example.Test')
     t.check(f'revoked {path}' in t.removals(), 'revoke removes the app\'s mappings', t.removals())
+
+
+def declared_in_list(t, name):
+    """The mapping `pcpctl list --json` shows as declared as name, or None."""
+    r = subprocess.run([t.pcpctl, 'list', '--json'], capture_output=True, text=True, env=t.env, timeout=30)
+    try:
+        mappings = json.loads(r.stdout)
+    except ValueError:
+        return None
+    return next((j for j in mappings if isinstance(j, dict) and j.get('Declared') == name), None)
+
+
+def declare_wait(t):
+    """declare --wait: the declared mapping's outcome, as map --wait gives it."""
+    t.test_call('MapDeclared', 'b', 'true')
+
+    # a mapping that becomes active: the line map --wait prints, status 0
+    r = t.run('declare', 'web', 'tcp', '8080', '--wait')
+    t.check(r.stdout == 'tcp 8080 -> 198.51.100.1:8080 (lifetime 3600 s)\n' and r.stderr == '',
+            'declare --wait prints the active mapping as map --wait does', f'{r.stdout!r} {r.stderr!r}')
+    web = declared_in_list(t, 'web')
+    t.check(web is not None and web['State'] == 'active', 'the declared mapping is active', web)
+    # declared again (the same mapping, active already): --json has its State and Error
+    r = t.run('declare', 'web', 'tcp', '8080', '--wait', '--json')
+    try:
+        j = json.loads(r.stdout)
+        t.check(j == {'Name': 'web', 'Mapping': web['Path'], 'State': 'active', 'Error': '',
+                      'ExternalAddress': '198.51.100.1', 'ExternalPort': 8080},
+                'declare --wait --json: the final State and Error', r.stdout)
+    except (ValueError, TypeError) as e:
+        t.check(False, 'declare --wait --json parses', f'{e}: {r.stdout!r}')
+
+    # it waits for the server's answer: nothing printed, no exit, while the mapping is
+    # pending (held so by the fake until told)
+    t.test_call('HoldDeclared', 'b', 'true')
+    for name, port, args, want_status in (('slow', '8092', (), 0),
+                                          ('slowtp', '8093', ('--third-party=192.168.1.31',), 1)):
+        p = t.start('declare', name, 'tcp', port, '--wait', *args)
+        t.check(wait_for(lambda: declared_in_list(t, name) is not None),
+                f'declare {name} --wait: the mapping is made (10 s)', '')
+        mapping = declared_in_list(t, name)
+        # the held mapping is seen pending by list, and pcpctl is still waiting for it (half
+        # a second for a wrong early exit to show; the pass does not depend on it)
+        try:
+            p.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        t.check(mapping is not None and mapping['State'] == 'pending' and p.poll() is None,
+                f'declare {name} --wait: still waiting while the mapping is pending', f'{mapping} {p.poll()}')
+        t.test_call('SettleDeclared', '')
+        try:
+            out, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            err += '\n(killed: no exit within 10 s of the answer)'
+        if want_status == 0:
+            ok = out == 'tcp 8092 -> 198.51.100.1:8092 (lifetime 3600 s)\n'
+        else:
+            ok = out == '' and 'NOT_AUTHORIZED' in err
+        t.check(p.returncode == want_status and ok, f'declare {name} --wait: ends with the answer (status {want_status})',
+                f'{p.returncode} {out!r} {err!r}')
+    t.test_call('HoldDeclared', 'b', 'false')
+
+    # a server that refuses third-party mappings: status 1, the error named, and the
+    # declaration that stays (and how to remove it); nothing on stdout
+    r = t.run('declare', 'tp', 'tcp', '8090', '--third-party=192.168.1.30', '--wait', status=1)
+    tp = declared_in_list(t, 'tp')
+    mid = tp['Id'] if tp else '?'
+    t.check(r.stdout == '' and r.stderr == f'Declared tp, but its mapping {mid} failed: NOT_AUTHORIZED\n'
+            'The declaration stays in place and pcpd keeps trying; remove it with: pcpctl undeclare tp\n',
+            'declare --wait on a refused mapping: status 1, names the error and the declaration left',
+            f'{r.stdout!r} {r.stderr!r}')
+    t.check(tp is not None and tp['State'] == 'failed', 'the failed declaration stays declared', tp)
+    r = t.run('declare', 'tp', 'tcp', '8090', '--third-party=192.168.1.30', '--wait', '--json', status=1)
+    try:
+        j = json.loads(r.stdout)
+        t.check(j['State'] == 'failed' and j['Error'] == 'NOT_AUTHORIZED' and j['Name'] == 'tp'
+                and 'NOT_AUTHORIZED' in r.stderr, 'declare --wait --json on a failed mapping: State and Error',
+                f'{r.stdout!r} {r.stderr!r}')
+    except (ValueError, TypeError, KeyError) as e:
+        t.check(False, 'declare --wait --json parses (failed)', f'{e}: {r.stdout!r}')
+    # without --wait: declared, status 0 as before, and a mapping that has failed already
+    # is said to have failed
+    r = t.run('declare', 'tp', 'tcp', '8090', '--third-party=192.168.1.30')
+    t.check(r.stdout == f'Declared tp: mapping {mid}.\n' and r.stderr.startswith(
+        f'Mapping {mid} has failed: NOT_AUTHORIZED\n'), 'declare of a failed mapping says it failed',
+        f'{r.stdout!r} {r.stderr!r}')
+
+    # no mapping yet ("/"): --wait does not wait for one that may never come; status 1
+    t.test_call('MapDeclared', 'b', 'false')
+    r = t.run('declare', 'later', 'tcp', '8091', '--wait', status=1)
+    t.check(r.stdout == '' and 'there is no mapping to wait for' in r.stderr
+            and r.stderr.endswith('remove it with: pcpctl undeclare later\n'),
+            'declare --wait with no mapping: says it cannot wait, status 1', f'{r.stdout!r} {r.stderr!r}')
+    r = t.run('declare', 'later', 'tcp', '8091', '--wait', '--json', status=1)
+    try:
+        t.check(json.loads(r.stdout) == {'Name': 'later', 'Mapping': '/', 'State': None, 'Error': None,
+                                         'ExternalAddress': None, 'ExternalPort': None},
+                'declare --wait --json with no mapping: null State and Error', r.stdout)
+    except ValueError as e:
+        t.check(False, 'declare --wait --json parses (no mapping)', f'{e}: {r.stdout!r}')
+    r = t.run('declare', 'later', 'tcp', '8091', '--json')
+    t.check(r.stdout == '{"Name":"later","Mapping":"/"}\n', 'declare --json without --wait: as before', r.stdout)
+
+    for name in ('web', 'slow', 'slowtp', 'tp', 'later'):
+        t.run('undeclare', name)
+    t.check(f'released {web["Path"] if web else "?"}' in t.removals() and declared_in_list(t, 'tp') is None,
+            'undeclare removes the declared mappings', t.removals())
 
 
 def main():
