@@ -2761,6 +2761,7 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
         if (silent_at(s) <= now) {
                 /* asked SILENT_FAIL ago, nothing heard since: told, its state kept */
                 s->info.silent = true;
+                s->info.silent_since = s->asking_since;
                 emit_server(e, s);
         }
         server_timer_update(e, s);

@@ -142,6 +142,11 @@ typedef struct pcp_server_info {
          * keeps its mappings, asked on their schedules); anything heard from it (not an
          * ANNOUNCE on port 5350, which anyone can send) clears it. */
         bool silent;
+        /* engine time (ms) the first unanswered request of its last silence went: set as it
+         * turns silent (so that it has been asked in vain for now - silent_since), and kept
+         * when it is heard again (so that the SERVER event that clears `silent` tells how
+         * long it went unanswered). 0: never silent. */
+        uint64_t silent_since;
         bool has_external_addr;
         struct in6_addr external_addr; /* last external address seen (MAP or NAT-PMP) */
         uint8_t last_result;

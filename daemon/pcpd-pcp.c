@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "pcpd-pcp.h"
+#include "pcpd-log.h"
 #include "pcpd-sendq.h"
 #include "pcpd-timer.h"
 
@@ -24,6 +25,7 @@ typedef struct pcpd_pcp_server {
         pcpd_server *server; /* the owner's, for its events */
         uint32_t engine_id;
         char *text; /* for log lines */
+        bool told_silent; /* the engine's info.silent as last logged (log_silence()) */
         size_t n_addrs;
         int fds[PCP_SERVER_MAX_ADDRS];
         guint watches[PCP_SERVER_MAX_ADDRS];
@@ -204,6 +206,28 @@ static void tell_mapping_deleted(pcpd_pcp *p, const pcp_event *ev) {
                 p->ops->deleting_done(p->userdata, cookie, ev->deleted_upstream);
 }
 
+/* A server that stops answering (pcp_server_info.silent) and one heard again: one line
+ * each, once per episode (a SERVER event comes for other news too: its state, epoch,
+ * external address). Servers lists it as protocol "none" meanwhile; its mappings stay on
+ * it and are asked on their schedules. Only on a SERVER event: nothing per datagram. */
+static void log_silence(server_io *s, const pcp_server_info *si) {
+        const char *kv[] = { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE", pcp_server_state_to_string(si->state), NULL };
+        uint64_t now = now_ms();
+        unsigned secs = si->silent_since != 0 && now > si->silent_since ? (unsigned) ((now - si->silent_since) / 1000) : 0;
+
+        if (si->silent == s->told_silent)
+                return;
+        s->told_silent = si->silent;
+        if (si->silent)
+                pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE, kv,
+                               "PCP server %s has not answered for %u s; its mappings wait for it (listed with "
+                               "protocol \"none\" until it answers)",
+                               s->text, secs);
+        else
+                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_STATE, kv,
+                               "PCP server %s answers again after %u s", s->text, secs);
+}
+
 static void tell(pcpd_pcp *p, const pcp_event *ev) {
         server_io *s;
 
@@ -218,6 +242,8 @@ static void tell(pcpd_pcp *p, const pcp_event *ev) {
                 pcpd_server_status st;
 
                 s = server_by_engine_id(p, ev->server_id);
+                if (s != NULL && ev->server != NULL)
+                        log_silence(s, ev->server);
                 if (ev->server != NULL)
                         st = (pcpd_server_status) {
                                 .state = pcpd_pcp_server_state_of(ev->server->state),

@@ -2972,6 +2972,7 @@ static void test_server_silent(void **state) {
         t_renew = h->now;
         assert_true(t_renew - t_granted >= 30 * MINUTE);
         assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_srv(h, sid)->silent_since, 0); /* never silent */
         assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
         /* a new mapping asked meanwhile: silence is timed from the renewal, the first
          * unanswered request, not from this one */
@@ -2987,6 +2988,9 @@ static void test_server_silent(void **state) {
         assert_int_equal(ev->server_id, sid);
         assert_true(ev->server.silent);
         assert_int_equal(ev->server.state, PCP_SERVER_PCP);
+        /* timed from the renewal, the first unanswered request: what pcpd's log line on
+         * the silence (and on its end) counts from */
+        assert_int_equal(ev->server.silent_since, t_renew);
         /* its state and a's grant are kept; b is still asked */
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
         assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_RENEWING);
@@ -3002,6 +3006,9 @@ static void test_server_silent(void **state) {
         assert_false(h_srv(h, sid)->silent);
         assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
         assert_false(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent);
+        /* the event that ends the silence still says when it began ("answers again after
+         * N s") */
+        assert_int_equal(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent_since, t_renew);
         /* a's renewal goes on; answered 19 s after its next try: not silent meanwhile */
         while (h_last_for(h, a)->t <= h_last_for(h, b)->t)
                 assert_true(h_step(h));
