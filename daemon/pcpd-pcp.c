@@ -834,6 +834,47 @@ bool pcpd_pcp_mapping_view(pcpd_pcp *p, const pcpd_mapping *mp, pcpd_backend_inf
         return i != NULL && info_view(i, ret);
 }
 
+/* append name to a ", "-list in buf */
+static void name_append(char *buf, size_t size, const char *name) {
+        if (buf[0] != '\0')
+                g_strlcat(buf, ", ", size);
+        g_strlcat(buf, name, size);
+}
+
+void pcpd_pcp_mapping_unsupp_option_text(pcpd_pcp *p, const pcpd_mapping *mp, char *buf, size_t size) {
+        char mandatory[64] = "", optional[32] = "";
+        uint32_t options;
+        uint8_t n_filters;
+
+        if (size == 0)
+                return;
+        buf[0] = '\0';
+        if (mp->pcp == 0 || pcp_engine_mapping_request_options(p->engine, mp->pcp, &options, &n_filters) < 0)
+                return;
+        /* RFC 6887 §7: a server answers UNSUPP_OPTION only for an option in the
+         * mandatory-to-process range (codes below 128); it ignores the others */
+        if (options & PCP_HAS_THIRD_PARTY)
+                name_append(mandatory, sizeof(mandatory), pcp_option_to_string(PCP_OPTION_THIRD_PARTY));
+        if (options & PCP_HAS_PREFER_FAILURE)
+                name_append(mandatory, sizeof(mandatory), pcp_option_to_string(PCP_OPTION_PREFER_FAILURE));
+        if (n_filters > 0)
+                name_append(mandatory, sizeof(mandatory), pcp_option_to_string(PCP_OPTION_FILTER));
+        if (options & PCP_HAS_DESCRIPTION)
+                name_append(optional, sizeof(optional), pcp_option_to_string(PCP_OPTION_DESCRIPTION));
+        if (options & PCP_HAS_PORT_SET)
+                name_append(optional, sizeof(optional), pcp_option_to_string(PCP_OPTION_PORT_SET));
+        if (mandatory[0] != '\0')
+                g_snprintf(buf, size, "the request carried the options %s; the server supports not all of them",
+                           mandatory);
+        else if (optional[0] != '\0')
+                g_snprintf(buf, size,
+                           "the request carried no mandatory option (only %s, which a server may ignore): an odd "
+                           "answer from the server",
+                           optional);
+        else
+                g_snprintf(buf, size, "the request carried no option: an odd answer from the server");
+}
+
 bool pcpd_pcp_mapping_delete_until(pcpd_pcp *p, const pcpd_mapping *mp, uint64_t *ret) {
         const pcp_mapping_info *i = held_info(p, mp);
 
