@@ -212,12 +212,14 @@ static void tell_mapping_deleted(pcpd_pcp *p, const pcp_event *ev) {
  * it and are asked on their schedules. Only on a SERVER event: nothing per datagram. */
 static void log_silence(server_io *s, const pcp_server_info *si) {
         const char *kv[] = { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE", pcp_server_state_to_string(si->state), NULL };
-        uint64_t now = now_ms();
-        unsigned secs = si->silent_since != 0 && now > si->silent_since ? (unsigned) ((now - si->silent_since) / 1000) : 0;
+        uint64_t now;
+        unsigned secs;
 
         if (si->silent == s->told_silent)
-                return;
+                return; /* other news of it */
         s->told_silent = si->silent;
+        now = now_ms();
+        secs = si->silent_since != 0 && now > si->silent_since ? (unsigned) ((now - si->silent_since) / 1000) : 0;
         if (si->silent)
                 pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE, kv,
                                "PCP server %s has not answered for %u s; its mappings wait for it (listed with "
