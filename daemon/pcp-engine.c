@@ -653,6 +653,55 @@ static int encoded(pcp_wire_error r, size_t len) {
         return r == PCP_WIRE_OK ? (int) len : r == PCP_WIRE_ERR_BUFFER ? -ENOBUFS : -EINVAL;
 }
 
+/* The PCP request of m as it is now (a delete when m is being deleted): what
+ * encode_mapping_request() sends, and pcp_engine_mapping_request_options() tells. */
+static inline void mapping_request_msg(const pcp_mapping *m, bool delete, pcp_msg *msg) {
+        pcp_msg_init(msg, false, m->info.opcode);
+        msg->lifetime = delete ? 0 : m->info.lifetime_requested;
+        msg->client_addr = *server_local(m->server);
+        memcpy(msg->nonce, m->info.nonce, PCP_NONCE_LEN);
+        msg->protocol = m->info.protocol;
+        msg->internal_port = m->info.internal_port;
+        if (delete) {
+                /* RFC 6887 §15: zero suggestion on delete */
+                zero_addr_for(&m->info.internal_addr, &msg->external_addr);
+                msg->external_port = 0;
+        } else if (m->info.has_external) {
+                /* renewals and recreations ask for what we had */
+                msg->external_addr = m->info.external_addr;
+                msg->external_port = m->info.external_port;
+        } else {
+                msg->external_addr = *suggested_addr(m);
+                msg->external_port = m->info.suggested_external_port;
+        }
+        if (m->info.opcode == PCP_OPCODE_PEER) {
+                msg->remote_port = m->info.remote_port;
+                msg->remote_addr = *mapping_remote_addr(m);
+        }
+        if (m->has_third_party) {
+                msg->options |= PCP_HAS_THIRD_PARTY;
+                msg->third_party = m->info.internal_addr; /* the third party's, see add_mapping */
+        }
+        if (m->has_port_set && m->info.opcode == PCP_OPCODE_MAP) {
+                msg->options |= PCP_HAS_PORT_SET;
+                msg->port_set = m->opt->port_set;
+        }
+        if (!delete) {
+                /* PREFER_FAILURE needs a suggested port, FILTER a lifetime (§13) */
+                if (m->prefer_failure && msg->external_port != 0 && m->info.opcode == PCP_OPCODE_MAP)
+                        msg->options |= PCP_HAS_PREFER_FAILURE;
+                if (m->info.opcode == PCP_OPCODE_MAP && m->opt != NULL && m->opt->n_filters > 0) {
+                        msg->n_filters = m->opt->n_filters;
+                        memcpy(msg->filters, m->opt->filters, m->opt->n_filters * sizeof(pcp_filter));
+                }
+                if (m->opt != NULL && m->opt->description != NULL) {
+                        msg->options |= PCP_HAS_DESCRIPTION;
+                        msg->description = m->opt->description;
+                        msg->description_len = (uint16_t) strlen(m->opt->description);
+                }
+        }
+}
+
 /* the request of m as it is now */
 static int encode_mapping_request(const pcp_mapping *m, uint8_t *buf, size_t size) {
         bool delete = m->info.state == PCP_MAPPING_DELETING;
@@ -674,50 +723,7 @@ static int encode_mapping_request(const pcp_mapping *m, uint8_t *buf, size_t siz
 
         pcp_msg msg;
 
-        pcp_msg_init(&msg, false, m->info.opcode);
-        msg.lifetime = delete ? 0 : m->info.lifetime_requested;
-        msg.client_addr = *server_local(m->server);
-        memcpy(msg.nonce, m->info.nonce, PCP_NONCE_LEN);
-        msg.protocol = m->info.protocol;
-        msg.internal_port = m->info.internal_port;
-        if (delete) {
-                /* RFC 6887 §15: zero suggestion on delete */
-                zero_addr_for(&m->info.internal_addr, &msg.external_addr);
-                msg.external_port = 0;
-        } else if (m->info.has_external) {
-                /* renewals and recreations ask for what we had */
-                msg.external_addr = m->info.external_addr;
-                msg.external_port = m->info.external_port;
-        } else {
-                msg.external_addr = *suggested_addr(m);
-                msg.external_port = m->info.suggested_external_port;
-        }
-        if (m->info.opcode == PCP_OPCODE_PEER) {
-                msg.remote_port = m->info.remote_port;
-                msg.remote_addr = *mapping_remote_addr(m);
-        }
-        if (m->has_third_party) {
-                msg.options |= PCP_HAS_THIRD_PARTY;
-                msg.third_party = m->info.internal_addr; /* the third party's, see add_mapping */
-        }
-        if (m->has_port_set && m->info.opcode == PCP_OPCODE_MAP) {
-                msg.options |= PCP_HAS_PORT_SET;
-                msg.port_set = m->opt->port_set;
-        }
-        if (!delete) {
-                /* PREFER_FAILURE needs a suggested port, FILTER a lifetime (§13) */
-                if (m->prefer_failure && msg.external_port != 0 && m->info.opcode == PCP_OPCODE_MAP)
-                        msg.options |= PCP_HAS_PREFER_FAILURE;
-                if (m->info.opcode == PCP_OPCODE_MAP && m->opt != NULL && m->opt->n_filters > 0) {
-                        msg.n_filters = m->opt->n_filters;
-                        memcpy(msg.filters, m->opt->filters, m->opt->n_filters * sizeof(pcp_filter));
-                }
-                if (m->opt != NULL && m->opt->description != NULL) {
-                        msg.options |= PCP_HAS_DESCRIPTION;
-                        msg.description = m->opt->description;
-                        msg.description_len = (uint16_t) strlen(m->opt->description);
-                }
-        }
+        mapping_request_msg(m, delete, &msg);
         r = pcp_encode(&msg, buf, size, &len);
         return encoded(r, len);
 }
@@ -1845,6 +1851,22 @@ const pcp_mapping_info *pcp_engine_mapping_get(pcp_engine *e, uint64_t id) {
         return m != NULL ? &m->info : NULL;
 }
 
+int pcp_engine_mapping_request_options(pcp_engine *e, uint64_t id, uint32_t *ret_options, uint8_t *ret_n_filters) {
+        pcp_mapping *m = e != NULL ? find_by_id(e, id) : NULL;
+        pcp_msg msg;
+
+        if (m == NULL)
+                return -ENOENT;
+        *ret_options = 0;
+        *ret_n_filters = 0;
+        if (m->info.natpmp)
+                return 0;
+        mapping_request_msg(m, m->info.state == PCP_MAPPING_DELETING, &msg);
+        *ret_options = msg.options;
+        *ret_n_filters = msg.n_filters;
+        return 0;
+}
+
 int pcp_engine_mapping_set_userdata(pcp_engine *e, uint64_t id, void *userdata) {
         pcp_mapping *m = e != NULL ? find_by_id(e, id) : NULL;
 
@@ -2761,6 +2783,7 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
         if (silent_at(s) <= now) {
                 /* asked SILENT_FAIL ago, nothing heard since: told, its state kept */
                 s->info.silent = true;
+                s->info.silent_since = s->asking_since;
                 emit_server(e, s);
         }
         server_timer_update(e, s);

@@ -48,8 +48,9 @@
  *
  * Handlers may call the engine (input or output calls) while draining: the event they got
  * is then no longer valid (below), and what their calls cause is pulled by the same loop.
- * The read-only accessors (pcp_engine_mapping_get(), _server_get(), _mapping_count(),
- * _next_deadline(), _get_stats()) never invalidate anything.
+ * The read-only accessors (pcp_engine_mapping_get(), _mapping_request_options(),
+ * _server_get(), _mapping_count(), _next_deadline(), _get_stats()) never invalidate
+ * anything.
  */
 
 #include <netinet/in.h>
@@ -142,6 +143,11 @@ typedef struct pcp_server_info {
          * keeps its mappings, asked on their schedules); anything heard from it (not an
          * ANNOUNCE on port 5350, which anyone can send) clears it. */
         bool silent;
+        /* engine time (ms) the first unanswered request of its last silence went: set as it
+         * turns silent (so that it has been asked in vain for now - silent_since), and kept
+         * when it is heard again (so that the SERVER event that clears `silent` tells how
+         * long it went unanswered). 0: never silent. */
+        uint64_t silent_since;
         bool has_external_addr;
         struct in6_addr external_addr; /* last external address seen (MAP or NAT-PMP) */
         uint8_t last_result;
@@ -352,6 +358,13 @@ int pcp_engine_remove_mapping(pcp_engine *e, uint64_t now, uint64_t mapping_id);
  * pulled yet are dropped. */
 int pcp_engine_forget_mapping(pcp_engine *e, uint64_t mapping_id);
 const pcp_mapping_info *pcp_engine_mapping_get(pcp_engine *e, uint64_t mapping_id);
+/* The options mapping_id's request carries as it would go now (its first request, a
+ * renewal, a retry: what an UNSUPP_OPTION answer refused; a delete's when it is being
+ * deleted), as encoded: PCP_HAS_* bits (pcp-wire.h) in *ret_options, how many FILTER
+ * options in *ret_n_filters. A NAT-PMP mapping carries none. -ENOENT: no such mapping.
+ * Read-only. */
+int pcp_engine_mapping_request_options(pcp_engine *e, uint64_t mapping_id, uint32_t *ret_options,
+                                       uint8_t *ret_n_filters);
 /* The userdata its events carry from now on (it may be being deleted); -ENOENT when the id
  * is unknown (the mapping is gone: its MAPPING_DELETED event was pulled). */
 int pcp_engine_mapping_set_userdata(pcp_engine *e, uint64_t mapping_id, void *userdata);

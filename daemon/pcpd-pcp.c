@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "pcpd-pcp.h"
+#include "pcpd-log.h"
 #include "pcpd-sendq.h"
 #include "pcpd-timer.h"
 
@@ -24,6 +25,7 @@ typedef struct pcpd_pcp_server {
         pcpd_server *server; /* the owner's, for its events */
         uint32_t engine_id;
         char *text; /* for log lines */
+        bool told_silent; /* the engine's info.silent as last logged (log_silence()) */
         size_t n_addrs;
         int fds[PCP_SERVER_MAX_ADDRS];
         guint watches[PCP_SERVER_MAX_ADDRS];
@@ -204,6 +206,30 @@ static void tell_mapping_deleted(pcpd_pcp *p, const pcp_event *ev) {
                 p->ops->deleting_done(p->userdata, cookie, ev->deleted_upstream);
 }
 
+/* A server that stops answering (pcp_server_info.silent) and one heard again: one line
+ * each, once per episode (a SERVER event comes for other news too: its state, epoch,
+ * external address). Servers lists it as protocol "none" meanwhile; its mappings stay on
+ * it and are asked on their schedules. Only on a SERVER event: nothing per datagram. */
+static void log_silence(server_io *s, const pcp_server_info *si) {
+        const char *kv[] = { "PCPD_SERVER", s->text, "PCPD_SERVER_STATE", pcp_server_state_to_string(si->state), NULL };
+        uint64_t now;
+        unsigned secs;
+
+        if (si->silent == s->told_silent)
+                return; /* other news of it */
+        s->told_silent = si->silent;
+        now = now_ms();
+        secs = si->silent_since != 0 && now > si->silent_since ? (unsigned) ((now - si->silent_since) / 1000) : 0;
+        if (si->silent)
+                pcpd_log_event(G_LOG_LEVEL_WARNING, PCPD_MSGID_SERVER_STATE, kv,
+                               "PCP server %s has not answered for %u s; its mappings wait for it (listed with "
+                               "protocol \"none\" until it answers)",
+                               s->text, secs);
+        else
+                pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_SERVER_STATE, kv,
+                               "PCP server %s answers again after %u s", s->text, secs);
+}
+
 static void tell(pcpd_pcp *p, const pcp_event *ev) {
         server_io *s;
 
@@ -218,6 +244,8 @@ static void tell(pcpd_pcp *p, const pcp_event *ev) {
                 pcpd_server_status st;
 
                 s = server_by_engine_id(p, ev->server_id);
+                if (s != NULL && ev->server != NULL)
+                        log_silence(s, ev->server);
                 if (ev->server != NULL)
                         st = (pcpd_server_status) {
                                 .state = pcpd_pcp_server_state_of(ev->server->state),
@@ -377,8 +405,30 @@ typedef struct rx_clock {
         int64_t real_us;
 } rx_clock;
 
+/* The pair is read tight: monotonic, wall, monotonic, and `now` is the midpoint of the two
+ * monotonic reads. A thread preempted between two plain reads would date the datagram
+ * too early by the preemption (the wall clock read late makes its age look longer); when
+ * the two monotonic reads are more than RX_CLOCK_TIGHT_US apart, the three are read again,
+ * RX_CLOCK_TRIES times at most, and the tightest pair is kept. Three vDSO reads per
+ * datagram in the usual case: no system call. */
+#define RX_CLOCK_TIGHT_US 1000
+#define RX_CLOCK_TRIES 3
+
 static rx_clock rx_clock_read(void) {
-        return (rx_clock) { .now = now_ms(), .real_us = (int64_t) realtime_us() };
+        int64_t best_span = INT64_MAX, best_mono = 0, best_real = 0;
+
+        for (int i = 0; i < RX_CLOCK_TRIES; i++) {
+                int64_t before = g_get_monotonic_time(), real = g_get_real_time(), after = g_get_monotonic_time();
+
+                if (after - before < best_span) {
+                        best_span = after - before;
+                        best_mono = before + (after - before) / 2;
+                        best_real = real;
+                }
+                if (best_span <= RX_CLOCK_TIGHT_US)
+                        break;
+        }
+        return (rx_clock) { .now = (uint64_t) best_mono / 1000, .real_us = best_real };
 }
 
 static uint64_t arrival_ms(const struct msghdr *mh, rx_clock clk) {
@@ -784,6 +834,47 @@ bool pcpd_pcp_mapping_view(pcpd_pcp *p, const pcpd_mapping *mp, pcpd_backend_inf
         const pcp_mapping_info *i = held_info(p, mp);
 
         return i != NULL && info_view(i, ret);
+}
+
+/* append name to a ", "-list in buf */
+static void name_append(char *buf, size_t size, const char *name) {
+        if (buf[0] != '\0')
+                g_strlcat(buf, ", ", size);
+        g_strlcat(buf, name, size);
+}
+
+void pcpd_pcp_mapping_unsupp_option_text(pcpd_pcp *p, const pcpd_mapping *mp, char *buf, size_t size) {
+        char mandatory[64] = "", optional[32] = "";
+        uint32_t options;
+        uint8_t n_filters;
+
+        if (size == 0)
+                return;
+        buf[0] = '\0';
+        if (mp->pcp == 0 || pcp_engine_mapping_request_options(p->engine, mp->pcp, &options, &n_filters) < 0)
+                return;
+        /* RFC 6887 §7: a server answers UNSUPP_OPTION only for an option in the
+         * mandatory-to-process range (codes below 128); it ignores the others */
+        if (options & PCP_HAS_THIRD_PARTY)
+                name_append(mandatory, sizeof(mandatory), pcp_option_to_string(PCP_OPTION_THIRD_PARTY));
+        if (options & PCP_HAS_PREFER_FAILURE)
+                name_append(mandatory, sizeof(mandatory), pcp_option_to_string(PCP_OPTION_PREFER_FAILURE));
+        if (n_filters > 0)
+                name_append(mandatory, sizeof(mandatory), pcp_option_to_string(PCP_OPTION_FILTER));
+        if (options & PCP_HAS_DESCRIPTION)
+                name_append(optional, sizeof(optional), pcp_option_to_string(PCP_OPTION_DESCRIPTION));
+        if (options & PCP_HAS_PORT_SET)
+                name_append(optional, sizeof(optional), pcp_option_to_string(PCP_OPTION_PORT_SET));
+        if (mandatory[0] != '\0')
+                g_snprintf(buf, size, "the request carried the options %s; the server supports not all of them",
+                           mandatory);
+        else if (optional[0] != '\0')
+                g_snprintf(buf, size,
+                           "the request carried no mandatory option (only %s, which a server may ignore): an odd "
+                           "answer from the server",
+                           optional);
+        else
+                g_snprintf(buf, size, "the request carried no option: an odd answer from the server");
 }
 
 bool pcpd_pcp_mapping_delete_until(pcpd_pcp *p, const pcpd_mapping *mp, uint64_t *ret) {

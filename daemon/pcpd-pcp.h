@@ -137,6 +137,12 @@ bool pcpd_pcp_mapping_held(const pcpd_mapping *mp);
  * strings are static); false when the engine does not hold mp or it is being deleted
  * (nothing of it is to be published then). */
 bool pcpd_pcp_mapping_view(pcpd_pcp *p, const pcpd_mapping *mp, pcpd_backend_info *ret);
+/* For the log line of a mapping its server refused with UNSUPP_OPTION, whose answer does
+ * not say which option: into buf (one line, no final period), the options mp's request
+ * carries, e.g. "the request carried the options THIRD_PARTY, PREFER_FAILURE; the server
+ * supports not all of them", or, when it carries none a server must process, that the
+ * answer is odd. "" when mp has no engine mapping here. */
+void pcpd_pcp_mapping_unsupp_option_text(pcpd_pcp *p, const pcpd_mapping *mp, char *buf, size_t size);
 /* When the engine holds mp: true, and until when (CLOCK_REALTIME µs) it may still exist
  * upstream after a delete that is never confirmed (what it was granted or a request in
  * flight may still get). */

@@ -7,6 +7,7 @@ starts answering later, follows its address, and still answers NoServer where th
 has only private, CGN or ULA addresses. Needs root and network namespaces (ip netns)."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -321,6 +322,10 @@ class DirectTest(BusTestCase):
         wait_until(lambda: protocol() == 'none', 40, 'Servers: none for the silent server')
         self.assertGreaterEqual(time.monotonic() - t0, 19, 'not before a request went unanswered for 20 s')
         wait_until(lambda: signalled()[-1:] == [['none']], 5, 'PropertiesChanged Servers: none')
+        # one warning for the silence (Servers: none), whatever else changes meanwhile
+        went_silent = rf'PCP server {re.escape(server)} has not answered for (\d+) s; its mappings wait for it'
+        wait_until(lambda: re.search(went_silent, env.log()), 5, 'the log line on the silence')
+        self.assertGreaterEqual(int(re.search(went_silent, env.log())[1]), 20)
         # its only server no longer answers: the manager is no longer "ready" (it keeps
         # asking: "discovering"), told with PropertiesChanged State
         wait_until(lambda: env.get(PATH, MANAGER, 'State') == 'discovering', 5, 'State: discovering')
@@ -343,6 +348,11 @@ class DirectTest(BusTestCase):
         wait_until(lambda: signalled()[-1:] == [['pcp']], 5, 'PropertiesChanged Servers: pcp')
         wait_until(lambda: env.get(PATH, MANAGER, 'State') == 'ready', 5, 'State: ready again')
         wait_until(lambda: self.manager_changes(env, 'State')[-1:] == ['ready'], 5, 'PropertiesChanged State: ready')
+        # and one line on its end, after the time it went unanswered (20 s at least)
+        answers = re.findall(rf'PCP server {re.escape(server)} answers again after (\d+) s', env.log())
+        self.assertEqual(len(answers), 1, env.log())
+        self.assertGreaterEqual(int(answers[0]), 20)
+        self.assertEqual(len(re.findall(went_silent, env.log())), 1, env.log())
         env.assert_alive()
 
     # ---- restarts: direct mappings are saved and made again ----

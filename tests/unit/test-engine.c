@@ -2953,6 +2953,84 @@ static void answer_maps(harness *h, size_t *from) {
                         h_reply(h, &h->sent[*from], PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 40000);
 }
 
+/* The options a request carried, as pcp_engine_mapping_request_options() tells them: what
+ * the datagram the server refused with UNSUPP_OPTION carried (the answer does not say
+ * which; pcpd's log line names them), and what its retry carries, option for option. A
+ * PEER's PREFER_FAILURE is not sent (MAP only), so not told either; a request without
+ * options tells none. */
+static void expect_request_options(harness *h, uint64_t id, const h_sent *req) {
+        uint32_t options = UINT32_MAX;
+        uint8_t n_filters = UINT8_MAX;
+        pcp_msg m;
+
+        h_decode(req, &m);
+        assert_int_equal(pcp_engine_mapping_request_options(h->e, id, &options, &n_filters), 0);
+        assert_int_equal(options, m.options);
+        assert_int_equal(n_filters, m.n_filters);
+}
+
+static void test_unsupp_option_request_options(void **state) {
+        harness *h = h_new(143, NULL);
+        uint32_t sid = pcp_server(h), options;
+        uint64_t full, plain, peer, t;
+        pcp_mapping_params p;
+        uint8_t n_filters;
+
+        (void) state;
+        h_params(&p, sid, IPPROTO_TCP, 8080, 3600);
+        p.description = "wiki";
+        p.n_filters = 2;
+        p.filters[0] = (pcp_filter) { .prefix_len = 120, .remote_addr = h_ip("203.0.113.0") };
+        p.filters[1] = (pcp_filter) { .prefix_len = 128, .remote_port = 22, .remote_addr = h_ip("198.51.100.1") };
+        p.has_third_party = true;
+        p.third_party = h_ip("192.168.1.77");
+        p.has_port_set = true;
+        p.port_set = (pcp_port_set) { .size = 16, .first_internal_port = 8080 };
+        p.prefer_failure = true;
+        p.suggested_external_port = 18080;
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &full), 0);
+        plain = h_map(h, sid, IPPROTO_UDP, 8081, 3600);
+        h_params(&p, sid, IPPROTO_TCP, 8082, 3600);
+        p.opcode = PCP_OPCODE_PEER;
+        p.remote_port = 443;
+        p.remote_addr = h_ip("198.51.100.9");
+        p.prefer_failure = true; /* MAP only: not sent */
+        p.suggested_external_port = 18082;
+        assert_int_equal(pcp_engine_add_mapping(h->e, h->now, &p, &peer), 0);
+        h_drain(h);
+
+        expect_request_options(h, full, h_last_for(h, full));
+        assert_int_equal(pcp_engine_mapping_request_options(h->e, full, &options, &n_filters), 0);
+        assert_int_equal(options, PCP_HAS_THIRD_PARTY | PCP_HAS_PREFER_FAILURE | PCP_HAS_DESCRIPTION | PCP_HAS_PORT_SET);
+        assert_int_equal(n_filters, 2);
+        expect_request_options(h, plain, h_last_for(h, plain));
+        assert_int_equal(pcp_engine_mapping_request_options(h->e, plain, &options, &n_filters), 0);
+        assert_int_equal(options, 0);
+        assert_int_equal(n_filters, 0);
+        expect_request_options(h, peer, h_last_for(h, peer));
+        assert_int_equal(pcp_engine_mapping_request_options(h->e, peer, &options, &n_filters), 0);
+        assert_int_equal(options, 0);
+
+        /* refused: failed with UNSUPP_OPTION, the options still those of the refused request */
+        h_reply(h, h_last_for(h, full), PCP_RESULT_UNSUPP_OPTION, 60, ep(h), "0.0.0.0", 0);
+        h_reply(h, h_last_for(h, plain), PCP_RESULT_UNSUPP_OPTION, 60, ep(h), "0.0.0.0", 0);
+        for (size_t i = 0; i < 2; i++) {
+                uint64_t id = i == 0 ? full : plain;
+
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+                assert_int_equal(h_mapping(h, id)->result, PCP_RESULT_UNSUPP_OPTION);
+                expect_request_options(h, id, h_last_for(h, id));
+        }
+        /* and those of its retry */
+        t = h_last_for(h, full)->t;
+        while (h_last_for(h, full)->t == t)
+                assert_true(h_step(h));
+        expect_request_options(h, full, h_last_for(h, full));
+
+        assert_int_equal(pcp_engine_mapping_request_options(h->e, 999999, &options, &n_filters), -ENOENT);
+        h_free(h);
+}
+
 /* A server that stops answering is told silent (pcp_server_info.silent, one SERVER event)
  * once a request to it has gone SILENT_FAIL (20 s) unanswered with nothing heard since
  * that request went, timed from that request (a renewal half a lifetime after the last
@@ -2972,6 +3050,7 @@ static void test_server_silent(void **state) {
         t_renew = h->now;
         assert_true(t_renew - t_granted >= 30 * MINUTE);
         assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_srv(h, sid)->silent_since, 0); /* never silent */
         assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
         /* a new mapping asked meanwhile: silence is timed from the renewal, the first
          * unanswered request, not from this one */
@@ -2987,6 +3066,9 @@ static void test_server_silent(void **state) {
         assert_int_equal(ev->server_id, sid);
         assert_true(ev->server.silent);
         assert_int_equal(ev->server.state, PCP_SERVER_PCP);
+        /* timed from the renewal, the first unanswered request: what pcpd's log line on
+         * the silence (and on its end) counts from */
+        assert_int_equal(ev->server.silent_since, t_renew);
         /* its state and a's grant are kept; b is still asked */
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
         assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_RENEWING);
@@ -3002,6 +3084,9 @@ static void test_server_silent(void **state) {
         assert_false(h_srv(h, sid)->silent);
         assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
         assert_false(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent);
+        /* the event that ends the silence still says when it began ("answers again after
+         * N s") */
+        assert_int_equal(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent_since, t_renew);
         /* a's renewal goes on; answered 19 s after its next try: not silent meanwhile */
         while (h_last_for(h, a)->t <= h_last_for(h, b)->t)
                 assert_true(h_step(h));
@@ -3737,6 +3822,7 @@ int main(void) {
                 cmocka_unit_test(test_announce_hint_unreachable),
                 cmocka_unit_test(test_announce_hint_natpmp),
                 cmocka_unit_test(test_announce_hint_other_states),
+                cmocka_unit_test(test_unsupp_option_request_options),
                 cmocka_unit_test(test_server_silent),
                 cmocka_unit_test(test_server_answering_never_silent),
                 cmocka_unit_test(test_server_silent_natpmp),

@@ -884,6 +884,58 @@ static void test_batch_dated_per_datagram(void **state) {
         fake_server_free(f);
 }
 
+/* What the log line of a mapping refused with UNSUPP_OPTION says of its request (the
+ * answer does not name the option): the options a server must process that it carried,
+ * or, with none, that the answer is odd (naming the optional ones it carried); nothing for
+ * a mapping not held. */
+static void test_unsupp_option_text(void **state) {
+        g_autoptr(pcpd_pcp) p = NULL;
+        news rec = { 0 };
+        struct sockaddr_in6 srv;
+        pcp_filter filter = { .prefix_len = 128, .remote_port = 22 };
+        pcpd_mapping full, described, plain, loose;
+        pcpd_server server;
+        char text[256] = "x";
+        int fd = server_socket(&srv);
+
+        assert_int_equal(pcpd_pcp_new(&ops, &rec, 0, &p), 0);
+        server_init(&server, &srv, 1, "unsupp option");
+        assert_int_equal(pcpd_pcp_server_add(p, &server), 0);
+        assert_int_equal(inet_pton(AF_INET6, "::ffff:198.51.100.1", &filter.remote_addr), 1);
+        mapping_init(p, &full, 4200);
+        full.prefer_failure = true;
+        full.suggested_port = 14200;
+        full.description = (char *) "wiki";
+        pcpd_mapping_set_filters(&full, &filter, 1);
+        mapping_init(p, &described, 4201);
+        described.description = (char *) "wiki";
+        mapping_init(p, &plain, 4202);
+        mapping_init(p, &loose, 4203);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &full, &server, NULL), 0);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &described, &server, NULL), 0);
+        assert_int_equal(pcpd_pcp_mapping_add(p, &plain, &server, NULL), 0);
+
+        pcpd_pcp_mapping_unsupp_option_text(p, &full, text, sizeof(text));
+        assert_string_equal(text, "the request carried the options PREFER_FAILURE, FILTER; the server supports not all "
+                                  "of them");
+        pcpd_pcp_mapping_unsupp_option_text(p, &described, text, sizeof(text));
+        assert_string_equal(text, "the request carried no mandatory option (only DESCRIPTION, which a server may "
+                                  "ignore): an odd answer from the server");
+        pcpd_pcp_mapping_unsupp_option_text(p, &plain, text, sizeof(text));
+        assert_string_equal(text, "the request carried no option: an odd answer from the server");
+        /* not held: nothing */
+        pcpd_pcp_mapping_unsupp_option_text(p, &loose, text, sizeof(text));
+        assert_string_equal(text, "");
+        /* cut to the room given, still a string */
+        pcpd_pcp_mapping_unsupp_option_text(p, &full, text, 12);
+        assert_string_equal(text, "the request");
+
+        pcpd_pcp_server_remove(p, &server); /* its mappings lost with it */
+        assert_false(pcpd_pcp_mapping_held(&full));
+        pcpd_mapping_rare_free(&full);
+        close(fd);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_server_state_of),
@@ -896,6 +948,7 @@ int main(void) {
                 cmocka_unit_test(test_stop_ends_input),
                 cmocka_unit_test(test_removed_while_read),
                 cmocka_unit_test(test_batch_dated_per_datagram),
+                cmocka_unit_test(test_unsupp_option_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
