@@ -14,6 +14,9 @@
 typedef struct pcpd_backend_info {
         const char *state; /* "pending", "active", "renewing", "failed" */
         const char *error; /* "" or an error name (Mapping.Error) */
+        /* NULL, or for the log line of a failure what the error name does not say (for
+         * UNSUPP_OPTION: the options the request carried); valid during the call only */
+        const char *error_detail;
         bool has_external;
         struct in6_addr external_addr;
         uint16_t external_port;

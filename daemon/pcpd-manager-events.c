@@ -20,7 +20,7 @@
 
 /* Granted and failed, once per change: a renewal is no news. */
 static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const char *old_error,
-                               const char *old_external, uint16_t old_port) {
+                               const char *old_external, uint16_t old_port, const char *detail) {
         if (strcmp(mp->state, "active") == 0 &&
             (strcmp(old_state, "active") != 0 || strcmp(old_external, mp->external_address) != 0 ||
              old_port != mp->external_port)) {
@@ -37,8 +37,10 @@ static void mapping_log_change(pcpd_mapping *mp, const char *old_state, const ch
                 /* a persistent or declared mapping is held by nobody: it is retried for as
                  * long as it stays */
                 pcpd_log_mapping(G_LOG_LEVEL_WARNING, PCPD_MSGID_MAPPING_FAILED, mp, mp->error, NULL,
-                                 "Mapping %s failed on %s: %s; retrying %s", PCPD_MAPPING_PATH(mp),
+                                 "Mapping %s failed on %s: %s%s%s%s; retrying %s", PCPD_MAPPING_PATH(mp),
                                  mp->server_text, mp->error[0] ? mp->error : "unknown error",
+                                 detail != NULL && detail[0] != '\0' ? " (" : "", detail ?: "",
+                                 detail != NULL && detail[0] != '\0' ? ")" : "",
                                  pcpd_mapping_declared(mp) != NULL ? "while it is declared"
                                  : mp->persistent                  ? "until it is removed (persistent)"
                                                                    : "while it is held");
@@ -110,7 +112,7 @@ void manager_mapping_sync(pcpd_manager *m, pcpd_mapping *mp, const pcpd_backend_
                 manager_persist_mapping(m, mp);
         if (what != 0)
                 pcpd_manager_emit_mapping_changed(m, mp, what);
-        mapping_log_change(mp, old_state, old_error, old_external, old_port);
+        mapping_log_change(mp, old_state, old_error, old_external, old_port, i->error_detail);
 }
 
 

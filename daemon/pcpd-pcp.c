@@ -172,12 +172,19 @@ static bool deletes_drop(pcpd_pcp *p, delete_entry *e) {
 static void tell_mapping(pcpd_pcp *p, const pcp_event *ev) {
         pcpd_mapping *mp = ev->mapping_userdata;
         pcpd_backend_info bi;
+        char detail[256];
         bool show;
 
         if (mp == NULL)
                 return; /* detached, or being deleted */
         g_assert(mp->pcp == ev->mapping_id);
         show = info_view(ev->mapping, &bi);
+        /* the answer does not say which option: the log line names those the request carried */
+        if (show && ev->mapping->state == PCP_MAPPING_FAILED && ev->mapping->error == PCP_MAPPING_ERROR_RESULT &&
+            ev->mapping->result == PCP_RESULT_UNSUPP_OPTION) {
+                pcpd_pcp_mapping_unsupp_option_text(p, mp, detail, sizeof(detail));
+                bi.error_detail = detail;
+        }
         p->ops->mapping_changed(p->userdata, mp, show ? &bi : NULL, ev->mapping->state == PCP_MAPPING_ACTIVE);
 }
 
@@ -866,8 +873,8 @@ void pcpd_pcp_mapping_unsupp_option_text(pcpd_pcp *p, const pcpd_mapping *mp, ch
         if (options & PCP_HAS_PORT_SET)
                 name_append(optional, sizeof(optional), pcp_option_to_string(PCP_OPTION_PORT_SET));
         if (mandatory[0] != '\0')
-                g_snprintf(buf, size, "the request carried the options %s; the server supports not all of them",
-                           mandatory);
+                g_snprintf(buf, size, "the server does not support %s the request carried: %s",
+                           strchr(mandatory, ',') != NULL ? "one of the options" : "the option", mandatory);
         else if (optional[0] != '\0')
                 g_snprintf(buf, size,
                            "the request carried no mandatory option (only %s, which a server may ignore): an odd "

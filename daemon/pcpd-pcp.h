@@ -139,8 +139,8 @@ bool pcpd_pcp_mapping_held(const pcpd_mapping *mp);
 bool pcpd_pcp_mapping_view(pcpd_pcp *p, const pcpd_mapping *mp, pcpd_backend_info *ret);
 /* For the log line of a mapping its server refused with UNSUPP_OPTION, whose answer does
  * not say which option: into buf (one line, no final period), the options mp's request
- * carries, e.g. "the request carried the options THIRD_PARTY, PREFER_FAILURE; the server
- * supports not all of them", or, when it carries none a server must process, that the
+ * carries, e.g. "the server does not support one of the options the request carried:
+ * THIRD_PARTY, PREFER_FAILURE", or, when it carries none a server must process, that the
  * answer is odd. "" when mp has no engine mapping here. */
 void pcpd_pcp_mapping_unsupp_option_text(pcpd_pcp *p, const pcpd_mapping *mp, char *buf, size_t size);
 /* When the engine holds mp: true, and until when (CLOCK_REALTIME µs) it may still exist

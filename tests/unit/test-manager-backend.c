@@ -1034,6 +1034,8 @@ static void test_server_state(void **state) {
 /* "recreate|reset PRIORITY PCPD_SERVER|MESSAGE" of every PCPD_MSGID_RECREATE and
  * PCPD_MSGID_EPOCH_RESET line logged */
 static GPtrArray *recreation_lines;
+/* the MESSAGE of every PCPD_MSGID_MAPPING_FAILED line logged */
+static GPtrArray *failure_lines;
 
 static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data) {
         const char *id = NULL, *server = "", *message = "", *priority = "";
@@ -1051,7 +1053,39 @@ static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields
                 g_ptr_array_add(recreation_lines,
                                 g_strdup_printf("%s %s %s|%s", strcmp(id, PCPD_MSGID_RECREATE) == 0 ? "recreate" : "reset",
                                                 priority, server, message));
+        if (id != NULL && strcmp(id, PCPD_MSGID_MAPPING_FAILED) == 0)
+                g_ptr_array_add(failure_lines, g_strdup(message));
         return g_log_writer_default(level, fields, n, data);
+}
+
+/* A failure's log line says what its backend adds to the error name (error_detail: for
+ * UNSUPP_OPTION the options the request carried, pcpd_pcp_mapping_unsupp_option_text()),
+ * on the same line; without a detail the line is as it was. */
+static void test_failure_detail_logged(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request req = request(5002, ":1.1");
+        pcpd_mapping *mp = add(f, &req);
+        const char *detail = "the server does not support the option the request carried: THIRD_PARTY";
+        g_autofree char *want = NULL;
+        pcpd_backend_info bi;
+        guint from = failure_lines->len;
+
+        assert_true(pcpd_backend_info_of(&f->fb->base, mp, &bi));
+        bi.state = "failed";
+        bi.error = "UNSUPP_OPTION";
+        bi.error_detail = detail;
+        f->fb->base.events->mapping_changed(f->fb->base.userdata, mp, &bi, false);
+        assert_int_equal(failure_lines->len, from + 1);
+        want = g_strdup_printf("Mapping %s failed on %s: UNSUPP_OPTION (%s); retrying ", PCPD_MAPPING_PATH(mp),
+                               mp->server_text, detail);
+        assert_true(g_str_has_prefix(failure_lines->pdata[from], want));
+        /* no detail: the error name alone */
+        fake_fail(f->fb, mp, "NOT_AUTHORIZED");
+        assert_int_equal(failure_lines->len, from + 2);
+        g_free(want);
+        want = g_strdup_printf("Mapping %s failed on %s: NOT_AUTHORIZED; retrying ", PCPD_MAPPING_PATH(mp),
+                               mp->server_text);
+        assert_true(g_str_has_prefix(failure_lines->pdata[from + 1], want));
 }
 
 /* A change a server announced (pcpd_backend_events.server_recreate) is logged once per
@@ -1108,6 +1142,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_snapshot_walk_same_bytes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_recreate_logged, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failure_detail_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_events, setup, teardown, (void *) &fallback),
                 cmocka_unit_test_prestate_setup_teardown(test_external_address_from_igd, setup, teardown,
@@ -1123,8 +1158,10 @@ int main(void) {
          * here (a path under a directory that does not exist; nothing is made there) */
         g_setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/pcpd-test-manager-backend/no-bus", TRUE);
         recreation_lines = g_ptr_array_new_with_free_func(g_free);
+        failure_lines = g_ptr_array_new_with_free_func(g_free);
         g_log_set_writer_func(record_log, NULL, NULL);
         r = cmocka_run_group_tests(tests, NULL, NULL);
         g_ptr_array_free(recreation_lines, TRUE);
+        g_ptr_array_free(failure_lines, TRUE);
         return r;
 }

@@ -39,6 +39,8 @@ typedef struct told {
         uint64_t cookie;
         bool confirmed, granted, has_info;
         char state[16];
+        char error[32];
+        char detail[256]; /* error_detail, "" for none */
         uint16_t external_port;
         pcpd_server_state server_state;
         bool repeated, from_announce; /* T_EPOCH, T_RECREATE */
@@ -74,6 +76,8 @@ static void on_mapping_changed(void *userdata, pcpd_mapping *mp, const pcpd_back
         t->has_info = i != NULL;
         if (i != NULL) {
                 g_strlcpy(t->state, i->state, sizeof(t->state));
+                g_strlcpy(t->error, i->error, sizeof(t->error));
+                g_strlcpy(t->detail, i->error_detail ?: "", sizeof(t->detail));
                 t->external_port = i->has_external ? i->external_port : 0;
         }
 }
@@ -916,8 +920,8 @@ static void test_unsupp_option_text(void **state) {
         assert_int_equal(pcpd_pcp_mapping_add(p, &plain, &server, NULL), 0);
 
         pcpd_pcp_mapping_unsupp_option_text(p, &full, text, sizeof(text));
-        assert_string_equal(text, "the request carried the options PREFER_FAILURE, FILTER; the server supports not all "
-                                  "of them");
+        assert_string_equal(text, "the server does not support one of the options the request carried: "
+                                  "PREFER_FAILURE, FILTER");
         pcpd_pcp_mapping_unsupp_option_text(p, &described, text, sizeof(text));
         assert_string_equal(text, "the request carried no mandatory option (only DESCRIPTION, which a server may "
                                   "ignore): an odd answer from the server");
@@ -928,12 +932,54 @@ static void test_unsupp_option_text(void **state) {
         assert_string_equal(text, "");
         /* cut to the room given, still a string */
         pcpd_pcp_mapping_unsupp_option_text(p, &full, text, 12);
-        assert_string_equal(text, "the request");
+        assert_string_equal(text, "the server ");
 
         pcpd_pcp_server_remove(p, &server); /* its mappings lost with it */
         assert_false(pcpd_pcp_mapping_held(&full));
         pcpd_mapping_rare_free(&full);
         close(fd);
+}
+
+static bool has_failed(void *ctx, const void *arg) {
+        const news *r = ctx;
+
+        for (unsigned i = 0; i < r->n; i++)
+                if (r->t[i].kind == T_MAPPING && r->t[i].mp == arg && strcmp(r->t[i].state, "failed") == 0)
+                        return true;
+        return false;
+}
+
+/* A server's UNSUPP_OPTION comes up with the options the request carried (error_detail,
+ * for the failure's log line); other news carries no detail. */
+static void test_unsupp_option_told(void **state) {
+        g_autoptr(pcpd_pcp) p = NULL;
+        fake_server *f = fake_server_new();
+        news rec = { 0 };
+        pcpd_mapping mp;
+        pcpd_server a;
+        const told *t;
+
+        assert_int_equal(pcpd_pcp_new(&ops, &rec, 0, &p), 0);
+        pcpd_pcp_start(p, 0);
+        fake_server_handle(f, &a, "refuses options");
+        f->map_result = PCP_RESULT_UNSUPP_OPTION;
+        assert_int_equal(pcpd_pcp_server_add(p, &a), 0);
+        mapping_init(p, &mp, 4300);
+        mp.prefer_failure = true;
+        mp.suggested_port = 14300;
+        assert_int_equal(pcpd_pcp_mapping_add(p, &mp, &a, NULL), 0);
+        pcpd_pcp_drain(p);
+        pcpd_pcp_kick(p);
+        wait_for(&rec, has_failed, &mp, "the mapping's failure");
+        t = last_told(&rec, T_MAPPING, &mp, 0);
+        assert_string_equal(t->error, "UNSUPP_OPTION");
+        assert_string_equal(t->detail, "the server does not support the option the request carried: PREFER_FAILURE");
+        for (unsigned i = 0; i < rec.n; i++)
+                if (rec.t[i].kind == T_MAPPING && strcmp(rec.t[i].state, "failed") != 0)
+                        assert_string_equal(rec.t[i].detail, "");
+        pcpd_pcp_server_remove(p, &a);
+        p = pcpd_pcp_free(g_steal_pointer(&p));
+        fake_server_free(f);
 }
 
 int main(void) {
@@ -949,6 +995,7 @@ int main(void) {
                 cmocka_unit_test(test_removed_while_read),
                 cmocka_unit_test(test_batch_dated_per_datagram),
                 cmocka_unit_test(test_unsupp_option_text),
+                cmocka_unit_test(test_unsupp_option_told),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
