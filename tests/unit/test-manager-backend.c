@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "fake-backend.h"
+#include "pcpd-declared-manager.h"
 #include "manager-fixture.h"
 #include "pcpd-error.h"
 #include "pcpd-holders.h"
@@ -1039,6 +1040,8 @@ static GPtrArray *recreation_lines;
 static GPtrArray *failure_lines;
 /* the MESSAGE of every line telling that a holder let go of a persistent mapping */
 static GPtrArray *hold_lines;
+/* the MESSAGE of every line telling that a declared mapping cannot be mapped */
+static GPtrArray *declared_lines;
 
 static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data) {
         const char *id = NULL, *server = "", *message = "", *priority = "";
@@ -1060,6 +1063,8 @@ static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields
                 g_ptr_array_add(failure_lines, g_strdup(message));
         if (strstr(message, " let go of its hold; ") != NULL)
                 g_ptr_array_add(hold_lines, g_strdup(message));
+        if (g_str_has_prefix(message, "Declared mapping ") && strstr(message, ": cannot map it") != NULL)
+                g_ptr_array_add(declared_lines, g_strdup(message));
         return g_log_writer_default(level, fields, n, data);
 }
 
@@ -1128,6 +1133,64 @@ static void test_server_recreate_logged(void **state) {
         assert_non_null(strstr(recreation_lines->pdata[from + 2], "nothing to renew"));
 }
 
+/* ---- declarations of one port ---- */
+
+static pcpd_declared *declared_new(const char *name, uint16_t port, int family) {
+        pcpd_declared *d = g_new0(pcpd_declared, 1);
+
+        d->name = g_strdup(name);
+        d->path = g_strdup_printf("/etc/pcpd/mappings.d/%s.conf", name);
+        d->protocol = IPPROTO_TCP;
+        d->family = family;
+        d->port = port;
+        d->description = g_strdup("");
+        return d;
+}
+
+/* Declarations in files (pcpd_manager_set_declared(), as a reload does) with an IPv4 and
+ * an IPv6 server: one without a family and without a mapping is of the family it would
+ * be mapped in (IPv4: there is an IPv4 server), so the IPv6 declaration of its port
+ * having its mapping does not keep it from its own; one for IPv4 that has its mapping
+ * does, and the line logged says for which family and why. */
+static void test_declared_family_left_open(void **state) {
+        fixture *f = *state;
+        pcpd_server_spec both[2] = { spec_of(SERVER_A, PCP_SERVER_PORT), spec_of("2001:db8::1", PCP_SERVER_PORT) };
+        fake_host fh;
+        GPtrArray *set = g_ptr_array_new_with_free_func((GDestroyNotify) pcpd_declared_free);
+        pcpd_mapping *a6, *b, *c4;
+        guint from = declared_lines->len;
+
+        fake_host_set(&fh, NULL, NULL); /* no global address: every mapping goes to a server */
+        manager_set_fake_host(f->m, &fh.h);
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, both, 2));
+        assert_int_equal(f->m->servers->len, 2);
+        /* by name: a6 first, then b (no family) for a6's port; c4, then d (no family) for
+         * c4's */
+        g_ptr_array_add(set, declared_new("a6", 9100, AF_INET6));
+        g_ptr_array_add(set, declared_new("b", 9100, 0));
+        g_ptr_array_add(set, declared_new("c4", 9101, AF_INET));
+        g_ptr_array_add(set, declared_new("d", 9101, 0));
+        pcpd_manager_set_declared(f->m, set);
+
+        a6 = pcpd_manager_declared_mapping(f->m, "a6");
+        b = pcpd_manager_declared_mapping(f->m, "b");
+        c4 = pcpd_manager_declared_mapping(f->m, "c4");
+        assert_non_null(a6);
+        assert_int_equal(a6->family, AF_INET6);
+        assert_non_null(b); /* not kept from IPv4 by a6's IPv6 mapping */
+        assert_int_equal(b->family, AF_INET);
+        assert_ptr_not_equal(a6, b);
+        assert_non_null(c4);
+        assert_int_equal(c4->family, AF_INET);
+        /* d would be IPv4 too: c4 has that port */
+        assert_null(pcpd_manager_declared_mapping(f->m, "d"));
+        assert_int_equal(declared_lines->len, from + 1);
+        assert_non_null(strstr(declared_lines->pdata[from], "Declared mapping d "));
+        assert_non_null(strstr(declared_lines->pdata[from],
+                               "tcp port 9101 is declared already as c4 (/etc/pcpd/mappings.d/c4.conf), which has "
+                               "its IPv4 mapping, and one without Family= is mapped over IPv4 here now"));
+}
+
 /* A holder letting go of one hold on a persistent mapping: the line counts the holds left
  * (one per AddMapping, by any name), not the names holding it, and says how many are
  * still the releasing name's own (one name may hold a mapping several times). */
@@ -1194,6 +1257,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_server_recreate_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failure_detail_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_persistent_release_logged, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_declared_family_left_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_events, setup, teardown, (void *) &fallback),
                 cmocka_unit_test_prestate_setup_teardown(test_external_address_from_igd, setup, teardown,
@@ -1211,10 +1275,12 @@ int main(void) {
         recreation_lines = g_ptr_array_new_with_free_func(g_free);
         failure_lines = g_ptr_array_new_with_free_func(g_free);
         hold_lines = g_ptr_array_new_with_free_func(g_free);
+        declared_lines = g_ptr_array_new_with_free_func(g_free);
         g_log_set_writer_func(record_log, NULL, NULL);
         r = cmocka_run_group_tests(tests, NULL, NULL);
         g_ptr_array_free(recreation_lines, TRUE);
         g_ptr_array_free(failure_lines, TRUE);
         g_ptr_array_free(hold_lines, TRUE);
+        g_ptr_array_free(declared_lines, TRUE);
         return r;
 }
