@@ -1630,9 +1630,11 @@ int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id) {
                 }
         if (s == NULL)
                 return -ENOENT;
-        pcp_heap_remove(&e->server_timers, &s->timer);
         while (s->mappings != NULL)
                 mapping_deleted(e, s->mappings, false);
+        /* after its mappings: the last one's going may have moved its timer
+         * (server_maybe_done_asking()) */
+        pcp_heap_remove(&e->server_timers, &s->timer);
         for (pcp_server **r = &e->room; *r != NULL; r = &(*r)->room_next)
                 if (*r == s) {
                         *r = s->room_next;

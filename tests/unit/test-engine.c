@@ -3164,6 +3164,34 @@ static void test_server_silent_only_while_asked(void **state) {
         h_free(h);
 }
 
+/* A server removed while its mappings' requests are outstanding and a recreation of its
+ * own is pending (a second ANNOUNCE within the hold): its last mapping's going ends its
+ * asking, which must not put its timer back into the heap it is leaving. Nothing of it is
+ * left due after it went. */
+static void test_remove_server_while_asked(void **state) {
+        harness *h = h_new(146, NULL);
+        uint64_t ids[2];
+        uint32_t sid = recreate_setup(h, ids, 2, 7500);
+
+        (void) state;
+        h_announce(h, SRV, ep_r(h));
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+        while (h_count_for(h, ids[0]) == 0 || h_count_for(h, ids[1]) == 0)
+                assert_true(h_step(h));
+        /* within the hold: a recreation of the server's own, pending */
+        h_announce(h, SRV, ep_r(h));
+        assert_true(pcp_engine_next_deadline(h->e) != PCP_NEVER);
+        assert_int_equal(pcp_engine_remove_server(h->e, h->now, sid), 0);
+        h_drain(h);
+        assert_int_equal(pcp_engine_mapping_count(h->e), 0);
+        assert_int_equal(pcp_engine_next_deadline(h->e), PCP_NEVER);
+        /* the engine goes on with another server */
+        sid = h_server(h, "192.0.2.99", LOCAL);
+        h_advance(h, 2 * MINUTE);
+        assert_non_null(h_srv(h, sid));
+        h_free(h);
+}
+
 /* A server that answers every request at once is never silent, over hours of renewals
  * and new mappings. */
 static void test_server_answering_never_silent(void **state) {
@@ -3890,6 +3918,7 @@ int main(void) {
                 cmocka_unit_test(test_unsupp_option_request_options),
                 cmocka_unit_test(test_server_silent),
                 cmocka_unit_test(test_server_silent_only_while_asked),
+                cmocka_unit_test(test_remove_server_while_asked),
                 cmocka_unit_test(test_server_answering_never_silent),
                 cmocka_unit_test(test_server_silent_natpmp),
                 cmocka_unit_test(test_grant_rule_no_external_address),
