@@ -210,9 +210,11 @@ struct pcp_server {
         bool addr_unreachable[PCP_SERVER_MAX_ADDRS];
         bool sticky;           /* an address answered: keep using it */
         uint64_t heard_at;     /* its last answer (0: none yet) */
-        /* when the first request sent to it since it was last heard went (server_asking());
+        /* when the first request sent to it since it was last heard, or since nothing was
+         * asked of it any more (server_maybe_done_asking()), went (server_asking());
          * PCP_NEVER: none since. Silent (info.silent) SILENT_FAIL after it. */
         uint64_t asking_since;
+        uint32_t n_awaiting;   /* its mappings whose request is outstanding (m->awaiting) */
         /* server-level actions, each PCP_NEVER when not wanted */
         uint64_t probe_at, probe_rt;
         uint64_t natpmp_addr_at, natpmp_addr_rt;
@@ -626,11 +628,35 @@ static void wait_remove(pcp_mapping *m);
  * deletes one that is not). */
 static void server_asking(pcp_engine *e, pcp_server *s, uint64_t now);
 
+/* Nothing is asked of s any more (no mapping's request outstanding, no probe, no NAT-PMP
+ * address request) although nothing was heard: the requests it was not answering were
+ * dropped, not lost, so its silence is no longer timed; the next request times it anew. */
+static void server_maybe_done_asking(pcp_engine *e, pcp_server *s) {
+        if (s->asking_since == PCP_NEVER || s->n_awaiting > 0 || s->probing || s->natpmp_addr_at != PCP_NEVER)
+                return;
+        s->asking_since = PCP_NEVER;
+        server_timer_update(e, s);
+}
+
+/* m's request is outstanding (true) or not any more (false), counted in its server's
+ * n_awaiting */
+static void mapping_set_awaiting(pcp_engine *e, pcp_mapping *m, bool awaiting) {
+        if (m->awaiting == awaiting)
+                return;
+        m->awaiting = awaiting;
+        if (awaiting)
+                m->server->n_awaiting++;
+        else {
+                m->server->n_awaiting--;
+                server_maybe_done_asking(e, m->server);
+        }
+}
+
 static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         server_asking(e, m->server, now);
         m->info.natpmp = mapping_uses_natpmp(m);
         m->last_sent = now;
-        m->awaiting = true;
+        mapping_set_awaiting(e, m, true);
         m->ever_sent = true;
         if (__builtin_expect(out_kind_of(&m->out_send) == OUT_MAPPING_WAITING, 0))
                 wait_remove(m); /* out of the waiting queue (if it is in it) */
@@ -844,7 +870,7 @@ static void wait_push(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         out_remove(&m->out_send); /* a request not pulled yet is superseded */
         out_push(&m->server->waiting, &m->out_send, OUT_MAPPING_WAITING);
         m->server->info.n_waiting++;
-        m->awaiting = false;
+        mapping_set_awaiting(e, m, false);
         /* no timer while it waits: promote() sends it */
         pcp_heap_remove(&e->timers, &m->timer);
         m->info.next_send = now;
@@ -894,7 +920,7 @@ static void mapping_restart(pcp_engine *e, pcp_mapping *m, uint64_t at) {
         slot_release(e, m);
         m->rt = 0;
         m->info.retransmissions = 0;
-        m->awaiting = false;
+        mapping_set_awaiting(e, m, false);
         mapping_timer(e, m, at);
 }
 
@@ -972,7 +998,7 @@ static void mapping_fail(pcp_engine *e, pcp_mapping *m, pcp_mapping_error err, u
         m->info.state = PCP_MAPPING_FAILED;
         m->info.error = err;
         m->info.result = result;
-        m->awaiting = false;
+        mapping_set_awaiting(e, m, false);
         m->recreating = false;
         m->held_port = 0; /* refused: whatever was granted before is not */
         m->rt = 0;
@@ -991,6 +1017,7 @@ static void mapping_unlink(pcp_engine *e, pcp_mapping *m) {
         if (s != NULL) {
                 wait_remove(m);
                 slot_release(e, m);
+                mapping_set_awaiting(e, m, false);
         }
         out_remove(&m->out_send);
         if (s != NULL) {
@@ -1397,7 +1424,7 @@ static void mapping_unusable(pcp_engine *e, pcp_mapping *m, uint64_t now, pcp_ma
         m->info.result = PCP_RESULT_SUCCESS;
         m->recreating = false;
         m->held_port = 0;
-        m->awaiting = true;
+        mapping_set_awaiting(e, m, true);
         if (changed)
                 emit_mapping(e, m);
 }
@@ -1419,7 +1446,7 @@ static void mapping_granted(pcp_engine *e, pcp_mapping *m, uint64_t now, const s
         m->info.lifetime_granted = lifetime;
         m->granted_at = now;
         m->info.expires_at = now + (uint64_t) lifetime * SEC;
-        m->awaiting = false;
+        mapping_set_awaiting(e, m, false);
         m->recreating = false;
         m->rt = 0;
         m->info.retransmissions = 0;
@@ -1603,9 +1630,11 @@ int pcp_engine_remove_server(pcp_engine *e, uint64_t now, uint32_t server_id) {
                 }
         if (s == NULL)
                 return -ENOENT;
-        pcp_heap_remove(&e->server_timers, &s->timer);
         while (s->mappings != NULL)
                 mapping_deleted(e, s->mappings, false);
+        /* after its mappings: the last one's going may have moved its timer
+         * (server_maybe_done_asking()) */
+        pcp_heap_remove(&e->server_timers, &s->timer);
         for (pcp_server **r = &e->room; *r != NULL; r = &(*r)->room_next)
                 if (*r == s) {
                         *r = s->room_next;
@@ -2305,7 +2334,7 @@ static void natpmp_hold(pcp_engine *e, pcp_server *s, pcp_mapping *m, uint64_t n
         lifetime = effective_lifetime(m, lifetime);
         m->held_port = port;
         m->granted_at = now + (uint64_t) lifetime * SEC; /* when the held grant runs out */
-        m->awaiting = false;
+        mapping_set_awaiting(e, m, false);
         m->recreating = false;
         m->rt = 0;
         m->info.retransmissions = 0;

@@ -138,8 +138,10 @@ typedef struct pcp_server_info {
         uint32_t epoch;        /* last server epoch seen */
         bool address_mismatch; /* the server saw another source address: double NAT? */
         /* A request to it (any: a mapping's, a renewal, a delete, a probe) has been
-         * unanswered for 20 s with nothing at all heard from it since that request went:
-         * it stopped answering (or never did). Its state stays what it was (a PCP server
+         * unanswered for 20 s with nothing at all heard from it since that request went,
+         * and requests to it were outstanding all along (one dropped unanswered, with
+         * nothing else asked, stops the count; the next request starts it anew): it
+         * stopped answering (or never did). Its state stays what it was (a PCP server
          * keeps its mappings, asked on their schedules); anything heard from it (not an
          * ANNOUNCE on port 5350, which anyone can send) clears it. */
         bool silent;

@@ -38,12 +38,54 @@ static bool mapping_says(pcpd_manager *m, const pcpd_mapping *mp, const pcpd_dec
                (!d->has_third_party || memcmp(pcpd_mapping_third_party(mp), &d->third_party, sizeof(d->third_party)) == 0);
 }
 
-/* Another declaration of set than d (by name) for d's port: the same protocol and port
- * in a family that may be d's (a family left to pcpd may be either; a declaration that
- * has its mapping is of that mapping's family). With mapped_only, only one that has its
- * mapping now. NULL when none. One port of a family is one mapping (the manager shares it
- * among the requests of its uid): two declarations cannot both have it. */
-static pcpd_declared *declared_clash(pcpd_manager *m, GPtrArray *set, const pcpd_declared *d, bool mapped_only) {
+/* The request that maps d. */
+static pcpd_mapping_request declared_request(const pcpd_declared *d) {
+        return (pcpd_mapping_request) {
+                .opcode = PCP_OPCODE_MAP,
+                .protocol = d->protocol,
+                .family = d->family,
+                .internal_port = d->port,
+                .suggested_port = d->external_port,
+                .lifetime = d->lifetime,
+                .description = d->description,
+                .has_third_party = d->has_third_party,
+                .third_party = d->third_party,
+                .persistent = true,
+                .uid = 0,
+                .app_id = "",
+                .app_id_source = "none",
+                .declared = d->name,
+        };
+}
+
+/* The family d's mapping is of, or would be if it were made now: its Family= (or its
+ * ThirdParty='s), else the one pcpd_manager_add_mapping() chooses now for a request that
+ * leaves it open (IPv4 when there is an IPv4 server or address, IPv6 otherwise: the same
+ * for every such declaration at one time). */
+static int declared_family_now(pcpd_manager *m, const pcpd_declared *d) {
+        pcpd_mapping_request req = declared_request(d);
+        int family = d->family;
+
+        if (family == 0)
+                (void) pcpd_manager_internal_addresses(m, &req, &family, NULL, 0);
+        return family;
+}
+
+static const char *family_text(int family) {
+        return family == AF_INET6 ? "IPv6" : "IPv4";
+}
+
+/* Another declaration of set than d (by name) that would hold what d would: the same
+ * protocol, port and family upstream. One port of a family is one mapping (the manager
+ * shares it among the requests of its uid): two declarations cannot both have it. A
+ * declaration that has its mapping is of that mapping's family; one that has none yet is
+ * of the family it would get now (declared_family_now(): one without Family= gets one
+ * family when it is mapped, not both), and so is d. With mapped_only, only one that has
+ * its mapping now counts. The family of the clash in *ret_family. NULL when none. */
+static pcpd_declared *declared_clash(pcpd_manager *m, GPtrArray *set, const pcpd_declared *d, bool mapped_only,
+                                     int *ret_family) {
+        int d_family = -1; /* asked for at the first declaration of d's port */
+
         for (guint i = 0; set != NULL && i < set->len; i++) {
                 pcpd_declared *e = set->pdata[i];
                 pcpd_mapping *mp;
@@ -54,11 +96,27 @@ static pcpd_declared *declared_clash(pcpd_manager *m, GPtrArray *set, const pcpd
                 mp = pcpd_manager_declared_mapping(m, e->name);
                 if (mapped_only && mp == NULL)
                         continue;
-                family = mp != NULL ? mp->family : e->family;
-                if (family == 0 || d->family == 0 || family == d->family)
+                family = mp != NULL ? mp->family : declared_family_now(m, e);
+                if (d_family < 0)
+                        d_family = declared_family_now(m, d);
+                if (family == d_family) {
+                        *ret_family = family;
                         return e;
+                }
         }
         return NULL;
+}
+
+/* For a declaration without Family= whose mapping would be of `family`: why (a clause,
+ * after a comma), so that a clash with a declaration of one family is not a puzzle; ""
+ * for one with a family. */
+static const char *family_why(const pcpd_declared *d, int family) {
+        if (d->family != 0)
+                return "";
+        return family == AF_INET6 ? ", and one without Family= is mapped over IPv6 here now (there is no IPv4 "
+                                    "server or address)"
+                                  : ", and one without Family= is mapped over IPv4 here now (there is an IPv4 "
+                                    "server or address)";
 }
 
 /* why d cannot be mapped now, logged when it is not what was logged last for d */
@@ -85,33 +143,20 @@ static void declared_unmapped(pcpd_declared *d, const char *why, bool retried) {
 /* Asks for d's mapping; false (logged once per distinct reason) when it cannot be made now. */
 static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
         g_auto(pcpd_failure) err = PCPD_FAILURE_NULL;
-        pcpd_mapping_request req = {
-                .opcode = PCP_OPCODE_MAP,
-                .protocol = d->protocol,
-                .family = d->family,
-                .internal_port = d->port,
-                .suggested_port = d->external_port,
-                .lifetime = d->lifetime,
-                .description = d->description,
-                .has_third_party = d->has_third_party,
-                .third_party = d->third_party,
-                .persistent = true,
-                .uid = 0,
-                .app_id = "",
-                .app_id_source = "none",
-                .declared = d->name,
-        };
+        pcpd_mapping_request req = declared_request(d);
         pcpd_mapping *mp;
-        pcpd_declared *other = declared_clash(m, m->declared, d, true);
+        int family = 0;
+        pcpd_declared *other = declared_clash(m, m->declared, d, true, &family);
 
         if (other != NULL) {
                 /* the other one's mapping is not d's: d waits (checked again with the
-                 * others) until that one is undeclared or changed */
+                 * others) until that one is undeclared or changed (or, without Family=,
+                 * until it would be mapped over the other family) */
                 g_autofree char *why = g_strdup_printf(
-                        "%s port %u is declared already as %s (%s), which has its mapping; %s is mapped once %s "
-                        "is not.",
+                        "%s port %u is declared already as %s (%s), which has its %s mapping%s; %s is mapped once "
+                        "%s is not.",
                         pcp_protocol_to_string(d->protocol) ?: "this protocol", d->port, other->name, other->path,
-                        d->name, other->name);
+                        family_text(family), family_why(d, family), d->name, other->name);
                 declared_unmapped(d, why, false);
                 return false;
         }
@@ -263,7 +308,7 @@ int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_pat
         pcpd_declared *n, *other;
         GPtrArray *set;
         pcpd_mapping *mp;
-        int fd, r;
+        int fd, r, family = 0;
 
         if (cur != NULL && !cur->runtime)
                 return pcpd_fail(
@@ -271,15 +316,16 @@ int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_pat
                         "'%s' is declared in %s, which pcpd does not change: edit that file and run "
                         "systemctl reload pcpd.",
                         d->name, cur->path);
-        other = declared_clash(m, m->declared, d, false);
+        other = declared_clash(m, m->declared, d, false, &family);
         if (other != NULL)
                 return pcpd_fail(
                         error, PCPD_ERROR_CONFLICT,
-                        "%s port %u is declared already, as '%s' (%s), and one port is one mapping: %s%s first, "
-                        "or declare another port. Nothing was changed.",
-                        pcp_protocol_to_string(d->protocol) ?: "This protocol's", d->port, other->name, other->path,
+                        "%s port %u is declared already for %s, as '%s' (%s)%s; one port of a family is one "
+                        "mapping: %s%s first, or declare another port%s. Nothing was changed.",
+                        pcp_protocol_to_string(d->protocol) ?: "This protocol's", d->port, family_text(family),
+                        other->name, other->path, family_why(d, family),
                         other->runtime ? "pcpctl undeclare " : "remove that file and reload pcpd",
-                        other->runtime ? other->name : "");
+                        other->runtime ? other->name : "", d->family == 0 ? " or the other family" : "");
         if (cur == NULL && m->declared != NULL && m->declared->len >= PCPD_DECLARED_MAX)
                 return pcpd_fail(error, PCPD_ERROR_QUOTA_EXCEEDED,
                                  "There are %d declared mappings already, the most pcpd keeps.",

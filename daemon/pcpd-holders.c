@@ -104,6 +104,21 @@ unsigned pcpd_holders_count(const pcpd_mapping *mp) {
         return mp->holders != NULL ? g_hash_table_size(mp->holders) : 0;
 }
 
+unsigned pcpd_holders_total(const pcpd_mapping *mp) {
+        GHashTableIter it;
+        gpointer v;
+        unsigned n = 0;
+
+        if (mp->holders == NULL)
+                return 0;
+        if (holders_shared(mp))
+                return mp->n_holds;
+        g_hash_table_iter_init(&it, mp->holders);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                n += GPOINTER_TO_UINT(v);
+        return n;
+}
+
 /* the one name of a shared set */
 static const char *sole_name(GHashTable *alone) {
         GHashTableIter it;

@@ -50,3 +50,7 @@ unsigned pcpd_holders_holds(const pcpd_mapping *mp, const char *name);
 
 /* how many distinct names hold mp */
 unsigned pcpd_holders_count(const pcpd_mapping *mp);
+
+/* how many holds mp has in all (every name's, one per AddMapping not let go of);
+ * O(its holders' names) */
+unsigned pcpd_holders_total(const pcpd_mapping *mp);

@@ -627,11 +627,17 @@ void pcpd_manager_release(pcpd_manager *m, pcpd_mapping *mp, const char *holder,
 
                 if (mp->persistent) {
                         /* it outlives its holders (made persistent while they held it, or
-                         * declared and shared with one): that hold goes, the mapping stays */
+                         * declared and shared with one): that hold goes, the mapping stays.
+                         * Told: the holds left (one per AddMapping not let go of, by any
+                         * name), and how many are still this name's own (a name may hold
+                         * a mapping several times: it still holds it) */
+                        unsigned left = pcpd_holders_total(mp), own = pcpd_holders_holds(mp, holder);
+                        g_autofree char *own_text = own > 0 ? g_strdup_printf(", %u of them its own", own) : NULL;
+
                         g_message("Mapping %s: %s let go of its hold; the mapping is persistent and stays (%u "
-                                  "holder%s left)",
-                                  PCPD_MAPPING_PATH(mp), holder, pcpd_holders_count(mp),
-                                  pcpd_holders_count(mp) == 1 ? "" : "s");
+                                  "hold%s left%s)",
+                                  PCPD_MAPPING_PATH(mp), holder, left, left == 1 ? "" : "s",
+                                  own_text != NULL ? own_text : "");
                         return;
                 }
                 if (!last)

@@ -313,6 +313,40 @@ class DeclaredTest(BusTestCase):
         self.assertIn("'x'", r.stderr)
         self.assertEqual(self.declared(env)['web'], web)
 
+    def test_family_left_open_and_a_family(self):
+        """A declaration without a family is of the family it would be mapped in (IPv4
+        here: the server is an IPv4 one), so it does not clash with one of the port for
+        IPv6, over the bus as in files; one for IPv4, or another without a family, does,
+        and the Conflict says for which family and why."""
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'a6.conf'), '[Mapping]\nProtocol=tcp\nPort=9095\nFamily=ipv6\n')
+        write(os.path.join(d, 'b.conf'), '[Mapping]\nProtocol=tcp\nPort=9095\n')
+        env.start_pcpd()
+        self.wait_upstream(env, {9095})
+        env.wait_state(self.declared(env)['b'], 'active')
+        self.assertEqual(env.get(self.declared(env)['b'], MAPPING, 'Family'), 'ipv4')
+        self.assertNotIn('tcp port 9095 is declared already', env.log())
+
+        # over the bus: an IPv6 declaration first, then one without a family for its port
+        v6 = env.manager('DeclareMapping', 'ssqqa{sv}', ('v6', 'tcp', 9096, 0, {'family': V('s', 'ipv6')}))[0]
+        anyf = env.manager('DeclareMapping', 'ssqqa{sv}', ('any', 'tcp', 9096, 0, {}))[0]
+        self.assertNotEqual(anyf, '/')
+        env.wait_state(anyf, 'active')
+        self.assertEqual(env.get(anyf, MAPPING, 'Family'), 'ipv4')
+        self.assertEqual(self.declared(env)['v6'], v6)
+        self.wait_upstream(env, {9095, 9096})
+        # the port for IPv4 is any's now; another without a family would be IPv4 too
+        self.assertDBusError(ERR + 'Conflict', env.manager, 'DeclareMapping', 'ssqqa{sv}',
+                             ('v4', 'tcp', 9096, 0, {'family': V('s', 'ipv4')}),
+                             contains="tcp port 9096 is declared already for IPv4, as 'any'")
+        err = self.assertDBusError(ERR + 'Conflict', env.manager, 'DeclareMapping', 'ssqqa{sv}',
+                                   ('any2', 'tcp', 9096, 0, {}), contains="as 'any'")
+        self.assertIn('without Family= is mapped over IPv4 here now', err.msg)
+        self.assertEqual(sorted(self.declared(env)), ['a6', 'any', 'b', 'v6'])
+        for name in ('v4', 'any2'):
+            self.assertFalse(os.path.exists(os.path.join(env.state, 'mappings.d', name + '.conf')))
+
     def test_declare_over_dbus(self):
         env = self.make_env(start=False, polkit=True)
         d = self.declare_dir(env)

@@ -3099,6 +3099,99 @@ static void test_server_silent(void **state) {
         h_free(h);
 }
 
+/* Silence is judged only while something is asked of the server. A request forgotten
+ * before any answer (its mapping forgotten, or removed and its delete given up after
+ * delete_attempts) leaves nothing outstanding: no silence 20 s later, and the next request
+ * times it anew. A delete still being retransmitted is outstanding: it does count. */
+static void test_server_silent_only_while_asked(void **state) {
+        pcp_engine_config cfg = { .delete_attempts = 2 };
+        harness *h = h_new(144, &cfg);
+        uint32_t sid = pcp_server(h);
+        uint64_t a = granted_map(h, sid, 7400, 3600, 47400), b, c, d, t0, t1, t2;
+
+        (void) state;
+        h_clear(h);
+        /* b asked, then removed unanswered: its delete goes twice, then it is given up */
+        b = h_map(h, sid, IPPROTO_TCP, 7401, 3600);
+        assert_int_equal(h_count_for(h, b), 1);
+        t0 = h->now;
+        h_advance(h, SEC);
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, b), 0);
+        h_drain(h);
+        while (h_count_events(h, PCP_EVENT_MAPPING_DELETED, b) == 0)
+                assert_true(h_step(h));
+        assert_true(h->now < t0 + 20 * SEC); /* given up well before the silence */
+        /* c asked, then forgotten unanswered */
+        c = h_map(h, sid, IPPROTO_TCP, 7402, 3600);
+        assert_int_equal(h_count_for(h, c), 1);
+        assert_int_equal(pcp_engine_forget_mapping(h->e, c), 0);
+        h_drain(h);
+        /* nothing outstanding since: never silent (a's renewal is 30 min away) */
+        h_advance_to(h, t0 + 2 * MINUTE);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_ACTIVE);
+
+        /* the next request times the silence from when it went, not from b's */
+        d = h_map(h, sid, IPPROTO_TCP, 7403, 3600);
+        t1 = h->now;
+        h_advance_to(h, t1 + 20 * SEC - 1);
+        assert_false(h_srv(h, sid)->silent);
+        h_advance_to(h, t1 + 21 * SEC);
+        assert_true(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 1);
+        assert_int_equal(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent_since, t1);
+        /* heard again */
+        h_reply(h, h_last_for(h, d), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 47403);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 2);
+        h_free(h);
+
+        /* a delete retransmitted past SILENT_FAIL is outstanding all along: silent */
+        cfg.delete_attempts = 100;
+        h = h_new(145, &cfg);
+        sid = pcp_server(h);
+        a = granted_map(h, sid, 7400, 3600, 47400);
+        h_clear(h);
+        assert_int_equal(pcp_engine_remove_mapping(h->e, h->now, a), 0);
+        h_drain(h);
+        t2 = h->now;
+        h_advance_to(h, t2 + 21 * SEC);
+        assert_int_equal(h_mapping(h, a)->state, PCP_MAPPING_DELETING);
+        assert_true(h_count_for(h, a) > 1);
+        assert_true(h_srv(h, sid)->silent);
+        assert_int_equal(h_last_event(h, PCP_EVENT_SERVER, 0)->server.silent_since, t2);
+        h_free(h);
+}
+
+/* A server removed while its mappings' requests are outstanding and a recreation of its
+ * own is pending (a second ANNOUNCE within the hold): its last mapping's going ends its
+ * asking, which must not put its timer back into the heap it is leaving. Nothing of it is
+ * left due after it went. */
+static void test_remove_server_while_asked(void **state) {
+        harness *h = h_new(146, NULL);
+        uint64_t ids[2];
+        uint32_t sid = recreate_setup(h, ids, 2, 7500);
+
+        (void) state;
+        h_announce(h, SRV, ep_r(h));
+        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+        while (h_count_for(h, ids[0]) == 0 || h_count_for(h, ids[1]) == 0)
+                assert_true(h_step(h));
+        /* within the hold: a recreation of the server's own, pending */
+        h_announce(h, SRV, ep_r(h));
+        assert_true(pcp_engine_next_deadline(h->e) != PCP_NEVER);
+        assert_int_equal(pcp_engine_remove_server(h->e, h->now, sid), 0);
+        h_drain(h);
+        assert_int_equal(pcp_engine_mapping_count(h->e), 0);
+        assert_int_equal(pcp_engine_next_deadline(h->e), PCP_NEVER);
+        /* the engine goes on with another server */
+        sid = h_server(h, "192.0.2.99", LOCAL);
+        h_advance(h, 2 * MINUTE);
+        assert_non_null(h_srv(h, sid));
+        h_free(h);
+}
+
 /* A server that answers every request at once is never silent, over hours of renewals
  * and new mappings. */
 static void test_server_answering_never_silent(void **state) {
@@ -3824,6 +3917,8 @@ int main(void) {
                 cmocka_unit_test(test_announce_hint_other_states),
                 cmocka_unit_test(test_unsupp_option_request_options),
                 cmocka_unit_test(test_server_silent),
+                cmocka_unit_test(test_server_silent_only_while_asked),
+                cmocka_unit_test(test_remove_server_while_asked),
                 cmocka_unit_test(test_server_answering_never_silent),
                 cmocka_unit_test(test_server_silent_natpmp),
                 cmocka_unit_test(test_grant_rule_no_external_address),

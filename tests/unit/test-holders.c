@@ -49,6 +49,7 @@ static void test_one_holder_twice(void **state) {
         pcpd_holders_add(f->index, &f->a, ":1.1");
         pcpd_holders_add(f->index, &f->a, ":1.1");
         assert_int_equal(pcpd_holders_count(&f->a), 1);
+        assert_int_equal(pcpd_holders_total(&f->a), 2);
         assert_int_equal(pcpd_holders_holds(&f->a, ":1.1"), 2);
         assert_int_equal(pcpd_holders_holds(&f->a, ":1.2"), 0);
         assert_true(g_hash_table_contains(f->a.holders, ":1.1"));
@@ -89,6 +90,10 @@ static void test_two_holders(void **state) {
         assert_int_equal(g_hash_table_size(f->index), 2);
         pcpd_holders_add(f->index, &f->a, ":1.2");
         assert_int_equal(pcpd_holders_holds(&f->a, ":1.2"), 2);
+        /* 2 names, 4 holds in all */
+        assert_int_equal(pcpd_holders_count(&f->a), 2);
+        assert_int_equal(pcpd_holders_total(&f->a), 4);
+        assert_int_equal(pcpd_holders_total(&f->b), 1);
 
         assert_false(pcpd_holders_remove(f->index, &f->a, ":1.1"));
         assert_false(pcpd_holders_remove(f->index, &f->a, ":1.1"));
@@ -99,6 +104,7 @@ static void test_two_holders(void **state) {
         assert_false(pcpd_holders_remove(f->index, &f->a, ":1.2"));
         assert_true(pcpd_holders_remove(f->index, &f->a, ":1.2"));
         assert_null(f->a.holders);
+        assert_int_equal(pcpd_holders_total(&f->a), 0);
         assert_int_equal(g_hash_table_size(f->index), 1);
 
         /* held again after that: a shared set again */

@@ -40,8 +40,10 @@
 #include <unistd.h>
 
 #include "fake-backend.h"
+#include "pcpd-declared-manager.h"
 #include "manager-fixture.h"
 #include "pcpd-error.h"
+#include "pcpd-holders.h"
 #include "pcpd-log.h"
 #include "pcpd-manager-private.h"
 #include "pcpd-manager.h"
@@ -1036,6 +1038,10 @@ static void test_server_state(void **state) {
 static GPtrArray *recreation_lines;
 /* the MESSAGE of every PCPD_MSGID_MAPPING_FAILED line logged */
 static GPtrArray *failure_lines;
+/* the MESSAGE of every line telling that a holder let go of a persistent mapping */
+static GPtrArray *hold_lines;
+/* the MESSAGE of every line telling that a declared mapping cannot be mapped */
+static GPtrArray *declared_lines;
 
 static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data) {
         const char *id = NULL, *server = "", *message = "", *priority = "";
@@ -1055,6 +1061,10 @@ static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields
                                                 priority, server, message));
         if (id != NULL && strcmp(id, PCPD_MSGID_MAPPING_FAILED) == 0)
                 g_ptr_array_add(failure_lines, g_strdup(message));
+        if (strstr(message, " let go of its hold; ") != NULL)
+                g_ptr_array_add(hold_lines, g_strdup(message));
+        if (g_str_has_prefix(message, "Declared mapping ") && strstr(message, ": cannot map it") != NULL)
+                g_ptr_array_add(declared_lines, g_strdup(message));
         return g_log_writer_default(level, fields, n, data);
 }
 
@@ -1123,6 +1133,109 @@ static void test_server_recreate_logged(void **state) {
         assert_non_null(strstr(recreation_lines->pdata[from + 2], "nothing to renew"));
 }
 
+/* ---- declarations of one port ---- */
+
+static pcpd_declared *declared_new(const char *name, uint16_t port, int family) {
+        pcpd_declared *d = g_new0(pcpd_declared, 1);
+
+        d->name = g_strdup(name);
+        d->path = g_strdup_printf("/etc/pcpd/mappings.d/%s.conf", name);
+        d->protocol = IPPROTO_TCP;
+        d->family = family;
+        d->port = port;
+        d->description = g_strdup("");
+        return d;
+}
+
+/* Declarations in files (pcpd_manager_set_declared(), as a reload does) with an IPv4 and
+ * an IPv6 server: one without a family and without a mapping is of the family it would
+ * be mapped in (IPv4: there is an IPv4 server), so the IPv6 declaration of its port
+ * having its mapping does not keep it from its own; one for IPv4 that has its mapping
+ * does, and the line logged says for which family and why. */
+static void test_declared_family_left_open(void **state) {
+        fixture *f = *state;
+        pcpd_server_spec both[2] = { spec_of(SERVER_A, PCP_SERVER_PORT), spec_of("2001:db8::1", PCP_SERVER_PORT) };
+        fake_host fh;
+        GPtrArray *set = g_ptr_array_new_with_free_func((GDestroyNotify) pcpd_declared_free);
+        pcpd_mapping *a6, *b, *c4;
+        guint from = declared_lines->len;
+
+        fake_host_set(&fh, NULL, NULL); /* no global address: every mapping goes to a server */
+        manager_set_fake_host(f->m, &fh.h);
+        assert_true(pcpd_manager_set_servers(f->m, PCPD_SOURCE_CONFIG, NULL, both, 2));
+        assert_int_equal(f->m->servers->len, 2);
+        /* by name: a6 first, then b (no family) for a6's port; c4, then d (no family) for
+         * c4's */
+        g_ptr_array_add(set, declared_new("a6", 9100, AF_INET6));
+        g_ptr_array_add(set, declared_new("b", 9100, 0));
+        g_ptr_array_add(set, declared_new("c4", 9101, AF_INET));
+        g_ptr_array_add(set, declared_new("d", 9101, 0));
+        pcpd_manager_set_declared(f->m, set);
+
+        a6 = pcpd_manager_declared_mapping(f->m, "a6");
+        b = pcpd_manager_declared_mapping(f->m, "b");
+        c4 = pcpd_manager_declared_mapping(f->m, "c4");
+        assert_non_null(a6);
+        assert_int_equal(a6->family, AF_INET6);
+        assert_non_null(b); /* not kept from IPv4 by a6's IPv6 mapping */
+        assert_int_equal(b->family, AF_INET);
+        assert_ptr_not_equal(a6, b);
+        assert_non_null(c4);
+        assert_int_equal(c4->family, AF_INET);
+        /* d would be IPv4 too: c4 has that port */
+        assert_null(pcpd_manager_declared_mapping(f->m, "d"));
+        assert_int_equal(declared_lines->len, from + 1);
+        assert_non_null(strstr(declared_lines->pdata[from], "Declared mapping d "));
+        assert_non_null(strstr(declared_lines->pdata[from],
+                               "tcp port 9101 is declared already as c4 (/etc/pcpd/mappings.d/c4.conf), which has "
+                               "its IPv4 mapping, and one without Family= is mapped over IPv4 here now"));
+}
+
+/* A holder letting go of one hold on a persistent mapping: the line counts the holds left
+ * (one per AddMapping, by any name), not the names holding it, and says how many are
+ * still the releasing name's own (one name may hold a mapping several times). */
+static void test_persistent_release_logged(void **state) {
+        fixture *f = *state;
+        pcpd_mapping_request a = request(5010, ":1.1"), b = request(5010, ":1.2"), p = request(5010, ":1.3");
+        pcpd_mapping *mp = add(f, &a);
+        g_autofree char *want = NULL;
+        guint from = hold_lines->len;
+
+        assert_ptr_equal(add(f, &a), mp);
+        assert_ptr_equal(add(f, &a), mp);
+        assert_ptr_equal(add(f, &b), mp);
+        /* made persistent by a request that holds nothing itself */
+        p.persistent = true;
+        assert_ptr_equal(add(f, &p), mp);
+        assert_true(mp->persistent);
+        assert_int_equal(pcpd_holders_count(mp), 2);
+        assert_int_equal(pcpd_holders_holds(mp, ":1.1"), 3);
+        assert_int_equal(pcpd_holders_holds(mp, ":1.2"), 1);
+
+        /* :1.1 lets go of one of its three: 3 holds left (2 names), 2 of them its own */
+        pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
+        assert_int_equal(hold_lines->len, from + 1);
+        want = g_strdup_printf("Mapping %s: :1.1 let go of its hold; the mapping is persistent and stays "
+                               "(3 holds left, 2 of them its own)",
+                               PCPD_MAPPING_PATH(mp));
+        assert_string_equal(hold_lines->pdata[from], want);
+        /* :1.2 lets go of its only one: 2 left, none its own */
+        pcpd_manager_release(f->m, mp, ":1.2", PCPD_REMOVED_RELEASED);
+        assert_int_equal(hold_lines->len, from + 2);
+        g_free(want);
+        want = g_strdup_printf("Mapping %s: :1.2 let go of its hold; the mapping is persistent and stays "
+                               "(2 holds left)",
+                               PCPD_MAPPING_PATH(mp));
+        assert_string_equal(hold_lines->pdata[from + 1], want);
+        /* the last two: 1, then 0 left; the mapping stays */
+        pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
+        pcpd_manager_release(f->m, mp, ":1.1", PCPD_REMOVED_RELEASED);
+        assert_int_equal(hold_lines->len, from + 4);
+        assert_true(g_str_has_suffix(hold_lines->pdata[from + 2], "(1 hold left, 1 of them its own)"));
+        assert_true(g_str_has_suffix(hold_lines->pdata[from + 3], "(0 holds left)"));
+        assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
+}
+
 int main(void) {
         static const options quota = { .max_mappings_per_user = 2, .max_mappings = 3 };
         static const options fallback = { .fake_fallback = true };
@@ -1143,6 +1256,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_server_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_recreate_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failure_detail_logged, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_persistent_release_logged, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_declared_family_left_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_events, setup, teardown, (void *) &fallback),
                 cmocka_unit_test_prestate_setup_teardown(test_external_address_from_igd, setup, teardown,
@@ -1159,9 +1274,13 @@ int main(void) {
         g_setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/pcpd-test-manager-backend/no-bus", TRUE);
         recreation_lines = g_ptr_array_new_with_free_func(g_free);
         failure_lines = g_ptr_array_new_with_free_func(g_free);
+        hold_lines = g_ptr_array_new_with_free_func(g_free);
+        declared_lines = g_ptr_array_new_with_free_func(g_free);
         g_log_set_writer_func(record_log, NULL, NULL);
         r = cmocka_run_group_tests(tests, NULL, NULL);
         g_ptr_array_free(recreation_lines, TRUE);
         g_ptr_array_free(failure_lines, TRUE);
+        g_ptr_array_free(hold_lines, TRUE);
+        g_ptr_array_free(declared_lines, TRUE);
         return r;
 }
