@@ -198,40 +198,17 @@ class Manager(dbus.service.Object):
                 if persistent and not p['Persistent']:
                     m.update(Persistent=True)
                 return m.path
-        mid = self.next_id
-        self.next_id += 1
-        props = {
-            'Opcode': dbus.String(opcode),
-            'Family': dbus.String(options.get('family', 'ipv4')),
-            'Protocol': dbus.String(protocol),
-            'ProtocolNumber': dbus.Byte({'tcp': 6, 'udp': 17}.get(protocol, 0)),
-            'InternalAddress': dbus.String('192.168.1.20'),
-            'InternalPort': dbus.UInt16(port),
-            'SuggestedExternalPort': dbus.UInt16(suggested),
-            'ExternalAddress': dbus.String(''),
-            'ExternalPort': dbus.UInt16(0),
-            'RemoteAddress': dbus.String(remote_address),
-            'RemotePort': dbus.UInt16(remote_port),
-            'Lifetime': dbus.UInt32(0),
-            'ExpiresAt': dbus.UInt64(0),
-            'State': dbus.String('pending'),
-            'Error': dbus.String(''),
-            'Server': dbus.String('192.168.1.1'),
-            'Description': dbus.String(options.get('description', '')),
-            'Persistent': dbus.Boolean(persistent),
-            'Owner': dbus.String('' if persistent else sender),
-            'UID': dbus.UInt32(0),
-            'PID': dbus.UInt32(self.bus.call_blocking('org.freedesktop.DBus', '/org/freedesktop/DBus',
-                                                       'org.freedesktop.DBus', 'GetConnectionUnixProcessID',
-                                                       's', [sender])),
-            'AppId': dbus.String('org.example.Test'),
-            'AppIdSource': dbus.String('declared'),
-            'Created': dbus.UInt64(now_usec()),
-        }
-        m = Mapping(self, mid, None if persistent else sender, props)
-        self.mappings[m.path] = m
-        self.InterfacesAdded(m.path, {MAPPING: dbus.Dictionary(props, signature='sv')})
-        self.set_prop('MappingCount', len(self.mappings))
+        pid = self.bus.call_blocking('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                                     'GetConnectionUnixProcessID', 's', [sender])
+        m = self.new_mapping(None if persistent else sender, protocol, port, suggested, options,
+                             Opcode=dbus.String(opcode),
+                             RemoteAddress=dbus.String(remote_address),
+                             RemotePort=dbus.UInt16(remote_port),
+                             Persistent=dbus.Boolean(persistent),
+                             Owner=dbus.String('' if persistent else sender),
+                             PID=dbus.UInt32(pid),
+                             AppId=dbus.String('org.example.Test'),
+                             AppIdSource=dbus.String('declared'))
         lifetime = int(options.get('lifetime', 0)) or int(self.props['DefaultLifetime'])
 
         def settle():
@@ -254,6 +231,44 @@ class Manager(dbus.service.Object):
                     self.remove(m, 'owner-vanished')
             m.watch = self.bus.watch_name_owner(sender, vanished)
         return m.path
+
+    def new_mapping(self, owner, protocol, port, suggested, options, **fields):
+        """a new mapping object, pending, with fields over the defaults; published
+        (InterfacesAdded, MappingCount)"""
+        mid = self.next_id
+        self.next_id += 1
+        props = {
+            'Opcode': dbus.String('map'),
+            'Family': dbus.String(options.get('family', 'ipv4')),
+            'Protocol': dbus.String(protocol),
+            'ProtocolNumber': dbus.Byte({'tcp': 6, 'udp': 17}.get(protocol, 0)),
+            'InternalAddress': dbus.String('192.168.1.20'),
+            'InternalPort': dbus.UInt16(port),
+            'SuggestedExternalPort': dbus.UInt16(suggested),
+            'ExternalAddress': dbus.String(''),
+            'ExternalPort': dbus.UInt16(0),
+            'RemoteAddress': dbus.String(''),
+            'RemotePort': dbus.UInt16(0),
+            'Lifetime': dbus.UInt32(0),
+            'ExpiresAt': dbus.UInt64(0),
+            'State': dbus.String('pending'),
+            'Error': dbus.String(''),
+            'Server': dbus.String('192.168.1.1'),
+            'Description': dbus.String(options.get('description', '')),
+            'Persistent': dbus.Boolean(False),
+            'Owner': dbus.String(''),
+            'UID': dbus.UInt32(0),
+            'PID': dbus.UInt32(0),
+            'AppId': dbus.String(''),
+            'AppIdSource': dbus.String('none'),
+            'Created': dbus.UInt64(now_usec()),
+        }
+        props.update(fields)
+        m = Mapping(self, mid, owner, props)
+        self.mappings[m.path] = m
+        self.InterfacesAdded(m.path, {MAPPING: dbus.Dictionary(props, signature='sv')})
+        self.set_prop('MappingCount', len(self.mappings))
+        return m
 
     def remove(self, m, reason):
         # logged before the signals: a holder may exit on MappingRemoved alone, and the
@@ -386,39 +401,10 @@ class Manager(dbus.service.Object):
         path = self.declared_path(name)
         if path in self.mappings:
             return path
-        mid = self.next_id
-        self.next_id += 1
-        props = {
-            'Opcode': dbus.String('map'),
-            'Family': dbus.String(options.get('family', 'ipv4')),
-            'Protocol': dbus.String(protocol),
-            'ProtocolNumber': dbus.Byte({'tcp': 6, 'udp': 17}.get(protocol, 0)),
-            'InternalAddress': dbus.String(str(options.get('third-party', '192.168.1.20'))),
-            'InternalPort': dbus.UInt16(port),
-            'SuggestedExternalPort': dbus.UInt16(suggested),
-            'ExternalAddress': dbus.String(''),
-            'ExternalPort': dbus.UInt16(0),
-            'RemoteAddress': dbus.String(''),
-            'RemotePort': dbus.UInt16(0),
-            'Lifetime': dbus.UInt32(0),
-            'ExpiresAt': dbus.UInt64(0),
-            'State': dbus.String('pending'),
-            'Error': dbus.String(''),
-            'Server': dbus.String('192.168.1.1'),
-            'Description': dbus.String(options.get('description', '')),
-            'Persistent': dbus.Boolean(True),
-            'Owner': dbus.String(''),
-            'UID': dbus.UInt32(0),
-            'PID': dbus.UInt32(0),
-            'AppId': dbus.String(''),
-            'AppIdSource': dbus.String('none'),
-            'Created': dbus.UInt64(now_usec()),
-            'Declared': dbus.String(name),
-        }
-        m = Mapping(self, mid, None, props)
-        self.mappings[m.path] = m
-        self.InterfacesAdded(m.path, {MAPPING: dbus.Dictionary(props, signature='sv')})
-        self.set_prop('MappingCount', len(self.mappings))
+        m = self.new_mapping(None, protocol, port, suggested, options,
+                             InternalAddress=dbus.String(str(options.get('third-party', '192.168.1.20'))),
+                             Persistent=dbus.Boolean(True),
+                             Declared=dbus.String(name))
         lifetime = int(options.get('lifetime', 0)) or int(self.props['DefaultLifetime'])
 
         def settle():
