@@ -125,7 +125,8 @@ static void declare_wait_update(DeclareWait *w) {
                 }
                 line = describe_mapping(&w->info);
                 if (line == NULL) {
-                        declare_wait_exit(w, log_oom());
+                        (void) log_oom();
+                        declare_wait_exit(w, EXIT_FAILURE);
                         return;
                 }
                 printf("%s\n", line);
