@@ -63,27 +63,23 @@ static int print_declared_json(const char *name, const char *path, const Mapping
         json_string(&j, name);
         json_key(&j, "Mapping");
         json_string(&j, path);
-        if (arg_map.wait) {
+        if (arg_map.wait && i != NULL) {
                 json_key(&j, "State");
-                if (i != NULL)
-                        json_string(&j, strempty(i->state));
-                else
-                        json_null(&j);
+                json_string(&j, strempty(i->state));
                 json_key(&j, "Error");
-                if (i != NULL)
-                        json_string(&j, strempty(i->error));
-                else
-                        json_null(&j);
+                json_string(&j, strempty(i->error));
                 json_key(&j, "ExternalAddress");
-                if (i != NULL)
-                        json_string(&j, strempty(i->external_address));
-                else
-                        json_null(&j);
+                json_string(&j, strempty(i->external_address));
                 json_key(&j, "ExternalPort");
-                if (i != NULL)
-                        json_uint(&j, i->external_port);
-                else
+                json_uint(&j, i->external_port);
+        } else if (arg_map.wait) {
+                /* no mapping ("/"): nothing to say of it */
+                static const char *const keys[] = { "State", "Error", "ExternalAddress", "ExternalPort" };
+
+                for (size_t k = 0; k < ELEMENTSOF(keys); k++) {
+                        json_key(&j, keys[k]);
                         json_null(&j);
+                }
         }
         json_end_object(&j);
         return json_finish(&j) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
