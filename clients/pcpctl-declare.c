@@ -358,15 +358,30 @@ int verb_declare(int argc, char **argv, sd_bus *bus) {
 
         if (arg_json != JSON_OFF)
                 return print_declared_json(argv[1], path, NULL);
-        printf(_("Declared %s: mapping %s.\n"), argv[1], mapping_id(path));
-        /* a mapping that existed (declared again as it was) may have failed already: said,
-         * not to be taken for one that works */
+        /* the line says the mapping's state unless it is active: a new one is only requested
+         * (the router answers later), and one that existed (declared again as it was) may
+         * have failed already, not to be taken for one that works */
         sd_bus_error_free(&error);
-        if (mapping_info_get(bus, path, &info, &error) >= 0 && streq_ptr(info.state, PCP1_MAPPING_FAILED)) {
+        r = mapping_info_get(bus, path, &info, &error);
+        if (r < 0) {
+                printf(_("Declared %s: mapping %s.\n"), argv[1], mapping_id(path));
+                log_error(_("Cannot read the state of mapping %s: %s"), mapping_id(path),
+                          bus_error_message(&error, r));
+        } else if (streq_ptr(info.state, PCP1_MAPPING_ACTIVE) || streq_ptr(info.state, PCP1_MAPPING_RENEWING))
+                printf(_("Declared %s: mapping %s.\n"), argv[1], mapping_id(path));
+        else if (streq_ptr(info.state, PCP1_MAPPING_FAILED)) {
                 _cleanup_free_ char *e = text_sanitize(info.error);
 
+                printf(_("Declared %s: mapping %s (failed).\n"), argv[1], mapping_id(path));
                 log_error(_("Mapping %s has failed: %s"), mapping_id(path), isempty(e) ? _("unknown error") : e);
                 log_declaration_stays(argv[1]);
+        } else if (streq_ptr(info.state, PCP1_MAPPING_PENDING))
+                printf(_("Declared %s: mapping %s (requested; pcpctl declare --wait follows it).\n"), argv[1],
+                       mapping_id(path));
+        else {
+                _cleanup_free_ char *st = text_sanitize(strempty(info.state));
+
+                printf(_("Declared %s: mapping %s (%s).\n"), argv[1], mapping_id(path), st != NULL ? st : "?");
         }
         return EXIT_SUCCESS;
 }

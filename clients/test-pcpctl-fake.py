@@ -676,14 +676,21 @@ def declare_wait(t):
         f'Declared und, but its mapping {mapping["Id"]} was removed before it was active: released.\n'
         'und is no longer declared.\n'), 'declare --wait: undeclared meanwhile, said so', f'{status} {out!r} {err!r}')
     p, mapping = start_waiting(t, 'again', '8096')
-    t.run('declare', 'again', 'tcp', '8096', '--external-port=18096')
+    r = t.run('declare', 'again', 'tcp', '8096', '--external-port=18096')
     again = declared_in_list(t, 'again')
     status, out, err = finish(p)
     t.check(again is not None and again['Path'] != mapping['Path'] and status == 1 and out == '' and err == (
         f'Declared again, but its mapping {mapping["Id"]} was removed before it was active: released.\n'
         f'again was declared again meanwhile; its mapping is {again["Id"]} now.\n'),
         'declare --wait: declared again with other settings, the new mapping named', f'{status} {out!r} {err!r}')
+    # (a plain declare of a mapping that is only requested says so)
+    t.check(again is not None and r.stdout == f'Declared again: mapping {again["Id"]} (requested; pcpctl declare '
+            '--wait follows it).\n' and r.stderr == '', 'declare of a pending mapping says it is only requested',
+            f'{r.stdout!r} {r.stderr!r}')
     t.test_call('SettleDeclared', '')
+    r = t.run('declare', 'again', 'tcp', '8096', '--external-port=18096')
+    t.check(again is not None and r.stdout == f'Declared again: mapping {again["Id"]}.\n' and r.stderr == '',
+            'declare of an active mapping: the line as it was', f'{r.stdout!r} {r.stderr!r}')
     t.run('undeclare', 'again')
     t.test_call('HoldDeclared', 'b', 'false')
 
@@ -708,9 +715,16 @@ def declare_wait(t):
     # without --wait: declared, status 0 as before, and a mapping that has failed already
     # is said to have failed
     r = t.run('declare', 'tp', 'tcp', '8090', '--third-party=192.168.1.30')
-    t.check(r.stdout == f'Declared tp: mapping {mid}.\n' and r.stderr.startswith(
-        f'Mapping {mid} has failed: NOT_AUTHORIZED\n'), 'declare of a failed mapping says it failed',
-        f'{r.stdout!r} {r.stderr!r}')
+    t.check(r.stdout == f'Declared tp: mapping {mid} (failed).\n' and r.stderr == (
+        f'Mapping {mid} has failed: NOT_AUTHORIZED\n'
+        'The declaration stays in place and pcpd keeps trying; remove it with: pcpctl undeclare tp\n'),
+        'declare of a failed mapping says it failed', f'{r.stdout!r} {r.stderr!r}')
+    # its state unreadable: the declaration is made all the same (status 0), said without a state
+    t.test_call('FailMappingGetAll', 'os', tp['Path'] if tp else '/', 'org.freedesktop.DBus.Error.AccessDenied')
+    r = t.run('declare', 'tp', 'tcp', '8090', '--third-party=192.168.1.30')
+    t.check(r.stdout == f'Declared tp: mapping {mid}.\n' and r.stderr == f'Cannot read the state of mapping {mid}: '
+            'Access denied by the bus policy.\n', 'declare: a state it cannot read is said to be unknown',
+            f'{r.stdout!r} {r.stderr!r}')
 
     # no mapping yet ("/"): --wait does not wait for one that may never come; status 1
     t.test_call('MapDeclared', 'b', 'false')
