@@ -16,11 +16,14 @@ when asked; PID is the caller's that made it. DeclareMapping declares in the sta
 pcpd does when it has a server: persistent, of uid 0, Declared NAME, "pending" at the reply,
 then active, or failed with NOT_AUTHORIZED for a third-party one, as a server that refuses
 THIRD_PARTY answers, 50 ms later or, after Test.HoldDeclared(true), at Test.SettleDeclared();
-declared again, the same mapping), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
+declared again, the same mapping; declared again with other settings, the old mapping is removed
+("released") and a new one made; a declared mapping removed while its declaration stays is "/" in
+DeclaredMappings until it is declared again), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
 /etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with
 NoServer, and a family with the error org.freedesktop.PCP1.Test.FailExternalAddress(ss) names. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
 newer daemons have: clients must read it when present and do without it).
+org.freedesktop.PCP1.Test.MappingReads(o) counts the GetAll calls a mapping answered.
 org.freedesktop.PCP1.Test.RemoveOnRelease(ss) makes the next Release() lose a race with
 a removal for another reason.
 """
@@ -70,6 +73,7 @@ class Mapping(dbus.service.Object):
 
     @dbus.service.method(PROPERTIES, in_signature='s', out_signature='a{sv}')
     def GetAll(self, interface):
+        self.reads = getattr(self, 'reads', 0) + 1
         error = getattr(self, 'getall_error', None)
         if error is not None:
             raise dbus.DBusException(f'Scripted failure for {self.path}.', name=error)
@@ -277,6 +281,12 @@ class Manager(dbus.service.Object):
             f.write(f'{reason} {m.path}\n')
         del self.mappings[m.path]
         m.remove_from_connection()
+        # a declaration whose mapping went has none until it is made again (pcpd's
+        # retry): DeclaredMappings says "/" for it, as pcpd's does
+        name = str(m.props.get('Declared', ''))
+        if name and self.declared_path(name) == m.path:
+            file = next(str(d[1]) for d in self.props['DeclaredMappings'] if str(d[0]) == name)
+            self.set_declared(name, file, '/')
         self.InterfacesRemoved(m.path, [MAPPING])
         self.MappingRemoved(m.path, reason)
         self.set_prop('MappingCount', len(self.mappings))
@@ -334,6 +344,14 @@ class Manager(dbus.service.Object):
     def FailMappingGetAll(self, path, error):
         """The mapping's GetAll fails with error (a full error name) from now on."""
         self.mappings[path].getall_error = str(error)
+
+    @dbus.service.method(TEST, in_signature='o', out_signature='u')
+    def MappingReads(self, path):
+        """How many times the mapping's GetAll was answered (0 when there is no such mapping):
+        a client has the mapping's properties once this counts its call (the answer went
+        out before this one)."""
+        m = self.mappings.get(str(path))
+        return dbus.UInt32(getattr(m, 'reads', 0) if m is not None else 0)
 
     @dbus.service.method(TEST, in_signature='s', out_signature='')
     def SetServerSource(self, source):
@@ -399,12 +417,17 @@ class Manager(dbus.service.Object):
         it, settled 50 ms later (a third-party one is refused as by a server without
         THIRD_PARTY); the one it has when declared again."""
         path = self.declared_path(name)
+        settings = (protocol, port, suggested, dict(options))
         if path in self.mappings:
-            return path
+            if self.mappings[path].declared_as == settings:
+                return path
+            # declared again with other settings: pcpd asks for it again, a new mapping
+            self.remove(self.mappings[path], 'released')
         m = self.new_mapping(None, protocol, port, suggested, options,
                              InternalAddress=dbus.String(str(options.get('third-party', '192.168.1.20'))),
                              Persistent=dbus.Boolean(True),
                              Declared=dbus.String(name))
+        m.declared_as = settings
         lifetime = int(options.get('lifetime', 0)) or int(self.props['DefaultLifetime'])
 
         def settle():
@@ -454,9 +477,11 @@ class Manager(dbus.service.Object):
             if str(d[0]) == name:
                 if str(d[1]).startswith('/etc/'):
                     raise Error('Conflict', f'{name} is declared in {d[1]}: remove the file and reload.')
-                if str(d[2]) in self.mappings:
-                    self.remove(self.mappings[str(d[2])], 'released')
+                # no longer declared, then its mapping removed: pcpd's order
+                path = str(d[2])
                 self.set_declared(str(name), None)
+                if path in self.mappings:
+                    self.remove(self.mappings[path], 'released')
                 return
         raise Error('NotFound', f'Nothing is declared as {name}.')
 

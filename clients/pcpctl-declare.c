@@ -91,6 +91,36 @@ static void log_declaration_stays(const char *name) {
                   name);
 }
 
+/* What became of the declaration name once its mapping at path was removed (told by
+ * MappingRemoved, so pcpd has done with it: DeclaredMappings says it): undeclared, declared
+ * again onto another mapping, or still in place (pcpd makes its mapping again). */
+static void log_declaration_after_removal(sd_bus *bus, const char *name, const char *path) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(manager_info_done) ManagerInfo info = {0};
+        const char *now = NULL;
+        bool declared = false;
+        int r;
+
+        r = manager_info_get(bus, &info, &error);
+        if (r < 0 || !info.declared.present) {
+                log_error(_("Cannot tell whether %s is still declared: %s"), name,
+                          r < 0 ? bus_error_message(&error, r) : _("pcpd has no DeclaredMappings property"));
+                return;
+        }
+        for (size_t k = 0; info.declared.names != NULL && info.declared.names[k] != NULL; k++)
+                if (streq(info.declared.names[k], name)) {
+                        declared = true;
+                        now = info.declared.mappings[k];
+                        break;
+                }
+        if (!declared)
+                log_error(_("%s is no longer declared."), name);
+        else if (!isempty(now) && !streq(now, "/") && !streq(now, path))
+                log_error(_("%s was declared again meanwhile; its mapping is %s now."), name, mapping_id(now));
+        else
+                log_declaration_stays(name);
+}
+
 /* declare --wait: the declared mapping followed until it is active or failed, as map --wait
  * does; the declaration is pcpd's, so nothing is released on the way out. */
 typedef struct DeclareWait {
@@ -167,7 +197,7 @@ static int on_declared_properties(sd_bus_message *m, void *userdata, sd_bus_erro
 /* pcpd's signals: the mapping's changes, and its removal */
 static int on_declared_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         DeclareWait *w = userdata;
-        const char *s, *reason;
+        const char *s, *reason, *why;
         int r;
 
         if (sd_bus_message_is_signal(m, PROPERTIES_IFACE, "PropertiesChanged")) {
@@ -189,8 +219,14 @@ static int on_declared_signal(sd_bus_message *m, void *userdata, sd_bus_error *r
                 if (sd_bus_message_read(m, "os", &s, &reason) < 0 || !streq(s, w->path))
                         return 0;
                 text = text_sanitize(reason);
-                log_error(_("Declared %s, but its mapping %s was removed before it was active: %s."), w->name,
-                          mapping_id(w->path), text != NULL ? text : "?");
+                why = removal_reason_explained(reason);
+                if (why != NULL)
+                        log_error(_("Declared %s, but its mapping %s was removed before it was active: %s (%s)."),
+                                  w->name, mapping_id(w->path), text != NULL ? text : "?", why);
+                else
+                        log_error(_("Declared %s, but its mapping %s was removed before it was active: %s."),
+                                  w->name, mapping_id(w->path), text != NULL ? text : "?");
+                log_declaration_after_removal(sd_bus_message_get_bus(m), w->name, w->path);
                 declare_wait_exit(w, EXIT_FAILURE);
         }
         return 0;
@@ -215,6 +251,7 @@ static int on_declared_disconnect(sd_bus_message *m, void *userdata, sd_bus_erro
 
         log_error(_("Declared %s, but lost the connection to the system bus before its mapping %s was active."),
                   w->name, mapping_id(w->path));
+        log_declaration_stays(w->name);
         declare_wait_exit(w, EXIT_FAILURE);
         return 0;
 }
@@ -321,15 +358,30 @@ int verb_declare(int argc, char **argv, sd_bus *bus) {
 
         if (arg_json != JSON_OFF)
                 return print_declared_json(argv[1], path, NULL);
-        printf(_("Declared %s: mapping %s.\n"), argv[1], mapping_id(path));
-        /* a mapping that existed (declared again as it was) may have failed already: said,
-         * not to be taken for one that works */
+        /* the line says the mapping's state unless it is active: a new one is only requested
+         * (the router answers later), and one that existed (declared again as it was) may
+         * have failed already, not to be taken for one that works */
         sd_bus_error_free(&error);
-        if (mapping_info_get(bus, path, &info, &error) >= 0 && streq_ptr(info.state, PCP1_MAPPING_FAILED)) {
+        r = mapping_info_get(bus, path, &info, &error);
+        if (r < 0) {
+                printf(_("Declared %s: mapping %s.\n"), argv[1], mapping_id(path));
+                log_error(_("Cannot read the state of mapping %s: %s"), mapping_id(path),
+                          bus_error_message(&error, r));
+        } else if (streq_ptr(info.state, PCP1_MAPPING_ACTIVE) || streq_ptr(info.state, PCP1_MAPPING_RENEWING))
+                printf(_("Declared %s: mapping %s.\n"), argv[1], mapping_id(path));
+        else if (streq_ptr(info.state, PCP1_MAPPING_FAILED)) {
                 _cleanup_free_ char *e = text_sanitize(info.error);
 
+                printf(_("Declared %s: mapping %s (failed).\n"), argv[1], mapping_id(path));
                 log_error(_("Mapping %s has failed: %s"), mapping_id(path), isempty(e) ? _("unknown error") : e);
                 log_declaration_stays(argv[1]);
+        } else if (streq_ptr(info.state, PCP1_MAPPING_PENDING))
+                printf(_("Declared %s: mapping %s (requested; pcpctl declare --wait follows it).\n"), argv[1],
+                       mapping_id(path));
+        else {
+                _cleanup_free_ char *st = text_sanitize(strempty(info.state));
+
+                printf(_("Declared %s: mapping %s (%s).\n"), argv[1], mapping_id(path), st != NULL ? st : "?");
         }
         return EXIT_SUCCESS;
 }

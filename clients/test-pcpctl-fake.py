@@ -73,6 +73,15 @@ class Test:
                            capture_output=True, text=True, env=self.env, timeout=30)
         self.check(r.returncode == 0, f'fake: {method}{args}', r.stderr)
 
+    def mapping_reads(self, path):
+        """Test.MappingReads: how many GetAll calls the mapping at path answered (-1 when the
+        fake did not answer)."""
+        r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
+                            '/org/freedesktop/PCP1', 'org.freedesktop.PCP1.Test.MappingReads', f'objpath:{path}'],
+                           capture_output=True, text=True, env=self.env, timeout=30)
+        m = re.search(r'uint32 (\d+)', r.stdout)
+        return int(m.group(1)) if r.returncode == 0 and m else -1
+
     def start(self, *args):
         return subprocess.Popen([self.pcpctl, '--no-ask-password'] + list(args), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=self.env)
@@ -561,6 +570,30 @@ def scenario(t):
     t.check(f'revoked {path}' in t.removals(), 'revoke removes the app\'s mappings', t.removals())
 
 
+def finish(p, timeout=10):
+    """p's status, stdout and stderr once it exits (killed, and said so, after timeout s)."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        err += f'\n(killed: no exit within {timeout} s)'
+    return p.returncode, out, err
+
+
+def start_waiting(t, name, port, *args):
+    """pcpctl declare NAME tcp PORT --wait ARGS started on a mapping the fake holds pending
+    (Test.HoldDeclared(true) first), once it has read the mapping (Test.MappingReads): it
+    waits then for the mapping's changes alone. The process and the mapping (from list)."""
+    p = t.start('declare', name, 'tcp', port, '--wait', *args)
+    t.check(wait_for(lambda: declared_in_list(t, name) is not None),
+            f'declare {name} --wait: the mapping is made (10 s)', '')
+    mapping = declared_in_list(t, name) or {'Path': '/', 'Id': '?', 'State': '?'}
+    t.check(wait_for(lambda: t.mapping_reads(mapping['Path']) >= 1) and mapping['State'] == 'pending',
+            f'declare {name} --wait: has read its pending mapping (10 s)', mapping)
+    return p, mapping
+
+
 def declared_in_list(t, name):
     """The mapping `pcpctl list --json` shows as declared as name, or None."""
     r = subprocess.run([t.pcpctl, 'list', '--json'], capture_output=True, text=True, env=t.env, timeout=30)
@@ -621,6 +654,44 @@ def declare_wait(t):
             ok = out == '' and 'NOT_AUTHORIZED' in err
         t.check(p.returncode == want_status and ok, f'declare {name} --wait: ends with the answer (status {want_status})',
                 f'{p.returncode} {out!r} {err!r}')
+
+    # the mapping removed before it was active: status 1, the reason, and what became of the
+    # declaration (pcpd's DeclaredMappings); nothing on stdout, --json neither (there is no
+    # final state to print)
+    for args in ((), ('--json',)):
+        p, mapping = start_waiting(t, 'rev', '8094', *args)
+        t.run('release', str(mapping['Id']))  # RemoveMapping: "revoked"
+        status, out, err = finish(p)
+        t.check(status == 1 and out == '' and err == (
+            f'Declared rev, but its mapping {mapping["Id"]} was removed before it was active: revoked (by an '
+            'administrator or another program).\n'
+            'The declaration stays in place and pcpd keeps trying; remove it with: pcpctl undeclare rev\n'),
+            f'declare --wait {" ".join(args)}: the mapping revoked, the declaration stays',
+            f'{status} {out!r} {err!r}')
+        t.run('undeclare', 'rev')
+    p, mapping = start_waiting(t, 'und', '8095')
+    t.run('undeclare', 'und')
+    status, out, err = finish(p)
+    t.check(status == 1 and out == '' and err == (
+        f'Declared und, but its mapping {mapping["Id"]} was removed before it was active: released.\n'
+        'und is no longer declared.\n'), 'declare --wait: undeclared meanwhile, said so', f'{status} {out!r} {err!r}')
+    p, mapping = start_waiting(t, 'again', '8096')
+    r = t.run('declare', 'again', 'tcp', '8096', '--external-port=18096')
+    again = declared_in_list(t, 'again')
+    status, out, err = finish(p)
+    t.check(again is not None and again['Path'] != mapping['Path'] and status == 1 and out == '' and err == (
+        f'Declared again, but its mapping {mapping["Id"]} was removed before it was active: released.\n'
+        f'again was declared again meanwhile; its mapping is {again["Id"]} now.\n'),
+        'declare --wait: declared again with other settings, the new mapping named', f'{status} {out!r} {err!r}')
+    # (a plain declare of a mapping that is only requested says so)
+    t.check(again is not None and r.stdout == f'Declared again: mapping {again["Id"]} (requested; pcpctl declare '
+            '--wait follows it).\n' and r.stderr == '', 'declare of a pending mapping says it is only requested',
+            f'{r.stdout!r} {r.stderr!r}')
+    t.test_call('SettleDeclared', '')
+    r = t.run('declare', 'again', 'tcp', '8096', '--external-port=18096')
+    t.check(again is not None and r.stdout == f'Declared again: mapping {again["Id"]}.\n' and r.stderr == '',
+            'declare of an active mapping: the line as it was', f'{r.stdout!r} {r.stderr!r}')
+    t.run('undeclare', 'again')
     t.test_call('HoldDeclared', 'b', 'false')
 
     # a server that refuses third-party mappings: status 1, the error named, and the
@@ -644,9 +715,16 @@ def declare_wait(t):
     # without --wait: declared, status 0 as before, and a mapping that has failed already
     # is said to have failed
     r = t.run('declare', 'tp', 'tcp', '8090', '--third-party=192.168.1.30')
-    t.check(r.stdout == f'Declared tp: mapping {mid}.\n' and r.stderr.startswith(
-        f'Mapping {mid} has failed: NOT_AUTHORIZED\n'), 'declare of a failed mapping says it failed',
-        f'{r.stdout!r} {r.stderr!r}')
+    t.check(r.stdout == f'Declared tp: mapping {mid} (failed).\n' and r.stderr == (
+        f'Mapping {mid} has failed: NOT_AUTHORIZED\n'
+        'The declaration stays in place and pcpd keeps trying; remove it with: pcpctl undeclare tp\n'),
+        'declare of a failed mapping says it failed', f'{r.stdout!r} {r.stderr!r}')
+    # its state unreadable: the declaration is made all the same (status 0), said without a state
+    t.test_call('FailMappingGetAll', 'os', tp['Path'] if tp else '/', 'org.freedesktop.DBus.Error.AccessDenied')
+    r = t.run('declare', 'tp', 'tcp', '8090', '--third-party=192.168.1.30')
+    t.check(r.stdout == f'Declared tp: mapping {mid}.\n' and r.stderr == f'Cannot read the state of mapping {mid}: '
+            'Access denied by the bus policy.\n', 'declare: a state it cannot read is said to be unknown',
+            f'{r.stdout!r} {r.stderr!r}')
 
     # no mapping yet ("/"): --wait does not wait for one that may never come; status 1
     t.test_call('MapDeclared', 'b', 'false')
@@ -668,6 +746,84 @@ def declare_wait(t):
         t.run('undeclare', name)
     t.check(f'released {web["Path"] if web else "?"}' in t.removals() and declared_in_list(t, 'tp') is None,
             'undeclare removes the declared mappings', t.removals())
+
+
+def start_bus(tmp, tag):
+    """A dbus-daemon of its own on a socket in tmp: its process and address ('' when it did not start)."""
+    socket = os.path.join(tmp, f'bus-{tag}')
+    config = os.path.join(tmp, f'bus-{tag}.conf')
+    with open(config, 'w', encoding='utf-8') as f:
+        f.write(CONFIG.format(socket=socket))
+    bus = subprocess.Popen([shutil.which('dbus-daemon'), f'--config-file={config}', '--nofork', '--print-address'],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return bus, bus.stdout.readline().strip()
+
+
+def start_fake(fake, address, log):
+    """fake-pcpd.py on the bus at address: the process once it owns the name, else None."""
+    service = subprocess.Popen([sys.executable, fake, address, log], stdout=subprocess.PIPE, text=True)
+    if service.stdout.readline().strip() != 'ready':
+        service.kill()
+        service.wait()
+        return None
+    return service
+
+
+def end(p):
+    """p (one of ours) ended: terminated, killed if it does not exit within 5 s."""
+    if p is not None and p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def declare_wait_ends(pcpctl, fake, tmp, t):
+    """declare --wait while pcpd goes away, and while the bus itself goes: status 1 at once,
+    what happened and that the declaration stays; nothing on stdout. On a bus of its own
+    (this one is lost), with the fake started anew; the results counted in t."""
+    bus, address = start_bus(tmp, 'ends')
+    service = w = None
+    try:
+        if not t.check(address != '', 'a second bus for the ends of declare --wait', ''):
+            return
+        log = os.path.join(tmp, 'removed-ends.log')
+        w = Test(pcpctl, dict(t.env, DBUS_SYSTEM_BUS_ADDRESS=address), log)
+        for what in ('pcpd', 'bus'):
+            service = start_fake(fake, address, log)
+            if not t.check(service is not None, f'the fake daemon starts (for the {what} going away)', ''):
+                return
+            w.test_call('MapDeclared', 'b', 'true')
+            w.test_call('HoldDeclared', 'b', 'true')
+            name = f'{what}gone'
+            p, mapping = start_waiting(w, name, '8097')
+            if what == 'pcpd':
+                service.terminate()  # pcpd stops: its name goes (NameOwnerChanged)
+                service.wait(timeout=10)
+                want = (f'Declared pcpdgone, but pcpd went away before its mapping {mapping["Id"]} was active; the '
+                        'declaration is saved, and pcpd makes the mapping again when it starts.\n')
+            else:
+                # the connection to the bus is lost (SIGKILL: a dbus-daemon that stops on
+                # SIGTERM may tell of the fake's name going first)
+                bus.kill()
+                bus.wait(timeout=10)
+                want = (f'Declared busgone, but lost the connection to the system bus before its mapping '
+                        f'{mapping["Id"]} was active.\n'
+                        'The declaration stays in place and pcpd keeps trying; remove it with: pcpctl undeclare '
+                        'busgone\n')
+            status, out, err = finish(p)
+            t.check(status == 1 and out == '' and err == want,
+                    f'declare --wait: the {what} goes away while it waits: status 1, said so',
+                    f'{status} {out!r} {err!r}')
+            end(service)
+    finally:
+        if w is not None:
+            t.passed += w.passed
+            t.failed += w.failed
+        end(service)
+        end(bus)
 
 
 def main():
@@ -749,6 +905,8 @@ def main():
         status, out, err = stop(p)
         t.check(status == 0 and wait_for(lambda: 'released /org/freedesktop/PCP1/mapping/1' in t.removals()),
                 'the re-attached holder releases on SIGINT', f'{status} {err!r} {t.removals()}')
+
+        declare_wait_ends(pcpctl, fake, tmp, t)
 
         print(f'{t.passed} passed, {t.failed} failed')
         return 1 if t.failed else 0

@@ -634,7 +634,7 @@ new_cursor
 out=$(alice_nosession "$ROOT_PW" declare mine tcp 9000)
 note "pcpctl declare as alice on a terminal, no login session, root's password (status $?): $(tr '\n' '|' <<<"$out")"
 check "no login session: pkttyagent asks for root's password" grep -qx 'Authenticating as: root' <<<"$out"
-is "no login session, root's password: declared" "$(tail -n 1 <<<"$out")" "Declared mine: mapping [0-9]+\."
+is "no login session, root's password: declared" "$(tail -n 1 <<<"$out")" "Declared mine: mapping [0-9]+( \\(requested; pcpctl declare --wait follows it\\))?\."
 check "no login session: polkitd's journal: authenticated as root, a temporary authorization for pcpctl's bus name" \
     wait_cmd 20 "polkitd's success line" polkit_logged 'successfully authenticated as unix-user:root to gain TEMPORARY authorization for action org\.freedesktop\.PCP1\.configure for system-bus-name::[0-9.]+ \[pcpctl declare mine tcp 9000\] \(owned by unix-user:alice\)'
 check "no login session: alice's declaration is saved in /var/lib/pcpd/mappings.d: pcpd, 0600" \
@@ -662,7 +662,7 @@ check "nothing declared: no /var/lib/pcpd/mappings.d/mine.conf" not_running_dir 
 new_cursor
 out=$(alice_session "$ROOT_PW" declare mine tcp 9000)
 note "pcpctl declare as alice in a login session, root's password (status $?): $(tr '\n' '|' <<<"$out")"
-is "root's password: declared" "$(tail -n 1 <<<"$out")" "Declared mine: mapping [0-9]+\."
+is "root's password: declared" "$(tail -n 1 <<<"$out")" "Declared mine: mapping [0-9]+( \\(requested; pcpctl declare --wait follows it\\))?\."
 check "polkitd's journal: authenticated as root, a temporary authorization for pcpctl's bus name" \
     wait_cmd 20 "polkitd's success line" polkit_logged 'successfully authenticated as unix-user:root to gain TEMPORARY authorization for action org\.freedesktop\.PCP1\.configure for system-bus-name::[0-9.]+ \[pcpctl declare mine tcp 9000\] \(owned by unix-user:alice\)'
 check "alice's declaration is saved in /var/lib/pcpd/mappings.d: pcpd, 0600" \
