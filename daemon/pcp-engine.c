@@ -1253,12 +1253,16 @@ static void server_address_matched(pcp_engine *e, pcp_server *s) {
 }
 
 /* its version is settled as one other than PCP's: no probe, no doubt, PCP probed again
- * after cfg.pcp_reprobe (it may be switched on later) */
+ * after cfg.pcp_reprobe (it may be switched on later). The probe is over, answered by the
+ * "version not supported" that settled it (a doubt that stood: refusals not counted as
+ * heard, version_answer()): if nothing else is asked of the server, its silence is no
+ * longer timed (server_maybe_done_asking()); what the caller asks next times it anew. */
 static void server_settled_not_pcp(pcp_engine *e, pcp_server *s, uint64_t now) {
         s->probing = false;
         s->probe_at = PCP_NEVER;
         s->version_doubt_at = PCP_NEVER;
         s->reprobe_at = now + e->cfg.pcp_reprobe;
+        server_maybe_done_asking(e, s);
 }
 
 /* the server speaks NAT-PMP only: drive its mappings with NAT-PMP and ask for the address */

@@ -3535,6 +3535,72 @@ static void test_replaced_router(void **state) {
         h_free(h);
 }
 
+/* A doubt about the version that stands (test_replaced_router) settles the server as not
+ * speaking PCP: its probe is over, answered by the refusals the doubt came to believe. It
+ * is not asked anything any more (UNSUPPORTED: its mappings failed; the probe's silence
+ * was timed from when it went) and must not be told silent 20 s later; the next request
+ * (the re-probe) times it anew. Switched to NAT-PMP instead, what it is asked is the
+ * NAT-PMP requests that go at the switch: silence is timed from them. */
+static void test_settled_not_pcp_not_silent(void **state) {
+        bool natpmp_kind = *(const bool *) *state;
+        harness *h = h_new(natpmp_kind ? 148 : 147, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = granted_map(h, sid, 8090, 3600, 38090);
+        uint8_t v1[PCP_HEADER_LEN] = { 1, 0x80 | PCP_OPCODE_MAP, 0, PCP_RESULT_UNSUPP_VERSION };
+        uint64_t t_doubt = 0, t_settled;
+        const h_sent *probe;
+
+        h_advance(h, MINUTE);
+        h_clear(h);
+        /* the refusal, and the same refusal to the probe it sends: nothing else is out
+         * (the mapping is active, its renewal half an hour away) */
+        for (int k = 0; k < 2; k++) {
+                if (natpmp_kind)
+                        natpmp_unsupp(h, sid, 5);
+                else
+                        h_receive(h, sid, 0, v1, sizeof(v1));
+                if (k == 0)
+                        t_doubt = h->now;
+        }
+        assert_int_equal(h->n_sent, 1);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        h_advance_to(h, t_doubt + 2 * 3 * SEC);
+        t_settled = h->now;
+        assert_int_equal(h_srv(h, sid)->state, natpmp_kind ? PCP_SERVER_NATPMP : PCP_SERVER_UNSUPPORTED);
+
+        /* 20 s after the probe went, and on: not silent */
+        h_advance_to(h, t_doubt + 20 * SEC + 1);
+        assert_false(h_srv(h, sid)->silent);
+        if (!natpmp_kind) {
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+                h_advance_to(h, t_doubt + 2 * MINUTE);
+                assert_false(h_srv(h, sid)->silent);
+                for (size_t k = 0; k < h->n_ev; k++)
+                        assert_false(h->ev[k].type == PCP_EVENT_SERVER && h->ev[k].server.silent);
+                /* the re-probe (30 min on) is asked, unanswered: silent 20 s after it went */
+                h_clear(h);
+                while (h_count(h, PCP_OPCODE_ANNOUNCE) == 0)
+                        assert_true(h_step(h));
+                probe = h_find(h, PCP_OPCODE_ANNOUNCE, 0);
+                assert_true(probe->t > t_settled + 20 * MINUTE);
+                h_advance_to(h, probe->t + 20 * SEC - 1);
+                assert_false(h_srv(h, sid)->silent);
+                h_advance_to(h, probe->t + 21 * SEC);
+                assert_true(h_srv(h, sid)->silent);
+                assert_int_equal(h_srv(h, sid)->silent_since, probe->t);
+        } else {
+                /* the NAT-PMP requests sent at the switch go unanswered: silent 20 s after
+                 * them */
+                h_advance_to(h, t_settled + 20 * SEC - 1);
+                assert_false(h_srv(h, sid)->silent);
+                h_advance_to(h, t_settled + 21 * SEC);
+                assert_true(h_srv(h, sid)->silent);
+                assert_int_equal(h_srv(h, sid)->silent_since, t_settled);
+        }
+        h_free(h);
+}
+
 /* An ANNOUNCE answer on the server's own socket while no probe is out answers nothing of
  * ours: from a server that offers another version, speaks only NAT-PMP, or switched PCP
  * off, it is dropped and changes nothing (before, it moved any of them to PCP, or off). */
@@ -3910,6 +3976,8 @@ int main(void) {
                 cmocka_unit_test_prestate(test_forged_version, (void *) &natpmp_kind),
                 cmocka_unit_test_prestate(test_replaced_router, (void *) &natpmp_kind),
                 cmocka_unit_test_prestate(test_replaced_router, (void *) &pcp_kind),
+                cmocka_unit_test_prestate(test_settled_not_pcp_not_silent, (void *) &pcp_kind),
+                cmocka_unit_test_prestate(test_settled_not_pcp_not_silent, (void *) &natpmp_kind),
                 cmocka_unit_test(test_unsolicited_announce_answer),
                 cmocka_unit_test(test_announce_hint_unknown),
                 cmocka_unit_test(test_announce_hint_unreachable),
