@@ -218,6 +218,10 @@ struct pcp_server {
         /* server-level actions, each PCP_NEVER when not wanted */
         uint64_t probe_at, probe_rt;
         uint64_t natpmp_addr_at, natpmp_addr_rt;
+        /* an external address request went and is not answered yet; natpmp_addr_at alone
+         * does not tell: it is also set for one not sent yet (a notice's, held to
+         * NATPMP_NOTICE_INTERVAL) and for the next after an answer without an address */
+        bool natpmp_addr_out;
         uint64_t natpmp_notice_next; /* the earliest a notice may start an address request */
         uint64_t announce_hint_next; /* the earliest an ANNOUNCE may start a probe (unknown,
                                       * unreachable servers: receive_announce()) */
@@ -629,10 +633,10 @@ static void wait_remove(pcp_mapping *m);
 static void server_asking(pcp_engine *e, pcp_server *s, uint64_t now);
 
 /* Nothing is asked of s any more (no mapping's request outstanding, no probe, no NAT-PMP
- * address request) although nothing was heard: the requests it was not answering were
+ * address request out) although nothing was heard: the requests it was not answering were
  * dropped, not lost, so its silence is no longer timed; the next request times it anew. */
 static void server_maybe_done_asking(pcp_engine *e, pcp_server *s) {
-        if (s->asking_since == PCP_NEVER || s->n_awaiting > 0 || s->probing || s->natpmp_addr_at != PCP_NEVER)
+        if (s->asking_since == PCP_NEVER || s->n_awaiting > 0 || s->probing || s->natpmp_addr_out)
                 return;
         s->asking_since = PCP_NEVER;
         server_timer_update(e, s);
@@ -670,6 +674,7 @@ static void send_announce_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
 
 static void send_natpmp_addr_request(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_asking(e, s, now);
+        s->natpmp_addr_out = true;
         out_push(&e->datagrams, &s->out_natpmp_addr, OUT_SERVER_NATPMP_ADDR);
 }
 
@@ -2171,6 +2176,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                         /* PCP came back (or came up): move every mapping to it */
                         server_set_state(e, s, PCP_SERVER_PCP);
                         s->natpmp_addr_at = PCP_NEVER;
+                        s->natpmp_addr_out = false;
                         for (m = s->mappings; m != NULL; m = m->srv_next)
                                 if (m->info.state != PCP_MAPPING_DELETING)
                                         mapping_restart(e, m, now);
@@ -2377,6 +2383,8 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                         drop(e, PCP_DROP_UNSOLICITED);
                         return;
                 }
+                /* answered (heard: server_answered()); one asked again later is not out */
+                s->natpmp_addr_out = false;
                 if (n->result == NATPMP_RESULT_SUCCESS && !natpmp_addr_usable(&n->external_addr)) {
                         /* SUCCESS, but no address (0.0.0.0) or none a peer could reach:
                          * nothing to learn; asked again on the schedule */

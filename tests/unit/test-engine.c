@@ -3337,6 +3337,80 @@ static void test_natpmp_notice_is_a_hint(void **state) {
         h_free(h);
 }
 
+/* the time of the last NAT-PMP external address request sent since the last h_clear */
+static uint64_t natpmp_last_addr_request(harness *h) {
+        natpmp_msg n;
+
+        for (size_t k = h->n_sent; k-- > 0;)
+                if (h_is_natpmp(&h->sent[k])) {
+                        h_decode_natpmp(&h->sent[k], &n);
+                        if (n.opcode == NATPMP_OPCODE_EXTERNAL_ADDRESS)
+                                return h->sent[k].t;
+                }
+        fail_msg("no external address request sent");
+        return 0;
+}
+
+/* Silence is timed only while something is out. A NAT-PMP external address request that
+ * is not out (scheduled for later by a notice within NATPMP_NOTICE_INTERVAL, or answered
+ * with an error and asked again later) keeps nothing asked: a mapping request forgotten
+ * unanswered meanwhile leaves no silence to time, and the address request times it anew
+ * when it goes. (Before, any address request wanted kept the count running from the
+ * forgotten one: the server was told silent up to NATPMP_NOTICE_INTERVAL, or a
+ * retransmission timeout, early.) */
+static void test_natpmp_addr_request_not_out(void **state) {
+        natpmp_msg n = { .response = true, .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS,
+                         .result = NATPMP_RESULT_NETWORK_FAILURE, .epoch = 100 };
+        for (int answered = 0; answered < 2; answered++) {
+                harness *h = h_new(answered ? 150 : 149, NULL);
+                uint64_t tcp, b, t_b, t_a;
+                uint32_t sid = natpmp_server(h, &tcp, "198.51.100.40");
+
+                (void) state;
+                natpmp_map_answer(h, sid, 8080, 18080, 3600);
+                assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+                h_advance(h, 2 * SEC);
+                h_clear(h);
+                /* a notice of another address: the address asked at once */
+                h_natpmp_notice(h, SRV, 102, "203.0.113.66");
+                assert_int_equal(natpmp_addr_requests(h), 1);
+                if (answered)
+                        /* the gateway has none just now: asked again after a timeout */
+                        h_receive_natpmp(h, sid, 0, &n);
+                else
+                        natpmp_address(h, sid, "198.51.100.40", 102);
+                /* a mapping asked */
+                h_advance(h, 10);
+                b = h_map(h, sid, IPPROTO_TCP, 8081, 3600);
+                t_b = h->now;
+                assert_int_equal(natpmp_map_requests(h), 1);
+                if (!answered) {
+                        /* another notice within the second: an address request for later */
+                        h_advance(h, 10);
+                        h_natpmp_notice(h, SRV, 102, "203.0.113.67");
+                        assert_int_equal(natpmp_addr_requests(h), 1);
+                }
+                /* the mapping forgotten, unanswered: nothing is out */
+                h_advance(h, 10);
+                assert_int_equal(pcp_engine_forget_mapping(h->e, b), 0);
+                h_drain(h);
+                /* the address request goes (the first time, or again), unanswered */
+                while (natpmp_addr_requests(h) < 2)
+                        assert_true(h_step(h));
+                t_a = natpmp_last_addr_request(h);
+                assert_true(t_a > t_b + 10);
+                /* silence is timed from it, not from the forgotten request */
+                h_advance_to(h, t_b + 20 * SEC + 1);
+                assert_false(h_srv(h, sid)->silent);
+                h_advance_to(h, t_a + 20 * SEC - 1);
+                assert_false(h_srv(h, sid)->silent);
+                h_advance_to(h, t_a + 21 * SEC);
+                assert_true(h_srv(h, sid)->silent);
+                assert_int_equal(h_srv(h, sid)->silent_since, t_a);
+                h_free(h);
+        }
+}
+
 /* A notice to a server that drives no mappings (not a PCP or NAT-PMP one: here UNSUPPORTED,
  * as a UPnP-IGD-only router can be) is dropped: no recreation event, nothing logged as
  * "renewing" by the owner. */
@@ -4002,6 +4076,7 @@ int main(void) {
                 cmocka_unit_test(test_announce_recreate_reset),
                 cmocka_unit_test(test_natpmp_notice_recreate),
                 cmocka_unit_test(test_natpmp_notice_is_a_hint),
+                cmocka_unit_test(test_natpmp_addr_request_not_out),
                 cmocka_unit_test(test_silent_server_fails_first_request),
                 cmocka_unit_test(test_natpmp_notice_unused_server),
                 cmocka_unit_test(test_scale),
