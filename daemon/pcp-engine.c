@@ -1270,6 +1270,17 @@ static void server_settled_not_pcp(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_maybe_done_asking(e, s);
 }
 
+/* The server is not driven with NAT-PMP any more (PCP answered, or it is off): its external
+ * address request is over, answered or not (a NAT-PMP answer would be dropped now:
+ * handle_natpmp_response()). Kept, it was asked for ever, and each retransmission timed a
+ * silence of a server that answers what it is asked. The caller updates the timer. */
+static void natpmp_addr_give_up(pcp_engine *e, pcp_server *s) {
+        s->natpmp_addr_at = PCP_NEVER;
+        s->natpmp_addr_rt = 0;
+        s->natpmp_addr_out = false;
+        server_maybe_done_asking(e, s);
+}
+
 /* the server speaks NAT-PMP only: drive its mappings with NAT-PMP and ask for the address */
 static void server_switch_natpmp(pcp_engine *e, pcp_server *s, uint64_t now) {
         bool was = s->info.state == PCP_SERVER_NATPMP;
@@ -1317,6 +1328,7 @@ static void server_disable(pcp_engine *e, pcp_server *s, uint64_t now, uint32_t 
         s->info.disabled_until = until;
         s->info.last_result = PCP_RESULT_NOT_AUTHORIZED;
         server_set_state(e, s, PCP_SERVER_DISABLED);
+        natpmp_addr_give_up(e, s); /* a NAT-PMP one's: asked again if it is found NAT-PMP again */
         server_timer_update(e, s);
         for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
                 if (m->info.state == PCP_MAPPING_DELETING)
@@ -2175,8 +2187,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 if (s->info.state == PCP_SERVER_NATPMP || s->info.state == PCP_SERVER_UNSUPPORTED) {
                         /* PCP came back (or came up): move every mapping to it */
                         server_set_state(e, s, PCP_SERVER_PCP);
-                        s->natpmp_addr_at = PCP_NEVER;
-                        s->natpmp_addr_out = false;
+                        natpmp_addr_give_up(e, s);
                         for (m = s->mappings; m != NULL; m = m->srv_next)
                                 if (m->info.state != PCP_MAPPING_DELETING)
                                         mapping_restart(e, m, now);
@@ -2219,6 +2230,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
         if (s->info.state != PCP_SERVER_PCP && s->info.state != PCP_SERVER_DISABLED) {
                 s->probing = false;
                 s->probe_at = PCP_NEVER;
+                natpmp_addr_give_up(e, s);
                 server_set_state(e, s, PCP_SERVER_PCP);
                 server_timer_update(e, s);
         }

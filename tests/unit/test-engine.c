@@ -3411,6 +3411,84 @@ static void test_natpmp_addr_request_not_out(void **state) {
         }
 }
 
+/* A NAT-PMP server whose PCP answer comes after all (one to a mapping's PCP request from
+ * before the switch: the "unsupported version" was not its word, or not its last) is
+ * driven with PCP again; one whose PCP re-probe is answered NOT_AUTHORIZED is disabled.
+ * Either way its external address request is given up: a NAT-PMP answer to it would be
+ * dropped (the server is not NAT-PMP), so before, it was asked for ever (every mrt at
+ * most), and each time it timed a silence of a server that answers what it is asked:
+ * told silent 20 s later. */
+static void test_natpmp_addr_request_given_up(void **state) {
+        harness *h = h_new(151, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        uint64_t tcp = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        const h_sent *pcp_req = h_last_for(h, tcp);
+        uint64_t t_pcp;
+        size_t n_probes = 0;
+
+        (void) state;
+        assert_non_null(pcp_req);
+        natpmp_unsupp(h, sid, 100);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(natpmp_addr_requests(h), 1);
+        /* the PCP answer to the request from before the switch */
+        h_advance(h, 100);
+        h_reply(h, pcp_req, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 38080);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        t_pcp = h->now;
+        h_clear(h);
+        /* its mapping answered in PCP from now on; the address not asked for any more, the
+         * server never silent */
+        for (uint64_t end = t_pcp + HOUR; h->now < end;) {
+                const h_sent *req;
+
+                assert_true(h_step(h));
+                req = h_last_for(h, tcp);
+                if (req != NULL && !h_is_natpmp(req) && h_mapping(h, tcp)->state != PCP_MAPPING_ACTIVE)
+                        h_reply(h, req, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 38080);
+                /* and its probes (the re-probe the switch to NAT-PMP planned) */
+                while (n_probes < h_count(h, PCP_OPCODE_ANNOUNCE))
+                        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, n_probes++), PCP_RESULT_SUCCESS, 0,
+                                         ep(h));
+                assert_false(h_srv(h, sid)->silent);
+        }
+        assert_int_equal(natpmp_addr_requests(h), 0);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+        h_free(h);
+
+        /* The same for one switched off: its PCP re-probe answered NOT_AUTHORIZED while the
+         * gateway had no address yet (answered without one, asked again later). Nothing is
+         * asked of it while it is disabled. */
+        h = h_new(152, NULL);
+        {
+                natpmp_msg n = { .response = true, .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS,
+                                 .result = NATPMP_RESULT_NETWORK_FAILURE };
+                uint64_t t0 = h->now, until;
+                size_t n_asked = 0;
+
+                sid = natpmp_server(h, &tcp, NULL);
+                while (h_count(h, PCP_OPCODE_ANNOUNCE) < 2) { /* the first probe, the re-probe */
+                        assert_true(h_step(h));
+                        for (; n_asked < natpmp_addr_requests(h); n_asked++) {
+                                n.epoch = (uint32_t) (100 + (h->now - t0) / SEC);
+                                h_receive_natpmp(h, sid, 0, &n);
+                        }
+                }
+                assert_true(n_asked > 3);
+                h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 1), PCP_RESULT_NOT_AUTHORIZED, 0,
+                                 (uint32_t) (100 + (h->now - t0) / SEC));
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_DISABLED);
+                until = h_srv(h, sid)->disabled_until;
+                h_clear(h);
+                h_advance_to(h, until - 1);
+                assert_int_equal(natpmp_addr_requests(h), 0);
+                assert_false(h_srv(h, sid)->silent);
+                assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        }
+        h_free(h);
+}
+
 /* A notice to a server that drives no mappings (not a PCP or NAT-PMP one: here UNSUPPORTED,
  * as a UPnP-IGD-only router can be) is dropped: no recreation event, nothing logged as
  * "renewing" by the owner. */
@@ -4077,6 +4155,7 @@ int main(void) {
                 cmocka_unit_test(test_natpmp_notice_recreate),
                 cmocka_unit_test(test_natpmp_notice_is_a_hint),
                 cmocka_unit_test(test_natpmp_addr_request_not_out),
+                cmocka_unit_test(test_natpmp_addr_request_given_up),
                 cmocka_unit_test(test_silent_server_fails_first_request),
                 cmocka_unit_test(test_natpmp_notice_unused_server),
                 cmocka_unit_test(test_scale),
