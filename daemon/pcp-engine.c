@@ -218,6 +218,10 @@ struct pcp_server {
         /* server-level actions, each PCP_NEVER when not wanted */
         uint64_t probe_at, probe_rt;
         uint64_t natpmp_addr_at, natpmp_addr_rt;
+        /* an external address request went and is not answered yet; natpmp_addr_at alone
+         * does not tell: it is also set for one not sent yet (a notice's, held to
+         * NATPMP_NOTICE_INTERVAL) and for the next after an answer without an address */
+        bool natpmp_addr_out;
         uint64_t natpmp_notice_next; /* the earliest a notice may start an address request */
         uint64_t announce_hint_next; /* the earliest an ANNOUNCE may start a probe (unknown,
                                       * unreachable servers: receive_announce()) */
@@ -629,10 +633,10 @@ static void wait_remove(pcp_mapping *m);
 static void server_asking(pcp_engine *e, pcp_server *s, uint64_t now);
 
 /* Nothing is asked of s any more (no mapping's request outstanding, no probe, no NAT-PMP
- * address request) although nothing was heard: the requests it was not answering were
+ * address request out) although nothing was heard: the requests it was not answering were
  * dropped, not lost, so its silence is no longer timed; the next request times it anew. */
 static void server_maybe_done_asking(pcp_engine *e, pcp_server *s) {
-        if (s->asking_since == PCP_NEVER || s->n_awaiting > 0 || s->probing || s->natpmp_addr_at != PCP_NEVER)
+        if (s->asking_since == PCP_NEVER || s->n_awaiting > 0 || s->probing || s->natpmp_addr_out)
                 return;
         s->asking_since = PCP_NEVER;
         server_timer_update(e, s);
@@ -670,6 +674,7 @@ static void send_announce_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
 
 static void send_natpmp_addr_request(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_asking(e, s, now);
+        s->natpmp_addr_out = true;
         out_push(&e->datagrams, &s->out_natpmp_addr, OUT_SERVER_NATPMP_ADDR);
 }
 
@@ -1253,12 +1258,27 @@ static void server_address_matched(pcp_engine *e, pcp_server *s) {
 }
 
 /* its version is settled as one other than PCP's: no probe, no doubt, PCP probed again
- * after cfg.pcp_reprobe (it may be switched on later) */
+ * after cfg.pcp_reprobe (it may be switched on later). The probe is over, answered by the
+ * "version not supported" that settled it (a doubt that stood: refusals not counted as
+ * heard, version_answer()): if nothing else is asked of the server, its silence is no
+ * longer timed (server_maybe_done_asking()); what the caller asks next times it anew. */
 static void server_settled_not_pcp(pcp_engine *e, pcp_server *s, uint64_t now) {
         s->probing = false;
         s->probe_at = PCP_NEVER;
         s->version_doubt_at = PCP_NEVER;
         s->reprobe_at = now + e->cfg.pcp_reprobe;
+        server_maybe_done_asking(e, s);
+}
+
+/* The server is not driven with NAT-PMP any more (PCP answered, or it is off): its external
+ * address request is over, answered or not (a NAT-PMP answer would be dropped now:
+ * handle_natpmp_response()). Kept, it was asked for ever, and each retransmission timed a
+ * silence of a server that answers what it is asked. The caller updates the timer. */
+static void natpmp_addr_give_up(pcp_engine *e, pcp_server *s) {
+        s->natpmp_addr_at = PCP_NEVER;
+        s->natpmp_addr_rt = 0;
+        s->natpmp_addr_out = false;
+        server_maybe_done_asking(e, s);
 }
 
 /* the server speaks NAT-PMP only: drive its mappings with NAT-PMP and ask for the address */
@@ -1308,6 +1328,7 @@ static void server_disable(pcp_engine *e, pcp_server *s, uint64_t now, uint32_t 
         s->info.disabled_until = until;
         s->info.last_result = PCP_RESULT_NOT_AUTHORIZED;
         server_set_state(e, s, PCP_SERVER_DISABLED);
+        natpmp_addr_give_up(e, s); /* a NAT-PMP one's: asked again if it is found NAT-PMP again */
         server_timer_update(e, s);
         for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next) {
                 if (m->info.state == PCP_MAPPING_DELETING)
@@ -2166,7 +2187,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 if (s->info.state == PCP_SERVER_NATPMP || s->info.state == PCP_SERVER_UNSUPPORTED) {
                         /* PCP came back (or came up): move every mapping to it */
                         server_set_state(e, s, PCP_SERVER_PCP);
-                        s->natpmp_addr_at = PCP_NEVER;
+                        natpmp_addr_give_up(e, s);
                         for (m = s->mappings; m != NULL; m = m->srv_next)
                                 if (m->info.state != PCP_MAPPING_DELETING)
                                         mapping_restart(e, m, now);
@@ -2209,6 +2230,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
         if (s->info.state != PCP_SERVER_PCP && s->info.state != PCP_SERVER_DISABLED) {
                 s->probing = false;
                 s->probe_at = PCP_NEVER;
+                natpmp_addr_give_up(e, s);
                 server_set_state(e, s, PCP_SERVER_PCP);
                 server_timer_update(e, s);
         }
@@ -2373,6 +2395,8 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                         drop(e, PCP_DROP_UNSOLICITED);
                         return;
                 }
+                /* answered (heard: server_answered()); one asked again later is not out */
+                s->natpmp_addr_out = false;
                 if (n->result == NATPMP_RESULT_SUCCESS && !natpmp_addr_usable(&n->external_addr)) {
                         /* SUCCESS, but no address (0.0.0.0) or none a peer could reach:
                          * nothing to learn; asked again on the schedule */

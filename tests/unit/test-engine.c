@@ -3337,6 +3337,158 @@ static void test_natpmp_notice_is_a_hint(void **state) {
         h_free(h);
 }
 
+/* the time of the last NAT-PMP external address request sent since the last h_clear */
+static uint64_t natpmp_last_addr_request(harness *h) {
+        natpmp_msg n;
+
+        for (size_t k = h->n_sent; k-- > 0;)
+                if (h_is_natpmp(&h->sent[k])) {
+                        h_decode_natpmp(&h->sent[k], &n);
+                        if (n.opcode == NATPMP_OPCODE_EXTERNAL_ADDRESS)
+                                return h->sent[k].t;
+                }
+        fail_msg("no external address request sent");
+        return 0;
+}
+
+/* Silence is timed only while something is out. A NAT-PMP external address request that
+ * is not out (scheduled for later by a notice within NATPMP_NOTICE_INTERVAL, or answered
+ * with an error and asked again later) keeps nothing asked: a mapping request forgotten
+ * unanswered meanwhile leaves no silence to time, and the address request times it anew
+ * when it goes. (Before, any address request wanted kept the count running from the
+ * forgotten one: the server was told silent up to NATPMP_NOTICE_INTERVAL, or a
+ * retransmission timeout, early.) */
+static void test_natpmp_addr_request_not_out(void **state) {
+        natpmp_msg n = { .response = true, .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS,
+                         .result = NATPMP_RESULT_NETWORK_FAILURE, .epoch = 100 };
+        for (int answered = 0; answered < 2; answered++) {
+                harness *h = h_new(answered ? 150 : 149, NULL);
+                uint64_t tcp, b, t_b, t_a;
+                uint32_t sid = natpmp_server(h, &tcp, "198.51.100.40");
+
+                (void) state;
+                natpmp_map_answer(h, sid, 8080, 18080, 3600);
+                assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+                h_advance(h, 2 * SEC);
+                h_clear(h);
+                /* a notice of another address: the address asked at once */
+                h_natpmp_notice(h, SRV, 102, "203.0.113.66");
+                assert_int_equal(natpmp_addr_requests(h), 1);
+                if (answered)
+                        /* the gateway has none just now: asked again after a timeout */
+                        h_receive_natpmp(h, sid, 0, &n);
+                else
+                        natpmp_address(h, sid, "198.51.100.40", 102);
+                /* a mapping asked */
+                h_advance(h, 10);
+                b = h_map(h, sid, IPPROTO_TCP, 8081, 3600);
+                t_b = h->now;
+                assert_int_equal(natpmp_map_requests(h), 1);
+                if (!answered) {
+                        /* another notice within the second: an address request for later */
+                        h_advance(h, 10);
+                        h_natpmp_notice(h, SRV, 102, "203.0.113.67");
+                        assert_int_equal(natpmp_addr_requests(h), 1);
+                }
+                /* the mapping forgotten, unanswered: nothing is out */
+                h_advance(h, 10);
+                assert_int_equal(pcp_engine_forget_mapping(h->e, b), 0);
+                h_drain(h);
+                /* the address request goes (the first time, or again), unanswered */
+                while (natpmp_addr_requests(h) < 2)
+                        assert_true(h_step(h));
+                t_a = natpmp_last_addr_request(h);
+                assert_true(t_a > t_b + 10);
+                /* silence is timed from it, not from the forgotten request */
+                h_advance_to(h, t_b + 20 * SEC + 1);
+                assert_false(h_srv(h, sid)->silent);
+                h_advance_to(h, t_a + 20 * SEC - 1);
+                assert_false(h_srv(h, sid)->silent);
+                h_advance_to(h, t_a + 21 * SEC);
+                assert_true(h_srv(h, sid)->silent);
+                assert_int_equal(h_srv(h, sid)->silent_since, t_a);
+                h_free(h);
+        }
+}
+
+/* A NAT-PMP server whose PCP answer comes after all (one to a mapping's PCP request from
+ * before the switch: the "unsupported version" was not its word, or not its last) is
+ * driven with PCP again; one whose PCP re-probe is answered NOT_AUTHORIZED is disabled.
+ * Either way its external address request is given up: a NAT-PMP answer to it would be
+ * dropped (the server is not NAT-PMP), so before, it was asked for ever (every mrt at
+ * most), and each time it timed a silence of a server that answers what it is asked:
+ * told silent 20 s later. */
+static void test_natpmp_addr_request_given_up(void **state) {
+        harness *h = h_new(151, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        uint64_t tcp = h_map(h, sid, IPPROTO_TCP, 8080, 3600);
+        const h_sent *pcp_req = h_last_for(h, tcp);
+        uint64_t t_pcp;
+        size_t n_probes = 0;
+
+        (void) state;
+        assert_non_null(pcp_req);
+        natpmp_unsupp(h, sid, 100);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        assert_int_equal(natpmp_addr_requests(h), 1);
+        /* the PCP answer to the request from before the switch */
+        h_advance(h, 100);
+        h_reply(h, pcp_req, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 38080);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        t_pcp = h->now;
+        h_clear(h);
+        /* its mapping answered in PCP from now on; the address not asked for any more, the
+         * server never silent */
+        for (uint64_t end = t_pcp + HOUR; h->now < end;) {
+                const h_sent *req;
+
+                assert_true(h_step(h));
+                req = h_last_for(h, tcp);
+                if (req != NULL && !h_is_natpmp(req) && h_mapping(h, tcp)->state != PCP_MAPPING_ACTIVE)
+                        h_reply(h, req, PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 38080);
+                /* and its probes (the re-probe the switch to NAT-PMP planned) */
+                while (n_probes < h_count(h, PCP_OPCODE_ANNOUNCE))
+                        h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, n_probes++), PCP_RESULT_SUCCESS, 0,
+                                         ep(h));
+                assert_false(h_srv(h, sid)->silent);
+        }
+        assert_int_equal(natpmp_addr_requests(h), 0);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_mapping(h, tcp)->state, PCP_MAPPING_ACTIVE);
+        h_free(h);
+
+        /* The same for one switched off: its PCP re-probe answered NOT_AUTHORIZED while the
+         * gateway had no address yet (answered without one, asked again later). Nothing is
+         * asked of it while it is disabled. */
+        h = h_new(152, NULL);
+        {
+                natpmp_msg n = { .response = true, .opcode = NATPMP_OPCODE_EXTERNAL_ADDRESS,
+                                 .result = NATPMP_RESULT_NETWORK_FAILURE };
+                uint64_t t0 = h->now, until;
+                size_t n_asked = 0;
+
+                sid = natpmp_server(h, &tcp, NULL);
+                while (h_count(h, PCP_OPCODE_ANNOUNCE) < 2) { /* the first probe, the re-probe */
+                        assert_true(h_step(h));
+                        for (; n_asked < natpmp_addr_requests(h); n_asked++) {
+                                n.epoch = (uint32_t) (100 + (h->now - t0) / SEC);
+                                h_receive_natpmp(h, sid, 0, &n);
+                        }
+                }
+                assert_true(n_asked > 3);
+                h_reply_announce(h, h_find(h, PCP_OPCODE_ANNOUNCE, 1), PCP_RESULT_NOT_AUTHORIZED, 0,
+                                 (uint32_t) (100 + (h->now - t0) / SEC));
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_DISABLED);
+                until = h_srv(h, sid)->disabled_until;
+                h_clear(h);
+                h_advance_to(h, until - 1);
+                assert_int_equal(natpmp_addr_requests(h), 0);
+                assert_false(h_srv(h, sid)->silent);
+                assert_int_equal(h_count_events(h, PCP_EVENT_SERVER, 0), 0);
+        }
+        h_free(h);
+}
+
 /* A notice to a server that drives no mappings (not a PCP or NAT-PMP one: here UNSUPPORTED,
  * as a UPnP-IGD-only router can be) is dropped: no recreation event, nothing logged as
  * "renewing" by the owner. */
@@ -3531,6 +3683,72 @@ static void test_replaced_router(void **state) {
                 assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNSUPPORTED);
                 assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
                 assert_int_equal(h_mapping(h, id)->error, PCP_MAPPING_ERROR_UNSUPPORTED);
+        }
+        h_free(h);
+}
+
+/* A doubt about the version that stands (test_replaced_router) settles the server as not
+ * speaking PCP: its probe is over, answered by the refusals the doubt came to believe. It
+ * is not asked anything any more (UNSUPPORTED: its mappings failed; the probe's silence
+ * was timed from when it went) and must not be told silent 20 s later; the next request
+ * (the re-probe) times it anew. Switched to NAT-PMP instead, what it is asked is the
+ * NAT-PMP requests that go at the switch: silence is timed from them. */
+static void test_settled_not_pcp_not_silent(void **state) {
+        bool natpmp_kind = *(const bool *) *state;
+        harness *h = h_new(natpmp_kind ? 148 : 147, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t id = granted_map(h, sid, 8090, 3600, 38090);
+        uint8_t v1[PCP_HEADER_LEN] = { 1, 0x80 | PCP_OPCODE_MAP, 0, PCP_RESULT_UNSUPP_VERSION };
+        uint64_t t_doubt = 0, t_settled;
+        const h_sent *probe;
+
+        h_advance(h, MINUTE);
+        h_clear(h);
+        /* the refusal, and the same refusal to the probe it sends: nothing else is out
+         * (the mapping is active, its renewal half an hour away) */
+        for (int k = 0; k < 2; k++) {
+                if (natpmp_kind)
+                        natpmp_unsupp(h, sid, 5);
+                else
+                        h_receive(h, sid, 0, v1, sizeof(v1));
+                if (k == 0)
+                        t_doubt = h->now;
+        }
+        assert_int_equal(h->n_sent, 1);
+        assert_int_equal(h_count(h, PCP_OPCODE_ANNOUNCE), 1);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        h_advance_to(h, t_doubt + 2 * 3 * SEC);
+        t_settled = h->now;
+        assert_int_equal(h_srv(h, sid)->state, natpmp_kind ? PCP_SERVER_NATPMP : PCP_SERVER_UNSUPPORTED);
+
+        /* 20 s after the probe went, and on: not silent */
+        h_advance_to(h, t_doubt + 20 * SEC + 1);
+        assert_false(h_srv(h, sid)->silent);
+        if (!natpmp_kind) {
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_FAILED);
+                h_advance_to(h, t_doubt + 2 * MINUTE);
+                assert_false(h_srv(h, sid)->silent);
+                for (size_t k = 0; k < h->n_ev; k++)
+                        assert_false(h->ev[k].type == PCP_EVENT_SERVER && h->ev[k].server.silent);
+                /* the re-probe (30 min on) is asked, unanswered: silent 20 s after it went */
+                h_clear(h);
+                while (h_count(h, PCP_OPCODE_ANNOUNCE) == 0)
+                        assert_true(h_step(h));
+                probe = h_find(h, PCP_OPCODE_ANNOUNCE, 0);
+                assert_true(probe->t > t_settled + 20 * MINUTE);
+                h_advance_to(h, probe->t + 20 * SEC - 1);
+                assert_false(h_srv(h, sid)->silent);
+                h_advance_to(h, probe->t + 21 * SEC);
+                assert_true(h_srv(h, sid)->silent);
+                assert_int_equal(h_srv(h, sid)->silent_since, probe->t);
+        } else {
+                /* the NAT-PMP requests sent at the switch go unanswered: silent 20 s after
+                 * them */
+                h_advance_to(h, t_settled + 20 * SEC - 1);
+                assert_false(h_srv(h, sid)->silent);
+                h_advance_to(h, t_settled + 21 * SEC);
+                assert_true(h_srv(h, sid)->silent);
+                assert_int_equal(h_srv(h, sid)->silent_since, t_settled);
         }
         h_free(h);
 }
@@ -3910,6 +4128,8 @@ int main(void) {
                 cmocka_unit_test_prestate(test_forged_version, (void *) &natpmp_kind),
                 cmocka_unit_test_prestate(test_replaced_router, (void *) &natpmp_kind),
                 cmocka_unit_test_prestate(test_replaced_router, (void *) &pcp_kind),
+                cmocka_unit_test_prestate(test_settled_not_pcp_not_silent, (void *) &pcp_kind),
+                cmocka_unit_test_prestate(test_settled_not_pcp_not_silent, (void *) &natpmp_kind),
                 cmocka_unit_test(test_unsolicited_announce_answer),
                 cmocka_unit_test(test_announce_hint_unknown),
                 cmocka_unit_test(test_announce_hint_unreachable),
@@ -3934,6 +4154,8 @@ int main(void) {
                 cmocka_unit_test(test_announce_recreate_reset),
                 cmocka_unit_test(test_natpmp_notice_recreate),
                 cmocka_unit_test(test_natpmp_notice_is_a_hint),
+                cmocka_unit_test(test_natpmp_addr_request_not_out),
+                cmocka_unit_test(test_natpmp_addr_request_given_up),
                 cmocka_unit_test(test_silent_server_fails_first_request),
                 cmocka_unit_test(test_natpmp_notice_unused_server),
                 cmocka_unit_test(test_scale),
