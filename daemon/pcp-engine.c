@@ -51,7 +51,7 @@
  * switched) only if no PCP answer came within 2 × IRT of it (version_answer()) */
 #define VERSION_DOUBT_INTERVAL (1 * SEC)
 /* an ANNOUNCE to a server not known to speak PCP (unknown, unreachable), or a NAT-PMP
- * answer from an unreachable one, starts at most one ANNOUNCE probe per this
+ * notice or answer to an unreachable one, starts at most one ANNOUNCE probe per this
  * (server_hint()) */
 #define ANNOUNCE_HINT_INTERVAL (1 * SEC)
 /* a first request unanswered this long (and retransmitted this often), with nothing heard
@@ -2611,6 +2611,10 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                 } else if (s->info.state == PCP_SERVER_PCP)
                         /* a PCP server's NAT-PMP side says the address changed: re-check all */
                         server_lost_state(e, s, now, false, true, NULL);
+                else if (s->info.state == PCP_SERVER_UNREACHABLE)
+                        /* a NAT-PMP gateway sends it as it boots (RFC 6886 §3.2.1): maybe
+                         * back, as after a PCP ANNOUNCE below; the probe's answer tells */
+                        server_hint(e, s, now);
                 else
                         /* a server that is not driving mappings (not probed yet, speaking
                          * no protocol we use, off): nothing to renew, nothing to learn */

@@ -4120,6 +4120,77 @@ static void test_unreachable_router_back(void **state) {
         h_free(h);
 }
 
+/* An unreachable NAT-PMP router's notice (RFC 6886 §3.2.1: sent as it boots) and its
+ * NAT-PMP answers name no request: like an ANNOUNCE to a PCP one
+ * (test_announce_hint_unreachable), they are hints. However many come, one probe a second,
+ * and nothing else changes (state, mappings, events, the address); the probe's answer (the
+ * "unsupported version" of test_unreachable_router_back) puts the server back to NAT-PMP
+ * and asks its mappings again in it, at once. */
+static void test_unreachable_natpmp_hint(void **state) {
+        harness *h = h_new(152, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        uint64_t id, wrong_version;
+        natpmp_msg n = { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = 7200,
+                         .external_port = 47200, .lifetime = 3600, .epoch = 3 };
+        size_t asked = 0;
+
+        (void) state;
+        natpmp_unsupp(h, sid, 100);
+        natpmp_address(h, sid, EXT, 100);
+        id = h_map(h, sid, IPPROTO_TCP, 7200, 3600);
+        natpmp_map_answer(h, sid, 7200, 37200, 3600);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        h_advance(h, MINUTE);
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        h_advance(h, 2 * SEC);
+        wrong_version = st->dropped[PCP_DROP_WRONG_VERSION];
+
+        /* notices for 0.9 s, then answers to a NAT-PMP request it made before (its
+         * mapping's) for 0.9 s: one probe each, in PCP, at the first; nothing else asked,
+         * changed or told */
+        for (int round = 0; round < 2; round++) {
+                uint64_t t0 = h->now;
+
+                h_clear(h);
+                for (int k = 0; k < 100; k++) {
+                        if (round == 0)
+                                h_natpmp_notice(h, SRV, 3, "203.0.113.9");
+                        else
+                                h_receive_natpmp(h, sid, 0, &n);
+                        h_advance(h, 9);
+                }
+                if (h->n_sent != 1 || h_count(h, PCP_OPCODE_ANNOUNCE) != 1 || h->sent[0].t != t0)
+                        fail_msg("%s to an unreachable NAT-PMP server: %zu datagrams, %zu probes, not one "
+                                 "probe at once", round == 0 ? "notices" : "NAT-PMP answers", h->n_sent,
+                                 h_count(h, PCP_OPCODE_ANNOUNCE));
+                assert_int_equal(h->n_ev, 0);
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+                assert_memory_equal(&h_srv(h, sid)->external_addr, IP(EXT), 16);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_mapping(h, id)->external_port, 37200);
+                assert_int_equal(st->dropped[PCP_DROP_WRONG_VERSION], wrong_version);
+                h_advance(h, 1 * SEC);
+        }
+
+        /* the probe answered: NAT-PMP again, the mapping and the address asked at once */
+        h_clear(h);
+        natpmp_unsupp(h, sid, 5);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        for (size_t k = 0; k < h->n_sent; k++) {
+                natpmp_msg q;
+
+                assert_true(h_is_natpmp(&h->sent[k]));
+                assert_int_equal(h->sent[k].t, h->now);
+                h_decode_natpmp(&h->sent[k], &q);
+                asked += q.opcode == NATPMP_OPCODE_MAP_TCP && q.internal_port == 7200;
+        }
+        assert_int_equal(asked, 1);
+        h_free(h);
+}
+
 static void test_version1_unsupported(void **state) {
         harness *h = h_new(41, NULL);
         uint32_t sid = h_server(h, SRV, LOCAL);
@@ -4280,6 +4351,7 @@ int main(void) {
                 cmocka_unit_test(test_announce_hint_other_states),
                 cmocka_unit_test_prestate(test_unreachable_router_back, (void *) &pcp_kind),
                 cmocka_unit_test_prestate(test_unreachable_router_back, (void *) &natpmp_kind),
+                cmocka_unit_test(test_unreachable_natpmp_hint),
                 cmocka_unit_test(test_unsupp_option_request_options),
                 cmocka_unit_test(test_server_silent),
                 cmocka_unit_test(test_server_silent_only_while_asked),
