@@ -2127,14 +2127,17 @@ static void server_speaks_pcp(pcp_engine *e, pcp_server *s) {
 
 /* An unreachable server answered from its address and port, in NAT-PMP or with a "version
  * not supported", which name no nonce. A NAT-PMP-only router that was unreachable (ICMP:
- * rebooting) answers so when it is back: the NAT-PMP requests still out in NAT-PMP, and the
+ * rebooting) answers so when it is back: in NAT-PMP what was asked in NAT-PMP (an address
+ * request, a mapping's request sent before the ICMP), and with NAT-PMP's UNSUPP_VERSION the
  * PCP requests it is sent while unreachable (its mappings are not driven with NAT-PMP then:
- * mapping_uses_natpmp()) with NAT-PMP's UNSUPP_VERSION. Dropped, they left its mappings
- * failed until the re-probe (cfg.pcp_reprobe, 30 min), where a PCP server is back with the
- * first answer naming a nonce. So they are a hint, as an ANNOUNCE is to such a server: the
- * probe goes at once, and its answer (the same UNSUPP_VERSION) switches the server to
- * NAT-PMP and asks every mapping again (server_switch_natpmp()). Taken as written, one of
- * them would let a forger pick the server's state; as a hint, it only has it asked. */
+ * mapping_uses_natpmp()). Dropped, they left its mappings failed until the re-probe
+ * (cfg.pcp_reprobe, 30 min), where a PCP server is back with the first answer naming a
+ * nonce. So they are a hint, as an ANNOUNCE is to such a server: the probe goes at once, and
+ * its answer (the same UNSUPP_VERSION) switches the server to NAT-PMP and asks every mapping
+ * again (server_switch_natpmp()). Taken as written, one of them would let a forger pick the
+ * server's state; as a hint it only has the server asked, and the probe's answer is taken
+ * as any probe's is (version_answer()): no more than a forged ANNOUNCE could do before. A
+ * server in use (PCP, NAT-PMP) gets no hint from them: its state stands. */
 static void server_back_hint(pcp_engine *e, pcp_server *s, uint64_t now) {
         if (s->info.state == PCP_SERVER_UNREACHABLE)
                 server_hint(e, s, now);
