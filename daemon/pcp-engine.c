@@ -50,8 +50,9 @@
  * probe: at most one doubt per VERSION_DOUBT_INTERVAL, and it stands (the server is
  * switched) only if no PCP answer came within 2 × IRT of it (version_answer()) */
 #define VERSION_DOUBT_INTERVAL (1 * SEC)
-/* an ANNOUNCE to a server not known to speak PCP (unknown, unreachable) starts at most one
- * ANNOUNCE probe per this */
+/* an ANNOUNCE to a server not known to speak PCP (unknown, unreachable), or a NAT-PMP
+ * notice or answer to an unreachable one, starts at most one ANNOUNCE probe per this
+ * (server_hint()) */
 #define ANNOUNCE_HINT_INTERVAL (1 * SEC)
 /* a first request unanswered this long (and retransmitted this often), with nothing heard
  * from its server meanwhile, fails UNREACHABLE (mapping_timeout()); a server asked
@@ -223,8 +224,7 @@ struct pcp_server {
          * NATPMP_NOTICE_INTERVAL) and for the next after an answer without an address */
         bool natpmp_addr_out;
         uint64_t natpmp_notice_next; /* the earliest a notice may start an address request */
-        uint64_t announce_hint_next; /* the earliest an ANNOUNCE may start a probe (unknown,
-                                      * unreachable servers: receive_announce()) */
+        uint64_t announce_hint_next; /* the earliest a hint may start a probe (server_hint()) */
         uint64_t reprobe_at;
         bool probing;
         /* a doubt about its version (version_answer()): what it would switch the server to
@@ -1215,6 +1215,19 @@ static void server_start_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_timer_update(e, s);
 }
 
+/* Something that names no nonce says a server not known to speak PCP may be there (an
+ * ANNOUNCE: receive_announce()), or back (an unreachable server's NAT-PMP answer or
+ * "version not supported": server_back_hint()): it is asked, the ANNOUNCE probe (on its own
+ * socket, whose answer must come from the address and port it went to) at once, its
+ * schedule restarted, at most once per ANNOUNCE_HINT_INTERVAL and not while a probe waits
+ * to be pulled. The state and the epoch are the probe's answer's to set. */
+static void server_hint(pcp_engine *e, pcp_server *s, uint64_t now) {
+        if (out_queued(&s->out_probe) || now < s->announce_hint_next)
+                return;
+        s->announce_hint_next = now + ANNOUNCE_HINT_INTERVAL;
+        server_start_probe(e, s, now);
+}
+
 /* A request (any: a mapping's, a renewal, a delete, a probe, a NAT-PMP address request) is
  * marked to go to s: if none was unanswered, s's silence is timed from now. O(1), and the
  * server's timer is touched once per unanswered stretch, not per request. */
@@ -2112,6 +2125,24 @@ static void server_speaks_pcp(pcp_engine *e, pcp_server *s) {
         server_timer_update(e, s);
 }
 
+/* An unreachable server answered from its address and port, in NAT-PMP or with a "version
+ * not supported", which name no nonce. A NAT-PMP-only router that was unreachable (ICMP:
+ * rebooting) answers so when it is back: in NAT-PMP what was asked in NAT-PMP (an address
+ * request, a mapping's request sent before the ICMP), and with NAT-PMP's UNSUPP_VERSION the
+ * PCP requests it is sent while unreachable (its mappings are not driven with NAT-PMP then:
+ * mapping_uses_natpmp()). Dropped, they left its mappings failed until the re-probe
+ * (cfg.pcp_reprobe, 30 min), where a PCP server is back with the first answer naming a
+ * nonce. So they are a hint, as an ANNOUNCE is to such a server: the probe goes at once, and
+ * its answer (the same UNSUPP_VERSION) switches the server to NAT-PMP and asks every mapping
+ * again (server_switch_natpmp()). Taken as written, one of them would let a forger pick the
+ * server's state; as a hint it only has the server asked, and the probe's answer is taken
+ * as any probe's is (version_answer()): no more than a forged ANNOUNCE could do before. A
+ * server in use (PCP, NAT-PMP) gets no hint from them: its state stands. */
+static void server_back_hint(pcp_engine *e, pcp_server *s, uint64_t now) {
+        if (s->info.state == PCP_SERVER_UNREACHABLE)
+                server_hint(e, s, now);
+}
+
 /* A "version not supported" answer: a PCP header of another version, or NAT-PMP's 8-octet
  * UNSUPP_VERSION (switch_to: PCP_SERVER_UNSUPPORTED or PCP_SERVER_NATPMP). It carries no
  * nonce: anyone who can send from the server's address and port could send one at any
@@ -2122,7 +2153,8 @@ static void server_speaks_pcp(pcp_engine *e, pcp_server *s) {
  *     replaced by one that speaks only NAT-PMP answers the probe with the same refusal. At
  *     most one doubt per VERSION_DOUBT_INTERVAL; the answers meanwhile are dropped.
  *   - Any other server: taken only while a probe is out (a first contact, a re-probe), as
- *     the answer to it; otherwise dropped (nothing asked it). */
+ *     the answer to it; otherwise dropped (nothing asked it), an unreachable one probed
+ *     (server_back_hint()). */
 static void version_answer(pcp_engine *e, pcp_server *s, size_t addr_index, uint64_t now, pcp_server_state switch_to) {
         if (s->info.state == PCP_SERVER_PCP) {
                 drop(e, PCP_DROP_UNSOLICITED);
@@ -2143,6 +2175,7 @@ static void version_answer(pcp_engine *e, pcp_server *s, size_t addr_index, uint
         }
         if (!s->probing) {
                 drop(e, PCP_DROP_UNSOLICITED);
+                server_back_hint(e, s, now);
                 return;
         }
         server_answered(e, s, addr_index, now);
@@ -2385,6 +2418,14 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                 return;
         }
         if (s->info.state != PCP_SERVER_NATPMP) {
+                if (s->info.state == PCP_SERVER_UNREACHABLE) {
+                        /* a server driven with NAT-PMP until ICMP came, back: not taken
+                         * (its mappings are asked in PCP while it is unreachable), but no
+                         * wrong version either; it is probed (server_back_hint()) */
+                        drop(e, PCP_DROP_UNSOLICITED);
+                        server_back_hint(e, s, now);
+                        return;
+                }
                 drop(e, PCP_DROP_WRONG_VERSION);
                 return;
         }
@@ -2573,6 +2614,10 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                 } else if (s->info.state == PCP_SERVER_PCP)
                         /* a PCP server's NAT-PMP side says the address changed: re-check all */
                         server_lost_state(e, s, now, false, true, NULL);
+                else if (s->info.state == PCP_SERVER_UNREACHABLE)
+                        /* a NAT-PMP gateway sends it as it boots (RFC 6886 §3.2.1): maybe
+                         * back, as after a PCP ANNOUNCE below; the probe's answer tells */
+                        server_hint(e, s, now);
                 else
                         /* a server that is not driving mappings (not probed yet, speaking
                          * no protocol we use, off): nothing to renew, nothing to learn */
@@ -2601,14 +2646,9 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                  * stopped the probe that would have told, and set its epoch; to a NAT-PMP
                  * or unsupported one it recreated every mapping. So to a server not known
                  * to speak PCP it is a hint (PCP may have been switched on): the server is
-                 * asked (the ANNOUNCE probe, on its own socket, whose answer must come
-                 * from the address and port it went to) at once, its schedule restarted,
-                 * at most once per ANNOUNCE_HINT_INTERVAL and not while a probe waits to
-                 * be pulled; the state and the epoch are the probe's answer's to set. */
-                if (!out_queued(&s->out_probe) && now >= s->announce_hint_next) {
-                        s->announce_hint_next = now + ANNOUNCE_HINT_INTERVAL;
-                        server_start_probe(e, s, now);
-                }
+                 * asked at once (server_hint()); the state and the epoch are the probe's
+                 * answer's to set. */
+                server_hint(e, s, now);
                 return;
         }
         /* An ANNOUNCE means "something changed" even when the epoch looks consistent

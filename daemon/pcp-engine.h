@@ -385,7 +385,8 @@ void pcp_engine_receive_at(pcp_engine *e, uint64_t now, uint64_t rx, uint32_t se
  * external address notification. Anyone on the link can send one in a server's name: a
  * PCP ANNOUNCE to a server not known to speak PCP (UNKNOWN, UNREACHABLE) only starts its
  * ANNOUNCE probe (at most once a second), whose answer sets its state and epoch; a NAT-PMP
- * notice only makes a NAT-PMP server asked for its address (likewise). */
+ * notice only makes a NAT-PMP server asked for its address (likewise), and an UNREACHABLE
+ * one probed (as its NAT-PMP answers do: a gateway back from a restart). */
 void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
                                  const uint8_t *buf, size_t len);
 void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,

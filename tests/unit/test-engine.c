@@ -3977,6 +3977,220 @@ static void test_announce_hint_other_states(void **state) {
         h_free(h);
 }
 
+/* ---- a router that reboots (ICMP while it is away), both kinds ---- */
+
+/* A router answering h->sent[k] as it would: NAT-PMP-only (natpmp) answers NAT-PMP requests
+ * and every PCP request with the 8-octet UNSUPP_VERSION (RFC 6886 §3.5); a PCP router
+ * answers PCP. Mappings are granted their internal port + 30000, for what they ask;
+ * its epoch counts from boot. */
+static void router_answer(harness *h, uint32_t sid, bool natpmp, uint64_t boot, size_t k) {
+        uint32_t epoch = (uint32_t) ((h->now - boot) / SEC);
+        h_sent req = h->sent[k]; /* h->sent may move as the engine answers */
+
+        if (h_is_natpmp(&req)) {
+                natpmp_msg q, n;
+
+                h_decode_natpmp(&req, &q);
+                n = (natpmp_msg) { .response = true, .opcode = q.opcode, .epoch = epoch };
+                if (q.opcode == NATPMP_OPCODE_EXTERNAL_ADDRESS)
+                        assert_int_equal(inet_pton(AF_INET, EXT, &n.external_addr), 1);
+                else {
+                        n.internal_port = q.internal_port;
+                        n.external_port = q.lifetime == 0 ? 0 : (uint16_t) (q.internal_port + 30000);
+                        n.lifetime = q.lifetime;
+                }
+                h_receive_natpmp(h, sid, req.addr_index, &n);
+                return;
+        }
+        if (natpmp) {
+                natpmp_unsupp(h, sid, epoch);
+                return;
+        }
+
+        pcp_msg q;
+
+        h_decode(&req, &q);
+        if (q.opcode == PCP_OPCODE_ANNOUNCE)
+                h_reply_announce(h, &req, PCP_RESULT_SUCCESS, 0, epoch);
+        else
+                h_reply(h, &req, PCP_RESULT_SUCCESS, q.lifetime, epoch, EXT,
+                        q.lifetime == 0 ? 0 : (uint16_t) (q.internal_port + 30000));
+}
+
+/* every datagram from *from on answered (and what the answers start, at the same time) */
+static void router_serve(harness *h, uint32_t sid, bool natpmp, uint64_t boot, size_t *from) {
+        for (size_t n = 0; *from < h->n_sent; (*from)++) {
+                if (++n > 1000)
+                        fail_msg("router: more than 1000 datagrams in a row at %llu ms", (unsigned long long) h->now);
+                router_answer(h, sid, natpmp, boot, *from);
+        }
+}
+
+/* A router rebooting: what the engine sends while it is away meets ICMP port unreachable,
+ * and the server is "unreachable"; then it is back. A PCP server is back in use with the
+ * first request that reaches it (any PCP answer naming a nonce). So must a NAT-PMP-only
+ * one be: its answers (NAT-PMP ones to the NAT-PMP requests, the 8-octet UNSUPP_VERSION to
+ * the PCP requests the engine sends an unreachable server) start the ANNOUNCE probe at
+ * once, whose answer puts it back to NAT-PMP. Before, they were dropped (counted as
+ * "wrong version" or "unsolicited"), and the mappings stayed failed until the re-probe,
+ * up to 30 min later. No answer of it is counted as a wrong version or malformed. */
+static void test_unreachable_router_back(void **state) {
+        bool natpmp_kind = *(const bool *) *state;
+        harness *h = h_new(natpmp_kind ? 151 : 150, NULL);
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        uint32_t sid;
+        uint64_t active, pending, t_down, t_back, t_first = PCP_NEVER, t_active = PCP_NEVER, end;
+        uint64_t wrong_version, malformed;
+        size_t from;
+
+        if (natpmp_kind) {
+                sid = h_server(h, SRV, LOCAL);
+                natpmp_unsupp(h, sid, 100); /* its first probe: NAT-PMP only */
+                natpmp_address(h, sid, EXT, 100);
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+                active = h_map(h, sid, IPPROTO_TCP, 7000, 3600);
+                natpmp_map_answer(h, sid, 7000, 37000, 3600);
+        } else {
+                sid = pcp_server(h);
+                active = granted_map(h, sid, 7000, 3600, 37000);
+        }
+        assert_int_equal(h_mapping(h, active)->state, PCP_MAPPING_ACTIVE);
+        h_advance(h, MINUTE);
+        h_clear(h);
+        wrong_version = st->dropped[PCP_DROP_WRONG_VERSION];
+        malformed = st->dropped[PCP_DROP_MALFORMED];
+
+        /* the router goes away for 90 s: a mapping asked meanwhile meets ICMP */
+        t_down = h->now;
+        t_back = t_down + 90 * SEC;
+        pending = h_map(h, sid, IPPROTO_TCP, 7001, 3600);
+        from = 0;
+        for (;;) {
+                for (; from < h->n_sent; from++) {
+                        pcp_engine_unreachable(h->e, h->now, sid, h->sent[from].addr_index);
+                        h_drain(h);
+                }
+                if (pcp_engine_next_deadline(h->e) >= t_back)
+                        break;
+                assert_true(h_step(h));
+        }
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        assert_int_equal(h_mapping(h, pending)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, pending)->error, PCP_MAPPING_ERROR_UNREACHABLE);
+
+        /* back (rebooted: its epoch starts again); it answers whatever it is sent */
+        from = h->n_sent;
+        h_advance_to(h, t_back);
+        for (end = t_back + 2 * HOUR; h->now < end;) {
+                size_t before = from;
+
+                router_serve(h, sid, natpmp_kind, t_back, &from);
+                if (from > before && t_first == PCP_NEVER)
+                        t_first = h->sent[before].t;
+                if (h_mapping(h, pending)->state == PCP_MAPPING_ACTIVE) {
+                        t_active = h->now;
+                        break;
+                }
+                if (!h_step(h))
+                        break;
+        }
+        if (t_first == PCP_NEVER)
+                fail_msg("nothing sent to the router within 2 h of its return");
+        /* active at the first request that reached it, as a PCP server's */
+        if (t_active != t_first)
+                fail_msg("%s router back at %llu ms, first asked at +%llu ms: mapping active at +%llu ms "
+                         "(%s), not with that first request",
+                         natpmp_kind ? "NAT-PMP" : "PCP", (unsigned long long) t_back,
+                         (unsigned long long) (t_first - t_back),
+                         (unsigned long long) (t_active == PCP_NEVER ? 0 : t_active - t_back),
+                         t_active == PCP_NEVER ? "never, within the 2 h cap" : "late");
+        assert_int_equal(h_srv(h, sid)->state, natpmp_kind ? PCP_SERVER_NATPMP : PCP_SERVER_PCP);
+        assert_false(h_srv(h, sid)->silent);
+        assert_int_equal(h_mapping(h, pending)->natpmp, natpmp_kind);
+        assert_int_equal(h_mapping(h, pending)->external_port, 37001);
+        /* the one granted before the reboot is asked again and granted too */
+        router_serve(h, sid, natpmp_kind, t_back, &from);
+        h_advance(h, 10 * SEC);
+        router_serve(h, sid, natpmp_kind, t_back, &from);
+        assert_int_equal(h_mapping(h, active)->state, PCP_MAPPING_ACTIVE);
+        assert_int_equal(h_mapping(h, active)->external_port, 37000);
+        /* nothing it answered looked like a wrong version or garbage */
+        assert_int_equal(st->dropped[PCP_DROP_WRONG_VERSION], wrong_version);
+        assert_int_equal(st->dropped[PCP_DROP_MALFORMED], malformed);
+        h_free(h);
+}
+
+/* An unreachable NAT-PMP router's notice (RFC 6886 §3.2.1: sent as it boots) and its
+ * NAT-PMP answers name no request: like an ANNOUNCE to a PCP one
+ * (test_announce_hint_unreachable), they are hints. However many come, one probe a second,
+ * and nothing else changes (state, mappings, events, the address); the probe's answer (the
+ * "unsupported version" of test_unreachable_router_back) puts the server back to NAT-PMP
+ * and asks its mappings again in it, at once. */
+static void test_unreachable_natpmp_hint(void **state) {
+        harness *h = h_new(152, NULL);
+        uint32_t sid = h_server(h, SRV, LOCAL);
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+        uint64_t id, wrong_version;
+        natpmp_msg n = { .response = true, .opcode = NATPMP_OPCODE_MAP_TCP, .internal_port = 7200,
+                         .external_port = 47200, .lifetime = 3600, .epoch = 3 };
+        size_t asked = 0;
+
+        (void) state;
+        natpmp_unsupp(h, sid, 100);
+        natpmp_address(h, sid, EXT, 100);
+        id = h_map(h, sid, IPPROTO_TCP, 7200, 3600);
+        natpmp_map_answer(h, sid, 7200, 37200, 3600);
+        assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+        h_advance(h, MINUTE);
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        h_advance(h, 2 * SEC);
+        wrong_version = st->dropped[PCP_DROP_WRONG_VERSION];
+
+        /* notices for 0.9 s, then answers to a NAT-PMP request it made before (its
+         * mapping's) for 0.9 s: one probe each, in PCP, at the first; nothing else asked,
+         * changed or told */
+        for (int round = 0; round < 2; round++) {
+                uint64_t t0 = h->now;
+
+                h_clear(h);
+                for (int k = 0; k < 100; k++) {
+                        if (round == 0)
+                                h_natpmp_notice(h, SRV, 3, "203.0.113.9");
+                        else
+                                h_receive_natpmp(h, sid, 0, &n);
+                        h_advance(h, 9);
+                }
+                if (h->n_sent != 1 || h_count(h, PCP_OPCODE_ANNOUNCE) != 1 || h->sent[0].t != t0)
+                        fail_msg("%s to an unreachable NAT-PMP server: %zu datagrams, %zu probes, not one "
+                                 "probe at once", round == 0 ? "notices" : "NAT-PMP answers", h->n_sent,
+                                 h_count(h, PCP_OPCODE_ANNOUNCE));
+                assert_int_equal(h->n_ev, 0);
+                assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+                assert_memory_equal(&h_srv(h, sid)->external_addr, IP(EXT), 16);
+                assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
+                assert_int_equal(h_mapping(h, id)->external_port, 37200);
+                assert_int_equal(st->dropped[PCP_DROP_WRONG_VERSION], wrong_version);
+                h_advance(h, 1 * SEC);
+        }
+
+        /* the probe answered: NAT-PMP again, the mapping and the address asked at once */
+        h_clear(h);
+        natpmp_unsupp(h, sid, 5);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_NATPMP);
+        for (size_t k = 0; k < h->n_sent; k++) {
+                natpmp_msg q;
+
+                assert_true(h_is_natpmp(&h->sent[k]));
+                assert_int_equal(h->sent[k].t, h->now);
+                h_decode_natpmp(&h->sent[k], &q);
+                asked += q.opcode == NATPMP_OPCODE_MAP_TCP && q.internal_port == 7200;
+        }
+        assert_int_equal(asked, 1);
+        h_free(h);
+}
+
 static void test_version1_unsupported(void **state) {
         harness *h = h_new(41, NULL);
         uint32_t sid = h_server(h, SRV, LOCAL);
@@ -4135,6 +4349,9 @@ int main(void) {
                 cmocka_unit_test(test_announce_hint_unreachable),
                 cmocka_unit_test(test_announce_hint_natpmp),
                 cmocka_unit_test(test_announce_hint_other_states),
+                cmocka_unit_test_prestate(test_unreachable_router_back, (void *) &pcp_kind),
+                cmocka_unit_test_prestate(test_unreachable_router_back, (void *) &natpmp_kind),
+                cmocka_unit_test(test_unreachable_natpmp_hint),
                 cmocka_unit_test(test_unsupp_option_request_options),
                 cmocka_unit_test(test_server_silent),
                 cmocka_unit_test(test_server_silent_only_while_asked),
