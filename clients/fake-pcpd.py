@@ -23,7 +23,8 @@ DeclaredMappings until it is declared again), org.freedesktop.PCP1.Test.DeclareI
 NoServer, and a family with the error org.freedesktop.PCP1.Test.FailExternalAddress(ss) names. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
 newer daemons have: clients must read it when present and do without it).
-org.freedesktop.PCP1.Test.MappingReads(o) counts the GetAll calls a mapping answered.
+org.freedesktop.PCP1.Test.RefuseAdd(qss) makes AddMapping and AddPeer of a port fail with
+an error and message. org.freedesktop.PCP1.Test.MappingReads(o) counts the GetAll calls a mapping answered.
 org.freedesktop.PCP1.Test.RemoveOnRelease(ss) makes the next Release() lose a race with
 a removal for another reason.
 """
@@ -189,6 +190,9 @@ class Manager(dbus.service.Object):
             raise Error('Disabled', 'Port mappings are switched off.')
         if port == 1000:
             raise Error('NotAuthorized', 'Not authorized to map port 1000.')
+        refusal = getattr(self, 'refusals', {}).get(port)
+        if refusal is not None:
+            raise dbus.DBusException(refusal[1], name=refusal[0])
         for key in options:
             if key not in ('lifetime', 'description', 'family', 'interface', 'prefer-failure', 'persistent'):
                 raise dbus.DBusException(f"Unknown option '{key}'.",
@@ -312,6 +316,17 @@ class Manager(dbus.service.Object):
             raise Error('NotFound', f"No mapping belongs to '{app_id}'.")
         for m in victims:
             self.remove(m, 'revoked')
+
+    @dbus.service.method(TEST, in_signature='qss', out_signature='')
+    def RefuseAdd(self, port, error, message):
+        """AddMapping and AddPeer of internal port fail with error (a full error name) and
+        message from now on, as pcpd refuses a port that is not the caller's; '' answers
+        again."""
+        self.refusals = getattr(self, 'refusals', {})
+        if error == '':
+            self.refusals.pop(int(port), None)
+        else:
+            self.refusals[int(port)] = (str(error), str(message))
 
     @dbus.service.method(TEST, in_signature='s', out_signature='')
     def SetStateError(self, text):

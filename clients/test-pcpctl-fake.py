@@ -66,7 +66,7 @@ class Test:
         return r
 
     def test_call(self, method, signature, *args):
-        types = {'s': 'string', 'b': 'boolean', 'o': 'objpath'}
+        types = {'s': 'string', 'b': 'boolean', 'o': 'objpath', 'q': 'uint16'}
         r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
                             '/org/freedesktop/PCP1', f'org.freedesktop.PCP1.Test.{method}']
                            + [f'{types[t]}:{a}' for t, a in zip(signature, args)],
@@ -292,6 +292,7 @@ def scenario(t):
     t.check(r.stderr.startswith('Failed to map:'), 'failure message starts with "Failed to map:"', r.stderr)
     # refused by the daemon
     r = t.run('map', 'tcp', '1000', status=1, stderr='Failed to map: Not authorized to map port 1000.')
+    port_not_owned(t)
 
     # persistent: returns at once, says how to remove it; the mapping stays
     r = t.run('map', 'tcp', '8443', '--persistent', stdout='tcp 8443: pending')
@@ -568,6 +569,38 @@ def scenario(t):
     path = json.loads(r.stdout)['Path']
     t.run('revoke', 'org.example.Test')
     t.check(f'revoked {path}' in t.removals(), 'revoke removes the app\'s mappings', t.removals())
+
+
+def port_not_owned(t):
+    """A port that is not the caller's (PortNotOwned): pcpd's reason as pcpd gives it, which
+    pcpctl cannot know better (bound but not listening, the wrong address, another user's
+    socket), its control characters escaped; pcpctl's hint only where pcpd cannot look the
+    owner up (pcpd wants the socket, which pcpctl has not got)."""
+    hint = (' pcpctl has no such socket: map the port as root, or let the program bound to it ask pcpd for the '
+            'mapping.')
+    for verb, protocol, port, why, want_hint in (
+            ('map', 'tcp', '9302', 'None of your sockets is listening on tcp port 9302 on 127.0.0.1 or the wildcard '
+             'address: only the program that listens on a port may map it without an administrator.', ''),
+            ('map', 'udp', '9303', "Another user's socket is bound to 192.168.1.20 udp port 9303 and gets what the "
+             'mapping would forward; your socket on the wildcard address does not.', ''),
+            ('map', '6', '9302', 'None of your sockets is listening on tcp port 9302 on 127.0.0.1 or the wildcard '
+             'address.', ''),
+            ('map', 'sctp', '9304', 'pcpd cannot see who owns sctp ports: only the socket itself, handed to pcpd by '
+             'the program bound to the port, proves it.', hint),
+            ('peer', 'dccp', '9305', 'pcpd cannot see who owns dccp ports.', hint)):
+        t.test_call('RefuseAdd', 'qss', port, 'org.freedesktop.PCP1.Error.PortNotOwned', why)
+        args = (protocol, port) + (('203.0.113.5', '443') if verb == 'peer' else ())
+        for extra in ((), ('--persistent',)) if verb == 'map' else ((),):
+            r = t.run(verb, *args, *extra, status=1)
+            t.check(r.stdout == '' and r.stderr == f'Failed to {verb}: {why}{want_hint}\n',
+                    f'{verb} {protocol} {port} {" ".join(extra)}: pcpd\'s reason for PortNotOwned',
+                    f'{r.stdout!r} {r.stderr!r}')
+        t.test_call('RefuseAdd', 'qss', port, '', '')
+    # control characters in pcpd's words do not reach the terminal
+    t.test_call('RefuseAdd', 'qss', '9306', 'org.freedesktop.PCP1.Error.PortNotOwned', 'Not \x1b[2Jyours.')
+    r = t.run('map', 'tcp', '9306', status=1)
+    t.check(r.stderr == 'Failed to map: Not \\x1b[2Jyours.\n', 'PortNotOwned: its message sanitised', repr(r.stderr))
+    t.test_call('RefuseAdd', 'qss', '9306', '', '')
 
 
 def finish(p, timeout=10):
