@@ -49,7 +49,8 @@ int bus_connect(bool ask_password, sd_bus **ret) {
 const char *bus_error_message(const sd_bus_error *error, int r) {
         if (sd_bus_error_is_set(error)) {
                 if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
-                        return _("pcpd is not running and could not be started.");
+                        return _("pcpd is not running and could not be started. See \"systemctl status pcpd\" "
+                                 "and \"journalctl -u pcpd\" for details.");
                 if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED))
                         return _("Access denied by the bus policy.");
                 if (sd_bus_error_has_name(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))

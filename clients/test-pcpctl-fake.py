@@ -915,7 +915,15 @@ def main():
         t.check(read_line_of(p.stderr) == 'Waiting for pcpd to come back, to ask for the mapping again.',
                 'holder waits for pcpd', '')
         t.check(p.poll() is None, 'holder keeps running while pcpd is away', p.poll())
-        t.run('status', status=1, stderr='Failed to query status: pcpd is not running')
+        r = t.run('status', status=1)
+        t.check(r.stderr == 'Failed to query status: pcpd is not running and could not be started. See "systemctl '
+                'status pcpd" and "journalctl -u pcpd" for details.\n', 'pcpd not running: says where to look',
+                repr(r.stderr))
+        for args in (('release', '7'), ('enable',), ('map', 'tcp', '7003', '--persistent')):
+            r = t.run(*args, status=1)
+            t.check(r.stderr.endswith(': pcpd is not running and could not be started. See "systemctl status pcpd" '
+                                      'and "journalctl -u pcpd" for details.\n'),
+                    f'{args[0]} without pcpd: says where to look', repr(r.stderr))
         m = t.start('monitor')
         t.check(read_line(m) == 'Monitoring pcpd (not running now); press Ctrl+C to stop.',
                 'monitor without pcpd waits for it', '')
@@ -924,7 +932,7 @@ def main():
         for args in ((), ('--json',), ('ipv4',)):
             r = t.run('external-address', *args, status=1)
             t.check(r.stdout == '' and r.stderr == 'Failed to query the external address: pcpd is not running and '
-                    'could not be started.\n',
+                    'could not be started. See "systemctl status pcpd" and "journalctl -u pcpd" for details.\n',
                     ' '.join(('external-address',) + args) + ' without pcpd: the error only',
                     f'{r.stdout!r} {r.stderr!r}')
         service = subprocess.Popen([sys.executable, fake, address, log], stdout=subprocess.PIPE, text=True)
