@@ -293,6 +293,7 @@ def scenario(t):
     # refused by the daemon
     r = t.run('map', 'tcp', '1000', status=1, stderr='Failed to map: Not authorized to map port 1000.')
     port_not_owned(t)
+    not_authorized(t)
 
     # persistent: returns at once, says how to remove it; the mapping stays
     r = t.run('map', 'tcp', '8443', '--persistent', stdout='tcp 8443: pending')
@@ -516,7 +517,7 @@ def scenario(t):
     # "none" is pcpd's NoServer only: a family whose call failed otherwise prints nothing on
     # standard output, its error goes to standard error, and the exit status is 1
     denied = 'org.freedesktop.DBus.Error.AccessDenied'
-    t.test_call('FailExternalAddress', 'ss', 'ipv6', 'org.freedesktop.PCP1.Error.NotAuthorized')
+    t.test_call('FailExternalAddress', 'ss', 'ipv6', 'org.freedesktop.DBus.Error.Failed')
     r = t.run('external-address', status=1)
     t.check(r.stdout == 'ipv4: 198.51.100.1 (server 192.168.1.1)\n'
             and r.stderr == 'Failed to query the ipv6 external address: Scripted failure for ipv6.\n',
@@ -601,6 +602,31 @@ def port_not_owned(t):
     r = t.run('map', 'tcp', '9306', status=1)
     t.check(r.stderr == 'Failed to map: Not \\x1b[2Jyours.\n', 'PortNotOwned: its message sanitised', repr(r.stderr))
     t.test_call('RefuseAdd', 'qss', '9306', '', '')
+
+
+def not_authorized(t):
+    """Refused by polkit (NotAuthorized) under --no-ask-password: pcpd's words and what a user
+    of pcpctl can do (run it without the option, or as root); allowed to ask, pcpd's words
+    alone. Every verb alike (a status whose GetAll is refused too)."""
+    why = 'Authentication is required; call again allowing interactive authorisation.'
+    hint = (' (pcpctl was run with --no-ask-password: run it without that option, so that polkit can ask for a '
+            'password, or as root.)')
+    t.test_call('RefuseAdd', 'qss', '9307', 'org.freedesktop.PCP1.Error.NotAuthorized', why)
+    for extra in ((), ('--persistent',)):
+        r = t.run('map', 'tcp', '9307', *extra, status=1)
+        t.check(r.stdout == '' and r.stderr == f'Failed to map: {why}{hint}\n',
+                f'map {" ".join(extra)} refused by polkit under --no-ask-password: says what to do', repr(r.stderr))
+    # no --no-ask-password (and no terminal on stdin: no agent is started)
+    r = subprocess.run([t.pcpctl, 'map', 'tcp', '9307'], capture_output=True, text=True, env=t.env,
+                       stdin=subprocess.DEVNULL, timeout=30)
+    t.check(r.returncode == 1 and r.stderr == f'Failed to map: {why}\n',
+            'map refused by polkit, interactive: pcpd\'s words alone', f'{r.returncode} {r.stderr!r}')
+    t.test_call('RefuseAdd', 'qss', '9307', '', '')
+    t.test_call('FailManagerCall', 'ss', 'GetAll', 'org.freedesktop.PCP1.Error.NotAuthorized')
+    r = t.run('status', status=1)
+    t.check(r.stderr == f'Failed to query status: Scripted failure of GetAll.{hint}\n',
+            'status refused by polkit under --no-ask-password: says what to do', repr(r.stderr))
+    t.test_call('FailManagerCall', 'ss', 'GetAll', '')
 
 
 def finish(p, timeout=10):
