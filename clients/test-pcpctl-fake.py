@@ -785,6 +785,23 @@ def declare_wait(t):
             'Access denied by the bus policy.\n', 'declare: a state it cannot read is said to be unknown',
             f'{r.stdout!r} {r.stderr!r}')
 
+    # no mapping because port mapping is switched off (pcpctl disable): said so, and how
+    # to switch it on, not "journalctl -u pcpd says why"
+    t.run('disable')
+    r = t.run('declare', 'off', 'tcp', '8098')
+    t.check(r.stdout == 'Declared off; it cannot be mapped while port mapping is switched off (pcpctl enable turns '
+            'it on).\n' and r.stderr == '', 'declare while switched off: says so', f'{r.stdout!r} {r.stderr!r}')
+    for args in ((), ('--json',)):
+        r = t.run('declare', 'off', 'tcp', '8098', '--wait', *args, status=1)
+        t.check(r.stderr == 'Declared off, but port mapping is switched off (pcpctl enable turns it on): there is no '
+                'mapping to wait for.\nThe declaration stays in place and pcpd keeps trying; remove it with: pcpctl '
+                'undeclare off\n', f'declare --wait {" ".join(args)} while switched off: says so', repr(r.stderr))
+    r = t.run('declare', 'off', 'tcp', '8098', '--json')
+    t.check(r.stdout == '{"Name":"off","Mapping":"/"}\n' and r.stderr == '',
+            'declare --json while switched off: as before', f'{r.stdout!r} {r.stderr!r}')
+    t.run('enable')
+    t.run('undeclare', 'off')
+
     # no mapping yet ("/"): --wait does not wait for one that may never come; status 1
     t.test_call('MapDeclared', 'b', 'false')
     r = t.run('declare', 'later', 'tcp', '8091', '--wait', status=1)
