@@ -19,7 +19,8 @@ THIRD_PARTY answers, 50 ms later or, after Test.HoldDeclared(true), at Test.Sett
 declared again, the same mapping; declared again with other settings, the old mapping is removed
 ("released") and a new one made; a declared mapping removed while its declaration stays is "/" in
 DeclaredMappings until it is declared again), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
-/etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with
+/etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict); Test.DeclareIn(sssq) in
+any file, with a mapping. GetExternalAddress("ipv6") fails with
 NoServer, and a family with the error org.freedesktop.PCP1.Test.FailExternalAddress(ss) names. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
 newer daemons have: clients must read it when present and do without it).
@@ -504,6 +505,25 @@ class Manager(dbus.service.Object):
     def DeclareInEtc(self, name):
         """name declared by the administrator's file in /etc/pcpd/mappings.d."""
         self.set_declared(str(name), f'/etc/pcpd/mappings.d/{name}.conf')
+
+    @dbus.service.method(TEST, in_signature='sssq', out_signature='')
+    def DeclareIn(self, name, file, protocol, port):
+        """name declared in file, as an administrator's file is (one in /etc/pcpd/mappings.d,
+        or in the mappings.d beside the configuration of a pcpd run with --config), with its
+        mapping made as DeclareMapping makes it (after Test.MapDeclared(true)) unless protocol
+        is ''; file '' removes the declaration and its mapping (the file removed, pcpd
+        reloaded)."""
+        name = str(name)
+        if file == '':
+            path = self.declared_path(name)
+            self.set_declared(name, None)
+            if path in self.mappings:
+                self.remove(self.mappings[path], 'released')
+            return
+        path = '/'
+        if protocol != '' and getattr(self, 'map_declared', False) and self.props['Enabled']:
+            path = self.declare_mapping(name, str(protocol), int(port), 0, {})
+        self.set_declared(name, str(file), path)
 
     @dbus.service.method(TEST, in_signature='ss', out_signature='')
     def FailExternalAddress(self, family, error):

@@ -414,6 +414,19 @@ int verb_declare(int argc, char **argv, sd_bus *bus) {
         return EXIT_SUCCESS;
 }
 
+char *declared_etc_file(sd_bus *bus, const char *name) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(manager_info_done) ManagerInfo info = {0};
+
+        if (manager_info_get(bus, &info, &error) < 0)
+                return NULL;
+        for (size_t k = 0; info.declared.names != NULL && info.declared.names[k] != NULL; k++)
+                if (streq(info.declared.names[k], name))
+                        return declared_file_is_etc(info.declared.files[k]) ? text_sanitize(info.declared.files[k])
+                                                                             : NULL;
+        return NULL;
+}
+
 int check_undeclare(int argc, char **argv) {
         return check_name(argv[1]) != 0 ? EXIT_USAGE : 0;
 }

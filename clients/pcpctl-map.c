@@ -298,6 +298,31 @@ static void holder_finish(Holder *h, int status) {
         h->releasing = true;
 }
 
+/* A persistent mapping of pcpd's that this call did not make, left as it is: how it is
+ * removed. pcpctl release, unless it is a declared mapping, which goes only with its
+ * declaration (pcpd refuses RemoveMapping). */
+static void log_left_as_it_is(Holder *h) {
+        _cleanup_free_ char *name = NULL, *file = NULL;
+        const char *id = mapping_id(h->path);
+
+        if (isempty(h->info.declared)) {
+                log_error(_("Mapping %s existed before this call (pcpd shares it) and is left as it is; remove it "
+                            "with: pcpctl release %s"),
+                          id, id);
+                return;
+        }
+        name = text_sanitize(h->info.declared);
+        file = declared_etc_file(h->bus, h->info.declared);
+        if (file != NULL)
+                log_error(_("Mapping %s existed before this call (it is the mapping declared in %s) and is left as it "
+                            "is; remove that file and reload pcpd (systemctl reload pcpd) to remove it."),
+                          id, file);
+        else
+                log_error(_("Mapping %s existed before this call (it is the declared mapping %s) and is left as it is; "
+                            "remove it with: pcpctl undeclare %s"),
+                          id, strempty(name), strempty(name));
+}
+
 /* Prints what changed; handles --wait and the end of a re-attachment. */
 static void holder_update(Holder *h) {
         _cleanup_free_ char *line = NULL;
@@ -318,9 +343,7 @@ static void holder_update(Holder *h) {
                 if (arg_map.persistent && h->created)
                         h->release_persistent = true;
                 else if (arg_map.persistent && h->path != NULL)
-                        log_error(_("Mapping %s existed before this call (pcpd shares it) and is left as it is; "
-                                    "remove it with: pcpctl release %s"),
-                                  mapping_id(h->path), mapping_id(h->path));
+                        log_left_as_it_is(h);
                 holder_finish(h, EXIT_FAILURE);
                 return;
         }
@@ -757,9 +780,25 @@ static int print_persistent(Holder *h, const char *path) {
         if (h->last_line == NULL)
                 return log_oom(), EXIT_FAILURE;
         print_mapping(h);
-        if (arg_json == JSON_OFF && arg_legend)
+        if (arg_json != JSON_OFF || !arg_legend)
+                return EXIT_SUCCESS;
+        if (isempty(h->info.declared))
                 printf(_("Mapping %s outlives pcpctl; remove it with: pcpctl release %s\n"), mapping_id(path),
                        mapping_id(path));
+        else {
+                /* a declared mapping goes only with its declaration: pcpd refuses release */
+                _cleanup_free_ char *name = text_sanitize(h->info.declared),
+                                    *file = declared_etc_file(h->bus, h->info.declared);
+
+                if (file != NULL)
+                        printf(_("Mapping %s is the mapping declared in %s, which outlives pcpctl; remove that file "
+                                 "and reload pcpd (systemctl reload pcpd) to remove it.\n"),
+                               mapping_id(path), file);
+                else
+                        printf(_("Mapping %s is the declared mapping %s, which outlives pcpctl; remove it with: "
+                                 "pcpctl undeclare %s\n"),
+                               mapping_id(path), strempty(name), strempty(name));
+        }
         return EXIT_SUCCESS;
 }
 

@@ -785,6 +785,8 @@ def declare_wait(t):
             'Access denied by the bus policy.\n', 'declare: a state it cannot read is said to be unknown',
             f'{r.stdout!r} {r.stderr!r}')
 
+    declared_hints(t)
+
     # no mapping because port mapping is switched off (pcpctl disable): said so, and how
     # to switch it on, not "journalctl -u pcpd says why"
     t.run('disable')
@@ -822,6 +824,75 @@ def declare_wait(t):
         t.run('undeclare', name)
     t.check(f'released {web["Path"] if web else "?"}' in t.removals() and declared_in_list(t, 'tp') is None,
             'undeclare removes the declared mappings', t.removals())
+
+
+def declared_hints(t):
+    """map --persistent of a port a declaration has gets the declared mapping (pcpd shares
+    it), which release cannot remove (pcpd refuses it: the mapping goes with its
+    declaration): the hints name undeclare, or the administrator's file."""
+    tmp = tempfile.mkdtemp(prefix='pcpctl-fake-declared-')
+    try:
+        # the layout of a pcpd run with --config DIR/pcpd.conf --state-dir DIR/state (the
+        # demo's): DIR/mappings.d has the administrator's declarations
+        os.mkdir(os.path.join(tmp, 'state'))
+        with open(os.path.join(tmp, 'pcpd.conf'), 'w', encoding='utf-8') as f:
+            f.write('[PCP]\n')
+        for name, file, port, etc in (
+                ('rt', None, '8099', False),
+                ('etcweb', '/etc/pcpd/mappings.d/etcweb.conf', '8100', True),
+                ('demoetc', os.path.join(tmp, 'mappings.d', 'demoetc.conf'), '8101', True),
+                ('demort', os.path.join(tmp, 'state', 'mappings.d', 'demort.conf'), '8102', False)):
+            if file is None:
+                t.run('declare', name, 'tcp', port)
+            else:
+                t.test_call('DeclareIn', 'sssq', name, file, 'tcp', port)
+            mapping = declared_in_list(t, name)
+            mid = mapping['Id'] if mapping else '?'
+            if etc:
+                want = (f'Mapping {mid} is the mapping declared in {file}, which outlives pcpctl; remove that file '
+                        'and reload pcpd (systemctl reload pcpd) to remove it.\n')
+            else:
+                want = (f'Mapping {mid} is the declared mapping {name}, which outlives pcpctl; remove it with: pcpctl '
+                        f'undeclare {name}\n')
+            r = t.run('map', 'tcp', port, '--persistent')
+            t.check(r.stdout.endswith(want) and 'release' not in r.stdout,
+                    f'map --persistent of the declared {name}: how it is removed', f'{r.stdout!r} {r.stderr!r}')
+            # revoke declared:NAME tells it alike
+            r = t.run('revoke', f'declared:{name}', status=1)
+            t.check(r.stderr.endswith(f'declared:{name} is the mapping declared in {file}, which has no app id: remove '
+                                      'that file and reload pcpd (systemctl reload pcpd).\n' if etc else
+                                      f"declared:{name} is a declared mapping, which has no app id: 'pcpctl undeclare "
+                                      f"{name}' removes it.\n"),
+                    f'revoke declared:{name}: how it is removed', repr(r.stderr))
+            if file is None:
+                t.run('undeclare', name)
+            else:
+                t.test_call('DeclareIn', 'sssq', name, '', '', '0')
+        # --wait on a declared mapping that fails (port 9999: NO_RESOURCES), which existed
+        # before the call: left as it is, and how it is removed
+        for name, file in (('bad', None), ('badetc', '/etc/pcpd/mappings.d/badetc.conf')):
+            if file is None:
+                t.run('declare', name, 'tcp', '9999')
+            else:
+                t.test_call('DeclareIn', 'sssq', name, file, 'tcp', '9999')
+            mapping = declared_in_list(t, name)
+            mid = mapping['Id'] if mapping else '?'
+            r = t.run('map', 'tcp', '9999', '--persistent', '--wait', status=1)
+            if file is None:
+                want = (f'Mapping {mid} existed before this call (it is the declared mapping bad) and is left as it '
+                        'is; remove it with: pcpctl undeclare bad\n')
+            else:
+                want = (f'Mapping {mid} existed before this call (it is the mapping declared in {file}) and is left '
+                        'as it is; remove that file and reload pcpd (systemctl reload pcpd) to remove it.\n')
+            t.check(r.stderr.endswith(want) and declared_in_list(t, name) is not None,
+                    f'map --persistent --wait on the failed declared {name}: left, how it is removed',
+                    f'{r.stdout!r} {r.stderr!r}')
+            if file is None:
+                t.run('undeclare', name)
+            else:
+                t.test_call('DeclareIn', 'sssq', name, '', '', '0')
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def start_bus(tmp, tag):
