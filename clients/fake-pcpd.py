@@ -19,11 +19,13 @@ THIRD_PARTY answers, 50 ms later or, after Test.HoldDeclared(true), at Test.Sett
 declared again, the same mapping; declared again with other settings, the old mapping is removed
 ("released") and a new one made; a declared mapping removed while its declaration stays is "/" in
 DeclaredMappings until it is declared again), org.freedesktop.PCP1.Test.DeclareInEtc(s) as a file in
-/etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict). GetExternalAddress("ipv6") fails with
+/etc/pcpd/mappings.d would, which RemoveDeclaredMapping refuses (Conflict); Test.DeclareIn(sssq) in
+any file, with a mapping. GetExternalAddress("ipv6") fails with
 NoServer, and a family with the error org.freedesktop.PCP1.Test.FailExternalAddress(ss) names. The manager has no
 StateError property until org.freedesktop.PCP1.Test.SetStateError(s) adds it (a property
 newer daemons have: clients must read it when present and do without it).
-org.freedesktop.PCP1.Test.MappingReads(o) counts the GetAll calls a mapping answered.
+org.freedesktop.PCP1.Test.RefuseAdd(qss) makes AddMapping and AddPeer of a port fail with
+an error and message. org.freedesktop.PCP1.Test.MappingReads(o) counts the GetAll calls a mapping answered.
 org.freedesktop.PCP1.Test.RemoveOnRelease(ss) makes the next Release() lose a race with
 a removal for another reason.
 """
@@ -189,6 +191,9 @@ class Manager(dbus.service.Object):
             raise Error('Disabled', 'Port mappings are switched off.')
         if port == 1000:
             raise Error('NotAuthorized', 'Not authorized to map port 1000.')
+        refusal = getattr(self, 'refusals', {}).get(port)
+        if refusal is not None:
+            raise dbus.DBusException(refusal[1], name=refusal[0])
         for key in options:
             if key not in ('lifetime', 'description', 'family', 'interface', 'prefer-failure', 'persistent'):
                 raise dbus.DBusException(f"Unknown option '{key}'.",
@@ -312,6 +317,17 @@ class Manager(dbus.service.Object):
             raise Error('NotFound', f"No mapping belongs to '{app_id}'.")
         for m in victims:
             self.remove(m, 'revoked')
+
+    @dbus.service.method(TEST, in_signature='qss', out_signature='')
+    def RefuseAdd(self, port, error, message):
+        """AddMapping and AddPeer of internal port fail with error (a full error name) and
+        message from now on, as pcpd refuses a port that is not the caller's; '' answers
+        again."""
+        self.refusals = getattr(self, 'refusals', {})
+        if error == '':
+            self.refusals.pop(int(port), None)
+        else:
+            self.refusals[int(port)] = (str(error), str(message))
 
     @dbus.service.method(TEST, in_signature='s', out_signature='')
     def SetStateError(self, text):
@@ -489,6 +505,25 @@ class Manager(dbus.service.Object):
     def DeclareInEtc(self, name):
         """name declared by the administrator's file in /etc/pcpd/mappings.d."""
         self.set_declared(str(name), f'/etc/pcpd/mappings.d/{name}.conf')
+
+    @dbus.service.method(TEST, in_signature='sssq', out_signature='')
+    def DeclareIn(self, name, file, protocol, port):
+        """name declared in file, as an administrator's file is (one in /etc/pcpd/mappings.d,
+        or in the mappings.d beside the configuration of a pcpd run with --config), with its
+        mapping made as DeclareMapping makes it (after Test.MapDeclared(true)) unless protocol
+        is ''; file '' removes the declaration and its mapping (the file removed, pcpd
+        reloaded)."""
+        name = str(name)
+        if file == '':
+            path = self.declared_path(name)
+            self.set_declared(name, None)
+            if path in self.mappings:
+                self.remove(self.mappings[path], 'released')
+            return
+        path = '/'
+        if protocol != '' and getattr(self, 'map_declared', False) and self.props['Enabled']:
+            path = self.declare_mapping(name, str(protocol), int(port), 0, {})
+        self.set_declared(name, str(file), path)
 
     @dbus.service.method(TEST, in_signature='ss', out_signature='')
     def FailExternalAddress(self, family, error):

@@ -15,6 +15,7 @@
 #include <systemd/sd-login.h>
 #include <unistd.h>
 
+#include "pcpctl-output.h"
 #include "pcpctl-util.h"
 
 #define SERVERS_MAX 1024u
@@ -25,6 +26,9 @@
 #define INTERACTIVE_CALL_TIMEOUT_USEC (UINT64_C(300) * 1000000)
 
 /* ---- the connection ---- */
+
+/* whether polkit may ask the user (no --no-ask-password), as bus_connect() set it up */
+static bool bus_interactive = true;
 
 int bus_connect(bool ask_password, sd_bus **ret) {
         sd_bus *bus = NULL;
@@ -42,20 +46,41 @@ int bus_connect(bool ask_password, sd_bus **ret) {
                 log_error(_("Failed to set up the bus connection: %s"), strerror(-r));
                 return r;
         }
+        bus_interactive = ask_password;
         *ret = bus;
         return 0;
 }
 
 const char *bus_error_message(const sd_bus_error *error, int r) {
+        /* the message with a hint: valid until the next call */
+        static char buf[1024];
+
         if (sd_bus_error_is_set(error)) {
                 if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
-                        return _("pcpd is not running and could not be started.");
+                        return _("pcpd is not running and could not be started. See \"systemctl status pcpd\" "
+                                 "and \"journalctl -u pcpd\" for details.");
                 if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED))
                         return _("Access denied by the bus policy.");
                 if (sd_bus_error_has_name(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
                         return _("Authorization is required, but --no-ask-password was given.");
                 if (sd_bus_error_has_name(error, SD_BUS_ERROR_NO_REPLY))
                         return _("pcpd did not answer in time.");
+                /* Refused by polkit while pcpctl did not let it ask for a password: pcpd's
+                 * words ("Authentication is required; call again allowing interactive
+                 * authorisation", "polkit said no", ...) and what a user of pcpctl can do
+                 * about it. Told by the error's name and pcpctl's own setting, not by
+                 * pcpd's English text: said after every refusal of polkit's, also those a
+                 * password would not have changed (running it as root would). */
+                if (sd_bus_error_has_name(error, PCP1_ERROR_NOT_AUTHORIZED) && !bus_interactive) {
+                        _cleanup_free_ char *m = text_sanitize(isempty(error->message) ? error->name
+                                                                                       : error->message);
+
+                        snprintf(buf, sizeof(buf),
+                                 _("%s (pcpctl was run with --no-ask-password: run it without that option, so that "
+                                   "polkit can ask for a password, or as root.)"),
+                                 m != NULL ? m : error->name);
+                        return buf;
+                }
                 if (!isempty(error->message))
                         return error->message;
                 return error->name;

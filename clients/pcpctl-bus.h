@@ -39,7 +39,8 @@
 int bus_connect(bool ask_password, sd_bus **ret);
 
 /* A sentence for an error from the bus or a negative errno: the daemon's own messages are
- * meant for users; the bus's are replaced where a better one is known. */
+ * meant for users; the bus's are replaced where a better one is known, and a refusal of
+ * polkit's under --no-ask-password says what to do. Valid until the next call. */
 const char *bus_error_message(const sd_bus_error *error, int r);
 
 int bus_new_call(sd_bus *bus, const char *path, const char *interface, const char *member,

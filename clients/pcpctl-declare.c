@@ -296,6 +296,18 @@ static int declare_wait(sd_bus *bus, const char *name, const char *path) {
         return w.status;
 }
 
+/* Whether pcpd has port mapping switched off (its Enabled property false): a declaration
+ * then has no mapping until it is switched on. False when it cannot be read. */
+static bool mapping_switched_off(sd_bus *bus) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int enabled = 1;
+
+        if (sd_bus_get_property_trivial(bus, PCP1_BUS_NAME, PCP1_MANAGER_PATH, PCP1_MANAGER_IFACE, "Enabled", &error,
+                                        'b', &enabled) < 0)
+                return false;
+        return !enabled;
+}
+
 int verb_declare(int argc, char **argv, sd_bus *bus) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
@@ -339,17 +351,33 @@ int verb_declare(int argc, char **argv, sd_bus *bus) {
         if (streq(path, "/")) {
                 /* no mapping to wait for: pcpd makes it when it can (no server yet, switched
                  * off, a conflict), and --wait says so rather than wait without end */
+                bool off = false;
+
                 if (arg_json != JSON_OFF)
                         r = print_declared_json(argv[1], path, NULL);
-                else if (!arg_map.wait)
-                        printf(_("Declared %s; it cannot be mapped yet (pcpd tries again every 10 s: journalctl -u "
-                                 "pcpd says why).\n"),
-                               argv[1]);
+                /* switched off (pcpctl disable): that is why, and the journal says nothing more */
+                if (arg_json == JSON_OFF || arg_map.wait)
+                        off = mapping_switched_off(bus);
+                if (!arg_map.wait && arg_json == JSON_OFF) {
+                        if (off)
+                                printf(_("Declared %s; it cannot be mapped while port mapping is switched off "
+                                         "(pcpctl enable turns it on).\n"),
+                                       argv[1]);
+                        else
+                                printf(_("Declared %s; it cannot be mapped yet (pcpd tries again every 10 s: "
+                                         "journalctl -u pcpd says why).\n"),
+                                       argv[1]);
+                }
                 if (!arg_map.wait)
                         return arg_json != JSON_OFF ? r : EXIT_SUCCESS;
-                log_error(_("Declared %s, but pcpd cannot map it now (journalctl -u pcpd says why): there is no "
-                            "mapping to wait for."),
-                          argv[1]);
+                if (off)
+                        log_error(_("Declared %s, but port mapping is switched off (pcpctl enable turns it on): "
+                                    "there is no mapping to wait for."),
+                                  argv[1]);
+                else
+                        log_error(_("Declared %s, but pcpd cannot map it now (journalctl -u pcpd says why): there "
+                                    "is no mapping to wait for."),
+                                  argv[1]);
                 log_declaration_stays(argv[1]);
                 return EXIT_FAILURE;
         }
@@ -384,6 +412,19 @@ int verb_declare(int argc, char **argv, sd_bus *bus) {
                 printf(_("Declared %s: mapping %s (%s).\n"), argv[1], mapping_id(path), st != NULL ? st : "?");
         }
         return EXIT_SUCCESS;
+}
+
+char *declared_etc_file(sd_bus *bus, const char *name) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(manager_info_done) ManagerInfo info = {0};
+
+        if (manager_info_get(bus, &info, &error) < 0)
+                return NULL;
+        for (size_t k = 0; info.declared.names != NULL && info.declared.names[k] != NULL; k++)
+                if (streq(info.declared.names[k], name))
+                        return declared_file_is_etc(info.declared.files[k]) ? text_sanitize(info.declared.files[k])
+                                                                             : NULL;
+        return NULL;
 }
 
 int check_undeclare(int argc, char **argv) {

@@ -166,16 +166,41 @@ static int new_add_call(Holder *h, sd_bus_message **ret) {
         return 0;
 }
 
-/* The error of AddMapping as a user of pcpctl can act on it. */
-static const char *add_error_message(Holder *h, const sd_bus_error *error, int r, char *buf, size_t size) {
-        if (sd_bus_error_has_name(error, PCP1_ERROR_PORT_NOT_OWNED)) {
-                snprintf(buf, size,
-                         _("None of your sockets is bound to %s port %u. Start the program that listens on the "
-                           "port first: pcpd maps a port for the user who owns it, or for an administrator."),
-                         h->protocol, h->port);
-                return buf;
+/* TCP or UDP, by name or number (as parse_protocol() accepts them): the protocols whose
+ * port owners pcpd can look up */
+static bool protocol_looked_up(const char *protocol) {
+        uint64_t v;
+
+        if (streq(protocol, "tcp") || streq(protocol, "udp"))
+                return true;
+        return parse_uint(protocol, 255, &v) == 0 && (v == 6 || v == 17);
+}
+
+/* The error of AddMapping or AddPeer as a user of pcpctl can act on it. A port that is not
+ * the caller's: pcpd's own words, which say why (no socket of the caller's on the port, one
+ * that is bound but not listening, one on the wrong address, another user's socket on the
+ * internal address, a protocol whose owners pcpd cannot look up), and a hint where pcpctl
+ * has one: only for the protocols pcpd cannot look up (pcpd wants the socket itself, which
+ * pcpctl does not have). Returns a string to free, or NULL when out of memory. */
+static char *add_error_message(Holder *h, const sd_bus_error *error, int r) {
+        _cleanup_free_ char *why = NULL;
+        char *s = NULL;
+
+        if (!sd_bus_error_has_name(error, PCP1_ERROR_PORT_NOT_OWNED))
+                return strdup(bus_error_message(error, r));
+        why = text_sanitize(isempty(error->message) ? error->name : error->message);
+        if (why == NULL)
+                return NULL;
+        if (protocol_looked_up(h->protocol)) {
+                s = why;
+                why = NULL;
+                return s;
         }
-        return bus_error_message(error, r);
+        if (asprintf(&s, _("%s pcpctl has no such socket: map the port as root, or let the program bound to it ask "
+                           "pcpd for the mapping."),
+                     why) < 0)
+                return NULL;
+        return s;
 }
 
 /* "198.51.100.7:8080" of an active mapping, or NULL */
@@ -273,6 +298,31 @@ static void holder_finish(Holder *h, int status) {
         h->releasing = true;
 }
 
+/* A persistent mapping of pcpd's that this call did not make, left as it is: how it is
+ * removed. pcpctl release, unless it is a declared mapping, which goes only with its
+ * declaration (pcpd refuses RemoveMapping). */
+static void log_left_as_it_is(Holder *h) {
+        _cleanup_free_ char *name = NULL, *file = NULL;
+        const char *id = mapping_id(h->path);
+
+        if (isempty(h->info.declared)) {
+                log_error(_("Mapping %s existed before this call (pcpd shares it) and is left as it is; remove it "
+                            "with: pcpctl release %s"),
+                          id, id);
+                return;
+        }
+        name = text_sanitize(h->info.declared);
+        file = declared_etc_file(h->bus, h->info.declared);
+        if (file != NULL)
+                log_error(_("Mapping %s existed before this call (it is the mapping declared in %s) and is left as it "
+                            "is; remove that file and reload pcpd (systemctl reload pcpd) to remove it."),
+                          id, file);
+        else
+                log_error(_("Mapping %s existed before this call (it is the declared mapping %s) and is left as it is; "
+                            "remove it with: pcpctl undeclare %s"),
+                          id, strempty(name), strempty(name));
+}
+
 /* Prints what changed; handles --wait and the end of a re-attachment. */
 static void holder_update(Holder *h) {
         _cleanup_free_ char *line = NULL;
@@ -293,9 +343,7 @@ static void holder_update(Holder *h) {
                 if (arg_map.persistent && h->created)
                         h->release_persistent = true;
                 else if (arg_map.persistent && h->path != NULL)
-                        log_error(_("Mapping %s existed before this call (pcpd shares it) and is left as it is; "
-                                    "remove it with: pcpctl release %s"),
-                                  mapping_id(h->path), mapping_id(h->path));
+                        log_left_as_it_is(h);
                 holder_finish(h, EXIT_FAILURE);
                 return;
         }
@@ -534,15 +582,16 @@ static int on_add_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         Holder *h = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(m);
         const char *path;
-        char buf[512];
         int r;
 
         h->add_slot = sd_bus_slot_unref(h->add_slot);
         h->adding = false;
         bus_call_authorized_end();
         if (e != NULL) {
+                _cleanup_free_ char *why = add_error_message(h, e, -EIO);
+
                 holder_drop_early(h);
-                log_error(_("Failed to %s: %s"), h->verb, add_error_message(h, e, -EIO, buf, sizeof(buf)));
+                log_error(_("Failed to %s: %s"), h->verb, why != NULL ? why : strerror(ENOMEM));
                 holder_exit(h, EXIT_FAILURE);
                 return 0;
         }
@@ -589,14 +638,16 @@ static int on_readd_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         Holder *h = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(m);
         const char *path;
-        char buf[512];
         int r;
 
         h->add_slot = sd_bus_slot_unref(h->add_slot);
         if (e != NULL) {
+                _cleanup_free_ char *why = NULL;
+
                 if (h->detached) /* gone again already */
                         return 0;
-                log_error(_("pcpd restarted, but refused the mapping: %s"), add_error_message(h, e, -EIO, buf, sizeof(buf)));
+                why = add_error_message(h, e, -EIO);
+                log_error(_("pcpd restarted, but refused the mapping: %s"), why != NULL ? why : strerror(ENOMEM));
                 h->gone = true;
                 holder_exit(h, EXIT_FAILURE);
                 return 0;
@@ -729,9 +780,25 @@ static int print_persistent(Holder *h, const char *path) {
         if (h->last_line == NULL)
                 return log_oom(), EXIT_FAILURE;
         print_mapping(h);
-        if (arg_json == JSON_OFF && arg_legend)
+        if (arg_json != JSON_OFF || !arg_legend)
+                return EXIT_SUCCESS;
+        if (isempty(h->info.declared))
                 printf(_("Mapping %s outlives pcpctl; remove it with: pcpctl release %s\n"), mapping_id(path),
                        mapping_id(path));
+        else {
+                /* a declared mapping goes only with its declaration: pcpd refuses release */
+                _cleanup_free_ char *name = text_sanitize(h->info.declared),
+                                    *file = declared_etc_file(h->bus, h->info.declared);
+
+                if (file != NULL)
+                        printf(_("Mapping %s is the mapping declared in %s, which outlives pcpctl; remove that file "
+                                 "and reload pcpd (systemctl reload pcpd) to remove it.\n"),
+                               mapping_id(path), file);
+                else
+                        printf(_("Mapping %s is the declared mapping %s, which outlives pcpctl; remove it with: "
+                                 "pcpctl undeclare %s\n"),
+                               mapping_id(path), strempty(name), strempty(name));
+        }
         return EXIT_SUCCESS;
 }
 
@@ -740,7 +807,6 @@ static int add_persistent(Holder *h) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         const char *path;
-        char buf[512];
         int r;
 
         r = new_add_call(h, &m);
@@ -750,7 +816,9 @@ static int add_persistent(Holder *h) {
         }
         r = bus_call_authorized(h->bus, arg_ask_password, m, &error, &reply);
         if (r < 0) {
-                log_error(_("Failed to %s: %s"), h->verb, add_error_message(h, &error, r, buf, sizeof(buf)));
+                _cleanup_free_ char *why = add_error_message(h, &error, r);
+
+                log_error(_("Failed to %s: %s"), h->verb, why != NULL ? why : strerror(ENOMEM));
                 return EXIT_FAILURE;
         }
         r = sd_bus_message_read_basic(reply, 'o', &path);

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pcp1-contract.h"
 
@@ -62,6 +63,33 @@ uint64_t now_realtime_usec(void) {
         if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
                 return 0;
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+bool declared_file_is_etc(const char *file) {
+        static const char conf[] = "/pcpd.conf";
+        const char *dir_end, *parent_end;
+        char *path;
+        bool found;
+
+        if (isempty(file))
+                return false;
+        if (strstr(file, "/etc/pcpd/mappings.d/") != NULL)
+                return true;
+        /* DIR/mappings.d/NAME.conf: is there a DIR/pcpd.conf? */
+        dir_end = strrchr(file, '/');
+        if (dir_end == NULL || dir_end == file)
+                return false;
+        parent_end = memrchr(file, '/', (size_t) (dir_end - file));
+        if (parent_end == NULL)
+                return false;
+        path = malloc((size_t) (parent_end - file) + sizeof(conf));
+        if (path == NULL)
+                return false;
+        memcpy(path, file, (size_t) (parent_end - file));
+        memcpy(path + (parent_end - file), conf, sizeof(conf));
+        found = access(path, F_OK) == 0;
+        free(path);
+        return found;
 }
 
 int parse_uint(const char *s, uint64_t max, uint64_t *ret) {

@@ -64,6 +64,14 @@ int log_oom(void);
 
 uint64_t now_realtime_usec(void);
 
+/* Whether file, a declaration's file in pcpd's DeclaredMappings, is one of the administrator's
+ * (in /etc/pcpd/mappings.d, which pcpd never changes: RemoveDeclaredMapping refuses it) rather
+ * than one pcpd wrote for DeclareMapping (mappings.d in its state directory). The bus does not
+ * say; pcpd reads the administrator's from the mappings.d beside its configuration file: one
+ * in /etc/pcpd/mappings.d, or one with a pcpd.conf beside its directory (pcpd --config
+ * DIR/pcpd.conf, as the demo runs it), is taken for one of those. */
+bool declared_file_is_etc(const char *file);
+
 /* ---- what the user typed; each logs a usage error naming the bad value ---- */
 
 int parse_uint(const char *s, uint64_t max, uint64_t *ret);

@@ -162,7 +162,7 @@ static void log_revoke_declared_hint(sd_bus *bus, const char *app_id) {
                 if (s == NULL || f == NULL)
                         break;
                 /* as the completions tell them: pcpd refuses to undeclare these (Conflict) */
-                if (strstr(strempty(file), "/etc/pcpd/mappings.d/") != NULL)
+                if (declared_file_is_etc(file))
                         log_error(_("declared:%s is the mapping declared in %s, which has no app id: remove that "
                                     "file and reload pcpd (systemctl reload pcpd)."),
                                   s, f);

@@ -46,6 +46,10 @@ int check_declare(int argc, char **argv);
 int verb_declare(int argc, char **argv, sd_bus *bus);
 int check_undeclare(int argc, char **argv);
 int verb_undeclare(int argc, char **argv, sd_bus *bus);
+/* The file of the declaration name when it is one of /etc/pcpd/mappings.d's, which
+ * undeclare cannot remove (declared_file_is_etc()), sanitised, to free; NULL otherwise (also
+ * when pcpd's DeclaredMappings cannot be read: undeclare then says why if it fails). */
+char *declared_etc_file(sd_bus *bus, const char *name);
 
 /* pcpctl-monitor.c */
 int verb_monitor(int argc, char **argv, sd_bus *bus);

@@ -10,6 +10,7 @@ from a live (fake) pcpd on a private bus, through the pcpctl under test.
 Exit 77 (skipped) without dbus-daemon, python3-dbus or zsh, except in CI (CI=true).
 """
 
+import json
 import os
 import pty
 import re
@@ -186,6 +187,33 @@ def main():
                             '/org/freedesktop/PCP1', 'org.freedesktop.PCP1.Test.DeclareInEtc', 'string:web'],
                            capture_output=True, text=True, env=env, timeout=30)
         check(r.returncode == 0, 'fake: web declared in /etc/pcpd/mappings.d', r.stderr)
+        # declarations with a mapping, which release cannot remove (pcpd refuses: it goes with
+        # its declaration): "tv" by pcpctl declare; "demoetc" and "demort" of a pcpd run with
+        # --config DIR/pcpd.conf --state-dir DIR/state (the demo), DIR/mappings.d the
+        # administrator's (undeclare cannot remove it), DIR/state/mappings.d pcpd's own
+        demo = os.path.join(tmp, 'demo')
+        os.makedirs(os.path.join(demo, 'state'))
+        with open(os.path.join(demo, 'pcpd.conf'), 'w') as f:
+            f.write('[PCP]\n')
+
+        def test_call(method, *args):
+            r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
+                                '/org/freedesktop/PCP1', f'org.freedesktop.PCP1.Test.{method}'] + list(args),
+                               capture_output=True, text=True, env=env, timeout=30)
+            check(r.returncode == 0, f'fake: {method}{tuple(args)}', r.stderr)
+
+        test_call('MapDeclared', 'boolean:true')
+        r = subprocess.run([pcpctl, 'declare', 'tv', 'tcp', '8445'], capture_output=True, text=True, env=env,
+                           timeout=30)
+        check(r.returncode == 0, 'fake: tv declared, with a mapping', r.stdout + r.stderr)
+        test_call('DeclareIn', 'string:demoetc', f'string:{demo}/mappings.d/demoetc.conf', 'string:tcp',
+                  'uint16:8446')
+        test_call('DeclareIn', 'string:demort', f'string:{demo}/state/mappings.d/demort.conf', 'string:tcp',
+                  'uint16:8447')
+        r = subprocess.run([pcpctl, '--json=short', 'list'], capture_output=True, text=True, env=env, timeout=30)
+        declared_ids = sorted(str(m['Id']) for m in json.loads(r.stdout) if m.get('Declared'))
+        check(len(declared_ids) == 3 and not set(declared_ids) & set(ids), 'fake: three declared mappings',
+              r.stdout)
 
         # ---- bash ----
         script = os.path.join(src, 'shell-completion', 'bash', 'pcpctl')
@@ -215,8 +243,9 @@ def main():
             ('pcpctl', 'declare', 'cam', 'tcp', '80', '--t'): ['--third-party='],
             ('pcpctl', 'declare', 'cam', 'tcp', '80', '--w'): ['--wait'],
             ('pcpctl', 'map', 'tcp', '80', '--t'): [],
-            # what undeclare can remove: not the file in /etc, and cam without a mapping
-            ('pcpctl', 'undeclare', ''): ['cam'],
+            # what undeclare can remove: not the administrator's files (in /etc, or beside
+            # the demo's pcpd.conf), and cam without a mapping
+            ('pcpctl', 'undeclare', ''): ['cam', 'demort', 'tv'],
             ('pcpctl', 'undeclare', 'cam', ''): [],
         }
         got = bash_completions(script, env, [list(k) for k in cases])
@@ -236,8 +265,8 @@ def main():
             out = zsh.complete('pcpctl map ', 'udp')
             check({'tcp', 'udp', 'sctp', 'dccp'} <= listed(out), 'zsh: pcpctl map <Tab> lists protocols', out)
             out = zsh.complete('pcpctl release ', '8444')
-            check(set(ids) <= listed(out) and 'tcp' in out, 'zsh: pcpctl release <Tab> lists the live mappings',
-                  out)
+            check(set(ids) <= listed(out) and 'tcp' in out and not set(declared_ids) & listed(out),
+                  'zsh: pcpctl release <Tab> lists the live mappings, not the declared ones', out)
             # the common prefix first, then the list
             out = zsh.tab('pcpctl external-address ', 'ipv')
             check(out.endswith('ipv'), 'zsh: external-address <Tab> inserts "ipv"', out)
@@ -255,10 +284,13 @@ def main():
             check('org.example.Test' in out, 'zsh: revoke <Tab> completes the live app id', out)
             zsh.send('\x15')
             zsh.read_until('P> ', 1)
-            # undeclare: the one declaration it can remove, though it has no mapping
-            out = zsh.complete('pcpctl undeclare ', 'cam ')
-            check(out.endswith('cam ') and 'web' not in out,
-                  'zsh: undeclare <Tab> completes the declaration pcpd lets it remove', out)
+            # undeclare: the declarations it can remove (cam though it has no mapping), not
+            # the administrator's files
+            out = zsh.complete('pcpctl undeclare ', 'tv')
+            check(listed(out) >= {'cam', 'demort', 'tv'} and 'web' not in out and 'demoetc' not in out,
+                  'zsh: undeclare <Tab> lists the declarations pcpd lets it remove', out)
+            out = zsh.complete('pcpctl undeclare c', 'cam ')
+            check(out.endswith('cam '), 'zsh: undeclare c<Tab> completes cam', out)
             # options after the verb, where README and pcpctl(1) put them
             out = zsh.complete('pcpctl map tcp 8080 --wa', '--wait ')
             check(out.endswith('--wait '), 'zsh: map tcp 8080 --wa<Tab> completes --wait', out)

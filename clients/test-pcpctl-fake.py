@@ -66,7 +66,7 @@ class Test:
         return r
 
     def test_call(self, method, signature, *args):
-        types = {'s': 'string', 'b': 'boolean', 'o': 'objpath'}
+        types = {'s': 'string', 'b': 'boolean', 'o': 'objpath', 'q': 'uint16'}
         r = subprocess.run(['dbus-send', '--system', '--print-reply', '--dest=org.freedesktop.PCP1',
                             '/org/freedesktop/PCP1', f'org.freedesktop.PCP1.Test.{method}']
                            + [f'{types[t]}:{a}' for t, a in zip(signature, args)],
@@ -292,6 +292,8 @@ def scenario(t):
     t.check(r.stderr.startswith('Failed to map:'), 'failure message starts with "Failed to map:"', r.stderr)
     # refused by the daemon
     r = t.run('map', 'tcp', '1000', status=1, stderr='Failed to map: Not authorized to map port 1000.')
+    port_not_owned(t)
+    not_authorized(t)
 
     # persistent: returns at once, says how to remove it; the mapping stays
     r = t.run('map', 'tcp', '8443', '--persistent', stdout='tcp 8443: pending')
@@ -515,7 +517,7 @@ def scenario(t):
     # "none" is pcpd's NoServer only: a family whose call failed otherwise prints nothing on
     # standard output, its error goes to standard error, and the exit status is 1
     denied = 'org.freedesktop.DBus.Error.AccessDenied'
-    t.test_call('FailExternalAddress', 'ss', 'ipv6', 'org.freedesktop.PCP1.Error.NotAuthorized')
+    t.test_call('FailExternalAddress', 'ss', 'ipv6', 'org.freedesktop.DBus.Error.Failed')
     r = t.run('external-address', status=1)
     t.check(r.stdout == 'ipv4: 198.51.100.1 (server 192.168.1.1)\n'
             and r.stderr == 'Failed to query the ipv6 external address: Scripted failure for ipv6.\n',
@@ -568,6 +570,63 @@ def scenario(t):
     path = json.loads(r.stdout)['Path']
     t.run('revoke', 'org.example.Test')
     t.check(f'revoked {path}' in t.removals(), 'revoke removes the app\'s mappings', t.removals())
+
+
+def port_not_owned(t):
+    """A port that is not the caller's (PortNotOwned): pcpd's reason as pcpd gives it, which
+    pcpctl cannot know better (bound but not listening, the wrong address, another user's
+    socket), its control characters escaped; pcpctl's hint only where pcpd cannot look the
+    owner up (pcpd wants the socket, which pcpctl has not got)."""
+    hint = (' pcpctl has no such socket: map the port as root, or let the program bound to it ask pcpd for the '
+            'mapping.')
+    for verb, protocol, port, why, want_hint in (
+            ('map', 'tcp', '9302', 'None of your sockets is listening on tcp port 9302 on 127.0.0.1 or the wildcard '
+             'address: only the program that listens on a port may map it without an administrator.', ''),
+            ('map', 'udp', '9303', "Another user's socket is bound to 192.168.1.20 udp port 9303 and gets what the "
+             'mapping would forward; your socket on the wildcard address does not.', ''),
+            ('map', '6', '9302', 'None of your sockets is listening on tcp port 9302 on 127.0.0.1 or the wildcard '
+             'address.', ''),
+            ('map', 'sctp', '9304', 'pcpd cannot see who owns sctp ports: only the socket itself, handed to pcpd by '
+             'the program bound to the port, proves it.', hint),
+            ('peer', 'dccp', '9305', 'pcpd cannot see who owns dccp ports.', hint)):
+        t.test_call('RefuseAdd', 'qss', port, 'org.freedesktop.PCP1.Error.PortNotOwned', why)
+        args = (protocol, port) + (('203.0.113.5', '443') if verb == 'peer' else ())
+        for extra in ((), ('--persistent',)) if verb == 'map' else ((),):
+            r = t.run(verb, *args, *extra, status=1)
+            t.check(r.stdout == '' and r.stderr == f'Failed to {verb}: {why}{want_hint}\n',
+                    f'{verb} {protocol} {port} {" ".join(extra)}: pcpd\'s reason for PortNotOwned',
+                    f'{r.stdout!r} {r.stderr!r}')
+        t.test_call('RefuseAdd', 'qss', port, '', '')
+    # control characters in pcpd's words do not reach the terminal
+    t.test_call('RefuseAdd', 'qss', '9306', 'org.freedesktop.PCP1.Error.PortNotOwned', 'Not \x1b[2Jyours.')
+    r = t.run('map', 'tcp', '9306', status=1)
+    t.check(r.stderr == 'Failed to map: Not \\x1b[2Jyours.\n', 'PortNotOwned: its message sanitised', repr(r.stderr))
+    t.test_call('RefuseAdd', 'qss', '9306', '', '')
+
+
+def not_authorized(t):
+    """Refused by polkit (NotAuthorized) under --no-ask-password: pcpd's words and what a user
+    of pcpctl can do (run it without the option, or as root); allowed to ask, pcpd's words
+    alone. Every verb alike (a status whose GetAll is refused too)."""
+    why = 'Authentication is required; call again allowing interactive authorisation.'
+    hint = (' (pcpctl was run with --no-ask-password: run it without that option, so that polkit can ask for a '
+            'password, or as root.)')
+    t.test_call('RefuseAdd', 'qss', '9307', 'org.freedesktop.PCP1.Error.NotAuthorized', why)
+    for extra in ((), ('--persistent',)):
+        r = t.run('map', 'tcp', '9307', *extra, status=1)
+        t.check(r.stdout == '' and r.stderr == f'Failed to map: {why}{hint}\n',
+                f'map {" ".join(extra)} refused by polkit under --no-ask-password: says what to do', repr(r.stderr))
+    # no --no-ask-password (and no terminal on stdin: no agent is started)
+    r = subprocess.run([t.pcpctl, 'map', 'tcp', '9307'], capture_output=True, text=True, env=t.env,
+                       stdin=subprocess.DEVNULL, timeout=30)
+    t.check(r.returncode == 1 and r.stderr == f'Failed to map: {why}\n',
+            'map refused by polkit, interactive: pcpd\'s words alone', f'{r.returncode} {r.stderr!r}')
+    t.test_call('RefuseAdd', 'qss', '9307', '', '')
+    t.test_call('FailManagerCall', 'ss', 'GetAll', 'org.freedesktop.PCP1.Error.NotAuthorized')
+    r = t.run('status', status=1)
+    t.check(r.stderr == f'Failed to query status: Scripted failure of GetAll.{hint}\n',
+            'status refused by polkit under --no-ask-password: says what to do', repr(r.stderr))
+    t.test_call('FailManagerCall', 'ss', 'GetAll', '')
 
 
 def finish(p, timeout=10):
@@ -726,6 +785,25 @@ def declare_wait(t):
             'Access denied by the bus policy.\n', 'declare: a state it cannot read is said to be unknown',
             f'{r.stdout!r} {r.stderr!r}')
 
+    declared_hints(t)
+
+    # no mapping because port mapping is switched off (pcpctl disable): said so, and how
+    # to switch it on, not "journalctl -u pcpd says why"
+    t.run('disable')
+    r = t.run('declare', 'off', 'tcp', '8098')
+    t.check(r.stdout == 'Declared off; it cannot be mapped while port mapping is switched off (pcpctl enable turns '
+            'it on).\n' and r.stderr == '', 'declare while switched off: says so', f'{r.stdout!r} {r.stderr!r}')
+    for args in ((), ('--json',)):
+        r = t.run('declare', 'off', 'tcp', '8098', '--wait', *args, status=1)
+        t.check(r.stderr == 'Declared off, but port mapping is switched off (pcpctl enable turns it on): there is no '
+                'mapping to wait for.\nThe declaration stays in place and pcpd keeps trying; remove it with: pcpctl '
+                'undeclare off\n', f'declare --wait {" ".join(args)} while switched off: says so', repr(r.stderr))
+    r = t.run('declare', 'off', 'tcp', '8098', '--json')
+    t.check(r.stdout == '{"Name":"off","Mapping":"/"}\n' and r.stderr == '',
+            'declare --json while switched off: as before', f'{r.stdout!r} {r.stderr!r}')
+    t.run('enable')
+    t.run('undeclare', 'off')
+
     # no mapping yet ("/"): --wait does not wait for one that may never come; status 1
     t.test_call('MapDeclared', 'b', 'false')
     r = t.run('declare', 'later', 'tcp', '8091', '--wait', status=1)
@@ -746,6 +824,75 @@ def declare_wait(t):
         t.run('undeclare', name)
     t.check(f'released {web["Path"] if web else "?"}' in t.removals() and declared_in_list(t, 'tp') is None,
             'undeclare removes the declared mappings', t.removals())
+
+
+def declared_hints(t):
+    """map --persistent of a port a declaration has gets the declared mapping (pcpd shares
+    it), which release cannot remove (pcpd refuses it: the mapping goes with its
+    declaration): the hints name undeclare, or the administrator's file."""
+    tmp = tempfile.mkdtemp(prefix='pcpctl-fake-declared-')
+    try:
+        # the layout of a pcpd run with --config DIR/pcpd.conf --state-dir DIR/state (the
+        # demo's): DIR/mappings.d has the administrator's declarations
+        os.mkdir(os.path.join(tmp, 'state'))
+        with open(os.path.join(tmp, 'pcpd.conf'), 'w', encoding='utf-8') as f:
+            f.write('[PCP]\n')
+        for name, file, port, etc in (
+                ('rt', None, '8099', False),
+                ('etcweb', '/etc/pcpd/mappings.d/etcweb.conf', '8100', True),
+                ('demoetc', os.path.join(tmp, 'mappings.d', 'demoetc.conf'), '8101', True),
+                ('demort', os.path.join(tmp, 'state', 'mappings.d', 'demort.conf'), '8102', False)):
+            if file is None:
+                t.run('declare', name, 'tcp', port)
+            else:
+                t.test_call('DeclareIn', 'sssq', name, file, 'tcp', port)
+            mapping = declared_in_list(t, name)
+            mid = mapping['Id'] if mapping else '?'
+            if etc:
+                want = (f'Mapping {mid} is the mapping declared in {file}, which outlives pcpctl; remove that file '
+                        'and reload pcpd (systemctl reload pcpd) to remove it.\n')
+            else:
+                want = (f'Mapping {mid} is the declared mapping {name}, which outlives pcpctl; remove it with: pcpctl '
+                        f'undeclare {name}\n')
+            r = t.run('map', 'tcp', port, '--persistent')
+            t.check(r.stdout.endswith(want) and 'release' not in r.stdout,
+                    f'map --persistent of the declared {name}: how it is removed', f'{r.stdout!r} {r.stderr!r}')
+            # revoke declared:NAME tells it alike
+            r = t.run('revoke', f'declared:{name}', status=1)
+            t.check(r.stderr.endswith(f'declared:{name} is the mapping declared in {file}, which has no app id: remove '
+                                      'that file and reload pcpd (systemctl reload pcpd).\n' if etc else
+                                      f"declared:{name} is a declared mapping, which has no app id: 'pcpctl undeclare "
+                                      f"{name}' removes it.\n"),
+                    f'revoke declared:{name}: how it is removed', repr(r.stderr))
+            if file is None:
+                t.run('undeclare', name)
+            else:
+                t.test_call('DeclareIn', 'sssq', name, '', '', '0')
+        # --wait on a declared mapping that fails (port 9999: NO_RESOURCES), which existed
+        # before the call: left as it is, and how it is removed
+        for name, file in (('bad', None), ('badetc', '/etc/pcpd/mappings.d/badetc.conf')):
+            if file is None:
+                t.run('declare', name, 'tcp', '9999')
+            else:
+                t.test_call('DeclareIn', 'sssq', name, file, 'tcp', '9999')
+            mapping = declared_in_list(t, name)
+            mid = mapping['Id'] if mapping else '?'
+            r = t.run('map', 'tcp', '9999', '--persistent', '--wait', status=1)
+            if file is None:
+                want = (f'Mapping {mid} existed before this call (it is the declared mapping bad) and is left as it '
+                        'is; remove it with: pcpctl undeclare bad\n')
+            else:
+                want = (f'Mapping {mid} existed before this call (it is the mapping declared in {file}) and is left '
+                        'as it is; remove that file and reload pcpd (systemctl reload pcpd) to remove it.\n')
+            t.check(r.stderr.endswith(want) and declared_in_list(t, name) is not None,
+                    f'map --persistent --wait on the failed declared {name}: left, how it is removed',
+                    f'{r.stdout!r} {r.stderr!r}')
+            if file is None:
+                t.run('undeclare', name)
+            else:
+                t.test_call('DeclareIn', 'sssq', name, '', '', '0')
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def start_bus(tmp, tag):
@@ -882,7 +1029,15 @@ def main():
         t.check(read_line_of(p.stderr) == 'Waiting for pcpd to come back, to ask for the mapping again.',
                 'holder waits for pcpd', '')
         t.check(p.poll() is None, 'holder keeps running while pcpd is away', p.poll())
-        t.run('status', status=1, stderr='Failed to query status: pcpd is not running')
+        r = t.run('status', status=1)
+        t.check(r.stderr == 'Failed to query status: pcpd is not running and could not be started. See "systemctl '
+                'status pcpd" and "journalctl -u pcpd" for details.\n', 'pcpd not running: says where to look',
+                repr(r.stderr))
+        for args in (('release', '7'), ('enable',), ('map', 'tcp', '7003', '--persistent')):
+            r = t.run(*args, status=1)
+            t.check(r.stderr.endswith(': pcpd is not running and could not be started. See "systemctl status pcpd" '
+                                      'and "journalctl -u pcpd" for details.\n'),
+                    f'{args[0]} without pcpd: says where to look', repr(r.stderr))
         m = t.start('monitor')
         t.check(read_line(m) == 'Monitoring pcpd (not running now); press Ctrl+C to stop.',
                 'monitor without pcpd waits for it', '')
@@ -891,7 +1046,7 @@ def main():
         for args in ((), ('--json',), ('ipv4',)):
             r = t.run('external-address', *args, status=1)
             t.check(r.stdout == '' and r.stderr == 'Failed to query the external address: pcpd is not running and '
-                    'could not be started.\n',
+                    'could not be started. See "systemctl status pcpd" and "journalctl -u pcpd" for details.\n',
                     ' '.join(('external-address',) + args) + ' without pcpd: the error only',
                     f'{r.stdout!r} {r.stderr!r}')
         service = subprocess.Popen([sys.executable, fake, address, log], stdout=subprocess.PIPE, text=True)
