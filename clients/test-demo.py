@@ -72,7 +72,7 @@ def main():
     port = m.group(1) if m else '?'
     check(re.search(rf'(?m)^\d+ +tcp +127\.0\.0\.1:{port} +198\.51\.100\.7:{port} +active .* 65534 ', out) is not None,
           'pcpctl list shows it with uid 65534', out)
-    check('Failed to map: None of your sockets is bound to tcp port 9090.' in out and 'AddMappingForSocket' not in out,
+    check('Failed to map: None of your sockets is listening on tcp port 9090 on ' in out and 'AddMappingForSocket' not in out,
           'polkit and pcpd refuse a port the user does not listen on, in words a user can act on', out)
     check(re.search(rf'\d\d:\d\d:\d\d mapping \d+ removed: owner-vanished \(its owner went away\)', out) is not None,
           'kill -9: pcpctl monitor shows the removal', out)

@@ -565,7 +565,7 @@ class VerbsTest(PcpctlTestCase):
             r = self.pcpctl(env, 'external-address', *args, status=1)
             self.assertEqual((r.stdout, r.stderr),
                              ('', 'Failed to query the external address: pcpd is not running and could not be '
-                                  'started.\n'), f'external-address {args}')
+                                  'started. See "systemctl status pcpd" and "journalctl -u pcpd" for details.\n'), f'external-address {args}')
         env.start_pcpd()
 
         # no NetworkManager on this bus, UseDefaultRouters=false (Env's default): status does
@@ -600,7 +600,7 @@ class VerbsTest(PcpctlTestCase):
                             '--no-ask-password', 'map', 'tcp', '40123'], capture_output=True, text=True,
                            env=self.base_env(env), timeout=60)
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertTrue(r.stderr.startswith('Failed to map: None of your sockets is bound to tcp port 40123.'),
+        self.assertTrue(r.stderr.startswith('Failed to map: None of your sockets is listening on tcp port 40123 on '),
                         r.stderr)
         self.assertNotIn('AddMappingForSocket', r.stderr)
 
