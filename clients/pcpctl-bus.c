@@ -76,8 +76,8 @@ const char *bus_error_message(const sd_bus_error *error, int r) {
                                                                                        : error->message);
 
                         snprintf(buf, sizeof(buf),
-                                 _("%s (pcpctl was run with --no-ask-password: run it without that option, so that "
-                                   "polkit can ask for a password, or as root.)"),
+                                 _("%s (pcpctl was run with --no-ask-password: where polkit would ask for a password, "
+                                   "run it without that option, or as root.)"),
                                  m != NULL ? m : error->name);
                         return buf;
                 }

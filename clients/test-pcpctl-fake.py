@@ -609,8 +609,8 @@ def not_authorized(t):
     of pcpctl can do (run it without the option, or as root); allowed to ask, pcpd's words
     alone. Every verb alike (a status whose GetAll is refused too)."""
     why = 'Authentication is required; call again allowing interactive authorisation.'
-    hint = (' (pcpctl was run with --no-ask-password: run it without that option, so that polkit can ask for a '
-            'password, or as root.)')
+    hint = (' (pcpctl was run with --no-ask-password: where polkit would ask for a password, run it without that '
+            'option, or as root.)')
     t.test_call('RefuseAdd', 'qss', '9307', 'org.freedesktop.PCP1.Error.NotAuthorized', why)
     for extra in ((), ('--persistent',)):
         r = t.run('map', 'tcp', '9307', *extra, status=1)
