@@ -361,6 +361,7 @@ is "WatchdogSec=1min" "$(prop WatchdogUSec)" "1min"
 is "Restart=on-failure" "$(prop Restart)" "on-failure"
 is "RestartPreventExitStatus=78 (pcpd's EX_CONFIG: no restart for what only the admin can fix)" \
     "$(prop RestartPreventExitStatus)" "78"
+is "no RuntimeDirectory= (pcpd keeps nothing in /run)" "$(prop RuntimeDirectory)" ""
 is "After=network.target" "$(prop After | tr ' ' '\n' | grep -x network.target)" network.target
 is "network.target is not pulled in (no Wants=/Requires=)" \
     "$( (prop Wants; prop Requires) | tr ' ' '\n' | grep -cx network.target)" 0
@@ -702,7 +703,6 @@ check "systemctl stop pcpd" cx systemctl stop pcpd.service
 is "inactive after stop" "$(cx systemctl is-active pcpd.service)" "inactive"
 check "StateDirectory= /var/lib/pcpd: pcpd, 0700" stat_is "$ROOT/var/lib/pcpd" "$PCPD_UID 700"
 check "the state file: pcpd, 0600 (UMask=0077)" stat_is "$ROOT/var/lib/pcpd/mappings.state" "$PCPD_UID 600"
-check "RuntimeDirectory= /run/pcpd removed on stop" not_running_dir /run/pcpd
 m=$(mark alice)
 check "systemctl start pcpd" cx systemctl start pcpd.service
 check "alice is back on the same port after stop/start" wait_back alice "$m" "$EXT"
@@ -750,7 +750,9 @@ cx systemctl daemon-reload
 
 # ---- 9. the sandbox, from inside ------------------------------------------------------
 # pcpd-test-probe runs as an ExecStartPost= of pcpd.service itself (same user,
-# namespaces and seccomp filter), and as bob in a plain unit: the control
+# namespaces and seccomp filter), and as bob in a plain unit: the control. It writes what
+# it found to /var/lib/pcpd/probe.txt, the one directory the unit lets pcpd write to
+# (StateDirectory=; pcpd reads only its own files there), removed once read.
 log_phase "hardening"
 for d in /etc/pcpd-test-rw /usr/local/pcpd-test-rw /var/lib/pcpd-test-rw /home/pcpd-test-rw; do
     install -d -m 1777 "$ROOT$d" # writable by anyone: only a sandbox can refuse
@@ -760,13 +762,14 @@ cx touch /tmp/pcpd-test-marker
 probe_args="--udp $R_ADDR --udp $O_ADDR"
 cat >"$DROPINS/50-test-probe.conf" <<EOF
 [Service]
-ExecStartPost=/bin/sh -c '/usr/local/libexec/pcpd-test/pcpd-test-probe --leave-shm $probe_args > /run/pcpd/probe.txt'
+ExecStartPost=/bin/sh -c '/usr/local/libexec/pcpd-test/pcpd-test-probe --leave-shm $probe_args > /var/lib/pcpd/probe.txt'
 EOF
 cx systemctl daemon-reload
 udp_before=$(wc -l <"$WORK/udp.log")
 m=$(mark alice)
 cx systemctl restart pcpd.service
-cx cat /run/pcpd/probe.txt >"$WORK/probe.txt"
+cx cat /var/lib/pcpd/probe.txt >"$WORK/probe.txt"
+cx rm -f /var/lib/pcpd/probe.txt
 in_unit -p User=bob -p StateDirectory=pcpd-test-control /usr/local/libexec/pcpd-test/pcpd-test-probe \
     >"$WORK/control.txt"
 check "the probe ran in pcpd's sandbox" grep -qx done=1 "$WORK/probe.txt"
@@ -872,7 +875,8 @@ IPAddressAllow=localhost $R_ADDR
 EOF
 cx systemctl daemon-reload
 cx systemctl start pcpd.service
-cx cat /run/pcpd/probe.txt >"$WORK/probe-ip.txt"
+cx cat /var/lib/pcpd/probe.txt >"$WORK/probe-ip.txt"
+cx rm -f /var/lib/pcpd/probe.txt
 is "IPAddressAllow=$R_ADDR in a drop-in: UDP to the router sent" \
     "$(sed -n "s/^udp_$R_ADDR=//p" "$WORK/probe-ip.txt")" ok
 is "IPAddressDeny=any in a drop-in: UDP to $O_ADDR refused" "$(sed -n "s/^udp_$O_ADDR=//p" "$WORK/probe-ip.txt")" EPERM
