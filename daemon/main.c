@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -225,6 +226,20 @@ static gboolean on_bus_lost(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
+/* How a start that fails exits (pcpd(8), EXIT STATUS):
+ *
+ * EX_CONFIG (78, sysexits.h; systemd's own tools and many services use it too): what a
+ * restart cannot fix, only the administrator: the command line, pcpd.conf and its drop-ins,
+ * a declared mapping of mappings.d, a state directory that cannot be made or is refused
+ * (owner, mode, a state file that is a symbolic link or cannot be read). The unit's
+ * RestartPreventExitStatus=78 leaves pcpd failed then, with the reason in the journal,
+ * instead of Restart=on-failure starting it every RestartSec= for ever (five starts in
+ * any 10 s at most, so the start limit never stopped it).
+ *
+ * EXIT_FAILURE (1): what may be gone at the next start: no system bus, the name not
+ * (yet) ours, the sockets or the manager not set up, and the bus lost while running. */
+#define PCPD_EXIT_CONFIG EX_CONFIG
+
 static int run(int argc, char **argv) {
         g_autofree char *config_path = NULL, *state_dir = NULL, *why = NULL;
         g_autoptr(pcpd_state) loaded = NULL;
@@ -261,11 +276,11 @@ static int run(int argc, char **argv) {
         g_option_context_add_main_entries(ctx, entries, NULL);
         if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
                 fprintf(stderr, "pcpd: %s (try --help)\n", error->message);
-                return 2;
+                return PCPD_EXIT_CONFIG;
         }
         if (argc > 1) {
                 fprintf(stderr, "pcpd: unexpected argument '%s' (try --help)\n", argv[1]);
-                return 2;
+                return PCPD_EXIT_CONFIG;
         }
         if (version) {
                 printf("pcpd %s\n", PACKAGE_VERSION);
@@ -280,7 +295,7 @@ static int run(int argc, char **argv) {
                                ((const char *const[]) { "PCPD_CONFIG", config_path ?: SYSCONFDIR "/pcpd/pcpd.conf", NULL }),
                                "Bad configuration, not starting: %s", error->message);
                 pcpd_config_clear(&config);
-                return 1;
+                return PCPD_EXIT_CONFIG;
         }
         if (state_dir == NULL) {
                 const char *e = g_getenv("STATE_DIRECTORY"); /* systemd's StateDirectory= */
@@ -294,7 +309,7 @@ static int run(int argc, char **argv) {
                 pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL,
                                "Cannot create the state directory %s: %s", state_dir, g_strerror(errno));
                 pcpd_config_clear(&config);
-                return 1;
+                return PCPD_EXIT_CONFIG;
         }
         /* what pcpd restores decides what it asks routers for: a directory another account
          * can change is refused, and no state file is followed through a symbolic link */
@@ -307,7 +322,7 @@ static int run(int argc, char **argv) {
         if (r < 0) {
                 pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL, "Not starting: %s", why);
                 pcpd_config_clear(&config);
-                return 1;
+                return PCPD_EXIT_CONFIG;
         }
         /* the administrator's declared mappings are configuration: a bad one stops pcpd too */
         declared_dir = pcpd_declared_etc_dir(config_path ?: SYSCONFDIR "/pcpd/pcpd.conf");
@@ -317,7 +332,7 @@ static int run(int argc, char **argv) {
                                "Bad declared mapping, not starting: %s", error->message);
                 pcpd_config_clear(&config);
                 close(state_fd);
-                return 1;
+                return PCPD_EXIT_CONFIG;
         }
 
         loop = g_main_loop_new(NULL, FALSE);
@@ -327,7 +342,7 @@ static int run(int argc, char **argv) {
         pcpd_config_clear(&config);
         if (r < 0) {
                 pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL, "Cannot set up: %s", g_strerror(-r));
-                return 1;
+                return EXIT_FAILURE; /* sockets, memory: may work at the next start */
         }
         /* the handlers, now that the loop and the manager exist; then what came while they
          * were blocked is delivered (to GLib's handler, dispatched when the loop runs) */
@@ -343,7 +358,7 @@ static int run(int argc, char **argv) {
         if (r < 0) {
                 pcpd_log_event(G_LOG_LEVEL_CRITICAL, PCPD_MSGID_START_FAILED, NULL,
                                "Cannot connect to the system bus: %s", g_strerror(-r));
-                return 1;
+                return EXIT_FAILURE; /* the bus may be back at the next start */
         }
         /* the objects and the watch for holders that leave first: restored mappings are
          * published as they come back */
@@ -358,7 +373,7 @@ static int run(int argc, char **argv) {
                                "policy allow this user to own the name?)",
                                PCP1_BUS_NAME, g_strerror(-r));
                 sd_bus_unref(bus);
-                return 1;
+                return EXIT_FAILURE; /* another pcpd that owns the name may be gone by then */
         }
         pcpd_manager_set_declared(m, g_steal_pointer(&declared));
         /* the free heap given back once mappings stop coming, changing and going

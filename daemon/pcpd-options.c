@@ -55,11 +55,47 @@ static int set_lifetime(const option_row *row, sd_bus_message *msg, const option
         return 0;
 }
 
+const char *pcpd_description_refused(const char *s, uint32_t *ret_c, size_t *ret_pos) {
+        size_t pos = 1;
+
+        for (const char *p = s; *p != '\0'; p = g_utf8_next_char(p), pos++) {
+                gunichar c = g_utf8_get_char(p);
+                const char *what = NULL;
+
+                if ((c >= 0x0a && c <= 0x0d) || c == 0x85 || c == 0x2028 || c == 0x2029)
+                        what = "a line break";
+                else if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+                        what = "a control character";
+                else if ((c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069))
+                        what = "a bidirectional formatting character";
+                if (what != NULL) {
+                        *ret_c = c;
+                        *ret_pos = pos;
+                        return what;
+                }
+        }
+        return NULL;
+}
+
 static int set_description(const option_row *row, sd_bus_message *msg, const option_value *v, pcpd_options *o,
                            sd_bus_error *error) {
-        if (!utf8_ok(v->s, row->max))
+        const char *what;
+        uint32_t c;
+        size_t pos;
+
+        /* (sd-bus refuses a message with a string that is not UTF-8 before this) */
+        if (!g_utf8_validate(v->s, -1, NULL))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'description' is not valid UTF-8.");
+        if (strlen(v->s) > row->max)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option 'description' is longer than %zu bytes.",
                                          row->max);
+        what = pcpd_description_refused(v->s, &c, &pos);
+        if (what != NULL)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'description' has %s, U+%04" PRIX32 ", at character %zu: a description "
+                                         "is one line of text, without control characters, line breaks or "
+                                         "bidirectional formatting characters.",
+                                         what, c, pos);
         set_string(&o->description, v->s);
         return 0;
 }

@@ -60,3 +60,14 @@ void pcpd_options_clear(pcpd_options *o);
 /* "lifetime, description, ..., suggested-external-port (AddMappingForSocket only)": the
  * known options, as the error for an unknown one lists them. */
 const char *pcpd_options_known(void);
+
+/* A mapping's description is shown to other users as one line of text (pcpctl list, the
+ * GNOME app), so it may not hold what a terminal or a text view acts on rather than
+ * shows: a control character of C0 or C1 (U+0000-U+001F, U+007F-U+009F: tab, escape,
+ * ...), a line break (LF, VT, FF, CR, U+0085 NEL, U+2028, U+2029) or a bidirectional
+ * embedding, override or isolate (U+202A-U+202E, U+2066-U+2069), which reorder the text
+ * shown after it. s must be valid UTF-8. NULL when s holds none of them; else what the
+ * first one is ("a line break", "a control character", "a bidirectional formatting
+ * character"), its code point in *ret_c and its position, counted in characters from 1,
+ * in *ret_pos. */
+const char *pcpd_description_refused(const char *s, uint32_t *ret_c, size_t *ret_pos);

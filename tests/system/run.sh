@@ -358,6 +358,10 @@ is "NotifyAccess=main (READY/STATUS/WATCHDOG from pcpd only)" "$(prop NotifyAcce
 is "BusName=org.freedesktop.PCP1" "$(prop BusName)" "org.freedesktop.PCP1"
 is "runs as User=pcpd" "$(prop User)/$(cx ps -o user= -p "$(main_pid)")" "pcpd/pcpd"
 is "WatchdogSec=1min" "$(prop WatchdogUSec)" "1min"
+is "Restart=on-failure" "$(prop Restart)" "on-failure"
+is "RestartPreventExitStatus=78 (pcpd's EX_CONFIG: no restart for what only the admin can fix)" \
+    "$(prop RestartPreventExitStatus)" "78"
+is "no RuntimeDirectory= (pcpd keeps nothing in /run)" "$(prop RuntimeDirectory)" ""
 is "After=network.target" "$(prop After | tr ' ' '\n' | grep -x network.target)" network.target
 is "network.target is not pulled in (no Wants=/Requires=)" \
     "$( (prop Wants; prop Requires) | tr ' ' '\n' | grep -cx network.target)" 0
@@ -699,7 +703,6 @@ check "systemctl stop pcpd" cx systemctl stop pcpd.service
 is "inactive after stop" "$(cx systemctl is-active pcpd.service)" "inactive"
 check "StateDirectory= /var/lib/pcpd: pcpd, 0700" stat_is "$ROOT/var/lib/pcpd" "$PCPD_UID 700"
 check "the state file: pcpd, 0600 (UMask=0077)" stat_is "$ROOT/var/lib/pcpd/mappings.state" "$PCPD_UID 600"
-check "RuntimeDirectory= /run/pcpd removed on stop" not_running_dir /run/pcpd
 m=$(mark alice)
 check "systemctl start pcpd" cx systemctl start pcpd.service
 check "alice is back on the same port after stop/start" wait_back alice "$m" "$EXT"
@@ -747,7 +750,9 @@ cx systemctl daemon-reload
 
 # ---- 9. the sandbox, from inside ------------------------------------------------------
 # pcpd-test-probe runs as an ExecStartPost= of pcpd.service itself (same user,
-# namespaces and seccomp filter), and as bob in a plain unit: the control
+# namespaces and seccomp filter), and as bob in a plain unit: the control. It writes what
+# it found to /var/lib/pcpd/probe.txt, the one directory the unit lets pcpd write to
+# (StateDirectory=; pcpd reads only its own files there), removed once read.
 log_phase "hardening"
 for d in /etc/pcpd-test-rw /usr/local/pcpd-test-rw /var/lib/pcpd-test-rw /home/pcpd-test-rw; do
     install -d -m 1777 "$ROOT$d" # writable by anyone: only a sandbox can refuse
@@ -757,13 +762,14 @@ cx touch /tmp/pcpd-test-marker
 probe_args="--udp $R_ADDR --udp $O_ADDR"
 cat >"$DROPINS/50-test-probe.conf" <<EOF
 [Service]
-ExecStartPost=/bin/sh -c '/usr/local/libexec/pcpd-test/pcpd-test-probe --leave-shm $probe_args > /run/pcpd/probe.txt'
+ExecStartPost=/bin/sh -c '/usr/local/libexec/pcpd-test/pcpd-test-probe --leave-shm $probe_args > /var/lib/pcpd/probe.txt'
 EOF
 cx systemctl daemon-reload
 udp_before=$(wc -l <"$WORK/udp.log")
 m=$(mark alice)
 cx systemctl restart pcpd.service
-cx cat /run/pcpd/probe.txt >"$WORK/probe.txt"
+cx cat /var/lib/pcpd/probe.txt >"$WORK/probe.txt"
+cx rm -f /var/lib/pcpd/probe.txt
 in_unit -p User=bob -p StateDirectory=pcpd-test-control /usr/local/libexec/pcpd-test/pcpd-test-probe \
     >"$WORK/control.txt"
 check "the probe ran in pcpd's sandbox" grep -qx done=1 "$WORK/probe.txt"
@@ -869,7 +875,8 @@ IPAddressAllow=localhost $R_ADDR
 EOF
 cx systemctl daemon-reload
 cx systemctl start pcpd.service
-cx cat /run/pcpd/probe.txt >"$WORK/probe-ip.txt"
+cx cat /var/lib/pcpd/probe.txt >"$WORK/probe-ip.txt"
+cx rm -f /var/lib/pcpd/probe.txt
 is "IPAddressAllow=$R_ADDR in a drop-in: UDP to the router sent" \
     "$(sed -n "s/^udp_$R_ADDR=//p" "$WORK/probe-ip.txt")" ok
 is "IPAddressDeny=any in a drop-in: UDP to $O_ADDR refused" "$(sed -n "s/^udp_$O_ADDR=//p" "$WORK/probe-ip.txt")" EPERM
@@ -1036,6 +1043,43 @@ is "no error logged by pcpd through the bus losses" \
     "$(cx journalctl _SYSTEMD_UNIT=pcpd.service _EXE=/usr/libexec/pcpd -p err --no-pager -o cat)" ""
 stop_holder alice6
 cx pcpctl undeclare nas >/dev/null 2>&1
+
+# ---- 14. a configuration a restart cannot fix ----------------------------------------------
+# pcpd exits 78 (EX_CONFIG) on a bad pcpd.conf and the unit's RestartPreventExitStatus=78
+# leaves it failed. Restart=on-failure with RestartSec=2s alone started it again every 2 s
+# for ever: at most 5 starts fall in any 10 s, so the start limit (5 in 10 s) never trips.
+# After the checks of pcpd's errors above: this logs one (the bad configuration). It needs
+# only the container's systemd and a system bus (back since section 13).
+log_phase "bad configuration"
+check "systemctl stop pcpd" cx systemctl stop pcpd.service
+check "systemctl reset-failed pcpd (NRestarts from 0)" cx systemctl reset-failed pcpd.service
+is "NRestarts 0 before the start with a bad pcpd.conf" "$(prop NRestarts)" 0
+cp -p "$ROOT/etc/pcpd/pcpd.conf" "$WORK/pcpd.conf.good"
+printf '[Daemon]\nDefaultLifetime=soon\n' >"$ROOT/etc/pcpd/pcpd.conf"
+BAD_CONFIG_SAYS='Bad configuration, not starting: /etc/pcpd/pcpd.conf: [Daemon] DefaultLifetime=soon '
+bad_config_lines=$(journal_count "$BAD_CONFIG_SAYS")
+# --no-block: the test waits for the unit's state, not for the start job (with a unit
+# that restarts pcpd every 2 s there is no end to wait for)
+check "systemctl start --no-block pcpd with a bad pcpd.conf" cx systemctl start --no-block pcpd.service
+# failed_for_good: failed, never restarted, pcpd's last exit 78; prints the state otherwise
+failed_for_good() {
+    local s
+    s=$(cx systemctl show -p ActiveState -p SubState -p Result -p NRestarts -p ExecMainCode -p ExecMainStatus \
+        pcpd.service | sort | tr '\n' ' ')
+    echo "$s"
+    [[ $s =~ ^ActiveState=failed\ ExecMainCode=1\ ExecMainStatus=78\ NRestarts=0\ Result=exit-code\ SubState=failed\ $ ]]
+}
+check "bad pcpd.conf: the unit is failed, not restarted (NRestarts=0), pcpd exited 78" \
+    wait_cmd 60 "pcpd.service failed with ExecMainStatus=78, NRestarts=0" failed_for_good
+is "bad pcpd.conf: systemctl is-failed" "$(cx systemctl is-failed pcpd.service)" failed
+check "bad pcpd.conf: systemctl status says status=78/CONFIG (pcpd(8), EXIT STATUS)" \
+    sh -c "nsenter -t $LEADER -a systemctl status --no-pager pcpd.service | grep -F 'status=78/CONFIG'"
+is "bad pcpd.conf: pcpd said why once (journal), naming the file and the value" \
+    "$(($(journal_count "$BAD_CONFIG_SAYS") - bad_config_lines))" 1
+cp -p "$WORK/pcpd.conf.good" "$ROOT/etc/pcpd/pcpd.conf"
+check "pcpd.conf restored: systemctl start pcpd" cx timeout 120 systemctl start pcpd.service
+is "pcpd.conf restored: active" "$(cx systemctl is-active pcpd.service)" active
+check "pcpd.conf restored: ready on the bus (State)" wait_cmd 30 "State ready" bus_state_ready
 
 log_phase "done"
 echo "1..$n"

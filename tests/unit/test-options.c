@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <glib.h>
+#include <inttypes.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
 
@@ -390,6 +391,92 @@ static void test_limits(void **state) {
         }
 }
 
+/* A description other users are shown as one line: no control character (C0, C1), line
+ * break or bidirectional embedding/override/isolate; refused with InvalidArgs naming the
+ * character and its position, and nothing of it kept. */
+static void test_description_characters(void **state) {
+        static const struct {
+                const char *value;
+                const char *what;
+                uint32_t c;
+                size_t pos;
+        } refused[] = {
+                { "a\tb", "a control character", 0x09, 2 },
+                { "\x01", "a control character", 0x01, 1 },
+                { "\x1b[31mred", "a control character", 0x1b, 1 },
+                { "x\x1f", "a control character", 0x1f, 2 },
+                { "del\x7f", "a control character", 0x7f, 4 },
+                { "c1 \xc2\x80", "a control character", 0x80, 4 },
+                { "csi\xc2\x9b" "31m", "a control character", 0x9b, 4 },
+                { "c1 \xc2\x9f", "a control character", 0x9f, 4 },
+                { "line\nbreak", "a line break", 0x0a, 5 },
+                { "\x0b", "a line break", 0x0b, 1 },
+                { "\x0c", "a line break", 0x0c, 1 },
+                { "cr\r", "a line break", 0x0d, 3 },
+                { "nel\xc2\x85", "a line break", 0x85, 4 },
+                { "ls\xe2\x80\xa8", "a line break", 0x2028, 3 },
+                { "ps\xe2\x80\xa9", "a line break", 0x2029, 3 },
+                { "\xe2\x80\xaa", "a bidirectional formatting character", 0x202a, 1 }, /* LRE */
+                { "\xe2\x80\xab", "a bidirectional formatting character", 0x202b, 1 }, /* RLE */
+                { "\xe2\x80\xac", "a bidirectional formatting character", 0x202c, 1 }, /* PDF */
+                { "\xe2\x80\xad", "a bidirectional formatting character", 0x202d, 1 }, /* LRO */
+                /* "web " RLO "txt.exe": shown as "web exe.txt"; é is one character */
+                { "w\xc3\xa9" "b \xe2\x80\xae" "txt.exe", "a bidirectional formatting character", 0x202e, 5 },
+                { "\xe2\x81\xa6", "a bidirectional formatting character", 0x2066, 1 }, /* LRI */
+                { "\xe2\x81\xa7", "a bidirectional formatting character", 0x2067, 1 }, /* RLI */
+                { "\xe2\x81\xa8", "a bidirectional formatting character", 0x2068, 1 }, /* FSI */
+                { "\xe2\x81\xa9", "a bidirectional formatting character", 0x2069, 1 }, /* PDI */
+                /* the first one is named */
+                { "ok \xe2\x81\xa6\n", "a bidirectional formatting character", 0x2066, 4 },
+        };
+        /* just outside each range, and text in right-to-left scripts: kept as given */
+        static const char *const kept[] = {
+                " ~",
+                "\xc2\xa0 nbsp",                              /* U+00A0 */
+                "\xe2\x80\x8e\xe2\x80\x8f marks",             /* U+200E LRM, U+200F RLM */
+                "\xe2\x80\xa7\xe2\x80\xaf",                   /* U+2027, U+202F */
+                "\xe2\x81\xa5\xe2\x81\xaa",                   /* U+2065, U+206A */
+                "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7", /* Hebrew, Arabic */
+                "caf\xc3\xa9 \xf0\x9f\x98\x80",               /* é, U+1F600 */
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
+                g_autofree char *want = g_strdup_printf(
+                        "Option 'description' has %s, U+%04" PRIX32 ", at character %zu: a description is one line "
+                        "of text, without control characters, line breaks or bidirectional formatting characters.",
+                        refused[i].what, refused[i].c, refused[i].pos);
+                pcpd_options o = { 0 };
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                sd_bus_message *m = new_message();
+                uint32_t c = 0;
+                size_t pos = 0;
+
+                OPT(m, "description", "s", refused[i].value);
+                assert_true(parse(m, &o, &error) < 0);
+                assert_string_equal(error.name, SD_BUS_ERROR_INVALID_ARGS);
+                assert_string_equal(error.message, want);
+                assert_null(o.description);
+                sd_bus_error_free(&error);
+                pcpd_options_clear(&o);
+                /* the same answer from the check alone (for other callers) */
+                assert_string_equal(pcpd_description_refused(refused[i].value, &c, &pos), refused[i].what);
+                assert_int_equal(c, refused[i].c);
+                assert_int_equal(pos, refused[i].pos);
+        }
+        for (size_t i = 0; i < G_N_ELEMENTS(kept); i++) {
+                pcpd_options o = { 0 };
+                sd_bus_message *m = new_message();
+                uint32_t c = 0;
+                size_t pos = 0;
+
+                OPT(m, "description", "s", kept[i]);
+                assert_parsed(m, &o);
+                assert_string_equal(o.description, kept[i]);
+                pcpd_options_clear(&o);
+                assert_null(pcpd_description_refused(kept[i], &c, &pos));
+        }
+}
+
 static void test_bad_values(void **state) {
         static const struct {
                 const char *name, *value, *message;
@@ -557,6 +644,7 @@ int main(void) {
                 cmocka_unit_test(test_twice),       cmocka_unit_test(test_entries),      cmocka_unit_test(test_limits),       cmocka_unit_test(test_bad_values),
                 cmocka_unit_test(test_peer_options),
                 cmocka_unit_test(test_suggested_port),
+                cmocka_unit_test(test_description_characters),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
