@@ -21,7 +21,6 @@ REQUIRED = {
     'BusName': 'org.freedesktop.PCP1',
     'User': 'pcpd',
     'StateDirectory': 'pcpd',
-    'RuntimeDirectory': 'pcpd',
     'ConfigurationDirectory': 'pcpd',
     'UMask': '0077',
     'CapabilityBoundingSet': '',
@@ -45,6 +44,7 @@ REQUIRED = {
     'SystemCallArchitectures': 'native',
     'ExecReload': '+busctl call org.freedesktop.PCP1 /org/freedesktop/PCP1 org.freedesktop.PCP1.Manager Reload',
     'Restart': 'on-failure',
+    'RestartPreventExitStatus': '78',
 }
 FORBIDDEN = ('DynamicUser', 'PrivateUsers', 'PrivateNetwork', 'AmbientCapabilities=CAP', 'Wants=network',
              'Requires=network')

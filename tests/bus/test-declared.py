@@ -231,7 +231,7 @@ class DeclaredTest(BusTestCase):
             write(os.path.join(d, f'm{i:02}.conf'), f'[Mapping]\nProtocol=udp\nPort={20000 + i}\n')
         r = subprocess.run([PCPD, '--config', env.write_config(), '--state-dir', env.state], env=env.env,
                            capture_output=True, text=True, timeout=CAP)
-        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.returncode, 78, r.stderr)  # EX_CONFIG: no restart (pcpd(8), EXIT STATUS)
         self.assertIn('more than 64 declared mappings', r.stderr)
         self.assertIn('Bad declared mapping, not starting', r.stderr)
 
@@ -241,7 +241,7 @@ class DeclaredTest(BusTestCase):
         write(os.path.join(d, 'x.conf'), '[Mapping]\nProtocol=tcp\n')
         r = subprocess.run([PCPD, '--config', env.write_config(), '--state-dir', env.state], env=env.env,
                            capture_output=True, text=True, timeout=CAP)
-        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.returncode, 78, r.stderr)
         self.assertIn('x.conf: [Mapping] Port= is missing', r.stderr)
 
     def test_two_declarations_of_one_port(self):

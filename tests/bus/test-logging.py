@@ -191,7 +191,7 @@ class LoggingTest(BusTestCase):
             f.write('[Daemon]\nDefaultLifetime=soon\n')
         r = subprocess.run([PYTHON, FAKE_JOURNALD, self.out, '--', PCPD, '--config', conf, '--state-dir',
                             os.path.join(d, 'state')], capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.returncode, 78, r.stderr)  # EX_CONFIG (pcpd(8), EXIT STATUS)
         e = self.find('CONFIG_ERROR')
         self.assertEqual(len(e), 1, entries(self.out))
         self.assertEntry(e[0], 3)
