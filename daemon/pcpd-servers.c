@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <errno.h>
 #include <string.h>
 
 #include <glib.h>
@@ -9,9 +10,35 @@
 
 #include "pcpd-backend.h"
 
+/* A wanted server the manager could not add (its sockets: connect() refused, EACCES for a
+ * broadcast address, ENETUNREACH without a route; or the engine): said once, and tried
+ * again only when that may help, not on every pass (any route message or NetworkManager
+ * change makes one): after the network changed (pcpd_servers_network_changed()) and
+ * REFUSED_RETRY_MIN_MS since the last try, that wait doubling with each refusal up to
+ * REFUSED_RETRY_MAX_MS; and every REFUSED_RETRY_MAX_MS in any case (no route monitor with
+ * UseDefaultRouters=no). Said again when it is refused for another reason, or after it
+ * was not wanted for a while. One record per wanted server at most: bounded as they are. */
+#define REFUSED_RETRY_MIN_MS 1000u
+#define REFUSED_RETRY_MAX_MS (300u * 1000u)
+
+typedef struct refusal {
+        pcpd_source source;
+        int family;
+        pcpd_server_spec spec;
+        int reason;           /* the errno it was refused with */
+        uint64_t net_gen;     /* the network as it was at the last try */
+        uint64_t last_try_ms; /* pcpd_now_ms() */
+        uint64_t wait_ms;     /* REFUSED_RETRY_MIN_MS..REFUSED_RETRY_MAX_MS */
+        bool wanted;          /* bookkeeping of one pass */
+} refusal;
+
 struct pcpd_server_sources {
+        pcpd_manager *manager;
         GArray *lists[_PCPD_SOURCE_MAX]; /* pcpd_server_spec, as each source last gave them */
         char *primary;                   /* the primary connection's interface; NULL: unknown */
+        GArray *refusals;                /* refusal */
+        uint64_t net_gen;                /* counts pcpd_servers_network_changed() */
+        guint retry_source;              /* the next refused server's try is due */
 };
 
 /* one server as the manager is to have it: one source, one interface, one family */
@@ -25,8 +52,10 @@ typedef struct wanted {
 static pcpd_server_sources *sources_get(pcpd_manager *m) {
         if (m->sources == NULL) {
                 m->sources = g_new0(pcpd_server_sources, 1);
+                m->sources->manager = m;
                 for (int i = 0; i < _PCPD_SOURCE_MAX; i++)
                         m->sources->lists[i] = g_array_new(FALSE, TRUE, sizeof(pcpd_server_spec));
+                m->sources->refusals = g_array_new(FALSE, TRUE, sizeof(refusal));
         }
         return m->sources;
 }
@@ -36,6 +65,9 @@ void pcpd_server_sources_free(pcpd_server_sources *s) {
                 return;
         for (int i = 0; i < _PCPD_SOURCE_MAX; i++)
                 g_array_free(s->lists[i], TRUE);
+        g_array_free(s->refusals, TRUE);
+        if (s->retry_source != 0)
+                g_source_remove(s->retry_source);
         g_free(s->primary);
         g_free(s);
 }
@@ -170,9 +202,100 @@ static void mappings_follow_primary(pcpd_manager *m) {
         }
 }
 
+static bool refusal_is(const refusal *r, const wanted *x) {
+        if (r->source != x->source || r->family != x->family || strcmp(r->spec.ifname, x->spec.ifname) != 0 ||
+            r->spec.n_addrs != x->spec.n_addrs)
+                return false;
+        for (size_t i = 0; i < x->spec.n_addrs; i++)
+                if (!endpoint_equal(&r->spec.addrs[i], &x->spec.addrs[i]))
+                        return false;
+        return true;
+}
+
+static refusal *refusal_find(pcpd_server_sources *src, const wanted *x) {
+        for (guint i = 0; i < src->refusals->len; i++) {
+                refusal *r = &g_array_index(src->refusals, refusal, i);
+                if (refusal_is(r, x))
+                        return r;
+        }
+        return NULL;
+}
+
+/* When r may be tried again (pcpd_now_ms()): after its wait if the network changed since
+ * its last try, else after REFUSED_RETRY_MAX_MS. */
+static uint64_t refusal_due_ms(const pcpd_server_sources *src, const refusal *r) {
+        return r->last_try_ms + (r->net_gen != src->net_gen ? r->wait_ms : REFUSED_RETRY_MAX_MS);
+}
+
+/* Only records of servers still wanted stay (one that comes back is said again). */
+static void refusals_prune(pcpd_server_sources *src, const GArray *w) {
+        for (guint i = src->refusals->len; i > 0; i--) {
+                refusal *r = &g_array_index(src->refusals, refusal, i - 1);
+
+                r->wanted = false;
+                for (guint j = 0; j < w->len && !r->wanted; j++)
+                        r->wanted = refusal_is(r, &g_array_index(w, wanted, j));
+                if (!r->wanted)
+                        g_array_remove_index(src->refusals, i - 1);
+        }
+}
+
+/* x was refused with -err: said unless it was already, for the same reason */
+static void refusal_note(pcpd_server_sources *src, const wanted *x, int err, uint64_t now) {
+        refusal *r = refusal_find(src, x);
+
+        if (r != NULL && r->reason == err) {
+                r->wait_ms = CLAMP(r->wait_ms * 2, (uint64_t) REFUSED_RETRY_MIN_MS, (uint64_t) REFUSED_RETRY_MAX_MS);
+        } else {
+                g_warning("PCP server from %s%s%s not used: %s", pcpd_source_to_string(x->source),
+                          x->spec.ifname[0] ? " on " : "", x->spec.ifname, g_strerror(err));
+                if (r == NULL) {
+                        g_array_append_val(src->refusals, ((refusal) { .source = x->source, .family = x->family,
+                                                                        .spec = x->spec }));
+                        r = &g_array_index(src->refusals, refusal, src->refusals->len - 1);
+                }
+                r->reason = err;
+                r->wait_ms = REFUSED_RETRY_MIN_MS;
+        }
+        r->net_gen = src->net_gen;
+        r->last_try_ms = now;
+}
+
+static bool servers_apply(pcpd_manager *m);
+
+static gboolean on_refused_retry(gpointer data) {
+        pcpd_server_sources *src = data;
+        pcpd_manager *m = src->manager;
+
+        src->retry_source = 0;
+        if (servers_apply(m))
+                pcpd_backend_kick(m->pcp);
+        return G_SOURCE_REMOVE;
+}
+
+/* The next try of a refused server, when one is wanted */
+static void refusals_schedule(pcpd_server_sources *src, uint64_t now) {
+        uint64_t due = UINT64_MAX;
+
+        if (src->retry_source != 0) {
+                g_source_remove(src->retry_source);
+                src->retry_source = 0;
+        }
+        for (guint i = 0; i < src->refusals->len; i++) {
+                const refusal *r = &g_array_index(src->refusals, refusal, i);
+                if (r->reason != ENOSPC)
+                        due = MIN(due, refusal_due_ms(src, r));
+        }
+        if (due != UINT64_MAX)
+                src->retry_source = g_timeout_add((guint) MIN(due > now ? due - now : 0, (uint64_t) G_MAXUINT),
+                                                  on_refused_retry, src);
+}
+
 static bool servers_apply(pcpd_manager *m) {
-        g_autoptr(GArray) w = wanted_build(sources_get(m));
+        pcpd_server_sources *src = sources_get(m);
+        g_autoptr(GArray) w = wanted_build(src);
         bool changed = false, any_waiting = false;
+        uint64_t now = pcpd_now_ms();
 
         for (guint i = m->servers->len; i > 0; i--) {
                 pcpd_server *s = m->servers->pdata[i - 1];
@@ -197,20 +320,26 @@ static bool servers_apply(pcpd_manager *m) {
                 manager_remove_server(m, s);
                 changed = true;
         }
+        refusals_prune(src, w);
         for (guint j = 0; j < w->len; j++) {
                 wanted *x = &g_array_index(w, wanted, j);
+                refusal *rf = refusal_find(src, x);
                 int r;
 
-                if (x->present)
+                /* a full table is tried on every pass (a server may have gone), at no cost */
+                if (x->present || (rf != NULL && rf->reason != ENOSPC && now < refusal_due_ms(src, rf)))
                         continue;
                 r = manager_add_server(m, x->spec.addrs, x->spec.n_addrs, pcpd_source_to_string(x->source),
                                        x->spec.ifname, NULL);
                 if (r < 0)
-                        g_warning("PCP server from %s%s%s not used: %s", pcpd_source_to_string(x->source),
-                                  x->spec.ifname[0] ? " on " : "", x->spec.ifname, g_strerror(-r));
-                else
+                        refusal_note(src, x, -r, now);
+                else {
+                        if (rf != NULL)
+                                g_array_remove_index(src->refusals, (guint) (rf - &g_array_index(src->refusals, refusal, 0)));
                         changed = true;
+                }
         }
+        refusals_schedule(src, now);
         {
                 g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
                 for (guint k = 0; k < all->len && !any_waiting; k++)
@@ -237,11 +366,24 @@ void pcpd_servers_renew_all(pcpd_manager *m) {
         }
         while (m->servers->len > 0)
                 manager_remove_server(m, m->servers->pdata[m->servers->len - 1]);
+        /* maybe another network: the servers refused before are tried again at once (and
+         * said again only when refused for another reason) */
+        {
+                pcpd_server_sources *src = sources_get(m);
+                src->net_gen++;
+                for (guint i = 0; i < src->refusals->len; i++)
+                        g_array_index(src->refusals, refusal, i).last_try_ms =
+                                g_array_index(src->refusals, refusal, i).wait_ms = 0;
+        }
         (void) servers_apply(m);
 }
 
 void pcpd_servers_replan(pcpd_manager *m) {
         (void) servers_apply(m);
+}
+
+void pcpd_servers_network_changed(pcpd_manager *m) {
+        sources_get(m)->net_gen++;
 }
 
 bool pcpd_manager_set_servers(pcpd_manager *m, pcpd_source source, const char *ifname, const pcpd_server_spec *servers,
