@@ -46,6 +46,7 @@ typedef struct wanted {
         pcpd_source source;
         int family;
         pcpd_server_spec spec;
+        bool admitted; /* within the table's room (wanted_admit()) */
         bool present;
 } wanted;
 
@@ -131,6 +132,41 @@ static GArray *wanted_build(pcpd_server_sources *src) {
                 }
         }
         return w;
+}
+
+/* Which of the wanted servers the manager has: at most PCPD_MAX_SERVERS (each costs a
+ * socket per address, with its receive buffer, and the engine's state), shared out in turns
+ * between the (source, interface) pairs in the order of preference: every pair's first
+ * server, then every pair's second, and so on. So one network cannot take the room of
+ * another's: an interface whose DHCP option lists 8 servers and that has 8 default routers
+ * besides leaves the first server of every other interface (and of the configured ones)
+ * its place, whenever it comes; with more than 16 pairs, the last ones in that order get
+ * none. Configured servers are a pair of their own (they come first). */
+static void wanted_admit(GArray *w) {
+        g_autofree guint *rank = g_new0(guint, w->len + 1);
+        guint room = PCPD_MAX_SERVERS;
+
+        for (guint i = 0; i < w->len; i++) {
+                const wanted *x = &g_array_index(w, wanted, i);
+
+                for (guint j = 0; j < i; j++) {
+                        const wanted *y = &g_array_index(w, wanted, j);
+                        if (y->source == x->source && strcmp(y->spec.ifname, x->spec.ifname) == 0)
+                                rank[i]++;
+                }
+        }
+        for (guint turn = 0; room > 0; turn++) {
+                bool any = false;
+
+                for (guint i = 0; i < w->len && room > 0; i++)
+                        if (rank[i] == turn) {
+                                g_array_index(w, wanted, i).admitted = true;
+                                room--;
+                                any = true;
+                        }
+                if (!any)
+                        break;
+        }
 }
 
 static bool server_is(const pcpd_server *s, const wanted *x) {
@@ -240,15 +276,16 @@ static void refusals_prune(pcpd_server_sources *src, const GArray *w) {
         }
 }
 
-/* x was refused with -err: said unless it was already, for the same reason */
-static void refusal_note(pcpd_server_sources *src, const wanted *x, int err, uint64_t now) {
+/* x was refused with err (why: its text, NULL: err's): said unless it was already, for the
+ * same reason */
+static void refusal_note(pcpd_server_sources *src, const wanted *x, int err, const char *why, uint64_t now) {
         refusal *r = refusal_find(src, x);
 
         if (r != NULL && r->reason == err) {
                 r->wait_ms = CLAMP(r->wait_ms * 2, (uint64_t) REFUSED_RETRY_MIN_MS, (uint64_t) REFUSED_RETRY_MAX_MS);
         } else {
                 g_warning("PCP server from %s%s%s not used: %s", pcpd_source_to_string(x->source),
-                          x->spec.ifname[0] ? " on " : "", x->spec.ifname, g_strerror(err));
+                          x->spec.ifname[0] ? " on " : "", x->spec.ifname, why != NULL ? why : g_strerror(err));
                 if (r == NULL) {
                         g_array_append_val(src->refusals, ((refusal) { .source = x->source, .family = x->family,
                                                                         .spec = x->spec }));
@@ -297,13 +334,14 @@ static bool servers_apply(pcpd_manager *m) {
         bool changed = false, any_waiting = false;
         uint64_t now = pcpd_now_ms();
 
+        wanted_admit(w);
         for (guint i = m->servers->len; i > 0; i--) {
                 pcpd_server *s = m->servers->pdata[i - 1];
                 bool keep = false;
 
                 for (guint j = 0; j < w->len && !keep; j++) {
                         wanted *x = &g_array_index(w, wanted, j);
-                        if (!x->present && server_is(s, x))
+                        if (x->admitted && !x->present && server_is(s, x))
                                 keep = x->present = true;
                 }
                 if (keep)
@@ -327,12 +365,20 @@ static bool servers_apply(pcpd_manager *m) {
                 int r;
 
                 /* a full table is tried on every pass (a server may have gone), at no cost */
+                if (!x->admitted) {
+                        if (rf == NULL || rf->reason != ENOSPC)
+                                refusal_note(src, x, ENOSPC,
+                                             "pcpd uses " G_STRINGIFY(PCPD_MAX_SERVERS) " servers at most, shared out "
+                                             "between the sources on each interface (their first servers first)",
+                                             now);
+                        continue;
+                }
                 if (x->present || (rf != NULL && rf->reason != ENOSPC && now < refusal_due_ms(src, rf)))
                         continue;
                 r = manager_add_server(m, x->spec.addrs, x->spec.n_addrs, pcpd_source_to_string(x->source),
                                        x->spec.ifname, NULL);
                 if (r < 0)
-                        refusal_note(src, x, -r, now);
+                        refusal_note(src, x, -r, NULL, now);
                 else {
                         if (rf != NULL)
                                 g_array_remove_index(src->refusals, (guint) (rf - &g_array_index(src->refusals, refusal, 0)));
