@@ -284,8 +284,11 @@ static void refusal_note(pcpd_server_sources *src, const wanted *x, int err, con
         if (r != NULL && r->reason == err) {
                 r->wait_ms = CLAMP(r->wait_ms * 2, (uint64_t) REFUSED_RETRY_MIN_MS, (uint64_t) REFUSED_RETRY_MAX_MS);
         } else {
-                g_warning("PCP server from %s%s%s not used: %s", pcpd_source_to_string(x->source),
-                          x->spec.ifname[0] ? " on " : "", x->spec.ifname, why != NULL ? why : g_strerror(err));
+                char text[PCP_ADDR_STRLEN];
+
+                pcp_addr_to_string(&x->spec.addrs[0].sin6_addr, text);
+                g_warning("PCP server %s (%s%s%s) not used: %s", text, pcpd_source_to_string(x->source),
+                          x->spec.ifname[0] ? ", " : "", x->spec.ifname, why != NULL ? why : g_strerror(err));
                 if (r == NULL) {
                         g_array_append_val(src->refusals, ((refusal) { .source = x->source, .family = x->family,
                                                                         .spec = x->spec }));

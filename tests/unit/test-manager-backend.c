@@ -1067,7 +1067,7 @@ static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields
                 g_ptr_array_add(hold_lines, g_strdup(message));
         if (g_str_has_prefix(message, "Declared mapping ") && strstr(message, ": cannot map it") != NULL)
                 g_ptr_array_add(declared_lines, g_strdup(message));
-        if (g_str_has_prefix(message, "PCP server from ") && strstr(message, " not used: ") != NULL)
+        if (g_str_has_prefix(message, "PCP server ") && strstr(message, ") not used: ") != NULL)
                 g_ptr_array_add(not_used_lines, g_strdup(message));
         return g_log_writer_default(level, fields, n, data);
 }
@@ -1298,7 +1298,7 @@ static void test_server_table_shared(void **state) {
         servers_on(f, PCPD_SOURCE_DHCPV4, "eth0", "203.0.113.", 1);
         assert_int_equal(not_used_lines->len, wanted - PCPD_MAX_SERVERS);
         for (guint i = 0; i < not_used_lines->len; i++)
-                assert_non_null(strstr(not_used_lines->pdata[i], " on wlan0 not used: "));
+                assert_non_null(strstr(not_used_lines->pdata[i], ", wlan0) not used: "));
 
         /* eth0's lease is gone: its room is wlan0's again */
         servers_on(f, PCPD_SOURCE_DHCPV4, "eth0", "203.0.113.", 0);

@@ -277,7 +277,7 @@ static void test_moves_to_server(void **state) {
 /* ---- the log lines about one server address (refused servers) ---- */
 
 static const char *log_watch_addr; /* the address the lines are counted for; NULL: none */
-static unsigned log_not_used;      /* "PCP server from ... not used: ..." (pcpd-servers.c) */
+static unsigned log_not_used;      /* "PCP server <addr> (<source>, <if>) not used: ..." (pcpd-servers.c) */
 static unsigned log_socket_tries;  /* "PCP server <addr>: cannot open a socket toward it" (pcpd-pcp.c) */
 
 static GLogWriterOutput count_log(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data) {
@@ -286,7 +286,8 @@ static GLogWriterOutput count_log(GLogLevelFlags level, const GLogField *fields,
 
                 if (strcmp(fields[i].key, "MESSAGE") != 0 || fields[i].length != -1 || log_watch_addr == NULL)
                         continue;
-                if (g_str_has_prefix(msg, "PCP server from ") && strstr(msg, " not used: ") != NULL)
+                if (g_str_has_prefix(msg, "PCP server ") && strstr(msg, log_watch_addr) != NULL &&
+                    strstr(msg, " not used: ") != NULL)
                         log_not_used++;
                 if (g_str_has_prefix(msg, "PCP server ") && strstr(msg, log_watch_addr) != NULL &&
                     strstr(msg, "cannot open a socket toward it") != NULL)
