@@ -29,9 +29,6 @@ static void manager_discover(pcpd_manager *m) {
                         n = 0;
                 }
         }
-        /* at start, and after routes or links changed: what the kernel refused may be
-         * reachable now (pcpd-servers.c tries it again) */
-        pcpd_servers_network_changed(m);
         for (int i = 0; i < n; i++) {
                 specs[i] = (pcpd_server_spec) { .n_addrs = 1, .addrs = { routers[i].addr } };
                 g_strlcpy(specs[i].ifname, routers[i].ifname, sizeof(specs[i].ifname));

@@ -12,12 +12,14 @@
 
 /* A wanted server the manager could not add (its sockets: connect() refused, EACCES for a
  * broadcast address, ENETUNREACH without a route; or the engine): said once, and tried
- * again only when that may help, not on every pass (any route message or NetworkManager
- * change makes one): after the network changed (pcpd_servers_network_changed()) and
- * REFUSED_RETRY_MIN_MS since the last try, that wait doubling with each refusal up to
- * REFUSED_RETRY_MAX_MS; and every REFUSED_RETRY_MAX_MS in any case (no route monitor with
- * UseDefaultRouters=no). Said again when it is refused for another reason, or after it
- * was not wanted for a while. One record per wanted server at most: bounded as they are. */
+ * again only when that may help, not on every pass of the servers: after a source told
+ * something (pcpd_manager_set_servers(): the routes or links changed and the default
+ * routers were read again, a DHCP lease, a reload; the primary connection moved; a resume)
+ * and REFUSED_RETRY_MIN_MS since the last try, that wait doubling with each refusal up to
+ * REFUSED_RETRY_MAX_MS (a route message comes with every router advertisement any host of
+ * the link sends); and every REFUSED_RETRY_MAX_MS in any case. Said again when it is
+ * refused for another reason, or wanted again after it was not. One record per wanted
+ * server at most: bounded as they are. */
 #define REFUSED_RETRY_MIN_MS 1000u
 #define REFUSED_RETRY_MAX_MS (300u * 1000u)
 
@@ -37,7 +39,7 @@ struct pcpd_server_sources {
         GArray *lists[_PCPD_SOURCE_MAX]; /* pcpd_server_spec, as each source last gave them */
         char *primary;                   /* the primary connection's interface; NULL: unknown */
         GArray *refusals;                /* refusal */
-        uint64_t net_gen;                /* counts pcpd_servers_network_changed() */
+        uint64_t net_gen;                /* counts what the sources told (the network changed) */
         guint retry_source;              /* the next refused server's try is due */
 };
 
@@ -367,7 +369,6 @@ static bool servers_apply(pcpd_manager *m) {
                 refusal *rf = refusal_find(src, x);
                 int r;
 
-                /* a full table is tried on every pass (a server may have gone), at no cost */
                 if (!x->admitted) {
                         if (rf == NULL || rf->reason != ENOSPC)
                                 refusal_note(src, x, ENOSPC,
@@ -376,6 +377,7 @@ static bool servers_apply(pcpd_manager *m) {
                                              now);
                         continue;
                 }
+                /* a full table is tried on every pass (a server may have gone), at no cost */
                 if (x->present || (rf != NULL && rf->reason != ENOSPC && now < refusal_due_ms(src, rf)))
                         continue;
                 r = manager_add_server(m, x->spec.addrs, x->spec.n_addrs, pcpd_source_to_string(x->source),
@@ -383,8 +385,11 @@ static bool servers_apply(pcpd_manager *m) {
                 if (r < 0)
                         refusal_note(src, x, -r, NULL, now);
                 else {
+                        /* (looked up again: adding it told things, which could have run a pass) */
+                        rf = refusal_find(src, x);
                         if (rf != NULL)
-                                g_array_remove_index(src->refusals, (guint) (rf - &g_array_index(src->refusals, refusal, 0)));
+                                g_array_remove_index(src->refusals,
+                                                     (guint) (rf - &g_array_index(src->refusals, refusal, 0)));
                         changed = true;
                 }
         }
@@ -431,10 +436,6 @@ void pcpd_servers_replan(pcpd_manager *m) {
         (void) servers_apply(m);
 }
 
-void pcpd_servers_network_changed(pcpd_manager *m) {
-        sources_get(m)->net_gen++;
-}
-
 bool pcpd_manager_set_servers(pcpd_manager *m, pcpd_source source, const char *ifname, const pcpd_server_spec *servers,
                               size_t n) {
         pcpd_server_sources *src = sources_get(m);
@@ -442,6 +443,7 @@ bool pcpd_manager_set_servers(pcpd_manager *m, pcpd_source source, const char *i
 
         g_return_val_if_fail((unsigned) source < _PCPD_SOURCE_MAX, false);
         list = src->lists[source];
+        src->net_gen++; /* the network changed: refused servers may be reachable now */
         for (guint i = list->len; i > 0; i--)
                 if (ifname == NULL || strcmp(g_array_index(list, pcpd_server_spec, i - 1).ifname, ifname) == 0)
                         g_array_remove_index(list, i - 1);
@@ -466,6 +468,7 @@ void pcpd_manager_set_primary(pcpd_manager *m, const char *ifname) {
         g_message("Primary connection's interface: %s", v ?: "(none known)");
         g_free(src->primary);
         src->primary = g_strdup(v);
+        src->net_gen++;
         /* waiting mappings may have a server now */
         servers_apply(m);
 }

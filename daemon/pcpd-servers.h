@@ -48,10 +48,6 @@ pcpd_server *pcpd_servers_choose(pcpd_manager *m, int family, const char *interf
 void pcpd_servers_renew_all(pcpd_manager *m);
 /* Waiting mappings (restored, or whose server went) to the servers that serve them now. */
 void pcpd_servers_replan(pcpd_manager *m);
-/* The routes or links changed (netlink): a server the kernel refused (connect(): a
- * broadcast address, no route) may be reachable now; it is tried again on the next pass
- * (not sooner than its wait since the last try: pcpd-servers.c). */
-void pcpd_servers_network_changed(pcpd_manager *m);
 void pcpd_server_sources_free(pcpd_server_sources *s);
 
 /* ---- manager internals the registry uses (pcpd-manager.c) ---- */

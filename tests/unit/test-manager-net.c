@@ -296,6 +296,10 @@ static GLogWriterOutput count_log(GLogLevelFlags level, const GLogField *fields,
         return g_log_writer_default(level, fields, n, data);
 }
 
+static bool socket_tried(void *ctx, const void *arg) {
+        return log_socket_tries >= *(const unsigned *) arg;
+}
+
 static bool has_servers(void *ctx, const void *arg) {
         const fixture *f = ctx;
 
@@ -304,15 +308,17 @@ static bool has_servers(void *ctx, const void *arg) {
 
 /* A DHCP-announced server the kernel refuses (the subnet's broadcast address: connect()
  * fails with EACCES) is said once and not tried again on every pass of the servers (any
- * route message or NetworkManager change makes one); when the routes change so that it is
- * reachable (the subnet grows: it is no broadcast address any more), it is tried again and
- * used. */
+ * route message or NetworkManager change makes one): after a source told something (a
+ * renewal), once its wait is over, without a word when it is refused again; when the routes
+ * change so that it is reachable (the subnet grows: it is no broadcast address any more),
+ * it is tried again and used. */
 static void test_refused_server_said_once(void **state) {
         fixture *f = *state;
         pcpd_server_spec sp = { .n_addrs = 1 };
         g_autofree char *cidr16 = g_strdup_printf("%s/16", GLOBAL_A);
         g_autofree char *cidr24 = g_strdup_printf("%s/24", GLOBAL_A);
         const guint one = 1;
+        const unsigned two = 2;
 
         sp.addrs[0].sin6_family = AF_INET6;
         sp.addrs[0].sin6_port = htons(PCP_SERVER_PORT);
@@ -331,6 +337,10 @@ static void test_refused_server_said_once(void **state) {
         assert_false(pcpd_manager_set_servers(f->m, PCPD_SOURCE_DHCPV4, ifname_a, &sp, 1));
         assert_int_equal(f->m->servers->len, 0);
         assert_int_equal(log_socket_tries, 1);
+        assert_int_equal(log_not_used, 1);
+        /* the renewal: tried again when its wait is over, refused again, not said again */
+        wait_for(f, socket_tried, &two, "the refused server to be tried again after the renewal");
+        assert_int_equal(f->m->servers->len, 0);
         assert_int_equal(log_not_used, 1);
 
         /* the subnet grows to a /16: the address is an ordinary one now */
