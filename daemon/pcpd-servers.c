@@ -23,6 +23,11 @@
 #define REFUSED_RETRY_MIN_MS 1000u
 #define REFUSED_RETRY_MAX_MS (300u * 1000u)
 
+/* At most this many servers in one source's list: the sources keep to fewer of each
+ * interface (pcpd-dhcp.c 8 an option, netlink 8 default routers, pcpd.conf 16), this bounds
+ * the number of interfaces too; every pass's work grows with its square. */
+#define SOURCE_MAX_SPECS 256u
+
 typedef struct refusal {
         pcpd_source source;
         int family;
@@ -41,6 +46,7 @@ struct pcpd_server_sources {
         GArray *refusals;                /* refusal */
         uint64_t net_gen;                /* counts what the sources told (the network changed) */
         guint retry_source;              /* the next refused server's try is due */
+        bool over[_PCPD_SOURCE_MAX];     /* its list was cut at SOURCE_MAX_SPECS (said once) */
 };
 
 /* one server as the manager is to have it: one source, one interface, one family */
@@ -439,6 +445,7 @@ void pcpd_servers_replan(pcpd_manager *m) {
 bool pcpd_manager_set_servers(pcpd_manager *m, pcpd_source source, const char *ifname, const pcpd_server_spec *servers,
                               size_t n) {
         pcpd_server_sources *src = sources_get(m);
+        size_t left_out = 0;
         GArray *list;
 
         g_return_val_if_fail((unsigned) source < _PCPD_SOURCE_MAX, false);
@@ -454,8 +461,16 @@ bool pcpd_manager_set_servers(pcpd_manager *m, pcpd_source source, const char *i
                         continue;
                 if (ifname != NULL)
                         g_strlcpy(sp.ifname, ifname, sizeof(sp.ifname));
+                if (list->len >= SOURCE_MAX_SPECS) {
+                        left_out++;
+                        continue;
+                }
                 g_array_append_val(list, sp);
         }
+        if (left_out > 0 && !src->over[source])
+                g_warning("PCP servers from %s: %zu past the first %u left out", pcpd_source_to_string(source),
+                          left_out, SOURCE_MAX_SPECS);
+        src->over[source] = left_out > 0;
         return servers_apply(m);
 }
 

@@ -1067,7 +1067,8 @@ static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields
                 g_ptr_array_add(hold_lines, g_strdup(message));
         if (g_str_has_prefix(message, "Declared mapping ") && strstr(message, ": cannot map it") != NULL)
                 g_ptr_array_add(declared_lines, g_strdup(message));
-        if (g_str_has_prefix(message, "PCP server ") && strstr(message, ") not used: ") != NULL)
+        if ((g_str_has_prefix(message, "PCP server ") && strstr(message, ") not used: ") != NULL) ||
+            (g_str_has_prefix(message, "PCP servers from ") && strstr(message, " left out") != NULL))
                 g_ptr_array_add(not_used_lines, g_strdup(message));
         return g_log_writer_default(level, fields, n, data);
 }
@@ -1306,6 +1307,45 @@ static void test_server_table_shared(void **state) {
         assert_int_equal(f->m->servers->len, PCPD_MAX_SERVERS);
 }
 
+/* Every limit is finite: a source that gives servers on more interfaces than can ever be
+ * used (here 300, one each) has its list cut (said once, not on every change), and the
+ * table keeps to PCPD_MAX_SERVERS, the configured server's place kept. */
+static void test_server_sources_bounded(void **state) {
+        fixture *f = *state;
+        g_autofree pcpd_server_spec *sp = g_new0(pcpd_server_spec, 300);
+        char ip[64];
+
+        g_ptr_array_set_size(not_used_lines, 0);
+        for (int i = 0; i < 300; i++) {
+                g_snprintf(ip, sizeof(ip), "10.0.%d.%d", i / 200, i % 200 + 1);
+                sp[i] = spec_of(ip, PCP_SERVER_PORT);
+                g_snprintf(sp[i].ifname, sizeof(sp[i].ifname), "veth%d", i);
+        }
+        (void) pcpd_manager_set_servers(f->m, PCPD_SOURCE_DHCPV4, NULL, sp, 300);
+        assert_int_equal(f->m->servers->len, PCPD_MAX_SERVERS);
+        assert_non_null(server_with(f, SERVER_A, "config", ""));
+        /* one line for the cut, one for each server that has no place (the rest of the list) */
+        {
+                guint cut = 0;
+                for (guint i = 0; i < not_used_lines->len; i++)
+                        cut += strstr(not_used_lines->pdata[i], " left out") != NULL;
+                assert_int_equal(cut, 1);
+        }
+        {
+                guint before = not_used_lines->len;
+
+                assert_true(before > 1);
+                assert_true(before < 300); /* the servers past the cut are not said one by one */
+                sp[0] = spec_of("10.1.0.1", PCP_SERVER_PORT); /* a change of the list */
+                g_strlcpy(sp[0].ifname, "veth0", sizeof(sp[0].ifname));
+                (void) pcpd_manager_set_servers(f->m, PCPD_SOURCE_DHCPV4, NULL, sp, 300);
+                assert_int_equal(f->m->servers->len, PCPD_MAX_SERVERS);
+                /* only veth0's new server could be news: it has a place (first of its pair) */
+                assert_non_null(server_with(f, "10.1.0.1", "dhcpv4", "veth0"));
+                assert_int_equal(not_used_lines->len, before);
+        }
+}
+
 int main(void) {
         static const options quota = { .max_mappings_per_user = 2, .max_mappings = 3 };
         static const options fallback = { .fake_fallback = true };
@@ -1330,6 +1370,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_declared_family_left_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_server_table_shared, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_server_sources_bounded, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_events, setup, teardown, (void *) &fallback),
                 cmocka_unit_test_prestate_setup_teardown(test_external_address_from_igd, setup, teardown,
                                                          (void *) &fallback),
