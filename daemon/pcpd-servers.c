@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <errno.h>
 #include <string.h>
 
 #include <glib.h>
@@ -9,9 +10,43 @@
 
 #include "pcpd-backend.h"
 
+/* A wanted server the manager could not add (its sockets: connect() refused, EACCES for a
+ * broadcast address, ENETUNREACH without a route; or the engine): said once, and tried
+ * again only when that may help, not on every pass of the servers: after a source told
+ * something (pcpd_manager_set_servers(): the routes or links changed and the default
+ * routers were read again, a DHCP lease, a reload; the primary connection moved; a resume)
+ * and REFUSED_RETRY_MIN_MS since the last try, that wait doubling with each refusal up to
+ * REFUSED_RETRY_MAX_MS (a route message comes with every router advertisement any host of
+ * the link sends); and every REFUSED_RETRY_MAX_MS in any case. Said again when it is
+ * refused for another reason, or wanted again after it was not. One record per wanted
+ * server at most: bounded as they are. */
+#define REFUSED_RETRY_MIN_MS 1000u
+#define REFUSED_RETRY_MAX_MS (300u * 1000u)
+
+/* At most this many servers in one source's list: the sources keep to fewer of each
+ * interface (pcpd-dhcp.c 8 an option, netlink 8 default routers, pcpd.conf 16), this bounds
+ * the number of interfaces too; every pass's work grows with its square. */
+#define SOURCE_MAX_SPECS 256u
+
+typedef struct refusal {
+        pcpd_source source;
+        int family;
+        pcpd_server_spec spec;
+        int reason;           /* the errno it was refused with */
+        uint64_t net_gen;     /* the network as it was at the last try */
+        uint64_t last_try_ms; /* pcpd_now_ms() */
+        uint64_t wait_ms;     /* REFUSED_RETRY_MIN_MS..REFUSED_RETRY_MAX_MS */
+        bool wanted;          /* bookkeeping of one pass */
+} refusal;
+
 struct pcpd_server_sources {
+        pcpd_manager *manager;
         GArray *lists[_PCPD_SOURCE_MAX]; /* pcpd_server_spec, as each source last gave them */
         char *primary;                   /* the primary connection's interface; NULL: unknown */
+        GArray *refusals;                /* refusal */
+        uint64_t net_gen;                /* counts what the sources told (the network changed) */
+        guint retry_source;              /* the next refused server's try is due */
+        bool over[_PCPD_SOURCE_MAX];     /* its list was cut at SOURCE_MAX_SPECS (said once) */
 };
 
 /* one server as the manager is to have it: one source, one interface, one family */
@@ -19,14 +54,17 @@ typedef struct wanted {
         pcpd_source source;
         int family;
         pcpd_server_spec spec;
+        bool admitted; /* within the table's room (wanted_admit()) */
         bool present;
 } wanted;
 
 static pcpd_server_sources *sources_get(pcpd_manager *m) {
         if (m->sources == NULL) {
                 m->sources = g_new0(pcpd_server_sources, 1);
+                m->sources->manager = m;
                 for (int i = 0; i < _PCPD_SOURCE_MAX; i++)
                         m->sources->lists[i] = g_array_new(FALSE, TRUE, sizeof(pcpd_server_spec));
+                m->sources->refusals = g_array_new(FALSE, TRUE, sizeof(refusal));
         }
         return m->sources;
 }
@@ -36,6 +74,9 @@ void pcpd_server_sources_free(pcpd_server_sources *s) {
                 return;
         for (int i = 0; i < _PCPD_SOURCE_MAX; i++)
                 g_array_free(s->lists[i], TRUE);
+        g_array_free(s->refusals, TRUE);
+        if (s->retry_source != 0)
+                g_source_remove(s->retry_source);
         g_free(s->primary);
         g_free(s);
 }
@@ -99,6 +140,41 @@ static GArray *wanted_build(pcpd_server_sources *src) {
                 }
         }
         return w;
+}
+
+/* Which of the wanted servers the manager has: at most PCPD_MAX_SERVERS (each costs a
+ * socket per address, with its receive buffer, and the engine's state), shared out in turns
+ * between the (source, interface) pairs in the order of preference: every pair's first
+ * server, then every pair's second, and so on. So one network cannot take the room of
+ * another's: an interface whose DHCP option lists 8 servers and that has 8 default routers
+ * besides leaves the first server of every other interface (and of the configured ones)
+ * its place, whenever it comes; with more than 16 pairs, the last ones in that order get
+ * none. Configured servers are a pair of their own (they come first). */
+static void wanted_admit(GArray *w) {
+        g_autofree guint *rank = g_new0(guint, w->len + 1);
+        guint room = PCPD_MAX_SERVERS;
+
+        for (guint i = 0; i < w->len; i++) {
+                const wanted *x = &g_array_index(w, wanted, i);
+
+                for (guint j = 0; j < i; j++) {
+                        const wanted *y = &g_array_index(w, wanted, j);
+                        if (y->source == x->source && strcmp(y->spec.ifname, x->spec.ifname) == 0)
+                                rank[i]++;
+                }
+        }
+        for (guint turn = 0; room > 0; turn++) {
+                bool any = false;
+
+                for (guint i = 0; i < w->len && room > 0; i++)
+                        if (rank[i] == turn) {
+                                g_array_index(w, wanted, i).admitted = true;
+                                room--;
+                                any = true;
+                        }
+                if (!any)
+                        break;
+        }
 }
 
 static bool server_is(const pcpd_server *s, const wanted *x) {
@@ -170,17 +246,113 @@ static void mappings_follow_primary(pcpd_manager *m) {
         }
 }
 
-static bool servers_apply(pcpd_manager *m) {
-        g_autoptr(GArray) w = wanted_build(sources_get(m));
-        bool changed = false, any_waiting = false;
+static bool refusal_is(const refusal *r, const wanted *x) {
+        if (r->source != x->source || r->family != x->family || strcmp(r->spec.ifname, x->spec.ifname) != 0 ||
+            r->spec.n_addrs != x->spec.n_addrs)
+                return false;
+        for (size_t i = 0; i < x->spec.n_addrs; i++)
+                if (!endpoint_equal(&r->spec.addrs[i], &x->spec.addrs[i]))
+                        return false;
+        return true;
+}
 
+static refusal *refusal_find(pcpd_server_sources *src, const wanted *x) {
+        for (guint i = 0; i < src->refusals->len; i++) {
+                refusal *r = &g_array_index(src->refusals, refusal, i);
+                if (refusal_is(r, x))
+                        return r;
+        }
+        return NULL;
+}
+
+/* When r may be tried again (pcpd_now_ms()): after its wait if the network changed since
+ * its last try, else after REFUSED_RETRY_MAX_MS. */
+static uint64_t refusal_due_ms(const pcpd_server_sources *src, const refusal *r) {
+        return r->last_try_ms + (r->net_gen != src->net_gen ? r->wait_ms : REFUSED_RETRY_MAX_MS);
+}
+
+/* Only records of servers still wanted stay (one that comes back is said again). */
+static void refusals_prune(pcpd_server_sources *src, const GArray *w) {
+        for (guint i = src->refusals->len; i > 0; i--) {
+                refusal *r = &g_array_index(src->refusals, refusal, i - 1);
+
+                r->wanted = false;
+                for (guint j = 0; j < w->len && !r->wanted; j++)
+                        r->wanted = refusal_is(r, &g_array_index(w, wanted, j));
+                if (!r->wanted)
+                        g_array_remove_index(src->refusals, i - 1);
+        }
+}
+
+/* x was refused with err (why: its text, NULL: err's): said unless it was already, for the
+ * same reason */
+static void refusal_note(pcpd_server_sources *src, const wanted *x, int err, const char *why, uint64_t now) {
+        refusal *r = refusal_find(src, x);
+
+        if (r != NULL && r->reason == err) {
+                r->wait_ms = CLAMP(r->wait_ms * 2, (uint64_t) REFUSED_RETRY_MIN_MS, (uint64_t) REFUSED_RETRY_MAX_MS);
+        } else {
+                char text[PCP_ADDR_STRLEN];
+
+                pcp_addr_to_string(&x->spec.addrs[0].sin6_addr, text);
+                g_warning("PCP server %s (%s%s%s) not used: %s", text, pcpd_source_to_string(x->source),
+                          x->spec.ifname[0] ? ", " : "", x->spec.ifname, why != NULL ? why : g_strerror(err));
+                if (r == NULL) {
+                        g_array_append_val(src->refusals, ((refusal) { .source = x->source, .family = x->family,
+                                                                        .spec = x->spec }));
+                        r = &g_array_index(src->refusals, refusal, src->refusals->len - 1);
+                }
+                r->reason = err;
+                r->wait_ms = REFUSED_RETRY_MIN_MS;
+        }
+        r->net_gen = src->net_gen;
+        r->last_try_ms = now;
+}
+
+static bool servers_apply(pcpd_manager *m);
+
+static gboolean on_refused_retry(gpointer data) {
+        pcpd_server_sources *src = data;
+        pcpd_manager *m = src->manager;
+
+        src->retry_source = 0;
+        if (servers_apply(m))
+                pcpd_backend_kick(m->pcp);
+        return G_SOURCE_REMOVE;
+}
+
+/* The next try of a refused server, when one is wanted */
+static void refusals_schedule(pcpd_server_sources *src, uint64_t now) {
+        uint64_t due = UINT64_MAX;
+
+        if (src->retry_source != 0) {
+                g_source_remove(src->retry_source);
+                src->retry_source = 0;
+        }
+        for (guint i = 0; i < src->refusals->len; i++) {
+                const refusal *r = &g_array_index(src->refusals, refusal, i);
+                if (r->reason != ENOSPC)
+                        due = MIN(due, refusal_due_ms(src, r));
+        }
+        if (due != UINT64_MAX)
+                src->retry_source = g_timeout_add((guint) MIN(due > now ? due - now : 0, (uint64_t) G_MAXUINT),
+                                                  on_refused_retry, src);
+}
+
+static bool servers_apply(pcpd_manager *m) {
+        pcpd_server_sources *src = sources_get(m);
+        g_autoptr(GArray) w = wanted_build(src);
+        bool changed = false, any_waiting = false;
+        uint64_t now = pcpd_now_ms();
+
+        wanted_admit(w);
         for (guint i = m->servers->len; i > 0; i--) {
                 pcpd_server *s = m->servers->pdata[i - 1];
                 bool keep = false;
 
                 for (guint j = 0; j < w->len && !keep; j++) {
                         wanted *x = &g_array_index(w, wanted, j);
-                        if (!x->present && server_is(s, x))
+                        if (x->admitted && !x->present && server_is(s, x))
                                 keep = x->present = true;
                 }
                 if (keep)
@@ -197,20 +369,37 @@ static bool servers_apply(pcpd_manager *m) {
                 manager_remove_server(m, s);
                 changed = true;
         }
+        refusals_prune(src, w);
         for (guint j = 0; j < w->len; j++) {
                 wanted *x = &g_array_index(w, wanted, j);
+                refusal *rf = refusal_find(src, x);
                 int r;
 
-                if (x->present)
+                if (!x->admitted) {
+                        if (rf == NULL || rf->reason != ENOSPC)
+                                refusal_note(src, x, ENOSPC,
+                                             "pcpd uses " G_STRINGIFY(PCPD_MAX_SERVERS) " servers at most, shared out "
+                                             "between the sources on each interface (their first servers first)",
+                                             now);
+                        continue;
+                }
+                /* a full table is tried on every pass (a server may have gone), at no cost */
+                if (x->present || (rf != NULL && rf->reason != ENOSPC && now < refusal_due_ms(src, rf)))
                         continue;
                 r = manager_add_server(m, x->spec.addrs, x->spec.n_addrs, pcpd_source_to_string(x->source),
                                        x->spec.ifname, NULL);
                 if (r < 0)
-                        g_warning("PCP server from %s%s%s not used: %s", pcpd_source_to_string(x->source),
-                                  x->spec.ifname[0] ? " on " : "", x->spec.ifname, g_strerror(-r));
-                else
+                        refusal_note(src, x, -r, NULL, now);
+                else {
+                        /* (looked up again: adding it told things, which could have run a pass) */
+                        rf = refusal_find(src, x);
+                        if (rf != NULL)
+                                g_array_remove_index(src->refusals,
+                                                     (guint) (rf - &g_array_index(src->refusals, refusal, 0)));
                         changed = true;
+                }
         }
+        refusals_schedule(src, now);
         {
                 g_autoptr(GPtrArray) all = pcpd_manager_list_mappings(m);
                 for (guint k = 0; k < all->len && !any_waiting; k++)
@@ -237,6 +426,15 @@ void pcpd_servers_renew_all(pcpd_manager *m) {
         }
         while (m->servers->len > 0)
                 manager_remove_server(m, m->servers->pdata[m->servers->len - 1]);
+        /* maybe another network: the servers refused before are tried again at once (and
+         * said again only when refused for another reason) */
+        {
+                pcpd_server_sources *src = sources_get(m);
+                src->net_gen++;
+                for (guint i = 0; i < src->refusals->len; i++)
+                        g_array_index(src->refusals, refusal, i).last_try_ms =
+                                g_array_index(src->refusals, refusal, i).wait_ms = 0;
+        }
         (void) servers_apply(m);
 }
 
@@ -247,10 +445,12 @@ void pcpd_servers_replan(pcpd_manager *m) {
 bool pcpd_manager_set_servers(pcpd_manager *m, pcpd_source source, const char *ifname, const pcpd_server_spec *servers,
                               size_t n) {
         pcpd_server_sources *src = sources_get(m);
+        size_t left_out = 0;
         GArray *list;
 
         g_return_val_if_fail((unsigned) source < _PCPD_SOURCE_MAX, false);
         list = src->lists[source];
+        src->net_gen++; /* the network changed: refused servers may be reachable now */
         for (guint i = list->len; i > 0; i--)
                 if (ifname == NULL || strcmp(g_array_index(list, pcpd_server_spec, i - 1).ifname, ifname) == 0)
                         g_array_remove_index(list, i - 1);
@@ -261,8 +461,16 @@ bool pcpd_manager_set_servers(pcpd_manager *m, pcpd_source source, const char *i
                         continue;
                 if (ifname != NULL)
                         g_strlcpy(sp.ifname, ifname, sizeof(sp.ifname));
+                if (list->len >= SOURCE_MAX_SPECS) {
+                        left_out++;
+                        continue;
+                }
                 g_array_append_val(list, sp);
         }
+        if (left_out > 0 && !src->over[source])
+                g_warning("PCP servers from %s: %zu past the first %u left out", pcpd_source_to_string(source),
+                          left_out, SOURCE_MAX_SPECS);
+        src->over[source] = left_out > 0;
         return servers_apply(m);
 }
 
@@ -275,6 +483,7 @@ void pcpd_manager_set_primary(pcpd_manager *m, const char *ifname) {
         g_message("Primary connection's interface: %s", v ?: "(none known)");
         g_free(src->primary);
         src->primary = g_strdup(v);
+        src->net_gen++;
         /* waiting mappings may have a server now */
         servers_apply(m);
 }

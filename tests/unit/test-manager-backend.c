@@ -1042,6 +1042,8 @@ static GPtrArray *failure_lines;
 static GPtrArray *hold_lines;
 /* the MESSAGE of every line telling that a declared mapping cannot be mapped */
 static GPtrArray *declared_lines;
+/* the MESSAGE of every line telling that a wanted server is not used (pcpd-servers.c) */
+static GPtrArray *not_used_lines;
 
 static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data) {
         const char *id = NULL, *server = "", *message = "", *priority = "";
@@ -1065,6 +1067,9 @@ static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields
                 g_ptr_array_add(hold_lines, g_strdup(message));
         if (g_str_has_prefix(message, "Declared mapping ") && strstr(message, ": cannot map it") != NULL)
                 g_ptr_array_add(declared_lines, g_strdup(message));
+        if ((g_str_has_prefix(message, "PCP server ") && strstr(message, ") not used: ") != NULL) ||
+            (g_str_has_prefix(message, "PCP servers from ") && strstr(message, " left out") != NULL))
+                g_ptr_array_add(not_used_lines, g_strdup(message));
         return g_log_writer_default(level, fields, n, data);
 }
 
@@ -1236,6 +1241,111 @@ static void test_persistent_release_logged(void **state) {
         assert_int_equal(pcpd_manager_n_mappings(f->m), 1);
 }
 
+/* n servers of source on ifname: IPv4 base.1, base.2, ... or IPv6 base1, base2, ... */
+static void servers_on(fixture *f, pcpd_source source, const char *ifname, const char *base, int n) {
+        pcpd_server_spec sp[8];
+        char ip[64];
+
+        assert_true(n <= (int) G_N_ELEMENTS(sp));
+        for (int i = 0; i < n; i++) {
+                g_snprintf(ip, sizeof(ip), "%s%d", base, i + 1);
+                sp[i] = spec_of(ip, PCP_SERVER_PORT);
+                g_strlcpy(sp[i].ifname, ifname, sizeof(sp[i].ifname));
+        }
+        (void) pcpd_manager_set_servers(f->m, source, ifname, sp, (size_t) n);
+}
+
+static pcpd_server *server_with(fixture *f, const char *text, const char *source, const char *ifname) {
+        for (guint i = 0; i < f->m->servers->len; i++) {
+                pcpd_server *s = f->m->servers->pdata[i];
+                if (strcmp(s->text, text) == 0 && strcmp(s->source, source) == 0 && strcmp(s->ifname, ifname) == 0)
+                        return s;
+        }
+        return NULL;
+}
+
+/* One network cannot take every place in the server table (PCPD_MAX_SERVERS): an interface
+ * with 8 DHCPv4 servers (pcpd-dhcp.c's cap) and 8 default routers (pcpd-netlink's) fills
+ * it, and then a DHCP server announced on another interface, and on a third, is used all
+ * the same (the first one's last server makes room); what is not used is said once, not on
+ * every pass. */
+static void test_server_table_shared(void **state) {
+        fixture *f = *state;
+        guint wanted = 1; /* the fixture's configured server */
+
+        g_ptr_array_set_size(not_used_lines, 0);
+        servers_on(f, PCPD_SOURCE_GATEWAY, "wlan0", "fe80::", 8);
+        servers_on(f, PCPD_SOURCE_DHCPV4, "wlan0", "198.51.100.", 8);
+        wanted += 16;
+        assert_int_equal(f->m->servers->len, PCPD_MAX_SERVERS);
+        /* every server not used is said, once */
+        assert_int_equal(not_used_lines->len, wanted - PCPD_MAX_SERVERS);
+
+        servers_on(f, PCPD_SOURCE_DHCPV4, "eth0", "203.0.113.", 1);
+        assert_non_null(server_with(f, "203.0.113.1", "dhcpv4", "eth0"));
+        servers_on(f, PCPD_SOURCE_DHCPV6, "eth1", "2001:db8::", 2);
+        wanted += 3;
+        assert_non_null(server_with(f, "2001:db8::1", "dhcpv6", "eth1"));
+        assert_non_null(server_with(f, "2001:db8::2", "dhcpv6", "eth1"));
+        assert_int_equal(f->m->servers->len, PCPD_MAX_SERVERS);
+        /* the configured server, and wlan0's first servers of each source, stay */
+        assert_non_null(server_with(f, SERVER_A, "config", ""));
+        assert_non_null(server_with(f, "198.51.100.1", "dhcpv4", "wlan0"));
+        assert_non_null(server_with(f, "fe80::1", "gateway", "wlan0"));
+        assert_int_equal(not_used_lines->len, wanted - PCPD_MAX_SERVERS);
+        /* passes with nothing changed, a renewal with the same option: nothing said again */
+        for (int k = 0; k < 5; k++)
+                pcpd_servers_replan(f->m);
+        servers_on(f, PCPD_SOURCE_DHCPV4, "eth0", "203.0.113.", 1);
+        assert_int_equal(not_used_lines->len, wanted - PCPD_MAX_SERVERS);
+        for (guint i = 0; i < not_used_lines->len; i++)
+                assert_non_null(strstr(not_used_lines->pdata[i], ", wlan0) not used: "));
+
+        /* eth0's lease is gone: its room is wlan0's again */
+        servers_on(f, PCPD_SOURCE_DHCPV4, "eth0", "203.0.113.", 0);
+        assert_null(server_with(f, "203.0.113.1", "dhcpv4", "eth0"));
+        assert_int_equal(f->m->servers->len, PCPD_MAX_SERVERS);
+}
+
+/* Every limit is finite: a source that gives servers on more interfaces than can ever be
+ * used (here 300, one each) has its list cut (said once, not on every change), and the
+ * table keeps to PCPD_MAX_SERVERS, the configured server's place kept. */
+static void test_server_sources_bounded(void **state) {
+        fixture *f = *state;
+        g_autofree pcpd_server_spec *sp = g_new0(pcpd_server_spec, 300);
+        char ip[64];
+
+        g_ptr_array_set_size(not_used_lines, 0);
+        for (int i = 0; i < 300; i++) {
+                g_snprintf(ip, sizeof(ip), "10.0.%d.%d", i / 200, i % 200 + 1);
+                sp[i] = spec_of(ip, PCP_SERVER_PORT);
+                g_snprintf(sp[i].ifname, sizeof(sp[i].ifname), "veth%d", i);
+        }
+        (void) pcpd_manager_set_servers(f->m, PCPD_SOURCE_DHCPV4, NULL, sp, 300);
+        assert_int_equal(f->m->servers->len, PCPD_MAX_SERVERS);
+        assert_non_null(server_with(f, SERVER_A, "config", ""));
+        /* one line for the cut, one for each server that has no place (the rest of the list) */
+        {
+                guint cut = 0;
+                for (guint i = 0; i < not_used_lines->len; i++)
+                        cut += strstr(not_used_lines->pdata[i], " left out") != NULL;
+                assert_int_equal(cut, 1);
+        }
+        {
+                guint before = not_used_lines->len;
+
+                assert_true(before > 1);
+                assert_true(before < 300); /* the servers past the cut are not said one by one */
+                sp[0] = spec_of("10.1.0.1", PCP_SERVER_PORT); /* a change of the list */
+                g_strlcpy(sp[0].ifname, "veth0", sizeof(sp[0].ifname));
+                (void) pcpd_manager_set_servers(f->m, PCPD_SOURCE_DHCPV4, NULL, sp, 300);
+                assert_int_equal(f->m->servers->len, PCPD_MAX_SERVERS);
+                /* only veth0's new server could be news: it has a place (first of its pair) */
+                assert_non_null(server_with(f, "10.1.0.1", "dhcpv4", "veth0"));
+                assert_int_equal(not_used_lines->len, before);
+        }
+}
+
 int main(void) {
         static const options quota = { .max_mappings_per_user = 2, .max_mappings = 3 };
         static const options fallback = { .fake_fallback = true };
@@ -1259,6 +1369,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_persistent_release_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_declared_family_left_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_host_direct_decision, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_server_table_shared, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_server_sources_bounded, setup, teardown),
                 cmocka_unit_test_prestate_setup_teardown(test_fallback_events, setup, teardown, (void *) &fallback),
                 cmocka_unit_test_prestate_setup_teardown(test_external_address_from_igd, setup, teardown,
                                                          (void *) &fallback),
@@ -1276,11 +1388,13 @@ int main(void) {
         failure_lines = g_ptr_array_new_with_free_func(g_free);
         hold_lines = g_ptr_array_new_with_free_func(g_free);
         declared_lines = g_ptr_array_new_with_free_func(g_free);
+        not_used_lines = g_ptr_array_new_with_free_func(g_free);
         g_log_set_writer_func(record_log, NULL, NULL);
         r = cmocka_run_group_tests(tests, NULL, NULL);
         g_ptr_array_free(recreation_lines, TRUE);
         g_ptr_array_free(failure_lines, TRUE);
         g_ptr_array_free(hold_lines, TRUE);
         g_ptr_array_free(declared_lines, TRUE);
+        g_ptr_array_free(not_used_lines, TRUE);
         return r;
 }

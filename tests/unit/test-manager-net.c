@@ -48,6 +48,7 @@
 
 #define GLOBAL_A "192.88.99.1"  /* global (see above), on the first interface */
 #define GLOBAL_B "192.31.196.1" /* global, on the second */
+#define BROADCAST_A "192.88.99.255" /* the first interface's subnet's broadcast address */
 #define TEST_UID MANAGER_TEST_UID
 
 static char ifname_a[IF_NAMESIZE], ifname_b[IF_NAMESIZE];
@@ -273,8 +274,87 @@ static void test_moves_to_server(void **state) {
         assert_int_equal(count_events(&f->rec, EV_REMOVED, id), 0);
 }
 
+/* ---- the log lines about one server address (refused servers) ---- */
+
+static const char *log_watch_addr; /* the address the lines are counted for; NULL: none */
+static unsigned log_not_used;      /* "PCP server <addr> (<source>, <if>) not used: ..." (pcpd-servers.c) */
+static unsigned log_socket_tries;  /* "PCP server <addr>: cannot open a socket toward it" (pcpd-pcp.c) */
+
+static GLogWriterOutput count_log(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data) {
+        for (gsize i = 0; i < n; i++) {
+                const char *msg = fields[i].value;
+
+                if (strcmp(fields[i].key, "MESSAGE") != 0 || fields[i].length != -1 || log_watch_addr == NULL)
+                        continue;
+                if (g_str_has_prefix(msg, "PCP server ") && strstr(msg, log_watch_addr) != NULL &&
+                    strstr(msg, " not used: ") != NULL)
+                        log_not_used++;
+                if (g_str_has_prefix(msg, "PCP server ") && strstr(msg, log_watch_addr) != NULL &&
+                    strstr(msg, "cannot open a socket toward it") != NULL)
+                        log_socket_tries++;
+        }
+        return g_log_writer_default(level, fields, n, data);
+}
+
+static bool socket_tried(void *ctx, const void *arg) {
+        return log_socket_tries >= *(const unsigned *) arg;
+}
+
+static bool has_servers(void *ctx, const void *arg) {
+        const fixture *f = ctx;
+
+        return f->m->servers->len >= *(const guint *) arg;
+}
+
+/* A DHCP-announced server the kernel refuses (the subnet's broadcast address: connect()
+ * fails with EACCES) is said once and not tried again on every pass of the servers (any
+ * route message or NetworkManager change makes one): after a source told something (a
+ * renewal), once its wait is over, without a word when it is refused again; when the routes
+ * change so that it is reachable (the subnet grows: it is no broadcast address any more),
+ * it is tried again and used. */
+static void test_refused_server_said_once(void **state) {
+        fixture *f = *state;
+        pcpd_server_spec sp = { .n_addrs = 1 };
+        g_autofree char *cidr16 = g_strdup_printf("%s/16", GLOBAL_A);
+        g_autofree char *cidr24 = g_strdup_printf("%s/24", GLOBAL_A);
+        const guint one = 1;
+        const unsigned two = 2;
+
+        sp.addrs[0].sin6_family = AF_INET6;
+        sp.addrs[0].sin6_port = htons(PCP_SERVER_PORT);
+        assert_true(pcp_addr_from_string(BROADCAST_A, &sp.addrs[0].sin6_addr));
+        g_strlcpy(sp.ifname, ifname_a, sizeof(sp.ifname));
+        log_watch_addr = BROADCAST_A;
+        log_not_used = log_socket_tries = 0;
+
+        assert_false(pcpd_manager_set_servers(f->m, PCPD_SOURCE_DHCPV4, ifname_a, &sp, 1));
+        assert_int_equal(f->m->servers->len, 0);
+        assert_int_equal(log_socket_tries, 1);
+        assert_int_equal(log_not_used, 1);
+        /* passes with nothing changed: neither tried nor said again */
+        for (int k = 0; k < 5; k++)
+                pcpd_servers_replan(f->m);
+        assert_false(pcpd_manager_set_servers(f->m, PCPD_SOURCE_DHCPV4, ifname_a, &sp, 1));
+        assert_int_equal(f->m->servers->len, 0);
+        assert_int_equal(log_socket_tries, 1);
+        assert_int_equal(log_not_used, 1);
+        /* the renewal: tried again when its wait is over, refused again, not said again */
+        wait_for(f, socket_tried, &two, "the refused server to be tried again after the renewal");
+        assert_int_equal(f->m->servers->len, 0);
+        assert_int_equal(log_not_used, 1);
+
+        /* the subnet grows to a /16: the address is an ordinary one now */
+        ip("addr", "add", cidr16, "dev", ifname_a, NULL);
+        ip("addr", "del", cidr24, "dev", ifname_a, NULL);
+        wait_for(f, has_servers, &one, "the refused server to be tried again and used after the routes changed");
+        assert_string_equal(((pcpd_server *) f->m->servers->pdata[0])->text, BROADCAST_A);
+        assert_int_equal(log_not_used, 1);
+        log_watch_addr = NULL;
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_refused_server_said_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_address_gone, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_link_gone, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_address_changes, setup, teardown),
@@ -310,5 +390,6 @@ int main(void) {
         }
         /* pcpd_manager_start() asks for NetworkManager on the system bus: none here */
         g_setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/pcpd-test-manager-net/no-bus", TRUE);
+        g_log_set_writer_func(count_log, NULL, NULL);
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
