@@ -56,6 +56,8 @@ const char *pf_situation_sentence(PfSituation s) {
                 return _("No router found that could forward ports");
         case PF_SITUATION_UNSUPPORTED:
                 return _("No router on this network supports automatic port forwarding");
+        case PF_SITUATION_CONNECTING:
+                return _("Connecting to the port forwarding service…");
         }
         return "";
 }
@@ -63,19 +65,37 @@ const char *pf_situation_sentence(PfSituation s) {
 const char *pf_situation_banner(PfSituation s) {
         switch (s) {
         case PF_SITUATION_NOT_RUNNING:
-                return _("The port forwarding service is not running and could not be started.");
+                return _("The port forwarding service is not running.");
         case PF_SITUATION_DISABLED:
                 return _("Port forwarding is switched off. Applications cannot open ports to the Internet.");
         case PF_SITUATION_NO_ROUTER:
                 return _("No router found on this network. Applications cannot open ports to the Internet.");
         case PF_SITUATION_UNSUPPORTED:
                 return _("No router on this network supports automatic port forwarding.");
+        case PF_SITUATION_CONNECTING:
         case PF_SITUATION_DISCOVERING:
         case PF_SITUATION_ROUTER:
         case PF_SITUATION_DIRECT:
                 break;
         }
         return NULL;
+}
+
+char *pf_format_start_failure(const char *message) {
+        g_autofree char *reason = g_strstrip(g_strdup(message != NULL ? message : ""));
+        size_t len = strlen(reason);
+
+        /* the sentence ends with its own full stop */
+        while (len > 0 && reason[len - 1] == '.')
+                reason[--len] = '\0';
+        if (len == 0)
+                return g_strdup(_("The port forwarding service could not be started. "
+                                  "“systemctl status pcpd” tells why."));
+        /* TRANSLATORS: %s is the system's reason, e.g. "Process org.freedesktop.PCP1 exited with
+         * status 1"; "systemctl status pcpd" is a command, not to be translated */
+        return g_strdup_printf(_("The port forwarding service could not be started: %s. "
+                                 "“systemctl status pcpd” tells why."),
+                               reason);
 }
 
 char *pf_format_protocol(const char *protocol) {

@@ -16,6 +16,7 @@ typedef enum {
         PF_SITUATION_DIRECT,   /* ready, no router can map: the host is not behind a NAT */
         PF_SITUATION_NO_ROUTER, /* no-network */
         PF_SITUATION_UNSUPPORTED,
+        PF_SITUATION_CONNECTING, /* the first look at the service (and its start) not finished yet */
 } PfSituation;
 
 /* What the page says about the service as a whole. @state is Manager.State, @servers the
@@ -24,6 +25,9 @@ PfSituation pf_situation(gboolean running, const char *state, GVariant *servers)
 const char *pf_situation_sentence(PfSituation s);
 /* The banner for situations that need one (not running, switched off, no router), else NULL. */
 const char *pf_situation_banner(PfSituation s);
+/* The banner when the service could not be started: @message is the bus' (or systemd's)
+ * reason, e.g. "Process org.freedesktop.PCP1 exited with status 1". */
+char *pf_format_start_failure(const char *message);
 
 /* "TCP", "UDP", ... or "Protocol 47" */
 char *pf_format_protocol(const char *protocol);

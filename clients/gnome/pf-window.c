@@ -29,6 +29,8 @@
 /* how long a method call that may show a polkit password dialog may take */
 #define INTERACTIVE_TIMEOUT_MS (5 * 60 * 1000)
 #define TICK_SECONDS 30
+/* the activation of pcpd: the bus (or systemd) gives up first, and says why */
+#define START_TIMEOUT_MS (2 * 60 * 1000)
 
 typedef struct PfGroup PfGroup;
 
@@ -57,7 +59,12 @@ struct _PfWindow {
         Pcp1Manager *manager;
         GDBusObjectManager *objects;
         GPermission *permission;
+        /* the first look at the service: the Manager proxy made (or failed), and the one
+         * activation attempt answered; until both, the page says "Connecting…" */
         gboolean manager_tried;
+        gboolean start_done, start_ok;
+        gboolean owner_seen; /* the proxy followed the name's owner after the start */
+        char *start_error;   /* why the activation failed; NULL once the service was seen */
 
         GtkWidget *toasts;
         GtkWidget *lock_banner, *lock_button;
@@ -203,12 +210,24 @@ static void update_servers(PfWindow *self, gboolean running) {
         }
 }
 
+/* Until the first look at the service is done, "not running" may be false: it may be starting. */
+static gboolean connecting(PfWindow *self) {
+        if (!self->manager_tried || !self->start_done)
+                return TRUE;
+        /* started: the proxy tells the owner once it has read its properties */
+        return self->start_ok && !self->owner_seen;
+}
+
 static void update_status(PfWindow *self) {
         gboolean running = manager_running(self);
         const char *state = running ? pcp1_manager_get_state(self->manager) : NULL;
         GVariant *servers = running ? pcp1_manager_get_servers(self->manager) : NULL;
-        PfSituation situation = pf_situation(running, state, servers);
-        const char *banner = pf_situation_banner(situation);
+        PfSituation situation = !running && connecting(self) ? PF_SITUATION_CONNECTING
+                                                              : pf_situation(running, state, servers);
+        g_autofree char *start_failure = situation == PF_SITUATION_NOT_RUNNING && self->start_error != NULL
+                                                 ? pf_format_start_failure(self->start_error)
+                                                 : NULL;
+        const char *banner = start_failure != NULL ? start_failure : pf_situation_banner(situation);
         const char *const *addresses = running ? pcp1_manager_get_external_addresses(self->manager) : NULL;
         gboolean allowed = allowed_to_configure(self);
         /* without polkit (not installed, not running) nobody but root may change anything */
@@ -676,6 +695,10 @@ static void on_objects_ready(GObject *source, GAsyncResult *result, gpointer use
 }
 
 static void on_manager_owner(GObject *proxy, GParamSpec *pspec, PfWindow *self) {
+        /* the service came (or went): an activation error is history now */
+        self->owner_seen = TRUE;
+        if (manager_running(self))
+                g_clear_pointer(&self->start_error, g_free);
         on_manager_changed(self);
 }
 
@@ -689,13 +712,62 @@ static void on_manager_ready(GObject *source, GAsyncResult *result, gpointer use
                         return;
                 /* no system bus at all: the page says the service is not running */
                 g_message("Cannot reach the port forwarding service: %s", error->message);
+                self->manager_tried = TRUE;
                 on_manager_changed(self);
                 return;
         }
         self->manager = manager;
+        self->manager_tried = TRUE;
         g_signal_connect_swapped(manager, "g-properties-changed", G_CALLBACK(on_manager_changed), self);
         g_signal_connect(manager, "notify::g-name-owner", G_CALLBACK(on_manager_owner), self);
+        if (manager_running(self)) {
+                self->owner_seen = TRUE;
+                g_clear_pointer(&self->start_error, g_free);
+        }
         on_manager_changed(self);
+}
+
+/* The one activation attempt (what systemctl or GNOME Settings would do): its answer ends
+ * "Connecting…". The proxies do not start the service themselves; they follow its name, so
+ * the page follows pcpd whenever it appears later (started by hand, restarted by systemd). */
+static void on_start_done(GObject *source, GAsyncResult *result, gpointer user_data) {
+        g_autoptr(PfWindow) self = user_data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) ret = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                return;
+        self->start_done = TRUE;
+        if (ret != NULL)
+                self->start_ok = TRUE;
+        else {
+                if (g_dbus_error_is_remote_error(error))
+                        g_dbus_error_strip_remote_error(error);
+                g_message("Cannot start the port forwarding service: %s", error->message);
+                /* (the service may have come meanwhile, another way) */
+                if (!manager_running(self))
+                        self->start_error = g_strdup(error->message);
+        }
+        on_manager_changed(self);
+}
+
+static void on_bus_ready(GObject *source, GAsyncResult *result, gpointer user_data) {
+        g_autoptr(PfWindow) self = user_data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GDBusConnection) bus = g_bus_get_finish(result, &error);
+
+        if (bus == NULL) {
+                if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                        return;
+                self->start_done = TRUE;
+                self->start_error = g_strdup(error->message);
+                on_manager_changed(self);
+                return;
+        }
+        g_dbus_connection_call(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "StartServiceByName", g_variant_new("(su)", PCP1_BUS_NAME, 0u), G_VARIANT_TYPE("(u)"),
+                               G_DBUS_CALL_FLAGS_NONE, START_TIMEOUT_MS, self->cancellable, on_start_done,
+                               g_object_ref(self));
 }
 
 static void on_permission_changed(GPermission *permission, GParamSpec *pspec, PfWindow *self) {
@@ -757,6 +829,7 @@ static void pf_window_finalize(GObject *object) {
         g_clear_pointer(&self->shown_servers, g_variant_unref);
         g_clear_object(&self->cancellable);
         g_free(self->last_toast);
+        g_free(self->start_error);
         G_OBJECT_CLASS(pf_window_parent_class)->finalize(object);
 }
 
@@ -861,12 +934,15 @@ static void pf_window_init(PfWindow *self) {
         build(self);
         update_status(self);
 
-        /* no auto-start flag: like systemctl and GNOME Settings, let the bus activate pcpd */
-        pcp1_manager_proxy_new_for_bus(G_BUS_TYPE_SYSTEM, G_DBUS_PROXY_FLAGS_NONE, PCP1_BUS_NAME, PCP1_MANAGER_PATH,
-                                       self->cancellable, on_manager_ready, g_object_ref(self));
-        pcp1_object_manager_client_new_for_bus(G_BUS_TYPE_SYSTEM, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+        /* Proxies that follow the name without starting it: one that starts it fails to be made
+         * when the start fails, and would never see the service come later. The start is asked
+         * for once, by on_bus_ready(). */
+        pcp1_manager_proxy_new_for_bus(G_BUS_TYPE_SYSTEM, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, PCP1_BUS_NAME,
+                                       PCP1_MANAGER_PATH, self->cancellable, on_manager_ready, g_object_ref(self));
+        pcp1_object_manager_client_new_for_bus(G_BUS_TYPE_SYSTEM, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
                                                PCP1_BUS_NAME, PCP1_MANAGER_PATH, self->cancellable, on_objects_ready,
                                                g_object_ref(self));
+        g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, on_bus_ready, g_object_ref(self));
         polkit_permission_new(PCP1_ACTION_CONFIGURE, NULL, self->cancellable, on_permission_ready, g_object_ref(self));
         self->tick_id = g_timeout_add_seconds(TICK_SECONDS, on_tick, self);
 }

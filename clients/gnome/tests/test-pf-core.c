@@ -154,6 +154,23 @@ static void test_words(void **state) {
                             "This computer is directly reachable from the Internet");
         assert_null(pf_situation_banner(PF_SITUATION_ROUTER));
         assert_non_null(pf_situation_banner(PF_SITUATION_NOT_RUNNING));
+        /* while the first look at the service is going on: no claim that it is not running */
+        assert_null(pf_situation_banner(PF_SITUATION_CONNECTING));
+        assert_string_equal(pf_situation_sentence(PF_SITUATION_CONNECTING),
+                            "Connecting to the port forwarding service…");
+        s = pf_format_start_failure("Process org.freedesktop.PCP1 exited with status 1");
+        assert_string_equal(s, "The port forwarding service could not be started: Process org.freedesktop.PCP1 "
+                               "exited with status 1. “systemctl status pcpd” tells why.");
+        g_free(s);
+        /* one full stop, not two */
+        s = pf_format_start_failure("Unit pcpd.service failed. ");
+        assert_string_equal(s, "The port forwarding service could not be started: Unit pcpd.service failed. "
+                               "“systemctl status pcpd” tells why.");
+        g_free(s);
+        s = pf_format_start_failure("");
+        assert_string_equal(s, "The port forwarding service could not be started. "
+                               "“systemctl status pcpd” tells why.");
+        g_free(s);
 
         s = pf_format_failure("NO_RESOURCES");
         assert_string_equal(s, "the router has no room for more forwarded ports");
