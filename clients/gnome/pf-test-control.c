@@ -130,6 +130,10 @@ static void dump_widget(GString *out, GtkWidget *w, int indent) {
         } else if (GTK_IS_BUTTON(w)) {
                 line = g_strdup_printf("button: %s", widget_label(w) ?: "?");
                 recurse = FALSE;
+        } else if (GTK_IS_LABEL(w) && g_type_from_name("AdwToastWidget") != 0 &&
+                   gtk_widget_get_ancestor(w, g_type_from_name("AdwToastWidget")) != NULL) {
+                /* the text a toast shows (its title is markup: what the label made of it) */
+                line = g_strdup_printf("toast-shown: %s", gtk_label_get_text(GTK_LABEL(w)));
         } else if (GTK_IS_IMAGE(w) && g_strcmp0(gtk_widget_get_name(w), "app-icon") == 0) {
                 GIcon *icon = gtk_image_get_gicon(GTK_IMAGE(w));
                 g_autofree char *s = icon != NULL ? g_icon_to_string(icon) : NULL;

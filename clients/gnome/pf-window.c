@@ -105,7 +105,9 @@ const char *pf_window_get_last_toast(PfWindow *self) {
 }
 
 static void show_toast(PfWindow *self, const char *text) {
-        AdwToast *toast = adw_toast_new(text);
+        /* a toast's title is Pango markup (libadwaita 1.2): the daemon's words are text */
+        g_autofree char *escaped = g_markup_escape_text(text, -1);
+        AdwToast *toast = adw_toast_new(escaped);
 
         adw_toast_set_timeout(toast, 10);
         g_free(self->last_toast);
@@ -718,7 +720,10 @@ static void on_manager_ready(GObject *source, GAsyncResult *result, gpointer use
         }
         self->manager = manager;
         self->manager_tried = TRUE;
-        g_signal_connect_swapped(manager, "g-properties-changed", G_CALLBACK(on_manager_changed), self);
+        /* after the generated class handler: it drops the proxy's copies of the old list values
+         * (ExternalAddresses), which point into the variants the new values replaced */
+        g_signal_connect_data(manager, "g-properties-changed", G_CALLBACK(on_manager_changed), self, NULL,
+                              G_CONNECT_SWAPPED | G_CONNECT_AFTER);
         g_signal_connect(manager, "notify::g-name-owner", G_CALLBACK(on_manager_owner), self);
         if (manager_running(self)) {
                 self->owner_seen = TRUE;
@@ -843,6 +848,8 @@ static void pf_window_class_init(PfWindowClass *klass) {
 static GtkWidget *info_row(const char *title, const char *icon) {
         GtkWidget *row = adw_action_row_new();
 
+        /* the subtitles are the daemon's words (addresses, version): text, not markup */
+        adw_preferences_row_set_use_markup(ADW_PREFERENCES_ROW(row), FALSE);
         adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), title);
         adw_action_row_set_icon_name(ADW_ACTION_ROW(row), icon);
         return row;
@@ -905,6 +912,7 @@ static void build(PfWindow *self) {
         adw_preferences_group_add(ADW_PREFERENCES_GROUP(status_group), self->status_row);
 
         self->details = adw_expander_row_new();
+        adw_preferences_row_set_use_markup(ADW_PREFERENCES_ROW(self->details), FALSE);
         adw_preferences_row_set_title(ADW_PREFERENCES_ROW(self->details), _("Details"));
         adw_preferences_group_add(ADW_PREFERENCES_GROUP(status_group), self->details);
         self->addresses_row = info_row(_("External Address"), "network-workgroup-symbolic");
