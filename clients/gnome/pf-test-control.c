@@ -328,6 +328,14 @@ static void on_line(GObject *source, GAsyncResult *result, gpointer user_data) {
                 do_key(c, line + strlen("key "));
         } else if (g_str_equal(line, "focus"))
                 reply_focus(c);
+        else if (g_str_equal(line, "tick")) {
+                pf_window_tick(c->window);
+                reply("OK");
+        } else if (g_str_equal(line, "counts")) {
+                guint passwd, texts;
+                pf_window_get_counts(c->window, &passwd, &texts);
+                reply("COUNTS passwd=%u texts=%u", passwd, texts);
+        }
         else if (g_str_equal(line, "quit")) {
                 gtk_window_destroy(GTK_WINDOW(c->window));
                 return;

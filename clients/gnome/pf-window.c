@@ -50,6 +50,7 @@ struct PfGroup {
         GtkWidget *row;
         GtkWidget *remove_all;
         GPtrArray *items; /* PfItem, not owned */
+        gboolean dirty;   /* its subtitle and label wait for update_groups_idle() */
 };
 
 struct _PfWindow {
@@ -80,7 +81,11 @@ struct _PfWindow {
         GHashTable *app_infos; /* "source\napp id\npid" → key of the group */
         gboolean syncing_switch;
         guint tick_id;
+        guint groups_idle_id;
+        GHashTable *user_names; /* uid → name: one passwd lookup a user, not one a row */
         char *last_toast;
+        /* for the test control: passwd lookups made, row texts changed */
+        guint passwd_lookups, text_updates;
 
         PfWindowChangedFunc changed_func;
         gpointer changed_data;
@@ -126,23 +131,67 @@ static void show_error(PfWindow *self, const char *what, GError *error) {
         show_toast(self, text);
 }
 
-static char *user_name(guint32 uid) {
-        struct passwd pw, *res = NULL;
-        char buf[1024];
-
-        if (getpwuid_r((uid_t) uid, &pw, buf, sizeof buf, &res) == 0 && res != NULL &&
-            g_utf8_validate(pw.pw_name, -1, NULL))
-                return g_strdup(pw.pw_name);
-        /* a user without a name: the number ("user 4242") */
-        return g_strdup_printf("%u", uid);
+void pf_window_get_counts(PfWindow *self, guint *passwd_lookups, guint *text_updates) {
+        g_return_if_fail(PF_IS_WINDOW(self));
+        *passwd_lookups = self->passwd_lookups;
+        *text_updates = self->text_updates;
 }
 
-/* The label a screen reader says for a control, and the same as its tooltip. */
-static void set_label(GtkWidget *widget, const char *label) {
+/* A user's name, looked up once (NSS may be slow: LDAP, sssd) and kept while the window is. */
+static const char *user_name(PfWindow *self, guint32 uid) {
+        struct passwd pw, *res = NULL;
+        char buf[1024];
+        char *name = g_hash_table_lookup(self->user_names, GUINT_TO_POINTER(uid));
+
+        if (name != NULL)
+                return name;
+        self->passwd_lookups++;
+        if (getpwuid_r((uid_t) uid, &pw, buf, sizeof buf, &res) == 0 && res != NULL &&
+            g_utf8_validate(pw.pw_name, -1, NULL))
+                name = g_strdup(pw.pw_name);
+        else
+                /* a user without a name: the number ("user 4242") */
+                name = g_strdup_printf("%u", uid);
+        g_hash_table_insert(self->user_names, GUINT_TO_POINTER(uid), name);
+        return name;
+}
+
+/* The label a screen reader says for a control, and the same as its tooltip; FALSE when it
+ * was that already (nothing done). */
+static gboolean set_label(GtkWidget *widget, const char *label) {
+        if (g_strcmp0(g_object_get_data(G_OBJECT(widget), "pf-label"), label) == 0)
+                return FALSE;
         gtk_accessible_update_property(GTK_ACCESSIBLE(widget), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
         gtk_widget_set_tooltip_text(widget, label);
         /* kept for the test control's dump: GTK 4.8 has no getter for accessible properties */
         g_object_set_data_full(G_OBJECT(widget), "pf-label", g_strdup(label), g_free);
+        return TRUE;
+}
+
+/* Row texts are set only when they change: a new text means a new layout of the row. */
+static void set_row_title(PfWindow *self, GtkWidget *row, const char *title) {
+        if (g_strcmp0(adw_preferences_row_get_title(ADW_PREFERENCES_ROW(row)), title) == 0)
+                return;
+        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), title);
+        self->text_updates++;
+}
+
+static void set_row_subtitle(PfWindow *self, GtkWidget *row, const char *subtitle) {
+        if (ADW_IS_EXPANDER_ROW(row)) {
+                if (g_strcmp0(adw_expander_row_get_subtitle(ADW_EXPANDER_ROW(row)), subtitle) == 0)
+                        return;
+                adw_expander_row_set_subtitle(ADW_EXPANDER_ROW(row), subtitle);
+        } else {
+                if (g_strcmp0(adw_action_row_get_subtitle(ADW_ACTION_ROW(row)), subtitle) == 0)
+                        return;
+                adw_action_row_set_subtitle(ADW_ACTION_ROW(row), subtitle);
+        }
+        self->text_updates++;
+}
+
+static void set_control_label(PfWindow *self, GtkWidget *widget, const char *label) {
+        if (set_label(widget, label))
+                self->text_updates++;
 }
 
 static gboolean manager_running(PfWindow *self) {
@@ -354,7 +403,7 @@ static void sort_in_parent(GtkWidget *row) {
 static void update_item(PfWindow *self, PfItem *item, gint64 now) {
         Pcp1Mapping *m = item->proxy;
         guint32 uid = pcp1_mapping_get_uid(m);
-        g_autofree char *other = uid != getuid() ? user_name(uid) : NULL;
+        const char *other = uid != getuid() ? user_name(self, uid) : NULL;
         g_autofree char *title = NULL, *subtitle = NULL, *proto = NULL, *label = NULL;
         PfMappingText t = {
                 .opcode = pcp1_mapping_get_opcode(m),
@@ -375,13 +424,13 @@ static void update_item(PfWindow *self, PfItem *item, gint64 now) {
 
         title = pf_format_mapping_title(&t);
         subtitle = pf_format_mapping_subtitle(&t, now);
-        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(item->row), title);
-        adw_action_row_set_subtitle(ADW_ACTION_ROW(item->row), subtitle);
+        set_row_title(self, item->row, title);
+        set_row_subtitle(self, item->row, subtitle);
 
         proto = pf_format_protocol(t.protocol);
         /* TRANSLATORS: the remove button of one port, e.g. "Stop forwarding TCP port 22000" */
         label = g_strdup_printf(_("Stop forwarding %s port %u"), proto, t.internal_port);
-        set_label(item->remove, label);
+        set_control_label(self, item->remove, label);
 
         if (g_strcmp0(t.state, PCP1_MAPPING_FAILED) == 0)
                 gtk_widget_add_css_class(item->row, "pf-failed");
@@ -390,19 +439,20 @@ static void update_item(PfWindow *self, PfItem *item, gint64 now) {
 }
 
 static void update_group(PfWindow *self, PfGroup *group) {
-        g_autoptr(GPtrArray) users = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GPtrArray) users = g_ptr_array_new();
         g_autofree char *count = NULL, *label = NULL;
         gboolean others = FALSE;
 
+        group->dirty = FALSE;
         for (guint i = 0; i < group->items->len; i++) {
                 PfItem *item = group->items->pdata[i];
                 guint32 uid = pcp1_mapping_get_uid(item->proxy);
-                g_autofree char *name = user_name(uid);
+                const char *name = user_name(self, uid);
 
                 if (uid != getuid())
                         others = TRUE;
                 if (!g_ptr_array_find_with_equal_func(users, name, g_str_equal, NULL))
-                        g_ptr_array_add(users, g_steal_pointer(&name));
+                        g_ptr_array_add(users, (gpointer) name);
         }
         count = g_strdup_printf(ngettext("%u port", "%u ports", group->items->len), group->items->len);
         if (others) {
@@ -411,13 +461,35 @@ static void update_group(PfWindow *self, PfGroup *group) {
                 names = g_strjoinv(", ", (char **) users->pdata);
                 /* TRANSLATORS: "2 ports · user bob": how many ports an app holds, and for whom */
                 g_autofree char *s = g_strdup_printf(_("%s · user %s"), count, names);
-                adw_expander_row_set_subtitle(ADW_EXPANDER_ROW(group->row), s);
+                set_row_subtitle(self, group->row, s);
         } else
-                adw_expander_row_set_subtitle(ADW_EXPANDER_ROW(group->row), count);
+                set_row_subtitle(self, group->row, count);
 
         /* TRANSLATORS: the button that closes every port of one application */
         label = g_strdup_printf(_("Stop forwarding all ports of %s"), group->info->name);
-        set_label(group->remove_all, label);
+        set_control_label(self, group->remove_all, label);
+}
+
+static gboolean update_groups_idle(gpointer user_data) {
+        PfWindow *self = user_data;
+        GHashTableIter iter;
+        gpointer value;
+
+        self->groups_idle_id = 0;
+        g_hash_table_iter_init(&iter, self->groups);
+        while (g_hash_table_iter_next(&iter, NULL, &value))
+                if (((PfGroup *) value)->dirty)
+                        update_group(self, value);
+        changed(self, "mappings");
+        return G_SOURCE_REMOVE;
+}
+
+/* A group's subtitle counts its ports and names their users: redone once after a batch of
+ * changes (the many InterfacesAdded of a start), not once a row (quadratic). */
+static void schedule_group_update(PfWindow *self, PfGroup *group) {
+        group->dirty = TRUE;
+        if (self->groups_idle_id == 0)
+                self->groups_idle_id = g_idle_add(update_groups_idle, self);
 }
 
 static void on_remove_done(GObject *source, GAsyncResult *result, gpointer user_data) {
@@ -574,7 +646,7 @@ static void add_item(PfWindow *self, GDBusObject *object) {
         sort_in_parent(item->row);
         g_hash_table_insert(self->items, item->path, item);
         update_item(self, item, g_get_real_time());
-        update_group(self, item->group);
+        schedule_group_update(self, item->group);
 }
 
 static void remove_item(PfWindow *self, const char *path) {
@@ -591,7 +663,7 @@ static void remove_item(PfWindow *self, const char *path) {
                 adw_preferences_group_remove(ADW_PREFERENCES_GROUP(self->ports_group), group->row);
                 g_hash_table_remove(self->groups, group->key);
         } else
-                update_group(self, group);
+                schedule_group_update(self, group);
 }
 
 static void on_object_added(GDBusObjectManager *objects, GDBusObject *object, PfWindow *self) {
@@ -626,7 +698,7 @@ static void on_interface_added(GDBusObjectManager *objects, GDBusObject *object,
                 return;
         g_set_object(&item->proxy, PCP1_MAPPING(iface));
         update_item(self, item, g_get_real_time());
-        update_group(self, item->group);
+        schedule_group_update(self, item->group);
         changed(self, "mappings");
 }
 
@@ -659,16 +731,21 @@ static void reload_items(PfWindow *self) {
         g_list_free_full(objects, g_object_unref);
 }
 
-static gboolean on_tick(gpointer user_data) {
-        PfWindow *self = user_data;
+void pf_window_tick(PfWindow *self) {
         GHashTableIter iter;
         gpointer value;
         gint64 now = g_get_real_time();
 
-        /* only the "expires in" texts move with the clock; the values come from the daemon */
+        g_return_if_fail(PF_IS_WINDOW(self));
+        /* only the "expires in" texts move with the clock; the values come from the daemon
+         * (update_item() changes only the texts that are different now) */
         g_hash_table_iter_init(&iter, self->items);
         while (g_hash_table_iter_next(&iter, NULL, &value))
                 update_item(self, value, now);
+}
+
+static gboolean on_tick(gpointer user_data) {
+        pf_window_tick(user_data);
         return G_SOURCE_CONTINUE;
 }
 
@@ -812,6 +889,7 @@ static void pf_window_dispose(GObject *object) {
 
         g_cancellable_cancel(self->cancellable);
         g_clear_handle_id(&self->tick_id, g_source_remove);
+        g_clear_handle_id(&self->groups_idle_id, g_source_remove);
         if (self->manager != NULL)
                 g_signal_handlers_disconnect_by_data(self->manager, self);
         if (self->objects != NULL)
@@ -830,6 +908,7 @@ static void pf_window_finalize(GObject *object) {
         g_clear_pointer(&self->items, g_hash_table_unref);
         g_clear_pointer(&self->groups, g_hash_table_unref);
         g_clear_pointer(&self->app_infos, g_hash_table_unref);
+        g_clear_pointer(&self->user_names, g_hash_table_unref);
         g_clear_pointer(&self->server_rows, g_ptr_array_unref);
         g_clear_pointer(&self->shown_servers, g_variant_unref);
         g_clear_object(&self->cancellable);
@@ -939,6 +1018,7 @@ static void pf_window_init(PfWindow *self) {
         self->items = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, item_destroy);
         self->app_infos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         self->server_rows = g_ptr_array_new();
+        self->user_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
         build(self);
         update_status(self);
 
