@@ -31,6 +31,9 @@ char *pf_format_start_failure(const char *message);
 
 /* "TCP", "UDP", ... or "Protocol 47" */
 char *pf_format_protocol(const char *protocol);
+/* A string from the bus (an application's description, an app id) fit for one line of the
+ * page: controls, line separators and bidi overrides and isolates replaced by U+FFFD. */
+char *pf_format_text(const char *text);
 /* "198.51.100.7:22000", "[2001:db8::1]:22000" */
 char *pf_format_endpoint(const char *address, guint port);
 /* "9 min", "2 h 5 min", "45 s", "3 days" (for a positive number of seconds) */

@@ -432,7 +432,8 @@ static void update_item(PfWindow *self, PfItem *item, gint64 now) {
         label = g_strdup_printf(_("Stop forwarding %s port %u"), proto, t.internal_port);
         set_control_label(self, item->remove, label);
 
-        if (g_strcmp0(t.state, PCP1_MAPPING_FAILED) == 0)
+        /* (one without a server waits, nothing failed) */
+        if (g_strcmp0(t.state, PCP1_MAPPING_FAILED) == 0 && g_strcmp0(t.error, PCP1_MAPPING_ERROR_NO_SERVER) != 0)
                 gtk_widget_add_css_class(item->row, "pf-failed");
         else
                 gtk_widget_remove_css_class(item->row, "pf-failed");
@@ -565,7 +566,7 @@ static PfGroup *group_for(PfWindow *self, Pcp1Mapping *m) {
                                                      app_id != NULL && *app_id != '\0' ? 0 : pid);
         const char *key = g_hash_table_lookup(self->app_infos, cache_key);
         g_autoptr(PfAppInfo) info = NULL;
-        g_autofree char *collate = NULL;
+        g_autofree char *collate = NULL, *title = NULL;
         PfGroup *group;
         GtkWidget *icon;
 
@@ -585,7 +586,8 @@ static PfGroup *group_for(PfWindow *self, Pcp1Mapping *m) {
 
         group->row = adw_expander_row_new();
         adw_preferences_row_set_use_markup(ADW_PREFERENCES_ROW(group->row), FALSE);
-        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(group->row), group->info->name);
+        title = pf_format_text(group->info->name);
+        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(group->row), title);
         adw_expander_row_set_expanded(ADW_EXPANDER_ROW(group->row), TRUE);
 
         icon = gtk_image_new_from_gicon(group->info->icon);
