@@ -651,6 +651,88 @@ static void add_item(PfWindow *self, GDBusObject *object) {
         schedule_group_update(self, item->group);
 }
 
+static gboolean has_focus_within(GtkWidget *widget) {
+        GtkRoot *root = gtk_widget_get_root(widget);
+        GtkWidget *focus = root != NULL ? gtk_root_get_focus(root) : NULL;
+
+        return focus != NULL && (focus == widget || gtk_widget_is_ancestor(focus, widget));
+}
+
+/* The row after @item in its group's order, else the one before; NULL when it is alone. */
+static PfItem *neighbour_item(PfItem *item) {
+        PfItem *next = NULL, *prev = NULL;
+
+        for (guint i = 0; i < item->group->items->len; i++) {
+                PfItem *other = item->group->items->pdata[i];
+                int c = g_strcmp0(other->sort_key, item->sort_key);
+
+                if (other == item)
+                        continue;
+                if (c > 0 && (next == NULL || g_strcmp0(other->sort_key, next->sort_key) < 0))
+                        next = other;
+                if (c < 0 && (prev == NULL || g_strcmp0(other->sort_key, prev->sort_key) > 0))
+                        prev = other;
+        }
+        return next != NULL ? next : prev;
+}
+
+/* The group after @group on the page, else the one before; NULL when it is alone. */
+static PfGroup *neighbour_group(PfWindow *self, PfGroup *group) {
+        const char *key = g_object_get_data(G_OBJECT(group->row), "pf-sort-key");
+        const char *next_key = NULL, *prev_key = NULL;
+        PfGroup *next = NULL, *prev = NULL;
+        GHashTableIter iter;
+        gpointer value;
+
+        g_hash_table_iter_init(&iter, self->groups);
+        while (g_hash_table_iter_next(&iter, NULL, &value)) {
+                PfGroup *other = value;
+                const char *k = g_object_get_data(G_OBJECT(other->row), "pf-sort-key");
+                int c = g_strcmp0(k, key);
+
+                if (other == group)
+                        continue;
+                if (c > 0 && (next == NULL || g_strcmp0(k, next_key) < 0)) {
+                        next = other;
+                        next_key = k;
+                }
+                if (c < 0 && (prev == NULL || g_strcmp0(k, prev_key) > 0)) {
+                        prev = other;
+                        prev_key = k;
+                }
+        }
+        return next != NULL ? next : prev;
+}
+
+static gboolean focus_button_or_row(GtkWidget *button, GtkWidget *row) {
+        if (gtk_widget_is_sensitive(button) && gtk_widget_grab_focus(button))
+                return TRUE;
+        return gtk_widget_child_focus(row, GTK_DIR_TAB_FORWARD);
+}
+
+/* A row with the keyboard focus is going (its port closed with the keyboard, or by someone
+ * else): the focus goes to the next port's button, or the previous one's, or another app's,
+ * or the page's first control, not nowhere (where the next Tab starts over at the top). */
+static void keep_focus(PfWindow *self, PfItem *item) {
+        gboolean group_goes = item->group->items->len == 1;
+        PfItem *other;
+        PfGroup *group;
+
+        if (!has_focus_within(group_goes ? item->group->row : item->row))
+                return;
+        if (!group_goes && (other = neighbour_item(item)) != NULL && focus_button_or_row(other->remove, other->row))
+                return;
+        if ((group = neighbour_group(self, item->group)) != NULL &&
+            focus_button_or_row(group->remove_all, group->row))
+                return;
+        if (gtk_widget_get_visible(self->enabled_switch) && gtk_widget_is_sensitive(self->enabled_switch) &&
+            gtk_widget_grab_focus(self->enabled_switch))
+                return;
+        /* (the expander row itself takes no focus: its header row inside does) */
+        if (!gtk_widget_child_focus(self->details, GTK_DIR_TAB_FORWARD))
+                g_message("No control left for the keyboard focus");
+}
+
 static void remove_item(PfWindow *self, const char *path) {
         PfItem *item = g_hash_table_lookup(self->items, path);
         PfGroup *group;
@@ -658,6 +740,7 @@ static void remove_item(PfWindow *self, const char *path) {
         if (item == NULL)
                 return;
         group = item->group;
+        keep_focus(self, item);
         adw_expander_row_remove(ADW_EXPANDER_ROW(group->row), item->row);
         g_ptr_array_remove(group->items, item);
         g_hash_table_remove(self->items, path);
