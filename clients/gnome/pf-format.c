@@ -210,6 +210,42 @@ char *pf_format_failure(const char *error) {
         return g_strdup_printf(_("a problem this version does not know (%s)"), error);
 }
 
+const char *pf_format_bus_error(const char *name) {
+        static const struct {
+                const char *name;
+                const char *words;
+        } table[] = {
+                { PCP1_ERROR_DISABLED, N_("port forwarding is switched off") },
+                { PCP1_ERROR_NOT_AUTHORIZED, N_("you are not allowed to do this") },
+                { PCP1_ERROR_PORT_NOT_OWNED, N_("no program of yours uses this port") },
+                { PCP1_ERROR_CONFLICT, N_("another program holds this port") },
+                { PCP1_ERROR_QUOTA_EXCEEDED, N_("you have reached the limit of forwarded ports") },
+                { PCP1_ERROR_NO_SERVER, N_("no router that can forward ports is known") },
+                { PCP1_ERROR_UNSUPPORTED, N_("the router or the service does not support this") },
+                { PCP1_ERROR_SERVER_REFUSED, N_("the router refused") },
+                { PCP1_ERROR_NOT_FOUND, N_("it is gone already") },
+                { PCP1_ERROR_CANNOT_SAVE_STATE, N_("the service cannot save its state") },
+                { PCP1_ERROR_INVALID_CONFIGURATION, N_("the configuration is not valid") },
+                { PCP1_ERROR_TOO_MANY_PENDING, N_("too many requests are waiting for a password") },
+                { PCP1_ERROR_STOPPING, N_("the service is stopping") },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(table); i++)
+                if (g_strcmp0(name, table[i].name) == 0)
+                        return _(table[i].words);
+        return NULL;
+}
+
+char *pf_format_call_error(const char *what, const char *name, const char *message) {
+        const char *words = pf_format_bus_error(name);
+
+        if (words == NULL || message == NULL || *message == '\0')
+                /* TRANSLATORS: "Could not stop forwarding the port: <why>" */
+                return g_strdup_printf(_("%s: %s"), what, words != NULL ? words : message != NULL ? message : "");
+        /* TRANSLATORS: "<what failed>: <why> — <the service's own sentence, in English>" */
+        return g_strdup_printf(_("%s: %s — %s"), what, words, message);
+}
+
 const char *pf_format_server_protocol(const char *protocol) {
         if (g_strcmp0(protocol, PCP1_PROTOCOL_PCP) == 0)
                 return _("Port Control Protocol");

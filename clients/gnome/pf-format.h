@@ -40,6 +40,11 @@ char *pf_format_endpoint(const char *address, guint port);
 char *pf_format_duration(gint64 seconds);
 /* Why a mapping failed (Mapping.Error) in words. */
 char *pf_format_failure(const char *error);
+/* A D-Bus error of pcpd (org.freedesktop.PCP1.Error.*) in words, NULL for another name. */
+const char *pf_format_bus_error(const char *name);
+/* A failed call for a toast: "<what>: <words for the error's name> — <the daemon's message>",
+ * or "<what>: <message>" for an error without words. */
+char *pf_format_call_error(const char *what, const char *name, const char *message);
 /* A router's protocol ("pcp", "nat-pmp", "none") and where it was learned. */
 const char *pf_format_server_protocol(const char *protocol);
 char *pf_format_server_source(const char *source, const char *interface);

@@ -113,6 +113,15 @@ static void show_toast(PfWindow *self, const char *text) {
         /* a toast's title is Pango markup (libadwaita 1.2): the daemon's words are text */
         g_autofree char *escaped = g_markup_escape_text(text, -1);
         AdwToast *toast = adw_toast_new(escaped);
+        /* shown whole: a title label is ellipsized after one line */
+        GtkWidget *label = gtk_label_new(text);
+
+        gtk_label_set_wrap(GTK_LABEL(label), TRUE);
+        gtk_label_set_wrap_mode(GTK_LABEL(label), PANGO_WRAP_WORD_CHAR);
+        gtk_label_set_max_width_chars(GTK_LABEL(label), 60);
+        gtk_label_set_xalign(GTK_LABEL(label), 0);
+        gtk_widget_add_css_class(label, "heading");
+        adw_toast_set_custom_title(toast, label);
 
         adw_toast_set_timeout(toast, 10);
         g_free(self->last_toast);
@@ -121,13 +130,14 @@ static void show_toast(PfWindow *self, const char *text) {
         changed(self, "toast");
 }
 
-/* A failed call, told as "<what>: <the daemon's sentence>". */
+/* A failed call, told as "<what>: <why, in the user's language> — <the daemon's sentence>". */
 static void show_error(PfWindow *self, const char *what, GError *error) {
+        g_autofree char *name = g_dbus_error_get_remote_error(error);
         g_autofree char *text = NULL;
 
-        if (g_dbus_error_is_remote_error(error))
+        if (name != NULL)
                 g_dbus_error_strip_remote_error(error);
-        text = g_strdup_printf("%s: %s", what, error->message);
+        text = pf_format_call_error(what, name, error->message);
         show_toast(self, text);
 }
 

@@ -244,6 +244,50 @@ static void test_failures_of_the_contract(void **state) {
         }
 }
 
+/* Every org.freedesktop.PCP1.Error.* name the contract's XML names is said in words, with the
+ * daemon's message after them; other names show the message. */
+static void test_bus_errors(void **state) {
+        const char *xmls[] = { g_getenv("PCP1_MANAGER_XML"), g_getenv("PCP1_MAPPING_XML") };
+        g_autoptr(GRegex) re = g_regex_new("org\\.freedesktop\\.PCP1\\.Error\\.[A-Za-z]+", 0, 0, NULL);
+        guint n = 0;
+        char *s;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(xmls); i++) {
+                g_autofree char *xml = NULL;
+                g_autoptr(GMatchInfo) match = NULL;
+
+                assert_non_null(xmls[i]);
+                assert_true(g_file_get_contents(xmls[i], &xml, NULL, NULL));
+                for (g_regex_match(re, xml, 0, &match); g_match_info_matches(match); g_match_info_next(match, NULL)) {
+                        g_autofree char *name = g_match_info_fetch(match, 0);
+                        const char *words = pf_format_bus_error(name);
+
+                        print_message("# %s: %s\n", name, words != NULL ? words : "(none)");
+                        assert_non_null(words);
+                        n++;
+                }
+        }
+        assert_true(n >= 13);
+        assert_null(pf_format_bus_error("org.freedesktop.DBus.Error.NoReply"));
+        assert_null(pf_format_bus_error(NULL));
+
+        s = pf_format_call_error("Could not stop forwarding the port", PCP1_ERROR_NOT_AUTHORIZED,
+                                 "Mapping 7 is not yours");
+        assert_string_equal(s, "Could not stop forwarding the port: you are not allowed to do this — "
+                               "Mapping 7 is not yours");
+        g_free(s);
+        s = pf_format_call_error("Could not switch port forwarding", "org.freedesktop.DBus.Error.NoReply",
+                                 "Timeout was reached");
+        assert_string_equal(s, "Could not switch port forwarding: Timeout was reached");
+        g_free(s);
+        s = pf_format_call_error("Could not switch port forwarding", NULL, "Connection closed");
+        assert_string_equal(s, "Could not switch port forwarding: Connection closed");
+        g_free(s);
+        s = pf_format_call_error("Could not stop forwarding the port", PCP1_ERROR_NOT_FOUND, "");
+        assert_string_equal(s, "Could not stop forwarding the port: it is gone already");
+        g_free(s);
+}
+
 /* A description shows no controls and turns no text around. */
 static void test_text(void **state) {
         static const struct {
@@ -321,7 +365,7 @@ int main(void) {
                 cmocka_unit_test(test_units),     cmocka_unit_test(test_apps),
                 cmocka_unit_test(test_durations), cmocka_unit_test(test_words),
                 cmocka_unit_test(test_mapping_text), cmocka_unit_test(test_failures_of_the_contract),
-                cmocka_unit_test(test_text),
+                cmocka_unit_test(test_text), cmocka_unit_test(test_bus_errors),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
