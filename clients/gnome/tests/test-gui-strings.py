@@ -42,8 +42,21 @@ class StringsTest(GuiTestCase):
                   "name='org.freedesktop.PCP1.Error.NotAuthorized')")
         fake.add(1, InternalPort=22000, ExternalPort=40001, AppId='org.example.Chat', AppIdSource='flatpak',
                  UID=APP_UID)
+        # a description with markup, a bidi override, a new line and a bell; mappings that
+        # failed with codes of the contract: no server (it waits), a UPnP-IGD timeout
+        fake.add(2, InternalPort=22001, ExternalPort=40002, AppId='org.example.Chat', AppIdSource='flatpak',
+                 UID=APP_UID, Description='<b>bold</b> & \u202eevil\u202c line1\nline2\x07bell')
+        fake.add(3, InternalPort=22002, ExternalPort=0, ExternalAddress='', State='failed', Error='NO_SERVER',
+                 Server='', AppId='org.example.Chat', AppIdSource='flatpak', UID=APP_UID)
+        fake.add(4, InternalPort=22003, ExternalPort=0, ExternalAddress='', State='failed', Error='TIMEOUT',
+                 AppId='org.example.Chat', AppIdSource='flatpak', UID=APP_UID)
         app = self.make_app(env)
-        app.wait_lines(READY, 'expander: Chat | 1 port | expanded=1')
+        d = app.wait_lines(READY, 'expander: Chat | 4 ports | expanded=1')
+        rows = [line for line in lines_of(d) if line.startswith('row: TCP ')]
+        self.assertIn('row: TCP 22001 → 198.51.100.7:40002 | <b>bold</b> & \ufffdevil\ufffd line1\ufffdline2\ufffdbell'
+                      ' · Active · expires in', '\n'.join(rows))
+        self.assertIn('row: TCP 22002 | Waiting for a router that can forward ports', rows)
+        self.assertIn('row: TCP 22003 | Failed: the router did not answer in time; trying again', rows)
         app.activate('Details')
 
         # the Details rows: the daemon's version and addresses as they are
