@@ -164,6 +164,8 @@ static void do_dump(Control *c) {
         g_autoptr(GString) out = g_string_new(NULL);
         const char *toast = pf_window_get_last_toast(c->window);
 
+        /* what the next frame shows (the groups' subtitles are redone before it is drawn) */
+        pf_window_flush(c->window);
         dump_widget(out, GTK_WIDGET(c->window), 0);
         if (toast != NULL)
                 g_string_append_printf(out, "toast: %s\n", toast);

@@ -496,11 +496,21 @@ static gboolean update_groups_idle(gpointer user_data) {
 }
 
 /* A group's subtitle counts its ports and names their users: redone once after a batch of
- * changes (the many InterfacesAdded of a start), not once a row (quadratic). */
+ * changes (the many InterfacesAdded of a start), not once a row (quadratic). The bus' signals
+ * come at the default priority, so a batch is handled first; a frame is drawn only after
+ * (GDK_PRIORITY_REDRAW), so none shows a group without its subtitle. */
 static void schedule_group_update(PfWindow *self, PfGroup *group) {
         group->dirty = TRUE;
         if (self->groups_idle_id == 0)
-                self->groups_idle_id = g_idle_add(update_groups_idle, self);
+                self->groups_idle_id = g_idle_add_full(G_PRIORITY_HIGH_IDLE, update_groups_idle, self, NULL);
+}
+
+void pf_window_flush(PfWindow *self) {
+        g_return_if_fail(PF_IS_WINDOW(self));
+        if (self->groups_idle_id == 0)
+                return;
+        g_source_remove(self->groups_idle_id);
+        update_groups_idle(self);
 }
 
 static void on_remove_done(GObject *source, GAsyncResult *result, gpointer user_data) {
