@@ -16,6 +16,7 @@ typedef enum {
         PF_SITUATION_DIRECT,   /* ready, no router can map: the host is not behind a NAT */
         PF_SITUATION_NO_ROUTER, /* no-network */
         PF_SITUATION_UNSUPPORTED,
+        PF_SITUATION_CONNECTING, /* the first look at the service (and its start) not finished yet */
 } PfSituation;
 
 /* What the page says about the service as a whole. @state is Manager.State, @servers the
@@ -24,15 +25,26 @@ PfSituation pf_situation(gboolean running, const char *state, GVariant *servers)
 const char *pf_situation_sentence(PfSituation s);
 /* The banner for situations that need one (not running, switched off, no router), else NULL. */
 const char *pf_situation_banner(PfSituation s);
+/* The banner when the service could not be started: @message is the bus' (or systemd's)
+ * reason, e.g. "Process org.freedesktop.PCP1 exited with status 1". */
+char *pf_format_start_failure(const char *message);
 
 /* "TCP", "UDP", ... or "Protocol 47" */
 char *pf_format_protocol(const char *protocol);
+/* A string from the bus (an application's description, an app id) fit for one line of the
+ * page: controls, line separators and bidi overrides and isolates replaced by U+FFFD. */
+char *pf_format_text(const char *text);
 /* "198.51.100.7:22000", "[2001:db8::1]:22000" */
 char *pf_format_endpoint(const char *address, guint port);
 /* "9 min", "2 h 5 min", "45 s", "3 days" (for a positive number of seconds) */
 char *pf_format_duration(gint64 seconds);
 /* Why a mapping failed (Mapping.Error) in words. */
 char *pf_format_failure(const char *error);
+/* A D-Bus error of pcpd (org.freedesktop.PCP1.Error.*) in words, NULL for another name. */
+const char *pf_format_bus_error(const char *name);
+/* A failed call for a toast: "<what>: <words for the error's name> — <the daemon's message>",
+ * or "<what>: <message>" for an error without words. */
+char *pf_format_call_error(const char *what, const char *name, const char *message);
 /* A router's protocol ("pcp", "nat-pmp", "none") and where it was learned. */
 const char *pf_format_server_protocol(const char *protocol);
 char *pf_format_server_source(const char *source, const char *interface);

@@ -130,6 +130,10 @@ static void dump_widget(GString *out, GtkWidget *w, int indent) {
         } else if (GTK_IS_BUTTON(w)) {
                 line = g_strdup_printf("button: %s", widget_label(w) ?: "?");
                 recurse = FALSE;
+        } else if (GTK_IS_LABEL(w) && g_type_from_name("AdwToastWidget") != 0 &&
+                   gtk_widget_get_ancestor(w, g_type_from_name("AdwToastWidget")) != NULL) {
+                /* the text a toast shows (its title is markup: what the label made of it) */
+                line = g_strdup_printf("toast-shown: %s", gtk_label_get_text(GTK_LABEL(w)));
         } else if (GTK_IS_IMAGE(w) && g_strcmp0(gtk_widget_get_name(w), "app-icon") == 0) {
                 GIcon *icon = gtk_image_get_gicon(GTK_IMAGE(w));
                 g_autofree char *s = icon != NULL ? g_icon_to_string(icon) : NULL;
@@ -160,6 +164,8 @@ static void do_dump(Control *c) {
         g_autoptr(GString) out = g_string_new(NULL);
         const char *toast = pf_window_get_last_toast(c->window);
 
+        /* what the next frame shows (the groups' subtitles are redone before it is drawn) */
+        pf_window_flush(c->window);
         dump_widget(out, GTK_WIDGET(c->window), 0);
         if (toast != NULL)
                 g_string_append_printf(out, "toast: %s\n", toast);
@@ -324,6 +330,14 @@ static void on_line(GObject *source, GAsyncResult *result, gpointer user_data) {
                 do_key(c, line + strlen("key "));
         } else if (g_str_equal(line, "focus"))
                 reply_focus(c);
+        else if (g_str_equal(line, "tick")) {
+                pf_window_tick(c->window);
+                reply("OK");
+        } else if (g_str_equal(line, "counts")) {
+                guint passwd, texts;
+                pf_window_get_counts(c->window, &passwd, &texts);
+                reply("COUNTS passwd=%u texts=%u", passwd, texts);
+        }
         else if (g_str_equal(line, "quit")) {
                 gtk_window_destroy(GTK_WINDOW(c->window));
                 return;

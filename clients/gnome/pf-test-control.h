@@ -11,6 +11,8 @@
  *   key NAME             a key press as GTK's key bindings handle it (Tab, ISO_Left_Tab, Down,
  *                        Up, Return), then "FOCUS <the focused control>"
  *   focus                "FOCUS <the focused control>"
+ *   tick                 what the window's 30 s timer does, now -> "OK"
+ *   counts               "COUNTS passwd=<passwd lookups made> texts=<row texts changed>"
  *   quit
  *
  * Between the answers the app prints "EVENT <n> <what>" whenever the page changed because of

@@ -29,6 +29,8 @@
 /* how long a method call that may show a polkit password dialog may take */
 #define INTERACTIVE_TIMEOUT_MS (5 * 60 * 1000)
 #define TICK_SECONDS 30
+/* the activation of pcpd: the bus (or systemd) gives up first, and says why */
+#define START_TIMEOUT_MS (2 * 60 * 1000)
 
 typedef struct PfGroup PfGroup;
 
@@ -48,6 +50,7 @@ struct PfGroup {
         GtkWidget *row;
         GtkWidget *remove_all;
         GPtrArray *items; /* PfItem, not owned */
+        gboolean dirty;   /* its subtitle and label wait for update_groups_idle() */
 };
 
 struct _PfWindow {
@@ -57,7 +60,12 @@ struct _PfWindow {
         Pcp1Manager *manager;
         GDBusObjectManager *objects;
         GPermission *permission;
+        /* the first look at the service: the Manager proxy made (or failed), and the one
+         * activation attempt answered; until both, the page says "Connecting…" */
         gboolean manager_tried;
+        gboolean start_done, start_ok;
+        gboolean owner_seen; /* the proxy followed the name's owner after the start */
+        char *start_error;   /* why the activation failed; NULL once the service was seen */
 
         GtkWidget *toasts;
         GtkWidget *lock_banner, *lock_button;
@@ -73,7 +81,11 @@ struct _PfWindow {
         GHashTable *app_infos; /* "source\napp id\npid" → key of the group */
         gboolean syncing_switch;
         guint tick_id;
+        guint groups_idle_id;
+        GHashTable *user_names; /* uid → name: one passwd lookup a user, not one a row */
         char *last_toast;
+        /* for the test control: passwd lookups made, row texts changed */
+        guint passwd_lookups, text_updates;
 
         PfWindowChangedFunc changed_func;
         gpointer changed_data;
@@ -98,7 +110,18 @@ const char *pf_window_get_last_toast(PfWindow *self) {
 }
 
 static void show_toast(PfWindow *self, const char *text) {
-        AdwToast *toast = adw_toast_new(text);
+        /* a toast's title is Pango markup (libadwaita 1.2): the daemon's words are text */
+        g_autofree char *escaped = g_markup_escape_text(text, -1);
+        AdwToast *toast = adw_toast_new(escaped);
+        /* shown whole: a title label is ellipsized after one line */
+        GtkWidget *label = gtk_label_new(text);
+
+        gtk_label_set_wrap(GTK_LABEL(label), TRUE);
+        gtk_label_set_wrap_mode(GTK_LABEL(label), PANGO_WRAP_WORD_CHAR);
+        gtk_label_set_max_width_chars(GTK_LABEL(label), 60);
+        gtk_label_set_xalign(GTK_LABEL(label), 0);
+        gtk_widget_add_css_class(label, "heading");
+        adw_toast_set_custom_title(toast, label);
 
         adw_toast_set_timeout(toast, 10);
         g_free(self->last_toast);
@@ -107,33 +130,78 @@ static void show_toast(PfWindow *self, const char *text) {
         changed(self, "toast");
 }
 
-/* A failed call, told as "<what>: <the daemon's sentence>". */
+/* A failed call, told as "<what>: <why, in the user's language> — <the daemon's sentence>". */
 static void show_error(PfWindow *self, const char *what, GError *error) {
+        g_autofree char *name = g_dbus_error_get_remote_error(error);
         g_autofree char *text = NULL;
 
-        if (g_dbus_error_is_remote_error(error))
+        if (name != NULL)
                 g_dbus_error_strip_remote_error(error);
-        text = g_strdup_printf("%s: %s", what, error->message);
+        text = pf_format_call_error(what, name, error->message);
         show_toast(self, text);
 }
 
-static char *user_name(guint32 uid) {
-        struct passwd pw, *res = NULL;
-        char buf[1024];
-
-        if (getpwuid_r((uid_t) uid, &pw, buf, sizeof buf, &res) == 0 && res != NULL &&
-            g_utf8_validate(pw.pw_name, -1, NULL))
-                return g_strdup(pw.pw_name);
-        /* a user without a name: the number ("user 4242") */
-        return g_strdup_printf("%u", uid);
+void pf_window_get_counts(PfWindow *self, guint *passwd_lookups, guint *text_updates) {
+        g_return_if_fail(PF_IS_WINDOW(self));
+        *passwd_lookups = self->passwd_lookups;
+        *text_updates = self->text_updates;
 }
 
-/* The label a screen reader says for a control, and the same as its tooltip. */
-static void set_label(GtkWidget *widget, const char *label) {
+/* A user's name, looked up once (NSS may be slow: LDAP, sssd) and kept while the window is. */
+static const char *user_name(PfWindow *self, guint32 uid) {
+        struct passwd pw, *res = NULL;
+        char buf[1024];
+        char *name = g_hash_table_lookup(self->user_names, GUINT_TO_POINTER(uid));
+
+        if (name != NULL)
+                return name;
+        self->passwd_lookups++;
+        if (getpwuid_r((uid_t) uid, &pw, buf, sizeof buf, &res) == 0 && res != NULL &&
+            g_utf8_validate(pw.pw_name, -1, NULL))
+                name = g_strdup(pw.pw_name);
+        else
+                /* a user without a name: the number ("user 4242") */
+                name = g_strdup_printf("%u", uid);
+        g_hash_table_insert(self->user_names, GUINT_TO_POINTER(uid), name);
+        return name;
+}
+
+/* The label a screen reader says for a control, and the same as its tooltip; FALSE when it
+ * was that already (nothing done). */
+static gboolean set_label(GtkWidget *widget, const char *label) {
+        if (g_strcmp0(g_object_get_data(G_OBJECT(widget), "pf-label"), label) == 0)
+                return FALSE;
         gtk_accessible_update_property(GTK_ACCESSIBLE(widget), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
         gtk_widget_set_tooltip_text(widget, label);
         /* kept for the test control's dump: GTK 4.8 has no getter for accessible properties */
         g_object_set_data_full(G_OBJECT(widget), "pf-label", g_strdup(label), g_free);
+        return TRUE;
+}
+
+/* Row texts are set only when they change: a new text means a new layout of the row. */
+static void set_row_title(PfWindow *self, GtkWidget *row, const char *title) {
+        if (g_strcmp0(adw_preferences_row_get_title(ADW_PREFERENCES_ROW(row)), title) == 0)
+                return;
+        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), title);
+        self->text_updates++;
+}
+
+static void set_row_subtitle(PfWindow *self, GtkWidget *row, const char *subtitle) {
+        if (ADW_IS_EXPANDER_ROW(row)) {
+                if (g_strcmp0(adw_expander_row_get_subtitle(ADW_EXPANDER_ROW(row)), subtitle) == 0)
+                        return;
+                adw_expander_row_set_subtitle(ADW_EXPANDER_ROW(row), subtitle);
+        } else {
+                if (g_strcmp0(adw_action_row_get_subtitle(ADW_ACTION_ROW(row)), subtitle) == 0)
+                        return;
+                adw_action_row_set_subtitle(ADW_ACTION_ROW(row), subtitle);
+        }
+        self->text_updates++;
+}
+
+static void set_control_label(PfWindow *self, GtkWidget *widget, const char *label) {
+        if (set_label(widget, label))
+                self->text_updates++;
 }
 
 static gboolean manager_running(PfWindow *self) {
@@ -203,12 +271,24 @@ static void update_servers(PfWindow *self, gboolean running) {
         }
 }
 
+/* Until the first look at the service is done, "not running" may be false: it may be starting. */
+static gboolean connecting(PfWindow *self) {
+        if (!self->manager_tried || !self->start_done)
+                return TRUE;
+        /* started: the proxy tells the owner once it has read its properties */
+        return self->start_ok && !self->owner_seen;
+}
+
 static void update_status(PfWindow *self) {
         gboolean running = manager_running(self);
         const char *state = running ? pcp1_manager_get_state(self->manager) : NULL;
         GVariant *servers = running ? pcp1_manager_get_servers(self->manager) : NULL;
-        PfSituation situation = pf_situation(running, state, servers);
-        const char *banner = pf_situation_banner(situation);
+        PfSituation situation = !running && connecting(self) ? PF_SITUATION_CONNECTING
+                                                              : pf_situation(running, state, servers);
+        g_autofree char *start_failure = situation == PF_SITUATION_NOT_RUNNING && self->start_error != NULL
+                                                 ? pf_format_start_failure(self->start_error)
+                                                 : NULL;
+        const char *banner = start_failure != NULL ? start_failure : pf_situation_banner(situation);
         const char *const *addresses = running ? pcp1_manager_get_external_addresses(self->manager) : NULL;
         gboolean allowed = allowed_to_configure(self);
         /* without polkit (not installed, not running) nobody but root may change anything */
@@ -333,7 +413,7 @@ static void sort_in_parent(GtkWidget *row) {
 static void update_item(PfWindow *self, PfItem *item, gint64 now) {
         Pcp1Mapping *m = item->proxy;
         guint32 uid = pcp1_mapping_get_uid(m);
-        g_autofree char *other = uid != getuid() ? user_name(uid) : NULL;
+        const char *other = uid != getuid() ? user_name(self, uid) : NULL;
         g_autofree char *title = NULL, *subtitle = NULL, *proto = NULL, *label = NULL;
         PfMappingText t = {
                 .opcode = pcp1_mapping_get_opcode(m),
@@ -354,34 +434,36 @@ static void update_item(PfWindow *self, PfItem *item, gint64 now) {
 
         title = pf_format_mapping_title(&t);
         subtitle = pf_format_mapping_subtitle(&t, now);
-        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(item->row), title);
-        adw_action_row_set_subtitle(ADW_ACTION_ROW(item->row), subtitle);
+        set_row_title(self, item->row, title);
+        set_row_subtitle(self, item->row, subtitle);
 
         proto = pf_format_protocol(t.protocol);
         /* TRANSLATORS: the remove button of one port, e.g. "Stop forwarding TCP port 22000" */
         label = g_strdup_printf(_("Stop forwarding %s port %u"), proto, t.internal_port);
-        set_label(item->remove, label);
+        set_control_label(self, item->remove, label);
 
-        if (g_strcmp0(t.state, PCP1_MAPPING_FAILED) == 0)
+        /* (one without a server waits, nothing failed) */
+        if (g_strcmp0(t.state, PCP1_MAPPING_FAILED) == 0 && g_strcmp0(t.error, PCP1_MAPPING_ERROR_NO_SERVER) != 0)
                 gtk_widget_add_css_class(item->row, "pf-failed");
         else
                 gtk_widget_remove_css_class(item->row, "pf-failed");
 }
 
 static void update_group(PfWindow *self, PfGroup *group) {
-        g_autoptr(GPtrArray) users = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GPtrArray) users = g_ptr_array_new();
         g_autofree char *count = NULL, *label = NULL;
         gboolean others = FALSE;
 
+        group->dirty = FALSE;
         for (guint i = 0; i < group->items->len; i++) {
                 PfItem *item = group->items->pdata[i];
                 guint32 uid = pcp1_mapping_get_uid(item->proxy);
-                g_autofree char *name = user_name(uid);
+                const char *name = user_name(self, uid);
 
                 if (uid != getuid())
                         others = TRUE;
                 if (!g_ptr_array_find_with_equal_func(users, name, g_str_equal, NULL))
-                        g_ptr_array_add(users, g_steal_pointer(&name));
+                        g_ptr_array_add(users, (gpointer) name);
         }
         count = g_strdup_printf(ngettext("%u port", "%u ports", group->items->len), group->items->len);
         if (others) {
@@ -390,13 +472,45 @@ static void update_group(PfWindow *self, PfGroup *group) {
                 names = g_strjoinv(", ", (char **) users->pdata);
                 /* TRANSLATORS: "2 ports · user bob": how many ports an app holds, and for whom */
                 g_autofree char *s = g_strdup_printf(_("%s · user %s"), count, names);
-                adw_expander_row_set_subtitle(ADW_EXPANDER_ROW(group->row), s);
+                set_row_subtitle(self, group->row, s);
         } else
-                adw_expander_row_set_subtitle(ADW_EXPANDER_ROW(group->row), count);
+                set_row_subtitle(self, group->row, count);
 
         /* TRANSLATORS: the button that closes every port of one application */
         label = g_strdup_printf(_("Stop forwarding all ports of %s"), group->info->name);
-        set_label(group->remove_all, label);
+        set_control_label(self, group->remove_all, label);
+}
+
+static gboolean update_groups_idle(gpointer user_data) {
+        PfWindow *self = user_data;
+        GHashTableIter iter;
+        gpointer value;
+
+        self->groups_idle_id = 0;
+        g_hash_table_iter_init(&iter, self->groups);
+        while (g_hash_table_iter_next(&iter, NULL, &value))
+                if (((PfGroup *) value)->dirty)
+                        update_group(self, value);
+        changed(self, "mappings");
+        return G_SOURCE_REMOVE;
+}
+
+/* A group's subtitle counts its ports and names their users: redone once after a batch of
+ * changes (the many InterfacesAdded of a start), not once a row (quadratic). The bus' signals
+ * come at the default priority, so a batch is handled first; a frame is drawn only after
+ * (GDK_PRIORITY_REDRAW), so none shows a group without its subtitle. */
+static void schedule_group_update(PfWindow *self, PfGroup *group) {
+        group->dirty = TRUE;
+        if (self->groups_idle_id == 0)
+                self->groups_idle_id = g_idle_add_full(G_PRIORITY_HIGH_IDLE, update_groups_idle, self, NULL);
+}
+
+void pf_window_flush(PfWindow *self) {
+        g_return_if_fail(PF_IS_WINDOW(self));
+        if (self->groups_idle_id == 0)
+                return;
+        g_source_remove(self->groups_idle_id);
+        update_groups_idle(self);
 }
 
 static void on_remove_done(GObject *source, GAsyncResult *result, gpointer user_data) {
@@ -472,7 +586,7 @@ static PfGroup *group_for(PfWindow *self, Pcp1Mapping *m) {
                                                      app_id != NULL && *app_id != '\0' ? 0 : pid);
         const char *key = g_hash_table_lookup(self->app_infos, cache_key);
         g_autoptr(PfAppInfo) info = NULL;
-        g_autofree char *collate = NULL;
+        g_autofree char *collate = NULL, *title = NULL;
         PfGroup *group;
         GtkWidget *icon;
 
@@ -492,7 +606,8 @@ static PfGroup *group_for(PfWindow *self, Pcp1Mapping *m) {
 
         group->row = adw_expander_row_new();
         adw_preferences_row_set_use_markup(ADW_PREFERENCES_ROW(group->row), FALSE);
-        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(group->row), group->info->name);
+        title = pf_format_text(group->info->name);
+        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(group->row), title);
         adw_expander_row_set_expanded(ADW_EXPANDER_ROW(group->row), TRUE);
 
         icon = gtk_image_new_from_gicon(group->info->icon);
@@ -553,7 +668,89 @@ static void add_item(PfWindow *self, GDBusObject *object) {
         sort_in_parent(item->row);
         g_hash_table_insert(self->items, item->path, item);
         update_item(self, item, g_get_real_time());
-        update_group(self, item->group);
+        schedule_group_update(self, item->group);
+}
+
+static gboolean has_focus_within(GtkWidget *widget) {
+        GtkRoot *root = gtk_widget_get_root(widget);
+        GtkWidget *focus = root != NULL ? gtk_root_get_focus(root) : NULL;
+
+        return focus != NULL && (focus == widget || gtk_widget_is_ancestor(focus, widget));
+}
+
+/* The row after @item in its group's order, else the one before; NULL when it is alone. */
+static PfItem *neighbour_item(PfItem *item) {
+        PfItem *next = NULL, *prev = NULL;
+
+        for (guint i = 0; i < item->group->items->len; i++) {
+                PfItem *other = item->group->items->pdata[i];
+                int c = g_strcmp0(other->sort_key, item->sort_key);
+
+                if (other == item)
+                        continue;
+                if (c > 0 && (next == NULL || g_strcmp0(other->sort_key, next->sort_key) < 0))
+                        next = other;
+                if (c < 0 && (prev == NULL || g_strcmp0(other->sort_key, prev->sort_key) > 0))
+                        prev = other;
+        }
+        return next != NULL ? next : prev;
+}
+
+/* The group after @group on the page, else the one before; NULL when it is alone. */
+static PfGroup *neighbour_group(PfWindow *self, PfGroup *group) {
+        const char *key = g_object_get_data(G_OBJECT(group->row), "pf-sort-key");
+        const char *next_key = NULL, *prev_key = NULL;
+        PfGroup *next = NULL, *prev = NULL;
+        GHashTableIter iter;
+        gpointer value;
+
+        g_hash_table_iter_init(&iter, self->groups);
+        while (g_hash_table_iter_next(&iter, NULL, &value)) {
+                PfGroup *other = value;
+                const char *k = g_object_get_data(G_OBJECT(other->row), "pf-sort-key");
+                int c = g_strcmp0(k, key);
+
+                if (other == group)
+                        continue;
+                if (c > 0 && (next == NULL || g_strcmp0(k, next_key) < 0)) {
+                        next = other;
+                        next_key = k;
+                }
+                if (c < 0 && (prev == NULL || g_strcmp0(k, prev_key) > 0)) {
+                        prev = other;
+                        prev_key = k;
+                }
+        }
+        return next != NULL ? next : prev;
+}
+
+static gboolean focus_button_or_row(GtkWidget *button, GtkWidget *row) {
+        if (gtk_widget_is_sensitive(button) && gtk_widget_grab_focus(button))
+                return TRUE;
+        return gtk_widget_child_focus(row, GTK_DIR_TAB_FORWARD);
+}
+
+/* A row with the keyboard focus is going (its port closed with the keyboard, or by someone
+ * else): the focus goes to the next port's button, or the previous one's, or another app's,
+ * or the page's first control, not nowhere (where the next Tab starts over at the top). */
+static void keep_focus(PfWindow *self, PfItem *item) {
+        gboolean group_goes = item->group->items->len == 1;
+        PfItem *other;
+        PfGroup *group;
+
+        if (!has_focus_within(group_goes ? item->group->row : item->row))
+                return;
+        if (!group_goes && (other = neighbour_item(item)) != NULL && focus_button_or_row(other->remove, other->row))
+                return;
+        if ((group = neighbour_group(self, item->group)) != NULL &&
+            focus_button_or_row(group->remove_all, group->row))
+                return;
+        if (gtk_widget_get_visible(self->enabled_switch) && gtk_widget_is_sensitive(self->enabled_switch) &&
+            gtk_widget_grab_focus(self->enabled_switch))
+                return;
+        /* (the expander row itself takes no focus: its header row inside does) */
+        if (!gtk_widget_child_focus(self->details, GTK_DIR_TAB_FORWARD))
+                g_message("No control left for the keyboard focus");
 }
 
 static void remove_item(PfWindow *self, const char *path) {
@@ -563,6 +760,7 @@ static void remove_item(PfWindow *self, const char *path) {
         if (item == NULL)
                 return;
         group = item->group;
+        keep_focus(self, item);
         adw_expander_row_remove(ADW_EXPANDER_ROW(group->row), item->row);
         g_ptr_array_remove(group->items, item);
         g_hash_table_remove(self->items, path);
@@ -570,7 +768,7 @@ static void remove_item(PfWindow *self, const char *path) {
                 adw_preferences_group_remove(ADW_PREFERENCES_GROUP(self->ports_group), group->row);
                 g_hash_table_remove(self->groups, group->key);
         } else
-                update_group(self, group);
+                schedule_group_update(self, group);
 }
 
 static void on_object_added(GDBusObjectManager *objects, GDBusObject *object, PfWindow *self) {
@@ -605,7 +803,7 @@ static void on_interface_added(GDBusObjectManager *objects, GDBusObject *object,
                 return;
         g_set_object(&item->proxy, PCP1_MAPPING(iface));
         update_item(self, item, g_get_real_time());
-        update_group(self, item->group);
+        schedule_group_update(self, item->group);
         changed(self, "mappings");
 }
 
@@ -638,16 +836,21 @@ static void reload_items(PfWindow *self) {
         g_list_free_full(objects, g_object_unref);
 }
 
-static gboolean on_tick(gpointer user_data) {
-        PfWindow *self = user_data;
+void pf_window_tick(PfWindow *self) {
         GHashTableIter iter;
         gpointer value;
         gint64 now = g_get_real_time();
 
-        /* only the "expires in" texts move with the clock; the values come from the daemon */
+        g_return_if_fail(PF_IS_WINDOW(self));
+        /* only the "expires in" texts move with the clock; the values come from the daemon
+         * (update_item() changes only the texts that are different now) */
         g_hash_table_iter_init(&iter, self->items);
         while (g_hash_table_iter_next(&iter, NULL, &value))
                 update_item(self, value, now);
+}
+
+static gboolean on_tick(gpointer user_data) {
+        pf_window_tick(user_data);
         return G_SOURCE_CONTINUE;
 }
 
@@ -676,6 +879,10 @@ static void on_objects_ready(GObject *source, GAsyncResult *result, gpointer use
 }
 
 static void on_manager_owner(GObject *proxy, GParamSpec *pspec, PfWindow *self) {
+        /* the service came (or went): an activation error is history now */
+        self->owner_seen = TRUE;
+        if (manager_running(self))
+                g_clear_pointer(&self->start_error, g_free);
         on_manager_changed(self);
 }
 
@@ -689,13 +896,65 @@ static void on_manager_ready(GObject *source, GAsyncResult *result, gpointer use
                         return;
                 /* no system bus at all: the page says the service is not running */
                 g_message("Cannot reach the port forwarding service: %s", error->message);
+                self->manager_tried = TRUE;
                 on_manager_changed(self);
                 return;
         }
         self->manager = manager;
-        g_signal_connect_swapped(manager, "g-properties-changed", G_CALLBACK(on_manager_changed), self);
+        self->manager_tried = TRUE;
+        /* after the generated class handler: it drops the proxy's copies of the old list values
+         * (ExternalAddresses), which point into the variants the new values replaced */
+        g_signal_connect_data(manager, "g-properties-changed", G_CALLBACK(on_manager_changed), self, NULL,
+                              G_CONNECT_SWAPPED | G_CONNECT_AFTER);
         g_signal_connect(manager, "notify::g-name-owner", G_CALLBACK(on_manager_owner), self);
+        if (manager_running(self)) {
+                self->owner_seen = TRUE;
+                g_clear_pointer(&self->start_error, g_free);
+        }
         on_manager_changed(self);
+}
+
+/* The one activation attempt (what systemctl or GNOME Settings would do): its answer ends
+ * "Connecting…". The proxies do not start the service themselves; they follow its name, so
+ * the page follows pcpd whenever it appears later (started by hand, restarted by systemd). */
+static void on_start_done(GObject *source, GAsyncResult *result, gpointer user_data) {
+        g_autoptr(PfWindow) self = user_data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) ret = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
+
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                return;
+        self->start_done = TRUE;
+        if (ret != NULL)
+                self->start_ok = TRUE;
+        else {
+                if (g_dbus_error_is_remote_error(error))
+                        g_dbus_error_strip_remote_error(error);
+                g_message("Cannot start the port forwarding service: %s", error->message);
+                /* (the service may have come meanwhile, another way) */
+                if (!manager_running(self))
+                        self->start_error = g_strdup(error->message);
+        }
+        on_manager_changed(self);
+}
+
+static void on_bus_ready(GObject *source, GAsyncResult *result, gpointer user_data) {
+        g_autoptr(PfWindow) self = user_data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GDBusConnection) bus = g_bus_get_finish(result, &error);
+
+        if (bus == NULL) {
+                if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                        return;
+                self->start_done = TRUE;
+                self->start_error = g_strdup(error->message);
+                on_manager_changed(self);
+                return;
+        }
+        g_dbus_connection_call(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "StartServiceByName", g_variant_new("(su)", PCP1_BUS_NAME, 0u), G_VARIANT_TYPE("(u)"),
+                               G_DBUS_CALL_FLAGS_NONE, START_TIMEOUT_MS, self->cancellable, on_start_done,
+                               g_object_ref(self));
 }
 
 static void on_permission_changed(GPermission *permission, GParamSpec *pspec, PfWindow *self) {
@@ -735,6 +994,7 @@ static void pf_window_dispose(GObject *object) {
 
         g_cancellable_cancel(self->cancellable);
         g_clear_handle_id(&self->tick_id, g_source_remove);
+        g_clear_handle_id(&self->groups_idle_id, g_source_remove);
         if (self->manager != NULL)
                 g_signal_handlers_disconnect_by_data(self->manager, self);
         if (self->objects != NULL)
@@ -753,10 +1013,12 @@ static void pf_window_finalize(GObject *object) {
         g_clear_pointer(&self->items, g_hash_table_unref);
         g_clear_pointer(&self->groups, g_hash_table_unref);
         g_clear_pointer(&self->app_infos, g_hash_table_unref);
+        g_clear_pointer(&self->user_names, g_hash_table_unref);
         g_clear_pointer(&self->server_rows, g_ptr_array_unref);
         g_clear_pointer(&self->shown_servers, g_variant_unref);
         g_clear_object(&self->cancellable);
         g_free(self->last_toast);
+        g_free(self->start_error);
         G_OBJECT_CLASS(pf_window_parent_class)->finalize(object);
 }
 
@@ -770,6 +1032,8 @@ static void pf_window_class_init(PfWindowClass *klass) {
 static GtkWidget *info_row(const char *title, const char *icon) {
         GtkWidget *row = adw_action_row_new();
 
+        /* the subtitles are the daemon's words (addresses, version): text, not markup */
+        adw_preferences_row_set_use_markup(ADW_PREFERENCES_ROW(row), FALSE);
         adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), title);
         adw_action_row_set_icon_name(ADW_ACTION_ROW(row), icon);
         return row;
@@ -832,6 +1096,7 @@ static void build(PfWindow *self) {
         adw_preferences_group_add(ADW_PREFERENCES_GROUP(status_group), self->status_row);
 
         self->details = adw_expander_row_new();
+        adw_preferences_row_set_use_markup(ADW_PREFERENCES_ROW(self->details), FALSE);
         adw_preferences_row_set_title(ADW_PREFERENCES_ROW(self->details), _("Details"));
         adw_preferences_group_add(ADW_PREFERENCES_GROUP(status_group), self->details);
         self->addresses_row = info_row(_("External Address"), "network-workgroup-symbolic");
@@ -858,15 +1123,19 @@ static void pf_window_init(PfWindow *self) {
         self->items = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, item_destroy);
         self->app_infos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         self->server_rows = g_ptr_array_new();
+        self->user_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
         build(self);
         update_status(self);
 
-        /* no auto-start flag: like systemctl and GNOME Settings, let the bus activate pcpd */
-        pcp1_manager_proxy_new_for_bus(G_BUS_TYPE_SYSTEM, G_DBUS_PROXY_FLAGS_NONE, PCP1_BUS_NAME, PCP1_MANAGER_PATH,
-                                       self->cancellable, on_manager_ready, g_object_ref(self));
-        pcp1_object_manager_client_new_for_bus(G_BUS_TYPE_SYSTEM, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+        /* Proxies that follow the name without starting it: one that starts it fails to be made
+         * when the start fails, and would never see the service come later. The start is asked
+         * for once, by on_bus_ready(). */
+        pcp1_manager_proxy_new_for_bus(G_BUS_TYPE_SYSTEM, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, PCP1_BUS_NAME,
+                                       PCP1_MANAGER_PATH, self->cancellable, on_manager_ready, g_object_ref(self));
+        pcp1_object_manager_client_new_for_bus(G_BUS_TYPE_SYSTEM, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
                                                PCP1_BUS_NAME, PCP1_MANAGER_PATH, self->cancellable, on_objects_ready,
                                                g_object_ref(self));
+        g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, on_bus_ready, g_object_ref(self));
         polkit_permission_new(PCP1_ACTION_CONFIGURE, NULL, self->cancellable, on_permission_ready, g_object_ref(self));
         self->tick_id = g_timeout_add_seconds(TICK_SECONDS, on_tick, self);
 }

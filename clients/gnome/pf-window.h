@@ -15,3 +15,10 @@ void pf_window_set_changed_func(PfWindow *self, PfWindowChangedFunc func, gpoint
 
 /* The text of the last toast shown, NULL before the first. */
 const char *pf_window_get_last_toast(PfWindow *self);
+
+/* For the test control: the "expires in" texts brought up to date now (what the window's
+ * timer does), and how many passwd lookups it made and row texts it changed so far. */
+void pf_window_tick(PfWindow *self);
+/* Updates waiting for an idle (the groups' subtitles) done now: what the next frame shows. */
+void pf_window_flush(PfWindow *self);
+void pf_window_get_counts(PfWindow *self, guint *passwd_lookups, guint *text_updates);

@@ -71,14 +71,22 @@ POLKIT_BUS_POLICY = '<policy context="default"><allow send_destination="org.free
 
 class GuiEnv(Env):
     """pcpdtest's Env with the polkit mock that has temporary authorisations and an agent:
-    every pcpd action is allowed after a (mock) password dialog, as auth_admin_keep."""
+    every pcpd action is allowed after a (mock) password dialog, as auth_admin_keep.
+    servicedir: a directory of D-Bus service files the bus activates names from (none by
+    default: the name cannot be activated)."""
+
+    def __init__(self, servicedir=None, **kw):
+        self.servicedir = servicedir
+        super().__init__(**kw)
 
     def start_bus(self):
         # the shared bus configuration lets only root talk to polkit (the bus tests' callers
         # never do); the app, as a user, asks polkit itself, as on a real system
         shared = pcpdtest.BUS_CONFIG
-        pcpdtest.BUS_CONFIG = shared.replace('<include>{policy}</include>',
-                                             POLKIT_BUS_POLICY + '<include>{policy}</include>')
+        extra = POLKIT_BUS_POLICY
+        if self.servicedir is not None:
+            extra += f'<servicedir>{self.servicedir}</servicedir>'
+        pcpdtest.BUS_CONFIG = shared.replace('<include>{policy}</include>', extra + '<include>{policy}</include>')
         try:
             super().start_bus()
         finally:

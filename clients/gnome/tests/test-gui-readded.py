@@ -23,7 +23,8 @@ FAKE_PCPD = os.path.join(HERE, 'fake-pcpd.py')
 MOCK_IFACE = 'org.freedesktop.DBus.Mock'
 EXTERNAL = '198.51.100.7'  # fake-pcpd.py's
 TYPES = {'ExternalPort': 'q', 'InternalPort': 'q', 'State': 's', 'Error': 's', 'AppId': 's', 'AppIdSource': 's',
-         'UID': 'u'}
+         'UID': 'u', 'Description': 's', 'Server': 's', 'ExternalAddress': 's', 'PID': 'u', 'Protocol': 's',
+         'ExpiresAt': 't'}
 
 
 class FakePcpd:

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "pcp1-contract.h"
@@ -154,6 +155,23 @@ static void test_words(void **state) {
                             "This computer is directly reachable from the Internet");
         assert_null(pf_situation_banner(PF_SITUATION_ROUTER));
         assert_non_null(pf_situation_banner(PF_SITUATION_NOT_RUNNING));
+        /* while the first look at the service is going on: no claim that it is not running */
+        assert_null(pf_situation_banner(PF_SITUATION_CONNECTING));
+        assert_string_equal(pf_situation_sentence(PF_SITUATION_CONNECTING),
+                            "Connecting to the port forwarding service…");
+        s = pf_format_start_failure("Process org.freedesktop.PCP1 exited with status 1");
+        assert_string_equal(s, "The port forwarding service could not be started: Process org.freedesktop.PCP1 "
+                               "exited with status 1. “systemctl status pcpd” tells why.");
+        g_free(s);
+        /* one full stop, not two */
+        s = pf_format_start_failure("Unit pcpd.service failed. ");
+        assert_string_equal(s, "The port forwarding service could not be started: Unit pcpd.service failed. "
+                               "“systemctl status pcpd” tells why.");
+        g_free(s);
+        s = pf_format_start_failure("");
+        assert_string_equal(s, "The port forwarding service could not be started. "
+                               "“systemctl status pcpd” tells why.");
+        g_free(s);
 
         s = pf_format_failure("NO_RESOURCES");
         assert_string_equal(s, "the router has no room for more forwarded ports");
@@ -162,7 +180,7 @@ static void test_words(void **state) {
         assert_string_equal(s, "the router does not answer");
         g_free(s);
         s = pf_format_failure("SOMETHING_NEW");
-        assert_string_equal(s, "the router refused (SOMETHING_NEW)");
+        assert_string_equal(s, "a problem this version does not know (SOMETHING_NEW)");
         g_free(s);
         s = pf_format_failure("");
         assert_string_equal(s, "the reason is unknown");
@@ -188,6 +206,113 @@ static void test_words(void **state) {
         g_free(s);
 }
 
+/* Every Mapping.Error value the contract names has words of its own: none is shown as an
+ * unknown code (the names come from the "Error:" comment of the XML, so a new one fails here). */
+static void test_failures_of_the_contract(void **state) {
+        const char *xml_path = g_getenv("PCP1_MAPPING_XML");
+        g_autofree char *xml = NULL;
+        const char *start, *end;
+        g_autoptr(GRegex) re = g_regex_new("\"([A-Z][A-Z_]{3,})\"", 0, 0, NULL);
+        g_autoptr(GMatchInfo) match = NULL;
+        g_autofree char *block = NULL;
+        guint n = 0;
+
+        assert_non_null(xml_path);
+        assert_true(g_file_get_contents(xml_path, &xml, NULL, NULL));
+        start = strstr(xml, "        Error:\n");
+        assert_non_null(start);
+        end = strstr(start, "<property name=\"Error\"");
+        assert_non_null(end);
+        block = g_strndup(start, (gsize) (end - start));
+        for (g_regex_match(re, block, 0, &match); g_match_info_matches(match); g_match_info_next(match, NULL)) {
+                g_autofree char *name = g_match_info_fetch(match, 1);
+                g_autofree char *words = pf_format_failure(name);
+
+                print_message("# %s: %s\n", name, words);
+                /* the fallback shows the code itself */
+                assert_null(strstr(words, name));
+                assert_null(strstr(words, "does not know"));
+                n++;
+        }
+        /* the RFC 6887 examples, the daemon's own and the UPnP-IGD ones: the block was found */
+        assert_true(n >= 15);
+        /* and what the daemon sends beyond the XML's list */
+        for (const char *const *e = (const char *const[]) { "UNSUPPORTED", "UNKNOWN", "OUT_OF_RESOURCES", NULL };
+             *e != NULL; e++) {
+                g_autofree char *words = pf_format_failure(*e);
+                assert_null(strstr(words, *e));
+        }
+}
+
+/* Every org.freedesktop.PCP1.Error.* name the contract's XML names is said in words, with the
+ * daemon's message after them; other names show the message. */
+static void test_bus_errors(void **state) {
+        const char *xmls[] = { g_getenv("PCP1_MANAGER_XML"), g_getenv("PCP1_MAPPING_XML") };
+        g_autoptr(GRegex) re = g_regex_new("org\\.freedesktop\\.PCP1\\.Error\\.[A-Za-z]+", 0, 0, NULL);
+        guint n = 0;
+        char *s;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(xmls); i++) {
+                g_autofree char *xml = NULL;
+                g_autoptr(GMatchInfo) match = NULL;
+
+                assert_non_null(xmls[i]);
+                assert_true(g_file_get_contents(xmls[i], &xml, NULL, NULL));
+                for (g_regex_match(re, xml, 0, &match); g_match_info_matches(match); g_match_info_next(match, NULL)) {
+                        g_autofree char *name = g_match_info_fetch(match, 0);
+                        const char *words = pf_format_bus_error(name);
+
+                        print_message("# %s: %s\n", name, words != NULL ? words : "(none)");
+                        assert_non_null(words);
+                        n++;
+                }
+        }
+        assert_true(n >= 13);
+        assert_null(pf_format_bus_error("org.freedesktop.DBus.Error.NoReply"));
+        assert_null(pf_format_bus_error(NULL));
+
+        s = pf_format_call_error("Could not stop forwarding the port", PCP1_ERROR_NOT_AUTHORIZED,
+                                 "Mapping 7 is not yours");
+        assert_string_equal(s, "Could not stop forwarding the port: you are not allowed to do this — "
+                               "Mapping 7 is not yours");
+        g_free(s);
+        s = pf_format_call_error("Could not switch port forwarding", "org.freedesktop.DBus.Error.NoReply",
+                                 "Timeout was reached");
+        assert_string_equal(s, "Could not switch port forwarding: Timeout was reached");
+        g_free(s);
+        s = pf_format_call_error("Could not switch port forwarding", NULL, "Connection closed");
+        assert_string_equal(s, "Could not switch port forwarding: Connection closed");
+        g_free(s);
+        s = pf_format_call_error("Could not stop forwarding the port", PCP1_ERROR_NOT_FOUND, "");
+        assert_string_equal(s, "Could not stop forwarding the port: it is gone already");
+        g_free(s);
+}
+
+/* A description shows no controls and turns no text around. */
+static void test_text(void **state) {
+        static const struct {
+                const char *in, *want;
+        } cases[] = {
+                { "Voice and video calls", "Voice and video calls" },
+                /* markup is text (the rows show it as it is) */
+                { "<b>bold</b> & co", "<b>bold</b> & co" },
+                { "a\u202eevil\u202c b", "a\ufffdevil\ufffd b" },
+                { "\u202a\u202b\u202d x \u2066\u2067\u2068\u2069", "\ufffd\ufffd\ufffd x \ufffd\ufffd\ufffd\ufffd" },
+                { "line1\nline2\r\tx\x07\x1b[31m", "line1\ufffdline2\ufffd\ufffdx\ufffd\ufffd[31m" },
+                { "del\x7f c1\xc2\x85\xc2\x9b end", "del\ufffd c1\ufffd\ufffd end" },
+                { "sep\u2028par\u2029", "sep\ufffdpar\ufffd" },
+                /* what is not a control stays: accents, Arabic, emoji, a zero-width joiner */
+                { "Café مرحبا 🎮 a\u200db", "Café مرحبا 🎮 a\u200db" },
+                { "bad \xff byte", "bad \ufffd byte" },
+                { "", "" },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *got = pf_format_text(cases[i].in);
+                assert_string_equal(got, cases[i].want);
+        }
+}
+
 static void test_mapping_text(void **state) {
         const gint64 now = 1000 * G_USEC_PER_SEC;
         PfMappingText pending = { .opcode = "map", .protocol = "tcp", .state = "pending", .server = "192.0.2.1",
@@ -198,6 +323,11 @@ static void test_mapping_text(void **state) {
                                  .persistent = TRUE, .other_user = "bob" };
         PfMappingText failed = { .opcode = "map", .protocol = "tcp", .state = "failed", .error = "UNREACHABLE",
                                  .server = "192.0.2.1", .internal_port = 22000 };
+        PfMappingText no_server = { .opcode = "map", .protocol = "tcp", .state = "failed", .error = "NO_SERVER",
+                                    .server = "", .internal_port = 22000 };
+        PfMappingText timeout = { .opcode = "map", .protocol = "udp", .state = "failed", .error = "TIMEOUT",
+                                  .server = "192.0.2.1", .internal_port = 5000,
+                                  .description = "Chat\nline two \u202eevil" };
         PfMappingText direct = { .opcode = "map", .protocol = "tcp", .state = "active", .server = "",
                                  .external_address = "2001:db8::5", .internal_port = 80, .external_port = 80 };
         PfMappingText peer = { .opcode = "peer", .protocol = "tcp", .state = "renewing", .server = "192.0.2.1",
@@ -213,6 +343,10 @@ static void test_mapping_text(void **state) {
                   "Calls · Active · expires in 10 min, renewed automatically · kept when the application exits · "
                   "user bob" },
                 { &failed, "TCP 22000", "Failed: the router does not answer; trying again" },
+                /* waiting, not refused */
+                { &no_server, "TCP 22000", "Waiting for a router that can forward ports" },
+                { &timeout, "UDP 5000",
+                  "Chat\ufffdline two \ufffdevil · Failed: the router did not answer in time; trying again" },
                 { &direct, "TCP 80 → [2001:db8::5]:80", "Active · reachable directly, no router needed" },
                 { &peer, "TCP 5000 → 198.51.100.7:5000",
                   "Connection with 203.0.113.9:443 · Renewing · expires in 30 seconds" },
@@ -230,7 +364,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_units),     cmocka_unit_test(test_apps),
                 cmocka_unit_test(test_durations), cmocka_unit_test(test_words),
-                cmocka_unit_test(test_mapping_text),
+                cmocka_unit_test(test_mapping_text), cmocka_unit_test(test_failures_of_the_contract),
+                cmocka_unit_test(test_text), cmocka_unit_test(test_bus_errors),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
