@@ -149,12 +149,16 @@ static const char *family_why(const pcpd_declared *d, int family) {
 /* why d cannot be mapped now, logged when it is not what was logged last for d */
 static void declared_unmapped(pcpd_declared *d, const char *why, bool retried) {
         g_autofree char *reason = NULL;
+        bool said = d->told_lost; /* declared_give_up() said why just now */
         size_t n;
 
+        d->told_lost = false;
         if (g_strcmp0(d->last_error, why) == 0)
                 return;
         g_free(d->last_error);
         d->last_error = g_strdup(why);
+        if (said)
+                return;
         /* the reason is a sentence, its period dropped before what follows */
         reason = g_strdup(why);
         n = strlen(reason);
@@ -168,11 +172,18 @@ static void declared_unmapped(pcpd_declared *d, const char *why, bool retried) {
 }
 
 /* Why d waits for first's port (declared_first()): a sentence naming both. */
-static char *declared_waits(const pcpd_declared *d, const pcpd_declared *first, int family) {
+static char *declared_waits(pcpd_manager *m, const pcpd_declared *d, const pcpd_declared *first, int family) {
+        const char *proto = pcp_protocol_to_string(d->protocol) ?: "this protocol";
+
+        if (pcpd_manager_declared_mapping(m, first->name) != NULL)
+                return g_strdup_printf("%s port %u is declared already as %s (%s), which has its %s mapping%s; %s "
+                                       "comes first by name: %s is mapped once %s is not.",
+                                       proto, d->port, first->name, first->path, family_text(family),
+                                       family_why(d, family), first->name, d->name, first->name);
         return g_strdup_printf("%s port %u is declared already as %s (%s), which comes first by name and so has "
                                "the %s port%s; %s is mapped once %s is not.",
-                               pcp_protocol_to_string(d->protocol) ?: "this protocol", d->port, first->name,
-                               first->path, family_text(family), family_why(d, family), d->name, first->name);
+                               proto, d->port, first->name, first->path, family_text(family), family_why(d, family),
+                               d->name, first->name);
 }
 
 /* Asks for d's mapping; false (logged once per distinct reason) when it cannot be made now. */
@@ -187,7 +198,7 @@ static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
                 /* d waits (checked again with the others) until that one is undeclared or
                  * changed (or, without Family=, until it would be mapped over the other
                  * family): mapped or not now, the port is the first one's */
-                g_autofree char *why = declared_waits(d, first, family);
+                g_autofree char *why = declared_waits(m, d, first, family);
                 declared_unmapped(d, why, false);
                 return false;
         }
@@ -209,6 +220,7 @@ static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
                 pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_DECLARED);
         }
         g_clear_pointer(&d->last_error, g_free);
+        d->told_lost = false;
         g_message("Declared mapping %s (%s): %s", d->name, d->path, PCPD_MAPPING_PATH(mp));
         return true;
 }
@@ -221,7 +233,6 @@ static void declared_give_up(pcpd_manager *m) {
         for (guint i = 0; m->declared != NULL && i < m->declared->len; i++) {
                 pcpd_declared *d = m->declared->pdata[i], *first;
                 pcpd_mapping *mp = pcpd_manager_declared_mapping(m, d->name);
-                g_autofree char *why = NULL;
                 int family = 0;
 
                 if (mp == NULL || (first = declared_first(m, d, &family)) == NULL)
@@ -231,10 +242,7 @@ static void declared_give_up(pcpd_manager *m) {
                           d->name, d->path, pcp_protocol_to_string(d->protocol) ?: "this protocol", d->port,
                           first->name, first->path, family_text(family), first->name, d->name, PCPD_MAPPING_PATH(mp),
                           d->name, first->name);
-                /* said: not again as d's reason to wait */
-                why = declared_waits(d, first, family);
-                g_free(d->last_error);
-                d->last_error = g_steal_pointer(&why);
+                d->told_lost = true; /* said: its reason to wait is not said again */
                 pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_RELEASED);
         }
 }
