@@ -699,11 +699,71 @@ static int check_protocol_and_port(pending_call *p, const char *protocol, sd_bus
         return check_port(p->req.internal_port, "internal", error);
 }
 
+static int addr_family(const struct in6_addr *a) {
+        return pcp_addr_is_ipv4(a) ? AF_INET : AF_INET6;
+}
+
+static const char *family_text(int family) {
+        return family == AF_INET6 ? "IPv6" : "IPv4";
+}
+
+/* A mapping is of one family: the addresses a request names (a PEER's remote address, the
+ * third party, the filters' prefixes) are of the family option's, or, without it, of the
+ * remote address's (AddPeer), else the third party's. A request that contradicts itself
+ * could never succeed (the server answers MALFORMED_REQUEST, retried for as long as it is
+ * held): InvalidArgs, naming the address and where the family came from. Filters alone
+ * set no family (a list of both families without a family option is taken, as before). */
+static int check_families(const pcpd_mapping_request *q, sd_bus_error *error) {
+        char buf[PCP_ADDR_STRLEN], pbuf[PCPD_PREFIX_STRLEN];
+        int family = q->family;
+        const char *from = "the family option says";
+
+        if (q->opcode == PCP_OPCODE_PEER) {
+                int f = addr_family(&q->remote_address);
+                if (family != 0 && f != family)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "The remote address %s is an %s address, but the family option "
+                                                 "says %s: a mapping is of one family (leave the family out, or "
+                                                 "give an %s remote address).",
+                                                 pcp_addr_to_string(&q->remote_address, buf), family_text(f),
+                                                 family == AF_INET6 ? "ipv6" : "ipv4", family_text(family));
+                if (family == 0)
+                        from = "the remote address is";
+                family = f;
+        }
+        if (q->has_third_party) {
+                int f = addr_family(&q->third_party);
+                if (family != 0 && f != family)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "The third-party address %s is an %s address, but %s %s: a "
+                                                 "mapping is of one family.",
+                                                 pcp_addr_to_string(&q->third_party, buf), family_text(f), from,
+                                                 family_text(family));
+                if (family == 0)
+                        from = "the third-party address is";
+                family = f;
+        }
+        for (size_t i = 0; i < q->n_filters; i++) {
+                const pcp_filter *flt = &q->filters[i];
+                int f = addr_family(&flt->remote_addr);
+
+                if (family != 0 && f != family)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "The filter %s is of %s peers, but %s %s: a mapping is of one "
+                                                 "family, and so are the peers it lets in.",
+                                                 pcpd_prefix_to_string(&flt->remote_addr, flt->prefix_len, pbuf),
+                                                 family_text(f), from, family_text(family));
+        }
+        return 0;
+}
+
 /* The end of every Add method: the options, then identity and authorisation. r is the
  * result of the method's own argument checks; p is freed on every error. */
 static int add_start(sd_bus_message *msg, pending_call *p, int r, sd_bus_error *error) {
         if (r >= 0)
                 r = parse_options(msg, p, error);
+        if (r >= 0)
+                r = check_families(&p->req, error);
         if (r >= 0 && p->req.opcode == PCP_OPCODE_PEER && p->req.family == 0)
                 p->req.family = pcp_addr_is_ipv4(&p->req.remote_address) ? AF_INET : AF_INET6;
         if (r < 0) {
@@ -876,9 +936,8 @@ static int method_declare_mapping(sd_bus_message *msg, void *userdata, sd_bus_er
         if (r >= 0 && q->lifetime != 0 && (q->lifetime < 120 || q->lifetime > 86400 * 7))
                 r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                       "Invalid lifetime %u for a declared mapping: 120-604800 seconds.", q->lifetime);
-        if (r >= 0 && q->has_third_party && q->family != 0 &&
-            q->family != (pcp_addr_is_ipv4(&q->third_party) ? AF_INET : AF_INET6))
-                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "The family is not the third party's.");
+        if (r >= 0)
+                r = check_families(q, error);
         if (r < 0) {
                 pending_free(p);
                 return r;

@@ -248,6 +248,18 @@ static gint compare_strings(gconstpointer a, gconstpointer b) {
         return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
+/* DefaultLifetime= above MaxLifetime= (from one file or two) is shortened to it, as every
+ * request is: what pcpd asks for, and what the DefaultLifetime property says, is one
+ * number. Said, so that the file's value is not a puzzle. */
+static void default_within_max(pcpd_config *c) {
+        if (c->default_lifetime <= c->max_lifetime)
+                return;
+        g_warning("DefaultLifetime=%u is longer than MaxLifetime=%u: pcpd asks for %u s when a caller asks for no "
+                  "lifetime",
+                  c->default_lifetime, c->max_lifetime, c->max_lifetime);
+        c->default_lifetime = c->max_lifetime;
+}
+
 bool pcpd_config_load(pcpd_config *c, const char *path, bool allow_missing, GError **error) {
         g_autofree char *dropin = g_strconcat(path, ".d", NULL);
         g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
@@ -263,8 +275,10 @@ bool pcpd_config_load(pcpd_config *c, const char *path, bool allow_missing, GErr
         }
 
         dir = g_dir_open(dropin, 0, NULL);
-        if (dir == NULL)
+        if (dir == NULL) {
+                default_within_max(c);
                 return true;
+        }
         while ((name = g_dir_read_name(dir)) != NULL)
                 if (g_str_has_suffix(name, ".conf"))
                         g_ptr_array_add(files, g_build_filename(dropin, name, NULL));
@@ -272,5 +286,6 @@ bool pcpd_config_load(pcpd_config *c, const char *path, bool allow_missing, GErr
         for (guint i = 0; i < files->len; i++)
                 if (!load_one(c, files->pdata[i], error))
                         return false;
+        default_within_max(c);
         return true;
 }

@@ -35,7 +35,9 @@ void pcpd_config_init(pcpd_config *c);
 void pcpd_config_clear(pcpd_config *c);
 /* Loads path, then path.d/ *.conf in lexical order (later files override). A missing main
  * file is not an error when allow_missing. Errors name the file, key and value; a file
- * with an error changes nothing in c (the files before it have). */
+ * with an error changes nothing in c (the files before it have). Once all are read, a
+ * DefaultLifetime= above MaxLifetime= is shortened to it, with a warning: default_lifetime
+ * is what pcpd asks for. */
 bool pcpd_config_load(pcpd_config *c, const char *path, bool allow_missing, GError **error);
 /* The settings of one file's text over c, as pcpd_config_load() reads each file; name is
  * for messages. On error c is unchanged. */

@@ -75,32 +75,59 @@ static const char *family_text(int family) {
         return family == AF_INET6 ? "IPv6" : "IPv4";
 }
 
+/* The family of d's port: its mapping's when it has one, else the one it would be mapped
+ * in now (declared_family_now(): one without Family= gets one family when it is mapped,
+ * not both). */
+static int declared_family(pcpd_manager *m, const pcpd_declared *d) {
+        pcpd_mapping *mp = pcpd_manager_declared_mapping(m, d->name);
+
+        return mp != NULL ? mp->family : declared_family_now(m, d);
+}
+
 /* Another declaration of set than d (by name) that would hold what d would: the same
  * protocol, port and family upstream. One port of a family is one mapping (the manager
- * shares it among the requests of its uid): two declarations cannot both have it. A
- * declaration that has its mapping is of that mapping's family; one that has none yet is
- * of the family it would get now (declared_family_now(): one without Family= gets one
- * family when it is mapped, not both), and so is d. With mapped_only, only one that has
- * its mapping now counts. The family of the clash in *ret_family. NULL when none. */
-static pcpd_declared *declared_clash(pcpd_manager *m, GPtrArray *set, const pcpd_declared *d, bool mapped_only,
-                                     int *ret_family) {
+ * shares it among the requests of its uid): two declarations cannot both have it. d is
+ * a new one (DeclareMapping), of the family it would be mapped in now. The family of the
+ * clash in *ret_family. NULL when none. */
+static pcpd_declared *declared_clash(pcpd_manager *m, GPtrArray *set, const pcpd_declared *d, int *ret_family) {
         int d_family = -1; /* asked for at the first declaration of d's port */
 
         for (guint i = 0; set != NULL && i < set->len; i++) {
                 pcpd_declared *e = set->pdata[i];
-                pcpd_mapping *mp;
                 int family;
 
                 if (strcmp(e->name, d->name) == 0 || e->protocol != d->protocol || e->port != d->port)
                         continue;
-                mp = pcpd_manager_declared_mapping(m, e->name);
-                if (mapped_only && mp == NULL)
-                        continue;
-                family = mp != NULL ? mp->family : declared_family_now(m, e);
+                family = declared_family(m, e);
                 if (d_family < 0)
                         d_family = declared_family_now(m, d);
                 if (family == d_family) {
                         *ret_family = family;
+                        return e;
+                }
+        }
+        return NULL;
+}
+
+/* The rule for a port two declarations of m->declared have (the same protocol, port and
+ * family: declared_family()): the first by name has it, whatever had it before (a file
+ * added later, a mapping restored after a restart, made again after the network or port
+ * mapping came back). The one before d by name that has d's port, or NULL when d is the
+ * first; the family of the port in *ret_family. */
+static pcpd_declared *declared_first(pcpd_manager *m, const pcpd_declared *d, int *ret_family) {
+        int d_family = -1;
+
+        for (guint i = 0; m->declared != NULL && i < m->declared->len; i++) {
+                pcpd_declared *e = m->declared->pdata[i];
+
+                if (strcmp(e->name, d->name) >= 0) /* sorted by name */
+                        break;
+                if (e->protocol != d->protocol || e->port != d->port)
+                        continue;
+                if (d_family < 0)
+                        d_family = declared_family(m, d);
+                if (declared_family(m, e) == d_family) {
+                        *ret_family = d_family;
                         return e;
                 }
         }
@@ -122,12 +149,16 @@ static const char *family_why(const pcpd_declared *d, int family) {
 /* why d cannot be mapped now, logged when it is not what was logged last for d */
 static void declared_unmapped(pcpd_declared *d, const char *why, bool retried) {
         g_autofree char *reason = NULL;
+        bool said = d->told_lost; /* declared_give_up() said why just now */
         size_t n;
 
+        d->told_lost = false;
         if (g_strcmp0(d->last_error, why) == 0)
                 return;
         g_free(d->last_error);
         d->last_error = g_strdup(why);
+        if (said)
+                return;
         /* the reason is a sentence, its period dropped before what follows */
         reason = g_strdup(why);
         n = strlen(reason);
@@ -140,23 +171,34 @@ static void declared_unmapped(pcpd_declared *d, const char *why, bool retried) {
                 g_warning("Declared mapping %s (%s): cannot map it: %s", d->name, d->path, reason);
 }
 
+/* Why d waits for first's port (declared_first()): a sentence naming both. */
+static char *declared_waits(pcpd_manager *m, const pcpd_declared *d, const pcpd_declared *first, int family) {
+        const char *proto = pcp_protocol_to_string(d->protocol) ?: "this protocol";
+
+        if (pcpd_manager_declared_mapping(m, first->name) != NULL)
+                return g_strdup_printf("%s port %u is declared already as %s (%s), which has its %s mapping%s; %s "
+                                       "comes first by name: %s is mapped once %s is not.",
+                                       proto, d->port, first->name, first->path, family_text(family),
+                                       family_why(d, family), first->name, d->name, first->name);
+        return g_strdup_printf("%s port %u is declared already as %s (%s), which comes first by name and so has "
+                               "the %s port%s; %s is mapped once %s is not.",
+                               proto, d->port, first->name, first->path, family_text(family), family_why(d, family),
+                               d->name, first->name);
+}
+
 /* Asks for d's mapping; false (logged once per distinct reason) when it cannot be made now. */
 static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
         g_auto(pcpd_failure) err = PCPD_FAILURE_NULL;
         pcpd_mapping_request req = declared_request(d);
         pcpd_mapping *mp;
         int family = 0;
-        pcpd_declared *other = declared_clash(m, m->declared, d, true, &family);
+        pcpd_declared *first = declared_first(m, d, &family);
 
-        if (other != NULL) {
-                /* the other one's mapping is not d's: d waits (checked again with the
-                 * others) until that one is undeclared or changed (or, without Family=,
-                 * until it would be mapped over the other family) */
-                g_autofree char *why = g_strdup_printf(
-                        "%s port %u is declared already as %s (%s), which has its %s mapping%s; %s is mapped once "
-                        "%s is not.",
-                        pcp_protocol_to_string(d->protocol) ?: "this protocol", d->port, other->name, other->path,
-                        family_text(family), family_why(d, family), d->name, other->name);
+        if (first != NULL) {
+                /* d waits (checked again with the others) until that one is undeclared or
+                 * changed (or, without Family=, until it would be mapped over the other
+                 * family): mapped or not now, the port is the first one's */
+                g_autofree char *why = declared_waits(m, d, first, family);
                 declared_unmapped(d, why, false);
                 return false;
         }
@@ -165,8 +207,8 @@ static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
                 return false;
         }
         if (pcpd_mapping_declared(mp) != NULL && strcmp(pcpd_mapping_declared(mp), d->name) != 0) {
-                /* (declared_clash() saw it first: not reached while the mapping's
-                 * declaration is in force) */
+                /* (declared_sync() gave up a later one's mapping of the port first: not
+                 * reached while the mapping's declaration is in force) */
                 g_autofree char *why = g_strdup_printf("%s port %u is mapped already for the declaration %s.",
                                                        pcp_protocol_to_string(d->protocol) ?: "this protocol",
                                                        d->port, pcpd_mapping_declared(mp));
@@ -178,16 +220,41 @@ static bool declared_map(pcpd_manager *m, pcpd_declared *d) {
                 pcpd_manager_emit_mapping_changed(m, mp, PCPD_MAPPING_CHANGED_DECLARED);
         }
         g_clear_pointer(&d->last_error, g_free);
+        d->told_lost = false;
         g_message("Declared mapping %s (%s): %s", d->name, d->path, PCPD_MAPPING_PATH(mp));
         return true;
 }
 
+/* The mapping of every declaration that has it against the rule (declared_first(): one
+ * before it by name declares its port too, say a file added since, with its mapping
+ * restored after a restart or kept over a reload) is removed, said as a warning naming
+ * both, so that the first one has the port. */
+static void declared_give_up(pcpd_manager *m) {
+        for (guint i = 0; m->declared != NULL && i < m->declared->len; i++) {
+                pcpd_declared *d = m->declared->pdata[i], *first;
+                pcpd_mapping *mp = pcpd_manager_declared_mapping(m, d->name);
+                int family = 0;
+
+                if (mp == NULL || (first = declared_first(m, d, &family)) == NULL)
+                        continue;
+                g_warning("Declared mapping %s (%s): %s port %u is declared also as %s (%s), which comes first by "
+                          "name: the %s port is %s's, %s's mapping %s is removed; %s is mapped once %s is not",
+                          d->name, d->path, pcp_protocol_to_string(d->protocol) ?: "this protocol", d->port,
+                          first->name, first->path, family_text(family), first->name, d->name, PCPD_MAPPING_PATH(mp),
+                          d->name, first->name);
+                d->told_lost = true; /* said: its reason to wait is not said again */
+                pcpd_manager_remove_mapping(m, mp, PCPD_REMOVED_RELEASED);
+        }
+}
+
 static gboolean on_declared_retry(gpointer data);
 
-/* Every declaration without a mapping is asked for; the retry runs while one is left. */
+/* The rule enforced (declared_give_up()), then every declaration without a mapping is
+ * asked for; the retry runs while one is left. */
 static void declared_sync(pcpd_manager *m) {
         bool changed = false;
 
+        declared_give_up(m);
         for (guint i = 0; m->declared != NULL && i < m->declared->len; i++) {
                 pcpd_declared *d = m->declared->pdata[i];
                 bool before = pcpd_manager_declared_mapping(m, d->name) != NULL;
@@ -316,7 +383,7 @@ int pcpd_manager_declare(pcpd_manager *m, const pcpd_declared *d, char **ret_pat
                         "'%s' is declared in %s, which pcpd does not change: edit that file and run "
                         "systemctl reload pcpd.",
                         d->name, cur->path);
-        other = declared_clash(m, m->declared, d, false, &family);
+        other = declared_clash(m, m->declared, d, &family);
         if (other != NULL)
                 return pcpd_fail(
                         error, PCPD_ERROR_CONFLICT,

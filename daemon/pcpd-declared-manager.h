@@ -8,7 +8,10 @@
  * removed one deleted upstream, a changed one asked for again; an unchanged one (also
  * after a restart, restored with its nonce) is left alone. One that cannot be mapped yet
  * (no server, switched off, a conflict) is tried again every PCPD_DECLARED_RETRY_S
- * seconds, and so is one whose mapping went away (released, the network lost).
+ * seconds, and so is one whose mapping went away (released, the network lost). Of two
+ * declarations of one port (protocol, port and family), the first by name has it,
+ * whatever had it before: a later one's mapping is given up (removed, said as a warning
+ * naming both) wherever the rule is applied, at start, on reload and at every retry.
  */
 
 #include "pcpd-declared.h"

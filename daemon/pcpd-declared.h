@@ -49,6 +49,8 @@ typedef struct pcpd_declared {
         /* the manager's bookkeeping, not part of the declaration */
         char *last_error; /* why it could not be mapped, as last logged */
         bool had_mapping; /* it had one at the last check (DeclaredMappings as published) */
+        bool told_lost;   /* its mapping was just given up to the first by name, said so: its
+                           * reason to wait is not said as well */
 } pcpd_declared;
 
 void pcpd_declared_free(pcpd_declared *d);

@@ -282,6 +282,86 @@ class DeclaredTest(BusTestCase):
         env.wait_state(self.declared(env)['b'], 'active')
         self.assertEqual(env.get(self.declared(env)['b'], MAPPING, 'Declared'), 'b')
 
+    def test_first_by_name_whatever_came_first(self):
+        """Two declarations of one port: the first by name has it, whatever had it before,
+        and the same after a reload, a restart and SetEnabled(false) and (true). A file in
+        /etc added before a run-time declaration by name takes its port at the reload, and
+        one before another file by name takes that one's: each loser said as a warning
+        naming both files and the mapping removed (deleted upstream). A file added after a
+        run-time declaration by name waits, said naming both; DeclareMapping of a port a
+        file has is a Conflict naming the file."""
+        env = self.make_env(start=False)
+        d = self.declare_dir(env)
+        write(os.path.join(d, 'zzz.conf'), '[Mapping]\nProtocol=udp\nPort=8800\n')
+        env.start_pcpd()
+        cam2 = env.manager('DeclareMapping', 'ssqqa{sv}', ('cam2', 'tcp', 8555, 0, {}))[0]
+        mid = env.manager('DeclareMapping', 'ssqqa{sv}', ('mid', 'tcp', 8556, 0, {}))[0]
+        zzz = self.declared(env)['zzz']
+        for path in (cam2, mid, zzz):
+            self.assertNotEqual(path, '/')
+            env.wait_state(path, 'active')
+        self.wait_upstream(env, {8555, 8556, 8800})
+        before = self.upstream(env)
+        runtime = os.path.join(env.state, 'mappings.d')
+
+        # aaa before cam2 and aab before zzz by name; yyy after mid
+        write(os.path.join(d, 'aaa.conf'), '[Mapping]\nProtocol=tcp\nPort=8555\n')
+        write(os.path.join(d, 'aab.conf'), '[Mapping]\nProtocol=udp\nPort=8800\n')
+        write(os.path.join(d, 'yyy.conf'), '[Mapping]\nProtocol=tcp\nPort=8556\n')
+        mark = len(env.log())
+        self.assertIn('Configuration reloaded', self.reload(env))
+        holders = self.declared(env)
+        self.assertEqual(holders['cam2'], '/', 'the run-time declaration after aaa.conf by name gives its port up')
+        self.assertEqual(holders['zzz'], '/', 'zzz.conf gives its port to aab.conf')
+        self.assertEqual(holders['yyy'], '/', 'yyy.conf waits for mid, first by name')
+        self.assertEqual(holders['mid'], mid, 'the first by name keeps its mapping')
+        for name in ('aaa', 'aab'):
+            self.assertNotEqual(holders[name], '/', name)
+            env.wait_state(holders[name], 'active')
+            self.assertEqual(env.get(holders[name], MAPPING, 'Declared'), name)
+        self.assertEqual(env.removed_reason(cam2), 'released')
+        self.assertEqual(env.removed_reason(zzz), 'released')
+        deletes = {r['nonce'] for r in env.reflog_requests() if r['lifetime'] == 0}
+        self.assertIn(before[8555]['nonce'], deletes)
+        self.assertIn(before[8800]['nonce'], deletes)
+        self.assertNotIn(before[8556]['nonce'], deletes)
+        wait_until(lambda: self.upstream(env)[8555]['nonce'] != before[8555]['nonce'], CAP, "aaa's request upstream")
+        # told, naming both files (and the mapping given up), once each
+        log = env.log()[mark:]
+        lost = [ln for ln in log.splitlines() if 'Declared mapping cam2 ' in ln]
+        self.assertEqual(len(lost), 1, log)
+        self.assertIn('warning: ', lost[0])
+        self.assertIn(os.path.join(runtime, 'cam2.conf'), lost[0])
+        self.assertIn('declared also as aaa (' + os.path.join(d, 'aaa.conf') + '), which comes first by name',
+                      lost[0])
+        self.assertIn(cam2, lost[0])
+        lost = [ln for ln in log.splitlines() if 'Declared mapping zzz ' in ln]
+        self.assertEqual(len(lost), 1, log)
+        self.assertIn('declared also as aab (' + os.path.join(d, 'aab.conf') + ')', lost[0])
+        waits = [ln for ln in log.splitlines() if 'Declared mapping yyy ' in ln]
+        self.assertEqual(len(waits), 1, log)
+        self.assertIn('warning: ', waits[0])
+        self.assertIn(os.path.join(d, 'yyy.conf'), waits[0])
+        self.assertIn('tcp port 8556 is declared already as mid (' + os.path.join(runtime, 'mid.conf') + ')',
+                      waits[0])
+        # a port a file declares is not DeclareMapping's to give
+        self.assertDBusError(ERR + 'Conflict', env.manager, 'DeclareMapping', 'ssqqa{sv}',
+                             ('new', 'tcp', 8555, 0, {}), contains=os.path.join(d, 'aaa.conf'))
+
+        # the same after a restart (the mappings restored, nothing moved) ...
+        env.kill_pcpd(signal.SIGTERM)
+        env.start_pcpd()
+        self.assertEqual(self.declared(env), holders)
+        # ... and after port mapping switched off and on (every mapping made again)
+        env.manager('SetEnabled', 'b', (False,))
+        env.manager('SetEnabled', 'b', (True,))
+        now = self.declared(env)
+        self.assertEqual({n for n, p in now.items() if p != '/'}, {'aaa', 'aab', 'mid'}, now)
+        for name in ('aaa', 'aab', 'mid'):
+            env.wait_state(now[name], 'active')
+            self.assertEqual(env.get(now[name], MAPPING, 'Declared'), name)
+        self.wait_upstream(env, {8555, 8556, 8800})
+
     def test_declare_port_of_another_declaration(self):
         """DeclareMapping of a port another declaration has: Conflict naming it, nothing
         changed (the declaration replaced keeps its mapping, its file, its port)."""

@@ -237,6 +237,59 @@ static void test_servers_split_on_any_space(void **state) {
         pcpd_config_clear(&c);
 }
 
+static GPtrArray *warnings; /* the messages of the warnings logged */
+
+static GLogWriterOutput record_log(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data) {
+        for (gsize i = 0; i < n; i++)
+                if ((level & G_LOG_LEVEL_WARNING) && strcmp(fields[i].key, "MESSAGE") == 0)
+                        g_ptr_array_add(warnings, g_strdup((const char *) fields[i].value));
+        return g_log_writer_default(level, fields, n, data);
+}
+
+/* DefaultLifetime= above MaxLifetime=: shortened to it once every file is read (what pcpd
+ * asks for and publishes), with a warning naming both; a drop-in raising MaxLifetime= over
+ * it leaves it as the main file says, unwarned. */
+static void test_default_over_max(void **state) {
+        g_autofree char *path = write_conf("[Daemon]\nDefaultLifetime=7200\nMaxLifetime=600\n");
+        g_autofree char *dir = g_strconcat(path, ".d", NULL);
+        g_autofree char *d1 = g_build_filename(dir, "10-max.conf", NULL);
+        g_autoptr(GError) error = NULL;
+        pcpd_config c;
+
+        g_ptr_array_set_size(warnings, 0);
+        pcpd_config_init(&c);
+        assert_true(pcpd_config_load(&c, path, false, &error));
+        assert_int_equal(c.default_lifetime, 600);
+        assert_int_equal(c.max_lifetime, 600);
+        assert_int_equal(warnings->len, 1);
+        if (strstr(warnings->pdata[0], "DefaultLifetime=7200 is longer than MaxLifetime=600") == NULL ||
+            strstr(warnings->pdata[0], "asks for 600 s") == NULL)
+                fail_msg("the warning: \"%s\"", (const char *) warnings->pdata[0]);
+        pcpd_config_clear(&c);
+
+        /* the main file's pair, a drop-in's MaxLifetime= over it: not shortened, not said */
+        assert_int_equal(g_mkdir(dir, 0700), 0);
+        assert_true(g_file_set_contents(d1, "[Daemon]\nMaxLifetime=9000\n", -1, NULL));
+        g_ptr_array_set_size(warnings, 0);
+        pcpd_config_init(&c);
+        assert_true(pcpd_config_load(&c, path, false, &error));
+        assert_int_equal(c.default_lifetime, 7200);
+        assert_int_equal(c.max_lifetime, 9000);
+        assert_int_equal(warnings->len, 0);
+        pcpd_config_clear(&c);
+
+        /* equal: nothing to say */
+        assert_true(g_file_set_contents(d1, "[Daemon]\nMaxLifetime=7200\n", -1, NULL));
+        pcpd_config_init(&c);
+        assert_true(pcpd_config_load(&c, path, false, &error));
+        assert_int_equal(c.default_lifetime, 7200);
+        assert_int_equal(warnings->len, 0);
+        pcpd_config_clear(&c);
+        g_unlink(d1);
+        g_rmdir(dir);
+        g_unlink(path);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_endpoints),      cmocka_unit_test(test_good_file),
@@ -247,6 +300,13 @@ int main(void) {
                 cmocka_unit_test(test_errors_are_utf8),
                 cmocka_unit_test(test_load_data),
                 cmocka_unit_test(test_servers_split_on_any_space),
+                cmocka_unit_test(test_default_over_max),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        int r;
+
+        warnings = g_ptr_array_new_with_free_func(g_free);
+        g_log_set_writer_func(record_log, NULL, NULL);
+        r = cmocka_run_group_tests(tests, NULL, NULL);
+        g_ptr_array_free(warnings, TRUE);
+        return r;
 }
