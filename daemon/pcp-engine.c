@@ -242,6 +242,15 @@ struct pcp_server {
         uint64_t recreate_rt;      /* the interval the next recreation holds for */
         uint64_t recreate_at;      /* a recreation deferred to hold_until; PCP_NEVER = none */
         bool pending_reset, pending_announce; /* what the deferred one is for */
+        /* An ANNOUNCE or NAT-PMP notice (no nonce: anyone on the link can send one) never
+         * moves the epoch; it has the mappings asked again, and their answers tell
+         * (server_announced()). recheck_clean: a recreation for one of them is under way
+         * and no answer since it began had a consistent epoch, so a reset the next answer
+         * reveals is dealt with by that recreation (check_epoch()): told, not repeated.
+         * recheck_untold: that recreation was started at once by one whose epoch looked
+         * like a reset, and its event waits for the first answer (EPOCH_RESET if the answer
+         * confirms the reset, else RECREATE), so a forged one is never told as a loss. */
+        bool recheck_clean, recheck_untold;
 
         /* output marks; what a queued EPOCH_RESET or RECREATE says (emit_recreated()) */
         out_node out_probe, out_natpmp_addr, out_event, out_recreated;
@@ -1140,9 +1149,13 @@ static size_t server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, ui
  * deferred: held back by the interval. The events are as rate-limited as the
  * recreations: at most one per interval, whatever is received. */
 static void server_recreate(pcp_engine *e, pcp_server *s, uint64_t now, bool reset, bool from_announce,
-                            bool deferred, pcp_mapping *answered) {
-        /* the server's event before its mappings' */
-        emit_recreated(e, s, reset, from_announce);
+                            bool deferred, bool untold, pcp_mapping *answered) {
+        /* the server's event before its mappings' (untold: when its answers tell which,
+         * see recheck_untold) */
+        if (!untold)
+                emit_recreated(e, s, reset, from_announce);
+        s->recheck_clean = !reset;
+        s->recheck_untold = untold;
         /* after an ANNOUNCE everybody hears it at once: spread the recreations */
         s->recreated_n = server_recreate_all(e, s, now, from_announce ? e->cfg.announce_delay_max : 0, answered);
         s->recreate_rt = deferred ? min_u64(2 * s->recreate_rt, e->cfg.recreate_interval_max)
@@ -1151,9 +1164,11 @@ static void server_recreate(pcp_engine *e, pcp_server *s, uint64_t now, bool res
 }
 
 /* Something says s may have lost our mappings: recreate them at once, or, within the
- * interval after the last recreation, once when it ends (RECREATE_INTERVAL). */
+ * interval after the last recreation, once when it ends (RECREATE_INTERVAL). untold: an
+ * ANNOUNCE or notice whose epoch looks like a reset; a recreation at once is told when the
+ * answers tell (recheck_untold), a deferred one as any deferred one. */
 static void server_lost_state(pcp_engine *e, pcp_server *s, uint64_t now, bool reset, bool from_announce,
-                              pcp_mapping *answered) {
+                              bool untold, pcp_mapping *answered) {
         if (!s->in_episode || (s->recreate_at == PCP_NEVER && now >= s->hold_until + EPISODE_QUIET)) {
                 s->in_episode = true;
                 s->episode_reported = s->episode_told = false;
@@ -1161,7 +1176,7 @@ static void server_lost_state(pcp_engine *e, pcp_server *s, uint64_t now, bool r
                 s->hold_until = now;
         }
         if (s->recreate_at == PCP_NEVER && now >= s->hold_until) {
-                server_recreate(e, s, now, reset, from_announce, false, answered);
+                server_recreate(e, s, now, reset, from_announce, false, untold, answered);
                 return;
         }
         s->pending_reset |= reset;
@@ -1178,7 +1193,7 @@ static void server_lost_state(pcp_engine *e, pcp_server *s, uint64_t now, bool r
  * slack and 1 s epoch resolution a delay of ~1.1 s is enough. Returns whether the epoch
  * was consistent; if not, the server's mappings are (or will be) recreated. */
 static bool check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx, uint32_t epoch, bool natpmp,
-                        bool from_announce, pcp_mapping *answered) {
+                        pcp_mapping *answered) {
         bool valid = true;
 
         if (s->info.epoch_known)
@@ -1187,11 +1202,50 @@ static bool check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx,
         s->info.epoch = epoch;
         s->info.epoch_known = true;
         s->epoch_client_ms = rx;
-        if (valid)
+        if (valid) {
+                if (s->recheck_untold) {
+                        /* the ANNOUNCE that looked like a reset was not one (forged, or a
+                         * server's slip): what its recreation was is told now */
+                        s->recheck_untold = false;
+                        emit_recreated(e, s, false, true);
+                }
+                s->recheck_clean = false;
                 return true;
+        }
         e->stats.epoch_resets++;
-        server_lost_state(e, s, now, true, from_announce, answered);
+        if (s->recheck_clean) {
+                /* The first answer since an ANNOUNCE (or notice) had every mapping asked again
+                 * reveals the reset: what was granted before that answer was granted before
+                 * the restart, and is being asked again already (answers since the ANNOUNCE
+                 * would have cleared recheck_clean). Told now; no second recreation. */
+                size_t n = 0;
+
+                for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
+                        n += m != answered && m->recreating && m->info.state != PCP_MAPPING_DELETING;
+                s->recheck_clean = s->recheck_untold = false;
+                emit_recreated(e, s, true, true);
+                s->recreated_n = n;
+                return false;
+        }
+        server_lost_state(e, s, now, true, false, false, answered);
         return false;
+}
+
+/* An ANNOUNCE (RFC 6887 §14.1.3) or a NAT-PMP address notice (RFC 6886 §3.2.1) from s, on
+ * the port any host of the link can send to, with nothing a forger would not know but the
+ * server's address. It names no nonce, so it is a hint, not a fact: it has every mapping
+ * asked again (spread over announce_delay_max, rate-limited: server_lost_state()), and
+ * the answers, which name a nonce (or, in NAT-PMP, answer a request of ours), set the
+ * epoch and tell whether the server lost its state. Taken as written, one forged datagram
+ * with a far epoch was the baseline the real server's next answer looked reset against:
+ * two EPOCH_RESETs and two recreations for one datagram. Its own epoch only says whether
+ * it looks like a reset (natpmp: by NAT-PMP's rule): then the event waits for the answers
+ * (recheck_untold), so that a forged one is not told as a loss either. */
+static bool announce_looks_reset(const pcp_server *s, uint64_t rx, uint32_t epoch, bool natpmp) {
+        if (!s->info.epoch_known)
+                return false;
+        return natpmp ? !natpmp_epoch_valid(s->info.epoch, s->epoch_client_ms, epoch, rx)
+                      : !pcp_epoch_valid(s->info.epoch, s->epoch_client_ms, epoch, rx);
 }
 
 /* when s turns silent if nothing is heard from it before; PCP_NEVER: not asking, or silent */
@@ -2209,7 +2263,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 s->probing = false;
                 s->probe_at = PCP_NEVER;
                 s->reprobe_at = PCP_NEVER;
-                check_epoch(e, s, now, rx, msg->epoch, false, false, NULL);
+                check_epoch(e, s, now, rx, msg->epoch, false, NULL);
                 learn_prefix64(e, s, msg);
                 if (msg->result == PCP_RESULT_SUCCESS)
                         server_address_matched(e, s);
@@ -2275,7 +2329,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                  * we are done asking. */
                 bool upstream = msg->result == PCP_RESULT_SUCCESS ? msg->lifetime == 0
                                                                  : msg->result == PCP_RESULT_NO_RESOURCES;
-                check_epoch(e, s, now, rx, msg->epoch, false, false, m);
+                check_epoch(e, s, now, rx, msg->epoch, false, m);
                 mapping_deleted(e, m, upstream);
                 return;
         }
@@ -2296,7 +2350,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 }
         }
 
-        check_epoch(e, s, now, rx, msg->epoch, false, false, m);
+        check_epoch(e, s, now, rx, msg->epoch, false, m);
         if (msg->result == PCP_RESULT_SUCCESS) {
                 if (bad != PCP_MAPPING_ERROR_NONE) {
                         mapping_unusable(e, m, now, bad);
@@ -2445,7 +2499,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                         natpmp_no_address(e, s);
                         return;
                 }
-                check_epoch(e, s, now, rx, n->epoch, true, false, NULL);
+                check_epoch(e, s, now, rx, n->epoch, true, NULL);
                 if (n->result != NATPMP_RESULT_SUCCESS) {
                         /* no address (RFC 6886 §3.2: NETWORK_FAILURE until the gateway has
                          * one): asked again on the schedule too */
@@ -2486,7 +2540,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
         }
         slot_release(e, m);
         if (m->info.state == PCP_MAPPING_DELETING) {
-                check_epoch(e, s, now, rx, n->epoch, true, false, m);
+                check_epoch(e, s, now, rx, n->epoch, true, m);
                 mapping_deleted(e, m, n->result == NATPMP_RESULT_SUCCESS);
                 return;
         }
@@ -2494,7 +2548,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                 drop(e, PCP_DROP_UNSOLICITED);
                 return;
         }
-        check_epoch(e, s, now, rx, n->epoch, true, false, m);
+        check_epoch(e, s, now, rx, n->epoch, true, m);
         if (n->result == NATPMP_RESULT_SUCCESS) {
                 pcp_mapping_error bad = port_lifetime_problem(m, n->external_port, n->lifetime);
 
@@ -2591,7 +2645,10 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                                 drop(e, PCP_DROP_UNUSABLE);
                                 return;
                         }
-                        check_epoch(e, s, now, rx, n.epoch, true, true, NULL);
+                        /* RFC 6886 §3.6: an epoch that looks like a restart has the mappings
+                         * asked again, whose answers tell (announce_looks_reset()) */
+                        if (announce_looks_reset(s, rx, n.epoch, true))
+                                server_lost_state(e, s, now, false, true, true, NULL);
                         /* RFC 6886 §3.2.1's notice names the new address, but it comes to a
                          * port any host of the link can reach, with nothing a forger would
                          * not know: taken as written, one datagram would rewrite (and have
@@ -2613,7 +2670,7 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                         }
                 } else if (s->info.state == PCP_SERVER_PCP)
                         /* a PCP server's NAT-PMP side says the address changed: re-check all */
-                        server_lost_state(e, s, now, false, true, NULL);
+                        server_lost_state(e, s, now, false, true, false, NULL);
                 else if (s->info.state == PCP_SERVER_UNREACHABLE)
                         /* a NAT-PMP gateway sends it as it boots (RFC 6886 §3.2.1): maybe
                          * back, as after a PCP ANNOUNCE below; the probe's answer tells */
@@ -2654,9 +2711,9 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
         /* An ANNOUNCE means "something changed" even when the epoch looks consistent
          * (miniupnpd with system_uptime=yes restarts without an epoch jump): renew
          * everything after a random delay (RFC 6887 §14.1.3), as often as the recreation
-         * limit allows (server_lost_state()). */
-        if (check_epoch(e, s, now, rx, msg.epoch, false, true, NULL))
-                server_lost_state(e, s, now, false, true, NULL);
+         * limit allows (server_lost_state()). Its epoch is not taken: the answers' is
+         * (announce_looks_reset()). */
+        server_lost_state(e, s, now, false, true, announce_looks_reset(s, rx, msg.epoch, false), NULL);
 }
 
 void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,
@@ -2861,7 +2918,7 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
 
                 s->recreate_at = PCP_NEVER;
                 s->pending_reset = s->pending_announce = false;
-                server_recreate(e, s, now, reset, from_announce, true, NULL);
+                server_recreate(e, s, now, reset, from_announce, true, false, NULL);
         }
         if (s->probe_at <= now) {
                 send_announce_probe(e, s, now);
