@@ -59,6 +59,11 @@
  * anything (server_asking()) and heard nothing from for this long is silent
  * (pcp_server_info.silent) */
 #define SILENT_FAIL (20 * SEC)
+/* An ICMP error counts only if a request went to its server this recently and one is still
+ * outstanding (unreachable()): a real one comes one round trip after the datagram it
+ * answers (milliseconds on a LAN; 2 s leaves room for a busy event loop), and the
+ * retransmission that follows (IRT, 3 s) gets its own. */
+#define ICMP_WINDOW (2 * SEC)
 #define SILENT_FAIL_RETRANSMISSIONS 3
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
 /* Requests in flight per server (pcp_engine_config.max_in_flight; see the header for what
@@ -216,6 +221,8 @@ struct pcp_server {
          * PCP_NEVER: none since. Silent (info.silent) SILENT_FAIL after it. */
         uint64_t asking_since;
         uint32_t n_awaiting;   /* its mappings whose request is outstanding (m->awaiting) */
+        uint64_t sent_at;      /* when the last request to it was marked to go (PCP_NEVER: none):
+                                * an ICMP error long after it is no answer to it */
         /* server-level actions, each PCP_NEVER when not wanted */
         uint64_t probe_at, probe_rt;
         uint64_t natpmp_addr_at, natpmp_addr_rt;
@@ -493,6 +500,7 @@ const char *pcp_drop_reason_to_string(pcp_drop_reason r) {
                 [PCP_DROP_UNKNOWN_SERVER] = "unknown-server",
                 [PCP_DROP_AMBIGUOUS] = "ambiguous",
                 [PCP_DROP_UNUSABLE] = "unusable",
+                [PCP_DROP_STRAY_ICMP] = "stray-icmp",
         };
         return (unsigned) r < _PCP_DROP_MAX ? names[r] : "invalid";
 }
@@ -667,6 +675,7 @@ static void mapping_set_awaiting(pcp_engine *e, pcp_mapping *m, bool awaiting) {
 
 static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         server_asking(e, m->server, now);
+        m->server->sent_at = now;
         m->info.natpmp = mapping_uses_natpmp(m);
         m->last_sent = now;
         mapping_set_awaiting(e, m, true);
@@ -678,11 +687,13 @@ static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now) {
 
 static void send_announce_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_asking(e, s, now);
+        s->sent_at = now;
         out_push(&e->datagrams, &s->out_probe, OUT_SERVER_PROBE);
 }
 
 static void send_natpmp_addr_request(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_asking(e, s, now);
+        s->sent_at = now;
         s->natpmp_addr_out = true;
         out_push(&e->datagrams, &s->out_natpmp_addr, OUT_SERVER_NATPMP_ADDR);
 }
@@ -1694,6 +1705,7 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
         s->timer = PCP_HEAP_ITEM_INIT;
         s->probe_at = s->natpmp_addr_at = s->reprobe_at = s->recreate_at = s->version_doubt_at = PCP_NEVER;
         s->asking_since = PCP_NEVER;
+        s->sent_at = PCP_NEVER;
         out_init(&s->waiting);
         s->next = e->servers;
         e->servers = s;
@@ -2753,12 +2765,28 @@ static void mappings_unreachable(pcp_engine *e, pcp_server *s) {
         }
 }
 
+/* Would a real ICMP error from s come now? It answers a datagram sent moments ago (within
+ * ICMP_WINDOW), and it only matters while something is asked of s. One that comes
+ * otherwise (a forger on the link who knows the socket's ports, or a late one for a request
+ * answered since) demoted a server that answered a second ago: UNREACHABLE, its pending
+ * mappings failed, new ones sent elsewhere. O(1): the time of the last request, and the
+ * counts the silence timing keeps anyway. */
+static bool icmp_plausible(const pcp_server *s, uint64_t now) {
+        if (now < s->sent_at || now - s->sent_at > ICMP_WINDOW) /* PCP_NEVER: none went */
+                return false;
+        return s->n_awaiting > 0 || s->probing || s->natpmp_addr_out;
+}
+
 static void unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index) {
         pcp_server *s = find_server(e, server_id);
         size_t next_addr = SIZE_MAX;
 
         if (s == NULL || addr_index >= s->info.n_addrs)
                 return;
+        if (!icmp_plausible(s, now)) {
+                drop(e, PCP_DROP_STRAY_ICMP);
+                return;
+        }
         s->addr_unreachable[addr_index] = true;
         /* an ICMP error for something sent to an address we already left changes nothing:
          * reacting to each of them would resend everything once per error (a storm) */
@@ -2801,6 +2829,7 @@ static void unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
 
 void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index) {
         reap(e);
+        e->stats.received++; /* an ICMP error is input too (a stray one is dropped) */
         unreachable(e, now, server_id, addr_index);
         /* RFC 7488: the next address is tried at once */
         run_due(e, now);

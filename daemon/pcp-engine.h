@@ -120,6 +120,8 @@ typedef enum pcp_drop_reason {
                                   * address, port or lifetime: an unsolicited MAP/PEER update
                                   * (the grant held stays) or a NAT-PMP external address of
                                   * 0.0.0.0 (asked again on the retransmission schedule) */
+        PCP_DROP_STRAY_ICMP,     /* an ICMP error (pcp_engine_unreachable()) while nothing is
+                                  * asked of the server, or nothing went to it for 2 s */
         _PCP_DROP_MAX,
 } pcp_drop_reason;
 
@@ -335,6 +337,8 @@ typedef struct pcp_engine_config {
 } pcp_engine_config;
 
 typedef struct pcp_engine_stats {
+        /* received: datagrams and ICMP errors handed in (pcp_engine_receive*(),
+         * _receive_announce*(), _unreachable()); what was dropped of them is in dropped[] */
         uint64_t sent, received, retransmissions, renewals;
         uint64_t dropped[_PCP_DROP_MAX];
         uint64_t epoch_resets;
@@ -404,7 +408,11 @@ void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct socka
                                  const uint8_t *buf, size_t len);
 void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,
                                     const uint8_t *buf, size_t len);
-/* ICMP port/host unreachable (ECONNREFUSED, EHOSTUNREACH...) on that address' socket. */
+/* ICMP port/host unreachable (ECONNREFUSED, EHOSTUNREACH...) on that address' socket.
+ * A real one answers a datagram sent moments ago; anyone who knows the socket's ports can
+ * forge one. So it counts only while a request to the server is outstanding (a mapping's,
+ * a delete, a probe, a NAT-PMP address request) and one went to it within the last 2 s;
+ * otherwise it is dropped and counted (PCP_DROP_STRAY_ICMP) and changes nothing. */
 void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index);
 
 /* Time. */

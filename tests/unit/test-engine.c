@@ -1494,6 +1494,74 @@ static void test_unreachable(void **state) {
         h_free(h);
 }
 
+/* An ICMP error is no more authenticated than an ANNOUNCE: anyone on the path who knows
+ * the socket's ports can send one. A real one answers a datagram sent moments ago. One
+ * while nothing is asked of the server, or long after the last request went, changes
+ * nothing (dropped, counted: stray-icmp); one right after a request still fails over at
+ * once, as test_unreachable says. (One spoofed datagram made a server that answered a
+ * second ago UNREACHABLE and failed its pending mappings.) */
+static void test_icmp_needs_a_request(void **state) {
+        harness *h = h_new(29, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t act = granted_map(h, sid, 8080, 600, 40000), pend;
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+
+        (void) state;
+        /* answered a second ago, nothing asked since */
+        h_advance(h, 1 * SEC);
+        h_clear(h);
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        if (h_srv(h, sid)->state != PCP_SERVER_PCP)
+                fail_msg("one ICMP error with nothing asked made the server %s",
+                         pcp_server_state_to_string(h_srv(h, sid)->state));
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h->n_sent, 0);
+        assert_int_equal(h_mapping(h, act)->state, PCP_MAPPING_ACTIVE);
+        assert_int_equal(st->dropped[PCP_DROP_STRAY_ICMP], 1);
+        assert_string_equal(pcp_drop_reason_to_string(PCP_DROP_STRAY_ICMP), "stray-icmp");
+
+        /* a request out, but it went 2.5 s ago (its retransmission comes at ~3 s): no
+         * answer to it, dropped too */
+        pend = h_map(h, sid, IPPROTO_TCP, 9090, 600);
+        h_advance(h, 2500);
+        assert_int_equal(h_count_for(h, pend), 1);
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_mapping(h, pend)->state, PCP_MAPPING_PENDING);
+        assert_int_equal(h_mapping(h, pend)->error, PCP_MAPPING_ERROR_NONE);
+        assert_int_equal(st->dropped[PCP_DROP_STRAY_ICMP], 2);
+
+        /* its retransmission, and the ICMP error right after it: taken, as before */
+        while (h_count_for(h, pend) < 2)
+                assert_true(h_step(h));
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        assert_int_equal(st->dropped[PCP_DROP_STRAY_ICMP], 2);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        assert_int_equal(h_mapping(h, pend)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, pend)->error, PCP_MAPPING_ERROR_UNREACHABLE);
+        assert_int_equal(h_mapping(h, act)->state, PCP_MAPPING_ACTIVE);
+
+        /* the server is back: its answer to the next retransmission; an ICMP error half a
+         * second after that answer (nothing asked any more) changes nothing */
+        while (h_count_for(h, pend) < 3)
+                assert_true(h_step(h));
+        h_reply(h, h_last_for(h, pend), PCP_RESULT_SUCCESS, 600, ep(h), EXT, 49090);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_mapping(h, pend)->state, PCP_MAPPING_ACTIVE);
+        h_advance(h, 500);
+        h_clear(h);
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        assert_int_equal(st->dropped[PCP_DROP_STRAY_ICMP], 3);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h->n_sent, 0);
+        h_free(h);
+}
+
 /* ---- nonce persistence ---- */
 
 static void test_nonce_persistence(void **state) {
@@ -4061,6 +4129,9 @@ static void test_announce_hint_unreachable(void **state) {
         (void) state;
         h_advance(h, 10 * SEC);
         epoch = h_srv(h, sid)->epoch;
+        /* the router went away: the next request meets ICMP (an ICMP error with nothing
+         * asked is dropped: test_icmp_needs_a_request) */
+        (void) h_map(h, sid, IPPROTO_UDP, 7101, 3600);
         pcp_engine_unreachable(h->e, h->now, sid, 0);
         h_drain(h);
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
@@ -4338,6 +4409,9 @@ static void test_unreachable_natpmp_hint(void **state) {
         natpmp_map_answer(h, sid, 7200, 37200, 3600);
         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
         h_advance(h, MINUTE);
+        /* the router went away: the next request meets ICMP (an ICMP error with nothing
+         * asked is dropped: test_icmp_needs_a_request) */
+        (void) h_map(h, sid, IPPROTO_UDP, 7201, 3600);
         pcp_engine_unreachable(h->e, h->now, sid, 0);
         h_drain(h);
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
@@ -4521,6 +4595,7 @@ int main(void) {
                 cmocka_unit_test(test_unsolicited),
                 cmocka_unit_test(test_drops),
                 cmocka_unit_test(test_unreachable),
+                cmocka_unit_test(test_icmp_needs_a_request),
                 cmocka_unit_test(test_nonce_persistence),
         cmocka_unit_test(test_renewal_phase_from_nonce),
                 cmocka_unit_test(test_options_and_prefix64),
