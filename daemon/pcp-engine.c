@@ -59,12 +59,12 @@
  * anything (server_asking()) and heard nothing from for this long is silent
  * (pcp_server_info.silent) */
 #define SILENT_FAIL (20 * SEC)
+#define SILENT_FAIL_RETRANSMISSIONS 3
 /* An ICMP error counts only if a request went to its server this recently and one is still
- * outstanding (unreachable()): a real one comes one round trip after the datagram it
+ * outstanding (icmp_plausible()): a real one comes one round trip after the datagram it
  * answers (milliseconds on a LAN; 2 s leaves room for a busy event loop), and the
  * retransmission that follows (IRT, 3 s) gets its own. */
 #define ICMP_WINDOW (2 * SEC)
-#define SILENT_FAIL_RETRANSMISSIONS 3
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
 /* Requests in flight per server (pcp_engine_config.max_in_flight; see the header for what
  * counts). The answers to what is in flight wait in the caller's receive buffer while it
@@ -251,7 +251,7 @@ struct pcp_server {
         bool pending_reset, pending_announce; /* what the deferred one is for */
         /* An ANNOUNCE or NAT-PMP notice (no nonce: anyone on the link can send one) never
          * moves the epoch; it has the mappings asked again, and their answers tell
-         * (server_announced()). recheck_clean: a recreation for one of them is under way
+         * (announce_looks_reset()). recheck_clean: a recreation for one of them is under way
          * and no answer since it began had a consistent epoch, so a reset the next answer
          * reveals is dealt with by that recreation (check_epoch()): told, not repeated.
          * recheck_untold: that recreation was started at once by one whose epoch looked
