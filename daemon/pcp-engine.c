@@ -60,6 +60,11 @@
  * (pcp_server_info.silent) */
 #define SILENT_FAIL (20 * SEC)
 #define SILENT_FAIL_RETRANSMISSIONS 3
+/* An ICMP error counts only if a request went to its server this recently and one is still
+ * outstanding (icmp_plausible()): a real one comes one round trip after the datagram it
+ * answers (milliseconds on a LAN; 2 s leaves room for a busy event loop), and the
+ * retransmission that follows (IRT, 3 s) gets its own. */
+#define ICMP_WINDOW (2 * SEC)
 #define DEFAULT_MAX_MAPPINGS (131070 * 2)
 /* Requests in flight per server (pcp_engine_config.max_in_flight; see the header for what
  * counts). The answers to what is in flight wait in the caller's receive buffer while it
@@ -216,6 +221,8 @@ struct pcp_server {
          * PCP_NEVER: none since. Silent (info.silent) SILENT_FAIL after it. */
         uint64_t asking_since;
         uint32_t n_awaiting;   /* its mappings whose request is outstanding (m->awaiting) */
+        uint64_t sent_at;      /* when the last request to it was marked to go (PCP_NEVER: none):
+                                * an ICMP error long after it is no answer to it */
         /* server-level actions, each PCP_NEVER when not wanted */
         uint64_t probe_at, probe_rt;
         uint64_t natpmp_addr_at, natpmp_addr_rt;
@@ -242,6 +249,15 @@ struct pcp_server {
         uint64_t recreate_rt;      /* the interval the next recreation holds for */
         uint64_t recreate_at;      /* a recreation deferred to hold_until; PCP_NEVER = none */
         bool pending_reset, pending_announce; /* what the deferred one is for */
+        /* An ANNOUNCE or NAT-PMP notice (no nonce: anyone on the link can send one) never
+         * moves the epoch; it has the mappings asked again, and their answers tell
+         * (announce_looks_reset()). recheck_clean: a recreation for one of them is under way
+         * and no answer since it began had a consistent epoch, so a reset the next answer
+         * reveals is dealt with by that recreation (check_epoch()): told, not repeated.
+         * recheck_untold: that recreation was started at once by one whose epoch looked
+         * like a reset, and its event waits for the first answer (EPOCH_RESET if the answer
+         * confirms the reset, else RECREATE), so a forged one is never told as a loss. */
+        bool recheck_clean, recheck_untold;
 
         /* output marks; what a queued EPOCH_RESET or RECREATE says (emit_recreated()) */
         out_node out_probe, out_natpmp_addr, out_event, out_recreated;
@@ -484,6 +500,7 @@ const char *pcp_drop_reason_to_string(pcp_drop_reason r) {
                 [PCP_DROP_UNKNOWN_SERVER] = "unknown-server",
                 [PCP_DROP_AMBIGUOUS] = "ambiguous",
                 [PCP_DROP_UNUSABLE] = "unusable",
+                [PCP_DROP_STRAY_ICMP] = "stray-icmp",
         };
         return (unsigned) r < _PCP_DROP_MAX ? names[r] : "invalid";
 }
@@ -658,6 +675,7 @@ static void mapping_set_awaiting(pcp_engine *e, pcp_mapping *m, bool awaiting) {
 
 static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now) {
         server_asking(e, m->server, now);
+        m->server->sent_at = now;
         m->info.natpmp = mapping_uses_natpmp(m);
         m->last_sent = now;
         mapping_set_awaiting(e, m, true);
@@ -669,11 +687,13 @@ static void send_mapping_request(pcp_engine *e, pcp_mapping *m, uint64_t now) {
 
 static void send_announce_probe(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_asking(e, s, now);
+        s->sent_at = now;
         out_push(&e->datagrams, &s->out_probe, OUT_SERVER_PROBE);
 }
 
 static void send_natpmp_addr_request(pcp_engine *e, pcp_server *s, uint64_t now) {
         server_asking(e, s, now);
+        s->sent_at = now;
         s->natpmp_addr_out = true;
         out_push(&e->datagrams, &s->out_natpmp_addr, OUT_SERVER_NATPMP_ADDR);
 }
@@ -1140,9 +1160,13 @@ static size_t server_recreate_all(pcp_engine *e, pcp_server *s, uint64_t now, ui
  * deferred: held back by the interval. The events are as rate-limited as the
  * recreations: at most one per interval, whatever is received. */
 static void server_recreate(pcp_engine *e, pcp_server *s, uint64_t now, bool reset, bool from_announce,
-                            bool deferred, pcp_mapping *answered) {
-        /* the server's event before its mappings' */
-        emit_recreated(e, s, reset, from_announce);
+                            bool deferred, bool untold, pcp_mapping *answered) {
+        /* the server's event before its mappings' (untold: when its answers tell which,
+         * see recheck_untold) */
+        if (!untold)
+                emit_recreated(e, s, reset, from_announce);
+        s->recheck_clean = !reset;
+        s->recheck_untold = untold;
         /* after an ANNOUNCE everybody hears it at once: spread the recreations */
         s->recreated_n = server_recreate_all(e, s, now, from_announce ? e->cfg.announce_delay_max : 0, answered);
         s->recreate_rt = deferred ? min_u64(2 * s->recreate_rt, e->cfg.recreate_interval_max)
@@ -1151,9 +1175,11 @@ static void server_recreate(pcp_engine *e, pcp_server *s, uint64_t now, bool res
 }
 
 /* Something says s may have lost our mappings: recreate them at once, or, within the
- * interval after the last recreation, once when it ends (RECREATE_INTERVAL). */
+ * interval after the last recreation, once when it ends (RECREATE_INTERVAL). untold: an
+ * ANNOUNCE or notice whose epoch looks like a reset; a recreation at once is told when the
+ * answers tell (recheck_untold), a deferred one as any deferred one. */
 static void server_lost_state(pcp_engine *e, pcp_server *s, uint64_t now, bool reset, bool from_announce,
-                              pcp_mapping *answered) {
+                              bool untold, pcp_mapping *answered) {
         if (!s->in_episode || (s->recreate_at == PCP_NEVER && now >= s->hold_until + EPISODE_QUIET)) {
                 s->in_episode = true;
                 s->episode_reported = s->episode_told = false;
@@ -1161,7 +1187,7 @@ static void server_lost_state(pcp_engine *e, pcp_server *s, uint64_t now, bool r
                 s->hold_until = now;
         }
         if (s->recreate_at == PCP_NEVER && now >= s->hold_until) {
-                server_recreate(e, s, now, reset, from_announce, false, answered);
+                server_recreate(e, s, now, reset, from_announce, false, untold, answered);
                 return;
         }
         s->pending_reset |= reset;
@@ -1178,7 +1204,7 @@ static void server_lost_state(pcp_engine *e, pcp_server *s, uint64_t now, bool r
  * slack and 1 s epoch resolution a delay of ~1.1 s is enough. Returns whether the epoch
  * was consistent; if not, the server's mappings are (or will be) recreated. */
 static bool check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx, uint32_t epoch, bool natpmp,
-                        bool from_announce, pcp_mapping *answered) {
+                        pcp_mapping *answered) {
         bool valid = true;
 
         if (s->info.epoch_known)
@@ -1187,11 +1213,50 @@ static bool check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx,
         s->info.epoch = epoch;
         s->info.epoch_known = true;
         s->epoch_client_ms = rx;
-        if (valid)
+        if (valid) {
+                if (s->recheck_untold) {
+                        /* the ANNOUNCE that looked like a reset was not one (forged, or a
+                         * server's slip): what its recreation was is told now */
+                        s->recheck_untold = false;
+                        emit_recreated(e, s, false, true);
+                }
+                s->recheck_clean = false;
                 return true;
+        }
         e->stats.epoch_resets++;
-        server_lost_state(e, s, now, true, from_announce, answered);
+        if (s->recheck_clean) {
+                /* The first answer since an ANNOUNCE (or notice) had every mapping asked again
+                 * reveals the reset: what was granted before that answer was granted before
+                 * the restart, and is being asked again already (answers since the ANNOUNCE
+                 * would have cleared recheck_clean). Told now; no second recreation. */
+                size_t n = 0;
+
+                for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
+                        n += m != answered && m->recreating && m->info.state != PCP_MAPPING_DELETING;
+                s->recheck_clean = s->recheck_untold = false;
+                emit_recreated(e, s, true, true);
+                s->recreated_n = n;
+                return false;
+        }
+        server_lost_state(e, s, now, true, false, false, answered);
         return false;
+}
+
+/* An ANNOUNCE (RFC 6887 §14.1.3) or a NAT-PMP address notice (RFC 6886 §3.2.1) from s, on
+ * the port any host of the link can send to, with nothing a forger would not know but the
+ * server's address. It names no nonce, so it is a hint, not a fact: it has every mapping
+ * asked again (spread over announce_delay_max, rate-limited: server_lost_state()), and
+ * the answers, which name a nonce (or, in NAT-PMP, answer a request of ours), set the
+ * epoch and tell whether the server lost its state. Taken as written, one forged datagram
+ * with a far epoch was the baseline the real server's next answer looked reset against:
+ * two EPOCH_RESETs and two recreations for one datagram. Its own epoch only says whether
+ * it looks like a reset (natpmp: by NAT-PMP's rule): then the event waits for the answers
+ * (recheck_untold), so that a forged one is not told as a loss either. */
+static bool announce_looks_reset(const pcp_server *s, uint64_t rx, uint32_t epoch, bool natpmp) {
+        if (!s->info.epoch_known)
+                return false;
+        return natpmp ? !natpmp_epoch_valid(s->info.epoch, s->epoch_client_ms, epoch, rx)
+                      : !pcp_epoch_valid(s->info.epoch, s->epoch_client_ms, epoch, rx);
 }
 
 /* when s turns silent if nothing is heard from it before; PCP_NEVER: not asking, or silent */
@@ -1640,6 +1705,7 @@ int pcp_engine_add_server(pcp_engine *e, uint64_t now, const pcp_server_addr *ad
         s->timer = PCP_HEAP_ITEM_INIT;
         s->probe_at = s->natpmp_addr_at = s->reprobe_at = s->recreate_at = s->version_doubt_at = PCP_NEVER;
         s->asking_since = PCP_NEVER;
+        s->sent_at = PCP_NEVER;
         out_init(&s->waiting);
         s->next = e->servers;
         e->servers = s;
@@ -2209,7 +2275,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 s->probing = false;
                 s->probe_at = PCP_NEVER;
                 s->reprobe_at = PCP_NEVER;
-                check_epoch(e, s, now, rx, msg->epoch, false, false, NULL);
+                check_epoch(e, s, now, rx, msg->epoch, false, NULL);
                 learn_prefix64(e, s, msg);
                 if (msg->result == PCP_RESULT_SUCCESS)
                         server_address_matched(e, s);
@@ -2275,7 +2341,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                  * we are done asking. */
                 bool upstream = msg->result == PCP_RESULT_SUCCESS ? msg->lifetime == 0
                                                                  : msg->result == PCP_RESULT_NO_RESOURCES;
-                check_epoch(e, s, now, rx, msg->epoch, false, false, m);
+                check_epoch(e, s, now, rx, msg->epoch, false, m);
                 mapping_deleted(e, m, upstream);
                 return;
         }
@@ -2296,7 +2362,7 @@ static void handle_pcp_response(pcp_engine *e, pcp_server *s, size_t addr_index,
                 }
         }
 
-        check_epoch(e, s, now, rx, msg->epoch, false, false, m);
+        check_epoch(e, s, now, rx, msg->epoch, false, m);
         if (msg->result == PCP_RESULT_SUCCESS) {
                 if (bad != PCP_MAPPING_ERROR_NONE) {
                         mapping_unusable(e, m, now, bad);
@@ -2445,7 +2511,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                         natpmp_no_address(e, s);
                         return;
                 }
-                check_epoch(e, s, now, rx, n->epoch, true, false, NULL);
+                check_epoch(e, s, now, rx, n->epoch, true, NULL);
                 if (n->result != NATPMP_RESULT_SUCCESS) {
                         /* no address (RFC 6886 §3.2: NETWORK_FAILURE until the gateway has
                          * one): asked again on the schedule too */
@@ -2486,7 +2552,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
         }
         slot_release(e, m);
         if (m->info.state == PCP_MAPPING_DELETING) {
-                check_epoch(e, s, now, rx, n->epoch, true, false, m);
+                check_epoch(e, s, now, rx, n->epoch, true, m);
                 mapping_deleted(e, m, n->result == NATPMP_RESULT_SUCCESS);
                 return;
         }
@@ -2494,7 +2560,7 @@ static void handle_natpmp_response(pcp_engine *e, pcp_server *s, size_t addr_ind
                 drop(e, PCP_DROP_UNSOLICITED);
                 return;
         }
-        check_epoch(e, s, now, rx, n->epoch, true, false, m);
+        check_epoch(e, s, now, rx, n->epoch, true, m);
         if (n->result == NATPMP_RESULT_SUCCESS) {
                 pcp_mapping_error bad = port_lifetime_problem(m, n->external_port, n->lifetime);
 
@@ -2591,7 +2657,10 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                                 drop(e, PCP_DROP_UNUSABLE);
                                 return;
                         }
-                        check_epoch(e, s, now, rx, n.epoch, true, true, NULL);
+                        /* RFC 6886 §3.6: an epoch that looks like a restart has the mappings
+                         * asked again, whose answers tell (announce_looks_reset()) */
+                        if (announce_looks_reset(s, rx, n.epoch, true))
+                                server_lost_state(e, s, now, false, true, true, NULL);
                         /* RFC 6886 §3.2.1's notice names the new address, but it comes to a
                          * port any host of the link can reach, with nothing a forger would
                          * not know: taken as written, one datagram would rewrite (and have
@@ -2613,7 +2682,7 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
                         }
                 } else if (s->info.state == PCP_SERVER_PCP)
                         /* a PCP server's NAT-PMP side says the address changed: re-check all */
-                        server_lost_state(e, s, now, false, true, NULL);
+                        server_lost_state(e, s, now, false, true, false, NULL);
                 else if (s->info.state == PCP_SERVER_UNREACHABLE)
                         /* a NAT-PMP gateway sends it as it boots (RFC 6886 §3.2.1): maybe
                          * back, as after a PCP ANNOUNCE below; the probe's answer tells */
@@ -2654,9 +2723,9 @@ static void receive_announce(pcp_engine *e, uint64_t now, uint64_t rx, const str
         /* An ANNOUNCE means "something changed" even when the epoch looks consistent
          * (miniupnpd with system_uptime=yes restarts without an epoch jump): renew
          * everything after a random delay (RFC 6887 §14.1.3), as often as the recreation
-         * limit allows (server_lost_state()). */
-        if (check_epoch(e, s, now, rx, msg.epoch, false, true, NULL))
-                server_lost_state(e, s, now, false, true, NULL);
+         * limit allows (server_lost_state()). Its epoch is not taken: the answers' is
+         * (announce_looks_reset()). */
+        server_lost_state(e, s, now, false, true, announce_looks_reset(s, rx, msg.epoch, false), NULL);
 }
 
 void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,
@@ -2696,12 +2765,28 @@ static void mappings_unreachable(pcp_engine *e, pcp_server *s) {
         }
 }
 
+/* Would a real ICMP error from s come now? It answers a datagram sent moments ago (within
+ * ICMP_WINDOW), and it only matters while something is asked of s. One that comes
+ * otherwise (a forger on the link who knows the socket's ports, or a late one for a request
+ * answered since) demoted a server that answered a second ago: UNREACHABLE, its pending
+ * mappings failed, new ones sent elsewhere. O(1): the time of the last request, and the
+ * counts the silence timing keeps anyway. */
+static bool icmp_plausible(const pcp_server *s, uint64_t now) {
+        if (now < s->sent_at || now - s->sent_at > ICMP_WINDOW) /* PCP_NEVER: none went */
+                return false;
+        return s->n_awaiting > 0 || s->probing || s->natpmp_addr_out;
+}
+
 static void unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index) {
         pcp_server *s = find_server(e, server_id);
         size_t next_addr = SIZE_MAX;
 
         if (s == NULL || addr_index >= s->info.n_addrs)
                 return;
+        if (!icmp_plausible(s, now)) {
+                drop(e, PCP_DROP_STRAY_ICMP);
+                return;
+        }
         s->addr_unreachable[addr_index] = true;
         /* an ICMP error for something sent to an address we already left changes nothing:
          * reacting to each of them would resend everything once per error (a storm) */
@@ -2744,6 +2829,7 @@ static void unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
 
 void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index) {
         reap(e);
+        e->stats.received++; /* an ICMP error is input too (a stray one is dropped) */
         unreachable(e, now, server_id, addr_index);
         /* RFC 7488: the next address is tried at once */
         run_due(e, now);
@@ -2861,7 +2947,7 @@ static void server_timeout(pcp_engine *e, pcp_server *s, uint64_t now) {
 
                 s->recreate_at = PCP_NEVER;
                 s->pending_reset = s->pending_announce = false;
-                server_recreate(e, s, now, reset, from_announce, true, NULL);
+                server_recreate(e, s, now, reset, from_announce, true, false, NULL);
         }
         if (s->probe_at <= now) {
                 send_announce_probe(e, s, now);

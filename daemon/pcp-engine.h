@@ -120,6 +120,8 @@ typedef enum pcp_drop_reason {
                                   * address, port or lifetime: an unsolicited MAP/PEER update
                                   * (the grant held stays) or a NAT-PMP external address of
                                   * 0.0.0.0 (asked again on the retransmission schedule) */
+        PCP_DROP_STRAY_ICMP,     /* an ICMP error (pcp_engine_unreachable()) while nothing is
+                                  * asked of the server, or nothing went to it for 2 s */
         _PCP_DROP_MAX,
 } pcp_drop_reason;
 
@@ -224,15 +226,23 @@ typedef enum pcp_event_type {
         PCP_EVENT_MAPPING,         /* a mapping's info changed (state, external, lifetime, error) */
         PCP_EVENT_MAPPING_DELETED, /* a mapping is gone; its id is unknown from now on */
         PCP_EVENT_SERVER,          /* a server's state, epoch, external address or silence changed */
-        PCP_EVENT_EPOCH_RESET,     /* a server lost its state; its mappings are being recreated */
-        /* A server said something changed, with no sign that it lost its state (an ANNOUNCE
-         * whose epoch is consistent; a NAT-PMP external address notification from a PCP
-         * server, which miniupnpd sends on SIGUSR1 after its WAN address changed, just
-         * before an ANNOUNCE with its epoch reset): its mappings are being asked again,
-         * each after a random delay of up to config.announce_delay_max (RFC 6887 §14.1.3).
-         * Rate-limited as the recreations are (config.recreate_interval): at most
-         * one per interval, however many datagrams say so. An inconsistent epoch gives an
-         * EPOCH_RESET instead, never both for one recreation. */
+        /* A server lost its state (an answer's epoch says so); its mappings are being
+         * recreated. An ANNOUNCE or NAT-PMP notice never says so itself (anyone on the link
+         * can send one): it has the mappings asked again (PCP_EVENT_RECREATE), and the
+         * first answer that reveals the reset gives this event, from_announce, with no
+         * second recreation when nothing was answered since the ANNOUNCE. */
+        PCP_EVENT_EPOCH_RESET,
+        /* A server said something changed, with no sign that it lost its state (an ANNOUNCE;
+         * a NAT-PMP external address notification from a PCP server, which miniupnpd sends
+         * on SIGUSR1 after its WAN address changed, just before an ANNOUNCE with its epoch
+         * reset; one from a NAT-PMP server whose epoch looks like a restart): its mappings
+         * are being asked again, each after a random delay of up to
+         * config.announce_delay_max (RFC 6887 §14.1.3). Rate-limited as the recreations
+         * are (config.recreate_interval): at most one per interval, however many datagrams
+         * say so. The epoch of an ANNOUNCE or notice is never taken (the answers' is); when
+         * it looks like a reset, a recreation started at once is told at its first answer:
+         * EPOCH_RESET if that answer's epoch confirms the reset, else this event. Never both
+         * for one recreation. */
         PCP_EVENT_RECREATE,
 } pcp_event_type;
 
@@ -251,9 +261,10 @@ typedef struct pcp_event {
         uint32_t server_id;                /* all */
         const pcp_server_info *server;     /* SERVER, EPOCH_RESET, RECREATE, MAPPING;
                                             * MAPPING_DELETED: NULL if the server was removed */
-        bool from_announce;                /* EPOCH_RESET: revealed by an ANNOUNCE (or a NAT-PMP
-                                            * notification); RECREATE: always (nothing else
-                                            * recreates without a reset) */
+        bool from_announce;                /* EPOCH_RESET: revealed by the answers to the
+                                            * recreation an ANNOUNCE (or a NAT-PMP notification)
+                                            * started; RECREATE: always (nothing else recreates
+                                            * without a reset) */
         bool repeated;                     /* EPOCH_RESET: not the first EPOCH_RESET of its
                                             * episode (the server kept looking reset: see
                                             * recreate_interval); RECREATE: not the first
@@ -326,6 +337,8 @@ typedef struct pcp_engine_config {
 } pcp_engine_config;
 
 typedef struct pcp_engine_stats {
+        /* received: datagrams and ICMP errors handed in (pcp_engine_receive*(),
+         * _receive_announce*(), _unreachable()); what was dropped of them is in dropped[] */
         uint64_t sent, received, retransmissions, renewals;
         uint64_t dropped[_PCP_DROP_MAX];
         uint64_t epoch_resets;
@@ -382,16 +395,24 @@ void pcp_engine_receive(pcp_engine *e, uint64_t now, uint32_t server_id, size_t 
 void pcp_engine_receive_at(pcp_engine *e, uint64_t now, uint64_t rx, uint32_t server_id, size_t addr_index,
                            const struct sockaddr_in6 *from, const uint8_t *buf, size_t len);
 /* A datagram on the ANNOUNCE port (5350, unicast or multicast): PCP ANNOUNCE or a NAT-PMP
- * external address notification. Anyone on the link can send one in a server's name: a
- * PCP ANNOUNCE to a server not known to speak PCP (UNKNOWN, UNREACHABLE) only starts its
- * ANNOUNCE probe (at most once a second), whose answer sets its state and epoch; a NAT-PMP
- * notice only makes a NAT-PMP server asked for its address (likewise), and an UNREACHABLE
- * one probed (as its NAT-PMP answers do: a gateway back from a restart). */
+ * external address notification. Anyone on the link can send one in a server's name, so
+ * its epoch is never taken: a PCP ANNOUNCE to a server not known to speak PCP (UNKNOWN,
+ * UNREACHABLE) only starts its ANNOUNCE probe (at most once a second), whose answer sets
+ * its state and epoch; to a PCP server it has every mapping asked again (RFC 6887
+ * §14.1.3; PCP_EVENT_RECREATE), whose answers set the epoch and tell whether the server
+ * lost its state. A NAT-PMP notice only makes a NAT-PMP server asked for its address
+ * (likewise), and its mappings asked again if its epoch looks like a restart (RFC 6886
+ * §3.6; the answers tell, as for an ANNOUNCE), and an UNREACHABLE one probed (as its
+ * NAT-PMP answers do: a gateway back from a restart). */
 void pcp_engine_receive_announce(pcp_engine *e, uint64_t now, const struct sockaddr_in6 *from,
                                  const uint8_t *buf, size_t len);
 void pcp_engine_receive_announce_at(pcp_engine *e, uint64_t now, uint64_t rx, const struct sockaddr_in6 *from,
                                     const uint8_t *buf, size_t len);
-/* ICMP port/host unreachable (ECONNREFUSED, EHOSTUNREACH...) on that address' socket. */
+/* ICMP port/host unreachable (ECONNREFUSED, EHOSTUNREACH...) on that address' socket.
+ * A real one answers a datagram sent moments ago; anyone who knows the socket's ports can
+ * forge one. So it counts only while a request to the server is outstanding (a mapping's,
+ * a delete, a probe, a NAT-PMP address request) and one went to it within the last 2 s;
+ * otherwise it is dropped and counted (PCP_DROP_STRAY_ICMP) and changes nothing. */
 void pcp_engine_unreachable(pcp_engine *e, uint64_t now, uint32_t server_id, size_t addr_index);
 
 /* Time. */

@@ -1062,12 +1062,14 @@ static void test_epoch_reset_inflight(void **state) {
                         for (int i = 0; i < 10; i++)
                                 pend[i] = h_map(h, sid, IPPROTO_TCP, (uint16_t) (22000 + i), 3600);
                         h_advance(h, 100);
-                        /* the server restarted: its epoch went back to 0 */
+                        /* the server restarted: its epoch went back to 0 (an ANNOUNCE saying
+                         * so is a hint: every mapping asked again, the reset counted when an
+                         * answer confirms it, test_announce_is_a_hint) */
                         if (announce)
                                 h_announce(h, SRV, 0);
                         else
                                 h_reply(h, h_last_for(h, pend[0]), PCP_RESULT_SUCCESS, 3600, 0, EXT, 50000);
-                        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
+                        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, announce ? 0 : 1);
                         if (!announce) {
                                 /* the idle granted mapping is asked again at once */
                                 assert_int_equal(h_count_for(h, idle), 1);
@@ -1164,10 +1166,12 @@ static void test_announce(void **state) {
                 h_clear(h);
                 t0 = h->now;
                 h_announce(h, SRV, invalid ? 0 : ep(h));
-                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), (size_t) invalid);
-                if (invalid)
-                        assert_true(h_last_event(h, PCP_EVENT_EPOCH_RESET, 0)->from_announce);
-                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, (uint64_t) invalid);
+                /* the ANNOUNCE's epoch is not taken (the answers' is); one that looks like
+                 * a reset is told when an answer says which it was */
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), (size_t) !invalid);
+                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 0);
+                assert_int_equal(h_srv(h, sid)->epoch, ep(h) - 60);
                 h_advance_to(h, t0 + 5 * SEC);
                 for (int i = 0; i < 200; i++) {
                         const h_sent *s = h_first_for(h, ids[i]);
@@ -1182,6 +1186,19 @@ static void test_announce(void **state) {
                 /* spread over the whole window, not all at once */
                 assert_true(lo < 500);
                 assert_true(hi > 4500);
+                if (invalid) {
+                        /* the restarted server's answer to one: the reset, told once, the
+                         * others being asked already; nothing asked again */
+                        size_t before = h->n_sent;
+
+                        h_reply(h, h_last_for(h, ids[0]), PCP_RESULT_SUCCESS, 3600, (uint32_t) ((h->now - t0) / SEC),
+                                EXT, 20000);
+                        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+                        assert_true(h_last_event(h, PCP_EVENT_EPOCH_RESET, 0)->from_announce);
+                        assert_int_equal(h_last_event(h, PCP_EVENT_EPOCH_RESET, 0)->n_recreated, 199);
+                        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
+                        assert_int_equal(h->n_sent, before);
+                }
                 /* an ANNOUNCE from a stranger changes nothing */
                 h_clear(h);
                 h_announce(h, "10.9.9.9", 0);
@@ -1474,6 +1491,74 @@ static void test_unreachable(void **state) {
         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
         assert_false(h_srv(h, sid)->silent);
+        h_free(h);
+}
+
+/* An ICMP error is no more authenticated than an ANNOUNCE: anyone on the path who knows
+ * the socket's ports can send one. A real one answers a datagram sent moments ago. One
+ * while nothing is asked of the server, or long after the last request went, changes
+ * nothing (dropped, counted: stray-icmp); one right after a request still fails over at
+ * once, as test_unreachable says. (One spoofed datagram made a server that answered a
+ * second ago UNREACHABLE and failed its pending mappings.) */
+static void test_icmp_needs_a_request(void **state) {
+        harness *h = h_new(29, NULL);
+        uint32_t sid = pcp_server(h);
+        uint64_t act = granted_map(h, sid, 8080, 600, 40000), pend;
+        const pcp_engine_stats *st = pcp_engine_get_stats(h->e);
+
+        (void) state;
+        /* answered a second ago, nothing asked since */
+        h_advance(h, 1 * SEC);
+        h_clear(h);
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        if (h_srv(h, sid)->state != PCP_SERVER_PCP)
+                fail_msg("one ICMP error with nothing asked made the server %s",
+                         pcp_server_state_to_string(h_srv(h, sid)->state));
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h->n_sent, 0);
+        assert_int_equal(h_mapping(h, act)->state, PCP_MAPPING_ACTIVE);
+        assert_int_equal(st->dropped[PCP_DROP_STRAY_ICMP], 1);
+        assert_string_equal(pcp_drop_reason_to_string(PCP_DROP_STRAY_ICMP), "stray-icmp");
+
+        /* a request out, but it went 2.5 s ago (its retransmission comes at ~3 s): no
+         * answer to it, dropped too */
+        pend = h_map(h, sid, IPPROTO_TCP, 9090, 600);
+        h_advance(h, 2500);
+        assert_int_equal(h_count_for(h, pend), 1);
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_mapping(h, pend)->state, PCP_MAPPING_PENDING);
+        assert_int_equal(h_mapping(h, pend)->error, PCP_MAPPING_ERROR_NONE);
+        assert_int_equal(st->dropped[PCP_DROP_STRAY_ICMP], 2);
+
+        /* its retransmission, and the ICMP error right after it: taken, as before */
+        while (h_count_for(h, pend) < 2)
+                assert_true(h_step(h));
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        assert_int_equal(st->dropped[PCP_DROP_STRAY_ICMP], 2);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
+        assert_int_equal(h_mapping(h, pend)->state, PCP_MAPPING_FAILED);
+        assert_int_equal(h_mapping(h, pend)->error, PCP_MAPPING_ERROR_UNREACHABLE);
+        assert_int_equal(h_mapping(h, act)->state, PCP_MAPPING_ACTIVE);
+
+        /* the server is back: its answer to the next retransmission; an ICMP error half a
+         * second after that answer (nothing asked any more) changes nothing */
+        while (h_count_for(h, pend) < 3)
+                assert_true(h_step(h));
+        h_reply(h, h_last_for(h, pend), PCP_RESULT_SUCCESS, 600, ep(h), EXT, 49090);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h_mapping(h, pend)->state, PCP_MAPPING_ACTIVE);
+        h_advance(h, 500);
+        h_clear(h);
+        pcp_engine_unreachable(h->e, h->now, sid, 0);
+        h_drain(h);
+        assert_int_equal(st->dropped[PCP_DROP_STRAY_ICMP], 3);
+        assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_PCP);
+        assert_int_equal(h->n_ev, 0);
+        assert_int_equal(h->n_sent, 0);
         h_free(h);
 }
 
@@ -2801,36 +2886,55 @@ static void test_announce_recreate_event(void **state) {
         h_free(h);
 }
 
-/* An ANNOUNCE whose epoch says the server lost its state: an EPOCH_RESET (counting the
- * mappings) and no RECREATE, then or when the interval ends. A consistent ANNOUNCE then an
- * inconsistent one within the interval: RECREATE at once, and the deferred recreation is
- * an EPOCH_RESET (the first of the episode), not a RECREATE too. A reset then a
- * consistent ANNOUNCE within the interval: the deferred recreation's RECREATE is flagged
- * repeated (the reset told it already). */
+/* An ANNOUNCE whose epoch says the server lost its state (a restarted router's): its
+ * mappings asked again within 0-5 s, nothing told at once (its epoch is not taken: anyone
+ * can send one), then, at the first answer, which carries the reset epoch, one
+ * EPOCH_RESET (from the ANNOUNCE, not repeated, counting the mappings still being asked)
+ * and no second recreation, no RECREATE. A consistent ANNOUNCE then a restart and an
+ * inconsistent one within the interval: RECREATE at once, and one EPOCH_RESET by the time
+ * the interval ends (at the first answer after the restart if none came before it, else
+ * with the deferred recreation: what was granted before the restart is lost), each mapping
+ * asked twice, never more. A reset then a consistent ANNOUNCE within the interval: the
+ * deferred recreation's RECREATE is flagged repeated (the reset told it already). */
 static void test_announce_recreate_reset(void **state) {
         /* inconsistent at once */
         {
                 harness *h = h_new(131, NULL);
-                uint64_t ids[4], t0;
+                uint64_t ids[4], t0, t_first = PCP_NEVER;
                 uint32_t sid = recreate_setup(h, ids, 4, 7500);
+                uint32_t epoch_before = h_srv(h, sid)->epoch;
                 size_t from = 0;
                 const h_event *ev;
 
                 t0 = h->now;
                 restart_now(h, 0);
                 h_announce(h, SRV, ep_r(h));
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 0);
+                assert_int_equal(h_srv(h, sid)->epoch, epoch_before);
+                for (int i = 0; i < 4; i++)
+                        assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_RENEWING);
+                answer_until(h, t0 + 20 * SEC, &from);
+                for (size_t k = 0; k < h->n_sent; k++)
+                        if (!h_is_natpmp(&h->sent[k]) && (h->sent[k].buf[1] & 0x7f) == PCP_OPCODE_MAP)
+                                t_first = h->sent[k].t < t_first ? h->sent[k].t : t_first;
                 assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
                 assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
                 ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
                 assert_int_equal(ev->server_id, sid);
                 assert_true(ev->from_announce);
                 assert_false(ev->repeated);
-                assert_int_equal(ev->n_recreated, 4);
-                answer_until(h, t0 + 20 * SEC, &from);
-                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
-                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+                /* told at the first answer (answer_until() answers in steps of 100 ms),
+                 * the three others being asked */
+                assert_in(ev->t, t_first, t_first + 100);
+                assert_int_equal(ev->n_recreated, 3);
+                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
+                /* the answers' epoch (the last came within the 5 s) */
+                assert_in(h_srv(h, sid)->epoch, 0, 5);
                 for (int i = 0; i < 4; i++) {
                         assert_int_equal(h_count_for(h, ids[i]), 1);
+                        assert_in(h_first_for(h, ids[i])->t, t0, t0 + 5 * SEC);
                         assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
                 }
                 h_free(h);
@@ -2849,19 +2953,25 @@ static void test_announce_recreate_reset(void **state) {
                 answer_until(h, t0 + 1 * SEC, &from);
                 restart_now(h, 0);
                 h_announce(h, SRV, ep_r(h));
-                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
+                assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 0);
                 assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
                 answer_until(h, t0 + 5 * SEC, &from);
                 assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
-                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
                 ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
                 assert_int_equal(ev->server_id, sid);
                 assert_false(ev->repeated);
-                assert_int_equal(ev->t, t0 + 5 * SEC);
-                assert_int_equal(ev->n_recreated, 4);
+                assert_true(ev->t <= t0 + 5 * SEC);
                 answer_until(h, t0 + 20 * SEC, &from);
                 assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
-                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+                /* the first ANNOUNCE's, and the deferred recreation's if the reset was told
+                 * before it (then flagged repeated) */
+                assert_in(h_count_events(h, PCP_EVENT_RECREATE, 0), 1, 2);
+                if (h_count_events(h, PCP_EVENT_RECREATE, 0) == 2)
+                        assert_true(h_last_event(h, PCP_EVENT_RECREATE, 0)->repeated);
+                for (int i = 0; i < 4; i++) {
+                        assert_int_equal(h_count_for(h, ids[i]), 2);
+                        assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+                }
                 h_free(h);
         }
         /* inconsistent, then consistent 1 s later */
@@ -2875,7 +2985,7 @@ static void test_announce_recreate_reset(void **state) {
                 t0 = h->now;
                 restart_now(h, 0);
                 h_announce(h, SRV, ep_r(h));
-                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 1);
+                assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
                 answer_until(h, t0 + 1 * SEC, &from);
                 h_announce(h, SRV, ep_r(h));
                 assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
@@ -2886,9 +2996,163 @@ static void test_announce_recreate_reset(void **state) {
                 assert_int_equal(ev->server_id, sid);
                 assert_true(ev->repeated);
                 assert_int_equal(ev->t, t0 + 5 * SEC);
+                assert_true(h_last_event(h, PCP_EVENT_EPOCH_RESET, 0)->t < t0 + 5 * SEC);
                 assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 1);
                 h_free(h);
         }
+}
+
+/* NAT-PMP mapping answers to every NAT-PMP mapping request since *from, with the
+ * restarted server's epoch (ep_r()); the external port is the internal one + 10000 */
+static void answer_natpmp_new(harness *h, uint32_t sid, size_t *from) {
+        for (; *from < h->n_sent; (*from)++) {
+                natpmp_msg q, n = { .response = true, .lifetime = 3600 };
+
+                if (!h_is_natpmp(&h->sent[*from]))
+                        continue;
+                h_decode_natpmp(&h->sent[*from], &q);
+                if (q.opcode != NATPMP_OPCODE_MAP_TCP && q.opcode != NATPMP_OPCODE_MAP_UDP)
+                        continue;
+                n.opcode = q.opcode;
+                n.internal_port = q.internal_port;
+                n.external_port = (uint16_t) (q.internal_port + 10000);
+                n.epoch = ep_r(h);
+                h_receive_natpmp(h, sid, 0, &n);
+        }
+}
+
+/* the NAT-PMP mapping requests for this internal port since the last clear, and the
+ * first one's time (PCP_NEVER: none) */
+static size_t natpmp_requests_for(harness *h, uint16_t port, uint64_t *first) {
+        size_t n = 0;
+
+        *first = PCP_NEVER;
+        for (size_t k = 0; k < h->n_sent; k++) {
+                natpmp_msg q;
+
+                if (!h_is_natpmp(&h->sent[k]))
+                        continue;
+                h_decode_natpmp(&h->sent[k], &q);
+                if (q.opcode == NATPMP_OPCODE_EXTERNAL_ADDRESS || q.internal_port != port)
+                        continue;
+                if (n++ == 0)
+                        *first = h->sent[k].t;
+        }
+        return n;
+}
+
+/* An ANNOUNCE, or a NAT-PMP gateway's address notice, comes to a port any host of the
+ * link can send to, with nothing a forger would not know but the server's address: a hint,
+ * never the epoch. Taken as written, a forged one (a far epoch, or one that looks like a
+ * restart) moved the epoch baseline: an EPOCH_RESET (or none, in NAT-PMP, for a far one),
+ * then another at the real server's next answer, and two recreations, for one datagram.
+ * Now a forged one changes no epoch and gives no EPOCH_RESET, then or at the real
+ * answers: the mappings are asked again once (RFC 6887 §14.1.3, within 0-5 s), told as a
+ * RECREATE when the first answer shows no reset (nothing, in NAT-PMP, for an epoch that
+ * does not look like a restart, as before). A real restart announced so, then the real
+ * answers: exactly one EPOCH_RESET (from the ANNOUNCE, at the first answer), no RECREATE,
+ * each mapping asked again once within 0-5 s, no second recreation. PCP and NAT-PMP. */
+static void test_announce_is_a_hint(void **state) {
+        static const char *const kinds[] = { "forged, far epoch", "forged, epoch 0", "real restart" };
+
+        (void) state;
+        for (int natpmp = 0; natpmp <= 1; natpmp++)
+                for (int kind = 0; kind < 3; kind++) {
+                        harness *h = h_new((uint64_t) (140 + natpmp * 3 + kind), NULL);
+                        const char *addr = "198.51.100.40";
+                        uint64_t ids[3], t0, first, extra;
+                        uint16_t ports[3];
+                        size_t n_ids = natpmp ? 1 : 3, from = 0;
+                        uint32_t sid, epoch_before, epoch_sent;
+                        bool asked = !(natpmp && kind == 0), reset = kind == 2;
+
+                        if (natpmp) {
+                                sid = natpmp_server(h, &ids[0], addr);
+                                restart_now(h, 100); /* its epoch: 100 now */
+                                natpmp_map_answer(h, sid, 8080, 18080, 3600);
+                                ports[0] = 8080;
+                        } else {
+                                sid = pcp_server(h);
+                                restart_now(h, ep(h));
+                                for (size_t i = 0; i < n_ids; i++) {
+                                        ports[i] = (uint16_t) (8100 + i);
+                                        ids[i] = granted_map(h, sid, ports[i], 3600, (uint16_t) (48100 + i));
+                                }
+                        }
+                        for (size_t i = 0; i < n_ids; i++)
+                                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+                        h_advance(h, 60 * SEC);
+                        h_clear(h);
+                        t0 = h->now;
+                        epoch_before = h_srv(h, sid)->epoch;
+                        if (reset)
+                                restart_now(h, 0);
+                        epoch_sent = kind == 0 ? ep_r(h) + 1000000 : ep_r(h) * (uint32_t) reset;
+                        if (natpmp)
+                                h_natpmp_notice(h, SRV, epoch_sent, addr);
+                        else
+                                h_announce(h, SRV, epoch_sent);
+                        /* nothing taken, nothing told yet */
+                        if (h_srv(h, sid)->epoch != epoch_before)
+                                fail_msg("%s %s: the server's epoch moved to %u (was %u)", natpmp ? "NAT-PMP" : "PCP",
+                                         kinds[kind], h_srv(h, sid)->epoch, epoch_before);
+                        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, 0);
+                        assert_int_equal(h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), 0);
+                        assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+
+                        /* the real server answers what it is asked, for 90 s; then a new
+                         * mapping, answered by it too */
+                        while (h->now < t0 + 90 * SEC) {
+                                h_advance(h, 100);
+                                if (natpmp)
+                                        answer_natpmp_new(h, sid, &from);
+                                else
+                                        answer_new(h, &from);
+                        }
+                        extra = h_map(h, sid, natpmp ? IPPROTO_UDP : IPPROTO_TCP, 9999, 3600);
+                        if (natpmp)
+                                answer_natpmp_new(h, sid, &from);
+                        else
+                                answer_new(h, &from);
+                        assert_int_equal(h_mapping(h, extra)->state, PCP_MAPPING_ACTIVE);
+
+                        if (h_count_events(h, PCP_EVENT_EPOCH_RESET, 0) != (size_t) reset)
+                                fail_msg("%s %s: %zu EPOCH_RESET events, expected %d", natpmp ? "NAT-PMP" : "PCP",
+                                         kinds[kind], h_count_events(h, PCP_EVENT_EPOCH_RESET, 0), reset);
+                        assert_int_equal(pcp_engine_get_stats(h->e)->epoch_resets, (uint64_t) reset);
+                        if (reset) {
+                                const h_event *ev = h_last_event(h, PCP_EVENT_EPOCH_RESET, 0);
+
+                                assert_true(ev->from_announce);
+                                assert_false(ev->repeated);
+                                assert_in(ev->t, t0, t0 + 5 * SEC + 100);
+                                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 0);
+                        } else if (asked) {
+                                const h_event *ev = h_last_event(h, PCP_EVENT_RECREATE, 0);
+
+                                assert_int_equal(h_count_events(h, PCP_EVENT_RECREATE, 0), 1);
+                                assert_true(ev->from_announce);
+                                assert_false(ev->repeated);
+                                assert_int_equal(ev->n_recreated, n_ids);
+                                assert_in(ev->t, t0, t0 + 5 * SEC + 100);
+                        } else
+                                assert_int_equal(h->n_ev - h_count_events(h, PCP_EVENT_MAPPING, extra), 0);
+                        for (size_t i = 0; i < n_ids; i++) {
+                                size_t n = natpmp ? natpmp_requests_for(h, ports[i], &first) : h_count_for(h, ids[i]);
+
+                                if (!natpmp)
+                                        first = n > 0 ? h_first_for(h, ids[i])->t : PCP_NEVER;
+                                if (n != (size_t) asked)
+                                        fail_msg("%s %s: mapping %zu asked %zu times in 90 s, expected %d",
+                                                 natpmp ? "NAT-PMP" : "PCP", kinds[kind], i, n, asked);
+                                if (asked)
+                                        assert_in(first, t0, t0 + 5 * SEC);
+                                assert_int_equal(h_mapping(h, ids[i])->state, PCP_MAPPING_ACTIVE);
+                        }
+                        /* the real server's epoch, from its answers */
+                        assert_int_equal(h_srv(h, sid)->epoch, ep_r(h));
+                        h_free(h);
+                }
 }
 
 /* A first request the server leaves unanswered: pending while it is retransmitted, then,
@@ -3865,6 +4129,9 @@ static void test_announce_hint_unreachable(void **state) {
         (void) state;
         h_advance(h, 10 * SEC);
         epoch = h_srv(h, sid)->epoch;
+        /* the router went away: the next request meets ICMP (an ICMP error with nothing
+         * asked is dropped: test_icmp_needs_a_request) */
+        (void) h_map(h, sid, IPPROTO_UDP, 7101, 3600);
         pcp_engine_unreachable(h->e, h->now, sid, 0);
         h_drain(h);
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
@@ -4142,6 +4409,9 @@ static void test_unreachable_natpmp_hint(void **state) {
         natpmp_map_answer(h, sid, 7200, 37200, 3600);
         assert_int_equal(h_mapping(h, id)->state, PCP_MAPPING_ACTIVE);
         h_advance(h, MINUTE);
+        /* the router went away: the next request meets ICMP (an ICMP error with nothing
+         * asked is dropped: test_icmp_needs_a_request) */
+        (void) h_map(h, sid, IPPROTO_UDP, 7201, 3600);
         pcp_engine_unreachable(h->e, h->now, sid, 0);
         h_drain(h);
         assert_int_equal(h_srv(h, sid)->state, PCP_SERVER_UNREACHABLE);
@@ -4325,6 +4595,7 @@ int main(void) {
                 cmocka_unit_test(test_unsolicited),
                 cmocka_unit_test(test_drops),
                 cmocka_unit_test(test_unreachable),
+                cmocka_unit_test(test_icmp_needs_a_request),
                 cmocka_unit_test(test_nonce_persistence),
         cmocka_unit_test(test_renewal_phase_from_nonce),
                 cmocka_unit_test(test_options_and_prefix64),
@@ -4369,6 +4640,7 @@ int main(void) {
                 cmocka_unit_test(test_announce_flood_limit),
                 cmocka_unit_test(test_announce_recreate_event),
                 cmocka_unit_test(test_announce_recreate_reset),
+                cmocka_unit_test(test_announce_is_a_hint),
                 cmocka_unit_test(test_natpmp_notice_recreate),
                 cmocka_unit_test(test_natpmp_notice_is_a_hint),
                 cmocka_unit_test(test_natpmp_addr_request_not_out),
