@@ -234,14 +234,14 @@ static void on_pcp_server_recreate(void *userdata, pcpd_server *s, bool repeated
         if (n_mappings == 0)
                 pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_RECREATE,
                                ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
-                               "PCP server %s announced a change (ANNOUNCE with a consistent epoch, or "
-                               "NAT-PMP address notice): it holds no mapping of this host, nothing to renew",
+                               "PCP server %s announced a change (an ANNOUNCE or a NAT-PMP address notice, "
+                               "and its answers showed no restart): it holds no mapping of this host, nothing to renew",
                                s != NULL ? s->text : "?");
         else
                 pcpd_log_event(G_LOG_LEVEL_MESSAGE, PCPD_MSGID_RECREATE,
                                ((const char *const[]) { "PCPD_SERVER", s != NULL ? s->text : "", NULL }),
-                               "PCP server %s announced a change (ANNOUNCE with a consistent epoch, or "
-                               "NAT-PMP address notice): renewing its %zu mapping(s) within 5 s",
+                               "PCP server %s announced a change (an ANNOUNCE or a NAT-PMP address notice, "
+                               "and the answers showed no restart): renewing its %zu mapping(s) within 5 s",
                                s != NULL ? s->text : "?", n_mappings);
 }
 

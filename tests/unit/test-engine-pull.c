@@ -289,10 +289,11 @@ static void test_remove_server_drops_its_output(void **state) {
         pcp_event ev;
         size_t n_deleted = 0, n_s2 = 0, n_dg = 0;
 
-        /* queued, not pulled: both servers restarted (EPOCH_RESET, their mappings' events),
-         * and both requests again (their retransmissions) */
-        announce(h, SRV, 1);
-        announce(h, SRV2, 1);
+        /* queued, not pulled: both servers announced a change (RECREATE, their mappings'
+         * events; an ANNOUNCE never says "reset" itself), and both requests again (their
+         * retransmissions) */
+        announce(h, SRV, ep(h));
+        announce(h, SRV2, ep(h));
         h->now += 10 * SEC;
         pcp_engine_process_timers(h->e, h->now);
         assert_int_equal(pcp_engine_remove_server(h->e, h->now, s1), 0);
@@ -315,7 +316,7 @@ static void test_remove_server_drops_its_output(void **state) {
                 n_deleted++;
         }
         assert_int_equal(n_deleted, 1);
-        assert_int_equal(n_s2, 2); /* its EPOCH_RESET and b's recreation */
+        assert_int_equal(n_s2, 2); /* its RECREATE and b's recreation */
         assert_null(pcp_engine_mapping_get(h->e, a));
         assert_non_null(pcp_engine_mapping_get(h->e, b));
         h_free(h);
@@ -337,7 +338,8 @@ static void pull_recreations(harness *h, size_t *n_reset, size_t *n_recreate, pc
 
 /* Two recreations of a server before a pull (possible with a short recreate_interval) are
  * one event: an EPOCH_RESET replaces a RECREATE (the state loss is the news) and stays
- * when a RECREATE follows it; two RECREATEs are one, with the later count. */
+ * when a RECREATE follows it; two RECREATEs are one, with the later count. (An ANNOUNCE
+ * never says "reset" itself, its epoch is not taken: an answer naming a nonce does.) */
 static void test_recreations_coalesced(void **state) {
         pcp_engine_config cfg = { .recreate_interval = 100, .recreate_interval_max = 100 };
         harness *h = h_new(8, &cfg);
@@ -346,15 +348,22 @@ static void test_recreations_coalesced(void **state) {
         pcp_mapping_params p;
         size_t n_reset, n_recreate;
         pcp_event ev = { 0 }; /* filled by pull_recreations(); -O3 cannot tell that it always is */
+        uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
+        h_sent req;
+        pcp_msg r;
 
         h_reply(h, h_last_for(h, a), PCP_RESULT_SUCCESS, 3600, ep(h), EXT, 18080);
         h_advance(h, 100 * SEC);
         h_clear(h);
 
-        /* a consistent ANNOUNCE, then one saying the server restarted */
+        /* a consistent ANNOUNCE (RECREATE queued), then the answer to its recreation says
+         * the server restarted (epoch 0) before the pull */
         announce(h, SRV, ep(h));
-        h->now += 200;
-        announce(h, SRV, 0);
+        h->now += 6 * SEC; /* the announced recreation's request is due */
+        pcp_engine_process_timers(h->e, h->now);
+        assert_true(pull_one(h, buf, &req)); /* datagrams do not touch events */
+        h_make_reply(&req, &r, PCP_RESULT_SUCCESS, 3600, 0, EXT, 18080);
+        feed(h, sid, &r);
         assert_int_equal(h->n_ev, 0);
         pull_recreations(h, &n_reset, &n_recreate, &ev);
         assert_int_equal(n_reset, 1);
@@ -362,7 +371,7 @@ static void test_recreations_coalesced(void **state) {
         assert_int_equal(ev.server_id, sid);
         assert_true(ev.from_announce);
         assert_false(ev.repeated);
-        assert_int_equal(ev.n_recreated, 1);
+        assert_int_equal(ev.n_recreated, 0); /* a answered: nothing else asked again */
 
         /* two consistent ones: one RECREATE, repeated (the reset told the episode), with
          * the later count */
@@ -379,9 +388,13 @@ static void test_recreations_coalesced(void **state) {
         assert_true(ev.repeated);
         assert_int_equal(ev.n_recreated, 2);
 
-        /* a reset, then a consistent one: the EPOCH_RESET, repeated (the second reset) */
-        h->now += 200;
-        announce(h, SRV, 1000);
+        /* a reset (the answer to that recreation says so: epoch 1000), then a consistent
+         * ANNOUNCE: the EPOCH_RESET, repeated (the second reset) */
+        h->now += 6 * SEC;
+        pcp_engine_process_timers(h->e, h->now);
+        assert_true(pull_one(h, buf, &req));
+        h_make_reply(&req, &r, PCP_RESULT_SUCCESS, 3600, 1000, EXT, 18080);
+        feed(h, sid, &r);
         h->now += 200;
         announce(h, SRV, 1000);
         pull_recreations(h, &n_reset, &n_recreate, &ev);
@@ -398,15 +411,9 @@ static void test_recreations_coalesced(void **state) {
         announce(h, SRV, 1000);
         h->now += 6 * SEC; /* the announced recreation's requests are due */
         pcp_engine_process_timers(h->e, h->now);
-        {
-                uint8_t buf[PCP_ENGINE_DATAGRAM_MAX];
-                h_sent req;
-                pcp_msg r;
-
-                assert_true(pull_one(h, buf, &req)); /* datagrams do not touch events */
-                h_make_reply(&req, &r, PCP_RESULT_SUCCESS, 3600, 0, EXT, 18080);
-                feed(h, sid, &r);
-        }
+        assert_true(pull_one(h, buf, &req)); /* datagrams do not touch events */
+        h_make_reply(&req, &r, PCP_RESULT_SUCCESS, 3600, 0, EXT, 18080);
+        feed(h, sid, &r);
         pull_recreations(h, &n_reset, &n_recreate, &ev);
         assert_int_equal(n_reset, 1);
         assert_int_equal(n_recreate, 0);
@@ -529,16 +536,17 @@ static void test_mass_recreation_allocates_nothing(void **state) {
         assert_int_equal(h->ev_count[PCP_EVENT_MAPPING], N);
         h_clear(h);
 
-        /* the server restarted: an ANNOUNCE with an epoch that went back */
+        /* the server announced a change (its epoch is not taken: it only decides whether
+         * the event waits for the answers; a consistent one is told at once) */
         from.sin6_addr = h_ip(SRV);
         pcp_msg_init(&r, true, PCP_OPCODE_ANNOUNCE);
-        r.epoch = 1;
+        r.epoch = ep(h);
         assert_int_equal(pcp_encode(&r, announce, sizeof(announce), &len), PCP_WIRE_OK);
         allocations = 0;
         counting = true;
         pcp_engine_receive_announce(h->e, h->now, &from, announce, len);
         while ((n = pcp_engine_next_event(h->e, &ev)) > 0) {
-                if (ev.type == PCP_EVENT_EPOCH_RESET) {
+                if (ev.type == PCP_EVENT_RECREATE) {
                         assert_true(ev.from_announce);
                         n_reset++;
                 } else {
