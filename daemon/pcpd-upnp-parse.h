@@ -67,6 +67,40 @@ int pcpd_upnp_parse_url(const char *url, int family, struct in6_addr *ret_addr, 
  * multicast or broadcast. */
 bool pcpd_upnp_addr_is_unicast(const struct in6_addr *addr);
 
+/* The service types pcpd-upnp looks for, exactly
+ * "urn:schemas-upnp-org:service:" NAME ":" VERSION, VERSION 1 to 3 digits without a
+ * leading zero; anything else (another name, a suffix, a control character) is NONE. */
+typedef enum pcpd_upnp_service_kind {
+        PCPD_UPNP_SERVICE_NONE,
+        PCPD_UPNP_SERVICE_WANIP,  /* WANIPConnection */
+        PCPD_UPNP_SERVICE_WANPPP, /* WANPPPConnection */
+        PCPD_UPNP_SERVICE_IPV6FC, /* WANIPv6FirewallControl */
+} pcpd_upnp_service_kind;
+
+pcpd_upnp_service_kind pcpd_upnp_service_type_kind(const char *type);
+
+/* A UDN as pcpd-upnp takes it (from an SSDP USN or a description): "uuid:" and 1 to
+ * PCPD_UPNP_MAX_FIELD - 5 more printable ASCII characters (no space, no control
+ * character), without "::" (the USN's separator). */
+bool pcpd_upnp_udn_ok(const char *udn, size_t len);
+
+/* An SSDP USN of one of those services: UDN "::" service type, both as above. Returns the
+ * service's kind (NONE: not such a USN) and, when not NONE, the UDN's length in
+ * *ret_udn_len (the UDN is usn[0 .. *ret_udn_len)) and the service type's start. */
+pcpd_upnp_service_kind pcpd_upnp_parse_usn(const char *usn, size_t *ret_udn_len, const char **ret_type);
+
+/* A token bucket (how pcpd-upnp bounds the new SSDP LOCATIONs it fetches): at most burst
+ * tokens, one more every interval_us. Zero-initialised it is full. now_us: a monotonic
+ * clock (µs). */
+typedef struct pcpd_upnp_bucket {
+        bool started;
+        unsigned tokens;
+        uint64_t refilled_us; /* when the last token was added (or the bucket started) */
+} pcpd_upnp_bucket;
+
+/* Takes a token: true, or false when there is none (nothing changed but the refill). */
+bool pcpd_upnp_bucket_take(pcpd_upnp_bucket *b, uint64_t now_us, unsigned burst, uint64_t interval_us);
+
 /*
  * The SSDP check: a LOCATION is used only when it parses (above), its host is the sender
  * of the SSDP message and a unicast address. Returns 0 or a negative errno (-EINVAL

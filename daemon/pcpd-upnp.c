@@ -27,6 +27,7 @@
 #define IGD_UNANSWERED_MAX 3     /* GetExternalIPAddress unanswered: the IGD is gone */
 #define EVENT_CHECK_MS 2000      /* GetExternalIPAddress after an event with the known address */
 #define EVENT_GAP_MS 1000        /* an event asks GetExternalIPAddress no sooner after the last one */
+#define REFUSED_LOG_INTERVAL_S 300 /* SSDP refusals: one log line (with the count) at most this often */
 
 /* gssdp's message types (gssdp-client-private.h) */
 enum { SSDP_DISCOVERY_REQUEST = 0, SSDP_DISCOVERY_RESPONSE = 1, SSDP_ANNOUNCEMENT = 2 };
@@ -121,6 +122,12 @@ struct pcpd_upnp {
         GUPnPControlPoint *cps[N_TARGETS];
         GHashTable *locations;   /* LOCATION strings accepted (bounded) */
         GQueue location_order;   /* the same, oldest first (not owned) */
+        GHashTable *udns;        /* UDNs of the USNs accepted → the LOCATION they were taken
+                                  * with (bounded) */
+        GQueue udn_order;        /* the same keys, oldest first (not owned) */
+        pcpd_upnp_bucket new_locations; /* what a new LOCATION / USN takes a token from */
+        uint64_t refused_unlogged;      /* SSDP refusals since the last line that said so */
+        int64_t refused_logged_at;      /* that line (monotonic µs; 0: none yet) */
         GHashTable *hosts_6fc;   /* "addr" strings with WANIPv6FirewallControl */
         GPtrArray *igds;         /* struct igd* */
         struct igd *active;
@@ -1398,43 +1405,6 @@ static void on_service_unavailable(GUPnPControlPoint *cp, GUPnPServiceProxy *pro
 
 /* ------------------------------------------------------------------ SSDP and HTTP checks */
 
-static bool location_admit(pcpd_upnp *u, const char *location);
-
-/* Runs before GSSDP's resource browser (connected first): a message whose LOCATION fails
- * the checks loses its LOCATION and AL headers, and the browser drops it. */
-static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from_port, int type,
-                            SoupMessageHeaders *headers, void *ud) {
-        pcpd_upnp *u = ud;
-        const char *location;
-        struct in6_addr sender;
-        bool ok = false;
-
-        if (type == SSDP_DISCOVERY_REQUEST || !headers)
-                return;
-        soup_message_headers_remove(headers, "AL"); /* alternative locations: never used */
-        location = soup_message_headers_get_one(headers, "Location");
-        if (!location)
-                return; /* byebye */
-
-        if (from_ip && addr_from_string(from_ip, &sender) &&
-            pcpd_upnp_check_location(location, u->family, &sender) == 0) {
-                g_autoptr(GInetAddress) ia = g_inet_address_new_from_string(from_ip);
-                g_autoptr(GSocketAddress) sa = ia ? g_inet_socket_address_new(ia, (guint16) from_port) : NULL;
-
-                ok = sa && gssdp_client_can_reach(client, G_INET_SOCKET_ADDRESS(sa));
-                if (ok && u->has_gateway)
-                        ok = memcmp(&sender, &u->gateway, sizeof(sender)) == 0;
-        }
-        if (ok && !g_hash_table_contains(u->locations, location))
-                ok = location_admit(u, location);
-        if (!ok) {
-                if (u->stats.ssdp_refused++ < 10)
-                        g_debug("upnp: ignoring SSDP message from %s with LOCATION %.80s", from_ip ? from_ip : "?",
-                                location);
-                soup_message_headers_remove(headers, "Location");
-        }
-}
-
 static bool location_in_use(pcpd_upnp *u, const char *location) {
         for (unsigned i = 0; i < u->igds->len; i++)
                 if (g_str_equal(((struct igd *) g_ptr_array_index(u->igds, i))->location, location))
@@ -1442,27 +1412,158 @@ static bool location_in_use(pcpd_upnp *u, const char *location) {
         return false;
 }
 
-/* A new LOCATION: at most PCPD_UPNP_MAX_LOCATIONS are known; when full, the oldest one no
- * service uses any more makes room (an IGD restarted on a new port). Every admitted
- * LOCATION costs one description fetch: this bounds them, with the SSDP check. */
-static bool location_admit(pcpd_upnp *u, const char *location) {
+/* is udn (udn_len octets, not terminated) the UDN of g? */
+static bool udn_is(const struct igd *g, const char *udn, size_t udn_len) {
+        return strlen(g->udn) == udn_len && strncmp(g->udn, udn, udn_len) == 0;
+}
+
+static bool udn_in_use(pcpd_upnp *u, const char *udn) {
+        for (unsigned i = 0; i < u->igds->len; i++)
+                if (g_str_equal(((struct igd *) g_ptr_array_index(u->igds, i))->udn, udn))
+                        return true;
+        return false;
+}
+
+/* Room in a table of known strings (LOCATIONs or UDNs) for one more: at most
+ * PCPD_UPNP_MAX_LOCATIONS; when full, the oldest one no service uses any more makes room
+ * (an IGD restarted on a new port). false: all are in use. */
+static bool known_make_room(pcpd_upnp *u, GHashTable *table, GQueue *order,
+                            bool (*in_use)(pcpd_upnp *u, const char *s)) {
+        GList *l;
+
+        if (g_hash_table_size(table) < PCPD_UPNP_MAX_LOCATIONS)
+                return true;
+        for (l = order->head; l; l = l->next)
+                if (!in_use(u, l->data))
+                        break;
+        if (!l)
+                return false;
+        g_hash_table_remove(table, l->data); /* frees the string */
+        g_queue_delete_link(order, l);
+        return true;
+}
+
+static void known_add(GHashTable *table, GQueue *order, const char *str, const char *value) {
         char *s;
 
-        if (g_hash_table_size(u->locations) >= PCPD_UPNP_MAX_LOCATIONS) {
-                GList *l;
-
-                for (l = u->location_order.head; l; l = l->next)
-                        if (!location_in_use(u, l->data))
-                                break;
-                if (!l)
-                        return false;
-                g_hash_table_remove(u->locations, l->data); /* frees the string */
-                g_queue_delete_link(&u->location_order, l);
+        if (g_hash_table_contains(table, str)) {
+                /* (the key kept is the one in order; the one passed is freed) */
+                if (value)
+                        g_hash_table_insert(table, g_strdup(str), g_strdup(value));
+                return;
         }
-        s = g_strdup(location);
-        g_hash_table_add(u->locations, s);
-        g_queue_push_tail(&u->location_order, s);
-        return true;
+        s = g_strdup(str);
+        g_hash_table_insert(table, s, value ? g_strdup(value) : NULL);
+        g_queue_push_tail(order, s);
+}
+
+/* An SSDP message for our service types refused: it loses what GSSDP's browser needs
+ * (LOCATION and USN), so that it is neither fetched nor cached.
+ * Counted; logged with the count at most once per REFUSED_LOG_INTERVAL_S, never per
+ * datagram (anyone on the link can send them). why is a constant; from_ip was printed
+ * by gssdp from the socket address. */
+static void ssdp_refuse(pcpd_upnp *u, SoupMessageHeaders *headers, const char *from_ip, const char *why) {
+        int64_t now = g_get_monotonic_time();
+
+        soup_message_headers_remove(headers, "Location");
+        soup_message_headers_remove(headers, "USN");
+        u->stats.ssdp_refused++;
+        u->refused_unlogged++;
+        if (u->refused_logged_at != 0 && now - u->refused_logged_at < REFUSED_LOG_INTERVAL_S * USEC_PER_SEC)
+                return;
+        g_message("upnp: %" G_GUINT64_FORMAT " SSDP message%s on %s refused since %s, the last from %s: %s (next "
+                  "count in %d s at the earliest)",
+                  u->refused_unlogged, u->refused_unlogged == 1 ? "" : "s", u->ifname ? u->ifname : "?",
+                  u->refused_logged_at ? "the last count" : "start", from_ip ? from_ip : "?", why,
+                  REFUSED_LOG_INTERVAL_S);
+        u->refused_unlogged = 0;
+        u->refused_logged_at = now;
+}
+
+/* the sender may speak for an IGD here: on the interface's network, the gateway if one
+ * was given */
+static bool ssdp_sender_ok(pcpd_upnp *u, GSSDPClient *client, const char *from_ip, guint from_port,
+                           struct in6_addr *ret) {
+        g_autoptr(GInetAddress) ia = NULL;
+        g_autoptr(GSocketAddress) sa = NULL;
+
+        if (!from_ip || !addr_from_string(from_ip, ret) || !pcpd_upnp_addr_is_unicast(ret))
+                return false;
+        ia = g_inet_address_new_from_string(from_ip);
+        sa = ia ? g_inet_socket_address_new(ia, (guint16) from_port) : NULL;
+        if (!sa || !gssdp_client_can_reach(client, G_INET_SOCKET_ADDRESS(sa)))
+                return false;
+        return !u->has_gateway || memcmp(ret, &u->gateway, sizeof(*ret)) == 0;
+}
+
+/* Runs before GSSDP's resource browsers (connected first); see "Discovery and safety" in
+ * pcpd-upnp.h. */
+static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from_port, int type,
+                            SoupMessageHeaders *headers, void *ud) {
+        pcpd_upnp *u = ud;
+        const char *target, *nts, *usn, *location;
+        g_autofree char *udn = NULL;
+        size_t udn_len = 0;
+        struct in6_addr sender;
+        bool known;
+
+        if (type == SSDP_DISCOVERY_REQUEST || !headers)
+                return;
+        soup_message_headers_remove(headers, "AL"); /* alternative locations: never used */
+        target = soup_message_headers_get_one(headers, type == SSDP_ANNOUNCEMENT ? "NT" : "ST");
+        if (pcpd_upnp_service_type_kind(target) == PCPD_UPNP_SERVICE_NONE) {
+                /* not one of ours (other devices' announcements): no browser of ours takes it,
+                 * whatever GSSDP's own match says; not counted */
+                soup_message_headers_remove(headers, "Location");
+                soup_message_headers_remove(headers, "USN");
+                return;
+        }
+        nts = type == SSDP_ANNOUNCEMENT ? soup_message_headers_get_one(headers, "NTS") : NULL;
+        if (nts && g_str_has_prefix(nts, "ssdp:byebye"))
+                return; /* GSSDP and GUPnP drop the service, whoever sent it */
+        usn = soup_message_headers_get_one(headers, "USN");
+        if (pcpd_upnp_parse_usn(usn, &udn_len, NULL) == PCPD_UPNP_SERVICE_NONE) {
+                ssdp_refuse(u, headers, from_ip, "its USN is not uuid:<printable ASCII>::<a WAN service type>");
+                return;
+        }
+        if (!ssdp_sender_ok(u, client, from_ip, from_port, &sender)) {
+                ssdp_refuse(u, headers, from_ip,
+                            u->has_gateway ? "not from the gateway" : "not from a unicast address of this network");
+                return;
+        }
+        if (nts && !g_str_has_prefix(nts, "ssdp:alive"))
+                return; /* ssdp:update: GSSDP only reports it (nothing fetched, nothing cached) */
+        location = soup_message_headers_get_one(headers, "Location");
+        if (!location)
+                return; /* GSSDP drops it */
+        if (pcpd_upnp_check_location(location, u->family, &sender) < 0) {
+                ssdp_refuse(u, headers, from_ip, "its LOCATION is not http://<the sender's address>[:port]/...");
+                return;
+        }
+        /* a device we know (its UDN: GSSDP keeps at most one entry per service type of it,
+         * 3 here) at the LOCATION it was taken with: nothing new is fetched */
+        udn = g_strndup(usn, udn_len);
+        known = g_hash_table_contains(u->locations, location) &&
+                g_strcmp0(g_hash_table_lookup(u->udns, udn), location) == 0;
+        if (known)
+                return;
+        if (u->active && u->active->usable && !udn_is(u->active, usn, udn_len)) {
+                ssdp_refuse(u, headers, from_ip, "another device than the IGD in use");
+                return;
+        }
+        if (!pcpd_upnp_bucket_take(&u->new_locations, (uint64_t) g_get_monotonic_time(), PCPD_UPNP_LOCATION_BURST,
+                                   (uint64_t) u->config.location_interval_s * USEC_PER_SEC)) {
+                u->stats.ssdp_limited++;
+                ssdp_refuse(u, headers, from_ip, "too many new LOCATIONs or devices (rate bound)");
+                return;
+        }
+        if (!known_make_room(u, u->locations, &u->location_order, location_in_use) ||
+            !known_make_room(u, u->udns, &u->udn_order, udn_in_use)) {
+                ssdp_refuse(u, headers, from_ip, "every LOCATION kept is in use");
+                return;
+        }
+        known_add(u->locations, &u->location_order, location, NULL);
+        known_add(u->udns, &u->udn_order, udn, location);
 }
 
 static bool host_allowed(pcpd_upnp *u, GUri *uri) {
@@ -1579,6 +1680,8 @@ static void interface_clear(pcpd_upnp *u) {
         }
         g_queue_clear(&u->location_order);
         g_hash_table_remove_all(u->locations);
+        g_queue_clear(&u->udn_order);
+        g_hash_table_remove_all(u->udns);
         g_hash_table_remove_all(u->hosts_6fc);
         g_clear_pointer(&u->ifname, g_free);
         if (had_active)
@@ -1678,6 +1781,8 @@ int pcpd_upnp_new(GMainContext *context, const pcpd_upnp_config *config, const p
                 u->config.retry_max_s = 600;
         if (!u->config.search_interval_s)
                 u->config.search_interval_s = 30;
+        if (!u->config.location_interval_s)
+                u->config.location_interval_s = 30;
         u->config.retry_max_s = MAX(u->config.retry_max_s, u->config.retry_min_s);
         if (ops)
                 u->ops = *ops;
@@ -1686,6 +1791,7 @@ int pcpd_upnp_new(GMainContext *context, const pcpd_upnp_config *config, const p
         u->next_id = 1;
         u->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) mapping_free);
         u->locations = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        u->udns = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         u->hosts_6fc = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         u->igds = g_ptr_array_new();
         *ret = u;
@@ -1711,6 +1817,7 @@ pcpd_upnp *pcpd_upnp_free(pcpd_upnp *u) {
                 ;
         g_hash_table_unref(u->mappings);
         g_hash_table_unref(u->locations);
+        g_hash_table_unref(u->udns);
         g_hash_table_unref(u->hosts_6fc);
         g_ptr_array_unref(u->igds);
         g_main_context_unref(u->context);

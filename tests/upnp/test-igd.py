@@ -25,8 +25,8 @@ bad-urls    a LOCATION naming another host (192.168.77.3, which would answer), a
 forgets     the IGD drops its mappings silently (a reboot without SSDP): the check at
             renewal finds the mapping gone and creates it again (event "recreated")
 restarts    the IGD restarts 18 times (same UUID, a new HTTP port and an empty table each
-            time, more than the 16 LOCATIONs kept): found again every time, the mapping
-            recreated at the last one
+            time, more than the 16 LOCATIONs kept; --location-interval 1, more than the burst
+            of 4 new LOCATIONs): found again every time, the mapping recreated at the last one
 external-poll  the WAN address changes without an event: the periodic GetExternalIPAddress
             (2 s here) brings it to the mapping
 event-stale  the WAN address changes and the one event that comes was made before the change
@@ -70,6 +70,12 @@ byebye-subscribing  the IGD says byebye while pcpd's SUBSCRIBE is unanswered (he
             pcpd-upnp keeps the proxy until the answer comes, then lets it go, and GUPnP
             UNSUBSCRIBEs the SID granted (a client that drops the proxy at once makes GUPnP
             cancel the SUBSCRIBE and lose its GError, a leak under valgrind/ASan)
+ssdp-spoof  200 forged ssdp:alive from the gateway's address, each with a device and a
+            LOCATION path of its own, the forger's HTTP listeners logging every request:
+            with no IGD yet at most the burst of new LOCATIONs (4, one more per
+            --location-interval 5 s) is fetched and the rest counted (ssdp_limited); the
+            real IGD is found afterwards; while it is in use none of 200 more is fetched and
+            it stays; the refusals are logged in one line with their count
 vanishes    the IGD dies without a byebye: reported gone after unanswered
             GetExternalIPAddress, the mapping pending NO_IGD when its lease ran out; active
             again when the IGD is back
@@ -298,7 +304,7 @@ elif case == "forgets":
 elif case == "restarts":
     uuid = "5c3f7a10-0d2e-4b7c-8f11-0000000000aa"
     igd = t.igd("--uuid", uuid)
-    d = t.driver()
+    d = t.driver("--location-interval", "1")
     found(d)
     d.add("a", "tcp", 5400)
     d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
@@ -596,6 +602,69 @@ elif case == "byebye-subscribing":
     t.check(bool(unsub) and unsub[0].get("sid") == sub.get("sid"),
             f"the proxy was kept until its SUBSCRIBE was answered, then let go: UNSUBSCRIBE of the SID granted "
             f"({sub.get('sid')}), saw {unsub}")
+
+elif case == "ssdp-spoof":
+    # forged ssdp:alive from the gateway's own address (UDP: anyone on the link can send
+    # that), each with a device and a LOCATION path of its own: at most the burst of new
+    # LOCATIONs is fetched (plus one per --location-interval), none while an IGD is in use
+    BURST, N = 4, 200
+    forge = os.path.join(upnpit.HERE, "ssdp-forge.py")
+    d = t.driver("--location-interval", "5")
+
+    def forged(log):
+        with open(log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def spoof(phase):
+        log = os.path.join(t.lab_dir, f"ssdp-forge-{phase}.jsonl")
+        open(log, "w").close()
+        before = (d.stats() or {}).get("ssdp_refused", 0)
+        p = t.spawn(t.nsr, [upnpit.PY, forge, "alive", t.router4, str(N), log], log_name=f"ssdp-forge-{phase}.log")
+        t.wait_until(lambda: [e for e in forged(log) if e["ev"] == "sent"], 30,
+                     f"{phase}: the forger's {N} NOTIFYs sent")
+        return p, log, before
+
+    p, log, before = spoof("no-igd")
+    # every one but the burst (and a token or two refilled meanwhile) is refused
+    ok = t.wait_until(lambda: (d.stats() or {}).get("ssdp_refused", 0) - before >= N - BURST - 2, 30,
+                      f"at least {N - BURST - 2} of the {N} forged NOTIFYs refused", fatal=False)
+    t.check(ok, f"no IGD yet: at least {N - BURST - 2} of {N} forged NOTIFYs with new LOCATIONs refused "
+                f"within 30 s, saw stats {d.stats()}")
+    # the fetches of those taken (GUPnP asks at once): wait for the burst's, then count
+    t.wait_until(lambda: len({e["path"] for e in forged(log) if e["ev"] == "get"}) >= BURST, 20,
+                 f"the burst's {BURST} LOCATIONs fetched", fatal=False)
+    paths = {e["path"] for e in forged(log) if e["ev"] == "get"}
+    t.check(len(paths) <= BURST + 2,
+            f"no IGD yet: at most {BURST + 2} distinct forged LOCATIONs fetched (the burst of {BURST}, one more per "
+            f"5 s): {len(paths)} of {N}")
+    st = d.stats() or {}
+    t.check(st.get("ssdp_limited", 0) >= N - BURST - 2, f"counted as over the bound (ssdp_limited), saw {st}")
+    p.terminate()
+    p.wait(10)
+
+    # the real IGD (its LOCATION is taken once the bucket has a token again: 5 s)
+    igd = t.igd()
+    g = d.wait_igd(40)
+    t.require(g is not None, "the scripted IGD found within 40 s after the flood (a token every 5 s)")
+    m = d.mark()
+    p, log, before = spoof("igd-in-use")
+    ok = t.wait_until(lambda: (d.stats() or {}).get("ssdp_refused", 0) - before >= N, 30,
+                      f"all {N} forged NOTIFYs refused", fatal=False)
+    t.check(ok, f"an IGD in use: all {N} forged NOTIFYs of other devices refused within 30 s, saw stats {d.stats()}")
+    gets = [e for e in forged(log) if e["ev"] == "get"]
+    t.check(not gets, f"an IGD in use: no forged LOCATION fetched: {len(gets)} GETs, first {gets[:3]}")
+    t.check(not d.find(lambda e: e["ev"] == "igd", since=m), "the IGD in use stays (no IGD event)")
+    p.terminate()
+    p.wait(10)
+    # logged with a count, not per datagram
+    with open(os.path.join(t.lab_dir, "driver0.log"), errors="replace") as f:
+        text = f.read()
+    lines = [ln for ln in text.splitlines() if "SSDP message" in ln]
+    t.check(1 <= len(lines) <= 2, f"the refusals of both floods logged in one or two lines with their count, saw "
+                                  f"{len(lines)}: {lines[:3]}")
+    failed = [ln for ln in text.splitlines() if "Failed to GET" in ln]
+    t.check(len(failed) <= 5 * (BURST + 2), f"GUPnP's warnings bounded with the fetches (<= {5 * (BURST + 2)}), "
+                                            f"saw {len(failed)}")
 
 else:
     print(f"unknown case {case!r}; see the docstring", flush=True)
