@@ -28,6 +28,7 @@
 #define EVENT_CHECK_MS 2000      /* GetExternalIPAddress after an event with the known address */
 #define EVENT_GAP_MS 1000        /* an event asks GetExternalIPAddress no sooner after the last one */
 #define REFUSED_LOG_INTERVAL_S 300 /* SSDP refusals: one log line (with the count) at most this often */
+#define SSDP_PORT 1900
 
 /* gssdp's message types (gssdp-client-private.h) */
 enum { SSDP_DISCOVERY_REQUEST = 0, SSDP_DISCOVERY_RESPONSE = 1, SSDP_ANNOUNCEMENT = 2 };
@@ -53,6 +54,7 @@ struct igd {
         bool usable;     /* answered GetExternalIPAddress with an address */
         bool notify;     /* ExternalIPAddress notify added */
         bool recheck;    /* GetExternalIPAddress again once the one in flight is done */
+        bool byebye;     /* its byebye is held (u->held_*): the next answer confirms it or not */
         struct op *op;   /* GetExternalIPAddress in flight */
         GSource *timer;  /* next GetExternalIPAddress */
         int64_t timer_due;       /* when it fires (monotonic µs) */
@@ -128,6 +130,8 @@ struct pcpd_upnp {
         pcpd_upnp_bucket new_locations; /* what a new LOCATION / USN takes a token from */
         uint64_t refused_unlogged;      /* SSDP refusals since the last line that said so */
         int64_t refused_logged_at;      /* that line (monotonic µs; 0: none yet) */
+        char *held_nt, *held_usn;       /* the active IGD's byebye, held until confirmed */
+        bool replaying;                 /* passing a held byebye on to GSSDP */
         GHashTable *hosts_6fc;   /* "addr" strings with WANIPv6FirewallControl */
         GPtrArray *igds;         /* struct igd* */
         struct igd *active;
@@ -961,6 +965,8 @@ static void igd_set_external(struct igd *g, const struct in6_addr *addr) {
 
 static void igd_schedule_external(struct igd *g, uint64_t msec);
 static void ext_done(struct op *op, const GError *error);
+static void igd_byebye_confirmed(struct igd *g);
+static void byebye_unconfirmed(struct igd *g);
 
 static void igd_ask_external(struct igd *g) {
         g->last_ask = g_get_monotonic_time();
@@ -997,6 +1003,13 @@ static void ext_done(struct op *op, const GError *error) {
         source_clear(&g->timer);
         if (error) {
                 g_debug("upnp: GetExternalIPAddress at %s: %s", g->udn, error->message);
+                if (g->byebye && upnp_code(error) == 0) {
+                        /* it said byebye and does not answer: gone */
+                        igd_byebye_confirmed(g);
+                        return;
+                }
+                if (g->byebye && !again)
+                        byebye_unconfirmed(g); /* a fault is an answer: it is there */
                 if (upnp_code(error) == 0 && ++g->unanswered >= IGD_UNANSWERED_MAX) {
                         /* gone without a byebye (or GUPnP lost it, see on_service_available) */
                         g_debug("upnp: %s stopped answering, dropping it", g->udn);
@@ -1009,6 +1022,8 @@ static void ext_done(struct op *op, const GError *error) {
                 return;
         }
         g->unanswered = 0;
+        if (g->byebye && !again)
+                byebye_unconfirmed(g);
         if (!gupnp_service_proxy_action_get_result(op->action, &e, "NewExternalIPAddress", G_TYPE_STRING, &ip,
                                                    NULL) ||
             pcpd_upnp_parse_ipv4(ip, &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr)) {
@@ -1156,6 +1171,11 @@ static void on_subscription_lost(GUPnPServiceProxy *proxy, GError *error, void *
 static void igd_free(struct igd *g) {
         if (!g)
                 return;
+        if (g->byebye) {
+                /* its held byebye is no one's now */
+                g_clear_pointer(&g->u->held_nt, g_free);
+                g_clear_pointer(&g->u->held_usn, g_free);
+        }
         op_detach(&g->op);
         source_clear(&g->timer);
         source_clear(&g->resubscribe);
@@ -1458,7 +1478,7 @@ static void known_add(GHashTable *table, GQueue *order, const char *str, const c
 }
 
 /* An SSDP message for our service types refused: it loses what GSSDP's browser needs
- * (LOCATION and USN), so that it is neither fetched nor cached.
+ * (LOCATION and USN), so that it is neither fetched nor cached nor taken for a byebye.
  * Counted; logged with the count at most once per REFUSED_LOG_INTERVAL_S, never per
  * datagram (anyone on the link can send them). why is a constant; from_ip was printed
  * by gssdp from the socket address. */
@@ -1496,18 +1516,84 @@ static bool ssdp_sender_ok(pcpd_upnp *u, GSSDPClient *client, const char *from_i
         return !u->has_gateway || memcmp(ret, &u->gateway, sizeof(*ret)) == 0;
 }
 
+/* A byebye that passed the checks. One of the IGD in use (its UDN, the same service) is
+ * a hint only (a byebye is one datagram, its source forgeable on the link): it is held
+ * back from GSSDP, and GetExternalIPAddress is asked, no sooner than an event would
+ * (EVENT_GAP_MS after the last one, after the back-off of a failure). Unanswered, the
+ * byebye is passed on (igd_byebye_confirmed); answered, dropped (byebye_unconfirmed). */
+static void ssdp_byebye(pcpd_upnp *u, SoupMessageHeaders *headers, const char *nt, const char *usn,
+                        size_t udn_len, const char *usn_type) {
+        struct igd *g = u->active;
+
+        if (!g || !udn_is(g, usn, udn_len) || !same_service(g->service_type, usn_type))
+                return; /* GSSDP and GUPnP drop that service (on_service_unavailable) */
+        u->stats.byebyes_held++;
+        g_free(u->held_nt);
+        g_free(u->held_usn);
+        u->held_nt = g_strdup(nt);
+        u->held_usn = g_strdup(usn);
+        soup_message_headers_remove(headers, "USN"); /* (frees usn) */
+        if (!g->byebye)
+                g_debug("upnp: %s said byebye: asking GetExternalIPAddress before it is dropped", g->udn);
+        g->byebye = true;
+        igd_check_external(g, igd_event_delay_ms(g));
+}
+
+/* The IGD in use said byebye and left GetExternalIPAddress unanswered: the held byebye
+ * is passed on to GSSDP (so that its cache forgets the service and finds it again when
+ * it comes back at the same LOCATION), and the IGD is dropped. */
+static void igd_byebye_confirmed(struct igd *g) {
+        pcpd_upnp *u = g->u;
+        g_autofree char *nt = g_steal_pointer(&u->held_nt), *usn = g_steal_pointer(&u->held_usn);
+
+        g_debug("upnp: %s said byebye and does not answer: dropping it", g->udn);
+        g->byebye = false;
+        if (nt && usn && u->gctx) {
+                SoupMessageHeaders *h = soup_message_headers_new(SOUP_MESSAGE_HEADERS_REQUEST);
+                char from[INET6_ADDRSTRLEN];
+
+                addr_to_string(&g->info.addr, from, sizeof(from));
+                soup_message_headers_append(h, "NT", nt);
+                soup_message_headers_append(h, "NTS", "ssdp:byebye");
+                soup_message_headers_append(h, "USN", usn);
+                u->replaying = true;
+                push_ctx(u);
+                /* GUPnP's service-proxy-unavailable may free g (on_service_unavailable) */
+                g_signal_emit_by_name(u->gctx, "message-received", from, (guint) SSDP_PORT, (int) SSDP_ANNOUNCEMENT, h);
+                pop_ctx(u);
+                u->replaying = false;
+                soup_message_headers_unref(h);
+        }
+        /* still there when GUPnP did not find the proxy by that USN (see on_service_available) */
+        for (unsigned i = 0; i < u->igds->len; i++)
+                if (g_ptr_array_index(u->igds, i) == g) {
+                        igd_remove(u, g);
+                        break;
+                }
+}
+
+static void byebye_unconfirmed(struct igd *g) {
+        pcpd_upnp *u = g->u;
+
+        g->byebye = false;
+        u->stats.byebyes_unconfirmed++;
+        g_clear_pointer(&u->held_nt, g_free);
+        g_clear_pointer(&u->held_usn, g_free);
+        g_debug("upnp: %s said byebye but answers: byebye not taken", g->udn);
+}
+
 /* Runs before GSSDP's resource browsers (connected first); see "Discovery and safety" in
  * pcpd-upnp.h. */
 static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from_port, int type,
                             SoupMessageHeaders *headers, void *ud) {
         pcpd_upnp *u = ud;
-        const char *target, *nts, *usn, *location;
+        const char *target, *nts, *usn, *usn_type = NULL, *location;
         g_autofree char *udn = NULL;
         size_t udn_len = 0;
         struct in6_addr sender;
         bool known;
 
-        if (type == SSDP_DISCOVERY_REQUEST || !headers)
+        if (u->replaying || type == SSDP_DISCOVERY_REQUEST || !headers)
                 return;
         soup_message_headers_remove(headers, "AL"); /* alternative locations: never used */
         target = soup_message_headers_get_one(headers, type == SSDP_ANNOUNCEMENT ? "NT" : "ST");
@@ -1518,17 +1604,19 @@ static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from
                 soup_message_headers_remove(headers, "USN");
                 return;
         }
-        nts = type == SSDP_ANNOUNCEMENT ? soup_message_headers_get_one(headers, "NTS") : NULL;
-        if (nts && g_str_has_prefix(nts, "ssdp:byebye"))
-                return; /* GSSDP and GUPnP drop the service, whoever sent it */
         usn = soup_message_headers_get_one(headers, "USN");
-        if (pcpd_upnp_parse_usn(usn, &udn_len, NULL) == PCPD_UPNP_SERVICE_NONE) {
+        if (pcpd_upnp_parse_usn(usn, &udn_len, &usn_type) == PCPD_UPNP_SERVICE_NONE) {
                 ssdp_refuse(u, headers, from_ip, "its USN is not uuid:<printable ASCII>::<a WAN service type>");
                 return;
         }
         if (!ssdp_sender_ok(u, client, from_ip, from_port, &sender)) {
                 ssdp_refuse(u, headers, from_ip,
                             u->has_gateway ? "not from the gateway" : "not from a unicast address of this network");
+                return;
+        }
+        nts = type == SSDP_ANNOUNCEMENT ? soup_message_headers_get_one(headers, "NTS") : NULL;
+        if (nts && g_str_has_prefix(nts, "ssdp:byebye")) {
+                ssdp_byebye(u, headers, target, usn, udn_len, usn_type);
                 return;
         }
         if (nts && !g_str_has_prefix(nts, "ssdp:alive"))
@@ -1682,6 +1770,8 @@ static void interface_clear(pcpd_upnp *u) {
         g_hash_table_remove_all(u->locations);
         g_queue_clear(&u->udn_order);
         g_hash_table_remove_all(u->udns);
+        g_clear_pointer(&u->held_nt, g_free);
+        g_clear_pointer(&u->held_usn, g_free);
         g_hash_table_remove_all(u->hosts_6fc);
         g_clear_pointer(&u->ifname, g_free);
         if (had_active)

@@ -48,7 +48,7 @@
  *     (pcpd_upnp_service_type_kind()); others' are dropped without a word (other devices'
  *     announcements). Its USN must be "uuid:<printable ASCII>::<such a type>"
  *     (pcpd_upnp_parse_usn()). Its sender must be on the interface's own network and be
- *     the gateway when one was given. The LOCATION must be
+ *     the gateway when one was given — for ssdp:byebye too. The LOCATION must be
  *     http://<IP literal>[:port]/... whose host *is the sender*. UDP sources are
  *     forgeable on the link, so the cost of what passes is bounded too: a LOCATION not
  *     seen before, or a device (the USN's UDN) not seen at that LOCATION, takes a token
@@ -61,6 +61,11 @@
  *     logged at most once per REFUSED_LOG_INTERVAL_S (pcpd-upnp.c), with the number.
  *     (That signal is marked private in gssdp; pcpd_upnp_set_interface() fails
  *     with -ENOTSUP if a future gssdp drops it, rather than run without the check.)
+ *   - an ssdp:byebye of the IGD in use (its UDN, the same service) is only a hint: it is
+ *     held back from GSSDP and GetExternalIPAddress is asked (at most once per second,
+ *     as for events). Left unanswered (no HTTP answer, a time-out) the byebye is
+ *     confirmed: it is passed on to GSSDP and the IGD dropped; answered, it is not taken
+ *     (stats byebyes_unconfirmed). A byebye of another service is passed on.
  *   - a service is used only if its control URL and event URL are on the same address as
  *     its LOCATION; the SCPD is never fetched;
  *   - every HTTP answer (description, SOAP) must carry a Content-Length of at most
@@ -269,6 +274,8 @@ typedef struct pcpd_upnp_ops {
 typedef struct pcpd_upnp_stats {
         uint64_t ssdp_refused;     /* SSDP messages for our service types refused (any check) */
         uint64_t ssdp_limited;     /* of those, new LOCATIONs / devices refused for the bound */
+        uint64_t byebyes_held;     /* byebyes of the IGD in use held back for a check */
+        uint64_t byebyes_unconfirmed; /* of those, the IGD answered the check: not taken */
         uint64_t services_refused; /* services with a control/event URL elsewhere */
         uint64_t bodies_refused;   /* HTTP answers without or beyond the Content-Length bound */
         uint64_t actions, action_errors, action_timeouts;

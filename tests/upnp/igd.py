@@ -44,7 +44,10 @@ error CODE, 0: answered again), "notify-on-external 0|1" (every GetExternalIPAdd
 an event to every subscriber, sent and answered before the request is), "external-stale ADDR" (a new WAN address, and every subscriber
 gets one event made before the change, with the old address, and none after it: what
 miniupnpd does when the address changes while its NOTIFY is unanswered),
-"byebye" (an ssdp:byebye for the service, then silent on SSDP; HTTP still answers),
+"byebye" (an ssdp:byebye for the service, then silent on SSDP, and every SOAP request's
+connection closed unanswered, as an IGD going down; GET, SUBSCRIBE and UNSUBSCRIBE still
+answered), "byebye-alive" (an ssdp:byebye for the service, as anyone on the link can send
+with the IGD's address, and nothing else changes: it keeps answering and announcing),
 "hold-delete 1|0" (DeletePortMapping answers wait, from the "begin" of the request, until
 "hold-delete 0"; at most HOLD_CAP seconds, then answered anyway and logged as
 {"ev":"hold-cap"}),
@@ -265,6 +268,11 @@ def make_handler(st, port_ref):
             if self.host() != st.a.addr:
                 st.log(ev="http", host=self.host(), method="POST", action=action, args=args, answer=404)
                 return self.send(404, b"trap")
+            if st.gone:
+                # said byebye: going down, no action answered
+                st.log(ev="http", host=self.host(), method="POST", action=action, args=args, answer=None)
+                self.close_connection = True
+                return
             st.log(ev="begin", action=action, args=args)
             if st.slow:
                 time.sleep(st.slow)
@@ -383,8 +391,8 @@ def ssdp(st, port):
             time.sleep(a.notify_interval)
     threading.Thread(target=notify, daemon=True).start()
 
-    def byebye():
-        st.gone = True
+    def byebye(gone=True):
+        st.gone = gone
         lines = [h for h in ssdp_headers(st, loc_host, port, SERVICE, "ssdp:byebye")
                  if not h.startswith(("LOCATION:", "CACHE-CONTROL:"))]
         msg = "\r\n".join(lines) + "\r\n\r\n"
@@ -455,6 +463,9 @@ def stdin_loop(st):
         elif cmd[0] == "byebye":
             st.byebye()
             st.log(ev="byebye")
+        elif cmd[0] == "byebye-alive":
+            st.byebye(gone=False)
+            st.log(ev="byebye", alive=True)
         elif cmd[0] == "quit":
             os._exit(0)
     os._exit(0)

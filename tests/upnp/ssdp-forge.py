@@ -10,6 +10,8 @@ SRC: the datagrams' source address (UDP: nothing proves it).
       for WANIPConnection:1, each with a USN of its own and a LOCATION on SRC with a path
       of its own (/cgi-bin/admin.cgi?action=reboot&n=I, 2 ms apart), logged as
       {"ev":"sent","n":N} once all are out; then it serves until killed.
+  ssdp-forge.py byebye SRC N GAP USN
+      N ssdp:byebye NOTIFYs for USN (WANIPConnection:1), GAP seconds apart, then exits.
 """
 import http.server
 import json
@@ -76,7 +78,18 @@ def alive(src, n, logname):
         time.sleep(3600)
 
 
+def byebye(src, n, gap, usn):
+    tx = sender(src)
+    for _ in range(n):
+        msg = (f"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: {SERVICE}\r\nNTS: ssdp:byebye\r\n"
+               f"USN: {usn}\r\n\r\n")
+        tx.sendto(msg.encode(), SSDP_ADDR)
+        time.sleep(gap)
+
+
 if sys.argv[1] == "alive":
     alive(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+elif sys.argv[1] == "byebye":
+    byebye(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
 else:
     sys.exit(f"unknown mode {sys.argv[1]!r}")

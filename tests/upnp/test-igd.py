@@ -76,6 +76,11 @@ ssdp-spoof  200 forged ssdp:alive from the gateway's address, each with a device
             --location-interval 5 s) is fetched and the rest counted (ssdp_limited); the
             real IGD is found afterwards; while it is in use none of 200 more is fetched and
             it stays; the refusals are logged in one line with their count
+byebye-forged  5 mappings active; 20 ssdp:byebye for the IGD's USN from the client's address:
+            refused (not the gateway), the IGD stays, nothing asked of it; a byebye from the
+            IGD's own address while it keeps answering: GetExternalIPAddress asked, byebye
+            not taken (byebyes_unconfirmed), no mapping checked again; the IGD saying
+            byebye and no longer answering SOAP: gone, mappings pending NO_IGD
 vanishes    the IGD dies without a byebye: reported gone after unanswered
             GetExternalIPAddress, the mapping pending NO_IGD when its lease ran out; active
             again when the IGD is back
@@ -665,6 +670,47 @@ elif case == "ssdp-spoof":
     failed = [ln for ln in text.splitlines() if "Failed to GET" in ln]
     t.check(len(failed) <= 5 * (BURST + 2), f"GUPnP's warnings bounded with the fetches (<= {5 * (BURST + 2)}), "
                                             f"saw {len(failed)}")
+
+elif case == "byebye-forged":
+    forge = os.path.join(upnpit.HERE, "ssdp-forge.py")
+    igd = t.igd()
+    d = t.driver()
+    g = d.wait_igd(30)
+    t.require(g is not None, "the scripted IGD found within 30 s")
+    for p in range(6000, 6005):
+        d.add(f"m{p}", "tcp", p)
+    for p in range(6000, 6005):
+        d.wait_mapping(f"m{p}", lambda e: e["state"] == "active", 20, what="active")
+    usn = f"{g['udn']}::urn:schemas-upnp-org:service:WANIPConnection:1"
+    # from the client's address, not the gateway's: refused, as an ssdp:alive would be
+    m, n0 = d.mark(), len(igd.requests())
+    subprocess.run(t.netns_cmd(t.nsc, [upnpit.PY, forge, "byebye", t.client4, "20", "0.05", usn]), check=True,
+                   timeout=60)
+    ok = t.wait_until(lambda: (d.stats() or {}).get("ssdp_refused", 0) >= 20, 20,
+                      "the 20 forged byebyes refused", fatal=False)
+    t.check(ok, f"20 byebyes from {t.client4} (not the gateway) refused within 20 s, saw stats {d.stats()}")
+    t.check(not d.find(lambda e: e["ev"] == "igd", since=m),
+            f"the IGD in use stays: no IGD event, saw {d.find(lambda e: e['ev'] == 'igd', since=m)}")
+    reqs = [r.get("action") or r.get("path") for r in igd.requests()[n0:]]
+    t.check(not reqs, f"nothing asked of the IGD for them, saw {reqs}")
+    # from the gateway's address (what anyone on the link can forge), the IGD still answering:
+    # a hint, checked with GetExternalIPAddress and not taken
+    m, n0 = d.mark(), len(igd.requests())
+    igd.send("byebye-alive")
+    ok = t.wait_until(lambda: (d.stats() or {}).get("byebyes_unconfirmed", 0) >= 1, 20,
+                      "the byebye checked and not taken", fatal=False)
+    t.check(ok, f"a byebye from the gateway's address while the IGD answers: checked, not taken "
+                f"(byebyes_unconfirmed) within 20 s, saw stats {d.stats()}")
+    t.check(not d.find(lambda e: e["ev"] == "igd", since=m),
+            f"the IGD in use stays: no IGD event, saw {d.find(lambda e: e['ev'] == 'igd', since=m)}")
+    reqs = [r.get("action") or r.get("path") for r in igd.requests()[n0:]]
+    t.check(reqs and set(reqs) == {"GetExternalIPAddress"},
+            f"only GetExternalIPAddress asked (no mapping checked again), saw {reqs}")
+    # the IGD really goes: byebye, then no SOAP answer: dropped
+    m = d.mark()
+    igd.send("byebye")
+    t.require(d.wait_igd(30, since=m, present=False) is not None,
+              "the IGD that said byebye and stopped answering reported gone within 30 s")
 
 else:
     print(f"unknown case {case!r}; see the docstring", flush=True)

@@ -292,13 +292,14 @@ static void command(driver *d, char *line) {
                                        ",\"event_checks\":%" G_GUINT64_FORMAT
                                        ",\"events_unconfirmed\":%" G_GUINT64_FORMAT
                                        ",\"subscriptions_lost\":%" G_GUINT64_FORMAT
-                                       ",\"ssdp_limited\":%" G_GUINT64_FORMAT
+                                       ",\"ssdp_limited\":%" G_GUINT64_FORMAT ",\"byebyes_held\":%" G_GUINT64_FORMAT
+                                       ",\"byebyes_unconfirmed\":%" G_GUINT64_FORMAT
                                        ",\"mappings\":%zu,\"busy\":%zu",
                                        st->ssdp_refused, st->services_refused, st->bodies_refused, st->actions,
                                        st->action_errors, st->action_timeouts, st->recreations, st->notifies,
                                        st->notifies_ignored, st->events,
                                        st->event_checks, st->events_unconfirmed, st->subscriptions_lost,
-                                       st->ssdp_limited,
+                                       st->ssdp_limited, st->byebyes_held, st->byebyes_unconfirmed,
                                        pcpd_upnp_count(d->u), pcpd_upnp_n_busy(d->u));
                 emit_line(s);
                 return;
