@@ -1248,12 +1248,15 @@ static void on_service_available(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy
         uint16_t port;
         struct igd *g;
 
+        /* (the SSDP check took only such a USN: this is the same check, where GUPnP hands
+         * them over, as they are logged and put in events) */
         if (!location || !type || !udn || pcpd_upnp_parse_url(location, u->family, &host, &port) < 0 ||
-            !g_hash_table_contains(u->locations, location)) {
+            !g_hash_table_contains(u->locations, location) || !pcpd_upnp_udn_ok(udn, strlen(udn)) ||
+            pcpd_upnp_service_type_kind(type) == PCPD_UPNP_SERVICE_NONE) {
                 u->stats.services_refused++;
                 return;
         }
-        if (g_str_has_prefix(type, SERVICE_6FC_PREFIX)) {
+        if (pcpd_upnp_service_type_kind(type) == PCPD_UPNP_SERVICE_IPV6FC) {
                 char s[INET6_ADDRSTRLEN];
 
                 addr_to_string(&host, s, sizeof(s));

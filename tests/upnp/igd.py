@@ -34,6 +34,8 @@ the lab's router namespace.
                            it after about half of that)
   --slow-subscribe S       every SUBSCRIBE (new or renewal) answered after that delay; it
                            is logged as {"ev":"begin","method":"SUBSCRIBE"} when it arrives
+  --usn TEXT               the USN of every SSDP message (Python escapes such as \x1b are
+                           decoded), instead of uuid:<uuid>-2::<service type>
 
 stdin commands: "forget" (drop every mapping, as a reboot would, without a word on SSDP),
 "slow N", "slow-add N" (only AddPortMapping), "external ADDR" (a new WAN address, without
@@ -363,7 +365,7 @@ def notify_all(st, ext=None):
 
 
 def ssdp_headers(st, host, port, st_value, nts=None):
-    usn = f"uuid:{st.uuid}-2::{SERVICE}"
+    usn = st.a.usn.encode().decode("unicode_escape") if st.a.usn else f"uuid:{st.uuid}-2::{SERVICE}"
     lines = [f"LOCATION: http://{host}:{port}/rootDesc.xml", "CACHE-CONTROL: max-age=1800",
              "SERVER: Linux/1 UPnP/1.0 igd.py/1", f"USN: {usn}"]
     if nts:
@@ -495,6 +497,7 @@ def main():
     p.add_argument("--subscription-timeout", type=int, default=1800)
     p.add_argument("--slow-subscribe", type=float, default=0)
     p.add_argument("--notify-before-answer", action="store_true")
+    p.add_argument("--usn")
     a = p.parse_args()
     st = State(a)
     st.conflict = {int(x) for x in a.conflict.split(",") if x}

@@ -81,6 +81,8 @@ byebye-forged  5 mappings active; 20 ssdp:byebye for the IGD's USN from the clie
             IGD's own address while it keeps answering: GetExternalIPAddress asked, byebye
             not taken (byebyes_unconfirmed), no mapping checked again; the IGD saying
             byebye and no longer answering SOAP: gone, mappings pending NO_IGD
+usn-control  USNs with terminal escapes in the service type and in the UDN: refused at
+            SSDP (ssdp_refused), nothing fetched, no IGD, no control character in the log
 vanishes    the IGD dies without a byebye: reported gone after unanswered
             GetExternalIPAddress, the mapping pending NO_IGD when its lease ran out; active
             again when the IGD is back
@@ -711,6 +713,28 @@ elif case == "byebye-forged":
     igd.send("byebye")
     t.require(d.wait_igd(30, since=m, present=False) is not None,
               "the IGD that said byebye and stopped answering reported gone within 30 s")
+
+elif case == "usn-control":
+    # USNs with control characters (terminal escapes) in the service type, in the UDN: refused
+    # at SSDP, never fetched, never logged
+    uid = "6d6366f9-43b0-4bd5-9915-6d3eadcf1511"
+    i1 = t.igd("--uuid", uid, "--usn",
+               f"uuid:{uid}-2::urn:schemas-upnp-org:service:WANIPConnection:1\\x1b[31mINJECTED\\x1b[0m",
+               name="igd-type")
+    i2 = t.igd("--uuid", uid, "--usn", f"uuid:{uid}\\x1b]0;x\\x07-2::urn:schemas-upnp-org:service:WANIPConnection:1",
+               name="igd-udn")
+    d = t.driver()
+    for igd in (i1, i2):
+        igd.wait_log(lambda e: e["ev"] == "msearch", 30, f"{igd.name} answered the driver's M-SEARCH")
+    ok = t.wait_until(lambda: (d.stats() or {}).get("ssdp_refused", 0) >= 2, 30, "two SSDP messages refused",
+                      fatal=False)
+    t.check(ok, f"the SSDP messages with control characters in their USN refused within 30 s, saw {d.stats()}")
+    t.check(not d.find(lambda e: e["ev"] == "igd"), f"no IGD used, saw {d.find(lambda e: e['ev'] == 'igd')}")
+    for igd in (i1, i2):
+        t.check(not igd.requests(), f"nothing fetched from {igd.name}, saw {igd.requests()}")
+    with open(os.path.join(t.lab_dir, "driver0.log"), "rb") as f:
+        raw = f.read()
+    t.check(b"\x1b" not in raw and b"\x07" not in raw, "no control character from SSDP in the driver's log")
 
 else:
     print(f"unknown case {case!r}; see the docstring", flush=True)
