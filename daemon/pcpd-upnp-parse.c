@@ -80,6 +80,15 @@ bool pcpd_upnp_addr_is_unicast(const struct in6_addr *a) {
                !IN6_IS_ADDR_V4COMPAT(a);
 }
 
+bool pcpd_upnp_external_addr_ok(const struct in6_addr *a) {
+        const uint8_t *v = &a->s6_addr[12];
+
+        if (!IN6_IS_ADDR_V4MAPPED(a) || !pcpd_upnp_addr_is_unicast(a))
+                return false;
+        /* as pcp-engine.c's addr_is_unusable(): link-local is no address a peer can reach */
+        return !(v[0] == 169 && v[1] == 254);
+}
+
 pcpd_upnp_service_kind pcpd_upnp_service_type_kind(const char *type) {
         static const char prefix[] = "urn:schemas-upnp-org:service:";
         static const struct {

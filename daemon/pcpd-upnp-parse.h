@@ -67,6 +67,15 @@ int pcpd_upnp_parse_url(const char *url, int family, struct in6_addr *ret_addr, 
  * multicast or broadcast. */
 bool pcpd_upnp_addr_is_unicast(const struct in6_addr *addr);
 
+/* Is addr (IPv4-mapped) an external address an IGD may give us: unicast as above, and
+ * none a peer on the Internet could never send to. The same rules as the PCP / NAT-PMP
+ * engine's addr_is_unusable() (daemon/pcp-engine.c), kept here as a copy because this file
+ * is pure and is fuzzed on its own: not 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16
+ * (link-local), 224.0.0.0/4 (multicast) nor 255.255.255.255; this file also refuses
+ * 240.0.0.0/4 (reserved), as pcpd_upnp_addr_is_unicast() does. Private, shared and
+ * documentation addresses are usable (a NAT behind a carrier-grade NAT or in a lab). */
+bool pcpd_upnp_external_addr_ok(const struct in6_addr *addr);
+
 /* The service types pcpd-upnp looks for, exactly
  * "urn:schemas-upnp-org:service:" NAME ":" VERSION, VERSION 1 to 3 digits without a
  * leading zero; anything else (another name, a suffix, a control character) is NONE. */

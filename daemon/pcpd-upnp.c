@@ -1026,7 +1026,7 @@ static void ext_done(struct op *op, const GError *error) {
                 byebye_unconfirmed(g);
         if (!gupnp_service_proxy_action_get_result(op->action, &e, "NewExternalIPAddress", G_TYPE_STRING, &ip,
                                                    NULL) ||
-            pcpd_upnp_parse_ipv4(ip, &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr)) {
+            pcpd_upnp_parse_ipv4(ip, &addr) < 0 || !pcpd_upnp_external_addr_ok(&addr)) {
                 /* an IGD without a WAN address (not connected yet) is not usable */
                 g_debug("upnp: %s has no usable external address (%s)", g->udn, ip ? ip : "none");
                 if (!g->usable)
@@ -1105,7 +1105,7 @@ static void on_external_ip_notify(GUPnPServiceProxy *proxy, const char *variable
         g->sub_failures = 0; /* the subscription works */
         if (!G_VALUE_HOLDS_STRING(value))
                 return;
-        if (pcpd_upnp_parse_ipv4(g_value_get_string(value), &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr))
+        if (pcpd_upnp_parse_ipv4(g_value_get_string(value), &addr) < 0 || !pcpd_upnp_external_addr_ok(&addr))
                 return;
         if (g->info.has_external_addr && memcmp(&g->info.external_addr, &addr, sizeof(addr)) == 0) {
                 g->event_pending = false;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What pcpd-upnp takes from SSDP (pcpd-upnp-parse.c, pure): the USN and service type
- * forms it accepts, and the token bucket that bounds new SSDP LOCATIONs. Registered
+/* What pcpd-upnp takes from SSDP and from an IGD's answers (pcpd-upnp-parse.c, pure): the
+ * external addresses it accepts (the PCP / NAT-PMP engine's rules), the USN and service
+ * type forms it accepts, and the token bucket that bounds new SSDP LOCATIONs. Registered
  * in tests/upnp/meson.build (suite "unit"): it tests only the UPnP parser. */
 
 #include <setjmp.h>
@@ -9,9 +10,50 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "pcpd-upnp-parse.h"
+
+static struct in6_addr v4(const char *s) {
+        struct in6_addr a;
+
+        assert_int_equal(pcpd_upnp_parse_ipv4(s, &a), 0);
+        return a;
+}
+
+/* the engine's addr_is_unusable() (pcp-engine.c) refuses these for PCP and NAT-PMP: UPnP
+ * must too (169.254.0.0/16 was accepted by UPnP only) */
+static void test_external_unusable(void **state) {
+        static const char *const bad[] = { "0.0.0.0", "0.1.2.3", "127.0.0.1", "169.254.0.0", "169.254.0.1",
+                                           "169.254.77.1", "169.254.255.255", "224.0.0.1", "239.255.255.250",
+                                           "255.255.255.255" };
+        (void) state;
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                struct in6_addr a = v4(bad[i]);
+
+                if (pcpd_upnp_external_addr_ok(&a))
+                        fail_msg("external address %s accepted", bad[i]);
+        }
+}
+
+/* private, shared (carrier-grade NAT), documentation addresses: usable, as in the engine */
+static void test_external_usable(void **state) {
+        static const char *const good[] = { "10.0.0.1", "100.64.0.1", "172.16.1.1", "192.168.1.1", "192.0.2.1",
+                                            "198.51.100.7", "203.0.113.9", "169.253.255.255", "169.255.0.1",
+                                            "8.8.8.8", "223.255.255.254" };
+        (void) state;
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                struct in6_addr a = v4(good[i]);
+
+                if (!pcpd_upnp_external_addr_ok(&a))
+                        fail_msg("external address %s refused", good[i]);
+        }
+        /* an IPv6 address is never an IGD's external IPv4 address */
+        struct in6_addr a6;
+        assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &a6), 1);
+        assert_false(pcpd_upnp_external_addr_ok(&a6));
+}
 
 static void test_service_types(void **state) {
         static const struct {
@@ -128,6 +170,8 @@ static void test_bucket(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_external_unusable),
+                cmocka_unit_test(test_external_usable),
                 cmocka_unit_test(test_service_types),
                 cmocka_unit_test(test_udn),
                 cmocka_unit_test(test_usn),

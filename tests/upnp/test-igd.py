@@ -83,6 +83,9 @@ byebye-forged  5 mappings active; 20 ssdp:byebye for the IGD's USN from the clie
             byebye and no longer answering SOAP: gone, mappings pending NO_IGD
 usn-control  USNs with terminal escapes in the service type and in the UDN: refused at
             SSDP (ssdp_refused), nothing fetched, no IGD, no control character in the log
+external-link-local  GetExternalIPAddress answers 169.254.7.7 (PCP and NAT-PMP refuse it):
+            the IGD is not used; an IGD in use whose event and answers say 169.254.7.7: not
+            taken
 vanishes    the IGD dies without a byebye: reported gone after unanswered
             GetExternalIPAddress, the mapping pending NO_IGD when its lease ran out; active
             again when the IGD is back
@@ -735,6 +738,36 @@ elif case == "usn-control":
     with open(os.path.join(t.lab_dir, "driver0.log"), "rb") as f:
         raw = f.read()
     t.check(b"\x1b" not in raw and b"\x07" not in raw, "no control character from SSDP in the driver's log")
+
+elif case == "external-link-local":
+    # 169.254.0.0/16 is no external address (PCP and NAT-PMP refuse it too)
+    igd = t.igd("--external", "169.254.7.7", name="igd-link-local")
+    d = t.driver("--retry-min", "1", "--external-interval", "2")
+    igd.wait_log(lambda e: e.get("action") == "GetExternalIPAddress" and e.get("ev") == "http", 30,
+                 "a GetExternalIPAddress answered 169.254.7.7")
+    d.add("a", "tcp", 5000)
+    a = d.wait_mapping("a", lambda e: True, 20, what="reported")
+    t.check(a["state"] == "pending" and a["error"] == "NO_IGD",
+            f"an IGD whose external address is link-local is not used: pending NO_IGD, saw {a['state']} {a['error']}")
+    t.check(not d.find(lambda e: e["ev"] == "igd"), f"no IGD event, saw {d.find(lambda e: e['ev'] == 'igd')}")
+    t.check(not adds(igd), "no AddPortMapping sent to it")
+    igd.p.kill()
+    igd.p.wait(10)
+    # an IGD in use whose address turns link-local (event and answers): not taken
+    m = d.mark()
+    igd = t.igd("--events")
+    t.require(d.wait_igd(40, since=m) is not None, "the second IGD found within 40 s")
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, since=m, what="active")
+    t.check(a["ext_addr"] == "198.20.77.1", f"external address 198.20.77.1, saw {a['ext_addr']}")
+    m = d.mark()
+    igd.send("external-event 169.254.7.7")
+    igd.wait_log(lambda e: e["ev"] == "notify" and e.get("external") == "169.254.7.7", 20,
+                 "the event with 169.254.7.7 sent")
+    n0 = len([e for e in igd.requests("GetExternalIPAddress")])
+    igd.wait_log(lambda e: len(igd.requests("GetExternalIPAddress")) >= n0 + 2, 30,
+                 "two GetExternalIPAddress answered 169.254.7.7 (the periodic check, 2 s)")
+    bad = d.find(lambda e: e.get("ext_addr") == "169.254.7.7" or e.get("external") == "169.254.7.7", since=m)
+    t.check(not bad, f"169.254.7.7 never taken for the external address, saw {bad}")
 
 else:
     print(f"unknown case {case!r}; see the docstring", flush=True)
