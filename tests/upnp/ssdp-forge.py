@@ -4,11 +4,12 @@
 fixture, adapted from a review's reproduction scripts). Run it in the namespace that owns
 SRC: the datagrams' source address (UDP: nothing proves it).
 
-  ssdp-forge.py alive SRC N LOG
+  ssdp-forge.py alive SRC N LOG TAG
       HTTP listeners on SRC, ports 18000-18009, logging every request as one JSON line
       in LOG ({"ev":"get","port":P,"path":PATH,"from":ADDR}); then N ssdp:alive NOTIFYs
       for WANIPConnection:1, each with a USN of its own and a LOCATION on SRC with a path
-      of its own (/cgi-bin/admin.cgi?action=reboot&n=I, 2 ms apart), logged as
+      of its own (/cgi-bin/admin.cgi?action=reboot&run=TAG&n=I, 2 ms apart; GUPnP retries
+      a failed fetch later, maybe into another run's listeners: TAG tells), logged as
       {"ev":"sent","n":N} once all are out; then it serves until killed.
   ssdp-forge.py byebye SRC N GAP USN
       N ssdp:byebye NOTIFYs for USN (WANIPConnection:1), GAP seconds apart, then exits.
@@ -45,7 +46,7 @@ def sender(src):
     return tx
 
 
-def alive(src, n, logname):
+def alive(src, n, logname, tag):
     log = open(logname, "a", buffering=1)
     lock = threading.Lock()
 
@@ -66,7 +67,7 @@ def alive(src, n, logname):
         threading.Thread(target=s.serve_forever, daemon=True).start()
     tx = sender(src)
     for i in range(n):
-        loc = f"http://{src}:{18000 + i % 10}/cgi-bin/admin.cgi?action=reboot&n={i}"
+        loc = f"http://{src}:{18000 + i % 10}/cgi-bin/admin.cgi?action=reboot&run={tag}&n={i}"
         msg = ("NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nCACHE-CONTROL: max-age=1800\r\n"
                f"LOCATION: {loc}\r\nNT: {SERVICE}\r\nNTS: ssdp:alive\r\nSERVER: x UPnP/1.0 y\r\n"
                f"USN: uuid:{uuid.uuid4()}::{SERVICE}\r\n\r\n")
@@ -88,7 +89,7 @@ def byebye(src, n, gap, usn):
 
 
 if sys.argv[1] == "alive":
-    alive(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    alive(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
 elif sys.argv[1] == "byebye":
     byebye(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
 else:

@@ -622,14 +622,20 @@ elif case == "ssdp-spoof":
     d = t.driver("--location-interval", "5")
 
     def forged(log):
+        """what the forger of that log sent and saw asked of its own LOCATIONs (GUPnP retries a
+        failed fetch 5, 10, 20, 40 s later: those of an earlier run, on the same ports, are not
+        counted: run=TAG)"""
+        tag = "run=" + os.path.basename(log)[len("ssdp-forge-"):-len(".jsonl")] + "&"
         with open(log) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            return [e for e in (json.loads(line) for line in f if line.strip())
+                    if e["ev"] != "get" or tag in e["path"]]
 
     def spoof(phase):
         log = os.path.join(t.lab_dir, f"ssdp-forge-{phase}.jsonl")
         open(log, "w").close()
         before = (d.stats() or {}).get("ssdp_refused", 0)
-        p = t.spawn(t.nsr, [upnpit.PY, forge, "alive", t.router4, str(N), log], log_name=f"ssdp-forge-{phase}.log")
+        p = t.spawn(t.nsr, [upnpit.PY, forge, "alive", t.router4, str(N), log, phase],
+                    log_name=f"ssdp-forge-{phase}.log")
         t.wait_until(lambda: [e for e in forged(log) if e["ev"] == "sent"], 30,
                      f"{phase}: the forger's {N} NOTIFYs sent")
         return p, log, before
