@@ -132,6 +132,16 @@ struct pcpd_upnp {
         int64_t refused_logged_at;      /* that line (monotonic µs; 0: none yet) */
         char *held_nt, *held_usn;       /* the active IGD's byebye, held until confirmed */
         bool replaying;                 /* passing a held byebye on to GSSDP */
+        /* per service kind, the last announcement refused only because an IGD was in use
+         * (another device: an IGD that restarted with a new UUID, say), taken again when
+         * that IGD is dropped */
+        struct deferred {
+                SoupMessageHeaders *headers;
+                char *from;
+                guint port;
+                int type;
+        } deferred[3];
+        GSource *deferred_src;
         GHashTable *hosts_6fc;   /* "addr" strings with WANIPv6FirewallControl */
         GPtrArray *igds;         /* struct igd* */
         struct igd *active;
@@ -1361,6 +1371,8 @@ static void on_server_request(SoupServer *server, SoupServerMessage *msg, void *
 }
 
 static gboolean search_timer_cb(void *ud);
+static void deferred_schedule(pcpd_upnp *u);
+static void deferred_clear(pcpd_upnp *u);
 
 /* no IGD left: search (M-SEARCH) now and every search_interval_s until one answers */
 static void search_again(pcpd_upnp *u) {
@@ -1404,6 +1416,7 @@ static void igd_remove(pcpd_upnp *u, struct igd *g) {
                 select_igd(u);
                 if (!u->active) {
                         search_again(u);
+                        deferred_schedule(u);
                         emit_igd(u, &gone);
                         kick_all(u);
                 }
@@ -1585,6 +1598,69 @@ static void byebye_unconfirmed(struct igd *g) {
         g_debug("upnp: %s said byebye but answers: byebye not taken", g->udn);
 }
 
+static void deferred_free(struct deferred *d) {
+        g_clear_pointer(&d->headers, soup_message_headers_unref);
+        g_clear_pointer(&d->from, g_free);
+}
+
+static void deferred_clear(pcpd_upnp *u) {
+        source_clear(&u->deferred_src);
+        for (size_t i = 0; i < G_N_ELEMENTS(u->deferred); i++)
+                deferred_free(&u->deferred[i]);
+}
+
+/* An announcement (or search answer) that passed every check but the IGD in use: kept,
+ * the last one of each service kind only, so that when that IGD is dropped the other device (an IGD restarted
+ * with a new UUID, as miniupnpd does) is found at once and not at the next search or
+ * announcement. It goes through every check again then (a token, too). */
+static void deferred_keep(pcpd_upnp *u, int type, const char *from_ip, guint from_port, const char *target,
+                          const char *usn, const char *location, SoupMessageHeaders *headers) {
+        const char *cc = soup_message_headers_get_one(headers, "Cache-Control");
+        SoupMessageHeaders *h = soup_message_headers_new(SOUP_MESSAGE_HEADERS_REQUEST);
+        struct deferred *d = &u->deferred[pcpd_upnp_service_type_kind(target) - 1]; /* (not NONE here) */
+
+        soup_message_headers_append(h, type == SSDP_ANNOUNCEMENT ? "NT" : "ST", target);
+        if (type == SSDP_ANNOUNCEMENT)
+                soup_message_headers_append(h, "NTS", "ssdp:alive");
+        soup_message_headers_append(h, "USN", usn);
+        soup_message_headers_append(h, "Location", location);
+        /* (GSSDP logs a Cache-Control it cannot parse, with its text: only a plain one) */
+        if (cc && strlen(cc) < 32 && strspn(cc, "max-age= 0123456789") == strlen(cc))
+                soup_message_headers_append(h, "Cache-Control", cc);
+        else
+                soup_message_headers_append(h, "Cache-Control", "max-age=1800");
+        deferred_free(d);
+        d->headers = h;
+        d->from = g_strdup(from_ip);
+        d->port = from_port;
+        d->type = type;
+}
+
+static gboolean deferred_cb(void *ud) {
+        pcpd_upnp *u = ud;
+
+        g_source_unref(g_steal_pointer(&u->deferred_src));
+        for (size_t i = 0; i < G_N_ELEMENTS(u->deferred); i++) {
+                struct deferred d = u->deferred[i];
+
+                u->deferred[i] = (struct deferred) {};
+                if (d.headers && !u->active && u->gctx) {
+                        g_debug("upnp: taking an announcement from %s refused while the last IGD was in use", d.from);
+                        push_ctx(u);
+                        g_signal_emit_by_name(u->gctx, "message-received", d.from, d.port, d.type, d.headers);
+                        pop_ctx(u);
+                }
+                deferred_free(&d);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+/* from the loop: igd_remove() may run inside GSSDP's own emission of that signal */
+static void deferred_schedule(pcpd_upnp *u) {
+        if (!u->deferred_src)
+                u->deferred_src = timer_new(u, 0, deferred_cb, u);
+}
+
 /* Runs before GSSDP's resource browsers (connected first); see "Discovery and safety" in
  * pcpd-upnp.h. */
 static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from_port, int type,
@@ -1639,6 +1715,7 @@ static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from
         if (known)
                 return;
         if (u->active && u->active->usable && !udn_is(u->active, usn, udn_len)) {
+                deferred_keep(u, type, from_ip, from_port, target, usn, location, headers);
                 ssdp_refuse(u, headers, from_ip, "another device than the IGD in use");
                 return;
         }
@@ -1775,6 +1852,7 @@ static void interface_clear(pcpd_upnp *u) {
         g_hash_table_remove_all(u->udns);
         g_clear_pointer(&u->held_nt, g_free);
         g_clear_pointer(&u->held_usn, g_free);
+        deferred_clear(u);
         g_hash_table_remove_all(u->hosts_6fc);
         g_clear_pointer(&u->ifname, g_free);
         if (had_active)

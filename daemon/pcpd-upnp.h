@@ -56,7 +56,9 @@
  *     config.location_interval_s (so at most BURST + t / interval new LOCATIONs are ever
  *     fetched, each with GUPnP's retries, and GSSDP keeps at most 3 entries, one per
  *     service type, for each device taken), and while an IGD is in use only its own
- *     UDN's new LOCATIONs are taken (its restart). At most PCPD_UPNP_MAX_LOCATIONS
+ *     UDN's new LOCATIONs are taken (its restart; the last announcement of each service
+ *     type refused for another device is kept and taken, checks and token again, as soon
+ *     as that IGD is dropped: miniupnpd restarts with a new UUID). At most PCPD_UPNP_MAX_LOCATIONS
  *     LOCATIONs and UDNs are known at a time; one no service uses any more makes room. Refusals are counted (stats ssdp_refused, ssdp_limited) and
  *     logged at most once per REFUSED_LOG_INTERVAL_S (pcpd-upnp.c), with the number.
  *     (That signal is marked private in gssdp; pcpd_upnp_set_interface() fails
