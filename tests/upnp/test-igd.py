@@ -83,6 +83,9 @@ byebye-forged  5 mappings active; 20 ssdp:byebye for the IGD's USN from the clie
             byebye and no longer answering SOAP: gone, mappings pending NO_IGD
 usn-control  USNs with terminal escapes in the service type and in the UDN: refused at
             SSDP (ssdp_refused), nothing fetched, no IGD, no control character in the log
+usn-no-colon  ssdp:byebye with the USN "uuid" (no colon) from the client's address and from
+            the gateway's: refused, the driver survives, the IGD stays (GSSDP 1.6.2 cut the
+            USN at a colon it did not check for: g_strndup() of ~2^64 bytes, abort)
 external-link-local  GetExternalIPAddress answers 169.254.7.7 (PCP and NAT-PMP refuse it):
             the IGD is not used; an IGD in use whose event and answers say 169.254.7.7: not
             taken
@@ -774,6 +777,23 @@ elif case == "external-link-local":
                  "two GetExternalIPAddress answered 169.254.7.7 (the periodic check, 2 s)")
     bad = d.find(lambda e: e.get("ext_addr") == "169.254.7.7" or e.get("external") == "169.254.7.7", since=m)
     t.check(not bad, f"169.254.7.7 never taken for the external address, saw {bad}")
+
+elif case == "usn-no-colon":
+    # GSSDP 1.6.2 cuts a USN at its last ':' without checking there is one: a USN without a
+    # colon made it ask g_strndup() for ~2^64 bytes and abort (one datagram, from anyone)
+    forge = os.path.join(upnpit.HERE, "ssdp-forge.py")
+    igd = t.igd()
+    d = t.driver()
+    found(d)
+    m = d.mark()
+    for ns, src in ((t.nsc, t.client4), (t.nsr, t.router4)):
+        subprocess.run(t.netns_cmd(ns, [upnpit.PY, forge, "byebye", src, "1", "0", "uuid"]), check=True, timeout=60)
+    ok = t.wait_until(lambda: d.p.poll() is not None or (d.stats() or {}).get("ssdp_refused", 0) >= 2, 20,
+                      "the two byebyes refused", fatal=False)
+    t.check(d.p.poll() is None, f"the driver survives byebyes whose USN has no colon (from {t.client4} and from "
+                                f"the gateway's address), saw exit status {d.p.poll()}")
+    t.require(ok and d.p.poll() is None, f"both refused (ssdp_refused >= 2) within 20 s, saw {d.stats()}")
+    t.check(not d.find(lambda e: e["ev"] == "igd", since=m), "the IGD in use stays (no IGD event)")
 
 else:
     print(f"unknown case {case!r}; see the docstring", flush=True)
