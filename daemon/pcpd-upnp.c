@@ -1373,6 +1373,7 @@ static void on_server_request(SoupServer *server, SoupServerMessage *msg, void *
 static gboolean search_timer_cb(void *ud);
 static void deferred_schedule(pcpd_upnp *u);
 static void deferred_clear(pcpd_upnp *u);
+static bool cache_control_plain(const char *cc);
 
 /* no IGD left: search (M-SEARCH) now and every search_interval_s until one answers */
 static void search_again(pcpd_upnp *u) {
@@ -1624,11 +1625,7 @@ static void deferred_keep(pcpd_upnp *u, int type, const char *from_ip, guint fro
                 soup_message_headers_append(h, "NTS", "ssdp:alive");
         soup_message_headers_append(h, "USN", usn);
         soup_message_headers_append(h, "Location", location);
-        /* (GSSDP logs a Cache-Control it cannot parse, with its text: only a plain one) */
-        if (cc && strlen(cc) < 32 && strspn(cc, "max-age= 0123456789") == strlen(cc))
-                soup_message_headers_append(h, "Cache-Control", cc);
-        else
-                soup_message_headers_append(h, "Cache-Control", "max-age=1800");
+        soup_message_headers_append(h, "Cache-Control", cache_control_plain(cc) ? cc : "max-age=1800");
         deferred_free(d);
         d->headers = h;
         d->from = g_strdup(from_ip);
@@ -1659,6 +1656,22 @@ static gboolean deferred_cb(void *ud) {
 static void deferred_schedule(pcpd_upnp *u) {
         if (!u->deferred_src)
                 u->deferred_src = timer_new(u, 0, deferred_cb, u);
+}
+
+/* "max-age=N" (spaces around '=' allowed), N of 1 to 6 digits: what GSSDP's sscanf("max-age
+ * = %d") takes without a word. Anything else GSSDP logs with its text (as an Expires
+ * header it cannot use, or a missing one), once per datagram. */
+static bool cache_control_plain(const char *cc) {
+        size_t n;
+
+        if (!cc || strncmp(cc, "max-age", 7) != 0)
+                return false;
+        cc += 7 + strspn(cc + 7, " ");
+        if (*cc++ != '=')
+                return false;
+        cc += strspn(cc, " ");
+        n = strspn(cc, "0123456789");
+        return n >= 1 && n <= 6 && cc[n] == '\0';
 }
 
 /* Runs before GSSDP's resource browsers (connected first); see "Discovery and safety" in
@@ -1706,6 +1719,11 @@ static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from
         if (pcpd_upnp_check_location(location, u->family, &sender) < 0) {
                 ssdp_refuse(u, headers, from_ip, "its LOCATION is not http://<the sender's address>[:port]/...");
                 return;
+        }
+        if (!cache_control_plain(soup_message_headers_get_one(headers, "Cache-Control"))) {
+                /* GSSDP's default, without its warning carrying the sender's text */
+                soup_message_headers_replace(headers, "Cache-Control", "max-age=1800");
+                soup_message_headers_remove(headers, "Expires");
         }
         /* a device we know (its UDN: GSSDP keeps at most one entry per service type of it,
          * 3 here) at the LOCATION it was taken with: nothing new is fetched */

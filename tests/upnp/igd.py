@@ -36,6 +36,8 @@ the lab's router namespace.
                            is logged as {"ev":"begin","method":"SUBSCRIBE"} when it arrives
   --usn TEXT               the USN of every SSDP message (Python escapes such as \x1b are
                            decoded), instead of uuid:<uuid>-2::<service type>
+  --cache-control TEXT     the CACHE-CONTROL header of every SSDP message (escapes decoded
+                           too), instead of max-age=1800
 
 stdin commands: "forget" (drop every mapping, as a reboot would, without a word on SSDP),
 "slow N", "slow-add N" (only AddPortMapping), "external ADDR" (a new WAN address, without
@@ -366,7 +368,8 @@ def notify_all(st, ext=None):
 
 def ssdp_headers(st, host, port, st_value, nts=None):
     usn = st.a.usn.encode().decode("unicode_escape") if st.a.usn else f"uuid:{st.uuid}-2::{SERVICE}"
-    lines = [f"LOCATION: http://{host}:{port}/rootDesc.xml", "CACHE-CONTROL: max-age=1800",
+    cc = st.a.cache_control.encode().decode("unicode_escape") if st.a.cache_control else "max-age=1800"
+    lines = [f"LOCATION: http://{host}:{port}/rootDesc.xml", f"CACHE-CONTROL: {cc}",
              "SERVER: Linux/1 UPnP/1.0 igd.py/1", f"USN: {usn}"]
     if nts:
         return ["NOTIFY * HTTP/1.1", "HOST: 239.255.255.250:1900", f"NT: {st_value}", f"NTS: {nts}"] + lines
@@ -498,6 +501,7 @@ def main():
     p.add_argument("--slow-subscribe", type=float, default=0)
     p.add_argument("--notify-before-answer", action="store_true")
     p.add_argument("--usn")
+    p.add_argument("--cache-control")
     a = p.parse_args()
     st = State(a)
     st.conflict = {int(x) for x in a.conflict.split(",") if x}
