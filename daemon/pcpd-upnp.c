@@ -1688,6 +1688,12 @@ static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from
         if (u->replaying || type == SSDP_DISCOVERY_REQUEST || !headers)
                 return;
         soup_message_headers_remove(headers, "AL"); /* alternative locations: never used */
+        /* (first: the pointers below are into headers, which this changes) */
+        if (!cache_control_plain(soup_message_headers_get_one(headers, "Cache-Control"))) {
+                /* GSSDP's default, without its warning carrying the sender's text */
+                soup_message_headers_replace(headers, "Cache-Control", "max-age=1800");
+                soup_message_headers_remove(headers, "Expires");
+        }
         target = soup_message_headers_get_one(headers, type == SSDP_ANNOUNCEMENT ? "NT" : "ST");
         if (pcpd_upnp_service_type_kind(target) == PCPD_UPNP_SERVICE_NONE) {
                 /* not one of ours (other devices' announcements): no browser of ours takes it,
@@ -1719,11 +1725,6 @@ static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from
         if (pcpd_upnp_check_location(location, u->family, &sender) < 0) {
                 ssdp_refuse(u, headers, from_ip, "its LOCATION is not http://<the sender's address>[:port]/...");
                 return;
-        }
-        if (!cache_control_plain(soup_message_headers_get_one(headers, "Cache-Control"))) {
-                /* GSSDP's default, without its warning carrying the sender's text */
-                soup_message_headers_replace(headers, "Cache-Control", "max-age=1800");
-                soup_message_headers_remove(headers, "Expires");
         }
         /* a device we know (its UDN: GSSDP keeps at most one entry per service type of it,
          * 3 here) at the LOCATION it was taken with: nothing new is fetched */
