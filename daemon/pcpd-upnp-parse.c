@@ -80,6 +80,97 @@ bool pcpd_upnp_addr_is_unicast(const struct in6_addr *a) {
                !IN6_IS_ADDR_V4COMPAT(a);
 }
 
+bool pcpd_upnp_external_addr_ok(const struct in6_addr *a) {
+        const uint8_t *v = &a->s6_addr[12];
+
+        if (!IN6_IS_ADDR_V4MAPPED(a) || !pcpd_upnp_addr_is_unicast(a))
+                return false;
+        /* as pcp-engine.c's addr_is_unusable(): link-local is no address a peer can reach */
+        return !(v[0] == 169 && v[1] == 254);
+}
+
+pcpd_upnp_service_kind pcpd_upnp_service_type_kind(const char *type) {
+        static const char prefix[] = "urn:schemas-upnp-org:service:";
+        static const struct {
+                const char *name;
+                pcpd_upnp_service_kind kind;
+        } names[] = {
+                { "WANIPConnection:", PCPD_UPNP_SERVICE_WANIP },
+                { "WANPPPConnection:", PCPD_UPNP_SERVICE_WANPPP },
+                { "WANIPv6FirewallControl:", PCPD_UPNP_SERVICE_IPV6FC },
+        };
+        const char *p;
+        size_t n;
+
+        if (!type || strncmp(type, prefix, sizeof(prefix) - 1) != 0)
+                return PCPD_UPNP_SERVICE_NONE;
+        p = type + sizeof(prefix) - 1;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                size_t len = strlen(names[i].name);
+
+                if (strncmp(p, names[i].name, len) != 0)
+                        continue;
+                p += len;
+                n = strspn(p, "0123456789");
+                if (n == 0 || n > 3 || p[n] != '\0' || p[0] == '0')
+                        return PCPD_UPNP_SERVICE_NONE;
+                return names[i].kind;
+        }
+        return PCPD_UPNP_SERVICE_NONE;
+}
+
+bool pcpd_upnp_udn_ok(const char *udn, size_t len) {
+        if (!udn || len <= 5 || len > PCPD_UPNP_MAX_FIELD || strncmp(udn, "uuid:", 5) != 0)
+                return false;
+        if (!printable_ascii(udn, len))
+                return false;
+        for (size_t i = 0; i + 1 < len; i++)
+                if (udn[i] == ':' && udn[i + 1] == ':')
+                        return false;
+        return true;
+}
+
+pcpd_upnp_service_kind pcpd_upnp_parse_usn(const char *usn, size_t *ret_udn_len, const char **ret_type) {
+        const char *sep;
+        pcpd_upnp_service_kind kind;
+
+        if (!usn || strnlen(usn, 2 * PCPD_UPNP_MAX_FIELD + 1) > 2 * PCPD_UPNP_MAX_FIELD)
+                return PCPD_UPNP_SERVICE_NONE;
+        sep = strstr(usn, "::");
+        if (!sep || !pcpd_upnp_udn_ok(usn, (size_t) (sep - usn)))
+                return PCPD_UPNP_SERVICE_NONE;
+        kind = pcpd_upnp_service_type_kind(sep + 2);
+        if (kind == PCPD_UPNP_SERVICE_NONE)
+                return kind;
+        if (ret_udn_len)
+                *ret_udn_len = (size_t) (sep - usn);
+        if (ret_type)
+                *ret_type = sep + 2;
+        return kind;
+}
+
+bool pcpd_upnp_bucket_take(pcpd_upnp_bucket *b, uint64_t now_us, unsigned burst, uint64_t interval_us) {
+        if (!b->started) {
+                b->started = true;
+                b->tokens = burst;
+                b->refilled_us = now_us;
+        }
+        if (interval_us > 0 && now_us > b->refilled_us) {
+                uint64_t n = (now_us - b->refilled_us) / interval_us;
+
+                if (n > 0) {
+                        b->tokens = n >= burst || b->tokens + n >= burst ? burst : b->tokens + (unsigned) n;
+                        b->refilled_us += n * interval_us;
+                }
+        }
+        if (b->tokens >= burst)
+                b->refilled_us = now_us; /* full: the next token is due a whole interval after it is taken */
+        if (b->tokens == 0)
+                return false;
+        b->tokens--;
+        return true;
+}
+
 static void map_v4(const struct in_addr *v4, struct in6_addr *ret) {
         memset(ret, 0, sizeof(*ret));
         ret->s6_addr[10] = 0xff;

@@ -67,6 +67,49 @@ int pcpd_upnp_parse_url(const char *url, int family, struct in6_addr *ret_addr, 
  * multicast or broadcast. */
 bool pcpd_upnp_addr_is_unicast(const struct in6_addr *addr);
 
+/* Is addr (IPv4-mapped) an external address an IGD may give us: unicast as above, and
+ * none a peer on the Internet could never send to. The same rules as the PCP / NAT-PMP
+ * engine's addr_is_unusable() (daemon/pcp-engine.c), kept here as a copy because this file
+ * is pure and is fuzzed on its own: not 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16
+ * (link-local), 224.0.0.0/4 (multicast) nor 255.255.255.255; this file also refuses
+ * 240.0.0.0/4 (reserved), as pcpd_upnp_addr_is_unicast() does. Private, shared and
+ * documentation addresses are usable (a NAT behind a carrier-grade NAT or in a lab). */
+bool pcpd_upnp_external_addr_ok(const struct in6_addr *addr);
+
+/* The service types pcpd-upnp looks for, exactly
+ * "urn:schemas-upnp-org:service:" NAME ":" VERSION, VERSION 1 to 3 digits without a
+ * leading zero; anything else (another name, a suffix, a control character) is NONE. */
+typedef enum pcpd_upnp_service_kind {
+        PCPD_UPNP_SERVICE_NONE,
+        PCPD_UPNP_SERVICE_WANIP,  /* WANIPConnection */
+        PCPD_UPNP_SERVICE_WANPPP, /* WANPPPConnection */
+        PCPD_UPNP_SERVICE_IPV6FC, /* WANIPv6FirewallControl */
+} pcpd_upnp_service_kind;
+
+pcpd_upnp_service_kind pcpd_upnp_service_type_kind(const char *type);
+
+/* A UDN as pcpd-upnp takes it (from an SSDP USN or a description): "uuid:" and 1 to
+ * PCPD_UPNP_MAX_FIELD - 5 more printable ASCII characters (no space, no control
+ * character), without "::" (the USN's separator). */
+bool pcpd_upnp_udn_ok(const char *udn, size_t len);
+
+/* An SSDP USN of one of those services: UDN "::" service type, both as above. Returns the
+ * service's kind (NONE: not such a USN) and, when not NONE, the UDN's length in
+ * *ret_udn_len (the UDN is usn[0 .. *ret_udn_len)) and the service type's start. */
+pcpd_upnp_service_kind pcpd_upnp_parse_usn(const char *usn, size_t *ret_udn_len, const char **ret_type);
+
+/* A token bucket (how pcpd-upnp bounds the new SSDP LOCATIONs it fetches): at most burst
+ * tokens, one more every interval_us. Zero-initialised it is full. now_us: a monotonic
+ * clock (µs). */
+typedef struct pcpd_upnp_bucket {
+        bool started;
+        unsigned tokens;
+        uint64_t refilled_us; /* when the last token was added (or the bucket started) */
+} pcpd_upnp_bucket;
+
+/* Takes a token: true, or false when there is none (nothing changed but the refill). */
+bool pcpd_upnp_bucket_take(pcpd_upnp_bucket *b, uint64_t now_us, unsigned burst, uint64_t interval_us);
+
 /*
  * The SSDP check: a LOCATION is used only when it parses (above), its host is the sender
  * of the SSDP message and a unicast address. Returns 0 or a negative errno (-EINVAL

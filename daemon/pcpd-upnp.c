@@ -27,6 +27,8 @@
 #define IGD_UNANSWERED_MAX 3     /* GetExternalIPAddress unanswered: the IGD is gone */
 #define EVENT_CHECK_MS 2000      /* GetExternalIPAddress after an event with the known address */
 #define EVENT_GAP_MS 1000        /* an event asks GetExternalIPAddress no sooner after the last one */
+#define REFUSED_LOG_INTERVAL_S 300 /* SSDP refusals: one log line (with the count) at most this often */
+#define SSDP_PORT 1900
 
 /* gssdp's message types (gssdp-client-private.h) */
 enum { SSDP_DISCOVERY_REQUEST = 0, SSDP_DISCOVERY_RESPONSE = 1, SSDP_ANNOUNCEMENT = 2 };
@@ -52,6 +54,7 @@ struct igd {
         bool usable;     /* answered GetExternalIPAddress with an address */
         bool notify;     /* ExternalIPAddress notify added */
         bool recheck;    /* GetExternalIPAddress again once the one in flight is done */
+        bool byebye;     /* its byebye is held (u->held_*): the next answer confirms it or not */
         struct op *op;   /* GetExternalIPAddress in flight */
         GSource *timer;  /* next GetExternalIPAddress */
         int64_t timer_due;       /* when it fires (monotonic µs) */
@@ -121,6 +124,24 @@ struct pcpd_upnp {
         GUPnPControlPoint *cps[N_TARGETS];
         GHashTable *locations;   /* LOCATION strings accepted (bounded) */
         GQueue location_order;   /* the same, oldest first (not owned) */
+        GHashTable *udns;        /* UDNs of the USNs accepted → the LOCATION they were taken
+                                  * with (bounded) */
+        GQueue udn_order;        /* the same keys, oldest first (not owned) */
+        pcpd_upnp_bucket new_locations; /* what a new LOCATION / USN takes a token from */
+        uint64_t refused_unlogged;      /* SSDP refusals since the last line that said so */
+        int64_t refused_logged_at;      /* that line (monotonic µs; 0: none yet) */
+        char *held_nt, *held_usn;       /* the active IGD's byebye, held until confirmed */
+        bool replaying;                 /* passing a held byebye on to GSSDP */
+        /* per service kind, the last announcement refused only because an IGD was in use
+         * (another device: an IGD that restarted with a new UUID, say), taken again when
+         * that IGD is dropped */
+        struct deferred {
+                SoupMessageHeaders *headers;
+                char *from;
+                guint port;
+                int type;
+        } deferred[3];
+        GSource *deferred_src;
         GHashTable *hosts_6fc;   /* "addr" strings with WANIPv6FirewallControl */
         GPtrArray *igds;         /* struct igd* */
         struct igd *active;
@@ -954,6 +975,8 @@ static void igd_set_external(struct igd *g, const struct in6_addr *addr) {
 
 static void igd_schedule_external(struct igd *g, uint64_t msec);
 static void ext_done(struct op *op, const GError *error);
+static void igd_byebye_confirmed(struct igd *g);
+static void byebye_unconfirmed(struct igd *g);
 
 static void igd_ask_external(struct igd *g) {
         g->last_ask = g_get_monotonic_time();
@@ -990,6 +1013,13 @@ static void ext_done(struct op *op, const GError *error) {
         source_clear(&g->timer);
         if (error) {
                 g_debug("upnp: GetExternalIPAddress at %s: %s", g->udn, error->message);
+                if (g->byebye && upnp_code(error) == 0) {
+                        /* it said byebye and does not answer: gone */
+                        igd_byebye_confirmed(g);
+                        return;
+                }
+                if (g->byebye && !again)
+                        byebye_unconfirmed(g); /* a fault is an answer: it is there */
                 if (upnp_code(error) == 0 && ++g->unanswered >= IGD_UNANSWERED_MAX) {
                         /* gone without a byebye (or GUPnP lost it, see on_service_available) */
                         g_debug("upnp: %s stopped answering, dropping it", g->udn);
@@ -1002,9 +1032,11 @@ static void ext_done(struct op *op, const GError *error) {
                 return;
         }
         g->unanswered = 0;
+        if (g->byebye && !again)
+                byebye_unconfirmed(g);
         if (!gupnp_service_proxy_action_get_result(op->action, &e, "NewExternalIPAddress", G_TYPE_STRING, &ip,
                                                    NULL) ||
-            pcpd_upnp_parse_ipv4(ip, &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr)) {
+            pcpd_upnp_parse_ipv4(ip, &addr) < 0 || !pcpd_upnp_external_addr_ok(&addr)) {
                 /* an IGD without a WAN address (not connected yet) is not usable */
                 g_debug("upnp: %s has no usable external address (%s)", g->udn, ip ? ip : "none");
                 if (!g->usable)
@@ -1083,7 +1115,7 @@ static void on_external_ip_notify(GUPnPServiceProxy *proxy, const char *variable
         g->sub_failures = 0; /* the subscription works */
         if (!G_VALUE_HOLDS_STRING(value))
                 return;
-        if (pcpd_upnp_parse_ipv4(g_value_get_string(value), &addr) < 0 || !pcpd_upnp_addr_is_unicast(&addr))
+        if (pcpd_upnp_parse_ipv4(g_value_get_string(value), &addr) < 0 || !pcpd_upnp_external_addr_ok(&addr))
                 return;
         if (g->info.has_external_addr && memcmp(&g->info.external_addr, &addr, sizeof(addr)) == 0) {
                 g->event_pending = false;
@@ -1149,6 +1181,11 @@ static void on_subscription_lost(GUPnPServiceProxy *proxy, GError *error, void *
 static void igd_free(struct igd *g) {
         if (!g)
                 return;
+        if (g->byebye) {
+                /* its held byebye is no one's now */
+                g_clear_pointer(&g->u->held_nt, g_free);
+                g_clear_pointer(&g->u->held_usn, g_free);
+        }
         op_detach(&g->op);
         source_clear(&g->timer);
         source_clear(&g->resubscribe);
@@ -1221,12 +1258,15 @@ static void on_service_available(GUPnPControlPoint *cp, GUPnPServiceProxy *proxy
         uint16_t port;
         struct igd *g;
 
+        /* (the SSDP check took only such a USN: this is the same check, where GUPnP hands
+         * them over, as they are logged and put in events) */
         if (!location || !type || !udn || pcpd_upnp_parse_url(location, u->family, &host, &port) < 0 ||
-            !g_hash_table_contains(u->locations, location)) {
+            !g_hash_table_contains(u->locations, location) || !pcpd_upnp_udn_ok(udn, strlen(udn)) ||
+            pcpd_upnp_service_type_kind(type) == PCPD_UPNP_SERVICE_NONE) {
                 u->stats.services_refused++;
                 return;
         }
-        if (g_str_has_prefix(type, SERVICE_6FC_PREFIX)) {
+        if (pcpd_upnp_service_type_kind(type) == PCPD_UPNP_SERVICE_IPV6FC) {
                 char s[INET6_ADDRSTRLEN];
 
                 addr_to_string(&host, s, sizeof(s));
@@ -1331,6 +1371,9 @@ static void on_server_request(SoupServer *server, SoupServerMessage *msg, void *
 }
 
 static gboolean search_timer_cb(void *ud);
+static void deferred_schedule(pcpd_upnp *u);
+static void deferred_clear(pcpd_upnp *u);
+static bool cache_control_plain(const char *cc);
 
 /* no IGD left: search (M-SEARCH) now and every search_interval_s until one answers */
 static void search_again(pcpd_upnp *u) {
@@ -1374,6 +1417,7 @@ static void igd_remove(pcpd_upnp *u, struct igd *g) {
                 select_igd(u);
                 if (!u->active) {
                         search_again(u);
+                        deferred_schedule(u);
                         emit_igd(u, &gone);
                         kick_all(u);
                 }
@@ -1398,43 +1442,6 @@ static void on_service_unavailable(GUPnPControlPoint *cp, GUPnPServiceProxy *pro
 
 /* ------------------------------------------------------------------ SSDP and HTTP checks */
 
-static bool location_admit(pcpd_upnp *u, const char *location);
-
-/* Runs before GSSDP's resource browser (connected first): a message whose LOCATION fails
- * the checks loses its LOCATION and AL headers, and the browser drops it. */
-static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from_port, int type,
-                            SoupMessageHeaders *headers, void *ud) {
-        pcpd_upnp *u = ud;
-        const char *location;
-        struct in6_addr sender;
-        bool ok = false;
-
-        if (type == SSDP_DISCOVERY_REQUEST || !headers)
-                return;
-        soup_message_headers_remove(headers, "AL"); /* alternative locations: never used */
-        location = soup_message_headers_get_one(headers, "Location");
-        if (!location)
-                return; /* byebye */
-
-        if (from_ip && addr_from_string(from_ip, &sender) &&
-            pcpd_upnp_check_location(location, u->family, &sender) == 0) {
-                g_autoptr(GInetAddress) ia = g_inet_address_new_from_string(from_ip);
-                g_autoptr(GSocketAddress) sa = ia ? g_inet_socket_address_new(ia, (guint16) from_port) : NULL;
-
-                ok = sa && gssdp_client_can_reach(client, G_INET_SOCKET_ADDRESS(sa));
-                if (ok && u->has_gateway)
-                        ok = memcmp(&sender, &u->gateway, sizeof(sender)) == 0;
-        }
-        if (ok && !g_hash_table_contains(u->locations, location))
-                ok = location_admit(u, location);
-        if (!ok) {
-                if (u->stats.ssdp_refused++ < 10)
-                        g_debug("upnp: ignoring SSDP message from %s with LOCATION %.80s", from_ip ? from_ip : "?",
-                                location);
-                soup_message_headers_remove(headers, "Location");
-        }
-}
-
 static bool location_in_use(pcpd_upnp *u, const char *location) {
         for (unsigned i = 0; i < u->igds->len; i++)
                 if (g_str_equal(((struct igd *) g_ptr_array_index(u->igds, i))->location, location))
@@ -1442,27 +1449,308 @@ static bool location_in_use(pcpd_upnp *u, const char *location) {
         return false;
 }
 
-/* A new LOCATION: at most PCPD_UPNP_MAX_LOCATIONS are known; when full, the oldest one no
- * service uses any more makes room (an IGD restarted on a new port). Every admitted
- * LOCATION costs one description fetch: this bounds them, with the SSDP check. */
-static bool location_admit(pcpd_upnp *u, const char *location) {
+/* is udn (udn_len octets, not terminated) the UDN of g? */
+static bool udn_is(const struct igd *g, const char *udn, size_t udn_len) {
+        return strlen(g->udn) == udn_len && strncmp(g->udn, udn, udn_len) == 0;
+}
+
+static bool udn_in_use(pcpd_upnp *u, const char *udn) {
+        for (unsigned i = 0; i < u->igds->len; i++)
+                if (g_str_equal(((struct igd *) g_ptr_array_index(u->igds, i))->udn, udn))
+                        return true;
+        return false;
+}
+
+/* Room in a table of known strings (LOCATIONs or UDNs) for one more: at most
+ * PCPD_UPNP_MAX_LOCATIONS; when full, the oldest one no service uses any more makes room
+ * (an IGD restarted on a new port). false: all are in use. */
+static bool known_make_room(pcpd_upnp *u, GHashTable *table, GQueue *order,
+                            bool (*in_use)(pcpd_upnp *u, const char *s)) {
+        GList *l;
+
+        if (g_hash_table_size(table) < PCPD_UPNP_MAX_LOCATIONS)
+                return true;
+        for (l = order->head; l; l = l->next)
+                if (!in_use(u, l->data))
+                        break;
+        if (!l)
+                return false;
+        g_hash_table_remove(table, l->data); /* frees the string */
+        g_queue_delete_link(order, l);
+        return true;
+}
+
+static void known_add(GHashTable *table, GQueue *order, const char *str, const char *value) {
         char *s;
 
-        if (g_hash_table_size(u->locations) >= PCPD_UPNP_MAX_LOCATIONS) {
-                GList *l;
-
-                for (l = u->location_order.head; l; l = l->next)
-                        if (!location_in_use(u, l->data))
-                                break;
-                if (!l)
-                        return false;
-                g_hash_table_remove(u->locations, l->data); /* frees the string */
-                g_queue_delete_link(&u->location_order, l);
+        if (g_hash_table_contains(table, str)) {
+                /* (the key kept is the one in order; the one passed is freed) */
+                if (value)
+                        g_hash_table_insert(table, g_strdup(str), g_strdup(value));
+                return;
         }
-        s = g_strdup(location);
-        g_hash_table_add(u->locations, s);
-        g_queue_push_tail(&u->location_order, s);
-        return true;
+        s = g_strdup(str);
+        g_hash_table_insert(table, s, value ? g_strdup(value) : NULL);
+        g_queue_push_tail(order, s);
+}
+
+/* An SSDP message for our service types refused: it loses what GSSDP's browser needs
+ * (LOCATION and USN), so that it is neither fetched nor cached nor taken for a byebye.
+ * Counted; logged with the count at most once per REFUSED_LOG_INTERVAL_S, never per
+ * datagram (anyone on the link can send them). why is a constant; from_ip was printed
+ * by gssdp from the socket address. */
+static void ssdp_refuse(pcpd_upnp *u, SoupMessageHeaders *headers, const char *from_ip, const char *why) {
+        int64_t now = g_get_monotonic_time();
+
+        soup_message_headers_remove(headers, "Location");
+        soup_message_headers_remove(headers, "USN");
+        u->stats.ssdp_refused++;
+        u->refused_unlogged++;
+        if (u->refused_logged_at != 0 && now - u->refused_logged_at < REFUSED_LOG_INTERVAL_S * USEC_PER_SEC)
+                return;
+        g_message("upnp: %" G_GUINT64_FORMAT " SSDP message%s on %s refused since %s, the last from %s: %s (next "
+                  "count in %d s at the earliest)",
+                  u->refused_unlogged, u->refused_unlogged == 1 ? "" : "s", u->ifname ? u->ifname : "?",
+                  u->refused_logged_at ? "the last count" : "start", from_ip ? from_ip : "?", why,
+                  REFUSED_LOG_INTERVAL_S);
+        u->refused_unlogged = 0;
+        u->refused_logged_at = now;
+}
+
+/* the sender may speak for an IGD here: on the interface's network, the gateway if one
+ * was given */
+static bool ssdp_sender_ok(pcpd_upnp *u, GSSDPClient *client, const char *from_ip, guint from_port,
+                           struct in6_addr *ret) {
+        g_autoptr(GInetAddress) ia = NULL;
+        g_autoptr(GSocketAddress) sa = NULL;
+
+        if (!from_ip || !addr_from_string(from_ip, ret) || !pcpd_upnp_addr_is_unicast(ret))
+                return false;
+        ia = g_inet_address_new_from_string(from_ip);
+        sa = ia ? g_inet_socket_address_new(ia, (guint16) from_port) : NULL;
+        if (!sa || !gssdp_client_can_reach(client, G_INET_SOCKET_ADDRESS(sa)))
+                return false;
+        return !u->has_gateway || memcmp(ret, &u->gateway, sizeof(*ret)) == 0;
+}
+
+/* A byebye that passed the checks. One of the IGD in use (its UDN, the same service) is
+ * a hint only (a byebye is one datagram, its source forgeable on the link): it is held
+ * back from GSSDP, and GetExternalIPAddress is asked, no sooner than an event would
+ * (EVENT_GAP_MS after the last one, after the back-off of a failure). Unanswered, the
+ * byebye is passed on (igd_byebye_confirmed); answered, dropped (byebye_unconfirmed). */
+static void ssdp_byebye(pcpd_upnp *u, SoupMessageHeaders *headers, const char *nt, const char *usn,
+                        size_t udn_len, const char *usn_type) {
+        struct igd *g = u->active;
+
+        if (!g || !udn_is(g, usn, udn_len) || !same_service(g->service_type, usn_type))
+                return; /* GSSDP and GUPnP drop that service (on_service_unavailable) */
+        u->stats.byebyes_held++;
+        g_free(u->held_nt);
+        g_free(u->held_usn);
+        u->held_nt = g_strdup(nt);
+        u->held_usn = g_strdup(usn);
+        soup_message_headers_remove(headers, "USN"); /* (frees usn) */
+        if (!g->byebye)
+                g_debug("upnp: %s said byebye: asking GetExternalIPAddress before it is dropped", g->udn);
+        g->byebye = true;
+        igd_check_external(g, igd_event_delay_ms(g));
+}
+
+/* The IGD in use said byebye and left GetExternalIPAddress unanswered: the held byebye
+ * is passed on to GSSDP (so that its cache forgets the service and finds it again when
+ * it comes back at the same LOCATION), and the IGD is dropped. */
+static void igd_byebye_confirmed(struct igd *g) {
+        pcpd_upnp *u = g->u;
+        g_autofree char *nt = g_steal_pointer(&u->held_nt), *usn = g_steal_pointer(&u->held_usn);
+
+        g_debug("upnp: %s said byebye and does not answer: dropping it", g->udn);
+        g->byebye = false;
+        if (nt && usn && u->gctx) {
+                SoupMessageHeaders *h = soup_message_headers_new(SOUP_MESSAGE_HEADERS_REQUEST);
+                char from[INET6_ADDRSTRLEN];
+
+                addr_to_string(&g->info.addr, from, sizeof(from));
+                soup_message_headers_append(h, "NT", nt);
+                soup_message_headers_append(h, "NTS", "ssdp:byebye");
+                soup_message_headers_append(h, "USN", usn);
+                u->replaying = true;
+                push_ctx(u);
+                /* GUPnP's service-proxy-unavailable may free g (on_service_unavailable) */
+                g_signal_emit_by_name(u->gctx, "message-received", from, (guint) SSDP_PORT, (int) SSDP_ANNOUNCEMENT, h);
+                pop_ctx(u);
+                u->replaying = false;
+                soup_message_headers_unref(h);
+        }
+        /* still there when GUPnP did not find the proxy by that USN (see on_service_available) */
+        for (unsigned i = 0; i < u->igds->len; i++)
+                if (g_ptr_array_index(u->igds, i) == g) {
+                        igd_remove(u, g);
+                        break;
+                }
+}
+
+static void byebye_unconfirmed(struct igd *g) {
+        pcpd_upnp *u = g->u;
+
+        g->byebye = false;
+        u->stats.byebyes_unconfirmed++;
+        g_clear_pointer(&u->held_nt, g_free);
+        g_clear_pointer(&u->held_usn, g_free);
+        g_debug("upnp: %s said byebye but answers: byebye not taken", g->udn);
+}
+
+static void deferred_free(struct deferred *d) {
+        g_clear_pointer(&d->headers, soup_message_headers_unref);
+        g_clear_pointer(&d->from, g_free);
+}
+
+static void deferred_clear(pcpd_upnp *u) {
+        source_clear(&u->deferred_src);
+        for (size_t i = 0; i < G_N_ELEMENTS(u->deferred); i++)
+                deferred_free(&u->deferred[i]);
+}
+
+/* An announcement (or search answer) that passed every check but the IGD in use: kept,
+ * the last one of each service kind only, so that when that IGD is dropped the other device (an IGD restarted
+ * with a new UUID, as miniupnpd does) is found at once and not at the next search or
+ * announcement. It goes through every check again then (a token, too). */
+static void deferred_keep(pcpd_upnp *u, int type, const char *from_ip, guint from_port, const char *target,
+                          const char *usn, const char *location, SoupMessageHeaders *headers) {
+        const char *cc = soup_message_headers_get_one(headers, "Cache-Control");
+        SoupMessageHeaders *h = soup_message_headers_new(SOUP_MESSAGE_HEADERS_REQUEST);
+        struct deferred *d = &u->deferred[pcpd_upnp_service_type_kind(target) - 1]; /* (not NONE here) */
+
+        soup_message_headers_append(h, type == SSDP_ANNOUNCEMENT ? "NT" : "ST", target);
+        if (type == SSDP_ANNOUNCEMENT)
+                soup_message_headers_append(h, "NTS", "ssdp:alive");
+        soup_message_headers_append(h, "USN", usn);
+        soup_message_headers_append(h, "Location", location);
+        soup_message_headers_append(h, "Cache-Control", cache_control_plain(cc) ? cc : "max-age=1800");
+        deferred_free(d);
+        d->headers = h;
+        d->from = g_strdup(from_ip);
+        d->port = from_port;
+        d->type = type;
+}
+
+static gboolean deferred_cb(void *ud) {
+        pcpd_upnp *u = ud;
+
+        g_source_unref(g_steal_pointer(&u->deferred_src));
+        for (size_t i = 0; i < G_N_ELEMENTS(u->deferred); i++) {
+                struct deferred d = u->deferred[i];
+
+                u->deferred[i] = (struct deferred) {};
+                if (d.headers && !u->active && u->gctx) {
+                        g_debug("upnp: taking an announcement from %s refused while the last IGD was in use", d.from);
+                        push_ctx(u);
+                        g_signal_emit_by_name(u->gctx, "message-received", d.from, d.port, d.type, d.headers);
+                        pop_ctx(u);
+                }
+                deferred_free(&d);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+/* from the loop: igd_remove() may run inside GSSDP's own emission of that signal */
+static void deferred_schedule(pcpd_upnp *u) {
+        if (!u->deferred_src)
+                u->deferred_src = timer_new(u, 0, deferred_cb, u);
+}
+
+/* "max-age=N" (spaces around '=' allowed), N of 1 to 6 digits: what GSSDP's sscanf("max-age
+ * = %d") takes without a word. Anything else GSSDP logs with its text (as an Expires
+ * header it cannot use, or a missing one), once per datagram. */
+static bool cache_control_plain(const char *cc) {
+        size_t n;
+
+        if (!cc || strncmp(cc, "max-age", 7) != 0)
+                return false;
+        cc += 7 + strspn(cc + 7, " ");
+        if (*cc++ != '=')
+                return false;
+        cc += strspn(cc, " ");
+        n = strspn(cc, "0123456789");
+        return n >= 1 && n <= 6 && cc[n] == '\0';
+}
+
+/* Runs before GSSDP's resource browsers (connected first); see "Discovery and safety" in
+ * pcpd-upnp.h. */
+static void on_ssdp_message(GSSDPClient *client, const char *from_ip, guint from_port, int type,
+                            SoupMessageHeaders *headers, void *ud) {
+        pcpd_upnp *u = ud;
+        const char *target, *nts, *usn, *usn_type = NULL, *location;
+        g_autofree char *udn = NULL;
+        size_t udn_len = 0;
+        struct in6_addr sender;
+        bool known;
+
+        if (u->replaying || type == SSDP_DISCOVERY_REQUEST || !headers)
+                return;
+        soup_message_headers_remove(headers, "AL"); /* alternative locations: never used */
+        /* (first: the pointers below are into headers, which this changes) */
+        if (!cache_control_plain(soup_message_headers_get_one(headers, "Cache-Control"))) {
+                /* GSSDP's default, without its warning carrying the sender's text */
+                soup_message_headers_replace(headers, "Cache-Control", "max-age=1800");
+                soup_message_headers_remove(headers, "Expires");
+        }
+        target = soup_message_headers_get_one(headers, type == SSDP_ANNOUNCEMENT ? "NT" : "ST");
+        if (pcpd_upnp_service_type_kind(target) == PCPD_UPNP_SERVICE_NONE) {
+                /* not one of ours (other devices' announcements): no browser of ours takes it,
+                 * whatever GSSDP's own match says; not counted */
+                soup_message_headers_remove(headers, "Location");
+                soup_message_headers_remove(headers, "USN");
+                return;
+        }
+        usn = soup_message_headers_get_one(headers, "USN");
+        if (pcpd_upnp_parse_usn(usn, &udn_len, &usn_type) == PCPD_UPNP_SERVICE_NONE) {
+                ssdp_refuse(u, headers, from_ip, "its USN is not uuid:<printable ASCII>::<a WAN service type>");
+                return;
+        }
+        if (!ssdp_sender_ok(u, client, from_ip, from_port, &sender)) {
+                ssdp_refuse(u, headers, from_ip,
+                            u->has_gateway ? "not from the gateway" : "not from a unicast address of this network");
+                return;
+        }
+        nts = type == SSDP_ANNOUNCEMENT ? soup_message_headers_get_one(headers, "NTS") : NULL;
+        if (nts && g_str_has_prefix(nts, "ssdp:byebye")) {
+                ssdp_byebye(u, headers, target, usn, udn_len, usn_type);
+                return;
+        }
+        if (nts && !g_str_has_prefix(nts, "ssdp:alive"))
+                return; /* ssdp:update: GSSDP only reports it (nothing fetched, nothing cached) */
+        location = soup_message_headers_get_one(headers, "Location");
+        if (!location)
+                return; /* GSSDP drops it */
+        if (pcpd_upnp_check_location(location, u->family, &sender) < 0) {
+                ssdp_refuse(u, headers, from_ip, "its LOCATION is not http://<the sender's address>[:port]/...");
+                return;
+        }
+        /* a device we know (its UDN: GSSDP keeps at most one entry per service type of it,
+         * 3 here) at the LOCATION it was taken with: nothing new is fetched */
+        udn = g_strndup(usn, udn_len);
+        known = g_hash_table_contains(u->locations, location) &&
+                g_strcmp0(g_hash_table_lookup(u->udns, udn), location) == 0;
+        if (known)
+                return;
+        if (u->active && u->active->usable && !udn_is(u->active, usn, udn_len)) {
+                deferred_keep(u, type, from_ip, from_port, target, usn, location, headers);
+                ssdp_refuse(u, headers, from_ip, "another device than the IGD in use");
+                return;
+        }
+        if (!pcpd_upnp_bucket_take(&u->new_locations, (uint64_t) g_get_monotonic_time(), PCPD_UPNP_LOCATION_BURST,
+                                   (uint64_t) u->config.location_interval_s * USEC_PER_SEC)) {
+                u->stats.ssdp_limited++;
+                ssdp_refuse(u, headers, from_ip, "too many new LOCATIONs or devices (rate bound)");
+                return;
+        }
+        if (!known_make_room(u, u->locations, &u->location_order, location_in_use) ||
+            !known_make_room(u, u->udns, &u->udn_order, udn_in_use)) {
+                ssdp_refuse(u, headers, from_ip, "every LOCATION kept is in use");
+                return;
+        }
+        known_add(u->locations, &u->location_order, location, NULL);
+        known_add(u->udns, &u->udn_order, udn, location);
 }
 
 static bool host_allowed(pcpd_upnp *u, GUri *uri) {
@@ -1579,6 +1867,11 @@ static void interface_clear(pcpd_upnp *u) {
         }
         g_queue_clear(&u->location_order);
         g_hash_table_remove_all(u->locations);
+        g_queue_clear(&u->udn_order);
+        g_hash_table_remove_all(u->udns);
+        g_clear_pointer(&u->held_nt, g_free);
+        g_clear_pointer(&u->held_usn, g_free);
+        deferred_clear(u);
         g_hash_table_remove_all(u->hosts_6fc);
         g_clear_pointer(&u->ifname, g_free);
         if (had_active)
@@ -1678,6 +1971,8 @@ int pcpd_upnp_new(GMainContext *context, const pcpd_upnp_config *config, const p
                 u->config.retry_max_s = 600;
         if (!u->config.search_interval_s)
                 u->config.search_interval_s = 30;
+        if (!u->config.location_interval_s)
+                u->config.location_interval_s = 30;
         u->config.retry_max_s = MAX(u->config.retry_max_s, u->config.retry_min_s);
         if (ops)
                 u->ops = *ops;
@@ -1686,6 +1981,7 @@ int pcpd_upnp_new(GMainContext *context, const pcpd_upnp_config *config, const p
         u->next_id = 1;
         u->mappings = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) mapping_free);
         u->locations = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        u->udns = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         u->hosts_6fc = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         u->igds = g_ptr_array_new();
         *ret = u;
@@ -1711,6 +2007,7 @@ pcpd_upnp *pcpd_upnp_free(pcpd_upnp *u) {
                 ;
         g_hash_table_unref(u->mappings);
         g_hash_table_unref(u->locations);
+        g_hash_table_unref(u->udns);
         g_hash_table_unref(u->hosts_6fc);
         g_ptr_array_unref(u->igds);
         g_main_context_unref(u->context);

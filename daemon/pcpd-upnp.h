@@ -42,12 +42,32 @@
  *     and WANIPv6FirewallControl:1 (presence only, see IPv6 below);
  *   - every SSDP message is checked before GSSDP's resource browser sees it (a handler on
  *     the client's "message-received" signal, connected before the control points, so it
- *     runs first): the sender must be on the interface's own network (and be the gateway
- *     when one was given), the LOCATION must be http://<IP literal>[:port]/... whose host
- *     *is the sender*; otherwise the LOCATION and AL headers are removed and the browser
- *     drops the message. At most PCPD_UPNP_MAX_LOCATIONS distinct locations are ever
- *     fetched. (That signal is marked private in gssdp; pcpd_upnp_set_interface() fails
+ *     runs first). One refused loses its LOCATION, AL and USN headers, so that the
+ *     browser drops it: it is neither fetched nor cached (GSSDP keeps no entry for it).
+ *     Its NT (ST) must be one of the three service types, exactly
+ *     (pcpd_upnp_service_type_kind()); others' are dropped without a word (other devices'
+ *     announcements). Its USN must be "uuid:<printable ASCII>::<such a type>"
+ *     (pcpd_upnp_parse_usn()). Its sender must be on the interface's own network and be
+ *     the gateway when one was given — for ssdp:byebye too. The LOCATION must be
+ *     http://<IP literal>[:port]/... whose host *is the sender*. UDP sources are
+ *     forgeable on the link, so the cost of what passes is bounded too: a LOCATION not
+ *     seen before, or a device (the USN's UDN) not seen at that LOCATION, takes a token
+ *     from a bucket of PCPD_UPNP_LOCATION_BURST, one more every
+ *     config.location_interval_s (so at most BURST + t / interval new LOCATIONs are ever
+ *     fetched, each with GUPnP's retries, and GSSDP keeps at most 3 entries, one per
+ *     service type, for each device taken), and while an IGD is in use only its own
+ *     UDN's new LOCATIONs are taken (its restart; the last announcement of each service
+ *     type refused for another device is kept and taken, checks and token again, as soon
+ *     as that IGD is dropped: miniupnpd restarts with a new UUID). At most PCPD_UPNP_MAX_LOCATIONS
+ *     LOCATIONs and UDNs are known at a time; one no service uses any more makes room. Refusals are counted (stats ssdp_refused, ssdp_limited) and
+ *     logged at most once per REFUSED_LOG_INTERVAL_S (pcpd-upnp.c), with the number.
+ *     (That signal is marked private in gssdp; pcpd_upnp_set_interface() fails
  *     with -ENOTSUP if a future gssdp drops it, rather than run without the check.)
+ *   - an ssdp:byebye of the IGD in use (its UDN, the same service) is only a hint: it is
+ *     held back from GSSDP and GetExternalIPAddress is asked (at most once per second,
+ *     as for events). Left unanswered (no HTTP answer, a time-out) the byebye is
+ *     confirmed: it is passed on to GSSDP and the IGD dropped; answered, it is not taken
+ *     (stats byebyes_unconfirmed). A byebye of another service is passed on.
  *   - a service is used only if its control URL and event URL are on the same address as
  *     its LOCATION; the SCPD is never fetched;
  *   - every HTTP answer (description, SOAP) must carry a Content-Length of at most
@@ -131,7 +151,8 @@
 #include "pcpd-upnp-parse.h"
 
 #define PCPD_UPNP_MAX_MAPPINGS 4096  /* per instance */
-#define PCPD_UPNP_MAX_LOCATIONS 16   /* distinct SSDP locations ever fetched */
+#define PCPD_UPNP_MAX_LOCATIONS 16   /* SSDP LOCATIONs (and UDNs) known at a time */
+#define PCPD_UPNP_LOCATION_BURST 4   /* new LOCATIONs / devices taken at once, then one per interval */
 #define PCPD_UPNP_MAX_IGDS 4         /* services kept as candidates */
 #define PCPD_UPNP_MAX_BODY (64 * 1024)
 #define PCPD_UPNP_MAX_PORT_TRIES 8
@@ -166,6 +187,7 @@ typedef struct pcpd_upnp_config {
         uint32_t retry_min_s;              /* first retry after a failure: 5 s, doubling */
         uint32_t retry_max_s;              /* cap: 600 s */
         uint32_t search_interval_s;        /* M-SEARCH again while no IGD: 30 s */
+        uint32_t location_interval_s;      /* a new SSDP LOCATION / device after the burst: 30 s */
 } pcpd_upnp_config;
 
 typedef struct pcpd_upnp_request {
@@ -252,7 +274,10 @@ typedef struct pcpd_upnp_ops {
 } pcpd_upnp_ops;
 
 typedef struct pcpd_upnp_stats {
-        uint64_t ssdp_refused;     /* SSDP messages whose LOCATION failed the checks */
+        uint64_t ssdp_refused;     /* SSDP messages for our service types refused (any check) */
+        uint64_t ssdp_limited;     /* of those, new LOCATIONs / devices refused for the bound */
+        uint64_t byebyes_held;     /* byebyes of the IGD in use held back for a check */
+        uint64_t byebyes_unconfirmed; /* of those, the IGD answered the check: not taken */
         uint64_t services_refused; /* services with a control/event URL elsewhere */
         uint64_t bodies_refused;   /* HTTP answers without or beyond the Content-Length bound */
         uint64_t actions, action_errors, action_timeouts;

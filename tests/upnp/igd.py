@@ -34,6 +34,10 @@ the lab's router namespace.
                            it after about half of that)
   --slow-subscribe S       every SUBSCRIBE (new or renewal) answered after that delay; it
                            is logged as {"ev":"begin","method":"SUBSCRIBE"} when it arrives
+  --usn TEXT               the USN of every SSDP message (Python escapes such as \x1b are
+                           decoded), instead of uuid:<uuid>-2::<service type>
+  --cache-control TEXT     the CACHE-CONTROL header of every SSDP message (escapes decoded
+                           too), instead of max-age=1800
 
 stdin commands: "forget" (drop every mapping, as a reboot would, without a word on SSDP),
 "slow N", "slow-add N" (only AddPortMapping), "external ADDR" (a new WAN address, without
@@ -44,7 +48,10 @@ error CODE, 0: answered again), "notify-on-external 0|1" (every GetExternalIPAdd
 an event to every subscriber, sent and answered before the request is), "external-stale ADDR" (a new WAN address, and every subscriber
 gets one event made before the change, with the old address, and none after it: what
 miniupnpd does when the address changes while its NOTIFY is unanswered),
-"byebye" (an ssdp:byebye for the service, then silent on SSDP; HTTP still answers),
+"byebye" (an ssdp:byebye for the service, then silent on SSDP, and every SOAP request's
+connection closed unanswered, as an IGD going down; GET, SUBSCRIBE and UNSUBSCRIBE still
+answered), "byebye-alive" (an ssdp:byebye for the service, as anyone on the link can send
+with the IGD's address, and nothing else changes: it keeps answering and announcing),
 "hold-delete 1|0" (DeletePortMapping answers wait, from the "begin" of the request, until
 "hold-delete 0"; at most HOLD_CAP seconds, then answered anyway and logged as
 {"ev":"hold-cap"}),
@@ -265,6 +272,11 @@ def make_handler(st, port_ref):
             if self.host() != st.a.addr:
                 st.log(ev="http", host=self.host(), method="POST", action=action, args=args, answer=404)
                 return self.send(404, b"trap")
+            if st.gone:
+                # said byebye: going down, no action answered
+                st.log(ev="http", host=self.host(), method="POST", action=action, args=args, answer=None)
+                self.close_connection = True
+                return
             st.log(ev="begin", action=action, args=args)
             if st.slow:
                 time.sleep(st.slow)
@@ -355,8 +367,9 @@ def notify_all(st, ext=None):
 
 
 def ssdp_headers(st, host, port, st_value, nts=None):
-    usn = f"uuid:{st.uuid}-2::{SERVICE}"
-    lines = [f"LOCATION: http://{host}:{port}/rootDesc.xml", "CACHE-CONTROL: max-age=1800",
+    usn = st.a.usn.encode().decode("unicode_escape") if st.a.usn else f"uuid:{st.uuid}-2::{SERVICE}"
+    cc = st.a.cache_control.encode().decode("unicode_escape") if st.a.cache_control else "max-age=1800"
+    lines = [f"LOCATION: http://{host}:{port}/rootDesc.xml", f"CACHE-CONTROL: {cc}",
              "SERVER: Linux/1 UPnP/1.0 igd.py/1", f"USN: {usn}"]
     if nts:
         return ["NOTIFY * HTTP/1.1", "HOST: 239.255.255.250:1900", f"NT: {st_value}", f"NTS: {nts}"] + lines
@@ -383,8 +396,8 @@ def ssdp(st, port):
             time.sleep(a.notify_interval)
     threading.Thread(target=notify, daemon=True).start()
 
-    def byebye():
-        st.gone = True
+    def byebye(gone=True):
+        st.gone = gone
         lines = [h for h in ssdp_headers(st, loc_host, port, SERVICE, "ssdp:byebye")
                  if not h.startswith(("LOCATION:", "CACHE-CONTROL:"))]
         msg = "\r\n".join(lines) + "\r\n\r\n"
@@ -455,6 +468,9 @@ def stdin_loop(st):
         elif cmd[0] == "byebye":
             st.byebye()
             st.log(ev="byebye")
+        elif cmd[0] == "byebye-alive":
+            st.byebye(gone=False)
+            st.log(ev="byebye", alive=True)
         elif cmd[0] == "quit":
             os._exit(0)
     os._exit(0)
@@ -484,6 +500,8 @@ def main():
     p.add_argument("--subscription-timeout", type=int, default=1800)
     p.add_argument("--slow-subscribe", type=float, default=0)
     p.add_argument("--notify-before-answer", action="store_true")
+    p.add_argument("--usn")
+    p.add_argument("--cache-control")
     a = p.parse_args()
     st = State(a)
     st.conflict = {int(x) for x in a.conflict.split(",") if x}

@@ -25,8 +25,8 @@ bad-urls    a LOCATION naming another host (192.168.77.3, which would answer), a
 forgets     the IGD drops its mappings silently (a reboot without SSDP): the check at
             renewal finds the mapping gone and creates it again (event "recreated")
 restarts    the IGD restarts 18 times (same UUID, a new HTTP port and an empty table each
-            time, more than the 16 LOCATIONs kept): found again every time, the mapping
-            recreated at the last one
+            time, more than the 16 LOCATIONs kept; --location-interval 1, more than the burst
+            of 4 new LOCATIONs): found again every time, the mapping recreated at the last one
 external-poll  the WAN address changes without an event: the periodic GetExternalIPAddress
             (2 s here) brings it to the mapping
 event-stale  the WAN address changes and the one event that comes was made before the change
@@ -70,6 +70,28 @@ byebye-subscribing  the IGD says byebye while pcpd's SUBSCRIBE is unanswered (he
             pcpd-upnp keeps the proxy until the answer comes, then lets it go, and GUPnP
             UNSUBSCRIBEs the SID granted (a client that drops the proxy at once makes GUPnP
             cancel the SUBSCRIBE and lose its GError, a leak under valgrind/ASan)
+ssdp-spoof  200 forged ssdp:alive from the gateway's address, each with a device and a
+            LOCATION path of its own, the forger's HTTP listeners logging every request:
+            with no IGD yet at most the burst of new LOCATIONs (4, one more per
+            --location-interval 5 s) is fetched and the rest counted (ssdp_limited); the
+            real IGD is found afterwards; while it is in use none of 200 more is fetched and
+            it stays; the refusals are logged in one line with their count
+byebye-forged  5 mappings active; 20 ssdp:byebye for the IGD's USN from the client's address:
+            refused (not the gateway), the IGD stays, nothing asked of it; a byebye from the
+            IGD's own address while it keeps answering: GetExternalIPAddress asked, byebye
+            not taken (byebyes_unconfirmed), no mapping checked again; the IGD saying
+            byebye and no longer answering SOAP: gone, mappings pending NO_IGD
+usn-control  USNs with terminal escapes in the service type and in the UDN: refused at
+            SSDP (ssdp_refused), nothing fetched, no IGD, no control character in the log
+usn-no-colon  ssdp:byebye with the USN "uuid" (no colon) from the client's address and from
+            the gateway's: refused, the driver survives, the IGD stays (GSSDP 1.6.2 cut the
+            USN at a colon it did not check for: g_strndup() of ~2^64 bytes, abort)
+cache-control  the IGD's CACHE-CONTROL is "no-cache" and terminal escapes: the IGD is used (as
+            max-age=1800), and no warning with that text is logged (GSSDP logs a header
+            it cannot parse, with its text, for every datagram)
+external-link-local  GetExternalIPAddress answers 169.254.7.7 (PCP and NAT-PMP refuse it):
+            the IGD is not used; an IGD in use whose event and answers say 169.254.7.7: not
+            taken
 vanishes    the IGD dies without a byebye: reported gone after unanswered
             GetExternalIPAddress, the mapping pending NO_IGD when its lease ran out; active
             again when the IGD is back
@@ -298,7 +320,7 @@ elif case == "forgets":
 elif case == "restarts":
     uuid = "5c3f7a10-0d2e-4b7c-8f11-0000000000aa"
     igd = t.igd("--uuid", uuid)
-    d = t.driver()
+    d = t.driver("--location-interval", "1")
     found(d)
     d.add("a", "tcp", 5400)
     d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
@@ -596,6 +618,198 @@ elif case == "byebye-subscribing":
     t.check(bool(unsub) and unsub[0].get("sid") == sub.get("sid"),
             f"the proxy was kept until its SUBSCRIBE was answered, then let go: UNSUBSCRIBE of the SID granted "
             f"({sub.get('sid')}), saw {unsub}")
+
+elif case == "ssdp-spoof":
+    # forged ssdp:alive from the gateway's own address (UDP: anyone on the link can send
+    # that), each with a device and a LOCATION path of its own: at most the burst of new
+    # LOCATIONs is fetched (plus one per --location-interval), none while an IGD is in use
+    BURST, N = 4, 200
+    forge = os.path.join(upnpit.HERE, "ssdp-forge.py")
+    d = t.driver("--location-interval", "5")
+
+    def forged(log):
+        """what the forger of that log sent and saw asked of its own LOCATIONs (GUPnP retries a
+        failed fetch 5, 10, 20, 40 s later: those of an earlier run, on the same ports, are not
+        counted: run=TAG)"""
+        tag = "run=" + os.path.basename(log)[len("ssdp-forge-"):-len(".jsonl")] + "&"
+        with open(log) as f:
+            return [e for e in (json.loads(line) for line in f if line.strip())
+                    if e["ev"] != "get" or tag in e["path"]]
+
+    def spoof(phase):
+        log = os.path.join(t.lab_dir, f"ssdp-forge-{phase}.jsonl")
+        open(log, "w").close()
+        before = (d.stats() or {}).get("ssdp_refused", 0)
+        p = t.spawn(t.nsr, [upnpit.PY, forge, "alive", t.router4, str(N), log, phase],
+                    log_name=f"ssdp-forge-{phase}.log")
+        t.wait_until(lambda: [e for e in forged(log) if e["ev"] == "sent"], 30,
+                     f"{phase}: the forger's {N} NOTIFYs sent")
+        return p, log, before
+
+    p, log, before = spoof("no-igd")
+    # every one but the burst (and a token or two refilled meanwhile) is refused
+    ok = t.wait_until(lambda: (d.stats() or {}).get("ssdp_refused", 0) - before >= N - BURST - 2, 30,
+                      f"at least {N - BURST - 2} of the {N} forged NOTIFYs refused", fatal=False)
+    t.check(ok, f"no IGD yet: at least {N - BURST - 2} of {N} forged NOTIFYs with new LOCATIONs refused "
+                f"within 30 s, saw stats {d.stats()}")
+    # the fetches of those taken (GUPnP asks at once): wait for the burst's, then count
+    t.wait_until(lambda: len({e["path"] for e in forged(log) if e["ev"] == "get"}) >= BURST, 20,
+                 f"the burst's {BURST} LOCATIONs fetched", fatal=False)
+    paths = {e["path"] for e in forged(log) if e["ev"] == "get"}
+    t.check(len(paths) <= BURST + 2,
+            f"no IGD yet: at most {BURST + 2} distinct forged LOCATIONs fetched (the burst of {BURST}, one more per "
+            f"5 s): {len(paths)} of {N}")
+    st = d.stats() or {}
+    t.check(st.get("ssdp_limited", 0) >= N - BURST - 2, f"counted as over the bound (ssdp_limited), saw {st}")
+    p.terminate()
+    p.wait(10)
+
+    # the real IGD (its LOCATION is taken once the bucket has a token again: 5 s)
+    igd = t.igd()
+    g = d.wait_igd(40)
+    t.require(g is not None, "the scripted IGD found within 40 s after the flood (a token every 5 s)")
+    m = d.mark()
+    p, log, before = spoof("igd-in-use")
+    ok = t.wait_until(lambda: (d.stats() or {}).get("ssdp_refused", 0) - before >= N, 30,
+                      f"all {N} forged NOTIFYs refused", fatal=False)
+    t.check(ok, f"an IGD in use: all {N} forged NOTIFYs of other devices refused within 30 s, saw stats {d.stats()}")
+    gets = [e for e in forged(log) if e["ev"] == "get"]
+    t.check(not gets, f"an IGD in use: no forged LOCATION fetched: {len(gets)} GETs, first {gets[:3]}")
+    t.check(not d.find(lambda e: e["ev"] == "igd", since=m), "the IGD in use stays (no IGD event)")
+    p.terminate()
+    p.wait(10)
+    # logged with a count, not per datagram
+    with open(os.path.join(t.lab_dir, "driver0.log"), errors="replace") as f:
+        text = f.read()
+    lines = [ln for ln in text.splitlines() if "SSDP message" in ln]
+    t.check(1 <= len(lines) <= 2, f"the refusals of both floods logged in one or two lines with their count, saw "
+                                  f"{len(lines)}: {lines[:3]}")
+    gupnp = [ln for ln in text.splitlines() if "gupnp" in ln and "WARNING" in ln]
+    t.check(len(gupnp) <= 5 * (BURST + 2), f"GUPnP's warnings bounded with the fetches (<= {5 * (BURST + 2)}), "
+                                           f"saw {len(gupnp)}")
+
+elif case == "byebye-forged":
+    forge = os.path.join(upnpit.HERE, "ssdp-forge.py")
+    igd = t.igd()
+    d = t.driver()
+    g = d.wait_igd(30)
+    t.require(g is not None, "the scripted IGD found within 30 s")
+    for p in range(6000, 6005):
+        d.add(f"m{p}", "tcp", p)
+    for p in range(6000, 6005):
+        d.wait_mapping(f"m{p}", lambda e: e["state"] == "active", 20, what="active")
+    usn = f"{g['udn']}::urn:schemas-upnp-org:service:WANIPConnection:1"
+    # from the client's address, not the gateway's: refused, as an ssdp:alive would be
+    m, n0 = d.mark(), len(igd.requests())
+    subprocess.run(t.netns_cmd(t.nsc, [upnpit.PY, forge, "byebye", t.client4, "20", "0.05", usn]), check=True,
+                   timeout=60)
+    ok = t.wait_until(lambda: (d.stats() or {}).get("ssdp_refused", 0) >= 20, 20,
+                      "the 20 forged byebyes refused", fatal=False)
+    t.check(ok, f"20 byebyes from {t.client4} (not the gateway) refused within 20 s, saw stats {d.stats()}")
+    t.check(not d.find(lambda e: e["ev"] == "igd", since=m),
+            f"the IGD in use stays: no IGD event, saw {d.find(lambda e: e['ev'] == 'igd', since=m)}")
+    reqs = [r.get("action") or r.get("path") for r in igd.requests()[n0:]]
+    t.check(not reqs, f"nothing asked of the IGD for them, saw {reqs}")
+    # from the gateway's address (what anyone on the link can forge), the IGD still answering:
+    # a hint, checked with GetExternalIPAddress and not taken
+    m, n0 = d.mark(), len(igd.requests())
+    igd.send("byebye-alive")
+    ok = t.wait_until(lambda: (d.stats() or {}).get("byebyes_unconfirmed", 0) >= 1, 20,
+                      "the byebye checked and not taken", fatal=False)
+    t.check(ok, f"a byebye from the gateway's address while the IGD answers: checked, not taken "
+                f"(byebyes_unconfirmed) within 20 s, saw stats {d.stats()}")
+    t.check(not d.find(lambda e: e["ev"] == "igd", since=m),
+            f"the IGD in use stays: no IGD event, saw {d.find(lambda e: e['ev'] == 'igd', since=m)}")
+    reqs = [r.get("action") or r.get("path") for r in igd.requests()[n0:]]
+    t.check(reqs and set(reqs) == {"GetExternalIPAddress"},
+            f"only GetExternalIPAddress asked (no mapping checked again), saw {reqs}")
+    # the IGD really goes: byebye, then no SOAP answer: dropped
+    m = d.mark()
+    igd.send("byebye")
+    t.require(d.wait_igd(30, since=m, present=False) is not None,
+              "the IGD that said byebye and stopped answering reported gone within 30 s")
+
+elif case == "usn-control":
+    # USNs with control characters (terminal escapes) in the service type, in the UDN: refused
+    # at SSDP, never fetched, never logged
+    uid = "6d6366f9-43b0-4bd5-9915-6d3eadcf1511"
+    i1 = t.igd("--uuid", uid, "--usn",
+               f"uuid:{uid}-2::urn:schemas-upnp-org:service:WANIPConnection:1\\x1b[31mINJECTED\\x1b[0m",
+               name="igd-type")
+    i2 = t.igd("--uuid", uid, "--usn", f"uuid:{uid}\\x1b]0;x\\x07-2::urn:schemas-upnp-org:service:WANIPConnection:1",
+               name="igd-udn")
+    d = t.driver()
+    for igd in (i1, i2):
+        igd.wait_log(lambda e: e["ev"] == "msearch", 30, f"{igd.name} answered the driver's M-SEARCH")
+    ok = t.wait_until(lambda: (d.stats() or {}).get("ssdp_refused", 0) >= 2, 30, "two SSDP messages refused",
+                      fatal=False)
+    t.check(ok, f"the SSDP messages with control characters in their USN refused within 30 s, saw {d.stats()}")
+    t.check(not d.find(lambda e: e["ev"] == "igd"), f"no IGD used, saw {d.find(lambda e: e['ev'] == 'igd')}")
+    for igd in (i1, i2):
+        t.check(not igd.requests(), f"nothing fetched from {igd.name}, saw {igd.requests()}")
+    with open(os.path.join(t.lab_dir, "driver0.log"), "rb") as f:
+        raw = f.read()
+    t.check(b"\x1b" not in raw and b"\x07" not in raw, "no control character from SSDP in the driver's log")
+
+elif case == "external-link-local":
+    # 169.254.0.0/16 is no external address (PCP and NAT-PMP refuse it too)
+    igd = t.igd("--external", "169.254.7.7", name="igd-link-local")
+    d = t.driver("--retry-min", "1", "--external-interval", "2")
+    igd.wait_log(lambda e: e.get("action") == "GetExternalIPAddress" and e.get("ev") == "http", 30,
+                 "a GetExternalIPAddress answered 169.254.7.7")
+    d.add("a", "tcp", 5000)
+    a = d.wait_mapping("a", lambda e: True, 20, what="reported")
+    t.check(a["state"] == "pending" and a["error"] == "NO_IGD",
+            f"an IGD whose external address is link-local is not used: pending NO_IGD, saw {a['state']} {a['error']}")
+    t.check(not d.find(lambda e: e["ev"] == "igd"), f"no IGD event, saw {d.find(lambda e: e['ev'] == 'igd')}")
+    t.check(not adds(igd), "no AddPortMapping sent to it")
+    igd.p.kill()
+    igd.p.wait(10)
+    # an IGD in use whose address turns link-local (event and answers): not taken
+    m = d.mark()
+    igd = t.igd("--events")
+    t.require(d.wait_igd(40, since=m) is not None, "the second IGD found within 40 s")
+    a = d.wait_mapping("a", lambda e: e["state"] == "active", 20, since=m, what="active")
+    t.check(a["ext_addr"] == "198.20.77.1", f"external address 198.20.77.1, saw {a['ext_addr']}")
+    m = d.mark()
+    igd.send("external-event 169.254.7.7")
+    igd.wait_log(lambda e: e["ev"] == "notify" and e.get("external") == "169.254.7.7", 20,
+                 "the event with 169.254.7.7 sent")
+    n0 = len([e for e in igd.requests("GetExternalIPAddress")])
+    igd.wait_log(lambda e: len(igd.requests("GetExternalIPAddress")) >= n0 + 2, 30,
+                 "two GetExternalIPAddress answered 169.254.7.7 (the periodic check, 2 s)")
+    bad = d.find(lambda e: e.get("ext_addr") == "169.254.7.7" or e.get("external") == "169.254.7.7", since=m)
+    t.check(not bad, f"169.254.7.7 never taken for the external address, saw {bad}")
+
+elif case == "usn-no-colon":
+    # GSSDP 1.6.2 cuts a USN at its last ':' without checking there is one: a USN without a
+    # colon made it ask g_strndup() for ~2^64 bytes and abort (one datagram, from anyone)
+    forge = os.path.join(upnpit.HERE, "ssdp-forge.py")
+    igd = t.igd()
+    d = t.driver()
+    found(d)
+    m = d.mark()
+    for ns, src in ((t.nsc, t.client4), (t.nsr, t.router4)):
+        subprocess.run(t.netns_cmd(ns, [upnpit.PY, forge, "byebye", src, "1", "0", "uuid"]), check=True, timeout=60)
+    ok = t.wait_until(lambda: d.p.poll() is not None or (d.stats() or {}).get("ssdp_refused", 0) >= 2, 20,
+                      "the two byebyes refused", fatal=False)
+    t.check(d.p.poll() is None, f"the driver survives byebyes whose USN has no colon (from {t.client4} and from "
+                                f"the gateway's address), saw exit status {d.p.poll()}")
+    t.require(ok and d.p.poll() is None, f"both refused (ssdp_refused >= 2) within 20 s, saw {d.stats()}")
+    t.check(not d.find(lambda e: e["ev"] == "igd", since=m), "the IGD in use stays (no IGD event)")
+
+elif case == "cache-control":
+    # a CACHE-CONTROL GSSDP cannot parse: it logged a warning with the header's text for
+    # every datagram taken; now taken as GSSDP's default (max-age=1800) without a word
+    igd = t.igd("--cache-control", "no-cache\\x1b[31mINJECTED\\x1b[0m")
+    d = t.driver()
+    found(d)  # (GSSDP read the header of the datagram that made it found)
+    d.add("a", "tcp", 5700)
+    d.wait_mapping("a", lambda e: e["state"] == "active", 20, what="active")
+    with open(os.path.join(t.lab_dir, "driver0.log"), errors="replace") as f:
+        text = f.read()
+    bad = [ln for ln in text.splitlines() if "Cache-Control" in ln or "INJECTED" in ln]
+    t.check(not bad, f"no warning with the IGD's CACHE-CONTROL text in the driver's log, saw {len(bad)}: {bad[:2]}")
 
 else:
     print(f"unknown case {case!r}; see the docstring", flush=True)

@@ -6,7 +6,7 @@
  *
  *   upnp-driver --interface IF [--gateway A.B.C.D] [--action-timeout-ms N]
  *               [--check-interval S] [--external-interval S] [--retry-min S]
- *               [--retry-max S] [--search-interval S]
+ *               [--retry-max S] [--search-interval S] [--location-interval S]
  *
  * Commands (one per line):
  *   add KEY tcp|udp INTADDR INTPORT SUGGESTED LIFETIME [prefer-failure] [desc=TEXT]
@@ -292,11 +292,14 @@ static void command(driver *d, char *line) {
                                        ",\"event_checks\":%" G_GUINT64_FORMAT
                                        ",\"events_unconfirmed\":%" G_GUINT64_FORMAT
                                        ",\"subscriptions_lost\":%" G_GUINT64_FORMAT
+                                       ",\"ssdp_limited\":%" G_GUINT64_FORMAT ",\"byebyes_held\":%" G_GUINT64_FORMAT
+                                       ",\"byebyes_unconfirmed\":%" G_GUINT64_FORMAT
                                        ",\"mappings\":%zu,\"busy\":%zu",
                                        st->ssdp_refused, st->services_refused, st->bodies_refused, st->actions,
                                        st->action_errors, st->action_timeouts, st->recreations, st->notifies,
                                        st->notifies_ignored, st->events,
                                        st->event_checks, st->events_unconfirmed, st->subscriptions_lost,
+                                       st->ssdp_limited, st->byebyes_held, st->byebyes_unconfirmed,
                                        pcpd_upnp_count(d->u), pcpd_upnp_n_busy(d->u));
                 emit_line(s);
                 return;
@@ -389,6 +392,7 @@ int main(int argc, char **argv) {
                 { "retry-min", required_argument, NULL, 'r' },
                 { "retry-max", required_argument, NULL, 'R' },
                 { "search-interval", required_argument, NULL, 's' },
+                { "location-interval", required_argument, NULL, 'l' },
                 {},
         };
         pcpd_upnp_config config = {};
@@ -419,6 +423,7 @@ int main(int argc, char **argv) {
                 case 'r': config.retry_min_s = (uint32_t) atoi(optarg); break;
                 case 'R': config.retry_max_s = (uint32_t) atoi(optarg); break;
                 case 's': config.search_interval_s = (uint32_t) atoi(optarg); break;
+                case 'l': config.location_interval_s = (uint32_t) atoi(optarg); break;
                 default: return 2;
                 }
         }
