@@ -1198,6 +1198,22 @@ static void server_lost_state(pcp_engine *e, pcp_server *s, uint64_t now, bool r
         }
 }
 
+/* A recreation begun untold (or clean) is told late, at its first answer (check_epoch()):
+ * the interval runs from the event, so that a recreation held back to the end of the
+ * interval is not told in the same instant (found by fuzz-engine: two events 0 ms apart).
+ * At most one event per interval, as for recreations told at once. */
+static void recreated_told_late(pcp_engine *e, pcp_server *s, uint64_t now) {
+        uint64_t until = now + s->recreate_rt;
+
+        if (s->hold_until >= until)
+                return;
+        s->hold_until = until;
+        if (s->recreate_at != PCP_NEVER) {
+                s->recreate_at = until;
+                server_timer_update(e, s);
+        }
+}
+
 /* rx: when the datagram carrying the epoch arrived (<= now). RFC 6887 §8.5 compares the
  * client's and the server's clocks between two responses; a response read late (a busy
  * event loop) would make a healthy server look as if it lost its state, and with a 2 s
@@ -1219,22 +1235,35 @@ static bool check_epoch(pcp_engine *e, pcp_server *s, uint64_t now, uint64_t rx,
                          * server's slip): what its recreation was is told now */
                         s->recheck_untold = false;
                         emit_recreated(e, s, false, true);
+                        recreated_told_late(e, s, now);
                 }
                 s->recheck_clean = false;
                 return true;
         }
         e->stats.epoch_resets++;
+        if (s->recheck_clean && !s->recheck_untold && !out_queued(&s->out_recreated)) {
+                /* The recreation was told already, as a RECREATE that has been pulled: a
+                 * second event now would be a second one within the interval. The reset is
+                 * dealt with as any other: told, and the mappings asked again, when the
+                 * interval allows (found by fuzz-engine: two events 49 ms apart). */
+                s->recheck_clean = false;
+                server_lost_state(e, s, now, true, false, false, answered);
+                return false;
+        }
         if (s->recheck_clean) {
                 /* The first answer since an ANNOUNCE (or notice) had every mapping asked again
                  * reveals the reset: what was granted before that answer was granted before
                  * the restart, and is being asked again already (answers since the ANNOUNCE
-                 * would have cleared recheck_clean). Told now; no second recreation. */
+                 * would have cleared recheck_clean). Told now (the recreation's event was
+                 * held for the answers, or is not pulled yet and becomes the reset); no
+                 * second recreation. */
                 size_t n = 0;
 
                 for (pcp_mapping *m = s->mappings; m != NULL; m = m->srv_next)
                         n += m != answered && m->recreating && m->info.state != PCP_MAPPING_DELETING;
                 s->recheck_clean = s->recheck_untold = false;
                 emit_recreated(e, s, true, true);
+                recreated_told_late(e, s, now);
                 s->recreated_n = n;
                 return false;
         }
