@@ -537,8 +537,8 @@ is "polkitd: configure for alice with interaction but no agent: not authorized, 
 [[ $alice_pid =~ ^[0-9]+$ ]] && [ "$alice_pid" -gt 1 ] && cx kill "$alice_pid"
 # pcpctl --no-ask-password: the call does not allow interactive authorisation
 out=$(cx timeout 120 runuser -u alice -- pcpctl --no-ask-password declare mine tcp 9000 2>&1 </dev/null)
-equals "alice may not declare (configure: auth_admin), --no-ask-password: pcpd says to allow interaction" \
-    "$out" "Failed to declare: Authentication is required; call again allowing interactive authorisation."
+equals "alice may not declare (configure: auth_admin), --no-ask-password: pcpd says to allow interaction, pcpctl what to do" \
+    "$out" "Failed to declare: Authentication is required; call again allowing interactive authorisation. (pcpctl was run with --no-ask-password: where polkit would ask for a password, run it without that option, or as root.)"
 # pcpctl without it allows interactive authorisation; its standard input is no terminal,
 # so it starts no pkttyagent: polkitd has no agent to ask
 out=$(cx timeout 120 runuser -u alice -- pcpctl declare mine tcp 9000 2>&1 </dev/null)
